@@ -1,0 +1,43 @@
+# Third-party dependencies, all from Debian packages (scripts/setup installs them).
+
+# LLVM Support, linked statically. Only the headers and libLLVMSupport.a are used.
+find_package(LLVM 14 REQUIRED CONFIG HINTS /usr/lib/llvm-14/lib/cmake/llvm)
+add_library(mixtape_llvm INTERFACE)
+target_include_directories(mixtape_llvm SYSTEM INTERFACE ${LLVM_INCLUDE_DIRS})
+target_compile_definitions(mixtape_llvm INTERFACE ${LLVM_DEFINITIONS})
+find_library(LLVM_SUPPORT_STATIC NAMES libLLVMSupport.a PATHS ${LLVM_LIBRARY_DIRS} NO_DEFAULT_PATH REQUIRED)
+find_library(LLVM_DEMANGLE_STATIC NAMES libLLVMDemangle.a PATHS ${LLVM_LIBRARY_DIRS} NO_DEFAULT_PATH REQUIRED)
+find_package(Threads REQUIRED)
+find_package(ZLIB)
+find_library(TERMINFO_LIB NAMES tinfo ncursesw ncurses)
+target_link_libraries(mixtape_llvm INTERFACE ${LLVM_SUPPORT_STATIC} ${LLVM_DEMANGLE_STATIC} Threads::Threads ${CMAKE_DL_LIBS})
+if(ZLIB_FOUND)
+  target_link_libraries(mixtape_llvm INTERFACE ZLIB::ZLIB)
+endif()
+if(TERMINFO_LIB)
+  target_link_libraries(mixtape_llvm INTERFACE ${TERMINFO_LIB})
+endif()
+
+# TOML++ (Debian ships it as a shared library).
+find_package(tomlplusplus REQUIRED CONFIG)
+get_target_property(_toml_inc tomlplusplus::tomlplusplus INTERFACE_INCLUDE_DIRECTORIES)
+set_target_properties(tomlplusplus::tomlplusplus PROPERTIES INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${_toml_inc}")
+
+# xxHash (XXH3 for data checksums).
+find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)
+find_library(XXHASH_LIBRARY NAMES xxhash REQUIRED)
+add_library(mixtape_xxhash INTERFACE)
+target_include_directories(mixtape_xxhash SYSTEM INTERFACE ${XXHASH_INCLUDE_DIR})
+target_link_libraries(mixtape_xxhash INTERFACE ${XXHASH_LIBRARY})
+
+if(MIXTAPE_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+
+# LibTorch is optional: without it only the compiler and `lint`/`plan` are built.
+find_package(Torch QUIET)
+if(Torch_FOUND)
+  message(STATUS "LibTorch ${Torch_VERSION} found: building the runtime")
+else()
+  message(STATUS "LibTorch not found: building the compiler only (lint, plan)")
+endif()

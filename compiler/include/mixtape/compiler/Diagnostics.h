@@ -1,0 +1,126 @@
+//===- Diagnostics.h - clang-style diagnostics for recipes -----*- C++ -*-===//
+//
+// The compiler collects every diagnostic of a file and keeps going; the tool prints
+// them all at the end, as clang does (file:line:col, source line, caret, ranges,
+// fix-its) or as JSON. Locations are llvm::SMLoc pointers into buffers owned by one
+// llvm::SourceMgr, so a column inside an expression string points at the exact token.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/SMLoc.h"
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace llvm {
+class SourceMgr;
+class raw_ostream;
+} // namespace llvm
+
+namespace mixtape {
+
+enum class Severity { Error, Warning, Note };
+
+enum class DiagCode {
+#define DIAG(ID, NAME, SEVERITY) ID,
+#include "mixtape/compiler/DiagnosticCodes.def"
+};
+
+llvm::StringRef diagCodeName(DiagCode code);
+Severity defaultSeverity(DiagCode code);
+std::optional<DiagCode> diagCodeFromName(llvm::StringRef name);
+/// Every code, in declaration order (for docs and tests).
+llvm::ArrayRef<DiagCode> allDiagCodes();
+
+struct FixIt {
+  llvm::SMRange range;     ///< text to replace (empty range: insert at range.Start)
+  std::string replacement;
+};
+
+struct Diagnostic {
+  Severity severity = Severity::Error;
+  DiagCode code = DiagCode::BadValue;
+  llvm::SMRange range;     ///< where; Start may be null for whole-file problems
+  std::string file;        ///< set when there is no buffer location (e.g. unreadable file)
+  std::string message;
+  std::vector<FixIt> fixits;
+  std::vector<Diagnostic> notes;
+};
+
+/// Where the characters of a decoded TOML string live in the file. TOML strings can hold
+/// escapes, so decoded offset i is not always literal offset i; this maps one to the other.
+class StringLocation {
+public:
+  StringLocation() = default;
+  /// `literal` points at the opening quote of a TOML string in a SourceMgr buffer;
+  /// `bufferEnd` bounds the scan. Handles basic, literal and multi-line strings.
+  StringLocation(const char *literal, const char *bufferEnd);
+  /// A location for a value that is not a string literal (e.g. a bare TOML number): every
+  /// offset maps onto [begin, end).
+  static StringLocation whole(llvm::SMRange range);
+
+  llvm::SMLoc at(size_t decodedOffset) const;
+  llvm::SMRange range(size_t decodedBegin, size_t decodedEnd) const;
+  bool valid() const { return !byteOffsets.empty() || wholeRange.isValid(); }
+
+private:
+  const char *base = nullptr;
+  std::vector<uint32_t> byteOffsets; // decoded offset -> offset from `base` (one past the end too)
+  llvm::SMRange wholeRange;
+};
+
+class DiagnosticEngine {
+public:
+  explicit DiagnosticEngine(llvm::SourceMgr &sourceMgr) : sourceMgr(sourceMgr) {}
+
+  /// Report at a range; the returned diagnostic can take notes and fix-its until the next
+  /// report() call.
+  Diagnostic &report(DiagCode code, llvm::SMRange range, std::string message);
+  Diagnostic &report(DiagCode code, llvm::SMLoc loc, std::string message) {
+    return report(code, llvm::SMRange(loc, loc), std::move(message));
+  }
+  /// A problem with a whole file that has no buffer (unreadable, a directory, ...).
+  Diagnostic &reportFile(DiagCode code, llvm::StringRef file, std::string message);
+
+  static void addNote(Diagnostic &diag, llvm::SMRange range, std::string message);
+  static void addFixIt(Diagnostic &diag, llvm::SMRange range, std::string replacement);
+
+  // Options, as on the command line.
+  void setWarningsAsErrors(bool on) { warningsAsErrors = on; }
+  void disable(DiagCode code) { disabled.insert(code); }
+
+  unsigned errorCount() const;
+  unsigned warningCount() const;
+  const std::vector<Diagnostic> &diagnostics() const { return diags; }
+  /// Diagnostics sorted by file position (stable), as they are printed.
+  std::vector<const Diagnostic *> sorted() const;
+
+  /// clang form: `file:line:col: error: message [code]`, the line, caret, ranges, fix-its.
+  void print(llvm::raw_ostream &os, bool color = false) const;
+  /// One JSON object per diagnostic (a JSON array), with file, line, column, severity...
+  void printJSON(llvm::raw_ostream &os) const;
+
+  /// file:line:col of a location, 1-based; column counts bytes, as clang does.
+  struct LineCol { std::string file; unsigned line = 0, column = 0; };
+  LineCol lineCol(llvm::SMLoc loc) const;
+
+  llvm::SourceMgr &sources() { return sourceMgr; }
+
+private:
+  llvm::SourceMgr &sourceMgr;
+  std::vector<Diagnostic> diags;
+  std::set<DiagCode> disabled;
+  bool warningsAsErrors = false;
+  Diagnostic suppressed; // sink for reports of disabled codes
+};
+
+/// The closest candidate by edit distance, for "did you mean" notes; none if nothing is close.
+std::optional<std::string> closestMatch(llvm::StringRef word, llvm::ArrayRef<std::string> candidates);
+
+} // namespace mixtape

@@ -1,0 +1,23 @@
+//===- Commands.h - the subcommands of the one `mixtape` binary -*- C++ -*-===//
+#pragma once
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+
+namespace mixtape::cli {
+
+/// Exit codes shared by every subcommand.
+enum ExitCode : int { Success = 0, Failure = 1, Usage = 2 };
+
+/// Each subcommand receives the arguments after its name.
+using CommandMain = int (*)(llvm::ArrayRef<llvm::StringRef> args);
+
+struct Command {
+  llvm::StringRef name;
+  llvm::StringRef summary;
+  CommandMain run;
+};
+
+int lintMain(llvm::ArrayRef<llvm::StringRef> args);
+
+} // namespace mixtape::cli

@@ -1,0 +1,40 @@
+//===- main.cpp - the `mixtape` command ----------------------------------===//
+#include "Commands.h"
+
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <vector>
+
+using namespace mixtape::cli;
+
+static const Command kCommands[] = {
+    {"lint", "check recipes and report every problem, like a compiler", lintMain},
+};
+
+static void printUsage(llvm::raw_ostream &os) {
+  os << "usage: mixtape <command> [args]\n\ncommands:\n";
+  for (const Command &c : kCommands)
+    os << "  " << llvm::left_justify(c.name, 10) << c.summary << "\n";
+  os << "\n'mixtape <command> --help' describes a command.\n";
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  if (argc < 2) {
+    printUsage(llvm::errs());
+    return Usage;
+  }
+  llvm::StringRef name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    printUsage(llvm::outs());
+    return Success;
+  }
+  std::vector<llvm::StringRef> args(argv + 2, argv + argc);
+  for (const Command &c : kCommands)
+    if (c.name == name)
+      return c.run(args);
+  llvm::errs() << "mixtape: unknown command '" << name << "'\n";
+  printUsage(llvm::errs());
+  return Usage;
+}
