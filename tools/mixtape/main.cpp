@@ -1,6 +1,7 @@
 //===- main.cpp - the `mixtape` command ----------------------------------===//
 #include "Commands.h"
 
+#include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
 
