@@ -1,0 +1,325 @@
+//===- Diagnostics.cpp ----------------------------------------------------===//
+#include "mixtape/compiler/Diagnostics.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+
+using namespace mixtape;
+
+namespace {
+struct CodeInfo {
+  DiagCode code;
+  llvm::StringRef name;
+  Severity severity;
+};
+constexpr CodeInfo kCodes[] = {
+#define DIAG(ID, NAME, SEVERITY) {DiagCode::ID, NAME, Severity::SEVERITY},
+#include "mixtape/compiler/DiagnosticCodes.def"
+};
+constexpr DiagCode kAllCodes[] = {
+#define DIAG(ID, NAME, SEVERITY) DiagCode::ID,
+#include "mixtape/compiler/DiagnosticCodes.def"
+};
+} // namespace
+
+llvm::StringRef mixtape::diagCodeName(DiagCode code) { return kCodes[static_cast<size_t>(code)].name; }
+Severity mixtape::defaultSeverity(DiagCode code) { return kCodes[static_cast<size_t>(code)].severity; }
+llvm::ArrayRef<DiagCode> mixtape::allDiagCodes() { return kAllCodes; }
+
+std::optional<DiagCode> mixtape::diagCodeFromName(llvm::StringRef name) {
+  for (const CodeInfo &info : kCodes)
+    if (info.name == name)
+      return info.code;
+  return std::nullopt;
+}
+
+//===----------------------------------------------------------------------===//
+// StringLocation
+//===----------------------------------------------------------------------===//
+
+static unsigned utf8Length(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
+
+static bool isHex(char c) { return llvm::isHexDigit(c); }
+
+StringLocation::StringLocation(const char *literal, const char *bufferEnd) : base(literal) {
+  const char *p = literal;
+  auto remaining = [&] { return static_cast<size_t>(bufferEnd - p); };
+  if (remaining() == 0 || (*p != '"' && *p != '\''))
+    return;
+  const char quote = *p;
+  const bool multiLine = remaining() >= 3 && p[1] == quote && p[2] == quote;
+  const bool basic = quote == '"';
+  p += multiLine ? 3 : 1;
+  if (multiLine) { // a newline right after the opening delimiter is trimmed
+    if (remaining() >= 2 && p[0] == '\r' && p[1] == '\n')
+      p += 2;
+    else if (remaining() >= 1 && p[0] == '\n')
+      ++p;
+  }
+  auto emit = [&](const char *at, unsigned count) {
+    for (unsigned i = 0; i < count; ++i)
+      byteOffsets.push_back(static_cast<uint32_t>(at - base));
+  };
+  while (p < bufferEnd) {
+    if (*p == quote) {
+      if (!multiLine)
+        break;
+      if (remaining() >= 3 && p[1] == quote && p[2] == quote) {
+        // Up to two quotes may sit right before the closing delimiter.
+        size_t run = 3;
+        while (run < 5 && remaining() > run && p[run] == quote)
+          ++run;
+        emit(p, static_cast<unsigned>(run - 3));
+        p += run - 3;
+        break;
+      }
+    }
+    if (!multiLine && (*p == '\n' || *p == '\r'))
+      break; // unterminated: the parser already complained
+    if (basic && *p == '\\' && remaining() >= 2) {
+      char e = p[1];
+      if (e == 'u' || e == 'U') {
+        size_t digits = e == 'u' ? 4 : 8;
+        if (remaining() >= 2 + digits && std::all_of(p + 2, p + 2 + digits, isHex)) {
+          uint32_t cp = 0;
+          for (size_t i = 0; i < digits; ++i)
+            cp = cp * 16 + llvm::hexDigitValue(p[2 + i]);
+          emit(p, utf8Length(cp));
+          p += 2 + digits;
+          continue;
+        }
+      }
+      if (multiLine && (e == ' ' || e == '\t' || e == '\n' || e == '\r')) {
+        // Line-ending backslash: trims the newline and the whitespace after it.
+        const char *q = p + 1;
+        while (q < bufferEnd && (*q == ' ' || *q == '\t'))
+          ++q;
+        if (q < bufferEnd && (*q == '\n' || *q == '\r')) {
+          while (q < bufferEnd && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+            ++q;
+          p = q;
+          continue;
+        }
+      }
+      emit(p, 1);
+      p += 2;
+      continue;
+    }
+    emit(p, 1);
+    ++p;
+  }
+  byteOffsets.push_back(static_cast<uint32_t>(p - base)); // one past the end
+}
+
+StringLocation StringLocation::whole(llvm::SMRange range) {
+  StringLocation loc;
+  loc.wholeRange = range;
+  return loc;
+}
+
+llvm::SMLoc StringLocation::at(size_t decodedOffset) const {
+  if (wholeRange.isValid())
+    return wholeRange.Start;
+  if (byteOffsets.empty())
+    return llvm::SMLoc();
+  size_t i = std::min(decodedOffset, byteOffsets.size() - 1);
+  return llvm::SMLoc::getFromPointer(base + byteOffsets[i]);
+}
+
+llvm::SMRange StringLocation::range(size_t decodedBegin, size_t decodedEnd) const {
+  if (wholeRange.isValid())
+    return wholeRange;
+  if (byteOffsets.empty())
+    return llvm::SMRange();
+  // An empty range (e.g. "expected an expression" at the end) still points somewhere.
+  return llvm::SMRange(at(decodedBegin), at(std::max(decodedBegin, decodedEnd)));
+}
+
+//===----------------------------------------------------------------------===//
+// DiagnosticEngine
+//===----------------------------------------------------------------------===//
+
+Diagnostic &DiagnosticEngine::report(DiagCode code, llvm::SMRange range, std::string message) {
+  if (disabled.count(code)) {
+    suppressed = Diagnostic();
+    return suppressed;
+  }
+  Diagnostic diag;
+  diag.code = code;
+  diag.severity = defaultSeverity(code);
+  if (diag.severity == Severity::Warning && warningsAsErrors)
+    diag.severity = Severity::Error;
+  diag.range = range;
+  diag.message = std::move(message);
+  diags.push_back(std::move(diag));
+  return diags.back();
+}
+
+Diagnostic &DiagnosticEngine::reportFile(DiagCode code, llvm::StringRef file, std::string message) {
+  Diagnostic &diag = report(code, llvm::SMRange(), std::move(message));
+  diag.file = file.str();
+  return diag;
+}
+
+void DiagnosticEngine::addNote(Diagnostic &diag, llvm::SMRange range, std::string message) {
+  Diagnostic note;
+  note.severity = Severity::Note;
+  note.code = diag.code;
+  note.range = range;
+  note.message = std::move(message);
+  diag.notes.push_back(std::move(note));
+}
+
+void DiagnosticEngine::addFixIt(Diagnostic &diag, llvm::SMRange range, std::string replacement) {
+  diag.fixits.push_back({range, std::move(replacement)});
+}
+
+unsigned DiagnosticEngine::errorCount() const {
+  return llvm::count_if(diags, [](const Diagnostic &d) { return d.severity == Severity::Error; });
+}
+
+unsigned DiagnosticEngine::warningCount() const {
+  return llvm::count_if(diags, [](const Diagnostic &d) { return d.severity == Severity::Warning; });
+}
+
+std::vector<const Diagnostic *> DiagnosticEngine::sorted() const {
+  std::vector<const Diagnostic *> out;
+  for (const Diagnostic &d : diags)
+    out.push_back(&d);
+  auto key = [&](const Diagnostic *d) {
+    if (!d->range.Start.isValid())
+      return std::pair<unsigned, const char *>(0, nullptr);
+    unsigned buffer = sourceMgr.FindBufferContainingLoc(d->range.Start);
+    return std::pair<unsigned, const char *>(buffer, d->range.Start.getPointer());
+  };
+  std::stable_sort(out.begin(), out.end(),
+                   [&](const Diagnostic *a, const Diagnostic *b) { return key(a) < key(b); });
+  return out;
+}
+
+DiagnosticEngine::LineCol DiagnosticEngine::lineCol(llvm::SMLoc loc) const {
+  LineCol lc;
+  if (!loc.isValid())
+    return lc;
+  unsigned buffer = sourceMgr.FindBufferContainingLoc(loc);
+  if (!buffer)
+    return lc;
+  lc.file = sourceMgr.getMemoryBuffer(buffer)->getBufferIdentifier().str();
+  std::tie(lc.line, lc.column) = sourceMgr.getLineAndColumn(loc, buffer);
+  return lc;
+}
+
+static llvm::SourceMgr::DiagKind toKind(Severity s) {
+  switch (s) {
+  case Severity::Error: return llvm::SourceMgr::DK_Error;
+  case Severity::Warning: return llvm::SourceMgr::DK_Warning;
+  case Severity::Note: return llvm::SourceMgr::DK_Note;
+  }
+  return llvm::SourceMgr::DK_Error;
+}
+
+static llvm::StringRef severityName(Severity s) {
+  switch (s) {
+  case Severity::Error: return "error";
+  case Severity::Warning: return "warning";
+  case Severity::Note: return "note";
+  }
+  return "error";
+}
+
+// Ranges in one line only: SourceMgr draws the ranges that intersect the caret's line.
+static void printOne(const llvm::SourceMgr &sm, llvm::raw_ostream &os, const Diagnostic &d,
+                     bool color, bool withCode) {
+  std::string message = d.message;
+  if (withCode)
+    message += " [" + diagCodeName(d.code).str() + "]";
+  if (!d.range.Start.isValid()) {
+    if (!d.file.empty())
+      os << d.file << ": ";
+    llvm::WithColor(os,
+                    d.severity == Severity::Error ? llvm::HighlightColor::Error
+                                                  : llvm::HighlightColor::Warning,
+                    color ? llvm::ColorMode::Enable : llvm::ColorMode::Disable)
+        << severityName(d.severity) << ": ";
+    os << message << "\n";
+    return;
+  }
+  std::vector<llvm::SMRange> ranges;
+  if (d.range.End.getPointer() > d.range.Start.getPointer())
+    ranges.push_back(d.range);
+  std::vector<llvm::SMFixIt> fixits;
+  for (const FixIt &f : d.fixits)
+    fixits.emplace_back(f.range, f.replacement);
+  sm.PrintMessage(os, d.range.Start, toKind(d.severity), message, ranges, fixits, color);
+}
+
+void DiagnosticEngine::print(llvm::raw_ostream &os, bool color) const {
+  for (const Diagnostic *d : sorted()) {
+    printOne(sourceMgr, os, *d, color, /*withCode=*/true);
+    for (const Diagnostic &note : d->notes)
+      printOne(sourceMgr, os, note, color, /*withCode=*/false);
+  }
+}
+
+static llvm::json::Object toJSON(const DiagnosticEngine &engine, const Diagnostic &d) {
+  llvm::json::Object obj;
+  DiagnosticEngine::LineCol begin = engine.lineCol(d.range.Start);
+  obj["file"] = begin.file.empty() ? d.file : begin.file;
+  if (begin.line) {
+    obj["line"] = begin.line;
+    obj["column"] = begin.column;
+    DiagnosticEngine::LineCol end = engine.lineCol(d.range.End);
+    obj["end_line"] = end.line;
+    obj["end_column"] = end.column;
+  }
+  obj["severity"] = severityName(d.severity);
+  obj["code"] = diagCodeName(d.code);
+  obj["message"] = d.message;
+  llvm::json::Array fixits;
+  for (const FixIt &f : d.fixits) {
+    DiagnosticEngine::LineCol b = engine.lineCol(f.range.Start), e = engine.lineCol(f.range.End);
+    fixits.push_back(llvm::json::Object{{"line", b.line},
+                                        {"column", b.column},
+                                        {"end_line", e.line},
+                                        {"end_column", e.column},
+                                        {"replacement", f.replacement}});
+  }
+  obj["fixits"] = std::move(fixits);
+  llvm::json::Array notes;
+  for (const Diagnostic &n : d.notes) {
+    llvm::json::Object note = toJSON(engine, n);
+    note.erase("code");
+    notes.push_back(std::move(note));
+  }
+  if (!d.notes.empty())
+    obj["notes"] = std::move(notes);
+  return obj;
+}
+
+void DiagnosticEngine::printJSON(llvm::raw_ostream &os) const {
+  llvm::json::Array all;
+  for (const Diagnostic *d : sorted())
+    all.push_back(toJSON(*this, *d));
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(all))) << "\n";
+}
+
+std::optional<std::string> mixtape::closestMatch(llvm::StringRef word,
+                                                 llvm::ArrayRef<std::string> candidates) {
+  // Close enough to be a typo: at most a third of the word's length, and at least one edit.
+  unsigned best = std::max<unsigned>(1, word.size() / 3) + 1;
+  std::optional<std::string> match;
+  for (const std::string &c : candidates) {
+    unsigned d = word.edit_distance(c, /*AllowReplacements=*/true, best);
+    if (d < best && c != word) {
+      best = d;
+      match = c;
+    }
+  }
+  return match;
+}
