@@ -267,7 +267,7 @@ void DiagnosticEngine::print(llvm::raw_ostream &os, bool color) const {
   }
 }
 
-static llvm::json::Object toJSON(const DiagnosticEngine &engine, const Diagnostic &d) {
+static llvm::json::Object diagnosticToJSON(const DiagnosticEngine &engine, const Diagnostic &d) {
   llvm::json::Object obj;
   DiagnosticEngine::LineCol begin = engine.lineCol(d.range.Start);
   obj["file"] = begin.file.empty() ? d.file : begin.file;
@@ -293,7 +293,7 @@ static llvm::json::Object toJSON(const DiagnosticEngine &engine, const Diagnosti
   obj["fixits"] = std::move(fixits);
   llvm::json::Array notes;
   for (const Diagnostic &n : d.notes) {
-    llvm::json::Object note = toJSON(engine, n);
+    llvm::json::Object note = diagnosticToJSON(engine, n);
     note.erase("code");
     notes.push_back(std::move(note));
   }
@@ -302,11 +302,11 @@ static llvm::json::Object toJSON(const DiagnosticEngine &engine, const Diagnosti
   return obj;
 }
 
-void DiagnosticEngine::printJSON(llvm::raw_ostream &os) const {
-  llvm::json::Array all;
+std::vector<llvm::json::Value> DiagnosticEngine::toJSON() const {
+  std::vector<llvm::json::Value> all;
   for (const Diagnostic *d : sorted())
-    all.push_back(toJSON(*this, *d));
-  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(all))) << "\n";
+    all.push_back(diagnosticToJSON(*this, *d));
+  return all;
 }
 
 std::optional<std::string> mixtape::closestMatch(llvm::StringRef word,

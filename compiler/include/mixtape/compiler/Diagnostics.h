@@ -21,6 +21,9 @@
 namespace llvm {
 class SourceMgr;
 class raw_ostream;
+namespace json {
+class Value;
+}
 } // namespace llvm
 
 namespace mixtape {
@@ -103,8 +106,9 @@ public:
 
   /// clang form: `file:line:col: error: message [code]`, the line, caret, ranges, fix-its.
   void print(llvm::raw_ostream &os, bool color = false) const;
-  /// One JSON object per diagnostic (a JSON array), with file, line, column, severity...
-  void printJSON(llvm::raw_ostream &os) const;
+  /// One JSON object per diagnostic, with file, line, column, severity, code, message,
+  /// fix-its and notes.
+  std::vector<llvm::json::Value> toJSON() const;
 
   /// file:line:col of a location, 1-based; column counts bytes, as clang does.
   struct LineCol { std::string file; unsigned line = 0, column = 0; };

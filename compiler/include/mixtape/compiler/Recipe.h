@@ -1,0 +1,155 @@
+//===- Recipe.h - a checked recipe: every setting resolved ------*- C++ -*-===//
+//
+// What semantic analysis produces from the located AST: the model, streams, sweep axes and
+// every variant of every stage with all settings resolved (inheritance, sweeps, defaults,
+// tokens -> steps), merges, ablations and evals with their model references bound. The
+// plan compiler lowers this; nothing here points back into TOML.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/compiler/Mixture.h"
+#include "mixtape/compiler/Predicate.h"
+#include "mixtape/compiler/Schedule.h"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mixtape {
+
+enum class Family { GPT2, Llama, GPTNeoX };
+enum class Attention { Causal, WithinDocument };
+
+struct ModelSpec {
+  Family family = Family::Llama;
+  std::string init = "random";      ///< "random" or "hf:PATH"
+  std::string tokenizer = "bytes";  ///< "bytes" or "hf:PATH"
+  uint64_t layers = 0, dModel = 0, heads = 0, kvHeads = 0, ffn = 0;
+  uint64_t vocab = 0;               ///< 0: the tokenizer's (known at plan time)
+  uint64_t seqLen = 1024, maxPositions = 0;
+  double ropeTheta = 10000, rotaryPct = 1.0;
+  Attention attention = Attention::Causal;
+  std::vector<std::string> pretrainedOn;
+};
+
+/// Untie-the-Knots (Tian et al. 2024): documents cut into chunks, shuffled within a
+/// sequence, knot tokens masked from the loss.
+struct UntieKnots {
+  std::vector<std::pair<uint64_t, double>> chunkProbabilities; ///< chunk count -> probability
+  bool keepOrder = false;
+};
+
+struct StreamSpec {
+  std::string name;
+  std::string shards;               ///< glob; empty for a derived stream
+  std::string format = "auto";
+  std::string parent;               ///< `from`; empty for a root stream
+  std::string root;                 ///< the root stream whose documents this one views
+  std::optional<Predicate> where;
+  double val = 0;                   ///< held-out fraction (a derived stream: its root's)
+  std::optional<UntieKnots> transform;
+};
+
+struct SweepAxis {
+  std::string name;
+  std::string stage, key, subkey;   ///< what it varies: <stage>.<key>[.<subkey>]
+  std::vector<std::string> labels;  ///< in source order
+  unsigned zipGroup = 0;            ///< axes with the same group vary together
+};
+
+/// Labels chosen for each axis a variant uses (axis index -> label index).
+using VariantLabels = std::map<unsigned, unsigned>;
+
+struct OptimizerSpec {
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weightDecay = 0.1;
+  bool decayEmbeddings = false;
+};
+
+struct StageVariant {
+  VariantLabels labels;
+  std::string displayName;          ///< "anneal[replay=r5]" (or "anneal" when unswept)
+  uint64_t tokens = 0;              ///< trained tokens = steps * batchTokens
+  uint64_t requestedTokens = 0;     ///< as written (before rounding up to whole steps)
+  uint64_t horizon = 0;
+  uint64_t batchSequences = 0, microBatchSequences = 0, seqLen = 0, steps = 0;
+  uint64_t batchTokens() const { return batchSequences * seqLen; }
+  double ropeTheta = 10000;
+  Attention attention = Attention::Causal;
+  Mixture mixture;
+  schedule::Schedule lr;
+  OptimizerSpec optimizer;
+  double gradClip = 1.0;
+  uint64_t checkpointEvery = 0, checkpointKeep = 2;
+  // The edge from the parent (none for a stage that starts from the model's init).
+  int parentVariant = -1;           ///< index into the parent stage's variants
+  uint64_t branchTokens = 0;        ///< where in the parent it branches (its tokens if at end)
+  bool keepOptimizer = false;
+};
+
+struct StageSpec {
+  std::string name;
+  std::string parent;               ///< `after`; empty: starts from the model's init
+  std::vector<unsigned> axes;       ///< axes its settings and ancestry use
+  std::vector<StageVariant> variants;
+};
+
+/// A reference to a finished model: the init, a stage variant, a merge or an ablation.
+struct ModelRef {
+  enum Kind { Init, Stage, Merge, Ablation } kind = Init;
+  unsigned index = 0;               ///< into stages/merges/ablations
+  unsigned variant = 0;             ///< stage variant
+  std::string hfPath;               ///< Init given as an explicit hf:PATH
+};
+
+struct MergeSpec {
+  std::string name;
+  std::string method;
+  std::vector<ModelRef> models;
+  std::optional<ModelRef> base;
+  std::vector<double> weights;
+  bool normalize = true;
+  double density = 1.0, t = 0.5;
+  uint64_t seed = 0;
+};
+
+struct AblationSpec {
+  std::string name;
+  ModelRef from;
+  std::string stream;
+  uint64_t split = 0;               ///< K equal random units, or
+  std::string by;                   ///< group by this metadata column
+  uint64_t tokens = 0;
+  uint64_t batchSequences = 0, seqLen = 0;
+  schedule::Schedule lr;
+  Mixture mixture;                  ///< "unit" stands for each unit's documents
+  uint64_t maxSubset = 0;           ///< subsets(max = K), or
+  std::vector<std::vector<std::string>> combinations; ///< listed unit combinations
+};
+
+struct EvalSpec {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> splits; ///< (stream, "val" | "train")
+  uint64_t maxTokens = 0;           ///< 0: the whole split
+  uint64_t duringEvery = 0;         ///< 0: no in-loop points
+  std::vector<ModelRef> on;
+};
+
+struct CheckedRecipe {
+  std::string name;
+  uint64_t seed = 0;
+  ModelSpec model;
+  std::vector<StreamSpec> streams;
+  std::vector<SweepAxis> axes;
+  std::vector<StageSpec> stages;    ///< parents before children
+  std::vector<MergeSpec> merges;
+  std::vector<AblationSpec> ablations;
+  std::vector<EvalSpec> evals;
+
+  const StreamSpec *stream(llvm::StringRef name) const;
+  int stageIndex(llvm::StringRef name) const;
+};
+
+} // namespace mixtape

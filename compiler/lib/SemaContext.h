@@ -1,0 +1,69 @@
+//===- SemaContext.h - shared state of the semantic passes ------*- C++ -*-===//
+//
+// Private to the compiler library. The passes (model and streams, sweeps and stages,
+// merges/ablations/evals) share one context: the diagnostics sink with de-duplication
+// (a stage's settings are checked once per variant), parsed-expression caches keyed by
+// AST value, and the checked recipe being built.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/compiler/Recipe.h"
+#include "mixtape/compiler/RecipeAST.h"
+#include "mixtape/compiler/Schema.h"
+
+#include <initializer_list>
+#include <map>
+#include <set>
+#include <tuple>
+
+namespace mixtape::sema {
+
+/// "3e-4" -> "0.0003", 2e9 -> "2e+09": short, exact enough for messages.
+std::string shortNumber(double x);
+
+class Context {
+public:
+  Context(const Value &root, DiagnosticEngine &diags) : root(root), diags(diags) {}
+
+  const Value &root;
+  DiagnosticEngine &diags;
+  CheckedRecipe recipe;
+
+  /// Report once per (code, place, message): variants re-check shared settings.
+  Diagnostic *report(DiagCode code, llvm::SMRange range, const std::string &message);
+  /// Report expression diagnostics of `v`'s text, mapped into the file.
+  void reportExpr(const Value &v, const ExprDiags &diags);
+  /// "did you mean" note + fix-it, when a candidate is close.
+  void suggest(Diagnostic *d, llvm::StringRef word, const std::vector<std::string> &candidates,
+               llvm::SMRange replace);
+
+  /// The parsed expression of a string value (null after reporting a syntax error).
+  const Expr *expr(const Value &v);
+
+  /// A quantity: integers take `bare`'s dimension; strings are parsed. Reports wrong
+  /// kinds and dimensions outside `allowed` (DiagCode::Units) and returns nullopt.
+  std::optional<Quantity> quantity(const Value &v, std::initializer_list<Dim> allowed, Dim bare,
+                                   llvm::StringRef what);
+  /// A whole, positive count of `what` from a quantity already checked.
+  std::optional<uint64_t> count(const Value &v, const Quantity &q, llvm::StringRef what);
+
+  const MixtureSpec *mixture(const Value &v);
+  const schedule::ScheduleSpec *scheduleSpec(const Value &v);
+
+  bool hasErrors() const { return diags.errorCount() > 0; }
+
+private:
+  std::set<std::tuple<DiagCode, const char *, std::string>> reported;
+  std::map<const Value *, ParseResult> exprs;
+  std::map<const Value *, std::optional<MixtureSpec>> mixtures;
+  std::map<const Value *, std::optional<schedule::ScheduleSpec>> schedules;
+};
+
+// The passes, in the order checkRecipe runs them.
+void checkModel(Context &ctx);
+void checkStreams(Context &ctx);
+void checkStages(Context &ctx);     // sweeps, stages and their variants
+void checkModelUsers(Context &ctx); // merges, ablations, evals
+
+} // namespace mixtape::sema
