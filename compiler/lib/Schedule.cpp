@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 
 namespace mixtape::schedule {
 
@@ -92,25 +91,12 @@ double Schedule::end() const {
 
 namespace {
 
-// TODO(lead): use formatCount from Quantity.h once branch `expr` is merged; this
-// stand-in prints the largest SI suffix with the shortest exact decimal ("2.2B").
 std::string formatTokens(double tokens) {
-  static const struct { double scale; const char *suffix; } kSuffixes[] = {
-      {1e12, "T"}, {1e9, "B"}, {1e6, "M"}, {1e3, "k"}};
-  char buf[64];
-  for (const auto &s : kSuffixes)
-    if (std::fabs(tokens) >= s.scale) {
-      std::snprintf(buf, sizeof buf, "%.15g%s", tokens / s.scale, s.suffix);
-      return buf;
-    }
-  std::snprintf(buf, sizeof buf, "%.15g", tokens);
-  return buf;
+  return formatQuantity(Quantity{tokens, Dim::Tokens, /*hasScale=*/true, /*unitWritten=*/true});
 }
 
-std::string formatRate(double lr) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", lr);
-  return buf;
+std::string formatFraction(double fraction) {
+  return formatQuantity(Quantity{fraction, Dim::Fraction, false, true});
 }
 
 bool isEmpty(TextRange r) { return r.begin == r.end; }
@@ -135,7 +121,7 @@ public:
     }
     if (!(horizon > 0)) {
       error(DiagCode::ScheduleDomain, spec.range,
-            "the horizon must be a positive number of tokens, not " + formatTokens(horizon));
+            "the horizon must be positive, not " + formatTokens(horizon));
       return std::nullopt;
     }
     std::vector<Phase> phases(spec.phases.size());
@@ -174,7 +160,7 @@ private:
         length = p.length.value;
         if (!(length > 0) || std::isinf(length)) {
           error(DiagCode::ScheduleDomain, where,
-                "the length of " + phaseName(p) + " must be a positive number of tokens, not " +
+                "the length of " + phaseName(p) + " must be positive, not " +
                     formatTokens(length));
           ok = false;
         }
@@ -185,7 +171,7 @@ private:
           error(DiagCode::ScheduleDomain, where,
                 "the length of " + phaseName(p) +
                     " must be a fraction of the horizon in (0%, 100%], not " +
-                    formatRate(p.length.value * 100) + "%");
+                    formatFraction(p.length.value));
           ok = false;
         } else if (std::isinf(horizon)) {
           error(DiagCode::ScheduleDomain, where,
@@ -244,10 +230,10 @@ private:
         if (p.shape == Shape::Warmup && pastHorizon(phases[i].length, horizon))
           error(DiagCode::ScheduleDomain, where,
                 phaseName(p) + " of " + formatTokens(phases[i].length) +
-                    " tokens is longer than the horizon of " + formatTokens(horizon));
+                    " is longer than the horizon of " + formatTokens(horizon));
         else
           error(DiagCode::ScheduleDomain, where,
-                phaseName(p) + " ends at " + formatTokens(end) + " tokens, past the horizon of " +
+                phaseName(p) + " ends at " + formatTokens(end) + ", past the horizon of " +
                     formatTokens(horizon));
         return false;
       }
@@ -259,7 +245,7 @@ private:
         const PhaseSpec &p = spec.phases[*rest];
         error(DiagCode::ScheduleDomain, p.range,
               phaseName(p) + " has no tokens left: the other phases take all " +
-                  formatTokens(horizon) + " tokens of the horizon");
+                  formatTokens(horizon) + " of the horizon");
         return false;
       }
       phases[*rest].length = left;
@@ -315,7 +301,7 @@ private:
       } else if (p.shape == Shape::InverseSqrt && !p.to) {
         if (!(p.timescale > 0) || std::isinf(p.timescale)) {
           error(DiagCode::ScheduleDomain, p.range,
-                phaseName(p) + " without 'to' needs a positive 'timescale' (tokens), not " +
+                phaseName(p) + " without 'to' needs a positive 'timescale', not " +
                     formatTokens(p.timescale));
           ok = false;
           continue;
@@ -333,7 +319,7 @@ private:
       bool phaseOk = true;
       if (cooldown && !(p.alpha > 0 && std::isfinite(p.alpha))) {
         error(DiagCode::ScheduleDomain, p.range,
-              phaseName(p) + " needs a positive 'alpha', not " + formatRate(p.alpha));
+              phaseName(p) + " needs a positive 'alpha', not " + formatNumber(p.alpha));
         phaseOk = false;
       }
       phaseOk &= checkRate(p, r.from, fromAt, flat ? "stays at" : "starts at");
@@ -360,7 +346,7 @@ private:
     if (lr >= 0 && std::isfinite(lr))
       return true;
     error(DiagCode::ScheduleDomain, at,
-          phaseName(p) + " " + verb.str() + " a learning rate of " + formatRate(lr) +
+          phaseName(p) + " " + verb.str() + " a learning rate of " + formatNumber(lr) +
               "; learning rates must be finite and not negative");
     return false;
   }

@@ -248,7 +248,7 @@ TEST(ScheduleDomain, WarmupLongerThanTheHorizon) {
   p[0].lengthRange = {7, 9};
   ExprDiag d = resolveError(p, 2e9);
   EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
-  EXPECT_EQ(d.message, "warmup of 3B tokens is longer than the horizon of 2B");
+  EXPECT_EQ(d.message, "warmup of 3B tokens is longer than the horizon of 2B tokens");
   EXPECT_EQ(d.range.begin, 7u);
   EXPECT_EQ(d.range.end, 9u);
 }
@@ -263,7 +263,7 @@ TEST(ScheduleDomain, PhasesPastTheHorizon) {
   p[2].lengthRange = {40, 44};
   ExprDiag d = resolveError(p, 2e9);
   EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
-  EXPECT_EQ(d.message, "decay ends at 2.2B tokens, past the horizon of 2B");
+  EXPECT_EQ(d.message, "decay ends at 2200M tokens, past the horizon of 2B tokens");
   EXPECT_EQ(d.range.begin, 40u);
   EXPECT_EQ(d.range.end, 44u);
 
@@ -309,12 +309,12 @@ TEST(ScheduleDomain, OpenEndedOnlyLast) {
 
 TEST(ScheduleDomain, LengthsMustBePositive) {
   ExprDiag d = resolveError({phase(Shape::Warmup, Length::tokens(0), 1e-4)}, 1e9);
-  EXPECT_EQ(d.message, "the length of warmup must be a positive number of tokens, not 0");
+  EXPECT_EQ(d.message, "the length of warmup must be positive, not 0 tokens");
   d = resolveError({phase(Shape::Warmup, Length::fraction(1.2), 1e-4)}, 1e9);
   EXPECT_EQ(d.message,
             "the length of warmup must be a fraction of the horizon in (0%, 100%], not 120%");
   d = resolveError(adapt(), 0);
-  EXPECT_EQ(d.message, "the horizon must be a positive number of tokens, not 0");
+  EXPECT_EQ(d.message, "the horizon must be positive, not 0 tokens");
   d = resolveError({}, 1e9);
   EXPECT_EQ(d.message, "a schedule needs at least one phase");
 }
@@ -341,7 +341,7 @@ TEST(ScheduleDomain, PeakMustBePositive) {
 
   p[0].to = -3e-4;
   d = resolveError(p, 2e9); // one error: the cosine chained from it stays quiet
-  EXPECT_EQ(d.message, "warmup ends at a learning rate of -0.0003; learning rates must be finite "
+  EXPECT_EQ(d.message, "warmup ends at a learning rate of -3e-4; learning rates must be finite "
                        "and not negative");
 }
 
@@ -349,14 +349,14 @@ TEST(ScheduleDomain, NegativeLearningRates) {
   std::vector<PhaseSpec> p = {phase(Shape::Linear, Length::rest(), -1e-5, 3e-5)};
   p[0].toRange = {30, 35};
   ExprDiag d = resolveError(p, 1e9);
-  EXPECT_EQ(d.message, "linear ends at a learning rate of -1e-05; learning rates must be finite "
+  EXPECT_EQ(d.message, "linear ends at a learning rate of -1e-5; learning rates must be finite "
                        "and not negative");
   EXPECT_EQ(d.range.begin, 30u);
 
   p = {phase(Shape::Constant, Length::open(), std::nullopt, -1e-4)};
   p[0].range = {0, 8};
   d = resolveError(p, 1e9);
-  EXPECT_EQ(d.message, "constant stays at a learning rate of -0.0001; learning rates must be "
+  EXPECT_EQ(d.message, "constant stays at a learning rate of -1e-4; learning rates must be "
                        "finite and not negative");
   EXPECT_EQ(d.range.end, 8u); // no fromRange: the phase
 }
@@ -379,7 +379,7 @@ TEST(ScheduleDomain, InverseSqrtParameters) {
 
   PhaseSpec decay = phase(Shape::InverseSqrt, Length::rest(), std::nullopt, 1e-4);
   d = resolveError({decay}, 1e9);
-  EXPECT_EQ(d.message, "inverse_sqrt without 'to' needs a positive 'timescale' (tokens), not 0");
+  EXPECT_EQ(d.message, "inverse_sqrt without 'to' needs a positive 'timescale', not 0 tokens");
 }
 
 TEST(ScheduleDomain, FirstPhaseNeedsAStart) {
