@@ -33,11 +33,14 @@ llvm::StringRef shapeName(Shape shape);
 
 /// How long a phase lasts, before the horizon is known.
 struct Length {
-  enum Kind { Tokens, Fraction, Rest } kind = Rest;
+  /// Rest: whatever the finite phases leave of the horizon (at most one phase).
+  /// Open: no end at all (a trailing `constant` with no length); only the last phase.
+  enum Kind { Tokens, Fraction, Rest, Open } kind = Rest;
   double value = 0; ///< tokens, or a fraction of the horizon in (0, 1]
   static Length tokens(double t) { return {Tokens, t}; }
   static Length fraction(double f) { return {Fraction, f}; }
   static Length rest() { return {Rest, 0}; }
+  static Length open() { return {Open, 0}; }
 };
 
 /// One phase as written; TextRange fields point into the expression for diagnostics.
@@ -49,6 +52,12 @@ struct PhaseSpec {
   double alpha = 1.0;           ///< InverseSqrt cooldown steepness
   double timescale = 0;         ///< InverseSqrt without `to`: tau in tokens
   TextRange range;              ///< the phase's text
+  /// What messages call the phase when it is not the function the user wrote: the
+  /// "decay" of a wsd(...). Empty: shapeName(shape).
+  std::string label;
+  /// Where the length, `from` and `to` were written (empty when not written); domain
+  /// errors point there rather than at the whole phase.
+  TextRange lengthRange, fromRange, toRange;
 };
 
 struct ScheduleSpec {
@@ -62,6 +71,8 @@ struct Phase {
   double begin = 0;                                         ///< tokens
   double length = std::numeric_limits<double>::infinity(); ///< tokens (inf: open-ended)
   double from = 0, to = 0;                                  ///< LR at begin and at begin+length
+  /// InverseSqrt: timescale > 0 selects from*sqrt(tau/(tau+t)); otherwise the cooldown
+  /// from `from` to `to` with steepness alpha.
   double alpha = 1.0, timescale = 0;
   TextRange range;
 };

@@ -1,0 +1,155 @@
+//===- Quantity.cpp - numbers with units ----------------------------------===//
+
+#include "mixtape/compiler/Quantity.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <iterator>
+
+namespace mixtape {
+
+llvm::StringRef dimName(Dim dim) {
+  switch (dim) {
+  case Dim::Number: return "number";
+  case Dim::Tokens: return "tokens";
+  case Dim::Steps: return "steps";
+  case Dim::Epochs: return "epochs";
+  case Dim::Sequences: return "sequences";
+  case Dim::Fraction: return "fraction";
+  }
+  return "number";
+}
+
+std::optional<uint64_t> Quantity::asCount() const {
+  constexpr double kExactLimit = 9007199254740992.0; // 2^53
+  if (!(value >= 0) || value >= kExactLimit || value != std::floor(value))
+    return std::nullopt;
+  return static_cast<uint64_t>(value);
+}
+
+namespace {
+struct Suffix {
+  const char *spelling;
+  double scale;
+};
+// Largest first, so formatCount takes the first exact one; a binary scale is larger than
+// its SI neighbour, which is what makes binary win when both are exact.
+constexpr Suffix kPrintedSuffixes[] = {
+    {"Ti", 1099511627776.0}, {"T", 1e12}, {"Gi", 1073741824.0}, {"B", 1e9},
+    {"Mi", 1048576.0},       {"M", 1e6},  {"Ki", 1024.0},       {"k", 1e3},
+};
+} // namespace
+
+std::optional<double> scaleSuffix(llvm::StringRef suffix) {
+  if (suffix == "k" || suffix == "K") return 1e3;
+  if (suffix == "G") return 1e9; // G and B are both 10^9
+  for (const Suffix &s : kPrintedSuffixes)
+    if (suffix == s.spelling) return s.scale;
+  return std::nullopt;
+}
+
+std::optional<Dim> unitWord(llvm::StringRef word) {
+  if (word == "tokens" || word == "token" || word == "tok") return Dim::Tokens;
+  if (word == "steps" || word == "step") return Dim::Steps;
+  if (word == "epochs" || word == "epoch") return Dim::Epochs;
+  if (word == "sequences" || word == "sequence" || word == "seqs" || word == "seq")
+    return Dim::Sequences;
+  return std::nullopt;
+}
+
+std::string formatCount(uint64_t n) {
+  if (n == 0) return "0";
+  for (const Suffix &s : kPrintedSuffixes) {
+    auto scale = static_cast<uint64_t>(s.scale);
+    if (n % scale == 0) return std::to_string(n / scale) + s.spelling;
+  }
+  return std::to_string(n);
+}
+
+std::string formatNumber(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v < 0 ? "-inf" : "inf";
+  if (v == 0) return "0";
+  if (std::fabs(v) < 9007199254740992.0 && v == std::floor(v)) {
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v));
+    return std::string(buf, r.ptr);
+  }
+  // Shortest round-trip digits in scientific form, e.g. "-1.65e-04", then re-spelled.
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  llvm::StringRef sci(buf, r.ptr - buf);
+  bool negative = sci.consume_front("-");
+  size_t ePos = sci.find('e');
+  std::string digits;
+  for (char c : sci.take_front(ePos))
+    if (c != '.') digits += c;
+  int exponent = 0;
+  llvm::StringRef expText = sci.drop_front(ePos + 1);
+  expText.consume_front("+");
+  std::from_chars(expText.begin(), expText.end(), exponent);
+
+  std::string scientific = digits.substr(0, 1);
+  if (digits.size() > 1) scientific += "." + digits.substr(1);
+  scientific += "e" + std::to_string(exponent);
+
+  std::string fixed;
+  int intDigits = exponent + 1;
+  if (intDigits <= 0) {
+    fixed = "0." + std::string(static_cast<size_t>(-intDigits), '0') + digits;
+  } else if (static_cast<size_t>(intDigits) >= digits.size()) {
+    fixed = digits + std::string(intDigits - digits.size(), '0');
+  } else {
+    fixed = digits.substr(0, intDigits) + "." + digits.substr(intDigits);
+  }
+  const std::string &best = scientific.size() < fixed.size() ? scientific : fixed;
+  return negative ? "-" + best : best;
+}
+
+namespace {
+// The shortest percentage p with p / 100 == v, so "7%" prints back as "7%" although
+// 0.07 * 100 is 7.000000000000001.
+std::string formatPercent(double v) {
+  double scaled = v * 100;
+  for (int precision = 1; precision <= 17; ++precision) {
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf, scaled, std::chars_format::general, precision);
+    double back = 0;
+    std::from_chars(buf, r.ptr, back);
+    if (back / 100 == v) return formatNumber(back);
+  }
+  return formatNumber(scaled);
+}
+
+llvm::StringRef unitSpelling(Dim dim, bool singular) {
+  switch (dim) {
+  case Dim::Tokens: return singular ? "token" : "tokens";
+  case Dim::Steps: return singular ? "step" : "steps";
+  case Dim::Epochs: return singular ? "epoch" : "epochs";
+  case Dim::Sequences: return singular ? "sequence" : "sequences";
+  case Dim::Number:
+  case Dim::Fraction: break;
+  }
+  return "";
+}
+} // namespace
+
+std::string formatQuantity(const Quantity &q) {
+  if (q.dim == Dim::Fraction) return formatPercent(q.value) + "%";
+  bool counted = q.hasScale || q.dim != Dim::Number;
+  std::string text;
+  Quantity magnitude = q;
+  magnitude.value = std::fabs(q.value);
+  if (std::optional<uint64_t> n = magnitude.asCount(); counted && n)
+    text = (q.value < 0 ? "-" : "") + formatCount(*n);
+  else
+    text = formatNumber(q.value);
+  if (q.dim != Dim::Number) {
+    text += ' ';
+    text += unitSpelling(q.dim, q.value == 1).str();
+  }
+  return text;
+}
+
+} // namespace mixtape

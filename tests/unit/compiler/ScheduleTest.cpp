@@ -1,0 +1,403 @@
+//===- ScheduleTest.cpp - LR schedules: values, continuity, domain errors -===//
+//
+// Expected values are computed by hand from the formulas in docs/schedules.md; the worked
+// examples there are the ones checked here.
+//
+//===----------------------------------------------------------------------===//
+#include "mixtape/compiler/Schedule.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace mixtape;
+using namespace mixtape::schedule;
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+PhaseSpec phase(Shape shape, Length length, std::optional<double> to = std::nullopt,
+                std::optional<double> from = std::nullopt) {
+  PhaseSpec p;
+  p.shape = shape;
+  p.length = length;
+  p.to = to;
+  p.from = from;
+  return p;
+}
+
+/// Resolves and expects no diagnostics.
+Schedule resolveOk(std::vector<PhaseSpec> phases, double horizon) {
+  ExprDiags diags;
+  std::optional<Schedule> s = resolve(ScheduleSpec{std::move(phases), {}}, horizon, diags);
+  for (const ExprDiag &d : diags)
+    ADD_FAILURE() << "unexpected diagnostic: " << d.message;
+  EXPECT_TRUE(s.has_value());
+  return s.value_or(Schedule());
+}
+
+/// Resolves and expects failure with exactly one diagnostic.
+ExprDiag resolveError(std::vector<PhaseSpec> phases, double horizon) {
+  ExprDiags diags;
+  std::optional<Schedule> s = resolve(ScheduleSpec{std::move(phases), {}}, horizon, diags);
+  EXPECT_FALSE(s.has_value());
+  EXPECT_EQ(diags.size(), 1u);
+  for (const ExprDiag &d : diags)
+    EXPECT_TRUE(d.code == DiagCode::ScheduleDomain || d.code == DiagCode::BadArgument) << d.message;
+  return diags.empty() ? ExprDiag{} : diags.front();
+}
+
+// warmup(20M, peak = 3e-4) then cosine(to = 3e-5) over a 2B horizon: the north-star's `adapt`.
+std::vector<PhaseSpec> adapt() {
+  return {phase(Shape::Warmup, Length::tokens(20e6), 3e-4),
+          phase(Shape::Cosine, Length::rest(), 3e-5)};
+}
+
+} // namespace
+
+TEST(Schedule, ShapeNames) {
+  EXPECT_EQ(shapeName(Shape::Warmup), "warmup");
+  EXPECT_EQ(shapeName(Shape::InverseSqrt), "inverse_sqrt");
+  EXPECT_EQ(shapeName(Shape::OneMinusSqrt), "1-sqrt");
+}
+
+TEST(Schedule, WarmupThenCosine) {
+  Schedule s = resolveOk(adapt(), 2e9);
+  ASSERT_EQ(s.phases().size(), 2u);
+  EXPECT_EQ(s.phases()[1].begin, 20e6);
+  EXPECT_EQ(s.phases()[1].length, 1.98e9); // the rest of the horizon
+  EXPECT_EQ(s.end(), 2e9);
+
+  EXPECT_EQ(s.lr(0), 0);                          // warmup's default `from`
+  EXPECT_DOUBLE_EQ(s.lr(10e6), 1.5e-4);           // warmup midpoint
+  EXPECT_EQ(s.lr(20e6), 3e-4);                    // exactly the peak at the hand-over
+  EXPECT_DOUBLE_EQ(s.lr(20e6 + 0.99e9), 1.65e-4); // cosine midpoint = (3e-4 + 3e-5) / 2
+  // A quarter in: 3e-5 + 2.7e-4 (1 + cos(pi/4)) / 2.
+  EXPECT_DOUBLE_EQ(s.lr(20e6 + 0.495e9), 3e-5 + 2.7e-4 * (1 + std::sqrt(0.5)) / 2);
+  EXPECT_EQ(s.lr(2e9), 3e-5);
+  EXPECT_EQ(s.lr(5e9), 3e-5); // past the end the LR stays where it ended
+  EXPECT_EQ(s.lr(-1), 0);
+
+  EXPECT_EQ(s.phaseAt(0), 0u);
+  EXPECT_EQ(s.phaseAt(19999999), 0u);
+  EXPECT_EQ(s.phaseAt(20e6), 1u);
+  EXPECT_EQ(s.phaseAt(1e12), 1u);
+}
+
+TEST(Schedule, ContinuousAtEveryBoundary) {
+  // warmup -> cosine -> linear -> exp -> 1-sqrt -> constant (open-ended).
+  std::vector<PhaseSpec> phases = {
+      phase(Shape::Warmup, Length::tokens(10e6), 1e-3, 1e-4),
+      phase(Shape::Cosine, Length::fraction(0.25), 5e-4),
+      phase(Shape::Linear, Length::tokens(100e6), 2e-4),
+      phase(Shape::Exp, Length::rest(), 1e-4),
+      phase(Shape::OneMinusSqrt, Length::tokens(50e6), 1e-5),
+      phase(Shape::Constant, Length::open())};
+  Schedule s = resolveOk(phases, 1e9);
+  ASSERT_EQ(s.phases().size(), 6u);
+  EXPECT_EQ(s.lr(0), 1e-4);
+  EXPECT_EQ(s.end(), kInf);
+  for (size_t i = 1; i < s.phases().size(); ++i) {
+    const Phase &prev = s.phases()[i - 1], &next = s.phases()[i];
+    EXPECT_EQ(next.begin, prev.begin + prev.length);
+    EXPECT_EQ(next.from, prev.to) << "phase " << i;
+    EXPECT_EQ(s.lr(next.begin), prev.to) << "phase " << i; // exact at the boundary
+    double justBefore = std::nextafter(next.begin, 0.0);
+    EXPECT_NEAR(s.lr(justBefore), prev.to, 1e-12) << "phase " << i;
+  }
+  // The finite phases fill the horizon exactly: 10M + 250M + 100M + 590M + 50M.
+  EXPECT_EQ(s.phases()[3].length, 590e6);
+  EXPECT_EQ(s.phases()[5].begin, 1e9);
+  EXPECT_EQ(s.lr(1e15), 1e-5);
+}
+
+TEST(Schedule, LinearExpAndOneMinusSqrtMidpoints) {
+  Schedule linear = resolveOk({phase(Shape::Linear, Length::rest(), 0.0, 3e-5)}, 200e6);
+  EXPECT_DOUBLE_EQ(linear.lr(100e6), 1.5e-5);
+  EXPECT_EQ(linear.lr(200e6), 0); // ending at exactly 0 is allowed
+
+  // The north-star's stream_anneal: exp(from = 1.65e-4, to = 3e-5) over 250M tokens.
+  Schedule exp = resolveOk({phase(Shape::Exp, Length::rest(), 3e-5, 1.65e-4)}, 250e6);
+  EXPECT_DOUBLE_EQ(exp.lr(125e6), std::sqrt(1.65e-4 * 3e-5)); // geometric mean, ~7.04e-5
+  EXPECT_DOUBLE_EQ(exp.lr(62.5e6), 1.65e-4 * std::pow(3e-5 / 1.65e-4, 0.25));
+
+  // 1-sqrt from 1e-3 to 0: a quarter in, sqrt(1/4) = 1/2 of the way down.
+  Schedule sqrtDecay = resolveOk({phase(Shape::OneMinusSqrt, Length::rest(), 0.0, 1e-3)}, 400e6);
+  EXPECT_DOUBLE_EQ(sqrtDecay.lr(100e6), 5e-4);
+  EXPECT_DOUBLE_EQ(sqrtDecay.lr(300e6), 1e-3 * (1 - std::sqrt(0.75)));
+}
+
+TEST(Schedule, ConstantKeepsOrSetsTheLevel) {
+  Schedule s = resolveOk({phase(Shape::Warmup, Length::tokens(5e6), 2e-5),
+                          phase(Shape::Constant, Length::open())},
+                         500e6);
+  EXPECT_EQ(s.lr(5e6), 2e-5);
+  EXPECT_EQ(s.lr(400e6), 2e-5);
+  EXPECT_EQ(s.lr(1e12), 2e-5); // open-ended: the stop point of the run is irrelevant
+
+  // constant(value) jumps to its own level (the linter's lr-jump check sees it).
+  Schedule jump = resolveOk({phase(Shape::Constant, Length::tokens(10e6), 1e-4),
+                             phase(Shape::Constant, Length::rest(), 5e-5)},
+                            100e6);
+  EXPECT_EQ(jump.lr(9e6), 1e-4);
+  EXPECT_EQ(jump.lr(10e6), 5e-5);
+}
+
+TEST(Schedule, InverseSqrtCooldown) {
+  // alpha = 8: h(x) = 1/sqrt(1 + 8x) - 1, h(1) = -2/3, h(3/8) = -1/2, so 3/8 of the way
+  // in the LR has covered 3/4 of the drop: 4e-4 -> 0 gives 1e-4 at 300M of 800M.
+  PhaseSpec cooldown = phase(Shape::InverseSqrt, Length::tokens(800e6), 0.0, 4e-4);
+  cooldown.alpha = 8;
+  Schedule s = resolveOk({cooldown}, 1e9);
+  EXPECT_DOUBLE_EQ(s.lr(300e6), 1e-4);
+  EXPECT_EQ(s.lr(800e6), 0);
+  EXPECT_EQ(s.lr(900e6), 0);
+
+  // alpha = 1 (the default) at the midpoint: (1/sqrt(1.5) - 1) / (1/sqrt(2) - 1) of the drop.
+  cooldown.alpha = 1;
+  cooldown.to = 1e-4;
+  Schedule a1 = resolveOk({cooldown}, 1e9);
+  double fraction = (1 / std::sqrt(1.5) - 1) / (1 / std::sqrt(2.0) - 1); // ~0.6265
+  EXPECT_DOUBLE_EQ(a1.lr(400e6), 4e-4 - 3e-4 * fraction);
+}
+
+TEST(Schedule, InverseSqrtDecay) {
+  // start * sqrt(tau / (tau + t)): with tau = 100M, a quarter of the LR is left at t = 1.5B.
+  PhaseSpec decay = phase(Shape::InverseSqrt, Length::rest(), std::nullopt, 1e-3);
+  decay.timescale = 100e6;
+  Schedule s = resolveOk({phase(Shape::Warmup, Length::tokens(10e6), 1e-3), decay}, 2e9);
+  EXPECT_EQ(s.lr(10e6), 1e-3);
+  EXPECT_DOUBLE_EQ(s.lr(10e6 + 300e6), 5e-4);
+  EXPECT_DOUBLE_EQ(s.lr(10e6 + 1.5e9), 2.5e-4);
+  EXPECT_DOUBLE_EQ(s.phases()[1].to, 1e-3 * std::sqrt(100e6 / 2090e6));
+
+  // Open-ended, it keeps decaying.
+  decay.length = Length::open();
+  Schedule open = resolveOk({decay}, 1e9);
+  EXPECT_DOUBLE_EQ(open.lr(9.9e9), 1e-4);
+}
+
+// wsd(warmup = 10%, peak = 1e-3, decay = 20%, final = 0, shape = sqrt) as interpretSchedule
+// expands it, over a 1B horizon.
+TEST(Schedule, WarmupStableDecay) {
+  std::vector<PhaseSpec> wsd = {phase(Shape::Warmup, Length::fraction(0.1), 1e-3),
+                                phase(Shape::Constant, Length::rest(), 1e-3),
+                                phase(Shape::OneMinusSqrt, Length::fraction(0.2), 0.0)};
+  Schedule s = resolveOk(wsd, 1e9);
+  EXPECT_EQ(s.phases()[1].begin, 100e6);
+  EXPECT_EQ(s.phases()[2].begin, 800e6); // the decay is the last 20% of the horizon
+  EXPECT_EQ(s.lr(500e6), 1e-3);          // plateau
+  EXPECT_DOUBLE_EQ(s.lr(850e6), 5e-4);   // 1-sqrt a quarter into the decay
+  EXPECT_EQ(s.lr(1e9), 0);               // decay end
+}
+
+// infinite(warmup = 20M, peak = 3e-4, cooldown = cosine(1B), constant = 1.65e-4).
+TEST(Schedule, InfiniteSchedule) {
+  std::vector<PhaseSpec> infinite = {phase(Shape::Warmup, Length::tokens(20e6), 3e-4),
+                                     phase(Shape::Cosine, Length::tokens(1e9), 1.65e-4),
+                                     phase(Shape::Constant, Length::open(), 1.65e-4)};
+  Schedule s = resolveOk(infinite, 5e9);
+  EXPECT_DOUBLE_EQ(s.lr(520e6), (3e-4 + 1.65e-4) / 2); // cooldown midpoint
+  EXPECT_EQ(s.lr(1.02e9), 1.65e-4);
+  EXPECT_EQ(s.lr(4e9), 1.65e-4);
+  EXPECT_EQ(s.lr(1e13), 1.65e-4);
+  EXPECT_EQ(s.end(), kInf);
+}
+
+TEST(Schedule, AbsoluteLengthsDoNotDependOnTheHorizon) {
+  std::vector<PhaseSpec> infinite = {phase(Shape::Warmup, Length::tokens(20e6), 3e-4),
+                                     phase(Shape::Cosine, Length::tokens(1e9), 1.65e-4),
+                                     phase(Shape::Constant, Length::open())};
+  Schedule shortRun = resolveOk(infinite, 2e9), longRun = resolveOk(infinite, 5e9);
+  for (double t = 0; t <= 2e9; t += 7.3e6)
+    EXPECT_EQ(shortRun.lr(t), longRun.lr(t)) << "t = " << t;
+
+  // inverse_sqrt(timescale = ...) in the Rest slot does not depend on it either.
+  PhaseSpec decay = phase(Shape::InverseSqrt, Length::rest(), std::nullopt);
+  decay.timescale = 50e6;
+  std::vector<PhaseSpec> rsqrt = {phase(Shape::Warmup, Length::tokens(10e6), 1e-3), decay};
+  Schedule a = resolveOk(rsqrt, 1e9), b = resolveOk(rsqrt, 3e9);
+  for (double t = 0; t < 1e9; t += 9.1e6)
+    EXPECT_EQ(a.lr(t), b.lr(t)) << "t = " << t;
+}
+
+TEST(Schedule, FractionsScaleWithTheHorizon) {
+  std::vector<PhaseSpec> fractions = {phase(Shape::Warmup, Length::fraction(0.05), 3e-4),
+                                      phase(Shape::Cosine, Length::rest(), 3e-5)};
+  Schedule a = resolveOk(fractions, 2e9), b = resolveOk(fractions, 4e9);
+  EXPECT_EQ(a.phases()[1].begin, 100e6);
+  EXPECT_EQ(b.phases()[1].begin, 200e6);
+  EXPECT_EQ(a.lr(100e6), 3e-4);
+  EXPECT_DOUBLE_EQ(b.lr(100e6), 1.5e-4);
+  // The same curve as the absolute spelling at the same horizon.
+  Schedule absolute = resolveOk({phase(Shape::Warmup, Length::tokens(100e6), 3e-4),
+                                 phase(Shape::Cosine, Length::rest(), 3e-5)},
+                                2e9);
+  for (double t = 0; t <= 2e9; t += 13.7e6)
+    EXPECT_EQ(a.lr(t), absolute.lr(t));
+}
+
+//===----------------------------------------------------------------------===//
+// Domain errors from resolve()
+//===----------------------------------------------------------------------===//
+
+TEST(ScheduleDomain, WarmupLongerThanTheHorizon) {
+  std::vector<PhaseSpec> p = adapt();
+  p[0].length = Length::tokens(3e9);
+  p[0].lengthRange = {7, 9};
+  ExprDiag d = resolveError(p, 2e9);
+  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(d.message, "warmup of 3B tokens is longer than the horizon of 2B tokens");
+  EXPECT_EQ(d.range.begin, 7u);
+  EXPECT_EQ(d.range.end, 9u);
+}
+
+TEST(ScheduleDomain, PhasesPastTheHorizon) {
+  // wsd(warmup = 400M, peak = 3e-4, decay = 1.8B, final = 0) over 2B.
+  std::vector<PhaseSpec> p = {phase(Shape::Warmup, Length::tokens(400e6), 3e-4),
+                              phase(Shape::Constant, Length::rest(), 3e-4),
+                              phase(Shape::OneMinusSqrt, Length::tokens(1.8e9), 0.0)};
+  p[2].label = "decay";
+  p[2].range = {0, 60};
+  p[2].lengthRange = {40, 44};
+  ExprDiag d = resolveError(p, 2e9);
+  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(d.message, "decay ends at 2200M tokens, past the horizon of 2B tokens");
+  EXPECT_EQ(d.range.begin, 40u);
+  EXPECT_EQ(d.range.end, 44u);
+
+  // Fractions that add up to exactly 100% are not "past" it by a rounding error.
+  resolveOk({phase(Shape::Warmup, Length::fraction(0.1), 1e-3),
+             phase(Shape::Linear, Length::fraction(0.7), 5e-4),
+             phase(Shape::Linear, Length::fraction(0.2), 0.0)},
+            3e9);
+}
+
+TEST(ScheduleDomain, RestWithNothingLeft) {
+  std::vector<PhaseSpec> p = {phase(Shape::Warmup, Length::fraction(0.5), 3e-4),
+                              phase(Shape::Constant, Length::rest()),
+                              phase(Shape::Linear, Length::fraction(0.5), 0.0)};
+  p[1].label = "stable";
+  p[1].range = {3, 5};
+  ExprDiag d = resolveError(p, 2e9);
+  EXPECT_EQ(d.message, "stable has no tokens left: the other phases take all 2B tokens of the "
+                       "horizon");
+  EXPECT_EQ(d.range.begin, 3u);
+}
+
+TEST(ScheduleDomain, OnlyOneRestPhase) {
+  std::vector<PhaseSpec> p = {phase(Shape::Cosine, Length::rest(), 3e-5, 3e-4),
+                              phase(Shape::Linear, Length::rest(), 0.0)};
+  p[1].range = {20, 35};
+  ExprDiag d = resolveError(p, 2e9);
+  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(d.message,
+            "only one phase may omit its length, and cosine already takes the rest of the horizon");
+  EXPECT_EQ(d.range.begin, 20u);
+  ASSERT_EQ(d.notes.size(), 1u);
+}
+
+TEST(ScheduleDomain, OpenEndedOnlyLast) {
+  ExprDiag d = resolveError({phase(Shape::Constant, Length::open(), 1e-4),
+                             phase(Shape::Linear, Length::rest(), 0.0)},
+                            1e9);
+  EXPECT_EQ(d.message, "only the last phase may be open-ended, and constant is followed by linear");
+  d = resolveError({phase(Shape::Cosine, Length::open(), 0.0, 1e-4)}, 1e9);
+  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
+}
+
+TEST(ScheduleDomain, LengthsMustBePositive) {
+  ExprDiag d = resolveError({phase(Shape::Warmup, Length::tokens(0), 1e-4)}, 1e9);
+  EXPECT_EQ(d.message, "the length of warmup must be positive, not 0 tokens");
+  d = resolveError({phase(Shape::Warmup, Length::fraction(1.2), 1e-4)}, 1e9);
+  EXPECT_EQ(d.message,
+            "the length of warmup must be a fraction of the horizon in (0%, 100%], not 120%");
+  d = resolveError(adapt(), 0);
+  EXPECT_EQ(d.message, "the horizon must be positive, not 0 tokens");
+  d = resolveError({}, 1e9);
+  EXPECT_EQ(d.message, "a schedule needs at least one phase");
+}
+
+TEST(ScheduleDomain, FractionsAndRestNeedAFiniteHorizon) {
+  ExprDiag d = resolveError({phase(Shape::Warmup, Length::fraction(0.1), 1e-4)}, kInf);
+  EXPECT_EQ(d.message, "warmup is a fraction of the horizon, but the horizon is open-ended");
+  d = resolveError({phase(Shape::Warmup, Length::tokens(1e6), 1e-4),
+                    phase(Shape::Cosine, Length::rest(), 0.0)},
+                   kInf);
+  EXPECT_EQ(d.message, "cosine has no length, and the horizon is open-ended");
+  resolveOk({phase(Shape::Warmup, Length::tokens(1e6), 1e-4), phase(Shape::Constant, Length::open())},
+            kInf);
+}
+
+TEST(ScheduleDomain, PeakMustBePositive) {
+  std::vector<PhaseSpec> p = adapt();
+  p[0].to = 0;
+  p[0].toRange = {15, 16};
+  ExprDiag d = resolveError(p, 2e9);
+  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(d.message, "the peak of warmup must be positive");
+  EXPECT_EQ(d.range.begin, 15u);
+
+  p[0].to = -3e-4;
+  d = resolveError(p, 2e9); // one error: the cosine chained from it stays quiet
+  EXPECT_EQ(d.message, "warmup ends at a learning rate of -3e-4; learning rates must be finite "
+                       "and not negative");
+}
+
+TEST(ScheduleDomain, NegativeLearningRates) {
+  std::vector<PhaseSpec> p = {phase(Shape::Linear, Length::rest(), -1e-5, 3e-5)};
+  p[0].toRange = {30, 35};
+  ExprDiag d = resolveError(p, 1e9);
+  EXPECT_EQ(d.message, "linear ends at a learning rate of -1e-5; learning rates must be finite "
+                       "and not negative");
+  EXPECT_EQ(d.range.begin, 30u);
+
+  p = {phase(Shape::Constant, Length::open(), std::nullopt, -1e-4)};
+  p[0].range = {0, 8};
+  d = resolveError(p, 1e9);
+  EXPECT_EQ(d.message, "constant stays at a learning rate of -1e-4; learning rates must be "
+                       "finite and not negative");
+  EXPECT_EQ(d.range.end, 8u); // no fromRange: the phase
+}
+
+TEST(ScheduleDomain, ExpNeedsPositiveEnds) {
+  ExprDiag d = resolveError({phase(Shape::Exp, Length::rest(), 0.0, 1e-4)}, 1e9);
+  EXPECT_EQ(d.message, "exp interpolates geometrically, so both ends must be positive; it ends "
+                       "at 0 (use linear or cosine to reach 0)");
+  d = resolveError({phase(Shape::Warmup, Length::tokens(1e6), 1e-4),
+                    phase(Shape::Exp, Length::rest(), 1e-5, 0.0)},
+                   1e9);
+  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
+}
+
+TEST(ScheduleDomain, InverseSqrtParameters) {
+  PhaseSpec cooldown = phase(Shape::InverseSqrt, Length::rest(), 1e-5, 1e-4);
+  cooldown.alpha = 0;
+  ExprDiag d = resolveError({cooldown}, 1e9);
+  EXPECT_EQ(d.message, "inverse_sqrt needs a positive 'alpha', not 0");
+
+  PhaseSpec decay = phase(Shape::InverseSqrt, Length::rest(), std::nullopt, 1e-4);
+  d = resolveError({decay}, 1e9);
+  EXPECT_EQ(d.message, "inverse_sqrt without 'to' needs a positive 'timescale', not 0 tokens");
+}
+
+TEST(ScheduleDomain, FirstPhaseNeedsAStart) {
+  ExprDiag d = resolveError({phase(Shape::Cosine, Length::rest(), 3e-5)}, 1e9);
+  EXPECT_EQ(d.code, DiagCode::BadArgument);
+  EXPECT_EQ(d.message, "cosine starts the schedule, so it needs 'from = <learning rate>': there "
+                       "is no earlier phase to continue from");
+}
+
+TEST(ScheduleDomain, ReportsEveryIndependentError) {
+  ExprDiags diags;
+  ScheduleSpec spec{{phase(Shape::Warmup, Length::tokens(1e6), 0.0),
+                     phase(Shape::Constant, Length::tokens(1e6), 1e-4),
+                     phase(Shape::Linear, Length::rest(), -1.0)},
+                    {}};
+  EXPECT_FALSE(resolve(spec, 1e9, diags));
+  ASSERT_EQ(diags.size(), 2u);
+  EXPECT_EQ(diags[0].message, "the peak of warmup must be positive");
+  EXPECT_EQ(diags[1].message, "linear ends at a learning rate of -1; learning rates must be finite "
+                              "and not negative");
+}
