@@ -1,0 +1,203 @@
+// Semantic analysis: variants, inheritance, rounding, references — on real recipes.
+#include "mixtape/compiler/Schema.h"
+#include "mixtape/compiler/Sema.h"
+
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace mixtape;
+
+namespace {
+
+std::string sourcePath(llvm::StringRef rel) { return std::string(MIXTAPE_SOURCE_DIR) + "/" + rel.str(); }
+
+struct Checked {
+  llvm::SourceMgr sm;
+  DiagnosticEngine diags{sm};
+  std::unique_ptr<CheckedRecipe> recipe;
+  std::string printed() {
+    std::string out;
+    llvm::raw_string_ostream os(out);
+    diags.print(os);
+    return out;
+  }
+};
+
+std::unique_ptr<Checked> loadFile(llvm::StringRef rel) {
+  auto c = std::make_unique<Checked>();
+  c->recipe = loadRecipe(sourcePath(rel), c->diags);
+  return c;
+}
+
+std::unique_ptr<Checked> loadText(llvm::StringRef text) {
+  auto c = std::make_unique<Checked>();
+  if (auto root = parseRecipeText(text, "t.toml", c->diags))
+    c->recipe = checkRecipe(*root, c->diags);
+  return c;
+}
+
+const StageSpec &stage(const CheckedRecipe &r, llvm::StringRef name) {
+  int i = r.stageIndex(name);
+  EXPECT_GE(i, 0) << name.str();
+  return r.stages[i];
+}
+
+TEST(Sema, MedAdaptVariantsFollowTheSweepAxesOfEachStagesAncestry) {
+  auto c = loadFile("recipes/med-adapt.toml");
+  ASSERT_TRUE(c->recipe) << c->printed();
+  const CheckedRecipe &r = *c->recipe;
+  EXPECT_EQ(stage(r, "adapt").variants.size(), 4u);
+  EXPECT_EQ(stage(r, "anneal").variants.size(), 4u);
+  EXPECT_EQ(stage(r, "long").variants.size(), 4u);
+  EXPECT_EQ(stage(r, "stream").variants.size(), 4u);
+  EXPECT_EQ(stage(r, "stream_anneal").variants.size(), 12u);
+  // Each stream_anneal variant continues the stream variant with the same replay label.
+  const StageSpec &sa = stage(r, "stream_anneal"), &st = stage(r, "stream");
+  for (const StageVariant &v : sa.variants) {
+    const StageVariant &parent = st.variants[v.parentVariant];
+    for (auto [axis, label] : parent.labels)
+      EXPECT_EQ(v.labels.at(axis), label);
+  }
+  EXPECT_EQ(sa.variants.front().displayName, "stream_anneal[replay=r0,at=b1]");
+}
+
+TEST(Sema, TokensRoundUpToWholeStepsAndBranchesToStepBoundaries) {
+  auto c = loadFile("recipes/med-adapt.toml");
+  ASSERT_TRUE(c->recipe) << c->printed();
+  const StageVariant &adapt = stage(*c->recipe, "adapt").variants[0];
+  EXPECT_EQ(adapt.batchSequences, 256u); // 1Mi tokens / 4096
+  EXPECT_EQ(adapt.batchTokens(), 1048576u);
+  EXPECT_EQ(adapt.requestedTokens, 2000000000u);
+  EXPECT_EQ(adapt.steps, 1908u); // ceil(2e9 / 2^20)
+  EXPECT_EQ(adapt.tokens, 1908u * 1048576u);
+  // at = 1B in stream: ceil(1e9 / 2^20) = 954 steps.
+  const StageVariant &b1 = stage(*c->recipe, "stream_anneal").variants[0];
+  EXPECT_EQ(b1.branchTokens, 954u * 1048576u);
+}
+
+TEST(Sema, InheritanceKeepsTheBatchInTokensAcrossASeqLenChange) {
+  auto c = loadFile("recipes/med-adapt.toml");
+  ASSERT_TRUE(c->recipe) << c->printed();
+  const StageVariant &lng = stage(*c->recipe, "long").variants[2];
+  EXPECT_EQ(lng.seqLen, 16384u);
+  EXPECT_EQ(lng.batchSequences, 64u);
+  EXPECT_EQ(lng.ropeTheta, 500000);
+  EXPECT_EQ(lng.attention, Attention::WithinDocument);
+  EXPECT_FALSE(lng.keepOptimizer);
+  EXPECT_DOUBLE_EQ(lng.optimizer.weightDecay, 0.1);
+  EXPECT_DOUBLE_EQ(lng.optimizer.beta2, 0.95);
+  const StageVariant &anneal = stage(*c->recipe, "anneal").variants[0];
+  EXPECT_TRUE(anneal.keepOptimizer);
+  EXPECT_EQ(anneal.seqLen, 4096u);
+  EXPECT_EQ(anneal.checkpointKeep, 3u);
+}
+
+TEST(Sema, ModelReferencesBindToVariants) {
+  auto c = loadFile("recipes/med-adapt.toml");
+  ASSERT_TRUE(c->recipe) << c->printed();
+  const CheckedRecipe &r = *c->recipe;
+  ASSERT_EQ(r.merges.size(), 2u);
+  EXPECT_EQ(r.merges[0].models.size(), 4u); // soup = anneal[*]
+  ASSERT_TRUE(r.merges[1].base);
+  EXPECT_EQ(r.merges[1].base->hfPath, "checkpoints/base");
+  const ModelRef &sa = r.merges[1].models[1];
+  EXPECT_EQ(r.stages[sa.index].variants[sa.variant].displayName, "stream_anneal[replay=r5,at=b3]");
+  ASSERT_EQ(r.evals.size(), 1u);
+  EXPECT_EQ(r.evals[0].on.size(), 1u + 4 + 12 + 1 + 1 + 1);
+  EXPECT_EQ(r.evals[0].maxTokens, 5000000u);
+  ASSERT_EQ(r.ablations.size(), 1u);
+  EXPECT_EQ(r.ablations[0].split, 8u);
+  EXPECT_EQ(r.ablations[0].maxSubset, 3u);
+}
+
+TEST(Sema, DerivedStreamsShareTheirRootsValSplit) {
+  auto c = loadFile("recipes/med-adapt.toml");
+  ASSERT_TRUE(c->recipe) << c->printed();
+  const StreamSpec *hq = c->recipe->stream("med_hq");
+  ASSERT_TRUE(hq);
+  EXPECT_EQ(hq->root, "med");
+  EXPECT_DOUBLE_EQ(hq->val, 0.01);
+  ASSERT_TRUE(c->recipe->stream("books_knotted")->transform);
+  EXPECT_EQ(c->recipe->stream("books_knotted")->transform->chunkProbabilities.size(), 2u);
+}
+
+const char *kZipRecipe = R"(
+[recipe]
+name = "zip"
+[model]
+family = "llama"
+layers = 1
+d_model = 8
+heads = 2
+[streams.a]
+shards = "synth:prose"
+[[stage]]
+name = "s"
+tokens = "64Ki"
+batch = "8 sequences"
+mix = "a"
+lr = "constant(1e-3)"
+[sweep]
+lr = { key = "s.lr", values = { lo = "constant(1e-4)", hi = "constant(1e-3)" } }
+wd = { key = "s.optimizer.weight_decay", values = { lo = 0.0, hi = 0.1 } }
+%ZIP%
+)";
+
+TEST(Sema, ZipPairsAxesInsteadOfCrossingThem) {
+  std::string crossed = kZipRecipe, zipped = kZipRecipe;
+  crossed.replace(crossed.find("%ZIP%"), 5, "");
+  zipped.replace(zipped.find("%ZIP%"), 5, "zip = [\"lr\", \"wd\"]");
+  auto c = loadText(crossed), z = loadText(zipped);
+  ASSERT_TRUE(c->recipe) << c->printed();
+  ASSERT_TRUE(z->recipe) << z->printed();
+  EXPECT_EQ(c->recipe->stages[0].variants.size(), 4u);
+  ASSERT_EQ(z->recipe->stages[0].variants.size(), 2u);
+  const StageVariant &hi = z->recipe->stages[0].variants[1];
+  EXPECT_DOUBLE_EQ(hi.optimizer.weightDecay, 0.1);
+  EXPECT_DOUBLE_EQ(hi.lr.lr(0), 1e-3);
+}
+
+// Every diagnostic code has a golden test that produces it (io: unreadable files, which
+// cannot carry comments, is covered by tests/lint/robustness.py).
+TEST(Goldens, EveryDiagnosticCodeHasOne) {
+  std::string all;
+  for (const auto &entry : std::filesystem::directory_iterator(sourcePath("tests/lint"))) {
+    std::ifstream in(entry.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    all += ss.str();
+  }
+  for (DiagCode code : allDiagCodes()) {
+    if (code == DiagCode::Io)
+      continue;
+    std::string tag = "[" + diagCodeName(code).str() + "]";
+    EXPECT_NE(all.find("expect-"), std::string::npos);
+    EXPECT_NE(all.find(tag), std::string::npos) << "no golden under tests/lint expects " << tag;
+  }
+}
+
+// docs/language.md documents every key of grammar/keys.def.
+TEST(Docs, LanguageReferenceDocumentsEveryKey) {
+  std::ifstream in(sourcePath("docs/language.md"));
+  ASSERT_TRUE(in) << "docs/language.md is missing";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string doc = ss.str();
+  for (const KeyInfo &k : allKeys())
+    EXPECT_NE(doc.find("`" + k.name.str() + "`"), std::string::npos)
+        << "docs/language.md does not document '" << sectionInfo(k.section).path.str() << "." << k.name.str()
+        << "'";
+  for (DiagCode code : allDiagCodes())
+    EXPECT_NE(doc.find(diagCodeName(code).str()), std::string::npos)
+        << "docs/language.md does not list diagnostic " << diagCodeName(code).str();
+}
+
+} // namespace
