@@ -109,8 +109,8 @@ TEST(DiagnosticEngine, JsonHasEveryField) {
   ASSERT_EQ(all.size(), 1u);
   const llvm::json::Object *o = all[0].getAsObject();
   EXPECT_EQ(o->getString("file"), llvm::StringRef("t.toml"));
-  EXPECT_EQ(o->getInteger("line"), 1);
-  EXPECT_EQ(o->getInteger("column"), 1);
+  EXPECT_EQ(*o->getInteger("line"), 1);
+  EXPECT_EQ(*o->getInteger("column"), 1);
   EXPECT_EQ(o->getString("severity"), llvm::StringRef("error"));
   EXPECT_EQ(o->getString("code"), llvm::StringRef("unknown-key"));
   const llvm::json::Array *fixits = o->getArray("fixits");
