@@ -99,6 +99,15 @@ std::string formatFraction(double fraction) {
   return formatQuantity(Quantity{fraction, Dim::Fraction, false, true});
 }
 
+ExprDiag &report(ExprDiags &diags, DiagCode code, TextRange range, std::string message) {
+  ExprDiag d;
+  d.code = code;
+  d.range = range;
+  d.message = std::move(message);
+  diags.push_back(std::move(d));
+  return diags.back();
+}
+
 bool isEmpty(TextRange r) { return r.begin == r.end; }
 TextRange orPhase(TextRange r, const PhaseSpec &p) { return isEmpty(r) ? p.range : r; }
 
@@ -138,12 +147,7 @@ private:
   ExprDiags &diags;
 
   ExprDiag &error(DiagCode code, TextRange range, std::string message) {
-    ExprDiag d;
-    d.code = code;
-    d.range = range;
-    d.message = std::move(message);
-    diags.push_back(std::move(d));
-    return diags.back();
+    return report(diags, code, range, std::move(message));
   }
 
   /// Lengths in tokens, positions, and the checks against the horizon.
@@ -359,7 +363,6 @@ std::optional<Schedule> resolve(const ScheduleSpec &spec, double horizonTokens,
   return Resolver(spec, horizonTokens, diags).run();
 }
 
-
 //===----------------------------------------------------------------------===//
 // Interpretation of `warmup(20M, peak = 3e-4) then cosine(to = 3e-5)`
 //===----------------------------------------------------------------------===//
@@ -444,6 +447,7 @@ struct CallView {
 struct Argument {
   const Expr *value = nullptr;
   TextRange written; ///< the name, or the value when positional
+  StringRef spelled; ///< the name as written (`final`), or the parameter's when positional
 };
 
 class Interpreter {
@@ -470,12 +474,7 @@ private:
 
   ExprDiag &error(DiagCode code, TextRange range, std::string message) {
     failed = true;
-    ExprDiag d;
-    d.code = code;
-    d.range = range;
-    d.message = std::move(message);
-    diags.push_back(std::move(d));
-    return diags.back();
+    return report(diags, code, range, std::move(message));
   }
 
   /// "did you mean" note and fix-it, if a candidate is close.
@@ -488,12 +487,18 @@ private:
     return true;
   }
 
+  /// The phases of `a then b then c`, in order; iterative, as a long chain is a deep tree.
   static void flatten(const Expr &e, std::vector<const Expr *> &chain) {
-    if (e.isBinary(BinaryOp::Then)) {
-      flatten(e.operand(0), chain);
-      flatten(e.operand(1), chain);
-    } else {
-      chain.push_back(&e);
+    std::vector<const Expr *> pending{&e};
+    while (!pending.empty()) {
+      const Expr *node = pending.back();
+      pending.pop_back();
+      if (node->isBinary(BinaryOp::Then)) {
+        pending.push_back(&node->operand(1));
+        pending.push_back(&node->operand(0));
+      } else {
+        chain.push_back(node);
+      }
     }
   }
 
@@ -570,7 +575,7 @@ private:
         ok = false;
         continue;
       }
-      args.push_back({name, Argument{&value, where}});
+      args.push_back({name, Argument{&value, where, written.empty() ? name : written}});
     }
     return ok;
   }
@@ -592,9 +597,10 @@ private:
     return nullptr;
   }
 
-  void missing(CallView call, StringRef what) {
-    error(DiagCode::BadArgument, call.nameRange(),
-          call.name().str() + " needs " + what.str());
+  /// Reports a missing argument; returns false, for `ok = missing(...)`.
+  bool missing(CallView call, const std::string &what) {
+    error(DiagCode::BadArgument, call.nameRange(), call.name().str() + " needs " + what);
+    return false;
   }
 
   /// A length: tokens (20M, 1Mi tokens) or a fraction of the horizon (5%).
@@ -645,12 +651,25 @@ private:
     return v.number.value;
   }
 
+  /// alpha and timescale: checked here, where the value's range is known.
+  bool positive(std::optional<double> value, const Argument &arg, double &out) {
+    if (!value)
+      return false;
+    if (!(*value > 0) || std::isinf(*value)) {
+      error(DiagCode::ScheduleDomain, arg.value->range,
+            "'" + arg.spelled.str() + "' must be positive");
+      return false;
+    }
+    out = *value;
+    return true;
+  }
+
   /// Sets `out` (and its range) from an optional learning-rate argument.
   bool rate(const Arguments &args, StringRef name, std::optional<double> &out, TextRange &range) {
     const Argument *arg = get(args, name);
     if (!arg)
       return true;
-    out = number(*arg, "'" + name.str() + "' (a learning rate)");
+    out = number(*arg, "'" + arg->spelled.str() + "' (a learning rate)");
     range = arg->value->range;
     return out.has_value();
   }
@@ -700,9 +719,9 @@ private:
       p.shape = Shape::Warmup;
       ok &= rate(args, "peak", p.to, p.toRange);
       if (!get(args, "length"))
-        missing(call, "a length, as in warmup(20M, peak = 3e-4)"), ok = false;
+        ok = missing(call, "a length, as in warmup(20M, peak = 3e-4)");
       if (!get(args, "peak"))
-        missing(call, "'peak = <learning rate>'"), ok = false;
+        ok = missing(call, "'peak = <learning rate>'");
     } else if (sig == &kConstant) {
       p.shape = Shape::Constant;
       ok &= rate(args, "value", p.to, p.toRange);
@@ -712,24 +731,17 @@ private:
       p.shape = Shape::InverseSqrt;
       ok &= rate(args, "to", p.to, p.toRange);
       const Argument *alpha = get(args, "alpha"), *timescale = get(args, "timescale");
-      if (alpha) {
-        std::optional<double> a = number(*alpha, "alpha");
-        ok &= a.has_value();
-        p.alpha = a.value_or(p.alpha);
-      }
-      if (timescale) {
-        std::optional<double> tau = tokens(*timescale, "timescale");
-        ok &= tau.has_value();
-        p.timescale = tau.value_or(0);
-      }
+      if (alpha)
+        ok &= positive(number(*alpha, "alpha"), *alpha, p.alpha);
+      if (timescale)
+        ok &= positive(tokens(*timescale, "timescale"), *timescale, p.timescale);
       if (get(args, "to") && timescale) {
         error(DiagCode::BadArgument, timescale->written,
               "inverse_sqrt takes 'to' (a cooldown) or 'timescale' (a decay), not both");
         ok = false;
       } else if (!get(args, "to") && !timescale) {
-        missing(call, "'to = <learning rate>' (a cooldown) or 'timescale = <tokens>' (a decay "
-                      "that never ends)");
-        ok = false;
+        ok = missing(call, "'to = <learning rate>' (a cooldown) or 'timescale = <tokens>' (a "
+                           "decay that never ends)");
       } else if (alpha && !get(args, "to")) {
         error(DiagCode::BadArgument, alpha->written,
               "'alpha' shapes the cooldown to 'to'; without 'to', inverse_sqrt decays by "
@@ -740,7 +752,7 @@ private:
       p.shape = sig == &kLinear ? Shape::Linear : sig == &kCosine ? Shape::Cosine : Shape::Exp;
       ok &= rate(args, "to", p.to, p.toRange);
       if (!get(args, "to"))
-        missing(call, "'to = <learning rate>'"), ok = false;
+        ok = missing(call, "'to = <learning rate>'");
     }
     if (ok)
       out.push_back(std::move(p));
@@ -765,7 +777,7 @@ private:
     stable.toRange = warmup.toRange;
     for (StringRef required : {"warmup", "peak", "decay", "final"})
       if (!get(args, required))
-        missing(call, "'" + required.str() + " = ...'"), ok = false;
+        ok = missing(call, "'" + required.str() + " = ...'");
     if (const Argument *shape = get(args, "shape")) {
       const Expr &v = *shape->value;
       StringRef written = v.kind == ExprKind::Ident || v.kind == ExprKind::String ? StringRef(v.name)
@@ -806,7 +818,7 @@ private:
     cooldown.toRange = constant.toRange;
     for (StringRef required : {"warmup", "peak", "cooldown", "constant"})
       if (!get(args, required))
-        missing(call, "'" + required.str() + " = ...'"), ok = false;
+        ok = missing(call, "'" + required.str() + " = ...'");
     if (const Argument *arg = get(args, "cooldown"))
       ok &= cooldownPhase(*arg->value, cooldown);
     if (!ok)
@@ -842,15 +854,11 @@ private:
     p.shape = sig == &kCosineCooldown ? Shape::Cosine : Shape::InverseSqrt;
     bool ok = phaseLength(args, "length", "the cooldown", p);
     if (!get(args, "length")) {
-      missing(call, "a length: the cooldown has a fixed length, as in " + sig->function.str() +
-                        "(1B)");
-      ok = false;
+      ok = missing(call, "a length: the cooldown has a fixed length, as in " +
+                             sig->function.str() + "(1B)");
     }
-    if (const Argument *alpha = get(args, "alpha")) {
-      std::optional<double> a = number(*alpha, "alpha");
-      ok &= a.has_value();
-      p.alpha = a.value_or(p.alpha);
-    }
+    if (const Argument *alpha = get(args, "alpha"))
+      ok &= positive(number(*alpha, "alpha"), *alpha, p.alpha);
     return ok;
   }
 };
