@@ -32,8 +32,9 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-/// Ibrahim et al. 2024, Sec. 7: h(x) = 1/sqrt(1 + alpha x) - 1, so that
-/// from + (to - from) h(x)/h(1) runs from `from` at x = 0 to `to` at x = 1.
+/// The inverse-sqrt cooldown of Ibrahim et al. 2024's infinite schedule:
+/// h(x) = 1/sqrt(1 + alpha x) - 1, so from + (to - from) h(x)/h(1) runs from `from` at
+/// x = 0 to `to` at x = 1.
 double inverseSqrtShape(double x, double alpha) { return 1 / std::sqrt(1 + alpha * x) - 1; }
 
 /// LR `elapsed` tokens into `p`. Both ends are returned exactly, so a chained schedule is
@@ -50,7 +51,7 @@ double evaluate(const Phase &p, double elapsed) {
   case Shape::Warmup:
   case Shape::Linear:
     return p.from + (p.to - p.from) * x;
-  case Shape::Cosine:
+  case Shape::Cosine: // Loshchilov & Hutter 2017, without restarts
     return p.to + (p.from - p.to) * 0.5 * (1 + std::cos(kPi * x));
   case Shape::Exp:
     return p.from * std::pow(p.to / p.from, x);
@@ -58,7 +59,7 @@ double evaluate(const Phase &p, double elapsed) {
     if (p.timescale > 0)
       return p.from * std::sqrt(p.timescale / (p.timescale + elapsed));
     return p.from + (p.to - p.from) * inverseSqrtShape(x, p.alpha) / inverseSqrtShape(1, p.alpha);
-  case Shape::OneMinusSqrt:
+  case Shape::OneMinusSqrt: // Hägele et al. 2024, the "1-sqrt" cooldown
     return p.from - (p.from - p.to) * std::sqrt(x);
   }
   return p.to;
