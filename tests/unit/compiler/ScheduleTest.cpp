@@ -401,3 +401,473 @@ TEST(ScheduleDomain, ReportsEveryIndependentError) {
   EXPECT_EQ(diags[1].message, "linear ends at a learning rate of -1; learning rates must be finite "
                               "and not negative");
 }
+
+//===----------------------------------------------------------------------===//
+// interpretSchedule(): schedules as recipes write them
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+struct Compiled {
+  std::string text;
+  std::optional<ScheduleSpec> spec;
+  std::optional<Schedule> schedule;
+  ExprDiags diags;
+  /// The text a diagnostic or field points at.
+  std::string at(TextRange r) const { return text.substr(r.begin, r.end - r.begin); }
+};
+
+/// parseExpr -> interpretSchedule -> resolve (when the interpretation succeeded).
+Compiled compile(const std::string &text, double horizon) {
+  Compiled c;
+  c.text = text;
+  ParseResult parsed = parseExpr(text);
+  for (const ExprDiag &d : parsed.errors)
+    ADD_FAILURE() << "parse error in test input '" << text << "': " << d.message;
+  if (!parsed.expr)
+    return c;
+  c.spec = interpretSchedule(*parsed.expr, c.diags);
+  if (c.spec)
+    c.schedule = resolve(*c.spec, horizon, c.diags);
+  return c;
+}
+
+Schedule compileOk(const std::string &text, double horizon) {
+  Compiled c = compile(text, horizon);
+  for (const ExprDiag &d : c.diags)
+    ADD_FAILURE() << "'" << text << "': unexpected diagnostic at '" << c.at(d.range)
+                  << "': " << d.message;
+  EXPECT_TRUE(c.schedule.has_value()) << text;
+  return c.schedule.value_or(Schedule());
+}
+
+/// Compiles expecting exactly one diagnostic; returns it with the text it points at.
+struct OneError {
+  ExprDiag diag;
+  std::string at;
+};
+OneError compileError(const std::string &text, double horizon = 2e9) {
+  Compiled c = compile(text, horizon);
+  EXPECT_FALSE(c.schedule.has_value()) << text;
+  std::string all;
+  for (const ExprDiag &d : c.diags)
+    all += "\n  at '" + c.at(d.range) + "': " + d.message;
+  EXPECT_EQ(c.diags.size(), 1u) << text << all;
+  if (c.diags.empty())
+    return {};
+  return {c.diags.front(), c.at(c.diags.front().range)};
+}
+
+} // namespace
+
+TEST(ScheduleText, NorthStarAdapt) {
+  const std::string text = "warmup(20M, peak = 3e-4) then cosine(final = 3e-5)";
+  Compiled c = compile(text, 2e9);
+  ASSERT_TRUE(c.spec && c.schedule);
+  ASSERT_EQ(c.spec->phases.size(), 2u);
+  const PhaseSpec &warmup = c.spec->phases[0], &cosine = c.spec->phases[1];
+  EXPECT_EQ(warmup.shape, Shape::Warmup);
+  EXPECT_EQ(warmup.length.kind, Length::Tokens);
+  EXPECT_EQ(warmup.length.value, 20e6);
+  EXPECT_EQ(c.at(warmup.lengthRange), "20M");
+  EXPECT_EQ(c.at(warmup.toRange), "3e-4");
+  EXPECT_EQ(c.at(warmup.range), "warmup(20M, peak = 3e-4)");
+  EXPECT_EQ(cosine.shape, Shape::Cosine);
+  EXPECT_EQ(cosine.length.kind, Length::Rest);
+  EXPECT_FALSE(cosine.from.has_value());
+  EXPECT_EQ(cosine.to, 3e-5);
+  EXPECT_EQ(c.at(c.spec->range), text);
+
+  const Schedule &s = *c.schedule;
+  EXPECT_EQ(s.lr(0), 0);
+  EXPECT_DOUBLE_EQ(s.lr(10e6), 1.5e-4);
+  EXPECT_EQ(s.lr(20e6), 3e-4);
+  EXPECT_DOUBLE_EQ(s.lr(1.01e9), 1.65e-4);
+  EXPECT_EQ(s.lr(2e9), 3e-5);
+}
+
+TEST(ScheduleText, NorthStarStages) {
+  // anneal: linear to exactly 0 over the stage's 200M tokens.
+  Schedule anneal = compileOk("linear(from = 3e-5, to = 0)", 200e6);
+  EXPECT_EQ(anneal.lr(0), 3e-5);
+  EXPECT_DOUBLE_EQ(anneal.lr(100e6), 1.5e-5);
+  EXPECT_EQ(anneal.lr(200e6), 0);
+
+  // long: a trailing constant with no length is open-ended.
+  Schedule longStage = compileOk("warmup(5M, peak = 2e-5) then constant", 500e6);
+  EXPECT_EQ(longStage.end(), kInf);
+  EXPECT_DOUBLE_EQ(longStage.lr(2.5e6), 1e-5);
+  EXPECT_EQ(longStage.lr(5e6), 2e-5);
+  EXPECT_EQ(longStage.lr(499e6), 2e-5);
+
+  // stream: the infinite schedule.
+  Schedule stream = compileOk(
+      "infinite(warmup = 20M, peak = 3e-4, cooldown = cosine(1B), constant = 1.65e-4)", 5e9);
+  ASSERT_EQ(stream.phases().size(), 3u);
+  EXPECT_EQ(stream.lr(20e6), 3e-4);
+  EXPECT_DOUBLE_EQ(stream.lr(520e6), 2.325e-4); // (3e-4 + 1.65e-4) / 2
+  EXPECT_EQ(stream.lr(1.02e9), 1.65e-4);
+  EXPECT_EQ(stream.lr(5e9), 1.65e-4);
+  EXPECT_EQ(stream.end(), kInf);
+
+  // stream_anneal: exp from the constant down to 3e-5; the midpoint is the geometric mean.
+  Schedule streamAnneal = compileOk("exp(from = 1.65e-4, to = 3e-5)", 250e6);
+  EXPECT_DOUBLE_EQ(streamAnneal.lr(125e6), std::sqrt(1.65e-4 * 3e-5));
+  EXPECT_EQ(streamAnneal.lr(250e6), 3e-5);
+
+  // The ablation's training schedule.
+  Schedule ablation = compileOk("warmup(2M, peak = 1e-4) then cosine(final = 1e-5)", 100e6);
+  EXPECT_DOUBLE_EQ(ablation.lr(51e6), 5.5e-5);
+}
+
+TEST(ScheduleText, StreamDoesNotDependOnTheHorizon) {
+  const char *stream =
+      "infinite(warmup = 20M, peak = 3e-4, cooldown = cosine(1B), constant = 1.65e-4)";
+  Schedule at2B = compileOk(stream, 2e9), at5B = compileOk(stream, 5e9);
+  for (double t = 0; t <= 2e9; t += 3.7e6)
+    EXPECT_EQ(at2B.lr(t), at5B.lr(t)) << "t = " << t;
+}
+
+TEST(ScheduleText, FractionsAndAbsoluteLengthsAgree) {
+  Schedule fraction = compileOk("warmup(5%, peak = 3e-4) then cosine(final = 3e-5)", 2e9);
+  Schedule absolute = compileOk("warmup(100M, peak = 3e-4) then cosine(final = 3e-5)", 2e9);
+  Schedule unit = compileOk("warmup(100M tokens, peak = 3e-4) then cosine(final = 3e-5)", 2e9);
+  for (double t = 0; t <= 2e9; t += 11.3e6) {
+    EXPECT_EQ(fraction.lr(t), absolute.lr(t)) << "t = " << t;
+    EXPECT_EQ(unit.lr(t), absolute.lr(t)) << "t = " << t;
+  }
+  // Binary suffixes are exact counts too: 1Mi = 2^20 tokens.
+  Schedule binary = compileOk("warmup(1Mi, peak = 1e-3) then constant", 1e9);
+  EXPECT_EQ(binary.phases()[1].begin, 1048576);
+}
+
+TEST(ScheduleText, Wsd) {
+  const std::string base = "wsd(warmup = 10%, peak = 1e-3, decay = 20%, final = 0";
+  Schedule sqrtDecay = compileOk(base + ")", 1e9); // shape defaults to sqrt
+  ASSERT_EQ(sqrtDecay.phases().size(), 3u);
+  EXPECT_EQ(sqrtDecay.phases()[2].shape, Shape::OneMinusSqrt);
+  EXPECT_DOUBLE_EQ(sqrtDecay.lr(50e6), 5e-4); // warmup midpoint
+  EXPECT_EQ(sqrtDecay.lr(100e6), 1e-3);
+  EXPECT_EQ(sqrtDecay.lr(799e6), 1e-3);       // plateau up to the last 20%
+  EXPECT_DOUBLE_EQ(sqrtDecay.lr(850e6), 5e-4); // 1-sqrt: sqrt(1/4) of the drop
+  EXPECT_EQ(sqrtDecay.lr(1e9), 0);
+
+  Schedule linear = compileOk(base + ", shape = linear)", 1e9);
+  EXPECT_EQ(linear.phases()[2].shape, Shape::Linear);
+  EXPECT_DOUBLE_EQ(linear.lr(850e6), 7.5e-4);
+  Schedule cosine = compileOk(base + ", shape = cosine)", 1e9);
+  EXPECT_DOUBLE_EQ(cosine.lr(900e6), 5e-4);
+  Schedule quoted = compileOk(base + ", shape = 'sqrt')", 1e9);
+  EXPECT_EQ(quoted.phases()[2].shape, Shape::OneMinusSqrt);
+
+  // An absolute decay stays the last 200M of whatever horizon.
+  Schedule absolute = compileOk("wsd(warmup = 20M, peak = 3e-4, decay = 200M, final = 3e-5)", 2e9);
+  EXPECT_EQ(absolute.phases()[2].begin, 1.8e9);
+  EXPECT_EQ(absolute.lr(2e9), 3e-5);
+}
+
+TEST(ScheduleText, InverseSqrt) {
+  Schedule decay = compileOk("warmup(10M, peak = 1e-3) then inverse_sqrt(timescale = 100M)", 2e9);
+  EXPECT_EQ(decay.phases()[1].timescale, 100e6);
+  EXPECT_DOUBLE_EQ(decay.lr(310e6), 5e-4);    // sqrt(100M / 400M) = 1/2
+  EXPECT_DOUBLE_EQ(decay.lr(1.51e9), 2.5e-4); // sqrt(100M / 1.6B) = 1/4
+
+  Schedule cooldown = compileOk("inverse_sqrt(800M, from = 4e-4, to = 0, alpha = 8)", 1e9);
+  EXPECT_DOUBLE_EQ(cooldown.lr(300e6), 1e-4); // h(3/8)/h(1) = 3/4 with alpha = 8
+  Schedule final = compileOk("inverse_sqrt(800M, from = 4e-4, final = 0, alpha = 8)", 1e9);
+  EXPECT_EQ(final.lr(300e6), cooldown.lr(300e6));
+
+  // Ibrahim et al.'s inverse-sqrt cooldown inside the infinite schedule.
+  Schedule infinite = compileOk(
+      "infinite(warmup = 10M, peak = 4e-4, cooldown = inverse_sqrt(800M, alpha = 8), "
+      "constant = 1e-4)",
+      5e9);
+  EXPECT_EQ(infinite.phases()[1].alpha, 8);
+  EXPECT_DOUBLE_EQ(infinite.lr(310e6), 1.75e-4); // 4e-4 - 3e-4 * 3/4
+  EXPECT_EQ(infinite.lr(810e6), 1e-4);
+  EXPECT_EQ(infinite.lr(4e9), 1e-4);
+  // alpha defaults to 1.
+  Schedule alpha1 = compileOk(
+      "infinite(warmup = 10M, peak = 4e-4, cooldown = inverse_sqrt(800M), constant = 1e-4)", 5e9);
+  EXPECT_EQ(alpha1.phases()[1].alpha, 1);
+}
+
+TEST(ScheduleText, ConstantForms) {
+  Schedule level = compileOk("constant(3e-4)", 1e9);
+  EXPECT_EQ(level.end(), kInf);
+  EXPECT_EQ(level.lr(0), 3e-4);
+  EXPECT_EQ(level.lr(1e12), 3e-4);
+
+  Schedule named = compileOk("constant(20M, value = 1e-4) then linear(to = 0)", 100e6);
+  Schedule positional = compileOk("constant(20M, 1e-4) then linear(to = 0)", 100e6);
+  EXPECT_EQ(named.lr(10e6), 1e-4);
+  EXPECT_DOUBLE_EQ(named.lr(60e6), 5e-5);
+  EXPECT_EQ(named.phases()[1].begin, 20e6);
+  for (double t = 0; t <= 100e6; t += 7e6)
+    EXPECT_EQ(named.lr(t), positional.lr(t));
+
+  // A constant with no length before another phase takes the rest of the horizon.
+  Schedule middle = compileOk("warmup(10M, peak = 1e-3) then constant then linear(100M, to = 0)",
+                              1e9);
+  EXPECT_EQ(middle.phases()[1].length, 890e6);
+  EXPECT_EQ(middle.end(), 1e9);
+}
+
+TEST(ScheduleText, FinalAndToAreTheSameArgument) {
+  Schedule to = compileOk("cosine(1B, from = 3e-4, to = 3e-5)", 1e9);
+  Schedule final = compileOk("cosine(1B, from = 3e-4, final = 3e-5)", 1e9);
+  Schedule length = compileOk("cosine(length = 1B, from = 3e-4, final = 3e-5)", 1e9);
+  for (double t = 0; t <= 1e9; t += 50e6) {
+    EXPECT_EQ(to.lr(t), final.lr(t));
+    EXPECT_EQ(to.lr(t), length.lr(t));
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Diagnostics from interpretSchedule(), with the text they point at
+//===----------------------------------------------------------------------===//
+
+TEST(ScheduleTextErrors, UnknownFunction) {
+  OneError e = compileError("warmup(20M, peak = 3e-4) then cosin(final = 3e-5)");
+  EXPECT_EQ(e.diag.code, DiagCode::UnknownFunction);
+  EXPECT_EQ(e.diag.message, "unknown schedule 'cosin'");
+  EXPECT_EQ(e.at, "cosin");
+  EXPECT_EQ(e.diag.fixit, "cosine");
+  ASSERT_EQ(e.diag.notes.size(), 1u);
+  EXPECT_EQ(e.diag.notes[0].message, "did you mean 'cosine'?");
+
+  e = compileError("warmup(20M, peak = 3e-4) then sawtooth");
+  EXPECT_EQ(e.diag.code, DiagCode::UnknownFunction);
+  EXPECT_EQ(e.at, "sawtooth");
+  EXPECT_EQ(e.diag.fixit, "");
+  ASSERT_EQ(e.diag.notes.size(), 1u);
+  EXPECT_EQ(e.diag.notes[0].message, "schedules are 'warmup', 'constant', 'linear', 'cosine', "
+                                     "'exp', 'inverse_sqrt', 'wsd' and 'infinite'");
+
+  e = compileError("0.95 med + 0.05 web");
+  EXPECT_EQ(e.diag.code, DiagCode::BadValue);
+}
+
+TEST(ScheduleTextErrors, UnknownArgument) {
+  OneError e = compileError("warmup(20M, pek = 3e-4) then cosine(final = 3e-5)");
+  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
+  EXPECT_EQ(e.diag.message, "unknown argument 'pek' to warmup");
+  EXPECT_EQ(e.at, "pek");
+  EXPECT_EQ(e.diag.fixit, "peak");
+  ASSERT_EQ(e.diag.notes.size(), 1u);
+  EXPECT_EQ(e.diag.notes[0].message, "did you mean 'peak'?");
+
+  e = compileError("cosine(from = 3e-4, fnal = 3e-5)");
+  EXPECT_EQ(e.diag.fixit, "final");
+
+  e = compileError("warmup(20M, peak = 3e-4, steepness = 2)");
+  EXPECT_EQ(e.at, "steepness");
+  ASSERT_EQ(e.diag.notes.size(), 1u);
+  EXPECT_EQ(e.diag.notes[0].message, "warmup takes 'length', 'peak' and 'from'");
+}
+
+TEST(ScheduleTextErrors, DuplicateArgument) {
+  Compiled c = compile("warmup(20M, peak = 3e-4, peak = 1e-4)", 1e9);
+  ASSERT_EQ(c.diags.size(), 1u);
+  EXPECT_EQ(c.diags[0].code, DiagCode::BadArgument);
+  EXPECT_EQ(c.diags[0].message, "argument 'peak' of warmup is given twice");
+  EXPECT_EQ(c.diags[0].range.begin, c.text.rfind("peak"));
+  ASSERT_EQ(c.diags[0].notes.size(), 1u);
+  EXPECT_EQ(c.at(c.diags[0].notes[0].range), "peak");
+  EXPECT_EQ(c.diags[0].notes[0].range.begin, c.text.find("peak"));
+
+  OneError e = compileError("cosine(from = 3e-4, to = 3e-5, final = 3e-5)");
+  EXPECT_EQ(e.diag.message, "argument 'to' of cosine is given twice");
+  EXPECT_EQ(e.at, "final");
+
+  e = compileError("warmup(20M, length = 30M, peak = 3e-4)");
+  EXPECT_EQ(e.diag.message, "argument 'length' of warmup is given twice");
+  EXPECT_EQ(e.at, "length");
+}
+
+TEST(ScheduleTextErrors, PositionalArguments) {
+  OneError e = compileError("cosine(1B, 2B, to = 0, from = 1e-4)");
+  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
+  EXPECT_EQ(e.at, "2B");
+  EXPECT_EQ(e.diag.message, "too many positional arguments to cosine; name the others, such as "
+                            "to = ...");
+  e = compileError("wsd(20M, peak = 3e-4, decay = 10%, final = 0)");
+  EXPECT_EQ(e.diag.message, "wsd takes only named arguments, such as warmup = ...");
+  EXPECT_EQ(e.at, "20M");
+}
+
+TEST(ScheduleTextErrors, MissingArgument) {
+  OneError e = compileError("warmup(peak = 3e-4) then cosine(final = 3e-5)");
+  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
+  EXPECT_EQ(e.diag.message, "warmup needs a length, as in warmup(20M, peak = 3e-4)");
+  EXPECT_EQ(e.at, "warmup");
+
+  e = compileError("warmup(20M) then cosine(final = 3e-5)");
+  EXPECT_EQ(e.diag.message, "warmup needs 'peak = <learning rate>'");
+
+  e = compileError("warmup(20M, peak = 3e-4) then linear");
+  EXPECT_EQ(e.diag.message, "linear needs 'to = <learning rate>'");
+  EXPECT_EQ(e.at, "linear");
+
+  e = compileError("wsd(warmup = 20M, peak = 3e-4, decay = 10%)");
+  EXPECT_EQ(e.diag.message, "wsd needs 'final = ...'");
+
+  e = compileError("infinite(warmup = 20M, peak = 3e-4, constant = 1e-4)");
+  EXPECT_EQ(e.diag.message, "infinite needs 'cooldown = ...'");
+
+  // Resolution: a first phase that continues from nothing.
+  e = compileError("cosine(final = 3e-5)");
+  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
+  EXPECT_EQ(e.at, "cosine(final = 3e-5)");
+}
+
+TEST(ScheduleTextErrors, Units) {
+  OneError e = compileError("warmup(3 epochs, peak = 3e-4) then cosine(final = 3e-5)");
+  EXPECT_EQ(e.diag.code, DiagCode::Units);
+  EXPECT_EQ(e.at, "3 epochs");
+  EXPECT_EQ(e.diag.message,
+            "the length of warmup must be in tokens or a fraction of the horizon (%), not epochs");
+
+  e = compileError("warmup(1000, peak = 3e-4) then cosine(final = 3e-5)");
+  EXPECT_EQ(e.diag.message, "the length of warmup must be in tokens or a fraction of the horizon "
+                            "(%), not a plain number");
+
+  e = compileError("warmup(20M, peak = 20M tokens) then cosine(final = 3e-5)");
+  EXPECT_EQ(e.diag.code, DiagCode::Units);
+  EXPECT_EQ(e.at, "20M tokens");
+  EXPECT_EQ(e.diag.message, "'peak' (a learning rate) must be a plain number, not tokens");
+
+  e = compileError("warmup(20M, peak = 3e-4) then cosine(final = 1%)");
+  EXPECT_EQ(e.diag.message, "'final' (a learning rate) must be a plain number, not a fraction (%)");
+  EXPECT_EQ(e.at, "1%");
+
+  e = compileError("warmup(20M, peak = 3M) then constant");
+  EXPECT_EQ(e.diag.message, "'peak' (a learning rate) must be a plain number, not tokens");
+
+  e = compileError("wsd(warmup = 20M, peak = 3e-4, decay = 1000 steps, final = 0)");
+  EXPECT_EQ(e.at, "1000 steps");
+  EXPECT_EQ(e.diag.message,
+            "the length of decay must be in tokens or a fraction of the horizon (%), not steps");
+
+  e = compileError("inverse_sqrt(from = 1e-3, timescale = 5%)");
+  EXPECT_EQ(e.diag.message, "timescale must be in tokens, not a fraction (%)");
+
+  e = compileError("warmup(20M, peak = web)");
+  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
+  EXPECT_EQ(e.diag.message, "'peak' (a learning rate) must be a number");
+  EXPECT_EQ(e.at, "web");
+}
+
+TEST(ScheduleTextErrors, InverseSqrtForms) {
+  OneError e = compileError("inverse_sqrt(from = 1e-3)");
+  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
+  EXPECT_EQ(e.at, "inverse_sqrt");
+  e = compileError("inverse_sqrt(from = 1e-3, to = 0, timescale = 1M)");
+  EXPECT_EQ(e.at, "timescale");
+  EXPECT_EQ(e.diag.message,
+            "inverse_sqrt takes 'to' (a cooldown) or 'timescale' (a decay), not both");
+  e = compileError("inverse_sqrt(from = 1e-3, timescale = 1M, alpha = 2)");
+  EXPECT_EQ(e.at, "alpha");
+  e = compileError("inverse_sqrt(1B, from = 1e-3, to = 1e-4, alpha = 0)", 1e9);
+  EXPECT_EQ(e.diag.code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(e.diag.message, "'alpha' must be positive");
+  EXPECT_EQ(e.at, "0");
+  e = compileError("inverse_sqrt(from = 1e-3, timescale = 0 tokens)", 1e9);
+  EXPECT_EQ(e.diag.code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(e.at, "0 tokens");
+}
+
+TEST(ScheduleTextErrors, WsdShape) {
+  OneError e =
+      compileError("wsd(warmup = 20M, peak = 3e-4, decay = 10%, final = 0, shape = cosin)");
+  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
+  EXPECT_EQ(e.at, "cosin");
+  EXPECT_EQ(e.diag.fixit, "cosine");
+  EXPECT_EQ(e.diag.message, "the shape of wsd's decay is linear, cosine or sqrt (1-sqrt)");
+}
+
+TEST(ScheduleTextErrors, InfiniteCooldown) {
+  const std::string head = "infinite(warmup = 20M, peak = 3e-4, constant = 1e-4, cooldown = ";
+  OneError e = compileError(head + "linear(1B))");
+  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
+  EXPECT_EQ(e.at, "linear");
+  EXPECT_EQ(e.diag.message,
+            "the cooldown is cosine(<length>) or inverse_sqrt(<length>, alpha = ...)");
+
+  e = compileError(head + "cosin(1B))");
+  EXPECT_EQ(e.diag.code, DiagCode::UnknownFunction);
+  EXPECT_EQ(e.diag.fixit, "cosine");
+
+  e = compileError(head + "cosine)");
+  EXPECT_EQ(e.diag.message, "cosine needs a length: the cooldown has a fixed length, as in "
+                            "cosine(1B)");
+
+  e = compileError(head + "cosine(1B, to = 0))");
+  EXPECT_EQ(e.diag.message, "unknown argument 'to' to cosine");
+  EXPECT_EQ(e.at, "to");
+
+  e = compileError(head + "1B)");
+  EXPECT_EQ(e.at, "1B");
+}
+
+TEST(ScheduleTextErrors, DomainErrorsPointAtTheArgument) {
+  OneError e = compileError("wsd(warmup = 400M, peak = 3e-4, decay = 1.8B, final = 0)", 2e9);
+  EXPECT_EQ(e.diag.code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(e.diag.message, "decay ends at 2200M tokens, past the horizon of 2B tokens");
+  EXPECT_EQ(e.at, "1.8B");
+
+  e = compileError("warmup(3B, peak = 3e-4) then cosine(final = 3e-5)", 2e9);
+  EXPECT_EQ(e.diag.message, "warmup of 3B tokens is longer than the horizon of 2B tokens");
+  EXPECT_EQ(e.at, "3B");
+
+  const std::string zeroPeak = "warmup(20M, peak = 0) then cosine(final = 0)";
+  e = compileError(zeroPeak);
+  EXPECT_EQ(e.diag.message, "the peak of warmup must be positive");
+  EXPECT_EQ(e.at, "0");
+  EXPECT_EQ(e.diag.range.begin, zeroPeak.find("0)")); // the peak's, not the final's
+
+  e = compileError("exp(from = 1.65e-4, to = 0)", 250e6);
+  EXPECT_EQ(e.diag.code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(e.at, "0");
+
+  e = compileError("linear(from = 3e-5, to = -1e-5)", 200e6);
+  EXPECT_EQ(e.diag.message,
+            "linear ends at a learning rate of -1e-5; learning rates must be finite and not "
+            "negative");
+  EXPECT_EQ(e.at, "-1e-5");
+
+  e = compileError("warmup(1B, peak = 1e-3) then cosine(final = 0) then linear(to = 0)", 2e9);
+  EXPECT_EQ(e.at, "linear(to = 0)");
+  EXPECT_EQ(e.diag.message,
+            "only one phase may omit its length, and cosine already takes the rest of the horizon");
+
+  e = compileError("wsd(warmup = 50%, peak = 1e-3, decay = 50%, final = 0)", 2e9);
+  EXPECT_EQ(e.diag.message,
+            "stable phase has no tokens left: the other phases take all 2B tokens of the horizon");
+
+  e = compileError("warmup(0 tokens, peak = 1e-3) then constant", 2e9);
+  EXPECT_EQ(e.diag.message, "the length of warmup must be positive, not 0 tokens");
+  EXPECT_EQ(e.at, "0 tokens");
+  e = compileError("warmup(120%, peak = 1e-3) then constant", 2e9);
+  EXPECT_EQ(e.diag.message,
+            "the length of warmup must be a fraction of the horizon in (0%, 100%], not 120%");
+  EXPECT_EQ(e.at, "120%");
+}
+
+TEST(ScheduleTextErrors, ReportsEveryPhase) {
+  Compiled c = compile("warmup(3 epochs, peak = 3e-4) then cosin(final = 3e-5)", 2e9);
+  ASSERT_EQ(c.diags.size(), 2u);
+  EXPECT_EQ(c.diags[0].code, DiagCode::Units);
+  EXPECT_EQ(c.diags[1].code, DiagCode::UnknownFunction);
+  EXPECT_FALSE(c.spec.has_value());
+}
+
+TEST(ScheduleText, LongChains) {
+  std::string text = "warmup(1M, peak = 1e-3)";
+  for (int i = 0; i < 500; ++i)
+    text += " then constant(1M)";
+  Schedule s = compileOk(text, 1e9);
+  EXPECT_EQ(s.phases().size(), 501u);
+  EXPECT_EQ(s.phaseAt(250.5e6), 250u);
+  EXPECT_EQ(s.lr(400e6), 1e-3);
+}
