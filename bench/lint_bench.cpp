@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "mixtape/compiler/Sema.h"
 
+#include "llvm/Support/Format.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 

@@ -689,6 +689,13 @@ private:
   }
 
   void phase(const Expr &e, bool last, std::vector<PhaseSpec> &out) {
+    if (e.kind == ExprKind::Number && e.number.unitWritten) {
+      // lr = "20M tokens": a length where a schedule belongs is a unit error.
+      error(DiagCode::Units, e.range,
+            "expected a learning-rate schedule, found a quantity of " + describeDim(dimOf(e.number)) +
+                "; e.g. constant(3e-4) or warmup(20M, peak = 3e-4) then cosine(final = 3e-5)");
+      return;
+    }
     if (e.kind != ExprKind::Call && e.kind != ExprKind::Ident) {
       error(DiagCode::BadValue, e.range,
             "expected a schedule phase such as cosine(to = 3e-5); phases are joined by 'then'");

@@ -93,8 +93,7 @@ std::optional<Quantity> Context::quantity(const Value &v, std::initializer_list<
     if (q.dim == Dim::Number)
       q.dim = bare;
   } else {
-    report(DiagCode::WrongType, v.range, llvm::formatv("expected {0}", what).str());
-    return std::nullopt;
+    return std::nullopt; // a TOML type the key does not take: the schema pass reported it
   }
   if (!llvm::is_contained(allowed, q.dim)) {
     std::string expected;
@@ -332,6 +331,12 @@ static std::optional<UntieKnots> untieKnots(Context &ctx, const Value &v) {
   return t;
 }
 
+/// Where a stream says what it derives from.
+static llvm::SMRange fromRange(const Field *stream) {
+  const Value *from = stream->value->get("from");
+  return from ? from->range : stream->keyRange;
+}
+
 void sema::checkStreams(Context &ctx) {
   const Value *streams = ctx.root.get("streams");
   if (!streams || streams->kind != Value::Table)
@@ -387,15 +392,20 @@ void sema::checkStreams(Context &ctx) {
       spec.transform = untieKnots(ctx, *v);
     ctx.recipe.streams.push_back(std::move(spec));
   }
-  // Roots, derivation cycles and inherited val splits.
+  // Roots, derivation cycles (reported once, at the cycle's first stream in the file) and
+  // inherited val splits.
+  std::set<std::string> inCycle;
   for (StreamSpec &spec : ctx.recipe.streams) {
     std::vector<std::string> chain{spec.name};
     const StreamSpec *cur = &spec;
     while (cur && !cur->parent.empty()) {
       if (llvm::is_contained(chain, cur->parent)) {
-        ctx.report(DiagCode::Cycle, byName[spec.name]->keyRange,
-                   "stream '" + spec.name + "' derives from itself: " + llvm::join(chain, " -> ") + " -> " +
-                       cur->parent);
+        if (cur->parent == spec.name && inCycle.insert(spec.name).second) {
+          inCycle.insert(chain.begin(), chain.end());
+          ctx.report(DiagCode::Cycle, fromRange(byName[spec.name]),
+                     "stream '" + spec.name + "' derives from itself: " + llvm::join(chain, " -> ") + " -> " +
+                         cur->parent);
+        }
         cur = nullptr;
         break;
       }

@@ -332,8 +332,11 @@ private:
     int parentOut = -1;
     if (d.parent >= 0) {
       parentOut = outIndex[d.parent];
-      if (parentOut < 0)
-        return; // the parent failed to build; its errors are reported
+      if (parentOut < 0) {
+        // The parent is broken (and reported); still check what needs no inheritance.
+        checkExpressions(d, stage, VariantLabels());
+        return;
+      }
       parent = &recipe.stages[parentOut];
       stage.parent = parent->name;
       stage.axes = parent->axes;
@@ -395,6 +398,8 @@ private:
       }
       BatchWritten batch;
       ok = resolveVariant(d, stage, v, pv, pb, batch);
+      if (!ok)
+        checkExpressions(d, stage, labels);
       stage.variants.push_back(std::move(v));
       stageBatches.push_back(batch);
     }
@@ -403,6 +408,23 @@ private:
     outIndex[declIndex] = static_cast<int>(recipe.stages.size());
     recipe.stages.push_back(std::move(stage));
     batches.push_back(std::move(stageBatches));
+  }
+
+  /// Checks of a variant's mixture and schedule that need nothing resolved, so that a
+  /// stage whose batch or parent is broken still reports every error in its own text.
+  void checkExpressions(const StageDecl &d, const StageSpec &stage, const VariantLabels &labels) {
+    auto eff = [&](llvm::StringRef key) {
+      for (unsigned a : stage.axes)
+        if (recipe.axes[a].stage == d.name && recipe.axes[a].key == key && recipe.axes[a].subkey.empty() &&
+            labels.count(a))
+          return axisValues[a][labels.at(a)];
+      return d.table->get(key);
+    };
+    if (const Value *mix = eff("mix"); mix && mix->kind == Value::String)
+      if (const MixtureSpec *spec = ctx.mixture(*mix))
+        checkStreamRefs(*mix, *spec);
+    if (const Value *lr = eff("lr"); lr && lr->kind == Value::String)
+      ctx.scheduleSpec(*lr);
   }
 
   size_t groupSize(unsigned group) const {
@@ -577,21 +599,23 @@ private:
     return names;
   }
 
+  bool checkStreamRefs(const Value &mix, const MixtureSpec &spec) {
+    bool ok = true;
+    for (const auto &[name, range] : streamRefs(spec)) {
+      if (recipe.stream(name))
+        continue;
+      llvm::SMRange r = mix.location().range(range.begin, range.end);
+      ctx.suggest(ctx.report(DiagCode::UnknownRef, r, "unknown stream '" + name + "'"), name, streamNames(), r);
+      ok = false;
+    }
+    return ok;
+  }
+
   bool resolveMix(const Value *mix, StageVariant &v) {
     if (!mix)
       return false;
     const MixtureSpec *spec = ctx.mixture(*mix);
-    if (!spec)
-      return false;
-    bool ok = true;
-    for (const auto &[name, range] : streamRefs(*spec)) {
-      if (recipe.stream(name))
-        continue;
-      llvm::SMRange r = mix->location().range(range.begin, range.end);
-      ctx.suggest(ctx.report(DiagCode::UnknownRef, r, "unknown stream '" + name + "'"), name, streamNames(), r);
-      ok = false;
-    }
-    if (!ok)
+    if (!spec || !checkStreamRefs(*mix, *spec))
       return false;
     ExprDiags list;
     std::optional<Mixture> resolved = resolveMixture(*spec, static_cast<double>(v.tokens), list);

@@ -13,7 +13,8 @@ struct Expectation {
   Severity severity;
   unsigned line;       ///< where the diagnostic must be
   unsigned commentLine;
-  std::string text;
+  std::string text;    ///< a substring of the message
+  std::string code;    ///< from a trailing "[code]", if written
   bool matched = false;
 };
 
@@ -61,7 +62,16 @@ static std::vector<Expectation> parseExpectations(llvm::StringRef buffer, llvm::
       continue;
     }
     e.line = static_cast<unsigned>(static_cast<int>(i + 1) + offset);
-    e.text = rest.trim().str();
+    llvm::StringRef text = rest.trim();
+    if (text.endswith("]") && text.rfind('[') != llvm::StringRef::npos) {
+      size_t open = text.rfind('[');
+      llvm::StringRef code = text.slice(open + 1, text.size() - 1);
+      if (diagCodeFromName(code)) {
+        e.code = code.str();
+        text = text.take_front(open).rtrim();
+      }
+    }
+    e.text = text.str();
     out.push_back(std::move(e));
   }
   return out;
@@ -81,14 +91,16 @@ bool mixtape::verifyDiagnostics(const DiagnosticEngine &diags, unsigned bufferId
     if (!d.range.Start.isValid() || sm.FindBufferContainingLoc(d.range.Start) != bufferId)
       return;
     unsigned line = sm.getLineAndColumn(d.range.Start, bufferId).first;
-    std::string full = d.message;
-    if (d.severity != Severity::Note)
-      full += " [" + diagCodeName(d.code).str() + "]";
+    llvm::StringRef code = diagCodeName(d.code);
     for (Expectation &e : expected)
-      if (!e.matched && e.severity == d.severity && e.line == line && llvm::StringRef(full).contains(e.text)) {
+      if (!e.matched && e.severity == d.severity && e.line == line &&
+          llvm::StringRef(d.message).contains(e.text) && (e.code.empty() || e.code == code)) {
         e.matched = true;
         return;
       }
+    std::string full = d.message;
+    if (d.severity != Severity::Note)
+      full += " [" + code.str() + "]";
     ok = false;
     os << file << ":" << line << ": unexpected " << severityWord(d.severity) << ": " << full << "\n";
   };
@@ -101,7 +113,7 @@ bool mixtape::verifyDiagnostics(const DiagnosticEngine &diags, unsigned bufferId
     if (!e.matched) {
       ok = false;
       os << file << ":" << e.commentLine << ": expected " << severityWord(e.severity) << " on line " << e.line
-         << " not produced: " << e.text << "\n";
+         << " not produced: " << e.text << (e.code.empty() ? "" : " [" + e.code + "]") << "\n";
     }
   return ok;
 }

@@ -129,7 +129,7 @@ TEST(Sema, DerivedStreamsShareTheirRootsValSplit) {
   EXPECT_EQ(c->recipe->stream("books_knotted")->transform->chunkProbabilities.size(), 2u);
 }
 
-const char *kZipRecipe = R"(
+const char *kZipRecipe = R"toml(
 [recipe]
 name = "zip"
 [model]
@@ -149,7 +149,7 @@ lr = "constant(1e-3)"
 lr = { key = "s.lr", values = { lo = "constant(1e-4)", hi = "constant(1e-3)" } }
 wd = { key = "s.optimizer.weight_decay", values = { lo = 0.0, hi = 0.1 } }
 %ZIP%
-)";
+)toml";
 
 TEST(Sema, ZipPairsAxesInsteadOfCrossingThem) {
   std::string crossed = kZipRecipe, zipped = kZipRecipe;

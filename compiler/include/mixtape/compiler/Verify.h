@@ -7,8 +7,8 @@
 //   mix = "0.85 med + 0.05 web"
 //
 // `@+N` / `@-N` is relative to the comment's line, no `@` means the comment's own line.
-// Each expectation must match (as a substring of "message [code]") a diagnostic of that
-// severity on that line, and every error and warning must be expected. Notes are checked
+// Each expectation must match a diagnostic of that severity on that line: its text a
+// substring of the message and, when it ends in "[code]", that code, and every error and warning must be expected. Notes are checked
 // when a note is expected.
 //
 //===----------------------------------------------------------------------===//
