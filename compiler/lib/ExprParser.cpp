@@ -885,7 +885,15 @@ void print(std::string &out, const Expr &e) {
     if (e.selectAll) out += '*';
     for (size_t i = 0; i < e.selectors.size(); ++i) {
       if (i) out += ", ";
-      out += e.selectors[i].axis + "=" + e.selectors[i].label;
+      out += e.selectors[i].axis + "=";
+      // Labels written as strings print quoted unless they read back as a name or number.
+      llvm::StringRef label = e.selectors[i].label;
+      bool bare = !label.empty() && llvm::isAlnum(label.front()) &&
+                  llvm::all_of(label, [](char c) { return isIdentChar(c) || c == '-' || c == '.'; });
+      if (bare)
+        out += label;
+      else
+        printString(out, label);
     }
     out += ']';
     return;
