@@ -278,17 +278,6 @@ bool BoundPredicate::eval(llvm::ArrayRef<MetadataValue> row) const {
   return p.evalNode(static_cast<uint32_t>(p.nodes_.size() - 1), valueOf);
 }
 
-namespace {
-void quote(std::string &out, llvm::StringRef s) {
-  out += '\'';
-  for (char c : s) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '\'';
-}
-} // namespace
-
 void Predicate::print(std::string &out, uint32_t index) const {
   const Node &n = nodes_[index];
   auto binary = [&](const char *op) {
@@ -301,7 +290,7 @@ void Predicate::print(std::string &out, uint32_t index) const {
   auto comparison = [&](const char *op) {
     out += '(' + columnNames_[n.column] + op;
     if (n.stringLiteral)
-      quote(out, strings_[n.strBegin]);
+      out += quoteString(strings_[n.strBegin]);
     else
       out += formatNumber(n.number);
     out += ')';
@@ -329,7 +318,7 @@ void Predicate::print(std::string &out, uint32_t index) const {
       out += (first ? "" : ", ") + formatNumber(numbers_[n.numBegin + i]);
     for (uint32_t i = 0; i < n.strCount; ++i, first = false) {
       if (!first) out += ", ";
-      quote(out, strings_[n.strBegin + i]);
+      out += quoteString(strings_[n.strBegin + i]);
     }
     out += "])";
     return;
