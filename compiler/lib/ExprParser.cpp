@@ -848,15 +848,6 @@ private:
   ExprDiag diag;
 };
 
-void printString(std::string &out, llvm::StringRef s) {
-  out += '\'';
-  for (char c : s) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '\'';
-}
-
 void print(std::string &out, const Expr &e) {
   auto list = [&](size_t from, llvm::StringRef separator) {
     for (size_t i = from; i < e.operands.size(); ++i) {
@@ -866,7 +857,7 @@ void print(std::string &out, const Expr &e) {
   };
   switch (e.kind) {
   case ExprKind::Number: out += formatQuantity(e.number); return;
-  case ExprKind::String: printString(out, e.name); return;
+  case ExprKind::String: out += quoteString(e.name); return;
   case ExprKind::Bool: out += e.boolean ? "true" : "false"; return;
   case ExprKind::Ident: out += e.name; return;
   case ExprKind::Call:
@@ -885,7 +876,15 @@ void print(std::string &out, const Expr &e) {
     if (e.selectAll) out += '*';
     for (size_t i = 0; i < e.selectors.size(); ++i) {
       if (i) out += ", ";
-      out += e.selectors[i].axis + "=" + e.selectors[i].label;
+      out += e.selectors[i].axis + "=";
+      // Labels written as strings print quoted unless they read back as a name or number.
+      llvm::StringRef label = e.selectors[i].label;
+      bool bare = !label.empty() && llvm::isAlnum(label.front()) &&
+                  llvm::all_of(label, [](char c) { return isIdentChar(c) || c == '-' || c == '.'; });
+      if (bare)
+        out += label;
+      else
+        out += quoteString(label);
     }
     out += ']';
     return;
@@ -935,6 +934,16 @@ ParseResult parseExpr(llvm::StringRef text) {
     return result;
   }
   return Parser(text).parse();
+}
+
+std::string quoteString(llvm::StringRef s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '\'';
+  return out;
 }
 
 std::string printExpr(const Expr &e) {

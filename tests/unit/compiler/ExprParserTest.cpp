@@ -161,6 +161,11 @@ TEST(ExprParser, TreeShapeAndRanges) {
   EXPECT_EQ(r.expr->selectors[1].label, "1B"); // a number label is kept as written
   EXPECT_EQ(slice(text, r.expr->nameRange), "anneal");
 
+  r = parseExpr("anneal[lr='3e-4 warm', at=b-1]"); // string labels print quoted only if needed
+  ASSERT_TRUE(r.expr);
+  EXPECT_EQ(r.expr->selectors[0].label, "3e-4 warm");
+  EXPECT_EQ(printExpr(*r.expr), "anneal[lr='3e-4 warm', at=b-1]");
+
   r = parseExpr("anneal[*]");
   ASSERT_TRUE(r.expr);
   EXPECT_TRUE(r.expr->selectAll);

@@ -1,0 +1,199 @@
+#include "mixtape/compiler/Predicate.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+using namespace mixtape;
+
+namespace {
+
+std::optional<Predicate> compile(llvm::StringRef text, ExprDiags *out = nullptr) {
+  ParseResult r = parseExpr(text);
+  EXPECT_TRUE(r.expr) << text.str();
+  if (!r.expr) return std::nullopt;
+  ExprDiags diags;
+  std::optional<Predicate> p = interpretPredicate(*r.expr, diags);
+  EXPECT_EQ(p.has_value(), diags.empty()) << text.str();
+  if (out) *out = diags;
+  return p;
+}
+
+ExprDiag predicateError(llvm::StringRef text) {
+  ExprDiags diags;
+  EXPECT_FALSE(compile(text, &diags)) << text.str();
+  EXPECT_EQ(diags.size(), 1u) << text.str();
+  if (diags.empty()) return {};
+  EXPECT_EQ(diags[0].code, DiagCode::Predicate);
+  return diags[0];
+}
+
+struct Document : MetadataLookup {
+  std::map<std::string, double, std::less<>> numbers;
+  std::map<std::string, std::string, std::less<>> strings;
+  std::optional<double> number(std::string_view column) const override {
+    auto it = numbers.find(column);
+    return it == numbers.end() ? std::nullopt : std::optional<double>(it->second);
+  }
+  std::optional<std::string_view> string(std::string_view column) const override {
+    auto it = strings.find(column);
+    return it == strings.end() ? std::nullopt : std::optional<std::string_view>(it->second);
+  }
+};
+
+Document doc(double score, std::string domain) {
+  Document d;
+  d.numbers["overall_score"] = score;
+  d.strings["domain"] = std::move(domain);
+  return d;
+}
+
+} // namespace
+
+TEST(Predicate, NorthStarFilter) {
+  llvm::StringRef text = "overall_score >= 4 and domain == 'Medicine'";
+  std::optional<Predicate> p = compile(text);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->columnNames(), (std::vector<std::string>{"overall_score", "domain"}));
+  ASSERT_EQ(p->columns().size(), 2u);
+  EXPECT_EQ(p->columns()[1].first, "domain");
+  EXPECT_EQ(p->columns()[1].second.begin, 23u);
+  EXPECT_EQ(p->columns()[1].second.end, 29u);
+
+  EXPECT_TRUE(p->eval(doc(4, "Medicine")));
+  EXPECT_TRUE(p->eval(doc(5, "Medicine")));
+  EXPECT_FALSE(p->eval(doc(3.9, "Medicine")));
+  EXPECT_FALSE(p->eval(doc(5, "Law")));
+  EXPECT_FALSE(p->eval(Document{})); // missing values compare false
+  EXPECT_EQ(p->canonical(), "((overall_score >= 4) and (domain == 'Medicine'))");
+
+  std::optional<Predicate> hq = compile("overall_score == 5");
+  ASSERT_TRUE(hq);
+  EXPECT_TRUE(hq->eval(doc(5, "")));
+  EXPECT_FALSE(hq->eval(doc(4, "")));
+}
+
+TEST(Predicate, FastPathRows) {
+  std::optional<Predicate> p = compile("overall_score >= 4 and domain == 'Medicine'");
+  ASSERT_TRUE(p);
+  // Rows in the predicate's own column order.
+  MetadataValue good[] = {MetadataValue::ofNumber(4.5), MetadataValue::ofString("Medicine")};
+  MetadataValue low[] = {MetadataValue::ofNumber(2), MetadataValue::ofString("Medicine")};
+  MetadataValue missing[] = {MetadataValue::missing(), MetadataValue::ofString("Medicine")};
+  MetadataValue wrongKind[] = {MetadataValue::ofString("4.5"), MetadataValue::ofString("Medicine")};
+  EXPECT_TRUE(p->eval(good));
+  EXPECT_FALSE(p->eval(low));
+  EXPECT_FALSE(p->eval(missing));
+  EXPECT_FALSE(p->eval(wrongKind));
+  EXPECT_FALSE(p->eval(llvm::ArrayRef<MetadataValue>(good, 1))); // a short row: domain missing
+
+  // Rows in the data layer's order; 'domain' is column 2 there, 'overall_score' column 0.
+  std::vector<std::string> layout = {"overall_score", "source", "domain"};
+  BoundPredicate bound = p->bind(layout);
+  MetadataValue row[] = {MetadataValue::ofNumber(5), MetadataValue::ofString("pubmed"),
+                         MetadataValue::ofString("Medicine")};
+  EXPECT_TRUE(bound.eval(row));
+  row[2] = MetadataValue::ofString("Law");
+  EXPECT_FALSE(bound.eval(row));
+
+  // A layout without 'domain': never passes.
+  std::vector<std::string> partial = {"overall_score"};
+  BoundPredicate none = p->bind(partial);
+  MetadataValue scoreOnly[] = {MetadataValue::ofNumber(5)};
+  EXPECT_FALSE(none.eval(scoreOnly));
+}
+
+TEST(Predicate, Operators) {
+  auto passes = [](llvm::StringRef text, double score) {
+    std::optional<Predicate> p = compile(text);
+    EXPECT_TRUE(p) << text.str();
+    return p && p->eval(doc(score, "Medicine"));
+  };
+  EXPECT_TRUE(passes("overall_score < 4", 3));
+  EXPECT_FALSE(passes("overall_score < 4", 4));
+  EXPECT_TRUE(passes("overall_score <= 4", 4));
+  EXPECT_TRUE(passes("overall_score > 4", 4.5));
+  EXPECT_FALSE(passes("overall_score > 4", 4));
+  EXPECT_TRUE(passes("overall_score != 4", 3));
+  EXPECT_FALSE(passes("overall_score != 4", 4));
+  EXPECT_TRUE(passes("4 <= overall_score", 4)); // a value on the left is flipped
+  EXPECT_FALSE(passes("4 < overall_score", 4));
+  EXPECT_TRUE(passes("overall_score < 4 or domain == 'Medicine'", 5));
+  EXPECT_FALSE(passes("not (domain == 'Medicine')", 5));
+  EXPECT_TRUE(passes("domain != 'Law'", 5));
+  EXPECT_TRUE(passes("true", 0));
+  EXPECT_FALSE(passes("false", 0));
+  EXPECT_TRUE(passes("overall_score in [1, 3, 5]", 3));
+  EXPECT_FALSE(passes("overall_score in [1, 3, 5]", 4));
+  EXPECT_TRUE(passes("overall_score not in [1, 2]", 3));
+  EXPECT_TRUE(passes("domain in ['Law', 'Medicine']", 0));
+  EXPECT_FALSE(passes("domain in []", 0));
+  EXPECT_TRUE(passes("overall_score >= 50%", 0.5));
+  EXPECT_TRUE(passes("overall_score == -1", -1));
+
+  // A missing column: comparisons (!= included) are false, their negation true.
+  std::optional<Predicate> ne = compile("language != 'en'");
+  ASSERT_TRUE(ne);
+  EXPECT_FALSE(ne->eval(doc(1, "x")));
+  std::optional<Predicate> notEq = compile("not (language == 'en')");
+  ASSERT_TRUE(notEq);
+  EXPECT_TRUE(notEq->eval(doc(1, "x")));
+
+  // NaN in the data behaves as a missing value.
+  MetadataValue nan[] = {MetadataValue::ofNumber(std::nan(""))};
+  std::optional<Predicate> anyScore = compile("overall_score != 3");
+  ASSERT_TRUE(anyScore);
+  EXPECT_FALSE(anyScore->eval(nan));
+}
+
+TEST(Predicate, CanonicalText) {
+  auto canon = [](llvm::StringRef text) {
+    std::optional<Predicate> p = compile(text);
+    return p ? p->canonical() : std::string("error");
+  };
+  EXPECT_EQ(canon("overall_score >= 4.0"), canon("overall_score >= 4"));
+  EXPECT_EQ(canon("overall_score >= 4.0"), "(overall_score >= 4)");
+  EXPECT_EQ(canon("4 <= overall_score"), "(overall_score >= 4)");
+  EXPECT_EQ(canon("n > 1k"), "(n > 1000)");
+  EXPECT_EQ(canon("p < 5%"), "(p < 0.05)");
+  EXPECT_EQ(canon("source in ['pmc', 'pubmed', 'pmc']"), "(source in ['pmc', 'pubmed'])");
+  EXPECT_EQ(canon("source in ['pubmed', 'pmc']"), canon("source in ['pmc', 'pubmed']"));
+  EXPECT_EQ(canon("x in [3, 'a', 1.0]"), "(x in [1, 3, 'a'])");
+  EXPECT_EQ(canon("not a == 'it\\'s'"), "(not (a == 'it\\'s'))");
+  EXPECT_EQ(canon("a == 1 or b == 2 and c == 3"), "((a == 1) or ((b == 2) and (c == 3)))");
+}
+
+TEST(Predicate, Errors) {
+  ExprDiag d = predicateError("overall_score");
+  EXPECT_EQ(d.message, "'overall_score' is a column, not a condition; compare it with a value, "
+                       "as in 'overall_score >= 4'");
+  EXPECT_EQ(d.range.begin, 0u);
+  EXPECT_EQ(d.range.end, 13u);
+
+  d = predicateError("a == b");
+  EXPECT_EQ(d.message, "cannot compare two columns ('a' and 'b'); compare a column with a value");
+  d = predicateError("4 == 4");
+  EXPECT_EQ(d.message,
+            "comparing two values is always true or always false; compare a column with a value");
+  d = predicateError("domain < 'M'");
+  EXPECT_EQ(d.message, "'<' compares numbers; a string can only be compared with == or !=");
+  d = predicateError("source in 'pubmed'");
+  EXPECT_EQ(d.message, "'in' needs a list of values, such as ['pubmed', 'pmc']");
+  EXPECT_EQ(d.range.begin, 10u);
+  d = predicateError("source in [x]");
+  EXPECT_EQ(d.message, "expected a number or a 'string' in the list");
+  d = predicateError("flag == true");
+  EXPECT_EQ(d.message, "metadata values are numbers or strings, not true/false");
+  d = predicateError("f(x) == 3");
+  EXPECT_EQ(d.message, "expected a column name");
+  d = predicateError("0.5 med + 0.5 web");
+  EXPECT_EQ(d.message, "expected a condition such as 'overall_score >= 4'");
+  d = predicateError("score > 3 and quality");
+  EXPECT_EQ(d.range.begin, 14u);
+
+  // Both sides of 'and' are checked.
+  ExprDiags diags;
+  EXPECT_FALSE(compile("a == b and c", &diags));
+  EXPECT_EQ(diags.size(), 2u);
+}
