@@ -58,10 +58,14 @@ private:
   Context &ctx;
   CheckedRecipe &recipe;
   std::vector<StageDecl> decls;
+  std::map<std::string, int> declIndex;
   std::vector<std::vector<const Value *>> axisValues; // per axis, per label
   std::vector<const Value *> axisKeyValues;
   std::vector<int> outIndex;                          // decl -> index in recipe.stages
   std::vector<std::vector<BatchWritten>> batches;     // per out stage, per variant
+  /// Root streams a variant and its ancestry trained on, with the init's pretraining data
+  /// (per out stage, per variant): what counts as "earlier data" for its children.
+  std::vector<std::vector<std::set<std::string>>> trainedOn;
 
   std::vector<std::string> stageNames() const {
     std::vector<std::string> names;
@@ -71,10 +75,8 @@ private:
   }
 
   int findDecl(llvm::StringRef name) const {
-    for (size_t i = 0; i < decls.size(); ++i)
-      if (decls[i].name == name)
-        return static_cast<int>(i);
-    return -1;
+    auto it = declIndex.find(name.str());
+    return it == declIndex.end() ? -1 : it->second;
   }
 
   void collectStages() {
@@ -103,6 +105,7 @@ private:
       decl.after = item->get("after");
       if (decl.after)
         decl.afterName = decl.after->kind == Value::Table ? decl.after->get("stage") : decl.after;
+      declIndex[decl.name] = static_cast<int>(decls.size());
       decls.push_back(decl);
     }
   }
@@ -123,31 +126,35 @@ private:
           ctx.suggest(diag, parent, stageNames(), d.afterName->location().range(0, parent.size()));
       }
     }
-    // Cycles: follow parents; a chain that comes back to its start is reported once, at
-    // the `after` of the stage where it closes.
-    for (size_t i = 0; i < decls.size(); ++i) {
-      std::vector<int> chain{static_cast<int>(i)};
-      int cur = decls[i].parent;
-      while (cur >= 0 && !llvm::is_contained(chain, cur)) {
-        chain.push_back(cur);
+    // Cycles: walk each chain of parents once; a walk that meets itself closes a cycle,
+    // reported once, at the `after` of the cycle's first stage in the file.
+    enum State { Unseen, OnWalk, Done };
+    std::vector<State> state(decls.size(), Unseen);
+    for (size_t start = 0; start < decls.size(); ++start) {
+      std::vector<int> walk;
+      int cur = static_cast<int>(start);
+      while (cur >= 0 && state[cur] == Unseen) {
+        state[cur] = OnWalk;
+        walk.push_back(cur);
         cur = decls[cur].parent;
       }
-      if (cur != static_cast<int>(i))
-        continue;
-      decls[i].inCycle = true;
-      auto first = std::min_element(chain.begin(), chain.end());
-      if (*first != static_cast<int>(i))
-        continue; // reported from the chain's first stage
-      std::string path;
-      for (int c : chain)
-        path += decls[c].name + " -> ";
-      ctx.report(DiagCode::Cycle, decls[i].afterName->range,
-                 "stages continue from each other in a cycle: " + path + decls[i].name);
+      if (cur >= 0 && state[cur] == OnWalk) {
+        std::vector<int> cycle(llvm::find(walk, cur), walk.end());
+        int first = *std::min_element(cycle.begin(), cycle.end());
+        std::string path;
+        for (auto it = llvm::find(cycle, first); path.empty() || *it != first;) {
+          path += decls[*it].name + " -> ";
+          if (++it == cycle.end())
+            it = cycle.begin();
+        }
+        for (int c : cycle)
+          decls[c].inCycle = true;
+        ctx.report(DiagCode::Cycle, decls[first].afterName->range,
+                   "stages continue from each other in a cycle: " + path + decls[first].name);
+      }
+      for (int w : walk)
+        state[w] = Done;
     }
-    for (StageDecl &d : decls)
-      for (int cur = d.parent; cur >= 0 && !d.inCycle; cur = decls[cur].parent)
-        if (decls[cur].inCycle)
-          d.inCycle = true;
   }
 
   std::vector<int> topologicalOrder() {
@@ -371,6 +378,7 @@ private:
         parentVariants[parent->variants[i].labels] = static_cast<int>(i);
 
     std::vector<BatchWritten> stageBatches;
+    std::vector<std::set<std::string>> stageData;
     bool ok = true;
     for (size_t n = 0; n < total && ok; ++n) {
       VariantLabels labels;
@@ -400,6 +408,7 @@ private:
       ok = resolveVariant(d, stage, v, pv, pb, batch);
       if (!ok)
         checkExpressions(d, stage, labels);
+      stageData.push_back(withMixture(parent ? trainedOn[parentOut][v.parentVariant] : pretrainingData(), v));
       stage.variants.push_back(std::move(v));
       stageBatches.push_back(batch);
     }
@@ -408,6 +417,7 @@ private:
     outIndex[declIndex] = static_cast<int>(recipe.stages.size());
     recipe.stages.push_back(std::move(stage));
     batches.push_back(std::move(stageBatches));
+    trainedOn.push_back(std::move(stageData));
   }
 
   /// Checks of a variant's mixture and schedule that need nothing resolved, so that a
@@ -741,24 +751,18 @@ private:
     return true;
   }
 
-  /// The streams (by root) a variant's ancestry trained on, plus the model's pretraining data.
-  std::set<std::string> earlierData(const StageVariant *parent, const StageSpec *parentStage) const {
+  std::set<std::string> pretrainingData() const {
     std::set<std::string> seen;
     for (const std::string &s : recipe.model.pretrainedOn)
       if (const StreamSpec *spec = recipe.stream(s))
         seen.insert(spec->root);
-    const StageVariant *v = parent;
-    const StageSpec *stage = parentStage;
-    while (v) {
-      for (const std::string &s : v->mixture.streams)
-        if (const StreamSpec *spec = recipe.stream(s))
-          seen.insert(spec->root);
-      if (stage->parent.empty())
-        break;
-      const StageSpec &up = recipe.stages[recipe.stageIndex(stage->parent)];
-      v = &up.variants[v->parentVariant];
-      stage = &up;
-    }
+    return seen;
+  }
+
+  std::set<std::string> withMixture(std::set<std::string> seen, const StageVariant &v) const {
+    for (const std::string &s : v.mixture.streams)
+      if (const StreamSpec *spec = recipe.stream(s))
+        seen.insert(spec->root);
     return seen;
   }
 
@@ -768,11 +772,11 @@ private:
     const Value *lrValue = lrValueOf(d, v);
     if (!lrValue || v.lr.phases().empty())
       return;
-    const StageSpec *parentStage = parent ? &recipe.stages[outIndex[d.parent]] : nullptr;
     const schedule::Phase &first = v.lr.phases().front();
     llvm::SMRange firstRange = lrValue->location().range(first.range.begin, first.range.end);
     if (first.shape == schedule::Shape::Warmup) {
-      checkRewarmReplay(v, earlierData(parent, parentStage), firstRange);
+      checkRewarmReplay(v, parent ? trainedOn[outIndex[d.parent]][v.parentVariant] : pretrainingData(),
+                        firstRange);
       return;
     }
     if (!parent)
