@@ -1,0 +1,2 @@
+//===- DataCommand.cpp - `mixtape data` ----------------------------------===//
+#include "Commands.h"
