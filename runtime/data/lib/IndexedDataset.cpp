@@ -77,7 +77,7 @@ llvm::Error IndexedDataset::validate() {
   std::optional<DType> type = dtypeFromCode(code);
   if (!type)
     return fileError(idx, kDTypeAt,
-                     "unknown dtype code " + llvm::Twine(code) + " (Megatron's codes are 1 to 8)");
+                     "unknown dtype code " + llvm::Twine(unsigned(code)) + " (Megatron's codes are 1 to 8)");
   if (dtypeTokenCapacity(*type) == 0)
     return fileError(idx, kDTypeAt, "dtype " + dtypeName(*type) + " cannot hold token ids");
   Type = *type;
