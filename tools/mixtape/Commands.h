@@ -19,5 +19,6 @@ struct Command {
 };
 
 int lintMain(llvm::ArrayRef<llvm::StringRef> args);
+int dataMain(llvm::ArrayRef<llvm::StringRef> args);
 
 } // namespace mixtape::cli

@@ -11,6 +11,7 @@ using namespace mixtape::cli;
 
 static const Command kCommands[] = {
     {"lint", "check recipes and report every problem, like a compiler", lintMain},
+    {"data", "synthesize, prepare and inspect token datasets", dataMain},
 };
 
 static void printUsage(llvm::raw_ostream &os) {

@@ -1,0 +1,99 @@
+//===- Dataset.h - token shard + manifest + metadata, by prefix -*- C++ -*-===//
+//
+// A dataset is the files sharing one prefix: "<prefix>.bin" (+ "<prefix>.idx" for
+// Megatron), "<prefix>.meta" and "<prefix>.manifest.json". The writer streams documents
+// and commits the manifest last; the reader opens by prefix or by any of the files and
+// cross-checks everything the manifest states.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/data/Manifest.h"
+#include "mixtape/data/Metadata.h"
+#include "mixtape/data/TokenShard.h"
+#include "mixtape/data/Tokenizer.h"
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/Support/Error.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace mixtape::data {
+
+class IndexedDatasetWriter;
+class FlatShardWriter;
+
+/// XXH3-64 of token ids as little-endian uint32: the per-document hash of the sidecar.
+uint64_t documentHash(llvm::ArrayRef<uint32_t> tokens);
+uint64_t documentHash(const TokenSpan &tokens);
+
+/// "data/web.idx", "data/web.manifest.json", ... -> "data/web"; other paths unchanged.
+std::string datasetPrefix(llvm::StringRef path);
+
+class DatasetWriter {
+public:
+  /// Removes any older dataset at the prefix (manifest first) and starts a new one.
+  static llvm::Expected<std::unique_ptr<DatasetWriter>>
+  create(llvm::StringRef prefix, ShardFormat format, const Tokenizer &tokenizer);
+  ~DatasetWriter();
+
+  /// Appends a document and starts its metadata row.
+  llvm::Error addDocument(llvm::ArrayRef<uint32_t> tokens);
+  /// Metadata of the last document added.
+  llvm::Error setNumber(llvm::StringRef column, double value);
+  llvm::Error setString(llvm::StringRef column, llvm::StringRef value);
+
+  uint64_t numDocuments() const;
+  uint64_t numTokens() const;
+
+  /// Commits the token files, the sidecar and then the manifest, which it returns.
+  llvm::Expected<Manifest> finish();
+
+private:
+  DatasetWriter(std::string prefix, Manifest manifest);
+
+  std::string Prefix;
+  Manifest Partial; ///< everything but counts and files
+  std::unique_ptr<IndexedDatasetWriter> Megatron;
+  std::unique_ptr<FlatShardWriter> Flat;
+  MetadataBuilder Metadata;
+};
+
+struct DatasetOpenOptions {
+  /// End-of-text id of a flat .bin that has no manifest.
+  std::optional<uint32_t> flatEot;
+};
+
+class Dataset {
+public:
+  /// Opens by prefix or by the path of any of its files. With a manifest, every file it
+  /// lists must exist with its recorded size, and dtype, counts and vocabulary must agree.
+  /// Without one, a .idx (or a prefix with one) opens as Megatron, a .bin as flat.
+  static llvm::Expected<std::unique_ptr<Dataset>> open(llvm::StringRef path,
+                                                       const DatasetOpenOptions &options = {});
+  ~Dataset();
+
+  llvm::StringRef prefix() const { return Prefix; }
+  ShardFormat format() const { return Format; }
+  const TokenShard &tokens() const { return *Tokens; }
+  /// Null when the dataset has no manifest.
+  const Manifest *manifest() const { return Recorded ? &*Recorded : nullptr; }
+  /// Null when the dataset has no sidecar.
+  const MetadataTable *metadata() const { return Metadata.get(); }
+
+  /// Hashes every file the manifest lists and compares; fails on the first mismatch.
+  llvm::Error verifyChecksums() const;
+
+private:
+  Dataset() = default;
+
+  std::string Prefix;
+  ShardFormat Format = ShardFormat::Megatron;
+  std::optional<Manifest> Recorded;
+  std::unique_ptr<TokenShard> Tokens;
+  std::unique_ptr<MetadataTable> Metadata;
+};
+
+} // namespace mixtape::data

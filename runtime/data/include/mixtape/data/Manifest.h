@@ -1,0 +1,60 @@
+//===- Manifest.h - what a dataset holds, and its checksums ----*- C++ -*-===//
+//
+// "<prefix>.manifest.json" describes one dataset: the shard format, the tokenizer and its
+// vocabulary, the token dtype, token and document counts, and every file of the dataset
+// with its size and XXH3-64. It is written last, so its presence marks a complete dataset.
+// The layout is documented in docs/data-format.md.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/data/DType.h"
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mixtape::data {
+
+enum class ShardFormat { Megatron, Flat };
+llvm::StringRef shardFormatName(ShardFormat format);
+
+/// Size and XXH3-64 of one file; `name` is relative to the manifest's folder.
+struct FileDigest {
+  std::string name;
+  uint64_t bytes = 0;
+  uint64_t xxh3 = 0;
+};
+
+/// 16 lowercase hex digits, most significant first (XXH64_canonical order).
+std::string formatChecksum(uint64_t xxh3);
+/// Maps and hashes a file; `name` of the result is the path's file name.
+llvm::Expected<FileDigest> digestFile(llvm::StringRef path);
+
+struct Manifest {
+  static constexpr int64_t Version = 1;
+
+  ShardFormat format = ShardFormat::Megatron;
+  std::string tokenizer;
+  uint64_t vocabSize = 0;
+  DType dtype = DType::UInt16;
+  /// The tokenizer's end-of-text id; separates documents in flat files.
+  uint32_t eot = 0;
+  uint64_t tokens = 0;
+  uint64_t documents = 0;
+  /// File name of the metadata sidecar ("" when there is none); also listed in `files`.
+  std::string metadata;
+  std::vector<FileDigest> files;
+
+  const FileDigest *findFile(llvm::StringRef name) const;
+};
+
+/// Parses and checks a manifest; errors name `fileName` and the JSON path or byte.
+llvm::Expected<Manifest> parseManifest(llvm::StringRef json, llvm::StringRef fileName);
+llvm::Expected<Manifest> readManifest(llvm::StringRef path);
+std::string formatManifest(const Manifest &manifest);
+
+} // namespace mixtape::data

@@ -1,0 +1,227 @@
+//===- Manifest.cpp -------------------------------------------------------===//
+#include "mixtape/data/Manifest.h"
+
+#include "Files.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <xxhash.h>
+
+using namespace mixtape::data;
+namespace json = llvm::json;
+
+llvm::StringRef mixtape::data::shardFormatName(ShardFormat format) {
+  return format == ShardFormat::Megatron ? "megatron" : "flat";
+}
+
+std::string mixtape::data::formatChecksum(uint64_t xxh3) {
+  std::string out;
+  llvm::raw_string_ostream(out) << llvm::format_hex_no_prefix(xxh3, 16, /*Upper=*/false);
+  return out;
+}
+
+llvm::Expected<FileDigest> mixtape::data::digestFile(llvm::StringRef path) {
+  llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> buffer = mapFile(path);
+  if (!buffer)
+    return buffer.takeError();
+  llvm::StringRef bytes = (*buffer)->getBuffer();
+  return FileDigest{llvm::sys::path::filename(path).str(), bytes.size(),
+                    XXH3_64bits(bytes.data(), bytes.size())};
+}
+
+const FileDigest *Manifest::findFile(llvm::StringRef name) const {
+  for (const FileDigest &file : files)
+    if (file.name == name)
+      return &file;
+  return nullptr;
+}
+
+namespace {
+/// Reads fields of one JSON object, reporting the first problem with its JSON path.
+class FieldReader {
+public:
+  FieldReader(llvm::StringRef fileName, const json::Object &object, std::string where)
+      : FileName(fileName), Object(object), Where(std::move(where)) {}
+
+  llvm::Expected<const json::Value *> field(llvm::StringRef key) {
+    const json::Value *value = Object.get(key);
+    if (!value)
+      return error(key, "missing");
+    return value;
+  }
+  llvm::Expected<uint64_t> unsignedField(llvm::StringRef key) {
+    llvm::Expected<const json::Value *> value = field(key);
+    if (!value)
+      return value.takeError();
+    if (llvm::Optional<uint64_t> n = (*value)->getAsUINT64())
+      return *n;
+    return error(key, "expected a non-negative integer");
+  }
+  llvm::Expected<llvm::StringRef> stringField(llvm::StringRef key) {
+    llvm::Expected<const json::Value *> value = field(key);
+    if (!value)
+      return value.takeError();
+    if (llvm::Optional<llvm::StringRef> s = (*value)->getAsString())
+      return *s;
+    return error(key, "expected a string");
+  }
+  llvm::Error error(llvm::StringRef key, const llvm::Twine &message) const {
+    return fileError(FileName, Where + key + ": " + message);
+  }
+
+private:
+  llvm::StringRef FileName;
+  const json::Object &Object;
+  std::string Where;
+};
+} // namespace
+
+#define TRY_ASSIGN(var, expr)                                                                      \
+  auto var##OrErr = (expr);                                                                        \
+  if (!var##OrErr)                                                                                 \
+    return var##OrErr.takeError();                                                                 \
+  auto var = *var##OrErr
+
+/// A file of the dataset must sit next to the manifest: a plain name, never a path.
+static bool isPlainFileName(llvm::StringRef name) {
+  return !name.empty() && name != "." && name != ".." && !name.contains('/') &&
+         !name.contains('\\') && !name.contains('\0');
+}
+
+llvm::Expected<Manifest> mixtape::data::parseManifest(llvm::StringRef text,
+                                                      llvm::StringRef fileName) {
+  llvm::Expected<json::Value> root = json::parse(text);
+  if (!root) {
+    // json::ParseError prints "[line:col, byte=N]: message"; restate it in our form.
+    std::string message = llvm::toString(root.takeError());
+    llvm::StringRef rest = message;
+    uint64_t offset = 0;
+    if (rest.consume_front("[") && rest.contains(", byte=")) {
+      rest = rest.split(", byte=").second;
+      auto [number, tail] = rest.split("]: ");
+      if (!number.getAsInteger(10, offset))
+        return fileError(fileName, offset, "invalid JSON: " + tail);
+    }
+    return fileError(fileName, "invalid JSON: " + message);
+  }
+  const json::Object *object = root->getAsObject();
+  if (!object)
+    return fileError(fileName, 0, "a manifest is a JSON object");
+  FieldReader read(fileName, *object, "");
+  Manifest m;
+
+  TRY_ASSIGN(version, read.unsignedField("format_version"));
+  if (version != static_cast<uint64_t>(Manifest::Version))
+    return read.error("format_version", "version " + llvm::Twine(version) +
+                                            " is not supported (this build reads version " +
+                                            llvm::Twine(Manifest::Version) + ")");
+  TRY_ASSIGN(format, read.stringField("format"));
+  if (format == "megatron")
+    m.format = ShardFormat::Megatron;
+  else if (format == "flat")
+    m.format = ShardFormat::Flat;
+  else
+    return read.error("format", "unknown format '" + format + "' (megatron or flat)");
+  TRY_ASSIGN(tokenizer, read.stringField("tokenizer"));
+  if (tokenizer.empty())
+    return read.error("tokenizer", "empty");
+  m.tokenizer = tokenizer.str();
+  TRY_ASSIGN(vocab, read.unsignedField("vocab_size"));
+  if (vocab == 0 || vocab > (uint64_t(1) << 32))
+    return read.error("vocab_size", llvm::Twine(vocab) + " is not in [1, 2^32]");
+  m.vocabSize = vocab;
+  TRY_ASSIGN(dtypeText, read.stringField("dtype"));
+  std::optional<DType> dtype = dtypeFromName(dtypeText);
+  if (!dtype)
+    return read.error("dtype", "unknown dtype '" + dtypeText + "'");
+  m.dtype = *dtype;
+  uint64_t capacity = dtypeTokenCapacity(m.dtype);
+  if (capacity < m.vocabSize)
+    return read.error("dtype", "dtype " + dtypeName(m.dtype) + " holds token ids below " +
+                                   llvm::Twine(capacity) + " but vocab_size is " +
+                                   llvm::Twine(m.vocabSize));
+  if (m.format == ShardFormat::Flat && m.dtype != DType::UInt16)
+    return read.error("dtype", "flat .bin files hold uint16 tokens, not " + dtypeName(m.dtype));
+  TRY_ASSIGN(eot, read.unsignedField("eot"));
+  if (eot >= m.vocabSize)
+    return read.error("eot", llvm::Twine(eot) + " is outside the vocabulary of " +
+                                 llvm::Twine(m.vocabSize));
+  m.eot = static_cast<uint32_t>(eot);
+  TRY_ASSIGN(tokens, read.unsignedField("tokens"));
+  m.tokens = tokens;
+  TRY_ASSIGN(documents, read.unsignedField("documents"));
+  m.documents = documents;
+
+  TRY_ASSIGN(filesValue, read.field("files"));
+  const json::Array *files = filesValue->getAsArray();
+  if (!files)
+    return read.error("files", "expected an array");
+  for (size_t i = 0; i < files->size(); ++i) {
+    std::string where = "files[" + std::to_string(i) + "]";
+    const json::Object *entry = (*files)[i].getAsObject();
+    if (!entry)
+      return fileError(fileName, where + ": expected an object");
+    FieldReader file(fileName, *entry, where + ".");
+    TRY_ASSIGN(name, file.stringField("name"));
+    if (!isPlainFileName(name))
+      return file.error("name", "'" + name + "' is not a plain file name next to the manifest");
+    if (m.findFile(name))
+      return file.error("name", "'" + name + "' is listed twice");
+    TRY_ASSIGN(bytes, file.unsignedField("bytes"));
+    TRY_ASSIGN(hex, file.stringField("xxh3_64"));
+    uint64_t hash = 0;
+    if (hex.size() != 16 || !llvm::all_of(hex, llvm::isHexDigit) || hex.getAsInteger(16, hash))
+      return file.error("xxh3_64", "expected 16 hex digits, got '" + hex + "'");
+    m.files.push_back({name.str(), bytes, hash});
+  }
+
+  if (const json::Value *meta = object->get("metadata")) {
+    llvm::Optional<llvm::StringRef> name = meta->getAsString();
+    if (!name || !isPlainFileName(*name))
+      return read.error("metadata", "expected the file name of the metadata sidecar");
+    if (!m.findFile(*name))
+      return read.error("metadata", "'" + *name + "' is not listed in files");
+    m.metadata = name->str();
+  }
+  return m;
+}
+
+llvm::Expected<Manifest> mixtape::data::readManifest(llvm::StringRef path) {
+  llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> buffer = mapFile(path);
+  if (!buffer)
+    return buffer.takeError();
+  return parseManifest((*buffer)->getBuffer(), path);
+}
+
+std::string mixtape::data::formatManifest(const Manifest &m) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  json::OStream out(os, /*IndentSize=*/2);
+  out.object([&] {
+    out.attribute("format_version", Manifest::Version);
+    out.attribute("format", shardFormatName(m.format));
+    out.attribute("tokenizer", m.tokenizer);
+    out.attribute("vocab_size", m.vocabSize);
+    out.attribute("dtype", dtypeName(m.dtype));
+    out.attribute("eot", static_cast<int64_t>(m.eot));
+    out.attribute("tokens", m.tokens);
+    out.attribute("documents", m.documents);
+    if (!m.metadata.empty())
+      out.attribute("metadata", m.metadata);
+    out.attributeArray("files", [&] {
+      for (const FileDigest &file : m.files)
+        out.object([&] {
+          out.attribute("name", file.name);
+          out.attribute("bytes", file.bytes);
+          out.attribute("xxh3_64", formatChecksum(file.xxh3));
+        });
+    });
+  });
+  os << "\n";
+  return text;
+}

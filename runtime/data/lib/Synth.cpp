@@ -1,0 +1,407 @@
+//===- Synth.cpp - the embedded synthetic corpus --------------------------===//
+#include "mixtape/data/Synth.h"
+
+#include "mixtape/data/Dataset.h"
+#include "mixtape/data/Random.h"
+#include "mixtape/data/Tokenizer.h"
+
+#include "Files.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Path.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+
+using namespace mixtape::data;
+
+static const llvm::StringRef kDomains[] = {"prose", "code", "arith", "facts"};
+
+llvm::ArrayRef<llvm::StringRef> mixtape::data::synthDomains() { return kDomains; }
+
+template <typename T, size_t N> static const T &pick(SplitMix64 &rng, const T (&items)[N]) {
+  return items[rng.below(N)];
+}
+
+static std::string capitalize(std::string s) {
+  if (!s.empty())
+    s[0] = llvm::toUpper(s[0]);
+  return s;
+}
+
+//===----------------------------------------------------------------------===//
+// prose: a probabilistic grammar with number agreement and two tenses
+//===----------------------------------------------------------------------===//
+
+namespace {
+struct Noun {
+  const char *one, *many;
+};
+struct Verb {
+  const char *one, *many, *past;
+};
+} // namespace
+
+static const Noun kNouns[] = {
+    {"river", "rivers"},     {"farmer", "farmers"}, {"village", "villages"},
+    {"child", "children"},   {"teacher", "teachers"}, {"bird", "birds"},
+    {"storm", "storms"},     {"road", "roads"},     {"garden", "gardens"},
+    {"merchant", "merchants"}, {"lamp", "lamps"},   {"boat", "boats"},
+    {"hill", "hills"},       {"letter", "letters"}, {"sailor", "sailors"},
+    {"window", "windows"}};
+static const Verb kTransitive[] = {
+    {"sees", "see", "saw"},           {"follows", "follow", "followed"},
+    {"carries", "carry", "carried"},  {"finds", "find", "found"},
+    {"watches", "watch", "watched"},  {"builds", "build", "built"},
+    {"remembers", "remember", "remembered"}, {"crosses", "cross", "crossed"},
+    {"paints", "paint", "painted"},   {"mends", "mend", "mended"}};
+static const Verb kIntransitive[] = {
+    {"sleeps", "sleep", "slept"}, {"waits", "wait", "waited"},   {"sings", "sing", "sang"},
+    {"rests", "rest", "rested"},  {"wanders", "wander", "wandered"}, {"listens", "listen", "listened"}};
+static const char *const kAdjectives[] = {"old",     "quiet",   "bright",  "small",
+                                          "green",   "heavy",   "careful", "distant",
+                                          "ancient", "curious", "gentle",  "tired"};
+static const char *const kAdverbs[] = {"slowly", "quietly",  "again",        "often",
+                                       "carefully", "at dawn", "in the evening", "without a word"};
+static const char *const kPrepositions[] = {"near", "behind", "across", "under", "beside"};
+
+static std::string nounPhrase(SplitMix64 &rng, bool plural, int depth) {
+  std::string np;
+  if (plural)
+    np = rng.chance(0.5) ? "the " : (rng.chance(0.5) ? "some " : "many ");
+  else
+    np = rng.chance(0.6) ? "the " : "a ";
+  if (rng.chance(0.45)) {
+    const char *adjective = pick(rng, kAdjectives);
+    if (np == "a " && std::strchr("aeiou", adjective[0]))
+      np = "an ";
+    np += adjective;
+    np += ' ';
+  }
+  const Noun &noun = pick(rng, kNouns);
+  np += plural ? noun.many : noun.one;
+  if (depth == 0 && rng.chance(0.2))
+    np += std::string(" ") + pick(rng, kPrepositions) + " " + nounPhrase(rng, rng.chance(0.3), 1);
+  return np;
+}
+
+static std::string clause(SplitMix64 &rng, bool past) {
+  bool plural = rng.chance(0.35);
+  std::string s = nounPhrase(rng, plural, 0) + " ";
+  auto form = [&](const Verb &v) { return past ? v.past : plural ? v.many : v.one; };
+  if (rng.chance(0.65))
+    s += std::string(form(pick(rng, kTransitive))) + " " + nounPhrase(rng, rng.chance(0.35), 0);
+  else
+    s += form(pick(rng, kIntransitive));
+  if (rng.chance(0.3))
+    s += std::string(" ") + pick(rng, kAdverbs);
+  return s;
+}
+
+static std::string prose(SplitMix64 &rng, std::string &source) {
+  bool past = rng.chance(0.5);
+  source = past ? "narrative" : "expository";
+  std::string text = past ? "Once, " : "";
+  int sentences = static_cast<int>(rng.between(4, 12));
+  for (int i = 0; i < sentences; ++i) {
+    std::string sentence;
+    double form = rng.unit();
+    if (form < 0.15)
+      sentence = (past ? "When " : "Whenever ") + clause(rng, past) + ", " + clause(rng, past);
+    else if (form < 0.3)
+      sentence = clause(rng, past) + ", and " + clause(rng, past);
+    else
+      sentence = clause(rng, past);
+    if (!(i == 0 && past))
+      sentence = capitalize(sentence);
+    text += sentence + ".";
+    text += (i + 1 < sentences) ? (rng.chance(0.15) ? "\n" : " ") : "\n";
+  }
+  return text;
+}
+
+//===----------------------------------------------------------------------===//
+// code: small Python-like programs
+//===----------------------------------------------------------------------===//
+
+static const char *const kVerbs[] = {"compute", "scale", "filter", "merge", "count",
+                                     "update",  "collect", "total", "find", "clamp"};
+static const char *const kThings[] = {"items", "values", "scores", "points", "weights",
+                                      "prices", "counts", "samples"};
+static const char *const kOps[] = {"+", "-", "*"};
+static const char *const kComparisons[] = {">", "<", ">=", "<=", "=="};
+static const char *const kClasses[] = {"Counter", "Buffer", "Ledger", "Tracker", "Window", "Stack"};
+
+static std::string singular(llvm::StringRef plural) { return plural.drop_back().str(); }
+
+static std::string code(SplitMix64 &rng, std::string &source) {
+  static const char *const kShapes[] = {"accumulate", "filter", "branch", "class"};
+  size_t shape = rng.below(4);
+  source = kShapes[shape];
+  std::string text;
+  int functions = static_cast<int>(rng.between(1, 3));
+  for (int f = 0; f < functions; ++f) {
+    std::string things = pick(rng, kThings), thing = singular(things);
+    std::string name = std::string(pick(rng, kVerbs)) + "_" + things;
+    std::string k = std::to_string(rng.between(1, 9));
+    std::string op = pick(rng, kOps), cmp = pick(rng, kComparisons);
+    std::string call;
+    switch (shape) {
+    case 0: {
+      std::string acc = rng.chance(0.5) ? "total" : "acc";
+      text += "def " + name + "(" + things + "):\n    " + acc + " = 0\n    for " + thing +
+              " in " + things + ":\n        " + acc + " += " + thing + " " + op + " " + k +
+              "\n    return " + acc + "\n";
+      call = name + "([" + std::to_string(rng.between(0, 9)) + ", " +
+             std::to_string(rng.between(0, 9)) + ", " + std::to_string(rng.between(0, 9)) + "])";
+      break;
+    }
+    case 1: {
+      std::string out = rng.chance(0.5) ? "result" : "kept";
+      text += "def " + name + "(" + things + ", limit):\n    " + out + " = []\n    for " +
+              thing + " in " + things + ":\n        if " + thing + " " + cmp +
+              " limit:\n            " + out + ".append(" + thing + ")\n    return " + out + "\n";
+      call = name + "([" + std::to_string(rng.between(0, 9)) + ", " +
+             std::to_string(rng.between(0, 9)) + "], " + k + ")";
+      break;
+    }
+    case 2: {
+      text += "def " + name + "(x, y):\n    if x " + cmp + " y:\n        return x " + op +
+              " y\n    else:\n        return y " + op + " x\n";
+      call = name + "(" + std::to_string(rng.between(0, 20)) + ", " +
+             std::to_string(rng.between(0, 20)) + ")";
+      break;
+    }
+    default: {
+      std::string cls = pick(rng, kClasses);
+      text += "class " + cls + ":\n    def __init__(self, " + things + "):\n        self." +
+              things + " = " + things + "\n\n    def " + name + "(self, " + thing +
+              "):\n        return len(self." + things + ") " + op + " " + thing + "\n";
+      call = cls + "([1, 2])." + name + "(" + k + ")";
+      break;
+    }
+    }
+    text += "\n\nprint(" + call + ")\n";
+    if (f + 1 < functions)
+      text += "\n\n";
+  }
+  return text;
+}
+
+//===----------------------------------------------------------------------===//
+// arith: equations with correct answers
+//===----------------------------------------------------------------------===//
+
+static std::string arith(SplitMix64 &rng, std::string &source) {
+  static const char *const kKinds[] = {"add", "sub", "mul", "mixed"};
+  size_t kind = rng.below(4);
+  source = kKinds[kind];
+  std::string text;
+  int lines = static_cast<int>(rng.between(8, 24));
+  for (int i = 0; i < lines; ++i) {
+    int64_t a = rng.between(0, 99), b = rng.between(0, 99), c = rng.between(1, 9);
+    size_t op = kind == 3 ? rng.below(5) : kind;
+    std::string line;
+    switch (op) {
+    case 0: line = std::to_string(a) + " + " + std::to_string(b) + " = " + std::to_string(a + b); break;
+    case 1:
+      if (a < b)
+        std::swap(a, b);
+      line = std::to_string(a) + " - " + std::to_string(b) + " = " + std::to_string(a - b);
+      break;
+    case 2:
+      b = rng.between(0, 12);
+      line = std::to_string(a) + " * " + std::to_string(b) + " = " + std::to_string(a * b);
+      break;
+    case 3:
+      line = "(" + std::to_string(a) + " + " + std::to_string(b) + ") * " + std::to_string(c) +
+             " = " + std::to_string((a + b) * c);
+      break;
+    default:
+      line = std::to_string(a) + " * " + std::to_string(c) + " + " + std::to_string(b) + " = " +
+             std::to_string(a * c + b);
+      break;
+    }
+    text += line + "\n";
+  }
+  return text;
+}
+
+//===----------------------------------------------------------------------===//
+// facts: statements drawn from a seeded knowledge base
+//===----------------------------------------------------------------------===//
+
+static const char *const kOnsets[] = {"v", "m", "t", "k", "s", "r", "d", "l", "n", "br", "th", "g", "p", "z"};
+static const char *const kVowels[] = {"a", "e", "i", "o", "u", "ae", "ei"};
+static const char *const kCodas[] = {"", "", "n", "r", "l", "th", "s"};
+static const char *const kLanguages[] = {"Velsh", "Orrin", "Tamic", "Sundari", "Kelvan", "Moravic"};
+static const char *const kExports[] = {"copper", "salt", "wool", "timber", "glass", "tea", "silver", "amber"};
+static constexpr size_t kEntities = 96;
+
+static std::string inventName(SplitMix64 &rng, int syllables) {
+  std::string name;
+  for (int s = 0; s < syllables; ++s)
+    name += std::string(pick(rng, kOnsets)) + pick(rng, kVowels) + pick(rng, kCodas);
+  return capitalize(name);
+}
+
+std::vector<Fact> mixtape::data::knowledgeBase(uint64_t seed) {
+  SplitMix64 rng(mixSeed(seed, 0x6b6e6f776c656467ULL)); // "knowledg"
+  llvm::StringSet<> used;
+  auto fresh = [&](int syllables, llvm::StringRef suffix) {
+    for (;;) {
+      std::string name = inventName(rng, syllables) + suffix.str();
+      if (used.insert(name).second)
+        return name;
+    }
+  };
+  std::vector<Fact> facts;
+  for (size_t e = 0; e < kEntities; ++e) {
+    std::string country = fresh(2, rng.chance(0.5) ? "ia" : "");
+    facts.push_back({country, "capital", fresh(2, "")});
+    facts.push_back({country, "language", pick(rng, kLanguages)});
+    facts.push_back({country, "export", pick(rng, kExports)});
+    facts.push_back({country, "river", fresh(1, "")});
+  }
+  return facts;
+}
+
+static std::string statement(const Fact &f, size_t style) {
+  const std::string &x = f.entity, &v = f.value;
+  if (f.attribute == "capital") {
+    const std::string forms[] = {"The capital of " + x + " is " + v + ".",
+                                 x + "'s capital is " + v + ".",
+                                 "Q: What is the capital of " + x + "?\nA: " + v + "."};
+    return forms[style];
+  }
+  if (f.attribute == "language") {
+    const std::string forms[] = {"People in " + x + " speak " + v + ".",
+                                 x + "'s language is " + v + ".",
+                                 "Q: What language is spoken in " + x + "?\nA: " + v + "."};
+    return forms[style];
+  }
+  if (f.attribute == "export") {
+    const std::string forms[] = {"The main export of " + x + " is " + v + ".",
+                                 x + "'s main export is " + v + ".",
+                                 "Q: What does " + x + " export?\nA: " + v + "."};
+    return forms[style];
+  }
+  const std::string forms[] = {"The longest river in " + x + " is the " + v + ".",
+                               x + "'s longest river is the " + v + ".",
+                               "Q: What is the longest river in " + x + "?\nA: The " + v + "."};
+  return forms[style];
+}
+
+static std::string facts(SplitMix64 &rng, const std::vector<Fact> &kb, std::string &source) {
+  static const char *const kStyles[] = {"declarative", "possessive", "qa"};
+  size_t style = rng.below(3);
+  source = kStyles[style];
+  std::string text;
+  int entities = static_cast<int>(rng.between(1, 3));
+  for (int e = 0; e < entities; ++e) {
+    size_t entity = rng.below(kb.size() / 4);
+    int count = static_cast<int>(rng.between(2, 4));
+    for (int i = 0; i < count; ++i)
+      text += statement(kb[4 * entity + rng.below(4)], style) + "\n";
+  }
+  return text;
+}
+
+//===----------------------------------------------------------------------===//
+// Quality and ratings
+//===----------------------------------------------------------------------===//
+
+/// Swaps adjacent letters with a rate that grows as quality falls; digits stay intact.
+static void addTypos(SplitMix64 &rng, std::string &text, int quality) {
+  double rate = 0.012 * (5 - quality);
+  for (size_t i = 0; i + 1 < text.size(); ++i)
+    if (llvm::isAlpha(text[i]) && llvm::isAlpha(text[i + 1]) && rng.chance(rate)) {
+      std::swap(text[i], text[i + 1]);
+      ++i;
+    }
+}
+
+static float semanticDensity(llvm::StringRef text) {
+  llvm::SmallVector<llvm::StringRef, 64> words;
+  llvm::SplitString(text, words, " \n\t.,:?()[]");
+  llvm::StringSet<> distinct;
+  for (llvm::StringRef w : words)
+    distinct.insert(w);
+  // Rounded to hundredths so the value is exact in decimal output.
+  return words.empty() ? 0.0f
+                       : static_cast<float>((100 * distinct.size() / words.size())) / 100.0f;
+}
+
+/// `kb` is knowledgeBase(seed), computed once per corpus rather than once per document.
+static SynthDocument generate(llvm::StringRef domain, uint64_t seed, uint64_t index,
+                              const std::vector<Fact> &kb) {
+  uint64_t domainSeed = mixSeed(seed, XXH3_64bits(domain.data(), domain.size()));
+  SplitMix64 rng(mixSeed(domainSeed, index));
+  SynthDocument doc;
+  // Quality skews by domain: code and facts are mostly clean, prose is mixed.
+  static const int kProse[] = {1, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5};
+  static const int kClean[] = {2, 3, 4, 4, 5, 5, 5, 5};
+  doc.quality = domain == "prose" ? pick(rng, kProse) : pick(rng, kClean);
+  if (domain == "prose")
+    doc.text = prose(rng, doc.source);
+  else if (domain == "code")
+    doc.text = code(rng, doc.source);
+  else if (domain == "arith")
+    doc.text = arith(rng, doc.source);
+  else
+    doc.text = facts(rng, kb, doc.source);
+  addTypos(rng, doc.text, doc.quality);
+  doc.overallScore = static_cast<float>(doc.text.size() < 200 ? std::max(1, doc.quality - 1) : doc.quality);
+  doc.coherence = static_cast<float>(std::clamp(doc.quality + static_cast<int>(rng.between(-1, 1)), 1, 5));
+  doc.semanticDensity = semanticDensity(doc.text);
+  return doc;
+}
+
+SynthDocument mixtape::data::synthDocument(llvm::StringRef domain, uint64_t seed, uint64_t index) {
+  return generate(domain, seed, index, domain == "facts" ? knowledgeBase(seed) : std::vector<Fact>());
+}
+
+llvm::Expected<std::vector<Manifest>> mixtape::data::synthesizeCorpus(llvm::StringRef dir,
+                                                                      const SynthOptions &options) {
+  std::vector<std::string> domains = options.domains;
+  if (domains.empty())
+    for (llvm::StringRef d : kDomains)
+      domains.push_back(d.str());
+  for (const std::string &d : domains)
+    if (!llvm::is_contained(kDomains, d))
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "unknown synthetic domain '" + d +
+                                         "' (prose, code, arith, facts)");
+  ByteTokenizer tokenizer;
+  std::vector<Manifest> manifests;
+  for (const std::string &domain : domains) {
+    llvm::SmallString<256> prefix = dir;
+    llvm::sys::path::append(prefix, domain);
+    llvm::Expected<std::unique_ptr<DatasetWriter>> writer =
+        DatasetWriter::create(prefix, ShardFormat::Megatron, tokenizer);
+    if (!writer)
+      return writer.takeError();
+    std::vector<Fact> kb = domain == "facts" ? knowledgeBase(options.seed) : std::vector<Fact>();
+    for (uint64_t i = 0; i < options.documentsPerDomain; ++i) {
+      SynthDocument doc = generate(domain, options.seed, i, kb);
+      DatasetWriter &w = **writer;
+      llvm::Error err = w.addDocument(tokenizer.encode(doc.text));
+      err = llvm::joinErrors(std::move(err), w.setNumber("quality", doc.quality));
+      err = llvm::joinErrors(std::move(err), w.setNumber("overall_score", doc.overallScore));
+      err = llvm::joinErrors(std::move(err), w.setNumber("coherence", doc.coherence));
+      err = llvm::joinErrors(std::move(err), w.setNumber("semantic_density", doc.semanticDensity));
+      err = llvm::joinErrors(std::move(err), w.setString("domain", domain));
+      err = llvm::joinErrors(std::move(err), w.setString("source", doc.source));
+      if (err)
+        return err;
+    }
+    llvm::Expected<Manifest> manifest = (*writer)->finish();
+    if (!manifest)
+      return manifest.takeError();
+    manifests.push_back(std::move(*manifest));
+  }
+  return manifests;
+}

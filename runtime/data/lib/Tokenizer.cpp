@@ -1,0 +1,35 @@
+//===- Tokenizer.cpp ------------------------------------------------------===//
+#include "mixtape/data/Tokenizer.h"
+
+using namespace mixtape::data;
+
+Tokenizer::~Tokenizer() = default;
+
+std::vector<uint32_t> ByteTokenizer::encode(llvm::StringRef text) const {
+  return std::vector<uint32_t>(text.bytes_begin(), text.bytes_end());
+}
+
+std::string ByteTokenizer::decode(llvm::ArrayRef<uint32_t> ids) const {
+  std::string text;
+  text.reserve(ids.size());
+  for (uint32_t id : ids) {
+    if (id < 256)
+      text.push_back(static_cast<char>(id));
+    else if (id == EndOfText)
+      text += "<|endoftext|>";
+    else if (id == Knot)
+      text += "<|knot|>";
+    else if (id == Pad)
+      text += "<|pad|>";
+    else
+      text += "<|" + std::to_string(id) + "|>";
+  }
+  return text;
+}
+
+llvm::Expected<std::unique_ptr<Tokenizer>> mixtape::data::createTokenizer(llvm::StringRef name) {
+  if (name == "bytes" || name == "bytes-v1")
+    return std::make_unique<ByteTokenizer>();
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 "unknown tokenizer '" + name + "' (known: bytes)");
+}

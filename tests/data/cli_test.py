@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""End-to-end tests of `mixtape data`, and interoperability with a Megatron .bin/.idx
+writer and reader written here from the format description alone (struct.pack).
+
+usage: cli_test.py MIXTAPE SCENARIO WORKDIR
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+MIXTAPE, SCENARIO, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
+
+
+def run(*args, expect=0):
+    proc = subprocess.run([MIXTAPE, "data", *args], capture_output=True, text=True)
+    if proc.returncode != expect:
+        sys.exit(f"mixtape data {' '.join(args)}: exit {proc.returncode}, expected {expect}\n"
+                 f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def check(condition, message):
+    if not condition:
+        sys.exit("FAILED: " + message)
+
+
+def write_megatron(prefix, documents, dtype_code=8, fmt="<H"):
+    """Megatron's indexed dataset: one sequence per document, contiguous pointers."""
+    size = struct.calcsize(fmt)
+    with open(prefix + ".bin", "wb") as f:
+        for doc in documents:
+            f.write(b"".join(struct.pack(fmt, t) for t in doc))
+    with open(prefix + ".idx", "wb") as f:
+        f.write(b"MMIDIDX\x00\x00")
+        f.write(struct.pack("<Q", 1))
+        f.write(struct.pack("<B", dtype_code))
+        f.write(struct.pack("<Q", len(documents)))
+        f.write(struct.pack("<Q", len(documents) + 1))
+        f.write(b"".join(struct.pack("<i", len(d)) for d in documents))
+        pointer = 0
+        for doc in documents:
+            f.write(struct.pack("<q", pointer))
+            pointer += size * len(doc)
+        f.write(b"".join(struct.pack("<q", i) for i in range(len(documents) + 1)))
+
+
+def read_megatron(prefix):
+    with open(prefix + ".idx", "rb") as f:
+        idx = f.read()
+    check(idx[:9] == b"MMIDIDX\x00\x00", "magic")
+    version, = struct.unpack_from("<Q", idx, 9)
+    code = idx[17]
+    seqs, docs = struct.unpack_from("<QQ", idx, 18)
+    check(version == 1, "version")
+    fmt = {1: "<B", 2: "<b", 3: "<h", 4: "<i", 5: "<q", 8: "<H"}[code]
+    size = struct.calcsize(fmt)
+    lengths = struct.unpack_from(f"<{seqs}i", idx, 34)
+    pointers = struct.unpack_from(f"<{seqs}q", idx, 34 + 4 * seqs)
+    doc_idx = struct.unpack_from(f"<{docs}q", idx, 34 + 12 * seqs)
+    check(len(idx) == 34 + 12 * seqs + 8 * docs, "idx size")
+    check(doc_idx[0] == 0 and doc_idx[-1] == seqs, "document index bounds")
+    with open(prefix + ".bin", "rb") as f:
+        data = f.read()
+    sequences = [list(struct.unpack_from(f"<{n}{fmt[1]}", data, p)) for n, p in zip(lengths, pointers)]
+    return [sum(sequences[doc_idx[i]:doc_idx[i + 1]], []) for i in range(docs - 1)]
+
+
+shutil.rmtree(WORK, ignore_errors=True)
+os.makedirs(WORK)
+
+if SCENARIO == "synth-deterministic":
+    def manifests(out):
+        return {d: json.load(open(os.path.join(out, d + ".manifest.json")))["files"]
+                for d in ("prose", "code", "arith", "facts")}
+    a, b, c = (os.path.join(WORK, x) for x in "abc")
+    run("synth", "--out", a, "--seed", "7")
+    run("synth", "--out", b, "--seed", "7")
+    run("synth", "--out", c, "--seed", "8")
+    check(manifests(a) == manifests(b), "same seed, same checksums")
+    for domain in ("prose", "code", "arith", "facts"):
+        check(manifests(a)[domain][0]["xxh3_64"] != manifests(c)[domain][0]["xxh3_64"],
+              f"different seed, different {domain}.bin")
+    total = sum(os.path.getsize(os.path.join(a, f)) for f in os.listdir(a))
+    check(500_000 < total < 8_000_000, f"default corpus is a few MB, not {total} bytes")
+    out = run("inspect", os.path.join(a, "facts")).stdout
+    check("checksums  ok" in out and "facts" in out, out)
+
+elif SCENARIO == "megatron-interop":
+    docs = [[72, 105], [], [256, 1, 2, 3], [10]]
+    prefix = os.path.join(WORK, "theirs")
+    write_megatron(prefix, docs)
+    out = run("inspect", prefix + ".idx", "--docs", "4").stdout
+    check("tokens     7 in 4 documents, dtype uint16" in out, out)
+    check("document 2 (4 tokens): 256 1 2 3" in out, out)  # no manifest: ids, not text
+    # ... and ours, read by the independent reader.
+    with open(os.path.join(WORK, "doc.txt"), "w") as f:
+        f.write("Hi")
+    run("prepare", os.path.join(WORK, "doc.txt"), "--out", os.path.join(WORK, "ours"))
+    check(read_megatron(os.path.join(WORK, "ours")) == [[72, 105]], "our files, their reader")
+    # A truncated .bin is an error naming the file and byte, exit 1.
+    with open(prefix + ".bin", "r+b") as f:
+        f.truncate(12)
+    err = run("inspect", prefix, expect=1).stderr
+    check(f"mixtape data: {prefix}.bin: byte 12: file ends at byte 12" in err, err)
+
+elif SCENARIO == "prepare-jsonl":
+    src = os.path.join(WORK, "in")
+    os.makedirs(os.path.join(src, "sub"))
+    with open(os.path.join(src, "b.jsonl"), "w") as f:
+        f.write(json.dumps({"text": "alpha", "quality": 4, "lang": "en", "tags": ["x"]}) + "\n\n")
+        f.write(json.dumps({"text": "beta", "quality": 2.5, "lang": "de"}) + "\n")
+    with open(os.path.join(src, "sub", "a.txt"), "w") as f:
+        f.write("gamma text")
+    for fmt in ("megatron", "flat"):
+        prefix = os.path.join(WORK, "out-" + fmt)
+        proc = run("prepare", src, "--out", prefix, "--format", fmt)
+        check("3 documents, 19 tokens" in proc.stderr and "MB/s" in proc.stderr, proc.stderr)
+        check("field 'tags' holds arrays or objects" in proc.stderr, proc.stderr)
+        out = run("inspect", prefix, "--docs", "3").stdout
+        check('document 0 (5 tokens): "alpha"' in out, out)   # b.jsonl sorts before sub/
+        check('document 2 (10 tokens): "gamma text"' in out, out)
+        check("quality" in out and "lang" in out and "source" in out, out)
+        check("checksums  ok" in out, out)
+        manifest = json.load(open(prefix + ".manifest.json"))
+        check(manifest["format"] == fmt and manifest["documents"] == 3, str(manifest))
+    with open(os.path.join(WORK, "bad.jsonl"), "w") as f:
+        f.write('{"text": "ok"}\n{"text": 5}\n')
+    err = run("prepare", os.path.join(WORK, "bad.jsonl"), "--out", os.path.join(WORK, "bad"),
+              expect=1).stderr
+    check('bad.jsonl: byte 15: line 2: no "text" string field' in err, err)
+    check(not os.path.exists(os.path.join(WORK, "bad.manifest.json")), "no manifest after failure")
+
+elif SCENARIO == "inspect-checksum":
+    out = os.path.join(WORK, "c")
+    run("synth", "--out", out, "--docs", "20", "--domains", "arith")
+    path = os.path.join(out, "arith.bin")
+    with open(path, "r+b") as f:
+        byte = f.read(1)
+        f.seek(0)
+        f.write(bytes([byte[0] ^ 1]))
+    err = run("inspect", path, expect=1).stderr
+    check(f"mixtape data: {path}: checksum mismatch" in err, err)
+    os.remove(path)
+    err = run("inspect", out + "/arith", expect=1).stderr
+    check(f"{path}: cannot open the file that" in err, err)
+
+elif SCENARIO == "usage":
+    run(expect=2)
+    run("frobnicate", expect=2)
+    run("synth", expect=2)
+    run("synth", "--out", WORK, "--docs", "many", expect=2)
+    run("synth", "--out", WORK, "--domains", "poetry", expect=2)
+    run("prepare", "--out", os.path.join(WORK, "x"), expect=2)
+    run("inspect", expect=2)
+    check("usage: mixtape data" in run("--help").stdout, "help")
+    run("inspect", os.path.join(WORK, "nothing"), expect=1)
+
+else:
+    sys.exit("unknown scenario " + SCENARIO)
+print("ok", SCENARIO)
