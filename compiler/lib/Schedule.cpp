@@ -690,6 +690,16 @@ private:
   }
 
   void phase(const Expr &e, bool last, std::vector<PhaseSpec> &out) {
+    if (e.kind == ExprKind::Number) { // `3e-4` reads as constant(3e-4)
+      PhaseSpec p;
+      p.shape = Shape::Constant;
+      p.length = last ? Length::open() : Length::rest();
+      p.range = p.toRange = e.range;
+      p.to = number(Argument{&e, e.range, {}}, "a constant learning rate");
+      if (p.to)
+        out.push_back(std::move(p));
+      return;
+    }
     if (e.kind != ExprKind::Call && e.kind != ExprKind::Ident) {
       error(DiagCode::BadValue, e.range,
             "expected a schedule phase such as cosine(to = 3e-5); phases are joined by 'then'");
