@@ -117,7 +117,8 @@ std::string phaseName(const PhaseSpec &p) {
 }
 
 /// Lengths may be fractions of the horizon; 20% + 80% must not overflow by an ulp.
-bool pastHorizon(double end, double horizon) { return end > horizon * (1 + 1e-12); }
+constexpr double kRoundingSlack = 1e-12;
+bool pastHorizon(double end, double horizon) { return end > horizon * (1 + kRoundingSlack); }
 
 class Resolver {
 public:
@@ -246,7 +247,7 @@ private:
     }
     if (rest) {
       double left = horizon - finite;
-      if (!pastHorizon(horizon, finite)) { // nothing (or a rounding error's worth) left
+      if (left <= horizon * kRoundingSlack) {
         const PhaseSpec &p = spec.phases[*rest];
         error(DiagCode::ScheduleDomain, p.range,
               phaseName(p) + " has no tokens left: the other phases take all " +
@@ -276,7 +277,7 @@ private:
       previousKnown = false;
       r.shape = p.shape;
       r.alpha = p.alpha;
-      r.timescale = p.timescale;
+      r.timescale = p.shape == Shape::InverseSqrt && !p.to ? p.timescale : 0; // see Phase
       r.range = p.range;
 
       // A constant's level is its value (`to`), else its `from`, else the previous end.
@@ -689,11 +690,14 @@ private:
   }
 
   void phase(const Expr &e, bool last, std::vector<PhaseSpec> &out) {
-    if (e.kind == ExprKind::Number && e.number.unitWritten) {
-      // lr = "20M tokens": a length where a schedule belongs is a unit error.
-      error(DiagCode::Units, e.range,
-            "expected a learning-rate schedule, found a quantity of " + describeDim(dimOf(e.number)) +
-                "; e.g. constant(3e-4) or warmup(20M, peak = 3e-4) then cosine(final = 3e-5)");
+    if (e.kind == ExprKind::Number) { // `3e-4` reads as constant(3e-4)
+      PhaseSpec p;
+      p.shape = Shape::Constant;
+      p.length = last ? Length::open() : Length::rest();
+      p.range = p.toRange = e.range;
+      p.to = number(Argument{&e, e.range, {}}, "a constant learning rate");
+      if (p.to)
+        out.push_back(std::move(p));
       return;
     }
     if (e.kind != ExprKind::Call && e.kind != ExprKind::Ident) {

@@ -593,10 +593,15 @@ TEST(ScheduleText, InverseSqrt) {
 }
 
 TEST(ScheduleText, ConstantForms) {
-  Schedule level = compileOk("constant(3e-4)", 1e9);
-  EXPECT_EQ(level.end(), kInf);
-  EXPECT_EQ(level.lr(0), 3e-4);
-  EXPECT_EQ(level.lr(1e12), 3e-4);
+  for (const char *text : {"constant(3e-4)", "3e-4"}) { // a bare number is a constant
+    Schedule level = compileOk(text, 1e9);
+    EXPECT_EQ(level.end(), kInf) << text;
+    EXPECT_EQ(level.lr(0), 3e-4) << text;
+    EXPECT_EQ(level.lr(1e12), 3e-4) << text;
+  }
+  Schedule thenDecay = compileOk("3e-4 then linear(100M, to = 0)", 1e9);
+  EXPECT_EQ(thenDecay.phases()[0].length, 900e6);
+  EXPECT_DOUBLE_EQ(thenDecay.lr(950e6), 1.5e-4);
 
   Schedule named = compileOk("constant(20M, value = 1e-4) then linear(to = 0)", 100e6);
   Schedule positional = compileOk("constant(20M, 1e-4) then linear(to = 0)", 100e6);
@@ -646,6 +651,11 @@ TEST(ScheduleTextErrors, UnknownFunction) {
 
   e = compileError("0.95 med + 0.05 web");
   EXPECT_EQ(e.diag.code, DiagCode::BadValue);
+
+  e = compileError("20M tokens");
+  EXPECT_EQ(e.diag.code, DiagCode::Units);
+  EXPECT_EQ(e.diag.message, "a constant learning rate must be a plain number, not tokens");
+  EXPECT_EQ(e.at, "20M tokens");
 }
 
 TEST(ScheduleTextErrors, UnknownArgument) {

@@ -101,8 +101,10 @@ private:
 std::optional<ScheduleSpec> interpretSchedule(const Expr &e, ExprDiags &diags);
 
 /// Fix lengths against the horizon (tokens): fractions scale, one Rest phase fills what is
-/// left. Reports, against the phases' ranges, ScheduleDomain errors: warmup longer than the
-/// horizon, phases that end past it, LR <= 0 anywhere it must be positive.
+/// left, an Open last phase never ends. Reports, against the phases' ranges, ScheduleDomain
+/// errors: warmup longer than the horizon, phases that end past it, a Rest phase with
+/// nothing left, LR <= 0 anywhere it must be positive; and BadArgument for a first phase
+/// with no `from` to start at. The horizon may be infinite if no length depends on it.
 std::optional<Schedule> resolve(const ScheduleSpec &spec, double horizonTokens, ExprDiags &diags);
 
 } // namespace mixtape::schedule
