@@ -214,14 +214,16 @@ void sema::checkModel(Context &ctx) {
       if (!model->get(key))
         ctx.report(DiagCode::MissingKey, model->range,
                    llvm::formatv("a model with init = \"random\" needs '{0}'", key).str());
+  // Where a model setting is written, or the [model] header when it is a default.
+  auto at = [&](llvm::StringRef key) { return model->get(key) ? model->get(key)->range : model->range; };
   if (m.heads && m.dModel && m.dModel % m.heads)
-    ctx.report(DiagCode::BadValue, model->get("heads")->range,
+    ctx.report(DiagCode::BadValue, at("heads"),
                llvm::formatv("d_model {0} is not divisible by heads {1}", m.dModel, m.heads).str());
   if (m.heads && m.kvHeads && m.heads % m.kvHeads)
-    ctx.report(DiagCode::BadValue, model->get("kv_heads")->range,
+    ctx.report(DiagCode::BadValue, at("kv_heads"),
                llvm::formatv("heads {0} is not a multiple of kv_heads {1}", m.heads, m.kvHeads).str());
   if (m.family == Family::GPT2 && m.kvHeads != m.heads)
-    ctx.report(DiagCode::BadValue, model->get("kv_heads")->range,
+    ctx.report(DiagCode::BadValue, at("kv_heads"),
                "gpt2 has no grouped-query attention: kv_heads must equal heads");
   if (m.ffn == 0 && m.dModel)
     m.ffn = m.family == Family::Llama ? (m.dModel * 8 / 3 + 63) / 64 * 64 : 4 * m.dModel;
@@ -232,7 +234,7 @@ void sema::checkModel(Context &ctx) {
     ctx.report(DiagCode::BadValue, v->range,
                "max_positions is gpt2's learned position table; this family uses RoPE (rope_theta)");
   if (m.family == Family::GPT2 && m.seqLen > m.maxPositions)
-    ctx.report(DiagCode::Positions, model->get("seq_len")->range,
+    ctx.report(DiagCode::Positions, at("seq_len"),
                llvm::formatv("seq_len {0} is beyond the learned position table of {1}", m.seqLen, m.maxPositions)
                    .str());
   if (const Value *v = model->get("rope_theta")) {

@@ -42,7 +42,7 @@ private:
   /// Every model name: stages, merges, ablations, in one namespace.
   std::map<std::string, std::pair<ModelRef::Kind, llvm::SMRange>> names;
   std::vector<std::string> mergeNames, ablationNames;
-  std::vector<const Value *> mergeValues;
+  std::vector<const Value *> mergeTables; ///< parallel to recipe.merges
   std::vector<std::string> evalNames;
 
   void collectNames() {
@@ -68,8 +68,6 @@ private:
           continue;
         }
         list.push_back(n->string);
-        if (kind == ModelRef::Merge)
-          mergeValues.push_back(item.get());
       }
     };
     collect("merge", ModelRef::Merge, mergeNames);
@@ -253,6 +251,7 @@ private:
   }
 
   void checkMerge(const Value &m) {
+    mergeTables.push_back(&m);
     MergeSpec spec;
     if (const Value *n = m.get("name"))
       spec.name = n->string;
@@ -360,7 +359,7 @@ private:
           if (r.kind != ModelRef::Merge)
             continue;
           if (r.index == start) {
-            ctx.report(DiagCode::Cycle, mergeValues[start]->get("of")->range,
+            ctx.report(DiagCode::Cycle, mergeTables[start]->range,
                        "merge '" + recipe.merges[start].name + "' depends on itself through its models");
             stack.clear();
             break;
