@@ -5,8 +5,6 @@
 #include "mixtape/data/Random.h"
 #include "mixtape/data/Tokenizer.h"
 
-#include "Files.h"
-
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"

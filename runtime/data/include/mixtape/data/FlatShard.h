@@ -59,7 +59,6 @@ public:
 
   /// Appends one non-empty document; ids must fit uint16 and differ from the separator.
   llvm::Error addDocument(llvm::ArrayRef<uint32_t> tokens);
-  uint64_t numDocuments() const { return Documents; }
   uint64_t numTokens() const { return Tokens; }
   llvm::Expected<FileDigest> finish();
 

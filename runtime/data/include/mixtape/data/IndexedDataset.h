@@ -87,7 +87,6 @@ public:
 
   /// Appends one document of one sequence; every id must fit the dtype.
   llvm::Error addDocument(llvm::ArrayRef<uint32_t> tokens);
-  uint64_t numDocuments() const { return Lengths.size(); }
   uint64_t numTokens() const { return Tokens; }
 
   /// Renames the .bin, then writes and renames the .idx; returns both digests (.bin first).
