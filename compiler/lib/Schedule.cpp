@@ -373,22 +373,6 @@ namespace {
 
 using llvm::StringRef;
 
-// TODO(lead): use mixtape::closestMatch once Diagnostics.cpp implements it; this is the
-// same rule (smallest edit distance, at most a third of the word, at least 2 edits).
-std::optional<std::string> suggest(StringRef word, llvm::ArrayRef<StringRef> candidates) {
-  unsigned limit = std::max<unsigned>(2, unsigned(word.size()) / 3);
-  std::optional<std::string> best;
-  unsigned bestDistance = limit + 1;
-  for (StringRef candidate : candidates) {
-    unsigned d = word.edit_distance(candidate, /*AllowReplacements=*/true, limit);
-    if (d < bestDistance && d < word.size()) {
-      bestDistance = d;
-      best = candidate.str();
-    }
-  }
-  return best;
-}
-
 /// A number as a schedule reads it: a bare scaled count (20M) is tokens.
 Dim dimOf(const Quantity &q) {
   return q.dim == Dim::Number && q.hasScale ? Dim::Tokens : q.dim;
@@ -481,7 +465,8 @@ private:
 
   /// "did you mean" note and fix-it, if a candidate is close.
   static bool addSuggestion(ExprDiag &d, StringRef word, llvm::ArrayRef<StringRef> candidates) {
-    std::optional<std::string> match = suggest(word, candidates);
+    std::optional<std::string> match =
+        closestMatch(word, std::vector<std::string>(candidates.begin(), candidates.end()));
     if (!match)
       return false;
     d.notes.push_back({d.range, "did you mean '" + *match + "'?"});
