@@ -48,8 +48,11 @@ private:
   void collectNames() {
     if (const Value *stages = ctx.root.get("stage"); stages && stages->kind == Value::Array)
       for (const auto &s : stages->items)
-        if (const Value *n = s->get("name"); n && n->kind == Value::String)
+        if (const Value *n = s->get("name"); n && n->kind == Value::String) {
           names.emplace(n->string, std::make_pair(ModelRef::Stage, n->range));
+          if (n->string == "init")
+            ctx.report(DiagCode::DuplicateName, n->range, "'init' names the model's initial weights");
+        }
     auto collect = [&](llvm::StringRef section, ModelRef::Kind kind, std::vector<std::string> &list) {
       const Value *items = ctx.root.get(section);
       if (!items || items->kind != Value::Array)

@@ -249,6 +249,13 @@ private:
       return false;
     }
     std::optional<SectionId> sub = subsection(info->type);
+    if (sub && parts.size() == 2) {
+      std::vector<std::string> fields = keyNames(*sub);
+      ctx.report(DiagCode::BadValue, rangeOf(1),
+                 "sweep one field of '" + parts[1].str() + "', e.g. \"" + parts[0].str() + "." + parts[1].str() +
+                     "." + fields.back() + "\"");
+      return false;
+    }
     if (parts.size() == 3) {
       const KeyInfo *field = sub ? findKey(*sub, parts[2]) : nullptr;
       if (!field || field->name == "stage") {
