@@ -857,13 +857,13 @@ private:
     mention(ctx.root.get("ablation"), "train");
     for (const std::string &s : recipe.model.pretrainedOn)
       used.insert(s);
+    const Value *streams = ctx.root.get("streams");
+    if (!streams || ctx.hasErrors())
+      return; // with errors (a derivation cycle, say) "unused" would be noise
     std::set<std::string> closure = used;
     for (const std::string &name : used)
       for (const StreamSpec *s = recipe.stream(name); s && !s->parent.empty(); s = recipe.stream(s->parent))
         closure.insert(s->parent);
-    const Value *streams = ctx.root.get("streams");
-    if (!streams || ctx.hasErrors())
-      return;
     for (const Field &f : streams->fields)
       if (!closure.count(f.key))
         ctx.report(DiagCode::UnusedStream, f.keyRange,
