@@ -61,7 +61,15 @@ if r is not None:
     if r.returncode != 1 or not diags or not want <= set(diags[0]):
         failures.append(f"json: exit {r.returncode}: {r.stdout[:500]}")
 
+# Inputs the fuzzer once crashed or hung on (tests/fuzz/recipe-corpus) stay fixed.
+corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "recipe-corpus")
+corpus_files = sorted(os.listdir(corpus))
+for name in corpus_files:
+    r = run(["lint", os.path.join(corpus, name)])
+    if r is not None and r.returncode not in (0, 1):
+        failures.append(f"fuzz corpus {name}: exit {r.returncode}\n{r.stderr.decode('utf-8', 'replace')[:500]}")
+
 for f in failures:
     print("FAIL:", f)
-print(f"{len(cases) + 2 + 4 + 1 - len(failures)} passed, {len(failures)} failed")
+print(f"{len(cases) + 2 + 4 + 1 + len(corpus_files) - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
