@@ -6,6 +6,7 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
 
 #include <cstdio>
 
@@ -476,5 +477,12 @@ std::unique_ptr<CheckedRecipe> mixtape::loadRecipe(llvm::StringRef path, Diagnos
   std::unique_ptr<Value> root = parseRecipeFile(path, diags);
   if (!root)
     return nullptr;
-  return checkRecipe(*root, diags);
+  std::unique_ptr<CheckedRecipe> recipe = checkRecipe(*root, diags);
+  if (recipe) {
+    llvm::SmallString<256> dir(llvm::sys::path::parent_path(path));
+    if (dir.empty())
+      dir = ".";
+    recipe->baseDir = std::string(dir);
+  }
+  return recipe;
 }

@@ -140,6 +140,7 @@ struct EvalSpec {
 struct CheckedRecipe {
   std::string name;
   uint64_t seed = 0;
+  std::string baseDir;              ///< the recipe file's directory: relative paths start here
   ModelSpec model;
   std::vector<StreamSpec> streams;
   std::vector<SweepAxis> axes;
