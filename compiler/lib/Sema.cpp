@@ -483,6 +483,7 @@ std::unique_ptr<CheckedRecipe> mixtape::loadRecipe(llvm::StringRef path, Diagnos
     if (dir.empty())
       dir = ".";
     recipe->baseDir = std::string(dir);
+    recipe->file = path.str();
   }
   return recipe;
 }

@@ -38,6 +38,8 @@ private:
   uint64_t done = 0;
   std::vector<double> target;
   std::vector<uint64_t> taken;
+  bool constantWeights = false; ///< every point has the same weights: read them once
+  std::vector<double> weights;
 };
 
 } // namespace mixtape

@@ -21,6 +21,10 @@
 namespace mixtape {
 
 enum class Family { GPT2, Llama, GPTNeoX };
+
+/// Vocabulary of the embedded byte-level tokenizer "bytes" (runtime/data Tokenizer.h):
+/// 256 bytes and 8 special tokens.
+constexpr uint64_t kBytesVocab = 264;
 enum class Attention { Causal, WithinDocument };
 
 struct ModelSpec {
@@ -140,6 +144,7 @@ struct EvalSpec {
 struct CheckedRecipe {
   std::string name;
   uint64_t seed = 0;
+  std::string file;                 ///< the recipe file, for diagnostics without a location
   std::string baseDir;              ///< the recipe file's directory: relative paths start here
   ModelSpec model;
   std::vector<StreamSpec> streams;

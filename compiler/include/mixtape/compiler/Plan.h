@@ -1,0 +1,85 @@
+//===- Plan.h - the execution graph: compiler -> runtime contract -*- C++ -*-===//
+//
+// A plan is what `mixtape plan` writes and `mixtape exec` runs: nodes (init, train, eval,
+// merge) with their inputs, every setting resolved, data cursors, and a content hash per
+// node. docs/plan-format.md describes the JSON; this is its in-memory form and the
+// lowering from a checked recipe.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/compiler/Catalog.h"
+#include "mixtape/compiler/Recipe.h"
+
+#include "llvm/Support/JSON.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace mixtape {
+
+/// Bumped when the JSON layout changes.
+constexpr int64_t kPlanFormatVersion = 1;
+
+/// Runtime semantics versions, per node kind: bumped when what a node computes changes
+/// (a fixed training bug, a new merge rule), so a stale cached output is never reused.
+struct SemanticsVersions {
+  static constexpr int64_t Init = 1, Train = 1, Eval = 1, Merge = 1;
+};
+
+enum class NodeKind { Init, Train, Eval, Merge };
+llvm::StringRef nodeKindName(NodeKind kind);
+
+struct PlanNode {
+  NodeKind kind = NodeKind::Train;
+  std::string name;                   ///< "adapt[replay=r5]", "stream[replay=r5]@0-954", ...
+  std::vector<size_t> inputs;         ///< node indices, in a fixed order
+  std::vector<std::string> variants;  ///< stage variants that run through this node
+  llvm::json::Object settings;        ///< everything the output depends on (hashed)
+  llvm::json::Object exec;            ///< execution-only (not hashed): micro-batch, checkpoints, eval points
+  std::string hash;                   ///< SHA-256, hex
+  bool provisional = false;           ///< some data it depends on was absent at plan time
+
+  // The ledger (train nodes): tokens drawn from each stream, and epochs of that stream
+  // reached by the end of this node (0 when the stream's size is unknown).
+  std::map<std::string, uint64_t> tokensByStream;
+  std::map<std::string, double> epochsAtEnd;
+  uint64_t tokens = 0;
+  double replayFraction = 0;          ///< share of tokens from data the model saw before
+  double flops = 0;
+
+  std::string dirName() const;        ///< "<safe name>-<first 12 hex of hash>"
+};
+
+struct CostModel {
+  double peakFlops = 989e12;          ///< per GPU: H100 SXM bf16 dense
+  double mfu = 0.4;
+};
+
+struct Plan {
+  std::string recipe;
+  uint64_t seed = 0;
+  bool provisional = false;
+  std::vector<std::string> provisionalReasons; ///< e.g. "stream 'web': no data at data/web/*.idx"
+  llvm::json::Object model;
+  llvm::json::Object streams;         ///< name -> resolved stream (shards, fingerprint, filter, ...)
+  std::vector<PlanNode> nodes;        ///< topological order: inputs first
+  uint64_t sharedTokens = 0;          ///< tokens trained once instead of once per variant
+  uint64_t variantTokens = 0;         ///< tokens if every variant trained its whole chain alone
+  CostModel cost;
+
+  int findNode(llvm::StringRef name) const;
+  llvm::json::Value toJSON() const;
+};
+
+/// Lower a checked recipe. Data-aware analyses (epochs, leakage, empty filters) use the
+/// catalog and report through `diags` (warnings) — errors stop planning (nullopt).
+std::optional<Plan> lowerToPlan(const CheckedRecipe &recipe, DataCatalog &catalog, const CostModel &cost,
+                                DiagnosticEngine &diags);
+
+/// The plan read back (what `mixtape exec` and `plan --run-dir` use).
+llvm::Expected<llvm::json::Value> readPlanFile(llvm::StringRef path);
+
+} // namespace mixtape

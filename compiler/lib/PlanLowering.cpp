@@ -1,0 +1,874 @@
+//===- PlanLowering.cpp - checked recipe -> execution graph ---------------===//
+//
+// Each stage variant becomes a chain of train nodes. Variants of a stage that share their
+// start (input node and data cursors) and every setting but their length train one chain,
+// cut wherever one of them ends or a child stage branches off; so branches share the run
+// up to their points and a variant trained through a shared prefix sees the same data as
+// alone. Data cursors (token offsets into each stream's global order) flow from node to
+// node. Every node is hashed over its settings, its inputs' hashes, the data fingerprints
+// and the format and semantics versions — never over names.
+//
+//===----------------------------------------------------------------------===//
+#include "mixtape/compiler/Plan.h"
+
+#include "mixtape/compiler/Blend.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SHA256.h"
+
+#include <cmath>
+#include <set>
+
+using namespace mixtape;
+using llvm::json::Array;
+using llvm::json::Object;
+
+llvm::StringRef mixtape::nodeKindName(NodeKind kind) {
+  switch (kind) {
+  case NodeKind::Init: return "init";
+  case NodeKind::Train: return "train";
+  case NodeKind::Eval: return "eval";
+  case NodeKind::Merge: return "merge";
+  }
+  return "node";
+}
+
+std::string PlanNode::dirName() const {
+  std::string safe;
+  for (char c : name)
+    safe += llvm::isAlnum(c) || c == '-' || c == '_' || c == '=' ? c : '.';
+  return safe + "-" + hash.substr(0, 12);
+}
+
+int Plan::findNode(llvm::StringRef name) const {
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].name == name)
+      return static_cast<int>(i);
+  return -1;
+}
+
+namespace {
+
+using Cursors = std::map<std::string, uint64_t>;
+
+Object cursorsJSON(const Cursors &c) {
+  Object o;
+  for (const auto &[stream, offset] : c)
+    o[stream] = static_cast<int64_t>(offset);
+  return o;
+}
+
+Object scheduleJSON(const schedule::Schedule &s, uint64_t horizon) {
+  Array phases;
+  for (const schedule::Phase &p : s.phases()) {
+    Object o{{"shape", schedule::shapeName(p.shape)}, {"begin", p.begin}, {"from", p.from}, {"to", p.to}};
+    if (std::isfinite(p.length))
+      o["length"] = p.length;
+    if (p.shape == schedule::Shape::InverseSqrt) {
+      o["alpha"] = p.alpha;
+      o["timescale"] = p.timescale;
+    }
+    phases.push_back(std::move(o));
+  }
+  return Object{{"horizon", static_cast<int64_t>(horizon)}, {"phases", std::move(phases)}};
+}
+
+Object mixtureJSON(const Mixture &m) {
+  Array streams, positions, weights;
+  for (const std::string &s : m.streams)
+    streams.push_back(s);
+  for (double p : m.positions)
+    positions.push_back(p);
+  for (const auto &row : m.weights) {
+    Array r;
+    for (double w : row)
+      r.push_back(w);
+    weights.push_back(std::move(r));
+  }
+  return Object{{"streams", std::move(streams)}, {"positions", std::move(positions)}, {"weights", std::move(weights)}};
+}
+
+std::string canonical(const llvm::json::Value &v) {
+  // llvm::json prints object keys sorted and doubles in shortest round-trip form: equal
+  // values (3e-4, 0.0003) print equally, key order never matters.
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  os << v;
+  return out;
+}
+
+std::string sha256Hex(llvm::StringRef text) {
+  llvm::SHA256 sha;
+  sha.update(text);
+  return llvm::toHex(sha.final(), /*LowerCase=*/true);
+}
+
+llvm::StringRef familyName(Family f) {
+  return f == Family::GPT2 ? "gpt2" : f == Family::Llama ? "llama" : "gpt_neox";
+}
+
+/// A stage variant, lowered.
+struct LoweredVariant {
+  size_t startNode = 0;
+  Cursors startCursors;
+  size_t group = 0;
+  std::vector<size_t> nodes;      ///< its chain of train nodes, in order
+  std::set<std::string> trainedOn; ///< roots of data seen by the end of this variant
+};
+
+/// Variants of one stage that train one shared chain.
+struct Group {
+  std::string key;
+  size_t firstVariant = 0;
+  std::vector<uint64_t> cuts;                       ///< step boundaries, ascending, > 0
+  std::map<uint64_t, std::vector<uint64_t>> counts; ///< step -> samples per mixture stream
+  std::map<uint64_t, size_t> nodeEndingAt;          ///< step -> node index
+};
+
+class Lowering {
+public:
+  Lowering(const CheckedRecipe &recipe, DataCatalog &catalog, const CostModel &cost, DiagnosticEngine &diags,
+           llvm::StringRef file)
+      : recipe(recipe), catalog(catalog), diags(diags), file(file.str()) {
+    plan.recipe = recipe.name;
+    plan.seed = recipe.seed;
+    plan.cost = cost;
+  }
+
+  std::optional<Plan> run() {
+    lowerStreams();
+    if (diags.errorCount())
+      return std::nullopt;
+    lowerModel();
+    initNode = addInit("init", recipe.model.init);
+    for (size_t s = 0; s < recipe.stages.size(); ++s)
+      lowerStage(s);
+    lowerMerges();
+    lowerAblations();
+    lowerEvals();
+    ledgerLints();
+    for (const PlanNode &n : plan.nodes)
+      if (n.kind == NodeKind::Train)
+        plannedTokens += n.tokens;
+    plan.sharedTokens = plan.variantTokens > plannedTokens ? plan.variantTokens - plannedTokens : 0;
+    if (diags.errorCount())
+      return std::nullopt;
+    return std::move(plan);
+  }
+
+private:
+  const CheckedRecipe &recipe;
+  DataCatalog &catalog;
+  DiagnosticEngine &diags;
+  std::string file;
+  Plan plan;
+  std::map<std::string, std::optional<StreamStats>> stats;
+  std::map<std::string, std::string> fingerprints;
+  /// What a stream is, without its name: data fingerprint, split, filter, unit, transform.
+  std::map<std::string, std::string> identities;
+  size_t initNode = 0;
+  std::map<std::string, size_t> hfInits;
+  std::vector<std::vector<LoweredVariant>> variants; // per stage
+  std::vector<size_t> mergeNodes;
+  std::vector<std::vector<size_t>> ablationNodes;      // per ablation: the combination merges
+  std::map<std::string, size_t> byHash;
+  uint64_t plannedTokens = 0;
+  double nonEmbeddingParams = 0;
+
+  void error(DiagCode code, const std::string &message) { diags.reportFile(code, file, message); }
+
+  //===--------------------------------------------------------------------===//
+  // Streams and model
+  //===--------------------------------------------------------------------===//
+
+  void lowerStreams() {
+    for (const StreamSpec &s : recipe.streams) {
+      llvm::Expected<std::optional<StreamStats>> st = catalog.stats(s, recipe);
+      if (!st) {
+        error(DiagCode::DataError, "stream '" + s.name + "': " + llvm::toString(st.takeError()));
+        continue;
+      }
+      stats[s.name] = *st;
+      Object o{{"root", s.root}, {"val", s.val}, {"format", s.format}};
+      if (!s.parent.empty())
+        o["from"] = s.parent;
+      o["shards"] = recipe.stream(s.root)->shards;
+      if (s.where)
+        o["where"] = s.where->canonical();
+      if (s.transform) {
+        Object chunks;
+        for (auto [count, p] : s.transform->chunkProbabilities)
+          chunks[std::to_string(count)] = p;
+        o["transform"] = Object{{"untie_knots", Object{{"chunks", std::move(chunks)}, {"keep_order", s.transform->keepOrder}}}};
+      }
+      if (*st) {
+        const StreamStats &x = **st;
+        fingerprints[s.name] = x.fingerprint;
+        o["fingerprint"] = x.fingerprint;
+        o["train_tokens"] = static_cast<int64_t>(x.trainTokens);
+        o["train_documents"] = static_cast<int64_t>(x.trainDocuments);
+        o["val_tokens"] = static_cast<int64_t>(x.valTokens);
+        o["val_documents"] = static_cast<int64_t>(x.valDocuments);
+        if (s.where && x.trainDocuments == 0)
+          error(DiagCode::EmptyFilter, "stream '" + s.name + "': the filter '" + s.where->canonical() +
+                                           "' keeps no training document");
+      } else {
+        fingerprints[s.name] = "provisional:" + recipe.stream(s.root)->shards;
+        o["fingerprint"] = nullptr;
+        plan.provisional = true;
+        plan.provisionalReasons.push_back("stream '" + s.name + "': no data at '" + recipe.stream(s.root)->shards + "'");
+      }
+      Object identity{{"fingerprint", fingerprints[s.name]}, {"val", s.val}};
+      for (const char *k : {"where", "transform"})
+        if (const llvm::json::Value *v = o.get(k))
+          identity[k] = *v;
+      identities[s.name] = "stream:" + sha256Hex(canonical(llvm::json::Value(std::move(identity))));
+      plan.streams[s.name] = std::move(o);
+    }
+  }
+
+  /// Settings as hashed: stream names replaced by the streams' identities, so renaming a
+  /// stream (or a stage: names are never in settings) changes no hash.
+  llvm::json::Value anonymized(const Object &settings) {
+    Object out = settings;
+    auto rename = [&](const std::string &name) { return identities.count(name) ? identities[name] : name; };
+    auto renameKeys = [&](Object *o) {
+      if (!o)
+        return;
+      Object renamed;
+      for (const auto &kv : *o)
+        renamed[rename(kv.first.str())] = kv.second;
+      *o = std::move(renamed);
+    };
+    if (Object *mix = out.getObject("mixture"))
+      if (llvm::json::Array *streams = mix->getArray("streams"))
+        for (llvm::json::Value &v : *streams)
+          v = rename(v.getAsString()->str());
+    if (Object *data = out.getObject("data")) {
+      renameKeys(data->getObject("cursors"));
+      renameKeys(data->getObject("samples"));
+    }
+    if (llvm::json::Array *splits = out.getArray("splits"))
+      for (llvm::json::Value &split : *splits)
+        if (llvm::json::Array *pair = split.getAsArray(); pair && !pair->empty())
+          (*pair)[0] = rename((*pair)[0].getAsString()->str());
+    return out;
+  }
+
+  /// Sizes of a Hugging Face checkpoint from its config.json, when it is there.
+  void readHfConfig(ModelSpec &m) {
+    llvm::SmallString<256> path(recipe.baseDir);
+    llvm::sys::path::append(path, llvm::StringRef(m.init).drop_front(3), "config.json");
+    auto buffer = llvm::MemoryBuffer::getFile(path);
+    if (!buffer) {
+      plan.provisional = true;
+      plan.provisionalReasons.push_back("model: no config.json in '" + m.init + "'");
+      return;
+    }
+    llvm::Expected<llvm::json::Value> json = llvm::json::parse((*buffer)->getBuffer());
+    const Object *o = json ? json->getAsObject() : nullptr;
+    if (!o) {
+      if (!json)
+        llvm::consumeError(json.takeError());
+      error(DiagCode::DataError, std::string(path) + ": not a JSON object");
+      return;
+    }
+    auto get = [&](std::initializer_list<const char *> keys) -> uint64_t {
+      for (const char *k : keys)
+        if (auto v = o->getInteger(k))
+          return static_cast<uint64_t>(*v);
+      return 0;
+    };
+    m.layers = m.layers ? m.layers : get({"num_hidden_layers", "n_layer"});
+    m.dModel = m.dModel ? m.dModel : get({"hidden_size", "n_embd"});
+    m.heads = m.heads ? m.heads : get({"num_attention_heads", "n_head"});
+    m.kvHeads = get({"num_key_value_heads"});
+    if (!m.kvHeads)
+      m.kvHeads = m.heads;
+    m.ffn = get({"intermediate_size", "n_inner"});
+    if (!m.ffn)
+      m.ffn = 4 * m.dModel;
+    m.vocab = m.vocab ? m.vocab : get({"vocab_size"});
+    if (auto theta = o->getNumber("rope_theta"))
+      m.ropeTheta = *theta;
+  }
+
+  void lowerModel() {
+    ModelSpec m = recipe.model;
+    if (llvm::StringRef(m.init).startswith("hf:"))
+      readHfConfig(m);
+    if (!m.vocab) {
+      for (const auto &[name, st] : stats)
+        if (st && st->vocabSize)
+          m.vocab = st->vocabSize;
+      if (!m.vocab && m.tokenizer == "bytes")
+        m.vocab = kBytesVocab;
+    }
+    uint64_t headDim = m.heads ? m.dModel / m.heads : 0;
+    double attention = static_cast<double>(m.dModel) * (m.dModel + 2 * m.kvHeads * headDim) + double(m.dModel) * m.dModel;
+    double mlp = (m.family == Family::Llama ? 3.0 : 2.0) * m.dModel * m.ffn;
+    // 6 N per token counts the output projection too (the input embedding is a lookup).
+    nonEmbeddingParams = m.layers * (attention + mlp) + double(m.vocab) * m.dModel;
+    plan.model = Object{{"family", familyName(m.family)},
+                        {"vocab", static_cast<int64_t>(m.vocab)},
+                        {"layers", static_cast<int64_t>(m.layers)},
+                        {"d_model", static_cast<int64_t>(m.dModel)},
+                        {"heads", static_cast<int64_t>(m.heads)},
+                        {"kv_heads", static_cast<int64_t>(m.kvHeads)},
+                        {"ffn", static_cast<int64_t>(m.ffn)},
+                        {"max_positions", static_cast<int64_t>(m.maxPositions)},
+                        {"rotary_pct", m.rotaryPct},
+                        {"tokenizer", m.tokenizer},
+                        {"tie_embeddings", m.family == Family::GPT2}};
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Nodes
+  //===--------------------------------------------------------------------===//
+
+  /// Hash and add a node, or return the existing node with the same hash.
+  size_t addNode(PlanNode node, const std::vector<std::string> &streamsUsed) {
+    Array inputs;
+    for (size_t i : node.inputs) {
+      inputs.push_back(plan.nodes[i].hash);
+      node.provisional |= plan.nodes[i].provisional;
+    }
+    Array data;
+    for (const std::string &s : streamsUsed) {
+      data.push_back(identities.count(s) ? identities[s] : s);
+      node.provisional |= llvm::StringRef(fingerprints[s]).startswith("provisional:");
+    }
+    int64_t semantics = node.kind == NodeKind::Init    ? SemanticsVersions::Init
+                        : node.kind == NodeKind::Train ? SemanticsVersions::Train
+                        : node.kind == NodeKind::Eval  ? SemanticsVersions::Eval
+                                                       : SemanticsVersions::Merge;
+    Object covered{{"format_version", kPlanFormatVersion}, {"kind", nodeKindName(node.kind)},
+                   {"semantics_version", semantics},    {"settings", anonymized(node.settings)},
+                   {"inputs", std::move(inputs)},      {"data", std::move(data)}};
+    node.hash = sha256Hex(canonical(llvm::json::Value(std::move(covered))));
+    auto [it, fresh] = byHash.emplace(node.hash, plan.nodes.size());
+    if (!fresh) {
+      PlanNode &existing = plan.nodes[it->second];
+      for (const std::string &v : node.variants)
+        if (!llvm::is_contained(existing.variants, v))
+          existing.variants.push_back(v);
+      return it->second;
+    }
+    plan.nodes.push_back(std::move(node));
+    return plan.nodes.size() - 1;
+  }
+
+  size_t addInit(const std::string &name, const std::string &init) {
+    PlanNode n;
+    n.kind = NodeKind::Init;
+    n.name = name;
+    n.settings = Object{{"model", Object(plan.model)}, {"init", init}};
+    if (init == "random")
+      n.settings["seed"] = static_cast<int64_t>(recipe.seed);
+    if (llvm::StringRef(init).startswith("hf:")) {
+      // The checkpoint's identity: its path relative to the recipe is not content, so the
+      // hash covers the files' sizes and times (a content fingerprint comes with issue 8).
+      llvm::SmallString<256> dir(recipe.baseDir);
+      llvm::sys::path::append(dir, llvm::StringRef(init).drop_front(3));
+      llvm::SmallString<256> weights(dir);
+      llvm::sys::path::append(weights, "model.safetensors");
+      llvm::sys::fs::file_status status;
+      if (llvm::sys::fs::status(weights, status) || !llvm::sys::fs::exists(status)) {
+        n.provisional = true;
+        n.settings["checkpoint"] = nullptr;
+        plan.provisional = true;
+        plan.provisionalReasons.push_back("checkpoint '" + init + "': no model.safetensors");
+      } else {
+        n.settings["checkpoint"] = llvm::formatv("{0}:{1}", status.getSize(),
+                                                 status.getLastModificationTime().time_since_epoch().count())
+                                       .str();
+      }
+    }
+    return addNode(std::move(n), {});
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Stages
+  //===--------------------------------------------------------------------===//
+
+  /// Settings a stage variant's chain shares (everything but its length).
+  Object chainSettings(const StageVariant &v) {
+    const OptimizerSpec &o = v.optimizer;
+    return Object{{"seq_len", static_cast<int64_t>(v.seqLen)},
+                  {"batch_sequences", static_cast<int64_t>(v.batchSequences)},
+                  {"rope_theta", v.ropeTheta},
+                  {"attention", v.attention == Attention::WithinDocument ? "within_document" : "causal"},
+                  {"lr", scheduleJSON(v.lr, v.horizon)},
+                  {"mixture", mixtureJSON(v.mixture)},
+                  {"optimizer", Object{{"kind", "adamw"},
+                                       {"beta1", o.beta1},
+                                       {"beta2", o.beta2},
+                                       {"eps", o.eps},
+                                       {"weight_decay", o.weightDecay},
+                                       {"decay_embeddings", o.decayEmbeddings}}},
+                  {"grad_clip", v.gradClip}};
+  }
+
+  void lowerStage(size_t s) {
+    const StageSpec &stage = recipe.stages[s];
+    variants.emplace_back();
+    std::vector<LoweredVariant> &lowered = variants.back();
+    int parent = stage.parent.empty() ? -1 : recipe.stageIndex(stage.parent);
+    // Where each variant starts, and the chain it belongs to.
+    std::vector<Group> groups;
+    for (size_t i = 0; i < stage.variants.size(); ++i) {
+      const StageVariant &v = stage.variants[i];
+      LoweredVariant lv;
+      if (parent < 0) {
+        lv.startNode = initNode;
+        for (const StreamSpec &st : recipe.streams)
+          lv.startCursors[st.name] = 0;
+        for (const std::string &p : recipe.model.pretrainedOn)
+          lv.trainedOn.insert(recipe.stream(p)->root);
+      } else {
+        const StageVariant &pv = recipe.stages[parent].variants[v.parentVariant];
+        const LoweredVariant &plv = variants[parent][v.parentVariant];
+        uint64_t step = v.branchTokens / pv.batchTokens();
+        lv.startNode = nodeAtStep(parent, v.parentVariant, step);
+        lv.startCursors = cursorsAt(parent, v.parentVariant, step);
+        lv.trainedOn = plv.trainedOn;
+      }
+      Object key = chainSettings(v);
+      key["start"] = plan.nodes[lv.startNode].hash;
+      key["cursors"] = cursorsJSON(lv.startCursors);
+      key["optimizer_state"] = v.keepOptimizer ? "keep" : "reset";
+      std::string k = canonical(llvm::json::Value(std::move(key)));
+      auto g = llvm::find_if(groups, [&](const Group &x) { return x.key == k; });
+      if (g == groups.end()) {
+        groups.push_back(Group{k, i, {}, {}, {}});
+        g = groups.end() - 1;
+      }
+      lv.group = static_cast<size_t>(g - groups.begin());
+      g->cuts.push_back(v.steps);
+      lowered.push_back(std::move(lv));
+    }
+    // Branch points of child stages cut the chain too.
+    for (const StageSpec &child : recipe.stages) {
+      if (child.parent != stage.name)
+        continue;
+      for (const StageVariant &cv : child.variants) {
+        const StageVariant &pv = stage.variants[cv.parentVariant];
+        groups[lowered[cv.parentVariant].group].cuts.push_back(cv.branchTokens / pv.batchTokens());
+      }
+    }
+    for (Group &g : groups)
+      buildChain(s, g);
+    for (size_t i = 0; i < stage.variants.size(); ++i) {
+      const StageVariant &v = stage.variants[i];
+      LoweredVariant &lv = lowered[i];
+      Group &g = groups[lv.group];
+      for (const auto &[end, node] : g.nodeEndingAt)
+        if (end <= v.steps) {
+          lv.nodes.push_back(node);
+          PlanNode &n = plan.nodes[node];
+          if (!llvm::is_contained(n.variants, v.displayName))
+            n.variants.push_back(v.displayName);
+        }
+      // The variant also runs through its ancestry's nodes up to its branch point.
+      for (size_t up = lv.startNode; plan.nodes[up].kind == NodeKind::Train; up = plan.nodes[up].inputs.front())
+        if (!llvm::is_contained(plan.nodes[up].variants, v.displayName))
+          plan.nodes[up].variants.push_back(v.displayName);
+      for (const std::string &st : v.mixture.streams)
+        lv.trainedOn.insert(recipe.stream(st)->root);
+      plan.variantTokens += chainTokens(s, i);
+    }
+    stageGroups.push_back(std::move(groups));
+  }
+
+  std::vector<std::vector<Group>> stageGroups;
+
+  /// Tokens a variant would train if nothing were shared: its ancestry up to its branch, and itself.
+  uint64_t chainTokens(size_t s, size_t i) {
+    const StageSpec &stage = recipe.stages[s];
+    const StageVariant &v = stage.variants[i];
+    uint64_t own = v.tokens;
+    if (stage.parent.empty())
+      return own;
+    int p = recipe.stageIndex(stage.parent);
+    return own + chainTokensUpTo(p, v.parentVariant, v.branchTokens);
+  }
+  uint64_t chainTokensUpTo(int s, size_t i, uint64_t tokens) {
+    const StageSpec &stage = recipe.stages[s];
+    const StageVariant &v = stage.variants[i];
+    if (stage.parent.empty())
+      return tokens;
+    return tokens + chainTokensUpTo(recipe.stageIndex(stage.parent), v.parentVariant, v.branchTokens);
+  }
+
+  void buildChain(size_t s, Group &g) {
+    const StageSpec &stage = recipe.stages[s];
+    const StageVariant &v = stage.variants[g.firstVariant];
+    const LoweredVariant &lv = variants[s][g.firstVariant];
+    llvm::sort(g.cuts);
+    g.cuts.erase(std::unique(g.cuts.begin(), g.cuts.end()), g.cuts.end());
+    g.cuts.erase(std::remove(g.cuts.begin(), g.cuts.end(), 0u), g.cuts.end());
+    // Samples per stream at every cut, by replaying the blend once.
+    Blender blender(v.mixture, v.seqLen);
+    g.counts[0] = std::vector<uint64_t>(v.mixture.streams.size(), 0);
+    for (uint64_t cut : g.cuts) {
+      blender.skipTo(cut * v.batchSequences);
+      g.counts[cut] = blender.counts();
+    }
+    Object shared = chainSettings(v);
+    size_t input = lv.startNode;
+    uint64_t begin = 0;
+    for (uint64_t end : g.cuts) {
+      PlanNode n;
+      n.kind = NodeKind::Train;
+      n.name = stage.name + displayLabels(v, stage) + (g.cuts.size() > 1 ? llvm::formatv("@{0}-{1}", begin, end).str() : "");
+      n.inputs = {input};
+      n.settings = shared;
+      n.settings["steps"] = Array{static_cast<int64_t>(begin), static_cast<int64_t>(end)};
+      // A segment after the first continues the same run.
+      n.settings["optimizer_state"] = begin == 0 ? (v.keepOptimizer ? "keep" : "reset") : "keep";
+      Cursors at = lv.startCursors;
+      Object cursors, samples;
+      for (size_t k = 0; k < v.mixture.streams.size(); ++k) {
+        const std::string &st = v.mixture.streams[k];
+        uint64_t before = g.counts[begin][k], after = g.counts[end][k];
+        cursors[st] = static_cast<int64_t>(at[st] + before * v.seqLen);
+        samples[st] = static_cast<int64_t>(after - before);
+        n.tokensByStream[st] = (after - before) * v.seqLen;
+        n.tokens += (after - before) * v.seqLen;
+        uint64_t endCursor = at[st] + after * v.seqLen;
+        if (stats[st] && stats[st]->trainTokens)
+          n.epochsAtEnd[st] = static_cast<double>(endCursor) / static_cast<double>(stats[st]->trainTokens);
+      }
+      n.settings["data"] = Object{{"cursors", std::move(cursors)}, {"samples", std::move(samples)}};
+      double replayed = 0;
+      for (const auto &[st, t] : n.tokensByStream)
+        if (lv.trainedOn.count(recipe.stream(st)->root))
+          replayed += static_cast<double>(t);
+      n.replayFraction = n.tokens ? replayed / static_cast<double>(n.tokens) : 0;
+      n.flops = flopsPerToken(v.seqLen) * static_cast<double>(n.tokens);
+      n.exec = Object{{"micro_batch", static_cast<int64_t>(v.microBatchSequences)},
+                      {"checkpoint_every", static_cast<int64_t>(v.checkpointEvery)},
+                      {"checkpoint_keep", static_cast<int64_t>(v.checkpointKeep)},
+                      {"stage", stage.name}};
+      if (begin == 0)
+        n.exec["stage_start"] = true;
+      if (end == v.steps && g.cuts.size() == 1)
+        n.exec["requested_tokens"] = static_cast<int64_t>(v.requestedTokens);
+      size_t node = addNode(std::move(n), v.mixture.streams);
+      g.nodeEndingAt[end] = node;
+      input = node;
+      begin = end;
+    }
+  }
+
+  /// The labels that distinguish this stage's variants, e.g. "[replay=r5]".
+  std::string displayLabels(const StageVariant &v, const StageSpec &) {
+    llvm::StringRef name = v.displayName;
+    size_t open = name.find('[');
+    return open == llvm::StringRef::npos ? "" : name.substr(open).str();
+  }
+
+  double flopsPerToken(uint64_t seqLen) const {
+    const Object &m = plan.model;
+    double layers = static_cast<double>(*m.getInteger("layers")), d = static_cast<double>(*m.getInteger("d_model"));
+    // PaLM (Chowdhery et al. 2022, appendix B): 6N + 12 L d T per token, forward and backward.
+    return 6 * nonEmbeddingParams + 12 * layers * d * static_cast<double>(seqLen);
+  }
+
+  size_t nodeAtStep(int s, size_t variant, uint64_t step) {
+    const LoweredVariant &lv = variants[s][variant];
+    const Group &g = stageGroups[s][lv.group];
+    if (step == 0)
+      return lv.startNode;
+    return g.nodeEndingAt.at(step);
+  }
+
+  Cursors cursorsAt(int s, size_t variant, uint64_t step) {
+    const StageVariant &v = recipe.stages[s].variants[variant];
+    const LoweredVariant &lv = variants[s][variant];
+    const Group &g = stageGroups[s][lv.group];
+    Cursors c = lv.startCursors;
+    const std::vector<uint64_t> &counts = g.counts.at(step);
+    for (size_t k = 0; k < v.mixture.streams.size(); ++k)
+      c[v.mixture.streams[k]] += counts[k] * v.seqLen;
+    return c;
+  }
+
+  size_t finalNode(const ModelRef &ref) {
+    switch (ref.kind) {
+    case ModelRef::Init:
+      if (ref.hfPath.empty())
+        return initNode;
+      if (!hfInits.count(ref.hfPath))
+        hfInits[ref.hfPath] = addInit("hf:" + ref.hfPath, "hf:" + ref.hfPath);
+      return hfInits[ref.hfPath];
+    case ModelRef::Stage: {
+      const LoweredVariant &lv = variants[ref.index][ref.variant];
+      return lv.nodes.empty() ? lv.startNode : lv.nodes.back();
+    }
+    case ModelRef::Merge: return mergeNodes[ref.index];
+    case ModelRef::Ablation: return ablationNodes[ref.index].empty() ? initNode : ablationNodes[ref.index].front();
+    }
+    return initNode;
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Merges, ablations, evals
+  //===--------------------------------------------------------------------===//
+
+  void lowerMerges() {
+    mergeNodes.assign(recipe.merges.size(), SIZE_MAX);
+    // Merges may use merges: place them once their inputs are placed (sema ruled out cycles).
+    bool progress = true;
+    while (progress) {
+      progress = false;
+      for (size_t i = 0; i < recipe.merges.size(); ++i) {
+        if (mergeNodes[i] != SIZE_MAX)
+          continue;
+        const MergeSpec &m = recipe.merges[i];
+        bool ready = llvm::all_of(m.models, [&](const ModelRef &r) {
+          return r.kind != ModelRef::Merge || mergeNodes[r.index] != SIZE_MAX;
+        });
+        if (!ready)
+          continue;
+        PlanNode n;
+        n.kind = NodeKind::Merge;
+        n.name = m.name;
+        for (const ModelRef &r : m.models)
+          n.inputs.push_back(finalNode(r));
+        Array weights;
+        for (double w : m.weights)
+          weights.push_back(w);
+        n.settings = Object{{"method", m.method}, {"normalize", m.normalize}, {"weights", std::move(weights)}};
+        if (m.method == "ties" || llvm::StringRef(m.method).startswith("dare_"))
+          n.settings["density"] = m.density;
+        if (m.method == "slerp")
+          n.settings["t"] = m.t;
+        if (llvm::StringRef(m.method).startswith("dare_"))
+          n.settings["seed"] = static_cast<int64_t>(m.seed);
+        if (m.base) {
+          n.inputs.push_back(finalNode(*m.base));
+          n.settings["base_input"] = static_cast<int64_t>(n.inputs.size() - 1);
+        }
+        mergeNodes[i] = addNode(std::move(n), {});
+        progress = true;
+      }
+    }
+  }
+
+  void lowerAblations() {
+    for (const AblationSpec &a : recipe.ablations) {
+      ablationNodes.emplace_back();
+      if (!a.by.empty()) {
+        error(DiagCode::DataError, "ablation '" + a.name + "': units grouped by a metadata column ('" + a.by +
+                                       "') are not planned yet; use split = K");
+        continue;
+      }
+      size_t from = finalNode(a.from);
+      Cursors start;
+      for (const StreamSpec &st : recipe.streams)
+        start[st.name] = 0;
+      if (a.from.kind == ModelRef::Stage) {
+        const StageVariant &v = recipe.stages[a.from.index].variants[a.from.variant];
+        start = cursorsAt(static_cast<int>(a.from.index), a.from.variant, v.steps);
+      }
+      std::vector<size_t> units;
+      for (uint64_t k = 0; k < a.split; ++k) {
+        std::string unit = llvm::formatv("{0}%unit{1}of{2}", a.stream, k, a.split).str();
+        addUnitStream(a, unit, k);
+        Mixture mix = a.mixture;
+        for (std::string &s : mix.streams)
+          if (s == "unit")
+            s = unit;
+        PlanNode n;
+        n.kind = NodeKind::Train;
+        n.name = llvm::formatv("{0}/unit{1}", a.name, k).str();
+        n.inputs = {from};
+        uint64_t steps = a.batchSequences ? a.tokens / (a.batchSequences * a.seqLen) : 0;
+        n.settings = Object{{"seq_len", static_cast<int64_t>(a.seqLen)},
+                            {"batch_sequences", static_cast<int64_t>(a.batchSequences)},
+                            {"lr", scheduleJSON(a.lr, a.tokens)},
+                            {"mixture", mixtureJSON(mix)},
+                            {"optimizer", Object{{"kind", "adamw"}}},
+                            {"optimizer_state", "reset"},
+                            {"steps", Array{0, static_cast<int64_t>(steps)}}};
+        Blender blender(mix, a.seqLen);
+        blender.skipTo(steps * a.batchSequences);
+        Object cursors, samples;
+        for (size_t i = 0; i < mix.streams.size(); ++i) {
+          cursors[mix.streams[i]] = static_cast<int64_t>(start.count(mix.streams[i]) ? start[mix.streams[i]] : 0);
+          samples[mix.streams[i]] = static_cast<int64_t>(blender.counts()[i]);
+          n.tokensByStream[mix.streams[i]] = blender.counts()[i] * a.seqLen;
+          n.tokens += blender.counts()[i] * a.seqLen;
+        }
+        n.settings["data"] = Object{{"cursors", std::move(cursors)}, {"samples", std::move(samples)}};
+        n.flops = flopsPerToken(a.seqLen) * static_cast<double>(n.tokens);
+        n.exec = Object{{"micro_batch", static_cast<int64_t>(a.batchSequences)}, {"stage", a.name}, {"stage_start", true}};
+        units.push_back(addNode(std::move(n), mix.streams));
+      }
+      for (const std::vector<uint64_t> &combo : combinations(a))
+        ablationNodes.back().push_back(addCombination(a, units, combo));
+    }
+  }
+
+  void addUnitStream(const AblationSpec &a, const std::string &unit, uint64_t k) {
+    Object o(*plan.streams.getObject(a.stream));
+    o["unit"] = Object{{"of", a.stream}, {"count", static_cast<int64_t>(a.split)}, {"index", static_cast<int64_t>(k)},
+                       {"seed", static_cast<int64_t>(recipe.seed)}};
+    plan.streams[unit] = std::move(o);
+    fingerprints[unit] = fingerprints[a.stream];
+    identities[unit] = identities[a.stream] + llvm::formatv("#unit{0}of{1}seed{2}", k, a.split, recipe.seed).str();
+    stats[unit] = std::nullopt;
+  }
+
+  std::vector<std::vector<uint64_t>> combinations(const AblationSpec &a) {
+    std::vector<std::vector<uint64_t>> out;
+    if (a.maxSubset) {
+      // All subsets of 1..max units, smallest first, each in lexicographic order.
+      for (uint64_t size = 1; size <= std::min(a.maxSubset, a.split); ++size) {
+        std::vector<uint64_t> pick(size);
+        for (uint64_t i = 0; i < size; ++i)
+          pick[i] = i;
+        while (true) {
+          out.push_back(pick);
+          int64_t i = static_cast<int64_t>(size) - 1;
+          while (i >= 0 && pick[i] == a.split - size + static_cast<uint64_t>(i))
+            --i;
+          if (i < 0)
+            break;
+          ++pick[i];
+          for (uint64_t j = static_cast<uint64_t>(i) + 1; j < size; ++j)
+            pick[j] = pick[j - 1] + 1;
+        }
+      }
+      return out;
+    }
+    for (const auto &listed : a.combinations) {
+      std::vector<uint64_t> pick;
+      for (const std::string &u : listed) {
+        uint64_t k = 0;
+        if (llvm::StringRef(u).getAsInteger(10, k) || k >= a.split) {
+          error(DiagCode::DataError, "ablation '" + a.name + "': unit '" + u + "' is not one of 0.." +
+                                         std::to_string(a.split - 1));
+          continue;
+        }
+        pick.push_back(k);
+      }
+      out.push_back(pick);
+    }
+    return out;
+  }
+
+  size_t addCombination(const AblationSpec &a, const std::vector<size_t> &units, const std::vector<uint64_t> &combo) {
+    PlanNode n;
+    n.kind = NodeKind::Merge;
+    std::vector<std::string> parts;
+    for (uint64_t k : combo) {
+      n.inputs.push_back(units[k]);
+      parts.push_back(std::to_string(k));
+    }
+    n.name = a.name + "{" + llvm::join(parts, ",") + "}";
+    n.settings = Object{{"method", "linear"}, {"normalize", true}, {"weights", Array{}}};
+    return addNode(std::move(n), {});
+  }
+
+  void lowerEvals() {
+    for (const EvalSpec &e : recipe.evals) {
+      Array splits;
+      std::vector<std::string> used;
+      for (const auto &[stream, split] : e.splits) {
+        splits.push_back(Array{stream, split});
+        used.push_back(stream);
+      }
+      std::vector<size_t> models;
+      for (const ModelRef &r : e.on) {
+        if (r.kind == ModelRef::Ablation)
+          llvm::append_range(models, ablationNodes[r.index]);
+        else
+          models.push_back(finalNode(r));
+      }
+      for (size_t model : models) {
+        PlanNode n;
+        n.kind = NodeKind::Eval;
+        n.name = e.name + "@" + plan.nodes[model].name;
+        n.inputs = {model};
+        n.settings = Object{{"splits", Array(splits)}, {"max_tokens", static_cast<int64_t>(e.maxTokens)}};
+        addNode(std::move(n), used);
+      }
+      if (!e.duringEvery)
+        continue;
+      // In-loop points: step 0 of each stage, then every N tokens; execution-only.
+      for (PlanNode &n : plan.nodes) {
+        if (n.kind != NodeKind::Train)
+          continue;
+        const Array *steps = n.settings.getArray("steps");
+        int64_t begin = *(*steps)[0].getAsInteger(), end = *(*steps)[1].getAsInteger();
+        int64_t perStep = *n.settings.getInteger("batch_sequences") * *n.settings.getInteger("seq_len");
+        Array points;
+        for (int64_t t = 0; t < end * perStep; t += static_cast<int64_t>(e.duringEvery))
+          if (t >= begin * perStep && (t > 0 || n.exec.getBoolean("stage_start").getValueOr(false)))
+            points.push_back(t);
+        Object *during = n.exec.getObject("eval_during");
+        if (!during) {
+          n.exec["eval_during"] = Object();
+          during = n.exec.getObject("eval_during");
+        }
+        (*during)[e.name] = Object{{"splits", Array(splits)},
+                                   {"max_tokens", static_cast<int64_t>(e.maxTokens)},
+                                   {"stage_tokens", std::move(points)}};
+      }
+    }
+  }
+
+  /// Epochs past 4 (Muennighoff et al. 2023), and eval splits that share documents with training.
+  void ledgerLints() {
+    std::map<std::string, std::pair<double, std::string>> worst;
+    for (const PlanNode &n : plan.nodes)
+      for (const auto &[stream, epochs] : n.epochsAtEnd)
+        if (epochs > worst[stream].first)
+          worst[stream] = {epochs, n.name};
+    for (const auto &[stream, w] : worst)
+      if (w.first > 4)
+        diags.reportFile(DiagCode::RepeatedData, file,
+                         llvm::formatv("stream '{0}' is repeated {1:f1} epochs by the end of '{2}'; returns diminish "
+                                       "past about 4 epochs (Muennighoff et al. 2023, Scaling Data-Constrained LMs)",
+                                       stream, w.first, w.second)
+                             .str());
+    std::set<std::string> trained;
+    for (const StageSpec &s : recipe.stages)
+      for (const StageVariant &v : s.variants)
+        trained.insert(v.mixture.streams.begin(), v.mixture.streams.end());
+    for (const EvalSpec &e : recipe.evals)
+      for (const auto &[stream, split] : e.splits) {
+        if (split != "val")
+          continue;
+        for (const std::string &t : trained) {
+          if (recipe.stream(t)->root == recipe.stream(stream)->root)
+            continue; // one root's split never overlaps itself
+          auto leaked = catalog.leakedDocuments(*recipe.stream(stream), *recipe.stream(t), recipe);
+          if (!leaked) {
+            error(DiagCode::DataError, llvm::toString(leaked.takeError()));
+            continue;
+          }
+          if (*leaked && **leaked)
+            diags.reportFile(DiagCode::Leakage, file,
+                             llvm::formatv("eval '{0}': {1} documents of '{2}.val' are also in the training data of "
+                                           "'{3}'; its loss overstates generalization",
+                                           e.name, **leaked, stream, t)
+                                 .str());
+        }
+      }
+  }
+};
+
+} // namespace
+
+std::optional<Plan> mixtape::lowerToPlan(const CheckedRecipe &recipe, DataCatalog &catalog, const CostModel &cost,
+                                         DiagnosticEngine &diags) {
+  return Lowering(recipe, catalog, cost, diags, recipe.file.empty() ? recipe.name : recipe.file).run();
+}

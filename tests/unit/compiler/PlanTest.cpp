@@ -1,0 +1,308 @@
+// The plan compiler: variants and sharing, cursors, hashes, ledger, data-aware lints.
+#include "mixtape/compiler/Plan.h"
+#include "mixtape/compiler/PlanReport.h"
+#include "mixtape/compiler/Sema.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+using namespace mixtape;
+
+namespace {
+
+/// Every stream present, with a fixed size; or, with `absent`, none.
+class FakeCatalog : public DataCatalog {
+public:
+  uint64_t trainTokens = 1'000'000'000'000; // large: no epoch warnings unless a test wants them
+  bool absent = false;
+  uint64_t leaked = 0;
+  llvm::Expected<std::optional<StreamStats>> stats(const StreamSpec &s, const CheckedRecipe &) override {
+    if (absent)
+      return std::optional<StreamStats>();
+    StreamStats st;
+    st.fingerprint = "fp-" + s.shards + s.parent; // content stands in: names never do
+    st.trainTokens = trainTokens;
+    st.trainDocuments = 1000;
+    st.valTokens = 1000;
+    st.valDocuments = 10;
+    st.vocabSize = 264;
+    return std::optional<StreamStats>(st);
+  }
+  llvm::Expected<std::optional<uint64_t>> leakedDocuments(const StreamSpec &, const StreamSpec &,
+                                                          const CheckedRecipe &) override {
+    return std::optional<uint64_t>(leaked);
+  }
+};
+
+struct Planned {
+  llvm::SourceMgr sm;
+  DiagnosticEngine diags{sm};
+  std::unique_ptr<CheckedRecipe> recipe;
+  std::optional<Plan> plan;
+  std::string printed() {
+    std::string out;
+    llvm::raw_string_ostream os(out);
+    diags.print(os);
+    return out;
+  }
+  const PlanNode &node(llvm::StringRef name) {
+    int i = plan->findNode(name);
+    EXPECT_GE(i, 0) << "no node " << name.str();
+    return plan->nodes[std::max(i, 0)];
+  }
+};
+
+std::unique_ptr<Planned> planText(llvm::StringRef text, FakeCatalog catalog = FakeCatalog()) {
+  auto p = std::make_unique<Planned>();
+  if (auto root = parseRecipeText(text, "t.toml", p->diags))
+    p->recipe = checkRecipe(*root, p->diags);
+  if (p->recipe)
+    p->plan = lowerToPlan(*p->recipe, catalog, CostModel(), p->diags);
+  return p;
+}
+
+std::unique_ptr<Planned> planFile(llvm::StringRef rel, FakeCatalog catalog = FakeCatalog()) {
+  auto p = std::make_unique<Planned>();
+  p->recipe = loadRecipe(std::string(MIXTAPE_SOURCE_DIR) + "/" + rel.str(), p->diags);
+  if (p->recipe)
+    p->plan = lowerToPlan(*p->recipe, catalog, CostModel(), p->diags);
+  return p;
+}
+
+size_t countTrain(const Plan &plan, llvm::StringRef stagePrefix) {
+  size_t n = 0;
+  for (const PlanNode &node : plan.nodes)
+    if (node.kind == NodeKind::Train && llvm::StringRef(node.name).startswith(stagePrefix))
+      ++n;
+  return n;
+}
+
+TEST(Plan, NorthStarVariantsAndSharing) {
+  auto p = planFile("recipes/med-adapt.toml");
+  ASSERT_TRUE(p->plan) << p->printed();
+  const Plan &plan = *p->plan;
+  EXPECT_EQ(countTrain(plan, "adapt["), 4u);
+  EXPECT_EQ(countTrain(plan, "anneal["), 4u);
+  EXPECT_EQ(countTrain(plan, "long["), 4u);
+  // stream trains once per replay value, cut at the anneal branch points 1B, 3B (5B is its end).
+  EXPECT_EQ(countTrain(plan, "stream["), 12u);
+  EXPECT_EQ(countTrain(plan, "stream_anneal["), 12u);
+  // Each stream segment is shared by the stream_anneal variants that branch at or after it.
+  const PlanNode &first = p->node("stream[replay=r5]@0-954");
+  EXPECT_EQ(first.variants.size(), 4u); // stream[replay=r5] + its 3 anneals
+  EXPECT_GT(plan.sharedTokens, 0u);
+  // The anneal at b1 starts from the first segment's end.
+  const PlanNode &b1 = p->node("stream_anneal[replay=r5,at=b1]");
+  ASSERT_EQ(b1.inputs.size(), 1u);
+  EXPECT_EQ(plan.nodes[b1.inputs[0]].name, "stream[replay=r5]@0-954");
+  // Merges and the ablation: soup, ties, 8 units and 8 + 28 + 56 combinations.
+  EXPECT_EQ(countTrain(plan, "which-sources/unit"), 8u);
+  size_t combos = 0;
+  for (const PlanNode &n : plan.nodes)
+    combos += n.kind == NodeKind::Merge && llvm::StringRef(n.name).startswith("which-sources{");
+  EXPECT_EQ(combos, 92u);
+}
+
+TEST(Plan, CursorsContinueAcrossStagesAndReplay) {
+  auto p = planFile("recipes/med-adapt.toml");
+  ASSERT_TRUE(p->plan) << p->printed();
+  const PlanNode &adapt = p->node("adapt[replay=r5]");
+  const PlanNode &anneal = p->node("anneal[replay=r5]");
+  int64_t seqLen = *adapt.settings.getInteger("seq_len");
+  const llvm::json::Object &adaptData = *adapt.settings.getObject("data");
+  int64_t webSamples = *adaptData.getObject("samples")->getInteger("web");
+  EXPECT_EQ(*adaptData.getObject("cursors")->getInteger("web"), 0);
+  // anneal replays web from where adapt stopped.
+  EXPECT_EQ(*anneal.settings.getObject("data")->getObject("cursors")->getInteger("web"), webSamples * seqLen);
+  // 5% of adapt's samples are web (exact blending: within one sample).
+  int64_t medSamples = *adaptData.getObject("samples")->getInteger("med");
+  EXPECT_NEAR(static_cast<double>(webSamples) / static_cast<double>(webSamples + medSamples), 0.05, 1e-5);
+  EXPECT_NEAR(adapt.replayFraction, 0.05, 1e-5); // web stands for the base model's data
+}
+
+const char *kBranchRecipe = R"toml(
+[recipe]
+name = "branches"
+[model]
+family = "llama"
+layers = 2
+d_model = 64
+heads = 4
+seq_len = 128
+[streams.a]
+shards = "synth:prose"
+[streams.b]
+shards = "synth:code"
+[[stage]]
+name = "base"
+tokens = "4Mi"
+batch = "32 sequences"
+mix = "0.9 a + 0.1 b"
+lr = "infinite(warmup = 64Ki, peak = 1e-3, cooldown = cosine(1Mi), constant = 3e-4)"
+checkpoint = { every = "%EVERY%" }
+[[stage]]
+name = "anneal"
+after = { stage = "base", at = "2Mi" }
+tokens = "512Ki"
+mix = "b"
+lr = "linear(from = %LR%, to = 0)"
+%SWEEP%
+[[eval]]
+name = "ppl"
+streams = ["a.train"]
+during = { every = "%DURING%" }
+on = ["base"]
+)toml";
+
+std::string branchRecipe(std::string every, std::string lr, std::string during, std::string sweep) {
+  std::string s = kBranchRecipe;
+  auto put = [&](const std::string &key, const std::string &value) { s.replace(s.find(key), key.size(), value); };
+  put("%EVERY%", every);
+  put("%LR%", lr);
+  put("%DURING%", during);
+  put("%SWEEP%", sweep);
+  return s;
+}
+
+TEST(Plan, ExecutionOnlySettingsChangeNoHash) {
+  auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
+  auto b = planText(branchRecipe("2Mi", "3e-4", "512Ki", ""));
+  ASSERT_TRUE(a->plan) << a->printed();
+  ASSERT_TRUE(b->plan) << b->printed();
+  ASSERT_EQ(a->plan->nodes.size(), b->plan->nodes.size());
+  for (size_t i = 0; i < a->plan->nodes.size(); ++i)
+    EXPECT_EQ(a->plan->nodes[i].hash, b->plan->nodes[i].hash) << a->plan->nodes[i].name;
+}
+
+TEST(Plan, FloatSpellingDoesNotMatter) {
+  auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
+  auto b = planText(branchRecipe("1Mi", "0.0003", "1Mi", ""));
+  ASSERT_TRUE(a->plan && b->plan);
+  EXPECT_EQ(a->node("anneal").hash, b->node("anneal").hash);
+}
+
+TEST(Plan, AStagesLrChangesItAndDownstreamButNothingUpstream) {
+  auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
+  auto b = planText(branchRecipe("1Mi", "2e-4", "1Mi", ""));
+  ASSERT_TRUE(a->plan && b->plan);
+  EXPECT_EQ(a->node("init").hash, b->node("init").hash);
+  EXPECT_EQ(a->node("base@0-512").hash, b->node("base@0-512").hash);
+  EXPECT_EQ(a->node("base@512-1024").hash, b->node("base@512-1024").hash);
+  EXPECT_NE(a->node("anneal").hash, b->node("anneal").hash);
+}
+
+TEST(Plan, NamesDoNotCount) {
+  std::string original = branchRecipe("1Mi", "3e-4", "1Mi", "");
+  std::string renamed = original;
+  for (auto [from, to] : {std::pair<std::string, std::string>{"\"anneal\"", "\"cooldown\""},
+                          {"[streams.b]", "[streams.code]"},
+                          {"0.9 a + 0.1 b", "0.9 a + 0.1 code"},
+                          {"mix = \"b\"", "mix = \"code\""}})
+    renamed.replace(renamed.find(from), from.size(), to);
+  auto a = planText(original), b = planText(renamed);
+  ASSERT_TRUE(a->plan) << a->printed();
+  ASSERT_TRUE(b->plan) << b->printed();
+  EXPECT_EQ(a->node("anneal").hash, b->node("cooldown").hash);
+}
+
+TEST(Plan, AVariantThroughASharedPrefixSeesTheSameDataAsAlone) {
+  // anneal branched at 2Mi, alone and as one of three branch points.
+  auto alone = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
+  auto swept = planText(branchRecipe(
+      "1Mi", "3e-4", "1Mi", "[sweep]\nat = { key = \"anneal.after.at\", values = { early = \"1Mi\", mid = \"2Mi\", late = \"3Mi\" } }"));
+  ASSERT_TRUE(alone->plan) << alone->printed();
+  ASSERT_TRUE(swept->plan) << swept->printed();
+  const PlanNode &a = alone->node("anneal"), &b = swept->node("anneal[at=mid]");
+  EXPECT_EQ(llvm::json::Value(llvm::json::Object(*a.settings.getObject("data"))),
+            llvm::json::Value(llvm::json::Object(*b.settings.getObject("data"))));
+  EXPECT_EQ(countTrain(*swept->plan, "base@"), 4u); // cut at 1Mi, 2Mi, 3Mi and its end
+}
+
+TEST(Plan, WithoutDataThePlanIsProvisional) {
+  FakeCatalog none;
+  none.absent = true;
+  auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""), none);
+  ASSERT_TRUE(p->plan) << p->printed();
+  EXPECT_TRUE(p->plan->provisional);
+  EXPECT_TRUE(p->node("anneal").provisional);
+  EXPECT_FALSE(p->node("init").provisional);
+}
+
+TEST(Plan, DataAwareLints) {
+  FakeCatalog small;
+  small.trainTokens = 512 * 1024; // base draws about 3.6Mi tokens of a: about 7 epochs
+  small.leaked = 3;
+  std::string recipe = branchRecipe("1Mi", "3e-4", "1Mi", "");
+  std::string a = "[streams.a]\nshards = \"synth:prose\"";
+  recipe.replace(recipe.find(a), a.size(), a + "\nval = \"1%\"");
+  recipe += "\n[[eval]]\nname = \"v\"\nstreams = [\"a.val\"]\n";
+  auto p = planText(recipe, small);
+  ASSERT_TRUE(p->plan) << p->printed();
+  std::string out = p->printed();
+  EXPECT_NE(out.find("stream 'a' is repeated"), std::string::npos) << out;
+  EXPECT_NE(out.find("[repeated-data]"), std::string::npos) << out;
+  EXPECT_NE(out.find("3 documents of 'a.val' are also in the training data of 'b'"), std::string::npos) << out;
+}
+
+TEST(Plan, CostFollowsSixNPlusAttention) {
+  auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
+  ASSERT_TRUE(p->plan);
+  const PlanNode &n = p->node("anneal");
+  // llama: d=64, 4 heads, kv 4, ffn = ceil(64*8/3 / 64)*64 = 192, vocab 264, 2 layers.
+  double attention = 64.0 * (64 + 2 * 4 * 16) + 64.0 * 64, mlp = 3.0 * 64 * 192;
+  double n6 = 6 * (2 * (attention + mlp) + 264.0 * 64);
+  double perToken = n6 + 12.0 * 2 * 64 * 128;
+  EXPECT_DOUBLE_EQ(n.flops, perToken * static_cast<double>(n.tokens));
+}
+
+TEST(Plan, RunDirSaysWhatIsDoneAndWhyANodeReruns) {
+  auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
+  auto b = planText(branchRecipe("1Mi", "2e-4", "1Mi", ""));
+  ASSERT_TRUE(a->plan && b->plan);
+  llvm::SmallString<128> dir;
+  ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("mixtape-rundir", dir));
+  // Plan a ran completely: every node has its directory, node.json and done marker.
+  llvm::json::Value json = a->plan->toJSON();
+  for (const llvm::json::Value &node : *json.getAsObject()->getArray("nodes")) {
+    const llvm::json::Object &o = *node.getAsObject();
+    llvm::SmallString<128> nodeDir(dir);
+    llvm::sys::path::append(nodeDir, *o.getString("dir"));
+    ASSERT_FALSE(llvm::sys::fs::create_directories(nodeDir));
+    std::ofstream(std::string(nodeDir) + "/node.json") << llvm::formatv("{0}", node).str();
+    std::ofstream(std::string(nodeDir) + "/DONE") << "";
+  }
+  std::vector<NodeStatus> status = planStatus(*b->plan, dir);
+  for (size_t i = 0; i < b->plan->nodes.size(); ++i) {
+    const PlanNode &n = b->plan->nodes[i];
+    if (n.name == "anneal") {
+      EXPECT_EQ(status[i].state, NodeStatus::ToRun);
+      EXPECT_NE(status[i].why.find("setting 'lr' changed"), std::string::npos) << status[i].why;
+    } else if (n.name == "base@0-512" || n.name == "init") {
+      EXPECT_EQ(status[i].state, NodeStatus::Done) << n.name;
+    }
+  }
+  llvm::sys::fs::remove_directories(dir);
+}
+
+TEST(Plan, SummaryDotAndExplainNameEveryNode) {
+  auto p = planFile("recipes/med-adapt.toml");
+  ASSERT_TRUE(p->plan) << p->printed();
+  std::string summary, dot, explain;
+  llvm::raw_string_ostream s(summary), d(dot), e(explain);
+  printPlanSummary(*p->plan, s, nullptr);
+  writePlanDot(*p->plan, d);
+  ASSERT_TRUE(explainNode(*p->plan, "anneal[replay=r5]", e));
+  EXPECT_NE(summary.find("sharing: variants trained alone would take"), std::string::npos);
+  EXPECT_NE(summary.find("provisional"), std::string::npos); // no data here
+  EXPECT_NE(dot.find("digraph"), std::string::npos);
+  EXPECT_NE(explain.find("ceil(200000000 / 1048576) = 191 steps"), std::string::npos) << explain;
+  EXPECT_FALSE(explainNode(*p->plan, "nope", e));
+}
+
+} // namespace
