@@ -123,7 +123,6 @@ struct LoweredVariant {
 
 /// Variants of one stage that train one shared chain.
 struct Group {
-  std::string key;
   size_t firstVariant = 0;
   std::vector<uint64_t> cuts;                       ///< step boundaries, ascending, > 0
   std::map<uint64_t, std::vector<uint64_t>> counts; ///< step -> samples per mixture stream
@@ -421,6 +420,8 @@ private:
     int parent = stage.parent.empty() ? -1 : recipe.stageIndex(stage.parent);
     // Where each variant starts, and the chain it belongs to.
     std::vector<Group> groups;
+    std::map<std::string, size_t> groupByKey;
+    std::vector<Object> settings; // per variant: its chain settings, computed once
     for (size_t i = 0; i < stage.variants.size(); ++i) {
       const StageVariant &v = stage.variants[i];
       LoweredVariant lv;
@@ -438,18 +439,15 @@ private:
         lv.startCursors = cursorsAt(parent, v.parentVariant, step);
         lv.trainedOn = plv.trainedOn;
       }
-      Object key = chainSettings(v);
-      key["start"] = plan.nodes[lv.startNode].hash;
-      key["cursors"] = cursorsJSON(lv.startCursors);
-      key["optimizer_state"] = v.keepOptimizer ? "keep" : "reset";
-      std::string k = canonical(llvm::json::Value(std::move(key)));
-      auto g = llvm::find_if(groups, [&](const Group &x) { return x.key == k; });
-      if (g == groups.end()) {
-        groups.push_back(Group{k, i, {}, {}, {}});
-        g = groups.end() - 1;
-      }
-      lv.group = static_cast<size_t>(g - groups.begin());
-      g->cuts.push_back(v.steps);
+      settings.push_back(chainSettings(v));
+      std::string k = canonical(llvm::json::Value(Object(settings.back()))) + "|" + plan.nodes[lv.startNode].hash +
+                      "|" + canonical(llvm::json::Value(cursorsJSON(lv.startCursors))) +
+                      (v.keepOptimizer ? "|keep" : "|reset");
+      auto [it, fresh] = groupByKey.emplace(k, groups.size());
+      if (fresh)
+        groups.push_back(Group{i, {}, {}, {}});
+      lv.group = it->second;
+      groups[lv.group].cuts.push_back(v.steps);
       lowered.push_back(std::move(lv));
     }
     // Branch points of child stages cut the chain too.
@@ -462,7 +460,7 @@ private:
       }
     }
     for (Group &g : groups)
-      buildChain(s, g);
+      buildChain(s, g, std::move(settings[g.firstVariant]));
     for (size_t i = 0; i < stage.variants.size(); ++i) {
       const StageVariant &v = stage.variants[i];
       LoweredVariant &lv = lowered[i];
@@ -487,6 +485,24 @@ private:
 
   std::vector<std::vector<Group>> stageGroups;
 
+  /// Samples per stream after `samples` samples of a stage with this mixture. Variants
+  /// often share a mixture, so one blender per mixture moves forward and is reused.
+  struct CachedBlend {
+    Mixture mixture;
+    std::optional<Blender> blender;
+  };
+  std::map<std::string, std::unique_ptr<CachedBlend>> blenders;
+  std::vector<uint64_t> blendCounts(const Mixture &m, uint64_t seqLen, uint64_t samples) {
+    std::string key = canonical(llvm::json::Value(mixtureJSON(m))) + "|" + std::to_string(seqLen);
+    std::unique_ptr<CachedBlend> &slot = blenders[key];
+    if (!slot)
+      slot = std::make_unique<CachedBlend>(CachedBlend{m, std::nullopt});
+    if (!slot->blender || slot->blender->samplesDone() > samples)
+      slot->blender.emplace(slot->mixture, seqLen);
+    slot->blender->skipTo(samples);
+    return slot->blender->counts();
+  }
+
   /// Tokens a variant would train if nothing were shared: its ancestry up to its branch, and itself.
   uint64_t chainTokens(size_t s, size_t i) {
     const StageSpec &stage = recipe.stages[s];
@@ -505,21 +521,17 @@ private:
     return tokens + chainTokensUpTo(recipe.stageIndex(stage.parent), v.parentVariant, v.branchTokens);
   }
 
-  void buildChain(size_t s, Group &g) {
+  void buildChain(size_t s, Group &g, Object shared) {
     const StageSpec &stage = recipe.stages[s];
     const StageVariant &v = stage.variants[g.firstVariant];
     const LoweredVariant &lv = variants[s][g.firstVariant];
     llvm::sort(g.cuts);
     g.cuts.erase(std::unique(g.cuts.begin(), g.cuts.end()), g.cuts.end());
     g.cuts.erase(std::remove(g.cuts.begin(), g.cuts.end(), 0u), g.cuts.end());
-    // Samples per stream at every cut, by replaying the blend once.
-    Blender blender(v.mixture, v.seqLen);
+    // Samples per stream at every cut.
     g.counts[0] = std::vector<uint64_t>(v.mixture.streams.size(), 0);
-    for (uint64_t cut : g.cuts) {
-      blender.skipTo(cut * v.batchSequences);
-      g.counts[cut] = blender.counts();
-    }
-    Object shared = chainSettings(v);
+    for (uint64_t cut : g.cuts)
+      g.counts[cut] = blendCounts(v.mixture, v.seqLen, cut * v.batchSequences);
     size_t input = lv.startNode;
     uint64_t begin = 0;
     for (uint64_t end : g.cuts) {
@@ -527,7 +539,7 @@ private:
       n.kind = NodeKind::Train;
       n.name = stage.name + displayLabels(v, stage) + (g.cuts.size() > 1 ? llvm::formatv("@{0}-{1}", begin, end).str() : "");
       n.inputs = {input};
-      n.settings = shared;
+      n.settings = end == g.cuts.back() ? std::move(shared) : shared;
       n.settings["steps"] = Array{static_cast<int64_t>(begin), static_cast<int64_t>(end)};
       // A segment after the first continues the same run.
       n.settings["optimizer_state"] = begin == 0 ? (v.keepOptimizer ? "keep" : "reset") : "keep";
