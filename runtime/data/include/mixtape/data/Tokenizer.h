@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ public:
   virtual std::string decode(llvm::ArrayRef<uint32_t> ids) const = 0;
   /// The end-of-text id that separates documents.
   virtual uint32_t eot() const = 0;
+  /// The knot id that joins chunks of a document cut by Untie-the-Knots; none when the
+  /// tokenizer has no such token.
+  virtual std::optional<uint32_t> knot() const { return std::nullopt; }
 };
 
 /// "bytes-v1": ids 0-255 are bytes, 256 <|endoftext|>, 257 <|knot|> (Untie-the-Knots),
@@ -47,6 +51,7 @@ public:
   std::vector<uint32_t> encode(llvm::StringRef text) const override;
   std::string decode(llvm::ArrayRef<uint32_t> ids) const override;
   uint32_t eot() const override { return EndOfText; }
+  std::optional<uint32_t> knot() const override { return Knot; }
 };
 
 /// Tokenizers by name: "bytes" or "bytes-v1" (the byte tokenizer).

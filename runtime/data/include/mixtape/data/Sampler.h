@@ -1,0 +1,143 @@
+//===- Sampler.h - the samples of a train node, and validation sets -*- C++ -*-===//
+//
+// A stream's token sequence is its documents, epoch after epoch, each followed by the
+// end-of-text token; a cursor is a token offset into it. A train node is a range of a
+// stage's samples: the mixture (replayed with mixtape::Blender from the stage's first
+// sample) says which stream each sample comes from, and the k-th sample the node takes
+// from stream s is the window of seqLen + 1 tokens at cursor_s + k * seqLen. So sample i
+// is a pure function of the node's data and i: random access, nothing to save for resume,
+// and rank r of W reading r, r + W, ... sees the same global order for every W.
+// The contract is spelled out in docs/data-format.md, "Sampling".
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/compiler/Mixture.h"
+#include "mixtape/compiler/Recipe.h"
+#include "mixtape/data/Stream.h"
+
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mixtape::data {
+
+/// One training or validation window.
+struct Sample {
+  /// seqLen + 1 token ids: inputs are tokens[0, seqLen), targets tokens[1, seqLen].
+  std::vector<uint32_t> tokens;
+  /// seqLen entries; lossMask[t] == 1 trains on predicting target tokens[t + 1] from
+  /// tokens[0..t]. 0 where that target is a knot token (Untie-the-Knots) or, in a
+  /// validation set, padding past the split's end or the eval's token budget.
+  std::vector<uint8_t> lossMask;
+  /// Ascending positions in `tokens` where a document segment starts: 0, then the
+  /// position after every end-of-text token that is not the last token. A knotted window
+  /// (Untie-the-Knots) is one segment, {0}: its chunks are meant to be attended across.
+  std::vector<uint32_t> documentStarts;
+  uint32_t stream = 0;  ///< index into the mixture's streams
+  uint64_t cursor = 0;  ///< the stream's token offset of tokens[0] (before any transform)
+};
+
+/// One stream of a node's mixture, as the plan gives it.
+struct NodeStream {
+  std::string name;
+  RootSpec root;                      ///< the root stream's datasets and val fraction
+  StreamSelection selection;          ///< a derived stream's filters, an ablation unit
+  std::optional<mixtape::UntieKnots> transform;
+  uint64_t cursor = 0;                ///< token offset at the node's first sample
+};
+
+struct TrainNodeData {
+  uint64_t seqLen = 0;
+  mixtape::Mixture mixture;           ///< resolved; positions in stage tokens
+  uint64_t begin = 0, end = 0;        ///< the node's stage samples [begin, end)
+  std::vector<NodeStream> streams;    ///< one per mixture.streams, in that order
+};
+
+/// Reads windows of one stream's token sequence; the epochs it may touch are ordered
+/// when it is made, so reads are const and thread-safe.
+class WindowReader {
+public:
+  /// Orders epochs [firstEpoch, lastEpoch] of `view`.
+  WindowReader(const StreamView &view, uint64_t firstEpoch, uint64_t lastEpoch);
+  /// Reads the validation split (one pass, no wrap).
+  static WindowReader validation(const StreamView &view);
+
+  /// Tokens [offset, offset + count) into `out`; appends the positions (relative to
+  /// `out`) where a document starts after the first, and 0.
+  void read(uint64_t offset, uint64_t count, uint32_t *out, std::vector<uint32_t> &documentStarts) const;
+  uint64_t epochTokens() const { return EpochTokens; }
+
+private:
+  explicit WindowReader(const StreamView &view) : View(&view) {}
+
+  const StreamView *View;
+  uint64_t FirstEpoch = 0, EpochTokens = 0;
+  std::vector<DocumentOrder> Epochs;
+};
+
+/// Untie-the-Knots (Tian et al. 2024) on one window, in place; see docs/data-format.md.
+void untieKnots(const mixtape::UntieKnots &params, uint64_t seed, uint32_t knot, Sample &sample);
+
+class TrainSamples {
+public:
+  static llvm::Expected<std::unique_ptr<TrainSamples>> open(const TrainNodeData &node, DataSources &sources);
+
+  uint64_t size() const { return StreamOf.size(); }
+  uint64_t seqLen() const { return SeqLen; }
+  /// Sample i of the node (stage sample begin + i). Reuses `out`'s buffers.
+  void read(uint64_t i, Sample &out) const;
+  Sample read(uint64_t i) const {
+    Sample s;
+    read(i, s);
+    return s;
+  }
+  /// Each stream's cursor after the node: where a node continuing it starts.
+  std::vector<uint64_t> endCursors() const;
+  /// Samples of each stream in the node.
+  const std::vector<uint64_t> &streamSamples() const { return Taken; }
+  const StreamView &view(size_t stream) const { return *Streams[stream].view; }
+
+private:
+  struct Source {
+    const StreamView *view = nullptr;
+    std::unique_ptr<WindowReader> reader;
+    std::optional<mixtape::UntieKnots> transform;
+    uint32_t knot = 0;
+    uint64_t cursor = 0, transformSeed = 0;
+  };
+  TrainSamples() = default;
+
+  uint64_t SeqLen = 0;
+  std::vector<Source> Streams;
+  std::vector<uint8_t> StreamOf;   ///< per sample
+  std::vector<uint32_t> IndexOf;   ///< per sample: samples of its stream before it in the node
+  std::vector<uint64_t> Taken;
+};
+
+/// An evaluation over a stream's held-out documents: in the order valOrder() gives,
+/// packed like training windows (window k starts at token k * seqLen), until `maxTokens`
+/// target tokens (0: the whole split). The last window is padded with end-of-text tokens
+/// whose targets are masked, so exactly min(maxTokens, split tokens - 1) targets count.
+class ValSet {
+public:
+  static llvm::Expected<std::unique_ptr<ValSet>> open(const NodeStream &stream, uint64_t seqLen,
+                                                      uint64_t maxTokens, DataSources &sources);
+  uint64_t size() const { return Windows; }
+  /// Target tokens with lossMask 1 over all windows.
+  uint64_t targetTokens() const { return Targets; }
+  void sample(uint64_t i, Sample &out) const;
+
+private:
+  ValSet() = default;
+
+  const StreamView *View = nullptr;
+  std::unique_ptr<WindowReader> Reader;
+  uint64_t SeqLen = 0, Windows = 0, Targets = 0, SplitTokens = 0;
+};
+
+} // namespace mixtape::data

@@ -1,0 +1,190 @@
+//===- Stream.h - a stream's documents: split, filter, order per epoch -*- C++ -*-===//
+//
+// The sampling contract (docs/data-format.md, "Sampling"). A root stream is the documents
+// of its datasets, in dataset order then document order. Each document is held out (val)
+// or trained on by its hash alone; a derived stream or an ablation unit is a selection of
+// the root's documents and keeps the root's split. Every epoch of a root stream is a seeded
+// permutation of its training documents; a selection's epoch order is the root's, filtered.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/data/Dataset.h"
+#include "mixtape/data/Random.h"
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mixtape::data {
+
+/// The SplitMix64 output for `x`: SplitMix64(x).next().
+inline uint64_t splitmix64(uint64_t x) { return SplitMix64(x).next(); }
+
+/// A document is held out iff splitmix64(hash) < val * 2^64.
+bool isHeldOut(uint64_t documentHash, double val);
+
+/// XXH3-64 of the lines "<file name>\t<xxh3 as 16 hex digits>\n" over every file, sorted by
+/// (name, xxh3), as 16 hex digits.
+std::string streamFingerprint(llvm::ArrayRef<FileDigest> files);
+std::string streamFingerprint(llvm::ArrayRef<const Manifest *> manifests);
+
+/// The embedded corpus "synth:DOMAIN" for `seed`: generated once into
+/// "<cacheDir>/synth-<seed>/", returns the dataset prefix. Idempotent and safe to call from
+/// several processes at once: each writes a private directory and renames the finished
+/// files into place, manifest last (the content is deterministic).
+llvm::Expected<std::string> resolveSynth(llvm::StringRef domain, uint64_t seed, llvm::StringRef cacheDir);
+
+/// The documents of a root stream's datasets, with their split.
+class RootStream {
+public:
+  /// `prefixes`: dataset prefixes (already resolved). Each needs a manifest (the tokenizer,
+  /// its end-of-text id and the checksums the fingerprint is made of: no file is hashed
+  /// here), and all must agree on the tokenizer. Document hashes come from the sidecar, or
+  /// from the tokens when a dataset has none.
+  static llvm::Expected<std::unique_ptr<RootStream>> open(llvm::StringRef name,
+                                                          llvm::ArrayRef<std::string> prefixes, double val);
+
+  llvm::StringRef name() const { return Name; }
+  const std::string &fingerprint() const { return Fingerprint; }
+  /// XXH3-64 of fingerprint(): what seeds are mixed from.
+  uint64_t fingerprintSeed() const { return FingerprintSeed; }
+  double val() const { return Val; }
+  uint32_t eot() const { return Eot; }
+  /// From the manifests; "" and 0 when the datasets have none.
+  const std::string &tokenizer() const { return TokenizerId; }
+  uint64_t vocabSize() const { return VocabSize; }
+
+  uint64_t numDocuments() const { return Hashes.size(); }
+  uint64_t documentHash(uint32_t doc) const { return Hashes[doc]; }
+  bool heldOut(uint32_t doc) const { return HeldOut[doc]; }
+  TokenSpan tokens(uint32_t doc) const;
+  uint64_t length(uint32_t doc) const { return tokens(doc).size(); }
+  const std::vector<std::unique_ptr<Dataset>> &datasets() const { return Datasets; }
+  /// The root's index of the first document of dataset `k`.
+  uint64_t firstDocument(size_t k) const { return DatasetBegin[k]; }
+  /// The dataset holding `doc`, and the document's index in it.
+  std::pair<size_t, uint64_t> locate(uint32_t doc) const;
+
+  /// Training documents in their natural order.
+  const std::vector<uint32_t> &trainDocuments() const { return Train; }
+  const std::vector<uint32_t> &valDocuments() const { return Val_; }
+
+private:
+  RootStream() = default;
+
+  std::string Name, Fingerprint, TokenizerId;
+  uint64_t FingerprintSeed = 0, VocabSize = 0;
+  double Val = 0;
+  uint32_t Eot = 0;
+  std::vector<std::unique_ptr<Dataset>> Datasets;
+  std::vector<uint64_t> DatasetBegin; ///< first document of each dataset, then the total
+  std::vector<uint64_t> Hashes;
+  std::vector<bool> HeldOut;
+  std::vector<uint32_t> Train, Val_;
+};
+
+/// An ablation unit: the documents of one of K equal random units
+/// (splitmix64(hash ^ seed) % K == index), or those whose metadata column `by` is `value`.
+struct AblationUnit {
+  uint64_t units = 0, index = 0;
+  std::string by, value;
+};
+
+/// Which of a root's documents a stream uses.
+struct StreamSelection {
+  /// Predicate texts (Predicate::canonical()), all of which must hold: a derived stream's
+  /// `where` and its ancestors'.
+  std::vector<std::string> where;
+  std::optional<AblationUnit> unit;
+};
+
+/// One epoch (or the val split) of a stream: documents in order and where each ends in
+/// the token sequence (each document is followed by one end-of-text token).
+struct DocumentOrder {
+  std::vector<uint32_t> documents;
+  std::vector<uint64_t> ends; ///< ends[i] = tokens of documents[0..i], EOTs included
+  uint64_t tokens() const { return ends.empty() ? 0 : ends.back(); }
+};
+
+/// A selection of a root stream's documents, train and val.
+class StreamView {
+public:
+  /// Fails when no training document survives the selection, naming the stream and filter.
+  static llvm::Expected<std::unique_ptr<StreamView>> create(llvm::StringRef name, const RootStream &root,
+                                                            const StreamSelection &selection, uint64_t seed);
+
+  llvm::StringRef name() const { return Name; }
+  const RootStream &root() const { return Root; }
+  bool selected(uint32_t doc) const { return Keep.empty() || Keep[doc]; }
+
+  uint64_t trainDocuments() const { return TrainDocs; }
+  /// Tokens of one epoch, one EOT per document included.
+  uint64_t trainTokens() const { return TrainTokens; }
+  uint64_t valDocuments() const { return ValDocs; }
+  uint64_t valTokens() const { return ValTokens; }
+
+  /// Epoch `epoch`: the root's training documents permuted by Fisher-Yates with
+  /// SplitMix64(epochSeed(seed, fingerprint, epoch)), then filtered by the selection.
+  DocumentOrder epoch(uint64_t epoch) const;
+  /// The selected held-out documents, permuted with the seed valSeed(seed, fingerprint).
+  DocumentOrder valOrder() const;
+
+private:
+  StreamView(std::string name, const RootStream &root, uint64_t seed)
+      : Name(std::move(name)), Root(root), Seed(seed) {}
+  DocumentOrder order(const std::vector<uint32_t> &documents, uint64_t shuffleSeed) const;
+
+  std::string Name;
+  const RootStream &Root;
+  uint64_t Seed;
+  std::vector<bool> Keep; ///< per root document; empty: every document
+  uint64_t TrainDocs = 0, TrainTokens = 0, ValDocs = 0, ValTokens = 0;
+};
+
+/// mixSeed(mixSeed(recipeSeed, fingerprintSeed), epoch).
+uint64_t epochSeed(uint64_t recipeSeed, uint64_t fingerprintSeed, uint64_t epoch);
+/// mixSeed(mixSeed(recipeSeed, fingerprintSeed), XXH3-64("val")).
+uint64_t valSeed(uint64_t recipeSeed, uint64_t fingerprintSeed);
+
+/// A root stream's shards as the plan gives them: dataset prefixes or "synth:DOMAIN".
+struct RootSpec {
+  std::string name;
+  std::vector<std::string> shards;
+  double val = 0;
+};
+
+/// Opens root streams and views once per process and shares them. Holds the run's seed and
+/// the cache folder for the embedded corpus. Thread-safe.
+class DataSources {
+public:
+  DataSources(uint64_t seed, std::string cacheDir) : Seed(seed), CacheDir(std::move(cacheDir)) {}
+  ~DataSources();
+
+  uint64_t seed() const { return Seed; }
+  const std::string &cacheDir() const { return CacheDir; }
+
+  llvm::Expected<const RootStream *> root(const RootSpec &spec);
+  llvm::Expected<const StreamView *> view(const RootSpec &root, llvm::StringRef name,
+                                          const StreamSelection &selection);
+
+private:
+  uint64_t Seed;
+  std::string CacheDir;
+  std::recursive_mutex Lock;
+  std::map<std::string, std::unique_ptr<RootStream>> Roots;
+  std::map<std::string, std::unique_ptr<StreamView>> Views;
+};
+
+/// Copies `count` tokens of `span` starting at token `from` into `out` as ids.
+void copyTokens(const TokenSpan &span, uint64_t from, uint64_t count, uint32_t *out);
+
+} // namespace mixtape::data

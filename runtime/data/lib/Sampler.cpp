@@ -1,0 +1,292 @@
+//===- Sampler.cpp --------------------------------------------------------===//
+#include "mixtape/data/Sampler.h"
+
+#include "Files.h"
+#include "mixtape/compiler/Blend.h"
+#include "mixtape/data/Tokenizer.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+
+using namespace mixtape::data;
+
+//===----------------------------------------------------------------------===//
+// Windows of a token sequence
+//===----------------------------------------------------------------------===//
+
+WindowReader::WindowReader(const StreamView &view, uint64_t firstEpoch, uint64_t lastEpoch)
+    : View(&view), FirstEpoch(firstEpoch), EpochTokens(view.trainTokens()) {
+  for (uint64_t e = firstEpoch; e <= lastEpoch; ++e)
+    Epochs.push_back(view.epoch(e));
+}
+
+WindowReader WindowReader::validation(const StreamView &view) {
+  WindowReader reader(view);
+  reader.Epochs.push_back(view.valOrder());
+  reader.EpochTokens = reader.Epochs.back().tokens();
+  return reader;
+}
+
+void WindowReader::read(uint64_t offset, uint64_t count, uint32_t *out,
+                        std::vector<uint32_t> &documentStarts) const {
+  const RootStream &root = View->root();
+  const uint32_t eot = root.eot();
+  uint64_t epoch = offset / EpochTokens - FirstEpoch;
+  uint64_t within = offset % EpochTokens;
+  assert(epoch < Epochs.size() && "window outside the epochs ordered for this reader");
+  const DocumentOrder *order = &Epochs[epoch];
+  size_t pos = std::upper_bound(order->ends.begin(), order->ends.end(), within) - order->ends.begin();
+  uint64_t inDoc = within - (pos ? order->ends[pos - 1] : 0);
+  documentStarts.push_back(0);
+  uint64_t written = 0;
+  while (true) {
+    TokenSpan doc = root.tokens(order->documents[pos]);
+    uint64_t len = doc.size();
+    if (inDoc < len) {
+      uint64_t n = std::min(len - inDoc, count - written);
+      copyTokens(doc, inDoc, n, out + written);
+      written += n;
+      inDoc += n;
+    }
+    if (written == count)
+      return;
+    out[written++] = eot; // inDoc == len
+    if (written == count)
+      return;
+    documentStarts.push_back(static_cast<uint32_t>(written));
+    inDoc = 0;
+    if (++pos == order->documents.size()) {
+      pos = 0;
+      ++order;
+      assert(order != Epochs.data() + Epochs.size() && "window outside the epochs ordered for this reader");
+    }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Untie-the-Knots
+//===----------------------------------------------------------------------===//
+
+void mixtape::data::untieKnots(const mixtape::UntieKnots &params, uint64_t seed, uint32_t knot,
+                               Sample &sample) {
+  struct Chunk {
+    uint32_t piece, begin, end; ///< source positions [begin, end)
+    bool first;                 ///< the first chunk of its piece: no knot before it
+  };
+  const std::vector<uint32_t> source = sample.tokens;
+  const uint32_t n = static_cast<uint32_t>(source.size());
+  SplitMix64 rng(seed);
+  double total = 0;
+  for (const auto &[count, p] : params.chunkProbabilities)
+    total += p;
+
+  // Cut every document piece of the window into a drawn number of chunks.
+  std::vector<Chunk> chunks;
+  std::vector<uint32_t> cuts;
+  const std::vector<uint32_t> &starts = sample.documentStarts;
+  for (uint32_t piece = 0; piece < starts.size(); ++piece) {
+    uint32_t begin = starts[piece], end = piece + 1 < starts.size() ? starts[piece + 1] : n;
+    uint64_t want = 1;
+    double u = rng.unit() * total;
+    for (const auto &[count, p] : params.chunkProbabilities) {
+      want = count;
+      if ((u -= p) < 0)
+        break;
+    }
+    uint32_t len = end - begin;
+    uint64_t chunkCount = std::clamp<uint64_t>(want, 1, len);
+    cuts.clear();
+    while (cuts.size() + 1 < chunkCount) {
+      uint32_t at = begin + 1 + static_cast<uint32_t>(rng.below(len - 1));
+      if (!llvm::is_contained(cuts, at))
+        cuts.push_back(at);
+    }
+    llvm::sort(cuts);
+    uint32_t from = begin;
+    for (uint32_t at : cuts) {
+      chunks.push_back({piece, from, at, from == begin});
+      from = at;
+    }
+    chunks.push_back({piece, from, end, from == begin});
+  }
+
+  // The knotted window is n + knots tokens; take the excess off the end of the source: a
+  // trailing knotted chunk first rejoins its predecessor (drops a knot, loses no token),
+  // otherwise the last token goes. The window stays exactly n tokens.
+  uint64_t excess = llvm::count_if(chunks, [](const Chunk &c) { return !c.first; });
+  while (excess > 0) {
+    Chunk &last = chunks.back();
+    if (!last.first) {
+      uint32_t end = last.end;
+      chunks.pop_back();
+      chunks.back().end = end;
+    } else if (last.end - last.begin > 1) {
+      --last.end;
+    } else {
+      chunks.pop_back();
+    }
+    --excess;
+  }
+
+  // Shuffle the chunks; keep_order keeps each document's chunks in their relative order
+  // (the shuffle then only chooses how the documents interleave).
+  std::vector<uint32_t> order(chunks.size());
+  for (uint32_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  for (size_t i = order.size(); i > 1; --i)
+    std::swap(order[i - 1], order[rng.below(i)]);
+  if (params.keepOrder) {
+    std::vector<std::vector<uint32_t>> ofPiece(starts.size());
+    for (uint32_t c = 0; c < chunks.size(); ++c)
+      ofPiece[chunks[c].piece].push_back(c);
+    std::vector<size_t> next(starts.size(), 0);
+    for (uint32_t &c : order) {
+      uint32_t piece = chunks[c].piece;
+      c = ofPiece[piece][next[piece]++];
+    }
+  }
+
+  uint32_t at = 0;
+  std::fill(sample.lossMask.begin(), sample.lossMask.end(), 1);
+  for (uint32_t c : order) {
+    const Chunk &chunk = chunks[c];
+    if (!chunk.first) {
+      sample.tokens[at] = knot;
+      if (at > 0)
+        sample.lossMask[at - 1] = 0;
+      ++at;
+    }
+    std::copy(source.begin() + chunk.begin, source.begin() + chunk.end, sample.tokens.begin() + at);
+    at += chunk.end - chunk.begin;
+  }
+  assert(at == n && "a knotted window has the length of the window");
+  sample.documentStarts.assign(1, 0);
+}
+
+//===----------------------------------------------------------------------===//
+// Train nodes
+//===----------------------------------------------------------------------===//
+
+llvm::Expected<std::unique_ptr<TrainSamples>> TrainSamples::open(const TrainNodeData &node, DataSources &sources) {
+  auto fail = [&](const llvm::Twine &message) { return fileError("train node", message); };
+  if (node.seqLen == 0)
+    return fail("seq_len is 0");
+  if (node.streams.size() != node.mixture.streams.size())
+    return fail("the mixture has " + llvm::Twine(node.mixture.streams.size()) + " streams but the node gives " +
+                llvm::Twine(node.streams.size()));
+  if (node.streams.size() > 255)
+    return fail("more than 255 streams in one mixture");
+  if (node.end < node.begin || node.end - node.begin >= (uint64_t(1) << 32))
+    return fail("bad sample range [" + llvm::Twine(node.begin) + ", " + llvm::Twine(node.end) + ")");
+
+  std::unique_ptr<TrainSamples> samples(new TrainSamples());
+  samples->SeqLen = node.seqLen;
+  uint64_t n = node.end - node.begin;
+  mixtape::Blender blender(node.mixture, node.seqLen);
+  blender.skipTo(node.begin);
+  samples->Taken.assign(node.streams.size(), 0);
+  samples->StreamOf.resize(n);
+  samples->IndexOf.resize(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    size_t s = blender.next();
+    samples->StreamOf[i] = static_cast<uint8_t>(s);
+    samples->IndexOf[i] = static_cast<uint32_t>(samples->Taken[s]++);
+  }
+
+  for (size_t s = 0; s < node.streams.size(); ++s) {
+    const NodeStream &spec = node.streams[s];
+    if (spec.name != node.mixture.streams[s])
+      return fail("stream " + llvm::Twine(s) + " is '" + spec.name + "' but the mixture's is '" +
+                  node.mixture.streams[s] + "'");
+    Source source;
+    source.cursor = spec.cursor;
+    if (samples->Taken[s] > 0) {
+      llvm::Expected<const StreamView *> view = sources.view(spec.root, spec.name, spec.selection);
+      if (!view)
+        return view.takeError();
+      source.view = *view;
+      uint64_t epochTokens = source.view->trainTokens();
+      uint64_t last = spec.cursor + samples->Taken[s] * node.seqLen; // the last token read
+      source.reader = std::make_unique<WindowReader>(*source.view, spec.cursor / epochTokens, last / epochTokens);
+      if (spec.transform) {
+        llvm::Expected<std::unique_ptr<Tokenizer>> tokenizer = createTokenizer(source.view->root().tokenizer());
+        std::optional<uint32_t> knot = tokenizer ? (*tokenizer)->knot() : std::nullopt;
+        if (!tokenizer)
+          llvm::consumeError(tokenizer.takeError());
+        if (!knot)
+          return fileError("stream '" + spec.name + "'",
+                           "untie_knots needs a knot token, and tokenizer '" + source.view->root().tokenizer() +
+                               "' has none");
+        source.transform = spec.transform;
+        source.knot = *knot;
+        source.transformSeed = mixSeed(mixSeed(sources.seed(), source.view->root().fingerprintSeed()),
+                                       XXH3_64bits("untie_knots", 11));
+      }
+    }
+    samples->Streams.push_back(std::move(source));
+  }
+  return samples;
+}
+
+void TrainSamples::read(uint64_t i, Sample &out) const {
+  uint32_t s = StreamOf[i];
+  const Source &source = Streams[s];
+  out.stream = s;
+  out.cursor = source.cursor + uint64_t(IndexOf[i]) * SeqLen;
+  out.tokens.resize(SeqLen + 1);
+  out.lossMask.assign(SeqLen, 1);
+  out.documentStarts.clear();
+  source.reader->read(out.cursor, SeqLen + 1, out.tokens.data(), out.documentStarts);
+  if (source.transform)
+    untieKnots(*source.transform, mixSeed(source.transformSeed, out.cursor), source.knot, out);
+}
+
+std::vector<uint64_t> TrainSamples::endCursors() const {
+  std::vector<uint64_t> cursors;
+  for (size_t s = 0; s < Streams.size(); ++s)
+    cursors.push_back(Streams[s].cursor + Taken[s] * SeqLen);
+  return cursors;
+}
+
+//===----------------------------------------------------------------------===//
+// Validation
+//===----------------------------------------------------------------------===//
+
+llvm::Expected<std::unique_ptr<ValSet>> ValSet::open(const NodeStream &stream, uint64_t seqLen, uint64_t maxTokens,
+                                                     DataSources &sources) {
+  if (seqLen == 0)
+    return fileError("eval of stream '" + stream.name + "'", "seq_len is 0");
+  llvm::Expected<const StreamView *> view = sources.view(stream.root, stream.name, stream.selection);
+  if (!view)
+    return view.takeError();
+  std::unique_ptr<ValSet> set(new ValSet());
+  set->View = *view;
+  set->SeqLen = seqLen;
+  set->SplitTokens = set->View->valTokens();
+  if (set->SplitTokens < 2)
+    return fileError("stream '" + stream.name + "'",
+                     "no held-out documents to evaluate on (val = " + std::to_string(stream.root.val) + ")");
+  set->Targets = set->SplitTokens - 1;
+  if (maxTokens)
+    set->Targets = std::min(set->Targets, maxTokens);
+  set->Windows = (set->Targets + seqLen - 1) / seqLen;
+  set->Reader = std::make_unique<WindowReader>(WindowReader::validation(*set->View));
+  return set;
+}
+
+void ValSet::sample(uint64_t i, Sample &out) const {
+  uint64_t offset = i * SeqLen;
+  uint64_t available = std::min(SeqLen + 1, SplitTokens - offset);
+  out.stream = 0;
+  out.cursor = offset;
+  out.tokens.resize(SeqLen + 1);
+  out.documentStarts.clear();
+  Reader->read(offset, available, out.tokens.data(), out.documentStarts);
+  std::fill(out.tokens.begin() + available, out.tokens.end(), View->root().eot());
+  out.lossMask.resize(SeqLen);
+  for (uint64_t t = 0; t < SeqLen; ++t)
+    out.lossMask[t] = offset + t + 1 <= Targets;
+}

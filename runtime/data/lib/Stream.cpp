@@ -1,0 +1,375 @@
+//===- Stream.cpp ---------------------------------------------------------===//
+#include "mixtape/data/Stream.h"
+
+#include "Files.h"
+#include "mixtape/compiler/Predicate.h"
+#include "mixtape/data/Synth.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/bit.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/ErrorHandling.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+
+using namespace mixtape::data;
+namespace fs = llvm::sys::fs;
+
+bool mixtape::data::isHeldOut(uint64_t documentHash, double val) {
+  if (!(val > 0))
+    return false;
+  if (val >= 1)
+    return true;
+  // val * 2^64 < 2^64 converts exactly (truncating) to uint64.
+  return splitmix64(documentHash) < static_cast<uint64_t>(std::ldexp(val, 64));
+}
+
+std::string mixtape::data::streamFingerprint(llvm::ArrayRef<FileDigest> files) {
+  std::vector<std::pair<std::string, uint64_t>> sorted;
+  for (const FileDigest &f : files)
+    sorted.emplace_back(f.name, f.xxh3);
+  llvm::sort(sorted);
+  std::string text;
+  for (const auto &[name, xxh3] : sorted)
+    text += name + "\t" + formatChecksum(xxh3) + "\n";
+  return formatChecksum(XXH3_64bits(text.data(), text.size()));
+}
+
+std::string mixtape::data::streamFingerprint(llvm::ArrayRef<const Manifest *> manifests) {
+  std::vector<FileDigest> files;
+  for (const Manifest *m : manifests)
+    files.insert(files.end(), m->files.begin(), m->files.end());
+  return streamFingerprint(files);
+}
+
+uint64_t mixtape::data::epochSeed(uint64_t recipeSeed, uint64_t fingerprintSeed, uint64_t epoch) {
+  return mixSeed(mixSeed(recipeSeed, fingerprintSeed), epoch);
+}
+
+uint64_t mixtape::data::valSeed(uint64_t recipeSeed, uint64_t fingerprintSeed) {
+  return mixSeed(mixSeed(recipeSeed, fingerprintSeed), XXH3_64bits("val", 3));
+}
+
+//===----------------------------------------------------------------------===//
+// The embedded corpus
+//===----------------------------------------------------------------------===//
+
+llvm::Expected<std::string> mixtape::data::resolveSynth(llvm::StringRef domain, uint64_t seed,
+                                                        llvm::StringRef cacheDir) {
+  if (!llvm::is_contained(synthDomains(), domain))
+    return fileError("synth:" + domain, "unknown domain; the embedded corpus has " +
+                                            llvm::join(synthDomains(), ", "));
+  llvm::SmallString<256> dir(cacheDir);
+  llvm::sys::path::append(dir, "synth-" + std::to_string(seed));
+  llvm::SmallString<256> prefix(dir);
+  llvm::sys::path::append(prefix, domain);
+  if (fs::exists(prefix + ".manifest.json"))
+    return std::string(prefix);
+
+  if (std::error_code ec = fs::create_directories(dir))
+    return fileError(dir, "cannot create the directory: " + ec.message());
+  // A private directory per writer; the finished files are renamed into place, the
+  // manifest last, so a reader never sees a manifest without its files. Writers racing
+  // produce identical bytes, so whichever rename wins is right.
+  llvm::SmallString<256> work;
+  if (std::error_code ec = fs::createUniqueDirectory(dir + "/.tmp-" + domain, work))
+    return fileError(dir, "cannot create a temporary directory: " + ec.message());
+  auto cleanup = llvm::make_scope_exit([&] { fs::remove_directories(work); });
+  SynthOptions options;
+  options.seed = seed;
+  options.domains = {domain.str()};
+  if (llvm::Expected<std::vector<Manifest>> written = synthesizeCorpus(work, options); !written)
+    return written.takeError();
+  for (const char *suffix : {".bin", ".idx", ".meta", ".manifest.json"}) {
+    std::string from = (work + "/" + domain + suffix).str(), to = (prefix + suffix).str();
+    if (std::error_code ec = fs::rename(from, to))
+      return fileError(to, "cannot rename " + from + " into place: " + ec.message());
+  }
+  return std::string(prefix);
+}
+
+//===----------------------------------------------------------------------===//
+// Root streams
+//===----------------------------------------------------------------------===//
+
+llvm::Expected<std::unique_ptr<RootStream>> RootStream::open(llvm::StringRef name,
+                                                             llvm::ArrayRef<std::string> prefixes,
+                                                             double val) {
+  std::unique_ptr<RootStream> root(new RootStream());
+  root->Name = name.str();
+  root->Val = val;
+  if (prefixes.empty())
+    return fileError("stream '" + name + "'", "no datasets");
+  std::vector<const Manifest *> manifests;
+  root->DatasetBegin.push_back(0);
+  for (const std::string &prefix : prefixes) {
+    llvm::Expected<std::unique_ptr<Dataset>> dataset = Dataset::open(prefix);
+    if (!dataset)
+      return dataset.takeError();
+    const Manifest *m = (*dataset)->manifest();
+    if (!m)
+      return fileError(prefix, "no manifest (" + prefix + ".manifest.json): streams need the tokenizer, "
+                                   "end-of-text id and checksums it records");
+    if (manifests.empty()) {
+      root->TokenizerId = m->tokenizer;
+      root->VocabSize = m->vocabSize;
+      root->Eot = m->eot;
+    } else if (m->tokenizer != root->TokenizerId || m->eot != root->Eot) {
+      return fileError(prefix + ".manifest.json",
+                       "tokenizer " + m->tokenizer + " (eot " + llvm::Twine(m->eot) + ") but " +
+                           prefixes.front() + " has " + root->TokenizerId + " (eot " + llvm::Twine(root->Eot) +
+                           "): a stream's datasets must share a tokenizer");
+    }
+    manifests.push_back(m);
+    const TokenShard &tokens = (*dataset)->tokens();
+    const MetadataTable *meta = (*dataset)->metadata();
+    for (uint64_t d = 0, n = tokens.numDocuments(); d < n; ++d)
+      root->Hashes.push_back(meta ? meta->documentHash(d) : mixtape::data::documentHash(tokens.document(d)));
+    root->DatasetBegin.push_back(root->Hashes.size());
+    root->Datasets.push_back(std::move(*dataset));
+  }
+  if (root->Hashes.size() >= (uint64_t(1) << 32))
+    return fileError("stream '" + name + "'", "more than 2^32 documents");
+  root->Fingerprint = streamFingerprint(manifests);
+  root->FingerprintSeed = XXH3_64bits(root->Fingerprint.data(), root->Fingerprint.size());
+  root->HeldOut.resize(root->Hashes.size());
+  for (uint32_t d = 0; d < root->Hashes.size(); ++d) {
+    bool held = isHeldOut(root->Hashes[d], val);
+    root->HeldOut[d] = held;
+    (held ? root->Val_ : root->Train).push_back(d);
+  }
+  return root;
+}
+
+std::pair<size_t, uint64_t> RootStream::locate(uint32_t doc) const {
+  size_t k = std::upper_bound(DatasetBegin.begin(), DatasetBegin.end(), uint64_t(doc)) - DatasetBegin.begin() - 1;
+  return {k, doc - DatasetBegin[k]};
+}
+
+TokenSpan RootStream::tokens(uint32_t doc) const {
+  auto [k, local] = locate(doc);
+  return Datasets[k]->tokens().document(local);
+}
+
+//===----------------------------------------------------------------------===//
+// Selections
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// One compiled `where` with its columns looked up in one dataset's sidecar.
+struct CompiledFilter {
+  std::string text;
+  mixtape::Predicate predicate;
+};
+
+mixtape::MetadataValue valueOf(const MetadataTable *table, std::optional<size_t> column, uint64_t row) {
+  if (!table || !column)
+    return mixtape::MetadataValue::missing();
+  if (table->columnKind(*column) == ColumnKind::Number) {
+    float v = table->number(*column, row);
+    return std::isnan(v) ? mixtape::MetadataValue::missing() : mixtape::MetadataValue::ofNumber(v);
+  }
+  llvm::StringRef s = table->string(*column, row);
+  return s.empty() ? mixtape::MetadataValue::missing() : mixtape::MetadataValue::ofString(s);
+}
+} // namespace
+
+llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef name, const RootStream &root,
+                                                                const StreamSelection &selection,
+                                                                uint64_t seed) {
+  std::unique_ptr<StreamView> view(new StreamView(name.str(), root, seed));
+  std::vector<CompiledFilter> filters;
+  for (const std::string &text : selection.where) {
+    mixtape::ParseResult parsed = mixtape::parseExpr(text);
+    mixtape::ExprDiags diags = std::move(parsed.errors);
+    std::optional<mixtape::Predicate> predicate;
+    if (parsed.expr)
+      predicate = mixtape::interpretPredicate(*parsed.expr, diags);
+    if (!predicate)
+      return fileError("stream '" + name + "'",
+                       "cannot compile the filter '" + text + "': " +
+                           (diags.empty() ? std::string("not a condition") : diags.front().message));
+    filters.push_back({text, std::move(*predicate)});
+  }
+
+  bool selects = !filters.empty() || selection.unit;
+  if (selects) {
+    view->Keep.assign(root.numDocuments(), true);
+    std::vector<mixtape::MetadataValue> row;
+    for (size_t k = 0; k < root.datasets().size(); ++k) {
+      const Dataset &dataset = *root.datasets()[k];
+      const MetadataTable *table = dataset.metadata();
+      auto column = [&](llvm::StringRef c) { return table ? table->findColumn(c) : std::nullopt; };
+      std::vector<std::vector<std::optional<size_t>>> columns;
+      for (const CompiledFilter &f : filters) {
+        columns.emplace_back();
+        for (const std::string &c : f.predicate.columnNames())
+          columns.back().push_back(column(c));
+      }
+      std::optional<size_t> byColumn;
+      if (selection.unit && !selection.unit->by.empty()) {
+        byColumn = column(selection.unit->by);
+        if (!byColumn)
+          return fileError(dataset.prefix(), "stream '" + name + "': ablation units by '" + selection.unit->by +
+                                                 "' but the dataset has no such metadata column");
+      }
+      uint64_t first = root.firstDocument(k);
+      for (uint64_t d = 0, n = dataset.tokens().numDocuments(); d < n; ++d) {
+        bool keep = true;
+        for (size_t f = 0; keep && f < filters.size(); ++f) {
+          row.clear();
+          for (std::optional<size_t> c : columns[f])
+            row.push_back(valueOf(table, c, d));
+          keep = filters[f].predicate.eval(row);
+        }
+        if (keep && selection.unit) {
+          const AblationUnit &unit = *selection.unit;
+          if (unit.units)
+            keep = splitmix64(root.documentHash(first + d) ^ seed) % unit.units == unit.index;
+          else {
+            mixtape::MetadataValue v = valueOf(table, byColumn, d);
+            double number;
+            keep = v.kind == mixtape::MetadataValue::Kind::String
+                       ? v.string == unit.value
+                       : v.kind == mixtape::MetadataValue::Kind::Number &&
+                             !llvm::StringRef(unit.value).getAsDouble(number) && number == v.number;
+          }
+        }
+        view->Keep[first + d] = keep;
+      }
+    }
+  }
+
+  for (uint32_t d : root.trainDocuments())
+    if (view->selected(d)) {
+      ++view->TrainDocs;
+      view->TrainTokens += root.length(d) + 1;
+    }
+  for (uint32_t d : root.valDocuments())
+    if (view->selected(d)) {
+      ++view->ValDocs;
+      view->ValTokens += root.length(d) + 1;
+    }
+  if (view->TrainDocs == 0) {
+    std::string what;
+    for (const CompiledFilter &f : filters)
+      what += (what.empty() ? "" : " and ") + f.text;
+    if (selection.unit)
+      what += (what.empty() ? "" : " and ") +
+              (selection.unit->units ? "unit " + std::to_string(selection.unit->index) + " of " +
+                                           std::to_string(selection.unit->units)
+                                     : selection.unit->by + " == '" + selection.unit->value + "'");
+    return fileError("stream '" + name + "'",
+                     selects ? "no training document of " + llvm::Twine(root.trainDocuments().size()) +
+                                   " passes the filter: " + what
+                             : llvm::Twine("no training documents"));
+  }
+  return view;
+}
+
+DocumentOrder StreamView::order(const std::vector<uint32_t> &documents, uint64_t shuffleSeed) const {
+  std::vector<uint32_t> permuted = documents;
+  SplitMix64 rng(shuffleSeed);
+  for (size_t i = permuted.size(); i > 1; --i)
+    std::swap(permuted[i - 1], permuted[rng.below(i)]);
+  DocumentOrder out;
+  if (!Keep.empty())
+    llvm::erase_if(permuted, [&](uint32_t d) { return !Keep[d]; });
+  out.documents = std::move(permuted);
+  out.ends.reserve(out.documents.size());
+  uint64_t total = 0;
+  for (uint32_t d : out.documents)
+    out.ends.push_back(total += Root.length(d) + 1);
+  return out;
+}
+
+DocumentOrder StreamView::epoch(uint64_t e) const {
+  return order(Root.trainDocuments(), epochSeed(Seed, Root.fingerprintSeed(), e));
+}
+
+DocumentOrder StreamView::valOrder() const {
+  return order(Root.valDocuments(), valSeed(Seed, Root.fingerprintSeed()));
+}
+
+//===----------------------------------------------------------------------===//
+// Shared sources
+//===----------------------------------------------------------------------===//
+
+DataSources::~DataSources() = default;
+
+static std::string rootKey(const RootSpec &spec) {
+  return llvm::join(spec.shards, "\x1f") + "\x1e" + llvm::utohexstr(llvm::bit_cast<uint64_t>(spec.val));
+}
+
+llvm::Expected<const RootStream *> DataSources::root(const RootSpec &spec) {
+  std::lock_guard<std::recursive_mutex> guard(Lock);
+  std::string key = rootKey(spec);
+  if (auto it = Roots.find(key); it != Roots.end())
+    return it->second.get();
+  std::vector<std::string> prefixes;
+  for (const std::string &shard : spec.shards) {
+    if (llvm::StringRef(shard).startswith("synth:")) {
+      llvm::Expected<std::string> prefix = resolveSynth(llvm::StringRef(shard).drop_front(6), Seed, CacheDir);
+      if (!prefix)
+        return prefix.takeError();
+      prefixes.push_back(std::move(*prefix));
+    } else {
+      prefixes.push_back(shard);
+    }
+  }
+  llvm::Expected<std::unique_ptr<RootStream>> opened = RootStream::open(spec.name, prefixes, spec.val);
+  if (!opened)
+    return opened.takeError();
+  return (Roots[key] = std::move(*opened)).get();
+}
+
+llvm::Expected<const StreamView *> DataSources::view(const RootSpec &rootSpec, llvm::StringRef name,
+                                                     const StreamSelection &selection) {
+  std::lock_guard<std::recursive_mutex> guard(Lock);
+  llvm::Expected<const RootStream *> root = this->root(rootSpec);
+  if (!root)
+    return root.takeError();
+  std::string key = rootKey(rootSpec) + "\x1d" + llvm::join(selection.where, "\x1f");
+  if (selection.unit)
+    key += "\x1d" + std::to_string(selection.unit->units) + "/" + std::to_string(selection.unit->index) + "/" +
+           selection.unit->by + "=" + selection.unit->value;
+  if (auto it = Views.find(key); it != Views.end())
+    return it->second.get();
+  llvm::Expected<std::unique_ptr<StreamView>> view = StreamView::create(name, **root, selection, Seed);
+  if (!view)
+    return view.takeError();
+  return (Views[key] = std::move(*view)).get();
+}
+
+//===----------------------------------------------------------------------===//
+// Reading tokens
+//===----------------------------------------------------------------------===//
+
+template <typename T> static void convert(const uint8_t *data, uint64_t count, uint32_t *out) {
+  const T *in = reinterpret_cast<const T *>(data);
+  for (uint64_t i = 0; i < count; ++i)
+    out[i] = static_cast<uint32_t>(in[i]);
+}
+
+void mixtape::data::copyTokens(const TokenSpan &span, uint64_t from, uint64_t count, uint32_t *out) {
+  const uint8_t *p = span.bytes().data() + from * dtypeSize(span.dtype());
+  switch (span.dtype()) {
+  case DType::UInt16: return convert<uint16_t>(p, count, out);
+  case DType::UInt8: return convert<uint8_t>(p, count, out);
+  case DType::Int8: return convert<int8_t>(p, count, out);
+  case DType::Int16: return convert<int16_t>(p, count, out);
+  case DType::Int32: std::memcpy(out, p, count * 4); return;
+  case DType::Int64: return convert<int64_t>(p, count, out);
+  case DType::Float32:
+  case DType::Float64: break;
+  }
+  llvm_unreachable("shards reject float dtypes when they open");
+}

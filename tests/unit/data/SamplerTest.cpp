@@ -1,0 +1,407 @@
+//===- SamplerTest.cpp - streams, train nodes, validation sets, UtK -------===//
+#include "mixtape/compiler/Blend.h"
+#include "mixtape/data/Sampler.h"
+#include "mixtape/data/Stream.h"
+#include "mixtape/data/Synth.h"
+#include "mixtape/data/Tokenizer.h"
+
+#include "DataTestSupport.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+using namespace mixtape::data;
+using namespace mixtape::data::test;
+
+namespace {
+
+constexpr uint64_t Seed = 7;
+
+/// The embedded corpus in a temporary cache, shared by every test of the suite.
+class SamplerTest : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() { Cache = new TempDir(); }
+  static void TearDownTestSuite() { delete Cache; }
+
+  static NodeStream stream(const std::string &name, const std::string &domain, double val = 0.05) {
+    NodeStream s;
+    s.name = name;
+    s.root = {domain, {"synth:" + domain}, val};
+    return s;
+  }
+  static mixtape::Mixture mixture(std::vector<std::string> streams, std::vector<double> weights) {
+    mixtape::Mixture m;
+    m.streams = std::move(streams);
+    m.positions = {0};
+    m.weights = {std::move(weights)};
+    return m;
+  }
+  /// prose 0.5, code 0.3, arith 0.2.
+  static TrainNodeData threeStreams(uint64_t begin, uint64_t end, uint64_t seqLen = 64) {
+    TrainNodeData node;
+    node.seqLen = seqLen;
+    node.mixture = mixture({"arith", "code", "prose"}, {0.2, 0.3, 0.5});
+    node.begin = begin;
+    node.end = end;
+    node.streams = {stream("arith", "arith"), stream("code", "code"), stream("prose", "prose")};
+    return node;
+  }
+  DataSources sources() { return DataSources(Seed, Cache->Path); }
+
+  /// A stream's token sequence over epochs [0, epochs), built from the orders directly.
+  static std::vector<uint32_t> sequence(const StreamView &view, uint64_t epochs) {
+    std::vector<uint32_t> out;
+    for (uint64_t e = 0; e < epochs; ++e)
+      for (uint32_t d : view.epoch(e).documents) {
+        view.root().tokens(d).appendTo(out);
+        out.push_back(view.root().eot());
+      }
+    return out;
+  }
+  static std::vector<uint32_t> slice(const std::vector<uint32_t> &seq, uint64_t at, uint64_t n) {
+    EXPECT_LE(at + n, seq.size());
+    return std::vector<uint32_t>(seq.begin() + at, seq.begin() + at + n);
+  }
+
+  static TempDir *Cache;
+};
+TempDir *SamplerTest::Cache = nullptr;
+
+template <typename T> T ok(llvm::Expected<T> value) {
+  if (!value) {
+    ADD_FAILURE() << llvm::toString(value.takeError());
+    std::abort();
+  }
+  return std::move(*value);
+}
+
+bool sameSample(const Sample &a, const Sample &b) {
+  return a.tokens == b.tokens && a.lossMask == b.lossMask && a.documentStarts == b.documentStarts &&
+         a.stream == b.stream && a.cursor == b.cursor;
+}
+
+} // namespace
+
+TEST_F(SamplerTest, ResolveSynthIsIdempotent) {
+  std::string first = ok(resolveSynth("prose", Seed, Cache->Path));
+  EXPECT_EQ(first, *Cache / ("synth-" + std::to_string(Seed) + "/prose"));
+  std::vector<uint8_t> bytes = readBytes(first + ".bin");
+  EXPECT_EQ(ok(resolveSynth("prose", Seed, Cache->Path)), first);
+  EXPECT_EQ(readBytes(first + ".bin"), bytes);
+  EXPECT_NE(errorText(resolveSynth("poetry", Seed, Cache->Path)).find("unknown domain"), std::string::npos);
+}
+
+TEST_F(SamplerTest, FingerprintIsTheSortedChecksumList) {
+  FileDigest a{"a.bin", 10, 0x1234}, b{"b.idx", 20, 0xabcd};
+  EXPECT_EQ(streamFingerprint(std::vector<FileDigest>{a, b}), streamFingerprint(std::vector<FileDigest>{b, a}));
+  FileDigest changed = b;
+  changed.xxh3 ^= 1;
+  EXPECT_NE(streamFingerprint(std::vector<FileDigest>{a, b}), streamFingerprint(std::vector<FileDigest>{a, changed}));
+  EXPECT_EQ(streamFingerprint(std::vector<FileDigest>{a}).size(), 16u);
+}
+
+TEST_F(SamplerTest, ProportionsAreExactAndWindowsReadTheStreams) {
+  DataSources src = sources();
+  TrainNodeData node = threeStreams(0, 600);
+  auto samples = ok(TrainSamples::open(node, src));
+  ASSERT_EQ(samples->size(), 600u);
+  std::vector<double> weights = node.mixture.weights[0];
+  std::vector<uint64_t> counts(3, 0);
+  std::vector<std::vector<uint32_t>> seqs;
+  for (size_t s = 0; s < 3; ++s)
+    seqs.push_back(sequence(samples->view(s), 1));
+  Sample sample;
+  for (uint64_t i = 0; i < samples->size(); ++i) {
+    samples->read(i, sample);
+    uint32_t s = sample.stream;
+    EXPECT_EQ(sample.cursor, counts[s] * node.seqLen);
+    EXPECT_EQ(sample.tokens, slice(seqs[s], sample.cursor, node.seqLen + 1)) << "sample " << i;
+    ++counts[s];
+    for (size_t t = 0; t < 3; ++t) // every prefix within one sample of its target
+      EXPECT_LE(std::abs(double(counts[t]) - weights[t] * double(i + 1)), 1.0) << "prefix " << i + 1;
+  }
+  EXPECT_EQ(counts, samples->streamSamples());
+  EXPECT_EQ(counts, (std::vector<uint64_t>{120, 180, 300}));
+}
+
+TEST_F(SamplerTest, WindowsCarryDocumentStartsAndAFullMask) {
+  DataSources src = sources();
+  auto samples = ok(TrainSamples::open(threeStreams(0, 50), src));
+  Sample sample;
+  for (uint64_t i = 0; i < samples->size(); ++i) {
+    samples->read(i, sample);
+    ASSERT_EQ(sample.tokens.size(), 65u);
+    EXPECT_EQ(sample.lossMask, std::vector<uint8_t>(64, 1));
+    std::vector<uint32_t> expected{0};
+    for (uint32_t t = 0; t + 1 < sample.tokens.size(); ++t)
+      if (sample.tokens[t] == ByteTokenizer::EndOfText)
+        expected.push_back(t + 1);
+    EXPECT_EQ(sample.documentStarts, expected);
+  }
+}
+
+TEST_F(SamplerTest, SameSampleAcrossOpens) {
+  DataSources a = sources(), b = sources();
+  auto first = ok(TrainSamples::open(threeStreams(100, 300), a));
+  auto second = ok(TrainSamples::open(threeStreams(100, 300), b));
+  for (uint64_t i = 0; i < first->size(); i += 7)
+    EXPECT_TRUE(sameSample(first->read(i), second->read(i))) << "sample " << i;
+}
+
+TEST_F(SamplerTest, ASplitNodeReadsLikeTheWholeNode) {
+  DataSources src = sources();
+  TrainNodeData whole = threeStreams(0, 500);
+  TrainNodeData head = threeStreams(0, 180), tail = threeStreams(180, 500);
+  // The tail's cursors are what the plan computes: Blender counts times seq_len.
+  mixtape::Blender blender(whole.mixture, whole.seqLen);
+  blender.skipTo(180);
+  for (size_t s = 0; s < 3; ++s)
+    tail.streams[s].cursor = blender.counts()[s] * whole.seqLen;
+  auto all = ok(TrainSamples::open(whole, src));
+  auto first = ok(TrainSamples::open(head, src));
+  auto second = ok(TrainSamples::open(tail, src));
+  EXPECT_EQ(first->endCursors(), std::vector<uint64_t>({tail.streams[0].cursor, tail.streams[1].cursor,
+                                                        tail.streams[2].cursor}));
+  for (uint64_t i = 0; i < all->size(); ++i) {
+    Sample expected = all->read(i);
+    Sample got = i < 180 ? first->read(i) : second->read(i - 180);
+    EXPECT_TRUE(sameSample(expected, got)) << "sample " << i;
+  }
+}
+
+TEST_F(SamplerTest, ANextStageContinuesWhereTheLastStopped) {
+  DataSources src = sources();
+  auto first = ok(TrainSamples::open(threeStreams(0, 300), src));
+  // A new stage reading only code continues code's sequence from first's end cursor.
+  TrainNodeData next;
+  next.seqLen = 64;
+  next.mixture = mixture({"code"}, {1.0});
+  next.begin = 0;
+  next.end = 20;
+  next.streams = {stream("code", "code")};
+  next.streams[0].cursor = first->endCursors()[1];
+  auto second = ok(TrainSamples::open(next, src));
+  std::vector<uint32_t> seq = sequence(second->view(0), 1);
+  for (uint64_t i = 0; i < second->size(); ++i) {
+    Sample s = second->read(i);
+    EXPECT_EQ(s.cursor, first->endCursors()[1] + i * 64);
+    EXPECT_EQ(s.tokens, slice(seq, s.cursor, 65));
+  }
+}
+
+TEST_F(SamplerTest, ACursorPastAnEpochReadsTheNextEpochsOrder) {
+  DataSources src = sources();
+  TrainNodeData node;
+  node.seqLen = 256;
+  node.mixture = mixture({"arith"}, {1.0});
+  node.begin = 0;
+  node.end = 40;
+  node.streams = {stream("arith", "arith")};
+  const StreamView &view = *ok(src.view(node.streams[0].root, "arith", {}));
+  uint64_t epoch = view.trainTokens();
+  node.streams[0].cursor = epoch - 10 * 256 - 17; // the 11th window straddles the epochs
+  auto samples = ok(TrainSamples::open(node, src));
+  EXPECT_NE(view.epoch(0).documents, view.epoch(1).documents);
+  EXPECT_EQ(view.epoch(0).tokens(), view.epoch(1).tokens());
+  std::vector<uint32_t> seq = sequence(view, 2);
+  ASSERT_EQ(seq.size(), 2 * epoch);
+  for (uint64_t i = 0; i < samples->size(); ++i) {
+    Sample s = samples->read(i);
+    EXPECT_EQ(s.tokens, slice(seq, s.cursor, 257)) << "sample " << i;
+  }
+  // Epoch 1's first document starts 17 tokens into the 11th window.
+  Sample straddling = samples->read(10);
+  EXPECT_TRUE(llvm::is_contained(straddling.documentStarts, 17u));
+  std::vector<uint32_t> firstOfEpoch1 = view.root().tokens(view.epoch(1).documents[0]).toVector();
+  EXPECT_TRUE(std::equal(firstOfEpoch1.begin(), firstOfEpoch1.begin() + 10, straddling.tokens.begin() + 17));
+}
+
+TEST_F(SamplerTest, RanksOfAnyWorldSizeSeeTheSameGlobalOrder) {
+  DataSources src = sources();
+  auto samples = ok(TrainSamples::open(threeStreams(0, 120), src));
+  std::vector<Sample> global;
+  for (uint64_t i = 0; i < samples->size(); ++i)
+    global.push_back(samples->read(i));
+  for (uint64_t world : {2, 3, 8}) {
+    for (uint64_t rank = 0; rank < world; ++rank) {
+      DataSources own = sources(); // each rank opens on its own
+      auto mine = ok(TrainSamples::open(threeStreams(0, 120), own));
+      for (uint64_t i = rank; i < mine->size(); i += world)
+        EXPECT_TRUE(sameSample(mine->read(i), global[i])) << "world " << world << " rank " << rank;
+    }
+  }
+}
+
+TEST_F(SamplerTest, FiltersCountTheSurvivingDocuments) {
+  DataSources src = sources();
+  RootSpec prose{"prose", {"synth:prose"}, 0.05};
+  const RootStream &root = *ok(src.root(prose));
+  const StreamView &hq = *ok(src.view(prose, "prose_hq", {{"(quality >= 4)"}, std::nullopt}));
+  const MetadataTable &meta = *root.datasets()[0]->metadata();
+  size_t quality = *meta.findColumn("quality");
+  uint64_t docs = 0, tokens = 0;
+  for (uint32_t d : root.trainDocuments())
+    if (meta.number(quality, d) >= 4) {
+      ++docs;
+      tokens += root.length(d) + 1;
+    }
+  EXPECT_GT(docs, 0u);
+  EXPECT_LT(docs, root.trainDocuments().size());
+  EXPECT_EQ(hq.trainDocuments(), docs);
+  EXPECT_EQ(hq.trainTokens(), tokens);
+  for (uint32_t d : hq.epoch(3).documents)
+    EXPECT_GE(meta.number(quality, d), 4);
+
+  // A derived stream's epoch order is its root's, filtered.
+  const StreamView &all = *ok(src.view(prose, "prose", {}));
+  std::vector<uint32_t> filtered;
+  for (uint32_t d : all.epoch(2).documents)
+    if (meta.number(quality, d) >= 4)
+      filtered.push_back(d);
+  EXPECT_EQ(hq.epoch(2).documents, filtered);
+
+  std::string err = errorText(src.view(prose, "prose_none", {{"(quality > 100)"}, std::nullopt}));
+  EXPECT_NE(err.find("stream 'prose_none'"), std::string::npos) << err;
+  EXPECT_NE(err.find("quality > 100"), std::string::npos) << err;
+  err = errorText(src.view(prose, "prose_bad", {{"quality >"}, std::nullopt}));
+  EXPECT_NE(err.find("cannot compile the filter"), std::string::npos) << err;
+}
+
+TEST_F(SamplerTest, SplitIsDisjointAndDerivedStreamsKeepTheirRootsSplit) {
+  DataSources src = sources();
+  RootSpec code{"code", {"synth:code"}, 0.1};
+  const RootStream &root = *ok(src.root(code));
+  std::set<uint64_t> train, val;
+  for (uint32_t d : root.trainDocuments())
+    train.insert(root.documentHash(d));
+  for (uint32_t d : root.valDocuments())
+    val.insert(root.documentHash(d));
+  EXPECT_EQ(root.trainDocuments().size() + root.valDocuments().size(), root.numDocuments());
+  EXPECT_GT(val.size(), 50u);
+  EXPECT_LT(val.size(), 150u);
+  for (uint64_t h : val)
+    EXPECT_FALSE(train.count(h));
+  for (uint32_t d = 0; d < root.numDocuments(); ++d)
+    EXPECT_EQ(root.heldOut(d), isHeldOut(root.documentHash(d), 0.1));
+
+  const StreamView &derived = *ok(src.view(code, "code_hq", {{"(quality >= 3)", "(quality <= 4)"}, std::nullopt}));
+  for (uint32_t d : derived.valOrder().documents)
+    EXPECT_TRUE(val.count(root.documentHash(d))); // derived val within root val
+  for (uint64_t e = 0; e < 3; ++e)
+    for (uint32_t d : derived.epoch(e).documents)
+      EXPECT_FALSE(val.count(root.documentHash(d))); // no val document is ever trained on
+  EXPECT_EQ(derived.epoch(0).documents.size(), derived.trainDocuments());
+}
+
+TEST_F(SamplerTest, AblationUnitsPartitionTheDocuments) {
+  DataSources src = sources();
+  RootSpec facts{"facts", {"synth:facts"}, 0.05};
+  const StreamView &all = *ok(src.view(facts, "facts", {}));
+  uint64_t docs = 0;
+  std::set<uint32_t> seen;
+  for (uint64_t k = 0; k < 4; ++k) {
+    const StreamView &unit = *ok(src.view(facts, "facts", {{}, AblationUnit{4, k, "", ""}}));
+    docs += unit.trainDocuments();
+    for (uint32_t d : unit.epoch(0).documents)
+      EXPECT_TRUE(seen.insert(d).second);
+  }
+  EXPECT_EQ(docs, all.trainDocuments());
+  const StreamView &qa = *ok(src.view(facts, "facts", {{}, AblationUnit{0, 0, "source", "qa"}}));
+  const MetadataTable &meta = *all.root().datasets()[0]->metadata();
+  size_t source = *meta.findColumn("source");
+  for (uint32_t d : qa.epoch(0).documents)
+    EXPECT_EQ(meta.string(source, d), "qa");
+}
+
+TEST_F(SamplerTest, UntieTheKnotsKeepsTheTokensAndMasksTheKnots) {
+  DataSources src = sources();
+  TrainNodeData plain;
+  plain.seqLen = 512;
+  plain.mixture = mixture({"prose"}, {1.0});
+  plain.begin = 0;
+  plain.end = 30;
+  plain.streams = {stream("prose", "prose")};
+  TrainNodeData knotted = plain;
+  knotted.streams[0].transform = mixtape::UntieKnots{{{1, 0.2}, {3, 0.5}, {6, 0.3}}, false};
+  auto source = ok(TrainSamples::open(plain, src));
+  auto knots = ok(TrainSamples::open(knotted, src));
+  uint64_t totalKnots = 0;
+  for (uint64_t i = 0; i < knots->size(); ++i) {
+    Sample before = source->read(i), after = knots->read(i);
+    ASSERT_EQ(after.tokens.size(), 513u);
+    ASSERT_EQ(after.lossMask.size(), 512u);
+    EXPECT_EQ(after.documentStarts, std::vector<uint32_t>{0});
+    uint64_t count = llvm::count(after.tokens, ByteTokenizer::Knot);
+    totalKnots += count;
+    // The non-knot tokens are the window's first 513 - knots source tokens, reordered.
+    std::multiset<uint32_t> kept, expected(before.tokens.begin(), before.tokens.end() - count);
+    for (uint32_t t : after.tokens)
+      if (t != ByteTokenizer::Knot)
+        kept.insert(t);
+    EXPECT_EQ(kept, expected) << "sample " << i;
+    for (uint32_t t = 0; t < 512; ++t)
+      EXPECT_EQ(after.lossMask[t], after.tokens[t + 1] == ByteTokenizer::Knot ? 0 : 1);
+    EXPECT_TRUE(sameSample(after, knots->read(i))); // deterministic
+  }
+  EXPECT_GT(totalKnots, 30u);
+
+  // One chunk per document only shuffles whole document pieces: no knots, and a window of
+  // one piece is unchanged. keep_order keeps a document's chunks in their order.
+  knotted.streams[0].transform = mixtape::UntieKnots{{{1, 1.0}}, true};
+  auto whole = ok(TrainSamples::open(knotted, src));
+  for (uint64_t i = 0; i < whole->size(); ++i) {
+    Sample before = source->read(i), after = whole->read(i);
+    EXPECT_EQ(llvm::count(after.tokens, ByteTokenizer::Knot), 0);
+    EXPECT_EQ(std::multiset<uint32_t>(after.tokens.begin(), after.tokens.end()),
+              std::multiset<uint32_t>(before.tokens.begin(), before.tokens.end()));
+    if (before.documentStarts.size() == 1)
+      EXPECT_EQ(after.tokens, before.tokens);
+  }
+  knotted.streams[0].transform = mixtape::UntieKnots{{{4, 1.0}}, true};
+  auto ordered = ok(TrainSamples::open(knotted, src));
+  uint64_t onePiece = 0;
+  for (uint64_t i = 0; i < ordered->size(); ++i) {
+    Sample before = source->read(i), after = ordered->read(i);
+    if (before.documentStarts.size() != 1)
+      continue;
+    ++onePiece;
+    std::vector<uint32_t> unknotted;
+    for (uint32_t t : after.tokens)
+      if (t != ByteTokenizer::Knot)
+        unknotted.push_back(t);
+    EXPECT_EQ(unknotted, slice(before.tokens, 0, unknotted.size()));
+  }
+  EXPECT_GT(onePiece, 0u);
+}
+
+TEST_F(SamplerTest, ValSetsTakeTheHeldOutDocumentsUpToTheBudget) {
+  DataSources src = sources();
+  NodeStream prose = stream("prose", "prose", 0.05);
+  const StreamView &view = *ok(src.view(prose.root, "prose", {}));
+  auto whole = ok(ValSet::open(prose, 128, 0, src));
+  EXPECT_EQ(whole->targetTokens(), view.valTokens() - 1);
+  EXPECT_EQ(whole->size(), (view.valTokens() - 1 + 127) / 128);
+  std::vector<uint32_t> seq;
+  for (uint32_t d : view.valOrder().documents) {
+    view.root().tokens(d).appendTo(seq);
+    seq.push_back(view.root().eot());
+  }
+  Sample s;
+  uint64_t masked = 0;
+  for (uint64_t i = 0; i < whole->size(); ++i) {
+    whole->sample(i, s);
+    uint64_t n = std::min<uint64_t>(129, seq.size() - i * 128);
+    EXPECT_EQ(std::vector<uint32_t>(s.tokens.begin(), s.tokens.begin() + n), slice(seq, i * 128, n));
+    masked += llvm::count(s.lossMask, 1);
+  }
+  EXPECT_EQ(masked, whole->targetTokens());
+
+  auto budget = ok(ValSet::open(prose, 128, 1000, src));
+  EXPECT_EQ(budget->size(), 8u);
+  EXPECT_EQ(budget->targetTokens(), 1000u);
+  budget->sample(7, s);
+  EXPECT_EQ(llvm::count(s.lossMask, 1), 1000 - 7 * 128);
+  std::string err = errorText(ValSet::open(stream("prose", "prose", 0), 128, 0, src));
+  EXPECT_NE(err.find("no held-out documents"), std::string::npos) << err;
+}

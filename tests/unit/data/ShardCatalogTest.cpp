@@ -1,0 +1,109 @@
+//===- ShardCatalogTest.cpp - stream stats and leakage for the planner ----===//
+#include "mixtape/data/ShardCatalog.h"
+#include "mixtape/data/Dataset.h"
+#include "mixtape/data/Tokenizer.h"
+
+#include "DataTestSupport.h"
+
+using namespace mixtape::data;
+using namespace mixtape::data::test;
+
+namespace {
+
+mixtape::Predicate predicate(llvm::StringRef text) {
+  mixtape::ParseResult parsed = mixtape::parseExpr(text);
+  mixtape::ExprDiags diags;
+  std::optional<mixtape::Predicate> p = mixtape::interpretPredicate(*parsed.expr, diags);
+  EXPECT_TRUE(p.has_value()) << text.str();
+  return std::move(*p);
+}
+
+mixtape::StreamSpec rootStream(std::string name, std::string shards, double val) {
+  mixtape::StreamSpec s;
+  s.name = s.root = std::move(name);
+  s.shards = std::move(shards);
+  s.val = val;
+  return s;
+}
+
+mixtape::StreamSpec derived(std::string name, std::string parent, std::string root, llvm::StringRef where) {
+  mixtape::StreamSpec s;
+  s.name = std::move(name);
+  s.parent = std::move(parent);
+  s.root = std::move(root);
+  s.where = predicate(where);
+  return s;
+}
+
+template <typename T> T ok(llvm::Expected<T> value) {
+  if (!value) {
+    ADD_FAILURE() << llvm::toString(value.takeError());
+    std::abort();
+  }
+  return std::move(*value);
+}
+
+} // namespace
+
+TEST(ShardCatalogTest, StatsOfRootAndDerivedStreams) {
+  TempDir dir;
+  mixtape::CheckedRecipe recipe;
+  recipe.seed = 3;
+  recipe.baseDir = dir.Path;
+  recipe.streams = {rootStream("prose", "synth:prose", 0.05), derived("hq", "prose", "prose", "quality >= 4"),
+                    derived("top", "hq", "prose", "overall_score >= 3"),
+                    rootStream("missing", "data/none-*.idx", 0.0)};
+  ShardCatalog catalog(dir / "cache");
+  mixtape::StreamStats prose = *ok(catalog.stats(recipe.streams[0], recipe));
+  mixtape::StreamStats hq = *ok(catalog.stats(recipe.streams[1], recipe));
+  mixtape::StreamStats top = *ok(catalog.stats(recipe.streams[2], recipe));
+  EXPECT_EQ(prose.tokenizer, "bytes-v1");
+  EXPECT_EQ(prose.vocabSize, ByteTokenizer::VocabSize);
+  EXPECT_EQ(prose.fingerprint.size(), 16u);
+  EXPECT_EQ(hq.fingerprint, prose.fingerprint);
+  EXPECT_EQ(prose.trainDocuments + prose.valDocuments, 1000u);
+  EXPECT_GT(prose.valDocuments, 20u);
+  EXPECT_LT(hq.trainDocuments, prose.trainDocuments);
+  EXPECT_LT(hq.valDocuments, prose.valDocuments + 1);
+  EXPECT_LE(top.trainDocuments, hq.trainDocuments);
+  EXPECT_EQ(streamFilters(recipe.streams[2], recipe),
+            (std::vector<std::string>{"(quality >= 4)", "(overall_score >= 3)"}));
+  EXPECT_FALSE(ok(catalog.stats(recipe.streams[3], recipe)).has_value());
+
+  // The seed changes the embedded corpus, and so the fingerprint.
+  mixtape::CheckedRecipe other = recipe;
+  other.seed = 4;
+  EXPECT_NE(ok(catalog.stats(other.streams[0], other))->fingerprint, prose.fingerprint);
+
+  recipe.streams.push_back(derived("none", "prose", "prose", "quality > 99"));
+  std::string err = errorText(catalog.stats(recipe.streams.back(), recipe));
+  EXPECT_NE(err.find("stream 'none'"), std::string::npos) << err;
+}
+
+TEST(ShardCatalogTest, GlobsAndLeakage) {
+  TempDir dir;
+  mixtape::CheckedRecipe recipe;
+  recipe.seed = 3;
+  recipe.baseDir = dir.Path;
+  recipe.streams = {rootStream("prose", "synth:prose", 0.1), rootStream("copy", "data/part-*.idx", 0.0)};
+  ShardCatalog catalog(dir / "cache");
+  DataSources sources(3, dir / "cache");
+  const RootStream &prose = *ok(sources.root({"prose", {"synth:prose"}, 0.1}));
+  // Two datasets: the first holds 7 of prose's held-out documents, the second 5 trained ones.
+  ByteTokenizer bytes;
+  for (auto [name, docs] : {std::pair{"part-0", &prose.valDocuments()}, {"part-1", &prose.trainDocuments()}}) {
+    auto writer = ok(DatasetWriter::create(dir / ("data/" + std::string(name)), ShardFormat::Megatron, bytes));
+    for (size_t i = 0; i < (docs == &prose.valDocuments() ? 7u : 5u); ++i)
+      ASSERT_FALSE(writer->addDocument(prose.tokens((*docs)[i]).toVector()));
+    ASSERT_TRUE(!!writer->finish());
+  }
+  auto prefixes = *ok(expandShards("data/part-*.idx", dir.Path));
+  EXPECT_EQ(prefixes, (std::vector<std::string>{dir / "data/part-0", dir / "data/part-1"}));
+  EXPECT_EQ(*ok(expandShards("data/part-1", dir.Path)), std::vector<std::string>{dir / "data/part-1"});
+  EXPECT_FALSE(ok(expandShards("data/other-*.bin", dir.Path)).has_value());
+
+  mixtape::StreamStats copy = *ok(catalog.stats(recipe.streams[1], recipe));
+  EXPECT_EQ(copy.trainDocuments, 12u);
+  EXPECT_EQ(*ok(catalog.leakedDocuments(recipe.streams[0], recipe.streams[1], recipe)), 7u);
+  EXPECT_EQ(*ok(catalog.leakedDocuments(recipe.streams[0], recipe.streams[0], recipe)), 0u);
+}
