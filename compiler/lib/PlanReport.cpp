@@ -204,10 +204,10 @@ void mixtape::writePlanDot(const Plan &plan, llvm::raw_ostream &os) {
                         : n.kind == NodeKind::Train ? "shape=box, style=filled, fillcolor=\"#cfe2ff\""
                         : n.kind == NodeKind::Merge ? "shape=hexagon, style=filled, fillcolor=\"#ffe5b4\""
                                                     : "shape=note, style=filled, fillcolor=\"#e2f0d9\"";
-    std::string label = n.name;
+    std::string label = dotEscape(n.name);
     if (n.kind == NodeKind::Train)
       label += "\\n" + humanCount(static_cast<double>(n.tokens)) + " tokens";
-    os << "  n" << i << " [label=\"" << dotEscape(label) << "\", " << style
+    os << "  n" << i << " [label=\"" << label << "\", " << style
        << (n.variants.size() > 1 ? ", penwidth=3, color=\"#c0392b\"" : "") << "];\n";
   }
   for (size_t i = 0; i < plan.nodes.size(); ++i)

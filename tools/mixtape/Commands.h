@@ -19,6 +19,7 @@ struct Command {
 };
 
 int lintMain(llvm::ArrayRef<llvm::StringRef> args);
+int planMain(llvm::ArrayRef<llvm::StringRef> args);
 int dataMain(llvm::ArrayRef<llvm::StringRef> args);
 
 } // namespace mixtape::cli

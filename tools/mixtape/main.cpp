@@ -11,6 +11,7 @@ using namespace mixtape::cli;
 
 static const Command kCommands[] = {
     {"lint", "check recipes and report every problem, like a compiler", lintMain},
+    {"plan", "lower a recipe to its execution graph: nodes, data cursors, ledger, cost", planMain},
     {"data", "synthesize, prepare and inspect token datasets", dataMain},
 };
 
