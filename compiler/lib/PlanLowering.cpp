@@ -567,6 +567,7 @@ private:
                       {"checkpoint_every", static_cast<int64_t>(v.checkpointEvery)},
                       {"checkpoint_keep", static_cast<int64_t>(v.checkpointKeep)},
                       {"stage", stage.name}};
+      n.exec["chain_tokens"] = static_cast<int64_t>(tokensThrough(input));
       if (begin == 0)
         n.exec["stage_start"] = true;
       if (end == v.steps && g.cuts.size() == 1)
@@ -583,6 +584,18 @@ private:
     llvm::StringRef name = v.displayName;
     size_t open = name.find('[');
     return open == llvm::StringRef::npos ? "" : name.substr(open).str();
+  }
+
+  /// Tokens trained from the init through the end of `node` (a merge: its deepest input):
+  /// the x axis of a variant's curves across stages.
+  uint64_t tokensThrough(size_t node) const {
+    const PlanNode &n = plan.nodes[node];
+    if (n.kind == NodeKind::Train)
+      return static_cast<uint64_t>(n.exec.getInteger("chain_tokens").getValueOr(0)) + n.tokens;
+    uint64_t deepest = 0;
+    for (size_t in : n.inputs)
+      deepest = std::max(deepest, tokensThrough(in));
+    return deepest;
   }
 
   double flopsPerToken(uint64_t seqLen) const {
@@ -720,7 +733,10 @@ private:
         }
         n.settings["data"] = Object{{"cursors", std::move(cursors)}, {"samples", std::move(samples)}};
         n.flops = flopsPerToken(a.seqLen) * static_cast<double>(n.tokens);
-        n.exec = Object{{"micro_batch", static_cast<int64_t>(a.batchSequences)}, {"stage", a.name}, {"stage_start", true}};
+        n.exec = Object{{"micro_batch", static_cast<int64_t>(a.batchSequences)},
+                        {"stage", a.name},
+                        {"stage_start", true},
+                        {"chain_tokens", static_cast<int64_t>(tokensThrough(from))}};
         units.push_back(addNode(std::move(n), mix.streams));
       }
       for (const std::vector<uint64_t> &combo : combinations(a))
@@ -810,6 +826,7 @@ private:
         n.name = e.name + "@" + plan.nodes[model].name;
         n.inputs = {model};
         n.settings = Object{{"splits", Array(splits)}, {"max_tokens", static_cast<int64_t>(e.maxTokens)}};
+        n.exec = Object{{"chain_tokens", static_cast<int64_t>(tokensThrough(model))}};
         addNode(std::move(n), used);
       }
       if (!e.duringEvery)
