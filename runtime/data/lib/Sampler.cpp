@@ -6,6 +6,7 @@
 #include "mixtape/data/Tokenizer.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallVector.h"
 
 #include <xxhash.h>
 
@@ -99,8 +100,12 @@ void mixtape::data::untieKnots(const mixtape::UntieKnots &params, uint64_t seed,
   const std::vector<uint32_t> source = sample.tokens;
   const uint32_t n = static_cast<uint32_t>(source.size());
   SplitMix64 rng(seed);
+  // Counts in increasing order, however the recipe listed them.
+  llvm::SmallVector<std::pair<uint64_t, double>, 8> probabilities(params.chunkProbabilities.begin(),
+                                                                  params.chunkProbabilities.end());
+  llvm::sort(probabilities);
   double total = 0;
-  for (const auto &[count, p] : params.chunkProbabilities)
+  for (const auto &[count, p] : probabilities)
     total += p;
 
   // Cut every document piece of the window into a drawn number of chunks.
@@ -111,7 +116,7 @@ void mixtape::data::untieKnots(const mixtape::UntieKnots &params, uint64_t seed,
     uint32_t begin = starts[piece], end = piece + 1 < starts.size() ? starts[piece + 1] : n;
     uint64_t want = 1;
     double u = rng.unit() * total;
-    for (const auto &[count, p] : params.chunkProbabilities) {
+    for (const auto &[count, p] : probabilities) {
       want = count;
       if ((u -= p) < 0)
         break;
