@@ -144,7 +144,7 @@ llvm::Expected<std::unique_ptr<RootStream>> RootStream::open(llvm::StringRef nam
   for (uint32_t d = 0; d < root->Hashes.size(); ++d) {
     bool held = isHeldOut(root->Hashes[d], val);
     root->HeldOut[d] = held;
-    (held ? root->Val_ : root->Train).push_back(d);
+    (held ? root->HeldOutDocs : root->Train).push_back(d);
   }
   return root;
 }
