@@ -6,6 +6,7 @@
 #include "mixtape/data/Tokenizer.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallVector.h"
 
 #include <xxhash.h>
 
@@ -30,40 +31,60 @@ WindowReader WindowReader::validation(const StreamView &view) {
   return reader;
 }
 
-void WindowReader::read(uint64_t offset, uint64_t count, uint32_t *out,
-                        std::vector<uint32_t> &documentStarts) const {
-  const RootStream &root = View->root();
-  const uint32_t eot = root.eot();
-  uint64_t epoch = offset / EpochTokens - FirstEpoch;
-  uint64_t within = offset % EpochTokens;
-  assert(epoch < Epochs.size() && "window outside the epochs ordered for this reader");
-  const DocumentOrder *order = &Epochs[epoch];
+/// Walks the window [offset, offset + count): calls tokens(span, from, n) for each run of
+/// stored tokens and boundary(position) after each end-of-text token (position = tokens
+/// of the window up to and including it).
+template <typename Tokens, typename Boundary>
+static void walkWindow(const RootStream &root, const std::vector<DocumentOrder> &epochs, uint64_t firstEpoch,
+                       uint64_t epochTokens, uint64_t offset, uint64_t count, Tokens tokens, Boundary boundary) {
+  uint64_t epoch = offset / epochTokens - firstEpoch;
+  uint64_t within = offset % epochTokens;
+  assert(epoch < epochs.size() && "window outside the epochs ordered for this reader");
+  const DocumentOrder *order = &epochs[epoch];
   size_t pos = std::upper_bound(order->ends.begin(), order->ends.end(), within) - order->ends.begin();
   uint64_t inDoc = within - (pos ? order->ends[pos - 1] : 0);
-  documentStarts.push_back(0);
-  uint64_t written = 0;
+  uint64_t done = 0;
   while (true) {
     TokenSpan doc = root.tokens(order->documents[pos]);
     uint64_t len = doc.size();
     if (inDoc < len) {
-      uint64_t n = std::min(len - inDoc, count - written);
-      copyTokens(doc, inDoc, n, out + written);
-      written += n;
-      inDoc += n;
+      uint64_t n = std::min(len - inDoc, count - done);
+      tokens(doc, inDoc, n, done);
+      done += n;
     }
-    if (written == count)
+    if (done == count)
       return;
-    out[written++] = eot; // inDoc == len
-    if (written == count)
+    boundary(done++); // the end-of-text token
+    if (done == count)
       return;
-    documentStarts.push_back(static_cast<uint32_t>(written));
     inDoc = 0;
     if (++pos == order->documents.size()) {
       pos = 0;
       ++order;
-      assert(order != Epochs.data() + Epochs.size() && "window outside the epochs ordered for this reader");
+      assert(order != epochs.data() + epochs.size() && "window outside the epochs ordered for this reader");
     }
   }
+}
+
+void WindowReader::read(uint64_t offset, uint64_t count, uint32_t *out,
+                        std::vector<uint32_t> &documentStarts) const {
+  const uint32_t eot = View->root().eot();
+  documentStarts.push_back(0);
+  walkWindow(
+      View->root(), Epochs, FirstEpoch, EpochTokens, offset, count,
+      [&](const TokenSpan &doc, uint64_t from, uint64_t n, uint64_t at) { copyTokens(doc, from, n, out + at); },
+      [&](uint64_t at) {
+        out[at] = eot;
+        if (at + 1 < count)
+          documentStarts.push_back(static_cast<uint32_t>(at + 1));
+      });
+}
+
+void WindowReader::forEachRun(uint64_t offset, uint64_t count,
+                              llvm::function_ref<void(const TokenSpan &, uint64_t, uint64_t)> run) const {
+  walkWindow(
+      View->root(), Epochs, FirstEpoch, EpochTokens, offset, count,
+      [&](const TokenSpan &doc, uint64_t from, uint64_t n, uint64_t) { run(doc, from, n); }, [](uint64_t) {});
 }
 
 //===----------------------------------------------------------------------===//
@@ -79,8 +100,12 @@ void mixtape::data::untieKnots(const mixtape::UntieKnots &params, uint64_t seed,
   const std::vector<uint32_t> source = sample.tokens;
   const uint32_t n = static_cast<uint32_t>(source.size());
   SplitMix64 rng(seed);
+  // Counts in increasing order, however the recipe listed them.
+  llvm::SmallVector<std::pair<uint64_t, double>, 8> probabilities(params.chunkProbabilities.begin(),
+                                                                  params.chunkProbabilities.end());
+  llvm::sort(probabilities);
   double total = 0;
-  for (const auto &[count, p] : params.chunkProbabilities)
+  for (const auto &[count, p] : probabilities)
     total += p;
 
   // Cut every document piece of the window into a drawn number of chunks.
@@ -91,7 +116,7 @@ void mixtape::data::untieKnots(const mixtape::UntieKnots &params, uint64_t seed,
     uint32_t begin = starts[piece], end = piece + 1 < starts.size() ? starts[piece + 1] : n;
     uint64_t want = 1;
     double u = rng.unit() * total;
-    for (const auto &[count, p] : params.chunkProbabilities) {
+    for (const auto &[count, p] : probabilities) {
       want = count;
       if ((u -= p) < 0)
         break;

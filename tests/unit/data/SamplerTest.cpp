@@ -345,6 +345,11 @@ TEST_F(SamplerTest, UntieTheKnotsKeepsTheTokensAndMasksTheKnots) {
     EXPECT_TRUE(sameSample(after, knots->read(i))); // deterministic
   }
   EXPECT_GT(totalKnots, 30u);
+  TrainNodeData reordered = knotted; // the order the probabilities are written in is irrelevant
+  reordered.streams[0].transform = mixtape::UntieKnots{{{6, 0.3}, {1, 0.2}, {3, 0.5}}, false};
+  auto same = ok(TrainSamples::open(reordered, src));
+  for (uint64_t i = 0; i < same->size(); ++i)
+    EXPECT_TRUE(sameSample(same->read(i), knots->read(i)));
 
   // One chunk per document only shuffles whole document pieces: no knots, and a window of
   // one piece is unchanged. keep_order keeps a document's chunks in their order.

@@ -16,6 +16,7 @@
 #include "mixtape/compiler/Recipe.h"
 #include "mixtape/data/Stream.h"
 
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
@@ -70,6 +71,10 @@ public:
   /// Tokens [offset, offset + count) into `out`; appends the positions (relative to
   /// `out`) where a document starts after the first, and 0.
   void read(uint64_t offset, uint64_t count, uint32_t *out, std::vector<uint32_t> &documentStarts) const;
+  /// The stored tokens read() would copy for the same window, as (document, first token,
+  /// count) runs; the end-of-text tokens between them are not stored.
+  void forEachRun(uint64_t offset, uint64_t count,
+                  llvm::function_ref<void(const TokenSpan &, uint64_t, uint64_t)> run) const;
   uint64_t epochTokens() const { return EpochTokens; }
 
 private:
@@ -101,6 +106,8 @@ public:
   /// Samples of each stream in the node.
   const std::vector<uint64_t> &streamSamples() const { return Taken; }
   const StreamView &view(size_t stream) const { return *Streams[stream].view; }
+  /// The reader of a stream the node takes samples from.
+  const WindowReader &reader(size_t stream) const { return *Streams[stream].reader; }
 
 private:
   struct Source {

@@ -76,7 +76,7 @@ public:
 
   /// Training documents in their natural order.
   const std::vector<uint32_t> &trainDocuments() const { return Train; }
-  const std::vector<uint32_t> &valDocuments() const { return Val_; }
+  const std::vector<uint32_t> &valDocuments() const { return HeldOutDocs; }
 
 private:
   RootStream() = default;
@@ -89,7 +89,7 @@ private:
   std::vector<uint64_t> DatasetBegin; ///< first document of each dataset, then the total
   std::vector<uint64_t> Hashes;
   std::vector<bool> HeldOut;
-  std::vector<uint32_t> Train, Val_;
+  std::vector<uint32_t> Train, HeldOutDocs;
 };
 
 /// An ablation unit: the documents of one of K equal random units
