@@ -63,36 +63,6 @@ Object cursorsJSON(const Cursors &c) {
   return o;
 }
 
-Object scheduleJSON(const schedule::Schedule &s, uint64_t horizon) {
-  Array phases;
-  for (const schedule::Phase &p : s.phases()) {
-    Object o{{"shape", schedule::shapeName(p.shape)}, {"begin", p.begin}, {"from", p.from}, {"to", p.to}};
-    if (std::isfinite(p.length))
-      o["length"] = p.length;
-    if (p.shape == schedule::Shape::InverseSqrt) {
-      o["alpha"] = p.alpha;
-      o["timescale"] = p.timescale;
-    }
-    phases.push_back(std::move(o));
-  }
-  return Object{{"horizon", static_cast<int64_t>(horizon)}, {"phases", std::move(phases)}};
-}
-
-Object mixtureJSON(const Mixture &m) {
-  Array streams, positions, weights;
-  for (const std::string &s : m.streams)
-    streams.push_back(s);
-  for (double p : m.positions)
-    positions.push_back(p);
-  for (const auto &row : m.weights) {
-    Array r;
-    for (double w : row)
-      r.push_back(w);
-    weights.push_back(std::move(r));
-  }
-  return Object{{"streams", std::move(streams)}, {"positions", std::move(positions)}, {"weights", std::move(weights)}};
-}
-
 std::string canonical(const llvm::json::Value &v) {
   // llvm::json prints object keys sorted and doubles in shortest round-trip form: equal
   // values (3e-4, 0.0003) print equally, key order never matters.
@@ -135,6 +105,10 @@ public:
            llvm::StringRef file)
       : recipe(recipe), catalog(catalog), diags(diags), file(file.str()) {
     plan.recipe = recipe.name;
+    llvm::SmallString<256> dir(recipe.baseDir.empty() ? "." : recipe.baseDir);
+    llvm::sys::fs::make_absolute(dir);
+    llvm::sys::path::remove_dots(dir, /*remove_dot_dot=*/true);
+    plan.recipeDir = std::string(dir);
     plan.seed = recipe.seed;
     plan.cost = cost;
   }

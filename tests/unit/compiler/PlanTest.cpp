@@ -306,3 +306,22 @@ TEST(Plan, SummaryDotAndExplainNameEveryNode) {
 }
 
 } // namespace
+
+namespace {
+TEST(PlanJSON, SchedulesAndMixturesRoundTrip) {
+  auto p = planFile("recipes/med-adapt.toml");
+  ASSERT_TRUE(p->plan) << p->printed();
+  const StageVariant &v = p->recipe->stages[p->recipe->stageIndex("stream")].variants[2];
+  llvm::Expected<schedule::Schedule> s = scheduleFromJSON(scheduleJSON(v.lr, v.horizon));
+  ASSERT_TRUE(bool(s)) << llvm::toString(s.takeError());
+  for (double t : {0.0, 1e7, 2e7, 5e8, 1.02e9, 3e9})
+    EXPECT_EQ(s->lr(t), v.lr.lr(t)) << t;
+  const StageVariant &anneal = p->recipe->stages[p->recipe->stageIndex("anneal")].variants[1];
+  llvm::Expected<Mixture> m = mixtureFromJSON(mixtureJSON(anneal.mixture));
+  ASSERT_TRUE(bool(m)) << llvm::toString(m.takeError());
+  EXPECT_EQ(m->weightsAt(1e8), anneal.mixture.weightsAt(1e8));
+  llvm::Expected<Mixture> bad = mixtureFromJSON(llvm::json::Object{{"streams", llvm::json::Array{"a"}}});
+  EXPECT_FALSE(bool(bad));
+  llvm::consumeError(bad.takeError());
+}
+} // namespace

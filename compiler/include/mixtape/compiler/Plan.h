@@ -60,6 +60,7 @@ struct CostModel {
 
 struct Plan {
   std::string recipe;
+  std::string recipeDir;              ///< absolute; shard globs are relative to it (not hashed)
   uint64_t seed = 0;
   bool provisional = false;
   std::vector<std::string> provisionalReasons; ///< e.g. "stream 'web': no data at data/web/*.idx"
@@ -78,6 +79,13 @@ struct Plan {
 /// catalog and report through `diags` (warnings) — errors stop planning (nullopt).
 std::optional<Plan> lowerToPlan(const CheckedRecipe &recipe, DataCatalog &catalog, const CostModel &cost,
                                 DiagnosticEngine &diags);
+
+/// A train node's `lr` and `mixture` settings, written by the planner and read back by the
+/// runtime: one definition of their JSON form.
+llvm::json::Object scheduleJSON(const schedule::Schedule &s, uint64_t horizon);
+llvm::Expected<schedule::Schedule> scheduleFromJSON(const llvm::json::Object &o);
+llvm::json::Object mixtureJSON(const Mixture &m);
+llvm::Expected<Mixture> mixtureFromJSON(const llvm::json::Object &o);
 
 /// The plan read back (what `mixtape exec` and `plan --run-dir` use).
 llvm::Expected<llvm::json::Value> readPlanFile(llvm::StringRef path);
