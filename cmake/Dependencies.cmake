@@ -38,6 +38,18 @@ endif()
 find_package(Torch QUIET)
 if(Torch_FOUND)
   message(STATUS "LibTorch ${Torch_VERSION} found: building the runtime")
+  # TorchConfig puts its headers on the include path as ordinary directories, so its own
+  # warnings would drown ours under -Wall -Wextra: make them system headers. The ABI flag
+  # (TORCH_CXX_FLAGS, -D_GLIBCXX_USE_CXX11_ABI=1 here) stays on the torch target's
+  # INTERFACE_COMPILE_OPTIONS, where TorchConfig put it, and so reaches every user.
+  foreach(_torch_target torch torch_cpu c10)
+    if(TARGET ${_torch_target})
+      get_target_property(_torch_inc ${_torch_target} INTERFACE_INCLUDE_DIRECTORIES)
+      if(_torch_inc)
+        set_target_properties(${_torch_target} PROPERTIES INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${_torch_inc}")
+      endif()
+    endif()
+  endforeach()
 else()
   message(STATUS "LibTorch not found: building the compiler only (lint, plan)")
 endif()

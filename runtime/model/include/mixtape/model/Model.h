@@ -1,0 +1,93 @@
+//===- Model.h - decoder-only language models in three families -*- C++ -*-===//
+//
+// GPT-2, Llama and GPT-NeoX as one class whose parameters carry Hugging Face's names, so
+// a `save_pretrained` checkpoint loads as it is and a saved model loads in `transformers`.
+// The model is a list of leaf tensors and a forward function written with ATen ops
+// (autograd records them); how it is parallelized or optimized lives elsewhere.
+//
+// This header includes only <ATen/core/Tensor.h>; the ops live in Model.cpp.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/model/ModelConfig.h"
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mixtape::model {
+
+/// What a parameter is; the optimizer decides weight decay by it.
+enum class ParamKind { Matrix, Embedding, Norm, Bias };
+llvm::StringRef paramKindName(ParamKind kind);
+
+struct NamedParameter {
+  std::string name; ///< Hugging Face's name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  at::Tensor tensor; ///< a leaf that requires grad
+  ParamKind kind = ParamKind::Matrix;
+};
+
+class Model {
+public:
+  /// A freshly initialized model: GPT-2's scheme (Radford et al. 2019, sec. 2.3) for every
+  /// family — weights normal(0, 0.02), the projections into the residual stream scaled by
+  /// 1/sqrt(2 * layers), norms 1, biases 0 — drawn from a CPU generator seeded with `seed`
+  /// in parameter order, so the same seed gives the same bits.
+  static llvm::Expected<std::unique_ptr<Model>>
+  create(const ModelConfig &config, uint64_t seed, c10::ScalarType dtype = c10::ScalarType::Float);
+  /// A Hugging Face model folder: config.json and model.safetensors.
+  static llvm::Expected<std::unique_ptr<Model>>
+  fromHuggingFace(llvm::StringRef dir, c10::ScalarType dtype = c10::ScalarType::Float);
+
+  ~Model();
+  Model(const Model &) = delete;
+  Model &operator=(const Model &) = delete;
+
+  const ModelConfig &config() const;
+  c10::ScalarType dtype() const;
+  /// Every trainable tensor once (a tied head is the embedding), in a fixed order.
+  llvm::ArrayRef<NamedParameter> parameters() const;
+  const NamedParameter *findParameter(llvm::StringRef name) const;
+
+  /// Logits [B, T, vocab] for `tokens` [B, T] (int64).
+  ///
+  /// `documentStarts` (optional, [B, T], bool or integer, nonzero where a document begins)
+  /// makes a packed sample behave like its documents run separately: attention is causal
+  /// within each document only (a block-diagonal causal mask) and positions restart at 0 at
+  /// every document start. Position 0 always starts a document.
+  at::Tensor forward(const at::Tensor &tokens, const at::Tensor &documentStarts = {}) const;
+
+  /// Copies weights from a safetensors file (F32, F16, BF16 or F64, converted to the model's
+  /// dtype). Every parameter must be there with its shape; other tensors are an error,
+  /// except buffers older checkpoints carry (attention masks, rotary inv_freq) and a tied
+  /// head's copy.
+  llvm::Error loadWeights(llvm::StringRef path);
+  /// Writes the parameters in the model's dtype, sorted by name, metadata {"format": "pt"}
+  /// — the layout `save_pretrained(safe_serialization=True)` produces.
+  llvm::Error saveWeights(llvm::StringRef path) const;
+
+  struct Impl;
+
+private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Sum over positions where `lossMask` is nonzero (all, if undefined) of the cross-entropy
+/// of `logits` [B, T, V] against `targets` [B, T]. Masked positions contribute exactly
+/// nothing, to the value or the gradient, whatever their targets are.
+at::Tensor maskedTokenLossSum(const at::Tensor &logits, const at::Tensor &targets,
+                              const at::Tensor &lossMask = {});
+
+/// Number of positions that count for the loss (all of `targets` if the mask is undefined).
+int64_t countLossTokens(const at::Tensor &targets, const at::Tensor &lossMask = {});
+
+} // namespace mixtape::model

@@ -1,0 +1,71 @@
+//===- ModelConfig.h - the shape of a decoder-only language model -*- C++ -*-===//
+//
+// One struct describes the three families the runtime builds. Field names are ours;
+// readHFConfig maps each family's Hugging Face config.json onto them. No LibTorch here.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <optional>
+
+namespace mixtape::model {
+
+enum class Family {
+  GPT2,    ///< learned positions, LayerNorm, GELU (tanh), tied embeddings, Conv1D [in, out]
+  Llama,   ///< RoPE, RMSNorm, SwiGLU, grouped-query attention, untied head
+  GPTNeoX, ///< partial RoPE, LayerNorm, GELU, fused per-head QKV, parallel residual
+};
+
+llvm::StringRef familyName(Family family);
+/// "gpt2", "llama", "gpt_neox" (Hugging Face's model_type); also accepts "mistral", "qwen2"
+/// as Llama.
+std::optional<Family> familyFromName(llvm::StringRef name);
+
+enum class Activation {
+  GELUTanh, ///< HF "gelu_new" / "gelu_pytorch_tanh"
+  GELU,     ///< exact erf GELU, HF "gelu"
+  SiLU,     ///< gated in the Llama MLP (SwiGLU)
+};
+
+struct ModelConfig {
+  Family family = Family::GPT2;
+  int64_t vocabSize = 0;
+  int64_t numLayers = 0;
+  int64_t dModel = 0;
+  int64_t numHeads = 0;
+  int64_t numKVHeads = 0; ///< < numHeads: grouped-query attention (Llama only)
+  int64_t headDim = 0;    ///< 0: dModel / numHeads
+  int64_t ffnHidden = 0;
+  int64_t maxPositions = 0;
+  double ropeTheta = 10000.0;
+  double rotaryPct = 1.0; ///< fraction of each head's dimensions that RoPE rotates
+  double normEps = 1e-5;
+  bool tieEmbeddings = false;
+  bool parallelResidual = false; ///< x + attn(ln1 x) + mlp(ln2 x) (GPT-NeoX)
+  bool attentionBias = false;    ///< q/k/v biases in a Llama-family model (Qwen2)
+  Activation activation = Activation::GELUTanh;
+
+  int64_t effectiveHeadDim() const { return headDim ? headDim : dModel / numHeads; }
+  /// Dimensions of each head that RoPE rotates (GPT-NeoX: int(headDim * rotaryPct)).
+  int64_t rotaryDim() const { return static_cast<int64_t>(effectiveHeadDim() * rotaryPct); }
+
+  /// Defaults of each family at the given size (heads = KV heads, ffn = 4d or the Llama
+  /// 8/3 d rounded to 64), for building models that do not come from a checkpoint.
+  static ModelConfig defaults(Family family, int64_t vocabSize, int64_t numLayers,
+                              int64_t dModel, int64_t numHeads, int64_t maxPositions);
+
+  /// Consistency: positive sizes, heads divide the width, KV heads divide heads, ...
+  llvm::Error validate() const;
+};
+
+/// Reads a Hugging Face config.json of the gpt2, llama (mistral, qwen2) or gpt_neox
+/// families. Accepts both the 4.x spelling (rope_theta, rotary_pct) and the 5.x
+/// rope_parameters object. Errors name the file and the key.
+llvm::Expected<ModelConfig> readHFConfig(llvm::StringRef path);
+llvm::Expected<ModelConfig> parseHFConfig(llvm::StringRef json, llvm::StringRef fileName);
+
+} // namespace mixtape::model

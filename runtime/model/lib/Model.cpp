@@ -1,0 +1,500 @@
+//===- Model.cpp - parameters, forward pass and weights I/O ---------------===//
+//
+// The forward pass follows Hugging Face's modeling_gpt2.py, modeling_llama.py and
+// modeling_gpt_neox.py op for op, so that logits agree to float rounding.
+//
+//===----------------------------------------------------------------------===//
+#include "mixtape/model/Model.h"
+#include "mixtape/model/TorchCompat.h"
+#include "mixtape/safetensors/SafeTensors.h"
+
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/Path.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
+using namespace mixtape::model;
+namespace st = mixtape::safetensors;
+
+llvm::StringRef mixtape::model::paramKindName(ParamKind kind) {
+  switch (kind) {
+  case ParamKind::Matrix:
+    return "matrix";
+  case ParamKind::Embedding:
+    return "embedding";
+  case ParamKind::Norm:
+    return "norm";
+  case ParamKind::Bias:
+    return "bias";
+  }
+  llvm_unreachable("unknown parameter kind");
+}
+
+namespace {
+
+/// The tensors of one block; which are defined depends on the family.
+struct Block {
+  at::Tensor ln1Weight, ln1Bias, ln2Weight, ln2Bias;
+  at::Tensor qkvWeight, qkvBias;             // GPT-2 (Conv1D [d, 3d]), GPT-NeoX ([3d, d])
+  at::Tensor qWeight, kWeight, vWeight;      // Llama
+  at::Tensor qBias, kBias, vBias;            // Llama with attention_bias
+  at::Tensor outWeight, outBias;             // attention output projection
+  at::Tensor upWeight, upBias, gateWeight;   // MLP in (gate: Llama)
+  at::Tensor downWeight, downBias;           // MLP out
+};
+
+llvm::Error modelError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+std::optional<c10::ScalarType> scalarType(st::DType type) {
+  switch (type) {
+  case st::DType::F64:
+    return at::kDouble;
+  case st::DType::F32:
+    return at::kFloat;
+  case st::DType::F16:
+    return at::kHalf;
+  case st::DType::BF16:
+    return at::kBFloat16;
+  default:
+    return std::nullopt; // integer tensors are never parameters
+  }
+}
+
+std::optional<st::DType> safetensorsType(c10::ScalarType type) {
+  switch (type) {
+  case at::kDouble:
+    return st::DType::F64;
+  case at::kFloat:
+    return st::DType::F32;
+  case at::kHalf:
+    return st::DType::F16;
+  case at::kBFloat16:
+    return st::DType::BF16;
+  default:
+    return std::nullopt;
+  }
+}
+
+/// Buffers, not parameters, that older checkpoints of these families carry.
+bool isKnownBuffer(llvm::StringRef name) {
+  return name.endswith(".attn.bias") || name.endswith(".attn.masked_bias") ||
+         name.endswith(".attention.bias") || name.endswith(".attention.masked_bias") ||
+         name.endswith(".rotary_emb.inv_freq");
+}
+
+} // namespace
+
+struct Model::Impl {
+  ModelConfig config;
+  c10::ScalarType dtype = at::kFloat;
+  std::vector<NamedParameter> params;
+  llvm::StringMap<size_t> byName;
+  /// Initialization std of each parameter (0: constant — 1 for norm weights, 0 for biases).
+  std::vector<double> initStd;
+
+  at::Tensor embed, positions, finalNormWeight, finalNormBias, head;
+  std::vector<Block> blocks;
+
+  at::Tensor add(const std::string &name, at::IntArrayRef shape, ParamKind kind, double std) {
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+    byName[name] = params.size();
+    params.push_back({name, t, kind});
+    initStd.push_back(std);
+    return t;
+  }
+
+  void build();
+  void initialize(uint64_t seed);
+
+  at::Tensor norm(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias) const;
+  at::Tensor attention(const Block &b, const at::Tensor &h, const at::Tensor &cos,
+                       const at::Tensor &sin, const at::Tensor &allowed) const;
+  at::Tensor mlp(const Block &b, const at::Tensor &h) const;
+};
+
+void Model::Impl::build() {
+  const ModelConfig &c = config;
+  const int64_t d = c.dModel, hd = c.effectiveHeadDim(), ffn = c.ffnHidden;
+  const int64_t qDim = c.numHeads * hd, kvDim = c.numKVHeads * hd;
+  const double std = 0.02, residualStd = 0.02 / std::sqrt(2.0 * double(c.numLayers));
+  const std::string layer = c.family == Family::GPT2      ? "transformer.h."
+                            : c.family == Family::Llama   ? "model.layers."
+                                                          : "gpt_neox.layers.";
+  switch (c.family) {
+  case Family::GPT2:
+    embed = add("transformer.wte.weight", {c.vocabSize, d}, ParamKind::Embedding, std);
+    positions = add("transformer.wpe.weight", {c.maxPositions, d}, ParamKind::Embedding, std);
+    break;
+  case Family::Llama:
+    embed = add("model.embed_tokens.weight", {c.vocabSize, d}, ParamKind::Embedding, std);
+    break;
+  case Family::GPTNeoX:
+    embed = add("gpt_neox.embed_in.weight", {c.vocabSize, d}, ParamKind::Embedding, std);
+    break;
+  }
+  for (int64_t i = 0; i < c.numLayers; ++i) {
+    std::string p = layer + std::to_string(i) + ".";
+    Block b;
+    auto weight = [&](const std::string &n, at::IntArrayRef shape, double s = 0.02) {
+      return add(p + n, shape, ParamKind::Matrix, s);
+    };
+    auto bias = [&](const std::string &n, int64_t size) {
+      return add(p + n, {size}, ParamKind::Bias, 0);
+    };
+    auto normWeight = [&](const std::string &n) { return add(p + n, {d}, ParamKind::Norm, 0); };
+    switch (c.family) {
+    case Family::GPT2:
+      // Conv1D stores [in, out] (modeling_gpt2.py, class Conv1D).
+      b.ln1Weight = normWeight("ln_1.weight");
+      b.ln1Bias = bias("ln_1.bias", d);
+      b.qkvWeight = weight("attn.c_attn.weight", {d, 3 * d});
+      b.qkvBias = bias("attn.c_attn.bias", 3 * d);
+      b.outWeight = weight("attn.c_proj.weight", {d, d}, residualStd);
+      b.outBias = bias("attn.c_proj.bias", d);
+      b.ln2Weight = normWeight("ln_2.weight");
+      b.ln2Bias = bias("ln_2.bias", d);
+      b.upWeight = weight("mlp.c_fc.weight", {d, ffn});
+      b.upBias = bias("mlp.c_fc.bias", ffn);
+      b.downWeight = weight("mlp.c_proj.weight", {ffn, d}, residualStd);
+      b.downBias = bias("mlp.c_proj.bias", d);
+      break;
+    case Family::Llama:
+      b.ln1Weight = normWeight("input_layernorm.weight");
+      b.qWeight = weight("self_attn.q_proj.weight", {qDim, d});
+      b.kWeight = weight("self_attn.k_proj.weight", {kvDim, d});
+      b.vWeight = weight("self_attn.v_proj.weight", {kvDim, d});
+      if (c.attentionBias) {
+        b.qBias = bias("self_attn.q_proj.bias", qDim);
+        b.kBias = bias("self_attn.k_proj.bias", kvDim);
+        b.vBias = bias("self_attn.v_proj.bias", kvDim);
+      }
+      b.outWeight = weight("self_attn.o_proj.weight", {d, qDim}, residualStd);
+      b.ln2Weight = normWeight("post_attention_layernorm.weight");
+      b.gateWeight = weight("mlp.gate_proj.weight", {ffn, d});
+      b.upWeight = weight("mlp.up_proj.weight", {ffn, d});
+      b.downWeight = weight("mlp.down_proj.weight", {d, ffn}, residualStd);
+      break;
+    case Family::GPTNeoX:
+      b.ln1Weight = normWeight("input_layernorm.weight");
+      b.ln1Bias = bias("input_layernorm.bias", d);
+      b.ln2Weight = normWeight("post_attention_layernorm.weight");
+      b.ln2Bias = bias("post_attention_layernorm.bias", d);
+      b.qkvWeight = weight("attention.query_key_value.weight", {3 * qDim, d});
+      b.qkvBias = bias("attention.query_key_value.bias", 3 * qDim);
+      b.outWeight = weight("attention.dense.weight", {d, qDim}, residualStd);
+      b.outBias = bias("attention.dense.bias", d);
+      b.upWeight = weight("mlp.dense_h_to_4h.weight", {ffn, d});
+      b.upBias = bias("mlp.dense_h_to_4h.bias", ffn);
+      b.downWeight = weight("mlp.dense_4h_to_h.weight", {d, ffn}, residualStd);
+      b.downBias = bias("mlp.dense_4h_to_h.bias", d);
+      break;
+    }
+    blocks.push_back(std::move(b));
+  }
+  switch (c.family) {
+  case Family::GPT2:
+    finalNormWeight = add("transformer.ln_f.weight", {d}, ParamKind::Norm, 0);
+    finalNormBias = add("transformer.ln_f.bias", {d}, ParamKind::Bias, 0);
+    break;
+  case Family::Llama:
+    finalNormWeight = add("model.norm.weight", {d}, ParamKind::Norm, 0);
+    break;
+  case Family::GPTNeoX:
+    finalNormWeight = add("gpt_neox.final_layer_norm.weight", {d}, ParamKind::Norm, 0);
+    finalNormBias = add("gpt_neox.final_layer_norm.bias", {d}, ParamKind::Bias, 0);
+    break;
+  }
+  if (c.tieEmbeddings)
+    head = embed;
+  else
+    head = add(c.family == Family::GPTNeoX ? "embed_out.weight" : "lm_head.weight",
+               {c.vocabSize, d}, ParamKind::Matrix, std);
+}
+
+void Model::Impl::initialize(uint64_t seed) {
+  at::NoGradGuard noGrad;
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  for (size_t i = 0; i < params.size(); ++i) {
+    at::Tensor &t = params[i].tensor;
+    if (initStd[i] > 0)
+      t.normal_(0.0, initStd[i], gen);
+    else
+      t.fill_(params[i].kind == ParamKind::Norm ? 1.0 : 0.0);
+  }
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+const ModelConfig &Model::config() const { return impl_->config; }
+c10::ScalarType Model::dtype() const { return impl_->dtype; }
+llvm::ArrayRef<NamedParameter> Model::parameters() const { return impl_->params; }
+
+const NamedParameter *Model::findParameter(llvm::StringRef name) const {
+  auto it = impl_->byName.find(name);
+  return it == impl_->byName.end() ? nullptr : &impl_->params[it->second];
+}
+
+llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, uint64_t seed,
+                                                     c10::ScalarType dtype) {
+  if (llvm::Error err = config.validate())
+    return err;
+  if (!safetensorsType(dtype))
+    return modelError("model dtype must be a floating-point type");
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->dtype = dtype;
+  impl->build();
+  impl->initialize(seed);
+  for (NamedParameter &p : impl->params)
+    p.tensor.set_requires_grad(true);
+  return std::unique_ptr<Model>(new Model(std::move(impl)));
+}
+
+llvm::Expected<std::unique_ptr<Model>> Model::fromHuggingFace(llvm::StringRef dir,
+                                                              c10::ScalarType dtype) {
+  llvm::SmallString<256> configPath(dir), weightsPath(dir);
+  llvm::sys::path::append(configPath, "config.json");
+  llvm::sys::path::append(weightsPath, "model.safetensors");
+  llvm::Expected<ModelConfig> config = readHFConfig(configPath);
+  if (!config)
+    return config.takeError();
+  llvm::Expected<std::unique_ptr<Model>> model = create(*config, /*seed=*/0, dtype);
+  if (!model)
+    return model.takeError();
+  if (llvm::Error err = (*model)->loadWeights(weightsPath))
+    return err;
+  return model;
+}
+
+//===----------------------------------------------------------------------===//
+// Forward
+//===----------------------------------------------------------------------===//
+
+at::Tensor Model::Impl::norm(const at::Tensor &x, const at::Tensor &weight,
+                             const at::Tensor &bias) const {
+  if (config.family != Family::Llama)
+    return at::layer_norm(x, {config.dModel}, weight, bias, config.normEps);
+  // RMSNorm (Zhang & Sennrich 2019), in fp32 at least, as LlamaRMSNorm does.
+  at::ScalarType compute = dtype == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor xf = x.to(compute);
+  at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean({-1}, /*keepdim=*/true) + config.normEps);
+  return weight * normed.to(dtype);
+}
+
+/// RoPE (Su et al. 2021) on the first `cos.size(-1)` dimensions of each head, rotating
+/// halves (GPT-NeoX's layout, which HF's Llama weights are permuted to).
+static at::Tensor applyRotary(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin) {
+  int64_t rot = cos.size(-1), dim = x.size(-1);
+  at::Tensor xr = rot == dim ? x : x.narrow(-1, 0, rot);
+  at::Tensor x1 = xr.narrow(-1, 0, rot / 2), x2 = xr.narrow(-1, rot / 2, rot / 2);
+  at::Tensor out = xr * cos + at::cat({-x2, x1}, -1) * sin;
+  return rot == dim ? out : at::cat({out, x.narrow(-1, rot, dim - rot)}, -1);
+}
+
+at::Tensor Model::Impl::attention(const Block &b, const at::Tensor &h, const at::Tensor &cos,
+                                  const at::Tensor &sin, const at::Tensor &allowed) const {
+  const int64_t B = h.size(0), T = h.size(1), H = config.numHeads, KV = config.numKVHeads;
+  const int64_t D = config.effectiveHeadDim();
+  at::Tensor q, k, v;
+  switch (config.family) {
+  case Family::GPT2: {
+    at::Tensor qkv = at::addmm(b.qkvBias, h.reshape({B * T, config.dModel}), b.qkvWeight);
+    std::vector<at::Tensor> parts = qkv.view({B, T, 3 * H * D}).split(H * D, -1);
+    q = parts[0].view({B, T, H, D}).transpose(1, 2);
+    k = parts[1].view({B, T, H, D}).transpose(1, 2);
+    v = parts[2].view({B, T, H, D}).transpose(1, 2);
+    break;
+  }
+  case Family::Llama:
+    q = at::linear(h, b.qWeight, b.qBias).view({B, T, H, D}).transpose(1, 2);
+    k = at::linear(h, b.kWeight, b.kBias).view({B, T, KV, D}).transpose(1, 2);
+    v = at::linear(h, b.vWeight, b.vBias).view({B, T, KV, D}).transpose(1, 2);
+    break;
+  case Family::GPTNeoX: {
+    // query_key_value interleaves per head: [q_h, k_h, v_h] for each head h.
+    at::Tensor qkv = at::linear(h, b.qkvWeight, b.qkvBias).view({B, T, H, 3 * D}).transpose(1, 2);
+    std::vector<at::Tensor> parts = qkv.chunk(3, -1);
+    q = parts[0], k = parts[1], v = parts[2];
+    break;
+  }
+  }
+  if (cos.defined()) {
+    q = applyRotary(q, cos, sin);
+    k = applyRotary(k, cos, sin);
+  }
+  if (KV != H) { // grouped-query attention: KV head j serves query heads j*n .. j*n+n-1
+    k = k.repeat_interleave(H / KV, 1);
+    v = v.repeat_interleave(H / KV, 1);
+  }
+  at::Tensor out = compat::attention(q, k, v, allowed).transpose(1, 2).reshape({B, T, H * D});
+  if (config.family == Family::GPT2)
+    return at::addmm(b.outBias, out.view({B * T, H * D}), b.outWeight).view({B, T, config.dModel});
+  return at::linear(out, b.outWeight, b.outBias);
+}
+
+at::Tensor Model::Impl::mlp(const Block &b, const at::Tensor &h) const {
+  switch (config.family) {
+  case Family::GPT2: {
+    const int64_t B = h.size(0), T = h.size(1);
+    at::Tensor up = at::addmm(b.upBias, h.reshape({B * T, config.dModel}), b.upWeight);
+    return at::addmm(b.downBias, at::gelu(up, "tanh"), b.downWeight).view({B, T, config.dModel});
+  }
+  case Family::Llama: // SwiGLU (Shazeer 2020)
+    return at::linear(at::silu(at::linear(h, b.gateWeight)) * at::linear(h, b.upWeight),
+                      b.downWeight);
+  case Family::GPTNeoX: {
+    at::Tensor up = at::linear(h, b.upWeight, b.upBias);
+    up = config.activation == Activation::GELUTanh ? at::gelu(up, "tanh") : at::gelu(up);
+    return at::linear(up, b.downWeight, b.downBias);
+  }
+  }
+  llvm_unreachable("unknown family");
+}
+
+at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentStarts) const {
+  const Impl &m = *impl_;
+  const ModelConfig &c = m.config;
+  TORCH_CHECK(tokens.dim() == 2 && tokens.scalar_type() == at::kLong,
+              "Model::forward: tokens must be int64 [batch, time], got ", tokens.sizes());
+  const int64_t B = tokens.size(0), T = tokens.size(1);
+  TORCH_CHECK(T <= c.maxPositions, "Model::forward: sequence of ", T,
+              " tokens is longer than the model's ", c.maxPositions, " positions");
+
+  // Positions and the attention mask: plain causal, or causal within each document.
+  at::TensorOptions longs = tokens.options().dtype(at::kLong);
+  at::Tensor positions = at::arange(T, longs).unsqueeze(0); // [1, T]
+  at::Tensor allowed;
+  if (documentStarts.defined()) {
+    TORCH_CHECK(documentStarts.sizes() == tokens.sizes(),
+                "Model::forward: documentStarts must have the tokens' shape");
+    at::Tensor starts = documentStarts.to(at::kBool).clone();
+    starts.select(1, 0).fill_(true);
+    at::Tensor documentIds = starts.to(at::kLong).cumsum(1);              // [B, T]
+    at::Tensor startIndex = std::get<0>((positions * starts).cummax(1)); // [B, T]
+    positions = positions - startIndex;
+    at::Tensor sameDocument = documentIds.unsqueeze(2) == documentIds.unsqueeze(1);
+    at::Tensor causal = at::ones({T, T}, longs.dtype(at::kBool)).tril();
+    allowed = (sameDocument & causal).unsqueeze(1); // [B, 1, T, T]
+  }
+
+  at::Tensor x = at::embedding(m.embed, tokens);
+  if (c.family == Family::GPT2)
+    x = x + at::embedding(m.positions, positions.expand({B, T}));
+
+  at::Tensor cos, sin;
+  if (c.family != Family::GPT2) {
+    // HF's default RoPE: inv_freq = 1 / theta^(2i / dim) in fp32, angles = position * inv_freq.
+    const int64_t rot = c.rotaryDim();
+    at::ScalarType compute = m.dtype == at::kDouble ? at::kDouble : at::kFloat;
+    at::Tensor invFreq =
+        1.0 / at::pow(c.ropeTheta, at::arange(0, rot, 2, longs).to(compute) / double(rot));
+    at::Tensor angles = positions.to(compute).unsqueeze(-1) * invFreq; // [B|1, T, rot/2]
+    at::Tensor emb = at::cat({angles, angles}, -1).unsqueeze(1);       // [B|1, 1, T, rot]
+    cos = emb.cos().to(m.dtype);
+    sin = emb.sin().to(m.dtype);
+  }
+
+  for (const Block &b : m.blocks) {
+    if (c.parallelResidual) {
+      at::Tensor attn = m.attention(b, m.norm(x, b.ln1Weight, b.ln1Bias), cos, sin, allowed);
+      x = m.mlp(b, m.norm(x, b.ln2Weight, b.ln2Bias)) + attn + x;
+    } else {
+      x = x + m.attention(b, m.norm(x, b.ln1Weight, b.ln1Bias), cos, sin, allowed);
+      x = x + m.mlp(b, m.norm(x, b.ln2Weight, b.ln2Bias));
+    }
+  }
+  x = m.norm(x, m.finalNormWeight, m.finalNormBias);
+  return at::linear(x, m.head);
+}
+
+at::Tensor mixtape::model::maskedTokenLossSum(const at::Tensor &logits, const at::Tensor &targets,
+                                              const at::Tensor &lossMask) {
+  const int64_t V = logits.size(-1);
+  at::Tensor flatTargets = targets.reshape({-1});
+  if (!lossMask.defined())
+    return at::cross_entropy_loss(logits.reshape({-1, V}), flatTargets, {}, at::Reduction::Sum);
+  at::Tensor keep = lossMask.reshape({-1}).to(at::kBool);
+  // Masked targets may be anything (padding, -1): point them at class 0 and drop the term.
+  at::Tensor safeTargets = at::where(keep, flatTargets, at::zeros_like(flatTargets));
+  at::Tensor perToken = at::cross_entropy_loss(logits.reshape({-1, V}), safeTargets, {},
+                                               at::Reduction::None);
+  return at::where(keep, perToken, at::zeros_like(perToken)).sum();
+}
+
+int64_t mixtape::model::countLossTokens(const at::Tensor &targets, const at::Tensor &lossMask) {
+  if (!lossMask.defined())
+    return targets.numel();
+  return lossMask.to(at::kBool).sum().item<int64_t>();
+}
+
+//===----------------------------------------------------------------------===//
+// Weights I/O
+//===----------------------------------------------------------------------===//
+
+llvm::Error Model::loadWeights(llvm::StringRef path) {
+  llvm::Expected<st::File> file = st::File::open(path);
+  if (!file)
+    return file.takeError();
+  Impl &m = *impl_;
+  for (const st::TensorInfo &t : file->tensors()) {
+    if (m.byName.count(t.name) || isKnownBuffer(t.name))
+      continue;
+    if (m.config.tieEmbeddings && (t.name == "lm_head.weight" || t.name == "embed_out.weight"))
+      continue; // a tied head saved anyway; the embedding is what counts
+    return modelError(path + ": tensor '" + t.name + "' is not a parameter of this " +
+                      familyName(m.config.family) + " model");
+  }
+  // Check everything before copying anything: a failed load leaves the model as it was.
+  for (NamedParameter &p : m.params) {
+    const st::TensorInfo *t = file->find(p.name);
+    if (!t)
+      return modelError(path + ": missing tensor '" + p.name + "'");
+    if (llvm::ArrayRef<int64_t>(t->shape) != llvm::ArrayRef<int64_t>(p.tensor.sizes().vec()))
+      return modelError(path + ": tensor '" + p.name + "' has shape [" +
+                        llvm::join(llvm::map_range(t->shape, [](int64_t d) {
+                                     return std::to_string(d);
+                                   }), ", ") +
+                        "], the model needs [" +
+                        llvm::join(llvm::map_range(p.tensor.sizes(), [](int64_t d) {
+                                     return std::to_string(d);
+                                   }), ", ") +
+                        "]");
+    std::optional<c10::ScalarType> type = scalarType(t->dtype);
+    if (!type)
+      return modelError(path + ": tensor '" + p.name + "' has dtype " + st::dtypeName(t->dtype) +
+                        "; parameters must be F32, F16, BF16 or F64");
+  }
+  at::NoGradGuard noGrad;
+  for (NamedParameter &p : m.params) {
+    const st::TensorInfo *t = file->find(p.name);
+    // Copy out of the mapping first: tensor data in a file need not be aligned.
+    at::Tensor staging = at::empty(t->shape, at::TensorOptions().dtype(*scalarType(t->dtype)));
+    std::memcpy(staging.data_ptr(), t->bytes.data(), t->bytes.size());
+    p.tensor.copy_(staging);
+  }
+  return llvm::Error::success();
+}
+
+llvm::Error Model::saveWeights(llvm::StringRef path) const {
+  std::vector<const NamedParameter *> order;
+  for (const NamedParameter &p : impl_->params)
+    order.push_back(&p);
+  llvm::sort(order, [](const NamedParameter *a, const NamedParameter *b) { return a->name < b->name; });
+  std::vector<at::Tensor> keepAlive;
+  std::vector<st::TensorData> tensors;
+  for (const NamedParameter *p : order) {
+    at::Tensor t = p->tensor.detach().contiguous();
+    keepAlive.push_back(t);
+    tensors.push_back({p->name, *safetensorsType(t.scalar_type()), t.sizes().vec(),
+                       llvm::ArrayRef<uint8_t>(static_cast<const uint8_t *>(t.data_ptr()),
+                                               t.nbytes())});
+  }
+  return st::write(path, tensors, {{"format", "pt"}});
+}

@@ -1,0 +1,254 @@
+//===- ModelConfig.cpp ----------------------------------------------------===//
+#include "mixtape/model/ModelConfig.h"
+
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+using namespace mixtape::model;
+
+llvm::StringRef mixtape::model::familyName(Family family) {
+  switch (family) {
+  case Family::GPT2:
+    return "gpt2";
+  case Family::Llama:
+    return "llama";
+  case Family::GPTNeoX:
+    return "gpt_neox";
+  }
+  llvm_unreachable("unknown family");
+}
+
+std::optional<Family> mixtape::model::familyFromName(llvm::StringRef name) {
+  if (name == "gpt2")
+    return Family::GPT2;
+  if (name == "llama" || name == "mistral" || name == "qwen2")
+    return Family::Llama;
+  if (name == "gpt_neox")
+    return Family::GPTNeoX;
+  return std::nullopt;
+}
+
+ModelConfig ModelConfig::defaults(Family family, int64_t vocabSize, int64_t numLayers,
+                                  int64_t dModel, int64_t numHeads, int64_t maxPositions) {
+  ModelConfig c;
+  c.family = family;
+  c.vocabSize = vocabSize;
+  c.numLayers = numLayers;
+  c.dModel = dModel;
+  c.numHeads = numHeads;
+  c.numKVHeads = numHeads;
+  c.maxPositions = maxPositions;
+  c.ffnHidden = 4 * dModel;
+  switch (family) {
+  case Family::GPT2:
+    c.tieEmbeddings = true;
+    c.activation = Activation::GELUTanh;
+    break;
+  case Family::Llama:
+    // LLaMA (Touvron et al. 2023, sec. 2.2): 2/3 of 4d for the gated MLP, rounded up to 64.
+    c.ffnHidden = (8 * dModel / 3 + 63) / 64 * 64;
+    c.normEps = 1e-6;
+    c.activation = Activation::SiLU;
+    break;
+  case Family::GPTNeoX:
+    c.rotaryPct = 0.25;
+    c.parallelResidual = true;
+    c.activation = Activation::GELU;
+    break;
+  }
+  return c;
+}
+
+llvm::Error ModelConfig::validate() const {
+  auto bad = [](const llvm::Twine &what) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), "model config: " + what);
+  };
+  if (vocabSize <= 0 || numLayers <= 0 || dModel <= 0 || numHeads <= 0 || numKVHeads <= 0 ||
+      ffnHidden <= 0 || maxPositions <= 0 || headDim < 0)
+    return bad("vocab, layers, d_model, heads, kv_heads, ffn and max_positions must be "
+               "positive");
+  if (!headDim && dModel % numHeads != 0)
+    return bad("d_model " + llvm::Twine(dModel) + " is not divisible by " +
+               llvm::Twine(numHeads) + " heads");
+  if (numHeads % numKVHeads != 0)
+    return bad(llvm::Twine(numHeads) + " heads are not divisible by " +
+               llvm::Twine(numKVHeads) + " kv_heads");
+  if (family != Family::Llama && numKVHeads != numHeads)
+    return bad("grouped-query attention is a Llama-family feature");
+  if (!(rotaryPct > 0 && rotaryPct <= 1) || rotaryDim() % 2 != 0)
+    return bad("rotary_pct must give an even number of rotated dimensions in (0, head_dim]");
+  if (!(ropeTheta > 0) || !(normEps > 0))
+    return bad("rope_theta and norm eps must be positive");
+  return llvm::Error::success();
+}
+
+namespace {
+
+/// Reads keys of a config.json object, remembering the first problem.
+class ConfigReader {
+public:
+  ConfigReader(const llvm::json::Object &obj, llvm::StringRef file) : Obj(obj), File(file) {}
+
+  int64_t integer(llvm::StringRef key, std::optional<int64_t> fallback = std::nullopt) {
+    const llvm::json::Value *v = Obj.get(key);
+    if (!v || v->kind() == llvm::json::Value::Null) {
+      if (!fallback)
+        fail("missing integer '" + key + "'");
+      return fallback.value_or(0);
+    }
+    if (auto i = v->getAsInteger())
+      return *i;
+    fail("'" + key + "' is not an integer");
+    return 0;
+  }
+  double number(llvm::StringRef key, double fallback) {
+    const llvm::json::Value *v = Obj.get(key);
+    if (!v || v->kind() == llvm::json::Value::Null)
+      return fallback;
+    if (auto d = v->getAsNumber())
+      return *d;
+    fail("'" + key + "' is not a number");
+    return fallback;
+  }
+  bool boolean(llvm::StringRef key, bool fallback) {
+    const llvm::json::Value *v = Obj.get(key);
+    if (!v)
+      return fallback;
+    if (auto b = v->getAsBoolean())
+      return *b;
+    fail("'" + key + "' is not a boolean");
+    return fallback;
+  }
+  std::optional<llvm::StringRef> string(llvm::StringRef key) {
+    if (auto s = Obj.getString(key))
+      return *s;
+    return std::nullopt;
+  }
+  /// rope_theta and partial_rotary_factor moved into "rope_parameters" in transformers 5.
+  double rope(llvm::StringRef key, llvm::StringRef legacyKey, double fallback) {
+    if (const llvm::json::Object *params = Obj.getObject("rope_parameters"))
+      if (auto d = params->getNumber(key))
+        return *d;
+    return number(legacyKey, fallback);
+  }
+  void fail(const llvm::Twine &what) {
+    if (!Error)
+      Error = (File + ": " + what).str();
+  }
+
+  std::optional<std::string> Error;
+
+private:
+  const llvm::json::Object &Obj;
+  llvm::StringRef File;
+};
+
+Activation activationFromName(llvm::StringRef name, ConfigReader &r) {
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast")
+    return Activation::GELUTanh;
+  if (name == "gelu")
+    return Activation::GELU;
+  if (name == "silu" || name == "swish")
+    return Activation::SiLU;
+  r.fail("unsupported activation '" + name + "'");
+  return Activation::GELU;
+}
+
+} // namespace
+
+llvm::Expected<ModelConfig> mixtape::model::parseHFConfig(llvm::StringRef json,
+                                                           llvm::StringRef fileName) {
+  llvm::Expected<llvm::json::Value> value = llvm::json::parse(json);
+  if (!value)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   fileName + ": " + llvm::toString(value.takeError()));
+  const llvm::json::Object *obj = value->getAsObject();
+  if (!obj)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   fileName + ": not a JSON object");
+  ConfigReader r(*obj, fileName);
+  std::optional<llvm::StringRef> modelType = r.string("model_type");
+  std::optional<Family> family = modelType ? familyFromName(*modelType) : std::nullopt;
+  if (!family)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        fileName + ": model_type '" + modelType.value_or("") +
+            "' is not one of gpt2, llama, mistral, qwen2, gpt_neox");
+
+  ModelConfig c;
+  c.family = *family;
+  c.vocabSize = r.integer("vocab_size");
+  switch (*family) {
+  case Family::GPT2:
+    c.numLayers = r.integer("n_layer");
+    c.dModel = r.integer("n_embd");
+    c.numHeads = r.integer("n_head");
+    c.numKVHeads = c.numHeads;
+    c.ffnHidden = r.integer("n_inner", 4 * c.dModel);
+    c.maxPositions = r.integer("n_positions");
+    c.normEps = r.number("layer_norm_epsilon", 1e-5);
+    c.tieEmbeddings = r.boolean("tie_word_embeddings", true);
+    c.activation = activationFromName(r.string("activation_function").value_or("gelu_new"), r);
+    if (r.boolean("scale_attn_by_inverse_layer_idx", false) ||
+        r.boolean("reorder_and_upcast_attn", false) || !r.boolean("scale_attn_weights", true))
+      r.fail("GPT-2 attention variants (scale_attn_by_inverse_layer_idx, "
+             "reorder_and_upcast_attn, unscaled) are not supported");
+    break;
+  case Family::Llama:
+    c.numLayers = r.integer("num_hidden_layers");
+    c.dModel = r.integer("hidden_size");
+    c.numHeads = r.integer("num_attention_heads");
+    c.numKVHeads = r.integer("num_key_value_heads", c.numHeads);
+    c.headDim = r.integer("head_dim", 0);
+    if (c.numHeads && c.headDim == c.dModel / c.numHeads)
+      c.headDim = 0;
+    c.ffnHidden = r.integer("intermediate_size");
+    c.maxPositions = r.integer("max_position_embeddings");
+    c.ropeTheta = r.rope("rope_theta", "rope_theta", 10000.0);
+    c.normEps = r.number("rms_norm_eps", 1e-6);
+    c.tieEmbeddings = r.boolean("tie_word_embeddings", false);
+    c.attentionBias = r.boolean("attention_bias", *modelType == "qwen2");
+    c.activation = activationFromName(r.string("hidden_act").value_or("silu"), r);
+    if (c.activation != Activation::SiLU)
+      r.fail("a Llama-family MLP must use silu");
+    if (r.boolean("mlp_bias", false))
+      r.fail("mlp_bias is not supported");
+    if (const llvm::json::Object *params = obj->getObject("rope_parameters"))
+      if (params->getString("rope_type").getValueOr("default") != "default")
+        r.fail("only the default rope_type is supported");
+    if (const llvm::json::Value *scaling = obj->get("rope_scaling"))
+      if (scaling->kind() != llvm::json::Value::Null)
+        r.fail("rope_scaling is not supported");
+    break;
+  case Family::GPTNeoX:
+    c.numLayers = r.integer("num_hidden_layers");
+    c.dModel = r.integer("hidden_size");
+    c.numHeads = r.integer("num_attention_heads");
+    c.numKVHeads = c.numHeads;
+    c.ffnHidden = r.integer("intermediate_size");
+    c.maxPositions = r.integer("max_position_embeddings");
+    c.ropeTheta = r.rope("rope_theta", "rotary_emb_base", 10000.0);
+    c.rotaryPct = r.rope("partial_rotary_factor", "rotary_pct", 0.25);
+    c.normEps = r.number("layer_norm_eps", 1e-5);
+    c.tieEmbeddings = r.boolean("tie_word_embeddings", false);
+    c.parallelResidual = r.boolean("use_parallel_residual", true);
+    c.activation = activationFromName(r.string("hidden_act").value_or("gelu"), r);
+    if (!r.boolean("attention_bias", true))
+      r.fail("GPT-NeoX without attention biases is not supported");
+    break;
+  }
+  if (r.Error)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), *r.Error);
+  if (llvm::Error err = c.validate())
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   fileName + ": " + llvm::toString(std::move(err)));
+  return c;
+}
+
+llvm::Expected<ModelConfig> mixtape::model::readHFConfig(llvm::StringRef path) {
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   path + ": cannot open: " + buffer.getError().message());
+  return parseHFConfig((*buffer)->getBuffer(), path);
+}

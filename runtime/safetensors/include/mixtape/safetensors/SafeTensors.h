@@ -1,0 +1,111 @@
+//===- SafeTensors.h - the safetensors file format -------------*- C++ -*-===//
+//
+// The one home of the safetensors format (https://github.com/huggingface/safetensors):
+//
+//   [u64 little-endian N] [N bytes of JSON header] [data region]
+//
+// The header maps each tensor name to {"dtype", "shape", "data_offsets": [begin, end]}
+// (offsets relative to the data region) and may hold "__metadata__" (string -> string).
+// Writers pad the header with spaces so the data region starts at a multiple of 8, as
+// Hugging Face's writer does. Tensors are laid out in header-key order, bytes little-endian.
+//
+// The reader trusts nothing: every length, offset, dtype and shape is checked against the
+// mapped file before a byte of tensor data is handed out, and every failure is an
+// llvm::Error naming the file and the byte offset or tensor at fault. No LibTorch here.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace llvm {
+class MemoryBuffer;
+} // namespace llvm
+
+namespace mixtape::safetensors {
+
+enum class DType : uint8_t { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool };
+
+/// The header's spelling: "F32", "BF16", "BOOL", ...
+llvm::StringRef dtypeName(DType type);
+std::optional<DType> dtypeFromName(llvm::StringRef name);
+/// Bytes per element.
+unsigned dtypeSize(DType type);
+
+/// Headers longer than this are refused before they are parsed (a hostile length field
+/// would otherwise make the reader allocate or scan gigabytes).
+constexpr uint64_t MaxHeaderBytes = 100u << 20;
+
+/// One tensor of a file: where its bytes are, and what they mean.
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0; ///< data_offsets, relative to the data region
+  llvm::ArrayRef<uint8_t> bytes; ///< the tensor's bytes in the mapped file
+
+  uint64_t numElements() const;
+};
+
+/// A checked, read-only view of a safetensors file (mapped, not copied).
+class File {
+public:
+  /// Maps and checks `path`; errors read "<path>: byte <offset>: <what>".
+  static llvm::Expected<File> open(llvm::StringRef path);
+  /// Checks bytes already in memory; `name` stands for the file in messages.
+  static llvm::Expected<File> fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
+                                         llvm::StringRef name);
+
+  File(File &&) noexcept;
+  File &operator=(File &&) noexcept;
+  ~File();
+
+  llvm::StringRef path() const { return Path; }
+  /// Tensors in the order of their data (which is the order a writer emitted them).
+  llvm::ArrayRef<TensorInfo> tensors() const { return Tensors; }
+  /// nullptr if the file has no tensor of that name.
+  const TensorInfo *find(llvm::StringRef name) const;
+  const std::map<std::string, std::string> &metadata() const { return Metadata; }
+  /// Where the data region starts in the file (8 + header length).
+  uint64_t dataOffset() const { return DataOffset; }
+
+private:
+  File() = default;
+
+  std::string Path;
+  std::unique_ptr<llvm::MemoryBuffer> Buffer;
+  std::vector<TensorInfo> Tensors;
+  std::map<std::string, size_t> ByName;
+  std::map<std::string, std::string> Metadata;
+  uint64_t DataOffset = 0;
+};
+
+/// One tensor to write: its bytes are streamed to the file as they are.
+struct TensorData {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  llvm::ArrayRef<uint8_t> bytes; ///< numElements * dtypeSize bytes, little-endian
+};
+
+/// The bytes of a header for `tensors`, in the given order, with `metadata`, padded with
+/// spaces to a multiple of 8 (without the 8-byte length in front). Fails on duplicate or
+/// empty names, a name "__metadata__", or bytes that do not match dtype x shape.
+llvm::Expected<std::string> formatHeader(llvm::ArrayRef<TensorData> tensors,
+                                         const std::map<std::string, std::string> &metadata);
+
+/// Writes a file: to "<path>.tmp-XXXXXX" first, streamed tensor by tensor, then fsync,
+/// rename onto `path`, fsync of the directory. A failed write leaves `path` untouched.
+llvm::Error write(llvm::StringRef path, llvm::ArrayRef<TensorData> tensors,
+                  const std::map<std::string, std::string> &metadata = {});
+
+} // namespace mixtape::safetensors

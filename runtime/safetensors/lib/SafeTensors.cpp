@@ -1,0 +1,399 @@
+//===- SafeTensors.cpp ----------------------------------------------------===//
+#include "mixtape/safetensors/SafeTensors.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Endian.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+using namespace mixtape::safetensors;
+
+namespace {
+
+struct DTypeEntry {
+  DType type;
+  llvm::StringLiteral name;
+  unsigned size;
+};
+
+constexpr DTypeEntry DTypes[] = {
+    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
+    {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
+    {DType::I16, "I16", 2}, {DType::I8, "I8", 1}, {DType::U8, "U8", 1},
+    {DType::Bool, "BOOL", 1},
+};
+
+/// "<file>: byte <offset>: <message>"
+llvm::Error fileError(llvm::StringRef file, uint64_t offset, const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 file + ": byte " + llvm::Twine(offset) + ": " + message);
+}
+
+llvm::Error fileError(llvm::StringRef file, const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), file + ": " + message);
+}
+
+/// The deepest nesting of arrays and objects in `json`, counting only brackets outside
+/// strings. llvm::json::parse recurses once per level, so a header of a million '[' would
+/// exhaust the stack; a safetensors header nests three levels deep.
+size_t nestingDepth(llvm::StringRef json, size_t limit) {
+  size_t depth = 0, deepest = 0;
+  bool inString = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    char c = json[i];
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit)
+        return deepest;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+} // namespace
+
+llvm::StringRef mixtape::safetensors::dtypeName(DType type) {
+  for (const DTypeEntry &e : DTypes)
+    if (e.type == type)
+      return e.name;
+  llvm_unreachable("unknown dtype");
+}
+
+std::optional<DType> mixtape::safetensors::dtypeFromName(llvm::StringRef name) {
+  for (const DTypeEntry &e : DTypes)
+    if (e.name == name)
+      return e.type;
+  return std::nullopt;
+}
+
+unsigned mixtape::safetensors::dtypeSize(DType type) {
+  for (const DTypeEntry &e : DTypes)
+    if (e.type == type)
+      return e.size;
+  llvm_unreachable("unknown dtype");
+}
+
+uint64_t TensorInfo::numElements() const {
+  uint64_t n = 1;
+  for (int64_t d : shape)
+    n *= static_cast<uint64_t>(d); // checked for overflow when the file was read
+  return n;
+}
+
+File::File(File &&) noexcept = default;
+File &File::operator=(File &&) noexcept = default;
+File::~File() = default;
+
+const TensorInfo *File::find(llvm::StringRef name) const {
+  auto it = ByName.find(name.str());
+  return it == ByName.end() ? nullptr : &Tensors[it->second];
+}
+
+llvm::Expected<File> File::open(llvm::StringRef path) {
+  // Without a required null terminator, MemoryBuffer maps files of 16 KiB or more.
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
+      llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+  if (!buffer)
+    return fileError(path, "cannot open: " + buffer.getError().message());
+  return fromBuffer(std::move(*buffer), path);
+}
+
+/// Reads one tensor's entry of the header. `at` is the header's byte offset in the file,
+/// for messages about the entry as a whole.
+static llvm::Error parseEntry(llvm::StringRef file, uint64_t at, llvm::StringRef name,
+                              const llvm::json::Value &value, TensorInfo &out) {
+  auto bad = [&](const llvm::Twine &what) {
+    return fileError(file, at, "tensor '" + name + "': " + what);
+  };
+  const llvm::json::Object *entry = value.getAsObject();
+  if (!entry)
+    return bad("entry is not an object");
+  for (const auto &kv : *entry)
+    if (kv.first != "dtype" && kv.first != "shape" && kv.first != "data_offsets")
+      return bad("unknown field '" + kv.first.str() + "'");
+
+  auto dtype = entry->getString("dtype");
+  if (!dtype)
+    return bad("missing or non-string 'dtype'");
+  std::optional<DType> type = dtypeFromName(*dtype);
+  if (!type)
+    return bad("unknown dtype '" + *dtype + "'");
+  out.dtype = *type;
+
+  const llvm::json::Array *shape = entry->getArray("shape");
+  if (!shape)
+    return bad("missing or non-array 'shape'");
+  uint64_t bytes = dtypeSize(*type);
+  for (const llvm::json::Value &dim : *shape) {
+    auto d = dim.getAsInteger();
+    if (!d || *d < 0)
+      return bad("shape holds something other than a non-negative integer");
+    out.shape.push_back(*d);
+    if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(*d), &bytes))
+      return bad("shape's size overflows 64 bits");
+  }
+
+  const llvm::json::Array *offsets = entry->getArray("data_offsets");
+  if (!offsets || offsets->size() != 2)
+    return bad("'data_offsets' is not an array of two integers");
+  auto begin = (*offsets)[0].getAsInteger();
+  auto end = (*offsets)[1].getAsInteger();
+  if (!begin || !end || *begin < 0 || *end < 0)
+    return bad("'data_offsets' is not an array of two non-negative integers");
+  if (*end < *begin)
+    return bad("data_offsets [" + llvm::Twine(*begin) + ", " + llvm::Twine(*end) +
+               "] end before they begin");
+  out.begin = static_cast<uint64_t>(*begin);
+  out.end = static_cast<uint64_t>(*end);
+  if (out.end - out.begin != bytes)
+    return bad("dtype " + *dtype + " x shape needs " + llvm::Twine(bytes) +
+               " bytes, but data_offsets [" + llvm::Twine(out.begin) + ", " +
+               llvm::Twine(out.end) + "] hold " + llvm::Twine(out.end - out.begin));
+  return llvm::Error::success();
+}
+
+llvm::Expected<File> File::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
+                                      llvm::StringRef name) {
+  File f;
+  f.Path = name.str();
+  llvm::StringRef file = f.Path;
+  llvm::StringRef bytes = buffer->getBuffer();
+  if (bytes.size() < 8)
+    return fileError(file, 0, "file of " + llvm::Twine(bytes.size()) +
+                                  " bytes is too short for the 8-byte header length");
+  uint64_t headerLength = llvm::support::endian::read64le(bytes.data());
+  if (headerLength > MaxHeaderBytes)
+    return fileError(file, 0, "header length " + llvm::Twine(headerLength) +
+                                  " exceeds the limit of " + llvm::Twine(MaxHeaderBytes) +
+                                  " bytes");
+  if (headerLength > bytes.size() - 8)
+    return fileError(file, 0, "header length " + llvm::Twine(headerLength) +
+                                  " reaches beyond the end of the file (" +
+                                  llvm::Twine(bytes.size()) + " bytes)");
+  llvm::StringRef header = bytes.substr(8, headerLength);
+  if (!header.startswith("{"))
+    return fileError(file, 8, "header does not start with '{'");
+  size_t badByte = 0;
+  if (!llvm::json::isUTF8(header, &badByte))
+    return fileError(file, 8 + badByte, "header is not valid UTF-8");
+  constexpr size_t MaxDepth = 16;
+  if (nestingDepth(header, MaxDepth) > MaxDepth)
+    return fileError(file, 8, "header nests deeper than " + llvm::Twine(MaxDepth) + " levels");
+
+  llvm::Expected<llvm::json::Value> json = llvm::json::parse(header);
+  if (!json)
+    return fileError(file, 8, "header is not JSON: " + llvm::toString(json.takeError()));
+  const llvm::json::Object *root = json->getAsObject();
+  if (!root)
+    return fileError(file, 8, "header is not a JSON object");
+
+  for (const auto &kv : *root) {
+    llvm::StringRef key = kv.first;
+    if (key == "__metadata__") {
+      const llvm::json::Object *meta = kv.second.getAsObject();
+      if (!meta)
+        return fileError(file, 8, "'__metadata__' is not an object");
+      for (const auto &m : *meta) {
+        auto value = m.second.getAsString();
+        if (!value)
+          return fileError(file, 8, "'__metadata__' value of '" + m.first.str() +
+                                        "' is not a string");
+        f.Metadata[m.first.str()] = value->str();
+      }
+      continue;
+    }
+    if (key.empty())
+      return fileError(file, 8, "a tensor has an empty name");
+    TensorInfo info;
+    info.name = key.str();
+    if (llvm::Error err = parseEntry(file, 8, key, kv.second, info))
+      return err;
+    f.Tensors.push_back(std::move(info));
+  }
+  // llvm::json::parse keeps the last of duplicate keys silently; the format forbids them.
+  // Parsing is a map, so duplicates show as fewer entries than the header has keys: count
+  // the keys at depth one by a second, cheap parse.
+  {
+    size_t keys = 0, depth = 0;
+    bool inString = false, keyPending = false;
+    for (size_t i = 0; i < header.size(); ++i) {
+      char c = header[i];
+      if (inString) {
+        if (c == '\\')
+          ++i;
+        else if (c == '"')
+          inString = false;
+      } else if (c == '"') {
+        inString = true;
+        if (depth == 1 && keyPending) {
+          ++keys;
+          keyPending = false;
+        }
+      } else if (c == '{' || c == '[') {
+        if (++depth == 1)
+          keyPending = true;
+      } else if (c == '}' || c == ']') {
+        --depth;
+      } else if (c == ',' && depth == 1) {
+        keyPending = true;
+      }
+    }
+    if (keys != root->size())
+      return fileError(file, 8, "header names a tensor more than once (" + llvm::Twine(keys) +
+                                    " keys, " + llvm::Twine(root->size()) + " distinct)");
+  }
+
+  // The data region must be exactly tiled by the tensors: no gaps, no overlaps, nothing
+  // past the end, nothing left over.
+  f.DataOffset = 8 + headerLength;
+  uint64_t dataSize = bytes.size() - f.DataOffset;
+  llvm::sort(f.Tensors, [](const TensorInfo &a, const TensorInfo &b) {
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+  });
+  uint64_t cursor = 0;
+  for (TensorInfo &t : f.Tensors) {
+    if (t.begin < cursor)
+      return fileError(file, f.DataOffset + t.begin,
+                       "tensor '" + t.name + "' overlaps the tensor before it");
+    if (t.begin > cursor)
+      return fileError(file, f.DataOffset + cursor,
+                       "gap of " + llvm::Twine(t.begin - cursor) +
+                           " bytes before tensor '" + t.name + "'");
+    if (t.end > dataSize)
+      return fileError(file, f.DataOffset + t.begin,
+                       "tensor '" + t.name + "' ends at data offset " + llvm::Twine(t.end) +
+                           ", past the end of the data region (" + llvm::Twine(dataSize) +
+                           " bytes)");
+    t.bytes = llvm::ArrayRef<uint8_t>(
+        reinterpret_cast<const uint8_t *>(bytes.data() + f.DataOffset + t.begin),
+        t.end - t.begin);
+    cursor = t.end;
+  }
+  if (cursor != dataSize)
+    return fileError(file, f.DataOffset + cursor,
+                     llvm::Twine(dataSize - cursor) +
+                         " bytes after the last tensor belong to no tensor");
+  for (size_t i = 0; i < f.Tensors.size(); ++i)
+    f.ByName[f.Tensors[i].name] = i;
+  f.Buffer = std::move(buffer);
+  return f;
+}
+
+llvm::Expected<std::string>
+mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorData> tensors,
+                                   const std::map<std::string, std::string> &metadata) {
+  std::string header;
+  llvm::raw_string_ostream os(header);
+  llvm::json::OStream json(os);
+  llvm::StringSet<> seen;
+  uint64_t offset = 0;
+  llvm::Error failure = llvm::Error::success();
+  json.object([&] {
+    if (!metadata.empty())
+      json.attributeObject("__metadata__", [&] {
+        for (const auto &[key, value] : metadata)
+          json.attribute(key, value);
+      });
+    for (const TensorData &t : tensors) {
+      uint64_t bytes = dtypeSize(t.dtype);
+      for (int64_t d : t.shape)
+        bytes *= static_cast<uint64_t>(d);
+      if (failure)
+        return;
+      if (t.name.empty() || t.name == "__metadata__" || !seen.insert(t.name).second) {
+        failure = llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                          "safetensors: bad or duplicate tensor name '" +
+                                              t.name + "'");
+        return;
+      }
+      if (bytes != t.bytes.size()) {
+        failure = llvm::createStringError(
+            llvm::inconvertibleErrorCode(),
+            "safetensors: tensor '" + t.name + "' has " + llvm::Twine(t.bytes.size()) +
+                " bytes, but its dtype and shape need " + llvm::Twine(bytes));
+        return;
+      }
+      json.attributeObject(t.name, [&] {
+        json.attribute("dtype", dtypeName(t.dtype));
+        json.attributeArray("shape", [&] {
+          for (int64_t d : t.shape)
+            json.value(d);
+        });
+        json.attributeArray("data_offsets", [&] {
+          json.value(static_cast<int64_t>(offset));
+          json.value(static_cast<int64_t>(offset + bytes));
+        });
+      });
+      offset += bytes;
+    }
+  });
+  if (failure)
+    return failure;
+  os.flush();
+  // Pad so that the data region (after the 8-byte length) starts 8-aligned.
+  header.append((8 - header.size() % 8) % 8, ' ');
+  return header;
+}
+
+llvm::Error mixtape::safetensors::write(llvm::StringRef path, llvm::ArrayRef<TensorData> tensors,
+                                        const std::map<std::string, std::string> &metadata) {
+  llvm::Expected<std::string> header = formatHeader(tensors, metadata);
+  if (!header)
+    return fileError(path, llvm::toString(header.takeError()));
+  llvm::Expected<llvm::sys::fs::TempFile> temp =
+      llvm::sys::fs::TempFile::create(path + ".tmp-%%%%%%");
+  if (!temp)
+    return fileError(path, "cannot create a temporary file: " +
+                               llvm::toString(temp.takeError()));
+  auto discard = [&](const llvm::Twine &why) {
+    llvm::consumeError(temp->discard());
+    return fileError(path, why);
+  };
+  {
+    llvm::raw_fd_ostream out(temp->FD, /*shouldClose=*/false);
+    char length[8];
+    llvm::support::endian::write64le(length, header->size());
+    out.write(length, 8);
+    out << *header;
+    for (const TensorData &t : tensors)
+      out.write(reinterpret_cast<const char *>(t.bytes.data()), t.bytes.size());
+    out.flush();
+    if (std::error_code ec = out.error()) {
+      out.clear_error();
+      return discard("write failed: " + ec.message());
+    }
+  }
+  if (::fsync(temp->FD) != 0)
+    return discard("fsync failed: " + std::error_code(errno, std::generic_category()).message());
+  if (llvm::Error err = temp->keep(path))
+    return fileError(path, "cannot move the finished file into place: " +
+                               llvm::toString(std::move(err)));
+  // The rename is durable only once the directory entry is.
+  llvm::SmallString<256> dir(path);
+  llvm::sys::path::remove_filename(dir);
+  if (dir.empty())
+    dir = ".";
+  int dirFd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dirFd >= 0) {
+    ::fsync(dirFd);
+    ::close(dirFd);
+  }
+  return llvm::Error::success();
+}

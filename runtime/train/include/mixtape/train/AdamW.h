@@ -1,0 +1,80 @@
+//===- AdamW.h - AdamW with parameter groups -------------------*- C++ -*-===//
+//
+// Adam with decoupled weight decay (Loshchilov & Hutter 2019, Algorithm 2), written as
+// PyTorch's single-tensor torch.optim.AdamW computes it, so that a step here and a step
+// there agree to rounding. The learning rate is an argument of every step: the schedule
+// belongs to the caller (the compiler library defines it).
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/model/Model.h"
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mixtape::train {
+
+struct AdamWOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weightDecay = 0.1;
+  /// Decay norms, biases and embeddings too (by default only matrices decay).
+  bool decayAllParameters = false;
+};
+
+/// Parameters that share a weight decay; `members` index into the optimizer's parameters.
+struct ParamGroup {
+  std::string name; ///< "decay" or "no_decay"
+  double weightDecay = 0;
+  std::vector<size_t> members;
+};
+
+class AdamW {
+public:
+  AdamW(llvm::ArrayRef<model::NamedParameter> params, AdamWOptions options);
+
+  /// One update of every parameter that has a gradient, with learning rate `lr`.
+  void step(double lr);
+  /// Drops the gradients (undefined, not zero-filled: the next backward allocates).
+  void zeroGrad();
+  /// Forgets moments and step count (a stage edge that resets the optimizer).
+  void resetState();
+
+  int64_t steps() const { return Steps; }
+  const AdamWOptions &options() const { return Options; }
+  llvm::ArrayRef<ParamGroup> groups() const { return Groups; }
+  llvm::ArrayRef<model::NamedParameter> parameters() const { return Params; }
+  /// First and second moments of parameter `i` (undefined before its first step).
+  const at::Tensor &expAvg(size_t i) const { return ExpAvg[i]; }
+  const at::Tensor &expAvgSq(size_t i) const { return ExpAvgSq[i]; }
+
+  /// Moments as "<param>.exp_avg" / "<param>.exp_avg_sq", step count and hyperparameters
+  /// in the metadata; one safetensors file written atomically.
+  llvm::Error saveState(llvm::StringRef path) const;
+  /// Reads what saveState wrote; every parameter's moments must be there with its shape.
+  llvm::Error loadState(llvm::StringRef path);
+
+private:
+  std::vector<model::NamedParameter> Params;
+  AdamWOptions Options;
+  std::vector<ParamGroup> Groups;
+  std::vector<double> Decay; ///< per parameter, from its group
+  std::vector<at::Tensor> ExpAvg, ExpAvgSq;
+  int64_t Steps = 0;
+};
+
+/// Scales all gradients so that their global L2 norm is at most `maxNorm` (as
+/// torch.nn.utils.clip_grad_norm_, with its 1e-6 guard); returns the norm before clipping.
+/// `maxNorm` <= 0 only measures.
+double clipGradNorm(llvm::ArrayRef<model::NamedParameter> params, double maxNorm);
+
+} // namespace mixtape::train

@@ -1,0 +1,68 @@
+//===- Trainer.h - one optimizer step over micro-batches -------*- C++ -*-===//
+//
+// A step reads top to bottom: the LR from the stage's schedule at the tokens seen so far,
+// forward and backward over each micro-batch with the loss scaled so that the accumulated
+// gradient is the gradient of the mean over all loss tokens of the batch, a non-finite loss
+// check, gradient clipping, the AdamW update.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/compiler/Schedule.h"
+#include "mixtape/model/Model.h"
+#include "mixtape/train/AdamW.h"
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/Support/Error.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace mixtape::train {
+
+/// One micro-batch: `inputs` and `targets` [B, T] int64; `lossMask` (optional, [B, T],
+/// nonzero where the target counts); `documentStarts` (optional, see Model::forward).
+struct MicroBatch {
+  at::Tensor inputs, targets, lossMask, documentStarts;
+};
+
+struct StepResult {
+  double loss = 0;        ///< mean cross-entropy over the batch's loss tokens
+  int64_t lossTokens = 0; ///< positions that counted for the loss
+  int64_t tokens = 0;     ///< all input positions (what the schedule counts)
+  double gradNorm = 0;    ///< global gradient norm before clipping
+  double lr = 0;
+};
+
+/// Accumulates into the parameters' .grad() the gradient of the batch's mean token loss;
+/// returns that loss and the token counts. Errors when no position counts for the loss.
+llvm::Expected<StepResult> accumulateGradients(const model::Model &model,
+                                               llvm::ArrayRef<MicroBatch> batch);
+
+struct TrainOptions {
+  double clipNorm = 1.0; ///< 0: no clipping
+};
+
+class Trainer {
+public:
+  Trainer(model::Model &model, AdamW &optimizer, schedule::Schedule schedule,
+          TrainOptions options = {});
+
+  /// One optimizer step. A non-finite loss is an error naming the step, and leaves the
+  /// weights and optimizer state as they were.
+  llvm::Expected<StepResult> step(llvm::ArrayRef<MicroBatch> batch);
+
+  /// Tokens of this stage consumed so far: where the schedule is evaluated next.
+  double tokensSeen() const { return TokensSeen; }
+  void setTokensSeen(double tokens) { TokensSeen = tokens; }
+
+private:
+  model::Model &Model;
+  AdamW &Optimizer;
+  schedule::Schedule Schedule;
+  TrainOptions Options;
+  double TokensSeen = 0;
+};
+
+} // namespace mixtape::train

@@ -1,0 +1,174 @@
+//===- AdamW.cpp ----------------------------------------------------------===//
+#include "mixtape/train/AdamW.h"
+
+#include "mixtape/model/TorchCompat.h"
+#include "mixtape/safetensors/SafeTensors.h"
+
+#include "llvm/ADT/StringExtras.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+using namespace mixtape::train;
+using mixtape::model::NamedParameter;
+using mixtape::model::ParamKind;
+namespace st = mixtape::safetensors;
+
+static llvm::Error stateError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+AdamW::AdamW(llvm::ArrayRef<NamedParameter> params, AdamWOptions options)
+    : Params(params.begin(), params.end()), Options(options),
+      Groups{{"decay", options.weightDecay, {}}, {"no_decay", 0.0, {}}} {
+  for (size_t i = 0; i < Params.size(); ++i) {
+    bool decays = options.decayAllParameters || Params[i].kind == ParamKind::Matrix;
+    Groups[decays ? 0 : 1].members.push_back(i);
+    Decay.push_back(decays ? options.weightDecay : 0.0);
+  }
+  ExpAvg.resize(Params.size());
+  ExpAvgSq.resize(Params.size());
+}
+
+void AdamW::step(double lr) {
+  at::NoGradGuard noGrad;
+  ++Steps;
+  const double b1 = Options.beta1, b2 = Options.beta2;
+  const double biasCorrection1 = 1 - std::pow(b1, double(Steps));
+  const double biasCorrection2Sqrt = std::sqrt(1 - std::pow(b2, double(Steps)));
+  const double stepSize = lr / biasCorrection1;
+  for (size_t i = 0; i < Params.size(); ++i) {
+    at::Tensor &param = Params[i].tensor;
+    const at::Tensor &grad = param.grad();
+    if (!grad.defined())
+      continue;
+    if (!ExpAvg[i].defined()) {
+      ExpAvg[i] = at::zeros_like(param, at::MemoryFormat::Preserve);
+      ExpAvgSq[i] = at::zeros_like(param, at::MemoryFormat::Preserve);
+    }
+    // torch/optim/adamw.py, _single_tensor_adamw, step for step.
+    if (Decay[i] != 0)
+      param.mul_(1 - lr * Decay[i]);
+    ExpAvg[i].lerp_(grad, 1 - b1);
+    ExpAvgSq[i].mul_(b2).addcmul_(grad, grad, 1 - b2);
+    at::Tensor denom = (ExpAvgSq[i].sqrt() / biasCorrection2Sqrt).add_(Options.eps);
+    param.addcdiv_(ExpAvg[i], denom, -stepSize);
+  }
+}
+
+void AdamW::zeroGrad() {
+  for (NamedParameter &p : Params)
+    p.tensor.mutable_grad() = at::Tensor();
+}
+
+void AdamW::resetState() {
+  for (size_t i = 0; i < Params.size(); ++i)
+    ExpAvg[i] = ExpAvgSq[i] = at::Tensor();
+  Steps = 0;
+}
+
+double mixtape::train::clipGradNorm(llvm::ArrayRef<NamedParameter> params, double maxNorm) {
+  at::NoGradGuard noGrad;
+  std::vector<at::Tensor> norms;
+  for (const NamedParameter &p : params)
+    if (p.tensor.grad().defined())
+      norms.push_back(p.tensor.grad().norm(2));
+  if (norms.empty())
+    return 0;
+  double total = at::stack(norms).norm(2).item<double>();
+  double coef = maxNorm / (total + 1e-6);
+  if (maxNorm > 0 && coef < 1)
+    for (const NamedParameter &p : params)
+      if (p.tensor.grad().defined())
+        p.tensor.grad().mul_(coef);
+  return total;
+}
+
+//===----------------------------------------------------------------------===//
+// State files
+//===----------------------------------------------------------------------===//
+
+/// Shortest decimal that reads back as the same double.
+static std::string exactDecimal(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.17g", value);
+  return text;
+}
+
+static std::optional<st::DType> stateType(c10::ScalarType type) {
+  if (type == at::kFloat)
+    return st::DType::F32;
+  if (type == at::kDouble)
+    return st::DType::F64;
+  return std::nullopt;
+}
+
+llvm::Error AdamW::saveState(llvm::StringRef path) const {
+  std::vector<at::Tensor> keepAlive;
+  std::vector<st::TensorData> tensors;
+  for (size_t i = 0; i < Params.size(); ++i) {
+    // A parameter that never had a gradient has zero moments.
+    for (auto [suffix, moment] : {std::pair{".exp_avg", &ExpAvg[i]}, {".exp_avg_sq", &ExpAvgSq[i]}}) {
+      at::Tensor t = moment->defined() ? moment->contiguous()
+                                       : at::zeros_like(Params[i].tensor).contiguous();
+      std::optional<st::DType> type = stateType(t.scalar_type());
+      if (!type)
+        return stateError(path + ": optimizer state of '" + Params[i].name +
+                          "' is neither F32 nor F64");
+      keepAlive.push_back(t);
+      tensors.push_back({Params[i].name + suffix, *type, t.sizes().vec(),
+                         llvm::ArrayRef<uint8_t>(static_cast<const uint8_t *>(t.data_ptr()),
+                                                 t.nbytes())});
+    }
+  }
+  std::map<std::string, std::string> metadata = {
+      {"format", "mixtape-adamw-v1"},
+      {"step", std::to_string(Steps)},
+      {"beta1", exactDecimal(Options.beta1)},
+      {"beta2", exactDecimal(Options.beta2)},
+      {"eps", exactDecimal(Options.eps)},
+      {"weight_decay", exactDecimal(Options.weightDecay)},
+  };
+  return st::write(path, tensors, metadata);
+}
+
+llvm::Error AdamW::loadState(llvm::StringRef path) {
+  llvm::Expected<st::File> file = st::File::open(path);
+  if (!file)
+    return file.takeError();
+  const std::map<std::string, std::string> &meta = file->metadata();
+  auto format = meta.find("format");
+  if (format == meta.end() || format->second != "mixtape-adamw-v1")
+    return stateError(path + ": not an AdamW state file (metadata format is not "
+                             "'mixtape-adamw-v1')");
+  int64_t steps = 0;
+  auto step = meta.find("step");
+  if (step == meta.end() || llvm::StringRef(step->second).getAsInteger(10, steps) || steps < 0)
+    return stateError(path + ": metadata 'step' is missing or not a count");
+  if (file->tensors().size() != 2 * Params.size())
+    return stateError(path + ": holds " + llvm::Twine(file->tensors().size()) +
+                      " tensors; the model's " + llvm::Twine(Params.size()) +
+                      " parameters need " + llvm::Twine(2 * Params.size()));
+  std::vector<at::Tensor> expAvg(Params.size()), expAvgSq(Params.size());
+  for (size_t i = 0; i < Params.size(); ++i) {
+    const at::Tensor &param = Params[i].tensor;
+    for (auto [suffix, out] : {std::pair{".exp_avg", &expAvg[i]}, {".exp_avg_sq", &expAvgSq[i]}}) {
+      std::string name = Params[i].name + suffix;
+      const st::TensorInfo *t = file->find(name);
+      if (!t)
+        return stateError(path + ": missing tensor '" + name + "'");
+      if (t->shape != param.sizes().vec() || stateType(param.scalar_type()) != t->dtype)
+        return stateError(path + ": tensor '" + name + "' does not match its parameter's " +
+                          "shape and dtype");
+      *out = at::empty_like(param, at::MemoryFormat::Contiguous);
+      std::memcpy(out->data_ptr(), t->bytes.data(), t->bytes.size());
+    }
+  }
+  ExpAvg = std::move(expAvg);
+  ExpAvgSq = std::move(expAvgSq);
+  Steps = steps;
+  return llvm::Error::success();
+}

@@ -1,0 +1,47 @@
+//===- Numerics.cpp -------------------------------------------------------===//
+#include "mixtape/train/Numerics.h"
+
+#include "llvm/ADT/StringRef.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <torch/version.h>
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <thread>
+
+unsigned mixtape::train::configureThreads() {
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  if (const char *env = std::getenv(ThreadsEnvVar)) {
+    unsigned value = 0;
+    if (!llvm::StringRef(env).trim().getAsInteger(10, value) && value > 0)
+      threads = value;
+  }
+  at::set_num_threads(int(threads));
+  return threads;
+}
+
+/// The value of "<key>" in at::show_config()'s text, up to the next ',' or line end.
+static std::string configValue(llvm::StringRef config, llvm::StringRef key) {
+  size_t at = config.find(key);
+  if (at == llvm::StringRef::npos)
+    return "unknown";
+  llvm::StringRef rest = config.substr(at + key.size());
+  return rest.take_until([](char c) { return c == ',' || c == '\n'; }).trim().str();
+}
+
+std::string mixtape::train::numericsFingerprint() {
+  std::string config = at::show_config();
+  // Debian's LibTorch reports BLAS_INFO=generic and reaches BLAS through libblas.so.3,
+  // which the alternatives system points at OpenBLAS or the reference BLAS; ask the
+  // loaded library itself when it can tell.
+  std::string blas = configValue(config, "BLAS_INFO=");
+  using GetConfig = const char *(*)();
+  if (auto openblasConfig = reinterpret_cast<GetConfig>(dlsym(RTLD_DEFAULT, "openblas_get_config")))
+    blas = llvm::StringRef(openblasConfig()).trim().str();
+  return "libtorch " TORCH_VERSION "; blas " + blas + "; threads " +
+         std::to_string(at::get_num_threads()) + "; cpu " +
+         configValue(config, "CPU capability usage:");
+}

@@ -1,0 +1,59 @@
+//===- Trainer.cpp --------------------------------------------------------===//
+#include "mixtape/train/Trainer.h"
+
+#include "mixtape/model/TorchCompat.h"
+
+#include <cmath>
+
+using namespace mixtape::train;
+
+llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Model &model,
+                                                               llvm::ArrayRef<MicroBatch> batch) {
+  StepResult result;
+  for (const MicroBatch &mb : batch) {
+    result.lossTokens += model::countLossTokens(mb.targets, mb.lossMask);
+    result.tokens += mb.inputs.numel();
+  }
+  if (result.lossTokens == 0)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "no position of the batch counts for the loss");
+  // Each micro-batch's loss sum is divided by the whole batch's loss tokens, so the
+  // accumulated gradient is that of the batch mean however the tokens fall across
+  // micro-batches and masks.
+  const double scale = 1.0 / double(result.lossTokens);
+  for (const MicroBatch &mb : batch) {
+    at::Tensor logits = model.forward(mb.inputs, mb.documentStarts);
+    at::Tensor loss = model::maskedTokenLossSum(logits, mb.targets, mb.lossMask) * scale;
+    loss.backward();
+    result.loss += loss.item<double>();
+  }
+  return result;
+}
+
+Trainer::Trainer(model::Model &model, AdamW &optimizer, schedule::Schedule schedule,
+                 TrainOptions options)
+    : Model(model), Optimizer(optimizer), Schedule(std::move(schedule)), Options(options) {}
+
+llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
+  const int64_t stepNumber = Optimizer.steps() + 1;
+  auto stepError = [&](const llvm::Twine &what) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "step " + llvm::Twine(stepNumber) + ": " + what);
+  };
+  const double lr = Schedule.lr(TokensSeen);
+  Optimizer.zeroGrad();
+  llvm::Expected<StepResult> result = accumulateGradients(Model, batch);
+  if (!result)
+    return stepError(llvm::toString(result.takeError()));
+  if (!std::isfinite(result->loss)) {
+    Optimizer.zeroGrad();
+    return stepError("loss is " + llvm::Twine(std::isnan(result->loss) ? "NaN" : "infinite") +
+                     "; weights left as they were after step " + llvm::Twine(stepNumber - 1));
+  }
+  result->gradNorm = clipGradNorm(Model.parameters(), Options.clipNorm);
+  result->lr = lr;
+  Optimizer.step(lr);
+  Optimizer.zeroGrad();
+  TokensSeen += double(result->tokens);
+  return result;
+}

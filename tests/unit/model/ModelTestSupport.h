@@ -1,0 +1,75 @@
+//===- ModelTestSupport.h - fixtures, tiny models, temp folders -*- C++ -*-===//
+#pragma once
+
+#include "mixtape/model/Model.h"
+
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/FileSystem.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace mixtape::model::test {
+
+/// ../shared/fixtures next to the source tree (Hugging Face reference files).
+inline std::string fixturesDir() {
+  std::string dir = MIXTAPE_SOURCE_DIR; // appended, not operator+: GCC 12 -Warray-bounds bug
+  dir += "/../shared/fixtures";
+  return dir;
+}
+
+#define MIXTAPE_REQUIRE_FIXTURES()                                                           \
+  if (!llvm::sys::fs::is_directory(::mixtape::model::test::fixturesDir()))                    \
+  GTEST_SKIP() << "shared fixtures not found at " << ::mixtape::model::test::fixturesDir()    \
+               << " (they come with the workspace, not the repository)"
+
+class TempDir {
+public:
+  TempDir() {
+    llvm::SmallString<128> path;
+    EXPECT_FALSE(llvm::sys::fs::createUniqueDirectory("mixtape-model-test", path));
+    Path = std::string(path);
+  }
+  ~TempDir() { llvm::sys::fs::remove_directories(Path); }
+  std::string operator/(const std::string &name) const { return Path + "/" + name; }
+  std::string Path;
+};
+
+/// A model small enough for finite differences: 2 layers, width 8, 2 heads (Llama: 1 KV
+/// head, so grouped-query attention is exercised), vocabulary 11, 12 positions.
+inline ModelConfig tinyConfig(Family family) {
+  ModelConfig c = ModelConfig::defaults(family, /*vocab=*/11, /*layers=*/2, /*d=*/8,
+                                        /*heads=*/2, /*positions=*/12);
+  c.ffnHidden = 12;
+  if (family == Family::Llama)
+    c.numKVHeads = 1;
+  if (family == Family::GPTNeoX)
+    c.rotaryPct = 0.5;
+  return c;
+}
+
+inline std::unique_ptr<Model> makeModel(const ModelConfig &c, uint64_t seed = 1,
+                                        c10::ScalarType dtype = at::kFloat) {
+  llvm::Expected<std::unique_ptr<Model>> m = Model::create(c, seed, dtype);
+  if (!m) {
+    ADD_FAILURE() << llvm::toString(m.takeError());
+    return nullptr;
+  }
+  return std::move(*m);
+}
+
+/// Deterministic token ids in [0, vocab).
+inline at::Tensor tokens(int64_t batch, int64_t time, int64_t vocab, uint64_t seed = 7) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  return at::randint(vocab, {batch, time}, gen, at::TensorOptions().dtype(at::kLong));
+}
+
+inline const Family AllFamilies[] = {Family::GPT2, Family::Llama, Family::GPTNeoX};
+
+inline std::string familyLabel(const testing::TestParamInfo<Family> &info) {
+  return familyName(info.param).str();
+}
+
+} // namespace mixtape::model::test

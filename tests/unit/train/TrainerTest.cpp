@@ -1,0 +1,193 @@
+//===- TrainerTest.cpp - accumulation, schedule, determinism, NaN ---------===//
+#include "../model/ModelTestSupport.h"
+
+#include "mixtape/train/Numerics.h"
+#include "mixtape/train/Trainer.h"
+
+#include <ATen/Parallel.h>
+
+#include <cstdlib>
+
+using namespace mixtape::model;
+using namespace mixtape::model::test;
+using namespace mixtape::train;
+namespace sched = mixtape::schedule;
+
+namespace {
+
+/// Linear warmup to 1e-3 over 96 tokens, then constant: a schedule as the compiler resolves it.
+sched::Schedule warmupThenConstant() {
+  sched::Phase warmup;
+  warmup.shape = sched::Shape::Warmup;
+  warmup.begin = 0, warmup.length = 96, warmup.from = 0, warmup.to = 1e-3;
+  sched::Phase flat;
+  flat.shape = sched::Shape::Constant;
+  flat.begin = 96, flat.from = flat.to = 1e-3;
+  return sched::Schedule({warmup, flat});
+}
+
+MicroBatch microBatch(int64_t rows, int64_t time, int64_t vocab, uint64_t seed) {
+  MicroBatch mb;
+  at::Tensor ids = tokens(rows, time + 1, vocab, seed);
+  mb.inputs = ids.narrow(1, 0, time).contiguous();
+  mb.targets = ids.narrow(1, 1, time).contiguous();
+  return mb;
+}
+
+std::vector<at::Tensor> gradients(const Model &model) {
+  std::vector<at::Tensor> grads;
+  for (const NamedParameter &p : model.parameters())
+    grads.push_back(p.tensor.grad().clone());
+  return grads;
+}
+
+void clearGradients(const Model &model) {
+  for (const NamedParameter &p : model.parameters())
+    p.tensor.mutable_grad() = at::Tensor();
+}
+
+} // namespace
+
+// Four micro-batches with different numbers of masked tokens give the gradient of one batch
+// of four times the rows: each token weighs the same however the batch is split.
+TEST(Trainer, AccumulationEqualsOneLargeBatch) {
+  std::unique_ptr<Model> model = makeModel(tinyConfig(Family::GPTNeoX), 2);
+  const int64_t V = model->config().vocabSize, T = 6;
+  std::vector<MicroBatch> micro;
+  for (int i = 0; i < 4; ++i) {
+    MicroBatch mb = microBatch(2, T, V, 100 + i);
+    mb.lossMask = at::ones({2, T}, at::kBool);
+    for (int j = 0; j < i * 2; ++j) // 0, 2, 4, 6 masked positions
+      mb.lossMask[j % 2][j / 2] = false;
+    mb.documentStarts = at::zeros({2, T}, at::kBool);
+    mb.documentStarts[1][3] = true;
+    micro.push_back(mb);
+  }
+  MicroBatch whole;
+  for (auto field : {&MicroBatch::inputs, &MicroBatch::targets, &MicroBatch::lossMask,
+                     &MicroBatch::documentStarts}) {
+    std::vector<at::Tensor> parts;
+    for (const MicroBatch &mb : micro)
+      parts.push_back(mb.*field);
+    whole.*field = at::cat(parts, 0);
+  }
+
+  llvm::Expected<StepResult> split = accumulateGradients(*model, micro);
+  ASSERT_TRUE(!!split) << llvm::toString(split.takeError());
+  std::vector<at::Tensor> splitGrads = gradients(*model);
+  clearGradients(*model);
+  llvm::Expected<StepResult> one = accumulateGradients(*model, {whole});
+  ASSERT_TRUE(!!one) << llvm::toString(one.takeError());
+  std::vector<at::Tensor> oneGrads = gradients(*model);
+
+  EXPECT_EQ(split->lossTokens, 4 * 2 * T - 12);
+  EXPECT_EQ(split->lossTokens, one->lossTokens);
+  EXPECT_EQ(split->tokens, 4 * 2 * T);
+  EXPECT_NEAR(split->loss, one->loss, 1e-6);
+  for (size_t i = 0; i < oneGrads.size(); ++i)
+    EXPECT_TRUE(at::allclose(splitGrads[i], oneGrads[i], 1e-5, 1e-7))
+        << model->parameters()[i].name << ": max diff "
+        << (splitGrads[i] - oneGrads[i]).abs().max().item<double>();
+}
+
+TEST(Trainer, LearningRateComesFromTheSchedule) {
+  std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 2);
+  AdamW opt(model->parameters(), AdamWOptions{});
+  sched::Schedule schedule = warmupThenConstant();
+  Trainer trainer(*model, opt, schedule);
+  const int64_t V = model->config().vocabSize;
+  for (int step = 0; step < 5; ++step) {
+    double before = trainer.tokensSeen();
+    llvm::Expected<StepResult> r = trainer.step({microBatch(4, 8, V, step)});
+    ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
+    EXPECT_EQ(r->lr, schedule.lr(before)) << "step " << step;
+    EXPECT_EQ(trainer.tokensSeen(), before + 32);
+    EXPECT_TRUE(std::isfinite(r->gradNorm) && r->gradNorm > 0);
+  }
+  EXPECT_EQ(opt.steps(), 5);
+  EXPECT_NEAR(schedule.lr(32), 1e-3 / 3, 1e-12);
+}
+
+TEST(Trainer, LossGoesDownOnARepeatedBatch) {
+  std::unique_ptr<Model> model = makeModel(tinyConfig(Family::GPT2), 2);
+  AdamW opt(model->parameters(), AdamWOptions{});
+  sched::Phase flat;
+  flat.shape = sched::Shape::Constant;
+  flat.from = flat.to = 1e-2;
+  Trainer trainer(*model, opt, sched::Schedule({flat}));
+  MicroBatch mb = microBatch(4, 8, model->config().vocabSize, 5);
+  double first = trainer.step({mb})->loss, last = first;
+  for (int i = 0; i < 30; ++i)
+    last = trainer.step({mb})->loss;
+  EXPECT_LT(last, first - 0.5);
+}
+
+// Same seed, same data, same threads: the same bits, run after run.
+TEST(Trainer, TwoIdenticalRunsGiveIdenticalWeights) {
+  auto run = [](Family family) {
+    std::unique_ptr<Model> model = makeModel(tinyConfig(family), 17);
+    AdamW opt(model->parameters(), AdamWOptions{});
+    Trainer trainer(*model, opt, warmupThenConstant());
+    const int64_t V = model->config().vocabSize;
+    for (int step = 0; step < 6; ++step) {
+      llvm::Expected<StepResult> r =
+          trainer.step({microBatch(2, 10, V, 1000 + step), microBatch(2, 10, V, 2000 + step)});
+      EXPECT_TRUE(!!r);
+      if (!r)
+        llvm::consumeError(r.takeError());
+    }
+    return model;
+  };
+  for (Family family : AllFamilies) {
+    std::unique_ptr<Model> a = run(family), b = run(family);
+    for (size_t i = 0; i < a->parameters().size(); ++i)
+      EXPECT_TRUE(at::equal(a->parameters()[i].tensor, b->parameters()[i].tensor))
+          << familyName(family).str() << " " << a->parameters()[i].name;
+  }
+}
+
+TEST(Trainer, NonFiniteLossStopsTheStepAndKeepsTheWeights) {
+  std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 2);
+  AdamW opt(model->parameters(), AdamWOptions{});
+  Trainer trainer(*model, opt, warmupThenConstant());
+  const int64_t V = model->config().vocabSize;
+  ASSERT_TRUE(!!trainer.step({microBatch(2, 8, V, 1)}));
+  {
+    at::NoGradGuard noGrad;
+    model->findParameter("model.norm.weight")->tensor[0] = std::nan("");
+  }
+  std::vector<at::Tensor> before;
+  for (const NamedParameter &p : model->parameters())
+    before.push_back(p.tensor.detach().clone());
+  llvm::Expected<StepResult> r = trainer.step({microBatch(2, 8, V, 2)});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(llvm::toString(r.takeError()),
+            "step 2: loss is NaN; weights left as they were after step 1");
+  EXPECT_EQ(opt.steps(), 1);
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_TRUE(at::equal(before[i], model->parameters()[i].tensor) ||
+                model->parameters()[i].name == "model.norm.weight");
+
+  MicroBatch allMasked = microBatch(1, 4, V, 3);
+  allMasked.lossMask = at::zeros({1, 4}, at::kBool);
+  r = trainer.step({allMasked});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(llvm::toString(r.takeError()), "step 2: no position of the batch counts for the loss");
+}
+
+TEST(Numerics, ThreadsAndFingerprint) {
+  ::setenv(ThreadsEnvVar, "1", 1);
+  EXPECT_EQ(configureThreads(), 1u);
+  EXPECT_EQ(at::get_num_threads(), 1);
+  ::setenv(ThreadsEnvVar, "not a number", 1);
+  EXPECT_GE(configureThreads(), 1u);
+  ::unsetenv(ThreadsEnvVar);
+  unsigned threads = configureThreads();
+  std::string fingerprint = numericsFingerprint();
+  EXPECT_EQ(fingerprint.find("libtorch "), 0u) << fingerprint;
+  EXPECT_NE(fingerprint.find("; threads " + std::to_string(threads) + ";"), std::string::npos)
+      << fingerprint;
+  EXPECT_NE(fingerprint.find("; blas "), std::string::npos) << fingerprint;
+  EXPECT_NE(fingerprint.find("; cpu "), std::string::npos) << fingerprint;
+  std::cout << "numerics fingerprint: " << fingerprint << "\n";
+}
