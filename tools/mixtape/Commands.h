@@ -20,6 +20,10 @@ struct Command {
 
 int lintMain(llvm::ArrayRef<llvm::StringRef> args);
 int planMain(llvm::ArrayRef<llvm::StringRef> args);
+#ifdef MIXTAPE_HAVE_RUNTIME
+int runMain(llvm::ArrayRef<llvm::StringRef> args);
+int execMain(llvm::ArrayRef<llvm::StringRef> args);
+#endif
 int dataMain(llvm::ArrayRef<llvm::StringRef> args);
 
 } // namespace mixtape::cli

@@ -12,6 +12,10 @@ using namespace mixtape::cli;
 static const Command kCommands[] = {
     {"lint", "check recipes and report every problem, like a compiler", lintMain},
     {"plan", "lower a recipe to its execution graph: nodes, data cursors, ledger, cost", planMain},
+#ifdef MIXTAPE_HAVE_RUNTIME
+    {"run", "compile a recipe and execute its plan: train, evaluate, merge", runMain},
+    {"exec", "execute a compiled plan, or one node of it", execMain},
+#endif
     {"data", "synthesize, prepare and inspect token datasets", dataMain},
 };
 

@@ -1,0 +1,44 @@
+//===- ExecContext.h - what the node runners share --------------*- C++ -*-===//
+#pragma once
+
+#include "RunDir.h"
+
+#include "mixtape/data/Sampler.h"
+
+#include "llvm/Support/JSON.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mixtape::exec {
+
+struct ExecNode {
+  std::string name, kind, dir, hash;
+  std::vector<size_t> inputs;
+  const llvm::json::Object *entry = nullptr; ///< the node's object in the plan
+  const llvm::json::Object *settings = nullptr;
+  const llvm::json::Object *exec = nullptr;
+};
+
+struct ExecContext {
+  const llvm::json::Object *plan = nullptr;
+  std::string runDir, recipeDir;
+  uint64_t seed = 0;
+  bool progress = true;
+  std::vector<ExecNode> nodes;
+  std::unique_ptr<data::DataSources> sources;
+
+  std::string nodeDir(const ExecNode &n) const { return joinPath(runDir, n.dir); }
+  /// The stream `name` of the plan, as the data layer opens it, starting at `cursor`.
+  llvm::Expected<data::NodeStream> stream(llvm::StringRef name, uint64_t cursor) const;
+};
+
+/// Node runners (NodeRunners.cpp): each writes its outputs into its node directory; the
+/// executor writes the done marker after they return successfully.
+llvm::Error runInit(ExecContext &ctx, const ExecNode &node);
+llvm::Error runTrain(ExecContext &ctx, const ExecNode &node);
+llvm::Error runEval(ExecContext &ctx, const ExecNode &node);
+llvm::Error runMerge(ExecContext &ctx, const ExecNode &node);
+
+} // namespace mixtape::exec

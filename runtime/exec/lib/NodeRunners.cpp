@@ -1,0 +1,468 @@
+//===- NodeRunners.cpp - init, train, eval and merge nodes ----------------===//
+//
+// The training loop reads top to bottom: open the data, restore the start state (the last
+// checkpoint, else the input node's weights and maybe its optimizer state), then for each
+// optimizer step: in-loop evals due at its start, the step, a checkpoint when one is due.
+// Samples are a pure function of the plan and their index, and CPU math is deterministic
+// for a fixed thread count, so a resumed node ends bit-identical to an uninterrupted one.
+//
+//===----------------------------------------------------------------------===//
+#include "ExecContext.h"
+
+#include "mixtape/compiler/Plan.h"
+#include "mixtape/model/Model.h"
+#include "mixtape/train/AdamW.h"
+#include "mixtape/train/Numerics.h"
+#include "mixtape/train/Trainer.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cmath>
+
+using namespace mixtape;
+using namespace mixtape::exec;
+using llvm::json::Object;
+
+namespace {
+
+llvm::Error error(const llvm::Twine &what) { return llvm::createStringError(llvm::inconvertibleErrorCode(), what); }
+
+int64_t integer(const Object &o, llvm::StringRef key, int64_t fallback = 0) {
+  return o.getInteger(key).getValueOr(fallback);
+}
+
+/// The architecture of the plan's model, with a node's RoPE base.
+llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, llvm::Optional<double> ropeTheta) {
+  const Object *m = ctx.plan->getObject("model");
+  if (!m)
+    return error("malformed plan: no model");
+  auto family = model::familyFromName(m->getString("family").getValueOr(""));
+  if (!family)
+    return error("malformed plan: unknown model family");
+  model::ModelConfig c = model::ModelConfig::defaults(*family, integer(*m, "vocab"), integer(*m, "layers"),
+                                                      integer(*m, "d_model"), integer(*m, "heads"),
+                                                      integer(*m, "max_positions"));
+  c.numKVHeads = integer(*m, "kv_heads", c.numHeads);
+  c.ffnHidden = integer(*m, "ffn", c.ffnHidden);
+  c.rotaryPct = m->getNumber("rotary_pct").getValueOr(1.0);
+  if (ropeTheta)
+    c.ropeTheta = *ropeTheta;
+  if (llvm::Error e = c.validate())
+    return e;
+  return c;
+}
+
+/// The model a node's input left: every node that makes a model writes model.safetensors.
+llvm::Expected<std::unique_ptr<model::Model>> loadInputModel(const ExecContext &ctx, const ExecNode &input,
+                                                             llvm::Optional<double> ropeTheta) {
+  llvm::Expected<model::ModelConfig> config = modelConfig(ctx, ropeTheta);
+  if (!config)
+    return config.takeError();
+  llvm::Expected<std::unique_ptr<model::Model>> m = model::Model::create(*config, ctx.seed);
+  if (!m)
+    return m.takeError();
+  if (llvm::Error e = (*m)->loadWeights(joinPath(ctx.nodeDir(input), "model.safetensors")))
+    return e;
+  return m;
+}
+
+/// Samples [first, first + count) of a sample source as one micro-batch of tensors.
+template <typename ReadSample>
+train::MicroBatch makeMicroBatch(ReadSample read, uint64_t first, uint64_t count, uint64_t seqLen, bool withDocuments,
+                             data::Sample &scratch) {
+  const int64_t B = static_cast<int64_t>(count), L = static_cast<int64_t>(seqLen);
+  at::Tensor tokens = at::empty({B, L + 1}, at::kLong);
+  at::Tensor mask = at::empty({B, L}, at::kFloat);
+  at::Tensor starts = withDocuments ? at::zeros({B, L}, at::kBool) : at::Tensor();
+  int64_t *t = tokens.data_ptr<int64_t>();
+  float *m = mask.data_ptr<float>();
+  bool *s = withDocuments ? starts.data_ptr<bool>() : nullptr;
+  for (int64_t b = 0; b < B; ++b) {
+    read(first + static_cast<uint64_t>(b), scratch);
+    for (int64_t i = 0; i <= L; ++i)
+      t[b * (L + 1) + i] = scratch.tokens[i];
+    for (int64_t i = 0; i < L; ++i)
+      m[b * L + i] = scratch.lossMask[i];
+    if (s)
+      for (uint32_t start : scratch.documentStarts)
+        if (start < static_cast<uint32_t>(L))
+          s[b * L + start] = true;
+  }
+  train::MicroBatch mb;
+  mb.inputs = tokens.narrow(1, 0, L).contiguous();
+  mb.targets = tokens.narrow(1, 1, L).contiguous();
+  mb.lossMask = mask;
+  mb.documentStarts = starts;
+  return mb;
+}
+
+/// Mean loss of a model over one split (a fixed, seeded subset of at most max_tokens).
+llvm::Expected<std::pair<double, uint64_t>> evaluateSplit(ExecContext &ctx, const model::Model &m,
+                                                         llvm::StringRef stream, uint64_t seqLen,
+                                                         uint64_t maxTokens, uint64_t microBatch,
+                                                         bool withDocuments) {
+  llvm::Expected<data::NodeStream> ns = ctx.stream(stream, 0);
+  if (!ns)
+    return ns.takeError();
+  llvm::Expected<std::unique_ptr<data::ValSet>> val = data::ValSet::open(*ns, seqLen, maxTokens, *ctx.sources);
+  if (!val)
+    return val.takeError();
+  at::NoGradGuard noGrad;
+  double lossSum = 0;
+  data::Sample scratch;
+  auto read = [&](uint64_t i, data::Sample &out) { (*val)->sample(i, out); };
+  for (uint64_t first = 0; first < (*val)->size(); first += microBatch) {
+    uint64_t count = std::min<uint64_t>(microBatch, (*val)->size() - first);
+    train::MicroBatch mb = makeMicroBatch(read, first, count, seqLen, withDocuments, scratch);
+    lossSum += model::maskedTokenLossSum(m.forward(mb.inputs, mb.documentStarts), mb.targets, mb.lossMask)
+                   .item<double>();
+  }
+  uint64_t tokens = (*val)->targetTokens();
+  if (tokens == 0)
+    return error("stream '" + stream + "' has no held-out tokens to evaluate");
+  return std::make_pair(lossSum / static_cast<double>(tokens), tokens);
+}
+
+/// Runs the evals of `splits` ([[stream, split], ...]) and logs one record per split.
+llvm::Error evaluate(ExecContext &ctx, const model::Model &m, const llvm::json::Array &splits, uint64_t maxTokens,
+                     uint64_t seqLen, uint64_t microBatch, bool withDocuments, Object base, MetricsLog &log) {
+  for (const llvm::json::Value &split : splits) {
+    const llvm::json::Array *pair = split.getAsArray();
+    if (!pair || pair->size() != 2 || !(*pair)[0].getAsString() || !(*pair)[1].getAsString())
+      return error("malformed plan: an eval split is [stream, split]");
+    llvm::StringRef stream = *(*pair)[0].getAsString(), which = *(*pair)[1].getAsString();
+    if (which != "val")
+      return error("evaluating a '" + which + "' split is not supported yet; evaluate '" + stream + ".val'");
+    auto result = evaluateSplit(ctx, m, stream, seqLen, maxTokens, microBatch, withDocuments);
+    if (!result)
+      return result.takeError();
+    Object record = base;
+    record["type"] = "eval";
+    record["stream"] = stream;
+    record["split"] = which;
+    record["loss"] = result->first;
+    record["ppl"] = std::exp(result->first);
+    record["tokens"] = static_cast<int64_t>(result->second);
+    log.write(record);
+  }
+  return llvm::Error::success();
+}
+
+/// One progress line per print: a terminal gets it updated in place.
+class Progress {
+public:
+  Progress(bool enabled, std::string node, int64_t first, int64_t last)
+      : Enabled(enabled), Tty(llvm::sys::Process::StandardErrIsDisplayed()), Node(std::move(node)), First(first),
+        Last(last), Start(std::chrono::steady_clock::now()) {}
+  void step(int64_t step, const train::StepResult &r, uint64_t tokensDone) {
+    if (!Enabled)
+      return;
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - Start).count();
+    int64_t done = step - First;
+    bool last = step == Last;
+    if (!Tty && !last && done % 25 != 0)
+      return;
+    double rate = seconds > 0 ? static_cast<double>(tokensDone) / seconds : 0;
+    double eta = done > 0 ? seconds / static_cast<double>(done) * static_cast<double>(Last - step) : 0;
+    llvm::errs() << (Tty ? "\r" : "")
+                 << llvm::formatv("[{0}] step {1}/{2}  {3:f0} tok/s  loss {4:f4}  lr {5:e2}  ETA {6:f0}s", Node, step,
+                                  Last, rate, r.loss, r.lr, eta)
+                 << (Tty && !last ? "" : "\n");
+  }
+
+private:
+  bool Enabled, Tty;
+  std::string Node;
+  int64_t First, Last;
+  std::chrono::steady_clock::time_point Start;
+};
+
+struct Checkpoint {
+  std::string dir;
+  int64_t step = 0;
+  uint64_t metricsBytes = 0;
+  std::string numerics;
+};
+
+/// The newest complete checkpoint: a step-N folder whose state.json (written last) parses.
+std::optional<Checkpoint> latestCheckpoint(llvm::StringRef nodeDir) {
+  std::optional<Checkpoint> best;
+  std::error_code ec;
+  std::string root = joinPath(nodeDir, "checkpoints");
+  for (llvm::sys::fs::directory_iterator it(root, ec), end; it != end && !ec; it.increment(ec)) {
+    auto buffer = llvm::MemoryBuffer::getFile(joinPath(it->path(), "state.json"));
+    if (!buffer)
+      continue;
+    llvm::Expected<llvm::json::Value> state = llvm::json::parse((*buffer)->getBuffer());
+    if (!state) {
+      llvm::consumeError(state.takeError());
+      continue;
+    }
+    const Object *o = state->getAsObject();
+    if (!o || !o->getInteger("step"))
+      continue;
+    Checkpoint c{it->path(), *o->getInteger("step"), static_cast<uint64_t>(o->getInteger("metrics_bytes").getValueOr(0)),
+                 o->getString("numerics").getValueOr("").str()};
+    if (!best || c.step > best->step)
+      best = c;
+  }
+  return best;
+}
+
+llvm::Error saveCheckpoint(const std::string &nodeDir, int64_t step, const model::Model &m, const train::AdamW &opt,
+                           uint64_t metricsBytes, uint64_t keep) {
+  std::string root = joinPath(nodeDir, "checkpoints");
+  std::string dir = joinPath(root, llvm::formatv("step-{0:8}", step).str());
+  std::replace(dir.begin(), dir.end(), ' ', '0');
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
+    return error(dir + ": " + ec.message());
+  if (llvm::Error e = m.saveWeights(joinPath(dir, "model.safetensors")))
+    return e;
+  if (llvm::Error e = opt.saveState(joinPath(dir, "optimizer.safetensors")))
+    return e;
+  Object state{{"step", step}, {"metrics_bytes", static_cast<int64_t>(metricsBytes)}, {"numerics", train::numericsFingerprint()}};
+  if (llvm::Error e = writeFileDurably(joinPath(dir, "state.json"), llvm::formatv("{0}\n", llvm::json::Value(std::move(state))).str()))
+    return e;
+  // Keep the newest `keep` (at least the one just written).
+  std::vector<std::string> all;
+  std::error_code ec;
+  for (llvm::sys::fs::directory_iterator it(root, ec), end; it != end && !ec; it.increment(ec))
+    all.push_back(it->path());
+  llvm::sort(all);
+  for (size_t i = 0; i + std::max<uint64_t>(keep, 1) < all.size(); ++i)
+    llvm::sys::fs::remove_directories(all[i]);
+  return llvm::Error::success();
+}
+
+} // namespace
+
+llvm::Error mixtape::exec::runInit(ExecContext &ctx, const ExecNode &node) {
+  llvm::StringRef init = node.settings->getString("init").getValueOr("random");
+  std::unique_ptr<model::Model> m;
+  if (init == "random") {
+    llvm::Expected<model::ModelConfig> config = modelConfig(ctx, llvm::None);
+    if (!config)
+      return config.takeError();
+    auto created = model::Model::create(*config, static_cast<uint64_t>(integer(*node.settings, "seed")));
+    if (!created)
+      return created.takeError();
+    m = std::move(*created);
+  } else if (init.startswith("hf:")) {
+    auto loaded = model::Model::fromHuggingFace(joinPath(ctx.recipeDir, init.drop_front(3)));
+    if (!loaded)
+      return loaded.takeError();
+    m = std::move(*loaded);
+  } else {
+    return error("unknown init '" + init + "'");
+  }
+  return m->saveWeights(joinPath(ctx.nodeDir(node), "model.safetensors"));
+}
+
+llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
+  const Object &s = *node.settings;
+  const std::string dir = ctx.nodeDir(node);
+  const llvm::json::Array *steps = s.getArray("steps");
+  const Object *lrJSON = s.getObject("lr"), *mixJSON = s.getObject("mixture"), *data = s.getObject("data");
+  if (!steps || steps->size() != 2 || !lrJSON || !mixJSON || !data || !data->getObject("cursors"))
+    return error("malformed plan: a train node needs steps, lr, mixture and data");
+  const int64_t first = (*steps)[0].getAsInteger().getValueOr(0), last = (*steps)[1].getAsInteger().getValueOr(0);
+  const uint64_t B = static_cast<uint64_t>(integer(s, "batch_sequences")), L = static_cast<uint64_t>(integer(s, "seq_len"));
+  uint64_t micro = static_cast<uint64_t>(integer(*node.exec, "micro_batch", static_cast<int64_t>(B)));
+  if (!B || !L || !micro || B % micro)
+    return error("malformed plan: batch_sequences, seq_len and micro_batch must be positive, micro dividing batch");
+  const bool withDocuments = s.getString("attention") == llvm::StringRef("within_document");
+  const uint64_t perStep = B * L;
+
+  // Data: this node's samples, a pure function of the plan and the sample index.
+  llvm::Expected<Mixture> mixture = mixtureFromJSON(*mixJSON);
+  if (!mixture)
+    return mixture.takeError();
+  data::TrainNodeData nodeData;
+  nodeData.seqLen = L;
+  nodeData.mixture = *mixture;
+  nodeData.begin = static_cast<uint64_t>(first) * B;
+  nodeData.end = static_cast<uint64_t>(last) * B;
+  for (const std::string &stream : mixture->streams) {
+    auto cursor = data->getObject("cursors")->getInteger(stream);
+    if (!cursor)
+      return error("malformed plan: no cursor for stream '" + stream + "'");
+    llvm::Expected<data::NodeStream> ns = ctx.stream(stream, static_cast<uint64_t>(*cursor));
+    if (!ns)
+      return ns.takeError();
+    nodeData.streams.push_back(std::move(*ns));
+  }
+  llvm::Expected<std::unique_ptr<data::TrainSamples>> samples = data::TrainSamples::open(nodeData, *ctx.sources);
+  if (!samples)
+    return samples.takeError();
+
+  // Start state: the last checkpoint, else the input's weights (and optimizer state).
+  const ExecNode &input = ctx.nodes[node.inputs.front()];
+  auto m = loadInputModel(ctx, input, s.getNumber("rope_theta"));
+  if (!m)
+    return m.takeError();
+  const Object *o = s.getObject("optimizer");
+  train::AdamWOptions options;
+  if (o) {
+    options.beta1 = o->getNumber("beta1").getValueOr(options.beta1);
+    options.beta2 = o->getNumber("beta2").getValueOr(options.beta2);
+    options.eps = o->getNumber("eps").getValueOr(options.eps);
+    options.weightDecay = o->getNumber("weight_decay").getValueOr(options.weightDecay);
+    options.decayAllParameters = o->getBoolean("decay_embeddings").getValueOr(false);
+  }
+  train::AdamW optimizer((*m)->parameters(), options);
+  int64_t start = first;
+  std::optional<uint64_t> keepMetrics = 0;
+  if (std::optional<Checkpoint> c = latestCheckpoint(dir)) {
+    if (llvm::Error e = (*m)->loadWeights(joinPath(c->dir, "model.safetensors")))
+      return e;
+    if (llvm::Error e = optimizer.loadState(joinPath(c->dir, "optimizer.safetensors")))
+      return e;
+    start = c->step;
+    keepMetrics = c->metricsBytes;
+    if (c->numerics != train::numericsFingerprint())
+      llvm::errs() << llvm::formatv("[{0}] warning: resuming at step {1} under other numerics ({2}, was {3}); the "
+                                    "result may differ from an uninterrupted run in the low bits\n",
+                                    node.name, start, train::numericsFingerprint(), c->numerics);
+    else if (ctx.progress)
+      llvm::errs() << llvm::formatv("[{0}] resuming from the checkpoint at step {1}\n", node.name, start);
+  } else if (s.getString("optimizer_state") == llvm::StringRef("keep") && input.kind == "train") {
+    if (llvm::Error e = optimizer.loadState(joinPath(ctx.nodeDir(input), "optimizer.safetensors")))
+      return e;
+  }
+  llvm::Expected<schedule::Schedule> lr = scheduleFromJSON(*lrJSON);
+  if (!lr)
+    return lr.takeError();
+  train::TrainOptions trainOptions;
+  trainOptions.clipNorm = s.getNumber("grad_clip").getValueOr(1.0);
+  train::Trainer trainer(**m, optimizer, *lr, trainOptions);
+  trainer.setTokensSeen(static_cast<double>(static_cast<uint64_t>(start) * perStep));
+
+  MetricsLog log;
+  if (llvm::Error e = log.open(joinPath(dir, "metrics.jsonl"), keepMetrics))
+    return e;
+  const std::string stage = node.exec->getString("stage").getValueOr("").str();
+  const uint64_t chainBase = static_cast<uint64_t>(integer(*node.exec, "chain_tokens")) -
+                             static_cast<uint64_t>(first) * perStep; // chain tokens at stage token 0
+  const uint64_t every = static_cast<uint64_t>(integer(*node.exec, "checkpoint_every"));
+  const uint64_t keep = static_cast<uint64_t>(integer(*node.exec, "checkpoint_keep", 2));
+  const Object *during = node.exec->getObject("eval_during");
+
+  Progress progress(ctx.progress, node.name, first, last);
+  data::Sample scratch;
+  auto read = [&](uint64_t i, data::Sample &out) { (*samples)->read(i, out); };
+  for (int64_t step = start; step <= last; ++step) {
+    const uint64_t tokens = static_cast<uint64_t>(step) * perStep; // stage tokens at this step's start
+    // In-loop evals due at this step: points in (tokens - perStep, tokens].
+    if (during)
+      for (const auto &kv : *during) {
+        const Object *e = kv.second.getAsObject();
+        const llvm::json::Array *points = e ? e->getArray("stage_tokens") : nullptr;
+        if (!points)
+          continue;
+        bool due = llvm::any_of(*points, [&](const llvm::json::Value &p) {
+          uint64_t point = static_cast<uint64_t>(p.getAsInteger().getValueOr(-1));
+          return point <= tokens && point + perStep > tokens;
+        });
+        if (!due)
+          continue;
+        Object base{{"node", node.name}, {"eval", kv.first.str()}, {"point", "during"}, {"stage", stage},
+                    {"stage_tokens", static_cast<int64_t>(tokens)}, {"chain_tokens", static_cast<int64_t>(chainBase + tokens)}};
+        if (llvm::Error err = evaluate(ctx, **m, *e->getArray("splits"), static_cast<uint64_t>(integer(*e, "max_tokens")),
+                                       L, micro, withDocuments, std::move(base), log))
+          return err;
+      }
+    if (step == last)
+      break;
+    std::vector<train::MicroBatch> batch;
+    uint64_t firstSample = static_cast<uint64_t>(step - first) * B;
+    for (uint64_t k = 0; k < B; k += micro)
+      batch.push_back(makeMicroBatch(read, firstSample + k, micro, L, withDocuments, scratch));
+    llvm::Expected<train::StepResult> r = trainer.step(batch);
+    if (!r)
+      return error(llvm::formatv("stage step {0}: {1}; the last checkpoint is kept", step, llvm::toString(r.takeError()))
+                       .str());
+    log.write(Object{{"type", "train"}, {"node", node.name}, {"stage", stage}, {"step", step + 1},
+                     {"stage_tokens", static_cast<int64_t>(tokens + perStep)},
+                     {"chain_tokens", static_cast<int64_t>(chainBase + tokens + perStep)}, {"loss", r->loss},
+                     {"lr", r->lr}, {"grad_norm", r->gradNorm}});
+    progress.step(step + 1, *r, static_cast<uint64_t>(step + 1 - start) * perStep);
+    uint64_t after = tokens + perStep;
+    if (every && after / every != tokens / every && step + 1 < last)
+      if (llvm::Error e = saveCheckpoint(dir, step + 1, **m, optimizer, log.size(), keep))
+        return e;
+  }
+  if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
+    return e;
+  if (llvm::Error e = optimizer.saveState(joinPath(dir, "optimizer.safetensors")))
+    return e;
+  return llvm::Error::success();
+}
+
+llvm::Error mixtape::exec::runEval(ExecContext &ctx, const ExecNode &node) {
+  const ExecNode &input = ctx.nodes[node.inputs.front()];
+  auto m = loadInputModel(ctx, input, input.settings->getNumber("rope_theta"));
+  if (!m)
+    return m.takeError();
+  // Evaluate at the sequence length the model was trained at last (the model's own for the
+  // init or a merge).
+  uint64_t seqLen = static_cast<uint64_t>(input.settings->getInteger("seq_len").getValueOr(
+      ctx.plan->getObject("model")->getInteger("max_positions").getValueOr(1024)));
+  bool withDocuments = input.settings->getString("attention") == llvm::StringRef("within_document");
+  MetricsLog log;
+  if (llvm::Error e = log.open(joinPath(ctx.nodeDir(node), "metrics.jsonl"), 0))
+    return e;
+  const llvm::json::Array *splits = node.settings->getArray("splits");
+  if (!splits)
+    return error("malformed plan: an eval node needs splits");
+  llvm::StringRef evalName = llvm::StringRef(node.name).split('@').first;
+  Object base{{"node", input.name}, {"eval", evalName}, {"point", "final"},
+              {"stage", input.exec->getString("stage").getValueOr("")},
+              {"chain_tokens", integer(*node.exec, "chain_tokens")}};
+  return evaluate(ctx, **m, *splits, static_cast<uint64_t>(integer(*node.settings, "max_tokens")), seqLen, 8,
+                  withDocuments, std::move(base), log);
+}
+
+llvm::Error mixtape::exec::runMerge(ExecContext &ctx, const ExecNode &node) {
+  llvm::StringRef method = node.settings->getString("method").getValueOr("");
+  if (method != "linear")
+    return error("merge method '" + method + "' is not implemented yet (only linear); see issue 6");
+  const llvm::json::Array *weightsJSON = node.settings->getArray("weights");
+  std::vector<double> weights;
+  if (weightsJSON)
+    for (const llvm::json::Value &w : *weightsJSON)
+      weights.push_back(w.getAsNumber().getValueOr(0));
+  size_t models = node.inputs.size();
+  if (weights.empty())
+    weights.assign(models, 1.0);
+  if (weights.size() != models)
+    return error("malformed plan: one weight per merged model");
+  double total = 0;
+  for (double w : weights)
+    total += w;
+  if (node.settings->getBoolean("normalize").getValueOr(true) && total != 0)
+    for (double &w : weights)
+      w /= total;
+  auto merged = loadInputModel(ctx, ctx.nodes[node.inputs[0]], llvm::None);
+  if (!merged)
+    return merged.takeError();
+  at::NoGradGuard noGrad;
+  for (const model::NamedParameter &p : (*merged)->parameters())
+    p.tensor.mul_(weights[0]);
+  for (size_t i = 1; i < models; ++i) {
+    auto other = loadInputModel(ctx, ctx.nodes[node.inputs[i]], llvm::None);
+    if (!other)
+      return other.takeError();
+    llvm::ArrayRef<model::NamedParameter> a = (*merged)->parameters(), b = (*other)->parameters();
+    for (size_t k = 0; k < a.size(); ++k)
+      a[k].tensor.add_(b[k].tensor, weights[i]);
+  }
+  return (*merged)->saveWeights(joinPath(ctx.nodeDir(node), "model.safetensors"));
+}
