@@ -75,11 +75,15 @@ TEST_P(HuggingFace, LogitsAndLossMatchTransformers) {
   ASSERT_EQ(logits.sizes(), want.logits.sizes());
   double maxDiff = (logits - want.logits).abs().max().item<double>();
   EXPECT_LT(maxDiff, 1e-4) << "largest logit difference";
+  std::cout << familyName(GetParam()).str() << ": largest |logit - transformers'| = " << maxDiff
+            << "\n";
 
   // transformers' causal-LM loss: labels = input ids, shifted inside the model.
   const int64_t t = want.inputIds.size(1);
   at::Tensor sum = maskedTokenLossSum(logits.narrow(1, 0, t - 1), want.inputIds.narrow(1, 1, t - 1));
   EXPECT_NEAR(sum.item<double>() / double(t - 1), want.loss, 1e-4);
+  std::cout << familyName(GetParam()).str() << ": loss " << sum.item<double>() / double(t - 1)
+            << ", transformers' " << want.loss << "\n";
 }
 
 TEST_P(HuggingFace, SavedWeightsAreByteIdenticalToTheCheckpoint) {
