@@ -192,6 +192,22 @@ TEST(Weights, LoadErrorsNameFileAndTensor) {
                 ": tensor 'model.layers.0.mlp.gate_proj.weight' has shape [16, 8], the model "
                 "needs [12, 8]");
 
+  // A checkpoint cut short: the reader names the file, the byte and the tensor.
+  std::string whole = readBytes(tmp / "wide.safetensors");
+  {
+    std::ofstream cut(tmp / "cut.safetensors", std::ios::binary);
+    cut.write(whole.data(), std::streamsize(whole.size() - 100));
+  }
+  std::unique_ptr<Model> wide = makeModel(wider);
+  err = wide->loadWeights(tmp / "cut.safetensors");
+  ASSERT_TRUE(!!err);
+  std::string message = llvm::toString(std::move(err));
+  EXPECT_EQ(message.find(tmp / "cut.safetensors: byte "), 0u) << message;
+  EXPECT_NE(message.find("tensor 'model.layers.1.self_attn.v_proj.weight' ends at data offset "
+                         "5440, past the end of the data region (5372 bytes)"),
+            std::string::npos)
+      << message;
+
   std::unique_ptr<Model> gpt2 = makeModel(tinyConfig(Family::GPT2));
   err = gpt2->loadWeights(tmp / "wide.safetensors");
   ASSERT_TRUE(!!err);
