@@ -42,6 +42,13 @@ if(Torch_FOUND)
   # warnings would drown ours under -Wall -Wextra: make them system headers. The ABI flag
   # (TORCH_CXX_FLAGS, -D_GLIBCXX_USE_CXX11_ABI=1 here) stays on the torch target's
   # INTERFACE_COMPILE_OPTIONS, where TorchConfig put it, and so reaches every user.
+  # Every C++ library here comes from Debian, built with the new libstdc++ ABI; a LibTorch
+  # built with the old one (older pip wheels) would not link with them.
+  if(TORCH_CXX_FLAGS MATCHES "_GLIBCXX_USE_CXX11_ABI=0")
+    message(FATAL_ERROR "LibTorch at ${TORCH_INSTALL_PREFIX} uses the pre-C++11 libstdc++ ABI "
+                        "(TORCH_CXX_FLAGS: ${TORCH_CXX_FLAGS}); LLVM and TOML++ use the new one. "
+                        "Use a LibTorch built with -D_GLIBCXX_USE_CXX11_ABI=1.")
+  endif()
   foreach(_torch_target torch torch_cpu c10)
     if(TARGET ${_torch_target})
       get_target_property(_torch_inc ${_torch_target} INTERFACE_INCLUDE_DIRECTORIES)

@@ -41,12 +41,20 @@ llvm::Error fileError(llvm::StringRef file, const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), file + ": " + message);
 }
 
-/// The deepest nesting of arrays and objects in `json`, counting only brackets outside
-/// strings. llvm::json::parse recurses once per level, so a header of a million '[' would
-/// exhaust the stack; a safetensors header nests three levels deep.
-size_t nestingDepth(llvm::StringRef json, size_t limit) {
-  size_t depth = 0, deepest = 0;
-  bool inString = false;
+/// What a bracket-counting pass sees of a JSON text, outside strings.
+struct HeaderShape {
+  size_t depth = 0;         ///< deepest nesting of arrays and objects
+  size_t topLevelKeys = 0;  ///< keys of the outermost object, duplicates counted
+};
+
+/// llvm::json::parse recurses once per level, so a header of a million '[' would exhaust
+/// the stack (a safetensors header nests three levels deep); and it keeps the last of
+/// duplicate keys silently, which the format forbids. One linear pass finds both before
+/// and after parsing. Stops early once `depthLimit` is exceeded.
+HeaderShape scanHeader(llvm::StringRef json, size_t depthLimit) {
+  HeaderShape shape;
+  size_t depth = 0;
+  bool inString = false, keyExpected = false;
   for (size_t i = 0; i < json.size(); ++i) {
     char c = json[i];
     if (inString) {
@@ -56,15 +64,22 @@ size_t nestingDepth(llvm::StringRef json, size_t limit) {
         inString = false;
     } else if (c == '"') {
       inString = true;
+      if (depth == 1 && keyExpected) {
+        ++shape.topLevelKeys;
+        keyExpected = false;
+      }
     } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-      if (deepest > limit)
-        return deepest;
+      shape.depth = std::max(shape.depth, ++depth);
+      if (shape.depth > depthLimit)
+        return shape;
+      keyExpected = depth == 1;
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
+    } else if (c == ',' && depth == 1) {
+      keyExpected = true;
     }
   }
-  return deepest;
+  return shape;
 }
 
 } // namespace
@@ -194,7 +209,8 @@ llvm::Expected<File> File::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer
   if (!llvm::json::isUTF8(header, &badByte))
     return fileError(file, 8 + badByte, "header is not valid UTF-8");
   constexpr size_t MaxDepth = 16;
-  if (nestingDepth(header, MaxDepth) > MaxDepth)
+  HeaderShape shape = scanHeader(header, MaxDepth);
+  if (shape.depth > MaxDepth)
     return fileError(file, 8, "header nests deeper than " + llvm::Twine(MaxDepth) + " levels");
 
   llvm::Expected<llvm::json::Value> json = llvm::json::parse(header);
@@ -227,38 +243,10 @@ llvm::Expected<File> File::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer
       return err;
     f.Tensors.push_back(std::move(info));
   }
-  // llvm::json::parse keeps the last of duplicate keys silently; the format forbids them.
-  // Parsing is a map, so duplicates show as fewer entries than the header has keys: count
-  // the keys at depth one by a second, cheap parse.
-  {
-    size_t keys = 0, depth = 0;
-    bool inString = false, keyPending = false;
-    for (size_t i = 0; i < header.size(); ++i) {
-      char c = header[i];
-      if (inString) {
-        if (c == '\\')
-          ++i;
-        else if (c == '"')
-          inString = false;
-      } else if (c == '"') {
-        inString = true;
-        if (depth == 1 && keyPending) {
-          ++keys;
-          keyPending = false;
-        }
-      } else if (c == '{' || c == '[') {
-        if (++depth == 1)
-          keyPending = true;
-      } else if (c == '}' || c == ']') {
-        --depth;
-      } else if (c == ',' && depth == 1) {
-        keyPending = true;
-      }
-    }
-    if (keys != root->size())
-      return fileError(file, 8, "header names a tensor more than once (" + llvm::Twine(keys) +
-                                    " keys, " + llvm::Twine(root->size()) + " distinct)");
-  }
+  if (shape.topLevelKeys != root->size())
+    return fileError(file, 8, "header names a tensor more than once (" +
+                                  llvm::Twine(shape.topLevelKeys) + " keys, " +
+                                  llvm::Twine(root->size()) + " distinct)");
 
   // The data region must be exactly tiled by the tensors: no gaps, no overlaps, nothing
   // past the end, nothing left over.

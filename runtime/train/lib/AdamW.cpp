@@ -41,14 +41,34 @@ void AdamW::step(double lr) {
   const double biasCorrection2Sqrt = std::sqrt(1 - std::pow(b2, double(Steps)));
   const double stepSize = lr / biasCorrection1;
   for (size_t i = 0; i < Params.size(); ++i) {
+    if (Params[i].tensor.grad().defined() && !ExpAvg[i].defined()) {
+      ExpAvg[i] = at::zeros_like(Params[i].tensor, at::MemoryFormat::Preserve);
+      ExpAvgSq[i] = at::zeros_like(Params[i].tensor, at::MemoryFormat::Preserve);
+    }
+  }
+  if (!Params.empty() && compat::canFuseAdamW(Params.front().tensor)) {
+    // LibTorch 2.x on CUDA: one fused kernel per group (TorchCompat.h).
+    for (const ParamGroup &group : Groups) {
+      std::vector<at::Tensor> params, grads, expAvgs, expAvgSqs, steps;
+      for (size_t i : group.members) {
+        if (!Params[i].tensor.grad().defined())
+          continue;
+        params.push_back(Params[i].tensor);
+        grads.push_back(Params[i].tensor.grad());
+        expAvgs.push_back(ExpAvg[i]);
+        expAvgSqs.push_back(ExpAvgSq[i]);
+        steps.push_back(at::full({}, double(Steps), Params[i].tensor.options().dtype(at::kFloat)));
+      }
+      compat::fusedAdamW(params, grads, expAvgs, expAvgSqs, steps, lr, b1, b2, group.weightDecay,
+                         Options.eps);
+    }
+    return;
+  }
+  for (size_t i = 0; i < Params.size(); ++i) {
     at::Tensor &param = Params[i].tensor;
     const at::Tensor &grad = param.grad();
     if (!grad.defined())
       continue;
-    if (!ExpAvg[i].defined()) {
-      ExpAvg[i] = at::zeros_like(param, at::MemoryFormat::Preserve);
-      ExpAvgSq[i] = at::zeros_like(param, at::MemoryFormat::Preserve);
-    }
     // torch/optim/adamw.py, _single_tensor_adamw, step for step.
     if (Decay[i] != 0)
       param.mul_(1 - lr * Decay[i]);

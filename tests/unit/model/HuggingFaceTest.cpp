@@ -75,11 +75,15 @@ TEST_P(HuggingFace, LogitsAndLossMatchTransformers) {
   ASSERT_EQ(logits.sizes(), want.logits.sizes());
   double maxDiff = (logits - want.logits).abs().max().item<double>();
   EXPECT_LT(maxDiff, 1e-4) << "largest logit difference";
+  std::cout << familyName(GetParam()).str() << ": largest |logit - transformers'| = " << maxDiff
+            << "\n";
 
   // transformers' causal-LM loss: labels = input ids, shifted inside the model.
   const int64_t t = want.inputIds.size(1);
   at::Tensor sum = maskedTokenLossSum(logits.narrow(1, 0, t - 1), want.inputIds.narrow(1, 1, t - 1));
   EXPECT_NEAR(sum.item<double>() / double(t - 1), want.loss, 1e-4);
+  std::cout << familyName(GetParam()).str() << ": loss " << sum.item<double>() / double(t - 1)
+            << ", transformers' " << want.loss << "\n";
 }
 
 TEST_P(HuggingFace, SavedWeightsAreByteIdenticalToTheCheckpoint) {
@@ -187,6 +191,22 @@ TEST(Weights, LoadErrorsNameFileAndTensor) {
             tmp / "wide.safetensors" +
                 ": tensor 'model.layers.0.mlp.gate_proj.weight' has shape [16, 8], the model "
                 "needs [12, 8]");
+
+  // A checkpoint cut short: the reader names the file, the byte and the tensor.
+  std::string whole = readBytes(tmp / "wide.safetensors");
+  {
+    std::ofstream cut(tmp / "cut.safetensors", std::ios::binary);
+    cut.write(whole.data(), std::streamsize(whole.size() - 100));
+  }
+  std::unique_ptr<Model> wide = makeModel(wider);
+  err = wide->loadWeights(tmp / "cut.safetensors");
+  ASSERT_TRUE(!!err);
+  std::string message = llvm::toString(std::move(err));
+  EXPECT_EQ(message.find(tmp / "cut.safetensors: byte "), 0u) << message;
+  EXPECT_NE(message.find("tensor 'model.layers.1.self_attn.v_proj.weight' ends at data offset "
+                         "5440, past the end of the data region (5372 bytes)"),
+            std::string::npos)
+      << message;
 
   std::unique_ptr<Model> gpt2 = makeModel(tinyConfig(Family::GPT2));
   err = gpt2->loadWeights(tmp / "wide.safetensors");

@@ -74,9 +74,8 @@ public:
   /// — the layout `save_pretrained(safe_serialization=True)` produces.
   llvm::Error saveWeights(llvm::StringRef path) const;
 
-  struct Impl;
-
 private:
+  struct Impl;
   explicit Model(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

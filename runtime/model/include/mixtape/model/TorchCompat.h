@@ -39,7 +39,30 @@ inline at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::
 #endif
 }
 
-/// Whether this LibTorch has the multi-tensor fused AdamW kernel (2.x, CUDA tensors).
-constexpr bool HasFusedAdamW = MIXTAPE_TORCH_AT_LEAST(2, 0);
+/// Whether fusedAdamW can update tensors like `param`: LibTorch 2.x, CUDA tensors.
+inline bool canFuseAdamW(const at::Tensor &param) {
+#if MIXTAPE_TORCH_AT_LEAST(2, 0)
+  return param.is_cuda();
+#else
+  (void)param;
+  return false;
+#endif
+}
+
+/// One AdamW update of `params` with LibTorch 2.x's multi-tensor fused kernel (only where
+/// canFuseAdamW). `steps` are per-parameter float step counts, already incremented for this
+/// step, as torch/optim/adamw.py passes them; the update is the plain loop's.
+inline void fusedAdamW(at::TensorList params, at::TensorList grads, at::TensorList expAvgs,
+                       at::TensorList expAvgSqs, at::TensorList steps, double lr, double beta1,
+                       double beta2, double weightDecay, double eps) {
+#if MIXTAPE_TORCH_AT_LEAST(2, 0)
+  at::_fused_adamw_(params, grads, expAvgs, expAvgSqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1,
+                    beta2, weightDecay, eps, /*amsgrad=*/false, /*maximize=*/false);
+#else
+  (void)params, (void)grads, (void)expAvgs, (void)expAvgSqs, (void)steps, (void)lr, (void)beta1,
+      (void)beta2, (void)weightDecay, (void)eps;
+  TORCH_CHECK(false, "fusedAdamW needs LibTorch 2.x (see canFuseAdamW)");
+#endif
+}
 
 } // namespace mixtape::compat
