@@ -21,5 +21,6 @@ struct Command {
 int lintMain(llvm::ArrayRef<llvm::StringRef> args);
 int planMain(llvm::ArrayRef<llvm::StringRef> args);
 int dataMain(llvm::ArrayRef<llvm::StringRef> args);
+int reportMain(llvm::ArrayRef<llvm::StringRef> args);
 
 } // namespace mixtape::cli

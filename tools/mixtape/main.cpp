@@ -13,6 +13,7 @@ static const Command kCommands[] = {
     {"lint", "check recipes and report every problem, like a compiler", lintMain},
     {"plan", "lower a recipe to its execution graph: nodes, data cursors, ledger, cost", planMain},
     {"data", "synthesize, prepare and inspect token datasets", dataMain},
+    {"report", "tables and plots of a run: metrics, forgetting, LR", reportMain},
 };
 
 static void printUsage(llvm::raw_ostream &os) {
