@@ -112,7 +112,7 @@ std::string valueLabel(double value, double step) {
 } // namespace
 
 std::string mixtape::report::renderSvg(const Chart &chart) {
-  const double left = 76, top = 44, plotWidth = 540, plotHeight = 300;
+  const double left = 76, top = 44, plotWidth = 540, plotHeight = 240;
   const double right = left + plotWidth, bottom = top + plotHeight;
   size_t longest = 0;
   for (const Curve &curve : chart.curves)
@@ -231,7 +231,7 @@ th, td { border: 1px solid #ccc; padding: 3px 8px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.partial td { color: #a05a00; }
 .done { color: #1a7f37; } .partial { color: #a05a00; } .not-run { color: #888; }
-figure { margin: 12px 0; }
+figure { margin: 4px 0; }
 .warning { color: #a05a00; }
 )";
 
