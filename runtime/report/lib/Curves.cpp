@@ -87,6 +87,21 @@ void sortByX(std::vector<Point> &points) {
                    [](const Point &a, const Point &b) { return a.x < b.x; });
 }
 
+/// A chart 540 px wide shows no more than ~1000 points per line: keep every k-th step and the
+/// last, so a long run's LR chart stays a small file. LR schedules are smooth between steps.
+void thin(std::vector<Point> &points) {
+  const size_t limit = 1000;
+  if (points.size() <= limit)
+    return;
+  size_t stride = (points.size() + limit - 1) / limit;
+  std::vector<Point> kept;
+  for (size_t i = 0; i < points.size(); i += stride)
+    kept.push_back(points[i]);
+  if ((points.size() - 1) % stride != 0)
+    kept.push_back(points.back());
+  points = std::move(kept);
+}
+
 std::string seriesName(const EvalRecord &r) { return r.eval + " " + r.stream + "." + r.split; }
 
 } // namespace
@@ -155,6 +170,7 @@ Chart mixtape::report::lrChart(const Run &run) {
       if (chain.nodes.contains(r.node))
         curve.points.push_back({r.chainTokens, r.lr});
     sortByX(curve.points);
+    thin(curve.points);
     if (!curve.points.empty())
       chart.curves.push_back(std::move(curve));
   }

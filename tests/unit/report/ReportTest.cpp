@@ -155,6 +155,18 @@ TEST(Curves, AVariantRunsThroughItsSharedNodesThenItsFinalEval) {
   EXPECT_EQ(lr.curves[2].points.size(), 2u);
 }
 
+TEST(Curves, LongLrCurvesAreThinnedKeepingTheLastStep) {
+  mixtape::report::Run run = sampleRun();
+  run.metrics.train.clear();
+  for (int step = 1; step <= 2500; ++step)
+    run.metrics.train.push_back({"base", "base", step, 1.0 * step, 1.0 * step, 4, 1e-3, false});
+  Chart lr = lrChart(run);
+  const Curve &curve = lr.curves[0];
+  EXPECT_LE(curve.points.size(), 1001u);
+  EXPECT_EQ(curve.points.front().x, 1);
+  EXPECT_EQ(curve.points.back().x, 2500);
+}
+
 TEST(Table, RowsAreEvaluatedModelsInPlanOrder) {
   MetricsTable t = finalMetrics(sampleRun());
   EXPECT_EQ(t.columns, (std::vector<std::string>{"ppl prose.val"}));
