@@ -25,5 +25,6 @@ int runMain(llvm::ArrayRef<llvm::StringRef> args);
 int execMain(llvm::ArrayRef<llvm::StringRef> args);
 #endif
 int dataMain(llvm::ArrayRef<llvm::StringRef> args);
+int reportMain(llvm::ArrayRef<llvm::StringRef> args);
 
 } // namespace mixtape::cli

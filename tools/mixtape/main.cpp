@@ -17,6 +17,7 @@ static const Command kCommands[] = {
     {"exec", "execute a compiled plan, or one node of it", execMain},
 #endif
     {"data", "synthesize, prepare and inspect token datasets", dataMain},
+    {"report", "tables and plots of a run: metrics, forgetting, LR", reportMain},
 };
 
 static void printUsage(llvm::raw_ostream &os) {

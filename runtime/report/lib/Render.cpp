@@ -1,0 +1,356 @@
+//===- Render.cpp - SVG charts and the HTML page, written by hand ---------===//
+//
+// No plotting library: a chart is a few dozen SVG elements. The HTML is well-formed XHTML
+// (it parses as XML) with the SVGs inline, so one file carries the whole report. Numbers are
+// printed with fixed precision, so the same run gives the same bytes.
+//
+//===----------------------------------------------------------------------===//
+#include "mixtape/report/Report.h"
+
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
+
+#include <algorithm>
+#include <cmath>
+
+using namespace mixtape::report;
+
+Ticks mixtape::report::niceTicks(double lo, double hi, int target) {
+  if (!(hi > lo)) {
+    // A flat series still gets an axis around its value.
+    double pad = lo == 0 ? 1 : std::fabs(lo) * 0.1;
+    lo -= pad;
+    hi += pad;
+  }
+  // Heckbert, "Nice numbers for graph labels", Graphics Gems (1990): steps of 1, 2 or 5 × 10^k.
+  double rough = (hi - lo) / std::max(target, 1);
+  double magnitude = std::pow(10.0, std::floor(std::log10(rough)));
+  double residual = rough / magnitude;
+  double nice = residual < 1.5 ? 1 : residual < 3 ? 2 : residual < 7 ? 5 : 10;
+  Ticks ticks;
+  ticks.step = nice * magnitude;
+  double first = std::floor(lo / ticks.step + 1e-9), last = std::ceil(hi / ticks.step - 1e-9);
+  ticks.lo = first * ticks.step;
+  ticks.hi = last * ticks.step;
+  for (double k = first; k <= last; ++k)
+    ticks.values.push_back(k * ticks.step + 0.0); // + 0.0: never print "-0"
+  return ticks;
+}
+
+/// `x` with at most `decimals` decimals, trailing zeros dropped.
+static std::string trimmed(double x, int decimals) {
+  std::string text = llvm::formatv("{0}", llvm::format("%.*f", decimals, x + 0.0)).str();
+  if (llvm::StringRef(text).contains('.')) {
+    text.erase(text.find_last_not_of('0') + 1);
+    if (text.back() == '.')
+      text.pop_back();
+  }
+  return text;
+}
+
+std::string mixtape::report::formatTokens(double tokens) {
+  static const struct {
+    double scale;
+    const char *suffix;
+  } units[] = {{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "K"}};
+  for (const auto &unit : units)
+    if (std::fabs(tokens) >= unit.scale)
+      return trimmed(tokens / unit.scale, 3) + unit.suffix;
+  return trimmed(tokens, 0);
+}
+
+std::string mixtape::report::escapeXml(llvm::StringRef text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+    case '&': out += "&amp;"; break;
+    case '<': out += "&lt;"; break;
+    case '>': out += "&gt;"; break;
+    case '"': out += "&quot;"; break;
+    case '\'': out += "&#39;"; break;
+    default:
+      // XML 1.0 allows no control characters but tab, newline and carriage return.
+      if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r')
+        out += "\xEF\xBF\xBD"; // U+FFFD
+      else
+        out += c;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// Okabe & Ito's colour-blind-safe palette, and dash patterns, so overlapping lines stay
+// distinguishable where shared nodes make variants coincide.
+const char *const kColors[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
+                               "#E69F00", "#56B4E9", "#000000"};
+const char *const kDashes[] = {"", "7 4", "2 3", "9 3 2 3"};
+
+std::string colorOf(size_t i) { return kColors[i % std::size(kColors)]; }
+std::string dashOf(size_t i) {
+  llvm::StringRef dash = kDashes[i % std::size(kDashes)];
+  return dash.empty() ? "" : (" stroke-dasharray=\"" + dash + "\"").str();
+}
+
+std::string num(double x) { return llvm::formatv("{0}", llvm::format("%.2f", x + 0.0)).str(); }
+
+std::string curveLabel(const Curve &curve) {
+  return curve.label + (curve.partial ? " (partial)" : "");
+}
+
+/// Tick labels with as many decimals as the step needs.
+std::string valueLabel(double value, double step) {
+  int decimals = std::max(0, -static_cast<int>(std::floor(std::log10(step) + 1e-9)));
+  return trimmed(value, std::min(decimals, 12));
+}
+
+} // namespace
+
+std::string mixtape::report::renderSvg(const Chart &chart) {
+  const double left = 76, top = 44, plotWidth = 540, plotHeight = 240;
+  const double right = left + plotWidth, bottom = top + plotHeight;
+  size_t longest = 0;
+  for (const Curve &curve : chart.curves)
+    longest = std::max(longest, curveLabel(curve).size());
+  const double legendX = right + 20;
+  const double width = legendX + 36 + 7.0 * longest + 12, height = bottom + 56;
+
+  double xMax = 0, yMin = 0, yMax = 0;
+  bool first = true;
+  for (const Curve &curve : chart.curves)
+    for (const Point &p : curve.points) {
+      xMax = std::max(xMax, p.x);
+      yMin = first ? p.y : std::min(yMin, p.y);
+      yMax = first ? p.y : std::max(yMax, p.y);
+      first = false;
+    }
+  for (const StageMark &mark : chart.stages)
+    xMax = std::max(xMax, mark.x);
+  if (chart.yFromZero)
+    yMin = std::min(yMin, 0.0);
+  Ticks xTicks = niceTicks(0, xMax, 8);
+  Ticks yTicks = niceTicks(yMin, yMax, 6);
+  auto px = [&](double x) { return left + (x - xTicks.lo) / (xTicks.hi - xTicks.lo) * plotWidth; };
+  auto py = [&](double y) {
+    return bottom - (y - yTicks.lo) / (yTicks.hi - yTicks.lo) * plotHeight;
+  };
+
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << num(width) << "\" height=\""
+     << num(height) << "\" viewBox=\"0 0 " << num(width) << " " << num(height)
+     << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+     << "<title>" << escapeXml(chart.title) << "</title>\n"
+     << "<rect width=\"" << num(width) << "\" height=\"" << num(height) << "\" fill=\"#ffffff\"/>\n"
+     << "<text class=\"title\" x=\"" << num(left) << "\" y=\"24\" font-size=\"15\" "
+     << "font-weight=\"bold\">" << escapeXml(chart.title) << "</text>\n";
+
+  os << "<g class=\"grid\" stroke=\"#e8e8e8\">\n";
+  for (double x : xTicks.values)
+    os << "<line x1=\"" << num(px(x)) << "\" y1=\"" << num(top) << "\" x2=\"" << num(px(x))
+       << "\" y2=\"" << num(bottom) << "\"/>\n";
+  for (double y : yTicks.values)
+    os << "<line x1=\"" << num(left) << "\" y1=\"" << num(py(y)) << "\" x2=\"" << num(right)
+       << "\" y2=\"" << num(py(y)) << "\"/>\n";
+  os << "</g>\n";
+
+  os << "<g class=\"stages\" fill=\"#555555\">\n";
+  for (const StageMark &mark : chart.stages)
+    os << "<line x1=\"" << num(px(mark.x)) << "\" y1=\"" << num(top) << "\" x2=\""
+       << num(px(mark.x)) << "\" y2=\"" << num(bottom)
+       << "\" stroke=\"#777777\" stroke-dasharray=\"5 4\"/>\n"
+       << "<text x=\"" << num(px(mark.x) + 4) << "\" y=\"" << num(top + 13) << "\">"
+       << escapeXml(mark.label) << "</text>\n";
+  os << "</g>\n";
+
+  os << "<g class=\"axes\" stroke=\"#333333\">\n"
+     << "<line x1=\"" << num(left) << "\" y1=\"" << num(bottom) << "\" x2=\"" << num(right)
+     << "\" y2=\"" << num(bottom) << "\"/>\n"
+     << "<line x1=\"" << num(left) << "\" y1=\"" << num(top) << "\" x2=\"" << num(left)
+     << "\" y2=\"" << num(bottom) << "\"/>\n";
+  for (double x : xTicks.values)
+    os << "<line x1=\"" << num(px(x)) << "\" y1=\"" << num(bottom) << "\" x2=\"" << num(px(x))
+       << "\" y2=\"" << num(bottom + 5) << "\"/>\n";
+  for (double y : yTicks.values)
+    os << "<line x1=\"" << num(left - 5) << "\" y1=\"" << num(py(y)) << "\" x2=\"" << num(left)
+       << "\" y2=\"" << num(py(y)) << "\"/>\n";
+  os << "</g>\n<g class=\"tick-labels\" fill=\"#333333\">\n";
+  for (double x : xTicks.values)
+    os << "<text x=\"" << num(px(x)) << "\" y=\"" << num(bottom + 19)
+       << "\" text-anchor=\"middle\">" << formatTokens(x) << "</text>\n";
+  for (double y : yTicks.values)
+    os << "<text x=\"" << num(left - 8) << "\" y=\"" << num(py(y) + 4)
+       << "\" text-anchor=\"end\">" << valueLabel(y, yTicks.step) << "</text>\n";
+  os << "</g>\n"
+     << "<text class=\"x-label\" x=\"" << num(left + plotWidth / 2) << "\" y=\""
+     << num(bottom + 42) << "\" text-anchor=\"middle\">" << escapeXml(chart.xLabel) << "</text>\n"
+     << "<text class=\"y-label\" x=\"18\" y=\"" << num(top + plotHeight / 2)
+     << "\" text-anchor=\"middle\" transform=\"rotate(-90 18 " << num(top + plotHeight / 2)
+     << ")\">" << escapeXml(chart.yLabel) << "</text>\n";
+
+  os << "<g class=\"curves\" fill=\"none\" stroke-width=\"2\" stroke-linejoin=\"round\">\n";
+  for (size_t i = 0; i < chart.curves.size(); ++i) {
+    const Curve &curve = chart.curves[i];
+    os << "<polyline data-variant=\"" << escapeXml(curve.label) << "\" stroke=\"" << colorOf(i)
+       << "\"" << dashOf(i) << " points=\"";
+    for (size_t k = 0; k < curve.points.size(); ++k)
+      os << (k ? " " : "") << num(px(curve.points[k].x)) << "," << num(py(curve.points[k].y));
+    os << "\"/>\n";
+  }
+  os << "</g>\n";
+  if (chart.markers) {
+    os << "<g class=\"markers\">\n";
+    for (size_t i = 0; i < chart.curves.size(); ++i)
+      for (const Point &p : chart.curves[i].points)
+        os << "<circle cx=\"" << num(px(p.x)) << "\" cy=\"" << num(py(p.y)) << "\" r=\"3\" fill=\""
+           << colorOf(i) << "\"/>\n";
+    os << "</g>\n";
+  }
+
+  os << "<g class=\"legend\">\n";
+  for (size_t i = 0; i < chart.curves.size(); ++i) {
+    double y = top + 8 + 20.0 * i;
+    os << "<line x1=\"" << num(legendX) << "\" y1=\"" << num(y) << "\" x2=\"" << num(legendX + 28)
+       << "\" y2=\"" << num(y) << "\" stroke=\"" << colorOf(i) << "\" stroke-width=\"2\""
+       << dashOf(i) << "/>\n"
+       << "<text x=\"" << num(legendX + 36) << "\" y=\"" << num(y + 4) << "\">"
+       << escapeXml(curveLabel(chart.curves[i])) << "</text>\n";
+  }
+  os << "</g>\n</svg>\n";
+  return os.str();
+}
+
+static const char kStyle[] = R"(body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1100px; }
+table { border-collapse: collapse; margin: 8px 0 16px; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.partial td { color: #a05a00; }
+.done { color: #1a7f37; } .partial { color: #a05a00; } .not-run { color: #888; }
+figure { margin: 4px 0; }
+.warning { color: #a05a00; }
+)";
+
+std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &table,
+                                        llvm::ArrayRef<Chart> lossCharts, const Chart &lr) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  std::string recipe = escapeXml(run.plan.recipe);
+  os << "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n"
+     << "<meta charset=\"utf-8\"/>\n<title>mixtape report: " << recipe << "</title>\n"
+     << "<style>\n" << kStyle << "</style>\n</head>\n<body>\n"
+     << "<h1>Run report: recipe <code>" << recipe << "</code></h1>\n";
+
+  if (!run.metrics.warnings.empty()) {
+    os << "<ul class=\"warnings\">\n";
+    for (const std::string &w : run.metrics.warnings)
+      os << "<li class=\"warning\">" << escapeXml(w) << "</li>\n";
+    os << "</ul>\n";
+  }
+
+  os << "<h2>Final metrics</h2>\n";
+  if (table.rows.empty())
+    os << "<p>No final evals yet.</p>\n";
+  else {
+    os << "<table id=\"final-metrics\">\n<thead>\n<tr><th rowspan=\"2\">model</th>"
+       << "<th rowspan=\"2\">tokens</th>";
+    for (const std::string &c : table.columns)
+      os << "<th colspan=\"2\">" << escapeXml(c) << "</th>";
+    os << "</tr>\n<tr>";
+    for (size_t i = 0; i < table.columns.size(); ++i)
+      os << "<th>loss</th><th>ppl</th>";
+    os << "</tr>\n</thead>\n<tbody>\n";
+    for (const MetricsTable::Row &row : table.rows) {
+      os << "<tr class=\"" << (row.partial ? "model partial" : "model") << "\" data-model=\""
+         << escapeXml(row.model) << "\"><td>" << escapeXml(row.model)
+         << (row.partial ? " (partial)" : "") << "</td><td class=\"num\">"
+         << formatTokens(row.chainTokens) << "</td>";
+      for (const std::optional<MetricsTable::Cell> &cell : row.cells)
+        if (cell)
+          os << llvm::formatv("<td class=\"num\">{0:F4}</td><td class=\"num\">{1:F2}</td>",
+                              cell->loss, cell->ppl);
+        else
+          os << "<td class=\"num\">-</td><td class=\"num\">-</td>";
+      os << "</tr>\n";
+    }
+    os << "</tbody>\n</table>\n";
+  }
+
+  os << "<h2>Eval loss</h2>\n"
+     << "<p>How to read: the x axis is tokens trained since the init (linear); one line per "
+        "stage variant, its points the evals during training and, last, its final eval. "
+        "Variants that share nodes draw the same line until they branch. Dashed grey lines "
+        "mark where a stage starts. Forgetting shows as an earlier domain's loss rising after "
+        "a later stage starts; replay should make it rise less. \"(partial)\": some node of "
+        "the variant has not finished.</p>\n";
+  if (lossCharts.empty())
+    os << "<p>No eval records yet.</p>\n";
+  for (const Chart &chart : lossCharts)
+    os << "<figure>\n" << renderSvg(chart) << "</figure>\n";
+  os << "<h2>Learning rate</h2>\n<figure>\n" << renderSvg(lr) << "</figure>\n";
+
+  os << "<h2>Nodes</h2>\n<table id=\"nodes\">\n<thead><tr><th>node</th><th>kind</th>"
+     << "<th>status</th><th>directory</th></tr></thead>\n<tbody>\n";
+  for (size_t i = 0; i < run.plan.nodes.size(); ++i) {
+    const PlanNode &node = run.plan.nodes[i];
+    llvm::StringRef state = stateName(run.states[i]);
+    os << "<tr><td>" << escapeXml(node.name) << "</td><td>" << escapeXml(node.kind)
+       << "</td><td class=\"" << (run.states[i] == NodeState::NotRun ? "not-run" : state)
+       << "\">" << state << "</td><td><code>" << escapeXml(node.dir) << "</code></td></tr>\n";
+  }
+  os << "</tbody>\n</table>\n</body>\n</html>\n";
+  return os.str();
+}
+
+/// Written to a temporary file and renamed, so a reader never sees half a report.
+static llvm::Error writeFile(llvm::StringRef path, llvm::StringRef text) {
+  llvm::Expected<llvm::sys::fs::TempFile> temp =
+      llvm::sys::fs::TempFile::create(path + ".tmp-%%%%%%");
+  if (!temp)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   path + ": " + llvm::toString(temp.takeError()));
+  {
+    llvm::raw_fd_ostream out(temp->FD, /*shouldClose=*/false);
+    out << text;
+    out.flush();
+    if (out.has_error()) {
+      std::string message = out.error().message();
+      out.clear_error();
+      llvm::consumeError(temp->discard());
+      return llvm::createStringError(llvm::inconvertibleErrorCode(), path + ": " + message);
+    }
+  }
+  if (llvm::Error error = temp->keep(path))
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   path + ": " + llvm::toString(std::move(error)));
+  return llvm::Error::success();
+}
+
+llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
+                                         llvm::raw_ostream &tableOut) {
+  if (std::error_code ec = llvm::sys::fs::create_directories(outDir))
+    return llvm::createStringError(ec, outDir + ": " + ec.message());
+  MetricsTable table = finalMetrics(run);
+  std::vector<Chart> losses = lossCharts(run);
+  Chart lr = lrChart(run);
+  std::vector<const Chart *> charts;
+  for (const Chart &chart : losses)
+    charts.push_back(&chart);
+  charts.push_back(&lr);
+  for (const Chart *chart : charts) {
+    llvm::SmallString<256> path(outDir);
+    llvm::sys::path::append(path, chart->fileStem + ".svg");
+    if (llvm::Error error = writeFile(path, renderSvg(*chart)))
+      return error;
+  }
+  llvm::SmallString<256> html(outDir);
+  llvm::sys::path::append(html, "report.html");
+  if (llvm::Error error = writeFile(html, renderHtml(run, table, losses, lr)))
+    return error;
+  printTable(table, tableOut);
+  return llvm::Error::success();
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""`mixtape report` end to end on a synthetic run directory (tests/report/make_run.py).
+
+    check_report.py MIXTAPE WORK_DIR SCENARIO
+
+full:    every node done; the report's SVGs and HTML parse as XML, with one polyline per
+         variant per chart, the table's rows and the node statuses; a second report is
+         byte-identical; prose loss rises in adapt more for r0 than r5.
+partial: adapt[replay=r5] killed mid-line: a warning, the variant marked partial, exit 0;
+         a recipe name full of markup is escaped.
+errors:  a bad line mid-file, a missing plan, bad usage: exit 1 / 2 with file:line messages.
+"""
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SVG = "{http://www.w3.org/2000/svg}"
+XHTML = "{http://www.w3.org/1999/xhtml}"
+VARIANTS = ["pretrain", "adapt[replay=r0]", "adapt[replay=r5]"]
+MODELS = ["pretrain", "adapt[replay=r0]", "adapt[replay=r5]"]
+
+
+def fail(message):
+    print("FAIL: " + message)
+    sys.exit(1)
+
+
+def expect(condition, message):
+    if not condition:
+        fail(message)
+
+
+def make_run(run_dir, *flags):
+    subprocess.run([sys.executable, os.path.join(HERE, "make_run.py"), run_dir, *flags], check=True)
+
+
+def report(mixtape, *args):
+    r = subprocess.run([mixtape, "report", *args], capture_output=True, text=True)
+    print(f"$ mixtape report {' '.join(args)}  -> {r.returncode}\n{r.stdout}{r.stderr}")
+    return r
+
+
+def read_dir(path):
+    return {name: open(os.path.join(path, name), "rb").read() for name in sorted(os.listdir(path))}
+
+
+def polylines(svg_root):
+    return {p.get("data-variant"): [tuple(map(float, xy.split(","))) for xy in p.get("points").split()]
+            for p in svg_root.iter(SVG + "polyline")}
+
+
+def check_charts(out, variants):
+    files = sorted(f for f in os.listdir(out) if f.endswith(".svg"))
+    expect(files == ["loss-ppl_code.val.svg", "loss-ppl_prose.val.svg", "lr.svg"], f"charts {files}")
+    charts = {}
+    for name in files:
+        root = ET.parse(os.path.join(out, name)).getroot()
+        expect(root.tag == SVG + "svg", f"{name}: root is {root.tag}")
+        lines = polylines(root)
+        expect(sorted(lines) == sorted(variants), f"{name}: polylines for {sorted(lines)}")
+        expect(len(list(root.iter(SVG + "polyline"))) == len(variants), f"{name}: one per variant")
+        for cls in ("axes", "tick-labels", "legend", "stages"):
+            expect(any(g.get("class") == cls for g in root.iter(SVG + "g")), f"{name}: no {cls}")
+        texts = [t.text for t in root.iter(SVG + "text")]
+        expect("tokens trained since init (linear)" in texts, f"{name}: x label")
+        expect("adapt" in texts and "pretrain" in texts, f"{name}: stage marks")
+        charts[name] = lines
+    return charts
+
+
+def check_html(out, models, states):
+    root = ET.parse(os.path.join(out, "report.html")).getroot()
+    expect(root.tag == XHTML + "html", f"report.html: root is {root.tag}")
+    expect(len(list(root.iter(SVG + "svg"))) == 3, "report.html: three inline charts")
+    table = next(t for t in root.iter(XHTML + "table") if t.get("id") == "final-metrics")
+    rows = [tr.get("data-model") for tr in table.iter(XHTML + "tr") if tr.get("data-model")]
+    expect(rows == models, f"final-metrics rows {rows}")
+    nodes = next(t for t in root.iter(XHTML + "table") if t.get("id") == "nodes")
+    got = {}
+    for tr in nodes.find(XHTML + "tbody"):
+        cells = [td.text for td in tr]
+        got[cells[0]] = cells[2]
+    expect(got == states, f"node statuses {got}")
+    return root
+
+
+def full(mixtape, work):
+    run = os.path.join(work, "run")
+    make_run(run)
+    r = report(mixtape, run)
+    expect(r.returncode == 0, "exit 0")
+    for model in MODELS:
+        expect(any(line.startswith(model + " ") for line in r.stdout.splitlines()), f"row {model}")
+    out = os.path.join(run, "report")
+    charts = check_charts(out, VARIANTS)
+    check_html(out, MODELS, {n: "done" for n in [
+        "init", "pretrain", "adapt[replay=r0]", "adapt[replay=r5]",
+        "ppl@pretrain", "ppl@adapt[replay=r0]", "ppl@adapt[replay=r5]"]})
+
+    # Forgetting: prose.val rises during adapt, more without replay. In SVG units, the
+    # r0 line ends higher on the page (smaller y) than r5's, and both end above pretrain's end.
+    prose = charts["loss-ppl_prose.val.svg"]
+    end = {v: prose[v][-1] for v in VARIANTS}
+    expect(end["adapt[replay=r0]"][1] < end["adapt[replay=r5]"][1] < end["pretrain"][1],
+           f"prose.val forgetting not visible: ends {end}")
+    code = charts["loss-ppl_code.val.svg"]
+    expect(code["adapt[replay=r0]"][-1][1] > code["pretrain"][-1][1], "code.val falls in adapt")
+
+    # Deterministic: the same run, the same bytes (also through --out).
+    again = os.path.join(work, "again")
+    expect(report(mixtape, run, "--out", again).returncode == 0, "second report")
+    expect(read_dir(out) == read_dir(again), "two reports of one run differ")
+
+
+def partial(mixtape, work):
+    run = os.path.join(work, "run")
+    recipe = "quick <start> & \"co\" 'q'"
+    make_run(run, "--partial", "--recipe", recipe)
+    r = report(mixtape, run)
+    expect(r.returncode == 0, "exit 0")
+    expect("warning:" in r.stderr and "metrics.jsonl:" in r.stderr
+           and "truncated last line" in r.stderr, "warning for the truncated line")
+    out = os.path.join(run, "report")
+    check_charts(out, VARIANTS)
+    root = check_html(out, ["pretrain", "adapt[replay=r0]"], {
+        "init": "done", "pretrain": "done", "adapt[replay=r0]": "done",
+        "adapt[replay=r5]": "partial", "ppl@pretrain": "done",
+        "ppl@adapt[replay=r0]": "done", "ppl@adapt[replay=r5]": "not run"})
+    title = root.find(XHTML + "head").find(XHTML + "title").text
+    expect(title == "mixtape report: " + recipe, f"title {title!r}")
+    legend = [t.text for t in root.iter(SVG + "text")]
+    expect("adapt[replay=r5] (partial)" in legend, "the partial variant is marked")
+
+
+def errors(mixtape, work):
+    run = os.path.join(work, "run")
+    make_run(run)
+    metrics = next(os.path.join(run, d, "metrics.jsonl") for d in sorted(os.listdir(run))
+                   if d.startswith("pretrain-"))
+    lines = open(metrics).read().splitlines(keepends=True)
+    lines[2] = lines[2][:40] + "\n"
+    open(metrics, "w").writelines(lines)
+    r = report(mixtape, run)
+    expect(r.returncode == 1, "bad line mid-file: exit 1")
+    expect(f"{metrics}:3: invalid JSON" in r.stderr, "the error names file:line")
+
+    r = report(mixtape, os.path.join(work, "nowhere"))
+    expect(r.returncode == 1 and "plan.json" in r.stderr, "missing plan.json: exit 1")
+    expect(report(mixtape).returncode == 2, "no run dir: exit 2")
+    expect(report(mixtape, run, "--bogus").returncode == 2, "unknown option: exit 2")
+    expect(report(mixtape, run, "--out").returncode == 2, "--out without a value: exit 2")
+
+
+def main():
+    mixtape, work, scenario = sys.argv[1:4]
+    os.makedirs(work, exist_ok=True)
+    {"full": full, "partial": partial, "errors": errors}[scenario](mixtape, work)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
