@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <queue>
 
 #include <xxhash.h>
 
@@ -235,6 +234,7 @@ const ByteAlphabet &byteAlphabet() {
 constexpr llvm::StringLiteral EndOfTextNames[] = {"<|endoftext|>", "<|end_of_text|>", "</s>"};
 constexpr size_t CacheCapacity = 1 << 16;
 constexpr size_t CachedWordBytes = 64;
+constexpr uint64_t MaxFileBytes = uint64_t(1) << 30;
 
 std::string quoted(llvm::StringRef s) {
   std::string out;
@@ -404,8 +404,6 @@ public:
         return entry.first().str();
     return "";
   }
-
-  uint64_t modelSize() const { return ModelSize; }
 
 private:
   std::vector<const AddedToken *> allAdded() const {
@@ -634,23 +632,26 @@ BpeTokenizer::fromVocabAndMerges(llvm::StringRef vocabName, llvm::StringRef voca
     if (std::string problem = builder.addMerge(left, right); !problem.empty())
       return fileError(mergesName, where + ": " + problem);
   }
-  std::optional<uint32_t> eot;
-  for (llvm::StringRef name : EndOfTextNames) {
-    auto it = vocabObject->find(name);
-    if (!eot && it != vocabObject->end()) {
-      eot = static_cast<uint32_t>(*it->second.getAsUINT64());
-      builder.expectAdded(0);
-      if (llvm::Error err = builder.addAddedToken("", name, *eot, /*normalized=*/false, false, false))
+  // GPT2Tokenizer keeps its end-of-text token whole, as tokenizer.json's added_tokens do.
+  for (llvm::StringRef name : EndOfTextNames)
+    if (const json::Value *id = vocabObject->get(name)) {
+      if (llvm::Error err = builder.addAddedToken("", name, *id->getAsUINT64(), /*normalized=*/false,
+                                                  /*lstrip=*/false, /*rstrip=*/false))
         return err;
+      break;
     }
-  }
   uint64_t hash = XXH3_64bits_withSeed(merges.data(), merges.size(), XXH3_64bits(vocab.data(), vocab.size()));
   return builder.finish(hash);
 }
 
 llvm::Expected<std::unique_ptr<BpeTokenizer>> BpeTokenizer::open(llvm::StringRef path) {
   auto read = [](const llvm::Twine &file) -> llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> {
-    return mapFile(file);
+    llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> buffer = mapFile(file);
+    // The largest tokenizer.json files in use are tens of MB; parsing GBs would exhaust memory.
+    if (buffer && (*buffer)->getBufferSize() > MaxFileBytes)
+      return fileError(file, llvm::Twine((*buffer)->getBufferSize()) + " bytes, more than a tokenizer file's " +
+                                 llvm::Twine(MaxFileBytes >> 20) + " MiB limit");
+    return buffer;
   };
   auto joined = [&](llvm::StringRef name) {
     llvm::SmallString<256> p(path);
@@ -688,11 +689,11 @@ std::optional<uint32_t> BpeTokenizer::tokenId(llvm::StringRef token) const {
 // Encoding and decoding
 //===----------------------------------------------------------------------===//
 
-namespace {
 /// Calls emit(piece, token) for the pieces of `text` between added tokens (token null) and
 /// for each added token, found leftmost-longest as the `tokenizers` Aho-Corasick does;
 /// lstrip/rstrip tokens take the whitespace beside them.
-template <typename Set, typename Emit> void splitOnAdded(llvm::StringRef text, const Set &set, Emit &&emit) {
+template <typename Emit>
+void BpeTokenizer::splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, Emit &&emit) {
   if (set.tokens.empty()) {
     if (!text.empty())
       emit(text, nullptr);
@@ -702,13 +703,13 @@ template <typename Set, typename Emit> void splitOnAdded(llvm::StringRef text, c
   size_t pieceStart = 0;
   auto isSpaceAt = [&](size_t i, size_t &len) { return classAt(s + i, end, len) == CharClass::Space; };
   for (size_t i = 0; i < text.size();) {
-    const auto *match = set.firstBytes[s[i]] ? [&]() -> decltype(&set.tokens[0]) {
-      for (const auto &token : set.tokens)
-        if (text.substr(i).startswith(token.content))
-          return &token;
-      return nullptr;
-    }()
-                                             : nullptr;
+    const AddedToken *match = nullptr;
+    if (set.firstBytes[s[i]])
+      for (const AddedToken &token : set.tokens)
+        if (text.substr(i).startswith(token.content)) {
+          match = &token;
+          break;
+        }
     if (!match) {
       ++i;
       continue;
@@ -734,7 +735,6 @@ template <typename Set, typename Emit> void splitOnAdded(llvm::StringRef text, c
   if (pieceStart < text.size())
     emit(text.substr(pieceStart), nullptr);
 }
-} // namespace
 
 std::vector<uint32_t> BpeTokenizer::encode(llvm::StringRef text) const {
   std::vector<uint32_t> ids;
@@ -754,17 +754,13 @@ std::vector<uint32_t> BpeTokenizer::encode(llvm::StringRef text) const {
 }
 
 void BpeTokenizer::encodePiece(llvm::StringRef piece, std::vector<uint32_t> &out, bool useCache) const {
+  std::string spaced;
   if (AddPrefixSpace && !piece.startswith(" ")) {
-    std::string spaced = " " + piece.str();
-    auto words = [&](llvm::StringRef w) { encodeCachedWord(w, out, useCache); };
-    if (UseRegex)
-      forEachPretoken(spaced, words);
-    else
-      words(spaced);
-    return;
+    spaced = " " + piece.str();
+    piece = spaced;
   }
   if (UseRegex)
-    forEachPretoken(piece, [&](llvm::StringRef w) { encodeCachedWord(w, out, useCache); });
+    forEachPretoken(piece, [&](llvm::StringRef word) { encodeCachedWord(word, out, useCache); });
   else
     encodeCachedWord(piece, out, useCache);
 }

@@ -7,6 +7,12 @@
 // byte alphabet (bytes_to_unicode) and merged by rank. Decoding maps tokens back to their
 // bytes, so decode(encode(text)) == text for any text, valid UTF-8 or not.
 //
+// As in `tokenizers`, added tokens (<|endoftext|>) in the text encode to their ids, unlike
+// the byte tokenizer. encode() never adds tokens of its own: a post_processor's template
+// (BOS/EOS) is not applied, since the data layer separates documents with eot(). Files
+// with a normalizer, another pre-tokenizer or model, BPE dropout or single-word added
+// tokens are refused rather than encoded differently.
+//
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -73,6 +79,9 @@ private:
   class Builder;
 
   BpeTokenizer() = default;
+  /// Calls emit(piece, token) for the pieces of `text` between added tokens of `set`
+  /// (token null) and for each added token.
+  template <typename Emit> static void splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, Emit &&emit);
   void encodePiece(llvm::StringRef piece, std::vector<uint32_t> &out, bool useCache) const;
   void encodeCachedWord(llvm::StringRef word, std::vector<uint32_t> &out, bool useCache) const;
   void encodeWord(llvm::StringRef word, std::vector<uint32_t> &out) const;
