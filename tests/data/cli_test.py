@@ -133,6 +133,39 @@ elif SCENARIO == "prepare-jsonl":
     check('bad.jsonl: byte 15: line 2: no "text" string field' in err, err)
     check(not os.path.exists(os.path.join(WORK, "bad.manifest.json")), "no manifest after failure")
 
+elif SCENARIO == "prepare-hf-tokenizer":
+    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared",
+                            "fixtures", "bpe-bytelevel")
+    if not os.path.exists(os.path.join(fixtures, "tokenizer.json")):
+        print("skipped: no fixtures at", fixtures)
+        sys.exit(0)
+    expected = json.load(open(os.path.join(fixtures, "expected.json")))["samples"][:2]
+    for i, sample in enumerate(expected):
+        with open(os.path.join(WORK, f"doc{i}.txt"), "w") as f:
+            f.write(sample["text"])
+    # tokenizer.json as hf:PATH, and GPT-2's vocab.json + merges.txt as a plain folder path.
+    gpt2 = os.path.join(WORK, "gpt2")
+    os.makedirs(gpt2)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(os.path.join(fixtures, name), gpt2)
+    for name, tokenizer in (("json", "hf:" + os.path.join(fixtures, "tokenizer.json")), ("gpt2", gpt2)):
+        prefix = os.path.join(WORK, "out-" + name)
+        run("prepare", os.path.join(WORK, "doc0.txt"), os.path.join(WORK, "doc1.txt"), "--out", prefix,
+            "--tokenizer", tokenizer)
+        check(read_megatron(prefix) == [s["ids"] for s in expected], f"{name}: the ids tokenizers gives")
+        manifest = json.load(open(prefix + ".manifest.json"))
+        check(manifest["tokenizer"].startswith("bpe:") and len(manifest["tokenizer"]) == 20, str(manifest))
+        check(manifest["vocab_size"] == 1000 and manifest["dtype"] == "uint16" and manifest["eot"] == 0,
+              str(manifest))
+    with open(os.path.join(gpt2, "merges.txt"), "a") as f:
+        f.write("zz a\n")
+    err = run("prepare", os.path.join(WORK, "doc0.txt"), "--out", os.path.join(WORK, "bad"),
+              "--tokenizer", gpt2, expect=1).stderr
+    check("gpt2/merges.txt: line 745: \"zz\" is not in the vocabulary" in err, err)
+    err = run("prepare", os.path.join(WORK, "doc0.txt"), "--out", os.path.join(WORK, "bad"),
+              "--tokenizer", "gpt3", expect=2).stderr
+    check("unknown tokenizer 'gpt3'" in err, err)
+
 elif SCENARIO == "inspect-checksum":
     out = os.path.join(WORK, "c")
     run("synth", "--out", out, "--docs", "20", "--domains", "arith")

@@ -36,9 +36,11 @@ static const char kUsage[] = R"(usage: mixtape data <command> [options]
 commands:
   synth   --out DIR [--seed N] [--docs N] [--domains prose,code,arith,facts]
           write the embedded synthetic corpus: DIR/<domain>.{bin,idx,meta,manifest.json}
-  prepare INPUT... --out PREFIX [--format megatron|flat] [--tokenizer bytes]
+  prepare INPUT... --out PREFIX [--format megatron|flat] [--tokenizer bytes|PATH]
           tokenize text files (one document each), directories (recursively, sorted) or
-          JSONL (a "text" field; other fields become metadata columns)
+          JSONL (a "text" field; other fields become metadata columns); PATH (or hf:PATH)
+          is a Hugging Face byte-level BPE: a tokenizer.json, or a directory with
+          tokenizer.json or vocab.json + merges.txt
   inspect PATH [--docs N] [--chars N] [--eot N]
           show counts, documents and metadata, and verify checksums; PATH is a prefix or
           any file of a dataset (--eot for a flat .bin without a manifest)
@@ -304,8 +306,11 @@ static int prepareMain(llvm::ArrayRef<llvm::StringRef> args) {
     return usageError("unknown format '" + formatName + "' (megatron or flat)");
   data::ShardFormat format =
       formatName == "flat" ? data::ShardFormat::Flat : data::ShardFormat::Megatron;
-  llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer =
-      data::createTokenizer(opts.get("tokenizer").value_or("bytes"));
+  std::string tokenizerName = opts.get("tokenizer").value_or("bytes");
+  llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer = data::createTokenizer(tokenizerName);
+  // A tokenizer file that does not load is a bad input (exit 1), an unknown name a usage error.
+  if (!tokenizer && (llvm::StringRef(tokenizerName).startswith("hf:") || fs::exists(tokenizerName)))
+    return fail(tokenizer.takeError());
   if (!tokenizer)
     return usageError(llvm::toString(tokenizer.takeError()));
 

@@ -1,6 +1,10 @@
 //===- Tokenizer.cpp ------------------------------------------------------===//
 #include "mixtape/data/Tokenizer.h"
 
+#include "mixtape/data/BpeTokenizer.h"
+
+#include "llvm/Support/FileSystem.h"
+
 using namespace mixtape::data;
 
 Tokenizer::~Tokenizer() = default;
@@ -30,6 +34,11 @@ std::string ByteTokenizer::decode(llvm::ArrayRef<uint32_t> ids) const {
 llvm::Expected<std::unique_ptr<Tokenizer>> mixtape::data::createTokenizer(llvm::StringRef name) {
   if (name == "bytes" || name == "bytes-v1")
     return std::make_unique<ByteTokenizer>();
+  llvm::StringRef path = name;
+  if (path.consume_front("hf:") || llvm::sys::fs::exists(path))
+    return BpeTokenizer::open(path);
   return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 "unknown tokenizer '" + name + "' (known: bytes)");
+                                 "unknown tokenizer '" + name +
+                                     "' (known: bytes, hf:PATH, or the path of a tokenizer.json or of a "
+                                     "directory with tokenizer.json or vocab.json + merges.txt)");
 }

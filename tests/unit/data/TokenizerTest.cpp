@@ -26,5 +26,7 @@ TEST(TokenizerTest, SpecialIdsDecodeToNames) {
 }
 
 TEST(TokenizerTest, UnknownName) {
-  EXPECT_EQ(errorText(createTokenizer("gpt2")), "unknown tokenizer 'gpt2' (known: bytes)");
+  EXPECT_EQ(errorText(createTokenizer("gpt2")),
+            "unknown tokenizer 'gpt2' (known: bytes, hf:PATH, or the path of a tokenizer.json or of a "
+            "directory with tokenizer.json or vocab.json + merges.txt)");
 }
