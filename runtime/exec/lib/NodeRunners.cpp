@@ -423,9 +423,16 @@ llvm::Error mixtape::exec::runEval(ExecContext &ctx, const ExecNode &node) {
   if (!splits)
     return error("malformed plan: an eval node needs splits");
   llvm::StringRef evalName = llvm::StringRef(node.name).split('@').first;
+  // Where in its stage the model ended (0 for the init and merges, which have no stage).
+  int64_t stageTokens = 0;
+  if (const llvm::json::Array *steps = input.settings->getArray("steps"); steps && steps->size() == 2)
+    stageTokens = (*steps)[1].getAsInteger().getValueOr(0) * integer(*input.settings, "batch_sequences") *
+                  integer(*input.settings, "seq_len");
   Object base{{"node", input.name}, {"eval", evalName}, {"point", "final"},
               {"stage", input.exec->getString("stage").getValueOr("")},
-              {"chain_tokens", integer(*node.exec, "chain_tokens")}};
+              {"stage_tokens", stageTokens}, {"chain_tokens", integer(*node.exec, "chain_tokens")}};
+  if (!input.exec->getString("stage"))
+    base["stage"] = nullptr;
   return evaluate(ctx, **m, *splits, static_cast<uint64_t>(integer(*node.settings, "max_tokens")), seqLen, 8,
                   withDocuments, std::move(base), log);
 }

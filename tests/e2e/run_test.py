@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""End-to-end runs of tests/e2e/tiny.toml:
+  resume   -- kill -9 at several points, run the same command again: final weights and optimizer
+              state byte-identical to an uninterrupted run; finished nodes are skipped
+  refuse   -- `mixtape exec` refuses a provisional plan and a plan of another version
+  nan      -- a diverging learning rate stops the node with a diagnostic naming the step
+    run_test.py MIXTAPE SCENARIO WORKDIR"""
+import glob, json, os, shutil, signal, subprocess, sys, time
+
+mixtape, scenario, work = sys.argv[1:4]
+here = os.path.dirname(os.path.abspath(__file__))
+recipe = os.path.join(here, "tiny.toml")
+shutil.rmtree(work, ignore_errors=True)
+os.makedirs(work)
+env = dict(os.environ, MIXTAPE_NUM_THREADS="1")
+failures = []
+
+def run(args, **kw):
+    return subprocess.run([mixtape, *args], capture_output=True, text=True, env=env, timeout=600, **kw)
+
+def outputs(run_dir):
+    """Bytes of every node's final weights and optimizer state, by node directory."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "*", "*.safetensors"))):
+        with open(path, "rb") as f:
+            out[os.path.relpath(path, run_dir)] = f.read()
+    return out
+
+def metrics_lines(run_dir):
+    return sum(len(open(p, "rb").read().splitlines()) for p in glob.glob(os.path.join(run_dir, "*", "metrics.jsonl")))
+
+if scenario == "resume":
+    ref = os.path.join(work, "reference")
+    r = run(["run", recipe, "--run-dir", ref, "--quiet"])
+    if r.returncode != 0:
+        failures.append("uninterrupted run failed:\n" + r.stderr)
+    want = outputs(ref)
+    if not want:
+        failures.append("the uninterrupted run wrote no weights")
+    # Skipping: a second run trains nothing.
+    r = run(["run", recipe, "--run-dir", ref])
+    if r.returncode != 0 or "done, skipped" not in r.stderr or "step " in r.stderr.replace("done, skipped", ""):
+        failures.append("a finished run was not skipped:\n" + r.stderr[-2000:])
+    for kill_after in [5, 23, 41, 70, 105]:
+        d = os.path.join(work, f"killed-{kill_after}")
+        p = subprocess.Popen([mixtape, "run", recipe, "--run-dir", d, "--quiet"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while p.poll() is None and time.time() < deadline and metrics_lines(d) < kill_after:
+            time.sleep(0.005)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+        p.wait()
+        r = run(["run", recipe, "--run-dir", d, "--quiet"])
+        if r.returncode != 0:
+            failures.append(f"resume after kill at {kill_after} metrics lines failed:\n{r.stderr}")
+            continue
+        got = outputs(d)
+        if got.keys() != want.keys():
+            failures.append(f"kill at {kill_after}: outputs {sorted(got)} != {sorted(want)}")
+        for k in want:
+            if got.get(k) != want[k]:
+                failures.append(f"kill at {kill_after}: {k} differs from the uninterrupted run")
+        for done in glob.glob(os.path.join(d, "*", "DONE")):
+            node = json.load(open(os.path.join(os.path.dirname(done), "node.json")))
+            if open(done).read().strip() != node["hash"]:
+                failures.append(f"kill at {kill_after}: {done} does not hold its node's hash")
+    total = 2 + 5
+
+elif scenario == "refuse":
+    plan_path = os.path.join(work, "plan.json")
+    r = run(["plan", recipe, "--out", plan_path, "--run-dir", os.path.join(work, "run")])
+    plan = json.load(open(plan_path))
+    plan["provisional"] = True
+    plan["provisional_reasons"] = ["stream 'prose': no data"]
+    json.dump(plan, open(plan_path, "w"))
+    r = run(["exec", plan_path, "--quiet"])
+    if r.returncode != 1 or "provisional" not in r.stderr:
+        failures.append(f"a provisional plan ran: exit {r.returncode}\n{r.stderr}")
+    plan["provisional"] = False
+    plan["version"] = 99
+    json.dump(plan, open(plan_path, "w"))
+    r = run(["exec", plan_path, "--quiet"])
+    if r.returncode != 1 or "version" not in r.stderr:
+        failures.append(f"a plan of another version ran: exit {r.returncode}\n{r.stderr}")
+    total = 2
+
+elif scenario == "nan":
+    bad = os.path.join(work, "diverge.toml")
+    text = open(recipe).read().replace("peak = 3e-3", "peak = 1e12")
+    open(bad, "w").write(text)
+    r = run(["run", bad, "--run-dir", os.path.join(work, "run"), "--quiet"])
+    if r.returncode != 1 or "pretrain" not in r.stderr or "step" not in r.stderr or "loss is" not in r.stderr:
+        failures.append(f"divergence was not stopped with a diagnostic: exit {r.returncode}\n{r.stderr}")
+    if glob.glob(os.path.join(work, "run", "pretrain*", "DONE")):
+        failures.append("the diverged node was marked done")
+    total = 2
+else:
+    sys.exit(f"unknown scenario {scenario}")
+
+for f in failures:
+    print("FAIL:", f)
+print(f"{total - min(len(failures), total)} passed, {min(len(failures), total)} failed")
+sys.exit(1 if failures else 0)
