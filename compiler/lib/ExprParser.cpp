@@ -953,3 +953,12 @@ std::string printExpr(const Expr &e) {
 }
 
 } // namespace mixtape
+
+mixtape::ExprDiag &mixtape::reportExpr(ExprDiags &diags, DiagCode code, TextRange range, std::string message) {
+  ExprDiag d;
+  d.code = code;
+  d.range = range;
+  d.message = std::move(message);
+  diags.push_back(std::move(d));
+  return diags.back();
+}

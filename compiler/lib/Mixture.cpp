@@ -13,15 +13,6 @@ namespace {
 constexpr double kSumTolerance = 1e-9;
 constexpr const char *kExpectedMixture = "expected a mixture such as '0.95 med + 0.05 web'";
 
-ExprDiag &report(ExprDiags &diags, DiagCode code, TextRange range, std::string message) {
-  ExprDiag d;
-  d.code = code;
-  d.range = range;
-  d.message = std::move(message);
-  diags.push_back(std::move(d));
-  return diags.back();
-}
-
 /// A sum for a message: 10 significant digits, so 0.85 + 0.05 reads "0.9".
 std::string roundedForMessage(double v) {
   char buf[64];
@@ -53,27 +44,27 @@ void readTerm(const Expr &term, MixturePoint &point, ExprDiags &diags) {
     const Expr &weight = term.operand(0);
     stream = &term.operand(1);
     if (stream->kind != ExprKind::Ident) {
-      report(diags, DiagCode::BadValue, term.range, kExpectedMixture);
+      reportExpr(diags, DiagCode::BadValue, term.range, kExpectedMixture);
       return;
     }
     if (weight.kind != ExprKind::Number) {
-      report(diags, DiagCode::MixtureWeight, weight.range,
+      reportExpr(diags, DiagCode::MixtureWeight, weight.range,
              "a mixture weight must be a number, as in '0.5 " + stream->name + "'");
       return;
     }
     const Quantity &q = weight.number;
     if (q.dim != Dim::Number && q.dim != Dim::Fraction) {
-      report(diags, DiagCode::MixtureWeight, weight.range,
+      reportExpr(diags, DiagCode::MixtureWeight, weight.range,
              "a mixture weight is a plain number or a percentage, not " + dimName(q.dim).str());
       return;
     }
     if (q.value == 0) {
-      report(diags, DiagCode::MixtureWeight, weight.range,
+      reportExpr(diags, DiagCode::MixtureWeight, weight.range,
              "stream '" + stream->name + "' has weight 0; leave it out instead");
       return;
     }
     if (q.value < 0) {
-      report(diags, DiagCode::MixtureWeight, weight.range, "mixture weight must be positive");
+      reportExpr(diags, DiagCode::MixtureWeight, weight.range, "mixture weight must be positive");
       return;
     }
     c.weight = q.value;
@@ -81,14 +72,14 @@ void readTerm(const Expr &term, MixturePoint &point, ExprDiags &diags) {
   } else if (term.kind == ExprKind::Ident) {
     c.weightRange = term.range;
   } else {
-    report(diags, DiagCode::BadValue, term.range, kExpectedMixture);
+    reportExpr(diags, DiagCode::BadValue, term.range, kExpectedMixture);
     return;
   }
   c.stream = stream->name;
   c.streamRange = stream->nameRange;
   for (const MixtureComponent &other : point.components)
     if (other.stream == c.stream) {
-      ExprDiag &d = report(diags, DiagCode::BadValue, c.streamRange,
+      ExprDiag &d = reportExpr(diags, DiagCode::BadValue, c.streamRange,
                            "stream '" + c.stream + "' appears twice in this mixture point");
       d.notes.push_back({other.streamRange, "first written here"});
       return;
@@ -98,24 +89,24 @@ void readTerm(const Expr &term, MixturePoint &point, ExprDiags &diags) {
 
 void readPosition(const Expr &at, MixturePoint &point, ExprDiags &diags) {
   if (at.kind != ExprKind::Number) {
-    report(diags, DiagCode::BadValue, at.range,
+    reportExpr(diags, DiagCode::BadValue, at.range,
            "expected a position such as '100M' or '50%' after '@'");
     return;
   }
   Quantity q = at.number;
   if (q.dim != Dim::Number && q.dim != Dim::Tokens && q.dim != Dim::Fraction) {
-    report(diags, DiagCode::Units, at.range,
+    reportExpr(diags, DiagCode::Units, at.range,
            "a mixture position is in tokens or a percentage of the stage, not " +
                dimName(q.dim).str());
     return;
   }
   if (q.value < 0) {
-    report(diags, DiagCode::BadValue, at.range, "a mixture position cannot be negative");
+    reportExpr(diags, DiagCode::BadValue, at.range, "a mixture position cannot be negative");
     return;
   }
   if (q.dim == Dim::Number) {
     if (!q.asCount()) {
-      report(diags, DiagCode::Units, at.range,
+      reportExpr(diags, DiagCode::Units, at.range,
              "position '" + formatNumber(q.value) +
                  "' is not a token count; write tokens such as '100M' or a percentage such as "
                  "'50%'");
@@ -124,7 +115,7 @@ void readPosition(const Expr &at, MixturePoint &point, ExprDiags &diags) {
     q.dim = Dim::Tokens;
   }
   if (q.dim == Dim::Fraction && q.value > 1) {
-    report(diags, DiagCode::BadValue, at.range,
+    reportExpr(diags, DiagCode::BadValue, at.range,
            "position " + describePosition(q) + " is beyond the end of the stage");
     return;
   }
@@ -137,7 +128,7 @@ void readPosition(const Expr &at, MixturePoint &point, ExprDiags &diags) {
 std::optional<MixtureSpec> interpretMixture(const Expr &e, ExprDiags &diags) {
   size_t errorsBefore = diags.size();
   if (e.isBinary(BinaryOp::Then)) {
-    report(diags, DiagCode::BadValue, e.range,
+    reportExpr(diags, DiagCode::BadValue, e.range,
            "mixture points are joined by '->', not 'then'");
     return std::nullopt;
   }
@@ -154,7 +145,7 @@ std::optional<MixtureSpec> interpretMixture(const Expr &e, ExprDiags &diags) {
     for (const Expr *term : flatten(*sum, BinaryOp::Add)) {
       if (term->isBinary(BinaryOp::Sub)) {
         // "a - b" inside a sum: the subtrahend is a negative weight.
-        report(diags, DiagCode::MixtureWeight, term->operand(1).range,
+        reportExpr(diags, DiagCode::MixtureWeight, term->operand(1).range,
                "a mixture cannot subtract a stream; weights must be positive");
         continue;
       }
@@ -164,7 +155,7 @@ std::optional<MixtureSpec> interpretMixture(const Expr &e, ExprDiags &diags) {
       double total = 0;
       for (const MixtureComponent &c : point.components) total += c.weight;
       if (std::fabs(total - 1) > kSumTolerance)
-        report(diags, DiagCode::MixtureSum, point.range,
+        reportExpr(diags, DiagCode::MixtureSum, point.range,
                "mixture weights sum to " + roundedForMessage(total) + ", not 1");
     }
     spec.points.push_back(std::move(point));
@@ -175,7 +166,7 @@ std::optional<MixtureSpec> interpretMixture(const Expr &e, ExprDiags &diags) {
   for (const MixturePoint &point : spec.points) {
     if (!point.at) continue;
     if (previous && previous->at->dim == point.at->dim && point.at->value <= previous->at->value) {
-      ExprDiag &d = report(diags, DiagCode::BadValue, point.atRange,
+      ExprDiag &d = reportExpr(diags, DiagCode::BadValue, point.atRange,
                            "mixture positions must increase: " + describePosition(*point.at) +
                                " is not after " + describePosition(*previous->at));
       d.notes.push_back({previous->atRange, "previous position here"});
@@ -233,7 +224,7 @@ std::optional<Mixture> resolveMixture(const MixtureSpec &spec, double stageToken
     if (!point.at) continue;
     if (point.at->dim == Dim::Fraction) {
       if (!stageKnown) {
-        report(diags, DiagCode::BadValue, point.atRange,
+        reportExpr(diags, DiagCode::BadValue, point.atRange,
                "a position in % needs the stage's length in tokens");
         continue;
       }
@@ -241,7 +232,7 @@ std::optional<Mixture> resolveMixture(const MixtureSpec &spec, double stageToken
     } else {
       pos[i] = point.at->value;
       if (stageKnown && pos[i] > stageTokens)
-        report(diags, DiagCode::BadValue, point.atRange,
+        reportExpr(diags, DiagCode::BadValue, point.atRange,
                "position " + formatQuantity(*point.at) + " is beyond the end of the stage (" +
                    stageText + ")");
     }
@@ -250,7 +241,7 @@ std::optional<Mixture> resolveMixture(const MixtureSpec &spec, double stageToken
   if (n > 0 && std::isnan(pos[0])) pos[0] = 0;
   if (n > 1 && std::isnan(pos[n - 1])) {
     if (!stageKnown) {
-      report(diags, DiagCode::BadValue, spec.points[n - 1].range,
+      reportExpr(diags, DiagCode::BadValue, spec.points[n - 1].range,
              "the last mixture point needs a position ('@ 100M'): the stage's length is not "
              "known");
       return std::nullopt;
@@ -269,7 +260,7 @@ std::optional<Mixture> resolveMixture(const MixtureSpec &spec, double stageToken
     if (!(pos[i] > pos[i - 1])) {
       const MixturePoint &point = spec.points[i];
       TextRange where = point.at ? point.atRange : point.range;
-      ExprDiag &d = report(diags, DiagCode::BadValue, where,
+      ExprDiag &d = reportExpr(diags, DiagCode::BadValue, where,
                            "mixture positions must increase: this point is at " +
                                formatQuantity({pos[i], Dim::Tokens, true, true}) +
                                ", the previous one at " +

@@ -100,15 +100,6 @@ std::string formatFraction(double fraction) {
   return formatQuantity(Quantity{fraction, Dim::Fraction, false, true});
 }
 
-ExprDiag &report(ExprDiags &diags, DiagCode code, TextRange range, std::string message) {
-  ExprDiag d;
-  d.code = code;
-  d.range = range;
-  d.message = std::move(message);
-  diags.push_back(std::move(d));
-  return diags.back();
-}
-
 bool isEmpty(TextRange r) { return r.begin == r.end; }
 TextRange orPhase(TextRange r, const PhaseSpec &p) { return isEmpty(r) ? p.range : r; }
 
@@ -149,7 +140,7 @@ private:
   ExprDiags &diags;
 
   ExprDiag &error(DiagCode code, TextRange range, std::string message) {
-    return report(diags, code, range, std::move(message));
+    return reportExpr(diags, code, range, std::move(message));
   }
 
   /// Lengths in tokens, positions, and the checks against the horizon.
@@ -460,7 +451,7 @@ private:
 
   ExprDiag &error(DiagCode code, TextRange range, std::string message) {
     failed = true;
-    return report(diags, code, range, std::move(message));
+    return reportExpr(diags, code, range, std::move(message));
   }
 
   /// "did you mean" note and fix-it, if a candidate is close.

@@ -95,6 +95,9 @@ struct ExprDiag {
 };
 using ExprDiags = std::vector<ExprDiag>;
 
+/// Append a diagnostic; the reference stays valid until the next append (for notes, fix-its).
+ExprDiag &reportExpr(ExprDiags &diags, DiagCode code, TextRange range, std::string message);
+
 struct ParseResult {
   std::unique_ptr<Expr> expr; ///< null when errors is non-empty
   ExprDiags errors;
