@@ -2,6 +2,7 @@
 #include "mixtape/compiler/Schema.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
 using namespace mixtape;
@@ -111,6 +112,13 @@ std::string mixtape::describeType(ValueType type) {
   return "one of " + choices;
 }
 
+/// The identifiers of grammar/expr.ebnf: what a mixture, selector or reference can name.
+static bool isName(llvm::StringRef s) {
+  if (s.empty() || !(llvm::isAlpha(s.front()) || s.front() == '_') || s.back() == '-')
+    return false;
+  return llvm::all_of(s, [](char c) { return llvm::isAlnum(c) || c == '_' || c == '-'; });
+}
+
 static bool isStringArray(const Value &v) {
   return v.kind == Value::Array &&
          llvm::all_of(v.items, [](const auto &i) { return i->kind == Value::String; });
@@ -172,6 +180,12 @@ public:
                    llvm::formatv("'{0}' must be {1}, not {2} {3}", key.name, describeType(key.type),
                                  v.kind == Value::Integer ? "an" : "a", v.kindName())
                        .str());
+      return;
+    }
+    if (key.type == ValueType::Name && !isName(v.string)) {
+      diags.report(DiagCode::BadValue, v.range,
+                   "'" + v.string + "' is not a name: names are letters, digits, '_' and '-', starting with a "
+                   "letter or '_', so that expressions can refer to them");
       return;
     }
     if (auto sub = subsection(key.type); sub && v.kind == Value::Table)

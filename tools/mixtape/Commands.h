@@ -4,6 +4,8 @@
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 
+#include <string>
+
 namespace mixtape::cli {
 
 /// Exit codes shared by every subcommand.
@@ -18,8 +20,12 @@ struct Command {
   CommandMain run;
 };
 
+/// runs/<recipe name>, the name made safe for a path (a recipe may be named anything).
+std::string defaultRunDir(llvm::StringRef recipeName);
+
 int lintMain(llvm::ArrayRef<llvm::StringRef> args);
 int planMain(llvm::ArrayRef<llvm::StringRef> args);
+int submitMain(llvm::ArrayRef<llvm::StringRef> args);
 #ifdef MIXTAPE_HAVE_RUNTIME
 int runMain(llvm::ArrayRef<llvm::StringRef> args);
 int execMain(llvm::ArrayRef<llvm::StringRef> args);

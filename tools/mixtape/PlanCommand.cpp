@@ -100,7 +100,7 @@ int mixtape::cli::planMain(llvm::ArrayRef<llvm::StringRef> args) {
     return Failure;
   }
   if (runDir.empty())
-    runDir = "runs/" + recipe->name;
+    runDir = cli::defaultRunDir(recipe->name);
   llvm::SmallString<256> cacheDir(runDir);
   llvm::sys::path::append(cacheDir, "cache");
   llvm::sys::fs::make_absolute(cacheDir);

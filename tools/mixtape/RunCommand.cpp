@@ -84,7 +84,7 @@ int mixtape::cli::runMain(llvm::ArrayRef<llvm::StringRef> args) {
     return Failure;
   }
   if (a->runDir.empty())
-    a->runDir = "runs/" + recipe->name;
+    a->runDir = cli::defaultRunDir(recipe->name);
   llvm::SmallString<256> cache(a->runDir);
   llvm::sys::path::append(cache, "cache");
   llvm::sys::fs::make_absolute(cache);

@@ -1,6 +1,7 @@
 //===- main.cpp - the `mixtape` command ----------------------------------===//
 #include "Commands.h"
 
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
@@ -12,6 +13,7 @@ using namespace mixtape::cli;
 static const Command kCommands[] = {
     {"lint", "check recipes and report every problem, like a compiler", lintMain},
     {"plan", "lower a recipe to its execution graph: nodes, data cursors, ledger, cost", planMain},
+    {"submit", "submit a recipe's plan as Slurm jobs that depend on each other (--slurm)", submitMain},
 #ifdef MIXTAPE_HAVE_RUNTIME
     {"run", "compile a recipe and execute its plan: train, evaluate, merge", runMain},
     {"exec", "execute a compiled plan, or one node of it", execMain},
@@ -19,6 +21,15 @@ static const Command kCommands[] = {
     {"data", "synthesize, prepare and inspect token datasets", dataMain},
     {"report", "tables and plots of a run: metrics, forgetting, LR", reportMain},
 };
+
+std::string mixtape::cli::defaultRunDir(llvm::StringRef recipeName) {
+  std::string safe;
+  for (char c : recipeName)
+    safe += llvm::isAlnum(c) || c == '-' || c == '_' || c == '.' ? c : '_';
+  if (safe.empty() || llvm::StringRef(safe).startswith("."))
+    safe = "_" + safe;
+  return "runs/" + safe;
+}
 
 static void printUsage(llvm::raw_ostream &os) {
   os << "usage: mixtape <command> [args]\n\ncommands:\n";
