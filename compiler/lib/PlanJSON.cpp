@@ -9,6 +9,16 @@ using namespace mixtape;
 using llvm::json::Array;
 using llvm::json::Object;
 
+std::map<std::string, std::map<std::string, uint64_t>> Plan::tokensByVariant() const {
+  std::map<std::string, std::map<std::string, uint64_t>> out;
+  for (const PlanNode &n : nodes)
+    if (n.kind == NodeKind::Train)
+      for (const std::string &v : n.variants)
+        for (const auto &[stream, tokens] : n.tokensByStream)
+          out[v][stream] += tokens;
+  return out;
+}
+
 llvm::json::Value Plan::toJSON() const {
   Array nodesJSON;
   for (const PlanNode &n : nodes) {
@@ -47,6 +57,16 @@ llvm::json::Value Plan::toJSON() const {
       node["ledger"] = std::move(ledger);
     nodesJSON.push_back(std::move(node));
   }
+  Object variants;
+  for (const auto &[variant, byStream] : tokensByVariant()) {
+    Object streamsJSON;
+    int64_t total = 0;
+    for (const auto &[stream, tokens] : byStream) {
+      streamsJSON[stream] = static_cast<int64_t>(tokens);
+      total += static_cast<int64_t>(tokens);
+    }
+    variants[variant] = Object{{"tokens", total}, {"tokens_by_stream", std::move(streamsJSON)}};
+  }
   Array reasons;
   for (const std::string &r : provisionalReasons)
     reasons.push_back(r);
@@ -62,6 +82,7 @@ llvm::json::Value Plan::toJSON() const {
                 {"cost", Object{{"peak_flops", cost.peakFlops}, {"mfu", cost.mfu}}},
                 {"sharing", Object{{"variant_tokens", static_cast<int64_t>(variantTokens)},
                                    {"shared_tokens", static_cast<int64_t>(sharedTokens)}}},
+                {"variants", std::move(variants)},
                 {"nodes", std::move(nodesJSON)}};
 }
 

@@ -175,6 +175,20 @@ void mixtape::printPlanSummary(const Plan &plan, llvm::raw_ostream &os, const st
   os << "  " << llvm::left_justify("total", 24) << llvm::right_justify(humanCount(static_cast<double>(total)), 9)
      << llvm::formatv("   {0:f1} GPU-hours at {1:f0} TFLOP/s and {2:f0}% MFU\n", totalFlops / (plan.cost.peakFlops * plan.cost.mfu) / 3600,
                       plan.cost.peakFlops / 1e12, plan.cost.mfu * 100);
+  auto byVariant = plan.tokensByVariant();
+  if (byVariant.size() > 1 && byVariant.size() <= 40) {
+    os << "\nper variant (its whole chain from the init):\n";
+    for (const auto &[variant, byStream] : byVariant) {
+      uint64_t sum = 0;
+      std::string parts;
+      for (const auto &[s, t] : byStream) {
+        sum += t;
+        parts += (parts.empty() ? "" : ", ") + s + " " + humanCount(static_cast<double>(t));
+      }
+      os << "  " << llvm::left_justify(variant, 32) << llvm::right_justify(humanCount(static_cast<double>(sum)), 9)
+         << "   " << parts << "\n";
+    }
+  }
   for (const PlanNode &n : plan.nodes)
     if (n.kind == NodeKind::Train && n.replayFraction > 0 && n.replayFraction < 1)
       os << llvm::formatv("  replay in {0}: {1:f1}% of its tokens\n", n.name, n.replayFraction * 100);

@@ -68,7 +68,7 @@ llvm::Expected<std::string> mixtape::data::resolveSynth(llvm::StringRef domain, 
     return fileError("synth:" + domain, "unknown domain; the embedded corpus has " +
                                             llvm::join(synthDomains(), ", "));
   llvm::SmallString<256> dir(cacheDir);
-  llvm::sys::path::append(dir, "synth-" + std::to_string(seed));
+  llvm::sys::path::append(dir, "synth-v" + std::to_string(kSynthVersion) + "-" + std::to_string(seed));
   llvm::SmallString<256> prefix(dir);
   llvm::sys::path::append(prefix, domain);
   if (fs::exists(prefix + ".manifest.json"))

@@ -355,8 +355,17 @@ static SynthDocument generate(llvm::StringRef domain, uint64_t seed, uint64_t in
   doc.overallScore = static_cast<float>(doc.text.size() < 200 ? std::max(1, doc.quality - 1) : doc.quality);
   doc.coherence = static_cast<float>(std::clamp(doc.quality + static_cast<int>(rng.between(-1, 1)), 1, 5));
   doc.semanticDensity = semanticDensity(doc.text);
+  // A stream of its own, so the ratings never change the text.
+  SplitMix64 ratings(mixSeed(mixSeed(domainSeed, index), XXH3_64bits("dataman", 7)));
+  for (size_t i = 0; i < std::size(kDataManRatings); ++i)
+    doc.ratings.push_back(static_cast<float>(std::clamp(doc.quality + static_cast<int>(ratings.between(-1, 1)), 1, 5)));
   return doc;
 }
+
+const char *const mixtape::data::kDataManRatings[11] = {
+    "accuracy",        "language_consistency", "knowledge_novelty",          "topic_focus",
+    "creativity",      "professionalism",      "style_consistency",          "grammatical_diversity",
+    "structural_standardization", "originality", "sensitivity"};
 
 SynthDocument mixtape::data::synthDocument(llvm::StringRef domain, uint64_t seed, uint64_t index) {
   return generate(domain, seed, index, domain == "facts" ? knowledgeBase(seed) : std::vector<Fact>());
@@ -391,6 +400,8 @@ llvm::Expected<std::vector<Manifest>> mixtape::data::synthesizeCorpus(llvm::Stri
       err = llvm::joinErrors(std::move(err), w.setNumber("overall_score", doc.overallScore));
       err = llvm::joinErrors(std::move(err), w.setNumber("coherence", doc.coherence));
       err = llvm::joinErrors(std::move(err), w.setNumber("semantic_density", doc.semanticDensity));
+      for (size_t r = 0; r < doc.ratings.size(); ++r)
+        err = llvm::joinErrors(std::move(err), w.setNumber(kDataManRatings[r], doc.ratings[r]));
       err = llvm::joinErrors(std::move(err), w.setString("domain", domain));
       err = llvm::joinErrors(std::move(err), w.setString("source", doc.source));
       if (err)

@@ -85,7 +85,7 @@ bool sameSample(const Sample &a, const Sample &b) {
 
 TEST_F(SamplerTest, ResolveSynthIsIdempotent) {
   std::string first = ok(resolveSynth("prose", Seed, Cache->Path));
-  EXPECT_EQ(first, *Cache / ("synth-" + std::to_string(Seed) + "/prose"));
+  EXPECT_EQ(first, *Cache / ("synth-v" + std::to_string(kSynthVersion) + "-" + std::to_string(Seed) + "/prose"));
   std::vector<uint8_t> bytes = readBytes(first + ".bin");
   EXPECT_EQ(ok(resolveSynth("prose", Seed, Cache->Path)), first);
   EXPECT_EQ(readBytes(first + ".bin"), bytes);

@@ -72,6 +72,8 @@ struct Plan {
   CostModel cost;
 
   int findNode(llvm::StringRef name) const;
+  /// The ledger per stage variant: tokens by stream along its whole chain from the init.
+  std::map<std::string, std::map<std::string, uint64_t>> tokensByVariant() const;
   llvm::json::Value toJSON() const;
 };
 

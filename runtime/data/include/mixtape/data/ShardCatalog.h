@@ -4,7 +4,7 @@
 // documents and tokens after the split and the filter) and evaluation leakage. A stream's
 // `shards` is a glob relative to the recipe's directory (every matching .idx or .bin is a
 // dataset prefix with a manifest) or "synth:DOMAIN", the embedded corpus, generated into
-// "<cacheDir>/synth-<seed>/" on first use. Fingerprints come from the manifests'
+// "<cacheDir>/synth-v<version>-<seed>/" on first use. Fingerprints come from the manifests'
 // checksums and document hashes from the sidecars: planning never hashes a token file.
 //
 //===----------------------------------------------------------------------===//

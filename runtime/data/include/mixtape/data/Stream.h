@@ -38,7 +38,7 @@ std::string streamFingerprint(llvm::ArrayRef<FileDigest> files);
 std::string streamFingerprint(llvm::ArrayRef<const Manifest *> manifests);
 
 /// The embedded corpus "synth:DOMAIN" for `seed`: generated once into
-/// "<cacheDir>/synth-<seed>/", returns the dataset prefix. Idempotent and safe to call from
+/// "<cacheDir>/synth-v<version>-<seed>/", returns the dataset prefix. Idempotent and safe to call from
 /// several processes at once: each writes a private directory and renames the finished
 /// files into place, manifest last (the content is deterministic).
 llvm::Expected<std::string> resolveSynth(llvm::StringRef domain, uint64_t seed, llvm::StringRef cacheDir);

@@ -31,6 +31,10 @@ namespace mixtape::data {
 /// prose, code, arith, facts.
 llvm::ArrayRef<llvm::StringRef> synthDomains();
 
+/// Bumped whenever the generator's output changes: cached corpora are kept per version, so
+/// an old cache is never taken for the new corpus.
+constexpr int kSynthVersion = 2;
+
 struct SynthDocument {
   std::string text;
   std::string source;   ///< the sub-generator, e.g. "narrative"
@@ -38,7 +42,13 @@ struct SynthDocument {
   float overallScore;   ///< DataMan-style ratings, 1-5
   float coherence;
   float semanticDensity; ///< distinct words / words, 0-1
+  /// The other DataMan ratings (Peng et al. 2025: 13 criteria and an overall score), 1-5,
+  /// each the quality give or take one: columns to filter on, named as in kDataManRatings.
+  std::vector<float> ratings;
 };
+
+/// DataMan's rating columns beyond overall_score, coherence and semantic_density.
+extern const char *const kDataManRatings[11];
 
 /// Document `index` of `domain` (one of synthDomains()).
 SynthDocument synthDocument(llvm::StringRef domain, uint64_t seed, uint64_t index);
