@@ -15,6 +15,7 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/Endian.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -80,6 +81,85 @@ std::string sha256Hex(llvm::StringRef text) {
 
 llvm::StringRef familyName(Family f) {
   return f == Family::GPT2 ? "gpt2" : f == Family::Llama ? "llama" : "gpt_neox";
+}
+
+/// A safetensors file's 8-byte length and header, without its tensor data.
+llvm::Expected<std::string> safetensorsHeader(llvm::StringRef path, uint64_t fileSize) {
+  auto fail = [&](const llvm::Twine &what) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), path + ": " + what);
+  };
+  auto head = llvm::MemoryBuffer::getFileSlice(path, 8, 0);
+  if (fileSize < 8 || !head)
+    return fail("too short for a safetensors header");
+  uint64_t length = llvm::support::endian::read64le((*head)->getBufferStart());
+  if (length > (100u << 20) || length > fileSize - 8)
+    return fail(llvm::formatv("safetensors header length {0} is beyond the file's {1} bytes or the 100 MiB limit",
+                              length, fileSize));
+  auto header = llvm::MemoryBuffer::getFileSlice(path, length, 8);
+  if (!header)
+    return fail("cannot read: " + header.getError().message());
+  return (*head)->getBuffer().str() + (*header)->getBuffer().str();
+}
+
+/// The identity of a Hugging Face checkpoint folder, cheap enough for every plan: SHA-256
+/// over config.json and, for each weights file (model.safetensors, or the index and the
+/// shards it names), its name, size and safetensors header. The header fixes every
+/// tensor's name, dtype, shape and offsets; the weights themselves are never read, and
+/// touching the files changes nothing. nullopt: the folder has no weights.
+llvm::Expected<std::optional<std::string>> checkpointFingerprint(llvm::StringRef dir) {
+  llvm::SHA256 sha;
+  auto join = [&](llvm::StringRef name) {
+    llvm::SmallString<256> p(dir);
+    llvm::sys::path::append(p, name);
+    return std::string(p);
+  };
+  auto addFile = [&](llvm::StringRef name, llvm::StringRef bytes) {
+    sha.update(llvm::formatv("{0}\n{1}\n", name, bytes.size()).str());
+    sha.update(bytes);
+  };
+  auto addWeights = [&](llvm::StringRef name) -> llvm::Error {
+    uint64_t size = 0;
+    if (std::error_code ec = llvm::sys::fs::file_size(join(name), size))
+      return llvm::createStringError(ec, join(name) + ": " + ec.message());
+    llvm::Expected<std::string> header = safetensorsHeader(join(name), size);
+    if (!header)
+      return header.takeError();
+    sha.update(llvm::formatv("{0}\n{1}\n", name, size).str());
+    sha.update(*header);
+    return llvm::Error::success();
+  };
+  if (auto config = llvm::MemoryBuffer::getFile(join("config.json")))
+    addFile("config.json", (*config)->getBuffer());
+  if (llvm::sys::fs::exists(join("model.safetensors"))) {
+    if (llvm::Error e = addWeights("model.safetensors"))
+      return std::move(e);
+  } else if (auto index = llvm::MemoryBuffer::getFile(join("model.safetensors.index.json"))) {
+    addFile("model.safetensors.index.json", (*index)->getBuffer());
+    llvm::Expected<llvm::json::Value> json = llvm::json::parse((*index)->getBuffer());
+    if (!json)
+      return llvm::createStringError(llvm::inconvertibleErrorCode(), join("model.safetensors.index.json") + ": " +
+                                                                         llvm::toString(json.takeError()));
+    const Object *o = json->getAsObject();
+    const Object *weightMap = o ? o->getObject("weight_map") : nullptr;
+    if (!weightMap)
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     join("model.safetensors.index.json") + ": no \"weight_map\" object");
+    std::set<std::string> shards;
+    for (const auto &kv : *weightMap) {
+      llvm::StringRef shard = kv.second.getAsString().getValueOr("");
+      if (shard.empty() || shard == "." || shard == ".." || shard.find_first_of("/\\") != llvm::StringRef::npos)
+        return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                       join("model.safetensors.index.json") + ": shard '" + shard +
+                                           "' is not a file in the checkpoint's folder");
+      shards.insert(shard.str());
+    }
+    for (const std::string &shard : shards)
+      if (llvm::Error e = addWeights(shard))
+        return std::move(e);
+  } else {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>("sha256:" + llvm::toHex(sha.final(), /*LowerCase=*/true));
 }
 
 /// A stage variant, lowered.
@@ -233,15 +313,23 @@ private:
     return out;
   }
 
-  /// Sizes of a Hugging Face checkpoint from its config.json, when it is there.
-  void readHfConfig(ModelSpec &m) {
-    llvm::SmallString<256> path(recipe.baseDir);
-    llvm::sys::path::append(path, llvm::StringRef(m.init).drop_front(3), "config.json");
+  /// The folder an `hf:PATH` reference names (relative to the recipe).
+  std::string hfFolder(llvm::StringRef ref) {
+    llvm::SmallString<256> dir(recipe.baseDir);
+    llvm::sys::path::append(dir, ref.drop_front(3));
+    return std::string(dir);
+  }
+
+  /// Sizes of a Hugging Face checkpoint from its config.json, when it is there, and the
+  /// checkpoint's family, which must be the recipe's. Returns its vocab_size (0: unknown).
+  uint64_t readHfConfig(ModelSpec &m) {
+    llvm::SmallString<256> path(hfFolder(m.init));
+    llvm::sys::path::append(path, "config.json");
     auto buffer = llvm::MemoryBuffer::getFile(path);
     if (!buffer) {
       plan.provisional = true;
       plan.provisionalReasons.push_back("model: no config.json in '" + m.init + "'");
-      return;
+      return 0;
     }
     llvm::Expected<llvm::json::Value> json = llvm::json::parse((*buffer)->getBuffer());
     const Object *o = json ? json->getAsObject() : nullptr;
@@ -249,13 +337,30 @@ private:
       if (!json)
         llvm::consumeError(json.takeError());
       error(DiagCode::DataError, std::string(path) + ": not a JSON object");
-      return;
+      return 0;
+    }
+    // transformers' model_type; Mistral and Qwen2 are Llama-family architectures.
+    llvm::StringRef type = o->getString("model_type").getValueOr("");
+    llvm::StringRef family = type == "mistral" || type == "qwen2" ? "llama" : type;
+    if (family != familyName(m.family)) {
+      error(DiagCode::DataError, std::string(path) + ": the checkpoint's model_type '" + type.str() +
+                                     "' is not the recipe's model family '" + familyName(m.family).str() +
+                                     "' (set family = \"" + (family.empty() ? "?" : family.str()) +
+                                     "\" in [model])");
+      return 0;
     }
     auto get = [&](std::initializer_list<const char *> keys) -> uint64_t {
       for (const char *k : keys)
         if (auto v = o->getInteger(k))
           return static_cast<uint64_t>(*v);
       return 0;
+    };
+    // transformers 5 moved the RoPE settings into "rope_parameters".
+    auto rope = [&](const char *key, const char *legacyKey) -> llvm::Optional<double> {
+      if (const Object *params = o->getObject("rope_parameters"))
+        if (auto v = params->getNumber(key))
+          return v;
+      return o->getNumber(legacyKey);
     };
     m.layers = m.layers ? m.layers : get({"num_hidden_layers", "n_layer"});
     m.dModel = m.dModel ? m.dModel : get({"hidden_size", "n_embd"});
@@ -266,15 +371,69 @@ private:
     m.ffn = get({"intermediate_size", "n_inner"});
     if (!m.ffn)
       m.ffn = 4 * m.dModel;
-    m.vocab = m.vocab ? m.vocab : get({"vocab_size"});
-    if (auto theta = o->getNumber("rope_theta"))
+    uint64_t checkpointVocab = get({"vocab_size"});
+    m.vocab = m.vocab ? m.vocab : checkpointVocab;
+    if (auto theta = rope("rope_theta", m.family == Family::GPTNeoX ? "rotary_emb_base" : "rope_theta"))
       m.ropeTheta = *theta;
+    if (m.family == Family::GPTNeoX)
+      m.rotaryPct = rope("partial_rotary_factor", "rotary_pct").getValueOr(0.25);
+    if (uint64_t positions = get({"n_positions"}); m.family == Family::GPT2 && positions)
+      m.maxPositions = positions;
+    return checkpointVocab;
+  }
+
+  /// The tokenizer's vocabulary: from the streams' manifests, else the embedded byte
+  /// tokenizer's, else a `tokenizer = "hf:..."` tokenizer.json's (its largest id + 1).
+  /// 0 when unknown; `source` says where it came from.
+  uint64_t tokenizerVocab(const ModelSpec &m, std::string &source) {
+    uint64_t fromData = 0;
+    for (const auto &[name, st] : stats)
+      if (st && st->vocabSize > fromData) {
+        fromData = st->vocabSize;
+        source = "stream '" + name + "'" + (st->tokenizer.empty() ? "" : ", tokenizer '" + st->tokenizer + "'");
+      }
+    if (fromData)
+      return fromData;
+    if (m.tokenizer == "bytes") {
+      source = "the byte tokenizer";
+      return kBytesVocab;
+    }
+    std::string path = hfFolder(m.tokenizer);
+    auto buffer = llvm::MemoryBuffer::getFile(path);
+    if (!buffer)
+      return 0;
+    llvm::Expected<llvm::json::Value> json = llvm::json::parse((*buffer)->getBuffer());
+    if (!json) {
+      llvm::consumeError(json.takeError());
+      return 0;
+    }
+    const Object *o = json->getAsObject();
+    int64_t largest = -1;
+    if (const Object *model = o ? o->getObject("model") : nullptr)
+      if (const Object *vocab = model->getObject("vocab"))
+        for (const auto &kv : *vocab)
+          largest = std::max(largest, kv.second.getAsInteger().getValueOr(-1));
+    if (const llvm::json::Array *added = o ? o->getArray("added_tokens") : nullptr)
+      for (const llvm::json::Value &t : *added)
+        if (const Object *token = t.getAsObject())
+          largest = std::max(largest, token->getInteger("id").getValueOr(-1));
+    source = path;
+    return static_cast<uint64_t>(largest + 1);
   }
 
   void lowerModel() {
     ModelSpec m = recipe.model;
-    if (llvm::StringRef(m.init).startswith("hf:"))
-      readHfConfig(m);
+    if (llvm::StringRef(m.init).startswith("hf:")) {
+      // Every token id the data holds must have a row in the checkpoint's embedding.
+      std::string source;
+      uint64_t checkpointVocab = readHfConfig(m), vocab = tokenizerVocab(m, source);
+      if (checkpointVocab && vocab > checkpointVocab)
+        error(DiagCode::DataError,
+              llvm::formatv("the tokenizer's vocabulary of {0} tokens ({1}) exceeds the checkpoint's vocab_size "
+                            "{2} ({3}/config.json)",
+                            vocab, source, checkpointVocab, hfFolder(m.init))
+                  .str());
+    }
     if (!m.vocab) {
       for (const auto &[name, st] : stats)
         if (st && st->vocabSize)
@@ -344,22 +503,18 @@ private:
     if (init == "random")
       n.settings["seed"] = static_cast<int64_t>(recipe.seed);
     if (llvm::StringRef(init).startswith("hf:")) {
-      // The checkpoint's identity: its path relative to the recipe is not content, so the
-      // hash covers the files' sizes and times (a content fingerprint comes with issue 8).
-      llvm::SmallString<256> dir(recipe.baseDir);
-      llvm::sys::path::append(dir, llvm::StringRef(init).drop_front(3));
-      llvm::SmallString<256> weights(dir);
-      llvm::sys::path::append(weights, "model.safetensors");
-      llvm::sys::fs::file_status status;
-      if (llvm::sys::fs::status(weights, status) || !llvm::sys::fs::exists(status)) {
+      // The checkpoint's identity: its content, not its path or its files' times.
+      llvm::Expected<std::optional<std::string>> fingerprint = checkpointFingerprint(hfFolder(init));
+      if (!fingerprint) {
+        error(DiagCode::DataError, "checkpoint '" + init + "': " + llvm::toString(fingerprint.takeError()));
+        n.settings["checkpoint"] = nullptr;
+      } else if (!*fingerprint) {
         n.provisional = true;
         n.settings["checkpoint"] = nullptr;
         plan.provisional = true;
         plan.provisionalReasons.push_back("checkpoint '" + init + "': no model.safetensors");
       } else {
-        n.settings["checkpoint"] = llvm::formatv("{0}:{1}", status.getSize(),
-                                                 status.getLastModificationTime().time_since_epoch().count())
-                                       .str();
+        n.settings["checkpoint"] = **fingerprint;
       }
     }
     return addNode(std::move(n), {});

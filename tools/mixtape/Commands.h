@@ -29,6 +29,7 @@ int submitMain(llvm::ArrayRef<llvm::StringRef> args);
 #ifdef MIXTAPE_HAVE_RUNTIME
 int runMain(llvm::ArrayRef<llvm::StringRef> args);
 int execMain(llvm::ArrayRef<llvm::StringRef> args);
+int exportMain(llvm::ArrayRef<llvm::StringRef> args);
 #endif
 int dataMain(llvm::ArrayRef<llvm::StringRef> args);
 int reportMain(llvm::ArrayRef<llvm::StringRef> args);

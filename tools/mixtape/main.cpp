@@ -17,6 +17,7 @@ static const Command kCommands[] = {
 #ifdef MIXTAPE_HAVE_RUNTIME
     {"run", "compile a recipe and execute its plan: train, evaluate, merge", runMain},
     {"exec", "execute a compiled plan, or one node of it", execMain},
+    {"export", "write a node's model as a Hugging Face folder", exportMain},
 #endif
     {"data", "synthesize, prepare and inspect token datasets", dataMain},
     {"report", "tables and plots of a run: metrics, forgetting, LR", reportMain},

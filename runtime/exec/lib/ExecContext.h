@@ -40,5 +40,7 @@ llvm::Error runInit(ExecContext &ctx, const ExecNode &node);
 llvm::Error runTrain(ExecContext &ctx, const ExecNode &node);
 llvm::Error runEval(ExecContext &ctx, const ExecNode &node);
 llvm::Error runMerge(ExecContext &ctx, const ExecNode &node);
+/// The model a finished node left, as a new Hugging Face folder `outDir`.
+llvm::Error exportModel(ExecContext &ctx, const ExecNode &node, llvm::StringRef outDir);
 
 } // namespace mixtape::exec

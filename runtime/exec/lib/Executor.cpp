@@ -168,3 +168,22 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
   }
   return llvm::Error::success();
 }
+
+llvm::Error mixtape::exec::exportNode(const Object &plan, llvm::StringRef runDir, llvm::StringRef node,
+                                      llvm::StringRef outDir) {
+  ExecContext ctx;
+  ctx.plan = &plan;
+  ctx.runDir = runDir.str();
+  ctx.recipeDir = plan.getString("recipe_dir").getValueOr(".").str();
+  ctx.seed = static_cast<uint64_t>(plan.getInteger("seed").getValueOr(0));
+  llvm::Expected<std::vector<ExecNode>> nodes = readNodes(plan);
+  if (!nodes)
+    return nodes.takeError();
+  ctx.nodes = std::move(*nodes);
+  auto it = llvm::find_if(ctx.nodes, [&](const ExecNode &n) { return n.name == node; });
+  if (it == ctx.nodes.end())
+    return planError("the plan has no node '" + node + "'");
+  if (!llvm::sys::fs::exists(joinPath(ctx.nodeDir(*it), "DONE")))
+    return planError("node '" + node + "' is not done (no " + joinPath(ctx.nodeDir(*it), "DONE") + ")");
+  return exportModel(ctx, *it, outDir);
+}

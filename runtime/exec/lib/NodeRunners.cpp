@@ -19,6 +19,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -39,8 +40,20 @@ int64_t integer(const Object &o, llvm::StringRef key, int64_t fallback = 0) {
   return o.getInteger(key).getValueOr(fallback);
 }
 
-/// The architecture of the plan's model, with a node's RoPE base.
+/// The architecture of the plan's model, with a node's RoPE base. A model that came from a
+/// Hugging Face checkpoint keeps what the plan does not spell out (norm eps, head size,
+/// tied head, rotary fraction, activation): its init node saved the checkpoint's config.
 llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, llvm::Optional<double> ropeTheta) {
+  for (const ExecNode &n : ctx.nodes) {
+    std::string config = joinPath(ctx.nodeDir(n), "config.json");
+    if (n.kind != "init" || !n.settings->getString("init").getValueOr("").startswith("hf:") ||
+        !llvm::sys::fs::exists(config))
+      continue;
+    llvm::Expected<model::ModelConfig> c = model::readHFConfig(config);
+    if (c && ropeTheta)
+      c->ropeTheta = *ropeTheta;
+    return c;
+  }
   const Object *m = ctx.plan->getObject("model");
   if (!m)
     return error("malformed plan: no model");
@@ -259,11 +272,40 @@ llvm::Error mixtape::exec::runInit(ExecContext &ctx, const ExecNode &node) {
     auto loaded = model::Model::fromHuggingFace(joinPath(ctx.recipeDir, init.drop_front(3)));
     if (!loaded)
       return loaded.takeError();
-    m = std::move(*loaded);
+    // With its config: the nodes after it build the checkpoint's architecture from it.
+    return (*loaded)->saveHuggingFace(ctx.nodeDir(node));
   } else {
     return error("unknown init '" + init + "'");
   }
   return m->saveWeights(joinPath(ctx.nodeDir(node), "model.safetensors"));
+}
+
+llvm::Error mixtape::exec::exportModel(ExecContext &ctx, const ExecNode &node, llvm::StringRef outDir) {
+  if (node.kind == "eval")
+    return error("node '" + node.name + "' is an eval: it makes no model to export");
+  if (llvm::sys::fs::exists(outDir))
+    return error(outDir + ": exists; export writes a new folder and replaces nothing");
+  auto m = loadInputModel(ctx, node, node.settings->getNumber("rope_theta"));
+  if (!m)
+    return m.takeError();
+  // Built beside its destination and renamed into place: a reader never sees half a folder.
+  llvm::SmallString<256> temp;
+  std::string parent = llvm::sys::path::parent_path(outDir).str();
+  std::string stem = joinPath(parent.empty() ? "." : parent,
+                              "." + llvm::sys::path::filename(outDir).str() + ".tmp");
+  if (std::error_code ec = llvm::sys::fs::createUniqueDirectory(stem, temp))
+    return error(outDir + ": cannot create a folder beside it: " + ec.message());
+  auto fail = [&](llvm::Error e) {
+    llvm::sys::fs::remove_directories(temp);
+    return e;
+  };
+  if (llvm::Error e = (*m)->saveHuggingFace(temp))
+    return fail(std::move(e));
+  if (llvm::Error e = syncPath(temp))
+    return fail(std::move(e));
+  if (std::error_code ec = llvm::sys::fs::rename(temp, outDir))
+    return fail(error(outDir + ": cannot move the exported model into place: " + ec.message()));
+  return syncPath(parent.empty() ? "." : parent);
 }
 
 llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {

@@ -10,7 +10,13 @@
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
@@ -259,17 +265,16 @@ llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, 
 
 llvm::Expected<std::unique_ptr<Model>> Model::fromHuggingFace(llvm::StringRef dir,
                                                               c10::ScalarType dtype) {
-  llvm::SmallString<256> configPath(dir), weightsPath(dir);
+  llvm::SmallString<256> configPath(dir);
   llvm::sys::path::append(configPath, "config.json");
-  llvm::sys::path::append(weightsPath, "model.safetensors");
   llvm::Expected<ModelConfig> config = readHFConfig(configPath);
   if (!config)
     return config.takeError();
   llvm::Expected<std::unique_ptr<Model>> model = create(*config, /*seed=*/0, dtype);
   if (!model)
     return model.takeError();
-  if (llvm::Error err = (*model)->loadWeights(weightsPath))
-    return err;
+  if (llvm::Error err = (*model)->loadHuggingFaceWeights(dir))
+    return std::move(err);
   return model;
 }
 
@@ -438,48 +443,192 @@ int64_t mixtape::model::countLossTokens(const at::Tensor &targets, const at::Ten
 // Weights I/O
 //===----------------------------------------------------------------------===//
 
+namespace {
+
+/// The tensors of a checkpoint, one file or several shards, by name.
+struct Checkpoint {
+  std::string name; ///< the file, or the index of the shards, for messages
+  std::vector<st::File> files;
+  struct Entry {
+    const st::TensorInfo *info;
+    std::string file;
+  };
+  std::vector<std::pair<std::string, Entry>> inOrder; ///< shard by shard, in data order
+  llvm::StringMap<Entry> byName;
+
+  /// Adds the tensors of the file just opened; fails on a name another file holds.
+  llvm::Error addFile(st::File file) {
+    files.push_back(std::move(file));
+    const st::File &f = files.back();
+    for (const st::TensorInfo &t : f.tensors()) {
+      auto [it, fresh] = byName.try_emplace(t.name, Entry{&t, f.path().str()});
+      if (!fresh)
+        return modelError(llvm::Twine(name) + ": tensor '" + t.name + "' is in both " +
+                          it->second.file + " and " + f.path());
+      inOrder.push_back({t.name, it->second});
+    }
+    return llvm::Error::success();
+  }
+};
+
+std::string shapeText(llvm::ArrayRef<int64_t> shape) {
+  return "[" +
+         llvm::join(llvm::map_range(shape, [](int64_t d) { return std::to_string(d); }), ", ") +
+         "]";
+}
+
+/// The keys of the object under the top-level key `member` of a JSON text, duplicates
+/// included: llvm::json::parse keeps the last of duplicate keys silently, and an index
+/// that lists a tensor twice is ambiguous about where the tensor is.
+std::vector<llvm::StringRef> keysOf(llvm::StringRef json, llvm::StringRef member) {
+  std::vector<llvm::StringRef> keys;
+  size_t depth = 0;
+  bool inMember = false, keyExpected = false;
+  llvm::StringRef lastTopKey;
+  for (size_t i = 0; i < json.size(); ++i) {
+    char c = json[i];
+    if (c == '"') {
+      size_t begin = i + 1;
+      for (++i; i < json.size() && json[i] != '"'; ++i)
+        if (json[i] == '\\')
+          ++i;
+      llvm::StringRef text = json.slice(begin, i);
+      if (keyExpected && depth == 1)
+        lastTopKey = text;
+      else if (keyExpected && depth == 2 && inMember)
+        keys.push_back(text);
+      keyExpected = false;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+      inMember = depth == 2 ? (c == '{' && lastTopKey == member) : inMember;
+      keyExpected = c == '{';
+    } else if (c == '}' || c == ']') {
+      if (depth > 0)
+        --depth;
+    } else if (c == ',') {
+      keyExpected = (depth == 1) || (depth == 2 && inMember);
+    }
+  }
+  return keys;
+}
+
+/// The shards an index maps tensors to, opened and checked against it.
+llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef indexPath) {
+  Checkpoint ckpt;
+  ckpt.name = indexPath.str();
+  auto bad = [&](const llvm::Twine &what) { return modelError(indexPath + ": " + what); };
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer = llvm::MemoryBuffer::getFile(indexPath);
+  if (!buffer)
+    return bad("cannot open: " + buffer.getError().message());
+  llvm::StringRef text = (*buffer)->getBuffer();
+  if (text.size() > st::MaxHeaderBytes)
+    return bad("index of " + llvm::Twine(text.size()) + " bytes exceeds the limit of " +
+               llvm::Twine(st::MaxHeaderBytes));
+  llvm::Expected<llvm::json::Value> json = llvm::json::parse(text);
+  if (!json)
+    return bad(llvm::toString(json.takeError()));
+  const llvm::json::Object *index = json->getAsObject();
+  const llvm::json::Object *weightMap = index ? index->getObject("weight_map") : nullptr;
+  if (!weightMap)
+    return bad("no \"weight_map\" object");
+  llvm::StringSet<> listed;
+  for (llvm::StringRef key : keysOf(text, "weight_map"))
+    if (!listed.insert(key).second)
+      return bad("tensor '" + key + "' is listed twice in weight_map");
+
+  // Shard by shard, in name order, so the order of the tensors does not depend on hashing.
+  std::map<std::string, std::vector<std::string>> tensorsOfShard;
+  for (const auto &[tensor, shardValue] : *weightMap) {
+    llvm::Optional<llvm::StringRef> shard = shardValue.getAsString();
+    if (!shard)
+      return bad("weight_map['" + tensor.str() + "'] is not a file name");
+    // A shard is a file of the folder: no separators, no "..", nothing absolute.
+    if (shard->empty() || *shard == "." || *shard == ".." ||
+        shard->find_first_of("/\\") != llvm::StringRef::npos || shard->contains('\0'))
+      return bad("shard '" + *shard + "' of tensor '" + tensor.str() +
+                 "' is not a file in the checkpoint's folder");
+    tensorsOfShard[shard->str()].push_back(tensor.str());
+  }
+  for (const auto &[shard, tensors] : tensorsOfShard) {
+    llvm::SmallString<256> path(dir);
+    llvm::sys::path::append(path, shard);
+    if (!llvm::sys::fs::exists(path))
+      return bad("shard '" + shard + "' (of tensor '" + tensors.front() + "') does not exist");
+    llvm::Expected<st::File> file = st::File::open(path);
+    if (!file)
+      return file.takeError();
+    if (llvm::Error e = ckpt.addFile(std::move(*file)))
+      return std::move(e);
+    for (const std::string &tensor : tensors)
+      if (!ckpt.files.back().find(tensor))
+        return bad("shard '" + shard + "' has no tensor '" + tensor + "'");
+  }
+  for (const auto &[tensor, entry] : ckpt.inOrder) {
+    const llvm::json::Value *shard = weightMap->get(tensor);
+    if (!shard || llvm::sys::path::filename(entry.file) != *shard->getAsString())
+      return bad("tensor '" + tensor + "' is in " + entry.file + ", which weight_map does not give it");
+  }
+  return std::move(ckpt);
+}
+
+} // namespace
+
+/// Checks everything before copying anything: a failed load leaves the model as it was.
+static llvm::Error loadCheckpoint(std::vector<NamedParameter> &params,
+                                  const llvm::StringMap<size_t> &byName, const ModelConfig &config,
+                                  const Checkpoint &ckpt) {
+  for (const auto &[name, entry] : ckpt.inOrder) {
+    if (byName.count(name) || isKnownBuffer(name))
+      continue;
+    if (config.tieEmbeddings && (name == "lm_head.weight" || name == "embed_out.weight"))
+      continue; // a tied head saved anyway; the embedding is what counts
+    return modelError(llvm::Twine(entry.file) + ": tensor '" + name + "' is not a parameter of this " +
+                      familyName(config.family) + " model");
+  }
+  for (NamedParameter &p : params) {
+    auto it = ckpt.byName.find(p.name);
+    if (it == ckpt.byName.end())
+      return modelError(llvm::Twine(ckpt.name) + ": missing tensor '" + p.name + "'");
+    const st::TensorInfo &t = *it->second.info;
+    if (llvm::ArrayRef<int64_t>(t.shape) != llvm::ArrayRef<int64_t>(p.tensor.sizes().vec()))
+      return modelError(llvm::Twine(it->second.file) + ": tensor '" + p.name + "' has shape " + shapeText(t.shape) +
+                        ", the model needs " + shapeText(p.tensor.sizes().vec()));
+    if (!scalarType(t.dtype))
+      return modelError(llvm::Twine(it->second.file) + ": tensor '" + p.name + "' has dtype " +
+                        st::dtypeName(t.dtype) + "; parameters must be F32, F16, BF16 or F64");
+  }
+  at::NoGradGuard noGrad;
+  for (NamedParameter &p : params) {
+    const st::TensorInfo &t = *ckpt.byName.find(p.name)->second.info;
+    // Copy out of the mapping first: tensor data in a file need not be aligned.
+    at::Tensor staging = at::empty(t.shape, at::TensorOptions().dtype(*scalarType(t.dtype)));
+    std::memcpy(staging.data_ptr(), t.bytes.data(), t.bytes.size());
+    p.tensor.copy_(staging);
+  }
+  return llvm::Error::success();
+}
+
 llvm::Error Model::loadWeights(llvm::StringRef path) {
   llvm::Expected<st::File> file = st::File::open(path);
   if (!file)
     return file.takeError();
-  Impl &m = *impl_;
-  for (const st::TensorInfo &t : file->tensors()) {
-    if (m.byName.count(t.name) || isKnownBuffer(t.name))
-      continue;
-    if (m.config.tieEmbeddings && (t.name == "lm_head.weight" || t.name == "embed_out.weight"))
-      continue; // a tied head saved anyway; the embedding is what counts
-    return modelError(path + ": tensor '" + t.name + "' is not a parameter of this " +
-                      familyName(m.config.family) + " model");
-  }
-  // Check everything before copying anything: a failed load leaves the model as it was.
-  for (NamedParameter &p : m.params) {
-    const st::TensorInfo *t = file->find(p.name);
-    if (!t)
-      return modelError(path + ": missing tensor '" + p.name + "'");
-    if (llvm::ArrayRef<int64_t>(t->shape) != llvm::ArrayRef<int64_t>(p.tensor.sizes().vec()))
-      return modelError(path + ": tensor '" + p.name + "' has shape [" +
-                        llvm::join(llvm::map_range(t->shape, [](int64_t d) {
-                                     return std::to_string(d);
-                                   }), ", ") +
-                        "], the model needs [" +
-                        llvm::join(llvm::map_range(p.tensor.sizes(), [](int64_t d) {
-                                     return std::to_string(d);
-                                   }), ", ") +
-                        "]");
-    std::optional<c10::ScalarType> type = scalarType(t->dtype);
-    if (!type)
-      return modelError(path + ": tensor '" + p.name + "' has dtype " + st::dtypeName(t->dtype) +
-                        "; parameters must be F32, F16, BF16 or F64");
-  }
-  at::NoGradGuard noGrad;
-  for (NamedParameter &p : m.params) {
-    const st::TensorInfo *t = file->find(p.name);
-    // Copy out of the mapping first: tensor data in a file need not be aligned.
-    at::Tensor staging = at::empty(t->shape, at::TensorOptions().dtype(*scalarType(t->dtype)));
-    std::memcpy(staging.data_ptr(), t->bytes.data(), t->bytes.size());
-    p.tensor.copy_(staging);
-  }
-  return llvm::Error::success();
+  Checkpoint ckpt;
+  ckpt.name = path.str();
+  if (llvm::Error e = ckpt.addFile(std::move(*file)))
+    return e;
+  return loadCheckpoint(impl_->params, impl_->byName, impl_->config, ckpt);
+}
+
+llvm::Error Model::loadHuggingFaceWeights(llvm::StringRef dir) {
+  llvm::SmallString<256> single(dir), index(dir);
+  llvm::sys::path::append(single, "model.safetensors");
+  llvm::sys::path::append(index, "model.safetensors.index.json");
+  if (llvm::sys::fs::exists(single) || !llvm::sys::fs::exists(index))
+    return loadWeights(single);
+  llvm::Expected<Checkpoint> ckpt = openShards(dir, index);
+  if (!ckpt)
+    return ckpt.takeError();
+  return loadCheckpoint(impl_->params, impl_->byName, impl_->config, *ckpt);
 }
 
 llvm::Error Model::saveWeights(llvm::StringRef path) const {
@@ -497,4 +646,36 @@ llvm::Error Model::saveWeights(llvm::StringRef path) const {
                                                t.nbytes())});
   }
   return st::write(path, tensors, {{"format", "pt"}});
+}
+
+llvm::Error Model::saveHuggingFace(llvm::StringRef dir) const {
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
+    return modelError(dir + ": cannot create: " + ec.message());
+  llvm::StringRef torchDtype = impl_->dtype == at::kBFloat16 ? "bfloat16"
+                               : impl_->dtype == at::kHalf   ? "float16"
+                               : impl_->dtype == at::kDouble ? "float64"
+                                                             : "float32";
+  llvm::SmallString<256> config(dir), temp;
+  llvm::sys::path::append(config, "config.json");
+  int fd = -1;
+  if (std::error_code ec = llvm::sys::fs::createUniqueFile(config + ".tmp-%%%%%%", fd, temp))
+    return modelError(config + ": cannot write: " + ec.message());
+  {
+    llvm::raw_fd_ostream out(fd, /*shouldClose=*/true);
+    out << llvm::formatv("{0:2}", llvm::json::Value(formatHFConfig(impl_->config, torchDtype))) << "\n";
+    out.flush();
+    if (out.has_error()) {
+      std::string message = out.error().message();
+      out.clear_error();
+      llvm::sys::fs::remove(temp);
+      return modelError(config + ": cannot write: " + message);
+    }
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(temp, config)) {
+    llvm::sys::fs::remove(temp);
+    return modelError(config + ": cannot write: " + ec.message());
+  }
+  llvm::SmallString<256> weights(dir);
+  llvm::sys::path::append(weights, "model.safetensors");
+  return saveWeights(weights);
 }

@@ -252,3 +252,73 @@ llvm::Expected<ModelConfig> mixtape::model::readHFConfig(llvm::StringRef path) {
                                    path + ": cannot open: " + buffer.getError().message());
   return parseHFConfig((*buffer)->getBuffer(), path);
 }
+
+static llvm::StringRef hfActivationName(Activation activation) {
+  switch (activation) {
+  case Activation::GELUTanh:
+    return "gelu_new";
+  case Activation::GELU:
+    return "gelu";
+  case Activation::SiLU:
+    return "silu";
+  }
+  llvm_unreachable("unknown activation");
+}
+
+llvm::json::Object mixtape::model::formatHFConfig(const ModelConfig &c, llvm::StringRef torchDtype) {
+  llvm::json::Object o{{"model_type", familyName(c.family)},
+                       {"vocab_size", c.vocabSize},
+                       {"tie_word_embeddings", c.tieEmbeddings},
+                       {"dtype", torchDtype},
+                       {"torch_dtype", torchDtype}};
+  switch (c.family) {
+  case Family::GPT2:
+    o["architectures"] = llvm::json::Array{"GPT2LMHeadModel"};
+    o["n_layer"] = c.numLayers;
+    o["n_embd"] = c.dModel;
+    o["n_head"] = c.numHeads;
+    // transformers writes null for the default 4 * n_embd.
+    o["n_inner"] = c.ffnHidden == 4 * c.dModel ? llvm::json::Value(nullptr) : llvm::json::Value(c.ffnHidden);
+    o["n_positions"] = c.maxPositions;
+    o["layer_norm_epsilon"] = c.normEps;
+    o["activation_function"] = hfActivationName(c.activation);
+    o["scale_attn_weights"] = true;
+    o["scale_attn_by_inverse_layer_idx"] = false;
+    o["reorder_and_upcast_attn"] = false;
+    break;
+  case Family::Llama:
+    o["architectures"] = llvm::json::Array{"LlamaForCausalLM"};
+    o["num_hidden_layers"] = c.numLayers;
+    o["hidden_size"] = c.dModel;
+    o["num_attention_heads"] = c.numHeads;
+    o["num_key_value_heads"] = c.numKVHeads;
+    o["head_dim"] = c.effectiveHeadDim();
+    o["intermediate_size"] = c.ffnHidden;
+    o["max_position_embeddings"] = c.maxPositions;
+    o["rms_norm_eps"] = c.normEps;
+    o["hidden_act"] = hfActivationName(c.activation);
+    o["attention_bias"] = c.attentionBias;
+    o["mlp_bias"] = false;
+    o["pretraining_tp"] = 1;
+    o["rope_parameters"] = llvm::json::Object{{"rope_theta", c.ropeTheta}, {"rope_type", "default"}};
+    o["rope_theta"] = c.ropeTheta;
+    break;
+  case Family::GPTNeoX:
+    o["architectures"] = llvm::json::Array{"GPTNeoXForCausalLM"};
+    o["num_hidden_layers"] = c.numLayers;
+    o["hidden_size"] = c.dModel;
+    o["num_attention_heads"] = c.numHeads;
+    o["intermediate_size"] = c.ffnHidden;
+    o["max_position_embeddings"] = c.maxPositions;
+    o["layer_norm_eps"] = c.normEps;
+    o["hidden_act"] = hfActivationName(c.activation);
+    o["attention_bias"] = true;
+    o["use_parallel_residual"] = c.parallelResidual;
+    o["rope_parameters"] = llvm::json::Object{
+        {"rope_theta", c.ropeTheta}, {"partial_rotary_factor", c.rotaryPct}, {"rope_type", "default"}};
+    o["rotary_emb_base"] = c.ropeTheta;
+    o["rotary_pct"] = c.rotaryPct;
+    break;
+  }
+  return o;
+}

@@ -4,7 +4,9 @@
 #include "mixtape/compiler/Sema.h"
 
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -259,6 +261,122 @@ TEST(Plan, CostFollowsSixNPlusAttention) {
   double n6 = 6 * (2 * (attention + mlp) + 264.0 * 64);
   double perToken = n6 + 12.0 * 2 * 64 * 128;
   EXPECT_DOUBLE_EQ(n.flops, perToken * static_cast<double>(n.tokens));
+}
+
+/// A recipe continuing from the Hugging Face folder "ckpt" beside it, in a temp folder.
+class HfCheckpoint : public testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("mixtape-hf-plan", dir));
+    ASSERT_FALSE(llvm::sys::fs::create_directories(path("ckpt")));
+    std::string recipe = branchRecipe("1Mi", "3e-4", "1Mi", "");
+    std::string sizes = "layers = 2\nd_model = 64\nheads = 4\n";
+    recipe.replace(recipe.find(sizes), sizes.size(), "init = \"hf:ckpt\"\n");
+    write("recipe.toml", recipe);
+    writeWeights("{}");
+  }
+  void TearDown() override { llvm::sys::fs::remove_directories(dir); }
+
+  std::string path(llvm::StringRef name) const { return std::string(dir) + "/" + name.str(); }
+  void write(llvm::StringRef name, llvm::StringRef text) { std::ofstream(path(name), std::ios::binary) << text.str(); }
+  void writeConfig(llvm::StringRef type, uint64_t vocab) {
+    write("ckpt/config.json", llvm::formatv(R"({{"model_type": "{0}", "vocab_size": {1}, "num_hidden_layers": 2,
+        "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 192})",
+                                            type, vocab)
+                                  .str());
+  }
+  /// A safetensors file whose header is `header` (padded to 8 bytes) and 16 bytes of data.
+  void writeWeights(std::string header) {
+    header.resize((header.size() + 7) / 8 * 8, ' ');
+    std::string bytes(8, '\0');
+    for (int i = 0; i < 8; ++i)
+      bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+    write("ckpt/model.safetensors", bytes + header + std::string(16, 'w'));
+  }
+  std::unique_ptr<Planned> plan() {
+    auto p = std::make_unique<Planned>();
+    p->recipe = loadRecipe(path("recipe.toml"), p->diags);
+    FakeCatalog catalog;
+    if (p->recipe)
+      p->plan = lowerToPlan(*p->recipe, catalog, CostModel(), p->diags);
+    return p;
+  }
+  std::string checkpoint() {
+    auto p = plan();
+    EXPECT_TRUE(p->plan) << p->printed();
+    return p->plan ? p->node("init").settings.getString("checkpoint").getValueOr("").str() : "";
+  }
+
+  llvm::SmallString<128> dir;
+};
+
+TEST_F(HfCheckpoint, FamilyMustBeTheCheckpointsModelType) {
+  writeConfig("gpt2", 300);
+  auto p = plan();
+  EXPECT_FALSE(p->plan);
+  EXPECT_NE(p->printed().find(path("ckpt/config.json") + ": the checkpoint's model_type 'gpt2' is not the "
+                                                         "recipe's model family 'llama' (set family = \"gpt2\" in "
+                                                         "[model]) [data]"),
+            std::string::npos)
+      << p->printed();
+  writeConfig("qwen2", 300); // a Llama-family architecture
+  EXPECT_TRUE(plan()->plan);
+}
+
+TEST_F(HfCheckpoint, TheTokenizersVocabularyMustFitTheCheckpoint) {
+  writeConfig("llama", 256);
+  auto p = plan();
+  EXPECT_FALSE(p->plan);
+  EXPECT_NE(p->printed().find("error: the tokenizer's vocabulary of 264 tokens (stream 'a') exceeds the "
+                              "checkpoint's vocab_size 256 (" +
+                              path("ckpt") + "/config.json) [data]"),
+            std::string::npos)
+      << p->printed();
+  writeConfig("llama", 300);
+  p = plan();
+  ASSERT_TRUE(p->plan) << p->printed();
+  EXPECT_EQ(p->plan->model.getInteger("vocab").getValueOr(0), 300);
+  EXPECT_EQ(p->plan->model.getInteger("layers").getValueOr(0), 2);
+  EXPECT_EQ(p->plan->model.getInteger("ffn").getValueOr(0), 192);
+}
+
+TEST_F(HfCheckpoint, FingerprintIsContentNotTimes) {
+  writeConfig("llama", 300);
+  std::string first = checkpoint();
+  EXPECT_EQ(llvm::StringRef(first).take_front(7), "sha256:");
+  // Touched (a copy, a checkout, rsync without -t): the same checkpoint.
+  for (const char *file : {"ckpt/config.json", "ckpt/model.safetensors"}) {
+    int fd = -1;
+    ASSERT_FALSE(llvm::sys::fs::openFileForWrite(path(file), fd, llvm::sys::fs::CD_OpenExisting,
+                                                 llvm::sys::fs::OF_Append));
+    ASSERT_FALSE(llvm::sys::fs::setLastAccessAndModificationTime(
+        fd, llvm::sys::toTimePoint(1'000'000'000)));
+    llvm::sys::Process::SafelyCloseFileDescriptor(fd);
+  }
+  EXPECT_EQ(checkpoint(), first);
+  // The config, a tensor's header entry, or the file's size: another checkpoint.
+  writeConfig("llama", 301);
+  std::string config = checkpoint();
+  EXPECT_NE(config, first);
+  writeWeights(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})");
+  std::string header = checkpoint();
+  EXPECT_NE(header, config);
+  // Sharded: the index and each shard's header count; a broken shard is an error.
+  llvm::sys::fs::rename(path("ckpt/model.safetensors"), path("ckpt/model-1.safetensors"));
+  write("ckpt/model.safetensors.index.json", R"({"weight_map": {"w": "model-1.safetensors"}})");
+  std::string sharded = checkpoint();
+  EXPECT_EQ(llvm::StringRef(sharded).take_front(7), "sha256:");
+  EXPECT_NE(sharded, header);
+  write("ckpt/model-1.safetensors", "short");
+  auto p = plan();
+  EXPECT_FALSE(p->plan);
+  EXPECT_NE(p->printed().find("model-1.safetensors: too short for a safetensors header"), std::string::npos)
+      << p->printed();
+  // Without weights the plan is provisional, as without data.
+  llvm::sys::fs::remove(path("ckpt/model.safetensors.index.json"));
+  p = plan();
+  ASSERT_TRUE(p->plan) << p->printed();
+  EXPECT_TRUE(p->plan->provisional);
 }
 
 TEST(Plan, RunDirSaysWhatIsDoneAndWhyANodeReruns) {

@@ -8,11 +8,15 @@
 
 #include "mixtape/safetensors/SafeTensors.h"
 
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <fstream>
+#include <functional>
 #include <iterator>
+#include <map>
 
 using namespace mixtape::model;
 using namespace mixtape::model::test;
@@ -124,7 +128,225 @@ TEST_P(HuggingFace, LoadsHalfPrecisionCheckpoints) {
   }
 }
 
+namespace {
+
+namespace st = mixtape::safetensors;
+
+void writeText(const std::string &path, llvm::StringRef text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text.str();
+}
+
+llvm::json::Object readJSONObject(const std::string &path) {
+  llvm::Expected<llvm::json::Value> json = llvm::json::parse(readBytes(path));
+  if (!json) {
+    ADD_FAILURE() << path << ": " << llvm::toString(json.takeError());
+    return {};
+  }
+  return *json->getAsObject();
+}
+
+/// Rewrites a single-file checkpoint as shards: tensor i goes to shard shardOf(i) ("a" or
+/// "b"), with an index written as `save_pretrained` writes it, plus the config.
+void writeShards(const std::string &from, const std::string &to,
+                 const std::function<std::string(size_t)> &shardOf) {
+  llvm::sys::fs::create_directories(to);
+  writeText(to + "/config.json", readBytes(from + "/config.json"));
+  llvm::Expected<st::File> file = st::File::open(from + "/model.safetensors");
+  ASSERT_TRUE(!!file) << llvm::toString(file.takeError());
+  std::map<std::string, std::vector<st::TensorData>> shards;
+  llvm::json::Object weightMap;
+  for (size_t i = 0; i < file->tensors().size(); ++i) {
+    const st::TensorInfo &t = file->tensors()[i];
+    std::string shard = "model-" + shardOf(i) + ".safetensors";
+    shards[shard].push_back({t.name, t.dtype, t.shape, t.bytes});
+    weightMap[t.name] = shard;
+  }
+  for (const auto &[shard, tensors] : shards)
+    ASSERT_FALSE(llvm::errorToBool(st::write(to + "/" + shard, tensors, {{"format", "pt"}})));
+  llvm::json::Object index{{"metadata", llvm::json::Object{{"total_size", 0}}},
+                           {"weight_map", std::move(weightMap)}};
+  writeText(to + "/model.safetensors.index.json",
+            llvm::formatv("{0:2}", llvm::json::Value(std::move(index))).str());
+}
+
+std::string loadError(const std::string &dir) {
+  llvm::Expected<std::unique_ptr<Model>> model = Model::fromHuggingFace(dir);
+  return model ? std::string() : llvm::toString(model.takeError());
+}
+
+/// Keys of the fixtures' config.json that do not change the computation: token ids,
+/// dropout (off in eval), initialization, caching, the writer's version.
+const llvm::StringSet<> NotArchitecture = {
+    "add_cross_attention", "attn_pdrop",          "bos_token_id",         "embd_pdrop",
+    "eos_token_id",        "initializer_range",   "pad_token_id",         "resid_pdrop",
+    "summary_activation",  "summary_first_dropout", "summary_proj_to_labels", "summary_type",
+    "summary_use_proj",    "transformers_version", "use_cache",            "attention_dropout",
+    "classifier_dropout",  "hidden_dropout",      "is_decoder"};
+
+} // namespace
+
+TEST_P(HuggingFace, ExportReimportsWithTheSameLogitsWeightsAndConfig) {
+  MIXTAPE_REQUIRE_FIXTURES();
+  llvm::Expected<std::unique_ptr<Model>> model = Model::fromHuggingFace(dir());
+  ASSERT_TRUE(!!model) << llvm::toString(model.takeError());
+  Expected want = readExpected(dir() + "/expected.json");
+  TempDir tmp;
+  const std::string out = tmp / "export";
+  ASSERT_FALSE(llvm::errorToBool((*model)->saveHuggingFace(out)));
+
+  llvm::Expected<std::unique_ptr<Model>> again = Model::fromHuggingFace(out);
+  ASSERT_TRUE(!!again) << llvm::toString(again.takeError());
+  at::NoGradGuard noGrad;
+  at::Tensor before = (*model)->forward(want.inputIds), after = (*again)->forward(want.inputIds);
+  EXPECT_LT((after - before).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((after - want.logits).abs().max().item<double>(), 1e-4);
+  EXPECT_EQ(readBytes(out + "/model.safetensors"), readBytes(dir() + "/model.safetensors"));
+
+  // Every key of transformers' own config that the architecture depends on, same value.
+  llvm::json::Object theirs = readJSONObject(dir() + "/config.json");
+  llvm::json::Object ours = readJSONObject(out + "/config.json");
+  for (const auto &[key, value] : theirs) {
+    if (NotArchitecture.count(key))
+      continue;
+    const llvm::json::Value *mine = ours.get(key);
+    ASSERT_TRUE(mine) << "config.json lacks '" << key.str() << "'";
+    EXPECT_EQ(*mine, value) << key.str() << ": ours " << llvm::formatv("{0}", *mine).str()
+                            << ", transformers' " << llvm::formatv("{0}", value).str();
+  }
+}
+
+TEST_P(HuggingFace, ShardedCheckpointLoadsLikeTheSingleFile) {
+  MIXTAPE_REQUIRE_FIXTURES();
+  TempDir tmp;
+  writeShards(dir(), tmp / "sharded", [](size_t i) { return i % 2 ? "a" : "b"; });
+  llvm::Expected<std::unique_ptr<Model>> whole = Model::fromHuggingFace(dir());
+  llvm::Expected<std::unique_ptr<Model>> sharded = Model::fromHuggingFace(tmp / "sharded");
+  ASSERT_TRUE(!!whole) << llvm::toString(whole.takeError());
+  ASSERT_TRUE(!!sharded) << llvm::toString(sharded.takeError());
+  for (const NamedParameter &p : (*whole)->parameters())
+    EXPECT_TRUE(at::equal(p.tensor, (*sharded)->findParameter(p.name)->tensor)) << p.name;
+  Expected want = readExpected(dir() + "/expected.json");
+  at::NoGradGuard noGrad;
+  EXPECT_LT(((*sharded)->forward(want.inputIds) - want.logits).abs().max().item<double>(), 1e-4);
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, HuggingFace, testing::ValuesIn(AllFamilies), familyLabel);
+
+TEST(HuggingFaceIndex, HostileIndexFilesGiveClearErrors) {
+  MIXTAPE_REQUIRE_FIXTURES();
+  const std::string fixture = fixturesDir() + "/hf-tiny-llama";
+  TempDir tmp;
+  const std::string dir = tmp / "llama", index = dir + "/model.safetensors.index.json";
+  // Tensors in name order alternate: lm_head a, embed_tokens b, ..., model.norm a.
+  writeShards(fixture, dir, [](size_t i) { return i % 2 ? "b" : "a"; });
+  ASSERT_EQ(loadError(dir), "");
+  const std::string good = readBytes(index);
+  auto withIndex = [&](llvm::StringRef from, llvm::StringRef to) {
+    std::string text = good;
+    size_t at = text.find(from.str());
+    EXPECT_NE(at, std::string::npos) << from.str();
+    if (at != std::string::npos)
+      text.replace(at, from.size(), to.str());
+    writeText(index, text);
+    return loadError(dir);
+  };
+
+  EXPECT_EQ(withIndex("\"model.embed_tokens.weight\": \"model-b.safetensors\"",
+                      "\"model.embed_tokens.weight\": \"model-c.safetensors\""),
+            index + ": shard 'model-c.safetensors' (of tensor 'model.embed_tokens.weight') "
+                    "does not exist");
+  EXPECT_EQ(withIndex("\"model.embed_tokens.weight\": \"model-b.safetensors\"",
+                      "\"model.embed_tokens.weight\": \"model-b.safetensors\",\n"
+                      "    \"model.embed_tokens.weight\": \"model-a.safetensors\""),
+            index + ": tensor 'model.embed_tokens.weight' is listed twice in weight_map");
+  EXPECT_EQ(withIndex("\"model.embed_tokens.weight\": \"model-b.safetensors\"",
+                      "\"model.embed_tokens.weight\": \"../llama/model-b.safetensors\""),
+            index + ": shard '../llama/model-b.safetensors' of tensor 'model.embed_tokens.weight' "
+                    "is not a file in the checkpoint's folder");
+  EXPECT_EQ(withIndex("\"model.embed_tokens.weight\": \"model-b.safetensors\"",
+                      "\"model.embed_tokens.weight\": \"" + dir + "/model-b.safetensors\""),
+            index + ": shard '" + dir + "/model-b.safetensors' of tensor "
+                    "'model.embed_tokens.weight' is not a file in the checkpoint's folder");
+  EXPECT_EQ(withIndex("\"model.embed_tokens.weight\": \"model-b.safetensors\"",
+                      "\"model.embed_tokens.weight\": \"model-a.safetensors\""),
+            index + ": shard 'model-a.safetensors' has no tensor 'model.embed_tokens.weight'");
+  EXPECT_EQ(withIndex("\"model.embed_tokens.weight\": \"model-b.safetensors\",", ""),
+            index + ": tensor 'model.embed_tokens.weight' is in " + dir +
+                "/model-b.safetensors, which weight_map does not give it");
+  EXPECT_EQ(withIndex("\"weight_map\"", "\"weights\""), index + ": no \"weight_map\" object");
+  std::string notJSON = withIndex("{", "");
+  EXPECT_EQ(notJSON.find(index + ": "), 0u) << notJSON;
+
+  // The same tensor in two shards, each listed for one of them.
+  writeText(index, good);
+  llvm::Expected<st::File> a = st::File::open(dir + "/model-a.safetensors");
+  ASSERT_TRUE(!!a);
+  std::vector<st::TensorData> extra;
+  for (const st::TensorInfo &t : a->tensors())
+    extra.push_back({t.name, t.dtype, t.shape, t.bytes});
+  ASSERT_FALSE(llvm::errorToBool(st::write(dir + "/model-c.safetensors", extra)));
+  withIndex("\"model.norm.weight\": \"model-a.safetensors\"",
+            "\"model.norm.weight\": \"model-c.safetensors\"");
+  std::string twice = loadError(dir);
+  EXPECT_NE(twice.find("' is in both "), std::string::npos) << twice;
+}
+
+TEST(HuggingFaceIndex, Bf16CheckpointTrainsInFp32) {
+  MIXTAPE_REQUIRE_FIXTURES();
+  const std::string fixture = fixturesDir() + "/hf-tiny-llama";
+  TempDir tmp;
+  const std::string dir = tmp / "bf16";
+  llvm::sys::fs::create_directories(dir);
+  std::string config = readBytes(fixture + "/config.json");
+  config.replace(config.find("\"float32\""), 9, "\"bfloat16\"");
+  writeText(dir + "/config.json", config);
+  llvm::Expected<st::File> file = st::File::open(fixture + "/model.safetensors");
+  ASSERT_TRUE(!!file);
+  std::vector<at::Tensor> keep;
+  std::vector<st::TensorData> tensors;
+  for (const st::TensorInfo &t : file->tensors()) {
+    at::Tensor f32 = at::from_blob(const_cast<uint8_t *>(t.bytes.data()), t.shape, at::kFloat);
+    keep.push_back(f32.to(at::kBFloat16).contiguous());
+    tensors.push_back({t.name, st::DType::BF16, t.shape,
+                       {static_cast<const uint8_t *>(keep.back().data_ptr()), keep.back().nbytes()}});
+  }
+  ASSERT_FALSE(llvm::errorToBool(st::write(dir + "/model.safetensors", tensors)));
+
+  llvm::Expected<std::unique_ptr<Model>> model = Model::fromHuggingFace(dir, at::kFloat);
+  ASSERT_TRUE(!!model) << llvm::toString(model.takeError());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const NamedParameter *p = (*model)->findParameter(tensors[i].name);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->tensor.scalar_type(), at::kFloat);
+    EXPECT_TRUE(at::equal(p->tensor, keep[i].to(at::kFloat))) << tensors[i].name;
+  }
+
+  // A few steps of gradient descent in fp32: gradients are fp32 and the loss goes down.
+  Expected want = readExpected(fixture + "/expected.json");
+  const int64_t t = want.inputIds.size(1);
+  at::Tensor inputs = want.inputIds.narrow(1, 0, t - 1), targets = want.inputIds.narrow(1, 1, t - 1);
+  double first = 0, last = 0;
+  for (int step = 0; step < 5; ++step) {
+    at::Tensor loss = maskedTokenLossSum((*model)->forward(inputs), targets) / double(t - 1);
+    loss.backward();
+    (step == 0 ? first : last) = loss.item<double>();
+    at::NoGradGuard noGrad;
+    for (const NamedParameter &p : (*model)->parameters()) {
+      ASSERT_EQ(p.tensor.grad().scalar_type(), at::kFloat) << p.name;
+      p.tensor.sub_(p.tensor.grad() * 0.5);
+      p.tensor.mutable_grad().zero_();
+    }
+  }
+  EXPECT_LT(last, first);
+  // What it saves is fp32: the training dtype, not the checkpoint's.
+  ASSERT_FALSE(llvm::errorToBool((*model)->saveHuggingFace(tmp / "trained")));
+  EXPECT_EQ(readJSONObject(tmp / "trained/config.json").getString("dtype"), llvm::StringRef("float32"));
+  llvm::Expected<st::File> saved = st::File::open(tmp / "trained/model.safetensors");
+  ASSERT_TRUE(!!saved);
+  EXPECT_EQ(saved->tensors().front().dtype, st::DType::F32);
+}
+
 
 TEST(HuggingFaceConfig, ReadsTheThreeFamilies) {
   MIXTAPE_REQUIRE_FIXTURES();

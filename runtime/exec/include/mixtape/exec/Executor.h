@@ -27,4 +27,11 @@ struct ExecOptions {
 /// Refuses provisional plans and plans of another format version.
 llvm::Error executePlan(const llvm::json::Object &plan, const ExecOptions &options);
 
+/// Writes the model that node `node` of a plan left in `runDir` (its done marker must be
+/// there) as a Hugging Face folder `outDir` — config.json and model.safetensors that
+/// `from_pretrained` loads — built in a temporary folder beside it and renamed into place.
+/// `outDir` must not exist yet.
+llvm::Error exportNode(const llvm::json::Object &plan, llvm::StringRef runDir, llvm::StringRef node,
+                       llvm::StringRef outDir);
+
 } // namespace mixtape::exec

@@ -43,7 +43,9 @@ public:
   /// in parameter order, so the same seed gives the same bits.
   static llvm::Expected<std::unique_ptr<Model>>
   create(const ModelConfig &config, uint64_t seed, c10::ScalarType dtype = c10::ScalarType::Float);
-  /// A Hugging Face model folder: config.json and model.safetensors.
+  /// A Hugging Face model folder: config.json and model.safetensors, or the shards that
+  /// model.safetensors.index.json names. Tensors of any float dtype become `dtype` (the
+  /// training dtype), whatever the config's "dtype" says.
   static llvm::Expected<std::unique_ptr<Model>>
   fromHuggingFace(llvm::StringRef dir, c10::ScalarType dtype = c10::ScalarType::Float);
 
@@ -70,9 +72,18 @@ public:
   /// except buffers older checkpoints carry (attention masks, rotary inv_freq) and a tied
   /// head's copy.
   llvm::Error loadWeights(llvm::StringRef path);
+  /// Copies weights from a model folder: its model.safetensors if there is one, else the
+  /// shards its model.safetensors.index.json maps tensors to. The index is checked first —
+  /// shard names must be plain files in `dir`, every shard must exist, hold the tensors the
+  /// index gives it and no tensor of another shard, and no tensor may be listed twice — with
+  /// errors naming the index, the shard and the tensor.
+  llvm::Error loadHuggingFaceWeights(llvm::StringRef dir);
   /// Writes the parameters in the model's dtype, sorted by name, metadata {"format": "pt"}
   /// — the layout `save_pretrained(safe_serialization=True)` produces.
   llvm::Error saveWeights(llvm::StringRef path) const;
+  /// Writes a Hugging Face model folder (created if missing): config.json (formatHFConfig)
+  /// and model.safetensors (saveWeights), which `from_pretrained` loads as they are.
+  llvm::Error saveHuggingFace(llvm::StringRef dir) const;
 
 private:
   struct Impl;

@@ -8,6 +8,7 @@
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
+#include "llvm/Support/JSON.h"
 
 #include <cstdint>
 #include <optional>
@@ -67,5 +68,13 @@ struct ModelConfig {
 /// rope_parameters object. Errors name the file and the key.
 llvm::Expected<ModelConfig> readHFConfig(llvm::StringRef path);
 llvm::Expected<ModelConfig> parseHFConfig(llvm::StringRef json, llvm::StringRef fileName);
+
+/// The config.json `save_pretrained` writes for this architecture: model_type,
+/// architectures, sizes, activation, norm eps, RoPE (transformers 5's rope_parameters and
+/// the 4.x keys beside it, with equal values, so either version reads it), tied head,
+/// parallel residual and `torchDtype` ("float32", "bfloat16", ...) as "dtype" and
+/// "torch_dtype". A Llama-family model is written as model_type "llama" (a Qwen2 one
+/// keeps its biases through attention_bias). readHFConfig reads it back to `config`.
+llvm::json::Object formatHFConfig(const ModelConfig &config, llvm::StringRef torchDtype);
 
 } // namespace mixtape::model

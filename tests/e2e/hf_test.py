@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Continued pre-training from a Hugging Face checkpoint, end to end:
+  vocab     -- the fixture Llama (vocabulary 256) under the byte tokenizer (264): `mixtape plan`
+               refuses, naming both sizes
+  continue  -- the fixture Llama with its embedding and head grown to 264 rows (as a
+               vocabulary extension does): `mixtape run` trains it a few steps, `mixtape
+               export` writes a Hugging Face folder whose config keeps the checkpoint's
+               architecture and whose weights are the node's; a second run starts from the
+               export (our reader re-imports it); export refuses what it must
+    hf_test.py MIXTAPE SCENARIO WORKDIR
+The fixtures come with the workspace (../shared/fixtures), not the repository: without them
+the test is skipped (exit 77)."""
+import json, os, shutil, struct, subprocess, sys
+
+mixtape, scenario, work = sys.argv[1:4]
+here = os.path.dirname(os.path.abspath(__file__))
+fixture = os.path.normpath(os.path.join(here, "..", "..", "..", "shared", "fixtures", "hf-tiny-llama"))
+if not os.path.isdir(fixture):
+    print(f"SKIP: no fixtures at {fixture}")
+    sys.exit(77)
+shutil.rmtree(work, ignore_errors=True)
+os.makedirs(work)
+env = dict(os.environ, MIXTAPE_NUM_THREADS="1")
+failures = []
+
+def run(args):
+    return subprocess.run([mixtape, *args], capture_output=True, text=True, env=env, timeout=600)
+
+def read_safetensors(path):
+    """(header dict without __metadata__, data bytes)"""
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    header.pop("__metadata__", None)
+    return header, raw[8 + n:]
+
+def write_safetensors(path, tensors):
+    """tensors: name -> (dtype, shape, bytes), written in name order like save_pretrained."""
+    header, offset = {}, 0
+    for name in sorted(tensors):
+        dtype, shape, data = tensors[name]
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+    header["__metadata__"] = {"format": "pt"}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text)
+        for name in sorted(tensors):
+            f.write(tensors[name][2])
+
+def tensors_of(path):
+    header, data = read_safetensors(path)
+    return {k: (v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in header.items()}
+
+RECIPE = """
+[recipe]
+name = "hf-continue"
+seed = 5
+
+[model]
+family = "llama"
+init = "hf:{ckpt}"
+seq_len = 32
+
+[streams.prose]
+shards = "synth:prose"
+val = "2%"
+
+[[stage]]
+name = "continue"
+tokens = "1Ki"
+batch = "4 sequences"
+mix = "prose"
+lr = "warmup(10%, peak = 1e-3) then cosine(final = 1e-4)"
+"""
+
+def write_recipe(name, ckpt):
+    path = os.path.join(work, name)
+    open(path, "w").write(RECIPE.format(ckpt=ckpt))
+    return path
+
+if scenario == "vocab":
+    shutil.copytree(fixture, os.path.join(work, "ckpt"))
+    r = run(["plan", write_recipe("recipe.toml", "ckpt"), "--run-dir", os.path.join(work, "run")])
+    want = "exceeds the checkpoint's vocab_size 256"
+    if r.returncode != 1 or "vocabulary of 264 tokens" not in r.stderr or want not in r.stderr:
+        failures.append(f"a 264-token tokenizer on a 256-row checkpoint was planned: exit {r.returncode}\n{r.stderr}")
+    total = 1
+
+elif scenario == "continue":
+    # The checkpoint: the fixture, its embedding and head grown to 264 rows (rows 256..263 copy row 0).
+    ckpt = os.path.join(work, "ckpt")
+    os.makedirs(ckpt)
+    config = json.load(open(os.path.join(fixture, "config.json")))
+    config["vocab_size"] = 264
+    json.dump(config, open(os.path.join(ckpt, "config.json"), "w"), indent=2)
+    tensors = tensors_of(os.path.join(fixture, "model.safetensors"))
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        dtype, shape, data = tensors[name]
+        row = data[:len(data) // shape[0]]
+        tensors[name] = (dtype, [264, shape[1]], data + row * 8)
+    write_safetensors(os.path.join(ckpt, "model.safetensors"), tensors)
+
+    run_dir = os.path.join(work, "run")
+    r = run(["run", write_recipe("recipe.toml", "ckpt"), "--run-dir", run_dir, "--quiet"])
+    if r.returncode != 0:
+        failures.append("the run from the checkpoint failed:\n" + r.stderr[-3000:])
+    plan = json.load(open(os.path.join(run_dir, "plan.json")))
+    train = [n for n in plan["nodes"] if n["kind"] == "train"]
+    node = train[-1]
+    node_weights = os.path.join(run_dir, node["dir"], "model.safetensors")
+
+    # Export the trained node: the checkpoint's architecture, the node's weights.
+    out = os.path.join(work, "exported")
+    r = run(["export", run_dir, node["name"], "--hf", out])
+    if r.returncode != 0:
+        failures.append("export failed:\n" + r.stderr)
+    else:
+        ours = json.load(open(os.path.join(out, "config.json")))
+        for key in ("model_type", "architectures", "vocab_size", "hidden_size", "intermediate_size",
+                    "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "head_dim",
+                    "rms_norm_eps", "rope_parameters", "tie_word_embeddings", "hidden_act",
+                    "max_position_embeddings", "attention_bias", "mlp_bias", "dtype"):
+            if ours.get(key) != config.get(key):
+                failures.append(f"exported config {key}: {ours.get(key)!r}, the checkpoint's {config.get(key)!r}")
+        if open(os.path.join(out, "model.safetensors"), "rb").read() != open(node_weights, "rb").read():
+            failures.append("the exported weights are not the node's")
+        exported = tensors_of(os.path.join(out, "model.safetensors"))
+        if sorted(exported) != sorted(tensors) or any(exported[k][:2] != tensors[k][:2] for k in tensors):
+            failures.append("the exported tensors' names, dtypes or shapes are not the checkpoint's")
+        elif all(exported[k][2] == tensors[k][2] for k in tensors):
+            failures.append("training changed no weight")
+        if [p for p in os.listdir(work) if ".tmp" in p]:
+            failures.append("export left a temporary folder behind")
+
+    # Re-import: a run that starts from the export.
+    r = run(["run", write_recipe("again.toml", "exported"), "--run-dir", os.path.join(work, "again"), "--quiet"])
+    if r.returncode != 0:
+        failures.append("a run from the exported folder failed:\n" + r.stderr[-3000:])
+
+    # Refusals: an existing folder, an unknown node, a node that is not done.
+    r = run(["export", run_dir, node["name"], "--hf", out])
+    if r.returncode != 1 or "exists" not in r.stderr:
+        failures.append(f"export over an existing folder: exit {r.returncode}\n{r.stderr}")
+    r = run(["export", run_dir, "nope", "--hf", os.path.join(work, "x")])
+    if r.returncode != 1 or "no node 'nope'" not in r.stderr:
+        failures.append(f"export of an unknown node: exit {r.returncode}\n{r.stderr}")
+    os.remove(os.path.join(run_dir, node["dir"], "DONE"))
+    r = run(["export", run_dir, node["name"], "--hf", os.path.join(work, "y")])
+    if r.returncode != 1 or "is not done" not in r.stderr:
+        failures.append(f"export of an unfinished node: exit {r.returncode}\n{r.stderr}")
+    r = run(["export", run_dir])
+    if r.returncode != 2:
+        failures.append(f"export without NODE and --hf: exit {r.returncode}, not the usage error")
+    total = 9
+else:
+    sys.exit(f"unknown scenario {scenario}")
+
+for f in failures:
+    print("FAIL:", f)
+print(f"{total - min(len(failures), total)} passed, {min(len(failures), total)} failed")
+sys.exit(1 if failures else 0)
