@@ -421,6 +421,8 @@ private:
     return static_cast<uint64_t>(largest + 1);
   }
 
+  double modelRopeTheta = 10000;
+
   void lowerModel() {
     ModelSpec m = recipe.model;
     if (llvm::StringRef(m.init).startswith("hf:")) {
@@ -434,6 +436,7 @@ private:
                             vocab, source, checkpointVocab, hfFolder(m.init))
                   .str());
     }
+    modelRopeTheta = m.ropeTheta;
     if (!m.vocab) {
       for (const auto &[name, st] : stats)
         if (st && st->vocabSize)
@@ -529,7 +532,8 @@ private:
     const OptimizerSpec &o = v.optimizer;
     return Object{{"seq_len", static_cast<int64_t>(v.seqLen)},
                   {"batch_sequences", static_cast<int64_t>(v.batchSequences)},
-                  {"rope_theta", v.ropeTheta},
+                  // A base the recipe never wrote is the checkpoint's (hf: init), not 10000.
+                  {"rope_theta", v.ropeThetaWritten ? v.ropeTheta : modelRopeTheta},
                   {"attention", v.attention == Attention::WithinDocument ? "within_document" : "causal"},
                   {"lr", scheduleJSON(v.lr, v.horizon)},
                   {"mixture", mixtureJSON(v.mixture)},

@@ -243,8 +243,10 @@ void sema::checkModel(Context &ctx) {
       ctx.report(DiagCode::BadValue, v->range, "gpt2 uses learned positions: rope_theta does not apply");
     else if (v->isNumber() && v->number() <= 0)
       ctx.report(DiagCode::BadValue, v->range, "rope_theta must be positive");
-    else if (v->isNumber())
+    else if (v->isNumber()) {
       m.ropeTheta = v->number();
+      m.ropeThetaWritten = true;
+    }
   }
   if (const Value *v = model->get("rotary_pct")) {
     if (m.family != Family::GPTNeoX)

@@ -487,13 +487,16 @@ private:
                        .str());
     }
     v.ropeTheta = parent ? parent->ropeTheta : model.ropeTheta;
+    v.ropeThetaWritten = parent ? parent->ropeThetaWritten : model.ropeThetaWritten;
     if (const Value *r = eff("rope_theta")) {
       if (model.family == Family::GPT2)
         ctx.report(DiagCode::BadValue, r->range, "gpt2 uses learned positions: rope_theta does not apply");
       else if (!r->isNumber() || r->number() <= 0)
         ctx.report(DiagCode::BadValue, r->range, "rope_theta must be a positive number");
-      else
+      else {
         v.ropeTheta = r->number();
+        v.ropeThetaWritten = true;
+      }
     }
     v.attention = parent ? parent->attention : model.attention;
     if (const Value *a = eff("attention"))

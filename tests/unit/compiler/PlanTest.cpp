@@ -4,6 +4,7 @@
 #include "mixtape/compiler/Sema.h"
 
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
@@ -338,6 +339,21 @@ TEST_F(HfCheckpoint, TheTokenizersVocabularyMustFitTheCheckpoint) {
   EXPECT_EQ(p->plan->model.getInteger("vocab").getValueOr(0), 300);
   EXPECT_EQ(p->plan->model.getInteger("layers").getValueOr(0), 2);
   EXPECT_EQ(p->plan->model.getInteger("ffn").getValueOr(0), 192);
+}
+
+TEST_F(HfCheckpoint, StagesKeepTheCheckpointsRopeBaseUnlessTheyWriteOne) {
+  write("ckpt/config.json", R"({"model_type": "llama", "vocab_size": 300, "num_hidden_layers": 2,
+      "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 192, "rope_theta": 500000.0})");
+  auto p = plan();
+  ASSERT_TRUE(p->plan) << p->printed();
+  EXPECT_EQ(p->node("anneal").settings.getNumber("rope_theta").getValueOr(0), 500000);
+  std::string recipe = llvm::MemoryBuffer::getFile(path("recipe.toml")).get()->getBuffer().str();
+  recipe.replace(recipe.find("name = \"anneal\""), 15, "name = \"anneal\"\nrope_theta = 1e6");
+  write("recipe.toml", recipe);
+  p = plan();
+  ASSERT_TRUE(p->plan) << p->printed();
+  EXPECT_EQ(p->node("anneal").settings.getNumber("rope_theta").getValueOr(0), 1e6);
+  EXPECT_EQ(p->node("base@0-512").settings.getNumber("rope_theta").getValueOr(0), 500000);
 }
 
 TEST_F(HfCheckpoint, FingerprintIsContentNotTimes) {

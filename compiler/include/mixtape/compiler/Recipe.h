@@ -35,6 +35,7 @@ struct ModelSpec {
   uint64_t vocab = 0;               ///< 0: the tokenizer's (known at plan time)
   uint64_t seqLen = 1024, maxPositions = 0;
   double ropeTheta = 10000, rotaryPct = 1.0;
+  bool ropeThetaWritten = false;    ///< else a checkpoint's own base applies (plan time)
   Attention attention = Attention::Causal;
   std::vector<std::string> pretrainedOn;
 };
@@ -81,6 +82,7 @@ struct StageVariant {
   uint64_t batchSequences = 0, microBatchSequences = 0, seqLen = 0, steps = 0;
   uint64_t batchTokens() const { return batchSequences * seqLen; }
   double ropeTheta = 10000;
+  bool ropeThetaWritten = false;    ///< by this stage, an ancestor or [model]
   Attention attention = Attention::Causal;
   Mixture mixture;
   schedule::Schedule lr;
