@@ -94,7 +94,7 @@ static llvm::Expected<std::vector<ExecNode>> readNodes(const Object &plan) {
     static const Object empty;
     if (!n.exec)
       n.exec = &empty;
-    if (n.dir.find('/') != std::string::npos || n.dir.find("..") != std::string::npos)
+    if (n.dir.empty() || n.dir == "." || n.dir == ".." || n.dir.find('/') != std::string::npos)
       return planError("malformed plan: node '" + n.name + "' has a directory outside the run directory");
     for (const llvm::json::Value &in : *o->getArray("inputs")) {
       auto name = in.getAsString();
@@ -106,6 +106,21 @@ static llvm::Expected<std::vector<ExecNode>> readNodes(const Object &plan) {
     out.push_back(std::move(n));
   }
   return out;
+}
+
+/// One node; LibTorch reports failures as exceptions (c10::Error): they become errors here,
+/// at the node boundary, without LibTorch's C++ backtrace.
+static llvm::Error runNode(ExecContext &ctx, const ExecNode &n) {
+  try {
+    return n.kind == "init"    ? runInit(ctx, n)
+           : n.kind == "train" ? runTrain(ctx, n)
+           : n.kind == "eval"  ? runEval(ctx, n)
+           : n.kind == "merge" ? runMerge(ctx, n)
+                               : planError("unknown node kind '" + n.kind + "'");
+  } catch (const std::exception &e) {
+    llvm::StringRef what = e.what();
+    return planError(what.substr(0, what.find("\nException raised from")).rtrim());
+  }
 }
 
 llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &options) {
@@ -154,11 +169,7 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
     if (llvm::Error e = writeFileDurably(joinPath(dir, "node.json"),
                                         llvm::formatv("{0:2}\n", llvm::json::Value(Object(*n.entry))).str()))
       return e;
-    llvm::Error result = n.kind == "init"    ? runInit(ctx, n)
-                         : n.kind == "train" ? runTrain(ctx, n)
-                         : n.kind == "eval"  ? runEval(ctx, n)
-                         : n.kind == "merge" ? runMerge(ctx, n)
-                                             : planError("unknown node kind '" + n.kind + "'");
+    llvm::Error result = runNode(ctx, n);
     if (result)
       return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                      "node '" + n.name + "': " + llvm::toString(std::move(result)));
