@@ -23,6 +23,7 @@ int planMain(llvm::ArrayRef<llvm::StringRef> args);
 #ifdef MIXTAPE_HAVE_RUNTIME
 int runMain(llvm::ArrayRef<llvm::StringRef> args);
 int execMain(llvm::ArrayRef<llvm::StringRef> args);
+int mergeMain(llvm::ArrayRef<llvm::StringRef> args);
 #endif
 int dataMain(llvm::ArrayRef<llvm::StringRef> args);
 int reportMain(llvm::ArrayRef<llvm::StringRef> args);

@@ -15,6 +15,7 @@ static const Command kCommands[] = {
 #ifdef MIXTAPE_HAVE_RUNTIME
     {"run", "compile a recipe and execute its plan: train, evaluate, merge", runMain},
     {"exec", "execute a compiled plan, or one node of it", execMain},
+    {"merge", "merge safetensors files: linear, slerp, task_arithmetic, ties, dare_*", mergeMain},
 #endif
     {"data", "synthesize, prepare and inspect token datasets", dataMain},
     {"report", "tables and plots of a run: metrics, forgetting, LR", reportMain},
