@@ -409,14 +409,18 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
 
 llvm::Error mixtape::exec::runEval(ExecContext &ctx, const ExecNode &node) {
   const ExecNode &input = ctx.nodes[node.inputs.front()];
-  auto m = loadInputModel(ctx, input, input.settings->getNumber("rope_theta"));
+  // A merged model takes the config of its base, else of its first model (docs/language.md).
+  const ExecNode *trained = &input;
+  while (trained->kind == "merge")
+    trained = &ctx.nodes[trained->inputs[static_cast<size_t>(integer(*trained->settings, "base_input"))]];
+  auto m = loadInputModel(ctx, input, trained->settings->getNumber("rope_theta"));
   if (!m)
     return m.takeError();
   // Evaluate at the sequence length the model was trained at last (the model's own for the
-  // init or a merge).
-  uint64_t seqLen = static_cast<uint64_t>(input.settings->getInteger("seq_len").getValueOr(
+  // init).
+  uint64_t seqLen = static_cast<uint64_t>(trained->settings->getInteger("seq_len").getValueOr(
       ctx.plan->getObject("model")->getInteger("max_positions").getValueOr(1024)));
-  bool withDocuments = input.settings->getString("attention") == llvm::StringRef("within_document");
+  bool withDocuments = trained->settings->getString("attention") == llvm::StringRef("within_document");
   MetricsLog log;
   if (llvm::Error e = log.open(joinPath(ctx.nodeDir(node), "metrics.jsonl"), 0))
     return e;
