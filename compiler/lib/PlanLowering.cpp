@@ -437,11 +437,6 @@ private:
                   .str());
     }
     modelRopeTheta = m.ropeTheta;
-    // RoPE models size their position tables to the longest sequence any stage trains on.
-    if (m.family != Family::GPT2)
-      for (const StageSpec &st : recipe.stages)
-        for (const StageVariant &v : st.variants)
-          m.maxPositions = std::max(m.maxPositions, v.seqLen);
     if (!m.vocab) {
       for (const auto &[name, st] : stats)
         if (st && st->vocabSize)

@@ -4,6 +4,8 @@
               state byte-identical to an uninterrupted run; finished nodes are skipped
   refuse   -- `mixtape exec` refuses a provisional plan and a plan of another version
   nan      -- a diverging learning rate stops the node with a diagnostic naming the step
+  northstar -- tests/e2e/north-star-small.toml (every construct of the north-star the runtime
+              covers) runs end to end: every node done, every eval point logged
     run_test.py MIXTAPE SCENARIO WORKDIR"""
 import glob, json, os, shutil, signal, subprocess, sys, time
 
@@ -95,6 +97,28 @@ elif scenario == "nan":
     if glob.glob(os.path.join(work, "run", "pretrain*", "DONE")):
         failures.append("the diverged node was marked done")
     total = 2
+elif scenario == "northstar":
+    d = os.path.join(work, "run")
+    r = run(["run", os.path.join(here, "north-star-small.toml"), "--run-dir", d, "--quiet"])
+    if r.returncode != 0:
+        failures.append(f"north-star-small failed:\n{r.stderr[-3000:]}")
+    plan = json.load(open(os.path.join(d, "plan.json")))
+    for node in plan["nodes"]:
+        if not os.path.exists(os.path.join(d, node["dir"], "DONE")):
+            failures.append(f"node {node['name']} is not done")
+    shapes = {p["shape"] for n in plan["nodes"] if n["kind"] == "train" for p in n["settings"]["lr"]["phases"]}
+    want = {"warmup", "constant", "linear", "cosine", "exp", "inverse_sqrt", "1-sqrt"}
+    if not want <= shapes:
+        failures.append(f"schedule shapes trained: {sorted(shapes)}, missing {sorted(want - shapes)}")
+    finals = 0
+    for node in plan["nodes"]:
+        path = os.path.join(d, node["dir"], "metrics.jsonl")
+        if node["kind"] == "eval" and os.path.exists(path):
+            finals += sum(1 for l in open(path) if '"final"' in l)
+    evals = sum(1 for n in plan["nodes"] if n["kind"] == "eval")
+    if finals != 2 * evals:
+        failures.append(f"{finals} final eval records for {evals} eval nodes of 2 splits")
+    total = 4
 else:
     sys.exit(f"unknown scenario {scenario}")
 

@@ -30,6 +30,7 @@ int submitMain(llvm::ArrayRef<llvm::StringRef> args);
 int runMain(llvm::ArrayRef<llvm::StringRef> args);
 int execMain(llvm::ArrayRef<llvm::StringRef> args);
 int exportMain(llvm::ArrayRef<llvm::StringRef> args);
+int mergeMain(llvm::ArrayRef<llvm::StringRef> args);
 #endif
 int dataMain(llvm::ArrayRef<llvm::StringRef> args);
 int reportMain(llvm::ArrayRef<llvm::StringRef> args);

@@ -18,6 +18,7 @@ static const Command kCommands[] = {
     {"run", "compile a recipe and execute its plan: train, evaluate, merge", runMain},
     {"exec", "execute a compiled plan, or one node of it", execMain},
     {"export", "write a node's model as a Hugging Face folder", exportMain},
+    {"merge", "merge safetensors files: linear, slerp, task_arithmetic, ties, dare_*", mergeMain},
 #endif
     {"data", "synthesize, prepare and inspect token datasets", dataMain},
     {"report", "tables and plots of a run: metrics, forgetting, LR", reportMain},

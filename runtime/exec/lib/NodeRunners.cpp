@@ -10,6 +10,7 @@
 #include "ExecContext.h"
 
 #include "mixtape/compiler/Plan.h"
+#include "mixtape/merge/Merge.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/train/AdamW.h"
 #include "mixtape/train/Numerics.h"
@@ -44,6 +45,14 @@ int64_t integer(const Object &o, llvm::StringRef key, int64_t fallback = 0) {
 /// Hugging Face checkpoint keeps what the plan does not spell out (norm eps, head size,
 /// tied head, rotary fraction, activation): its init node saved the checkpoint's config.
 llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, llvm::Optional<double> ropeTheta) {
+  // RoPE has no position table to learn: its limit only sizes a cache, so it covers the
+  // longest sequence any node trains on (a long-context stage), without touching any hash.
+  auto coverSequences = [&](model::ModelConfig &c) {
+    if (c.family == model::Family::GPT2)
+      return;
+    for (const ExecNode &n : ctx.nodes)
+      c.maxPositions = std::max(c.maxPositions, n.settings->getInteger("seq_len").getValueOr(0));
+  };
   for (const ExecNode &n : ctx.nodes) {
     std::string config = joinPath(ctx.nodeDir(n), "config.json");
     if (n.kind != "init" || !n.settings->getString("init").getValueOr("").startswith("hf:") ||
@@ -52,6 +61,8 @@ llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, llvm::Opt
     llvm::Expected<model::ModelConfig> c = model::readHFConfig(config);
     if (c && ropeTheta)
       c->ropeTheta = *ropeTheta;
+    if (c)
+      coverSequences(*c);
     return c;
   }
   const Object *m = ctx.plan->getObject("model");
@@ -68,6 +79,7 @@ llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, llvm::Opt
   c.rotaryPct = m->getNumber("rotary_pct").getValueOr(1.0);
   if (ropeTheta)
     c.ropeTheta = *ropeTheta;
+  coverSequences(c);
   if (llvm::Error e = c.validate())
     return e;
   return c;
@@ -450,14 +462,18 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
 
 llvm::Error mixtape::exec::runEval(ExecContext &ctx, const ExecNode &node) {
   const ExecNode &input = ctx.nodes[node.inputs.front()];
-  auto m = loadInputModel(ctx, input, input.settings->getNumber("rope_theta"));
+  // A merged model takes the config of its base, else of its first model (docs/language.md).
+  const ExecNode *trained = &input;
+  while (trained->kind == "merge")
+    trained = &ctx.nodes[trained->inputs[static_cast<size_t>(integer(*trained->settings, "base_input"))]];
+  auto m = loadInputModel(ctx, input, trained->settings->getNumber("rope_theta"));
   if (!m)
     return m.takeError();
   // Evaluate at the sequence length the model was trained at last (the model's own for the
-  // init or a merge).
-  uint64_t seqLen = static_cast<uint64_t>(input.settings->getInteger("seq_len").getValueOr(
+  // init).
+  uint64_t seqLen = static_cast<uint64_t>(trained->settings->getInteger("seq_len").getValueOr(
       ctx.plan->getObject("model")->getInteger("max_positions").getValueOr(1024)));
-  bool withDocuments = input.settings->getString("attention") == llvm::StringRef("within_document");
+  bool withDocuments = trained->settings->getString("attention") == llvm::StringRef("within_document");
   MetricsLog log;
   if (llvm::Error e = log.open(joinPath(ctx.nodeDir(node), "metrics.jsonl"), 0))
     return e;
@@ -480,38 +496,32 @@ llvm::Error mixtape::exec::runEval(ExecContext &ctx, const ExecNode &node) {
 }
 
 llvm::Error mixtape::exec::runMerge(ExecContext &ctx, const ExecNode &node) {
-  llvm::StringRef method = node.settings->getString("method").getValueOr("");
-  if (method != "linear")
-    return error("merge method '" + method + "' is not implemented yet (only linear); see issue 6");
-  const llvm::json::Array *weightsJSON = node.settings->getArray("weights");
-  std::vector<double> weights;
-  if (weightsJSON)
-    for (const llvm::json::Value &w : *weightsJSON)
-      weights.push_back(w.getAsNumber().getValueOr(0));
-  size_t models = node.inputs.size();
-  if (weights.empty())
-    weights.assign(models, 1.0);
-  if (weights.size() != models)
-    return error("malformed plan: one weight per merged model");
-  double total = 0;
-  for (double w : weights)
-    total += w;
-  if (node.settings->getBoolean("normalize").getValueOr(true) && total != 0)
-    for (double &w : weights)
-      w /= total;
-  auto merged = loadInputModel(ctx, ctx.nodes[node.inputs[0]], llvm::None);
-  if (!merged)
-    return merged.takeError();
-  at::NoGradGuard noGrad;
-  for (const model::NamedParameter &p : (*merged)->parameters())
-    p.tensor.mul_(weights[0]);
-  for (size_t i = 1; i < models; ++i) {
-    auto other = loadInputModel(ctx, ctx.nodes[node.inputs[i]], llvm::None);
-    if (!other)
-      return other.takeError();
-    llvm::ArrayRef<model::NamedParameter> a = (*merged)->parameters(), b = (*other)->parameters();
-    for (size_t k = 0; k < a.size(); ++k)
-      a[k].tensor.add_(b[k].tensor, weights[i]);
+  const Object &s = *node.settings;
+  llvm::StringRef methodName = s.getString("method").getValueOr("");
+  std::optional<merge::Method> method = merge::methodFromName(methodName);
+  if (!method)
+    return error("malformed plan: unknown merge method '" + methodName + "'");
+  merge::MergeOptions options;
+  options.method = *method;
+  if (const llvm::json::Array *weights = s.getArray("weights"))
+    for (const llvm::json::Value &w : *weights)
+      options.weights.push_back(w.getAsNumber().getValueOr(0));
+  options.normalize = s.getBoolean("normalize").getValueOr(true);
+  options.density = s.getNumber("density").getValueOr(1.0);
+  options.t = s.getNumber("t").getValueOr(0.5);
+  options.seed = static_cast<uint64_t>(integer(s, "seed"));
+  // Every input node left a model.safetensors; base_input says which one is the base.
+  llvm::Optional<int64_t> baseInput = s.getInteger("base_input");
+  std::vector<std::string> models;
+  std::optional<std::string> base;
+  for (size_t i = 0; i < node.inputs.size(); ++i) {
+    std::string path = joinPath(ctx.nodeDir(ctx.nodes[node.inputs[i]]), "model.safetensors");
+    if (baseInput && static_cast<size_t>(*baseInput) == i)
+      base = path;
+    else
+      models.push_back(path);
   }
-  return (*merged)->saveWeights(joinPath(ctx.nodeDir(node), "model.safetensors"));
+  if (baseInput && !base)
+    return error("malformed plan: base_input is not one of the merge's inputs");
+  return merge::mergeFiles(options, models, base, joinPath(ctx.nodeDir(node), "model.safetensors"));
 }

@@ -112,6 +112,13 @@ uint64_t TensorInfo::numElements() const {
   return n;
 }
 
+uint64_t TensorLayout::byteSize() const {
+  uint64_t n = dtypeSize(dtype);
+  for (int64_t d : shape)
+    n *= static_cast<uint64_t>(d);
+  return n;
+}
+
 File::File(File &&) noexcept = default;
 File &File::operator=(File &&) noexcept = default;
 File::~File() = default;
@@ -285,7 +292,7 @@ llvm::Expected<File> File::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer
 }
 
 llvm::Expected<std::string>
-mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorData> tensors,
+mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorLayout> tensors,
                                    const std::map<std::string, std::string> &metadata) {
   std::string header;
   llvm::raw_string_ostream os(header);
@@ -299,10 +306,7 @@ mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorData> tensors,
         for (const auto &[key, value] : metadata)
           json.attribute(key, value);
       });
-    for (const TensorData &t : tensors) {
-      uint64_t bytes = dtypeSize(t.dtype);
-      for (int64_t d : t.shape)
-        bytes *= static_cast<uint64_t>(d);
+    for (const TensorLayout &t : tensors) {
       if (failure)
         return;
       if (t.name.empty() || t.name == "__metadata__" || !seen.insert(t.name).second) {
@@ -311,13 +315,7 @@ mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorData> tensors,
                                               t.name + "'");
         return;
       }
-      if (bytes != t.bytes.size()) {
-        failure = llvm::createStringError(
-            llvm::inconvertibleErrorCode(),
-            "safetensors: tensor '" + t.name + "' has " + llvm::Twine(t.bytes.size()) +
-                " bytes, but its dtype and shape need " + llvm::Twine(bytes));
-        return;
-      }
+      uint64_t bytes = t.byteSize();
       json.attributeObject(t.name, [&] {
         json.attribute("dtype", dtypeName(t.dtype));
         json.attributeArray("shape", [&] {
@@ -333,15 +331,73 @@ mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorData> tensors,
     }
   });
   if (failure)
-    return failure;
+    return std::move(failure);
   os.flush();
   // Pad so that the data region (after the 8-byte length) starts 8-aligned.
   header.append((8 - header.size() % 8) % 8, ' ');
   return header;
 }
 
-llvm::Error mixtape::safetensors::write(llvm::StringRef path, llvm::ArrayRef<TensorData> tensors,
-                                        const std::map<std::string, std::string> &metadata) {
+namespace {
+TensorLayout layoutOf(const TensorData &t) { return {t.name, t.dtype, t.shape}; }
+
+llvm::Error checkBytes(const TensorData &t) {
+  uint64_t bytes = layoutOf(t).byteSize();
+  if (bytes == t.bytes.size())
+    return llvm::Error::success();
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 "safetensors: tensor '" + t.name + "' has " +
+                                     llvm::Twine(t.bytes.size()) +
+                                     " bytes, but its dtype and shape need " + llvm::Twine(bytes));
+}
+} // namespace
+
+llvm::Expected<std::string>
+mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorData> tensors,
+                                   const std::map<std::string, std::string> &metadata) {
+  std::vector<TensorLayout> layouts;
+  for (const TensorData &t : tensors) {
+    if (llvm::Error e = checkBytes(t))
+      return std::move(e);
+    layouts.push_back(layoutOf(t));
+  }
+  return formatHeader(layouts, metadata);
+}
+
+struct Writer::Impl {
+  std::string path;
+  llvm::sys::fs::TempFile temp;
+  std::unique_ptr<llvm::raw_fd_ostream> out;
+  std::vector<TensorLayout> tensors;
+  size_t next = 0;
+  bool finished = false;
+
+  Impl(llvm::StringRef path, llvm::sys::fs::TempFile temp, std::vector<TensorLayout> tensors)
+      : path(path.str()), temp(std::move(temp)),
+        out(std::make_unique<llvm::raw_fd_ostream>(this->temp.FD, /*shouldClose=*/false)),
+        tensors(std::move(tensors)) {}
+  ~Impl() {
+    out.reset();
+    if (!finished)
+      llvm::consumeError(temp.discard());
+  }
+  llvm::Error fail(const llvm::Twine &why) {
+    if (out)
+      out->clear_error();
+    out.reset();
+    llvm::consumeError(temp.discard());
+    finished = true;
+    return fileError(path, why);
+  }
+};
+
+Writer::Writer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Writer::Writer(Writer &&) noexcept = default;
+Writer &Writer::operator=(Writer &&) noexcept = default;
+Writer::~Writer() = default;
+
+llvm::Expected<Writer> Writer::create(llvm::StringRef path, llvm::ArrayRef<TensorLayout> tensors,
+                                      const std::map<std::string, std::string> &metadata) {
   llvm::Expected<std::string> header = formatHeader(tensors, metadata);
   if (!header)
     return fileError(path, llvm::toString(header.takeError()));
@@ -350,31 +406,50 @@ llvm::Error mixtape::safetensors::write(llvm::StringRef path, llvm::ArrayRef<Ten
   if (!temp)
     return fileError(path, "cannot create a temporary file: " +
                                llvm::toString(temp.takeError()));
-  auto discard = [&](const llvm::Twine &why) {
-    llvm::consumeError(temp->discard());
-    return fileError(path, why);
-  };
-  {
-    llvm::raw_fd_ostream out(temp->FD, /*shouldClose=*/false);
-    char length[8];
-    llvm::support::endian::write64le(length, header->size());
-    out.write(length, 8);
-    out << *header;
-    for (const TensorData &t : tensors)
-      out.write(reinterpret_cast<const char *>(t.bytes.data()), t.bytes.size());
-    out.flush();
-    if (std::error_code ec = out.error()) {
-      out.clear_error();
-      return discard("write failed: " + ec.message());
-    }
-  }
-  if (::fsync(temp->FD) != 0)
-    return discard("fsync failed: " + std::error_code(errno, std::generic_category()).message());
-  if (llvm::Error err = temp->keep(path))
-    return fileError(path, "cannot move the finished file into place: " +
-                               llvm::toString(std::move(err)));
+  auto impl = std::make_unique<Impl>(path, std::move(*temp), tensors.vec());
+  char length[8];
+  llvm::support::endian::write64le(length, header->size());
+  impl->out->write(length, 8);
+  *impl->out << *header;
+  return Writer(std::move(impl));
+}
+
+llvm::Error Writer::add(llvm::StringRef name, llvm::ArrayRef<uint8_t> bytes) {
+  Impl &w = *impl_;
+  if (w.finished || w.next == w.tensors.size())
+    return fileError(w.path, "tensor '" + name + "' is not in the header, or was added after the last");
+  const TensorLayout &t = w.tensors[w.next];
+  if (t.name != name)
+    return fileError(w.path, "tensor '" + name + "' added where the header has '" + t.name + "'");
+  if (t.byteSize() != bytes.size())
+    return fileError(w.path, "tensor '" + name + "' has " + llvm::Twine(bytes.size()) +
+                                 " bytes, but its dtype and shape need " + llvm::Twine(t.byteSize()));
+  w.out->write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+  if (std::error_code ec = w.out->error())
+    return w.fail("write failed: " + ec.message());
+  ++w.next;
+  return llvm::Error::success();
+}
+
+llvm::Error Writer::commit() {
+  Impl &w = *impl_;
+  if (w.finished)
+    return fileError(w.path, "the file was already committed or abandoned");
+  if (w.next != w.tensors.size())
+    return w.fail("committed after " + llvm::Twine(w.next) + " of " +
+                  llvm::Twine(w.tensors.size()) + " tensors");
+  w.out->flush();
+  if (std::error_code ec = w.out->error())
+    return w.fail("write failed: " + ec.message());
+  w.out.reset();
+  if (::fsync(w.temp.FD) != 0)
+    return w.fail("fsync failed: " + std::error_code(errno, std::generic_category()).message());
+  w.finished = true;
+  if (llvm::Error err = w.temp.keep(w.path))
+    return fileError(w.path, "cannot move the finished file into place: " +
+                                 llvm::toString(std::move(err)));
   // The rename is durable only once the directory entry is.
-  llvm::SmallString<256> dir(path);
+  llvm::SmallString<256> dir(w.path);
   llvm::sys::path::remove_filename(dir);
   if (dir.empty())
     dir = ".";
@@ -384,4 +459,21 @@ llvm::Error mixtape::safetensors::write(llvm::StringRef path, llvm::ArrayRef<Ten
     ::close(dirFd);
   }
   return llvm::Error::success();
+}
+
+llvm::Error mixtape::safetensors::write(llvm::StringRef path, llvm::ArrayRef<TensorData> tensors,
+                                        const std::map<std::string, std::string> &metadata) {
+  std::vector<TensorLayout> layouts;
+  for (const TensorData &t : tensors) {
+    if (llvm::Error e = checkBytes(t))
+      return fileError(path, llvm::toString(std::move(e)));
+    layouts.push_back(layoutOf(t));
+  }
+  llvm::Expected<Writer> writer = Writer::create(path, layouts, metadata);
+  if (!writer)
+    return writer.takeError();
+  for (const TensorData &t : tensors)
+    if (llvm::Error e = writer->add(t.name, t.bytes))
+      return e;
+  return writer->commit();
 }

@@ -249,3 +249,50 @@ TEST(SafeTensors, FuzzCorpusReadsOrFailsCleanly) {
   EXPECT_GT(files, 10);
   EXPECT_GE(accepted, 3); // at least the Hugging Face files
 }
+
+TEST(SafeTensors, StreamingWriterMatchesWriteAndChecksItsOrder) {
+  TempDir dir;
+  std::vector<float> a = {1, 2, 3};
+  std::vector<int64_t> b = {4, 5};
+  std::vector<TensorData> tensors = {{"b", DType::I64, {2}, bytesOf(b)}, {"a", DType::F32, {3}, bytesOf(a)}};
+  ASSERT_FALSE(llvm::errorToBool(write(dir / "whole.safetensors", tensors, {{"format", "pt"}})));
+  std::vector<TensorLayout> layout = {{"b", DType::I64, {2}}, {"a", DType::F32, {3}}};
+  {
+    llvm::Expected<Writer> w = Writer::create(dir / "streamed.safetensors", layout, {{"format", "pt"}});
+    ASSERT_TRUE(!!w) << llvm::toString(w.takeError());
+    ASSERT_FALSE(llvm::errorToBool(w->add("b", bytesOf(b))));
+    ASSERT_FALSE(llvm::errorToBool(w->add("a", bytesOf(a))));
+    ASSERT_FALSE(llvm::errorToBool(w->commit()));
+  }
+  EXPECT_EQ(readBytes(dir / "whole.safetensors"), readBytes(dir / "streamed.safetensors"));
+
+  // Out of order, short, or abandoned: an error, and no file.
+  auto failing = [&](auto steps) {
+    llvm::Expected<Writer> w = Writer::create(dir / "bad.safetensors", layout);
+    EXPECT_TRUE(!!w);
+    std::string message = steps(*w);
+    EXPECT_FALSE(llvm::sys::fs::exists(dir / "bad.safetensors"));
+    return message;
+  };
+  EXPECT_NE(failing([&](Writer &w) { return llvm::toString(w.add("a", bytesOf(a))); })
+                .find("tensor 'a' added where the header has 'b'"),
+            std::string::npos);
+  EXPECT_NE(failing([&](Writer &w) { return llvm::toString(w.add("b", bytesOf(a))); })
+                .find("has 12 bytes, but its dtype and shape need 16"),
+            std::string::npos);
+  EXPECT_NE(failing([&](Writer &w) {
+              llvm::cantFail(w.add("b", bytesOf(b)));
+              return llvm::toString(w.commit());
+            }).find("committed after 1 of 2 tensors"),
+            std::string::npos);
+  EXPECT_EQ(failing([&](Writer &w) {
+              llvm::cantFail(w.add("b", bytesOf(b)));
+              return std::string();
+            }),
+            "");
+  std::error_code ec;
+  int entries = 0;
+  for (llvm::sys::fs::directory_iterator it(dir.Path, ec), end; it != end && !ec; it.increment(ec))
+    ++entries;
+  EXPECT_EQ(entries, 2); // no temporary file left behind
+}

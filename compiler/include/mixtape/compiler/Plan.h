@@ -26,7 +26,7 @@ constexpr int64_t kPlanFormatVersion = 1;
 /// Runtime semantics versions, per node kind: bumped when what a node computes changes
 /// (a fixed training bug, a new merge rule), so a stale cached output is never reused.
 struct SemanticsVersions {
-  static constexpr int64_t Init = 1, Train = 1, Eval = 1, Merge = 1;
+  static constexpr int64_t Init = 1, Train = 1, Eval = 1, Merge = 2;
 };
 
 enum class NodeKind { Init, Train, Eval, Merge };

@@ -89,6 +89,16 @@ private:
   uint64_t DataOffset = 0;
 };
 
+/// What a header says of one tensor: enough to place it before its bytes exist.
+struct TensorLayout {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+
+  /// dtype size x the product of the shape.
+  uint64_t byteSize() const;
+};
+
 /// One tensor to write: its bytes are streamed to the file as they are.
 struct TensorData {
   std::string name;
@@ -99,12 +109,40 @@ struct TensorData {
 
 /// The bytes of a header for `tensors`, in the given order, with `metadata`, padded with
 /// spaces to a multiple of 8 (without the 8-byte length in front). Fails on duplicate or
-/// empty names, a name "__metadata__", or bytes that do not match dtype x shape.
+/// empty names, or a name "__metadata__".
+llvm::Expected<std::string> formatHeader(llvm::ArrayRef<TensorLayout> tensors,
+                                         const std::map<std::string, std::string> &metadata);
+/// The same for tensors whose bytes are at hand; also fails on bytes that do not match
+/// dtype x shape.
 llvm::Expected<std::string> formatHeader(llvm::ArrayRef<TensorData> tensors,
                                          const std::map<std::string, std::string> &metadata);
 
-/// Writes a file: to "<path>.tmp-XXXXXX" first, streamed tensor by tensor, then fsync,
-/// rename onto `path`, fsync of the directory. A failed write leaves `path` untouched.
+/// Writes a file whose tensors arrive one at a time, so that only one tensor need be in
+/// memory (a streamed merge). The header, with every tensor's name, dtype and shape, is
+/// written first; then add() takes each tensor's bytes in the header's order, and commit()
+/// makes the file durable: "<path>.tmp-XXXXXX" is fsynced and renamed onto `path`, and the
+/// directory fsynced. A writer destroyed before commit() removes its temporary file and
+/// leaves `path` untouched.
+class Writer {
+public:
+  static llvm::Expected<Writer> create(llvm::StringRef path, llvm::ArrayRef<TensorLayout> tensors,
+                                       const std::map<std::string, std::string> &metadata = {});
+  Writer(Writer &&) noexcept;
+  Writer &operator=(Writer &&) noexcept;
+  ~Writer();
+
+  /// The bytes of the next tensor of the header, which must be called `name`.
+  llvm::Error add(llvm::StringRef name, llvm::ArrayRef<uint8_t> bytes);
+  /// After the last tensor.
+  llvm::Error commit();
+
+private:
+  struct Impl;
+  explicit Writer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Writes a file whose tensors are all in memory, through a Writer.
 llvm::Error write(llvm::StringRef path, llvm::ArrayRef<TensorData> tensors,
                   const std::map<std::string, std::string> &metadata = {});
 

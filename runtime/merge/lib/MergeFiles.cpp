@@ -1,0 +1,142 @@
+//===- MergeFiles.cpp - a streamed merge of safetensors files --------------===//
+//
+// All inputs are mapped (safetensors::File), so a tensor's bytes are read from the page
+// cache when it is merged and dropped after: the resident set is one tensor per input,
+// its double-precision copies and the merged tensor, whatever the models' size.
+//
+//===----------------------------------------------------------------------===//
+#include "mixtape/merge/Merge.h"
+
+#include "mixtape/safetensors/SafeTensors.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <ATen/ATen.h>
+
+#include <cstring>
+
+using namespace mixtape;
+using namespace mixtape::merge;
+namespace st = mixtape::safetensors;
+
+namespace {
+
+llvm::Error error(const llvm::Twine &what) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), what);
+}
+
+std::optional<c10::ScalarType> floatingType(st::DType type) {
+  switch (type) {
+  case st::DType::F64: return at::kDouble;
+  case st::DType::F32: return at::kFloat;
+  case st::DType::F16: return at::kHalf;
+  case st::DType::BF16: return at::kBFloat16;
+  default: return std::nullopt;
+  }
+}
+
+std::string shapeText(llvm::ArrayRef<int64_t> shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+/// The tensor's bytes as an ATen tensor: a view of the mapping when it is aligned for the
+/// dtype (it is, in files written 8-aligned), else a copy.
+at::Tensor asTensor(const st::TensorInfo &t, c10::ScalarType type) {
+  auto options = at::TensorOptions().dtype(type);
+  void *data = const_cast<uint8_t *>(t.bytes.data());
+  if (reinterpret_cast<uintptr_t>(data) % st::dtypeSize(t.dtype) == 0)
+    return at::from_blob(data, t.shape, options);
+  at::Tensor copy = at::empty(t.shape, options);
+  std::memcpy(copy.data_ptr(), data, t.bytes.size());
+  return copy;
+}
+
+/// Every input has the first model's tensor names, and per name its shape and dtype.
+llvm::Error checkSameTensors(llvm::ArrayRef<const st::File *> files) {
+  const st::File &first = *files.front();
+  for (const st::File *f : files.drop_front()) {
+    for (const st::TensorInfo &t : first.tensors()) {
+      const st::TensorInfo *other = f->find(t.name);
+      if (!other)
+        return error("tensor '" + t.name + "' is in " + first.path() + " but not in " + f->path());
+      if (other->shape != t.shape)
+        return error("tensor '" + t.name + "' has shape " + shapeText(t.shape) + " in " + first.path() +
+                     " but " + shapeText(other->shape) + " in " + f->path());
+      if (other->dtype != t.dtype)
+        return error("tensor '" + t.name + "' is " + st::dtypeName(t.dtype) + " in " + first.path() + " but " +
+                     st::dtypeName(other->dtype) + " in " + f->path());
+    }
+    for (const st::TensorInfo &t : f->tensors())
+      if (!first.find(t.name))
+        return error("tensor '" + t.name + "' is in " + f->path() + " but not in " + first.path());
+  }
+  return llvm::Error::success();
+}
+
+} // namespace
+
+llvm::Error mixtape::merge::mergeFiles(const MergeOptions &options, llvm::ArrayRef<std::string> models,
+                                       const std::optional<std::string> &base, llvm::StringRef out) {
+  if (llvm::Error e = options.validate(models.size(), base.has_value()))
+    return e;
+  std::vector<st::File> files;
+  for (const std::string &path : models) {
+    llvm::Expected<st::File> f = st::File::open(path);
+    if (!f)
+      return f.takeError();
+    files.push_back(std::move(*f));
+  }
+  if (base) {
+    llvm::Expected<st::File> f = st::File::open(*base);
+    if (!f)
+      return f.takeError();
+    files.push_back(std::move(*f));
+  }
+  std::vector<const st::File *> all;
+  for (const st::File &f : files)
+    all.push_back(&f);
+  if (llvm::Error e = checkSameTensors(all))
+    return e;
+  const st::File &first = files.front();
+  const st::File &configSource = base ? files.back() : first;
+
+  std::vector<st::TensorLayout> layout;
+  for (const st::TensorInfo &t : first.tensors())
+    layout.push_back({t.name, t.dtype, t.shape});
+  llvm::Expected<st::Writer> writer = st::Writer::create(out, layout, configSource.metadata());
+  if (!writer)
+    return writer.takeError();
+
+  at::NoGradGuard noGrad;
+  for (const st::TensorInfo &t : first.tensors()) {
+    std::optional<c10::ScalarType> type = floatingType(t.dtype);
+    if (!type) {
+      // Integer and bool tensors (buffers, not weights) cannot be averaged: they must agree.
+      for (const st::File &f : files)
+        if (!llvm::equal(f.find(t.name)->bytes, t.bytes))
+          return error("tensor '" + t.name + "' is " + st::dtypeName(t.dtype) + ", which is not merged, and " +
+                       first.path() + " and " + f.path() + " disagree on it");
+      if (llvm::Error e = writer->add(t.name, t.bytes))
+        return e;
+      continue;
+    }
+    std::vector<at::Tensor> inputs;
+    for (size_t i = 0; i < models.size(); ++i)
+      inputs.push_back(asTensor(*files[i].find(t.name), *type));
+    at::Tensor baseTensor = base ? asTensor(*files.back().find(t.name), *type) : at::Tensor();
+    at::Tensor merged;
+    try {
+      merged = mergeTensors(options, inputs, baseTensor, t.name);
+    } catch (const c10::Error &e) {
+      return error("merging tensor '" + t.name + "' into " + out + ": " + e.what_without_backtrace());
+    }
+    llvm::ArrayRef<uint8_t> bytes(static_cast<const uint8_t *>(merged.data_ptr()), merged.nbytes());
+    if (llvm::Error e = writer->add(t.name, bytes))
+      return e;
+  }
+  return writer->commit();
+}
