@@ -292,6 +292,8 @@ private:
       need(spec.method != "slerp" || spec.models.size() == 2, of->range,
            llvm::formatv("slerp merges exactly two models, not {0}", spec.models.size()).str());
       need(!taskVectors || spec.base, where, "'" + spec.method + "' merges task vectors: it needs a 'base'");
+      need(taskVectors || !spec.base, baseValue ? baseValue->range : where,
+           "'" + spec.method + "' averages the models themselves: it takes no 'base'");
     }
     if (const Value *w = m.get("weights"); w && w->kind == Value::Array) {
       for (const auto &x : w->items)
