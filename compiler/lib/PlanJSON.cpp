@@ -67,6 +67,12 @@ llvm::json::Value Plan::toJSON() const {
     }
     variants[variant] = Object{{"tokens", total}, {"tokens_by_stream", std::move(streamsJSON)}};
   }
+  Array ablationsJSON;
+  for (const AblationLedger &a : ablations)
+    ablationsJSON.push_back(Object{{"name", a.name},
+                                   {"unit_tokens", static_cast<int64_t>(a.unitTokens)},
+                                   {"direct_tokens", static_cast<int64_t>(a.directTokens)},
+                                   {"combinations", static_cast<int64_t>(a.combinations)}});
   Array reasons;
   for (const std::string &r : provisionalReasons)
     reasons.push_back(r);
@@ -83,6 +89,7 @@ llvm::json::Value Plan::toJSON() const {
                 {"sharing", Object{{"variant_tokens", static_cast<int64_t>(variantTokens)},
                                    {"shared_tokens", static_cast<int64_t>(sharedTokens)}}},
                 {"variants", std::move(variants)},
+                {"ablations", std::move(ablationsJSON)},
                 {"nodes", std::move(nodesJSON)}};
 }
 

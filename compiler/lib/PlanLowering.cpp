@@ -872,8 +872,15 @@ private:
                         {"chain_tokens", static_cast<int64_t>(tokensThrough(from))}};
         units.push_back(addNode(std::move(n), mix.streams));
       }
-      for (const std::vector<uint64_t> &combo : combinations(a))
+      std::vector<std::vector<uint64_t>> combos = combinations(a);
+      for (const std::vector<uint64_t> &combo : combos)
         ablationNodes.back().push_back(addCombination(a, units, combo));
+      // Cost grows with K, not with the number of mixtures evaluated (Na et al. 2024).
+      AblationLedger ledger{a.name, units.empty() ? 0 : plan.nodes[units.front()].tokens * units.size(), 0, 0};
+      for (const std::vector<uint64_t> &combo : combos)
+        ledger.directTokens += (units.empty() ? 0 : plan.nodes[units.front()].tokens) * combo.size();
+      ledger.combinations = combos.size();
+      plan.ablations.push_back(std::move(ledger));
     }
   }
 

@@ -192,6 +192,11 @@ void mixtape::printPlanSummary(const Plan &plan, llvm::raw_ostream &os, const st
   for (const PlanNode &n : plan.nodes)
     if (n.kind == NodeKind::Train && n.replayFraction > 0 && n.replayFraction < 1)
       os << llvm::formatv("  replay in {0}: {1:f1}% of its tokens\n", n.name, n.replayFraction * 100);
+  for (const AblationLedger &a : plan.ablations)
+    os << llvm::formatv("ablation {0}: its units train {1} tokens once; training its {2} candidate mixtures "
+                        "directly would take {3}\n",
+                        a.name, humanCount(static_cast<double>(a.unitTokens)), a.combinations,
+                        humanCount(static_cast<double>(a.directTokens)));
   os << llvm::formatv("\nsharing: variants trained alone would take {0} tokens; shared prefixes save {1}\n",
                       humanCount(static_cast<double>(plan.variantTokens)), humanCount(static_cast<double>(plan.sharedTokens)));
 }

@@ -110,6 +110,11 @@ TEST(Plan, NorthStarVariantsAndSharing) {
   for (const PlanNode &n : plan.nodes)
     combos += n.kind == NodeKind::Merge && llvm::StringRef(n.name).startswith("which-sources{");
   EXPECT_EQ(combos, 92u);
+  // The ledger: 8 units once against each combination trained on its units' tokens.
+  ASSERT_EQ(plan.ablations.size(), 1u);
+  uint64_t unit = p->node("which-sources/unit0").tokens;
+  EXPECT_EQ(plan.ablations[0].unitTokens, 8 * unit);
+  EXPECT_EQ(plan.ablations[0].directTokens, (8 * 1 + 28 * 2 + 56 * 3) * unit);
 }
 
 TEST(Plan, CursorsContinueAcrossStagesAndReplay) {

@@ -58,6 +58,14 @@ struct CostModel {
   double mfu = 0.4;
 };
 
+/// What a merge-based data ablation costs against training each candidate mixture.
+struct AblationLedger {
+  std::string name;
+  uint64_t unitTokens = 0;   ///< K units trained once each
+  uint64_t directTokens = 0; ///< each combination trained directly, its units' tokens together
+  uint64_t combinations = 0;
+};
+
 struct Plan {
   std::string recipe;
   std::string recipeDir;              ///< absolute; shard globs are relative to it (not hashed)
@@ -69,6 +77,7 @@ struct Plan {
   std::vector<PlanNode> nodes;        ///< topological order: inputs first
   uint64_t sharedTokens = 0;          ///< tokens trained once instead of once per variant
   uint64_t variantTokens = 0;         ///< tokens if every variant trained its whole chain alone
+  std::vector<AblationLedger> ablations;
   CostModel cost;
 
   int findNode(llvm::StringRef name) const;
