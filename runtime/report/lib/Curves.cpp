@@ -260,3 +260,27 @@ void mixtape::report::printTable(const MetricsTable &table, llvm::raw_ostream &o
     os << llvm::StringRef(text).rtrim() << "\n";
   }
 }
+
+std::vector<AblationRanking> mixtape::report::rankAblations(const Run &run, const MetricsTable &table) {
+  std::vector<AblationRanking> out;
+  for (const std::string &ablation : run.plan.ablations)
+    for (size_t c = 0; c < table.columns.size(); ++c) {
+      AblationRanking r{ablation, table.columns[c], {}};
+      for (const MetricsTable::Row &row : table.rows)
+        if (llvm::StringRef(row.model).startswith(ablation + "{") && row.cells[c])
+          r.ranked.emplace_back(row.model, row.cells[c]->loss);
+      std::stable_sort(r.ranked.begin(), r.ranked.end(),
+                       [](const auto &a, const auto &b) { return a.second < b.second; });
+      if (!r.ranked.empty())
+        out.push_back(std::move(r));
+    }
+  return out;
+}
+
+void mixtape::report::printRankings(llvm::ArrayRef<AblationRanking> rankings, llvm::raw_ostream &os) {
+  for (const AblationRanking &r : rankings) {
+    os << "\nablation " << r.ablation << ": candidate mixtures by proxy loss on " << r.column << "\n";
+    for (size_t i = 0; i < r.ranked.size(); ++i)
+      os << llvm::formatv("  {0,3}. {1,-40} {2:F4}\n", i + 1, r.ranked[i].first, r.ranked[i].second);
+  }
+}

@@ -279,6 +279,15 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
     }
     os << "</tbody>\n</table>\n";
   }
+  std::vector<AblationRanking> rankings = rankAblations(run, table);
+  if (!rankings.empty()) {
+    std::string text;
+    llvm::raw_string_ostream ts(text);
+    printRankings(rankings, ts);
+    os << "<h2>Data ablations</h2>\n<p>Candidate mixtures ranked by the loss of their proxy (the average "
+          "of the units' models, Na et al. 2024), best first.</p>\n<pre id=\"ablations\">"
+       << escapeXml(llvm::StringRef(text).trim()) << "</pre>\n";
+  }
 
   os << "<h2>Eval loss</h2>\n"
      << "<p>How to read: the x axis is tokens trained since the init (linear); one line per "
@@ -352,5 +361,6 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
   if (llvm::Error error = writeFile(html, renderHtml(run, table, losses, lr)))
     return error;
   printTable(table, tableOut);
+  printRankings(rankAblations(run, table), tableOut);
   return llvm::Error::success();
 }

@@ -60,6 +60,11 @@ llvm::Expected<RunPlan> mixtape::report::parsePlan(llvm::StringRef text, llvm::S
     return errorAt(file, "the plan has no \"nodes\" array");
   RunPlan plan;
   plan.recipe = object->getString("recipe").getValueOr("").str();
+  if (const json::Array *ablations = object->getArray("ablations"))
+    for (const json::Value &a : *ablations)
+      if (const json::Object *o = a.getAsObject())
+        if (auto name = o->getString("name"))
+          plan.ablations.push_back(name->str());
   for (size_t i = 0; i < nodes->size(); ++i) {
     const json::Object *entry = (*nodes)[i].getAsObject();
     llvm::Optional<llvm::StringRef> name = entry ? entry->getString("name") : llvm::None;

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 using namespace mixtape::report;
 
 namespace {
@@ -192,3 +194,24 @@ TEST(Svg, OnePolylinePerCurveAndDeterministic) {
 }
 
 } // namespace
+
+TEST(Ablations, CandidatesRankByProxyLossPerColumn) {
+  mixtape::report::Run run;
+  run.plan.ablations = {"which"};
+  mixtape::report::MetricsTable table;
+  table.columns = {"ppl code.val", "ppl prose.val"};
+  auto row = [](std::string model, double a, double b) {
+    mixtape::report::MetricsTable::Row r;
+    r.model = std::move(model);
+    r.cells = {mixtape::report::MetricsTable::Cell{a, std::exp(a)}, mixtape::report::MetricsTable::Cell{b, std::exp(b)}};
+    return r;
+  };
+  table.rows = {row("which{0}", 2.0, 1.0), row("which{1}", 1.5, 3.0), row("which{0,1}", 1.7, 2.0), row("soup", 0.1, 0.1)};
+  auto rankings = mixtape::report::rankAblations(run, table);
+  ASSERT_EQ(rankings.size(), 2u);
+  ASSERT_EQ(rankings[0].ranked.size(), 3u); // "soup" is no candidate
+  EXPECT_EQ(rankings[0].ranked[0].first, "which{1}");
+  EXPECT_EQ(rankings[0].ranked[2].first, "which{0}");
+  EXPECT_EQ(rankings[1].column, "ppl prose.val");
+  EXPECT_EQ(rankings[1].ranked[0].first, "which{0}");
+}

@@ -35,6 +35,8 @@ struct PlanNode {
 
 struct RunPlan {
   std::string recipe;
+  /// Merge-based data ablations: their candidate mixtures are the merges "<name>{i,j,...}".
+  std::vector<std::string> ablations;
   /// In topological order.
   std::vector<PlanNode> nodes;
   const PlanNode *find(llvm::StringRef name) const;
@@ -150,6 +152,14 @@ struct MetricsTable {
 /// The final ("on") evals of every evaluated model, init and merges included.
 MetricsTable finalMetrics(const Run &run);
 void printTable(const MetricsTable &table, llvm::raw_ostream &os);
+
+/// An ablation's candidate mixtures ranked by proxy loss (best first) on one eval column.
+struct AblationRanking {
+  std::string ablation, column;
+  std::vector<std::pair<std::string, double>> ranked; ///< (candidate, loss)
+};
+std::vector<AblationRanking> rankAblations(const Run &run, const MetricsTable &table);
+void printRankings(llvm::ArrayRef<AblationRanking> rankings, llvm::raw_ostream &os);
 
 //===--- Rendering ------------------------------------------------------===//
 
