@@ -329,10 +329,6 @@ at::Tensor Model::Impl::attention(const Block &b, const at::Tensor &h, const at:
     q = applyRotary(q, cos, sin);
     k = applyRotary(k, cos, sin);
   }
-  if (KV != H) { // grouped-query attention: KV head j serves query heads j*n .. j*n+n-1
-    k = k.repeat_interleave(H / KV, 1);
-    v = v.repeat_interleave(H / KV, 1);
-  }
   at::Tensor out = compat::attention(q, k, v, allowed).transpose(1, 2).reshape({B, T, H * D});
   if (config.family == Family::GPT2)
     return at::addmm(b.outBias, out.view({B * T, H * D}), b.outWeight).view({B, T, config.dModel});
