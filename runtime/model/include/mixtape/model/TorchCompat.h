@@ -26,8 +26,7 @@ namespace mixtape::compat {
 /// [B, 1, T, T], true where a query may attend a key (every row has at least one).
 inline at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
                             const at::Tensor &allowed) {
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), KV = k.size(1);
-  const int64_t group = H / KV;
+  const int64_t KV = k.size(1), group = q.size(1) / KV;
 #if MIXTAPE_TORCH_AT_LEAST(2, 0)
   at::Tensor kr = group == 1 ? k : k.repeat_interleave(group, 1);
   at::Tensor vr = group == 1 ? v : v.repeat_interleave(group, 1);
@@ -39,6 +38,7 @@ inline at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::
   // matrix, so K and V are never repeated, and the scale and the mask (0 or -inf, added)
   // fold into the score GEMM: scores = mask + q k^T / sqrt(D), one pass over [T, T] per head
   // where matmul, mul and masked_fill made three (and their backward three more).
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const double inf = std::numeric_limits<double>::infinity();
   at::Tensor mask;
   if (!allowed.defined()) {
