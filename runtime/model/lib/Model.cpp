@@ -334,10 +334,6 @@ at::Tensor Model::Impl::attention(const Block &b, const at::Tensor &h, const at:
     q = applyRotary(q, cos, sin);
     k = applyRotary(k, cos, sin);
   }
-  if (KV != H) { // grouped-query attention: KV head j serves query heads j*n .. j*n+n-1
-    k = k.repeat_interleave(H / KV, 1);
-    v = v.repeat_interleave(H / KV, 1);
-  }
   at::Tensor out = compat::attention(q, k, v, allowed).transpose(1, 2).reshape({B, T, H * D});
   if (config.family == Family::GPT2)
     return at::addmm(b.outBias, out.view({B * T, H * D}), b.outWeight).view({B, T, config.dModel});
@@ -425,12 +421,12 @@ at::Tensor mixtape::model::maskedTokenLossSum(const at::Tensor &logits, const at
   at::Tensor flatTargets = targets.reshape({-1});
   if (!lossMask.defined())
     return at::cross_entropy_loss(logits.reshape({-1, V}), flatTargets, {}, at::Reduction::Sum);
-  at::Tensor keep = lossMask.reshape({-1}).to(at::kBool);
-  // Masked targets may be anything (padding, -1): point them at class 0 and drop the term.
-  at::Tensor safeTargets = at::where(keep, flatTargets, at::zeros_like(flatTargets));
-  at::Tensor perToken = at::cross_entropy_loss(logits.reshape({-1, V}), safeTargets, {},
-                                               at::Reduction::None);
-  return at::where(keep, perToken, at::zeros_like(perToken)).sum();
+  // Masked targets may be anything (padding, -1): nll_loss's ignore_index drops their terms
+  // from the value and the gradient, with no per-token losses materialized.
+  constexpr int64_t ignored = -100;
+  at::Tensor keptTargets = flatTargets.masked_fill(lossMask.reshape({-1}).logical_not(), ignored);
+  return at::cross_entropy_loss(logits.reshape({-1, V}), keptTargets, {}, at::Reduction::Sum,
+                                ignored);
 }
 
 int64_t mixtape::model::countLossTokens(const at::Tensor &targets, const at::Tensor &lossMask) {

@@ -12,6 +12,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <limits>
 
 #define MIXTAPE_TORCH_AT_LEAST(major, minor)                                                  \
   (TORCH_VERSION_MAJOR > (major) ||                                                           \
@@ -19,23 +20,38 @@
 
 namespace mixtape::compat {
 
-/// Attention over q [B, H, T, D], k, v [B, H, T, D] (heads already repeated for GQA).
+/// Attention over q [B, H, T, D] and k, v [B, KV, T, D], KV dividing H: KV head j serves
+/// query heads j*H/KV .. (j+1)*H/KV - 1 (grouped-query attention; KV == H is plain).
 /// `allowed`: undefined for plain causal attention, else a bool mask broadcastable to
-/// [B, H, T, T], true where a query may attend a key (every row has at least one).
+/// [B, 1, T, T], true where a query may attend a key (every row has at least one).
 inline at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
                             const at::Tensor &allowed) {
+  const int64_t KV = k.size(1), group = q.size(1) / KV;
 #if MIXTAPE_TORCH_AT_LEAST(2, 0)
+  at::Tensor kr = group == 1 ? k : k.repeat_interleave(group, 1);
+  at::Tensor vr = group == 1 ? v : v.repeat_interleave(group, 1);
   if (!allowed.defined())
-    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
-  return at::scaled_dot_product_attention(q, k, v, allowed, 0.0, /*is_causal=*/false);
+    return at::scaled_dot_product_attention(q, kr, vr, {}, 0.0, /*is_causal=*/true);
+  return at::scaled_dot_product_attention(q, kr, vr, allowed, 0.0, /*is_causal=*/false);
 #else
-  int64_t t = q.size(-2);
-  at::Tensor mask = allowed.defined()
-                        ? allowed
-                        : at::ones({t, t}, q.options().dtype(at::kBool)).tril();
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(q.size(-1))));
-  scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity());
-  return at::matmul(at::softmax(scores, -1), v);
+  // No fused attention in 1.13: the query heads that share a KV head are one [group * T, D]
+  // matrix, so K and V are never repeated, and the scale and the mask (0 or -inf, added)
+  // fold into the score GEMM: scores = mask + q k^T / sqrt(D), one pass over [T, T] per head
+  // where matmul, mul and masked_fill made three (and their backward three more).
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const double inf = std::numeric_limits<double>::infinity();
+  at::Tensor mask;
+  if (!allowed.defined()) {
+    mask = at::full({T, T}, -inf, q.options()).triu(1).repeat({group, 1}); // [group * T, T]
+  } else {
+    mask = at::zeros(allowed.sizes(), q.options()).masked_fill(allowed.logical_not(), -inf);
+    mask = mask.expand({B, 1, T, T}).unsqueeze(2).expand({B, KV, group, T, T})
+               .reshape({B * KV, group * T, T});
+  }
+  at::Tensor scores = at::baddbmm(mask, q.reshape({B * KV, group * T, D}),
+                                  k.reshape({B * KV, T, D}).transpose(1, 2), /*beta=*/1.0,
+                                  /*alpha=*/1.0 / std::sqrt(double(D)));
+  return at::bmm(at::softmax(scores, -1), v.reshape({B * KV, T, D})).view({B, H, T, D});
 #endif
 }
 
