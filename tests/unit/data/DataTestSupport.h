@@ -1,6 +1,7 @@
 //===- DataTestSupport.h - temporary folders and error matching -*- C++ -*-===//
 #pragma once
 
+#include "TempDir.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/FileSystem.h"
@@ -16,22 +17,7 @@
 
 namespace mixtape::data::test {
 
-/// A fresh directory, removed with everything in it at the end of the test.
-class TempDir {
-public:
-  TempDir() {
-    llvm::SmallString<128> path;
-    EXPECT_FALSE(llvm::sys::fs::createUniqueDirectory("mixtape-data-test", path));
-    Path = std::string(path);
-  }
-  ~TempDir() { llvm::sys::fs::remove_directories(Path); }
-  std::string operator/(llvm::StringRef name) const {
-    llvm::SmallString<128> path(Path);
-    llvm::sys::path::append(path, name);
-    return std::string(path);
-  }
-  std::string Path;
-};
+using mixtape::test::TempDir;
 
 inline std::vector<uint8_t> readBytes(const std::string &path) {
   std::ifstream in(path, std::ios::binary);

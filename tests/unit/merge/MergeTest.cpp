@@ -1,4 +1,5 @@
 //===- MergeTest.cpp - merge methods on hand-computed tensors, merged files -----===//
+#include "TempDir.h"
 #include "mixtape/merge/Merge.h"
 #include "mixtape/safetensors/SafeTensors.h"
 
@@ -17,17 +18,7 @@ namespace st = mixtape::safetensors;
 
 namespace {
 
-class TempDir {
-public:
-  TempDir() {
-    llvm::SmallString<128> path;
-    EXPECT_FALSE(llvm::sys::fs::createUniqueDirectory("mixtape-merge-test", path));
-    Path = std::string(path);
-  }
-  ~TempDir() { llvm::sys::fs::remove_directories(Path); }
-  std::string operator/(llvm::StringRef name) const { return Path + "/" + name.str(); }
-  std::string Path;
-};
+using mixtape::test::TempDir;
 
 std::string readBytes(const std::string &path) {
   std::ifstream in(path, std::ios::binary);

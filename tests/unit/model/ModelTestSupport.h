@@ -1,6 +1,7 @@
 //===- ModelTestSupport.h - fixtures, tiny models, temp folders -*- C++ -*-===//
 #pragma once
 
+#include "TempDir.h"
 #include "mixtape/model/Model.h"
 
 #include "llvm/ADT/SmallString.h"
@@ -25,17 +26,7 @@ inline std::string fixturesDir() {
   GTEST_SKIP() << "shared fixtures not found at " << ::mixtape::model::test::fixturesDir()    \
                << " (they come with the workspace, not the repository)"
 
-class TempDir {
-public:
-  TempDir() {
-    llvm::SmallString<128> path;
-    EXPECT_FALSE(llvm::sys::fs::createUniqueDirectory("mixtape-model-test", path));
-    Path = std::string(path);
-  }
-  ~TempDir() { llvm::sys::fs::remove_directories(Path); }
-  std::string operator/(const std::string &name) const { return Path + "/" + name; }
-  std::string Path;
-};
+using mixtape::test::TempDir;
 
 /// A model small enough for finite differences: 2 layers, width 8, 2 heads (Llama: 1 KV
 /// head, so grouped-query attention is exercised), vocabulary 11, 12 positions.

@@ -1,4 +1,5 @@
 //===- SafeTensorsTest.cpp - reader, writer, hostile files ----------------===//
+#include "TempDir.h"
 #include "mixtape/safetensors/SafeTensors.h"
 
 #include "llvm/ADT/SmallString.h"
@@ -16,17 +17,7 @@ using namespace mixtape::safetensors;
 
 namespace {
 
-class TempDir {
-public:
-  TempDir() {
-    llvm::SmallString<128> path;
-    EXPECT_FALSE(llvm::sys::fs::createUniqueDirectory("mixtape-safetensors-test", path));
-    Path = std::string(path);
-  }
-  ~TempDir() { llvm::sys::fs::remove_directories(Path); }
-  std::string operator/(llvm::StringRef name) const { return Path + "/" + name.str(); }
-  std::string Path;
-};
+using mixtape::test::TempDir;
 
 std::string readBytes(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
