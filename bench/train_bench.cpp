@@ -10,10 +10,19 @@
 // bench/train_bench.sh runs it beside PyTorch eager (bench/train_bench_ref.py); goal
 // (issue 5): at least 1.1x PyTorch's tokens/s.
 //
-//   train_bench [--steps N=40] [--warmup N=5] [--threads N] [--batch N=32] [--seq N=128]
+// `--model gpt2-124m --device cuda` is the GPU benchmark of issue 9: GPT-2 124M (12 layers,
+// d 768, 12 heads, vocab 50304, batch 16 x 1024) with bf16 autocast and the fused AdamW,
+// the shapes of ../shared/bench/anchor_gpt.py, which bench/gpu/check.sh runs beside it.
+// On CUDA the timed loop is synchronized once at its end (as the anchor does), and the
+// phases are timed with a synchronization after each.
+//
+//   train_bench [--model quickstart|gpt2-124m] [--device cpu|cuda] [--steps N=40]
+//               [--warmup N=5] [--threads N] [--batch N] [--seq N] [--clip X=1]
+//               [--peak-tflops X=989]
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/model/Model.h"
+#include "mixtape/model/TorchCompat.h"
 #include "mixtape/train/AdamW.h"
 #include "mixtape/train/Numerics.h"
 #include "mixtape/train/Trainer.h"
@@ -45,49 +54,85 @@ static double median(std::vector<double> values) {
 }
 
 [[noreturn]] static void usage(llvm::StringRef why) {
-  llvm::errs() << "train_bench: " << why << "\nusage: train_bench [--steps N] [--warmup N] "
-               << "[--threads N] [--batch N] [--seq N]\n";
+  llvm::errs() << "train_bench: " << why << "\nusage: train_bench [--model quickstart|gpt2-124m] "
+               << "[--device cpu|cuda] [--steps N] [--warmup N] [--threads N] [--batch N] [--seq N] "
+               << "[--clip X] [--peak-tflops X]\n";
   std::exit(2);
 }
 
 int main(int argc, char **argv) {
-  int64_t steps = 40, warmup = 5, threads = 0, batch = 32, seq = 128;
+  int64_t steps = 40, warmup = 5, threads = 0, batch = 0, seq = 0;
+  double clip = 1.0, peakTflops = 989; // H100 SXM dense bf16, as anchor_gpt.py
+  llvm::StringRef modelName = "quickstart", deviceName = "cpu";
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef arg = argv[i];
+    if (i + 1 == argc)
+      usage("missing value after '" + arg.str() + "'");
+    llvm::StringRef value = argv[++i];
+    if (arg == "--model" || arg == "--device") {
+      (arg == "--model" ? modelName : deviceName) = value;
+      continue;
+    }
+    if (arg == "--clip" || arg == "--peak-tflops") {
+      if (value.getAsDouble(arg == "--clip" ? clip : peakTflops))
+        usage("bad value for '" + arg.str() + "'");
+      continue;
+    }
     int64_t *target = arg == "--steps"     ? &steps
                       : arg == "--warmup"  ? &warmup
                       : arg == "--threads" ? &threads
                       : arg == "--batch"   ? &batch
                       : arg == "--seq"     ? &seq
                                            : nullptr;
-    if (!target || i + 1 == argc || llvm::StringRef(argv[++i]).getAsInteger(10, *target) ||
-        *target < 0)
+    if (!target || value.getAsInteger(10, *target) || *target < 0)
       usage("bad argument '" + arg.str() + "'");
   }
-  if (steps == 0 || batch == 0 || seq == 0)
-    usage("steps, batch and seq must be positive");
+  const bool gpt2 = modelName == "gpt2-124m";
+  if (!gpt2 && modelName != "quickstart")
+    usage("unknown model '" + modelName.str() + "'");
+  batch = batch ? batch : gpt2 ? 16 : 32;
+  seq = seq ? seq : gpt2 ? 1024 : 128;
+  if (steps == 0)
+    usage("steps must be positive");
+  llvm::Expected<c10::Device> device = train::resolveDevice(deviceName);
+  if (!device) {
+    llvm::errs() << "train_bench: " << llvm::toString(device.takeError()) << "\n";
+    return 1;
+  }
   // Threads as the runtime sets them, unless given.
   if (threads > 0)
     at::set_num_threads(int(threads));
   else
     train::configureThreads();
 
-  // recipes/quickstart.toml's model, as the plan gives it (vocab: the byte tokenizer's 264).
-  model::ModelConfig config = model::ModelConfig::defaults(model::Family::Llama, /*vocab=*/264,
-                                                           /*layers=*/2, /*d=*/64, /*heads=*/4,
-                                                           /*positions=*/seq);
-  config.numKVHeads = 2;
+  // recipes/quickstart.toml's model, as the plan gives it (vocab: the byte tokenizer's 264),
+  // or GPT-2 124M with the vocabulary padded to 50304 as in anchor_gpt.py.
+  model::ModelConfig config =
+      gpt2 ? model::ModelConfig::defaults(model::Family::GPT2, /*vocab=*/50304, /*layers=*/12, /*d=*/768,
+                                          /*heads=*/12, /*positions=*/seq)
+           : model::ModelConfig::defaults(model::Family::Llama, /*vocab=*/264, /*layers=*/2, /*d=*/64,
+                                          /*heads=*/4, /*positions=*/seq);
+  if (!gpt2)
+    config.numKVHeads = 2;
   auto created = model::Model::create(config, /*seed=*/7);
   if (!created) {
     llvm::errs() << "train_bench: " << llvm::toString(created.takeError()) << "\n";
     return 1;
   }
   model::Model &m = **created;
+  m.to(*device);
+  // Waits for the device's queued work (a scalar read orders after it on the stream).
+  auto sync = [&] {
+    if (device->is_cuda())
+      (void)m.parameters().front().tensor.sum().item<float>();
+  };
   train::AdamWOptions options; // the plan's defaults: 0.9, 0.95, 1e-8, decay 0.1
   train::AdamW optimizer(m.parameters(), options);
   schedule::Phase constant;
-  constant.from = constant.to = 1e-3;
-  train::Trainer trainer(m, optimizer, schedule::Schedule({constant}), train::TrainOptions{});
+  constant.from = constant.to = gpt2 ? 3e-4 : 1e-3;
+  train::TrainOptions trainOptions;
+  trainOptions.clipNorm = clip;
+  train::Trainer trainer(m, optimizer, schedule::Schedule({constant}), trainOptions);
 
   // A few distinct seeded batches, built before timing; the executor gives every
   // micro-batch a float loss mask (all ones for unpadded samples).
@@ -111,48 +156,69 @@ int main(int argc, char **argv) {
     return r->loss;
   };
 
+  Clock::time_point warmStart = Clock::now();
   for (int64_t i = 0; i < warmup; ++i)
     stepOn(i);
-  // Per-step times: on a shared machine the median step is what the code costs, the
-  // mean also what the neighbours cost.
+  sync();
+  const double warmupSeconds = seconds(warmStart);
+  // Per-step times on the CPU: on a shared machine the median step is what the code costs,
+  // the mean also what the neighbours cost. On CUDA steps overlap the host's next launches,
+  // so only the whole loop, synchronized at its end, is timed.
   std::vector<double> stepSeconds;
   double loss = 0;
+  Clock::time_point loopStart = Clock::now();
   for (int64_t i = 0; i < steps; ++i) {
     Clock::time_point start = Clock::now();
     loss = stepOn(warmup + i);
     stepSeconds.push_back(seconds(start));
   }
+  sync();
+  const double loopSeconds = seconds(loopStart);
 
   // Where the time goes: Trainer::step's work in its order, timed phase by phase.
   std::vector<double> forward, backward, update;
   for (int64_t i = 0; i < steps; ++i) {
-    const train::MicroBatch &mb = batches[size_t(i) % batches.size()];
+    const train::MicroBatch mb = train::onDevice(batches[size_t(i) % batches.size()], *device);
     optimizer.zeroGrad();
+    sync();
     Clock::time_point t0 = Clock::now();
     int64_t lossTokens = model::countLossTokens(mb.targets, mb.lossMask);
-    at::Tensor l = model::maskedTokenLossSum(m.forward(mb.inputs), mb.targets, mb.lossMask) *
-                   (1.0 / double(lossTokens));
+    at::Tensor l;
+    {
+      compat::CudaAutocast autocast(m.parameters().front().tensor);
+      l = model::maskedTokenLossSum(m.forward(mb.inputs), mb.targets, mb.lossMask) * (1.0 / double(lossTokens));
+    }
+    sync();
     forward.push_back(seconds(t0));
     Clock::time_point t1 = Clock::now();
     l.backward();
     (void)l.item<double>();
+    sync();
     backward.push_back(seconds(t1));
     Clock::time_point t2 = Clock::now();
-    train::clipGradNorm(m.parameters(), 1.0);
+    train::clipGradNorm(m.parameters(), clip);
     optimizer.step(1e-3);
     optimizer.zeroGrad();
+    sync();
     update.push_back(seconds(t2));
   }
 
-  const double tokens = double(batch * seq), stepMedian = median(stepSeconds);
+  const double tokens = double(batch * seq);
+  const double stepTime = device->is_cuda() ? loopSeconds / double(steps) : median(stepSeconds);
+  int64_t params = 0;
+  for (const model::NamedParameter &p : m.parameters())
+    params += p.tensor.numel();
+  // anchor_gpt.py's estimate: 6 N per token plus attention's 12 L d T.
+  const double flopsPerToken = 6.0 * double(params) + 12.0 * double(config.numLayers * config.dModel * seq);
   auto ms = [](std::vector<double> &times) { return llvm::format("%.3f", median(times) * 1e3); };
-  llvm::outs() << "{\"impl\": \"mixtape\", \"threads\": " << at::get_num_threads()
+  llvm::outs() << "{\"impl\": \"mixtape\", \"model\": \"" << modelName << "\", \"device\": \""
+               << device->str() << "\", \"params\": " << params << ", \"threads\": " << at::get_num_threads()
                << ", \"batch\": " << batch << ", \"seq\": " << seq << ", \"steps\": " << steps
-               << ", \"tokens_per_s\": " << llvm::format("%.0f", tokens / stepMedian)
-               << ", \"mean_tokens_per_s\": "
-               << llvm::format("%.0f", tokens * double(steps) /
-                                           std::accumulate(stepSeconds.begin(), stepSeconds.end(), 0.0))
-               << ", \"step_ms\": " << llvm::format("%.3f", stepMedian * 1e3)
+               << ", \"tokens_per_s\": " << llvm::format("%.0f", tokens / stepTime)
+               << ", \"mean_tokens_per_s\": " << llvm::format("%.0f", tokens * double(steps) / loopSeconds)
+               << ", \"step_ms\": " << llvm::format("%.3f", stepTime * 1e3)
+               << ", \"mfu\": " << llvm::format("%.4f", tokens / stepTime * flopsPerToken / (peakTflops * 1e12))
+               << ", \"warmup_s\": " << llvm::format("%.1f", warmupSeconds)
                << ", \"forward_ms\": " << ms(forward)
                << ", \"backward_ms\": " << ms(backward) << ", \"optimizer_ms\": " << ms(update)
                << ", \"loss\": " << llvm::format("%.4f", loss) << "}\n";

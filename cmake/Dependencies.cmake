@@ -23,12 +23,18 @@ find_package(tomlplusplus REQUIRED CONFIG)
 get_target_property(_toml_inc tomlplusplus::tomlplusplus INTERFACE_INCLUDE_DIRECTORIES)
 set_target_properties(tomlplusplus::tomlplusplus PROPERTIES INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${_toml_inc}")
 
-# xxHash (XXH3 for data checksums).
+# xxHash (XXH3 for data checksums): Debian's library, or, where only the header is there
+# (the GPU machine's kit, bench/gpu/make-kit.sh), the header's own implementation.
 find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)
-find_library(XXHASH_LIBRARY NAMES xxhash REQUIRED)
-add_library(mixtape_xxhash INTERFACE)
+find_library(XXHASH_LIBRARY NAMES xxhash)
+if(XXHASH_LIBRARY)
+  add_library(mixtape_xxhash INTERFACE)
+  target_link_libraries(mixtape_xxhash INTERFACE ${XXHASH_LIBRARY})
+else()
+  message(STATUS "libxxhash not found: compiling xxhash.h's implementation")
+  add_library(mixtape_xxhash STATIC ${CMAKE_CURRENT_LIST_DIR}/xxhash_impl.c)
+endif()
 target_include_directories(mixtape_xxhash SYSTEM INTERFACE ${XXHASH_INCLUDE_DIR})
-target_link_libraries(mixtape_xxhash INTERFACE ${XXHASH_LIBRARY})
 
 if(MIXTAPE_TESTS)
   find_package(GTest REQUIRED)

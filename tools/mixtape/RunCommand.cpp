@@ -23,7 +23,7 @@ using namespace mixtape;
 
 namespace {
 struct RunArgs {
-  std::string input, runDir;
+  std::string input, runDir, device;
   std::vector<std::string> nodes;
   bool quiet = false;
 };
@@ -37,8 +37,8 @@ std::optional<RunArgs> parseRunArgs(llvm::StringRef command, llvm::ArrayRef<llvm
       llvm::outs() << usage;
       std::exit(cli::Success);
     }
-    if ((a == "--run-dir" || a == "--node") && i + 1 < args.size()) {
-      (a == "--run-dir" ? out.runDir : out.nodes.emplace_back()) = args[++i].str();
+    if ((a == "--run-dir" || a == "--node" || a == "--device") && i + 1 < args.size()) {
+      (a == "--run-dir" ? out.runDir : a == "--device" ? out.device : out.nodes.emplace_back()) = args[++i].str();
     } else if (a == "--quiet") {
       out.quiet = true;
     } else if (a.startswith("-") || !out.input.empty()) {
@@ -60,6 +60,7 @@ int execute(const llvm::json::Object &plan, const RunArgs &args) {
   options.runDir = args.runDir;
   options.nodes = args.nodes;
   options.progress = !args.quiet;
+  options.device = args.device;
   if (llvm::Error e = exec::executePlan(plan, options)) {
     llvm::errs() << "mixtape: error: " << llvm::toString(std::move(e)) << "\n";
     return cli::Failure;
@@ -69,9 +70,11 @@ int execute(const llvm::json::Object &plan, const RunArgs &args) {
 } // namespace
 
 int mixtape::cli::runMain(llvm::ArrayRef<llvm::StringRef> args) {
-  const char *usage = "usage: mixtape run RECIPE [--run-dir DIR] [--node NAME]... [--quiet]\n"
+  const char *usage = "usage: mixtape run RECIPE [--run-dir DIR] [--node NAME]... [--device D] [--quiet]\n"
                       "  compile RECIPE, write DIR/plan.json (default DIR: runs/<recipe name>) and execute it;\n"
-                      "  finished nodes are skipped, interrupted ones resume from their last checkpoint\n";
+                      "  finished nodes are skipped, interrupted ones resume from their last checkpoint\n"
+                      "  --device cpu|cuda|cuda:N|auto   where to train and evaluate (default: $MIXTAPE_DEVICE,\n"
+                      "                                  else auto: CUDA when there is one)\n";
   std::optional<RunArgs> a = parseRunArgs("run", args, usage);
   if (!a)
     return Usage;
@@ -114,8 +117,8 @@ int mixtape::cli::runMain(llvm::ArrayRef<llvm::StringRef> args) {
 }
 
 int mixtape::cli::execMain(llvm::ArrayRef<llvm::StringRef> args) {
-  const char *usage = "usage: mixtape exec PLAN.json [--run-dir DIR] [--node NAME]... [--quiet]\n"
-                      "  execute a compiled plan (default DIR: the plan's folder)\n";
+  const char *usage = "usage: mixtape exec PLAN.json [--run-dir DIR] [--node NAME]... [--device D] [--quiet]\n"
+                      "  execute a compiled plan (default DIR: the plan's folder); --device as for run\n";
   std::optional<RunArgs> a = parseRunArgs("exec", args, usage);
   if (!a)
     return Usage;

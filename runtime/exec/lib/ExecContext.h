@@ -7,6 +7,8 @@
 
 #include "llvm/Support/JSON.h"
 
+#include <c10/core/Device.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +28,7 @@ struct ExecContext {
   std::string runDir, recipeDir;
   uint64_t seed = 0;
   bool progress = true;
+  c10::Device device = c10::Device(c10::kCPU); ///< where train and eval nodes compute
   std::vector<ExecNode> nodes;
   std::unique_ptr<data::DataSources> sources;
 

@@ -139,6 +139,10 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
   ctx.recipeDir = plan.getString("recipe_dir").getValueOr(".").str();
   ctx.seed = static_cast<uint64_t>(plan.getInteger("seed").getValueOr(0));
   ctx.progress = options.progress;
+  llvm::Expected<c10::Device> device = train::resolveDevice(options.device);
+  if (!device)
+    return device.takeError();
+  ctx.device = *device;
   llvm::Expected<std::vector<ExecNode>> nodes = readNodes(plan);
   if (!nodes)
     return nodes.takeError();

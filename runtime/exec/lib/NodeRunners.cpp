@@ -12,6 +12,7 @@
 #include "mixtape/compiler/Plan.h"
 #include "mixtape/merge/Merge.h"
 #include "mixtape/model/Model.h"
+#include "mixtape/model/TorchCompat.h"
 #include "mixtape/train/AdamW.h"
 #include "mixtape/train/Numerics.h"
 #include "mixtape/train/Trainer.h"
@@ -25,6 +26,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <chrono>
 #include <cmath>
@@ -141,19 +143,20 @@ llvm::Expected<std::pair<double, uint64_t>> evaluateSplit(ExecContext &ctx, cons
   if (!val)
     return val.takeError();
   at::NoGradGuard noGrad;
-  double lossSum = 0;
+  const c10::Device device = m.device();
+  compat::CudaAutocast autocast(m.parameters().front().tensor);
+  at::Tensor lossSum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
   data::Sample scratch;
   auto read = [&](uint64_t i, data::Sample &out) { (*val)->sample(i, out); };
   for (uint64_t first = 0; first < (*val)->size(); first += microBatch) {
     uint64_t count = std::min<uint64_t>(microBatch, (*val)->size() - first);
-    train::MicroBatch mb = makeMicroBatch(read, first, count, seqLen, withDocuments, scratch);
-    lossSum += model::maskedTokenLossSum(m.forward(mb.inputs, mb.documentStarts), mb.targets, mb.lossMask)
-                   .item<double>();
+    train::MicroBatch mb = train::onDevice(makeMicroBatch(read, first, count, seqLen, withDocuments, scratch), device);
+    lossSum += model::maskedTokenLossSum(m.forward(mb.inputs, mb.documentStarts), mb.targets, mb.lossMask);
   }
   uint64_t tokens = (*val)->targetTokens();
   if (tokens == 0)
     return error("stream '" + stream + "' has no held-out tokens to evaluate");
-  return std::make_pair(lossSum / static_cast<double>(tokens), tokens);
+  return std::make_pair(lossSum.item<double>() / static_cast<double>(tokens), tokens);
 }
 
 /// Runs the evals of `splits` ([[stream, split], ...]) and logs one record per split.
@@ -242,7 +245,7 @@ std::optional<Checkpoint> latestCheckpoint(llvm::StringRef nodeDir) {
   return best;
 }
 
-llvm::Error saveCheckpoint(const std::string &nodeDir, int64_t step, const model::Model &m, const train::AdamW &opt,
+llvm::Error saveCheckpoint(const ExecContext &ctx, const std::string &nodeDir, int64_t step, const model::Model &m, const train::AdamW &opt,
                            uint64_t metricsBytes, uint64_t keep) {
   std::string root = joinPath(nodeDir, "checkpoints");
   std::string dir = joinPath(root, llvm::formatv("step-{0:8}", step).str());
@@ -253,7 +256,7 @@ llvm::Error saveCheckpoint(const std::string &nodeDir, int64_t step, const model
     return e;
   if (llvm::Error e = opt.saveState(joinPath(dir, "optimizer.safetensors")))
     return e;
-  Object state{{"step", step}, {"metrics_bytes", static_cast<int64_t>(metricsBytes)}, {"numerics", train::numericsFingerprint()}};
+  Object state{{"step", step}, {"metrics_bytes", static_cast<int64_t>(metricsBytes)}, {"numerics", train::numericsFingerprint(ctx.device)}};
   if (llvm::Error e = writeFileDurably(joinPath(dir, "state.json"), llvm::formatv("{0}\n", llvm::json::Value(std::move(state))).str()))
     return e;
   // Keep the newest `keep` (at least the one just written).
@@ -362,6 +365,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
   auto m = loadInputModel(ctx, input, s.getNumber("rope_theta"));
   if (!m)
     return m.takeError();
+  (*m)->to(ctx.device);
   const Object *o = s.getObject("optimizer");
   train::AdamWOptions options;
   if (o) {
@@ -381,10 +385,10 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
       return e;
     start = c->step;
     keepMetrics = c->metricsBytes;
-    if (c->numerics != train::numericsFingerprint())
+    if (c->numerics != train::numericsFingerprint(ctx.device))
       llvm::errs() << llvm::formatv("[{0}] warning: resuming at step {1} under other numerics ({2}, was {3}); the "
                                     "result may differ from an uninterrupted run in the low bits\n",
-                                    node.name, start, train::numericsFingerprint(), c->numerics);
+                                    node.name, start, train::numericsFingerprint(ctx.device), c->numerics);
     else if (ctx.progress)
       llvm::errs() << llvm::formatv("[{0}] resuming from the checkpoint at step {1}\n", node.name, start);
   } else if (s.getString("optimizer_state") == llvm::StringRef("keep") && input.kind == "train") {
@@ -450,7 +454,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     progress.step(step + 1, *r, static_cast<uint64_t>(step + 1 - start) * perStep);
     uint64_t after = tokens + perStep;
     if (every && after / every != tokens / every && step + 1 < last)
-      if (llvm::Error e = saveCheckpoint(dir, step + 1, **m, optimizer, log.size(), keep))
+      if (llvm::Error e = saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), keep))
         return e;
   }
   if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
@@ -469,6 +473,7 @@ llvm::Error mixtape::exec::runEval(ExecContext &ctx, const ExecNode &node) {
   auto m = loadInputModel(ctx, input, trained->settings->getNumber("rope_theta"));
   if (!m)
     return m.takeError();
+  (*m)->to(ctx.device);
   // Evaluate at the sequence length the model was trained at last (the model's own for the
   // init).
   uint64_t seqLen = static_cast<uint64_t>(trained->settings->getInteger("seq_len").getValueOr(

@@ -240,6 +240,18 @@ Model::~Model() = default;
 
 const ModelConfig &Model::config() const { return impl_->config; }
 c10::ScalarType Model::dtype() const { return impl_->dtype; }
+c10::Device Model::device() const {
+  return impl_->params.empty() ? c10::Device(c10::kCPU) : impl_->params.front().tensor.device();
+}
+
+void Model::to(c10::Device device) {
+  at::NoGradGuard noGrad;
+  // set_data swaps the storage under each tensor: every holder of the tensor (the blocks'
+  // fields, a tied head, an optimizer) sees the moved one.
+  for (NamedParameter &p : impl_->params)
+    if (p.tensor.device() != device)
+      p.tensor.set_data(p.tensor.to(device));
+}
 llvm::ArrayRef<NamedParameter> Model::parameters() const { return impl_->params; }
 
 const NamedParameter *Model::findParameter(llvm::StringRef name) const {
@@ -299,7 +311,7 @@ static at::Tensor applyRotary(const at::Tensor &x, const at::Tensor &cos, const 
   int64_t rot = cos.size(-1), dim = x.size(-1);
   at::Tensor xr = rot == dim ? x : x.narrow(-1, 0, rot);
   at::Tensor x1 = xr.narrow(-1, 0, rot / 2), x2 = xr.narrow(-1, rot / 2, rot / 2);
-  at::Tensor out = xr * cos + at::cat({-x2, x1}, -1) * sin;
+  at::Tensor out = xr * cos.to(x.scalar_type()) + at::cat({-x2, x1}, -1) * sin.to(x.scalar_type());
   return rot == dim ? out : at::cat({out, x.narrow(-1, rot, dim - rot)}, -1);
 }
 
@@ -635,7 +647,7 @@ llvm::Error Model::saveWeights(llvm::StringRef path) const {
   std::vector<at::Tensor> keepAlive;
   std::vector<st::TensorData> tensors;
   for (const NamedParameter *p : order) {
-    at::Tensor t = p->tensor.detach().contiguous();
+    at::Tensor t = p->tensor.detach().cpu().contiguous();
     keepAlive.push_back(t);
     tensors.push_back({p->name, *safetensorsType(t.scalar_type()), t.sizes().vec(),
                        llvm::ArrayRef<uint8_t>(static_cast<const uint8_t *>(t.data_ptr()),

@@ -7,6 +7,9 @@
 #include "llvm/ADT/StringExtras.h"
 
 #include <ATen/core/grad_mode.h>
+#include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_norm.h>
+#include <ATen/ops/stack.h>
 
 #include <cmath>
 #include <cstdio>
@@ -48,6 +51,11 @@ void AdamW::step(double lr) {
   }
   if (!Params.empty() && compat::canFuseAdamW(Params.front().tensor)) {
     // LibTorch 2.x on CUDA: one fused kernel per group (TorchCompat.h).
+    // The kernel reads each parameter's step count from a device scalar; one tensor holds
+    // them all, refilled once per step, so no host value is copied per parameter.
+    if (!StepCounts.defined() || StepCounts.device() != Params.front().tensor.device())
+      StepCounts = at::empty({int64_t(Params.size())}, Params.front().tensor.options().dtype(at::kFloat));
+    StepCounts.fill_(double(Steps));
     for (const ParamGroup &group : Groups) {
       std::vector<at::Tensor> params, grads, expAvgs, expAvgSqs, steps;
       for (size_t i : group.members) {
@@ -57,7 +65,7 @@ void AdamW::step(double lr) {
         grads.push_back(Params[i].tensor.grad());
         expAvgs.push_back(ExpAvg[i]);
         expAvgSqs.push_back(ExpAvgSq[i]);
-        steps.push_back(at::full({}, double(Steps), Params[i].tensor.options().dtype(at::kFloat)));
+        steps.push_back(StepCounts[int64_t(i)]);
       }
       compat::fusedAdamW(params, grads, expAvgs, expAvgSqs, steps, lr, b1, b2, group.weightDecay,
                          Options.eps);
@@ -92,18 +100,17 @@ void AdamW::resetState() {
 
 double mixtape::train::clipGradNorm(llvm::ArrayRef<NamedParameter> params, double maxNorm) {
   at::NoGradGuard noGrad;
-  std::vector<at::Tensor> norms;
+  std::vector<at::Tensor> grads;
   for (const NamedParameter &p : params)
     if (p.tensor.grad().defined())
-      norms.push_back(p.tensor.grad().norm(2));
-  if (norms.empty())
+      grads.push_back(p.tensor.grad());
+  if (grads.empty())
     return 0;
-  double total = at::stack(norms).norm(2).item<double>();
+  // Multi-tensor kernels: on CUDA a handful of launches instead of two per parameter.
+  double total = at::stack(at::_foreach_norm(grads, 2)).norm(2).item<double>();
   double coef = maxNorm / (total + 1e-6);
   if (maxNorm > 0 && coef < 1)
-    for (const NamedParameter &p : params)
-      if (p.tensor.grad().defined())
-        p.tensor.grad().mul_(coef);
+    at::_foreach_mul_(grads, coef);
   return total;
 }
 
@@ -132,8 +139,8 @@ llvm::Error AdamW::saveState(llvm::StringRef path) const {
   for (size_t i = 0; i < Params.size(); ++i) {
     // A parameter that never had a gradient has zero moments.
     for (auto [suffix, moment] : {std::pair{".exp_avg", &ExpAvg[i]}, {".exp_avg_sq", &ExpAvgSq[i]}}) {
-      at::Tensor t = moment->defined() ? moment->contiguous()
-                                       : at::zeros_like(Params[i].tensor).contiguous();
+      at::Tensor t = moment->defined() ? moment->cpu().contiguous()
+                                       : at::zeros(Params[i].tensor.sizes(), Params[i].tensor.dtype());
       std::optional<st::DType> type = stateType(t.scalar_type());
       if (!type)
         return stateError(path + ": optimizer state of '" + Params[i].name +
@@ -183,8 +190,10 @@ llvm::Error AdamW::loadState(llvm::StringRef path) {
       if (t->shape != param.sizes().vec() || stateType(param.scalar_type()) != t->dtype)
         return stateError(path + ": tensor '" + name + "' does not match its parameter's " +
                           "shape and dtype");
-      *out = at::empty_like(param, at::MemoryFormat::Contiguous);
-      std::memcpy(out->data_ptr(), t->bytes.data(), t->bytes.size());
+      // Staged on the CPU (file data need not be aligned), then moved to the parameter's device.
+      at::Tensor staging = at::empty(param.sizes(), param.options().device(at::kCPU));
+      std::memcpy(staging.data_ptr(), t->bytes.data(), t->bytes.size());
+      *out = staging.to(param.device());
     }
   }
   ExpAvg = std::move(expAvg);

@@ -3,6 +3,7 @@
 
 #include "llvm/ADT/StringRef.h"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <torch/version.h>
@@ -32,7 +33,29 @@ static std::string configValue(llvm::StringRef config, llvm::StringRef key) {
   return rest.take_until([](char c) { return c == ',' || c == '\n'; }).trim().str();
 }
 
-std::string mixtape::train::numericsFingerprint() {
+llvm::Expected<c10::Device> mixtape::train::resolveDevice(llvm::StringRef spec) {
+  if (spec.empty()) {
+    const char *env = std::getenv(DeviceEnvVar);
+    spec = env && *env ? llvm::StringRef(env) : llvm::StringRef("auto");
+  }
+  auto fail = [&](const llvm::Twine &why) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), "device '" + spec + "': " + why);
+  };
+  if (spec == "auto")
+    return at::hasCUDA() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (spec == "cpu")
+    return c10::Device(c10::kCPU);
+  llvm::StringRef rest = spec;
+  unsigned index = 0;
+  if (!rest.consume_front("cuda") || (!rest.empty() && (!rest.consume_front(":") || rest.getAsInteger(10, index))))
+    return fail("expected cpu, cuda, cuda:N or auto");
+  if (!at::hasCUDA())
+    return fail("this Mixtape's LibTorch (" TORCH_VERSION ") was built without CUDA, or this machine has no "
+                "CUDA device; use --device cpu");
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+std::string mixtape::train::numericsFingerprint(c10::Device device) {
   std::string config = at::show_config();
   // Debian's LibTorch reports BLAS_INFO=generic and reaches BLAS through libblas.so.3,
   // which the alternatives system points at OpenBLAS or the reference BLAS; ask the
@@ -43,5 +66,5 @@ std::string mixtape::train::numericsFingerprint() {
     blas = llvm::StringRef(openblasConfig()).trim().str();
   return "libtorch " TORCH_VERSION "; blas " + blas + "; threads " +
          std::to_string(at::get_num_threads()) + "; cpu " +
-         configValue(config, "CPU capability usage:");
+         configValue(config, "CPU capability usage:") + (device.is_cuda() ? "; device " + device.str() : "");
 }

@@ -7,6 +7,11 @@
 
 using namespace mixtape::train;
 
+MicroBatch mixtape::train::onDevice(const MicroBatch &mb, c10::Device device) {
+  auto move = [&](const at::Tensor &t) { return t.defined() ? t.to(device) : t; };
+  return {move(mb.inputs), move(mb.targets), move(mb.lossMask), move(mb.documentStarts)};
+}
+
 llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Model &model,
                                                                llvm::ArrayRef<MicroBatch> batch) {
   StepResult result;
@@ -21,12 +26,21 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
   // accumulated gradient is that of the batch mean however the tokens fall across
   // micro-batches and masks.
   const double scale = 1.0 / double(result.lossTokens);
-  for (const MicroBatch &mb : batch) {
-    at::Tensor logits = model.forward(mb.inputs, mb.documentStarts);
-    at::Tensor loss = model::maskedTokenLossSum(logits, mb.targets, mb.lossMask) * scale;
+  const at::Tensor &anyParam = model.parameters().front().tensor;
+  at::Tensor lossSum; // summed on the device: one synchronization per step, not per micro-batch
+  for (const MicroBatch &cpuBatch : batch) {
+    MicroBatch mb = onDevice(cpuBatch, anyParam.device());
+    at::Tensor loss;
+    {
+      compat::CudaAutocast autocast(anyParam); // bf16 on CUDA; backward runs outside it
+      at::Tensor logits = model.forward(mb.inputs, mb.documentStarts);
+      loss = model::maskedTokenLossSum(logits, mb.targets, mb.lossMask) * scale;
+    }
     loss.backward();
-    result.loss += loss.item<double>();
+    at::Tensor value = loss.detach().to(at::kDouble); // summed as doubles, as on the host
+    lossSum = lossSum.defined() ? lossSum + value : value;
   }
+  result.loss = lossSum.item<double>();
   return result;
 }
 

@@ -8,6 +8,7 @@
 #include "llvm/Support/FileSystem.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include <string>

@@ -22,6 +22,9 @@ struct ExecOptions {
   std::vector<std::string> nodes;
   /// Print progress lines (a terminal gets one updating line).
   bool progress = true;
+  /// Where training and evals run: "cpu", "cuda", "cuda:N", "auto" or "" (see
+  /// train::resolveDevice). Init nodes, merges and checkpoints stay on the CPU.
+  std::string device;
 };
 
 /// Refuses provisional plans and plans of another format version.

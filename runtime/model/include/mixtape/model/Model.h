@@ -55,6 +55,11 @@ public:
 
   const ModelConfig &config() const;
   c10::ScalarType dtype() const;
+  /// Where the parameters live (the CPU until `to`).
+  c10::Device device() const;
+  /// Moves every parameter to `device` in place: the tensors keep their identity, so an
+  /// optimizer holding them follows. Weights are created and saved on the CPU either way.
+  void to(c10::Device device);
   /// Every trainable tensor once (a tied head is the embedding), in a fixed order.
   llvm::ArrayRef<NamedParameter> parameters() const;
   const NamedParameter *findParameter(llvm::StringRef name) const;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
 #include <cmath>
@@ -80,5 +81,48 @@ inline void fusedAdamW(at::TensorList params, at::TensorList grads, at::TensorLi
   TORCH_CHECK(false, "fusedAdamW needs LibTorch 2.x (see canFuseAdamW)");
 #endif
 }
+
+/// bf16 autocast on CUDA for the guard's lifetime when `param` (any model parameter) lives
+/// on a CUDA device; nothing on the CPU, which trains in fp32. Restores what it found, and
+/// drops autocast's cast cache when the outermost guard ends, as torch.autocast does.
+class CudaAutocast {
+public:
+  explicit CudaAutocast(const at::Tensor &param) : Active(param.is_cuda()) {
+    if (!Active)
+      return;
+#if MIXTAPE_TORCH_AT_LEAST(2, 4)
+    WasEnabled = at::autocast::is_autocast_enabled(at::kCUDA);
+    WasType = at::autocast::get_autocast_dtype(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+#else
+    WasEnabled = at::autocast::is_enabled();
+    WasType = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~CudaAutocast() {
+    if (!Active)
+      return;
+    if (at::autocast::decrement_nesting() == 0)
+      at::autocast::clear_cache();
+#if MIXTAPE_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, WasEnabled);
+    at::autocast::set_autocast_dtype(at::kCUDA, WasType);
+#else
+    at::autocast::set_enabled(WasEnabled);
+    at::autocast::set_autocast_gpu_dtype(WasType);
+#endif
+  }
+  CudaAutocast(const CudaAutocast &) = delete;
+  CudaAutocast &operator=(const CudaAutocast &) = delete;
+
+private:
+  bool Active;
+  bool WasEnabled = false;
+  at::ScalarType WasType = at::kFloat;
+};
 
 } // namespace mixtape::compat

@@ -69,6 +69,7 @@ private:
   std::vector<ParamGroup> Groups;
   std::vector<double> Decay; ///< per parameter, from its group
   std::vector<at::Tensor> ExpAvg, ExpAvgSq;
+  at::Tensor StepCounts; ///< the fused kernel's per-parameter step counts (CUDA only)
   int64_t Steps = 0;
 };
 

@@ -27,6 +27,9 @@ struct MicroBatch {
   at::Tensor inputs, targets, lossMask, documentStarts;
 };
 
+/// The micro-batch's tensors on `device` (where the model is); undefined ones stay so.
+MicroBatch onDevice(const MicroBatch &mb, c10::Device device);
+
 struct StepResult {
   double loss = 0;        ///< mean cross-entropy over the batch's loss tokens
   int64_t lossTokens = 0; ///< positions that counted for the loss
@@ -37,6 +40,8 @@ struct StepResult {
 
 /// Accumulates into the parameters' .grad() the gradient of the batch's mean token loss;
 /// returns that loss and the token counts. Errors when no position counts for the loss.
+/// Micro-batches may live on the CPU: each moves to the model's device in turn, and on CUDA
+/// the forward pass runs under bf16 autocast.
 llvm::Expected<StepResult> accumulateGradients(const model::Model &model,
                                                llvm::ArrayRef<MicroBatch> batch);
 

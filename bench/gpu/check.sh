@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Everything the GPU machine is for, in one device call (its time is scarce; DEVELOPERS.md):
+# build against the machine's LibTorch (CUDA, NCCL), run the CUDA tests (CPU against CUDA),
+# the GPU training benchmark beside PyTorch eager and torch.compile from the same call, the
+# quickstart on CUDA, and (full) the whole ctest suite. Logs and a summary go to $OUT.
+#
+#   bash bench/gpu/check.sh quick|full     (on the GPU machine, in the project root, .devkit carried)
+set -uo pipefail
+mode=${1:-full}
+root=$PWD out=${OUT:-/tmp/gpu-check}
+mkdir -p "$out"
+summary="$out/summary.txt"
+note() { echo "$*" | tee -a "$summary"; }
+[[ -d .devkit ]] || { echo "no .devkit: make it with ../shared/device/make-devkit.sh and carry it"; exit 2; }
+ln -sfn "$root/.devkit/shared" ../shared 2>/dev/null || true
+note "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader)"
+tp=$(python3 -c "import torch;print(torch.utils.cmake_prefix_path)")
+note "torch: $(python3 -c 'import torch;print(torch.__version__, "cuda", torch.version.cuda, "nccl", torch.cuda.nccl.version())')"
+
+SECONDS=0
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$tp;$root/.devkit/llvm;$root/.devkit/usr" >"$out/build.log" 2>&1 \
+  || { tail -30 "$out/build.log"; note "configure failed"; exit 1; }
+targets=(mixtape mixtape_cuda_tests train_bench)
+[[ $mode == full ]] && targets=(all)
+ninja -C build-gpu -k 0 -j16 "${targets[@]}" >>"$out/build.log" 2>&1
+note "build (${targets[*]}): rc $? in ${SECONDS}s"
+grep -E "error:|FAILED:" "$out/build.log" | head -30
+
+b=build-gpu
+if [[ -x $b/tests/mixtape_cuda_tests ]]; then
+  timeout 180 $b/tests/mixtape_cuda_tests >"$out/cuda-tests.log" 2>&1
+  note "cuda tests: rc $? — $(grep -E '^\[  (PASSED|FAILED) ' "$out/cuda-tests.log" | tr '\n' ' ')"
+  grep -E "Failure|FAILED|error" "$out/cuda-tests.log" | head -20
+fi
+
+# The benchmark: Mixtape, then the PyTorch references, one after the other on the same GPU.
+bench="$out/bench.jsonl"
+[[ -x $b/bench/train_bench ]] && timeout 150 $b/bench/train_bench --model gpt2-124m --device cuda \
+  --steps 20 --warmup 5 --clip 0 | tee -a "$bench"
+if [[ $mode == full ]]; then
+  for flags in "--fused" "--compile --fused"; do
+    timeout 150 python3 ../shared/bench/anchor_gpt.py $flags | tee -a "$bench"
+  done
+fi
+python3 - "$bench" <<'PY' | tee -a "$summary"
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+by = {r["impl"]: r for r in runs}
+for r in runs:
+    print(f"{r['impl']:<18}{r['tokens_per_s']:>10} tok/s  {r['step_ms']:>8} ms/step  MFU {r['mfu']:.3f}")
+m = by.get("mixtape")
+for ref in ("pytorch-eager", "pytorch-compile"):
+    if m and ref in by:
+        print(f"mixtape / {ref}: {m['tokens_per_s'] / by[ref]['tokens_per_s']:.3f}x")
+PY
+
+# The quickstart on CUDA, end to end; its final evals in the summary.
+if [[ -x $b/tools/mixtape/mixtape ]]; then
+  SECONDS=0
+  timeout 240 $b/tools/mixtape/mixtape run recipes/quickstart.toml --device cuda --run-dir /tmp/qs-cuda \
+    >"$out/quickstart.log" 2>&1
+  note "quickstart --device cuda: rc $? in ${SECONDS}s"
+  tail -5 "$out/quickstart.log"
+  cat /tmp/qs-cuda/*/metrics.jsonl 2>/dev/null | grep '"type":"eval"' | grep '"point":"final"' >"$out/quickstart-evals.jsonl"
+  note "quickstart final evals: $(wc -l <"$out/quickstart-evals.jsonl")"
+fi
+
+if [[ $mode == full ]]; then
+  SECONDS=0
+  (cd $b && timeout 300 ctest -j12 -LE gpu --output-on-failure >"$out/ctest.log" 2>&1)
+  note "ctest (all but gpu): rc $? in ${SECONDS}s — $(grep -E 'tests passed|tests failed' "$out/ctest.log")"
+  grep -E "^\s+[0-9]+ - " "$out/ctest.log" | head -20
+fi
+cat "$summary"

@@ -1,0 +1,187 @@
+//===- CudaTest.cpp - the CUDA path agrees with the CPU's ------------------===//
+//
+// Each test trains or evaluates the same model from the same seed on the CPU in fp32 and on
+// a CUDA device (bf16 autocast where the trainer uses it) and compares: exact where no
+// rounding differs (weights I/O), to fp32 rounding for fp32 math, to bf16 rounding for
+// training. Skipped where LibTorch has no CUDA or the machine no GPU (CI).
+//
+//===----------------------------------------------------------------------===//
+#include "../model/ModelTestSupport.h"
+
+#include "mixtape/model/TorchCompat.h"
+#include "mixtape/train/Numerics.h"
+#include "mixtape/train/Trainer.h"
+
+#include <ATen/Context.h>
+
+using namespace mixtape::model;
+using namespace mixtape::model::test;
+using namespace mixtape::train;
+
+#define MIXTAPE_REQUIRE_CUDA()                                                               \
+  if (!at::hasCUDA())                                                                        \
+  GTEST_SKIP() << "no CUDA: this LibTorch was built without it or the machine has no GPU"
+
+namespace {
+
+const c10::Device Cuda(c10::kCUDA, 0);
+
+double relativeError(const at::Tensor &got, const at::Tensor &want) {
+  at::Tensor g = got.detach().cpu().to(at::kDouble), w = want.detach().cpu().to(at::kDouble);
+  return ((g - w).norm() / w.norm().clamp_min(1e-30)).item<double>();
+}
+
+/// A model of realistic width, so bf16 rounding averages out as it does in real training.
+ModelConfig smallConfig(Family family) {
+  ModelConfig c = ModelConfig::defaults(family, /*vocab=*/96, /*layers=*/2, /*d=*/64, /*heads=*/4,
+                                        /*positions=*/32);
+  if (family == Family::Llama)
+    c.numKVHeads = 2;
+  return c;
+}
+
+std::vector<MicroBatch> batches(int64_t vocab, int count) {
+  std::vector<MicroBatch> out;
+  for (int i = 0; i < count; ++i) {
+    // Learnable data: each row repeats a short random phrase, so the loss falls fast.
+    at::Tensor phrase = tokens(4, 8, vocab, 40 + uint64_t(i));
+    at::Tensor ids = phrase.repeat({1, 5}).narrow(1, 0, 33).contiguous();
+    MicroBatch mb;
+    mb.inputs = ids.narrow(1, 0, 32).contiguous();
+    mb.targets = ids.narrow(1, 1, 32).contiguous();
+    mb.lossMask = at::ones({4, 32}, at::kFloat);
+    out.push_back(mb);
+  }
+  return out;
+}
+
+class EachFamilyOnCuda : public testing::TestWithParam<Family> {};
+
+} // namespace
+
+TEST(Cuda, ResolveDevice) {
+  EXPECT_TRUE(resolveDevice("cpu")->is_cpu());
+  llvm::Expected<c10::Device> bad = resolveDevice("tpu");
+  ASSERT_FALSE(bool(bad));
+  EXPECT_EQ(llvm::toString(bad.takeError()), "device 'tpu': expected cpu, cuda, cuda:N or auto");
+  llvm::Expected<c10::Device> cuda = resolveDevice("cuda:0");
+  if (!at::hasCUDA()) {
+    ASSERT_FALSE(bool(cuda));
+    EXPECT_NE(llvm::toString(cuda.takeError()).find("use --device cpu"), std::string::npos);
+    EXPECT_TRUE(resolveDevice("auto")->is_cpu());
+  } else {
+    ASSERT_TRUE(bool(cuda));
+    EXPECT_EQ(*cuda, Cuda);
+    EXPECT_TRUE(resolveDevice("auto")->is_cuda());
+  }
+}
+
+// fp32 forward on the device (SDPA with a causal or document mask, GQA) equals the CPU's
+// to fp32 rounding.
+TEST_P(EachFamilyOnCuda, Fp32ForwardMatchesCpu) {
+  MIXTAPE_REQUIRE_CUDA();
+  ModelConfig c = smallConfig(GetParam());
+  std::unique_ptr<Model> cpu = makeModel(c, 3), gpu = makeModel(c, 3);
+  gpu->to(Cuda);
+  EXPECT_EQ(gpu->device(), Cuda);
+  at::globalContext().setAllowTF32CuBLAS(false);
+  at::Tensor ids = tokens(2, 32, c.vocabSize, 9);
+  at::Tensor starts = at::zeros({2, 32}, at::kBool);
+  starts.index_put_({0, 11}, true);
+  starts.index_put_({1, 20}, true);
+  at::NoGradGuard noGrad;
+  EXPECT_LT(relativeError(gpu->forward(ids.to(Cuda)), cpu->forward(ids)), 1e-5);
+  EXPECT_LT(relativeError(gpu->forward(ids.to(Cuda), starts.to(Cuda)), cpu->forward(ids, starts)), 1e-5);
+}
+
+// Twenty AdamW steps with bf16 autocast on the device follow the CPU's fp32 loss curve
+// within bf16's rounding, and both learn.
+TEST_P(EachFamilyOnCuda, Bf16TrainingFollowsCpuFp32) {
+  MIXTAPE_REQUIRE_CUDA();
+  ModelConfig c = smallConfig(GetParam());
+  std::unique_ptr<Model> cpu = makeModel(c, 5), gpu = makeModel(c, 5);
+  gpu->to(Cuda);
+  AdamW cpuOpt(cpu->parameters(), {}), gpuOpt(gpu->parameters(), {});
+  mixtape::schedule::Phase constant;
+  constant.from = constant.to = 3e-3;
+  Trainer cpuTrainer(*cpu, cpuOpt, mixtape::schedule::Schedule({constant}));
+  Trainer gpuTrainer(*gpu, gpuOpt, mixtape::schedule::Schedule({constant}));
+  std::vector<MicroBatch> data = batches(c.vocabSize, 4);
+  double firstLoss = 0, cpuLoss = 0, gpuLoss = 0;
+  for (int step = 0; step < 20; ++step) {
+    llvm::ArrayRef<MicroBatch> batch(data[size_t(step) % data.size()]);
+    llvm::Expected<StepResult> a = cpuTrainer.step(batch), b = gpuTrainer.step(batch);
+    ASSERT_TRUE(a && b);
+    if (step == 0)
+      firstLoss = a->loss;
+    cpuLoss = a->loss, gpuLoss = b->loss;
+    EXPECT_NEAR(b->loss, a->loss, 0.03 * a->loss) << "step " << step;
+  }
+  EXPECT_LT(cpuLoss, 0.8 * firstLoss);
+  EXPECT_LT(gpuLoss, 0.8 * firstLoss);
+  for (size_t i = 0; i < cpu->parameters().size(); ++i)
+    EXPECT_LT(relativeError(gpu->parameters()[i].tensor, cpu->parameters()[i].tensor), 0.05)
+        << cpu->parameters()[i].name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, EachFamilyOnCuda, testing::ValuesIn(AllFamilies), familyLabel);
+
+// The fused AdamW kernel (LibTorch 2.x) makes the plain loop's update, step counts included.
+TEST(Cuda, FusedAdamWMatchesPlainLoop) {
+  MIXTAPE_REQUIRE_CUDA();
+  ModelConfig c = smallConfig(Family::Llama);
+  std::unique_ptr<Model> cpu = makeModel(c, 8), gpu = makeModel(c, 8);
+  gpu->to(Cuda);
+  EXPECT_EQ(mixtape::compat::canFuseAdamW(gpu->parameters().front().tensor),
+            TORCH_VERSION_MAJOR >= 2);
+  AdamW cpuOpt(cpu->parameters(), {}), gpuOpt(gpu->parameters(), {});
+  for (int step = 0; step < 3; ++step) {
+    for (size_t i = 0; i < cpu->parameters().size(); ++i) {
+      at::Tensor g = at::randn(cpu->parameters()[i].tensor.sizes(),
+                               at::detail::createCPUGenerator(uint64_t(100 * step) + i));
+      cpu->parameters()[i].tensor.mutable_grad() = g;
+      gpu->parameters()[i].tensor.mutable_grad() = g.to(Cuda);
+    }
+    cpuOpt.step(1e-2);
+    gpuOpt.step(1e-2);
+  }
+  for (size_t i = 0; i < cpu->parameters().size(); ++i)
+    EXPECT_LT(relativeError(gpu->parameters()[i].tensor, cpu->parameters()[i].tensor), 1e-5)
+        << cpu->parameters()[i].name;
+}
+
+// Weights and optimizer state saved from the device read back bit-identical, on the CPU
+// and on the device, and training goes on from them as if never interrupted.
+TEST(Cuda, CheckpointsRoundTripThroughTheCpu) {
+  MIXTAPE_REQUIRE_CUDA();
+  TempDir dir;
+  ModelConfig c = smallConfig(Family::GPT2);
+  std::unique_ptr<Model> gpu = makeModel(c, 2);
+  gpu->to(Cuda);
+  AdamW opt(gpu->parameters(), {});
+  mixtape::schedule::Phase constant;
+  constant.from = constant.to = 1e-3;
+  Trainer trainer(*gpu, opt, mixtape::schedule::Schedule({constant}));
+  std::vector<MicroBatch> data = batches(c.vocabSize, 2);
+  ASSERT_TRUE(bool(trainer.step(data[0])));
+  ASSERT_FALSE(bool(gpu->saveWeights(dir / "w.safetensors")));
+  ASSERT_FALSE(bool(opt.saveState(dir / "o.safetensors")));
+
+  std::unique_ptr<Model> cpu = makeModel(c, 99), again = makeModel(c, 99);
+  ASSERT_FALSE(bool(cpu->loadWeights(dir / "w.safetensors")));
+  ASSERT_FALSE(bool(again->loadWeights(dir / "w.safetensors")));
+  again->to(Cuda);
+  AdamW againOpt(again->parameters(), {});
+  ASSERT_FALSE(bool(againOpt.loadState(dir / "o.safetensors")));
+  for (size_t i = 0; i < gpu->parameters().size(); ++i) {
+    EXPECT_TRUE(at::equal(cpu->parameters()[i].tensor, gpu->parameters()[i].tensor.cpu()));
+    EXPECT_TRUE(againOpt.expAvgSq(i).is_cuda());
+    EXPECT_TRUE(at::equal(againOpt.expAvgSq(i).cpu(), opt.expAvgSq(i).cpu()));
+  }
+  Trainer againTrainer(*again, againOpt, mixtape::schedule::Schedule({constant}));
+  againTrainer.setTokensSeen(trainer.tokensSeen());
+  ASSERT_TRUE(bool(trainer.step(data[1])));
+  ASSERT_TRUE(bool(againTrainer.step(data[1])));
+  for (size_t i = 0; i < gpu->parameters().size(); ++i)
+    EXPECT_LT(relativeError(again->parameters()[i].tensor, gpu->parameters()[i].tensor), 1e-6);
+}
