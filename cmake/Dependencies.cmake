@@ -33,6 +33,7 @@ if(XXHASH_LIBRARY)
 else()
   message(STATUS "libxxhash not found: compiling xxhash.h's implementation")
   add_library(mixtape_xxhash STATIC ${CMAKE_CURRENT_LIST_DIR}/xxhash_impl.c)
+  target_include_directories(mixtape_xxhash SYSTEM PRIVATE ${XXHASH_INCLUDE_DIR})
 endif()
 target_include_directories(mixtape_xxhash SYSTEM INTERFACE ${XXHASH_INCLUDE_DIR})
 

@@ -236,7 +236,7 @@ constexpr size_t CacheCapacity = 1 << 16;
 constexpr size_t CachedWordBytes = 64;
 constexpr uint64_t MaxFileBytes = uint64_t(1) << 30;
 
-std::string quoted(llvm::StringRef s) {
+std::string quotedText(llvm::StringRef s) {
   std::string out;
   llvm::raw_string_ostream os(out);
   os << '"';
@@ -276,7 +276,7 @@ public:
       size_t unused = 0;
       while (entries[unused].second == unused)
         ++unused;
-      return error(where + "[" + quoted(entries.back().first) + "]",
+      return error(where + "[" + quotedText(entries.back().first) + "]",
                    "id " + llvm::Twine(entries.back().second) + " is out of range: " +
                        llvm::Twine(entries.size()) + " tokens have ids 0 to " + llvm::Twine(entries.size() - 1) +
                        " (id " + llvm::Twine(unused) + " is not used)");
@@ -286,8 +286,8 @@ public:
       if (token.empty())
         return error(where, "the empty string is not a token (id " + llvm::Twine(id) + ")");
       if (i > 0 && entries[i - 1].second == id)
-        return error(where, "id " + llvm::Twine(id) + " is given to both " + quoted(entries[i - 1].first) +
-                                " and " + quoted(token));
+        return error(where, "id " + llvm::Twine(id) + " is given to both " + quotedText(entries[i - 1].first) +
+                                " and " + quotedText(token));
       T->Vocab[token] = static_cast<uint32_t>(id);
     }
     ModelSize = entries.size();
@@ -297,7 +297,7 @@ public:
       appendUtf8(text, alphabet.charOf[b]);
       auto it = T->Vocab.find(text);
       if (it == T->Vocab.end())
-        return error(where, "byte 0x" + llvm::utohexstr(b) + " has no token (" + quoted(text) +
+        return error(where, "byte 0x" + llvm::utohexstr(b) + " has no token (" + quotedText(text) +
                                 "): a byte-level vocabulary has all 256");
       T->ByteIds[b] = it->second;
     }
@@ -313,7 +313,7 @@ public:
     std::optional<uint32_t> l = idOf(left), r = idOf(right), merged = idOf((left + right).str());
     for (auto [token, id] : {std::pair(left.str(), l), std::pair(right.str(), r), std::pair((left + right).str(), merged)})
       if (!id)
-        return quoted(token) + " is not in the vocabulary";
+        return quotedText(token) + " is not in the vocabulary";
     // A pair listed twice keeps its last rank, as `tokenizers` builds its merge map.
     T->Merges[uint64_t(*l) << 32 | *r] = MergeRule{Rank++, *merged};
     return "";
@@ -325,19 +325,19 @@ public:
       return error(where, "an added token's content is empty");
     auto inVocab = T->Vocab.find(content);
     if (inVocab != T->Vocab.end() && inVocab->second != id)
-      return error(where, quoted(content) + " has id " + llvm::Twine(id) + " but id " +
+      return error(where, quotedText(content) + " has id " + llvm::Twine(id) + " but id " +
                               llvm::Twine(inVocab->second) + " in the vocabulary");
     if (inVocab == T->Vocab.end() && id < ModelSize)
-      return error(where, "id " + llvm::Twine(id) + " of " + quoted(content) + " is already " +
-                              quoted(tokenOf(id)) + "'s");
+      return error(where, "id " + llvm::Twine(id) + " of " + quotedText(content) + " is already " +
+                              quotedText(tokenOf(id)) + "'s");
     if (id >= ModelSize + MaxAdded)
       return error(where, "id " + llvm::Twine(id) + " is out of range (" + llvm::Twine(ModelSize) +
                               " tokens and " + llvm::Twine(MaxAdded) + " added, so ids below " +
                               llvm::Twine(ModelSize + MaxAdded) + ")");
     for (const AddedToken *other : allAdded())
       if (other->id == id || other->content == content)
-        return error(where, quoted(content) + " (id " + llvm::Twine(id) + ") repeats the added token " +
-                                quoted(other->content) + " (id " + llvm::Twine(other->id) + ")");
+        return error(where, quotedText(content) + " (id " + llvm::Twine(id) + ") repeats the added token " +
+                                quotedText(other->content) + " (id " + llvm::Twine(other->id) + ")");
     AddedTokenSet &set = normalized ? T->NormalizedAdded : T->RawAdded;
     set.tokens.push_back(AddedToken{content.str(), static_cast<uint32_t>(id), lstrip, rstrip});
     return llvm::Error::success();
@@ -480,7 +480,7 @@ vocabEntries(const json::Object &vocab, const std::function<llvm::Error(const ll
   for (const auto &[key, value] : vocab) {
     llvm::Optional<uint64_t> id = value.getAsUINT64();
     if (!id)
-      return error(llvm::Twine(where) + "[" + quoted(key) + "]", "expected a non-negative integer id");
+      return error(llvm::Twine(where) + "[" + quotedText(key) + "]", "expected a non-negative integer id");
     entries.emplace_back(key.str(), *id);
   }
   return entries;
@@ -554,7 +554,7 @@ BpeTokenizer::fromTokenizerJson(llvm::StringRef fileName, llvm::StringRef conten
       // The older "left right" form; byte-level tokens never hold a space.
       std::tie(left, right) = s->split(' ');
       if (left.empty() || right.empty() || right.contains(' '))
-        return error(where, "expected two tokens separated by a space, got " + quoted(*s));
+        return error(where, "expected two tokens separated by a space, got " + quotedText(*s));
     } else if (const json::Array *pair = merge.getAsArray();
                pair && pair->size() == 2 && (*pair)[0].getAsString() && (*pair)[1].getAsString()) {
       left = *(*pair)[0].getAsString();
@@ -628,7 +628,7 @@ BpeTokenizer::fromVocabAndMerges(llvm::StringRef vocabName, llvm::StringRef voca
     llvm::StringRef left, right;
     std::tie(left, right) = line.split(' ');
     if (left.empty() || right.empty() || right.contains(' '))
-      return fileError(mergesName, where + ": expected two tokens separated by a space, got " + quoted(line));
+      return fileError(mergesName, where + ": expected two tokens separated by a space, got " + quotedText(line));
     if (std::string problem = builder.addMerge(left, right); !problem.empty())
       return fileError(mergesName, where + ": " + problem);
   }
