@@ -15,6 +15,8 @@ note() { echo "$*" | tee -a "$summary"; }
 ln -sfn "$root/.devkit/shared" ../shared 2>/dev/null || true
 note "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader)"
 tp=$(python3 -c "import torch;print(torch.utils.cmake_prefix_path)")
+# nccl.h comes with pip's nvidia-nccl package, beside torch (runtime/dist/CMakeLists.txt looks in NCCL_HOME).
+export NCCL_HOME=${NCCL_HOME:-$(python3 -c "import nvidia.nccl as n;print(list(n.__path__)[0])" 2>/dev/null)}
 note "torch: $(python3 -c 'import torch;print(torch.__version__, "cuda", torch.version.cuda, "nccl", torch.cuda.nccl.version())')"
 
 SECONDS=0

@@ -2,7 +2,9 @@
 //
 // `run` compiles a recipe and executes its plan in a run directory (default
 // runs/<recipe name>), writing the plan there; `exec` executes a compiled plan, all of it
-// or one node (what cluster jobs call).
+// or one node (what cluster jobs call). With `--nproc N` either one starts N local workers
+// (`mixtape exec` with torchrun's variables set); a worker started by torchrun or srun reads
+// its rank from the environment (docs/cluster.md).
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
@@ -10,6 +12,7 @@
 #include "mixtape/compiler/PlanReport.h"
 #include "mixtape/compiler/Sema.h"
 #include "mixtape/data/ShardCatalog.h"
+#include "mixtape/dist/LocalLauncher.h"
 #include "mixtape/exec/Executor.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -26,7 +29,15 @@ struct RunArgs {
   std::string input, runDir, device;
   std::vector<std::string> nodes;
   bool quiet = false;
+  int nproc = 1;
+  unsigned timeoutSeconds = 600;
 };
+
+constexpr const char *kParallelUsage =
+    "  --device D     cpu, cuda, cuda:N or auto (default: $MIXTAPE_DEVICE, else auto: CUDA when there is one);\n"
+    "                 with --nproc, each worker takes the GPU of its local rank\n"
+    "  --nproc N      run N data-parallel workers on this machine (each trains on 1/N of every batch)\n"
+    "  --timeout S    a rank that died or hangs stops the others within S seconds (default 600)\n";
 
 std::optional<RunArgs> parseRunArgs(llvm::StringRef command, llvm::ArrayRef<llvm::StringRef> args,
                                     llvm::StringRef usage) {
@@ -39,6 +50,16 @@ std::optional<RunArgs> parseRunArgs(llvm::StringRef command, llvm::ArrayRef<llvm
     }
     if ((a == "--run-dir" || a == "--node" || a == "--device") && i + 1 < args.size()) {
       (a == "--run-dir" ? out.runDir : a == "--device" ? out.device : out.nodes.emplace_back()) = args[++i].str();
+    } else if ((a == "--nproc" || a == "--timeout") && i + 1 < args.size()) {
+      unsigned n = 0;
+      if (args[++i].getAsInteger(10, n) || n == 0 || n > (a == "--nproc" ? 1024u : 1u << 20)) {
+        llvm::errs() << "mixtape " << command << ": " << a << " needs a positive integer, not '" << args[i] << "'\n";
+        return std::nullopt;
+      }
+      if (a == "--nproc")
+        out.nproc = static_cast<int>(n);
+      else
+        out.timeoutSeconds = n;
     } else if (a == "--quiet") {
       out.quiet = true;
     } else if (a.startswith("-") || !out.input.empty()) {
@@ -55,13 +76,44 @@ std::optional<RunArgs> parseRunArgs(llvm::StringRef command, llvm::ArrayRef<llvm
   return out;
 }
 
+/// This process's part of the plan: all of it, or one rank's share when torchrun, srun or
+/// --nproc started it.
 int execute(const llvm::json::Object &plan, const RunArgs &args) {
   exec::ExecOptions options;
   options.runDir = args.runDir;
   options.nodes = args.nodes;
   options.progress = !args.quiet;
   options.device = args.device;
+  options.timeout = std::chrono::seconds(args.timeoutSeconds);
+  llvm::Expected<dist::World> world = dist::worldFromEnvironment();
+  if (!world) {
+    llvm::errs() << "mixtape: error: " << llvm::toString(world.takeError()) << "\n";
+    return cli::Failure;
+  }
+  options.world = *world;
   if (llvm::Error e = exec::executePlan(plan, options)) {
+    std::string rank = world->size > 1 ? llvm::formatv("rank {0} of {1}: ", world->rank, world->size).str() : "";
+    llvm::errs() << "mixtape: error: " << rank << llvm::toString(std::move(e)) << "\n";
+    return cli::Failure;
+  }
+  return cli::Success;
+}
+
+/// --nproc N: N copies of `mixtape exec PLAN` with this command's options, each a rank.
+int launch(llvm::StringRef planPath, const RunArgs &args) {
+  std::string self = llvm::sys::fs::getMainExecutable("mixtape", reinterpret_cast<void *>(&cli::execMain));
+  dist::LaunchOptions options;
+  options.nproc = args.nproc;
+  options.grace = std::chrono::seconds(args.timeoutSeconds);
+  options.command = {self, "exec", planPath.str(), "--run-dir", args.runDir, "--timeout",
+                     std::to_string(args.timeoutSeconds)};
+  for (const std::string &node : args.nodes)
+    options.command.insert(options.command.end(), {"--node", node});
+  if (!args.device.empty())
+    options.command.insert(options.command.end(), {"--device", args.device});
+  if (args.quiet)
+    options.command.push_back("--quiet");
+  if (llvm::Error e = dist::launchLocalWorkers(options, llvm::errs())) {
     llvm::errs() << "mixtape: error: " << llvm::toString(std::move(e)) << "\n";
     return cli::Failure;
   }
@@ -70,11 +122,11 @@ int execute(const llvm::json::Object &plan, const RunArgs &args) {
 } // namespace
 
 int mixtape::cli::runMain(llvm::ArrayRef<llvm::StringRef> args) {
-  const char *usage = "usage: mixtape run RECIPE [--run-dir DIR] [--node NAME]... [--device D] [--quiet]\n"
-                      "  compile RECIPE, write DIR/plan.json (default DIR: runs/<recipe name>) and execute it;\n"
-                      "  finished nodes are skipped, interrupted ones resume from their last checkpoint\n"
-                      "  --device cpu|cuda|cuda:N|auto   where to train and evaluate (default: $MIXTAPE_DEVICE,\n"
-                      "                                  else auto: CUDA when there is one)\n";
+  const std::string usage =
+      std::string("usage: mixtape run RECIPE [--run-dir DIR] [--node NAME]... [--device D] [--quiet] [--nproc N] [--timeout S]\n"
+                  "  compile RECIPE, write DIR/plan.json (default DIR: runs/<recipe name>) and execute it;\n"
+                  "  finished nodes are skipped, interrupted ones resume from their last checkpoint\n") +
+      kParallelUsage;
   std::optional<RunArgs> a = parseRunArgs("run", args, usage);
   if (!a)
     return Usage;
@@ -113,12 +165,14 @@ int mixtape::cli::runMain(llvm::ArrayRef<llvm::StringRef> args) {
   }
   if (!a->quiet)
     llvm::errs() << llvm::formatv("mixtape run: {0} nodes, plan in {1}\n", plan->nodes.size(), planPath);
-  return execute(*json.getAsObject(), *a);
+  return a->nproc > 1 ? launch(planPath, *a) : execute(*json.getAsObject(), *a);
 }
 
 int mixtape::cli::execMain(llvm::ArrayRef<llvm::StringRef> args) {
-  const char *usage = "usage: mixtape exec PLAN.json [--run-dir DIR] [--node NAME]... [--device D] [--quiet]\n"
-                      "  execute a compiled plan (default DIR: the plan's folder); --device as for run\n";
+  const std::string usage =
+      std::string("usage: mixtape exec PLAN.json [--run-dir DIR] [--node NAME]... [--device D] [--quiet] [--nproc N] [--timeout S]\n"
+                  "  execute a compiled plan (default DIR: the plan's folder); under torchrun or srun, one rank of it\n") +
+      kParallelUsage;
   std::optional<RunArgs> a = parseRunArgs("exec", args, usage);
   if (!a)
     return Usage;
@@ -129,5 +183,5 @@ int mixtape::cli::execMain(llvm::ArrayRef<llvm::StringRef> args) {
   }
   if (a->runDir.empty())
     a->runDir = std::string(llvm::sys::path::parent_path(a->input).empty() ? "." : llvm::sys::path::parent_path(a->input));
-  return execute(*plan->getAsObject(), *a);
+  return a->nproc > 1 ? launch(a->input, *a) : execute(*plan->getAsObject(), *a);
 }

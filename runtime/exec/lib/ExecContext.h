@@ -13,6 +13,10 @@
 #include <string>
 #include <vector>
 
+namespace mixtape::dist {
+class Collectives;
+}
+
 namespace mixtape::exec {
 
 struct ExecNode {
@@ -31,6 +35,10 @@ struct ExecContext {
   c10::Device device = c10::Device(c10::kCPU); ///< where train and eval nodes compute
   std::vector<ExecNode> nodes;
   std::unique_ptr<data::DataSources> sources;
+  /// The data-parallel ranks (a world of one when not distributed); set by executePlan.
+  dist::Collectives *collectives = nullptr;
+  /// Rank 0 writes the run directory's files; the others only compute.
+  bool writesFiles = true;
 
   std::string nodeDir(const ExecNode &n) const { return joinPath(runDir, n.dir); }
   /// The stream `name` of the plan, as the data layer opens it, starting at `cursor`.

@@ -5,6 +5,7 @@
 
 #include "mixtape/compiler/Plan.h"
 #include "mixtape/data/ShardCatalog.h"
+#include "mixtape/dist/Collectives.h"
 #include "mixtape/train/Numerics.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -109,17 +110,34 @@ static llvm::Expected<std::vector<ExecNode>> readNodes(const Object &plan) {
 }
 
 /// One node; LibTorch reports failures as exceptions (c10::Error): they become errors here,
-/// at the node boundary, without LibTorch's C++ backtrace.
+/// at the node boundary, without LibTorch's C++ backtrace. Train and eval nodes share their
+/// work among the ranks; init and merge nodes are rank 0's alone, and the others wait for
+/// their files at the barrier.
 static llvm::Error runNode(ExecContext &ctx, const ExecNode &n) {
   try {
-    return n.kind == "init"    ? runInit(ctx, n)
-           : n.kind == "train" ? runTrain(ctx, n)
-           : n.kind == "eval"  ? runEval(ctx, n)
-           : n.kind == "merge" ? runMerge(ctx, n)
-                               : planError("unknown node kind '" + n.kind + "'");
+    llvm::Error e = n.kind == "train"  ? runTrain(ctx, n)
+                    : n.kind == "eval" ? runEval(ctx, n)
+                    : !ctx.writesFiles ? llvm::Error::success()
+                    : n.kind == "init" ? runInit(ctx, n)
+                    : n.kind == "merge"
+                        ? runMerge(ctx, n)
+                        : planError("unknown node kind '" + n.kind + "'");
+    if (e)
+      return e;
+    ctx.collectives->barrier();
+    return llvm::Error::success();
   } catch (const std::exception &e) {
     llvm::StringRef what = e.what();
     return planError(what.substr(0, what.find("\nException raised from")).rtrim());
+  }
+}
+
+/// Whether rank 0 finds `mine` true (a node done, say); a rank that died surfaces here.
+static llvm::Expected<bool> rankZeroSays(ExecContext &ctx, bool mine) {
+  try {
+    return ctx.collectives->broadcastValue(mine) != 0;
+  } catch (const std::exception &e) {
+    return planError(e.what());
   }
 }
 
@@ -138,11 +156,20 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
   ctx.runDir = options.runDir;
   ctx.recipeDir = plan.getString("recipe_dir").getValueOr(".").str();
   ctx.seed = static_cast<uint64_t>(plan.getInteger("seed").getValueOr(0));
-  ctx.progress = options.progress;
   llvm::Expected<c10::Device> device = train::resolveDevice(options.device);
   if (!device)
     return device.takeError();
-  ctx.device = *device;
+  // One GPU per rank: a worker trains on the GPU of its local rank (NCCL needs its own).
+  ctx.device = device->is_cuda() && options.world.size > 1
+                   ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.world.localRank))
+                   : *device;
+  llvm::Expected<std::unique_ptr<dist::Collectives>> collectives = dist::connect(
+      options.world, ctx.device.is_cuda() ? dist::Device::CUDA : dist::Device::CPU, options.timeout);
+  if (!collectives)
+    return collectives.takeError();
+  ctx.collectives = collectives->get();
+  ctx.writesFiles = options.world.rank == 0;
+  ctx.progress = options.progress && ctx.writesFiles;
   llvm::Expected<std::vector<ExecNode>> nodes = readNodes(plan);
   if (!nodes)
     return nodes.takeError();
@@ -159,8 +186,12 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
   for (const ExecNode &n : ctx.nodes) {
     if (!options.nodes.empty() && !llvm::is_contained(options.nodes, n.name))
       continue;
-    if (done(n)) {
-      if (options.progress)
+    // Rank 0's view of the run directory decides for every rank.
+    llvm::Expected<bool> isDone = rankZeroSays(ctx, done(n));
+    if (!isDone)
+      return isDone.takeError();
+    if (*isDone) {
+      if (ctx.progress)
         llvm::errs() << llvm::formatv("[{0}] done, skipped ({1})\n", n.name, llvm::StringRef(n.hash).take_front(12));
       continue;
     }
@@ -170,16 +201,18 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
     std::string dir = ctx.nodeDir(n);
     if (std::error_code ec = llvm::sys::fs::create_directories(dir))
       return planError(dir + ": cannot create: " + ec.message());
-    if (llvm::Error e = writeFileDurably(joinPath(dir, "node.json"),
-                                        llvm::formatv("{0:2}\n", llvm::json::Value(Object(*n.entry))).str()))
-      return e;
+    if (ctx.writesFiles)
+      if (llvm::Error e = writeFileDurably(joinPath(dir, "node.json"),
+                                          llvm::formatv("{0:2}\n", llvm::json::Value(Object(*n.entry))).str()))
+        return e;
     llvm::Error result = runNode(ctx, n);
     if (result)
       return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                      "node '" + n.name + "': " + llvm::toString(std::move(result)));
     // The done marker comes last, after the outputs are durable.
-    if (llvm::Error e = writeFileDurably(joinPath(dir, "DONE"), n.hash + "\n"))
-      return e;
+    if (ctx.writesFiles)
+      if (llvm::Error e = writeFileDurably(joinPath(dir, "DONE"), n.hash + "\n"))
+        return e;
   }
   return llvm::Error::success();
 }

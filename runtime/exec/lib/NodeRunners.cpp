@@ -5,11 +5,14 @@
 // optimizer step: in-loop evals due at its start, the step, a checkpoint when one is due.
 // Samples are a pure function of the plan and their index, and CPU math is deterministic
 // for a fixed thread count, so a resumed node ends bit-identical to an uninterrupted one.
+// With several ranks, each trains on a consecutive share of every batch and evaluates every
+// W-th eval micro-batch; the step and the eval are summed over the ranks (runtime/dist).
 //
 //===----------------------------------------------------------------------===//
 #include "ExecContext.h"
 
 #include "mixtape/compiler/Plan.h"
+#include "mixtape/dist/DataParallel.h"
 #include "mixtape/merge/Merge.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/model/TorchCompat.h"
@@ -30,6 +33,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <numeric>
 
 using namespace mixtape;
 using namespace mixtape::exec;
@@ -148,15 +152,19 @@ llvm::Expected<std::pair<double, uint64_t>> evaluateSplit(ExecContext &ctx, cons
   at::Tensor lossSum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
   data::Sample scratch;
   auto read = [&](uint64_t i, data::Sample &out) { (*val)->sample(i, out); };
-  for (uint64_t first = 0; first < (*val)->size(); first += microBatch) {
+  const uint64_t ranks = static_cast<uint64_t>(ctx.collectives->worldSize()),
+                 rank = static_cast<uint64_t>(ctx.collectives->rank());
+  for (uint64_t first = rank * microBatch; first < (*val)->size(); first += ranks * microBatch) {
     uint64_t count = std::min<uint64_t>(microBatch, (*val)->size() - first);
     train::MicroBatch mb = train::onDevice(makeMicroBatch(read, first, count, seqLen, withDocuments, scratch), device);
     lossSum += model::maskedTokenLossSum(m.forward(mb.inputs, mb.documentStarts), mb.targets, mb.lossMask);
   }
+  at::Tensor total = lossSum.reshape({1}).to(c10::Device(ctx.collectives->deviceType()));
+  ctx.collectives->allReduceSum(total);
   uint64_t tokens = (*val)->targetTokens();
   if (tokens == 0)
     return error("stream '" + stream + "' has no held-out tokens to evaluate");
-  return std::make_pair(lossSum.item<double>() / static_cast<double>(tokens), tokens);
+  return std::make_pair(total.item<double>() / static_cast<double>(tokens), tokens);
 }
 
 /// Runs the evals of `splits` ([[stream, split], ...]) and logs one record per split.
@@ -245,11 +253,43 @@ std::optional<Checkpoint> latestCheckpoint(llvm::StringRef nodeDir) {
   return best;
 }
 
+std::string checkpointDir(llvm::StringRef nodeDir, int64_t step) {
+  std::string name = llvm::formatv("step-{0:8}", step).str();
+  std::replace(name.begin(), name.end(), ' ', '0');
+  return joinPath(joinPath(nodeDir, "checkpoints"), name);
+}
+
+/// Rank 0's newest checkpoint, the one every rank resumes from (the others know only its
+/// step: they neither check numerics nor cut metrics).
+std::optional<Checkpoint> agreedCheckpoint(ExecContext &ctx, llvm::StringRef nodeDir) {
+  std::optional<Checkpoint> c = ctx.writesFiles ? latestCheckpoint(nodeDir) : std::nullopt;
+  int64_t step = ctx.collectives->broadcastValue(c ? c->step : -1);
+  if (step < 0 || c)
+    return c;
+  return Checkpoint{checkpointDir(nodeDir, step), step, 0, train::numericsFingerprint(ctx.device)};
+}
+
+/// This rank's share of every batch of B sequences: `count` consecutive ones from `offset`,
+/// in micro-batches of `micro` (the plan's micro-batch, or what of it divides the share).
+struct BatchShare {
+  uint64_t offset = 0, count = 0, micro = 0;
+};
+
+llvm::Expected<BatchShare> batchShare(const ExecContext &ctx, uint64_t B, uint64_t micro) {
+  const uint64_t ranks = static_cast<uint64_t>(ctx.collectives->worldSize());
+  if (B % ranks)
+    return error(llvm::formatv("a batch of {0} sequences does not split over {1} ranks; use a number of ranks "
+                               "that divides it",
+                               B, ranks)
+                     .str());
+  const uint64_t count = B / ranks;
+  return BatchShare{static_cast<uint64_t>(ctx.collectives->rank()) * count, count, std::gcd(micro, count)};
+}
+
 llvm::Error saveCheckpoint(const ExecContext &ctx, const std::string &nodeDir, int64_t step, const model::Model &m, const train::AdamW &opt,
                            uint64_t metricsBytes, uint64_t keep) {
   std::string root = joinPath(nodeDir, "checkpoints");
-  std::string dir = joinPath(root, llvm::formatv("step-{0:8}", step).str());
-  std::replace(dir.begin(), dir.end(), ' ', '0');
+  std::string dir = checkpointDir(nodeDir, step);
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
     return error(dir + ": " + ec.message());
   if (llvm::Error e = m.saveWeights(joinPath(dir, "model.safetensors")))
@@ -337,6 +377,9 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     return error("malformed plan: batch_sequences, seq_len and micro_batch must be positive, micro dividing batch");
   const bool withDocuments = s.getString("attention") == llvm::StringRef("within_document");
   const uint64_t perStep = B * L;
+  llvm::Expected<BatchShare> share = batchShare(ctx, B, micro);
+  if (!share)
+    return share.takeError();
 
   // Data: this node's samples, a pure function of the plan and the sample index.
   llvm::Expected<Mixture> mixture = mixtureFromJSON(*mixJSON);
@@ -378,7 +421,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
   train::AdamW optimizer((*m)->parameters(), options);
   int64_t start = first;
   std::optional<uint64_t> keepMetrics = 0;
-  if (std::optional<Checkpoint> c = latestCheckpoint(dir)) {
+  if (std::optional<Checkpoint> c = agreedCheckpoint(ctx, dir)) {
     if (llvm::Error e = (*m)->loadWeights(joinPath(c->dir, "model.safetensors")))
       return e;
     if (llvm::Error e = optimizer.loadState(joinPath(c->dir, "optimizer.safetensors")))
@@ -400,12 +443,18 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     return lr.takeError();
   train::TrainOptions trainOptions;
   trainOptions.clipNorm = s.getNumber("grad_clip").getValueOr(1.0);
+  dist::DataParallel dataParallel(*ctx.collectives);
+  if (ctx.collectives->worldSize() > 1) {
+    dist::broadcastParameters(*ctx.collectives, (*m)->parameters());
+    trainOptions.sync = &dataParallel;
+  }
   train::Trainer trainer(**m, optimizer, *lr, trainOptions);
   trainer.setTokensSeen(static_cast<double>(static_cast<uint64_t>(start) * perStep));
 
   MetricsLog log;
-  if (llvm::Error e = log.open(joinPath(dir, "metrics.jsonl"), keepMetrics))
-    return e;
+  if (ctx.writesFiles)
+    if (llvm::Error e = log.open(joinPath(dir, "metrics.jsonl"), keepMetrics))
+      return e;
   const std::string stage = node.exec->getString("stage").getValueOr("").str();
   const uint64_t chainBase = static_cast<uint64_t>(integer(*node.exec, "chain_tokens")) -
                              static_cast<uint64_t>(first) * perStep; // chain tokens at stage token 0
@@ -440,9 +489,9 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     if (step == last)
       break;
     std::vector<train::MicroBatch> batch;
-    uint64_t firstSample = static_cast<uint64_t>(step - first) * B;
-    for (uint64_t k = 0; k < B; k += micro)
-      batch.push_back(makeMicroBatch(read, firstSample + k, micro, L, withDocuments, scratch));
+    uint64_t firstSample = static_cast<uint64_t>(step - first) * B + share->offset;
+    for (uint64_t k = 0; k < share->count; k += share->micro)
+      batch.push_back(makeMicroBatch(read, firstSample + k, share->micro, L, withDocuments, scratch));
     llvm::Expected<train::StepResult> r = trainer.step(batch);
     if (!r)
       return error(llvm::formatv("stage step {0}: {1}; the last checkpoint is kept", step, llvm::toString(r.takeError()))
@@ -453,10 +502,12 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
                      {"lr", r->lr}, {"grad_norm", r->gradNorm}});
     progress.step(step + 1, *r, static_cast<uint64_t>(step + 1 - start) * perStep);
     uint64_t after = tokens + perStep;
-    if (every && after / every != tokens / every && step + 1 < last)
+    if (every && after / every != tokens / every && step + 1 < last && ctx.writesFiles)
       if (llvm::Error e = saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), keep))
         return e;
   }
+  if (!ctx.writesFiles)
+    return llvm::Error::success();
   if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
     return e;
   if (llvm::Error e = optimizer.saveState(joinPath(dir, "optimizer.safetensors")))
@@ -480,8 +531,9 @@ llvm::Error mixtape::exec::runEval(ExecContext &ctx, const ExecNode &node) {
       ctx.plan->getObject("model")->getInteger("max_positions").getValueOr(1024)));
   bool withDocuments = trained->settings->getString("attention") == llvm::StringRef("within_document");
   MetricsLog log;
-  if (llvm::Error e = log.open(joinPath(ctx.nodeDir(node), "metrics.jsonl"), 0))
-    return e;
+  if (ctx.writesFiles)
+    if (llvm::Error e = log.open(joinPath(ctx.nodeDir(node), "metrics.jsonl"), 0))
+      return e;
   const llvm::json::Array *splits = node.settings->getArray("splits");
   if (!splits)
     return error("malformed plan: an eval node needs splits");

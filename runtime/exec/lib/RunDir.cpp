@@ -89,6 +89,8 @@ llvm::Error MetricsLog::open(llvm::StringRef path, std::optional<uint64_t> keepB
 }
 
 void MetricsLog::write(const llvm::json::Object &record) {
+  if (!File)
+    return;
   std::string line = llvm::formatv("{0}", llvm::json::Value(llvm::json::Object(record))).str() + "\n";
   std::fwrite(line.data(), 1, line.size(), File);
   std::fflush(File);

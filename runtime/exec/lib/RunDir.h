@@ -30,6 +30,7 @@ public:
   /// Opens `path` for appending after cutting it to `keepBytes` (a resumed node drops
   /// what it logged after its checkpoint) or to its last complete line.
   llvm::Error open(llvm::StringRef path, std::optional<uint64_t> keepBytes = std::nullopt);
+  /// A log never opened (a data-parallel rank other than 0) drops the record.
   void write(const llvm::json::Object &record);
   /// Bytes written so far (recorded in checkpoints).
   uint64_t size() const { return Bytes; }

@@ -13,12 +13,15 @@ MicroBatch mixtape::train::onDevice(const MicroBatch &mb, c10::Device device) {
 }
 
 llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Model &model,
-                                                               llvm::ArrayRef<MicroBatch> batch) {
+                                                               llvm::ArrayRef<MicroBatch> batch,
+                                                               StepSync *sync) {
   StepResult result;
   for (const MicroBatch &mb : batch) {
     result.lossTokens += model::countLossTokens(mb.targets, mb.lossMask);
     result.tokens += mb.inputs.numel();
   }
+  if (sync)
+    sync->sumCounts(result.lossTokens, result.tokens);
   if (result.lossTokens == 0)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "no position of the batch counts for the loss");
@@ -41,6 +44,8 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
     lossSum = lossSum.defined() ? lossSum + value : value;
   }
   result.loss = lossSum.item<double>();
+  if (sync)
+    sync->sumGradients(model.parameters(), result.loss);
   return result;
 }
 
@@ -56,7 +61,7 @@ llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
   };
   const double lr = Schedule.lr(TokensSeen);
   Optimizer.zeroGrad();
-  llvm::Expected<StepResult> result = accumulateGradients(Model, batch);
+  llvm::Expected<StepResult> result = accumulateGradients(Model, batch, Options.sync);
   if (!result)
     return stepError(llvm::toString(result.takeError()));
   if (!std::isfinite(result->loss)) {

@@ -7,7 +7,10 @@
 //
 //===----------------------------------------------------------------------===//
 #include "../model/ModelTestSupport.h"
+#include "FreePort.h"
 
+#include "mixtape/dist/Collectives.h"
+#include "mixtape/dist/DataParallel.h"
 #include "mixtape/model/TorchCompat.h"
 #include "mixtape/train/Numerics.h"
 #include "mixtape/train/Trainer.h"
@@ -184,4 +187,55 @@ TEST(Cuda, CheckpointsRoundTripThroughTheCpu) {
   ASSERT_TRUE(bool(againTrainer.step(data[1])));
   for (size_t i = 0; i < gpu->parameters().size(); ++i)
     EXPECT_LT(relativeError(again->parameters()[i].tensor, gpu->parameters()[i].tensor), 1e-6);
+}
+
+// NCCL through c10d, as a world of one (the GPU machine has one GPU, and NCCL allows one
+// rank per GPU): every collective, and a data-parallel training step that must equal the
+// plain one bit for bit (summing over one rank changes nothing).
+TEST(Cuda, NcclWorldOfOne) {
+  MIXTAPE_REQUIRE_CUDA();
+  namespace dist = mixtape::dist;
+  if (!dist::hasBackend(dist::Device::CUDA))
+    GTEST_SKIP() << "this build has no NCCL process group";
+  dist::World world;
+  world.masterPort = mixtape::test::freePort();
+  world.source = "test";
+  llvm::Expected<std::unique_ptr<dist::Collectives>> c =
+      dist::connectProcessGroup(world, dist::Device::CUDA, std::chrono::seconds(60));
+  ASSERT_TRUE(bool(c)) << llvm::toString(c.takeError());
+  EXPECT_EQ((*c)->deviceType(), c10::DeviceType::CUDA);
+  at::Tensor t = at::arange(6, at::kFloat).to(Cuda);
+  (*c)->allReduceSum(t);
+  EXPECT_TRUE(t.cpu().equal(at::arange(6, at::kFloat)));
+  at::Tensor slice = at::empty({6}, t.options());
+  (*c)->reduceScatterSum(t, slice);
+  EXPECT_TRUE(slice.cpu().equal(at::arange(6, at::kFloat)));
+  at::Tensor gathered = at::empty({6}, t.options());
+  (*c)->allGather(t, gathered);
+  EXPECT_TRUE(gathered.cpu().equal(at::arange(6, at::kFloat)));
+  EXPECT_EQ((*c)->broadcastValue(42), 42);
+  (*c)->barrier();
+
+  ModelConfig config = smallConfig(Family::Llama);
+  std::unique_ptr<Model> plain = makeModel(config, 4), parallel = makeModel(config, 4);
+  plain->to(Cuda);
+  parallel->to(Cuda);
+  AdamW plainOpt(plain->parameters(), {}), parallelOpt(parallel->parameters(), {});
+  mixtape::schedule::Phase constant;
+  constant.from = constant.to = 1e-3;
+  dist::DataParallel dp(**c);
+  TrainOptions withSync;
+  withSync.sync = &dp;
+  Trainer plainTrainer(*plain, plainOpt, mixtape::schedule::Schedule({constant}));
+  Trainer parallelTrainer(*parallel, parallelOpt, mixtape::schedule::Schedule({constant}), withSync);
+  std::vector<MicroBatch> data = batches(config.vocabSize, 2);
+  for (const MicroBatch &mb : data) {
+    llvm::Expected<StepResult> a = plainTrainer.step(mb), b = parallelTrainer.step(mb);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->loss, b->loss);
+  }
+  EXPECT_GE(dp.lastBuckets(), 1u);
+  for (size_t i = 0; i < plain->parameters().size(); ++i)
+    EXPECT_TRUE(at::equal(plain->parameters()[i].tensor, parallel->parameters()[i].tensor))
+        << plain->parameters()[i].name;
 }

@@ -8,9 +8,12 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/dist/World.h"
+
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,14 @@ struct ExecOptions {
   /// Where training and evals run: "cpu", "cuda", "cuda:N", "auto" or "" (see
   /// train::resolveDevice). Init nodes, merges and checkpoints stay on the CPU.
   std::string device;
+  /// This process's place among data-parallel ranks (a world of one by default). Every
+  /// rank runs executePlan on the same plan: each trains on its share of every batch and
+  /// evaluates its share of every split; rank 0 alone writes checkpoints, metrics, models
+  /// and done markers, and decides what is done and where to resume.
+  dist::World world;
+  /// Bounds the rendezvous and every collective: a rank that died or hangs makes the
+  /// others fail within it.
+  std::chrono::milliseconds timeout{std::chrono::minutes(10)};
 };
 
 /// Refuses provisional plans and plans of another format version.

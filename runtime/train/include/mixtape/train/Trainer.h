@@ -38,15 +38,30 @@ struct StepResult {
   double lr = 0;
 };
 
+/// Data parallelism's part of a step (runtime/dist implements it over c10d): each rank
+/// holds a share of the batch, and these two calls make its step that of the whole batch.
+class StepSync {
+public:
+  virtual ~StepSync() = default;
+  /// Before the backward passes: counts summed over the ranks' shares, so that every rank
+  /// divides its loss by the whole batch's loss tokens.
+  virtual void sumCounts(int64_t &lossTokens, int64_t &tokens) = 0;
+  /// After accumulation, before clipping: gradients and loss summed over the ranks.
+  virtual void sumGradients(llvm::ArrayRef<model::NamedParameter> params, double &loss) = 0;
+};
+
 /// Accumulates into the parameters' .grad() the gradient of the batch's mean token loss;
 /// returns that loss and the token counts. Errors when no position counts for the loss.
 /// Micro-batches may live on the CPU: each moves to the model's device in turn, and on CUDA
 /// the forward pass runs under bf16 autocast.
+/// With `sync`, `batch` is this rank's share and the result is the whole batch's.
 llvm::Expected<StepResult> accumulateGradients(const model::Model &model,
-                                               llvm::ArrayRef<MicroBatch> batch);
+                                               llvm::ArrayRef<MicroBatch> batch,
+                                               StepSync *sync = nullptr);
 
 struct TrainOptions {
   double clipNorm = 1.0; ///< 0: no clipping
+  StepSync *sync = nullptr; ///< data parallel: this rank trains on a share of each batch
 };
 
 class Trainer {

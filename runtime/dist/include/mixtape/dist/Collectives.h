@@ -1,0 +1,64 @@
+//===- Collectives.h - what data parallelism needs from c10d ---*- C++ -*-===//
+//
+// The handful of collectives data-parallel training uses, over c10d's process groups:
+// Gloo for CPU tensors, NCCL for CUDA tensors, a rendezvous through c10d::TCPStore at
+// rank 0's host. c10d's API moved between LibTorch 1.13 and 2.x; that stays in lib/.
+// Every operation blocks until done; a peer that died or stopped answering makes it
+// throw (std::runtime_error naming the operation) within the timeout.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/dist/World.h"
+
+#include "llvm/Support/Error.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <memory>
+
+namespace mixtape::dist {
+
+class Collectives {
+public:
+  virtual ~Collectives() = default;
+  virtual int rank() const = 0;
+  virtual int worldSize() const = 0;
+
+  /// In place: every rank ends with the elementwise sum over ranks.
+  virtual void allReduceSum(at::Tensor &tensor) = 0;
+  /// `input` (contiguous, worldSize() * output.numel() elements) is summed over ranks;
+  /// rank r keeps slice r of the sum in `output`.
+  virtual void reduceScatterSum(const at::Tensor &input, at::Tensor &output) = 0;
+  /// `output` (contiguous, worldSize() * input.numel() elements) gets every rank's
+  /// `input`, rank 0's first.
+  virtual void allGather(const at::Tensor &input, at::Tensor &output) = 0;
+  /// In place: every rank ends with `root`'s values.
+  virtual void broadcast(at::Tensor &tensor, int root) = 0;
+  virtual void barrier() = 0;
+  /// Where this group's tensors live (CPU for Gloo, CUDA for NCCL).
+  virtual c10::DeviceType deviceType() const = 0;
+
+  /// Sugar over broadcast for one number (a resume step, a yes/no).
+  int64_t broadcastValue(int64_t value, int root = 0);
+};
+
+/// Where the tensors live: the process group must match (Gloo: CPU, NCCL: CUDA).
+enum class Device { CPU, CUDA };
+
+/// The collectives of `world`: a trivial implementation for a world of one, else a c10d
+/// process group for `device` after a rendezvous at world.masterAddr:masterPort (rank 0
+/// serves the store unless torchrun's agent does). `timeout` bounds the rendezvous and
+/// every operation. Errors name this build's missing backend or the unreachable store.
+llvm::Expected<std::unique_ptr<Collectives>> connect(const World &world, Device device,
+                                                     std::chrono::milliseconds timeout);
+/// connect's process group, made even for a world of one (a one-GPU machine's only way to
+/// run NCCL: tests on the GPU machine).
+llvm::Expected<std::unique_ptr<Collectives>> connectProcessGroup(const World &world, Device device,
+                                                                 std::chrono::milliseconds timeout);
+
+/// Whether this build has a process group for `device` (Gloo / NCCL compiled in).
+bool hasBackend(Device device);
+
+} // namespace mixtape::dist

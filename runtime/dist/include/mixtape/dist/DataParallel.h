@@ -1,0 +1,40 @@
+//===- DataParallel.h - a training step shared by every rank ---*- C++ -*-===//
+//
+// Each rank runs forward and backward on its share of the batch; before the backward
+// passes the ranks sum their loss-token counts (every rank then divides by the whole
+// batch's count), and after them they sum the gradients in flat buckets of about 25 MB, so
+// that W ranks take the step one rank would take on the whole batch.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/dist/Collectives.h"
+#include "mixtape/train/Trainer.h"
+
+namespace mixtape::dist {
+
+class DataParallel final : public train::StepSync {
+public:
+  /// PyTorch DDP's default bucket: large enough that per-call latency is amortized.
+  static constexpr size_t kDefaultBucketBytes = size_t(25) << 20;
+
+  explicit DataParallel(Collectives &collectives, size_t bucketBytes = kDefaultBucketBytes)
+      : Comm(collectives), BucketBytes(bucketBytes) {}
+
+  void sumCounts(int64_t &lossTokens, int64_t &tokens) override;
+  void sumGradients(llvm::ArrayRef<model::NamedParameter> params, double &loss) override;
+
+  /// Collective calls the last sumGradients made for its gradients (a test's check).
+  size_t lastBuckets() const { return LastBuckets; }
+
+private:
+  Collectives &Comm;
+  size_t BucketBytes;
+  size_t LastBuckets = 0;
+};
+
+/// Every rank's parameters become rank 0's (after each rank loaded the same files, this
+/// rules out a rank that read something else).
+void broadcastParameters(Collectives &collectives, llvm::ArrayRef<model::NamedParameter> params);
+
+} // namespace mixtape::dist

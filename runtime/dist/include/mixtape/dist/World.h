@@ -1,0 +1,46 @@
+//===- World.h - who this process is among its peers -----------*- C++ -*-===//
+//
+// A worker learns its rank, the world size and where to meet the others from its
+// environment, in torchrun's convention (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+// MASTER_PORT) or Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, the first host of
+// SLURM_JOB_NODELIST); docs/cluster.md. No LibTorch here.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mixtape::dist {
+
+struct World {
+  int rank = 0;
+  int size = 1;
+  int localRank = 0;
+  std::string masterAddr = "127.0.0.1";
+  uint16_t masterPort = 0;
+  /// torchrun's agent already serves the rendezvous store at MASTER_PORT
+  /// (TORCHELASTIC_USE_AGENT_STORE=True): rank 0 connects to it instead of serving one.
+  bool storeServedByAgent = false;
+  /// "torchrun", "slurm" or "single": where the numbers came from, for messages.
+  std::string source = "single";
+};
+
+/// Reads the environment through `getenv` (a test passes a map). RANK and WORLD_SIZE win
+/// over Slurm's variables (torchrun inside an allocation); neither: a world of one.
+llvm::Expected<World>
+worldFromEnvironment(const std::function<std::optional<std::string>(llvm::StringRef)> &getenv);
+/// The process environment.
+llvm::Expected<World> worldFromEnvironment();
+
+/// Slurm's compressed host list ("node[01-04,07],gpu3", "rack[1-2]-n[1-2]") as host names,
+/// in Slurm's order, zero padding kept.
+llvm::Expected<std::vector<std::string>> expandNodeList(llvm::StringRef list);
+
+} // namespace mixtape::dist

@@ -1,0 +1,59 @@
+//===- DataParallel.cpp - summed counts, bucketed gradients ---------------===//
+#include "mixtape/dist/DataParallel.h"
+
+#include <ATen/ATen.h>
+
+using namespace mixtape::dist;
+using mixtape::model::NamedParameter;
+
+void DataParallel::sumCounts(int64_t &lossTokens, int64_t &tokens) {
+  at::Tensor counts = at::tensor(std::vector<int64_t>{lossTokens, tokens}, at::kLong).to(Comm.deviceType());
+  Comm.allReduceSum(counts);
+  counts = counts.cpu();
+  lossTokens = counts[0].item<int64_t>();
+  tokens = counts[1].item<int64_t>();
+}
+
+void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, double &loss) {
+  at::NoGradGuard noGrad;
+  LastBuckets = 0;
+  // Every rank must make the same calls: a parameter that got no gradient here (but may
+  // have elsewhere) takes part with zeros.
+  for (const NamedParameter &p : params)
+    if (!p.tensor.grad().defined())
+      const_cast<at::Tensor &>(p.tensor).mutable_grad() = at::zeros_like(p.tensor);
+  // Consecutive gradients of one dtype, up to BucketBytes, flattened into one all-reduce.
+  size_t begin = 0;
+  while (begin < params.size()) {
+    const at::Tensor &head = params[begin].tensor.grad();
+    size_t end = begin, bytes = 0;
+    std::vector<at::Tensor> flat;
+    while (end < params.size() && params[end].tensor.grad().scalar_type() == head.scalar_type() &&
+           (flat.empty() || bytes + params[end].tensor.grad().nbytes() <= BucketBytes)) {
+      bytes += params[end].tensor.grad().nbytes();
+      flat.push_back(params[end].tensor.grad().reshape({-1}));
+      ++end;
+    }
+    at::Tensor bucket = at::cat(flat);
+    Comm.allReduceSum(bucket);
+    ++LastBuckets;
+    int64_t offset = 0;
+    for (size_t i = begin; i < end; ++i) {
+      at::Tensor grad = params[i].tensor.grad();
+      grad.copy_(bucket.narrow(0, offset, grad.numel()).view_as(grad));
+      offset += grad.numel();
+    }
+    begin = end;
+  }
+  at::Tensor total = at::full({1}, loss, at::TensorOptions(at::kDouble).device(Comm.deviceType()));
+  Comm.allReduceSum(total);
+  loss = total.item<double>();
+}
+
+void mixtape::dist::broadcastParameters(Collectives &collectives, llvm::ArrayRef<NamedParameter> params) {
+  at::NoGradGuard noGrad;
+  for (const NamedParameter &p : params) {
+    at::Tensor data = p.tensor.detach();
+    collectives.broadcast(data, 0);
+  }
+}

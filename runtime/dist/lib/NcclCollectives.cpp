@@ -1,0 +1,25 @@
+//===- NcclCollectives.cpp - c10d::ProcessGroupNCCL (CUDA tensors) --------===//
+//
+// Compiled only where LibTorch has CUDA and ships ProcessGroupNCCL.hpp;
+// runtime/dist/CMakeLists.txt decides. One GPU per rank: LOCAL_RANK's.
+//
+//===----------------------------------------------------------------------===//
+#include "ProcessGroups.h"
+
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+
+std::unique_ptr<mixtape::dist::Collectives>
+mixtape::dist::makeNcclCollectives(const c10::intrusive_ptr<c10d::Store> &store, const World &world,
+                                   std::chrono::milliseconds timeout) {
+  const int devices = static_cast<int>(c10::cuda::device_count());
+  if (world.localRank >= devices)
+    throw std::runtime_error("local rank " + std::to_string(world.localRank) + " has no GPU of its own (" +
+                             std::to_string(devices) + " visible)");
+  c10::cuda::set_device(static_cast<c10::DeviceIndex>(world.localRank));
+  auto options = c10d::ProcessGroupNCCL::Options::create();
+  options->timeout = timeout;
+  auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, world.rank, world.size, options);
+  return std::make_unique<ProcessGroupCollectives<c10d::ProcessGroupNCCL, /*NativeReduceScatter=*/true>>(
+      std::move(group), world, c10::DeviceType::CUDA);
+}

@@ -1,0 +1,112 @@
+//===- ProcessGroups.h - Collectives over a c10d process group --*- C++ -*-===//
+//
+// Private to runtime/dist. LibTorch 1.13's process groups derive from c10d::ProcessGroup,
+// 2.x's from c10d::Backend, and their work handles changed type; the calls used here
+// (allreduce, broadcast, allgather, _reduce_scatter_base, wait) are spelled the same in
+// both, so one template serves Gloo and NCCL on either version.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/dist/Collectives.h"
+
+#include <torch/csrc/distributed/c10d/Store.hpp>
+#include <torch/csrc/distributed/c10d/Types.hpp>
+
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mixtape::dist {
+
+/// The backends each live in a file CMake compiles only where LibTorch has them.
+std::unique_ptr<Collectives> makeGlooCollectives(const c10::intrusive_ptr<c10d::Store> &store, const World &world,
+                                                 std::chrono::milliseconds timeout);
+std::unique_ptr<Collectives> makeNcclCollectives(const c10::intrusive_ptr<c10d::Store> &store, const World &world,
+                                                 std::chrono::milliseconds timeout);
+
+/// c10d's message without its C++ backtrace ("Exception raised from ...").
+std::string firstLines(const std::exception &e);
+
+/// `Group` is c10d::ProcessGroupGloo or c10d::ProcessGroupNCCL. Gloo (1.13) has no
+/// reduce-scatter: `NativeReduceScatter` false all-reduces and keeps this rank's slice.
+template <typename Group, bool NativeReduceScatter> class ProcessGroupCollectives final : public Collectives {
+public:
+  ProcessGroupCollectives(c10::intrusive_ptr<Group> group, const World &world, c10::DeviceType device)
+      : PG(std::move(group)), Rank(world.rank), Size(world.size), DeviceType(device) {}
+
+  int rank() const override { return Rank; }
+  int worldSize() const override { return Size; }
+
+  void allReduceSum(at::Tensor &tensor) override {
+    guarded("all-reduce", [&] {
+      std::vector<at::Tensor> tensors{tensor};
+      PG->allreduce(tensors)->wait();
+    });
+  }
+
+  void reduceScatterSum(const at::Tensor &input, at::Tensor &output) override {
+    guarded("reduce-scatter", [&] {
+      if constexpr (NativeReduceScatter) {
+        PG->_reduce_scatter_base(output, const_cast<at::Tensor &>(input))->wait();
+      } else {
+        std::vector<at::Tensor> tensors{input.clone()};
+        PG->allreduce(tensors)->wait();
+        output.copy_(tensors[0].view({-1}).narrow(0, Rank * output.numel(), output.numel()).view_as(output));
+      }
+    });
+  }
+
+  void allGather(const at::Tensor &input, at::Tensor &output) override {
+    guarded("all-gather", [&] {
+      std::vector<at::Tensor> inputs{input};
+      std::vector<std::vector<at::Tensor>> outputs(1);
+      at::Tensor rows = output.view({Size, -1});
+      for (int r = 0; r < Size; ++r)
+        outputs[0].push_back(rows[r].view_as(input));
+      PG->allgather(outputs, inputs)->wait();
+    });
+  }
+
+  void broadcast(at::Tensor &tensor, int root) override {
+    guarded("broadcast", [&] {
+      std::vector<at::Tensor> tensors{tensor};
+      c10d::BroadcastOptions options;
+      options.rootRank = root;
+      PG->broadcast(tensors, options)->wait();
+    });
+  }
+
+  /// An all-reduce read back on the host: NCCL's own barrier guesses a device, and a
+  /// wait() on NCCL work only orders the stream.
+  void barrier() override {
+    at::Tensor one = at::ones({1}, at::TensorOptions(at::kInt).device(DeviceType));
+    allReduceSum(one);
+    if (one.item<int>() != Size)
+      throw std::runtime_error(context("barrier") + "counted " + std::to_string(one.item<int>()) + " ranks");
+  }
+
+  c10::DeviceType deviceType() const override { return DeviceType; }
+
+private:
+  std::string context(const char *op) const {
+    return std::string(op) + " over " + std::to_string(Size) + " ranks: ";
+  }
+  /// A peer that died or timed out surfaces as c10d's exception: say which operation met
+  /// it (the command line names this rank).
+  template <typename Op> void guarded(const char *op, Op &&run) {
+    try {
+      run();
+    } catch (const std::exception &e) {
+      throw std::runtime_error(context(op) + firstLines(e));
+    }
+  }
+
+  c10::intrusive_ptr<Group> PG;
+  int Rank, Size;
+  c10::DeviceType DeviceType;
+};
+
+} // namespace mixtape::dist

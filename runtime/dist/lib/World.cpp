@@ -1,0 +1,155 @@
+//===- World.cpp - torchrun's and Slurm's environment ---------------------===//
+#include "mixtape/dist/World.h"
+
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/Twine.h"
+
+#include <cstdlib>
+
+using namespace mixtape::dist;
+
+namespace {
+
+llvm::Error envError(const llvm::Twine &what) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), what);
+}
+
+using GetEnv = std::function<std::optional<std::string>(llvm::StringRef)>;
+
+/// A variable that must hold an integer in [min, max].
+llvm::Expected<int64_t> integerVar(const GetEnv &getenv, llvm::StringRef name, int64_t min, int64_t max) {
+  std::optional<std::string> text = getenv(name);
+  if (!text)
+    return envError(name + " is not set");
+  int64_t value = 0;
+  if (llvm::StringRef(*text).trim().getAsInteger(10, value) || value < min || value > max)
+    return envError(name + "='" + *text + "' is not an integer in [" + llvm::Twine(min) + ", " + llvm::Twine(max) +
+                    "]");
+  return value;
+}
+
+/// Splits at the commas outside brackets.
+llvm::SmallVector<llvm::StringRef, 4> splitTopLevel(llvm::StringRef list) {
+  llvm::SmallVector<llvm::StringRef, 4> parts;
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i < list.size(); ++i) {
+    depth += list[i] == '[' ? 1 : list[i] == ']' ? -1 : 0;
+    if (list[i] == ',' && depth == 0) {
+      parts.push_back(list.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push_back(list.substr(start));
+  return parts;
+}
+
+/// One host pattern, brackets expanded left to right (rack[1-2]-n[1-2]: rack1-n1, rack1-n2, ...).
+llvm::Error expandPattern(llvm::StringRef pattern, llvm::StringRef whole, std::vector<std::string> &out) {
+  size_t open = pattern.find('[');
+  if (open == llvm::StringRef::npos) {
+    if (pattern.empty() || pattern.contains(']'))
+      return envError("SLURM_JOB_NODELIST='" + whole + "': malformed host '" + pattern + "'");
+    out.push_back(pattern.str());
+    return llvm::Error::success();
+  }
+  size_t close = pattern.find(']', open);
+  if (close == llvm::StringRef::npos)
+    return envError("SLURM_JOB_NODELIST='" + whole + "': unclosed '['");
+  llvm::StringRef prefix = pattern.take_front(open), rest = pattern.substr(close + 1);
+  llvm::SmallVector<llvm::StringRef, 8> ranges;
+  pattern.slice(open + 1, close).split(ranges, ',');
+  for (llvm::StringRef range : ranges) {
+    auto [lowText, highText] = range.split('-');
+    if (highText.empty())
+      highText = lowText;
+    uint64_t low = 0, high = 0;
+    if (lowText.getAsInteger(10, low) || highText.getAsInteger(10, high) || low > high || high - low > 100000)
+      return envError("SLURM_JOB_NODELIST='" + whole + "': malformed range '" + range + "'");
+    for (uint64_t n = low; n <= high; ++n) {
+      std::string digits = std::to_string(n);
+      if (digits.size() < lowText.size()) // node[01-04]: the width of the lower bound
+        digits.insert(0, lowText.size() - digits.size(), '0');
+      if (llvm::Error e = expandPattern((prefix + digits + rest).str(), whole, out))
+        return e;
+    }
+  }
+  return llvm::Error::success();
+}
+
+} // namespace
+
+llvm::Expected<std::vector<std::string>> mixtape::dist::expandNodeList(llvm::StringRef list) {
+  std::vector<std::string> hosts;
+  for (llvm::StringRef part : splitTopLevel(list.trim()))
+    if (llvm::Error e = expandPattern(part.trim(), list, hosts))
+      return std::move(e);
+  return hosts;
+}
+
+llvm::Expected<World> mixtape::dist::worldFromEnvironment(const GetEnv &getenv) {
+  World w;
+  const bool torchrun = getenv("RANK") || getenv("WORLD_SIZE");
+  const bool slurm = !torchrun && getenv("SLURM_PROCID") && getenv("SLURM_NTASKS");
+  if (!torchrun && !slurm)
+    return w;
+  const char *rankVar = torchrun ? "RANK" : "SLURM_PROCID", *sizeVar = torchrun ? "WORLD_SIZE" : "SLURM_NTASKS",
+             *localVar = torchrun ? "LOCAL_RANK" : "SLURM_LOCALID";
+  w.source = torchrun ? "torchrun" : "slurm";
+  llvm::Expected<int64_t> size = integerVar(getenv, sizeVar, 1, 1 << 20);
+  if (!size)
+    return size.takeError();
+  llvm::Expected<int64_t> rank = integerVar(getenv, rankVar, 0, *size - 1);
+  if (!rank)
+    return rank.takeError();
+  w.size = static_cast<int>(*size);
+  w.rank = static_cast<int>(*rank);
+  if (getenv(localVar)) {
+    llvm::Expected<int64_t> local = integerVar(getenv, localVar, 0, *size - 1);
+    if (!local)
+      return local.takeError();
+    w.localRank = static_cast<int>(*local);
+  }
+  if (w.size == 1)
+    return w;
+
+  if (std::optional<std::string> addr = getenv("MASTER_ADDR"); addr && !addr->empty()) {
+    w.masterAddr = *addr;
+  } else if (torchrun) {
+    return envError("MASTER_ADDR is not set (torchrun sets it with RANK and WORLD_SIZE)");
+  } else {
+    std::optional<std::string> list = getenv("SLURM_JOB_NODELIST");
+    if (!list)
+      list = getenv("SLURM_NODELIST");
+    if (!list)
+      return envError("neither MASTER_ADDR nor SLURM_JOB_NODELIST is set: no host for rank 0's store");
+    llvm::Expected<std::vector<std::string>> hosts = expandNodeList(*list);
+    if (!hosts)
+      return hosts.takeError();
+    w.masterAddr = hosts->front();
+  }
+  if (getenv("MASTER_PORT") || torchrun) {
+    llvm::Expected<int64_t> port = integerVar(getenv, "MASTER_PORT", 1, 65535);
+    if (!port)
+      return port.takeError();
+    w.masterPort = static_cast<uint16_t>(*port);
+  } else {
+    // Every task of a Slurm job computes the same port, and two jobs on one node differ.
+    llvm::Expected<int64_t> job = integerVar(getenv, "SLURM_JOB_ID", 0, INT64_MAX);
+    if (!job) {
+      llvm::consumeError(job.takeError());
+      return envError("MASTER_PORT is not set and neither is SLURM_JOB_ID to derive it from");
+    }
+    w.masterPort = static_cast<uint16_t>(20000 + *job % 20000);
+  }
+  w.storeServedByAgent = torchrun && getenv("TORCHELASTIC_USE_AGENT_STORE") == std::optional<std::string>("True");
+  return w;
+}
+
+llvm::Expected<World> mixtape::dist::worldFromEnvironment() {
+  return worldFromEnvironment([](llvm::StringRef name) -> std::optional<std::string> {
+    if (const char *value = std::getenv(name.str().c_str()))
+      return std::string(value);
+    return std::nullopt;
+  });
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Data-parallel runs of a shortened tests/e2e/tiny.toml over `--nproc 2` (c10d Gloo, CPU):
+  match   -- 2 ranks x 4 sequences give the loss curve, evals and final weights of 1 rank x 8
+  kill    -- kill -9 one rank mid-run: every rank exits within the timeout, the error names
+             the rank, no done marker for the interrupted node
+  hang    -- SIGSTOP one rank: the other's collective times out, the stopped one is killed
+  uneven  -- 3 ranks cannot split a batch of 8 sequences: a diagnostic, exit 1
+    dist_test.py MIXTAPE SCENARIO WORKDIR
+Exits 77 (skipped) when this build has no Gloo."""
+import glob, json, os, shutil, signal, struct, subprocess, sys, time
+
+mixtape, scenario, work = sys.argv[1:4]
+here = os.path.dirname(os.path.abspath(__file__))
+shutil.rmtree(work, ignore_errors=True)
+os.makedirs(work)
+env = dict(os.environ, MIXTAPE_NUM_THREADS="1")
+failures = []
+
+# tiny.toml, shorter: 16 + 8 steps, a checkpoint every 4 steps and an eval during adapt.
+recipe = os.path.join(work, "tiny-dp.toml")
+text = open(os.path.join(here, "tiny.toml")).read()
+for old, new in [('tokens = "48Ki"', 'tokens = "8Ki"'), ('tokens = "16Ki"', 'tokens = "4Ki"'),
+                 ('every = "8Ki"', 'every = "2Ki"'), ('every = "16Ki"', 'every = "2Ki"')]:
+    assert old in text, old
+    text = text.replace(old, new)
+open(recipe, "w").write(text)
+
+def run(args, timeout=600):
+    return subprocess.run([mixtape, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+def records(run_dir):
+    out = []
+    for path in sorted(glob.glob(os.path.join(run_dir, "*", "metrics.jsonl"))):
+        out += [json.loads(l) for l in open(path)]
+    return out
+
+def tensors(path):
+    """safetensors -> {name: list of floats} (F32 only, enough for these models)."""
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = t["data_offsets"]
+        assert t["dtype"] == "F32", t["dtype"]
+        out[name] = struct.unpack(f"<{(b - a) // 4}f", data[8 + n + a:8 + n + b])
+    return out
+
+def workers(launcher_pid):
+    """{rank: pid} of the launcher's children."""
+    out = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+            if int(fields[1]) != launcher_pid:
+                continue
+            pid = int(stat.split("/")[2])
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            rank = [e for e in environ if e.startswith(b"RANK=")]
+            if rank:
+                out[int(rank[0][5:])] = pid
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+def train_lines(run_dir):
+    return sum(1 for r in records(run_dir) if r.get("type") == "train") if os.path.isdir(run_dir) else 0
+
+def start_and_wait(run_dir, timeout_s, lines):
+    """A 2-rank run, once it has logged `lines` train records and both workers are up."""
+    p = subprocess.Popen([mixtape, "run", recipe, "--nproc", "2", "--timeout", str(timeout_s), "--run-dir", run_dir,
+                          "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while p.poll() is None and time.time() < deadline and (train_lines(run_dir) < lines or len(workers(p.pid)) < 2):
+        time.sleep(0.01)
+    return p, workers(p.pid)
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+if scenario == "match":
+    one, two = os.path.join(work, "one"), os.path.join(work, "two")
+    r1 = run(["run", recipe, "--run-dir", one, "--quiet"])
+    r2 = run(["run", recipe, "--run-dir", two, "--nproc", "2", "--timeout", "60", "--quiet"])
+    if r1.returncode != 0:
+        failures.append("1 process failed:\n" + r1.stderr[-3000:])
+    if r2.returncode != 0:
+        if "no process group for CPU tensors" in r2.stderr:
+            print("skipped: this build has no Gloo")
+            sys.exit(77)
+        failures.append("2 processes failed:\n" + r2.stderr[-3000:])
+    a, b = records(one), records(two)
+    if len(a) != len(b) or not a:
+        failures.append(f"{len(a)} metrics records from 1 process, {len(b)} from 2 (rank 0 alone logs)")
+    worst = 0.0
+    for x, y in zip(a, b):
+        if {k: v for k, v in x.items() if k not in ("loss", "ppl", "grad_norm")} != \
+           {k: v for k, v in y.items() if k not in ("loss", "ppl", "grad_norm")}:
+            failures.append(f"records differ beyond the numbers: {x} vs {y}")
+            break
+        for k in ("loss", "grad_norm"):
+            if k in x:
+                worst = max(worst, abs(x[k] - y[k]) / max(abs(x[k]), 1e-12))
+    if worst > 1e-4:
+        failures.append(f"loss curves differ by {worst:.2e} (relative) between 1 and 2 processes")
+    for path in glob.glob(os.path.join(one, "*", "model.safetensors")):
+        other = os.path.join(two, os.path.relpath(path, one))
+        if not os.path.exists(other):
+            failures.append(f"2 processes wrote no {os.path.relpath(path, one)}")
+            continue
+        ta, tb = tensors(path), tensors(other)
+        diff = max(abs(u - v) for k in ta for u, v in zip(ta[k], tb[k]))
+        if diff > 1e-4:
+            failures.append(f"{os.path.relpath(path, one)}: weights differ by up to {diff:.2e}")
+    if sorted(os.listdir(one)) != sorted(os.listdir(two)):
+        failures.append(f"run directories differ: {sorted(os.listdir(one))} vs {sorted(os.listdir(two))}")
+    print(f"largest relative difference of loss and grad norm: {worst:.2e}")
+    total = 4
+
+elif scenario in ("kill", "hang"):
+    d = os.path.join(work, "run")
+    timeout_s = 5
+    p, ranks = start_and_wait(d, timeout_s, 3)
+    if len(ranks) != 2 or p.poll() is not None:
+        out, err = p.communicate()
+        if "no process group for CPU tensors" in err:
+            print("skipped: this build has no Gloo")
+            sys.exit(77)
+        failures.append(f"no two running workers to {scenario}: {ranks}\n{err[-3000:]}")
+        total = 1
+    else:
+        victim = 1
+        os.kill(ranks[victim], signal.SIGKILL if scenario == "kill" else signal.SIGSTOP)
+        start = time.time()
+        try:
+            out, err = p.communicate(timeout=4 * timeout_s + 30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            failures.append("the launcher did not return: a silent hang")
+        took = time.time() - start
+        if p.returncode == 0:
+            failures.append("the launcher exited 0 after a rank " + ("died" if scenario == "kill" else "hung"))
+        want = "rank 1 of 2 was killed by signal 9" if scenario == "kill" else "rank 0 of 2 exited with status 1"
+        if want not in err:
+            failures.append(f"the error does not say '{want}':\n{err[-3000:]}")
+        if scenario == "hang" and "rank 1 killed after" not in err:
+            failures.append(f"the hung rank was not named as killed:\n{err[-3000:]}")
+        limit = timeout_s + 15 if scenario == "kill" else 2 * timeout_s + 15
+        if took > limit:
+            failures.append(f"the ranks took {took:.0f} s to stop (limit {limit} s)")
+        if any(alive(pid) for pid in ranks.values()):
+            failures.append("a worker outlived the launcher")
+        if glob.glob(os.path.join(d, "pretrain*", "DONE")):
+            failures.append("the interrupted node has a done marker")
+        print(f"every rank stopped {took:.1f} s after the {scenario}")
+        total = 5
+
+elif scenario == "uneven":
+    r = run(["run", recipe, "--run-dir", os.path.join(work, "run"), "--nproc", "3", "--timeout", "30", "--quiet"])
+    if "no process group for CPU tensors" in r.stderr:
+        print("skipped: this build has no Gloo")
+        sys.exit(77)
+    if r.returncode != 1 or "does not split over 3 ranks" not in r.stderr:
+        failures.append(f"3 ranks on a batch of 8: exit {r.returncode}\n{r.stderr[-3000:]}")
+    total = 1
+else:
+    sys.exit(f"unknown scenario {scenario}")
+
+for f in failures:
+    print("FAIL:", f)
+print(f"{total - min(len(failures), total)} passed, {min(len(failures), total)} failed")
+sys.exit(1 if failures else 0)

@@ -1,0 +1,126 @@
+//===- WorldTest.cpp - torchrun's and Slurm's environment -----------------===//
+#include "mixtape/dist/World.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+using namespace mixtape::dist;
+
+namespace {
+
+llvm::Expected<World> worldOf(const std::map<std::string, std::string> &env) {
+  return worldFromEnvironment([&](llvm::StringRef name) -> std::optional<std::string> {
+    auto it = env.find(name.str());
+    return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+  });
+}
+
+std::string errorOf(const std::map<std::string, std::string> &env) {
+  llvm::Expected<World> w = worldOf(env);
+  return w ? "no error" : llvm::toString(w.takeError());
+}
+
+std::vector<std::string> hosts(llvm::StringRef list) {
+  llvm::Expected<std::vector<std::string>> h = expandNodeList(list);
+  if (!h)
+    return {"error: " + llvm::toString(h.takeError())};
+  return *h;
+}
+
+} // namespace
+
+TEST(World, NothingSetIsAWorldOfOne) {
+  llvm::Expected<World> w = worldOf({});
+  ASSERT_TRUE(bool(w));
+  EXPECT_EQ(w->size, 1);
+  EXPECT_EQ(w->rank, 0);
+  EXPECT_EQ(w->source, "single");
+}
+
+TEST(World, Torchrun) {
+  llvm::Expected<World> w = worldOf({{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"},
+                                     {"MASTER_ADDR", "node07"}, {"MASTER_PORT", "29400"}});
+  ASSERT_TRUE(bool(w)) << llvm::toString(w.takeError());
+  EXPECT_EQ(w->rank, 3);
+  EXPECT_EQ(w->size, 8);
+  EXPECT_EQ(w->localRank, 1);
+  EXPECT_EQ(w->masterAddr, "node07");
+  EXPECT_EQ(w->masterPort, 29400);
+  EXPECT_FALSE(w->storeServedByAgent);
+  EXPECT_EQ(w->source, "torchrun");
+}
+
+TEST(World, TorchrunsAgentStore) {
+  llvm::Expected<World> w = worldOf({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"},
+                                     {"TORCHELASTIC_USE_AGENT_STORE", "True"}});
+  ASSERT_TRUE(bool(w));
+  EXPECT_TRUE(w->storeServedByAgent);
+}
+
+TEST(World, TorchrunWinsOverSlurm) {
+  llvm::Expected<World> w = worldOf({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "5"},
+                                     {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "4"}});
+  ASSERT_TRUE(bool(w));
+  EXPECT_EQ(w->rank, 1);
+  EXPECT_EQ(w->size, 2);
+}
+
+TEST(World, Slurm) {
+  llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"},
+                                     {"SLURM_JOB_NODELIST", "gpu[07-08,11],cpu1"}, {"SLURM_JOB_ID", "123456"}});
+  ASSERT_TRUE(bool(w)) << llvm::toString(w.takeError());
+  EXPECT_EQ(w->rank, 5);
+  EXPECT_EQ(w->size, 8);
+  EXPECT_EQ(w->localRank, 1);
+  EXPECT_EQ(w->masterAddr, "gpu07");
+  EXPECT_EQ(w->masterPort, 20000 + 123456 % 20000); // the same on every task of the job
+  EXPECT_EQ(w->source, "slurm");
+}
+
+TEST(World, SlurmWithMasterSet) {
+  llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"MASTER_ADDR", "head"},
+                                     {"MASTER_PORT", "29500"}, {"SLURM_JOB_NODELIST", "n1"}});
+  ASSERT_TRUE(bool(w));
+  EXPECT_EQ(w->masterAddr, "head");
+  EXPECT_EQ(w->masterPort, 29500);
+}
+
+TEST(World, SlurmSingleTaskNeedsNoMaster) {
+  llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}});
+  ASSERT_TRUE(bool(w));
+  EXPECT_EQ(w->size, 1);
+}
+
+TEST(World, Errors) {
+  EXPECT_EQ(errorOf({{"RANK", "2"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "1"}}),
+            "RANK='2' is not an integer in [0, 1]");
+  EXPECT_EQ(errorOf({{"RANK", "x"}, {"WORLD_SIZE", "2"}}), "RANK='x' is not an integer in [0, 1]");
+  EXPECT_EQ(errorOf({{"RANK", "0"}}), "WORLD_SIZE is not set");
+  EXPECT_EQ(errorOf({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "1"}}),
+            "MASTER_ADDR is not set (torchrun sets it with RANK and WORLD_SIZE)");
+  EXPECT_EQ(errorOf({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "70000"}}),
+            "MASTER_PORT='70000' is not an integer in [1, 65535]");
+  EXPECT_EQ(errorOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_ID", "1"}}),
+            "neither MASTER_ADDR nor SLURM_JOB_NODELIST is set: no host for rank 0's store");
+  EXPECT_EQ(errorOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_NODELIST", "n[1-2]"}}),
+            "MASTER_PORT is not set and neither is SLURM_JOB_ID to derive it from");
+  EXPECT_EQ(errorOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_NODELIST", "n[1-"}}),
+            "SLURM_JOB_NODELIST='n[1-': unclosed '['");
+}
+
+TEST(NodeList, Expands) {
+  EXPECT_EQ(hosts("node01"), (std::vector<std::string>{"node01"}));
+  EXPECT_EQ(hosts("node[01-04,07]"), (std::vector<std::string>{"node01", "node02", "node03", "node04", "node07"}));
+  EXPECT_EQ(hosts("a[1-2],b,c[9-10]"), (std::vector<std::string>{"a1", "a2", "b", "c9", "c10"}));
+  EXPECT_EQ(hosts("rack[1-2]-n[08-09]"),
+            (std::vector<std::string>{"rack1-n08", "rack1-n09", "rack2-n08", "rack2-n09"}));
+  EXPECT_EQ(hosts("gpu[098-101]"), (std::vector<std::string>{"gpu098", "gpu099", "gpu100", "gpu101"}));
+}
+
+TEST(NodeList, Malformed) {
+  EXPECT_EQ(hosts("n[3-1]"), (std::vector<std::string>{"error: SLURM_JOB_NODELIST='n[3-1]': malformed range '3-1'"}));
+  EXPECT_EQ(hosts("n[a]"), (std::vector<std::string>{"error: SLURM_JOB_NODELIST='n[a]': malformed range 'a'"}));
+  EXPECT_EQ(hosts("n]"), (std::vector<std::string>{"error: SLURM_JOB_NODELIST='n]': malformed host 'n]'"}));
+  EXPECT_EQ(hosts(""), (std::vector<std::string>{"error: SLURM_JOB_NODELIST='': malformed host ''"}));
+}
