@@ -60,7 +60,7 @@ PY
 # The quickstart on CUDA, end to end; its final evals in the summary.
 if [[ -x $b/tools/mixtape/mixtape ]]; then
   SECONDS=0
-  timeout 240 $b/tools/mixtape/mixtape run recipes/quickstart.toml --device cuda --run-dir /tmp/qs-cuda \
+  timeout 120 $b/tools/mixtape/mixtape run recipes/quickstart.toml --device cuda --run-dir /tmp/qs-cuda \
     >"$out/quickstart.log" 2>&1
   note "quickstart --device cuda: rc $? in ${SECONDS}s"
   tail -5 "$out/quickstart.log"
@@ -70,7 +70,7 @@ fi
 
 if [[ $mode == full ]]; then
   SECONDS=0
-  (cd $b && timeout 300 ctest -j12 -LE gpu --output-on-failure >"$out/ctest.log" 2>&1)
+  (cd $b && timeout 200 ctest -j14 -LE gpu --output-on-failure >"$out/ctest.log" 2>&1)
   note "ctest (all but gpu): rc $? in ${SECONDS}s — $(grep -E 'tests passed|tests failed' "$out/ctest.log")"
   grep -E "^\s+[0-9]+ - " "$out/ctest.log" | head -20
 fi
