@@ -9,7 +9,14 @@ find_library(LLVM_SUPPORT_STATIC NAMES libLLVMSupport.a PATHS ${LLVM_LIBRARY_DIR
 find_library(LLVM_DEMANGLE_STATIC NAMES libLLVMDemangle.a PATHS ${LLVM_LIBRARY_DIRS} NO_DEFAULT_PATH REQUIRED)
 find_package(Threads REQUIRED)
 find_package(ZLIB)
-find_library(TERMINFO_LIB NAMES tinfo ncursesw ncurses)
+# LLVM's color detection calls terminfo: the development library, else the runtime one by
+# its versioned name (machines without -dev packages), else a stub that reports no colors.
+find_library(TERMINFO_LIB NAMES tinfo ncursesw ncurses libtinfo.so.6 libncursesw.so.6)
+if(NOT TERMINFO_LIB)
+  message(STATUS "terminfo not found: LLVM's diagnostics will not be colored")
+  add_library(mixtape_terminfo_stub STATIC ${CMAKE_CURRENT_LIST_DIR}/terminfo_stub.c)
+  set(TERMINFO_LIB mixtape_terminfo_stub)
+endif()
 target_link_libraries(mixtape_llvm INTERFACE ${LLVM_SUPPORT_STATIC} ${LLVM_DEMANGLE_STATIC} Threads::Threads ${CMAKE_DL_LIBS})
 if(ZLIB_FOUND)
   target_link_libraries(mixtape_llvm INTERFACE ZLIB::ZLIB)
