@@ -2,6 +2,7 @@
 #include "mixtape/dist/DataParallel.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 using namespace mixtape::dist;
 using mixtape::model::NamedParameter;
