@@ -7,14 +7,10 @@
 //===----------------------------------------------------------------------===//
 #include "mixtape/dist/Collectives.h"
 #include "mixtape/dist/DataParallel.h"
+#include "mixtape/dist/LocalLauncher.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <functional>
 #include <thread>
@@ -24,29 +20,18 @@ using namespace mixtape::dist;
 
 namespace {
 
-uint16_t freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 /// Runs `body(collectives)` on ranks 0 and 1 of a fresh two-rank world; failures inside
 /// a rank are recorded as strings so that the test thread reports them.
 void twoRanks(const std::function<void(Collectives &)> &body,
               std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  const uint16_t port = freePort();
+  llvm::Expected<uint16_t> port = freeLocalPort();
+  ASSERT_TRUE(bool(port)) << llvm::toString(port.takeError());
   std::string failures[2];
   auto rank = [&](int r) {
     World w;
     w.rank = r;
     w.size = 2;
-    w.masterPort = port;
+    w.masterPort = *port;
     w.source = "test";
     try {
       llvm::Expected<std::unique_ptr<Collectives>> c = connect(w, Device::CPU, timeout);
