@@ -4,6 +4,8 @@
   kill    -- kill -9 one rank mid-run: every rank exits within the timeout, the error names
              the rank, no done marker for the interrupted node
   hang    -- SIGSTOP one rank: the other's collective times out, the stopped one is killed
+  resume  -- kill -9 the launcher mid-run (its workers go with it), run again: the ranks
+             resume from rank 0's checkpoint and end byte-identical to an uninterrupted run
   uneven  -- 3 ranks cannot split a batch of 8 sequences: a diagnostic, exit 1
     dist_test.py MIXTAPE SCENARIO WORKDIR
 Exits 77 (skipped) when this build has no Gloo."""
@@ -161,6 +163,33 @@ elif scenario in ("kill", "hang"):
             failures.append("the interrupted node has a done marker")
         print(f"every rank stopped {took:.1f} s after the {scenario}")
         total = 5
+
+elif scenario == "resume":
+    ref, d = os.path.join(work, "reference"), os.path.join(work, "killed")
+    r = run(["run", recipe, "--run-dir", ref, "--nproc", "2", "--timeout", "60", "--quiet"])
+    if "no process group for CPU tensors" in r.stderr:
+        print("skipped: this build has no Gloo")
+        sys.exit(77)
+    if r.returncode != 0:
+        failures.append("uninterrupted run failed:\n" + r.stderr[-3000:])
+    p, ranks = start_and_wait(d, 60, 7)  # past the checkpoint at step 4
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    time.sleep(0.5)
+    if any(alive(pid) for pid in ranks.values()):
+        failures.append("a worker outlived its killed launcher")
+    if not glob.glob(os.path.join(d, "pretrain*", "checkpoints", "step-*")):
+        failures.append("no checkpoint before the kill: the test resumes nothing")
+    r = run(["run", recipe, "--run-dir", d, "--nproc", "2", "--timeout", "60"])
+    if r.returncode != 0:
+        failures.append("resumed run failed:\n" + r.stderr[-3000:])
+    if "[rank 0] [pretrain] resuming from the checkpoint at step" not in r.stderr:
+        failures.append("rank 0 did not report resuming:\n" + r.stderr[-3000:])
+    for path in sorted(glob.glob(os.path.join(ref, "*", "*.safetensors"))):
+        other = os.path.join(d, os.path.relpath(path, ref))
+        if not os.path.exists(other) or open(path, "rb").read() != open(other, "rb").read():
+            failures.append(f"{os.path.relpath(path, ref)} differs from the uninterrupted run")
+    total = 4
 
 elif scenario == "uneven":
     r = run(["run", recipe, "--run-dir", os.path.join(work, "run"), "--nproc", "3", "--timeout", "30", "--quiet"])

@@ -29,9 +29,9 @@ llvm::Error launchError(const llvm::Twine &what) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), what);
 }
 
-/// A port nobody listens on now: the kernel's pick for port 0. Rank 0 binds it moments
-/// later (the same race torchrun's standalone mode accepts).
-llvm::Expected<uint16_t> freePort() {
+} // namespace
+
+llvm::Expected<uint16_t> mixtape::dist::freeLocalPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     return launchError(llvm::Twine("cannot open a socket to find a free port: ") + std::strerror(errno));
@@ -47,6 +47,8 @@ llvm::Expected<uint16_t> freePort() {
     return launchError(llvm::Twine("cannot find a free port: ") + std::strerror(saved));
   return ntohs(addr.sin_port);
 }
+
+namespace {
 
 struct Worker {
   int rank = 0;
@@ -100,7 +102,7 @@ void forwardLines(Worker &w, llvm::StringRef data, llvm::raw_ostream &out, bool 
 llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm::raw_ostream &out) {
   if (options.nproc < 1 || options.command.empty())
     return launchError("--nproc needs a positive count and a worker command");
-  llvm::Expected<uint16_t> port = freePort();
+  llvm::Expected<uint16_t> port = freeLocalPort();
   if (!port)
     return port.takeError();
 

@@ -111,21 +111,17 @@ static llvm::Expected<std::vector<ExecNode>> readNodes(const Object &plan) {
 
 /// One node; LibTorch reports failures as exceptions (c10::Error): they become errors here,
 /// at the node boundary, without LibTorch's C++ backtrace. Train and eval nodes share their
-/// work among the ranks; init and merge nodes are rank 0's alone, and the others wait for
-/// their files at the barrier.
+/// work among the ranks; init and merge nodes are rank 0's alone (the others wait for their
+/// files at the barrier after the node).
 static llvm::Error runNode(ExecContext &ctx, const ExecNode &n) {
-  try {
-    llvm::Error e = n.kind == "train"  ? runTrain(ctx, n)
-                    : n.kind == "eval" ? runEval(ctx, n)
-                    : !ctx.writesFiles ? llvm::Error::success()
-                    : n.kind == "init" ? runInit(ctx, n)
-                    : n.kind == "merge"
-                        ? runMerge(ctx, n)
-                        : planError("unknown node kind '" + n.kind + "'");
-    if (e)
-      return e;
-    ctx.collectives->barrier();
+  if (!ctx.writesFiles && (n.kind == "init" || n.kind == "merge"))
     return llvm::Error::success();
+  try {
+    return n.kind == "init"    ? runInit(ctx, n)
+           : n.kind == "train" ? runTrain(ctx, n)
+           : n.kind == "eval"  ? runEval(ctx, n)
+           : n.kind == "merge" ? runMerge(ctx, n)
+                               : planError("unknown node kind '" + n.kind + "'");
   } catch (const std::exception &e) {
     llvm::StringRef what = e.what();
     return planError(what.substr(0, what.find("\nException raised from")).rtrim());
@@ -138,6 +134,16 @@ static llvm::Expected<bool> rankZeroSays(ExecContext &ctx, bool mine) {
     return ctx.collectives->broadcastValue(mine) != 0;
   } catch (const std::exception &e) {
     return planError(e.what());
+  }
+}
+
+/// Every rank waits here until rank 0's files of a node, done marker included, are written.
+static llvm::Error waitForRankZero(ExecContext &ctx, const ExecNode &n) {
+  try {
+    ctx.collectives->barrier();
+    return llvm::Error::success();
+  } catch (const std::exception &e) {
+    return planError("node '" + n.name + "': " + e.what());
   }
 }
 
@@ -213,6 +219,8 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
     if (ctx.writesFiles)
       if (llvm::Error e = writeFileDurably(joinPath(dir, "DONE"), n.hash + "\n"))
         return e;
+    if (llvm::Error e = waitForRankZero(ctx, n))
+      return e;
   }
   return llvm::Error::success();
 }

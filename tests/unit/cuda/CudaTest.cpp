@@ -7,10 +7,10 @@
 //
 //===----------------------------------------------------------------------===//
 #include "../model/ModelTestSupport.h"
-#include "FreePort.h"
 
 #include "mixtape/dist/Collectives.h"
 #include "mixtape/dist/DataParallel.h"
+#include "mixtape/dist/LocalLauncher.h"
 #include "mixtape/model/TorchCompat.h"
 #include "mixtape/train/Numerics.h"
 #include "mixtape/train/Trainer.h"
@@ -197,8 +197,10 @@ TEST(Cuda, NcclWorldOfOne) {
   namespace dist = mixtape::dist;
   if (!dist::hasBackend(dist::Device::CUDA))
     GTEST_SKIP() << "this build has no NCCL process group";
+  llvm::Expected<uint16_t> port = dist::freeLocalPort();
+  ASSERT_TRUE(bool(port)) << llvm::toString(port.takeError());
   dist::World world;
-  world.masterPort = mixtape::test::freePort();
+  world.masterPort = *port;
   world.source = "test";
   llvm::Expected<std::unique_ptr<dist::Collectives>> c =
       dist::connectProcessGroup(world, dist::Device::CUDA, std::chrono::seconds(60));

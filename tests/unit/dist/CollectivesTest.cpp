@@ -7,8 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "mixtape/dist/Collectives.h"
 #include "mixtape/dist/DataParallel.h"
-
-#include "FreePort.h"
+#include "mixtape/dist/LocalLauncher.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -25,13 +24,14 @@ namespace {
 /// a rank are recorded as strings so that the test thread reports them.
 void twoRanks(const std::function<void(Collectives &)> &body,
               std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  const uint16_t port = mixtape::test::freePort();
+  llvm::Expected<uint16_t> port = freeLocalPort();
+  ASSERT_TRUE(bool(port)) << llvm::toString(port.takeError());
   std::string failures[2];
   auto rank = [&](int r) {
     World w;
     w.rank = r;
     w.size = 2;
-    w.masterPort = port;
+    w.masterPort = *port;
     w.source = "test";
     try {
       llvm::Expected<std::unique_ptr<Collectives>> c = connect(w, Device::CPU, timeout);

@@ -30,4 +30,8 @@ struct LaunchOptions {
 /// killed. Each worker gets MIXTAPE_NUM_THREADS = cores / N unless it is set already.
 llvm::Error launchLocalWorkers(const LaunchOptions &options, llvm::raw_ostream &out);
 
+/// A loopback port nobody listens on now (the kernel's pick for port 0); whoever binds it
+/// next wins, the race torchrun's standalone mode accepts too.
+llvm::Expected<uint16_t> freeLocalPort();
+
 } // namespace mixtape::dist
