@@ -70,7 +70,7 @@ fi
 
 if [[ $mode == full ]]; then
   SECONDS=0
-  (cd $b && timeout 200 ctest -j14 -LE gpu --output-on-failure >"$out/ctest.log" 2>&1)
+  (cd $b && timeout 150 ctest -j14 -LE gpu --output-on-failure >"$out/ctest.log" 2>&1)
   note "ctest (all but gpu): rc $? in ${SECONDS}s — $(grep -E 'tests passed|tests failed' "$out/ctest.log")"
   grep -E "^\s+[0-9]+ - " "$out/ctest.log" | head -20
 fi
