@@ -122,9 +122,17 @@ TEST_P(EachFamilyOnCuda, Bf16TrainingFollowsCpuFp32) {
   }
   EXPECT_LT(cpuLoss, 0.8 * firstLoss);
   EXPECT_LT(gpuLoss, 0.8 * firstLoss);
+  // The trained models compute the same function. Not every parameter is comparable: a
+  // key bias has no effect on attention (softmax ignores a shift shared by a row), so its
+  // gradient is pure rounding noise, which Adam scales up to full-size steps in fp32 and
+  // bf16 alike, in different directions.
+  at::NoGradGuard noGrad;
+  at::Tensor probe = tokens(2, 32, c.vocabSize, 77);
+  EXPECT_LT(relativeError(gpu->forward(probe.to(Cuda)), cpu->forward(probe)), 0.05);
   for (size_t i = 0; i < cpu->parameters().size(); ++i)
-    EXPECT_LT(relativeError(gpu->parameters()[i].tensor, cpu->parameters()[i].tensor), 0.05)
-        << cpu->parameters()[i].name;
+    if (cpu->parameters()[i].kind == ParamKind::Matrix)
+      EXPECT_LT(relativeError(gpu->parameters()[i].tensor, cpu->parameters()[i].tensor), 0.05)
+          << cpu->parameters()[i].name;
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EachFamilyOnCuda, testing::ValuesIn(AllFamilies), familyLabel);
