@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 
 using namespace mixtape;
 
@@ -40,6 +41,19 @@ public:
   llvm::Expected<std::optional<uint64_t>> leakedDocuments(const StreamSpec &, const StreamSpec &,
                                                           const CheckedRecipe &) override {
     return std::optional<uint64_t>(leaked);
+  }
+  /// Every stream's documents by column: `groups[column]`.
+  std::map<std::string, std::vector<ColumnGroup>> groups;
+  llvm::Expected<std::optional<ColumnGroups>> groupBy(const StreamSpec &, llvm::StringRef column,
+                                                      const CheckedRecipe &) override {
+    if (absent)
+      return std::optional<ColumnGroups>();
+    ColumnGroups out;
+    for (const auto &[name, g] : groups)
+      out.columns.push_back(name);
+    if (auto it = groups.find(column.str()); it != groups.end())
+      out.groups = it->second;
+    return std::optional<ColumnGroups>(out);
   }
 };
 
