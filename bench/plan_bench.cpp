@@ -32,6 +32,10 @@ public:
                                                           const CheckedRecipe &) override {
     return std::optional<uint64_t>(0);
   }
+  llvm::Expected<std::optional<ColumnGroups>> groupBy(const StreamSpec &, llvm::StringRef,
+                                                      const CheckedRecipe &) override {
+    return std::optional<ColumnGroups>(); // the generated recipe groups by no column
+  }
 };
 
 std::string generateRecipe() {

@@ -180,6 +180,14 @@ void DiagnosticEngine::addFixIt(Diagnostic &diag, llvm::SMRange range, std::stri
   diag.fixits.push_back({range, std::move(replacement)});
 }
 
+void DiagnosticEngine::suggest(Diagnostic &diag, llvm::StringRef word, llvm::ArrayRef<std::string> candidates,
+                               llvm::SMRange replace) {
+  if (auto match = closestMatch(word, candidates)) {
+    addNote(diag, replace, "did you mean '" + *match + "'?");
+    addFixIt(diag, replace, *match);
+  }
+}
+
 unsigned DiagnosticEngine::errorCount() const {
   return llvm::count_if(diags, [](const Diagnostic &d) { return d.severity == Severity::Error; });
 }

@@ -819,14 +819,19 @@ private:
     }
   }
 
+  /// One unit of an ablation, lowered to a stream of its own.
+  struct LoweredUnit {
+    std::string stream; ///< "code%unit0of4", "code%source=filter"
+    std::string node;   ///< its train node: "<ablation>/unit0", "<ablation>/source=filter"
+    std::string label;  ///< in combination names and `combine` lists: "0", "filter"
+  };
+
   void lowerAblations() {
     for (const AblationSpec &a : recipe.ablations) {
       ablationNodes.emplace_back();
-      if (!a.by.empty()) {
-        error(DiagCode::DataError, "ablation '" + a.name + "': units grouped by a metadata column ('" + a.by +
-                                       "') are not planned yet; use split = K");
+      std::vector<LoweredUnit> units = a.by.empty() ? splitUnits(a) : columnUnits(a);
+      if (units.empty())
         continue;
-      }
       size_t from = finalNode(a.from);
       Cursors start;
       for (const StreamSpec &st : recipe.streams)
@@ -835,17 +840,15 @@ private:
         const StageVariant &v = recipe.stages[a.from.index].variants[a.from.variant];
         start = cursorsAt(static_cast<int>(a.from.index), a.from.variant, v.steps);
       }
-      std::vector<size_t> units;
-      for (uint64_t k = 0; k < a.split; ++k) {
-        std::string unit = llvm::formatv("{0}%unit{1}of{2}", a.stream, k, a.split).str();
-        addUnitStream(a, unit, k);
+      std::vector<size_t> unitNodes;
+      for (const LoweredUnit &unit : units) {
         Mixture mix = a.mixture;
         for (std::string &s : mix.streams)
           if (s == "unit")
-            s = unit;
+            s = unit.stream;
         PlanNode n;
         n.kind = NodeKind::Train;
-        n.name = llvm::formatv("{0}/unit{1}", a.name, k).str();
+        n.name = unit.node;
         n.inputs = {from};
         uint64_t steps = a.batchSequences ? a.tokens / (a.batchSequences * a.seqLen) : 0;
         n.settings = Object{{"seq_len", static_cast<int64_t>(a.seqLen)},
@@ -859,10 +862,14 @@ private:
         blender.skipTo(steps * a.batchSequences);
         Object cursors, samples;
         for (size_t i = 0; i < mix.streams.size(); ++i) {
-          cursors[mix.streams[i]] = static_cast<int64_t>(start.count(mix.streams[i]) ? start[mix.streams[i]] : 0);
-          samples[mix.streams[i]] = static_cast<int64_t>(blender.counts()[i]);
-          n.tokensByStream[mix.streams[i]] = blender.counts()[i] * a.seqLen;
-          n.tokens += blender.counts()[i] * a.seqLen;
+          const std::string &st = mix.streams[i];
+          uint64_t cursor = start.count(st) ? start[st] : 0, tokens = blender.counts()[i] * a.seqLen;
+          cursors[st] = static_cast<int64_t>(cursor);
+          samples[st] = static_cast<int64_t>(blender.counts()[i]);
+          n.tokensByStream[st] = tokens;
+          n.tokens += tokens;
+          if (stats[st] && stats[st]->trainTokens)
+            n.epochsAtEnd[st] = static_cast<double>(cursor + tokens) / static_cast<double>(stats[st]->trainTokens);
         }
         n.settings["data"] = Object{{"cursors", std::move(cursors)}, {"samples", std::move(samples)}};
         n.flops = flopsPerToken(a.seqLen) * static_cast<double>(n.tokens);
@@ -870,75 +877,159 @@ private:
                         {"stage", a.name},
                         {"stage_start", true},
                         {"chain_tokens", static_cast<int64_t>(tokensThrough(from))}};
-        units.push_back(addNode(std::move(n), mix.streams));
+        unitNodes.push_back(addNode(std::move(n), mix.streams));
       }
-      std::vector<std::vector<uint64_t>> combos = combinations(a);
-      for (const std::vector<uint64_t> &combo : combos)
-        ablationNodes.back().push_back(addCombination(a, units, combo));
       // Cost grows with K, not with the number of mixtures evaluated (Na et al. 2024).
-      AblationLedger ledger{a.name, units.empty() ? 0 : plan.nodes[units.front()].tokens * units.size(), 0, 0};
-      for (const std::vector<uint64_t> &combo : combos)
-        ledger.directTokens += (units.empty() ? 0 : plan.nodes[units.front()].tokens) * combo.size();
-      ledger.combinations = combos.size();
+      AblationLedger ledger{a.name, 0, 0, 0};
+      for (size_t node : unitNodes)
+        ledger.unitTokens += plan.nodes[node].tokens;
+      for (const std::vector<size_t> &combo : combinations(a, units)) {
+        for (size_t k : combo)
+          ledger.directTokens += plan.nodes[unitNodes[k]].tokens;
+        ablationNodes.back().push_back(addCombination(a, units, unitNodes, combo));
+        ++ledger.combinations;
+      }
       plan.ablations.push_back(std::move(ledger));
     }
   }
 
-  void addUnitStream(const AblationSpec &a, const std::string &unit, uint64_t k) {
-    Object o(*plan.streams.getObject(a.stream));
-    o["unit"] = Object{{"of", a.stream}, {"count", static_cast<int64_t>(a.split)}, {"index", static_cast<int64_t>(k)},
-                       {"seed", static_cast<int64_t>(recipe.seed)}};
-    plan.streams[unit] = std::move(o);
-    fingerprints[unit] = fingerprints[a.stream];
-    identities[unit] = identities[a.stream] + llvm::formatv("#unit{0}of{1}seed{2}", k, a.split, recipe.seed).str();
-    stats[unit] = std::nullopt;
+  /// `split = K`: K equal random units, seeded by the recipe.
+  std::vector<LoweredUnit> splitUnits(const AblationSpec &a) {
+    std::vector<LoweredUnit> units;
+    for (uint64_t k = 0; k < a.split; ++k) {
+      LoweredUnit u{llvm::formatv("{0}%unit{1}of{2}", a.stream, k, a.split).str(),
+                    llvm::formatv("{0}/unit{1}", a.name, k).str(), std::to_string(k)};
+      Object o(*plan.streams.getObject(a.stream));
+      o["unit"] = Object{{"of", a.stream}, {"count", static_cast<int64_t>(a.split)},
+                         {"index", static_cast<int64_t>(k)}, {"seed", static_cast<int64_t>(recipe.seed)}};
+      plan.streams[u.stream] = std::move(o);
+      fingerprints[u.stream] = fingerprints[a.stream];
+      identities[u.stream] = identities[a.stream] + llvm::formatv("#unit{0}of{1}seed{2}", k, a.split, recipe.seed).str();
+      stats[u.stream] = std::nullopt;
+      units.push_back(std::move(u));
+    }
+    return units;
   }
 
-  std::vector<std::vector<uint64_t>> combinations(const AblationSpec &a) {
-    std::vector<std::vector<uint64_t>> out;
+  /// Most units a `by` column may make: each trains a model, and subsets multiply.
+  static constexpr size_t kMaxColumnUnits = 64;
+
+  /// `by = column`: one unit per value of the column among the stream's training documents
+  /// (documents without one are a unit of their own). Needs the data: without it the plan
+  /// is provisional and the ablation has no nodes yet.
+  std::vector<LoweredUnit> columnUnits(const AblationSpec &a) {
+    llvm::Expected<std::optional<ColumnGroups>> grouped = catalog.groupBy(*recipe.stream(a.stream), a.by, recipe);
+    if (!grouped) {
+      error(DiagCode::DataError, "ablation '" + a.name + "': " + llvm::toString(grouped.takeError()));
+      return {};
+    }
+    if (!*grouped) {
+      plan.provisional = true;
+      plan.provisionalReasons.push_back("ablation '" + a.name + "': its units are the values of '" + a.by +
+                                        "' in stream '" + a.stream + "', whose data is absent");
+      return {};
+    }
+    const std::vector<ColumnGroup> &groups = (*grouped)->groups;
+    if (groups.empty()) {
+      Diagnostic &d = diags.report(DiagCode::UnknownColumn, a.byRange,
+                                   "stream '" + a.stream + "' has no metadata column '" + a.by + "'");
+      if (!(*grouped)->columns.empty())
+        DiagnosticEngine::suggest(d, a.by, (*grouped)->columns, a.byRange);
+      return {};
+    }
+    if (groups.size() > kMaxColumnUnits) {
+      diags.report(DiagCode::UnitCount, a.byRange,
+                   llvm::formatv("'{0}' has {1} distinct values in stream '{2}': more than {3} units to train; "
+                                 "use split = K for K random units",
+                                 a.by, groups.size(), a.stream, kMaxColumnUnits)
+                       .str());
+      return {};
+    }
+    if (groups.size() == 1) {
+      diags.report(DiagCode::UnitCount, a.byRange,
+                   "every training document of stream '" + a.stream + "' has " + a.by + " = '" +
+                       groups[0].value.label() + "': one unit leaves nothing to ablate");
+      return {};
+    }
+    std::vector<LoweredUnit> units;
+    for (const ColumnGroup &g : groups) {
+      std::string label = g.value.label();
+      LoweredUnit u{a.stream + "%" + a.by + "=" + label, a.name + "/" + a.by + "=" + label, label};
+      llvm::json::Value value = g.value.kind == MetadataValue::Kind::Number   ? llvm::json::Value(g.value.number)
+                                : g.value.kind == MetadataValue::Kind::String ? llvm::json::Value(g.value.string)
+                                                                                : llvm::json::Value(nullptr);
+      Object o(*plan.streams.getObject(a.stream));
+      o["unit"] = Object{{"of", a.stream}, {"by", a.by}, {"value", value}};
+      o["train_tokens"] = static_cast<int64_t>(g.trainTokens);
+      o["train_documents"] = static_cast<int64_t>(g.trainDocuments);
+      o["val_tokens"] = static_cast<int64_t>(g.valTokens);
+      o["val_documents"] = static_cast<int64_t>(g.valDocuments);
+      plan.streams[u.stream] = std::move(o);
+      fingerprints[u.stream] = fingerprints[a.stream];
+      // Content-addressed: the parent's identity, the column and the value; no name, no seed.
+      identities[u.stream] = identities[a.stream] + "#by:" + canonical(Object{{"by", a.by}, {"value", std::move(value)}});
+      StreamStats st = stats[a.stream].value_or(StreamStats());
+      st.trainDocuments = g.trainDocuments;
+      st.trainTokens = g.trainTokens;
+      st.valDocuments = g.valDocuments;
+      st.valTokens = g.valTokens;
+      stats[u.stream] = st;
+      units.push_back(std::move(u));
+    }
+    return units;
+  }
+
+  /// The combinations to evaluate, as indices into `units`.
+  std::vector<std::vector<size_t>> combinations(const AblationSpec &a, const std::vector<LoweredUnit> &units) {
+    std::vector<std::vector<size_t>> out;
+    size_t k = units.size();
     if (a.maxSubset) {
       // All subsets of 1..max units, smallest first, each in lexicographic order.
-      for (uint64_t size = 1; size <= std::min(a.maxSubset, a.split); ++size) {
-        std::vector<uint64_t> pick(size);
-        for (uint64_t i = 0; i < size; ++i)
+      for (size_t size = 1; size <= std::min<size_t>(a.maxSubset, k); ++size) {
+        std::vector<size_t> pick(size);
+        for (size_t i = 0; i < size; ++i)
           pick[i] = i;
         while (true) {
           out.push_back(pick);
           int64_t i = static_cast<int64_t>(size) - 1;
-          while (i >= 0 && pick[i] == a.split - size + static_cast<uint64_t>(i))
+          while (i >= 0 && pick[i] == k - size + static_cast<size_t>(i))
             --i;
           if (i < 0)
             break;
           ++pick[i];
-          for (uint64_t j = static_cast<uint64_t>(i) + 1; j < size; ++j)
+          for (size_t j = static_cast<size_t>(i) + 1; j < size; ++j)
             pick[j] = pick[j - 1] + 1;
         }
       }
       return out;
     }
+    std::vector<std::string> labels;
+    for (const LoweredUnit &u : units)
+      labels.push_back(u.label);
     for (const auto &listed : a.combinations) {
-      std::vector<uint64_t> pick;
+      std::vector<size_t> pick;
       for (const std::string &u : listed) {
-        uint64_t k = 0;
-        if (llvm::StringRef(u).getAsInteger(10, k) || k >= a.split) {
-          error(DiagCode::DataError, "ablation '" + a.name + "': unit '" + u + "' is not one of 0.." +
-                                         std::to_string(a.split - 1));
+        auto at = llvm::find(labels, u);
+        if (at == labels.end()) {
+          error(DiagCode::DataError, "ablation '" + a.name + "': unit '" + u + "' is not one of " +
+                                         (a.by.empty() ? "0.." + std::to_string(k - 1) : llvm::join(labels, ", ")));
           continue;
         }
-        pick.push_back(k);
+        pick.push_back(static_cast<size_t>(at - labels.begin()));
       }
       out.push_back(pick);
     }
     return out;
   }
 
-  size_t addCombination(const AblationSpec &a, const std::vector<size_t> &units, const std::vector<uint64_t> &combo) {
+  size_t addCombination(const AblationSpec &a, const std::vector<LoweredUnit> &units,
+                        const std::vector<size_t> &unitNodes, const std::vector<size_t> &combo) {
     PlanNode n;
     n.kind = NodeKind::Merge;
     std::vector<std::string> parts;
-    for (uint64_t k : combo) {
-      n.inputs.push_back(units[k]);
-      parts.push_back(std::to_string(k));
+    for (size_t k : combo) {
+      n.inputs.push_back(unitNodes[k]);
+      parts.push_back(units[k].label);
     }
     n.name = a.name + "{" + llvm::join(parts, ",") + "}";
     n.settings = Object{{"method", "linear"}, {"normalize", true}, {"weights", Array{}}};

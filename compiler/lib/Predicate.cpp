@@ -3,6 +3,7 @@
 #include "mixtape/compiler/Predicate.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 namespace mixtape {
@@ -324,6 +325,16 @@ void Predicate::print(std::string &out, uint32_t index) const {
     return;
   }
   }
+}
+
+std::string ColumnValue::label() const {
+  if (kind == MetadataValue::Kind::String)
+    return string;
+  if (kind == MetadataValue::Kind::Missing)
+    return "(missing)";
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, static_cast<float>(number));
+  return std::string(buf, r.ptr);
 }
 
 std::string Predicate::canonical() const {

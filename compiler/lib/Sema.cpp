@@ -58,12 +58,8 @@ void Context::reportExpr(const Value &v, const ExprDiags &list) {
 
 void Context::suggest(Diagnostic *d, llvm::StringRef word, const std::vector<std::string> &candidates,
                       llvm::SMRange replace) {
-  if (!d)
-    return;
-  if (auto match = closestMatch(word, candidates)) {
-    DiagnosticEngine::addNote(*d, replace, "did you mean '" + *match + "'?");
-    DiagnosticEngine::addFixIt(*d, replace, *match);
-  }
+  if (d)
+    DiagnosticEngine::suggest(*d, word, candidates, replace);
 }
 
 const Expr *Context::expr(const Value &v) {

@@ -408,8 +408,10 @@ private:
         else
           spec.split = static_cast<uint64_t>(split->integer);
       }
-      if (by)
+      if (by && by->kind == Value::String) {
         spec.by = by->string;
+        spec.byRange = by->location().range(0, by->string.size());
+      }
     }
     if (const Value *train = a.get("train"); train && train->kind == Value::Table)
       checkAblationTrain(*train, spec, seed, streamNames);

@@ -6,6 +6,9 @@
   nan      -- a diverging learning rate stops the node with a diagnostic naming the step
   northstar -- tests/e2e/north-star-small.toml (every construct of the north-star the runtime
               covers) runs end to end: every node done, every eval point logged
+  ablation-by -- recipes/ablation-by-source.toml: units by a metadata column partition the
+              stream, each unit node trains the tokens the ledger says into a model of its
+              own, and the report ranks the combinations
     run_test.py MIXTAPE SCENARIO WORKDIR"""
 import glob, json, os, shutil, signal, subprocess, sys, time
 
@@ -118,6 +121,40 @@ elif scenario == "northstar":
     evals = sum(1 for n in plan["nodes"] if n["kind"] == "eval")
     if finals != 2 * evals:
         failures.append(f"{finals} final eval records for {evals} eval nodes of 2 splits")
+    total = 4
+elif scenario == "ablation-by":
+    d = os.path.join(work, "run")
+    r = run(["run", os.path.join(here, "..", "..", "recipes", "ablation-by-source.toml"), "--run-dir", d, "--quiet"])
+    if r.returncode != 0:
+        failures.append(f"ablation-by-source failed:\n{r.stderr[-3000:]}")
+    plan = json.load(open(os.path.join(d, "plan.json")))
+    units = {name: s for name, s in plan["streams"].items() if "by" in s.get("unit", {})}
+    if sorted(s["unit"]["value"] for s in units.values()) != ["accumulate", "branch", "class", "filter"]:
+        failures.append(f"units by source: {sorted(units)}")
+    for field in ["train_documents", "train_tokens"]:
+        if sum(s[field] for s in units.values()) != plan["streams"]["code"][field]:
+            failures.append(f"the units' {field} do not add up to code's")
+    trained, weights = 0, set()
+    for node in plan["nodes"]:
+        if not os.path.exists(os.path.join(d, node["dir"], "DONE")):
+            failures.append(f"node {node['name']} is not done")
+        if node["kind"] != "train" or not node["name"].startswith("code-by-source/"):
+            continue
+        steps = [json.loads(l) for l in open(os.path.join(d, node["dir"], "metrics.jsonl")) if '"train"' in l]
+        weights.add(open(os.path.join(d, node["dir"], "model.safetensors"), "rb").read())
+        if steps[-1]["stage_tokens"] != node["ledger"]["tokens"]:
+            failures.append(f"{node['name']}: {steps[-1]['stage_tokens']} tokens trained, the ledger says "
+                            f"{node['ledger']['tokens']}")
+        trained += steps[-1]["stage_tokens"]
+    # Same seed model and settings: only their documents can make the unit models differ.
+    if len(weights) != len(units):
+        failures.append(f"{len(units)} units trained {len(weights)} distinct models")
+    if [a["unit_tokens"] for a in plan["ablations"]] != [trained]:
+        failures.append(f"ablation ledger {plan['ablations']} against {trained} unit tokens trained")
+    r = run(["report", d])
+    if r.returncode != 0 or "ablation code-by-source: candidate mixtures" not in r.stdout or \
+            "code-by-source{accumulate,filter}" not in r.stdout:
+        failures.append(f"the report does not rank the combinations:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
     total = 4
 else:
     sys.exit(f"unknown scenario {scenario}")

@@ -143,3 +143,22 @@ llvm::Expected<std::optional<uint64_t>> ShardCatalog::leakedDocuments(const mixt
       ++leaked;
   return leaked;
 }
+
+llvm::Expected<std::optional<mixtape::ColumnGroups>>
+ShardCatalog::groupBy(const mixtape::StreamSpec &stream, llvm::StringRef column, const mixtape::CheckedRecipe &recipe) {
+  bool absent = false;
+  llvm::Expected<const StreamView *> view = this->view(stream, recipe, absent);
+  if (!view)
+    return view.takeError();
+  if (absent)
+    return std::nullopt;
+  mixtape::ColumnGroups out;
+  std::set<std::string> columns;
+  for (const std::unique_ptr<Dataset> &dataset : (*view)->root().datasets())
+    if (const MetadataTable *table = dataset->metadata())
+      for (size_t c = 0; c < table->numColumns(); ++c)
+        columns.insert(table->columnName(c).str());
+  out.columns.assign(columns.begin(), columns.end());
+  out.groups = (*view)->groupBy(column);
+  return out;
+}

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <tuple>
 
 using namespace mixtape::data;
@@ -214,13 +215,8 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
         for (const std::string &c : f.predicate.columnNames())
           columns.back().push_back(column(c));
       }
-      std::optional<size_t> byColumn;
-      if (selection.unit && !selection.unit->by.empty()) {
-        byColumn = column(selection.unit->by);
-        if (!byColumn)
-          return fileError(dataset.prefix(), "stream '" + name + "': ablation units by '" + selection.unit->by +
-                                                 "' but the dataset has no such metadata column");
-      }
+      // A dataset without the column holds no value of it: its documents are the missing unit's.
+      std::optional<size_t> byColumn = selection.unit ? column(selection.unit->by) : std::nullopt;
       uint64_t first = root.firstDocument(k);
       for (uint64_t d = 0, n = dataset.tokens().numDocuments(); d < n; ++d) {
         bool keep = true;
@@ -232,16 +228,8 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
         }
         if (keep && selection.unit) {
           const AblationUnit &unit = *selection.unit;
-          if (unit.units)
-            keep = splitmix64(root.documentHash(first + d) ^ seed) % unit.units == unit.index;
-          else {
-            mixtape::MetadataValue v = valueOf(table, byColumn, d);
-            double number;
-            keep = v.kind == mixtape::MetadataValue::Kind::String
-                       ? v.string == unit.value
-                       : v.kind == mixtape::MetadataValue::Kind::Number &&
-                             !llvm::StringRef(unit.value).getAsDouble(number) && number == v.number;
-          }
+          keep = unit.units ? splitmix64(root.documentHash(first + d) ^ seed) % unit.units == unit.index
+                            : unit.value.matches(valueOf(table, byColumn, d));
         }
         view->Keep[first + d] = keep;
       }
@@ -266,7 +254,7 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
       what += (what.empty() ? "" : " and ") +
               (selection.unit->units ? "unit " + std::to_string(selection.unit->index) + " of " +
                                            std::to_string(selection.unit->units)
-                                     : selection.unit->by + " == '" + selection.unit->value + "'");
+                                     : selection.unit->by + " == '" + selection.unit->value.label() + "'");
     return fileError("stream '" + name + "'",
                      selects ? "no training document of " + llvm::Twine(root.trainDocuments().size()) +
                                    " passes the filter: " + what
@@ -297,6 +285,42 @@ DocumentOrder StreamView::epoch(uint64_t e) const {
 
 DocumentOrder StreamView::valOrder() const {
   return order(Root.valDocuments(), valSeed(Seed, Root.fingerprintSeed()));
+}
+
+std::vector<mixtape::ColumnGroup> StreamView::groupBy(llvm::StringRef column) const {
+  std::map<mixtape::ColumnValue, mixtape::ColumnGroup> groups;
+  std::vector<std::optional<size_t>> columns; // per dataset
+  bool found = false;
+  for (const std::unique_ptr<Dataset> &dataset : Root.datasets()) {
+    const MetadataTable *table = dataset->metadata();
+    columns.push_back(table ? table->findColumn(column) : std::nullopt);
+    found |= columns.back().has_value();
+  }
+  if (!found)
+    return {};
+  auto valueOfDocument = [&](uint32_t doc) {
+    auto [k, local] = Root.locate(doc);
+    return mixtape::ColumnValue::of(valueOf(Root.datasets()[k]->metadata(), columns[k], local));
+  };
+  for (uint32_t d : Root.trainDocuments())
+    if (selected(d)) {
+      mixtape::ColumnGroup &g = groups[valueOfDocument(d)];
+      ++g.trainDocuments;
+      g.trainTokens += Root.length(d) + 1;
+    }
+  // Held-out documents count towards the units that training defines, and make none.
+  for (uint32_t d : Root.valDocuments())
+    if (selected(d))
+      if (auto it = groups.find(valueOfDocument(d)); it != groups.end()) {
+        ++it->second.valDocuments;
+        it->second.valTokens += Root.length(d) + 1;
+      }
+  std::vector<mixtape::ColumnGroup> out;
+  for (auto &[value, group] : groups) {
+    group.value = value;
+    out.push_back(std::move(group));
+  }
+  return out;
 }
 
 //===----------------------------------------------------------------------===//
@@ -340,7 +364,9 @@ llvm::Expected<const StreamView *> DataSources::view(const RootSpec &rootSpec, l
   std::string key = rootKey(rootSpec) + "\x1d" + llvm::join(selection.where, "\x1f");
   if (selection.unit)
     key += "\x1d" + std::to_string(selection.unit->units) + "/" + std::to_string(selection.unit->index) + "/" +
-           selection.unit->by + "=" + selection.unit->value;
+           selection.unit->by + "=" + std::to_string(static_cast<int>(selection.unit->value.kind)) + ":" +
+           llvm::utohexstr(llvm::bit_cast<uint64_t>(selection.unit->value.number)) + ":" +
+           selection.unit->value.string;
   if (auto it = Views.find(key); it != Views.end())
     return it->second.get();
   llvm::Expected<std::unique_ptr<StreamView>> view = StreamView::create(name, **root, selection, Seed);

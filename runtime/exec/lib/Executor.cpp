@@ -43,6 +43,18 @@ llvm::Expected<data::NodeStream> ExecContext::stream(llvm::StringRef name, uint6
     data::AblationUnit u;
     u.units = static_cast<uint64_t>(unit->getInteger("count").getValueOr(0));
     u.index = static_cast<uint64_t>(unit->getInteger("index").getValueOr(0));
+    u.by = unit->getString("by").getValueOr("").str();
+    const llvm::json::Value *value = unit->get("value");
+    if (u.units == 0 && (u.by.empty() || !value))
+      return planError("stream '" + name + "': a unit needs a count and an index, or a column and a value");
+    if (!u.units) {
+      if (auto number = value->getAsNumber())
+        u.value = ColumnValue{MetadataValue::Kind::Number, *number, {}};
+      else if (auto string = value->getAsString())
+        u.value = ColumnValue{MetadataValue::Kind::String, 0, string->str()};
+      else if (value->kind() != llvm::json::Value::Null)
+        return planError("stream '" + name + "': a unit's value is a number, a string or null (missing)");
+    }
     out.selection.unit = u;
   }
   if (const Object *transform = s->getObject("transform"))

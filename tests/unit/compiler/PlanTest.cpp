@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 
 using namespace mixtape;
 
@@ -41,7 +42,24 @@ public:
                                                           const CheckedRecipe &) override {
     return std::optional<uint64_t>(leaked);
   }
+  /// Every stream's documents by column: `groups[column]`.
+  std::map<std::string, std::vector<ColumnGroup>> groups;
+  llvm::Expected<std::optional<ColumnGroups>> groupBy(const StreamSpec &, llvm::StringRef column,
+                                                      const CheckedRecipe &) override {
+    if (absent)
+      return std::optional<ColumnGroups>();
+    ColumnGroups out;
+    for (const auto &[name, g] : groups)
+      out.columns.push_back(name);
+    if (auto it = groups.find(column.str()); it != groups.end())
+      out.groups = it->second;
+    return std::optional<ColumnGroups>(out);
+  }
 };
+
+ColumnGroup stringGroup(std::string value, uint64_t documents, uint64_t tokens) {
+  return ColumnGroup{ColumnValue{MetadataValue::Kind::String, 0, std::move(value)}, documents, tokens, 1, 100};
+}
 
 struct Planned {
   llvm::SourceMgr sm;
@@ -463,4 +481,164 @@ TEST(PlanJSON, SchedulesAndMixturesRoundTrip) {
   EXPECT_FALSE(bool(bad));
   llvm::consumeError(bad.takeError());
 }
+
+const char *kByRecipe = R"toml(
+[recipe]
+name = "by"
+[model]
+family = "llama"
+layers = 2
+d_model = 64
+heads = 4
+seq_len = 128
+[streams.prose]
+shards = "synth:prose"
+[streams.code]
+shards = "synth:code"
+val = "10%"
+[[stage]]
+name = "base"
+tokens = "256Ki"
+batch = "8 sequences"
+mix = "prose"
+lr = "constant(1e-3)"
+[[ablation]]
+name = "%NAME%"
+from = "base"
+units = { stream = "code", by = "%BY%" }
+train = { tokens = "64Ki", lr = "constant(1e-4)", mix = "0.75 unit + 0.25 prose" }
+combine = %COMBINE%
+[[eval]]
+name = "ppl"
+streams = ["code.val"]
+on = ["%NAME%"]
+)toml";
+
+std::string byRecipe(std::string by, std::string combine = "\"subsets(max = 2)\"", std::string name = "src") {
+  std::string s = kByRecipe;
+  auto put = [&](const std::string &key, const std::string &value) {
+    for (size_t at; (at = s.find(key)) != std::string::npos;)
+      s.replace(at, key.size(), value);
+  };
+  put("%BY%", by);
+  put("%COMBINE%", combine);
+  put("%NAME%", name);
+  return s;
+}
+
+FakeCatalog bySource() {
+  FakeCatalog c;
+  c.groups["source"] = {stringGroup("accumulate", 30, 3000), stringGroup("branch", 20, 2000),
+                        stringGroup("filter", 50, 5000)};
+  c.groups["overall_score"] = {};
+  for (int v = 1; v <= 5; ++v)
+    c.groups["overall_score"].push_back(ColumnGroup{ColumnValue{MetadataValue::Kind::Number, double(v), {}}, 10, 100, 0, 0});
+  return c;
+}
+
+TEST(Plan, UnitsByAColumnAreItsValues) {
+  auto p = planText(byRecipe("source"), bySource());
+  ASSERT_TRUE(p->plan) << p->printed();
+  const Plan &plan = *p->plan;
+  EXPECT_EQ(countTrain(plan, "src/"), 3u);
+  const PlanNode &filter = p->node("src/source=filter");
+  // Each unit trains on its own stream: the parent filtered by the value, with its counts.
+  const llvm::json::Object *unit = plan.streams.getObject("code%source=filter");
+  ASSERT_TRUE(unit);
+  EXPECT_EQ(*unit->getInteger("train_tokens"), 5000);
+  EXPECT_EQ(*unit->getInteger("train_documents"), 50);
+  EXPECT_EQ(unit->getString("root"), llvm::StringRef("code"));
+  const llvm::json::Object *u = unit->getObject("unit");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->getString("by"), llvm::StringRef("source"));
+  EXPECT_EQ(u->getString("value"), llvm::StringRef("filter"));
+  EXPECT_FALSE(u->get("seed")); // grouping by a value does not depend on the seed
+  EXPECT_EQ(filter.tokensByStream.at("code%source=filter"), 48u * 1024);
+  EXPECT_EQ(filter.tokensByStream.at("prose"), 16u * 1024);
+  // 48Ki tokens of a 5000-token unit: its epochs are known, and past 4 they warn.
+  EXPECT_NEAR(filter.epochsAtEnd.at("code%source=filter"), 48.0 * 1024 / 5000, 1e-9);
+  EXPECT_NE(p->printed().find("[repeated-data]"), std::string::npos);
+  // 3 singletons and 3 pairs, named by value; the ledger counts each unit once.
+  EXPECT_GE(plan.findNode("src{accumulate,filter}"), 0);
+  EXPECT_GE(plan.findNode("ppl@src{branch}"), 0);
+  ASSERT_EQ(plan.ablations.size(), 1u);
+  EXPECT_EQ(plan.ablations[0].combinations, 6u);
+  EXPECT_EQ(plan.ablations[0].unitTokens, 3u * 64 * 1024);
+  EXPECT_EQ(plan.ablations[0].directTokens, (3u * 1 + 3u * 2) * 64 * 1024);
+
+  // Listed combinations name values; numbers by their shortest text.
+  auto listed = planText(byRecipe("overall_score", "[[\"1\", \"5\"], [\"3\"]]"), bySource());
+  ASSERT_TRUE(listed->plan) << listed->printed();
+  EXPECT_EQ(countTrain(*listed->plan, "src/overall_score="), 5u);
+  EXPECT_GE(listed->plan->findNode("src{1,5}"), 0);
+  const llvm::json::Object *five = listed->plan->streams.getObject("code%overall_score=5");
+  ASSERT_TRUE(five);
+  EXPECT_EQ(five->getObject("unit")->getNumber("value"), 5.0);
+  auto unknown = planText(byRecipe("source", "[[\"accumulate\", \"filtr\"]]"), bySource());
+  EXPECT_FALSE(unknown->plan);
+  EXPECT_NE(unknown->printed().find("unit 'filtr' is not one of accumulate, branch, filter"), std::string::npos)
+      << unknown->printed();
+}
+
+TEST(Plan, UnitsByAColumnAreContentAddressed) {
+  auto a = planText(byRecipe("source"), bySource());
+  auto renamed = planText(byRecipe("source", "\"subsets(max = 2)\"", "other"), bySource());
+  ASSERT_TRUE(a->plan && renamed->plan) << a->printed() << renamed->printed();
+  EXPECT_EQ(a->node("src/source=filter").hash, renamed->node("other/source=filter").hash);
+  EXPECT_EQ(a->node("src{accumulate,filter}").hash, renamed->node("other{accumulate,filter}").hash);
+  EXPECT_NE(a->node("src/source=filter").hash, a->node("src/source=branch").hash);
+  // Another value is another unit; the other units keep their hashes.
+  FakeCatalog c = bySource();
+  c.groups["source"][2].value.string = "filters";
+  auto changed = planText(byRecipe("source"), c);
+  ASSERT_TRUE(changed->plan) << changed->printed();
+  EXPECT_NE(a->node("src/source=filter").hash, changed->node("src/source=filters").hash);
+  EXPECT_EQ(a->node("src/source=branch").hash, changed->node("src/source=branch").hash);
+}
+
+TEST(Plan, UnitsByAColumnDiagnostics) {
+  auto unknown = planText(byRecipe("sourse"), bySource());
+  EXPECT_FALSE(unknown->plan);
+  std::string out = unknown->printed();
+  // At the column as written, with did-you-mean.
+  EXPECT_NE(out.find("t.toml:24:34: error: stream 'code' has no metadata column 'sourse' [unknown-column]"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("note: did you mean 'source'?"), std::string::npos) << out;
+
+  FakeCatalog many;
+  for (int i = 0; i < 65; ++i)
+    many.groups["url"].push_back(stringGroup("u" + std::to_string(i), 1, 100));
+  auto tooMany = planText(byRecipe("url"), many);
+  EXPECT_FALSE(tooMany->plan);
+  out = tooMany->printed();
+  EXPECT_NE(out.find("t.toml:24:34: error: 'url' has 65 distinct values in stream 'code': more than 64 units to "
+                     "train; use split = K for K random units [unit-count]"),
+            std::string::npos)
+      << out;
+
+  FakeCatalog one;
+  one.groups["domain"] = {stringGroup("code", 100, 10000)};
+  auto single = planText(byRecipe("domain"), one);
+  EXPECT_FALSE(single->plan);
+  out = single->printed();
+  EXPECT_NE(out.find("every training document of stream 'code' has domain = 'code': one unit leaves nothing to "
+                     "ablate [unit-count]"),
+            std::string::npos)
+      << out;
+}
+
+TEST(Plan, UnitsByAColumnWithoutDataAreProvisional) {
+  FakeCatalog none;
+  none.absent = true;
+  auto p = planText(byRecipe("source"), none);
+  ASSERT_TRUE(p->plan) << p->printed();
+  EXPECT_TRUE(p->plan->provisional);
+  EXPECT_TRUE(llvm::is_contained(p->plan->provisionalReasons,
+                                 "ablation 'src': its units are the values of 'source' in stream 'code', whose data "
+                                 "is absent"));
+  EXPECT_EQ(countTrain(*p->plan, "src/"), 0u);
+  EXPECT_TRUE(p->plan->ablations.empty());
+}
+
 } // namespace

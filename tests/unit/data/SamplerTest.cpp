@@ -301,17 +301,55 @@ TEST_F(SamplerTest, AblationUnitsPartitionTheDocuments) {
   uint64_t docs = 0;
   std::set<uint32_t> seen;
   for (uint64_t k = 0; k < 4; ++k) {
-    const StreamView &unit = *ok(src.view(facts, "facts", {{}, AblationUnit{4, k, "", ""}}));
+    const StreamView &unit = *ok(src.view(facts, "facts", {{}, AblationUnit{4, k, "", {}}}));
     docs += unit.trainDocuments();
     for (uint32_t d : unit.epoch(0).documents)
       EXPECT_TRUE(seen.insert(d).second);
   }
   EXPECT_EQ(docs, all.trainDocuments());
-  const StreamView &qa = *ok(src.view(facts, "facts", {{}, AblationUnit{0, 0, "source", "qa"}}));
-  const MetadataTable &meta = *all.root().datasets()[0]->metadata();
-  size_t source = *meta.findColumn("source");
-  for (uint32_t d : qa.epoch(0).documents)
-    EXPECT_EQ(meta.string(source, d), "qa");
+}
+
+TEST_F(SamplerTest, UnitsByAColumnPartitionTheFilteredDocuments) {
+  DataSources src = sources();
+  RootSpec code{"code", {"synth:code"}, 0.1};
+  std::vector<std::string> where = {"(quality >= 3)"};
+  const StreamView &parent = *ok(src.view(code, "code_hq", {where, std::nullopt}));
+  const MetadataTable &meta = *parent.root().datasets()[0]->metadata();
+  for (auto [column, kind] : {std::pair{"source", mixtape::MetadataValue::Kind::String},
+                              {"quality", mixtape::MetadataValue::Kind::Number}}) {
+    SCOPED_TRACE(column);
+    std::vector<mixtape::ColumnGroup> groups = parent.groupBy(column);
+    ASSERT_GE(groups.size(), 2u);
+    size_t c = *meta.findColumn(column);
+    std::set<uint32_t> trained;
+    uint64_t tokens = 0, valDocs = 0;
+    for (const mixtape::ColumnGroup &g : groups) {
+      EXPECT_EQ(g.value.kind, kind);
+      const StreamView &unit = *ok(src.view(code, "unit", {where, AblationUnit{0, 0, column, g.value}}));
+      EXPECT_EQ(unit.trainDocuments(), g.trainDocuments);
+      EXPECT_EQ(unit.trainTokens(), g.trainTokens);
+      EXPECT_EQ(unit.valDocuments(), g.valDocuments);
+      EXPECT_EQ(unit.valTokens(), g.valTokens);
+      // Every epoch of a unit is its parent's, restricted to the documents holding its value.
+      std::vector<uint32_t> want;
+      for (uint32_t d : parent.epoch(1).documents)
+        if (kind == mixtape::MetadataValue::Kind::String ? meta.string(c, d) == g.value.string
+                                                         : meta.number(c, d) == g.value.number)
+          want.push_back(d);
+      EXPECT_EQ(unit.epoch(1).documents, want);
+      for (uint32_t d : unit.epoch(0).documents)
+        EXPECT_TRUE(trained.insert(d).second) << "document " << d << " is in two units";
+      tokens += unit.trainTokens();
+      valDocs += unit.valDocuments();
+    }
+    // Disjoint (above), and together every training document of the parent.
+    EXPECT_EQ(trained.size(), parent.trainDocuments());
+    EXPECT_EQ(tokens, parent.trainTokens());
+    EXPECT_EQ(valDocs, parent.valDocuments());
+    EXPECT_TRUE(std::is_sorted(groups.begin(), groups.end(),
+                               [](const auto &a, const auto &b) { return a.value < b.value; }));
+  }
+  EXPECT_TRUE(parent.groupBy("no_such_column").empty());
 }
 
 TEST_F(SamplerTest, UntieTheKnotsKeepsTheTokensAndMasksTheKnots) {

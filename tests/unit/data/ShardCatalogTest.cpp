@@ -107,3 +107,54 @@ TEST(ShardCatalogTest, GlobsAndLeakage) {
   EXPECT_EQ(*ok(catalog.leakedDocuments(recipe.streams[0], recipe.streams[1], recipe)), 7u);
   EXPECT_EQ(*ok(catalog.leakedDocuments(recipe.streams[0], recipe.streams[0], recipe)), 0u);
 }
+
+TEST(ShardCatalogTest, GroupByAColumnWithMissingValues) {
+  TempDir dir;
+  mixtape::CheckedRecipe recipe;
+  recipe.seed = 3;
+  recipe.baseDir = dir.Path;
+  recipe.streams = {rootStream("web", "data/web-*.idx", 0.0), rootStream("absent", "data/none-*.idx", 0.0)};
+  // web-0: lang is "en", "de" or unset; web-1 has no lang column at all.
+  ByteTokenizer bytes;
+  auto first = ok(DatasetWriter::create(dir / "data/web-0", ShardFormat::Megatron, bytes));
+  for (int i = 0; i < 9; ++i) {
+    ASSERT_FALSE(first->addDocument(bytes.encode("document " + std::to_string(i))));
+    if (i % 3 != 2)
+      ASSERT_FALSE(first->setString("lang", i % 3 ? "de" : "en"));
+    ASSERT_FALSE(first->setNumber("score", i));
+  }
+  ASSERT_TRUE(!!first->finish());
+  auto second = ok(DatasetWriter::create(dir / "data/web-1", ShardFormat::Megatron, bytes));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_FALSE(second->addDocument(bytes.encode("other " + std::to_string(i))));
+    ASSERT_FALSE(second->setNumber("score", i));
+  }
+  ASSERT_TRUE(!!second->finish());
+
+  ShardCatalog catalog(dir / "cache");
+  mixtape::ColumnGroups lang = *ok(catalog.groupBy(recipe.streams[0], "lang", recipe));
+  EXPECT_EQ(lang.columns, (std::vector<std::string>{"lang", "score"}));
+  ASSERT_EQ(lang.groups.size(), 3u);
+  // Missing first (3 unset in web-0, both of web-1), then the strings in order.
+  EXPECT_EQ(lang.groups[0].value.kind, mixtape::MetadataValue::Kind::Missing);
+  EXPECT_EQ(lang.groups[0].trainDocuments, 5u);
+  EXPECT_EQ(lang.groups[1].value.string, "de");
+  EXPECT_EQ(lang.groups[1].trainDocuments, 3u);
+  EXPECT_EQ(lang.groups[2].value.string, "en");
+  EXPECT_EQ(lang.groups[2].trainTokens, 3u * (bytes.encode("document 0").size() + 1));
+
+  // The runtime selects the same documents for each unit, the missing one included.
+  DataSources sources(3, dir / "cache");
+  RootSpec web{"web", *ok(expandShards("data/web-*.idx", dir.Path)), 0.0};
+  uint64_t total = 0;
+  for (const mixtape::ColumnGroup &g : lang.groups) {
+    const StreamView &unit = *ok(sources.view(web, "unit", {{}, AblationUnit{0, 0, "lang", g.value}}));
+    EXPECT_EQ(unit.trainDocuments(), g.trainDocuments) << g.value.label();
+    total += unit.trainDocuments();
+  }
+  EXPECT_EQ(total, 11u);
+
+  EXPECT_EQ(ok(catalog.groupBy(recipe.streams[0], "score", recipe))->groups.size(), 9u); // 0..8
+  EXPECT_TRUE(ok(catalog.groupBy(recipe.streams[0], "langs", recipe))->groups.empty());
+  EXPECT_FALSE(ok(catalog.groupBy(recipe.streams[1], "lang", recipe)).has_value());
+}

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mixtape {
 
@@ -27,6 +28,24 @@ struct StreamStats {
   std::string tokenizer;     ///< the manifests' tokenizer id, e.g. "bytes-v1"
 };
 
+/// The documents of a stream that hold one value of a metadata column, after the stream's
+/// split and filters (tokens include one end-of-document token per document).
+struct ColumnGroup {
+  ColumnValue value;
+  uint64_t trainDocuments = 0, trainTokens = 0;
+  uint64_t valDocuments = 0, valTokens = 0;
+};
+
+/// A stream's documents grouped by a metadata column: `by = column` ablation units.
+struct ColumnGroups {
+  /// Every metadata column of the stream's datasets, sorted (for did-you-mean).
+  std::vector<std::string> columns;
+  /// One group per value some training document holds, in ColumnValue order; documents
+  /// without a value (or in a dataset without the column) form the missing group. Empty
+  /// when no dataset has the column.
+  std::vector<ColumnGroup> groups;
+};
+
 class DataCatalog {
 public:
   virtual ~DataCatalog() = default;
@@ -38,6 +57,9 @@ public:
   /// training split: evaluation leakage. nullopt when either stream's data is absent.
   virtual llvm::Expected<std::optional<uint64_t>> leakedDocuments(const StreamSpec &val, const StreamSpec &train,
                                                                   const CheckedRecipe &recipe) = 0;
+  /// The stream's documents grouped by their value of `column`; nullopt when its data is absent.
+  virtual llvm::Expected<std::optional<ColumnGroups>> groupBy(const StreamSpec &stream, llvm::StringRef column,
+                                                             const CheckedRecipe &recipe) = 0;
 };
 
 } // namespace mixtape

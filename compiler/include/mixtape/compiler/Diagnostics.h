@@ -93,6 +93,9 @@ public:
 
   static void addNote(Diagnostic &diag, llvm::SMRange range, std::string message);
   static void addFixIt(Diagnostic &diag, llvm::SMRange range, std::string replacement);
+  /// A "did you mean" note and fix-it replacing `replace`, when a candidate is close to `word`.
+  static void suggest(Diagnostic &diag, llvm::StringRef word, llvm::ArrayRef<std::string> candidates,
+                      llvm::SMRange replace);
 
   // Options, as on the command line.
   void setWarningsAsErrors(bool on) { warningsAsErrors = on; }

@@ -20,6 +20,7 @@
 #include "llvm/ADT/ArrayRef.h"
 
 #include <optional>
+#include <tuple>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,6 +45,27 @@ struct MetadataValue {
   static MetadataValue missing() { return {}; }
   static MetadataValue ofNumber(double v) { return {Kind::Number, v, {}}; }
   static MetadataValue ofString(std::string_view s) { return {Kind::String, 0, s}; }
+};
+
+/// A metadata value that owns its string: what an ablation unit grouped `by` a column keeps.
+struct ColumnValue {
+  MetadataValue::Kind kind = MetadataValue::Kind::Missing;
+  double number = 0;
+  std::string string;
+
+  static ColumnValue of(const MetadataValue &v) { return {v.kind, v.number, std::string(v.string)}; }
+  /// The same kind and value (a missing value matches a missing one).
+  bool matches(const MetadataValue &v) const {
+    return v.kind == kind && (kind != MetadataValue::Kind::Number || v.number == number) &&
+           (kind != MetadataValue::Kind::String || v.string == string);
+  }
+  /// "filter", "4", "0.5" (metadata numbers are float32: the shortest text of the float);
+  /// "(missing)" for documents without a value.
+  std::string label() const;
+  /// Missing first, then numbers ascending, then strings.
+  bool operator<(const ColumnValue &o) const {
+    return std::tie(kind, number, string) < std::tie(o.kind, o.number, o.string);
+  }
 };
 
 class BoundPredicate;

@@ -12,6 +12,8 @@
 #include "mixtape/compiler/Predicate.h"
 #include "mixtape/compiler/Schedule.h"
 
+#include "llvm/Support/SMLoc.h"
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -127,6 +129,7 @@ struct AblationSpec {
   std::string stream;
   uint64_t split = 0;               ///< K equal random units, or
   std::string by;                   ///< group by this metadata column
+  llvm::SMRange byRange;            ///< the column as written: the planner, which sees the data, reports there
   uint64_t tokens = 0;
   uint64_t batchSequences = 0, seqLen = 0;
   schedule::Schedule lr;

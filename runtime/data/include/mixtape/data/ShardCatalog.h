@@ -1,7 +1,8 @@
 //===- ShardCatalog.h - the plan compiler's view of the data ----*- C++ -*-===//
 //
 // mixtape::DataCatalog backed by the data layer: stream stats (fingerprint, train/val
-// documents and tokens after the split and the filter) and evaluation leakage. A stream's
+// documents and tokens after the split and the filter), evaluation leakage, and documents
+// grouped by a metadata column. A stream's
 // `shards` is a glob relative to the recipe's directory (every matching .idx or .bin is a
 // dataset prefix with a manifest) or "synth:DOMAIN", the embedded corpus, generated into
 // "<cacheDir>/synth-v<version>-<seed>/" on first use. Fingerprints come from the manifests'
@@ -39,6 +40,9 @@ public:
   llvm::Expected<std::optional<uint64_t>> leakedDocuments(const mixtape::StreamSpec &val,
                                                           const mixtape::StreamSpec &train,
                                                           const mixtape::CheckedRecipe &recipe) override;
+  llvm::Expected<std::optional<mixtape::ColumnGroups>> groupBy(const mixtape::StreamSpec &stream,
+                                                               llvm::StringRef column,
+                                                               const mixtape::CheckedRecipe &recipe) override;
 
 private:
   /// The stream's view; nullopt when its data is absent.

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/compiler/Catalog.h"
 #include "mixtape/data/Dataset.h"
 #include "mixtape/data/Random.h"
 
@@ -93,10 +94,12 @@ private:
 };
 
 /// An ablation unit: the documents of one of K equal random units
-/// (splitmix64(hash ^ seed) % K == index), or those whose metadata column `by` is `value`.
+/// (splitmix64(hash ^ seed) % K == index), or those whose metadata column `by` holds `value`
+/// (ColumnValue::matches: a missing value selects the documents without one).
 struct AblationUnit {
   uint64_t units = 0, index = 0;
-  std::string by, value;
+  std::string by;
+  mixtape::ColumnValue value;
 };
 
 /// Which of a root's documents a stream uses.
@@ -137,6 +140,8 @@ public:
   DocumentOrder epoch(uint64_t epoch) const;
   /// The selected held-out documents, permuted with the seed valSeed(seed, fingerprint).
   DocumentOrder valOrder() const;
+  /// The selected documents grouped by their value of metadata `column` (see ColumnGroups).
+  std::vector<mixtape::ColumnGroup> groupBy(llvm::StringRef column) const;
 
 private:
   StreamView(std::string name, const RootStream &root, uint64_t seed)
