@@ -251,6 +251,10 @@ private:
       if (!s.parent.empty())
         o["from"] = s.parent;
       o["shards"] = recipe.stream(s.root)->shards;
+      if (!s.tokenizer.empty())
+        o["tokenizer"] = s.tokenizer;
+      if (s.eod != "auto")
+        o["eod"] = s.eod;
       if (s.where)
         o["where"] = s.where->canonical();
       if (s.transform) {

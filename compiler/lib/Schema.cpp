@@ -41,6 +41,7 @@ llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
   static const llvm::StringRef family[] = {"gpt2", "llama", "gpt_neox"};
   static const llvm::StringRef attention[] = {"causal", "within_document"};
   static const llvm::StringRef format[] = {"auto", "megatron", "flat"};
+  static const llvm::StringRef eod[] = {"auto", "present", "append"};
   static const llvm::StringRef optimizer[] = {"adamw"};
   static const llvm::StringRef edge[] = {"keep", "reset"};
   static const llvm::StringRef merge[] = {"linear", "slerp", "task_arithmetic",
@@ -49,6 +50,7 @@ llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
   case ValueType::Family: return family;
   case ValueType::Attention: return attention;
   case ValueType::ShardFormat: return format;
+  case ValueType::Eod: return eod;
   case ValueType::OptimizerKind: return optimizer;
   case ValueType::OptimizerEdge: return edge;
   case ValueType::MergeMethod: return merge;

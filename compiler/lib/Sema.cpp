@@ -171,6 +171,28 @@ static std::optional<uint64_t> seqLen(Context &ctx, const Value *v) {
   return ctx.count(*v, *q, "a sequence length");
 }
 
+/// A `tokenizer` value: "bytes" or "hf:PATH"; reports anything else.
+static std::optional<std::string> tokenizerRef(Context &ctx, const Value &v) {
+  if (v.kind != Value::String)
+    return std::nullopt;
+  llvm::StringRef tok = v.string;
+  if (tok != "bytes" && !(tok.startswith("hf:") && tok.size() > 3)) {
+    ctx.suggest(ctx.report(DiagCode::BadValue, v.range, "tokenizer must be \"bytes\" or \"hf:PATH\" (a tokenizer.json)"),
+                tok, {"bytes"}, v.location().range(0, tok.size()));
+    return std::nullopt;
+  }
+  return tok.str();
+}
+
+/// "hf:a/./b.json" and "hf:a/b.json" name the same tokenizer.
+static std::string normalTokenizer(llvm::StringRef ref) {
+  if (!ref.consume_front("hf:"))
+    return ref.str();
+  llvm::SmallString<256> path(ref);
+  llvm::sys::path::remove_dots(path, /*remove_dot_dot=*/true);
+  return "hf:" + std::string(path);
+}
+
 void sema::checkModel(Context &ctx) {
   ModelSpec &m = ctx.recipe.model;
   const Value *model = ctx.root.get("model");
@@ -192,14 +214,9 @@ void sema::checkModel(Context &ctx) {
                   init, {"random"}, v->location().range(0, init.size()));
     m.init = init.str();
   }
-  if (const Value *v = model->get("tokenizer"); v && v->kind == Value::String) {
-    llvm::StringRef tok = v->string;
-    if (tok != "bytes" && !(tok.startswith("hf:") && tok.size() > 3))
-      ctx.suggest(ctx.report(DiagCode::BadValue, v->range,
-                             "tokenizer must be \"bytes\" or \"hf:PATH\" (a tokenizer.json)"),
-                  tok, {"bytes"}, v->location().range(0, tok.size()));
-    m.tokenizer = tok.str();
-  }
+  if (const Value *v = model->get("tokenizer"))
+    if (std::optional<std::string> tok = tokenizerRef(ctx, *v))
+      m.tokenizer = *tok;
   m.layers = positiveInt(ctx, model->get("layers"), "layers").value_or(0);
   m.dModel = positiveInt(ctx, model->get("d_model"), "d_model").value_or(0);
   m.heads = positiveInt(ctx, model->get("heads"), "heads").value_or(0);
@@ -357,9 +374,33 @@ void sema::checkStreams(Context &ctx) {
       spec.shards = v->string;
     if (const Value *v = s.get("format"))
       spec.format = v->string;
+    if (const Value *v = s.get("eod"))
+      spec.eod = v->string;
     const Value *from = s.get("from");
     if (from)
       spec.parent = from->string;
+    for (const char *key : {"tokenizer", "eod"})
+      if (const Value *v = s.get(key); v && from)
+        ctx.report(DiagCode::BadValue, v->range,
+                   llvm::formatv("a derived stream reads its parent's datasets: set '{0}' on the root stream", key)
+                       .str());
+    if (const Value *v = s.get("tokenizer")) {
+      if (std::optional<std::string> tok = tokenizerRef(ctx, *v)) {
+        spec.tokenizer = *tok;
+        // The model embeds the ids the data holds: one tokenizer for both.
+        const Value *model = ctx.root.get("model");
+        const Value *modelTok = model ? model->get("tokenizer") : nullptr;
+        if (normalTokenizer(*tok) != normalTokenizer(ctx.recipe.model.tokenizer)) {
+          Diagnostic *d = ctx.report(
+              DiagCode::TokenizerMismatch, v->range,
+              llvm::formatv("stream '{0}' was tokenized with '{1}' but the model's tokenizer is '{2}'{3}", f.key, *tok,
+                            ctx.recipe.model.tokenizer, modelTok ? "" : " (the default)")
+                  .str());
+          if (d && modelTok)
+            DiagnosticEngine::addNote(*d, modelTok->range, "the model's tokenizer is set here");
+        }
+      }
+    }
     if (from && s.get("shards"))
       ctx.report(DiagCode::BadValue, s.get("shards")->range,
                  "a derived stream views its parent's documents: it cannot also have shards");

@@ -11,6 +11,8 @@ import struct
 import subprocess
 import sys
 
+from megatron_format import check, read_megatron, write_megatron
+
 MIXTAPE, SCENARIO, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 
 
@@ -20,52 +22,6 @@ def run(*args, expect=0):
         sys.exit(f"mixtape data {' '.join(args)}: exit {proc.returncode}, expected {expect}\n"
                  f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
-
-
-def check(condition, message):
-    if not condition:
-        sys.exit("FAILED: " + message)
-
-
-def write_megatron(prefix, documents, dtype_code=8, fmt="<H"):
-    """Megatron's indexed dataset: one sequence per document, contiguous pointers."""
-    size = struct.calcsize(fmt)
-    with open(prefix + ".bin", "wb") as f:
-        for doc in documents:
-            f.write(b"".join(struct.pack(fmt, t) for t in doc))
-    with open(prefix + ".idx", "wb") as f:
-        f.write(b"MMIDIDX\x00\x00")
-        f.write(struct.pack("<Q", 1))
-        f.write(struct.pack("<B", dtype_code))
-        f.write(struct.pack("<Q", len(documents)))
-        f.write(struct.pack("<Q", len(documents) + 1))
-        f.write(b"".join(struct.pack("<i", len(d)) for d in documents))
-        pointer = 0
-        for doc in documents:
-            f.write(struct.pack("<q", pointer))
-            pointer += size * len(doc)
-        f.write(b"".join(struct.pack("<q", i) for i in range(len(documents) + 1)))
-
-
-def read_megatron(prefix):
-    with open(prefix + ".idx", "rb") as f:
-        idx = f.read()
-    check(idx[:9] == b"MMIDIDX\x00\x00", "magic")
-    version, = struct.unpack_from("<Q", idx, 9)
-    code = idx[17]
-    seqs, docs = struct.unpack_from("<QQ", idx, 18)
-    check(version == 1, "version")
-    fmt = {1: "<B", 2: "<b", 3: "<h", 4: "<i", 5: "<q", 8: "<H"}[code]
-    size = struct.calcsize(fmt)
-    lengths = struct.unpack_from(f"<{seqs}i", idx, 34)
-    pointers = struct.unpack_from(f"<{seqs}q", idx, 34 + 4 * seqs)
-    doc_idx = struct.unpack_from(f"<{docs}q", idx, 34 + 12 * seqs)
-    check(len(idx) == 34 + 12 * seqs + 8 * docs, "idx size")
-    check(doc_idx[0] == 0 and doc_idx[-1] == seqs, "document index bounds")
-    with open(prefix + ".bin", "rb") as f:
-        data = f.read()
-    sequences = [list(struct.unpack_from(f"<{n}{fmt[1]}", data, p)) for n, p in zip(lengths, pointers)]
-    return [sum(sequences[doc_idx[i]:doc_idx[i + 1]], []) for i in range(docs - 1)]
 
 
 shutil.rmtree(WORK, ignore_errors=True)
@@ -105,6 +61,54 @@ elif SCENARIO == "megatron-interop":
         f.truncate(12)
     err = run("inspect", prefix, expect=1).stderr
     check(f"mixtape data: {prefix}.bin: byte 12: file ends at byte 12" in err, err)
+
+elif SCENARIO == "megatron-manifest":
+    # As Megatron's preprocess_data.py --append-eod writes them: bytes-v1 ids, each document
+    # ending with the end-of-text id 256.
+    docs = [list(b"Hello") + [256], list(b"world!") + [256], [256]]
+    prefix = os.path.join(WORK, "pile_text_document")
+    write_megatron(prefix, docs)
+    out = run("inspect", prefix).stdout
+    check("(megatron, no manifest)" in out and "checksums  none" in out, out)
+    out = run("inspect", prefix, "--tokenizer", "bytes").stdout
+    check("no manifest; derived with --tokenizer" in out and "ending every document" in out, out)
+    check('document 0 (6 tokens): "Hello<|endoftext|>"' in out and "checksums  ok" in out, out)
+    check(not os.path.exists(prefix + ".manifest.json"), "inspect writes nothing")
+    run("manifest", prefix, expect=2)  # no --tokenizer
+    run("manifest", prefix, "--tokenizer", "gpt3", expect=2)
+    run("manifest", prefix, "--tokenizer", "bytes", "--eod", "sometimes", expect=2)
+    err = run("manifest", prefix + ".idx", "--tokenizer", "bytes").stderr
+    check("3 documents, 14 tokens, eod present" in err and "MB/s" in err, err)
+    manifest = json.load(open(prefix + ".manifest.json"))
+    check(manifest["eod"] == "present" and manifest["tokenizer"] == "bytes-v1" and manifest["documents"] == 3
+          and [f["name"] for f in manifest["files"]] == ["pile_text_document.bin", "pile_text_document.idx",
+                                                         "pile_text_document.meta"], str(manifest))
+    check(read_megatron(prefix) == docs, "the token files are untouched")
+    out = run("inspect", prefix).stdout
+    check("checksums  ok (3 files)" in out and "ending every document" in out, out)
+    err = run("manifest", prefix, "--tokenizer", "bytes", expect=1).stderr
+    check("already has a manifest" in err, err)
+    # eod = present on a document without the end-of-text: the file, byte and document.
+    bad = os.path.join(WORK, "bad")
+    write_megatron(bad, [[1, 256], [2, 3]])
+    err = run("manifest", bad, "--tokenizer", "bytes", "--eod", "present", expect=1).stderr
+    check(f"{bad}.bin: byte 8: document 1 does not end with the end-of-text id 256" in err, err)
+    # Ids beyond the tokenizer's vocabulary; a dtype too small for it.
+    write_megatron(bad, [[1, 2], [300]])
+    err = run("manifest", bad, "--tokenizer", "bytes", expect=1).stderr
+    check(f"{bad}.bin: byte 4: token 0 of document 1 is outside the vocabulary of 264" in err
+          and "tokenizer (bytes-v1)" in err, err)
+    write_megatron(bad, [[1, 2]], dtype_code=1, fmt="<B")
+    err = run("manifest", bad, "--tokenizer", "bytes", expect=1).stderr
+    check(f"{bad}.idx: byte 17: dtype uint8 holds ids below 256 but tokenizer bytes-v1 has 264" in err, err)
+    # An .idx that lies about the .bin: the file and byte, nothing written.
+    write_megatron(bad, [[1, 2], [3]])
+    with open(bad + ".idx", "r+b") as f:
+        f.seek(34)
+        f.write(struct.pack("<i", 7))
+    err = run("manifest", bad, "--tokenizer", "bytes", expect=1).stderr
+    check(f"{bad}.idx" in err and "byte" in err, err)
+    check(not os.path.exists(bad + ".manifest.json") and not os.path.exists(bad + ".meta"), "nothing written")
 
 elif SCENARIO == "prepare-jsonl":
     src = os.path.join(WORK, "in")

@@ -1,12 +1,13 @@
 //===- DataCommand.cpp - `mixtape data` ----------------------------------===//
 //
-// synth, prepare and inspect datasets. Failures print as "mixtape data: <message>", where
+// synth, prepare, manifest and inspect datasets. Failures print as "mixtape data: <message>", where
 // the message names the file and byte; exit 1 for bad data, 2 for bad usage.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
 
 #include "mixtape/data/Dataset.h"
+#include "mixtape/data/ManifestCache.h"
 #include "mixtape/data/Synth.h"
 #include "mixtape/data/Tokenizer.h"
 
@@ -41,9 +42,14 @@ commands:
           JSONL (a "text" field; other fields become metadata columns); PATH (or hf:PATH)
           is a Hugging Face byte-level BPE: a tokenizer.json, or a directory with
           tokenizer.json or vocab.json + merges.txt
-  inspect PATH [--docs N] [--chars N] [--eot N]
+  manifest PREFIX --tokenizer bytes|PATH [--eod auto|present|append]
+          write PREFIX.manifest.json and PREFIX.meta (document hashes) for a dataset that
+          has none, e.g. Megatron's PREFIX.bin + PREFIX.idx; --tokenizer is the one that
+          made the tokens; --eod says whether documents end with its end-of-text
+  inspect PATH [--docs N] [--chars N] [--eot N] [--tokenizer bytes|PATH] [--eod MODE]
           show counts, documents and metadata, and verify checksums; PATH is a prefix or
-          any file of a dataset (--eot for a flat .bin without a manifest)
+          any file of a dataset (--eot for a flat .bin without a manifest; --tokenizer to
+          decode and check one without a manifest)
 )";
 
 static int fail(llvm::Error err) {
@@ -138,6 +144,18 @@ private:
   bool Terminal;
 };
 } // namespace
+
+/// --tokenizer NAME: a tokenizer file that does not load is bad input (exit 1), an unknown
+/// name bad usage (exit 2).
+static llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizerOption(llvm::StringRef name, int &exitCode) {
+  llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer = data::createTokenizer(name);
+  exitCode = !tokenizer && !name.startswith("hf:") && !fs::exists(name) ? Usage : Failure;
+  return tokenizer;
+}
+
+static int tokenizerFailure(llvm::Error err, int exitCode) {
+  return exitCode == Usage ? usageError(llvm::toString(std::move(err))) : fail(std::move(err));
+}
 
 //===----------------------------------------------------------------------===//
 // synth
@@ -306,13 +324,11 @@ static int prepareMain(llvm::ArrayRef<llvm::StringRef> args) {
     return usageError("unknown format '" + formatName + "' (megatron or flat)");
   data::ShardFormat format =
       formatName == "flat" ? data::ShardFormat::Flat : data::ShardFormat::Megatron;
-  std::string tokenizerName = opts.get("tokenizer").value_or("bytes");
-  llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer = data::createTokenizer(tokenizerName);
-  // A tokenizer file that does not load is a bad input (exit 1), an unknown name a usage error.
-  if (!tokenizer && (llvm::StringRef(tokenizerName).startswith("hf:") || fs::exists(tokenizerName)))
-    return fail(tokenizer.takeError());
+  int exitCode = Failure;
+  llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer =
+      tokenizerOption(opts.get("tokenizer").value_or("bytes"), exitCode);
   if (!tokenizer)
-    return usageError(llvm::toString(tokenizer.takeError()));
+    return tokenizerFailure(tokenizer.takeError(), exitCode);
 
   llvm::Expected<std::vector<std::string>> files = collectInputs(opts.Positional);
   if (!files)
@@ -361,6 +377,53 @@ static int prepareMain(llvm::ArrayRef<llvm::StringRef> args) {
       << "mixtape data: " << manifest->documents << " documents, " << manifest->tokens
       << " tokens -> " << *out
       << (state.SkippedEmpty ? " (" + std::to_string(state.SkippedEmpty) + " empty skipped)" : "");
+  progress.finish(summary);
+  return Success;
+}
+
+//===----------------------------------------------------------------------===//
+// manifest
+//===----------------------------------------------------------------------===//
+
+static int manifestMain(llvm::ArrayRef<llvm::StringRef> args) {
+  Options opts;
+  if (std::string err = opts.parse(args, {"tokenizer", "eod"}); !err.empty())
+    return usageError(err);
+  if (opts.Positional.size() != 1)
+    return usageError("manifest takes one PREFIX");
+  std::optional<std::string> tokenizerName = opts.get("tokenizer");
+  if (!tokenizerName)
+    return usageError("manifest needs --tokenizer: a token file does not say which tokenizer made it");
+  std::optional<data::EodMode> eod = data::eodModeFromName(opts.get("eod").value_or("auto"));
+  if (!eod)
+    return usageError("unknown --eod '" + *opts.get("eod") + "' (auto, present or append)");
+  int exitCode = Failure;
+  llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer = tokenizerOption(*tokenizerName, exitCode);
+  if (!tokenizer)
+    return tokenizerFailure(tokenizer.takeError(), exitCode);
+  std::string prefix = data::datasetPrefix(opts.Positional[0]);
+  if (fs::exists(prefix + ".manifest.json"))
+    return fail(llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                        prefix + ".manifest.json: the dataset already has a manifest "
+                                                 "(its sidecar may hold metadata); remove it to derive a new one"));
+  uint64_t bytes = 0;
+  for (const char *suffix : {".bin", ".idx"}) {
+    uint64_t size = 0;
+    if (!fs::file_size(prefix + suffix, size))
+      bytes += size;
+  }
+  Progress progress(bytes);
+  llvm::Expected<data::DerivedManifest> derived = data::deriveManifest(prefix, **tokenizer, *eod);
+  if (!derived)
+    return fail(derived.takeError());
+  llvm::Expected<data::Manifest> written = data::writeManifest(prefix, std::move(*derived));
+  if (!written)
+    return fail(written.takeError());
+  progress.update(bytes);
+  std::string summary;
+  llvm::raw_string_ostream(summary) << "mixtape data: " << written->documents << " documents, " << written->tokens
+                                    << " tokens, eod " << (written->eodPresent ? "present" : "append") << " -> "
+                                    << prefix << ".manifest.json";
   progress.finish(summary);
   return Success;
 }
@@ -455,10 +518,13 @@ static void printStringColumn(llvm::raw_ostream &os, const data::MetadataTable &
 
 static int inspectMain(llvm::ArrayRef<llvm::StringRef> args) {
   Options opts;
-  if (std::string err = opts.parse(args, {"docs", "chars", "eot"}); !err.empty())
+  if (std::string err = opts.parse(args, {"docs", "chars", "eot", "tokenizer", "eod"}); !err.empty())
     return usageError(err);
   if (opts.Positional.size() != 1)
     return usageError("inspect takes one PATH");
+  std::optional<data::EodMode> eod = data::eodModeFromName(opts.get("eod").value_or("auto"));
+  if (!eod)
+    return usageError("unknown --eod '" + *opts.get("eod") + "' (auto, present or append)");
   uint64_t docs = 3, chars = 160, eot = 0;
   for (auto [name, value] : {std::pair{"docs", &docs}, {"chars", &chars}, {"eot", &eot}})
     if (std::string err = opts.number(name, *value); !err.empty())
@@ -466,6 +532,19 @@ static int inspectMain(llvm::ArrayRef<llvm::StringRef> args) {
   data::DatasetOpenOptions options;
   if (opts.get("eot"))
     options.flatEot = static_cast<uint32_t>(eot);
+  // Without a manifest, --tokenizer derives one (not cached): every token is checked.
+  std::string prefix = data::datasetPrefix(opts.Positional[0]);
+  if (std::optional<std::string> name = opts.get("tokenizer"); name && !fs::exists(prefix + ".manifest.json")) {
+    int exitCode = Failure;
+    llvm::Expected<std::unique_ptr<data::Tokenizer>> declared = tokenizerOption(*name, exitCode);
+    if (!declared)
+      return tokenizerFailure(declared.takeError(), exitCode);
+    llvm::Expected<data::DerivedManifest> derived = data::deriveManifest(prefix, **declared, *eod);
+    if (!derived)
+      return fail(derived.takeError());
+    options.derived = std::move(derived->manifest);
+    options.derivedFrom = "the manifest derived with --tokenizer";
+  }
 
   llvm::Expected<std::unique_ptr<data::Dataset>> opened = data::Dataset::open(opts.Positional[0], options);
   if (!opened)
@@ -475,13 +554,14 @@ static int inspectMain(llvm::ArrayRef<llvm::StringRef> args) {
   const data::Manifest *manifest = dataset.manifest();
   llvm::raw_ostream &os = llvm::outs();
   os << "dataset    " << dataset.prefix() << " (" << data::shardFormatName(dataset.format())
-     << (manifest ? "" : ", no manifest") << ")\n";
+     << (!manifest ? ", no manifest" : dataset.manifestDerived() ? ", no manifest; derived with --tokenizer" : "")
+     << ")\n";
   os << "tokens     " << tokens.numTokens() << " in " << tokens.numDocuments()
      << " documents, dtype " << data::dtypeName(tokens.dtype()) << "\n";
   std::unique_ptr<data::Tokenizer> tokenizer;
   if (manifest) {
     os << "tokenizer  " << manifest->tokenizer << ", vocabulary " << manifest->vocabSize
-       << ", end-of-text " << manifest->eot << "\n";
+       << ", end-of-text " << manifest->eot << (manifest->eodPresent ? ", ending every document" : "") << "\n";
     llvm::Expected<std::unique_ptr<data::Tokenizer>> t = data::createTokenizer(manifest->tokenizer);
     if (t)
       tokenizer = std::move(*t);
@@ -542,6 +622,8 @@ int mixtape::cli::dataMain(llvm::ArrayRef<llvm::StringRef> args) {
     return synthMain(args.drop_front());
   if (command == "prepare")
     return prepareMain(args.drop_front());
+  if (command == "manifest")
+    return manifestMain(args.drop_front());
   if (command == "inspect")
     return inspectMain(args.drop_front());
   return usageError("unknown command '" + command + "'");

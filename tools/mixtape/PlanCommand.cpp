@@ -104,7 +104,7 @@ int mixtape::cli::planMain(llvm::ArrayRef<llvm::StringRef> args) {
   llvm::SmallString<256> cacheDir(runDir);
   llvm::sys::path::append(cacheDir, "cache");
   llvm::sys::fs::make_absolute(cacheDir);
-  data::ShardCatalog catalog{std::string(cacheDir)};
+  data::ShardCatalog catalog{std::string(cacheDir), data::defaultManifestCacheDir(cacheDir), &llvm::errs()};
   std::optional<Plan> plan = lowerToPlan(*recipe, catalog, cost, diags);
   diags.print(llvm::errs(), color);
   if (!plan)

@@ -143,7 +143,7 @@ int mixtape::cli::runMain(llvm::ArrayRef<llvm::StringRef> args) {
   llvm::SmallString<256> cache(a->runDir);
   llvm::sys::path::append(cache, "cache");
   llvm::sys::fs::make_absolute(cache);
-  data::ShardCatalog catalog{std::string(cache)};
+  data::ShardCatalog catalog{std::string(cache), data::defaultManifestCacheDir(cache), &llvm::errs()};
   std::optional<Plan> plan = lowerToPlan(*recipe, catalog, CostModel(), diags);
   diags.print(llvm::errs(), color);
   if (!plan)

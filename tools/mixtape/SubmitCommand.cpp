@@ -211,7 +211,8 @@ int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
     runDir = cli::defaultRunDir(recipe->name);
   llvm::SmallString<256> absRun(runDir);
   llvm::sys::fs::make_absolute(absRun);
-  data::ShardCatalog catalog{std::string(absRun) + "/cache"};
+  std::string cache = std::string(absRun) + "/cache";
+  data::ShardCatalog catalog{cache, data::defaultManifestCacheDir(cache), &llvm::errs()};
   std::optional<Plan> plan = lowerToPlan(*recipe, catalog, CostModel(), diags);
   diags.print(llvm::errs(), color);
   if (!plan)

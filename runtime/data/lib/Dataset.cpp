@@ -116,13 +116,17 @@ llvm::Expected<Manifest> DatasetWriter::finish() {
       return bin.takeError();
     m.files.push_back(std::move(*bin));
   }
-  llvm::Expected<FileDigest> meta = Metadata.write(Prefix + ".meta");
+  return commitManifest(Prefix, std::move(m), Metadata);
+}
+
+llvm::Expected<Manifest> mixtape::data::commitManifest(llvm::StringRef prefix, Manifest m, MetadataBuilder &metadata) {
+  llvm::Expected<FileDigest> meta = metadata.write((prefix + ".meta").str());
   if (!meta)
     return meta.takeError();
   m.metadata = meta->name;
   m.files.push_back(std::move(*meta));
 
-  llvm::Expected<AtomicFile> manifest = AtomicFile::create(Prefix + ".manifest.json");
+  llvm::Expected<AtomicFile> manifest = AtomicFile::create((prefix + ".manifest.json").str());
   if (!manifest)
     return manifest.takeError();
   manifest->write(formatManifest(m));
@@ -169,11 +173,19 @@ llvm::Expected<std::unique_ptr<Dataset>> Dataset::open(llvm::StringRef path,
   std::string manifestPath = prefix.str() + ".manifest.json";
   std::string stem = llvm::sys::path::filename(prefix).str();
 
-  if (fs::exists(manifestPath)) {
-    llvm::Expected<Manifest> m = readManifest(manifestPath);
-    if (!m)
-      return m.takeError();
-    dataset->Recorded = std::move(*m);
+  bool own = fs::exists(manifestPath);
+  if (own || options.derived) {
+    if (own) {
+      llvm::Expected<Manifest> m = readManifest(manifestPath);
+      if (!m)
+        return m.takeError();
+      dataset->Recorded = std::move(*m);
+    } else {
+      dataset->Recorded = *options.derived;
+      dataset->Derived = true;
+      manifestPath = options.derivedFrom;
+    }
+    dataset->ManifestPath = manifestPath;
     const Manifest &manifest = *dataset->Recorded;
     dataset->Format = manifest.format;
     std::vector<std::string> needed = {stem + ".bin"};
@@ -219,11 +231,12 @@ llvm::Expected<std::unique_ptr<Dataset>> Dataset::open(llvm::StringRef path,
                                         " documents but " + manifestPath + " records " +
                                         llvm::Twine(manifest->documents));
 
-  std::string metaPath = manifest ? (manifest->metadata.empty()
-                                         ? std::string()
-                                         : siblingPath(prefix, manifest->metadata))
-                                  : (fs::exists(prefix + ".meta") ? prefix.str() + ".meta"
-                                                                  : std::string());
+  std::string metaPath = dataset->Derived ? options.derivedHashes
+                         : manifest       ? (manifest->metadata.empty()
+                                                 ? std::string()
+                                                 : siblingPath(prefix, manifest->metadata))
+                                          : (fs::exists(prefix + ".meta") ? prefix.str() + ".meta"
+                                                                          : std::string());
   if (!metaPath.empty()) {
     llvm::Expected<std::unique_ptr<MetadataTable>> table = MetadataTable::open(metaPath);
     if (!table)
@@ -247,8 +260,8 @@ llvm::Error Dataset::verifyChecksums() const {
       return actual.takeError();
     if (actual->bytes != file.bytes || actual->xxh3 != file.xxh3)
       return fileError(path, "checksum mismatch: XXH3-64 is " + formatChecksum(actual->xxh3) +
-                                 " (" + llvm::Twine(actual->bytes) + " bytes) but " + Prefix +
-                                 ".manifest.json records " + formatChecksum(file.xxh3) + " (" +
+                                 " (" + llvm::Twine(actual->bytes) + " bytes) but " + ManifestPath +
+                                 " records " + formatChecksum(file.xxh3) + " (" +
                                  llvm::Twine(file.bytes) + " bytes)");
   }
   return llvm::Error::success();

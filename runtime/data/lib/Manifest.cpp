@@ -157,6 +157,15 @@ llvm::Expected<Manifest> mixtape::data::parseManifest(llvm::StringRef text,
   TRY_ASSIGN(documents, read.unsignedField("documents"));
   m.documents = documents;
 
+  if (const json::Value *eod = object->get("eod")) {
+    llvm::Optional<llvm::StringRef> mode = eod->getAsString();
+    if (!mode || (*mode != "present" && *mode != "append"))
+      return read.error("eod", "expected \"present\" or \"append\"");
+    if (*mode == "present" && m.format == ShardFormat::Flat)
+      return read.error("eod", "a flat .bin separates documents; its documents never end with the separator");
+    m.eodPresent = *mode == "present";
+  }
+
   TRY_ASSIGN(filesValue, read.field("files"));
   const json::Array *files = filesValue->getAsArray();
   if (!files)
@@ -211,6 +220,8 @@ std::string mixtape::data::formatManifest(const Manifest &m) {
     out.attribute("eot", static_cast<int64_t>(m.eot));
     out.attribute("tokens", m.tokens);
     out.attribute("documents", m.documents);
+    if (m.eodPresent)
+      out.attribute("eod", "present");
     if (!m.metadata.empty())
       out.attribute("metadata", m.metadata);
     out.attributeArray("files", [&] {

@@ -32,7 +32,14 @@ llvm::Expected<std::optional<std::vector<std::string>>> mixtape::data::expandSha
   std::string pattern(full);
   size_t wild = pattern.find_first_of("*?[");
   std::set<std::string> prefixes;
-  if (wild == std::string::npos) {
+  if (wild == std::string::npos && fs::is_directory(pattern)) {
+    std::error_code ec;
+    for (fs::directory_iterator it(pattern, ec), end; it != end && !ec; it.increment(ec))
+      if (isTokenFile(it->path()))
+        prefixes.insert(datasetPrefix(it->path()));
+    if (ec)
+      return fileError(pattern, "cannot list the directory: " + ec.message());
+  } else if (wild == std::string::npos) {
     std::string prefix = datasetPrefix(pattern);
     if (fs::exists(prefix + ".manifest.json") || fs::exists(prefix + ".idx") || fs::exists(prefix + ".bin"))
       prefixes.insert(prefix);
@@ -65,6 +72,22 @@ llvm::Expected<std::optional<std::vector<std::string>>> mixtape::data::expandSha
   return std::vector<std::string>(prefixes.begin(), prefixes.end());
 }
 
+DataDeclaration mixtape::data::streamDeclaration(llvm::StringRef tokenizer, llvm::StringRef eod,
+                                                 llvm::StringRef baseDir) {
+  DataDeclaration declared;
+  declared.eod = eodModeFromName(eod).value_or(EodMode::Auto);
+  llvm::StringRef file = tokenizer;
+  bool hf = file.consume_front("hf:");
+  if (tokenizer.empty() || tokenizer == "bytes" || path::is_absolute(file)) {
+    declared.tokenizer = tokenizer.str();
+  } else {
+    llvm::SmallString<256> full(baseDir);
+    path::append(full, file);
+    declared.tokenizer = (hf ? "hf:" : "") + std::string(full);
+  }
+  return declared;
+}
+
 std::vector<std::string> mixtape::data::streamFilters(const mixtape::StreamSpec &stream,
                                                       const mixtape::CheckedRecipe &recipe) {
   std::vector<std::string> filters;
@@ -91,8 +114,9 @@ llvm::Expected<const StreamView *> ShardCatalog::view(const mixtape::StreamSpec 
   absent = false;
   std::unique_ptr<DataSources> &sources = BySeed[recipe.seed];
   if (!sources)
-    sources = std::make_unique<DataSources>(recipe.seed, CacheDir);
-  RootSpec spec{root->name, std::move(**prefixes), root->val};
+    sources = std::make_unique<DataSources>(recipe.seed, CacheDir, ManifestCacheDir, Notes);
+  RootSpec spec{root->name, std::move(**prefixes), root->val,
+                streamDeclaration(root->tokenizer, root->eod, recipe.baseDir)};
   return sources->view(spec, stream.name, StreamSelection{streamFilters(stream, recipe), std::nullopt});
 }
 

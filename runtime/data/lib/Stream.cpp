@@ -33,22 +33,31 @@ bool mixtape::data::isHeldOut(uint64_t documentHash, double val) {
   return splitmix64(documentHash) < static_cast<uint64_t>(std::ldexp(val, 64));
 }
 
-std::string mixtape::data::streamFingerprint(llvm::ArrayRef<FileDigest> files) {
-  std::vector<std::pair<std::string, uint64_t>> sorted;
-  for (const FileDigest &f : files)
-    sorted.emplace_back(f.name, f.xxh3);
-  llvm::sort(sorted);
-  std::string text;
-  for (const auto &[name, xxh3] : sorted)
-    text += name + "\t" + formatChecksum(xxh3) + "\n";
+/// The fingerprint text's lines, sorted.
+static std::string fingerprintOf(std::vector<std::string> lines) {
+  llvm::sort(lines);
+  std::string text = llvm::join(lines, "");
   return formatChecksum(XXH3_64bits(text.data(), text.size()));
 }
 
+static std::string fileLine(const FileDigest &f) { return f.name + "\t" + formatChecksum(f.xxh3) + "\n"; }
+
+std::string mixtape::data::streamFingerprint(llvm::ArrayRef<FileDigest> files) {
+  std::vector<std::string> lines;
+  for (const FileDigest &f : files)
+    lines.push_back(fileLine(f));
+  return fingerprintOf(std::move(lines));
+}
+
 std::string mixtape::data::streamFingerprint(llvm::ArrayRef<const Manifest *> manifests) {
-  std::vector<FileDigest> files;
-  for (const Manifest *m : manifests)
-    files.insert(files.end(), m->files.begin(), m->files.end());
-  return streamFingerprint(files);
+  std::vector<std::string> lines;
+  for (const Manifest *m : manifests) {
+    for (const FileDigest &f : m->files)
+      lines.push_back(fileLine(f));
+    if (m->eodPresent)
+      lines.push_back(m->files.front().name + "\teod-present\n");
+  }
+  return fingerprintOf(std::move(lines));
 }
 
 uint64_t mixtape::data::epochSeed(uint64_t recipeSeed, uint64_t fingerprintSeed, uint64_t epoch) {
@@ -101,30 +110,41 @@ llvm::Expected<std::string> mixtape::data::resolveSynth(llvm::StringRef domain, 
 // Root streams
 //===----------------------------------------------------------------------===//
 
+/// `span` without its last token.
+static TokenSpan withoutLast(const TokenSpan &span) {
+  return TokenSpan(span.bytes().data(), span.size() - 1, span.dtype(), span.byteOffset());
+}
+
 llvm::Expected<std::unique_ptr<RootStream>> RootStream::open(llvm::StringRef name,
                                                              llvm::ArrayRef<std::string> prefixes,
-                                                             double val) {
+                                                             double val, const DataDeclaration &declared,
+                                                             ManifestCache &manifestCache) {
   std::unique_ptr<RootStream> root(new RootStream());
   root->Name = name.str();
   root->Val = val;
   if (prefixes.empty())
     return fileError("stream '" + name + "'", "no datasets");
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!declared.tokenizer.empty()) {
+    llvm::Expected<std::unique_ptr<Tokenizer>> made = createTokenizer(declared.tokenizer);
+    if (!made)
+      return fileError("stream '" + name + "'", "tokenizer '" + declared.tokenizer + "': " +
+                                                    llvm::toString(made.takeError()));
+    tokenizer = std::move(*made);
+  }
   std::vector<const Manifest *> manifests;
   root->DatasetBegin.push_back(0);
   for (const std::string &prefix : prefixes) {
-    llvm::Expected<std::unique_ptr<Dataset>> dataset = Dataset::open(prefix);
+    llvm::Expected<std::unique_ptr<Dataset>> dataset = manifestCache.open(prefix, tokenizer.get(), declared.eod);
     if (!dataset)
       return dataset.takeError();
     const Manifest *m = (*dataset)->manifest();
-    if (!m)
-      return fileError(prefix, "no manifest (" + prefix + ".manifest.json): streams need the tokenizer, "
-                                   "end-of-text id and checksums it records");
     if (manifests.empty()) {
       root->TokenizerId = m->tokenizer;
       root->VocabSize = m->vocabSize;
       root->Eot = m->eot;
     } else if (m->tokenizer != root->TokenizerId || m->eot != root->Eot) {
-      return fileError(prefix + ".manifest.json",
+      return fileError((*dataset)->manifestPath(),
                        "tokenizer " + m->tokenizer + " (eot " + llvm::Twine(m->eot) + ") but " +
                            prefixes.front() + " has " + root->TokenizerId + " (eot " + llvm::Twine(root->Eot) +
                            "): a stream's datasets must share a tokenizer");
@@ -133,7 +153,10 @@ llvm::Expected<std::unique_ptr<RootStream>> RootStream::open(llvm::StringRef nam
     const TokenShard &tokens = (*dataset)->tokens();
     const MetadataTable *meta = (*dataset)->metadata();
     for (uint64_t d = 0, n = tokens.numDocuments(); d < n; ++d)
-      root->Hashes.push_back(meta ? meta->documentHash(d) : mixtape::data::documentHash(tokens.document(d)));
+      root->Hashes.push_back(meta ? meta->documentHash(d)
+                                  : mixtape::data::documentHash(m->eodPresent ? withoutLast(tokens.document(d))
+                                                                              : tokens.document(d)));
+    root->EodPresent.push_back(m->eodPresent);
     root->DatasetBegin.push_back(root->Hashes.size());
     root->Datasets.push_back(std::move(*dataset));
   }
@@ -157,7 +180,8 @@ std::pair<size_t, uint64_t> RootStream::locate(uint32_t doc) const {
 
 TokenSpan RootStream::tokens(uint32_t doc) const {
   auto [k, local] = locate(doc);
-  return Datasets[k]->tokens().document(local);
+  TokenSpan span = Datasets[k]->tokens().document(local);
+  return EodPresent[k] ? withoutLast(span) : span;
 }
 
 //===----------------------------------------------------------------------===//
@@ -330,7 +354,8 @@ std::vector<mixtape::ColumnGroup> StreamView::groupBy(llvm::StringRef column) co
 DataSources::~DataSources() = default;
 
 static std::string rootKey(const RootSpec &spec) {
-  return llvm::join(spec.shards, "\x1f") + "\x1e" + llvm::utohexstr(llvm::bit_cast<uint64_t>(spec.val));
+  return llvm::join(spec.shards, "\x1f") + "\x1e" + llvm::utohexstr(llvm::bit_cast<uint64_t>(spec.val)) + "\x1e" +
+         spec.declared.tokenizer + "\x1e" + eodModeName(spec.declared.eod).str();
 }
 
 llvm::Expected<const RootStream *> DataSources::root(const RootSpec &spec) {
@@ -349,7 +374,7 @@ llvm::Expected<const RootStream *> DataSources::root(const RootSpec &spec) {
       prefixes.push_back(shard);
     }
   }
-  llvm::Expected<std::unique_ptr<RootStream>> opened = RootStream::open(spec.name, prefixes, spec.val);
+  llvm::Expected<std::unique_ptr<RootStream>> opened = RootStream::open(spec.name, prefixes, spec.val, spec.declared, Manifests);
   if (!opened)
     return opened.takeError();
   return (Roots[key] = std::move(*opened)).get();

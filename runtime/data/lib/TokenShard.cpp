@@ -73,28 +73,32 @@ static std::optional<uint64_t> firstOutOfRange(const uint8_t *data, uint64_t n, 
 }
 
 llvm::Error TokenShard::checkTokenRange(uint64_t vocabSize) const {
-  for (uint64_t d = 0, n = numDocuments(); d < n; ++d) {
-    TokenSpan doc = document(d);
-    const uint8_t *p = doc.bytes().data();
-    std::optional<uint64_t> bad;
-    switch (doc.dtype()) {
-    case DType::UInt8: bad = firstOutOfRange<uint8_t>(p, doc.size(), vocabSize); break;
-    case DType::Int8: bad = firstOutOfRange<int8_t>(p, doc.size(), vocabSize); break;
-    case DType::Int16: bad = firstOutOfRange<int16_t>(p, doc.size(), vocabSize); break;
-    case DType::UInt16: bad = firstOutOfRange<uint16_t>(p, doc.size(), vocabSize); break;
-    case DType::Int32: bad = firstOutOfRange<int32_t>(p, doc.size(), vocabSize); break;
-    case DType::Int64: bad = firstOutOfRange<int64_t>(p, doc.size(), vocabSize); break;
-    case DType::Float32:
-    case DType::Float64: llvm_unreachable("shards reject float dtypes when they open");
-    }
-    if (bad) {
-      uint64_t offset = doc.byteOffset() + *bad * dtypeSize(doc.dtype());
-      return fileError(path(), offset,
-                       "token " + llvm::Twine(*bad) + " of document " + llvm::Twine(d) +
-                           " is outside the vocabulary of " + llvm::Twine(vocabSize));
-    }
-  }
+  for (uint64_t d = 0, n = numDocuments(); d < n; ++d)
+    if (llvm::Error err = checkTokenRange(vocabSize, d))
+      return err;
   return llvm::Error::success();
+}
+
+llvm::Error TokenShard::checkTokenRange(uint64_t vocabSize, uint64_t d) const {
+  TokenSpan doc = document(d);
+  const uint8_t *p = doc.bytes().data();
+  std::optional<uint64_t> bad;
+  switch (doc.dtype()) {
+  case DType::UInt8: bad = firstOutOfRange<uint8_t>(p, doc.size(), vocabSize); break;
+  case DType::Int8: bad = firstOutOfRange<int8_t>(p, doc.size(), vocabSize); break;
+  case DType::Int16: bad = firstOutOfRange<int16_t>(p, doc.size(), vocabSize); break;
+  case DType::UInt16: bad = firstOutOfRange<uint16_t>(p, doc.size(), vocabSize); break;
+  case DType::Int32: bad = firstOutOfRange<int32_t>(p, doc.size(), vocabSize); break;
+  case DType::Int64: bad = firstOutOfRange<int64_t>(p, doc.size(), vocabSize); break;
+  case DType::Float32:
+  case DType::Float64: llvm_unreachable("shards reject float dtypes when they open");
+  }
+  if (!bad)
+    return llvm::Error::success();
+  uint64_t offset = doc.byteOffset() + *bad * dtypeSize(doc.dtype());
+  return fileError(path(), offset,
+                   "token " + llvm::Twine(*bad) + " of document " + llvm::Twine(d) +
+                       " is outside the vocabulary of " + llvm::Twine(vocabSize));
 }
 
 template <typename T>

@@ -81,7 +81,9 @@ llvm::Expected<data::NodeStream> ExecContext::stream(llvm::StringRef name, uint6
     return prefixes.takeError();
   if (!*prefixes)
     return planError("stream '" + name + "': no data at '" + *shards + "' (relative to " + recipeDir + ")");
-  out.root = data::RootSpec{rootName->str(), std::move(**prefixes), root->getNumber("val").getValueOr(0)};
+  out.root = data::RootSpec{rootName->str(), std::move(**prefixes), root->getNumber("val").getValueOr(0),
+                            data::streamDeclaration(root->getString("tokenizer").getValueOr(""),
+                                                    root->getString("eod").getValueOr("auto"), recipeDir)};
   return out;
 }
 
@@ -197,7 +199,9 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
       return planError("the plan has no node '" + want + "'");
   if (std::error_code ec = llvm::sys::fs::create_directories(ctx.runDir))
     return planError(ctx.runDir + ": cannot create the run directory: " + ec.message());
-  ctx.sources = std::make_unique<data::DataSources>(ctx.seed, joinPath(ctx.runDir, "cache"));
+  std::string cache = joinPath(ctx.runDir, "cache");
+  ctx.sources = std::make_unique<data::DataSources>(ctx.seed, cache, data::defaultManifestCacheDir(cache),
+                                                    options.progress ? &llvm::errs() : nullptr);
   train::configureThreads();
 
   auto done = [&](const ExecNode &n) { return llvm::sys::fs::exists(joinPath(ctx.nodeDir(n), "DONE")); };

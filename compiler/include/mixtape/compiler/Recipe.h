@@ -53,6 +53,8 @@ struct StreamSpec {
   std::string name;
   std::string shards;               ///< glob; empty for a derived stream
   std::string format = "auto";
+  std::string tokenizer;            ///< "bytes" or "hf:PATH": what made manifest-less shards; "" unsaid
+  std::string eod = "auto";         ///< auto | present | append: Megatron documents' end-of-text
   std::string parent;               ///< `from`; empty for a root stream
   std::string root;                 ///< the root stream whose documents this one views
   std::optional<Predicate> where;

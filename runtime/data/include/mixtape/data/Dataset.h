@@ -32,6 +32,10 @@ uint64_t documentHash(const TokenSpan &tokens);
 /// "data/web.idx", "data/web.manifest.json", ... -> "data/web"; other paths unchanged.
 std::string datasetPrefix(llvm::StringRef path);
 
+/// Writes the sidecar "<prefix>.meta", then "<prefix>.manifest.json": `m` with the sidecar
+/// added to its files, which it returns. The manifest is renamed into place last.
+llvm::Expected<Manifest> commitManifest(llvm::StringRef prefix, Manifest m, MetadataBuilder &metadata);
+
 class DatasetWriter {
 public:
   /// Removes any older dataset at the prefix (manifest first) and starts a new one.
@@ -64,13 +68,19 @@ private:
 struct DatasetOpenOptions {
   /// End-of-text id of a flat .bin that has no manifest.
   std::optional<uint32_t> flatEot;
+  /// For a dataset without a manifest of its own: one computed from its token files
+  /// (ManifestCache.h), checked like a recorded one, and the sidecar with its document
+  /// hashes. `derivedFrom` names it in errors.
+  std::optional<Manifest> derived;
+  std::string derivedHashes, derivedFrom;
 };
 
 class Dataset {
 public:
-  /// Opens by prefix or by the path of any of its files. With a manifest, every file it
-  /// lists must exist with its recorded size, and dtype, counts and vocabulary must agree.
-  /// Without one, a .idx (or a prefix with one) opens as Megatron, a .bin as flat.
+  /// Opens by prefix or by the path of any of its files. With a manifest (its own, else
+  /// `options.derived`), every file it lists must exist with its recorded size, and dtype,
+  /// counts and vocabulary must agree. Without one, a .idx (or a prefix with one) opens as
+  /// Megatron, a .bin as flat.
   static llvm::Expected<std::unique_ptr<Dataset>> open(llvm::StringRef path,
                                                        const DatasetOpenOptions &options = {});
   ~Dataset();
@@ -80,6 +90,10 @@ public:
   const TokenShard &tokens() const { return *Tokens; }
   /// Null when the dataset has no manifest.
   const Manifest *manifest() const { return Recorded ? &*Recorded : nullptr; }
+  /// "<prefix>.manifest.json", or where a derived manifest came from; "" without one.
+  llvm::StringRef manifestPath() const { return ManifestPath; }
+  /// The manifest was computed from the token files, not read from next to them.
+  bool manifestDerived() const { return Derived; }
   /// Null when the dataset has no sidecar.
   const MetadataTable *metadata() const { return Metadata.get(); }
 
@@ -89,9 +103,10 @@ public:
 private:
   Dataset() = default;
 
-  std::string Prefix;
+  std::string Prefix, ManifestPath;
   ShardFormat Format = ShardFormat::Megatron;
   std::optional<Manifest> Recorded;
+  bool Derived = false;
   std::unique_ptr<TokenShard> Tokens;
   std::unique_ptr<MetadataTable> Metadata;
 };

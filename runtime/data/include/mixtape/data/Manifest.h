@@ -45,6 +45,9 @@ struct Manifest {
   uint32_t eot = 0;
   uint64_t tokens = 0;
   uint64_t documents = 0;
+  /// Megatron: every document's last token is `eot` (Megatron's preprocess_data.py
+  /// --append-eod), so streams use it as the document separator instead of adding one.
+  bool eodPresent = false;
   /// File name of the metadata sidecar ("" when there is none); also listed in `files`.
   std::string metadata;
   std::vector<FileDigest> files;

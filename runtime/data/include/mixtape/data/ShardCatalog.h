@@ -23,17 +23,24 @@
 namespace mixtape::data {
 
 /// Dataset prefixes a `shards` value names: sorted, unique; nullopt when nothing matches.
-/// "synth:DOMAIN" is returned as it is. `*` and `?` may cross directory separators.
+/// "synth:DOMAIN" is returned as it is. `*` and `?` may cross directory separators. A
+/// folder names the datasets directly inside it.
 llvm::Expected<std::optional<std::vector<std::string>>> expandShards(llvm::StringRef shards,
                                                                       llvm::StringRef baseDir);
 
 /// The filters a stream applies: its own `where` and its ancestors', root first, as
 /// canonical predicate text.
+/// A stream's declared tokenizer and eod, with a relative tokenizer path ("hf:PATH" or PATH)
+/// resolved against `baseDir`.
+DataDeclaration streamDeclaration(llvm::StringRef tokenizer, llvm::StringRef eod, llvm::StringRef baseDir);
+
 std::vector<std::string> streamFilters(const mixtape::StreamSpec &stream, const mixtape::CheckedRecipe &recipe);
 
 class ShardCatalog final : public mixtape::DataCatalog {
 public:
-  explicit ShardCatalog(std::string cacheDir) : CacheDir(std::move(cacheDir)) {}
+  /// `manifestCacheDir`, `notes`: as DataSources takes them.
+  explicit ShardCatalog(std::string cacheDir, std::string manifestCacheDir = "", llvm::raw_ostream *notes = nullptr)
+      : CacheDir(std::move(cacheDir)), ManifestCacheDir(std::move(manifestCacheDir)), Notes(notes) {}
 
   llvm::Expected<std::optional<mixtape::StreamStats>> stats(const mixtape::StreamSpec &stream,
                                                             const mixtape::CheckedRecipe &recipe) override;
@@ -49,7 +56,8 @@ private:
   llvm::Expected<const StreamView *> view(const mixtape::StreamSpec &stream, const mixtape::CheckedRecipe &recipe,
                                           bool &absent);
 
-  std::string CacheDir;
+  std::string CacheDir, ManifestCacheDir;
+  llvm::raw_ostream *Notes;
   std::map<uint64_t, std::unique_ptr<DataSources>> BySeed;
 };
 

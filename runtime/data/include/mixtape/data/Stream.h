@@ -11,6 +11,7 @@
 
 #include "mixtape/compiler/Catalog.h"
 #include "mixtape/data/Dataset.h"
+#include "mixtape/data/ManifestCache.h"
 #include "mixtape/data/Random.h"
 
 #include "llvm/ADT/ArrayRef.h"
@@ -36,6 +37,8 @@ bool isHeldOut(uint64_t documentHash, double val);
 /// XXH3-64 of the lines "<file name>\t<xxh3 as 16 hex digits>\n" over every file, sorted by
 /// (name, xxh3), as 16 hex digits.
 std::string streamFingerprint(llvm::ArrayRef<FileDigest> files);
+/// The same over every file the manifests list, plus, for each dataset whose documents
+/// carry their end-of-text (eod present), the line "<.bin name>\teod-present\n".
 std::string streamFingerprint(llvm::ArrayRef<const Manifest *> manifests);
 
 /// The embedded corpus "synth:DOMAIN" for `seed`: generated once into
@@ -48,11 +51,14 @@ llvm::Expected<std::string> resolveSynth(llvm::StringRef domain, uint64_t seed, 
 class RootStream {
 public:
   /// `prefixes`: dataset prefixes (already resolved). Each needs a manifest (the tokenizer,
-  /// its end-of-text id and the checksums the fingerprint is made of: no file is hashed
-  /// here), and all must agree on the tokenizer. Document hashes come from the sidecar, or
-  /// from the tokens when a dataset has none.
+  /// its end-of-text id and the checksums the fingerprint is made of), its own or one
+  /// derived through `manifests` from the declared tokenizer, and all must agree on the
+  /// tokenizer. Document hashes come from the sidecar, or from the tokens when a dataset
+  /// has none.
   static llvm::Expected<std::unique_ptr<RootStream>> open(llvm::StringRef name,
-                                                          llvm::ArrayRef<std::string> prefixes, double val);
+                                                          llvm::ArrayRef<std::string> prefixes, double val,
+                                                          const DataDeclaration &declared,
+                                                          ManifestCache &manifests);
 
   llvm::StringRef name() const { return Name; }
   const std::string &fingerprint() const { return Fingerprint; }
@@ -67,6 +73,8 @@ public:
   uint64_t numDocuments() const { return Hashes.size(); }
   uint64_t documentHash(uint32_t doc) const { return Hashes[doc]; }
   bool heldOut(uint32_t doc) const { return HeldOut[doc]; }
+  /// The document's tokens without its end-of-text when the dataset stores one (eod
+  /// present): every stream appends exactly one.
   TokenSpan tokens(uint32_t doc) const;
   uint64_t length(uint32_t doc) const { return tokens(doc).size(); }
   const std::vector<std::unique_ptr<Dataset>> &datasets() const { return Datasets; }
@@ -87,6 +95,7 @@ private:
   double Val = 0;
   uint32_t Eot = 0;
   std::vector<std::unique_ptr<Dataset>> Datasets;
+  std::vector<bool> EodPresent; ///< per dataset
   std::vector<uint64_t> DatasetBegin; ///< first document of each dataset, then the total
   std::vector<uint64_t> Hashes;
   std::vector<bool> HeldOut;
@@ -165,17 +174,23 @@ struct RootSpec {
   std::string name;
   std::vector<std::string> shards;
   double val = 0;
+  DataDeclaration declared;
 };
 
-/// Opens root streams and views once per process and shares them. Holds the run's seed and
-/// the cache folder for the embedded corpus. Thread-safe.
+/// Opens root streams and views once per process and shares them. Holds the run's seed, the
+/// cache folder for the embedded corpus and the cache of derived manifests (by default
+/// "<cacheDir>/manifests"). Thread-safe.
 class DataSources {
 public:
-  DataSources(uint64_t seed, std::string cacheDir) : Seed(seed), CacheDir(std::move(cacheDir)) {}
+  DataSources(uint64_t seed, std::string cacheDir, std::string manifestCacheDir = "",
+              llvm::raw_ostream *notes = nullptr)
+      : Seed(seed), CacheDir(std::move(cacheDir)),
+        Manifests(manifestCacheDir.empty() ? CacheDir + "/manifests" : std::move(manifestCacheDir), notes) {}
   ~DataSources();
 
   uint64_t seed() const { return Seed; }
   const std::string &cacheDir() const { return CacheDir; }
+  const ManifestCache &manifests() const { return Manifests; }
 
   llvm::Expected<const RootStream *> root(const RootSpec &spec);
   llvm::Expected<const StreamView *> view(const RootSpec &root, llvm::StringRef name,
@@ -184,6 +199,7 @@ public:
 private:
   uint64_t Seed;
   std::string CacheDir;
+  ManifestCache Manifests;
   std::recursive_mutex Lock;
   std::map<std::string, std::unique_ptr<RootStream>> Roots;
   std::map<std::string, std::unique_ptr<StreamView>> Views;

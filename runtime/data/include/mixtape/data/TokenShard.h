@@ -71,6 +71,8 @@ public:
   /// Reads every token; fails naming the file and byte of the first id outside
   /// [0, vocabSize).
   llvm::Error checkTokenRange(uint64_t vocabSize) const;
+  /// The same for document `d` alone.
+  llvm::Error checkTokenRange(uint64_t vocabSize, uint64_t d) const;
 };
 
 } // namespace mixtape::data
