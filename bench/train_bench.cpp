@@ -183,11 +183,12 @@ int main(int argc, char **argv) {
     sync();
     Clock::time_point t0 = Clock::now();
     int64_t lossTokens = model::countLossTokens(mb.targets, mb.lossMask);
-    at::Tensor l;
+    at::Tensor logits;
     {
       compat::CudaAutocast autocast(m.parameters().front().tensor);
-      l = model::maskedTokenLossSum(m.forward(mb.inputs), mb.targets, mb.lossMask) * (1.0 / double(lossTokens));
+      logits = m.forward(mb.inputs);
     }
+    at::Tensor l = model::maskedTokenLossSum(logits, mb.targets, mb.lossMask) * (1.0 / double(lossTokens));
     sync();
     forward.push_back(seconds(t0));
     Clock::time_point t1 = Clock::now();

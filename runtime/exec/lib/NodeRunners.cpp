@@ -148,7 +148,6 @@ llvm::Expected<std::pair<double, uint64_t>> evaluateSplit(ExecContext &ctx, cons
     return val.takeError();
   at::NoGradGuard noGrad;
   const c10::Device device = m.device();
-  compat::CudaAutocast autocast(m.parameters().front().tensor);
   at::Tensor lossSum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
   data::Sample scratch;
   auto read = [&](uint64_t i, data::Sample &out) { (*val)->sample(i, out); };
@@ -157,7 +156,12 @@ llvm::Expected<std::pair<double, uint64_t>> evaluateSplit(ExecContext &ctx, cons
   for (uint64_t first = rank * microBatch; first < (*val)->size(); first += ranks * microBatch) {
     uint64_t count = std::min<uint64_t>(microBatch, (*val)->size() - first);
     train::MicroBatch mb = train::onDevice(makeMicroBatch(read, first, count, seqLen, withDocuments, scratch), device);
-    lossSum += model::maskedTokenLossSum(m.forward(mb.inputs, mb.documentStarts), mb.targets, mb.lossMask);
+    at::Tensor logits;
+    {
+      compat::CudaAutocast autocast(m.parameters().front().tensor); // as in training: bf16 on CUDA
+      logits = m.forward(mb.inputs, mb.documentStarts);
+    }
+    lossSum += model::maskedTokenLossSum(logits, mb.targets, mb.lossMask);
   }
   at::Tensor total = lossSum.reshape({1}).to(c10::Device(ctx.collectives->deviceType()));
   ctx.collectives->allReduceSum(total);

@@ -431,14 +431,19 @@ at::Tensor mixtape::model::maskedTokenLossSum(const at::Tensor &logits, const at
                                               const at::Tensor &lossMask) {
   const int64_t V = logits.size(-1);
   at::Tensor flatTargets = targets.reshape({-1});
-  if (!lossMask.defined())
-    return at::cross_entropy_loss(logits.reshape({-1, V}), flatTargets, {}, at::Reduction::Sum);
   // Masked targets may be anything (padding, -1): nll_loss's ignore_index drops their terms
   // from the value and the gradient, with no per-token losses materialized.
   constexpr int64_t ignored = -100;
-  at::Tensor keptTargets = flatTargets.masked_fill(lossMask.reshape({-1}).logical_not(), ignored);
-  return at::cross_entropy_loss(logits.reshape({-1, V}), keptTargets, {}, at::Reduction::Sum,
-                                ignored);
+  if (lossMask.defined())
+    flatTargets = flatTargets.masked_fill(lossMask.reshape({-1}).logical_not(), ignored);
+  if (logits.scalar_type() == at::kBFloat16 || logits.scalar_type() == at::kHalf) {
+    // bf16 logits (CUDA autocast): log-softmax reads them and writes fp32 in one kernel, and
+    // its backward writes the bf16 gradient directly: no fp32 copy of the [tokens, vocab]
+    // logits each way, which is what cross_entropy under autocast would make.
+    at::Tensor logProbs = at::log_softmax(logits.reshape({-1, V}), 1, at::kFloat);
+    return at::nll_loss(logProbs, flatTargets, {}, at::Reduction::Sum, ignored);
+  }
+  return at::cross_entropy_loss(logits.reshape({-1, V}), flatTargets, {}, at::Reduction::Sum, ignored);
 }
 
 int64_t mixtape::model::countLossTokens(const at::Tensor &targets, const at::Tensor &lossMask) {

@@ -33,12 +33,12 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
   at::Tensor lossSum; // summed on the device: one synchronization per step, not per micro-batch
   for (const MicroBatch &cpuBatch : batch) {
     MicroBatch mb = onDevice(cpuBatch, anyParam.device());
-    at::Tensor loss;
+    at::Tensor logits;
     {
-      compat::CudaAutocast autocast(anyParam); // bf16 on CUDA; backward runs outside it
-      at::Tensor logits = model.forward(mb.inputs, mb.documentStarts);
-      loss = model::maskedTokenLossSum(logits, mb.targets, mb.lossMask) * scale;
+      compat::CudaAutocast autocast(anyParam); // bf16 on CUDA; the loss and backward run outside it
+      logits = model.forward(mb.inputs, mb.documentStarts);
     }
+    at::Tensor loss = model::maskedTokenLossSum(logits, mb.targets, mb.lossMask) * scale;
     loss.backward();
     at::Tensor value = loss.detach().to(at::kDouble); // summed as doubles, as on the host
     lossSum = lossSum.defined() ? lossSum + value : value;

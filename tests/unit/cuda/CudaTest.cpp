@@ -137,6 +137,25 @@ TEST_P(EachFamilyOnCuda, Bf16TrainingFollowsCpuFp32) {
 
 INSTANTIATE_TEST_SUITE_P(Families, EachFamilyOnCuda, testing::ValuesIn(AllFamilies), familyLabel);
 
+// bf16 logits go through log-softmax into fp32 directly: the loss and the gradient equal
+// cross-entropy of the same logits in fp32, masked positions contributing nothing.
+TEST(Cuda, Bf16LossWithoutAnFp32CopyMatchesFp32) {
+  MIXTAPE_REQUIRE_CUDA();
+  at::Tensor base = at::randn({3, 5, 50}, at::detail::createCPUGenerator(3)).to(at::kBFloat16);
+  at::Tensor targets = tokens(3, 5, 50, 4), mask = at::ones({3, 5}, at::kFloat);
+  mask.index_put_({1, 2}, 0.0);
+  at::Tensor bf16 = base.to(Cuda).requires_grad_(true), fp32 = base.to(at::kFloat).requires_grad_(true);
+  at::Tensor got = maskedTokenLossSum(bf16, targets.to(Cuda), mask.to(Cuda));
+  at::Tensor want = maskedTokenLossSum(fp32, targets, mask);
+  EXPECT_EQ(got.scalar_type(), at::kFloat);
+  EXPECT_LT(relativeError(got, want), 1e-5);
+  got.backward();
+  want.backward();
+  EXPECT_EQ(bf16.grad().scalar_type(), at::kBFloat16);
+  EXPECT_LT(relativeError(bf16.grad(), fp32.grad()), 1e-2);
+  EXPECT_TRUE(bf16.grad()[1][2].cpu().eq(0).all().item<bool>());
+}
+
 // The fused AdamW kernel (LibTorch 2.x) makes the plain loop's update, step counts included.
 TEST(Cuda, FusedAdamWMatchesPlainLoop) {
   MIXTAPE_REQUIRE_CUDA();
