@@ -16,11 +16,20 @@
 // On CUDA the timed loop is synchronized once at its end (as the anchor does), and the
 // phases are timed with a synchronization after each.
 //
+// Data parallel (`--data-parallel`, or started by torchrun/srun with a world of several):
+// every rank trains `--batch` sequences of its own per step through the runtime's
+// DataParallel (c10d: NCCL on CUDA, Gloo on CPU), on the GPU of its local rank; rank 0
+// prints the world's tokens/s. bench/gpu/scaling.sh runs it on 1, 2, 4, 8 GPUs.
+//
 //   train_bench [--model quickstart|gpt2-124m] [--device cpu|cuda] [--steps N=40]
 //               [--warmup N=5] [--threads N] [--batch N] [--seq N] [--clip X=1]
-//               [--peak-tflops X=989]
+//               [--peak-tflops X=989] [--data-parallel]
 //
 //===----------------------------------------------------------------------===//
+#include "mixtape/dist/Collectives.h"
+#include "mixtape/dist/DataParallel.h"
+#include "mixtape/dist/LocalLauncher.h"
+#include "mixtape/dist/World.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/model/TorchCompat.h"
 #include "mixtape/train/AdamW.h"
@@ -29,6 +38,7 @@
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <ATen/ATen.h>
@@ -39,6 +49,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 using namespace mixtape;
@@ -56,7 +67,7 @@ static double median(std::vector<double> values) {
 [[noreturn]] static void usage(llvm::StringRef why) {
   llvm::errs() << "train_bench: " << why << "\nusage: train_bench [--model quickstart|gpt2-124m] "
                << "[--device cpu|cuda] [--steps N] [--warmup N] [--threads N] [--batch N] [--seq N] "
-               << "[--clip X] [--peak-tflops X]\n";
+               << "[--clip X] [--peak-tflops X] [--data-parallel]\n";
   std::exit(2);
 }
 
@@ -64,8 +75,13 @@ int main(int argc, char **argv) {
   int64_t steps = 40, warmup = 5, threads = 0, batch = 0, seq = 0;
   double clip = 1.0, peakTflops = 989; // H100 SXM dense bf16, as anchor_gpt.py
   llvm::StringRef modelName = "quickstart", deviceName = "cpu";
+  bool dataParallel = false;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef arg = argv[i];
+    if (arg == "--data-parallel") {
+      dataParallel = true;
+      continue;
+    }
     if (i + 1 == argc)
       usage("missing value after '" + arg.str() + "'");
     llvm::StringRef value = argv[++i];
@@ -99,6 +115,34 @@ int main(int argc, char **argv) {
     llvm::errs() << "train_bench: " << llvm::toString(device.takeError()) << "\n";
     return 1;
   }
+  llvm::Expected<dist::World> world = dist::worldFromEnvironment();
+  if (!world) {
+    llvm::errs() << "train_bench: " << llvm::toString(world.takeError()) << "\n";
+    return 1;
+  }
+  dataParallel = dataParallel || world->size > 1;
+  if (dataParallel && device->is_cuda())
+    *device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(world->localRank));
+  std::unique_ptr<dist::Collectives> comm;
+  if (dataParallel && world->masterPort == 0) { // no launcher: a world of one meets itself
+    llvm::Expected<uint16_t> port = dist::freeLocalPort();
+    if (!port) {
+      llvm::errs() << "train_bench: " << llvm::toString(port.takeError()) << "\n";
+      return 1;
+    }
+    world->masterPort = *port;
+  }
+  if (dataParallel) {
+    // A process group even for a world of one, so that one GPU measures NCCL's cost too.
+    auto connected = dist::connectProcessGroup(*world, device->is_cuda() ? dist::Device::CUDA : dist::Device::CPU,
+                                               std::chrono::seconds(120));
+    if (!connected) {
+      llvm::errs() << "train_bench: " << llvm::toString(connected.takeError()) << "\n";
+      return 1;
+    }
+    comm = std::move(*connected);
+  }
+  const bool printer = world->rank == 0;
   // Threads as the runtime sets them, unless given.
   if (threads > 0)
     at::set_num_threads(int(threads));
@@ -132,12 +176,15 @@ int main(int argc, char **argv) {
   constant.from = constant.to = gpt2 ? 3e-4 : 1e-3;
   train::TrainOptions trainOptions;
   trainOptions.clipNorm = clip;
+  std::optional<dist::DataParallel> parallel;
+  if (comm)
+    trainOptions.sync = &parallel.emplace(*comm);
   train::Trainer trainer(m, optimizer, schedule::Schedule({constant}), trainOptions);
 
   // A few distinct seeded batches, built before timing; the executor gives every
   // micro-batch a float loss mask (all ones for unpadded samples).
   std::vector<train::MicroBatch> batches;
-  at::Generator gen = at::detail::createCPUGenerator(1234);
+  at::Generator gen = at::detail::createCPUGenerator(1234 + uint64_t(world->rank)); // each rank its own data
   for (int i = 0; i < 8; ++i) {
     at::Tensor ids = at::randint(config.vocabSize, {batch, seq + 1}, gen, at::kLong);
     train::MicroBatch mb;
@@ -175,9 +222,10 @@ int main(int argc, char **argv) {
   sync();
   const double loopSeconds = seconds(loopStart);
 
-  // Where the time goes: Trainer::step's work in its order, timed phase by phase.
+  // Where the time goes: Trainer::step's work in its order, timed phase by phase (one
+  // process: the phases of a data-parallel step include waiting for the other ranks).
   std::vector<double> forward, backward, update;
-  for (int64_t i = 0; i < steps; ++i) {
+  for (int64_t i = 0; i < (comm ? 0 : steps); ++i) {
     const train::MicroBatch mb = train::onDevice(batches[size_t(i) % batches.size()], *device);
     optimizer.zeroGrad();
     sync();
@@ -204,17 +252,28 @@ int main(int argc, char **argv) {
     update.push_back(seconds(t2));
   }
 
-  const double tokens = double(batch * seq);
-  const double stepTime = device->is_cuda() ? loopSeconds / double(steps) : median(stepSeconds);
+  const int64_t ranks = comm ? comm->worldSize() : 1;
+  const double tokens = double(batch * seq * ranks); // the world's, per step
+  double stepTime = device->is_cuda() ? loopSeconds / double(steps) : median(stepSeconds);
+  if (comm) { // the ranks' mean step (they wait for each other every step anyway)
+    at::Tensor t = at::full({1}, stepTime, at::TensorOptions(at::kDouble).device(c10::Device(comm->deviceType())));
+    comm->allReduceSum(t);
+    stepTime = t.item<double>() / double(ranks);
+  }
+  if (!printer)
+    return 0;
   int64_t params = 0;
   for (const model::NamedParameter &p : m.parameters())
     params += p.tensor.numel();
   // anchor_gpt.py's estimate: 6 N per token plus attention's 12 L d T.
   const double flopsPerToken = 6.0 * double(params) + 12.0 * double(config.numLayers * config.dModel * seq);
-  auto ms = [](std::vector<double> &times) { return llvm::format("%.3f", median(times) * 1e3); };
+  auto ms = [](std::vector<double> &times) {
+    return times.empty() ? std::string("null") : llvm::formatv("{0:f3}", median(times) * 1e3).str();
+  };
   llvm::outs() << "{\"impl\": \"mixtape\", \"model\": \"" << modelName << "\", \"device\": \""
                << device->str() << "\", \"params\": " << params << ", \"threads\": " << at::get_num_threads()
-               << ", \"batch\": " << batch << ", \"seq\": " << seq << ", \"steps\": " << steps
+               << ", \"ranks\": " << ranks << ", \"batch\": " << batch * ranks << ", \"seq\": " << seq
+               << ", \"steps\": " << steps
                << ", \"tokens_per_s\": " << llvm::format("%.0f", tokens / stepTime)
                << ", \"mean_tokens_per_s\": " << llvm::format("%.0f", tokens * double(steps) / loopSeconds)
                << ", \"step_ms\": " << llvm::format("%.3f", stepTime * 1e3)

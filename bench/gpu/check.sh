@@ -4,7 +4,10 @@
 # the GPU training benchmark beside PyTorch eager and torch.compile from the same call, the
 # quickstart on CUDA, and (full) the whole ctest suite. Logs and a summary go to $OUT.
 #
-#   bash bench/gpu/check.sh quick|full     (on the GPU machine, in the project root, .devkit carried)
+#   bash bench/gpu/check.sh quick|verify|full   (on the GPU machine, in the project root, .devkit carried)
+#
+# quick: three targets, CUDA tests, benchmark, quickstart. verify: everything but the PyTorch
+# references (a minute of device time). full: everything.
 set -uo pipefail
 mode=${1:-full}
 root=$PWD out=${OUT:-/tmp/gpu-check}
@@ -24,7 +27,7 @@ cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$tp;$root/.devkit/llvm;$root/.devkit/usr" >"$out/build.log" 2>&1 \
   || { tail -30 "$out/build.log"; note "configure failed"; exit 1; }
 targets=(mixtape mixtape_cuda_tests train_bench)
-[[ $mode == full ]] && targets=(all)
+[[ $mode != quick ]] && targets=(all)
 ninja -C build-gpu -k 0 -j16 "${targets[@]}" >>"$out/build.log" 2>&1
 note "build (${targets[*]}): rc $? in ${SECONDS}s"
 grep -E "error:|FAILED:" "$out/build.log" | head -30
@@ -45,6 +48,7 @@ if [[ $mode == full ]]; then
     timeout 150 python3 ../shared/bench/anchor_gpt.py $flags | tee -a "$bench"
   done
 fi
+[[ $mode != quick && -x $b/bench/train_bench ]] && timeout 120 bash bench/gpu/scaling.sh $b 2>&1 | tail -4 | tee -a "$summary"
 python3 - "$bench" <<'PY' | tee -a "$summary"
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
@@ -68,7 +72,7 @@ if [[ -x $b/tools/mixtape/mixtape ]]; then
   note "quickstart final evals: $(wc -l <"$out/quickstart-evals.jsonl")"
 fi
 
-if [[ $mode == full ]]; then
+if [[ $mode != quick ]]; then
   SECONDS=0
   (cd $b && timeout 150 ctest -j14 -LE gpu --output-on-failure >"$out/ctest.log" 2>&1)
   note "ctest (all but gpu): rc $? in ${SECONDS}s — $(grep -E 'tests passed|tests failed' "$out/ctest.log")"
