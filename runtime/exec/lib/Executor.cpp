@@ -180,9 +180,13 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
   if (!device)
     return device.takeError();
   // One GPU per rank: a worker trains on the GPU of its local rank (NCCL needs its own).
-  ctx.device = device->is_cuda() && options.world.size > 1
-                   ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.world.localRank))
-                   : *device;
+  ctx.device = *device;
+  if (device->is_cuda() && options.world.size > 1) {
+    if (llvm::StringRef(options.device).startswith("cuda:"))
+      return planError("--device " + options.device + " names one GPU, but each of the " +
+                       llvm::Twine(options.world.size) + " ranks trains on the GPU of its local rank: use --device cuda");
+    ctx.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.world.localRank));
+  }
   llvm::Expected<std::unique_ptr<dist::Collectives>> collectives = dist::connect(
       options.world, ctx.device.is_cuda() ? dist::Device::CUDA : dist::Device::CPU, options.timeout);
   if (!collectives)

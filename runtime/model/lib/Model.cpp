@@ -437,9 +437,9 @@ at::Tensor mixtape::model::maskedTokenLossSum(const at::Tensor &logits, const at
   if (lossMask.defined())
     flatTargets = flatTargets.masked_fill(lossMask.reshape({-1}).logical_not(), ignored);
   if (logits.scalar_type() == at::kBFloat16 || logits.scalar_type() == at::kHalf) {
-    // bf16 logits (CUDA autocast): log-softmax reads them and writes fp32 in one kernel, and
-    // its backward writes the bf16 gradient directly: no fp32 copy of the [tokens, vocab]
-    // logits each way, which is what cross_entropy under autocast would make.
+    // bf16 logits (CUDA autocast) are reduced in fp32, as autocast's cross_entropy does: the
+    // upcast is one copy of the [tokens, vocab] logits (LibTorch fuses it into log-softmax
+    // for fp16 only); the gradient comes back in the logits' dtype.
     at::Tensor logProbs = at::log_softmax(logits.reshape({-1, V}), 1, at::kFloat);
     return at::nll_loss(logProbs, flatTargets, {}, at::Reduction::Sum, ignored);
   }

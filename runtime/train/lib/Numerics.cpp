@@ -4,6 +4,7 @@
 #include "llvm/ADT/StringRef.h"
 
 #include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <torch/version.h>
@@ -34,12 +35,15 @@ static std::string configValue(llvm::StringRef config, llvm::StringRef key) {
 }
 
 llvm::Expected<c10::Device> mixtape::train::resolveDevice(llvm::StringRef spec) {
+  std::string source = "device ";
   if (spec.empty()) {
     const char *env = std::getenv(DeviceEnvVar);
     spec = env && *env ? llvm::StringRef(env) : llvm::StringRef("auto");
+    if (env && *env)
+      source = std::string(DeviceEnvVar) + "=";
   }
   auto fail = [&](const llvm::Twine &why) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(), "device '" + spec + "': " + why);
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), source + "'" + spec + "': " + why);
   };
   if (spec == "auto")
     return at::hasCUDA() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
@@ -52,6 +56,9 @@ llvm::Expected<c10::Device> mixtape::train::resolveDevice(llvm::StringRef spec) 
   if (!at::hasCUDA())
     return fail("this Mixtape's LibTorch (" TORCH_VERSION ") was built without CUDA, or this machine has no "
                 "CUDA device; use --device cpu");
+  const int devices = at::detail::getCUDAHooks().getNumGPUs();
+  if (index >= unsigned(devices))
+    return fail("this machine has " + llvm::Twine(devices) + " CUDA device" + (devices == 1 ? "" : "s"));
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 

@@ -67,6 +67,11 @@ TEST(Cuda, ResolveDevice) {
   llvm::Expected<c10::Device> bad = resolveDevice("tpu");
   ASSERT_FALSE(bool(bad));
   EXPECT_EQ(llvm::toString(bad.takeError()), "device 'tpu': expected cpu, cuda, cuda:N or auto");
+  setenv(DeviceEnvVar, "tpu", 1);
+  llvm::Expected<c10::Device> fromEnv = resolveDevice("");
+  unsetenv(DeviceEnvVar);
+  ASSERT_FALSE(bool(fromEnv));
+  EXPECT_EQ(llvm::toString(fromEnv.takeError()), "MIXTAPE_DEVICE='tpu': expected cpu, cuda, cuda:N or auto");
   llvm::Expected<c10::Device> cuda = resolveDevice("cuda:0");
   if (!at::hasCUDA()) {
     ASSERT_FALSE(bool(cuda));
@@ -75,6 +80,9 @@ TEST(Cuda, ResolveDevice) {
   } else {
     ASSERT_TRUE(bool(cuda));
     EXPECT_EQ(*cuda, Cuda);
+    llvm::Expected<c10::Device> missing = resolveDevice("cuda:99");
+    ASSERT_FALSE(bool(missing));
+    EXPECT_NE(llvm::toString(missing.takeError()).find("this machine has"), std::string::npos);
     EXPECT_TRUE(resolveDevice("auto")->is_cuda());
   }
 }
@@ -137,9 +145,9 @@ TEST_P(EachFamilyOnCuda, Bf16TrainingFollowsCpuFp32) {
 
 INSTANTIATE_TEST_SUITE_P(Families, EachFamilyOnCuda, testing::ValuesIn(AllFamilies), familyLabel);
 
-// bf16 logits go through log-softmax into fp32 directly: the loss and the gradient equal
-// cross-entropy of the same logits in fp32, masked positions contributing nothing.
-TEST(Cuda, Bf16LossWithoutAnFp32CopyMatchesFp32) {
+// bf16 logits are reduced in fp32: the loss and the gradient equal cross-entropy of the same
+// logits in fp32, masked positions contributing nothing, and the gradient stays bf16.
+TEST(Cuda, Bf16LogitsAreReducedInFp32) {
   MIXTAPE_REQUIRE_CUDA();
   at::Tensor base = at::randn({3, 5, 50}, at::detail::createCPUGenerator(3)).to(at::kBFloat16);
   at::Tensor targets = tokens(3, 5, 50, 4), mask = at::ones({3, 5}, at::kFloat);

@@ -99,8 +99,8 @@ private:
 /// Sum over positions where `lossMask` is nonzero (all, if undefined) of the cross-entropy
 /// of `logits` [B, T, V] against `targets` [B, T]. Masked positions contribute exactly
 /// nothing, to the value or the gradient, whatever their targets are.
-/// bf16 or fp16 logits are reduced in fp32 without an fp32 copy of them; call it outside
-/// autocast (which would make that copy first).
+/// bf16 or fp16 logits are reduced in fp32 (their gradient keeps their dtype), so it may be
+/// called outside autocast.
 at::Tensor maskedTokenLossSum(const at::Tensor &logits, const at::Tensor &targets,
                               const at::Tensor &lossMask = {});
 
