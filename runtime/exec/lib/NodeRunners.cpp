@@ -113,11 +113,13 @@ train::MicroBatch makeMicroBatch(ReadSample read, uint64_t first, uint64_t count
   at::Tensor tokens = at::empty({B, L + 1}, at::kLong);
   at::Tensor mask = at::empty({B, L}, at::kFloat);
   at::Tensor starts = withDocuments ? at::zeros({B, L}, at::kBool) : at::Tensor();
+  at::Tensor streams = at::empty({B}, at::kLong);
   int64_t *t = tokens.data_ptr<int64_t>();
   float *m = mask.data_ptr<float>();
   bool *s = withDocuments ? starts.data_ptr<bool>() : nullptr;
   for (int64_t b = 0; b < B; ++b) {
     read(first + static_cast<uint64_t>(b), scratch);
+    streams.data_ptr<int64_t>()[b] = scratch.stream;
     for (int64_t i = 0; i <= L; ++i)
       t[b * (L + 1) + i] = scratch.tokens[i];
     for (int64_t i = 0; i < L; ++i)
@@ -132,6 +134,7 @@ train::MicroBatch makeMicroBatch(ReadSample read, uint64_t first, uint64_t count
   mb.targets = tokens.narrow(1, 1, L).contiguous();
   mb.lossMask = mask;
   mb.documentStarts = starts;
+  mb.streams = streams;
   return mb;
 }
 
@@ -443,6 +446,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     return lr.takeError();
   train::TrainOptions trainOptions;
   trainOptions.clipNorm = s.getNumber("grad_clip").getValueOr(1.0);
+  trainOptions.streams = mixture->streams.size();
   dist::DataParallel dataParallel(*ctx.collectives);
   if (ctx.collectives->worldSize() > 1) {
     dist::broadcastParameters(*ctx.collectives, (*m)->parameters());
@@ -496,10 +500,17 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     if (!r)
       return error(llvm::formatv("stage step {0}: {1}; the last checkpoint is kept", step, llvm::toString(r.takeError()))
                        .str());
+    Object lossByStream, lossTokensByStream;
+    for (size_t k = 0; k < mixture->streams.size(); ++k)
+      if (r->streamLossTokens[k] > 0) {
+        lossByStream[mixture->streams[k]] = r->streamLossSums[k] / static_cast<double>(r->streamLossTokens[k]);
+        lossTokensByStream[mixture->streams[k]] = r->streamLossTokens[k];
+      }
     log.write(Object{{"type", "train"}, {"node", node.name}, {"stage", stage}, {"step", step + 1},
                      {"stage_tokens", static_cast<int64_t>(tokens + perStep)},
                      {"chain_tokens", static_cast<int64_t>(chainBase + tokens + perStep)}, {"loss", r->loss},
-                     {"lr", r->lr}, {"grad_norm", r->gradNorm}});
+                     {"lr", r->lr}, {"grad_norm", r->gradNorm}, {"loss_by_stream", std::move(lossByStream)},
+                     {"loss_tokens_by_stream", std::move(lossTokensByStream)}});
     progress.step(step + 1, *r, static_cast<uint64_t>(step + 1 - start) * perStep);
     uint64_t after = tokens + perStep;
     if (every && after / every != tokens / every && step + 1 < last && ctx.writesFiles)

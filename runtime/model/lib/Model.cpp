@@ -427,18 +427,30 @@ at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentSt
   return at::linear(x, m.head);
 }
 
+/// Masked targets may be anything (padding, -1): nll_loss's ignore_index drops their terms
+/// from the value and the gradient, with no per-token losses materialized.
+static constexpr int64_t kIgnoredTarget = -100;
+
+static at::Tensor keptTargets(const at::Tensor &targets, const at::Tensor &lossMask) {
+  at::Tensor flat = targets.reshape({-1});
+  return lossMask.defined() ? flat.masked_fill(lossMask.reshape({-1}).logical_not(), kIgnoredTarget) : flat;
+}
+
 at::Tensor mixtape::model::maskedTokenLossSum(const at::Tensor &logits, const at::Tensor &targets,
                                               const at::Tensor &lossMask) {
   const int64_t V = logits.size(-1);
-  at::Tensor flatTargets = targets.reshape({-1});
   if (!lossMask.defined())
-    return at::cross_entropy_loss(logits.reshape({-1, V}), flatTargets, {}, at::Reduction::Sum);
-  // Masked targets may be anything (padding, -1): nll_loss's ignore_index drops their terms
-  // from the value and the gradient, with no per-token losses materialized.
-  constexpr int64_t ignored = -100;
-  at::Tensor keptTargets = flatTargets.masked_fill(lossMask.reshape({-1}).logical_not(), ignored);
-  return at::cross_entropy_loss(logits.reshape({-1, V}), keptTargets, {}, at::Reduction::Sum,
-                                ignored);
+    return at::cross_entropy_loss(logits.reshape({-1, V}), targets.reshape({-1}), {}, at::Reduction::Sum);
+  return at::cross_entropy_loss(logits.reshape({-1, V}), keptTargets(targets, lossMask), {}, at::Reduction::Sum,
+                                kIgnoredTarget);
+}
+
+at::Tensor mixtape::model::maskedSequenceLossSums(const at::Tensor &logits, const at::Tensor &targets,
+                                                  const at::Tensor &lossMask) {
+  const int64_t V = logits.size(-1);
+  at::Tensor perToken = at::cross_entropy_loss(logits.reshape({-1, V}), keptTargets(targets, lossMask), {},
+                                               at::Reduction::None, kIgnoredTarget);
+  return perToken.to(at::kDouble).reshape(targets.sizes()).sum(-1);
 }
 
 int64_t mixtape::model::countLossTokens(const at::Tensor &targets, const at::Tensor &lossMask) {
