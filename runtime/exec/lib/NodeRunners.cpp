@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "ExecContext.h"
 
+#include "mixtape/compiler/DuringEvals.h"
 #include "mixtape/compiler/Plan.h"
 #include "mixtape/dist/DataParallel.h"
 #include "mixtape/merge/Merge.h"
@@ -91,18 +92,24 @@ llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, llvm::Opt
   return c;
 }
 
-/// The model a node's input left: every node that makes a model writes model.safetensors.
-llvm::Expected<std::unique_ptr<model::Model>> loadInputModel(const ExecContext &ctx, const ExecNode &input,
-                                                             llvm::Optional<double> ropeTheta) {
+/// The plan's model with the weights of `weights` (a model.safetensors).
+llvm::Expected<std::unique_ptr<model::Model>> loadModel(const ExecContext &ctx, llvm::StringRef weights,
+                                                        llvm::Optional<double> ropeTheta) {
   llvm::Expected<model::ModelConfig> config = modelConfig(ctx, ropeTheta);
   if (!config)
     return config.takeError();
   llvm::Expected<std::unique_ptr<model::Model>> m = model::Model::create(*config, ctx.seed);
   if (!m)
     return m.takeError();
-  if (llvm::Error e = (*m)->loadWeights(joinPath(ctx.nodeDir(input), "model.safetensors")))
+  if (llvm::Error e = (*m)->loadWeights(weights))
     return e;
   return m;
+}
+
+/// The model a node's input left: every node that makes a model writes model.safetensors.
+llvm::Expected<std::unique_ptr<model::Model>> loadInputModel(const ExecContext &ctx, const ExecNode &input,
+                                                             llvm::Optional<double> ropeTheta) {
+  return loadModel(ctx, joinPath(ctx.nodeDir(input), "model.safetensors"), ropeTheta);
 }
 
 /// Samples [first, first + count) of a sample source as one micro-batch of tensors.
@@ -254,12 +261,6 @@ std::optional<Checkpoint> latestCheckpoint(llvm::StringRef nodeDir) {
       best = c;
   }
   return best;
-}
-
-std::string checkpointDir(llvm::StringRef nodeDir, int64_t step) {
-  std::string name = llvm::formatv("step-{0:8}", step).str();
-  std::replace(name.begin(), name.end(), ' ', '0');
-  return joinPath(joinPath(nodeDir, "checkpoints"), name);
 }
 
 /// Rank 0's newest checkpoint, the one every rank resumes from (the others know only its
@@ -479,8 +480,8 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
         if (!points)
           continue;
         bool due = llvm::any_of(*points, [&](const llvm::json::Value &p) {
-          uint64_t point = static_cast<uint64_t>(p.getAsInteger().getValueOr(-1));
-          return point <= tokens && point + perStep > tokens;
+          auto point = p.getAsInteger();
+          return point && *point >= 0 && duringEvalStep(static_cast<uint64_t>(*point), perStep) == step;
         });
         if (!due)
           continue;
@@ -523,6 +524,89 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     return e;
   if (llvm::Error e = optimizer.saveState(joinPath(dir, "optimizer.safetensors")))
     return e;
+  return llvm::Error::success();
+}
+
+/// Rank 0's `text`, on every rank.
+static std::string broadcastText(ExecContext &ctx, std::string text) {
+  const int64_t size = ctx.collectives->broadcastValue(static_cast<int64_t>(text.size()));
+  at::Tensor bytes = at::zeros({size}, at::kByte);
+  if (ctx.writesFiles)
+    std::copy(text.begin(), text.end(), bytes.data_ptr<uint8_t>());
+  bytes = bytes.to(c10::Device(ctx.collectives->deviceType()));
+  ctx.collectives->broadcast(bytes, 0);
+  bytes = bytes.cpu();
+  return std::string(reinterpret_cast<const char *>(bytes.data_ptr<uint8_t>()), static_cast<size_t>(size));
+}
+
+llvm::Error mixtape::exec::serveDuringEvals(ExecContext &ctx, const ExecNode &node) {
+  const Object &s = *node.settings;
+  const Object *during = node.exec->getObject("eval_during");
+  if (node.kind != "train" || !during || node.inputs.empty())
+    return llvm::Error::success();
+  // Rank 0's view of the run directory decides; every rank evaluates its share of it.
+  llvm::json::Array served;
+  std::vector<MissingDuringEval> missing;
+  if (ctx.writesFiles)
+    missing = missingDuringEvals(s, *node.exec, ctx.nodeDir(node), ctx.nodeDir(ctx.nodes[node.inputs.front()]));
+  // By step: each retained model is loaded once.
+  llvm::stable_sort(missing, [](const MissingDuringEval &a, const MissingDuringEval &b) { return a.step < b.step; });
+  for (const MissingDuringEval &m : missing) {
+      if (m.source == MissingDuringEval::Unavailable) {
+        llvm::errs() << llvm::formatv("[{0}] warning: eval '{1}' at stage tokens {2} is not logged and {3}\n",
+                                      node.name, m.eval, m.stageTokens, describeSource(m));
+        continue;
+      }
+      if (ctx.progress)
+        llvm::errs() << llvm::formatv("[{0}] eval '{1}' at stage tokens {2}, {3}\n", node.name, m.eval,
+                                      m.stageTokens, describeSource(m));
+      llvm::json::Array splits;
+      for (const auto &[stream, which] : m.splits)
+        splits.push_back(llvm::json::Array{stream, which});
+      served.push_back(Object{{"eval", m.eval}, {"step", m.step}, {"weights", m.weights}, {"splits", std::move(splits)}});
+    }
+  std::string list = llvm::formatv("{0}", llvm::json::Value(std::move(served))).str();
+  if (ctx.collectives->worldSize() > 1)
+    list = broadcastText(ctx, std::move(list));
+  llvm::Expected<llvm::json::Value> parsed = llvm::json::parse(list);
+  if (!parsed)
+    return parsed.takeError();
+  const llvm::json::Array *points = parsed->getAsArray();
+  if (!points || points->empty())
+    return llvm::Error::success();
+
+  const uint64_t B = static_cast<uint64_t>(integer(s, "batch_sequences")), L = static_cast<uint64_t>(integer(s, "seq_len"));
+  const uint64_t micro = static_cast<uint64_t>(integer(*node.exec, "micro_batch", static_cast<int64_t>(B)));
+  const int64_t first = (*s.getArray("steps"))[0].getAsInteger().getValueOr(0);
+  const int64_t perStep = static_cast<int64_t>(B * L);
+  const int64_t chainBase = integer(*node.exec, "chain_tokens") - first * perStep;
+  const bool withDocuments = s.getString("attention") == llvm::StringRef("within_document");
+  MetricsLog log;
+  if (ctx.writesFiles)
+    if (llvm::Error e = log.open(joinPath(ctx.nodeDir(node), "metrics.jsonl")))
+      return e;
+  std::string loaded;
+  std::unique_ptr<model::Model> m;
+  for (const llvm::json::Value &v : *points) {
+    const Object &p = *v.getAsObject();
+    llvm::StringRef weights = *p.getString("weights"), eval = *p.getString("eval");
+    if (weights != loaded) {
+      auto next = loadModel(ctx, weights, s.getNumber("rope_theta"));
+      if (!next)
+        return next.takeError();
+      m = std::move(*next);
+      m->to(ctx.device);
+      loaded = weights.str();
+    }
+    const int64_t tokens = *p.getInteger("step") * perStep;
+    Object base{{"node", node.name}, {"eval", eval}, {"point", "during"},
+                {"stage", node.exec->getString("stage").getValueOr("")}, {"stage_tokens", tokens},
+                {"chain_tokens", chainBase + tokens}, {"from_checkpoint", true}};
+    const Object *e = during->getObject(eval);
+    if (llvm::Error err = evaluate(ctx, *m, *p.getArray("splits"), static_cast<uint64_t>(integer(*e, "max_tokens")), L,
+                                   micro, withDocuments, std::move(base), log))
+      return err;
+  }
   return llvm::Error::success();
 }
 
