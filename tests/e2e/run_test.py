@@ -4,6 +4,8 @@
               state byte-identical to an uninterrupted run; finished nodes are skipped
   refuse   -- `mixtape exec` refuses a provisional plan and a plan of another version
   nan      -- a diverging learning rate stops the node with a diagnostic naming the step
+  nan-skip -- with on_nonfinite = "skip" (hashed), non-finite steps are dropped and counted,
+              and a run of them stops the node with a diagnostic naming the steps
   northstar -- tests/e2e/north-star-small.toml (every construct of the north-star the runtime
               covers) runs end to end: every node done, every eval point logged
   evals-retained -- only the in-loop eval points change: the rerun trains nothing, evaluates the
@@ -105,6 +107,37 @@ elif scenario == "nan":
     if glob.glob(os.path.join(work, "run", "pretrain*", "DONE")):
         failures.append("the diverged node was marked done")
     total = 2
+elif scenario == "nan-skip":
+    plans = {}
+    for name, extra in [("stop", ""), ("skip", 'on_nonfinite = "skip"\n')]:
+        path = os.path.join(work, name + ".toml")
+        text = open(recipe).read().replace("peak = 3e-3", "peak = 1e12")
+        open(path, "w").write(text.replace('checkpoint = { every = "8Ki", keep = 2 }\n',
+                                           'checkpoint = { every = "8Ki", keep = 2 }\n' + extra))
+        out = os.path.join(work, name + ".plan.json")
+        run(["plan", path, "--out", out, "--run-dir", os.path.join(work, "run-" + name)])
+        plans[name] = {n["name"]: n for n in json.load(open(out))["nodes"]}
+    if plans["skip"]["pretrain"]["hash"] == plans["stop"]["pretrain"]["hash"] or \
+            plans["skip"]["pretrain"]["settings"].get("on_nonfinite") != "skip" or \
+            plans["skip"]["adapt"]["settings"].get("on_nonfinite") != "skip":
+        failures.append("on_nonfinite is not a hashed, inherited setting")
+    d = os.path.join(work, "run-skip")
+    r = run(["run", os.path.join(work, "skip.toml"), "--run-dir", d])
+    pretrain = glob.glob(os.path.join(d, "pretrain-*", "metrics.jsonl"))
+    records = [json.loads(l) for l in open(pretrain[0])] if pretrain else []
+    skips = [x for x in records if x["type"] == "skip"]
+    trains = [x for x in records if x["type"] == "train"]
+    if r.returncode != 1 or "the loss was not finite 8 steps in a row" not in r.stderr or \
+            "on_nonfinite" not in r.stderr:
+        failures.append(f"a diverged skipping node was not stopped: exit {r.returncode}\n{r.stderr[-2000:]}")
+    elif len(skips) < 8 or [x["skipped_steps"] for x in skips] != list(range(1, len(skips) + 1)) or \
+            skips[-1]["nonfinite_loss"] not in ("NaN", "inf") or any("skipped_steps" not in x for x in trains):
+        failures.append(f"skip records: {skips[-3:]}")
+    elif f"stage steps {skips[-1]['step'] - 7} to {skips[-1]['step']}:" not in r.stderr or "skipped " not in r.stderr:
+        failures.append(f"the diagnostic does not name the skipped steps or progress lacks the count:\n{r.stderr[-1500:]}")
+    if glob.glob(os.path.join(d, "pretrain*", "DONE")):
+        failures.append("the diverged node was marked done")
+    total = 3
 elif scenario == "northstar":
     d = os.path.join(work, "run")
     r = run(["run", os.path.join(here, "north-star-small.toml"), "--run-dir", d, "--quiet"])

@@ -208,19 +208,21 @@ public:
   Progress(bool enabled, std::string node, int64_t first, int64_t last)
       : Enabled(enabled), Tty(llvm::sys::Process::StandardErrIsDisplayed()), Node(std::move(node)), First(first),
         Last(last), Start(std::chrono::steady_clock::now()) {}
-  void step(int64_t step, const train::StepResult &r, uint64_t tokensDone) {
+  void step(int64_t step, const train::StepResult &r, uint64_t tokensDone, int64_t skipped) {
     if (!Enabled)
       return;
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - Start).count();
     int64_t done = step - First;
     bool last = step == Last;
-    if (!Tty && !last && done % 25 != 0)
+    // Plain lines every 25 steps, and at every skipped one.
+    if (!Tty && !last && done % 25 != 0 && !r.skipped)
       return;
     double rate = seconds > 0 ? static_cast<double>(tokensDone) / seconds : 0;
     double eta = done > 0 ? seconds / static_cast<double>(done) * static_cast<double>(Last - step) : 0;
     llvm::errs() << (Tty ? "\r" : "")
                  << llvm::formatv("[{0}] step {1}/{2}  {3:f0} tok/s  loss {4:f4}  lr {5:e2}  ETA {6:f0}s", Node, step,
                                   Last, rate, r.loss, r.lr, eta)
+                 << (skipped ? llvm::formatv("  skipped {0}", skipped).str() : "")
                  << (Tty && !last ? "" : "\n");
   }
 
@@ -231,11 +233,20 @@ private:
   std::chrono::steady_clock::time_point Start;
 };
 
+/// Non-finite steps dropped so far (on_nonfinite = "skip"), and how many of the last in a row.
+struct SkipCount {
+  int64_t total = 0, consecutive = 0;
+};
+
+/// More non-finite steps in a row than this stop a node that skips them: it diverged.
+constexpr int64_t kMaxConsecutiveSkips = 8;
+
 struct Checkpoint {
   std::string dir;
   int64_t step = 0;
   uint64_t metricsBytes = 0;
   std::string numerics;
+  SkipCount skips;
 };
 
 /// The newest complete checkpoint: a step-N folder whose state.json (written last) parses.
@@ -256,7 +267,8 @@ std::optional<Checkpoint> latestCheckpoint(llvm::StringRef nodeDir) {
     if (!o || !o->getInteger("step"))
       continue;
     Checkpoint c{it->path(), *o->getInteger("step"), static_cast<uint64_t>(o->getInteger("metrics_bytes").getValueOr(0)),
-                 o->getString("numerics").getValueOr("").str()};
+                 o->getString("numerics").getValueOr("").str(),
+                 SkipCount{o->getInteger("skipped_steps").getValueOr(0), o->getInteger("consecutive_skips").getValueOr(0)}};
     if (!best || c.step > best->step)
       best = c;
   }
@@ -268,9 +280,13 @@ std::optional<Checkpoint> latestCheckpoint(llvm::StringRef nodeDir) {
 std::optional<Checkpoint> agreedCheckpoint(ExecContext &ctx, llvm::StringRef nodeDir) {
   std::optional<Checkpoint> c = ctx.writesFiles ? latestCheckpoint(nodeDir) : std::nullopt;
   int64_t step = ctx.collectives->broadcastValue(c ? c->step : -1);
-  if (step < 0 || c)
+  if (step < 0)
     return c;
-  return Checkpoint{checkpointDir(nodeDir, step), step, 0, train::numericsFingerprint(ctx.device)};
+  // Every rank stops after the same run of skipped steps.
+  int64_t consecutive = ctx.collectives->broadcastValue(c ? c->skips.consecutive : 0);
+  if (c)
+    return c;
+  return Checkpoint{checkpointDir(nodeDir, step), step, 0, train::numericsFingerprint(ctx.device), SkipCount{0, consecutive}};
 }
 
 /// This rank's share of every batch of B sequences: `count` consecutive ones from `offset`,
@@ -291,7 +307,7 @@ llvm::Expected<BatchShare> batchShare(const ExecContext &ctx, uint64_t B, uint64
 }
 
 llvm::Error saveCheckpoint(const ExecContext &ctx, const std::string &nodeDir, int64_t step, const model::Model &m, const train::AdamW &opt,
-                           uint64_t metricsBytes, uint64_t keep) {
+                           uint64_t metricsBytes, SkipCount skips, uint64_t keep) {
   std::string root = joinPath(nodeDir, "checkpoints");
   std::string dir = checkpointDir(nodeDir, step);
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
@@ -300,7 +316,8 @@ llvm::Error saveCheckpoint(const ExecContext &ctx, const std::string &nodeDir, i
     return e;
   if (llvm::Error e = opt.saveState(joinPath(dir, "optimizer.safetensors")))
     return e;
-  Object state{{"step", step}, {"metrics_bytes", static_cast<int64_t>(metricsBytes)}, {"numerics", train::numericsFingerprint(ctx.device)}};
+  Object state{{"step", step}, {"metrics_bytes", static_cast<int64_t>(metricsBytes)}, {"numerics", train::numericsFingerprint(ctx.device)},
+               {"skipped_steps", skips.total}, {"consecutive_skips", skips.consecutive}};
   if (llvm::Error e = writeFileDurably(joinPath(dir, "state.json"), llvm::formatv("{0}\n", llvm::json::Value(std::move(state))).str()))
     return e;
   // Keep the newest `keep` (at least the one just written).
@@ -425,6 +442,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
   train::AdamW optimizer((*m)->parameters(), options);
   int64_t start = first;
   std::optional<uint64_t> keepMetrics = 0;
+  SkipCount skips;
   if (std::optional<Checkpoint> c = agreedCheckpoint(ctx, dir)) {
     if (llvm::Error e = (*m)->loadWeights(joinPath(c->dir, "model.safetensors")))
       return e;
@@ -432,6 +450,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
       return e;
     start = c->step;
     keepMetrics = c->metricsBytes;
+    skips = c->skips;
     if (c->numerics != train::numericsFingerprint(ctx.device))
       llvm::errs() << llvm::formatv("[{0}] warning: resuming at step {1} under other numerics ({2}, was {3}); the "
                                     "result may differ from an uninterrupted run in the low bits\n",
@@ -448,6 +467,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
   train::TrainOptions trainOptions;
   trainOptions.clipNorm = s.getNumber("grad_clip").getValueOr(1.0);
   trainOptions.streams = mixture->streams.size();
+  trainOptions.skipNonFinite = s.getString("on_nonfinite") == llvm::StringRef("skip");
   dist::DataParallel dataParallel(*ctx.collectives);
   if (ctx.collectives->worldSize() > 1) {
     dist::broadcastParameters(*ctx.collectives, (*m)->parameters());
@@ -501,21 +521,44 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     if (!r)
       return error(llvm::formatv("stage step {0}: {1}; the last checkpoint is kept", step, llvm::toString(r.takeError()))
                        .str());
-    Object lossByStream, lossTokensByStream;
-    for (size_t k = 0; k < mixture->streams.size(); ++k)
-      if (r->streamLossTokens[k] > 0) {
-        lossByStream[mixture->streams[k]] = r->streamLossSums[k] / static_cast<double>(r->streamLossTokens[k]);
-        lossTokensByStream[mixture->streams[k]] = r->streamLossTokens[k];
-      }
-    log.write(Object{{"type", "train"}, {"node", node.name}, {"stage", stage}, {"step", step + 1},
-                     {"stage_tokens", static_cast<int64_t>(tokens + perStep)},
-                     {"chain_tokens", static_cast<int64_t>(chainBase + tokens + perStep)}, {"loss", r->loss},
-                     {"lr", r->lr}, {"grad_norm", r->gradNorm}, {"loss_by_stream", std::move(lossByStream)},
-                     {"loss_tokens_by_stream", std::move(lossTokensByStream)}});
-    progress.step(step + 1, *r, static_cast<uint64_t>(step + 1 - start) * perStep);
+    const Object where{{"node", node.name}, {"stage", stage}, {"step", step + 1},
+                       {"stage_tokens", static_cast<int64_t>(tokens + perStep)},
+                       {"chain_tokens", static_cast<int64_t>(chainBase + tokens + perStep)}};
+    if (r->skipped) {
+      ++skips.total;
+      Object record = where;
+      record["type"] = "skip";
+      record["nonfinite_loss"] = std::isnan(r->loss) ? "NaN" : r->loss > 0 ? "inf" : "-inf";
+      record["skipped_steps"] = skips.total;
+      log.write(record);
+      if (++skips.consecutive >= kMaxConsecutiveSkips)
+        return error(llvm::formatv("stage steps {0} to {1}: the loss was not finite {2} steps in a row (on_nonfinite = "
+                                   "\"skip\" dropped them); stopping, the last checkpoint is kept",
+                                   step + 2 - skips.consecutive, step + 1, skips.consecutive)
+                         .str());
+    } else {
+      skips.consecutive = 0;
+      Object lossByStream, lossTokensByStream;
+      for (size_t k = 0; k < mixture->streams.size(); ++k)
+        if (r->streamLossTokens[k] > 0) {
+          lossByStream[mixture->streams[k]] = r->streamLossSums[k] / static_cast<double>(r->streamLossTokens[k]);
+          lossTokensByStream[mixture->streams[k]] = r->streamLossTokens[k];
+        }
+      Object record = where;
+      record["type"] = "train";
+      record["loss"] = r->loss;
+      record["lr"] = r->lr;
+      record["grad_norm"] = r->gradNorm;
+      record["loss_by_stream"] = std::move(lossByStream);
+      record["loss_tokens_by_stream"] = std::move(lossTokensByStream);
+      if (trainOptions.skipNonFinite)
+        record["skipped_steps"] = skips.total;
+      log.write(record);
+    }
+    progress.step(step + 1, *r, static_cast<uint64_t>(step + 1 - start) * perStep, skips.total);
     uint64_t after = tokens + perStep;
     if (every && after / every != tokens / every && step + 1 < last && ctx.writesFiles)
-      if (llvm::Error e = saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), keep))
+      if (llvm::Error e = saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), skips, keep))
         return e;
   }
   if (!ctx.writesFiles)

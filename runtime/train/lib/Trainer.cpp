@@ -91,6 +91,12 @@ llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
     return stepError(llvm::toString(result.takeError()));
   if (!std::isfinite(result->loss)) {
     Optimizer.zeroGrad();
+    if (Options.skipNonFinite) {
+      result->skipped = true;
+      result->lr = lr;
+      TokensSeen += double(result->tokens);
+      return result;
+    }
     return stepError("loss is " + llvm::Twine(std::isnan(result->loss) ? "NaN" : "infinite") +
                      "; weights left as they were after step " + llvm::Twine(stepNumber - 1));
   }

@@ -253,6 +253,47 @@ TEST(Trainer, NonFiniteLossStopsTheStepAndKeepsTheWeights) {
   EXPECT_EQ(llvm::toString(r.takeError()), "step 2: no position of the batch counts for the loss");
 }
 
+// on_nonfinite = "skip": the batch is dropped, counted by the caller; the schedule moves past
+// its tokens (a resumed run counts them too) and the next finite step trains.
+TEST(Trainer, SkipNonFiniteDropsTheBatchAndGoesOn) {
+  std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 2);
+  AdamW opt(model->parameters(), AdamWOptions{});
+  TrainOptions options;
+  options.skipNonFinite = true;
+  Trainer trainer(*model, opt, warmupThenConstant(), options);
+  const int64_t V = model->config().vocabSize;
+  ASSERT_TRUE(!!trainer.step({microBatch(2, 8, V, 1)}));
+  at::Tensor norm = model->findParameter("model.norm.weight")->tensor;
+  at::Tensor saved = norm.detach().clone();
+  {
+    at::NoGradGuard noGrad;
+    norm[0] = std::nan("");
+  }
+  std::vector<at::Tensor> before;
+  for (const NamedParameter &p : model->parameters())
+    before.push_back(p.tensor.detach().clone());
+  llvm::Expected<StepResult> r = trainer.step({microBatch(2, 8, V, 2)});
+  ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
+  EXPECT_TRUE(r->skipped);
+  EXPECT_TRUE(std::isnan(r->loss));
+  EXPECT_EQ(opt.steps(), 1);
+  EXPECT_EQ(trainer.tokensSeen(), 32);
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_TRUE(at::equal(before[i], model->parameters()[i].tensor) ||
+                model->parameters()[i].name == "model.norm.weight")
+        << model->parameters()[i].name;
+  {
+    at::NoGradGuard noGrad;
+    norm.copy_(saved);
+  }
+  r = trainer.step({microBatch(2, 8, V, 3)});
+  ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
+  EXPECT_FALSE(r->skipped);
+  EXPECT_TRUE(std::isfinite(r->loss));
+  EXPECT_EQ(opt.steps(), 2);
+  EXPECT_EQ(r->lr, warmupThenConstant().lr(32));
+}
+
 TEST(Numerics, ThreadsAndFingerprint) {
   ::setenv(ThreadsEnvVar, "1", 1);
   EXPECT_EQ(configureThreads(), 1u);

@@ -38,6 +38,8 @@ struct StepResult {
   int64_t tokens = 0;     ///< all input positions (what the schedule counts)
   double gradNorm = 0;    ///< global gradient norm before clipping
   double lr = 0;
+  /// The loss was not finite and TrainOptions::skipNonFinite dropped the batch.
+  bool skipped = false;
   /// With stream ids: per stream, the summed loss of its counted positions and their
   /// number (the batch's loss is the token-weighted mean of these).
   std::vector<double> streamLossSums;
@@ -72,6 +74,8 @@ struct TrainOptions {
   double clipNorm = 1.0; ///< 0: no clipping
   StepSync *sync = nullptr; ///< data parallel: this rank trains on a share of each batch
   size_t streams = 0;       ///< > 0: micro-batches carry stream ids; results have per-stream losses
+  /// A non-finite loss drops the batch (the result says `skipped`) instead of failing.
+  bool skipNonFinite = false;
 };
 
 class Trainer {
@@ -79,8 +83,9 @@ public:
   Trainer(model::Model &model, AdamW &optimizer, schedule::Schedule schedule,
           TrainOptions options = {});
 
-  /// One optimizer step. A non-finite loss is an error naming the step, and leaves the
-  /// weights and optimizer state as they were.
+  /// One optimizer step. A non-finite loss leaves the weights and optimizer state as they
+  /// were: an error naming the step, or with skipNonFinite a result marked `skipped` (the
+  /// schedule still moves past the batch's tokens, as a resumed run counts them).
   llvm::Expected<StepResult> step(llvm::ArrayRef<MicroBatch> batch);
 
   /// Tokens of this stage consumed so far: where the schedule is evaluated next.
