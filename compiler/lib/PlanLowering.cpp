@@ -534,20 +534,24 @@ private:
   /// Settings a stage variant's chain shares (everything but its length).
   Object chainSettings(const StageVariant &v) {
     const OptimizerSpec &o = v.optimizer;
-    return Object{{"seq_len", static_cast<int64_t>(v.seqLen)},
-                  {"batch_sequences", static_cast<int64_t>(v.batchSequences)},
-                  // A base the recipe never wrote is the checkpoint's (hf: init), not 10000.
-                  {"rope_theta", v.ropeThetaWritten ? v.ropeTheta : modelRopeTheta},
-                  {"attention", v.attention == Attention::WithinDocument ? "within_document" : "causal"},
-                  {"lr", scheduleJSON(v.lr, v.horizon)},
-                  {"mixture", mixtureJSON(v.mixture)},
-                  {"optimizer", Object{{"kind", "adamw"},
-                                       {"beta1", o.beta1},
-                                       {"beta2", o.beta2},
-                                       {"eps", o.eps},
-                                       {"weight_decay", o.weightDecay},
-                                       {"decay_embeddings", o.decayEmbeddings}}},
-                  {"grad_clip", v.gradClip}};
+    Object settings{{"seq_len", static_cast<int64_t>(v.seqLen)},
+                    {"batch_sequences", static_cast<int64_t>(v.batchSequences)},
+                    // A base the recipe never wrote is the checkpoint's (hf: init), not 10000.
+                    {"rope_theta", v.ropeThetaWritten ? v.ropeTheta : modelRopeTheta},
+                    {"attention", v.attention == Attention::WithinDocument ? "within_document" : "causal"},
+                    {"lr", scheduleJSON(v.lr, v.horizon)},
+                    {"mixture", mixtureJSON(v.mixture)},
+                    {"optimizer", Object{{"kind", "adamw"},
+                                         {"beta1", o.beta1},
+                                         {"beta2", o.beta2},
+                                         {"eps", o.eps},
+                                         {"weight_decay", o.weightDecay},
+                                         {"decay_embeddings", o.decayEmbeddings}}},
+                    {"grad_clip", v.gradClip}};
+    // Only when set: the default leaves the hashes of existing plans as they were.
+    if (v.skipNonFinite)
+      settings["on_nonfinite"] = "skip";
+    return settings;
   }
 
   void lowerStage(size_t s) {

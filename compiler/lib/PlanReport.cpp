@@ -1,6 +1,8 @@
 //===- PlanReport.cpp - summary, Graphviz, explain, run status ------------===//
 #include "mixtape/compiler/PlanReport.h"
 
+#include "mixtape/compiler/DuringEvals.h"
+
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
@@ -239,7 +241,38 @@ void mixtape::writePlanDot(const Plan &plan, llvm::raw_ostream &os) {
 // Explain
 //===----------------------------------------------------------------------===//
 
-bool mixtape::explainNode(const Plan &plan, llvm::StringRef name, llvm::raw_ostream &os) {
+/// Eval points are not hashed: a done node is not retrained for new ones, and what it
+/// retained evaluates those it can.
+static void explainDuringEvals(const Plan &plan, const PlanNode &n, llvm::StringRef runDir, llvm::raw_ostream &os) {
+  auto dirOf = [&](const PlanNode &node) {
+    llvm::SmallString<256> dir(runDir);
+    llvm::sys::path::append(dir, node.dirName());
+    return std::string(dir);
+  };
+  std::string dir = dirOf(n);
+  if (!llvm::sys::fs::exists(dir + "/DONE")) {
+    os << "  in-loop evals: the node is not done; its training loop evaluates them\n";
+    return;
+  }
+  std::vector<MissingDuringEval> missing = missingDuringEvals(n.settings, n.exec, dir, dirOf(plan.nodes[n.inputs.front()]));
+  if (missing.empty()) {
+    os << "  in-loop evals: the node is done and every point is logged\n";
+    return;
+  }
+  size_t served = llvm::count_if(missing, [](const MissingDuringEval &m) { return m.source != MissingDuringEval::Unavailable; });
+  os << llvm::formatv("  in-loop evals: the node is done; {0} points are not logged: `mixtape run` evaluates {1} from "
+                      "retained weights without training, {2} would need retraining\n",
+                      missing.size(), served, missing.size() - served);
+  for (const MissingDuringEval &m : missing) {
+    std::vector<std::string> splits;
+    for (const auto &[stream, split] : m.splits)
+      splits.push_back(stream + "." + split);
+    os << llvm::formatv("    {0} at stage tokens {1} (step {2}; {3}): {4}\n", m.eval, m.stageTokens, m.step,
+                        llvm::join(splits, ", "), describeSource(m));
+  }
+}
+
+bool mixtape::explainNode(const Plan &plan, llvm::StringRef name, llvm::raw_ostream &os, llvm::StringRef runDir) {
   int index = plan.findNode(name);
   if (index < 0)
     return false;
@@ -277,10 +310,13 @@ bool mixtape::explainNode(const Plan &plan, llvm::StringRef name, llvm::raw_ostr
                       "of its inputs and the fingerprints of the data it reads; not names, comments, key order or "
                       "the execution-only settings\n",
                       kPlanFormatVersion, nodeKindName(n.kind));
-  if (const Object *during = n.exec.getObject("eval_during"))
+  if (const Object *during = n.exec.getObject("eval_during")) {
     for (const auto &kv : *during)
       os << "  eval points: [[eval]] '" << kv.first
          << "' during.every: step 0 of each stage, then every interval of stage tokens (exec.eval_during)\n";
+    if (!runDir.empty())
+      explainDuringEvals(plan, n, runDir, os);
+  }
   if (n.provisional)
     os << "  provisional: some data or checkpoint it depends on is absent, so this hash is not final\n";
   return true;

@@ -44,6 +44,7 @@ llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
   static const llvm::StringRef eod[] = {"auto", "present", "append"};
   static const llvm::StringRef optimizer[] = {"adamw"};
   static const llvm::StringRef edge[] = {"keep", "reset"};
+  static const llvm::StringRef nonFinite[] = {"stop", "skip"};
   static const llvm::StringRef merge[] = {"linear", "slerp", "task_arithmetic",
                                           "ties", "dare_linear", "dare_ties"};
   switch (type) {
@@ -53,6 +54,7 @@ llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
   case ValueType::Eod: return eod;
   case ValueType::OptimizerKind: return optimizer;
   case ValueType::OptimizerEdge: return edge;
+  case ValueType::OnNonFinite: return nonFinite;
   case ValueType::MergeMethod: return merge;
   default: return {};
   }

@@ -712,6 +712,9 @@ private:
         ctx.report(DiagCode::BadValue, g->range, "grad_clip must not be negative (0 disables clipping)");
       v.gradClip = g->number();
     }
+    v.skipNonFinite = parent && parent->skipNonFinite;
+    if (const Value *n = effective(d, stage, v.labels, "on_nonfinite"); n && n->kind == Value::String)
+      v.skipNonFinite = n->string == "skip";
   }
 
   template <typename Eff>

@@ -101,14 +101,17 @@ if scenario == "match":
     if len(a) != len(b) or not a:
         failures.append(f"{len(a)} metrics records from 1 process, {len(b)} from 2 (rank 0 alone logs)")
     worst = 0.0
+    numbers = ("loss", "ppl", "grad_norm", "loss_by_stream")
     for x, y in zip(a, b):
-        if {k: v for k, v in x.items() if k not in ("loss", "ppl", "grad_norm")} != \
-           {k: v for k, v in y.items() if k not in ("loss", "ppl", "grad_norm")}:
+        if {k: v for k, v in x.items() if k not in numbers} != {k: v for k, v in y.items() if k not in numbers} or \
+                sorted(x.get("loss_by_stream", {})) != sorted(y.get("loss_by_stream", {})):
             failures.append(f"records differ beyond the numbers: {x} vs {y}")
             break
-        for k in ("loss", "grad_norm"):
-            if k in x:
-                worst = max(worst, abs(x[k] - y[k]) / max(abs(x[k]), 1e-12))
+        # The loss per stream is summed over the ranks' shares like the loss.
+        pairs = [(x[k], y[k]) for k in ("loss", "grad_norm") if k in x]
+        pairs += [(v, y["loss_by_stream"][s]) for s, v in x.get("loss_by_stream", {}).items()]
+        for u, v in pairs:
+            worst = max(worst, abs(u - v) / max(abs(u), 1e-12))
     if worst > 1e-4:
         failures.append(f"loss curves differ by {worst:.2e} (relative) between 1 and 2 processes")
     for path in glob.glob(os.path.join(one, "*", "model.safetensors")):

@@ -4,8 +4,15 @@
               state byte-identical to an uninterrupted run; finished nodes are skipped
   refuse   -- `mixtape exec` refuses a provisional plan and a plan of another version
   nan      -- a diverging learning rate stops the node with a diagnostic naming the step
+  nan-skip -- with on_nonfinite = "skip" (hashed), non-finite steps are dropped and counted,
+              and a run of them stops the node with a diagnostic naming the steps
   northstar -- tests/e2e/north-star-small.toml (every construct of the north-star the runtime
               covers) runs end to end: every node done, every eval point logged
+  evals-retained -- only the in-loop eval points change: the rerun trains nothing, evaluates the
+              new points its retained checkpoints hold (the same losses a run with those points
+              logs), names the others, and `plan --explain` says which is which (golden text)
+  stream-loss -- the training loss per stream of a two-stream mixture: token-weighted, the
+              stream means give the step's loss; the replayed, pretrained stream is the easier
   ablation-by -- recipes/ablation-by-source.toml: units by a metadata column partition the
               stream, each unit node trains the tokens the ledger says into a model of its
               own, and the report ranks the combinations
@@ -100,6 +107,37 @@ elif scenario == "nan":
     if glob.glob(os.path.join(work, "run", "pretrain*", "DONE")):
         failures.append("the diverged node was marked done")
     total = 2
+elif scenario == "nan-skip":
+    plans = {}
+    for name, extra in [("stop", ""), ("skip", 'on_nonfinite = "skip"\n')]:
+        path = os.path.join(work, name + ".toml")
+        text = open(recipe).read().replace("peak = 3e-3", "peak = 1e12")
+        open(path, "w").write(text.replace('checkpoint = { every = "8Ki", keep = 2 }\n',
+                                           'checkpoint = { every = "8Ki", keep = 2 }\n' + extra))
+        out = os.path.join(work, name + ".plan.json")
+        run(["plan", path, "--out", out, "--run-dir", os.path.join(work, "run-" + name)])
+        plans[name] = {n["name"]: n for n in json.load(open(out))["nodes"]}
+    if plans["skip"]["pretrain"]["hash"] == plans["stop"]["pretrain"]["hash"] or \
+            plans["skip"]["pretrain"]["settings"].get("on_nonfinite") != "skip" or \
+            plans["skip"]["adapt"]["settings"].get("on_nonfinite") != "skip":
+        failures.append("on_nonfinite is not a hashed, inherited setting")
+    d = os.path.join(work, "run-skip")
+    r = run(["run", os.path.join(work, "skip.toml"), "--run-dir", d])
+    pretrain = glob.glob(os.path.join(d, "pretrain-*", "metrics.jsonl"))
+    records = [json.loads(l) for l in open(pretrain[0])] if pretrain else []
+    skips = [x for x in records if x["type"] == "skip"]
+    trains = [x for x in records if x["type"] == "train"]
+    if r.returncode != 1 or "the loss was not finite 8 steps in a row" not in r.stderr or \
+            "on_nonfinite" not in r.stderr:
+        failures.append(f"a diverged skipping node was not stopped: exit {r.returncode}\n{r.stderr[-2000:]}")
+    elif len(skips) < 8 or [x["skipped_steps"] for x in skips] != list(range(1, len(skips) + 1)) or \
+            skips[-1]["nonfinite_loss"] not in ("NaN", "inf") or any("skipped_steps" not in x for x in trains):
+        failures.append(f"skip records: {skips[-3:]}")
+    elif f"stage steps {skips[-1]['step'] - 7} to {skips[-1]['step']}:" not in r.stderr or "skipped " not in r.stderr:
+        failures.append(f"the diagnostic does not name the skipped steps or progress lacks the count:\n{r.stderr[-1500:]}")
+    if glob.glob(os.path.join(d, "pretrain*", "DONE")):
+        failures.append("the diverged node was marked done")
+    total = 3
 elif scenario == "northstar":
     d = os.path.join(work, "run")
     r = run(["run", os.path.join(here, "north-star-small.toml"), "--run-dir", d, "--quiet"])
@@ -122,6 +160,87 @@ elif scenario == "northstar":
     if finals != 2 * evals:
         failures.append(f"{finals} final eval records for {evals} eval nodes of 2 splits")
     total = 4
+elif scenario == "evals-retained":
+    d = os.path.join(work, "run")
+    r = run(["run", recipe, "--run-dir", d, "--quiet"])
+    if r.returncode != 0:
+        failures.append("the first run failed:\n" + r.stderr)
+    before = outputs(d)
+    def records(kind):
+        out = []
+        for path in sorted(glob.glob(os.path.join(d, "*", "metrics.jsonl"))):
+            out += [json.loads(l) for l in open(path) if f'"type":"{kind}"' in l]
+        return out
+    trained = len(records("train"))
+    # Only the eval points change (every 16Ki -> 8Ki): no hash changes.
+    denser = os.path.join(work, "denser.toml")
+    open(denser, "w").write(open(recipe).read().replace('during = { every = "16Ki" }', 'during = { every = "8Ki" }'))
+    r = run(["plan", denser, "--run-dir", d, "--explain", "pretrain"])
+    explain = r.stdout[r.stdout.find("  in-loop evals:"):]
+    golden = """  in-loop evals: the node is done; 3 points are not logged: `mixtape run` evaluates 1 from retained weights without training, 2 would need retraining
+    ppl at stage tokens 8192 (step 16; prose.val, code.val): needs retraining: no checkpoint was retained at step 16
+    ppl at stage tokens 24576 (step 48; prose.val, code.val): needs retraining: no checkpoint was retained at step 48
+    ppl at stage tokens 40960 (step 80; prose.val, code.val): from the retained checkpoint at step 80
+"""
+    if r.returncode != 0 or explain != golden:
+        failures.append(f"plan --explain before the rerun: exit {r.returncode}\n{explain}\nwanted\n{golden}{r.stderr}")
+    r = run(["run", denser, "--run-dir", d])
+    if r.returncode != 0 or "] step " in r.stderr or len(records("train")) != trained or outputs(d) != before:
+        failures.append(f"the rerun trained (exit {r.returncode}):\n{r.stderr[-2000:]}")
+    for want in ["[pretrain] warning: eval 'ppl' at stage tokens 8192 is not logged and needs retraining",
+                 "[pretrain] warning: eval 'ppl' at stage tokens 24576 is not logged and needs retraining",
+                 "[pretrain] eval 'ppl' at stage tokens 40960, from the retained checkpoint at step 80",
+                 "[adapt] eval 'ppl' at stage tokens 8192, from the retained checkpoint at step 16"]:
+        if want not in r.stderr:
+            failures.append(f"the rerun does not say: {want}\n{r.stderr[-2000:]}")
+    served = {(e["node"], e["stage_tokens"], e["stream"]): e["loss"] for e in records("eval") if e.get("from_checkpoint")}
+    if sorted(served) != [("adapt", 8192, "code"), ("adapt", 8192, "prose"),
+                          ("pretrain", 40960, "code"), ("pretrain", 40960, "prose")]:
+        failures.append(f"evals served from checkpoints: {sorted(served)}")
+    # A run that had those points from the start logs the same losses in its training loop.
+    fresh = os.path.join(work, "fresh")
+    r = run(["run", denser, "--run-dir", fresh, "--quiet"])
+    logged = {}
+    for path in glob.glob(os.path.join(fresh, "*", "metrics.jsonl")):
+        for e in (json.loads(l) for l in open(path) if '"during"' in l):
+            logged[(e["node"], e["stage_tokens"], e["stream"])] = e["loss"]
+    for key, loss in served.items():
+        if logged.get(key) != loss:
+            failures.append(f"{key}: served loss {loss}, the training loop's {logged.get(key)}")
+    # Served once: the next run evaluates nothing more, and explain says what is left.
+    evals = len(records("eval"))
+    r = run(["run", denser, "--run-dir", d, "--quiet"])
+    if r.returncode != 0 or len(records("eval")) != evals:
+        failures.append(f"a third run evaluated again: {len(records('eval'))} eval records, not {evals}")
+    r = run(["plan", denser, "--run-dir", d, "--explain", "adapt"])
+    if "  in-loop evals: the node is done and every point is logged\n" not in r.stdout:
+        failures.append("plan --explain adapt after serving:\n" + r.stdout[-1000:])
+    total = 6
+elif scenario == "stream-loss":
+    d = os.path.join(work, "run")
+    r = run(["run", recipe, "--run-dir", d, "--quiet"])
+    if r.returncode != 0:
+        failures.append("the run failed:\n" + r.stderr)
+    steps = []
+    for path in glob.glob(os.path.join(d, "adapt-*", "metrics.jsonl")):
+        steps = [json.loads(l) for l in open(path) if '"type":"train"' in l]
+    if len(steps) != 32:
+        failures.append(f"{len(steps)} adapt steps logged, not 32")
+    for s in steps:
+        by, tokens = s.get("loss_by_stream", {}), s.get("loss_tokens_by_stream", {})
+        # A step of 8 sequences at 10% prose often has none: a stream without samples is left out.
+        if sorted(by) != sorted(tokens) or not set(by) <= {"code", "prose"} or sum(tokens.values()) != 512:
+            failures.append(f"step {s['step']}: per-stream fields {by} {tokens}")
+            break
+        mean = sum(by[k] * tokens[k] for k in by) / sum(tokens.values())
+        if abs(mean - s["loss"]) > 1e-6 * s["loss"]:
+            failures.append(f"step {s['step']}: weighted stream losses {mean} != loss {s['loss']}")
+            break
+    # The pretrained prose is much easier than the new code domain early in adapt.
+    early = [s["loss_by_stream"] for s in steps[:12] if "prose" in s["loss_by_stream"]]
+    if len(early) < 3 or not all(by["prose"] + 0.5 < by["code"] for by in early):
+        failures.append(f"prose (pretrained) is not easier than code early in adapt: {early}")
+    total = 3
 elif scenario == "ablation-by":
     d = os.path.join(work, "run")
     r = run(["run", os.path.join(here, "..", "..", "recipes", "ablation-by-source.toml"), "--run-dir", d, "--quiet"])

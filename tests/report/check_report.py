@@ -4,8 +4,9 @@
     check_report.py MIXTAPE WORK_DIR SCENARIO
 
 full:    every node done; the report's SVGs and HTML parse as XML, with one polyline per
-         variant per chart, the table's rows and the node statuses; a second report is
-         byte-identical; prose loss rises in adapt more for r0 than r5.
+         variant per chart (per variant that trained the stream, for training loss), the
+         table's rows and the node statuses; a second report is byte-identical; prose loss
+         rises in adapt more for r0 than r5.
 partial: adapt[replay=r5] killed mid-line: a warning, the variant marked partial, exit 0;
          a recipe name full of markup is escaped.
 errors:  a bad line mid-file, a missing plan, bad usage: exit 1 / 2 with file:line messages.
@@ -53,14 +54,18 @@ def polylines(svg_root):
 
 def check_charts(out, variants):
     files = sorted(f for f in os.listdir(out) if f.endswith(".svg"))
-    expect(files == ["loss-ppl_code.val.svg", "loss-ppl_prose.val.svg", "lr.svg"], f"charts {files}")
+    expect(files == ["loss-ppl_code.val.svg", "loss-ppl_prose.val.svg", "lr.svg",
+                     "train-loss-code.svg", "train-loss-prose.svg"], f"charts {files}")
+    # Training loss per stream: only the variants whose chain trained on the stream.
+    trained = {"train-loss-code.svg": [v for v in variants if v != "pretrain"]}
     charts = {}
     for name in files:
         root = ET.parse(os.path.join(out, name)).getroot()
         expect(root.tag == SVG + "svg", f"{name}: root is {root.tag}")
         lines = polylines(root)
-        expect(sorted(lines) == sorted(variants), f"{name}: polylines for {sorted(lines)}")
-        expect(len(list(root.iter(SVG + "polyline"))) == len(variants), f"{name}: one per variant")
+        want = trained.get(name, variants)
+        expect(sorted(lines) == sorted(want), f"{name}: polylines for {sorted(lines)}")
+        expect(len(list(root.iter(SVG + "polyline"))) == len(want), f"{name}: one per variant")
         for cls in ("axes", "tick-labels", "legend", "stages"):
             expect(any(g.get("class") == cls for g in root.iter(SVG + "g")), f"{name}: no {cls}")
         texts = [t.text for t in root.iter(SVG + "text")]
@@ -73,7 +78,7 @@ def check_charts(out, variants):
 def check_html(out, models, states):
     root = ET.parse(os.path.join(out, "report.html")).getroot()
     expect(root.tag == XHTML + "html", f"report.html: root is {root.tag}")
-    expect(len(list(root.iter(SVG + "svg"))) == 3, "report.html: three inline charts")
+    expect(len(list(root.iter(SVG + "svg"))) == 5, "report.html: five inline charts")
     table = next(t for t in root.iter(XHTML + "table") if t.get("id") == "final-metrics")
     rows = [tr.get("data-model") for tr in table.iter(XHTML + "tr") if tr.get("data-model")]
     expect(rows == models, f"final-metrics rows {rows}")
@@ -107,6 +112,10 @@ def full(mixtape, work):
            f"prose.val forgetting not visible: ends {end}")
     code = charts["loss-ppl_code.val.svg"]
     expect(code["adapt[replay=r0]"][-1][1] > code["pretrain"][-1][1], "code.val falls in adapt")
+    # Training loss on prose: the replayed prose of r5 rises after the adapt boundary.
+    prose_train = charts["train-loss-prose.svg"]["adapt[replay=r5]"]
+    boundary = len(charts["train-loss-prose.svg"]["pretrain"])
+    expect(prose_train[-1][1] < prose_train[boundary - 1][1], "training loss on replayed prose rises in adapt")
 
     # Deterministic: the same run, the same bytes (also through --out).
     again = os.path.join(work, "again")

@@ -123,7 +123,8 @@ def main():
                     "loss": round(sum(weights[st] * by_stream[st] for st in weights), 5),
                     "lr": lr_at(s["lr"], (step - 1) * batch),
                     "grad_norm": round(0.5 + rng.uniform(0, 0.3), 4),
-                    "tokens_per_s": 41000.0, "loss_by_stream": by_stream}))
+                    "tokens_per_s": 41000.0, "loss_by_stream": by_stream,
+                    "loss_tokens_by_stream": {st: round(weights[st] * batch) for st in weights}}))
                 if node["name"] == killed and step == begin + 70:
                     lines[-1] = lines[-1][: len(lines[-1]) // 2]  # killed mid-write
                     break

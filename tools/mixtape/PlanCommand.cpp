@@ -25,7 +25,8 @@ static void printPlanHelp(llvm::raw_ostream &os) {
   os << "usage: mixtape plan RECIPE [options]\n\n"
         "  --out FILE          write the plan as JSON (docs/plan-format.md); '-' for standard output\n"
         "  --dot FILE          write the graph for Graphviz (dot -Tpng FILE -o graph.png)\n"
-        "  --explain NODE      everything about one node: settings, tokens -> steps, what its hash covers\n"
+        "  --explain NODE      everything about one node: settings, tokens -> steps, what its hash covers,\n"
+        "                      and which in-loop evals of a done node its retained checkpoints serve\n"
         "  --run-dir DIR       mark nodes done / partial / to run in DIR, and say why a node reruns\n"
         "                      (default runs/<recipe name>; the embedded corpus is cached in DIR/cache)\n"
         "  --peak-tflops X     per-GPU peak for the cost estimate (default 989, H100 bf16 dense)\n"
@@ -126,7 +127,7 @@ int mixtape::cli::planMain(llvm::ArrayRef<llvm::StringRef> args) {
       return Failure;
   }
   if (!explain.empty()) {
-    if (!explainNode(*plan, explain, report)) {
+    if (!explainNode(*plan, explain, report, llvm::sys::fs::is_directory(runDir) ? llvm::StringRef(runDir) : "")) {
       llvm::errs() << "mixtape plan: no node named '" << explain << "'; `mixtape plan " << files[0]
                    << "` lists them\n";
       return Failure;

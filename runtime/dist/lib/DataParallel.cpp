@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
+
 using namespace mixtape::dist;
 using mixtape::model::NamedParameter;
 
@@ -15,7 +17,7 @@ void DataParallel::sumCounts(int64_t &lossTokens, int64_t &tokens) {
   tokens = counts[1].item<int64_t>();
 }
 
-void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, double &loss) {
+void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::MutableArrayRef<double> sums) {
   at::NoGradGuard noGrad;
   LastBuckets = 0;
   // Every rank must make the same calls: a parameter that got no gradient here (but may
@@ -46,9 +48,10 @@ void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, double &l
     }
     begin = end;
   }
-  at::Tensor total = at::full({1}, loss, at::TensorOptions(at::kDouble).device(Comm.deviceType()));
+  at::Tensor total = at::tensor(c10::ArrayRef<double>(sums.data(), sums.size()), at::TensorOptions(at::kDouble)).to(Comm.deviceType());
   Comm.allReduceSum(total);
-  loss = total.item<double>();
+  total = total.cpu();
+  std::copy_n(total.data_ptr<double>(), sums.size(), sums.begin());
 }
 
 void mixtape::dist::broadcastParameters(Collectives &collectives, llvm::ArrayRef<NamedParameter> params) {

@@ -51,6 +51,10 @@ llvm::Error runInit(ExecContext &ctx, const ExecNode &node);
 llvm::Error runTrain(ExecContext &ctx, const ExecNode &node);
 llvm::Error runEval(ExecContext &ctx, const ExecNode &node);
 llvm::Error runMerge(ExecContext &ctx, const ExecNode &node);
+/// A done train node's in-loop eval points that its metrics lack (the recipe's points
+/// changed; they are not hashed): evaluates those its retained weights can serve, appends
+/// their records, and names those that only retraining would evaluate.
+llvm::Error serveDuringEvals(ExecContext &ctx, const ExecNode &node);
 /// The model a finished node left, as a new Hugging Face folder `outDir`.
 llvm::Error exportModel(ExecContext &ctx, const ExecNode &node, llvm::StringRef outDir);
 

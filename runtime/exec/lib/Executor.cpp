@@ -123,23 +123,29 @@ static llvm::Expected<std::vector<ExecNode>> readNodes(const Object &plan) {
   return out;
 }
 
-/// One node; LibTorch reports failures as exceptions (c10::Error): they become errors here,
-/// at the node boundary, without LibTorch's C++ backtrace. Train and eval nodes share their
-/// work among the ranks; init and merge nodes are rank 0's alone (the others wait for their
-/// files at the barrier after the node).
+/// LibTorch reports failures as exceptions (c10::Error): they become errors here, at the
+/// node boundary, without LibTorch's C++ backtrace.
+static llvm::Error catchTorchErrors(llvm::function_ref<llvm::Error()> work) {
+  try {
+    return work();
+  } catch (const std::exception &e) {
+    llvm::StringRef what = e.what();
+    return planError(what.substr(0, what.find("\nException raised from")).rtrim());
+  }
+}
+
+/// One node. Train and eval nodes share their work among the ranks; init and merge nodes
+/// are rank 0's alone (the others wait for their files at the barrier after the node).
 static llvm::Error runNode(ExecContext &ctx, const ExecNode &n) {
   if (!ctx.writesFiles && (n.kind == "init" || n.kind == "merge"))
     return llvm::Error::success();
-  try {
+  return catchTorchErrors([&] {
     return n.kind == "init"    ? runInit(ctx, n)
            : n.kind == "train" ? runTrain(ctx, n)
            : n.kind == "eval"  ? runEval(ctx, n)
            : n.kind == "merge" ? runMerge(ctx, n)
                                : planError("unknown node kind '" + n.kind + "'");
-  } catch (const std::exception &e) {
-    llvm::StringRef what = e.what();
-    return planError(what.substr(0, what.find("\nException raised from")).rtrim());
-  }
+  });
 }
 
 /// Whether rank 0 finds `mine` true (a node done, say); a rank that died surfaces here.
@@ -216,9 +222,16 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
     llvm::Expected<bool> isDone = rankZeroSays(ctx, done(n));
     if (!isDone)
       return isDone.takeError();
+    auto nodeError = [&](llvm::Error e) {
+      return llvm::createStringError(llvm::inconvertibleErrorCode(), "node '" + n.name + "': " + llvm::toString(std::move(e)));
+    };
+    // In-loop eval points are not hashed: a done node's new ones come from what it retained.
+    auto serveEvals = [&] { return catchTorchErrors([&] { return serveDuringEvals(ctx, n); }); };
     if (*isDone) {
       if (ctx.progress)
         llvm::errs() << llvm::formatv("[{0}] done, skipped ({1})\n", n.name, llvm::StringRef(n.hash).take_front(12));
+      if (llvm::Error e = serveEvals())
+        return nodeError(std::move(e));
       continue;
     }
     for (size_t in : n.inputs)
@@ -231,16 +244,17 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
       if (llvm::Error e = writeFileDurably(joinPath(dir, "node.json"),
                                           llvm::formatv("{0:2}\n", llvm::json::Value(Object(*n.entry))).str()))
         return e;
-    llvm::Error result = runNode(ctx, n);
-    if (result)
-      return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                     "node '" + n.name + "': " + llvm::toString(std::move(result)));
+    if (llvm::Error e = runNode(ctx, n))
+      return nodeError(std::move(e));
     // The done marker comes last, after the outputs are durable.
     if (ctx.writesFiles)
       if (llvm::Error e = writeFileDurably(joinPath(dir, "DONE"), n.hash + "\n"))
         return e;
     if (llvm::Error e = waitForRankZero(ctx, n))
       return e;
+    // A resumed node whose earlier points changed.
+    if (llvm::Error e = serveEvals())
+      return nodeError(std::move(e));
   }
   return llvm::Error::success();
 }

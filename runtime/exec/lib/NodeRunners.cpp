@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "ExecContext.h"
 
+#include "mixtape/compiler/DuringEvals.h"
 #include "mixtape/compiler/Plan.h"
 #include "mixtape/dist/DataParallel.h"
 #include "mixtape/merge/Merge.h"
@@ -91,18 +92,24 @@ llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, llvm::Opt
   return c;
 }
 
-/// The model a node's input left: every node that makes a model writes model.safetensors.
-llvm::Expected<std::unique_ptr<model::Model>> loadInputModel(const ExecContext &ctx, const ExecNode &input,
-                                                             llvm::Optional<double> ropeTheta) {
+/// The plan's model with the weights of `weights` (a model.safetensors).
+llvm::Expected<std::unique_ptr<model::Model>> loadModel(const ExecContext &ctx, llvm::StringRef weights,
+                                                        llvm::Optional<double> ropeTheta) {
   llvm::Expected<model::ModelConfig> config = modelConfig(ctx, ropeTheta);
   if (!config)
     return config.takeError();
   llvm::Expected<std::unique_ptr<model::Model>> m = model::Model::create(*config, ctx.seed);
   if (!m)
     return m.takeError();
-  if (llvm::Error e = (*m)->loadWeights(joinPath(ctx.nodeDir(input), "model.safetensors")))
+  if (llvm::Error e = (*m)->loadWeights(weights))
     return e;
   return m;
+}
+
+/// The model a node's input left: every node that makes a model writes model.safetensors.
+llvm::Expected<std::unique_ptr<model::Model>> loadInputModel(const ExecContext &ctx, const ExecNode &input,
+                                                             llvm::Optional<double> ropeTheta) {
+  return loadModel(ctx, joinPath(ctx.nodeDir(input), "model.safetensors"), ropeTheta);
 }
 
 /// Samples [first, first + count) of a sample source as one micro-batch of tensors.
@@ -113,11 +120,13 @@ train::MicroBatch makeMicroBatch(ReadSample read, uint64_t first, uint64_t count
   at::Tensor tokens = at::empty({B, L + 1}, at::kLong);
   at::Tensor mask = at::empty({B, L}, at::kFloat);
   at::Tensor starts = withDocuments ? at::zeros({B, L}, at::kBool) : at::Tensor();
+  at::Tensor streams = at::empty({B}, at::kLong);
   int64_t *t = tokens.data_ptr<int64_t>();
   float *m = mask.data_ptr<float>();
   bool *s = withDocuments ? starts.data_ptr<bool>() : nullptr;
   for (int64_t b = 0; b < B; ++b) {
     read(first + static_cast<uint64_t>(b), scratch);
+    streams.data_ptr<int64_t>()[b] = scratch.stream;
     for (int64_t i = 0; i <= L; ++i)
       t[b * (L + 1) + i] = scratch.tokens[i];
     for (int64_t i = 0; i < L; ++i)
@@ -132,6 +141,7 @@ train::MicroBatch makeMicroBatch(ReadSample read, uint64_t first, uint64_t count
   mb.targets = tokens.narrow(1, 1, L).contiguous();
   mb.lossMask = mask;
   mb.documentStarts = starts;
+  mb.streams = streams;
   return mb;
 }
 
@@ -202,19 +212,21 @@ public:
   Progress(bool enabled, std::string node, int64_t first, int64_t last)
       : Enabled(enabled), Tty(llvm::sys::Process::StandardErrIsDisplayed()), Node(std::move(node)), First(first),
         Last(last), Start(std::chrono::steady_clock::now()) {}
-  void step(int64_t step, const train::StepResult &r, uint64_t tokensDone) {
+  void step(int64_t step, const train::StepResult &r, uint64_t tokensDone, int64_t skipped) {
     if (!Enabled)
       return;
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - Start).count();
     int64_t done = step - First;
     bool last = step == Last;
-    if (!Tty && !last && done % 25 != 0)
+    // Plain lines every 25 steps, and at every skipped one.
+    if (!Tty && !last && done % 25 != 0 && !r.skipped)
       return;
     double rate = seconds > 0 ? static_cast<double>(tokensDone) / seconds : 0;
     double eta = done > 0 ? seconds / static_cast<double>(done) * static_cast<double>(Last - step) : 0;
     llvm::errs() << (Tty ? "\r" : "")
                  << llvm::formatv("[{0}] step {1}/{2}  {3:f0} tok/s  loss {4:f4}  lr {5:e2}  ETA {6:f0}s", Node, step,
                                   Last, rate, r.loss, r.lr, eta)
+                 << (skipped ? llvm::formatv("  skipped {0}", skipped).str() : "")
                  << (Tty && !last ? "" : "\n");
   }
 
@@ -225,11 +237,20 @@ private:
   std::chrono::steady_clock::time_point Start;
 };
 
+/// Non-finite steps dropped so far (on_nonfinite = "skip"), and how many of the last in a row.
+struct SkipCount {
+  int64_t total = 0, consecutive = 0;
+};
+
+/// More non-finite steps in a row than this stop a node that skips them: it diverged.
+constexpr int64_t kMaxConsecutiveSkips = 8;
+
 struct Checkpoint {
   std::string dir;
   int64_t step = 0;
   uint64_t metricsBytes = 0;
   std::string numerics;
+  SkipCount skips;
 };
 
 /// The newest complete checkpoint: a step-N folder whose state.json (written last) parses.
@@ -250,17 +271,12 @@ std::optional<Checkpoint> latestCheckpoint(llvm::StringRef nodeDir) {
     if (!o || !o->getInteger("step"))
       continue;
     Checkpoint c{it->path(), *o->getInteger("step"), static_cast<uint64_t>(o->getInteger("metrics_bytes").getValueOr(0)),
-                 o->getString("numerics").getValueOr("").str()};
+                 o->getString("numerics").getValueOr("").str(),
+                 SkipCount{o->getInteger("skipped_steps").getValueOr(0), o->getInteger("consecutive_skips").getValueOr(0)}};
     if (!best || c.step > best->step)
       best = c;
   }
   return best;
-}
-
-std::string checkpointDir(llvm::StringRef nodeDir, int64_t step) {
-  std::string name = llvm::formatv("step-{0:8}", step).str();
-  std::replace(name.begin(), name.end(), ' ', '0');
-  return joinPath(joinPath(nodeDir, "checkpoints"), name);
 }
 
 /// Rank 0's newest checkpoint, the one every rank resumes from (the others know only its
@@ -268,9 +284,13 @@ std::string checkpointDir(llvm::StringRef nodeDir, int64_t step) {
 std::optional<Checkpoint> agreedCheckpoint(ExecContext &ctx, llvm::StringRef nodeDir) {
   std::optional<Checkpoint> c = ctx.writesFiles ? latestCheckpoint(nodeDir) : std::nullopt;
   int64_t step = ctx.collectives->broadcastValue(c ? c->step : -1);
-  if (step < 0 || c)
+  if (step < 0)
     return c;
-  return Checkpoint{checkpointDir(nodeDir, step), step, 0, train::numericsFingerprint(ctx.device)};
+  // Every rank stops after the same run of skipped steps.
+  int64_t consecutive = ctx.collectives->broadcastValue(c ? c->skips.consecutive : 0);
+  if (c)
+    return c;
+  return Checkpoint{checkpointDir(nodeDir, step), step, 0, train::numericsFingerprint(ctx.device), SkipCount{0, consecutive}};
 }
 
 /// This rank's share of every batch of B sequences: `count` consecutive ones from `offset`,
@@ -291,7 +311,7 @@ llvm::Expected<BatchShare> batchShare(const ExecContext &ctx, uint64_t B, uint64
 }
 
 llvm::Error saveCheckpoint(const ExecContext &ctx, const std::string &nodeDir, int64_t step, const model::Model &m, const train::AdamW &opt,
-                           uint64_t metricsBytes, uint64_t keep) {
+                           uint64_t metricsBytes, SkipCount skips, uint64_t keep) {
   std::string root = joinPath(nodeDir, "checkpoints");
   std::string dir = checkpointDir(nodeDir, step);
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
@@ -300,7 +320,8 @@ llvm::Error saveCheckpoint(const ExecContext &ctx, const std::string &nodeDir, i
     return e;
   if (llvm::Error e = opt.saveState(joinPath(dir, "optimizer.safetensors")))
     return e;
-  Object state{{"step", step}, {"metrics_bytes", static_cast<int64_t>(metricsBytes)}, {"numerics", train::numericsFingerprint(ctx.device)}};
+  Object state{{"step", step}, {"metrics_bytes", static_cast<int64_t>(metricsBytes)}, {"numerics", train::numericsFingerprint(ctx.device)},
+               {"skipped_steps", skips.total}, {"consecutive_skips", skips.consecutive}};
   if (llvm::Error e = writeFileDurably(joinPath(dir, "state.json"), llvm::formatv("{0}\n", llvm::json::Value(std::move(state))).str()))
     return e;
   // Keep the newest `keep` (at least the one just written).
@@ -425,6 +446,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
   train::AdamW optimizer((*m)->parameters(), options);
   int64_t start = first;
   std::optional<uint64_t> keepMetrics = 0;
+  SkipCount skips;
   if (std::optional<Checkpoint> c = agreedCheckpoint(ctx, dir)) {
     if (llvm::Error e = (*m)->loadWeights(joinPath(c->dir, "model.safetensors")))
       return e;
@@ -432,6 +454,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
       return e;
     start = c->step;
     keepMetrics = c->metricsBytes;
+    skips = c->skips;
     if (c->numerics != train::numericsFingerprint(ctx.device))
       llvm::errs() << llvm::formatv("[{0}] warning: resuming at step {1} under other numerics ({2}, was {3}); the "
                                     "result may differ from an uninterrupted run in the low bits\n",
@@ -447,6 +470,8 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     return lr.takeError();
   train::TrainOptions trainOptions;
   trainOptions.clipNorm = s.getNumber("grad_clip").getValueOr(1.0);
+  trainOptions.streams = mixture->streams.size();
+  trainOptions.skipNonFinite = s.getString("on_nonfinite") == llvm::StringRef("skip");
   dist::DataParallel dataParallel(*ctx.collectives);
   if (ctx.collectives->worldSize() > 1) {
     dist::broadcastParameters(*ctx.collectives, (*m)->parameters());
@@ -479,8 +504,8 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
         if (!points)
           continue;
         bool due = llvm::any_of(*points, [&](const llvm::json::Value &p) {
-          uint64_t point = static_cast<uint64_t>(p.getAsInteger().getValueOr(-1));
-          return point <= tokens && point + perStep > tokens;
+          auto point = p.getAsInteger();
+          return point && *point >= 0 && duringEvalStep(static_cast<uint64_t>(*point), perStep) == step;
         });
         if (!due)
           continue;
@@ -500,14 +525,44 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     if (!r)
       return error(llvm::formatv("stage step {0}: {1}; the last checkpoint is kept", step, llvm::toString(r.takeError()))
                        .str());
-    log.write(Object{{"type", "train"}, {"node", node.name}, {"stage", stage}, {"step", step + 1},
-                     {"stage_tokens", static_cast<int64_t>(tokens + perStep)},
-                     {"chain_tokens", static_cast<int64_t>(chainBase + tokens + perStep)}, {"loss", r->loss},
-                     {"lr", r->lr}, {"grad_norm", r->gradNorm}});
-    progress.step(step + 1, *r, static_cast<uint64_t>(step + 1 - start) * perStep);
+    const Object where{{"node", node.name}, {"stage", stage}, {"step", step + 1},
+                       {"stage_tokens", static_cast<int64_t>(tokens + perStep)},
+                       {"chain_tokens", static_cast<int64_t>(chainBase + tokens + perStep)}};
+    if (r->skipped) {
+      ++skips.total;
+      Object record = where;
+      record["type"] = "skip";
+      record["nonfinite_loss"] = std::isnan(r->loss) ? "NaN" : r->loss > 0 ? "inf" : "-inf";
+      record["skipped_steps"] = skips.total;
+      log.write(record);
+      if (++skips.consecutive >= kMaxConsecutiveSkips)
+        return error(llvm::formatv("stage steps {0} to {1}: the loss was not finite {2} steps in a row (on_nonfinite = "
+                                   "\"skip\" dropped them); stopping, the last checkpoint is kept",
+                                   step + 2 - skips.consecutive, step + 1, skips.consecutive)
+                         .str());
+    } else {
+      skips.consecutive = 0;
+      Object lossByStream, lossTokensByStream;
+      for (size_t k = 0; k < mixture->streams.size(); ++k)
+        if (r->streamLossTokens[k] > 0) {
+          lossByStream[mixture->streams[k]] = r->streamLossSums[k] / static_cast<double>(r->streamLossTokens[k]);
+          lossTokensByStream[mixture->streams[k]] = r->streamLossTokens[k];
+        }
+      Object record = where;
+      record["type"] = "train";
+      record["loss"] = r->loss;
+      record["lr"] = r->lr;
+      record["grad_norm"] = r->gradNorm;
+      record["loss_by_stream"] = std::move(lossByStream);
+      record["loss_tokens_by_stream"] = std::move(lossTokensByStream);
+      if (trainOptions.skipNonFinite)
+        record["skipped_steps"] = skips.total;
+      log.write(record);
+    }
+    progress.step(step + 1, *r, static_cast<uint64_t>(step + 1 - start) * perStep, skips.total);
     uint64_t after = tokens + perStep;
     if (every && after / every != tokens / every && step + 1 < last && ctx.writesFiles)
-      if (llvm::Error e = saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), keep))
+      if (llvm::Error e = saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), skips, keep))
         return e;
   }
   if (!ctx.writesFiles)
@@ -516,6 +571,89 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     return e;
   if (llvm::Error e = optimizer.saveState(joinPath(dir, "optimizer.safetensors")))
     return e;
+  return llvm::Error::success();
+}
+
+/// Rank 0's `text`, on every rank.
+static std::string broadcastText(ExecContext &ctx, std::string text) {
+  const int64_t size = ctx.collectives->broadcastValue(static_cast<int64_t>(text.size()));
+  at::Tensor bytes = at::zeros({size}, at::kByte);
+  if (ctx.writesFiles)
+    std::copy(text.begin(), text.end(), bytes.data_ptr<uint8_t>());
+  bytes = bytes.to(c10::Device(ctx.collectives->deviceType()));
+  ctx.collectives->broadcast(bytes, 0);
+  bytes = bytes.cpu();
+  return std::string(reinterpret_cast<const char *>(bytes.data_ptr<uint8_t>()), static_cast<size_t>(size));
+}
+
+llvm::Error mixtape::exec::serveDuringEvals(ExecContext &ctx, const ExecNode &node) {
+  const Object &s = *node.settings;
+  const Object *during = node.exec->getObject("eval_during");
+  if (node.kind != "train" || !during || node.inputs.empty())
+    return llvm::Error::success();
+  // Rank 0's view of the run directory decides; every rank evaluates its share of it.
+  llvm::json::Array served;
+  std::vector<MissingDuringEval> missing;
+  if (ctx.writesFiles)
+    missing = missingDuringEvals(s, *node.exec, ctx.nodeDir(node), ctx.nodeDir(ctx.nodes[node.inputs.front()]));
+  // By step: each retained model is loaded once.
+  llvm::stable_sort(missing, [](const MissingDuringEval &a, const MissingDuringEval &b) { return a.step < b.step; });
+  for (const MissingDuringEval &m : missing) {
+      if (m.source == MissingDuringEval::Unavailable) {
+        llvm::errs() << llvm::formatv("[{0}] warning: eval '{1}' at stage tokens {2} is not logged and {3}\n",
+                                      node.name, m.eval, m.stageTokens, describeSource(m));
+        continue;
+      }
+      if (ctx.progress)
+        llvm::errs() << llvm::formatv("[{0}] eval '{1}' at stage tokens {2}, {3}\n", node.name, m.eval,
+                                      m.stageTokens, describeSource(m));
+      llvm::json::Array splits;
+      for (const auto &[stream, which] : m.splits)
+        splits.push_back(llvm::json::Array{stream, which});
+      served.push_back(Object{{"eval", m.eval}, {"step", m.step}, {"weights", m.weights}, {"splits", std::move(splits)}});
+    }
+  std::string list = llvm::formatv("{0}", llvm::json::Value(std::move(served))).str();
+  if (ctx.collectives->worldSize() > 1)
+    list = broadcastText(ctx, std::move(list));
+  llvm::Expected<llvm::json::Value> parsed = llvm::json::parse(list);
+  if (!parsed)
+    return parsed.takeError();
+  const llvm::json::Array *points = parsed->getAsArray();
+  if (!points || points->empty())
+    return llvm::Error::success();
+
+  const uint64_t B = static_cast<uint64_t>(integer(s, "batch_sequences")), L = static_cast<uint64_t>(integer(s, "seq_len"));
+  const uint64_t micro = static_cast<uint64_t>(integer(*node.exec, "micro_batch", static_cast<int64_t>(B)));
+  const int64_t first = (*s.getArray("steps"))[0].getAsInteger().getValueOr(0);
+  const int64_t perStep = static_cast<int64_t>(B * L);
+  const int64_t chainBase = integer(*node.exec, "chain_tokens") - first * perStep;
+  const bool withDocuments = s.getString("attention") == llvm::StringRef("within_document");
+  MetricsLog log;
+  if (ctx.writesFiles)
+    if (llvm::Error e = log.open(joinPath(ctx.nodeDir(node), "metrics.jsonl")))
+      return e;
+  std::string loaded;
+  std::unique_ptr<model::Model> m;
+  for (const llvm::json::Value &v : *points) {
+    const Object &p = *v.getAsObject();
+    llvm::StringRef weights = *p.getString("weights"), eval = *p.getString("eval");
+    if (weights != loaded) {
+      auto next = loadModel(ctx, weights, s.getNumber("rope_theta"));
+      if (!next)
+        return next.takeError();
+      m = std::move(*next);
+      m->to(ctx.device);
+      loaded = weights.str();
+    }
+    const int64_t tokens = *p.getInteger("step") * perStep;
+    Object base{{"node", node.name}, {"eval", eval}, {"point", "during"},
+                {"stage", node.exec->getString("stage").getValueOr("")}, {"stage_tokens", tokens},
+                {"chain_tokens", chainBase + tokens}, {"from_checkpoint", true}};
+    const Object *e = during->getObject(eval);
+    if (llvm::Error err = evaluate(ctx, *m, *p.getArray("splits"), static_cast<uint64_t>(integer(*e, "max_tokens")), L,
+                                   micro, withDocuments, std::move(base), log))
+      return err;
+  }
   return llvm::Error::success();
 }
 

@@ -427,23 +427,48 @@ at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentSt
   return at::linear(x, m.head);
 }
 
+/// Masked targets may be anything (padding, -1): nll_loss's ignore_index drops their terms
+/// from the value and the gradient, with no per-token losses materialized.
+static constexpr int64_t kIgnoredTarget = -100;
+
+static at::Tensor keptTargets(const at::Tensor &targets, const at::Tensor &lossMask) {
+  at::Tensor flat = targets.reshape({-1});
+  return lossMask.defined() ? flat.masked_fill(lossMask.reshape({-1}).logical_not(), kIgnoredTarget) : flat;
+}
+
+/// bf16 or fp16 logits (CUDA autocast), which are reduced in fp32.
+static bool isReduced(const at::Tensor &logits) {
+  return logits.scalar_type() == at::kBFloat16 || logits.scalar_type() == at::kHalf;
+}
+
+/// Log-probabilities in fp32, as autocast's cross_entropy computes them: the upcast is one copy
+/// of the [tokens, vocab] logits (LibTorch fuses it into log-softmax for fp16 only); the
+/// gradient comes back in the logits' dtype.
+static at::Tensor fp32LogProbs(const at::Tensor &flatLogits) { return at::log_softmax(flatLogits, 1, at::kFloat); }
+
 at::Tensor mixtape::model::maskedTokenLossSum(const at::Tensor &logits, const at::Tensor &targets,
                                               const at::Tensor &lossMask) {
   const int64_t V = logits.size(-1);
-  at::Tensor flatTargets = targets.reshape({-1});
-  // Masked targets may be anything (padding, -1): nll_loss's ignore_index drops their terms
-  // from the value and the gradient, with no per-token losses materialized.
-  constexpr int64_t ignored = -100;
-  if (lossMask.defined())
-    flatTargets = flatTargets.masked_fill(lossMask.reshape({-1}).logical_not(), ignored);
-  if (logits.scalar_type() == at::kBFloat16 || logits.scalar_type() == at::kHalf) {
-    // bf16 logits (CUDA autocast) are reduced in fp32, as autocast's cross_entropy does: the
-    // upcast is one copy of the [tokens, vocab] logits (LibTorch fuses it into log-softmax
-    // for fp16 only); the gradient comes back in the logits' dtype.
-    at::Tensor logProbs = at::log_softmax(logits.reshape({-1, V}), 1, at::kFloat);
-    return at::nll_loss(logProbs, flatTargets, {}, at::Reduction::Sum, ignored);
-  }
-  return at::cross_entropy_loss(logits.reshape({-1, V}), flatTargets, {}, at::Reduction::Sum, ignored);
+  at::Tensor flatLogits = logits.reshape({-1, V});
+  if (isReduced(logits))
+    return at::nll_loss(fp32LogProbs(flatLogits), keptTargets(targets, lossMask), {}, at::Reduction::Sum,
+                        kIgnoredTarget);
+  if (!lossMask.defined())
+    return at::cross_entropy_loss(flatLogits, targets.reshape({-1}), {}, at::Reduction::Sum);
+  return at::cross_entropy_loss(flatLogits, keptTargets(targets, lossMask), {}, at::Reduction::Sum, kIgnoredTarget);
+}
+
+at::Tensor mixtape::model::maskedSequenceLossSums(const at::Tensor &logits, const at::Tensor &targets,
+                                                  const at::Tensor &lossMask) {
+  const int64_t V = logits.size(-1);
+  at::Tensor flatLogits = logits.reshape({-1, V});
+  at::Tensor perToken =
+      isReduced(logits)
+          ? at::nll_loss(fp32LogProbs(flatLogits), keptTargets(targets, lossMask), {}, at::Reduction::None,
+                         kIgnoredTarget)
+          : at::cross_entropy_loss(flatLogits, keptTargets(targets, lossMask), {}, at::Reduction::None,
+                                   kIgnoredTarget);
+  return perToken.to(at::kDouble).reshape(targets.sizes()).sum(-1);
 }
 
 int64_t mixtape::model::countLossTokens(const at::Tensor &targets, const at::Tensor &lossMask) {

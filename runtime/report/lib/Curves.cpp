@@ -177,6 +177,41 @@ Chart mixtape::report::lrChart(const Run &run) {
   return chart;
 }
 
+std::vector<Chart> mixtape::report::trainLossCharts(const Run &run) {
+  std::vector<std::string> streams;
+  for (const TrainRecord &r : run.metrics.train)
+    for (const auto &[stream, loss] : r.lossByStream)
+      if (!llvm::is_contained(streams, stream))
+        streams.push_back(stream);
+  std::vector<Chain> chains = chainsOf(run);
+  llvm::StringSet<> stems;
+  std::vector<Chart> charts;
+  for (const std::string &stream : streams) {
+    Chart chart;
+    chart.title = "Training loss: " + stream;
+    chart.xLabel = "tokens trained since init (linear)";
+    chart.yLabel = "loss (nats per token)";
+    chart.fileStem = "train-loss-" + fileStem(stream, stems);
+    chart.stages = stageMarks(run.plan);
+    for (const Chain &chain : chains) {
+      Curve curve;
+      curve.label = chain.variant;
+      curve.partial = chain.partial;
+      for (const TrainRecord &r : run.metrics.train)
+        if (chain.nodes.contains(r.node))
+          for (const auto &[s, loss] : r.lossByStream)
+            if (s == stream)
+              curve.points.push_back({r.chainTokens, loss});
+      sortByX(curve.points);
+      thin(curve.points);
+      if (!curve.points.empty())
+        chart.curves.push_back(std::move(curve));
+    }
+    charts.push_back(std::move(chart));
+  }
+  return charts;
+}
+
 MetricsTable mixtape::report::finalMetrics(const Run &run) {
   MetricsTable table;
   auto column = [&](const EvalRecord &r) {

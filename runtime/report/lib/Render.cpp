@@ -236,7 +236,8 @@ figure { margin: 4px 0; }
 )";
 
 std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &table,
-                                        llvm::ArrayRef<Chart> lossCharts, const Chart &lr) {
+                                        llvm::ArrayRef<Chart> lossCharts, const Chart &lr,
+                                        llvm::ArrayRef<Chart> trainLossCharts) {
   std::string s;
   llvm::raw_string_ostream os(s);
   std::string recipe = escapeXml(run.plan.recipe);
@@ -301,6 +302,13 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
   for (const Chart &chart : lossCharts)
     os << "<figure>\n" << renderSvg(chart) << "</figure>\n";
   os << "<h2>Learning rate</h2>\n<figure>\n" << renderSvg(lr) << "</figure>\n";
+  if (!trainLossCharts.empty())
+    os << "<h2>Training loss per stream</h2>\n"
+       << "<p>The loss of each optimizer step over the samples each stream contributed to its "
+          "batch: a replayed stream's curve shows what the model still knows of it while the "
+          "batch is mostly another domain.</p>\n";
+  for (const Chart &chart : trainLossCharts)
+    os << "<figure>\n" << renderSvg(chart) << "</figure>\n";
 
   os << "<h2>Nodes</h2>\n<table id=\"nodes\">\n<thead><tr><th>node</th><th>kind</th>"
      << "<th>status</th><th>directory</th></tr></thead>\n<tbody>\n";
@@ -346,10 +354,13 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
   MetricsTable table = finalMetrics(run);
   std::vector<Chart> losses = lossCharts(run);
   Chart lr = lrChart(run);
+  std::vector<Chart> trainLosses = trainLossCharts(run);
   std::vector<const Chart *> charts;
   for (const Chart &chart : losses)
     charts.push_back(&chart);
   charts.push_back(&lr);
+  for (const Chart &chart : trainLosses)
+    charts.push_back(&chart);
   for (const Chart *chart : charts) {
     llvm::SmallString<256> path(outDir);
     llvm::sys::path::append(path, chart->fileStem + ".svg");
@@ -358,7 +369,7 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
   }
   llvm::SmallString<256> html(outDir);
   llvm::sys::path::append(html, "report.html");
-  if (llvm::Error error = writeFile(html, renderHtml(run, table, losses, lr)))
+  if (llvm::Error error = writeFile(html, renderHtml(run, table, losses, lr, trainLosses)))
     return error;
   printTable(table, tableOut);
   printRankings(rankAblations(run, table), tableOut);

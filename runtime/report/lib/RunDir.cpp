@@ -112,6 +112,28 @@ public:
       return "";
     return string(key);
   }
+  /// An optional object of numbers, in key order.
+  std::vector<std::pair<std::string, double>> optionalNumbers(llvm::StringRef key) {
+    std::vector<std::pair<std::string, double>> out;
+    const json::Value *v = Record.get(key);
+    if (!v)
+      return out;
+    const json::Object *o = v->getAsObject();
+    if (!o) {
+      fail(key, "an object of numbers");
+      return out;
+    }
+    for (const auto &kv : *o) {
+      llvm::Optional<double> x = kv.second.getAsNumber();
+      if (!x) {
+        fail(key, "an object of numbers");
+        return {};
+      }
+      out.emplace_back(kv.first.str(), *x);
+    }
+    llvm::sort(out);
+    return out;
+  }
   double number(llvm::StringRef key) {
     if (llvm::Optional<double> x = Record.getNumber(key))
       return *x;
@@ -173,6 +195,7 @@ llvm::Expected<Metrics> mixtape::report::parseMetrics(llvm::StringRef text, llvm
       r.chainTokens = read.number("chain_tokens");
       r.loss = read.number("loss");
       r.lr = read.number("lr");
+      r.lossByStream = read.optionalNumbers("loss_by_stream");
       if (llvm::Error error = read.takeError())
         return error;
       if (plan && !plan->find(r.node))

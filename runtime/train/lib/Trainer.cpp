@@ -3,22 +3,28 @@
 
 #include "mixtape/model/TorchCompat.h"
 
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
 #include <cmath>
 
 using namespace mixtape::train;
 
 MicroBatch mixtape::train::onDevice(const MicroBatch &mb, c10::Device device) {
   auto move = [&](const at::Tensor &t) { return t.defined() ? t.to(device) : t; };
-  return {move(mb.inputs), move(mb.targets), move(mb.lossMask), move(mb.documentStarts)};
+  return {move(mb.inputs), move(mb.targets), move(mb.lossMask), move(mb.documentStarts), move(mb.streams)};
 }
 
 llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Model &model,
                                                                llvm::ArrayRef<MicroBatch> batch,
-                                                               StepSync *sync) {
+                                                               StepSync *sync, size_t streams) {
   StepResult result;
   for (const MicroBatch &mb : batch) {
     result.lossTokens += model::countLossTokens(mb.targets, mb.lossMask);
     result.tokens += mb.inputs.numel();
+    if (streams && !mb.streams.defined())
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "a micro-batch lacks the stream of its sequences");
   }
   if (sync)
     sync->sumCounts(result.lossTokens, result.tokens);
@@ -30,22 +36,41 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
   // micro-batches and masks.
   const double scale = 1.0 / double(result.lossTokens);
   const at::Tensor &anyParam = model.parameters().front().tensor;
-  at::Tensor lossSum; // summed on the device: one synchronization per step, not per micro-batch
+  const int64_t S = static_cast<int64_t>(streams);
+  // Summed on the device: one synchronization per step, not per micro-batch.
+  at::Tensor lossSum;
+  at::Tensor streamSums = at::zeros({2 * S}, anyParam.options().dtype(at::kDouble)); // sums, then counts
   for (const MicroBatch &cpuBatch : batch) {
     MicroBatch mb = onDevice(cpuBatch, anyParam.device());
     at::Tensor logits;
     {
-      compat::CudaAutocast autocast(anyParam); // bf16 on CUDA; the loss and backward run outside it
+      compat::CudaAutocast autocast(anyParam); // bf16 on CUDA; the losses and backward run outside it
       logits = model.forward(mb.inputs, mb.documentStarts);
+    }
+    if (S) {
+      // From the same logits, outside the graph: the gradient's loss stays as it is.
+      at::NoGradGuard noGrad;
+      at::Tensor counted = mb.lossMask.defined()
+                               ? mb.lossMask.ne(0).sum(-1)
+                               : at::full({mb.targets.size(0)}, mb.targets.size(1), mb.streams.options());
+      streamSums.narrow(0, 0, S).index_add_(
+          0, mb.streams, model::maskedSequenceLossSums(logits.detach(), mb.targets, mb.lossMask));
+      streamSums.narrow(0, S, S).index_add_(0, mb.streams, counted.to(at::kDouble));
     }
     at::Tensor loss = model::maskedTokenLossSum(logits, mb.targets, mb.lossMask) * scale;
     loss.backward();
     at::Tensor value = loss.detach().to(at::kDouble); // summed as doubles, as on the host
     lossSum = lossSum.defined() ? lossSum + value : value;
   }
-  result.loss = lossSum.item<double>();
+  at::Tensor stats = at::cat({lossSum.reshape({1}), streamSums}).cpu();
+  std::vector<double> sums(stats.data_ptr<double>(), stats.data_ptr<double>() + stats.numel());
   if (sync)
-    sync->sumGradients(model.parameters(), result.loss);
+    sync->sumGradients(model.parameters(), sums);
+  result.loss = sums[0];
+  for (int64_t s = 0; s < S; ++s) {
+    result.streamLossSums.push_back(sums[1 + s]);
+    result.streamLossTokens.push_back(static_cast<int64_t>(sums[1 + S + s]));
+  }
   return result;
 }
 
@@ -61,11 +86,17 @@ llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
   };
   const double lr = Schedule.lr(TokensSeen);
   Optimizer.zeroGrad();
-  llvm::Expected<StepResult> result = accumulateGradients(Model, batch, Options.sync);
+  llvm::Expected<StepResult> result = accumulateGradients(Model, batch, Options.sync, Options.streams);
   if (!result)
     return stepError(llvm::toString(result.takeError()));
   if (!std::isfinite(result->loss)) {
     Optimizer.zeroGrad();
+    if (Options.skipNonFinite) {
+      result->skipped = true;
+      result->lr = lr;
+      TokensSeen += double(result->tokens);
+      return result;
+    }
     return stepError("loss is " + llvm::Twine(std::isnan(result->loss) ? "NaN" : "infinite") +
                      "; weights left as they were after step " + llvm::Twine(stepNumber - 1));
   }

@@ -108,10 +108,12 @@ TEST(Collectives, GradientsAreSummedInBuckets) {
     if (c.rank() == 0)
       params[2].tensor.mutable_grad() = at::Tensor();
     DataParallel dp(c, /*bucketBytes=*/8 * sizeof(float)); // 5 + 3 floats fit, 7 more do not
-    double loss = 0.25 * (r + 1);
-    dp.sumGradients(params, loss);
+    double sums[] = {0.25 * (r + 1), 2.0 * r, 3}; // the loss, then per-stream sums and counts
+    dp.sumGradients(params, sums);
     EXPECT_EQ(dp.lastBuckets(), 2u);
-    EXPECT_DOUBLE_EQ(loss, 0.75);
+    EXPECT_DOUBLE_EQ(sums[0], 0.75);
+    EXPECT_DOUBLE_EQ(sums[1], 2.0);
+    EXPECT_DOUBLE_EQ(sums[2], 6.0);
     EXPECT_TRUE(params[0].tensor.grad().equal(at::full({5}, 15.0)));
     EXPECT_TRUE(params[1].tensor.grad().equal(at::full({3}, 9.0)));
     EXPECT_TRUE(params[2].tensor.grad().equal(at::full({7}, 14.0)));

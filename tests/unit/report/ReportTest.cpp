@@ -86,6 +86,21 @@ TEST(ParseMetrics, ErrorsNameFileAndLine) {
   EXPECT_EQ(point, "m.jsonl:1: \"point\" must be \"during\" or \"final\", not 'after'");
 }
 
+TEST(ParseMetrics, TrainingLossPerStream) {
+  Metrics m = take(parseMetrics(
+      R"({"type":"train","node":"a","stage":"s","step":1,"stage_tokens":8,"chain_tokens":8,"loss":3,"lr":0.1,"loss_by_stream":{"web":3.5,"code":1}}
+)",
+      "m.jsonl"));
+  ASSERT_EQ(m.train.size(), 1u);
+  using ByStream = std::vector<std::pair<std::string, double>>;
+  EXPECT_EQ(m.train[0].lossByStream, (ByStream{{"code", 1}, {"web", 3.5}}));
+  EXPECT_EQ(errorText(parseMetrics(
+                R"({"type":"train","node":"a","stage":"s","step":1,"stage_tokens":8,"chain_tokens":8,"loss":3,"lr":0.1,"loss_by_stream":{"web":"x"}}
+)",
+                "m.jsonl")),
+            "m.jsonl:1: \"loss_by_stream\" must be an object of numbers");
+}
+
 // Two stages: `base` shared by variants base, b[x] and b[y]; b[y] has not finished.
 const char kPlan[] = R"({"format":"mixtape-plan","recipe":"r","nodes":[
  {"name":"init","kind":"init","dir":"init-0","inputs":[],"variants":[],"exec":{}},
@@ -125,6 +140,26 @@ mixtape::report::Run sampleRun() {
     run.metrics.train.push_back({"base", "base", 0, x, x, 4, x / 1000, false});
   run.metrics.train.push_back({"b[x]", "b", 0, 50, 150, 4, 0.01, false});
   return run;
+}
+
+TEST(Curves, TrainingLossPerStreamFollowsEachVariantThatTrainedTheStream) {
+  mixtape::report::Run run = sampleRun();
+  run.metrics.train[0].lossByStream = {{"web", 4}};
+  run.metrics.train[1].lossByStream = {{"web", 3.8}};
+  run.metrics.train[2].lossByStream = {{"code", 2}, {"web", 4.2}};
+  std::vector<Chart> charts = trainLossCharts(run);
+  ASSERT_EQ(charts.size(), 2u);
+  EXPECT_EQ(charts[0].fileStem, "train-loss-web");
+  EXPECT_EQ(charts[1].fileStem, "train-loss-code");
+  // web: base's steps for every variant through base; b[x] adds its own.
+  ASSERT_EQ(charts[0].curves.size(), 3u);
+  EXPECT_EQ(charts[0].curves[1].label, "b[x]");
+  ASSERT_EQ(charts[0].curves[1].points.size(), 3u);
+  EXPECT_EQ(charts[0].curves[1].points[2].y, 4.2);
+  // code: only b[x] trained on it.
+  ASSERT_EQ(charts[1].curves.size(), 1u);
+  EXPECT_EQ(charts[1].curves[0].label, "b[x]");
+  EXPECT_TRUE(trainLossCharts(sampleRun()).empty());
 }
 
 TEST(Curves, AVariantRunsThroughItsSharedNodesThenItsFinalEval) {

@@ -90,6 +90,84 @@ TEST(Trainer, AccumulationEqualsOneLargeBatch) {
         << (splitGrads[i] - oneGrads[i]).abs().max().item<double>();
 }
 
+// Two streams of very different difficulty (a constant token against random ones), mixed
+// within micro-batches and masked in part: each stream's loss is its own sequences' mean
+// token loss, their token-weighted mean is the batch loss, and asking for them changes no
+// bit of the gradient or the loss.
+TEST(Trainer, LossPerStreamFromTheSameForwardPass) {
+  std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 4);
+  const int64_t V = model->config().vocabSize, T = 6;
+  {
+    // A few steps on the constant token make it easy.
+    AdamW opt(model->parameters(), AdamWOptions{});
+    sched::Phase flat;
+    flat.shape = sched::Shape::Constant;
+    flat.from = flat.to = 3e-2;
+    Trainer warm(*model, opt, sched::Schedule({flat}));
+    MicroBatch easy;
+    easy.inputs = at::full({4, T}, 3, at::kLong);
+    easy.targets = easy.inputs.clone();
+    for (int i = 0; i < 20; ++i)
+      ASSERT_TRUE(!!warm.step({easy}));
+    opt.zeroGrad();
+  }
+  std::vector<MicroBatch> micro;
+  for (int i = 0; i < 3; ++i) {
+    MicroBatch mb = microBatch(4, T, V, 300 + i);
+    mb.streams = at::tensor(std::vector<int64_t>{0, 1, i % 2, 1}, at::kLong);
+    for (int64_t b = 0; b < 4; ++b)
+      if (mb.streams[b].item<int64_t>() == 0) {
+        mb.inputs[b].fill_(3);
+        mb.targets[b].fill_(3);
+      }
+    mb.lossMask = at::ones({4, T}, at::kFloat);
+    mb.lossMask[1][i] = 0; // stream 1 loses a position per micro-batch
+    micro.push_back(mb);
+  }
+  llvm::Expected<StepResult> plain = accumulateGradients(*model, micro);
+  ASSERT_TRUE(!!plain) << llvm::toString(plain.takeError());
+  std::vector<at::Tensor> plainGrads = gradients(*model);
+  clearGradients(*model);
+  llvm::Expected<StepResult> r = accumulateGradients(*model, micro, nullptr, 2);
+  ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
+  std::vector<at::Tensor> grads = gradients(*model);
+  EXPECT_EQ(r->loss, plain->loss);
+  EXPECT_TRUE(plain->streamLossSums.empty());
+  for (size_t i = 0; i < grads.size(); ++i)
+    EXPECT_TRUE(at::equal(grads[i], plainGrads[i])) << model->parameters()[i].name;
+
+  // Reference: each stream's rows alone, through the model again.
+  ASSERT_EQ(r->streamLossSums.size(), 2u);
+  ASSERT_EQ(r->streamLossTokens.size(), 2u);
+  at::NoGradGuard noGrad;
+  double weighted = 0;
+  for (int64_t s = 0; s < 2; ++s) {
+    double sum = 0;
+    int64_t count = 0;
+    for (const MicroBatch &mb : micro) {
+      at::Tensor rows = mb.streams.eq(s).nonzero().reshape({-1});
+      if (rows.numel() == 0)
+        continue;
+      at::Tensor targets = mb.targets.index_select(0, rows), mask = mb.lossMask.index_select(0, rows);
+      sum += maskedTokenLossSum(model->forward(mb.inputs.index_select(0, rows)), targets, mask).item<double>();
+      count += countLossTokens(targets, mask);
+    }
+    EXPECT_EQ(r->streamLossTokens[s], count) << "stream " << s;
+    EXPECT_NEAR(r->streamLossSums[s] / double(count), sum / double(count), 1e-5) << "stream " << s;
+    weighted += r->streamLossSums[s];
+  }
+  EXPECT_EQ(r->streamLossTokens[0] + r->streamLossTokens[1], r->lossTokens);
+  EXPECT_NEAR(weighted / double(r->lossTokens), r->loss, 1e-6);
+  double easy = r->streamLossSums[0] / double(r->streamLossTokens[0]),
+         hard = r->streamLossSums[1] / double(r->streamLossTokens[1]);
+  EXPECT_LT(easy * 4, hard) << "easy " << easy << ", hard " << hard;
+
+  MicroBatch unlabelled = microBatch(1, T, V, 9);
+  llvm::Expected<StepResult> bad = accumulateGradients(*model, {unlabelled}, nullptr, 2);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(llvm::toString(bad.takeError()), "a micro-batch lacks the stream of its sequences");
+}
+
 TEST(Trainer, LearningRateComesFromTheSchedule) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 2);
   AdamW opt(model->parameters(), AdamWOptions{});
@@ -173,6 +251,47 @@ TEST(Trainer, NonFiniteLossStopsTheStepAndKeepsTheWeights) {
   r = trainer.step({allMasked});
   ASSERT_FALSE(r);
   EXPECT_EQ(llvm::toString(r.takeError()), "step 2: no position of the batch counts for the loss");
+}
+
+// on_nonfinite = "skip": the batch is dropped, counted by the caller; the schedule moves past
+// its tokens (a resumed run counts them too) and the next finite step trains.
+TEST(Trainer, SkipNonFiniteDropsTheBatchAndGoesOn) {
+  std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 2);
+  AdamW opt(model->parameters(), AdamWOptions{});
+  TrainOptions options;
+  options.skipNonFinite = true;
+  Trainer trainer(*model, opt, warmupThenConstant(), options);
+  const int64_t V = model->config().vocabSize;
+  ASSERT_TRUE(!!trainer.step({microBatch(2, 8, V, 1)}));
+  at::Tensor norm = model->findParameter("model.norm.weight")->tensor;
+  at::Tensor saved = norm.detach().clone();
+  {
+    at::NoGradGuard noGrad;
+    norm[0] = std::nan("");
+  }
+  std::vector<at::Tensor> before;
+  for (const NamedParameter &p : model->parameters())
+    before.push_back(p.tensor.detach().clone());
+  llvm::Expected<StepResult> r = trainer.step({microBatch(2, 8, V, 2)});
+  ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
+  EXPECT_TRUE(r->skipped);
+  EXPECT_TRUE(std::isnan(r->loss));
+  EXPECT_EQ(opt.steps(), 1);
+  EXPECT_EQ(trainer.tokensSeen(), 32);
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_TRUE(at::equal(before[i], model->parameters()[i].tensor) ||
+                model->parameters()[i].name == "model.norm.weight")
+        << model->parameters()[i].name;
+  {
+    at::NoGradGuard noGrad;
+    norm.copy_(saved);
+  }
+  r = trainer.step({microBatch(2, 8, V, 3)});
+  ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
+  EXPECT_FALSE(r->skipped);
+  EXPECT_TRUE(std::isfinite(r->loss));
+  EXPECT_EQ(opt.steps(), 2);
+  EXPECT_EQ(r->lr, warmupThenConstant().lr(32));
 }
 
 TEST(Numerics, ThreadsAndFingerprint) {

@@ -20,8 +20,9 @@ void printPlanSummary(const Plan &plan, llvm::raw_ostream &os, const std::vector
 /// Graphviz: nodes styled by kind, shared nodes (several variants) marked.
 void writePlanDot(const Plan &plan, llvm::raw_ostream &os);
 /// Everything about one node: resolved settings, tokens -> steps, what the hash covers,
-/// where its eval points come from. False if no node has that name.
-bool explainNode(const Plan &plan, llvm::StringRef name, llvm::raw_ostream &os);
+/// where its eval points come from and, given the run directory of a done train node, which
+/// in-loop points it lacks and what serves each. False if no node has that name.
+bool explainNode(const Plan &plan, llvm::StringRef name, llvm::raw_ostream &os, llvm::StringRef runDir = "");
 
 /// 2000000000 -> "2.00B", 1048576 -> "1.05M".
 std::string humanCount(double n);

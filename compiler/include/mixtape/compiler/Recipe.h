@@ -92,6 +92,7 @@ struct StageVariant {
   schedule::Schedule lr;
   OptimizerSpec optimizer;
   double gradClip = 1.0;
+  bool skipNonFinite = false;       ///< on_nonfinite = "skip": drop a batch whose loss is not finite
   uint64_t checkpointEvery = 0, checkpointKeep = 2;
   // The edge from the parent (none for a stage that starts from the model's init).
   int parentVariant = -1;           ///< index into the parent stage's variants

@@ -22,7 +22,7 @@ public:
       : Comm(collectives), BucketBytes(bucketBytes) {}
 
   void sumCounts(int64_t &lossTokens, int64_t &tokens) override;
-  void sumGradients(llvm::ArrayRef<model::NamedParameter> params, double &loss) override;
+  void sumGradients(llvm::ArrayRef<model::NamedParameter> params, llvm::MutableArrayRef<double> sums) override;
 
   /// Collective calls the last sumGradients made for its gradients (a test's check).
   size_t lastBuckets() const { return LastBuckets; }

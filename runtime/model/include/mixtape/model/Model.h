@@ -104,6 +104,12 @@ private:
 at::Tensor maskedTokenLossSum(const at::Tensor &logits, const at::Tensor &targets,
                               const at::Tensor &lossMask = {});
 
+/// maskedTokenLossSum's terms per sequence: [B], the summed cross-entropy of each row's
+/// counted positions (no reduction over the batch: the training loss per stream is made of
+/// these).
+at::Tensor maskedSequenceLossSums(const at::Tensor &logits, const at::Tensor &targets,
+                                  const at::Tensor &lossMask = {});
+
 /// Number of positions that count for the loss (all of `targets` if the mask is undefined).
 int64_t countLossTokens(const at::Tensor &targets, const at::Tensor &lossMask = {});
 

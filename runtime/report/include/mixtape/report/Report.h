@@ -16,6 +16,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mixtape::report {
@@ -52,6 +53,8 @@ struct TrainRecord {
   double stageTokens = 0, chainTokens = 0, loss = 0, lr = 0;
   /// From a node without its DONE marker.
   bool partial = false;
+  /// The training loss over each stream's samples of the step (optional "loss_by_stream").
+  std::vector<std::pair<std::string, double>> lossByStream;
 };
 
 /// An "eval" record: one (stream, split) of one eval of one model.
@@ -131,6 +134,10 @@ std::vector<Chart> lossCharts(const Run &run);
 /// The learning rate of every step, per variant.
 Chart lrChart(const Run &run);
 
+/// One chart per stream the train records break their loss down by: that stream's training
+/// loss at every step, per variant.
+std::vector<Chart> trainLossCharts(const Run &run);
+
 //===--- Table ----------------------------------------------------------===//
 
 struct MetricsTable {
@@ -181,7 +188,8 @@ std::string renderSvg(const Chart &chart);
 
 /// The page: recipe, warnings, the table, the charts inline, node statuses. Well-formed XHTML.
 std::string renderHtml(const Run &run, const MetricsTable &table,
-                       llvm::ArrayRef<Chart> lossCharts, const Chart &lr);
+                       llvm::ArrayRef<Chart> lossCharts, const Chart &lr,
+                       llvm::ArrayRef<Chart> trainLossCharts);
 
 /// Writes report.html and one SVG per chart into outDir (created if needed); prints the
 /// table to `tableOut`.

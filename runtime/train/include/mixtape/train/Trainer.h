@@ -18,13 +18,15 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace mixtape::train {
 
 /// One micro-batch: `inputs` and `targets` [B, T] int64; `lossMask` (optional, [B, T],
-/// nonzero where the target counts); `documentStarts` (optional, see Model::forward).
+/// nonzero where the target counts); `documentStarts` (optional, see Model::forward);
+/// `streams` (optional, [B] int64): the mixture stream each sequence came from.
 struct MicroBatch {
-  at::Tensor inputs, targets, lossMask, documentStarts;
+  at::Tensor inputs, targets, lossMask, documentStarts, streams;
 };
 
 /// The micro-batch's tensors on `device` (where the model is); undefined ones stay so.
@@ -36,6 +38,12 @@ struct StepResult {
   int64_t tokens = 0;     ///< all input positions (what the schedule counts)
   double gradNorm = 0;    ///< global gradient norm before clipping
   double lr = 0;
+  /// The loss was not finite and TrainOptions::skipNonFinite dropped the batch.
+  bool skipped = false;
+  /// With stream ids: per stream, the summed loss of its counted positions and their
+  /// number (the batch's loss is the token-weighted mean of these).
+  std::vector<double> streamLossSums;
+  std::vector<int64_t> streamLossTokens;
 };
 
 /// Data parallelism's part of a step (runtime/dist implements it over c10d): each rank
@@ -46,8 +54,9 @@ public:
   /// Before the backward passes: counts summed over the ranks' shares, so that every rank
   /// divides its loss by the whole batch's loss tokens.
   virtual void sumCounts(int64_t &lossTokens, int64_t &tokens) = 0;
-  /// After accumulation, before clipping: gradients and loss summed over the ranks.
-  virtual void sumGradients(llvm::ArrayRef<model::NamedParameter> params, double &loss) = 0;
+  /// After accumulation, before clipping: gradients summed over the ranks, and `sums` (the
+  /// loss, then any per-stream loss sums and counts) elementwise.
+  virtual void sumGradients(llvm::ArrayRef<model::NamedParameter> params, llvm::MutableArrayRef<double> sums) = 0;
 };
 
 /// Accumulates into the parameters' .grad() the gradient of the batch's mean token loss;
@@ -55,13 +64,18 @@ public:
 /// Micro-batches may live on the CPU: each moves to the model's device in turn, and on CUDA
 /// the forward pass runs under bf16 autocast.
 /// With `sync`, `batch` is this rank's share and the result is the whole batch's.
+/// With `streams` > 0, every micro-batch carries stream ids in [0, streams) and the result
+/// has the loss per stream, from the same logits (no second forward pass, same gradient).
 llvm::Expected<StepResult> accumulateGradients(const model::Model &model,
                                                llvm::ArrayRef<MicroBatch> batch,
-                                               StepSync *sync = nullptr);
+                                               StepSync *sync = nullptr, size_t streams = 0);
 
 struct TrainOptions {
   double clipNorm = 1.0; ///< 0: no clipping
   StepSync *sync = nullptr; ///< data parallel: this rank trains on a share of each batch
+  size_t streams = 0;       ///< > 0: micro-batches carry stream ids; results have per-stream losses
+  /// A non-finite loss drops the batch (the result says `skipped`) instead of failing.
+  bool skipNonFinite = false;
 };
 
 class Trainer {
@@ -69,8 +83,9 @@ public:
   Trainer(model::Model &model, AdamW &optimizer, schedule::Schedule schedule,
           TrainOptions options = {});
 
-  /// One optimizer step. A non-finite loss is an error naming the step, and leaves the
-  /// weights and optimizer state as they were.
+  /// One optimizer step. A non-finite loss leaves the weights and optimizer state as they
+  /// were: an error naming the step, or with skipNonFinite a result marked `skipped` (the
+  /// schedule still moves past the batch's tokens, as a resumed run counts them).
   llvm::Expected<StepResult> step(llvm::ArrayRef<MicroBatch> batch);
 
   /// Tokens of this stage consumed so far: where the schedule is evaluated next.
