@@ -18,11 +18,7 @@ void DataParallel::sumCounts(int64_t &lossTokens, int64_t &tokens) {
 void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, double &loss) {
   at::NoGradGuard noGrad;
   LastBuckets = 0;
-  // Every rank must make the same calls: a parameter that got no gradient here (but may
-  // have elsewhere) takes part with zeros.
-  for (const NamedParameter &p : params)
-    if (!p.tensor.grad().defined())
-      const_cast<at::Tensor &>(p.tensor).mutable_grad() = at::zeros_like(p.tensor);
+  fillMissingGradients(params);
   // Consecutive gradients of one dtype, up to BucketBytes, flattened into one all-reduce.
   size_t begin = 0;
   while (begin < params.size()) {
@@ -46,6 +42,16 @@ void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, double &l
     }
     begin = end;
   }
+  sumLoss(loss);
+}
+
+void DataParallel::fillMissingGradients(llvm::ArrayRef<NamedParameter> params) {
+  for (const NamedParameter &p : params)
+    if (!p.tensor.grad().defined())
+      const_cast<at::Tensor &>(p.tensor).mutable_grad() = at::zeros_like(p.tensor);
+}
+
+void DataParallel::sumLoss(double &loss) {
   at::Tensor total = at::full({1}, loss, at::TensorOptions(at::kDouble).device(Comm.deviceType()));
   Comm.allReduceSum(total);
   loss = total.item<double>();

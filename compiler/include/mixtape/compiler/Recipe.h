@@ -93,6 +93,7 @@ struct StageVariant {
   OptimizerSpec optimizer;
   double gradClip = 1.0;
   uint64_t checkpointEvery = 0, checkpointKeep = 2;
+  bool zero1 = false;               ///< shard the optimizer state over the ranks (execution only)
   // The edge from the parent (none for a stage that starts from the model's init).
   int parentVariant = -1;           ///< index into the parent stage's variants
   uint64_t branchTokens = 0;        ///< where in the parent it branches (its tokens if at end)
