@@ -711,6 +711,8 @@ private:
       n.exec["chain_tokens"] = static_cast<int64_t>(tokensThrough(input));
       if (begin == 0)
         n.exec["stage_start"] = true;
+      if (v.zero1)
+        n.exec["zero1"] = true;
       if (end == v.steps && g.cuts.size() == 1)
         n.exec["requested_tokens"] = static_cast<int64_t>(v.requestedTokens);
       size_t node = addNode(std::move(n), v.mixture.streams);

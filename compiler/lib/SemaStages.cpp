@@ -534,6 +534,10 @@ private:
       ok = false;
     }
 
+    v.zero1 = parent && parent->zero1;
+    if (const Value *z = eff("zero1"); z && z->kind == Value::Bool)
+      v.zero1 = z->boolean;
+
     // Tokens -> whole optimizer steps, rounding up (docs/language.md).
     const Value *tokens = eff("tokens");
     if (!tokens)

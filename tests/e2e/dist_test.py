@@ -6,6 +6,10 @@
   hang    -- SIGSTOP one rank: the other's collective times out, the stopped one is killed
   resume  -- kill -9 the launcher mid-run (its workers go with it), run again: the ranks
              resume from rank 0's checkpoint and end byte-identical to an uninterrupted run
+  zero1   -- 2 ranks with ZeRO-1 (the recipe's `zero1 = true`) give the loss curve, evals, final weights and
+             optimizer state of 2 plain ranks and of 1 rank
+  zero1-resume -- kill a 2-rank ZeRO-1 run after a checkpoint, resume it on 1 process without
+             ZeRO-1: the checkpoint holds the whole optimizer state; the end matches
   uneven  -- 3 ranks cannot split a batch of 8 sequences: a diagnostic, exit 1
     dist_test.py MIXTAPE SCENARIO WORKDIR
 Exits 77 (skipped) when this build has no Gloo."""
@@ -70,10 +74,10 @@ def workers(launcher_pid):
 def train_lines(run_dir):
     return sum(1 for r in records(run_dir) if r.get("type") == "train") if os.path.isdir(run_dir) else 0
 
-def start_and_wait(run_dir, timeout_s, lines):
+def start_and_wait(run_dir, timeout_s, lines, extra=()):
     """A 2-rank run, once it has logged `lines` train records and both workers are up."""
     p = subprocess.Popen([mixtape, "run", recipe, "--nproc", "2", "--timeout", str(timeout_s), "--run-dir", run_dir,
-                          "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          "--quiet", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while p.poll() is None and time.time() < deadline and (train_lines(run_dir) < lines or len(workers(p.pid)) < 2):
         time.sleep(0.01)
@@ -86,20 +90,12 @@ def alive(pid):
     except OSError:
         return False
 
-if scenario == "match":
-    one, two = os.path.join(work, "one"), os.path.join(work, "two")
-    r1 = run(["run", recipe, "--run-dir", one, "--quiet"])
-    r2 = run(["run", recipe, "--run-dir", two, "--nproc", "2", "--timeout", "60", "--quiet"])
-    if r1.returncode != 0:
-        failures.append("1 process failed:\n" + r1.stderr[-3000:])
-    if r2.returncode != 0:
-        if "no process group for CPU tensors" in r2.stderr:
-            print("skipped: this build has no Gloo")
-            sys.exit(77)
-        failures.append("2 processes failed:\n" + r2.stderr[-3000:])
+def compare(one, two, what, tolerance=1e-4, files="model.safetensors"):
+    """Failures where run directory `two` strays from `one` by more than `tolerance`
+    (relative, loss and grad norm; absolute, weights); returns the largest differences."""
     a, b = records(one), records(two)
     if len(a) != len(b) or not a:
-        failures.append(f"{len(a)} metrics records from 1 process, {len(b)} from 2 (rank 0 alone logs)")
+        failures.append(f"{len(a)} metrics records from {what[0]}, {len(b)} from {what[1]} (rank 0 alone logs)")
     worst = 0.0
     numbers = ("loss", "ppl", "grad_norm", "loss_by_stream")
     for x, y in zip(a, b):
@@ -112,21 +108,81 @@ if scenario == "match":
         pairs += [(v, y["loss_by_stream"][s]) for s, v in x.get("loss_by_stream", {}).items()]
         for u, v in pairs:
             worst = max(worst, abs(u - v) / max(abs(u), 1e-12))
-    if worst > 1e-4:
-        failures.append(f"loss curves differ by {worst:.2e} (relative) between 1 and 2 processes")
-    for path in glob.glob(os.path.join(one, "*", "model.safetensors")):
+    if worst > tolerance:
+        failures.append(f"loss curves differ by {worst:.2e} (relative) between {what[0]} and {what[1]}")
+    weights = 0.0
+    for path in glob.glob(os.path.join(one, "*", files)):
         other = os.path.join(two, os.path.relpath(path, one))
         if not os.path.exists(other):
-            failures.append(f"2 processes wrote no {os.path.relpath(path, one)}")
+            failures.append(f"{what[1]} wrote no {os.path.relpath(path, one)}")
             continue
         ta, tb = tensors(path), tensors(other)
+        if sorted(ta) != sorted(tb):
+            failures.append(f"{os.path.relpath(path, one)}: other tensors from {what[1]}")
+            continue
         diff = max(abs(u - v) for k in ta for u, v in zip(ta[k], tb[k]))
-        if diff > 1e-4:
-            failures.append(f"{os.path.relpath(path, one)}: weights differ by up to {diff:.2e}")
+        weights = max(weights, diff)
+        if diff > tolerance:
+            failures.append(f"{os.path.relpath(path, one)}: differ by up to {diff:.2e} between {what[0]} and {what[1]}")
     if sorted(os.listdir(one)) != sorted(os.listdir(two)):
         failures.append(f"run directories differ: {sorted(os.listdir(one))} vs {sorted(os.listdir(two))}")
-    print(f"largest relative difference of loss and grad norm: {worst:.2e}")
+    print(f"{what[0]} vs {what[1]}: largest relative difference of loss and grad norm {worst:.2e}, "
+          f"of {files} {weights:.2e}")
+
+def skip_without_gloo(r):
+    if "no process group for CPU tensors" in r.stderr:
+        print("skipped: this build has no Gloo")
+        sys.exit(77)
+
+if scenario == "match":
+    one, two = os.path.join(work, "one"), os.path.join(work, "two")
+    r1 = run(["run", recipe, "--run-dir", one, "--quiet"])
+    r2 = run(["run", recipe, "--run-dir", two, "--nproc", "2", "--timeout", "60", "--quiet"])
+    if r1.returncode != 0:
+        failures.append("1 process failed:\n" + r1.stderr[-3000:])
+    if r2.returncode != 0:
+        skip_without_gloo(r2)
+        failures.append("2 processes failed:\n" + r2.stderr[-3000:])
+    compare(one, two, ("1 process", "2 processes"))
     total = 4
+
+elif scenario == "zero1":
+    one, two, zero = (os.path.join(work, d) for d in ("one", "two", "zero1"))
+    r1 = run(["run", recipe, "--run-dir", one, "--quiet"])
+    r2 = run(["run", recipe, "--run-dir", two, "--nproc", "2", "--timeout", "60", "--quiet"])
+    # Chosen in the recipe here (the stage key, inherited by adapt); zero1-resume uses --zero1.
+    sharded = os.path.join(work, "tiny-zero1.toml")
+    open(sharded, "w").write(text.replace("micro_batch = 4\n", "micro_batch = 4\nzero1 = true\n"))
+    rz = run(["run", sharded, "--run-dir", zero, "--nproc", "2", "--timeout", "60", "--quiet"])
+    for r, what in ((r1, "1 process"), (r2, "2 processes"), (rz, "2 processes with ZeRO-1")):
+        if r.returncode != 0:
+            skip_without_gloo(r)
+            failures.append(what + " failed:\n" + r.stderr[-3000:])
+    # Only the global gradient norm is summed in another order (shards, not tensors).
+    compare(two, zero, ("2 processes", "2 with ZeRO-1"), 1e-5)
+    compare(two, zero, ("2 processes", "2 with ZeRO-1"), 1e-5, "optimizer.safetensors")
+    compare(one, zero, ("1 process", "2 with ZeRO-1"), 1e-5)
+    total = 12
+
+elif scenario == "zero1-resume":
+    ref, d = os.path.join(work, "reference"), os.path.join(work, "killed")
+    r = run(["run", recipe, "--run-dir", ref, "--nproc", "2", "--timeout", "60", "--quiet", "--zero1"])
+    skip_without_gloo(r)
+    if r.returncode != 0:
+        failures.append("uninterrupted run failed:\n" + r.stderr[-3000:])
+    p, ranks = start_and_wait(d, 60, 7, ["--zero1"])  # past the checkpoint at step 4
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    time.sleep(0.5)
+    if not glob.glob(os.path.join(d, "pretrain*", "checkpoints", "step-*", "optimizer.safetensors")):
+        failures.append("no checkpoint before the kill: the test resumes nothing")
+    r = run(["run", recipe, "--run-dir", d])
+    if r.returncode != 0:
+        failures.append("resumed run on 1 process failed:\n" + r.stderr[-3000:])
+    if "[pretrain] resuming from the checkpoint at step" not in r.stderr:
+        failures.append("the run did not report resuming:\n" + r.stderr[-3000:])
+    compare(ref, d, ("2 processes with ZeRO-1", "resumed on 1 process"), 1e-5)
+    total = 6
 
 elif scenario in ("kill", "hang"):
     d = os.path.join(work, "run")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""`mixtape submit --slurm` against stand-ins for sbatch and srun (a real single-node Slurm
-cluster test comes with the multi-process issue): the scripts parse, names from the recipe
+"""`mixtape submit --slurm` against stand-ins for sbatch and srun (slurm_real_test.py runs a
+real single-node cluster): the scripts parse, names from the recipe
 reach `mixtape exec` intact and are never run by the shell, jobs depend on their inputs' jobs.
     submit_test.py MIXTAPE WORKDIR"""
 import json, os, shutil, stat, subprocess, sys

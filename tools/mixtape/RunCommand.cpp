@@ -28,7 +28,7 @@ namespace {
 struct RunArgs {
   std::string input, runDir, device;
   std::vector<std::string> nodes;
-  bool quiet = false;
+  bool quiet = false, zero1 = false;
   int nproc = 1;
   unsigned timeoutSeconds = 600;
 };
@@ -37,7 +37,8 @@ constexpr const char *kParallelUsage =
     "  --device D     cpu, cuda, cuda:N or auto (default: $MIXTAPE_DEVICE, else auto: CUDA when there is one);\n"
     "                 with --nproc, each worker takes the GPU of its local rank\n"
     "  --nproc N      run N data-parallel workers on this machine (each trains on 1/N of every batch)\n"
-    "  --timeout S    a rank that died or hangs stops the others within S seconds (default 600)\n";
+    "  --timeout S    a rank that died or hangs stops the others within S seconds (default 600)\n"
+    "  --zero1        shard the optimizer state over the ranks (ZeRO-1) in every train node\n";
 
 std::optional<RunArgs> parseRunArgs(llvm::StringRef command, llvm::ArrayRef<llvm::StringRef> args,
                                     llvm::StringRef usage) {
@@ -62,6 +63,8 @@ std::optional<RunArgs> parseRunArgs(llvm::StringRef command, llvm::ArrayRef<llvm
         out.timeoutSeconds = n;
     } else if (a == "--quiet") {
       out.quiet = true;
+    } else if (a == "--zero1") {
+      out.zero1 = true;
     } else if (a.startswith("-") || !out.input.empty()) {
       llvm::errs() << "mixtape " << command << ": unexpected argument '" << a << "'\n" << usage;
       return std::nullopt;
@@ -85,6 +88,7 @@ int execute(const llvm::json::Object &plan, const RunArgs &args) {
   options.progress = !args.quiet;
   options.device = args.device;
   options.timeout = std::chrono::seconds(args.timeoutSeconds);
+  options.zero1 = args.zero1;
   llvm::Expected<dist::World> world = dist::worldFromEnvironment();
   if (!world) {
     llvm::errs() << "mixtape: error: " << llvm::toString(world.takeError()) << "\n";
@@ -113,6 +117,8 @@ int launch(llvm::StringRef planPath, const RunArgs &args) {
     options.command.insert(options.command.end(), {"--device", args.device});
   if (args.quiet)
     options.command.push_back("--quiet");
+  if (args.zero1)
+    options.command.push_back("--zero1");
   if (llvm::Error e = dist::launchLocalWorkers(options, llvm::errs())) {
     llvm::errs() << "mixtape: error: " << llvm::toString(std::move(e)) << "\n";
     return cli::Failure;
@@ -123,7 +129,7 @@ int launch(llvm::StringRef planPath, const RunArgs &args) {
 
 int mixtape::cli::runMain(llvm::ArrayRef<llvm::StringRef> args) {
   const std::string usage =
-      std::string("usage: mixtape run RECIPE [--run-dir DIR] [--node NAME]... [--device D] [--quiet] [--nproc N] [--timeout S]\n"
+      std::string("usage: mixtape run RECIPE [--run-dir DIR] [--node NAME]... [--device D] [--quiet] [--nproc N] [--timeout S] [--zero1]\n"
                   "  compile RECIPE, write DIR/plan.json (default DIR: runs/<recipe name>) and execute it;\n"
                   "  finished nodes are skipped, interrupted ones resume from their last checkpoint\n") +
       kParallelUsage;
@@ -170,7 +176,7 @@ int mixtape::cli::runMain(llvm::ArrayRef<llvm::StringRef> args) {
 
 int mixtape::cli::execMain(llvm::ArrayRef<llvm::StringRef> args) {
   const std::string usage =
-      std::string("usage: mixtape exec PLAN.json [--run-dir DIR] [--node NAME]... [--device D] [--quiet] [--nproc N] [--timeout S]\n"
+      std::string("usage: mixtape exec PLAN.json [--run-dir DIR] [--node NAME]... [--device D] [--quiet] [--nproc N] [--timeout S] [--zero1]\n"
                   "  execute a compiled plan (default DIR: the plan's folder); under torchrun or srun, one rank of it\n") +
       kParallelUsage;
   std::optional<RunArgs> a = parseRunArgs("exec", args, usage);

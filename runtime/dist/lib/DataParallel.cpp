@@ -20,11 +20,7 @@ void DataParallel::sumCounts(int64_t &lossTokens, int64_t &tokens) {
 void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::MutableArrayRef<double> sums) {
   at::NoGradGuard noGrad;
   LastBuckets = 0;
-  // Every rank must make the same calls: a parameter that got no gradient here (but may
-  // have elsewhere) takes part with zeros.
-  for (const NamedParameter &p : params)
-    if (!p.tensor.grad().defined())
-      const_cast<at::Tensor &>(p.tensor).mutable_grad() = at::zeros_like(p.tensor);
+  fillMissingGradients(params);
   // Consecutive gradients of one dtype, up to BucketBytes, flattened into one all-reduce.
   size_t begin = 0;
   while (begin < params.size()) {
@@ -48,7 +44,18 @@ void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
     }
     begin = end;
   }
-  at::Tensor total = at::tensor(c10::ArrayRef<double>(sums.data(), sums.size()), at::TensorOptions(at::kDouble)).to(Comm.deviceType());
+  sumLoss(sums);
+}
+
+void DataParallel::fillMissingGradients(llvm::ArrayRef<NamedParameter> params) {
+  for (const NamedParameter &p : params)
+    if (!p.tensor.grad().defined())
+      const_cast<at::Tensor &>(p.tensor).mutable_grad() = at::zeros_like(p.tensor);
+}
+
+void DataParallel::sumLoss(llvm::MutableArrayRef<double> sums) {
+  at::Tensor total = at::tensor(c10::ArrayRef<double>(sums.data(), sums.size()), at::TensorOptions(at::kDouble))
+                         .to(Comm.deviceType());
   Comm.allReduceSum(total);
   total = total.cpu();
   std::copy_n(total.data_ptr<double>(), sums.size(), sums.begin());

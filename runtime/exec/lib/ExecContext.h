@@ -39,6 +39,8 @@ struct ExecContext {
   dist::Collectives *collectives = nullptr;
   /// Rank 0 writes the run directory's files; the others only compute.
   bool writesFiles = true;
+  /// --zero1: every train node shards its optimizer state (else only where the plan says).
+  bool zero1 = false;
 
   std::string nodeDir(const ExecNode &n) const { return joinPath(runDir, n.dir); }
   /// The stream `name` of the plan, as the data layer opens it, starting at `cursor`.

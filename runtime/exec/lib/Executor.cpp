@@ -199,6 +199,7 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
     return collectives.takeError();
   ctx.collectives = collectives->get();
   ctx.writesFiles = options.world.rank == 0;
+  ctx.zero1 = options.zero1;
   ctx.progress = options.progress && ctx.writesFiles;
   llvm::Expected<std::vector<ExecNode>> nodes = readNodes(plan);
   if (!nodes)

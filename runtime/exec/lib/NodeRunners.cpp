@@ -14,6 +14,7 @@
 #include "mixtape/compiler/DuringEvals.h"
 #include "mixtape/compiler/Plan.h"
 #include "mixtape/dist/DataParallel.h"
+#include "mixtape/dist/ShardedAdamW.h"
 #include "mixtape/merge/Merge.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/model/TorchCompat.h"
@@ -473,10 +474,27 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
   trainOptions.streams = mixture->streams.size();
   trainOptions.skipNonFinite = s.getString("on_nonfinite") == llvm::StringRef("skip");
   dist::DataParallel dataParallel(*ctx.collectives);
+  std::unique_ptr<dist::ShardedAdamW> zero1; // ZeRO-1: this rank holds 1/W of the optimizer state
   if (ctx.collectives->worldSize() > 1) {
     dist::broadcastParameters(*ctx.collectives, (*m)->parameters());
     trainOptions.sync = &dataParallel;
+    if (ctx.zero1 || node.exec->getBoolean("zero1").getValueOr(false)) {
+      llvm::Expected<std::unique_ptr<dist::ShardedAdamW>> sharded = dist::ShardedAdamW::create(*ctx.collectives, optimizer);
+      if (!sharded)
+        return sharded.takeError();
+      zero1 = std::move(*sharded);
+      trainOptions.sync = zero1.get();
+    }
   }
+  // Checkpoints hold the whole optimizer state however it is kept (a run resumes with or
+  // without ZeRO-1, on any number of ranks); rank 0 writes them.
+  // Rank 0 writes checkpoints, with the whole optimizer state however the ranks keep it: a
+  // run resumes with or without ZeRO-1, on any number of ranks.
+  auto saveWithWholeState = [&](llvm::function_ref<llvm::Error()> save) -> llvm::Error {
+    if (zero1)
+      return zero1->saveWholeState(optimizer, save);
+    return ctx.writesFiles ? save() : llvm::Error::success();
+  };
   train::Trainer trainer(**m, optimizer, *lr, trainOptions);
   trainer.setTokensSeen(static_cast<double>(static_cast<uint64_t>(start) * perStep));
 
@@ -561,17 +579,16 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     }
     progress.step(step + 1, *r, static_cast<uint64_t>(step + 1 - start) * perStep, skips.total);
     uint64_t after = tokens + perStep;
-    if (every && after / every != tokens / every && step + 1 < last && ctx.writesFiles)
-      if (llvm::Error e = saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), skips, keep))
+    if (every && after / every != tokens / every && step + 1 < last)
+      if (llvm::Error e = saveWithWholeState(
+              [&] { return saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), skips, keep); }))
         return e;
   }
-  if (!ctx.writesFiles)
-    return llvm::Error::success();
-  if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
-    return e;
-  if (llvm::Error e = optimizer.saveState(joinPath(dir, "optimizer.safetensors")))
-    return e;
-  return llvm::Error::success();
+  return saveWithWholeState([&]() -> llvm::Error {
+    if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
+      return e;
+    return optimizer.saveState(joinPath(dir, "optimizer.safetensors"));
+  });
 }
 
 /// Rank 0's `text`, on every rank.

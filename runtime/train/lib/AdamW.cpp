@@ -39,10 +39,6 @@ AdamW::AdamW(llvm::ArrayRef<NamedParameter> params, AdamWOptions options)
 void AdamW::step(double lr) {
   at::NoGradGuard noGrad;
   ++Steps;
-  const double b1 = Options.beta1, b2 = Options.beta2;
-  const double biasCorrection1 = 1 - std::pow(b1, double(Steps));
-  const double biasCorrection2Sqrt = std::sqrt(1 - std::pow(b2, double(Steps)));
-  const double stepSize = lr / biasCorrection1;
   for (size_t i = 0; i < Params.size(); ++i) {
     if (Params[i].tensor.grad().defined() && !ExpAvg[i].defined()) {
       ExpAvg[i] = at::zeros_like(Params[i].tensor, at::MemoryFormat::Preserve);
@@ -67,24 +63,34 @@ void AdamW::step(double lr) {
         expAvgSqs.push_back(ExpAvgSq[i]);
         steps.push_back(StepCounts[int64_t(i)]);
       }
-      compat::fusedAdamW(params, grads, expAvgs, expAvgSqs, steps, lr, b1, b2, group.weightDecay,
-                         Options.eps);
+      compat::fusedAdamW(params, grads, expAvgs, expAvgSqs, steps, lr, Options.beta1, Options.beta2,
+                         group.weightDecay, Options.eps);
     }
     return;
   }
-  for (size_t i = 0; i < Params.size(); ++i) {
-    at::Tensor &param = Params[i].tensor;
-    const at::Tensor &grad = param.grad();
-    if (!grad.defined())
-      continue;
-    // torch/optim/adamw.py, _single_tensor_adamw, step for step.
-    if (Decay[i] != 0)
-      param.mul_(1 - lr * Decay[i]);
-    ExpAvg[i].lerp_(grad, 1 - b1);
-    ExpAvgSq[i].mul_(b2).addcmul_(grad, grad, 1 - b2);
-    at::Tensor denom = (ExpAvgSq[i].sqrt() / biasCorrection2Sqrt).add_(Options.eps);
-    param.addcdiv_(ExpAvg[i], denom, -stepSize);
-  }
+  for (size_t i = 0; i < Params.size(); ++i)
+    if (Params[i].tensor.grad().defined())
+      update(Params[i].tensor, Params[i].tensor.grad(), ExpAvg[i], ExpAvgSq[i], lr, Decay[i], Steps, Options);
+}
+
+void AdamW::update(at::Tensor param, const at::Tensor &grad, at::Tensor expAvg, at::Tensor expAvgSq, double lr,
+                   double weightDecay, int64_t step, const AdamWOptions &options) {
+  at::NoGradGuard noGrad;
+  const double b1 = options.beta1, b2 = options.beta2;
+  const double biasCorrection1 = 1 - std::pow(b1, double(step));
+  const double biasCorrection2Sqrt = std::sqrt(1 - std::pow(b2, double(step)));
+  // torch/optim/adamw.py, _single_tensor_adamw, step for step.
+  if (weightDecay != 0)
+    param.mul_(1 - lr * weightDecay);
+  expAvg.lerp_(grad, 1 - b1);
+  expAvgSq.mul_(b2).addcmul_(grad, grad, 1 - b2);
+  at::Tensor denom = (expAvgSq.sqrt() / biasCorrection2Sqrt).add_(options.eps);
+  param.addcdiv_(expAvg, denom, -lr / biasCorrection1);
+}
+
+void AdamW::setMoments(size_t i, at::Tensor expAvg, at::Tensor expAvgSq) {
+  ExpAvg[i] = std::move(expAvg);
+  ExpAvgSq[i] = std::move(expAvgSq);
 }
 
 void AdamW::zeroGrad() {
@@ -108,10 +114,15 @@ double mixtape::train::clipGradNorm(llvm::ArrayRef<NamedParameter> params, doubl
     return 0;
   // Multi-tensor kernels: on CUDA a handful of launches instead of two per parameter.
   double total = at::stack(at::_foreach_norm(grads, 2)).norm(2).item<double>();
-  double coef = maxNorm / (total + 1e-6);
-  if (maxNorm > 0 && coef < 1)
-    at::_foreach_mul_(grads, coef);
+  double factor = clipFactor(total, maxNorm);
+  if (factor < 1)
+    at::_foreach_mul_(grads, factor);
   return total;
+}
+
+double mixtape::train::clipFactor(double norm, double maxNorm) {
+  double coef = maxNorm / (norm + 1e-6);
+  return maxNorm > 0 && coef < 1 ? coef : 1;
 }
 
 //===----------------------------------------------------------------------===//

@@ -74,6 +74,12 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
   return result;
 }
 
+double mixtape::train::clipAndStep(AdamW &optimizer, double clipNorm, double lr) {
+  double norm = clipGradNorm(optimizer.parameters(), clipNorm);
+  optimizer.step(lr);
+  return norm;
+}
+
 Trainer::Trainer(model::Model &model, AdamW &optimizer, schedule::Schedule schedule,
                  TrainOptions options)
     : Model(model), Optimizer(optimizer), Schedule(std::move(schedule)), Options(options) {}
@@ -100,9 +106,9 @@ llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
     return stepError("loss is " + llvm::Twine(std::isnan(result->loss) ? "NaN" : "infinite") +
                      "; weights left as they were after step " + llvm::Twine(stepNumber - 1));
   }
-  result->gradNorm = clipGradNorm(Model.parameters(), Options.clipNorm);
+  result->gradNorm = Options.sync ? Options.sync->clipAndStep(Optimizer, Options.clipNorm, lr)
+                                  : clipAndStep(Optimizer, Options.clipNorm, lr);
   result->lr = lr;
-  Optimizer.step(lr);
   Optimizer.zeroGrad();
   TokensSeen += double(result->tokens);
   return result;

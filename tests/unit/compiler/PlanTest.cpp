@@ -204,6 +204,13 @@ TEST(Plan, ExecutionOnlySettingsChangeNoHash) {
   ASSERT_EQ(a->plan->nodes.size(), b->plan->nodes.size());
   for (size_t i = 0; i < a->plan->nodes.size(); ++i)
     EXPECT_EQ(a->plan->nodes[i].hash, b->plan->nodes[i].hash) << a->plan->nodes[i].name;
+  // ZeRO-1 only says how the ranks keep the optimizer state: exec, not hashed.
+  auto zero1 = planText(branchRecipe("1Mi", "3e-4", "1Mi", "zero1 = true"));
+  ASSERT_TRUE(zero1->plan) << zero1->printed();
+  for (size_t i = 0; i < a->plan->nodes.size(); ++i)
+    EXPECT_EQ(a->plan->nodes[i].hash, zero1->plan->nodes[i].hash) << a->plan->nodes[i].name;
+  EXPECT_EQ(zero1->node("anneal").exec.getBoolean("zero1"), true);
+  EXPECT_FALSE(zero1->node("base@0-512").exec.getBoolean("zero1")) << "the parent stage keeps its state whole";
 }
 
 TEST(Plan, FloatSpellingDoesNotMatter) {

@@ -1,13 +1,14 @@
 //===- CollectivesTest.cpp - Gloo between two threads ---------------------===//
 //
 // Two ranks in one process, each in its own thread with its own process group, meeting at
-// a TCPStore on loopback: the collectives' results, the bucketed gradient sum, and a
-// missing peer failing within the timeout.
+// a TCPStore on loopback: the collectives' results, the bucketed gradient sum, ZeRO-1's
+// sharded update against plain AdamW, and a missing peer failing within the timeout.
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/dist/Collectives.h"
 #include "mixtape/dist/DataParallel.h"
 #include "mixtape/dist/LocalLauncher.h"
+#include "mixtape/dist/ShardedAdamW.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -121,6 +122,75 @@ TEST(Collectives, GradientsAreSummedInBuckets) {
     dp.sumCounts(lossTokens, tokens);
     EXPECT_EQ(lossTokens, 21);
     EXPECT_EQ(tokens, 200);
+  });
+}
+
+TEST(Collectives, ShardedAdamWStepsAsPlainAdamW) {
+  if (!hasBackend(Device::CPU))
+    GTEST_SKIP() << "this build has no Gloo";
+  twoRanks([](Collectives &c) {
+    // 15 + 7 + 1 + 8 = 31 elements: two shards of 16, the first cut inside the second
+    // parameter, the second padded by one; a decayed matrix and undecayed vectors.
+    auto make = [] {
+      std::vector<model::NamedParameter> params;
+      for (auto [shape, kind] : {std::pair{std::vector<int64_t>{3, 5}, model::ParamKind::Matrix},
+                                 {{7}, model::ParamKind::Norm}, {{1}, model::ParamKind::Bias},
+                                 {{4, 2}, model::ParamKind::Matrix}}) {
+        int64_t n = 1;
+        for (int64_t d : shape)
+          n *= d;
+        at::Tensor t = at::linspace(-1, 1, n).view(shape).requires_grad_(true);
+        params.push_back({"p" + std::to_string(params.size()), t, kind});
+      }
+      return params;
+    };
+    // Rank r's gradient at step k; plain AdamW gets the sum over both ranks.
+    auto gradient = [](const at::Tensor &p, int k, int r) {
+      return at::sin(at::arange(p.numel(), at::kFloat) * (k + 1) + r).view(p.sizes()) * (r + 1);
+    };
+    std::vector<model::NamedParameter> plainParams = make(), shardedParams = make();
+    train::AdamWOptions options;
+    options.weightDecay = 0.1;
+    train::AdamW plain(plainParams, options), sharded(shardedParams, options);
+    // Resume from a state with moments: every rank takes its shard of them.
+    for (auto *opt : {&plain, &sharded})
+      for (size_t i = 0; i < plainParams.size(); ++i)
+        opt->setMoments(i, at::full(plainParams[i].tensor.sizes(), 0.01f * float(i)),
+                        at::full(plainParams[i].tensor.sizes(), 0.001f * float(i + 1)));
+    llvm::Expected<std::unique_ptr<ShardedAdamW>> zero = ShardedAdamW::create(c, sharded);
+    ASSERT_TRUE(bool(zero)) << llvm::toString(zero.takeError());
+    EXPECT_EQ((*zero)->shardSize(), 16);
+    EXPECT_FALSE(sharded.expAvg(0).defined()) << "the whole state stays on the optimizer";
+    for (int k = 0; k < 3; ++k) {
+      for (size_t i = 0; i < plainParams.size(); ++i) {
+        plainParams[i].tensor.mutable_grad() = gradient(plainParams[i].tensor, k, 0) + gradient(plainParams[i].tensor, k, 1);
+        shardedParams[i].tensor.mutable_grad() = gradient(shardedParams[i].tensor, k, c.rank());
+      }
+      double loss = 1.0 + c.rank();
+      (*zero)->sumGradients(shardedParams, llvm::MutableArrayRef<double>(loss));
+      EXPECT_DOUBLE_EQ(loss, 3.0);
+      const double clip = k == 1 ? 0.5 : 0; // clipped by the global norm at step 2 only
+      double plainNorm = train::clipAndStep(plain, clip, 1e-2);
+      double shardedNorm = (*zero)->clipAndStep(sharded, clip, 1e-2);
+      EXPECT_NEAR(shardedNorm, plainNorm, 1e-5 * plainNorm) << "step " << k + 1;
+      for (size_t i = 0; i < plainParams.size(); ++i)
+        EXPECT_TRUE(at::allclose(shardedParams[i].tensor, plainParams[i].tensor, 1e-6, 1e-7))
+            << "step " << k + 1 << ", " << plainParams[i].name << ":\n"
+            << shardedParams[i].tensor << "\nvs\n" << plainParams[i].tensor;
+    }
+    EXPECT_EQ(sharded.steps(), 3);
+    bool saved = false;
+    llvm::Error e = (*zero)->saveWholeState(sharded, [&] {
+      saved = true;
+      for (size_t i = 0; i < plainParams.size(); ++i) {
+        EXPECT_TRUE(at::allclose(sharded.expAvg(i), plain.expAvg(i), 1e-6, 1e-9)) << plainParams[i].name;
+        EXPECT_TRUE(at::allclose(sharded.expAvgSq(i), plain.expAvgSq(i), 1e-6, 1e-12)) << plainParams[i].name;
+      }
+      return llvm::Error::success();
+    });
+    EXPECT_FALSE(bool(e));
+    EXPECT_EQ(saved, c.rank() == 0) << "rank 0 alone saves";
+    EXPECT_FALSE(sharded.expAvg(0).defined()) << "the whole state is dropped after saving";
   });
 }
 

@@ -94,6 +94,7 @@ struct StageVariant {
   double gradClip = 1.0;
   bool skipNonFinite = false;       ///< on_nonfinite = "skip": drop a batch whose loss is not finite
   uint64_t checkpointEvery = 0, checkpointKeep = 2;
+  bool zero1 = false;               ///< shard the optimizer state over the ranks (execution only)
   // The edge from the parent (none for a stage that starts from the model's init).
   int parentVariant = -1;           ///< index into the parent stage's variants
   uint64_t branchTokens = 0;        ///< where in the parent it branches (its tokens if at end)

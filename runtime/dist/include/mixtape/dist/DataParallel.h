@@ -13,7 +13,7 @@
 
 namespace mixtape::dist {
 
-class DataParallel final : public train::StepSync {
+class DataParallel : public train::StepSync {
 public:
   /// PyTorch DDP's default bucket: large enough that per-call latency is amortized.
   static constexpr size_t kDefaultBucketBytes = size_t(25) << 20;
@@ -27,8 +27,16 @@ public:
   /// Collective calls the last sumGradients made for its gradients (a test's check).
   size_t lastBuckets() const { return LastBuckets; }
 
-private:
+protected:
+  /// Every rank must make the same calls: a parameter that got no gradient here (but may
+  /// have elsewhere) takes part with zeros.
+  static void fillMissingGradients(llvm::ArrayRef<model::NamedParameter> params);
+  /// `sums` (the loss, then per-stream sums and counts) summed elementwise over the ranks.
+  void sumLoss(llvm::MutableArrayRef<double> sums);
+
   Collectives &Comm;
+
+private:
   size_t BucketBytes;
   size_t LastBuckets = 0;
 };

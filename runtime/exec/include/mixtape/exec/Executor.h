@@ -36,6 +36,9 @@ struct ExecOptions {
   /// Bounds the rendezvous and every collective: a rank that died or hangs makes the
   /// others fail within it.
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+  /// Shard the optimizer state over the ranks (ZeRO-1) in every train node, not only in
+  /// those whose stage asks for it; nothing changes for a world of one.
+  bool zero1 = false;
 };
 
 /// Refuses provisional plans and plans of another format version.

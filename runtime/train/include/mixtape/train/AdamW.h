@@ -56,6 +56,20 @@ public:
   /// First and second moments of parameter `i` (undefined before its first step).
   const at::Tensor &expAvg(size_t i) const { return ExpAvg[i]; }
   const at::Tensor &expAvgSq(size_t i) const { return ExpAvgSq[i]; }
+  /// Replaces the moments of parameter `i` (undefined: none held here). ZeRO-1 keeps its
+  /// shard of them elsewhere and hands the whole state back only to save it.
+  void setMoments(size_t i, at::Tensor expAvg, at::Tensor expAvgSq);
+  /// Weight decay of parameter `i`, from its group.
+  double weightDecay(size_t i) const { return Decay[i]; }
+  /// Counts a step whose updates were applied elsewhere (ZeRO-1 calls update() on its
+  /// shard); returns the new step count.
+  int64_t countStep() { return ++Steps; }
+
+  /// The update step() makes to one tensor (torch/optim/adamw.py, _single_tensor_adamw),
+  /// on tensors the caller holds: `param` in place, at step number `step` (from 1).
+  /// The tensors are handles: a view (a slice of a parameter) is updated where it points.
+  static void update(at::Tensor param, const at::Tensor &grad, at::Tensor expAvg, at::Tensor expAvgSq,
+                     double lr, double weightDecay, int64_t step, const AdamWOptions &options);
 
   /// Moments as "<param>.exp_avg" / "<param>.exp_avg_sq", step count and hyperparameters
   /// in the metadata; one safetensors file written atomically.
@@ -77,5 +91,7 @@ private:
 /// torch.nn.utils.clip_grad_norm_, with its 1e-6 guard); returns the norm before clipping.
 /// `maxNorm` <= 0 only measures.
 double clipGradNorm(llvm::ArrayRef<model::NamedParameter> params, double maxNorm);
+/// The factor clipGradNorm scales gradients of global norm `norm` by (1: no clipping).
+double clipFactor(double norm, double maxNorm);
 
 } // namespace mixtape::train

@@ -46,17 +46,26 @@ struct StepResult {
   std::vector<int64_t> streamLossTokens;
 };
 
+/// Clips the gradients of `optimizer`'s parameters to global norm `clipNorm` (0: no
+/// clipping) and takes its step at `lr`; returns the norm before clipping.
+double clipAndStep(AdamW &optimizer, double clipNorm, double lr);
+
 /// Data parallelism's part of a step (runtime/dist implements it over c10d): each rank
-/// holds a share of the batch, and these two calls make its step that of the whole batch.
+/// holds a share of the batch, and these calls make its step that of the whole batch.
 class StepSync {
 public:
   virtual ~StepSync() = default;
   /// Before the backward passes: counts summed over the ranks' shares, so that every rank
   /// divides its loss by the whole batch's loss tokens.
   virtual void sumCounts(int64_t &lossTokens, int64_t &tokens) = 0;
-  /// After accumulation, before clipping: gradients summed over the ranks, and `sums` (the
-  /// loss, then any per-stream loss sums and counts) elementwise.
+  /// After accumulation, before clipping: gradients summed wherever clipAndStep reads them,
+  /// and `sums` (the loss, then any per-stream loss sums and counts) elementwise.
   virtual void sumGradients(llvm::ArrayRef<model::NamedParameter> params, llvm::MutableArrayRef<double> sums) = 0;
+  /// After a finite loss: train::clipAndStep on the summed gradients, unless the ranks
+  /// share the update (ZeRO-1).
+  virtual double clipAndStep(AdamW &optimizer, double clipNorm, double lr) {
+    return train::clipAndStep(optimizer, clipNorm, lr);
+  }
 };
 
 /// Accumulates into the parameters' .grad() the gradient of the batch's mean token loss;

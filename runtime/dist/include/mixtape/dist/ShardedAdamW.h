@@ -1,0 +1,60 @@
+//===- ShardedAdamW.h - ZeRO-1: each rank updates a shard ------*- C++ -*-===//
+//
+// ZeRO stage 1 (Rajbhandari et al. 2020, "ZeRO: Memory Optimizations Toward Training
+// Trillion Parameter Models", section 5.1): the parameters, laid end to end in one flat
+// buffer padded to a multiple of W, are cut into W equal shards. After the backward passes
+// the gradients are reduce-scattered so that rank r holds the sum of its shard only; it
+// clips that shard by the global norm (the ranks sum their shards' squared norms), updates
+// its slice of the parameters with AdamW moments for that slice alone, and the ranks
+// all-gather the updated parameters. The optimizer state per rank is 1/W of AdamW's.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/dist/DataParallel.h"
+#include "mixtape/train/AdamW.h"
+
+#include "llvm/ADT/STLFunctionalExtras.h"
+
+#include <memory>
+#include <vector>
+
+namespace mixtape::dist {
+
+class ShardedAdamW final : public DataParallel {
+public:
+  /// Takes this rank's shard of `optimizer`'s moments (zeros where it holds none) and
+  /// leaves it none: from here on `optimizer` keeps only its options and step count.
+  /// The parameters must be contiguous and share one dtype and device.
+  static llvm::Expected<std::unique_ptr<ShardedAdamW>> create(Collectives &collectives, train::AdamW &optimizer);
+
+  void sumGradients(llvm::ArrayRef<model::NamedParameter> params, llvm::MutableArrayRef<double> sums) override;
+  double clipAndStep(train::AdamW &optimizer, double clipNorm, double lr) override;
+
+  /// Collective: rank 0's `optimizer` holds the whole state (gathered from every shard, on
+  /// the CPU) while `save` runs there, so that checkpoints look as without ZeRO-1; then
+  /// none again. The other ranks only send their shards.
+  llvm::Error saveWholeState(train::AdamW &optimizer, llvm::function_ref<llvm::Error()> save);
+
+  /// Elements of the flat buffer each rank owns (a test's check).
+  int64_t shardSize() const { return ShardSize; }
+
+private:
+  /// The part of parameter `param` that falls in this rank's shard.
+  struct Piece {
+    size_t param;
+    int64_t inParam, inShard, length;
+  };
+
+  ShardedAdamW(Collectives &collectives, train::AdamW &optimizer);
+  /// Parameter `p` as a flat view of its storage.
+  static at::Tensor flatView(const model::NamedParameter &p);
+
+  std::vector<int64_t> Offsets; ///< of each parameter in the flat buffer
+  int64_t Total = 0, ShardSize = 0;
+  std::vector<Piece> Pieces;
+  at::Tensor ExpAvg, ExpAvgSq; ///< [ShardSize]: this rank's moments
+  at::Tensor GradShard;        ///< [ShardSize]: the summed gradients of the shard
+};
+
+} // namespace mixtape::dist

@@ -1,0 +1,116 @@
+//===- ShardedAdamW.cpp - reduce-scatter, shard update, all-gather --------===//
+#include "mixtape/dist/ShardedAdamW.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
+using namespace mixtape::dist;
+using mixtape::model::NamedParameter;
+
+llvm::Expected<std::unique_ptr<ShardedAdamW>> ShardedAdamW::create(Collectives &collectives,
+                                                                   train::AdamW &optimizer) {
+  llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
+  if (params.empty())
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), "ZeRO-1: the model has no parameters");
+  for (const NamedParameter &p : params)
+    if (!p.tensor.is_contiguous() || p.tensor.scalar_type() != params.front().tensor.scalar_type() ||
+        p.tensor.device() != params.front().tensor.device())
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "ZeRO-1 shards one flat buffer: parameter '" + p.name +
+                                         "' is not contiguous or differs in dtype or device from '" +
+                                         params.front().name + "'");
+  return std::unique_ptr<ShardedAdamW>(new ShardedAdamW(collectives, optimizer));
+}
+
+ShardedAdamW::ShardedAdamW(Collectives &collectives, train::AdamW &optimizer) : DataParallel(collectives) {
+  at::NoGradGuard noGrad;
+  llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
+  for (const NamedParameter &p : params) {
+    Offsets.push_back(Total);
+    Total += p.tensor.numel();
+  }
+  const int64_t W = Comm.worldSize();
+  ShardSize = (Total + W - 1) / W;
+  const int64_t begin = Comm.rank() * ShardSize, end = begin + ShardSize;
+  for (size_t i = 0; i < params.size(); ++i) {
+    int64_t lo = std::max(begin, Offsets[i]), hi = std::min(end, Offsets[i] + params[i].tensor.numel());
+    if (lo < hi)
+      Pieces.push_back({i, lo - Offsets[i], lo - begin, hi - lo});
+  }
+  at::TensorOptions options = params.front().tensor.options();
+  ExpAvg = at::zeros({ShardSize}, options);
+  ExpAvgSq = at::zeros({ShardSize}, options);
+  for (const Piece &p : Pieces)
+    if (optimizer.expAvg(p.param).defined()) {
+      ExpAvg.narrow(0, p.inShard, p.length).copy_(optimizer.expAvg(p.param).reshape({-1}).narrow(0, p.inParam, p.length));
+      ExpAvgSq.narrow(0, p.inShard, p.length)
+          .copy_(optimizer.expAvgSq(p.param).reshape({-1}).narrow(0, p.inParam, p.length));
+    }
+  for (size_t i = 0; i < params.size(); ++i)
+    optimizer.setMoments(i, at::Tensor(), at::Tensor());
+}
+
+at::Tensor ShardedAdamW::flatView(const NamedParameter &p) { return p.tensor.detach().view({-1}); }
+
+void ShardedAdamW::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::MutableArrayRef<double> sums) {
+  at::NoGradGuard noGrad;
+  fillMissingGradients(params);
+  std::vector<at::Tensor> flat;
+  for (const NamedParameter &p : params)
+    flat.push_back(p.tensor.grad().reshape({-1}));
+  const int64_t padding = ShardSize * Comm.worldSize() - Total;
+  flat.push_back(at::zeros({padding}, flat.front().options()));
+  GradShard = at::empty({ShardSize}, flat.front().options());
+  Comm.reduceScatterSum(at::cat(flat), GradShard);
+  sumLoss(sums);
+}
+
+double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, double lr) {
+  at::NoGradGuard noGrad;
+  at::Tensor squares = GradShard.to(at::kDouble).square().sum().reshape({1}).to(Comm.deviceType());
+  Comm.allReduceSum(squares);
+  const double norm = std::sqrt(squares.item<double>());
+  if (double factor = train::clipFactor(norm, clipNorm); factor < 1)
+    GradShard.mul_(factor);
+  llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
+  const int64_t step = optimizer.countStep();
+  at::Tensor shard = at::zeros({ShardSize}, GradShard.options());
+  for (const Piece &p : Pieces) {
+    at::Tensor param = flatView(params[p.param]).narrow(0, p.inParam, p.length);
+    train::AdamW::update(param, GradShard.narrow(0, p.inShard, p.length), ExpAvg.narrow(0, p.inShard, p.length),
+                         ExpAvgSq.narrow(0, p.inShard, p.length), lr, optimizer.weightDecay(p.param), step,
+                         optimizer.options());
+    shard.narrow(0, p.inShard, p.length).copy_(param);
+  }
+  GradShard = at::Tensor();
+  at::Tensor whole = at::empty({ShardSize * Comm.worldSize()}, shard.options());
+  Comm.allGather(shard, whole);
+  for (size_t i = 0; i < params.size(); ++i)
+    flatView(params[i]).copy_(whole.narrow(0, Offsets[i], params[i].tensor.numel()));
+  return norm;
+}
+
+llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, llvm::function_ref<llvm::Error()> save) {
+  at::NoGradGuard noGrad;
+  auto gather = [&](const at::Tensor &moment) {
+    at::Tensor whole = at::empty({ShardSize * Comm.worldSize()}, moment.options());
+    Comm.allGather(moment, whole);
+    return whole.cpu();
+  };
+  at::Tensor expAvg = gather(ExpAvg), expAvgSq = gather(ExpAvgSq);
+  if (Comm.rank() != 0)
+    return llvm::Error::success();
+  llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto slice = [&](const at::Tensor &whole) {
+      return whole.narrow(0, Offsets[i], params[i].tensor.numel()).view(params[i].tensor.sizes());
+    };
+    optimizer.setMoments(i, slice(expAvg), slice(expAvgSq));
+  }
+  llvm::Error saved = save();
+  for (size_t i = 0; i < params.size(); ++i)
+    optimizer.setMoments(i, at::Tensor(), at::Tensor());
+  return saved;
+}
