@@ -109,9 +109,9 @@ llvm::Expected<DerivedManifest> mixtape::data::deriveManifest(llvm::StringRef pr
                        "document " + llvm::Twine(d) + " does not end with the end-of-text id " +
                            llvm::Twine(m.eot) + " (the stream says eod = \"present\")");
     if (eod != EodMode::Present)
-      full.push_back(XXH3_64bits(ids.data(), ids.size() * sizeof(uint32_t)));
+      full.push_back(documentHash(ids));
     if (eod != EodMode::Append)
-      stripped.push_back(ends ? XXH3_64bits(ids.data(), (ids.size() - 1) * sizeof(uint32_t)) : 0);
+      stripped.push_back(ends ? documentHash(llvm::ArrayRef<uint32_t>(ids).drop_back()) : 0);
   }
   m.documents = documents;
   m.eodPresent = m.format == ShardFormat::Megatron &&
