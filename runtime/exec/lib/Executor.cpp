@@ -81,9 +81,13 @@ llvm::Expected<data::NodeStream> ExecContext::stream(llvm::StringRef name, uint6
     return prefixes.takeError();
   if (!*prefixes)
     return planError("stream '" + name + "': no data at '" + *shards + "' (relative to " + recipeDir + ")");
+  llvm::Expected<data::DataDeclaration> declared =
+      data::streamDeclaration(*rootName, root->getString("tokenizer").getValueOr(""),
+                              root->getString("eod").getValueOr("auto"), recipeDir);
+  if (!declared)
+    return declared.takeError();
   out.root = data::RootSpec{rootName->str(), std::move(**prefixes), root->getNumber("val").getValueOr(0),
-                            data::streamDeclaration(root->getString("tokenizer").getValueOr(""),
-                                                    root->getString("eod").getValueOr("auto"), recipeDir)};
+                            std::move(*declared)};
   return out;
 }
 

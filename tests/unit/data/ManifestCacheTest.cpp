@@ -278,11 +278,14 @@ TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
   std::vector<std::string> prefixes = *take(expandShards("data", dir.Path));
   EXPECT_EQ(prefixes, (std::vector<std::string>{dir / "data/a_text_document", dir / "data/b_text_document"}));
 
-  DataDeclaration declared = streamDeclaration("hf:tok/tokenizer.json", "present", "/recipes");
+  DataDeclaration declared = take(streamDeclaration("web", "hf:tok/tokenizer.json", "present", "/recipes"));
   EXPECT_EQ(declared.tokenizer, "hf:/recipes/tok/tokenizer.json");
   EXPECT_EQ(declared.eod, EodMode::Present);
-  EXPECT_EQ(streamDeclaration("bytes", "", "/recipes").tokenizer, "bytes");
-  EXPECT_EQ(streamDeclaration("hf:/abs/t.json", "auto", "/recipes").tokenizer, "hf:/abs/t.json");
+  EXPECT_EQ(take(streamDeclaration("web", "bytes", "append", "/recipes")).tokenizer, "bytes");
+  EXPECT_EQ(take(streamDeclaration("web", "hf:/abs/t.json", "auto", "/recipes")).tokenizer, "hf:/abs/t.json");
+  // A plan is input too: an eod it cannot mean is an error, never auto.
+  EXPECT_EQ(errorText(streamDeclaration("web", "bytes", "presnet", "/recipes")),
+            "stream 'web': eod = \"presnet\" is not auto, present or append");
 
   DataSources sources(7, dir / "cache");
   RootSpec spec{"two", prefixes, 0, DataDeclaration{"bytes", EodMode::Auto}};
