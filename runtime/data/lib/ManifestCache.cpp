@@ -137,12 +137,19 @@ llvm::Expected<DerivedManifest> mixtape::data::deriveManifest(llvm::StringRef pr
   return out;
 }
 
-llvm::Expected<Manifest> mixtape::data::writeManifest(llvm::StringRef prefix, DerivedManifest derived) {
-  std::string manifestPath = (prefix + ".manifest.json").str();
-  // The old manifest goes first, so it never lists a sidecar it does not describe.
-  if (std::error_code ec = fs::remove(manifestPath))
-    return fileError(manifestPath, "cannot remove the old manifest: " + ec.message());
-  return commitManifest(prefix, std::move(derived.manifest), derived.hashes);
+llvm::Expected<Manifest> mixtape::data::writeManifest(llvm::StringRef prefix, const Tokenizer &tokenizer,
+                                                      EodMode eod) {
+  // Checked before the scan, which can read many gigabytes.
+  if (std::string manifest = (prefix + ".manifest.json").str(); fs::exists(manifest))
+    return fileError(manifest, "the dataset already has a manifest (its sidecar may hold metadata); remove it "
+                               "to derive a new one");
+  if (std::string sidecar = (prefix + ".meta").str(); fs::exists(sidecar))
+    return fileError(sidecar, "the dataset already has a sidecar, which may hold metadata columns; move it "
+                              "aside to derive a manifest");
+  llvm::Expected<DerivedManifest> derived = deriveManifest(prefix, tokenizer, eod);
+  if (!derived)
+    return derived.takeError();
+  return commitManifest(prefix, std::move(derived->manifest), derived->hashes);
 }
 
 //===----------------------------------------------------------------------===//

@@ -254,7 +254,7 @@ TEST(ManifestCacheTest, WrittenManifestOpensLikeAPreparedDataset) {
   ByteTokenizer bytes;
   std::string prefix = dir / "pile";
   writePair(prefix, corpus(12, true));
-  Manifest written = take(writeManifest(prefix, take(deriveManifest(prefix, bytes, EodMode::Auto))));
+  Manifest written = take(writeManifest(prefix, bytes, EodMode::Auto));
   EXPECT_TRUE(written.eodPresent);
   EXPECT_EQ(written.metadata, "pile.meta");
   std::unique_ptr<Dataset> dataset = take(Dataset::open(prefix));
@@ -268,6 +268,31 @@ TEST(ManifestCacheTest, WrittenManifestOpensLikeAPreparedDataset) {
   std::unique_ptr<RootStream> recorded = take(RootStream::open("r", {prefix}, 0.1, DataDeclaration{}, cache));
   EXPECT_EQ(recorded->length(0), corpus(12, false)[0].size());
   EXPECT_EQ(cache.misses(), 0u);
+}
+
+TEST(ManifestCacheTest, WritingAManifestNeverReplacesASidecar) {
+  TempDir dir;
+  ByteTokenizer bytes;
+  std::string prefix = dir / "pile";
+  writePair(prefix, corpus(3, true));
+  // A sidecar with a metadata column, and no manifest (say, one removed to derive anew).
+  MetadataBuilder sidecar;
+  for (int d = 0; d < 3; ++d) {
+    sidecar.addRow(d);
+    ASSERT_FALSE(sidecar.setString("source", "web"));
+  }
+  FileDigest kept = take(sidecar.write(prefix + ".meta"));
+  EXPECT_EQ(errorText(writeManifest(prefix, bytes, EodMode::Auto)),
+            prefix + ".meta: the dataset already has a sidecar, which may hold metadata columns; move it aside to "
+                     "derive a manifest");
+  EXPECT_EQ(take(digestFile(prefix + ".meta")).xxh3, kept.xxh3) << "the sidecar is untouched";
+  EXPECT_FALSE(llvm::sys::fs::exists(prefix + ".manifest.json"));
+
+  ASSERT_FALSE(llvm::sys::fs::remove(prefix + ".meta"));
+  take(writeManifest(prefix, bytes, EodMode::Auto));
+  EXPECT_EQ(errorText(writeManifest(prefix, bytes, EodMode::Auto)),
+            prefix + ".manifest.json: the dataset already has a manifest (its sidecar may hold metadata); remove it "
+                     "to derive a new one");
 }
 
 TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
