@@ -152,10 +152,20 @@ llvm::Expected<std::unique_ptr<RootStream>> RootStream::open(llvm::StringRef nam
     manifests.push_back(m);
     const TokenShard &tokens = (*dataset)->tokens();
     const MetadataTable *meta = (*dataset)->metadata();
-    for (uint64_t d = 0, n = tokens.numDocuments(); d < n; ++d)
-      root->Hashes.push_back(meta ? meta->documentHash(d)
-                                  : mixtape::data::documentHash(m->eodPresent ? withoutLast(tokens.document(d))
-                                                                              : tokens.document(d)));
+    for (uint64_t d = 0, n = tokens.numDocuments(); d < n; ++d) {
+      if (meta) {
+        root->Hashes.push_back(meta->documentHash(d));
+        continue;
+      }
+      // Hashing reads every token anyway: check the end-of-text the manifest promises (Dataset::open
+      // has checked that no such document is empty).
+      TokenSpan doc = tokens.document(d);
+      if (m->eodPresent && doc[doc.size() - 1] != m->eot)
+        return fileError(tokens.path(), doc.byteOffset() + doc.bytes().size(),
+                         "document " + llvm::Twine(d) + " does not end with the end-of-text id " + llvm::Twine(m->eot) +
+                             " (" + (*dataset)->manifestPath() + " records eod present)");
+      root->Hashes.push_back(mixtape::data::documentHash(m->eodPresent ? withoutLast(doc) : doc));
+    }
     root->EodPresent.push_back(m->eodPresent);
     root->DatasetBegin.push_back(root->Hashes.size());
     root->Datasets.push_back(std::move(*dataset));

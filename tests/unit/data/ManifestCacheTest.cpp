@@ -194,6 +194,33 @@ TEST(ManifestCacheTest, EodPresentSeparatesWithTheDocumentsOwnToken) {
                                 "\"present\")");
 }
 
+TEST(ManifestCacheTest, ARecordedEodPresentIsCheckedNotTrusted) {
+  TempDir dir;
+  ByteTokenizer bytes;
+  ManifestCache cache(dir / "cache");
+  // A manifest (hand-written, or another tool's) that claims eod present over documents that
+  // do not all end with the end-of-text id; with the derived sidecar or without one.
+  auto claimPresent = [&](const std::string &prefix, const std::vector<std::vector<uint32_t>> &docs, bool sidecar) {
+    writePair(prefix, docs);
+    DerivedManifest derived = take(deriveManifest(prefix, bytes, EodMode::Append));
+    derived.manifest.eodPresent = true;
+    if (sidecar)
+      take(commitManifest(prefix, derived.manifest, derived.hashes));
+    else
+      std::ofstream(prefix + ".manifest.json") << formatManifest(derived.manifest);
+  };
+  // Megatron allows an empty document: it has no end-of-text to drop.
+  claimPresent(dir / "empty", {{1, Eot}, {}, {2, Eot}}, true);
+  EXPECT_EQ(errorText(RootStream::open("e", {dir / "empty"}, 0, DataDeclaration{}, cache)),
+            dir / "empty.bin" + ": byte 4: document 1 is empty, but " + dir / "empty.manifest.json" +
+                " records eod present (every document ends with its end-of-text id)");
+  // A last token that is not the end-of-text would be dropped from the text.
+  claimPresent(dir / "unended", {{1, Eot}, {2, 3}}, false);
+  EXPECT_EQ(errorText(RootStream::open("u", {dir / "unended"}, 0, DataDeclaration{}, cache)),
+            dir / "unended.bin" + ": byte 8: document 1 does not end with the end-of-text id 256 (" +
+                dir / "unended.manifest.json" + " records eod present)");
+}
+
 TEST(ManifestCacheTest, ErrorsNameTheFileAndTheFix) {
   TempDir dir;
   ByteTokenizer bytes;
