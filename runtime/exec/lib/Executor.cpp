@@ -87,7 +87,7 @@ llvm::Expected<data::NodeStream> ExecContext::stream(llvm::StringRef name, uint6
   if (!declared)
     return declared.takeError();
   out.root = data::RootSpec{rootName->str(), std::move(**prefixes), root->getNumber("val").getValueOr(0),
-                            std::move(*declared)};
+                            std::move(*declared), root->getString("fingerprint").getValueOr("").str()};
   return out;
 }
 

@@ -322,6 +322,59 @@ TEST(ManifestCacheTest, WritingAManifestNeverReplacesASidecar) {
                      "to derive a new one");
 }
 
+TEST(ManifestCacheTest, AManifestOfDocumentHashesKeepsTheDerivedFingerprint) {
+  TempDir dir;
+  ByteTokenizer bytes;
+  auto fingerprint = [&](const std::string &prefix, llvm::StringRef fromPlan = "") {
+    DataSources sources(7, dir / "cache");
+    RootSpec spec{"pile", {prefix}, 0.1, DataDeclaration{"bytes", EodMode::Auto}, fromPlan.str()};
+    llvm::Expected<const RootStream *> root = sources.root(spec);
+    return root ? (*root)->fingerprint() : llvm::toString(root.takeError());
+  };
+  // A run plans on a Megatron pair without a manifest; `mixtape data manifest` (which the
+  // error for a missing tokenizer recommends) must not change the order it resumes in.
+  std::string prefix = dir / "pile";
+  writePair(prefix, corpus(20, true));
+  std::string derived = fingerprint(prefix);
+  take(writeManifest(prefix, bytes, EodMode::Auto));
+  EXPECT_EQ(fingerprint(prefix, derived), derived);
+
+  // Likewise a prepared dataset without columns; a metadata column is data and counts.
+  auto prepared = [&](const std::string &prefix, bool column) {
+    ASSERT_FALSE(llvm::sys::fs::create_directories(llvm::sys::path::parent_path(prefix)));
+    std::unique_ptr<DatasetWriter> writer = take(DatasetWriter::create(prefix, ShardFormat::Megatron, bytes));
+    for (const std::vector<uint32_t> &doc : corpus(20, false)) {
+      ASSERT_FALSE(writer->addDocument(doc));
+      if (column)
+        ASSERT_FALSE(writer->setString("source", "web"));
+    }
+    take(writer->finish());
+  };
+  prepared(dir / "bare/pile", false);
+  prepared(dir / "columns/pile", true);
+  ASSERT_FALSE(llvm::sys::fs::create_directories(dir / "pair"));
+  writePair(dir / "pair/pile", corpus(20, false));
+  EXPECT_EQ(fingerprint(dir / "bare/pile"), fingerprint(dir / "pair/pile"));
+  EXPECT_NE(fingerprint(dir / "columns/pile"), fingerprint(dir / "pair/pile"));
+}
+
+TEST(ManifestCacheTest, DataChangedSinceThePlanFailsToOpen) {
+  TempDir dir;
+  std::string prefix = dir / "pile";
+  writePair(prefix, corpus(20, true));
+  RootSpec spec{"pile", {prefix}, 0.1, DataDeclaration{"bytes", EodMode::Auto}};
+  std::string planned = take(DataSources(7, dir / "cache").root(spec))->fingerprint();
+  writePair(prefix, corpus(21, true));
+  DataSources sources(7, dir / "cache");
+  std::string now = take(sources.root(spec))->fingerprint();
+  ASSERT_NE(now, planned);
+  spec.fingerprint = planned;
+  EXPECT_EQ(errorText(sources.root(spec)), "stream 'pile': its data changed since the plan was made (plan "
+                                           "fingerprint " + planned + ", data " + now + "); plan again");
+  EXPECT_EQ(errorText(sources.view(spec, "pile.train", StreamSelection{})).rfind("stream 'pile': its data changed", 0),
+            0u);
+}
+
 TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
   TempDir dir;
   ASSERT_FALSE(llvm::sys::fs::create_directories(dir / "data"));
