@@ -104,6 +104,8 @@ static llvm::Expected<std::vector<ExecNode>> readNodes(const Object &plan) {
         !o->getObject("settings") || !o->getArray("inputs"))
       return planError("malformed plan: node " + llvm::Twine(out.size()) + " lacks name, kind, dir, hash, settings or inputs");
     n.name = o->getString("name")->str();
+    if (byName.count(n.name))
+      return planError("malformed plan: two nodes are named '" + n.name + "'");
     n.kind = o->getString("kind")->str();
     n.dir = o->getString("dir")->str();
     n.hash = o->getString("hash")->str();
