@@ -328,8 +328,14 @@ void Predicate::print(std::string &out, uint32_t index) const {
 }
 
 std::string ColumnValue::label() const {
-  if (kind == MetadataValue::Kind::String)
-    return string;
+  if (kind == MetadataValue::Kind::String) {
+    // Quoted only where the bare text could be another value's label (a number's, the
+    // missing one's) or a quoted one, so labels are unique: they name streams and nodes.
+    double asNumber;
+    llvm::StringRef text = string;
+    bool ambiguous = text == "(missing)" || text.startswith("'") || !text.getAsDouble(asNumber);
+    return ambiguous ? quoteString(text) : string;
+  }
   if (kind == MetadataValue::Kind::Missing)
     return "(missing)";
   char buf[32];

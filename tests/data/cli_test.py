@@ -88,6 +88,9 @@ elif SCENARIO == "megatron-manifest":
     check("checksums  ok (3 files)" in out and "ending every document" in out, out)
     err = run("manifest", prefix, "--tokenizer", "bytes", expect=1).stderr
     check("already has a manifest" in err, err)
+    os.remove(prefix + ".manifest.json")  # its sidecar stays, and may hold metadata columns
+    err = run("manifest", prefix, "--tokenizer", "bytes", expect=1).stderr
+    check(f"{prefix}.meta: the dataset already has a sidecar" in err, err)
     # eod = present on a document without the end-of-text: the file, byte and document.
     bad = os.path.join(WORK, "bad")
     write_megatron(bad, [[1, 256], [2, 3]])

@@ -150,6 +150,24 @@ else:
     if len(done) < 3:  # init, pretrain, eval
         failures.append(f"nodes done: {done}")
 
+# `mixtape data manifest` (which the no-tokenizer error recommends) keeps the fingerprint, so
+# the plan made before it still executes in the same order; data changed since a plan fails.
+made_before = os.path.join(work, "plan-before-manifest.json")
+shutil.copy(os.path.join(work, "plan.json"), made_before)
+r = run(["data", "manifest", prefix, "--tokenizer", "bytes"])
+if r.returncode != 0:
+    failures.append("data manifest failed:\n" + r.stderr)
+r, p = plan(good)
+if p and p["streams"]["pile"]["fingerprint"] != fingerprint:
+    failures.append(f"data manifest changed the fingerprint: {fingerprint} -> {p['streams']['pile']['fingerprint']}")
+for suffix in (".manifest.json", ".meta"):
+    os.remove(prefix + suffix)
+write_megatron(prefix, docs[:-1])
+r = run(["exec", made_before, "--run-dir", os.path.join(work, "run-changed"), "--quiet"])
+if r.returncode == 0 or f"stream 'pile': its data changed since the plan was made (plan fingerprint {fingerprint}, " \
+        "data " not in r.stderr or "Traceback" in r.stderr:
+    failures.append(f"exec on changed data: exit {r.returncode}\n{r.stderr[-3000:]}")
+
 if failures:
     print("\n\n".join(failures))
     sys.exit(1)

@@ -90,12 +90,20 @@ elif scenario == "refuse":
     if r.returncode != 1 or "provisional" not in r.stderr:
         failures.append(f"a provisional plan ran: exit {r.returncode}\n{r.stderr}")
     plan["provisional"] = False
-    plan["version"] = 99
+    version, plan["version"] = plan["version"], 99
     json.dump(plan, open(plan_path, "w"))
     r = run(["exec", plan_path, "--quiet"])
     if r.returncode != 1 or "version" not in r.stderr:
         failures.append(f"a plan of another version ran: exit {r.returncode}\n{r.stderr}")
-    total = 2
+    # Inputs name nodes: a name given twice would resolve them to the wrong one.
+    plan["version"] = version
+    plan["nodes"].append(dict(plan["nodes"][0]))
+    json.dump(plan, open(plan_path, "w"))
+    r = run(["exec", plan_path, "--quiet"])
+    name = plan["nodes"][0]["name"]
+    if r.returncode != 1 or f"malformed plan: two nodes are named '{name}'" not in r.stderr:
+        failures.append(f"a plan with a node named twice ran: exit {r.returncode}\n{r.stderr}")
+    total = 3
 
 elif scenario == "nan":
     bad = os.path.join(work, "diverge.toml")

@@ -402,10 +402,6 @@ static int manifestMain(llvm::ArrayRef<llvm::StringRef> args) {
   if (!tokenizer)
     return tokenizerFailure(tokenizer.takeError(), exitCode);
   std::string prefix = data::datasetPrefix(opts.Positional[0]);
-  if (fs::exists(prefix + ".manifest.json"))
-    return fail(llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                        prefix + ".manifest.json: the dataset already has a manifest "
-                                                 "(its sidecar may hold metadata); remove it to derive a new one"));
   uint64_t bytes = 0;
   for (const char *suffix : {".bin", ".idx"}) {
     uint64_t size = 0;
@@ -413,10 +409,7 @@ static int manifestMain(llvm::ArrayRef<llvm::StringRef> args) {
       bytes += size;
   }
   Progress progress(bytes);
-  llvm::Expected<data::DerivedManifest> derived = data::deriveManifest(prefix, **tokenizer, *eod);
-  if (!derived)
-    return fail(derived.takeError());
-  llvm::Expected<data::Manifest> written = data::writeManifest(prefix, std::move(*derived));
+  llvm::Expected<data::Manifest> written = data::writeManifest(prefix, **tokenizer, *eod);
   if (!written)
     return fail(written.takeError());
   progress.update(bytes);

@@ -230,6 +230,14 @@ llvm::Expected<std::unique_ptr<Dataset>> Dataset::open(llvm::StringRef path,
     return fileError(tokens.path(), "holds " + llvm::Twine(tokens.numDocuments()) +
                                         " documents but " + manifestPath + " records " +
                                         llvm::Twine(manifest->documents));
+  // Streams read such a document without its last token; an empty one has none to drop. The
+  // lengths come from the .idx: no token is read.
+  if (manifest && manifest->eodPresent)
+    for (uint64_t d = 0, n = tokens.numDocuments(); d < n; ++d)
+      if (TokenSpan doc = tokens.document(d); doc.empty())
+        return fileError(tokens.path(), doc.byteOffset(),
+                         "document " + llvm::Twine(d) + " is empty, but " + manifestPath +
+                             " records eod present (every document ends with its end-of-text id)");
 
   std::string metaPath = dataset->Derived ? options.derivedHashes
                          : manifest       ? (manifest->metadata.empty()

@@ -109,9 +109,9 @@ llvm::Expected<DerivedManifest> mixtape::data::deriveManifest(llvm::StringRef pr
                        "document " + llvm::Twine(d) + " does not end with the end-of-text id " +
                            llvm::Twine(m.eot) + " (the stream says eod = \"present\")");
     if (eod != EodMode::Present)
-      full.push_back(XXH3_64bits(ids.data(), ids.size() * sizeof(uint32_t)));
+      full.push_back(documentHash(ids));
     if (eod != EodMode::Append)
-      stripped.push_back(ends ? XXH3_64bits(ids.data(), (ids.size() - 1) * sizeof(uint32_t)) : 0);
+      stripped.push_back(ends ? documentHash(llvm::ArrayRef<uint32_t>(ids).drop_back()) : 0);
   }
   m.documents = documents;
   m.eodPresent = m.format == ShardFormat::Megatron &&
@@ -137,12 +137,19 @@ llvm::Expected<DerivedManifest> mixtape::data::deriveManifest(llvm::StringRef pr
   return out;
 }
 
-llvm::Expected<Manifest> mixtape::data::writeManifest(llvm::StringRef prefix, DerivedManifest derived) {
-  std::string manifestPath = (prefix + ".manifest.json").str();
-  // The old manifest goes first, so it never lists a sidecar it does not describe.
-  if (std::error_code ec = fs::remove(manifestPath))
-    return fileError(manifestPath, "cannot remove the old manifest: " + ec.message());
-  return commitManifest(prefix, std::move(derived.manifest), derived.hashes);
+llvm::Expected<Manifest> mixtape::data::writeManifest(llvm::StringRef prefix, const Tokenizer &tokenizer,
+                                                      EodMode eod) {
+  // Checked before the scan, which can read many gigabytes.
+  if (std::string manifest = (prefix + ".manifest.json").str(); fs::exists(manifest))
+    return fileError(manifest, "the dataset already has a manifest (its sidecar may hold metadata); remove it "
+                               "to derive a new one");
+  if (std::string sidecar = (prefix + ".meta").str(); fs::exists(sidecar))
+    return fileError(sidecar, "the dataset already has a sidecar, which may hold metadata columns; move it "
+                              "aside to derive a manifest");
+  llvm::Expected<DerivedManifest> derived = deriveManifest(prefix, tokenizer, eod);
+  if (!derived)
+    return derived.takeError();
+  return commitManifest(prefix, std::move(derived->manifest), derived->hashes);
 }
 
 //===----------------------------------------------------------------------===//

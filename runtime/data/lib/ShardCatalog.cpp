@@ -72,10 +72,13 @@ llvm::Expected<std::optional<std::vector<std::string>>> mixtape::data::expandSha
   return std::vector<std::string>(prefixes.begin(), prefixes.end());
 }
 
-DataDeclaration mixtape::data::streamDeclaration(llvm::StringRef tokenizer, llvm::StringRef eod,
-                                                 llvm::StringRef baseDir) {
+llvm::Expected<DataDeclaration> mixtape::data::streamDeclaration(llvm::StringRef stream, llvm::StringRef tokenizer,
+                                                                 llvm::StringRef eod, llvm::StringRef baseDir) {
   DataDeclaration declared;
-  declared.eod = eodModeFromName(eod).value_or(EodMode::Auto);
+  std::optional<EodMode> mode = eodModeFromName(eod);
+  if (!mode)
+    return fileError("stream '" + stream + "'", "eod = \"" + eod + "\" is not auto, present or append");
+  declared.eod = *mode;
   llvm::StringRef file = tokenizer;
   bool hf = file.consume_front("hf:");
   if (tokenizer.empty() || tokenizer == "bytes" || path::is_absolute(file)) {
@@ -115,8 +118,10 @@ llvm::Expected<const StreamView *> ShardCatalog::view(const mixtape::StreamSpec 
   std::unique_ptr<DataSources> &sources = BySeed[recipe.seed];
   if (!sources)
     sources = std::make_unique<DataSources>(recipe.seed, CacheDir, ManifestCacheDir, Notes);
-  RootSpec spec{root->name, std::move(**prefixes), root->val,
-                streamDeclaration(root->tokenizer, root->eod, recipe.baseDir)};
+  llvm::Expected<DataDeclaration> declared = streamDeclaration(root->name, root->tokenizer, root->eod, recipe.baseDir);
+  if (!declared)
+    return declared.takeError();
+  RootSpec spec{root->name, std::move(**prefixes), root->val, std::move(*declared)};
   return sources->view(spec, stream.name, StreamSelection{streamFilters(stream, recipe), std::nullopt});
 }
 

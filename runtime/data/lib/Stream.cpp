@@ -49,13 +49,19 @@ std::string mixtape::data::streamFingerprint(llvm::ArrayRef<FileDigest> files) {
   return fingerprintOf(std::move(lines));
 }
 
-std::string mixtape::data::streamFingerprint(llvm::ArrayRef<const Manifest *> manifests) {
+std::string mixtape::data::streamFingerprint(llvm::ArrayRef<std::unique_ptr<Dataset>> datasets) {
   std::vector<std::string> lines;
-  for (const Manifest *m : manifests) {
-    for (const FileDigest &f : m->files)
-      lines.push_back(fileLine(f));
-    if (m->eodPresent)
-      lines.push_back(m->files.front().name + "\teod-present\n");
+  for (const std::unique_ptr<Dataset> &dataset : datasets) {
+    const Manifest &m = *dataset->manifest();
+    // A sidecar without columns holds only document hashes, a function of the token files
+    // already listed: without it, `mixtape data manifest` keeps the derived fingerprint.
+    const MetadataTable *meta = dataset->metadata();
+    bool hashesOnly = !m.metadata.empty() && meta && meta->numColumns() == 0;
+    for (const FileDigest &f : m.files)
+      if (!(hashesOnly && f.name == m.metadata))
+        lines.push_back(fileLine(f));
+    if (m.eodPresent)
+      lines.push_back(m.files.front().name + "\teod-present\n");
   }
   return fingerprintOf(std::move(lines));
 }
@@ -132,14 +138,13 @@ llvm::Expected<std::unique_ptr<RootStream>> RootStream::open(llvm::StringRef nam
                                                     llvm::toString(made.takeError()));
     tokenizer = std::move(*made);
   }
-  std::vector<const Manifest *> manifests;
   root->DatasetBegin.push_back(0);
   for (const std::string &prefix : prefixes) {
     llvm::Expected<std::unique_ptr<Dataset>> dataset = manifestCache.open(prefix, tokenizer.get(), declared.eod);
     if (!dataset)
       return dataset.takeError();
     const Manifest *m = (*dataset)->manifest();
-    if (manifests.empty()) {
+    if (root->Datasets.empty()) {
       root->TokenizerId = m->tokenizer;
       root->VocabSize = m->vocabSize;
       root->Eot = m->eot;
@@ -149,20 +154,29 @@ llvm::Expected<std::unique_ptr<RootStream>> RootStream::open(llvm::StringRef nam
                            prefixes.front() + " has " + root->TokenizerId + " (eot " + llvm::Twine(root->Eot) +
                            "): a stream's datasets must share a tokenizer");
     }
-    manifests.push_back(m);
     const TokenShard &tokens = (*dataset)->tokens();
     const MetadataTable *meta = (*dataset)->metadata();
-    for (uint64_t d = 0, n = tokens.numDocuments(); d < n; ++d)
-      root->Hashes.push_back(meta ? meta->documentHash(d)
-                                  : mixtape::data::documentHash(m->eodPresent ? withoutLast(tokens.document(d))
-                                                                              : tokens.document(d)));
+    for (uint64_t d = 0, n = tokens.numDocuments(); d < n; ++d) {
+      if (meta) {
+        root->Hashes.push_back(meta->documentHash(d));
+        continue;
+      }
+      // Hashing reads every token anyway: check the end-of-text the manifest promises (Dataset::open
+      // has checked that no such document is empty).
+      TokenSpan doc = tokens.document(d);
+      if (m->eodPresent && doc[doc.size() - 1] != m->eot)
+        return fileError(tokens.path(), doc.byteOffset() + doc.bytes().size(),
+                         "document " + llvm::Twine(d) + " does not end with the end-of-text id " + llvm::Twine(m->eot) +
+                             " (" + (*dataset)->manifestPath() + " records eod present)");
+      root->Hashes.push_back(mixtape::data::documentHash(m->eodPresent ? withoutLast(doc) : doc));
+    }
     root->EodPresent.push_back(m->eodPresent);
     root->DatasetBegin.push_back(root->Hashes.size());
     root->Datasets.push_back(std::move(*dataset));
   }
   if (root->Hashes.size() >= (uint64_t(1) << 32))
     return fileError("stream '" + name + "'", "more than 2^32 documents");
-  root->Fingerprint = streamFingerprint(manifests);
+  root->Fingerprint = streamFingerprint(root->Datasets);
   root->FingerprintSeed = XXH3_64bits(root->Fingerprint.data(), root->Fingerprint.size());
   root->HeldOut.resize(root->Hashes.size());
   for (uint32_t d = 0; d < root->Hashes.size(); ++d) {
@@ -360,6 +374,16 @@ static std::string rootKey(const RootSpec &spec) {
 
 llvm::Expected<const RootStream *> DataSources::root(const RootSpec &spec) {
   std::lock_guard<std::recursive_mutex> guard(Lock);
+  llvm::Expected<const RootStream *> root = open(spec);
+  // The epoch order and the split are seeded by the fingerprint: other data, another order.
+  if (root && !spec.fingerprint.empty() && (*root)->fingerprint() != spec.fingerprint)
+    return fileError("stream '" + spec.name + "'", "its data changed since the plan was made (plan fingerprint " +
+                                                       spec.fingerprint + ", data " + (*root)->fingerprint() +
+                                                       "); plan again");
+  return root;
+}
+
+llvm::Expected<const RootStream *> DataSources::open(const RootSpec &spec) {
   std::string key = rootKey(spec);
   if (auto it = Roots.find(key); it != Roots.end())
     return it->second.get();

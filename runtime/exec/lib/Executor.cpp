@@ -81,9 +81,13 @@ llvm::Expected<data::NodeStream> ExecContext::stream(llvm::StringRef name, uint6
     return prefixes.takeError();
   if (!*prefixes)
     return planError("stream '" + name + "': no data at '" + *shards + "' (relative to " + recipeDir + ")");
+  llvm::Expected<data::DataDeclaration> declared =
+      data::streamDeclaration(*rootName, root->getString("tokenizer").getValueOr(""),
+                              root->getString("eod").getValueOr("auto"), recipeDir);
+  if (!declared)
+    return declared.takeError();
   out.root = data::RootSpec{rootName->str(), std::move(**prefixes), root->getNumber("val").getValueOr(0),
-                            data::streamDeclaration(root->getString("tokenizer").getValueOr(""),
-                                                    root->getString("eod").getValueOr("auto"), recipeDir)};
+                            std::move(*declared), root->getString("fingerprint").getValueOr("").str()};
   return out;
 }
 
@@ -100,6 +104,8 @@ static llvm::Expected<std::vector<ExecNode>> readNodes(const Object &plan) {
         !o->getObject("settings") || !o->getArray("inputs"))
       return planError("malformed plan: node " + llvm::Twine(out.size()) + " lacks name, kind, dir, hash, settings or inputs");
     n.name = o->getString("name")->str();
+    if (byName.count(n.name))
+      return planError("malformed plan: two nodes are named '" + n.name + "'");
     n.kind = o->getString("kind")->str();
     n.dir = o->getString("dir")->str();
     n.hash = o->getString("hash")->str();

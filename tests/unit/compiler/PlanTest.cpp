@@ -587,6 +587,38 @@ TEST(Plan, UnitsByAColumnAreItsValues) {
       << unknown->printed();
 }
 
+TEST(Plan, UnitsByAColumnHaveDistinctNamesWhateverTheirValues) {
+  // A column that holds numbers in one dataset and strings in another, and strings that
+  // read like another value's label: every value is a unit of its own name.
+  FakeCatalog c;
+  auto number = [](double v) { return ColumnGroup{ColumnValue{MetadataValue::Kind::Number, v, {}}, 10, 100, 0, 0}; };
+  c.groups["lang"] = {ColumnGroup{ColumnValue{}, 10, 100, 0, 0},
+                      number(4),
+                      number(INFINITY),
+                      stringGroup("'en'", 10, 100),
+                      stringGroup("(missing)", 10, 100),
+                      stringGroup("4", 10, 100),
+                      stringGroup("en", 10, 100),
+                      stringGroup("inf", 10, 100)};
+  auto p = planText(byRecipe("lang", "\"subsets(max = 1)\""), c);
+  ASSERT_TRUE(p->plan) << p->printed();
+  const Plan &plan = *p->plan;
+  EXPECT_EQ(countTrain(plan, "src/"), 8u);
+  std::map<std::string, const llvm::json::Value *> valueOf;
+  for (llvm::StringRef label : {"(missing)", "4", "inf", "'\\'en\\''", "'(missing)'", "'4'", "en", "'inf'"}) {
+    const llvm::json::Object *unit = plan.streams.getObject(("code%lang=" + label).str());
+    ASSERT_TRUE(unit) << "no unit stream code%lang=" << label.str();
+    valueOf[label.str()] = unit->getObject("unit")->get("value");
+    EXPECT_GE(plan.findNode(("src/lang=" + label).str()), 0) << label.str();
+  }
+  EXPECT_EQ(*valueOf["(missing)"], llvm::json::Value(nullptr));
+  EXPECT_EQ(*valueOf["'(missing)'"], llvm::json::Value("(missing)"));
+  EXPECT_EQ(*valueOf["4"], llvm::json::Value(4.0));
+  EXPECT_EQ(*valueOf["'4'"], llvm::json::Value("4"));
+  EXPECT_EQ(*valueOf["'\\'en\\''"], llvm::json::Value("'en'"));
+  EXPECT_EQ(*valueOf["en"], llvm::json::Value("en"));
+}
+
 TEST(Plan, UnitsByAColumnAreContentAddressed) {
   auto a = planText(byRecipe("source"), bySource());
   auto renamed = planText(byRecipe("source", "\"subsets(max = 2)\"", "other"), bySource());

@@ -194,6 +194,33 @@ TEST(ManifestCacheTest, EodPresentSeparatesWithTheDocumentsOwnToken) {
                                 "\"present\")");
 }
 
+TEST(ManifestCacheTest, ARecordedEodPresentIsCheckedNotTrusted) {
+  TempDir dir;
+  ByteTokenizer bytes;
+  ManifestCache cache(dir / "cache");
+  // A manifest (hand-written, or another tool's) that claims eod present over documents that
+  // do not all end with the end-of-text id; with the derived sidecar or without one.
+  auto claimPresent = [&](const std::string &prefix, const std::vector<std::vector<uint32_t>> &docs, bool sidecar) {
+    writePair(prefix, docs);
+    DerivedManifest derived = take(deriveManifest(prefix, bytes, EodMode::Append));
+    derived.manifest.eodPresent = true;
+    if (sidecar)
+      take(commitManifest(prefix, derived.manifest, derived.hashes));
+    else
+      std::ofstream(prefix + ".manifest.json") << formatManifest(derived.manifest);
+  };
+  // Megatron allows an empty document: it has no end-of-text to drop.
+  claimPresent(dir / "empty", {{1, Eot}, {}, {2, Eot}}, true);
+  EXPECT_EQ(errorText(RootStream::open("e", {dir / "empty"}, 0, DataDeclaration{}, cache)),
+            dir / "empty.bin" + ": byte 4: document 1 is empty, but " + dir / "empty.manifest.json" +
+                " records eod present (every document ends with its end-of-text id)");
+  // A last token that is not the end-of-text would be dropped from the text.
+  claimPresent(dir / "unended", {{1, Eot}, {2, 3}}, false);
+  EXPECT_EQ(errorText(RootStream::open("u", {dir / "unended"}, 0, DataDeclaration{}, cache)),
+            dir / "unended.bin" + ": byte 8: document 1 does not end with the end-of-text id 256 (" +
+                dir / "unended.manifest.json" + " records eod present)");
+}
+
 TEST(ManifestCacheTest, ErrorsNameTheFileAndTheFix) {
   TempDir dir;
   ByteTokenizer bytes;
@@ -254,7 +281,7 @@ TEST(ManifestCacheTest, WrittenManifestOpensLikeAPreparedDataset) {
   ByteTokenizer bytes;
   std::string prefix = dir / "pile";
   writePair(prefix, corpus(12, true));
-  Manifest written = take(writeManifest(prefix, take(deriveManifest(prefix, bytes, EodMode::Auto))));
+  Manifest written = take(writeManifest(prefix, bytes, EodMode::Auto));
   EXPECT_TRUE(written.eodPresent);
   EXPECT_EQ(written.metadata, "pile.meta");
   std::unique_ptr<Dataset> dataset = take(Dataset::open(prefix));
@@ -270,6 +297,84 @@ TEST(ManifestCacheTest, WrittenManifestOpensLikeAPreparedDataset) {
   EXPECT_EQ(cache.misses(), 0u);
 }
 
+TEST(ManifestCacheTest, WritingAManifestNeverReplacesASidecar) {
+  TempDir dir;
+  ByteTokenizer bytes;
+  std::string prefix = dir / "pile";
+  writePair(prefix, corpus(3, true));
+  // A sidecar with a metadata column, and no manifest (say, one removed to derive anew).
+  MetadataBuilder sidecar;
+  for (int d = 0; d < 3; ++d) {
+    sidecar.addRow(d);
+    ASSERT_FALSE(sidecar.setString("source", "web"));
+  }
+  FileDigest kept = take(sidecar.write(prefix + ".meta"));
+  EXPECT_EQ(errorText(writeManifest(prefix, bytes, EodMode::Auto)),
+            prefix + ".meta: the dataset already has a sidecar, which may hold metadata columns; move it aside to "
+                     "derive a manifest");
+  EXPECT_EQ(take(digestFile(prefix + ".meta")).xxh3, kept.xxh3) << "the sidecar is untouched";
+  EXPECT_FALSE(llvm::sys::fs::exists(prefix + ".manifest.json"));
+
+  ASSERT_FALSE(llvm::sys::fs::remove(prefix + ".meta"));
+  take(writeManifest(prefix, bytes, EodMode::Auto));
+  EXPECT_EQ(errorText(writeManifest(prefix, bytes, EodMode::Auto)),
+            prefix + ".manifest.json: the dataset already has a manifest (its sidecar may hold metadata); remove it "
+                     "to derive a new one");
+}
+
+TEST(ManifestCacheTest, AManifestOfDocumentHashesKeepsTheDerivedFingerprint) {
+  TempDir dir;
+  ByteTokenizer bytes;
+  auto fingerprint = [&](const std::string &prefix, llvm::StringRef fromPlan = "") {
+    DataSources sources(7, dir / "cache");
+    RootSpec spec{"pile", {prefix}, 0.1, DataDeclaration{"bytes", EodMode::Auto}, fromPlan.str()};
+    llvm::Expected<const RootStream *> root = sources.root(spec);
+    return root ? (*root)->fingerprint() : llvm::toString(root.takeError());
+  };
+  // A run plans on a Megatron pair without a manifest; `mixtape data manifest` (which the
+  // error for a missing tokenizer recommends) must not change the order it resumes in.
+  std::string prefix = dir / "pile";
+  writePair(prefix, corpus(20, true));
+  std::string derived = fingerprint(prefix);
+  take(writeManifest(prefix, bytes, EodMode::Auto));
+  EXPECT_EQ(fingerprint(prefix, derived), derived);
+
+  // Likewise a prepared dataset without columns; a metadata column is data and counts.
+  auto prepared = [&](const std::string &prefix, bool column) {
+    ASSERT_FALSE(llvm::sys::fs::create_directories(llvm::sys::path::parent_path(prefix)));
+    std::unique_ptr<DatasetWriter> writer = take(DatasetWriter::create(prefix, ShardFormat::Megatron, bytes));
+    for (const std::vector<uint32_t> &doc : corpus(20, false)) {
+      ASSERT_FALSE(writer->addDocument(doc));
+      if (column)
+        ASSERT_FALSE(writer->setString("source", "web"));
+    }
+    take(writer->finish());
+  };
+  prepared(dir / "bare/pile", false);
+  prepared(dir / "columns/pile", true);
+  ASSERT_FALSE(llvm::sys::fs::create_directories(dir / "pair"));
+  writePair(dir / "pair/pile", corpus(20, false));
+  EXPECT_EQ(fingerprint(dir / "bare/pile"), fingerprint(dir / "pair/pile"));
+  EXPECT_NE(fingerprint(dir / "columns/pile"), fingerprint(dir / "pair/pile"));
+}
+
+TEST(ManifestCacheTest, DataChangedSinceThePlanFailsToOpen) {
+  TempDir dir;
+  std::string prefix = dir / "pile";
+  writePair(prefix, corpus(20, true));
+  RootSpec spec{"pile", {prefix}, 0.1, DataDeclaration{"bytes", EodMode::Auto}};
+  std::string planned = take(DataSources(7, dir / "cache").root(spec))->fingerprint();
+  writePair(prefix, corpus(21, true));
+  DataSources sources(7, dir / "cache");
+  std::string now = take(sources.root(spec))->fingerprint();
+  ASSERT_NE(now, planned);
+  spec.fingerprint = planned;
+  EXPECT_EQ(errorText(sources.root(spec)), "stream 'pile': its data changed since the plan was made (plan "
+                                           "fingerprint " + planned + ", data " + now + "); plan again");
+  EXPECT_EQ(errorText(sources.view(spec, "pile.train", StreamSelection{})).rfind("stream 'pile': its data changed", 0),
+            0u);
+}
+
 TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
   TempDir dir;
   ASSERT_FALSE(llvm::sys::fs::create_directories(dir / "data"));
@@ -278,11 +383,14 @@ TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
   std::vector<std::string> prefixes = *take(expandShards("data", dir.Path));
   EXPECT_EQ(prefixes, (std::vector<std::string>{dir / "data/a_text_document", dir / "data/b_text_document"}));
 
-  DataDeclaration declared = streamDeclaration("hf:tok/tokenizer.json", "present", "/recipes");
+  DataDeclaration declared = take(streamDeclaration("web", "hf:tok/tokenizer.json", "present", "/recipes"));
   EXPECT_EQ(declared.tokenizer, "hf:/recipes/tok/tokenizer.json");
   EXPECT_EQ(declared.eod, EodMode::Present);
-  EXPECT_EQ(streamDeclaration("bytes", "", "/recipes").tokenizer, "bytes");
-  EXPECT_EQ(streamDeclaration("hf:/abs/t.json", "auto", "/recipes").tokenizer, "hf:/abs/t.json");
+  EXPECT_EQ(take(streamDeclaration("web", "bytes", "append", "/recipes")).tokenizer, "bytes");
+  EXPECT_EQ(take(streamDeclaration("web", "hf:/abs/t.json", "auto", "/recipes")).tokenizer, "hf:/abs/t.json");
+  // A plan is input too: an eod it cannot mean is an error, never auto.
+  EXPECT_EQ(errorText(streamDeclaration("web", "bytes", "presnet", "/recipes")),
+            "stream 'web': eod = \"presnet\" is not auto, present or append");
 
   DataSources sources(7, dir / "cache");
   RootSpec spec{"two", prefixes, 0, DataDeclaration{"bytes", EodMode::Auto}};

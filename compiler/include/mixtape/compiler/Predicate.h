@@ -60,7 +60,9 @@ struct ColumnValue {
            (kind != MetadataValue::Kind::String || v.string == string);
   }
   /// "filter", "4", "0.5" (metadata numbers are float32: the shortest text of the float);
-  /// "(missing)" for documents without a value.
+  /// "(missing)" for documents without a value. A string that reads as a number, is
+  /// "(missing)" or starts with a quote is quoted ('4', '(missing)'), so distinct values
+  /// never share a label.
   std::string label() const;
   /// Missing first, then numbers ascending, then strings.
   bool operator<(const ColumnValue &o) const {

@@ -53,9 +53,11 @@ struct DerivedManifest {
 /// eod present, documents are hashed without that last token.
 llvm::Expected<DerivedManifest> deriveManifest(llvm::StringRef prefix, const Tokenizer &tokenizer, EodMode eod);
 
-/// `mixtape data manifest`: writes "<prefix>.meta" and then "<prefix>.manifest.json" next to
-/// the token files; the manifest lists the sidecar. Returns what it wrote.
-llvm::Expected<Manifest> writeManifest(llvm::StringRef prefix, DerivedManifest derived);
+/// `mixtape data manifest`: derives the manifest, then writes "<prefix>.meta" and
+/// "<prefix>.manifest.json" next to the token files; the manifest lists the sidecar. Refuses,
+/// before reading any token, when either file exists: a sidecar may hold metadata columns that
+/// a derived one (document hashes only) would lose. Returns what it wrote.
+llvm::Expected<Manifest> writeManifest(llvm::StringRef prefix, const Tokenizer &tokenizer, EodMode eod);
 
 /// "$MIXTAPE_CACHE_DIR/manifests", else "$XDG_CACHE_HOME/mixtape/manifests", else
 /// "$HOME/.cache/mixtape/manifests"; "<runCacheDir>/manifests" when none of them is set.

@@ -28,12 +28,14 @@ namespace mixtape::data {
 llvm::Expected<std::optional<std::vector<std::string>>> expandShards(llvm::StringRef shards,
                                                                       llvm::StringRef baseDir);
 
+/// Stream `stream`'s declared tokenizer and eod, with a relative tokenizer path ("hf:PATH"
+/// or PATH) resolved against `baseDir`; fails, naming the stream, on an eod other than auto,
+/// present or append.
+llvm::Expected<DataDeclaration> streamDeclaration(llvm::StringRef stream, llvm::StringRef tokenizer,
+                                                  llvm::StringRef eod, llvm::StringRef baseDir);
+
 /// The filters a stream applies: its own `where` and its ancestors', root first, as
 /// canonical predicate text.
-/// A stream's declared tokenizer and eod, with a relative tokenizer path ("hf:PATH" or PATH)
-/// resolved against `baseDir`.
-DataDeclaration streamDeclaration(llvm::StringRef tokenizer, llvm::StringRef eod, llvm::StringRef baseDir);
-
 std::vector<std::string> streamFilters(const mixtape::StreamSpec &stream, const mixtape::CheckedRecipe &recipe);
 
 class ShardCatalog final : public mixtape::DataCatalog {

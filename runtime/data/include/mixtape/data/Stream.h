@@ -37,9 +37,10 @@ bool isHeldOut(uint64_t documentHash, double val);
 /// XXH3-64 of the lines "<file name>\t<xxh3 as 16 hex digits>\n" over every file, sorted by
 /// (name, xxh3), as 16 hex digits.
 std::string streamFingerprint(llvm::ArrayRef<FileDigest> files);
-/// The same over every file the manifests list, plus, for each dataset whose documents
-/// carry their end-of-text (eod present), the line "<.bin name>\teod-present\n".
-std::string streamFingerprint(llvm::ArrayRef<const Manifest *> manifests);
+/// The same over every file the datasets' manifests list but a metadata sidecar without
+/// columns (document hashes only, which the token files determine), plus, for each dataset
+/// whose documents carry their end-of-text (eod present), the line "<.bin name>\teod-present\n".
+std::string streamFingerprint(llvm::ArrayRef<std::unique_ptr<Dataset>> datasets);
 
 /// The embedded corpus "synth:DOMAIN" for `seed`: generated once into
 /// "<cacheDir>/synth-v<version>-<seed>/", returns the dataset prefix. Idempotent and safe to call from
@@ -175,6 +176,9 @@ struct RootSpec {
   std::vector<std::string> shards;
   double val = 0;
   DataDeclaration declared;
+  /// The root's fingerprint as the plan records it; when set, a root whose data has another
+  /// fails to open (its documents would come in another order).
+  std::string fingerprint;
 };
 
 /// Opens root streams and views once per process and shares them. Holds the run's seed, the
@@ -192,11 +196,15 @@ public:
   const std::string &cacheDir() const { return CacheDir; }
   const ManifestCache &manifests() const { return Manifests; }
 
+  /// Fails when spec.fingerprint is set and is not the data's.
   llvm::Expected<const RootStream *> root(const RootSpec &spec);
   llvm::Expected<const StreamView *> view(const RootSpec &root, llvm::StringRef name,
                                           const StreamSelection &selection);
 
 private:
+  /// The root of `spec`, opened once.
+  llvm::Expected<const RootStream *> open(const RootSpec &spec);
+
   uint64_t Seed;
   std::string CacheDir;
   ManifestCache Manifests;
