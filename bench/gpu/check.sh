@@ -48,7 +48,12 @@ if [[ $mode == full ]]; then
     timeout 150 python3 ../shared/bench/anchor_gpt.py $flags | tee -a "$bench"
   done
 fi
-[[ $mode != quick && -x $b/bench/train_bench ]] && timeout 120 bash bench/gpu/scaling.sh $b 2>&1 | tail -4 | tee -a "$summary"
+if [[ $mode != quick && -x $b/bench/train_bench ]]; then
+  timeout 120 bash bench/gpu/scaling.sh $b >"$out/scaling.log" 2>&1
+  note "scaling: rc $?"
+  grep -E "train_bench:|Error|error" "$out/scaling.log" | head -5
+  tail -4 "$out/scaling.log" | tee -a "$summary"
+fi
 python3 - "$bench" <<'PY' | tee -a "$summary"
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
