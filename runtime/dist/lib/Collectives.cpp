@@ -4,6 +4,10 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 using namespace mixtape::dist;
 
 int64_t Collectives::broadcastValue(int64_t value, int root) {
@@ -30,6 +34,7 @@ public:
   void broadcast(at::Tensor &, int) override {}
   void barrier() override {}
   c10::DeviceType deviceType() const override { return c10::DeviceType::CPU; }
+  llvm::Error rankZeroAlone(const std::string &, llvm::function_ref<llvm::Error()> work) override { return work(); }
 };
 
 llvm::Error connectError(const llvm::Twine &what) {
@@ -37,6 +42,80 @@ llvm::Error connectError(const llvm::Twine &what) {
 }
 
 } // namespace
+
+llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, uint64_t sequence,
+                                                  const std::string &what, llvm::function_ref<llvm::Error()> work,
+                                                  std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  // A beat every quarter of the timeout at most: a waiting rank sees several before it gives up.
+  const auto beat = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), timeout / 4);
+  const std::string key = "rank0/" + std::to_string(sequence) + "/", alive = key + "alive", outcome = key + "outcome";
+  if (rank == 0) {
+    std::mutex mutex;
+    std::condition_variable stop;
+    bool finished = false;
+    std::thread heartbeat([&] {
+      std::unique_lock<std::mutex> lock(mutex);
+      while (!stop.wait_for(lock, beat, [&] { return finished; })) {
+        lock.unlock();
+        try {
+          store.add(alive, 1);
+        } catch (const std::exception &) {
+          // The store is gone: the others see no more beats, and the outcome below fails.
+        }
+        lock.lock();
+      }
+    });
+    llvm::Error result = llvm::Error::success();
+    try {
+      result = work();
+    } catch (const std::exception &e) {
+      result = connectError(firstLines(e));
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      finished = true;
+    }
+    stop.notify_one();
+    heartbeat.join();
+    std::string message = result ? llvm::toString(std::move(result)) : "";
+    try {
+      std::string text = message.empty() ? "ok" : "failed: " + message;
+      store.set(outcome, std::vector<uint8_t>(text.begin(), text.end()));
+    } catch (const std::exception &e) {
+      return connectError(message.empty() ? "cannot tell the other ranks that rank 0 finished " + what + ": " +
+                                                firstLines(e)
+                                          : message);
+    }
+    return message.empty() ? llvm::Error::success() : connectError(message);
+  }
+  try {
+    int64_t beats = 0;
+    Clock::time_point lastBeat = Clock::now();
+    // Quick answers for quick work, at most two store requests a second for long work.
+    std::chrono::milliseconds poll(2);
+    while (!store.check({outcome})) {
+      if (int64_t now = store.add(alive, 0); now != beats) {
+        beats = now;
+        lastBeat = Clock::now();
+      } else if (Clock::now() - lastBeat > timeout) {
+        return connectError("rank 0 gave no sign of life for " +
+                            llvm::Twine(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
+                            " s while " + what);
+      }
+      std::this_thread::sleep_for(poll);
+      poll = std::min<std::chrono::milliseconds>(poll * 2, std::chrono::milliseconds(500));
+    }
+    std::vector<uint8_t> bytes = store.get(outcome);
+    llvm::StringRef text(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+    if (text == "ok")
+      return llvm::Error::success();
+    text.consume_front("failed: ");
+    return connectError("rank 0 failed while " + what + ": " + text);
+  } catch (const std::exception &e) {
+    return connectError("lost rank 0 while " + what + ": " + firstLines(e));
+  }
+}
 
 bool mixtape::dist::hasBackend(Device device) {
 #if defined(MIXTAPE_HAVE_GLOO)

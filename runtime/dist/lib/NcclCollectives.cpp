@@ -21,5 +21,5 @@ mixtape::dist::makeNcclCollectives(const c10::intrusive_ptr<c10d::Store> &store,
   options->timeout = timeout;
   auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, world.rank, world.size, options);
   return std::make_unique<ProcessGroupCollectives<c10d::ProcessGroupNCCL, /*NativeReduceScatter=*/true>>(
-      std::move(group), world, c10::DeviceType::CUDA);
+      std::move(group), store, world, c10::DeviceType::CUDA, timeout);
 }

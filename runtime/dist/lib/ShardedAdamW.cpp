@@ -92,7 +92,8 @@ double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, doubl
   return norm;
 }
 
-llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, llvm::function_ref<llvm::Error()> save) {
+llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, const std::string &what,
+                                         llvm::function_ref<llvm::Error()> save) {
   at::NoGradGuard noGrad;
   auto gather = [&](const at::Tensor &moment) {
     at::Tensor whole = at::empty({ShardSize * Comm.worldSize()}, moment.options());
@@ -100,17 +101,17 @@ llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, llvm::function
     return whole.cpu();
   };
   at::Tensor expAvg = gather(ExpAvg), expAvgSq = gather(ExpAvgSq);
-  if (Comm.rank() != 0)
-    return llvm::Error::success();
-  llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
-  for (size_t i = 0; i < params.size(); ++i) {
-    auto slice = [&](const at::Tensor &whole) {
-      return whole.narrow(0, Offsets[i], params[i].tensor.numel()).view(params[i].tensor.sizes());
-    };
-    optimizer.setMoments(i, slice(expAvg), slice(expAvgSq));
-  }
-  llvm::Error saved = save();
-  for (size_t i = 0; i < params.size(); ++i)
-    optimizer.setMoments(i, at::Tensor(), at::Tensor());
-  return saved;
+  return Comm.rankZeroAlone(what, [&] {
+    llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+      auto slice = [&](const at::Tensor &whole) {
+        return whole.narrow(0, Offsets[i], params[i].tensor.numel()).view(params[i].tensor.sizes());
+      };
+      optimizer.setMoments(i, slice(expAvg), slice(expAvgSq));
+    }
+    llvm::Error saved = save();
+    for (size_t i = 0; i < params.size(); ++i)
+      optimizer.setMoments(i, at::Tensor(), at::Tensor());
+    return saved;
+  });
 }

@@ -134,11 +134,10 @@ static llvm::Error catchTorchErrors(llvm::function_ref<llvm::Error()> work) {
   }
 }
 
-/// One node. Train and eval nodes share their work among the ranks; init and merge nodes
-/// are rank 0's alone (the others wait for their files at the barrier after the node).
+/// Init and merge nodes are rank 0's alone; train and eval nodes share their work among the ranks.
+static bool rankZeroAloneRuns(const ExecNode &n) { return n.kind == "init" || n.kind == "merge"; }
+
 static llvm::Error runNode(ExecContext &ctx, const ExecNode &n) {
-  if (!ctx.writesFiles && (n.kind == "init" || n.kind == "merge"))
-    return llvm::Error::success();
   return catchTorchErrors([&] {
     return n.kind == "init"    ? runInit(ctx, n)
            : n.kind == "train" ? runTrain(ctx, n)
@@ -154,16 +153,6 @@ static llvm::Expected<bool> rankZeroSays(ExecContext &ctx, bool mine) {
     return ctx.collectives->broadcastValue(mine) != 0;
   } catch (const std::exception &e) {
     return planError(e.what());
-  }
-}
-
-/// Every rank waits here until rank 0's files of a node, done marker included, are written.
-static llvm::Error waitForRankZero(ExecContext &ctx, const ExecNode &n) {
-  try {
-    ctx.collectives->barrier();
-    return llvm::Error::success();
-  } catch (const std::exception &e) {
-    return planError("node '" + n.name + "': " + e.what());
   }
 }
 
@@ -245,14 +234,18 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
       if (llvm::Error e = writeFileDurably(joinPath(dir, "node.json"),
                                           llvm::formatv("{0:2}\n", llvm::json::Value(Object(*n.entry))).str()))
         return e;
-    if (llvm::Error e = runNode(ctx, n))
+    if (!rankZeroAloneRuns(n))
+      if (llvm::Error e = runNode(ctx, n))
+        return nodeError(std::move(e));
+    // Every rank waits here, however long it takes, until rank 0's files of the node are
+    // written; the done marker comes last, after the outputs are durable.
+    if (llvm::Error e = ctx.collectives->rankZeroAlone("finishing the node", [&]() -> llvm::Error {
+          if (rankZeroAloneRuns(n))
+            if (llvm::Error e = runNode(ctx, n))
+              return e;
+          return writeFileDurably(joinPath(dir, "DONE"), n.hash + "\n");
+        }))
       return nodeError(std::move(e));
-    // The done marker comes last, after the outputs are durable.
-    if (ctx.writesFiles)
-      if (llvm::Error e = writeFileDurably(joinPath(dir, "DONE"), n.hash + "\n"))
-        return e;
-    if (llvm::Error e = waitForRankZero(ctx, n))
-      return e;
     // A resumed node whose earlier points changed.
     if (llvm::Error e = serveEvals())
       return nodeError(std::move(e));

@@ -486,14 +486,13 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
       trainOptions.sync = zero1.get();
     }
   }
-  // Checkpoints hold the whole optimizer state however it is kept (a run resumes with or
-  // without ZeRO-1, on any number of ranks); rank 0 writes them.
   // Rank 0 writes checkpoints, with the whole optimizer state however the ranks keep it: a
-  // run resumes with or without ZeRO-1, on any number of ranks.
-  auto saveWithWholeState = [&](llvm::function_ref<llvm::Error()> save) -> llvm::Error {
+  // run resumes with or without ZeRO-1, on any number of ranks. The others wait for it
+  // however long a large model's save takes (Collectives::rankZeroAlone).
+  auto saveWithWholeState = [&](const std::string &what, llvm::function_ref<llvm::Error()> save) -> llvm::Error {
     if (zero1)
-      return zero1->saveWholeState(optimizer, save);
-    return ctx.writesFiles ? save() : llvm::Error::success();
+      return zero1->saveWholeState(optimizer, what, save);
+    return ctx.collectives->rankZeroAlone(what, save);
   };
   train::Trainer trainer(**m, optimizer, *lr, trainOptions);
   trainer.setTokensSeen(static_cast<double>(static_cast<uint64_t>(start) * perStep));
@@ -581,10 +580,11 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     uint64_t after = tokens + perStep;
     if (every && after / every != tokens / every && step + 1 < last)
       if (llvm::Error e = saveWithWholeState(
+              llvm::formatv("saving the checkpoint at step {0}", step + 1).str(),
               [&] { return saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), skips, keep); }))
         return e;
   }
-  return saveWithWholeState([&]() -> llvm::Error {
+  return saveWithWholeState("saving the trained model", [&]() -> llvm::Error {
     if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
       return e;
     return optimizer.saveState(joinPath(dir, "optimizer.safetensors"));

@@ -2,7 +2,8 @@
 //
 // Two ranks in one process, each in its own thread with its own process group, meeting at
 // a TCPStore on loopback: the collectives' results, the bucketed gradient sum, ZeRO-1's
-// sharded update against plain AdamW, and a missing peer failing within the timeout.
+// sharded update against plain AdamW, a missing peer failing within the timeout, and
+// rank 0's work alone outlasting it.
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/dist/Collectives.h"
@@ -180,7 +181,7 @@ TEST(Collectives, ShardedAdamWStepsAsPlainAdamW) {
     }
     EXPECT_EQ(sharded.steps(), 3);
     bool saved = false;
-    llvm::Error e = (*zero)->saveWholeState(sharded, [&] {
+    llvm::Error e = (*zero)->saveWholeState(sharded, "saving", [&] {
       saved = true;
       for (size_t i = 0; i < plainParams.size(); ++i) {
         EXPECT_TRUE(at::allclose(sharded.expAvg(i), plain.expAvg(i), 1e-6, 1e-9)) << plainParams[i].name;
@@ -213,4 +214,53 @@ TEST(Collectives, AMissingPeerFailsWithinTheTimeout) {
       std::chrono::seconds(2));
   EXPECT_TRUE(llvm::StringRef(message).startswith("all-reduce over 2 ranks: ")) << message;
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20);
+}
+
+TEST(Collectives, RankZeroAloneOutlastsTheTimeout) {
+  if (!hasBackend(Device::CPU))
+    GTEST_SKIP() << "this build has no Gloo";
+  const auto timeout = std::chrono::seconds(1), slow = 3 * timeout;
+  twoRanks(
+      [&](Collectives &c) {
+        auto start = std::chrono::steady_clock::now();
+        bool ran = false;
+        llvm::Error e = c.rankZeroAlone("writing a large checkpoint", [&] {
+          ran = true;
+          std::this_thread::sleep_for(slow);
+          return llvm::Error::success();
+        });
+        EXPECT_FALSE(bool(e)) << "rank " << c.rank() << ": " << llvm::toString(std::move(e));
+        EXPECT_EQ(ran, c.rank() == 0);
+        EXPECT_GE(std::chrono::steady_clock::now() - start, slow) << "rank " << c.rank();
+
+        e = c.rankZeroAlone("merging", [] {
+          return llvm::createStringError(llvm::inconvertibleErrorCode(), "disk full");
+        });
+        EXPECT_EQ(llvm::toString(std::move(e)), c.rank() == 0 ? "disk full" : "rank 0 failed while merging: disk full");
+
+        at::Tensor t = at::ones({1});
+        c.allReduceSum(t);
+        EXPECT_EQ(t.item<float>(), 2) << "the ranks are in step again";
+      },
+      timeout);
+}
+
+TEST(Collectives, RankZeroAloneFailsWhenRankZeroIsSilent) {
+  if (!hasBackend(Device::CPU))
+    GTEST_SKIP() << "this build has no Gloo";
+  const auto timeout = std::chrono::seconds(1);
+  twoRanks(
+      [&](Collectives &c) {
+        if (c.rank() == 0) { // alive (it serves the store) but never starts the work
+          std::this_thread::sleep_for(3 * timeout);
+          return;
+        }
+        auto start = std::chrono::steady_clock::now();
+        llvm::Error e = c.rankZeroAlone("saving", [] { return llvm::Error::success(); });
+        auto took = std::chrono::steady_clock::now() - start;
+        EXPECT_EQ(llvm::toString(std::move(e)), "rank 0 gave no sign of life for 1 s while saving");
+        EXPECT_GE(took, timeout);
+        EXPECT_LT(took, 2 * timeout);
+      },
+      timeout);
 }
