@@ -153,7 +153,7 @@ mixtape::dist::connectProcessGroup(const World &world, Device device, std::chron
     options.timeout = timeout;
     // The prefix keeps our keys apart from those of torchrun's agent, which serves the same store.
     store = c10::make_intrusive<c10d::PrefixStore>(
-        "mixtape", c10::make_intrusive<c10d::TCPStore>(world.masterAddr, options));
+        world.storePrefix, c10::make_intrusive<c10d::TCPStore>(world.masterAddr, options));
   } catch (const std::exception &e) {
     return connectError("no rendezvous with the other ranks at " + world.masterAddr + ":" +
                                    llvm::Twine(world.masterPort) + " (" + world.source + ") within " +

@@ -9,8 +9,9 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <optional>
 #include <netinet/in.h>
+#include <optional>
+#include <random>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -113,7 +114,8 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
     llvm::StringRef var(*e);
     llvm::StringRef name = var.split('=').first;
     if (name == "RANK" || name == "WORLD_SIZE" || name == "LOCAL_RANK" || name == "LOCAL_WORLD_SIZE" ||
-        name == "MASTER_ADDR" || name == "MASTER_PORT" || name == "TORCHELASTIC_USE_AGENT_STORE")
+        name == "MASTER_ADDR" || name == "MASTER_PORT" || name == "TORCHELASTIC_USE_AGENT_STORE" ||
+        name == "TORCHELASTIC_RESTART_COUNT" || name == "MIXTAPE_RUN_ID")
       continue;
     threadsSet |= name == "MIXTAPE_NUM_THREADS";
     environment.push_back(var.str());
@@ -122,6 +124,8 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
   environment.push_back("LOCAL_WORLD_SIZE=" + std::to_string(options.nproc));
   environment.push_back("MASTER_ADDR=127.0.0.1");
   environment.push_back("MASTER_PORT=" + std::to_string(*port));
+  // Keys of its own in the store, should another launch meet this one at the port.
+  environment.push_back(llvm::formatv("MIXTAPE_RUN_ID={0:x-}", std::random_device()()).str());
   if (!threadsSet) // N workers share the cores instead of each taking them all
     environment.push_back("MIXTAPE_NUM_THREADS=" +
                           std::to_string(std::max(1u, std::thread::hardware_concurrency() / unsigned(options.nproc))));
