@@ -56,7 +56,7 @@ at::Tensor ShardedAdamW::flatView(const NamedParameter &p) { return p.tensor.det
 
 void ShardedAdamW::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::MutableArrayRef<double> sums) {
   at::NoGradGuard noGrad;
-  fillMissingGradients(params);
+  AnyRankHad = fillMissingGradients(params);
   std::vector<at::Tensor> flat;
   for (const NamedParameter &p : params)
     flat.push_back(p.tensor.grad().reshape({-1}));
@@ -64,6 +64,7 @@ void ShardedAdamW::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
   flat.push_back(at::zeros({padding}, flat.front().options()));
   GradShard = at::empty({ShardSize}, flat.front().options());
   Comm.reduceScatterSum(at::cat(flat), GradShard);
+  dropGradients(params, AnyRankHad);
   sumLoss(sums);
 }
 
@@ -79,9 +80,10 @@ double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, doubl
   at::Tensor shard = at::zeros({ShardSize}, GradShard.options());
   for (const Piece &p : Pieces) {
     at::Tensor param = flatView(params[p.param]).narrow(0, p.inParam, p.length);
-    train::AdamW::update(param, GradShard.narrow(0, p.inShard, p.length), ExpAvg.narrow(0, p.inShard, p.length),
-                         ExpAvgSq.narrow(0, p.inShard, p.length), lr, optimizer.weightDecay(p.param), step,
-                         optimizer.options());
+    if (AnyRankHad[p.param]) // as AdamW skips a parameter without a gradient
+      train::AdamW::update(param, GradShard.narrow(0, p.inShard, p.length), ExpAvg.narrow(0, p.inShard, p.length),
+                           ExpAvgSq.narrow(0, p.inShard, p.length), lr, optimizer.weightDecay(p.param), step,
+                           optimizer.options());
     shard.narrow(0, p.inShard, p.length).copy_(param);
   }
   GradShard = at::Tensor();

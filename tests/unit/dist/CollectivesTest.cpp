@@ -264,3 +264,48 @@ TEST(Collectives, RankZeroAloneFailsWhenRankZeroIsSilent) {
       },
       timeout);
 }
+
+TEST(Collectives, AParameterWithoutGradientOnAnyRankIsLeftAsOneProcessLeavesIt) {
+  if (!hasBackend(Device::CPU))
+    GTEST_SKIP() << "this build has no Gloo";
+  twoRanks([](Collectives &c) {
+    for (bool sharded : {false, true}) {
+      // p1 (decayed) gets no gradient on either rank, p0 on both: one process would
+      // neither decay p1 nor touch its moments.
+      std::vector<model::NamedParameter> params;
+      for (int i = 0; i < 2; ++i)
+        params.push_back({"p" + std::to_string(i), at::linspace(1, 2, 6).view({2, 3}).requires_grad_(true),
+                          model::ParamKind::Matrix});
+      train::AdamWOptions options;
+      options.weightDecay = 0.1;
+      train::AdamW optimizer(params, options);
+      const at::Tensor before = params[1].tensor.detach().clone(), expAvg = at::full({2, 3}, 0.5f),
+                       expAvgSq = at::full({2, 3}, 0.25f);
+      optimizer.setMoments(1, expAvg, expAvgSq);
+      std::unique_ptr<ShardedAdamW> zero;
+      DataParallel plain(c);
+      if (sharded) {
+        llvm::Expected<std::unique_ptr<ShardedAdamW>> z = ShardedAdamW::create(c, optimizer);
+        ASSERT_TRUE(bool(z)) << llvm::toString(z.takeError());
+        zero = std::move(*z);
+      }
+      train::StepSync &sync = zero ? static_cast<train::StepSync &>(*zero) : plain;
+      params[0].tensor.mutable_grad() = at::ones({2, 3});
+      double loss = 1;
+      sync.sumGradients(params, llvm::MutableArrayRef<double>(loss));
+      EXPECT_FALSE(params[1].tensor.grad().defined()) << "sharded " << sharded;
+      sync.clipAndStep(optimizer, 0, 1e-2);
+      EXPECT_FALSE(params[0].tensor.equal(before)) << "p0 was updated";
+      EXPECT_TRUE(params[1].tensor.equal(before)) << "sharded " << sharded << ": p1 decayed\n" << params[1].tensor;
+      auto checkMoments = [&] {
+        EXPECT_TRUE(optimizer.expAvg(1).equal(expAvg)) << "sharded " << sharded << "\n" << optimizer.expAvg(1);
+        EXPECT_TRUE(optimizer.expAvgSq(1).equal(expAvgSq)) << "sharded " << sharded;
+        return llvm::Error::success();
+      };
+      if (zero)
+        EXPECT_FALSE(bool(zero->saveWholeState(optimizer, "saving", [&] { return checkMoments(); })));
+      else
+        EXPECT_FALSE(bool(checkMoments()));
+    }
+  });
+}

@@ -56,6 +56,7 @@ private:
   std::vector<Piece> Pieces;
   at::Tensor ExpAvg, ExpAvgSq; ///< [ShardSize]: this rank's moments
   at::Tensor GradShard;        ///< [ShardSize]: the summed gradients of the shard
+  std::vector<bool> AnyRankHad; ///< per parameter: whether any rank had a gradient for it
 };
 
 } // namespace mixtape::dist
