@@ -252,6 +252,9 @@ struct Checkpoint {
   uint64_t metricsBytes = 0;
   std::string numerics;
   SkipCount skips;
+  /// The ranks that wrote it and each one's micro-batch (0: not recorded): another split of
+  /// the batch sums in another order.
+  int64_t worldSize = 0, microBatch = 0;
 };
 
 /// The newest complete checkpoint: a step-N folder whose state.json (written last) parses.
@@ -273,7 +276,8 @@ std::optional<Checkpoint> latestCheckpoint(llvm::StringRef nodeDir) {
       continue;
     Checkpoint c{it->path(), *o->getInteger("step"), static_cast<uint64_t>(o->getInteger("metrics_bytes").getValueOr(0)),
                  o->getString("numerics").getValueOr("").str(),
-                 SkipCount{o->getInteger("skipped_steps").getValueOr(0), o->getInteger("consecutive_skips").getValueOr(0)}};
+                 SkipCount{o->getInteger("skipped_steps").getValueOr(0), o->getInteger("consecutive_skips").getValueOr(0)},
+                 o->getInteger("world_size").getValueOr(0), o->getInteger("micro_batch").getValueOr(0)};
     if (!best || c.step > best->step)
       best = c;
   }
@@ -312,7 +316,7 @@ llvm::Expected<BatchShare> batchShare(const ExecContext &ctx, uint64_t B, uint64
 }
 
 llvm::Error saveCheckpoint(const ExecContext &ctx, const std::string &nodeDir, int64_t step, const model::Model &m, const train::AdamW &opt,
-                           uint64_t metricsBytes, SkipCount skips, uint64_t keep) {
+                           uint64_t metricsBytes, SkipCount skips, uint64_t keep, uint64_t microBatch) {
   std::string root = joinPath(nodeDir, "checkpoints");
   std::string dir = checkpointDir(nodeDir, step);
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
@@ -322,7 +326,8 @@ llvm::Error saveCheckpoint(const ExecContext &ctx, const std::string &nodeDir, i
   if (llvm::Error e = opt.saveState(joinPath(dir, "optimizer.safetensors")))
     return e;
   Object state{{"step", step}, {"metrics_bytes", static_cast<int64_t>(metricsBytes)}, {"numerics", train::numericsFingerprint(ctx.device)},
-               {"skipped_steps", skips.total}, {"consecutive_skips", skips.consecutive}};
+               {"skipped_steps", skips.total}, {"consecutive_skips", skips.consecutive},
+               {"world_size", ctx.collectives->worldSize()}, {"micro_batch", static_cast<int64_t>(microBatch)}};
   if (llvm::Error e = writeFileDurably(joinPath(dir, "state.json"), llvm::formatv("{0}\n", llvm::json::Value(std::move(state))).str()))
     return e;
   // Keep the newest `keep` (at least the one just written).
@@ -456,12 +461,19 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     start = c->step;
     keepMetrics = c->metricsBytes;
     skips = c->skips;
+    const int64_t ranks = ctx.collectives->worldSize(), microBatch = static_cast<int64_t>(share->micro);
     if (c->numerics != train::numericsFingerprint(ctx.device))
       llvm::errs() << llvm::formatv("[{0}] warning: resuming at step {1} under other numerics ({2}, was {3}); the "
                                     "result may differ from an uninterrupted run in the low bits\n",
                                     node.name, start, train::numericsFingerprint(ctx.device), c->numerics);
     else if (ctx.progress)
       llvm::errs() << llvm::formatv("[{0}] resuming from the checkpoint at step {1}\n", node.name, start);
+    if (c->worldSize && (c->worldSize != ranks || c->microBatch != microBatch))
+      llvm::errs() << llvm::formatv("[{0}] warning: resuming at step {1} on {2} rank(s) with micro-batches of {3} "
+                                    "(the checkpoint's: {4} rank(s), micro-batches of {5}); the gradients sum in "
+                                    "another order, so the result may differ from an uninterrupted run in the low "
+                                    "bits\n",
+                                    node.name, start, ranks, microBatch, c->worldSize, c->microBatch);
   } else if (s.getString("optimizer_state") == llvm::StringRef("keep") && input.kind == "train") {
     if (llvm::Error e = optimizer.loadState(joinPath(ctx.nodeDir(input), "optimizer.safetensors")))
       return e;
@@ -581,7 +593,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     if (every && after / every != tokens / every && step + 1 < last)
       if (llvm::Error e = saveWithWholeState(
               llvm::formatv("saving the checkpoint at step {0}", step + 1).str(),
-              [&] { return saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), skips, keep); }))
+              [&] { return saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), skips, keep, share->micro); }))
         return e;
   }
   return saveWithWholeState("saving the trained model", [&]() -> llvm::Error {
