@@ -201,7 +201,7 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
     return planError(ctx.runDir + ": cannot create the run directory: " + ec.message());
   std::string cache = joinPath(ctx.runDir, "cache");
   ctx.sources = std::make_unique<data::DataSources>(ctx.seed, cache, data::defaultManifestCacheDir(cache),
-                                                    options.progress ? &llvm::errs() : nullptr);
+                                                    ctx.progress ? &llvm::errs() : nullptr);
   train::configureThreads();
 
   auto done = [&](const ExecNode &n) { return llvm::sys::fs::exists(joinPath(ctx.nodeDir(n), "DONE")); };
