@@ -79,6 +79,13 @@ void DataParallel::sumLoss(llvm::MutableArrayRef<double> sums) {
   std::copy_n(total.data_ptr<double>(), sums.size(), sums.begin());
 }
 
+uint64_t mixtape::dist::shareMicroBatch(uint64_t share, uint64_t micro) {
+  for (uint64_t m = std::min(share, micro); m > 1; --m)
+    if (share % m == 0)
+      return m;
+  return 1;
+}
+
 void mixtape::dist::broadcastParameters(Collectives &collectives, llvm::ArrayRef<NamedParameter> params) {
   at::NoGradGuard noGrad;
   for (const NamedParameter &p : params) {

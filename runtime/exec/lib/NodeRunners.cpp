@@ -35,7 +35,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <numeric>
 
 using namespace mixtape;
 using namespace mixtape::exec;
@@ -299,7 +298,8 @@ std::optional<Checkpoint> agreedCheckpoint(ExecContext &ctx, llvm::StringRef nod
 }
 
 /// This rank's share of every batch of B sequences: `count` consecutive ones from `offset`,
-/// in micro-batches of `micro` (the plan's micro-batch, or what of it divides the share).
+/// in micro-batches of `micro` (the plan's micro-batch, or the largest below it that divides
+/// the share).
 struct BatchShare {
   uint64_t offset = 0, count = 0, micro = 0;
 };
@@ -312,7 +312,7 @@ llvm::Expected<BatchShare> batchShare(const ExecContext &ctx, uint64_t B, uint64
                                B, ranks)
                      .str());
   const uint64_t count = B / ranks;
-  return BatchShare{static_cast<uint64_t>(ctx.collectives->rank()) * count, count, std::gcd(micro, count)};
+  return BatchShare{static_cast<uint64_t>(ctx.collectives->rank()) * count, count, dist::shareMicroBatch(count, micro)};
 }
 
 llvm::Error saveCheckpoint(const ExecContext &ctx, const std::string &nodeDir, int64_t step, const model::Model &m, const train::AdamW &opt,

@@ -309,3 +309,12 @@ TEST(Collectives, AParameterWithoutGradientOnAnyRankIsLeftAsOneProcessLeavesIt) 
     }
   });
 }
+
+TEST(DataParallel, AShareTakesTheLargestMicroBatchThatDividesIt) {
+  EXPECT_EQ(shareMicroBatch(9, 12), 9u);  // B = 36, micro 12, 4 ranks (gcd would give 3)
+  EXPECT_EQ(shareMicroBatch(18, 12), 9u); // 2 ranks
+  EXPECT_EQ(shareMicroBatch(36, 12), 12u);
+  EXPECT_EQ(shareMicroBatch(8, 3), 2u);
+  EXPECT_EQ(shareMicroBatch(7, 4), 1u);
+  EXPECT_EQ(shareMicroBatch(1, 1), 1u);
+}

@@ -47,6 +47,10 @@ private:
   size_t LastBuckets = 0;
 };
 
+/// The micro-batch of a rank's share of `share` sequences: the largest that divides the
+/// share and is at most the plan's `micro` (a share of 9 in micro-batches of at most 12: 9).
+uint64_t shareMicroBatch(uint64_t share, uint64_t micro);
+
 /// Every rank's parameters become rank 0's (after each rank loaded the same files, this
 /// rules out a rank that read something else).
 void broadcastParameters(Collectives &collectives, llvm::ArrayRef<model::NamedParameter> params);
