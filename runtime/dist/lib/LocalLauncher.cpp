@@ -71,9 +71,11 @@ std::string describe(int status) {
 bool failed(int status) { return !WIFEXITED(status) || WEXITSTATUS(status) != 0; }
 
 /// In the child, between fork and exec: only async-signal-safe calls.
-[[noreturn]] void execWorker(int outputFd, char *const argv[], char *const envp[]) {
+[[noreturn]] void execWorker(pid_t launcher, int outputFd, char *const argv[], char *const envp[]) {
 #ifdef __linux__
   ::prctl(PR_SET_PDEATHSIG, SIGKILL); // the launcher killed: no orphaned workers
+  if (::getppid() != launcher) // it died before prctl took effect
+    ::_exit(127);
 #endif
   ::dup2(outputFd, STDOUT_FILENO);
   ::dup2(outputFd, STDERR_FILENO);
@@ -135,11 +137,18 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
   argv.push_back(nullptr);
 
   std::vector<Worker> workers(static_cast<size_t>(options.nproc));
-  auto killAll = [&] {
-    for (Worker &w : workers)
-      if (w.pid > 0 && !w.exited)
+  // A rank that could not start: the ones started go, reaped, their pipes closed.
+  auto stopStarted = [&] {
+    for (Worker &w : workers) {
+      if (w.pid > 0) {
         ::kill(w.pid, SIGKILL);
+        ::waitpid(w.pid, &w.status, 0);
+      }
+      if (w.output >= 0)
+        ::close(w.output);
+    }
   };
+  const pid_t launcher = ::getpid();
   for (int r = 0; r < options.nproc; ++r) {
     std::vector<std::string> env = environment;
     env.push_back("RANK=" + std::to_string(r));
@@ -150,17 +159,19 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
     envp.push_back(nullptr);
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
-      killAll();
-      return launchError(llvm::Twine("cannot create a pipe for rank ") + llvm::Twine(r) + ": " + std::strerror(errno));
+      int saved = errno;
+      stopStarted();
+      return launchError(llvm::Twine("cannot create a pipe for rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
     }
     pid_t pid = ::fork();
     if (pid == 0)
-      execWorker(fds[1], argv.data(), envp.data());
+      execWorker(launcher, fds[1], argv.data(), envp.data());
+    int saved = errno;
     ::close(fds[1]);
     if (pid < 0) {
       ::close(fds[0]);
-      killAll();
-      return launchError(llvm::Twine("cannot start rank ") + llvm::Twine(r) + ": " + std::strerror(errno));
+      stopStarted();
+      return launchError(llvm::Twine("cannot start rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
     }
     workers[size_t(r)] = Worker{r, pid, fds[0], {}, false, 0};
   }
@@ -169,7 +180,7 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
   // killed makes its peers fail a moment later).
   std::vector<std::pair<std::pair<int, int>, Worker *>> failures;
   int look = 0;
-  std::optional<Clock::time_point> deadline;
+  std::optional<Clock::time_point> deadline, drained;
   std::vector<int> killed;
   auto running = [&] { return llvm::any_of(workers, [](const Worker &w) { return !w.exited || w.output >= 0; }); };
   while (running()) {
@@ -211,9 +222,14 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
       for (Worker &w : workers)
         if (!w.exited && !llvm::is_contained(killed, w.rank) && ::kill(w.pid, SIGKILL) == 0)
           killed.push_back(w.rank);
-    if (deadline && Clock::now() > *deadline + std::chrono::seconds(5))
-      for (Worker &w : workers) // a worker gone, but its output pipe held open by a grandchild
-        if (w.exited && w.output >= 0) {
+    // Every worker gone, but a pipe held open by a grandchild: what it wrote within a few
+    // seconds is forwarded, then the launcher lets go.
+    if (!drained && llvm::all_of(workers, [](const Worker &w) { return w.exited; }))
+      drained = Clock::now() + std::chrono::seconds(3);
+    if (drained && Clock::now() > *drained)
+      for (Worker &w : workers)
+        if (w.output >= 0) {
+          forwardLines(w, "", out, true);
           ::close(w.output);
           w.output = -1;
         }
