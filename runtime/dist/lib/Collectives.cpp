@@ -1,4 +1,5 @@
 //===- Collectives.cpp - rendezvous, and the world of one -----------------===//
+#include "DistError.h"
 #include "ProcessGroups.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -37,10 +38,6 @@ public:
   llvm::Error rankZeroAlone(const std::string &, llvm::function_ref<llvm::Error()> work) override { return work(); }
 };
 
-llvm::Error connectError(const llvm::Twine &what) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), what);
-}
-
 } // namespace
 
 llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, uint64_t sequence,
@@ -70,7 +67,7 @@ llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, 
     try {
       result = work();
     } catch (const std::exception &e) {
-      result = connectError(firstLines(e));
+      result = distError(firstLines(e));
     }
     {
       std::lock_guard<std::mutex> lock(mutex);
@@ -83,11 +80,11 @@ llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, 
       std::string text = message.empty() ? "ok" : "failed: " + message;
       store.set(outcome, std::vector<uint8_t>(text.begin(), text.end()));
     } catch (const std::exception &e) {
-      return connectError(message.empty() ? "cannot tell the other ranks that rank 0 finished " + what + ": " +
+      return distError(message.empty() ? "cannot tell the other ranks that rank 0 finished " + what + ": " +
                                                 firstLines(e)
                                           : message);
     }
-    return message.empty() ? llvm::Error::success() : connectError(message);
+    return message.empty() ? llvm::Error::success() : distError(message);
   }
   try {
     int64_t beats = 0;
@@ -99,7 +96,7 @@ llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, 
         beats = now;
         lastBeat = Clock::now();
       } else if (Clock::now() - lastBeat > timeout) {
-        return connectError("rank 0 gave no sign of life for " +
+        return distError("rank 0 gave no sign of life for " +
                             llvm::Twine(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
                             " s while " + what);
       }
@@ -111,9 +108,9 @@ llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, 
     if (text == "ok")
       return llvm::Error::success();
     text.consume_front("failed: ");
-    return connectError("rank 0 failed while " + what + ": " + text);
+    return distError("rank 0 failed while " + what + ": " + text);
   } catch (const std::exception &e) {
-    return connectError("lost rank 0 while " + what + ": " + firstLines(e));
+    return distError("lost rank 0 while " + what + ": " + firstLines(e));
   }
 }
 
@@ -139,7 +136,7 @@ llvm::Expected<std::unique_ptr<Collectives>> mixtape::dist::connect(const World 
 llvm::Expected<std::unique_ptr<Collectives>>
 mixtape::dist::connectProcessGroup(const World &world, Device device, std::chrono::milliseconds timeout) {
   if (!hasBackend(device))
-    return connectError(device == Device::CPU
+    return distError(device == Device::CPU
                                    ? "this build has no process group for CPU tensors (LibTorch or the gloo "
                                      "headers lack Gloo): train on one process"
                                    : "this build has no process group for CUDA tensors (LibTorch without NCCL)");
@@ -155,7 +152,7 @@ mixtape::dist::connectProcessGroup(const World &world, Device device, std::chron
     store = c10::make_intrusive<c10d::PrefixStore>(
         world.storePrefix, c10::make_intrusive<c10d::TCPStore>(world.masterAddr, options));
   } catch (const std::exception &e) {
-    return connectError("no rendezvous with the other ranks at " + world.masterAddr + ":" +
+    return distError("no rendezvous with the other ranks at " + world.masterAddr + ":" +
                                    llvm::Twine(world.masterPort) + " (" + world.source + ") within " +
                                    llvm::Twine(timeout.count() / 1000) + " s: " + firstLines(e));
   }
@@ -169,7 +166,7 @@ mixtape::dist::connectProcessGroup(const World &world, Device device, std::chron
       return makeNcclCollectives(store, world, timeout);
 #endif
   } catch (const std::exception &e) {
-    return connectError("cannot create the process group: " + firstLines(e));
+    return distError("cannot create the process group: " + firstLines(e));
   }
   llvm_unreachable("hasBackend(device) said yes");
 }

@@ -1,6 +1,8 @@
 //===- LocalLauncher.cpp - fork, exec, forward, reap ----------------------===//
 #include "mixtape/dist/LocalLauncher.h"
 
+#include "DistError.h"
+
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -24,18 +26,10 @@
 using namespace mixtape::dist;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-llvm::Error launchError(const llvm::Twine &what) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), what);
-}
-
-} // namespace
-
 llvm::Expected<uint16_t> mixtape::dist::freeLocalPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
-    return launchError(llvm::Twine("cannot open a socket to find a free port: ") + std::strerror(errno));
+    return distError(llvm::Twine("cannot open a socket to find a free port: ") + std::strerror(errno));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -45,7 +39,7 @@ llvm::Expected<uint16_t> mixtape::dist::freeLocalPort() {
   int saved = errno;
   ::close(fd);
   if (!ok)
-    return launchError(llvm::Twine("cannot find a free port: ") + std::strerror(saved));
+    return distError(llvm::Twine("cannot find a free port: ") + std::strerror(saved));
   return ntohs(addr.sin_port);
 }
 
@@ -104,7 +98,7 @@ void forwardLines(Worker &w, llvm::StringRef data, llvm::raw_ostream &out, bool 
 
 llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm::raw_ostream &out) {
   if (options.nproc < 1 || options.command.empty())
-    return launchError("--nproc needs a positive count and a worker command");
+    return distError("--nproc needs a positive count and a worker command");
   llvm::Expected<uint16_t> port = freeLocalPort();
   if (!port)
     return port.takeError();
@@ -161,7 +155,7 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
     if (::pipe2(fds, O_CLOEXEC) != 0) {
       int saved = errno;
       stopStarted();
-      return launchError(llvm::Twine("cannot create a pipe for rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
+      return distError(llvm::Twine("cannot create a pipe for rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
     }
     pid_t pid = ::fork();
     if (pid == 0)
@@ -171,7 +165,7 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
     if (pid < 0) {
       ::close(fds[0]);
       stopStarted();
-      return launchError(llvm::Twine("cannot start rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
+      return distError(llvm::Twine("cannot start rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
     }
     workers[size_t(r)] = Worker{r, pid, fds[0], {}, false, 0};
   }
@@ -248,5 +242,5 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
                              std::chrono::duration_cast<std::chrono::seconds>(options.grace).count())
                    .str();
   }
-  return launchError(message);
+  return distError(message);
 }

@@ -27,9 +27,6 @@ std::unique_ptr<Collectives> makeGlooCollectives(const c10::intrusive_ptr<c10d::
 std::unique_ptr<Collectives> makeNcclCollectives(const c10::intrusive_ptr<c10d::Store> &store, const World &world,
                                                  std::chrono::milliseconds timeout);
 
-/// c10d's message without its C++ backtrace ("Exception raised from ...").
-std::string firstLines(const std::exception &e);
-
 /// Collectives::rankZeroAlone over the rendezvous store: rank 0 bumps a heartbeat counter
 /// while `work` runs and then sets its outcome; the others poll both. `sequence` numbers
 /// the calls (every rank makes the same ones), so that each has keys of its own.

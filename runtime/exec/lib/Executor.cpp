@@ -129,8 +129,7 @@ static llvm::Error catchTorchErrors(llvm::function_ref<llvm::Error()> work) {
   try {
     return work();
   } catch (const std::exception &e) {
-    llvm::StringRef what = e.what();
-    return planError(what.substr(0, what.find("\nException raised from")).rtrim());
+    return planError(dist::firstLines(e));
   }
 }
 

@@ -17,7 +17,9 @@
 #include <ATen/core/Tensor.h>
 
 #include <chrono>
+#include <exception>
 #include <memory>
+#include <string>
 
 namespace mixtape::dist {
 
@@ -67,5 +69,8 @@ llvm::Expected<std::unique_ptr<Collectives>> connectProcessGroup(const World &wo
 
 /// Whether this build has a process group for `device` (Gloo / NCCL compiled in).
 bool hasBackend(Device device);
+
+/// A LibTorch exception's message without its C++ backtrace ("Exception raised from ...").
+std::string firstLines(const std::exception &e);
 
 } // namespace mixtape::dist
