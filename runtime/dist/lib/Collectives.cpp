@@ -80,9 +80,9 @@ llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, 
       std::string text = message.empty() ? "ok" : "failed: " + message;
       store.set(outcome, std::vector<uint8_t>(text.begin(), text.end()));
     } catch (const std::exception &e) {
-      return distError(message.empty() ? "cannot tell the other ranks that rank 0 finished " + what + ": " +
-                                                firstLines(e)
-                                          : message);
+      return distError(message.empty()
+                           ? "cannot tell the other ranks that rank 0 finished " + what + ": " + firstLines(e)
+                           : message);
     }
     return message.empty() ? llvm::Error::success() : distError(message);
   }
@@ -97,8 +97,8 @@ llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, 
         lastBeat = Clock::now();
       } else if (Clock::now() - lastBeat > timeout) {
         return distError("rank 0 gave no sign of life for " +
-                            llvm::Twine(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
-                            " s while " + what);
+                         llvm::Twine(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s while " +
+                         what);
       }
       std::this_thread::sleep_for(poll);
       poll = std::min<std::chrono::milliseconds>(poll * 2, std::chrono::milliseconds(500));
@@ -137,9 +137,9 @@ llvm::Expected<std::unique_ptr<Collectives>>
 mixtape::dist::connectProcessGroup(const World &world, Device device, std::chrono::milliseconds timeout) {
   if (!hasBackend(device))
     return distError(device == Device::CPU
-                                   ? "this build has no process group for CPU tensors (LibTorch or the gloo "
-                                     "headers lack Gloo): train on one process"
-                                   : "this build has no process group for CUDA tensors (LibTorch without NCCL)");
+                         ? "this build has no process group for CPU tensors (LibTorch or the gloo "
+                           "headers lack Gloo): train on one process"
+                         : "this build has no process group for CUDA tensors (LibTorch without NCCL)");
   c10::intrusive_ptr<c10d::Store> store;
   try {
     c10d::TCPStoreOptions options;
@@ -152,9 +152,8 @@ mixtape::dist::connectProcessGroup(const World &world, Device device, std::chron
     store = c10::make_intrusive<c10d::PrefixStore>(
         world.storePrefix, c10::make_intrusive<c10d::TCPStore>(world.masterAddr, options));
   } catch (const std::exception &e) {
-    return distError("no rendezvous with the other ranks at " + world.masterAddr + ":" +
-                                   llvm::Twine(world.masterPort) + " (" + world.source + ") within " +
-                                   llvm::Twine(timeout.count() / 1000) + " s: " + firstLines(e));
+    return distError("no rendezvous with the other ranks at " + world.masterAddr + ":" + llvm::Twine(world.masterPort) +
+                     " (" + world.source + ") within " + llvm::Twine(timeout.count() / 1000) + " s: " + firstLines(e));
   }
   try {
 #if defined(MIXTAPE_HAVE_GLOO)

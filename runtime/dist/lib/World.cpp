@@ -22,7 +22,7 @@ llvm::Expected<int64_t> integerVar(const GetEnv &getenv, llvm::StringRef name, i
   int64_t value = 0;
   if (llvm::StringRef(*text).trim().getAsInteger(10, value) || value < min || value > max)
     return distError(name + "='" + *text + "' is not an integer in [" + llvm::Twine(min) + ", " + llvm::Twine(max) +
-                    "]");
+                     "]");
   return value;
 }
 
@@ -144,11 +144,11 @@ llvm::Expected<World> mixtape::dist::worldFromEnvironment(const GetEnv &getenv) 
       list = getenv("SLURM_JOB_NODELIST");
     if (!list)
       return distError("neither MASTER_ADDR nor SLURM_STEP_NODELIST nor SLURM_JOB_NODELIST is set: no host for "
-                      "rank 0's store");
+                       "rank 0's store");
     llvm::Expected<std::vector<std::string>> hosts = expandNodeList(*list);
     if (!hosts)
       return distError(llvm::Twine(getenv("SLURM_STEP_NODELIST") ? "SLURM_STEP_NODELIST" : "SLURM_JOB_NODELIST") +
-                      ": " + llvm::toString(hosts.takeError()));
+                       ": " + llvm::toString(hosts.takeError()));
     w.masterAddr = hosts->front();
   }
   if (getenv("MASTER_PORT") || torchrun) {
