@@ -13,7 +13,7 @@
   uneven  -- 3 ranks cannot split a batch of 8 sequences: a diagnostic, exit 1
     dist_test.py MIXTAPE SCENARIO WORKDIR
 Exits 77 (skipped) when this build has no Gloo."""
-import glob, json, os, shutil, signal, struct, subprocess, sys, time
+import glob, json, os, re, shutil, signal, struct, subprocess, sys, time
 
 mixtape, scenario, work = sys.argv[1:4]
 here = os.path.dirname(os.path.abspath(__file__))
@@ -181,6 +181,9 @@ elif scenario == "zero1-resume":
         failures.append("resumed run on 1 process failed:\n" + r.stderr[-3000:])
     if "[pretrain] resuming from the checkpoint at step" not in r.stderr:
         failures.append("the run did not report resuming:\n" + r.stderr[-3000:])
+    if not re.search(r"\[pretrain\] warning: resuming at step \d+ on 1 rank\(s\) with micro-batches of \d+ "
+                     r"\(the checkpoint's: 2 rank\(s\)", r.stderr):
+        failures.append("resuming on another number of ranks did not warn:\n" + r.stderr[-3000:])
     compare(ref, d, ("2 processes with ZeRO-1", "resumed on 1 process"), 1e-5)
     total = 6
 
@@ -244,6 +247,8 @@ elif scenario == "resume":
         failures.append("resumed run failed:\n" + r.stderr[-3000:])
     if "[rank 0] [pretrain] resuming from the checkpoint at step" not in r.stderr:
         failures.append("rank 0 did not report resuming:\n" + r.stderr[-3000:])
+    if "the checkpoint's:" in r.stderr:
+        failures.append("resuming on as many ranks warned:\n" + r.stderr[-3000:])
     for path in sorted(glob.glob(os.path.join(ref, "*", "*.safetensors"))):
         other = os.path.join(d, os.path.relpath(path, ref))
         if not os.path.exists(other) or open(path, "rb").read() != open(other, "rb").read():

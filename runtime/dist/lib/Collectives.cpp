@@ -1,8 +1,13 @@
 //===- Collectives.cpp - rendezvous, and the world of one -----------------===//
+#include "DistError.h"
 #include "ProcessGroups.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 using namespace mixtape::dist;
 
@@ -30,13 +35,84 @@ public:
   void broadcast(at::Tensor &, int) override {}
   void barrier() override {}
   c10::DeviceType deviceType() const override { return c10::DeviceType::CPU; }
+  llvm::Error rankZeroAlone(const std::string &, llvm::function_ref<llvm::Error()> work) override { return work(); }
 };
 
-llvm::Error connectError(const llvm::Twine &what) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), what);
-}
-
 } // namespace
+
+llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, uint64_t sequence,
+                                                  const std::string &what, llvm::function_ref<llvm::Error()> work,
+                                                  std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  // A beat every quarter of the timeout at most: a waiting rank sees several before it gives up.
+  const auto beat = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), timeout / 4);
+  const std::string key = "rank0/" + std::to_string(sequence) + "/", alive = key + "alive", outcome = key + "outcome";
+  if (rank == 0) {
+    std::mutex mutex;
+    std::condition_variable stop;
+    bool finished = false;
+    std::thread heartbeat([&] {
+      std::unique_lock<std::mutex> lock(mutex);
+      while (!stop.wait_for(lock, beat, [&] { return finished; })) {
+        lock.unlock();
+        try {
+          store.add(alive, 1);
+        } catch (const std::exception &) {
+          // The store is gone: the others see no more beats, and the outcome below fails.
+        }
+        lock.lock();
+      }
+    });
+    llvm::Error result = llvm::Error::success();
+    try {
+      result = work();
+    } catch (const std::exception &e) {
+      result = distError(firstLines(e));
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      finished = true;
+    }
+    stop.notify_one();
+    heartbeat.join();
+    std::string message = result ? llvm::toString(std::move(result)) : "";
+    try {
+      std::string text = message.empty() ? "ok" : "failed: " + message;
+      store.set(outcome, std::vector<uint8_t>(text.begin(), text.end()));
+    } catch (const std::exception &e) {
+      return distError(message.empty()
+                           ? "cannot tell the other ranks that rank 0 finished " + what + ": " + firstLines(e)
+                           : message);
+    }
+    return message.empty() ? llvm::Error::success() : distError(message);
+  }
+  try {
+    int64_t beats = 0;
+    Clock::time_point lastBeat = Clock::now();
+    // Quick answers for quick work, at most two store requests a second for long work.
+    std::chrono::milliseconds poll(2);
+    while (!store.check({outcome})) {
+      if (int64_t now = store.add(alive, 0); now != beats) {
+        beats = now;
+        lastBeat = Clock::now();
+      } else if (Clock::now() - lastBeat > timeout) {
+        return distError("rank 0 gave no sign of life for " +
+                         llvm::Twine(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s while " +
+                         what);
+      }
+      std::this_thread::sleep_for(poll);
+      poll = std::min<std::chrono::milliseconds>(poll * 2, std::chrono::milliseconds(500));
+    }
+    std::vector<uint8_t> bytes = store.get(outcome);
+    llvm::StringRef text(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+    if (text == "ok")
+      return llvm::Error::success();
+    text.consume_front("failed: ");
+    return distError("rank 0 failed while " + what + ": " + text);
+  } catch (const std::exception &e) {
+    return distError("lost rank 0 while " + what + ": " + firstLines(e));
+  }
+}
 
 bool mixtape::dist::hasBackend(Device device) {
 #if defined(MIXTAPE_HAVE_GLOO)
@@ -60,10 +136,10 @@ llvm::Expected<std::unique_ptr<Collectives>> mixtape::dist::connect(const World 
 llvm::Expected<std::unique_ptr<Collectives>>
 mixtape::dist::connectProcessGroup(const World &world, Device device, std::chrono::milliseconds timeout) {
   if (!hasBackend(device))
-    return connectError(device == Device::CPU
-                                   ? "this build has no process group for CPU tensors (LibTorch or the gloo "
-                                     "headers lack Gloo): train on one process"
-                                   : "this build has no process group for CUDA tensors (LibTorch without NCCL)");
+    return distError(device == Device::CPU
+                         ? "this build has no process group for CPU tensors (LibTorch or the gloo "
+                           "headers lack Gloo): train on one process"
+                         : "this build has no process group for CUDA tensors (LibTorch without NCCL)");
   c10::intrusive_ptr<c10d::Store> store;
   try {
     c10d::TCPStoreOptions options;
@@ -74,11 +150,10 @@ mixtape::dist::connectProcessGroup(const World &world, Device device, std::chron
     options.timeout = timeout;
     // The prefix keeps our keys apart from those of torchrun's agent, which serves the same store.
     store = c10::make_intrusive<c10d::PrefixStore>(
-        "mixtape", c10::make_intrusive<c10d::TCPStore>(world.masterAddr, options));
+        world.storePrefix, c10::make_intrusive<c10d::TCPStore>(world.masterAddr, options));
   } catch (const std::exception &e) {
-    return connectError("no rendezvous with the other ranks at " + world.masterAddr + ":" +
-                                   llvm::Twine(world.masterPort) + " (" + world.source + ") within " +
-                                   llvm::Twine(timeout.count() / 1000) + " s: " + firstLines(e));
+    return distError("no rendezvous with the other ranks at " + world.masterAddr + ":" + llvm::Twine(world.masterPort) +
+                     " (" + world.source + ") within " + llvm::Twine(timeout.count() / 1000) + " s: " + firstLines(e));
   }
   try {
 #if defined(MIXTAPE_HAVE_GLOO)
@@ -90,7 +165,7 @@ mixtape::dist::connectProcessGroup(const World &world, Device device, std::chron
       return makeNcclCollectives(store, world, timeout);
 #endif
   } catch (const std::exception &e) {
-    return connectError("cannot create the process group: " + firstLines(e));
+    return distError("cannot create the process group: " + firstLines(e));
   }
   llvm_unreachable("hasBackend(device) said yes");
 }

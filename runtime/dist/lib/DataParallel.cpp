@@ -20,7 +20,7 @@ void DataParallel::sumCounts(int64_t &lossTokens, int64_t &tokens) {
 void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::MutableArrayRef<double> sums) {
   at::NoGradGuard noGrad;
   LastBuckets = 0;
-  fillMissingGradients(params);
+  const std::vector<bool> anyRankHad = fillMissingGradients(params);
   // Consecutive gradients of one dtype, up to BucketBytes, flattened into one all-reduce.
   size_t begin = 0;
   while (begin < params.size()) {
@@ -44,13 +44,31 @@ void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
     }
     begin = end;
   }
+  dropGradients(params, anyRankHad);
   sumLoss(sums);
 }
 
-void DataParallel::fillMissingGradients(llvm::ArrayRef<NamedParameter> params) {
-  for (const NamedParameter &p : params)
-    if (!p.tensor.grad().defined())
-      const_cast<at::Tensor &>(p.tensor).mutable_grad() = at::zeros_like(p.tensor);
+std::vector<bool> DataParallel::fillMissingGradients(llvm::ArrayRef<NamedParameter> params) {
+  at::Tensor had = at::zeros({static_cast<int64_t>(params.size())}, at::kInt);
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (params[i].tensor.grad().defined())
+      had[static_cast<int64_t>(i)] = 1;
+    else
+      const_cast<at::Tensor &>(params[i].tensor).mutable_grad() = at::zeros_like(params[i].tensor);
+  }
+  had = had.to(Comm.deviceType());
+  Comm.allReduceSum(had);
+  had = had.cpu();
+  std::vector<bool> anyRankHad(params.size());
+  for (size_t i = 0; i < params.size(); ++i)
+    anyRankHad[i] = had.data_ptr<int>()[i] > 0;
+  return anyRankHad;
+}
+
+void DataParallel::dropGradients(llvm::ArrayRef<NamedParameter> params, const std::vector<bool> &anyRankHad) {
+  for (size_t i = 0; i < params.size(); ++i)
+    if (!anyRankHad[i])
+      const_cast<at::Tensor &>(params[i].tensor).mutable_grad() = at::Tensor();
 }
 
 void DataParallel::sumLoss(llvm::MutableArrayRef<double> sums) {
@@ -59,6 +77,13 @@ void DataParallel::sumLoss(llvm::MutableArrayRef<double> sums) {
   Comm.allReduceSum(total);
   total = total.cpu();
   std::copy_n(total.data_ptr<double>(), sums.size(), sums.begin());
+}
+
+uint64_t mixtape::dist::shareMicroBatch(uint64_t share, uint64_t micro) {
+  for (uint64_t m = std::min(share, micro); m > 1; --m)
+    if (share % m == 0)
+      return m;
+  return 1;
 }
 
 void mixtape::dist::broadcastParameters(Collectives &collectives, llvm::ArrayRef<NamedParameter> params) {

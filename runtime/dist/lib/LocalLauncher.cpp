@@ -1,6 +1,8 @@
 //===- LocalLauncher.cpp - fork, exec, forward, reap ----------------------===//
 #include "mixtape/dist/LocalLauncher.h"
 
+#include "DistError.h"
+
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -9,8 +11,9 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <optional>
 #include <netinet/in.h>
+#include <optional>
+#include <random>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -23,18 +26,10 @@
 using namespace mixtape::dist;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-llvm::Error launchError(const llvm::Twine &what) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), what);
-}
-
-} // namespace
-
 llvm::Expected<uint16_t> mixtape::dist::freeLocalPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
-    return launchError(llvm::Twine("cannot open a socket to find a free port: ") + std::strerror(errno));
+    return distError(llvm::Twine("cannot open a socket to find a free port: ") + std::strerror(errno));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -44,7 +39,7 @@ llvm::Expected<uint16_t> mixtape::dist::freeLocalPort() {
   int saved = errno;
   ::close(fd);
   if (!ok)
-    return launchError(llvm::Twine("cannot find a free port: ") + std::strerror(saved));
+    return distError(llvm::Twine("cannot find a free port: ") + std::strerror(saved));
   return ntohs(addr.sin_port);
 }
 
@@ -70,9 +65,11 @@ std::string describe(int status) {
 bool failed(int status) { return !WIFEXITED(status) || WEXITSTATUS(status) != 0; }
 
 /// In the child, between fork and exec: only async-signal-safe calls.
-[[noreturn]] void execWorker(int outputFd, char *const argv[], char *const envp[]) {
+[[noreturn]] void execWorker(pid_t launcher, int outputFd, char *const argv[], char *const envp[]) {
 #ifdef __linux__
   ::prctl(PR_SET_PDEATHSIG, SIGKILL); // the launcher killed: no orphaned workers
+  if (::getppid() != launcher) // it died before prctl took effect
+    ::_exit(127);
 #endif
   ::dup2(outputFd, STDOUT_FILENO);
   ::dup2(outputFd, STDERR_FILENO);
@@ -101,7 +98,7 @@ void forwardLines(Worker &w, llvm::StringRef data, llvm::raw_ostream &out, bool 
 
 llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm::raw_ostream &out) {
   if (options.nproc < 1 || options.command.empty())
-    return launchError("--nproc needs a positive count and a worker command");
+    return distError("--nproc needs a positive count and a worker command");
   llvm::Expected<uint16_t> port = freeLocalPort();
   if (!port)
     return port.takeError();
@@ -113,7 +110,8 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
     llvm::StringRef var(*e);
     llvm::StringRef name = var.split('=').first;
     if (name == "RANK" || name == "WORLD_SIZE" || name == "LOCAL_RANK" || name == "LOCAL_WORLD_SIZE" ||
-        name == "MASTER_ADDR" || name == "MASTER_PORT" || name == "TORCHELASTIC_USE_AGENT_STORE")
+        name == "MASTER_ADDR" || name == "MASTER_PORT" || name == "TORCHELASTIC_USE_AGENT_STORE" ||
+        name == "TORCHELASTIC_RESTART_COUNT" || name == "MIXTAPE_RUN_ID")
       continue;
     threadsSet |= name == "MIXTAPE_NUM_THREADS";
     environment.push_back(var.str());
@@ -122,6 +120,8 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
   environment.push_back("LOCAL_WORLD_SIZE=" + std::to_string(options.nproc));
   environment.push_back("MASTER_ADDR=127.0.0.1");
   environment.push_back("MASTER_PORT=" + std::to_string(*port));
+  // Keys of its own in the store, should another launch meet this one at the port.
+  environment.push_back(llvm::formatv("MIXTAPE_RUN_ID={0:x-}", std::random_device()()).str());
   if (!threadsSet) // N workers share the cores instead of each taking them all
     environment.push_back("MIXTAPE_NUM_THREADS=" +
                           std::to_string(std::max(1u, std::thread::hardware_concurrency() / unsigned(options.nproc))));
@@ -131,11 +131,18 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
   argv.push_back(nullptr);
 
   std::vector<Worker> workers(static_cast<size_t>(options.nproc));
-  auto killAll = [&] {
-    for (Worker &w : workers)
-      if (w.pid > 0 && !w.exited)
+  // A rank that could not start: the ones started go, reaped, their pipes closed.
+  auto stopStarted = [&] {
+    for (Worker &w : workers) {
+      if (w.pid > 0) {
         ::kill(w.pid, SIGKILL);
+        ::waitpid(w.pid, &w.status, 0);
+      }
+      if (w.output >= 0)
+        ::close(w.output);
+    }
   };
+  const pid_t launcher = ::getpid();
   for (int r = 0; r < options.nproc; ++r) {
     std::vector<std::string> env = environment;
     env.push_back("RANK=" + std::to_string(r));
@@ -146,17 +153,19 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
     envp.push_back(nullptr);
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
-      killAll();
-      return launchError(llvm::Twine("cannot create a pipe for rank ") + llvm::Twine(r) + ": " + std::strerror(errno));
+      int saved = errno;
+      stopStarted();
+      return distError(llvm::Twine("cannot create a pipe for rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
     }
     pid_t pid = ::fork();
     if (pid == 0)
-      execWorker(fds[1], argv.data(), envp.data());
+      execWorker(launcher, fds[1], argv.data(), envp.data());
+    int saved = errno;
     ::close(fds[1]);
     if (pid < 0) {
       ::close(fds[0]);
-      killAll();
-      return launchError(llvm::Twine("cannot start rank ") + llvm::Twine(r) + ": " + std::strerror(errno));
+      stopStarted();
+      return distError(llvm::Twine("cannot start rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
     }
     workers[size_t(r)] = Worker{r, pid, fds[0], {}, false, 0};
   }
@@ -165,7 +174,7 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
   // killed makes its peers fail a moment later).
   std::vector<std::pair<std::pair<int, int>, Worker *>> failures;
   int look = 0;
-  std::optional<Clock::time_point> deadline;
+  std::optional<Clock::time_point> deadline, drained;
   std::vector<int> killed;
   auto running = [&] { return llvm::any_of(workers, [](const Worker &w) { return !w.exited || w.output >= 0; }); };
   while (running()) {
@@ -207,9 +216,14 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
       for (Worker &w : workers)
         if (!w.exited && !llvm::is_contained(killed, w.rank) && ::kill(w.pid, SIGKILL) == 0)
           killed.push_back(w.rank);
-    if (deadline && Clock::now() > *deadline + std::chrono::seconds(5))
-      for (Worker &w : workers) // a worker gone, but its output pipe held open by a grandchild
-        if (w.exited && w.output >= 0) {
+    // Every worker gone, but a pipe held open by a grandchild: what it wrote within a few
+    // seconds is forwarded, then the launcher lets go.
+    if (!drained && llvm::all_of(workers, [](const Worker &w) { return w.exited; }))
+      drained = Clock::now() + std::chrono::seconds(3);
+    if (drained && Clock::now() > *drained)
+      for (Worker &w : workers)
+        if (w.output >= 0) {
+          forwardLines(w, "", out, true);
           ::close(w.output);
           w.output = -1;
         }
@@ -228,5 +242,5 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
                              std::chrono::duration_cast<std::chrono::seconds>(options.grace).count())
                    .str();
   }
-  return launchError(message);
+  return distError(message);
 }

@@ -27,15 +27,20 @@ std::unique_ptr<Collectives> makeGlooCollectives(const c10::intrusive_ptr<c10d::
 std::unique_ptr<Collectives> makeNcclCollectives(const c10::intrusive_ptr<c10d::Store> &store, const World &world,
                                                  std::chrono::milliseconds timeout);
 
-/// c10d's message without its C++ backtrace ("Exception raised from ...").
-std::string firstLines(const std::exception &e);
+/// Collectives::rankZeroAlone over the rendezvous store: rank 0 bumps a heartbeat counter
+/// while `work` runs and then sets its outcome; the others poll both. `sequence` numbers
+/// the calls (every rank makes the same ones), so that each has keys of its own.
+llvm::Error rankZeroAloneOverStore(c10d::Store &store, int rank, uint64_t sequence, const std::string &what,
+                                   llvm::function_ref<llvm::Error()> work, std::chrono::milliseconds timeout);
 
 /// `Group` is c10d::ProcessGroupGloo or c10d::ProcessGroupNCCL. Gloo (1.13) has no
 /// reduce-scatter: `NativeReduceScatter` false all-reduces and keeps this rank's slice.
 template <typename Group, bool NativeReduceScatter> class ProcessGroupCollectives final : public Collectives {
 public:
-  ProcessGroupCollectives(c10::intrusive_ptr<Group> group, const World &world, c10::DeviceType device)
-      : PG(std::move(group)), Rank(world.rank), Size(world.size), DeviceType(device) {}
+  ProcessGroupCollectives(c10::intrusive_ptr<Group> group, c10::intrusive_ptr<c10d::Store> store, const World &world,
+                          c10::DeviceType device, std::chrono::milliseconds timeout)
+      : PG(std::move(group)), Store(std::move(store)), Rank(world.rank), Size(world.size), DeviceType(device),
+        Timeout(timeout) {}
 
   int rank() const override { return Rank; }
   int worldSize() const override { return Size; }
@@ -90,6 +95,10 @@ public:
 
   c10::DeviceType deviceType() const override { return DeviceType; }
 
+  llvm::Error rankZeroAlone(const std::string &what, llvm::function_ref<llvm::Error()> work) override {
+    return rankZeroAloneOverStore(*Store, Rank, RankZeroWorks++, what, work, Timeout);
+  }
+
 private:
   std::string context(const char *op) const {
     return std::string(op) + " over " + std::to_string(Size) + " ranks: ";
@@ -105,8 +114,11 @@ private:
   }
 
   c10::intrusive_ptr<Group> PG;
+  c10::intrusive_ptr<c10d::Store> Store;
   int Rank, Size;
   c10::DeviceType DeviceType;
+  std::chrono::milliseconds Timeout;
+  uint64_t RankZeroWorks = 0;
 };
 
 } // namespace mixtape::dist

@@ -56,7 +56,7 @@ at::Tensor ShardedAdamW::flatView(const NamedParameter &p) { return p.tensor.det
 
 void ShardedAdamW::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::MutableArrayRef<double> sums) {
   at::NoGradGuard noGrad;
-  fillMissingGradients(params);
+  AnyRankHad = fillMissingGradients(params);
   std::vector<at::Tensor> flat;
   for (const NamedParameter &p : params)
     flat.push_back(p.tensor.grad().reshape({-1}));
@@ -64,6 +64,7 @@ void ShardedAdamW::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
   flat.push_back(at::zeros({padding}, flat.front().options()));
   GradShard = at::empty({ShardSize}, flat.front().options());
   Comm.reduceScatterSum(at::cat(flat), GradShard);
+  dropGradients(params, AnyRankHad);
   sumLoss(sums);
 }
 
@@ -79,9 +80,10 @@ double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, doubl
   at::Tensor shard = at::zeros({ShardSize}, GradShard.options());
   for (const Piece &p : Pieces) {
     at::Tensor param = flatView(params[p.param]).narrow(0, p.inParam, p.length);
-    train::AdamW::update(param, GradShard.narrow(0, p.inShard, p.length), ExpAvg.narrow(0, p.inShard, p.length),
-                         ExpAvgSq.narrow(0, p.inShard, p.length), lr, optimizer.weightDecay(p.param), step,
-                         optimizer.options());
+    if (AnyRankHad[p.param]) // as AdamW skips a parameter without a gradient
+      train::AdamW::update(param, GradShard.narrow(0, p.inShard, p.length), ExpAvg.narrow(0, p.inShard, p.length),
+                           ExpAvgSq.narrow(0, p.inShard, p.length), lr, optimizer.weightDecay(p.param), step,
+                           optimizer.options());
     shard.narrow(0, p.inShard, p.length).copy_(param);
   }
   GradShard = at::Tensor();
@@ -92,7 +94,8 @@ double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, doubl
   return norm;
 }
 
-llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, llvm::function_ref<llvm::Error()> save) {
+llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, const std::string &what,
+                                         llvm::function_ref<llvm::Error()> save) {
   at::NoGradGuard noGrad;
   auto gather = [&](const at::Tensor &moment) {
     at::Tensor whole = at::empty({ShardSize * Comm.worldSize()}, moment.options());
@@ -100,17 +103,17 @@ llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, llvm::function
     return whole.cpu();
   };
   at::Tensor expAvg = gather(ExpAvg), expAvgSq = gather(ExpAvgSq);
-  if (Comm.rank() != 0)
-    return llvm::Error::success();
-  llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
-  for (size_t i = 0; i < params.size(); ++i) {
-    auto slice = [&](const at::Tensor &whole) {
-      return whole.narrow(0, Offsets[i], params[i].tensor.numel()).view(params[i].tensor.sizes());
-    };
-    optimizer.setMoments(i, slice(expAvg), slice(expAvgSq));
-  }
-  llvm::Error saved = save();
-  for (size_t i = 0; i < params.size(); ++i)
-    optimizer.setMoments(i, at::Tensor(), at::Tensor());
-  return saved;
+  return Comm.rankZeroAlone(what, [&] {
+    llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+      auto slice = [&](const at::Tensor &whole) {
+        return whole.narrow(0, Offsets[i], params[i].tensor.numel()).view(params[i].tensor.sizes());
+      };
+      optimizer.setMoments(i, slice(expAvg), slice(expAvgSq));
+    }
+    llvm::Error saved = save();
+    for (size_t i = 0; i < params.size(); ++i)
+      optimizer.setMoments(i, at::Tensor(), at::Tensor());
+    return saved;
+  });
 }

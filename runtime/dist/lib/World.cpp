@@ -1,6 +1,8 @@
 //===- World.cpp - torchrun's and Slurm's environment ---------------------===//
 #include "mixtape/dist/World.h"
 
+#include "DistError.h"
+
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/Twine.h"
 
@@ -10,21 +12,17 @@ using namespace mixtape::dist;
 
 namespace {
 
-llvm::Error envError(const llvm::Twine &what) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), what);
-}
-
 using GetEnv = std::function<std::optional<std::string>(llvm::StringRef)>;
 
 /// A variable that must hold an integer in [min, max].
 llvm::Expected<int64_t> integerVar(const GetEnv &getenv, llvm::StringRef name, int64_t min, int64_t max) {
   std::optional<std::string> text = getenv(name);
   if (!text)
-    return envError(name + " is not set");
+    return distError(name + " is not set");
   int64_t value = 0;
   if (llvm::StringRef(*text).trim().getAsInteger(10, value) || value < min || value > max)
-    return envError(name + "='" + *text + "' is not an integer in [" + llvm::Twine(min) + ", " + llvm::Twine(max) +
-                    "]");
+    return distError(name + "='" + *text + "' is not an integer in [" + llvm::Twine(min) + ", " + llvm::Twine(max) +
+                     "]");
   return value;
 }
 
@@ -49,13 +47,13 @@ llvm::Error expandPattern(llvm::StringRef pattern, llvm::StringRef whole, std::v
   size_t open = pattern.find('[');
   if (open == llvm::StringRef::npos) {
     if (pattern.empty() || pattern.contains(']'))
-      return envError("SLURM_JOB_NODELIST='" + whole + "': malformed host '" + pattern + "'");
+      return distError("host list '" + whole + "': malformed host '" + pattern + "'");
     out.push_back(pattern.str());
     return llvm::Error::success();
   }
   size_t close = pattern.find(']', open);
   if (close == llvm::StringRef::npos)
-    return envError("SLURM_JOB_NODELIST='" + whole + "': unclosed '['");
+    return distError("host list '" + whole + "': unclosed '['");
   llvm::StringRef prefix = pattern.take_front(open), rest = pattern.substr(close + 1);
   llvm::SmallVector<llvm::StringRef, 8> ranges;
   pattern.slice(open + 1, close).split(ranges, ',');
@@ -65,7 +63,7 @@ llvm::Error expandPattern(llvm::StringRef pattern, llvm::StringRef whole, std::v
       highText = lowText;
     uint64_t low = 0, high = 0;
     if (lowText.getAsInteger(10, low) || highText.getAsInteger(10, high) || low > high || high - low > 100000)
-      return envError("SLURM_JOB_NODELIST='" + whole + "': malformed range '" + range + "'");
+      return distError("host list '" + whole + "': malformed range '" + range + "'");
     for (uint64_t n = low; n <= high; ++n) {
       std::string digits = std::to_string(n);
       if (digits.size() < lowText.size()) // node[01-04]: the width of the lower bound
@@ -90,10 +88,16 @@ llvm::Expected<std::vector<std::string>> mixtape::dist::expandNodeList(llvm::Str
 llvm::Expected<World> mixtape::dist::worldFromEnvironment(const GetEnv &getenv) {
   World w;
   const bool torchrun = getenv("RANK") || getenv("WORLD_SIZE");
-  const bool slurm = !torchrun && getenv("SLURM_PROCID") && getenv("SLURM_NTASKS");
+  // sbatch exports SLURM_PROCID=0 and SLURM_NTASKS to the batch script itself: only srun's
+  // tasks are in a job step.
+  const bool slurm = !torchrun && getenv("SLURM_STEP_ID") && getenv("SLURM_PROCID") &&
+                     (getenv("SLURM_STEP_NUM_TASKS") || getenv("SLURM_NTASKS"));
   if (!torchrun && !slurm)
     return w;
-  const char *rankVar = torchrun ? "RANK" : "SLURM_PROCID", *sizeVar = torchrun ? "WORLD_SIZE" : "SLURM_NTASKS",
+  const char *rankVar = torchrun ? "RANK" : "SLURM_PROCID",
+             *sizeVar = torchrun                         ? "WORLD_SIZE"
+                        : getenv("SLURM_STEP_NUM_TASKS") ? "SLURM_STEP_NUM_TASKS"
+                                                         : "SLURM_NTASKS",
              *localVar = torchrun ? "LOCAL_RANK" : "SLURM_LOCALID";
   w.source = torchrun ? "torchrun" : "slurm";
   llvm::Expected<int64_t> size = integerVar(getenv, sizeVar, 1, 1 << 20);
@@ -112,20 +116,39 @@ llvm::Expected<World> mixtape::dist::worldFromEnvironment(const GetEnv &getenv) 
   }
   if (w.size == 1)
     return w;
+  llvm::Expected<int64_t> step = slurm ? integerVar(getenv, "SLURM_STEP_ID", 0, INT64_MAX) : int64_t(0);
+  if (!step)
+    return step.takeError();
+  if (torchrun) {
+    // torchrun's agent keeps its store across restarts: each attempt's keys are its own.
+    llvm::Expected<int64_t> restart =
+        getenv("TORCHELASTIC_RESTART_COUNT") ? integerVar(getenv, "TORCHELASTIC_RESTART_COUNT", 0, INT64_MAX)
+                                             : int64_t(0);
+    if (!restart)
+      return restart.takeError();
+    w.storePrefix = "mixtape/restart-" + std::to_string(*restart);
+    if (std::optional<std::string> run = getenv("MIXTAPE_RUN_ID"); run && !run->empty())
+      w.storePrefix += "/run-" + *run;
+  } else {
+    w.storePrefix = "mixtape/step-" + std::to_string(*step);
+  }
 
   if (std::optional<std::string> addr = getenv("MASTER_ADDR"); addr && !addr->empty()) {
     w.masterAddr = *addr;
   } else if (torchrun) {
-    return envError("MASTER_ADDR is not set (torchrun sets it with RANK and WORLD_SIZE)");
+    return distError("MASTER_ADDR is not set (torchrun sets it with RANK and WORLD_SIZE)");
   } else {
-    std::optional<std::string> list = getenv("SLURM_JOB_NODELIST");
+    // The step's first host runs its task 0; the job's may not be in the step at all.
+    std::optional<std::string> list = getenv("SLURM_STEP_NODELIST");
     if (!list)
-      list = getenv("SLURM_NODELIST");
+      list = getenv("SLURM_JOB_NODELIST");
     if (!list)
-      return envError("neither MASTER_ADDR nor SLURM_JOB_NODELIST is set: no host for rank 0's store");
+      return distError("neither MASTER_ADDR nor SLURM_STEP_NODELIST nor SLURM_JOB_NODELIST is set: no host for "
+                       "rank 0's store");
     llvm::Expected<std::vector<std::string>> hosts = expandNodeList(*list);
     if (!hosts)
-      return hosts.takeError();
+      return distError(llvm::Twine(getenv("SLURM_STEP_NODELIST") ? "SLURM_STEP_NODELIST" : "SLURM_JOB_NODELIST") +
+                       ": " + llvm::toString(hosts.takeError()));
     w.masterAddr = hosts->front();
   }
   if (getenv("MASTER_PORT") || torchrun) {
@@ -134,13 +157,14 @@ llvm::Expected<World> mixtape::dist::worldFromEnvironment(const GetEnv &getenv) 
       return port.takeError();
     w.masterPort = static_cast<uint16_t>(*port);
   } else {
-    // Every task of a Slurm job computes the same port, and two jobs on one node differ.
-    llvm::Expected<int64_t> job = integerVar(getenv, "SLURM_JOB_ID", 0, INT64_MAX);
+    // Every task of a step computes the same port; two jobs, or two steps of a job, that
+    // share a node differ.
+    llvm::Expected<int64_t> job = integerVar(getenv, "SLURM_JOB_ID", 0, INT64_MAX / 64);
     if (!job) {
       llvm::consumeError(job.takeError());
-      return envError("MASTER_PORT is not set and neither is SLURM_JOB_ID to derive it from");
+      return distError("MASTER_PORT is not set and neither is SLURM_JOB_ID to derive it from");
     }
-    w.masterPort = static_cast<uint16_t>(20000 + *job % 20000);
+    w.masterPort = static_cast<uint16_t>(20000 + (*job * 31 + *step) % 20000);
   }
   w.storeServedByAgent = torchrun && getenv("TORCHELASTIC_USE_AGENT_STORE") == std::optional<std::string>("True");
   return w;

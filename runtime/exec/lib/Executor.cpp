@@ -135,16 +135,14 @@ static llvm::Error catchTorchErrors(llvm::function_ref<llvm::Error()> work) {
   try {
     return work();
   } catch (const std::exception &e) {
-    llvm::StringRef what = e.what();
-    return planError(what.substr(0, what.find("\nException raised from")).rtrim());
+    return planError(dist::firstLines(e));
   }
 }
 
-/// One node. Train and eval nodes share their work among the ranks; init and merge nodes
-/// are rank 0's alone (the others wait for their files at the barrier after the node).
+/// Init and merge nodes are rank 0's alone; train and eval nodes share their work among the ranks.
+static bool rankZeroAloneRuns(const ExecNode &n) { return n.kind == "init" || n.kind == "merge"; }
+
 static llvm::Error runNode(ExecContext &ctx, const ExecNode &n) {
-  if (!ctx.writesFiles && (n.kind == "init" || n.kind == "merge"))
-    return llvm::Error::success();
   return catchTorchErrors([&] {
     return n.kind == "init"    ? runInit(ctx, n)
            : n.kind == "train" ? runTrain(ctx, n)
@@ -160,16 +158,6 @@ static llvm::Expected<bool> rankZeroSays(ExecContext &ctx, bool mine) {
     return ctx.collectives->broadcastValue(mine) != 0;
   } catch (const std::exception &e) {
     return planError(e.what());
-  }
-}
-
-/// Every rank waits here until rank 0's files of a node, done marker included, are written.
-static llvm::Error waitForRankZero(ExecContext &ctx, const ExecNode &n) {
-  try {
-    ctx.collectives->barrier();
-    return llvm::Error::success();
-  } catch (const std::exception &e) {
-    return planError("node '" + n.name + "': " + e.what());
   }
 }
 
@@ -218,7 +206,7 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
     return planError(ctx.runDir + ": cannot create the run directory: " + ec.message());
   std::string cache = joinPath(ctx.runDir, "cache");
   ctx.sources = std::make_unique<data::DataSources>(ctx.seed, cache, data::defaultManifestCacheDir(cache),
-                                                    options.progress ? &llvm::errs() : nullptr);
+                                                    ctx.progress ? &llvm::errs() : nullptr);
   train::configureThreads();
 
   auto done = [&](const ExecNode &n) { return llvm::sys::fs::exists(joinPath(ctx.nodeDir(n), "DONE")); };
@@ -251,14 +239,18 @@ llvm::Error mixtape::exec::executePlan(const Object &plan, const ExecOptions &op
       if (llvm::Error e = writeFileDurably(joinPath(dir, "node.json"),
                                           llvm::formatv("{0:2}\n", llvm::json::Value(Object(*n.entry))).str()))
         return e;
-    if (llvm::Error e = runNode(ctx, n))
+    if (!rankZeroAloneRuns(n))
+      if (llvm::Error e = runNode(ctx, n))
+        return nodeError(std::move(e));
+    // Every rank waits here, however long it takes, until rank 0's files of the node are
+    // written; the done marker comes last, after the outputs are durable.
+    if (llvm::Error e = ctx.collectives->rankZeroAlone("finishing the node", [&]() -> llvm::Error {
+          if (rankZeroAloneRuns(n))
+            if (llvm::Error e = runNode(ctx, n))
+              return e;
+          return writeFileDurably(joinPath(dir, "DONE"), n.hash + "\n");
+        }))
       return nodeError(std::move(e));
-    // The done marker comes last, after the outputs are durable.
-    if (ctx.writesFiles)
-      if (llvm::Error e = writeFileDurably(joinPath(dir, "DONE"), n.hash + "\n"))
-        return e;
-    if (llvm::Error e = waitForRankZero(ctx, n))
-      return e;
     // A resumed node whose earlier points changed.
     if (llvm::Error e = serveEvals())
       return nodeError(std::move(e));

@@ -35,7 +35,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <numeric>
 
 using namespace mixtape;
 using namespace mixtape::exec;
@@ -252,6 +251,9 @@ struct Checkpoint {
   uint64_t metricsBytes = 0;
   std::string numerics;
   SkipCount skips;
+  /// The ranks that wrote it and each one's micro-batch (0: not recorded): another split of
+  /// the batch sums in another order.
+  int64_t worldSize = 0, microBatch = 0;
 };
 
 /// The newest complete checkpoint: a step-N folder whose state.json (written last) parses.
@@ -273,7 +275,8 @@ std::optional<Checkpoint> latestCheckpoint(llvm::StringRef nodeDir) {
       continue;
     Checkpoint c{it->path(), *o->getInteger("step"), static_cast<uint64_t>(o->getInteger("metrics_bytes").getValueOr(0)),
                  o->getString("numerics").getValueOr("").str(),
-                 SkipCount{o->getInteger("skipped_steps").getValueOr(0), o->getInteger("consecutive_skips").getValueOr(0)}};
+                 SkipCount{o->getInteger("skipped_steps").getValueOr(0), o->getInteger("consecutive_skips").getValueOr(0)},
+                 o->getInteger("world_size").getValueOr(0), o->getInteger("micro_batch").getValueOr(0)};
     if (!best || c.step > best->step)
       best = c;
   }
@@ -295,7 +298,8 @@ std::optional<Checkpoint> agreedCheckpoint(ExecContext &ctx, llvm::StringRef nod
 }
 
 /// This rank's share of every batch of B sequences: `count` consecutive ones from `offset`,
-/// in micro-batches of `micro` (the plan's micro-batch, or what of it divides the share).
+/// in micro-batches of `micro` (the plan's micro-batch, or the largest below it that divides
+/// the share).
 struct BatchShare {
   uint64_t offset = 0, count = 0, micro = 0;
 };
@@ -308,11 +312,11 @@ llvm::Expected<BatchShare> batchShare(const ExecContext &ctx, uint64_t B, uint64
                                B, ranks)
                      .str());
   const uint64_t count = B / ranks;
-  return BatchShare{static_cast<uint64_t>(ctx.collectives->rank()) * count, count, std::gcd(micro, count)};
+  return BatchShare{static_cast<uint64_t>(ctx.collectives->rank()) * count, count, dist::shareMicroBatch(count, micro)};
 }
 
 llvm::Error saveCheckpoint(const ExecContext &ctx, const std::string &nodeDir, int64_t step, const model::Model &m, const train::AdamW &opt,
-                           uint64_t metricsBytes, SkipCount skips, uint64_t keep) {
+                           uint64_t metricsBytes, SkipCount skips, uint64_t keep, uint64_t microBatch) {
   std::string root = joinPath(nodeDir, "checkpoints");
   std::string dir = checkpointDir(nodeDir, step);
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
@@ -322,7 +326,8 @@ llvm::Error saveCheckpoint(const ExecContext &ctx, const std::string &nodeDir, i
   if (llvm::Error e = opt.saveState(joinPath(dir, "optimizer.safetensors")))
     return e;
   Object state{{"step", step}, {"metrics_bytes", static_cast<int64_t>(metricsBytes)}, {"numerics", train::numericsFingerprint(ctx.device)},
-               {"skipped_steps", skips.total}, {"consecutive_skips", skips.consecutive}};
+               {"skipped_steps", skips.total}, {"consecutive_skips", skips.consecutive},
+               {"world_size", ctx.collectives->worldSize()}, {"micro_batch", static_cast<int64_t>(microBatch)}};
   if (llvm::Error e = writeFileDurably(joinPath(dir, "state.json"), llvm::formatv("{0}\n", llvm::json::Value(std::move(state))).str()))
     return e;
   // Keep the newest `keep` (at least the one just written).
@@ -456,12 +461,19 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     start = c->step;
     keepMetrics = c->metricsBytes;
     skips = c->skips;
+    const int64_t ranks = ctx.collectives->worldSize(), microBatch = static_cast<int64_t>(share->micro);
     if (c->numerics != train::numericsFingerprint(ctx.device))
       llvm::errs() << llvm::formatv("[{0}] warning: resuming at step {1} under other numerics ({2}, was {3}); the "
                                     "result may differ from an uninterrupted run in the low bits\n",
                                     node.name, start, train::numericsFingerprint(ctx.device), c->numerics);
     else if (ctx.progress)
       llvm::errs() << llvm::formatv("[{0}] resuming from the checkpoint at step {1}\n", node.name, start);
+    if (c->worldSize && (c->worldSize != ranks || c->microBatch != microBatch))
+      llvm::errs() << llvm::formatv("[{0}] warning: resuming at step {1} on {2} rank(s) with micro-batches of {3} "
+                                    "(the checkpoint's: {4} rank(s), micro-batches of {5}); the gradients sum in "
+                                    "another order, so the result may differ from an uninterrupted run in the low "
+                                    "bits\n",
+                                    node.name, start, ranks, microBatch, c->worldSize, c->microBatch);
   } else if (s.getString("optimizer_state") == llvm::StringRef("keep") && input.kind == "train") {
     if (llvm::Error e = optimizer.loadState(joinPath(ctx.nodeDir(input), "optimizer.safetensors")))
       return e;
@@ -486,14 +498,13 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
       trainOptions.sync = zero1.get();
     }
   }
-  // Checkpoints hold the whole optimizer state however it is kept (a run resumes with or
-  // without ZeRO-1, on any number of ranks); rank 0 writes them.
   // Rank 0 writes checkpoints, with the whole optimizer state however the ranks keep it: a
-  // run resumes with or without ZeRO-1, on any number of ranks.
-  auto saveWithWholeState = [&](llvm::function_ref<llvm::Error()> save) -> llvm::Error {
+  // run resumes with or without ZeRO-1, on any number of ranks. The others wait for it
+  // however long a large model's save takes (Collectives::rankZeroAlone).
+  auto saveWithWholeState = [&](const std::string &what, llvm::function_ref<llvm::Error()> save) -> llvm::Error {
     if (zero1)
-      return zero1->saveWholeState(optimizer, save);
-    return ctx.writesFiles ? save() : llvm::Error::success();
+      return zero1->saveWholeState(optimizer, what, save);
+    return ctx.collectives->rankZeroAlone(what, save);
   };
   train::Trainer trainer(**m, optimizer, *lr, trainOptions);
   trainer.setTokensSeen(static_cast<double>(static_cast<uint64_t>(start) * perStep));
@@ -581,10 +592,11 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const ExecNode &node) {
     uint64_t after = tokens + perStep;
     if (every && after / every != tokens / every && step + 1 < last)
       if (llvm::Error e = saveWithWholeState(
-              [&] { return saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), skips, keep); }))
+              llvm::formatv("saving the checkpoint at step {0}", step + 1).str(),
+              [&] { return saveCheckpoint(ctx, dir, step + 1, **m, optimizer, log.size(), skips, keep, share->micro); }))
         return e;
   }
-  return saveWithWholeState([&]() -> llvm::Error {
+  return saveWithWholeState("saving the trained model", [&]() -> llvm::Error {
     if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
       return e;
     return optimizer.saveState(joinPath(dir, "optimizer.safetensors"));

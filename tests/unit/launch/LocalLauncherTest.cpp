@@ -53,3 +53,16 @@ TEST(LocalLauncher, ASignalIsNamed) {
   ASSERT_TRUE(bool(e));
   EXPECT_EQ(llvm::toString(std::move(e)), "rank 0 of 2 was killed by signal 9 (Killed); every rank stopped");
 }
+
+TEST(LocalLauncher, AGrandchildHoldingTheOutputDoesNotHoldTheLauncher) {
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  auto start = std::chrono::steady_clock::now();
+  // The worker exits 0 at once; a background child keeps its stdout open for 30 s.
+  llvm::Error e = launchLocalWorkers(shell("sleep 30 & echo started", 1, std::chrono::seconds(60)), os);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_FALSE(bool(e)) << llvm::toString(std::move(e));
+  os.flush();
+  EXPECT_NE(out.find("[rank 0] started\n"), std::string::npos) << out;
+  EXPECT_LT(seconds, 10);
+}

@@ -58,6 +58,21 @@ TEST(World, TorchrunsAgentStore) {
   EXPECT_TRUE(w->storeServedByAgent);
 }
 
+TEST(World, TorchrunsRestartsAndRunsHaveKeysOfTheirOwn) {
+  std::map<std::string, std::string> env{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}};
+  llvm::Expected<World> first = worldOf(env);
+  ASSERT_TRUE(bool(first)) << llvm::toString(first.takeError());
+  EXPECT_EQ(first->storePrefix, "mixtape/restart-0");
+  env["TORCHELASTIC_RESTART_COUNT"] = "2";
+  llvm::Expected<World> restarted = worldOf(env);
+  ASSERT_TRUE(bool(restarted));
+  EXPECT_EQ(restarted->storePrefix, "mixtape/restart-2");
+  env["MIXTAPE_RUN_ID"] = "5f3a"; // --nproc's launcher
+  llvm::Expected<World> launched = worldOf(env);
+  ASSERT_TRUE(bool(launched));
+  EXPECT_EQ(launched->storePrefix, "mixtape/restart-2/run-5f3a");
+}
+
 TEST(World, TorchrunWinsOverSlurm) {
   llvm::Expected<World> w = worldOf({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "5"},
                                      {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "4"}});
@@ -68,26 +83,50 @@ TEST(World, TorchrunWinsOverSlurm) {
 
 TEST(World, Slurm) {
   llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"},
-                                     {"SLURM_JOB_NODELIST", "gpu[07-08,11],cpu1"}, {"SLURM_JOB_ID", "123456"}});
+                                     {"SLURM_STEP_ID", "0"}, {"SLURM_JOB_NODELIST", "gpu[07-08,11],cpu1"},
+                                     {"SLURM_JOB_ID", "123456"}});
   ASSERT_TRUE(bool(w)) << llvm::toString(w.takeError());
   EXPECT_EQ(w->rank, 5);
   EXPECT_EQ(w->size, 8);
   EXPECT_EQ(w->localRank, 1);
   EXPECT_EQ(w->masterAddr, "gpu07");
-  EXPECT_EQ(w->masterPort, 20000 + 123456 % 20000); // the same on every task of the job
+  EXPECT_EQ(w->masterPort, 20000 + 123456 * 31 % 20000); // the same on every task of the step
+  EXPECT_EQ(w->storePrefix, "mixtape/step-0");
   EXPECT_EQ(w->source, "slurm");
 }
 
+TEST(World, SlurmTakesTheStepsTasksAndHosts) {
+  // srun --ntasks 2 inside a job of 8 tasks on four nodes, its second step.
+  llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "8"}, {"SLURM_STEP_NUM_TASKS", "2"},
+                                     {"SLURM_STEP_ID", "1"}, {"SLURM_JOB_NODELIST", "n[1-4]"},
+                                     {"SLURM_STEP_NODELIST", "n[3-4]"}, {"SLURM_JOB_ID", "123456"}});
+  ASSERT_TRUE(bool(w)) << llvm::toString(w.takeError());
+  EXPECT_EQ(w->rank, 1);
+  EXPECT_EQ(w->size, 2);
+  EXPECT_EQ(w->masterAddr, "n3");
+  EXPECT_EQ(w->masterPort, 20000 + (123456 * 31 + 1) % 20000); // not step 0's
+  EXPECT_EQ(w->storePrefix, "mixtape/step-1");
+}
+
+TEST(World, SbatchsBatchScriptIsAWorldOfOne) {
+  // What `sbatch --ntasks=4` exports to the batch script, where no srun runs.
+  llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "4"}, {"SLURM_LOCALID", "0"},
+                                     {"SLURM_JOB_NODELIST", "n[1-4]"}, {"SLURM_JOB_ID", "7"}});
+  ASSERT_TRUE(bool(w)) << llvm::toString(w.takeError());
+  EXPECT_EQ(w->size, 1);
+  EXPECT_EQ(w->source, "single");
+}
+
 TEST(World, SlurmWithMasterSet) {
-  llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"MASTER_ADDR", "head"},
-                                     {"MASTER_PORT", "29500"}, {"SLURM_JOB_NODELIST", "n1"}});
+  llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_STEP_ID", "0"},
+                                     {"MASTER_ADDR", "head"}, {"MASTER_PORT", "29500"}, {"SLURM_JOB_NODELIST", "n1"}});
   ASSERT_TRUE(bool(w));
   EXPECT_EQ(w->masterAddr, "head");
   EXPECT_EQ(w->masterPort, 29500);
 }
 
 TEST(World, SlurmSingleTaskNeedsNoMaster) {
-  llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}});
+  llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}, {"SLURM_STEP_ID", "0"}});
   ASSERT_TRUE(bool(w));
   EXPECT_EQ(w->size, 1);
 }
@@ -101,12 +140,14 @@ TEST(World, Errors) {
             "MASTER_ADDR is not set (torchrun sets it with RANK and WORLD_SIZE)");
   EXPECT_EQ(errorOf({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "70000"}}),
             "MASTER_PORT='70000' is not an integer in [1, 65535]");
-  EXPECT_EQ(errorOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_ID", "1"}}),
-            "neither MASTER_ADDR nor SLURM_JOB_NODELIST is set: no host for rank 0's store");
-  EXPECT_EQ(errorOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_NODELIST", "n[1-2]"}}),
+  EXPECT_EQ(errorOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_STEP_ID", "0"}, {"SLURM_JOB_ID", "1"}}),
+            "neither MASTER_ADDR nor SLURM_STEP_NODELIST nor SLURM_JOB_NODELIST is set: no host for rank 0's store");
+  EXPECT_EQ(errorOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_STEP_ID", "0"},
+                     {"SLURM_JOB_NODELIST", "n[1-2]"}}),
             "MASTER_PORT is not set and neither is SLURM_JOB_ID to derive it from");
-  EXPECT_EQ(errorOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_NODELIST", "n[1-"}}),
-            "SLURM_JOB_NODELIST='n[1-': unclosed '['");
+  EXPECT_EQ(errorOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_STEP_ID", "0"},
+                     {"SLURM_STEP_NODELIST", "n[1-"}}),
+            "SLURM_STEP_NODELIST: host list 'n[1-': unclosed '['");
 }
 
 TEST(NodeList, Expands) {
@@ -119,8 +160,8 @@ TEST(NodeList, Expands) {
 }
 
 TEST(NodeList, Malformed) {
-  EXPECT_EQ(hosts("n[3-1]"), (std::vector<std::string>{"error: SLURM_JOB_NODELIST='n[3-1]': malformed range '3-1'"}));
-  EXPECT_EQ(hosts("n[a]"), (std::vector<std::string>{"error: SLURM_JOB_NODELIST='n[a]': malformed range 'a'"}));
-  EXPECT_EQ(hosts("n]"), (std::vector<std::string>{"error: SLURM_JOB_NODELIST='n]': malformed host 'n]'"}));
-  EXPECT_EQ(hosts(""), (std::vector<std::string>{"error: SLURM_JOB_NODELIST='': malformed host ''"}));
+  EXPECT_EQ(hosts("n[3-1]"), (std::vector<std::string>{"error: host list 'n[3-1]': malformed range '3-1'"}));
+  EXPECT_EQ(hosts("n[a]"), (std::vector<std::string>{"error: host list 'n[a]': malformed range 'a'"}));
+  EXPECT_EQ(hosts("n]"), (std::vector<std::string>{"error: host list 'n]': malformed host 'n]'"}));
+  EXPECT_EQ(hosts(""), (std::vector<std::string>{"error: host list '': malformed host ''"}));
 }

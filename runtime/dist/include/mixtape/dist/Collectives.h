@@ -11,12 +11,15 @@
 
 #include "mixtape/dist/World.h"
 
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/Error.h"
 
 #include <ATen/core/Tensor.h>
 
 #include <chrono>
+#include <exception>
 #include <memory>
+#include <string>
 
 namespace mixtape::dist {
 
@@ -39,6 +42,12 @@ public:
   virtual void barrier() = 0;
   /// Where this group's tensors live (CPU for Gloo, CUDA for NCCL).
   virtual c10::DeviceType deviceType() const = 0;
+  /// Work rank 0 does alone: files the others need next (an init or merge node, a
+  /// checkpoint, a done marker). Rank 0 runs `work`; the others wait for its end however
+  /// long that takes, as long as rank 0 is alive: its heartbeat in the rendezvous store
+  /// must not stop for the timeout. Rank 0 gets `work`'s error, the others one saying that
+  /// rank 0 failed (or died) while `what` ("saving the checkpoint at step 40").
+  virtual llvm::Error rankZeroAlone(const std::string &what, llvm::function_ref<llvm::Error()> work) = 0;
 
   /// Sugar over broadcast for one number (a resume step, a yes/no).
   int64_t broadcastValue(int64_t value, int root = 0);
@@ -60,5 +69,8 @@ llvm::Expected<std::unique_ptr<Collectives>> connectProcessGroup(const World &wo
 
 /// Whether this build has a process group for `device` (Gloo / NCCL compiled in).
 bool hasBackend(Device device);
+
+/// A LibTorch exception's message without its C++ backtrace ("Exception raised from ...").
+std::string firstLines(const std::exception &e);
 
 } // namespace mixtape::dist

@@ -11,6 +11,8 @@
 #include "mixtape/dist/Collectives.h"
 #include "mixtape/train/Trainer.h"
 
+#include <vector>
+
 namespace mixtape::dist {
 
 class DataParallel : public train::StepSync {
@@ -29,8 +31,12 @@ public:
 
 protected:
   /// Every rank must make the same calls: a parameter that got no gradient here (but may
-  /// have elsewhere) takes part with zeros.
-  static void fillMissingGradients(llvm::ArrayRef<model::NamedParameter> params);
+  /// have elsewhere) takes part with zeros. Returns, per parameter, whether any rank had a
+  /// gradient for it (one small all-reduce of flags).
+  std::vector<bool> fillMissingGradients(llvm::ArrayRef<model::NamedParameter> params);
+  /// A parameter no rank had a gradient for gets none again, as one process leaves it:
+  /// AdamW skips it (no decay, no moment update).
+  static void dropGradients(llvm::ArrayRef<model::NamedParameter> params, const std::vector<bool> &anyRankHad);
   /// `sums` (the loss, then per-stream sums and counts) summed elementwise over the ranks.
   void sumLoss(llvm::MutableArrayRef<double> sums);
 
@@ -40,6 +46,10 @@ private:
   size_t BucketBytes;
   size_t LastBuckets = 0;
 };
+
+/// The micro-batch of a rank's share of `share` sequences: the largest that divides the
+/// share and is at most the plan's `micro` (a share of 9 in micro-batches of at most 12: 9).
+uint64_t shareMicroBatch(uint64_t share, uint64_t micro);
 
 /// Every rank's parameters become rank 0's (after each rank loaded the same files, this
 /// rules out a rank that read something else).

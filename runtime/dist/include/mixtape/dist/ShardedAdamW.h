@@ -33,8 +33,9 @@ public:
 
   /// Collective: rank 0's `optimizer` holds the whole state (gathered from every shard, on
   /// the CPU) while `save` runs there, so that checkpoints look as without ZeRO-1; then
-  /// none again. The other ranks only send their shards.
-  llvm::Error saveWholeState(train::AdamW &optimizer, llvm::function_ref<llvm::Error()> save);
+  /// none again. The other ranks send their shards and wait for rank 0's save
+  /// (Collectives::rankZeroAlone, `what` naming it).
+  llvm::Error saveWholeState(train::AdamW &optimizer, const std::string &what, llvm::function_ref<llvm::Error()> save);
 
   /// Elements of the flat buffer each rank owns (a test's check).
   int64_t shardSize() const { return ShardSize; }
@@ -55,6 +56,7 @@ private:
   std::vector<Piece> Pieces;
   at::Tensor ExpAvg, ExpAvgSq; ///< [ShardSize]: this rank's moments
   at::Tensor GradShard;        ///< [ShardSize]: the summed gradients of the shard
+  std::vector<bool> AnyRankHad; ///< per parameter: whether any rank had a gradient for it
 };
 
 } // namespace mixtape::dist

@@ -2,8 +2,8 @@
 //
 // A worker learns its rank, the world size and where to meet the others from its
 // environment, in torchrun's convention (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
-// MASTER_PORT) or Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, the first host of
-// SLURM_JOB_NODELIST); docs/cluster.md. No LibTorch here.
+// MASTER_PORT) or that of srun's tasks (SLURM_PROCID, SLURM_STEP_NUM_TASKS, SLURM_LOCALID,
+// the first host of SLURM_STEP_NODELIST); docs/cluster.md. No LibTorch here.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -28,12 +28,16 @@ struct World {
   /// torchrun's agent already serves the rendezvous store at MASTER_PORT
   /// (TORCHELASTIC_USE_AGENT_STORE=True): rank 0 connects to it instead of serving one.
   bool storeServedByAgent = false;
+  /// Our keys in the rendezvous store start with it: torchrun's restarts (which keep the
+  /// agent's store) and concurrent srun steps of one job never read each other's.
+  std::string storePrefix = "mixtape";
   /// "torchrun", "slurm" or "single": where the numbers came from, for messages.
   std::string source = "single";
 };
 
 /// Reads the environment through `getenv` (a test passes a map). RANK and WORLD_SIZE win
-/// over Slurm's variables (torchrun inside an allocation); neither: a world of one.
+/// over Slurm's variables (torchrun inside an allocation); Slurm's count only in a job
+/// step (SLURM_STEP_ID: srun's tasks, not the batch script); neither: a world of one.
 llvm::Expected<World>
 worldFromEnvironment(const std::function<std::optional<std::string>(llvm::StringRef)> &getenv);
 /// The process environment.

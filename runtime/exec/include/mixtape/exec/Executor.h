@@ -34,7 +34,8 @@ struct ExecOptions {
   /// and done markers, and decides what is done and where to resume.
   dist::World world;
   /// Bounds the rendezvous and every collective: a rank that died or hangs makes the
-  /// others fail within it.
+  /// others fail within it. Rank 0's file work alone (init, merge, checkpoints) may take
+  /// longer: the others wait while its heartbeat goes on (docs/cluster.md).
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};
   /// Shard the optimizer state over the ranks (ZeRO-1) in every train node, not only in
   /// those whose stage asks for it; nothing changes for a world of one.
