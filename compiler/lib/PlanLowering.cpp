@@ -132,7 +132,7 @@ llvm::Expected<std::optional<std::string>> checkpointFingerprint(llvm::StringRef
     addFile("config.json", (*config)->getBuffer());
   if (llvm::sys::fs::exists(join("model.safetensors"))) {
     if (llvm::Error e = addWeights("model.safetensors"))
-      return std::move(e);
+      return e;
   } else if (auto index = llvm::MemoryBuffer::getFile(join("model.safetensors.index.json"))) {
     addFile("model.safetensors.index.json", (*index)->getBuffer());
     llvm::Expected<llvm::json::Value> json = llvm::json::parse((*index)->getBuffer());
@@ -155,7 +155,7 @@ llvm::Expected<std::optional<std::string>> checkpointFingerprint(llvm::StringRef
     }
     for (const std::string &shard : shards)
       if (llvm::Error e = addWeights(shard))
-        return std::move(e);
+        return e;
   } else {
     return std::optional<std::string>();
   }

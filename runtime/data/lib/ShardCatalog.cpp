@@ -121,7 +121,7 @@ llvm::Expected<const StreamView *> ShardCatalog::view(const mixtape::StreamSpec 
   llvm::Expected<DataDeclaration> declared = streamDeclaration(root->name, root->tokenizer, root->eod, recipe.baseDir);
   if (!declared)
     return declared.takeError();
-  RootSpec spec{root->name, std::move(**prefixes), root->val, std::move(*declared)};
+  RootSpec spec{root->name, std::move(**prefixes), root->val, std::move(*declared), /*fingerprint=*/{}};
   return sources->view(spec, stream.name, StreamSelection{streamFilters(stream, recipe), std::nullopt});
 }
 

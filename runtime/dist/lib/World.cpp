@@ -81,7 +81,7 @@ llvm::Expected<std::vector<std::string>> mixtape::dist::expandNodeList(llvm::Str
   std::vector<std::string> hosts;
   for (llvm::StringRef part : splitTopLevel(list.trim()))
     if (llvm::Error e = expandPattern(part.trim(), list, hosts))
-      return std::move(e);
+      return e;
   return hosts;
 }
 

@@ -286,7 +286,7 @@ llvm::Expected<std::unique_ptr<Model>> Model::fromHuggingFace(llvm::StringRef di
   if (!model)
     return model.takeError();
   if (llvm::Error err = (*model)->loadHuggingFaceWeights(dir))
-    return std::move(err);
+    return err;
   return model;
 }
 
@@ -596,7 +596,7 @@ llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef index
     if (!file)
       return file.takeError();
     if (llvm::Error e = ckpt.addFile(std::move(*file)))
-      return std::move(e);
+      return e;
     for (const std::string &tensor : tensors)
       if (!ckpt.files.back().find(tensor))
         return bad("shard '" + shard + "' has no tensor '" + tensor + "'");
@@ -606,7 +606,7 @@ llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef index
     if (!shard || llvm::sys::path::filename(entry.file) != *shard->getAsString())
       return bad("tensor '" + tensor + "' is in " + entry.file + ", which weight_map does not give it");
   }
-  return std::move(ckpt);
+  return ckpt;
 }
 
 } // namespace

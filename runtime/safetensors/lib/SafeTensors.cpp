@@ -331,7 +331,7 @@ mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorLayout> tensors,
     }
   });
   if (failure)
-    return std::move(failure);
+    return failure;
   os.flush();
   // Pad so that the data region (after the 8-byte length) starts 8-aligned.
   header.append((8 - header.size() % 8) % 8, ' ');
@@ -358,7 +358,7 @@ mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorData> tensors,
   std::vector<TensorLayout> layouts;
   for (const TensorData &t : tensors) {
     if (llvm::Error e = checkBytes(t))
-      return std::move(e);
+      return e;
     layouts.push_back(layoutOf(t));
   }
   return formatHeader(layouts, metadata);
