@@ -4,7 +4,12 @@
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 
+#include <memory>
 #include <string>
+
+namespace mixtape::data {
+class ShardCatalog;
+}
 
 namespace mixtape::cli {
 
@@ -22,6 +27,11 @@ struct Command {
 
 /// runs/<recipe name>, the name made safe for a path (a recipe may be named anything).
 std::string defaultRunDir(llvm::StringRef recipeName);
+
+/// The data catalog that planning reads through for a run directory: its caches under
+/// <runDir>/cache (made absolute: the plan records them), derived manifests where
+/// data::defaultManifestCacheDir puts them, notes on stderr.
+std::unique_ptr<data::ShardCatalog> runDirCatalog(llvm::StringRef runDir);
 
 int lintMain(llvm::ArrayRef<llvm::StringRef> args);
 int planMain(llvm::ArrayRef<llvm::StringRef> args);

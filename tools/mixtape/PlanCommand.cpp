@@ -102,11 +102,8 @@ int mixtape::cli::planMain(llvm::ArrayRef<llvm::StringRef> args) {
   }
   if (runDir.empty())
     runDir = cli::defaultRunDir(recipe->name);
-  llvm::SmallString<256> cacheDir(runDir);
-  llvm::sys::path::append(cacheDir, "cache");
-  llvm::sys::fs::make_absolute(cacheDir);
-  data::ShardCatalog catalog{std::string(cacheDir), data::defaultManifestCacheDir(cacheDir), &llvm::errs()};
-  std::optional<Plan> plan = lowerToPlan(*recipe, catalog, cost, diags);
+  std::unique_ptr<data::ShardCatalog> catalog = cli::runDirCatalog(runDir);
+  std::optional<Plan> plan = lowerToPlan(*recipe, *catalog, cost, diags);
   diags.print(llvm::errs(), color);
   if (!plan)
     return Failure;

@@ -146,11 +146,8 @@ int mixtape::cli::runMain(llvm::ArrayRef<llvm::StringRef> args) {
   }
   if (a->runDir.empty())
     a->runDir = cli::defaultRunDir(recipe->name);
-  llvm::SmallString<256> cache(a->runDir);
-  llvm::sys::path::append(cache, "cache");
-  llvm::sys::fs::make_absolute(cache);
-  data::ShardCatalog catalog{std::string(cache), data::defaultManifestCacheDir(cache), &llvm::errs()};
-  std::optional<Plan> plan = lowerToPlan(*recipe, catalog, CostModel(), diags);
+  std::unique_ptr<data::ShardCatalog> catalog = cli::runDirCatalog(a->runDir);
+  std::optional<Plan> plan = lowerToPlan(*recipe, *catalog, CostModel(), diags);
   diags.print(llvm::errs(), color);
   if (!plan)
     return Failure;

@@ -211,9 +211,8 @@ int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
     runDir = cli::defaultRunDir(recipe->name);
   llvm::SmallString<256> absRun(runDir);
   llvm::sys::fs::make_absolute(absRun);
-  std::string cache = std::string(absRun) + "/cache";
-  data::ShardCatalog catalog{cache, data::defaultManifestCacheDir(cache), &llvm::errs()};
-  std::optional<Plan> plan = lowerToPlan(*recipe, catalog, CostModel(), diags);
+  std::unique_ptr<data::ShardCatalog> catalog = cli::runDirCatalog(absRun);
+  std::optional<Plan> plan = lowerToPlan(*recipe, *catalog, CostModel(), diags);
   diags.print(llvm::errs(), color);
   if (!plan)
     return Failure;

@@ -1,9 +1,13 @@
 //===- main.cpp - the `mixtape` command ----------------------------------===//
 #include "Commands.h"
 
+#include "mixtape/data/ShardCatalog.h"
+
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <vector>
@@ -31,6 +35,13 @@ std::string mixtape::cli::defaultRunDir(llvm::StringRef recipeName) {
   if (safe.empty() || llvm::StringRef(safe).startswith("."))
     safe = "_" + safe;
   return "runs/" + safe;
+}
+
+std::unique_ptr<mixtape::data::ShardCatalog> mixtape::cli::runDirCatalog(llvm::StringRef runDir) {
+  llvm::SmallString<256> cache(runDir);
+  llvm::sys::path::append(cache, "cache");
+  llvm::sys::fs::make_absolute(cache);
+  return std::make_unique<data::ShardCatalog>(std::string(cache), data::defaultManifestCacheDir(cache), &llvm::errs());
 }
 
 static void printUsage(llvm::raw_ostream &os) {
