@@ -104,8 +104,7 @@ std::vector<std::string> mixtape::data::streamFilters(const mixtape::StreamSpec 
 }
 
 llvm::Expected<const StreamView *> ShardCatalog::view(const mixtape::StreamSpec &stream,
-                                                      const mixtape::CheckedRecipe &recipe, bool &absent) {
-  absent = true;
+                                                      const mixtape::CheckedRecipe &recipe) {
   const mixtape::StreamSpec *root = recipe.stream(stream.root.empty() ? stream.name : stream.root);
   if (!root || root->shards.empty())
     return nullptr;
@@ -114,24 +113,22 @@ llvm::Expected<const StreamView *> ShardCatalog::view(const mixtape::StreamSpec 
     return prefixes.takeError();
   if (!*prefixes)
     return nullptr;
-  absent = false;
   std::unique_ptr<DataSources> &sources = BySeed[recipe.seed];
   if (!sources)
     sources = std::make_unique<DataSources>(recipe.seed, CacheDir, ManifestCacheDir, Notes);
   llvm::Expected<DataDeclaration> declared = streamDeclaration(root->name, root->tokenizer, root->eod, recipe.baseDir);
   if (!declared)
     return declared.takeError();
-  RootSpec spec{root->name, std::move(**prefixes), root->val, std::move(*declared), /*fingerprint=*/{}};
+  RootSpec spec{root->name, std::move(**prefixes), root->val, std::move(*declared)};
   return sources->view(spec, stream.name, StreamSelection{streamFilters(stream, recipe), std::nullopt});
 }
 
 llvm::Expected<std::optional<mixtape::StreamStats>> ShardCatalog::stats(const mixtape::StreamSpec &stream,
                                                                         const mixtape::CheckedRecipe &recipe) {
-  bool absent = false;
-  llvm::Expected<const StreamView *> view = this->view(stream, recipe, absent);
+  llvm::Expected<const StreamView *> view = this->view(stream, recipe);
   if (!view)
     return view.takeError();
-  if (absent)
+  if (!*view)
     return std::nullopt;
   const StreamView &v = **view;
   mixtape::StreamStats stats;
@@ -148,16 +145,15 @@ llvm::Expected<std::optional<mixtape::StreamStats>> ShardCatalog::stats(const mi
 llvm::Expected<std::optional<uint64_t>> ShardCatalog::leakedDocuments(const mixtape::StreamSpec &val,
                                                                       const mixtape::StreamSpec &train,
                                                                       const mixtape::CheckedRecipe &recipe) {
-  bool absent = false;
-  llvm::Expected<const StreamView *> held = view(val, recipe, absent);
+  llvm::Expected<const StreamView *> held = view(val, recipe);
   if (!held)
     return held.takeError();
-  if (absent)
+  if (!*held)
     return std::nullopt;
-  llvm::Expected<const StreamView *> trained = view(train, recipe, absent);
+  llvm::Expected<const StreamView *> trained = view(train, recipe);
   if (!trained)
     return trained.takeError();
-  if (absent)
+  if (!*trained)
     return std::nullopt;
   const RootStream &trainRoot = (*trained)->root();
   std::vector<uint64_t> trainHashes;
@@ -175,11 +171,10 @@ llvm::Expected<std::optional<uint64_t>> ShardCatalog::leakedDocuments(const mixt
 
 llvm::Expected<std::optional<mixtape::ColumnGroups>>
 ShardCatalog::groupBy(const mixtape::StreamSpec &stream, llvm::StringRef column, const mixtape::CheckedRecipe &recipe) {
-  bool absent = false;
-  llvm::Expected<const StreamView *> view = this->view(stream, recipe, absent);
+  llvm::Expected<const StreamView *> view = this->view(stream, recipe);
   if (!view)
     return view.takeError();
-  if (absent)
+  if (!*view)
     return std::nullopt;
   mixtape::ColumnGroups out;
   std::set<std::string> columns;

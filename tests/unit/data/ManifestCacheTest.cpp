@@ -345,8 +345,9 @@ TEST(ManifestCacheTest, AManifestOfDocumentHashesKeepsTheDerivedFingerprint) {
     std::unique_ptr<DatasetWriter> writer = take(DatasetWriter::create(prefix, ShardFormat::Megatron, bytes));
     for (const std::vector<uint32_t> &doc : corpus(20, false)) {
       ASSERT_FALSE(writer->addDocument(doc));
-      if (column)
+      if (column) {
         ASSERT_FALSE(writer->setString("source", "web"));
+      }
     }
     take(writer->finish());
   };

@@ -398,8 +398,9 @@ TEST_F(SamplerTest, UntieTheKnotsKeepsTheTokensAndMasksTheKnots) {
     EXPECT_EQ(llvm::count(after.tokens, ByteTokenizer::Knot), 0);
     EXPECT_EQ(std::multiset<uint32_t>(after.tokens.begin(), after.tokens.end()),
               std::multiset<uint32_t>(before.tokens.begin(), before.tokens.end()));
-    if (before.documentStarts.size() == 1)
+    if (before.documentStarts.size() == 1) {
       EXPECT_EQ(after.tokens, before.tokens);
+    }
   }
   knotted.streams[0].transform = mixtape::UntieKnots{{{4, 1.0}}, true};
   auto ordered = ok(TrainSamples::open(knotted, src));

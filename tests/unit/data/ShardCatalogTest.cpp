@@ -119,8 +119,9 @@ TEST(ShardCatalogTest, GroupByAColumnWithMissingValues) {
   auto first = ok(DatasetWriter::create(dir / "data/web-0", ShardFormat::Megatron, bytes));
   for (int i = 0; i < 9; ++i) {
     ASSERT_FALSE(first->addDocument(bytes.encode("document " + std::to_string(i))));
-    if (i % 3 != 2)
+    if (i % 3 != 2) {
       ASSERT_FALSE(first->setString("lang", i % 3 ? "de" : "en"));
+    }
     ASSERT_FALSE(first->setNumber("score", i));
   }
   ASSERT_TRUE(!!first->finish());

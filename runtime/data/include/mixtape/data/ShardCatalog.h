@@ -54,9 +54,8 @@ public:
                                                                const mixtape::CheckedRecipe &recipe) override;
 
 private:
-  /// The stream's view; nullopt when its data is absent.
-  llvm::Expected<const StreamView *> view(const mixtape::StreamSpec &stream, const mixtape::CheckedRecipe &recipe,
-                                          bool &absent);
+  /// The stream's view; null when its data is absent.
+  llvm::Expected<const StreamView *> view(const mixtape::StreamSpec &stream, const mixtape::CheckedRecipe &recipe);
 
   std::string CacheDir, ManifestCacheDir;
   llvm::raw_ostream *Notes;

@@ -175,10 +175,10 @@ struct RootSpec {
   std::string name;
   std::vector<std::string> shards;
   double val = 0;
-  DataDeclaration declared;
+  DataDeclaration declared = {};
   /// The root's fingerprint as the plan records it; when set, a root whose data has another
   /// fails to open (its documents would come in another order).
-  std::string fingerprint;
+  std::string fingerprint = {};
 };
 
 /// Opens root streams and views once per process and shares them. Holds the run's seed, the
