@@ -15,6 +15,8 @@
 Exits 77 (skipped) when this build has no Gloo."""
 import glob, json, os, re, shutil, signal, struct, subprocess, sys, time
 
+from e2e_common import finish, read_safetensors
+
 mixtape, scenario, work = sys.argv[1:4]
 here = os.path.dirname(os.path.abspath(__file__))
 shutil.rmtree(work, ignore_errors=True)
@@ -42,16 +44,12 @@ def records(run_dir):
 
 def tensors(path):
     """safetensors -> {name: list of floats} (F32 only, enough for these models)."""
-    data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
+    header, data = read_safetensors(path)
     out = {}
     for name, t in header.items():
-        if name == "__metadata__":
-            continue
         a, b = t["data_offsets"]
         assert t["dtype"] == "F32", t["dtype"]
-        out[name] = struct.unpack(f"<{(b - a) // 4}f", data[8 + n + a:8 + n + b])
+        out[name] = struct.unpack(f"<{(b - a) // 4}f", data[a:b])
     return out
 
 def workers(launcher_pid):
@@ -266,7 +264,4 @@ elif scenario == "uneven":
 else:
     sys.exit(f"unknown scenario {scenario}")
 
-for f in failures:
-    print("FAIL:", f)
-print(f"{total - min(len(failures), total)} passed, {min(len(failures), total)} failed")
-sys.exit(1 if failures else 0)
+finish(failures, total)

@@ -12,6 +12,8 @@ The fixtures come with the workspace (../shared/fixtures), not the repository: w
 the test is skipped (exit 77)."""
 import json, os, shutil, struct, subprocess, sys
 
+from e2e_common import finish, read_safetensors
+
 mixtape, scenario, work = sys.argv[1:4]
 here = os.path.dirname(os.path.abspath(__file__))
 fixture = os.path.normpath(os.path.join(here, "..", "..", "..", "shared", "fixtures", "hf-tiny-llama"))
@@ -25,14 +27,6 @@ failures = []
 
 def run(args):
     return subprocess.run([mixtape, *args], capture_output=True, text=True, env=env, timeout=600)
-
-def read_safetensors(path):
-    """(header dict without __metadata__, data bytes)"""
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    header.pop("__metadata__", None)
-    return header, raw[8 + n:]
 
 def write_safetensors(path, tensors):
     """tensors: name -> (dtype, shape, bytes), written in name order like save_pretrained."""
@@ -157,7 +151,4 @@ elif scenario == "continue":
 else:
     sys.exit(f"unknown scenario {scenario}")
 
-for f in failures:
-    print("FAIL:", f)
-print(f"{total - min(len(failures), total)} passed, {min(len(failures), total)} failed")
-sys.exit(1 if failures else 0)
+finish(failures, total)

@@ -19,6 +19,8 @@
     run_test.py MIXTAPE SCENARIO WORKDIR"""
 import glob, json, os, shutil, signal, subprocess, sys, time
 
+from e2e_common import finish
+
 mixtape, scenario, work = sys.argv[1:4]
 here = os.path.dirname(os.path.abspath(__file__))
 recipe = os.path.join(here, "tiny.toml")
@@ -286,7 +288,4 @@ elif scenario == "ablation-by":
 else:
     sys.exit(f"unknown scenario {scenario}")
 
-for f in failures:
-    print("FAIL:", f)
-print(f"{total - min(len(failures), total)} passed, {min(len(failures), total)} failed")
-sys.exit(1 if failures else 0)
+finish(failures, total)
