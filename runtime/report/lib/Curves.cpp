@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 using namespace mixtape::report;
 
@@ -104,6 +105,25 @@ void thin(std::vector<Point> &points) {
 
 std::string seriesName(const EvalRecord &r) { return r.eval + " " + r.stream + "." + r.split; }
 
+/// One curve per chain: `value` of its train records against chain tokens (records without
+/// a value left out), thinned; chains with no point draw nothing.
+void addTrainCurves(Chart &chart, llvm::ArrayRef<Chain> chains, const Run &run,
+                    llvm::function_ref<std::optional<double>(const TrainRecord &)> value) {
+  for (const Chain &chain : chains) {
+    Curve curve;
+    curve.label = chain.variant;
+    curve.partial = chain.partial;
+    for (const TrainRecord &r : run.metrics.train)
+      if (chain.nodes.contains(r.node))
+        if (std::optional<double> y = value(r))
+          curve.points.push_back({r.chainTokens, *y});
+    sortByX(curve.points);
+    thin(curve.points);
+    if (!curve.points.empty())
+      chart.curves.push_back(std::move(curve));
+  }
+}
+
 } // namespace
 
 std::vector<Chart> mixtape::report::lossCharts(const Run &run) {
@@ -162,18 +182,7 @@ Chart mixtape::report::lrChart(const Run &run) {
   chart.fileStem = "lr";
   chart.yFromZero = true;
   chart.stages = stageMarks(run.plan);
-  for (const Chain &chain : chainsOf(run)) {
-    Curve curve;
-    curve.label = chain.variant;
-    curve.partial = chain.partial;
-    for (const TrainRecord &r : run.metrics.train)
-      if (chain.nodes.contains(r.node))
-        curve.points.push_back({r.chainTokens, r.lr});
-    sortByX(curve.points);
-    thin(curve.points);
-    if (!curve.points.empty())
-      chart.curves.push_back(std::move(curve));
-  }
+  addTrainCurves(chart, chainsOf(run), run, [](const TrainRecord &r) { return std::optional<double>(r.lr); });
   return chart;
 }
 
@@ -193,20 +202,12 @@ std::vector<Chart> mixtape::report::trainLossCharts(const Run &run) {
     chart.yLabel = "loss (nats per token)";
     chart.fileStem = "train-loss-" + fileStem(stream, stems);
     chart.stages = stageMarks(run.plan);
-    for (const Chain &chain : chains) {
-      Curve curve;
-      curve.label = chain.variant;
-      curve.partial = chain.partial;
-      for (const TrainRecord &r : run.metrics.train)
-        if (chain.nodes.contains(r.node))
-          for (const auto &[s, loss] : r.lossByStream)
-            if (s == stream)
-              curve.points.push_back({r.chainTokens, loss});
-      sortByX(curve.points);
-      thin(curve.points);
-      if (!curve.points.empty())
-        chart.curves.push_back(std::move(curve));
-    }
+    addTrainCurves(chart, chains, run, [&](const TrainRecord &r) -> std::optional<double> {
+      for (const auto &[s, loss] : r.lossByStream)
+        if (s == stream)
+          return loss;
+      return std::nullopt;
+    });
     charts.push_back(std::move(chart));
   }
   return charts;
