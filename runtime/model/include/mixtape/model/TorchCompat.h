@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/model/Attention.h"
+
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
@@ -25,20 +27,22 @@ namespace mixtape::compat {
 /// query heads j*H/KV .. (j+1)*H/KV - 1 (grouped-query attention; KV == H is plain).
 /// `allowed`: undefined for plain causal attention, else a bool mask broadcastable to
 /// [B, 1, T, T], true where a query may attend a key (every row has at least one).
+/// LibTorch 2.x's fused kernel on CUDA; elsewhere model::groupedAttention, which never
+/// repeats K and V and folds the scale and the mask into the score GEMM.
 inline at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
                             const at::Tensor &allowed) {
   const int64_t KV = k.size(1), group = q.size(1) / KV;
 #if MIXTAPE_TORCH_AT_LEAST(2, 0)
-  at::Tensor kr = group == 1 ? k : k.repeat_interleave(group, 1);
-  at::Tensor vr = group == 1 ? v : v.repeat_interleave(group, 1);
-  if (!allowed.defined())
-    return at::scaled_dot_product_attention(q, kr, vr, {}, 0.0, /*is_causal=*/true);
-  return at::scaled_dot_product_attention(q, kr, vr, allowed, 0.0, /*is_causal=*/false);
-#else
-  // No fused attention in 1.13: the query heads that share a KV head are one [group * T, D]
-  // matrix, so K and V are never repeated, and the scale and the mask (0 or -inf, added)
-  // fold into the score GEMM: scores = mask + q k^T / sqrt(D), one pass over [T, T] per head
-  // where matmul, mul and masked_fill made three (and their backward three more).
+  if (q.is_cuda()) {
+    at::Tensor kr = group == 1 ? k : k.repeat_interleave(group, 1);
+    at::Tensor vr = group == 1 ? v : v.repeat_interleave(group, 1);
+    if (!allowed.defined())
+      return at::scaled_dot_product_attention(q, kr, vr, {}, 0.0, /*is_causal=*/true);
+    return at::scaled_dot_product_attention(q, kr, vr, allowed, 0.0, /*is_causal=*/false);
+  }
+#endif
+  // The query heads that share a KV head are one [group * T, D] matrix; the mask is
+  // added (0 or -inf) to the scores.
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const double inf = std::numeric_limits<double>::infinity();
   at::Tensor mask;
@@ -49,11 +53,9 @@ inline at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::
     mask = mask.expand({B, 1, T, T}).unsqueeze(2).expand({B, KV, group, T, T})
                .reshape({B * KV, group * T, T});
   }
-  at::Tensor scores = at::baddbmm(mask, q.reshape({B * KV, group * T, D}),
-                                  k.reshape({B * KV, T, D}).transpose(1, 2), /*beta=*/1.0,
-                                  /*alpha=*/1.0 / std::sqrt(double(D)));
-  return at::bmm(at::softmax(scores, -1), v.reshape({B * KV, T, D})).view({B, H, T, D});
-#endif
+  return model::groupedAttention(q.reshape({B * KV, group * T, D}), k.reshape({B * KV, T, D}),
+                                 v.reshape({B * KV, T, D}), mask, 1.0 / std::sqrt(double(D)))
+      .view({B, H, T, D});
 }
 
 /// Whether fusedAdamW can update tensors like `param`: LibTorch 2.x, CUDA tensors.

@@ -1,0 +1,114 @@
+//===- AttentionTest.cpp - groupedAttention against the plain composition -===//
+#include "mixtape/model/Attention.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+using namespace mixtape::model;
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct Inputs {
+  at::Tensor q, k, v, mask;
+  double scale;
+};
+
+/// N pairs of G query heads over T positions of width D, seeded; the mask is causal and
+/// shared, or per pair causal within two documents split at `split`.
+Inputs makeInputs(int64_t N, int64_t G, int64_t T, int64_t D, at::ScalarType dtype, int64_t split = 0) {
+  at::Generator gen = at::detail::createCPUGenerator(17);
+  at::TensorOptions opts = at::TensorOptions().dtype(dtype);
+  Inputs in;
+  in.q = at::randn({N, G * T, D}, gen, opts).requires_grad_();
+  in.k = at::randn({N, T, D}, gen, opts).requires_grad_();
+  in.v = at::randn({N, T, D}, gen, opts).requires_grad_();
+  at::Tensor causal = at::full({T, T}, -kInf, opts).triu(1);
+  if (split) {
+    causal.narrow(0, split, T - split).narrow(1, 0, split).fill_(-kInf);
+    in.mask = causal.repeat({G, 1}).expand({N, G * T, T}).contiguous();
+  } else {
+    in.mask = causal.repeat({G, 1});
+  }
+  in.scale = 1.0 / std::sqrt(double(D));
+  return in;
+}
+
+at::Tensor plainAttention(const Inputs &in) {
+  at::Tensor scores = at::matmul(in.q, in.k.transpose(1, 2)) * in.scale + in.mask;
+  return at::matmul(at::softmax(scores, -1), in.v);
+}
+
+struct Result {
+  at::Tensor out, dq, dk, dv;
+};
+
+/// The output and the gradients of sum(out * w) for a fixed w.
+template <typename Fn> Result run(const Inputs &in, Fn attention) {
+  for (const at::Tensor &t : {in.q, in.k, in.v})
+    if (t.grad().defined())
+      t.mutable_grad().reset();
+  at::Tensor out = attention(in);
+  at::Generator gen = at::detail::createCPUGenerator(5);
+  (out * at::randn(out.sizes(), gen, out.options())).sum().backward();
+  return {out.detach(), in.q.grad(), in.k.grad(), in.v.grad()};
+}
+
+Result grouped(const Inputs &in) {
+  return run(in, [](const Inputs &i) { return groupedAttention(i.q, i.k, i.v, i.mask, i.scale); });
+}
+
+void expectClose(const Result &got, const Result &want, double tolerance) {
+  EXPECT_TRUE(at::allclose(got.out, want.out, tolerance, tolerance)) << "output";
+  EXPECT_TRUE(at::allclose(got.dq, want.dq, tolerance, tolerance)) << "dq";
+  EXPECT_TRUE(at::allclose(got.dk, want.dk, tolerance, tolerance)) << "dk";
+  EXPECT_TRUE(at::allclose(got.dv, want.dv, tolerance, tolerance)) << "dv";
+}
+
+/// Runs `fn` with ATen's thread count set to `threads`, then restores it.
+template <typename Fn> auto withThreads(int threads, Fn fn) {
+  int saved = at::get_num_threads();
+  at::set_num_threads(threads);
+  auto result = fn();
+  at::set_num_threads(saved);
+  return result;
+}
+
+} // namespace
+
+// Small products (ATen's naive bmm) and BLAS-sized ones, causal and within documents, an odd
+// number of pairs so the threads' slices differ in size.
+TEST(GroupedAttention, MatchesThePlainCompositionInFloat64) {
+  struct Case {
+    int64_t N, G, T, D, split;
+  };
+  for (Case c : {Case{5, 2, 7, 4, 0}, Case{5, 2, 7, 4, 3}, Case{3, 1, 64, 16, 0}, Case{7, 4, 48, 8, 20}}) {
+    SCOPED_TRACE(testing::Message() << "N " << c.N << " G " << c.G << " T " << c.T << " D " << c.D
+                                    << " split " << c.split);
+    Inputs in = makeInputs(c.N, c.G, c.T, c.D, at::kDouble, c.split);
+    expectClose(grouped(in), run(in, plainAttention), 1e-12);
+  }
+}
+
+// Each pair is computed whole by one thread, so the bits do not depend on how the pairs are
+// split over threads (a run resumed with the same fingerprint is bit-exact either way).
+TEST(GroupedAttention, SameBitsOnOneThreadAndOnTwo) {
+  Inputs in = makeInputs(9, 2, 40, 16, at::kFloat, 13);
+  Result one = withThreads(1, [&] { return grouped(in); });
+  Result two = withThreads(2, [&] { return grouped(in); });
+  EXPECT_TRUE(at::equal(one.out, two.out));
+  EXPECT_TRUE(at::equal(one.dq, two.dq));
+  EXPECT_TRUE(at::equal(one.dk, two.dk));
+  EXPECT_TRUE(at::equal(one.dv, two.dv));
+}
+
+TEST(GroupedAttention, RefusesMismatchedShapes) {
+  Inputs in = makeInputs(2, 2, 5, 4, at::kFloat);
+  EXPECT_THROW(groupedAttention(in.q, in.k.narrow(1, 0, 4), in.v, in.mask, in.scale), c10::Error);
+  EXPECT_THROW(groupedAttention(in.q.narrow(1, 0, 9), in.k, in.v, in.mask, in.scale), c10::Error);
+}
