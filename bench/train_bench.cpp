@@ -19,11 +19,12 @@
 // Data parallel (`--data-parallel`, or started by torchrun/srun with a world of several):
 // every rank trains `--batch` sequences of its own per step through the runtime's
 // DataParallel (c10d: NCCL on CUDA, Gloo on CPU), on the GPU of its local rank; rank 0
-// prints the world's tokens/s. bench/gpu/scaling.sh runs it on 1, 2, 4, 8 GPUs.
+// prints the world's tokens/s. bench/gpu/scaling.sh runs it on 1, 2, 4, 8 GPUs. Gradient
+// buckets start their all-reduce during backward; `--no-overlap` starts all after it.
 //
 //   train_bench [--model quickstart|gpt2-124m] [--device cpu|cuda] [--steps N=40]
 //               [--warmup N=5] [--threads N] [--batch N] [--seq N] [--clip X=1]
-//               [--peak-tflops X=989] [--data-parallel]
+//               [--peak-tflops X=989] [--data-parallel [--no-overlap]]
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/dist/Collectives.h"
@@ -64,10 +65,17 @@ static double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
+/// DataParallel without the overlap: every bucket starts after backward (`--no-overlap`,
+/// the baseline that shows what starting buckets during backward saves).
+struct SumAfterBackward final : dist::DataParallel {
+  using DataParallel::DataParallel;
+  void beforeLastBackward(llvm::ArrayRef<model::NamedParameter>) override {}
+};
+
 [[noreturn]] static void usage(llvm::StringRef why) {
   llvm::errs() << "train_bench: " << why << "\nusage: train_bench [--model quickstart|gpt2-124m] "
                << "[--device cpu|cuda] [--steps N] [--warmup N] [--threads N] [--batch N] [--seq N] "
-               << "[--clip X] [--peak-tflops X] [--data-parallel]\n";
+               << "[--clip X] [--peak-tflops X] [--data-parallel [--no-overlap]]\n";
   std::exit(2);
 }
 
@@ -75,11 +83,11 @@ int main(int argc, char **argv) {
   int64_t steps = 40, warmup = 5, threads = 0, batch = 0, seq = 0;
   double clip = 1.0, peakTflops = 989; // H100 SXM dense bf16, as anchor_gpt.py
   llvm::StringRef modelName = "quickstart", deviceName = "cpu";
-  bool dataParallel = false;
+  bool dataParallel = false, overlap = true;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef arg = argv[i];
-    if (arg == "--data-parallel") {
-      dataParallel = true;
+    if (arg == "--data-parallel" || arg == "--no-overlap") {
+      (arg == "--data-parallel" ? dataParallel : overlap) = arg == "--data-parallel";
       continue;
     }
     if (i + 1 == argc)
@@ -177,8 +185,9 @@ int main(int argc, char **argv) {
   train::TrainOptions trainOptions;
   trainOptions.clipNorm = clip;
   std::optional<dist::DataParallel> parallel;
+  std::optional<SumAfterBackward> afterBackward;
   if (comm)
-    trainOptions.sync = &parallel.emplace(*comm);
+    trainOptions.sync = overlap ? static_cast<train::StepSync *>(&parallel.emplace(*comm)) : &afterBackward.emplace(*comm);
   train::Trainer trainer(m, optimizer, schedule::Schedule({constant}), trainOptions);
 
   // A few distinct seeded batches, built before timing; the executor gives every

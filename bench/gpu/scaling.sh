@@ -14,7 +14,9 @@ results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 for n in 1 2 4 8; do
   ((n > gpus)) && break
-  python3 -m torch.distributed.run --standalone --nproc_per_node "$n" \
+  # --no_python: train_bench is a binary, not a script for python to run (without it
+  # torchrun starts `python3 train_bench`, which exits 1 at once).
+  python3 -m torch.distributed.run --standalone --nproc_per_node "$n" --no_python \
     "$bench" --model gpt2-124m --device cuda --data-parallel --steps 20 --warmup 5 \
     | grep '^{' | tee -a "$results"
 done

@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include <algorithm>
 
@@ -17,52 +19,146 @@ void DataParallel::sumCounts(int64_t &lossTokens, int64_t &tokens) {
   tokens = counts[1].item<int64_t>();
 }
 
+namespace mixtape::dist {
+/// Runs after autograd accumulated a parameter's gradient (the .grad() a step reads).
+struct GradientReadyHook final : torch::autograd::FunctionPostHook {
+  GradientReadyHook(DataParallel &owner, size_t index) : Owner(owner), Index(index) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list &outputs,
+                                            const torch::autograd::variable_list &) override {
+    Owner.gradientReady(Index);
+    return outputs;
+  }
+  DataParallel &Owner;
+  size_t Index;
+};
+} // namespace mixtape::dist
+
+DataParallel::~DataParallel() {
+  for (size_t i = 0; i < Accumulators.size(); ++i)
+    Accumulators[i]->del_post_hook(HookKeys[i]);
+}
+
+void DataParallel::planBuckets(llvm::ArrayRef<NamedParameter> params) {
+  if (!Buckets.empty())
+    return;
+  Params = params;
+  BucketOf.assign(params.size(), 0);
+  // Consecutive parameters of one dtype, last first, up to BucketBytes.
+  size_t bytes = 0;
+  for (size_t i = params.size(); i-- > 0;) {
+    const at::Tensor &p = params[i].tensor;
+    const size_t size = p.numel() * p.element_size();
+    if (Buckets.empty() || bytes + size > BucketBytes ||
+        params[Buckets.back().params.back()].tensor.scalar_type() != p.scalar_type()) {
+      Buckets.emplace_back();
+      bytes = 0;
+    }
+    Buckets.back().params.push_back(i);
+    BucketOf[i] = Buckets.size() - 1;
+    bytes += size;
+  }
+  for (Bucket &b : Buckets) {
+    int64_t numel = 0;
+    for (size_t i : b.params)
+      numel += params[i].tensor.numel();
+    b.flat = at::empty({numel}, params[b.params.front()].tensor.options().requires_grad(false));
+  }
+}
+
+void DataParallel::beforeLastBackward(llvm::ArrayRef<NamedParameter> params) {
+  planBuckets(params);
+  if (Accumulators.empty())
+    for (size_t i = 0; i < params.size(); ++i) {
+      Accumulators.push_back(torch::autograd::impl::grad_accumulator(params[i].tensor));
+      HookKeys.push_back(Accumulators.back()->add_post_hook(std::make_unique<GradientReadyHook>(*this, i)));
+    }
+  Ready.assign(params.size(), false);
+  for (Bucket &b : Buckets)
+    b.waiting = b.params.size();
+  NextToStart = 0;
+  Armed = true;
+}
+
+void DataParallel::gradientReady(size_t index) {
+  if (!Armed || Ready[index])
+    return;
+  Ready[index] = true;
+  if (--Buckets[BucketOf[index]].waiting == 0)
+    startReadyBuckets();
+}
+
+void DataParallel::startReadyBuckets() {
+  while (NextToStart < Buckets.size() && Buckets[NextToStart].waiting == 0)
+    start(Buckets[NextToStart++]);
+}
+
+void DataParallel::start(Bucket &bucket) {
+  at::NoGradGuard noGrad;
+  int64_t offset = 0;
+  for (size_t i : bucket.params) {
+    const at::Tensor &grad = Params[i].tensor.grad();
+    const int64_t n = Params[i].tensor.numel();
+    if (grad.defined()) // else no gradient here, but maybe on another rank: zeros
+      bucket.flat.narrow(0, offset, n).copy_(grad.reshape({-1}));
+    else
+      bucket.flat.narrow(0, offset, n).zero_();
+    offset += n;
+  }
+  bucket.sum = Comm.startAllReduceSum(bucket.flat);
+}
+
 void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::MutableArrayRef<double> sums) {
   at::NoGradGuard noGrad;
-  LastBuckets = 0;
-  const std::vector<bool> anyRankHad = fillMissingGradients(params);
-  // Consecutive gradients of one dtype, up to BucketBytes, flattened into one all-reduce.
-  size_t begin = 0;
-  while (begin < params.size()) {
-    const at::Tensor &head = params[begin].tensor.grad();
-    size_t end = begin, bytes = 0;
-    std::vector<at::Tensor> flat;
-    while (end < params.size() && params[end].tensor.grad().scalar_type() == head.scalar_type() &&
-           (flat.empty() || bytes + params[end].tensor.grad().nbytes() <= BucketBytes)) {
-      bytes += params[end].tensor.grad().nbytes();
-      flat.push_back(params[end].tensor.grad().reshape({-1}));
-      ++end;
-    }
-    at::Tensor bucket = at::cat(flat);
-    Comm.allReduceSum(bucket);
-    ++LastBuckets;
+  planBuckets(params);
+  Armed = false;
+  StartedDuringBackward = NextToStart;
+  // What backward did not finish (a parameter without a gradient in the last micro-batch,
+  // or no hooks armed): started now, in the same order as on every other rank.
+  for (; NextToStart < Buckets.size(); ++NextToStart)
+    start(Buckets[NextToStart]);
+  std::vector<bool> had(params.size());
+  for (size_t i = 0; i < params.size(); ++i)
+    had[i] = params[i].tensor.grad().defined();
+  for (Bucket &b : Buckets) {
+    b.sum->wait();
+    b.sum.reset();
     int64_t offset = 0;
-    for (size_t i = begin; i < end; ++i) {
-      at::Tensor grad = params[i].tensor.grad();
-      grad.copy_(bucket.narrow(0, offset, grad.numel()).view_as(grad));
-      offset += grad.numel();
+    for (size_t i : b.params) {
+      at::Tensor &grad = const_cast<at::Tensor &>(params[i].tensor).mutable_grad();
+      at::Tensor sum = b.flat.narrow(0, offset, params[i].tensor.numel()).view_as(params[i].tensor);
+      if (grad.defined())
+        grad.copy_(sum);
+      else
+        grad = sum.clone();
+      offset += params[i].tensor.numel();
     }
-    begin = end;
   }
-  dropGradients(params, anyRankHad);
+  NextToStart = 0;
+  dropGradients(params, anyRank(had));
   sumLoss(sums);
 }
 
 std::vector<bool> DataParallel::fillMissingGradients(llvm::ArrayRef<NamedParameter> params) {
-  at::Tensor had = at::zeros({static_cast<int64_t>(params.size())}, at::kInt);
+  std::vector<bool> had(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
-    if (params[i].tensor.grad().defined())
-      had[static_cast<int64_t>(i)] = 1;
-    else
+    had[i] = params[i].tensor.grad().defined();
+    if (!had[i])
       const_cast<at::Tensor &>(params[i].tensor).mutable_grad() = at::zeros_like(params[i].tensor);
   }
-  had = had.to(Comm.deviceType());
-  Comm.allReduceSum(had);
-  had = had.cpu();
-  std::vector<bool> anyRankHad(params.size());
-  for (size_t i = 0; i < params.size(); ++i)
-    anyRankHad[i] = had.data_ptr<int>()[i] > 0;
-  return anyRankHad;
+  return anyRank(had);
+}
+
+std::vector<bool> DataParallel::anyRank(const std::vector<bool> &flags) {
+  at::Tensor counts = at::zeros({static_cast<int64_t>(flags.size())}, at::kInt);
+  for (size_t i = 0; i < flags.size(); ++i)
+    counts.data_ptr<int>()[i] = flags[i] ? 1 : 0;
+  counts = counts.to(Comm.deviceType());
+  Comm.allReduceSum(counts);
+  counts = counts.cpu();
+  std::vector<bool> any(flags.size());
+  for (size_t i = 0; i < flags.size(); ++i)
+    any[i] = counts.data_ptr<int>()[i] > 0;
+  return any;
 }
 
 void DataParallel::dropGradients(llvm::ArrayRef<NamedParameter> params, const std::vector<bool> &anyRankHad) {

@@ -45,11 +45,13 @@ public:
   int rank() const override { return Rank; }
   int worldSize() const override { return Size; }
 
-  void allReduceSum(at::Tensor &tensor) override {
-    guarded("all-reduce", [&] {
-      std::vector<at::Tensor> tensors{tensor};
-      PG->allreduce(tensors)->wait();
-    });
+  void allReduceSum(at::Tensor &tensor) override { startAllReduceSum(tensor)->wait(); }
+
+  std::unique_ptr<PendingCollective> startAllReduceSum(at::Tensor &tensor) override {
+    std::vector<at::Tensor> tensors{tensor};
+    std::unique_ptr<PendingCollective> pending;
+    guarded("all-reduce", [&] { pending = std::make_unique<Pending<decltype(PG->allreduce(tensors))>>(*this, PG->allreduce(tensors)); });
+    return pending;
   }
 
   void reduceScatterSum(const at::Tensor &input, at::Tensor &output) override {
@@ -100,6 +102,20 @@ public:
   }
 
 private:
+  /// c10d's work handle (its type differs between LibTorch versions), waited for as the
+  /// blocking calls wait.
+  template <typename Work> class Pending final : public PendingCollective {
+  public:
+    Pending(ProcessGroupCollectives &owner, Work work) : Owner(owner), W(std::move(work)) {}
+    void wait() override {
+      Owner.guarded("all-reduce", [&] { W->wait(); });
+    }
+
+  private:
+    ProcessGroupCollectives &Owner;
+    Work W;
+  };
+
   std::string context(const char *op) const {
     return std::string(op) + " over " + std::to_string(Size) + " ranks: ";
   }

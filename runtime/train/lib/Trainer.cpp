@@ -58,6 +58,8 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
       streamSums.narrow(0, S, S).index_add_(0, mb.streams, counted.to(at::kDouble));
     }
     at::Tensor loss = model::maskedTokenLossSum(logits, mb.targets, mb.lossMask) * scale;
+    if (sync && &cpuBatch == &batch.back())
+      sync->beforeLastBackward(model.parameters());
     loss.backward();
     at::Tensor value = loss.detach().to(at::kDouble); // summed as doubles, as on the host
     lossSum = lossSum.defined() ? lossSum + value : value;

@@ -126,6 +126,48 @@ TEST(Collectives, GradientsAreSummedInBuckets) {
   });
 }
 
+// A chain x w0 w1 w2: backward finishes w2's gradient first, then w1's, then w0's, and
+// each (its own bucket here) starts its all-reduce as soon as it is final, in the last of
+// two micro-batches. The sums are those of one process over both ranks' micro-batches, and
+// the hooks leave with the DataParallel (a later backward runs without it).
+TEST(Collectives, BucketsStartDuringBackwardAsGradientsBecomeFinal) {
+  if (!hasBackend(Device::CPU))
+    GTEST_SKIP() << "this build has no Gloo";
+  auto makeParams = [] {
+    std::vector<model::NamedParameter> params;
+    for (int i = 0; i < 3; ++i)
+      params.push_back({"w" + std::to_string(i), (at::eye(4) + 0.1 * (i + 1)).requires_grad_(true),
+                        model::ParamKind::Matrix});
+    return params;
+  };
+  auto backward = [](const std::vector<model::NamedParameter> &params, double rank, int micro) {
+    at::Tensor x = at::arange(8, at::kFloat).view({2, 4}) * (rank + 1) + micro;
+    x.matmul(params[0].tensor).matmul(params[1].tensor).matmul(params[2].tensor).square().sum().backward();
+  };
+  std::vector<model::NamedParameter> expected = makeParams();
+  for (int r = 0; r < 2; ++r)
+    for (int micro = 0; micro < 2; ++micro)
+      backward(expected, r, micro);
+  twoRanks([&](Collectives &c) {
+    std::vector<model::NamedParameter> params = makeParams();
+    {
+      DataParallel dp(c, /*bucketBytes=*/16 * sizeof(float));
+      backward(params, c.rank(), 0);
+      dp.beforeLastBackward(params);
+      backward(params, c.rank(), 1);
+      double loss = 1;
+      dp.sumGradients(params, llvm::MutableArrayRef<double>(loss));
+      EXPECT_EQ(dp.lastBuckets(), 3u);
+      EXPECT_EQ(dp.lastStartedDuringBackward(), 3u);
+      EXPECT_EQ(loss, 2);
+      for (size_t i = 0; i < params.size(); ++i)
+        EXPECT_TRUE(at::allclose(params[i].tensor.grad(), expected[i].tensor.grad(), 1e-6, 0))
+            << params[i].name << "\n" << params[i].tensor.grad() << "\n" << expected[i].tensor.grad();
+    }
+    backward(params, c.rank(), 2);
+  });
+}
+
 TEST(Collectives, ShardedAdamWStepsAsPlainAdamW) {
   if (!hasBackend(Device::CPU))
     GTEST_SKIP() << "this build has no Gloo";

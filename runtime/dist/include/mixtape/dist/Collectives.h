@@ -23,6 +23,14 @@
 
 namespace mixtape::dist {
 
+/// A collective in flight. wait() blocks until it is done and throws as the blocking call
+/// would; destroying it without waiting abandons the result, not the operation.
+class PendingCollective {
+public:
+  virtual ~PendingCollective() = default;
+  virtual void wait() = 0;
+};
+
 class Collectives {
 public:
   virtual ~Collectives() = default;
@@ -31,6 +39,9 @@ public:
 
   /// In place: every rank ends with the elementwise sum over ranks.
   virtual void allReduceSum(at::Tensor &tensor) = 0;
+  /// allReduceSum started in the background: `tensor` must stay untouched until wait().
+  /// Every rank must start its collectives in the same order.
+  virtual std::unique_ptr<PendingCollective> startAllReduceSum(at::Tensor &tensor);
   /// `input` (contiguous, worldSize() * output.numel() elements) is summed over ranks;
   /// rank r keeps slice r of the sum in `output`.
   virtual void reduceScatterSum(const at::Tensor &input, at::Tensor &output) = 0;

@@ -28,6 +28,8 @@ public:
   /// The parameters must be contiguous and share one dtype and device.
   static llvm::Expected<std::unique_ptr<ShardedAdamW>> create(Collectives &collectives, train::AdamW &optimizer);
 
+  /// Nothing starts during backward: the gradients are reduce-scattered as one flat buffer.
+  void beforeLastBackward(llvm::ArrayRef<model::NamedParameter>) override {}
   void sumGradients(llvm::ArrayRef<model::NamedParameter> params, llvm::MutableArrayRef<double> sums) override;
   double clipAndStep(train::AdamW &optimizer, double clipNorm, double lr) override;
 

@@ -58,6 +58,9 @@ public:
   /// Before the backward passes: counts summed over the ranks' shares, so that every rank
   /// divides its loss by the whole batch's loss tokens.
   virtual void sumCounts(int64_t &lossTokens, int64_t &tokens) = 0;
+  /// Before the last micro-batch's backward pass: a sync may start summing gradients while
+  /// that pass is still computing the others.
+  virtual void beforeLastBackward(llvm::ArrayRef<model::NamedParameter> params) { (void)params; }
   /// After accumulation, before clipping: gradients summed wherever clipAndStep reads them,
   /// and `sums` (the loss, then any per-stream loss sums and counts) elementwise.
   virtual void sumGradients(llvm::ArrayRef<model::NamedParameter> params, llvm::MutableArrayRef<double> sums) = 0;
