@@ -11,6 +11,9 @@
   zero1-resume -- kill a 2-rank ZeRO-1 run after a checkpoint, resume it on 1 process without
              ZeRO-1: the checkpoint holds the whole optimizer state; the end matches
   uneven  -- 3 ranks cannot split a batch of 8 sequences: a diagnostic, exit 1
+  torchrun -- `mixtape exec PLAN` as 2 workers of PyTorch's torchrun (its agent serves the
+             store) gives the loss curve and weights of 1 process; skipped (77) without a
+             python3 that has torch
     dist_test.py MIXTAPE SCENARIO WORKDIR
 Exits 77 (skipped) when this build has no Gloo."""
 import glob, json, os, re, shutil, signal, struct, subprocess, sys, time
@@ -251,6 +254,37 @@ elif scenario == "resume":
         other = os.path.join(d, os.path.relpath(path, ref))
         if not os.path.exists(other) or open(path, "rb").read() != open(other, "rb").read():
             failures.append(f"{os.path.relpath(path, ref)} differs from the uninterrupted run")
+    total = 4
+
+elif scenario == "torchrun":
+    pythons = [p for p in (sys.executable, "/usr/bin/python3") if p and os.path.exists(p)]
+    python = next((p for p in pythons if subprocess.run([p, "-c", "import torch.distributed.run"],
+                                                         capture_output=True).returncode == 0), None)
+    if python is None:
+        print("skipped: no python3 with torch (torchrun) here: apt-get install python3-torch")
+        sys.exit(77)
+    one, two = os.path.join(work, "one"), os.path.join(work, "two")
+    r1 = run(["run", recipe, "--run-dir", one, "--quiet"])
+    if r1.returncode != 0:
+        failures.append("1 process failed:\n" + r1.stderr[-3000:])
+    plan = os.path.join(two, "plan.json")
+    os.makedirs(two)
+    rp = run(["plan", recipe, "--out", plan, "--run-dir", two])
+    if rp.returncode != 0:
+        failures.append("plan failed:\n" + rp.stderr[-3000:])
+    # --no_python: mixtape is a binary, not a script. --redirects/--tee 1: Debian's torchrun
+    # (1.13 on Python 3.11) cannot parse their default, 0; the workers' output goes to --log_dir.
+    rt = subprocess.run([python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                         "--no_python", "--redirects", "1", "--tee", "1", "--log_dir", os.path.join(work, "logs"),
+                         mixtape, "exec", plan, "--quiet", "--timeout", "60"],
+                        capture_output=True, text=True, env=env, timeout=600)
+    if rt.returncode != 0:
+        skip_without_gloo(rt)
+        failures.append(f"torchrun exited {rt.returncode}:\n" + rt.stdout[-2000:] + rt.stderr[-3000:])
+    ranks = sorted(os.path.basename(d) for d in glob.glob(os.path.join(work, "logs", "*", "attempt_0", "*")))
+    if ranks != ["0", "1"]:
+        failures.append(f"torchrun's logs show workers {ranks}, not 0 and 1")
+    compare(one, two, ("1 process", "2 torchrun workers"))
     total = 4
 
 elif scenario == "uneven":
