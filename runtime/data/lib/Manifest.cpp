@@ -19,6 +19,13 @@ llvm::StringRef mixtape::data::shardFormatName(ShardFormat format) {
   return format == ShardFormat::Megatron ? "megatron" : "flat";
 }
 
+std::optional<ShardFormat> mixtape::data::shardFormatFromName(llvm::StringRef name) {
+  for (ShardFormat format : {ShardFormat::Megatron, ShardFormat::Flat})
+    if (name == shardFormatName(format))
+      return format;
+  return std::nullopt;
+}
+
 std::string mixtape::data::formatChecksum(uint64_t xxh3) {
   std::string out;
   llvm::raw_string_ostream(out) << llvm::format_hex_no_prefix(xxh3, 16, /*Upper=*/false);
@@ -121,12 +128,10 @@ llvm::Expected<Manifest> mixtape::data::parseManifest(llvm::StringRef text,
                                             " is not supported (this build reads version " +
                                             llvm::Twine(Manifest::Version) + ")");
   TRY_ASSIGN(format, read.stringField("format"));
-  if (format == "megatron")
-    m.format = ShardFormat::Megatron;
-  else if (format == "flat")
-    m.format = ShardFormat::Flat;
-  else
+  std::optional<ShardFormat> known = shardFormatFromName(format);
+  if (!known)
     return read.error("format", "unknown format '" + format + "' (megatron or flat)");
+  m.format = *known;
   TRY_ASSIGN(tokenizer, read.stringField("tokenizer"));
   if (tokenizer.empty())
     return read.error("tokenizer", "empty");

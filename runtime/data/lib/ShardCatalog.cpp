@@ -73,12 +73,18 @@ llvm::Expected<std::optional<std::vector<std::string>>> mixtape::data::expandSha
 }
 
 llvm::Expected<DataDeclaration> mixtape::data::streamDeclaration(llvm::StringRef stream, llvm::StringRef tokenizer,
-                                                                 llvm::StringRef eod, llvm::StringRef baseDir) {
+                                                                 llvm::StringRef eod, llvm::StringRef format,
+                                                                 llvm::StringRef baseDir) {
   DataDeclaration declared;
   std::optional<EodMode> mode = eodModeFromName(eod);
   if (!mode)
     return fileError("stream '" + stream + "'", "eod = \"" + eod + "\" is not auto, present or append");
   declared.eod = *mode;
+  if (!format.empty() && format != "auto") {
+    declared.format = shardFormatFromName(format);
+    if (!declared.format)
+      return fileError("stream '" + stream + "'", "format = \"" + format + "\" is not auto, megatron or flat");
+  }
   llvm::StringRef file = tokenizer;
   bool hf = file.consume_front("hf:");
   if (tokenizer.empty() || tokenizer == "bytes" || path::is_absolute(file)) {
@@ -116,7 +122,7 @@ llvm::Expected<const StreamView *> ShardCatalog::view(const mixtape::StreamSpec 
   std::unique_ptr<DataSources> &sources = BySeed[recipe.seed];
   if (!sources)
     sources = std::make_unique<DataSources>(recipe.seed, CacheDir, ManifestCacheDir, Notes);
-  llvm::Expected<DataDeclaration> declared = streamDeclaration(root->name, root->tokenizer, root->eod, recipe.baseDir);
+  llvm::Expected<DataDeclaration> declared = streamDeclaration(root->name, root->tokenizer, root->eod, root->format, recipe.baseDir);
   if (!declared)
     return declared.takeError();
   RootSpec spec{root->name, std::move(**prefixes), root->val, std::move(*declared)};

@@ -143,6 +143,12 @@ llvm::Expected<std::unique_ptr<RootStream>> RootStream::open(llvm::StringRef nam
     llvm::Expected<std::unique_ptr<Dataset>> dataset = manifestCache.open(prefix, tokenizer.get(), declared.eod);
     if (!dataset)
       return dataset.takeError();
+    if (declared.format && (*dataset)->format() != *declared.format)
+      return fileError(prefix, "stream '" + name + "' says format = \"" + shardFormatName(*declared.format) +
+                                   "\", but this dataset is " + shardFormatName((*dataset)->format()) +
+                                   ((*dataset)->manifestPath().empty()
+                                        ? llvm::Twine("")
+                                        : " (" + (*dataset)->manifestPath() + ")"));
     const Manifest *m = (*dataset)->manifest();
     if (root->Datasets.empty()) {
       root->TokenizerId = m->tokenizer;
@@ -369,7 +375,8 @@ DataSources::~DataSources() = default;
 
 static std::string rootKey(const RootSpec &spec) {
   return llvm::join(spec.shards, "\x1f") + "\x1e" + llvm::utohexstr(llvm::bit_cast<uint64_t>(spec.val)) + "\x1e" +
-         spec.declared.tokenizer + "\x1e" + eodModeName(spec.declared.eod).str();
+         spec.declared.tokenizer + "\x1e" + eodModeName(spec.declared.eod).str() + "\x1e" +
+         (spec.declared.format ? shardFormatName(*spec.declared.format) : "auto").str();
 }
 
 llvm::Expected<const RootStream *> DataSources::root(const RootSpec &spec) {

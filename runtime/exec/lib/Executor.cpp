@@ -83,7 +83,8 @@ llvm::Expected<data::NodeStream> ExecContext::stream(llvm::StringRef name, uint6
     return planError("stream '" + name + "': no data at '" + *shards + "' (relative to " + recipeDir + ")");
   llvm::Expected<data::DataDeclaration> declared =
       data::streamDeclaration(*rootName, root->getString("tokenizer").getValueOr(""),
-                              root->getString("eod").getValueOr("auto"), recipeDir);
+                              root->getString("eod").getValueOr("auto"),
+                              root->getString("format").getValueOr("auto"), recipeDir);
   if (!declared)
     return declared.takeError();
   out.root = data::RootSpec{rootName->str(), std::move(**prefixes), root->getNumber("val").getValueOr(0),

@@ -384,13 +384,13 @@ TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
   std::vector<std::string> prefixes = *take(expandShards("data", dir.Path));
   EXPECT_EQ(prefixes, (std::vector<std::string>{dir / "data/a_text_document", dir / "data/b_text_document"}));
 
-  DataDeclaration declared = take(streamDeclaration("web", "hf:tok/tokenizer.json", "present", "/recipes"));
+  DataDeclaration declared = take(streamDeclaration("web", "hf:tok/tokenizer.json", "present", "auto", "/recipes"));
   EXPECT_EQ(declared.tokenizer, "hf:/recipes/tok/tokenizer.json");
   EXPECT_EQ(declared.eod, EodMode::Present);
-  EXPECT_EQ(take(streamDeclaration("web", "bytes", "append", "/recipes")).tokenizer, "bytes");
-  EXPECT_EQ(take(streamDeclaration("web", "hf:/abs/t.json", "auto", "/recipes")).tokenizer, "hf:/abs/t.json");
+  EXPECT_EQ(take(streamDeclaration("web", "bytes", "append", "auto", "/recipes")).tokenizer, "bytes");
+  EXPECT_EQ(take(streamDeclaration("web", "hf:/abs/t.json", "auto", "auto", "/recipes")).tokenizer, "hf:/abs/t.json");
   // A plan is input too: an eod it cannot mean is an error, never auto.
-  EXPECT_EQ(errorText(streamDeclaration("web", "bytes", "presnet", "/recipes")),
+  EXPECT_EQ(errorText(streamDeclaration("web", "bytes", "presnet", "auto", "/recipes")),
             "stream 'web': eod = \"presnet\" is not auto, present or append");
 
   DataSources sources(7, dir / "cache");
@@ -401,6 +401,18 @@ TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
   EXPECT_EQ(root->tokenizer(), "bytes-v1");
   EXPECT_EQ(sources.manifests().misses(), 2u);
   EXPECT_EQ(entries(dir / "cache/manifests", ".json").size(), 2u);
+
+  // `format` states what the datasets are: megatron passes, flat names the first dataset.
+  EXPECT_FALSE(take(streamDeclaration("web", "bytes", "auto", "auto", "/recipes")).format);
+  EXPECT_EQ(take(streamDeclaration("web", "bytes", "auto", "megatron", "/recipes")).format, ShardFormat::Megatron);
+  EXPECT_EQ(errorText(streamDeclaration("web", "bytes", "auto", "megatorn", "/recipes")),
+            "stream 'web': format = \"megatorn\" is not auto, megatron or flat");
+  RootSpec megatron{"megatron", prefixes, 0, take(streamDeclaration("megatron", "bytes", "auto", "megatron", ""))};
+  EXPECT_EQ(take(sources.root(megatron))->numDocuments(), 7u);
+  RootSpec flat{"flat", prefixes, 0, take(streamDeclaration("flat", "bytes", "auto", "flat", ""))};
+  std::string error = errorText(sources.root(flat));
+  EXPECT_EQ(error.rfind(prefixes[0] + ": stream 'flat' says format = \"flat\", but this dataset is megatron", 0), 0u)
+      << error;
 }
 
 TEST(ManifestCacheTest, DefaultCacheFolder) {

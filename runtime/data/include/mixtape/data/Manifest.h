@@ -14,6 +14,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@ namespace mixtape::data {
 
 enum class ShardFormat { Megatron, Flat };
 llvm::StringRef shardFormatName(ShardFormat format);
+/// "megatron" or "flat"; none for any other name.
+std::optional<ShardFormat> shardFormatFromName(llvm::StringRef name);
 
 /// Size and XXH3-64 of one file; `name` is relative to the manifest's folder.
 struct FileDigest {

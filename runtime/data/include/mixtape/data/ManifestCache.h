@@ -39,6 +39,8 @@ struct DataDeclaration {
   /// "bytes", "hf:PATH" or PATH (createTokenizer); "" when the recipe does not say.
   std::string tokenizer;
   EodMode eod = EodMode::Auto;
+  /// The recipe's `format`; none for "auto" (whatever the datasets are).
+  std::optional<ShardFormat> format = {};
 };
 
 /// A manifest computed from the token files, and the document hashes of its sidecar.

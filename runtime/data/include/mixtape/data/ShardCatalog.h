@@ -28,11 +28,12 @@ namespace mixtape::data {
 llvm::Expected<std::optional<std::vector<std::string>>> expandShards(llvm::StringRef shards,
                                                                       llvm::StringRef baseDir);
 
-/// Stream `stream`'s declared tokenizer and eod, with a relative tokenizer path ("hf:PATH"
-/// or PATH) resolved against `baseDir`; fails, naming the stream, on an eod other than auto,
-/// present or append.
+/// Stream `stream`'s declared tokenizer, eod and format, with a relative tokenizer path
+/// ("hf:PATH" or PATH) resolved against `baseDir`; fails, naming the stream, on an eod other
+/// than auto, present or append, or a format other than auto, megatron or flat.
 llvm::Expected<DataDeclaration> streamDeclaration(llvm::StringRef stream, llvm::StringRef tokenizer,
-                                                  llvm::StringRef eod, llvm::StringRef baseDir);
+                                                  llvm::StringRef eod, llvm::StringRef format,
+                                                  llvm::StringRef baseDir);
 
 /// The filters a stream applies: its own `where` and its ancestors', root first, as
 /// canonical predicate text.
