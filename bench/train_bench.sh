@@ -21,18 +21,7 @@ if [[ ! -x $bench ]]; then
   echo "train_bench.sh: $bench not found; build it: ninja -C $build train_bench" >&2
   exit 1
 fi
-# Debian's python3-torch runs on the same LibTorch (and BLAS) as the runtime; a python3 earlier
-# on PATH (pyenv, venv) may lack it, so fall back to the system one.
-python=${PYTHON:-python3}
-if ! "$python" -c "import torch" 2>/dev/null; then
-  if [[ -z ${PYTHON:-} ]] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
-    python=/usr/bin/python3
-  else
-    echo "train_bench.sh: '$python' cannot import torch. Install Debian's PyTorch (the LibTorch" >&2
-    echo "  the runtime links): apt-get install python3-torch  (or set PYTHON=...)" >&2
-    exit 1
-  fi
-fi
+source bench/torch_python.sh
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
