@@ -243,7 +243,9 @@ private:
     for (const StreamSpec &s : recipe.streams) {
       llvm::Expected<std::optional<StreamStats>> st = catalog.stats(s, recipe);
       if (!st) {
-        error(DiagCode::DataError, "stream '" + s.name + "': " + llvm::toString(st.takeError()));
+        // The data layer names the stream where it knows it; else say which one.
+        std::string message = llvm::toString(st.takeError()), self = "stream '" + s.name + "'";
+        error(DiagCode::DataError, llvm::StringRef(message).startswith(self) ? message : self + ": " + message);
         continue;
       }
       stats[s.name] = *st;

@@ -183,12 +183,7 @@ ShardCatalog::groupBy(const mixtape::StreamSpec &stream, llvm::StringRef column,
   if (!*view)
     return std::nullopt;
   mixtape::ColumnGroups out;
-  std::set<std::string> columns;
-  for (const std::unique_ptr<Dataset> &dataset : (*view)->root().datasets())
-    if (const MetadataTable *table = dataset->metadata())
-      for (size_t c = 0; c < table->numColumns(); ++c)
-        columns.insert(table->columnName(c).str());
-  out.columns.assign(columns.begin(), columns.end());
+  out.columns = (*view)->root().columns();
   out.groups = (*view)->groupBy(column);
   return out;
 }

@@ -2,6 +2,7 @@
 #include "mixtape/data/Stream.h"
 
 #include "Files.h"
+#include "mixtape/compiler/Diagnostics.h"
 #include "mixtape/compiler/Predicate.h"
 #include "mixtape/data/Synth.h"
 
@@ -19,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <tuple>
 
 using namespace mixtape::data;
@@ -198,6 +200,15 @@ std::pair<size_t, uint64_t> RootStream::locate(uint32_t doc) const {
   return {k, doc - DatasetBegin[k]};
 }
 
+std::vector<std::string> RootStream::columns() const {
+  std::set<std::string> names;
+  for (const std::unique_ptr<Dataset> &dataset : Datasets)
+    if (const MetadataTable *table = dataset->metadata())
+      for (size_t c = 0; c < table->numColumns(); ++c)
+        names.insert(table->columnName(c).str());
+  return {names.begin(), names.end()};
+}
+
 TokenSpan RootStream::tokens(uint32_t doc) const {
   auto [k, local] = locate(doc);
   TokenSpan span = Datasets[k]->tokens().document(local);
@@ -242,6 +253,20 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
       return fileError("stream '" + name + "'",
                        "cannot compile the filter '" + text + "': " +
                            (diags.empty() ? std::string("not a condition") : diags.front().message));
+    // A column that no dataset has is a typo or a missing sidecar, never a filter that means
+    // "every value missing".
+    std::vector<std::string> known = root.columns();
+    for (const std::string &column : predicate->columnNames()) {
+      if (std::binary_search(known.begin(), known.end(), column))
+        continue;
+      std::optional<std::string> closest = mixtape::closestMatch(column, known);
+      return fileError("stream '" + name + "'",
+                       "the filter '" + text + "' reads column '" + column + "', which no dataset of stream '" +
+                           root.name() + "' has" + (closest ? "; did you mean '" + *closest + "'?" : "") +
+                           (known.empty() ? " (its data has no metadata columns: Megatron data without a "
+                                            "sidecar has none; docs/data-format.md)"
+                                          : " (its columns: " + llvm::join(known, ", ") + ")"));
+    }
     filters.push_back({text, std::move(*predicate)});
   }
 

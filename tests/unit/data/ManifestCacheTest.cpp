@@ -410,6 +410,10 @@ TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
   RootSpec megatron{"megatron", prefixes, 0, take(streamDeclaration("megatron", "bytes", "auto", "megatron", ""))};
   EXPECT_EQ(take(sources.root(megatron))->numDocuments(), 7u);
   RootSpec flat{"flat", prefixes, 0, take(streamDeclaration("flat", "bytes", "auto", "flat", ""))};
+  // Megatron data without a sidecar has no columns for a filter to read.
+  EXPECT_EQ(errorText(sources.view(spec, "hq", StreamSelection{{"(quality >= 4)"}, std::nullopt})),
+            "stream 'hq': the filter '(quality >= 4)' reads column 'quality', which no dataset of stream 'two' has "
+            "(its data has no metadata columns: Megatron data without a sidecar has none; docs/data-format.md)");
   std::string error = errorText(sources.root(flat));
   EXPECT_EQ(error.rfind(prefixes[0] + ": stream 'flat' says format = \"flat\", but this dataset is megatron", 0), 0u)
       << error;

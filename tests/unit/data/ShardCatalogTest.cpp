@@ -78,6 +78,15 @@ TEST(ShardCatalogTest, StatsOfRootAndDerivedStreams) {
   recipe.streams.push_back(derived("none", "prose", "prose", "quality > 99"));
   std::string err = errorText(catalog.stats(recipe.streams.back(), recipe));
   EXPECT_NE(err.find("stream 'none'"), std::string::npos) << err;
+
+  // A column that no dataset has is a typo (or a missing sidecar), not "every value missing".
+  recipe.streams.push_back(derived("typo", "prose", "prose", "qualty >= 4"));
+  err = errorText(catalog.stats(recipe.streams.back(), recipe));
+  EXPECT_EQ(err.rfind("stream 'typo': the filter '(qualty >= 4)' reads column 'qualty', which no dataset of "
+                      "stream 'prose' has; did you mean 'quality'? (its columns: ",
+                      0),
+            0u)
+      << err;
 }
 
 TEST(ShardCatalogTest, GlobsAndLeakage) {

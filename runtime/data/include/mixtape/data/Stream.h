@@ -79,6 +79,8 @@ public:
   TokenSpan tokens(uint32_t doc) const;
   uint64_t length(uint32_t doc) const { return tokens(doc).size(); }
   const std::vector<std::unique_ptr<Dataset>> &datasets() const { return Datasets; }
+  /// The metadata columns any of its datasets has, sorted (none without sidecars of columns).
+  std::vector<std::string> columns() const;
   /// The root's index of the first document of dataset `k`.
   uint64_t firstDocument(size_t k) const { return DatasetBegin[k]; }
   /// The dataset holding `doc`, and the document's index in it.
