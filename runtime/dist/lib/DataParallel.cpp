@@ -1,12 +1,15 @@
 //===- DataParallel.cpp - summed counts, bucketed gradients ---------------===//
 #include "mixtape/dist/DataParallel.h"
 
+#include "llvm/ADT/ScopeExit.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/variable.h>
 
 #include <algorithm>
+#include <cassert>
 
 using namespace mixtape::dist;
 using mixtape::model::NamedParameter;
@@ -39,8 +42,11 @@ DataParallel::~DataParallel() {
 }
 
 void DataParallel::planBuckets(llvm::ArrayRef<NamedParameter> params) {
-  if (!Buckets.empty())
+  if (!Buckets.empty()) {
+    assert(params.data() == Params.data() && params.size() == Params.size() &&
+           "a DataParallel serves one model's parameter list");
     return;
+  }
   Params = params;
   BucketOf.assign(params.size(), 0);
   // Consecutive parameters of one dtype, last first, up to BucketBytes.
@@ -112,6 +118,12 @@ void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
   planBuckets(params);
   Armed = false;
   StartedDuringBackward = NextToStart;
+  // A failed collective ends the node; whatever happens, the next step starts afresh.
+  auto reset = llvm::make_scope_exit([&] {
+    NextToStart = 0;
+    for (Bucket &b : Buckets)
+      b.sum.reset();
+  });
   // What backward did not finish (a parameter without a gradient in the last micro-batch,
   // or no hooks armed): started now, in the same order as on every other rank.
   for (; NextToStart < Buckets.size(); ++NextToStart)
@@ -121,7 +133,6 @@ void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
     had[i] = params[i].tensor.grad().defined();
   for (Bucket &b : Buckets) {
     b.sum->wait();
-    b.sum.reset();
     int64_t offset = 0;
     for (size_t i : b.params) {
       at::Tensor &grad = const_cast<at::Tensor &>(params[i].tensor).mutable_grad();
@@ -133,7 +144,6 @@ void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
       offset += params[i].tensor.numel();
     }
   }
-  NextToStart = 0;
   dropGradients(params, anyRank(had));
   sumLoss(sums);
 }

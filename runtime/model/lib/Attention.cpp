@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -18,13 +19,19 @@ at::Tensor slice(const at::Tensor &t, int64_t begin, int64_t end, int64_t pairs)
 }
 
 /// Splits the N pairs over ATen's threads: inside the parallel region ATen's ops and
-/// OpenBLAS run single-threaded, so each slice is one thread's sequential work. Grad mode
-/// is per thread, and OpenMP's workers start with it on: the slices' ops are not recorded.
-template <typename Fn> void forEachSlice(int64_t pairs, const Fn &fn) {
+/// OpenBLAS run single-threaded, so each slice is one thread's sequential work. OpenMP's
+/// workers get the caller's thread-local state (grad mode off, inference mode, ...). Off the
+/// CPU, or with fewer pairs than threads, `fn` takes all pairs at once and ATen's ops spread
+/// (or launch) the work themselves.
+template <typename Fn> void forEachSlice(const at::Tensor &like, int64_t pairs, const Fn &fn) {
+  if (!like.is_cpu() || pairs < at::get_num_threads()) {
+    fn([](const at::Tensor &t) { return t; });
+    return;
+  }
+  const at::ThreadLocalState caller;
   at::parallel_for(0, pairs, /*grain_size=*/1, [&](int64_t begin, int64_t end) {
-    at::NoGradGuard noGrad;
-    auto part = [&](const at::Tensor &t) { return slice(t, begin, end, pairs); };
-    fn(part);
+    at::ThreadLocalStateGuard state(caller);
+    fn([&](const at::Tensor &t) { return slice(t, begin, end, pairs); });
   });
 }
 
@@ -34,7 +41,7 @@ struct GroupedAttention : torch::autograd::Function<GroupedAttention> {
     const int64_t N = q.size(0);
     at::Tensor probs = at::empty({N, q.size(1), k.size(1)}, q.options());
     at::Tensor out = at::empty_like(q, at::MemoryFormat::Contiguous);
-    forEachSlice(N, [&](auto part) {
+    forEachSlice(q, N, [&](auto part) {
       at::Tensor scores = at::baddbmm(part(mask), part(q), part(k).transpose(1, 2), /*beta=*/1.0, scale);
       at::Tensor p = part(probs), o = part(out);
       at::_softmax_out(p, scores, -1, /*half_to_float=*/false);
@@ -48,6 +55,8 @@ struct GroupedAttention : torch::autograd::Function<GroupedAttention> {
   // With P = softmax(S) and O = P V: dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dP * P)),
   // dQ = scale dS K, dK = scale dS^T Q.
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    // The gradients below are computed outside autograd: a graph of them would be wrong.
+    TORCH_CHECK(!at::GradMode::is_enabled(), "groupedAttention has no double backward (create_graph)");
     variable_list saved = ctx->get_saved_variables();
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
     const double scale = ctx->saved_data["scale"].toDouble();
@@ -55,7 +64,7 @@ struct GroupedAttention : torch::autograd::Function<GroupedAttention> {
     at::Tensor gradQ = at::empty_like(q, at::MemoryFormat::Contiguous);
     at::Tensor gradK = at::empty_like(k, at::MemoryFormat::Contiguous);
     at::Tensor gradV = at::empty_like(v, at::MemoryFormat::Contiguous);
-    forEachSlice(q.size(0), [&](auto part) {
+    forEachSlice(q, q.size(0), [&](auto part) {
       at::Tensor p = part(probs), dOut = part(gradOut);
       at::Tensor dV = part(gradV), dQ = part(gradQ), dK = part(gradK);
       at::bmm_out(dV, p.transpose(1, 2), dOut);

@@ -107,6 +107,23 @@ TEST(GroupedAttention, SameBitsOnOneThreadAndOnTwo) {
   EXPECT_TRUE(at::equal(one.dv, two.dv));
 }
 
+// Fewer pairs than threads: one call over all pairs, the same values.
+TEST(GroupedAttention, FewerPairsThanThreads) {
+  Inputs in = makeInputs(1, 2, 33, 8, at::kDouble, 10);
+  withThreads(2, [&] {
+    expectClose(grouped(in), run(in, plainAttention), 1e-12);
+    return 0;
+  });
+}
+
+// The hand-written backward is not differentiable again: asking for it fails, never a
+// silently wrong second derivative.
+TEST(GroupedAttention, RefusesDoubleBackward) {
+  Inputs in = makeInputs(2, 2, 5, 4, at::kDouble);
+  at::Tensor out = groupedAttention(in.q, in.k, in.v, in.mask, in.scale);
+  EXPECT_THROW(out.sum().backward({}, /*retain_graph=*/true, /*create_graph=*/true), c10::Error);
+}
+
 TEST(GroupedAttention, RefusesMismatchedShapes) {
   Inputs in = makeInputs(2, 2, 5, 4, at::kFloat);
   EXPECT_THROW(groupedAttention(in.q, in.k.narrow(1, 0, 4), in.v, in.mask, in.scale), c10::Error);
