@@ -17,6 +17,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 struct Inputs {
   at::Tensor q, k, v, mask;
   double scale;
+  bool causal = true;
 };
 
 /// N pairs of G query heads over T positions of width D, seeded; the mask is causal and
@@ -60,7 +61,7 @@ template <typename Fn> Result run(const Inputs &in, Fn attention) {
 }
 
 Result grouped(const Inputs &in) {
-  return run(in, [](const Inputs &i) { return groupedAttention(i.q, i.k, i.v, i.mask, i.scale); });
+  return run(in, [](const Inputs &i) { return groupedAttention(i.q, i.k, i.v, i.mask, i.scale, i.causal); });
 }
 
 void expectClose(const Result &got, const Result &want, double tolerance) {
@@ -82,7 +83,8 @@ template <typename Fn> auto withThreads(int threads, Fn fn) {
 } // namespace
 
 // Small products (ATen's naive bmm) and BLAS-sized ones, causal and within documents, an odd
-// number of pairs so the threads' slices differ in size.
+// number of pairs so the threads' slices differ in size. From 32 positions on, causal
+// attention is computed in two blocks of queries that skip the hidden keys.
 TEST(GroupedAttention, MatchesThePlainCompositionInFloat64) {
   struct Case {
     int64_t N, G, T, D, split;
@@ -93,6 +95,19 @@ TEST(GroupedAttention, MatchesThePlainCompositionInFloat64) {
     Inputs in = makeInputs(c.N, c.G, c.T, c.D, at::kDouble, c.split);
     expectClose(grouped(in), run(in, plainAttention), 1e-12);
   }
+}
+
+// A mask that lets queries see later keys (both ways within two documents) is not
+// causal: every key is computed.
+TEST(GroupedAttention, NonCausalMaskAttendsLaterKeys) {
+  const int64_t N = 3, G = 2, T = 48, split = 20;
+  Inputs in = makeInputs(N, G, T, 8, at::kDouble);
+  at::Tensor mask = at::zeros({T, T}, at::kDouble);
+  mask.narrow(0, 0, split).narrow(1, split, T - split).fill_(-kInf);
+  mask.narrow(0, split, T - split).narrow(1, 0, split).fill_(-kInf);
+  in.mask = mask.repeat({G, 1});
+  in.causal = false;
+  expectClose(grouped(in), run(in, plainAttention), 1e-12);
 }
 
 // Each pair is computed whole by one thread, so the bits do not depend on how the pairs are
@@ -120,12 +135,12 @@ TEST(GroupedAttention, FewerPairsThanThreads) {
 // silently wrong second derivative.
 TEST(GroupedAttention, RefusesDoubleBackward) {
   Inputs in = makeInputs(2, 2, 5, 4, at::kDouble);
-  at::Tensor out = groupedAttention(in.q, in.k, in.v, in.mask, in.scale);
+  at::Tensor out = groupedAttention(in.q, in.k, in.v, in.mask, in.scale, true);
   EXPECT_THROW(out.sum().backward({}, /*retain_graph=*/true, /*create_graph=*/true), c10::Error);
 }
 
 TEST(GroupedAttention, RefusesMismatchedShapes) {
   Inputs in = makeInputs(2, 2, 5, 4, at::kFloat);
-  EXPECT_THROW(groupedAttention(in.q, in.k.narrow(1, 0, 4), in.v, in.mask, in.scale), c10::Error);
-  EXPECT_THROW(groupedAttention(in.q.narrow(1, 0, 9), in.k, in.v, in.mask, in.scale), c10::Error);
+  EXPECT_THROW(groupedAttention(in.q, in.k.narrow(1, 0, 4), in.v, in.mask, in.scale, true), c10::Error);
+  EXPECT_THROW(groupedAttention(in.q.narrow(1, 0, 9), in.k, in.v, in.mask, in.scale, true), c10::Error);
 }

@@ -19,8 +19,10 @@ namespace mixtape::model {
 /// softmax(mask + q k^T * scale) v for q [N, G*T, D] (G query heads of one KV head,
 /// stacked), k, v [N, T, D], and an additive mask (0 or -inf, no gradient) of shape
 /// [G*T, T] (the same for every pair) or [N, G*T, T]. Differentiable in q, k and v.
-/// Every row of the mask must allow at least one key. No double backward.
+/// Every row of the mask must allow at least one key. `causal`: the mask hides every key
+/// after its query (causal, or causal within documents), so the scores of later queries'
+/// keys for earlier queries are never computed. No double backward.
 at::Tensor groupedAttention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
-                            const at::Tensor &mask, double scale);
+                            const at::Tensor &mask, double scale, bool causal);
 
 } // namespace mixtape::model

@@ -54,7 +54,7 @@ inline at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::
                .reshape({B * KV, group * T, T});
   }
   return model::groupedAttention(q.reshape({B * KV, group * T, D}), k.reshape({B * KV, T, D}),
-                                 v.reshape({B * KV, T, D}), mask, 1.0 / std::sqrt(double(D)))
+                                 v.reshape({B * KV, T, D}), mask, 1.0 / std::sqrt(double(D)), /*causal=*/true)
       .view({B, H, T, D});
 }
 
