@@ -120,7 +120,7 @@ struct Model::Impl {
 
   at::Tensor norm(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias) const;
   at::Tensor attention(const Block &b, const at::Tensor &h, const at::Tensor &cos,
-                       const at::Tensor &sin, const at::Tensor &allowed) const;
+                       const at::Tensor &sin, const compat::AttentionMask &mask) const;
   at::Tensor mlp(const Block &b, const at::Tensor &h) const;
 };
 
@@ -316,7 +316,7 @@ static at::Tensor applyRotary(const at::Tensor &x, const at::Tensor &cos, const 
 }
 
 at::Tensor Model::Impl::attention(const Block &b, const at::Tensor &h, const at::Tensor &cos,
-                                  const at::Tensor &sin, const at::Tensor &allowed) const {
+                                  const at::Tensor &sin, const compat::AttentionMask &mask) const {
   const int64_t B = h.size(0), T = h.size(1), H = config.numHeads, KV = config.numKVHeads;
   const int64_t D = config.effectiveHeadDim();
   at::Tensor q, k, v;
@@ -346,7 +346,7 @@ at::Tensor Model::Impl::attention(const Block &b, const at::Tensor &h, const at:
     q = applyRotary(q, cos, sin);
     k = applyRotary(k, cos, sin);
   }
-  at::Tensor out = compat::attention(q, k, v, allowed).transpose(1, 2).reshape({B, T, H * D});
+  at::Tensor out = compat::attention(q, k, v, mask).transpose(1, 2).reshape({B, T, H * D});
   if (config.family == Family::GPT2)
     return at::addmm(b.outBias, out.view({B * T, H * D}), b.outWeight).view({B, T, config.dModel});
   return at::linear(out, b.outWeight, b.outBias);
@@ -414,12 +414,14 @@ at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentSt
     sin = emb.sin().to(m.dtype);
   }
 
+  const compat::AttentionMask mask = compat::attentionMask(allowed, c.numKVHeads, c.numHeads / c.numKVHeads, T,
+                                                           x.options().dtype(m.dtype));
   for (const Block &b : m.blocks) {
     if (c.parallelResidual) {
-      at::Tensor attn = m.attention(b, m.norm(x, b.ln1Weight, b.ln1Bias), cos, sin, allowed);
+      at::Tensor attn = m.attention(b, m.norm(x, b.ln1Weight, b.ln1Bias), cos, sin, mask);
       x = m.mlp(b, m.norm(x, b.ln2Weight, b.ln2Bias)) + attn + x;
     } else {
-      x = x + m.attention(b, m.norm(x, b.ln1Weight, b.ln1Bias), cos, sin, allowed);
+      x = x + m.attention(b, m.norm(x, b.ln1Weight, b.ln1Bias), cos, sin, mask);
       x = x + m.mlp(b, m.norm(x, b.ln2Weight, b.ln2Bias));
     }
   }

@@ -23,38 +23,59 @@
 
 namespace mixtape::compat {
 
+/// A forward pass's attention mask, made once for all its layers. `allowed`: undefined for
+/// plain causal attention, else bool [B, 1, T, T], true where a query may attend a key (every
+/// row has at least one). `additive`: the same as 0 / -inf in model::groupedAttention's
+/// layout, [group * T, T] or [B * KV, group * T, T]; undefined where LibTorch 2.x's fused
+/// kernel reads `allowed` (CUDA).
+struct AttentionMask {
+  at::Tensor allowed, additive;
+};
+
+/// The mask of attention with KV heads of `group` query heads each over T positions, for
+/// tensors like `options`.
+inline AttentionMask attentionMask(const at::Tensor &allowed, int64_t KV, int64_t group, int64_t T,
+                                   at::TensorOptions options) {
+  AttentionMask mask{allowed, {}};
+#if MIXTAPE_TORCH_AT_LEAST(2, 0)
+  if (options.device().is_cuda())
+    return mask;
+#endif
+  const double inf = std::numeric_limits<double>::infinity();
+  if (!allowed.defined()) {
+    mask.additive = at::full({T, T}, -inf, options).triu(1).repeat({group, 1});
+  } else {
+    const int64_t B = allowed.size(0);
+    mask.additive = at::zeros(allowed.sizes(), options)
+                        .masked_fill(allowed.logical_not(), -inf)
+                        .unsqueeze(2)
+                        .expand({B, KV, group, T, T})
+                        .reshape({B * KV, group * T, T});
+  }
+  return mask;
+}
+
 /// Attention over q [B, H, T, D] and k, v [B, KV, T, D], KV dividing H: KV head j serves
 /// query heads j*H/KV .. (j+1)*H/KV - 1 (grouped-query attention; KV == H is plain).
-/// `allowed`: undefined for plain causal attention, else a bool mask broadcastable to
-/// [B, 1, T, T], true where a query may attend a key (every row has at least one).
 /// LibTorch 2.x's fused kernel on CUDA; elsewhere model::groupedAttention, which never
 /// repeats K and V and folds the scale and the mask into the score GEMM.
 inline at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
-                            const at::Tensor &allowed) {
+                            const AttentionMask &mask) {
   const int64_t KV = k.size(1), group = q.size(1) / KV;
 #if MIXTAPE_TORCH_AT_LEAST(2, 0)
   if (q.is_cuda()) {
     at::Tensor kr = group == 1 ? k : k.repeat_interleave(group, 1);
     at::Tensor vr = group == 1 ? v : v.repeat_interleave(group, 1);
-    if (!allowed.defined())
+    if (!mask.allowed.defined())
       return at::scaled_dot_product_attention(q, kr, vr, {}, 0.0, /*is_causal=*/true);
-    return at::scaled_dot_product_attention(q, kr, vr, allowed, 0.0, /*is_causal=*/false);
+    return at::scaled_dot_product_attention(q, kr, vr, mask.allowed, 0.0, /*is_causal=*/false);
   }
 #endif
-  // The query heads that share a KV head are one [group * T, D] matrix; the mask is
-  // added (0 or -inf) to the scores.
+  // The query heads that share a KV head are one [group * T, D] matrix.
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
-  const double inf = std::numeric_limits<double>::infinity();
-  at::Tensor mask;
-  if (!allowed.defined()) {
-    mask = at::full({T, T}, -inf, q.options()).triu(1).repeat({group, 1}); // [group * T, T]
-  } else {
-    mask = at::zeros(allowed.sizes(), q.options()).masked_fill(allowed.logical_not(), -inf);
-    mask = mask.expand({B, 1, T, T}).unsqueeze(2).expand({B, KV, group, T, T})
-               .reshape({B * KV, group * T, T});
-  }
   return model::groupedAttention(q.reshape({B * KV, group * T, D}), k.reshape({B * KV, T, D}),
-                                 v.reshape({B * KV, T, D}), mask, 1.0 / std::sqrt(double(D)), /*causal=*/true)
+                                 v.reshape({B * KV, T, D}), mask.additive, 1.0 / std::sqrt(double(D)),
+                                 /*causal=*/true)
       .view({B, H, T, D});
 }
 
