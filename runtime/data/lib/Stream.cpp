@@ -243,6 +243,7 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
                                                                 uint64_t seed) {
   std::unique_ptr<StreamView> view(new StreamView(name.str(), root, seed));
   std::vector<CompiledFilter> filters;
+  const std::vector<std::string> known = selection.where.empty() ? std::vector<std::string>() : root.columns();
   for (const std::string &text : selection.where) {
     mixtape::ParseResult parsed = mixtape::parseExpr(text);
     mixtape::ExprDiags diags = std::move(parsed.errors);
@@ -255,7 +256,6 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
                            (diags.empty() ? std::string("not a condition") : diags.front().message));
     // A column that no dataset has is a typo or a missing sidecar, never a filter that means
     // "every value missing".
-    std::vector<std::string> known = root.columns();
     for (const std::string &column : predicate->columnNames()) {
       if (std::binary_search(known.begin(), known.end(), column))
         continue;
