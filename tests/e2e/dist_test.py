@@ -84,6 +84,32 @@ def start_and_wait(run_dir, timeout_s, lines, extra=()):
         time.sleep(0.01)
     return p, workers(p.pid)
 
+def where_stuck(pids):
+    """What each live process is doing: its threads' stacks where gdb is installed, else their
+    kernel wait channels (for a hang that only shows up now and then, under load)."""
+    out = []
+    for pid in pids:
+        if not alive(pid):
+            continue
+        if shutil.which("gdb"):
+            try:
+                r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 30"],
+                                   capture_output=True, text=True, timeout=60)
+            except subprocess.TimeoutExpired:
+                out.append(f"pid {pid}: gdb did not answer")
+                continue
+            frames = [l for l in r.stdout.splitlines() if l.startswith(("#", "Thread "))]
+            out.append(f"pid {pid}:\n" + "\n".join(frames[:200]))
+        else:
+            waits = []
+            for task in sorted(glob.glob(f"/proc/{pid}/task/*")):
+                try:
+                    waits.append(open(task + "/comm").read().strip() + ": " + open(task + "/wchan").read())
+                except OSError:
+                    pass
+            out.append(f"pid {pid}: " + ", ".join(waits))
+    return "\n".join(out)
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -206,9 +232,10 @@ elif scenario in ("kill", "hang"):
         try:
             out, err = p.communicate(timeout=4 * timeout_s + 30)
         except subprocess.TimeoutExpired:
+            stuck = where_stuck([p.pid, *ranks.values()])
             p.kill()
             out, err = p.communicate()
-            failures.append("the launcher did not return: a silent hang")
+            failures.append("the launcher did not return: a silent hang; where its processes were:\n" + stuck)
         took = time.time() - start
         if p.returncode == 0:
             failures.append("the launcher exited 0 after a rank " + ("died" if scenario == "kill" else "hung"))
