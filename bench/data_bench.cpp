@@ -9,7 +9,7 @@
 //   data_bench [samples=20000]
 //
 //===----------------------------------------------------------------------===//
-#include "mixtape/compiler/Mixture.h"
+#include "mixtape/plan/Mixture.h"
 #include "mixtape/data/Dataset.h"
 #include "mixtape/data/Random.h"
 #include "mixtape/data/Sampler.h"
@@ -75,14 +75,14 @@ int main(int argc, char **argv) {
   Clock::time_point start = Clock::now();
   TrainNodeData node;
   node.seqLen = L;
-  node.mixture.streams = {"a", "b", "c", "d"};
-  node.mixture.positions = {0};
-  node.mixture.weights = {{0.4, 0.3, 0.2, 0.1}};
+  node.mixture.Streams = {"a", "b", "c", "d"};
+  node.mixture.Positions = {0};
+  node.mixture.Weights = {{0.4, 0.3, 0.2, 0.1}};
   node.begin = 0;
   node.end = n;
   for (unsigned s = 0; s < 4; ++s) {
     NodeStream stream;
-    stream.name = node.mixture.streams[s];
+    stream.name = node.mixture.Streams[s];
     stream.root = {stream.name, {writeDataset(folder, stream.name, s + 1)}, 0.01};
     node.streams.push_back(stream);
   }

@@ -5,10 +5,11 @@
 // Goal (issue 3): < 2 s on the 2-core dev machine.
 //
 //===----------------------------------------------------------------------===//
-#include "mixtape/compiler/Plan.h"
+#include "mixtape/compiler/Lower.h"
 #include "mixtape/compiler/Sema.h"
 
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -18,23 +19,29 @@ using namespace mixtape;
 
 namespace {
 /// Every stream present with a fixed size: planning speed, not I/O, is measured.
-class PresentCatalog : public DataCatalog {
+class PresentCatalog : public plan::Environment {
 public:
-  llvm::Expected<std::optional<StreamStats>> stats(const StreamSpec &s, const CheckedRecipe &) override {
-    StreamStats st;
-    st.fingerprint = "bench-" + s.root;
-    st.trainTokens = 1ull << 40;
-    st.trainDocuments = 1 << 20;
-    st.vocabSize = 264;
-    return std::optional<StreamStats>(st);
+  llvm::Expected<std::optional<plan::StreamStats>> streamStats(const plan::Plan &plan, llvm::StringRef name) override {
+    plan::StreamStats st;
+    st.Fingerprint = "bench-" + plan.Streams.at(name.str()).Root;
+    st.TrainTokens = 1ull << 40;
+    st.TrainDocuments = 1 << 20;
+    st.VocabSize = 264;
+    return std::optional<plan::StreamStats>(st);
   }
-  llvm::Expected<std::optional<uint64_t>> leakedDocuments(const StreamSpec &, const StreamSpec &,
-                                                          const CheckedRecipe &) override {
+  llvm::Expected<std::optional<uint64_t>> leakedDocuments(const plan::Plan &, llvm::StringRef,
+                                                          llvm::StringRef) override {
     return std::optional<uint64_t>(0);
   }
-  llvm::Expected<std::optional<ColumnGroups>> groupBy(const StreamSpec &, llvm::StringRef,
-                                                      const CheckedRecipe &) override {
-    return std::optional<ColumnGroups>(); // the generated recipe groups by no column
+  llvm::Expected<std::optional<plan::ColumnGroups>> groupBy(const plan::Plan &, llvm::StringRef,
+                                                           llvm::StringRef) override {
+    return std::optional<plan::ColumnGroups>(); // the generated recipe groups by no column
+  }
+  llvm::Expected<std::optional<plan::CheckpointInfo>> checkpoint(llvm::StringRef) override {
+    return std::optional<plan::CheckpointInfo>(); // the generated recipe starts from random weights
+  }
+  llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef) override {
+    return std::optional<uint64_t>();
   }
 };
 
@@ -66,14 +73,14 @@ int main() {
     auto start = std::chrono::steady_clock::now();
     std::unique_ptr<Value> root = parseRecipeText(recipe, "plan-bench.toml", diags);
     std::unique_ptr<CheckedRecipe> checked = root ? checkRecipe(*root, diags) : nullptr;
-    std::optional<Plan> plan = checked ? lowerToPlan(*checked, catalog, CostModel(), diags) : std::nullopt;
+    std::optional<plan::Plan> plan = checked ? lowerToPlan(*checked, catalog, defaultCost(), diags) : std::nullopt;
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (!plan) {
       diags.print(llvm::errs());
       return 1;
     }
     best = std::min(best, ms);
-    nodes = plan->nodes.size();
+    nodes = plan->Nodes.size();
   }
   llvm::outs() << llvm::format("plan_bench: 10000 variants, %zu nodes, best of 3: %.0f ms (goal < 2000 ms)\n", nodes,
                                best);

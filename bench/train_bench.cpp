@@ -180,15 +180,15 @@ int main(int argc, char **argv) {
   };
   train::AdamWOptions options; // the plan's defaults: 0.9, 0.95, 1e-8, decay 0.1
   train::AdamW optimizer(m.parameters(), options);
-  schedule::Phase constant;
-  constant.from = constant.to = gpt2 ? 3e-4 : 1e-3;
+  const double lr = gpt2 ? 3e-4 : 1e-3;
+  const plan::LRSchedule constant{0, {plan::Phase{plan::PhaseShape::Constant, 0, std::nullopt, lr, lr, 1, 0}}};
   train::TrainOptions trainOptions;
   trainOptions.clipNorm = clip;
   std::optional<dist::DataParallel> parallel;
   std::optional<SumAfterBackward> afterBackward;
   if (comm)
     trainOptions.sync = overlap ? static_cast<train::StepSync *>(&parallel.emplace(*comm)) : &afterBackward.emplace(*comm);
-  train::Trainer trainer(m, optimizer, schedule::Schedule({constant}), trainOptions);
+  train::Trainer trainer(m, optimizer, constant, trainOptions);
 
   // A few distinct seeded batches, built before timing; the executor gives every
   // micro-batch a float loss mask (all ones for unpadded samples).

@@ -317,17 +317,3 @@ std::vector<llvm::json::Value> DiagnosticEngine::toJSON() const {
   return all;
 }
 
-std::optional<std::string> mixtape::closestMatch(llvm::StringRef word,
-                                                 llvm::ArrayRef<std::string> candidates) {
-  // Close enough to be a typo: at most a third of the word's length, and at least one edit.
-  unsigned best = std::max<unsigned>(1, word.size() / 3) + 1;
-  std::optional<std::string> match;
-  for (const std::string &c : candidates) {
-    unsigned d = word.edit_distance(c, /*AllowReplacements=*/true, best);
-    if (d < best && c != word) {
-      best = d;
-      match = c;
-    }
-  }
-  return match;
-}

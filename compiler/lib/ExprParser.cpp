@@ -936,16 +936,6 @@ ParseResult parseExpr(llvm::StringRef text) {
   return Parser(text).parse();
 }
 
-std::string quoteString(llvm::StringRef s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '\'';
-  return out;
-}
-
 std::string printExpr(const Expr &e) {
   std::string out;
   print(out, e);

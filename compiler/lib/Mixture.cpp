@@ -184,34 +184,13 @@ std::vector<std::pair<std::string, TextRange>> streamRefs(const MixtureSpec &spe
   return refs;
 }
 
-std::optional<size_t> Mixture::streamIndex(llvm::StringRef stream) const {
-  auto it = std::lower_bound(streams.begin(), streams.end(), stream,
-                             [](const std::string &a, llvm::StringRef b) { return a < b; });
-  if (it == streams.end() || *it != stream) return std::nullopt;
-  return static_cast<size_t>(it - streams.begin());
-}
-
-std::vector<double> Mixture::weightsAt(double tokens) const {
-  if (positions.empty()) return {};
-  if (!(tokens > positions.front())) return weights.front();
-  if (tokens >= positions.back()) return weights.back();
-  size_t next = std::upper_bound(positions.begin(), positions.end(), tokens) - positions.begin();
-  size_t prev = next - 1;
-  double t = (tokens - positions[prev]) / (positions[next] - positions[prev]);
-  std::vector<double> out(streams.size());
-  for (size_t s = 0; s < out.size(); ++s)
-    out[s] = weights[prev][s] + (weights[next][s] - weights[prev][s]) * t;
-  return out;
-}
-
-std::optional<Mixture> resolveMixture(const MixtureSpec &spec, double stageTokens,
-                                      ExprDiags &diags) {
+std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stageTokens, ExprDiags &diags) {
   size_t errorsBefore = diags.size();
-  Mixture m;
+  plan::Mixture m;
   for (const MixturePoint &point : spec.points)
-    for (const MixtureComponent &c : point.components) m.streams.push_back(c.stream);
-  std::sort(m.streams.begin(), m.streams.end());
-  m.streams.erase(std::unique(m.streams.begin(), m.streams.end()), m.streams.end());
+    for (const MixtureComponent &c : point.components) m.Streams.push_back(c.stream);
+  std::sort(m.Streams.begin(), m.Streams.end());
+  m.Streams.erase(std::unique(m.Streams.begin(), m.Streams.end()), m.Streams.end());
 
   size_t n = spec.points.size();
   bool stageKnown = std::isfinite(stageTokens) && stageTokens >= 0;
@@ -270,11 +249,11 @@ std::optional<Mixture> resolveMixture(const MixtureSpec &spec, double stageToken
       return std::nullopt;
     }
 
-  m.positions = std::move(pos);
+  m.Positions = std::move(pos);
   for (const MixturePoint &point : spec.points) {
-    std::vector<double> w(m.streams.size(), 0.0);
-    for (const MixtureComponent &c : point.components) w[*m.streamIndex(c.stream)] = c.weight;
-    m.weights.push_back(std::move(w));
+    std::vector<double> w(m.Streams.size(), 0.0);
+    for (const MixtureComponent &c : point.components) w[*plan::streamIndex(m, c.stream)] = c.weight;
+    m.Weights.push_back(std::move(w));
   }
   return m;
 }

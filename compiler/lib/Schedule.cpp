@@ -1,7 +1,7 @@
-//===- Schedule.cpp - learning-rate schedules as pure functions -----------===//
+//===- Schedule.cpp - learning-rate schedules as written, and resolved -----===//
 //
-// Formulas and their sources: docs/schedules.md. x is the fraction of the phase done,
-// (t - begin) / length, in [0, 1].
+// Interpretation of what a recipe writes, and resolution against the horizon into the
+// plan's phases. Formulas and their sources: docs/schedules.md.
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/compiler/Schedule.h"
@@ -10,81 +10,6 @@
 #include <cmath>
 
 namespace mixtape::schedule {
-
-llvm::StringRef shapeName(Shape shape) {
-  switch (shape) {
-  case Shape::Warmup: return "warmup";
-  case Shape::Constant: return "constant";
-  case Shape::Linear: return "linear";
-  case Shape::Cosine: return "cosine";
-  case Shape::Exp: return "exp";
-  case Shape::InverseSqrt: return "inverse_sqrt";
-  case Shape::OneMinusSqrt: return "1-sqrt";
-  }
-  return "?";
-}
-
-//===----------------------------------------------------------------------===//
-// Evaluation
-//===----------------------------------------------------------------------===//
-
-namespace {
-
-constexpr double kPi = 3.14159265358979323846;
-
-/// The inverse-sqrt cooldown of Ibrahim et al. 2024's infinite schedule:
-/// h(x) = 1/sqrt(1 + alpha x) - 1, so from + (to - from) h(x)/h(1) runs from `from` at
-/// x = 0 to `to` at x = 1.
-double inverseSqrtShape(double x, double alpha) { return 1 / std::sqrt(1 + alpha * x) - 1; }
-
-/// LR `elapsed` tokens into `p`. Both ends are returned exactly, so a chained schedule is
-/// continuous to the bit where one phase hands over to the next.
-double evaluate(const Phase &p, double elapsed) {
-  if (elapsed <= 0)
-    return p.from;
-  if (elapsed >= p.length)
-    return p.to;
-  double x = elapsed / p.length; // 0 for an open-ended phase; no open-ended shape uses it
-  switch (p.shape) {
-  case Shape::Constant:
-    return p.from;
-  case Shape::Warmup:
-  case Shape::Linear:
-    return p.from + (p.to - p.from) * x;
-  case Shape::Cosine: // Loshchilov & Hutter 2017, without restarts
-    return p.to + (p.from - p.to) * 0.5 * (1 + std::cos(kPi * x));
-  case Shape::Exp:
-    return p.from * std::pow(p.to / p.from, x);
-  case Shape::InverseSqrt:
-    if (p.timescale > 0)
-      return p.from * std::sqrt(p.timescale / (p.timescale + elapsed));
-    return p.from + (p.to - p.from) * inverseSqrtShape(x, p.alpha) / inverseSqrtShape(1, p.alpha);
-  case Shape::OneMinusSqrt: // Hägele et al. 2024, the "1-sqrt" cooldown
-    return p.from - (p.from - p.to) * std::sqrt(x);
-  }
-  return p.to;
-}
-
-} // namespace
-
-size_t Schedule::phaseAt(double tokens) const {
-  auto after = std::upper_bound(phases_.begin(), phases_.end(), tokens,
-                                [](double t, const Phase &p) { return t < p.begin; });
-  return after == phases_.begin() ? 0 : size_t(after - phases_.begin()) - 1;
-}
-
-double Schedule::lr(double tokens) const {
-  if (phases_.empty())
-    return 0;
-  const Phase &p = phases_[phaseAt(tokens)];
-  return evaluate(p, tokens - p.begin);
-}
-
-double Schedule::end() const {
-  if (phases_.empty())
-    return 0;
-  return phases_.back().begin + phases_.back().length;
-}
 
 //===----------------------------------------------------------------------===//
 // Resolution against the horizon
@@ -111,12 +36,18 @@ std::string phaseName(const PhaseSpec &p) {
 constexpr double kRoundingSlack = 1e-12;
 bool pastHorizon(double end, double horizon) { return end > horizon * (1 + kRoundingSlack); }
 
+/// A phase being resolved: lengths in tokens (infinity: open-ended).
+struct Working {
+  Shape shape = Shape::Constant;
+  double begin = 0, length = 0, from = 0, to = 0, alpha = 1, timescale = 0;
+};
+
 class Resolver {
 public:
   Resolver(const ScheduleSpec &spec, double horizon, ExprDiags &diags)
       : spec(spec), horizon(horizon), diags(diags) {}
 
-  std::optional<Schedule> run() {
+  std::optional<Resolved> run() {
     if (spec.phases.empty()) {
       error(DiagCode::ScheduleDomain, spec.range, "a schedule needs at least one phase");
       return std::nullopt;
@@ -126,12 +57,22 @@ public:
             "the horizon must be positive, not " + formatTokens(horizon));
       return std::nullopt;
     }
-    std::vector<Phase> phases(spec.phases.size());
+    std::vector<Working> phases(spec.phases.size());
     bool ok = resolveLengths(phases);
     ok &= resolveRates(phases);
     if (!ok)
       return std::nullopt;
-    return Schedule(std::move(phases));
+    Resolved out;
+    out.Schedule.Horizon = std::isfinite(horizon) ? static_cast<uint64_t>(horizon) : 0;
+    for (size_t i = 0; i < phases.size(); ++i) {
+      const Working &w = phases[i];
+      std::optional<double> length;
+      if (std::isfinite(w.length))
+        length = w.length;
+      out.Schedule.Phases.push_back(plan::Phase{w.shape, w.begin, length, w.from, w.to, w.alpha, w.timescale});
+      out.PhaseRanges.push_back(spec.phases[i].range);
+    }
+    return out;
   }
 
 private:
@@ -144,7 +85,7 @@ private:
   }
 
   /// Lengths in tokens, positions, and the checks against the horizon.
-  bool resolveLengths(std::vector<Phase> &phases) {
+  bool resolveLengths(std::vector<Working> &phases) {
     bool ok = true;
     std::optional<size_t> rest;
     double finite = 0; // tokens of the Tokens and Fraction phases
@@ -258,18 +199,17 @@ private:
 
   /// `from`, `to` and the shape parameters; every LR must be finite and non-negative, and
   /// some must be positive.
-  bool resolveRates(std::vector<Phase> &phases) {
+  bool resolveRates(std::vector<Working> &phases) {
     bool ok = true;
     bool previousKnown = false; // false after an error, so a chained phase stays quiet
     for (size_t i = 0; i < spec.phases.size(); ++i) {
       const PhaseSpec &p = spec.phases[i];
-      Phase &r = phases[i];
+      Working &r = phases[i];
       bool known = previousKnown;
       previousKnown = false;
       r.shape = p.shape;
       r.alpha = p.alpha;
-      r.timescale = p.shape == Shape::InverseSqrt && !p.to ? p.timescale : 0; // see Phase
-      r.range = p.range;
+      r.timescale = p.shape == Shape::InverseSqrt && !p.to ? p.timescale : 0; // see plan::Phase
 
       // A constant's level is its value (`to`), else its `from`, else the previous end.
       bool flat = p.shape == Shape::Constant;
@@ -351,8 +291,7 @@ private:
 
 } // namespace
 
-std::optional<Schedule> resolve(const ScheduleSpec &spec, double horizonTokens,
-                                ExprDiags &diags) {
+std::optional<Resolved> resolve(const ScheduleSpec &spec, double horizonTokens, ExprDiags &diags) {
   return Resolver(spec, horizonTokens, diags).run();
 }
 

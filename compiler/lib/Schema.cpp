@@ -1,5 +1,6 @@
 //===- Schema.cpp - keys, types and the schema pass -----------------------===//
 #include "mixtape/compiler/Schema.h"
+#include "mixtape/plan/Plan.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
@@ -37,25 +38,23 @@ std::vector<std::string> mixtape::keyNames(SectionId section) {
   return names;
 }
 
+/// The names of a plan enum: the recipe spells these settings as the plan does.
+template <typename E> static llvm::ArrayRef<llvm::StringRef> planNames() {
+  static const std::vector<llvm::StringRef> names(std::begin(plan::EnumNames<E>::Names),
+                                                  std::end(plan::EnumNames<E>::Names));
+  return names;
+}
+
 llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
-  static const llvm::StringRef family[] = {"gpt2", "llama", "gpt_neox"};
-  static const llvm::StringRef attention[] = {"causal", "within_document"};
-  static const llvm::StringRef format[] = {"auto", "megatron", "flat"};
-  static const llvm::StringRef eod[] = {"auto", "present", "append"};
-  static const llvm::StringRef optimizer[] = {"adamw"};
-  static const llvm::StringRef edge[] = {"keep", "reset"};
-  static const llvm::StringRef nonFinite[] = {"stop", "skip"};
-  static const llvm::StringRef merge[] = {"linear", "slerp", "task_arithmetic",
-                                          "ties", "dare_linear", "dare_ties"};
   switch (type) {
-  case ValueType::Family: return family;
-  case ValueType::Attention: return attention;
-  case ValueType::ShardFormat: return format;
-  case ValueType::Eod: return eod;
-  case ValueType::OptimizerKind: return optimizer;
-  case ValueType::OptimizerEdge: return edge;
-  case ValueType::OnNonFinite: return nonFinite;
-  case ValueType::MergeMethod: return merge;
+  case ValueType::Family: return planNames<plan::ModelFamily>();
+  case ValueType::Attention: return planNames<plan::AttentionMask>();
+  case ValueType::ShardFormat: return planNames<plan::ShardFormat>();
+  case ValueType::Eod: return planNames<plan::EodMode>();
+  case ValueType::OptimizerKind: return planNames<plan::OptimizerKind>();
+  case ValueType::OptimizerEdge: return planNames<plan::OptimizerStart>();
+  case ValueType::OnNonFinite: return planNames<plan::NonFiniteAction>();
+  case ValueType::MergeMethod: return planNames<plan::MergeMethod>();
   default: return {};
   }
 }

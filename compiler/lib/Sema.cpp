@@ -223,6 +223,9 @@ void sema::checkModel(Context &ctx) {
   m.kvHeads = positiveInt(ctx, model->get("kv_heads"), "kv_heads").value_or(m.heads);
   m.ffn = positiveInt(ctx, model->get("ffn"), "ffn").value_or(0);
   m.vocab = positiveInt(ctx, model->get("vocab"), "vocab").value_or(0);
+  for (const char *key : {"layers", "d_model", "heads", "kv_heads", "ffn", "vocab", "max_positions", "rotary_pct"})
+    if (const Value *v = model->get(key))
+      m.writtenSizes.emplace_back(key, v->range);
   if (m.init == "random")
     for (llvm::StringRef key : {"layers", "d_model", "heads"})
       if (!model->get(key))
@@ -280,7 +283,7 @@ void sema::checkModel(Context &ctx) {
 // [streams.NAME]
 //===----------------------------------------------------------------------===//
 
-static std::optional<UntieKnots> untieKnots(Context &ctx, const Value &v) {
+static std::optional<plan::UntieKnots> untieKnots(Context &ctx, const Value &v) {
   const Expr *e = ctx.expr(v);
   if (!e)
     return std::nullopt;
@@ -293,7 +296,7 @@ static std::optional<UntieKnots> untieKnots(Context &ctx, const Value &v) {
       ctx.suggest(d, e->name, {"untie_knots"}, at(e->nameRange));
     return std::nullopt;
   }
-  UntieKnots t;
+  plan::UntieKnots t;
   bool sawChunks = false;
   for (size_t i = 0; i < e->operands.size(); ++i) {
     const std::string &name = e->argNames[i];
@@ -318,10 +321,13 @@ static std::optional<UntieKnots> untieKnots(Context &ctx, const Value &v) {
           ctx.report(DiagCode::BadArgument, at(p.range), "a chunk probability must be in (0, 1]");
           return std::nullopt;
         }
-        t.chunkProbabilities.emplace_back(*n, p.number.value);
+        if (!t.Chunks.emplace(*n, p.number.value).second) {
+          ctx.report(DiagCode::BadArgument, at(key.range), "chunk count " + std::to_string(*n) + " is given twice");
+          return std::nullopt;
+        }
         sum += p.number.value;
       }
-      if (t.chunkProbabilities.empty() || std::abs(sum - 1) > 1e-9) {
+      if (t.Chunks.empty() || std::abs(sum - 1) > 1e-9) {
         ctx.report(DiagCode::BadArgument, at(arg.range),
                    llvm::formatv("chunk probabilities sum to {0}, not 1", shortNumber(sum)).str());
         return std::nullopt;
@@ -331,7 +337,7 @@ static std::optional<UntieKnots> untieKnots(Context &ctx, const Value &v) {
         ctx.report(DiagCode::BadArgument, at(arg.range), "keep_order must be true or false");
         return std::nullopt;
       }
-      t.keepOrder = arg.boolean;
+      t.KeepOrder = arg.boolean;
     } else {
       TextRange r = name.empty() ? arg.range : e->argNameRanges[i];
       Diagnostic *d = ctx.report(DiagCode::BadArgument, at(r),
@@ -372,10 +378,11 @@ void sema::checkStreams(Context &ctx) {
     spec.name = f.key;
     if (const Value *v = s.get("shards"))
       spec.shards = v->string;
+    // The schema checked both names.
     if (const Value *v = s.get("format"))
-      spec.format = v->string;
+      spec.format = plan::enumFromName<plan::ShardFormat>(v->string).value_or(plan::ShardFormat::Auto);
     if (const Value *v = s.get("eod"))
-      spec.eod = v->string;
+      spec.eod = plan::enumFromName<plan::EodMode>(v->string).value_or(plan::EodMode::Auto);
     const Value *from = s.get("from");
     if (from)
       spec.parent = from->string;
@@ -424,6 +431,7 @@ void sema::checkStreams(Context &ctx) {
       }
     }
     if (const Value *v = s.get("where")) {
+      spec.whereRange = v->range;
       if (const Expr *e = ctx.expr(*v)) {
         ExprDiags list;
         spec.where = interpretPredicate(*e, list);

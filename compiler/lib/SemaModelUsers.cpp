@@ -258,8 +258,8 @@ private:
     MergeSpec spec;
     if (const Value *n = m.get("name"))
       spec.name = n->string;
-    if (const Value *method = m.get("method"))
-      spec.method = method->string;
+    if (const Value *method = m.get("method")) // the schema checked the name
+      spec.method = plan::enumFromName<plan::MergeMethod>(method->string).value_or(plan::MergeMethod::Linear);
     spec.seed = recipe.seed;
     bool ok = true;
     if (const Value *of = m.get("of"))
@@ -285,15 +285,17 @@ private:
       }
     };
     llvm::SMRange where = m.get("method") ? m.get("method")->range : m.range;
-    bool taskVectors = spec.method == "task_arithmetic" || spec.method == "ties" ||
-                       spec.method.rfind("dare_", 0) == 0;
+    using plan::MergeMethod;
+    const std::string method = plan::enumName(spec.method).str();
+    bool dare = spec.method == MergeMethod::DareLinear || spec.method == MergeMethod::DareTies;
+    bool taskVectors = spec.method == MergeMethod::TaskArithmetic || spec.method == MergeMethod::Ties || dare;
     if (ok && of) {
       need(!spec.models.empty(), of->range, "a merge needs at least one model");
-      need(spec.method != "slerp" || spec.models.size() == 2, of->range,
+      need(spec.method != MergeMethod::Slerp || spec.models.size() == 2, of->range,
            llvm::formatv("slerp merges exactly two models, not {0}", spec.models.size()).str());
-      need(!taskVectors || spec.base, where, "'" + spec.method + "' merges task vectors: it needs a 'base'");
+      need(!taskVectors || spec.base, where, "'" + method + "' merges task vectors: it needs a 'base'");
       need(taskVectors || !spec.base, baseValue ? baseValue->range : where,
-           "'" + spec.method + "' averages the models themselves: it takes no 'base'");
+           "'" + method + "' averages the models themselves: it takes no 'base'");
     }
     if (const Value *w = m.get("weights"); w && w->kind == Value::Array) {
       for (const auto &x : w->items)
@@ -304,15 +306,15 @@ private:
     if (const Value *d = m.get("density"); d && d->isNumber()) {
       spec.density = d->number();
       need(spec.density > 0 && spec.density <= 1, d->range, "density must be in (0, 1]");
-      need(taskVectors && spec.method != "task_arithmetic", d->range,
+      need(taskVectors && spec.method != MergeMethod::TaskArithmetic, d->range,
            "density applies to ties and dare_* merges");
-    } else if (spec.method == "ties" || spec.method.rfind("dare_", 0) == 0) {
-      need(false, where, "'" + spec.method + "' needs a 'density' (the fraction of each task vector kept)");
+    } else if (spec.method == MergeMethod::Ties || dare) {
+      need(false, where, "'" + method + "' needs a 'density' (the fraction of each task vector kept)");
     }
     if (const Value *t = m.get("t"); t && t->isNumber()) {
       spec.t = t->number();
       need(t->number() >= 0 && t->number() <= 1, t->range, "t must be in [0, 1]");
-      need(spec.method == "slerp", t->range, "t applies to slerp merges");
+      need(spec.method == MergeMethod::Slerp, t->range, "t applies to slerp merges");
     }
     if (const Value *n = m.get("normalize"); n && n->kind == Value::Bool)
       spec.normalize = n->boolean;
@@ -468,7 +470,7 @@ private:
       if (const schedule::ScheduleSpec *s = ctx.scheduleSpec(*lr)) {
         ExprDiags list;
         if (auto resolved = schedule::resolve(*s, static_cast<double>(spec.tokens), list))
-          spec.lr = std::move(*resolved);
+          spec.lr = std::move(resolved->Schedule);
         ctx.reportExpr(*lr, list);
       }
     }
@@ -542,7 +544,7 @@ private:
                      "stream '" + name.str() + "' holds out no documents: set val = \"1%\" on '" + s->root + "'");
           continue;
         }
-        spec.splits.emplace_back(name.str(), split.str());
+        spec.splits.push_back({name.str(), split == "val" ? plan::SplitKind::Val : plan::SplitKind::Train});
       }
     if (const Value *m = e.get("max_tokens"))
       if (auto q = ctx.quantity(*m, {Dim::Tokens}, Dim::Tokens, "a number of tokens such as \"5M\""))

@@ -642,7 +642,7 @@ private:
     if (!spec || !checkStreamRefs(*mix, *spec))
       return false;
     ExprDiags list;
-    std::optional<Mixture> resolved = resolveMixture(*spec, static_cast<double>(v.tokens), list);
+    std::optional<plan::Mixture> resolved = resolveMixture(*spec, static_cast<double>(v.tokens), list);
     ctx.reportExpr(*mix, list);
     if (!resolved)
       return false;
@@ -657,29 +657,32 @@ private:
     if (!spec)
       return false;
     ExprDiags list;
-    std::optional<schedule::Schedule> resolved = schedule::resolve(*spec, static_cast<double>(v.horizon), list);
+    std::optional<schedule::Resolved> resolved = schedule::resolve(*spec, static_cast<double>(v.horizon), list);
     ctx.reportExpr(*lr, list);
     if (!resolved)
       return false;
-    v.lr = std::move(*resolved);
-    const auto &phases = v.lr.phases();
+    v.lr = std::move(resolved->Schedule);
+    v.lrPhaseRanges = std::move(resolved->PhaseRanges);
+    const std::vector<plan::Phase> &phases = v.lr.Phases;
     const StringLocation &loc = lr->location();
-    for (const schedule::Phase &p : phases) {
-      if (p.shape != schedule::Shape::Warmup)
+    for (size_t i = 0; i < phases.size(); ++i) {
+      if (phases[i].Shape != schedule::Shape::Warmup)
         continue;
-      if (p.begin + p.length > static_cast<double>(v.tokens))
-        ctx.report(DiagCode::ScheduleDomain, loc.range(p.range.begin, p.range.end),
+      double end = plan::phaseEnd(phases[i]);
+      if (end > static_cast<double>(v.tokens))
+        ctx.report(DiagCode::ScheduleDomain, loc.range(v.lrPhaseRanges[i].begin, v.lrPhaseRanges[i].end),
                    llvm::formatv("warmup ends at {0} tokens, after the stage ends ({1} tokens)",
-                                 formatCount(static_cast<uint64_t>(p.begin + p.length)), formatCount(v.tokens))
+                                 formatCount(static_cast<uint64_t>(end)), formatCount(v.tokens))
                        .str());
     }
-    double end = v.lr.end();
+    double end = plan::scheduleEnd(v.lr);
     if (std::isfinite(end) && end < static_cast<double>(v.requestedTokens) && !phases.empty())
-      ctx.report(DiagCode::ScheduleTail, loc.range(phases.back().range.begin, phases.back().range.end),
+      ctx.report(DiagCode::ScheduleTail, loc.range(v.lrPhaseRanges.back().begin, v.lrPhaseRanges.back().end),
                  llvm::formatv("the schedule ends at {0} tokens but the stage trains {1}: the LR stays at {2} "
                                "for the last {3} tokens",
                                formatCount(static_cast<uint64_t>(end)), formatCount(v.requestedTokens),
-                               shortNumber(v.lr.lr(end)), formatCount(v.requestedTokens - static_cast<uint64_t>(end)))
+                               shortNumber(plan::learningRate(v.lr, end)),
+                               formatCount(v.requestedTokens - static_cast<uint64_t>(end)))
                      .str());
     return true;
   }
@@ -777,7 +780,7 @@ private:
   }
 
   std::set<std::string> withMixture(std::set<std::string> seen, const StageVariant &v) const {
-    for (const std::string &s : v.mixture.streams)
+    for (const std::string &s : v.mixture.Streams)
       if (const StreamSpec *spec = recipe.stream(s))
         seen.insert(spec->root);
     return seen;
@@ -787,19 +790,19 @@ private:
   /// written as a rewarm. A first stage is checked against the init's pretraining data.
   void checkEdgeLints(const StageDecl &d, const StageVariant &v, const StageVariant *parent) {
     const Value *lrValue = lrValueOf(d, v);
-    if (!lrValue || v.lr.phases().empty())
+    if (!lrValue || v.lr.Phases.empty())
       return;
-    const schedule::Phase &first = v.lr.phases().front();
-    llvm::SMRange firstRange = lrValue->location().range(first.range.begin, first.range.end);
-    if (first.shape == schedule::Shape::Warmup) {
+    const plan::Phase &first = v.lr.Phases.front();
+    llvm::SMRange firstRange = lrValue->location().range(v.lrPhaseRanges.front().begin, v.lrPhaseRanges.front().end);
+    if (first.Shape == schedule::Shape::Warmup) {
       checkRewarmReplay(v, parent ? trainedOn[outIndex[d.parent]][v.parentVariant] : pretrainingData(),
                         firstRange);
       return;
     }
     if (!parent)
       return;
-    double before = parent->lr.lr(static_cast<double>(v.branchTokens));
-    double after = v.lr.lr(0);
+    double before = plan::learningRate(parent->lr, static_cast<double>(v.branchTokens));
+    double after = plan::learningRate(v.lr, 0);
     double scale = std::max(std::abs(before), std::abs(after));
     if (scale > 0 && std::abs(after - before) > kLrJumpTolerance * scale)
       ctx.report(DiagCode::LrJump, firstRange,
@@ -821,8 +824,8 @@ private:
 
   void checkRewarmReplay(const StageVariant &v, const std::set<std::string> &earlier, llvm::SMRange at) {
     std::vector<std::string> fresh, replayed;
-    for (size_t i = 0; i < v.mixture.streams.size(); ++i) {
-      const StreamSpec *spec = recipe.stream(v.mixture.streams[i]);
+    for (size_t i = 0; i < v.mixture.Streams.size(); ++i) {
+      const StreamSpec *spec = recipe.stream(v.mixture.Streams[i]);
       if (!spec)
         continue;
       (earlier.count(spec->root) ? replayed : fresh).push_back(spec->name);
@@ -842,7 +845,7 @@ private:
     std::set<std::string> used;
     for (const StageSpec &s : recipe.stages)
       for (const StageVariant &v : s.variants)
-        used.insert(v.mixture.streams.begin(), v.mixture.streams.end());
+        used.insert(v.mixture.Streams.begin(), v.mixture.Streams.end());
     auto mention = [&](const Value *section, llvm::StringRef key) {
       if (!section || section->kind != Value::Array)
         return;

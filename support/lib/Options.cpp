@@ -1,6 +1,8 @@
 //===- Options.cpp --------------------------------------------------------===//
 #include "mixtape/support/Options.h"
 
+#include "mixtape/support/Suggest.h"
+
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringExtras.h"
@@ -24,21 +26,19 @@ static int reportUsageError(StringRef command, const llvm::Twine &message, llvm:
   return 2;
 }
 
-/// "; did you mean 'X'?" for the candidate closest to `typo`, when it is at most two edits
-/// away and those edits change under half of it; "" otherwise. Leading dashes do not count,
-/// so that -out finds --out.
+/// "; did you mean 'X'?" for the candidate closest to `typo` (closestMatch), "" when none
+/// is. Leading dashes do not count, so that -out finds --out.
 template <typename Names> static std::string didYouMean(StringRef typo, const Names &candidates) {
-  StringRef best;
-  unsigned bestDistance = 3;
-  for (StringRef candidate : candidates) {
-    StringRef bare = candidate.ltrim('-');
-    unsigned distance = typo.ltrim('-').edit_distance(bare, /*AllowReplacements=*/true, bestDistance);
-    if (distance < bestDistance && 2 * distance <= bare.size()) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return best.empty() ? "" : ("; did you mean '" + best + "'?").str();
+  std::vector<std::string> bare;
+  for (StringRef candidate : candidates)
+    bare.push_back(candidate.ltrim('-').str());
+  StringRef word = typo.ltrim('-');
+  auto exact = llvm::find(bare, word);
+  std::optional<std::string> match = exact != bare.end() ? std::optional<std::string>(*exact) : closestMatch(word, bare);
+  if (!match)
+    return "";
+  size_t i = llvm::find(bare, *match) - bare.begin();
+  return ("; did you mean '" + StringRef(*std::next(std::begin(candidates), i)) + "'?").str();
 }
 
 /// Writes `text` from column `indent` on (the cursor is there), breaking lines between words

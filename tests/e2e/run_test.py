@@ -103,7 +103,7 @@ elif scenario == "refuse":
     json.dump(plan, open(plan_path, "w"))
     r = run(["exec", plan_path, "--quiet"])
     name = plan["nodes"][0]["name"]
-    if r.returncode != 1 or f"malformed plan: two nodes are named '{name}'" not in r.stderr:
+    if r.returncode != 1 or f"malformed plan: nodes[{len(plan['nodes']) - 1}]: two nodes are named '{name}'" not in r.stderr:
         failures.append(f"a plan with a node named twice ran: exit {r.returncode}\n{r.stderr}")
     total = 3
 

@@ -1,10 +1,19 @@
-//===- Commands.h - the subcommands of the one `mixtape` binary -*- C++ -*-===//
+//===- Commands.h - the subcommands of `mixtape` ----------------*- C++ -*-===//
+//
+// Two executables: `mixtape` (lint, plan, submit, data, report; no LibTorch, so it starts in
+// milliseconds) and `mixtape-runtime` (run, exec, export, merge), which `mixtape` runs for
+// those commands. Both share what is declared here.
+//
+//===----------------------------------------------------------------------===//
 #pragma once
+
+#include "mixtape/plan/Plan.h"
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace mixtape::data {
@@ -16,33 +25,31 @@ namespace mixtape::cli {
 /// Exit codes shared by every subcommand.
 enum ExitCode : int { Success = 0, Failure = 1, Usage = 2 };
 
-/// Each subcommand receives the arguments after its name.
-using CommandMain = int (*)(llvm::ArrayRef<llvm::StringRef> args);
-
-struct Command {
-  llvm::StringRef name;
-  llvm::StringRef summary;
-  CommandMain run;
-};
-
 /// runs/<recipe name>, the name made safe for a path (a recipe may be named anything).
 std::string defaultRunDir(llvm::StringRef recipeName);
 
-/// The data catalog that planning reads through for a run directory: its caches under
-/// <runDir>/cache (made absolute: the plan records them), derived manifests where
-/// data::defaultManifestCacheDir puts them, notes on stderr.
-std::unique_ptr<data::ShardCatalog> runDirCatalog(llvm::StringRef runDir);
+/// Lints `recipePath` and lowers it to its plan, reading the data through the catalog of
+/// `runDir` (default, when empty: defaultRunDir, which is then set). Diagnostics go to
+/// stderr; nullopt after errors.
+std::optional<plan::Plan> compileRecipe(llvm::StringRef recipePath, std::string &runDir, const plan::Cost &cost);
+
+/// Writes a plan file durably (docs/plan-format.md): a killed command leaves the old file or
+/// the whole new one. Prints the error, naming `command`.
+bool writePlan(llvm::StringRef command, const plan::Plan &plan, llvm::StringRef path);
 
 int lintMain(llvm::ArrayRef<llvm::StringRef> args);
 int planMain(llvm::ArrayRef<llvm::StringRef> args);
 int submitMain(llvm::ArrayRef<llvm::StringRef> args);
-#ifdef MIXTAPE_HAVE_RUNTIME
+int dataMain(llvm::ArrayRef<llvm::StringRef> args);
+int reportMain(llvm::ArrayRef<llvm::StringRef> args);
+// mixtape-runtime's.
 int runMain(llvm::ArrayRef<llvm::StringRef> args);
 int execMain(llvm::ArrayRef<llvm::StringRef> args);
 int exportMain(llvm::ArrayRef<llvm::StringRef> args);
 int mergeMain(llvm::ArrayRef<llvm::StringRef> args);
-#endif
-int dataMain(llvm::ArrayRef<llvm::StringRef> args);
-int reportMain(llvm::ArrayRef<llvm::StringRef> args);
+
+/// What `mixtape --help` says of the runtime's commands, and their help (printed by
+/// `mixtape-runtime`, so that both say the same).
+extern const char *const kRunSummary, *const kExecSummary, *const kExportSummary, *const kMergeSummary;
 
 } // namespace mixtape::cli

@@ -10,19 +10,20 @@
 #include "mixtape/data/ManifestCache.h"
 #include "mixtape/data/Synth.h"
 #include "mixtape/data/Tokenizer.h"
+#include "mixtape/support/Options.h"
+#include "mixtape/support/Progress.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringExtras.h"
-#include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include <chrono>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -32,116 +33,35 @@ using namespace mixtape;
 using namespace mixtape::cli;
 namespace fs = llvm::sys::fs;
 
-static const char kUsage[] = R"(usage: mixtape data <command> [options]
-
-commands:
-  synth   --out DIR [--seed N] [--docs N] [--domains prose,code,arith,facts]
-          write the embedded synthetic corpus: DIR/<domain>.{bin,idx,meta,manifest.json}
-  prepare INPUT... --out PREFIX [--format megatron|flat] [--tokenizer bytes|PATH]
-          tokenize text files (one document each), directories (recursively, sorted) or
-          JSONL (a "text" field; other fields become metadata columns); PATH (or hf:PATH)
-          is a Hugging Face byte-level BPE: a tokenizer.json, or a directory with
-          tokenizer.json or vocab.json + merges.txt
-  manifest PREFIX --tokenizer bytes|PATH [--eod auto|present|append]
-          write PREFIX.manifest.json and PREFIX.meta (document hashes) for a dataset that
-          has none, e.g. Megatron's PREFIX.bin + PREFIX.idx; --tokenizer is the one that
-          made the tokens; --eod says whether documents end with its end-of-text
-  inspect PATH [--docs N] [--chars N] [--eot N] [--tokenizer bytes|PATH] [--eod MODE]
-          show counts, documents and metadata, and verify checksums; PATH is a prefix or
-          any file of a dataset (--eot for a flat .bin without a manifest; --tokenizer to
-          decode and check one without a manifest)
-)";
-
 static int fail(llvm::Error err) {
   llvm::errs() << "mixtape data: " << llvm::toString(std::move(err)) << "\n";
   return Failure;
 }
 
-static int usageError(const llvm::Twine &message) {
-  llvm::errs() << "mixtape data: " << message << "\n\n" << kUsage;
-  return Usage;
-}
-
 namespace {
-/// "--name value" and "--name=value" options, in any order among positional arguments.
-class Options {
-public:
-  /// Returns an error message, or "" when every argument was understood.
-  std::string parse(llvm::ArrayRef<llvm::StringRef> args, llvm::ArrayRef<llvm::StringRef> known) {
-    for (size_t i = 0; i < args.size(); ++i) {
-      llvm::StringRef arg = args[i];
-      if (!arg.startswith("--") || arg == "--") {
-        Positional.push_back(arg);
-        continue;
-      }
-      auto [name, value] = arg.drop_front(2).split('=');
-      if (!llvm::is_contained(known, name))
-        return ("unknown option '--" + name + "'").str();
-      if (!arg.contains('=')) {
-        if (i + 1 >= args.size())
-          return ("option '--" + name + "' needs a value").str();
-        value = args[++i];
-      }
-      Values[name] = value.str();
-    }
-    return "";
-  }
-  std::optional<std::string> get(llvm::StringRef name) const {
-    auto it = Values.find(name);
-    if (it == Values.end())
-      return std::nullopt;
-    return it->second;
-  }
-  /// Returns an error message, or "" with `out` set (left alone when absent).
-  std::string number(llvm::StringRef name, uint64_t &out) const {
-    std::optional<std::string> value = get(name);
-    if (value && llvm::StringRef(*value).getAsInteger(10, out))
-      return ("option '--" + name + "' expects a non-negative integer, got '" + *value + "'").str();
-    return "";
-  }
-
-  std::vector<llvm::StringRef> Positional;
-
-private:
-  llvm::StringMap<std::string> Values;
-};
-
-/// Throughput on stderr: a \r-updated bar on a terminal, one summary line otherwise.
+/// Throughput on stderr: a bar redrawn on a terminal, one summary line at the end.
 class Progress {
 public:
-  explicit Progress(uint64_t totalBytes)
-      : Total(totalBytes), Start(std::chrono::steady_clock::now()), Terminal(llvm::errs().is_displayed()) {}
+  explicit Progress(uint64_t totalBytes) : Total(totalBytes) {}
 
   void update(uint64_t doneBytes) {
     Done = doneBytes;
-    if (!Terminal)
-      return;
-    auto now = std::chrono::steady_clock::now();
-    if (now - LastDraw < std::chrono::milliseconds(100))
-      return;
-    LastDraw = now;
     unsigned percent = Total ? static_cast<unsigned>(100 * Done / Total) : 100;
     std::string bar(percent / 4, '#');
     bar.resize(25, ' ');
-    llvm::errs() << "\r[" << bar << "] " << llvm::format("%3u%% %7.1f MB/s", percent, rate());
+    Line.show(llvm::formatv("[{0}] {1,3}% {2,7:f1} MB/s", bar, percent, rate()).str());
   }
 
   void finish(llvm::StringRef summary) {
-    if (Terminal)
-      llvm::errs() << "\r" << std::string(50, ' ') << "\r";
-    llvm::errs() << summary << llvm::format(" (%.1f MB in %.2f s, %.1f MB/s)\n", Done / 1e6,
-                                            seconds(), rate());
+    Line.print(llvm::formatv("{0} ({1:f1} MB in {2:f2} s, {3:f1} MB/s)", summary, Done / 1e6, Line.elapsed(), rate())
+                   .str());
   }
 
 private:
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - Start).count();
-  }
-  double rate() const { return seconds() > 0 ? Done / 1e6 / seconds() : 0.0; }
+  double rate() const { return Line.elapsed() > 0 ? Done / 1e6 / Line.elapsed() : 0.0; }
 
   uint64_t Total, Done = 0;
-  std::chrono::steady_clock::time_point Start, LastDraw;
-  bool Terminal;
+  ProgressLine Line;
 };
 } // namespace
 
@@ -153,8 +73,8 @@ static llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizerOption(llvm::St
   return tokenizer;
 }
 
-static int tokenizerFailure(llvm::Error err, int exitCode) {
-  return exitCode == Usage ? usageError(llvm::toString(std::move(err))) : fail(std::move(err));
+static int tokenizerFailure(const OptionParser &options, llvm::Error err, int exitCode) {
+  return exitCode == Usage ? options.usageError(llvm::toString(std::move(err))) : fail(std::move(err));
 }
 
 //===----------------------------------------------------------------------===//
@@ -162,34 +82,34 @@ static int tokenizerFailure(llvm::Error err, int exitCode) {
 //===----------------------------------------------------------------------===//
 
 static int synthMain(llvm::ArrayRef<llvm::StringRef> args) {
-  Options opts;
-  if (std::string err = opts.parse(args, {"out", "seed", "docs", "domains"}); !err.empty())
-    return usageError(err);
-  if (!opts.Positional.empty())
-    return usageError("synth takes no positional arguments");
-  std::optional<std::string> out = opts.get("out");
-  if (!out)
-    return usageError("synth needs --out DIR");
-  data::SynthOptions options;
-  if (std::string err = opts.number("seed", options.seed); !err.empty())
-    return usageError(err);
-  if (std::string err = opts.number("docs", options.documentsPerDomain); !err.empty())
-    return usageError(err);
-  if (std::optional<std::string> domains = opts.get("domains")) {
-    llvm::SmallVector<llvm::StringRef, 4> names;
-    llvm::SplitString(*domains, names, ",");
-    for (llvm::StringRef name : names) {
-      if (!llvm::is_contained(data::synthDomains(), name))
-        return usageError("unknown domain '" + name + "' (prose, code, arith, facts)");
-      options.domains.push_back(name.str());
-    }
-  }
-  llvm::Expected<std::vector<data::Manifest>> manifests = data::synthesizeCorpus(*out, options);
+  std::string out;
+  data::SynthOptions synth;
+  OptionParser options("mixtape data synth", "",
+                       "Writes the embedded synthetic corpus: DIR/<domain>.{bin,idx,meta,manifest.json}.");
+  options.value("--out", "DIR", out, "where to write it")
+      .required()
+      .integer("--seed", "N", synth.seed, 0, UINT64_MAX, "the corpus's seed (default 0)")
+      .integer("--docs", "N", synth.documentsPerDomain, 0, UINT64_MAX, "documents per domain")
+      .value("--domains", "LIST",
+             [&](llvm::StringRef list) -> std::string {
+               llvm::SmallVector<llvm::StringRef, 4> names;
+               llvm::SplitString(list, names, ",");
+               for (llvm::StringRef name : names) {
+                 if (!llvm::is_contained(data::synthDomains(), name))
+                   return "unknown domain '" + name.str() + "' (prose, code, arith, facts)";
+                 synth.domains.push_back(name.str());
+               }
+               return "";
+             },
+             "comma-separated: prose, code, arith, facts (default all)");
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
+  llvm::Expected<std::vector<data::Manifest>> manifests = data::synthesizeCorpus(out, synth);
   if (!manifests)
     return fail(manifests.takeError());
   for (const data::Manifest &m : *manifests) {
     llvm::StringRef bin = m.files.front().name;
-    llvm::SmallString<256> prefix(*out);
+    llvm::SmallString<256> prefix(out);
     llvm::sys::path::append(prefix, bin.drop_back(4));
     llvm::outs() << llvm::left_justify(bin.drop_back(4), 6) << " " << m.documents
                  << " documents, " << m.tokens << " tokens -> " << prefix << "\n";
@@ -311,26 +231,27 @@ static llvm::Error prepareJsonl(PrepareState &state, llvm::StringRef path, llvm:
 }
 
 static int prepareMain(llvm::ArrayRef<llvm::StringRef> args) {
-  Options opts;
-  if (std::string err = opts.parse(args, {"out", "format", "tokenizer"}); !err.empty())
-    return usageError(err);
-  std::optional<std::string> out = opts.get("out");
-  if (!out)
-    return usageError("prepare needs --out PREFIX");
-  if (opts.Positional.empty())
-    return usageError("prepare needs at least one input");
-  std::string formatName = opts.get("format").value_or("megatron");
-  if (formatName != "megatron" && formatName != "flat")
-    return usageError("unknown format '" + formatName + "' (megatron or flat)");
-  data::ShardFormat format =
-      formatName == "flat" ? data::ShardFormat::Flat : data::ShardFormat::Megatron;
+  std::string out, formatName = "megatron", tokenizerName = "bytes";
+  std::vector<std::string> inputs;
+  OptionParser options("mixtape data prepare", "INPUT...",
+                       "Tokenizes text files (one document each), directories (recursively, sorted) or JSONL (a\n"
+                       "\"text\" field; other fields become metadata columns).");
+  options.value("--out", "PREFIX", out, "the dataset to write: PREFIX.bin, .idx, .meta, .manifest.json")
+      .required()
+      .choice("--format", {"megatron", "flat"}, formatName, "token file format (default megatron)")
+      .value("--tokenizer", "bytes|PATH", tokenizerName,
+             "bytes (default), or a Hugging Face byte-level BPE: a tokenizer.json, or a directory with "
+             "tokenizer.json or vocab.json + merges.txt (PATH or hf:PATH)")
+      .positional("INPUT...", inputs, 1, OptionParser::Unlimited);
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
+  data::ShardFormat format = formatName == "flat" ? data::ShardFormat::Flat : data::ShardFormat::Megatron;
   int exitCode = Failure;
-  llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer =
-      tokenizerOption(opts.get("tokenizer").value_or("bytes"), exitCode);
+  llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer = tokenizerOption(tokenizerName, exitCode);
   if (!tokenizer)
-    return tokenizerFailure(tokenizer.takeError(), exitCode);
+    return tokenizerFailure(options, tokenizer.takeError(), exitCode);
 
-  llvm::Expected<std::vector<std::string>> files = collectInputs(opts.Positional);
+  llvm::Expected<std::vector<std::string>> files = collectInputs(std::vector<llvm::StringRef>(inputs.begin(), inputs.end()));
   if (!files)
     return fail(files.takeError());
   uint64_t totalBytes = 0;
@@ -340,7 +261,7 @@ static int prepareMain(llvm::ArrayRef<llvm::StringRef> args) {
       totalBytes += size;
   }
   llvm::Expected<std::unique_ptr<data::DatasetWriter>> writer =
-      data::DatasetWriter::create(*out, format, **tokenizer);
+      data::DatasetWriter::create(out, format, **tokenizer);
   if (!writer)
     return fail(writer.takeError());
   PrepareState state{**writer, **tokenizer, 0, {}};
@@ -375,7 +296,7 @@ static int prepareMain(llvm::ArrayRef<llvm::StringRef> args) {
   std::string summary;
   llvm::raw_string_ostream(summary)
       << "mixtape data: " << manifest->documents << " documents, " << manifest->tokens
-      << " tokens -> " << *out
+      << " tokens -> " << out
       << (state.SkippedEmpty ? " (" + std::to_string(state.SkippedEmpty) + " empty skipped)" : "");
   progress.finish(summary);
   return Success;
@@ -386,22 +307,24 @@ static int prepareMain(llvm::ArrayRef<llvm::StringRef> args) {
 //===----------------------------------------------------------------------===//
 
 static int manifestMain(llvm::ArrayRef<llvm::StringRef> args) {
-  Options opts;
-  if (std::string err = opts.parse(args, {"tokenizer", "eod"}); !err.empty())
-    return usageError(err);
-  if (opts.Positional.size() != 1)
-    return usageError("manifest takes one PREFIX");
-  std::optional<std::string> tokenizerName = opts.get("tokenizer");
-  if (!tokenizerName)
-    return usageError("manifest needs --tokenizer: a token file does not say which tokenizer made it");
-  std::optional<data::EodMode> eod = data::eodModeFromName(opts.get("eod").value_or("auto"));
-  if (!eod)
-    return usageError("unknown --eod '" + *opts.get("eod") + "' (auto, present or append)");
+  std::string tokenizerName, eodName = "auto";
+  std::vector<std::string> prefixes;
+  OptionParser options("mixtape data manifest", "PREFIX",
+                       "Writes PREFIX.manifest.json and PREFIX.meta (document hashes) for a dataset that has none,\n"
+                       "e.g. Megatron's PREFIX.bin + PREFIX.idx.");
+  options.value("--tokenizer", "bytes|PATH", tokenizerName, "the tokenizer that made the tokens")
+      .required()
+      .choice("--eod", {"auto", "present", "append"}, eodName,
+              "whether documents end with its end-of-text token (default auto)")
+      .positional("PREFIX", prefixes, 1, 1);
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
+  const plan::EodMode eod = *plan::enumFromName<plan::EodMode>(eodName);
   int exitCode = Failure;
-  llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer = tokenizerOption(*tokenizerName, exitCode);
+  llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer = tokenizerOption(tokenizerName, exitCode);
   if (!tokenizer)
-    return tokenizerFailure(tokenizer.takeError(), exitCode);
-  std::string prefix = data::datasetPrefix(opts.Positional[0]);
+    return tokenizerFailure(options, tokenizer.takeError(), exitCode);
+  std::string prefix = data::datasetPrefix(prefixes[0]);
   uint64_t bytes = 0;
   for (const char *suffix : {".bin", ".idx"}) {
     uint64_t size = 0;
@@ -409,7 +332,7 @@ static int manifestMain(llvm::ArrayRef<llvm::StringRef> args) {
       bytes += size;
   }
   Progress progress(bytes);
-  llvm::Expected<data::Manifest> written = data::writeManifest(prefix, **tokenizer, *eod);
+  llvm::Expected<data::Manifest> written = data::writeManifest(prefix, **tokenizer, eod);
   if (!written)
     return fail(written.takeError());
   progress.update(bytes);
@@ -510,36 +433,47 @@ static void printStringColumn(llvm::raw_ostream &os, const data::MetadataTable &
 }
 
 static int inspectMain(llvm::ArrayRef<llvm::StringRef> args) {
-  Options opts;
-  if (std::string err = opts.parse(args, {"docs", "chars", "eot", "tokenizer", "eod"}); !err.empty())
-    return usageError(err);
-  if (opts.Positional.size() != 1)
-    return usageError("inspect takes one PATH");
-  std::optional<data::EodMode> eod = data::eodModeFromName(opts.get("eod").value_or("auto"));
-  if (!eod)
-    return usageError("unknown --eod '" + *opts.get("eod") + "' (auto, present or append)");
-  uint64_t docs = 3, chars = 160, eot = 0;
-  for (auto [name, value] : {std::pair{"docs", &docs}, {"chars", &chars}, {"eot", &eot}})
-    if (std::string err = opts.number(name, *value); !err.empty())
-      return usageError(err);
-  data::DatasetOpenOptions options;
-  if (opts.get("eot"))
-    options.flatEot = static_cast<uint32_t>(eot);
+  std::string tokenizerName, eodName = "auto";
+  std::vector<std::string> paths;
+  uint64_t docs = 3, chars = 160;
+  std::optional<uint32_t> eot;
+  OptionParser options("mixtape data inspect", "PATH",
+                       "Shows counts, documents and metadata, and verifies checksums; PATH is a prefix or any file\n"
+                       "of a dataset.");
+  options.integer("--docs", "N", docs, 0, UINT64_MAX, "documents to show (default 3)")
+      .integer("--chars", "N", chars, 0, UINT64_MAX, "characters of each to show (default 160)")
+      .value("--eot", "N",
+             [&](llvm::StringRef value) -> std::string {
+               uint32_t id = 0;
+               if (value.getAsInteger(10, id))
+                 return "--eot needs a token id, not '" + value.str() + "'";
+               eot = id;
+               return "";
+             },
+             "the end-of-text id of a flat .bin without a manifest")
+      .value("--tokenizer", "bytes|PATH", tokenizerName, "decode and check a dataset without a manifest")
+      .choice("--eod", {"auto", "present", "append"}, eodName, "with --tokenizer: whether documents end with it")
+      .positional("PATH", paths, 1, 1);
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
+  const plan::EodMode eod = *plan::enumFromName<plan::EodMode>(eodName);
+  data::DatasetOpenOptions open;
+  open.flatEot = eot;
   // Without a manifest, --tokenizer derives one (not cached): every token is checked.
-  std::string prefix = data::datasetPrefix(opts.Positional[0]);
-  if (std::optional<std::string> name = opts.get("tokenizer"); name && !fs::exists(prefix + ".manifest.json")) {
+  std::string prefix = data::datasetPrefix(paths[0]);
+  if (!tokenizerName.empty() && !fs::exists(prefix + ".manifest.json")) {
     int exitCode = Failure;
-    llvm::Expected<std::unique_ptr<data::Tokenizer>> declared = tokenizerOption(*name, exitCode);
+    llvm::Expected<std::unique_ptr<data::Tokenizer>> declared = tokenizerOption(tokenizerName, exitCode);
     if (!declared)
-      return tokenizerFailure(declared.takeError(), exitCode);
-    llvm::Expected<data::DerivedManifest> derived = data::deriveManifest(prefix, **declared, *eod);
+      return tokenizerFailure(options, declared.takeError(), exitCode);
+    llvm::Expected<data::DerivedManifest> derived = data::deriveManifest(prefix, **declared, eod);
     if (!derived)
       return fail(derived.takeError());
-    options.derived = std::move(derived->manifest);
-    options.derivedFrom = "the manifest derived with --tokenizer";
+    open.derived = std::move(derived->manifest);
+    open.derivedFrom = "the manifest derived with --tokenizer";
   }
 
-  llvm::Expected<std::unique_ptr<data::Dataset>> opened = data::Dataset::open(opts.Positional[0], options);
+  llvm::Expected<std::unique_ptr<data::Dataset>> opened = data::Dataset::open(paths[0], open);
   if (!opened)
     return fail(opened.takeError());
   const data::Dataset &dataset = **opened;
@@ -600,24 +534,11 @@ static int inspectMain(llvm::ArrayRef<llvm::StringRef> args) {
 }
 
 int mixtape::cli::dataMain(llvm::ArrayRef<llvm::StringRef> args) {
-  if (args.empty())
-    return usageError("missing command");
-  llvm::StringRef command = args[0];
-  if (command == "--help" || command == "-h" || command == "help") {
-    llvm::outs() << kUsage;
-    return Success;
-  }
-  if (llvm::is_contained(args, "--help") || llvm::is_contained(args, "-h")) {
-    llvm::outs() << kUsage;
-    return Success;
-  }
-  if (command == "synth")
-    return synthMain(args.drop_front());
-  if (command == "prepare")
-    return prepareMain(args.drop_front());
-  if (command == "manifest")
-    return manifestMain(args.drop_front());
-  if (command == "inspect")
-    return inspectMain(args.drop_front());
-  return usageError("unknown command '" + command + "'");
+  static const Subcommand commands[] = {
+      {"synth", "write the embedded synthetic corpus", synthMain},
+      {"prepare", "tokenize text, directories or JSONL into a dataset", prepareMain},
+      {"manifest", "write the manifest of a dataset that has none (Megatron's .bin + .idx)", manifestMain},
+      {"inspect", "show a dataset's counts, documents and metadata, and verify its checksums", inspectMain},
+  };
+  return CommandTable("mixtape data", "synthesize, prepare and inspect token datasets", commands).dispatch(args);
 }

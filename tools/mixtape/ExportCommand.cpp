@@ -6,47 +6,34 @@
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
 
-#include "mixtape/compiler/Plan.h"
 #include "mixtape/exec/Executor.h"
+#include "mixtape/plan/PlanJSON.h"
+#include "mixtape/support/Files.h"
+#include "mixtape/support/Options.h"
 
 #include "llvm/Support/raw_ostream.h"
-
-#include <string>
 
 using namespace mixtape;
 
 int mixtape::cli::exportMain(llvm::ArrayRef<llvm::StringRef> args) {
-  const char *usage = "usage: mixtape export RUN_DIR NODE --hf DIR\n"
-                      "  write the model that NODE of the run left as a Hugging Face folder DIR\n"
-                      "  (config.json + model.safetensors, loadable by transformers' from_pretrained)\n";
   std::vector<std::string> positional;
   std::string hfDir;
-  for (size_t i = 0; i < args.size(); ++i) {
-    llvm::StringRef a = args[i];
-    if (a == "--help" || a == "-h") {
-      llvm::outs() << usage;
-      return Success;
-    }
-    if (a == "--hf" && i + 1 < args.size()) {
-      hfDir = args[++i].str();
-    } else if (a.startswith("-") || positional.size() == 2) {
-      llvm::errs() << "mixtape export: unexpected argument '" << a << "'\n" << usage;
-      return Usage;
-    } else {
-      positional.push_back(a.str());
-    }
-  }
-  if (positional.size() != 2 || hfDir.empty()) {
-    llvm::errs() << usage;
-    return Usage;
-  }
+  OptionParser options("mixtape export", "RUN_DIR NODE",
+                       "Writes the model that NODE of the run left as a Hugging Face folder (config.json +\n"
+                       "model.safetensors, loadable by transformers' from_pretrained).");
+  options.value("--hf", "DIR", hfDir, "the folder to write; it must not exist")
+      .required()
+      .positional("RUN_DIR NODE", positional, 2, 2)
+      .epilog("exit status: 0 written, 1 errors, 2 usage");
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
   const std::string &runDir = positional[0], &node = positional[1];
-  llvm::Expected<llvm::json::Value> plan = readPlanFile(runDir + "/plan.json");
+  llvm::Expected<plan::Plan> plan = plan::readPlanFile(joinPath(runDir, "plan.json"));
   if (!plan) {
     llvm::errs() << "mixtape export: error: " << llvm::toString(plan.takeError()) << "\n";
     return Failure;
   }
-  if (llvm::Error e = exec::exportNode(*plan->getAsObject(), runDir, node, hfDir)) {
+  if (llvm::Error e = exec::exportNode(*plan, runDir, node, hfDir)) {
     llvm::errs() << "mixtape export: error: " << llvm::toString(std::move(e)) << "\n";
     return Failure;
   }

@@ -8,73 +8,47 @@
 
 #include "mixtape/compiler/Sema.h"
 #include "mixtape/compiler/Verify.h"
+#include "mixtape/support/Options.h"
 
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
-#include "llvm/Support/Process.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mixtape;
 
-static void printLintHelp(llvm::raw_ostream &os) {
-  os << "usage: mixtape lint [options] RECIPE...\n\n"
-        "  --format=text|json   diagnostics as clang-style text (default) or a JSON array\n"
-        "  -Werror              treat warnings as errors\n"
-        "  -Wno-<code>          silence a warning, e.g. -Wno-rewarm-no-replay\n"
-        "  --verify             check '# expect-error@+1: ...' comments instead of printing\n"
-        "  --color, --no-color  force colors on or off (default: on for a terminal)\n\n"
-        "exit status: 0 clean (warnings allowed), 1 errors, 2 usage\n";
-}
-
 int mixtape::cli::lintMain(llvm::ArrayRef<llvm::StringRef> args) {
-  bool json = false, werror = false, verify = false;
-  bool color = llvm::sys::Process::StandardErrIsDisplayed();
+  std::string format = "text";
+  bool werror = false, verify = false;
+  std::optional<bool> forceColor;
   std::vector<DiagCode> disabled;
-  std::vector<llvm::StringRef> files;
-  for (llvm::StringRef arg : args) {
-    if (arg == "--help" || arg == "-h") {
-      printLintHelp(llvm::outs());
-      return Success;
-    }
-    if (arg == "--format=json") {
-      json = true;
-    } else if (arg == "--format=text") {
-      json = false;
-    } else if (arg == "-Werror") {
-      werror = true;
-    } else if (arg == "--verify") {
-      verify = true;
-    } else if (arg == "--color") {
-      color = true;
-    } else if (arg == "--no-color") {
-      color = false;
-    } else if (arg.consume_front("-Wno-")) {
-      auto code = diagCodeFromName(arg);
-      if (!code || defaultSeverity(*code) != Severity::Warning) {
-        llvm::errs() << "mixtape lint: '" << arg << "' is not a warning code\n";
-        return Usage;
-      }
-      disabled.push_back(*code);
-    } else if (arg.startswith("-") && arg != "-") {
-      llvm::errs() << "mixtape lint: unknown option '" << arg << "'\n";
-      printLintHelp(llvm::errs());
-      return Usage;
-    } else {
-      files.push_back(arg);
-    }
-  }
-  if (files.empty()) {
-    printLintHelp(llvm::errs());
-    return Usage;
-  }
+  std::vector<std::string> files;
+  OptionParser options("mixtape lint", "RECIPE...", "Checks recipes and reports every problem, like a compiler.");
+  options.choice("--format", {"text", "json"}, format, "diagnostics as clang-style text or a JSON array")
+      .flag("-Werror", werror, "treat warnings as errors")
+      .prefixed("-Wno-", "<code>",
+                [&](llvm::StringRef code) -> std::string {
+                  std::optional<DiagCode> c = diagCodeFromName(code);
+                  if (!c || defaultSeverity(*c) != Severity::Warning)
+                    return "'" + code.str() + "' is not a warning code";
+                  disabled.push_back(*c);
+                  return "";
+                },
+                "silence a warning, e.g. -Wno-rewarm-no-replay")
+      .flag("--verify", verify, "check '# expect-error@+1: ...' comments instead of printing")
+      .toggle("--color", forceColor, "color the diagnostics (default: on a terminal, unless NO_COLOR is set)")
+      .positional("RECIPE...", files, 1, OptionParser::Unlimited)
+      .epilog("exit status: 0 clean (warnings allowed), 1 errors, 2 usage");
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
+  const bool json = format == "json", color = useColor(llvm::errs(), forceColor);
 
   // One engine per file: a recipe's [lint] allow list applies to that recipe only.
   llvm::SourceMgr sources;
   llvm::json::Array all;
   bool verified = true;
   unsigned errors = 0, warnings = 0;
-  for (llvm::StringRef file : files) {
+  for (const std::string &file : files) {
     DiagnosticEngine diags(sources);
     diags.setWarningsAsErrors(werror);
     for (DiagCode code : disabled)

@@ -9,6 +9,7 @@
 #include "Commands.h"
 
 #include "mixtape/merge/Merge.h"
+#include "mixtape/support/Options.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
@@ -18,20 +19,6 @@
 using namespace mixtape;
 
 namespace {
-
-const char *Usage =
-    "usage: mixtape merge --method M [--weights W1,W2,...] [--no-normalize] [--density D] [--t T]\n"
-    "                     [--seed S] [--base BASE.safetensors] --out OUT.safetensors IN1.safetensors IN2...\n"
-    "  merge safetensors files tensor by tensor (memory: about one tensor per input)\n"
-    "  methods: linear, slerp (two models, t from the first to the second), task_arithmetic,\n"
-    "           ties, dare_linear, dare_ties (the last four need --base; ties and dare_* --density)\n"
-    "  the output keeps the first model's tensor names, order and dtypes, and takes the base's\n"
-    "  metadata and config.json, else the first model's\n";
-
-int usageError(const llvm::Twine &what) {
-  llvm::errs() << "mixtape merge: " << what << "\n" << Usage;
-  return cli::Usage;
-}
 
 /// config.json next to the model the merged config comes from, copied next to `out` when
 /// there is none yet.
@@ -55,73 +42,56 @@ void copyConfig(llvm::StringRef from, llvm::StringRef out) {
 } // namespace
 
 int mixtape::cli::mergeMain(llvm::ArrayRef<llvm::StringRef> args) {
-  merge::MergeOptions options;
-  std::optional<std::string> base;
-  std::string out;
+  merge::MergeOptions settings;
+  std::string method, baseFile, out;
   std::vector<std::string> models;
-  bool haveMethod = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    llvm::StringRef a = args[i];
-    if (a == "--help" || a == "-h") {
-      llvm::outs() << Usage;
-      return Success;
-    }
-    if (a == "--no-normalize") {
-      options.normalize = false;
-      continue;
-    }
-    bool takesValue = a == "--method" || a == "--weights" || a == "--density" || a == "--t" || a == "--seed" ||
-                      a == "--base" || a == "--out";
-    if (takesValue && i + 1 == args.size())
-      return usageError("'" + a + "' needs a value");
-    if (!takesValue && a.startswith("-"))
-      return usageError("unknown option '" + a + "'");
-    if (!takesValue) {
-      models.push_back(a.str());
-      continue;
-    }
-    llvm::StringRef v = args[++i];
-    if (a == "--method") {
-      std::optional<merge::Method> m = merge::methodFromName(v);
-      if (!m)
-        return usageError("unknown method '" + v + "'");
-      options.method = *m;
-      haveMethod = true;
-    } else if (a == "--weights") {
-      llvm::SmallVector<llvm::StringRef, 8> parts;
-      v.split(parts, ',');
-      for (llvm::StringRef p : parts) {
-        double w;
-        if (p.trim().getAsDouble(w))
-          return usageError("--weights: '" + p + "' is not a number");
-        options.weights.push_back(w);
-      }
-    } else if (a == "--density" || a == "--t") {
-      double x;
-      if (v.getAsDouble(x))
-        return usageError(a + ": '" + v + "' is not a number");
-      (a == "--density" ? options.density : options.t) = x;
-    } else if (a == "--seed") {
-      if (v.getAsInteger(10, options.seed))
-        return usageError("--seed: '" + v + "' is not a non-negative integer");
-    } else if (a == "--base") {
-      base = v.str();
-    } else {
-      out = v.str();
-    }
-  }
-  if (!haveMethod)
-    return usageError("--method is required");
-  if (out.empty())
-    return usageError("--out is required");
-  if (models.empty())
-    return usageError("no models to merge");
-  if (llvm::Error e = merge::mergeFiles(options, models, base, out)) {
+  bool noNormalize = false;
+  OptionParser options("mixtape merge", "IN.safetensors...",
+                       "Merges safetensors files tensor by tensor (memory: about one tensor per input). The output\n"
+                       "keeps the first model's tensor names, order and dtypes, and takes the base's metadata and\n"
+                       "config.json, else the first model's.");
+  std::vector<llvm::StringRef> methods;
+  for (const char *name : plan::EnumNames<plan::MergeMethod>::Names)
+    methods.push_back(name);
+  options.choice("--method", methods, method,
+                 "slerp merges two models (t from the first to the second); task_arithmetic, ties and dare_* need "
+                 "--base; ties and dare_* --density")
+      .required()
+      .value("--weights", "W1,W2,...",
+             [&](llvm::StringRef list) -> std::string {
+               llvm::SmallVector<llvm::StringRef, 8> parts;
+               list.split(parts, ',');
+               for (llvm::StringRef p : parts) {
+                 double w;
+                 if (p.trim().getAsDouble(w))
+                   return "--weights: '" + p.str() + "' is not a number";
+                 settings.weights.push_back(w);
+               }
+               return "";
+             },
+             "one weight per model (default 1 each)")
+      .flag("--no-normalize", noNormalize, "linear and ties: do not divide by the sum of the weights")
+      .number("--density", "D", settings.density, "ties, dare_*: the fraction of each task vector kept")
+      .number("--t", "T", settings.t, "slerp: where between the two models (default 0.5)")
+      .integer("--seed", "S", settings.seed, 0, UINT64_MAX, "dare_*: the seed of the drop mask")
+      .value("--base", "BASE.safetensors", baseFile, "the base model task vectors are taken from")
+      .value("--out", "OUT.safetensors", out, "the merged file")
+      .required()
+      .positional("IN.safetensors...", models, 1, OptionParser::Unlimited)
+      .epilog("exit status: 0 merged, 1 errors, 2 usage");
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
+  settings.method = *plan::enumFromName<plan::MergeMethod>(method);
+  settings.normalize = !noNormalize;
+  std::optional<std::string> base;
+  if (!baseFile.empty())
+    base = baseFile;
+  if (llvm::Error e = merge::mergeFiles(settings, models, base, out)) {
     llvm::errs() << "mixtape merge: error: " << llvm::toString(std::move(e)) << "\n";
     return Failure;
   }
   llvm::outs() << "merged " << models.size() << " model" << (models.size() == 1 ? "" : "s") << " ("
-               << merge::methodName(options.method) << (base ? ", base " + *base : std::string()) << ") into " << out
+               << method << (base ? ", base " + *base : std::string()) << ") into " << out
                << "\n";
   copyConfig(base ? *base : models.front(), out);
   return Success;

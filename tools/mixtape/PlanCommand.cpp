@@ -7,138 +7,78 @@
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
 
-#include "mixtape/compiler/PlanReport.h"
-#include "mixtape/compiler/Sema.h"
-#include "mixtape/data/ShardCatalog.h"
+#include "mixtape/compiler/Lower.h"
+#include "mixtape/plan/PlanJSON.h"
+#include "mixtape/plan/Print.h"
+#include "mixtape/rundir/RunDir.h"
+#include "mixtape/support/Files.h"
+#include "mixtape/support/Options.h"
 
 #include "llvm/Support/FileSystem.h"
-#include "llvm/Support/FormatVariadic.h"
-#include "llvm/Support/Path.h"
-#include "llvm/Support/Process.h"
-#include "llvm/Support/SourceMgr.h"
-#include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mixtape;
 
-static void printPlanHelp(llvm::raw_ostream &os) {
-  os << "usage: mixtape plan RECIPE [options]\n\n"
-        "  --out FILE          write the plan as JSON (docs/plan-format.md); '-' for standard output\n"
-        "  --dot FILE          write the graph for Graphviz (dot -Tpng FILE -o graph.png)\n"
-        "  --explain NODE      everything about one node: settings, tokens -> steps, what its hash covers,\n"
-        "                      and which in-loop evals of a done node its retained checkpoints serve\n"
-        "  --run-dir DIR       mark nodes done / partial / to run in DIR, and say why a node reruns\n"
-        "                      (default runs/<recipe name>; the embedded corpus is cached in DIR/cache)\n"
-        "  --peak-tflops X     per-GPU peak for the cost estimate (default 989, H100 bf16 dense)\n"
-        "  --mfu X             model FLOPs utilization for the estimate (default 0.4)\n\n"
-        "exit status: 0 planned, 1 errors, 2 usage\n";
-}
-
-/// Write `text` to `path` through a temporary file renamed into place: never half a plan.
-static bool writeAtomically(llvm::StringRef path, llvm::StringRef text) {
-  std::error_code ec;
-  llvm::ToolOutputFile out(path, ec, llvm::sys::fs::OF_Text);
-  if (ec) {
-    llvm::errs() << "mixtape plan: " << path << ": " << ec.message() << "\n";
-    return false;
-  }
-  out.os() << text;
-  out.keep();
-  return true;
-}
-
 int mixtape::cli::planMain(llvm::ArrayRef<llvm::StringRef> args) {
   std::string out, dot, explain, runDir;
-  CostModel cost;
-  std::vector<llvm::StringRef> files;
-  for (size_t i = 0; i < args.size(); ++i) {
-    llvm::StringRef arg = args[i];
-    auto value = [&](std::string &into) {
-      if (i + 1 >= args.size())
-        return false;
-      into = args[++i].str();
-      return true;
-    };
-    std::string number;
-    if (arg == "--help" || arg == "-h") {
-      printPlanHelp(llvm::outs());
-      return Success;
-    }
-    bool ok = true;
-    if (arg == "--out")
-      ok = value(out);
-    else if (arg == "--dot")
-      ok = value(dot);
-    else if (arg == "--explain")
-      ok = value(explain);
-    else if (arg == "--run-dir")
-      ok = value(runDir);
-    else if (arg == "--peak-tflops" || arg == "--mfu") {
-      double x = 0;
-      ok = value(number) && !llvm::StringRef(number).getAsDouble(x) && x > 0;
-      (arg == "--mfu" ? cost.mfu : cost.peakFlops) = arg == "--mfu" ? x : x * 1e12;
-    } else if (arg.startswith("-") && arg != "-") {
-      llvm::errs() << "mixtape plan: unknown option '" << arg << "'\n";
-      ok = false;
-    } else
-      files.push_back(arg);
-    if (!ok) {
-      printPlanHelp(llvm::errs());
-      return Usage;
-    }
-  }
-  if (files.size() != 1) {
-    printPlanHelp(llvm::errs());
-    return Usage;
-  }
+  plan::Cost cost = defaultCost();
+  double peakTflops = cost.PeakFlops / 1e12;
+  std::vector<std::string> recipe;
+  OptionParser options("mixtape plan", "RECIPE",
+                       "Lowers a recipe to its execution graph and prints its nodes, token ledger and cost.");
+  options.value("--out", "FILE", out, "write the plan as JSON (docs/plan-format.md); '-' for standard output")
+      .value("--dot", "FILE", dot, "write the graph for Graphviz (dot -Tpng FILE -o graph.png)")
+      .value("--explain", "NODE", explain,
+             "everything about one node: settings, tokens -> steps, what its hash covers, and which in-loop evals "
+             "of a done node its retained checkpoints serve")
+      .value("--run-dir", "DIR", runDir,
+             "mark nodes done / partial / to run in DIR, and say why a node reruns (default runs/<recipe name>; the "
+             "embedded corpus is cached in DIR/cache)")
+      .number("--peak-tflops", "X", peakTflops, "per-GPU peak for the cost estimate (default 989, H100 bf16 dense)",
+              OptionParser::Positive)
+      .number("--mfu", "X", cost.Mfu, "model FLOPs utilization for the estimate (default 0.4)", OptionParser::Positive)
+      .positional("RECIPE", recipe, 1, 1)
+      .epilog("exit status: 0 planned, 1 errors, 2 usage");
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
+  cost.PeakFlops = peakTflops * 1e12;
 
-  llvm::SourceMgr sources;
-  DiagnosticEngine diags(sources);
-  bool color = llvm::sys::Process::StandardErrIsDisplayed();
-  std::unique_ptr<CheckedRecipe> recipe = loadRecipe(files[0], diags);
-  if (!recipe) {
-    diags.print(llvm::errs(), color);
-    return Failure;
-  }
-  if (runDir.empty())
-    runDir = cli::defaultRunDir(recipe->name);
-  std::unique_ptr<data::ShardCatalog> catalog = cli::runDirCatalog(runDir);
-  std::optional<Plan> plan = lowerToPlan(*recipe, *catalog, cost, diags);
-  diags.print(llvm::errs(), color);
+  std::optional<plan::Plan> plan = compileRecipe(recipe[0], runDir, cost);
   if (!plan)
     return Failure;
-
   llvm::raw_ostream &report = out == "-" ? llvm::errs() : llvm::outs();
-  if (!out.empty()) {
-    std::string json = llvm::formatv("{0:2}", plan->toJSON()).str() + "\n";
-    if (out == "-")
-      llvm::outs() << json;
-    else if (!writeAtomically(out, json))
-      return Failure;
-  }
+  if (out == "-")
+    plan::writePlan(*plan, llvm::outs());
+  else if (!out.empty() && !writePlan("mixtape plan", *plan, out))
+    return Failure;
   if (!dot.empty()) {
     std::string text;
     llvm::raw_string_ostream os(text);
-    writePlanDot(*plan, os);
-    if (!writeAtomically(dot, os.str()))
+    plan::writePlanDot(*plan, os);
+    if (llvm::Error e = writeFileDurably(dot, os.str())) {
+      llvm::errs() << "mixtape plan: " << llvm::toString(std::move(e)) << "\n";
       return Failure;
+    }
   }
+  const bool haveRunDir = llvm::sys::fs::is_directory(runDir);
   if (!explain.empty()) {
-    if (!explainNode(*plan, explain, report, llvm::sys::fs::is_directory(runDir) ? llvm::StringRef(runDir) : "")) {
-      llvm::errs() << "mixtape plan: no node named '" << explain << "'; `mixtape plan " << files[0]
+    std::optional<size_t> node = plan::findNode(*plan, explain);
+    if (!node) {
+      llvm::errs() << "mixtape plan: no node named '" << explain << "'; `mixtape plan " << recipe[0]
                    << "` lists them\n";
       return Failure;
     }
+    plan::explainNode(*plan, plan->Nodes[*node], report);
+    if (haveRunDir)
+      rundir::explainDuringEvals(*plan, plan->Nodes[*node], runDir, report);
     return Success;
   }
-  std::vector<NodeStatus> status;
-  bool haveRunDir = llvm::sys::fs::is_directory(runDir);
+  std::vector<plan::NodeStatus> status;
   if (haveRunDir)
-    status = planStatus(*plan, runDir);
-  printPlanSummary(*plan, report, haveRunDir ? &status : nullptr);
-  if (haveRunDir)
-    for (size_t i = 0; i < status.size(); ++i)
-      if (status[i].state != NodeStatus::Done && status[i].why != "never run")
-        report << "  " << plan->nodes[i].name << ": " << status[i].why << "\n";
+    status = rundir::planStatus(*plan, runDir);
+  plan::printPlanSummary(*plan, report, haveRunDir ? &status : nullptr);
+  for (size_t i = 0; i < status.size(); ++i)
+    if (status[i].Current != plan::NodeStatus::Done && status[i].Why != "never run")
+      report << "  " << plan->Nodes[i].Name << ": " << status[i].Why << "\n";
   return Success;
 }

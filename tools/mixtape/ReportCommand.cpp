@@ -1,68 +1,43 @@
 //===- ReportCommand.cpp - `mixtape report` ------------------------------===//
 //
-// Read a run directory and write its report: the final-metrics table (also printed), SVG
-// charts of eval loss and LR against tokens trained, and report.html with both.
+// Reads a run directory and writes its report: the final-metrics table on stdout, the
+// charts and an HTML page under --out. Exit 0 written, 1 errors, 2 usage.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
 
 #include "mixtape/report/Report.h"
+#include "mixtape/support/Files.h"
+#include "mixtape/support/Options.h"
 
-#include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mixtape;
 
-static void printReportHelp(llvm::raw_ostream &os) {
-  os << "usage: mixtape report RUN_DIR [--out DIR]\n\n"
-        "  --out DIR   where to write report.html and the SVG charts (default RUN_DIR/report)\n\n"
-        "Reads RUN_DIR/plan.json and every node's metrics.jsonl (docs/run-format.md).\n"
-        "exit status: 0 written, 1 errors, 2 usage\n";
-}
-
 int mixtape::cli::reportMain(llvm::ArrayRef<llvm::StringRef> args) {
   std::string out;
-  std::vector<llvm::StringRef> dirs;
-  for (size_t i = 0; i < args.size(); ++i) {
-    llvm::StringRef arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      printReportHelp(llvm::outs());
-      return Success;
-    }
-    if (arg == "--out" && i + 1 < args.size())
-      out = args[++i].str();
-    else if (arg.startswith("-")) {
-      llvm::errs() << "mixtape report: " << (arg == "--out" ? "--out needs a directory"
-                                                            : "unknown option '" + arg + "'")
-                   << "\n";
-      printReportHelp(llvm::errs());
-      return Usage;
-    } else
-      dirs.push_back(arg);
-  }
-  if (dirs.size() != 1) {
-    printReportHelp(llvm::errs());
-    return Usage;
-  }
-  if (out.empty()) {
-    llvm::SmallString<256> path(dirs[0]);
-    llvm::sys::path::append(path, "report");
-    out = std::string(path);
-  }
+  std::vector<std::string> runDir;
+  OptionParser options("mixtape report", "RUN_DIR",
+                       "Tables and plots of a run: final metrics, eval and training loss, learning rate.");
+  options.value("--out", "DIR", out, "where to write report.html and the SVG charts (default RUN_DIR/report)")
+      .positional("RUN_DIR", runDir, 1, 1)
+      .epilog("exit status: 0 written, 1 errors, 2 usage");
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
+  if (out.empty())
+    out = joinPath(runDir[0], "report");
 
-  llvm::Expected<report::Run> run = report::loadRun(dirs[0]);
+  llvm::Expected<report::Run> run = report::loadRun(runDir[0]);
   if (!run) {
     llvm::errs() << "mixtape report: error: " << llvm::toString(run.takeError()) << "\n";
     return Failure;
   }
-  for (const std::string &warning : run->metrics.warnings)
+  for (const std::string &warning : run->Logs.Warnings)
     llvm::errs() << "mixtape report: warning: " << warning << "\n";
   if (llvm::Error error = report::writeReport(*run, out, llvm::outs())) {
     llvm::errs() << "mixtape report: error: " << llvm::toString(std::move(error)) << "\n";
     return Failure;
   }
-  llvm::SmallString<256> html(out);
-  llvm::sys::path::append(html, "report.html");
-  llvm::outs() << "\nwrote " << html << "\n";
+  llvm::outs() << "\nwrote " << joinPath(out, "report.html") << "\n";
   return Success;
 }

@@ -10,9 +10,9 @@
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
 
-#include "mixtape/compiler/PlanReport.h"
-#include "mixtape/compiler/Sema.h"
-#include "mixtape/data/ShardCatalog.h"
+#include "mixtape/compiler/Lower.h"
+#include "mixtape/support/Files.h"
+#include "mixtape/support/Options.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
@@ -20,9 +20,7 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
-#include "llvm/Support/Process.h"
 #include "llvm/Support/Program.h"
-#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <set>
@@ -53,9 +51,9 @@ struct Job {
   std::set<size_t> after;         ///< jobs this one waits for
 };
 
-std::vector<Job> groupJobs(const Plan &plan) {
+std::vector<Job> groupJobs(const plan::Plan &plan) {
   std::vector<Job> jobs;
-  std::vector<int> jobOf(plan.nodes.size(), -1);
+  std::vector<int> jobOf(plan.Nodes.size(), -1);
   std::vector<size_t> small;
   // Every job a node's output waits on, transitively: a small node can join job J when
   // all its inputs are produced by J or by jobs J already waits for.
@@ -65,48 +63,48 @@ std::vector<Job> groupJobs(const Plan &plan) {
     closure.emplace_back();
     return jobs.size() - 1;
   };
-  for (size_t i = 0; i < plan.nodes.size(); ++i) {
-    const PlanNode &n = plan.nodes[i];
-    if (n.kind == NodeKind::Init) {
+  for (size_t i = 0; i < plan.Nodes.size(); ++i) {
+    const plan::Node &n = plan.Nodes[i];
+    if (n.Kind == plan::NodeKind::Init) {
       if (jobs.empty())
-        addJob(plan.recipe + ".init");
+        addJob(plan.Recipe + ".init");
       jobOf[i] = 0;
-      jobs[0].nodes.push_back(n.name);
+      jobs[0].nodes.push_back(n.Name);
       continue;
     }
-    if (n.kind == NodeKind::Train) {
-      size_t j = addJob(plan.recipe + "." + n.name);
-      jobs[j].nodes.push_back(n.name);
-      for (size_t in : n.inputs)
-        if (jobOf[in] >= 0 && static_cast<size_t>(jobOf[in]) != j) {
-          jobs[j].after.insert(jobOf[in]);
-          closure[j].insert(jobOf[in]);
-          closure[j].insert(closure[jobOf[in]].begin(), closure[jobOf[in]].end());
+    if (n.Kind == plan::NodeKind::Train) {
+      size_t j = addJob(plan.Recipe + "." + n.Name);
+      jobs[j].nodes.push_back(n.Name);
+      for (const plan::NodeRef &in : n.Inputs)
+        if (int from = jobOf[in.Index]; from >= 0 && static_cast<size_t>(from) != j) {
+          jobs[j].after.insert(from);
+          closure[j].insert(from);
+          closure[j].insert(closure[from].begin(), closure[from].end());
         }
       jobOf[i] = static_cast<int>(j);
       continue;
     }
     // An eval or merge: join the job of its last-produced input if the others are done by then.
     int target = -1;
-    for (size_t in : n.inputs)
-      target = std::max(target, jobOf[in]);
-    bool fits = target >= 0 && llvm::all_of(n.inputs, [&](size_t in) {
-      return jobOf[in] == target || closure[target].count(static_cast<size_t>(jobOf[in]));
+    for (const plan::NodeRef &in : n.Inputs)
+      target = std::max(target, jobOf[in.Index]);
+    bool fits = target >= 0 && llvm::all_of(n.Inputs, [&](const plan::NodeRef &in) {
+      return jobOf[in.Index] == target || closure[target].count(static_cast<size_t>(jobOf[in.Index]));
     });
     if (fits) {
-      jobs[target].nodes.push_back(n.name);
+      jobs[target].nodes.push_back(n.Name);
       jobOf[i] = target;
     } else {
       small.push_back(i);
     }
   }
   if (!small.empty()) {
-    size_t j = addJob(plan.recipe + ".finish");
+    size_t j = addJob(plan.Recipe + ".finish");
     for (size_t i : small) {
-      jobs[j].nodes.push_back(plan.nodes[i].name);
-      for (size_t in : plan.nodes[i].inputs)
-        if (jobOf[in] >= 0 && static_cast<size_t>(jobOf[in]) != j)
-          jobs[j].after.insert(jobOf[in]);
+      jobs[j].nodes.push_back(plan.Nodes[i].Name);
+      for (const plan::NodeRef &in : plan.Nodes[i].Inputs)
+        if (jobOf[in.Index] >= 0 && static_cast<size_t>(jobOf[in.Index]) != j)
+          jobs[j].after.insert(jobOf[in.Index]);
       jobOf[i] = static_cast<int>(j);
     }
   }
@@ -139,84 +137,41 @@ std::string script(const Job &job, const SlurmOptions &o, llvm::StringRef mixtap
   return s + "\n";
 }
 
-void printSubmitHelp(llvm::raw_ostream &os) {
-  os << "usage: mixtape submit RECIPE --slurm [--partition P] [--nodes N] [--gpus-per-node G]\n"
-        "                        [--account A] [--time T] [--run-dir DIR] [--dry-run [--out DIR]]\n"
-        "  writes DIR/plan.json and one sbatch script per job (DIR/slurm/, or --out), each job\n"
-        "  depending on its inputs' jobs (--dependency=afterok:...), and submits them with sbatch;\n"
-        "  --dry-run only writes the scripts and a submit.sh that would submit them\n";
-}
-
 } // namespace
 
 int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
   SlurmOptions slurm;
-  std::string recipePath, runDir, outDir;
+  std::string runDir, outDir;
+  std::vector<std::string> recipe;
   bool dryRun = false, useSlurm = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    llvm::StringRef a = args[i];
-    auto value = [&](std::string &into) {
-      if (i + 1 >= args.size())
-        return false;
-      into = args[++i].str();
-      return true;
-    };
-    std::string number;
-    bool ok = true;
-    if (a == "--help" || a == "-h") {
-      printSubmitHelp(llvm::outs());
-      return Success;
-    } else if (a == "--slurm") {
-      useSlurm = true;
-    } else if (a == "--dry-run") {
-      dryRun = true;
-    } else if (a == "--partition") {
-      ok = value(slurm.partition);
-    } else if (a == "--account") {
-      ok = value(slurm.account);
-    } else if (a == "--time") {
-      ok = value(slurm.time);
-    } else if (a == "--run-dir") {
-      ok = value(runDir);
-    } else if (a == "--out") {
-      ok = value(outDir);
-    } else if (a == "--nodes" || a == "--gpus-per-node") {
-      unsigned n = 0;
-      ok = value(number) && !llvm::StringRef(number).getAsInteger(10, n) && (n > 0 || a == "--gpus-per-node");
-      (a == "--nodes" ? slurm.nodes : slurm.gpusPerNode) = n;
-    } else if (a.startswith("-") || !recipePath.empty()) {
-      ok = false;
-    } else {
-      recipePath = a.str();
-    }
-    if (!ok) {
-      printSubmitHelp(llvm::errs());
-      return Usage;
-    }
-  }
-  if (recipePath.empty() || !useSlurm || (!outDir.empty() && !dryRun)) {
-    printSubmitHelp(llvm::errs());
-    return Usage;
-  }
+  OptionParser options("mixtape submit", "RECIPE --slurm",
+                       "Writes DIR/plan.json and one sbatch script per job (DIR/slurm/, or --out), each job\n"
+                       "depending on its inputs' jobs (--dependency=afterok:...), and submits them with sbatch.");
+  options.flag("--slurm", useSlurm, "submit to Slurm (the one scheduler so far)")
+      .value("--partition", "P", slurm.partition, "#SBATCH --partition")
+      .integer("--nodes", "N", slurm.nodes, 1, 1u << 16, "#SBATCH --nodes (default 1)")
+      .integer("--gpus-per-node", "G", slurm.gpusPerNode, 0, 1024,
+               "#SBATCH --gpus-per-node and --ntasks-per-node (default 0: none)")
+      .value("--account", "A", slurm.account, "#SBATCH --account")
+      .value("--time", "T", slurm.time, "#SBATCH --time")
+      .value("--run-dir", "DIR", runDir, "the run directory (default runs/<recipe name>)")
+      .flag("--dry-run", dryRun, "only write the scripts and a submit.sh that would submit them")
+      .value("--out", "DIR", outDir, "with --dry-run: where to write the scripts (default DIR/slurm)")
+      .positional("RECIPE", recipe, 1, 1)
+      .epilog("exit status: 0 submitted (or written), 1 errors, 2 usage");
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
+  if (!useSlurm)
+    return options.usageError("say which scheduler: --slurm");
+  if (!outDir.empty() && !dryRun)
+    return options.usageError("--out goes with --dry-run");
 
-  llvm::SourceMgr sources;
-  DiagnosticEngine diags(sources);
-  bool color = llvm::sys::Process::StandardErrIsDisplayed();
-  std::unique_ptr<CheckedRecipe> recipe = loadRecipe(recipePath, diags);
-  if (!recipe) {
-    diags.print(llvm::errs(), color);
-    return Failure;
-  }
-  if (runDir.empty())
-    runDir = cli::defaultRunDir(recipe->name);
-  llvm::SmallString<256> absRun(runDir);
-  llvm::sys::fs::make_absolute(absRun);
-  std::unique_ptr<data::ShardCatalog> catalog = cli::runDirCatalog(absRun);
-  std::optional<Plan> plan = lowerToPlan(*recipe, *catalog, CostModel(), diags);
-  diags.print(llvm::errs(), color);
+  std::optional<plan::Plan> plan = compileRecipe(recipe[0], runDir, defaultCost());
   if (!plan)
     return Failure;
-  if (plan->provisional) {
+  llvm::SmallString<256> absRun(runDir);
+  llvm::sys::fs::make_absolute(absRun);
+  if (plan->Provisional) {
     llvm::errs() << "mixtape submit: the plan is provisional (data or checkpoints are missing); jobs would refuse it\n";
     if (!dryRun)
       return Failure;
@@ -228,33 +183,24 @@ int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
   }
   llvm::SmallString<256> absScripts(scriptDir);
   llvm::sys::fs::make_absolute(absScripts);
-  std::string planPath = std::string(absRun) + "/plan.json";
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream out(planPath, ec);
-    if (ec) {
-      llvm::errs() << "mixtape submit: " << planPath << ": " << ec.message() << "\n";
-      return Failure;
-    }
-    out << llvm::formatv("{0:2}\n", plan->toJSON());
-  }
+  std::string planPath = joinPath(absRun, "plan.json");
+  if (!writePlan("mixtape submit", *plan, planPath))
+    return Failure;
   std::string self = llvm::sys::fs::getMainExecutable(nullptr, reinterpret_cast<void *>(&cli::submitMain));
   std::vector<Job> jobs = groupJobs(*plan);
 
   // Scripts, and the commands that submit them in order with their dependencies.
-  std::string submit = "#!/bin/bash\n# Submits the jobs of " + safeName(plan->recipe) + " in dependency order.\n"
+  std::string submit = "#!/bin/bash\n# Submits the jobs of " + safeName(plan->Recipe) + " in dependency order.\n"
                        "set -euo pipefail\ncd " + shellQuote(absScripts) + "\n";
   std::vector<std::string> paths;
   for (size_t j = 0; j < jobs.size(); ++j) {
     std::string path = llvm::formatv("{0}/{1:2}-{2}.sbatch", absScripts, j, safeName(jobs[j].name)).str();
     std::replace(path.begin() + absScripts.size(), path.end(), ' ', '0');
-    std::error_code ec;
-    llvm::raw_fd_ostream out(path, ec);
-    if (ec) {
-      llvm::errs() << "mixtape submit: " << path << ": " << ec.message() << "\n";
+    if (llvm::Error e =
+            writeFileDurably(path, script(jobs[j], slurm, self, planPath, std::string(absRun), std::string(absScripts)))) {
+      llvm::errs() << "mixtape submit: " << llvm::toString(std::move(e)) << "\n";
       return Failure;
     }
-    out << script(jobs[j], slurm, self, planPath, std::string(absRun), std::string(absScripts));
     paths.push_back(path);
     std::vector<std::string> deps;
     for (size_t d : jobs[j].after)
@@ -263,13 +209,11 @@ int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
                             deps.empty() ? "" : " --dependency=afterok:" + llvm::join(deps, ":"), shellQuote(path))
                   .str();
   }
-  std::string submitPath = std::string(absScripts) + "/submit.sh";
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream out(submitPath, ec);
-    out << submit;
+  if (llvm::Error e = writeFileDurably(joinPath(absScripts, "submit.sh"), submit)) {
+    llvm::errs() << "mixtape submit: " << llvm::toString(std::move(e)) << "\n";
+    return Failure;
   }
-  llvm::outs() << llvm::formatv("mixtape submit: {0} nodes in {1} jobs; scripts in {2}\n", plan->nodes.size(),
+  llvm::outs() << llvm::formatv("mixtape submit: {0} nodes in {1} jobs; scripts in {2}\n", plan->Nodes.size(),
                                 jobs.size(), absScripts);
   if (dryRun)
     return Success;

@@ -1,72 +1,66 @@
 //===- main.cpp - the `mixtape` command ----------------------------------===//
+//
+// The compiler's commands run here, in a binary without LibTorch, so `mixtape lint` and
+// `mixtape plan` start in milliseconds. The runtime's commands run in `mixtape-runtime`,
+// the executable beside this one, which this one replaces itself with.
+//
+//===----------------------------------------------------------------------===//
 #include "Commands.h"
 
-#include "mixtape/data/ShardCatalog.h"
+#include "mixtape/support/Options.h"
 
-#include "llvm/ADT/StringExtras.h"
-#include "llvm/Support/Format.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cerrno>
+#include <cstring>
+#include <unistd.h>
 #include <vector>
 
-using namespace mixtape::cli;
+using namespace mixtape;
 
-static const Command kCommands[] = {
-    {"lint", "check recipes and report every problem, like a compiler", lintMain},
-    {"plan", "lower a recipe to its execution graph: nodes, data cursors, ledger, cost", planMain},
-    {"submit", "submit a recipe's plan as Slurm jobs that depend on each other (--slurm)", submitMain},
-#ifdef MIXTAPE_HAVE_RUNTIME
-    {"run", "compile a recipe and execute its plan: train, evaluate, merge", runMain},
-    {"exec", "execute a compiled plan, or one node of it", execMain},
-    {"export", "write a node's model as a Hugging Face folder", exportMain},
-    {"merge", "merge safetensors files: linear, slerp, task_arithmetic, ties, dare_*", mergeMain},
-#endif
-    {"data", "synthesize, prepare and inspect token datasets", dataMain},
-    {"report", "tables and plots of a run: metrics, forgetting, LR", reportMain},
-};
-
-std::string mixtape::cli::defaultRunDir(llvm::StringRef recipeName) {
-  std::string safe;
-  for (char c : recipeName)
-    safe += llvm::isAlnum(c) || c == '-' || c == '_' || c == '.' ? c : '_';
-  if (safe.empty() || llvm::StringRef(safe).startswith("."))
-    safe = "_" + safe;
-  return "runs/" + safe;
+/// Replaces this process with `mixtape-runtime COMMAND ARGS...`.
+static int runtime(llvm::StringRef command, llvm::ArrayRef<llvm::StringRef> args) {
+  llvm::SmallString<256> path(llvm::sys::path::parent_path(
+      llvm::sys::fs::getMainExecutable(nullptr, reinterpret_cast<void *>(&runtime))));
+  llvm::sys::path::append(path, "mixtape-runtime");
+  std::vector<std::string> argv{std::string(path), command.str()};
+  for (llvm::StringRef a : args)
+    argv.push_back(a.str());
+  std::vector<char *> cargv;
+  for (std::string &a : argv)
+    cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  ::execv(cargv[0], cargv.data());
+  llvm::errs() << "mixtape " << command << ": cannot run " << path << ": " << std::strerror(errno)
+               << (errno == ENOENT ? " (this mixtape was built without LibTorch: run, exec, export and merge need it)"
+                                   : "")
+               << "\n";
+  return cli::Failure;
 }
 
-std::unique_ptr<mixtape::data::ShardCatalog> mixtape::cli::runDirCatalog(llvm::StringRef runDir) {
-  llvm::SmallString<256> cache(runDir);
-  llvm::sys::path::append(cache, "cache");
-  llvm::sys::fs::make_absolute(cache);
-  return std::make_unique<data::ShardCatalog>(std::string(cache), data::defaultManifestCacheDir(cache), &llvm::errs());
-}
-
-static void printUsage(llvm::raw_ostream &os) {
-  os << "usage: mixtape <command> [args]\n\ncommands:\n";
-  for (const Command &c : kCommands)
-    os << "  " << llvm::left_justify(c.name, 10) << c.summary << "\n";
-  os << "\n'mixtape <command> --help' describes a command.\n";
-}
+static int runCommand(llvm::ArrayRef<llvm::StringRef> args) { return runtime("run", args); }
+static int execCommand(llvm::ArrayRef<llvm::StringRef> args) { return runtime("exec", args); }
+static int exportCommand(llvm::ArrayRef<llvm::StringRef> args) { return runtime("export", args); }
+static int mergeCommand(llvm::ArrayRef<llvm::StringRef> args) { return runtime("merge", args); }
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  if (argc < 2) {
-    printUsage(llvm::errs());
-    return Usage;
-  }
-  llvm::StringRef name = argv[1];
-  if (name == "--help" || name == "-h" || name == "help") {
-    printUsage(llvm::outs());
-    return Success;
-  }
-  std::vector<llvm::StringRef> args(argv + 2, argv + argc);
-  for (const Command &c : kCommands)
-    if (c.name == name)
-      return c.run(args);
-  llvm::errs() << "mixtape: unknown command '" << name << "'\n";
-  printUsage(llvm::errs());
-  return Usage;
+  static const Subcommand commands[] = {
+      {"lint", "check recipes and report every problem, like a compiler", cli::lintMain},
+      {"plan", "lower a recipe to its execution graph: nodes, data cursors, ledger, cost", cli::planMain},
+      {"run", cli::kRunSummary, runCommand},
+      {"exec", cli::kExecSummary, execCommand},
+      {"submit", "submit a recipe's plan as Slurm jobs that depend on each other (--slurm)", cli::submitMain},
+      {"export", cli::kExportSummary, exportCommand},
+      {"merge", cli::kMergeSummary, mergeCommand},
+      {"data", "synthesize, prepare and inspect token datasets", cli::dataMain},
+      {"report", "tables and plots of a run: metrics, forgetting, LR", cli::reportMain},
+  };
+  std::vector<llvm::StringRef> args(argv + 1, argv + argc);
+  return CommandTable("mixtape", "a recipe compiler and runtime for continual pre-training", commands)
+      .version("mixtape " MIXTAPE_VERSION " (plan format " + std::to_string(plan::kPlanFormatVersion) + ")")
+      .dispatch(args);
 }

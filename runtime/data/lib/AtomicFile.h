@@ -1,11 +1,13 @@
 //===- AtomicFile.h - write to a temporary, rename when done ---*- C++ -*-===//
 //
-// Every output of the data layer is written to "<path>.tmp-XXXXXX" and renamed into place
-// only when complete, so a half-written file is never taken as valid. The XXH3-64 of the
-// bytes is computed while they are written, for the manifest.
+// Every output of the data layer is a DurableFile (support/Files.h): renamed into place only
+// when complete and synced, so a half-written file is never taken as valid. The XXH3-64 of
+// the bytes is computed while they are written, for the manifest.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
+
+#include "mixtape/support/Files.h"
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
@@ -27,25 +29,21 @@ public:
   static llvm::Expected<AtomicFile> create(llvm::StringRef path);
   AtomicFile(AtomicFile &&other);
   AtomicFile &operator=(AtomicFile &&) = delete;
-  /// Discards the temporary file unless commit() succeeded.
-  ~AtomicFile();
 
   void write(llvm::ArrayRef<uint8_t> bytes);
   void write(llvm::StringRef text) {
     write(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(text.data()), text.size()));
   }
   uint64_t bytesWritten() const { return Written; }
-  llvm::StringRef path() const { return Path; }
+  llvm::StringRef path() const { return File.path(); }
 
   /// Flushes, closes and renames onto the final path; returns its size and checksum.
   llvm::Expected<FileDigest> commit();
 
 private:
-  AtomicFile(std::string path, llvm::sys::fs::TempFile temp);
+  explicit AtomicFile(DurableFile file);
 
-  std::string Path;
-  std::unique_ptr<llvm::sys::fs::TempFile> Temp;
-  std::unique_ptr<llvm::raw_fd_ostream> Out;
+  DurableFile File;
   std::unique_ptr<XXH3_state_s, void (*)(XXH3_state_s *)> Hash;
   uint64_t Written = 0;
 };

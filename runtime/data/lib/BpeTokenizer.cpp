@@ -22,6 +22,7 @@
 
 #include <xxhash.h>
 
+using namespace mixtape;
 using namespace mixtape::data;
 namespace json = llvm::json;
 namespace fs = llvm::sys::fs;
@@ -672,6 +673,30 @@ llvm::Expected<std::unique_ptr<BpeTokenizer>> BpeTokenizer::open(llvm::StringRef
     return fromVocabAndMerges(joined("vocab.json"), vocab->getBuffer(), joined("merges.txt"), merges->getBuffer());
   }
   return fileError(path, "no tokenizer.json, nor vocab.json and merges.txt, in this directory");
+}
+
+llvm::Expected<uint64_t> BpeTokenizer::vocabularySize(llvm::StringRef path) {
+  std::string file = path.str();
+  if (fs::is_directory(path)) {
+    llvm::SmallString<256> p(path);
+    llvm::sys::path::append(p, "tokenizer.json");
+    file = std::string(p);
+  }
+  TRY(buffer, mapFile(file));
+  TRY(root, parseJson(file, buffer->getBuffer()));
+  const json::Object *top = root.getAsObject();
+  int64_t largest = -1;
+  if (const json::Object *model = top ? top->getObject("model") : nullptr)
+    if (const json::Object *vocab = model->getObject("vocab"))
+      for (const auto &kv : *vocab)
+        largest = std::max(largest, kv.second.getAsInteger().getValueOr(-1));
+  if (const json::Array *added = top ? top->getArray("added_tokens") : nullptr)
+    for (const json::Value &t : *added)
+      if (const json::Object *token = t.getAsObject())
+        largest = std::max(largest, token->getInteger("id").getValueOr(-1));
+  if (largest < 0)
+    return fileError(file, "no token ids in model.vocab or added_tokens");
+  return static_cast<uint64_t>(largest + 1);
 }
 
 BpeTokenizer::~BpeTokenizer() = default;

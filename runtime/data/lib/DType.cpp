@@ -1,6 +1,7 @@
 //===- DType.cpp ----------------------------------------------------------===//
 #include "mixtape/data/DType.h"
 
+using namespace mixtape;
 using namespace mixtape::data;
 
 std::optional<DType> mixtape::data::dtypeFromCode(uint8_t code) {

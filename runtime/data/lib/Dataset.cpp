@@ -11,6 +11,7 @@
 
 #include <xxhash.h>
 
+using namespace mixtape;
 using namespace mixtape::data;
 namespace fs = llvm::sys::fs;
 

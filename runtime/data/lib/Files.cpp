@@ -3,17 +3,8 @@
 
 #include "llvm/Support/MemoryBuffer.h"
 
+using namespace mixtape;
 using namespace mixtape::data;
-
-llvm::Error mixtape::data::fileError(const llvm::Twine &file, uint64_t offset,
-                                     const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 file + ": byte " + llvm::Twine(offset) + ": " + message);
-}
-
-llvm::Error mixtape::data::fileError(const llvm::Twine &file, const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), file + ": " + message);
-}
 
 llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> mixtape::data::mapFile(const llvm::Twine &path) {
   // Without a required null terminator, MemoryBuffer maps any file of 16 KiB or more.

@@ -1,5 +1,7 @@
-//===- Files.h - mapping files, errors that name a byte --------*- C++ -*-===//
+//===- Files.h - mapping files ---------------------------------*- C++ -*-===//
 #pragma once
+
+#include "mixtape/support/Error.h"
 
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/Error.h"
@@ -12,11 +14,6 @@ class MemoryBuffer;
 } // namespace llvm
 
 namespace mixtape::data {
-
-/// "<file>: byte <offset>: <message>"
-llvm::Error fileError(const llvm::Twine &file, uint64_t offset, const llvm::Twine &message);
-/// "<file>: <message>", for problems that concern the whole file.
-llvm::Error fileError(const llvm::Twine &file, const llvm::Twine &message);
 
 /// Maps a file read-only (small files are read); the buffer's identifier is the path.
 llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> mapFile(const llvm::Twine &path);

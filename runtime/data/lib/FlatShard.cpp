@@ -8,6 +8,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 
+using namespace mixtape;
 using namespace mixtape::data;
 
 FlatShard::FlatShard(std::unique_ptr<llvm::MemoryBuffer> data, uint32_t eot)

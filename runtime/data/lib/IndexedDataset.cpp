@@ -11,6 +11,7 @@
 
 #include <limits>
 
+using namespace mixtape;
 using namespace mixtape::data;
 namespace endian = llvm::support::endian;
 

@@ -12,6 +12,7 @@
 
 #include <xxhash.h>
 
+using namespace mixtape;
 using namespace mixtape::data;
 namespace json = llvm::json;
 

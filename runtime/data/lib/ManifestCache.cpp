@@ -21,28 +21,13 @@
 
 #include <chrono>
 
+using namespace mixtape;
 using namespace mixtape::data;
 namespace fs = llvm::sys::fs;
 namespace json = llvm::json;
 
 /// Version of the cache entry layout; entries of another version are recomputed.
 static constexpr int64_t kEntryVersion = 1;
-
-llvm::StringRef mixtape::data::eodModeName(EodMode mode) {
-  switch (mode) {
-  case EodMode::Auto: return "auto";
-  case EodMode::Present: return "present";
-  case EodMode::Append: return "append";
-  }
-  llvm_unreachable("every eod mode is named");
-}
-
-std::optional<EodMode> mixtape::data::eodModeFromName(llvm::StringRef name) {
-  for (EodMode mode : {EodMode::Auto, EodMode::Present, EodMode::Append})
-    if (name == eodModeName(mode))
-      return mode;
-  return std::nullopt;
-}
 
 //===----------------------------------------------------------------------===//
 // Deriving a manifest
@@ -192,7 +177,7 @@ static llvm::Expected<json::Value> stampFiles(llvm::StringRef absolutePrefix) {
 
 std::string ManifestCache::entryPath(llvm::StringRef absolutePrefix, const Tokenizer &tokenizer, EodMode eod) const {
   std::string key = (absolutePrefix + llvm::StringRef("\0", 1) + tokenizer.id() + llvm::StringRef("\0", 1) +
-                     eodModeName(eod))
+                     plan::enumName(eod))
                         .str();
   llvm::SmallString<256> path(Dir);
   llvm::sys::path::append(path, llvm::sys::path::filename(absolutePrefix) + "-" +
@@ -218,7 +203,7 @@ std::optional<Manifest> ManifestCache::lookup(llvm::StringRef entry, llvm::Strin
     return std::nullopt;
   }
   if (!o || o->getInteger("format_version") != kEntryVersion || o->getString("prefix") != absolutePrefix ||
-      o->getString("tokenizer") != tokenizer.id() || o->getString("eod") != eodModeName(eod) ||
+      o->getString("tokenizer") != tokenizer.id() || o->getString("eod") != plan::enumName(eod) ||
       !o->get("files") || *o->get("files") != *stamps)
     return std::nullopt;
   // The hashes file must be the one written with this entry.
@@ -259,7 +244,7 @@ llvm::Expected<std::unique_ptr<Dataset>> ManifestCache::open(llvm::StringRef pre
                                          tokenizer->id());
     if ((eod == EodMode::Present && !m.eodPresent) || (eod == EodMode::Append && m.eodPresent))
       return fileError(manifestPath, llvm::Twine("records eod ") + (m.eodPresent ? "present" : "append") +
-                                         " but the stream says eod = \"" + eodModeName(eod) + "\"");
+                                         " but the stream says eod = \"" + plan::enumName(eod) + "\"");
     return dataset;
   }
   if (!fs::exists(prefix + ".idx") && !fs::exists(prefix + ".bin"))
@@ -324,7 +309,7 @@ llvm::Expected<std::unique_ptr<Dataset>> ManifestCache::open(llvm::StringRef pre
   json::Object record{{"format_version", kEntryVersion},
                       {"prefix", std::string(absolute)},
                       {"tokenizer", tokenizer->id()},
-                      {"eod", eodModeName(eod)},
+                      {"eod", plan::enumName(eod)},
                       {"files", std::move(*stamps)},
                       {"hashes", json::Object{{"bytes", static_cast<int64_t>(meta->bytes)},
                                               {"xxh3_64", formatChecksum(meta->xxh3)}}},

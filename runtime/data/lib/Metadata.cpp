@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 
+using namespace mixtape;
 using namespace mixtape::data;
 namespace endian = llvm::support::endian;
 

@@ -2,7 +2,6 @@
 #include "mixtape/data/Sampler.h"
 
 #include "Files.h"
-#include "mixtape/compiler/Blend.h"
 #include "mixtape/data/Tokenizer.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -12,6 +11,7 @@
 
 #include <algorithm>
 
+using namespace mixtape;
 using namespace mixtape::data;
 
 //===----------------------------------------------------------------------===//
@@ -24,9 +24,9 @@ WindowReader::WindowReader(const StreamView &view, uint64_t firstEpoch, uint64_t
     Epochs.push_back(view.epoch(e));
 }
 
-WindowReader WindowReader::validation(const StreamView &view) {
+WindowReader WindowReader::once(const StreamView &view, DocumentOrder order) {
   WindowReader reader(view);
-  reader.Epochs.push_back(view.valOrder());
+  reader.Epochs.push_back(std::move(order));
   reader.EpochTokens = reader.Epochs.back().tokens();
   return reader;
 }
@@ -91,8 +91,7 @@ void WindowReader::forEachRun(uint64_t offset, uint64_t count,
 // Untie-the-Knots
 //===----------------------------------------------------------------------===//
 
-void mixtape::data::untieKnots(const mixtape::UntieKnots &params, uint64_t seed, uint32_t knot,
-                               Sample &sample) {
+void mixtape::data::untieKnots(const plan::UntieKnots &params, uint64_t seed, uint32_t knot, Sample &sample) {
   struct Chunk {
     uint32_t piece, begin, end; ///< source positions [begin, end)
     bool first;                 ///< the first chunk of its piece: no knot before it
@@ -100,10 +99,7 @@ void mixtape::data::untieKnots(const mixtape::UntieKnots &params, uint64_t seed,
   const std::vector<uint32_t> source = sample.tokens;
   const uint32_t n = static_cast<uint32_t>(source.size());
   SplitMix64 rng(seed);
-  // Counts in increasing order, however the recipe listed them.
-  llvm::SmallVector<std::pair<uint64_t, double>, 8> probabilities(params.chunkProbabilities.begin(),
-                                                                  params.chunkProbabilities.end());
-  llvm::sort(probabilities);
+  const plan::ChunkProbabilities &probabilities = params.Chunks; // counts in increasing order
   double total = 0;
   for (const auto &[count, p] : probabilities)
     total += p;
@@ -163,7 +159,7 @@ void mixtape::data::untieKnots(const mixtape::UntieKnots &params, uint64_t seed,
     order[i] = i;
   for (size_t i = order.size(); i > 1; --i)
     std::swap(order[i - 1], order[rng.below(i)]);
-  if (params.keepOrder) {
+  if (params.KeepOrder) {
     std::vector<std::vector<uint32_t>> ofPiece(starts.size());
     for (uint32_t c = 0; c < chunks.size(); ++c)
       ofPiece[chunks[c].piece].push_back(c);
@@ -199,8 +195,8 @@ llvm::Expected<std::unique_ptr<TrainSamples>> TrainSamples::open(const TrainNode
   auto fail = [&](const llvm::Twine &message) { return fileError("train node", message); };
   if (node.seqLen == 0)
     return fail("seq_len is 0");
-  if (node.streams.size() != node.mixture.streams.size())
-    return fail("the mixture has " + llvm::Twine(node.mixture.streams.size()) + " streams but the node gives " +
+  if (node.streams.size() != node.mixture.Streams.size())
+    return fail("the mixture has " + llvm::Twine(node.mixture.Streams.size()) + " streams but the node gives " +
                 llvm::Twine(node.streams.size()));
   if (node.streams.size() > 255)
     return fail("more than 255 streams in one mixture");
@@ -210,7 +206,7 @@ llvm::Expected<std::unique_ptr<TrainSamples>> TrainSamples::open(const TrainNode
   std::unique_ptr<TrainSamples> samples(new TrainSamples());
   samples->SeqLen = node.seqLen;
   uint64_t n = node.end - node.begin;
-  mixtape::Blender blender(node.mixture, node.seqLen);
+  plan::Blender blender(node.mixture, node.seqLen);
   blender.skipTo(node.begin);
   samples->Taken.assign(node.streams.size(), 0);
   samples->StreamOf.resize(n);
@@ -223,9 +219,9 @@ llvm::Expected<std::unique_ptr<TrainSamples>> TrainSamples::open(const TrainNode
 
   for (size_t s = 0; s < node.streams.size(); ++s) {
     const NodeStream &spec = node.streams[s];
-    if (spec.name != node.mixture.streams[s])
+    if (spec.name != node.mixture.Streams[s])
       return fail("stream " + llvm::Twine(s) + " is '" + spec.name + "' but the mixture's is '" +
-                  node.mixture.streams[s] + "'");
+                  node.mixture.Streams[s] + "'");
     Source source;
     source.cursor = spec.cursor;
     if (samples->Taken[s] > 0) {
@@ -234,6 +230,8 @@ llvm::Expected<std::unique_ptr<TrainSamples>> TrainSamples::open(const TrainNode
         return view.takeError();
       source.view = *view;
       uint64_t epochTokens = source.view->trainTokens();
+      if (epochTokens == 0)
+        return source.view->noDocuments();
       uint64_t last = spec.cursor + samples->Taken[s] * node.seqLen; // the last token read
       source.reader = std::make_unique<WindowReader>(*source.view, spec.cursor / epochTokens, last / epochTokens);
       if (spec.transform) {
@@ -280,8 +278,8 @@ std::vector<uint64_t> TrainSamples::endCursors() const {
 // Validation
 //===----------------------------------------------------------------------===//
 
-llvm::Expected<std::unique_ptr<ValSet>> ValSet::open(const NodeStream &stream, uint64_t seqLen, uint64_t maxTokens,
-                                                     DataSources &sources) {
+llvm::Expected<std::unique_ptr<ValSet>> ValSet::open(const NodeStream &stream, plan::SplitKind split, uint64_t seqLen,
+                                                     uint64_t maxTokens, DataSources &sources) {
   if (seqLen == 0)
     return fileError("eval of stream '" + stream.name + "'", "seq_len is 0");
   llvm::Expected<const StreamView *> view = sources.view(stream.root, stream.name, stream.selection);
@@ -290,15 +288,18 @@ llvm::Expected<std::unique_ptr<ValSet>> ValSet::open(const NodeStream &stream, u
   std::unique_ptr<ValSet> set(new ValSet());
   set->View = *view;
   set->SeqLen = seqLen;
-  set->SplitTokens = set->View->valTokens();
+  DocumentOrder order = set->View->evalOrder(split);
+  set->SplitTokens = order.tokens();
   if (set->SplitTokens < 2)
-    return fileError("stream '" + stream.name + "'",
-                     "no held-out documents to evaluate on (val = " + std::to_string(stream.root.val) + ")");
+    return split == plan::SplitKind::Val
+               ? fileError("stream '" + stream.name + "'",
+                           "no held-out documents to evaluate on (val = " + std::to_string(stream.root.val) + ")")
+               : set->View->noDocuments();
   set->Targets = set->SplitTokens - 1;
   if (maxTokens)
     set->Targets = std::min(set->Targets, maxTokens);
   set->Windows = (set->Targets + seqLen - 1) / seqLen;
-  set->Reader = std::make_unique<WindowReader>(WindowReader::validation(*set->View));
+  set->Reader = std::make_unique<WindowReader>(WindowReader::once(*set->View, std::move(order)));
   return set;
 }
 

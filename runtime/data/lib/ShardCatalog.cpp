@@ -2,6 +2,8 @@
 #include "mixtape/data/ShardCatalog.h"
 
 #include "Files.h"
+#include "mixtape/data/BpeTokenizer.h"
+#include "mixtape/model/Checkpoint.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
@@ -12,6 +14,7 @@
 #include <algorithm>
 #include <set>
 
+using namespace mixtape;
 using namespace mixtape::data;
 namespace fs = llvm::sys::fs;
 namespace path = llvm::sys::path;
@@ -72,91 +75,104 @@ llvm::Expected<std::optional<std::vector<std::string>>> mixtape::data::expandSha
   return std::vector<std::string>(prefixes.begin(), prefixes.end());
 }
 
-llvm::Expected<DataDeclaration> mixtape::data::streamDeclaration(llvm::StringRef stream, llvm::StringRef tokenizer,
-                                                                 llvm::StringRef eod, llvm::StringRef format,
-                                                                 llvm::StringRef baseDir) {
+/// What root stream `root` declares of its datasets, tokenizer paths resolved against
+/// `baseDir`.
+static DataDeclaration declaration(const plan::Stream &root, llvm::StringRef baseDir) {
   DataDeclaration declared;
-  std::optional<EodMode> mode = eodModeFromName(eod);
-  if (!mode)
-    return fileError("stream '" + stream + "'", "eod = \"" + eod + "\" is not auto, present or append");
-  declared.eod = *mode;
-  if (!format.empty() && format != "auto") {
-    declared.format = shardFormatFromName(format);
-    if (!declared.format)
-      return fileError("stream '" + stream + "'", "format = \"" + format + "\" is not auto, megatron or flat");
-  }
+  declared.eod = root.Eod;
+  if (root.Format == plan::ShardFormat::Megatron)
+    declared.format = ShardFormat::Megatron;
+  else if (root.Format == plan::ShardFormat::Flat)
+    declared.format = ShardFormat::Flat;
+  const std::string tokenizer = root.Tokenizer.value_or("");
   llvm::StringRef file = tokenizer;
   bool hf = file.consume_front("hf:");
-  if (tokenizer.empty() || tokenizer == "bytes" || path::is_absolute(file)) {
-    declared.tokenizer = tokenizer.str();
-  } else {
-    llvm::SmallString<256> full(baseDir);
-    path::append(full, file);
-    declared.tokenizer = (hf ? "hf:" : "") + std::string(full);
-  }
+  declared.tokenizer = tokenizer.empty() || tokenizer == "bytes"
+                           ? tokenizer
+                           : (hf ? "hf:" : "") + plan::resolvePath(baseDir, file);
   return declared;
 }
 
-std::vector<std::string> mixtape::data::streamFilters(const mixtape::StreamSpec &stream,
-                                                      const mixtape::CheckedRecipe &recipe) {
-  std::vector<std::string> filters;
-  std::set<std::string> seen; // a derivation cycle is the linter's to report
-  for (const mixtape::StreamSpec *s = &stream; s && seen.insert(s->name).second;
-       s = s->parent.empty() ? nullptr : recipe.stream(s->parent))
-    if (s->where)
-      filters.push_back(s->where->canonical());
-  std::reverse(filters.begin(), filters.end());
-  return filters;
-}
-
-llvm::Expected<const StreamView *> ShardCatalog::view(const mixtape::StreamSpec &stream,
-                                                      const mixtape::CheckedRecipe &recipe) {
-  const mixtape::StreamSpec *root = recipe.stream(stream.root.empty() ? stream.name : stream.root);
-  if (!root || root->shards.empty())
-    return nullptr;
-  llvm::Expected<std::optional<std::vector<std::string>>> prefixes = expandShards(root->shards, recipe.baseDir);
+llvm::Expected<std::optional<NodeStream>> mixtape::data::nodeStream(const plan::Plan &plan, llvm::StringRef name,
+                                                                    uint64_t cursor) {
+  auto stream = plan.Streams.find(name.str());
+  if (stream == plan.Streams.end())
+    return makeError("the plan has no stream '" + name + "'");
+  const plan::Stream &s = stream->second;
+  NodeStream out;
+  out.name = name.str();
+  out.cursor = cursor;
+  // A derived stream's filters are its own and its ancestors', root first.
+  std::set<std::string> visited{name.str()}; // a hand-made plan may hold a cycle
+  for (const plan::Stream *at = &s;;) {
+    if (at->Where)
+      out.selection.where.insert(out.selection.where.begin(), *at->Where);
+    auto parent = at->From ? plan.Streams.find(*at->From) : plan.Streams.end();
+    if (parent == plan.Streams.end() || !visited.insert(parent->first).second)
+      break;
+    at = &parent->second;
+  }
+  if (const std::optional<plan::AblationUnit> &unit = s.Unit) {
+    AblationUnit u;
+    u.units = unit->Count.value_or(0);
+    u.index = unit->Index.value_or(0);
+    u.by = unit->By.value_or("");
+    u.value = unit->Value.value_or(plan::ColumnValue());
+    out.selection.unit = u;
+  }
+  if (s.Transform)
+    out.transform = s.Transform->UntieKnots;
+  const plan::Stream &root = plan.Streams.at(s.Root);
+  llvm::Expected<std::optional<std::vector<std::string>>> prefixes = expandShards(root.Shards, plan.RecipeDir);
   if (!prefixes)
     return prefixes.takeError();
   if (!*prefixes)
-    return nullptr;
-  std::unique_ptr<DataSources> &sources = BySeed[recipe.seed];
-  if (!sources)
-    sources = std::make_unique<DataSources>(recipe.seed, CacheDir, ManifestCacheDir, Notes);
-  llvm::Expected<DataDeclaration> declared = streamDeclaration(root->name, root->tokenizer, root->eod, root->format, recipe.baseDir);
-  if (!declared)
-    return declared.takeError();
-  RootSpec spec{root->name, std::move(**prefixes), root->val, std::move(*declared)};
-  return sources->view(spec, stream.name, StreamSelection{streamFilters(stream, recipe), std::nullopt});
+    return std::nullopt;
+  out.root = RootSpec{s.Root, std::move(**prefixes), root.Val, declaration(root, plan.RecipeDir),
+                      root.Fingerprint.value_or("")};
+  return std::optional<NodeStream>(std::move(out));
 }
 
-llvm::Expected<std::optional<mixtape::StreamStats>> ShardCatalog::stats(const mixtape::StreamSpec &stream,
-                                                                        const mixtape::CheckedRecipe &recipe) {
-  llvm::Expected<const StreamView *> view = this->view(stream, recipe);
+llvm::Expected<const StreamView *> ShardCatalog::view(const plan::Plan &plan, llvm::StringRef name) {
+  llvm::Expected<std::optional<NodeStream>> stream = nodeStream(plan, name);
+  if (!stream)
+    return stream.takeError();
+  if (!*stream)
+    return nullptr;
+  std::unique_ptr<DataSources> &sources = BySeed[plan.Seed];
+  if (!sources)
+    sources = std::make_unique<DataSources>(plan.Seed, CacheDir, ManifestCacheDir, Notes);
+  // Planning views a stream as a whole: its ablation units are counted by groupBy.
+  return sources->view((*stream)->root, name, StreamSelection{(*stream)->selection.where, std::nullopt});
+}
+
+llvm::Expected<std::optional<plan::StreamStats>> ShardCatalog::streamStats(const plan::Plan &plan,
+                                                                           llvm::StringRef name) {
+  llvm::Expected<const StreamView *> view = this->view(plan, name);
   if (!view)
     return view.takeError();
   if (!*view)
     return std::nullopt;
   const StreamView &v = **view;
-  mixtape::StreamStats stats;
-  stats.fingerprint = v.root().fingerprint();
-  stats.trainDocuments = v.trainDocuments();
-  stats.trainTokens = v.trainTokens();
-  stats.valDocuments = v.valDocuments();
-  stats.valTokens = v.valTokens();
-  stats.vocabSize = v.root().vocabSize();
-  stats.tokenizer = v.root().tokenizer();
+  plan::StreamStats stats;
+  stats.Fingerprint = v.root().fingerprint();
+  stats.TrainDocuments = v.trainDocuments();
+  stats.TrainTokens = v.trainTokens();
+  stats.ValDocuments = v.valDocuments();
+  stats.ValTokens = v.valTokens();
+  stats.VocabSize = v.root().vocabSize();
+  stats.Tokenizer = v.root().tokenizer();
   return stats;
 }
 
-llvm::Expected<std::optional<uint64_t>> ShardCatalog::leakedDocuments(const mixtape::StreamSpec &val,
-                                                                      const mixtape::StreamSpec &train,
-                                                                      const mixtape::CheckedRecipe &recipe) {
-  llvm::Expected<const StreamView *> held = view(val, recipe);
+llvm::Expected<std::optional<uint64_t>> ShardCatalog::leakedDocuments(const plan::Plan &plan, llvm::StringRef val,
+                                                                      llvm::StringRef train) {
+  llvm::Expected<const StreamView *> held = view(plan, val);
   if (!held)
     return held.takeError();
   if (!*held)
     return std::nullopt;
-  llvm::Expected<const StreamView *> trained = view(train, recipe);
+  llvm::Expected<const StreamView *> trained = view(plan, train);
   if (!trained)
     return trained.takeError();
   if (!*trained)
@@ -175,15 +191,28 @@ llvm::Expected<std::optional<uint64_t>> ShardCatalog::leakedDocuments(const mixt
   return leaked;
 }
 
-llvm::Expected<std::optional<mixtape::ColumnGroups>>
-ShardCatalog::groupBy(const mixtape::StreamSpec &stream, llvm::StringRef column, const mixtape::CheckedRecipe &recipe) {
-  llvm::Expected<const StreamView *> view = this->view(stream, recipe);
+llvm::Expected<std::optional<plan::ColumnGroups>> ShardCatalog::groupBy(const plan::Plan &plan, llvm::StringRef name,
+                                                                       llvm::StringRef column) {
+  llvm::Expected<const StreamView *> view = this->view(plan, name);
   if (!view)
     return view.takeError();
   if (!*view)
     return std::nullopt;
-  mixtape::ColumnGroups out;
-  out.columns = (*view)->root().columns();
-  out.groups = (*view)->groupBy(column);
+  plan::ColumnGroups out;
+  out.Columns = (*view)->root().columns();
+  out.Groups = (*view)->groupBy(column);
   return out;
+}
+
+llvm::Expected<std::optional<plan::CheckpointInfo>> ShardCatalog::checkpoint(llvm::StringRef folder) {
+  return model::inspectCheckpoint(folder);
+}
+
+llvm::Expected<std::optional<uint64_t>> ShardCatalog::tokenizerVocabulary(llvm::StringRef file) {
+  if (!llvm::sys::fs::exists(file))
+    return std::nullopt;
+  llvm::Expected<uint64_t> vocabulary = BpeTokenizer::vocabularySize(file);
+  if (!vocabulary)
+    return vocabulary.takeError();
+  return std::optional<uint64_t>(*vocabulary);
 }

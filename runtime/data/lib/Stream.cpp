@@ -2,8 +2,7 @@
 #include "mixtape/data/Stream.h"
 
 #include "Files.h"
-#include "mixtape/compiler/Diagnostics.h"
-#include "mixtape/compiler/Predicate.h"
+#include "mixtape/support/Suggest.h"
 #include "mixtape/data/Synth.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -23,6 +22,7 @@
 #include <set>
 #include <tuple>
 
+using namespace mixtape;
 using namespace mixtape::data;
 namespace fs = llvm::sys::fs;
 
@@ -74,6 +74,10 @@ uint64_t mixtape::data::epochSeed(uint64_t recipeSeed, uint64_t fingerprintSeed,
 
 uint64_t mixtape::data::valSeed(uint64_t recipeSeed, uint64_t fingerprintSeed) {
   return mixSeed(mixSeed(recipeSeed, fingerprintSeed), XXH3_64bits("val", 3));
+}
+
+uint64_t mixtape::data::trainEvalSeed(uint64_t recipeSeed, uint64_t fingerprintSeed) {
+  return mixSeed(mixSeed(recipeSeed, fingerprintSeed), XXH3_64bits("train-eval", 10));
 }
 
 //===----------------------------------------------------------------------===//
@@ -220,21 +224,15 @@ TokenSpan RootStream::tokens(uint32_t doc) const {
 //===----------------------------------------------------------------------===//
 
 namespace {
-/// One compiled `where` with its columns looked up in one dataset's sidecar.
-struct CompiledFilter {
-  std::string text;
-  mixtape::Predicate predicate;
-};
-
-mixtape::MetadataValue valueOf(const MetadataTable *table, std::optional<size_t> column, uint64_t row) {
+plan::MetadataValue valueOf(const MetadataTable *table, std::optional<size_t> column, uint64_t row) {
   if (!table || !column)
-    return mixtape::MetadataValue::missing();
+    return plan::MetadataValue::missing();
   if (table->columnKind(*column) == ColumnKind::Number) {
     float v = table->number(*column, row);
-    return std::isnan(v) ? mixtape::MetadataValue::missing() : mixtape::MetadataValue::ofNumber(v);
+    return std::isnan(v) ? plan::MetadataValue::missing() : plan::MetadataValue::ofNumber(v);
   }
   llvm::StringRef s = table->string(*column, row);
-  return s.empty() ? mixtape::MetadataValue::missing() : mixtape::MetadataValue::ofString(s);
+  return s.empty() ? plan::MetadataValue::missing() : plan::MetadataValue::ofString(s);
 }
 } // namespace
 
@@ -242,46 +240,41 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
                                                                 const StreamSelection &selection,
                                                                 uint64_t seed) {
   std::unique_ptr<StreamView> view(new StreamView(name.str(), root, seed));
-  std::vector<CompiledFilter> filters;
   const std::vector<std::string> known = selection.where.empty() ? std::vector<std::string>() : root.columns();
-  for (const std::string &text : selection.where) {
-    mixtape::ParseResult parsed = mixtape::parseExpr(text);
-    mixtape::ExprDiags diags = std::move(parsed.errors);
-    std::optional<mixtape::Predicate> predicate;
-    if (parsed.expr)
-      predicate = mixtape::interpretPredicate(*parsed.expr, diags);
-    if (!predicate)
-      return fileError("stream '" + name + "'",
-                       "cannot compile the filter '" + text + "': " +
-                           (diags.empty() ? std::string("not a condition") : diags.front().message));
+  for (const plan::Predicate &filter : selection.where) {
     // A column that no dataset has is a typo or a missing sidecar, never a filter that means
     // "every value missing".
-    for (const std::string &column : predicate->columnNames()) {
+    for (const std::string &column : filter.columnNames()) {
       if (std::binary_search(known.begin(), known.end(), column))
         continue;
-      std::optional<std::string> closest = mixtape::closestMatch(column, known);
+      std::optional<std::string> closest = closestMatch(column, known);
       return fileError("stream '" + name + "'",
-                       "the filter '" + text + "' reads column '" + column + "', which no dataset of stream '" +
-                           root.name() + "' has" + (closest ? "; did you mean '" + *closest + "'?" : "") +
+                       "the filter '" + filter.canonical() + "' reads column '" + column +
+                           "', which no dataset of stream '" + root.name() + "' has" +
+                           (closest ? "; did you mean '" + *closest + "'?" : "") +
                            (known.empty() ? " (its data has no metadata columns: Megatron data without a "
                                             "sidecar has none; docs/data-format.md)"
                                           : " (its columns: " + llvm::join(known, ", ") + ")"));
     }
-    filters.push_back({text, std::move(*predicate)});
+    view->Selection += (view->Selection.empty() ? "" : " and ") + filter.canonical();
   }
+  if (selection.unit)
+    view->Selection += (view->Selection.empty() ? "" : " and ") +
+                       (selection.unit->units ? "unit " + std::to_string(selection.unit->index) + " of " +
+                                                    std::to_string(selection.unit->units)
+                                              : selection.unit->by + " == '" + selection.unit->value.label() + "'");
 
-  bool selects = !filters.empty() || selection.unit;
-  if (selects) {
+  if (!selection.where.empty() || selection.unit) {
     view->Keep.assign(root.numDocuments(), true);
-    std::vector<mixtape::MetadataValue> row;
+    std::vector<plan::MetadataValue> row;
     for (size_t k = 0; k < root.datasets().size(); ++k) {
       const Dataset &dataset = *root.datasets()[k];
       const MetadataTable *table = dataset.metadata();
       auto column = [&](llvm::StringRef c) { return table ? table->findColumn(c) : std::nullopt; };
       std::vector<std::vector<std::optional<size_t>>> columns;
-      for (const CompiledFilter &f : filters) {
+      for (const plan::Predicate &filter : selection.where) {
         columns.emplace_back();
-        for (const std::string &c : f.predicate.columnNames())
+        for (const std::string &c : filter.columnNames())
           columns.back().push_back(column(c));
       }
       // A dataset without the column holds no value of it: its documents are the missing unit's.
@@ -289,11 +282,11 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
       uint64_t first = root.firstDocument(k);
       for (uint64_t d = 0, n = dataset.tokens().numDocuments(); d < n; ++d) {
         bool keep = true;
-        for (size_t f = 0; keep && f < filters.size(); ++f) {
+        for (size_t f = 0; keep && f < selection.where.size(); ++f) {
           row.clear();
           for (std::optional<size_t> c : columns[f])
             row.push_back(valueOf(table, c, d));
-          keep = filters[f].predicate.eval(row);
+          keep = selection.where[f].eval(row);
         }
         if (keep && selection.unit) {
           const AblationUnit &unit = *selection.unit;
@@ -315,21 +308,14 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
       ++view->ValDocs;
       view->ValTokens += root.length(d) + 1;
     }
-  if (view->TrainDocs == 0) {
-    std::string what;
-    for (const CompiledFilter &f : filters)
-      what += (what.empty() ? "" : " and ") + f.text;
-    if (selection.unit)
-      what += (what.empty() ? "" : " and ") +
-              (selection.unit->units ? "unit " + std::to_string(selection.unit->index) + " of " +
-                                           std::to_string(selection.unit->units)
-                                     : selection.unit->by + " == '" + selection.unit->value.label() + "'");
-    return fileError("stream '" + name + "'",
-                     selects ? "no training document of " + llvm::Twine(root.trainDocuments().size()) +
-                                   " passes the filter: " + what
-                             : llvm::Twine("no training documents"));
-  }
   return view;
+}
+
+llvm::Error StreamView::noDocuments() const {
+  return fileError("stream '" + Name + "'",
+                   Selection.empty() ? llvm::Twine("no training documents")
+                                     : "no training document of " + llvm::Twine(Root.trainDocuments().size()) +
+                                           " passes the filter: " + Selection);
 }
 
 DocumentOrder StreamView::order(const std::vector<uint32_t> &documents, uint64_t shuffleSeed) const {
@@ -356,8 +342,14 @@ DocumentOrder StreamView::valOrder() const {
   return order(Root.valDocuments(), valSeed(Seed, Root.fingerprintSeed()));
 }
 
-std::vector<mixtape::ColumnGroup> StreamView::groupBy(llvm::StringRef column) const {
-  std::map<mixtape::ColumnValue, mixtape::ColumnGroup> groups;
+DocumentOrder StreamView::evalOrder(plan::SplitKind split) const {
+  if (split == plan::SplitKind::Val)
+    return valOrder();
+  return order(Root.trainDocuments(), trainEvalSeed(Seed, Root.fingerprintSeed()));
+}
+
+std::vector<plan::ColumnGroup> StreamView::groupBy(llvm::StringRef column) const {
+  std::map<plan::ColumnValue, plan::ColumnGroup> groups;
   std::vector<std::optional<size_t>> columns; // per dataset
   bool found = false;
   for (const std::unique_ptr<Dataset> &dataset : Root.datasets()) {
@@ -369,24 +361,24 @@ std::vector<mixtape::ColumnGroup> StreamView::groupBy(llvm::StringRef column) co
     return {};
   auto valueOfDocument = [&](uint32_t doc) {
     auto [k, local] = Root.locate(doc);
-    return mixtape::ColumnValue::of(valueOf(Root.datasets()[k]->metadata(), columns[k], local));
+    return plan::ColumnValue::of(valueOf(Root.datasets()[k]->metadata(), columns[k], local));
   };
   for (uint32_t d : Root.trainDocuments())
     if (selected(d)) {
-      mixtape::ColumnGroup &g = groups[valueOfDocument(d)];
-      ++g.trainDocuments;
-      g.trainTokens += Root.length(d) + 1;
+      plan::ColumnGroup &g = groups[valueOfDocument(d)];
+      ++g.TrainDocuments;
+      g.TrainTokens += Root.length(d) + 1;
     }
   // Held-out documents count towards the units that training defines, and make none.
   for (uint32_t d : Root.valDocuments())
     if (selected(d))
       if (auto it = groups.find(valueOfDocument(d)); it != groups.end()) {
-        ++it->second.valDocuments;
-        it->second.valTokens += Root.length(d) + 1;
+        ++it->second.ValDocuments;
+        it->second.ValTokens += Root.length(d) + 1;
       }
-  std::vector<mixtape::ColumnGroup> out;
+  std::vector<plan::ColumnGroup> out;
   for (auto &[value, group] : groups) {
-    group.value = value;
+    group.Value = value;
     out.push_back(std::move(group));
   }
   return out;
@@ -400,7 +392,7 @@ DataSources::~DataSources() = default;
 
 static std::string rootKey(const RootSpec &spec) {
   return llvm::join(spec.shards, "\x1f") + "\x1e" + llvm::utohexstr(llvm::bit_cast<uint64_t>(spec.val)) + "\x1e" +
-         spec.declared.tokenizer + "\x1e" + eodModeName(spec.declared.eod).str() + "\x1e" +
+         spec.declared.tokenizer + "\x1e" + plan::enumName(spec.declared.eod).str() + "\x1e" +
          (spec.declared.format ? shardFormatName(*spec.declared.format) : "auto").str();
 }
 
@@ -442,12 +434,14 @@ llvm::Expected<const StreamView *> DataSources::view(const RootSpec &rootSpec, l
   llvm::Expected<const RootStream *> root = this->root(rootSpec);
   if (!root)
     return root.takeError();
-  std::string key = rootKey(rootSpec) + "\x1d" + llvm::join(selection.where, "\x1f");
+  std::string key = rootKey(rootSpec) + "\x1d";
+  for (const plan::Predicate &filter : selection.where)
+    key += filter.canonical() + "\x1f";
   if (selection.unit)
     key += "\x1d" + std::to_string(selection.unit->units) + "/" + std::to_string(selection.unit->index) + "/" +
-           selection.unit->by + "=" + std::to_string(static_cast<int>(selection.unit->value.kind)) + ":" +
-           llvm::utohexstr(llvm::bit_cast<uint64_t>(selection.unit->value.number)) + ":" +
-           selection.unit->value.string;
+           selection.unit->by + "=" + std::to_string(static_cast<int>(selection.unit->value.ValueKind)) + ":" +
+           llvm::utohexstr(llvm::bit_cast<uint64_t>(selection.unit->value.Number)) + ":" +
+           selection.unit->value.String;
   if (auto it = Views.find(key); it != Views.end())
     return it->second.get();
   llvm::Expected<std::unique_ptr<StreamView>> view = StreamView::create(name, **root, selection, Seed);

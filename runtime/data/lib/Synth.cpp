@@ -14,6 +14,7 @@
 
 #include <algorithm>
 
+using namespace mixtape;
 using namespace mixtape::data;
 
 static const llvm::StringRef kDomains[] = {"prose", "code", "arith", "facts"};

@@ -10,6 +10,7 @@
 
 #include <type_traits>
 
+using namespace mixtape;
 using namespace mixtape::data;
 namespace endian = llvm::support::endian;
 

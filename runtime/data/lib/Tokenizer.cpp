@@ -5,6 +5,7 @@
 
 #include "llvm/Support/FileSystem.h"
 
+using namespace mixtape;
 using namespace mixtape::data;
 
 Tokenizer::~Tokenizer() = default;

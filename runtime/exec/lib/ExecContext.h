@@ -1,63 +1,70 @@
 //===- ExecContext.h - what the node runners share --------------*- C++ -*-===//
 #pragma once
 
-#include "RunDir.h"
-
 #include "mixtape/data/Sampler.h"
+#include "mixtape/plan/Plan.h"
+#include "mixtape/rundir/Metrics.h"
 
-#include "llvm/Support/JSON.h"
+#include "llvm/Support/Error.h"
 
 #include <c10/core/Device.h>
 
 #include <memory>
 #include <string>
-#include <vector>
 
 namespace mixtape::dist {
 class Collectives;
 }
+namespace mixtape::model {
+class Model;
+}
 
 namespace mixtape::exec {
 
-struct ExecNode {
-  std::string name, kind, dir, hash;
-  std::vector<size_t> inputs;
-  const llvm::json::Object *entry = nullptr; ///< the node's object in the plan
-  const llvm::json::Object *settings = nullptr;
-  const llvm::json::Object *exec = nullptr;
-};
-
 struct ExecContext {
-  const llvm::json::Object *plan = nullptr;
-  std::string runDir, recipeDir;
-  uint64_t seed = 0;
-  bool progress = true;
-  c10::Device device = c10::Device(c10::kCPU); ///< where train and eval nodes compute
-  std::vector<ExecNode> nodes;
-  std::unique_ptr<data::DataSources> sources;
+  const plan::Plan *Plan = nullptr;
+  std::string RunDir;
+  bool Progress = true;
+  c10::Device Device = c10::Device(c10::kCPU); ///< where train and eval nodes compute
+  std::unique_ptr<data::DataSources> Sources;
   /// The data-parallel ranks (a world of one when not distributed); set by executePlan.
-  dist::Collectives *collectives = nullptr;
+  dist::Collectives *Collectives = nullptr;
   /// Rank 0 writes the run directory's files; the others only compute.
-  bool writesFiles = true;
+  bool WritesFiles = true;
   /// --zero1: every train node shards its optimizer state (else only where the plan says).
-  bool zero1 = false;
+  bool Zero1 = false;
 
-  std::string nodeDir(const ExecNode &n) const { return joinPath(runDir, n.dir); }
+  std::string nodeDir(const plan::Node &node) const;
+  const plan::Node &input(const plan::Node &node, size_t i = 0) const { return Plan->Nodes[node.Inputs[i].Index]; }
   /// The stream `name` of the plan, as the data layer opens it, starting at `cursor`.
   llvm::Expected<data::NodeStream> stream(llvm::StringRef name, uint64_t cursor) const;
+  /// The plan's model with the weights of `weights` (a model.safetensors) and RoPE base
+  /// `ropeTheta` (nullopt: the init's). A model that came from a Hugging Face checkpoint
+  /// keeps what the plan does not spell out (norm eps, head size, tied head, rotary
+  /// fraction, activation): its init node saved the checkpoint's config.
+  llvm::Expected<std::unique_ptr<model::Model>> loadModel(llvm::StringRef weights,
+                                                          std::optional<double> ropeTheta) const;
+  /// A new random model of the plan's architecture.
+  llvm::Expected<std::unique_ptr<model::Model>> randomModel(uint64_t seed) const;
 };
 
-/// Node runners (NodeRunners.cpp): each writes its outputs into its node directory; the
-/// executor writes the done marker after they return successfully.
-llvm::Error runInit(ExecContext &ctx, const ExecNode &node);
-llvm::Error runTrain(ExecContext &ctx, const ExecNode &node);
-llvm::Error runEval(ExecContext &ctx, const ExecNode &node);
-llvm::Error runMerge(ExecContext &ctx, const ExecNode &node);
+/// Evaluates `m` on each split and appends one record per split to `log`: `base` with the
+/// stream, split, loss, perplexity and tokens filled in.
+llvm::Error evaluate(ExecContext &ctx, const model::Model &m, const std::vector<plan::EvalSplit> &splits,
+                     uint64_t maxTokens, uint64_t seqLen, uint64_t microBatch, bool withDocuments,
+                     const rundir::EvalRecord &base, rundir::MetricsLog &log);
+
+// Node runners: each writes its outputs into its node directory; the executor writes the
+// done marker after they return successfully.
+llvm::Error runInit(ExecContext &ctx, const plan::Node &node, const plan::InitNode &init);
+llvm::Error runTrain(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train);
+llvm::Error runEval(ExecContext &ctx, const plan::Node &node, const plan::EvalNode &eval);
+llvm::Error runMerge(ExecContext &ctx, const plan::Node &node, const plan::MergeNode &merge);
 /// A done train node's in-loop eval points that its metrics lack (the recipe's points
 /// changed; they are not hashed): evaluates those its retained weights can serve, appends
 /// their records, and names those that only retraining would evaluate.
-llvm::Error serveDuringEvals(ExecContext &ctx, const ExecNode &node);
+llvm::Error serveDuringEvals(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train);
 /// The model a finished node left, as a new Hugging Face folder `outDir`.
-llvm::Error exportModel(ExecContext &ctx, const ExecNode &node, llvm::StringRef outDir);
+llvm::Error exportModel(ExecContext &ctx, const plan::Node &node, llvm::StringRef outDir);
 
 } // namespace mixtape::exec

@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "mixtape/merge/Merge.h"
 
+#include "mixtape/support/Error.h"
+
 #include "mixtape/safetensors/SafeTensors.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -23,9 +25,6 @@ namespace st = mixtape::safetensors;
 
 namespace {
 
-llvm::Error error(const llvm::Twine &what) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), what);
-}
 
 std::optional<c10::ScalarType> floatingType(st::DType type) {
   switch (type) {
@@ -63,17 +62,17 @@ llvm::Error checkSameTensors(llvm::ArrayRef<const st::File *> files) {
     for (const st::TensorInfo &t : first.tensors()) {
       const st::TensorInfo *other = f->find(t.name);
       if (!other)
-        return error("tensor '" + t.name + "' is in " + first.path() + " but not in " + f->path());
+        return makeError("tensor '" + t.name + "' is in " + first.path() + " but not in " + f->path());
       if (other->shape != t.shape)
-        return error("tensor '" + t.name + "' has shape " + shapeText(t.shape) + " in " + first.path() +
+        return makeError("tensor '" + t.name + "' has shape " + shapeText(t.shape) + " in " + first.path() +
                      " but " + shapeText(other->shape) + " in " + f->path());
       if (other->dtype != t.dtype)
-        return error("tensor '" + t.name + "' is " + st::dtypeName(t.dtype) + " in " + first.path() + " but " +
+        return makeError("tensor '" + t.name + "' is " + st::dtypeName(t.dtype) + " in " + first.path() + " but " +
                      st::dtypeName(other->dtype) + " in " + f->path());
     }
     for (const st::TensorInfo &t : f->tensors())
       if (!first.find(t.name))
-        return error("tensor '" + t.name + "' is in " + f->path() + " but not in " + first.path());
+        return makeError("tensor '" + t.name + "' is in " + f->path() + " but not in " + first.path());
   }
   return llvm::Error::success();
 }
@@ -119,7 +118,7 @@ llvm::Error mixtape::merge::mergeFiles(const MergeOptions &options, llvm::ArrayR
       // Integer and bool tensors (buffers, not weights) cannot be averaged: they must agree.
       for (const st::File &f : files)
         if (!llvm::equal(f.find(t.name)->bytes, t.bytes))
-          return error("tensor '" + t.name + "' is " + st::dtypeName(t.dtype) + ", which is not merged, and " +
+          return makeError("tensor '" + t.name + "' is " + st::dtypeName(t.dtype) + ", which is not merged, and " +
                        first.path() + " and " + f.path() + " disagree on it");
       if (llvm::Error e = writer->add(t.name, t.bytes))
         return e;
@@ -133,7 +132,7 @@ llvm::Error mixtape::merge::mergeFiles(const MergeOptions &options, llvm::ArrayR
     try {
       merged = mergeTensors(options, inputs, baseTensor, t.name);
     } catch (const c10::Error &e) {
-      return error("merging tensor '" + t.name + "' into " + out + ": " + e.what_without_backtrace());
+      return makeError("merging tensor '" + t.name + "' into " + out + ": " + e.what_without_backtrace());
     }
     llvm::ArrayRef<uint8_t> bytes(static_cast<const uint8_t *>(merged.data_ptr()), merged.nbytes());
     if (llvm::Error e = writer->add(t.name, bytes))

@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "mixtape/merge/Merge.h"
 
+#include "mixtape/support/Error.h"
+
 #include "llvm/Support/FormatVariadic.h"
 
 #include <ATen/ATen.h>
@@ -18,21 +20,6 @@ using namespace mixtape;
 using namespace mixtape::merge;
 
 namespace {
-
-llvm::Error error(const llvm::Twine &what) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), what);
-}
-
-struct MethodEntry {
-  Method method;
-  llvm::StringLiteral name;
-};
-
-constexpr MethodEntry Methods[] = {
-    {Method::Linear, "linear"},         {Method::Slerp, "slerp"},
-    {Method::TaskArithmetic, "task_arithmetic"}, {Method::Ties, "ties"},
-    {Method::DareLinear, "dare_linear"}, {Method::DareTies, "dare_ties"},
-};
 
 /// 0.5, 1e-05: as short as printf's %g.
 std::string number(double x) {
@@ -143,47 +130,33 @@ at::Tensor taskArithmetic(const MergeOptions &o, llvm::ArrayRef<at::Tensor> mode
 
 } // namespace
 
-llvm::StringRef mixtape::merge::methodName(Method method) {
-  for (const MethodEntry &e : Methods)
-    if (e.method == method)
-      return e.name;
-  llvm_unreachable("unknown merge method");
-}
-
-std::optional<Method> mixtape::merge::methodFromName(llvm::StringRef name) {
-  for (const MethodEntry &e : Methods)
-    if (e.name == name)
-      return e.method;
-  return std::nullopt;
-}
-
 bool mixtape::merge::takesTaskVectors(Method method) {
   return method != Method::Linear && method != Method::Slerp;
 }
 
 llvm::Error MergeOptions::validate(size_t models, bool hasBase) const {
-  llvm::StringRef name = methodName(method);
+  llvm::StringRef name = plan::enumName(method);
   if (models == 0)
-    return error("a " + name + " merge needs at least one model");
+    return makeError("a " + name + " merge needs at least one model");
   if (method == Method::Slerp && models != 2)
-    return error(llvm::formatv("slerp merges exactly two models, not {0}", models));
+    return makeError(llvm::formatv("slerp merges exactly two models, not {0}", models));
   if (takesTaskVectors(method) && !hasBase)
-    return error("'" + name + "' merges task vectors: it needs a base model");
+    return makeError("'" + name + "' merges task vectors: it needs a base model");
   if (!takesTaskVectors(method) && hasBase)
-    return error("'" + name + "' takes no base model");
+    return makeError("'" + name + "' takes no base model");
   if (!weights.empty() && weights.size() != models)
-    return error(llvm::formatv("{0} weights for {1} models", weights.size(), models));
+    return makeError(llvm::formatv("{0} weights for {1} models", weights.size(), models));
   if (method == Method::Linear && normalize && !weights.empty()) {
     double total = 0;
     for (double w : weights)
       total += w;
     if (total == 0)
-      return error("a normalized linear merge needs weights that do not sum to 0");
+      return makeError("a normalized linear merge needs weights that do not sum to 0");
   }
   if (!(density > 0 && density <= 1))
-    return error("density must be in (0, 1], not " + number(density));
+    return makeError("density must be in (0, 1], not " + number(density));
   if (!(t >= 0 && t <= 1))
-    return error("t must be in [0, 1], not " + number(t));
+    return makeError("t must be in [0, 1], not " + number(t));
   return llvm::Error::success();
 }
 

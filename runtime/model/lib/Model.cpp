@@ -623,7 +623,7 @@ static llvm::Error loadCheckpoint(std::vector<NamedParameter> &params,
     if (config.tieEmbeddings && (name == "lm_head.weight" || name == "embed_out.weight"))
       continue; // a tied head saved anyway; the embedding is what counts
     return modelError(llvm::Twine(entry.file) + ": tensor '" + name + "' is not a parameter of this " +
-                      familyName(config.family) + " model");
+                      mixtape::plan::enumName(config.family) + " model");
   }
   for (NamedParameter &p : params) {
     auto it = ckpt.byName.find(p.name);

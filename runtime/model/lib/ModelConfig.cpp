@@ -6,19 +6,7 @@
 
 using namespace mixtape::model;
 
-llvm::StringRef mixtape::model::familyName(Family family) {
-  switch (family) {
-  case Family::GPT2:
-    return "gpt2";
-  case Family::Llama:
-    return "llama";
-  case Family::GPTNeoX:
-    return "gpt_neox";
-  }
-  llvm_unreachable("unknown family");
-}
-
-std::optional<Family> mixtape::model::familyFromName(llvm::StringRef name) {
+std::optional<Family> mixtape::model::familyFromModelType(llvm::StringRef name) {
   if (name == "gpt2")
     return Family::GPT2;
   if (name == "llama" || name == "mistral" || name == "qwen2")
@@ -168,7 +156,7 @@ llvm::Expected<ModelConfig> mixtape::model::parseHFConfig(llvm::StringRef json,
                                    fileName + ": not a JSON object");
   ConfigReader r(*obj, fileName);
   std::optional<llvm::StringRef> modelType = r.string("model_type");
-  std::optional<Family> family = modelType ? familyFromName(*modelType) : std::nullopt;
+  std::optional<Family> family = modelType ? familyFromModelType(*modelType) : std::nullopt;
   if (!family)
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
@@ -266,7 +254,7 @@ static llvm::StringRef hfActivationName(Activation activation) {
 }
 
 llvm::json::Object mixtape::model::formatHFConfig(const ModelConfig &c, llvm::StringRef torchDtype) {
-  llvm::json::Object o{{"model_type", familyName(c.family)},
+  llvm::json::Object o{{"model_type", plan::enumName(c.family)},
                        {"vocab_size", c.vocabSize},
                        {"tie_word_embeddings", c.tieEmbeddings},
                        {"dtype", torchDtype},

@@ -16,13 +16,14 @@
 #include <map>
 #include <optional>
 
+using namespace mixtape;
 using namespace mixtape::report;
 
-std::vector<std::string> mixtape::report::variantsOf(const RunPlan &plan) {
+std::vector<std::string> mixtape::report::variantsOf(const plan::Plan &plan) {
   std::vector<std::string> out;
   llvm::StringSet<> seen;
-  for (const PlanNode &node : plan.nodes)
-    for (const std::string &v : node.variants)
+  for (const plan::Node &node : plan.Nodes)
+    for (const std::string &v : node.Variants)
       if (seen.insert(v).second)
         out.push_back(v);
   return out;
@@ -40,16 +41,16 @@ struct Chain {
 
 std::vector<Chain> chainsOf(const Run &run) {
   std::vector<Chain> chains;
-  for (const std::string &variant : variantsOf(run.plan)) {
+  for (const std::string &variant : variantsOf(run.Plan)) {
     Chain chain;
     chain.variant = variant;
-    for (size_t i = 0; i < run.plan.nodes.size(); ++i) {
-      const PlanNode &node = run.plan.nodes[i];
-      if (node.kind != "train" || !llvm::is_contained(node.variants, variant))
+    for (size_t i = 0; i < run.Plan.Nodes.size(); ++i) {
+      const plan::Node &node = run.Plan.Nodes[i];
+      if (!node.train() || !llvm::is_contained(node.Variants, variant))
         continue;
-      chain.nodes.insert(node.name);
-      chain.last = node.name;
-      chain.partial |= run.states[i] != NodeState::Done;
+      chain.nodes.insert(node.Name);
+      chain.last = node.Name;
+      chain.partial |= run.States[i] != NodeState::Done;
     }
     chains.push_back(std::move(chain));
   }
@@ -57,13 +58,13 @@ std::vector<Chain> chainsOf(const Run &run) {
 }
 
 /// Where stages start along the chain-token axis, one mark per distinct x.
-std::vector<StageMark> stageMarks(const RunPlan &plan) {
+std::vector<StageMark> stageMarks(const plan::Plan &plan) {
   std::map<double, std::vector<std::string>> byX;
-  for (const PlanNode &node : plan.nodes)
-    if (node.kind == "train" && node.stageStart) {
-      std::vector<std::string> &names = byX[node.chainTokens];
-      if (!llvm::is_contained(names, node.stage))
-        names.push_back(node.stage);
+  for (const plan::Node &node : plan.Nodes)
+    if (const plan::TrainNode *t = node.train(); t && t->Exec.StageStart) {
+      std::vector<std::string> &names = byX[static_cast<double>(t->Exec.ChainTokens)];
+      if (!llvm::is_contained(names, t->Exec.Stage))
+        names.push_back(t->Exec.Stage);
     }
   std::vector<StageMark> marks;
   for (auto &[x, names] : byX)
@@ -103,20 +104,22 @@ void thin(std::vector<Point> &points) {
   points = std::move(kept);
 }
 
-std::string seriesName(const EvalRecord &r) { return r.eval + " " + r.stream + "." + r.split; }
+std::string seriesName(const rundir::EvalRecord &r) {
+  return r.Eval + " " + r.Stream + "." + plan::enumName(r.Split).str();
+}
 
 /// One curve per chain: `value` of its train records against chain tokens (records without
 /// a value left out), thinned; chains with no point draw nothing.
 void addTrainCurves(Chart &chart, llvm::ArrayRef<Chain> chains, const Run &run,
-                    llvm::function_ref<std::optional<double>(const TrainRecord &)> value) {
+                    llvm::function_ref<std::optional<double>(const rundir::TrainRecord &)> value) {
   for (const Chain &chain : chains) {
     Curve curve;
     curve.label = chain.variant;
     curve.partial = chain.partial;
-    for (const TrainRecord &r : run.metrics.train)
-      if (chain.nodes.contains(r.node))
-        if (std::optional<double> y = value(r))
-          curve.points.push_back({r.chainTokens, *y});
+    for (const Logged<rundir::TrainRecord> &logged : run.Logs.Train)
+      if (chain.nodes.contains(logged.Record.Node))
+        if (std::optional<double> y = value(logged.Record))
+          curve.points.push_back({static_cast<double>(logged.Record.ChainTokens), *y});
     sortByX(curve.points);
     thin(curve.points);
     if (!curve.points.empty())
@@ -130,12 +133,12 @@ std::vector<Chart> mixtape::report::lossCharts(const Run &run) {
   // One chart per (eval, stream, split), in order of first appearance.
   std::vector<std::string> series;
   llvm::StringSet<> seen;
-  for (const EvalRecord &r : run.metrics.evals)
-    if (seen.insert(seriesName(r)).second)
-      series.push_back(seriesName(r));
+  for (const Logged<rundir::EvalRecord> &logged : run.Logs.Evals)
+    if (seen.insert(seriesName(logged.Record)).second)
+      series.push_back(seriesName(logged.Record));
 
   std::vector<Chain> chains = chainsOf(run);
-  std::vector<StageMark> stages = stageMarks(run.plan);
+  std::vector<StageMark> stages = stageMarks(run.Plan);
   llvm::StringSet<> stems{"lr"};
   std::vector<Chart> charts;
   for (const std::string &name : series) {
@@ -151,16 +154,18 @@ std::vector<Chart> mixtape::report::lossCharts(const Run &run) {
       curve.label = chain.variant;
       curve.partial = chain.partial;
       std::vector<Point> final;
-      for (const EvalRecord &r : run.metrics.evals) {
+      for (const Logged<rundir::EvalRecord> &logged : run.Logs.Evals) {
+        const rundir::EvalRecord &r = logged.Record;
         if (seriesName(r) != name)
           continue;
-        if (!r.final && chain.nodes.contains(r.model))
-          curve.points.push_back({r.chainTokens, r.loss});
-        else if (r.final && r.model == chain.last)
-          final.push_back({r.chainTokens, r.loss});
+        const Point point{static_cast<double>(r.ChainTokens), r.Loss};
+        if (!r.Final && chain.nodes.contains(r.Node))
+          curve.points.push_back(point);
+        else if (r.Final && r.Node == chain.last)
+          final.push_back(point);
         else
           continue;
-        curve.partial |= r.partial;
+        curve.partial |= logged.Partial;
       }
       sortByX(curve.points);
       // The final eval closes the curve even where a during point shares its x.
@@ -181,15 +186,15 @@ Chart mixtape::report::lrChart(const Run &run) {
   chart.yLabel = "learning rate";
   chart.fileStem = "lr";
   chart.yFromZero = true;
-  chart.stages = stageMarks(run.plan);
-  addTrainCurves(chart, chainsOf(run), run, [](const TrainRecord &r) { return std::optional<double>(r.lr); });
+  chart.stages = stageMarks(run.Plan);
+  addTrainCurves(chart, chainsOf(run), run, [](const rundir::TrainRecord &r) { return std::optional<double>(r.LR); });
   return chart;
 }
 
 std::vector<Chart> mixtape::report::trainLossCharts(const Run &run) {
   std::vector<std::string> streams;
-  for (const TrainRecord &r : run.metrics.train)
-    for (const auto &[stream, loss] : r.lossByStream)
+  for (const Logged<rundir::TrainRecord> &logged : run.Logs.Train)
+    for (const auto &[stream, loss] : logged.Record.LossByStream)
       if (!llvm::is_contained(streams, stream))
         streams.push_back(stream);
   std::vector<Chain> chains = chainsOf(run);
@@ -201,12 +206,10 @@ std::vector<Chart> mixtape::report::trainLossCharts(const Run &run) {
     chart.xLabel = "tokens trained since init (linear)";
     chart.yLabel = "loss (nats per token)";
     chart.fileStem = "train-loss-" + fileStem(stream, stems);
-    chart.stages = stageMarks(run.plan);
-    addTrainCurves(chart, chains, run, [&](const TrainRecord &r) -> std::optional<double> {
-      for (const auto &[s, loss] : r.lossByStream)
-        if (s == stream)
-          return loss;
-      return std::nullopt;
+    chart.stages = stageMarks(run.Plan);
+    addTrainCurves(chart, chains, run, [&](const rundir::TrainRecord &r) -> std::optional<double> {
+      auto it = r.LossByStream.find(stream);
+      return it == r.LossByStream.end() ? std::nullopt : std::optional<double>(it->second);
     });
     charts.push_back(std::move(chart));
   }
@@ -215,7 +218,7 @@ std::vector<Chart> mixtape::report::trainLossCharts(const Run &run) {
 
 MetricsTable mixtape::report::finalMetrics(const Run &run) {
   MetricsTable table;
-  auto column = [&](const EvalRecord &r) {
+  auto column = [&](const rundir::EvalRecord &r) {
     std::string name = seriesName(r);
     auto it = llvm::find(table.columns, name);
     if (it != table.columns.end())
@@ -223,21 +226,22 @@ MetricsTable mixtape::report::finalMetrics(const Run &run) {
     table.columns.push_back(name);
     return table.columns.size() - 1;
   };
-  for (const EvalRecord &r : run.metrics.evals)
-    if (r.final)
-      column(r);
-  for (const PlanNode &node : run.plan.nodes) {
+  for (const Logged<rundir::EvalRecord> &logged : run.Logs.Evals)
+    if (logged.Record.Final)
+      column(logged.Record);
+  for (const plan::Node &node : run.Plan.Nodes) {
     MetricsTable::Row row;
-    row.model = node.name;
+    row.model = node.Name;
     row.cells.resize(table.columns.size());
     bool any = false;
-    for (const EvalRecord &r : run.metrics.evals) {
-      if (!r.final || r.model != node.name)
+    for (const Logged<rundir::EvalRecord> &logged : run.Logs.Evals) {
+      const rundir::EvalRecord &r = logged.Record;
+      if (!r.Final || r.Node != node.Name)
         continue;
       any = true;
-      row.chainTokens = r.chainTokens;
-      row.partial |= r.partial;
-      row.cells[column(r)] = MetricsTable::Cell{r.loss, r.ppl};
+      row.chainTokens = static_cast<double>(r.ChainTokens);
+      row.partial |= logged.Partial;
+      row.cells[column(r)] = MetricsTable::Cell{r.Loss, r.Ppl};
     }
     if (any)
       table.rows.push_back(std::move(row));
@@ -299,11 +303,11 @@ void mixtape::report::printTable(const MetricsTable &table, llvm::raw_ostream &o
 
 std::vector<AblationRanking> mixtape::report::rankAblations(const Run &run, const MetricsTable &table) {
   std::vector<AblationRanking> out;
-  for (const std::string &ablation : run.plan.ablations)
+  for (const plan::AblationLedger &ablation : run.Plan.Ablations)
     for (size_t c = 0; c < table.columns.size(); ++c) {
-      AblationRanking r{ablation, table.columns[c], {}};
+      AblationRanking r{ablation.Name, table.columns[c], {}};
       for (const MetricsTable::Row &row : table.rows)
-        if (llvm::StringRef(row.model).startswith(ablation + "{") && row.cells[c])
+        if (llvm::StringRef(row.model).startswith(ablation.Name + "{") && row.cells[c])
           r.ranked.emplace_back(row.model, row.cells[c]->loss);
       std::stable_sort(r.ranked.begin(), r.ranked.end(),
                        [](const auto &a, const auto &b) { return a.second < b.second; });

@@ -7,6 +7,9 @@
 //===----------------------------------------------------------------------===//
 #include "mixtape/report/Report.h"
 
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
+
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
@@ -17,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 
+using namespace mixtape;
 using namespace mixtape::report;
 
 Ticks mixtape::report::niceTicks(double lo, double hi, int target) {
@@ -240,15 +244,15 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
                                         llvm::ArrayRef<Chart> trainLossCharts) {
   std::string s;
   llvm::raw_string_ostream os(s);
-  std::string recipe = escapeXml(run.plan.recipe);
+  std::string recipe = escapeXml(run.Plan.Recipe);
   os << "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n"
      << "<meta charset=\"utf-8\"/>\n<title>mixtape report: " << recipe << "</title>\n"
      << "<style>\n" << kStyle << "</style>\n</head>\n<body>\n"
      << "<h1>Run report: recipe <code>" << recipe << "</code></h1>\n";
 
-  if (!run.metrics.warnings.empty()) {
+  if (!run.Logs.Warnings.empty()) {
     os << "<ul class=\"warnings\">\n";
-    for (const std::string &w : run.metrics.warnings)
+    for (const std::string &w : run.Logs.Warnings)
       os << "<li class=\"warning\">" << escapeXml(w) << "</li>\n";
     os << "</ul>\n";
   }
@@ -312,45 +316,21 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
 
   os << "<h2>Nodes</h2>\n<table id=\"nodes\">\n<thead><tr><th>node</th><th>kind</th>"
      << "<th>status</th><th>directory</th></tr></thead>\n<tbody>\n";
-  for (size_t i = 0; i < run.plan.nodes.size(); ++i) {
-    const PlanNode &node = run.plan.nodes[i];
-    llvm::StringRef state = stateName(run.states[i]);
-    os << "<tr><td>" << escapeXml(node.name) << "</td><td>" << escapeXml(node.kind)
-       << "</td><td class=\"" << (run.states[i] == NodeState::NotRun ? "not-run" : state)
-       << "\">" << state << "</td><td><code>" << escapeXml(node.dir) << "</code></td></tr>\n";
+  for (size_t i = 0; i < run.Plan.Nodes.size(); ++i) {
+    const plan::Node &node = run.Plan.Nodes[i];
+    llvm::StringRef state = stateName(run.States[i]);
+    os << "<tr><td>" << escapeXml(node.Name) << "</td><td>" << plan::enumName(node.Kind)
+       << "</td><td class=\"" << (run.States[i] == NodeState::NotRun ? "not-run" : state)
+       << "\">" << state << "</td><td><code>" << escapeXml(node.Dir) << "</code></td></tr>\n";
   }
   os << "</tbody>\n</table>\n</body>\n</html>\n";
   return os.str();
 }
 
-/// Written to a temporary file and renamed, so a reader never sees half a report.
-static llvm::Error writeFile(llvm::StringRef path, llvm::StringRef text) {
-  llvm::Expected<llvm::sys::fs::TempFile> temp =
-      llvm::sys::fs::TempFile::create(path + ".tmp-%%%%%%");
-  if (!temp)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   path + ": " + llvm::toString(temp.takeError()));
-  {
-    llvm::raw_fd_ostream out(temp->FD, /*shouldClose=*/false);
-    out << text;
-    out.flush();
-    if (out.has_error()) {
-      std::string message = out.error().message();
-      out.clear_error();
-      llvm::consumeError(temp->discard());
-      return llvm::createStringError(llvm::inconvertibleErrorCode(), path + ": " + message);
-    }
-  }
-  if (llvm::Error error = temp->keep(path))
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   path + ": " + llvm::toString(std::move(error)));
-  return llvm::Error::success();
-}
-
 llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
                                          llvm::raw_ostream &tableOut) {
   if (std::error_code ec = llvm::sys::fs::create_directories(outDir))
-    return llvm::createStringError(ec, outDir + ": " + ec.message());
+    return fileError(outDir, "cannot create: " + ec.message());
   MetricsTable table = finalMetrics(run);
   std::vector<Chart> losses = lossCharts(run);
   Chart lr = lrChart(run);
@@ -364,12 +344,12 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
   for (const Chart *chart : charts) {
     llvm::SmallString<256> path(outDir);
     llvm::sys::path::append(path, chart->fileStem + ".svg");
-    if (llvm::Error error = writeFile(path, renderSvg(*chart)))
+    if (llvm::Error error = writeFileDurably(path, renderSvg(*chart)))
       return error;
   }
   llvm::SmallString<256> html(outDir);
   llvm::sys::path::append(html, "report.html");
-  if (llvm::Error error = writeFile(html, renderHtml(run, table, losses, lr, trainLosses)))
+  if (llvm::Error error = writeFileDurably(html, renderHtml(run, table, losses, lr, trainLosses)))
     return error;
   printTable(table, tableOut);
   printRankings(rankAblations(run, table), tableOut);

@@ -191,6 +191,8 @@ static llvm::Error parseEntry(llvm::StringRef file, uint64_t at, llvm::StringRef
   return llvm::Error::success();
 }
 
+llvm::StringRef File::headerBytes() const { return Buffer->getBuffer().take_front(DataOffset); }
+
 llvm::Expected<File> File::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
                                       llvm::StringRef name) {
   File f;

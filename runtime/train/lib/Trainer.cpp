@@ -82,7 +82,7 @@ double mixtape::train::clipAndStep(AdamW &optimizer, double clipNorm, double lr)
   return norm;
 }
 
-Trainer::Trainer(model::Model &model, AdamW &optimizer, schedule::Schedule schedule,
+Trainer::Trainer(model::Model &model, AdamW &optimizer, plan::LRSchedule schedule,
                  TrainOptions options)
     : Model(model), Optimizer(optimizer), Schedule(std::move(schedule)), Options(options) {}
 
@@ -92,7 +92,7 @@ llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "step " + llvm::Twine(stepNumber) + ": " + what);
   };
-  const double lr = Schedule.lr(TokensSeen);
+  const double lr = plan::learningRate(Schedule, TokensSeen);
   Optimizer.zeroGrad();
   llvm::Expected<StepResult> result = accumulateGradients(Model, batch, Options.sync, Options.streams);
   if (!result)

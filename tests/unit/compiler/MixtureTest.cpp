@@ -29,12 +29,12 @@ ExprDiag mixtureError(llvm::StringRef text) {
   return i.diags.empty() ? ExprDiag{} : i.diags[0];
 }
 
-Mixture resolve(llvm::StringRef text, double stageTokens) {
+plan::Mixture resolve(llvm::StringRef text, double stageTokens) {
   Interpreted i = interpret(text);
   ExprDiags diags;
-  std::optional<Mixture> m = i.spec ? resolveMixture(*i.spec, stageTokens, diags) : std::nullopt;
+  std::optional<plan::Mixture> m = i.spec ? resolveMixture(*i.spec, stageTokens, diags) : std::nullopt;
   EXPECT_TRUE(m) << text.str() << ": " << (diags.empty() ? "" : diags[0].message);
-  return m ? *m : Mixture{};
+  return m ? *m : plan::Mixture{};
 }
 
 ExprDiag resolveError(llvm::StringRef text, double stageTokens) {
@@ -171,47 +171,47 @@ TEST(Mixture, PositionErrors) {
 
 TEST(Mixture, ResolvesPositionsAndInterpolates) {
   // Two points: first at 0, last at the end of a 200M-token stage.
-  Mixture m = resolve("0.7 med_hq + 0.3 web -> 0.9 med_hq + 0.1 web", 200e6);
-  EXPECT_EQ(m.streams, (std::vector<std::string>{"med_hq", "web"}));
-  EXPECT_EQ(m.positions, (std::vector<double>{0, 200e6}));
-  std::vector<double> mid = m.weightsAt(100e6);
+  plan::Mixture m = resolve("0.7 med_hq + 0.3 web -> 0.9 med_hq + 0.1 web", 200e6);
+  EXPECT_EQ(m.Streams, (std::vector<std::string>{"med_hq", "web"}));
+  EXPECT_EQ(m.Positions, (std::vector<double>{0, 200e6}));
+  std::vector<double> mid = weightsAt(m, 100e6);
   ASSERT_EQ(mid.size(), 2u);
   EXPECT_DOUBLE_EQ(mid[0], 0.8);
   EXPECT_DOUBLE_EQ(mid[1], 0.2);
-  std::vector<double> quarter = m.weightsAt(50e6);
+  std::vector<double> quarter = weightsAt(m, 50e6);
   EXPECT_DOUBLE_EQ(quarter[0], 0.75);
   EXPECT_DOUBLE_EQ(quarter[1], 0.25);
-  EXPECT_EQ(m.weightsAt(-5), (std::vector<double>{0.7, 0.3}));  // constant outside
-  EXPECT_EQ(m.weightsAt(1e12), (std::vector<double>{0.9, 0.1}));
-  EXPECT_EQ(m.streamIndex("web"), 1u);
-  EXPECT_EQ(m.streamIndex("med"), std::nullopt);
+  EXPECT_EQ(weightsAt(m, -5), (std::vector<double>{0.7, 0.3}));  // constant outside
+  EXPECT_EQ(weightsAt(m, 1e12), (std::vector<double>{0.9, 0.1}));
+  EXPECT_EQ(streamIndex(m, "web"), 1u);
+  EXPECT_EQ(streamIndex(m, "med"), std::nullopt);
 
   // A first point placed at 100M: constant until then, then linear to the end (1B).
   m = resolve("0.8 a + 0.2 b @ 100M -> 0.9 a + 0.1 b", 1e9);
-  EXPECT_EQ(m.positions, (std::vector<double>{100e6, 1e9}));
-  EXPECT_EQ(m.weightsAt(50e6), (std::vector<double>{0.8, 0.2}));
-  std::vector<double> w = m.weightsAt(550e6); // halfway between 100M and 1B
+  EXPECT_EQ(m.Positions, (std::vector<double>{100e6, 1e9}));
+  EXPECT_EQ(weightsAt(m, 50e6), (std::vector<double>{0.8, 0.2}));
+  std::vector<double> w = weightsAt(m, 550e6); // halfway between 100M and 1B
   EXPECT_DOUBLE_EQ(w[0], 0.85);
   EXPECT_DOUBLE_EQ(w[1], 0.15);
 
   // Streams missing from a point weigh 0 there; unannotated middle points are evenly spaced.
   m = resolve("a -> b -> 0.5 a + 0.5 c -> c", 300);
-  EXPECT_EQ(m.streams, (std::vector<std::string>{"a", "b", "c"}));
-  EXPECT_EQ(m.positions, (std::vector<double>{0, 100, 200, 300}));
-  EXPECT_EQ(m.weights[1], (std::vector<double>{0, 1, 0}));
-  std::vector<double> at150 = m.weightsAt(150);
+  EXPECT_EQ(m.Streams, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(m.Positions, (std::vector<double>{0, 100, 200, 300}));
+  EXPECT_EQ(m.Weights[1], (std::vector<double>{0, 1, 0}));
+  std::vector<double> at150 = weightsAt(m, 150);
   EXPECT_DOUBLE_EQ(at150[0], 0.25);
   EXPECT_DOUBLE_EQ(at150[1], 0.5);
   EXPECT_DOUBLE_EQ(at150[2], 0.25);
 
   // A percentage scales by the stage; the points between are spaced from the anchors.
   m = resolve("a -> b -> c @ 50% -> d", 1000);
-  EXPECT_EQ(m.positions, (std::vector<double>{0, 250, 500, 1000}));
+  EXPECT_EQ(m.Positions, (std::vector<double>{0, 250, 500, 1000}));
 
   // One point: constant everywhere.
   m = resolve("med", 5e9);
-  EXPECT_EQ(m.positions, (std::vector<double>{0}));
-  EXPECT_EQ(m.weightsAt(1e9), (std::vector<double>{1}));
+  EXPECT_EQ(m.Positions, (std::vector<double>{0}));
+  EXPECT_EQ(weightsAt(m, 1e9), (std::vector<double>{1}));
 }
 
 TEST(Mixture, ResolveErrors) {

@@ -1,7 +1,12 @@
 // The plan compiler: variants and sharing, cursors, hashes, ledger, data-aware lints.
-#include "mixtape/compiler/Plan.h"
-#include "mixtape/compiler/PlanReport.h"
+#include "mixtape/compiler/Lower.h"
 #include "mixtape/compiler/Sema.h"
+#include "mixtape/model/Checkpoint.h"
+#include "mixtape/plan/Mixture.h"
+#include "mixtape/plan/PlanJSON.h"
+#include "mixtape/plan/Print.h"
+#include "mixtape/rundir/RunDir.h"
+#include "mixtape/support/Files.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -17,43 +22,51 @@
 #include <map>
 
 using namespace mixtape;
+using namespace mixtape::plan;
+using mixtape::plan::Plan;
 
 namespace {
 
-/// Every stream present, with a fixed size; or, with `absent`, none.
-class FakeCatalog : public DataCatalog {
+/// Every stream present, with a fixed size; or, with `absent`, none. Checkpoints are read
+/// by the runtime's reader.
+class FakeCatalog : public Environment {
 public:
   uint64_t trainTokens = 1'000'000'000'000; // large: no epoch warnings unless a test wants them
   bool absent = false;
   uint64_t leaked = 0;
-  llvm::Expected<std::optional<StreamStats>> stats(const StreamSpec &s, const CheckedRecipe &) override {
+  llvm::Expected<std::optional<StreamStats>> streamStats(const Plan &plan, llvm::StringRef name) override {
     if (absent)
       return std::optional<StreamStats>();
+    const Stream &s = plan.Streams.at(name.str());
     StreamStats st;
-    st.fingerprint = "fp-" + s.shards + s.parent; // content stands in: names never do
-    st.trainTokens = trainTokens;
-    st.trainDocuments = 1000;
-    st.valTokens = 1000;
-    st.valDocuments = 10;
-    st.vocabSize = 264;
+    st.Fingerprint = "fp-" + s.Shards + s.From.value_or(""); // content stands in: names never do
+    st.TrainTokens = trainTokens;
+    st.TrainDocuments = 1000;
+    st.ValTokens = 1000;
+    st.ValDocuments = 10;
+    st.VocabSize = 264;
     return std::optional<StreamStats>(st);
   }
-  llvm::Expected<std::optional<uint64_t>> leakedDocuments(const StreamSpec &, const StreamSpec &,
-                                                          const CheckedRecipe &) override {
+  llvm::Expected<std::optional<uint64_t>> leakedDocuments(const Plan &, llvm::StringRef, llvm::StringRef) override {
     return std::optional<uint64_t>(leaked);
   }
   /// Every stream's documents by column: `groups[column]`.
   std::map<std::string, std::vector<ColumnGroup>> groups;
-  llvm::Expected<std::optional<ColumnGroups>> groupBy(const StreamSpec &, llvm::StringRef column,
-                                                      const CheckedRecipe &) override {
+  llvm::Expected<std::optional<ColumnGroups>> groupBy(const Plan &, llvm::StringRef, llvm::StringRef column) override {
     if (absent)
       return std::optional<ColumnGroups>();
     ColumnGroups out;
     for (const auto &[name, g] : groups)
-      out.columns.push_back(name);
+      out.Columns.push_back(name);
     if (auto it = groups.find(column.str()); it != groups.end())
-      out.groups = it->second;
+      out.Groups = it->second;
     return std::optional<ColumnGroups>(out);
+  }
+  llvm::Expected<std::optional<CheckpointInfo>> checkpoint(llvm::StringRef folder) override {
+    return model::inspectCheckpoint(folder);
+  }
+  llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef) override {
+    return std::optional<uint64_t>();
   }
 };
 
@@ -72,10 +85,16 @@ struct Planned {
     diags.print(os);
     return out;
   }
-  const PlanNode &node(llvm::StringRef name) {
-    int i = plan->findNode(name);
-    EXPECT_GE(i, 0) << "no node " << name.str();
-    return plan->nodes[std::max(i, 0)];
+  const Node &node(llvm::StringRef name) {
+    std::optional<size_t> i = findNode(*plan, name);
+    EXPECT_TRUE(i) << "no node " << name.str();
+    return plan->Nodes[i.value_or(0)];
+  }
+  const TrainNode &train(llvm::StringRef name) {
+    const TrainNode *t = node(name).train();
+    EXPECT_TRUE(t) << name.str() << " is not a train node";
+    static const TrainNode none;
+    return t ? *t : none;
   }
 };
 
@@ -84,7 +103,7 @@ std::unique_ptr<Planned> planText(llvm::StringRef text, FakeCatalog catalog = Fa
   if (auto root = parseRecipeText(text, "t.toml", p->diags))
     p->recipe = checkRecipe(*root, p->diags);
   if (p->recipe)
-    p->plan = lowerToPlan(*p->recipe, catalog, CostModel(), p->diags);
+    p->plan = lowerToPlan(*p->recipe, catalog, defaultCost(), p->diags);
   return p;
 }
 
@@ -92,14 +111,14 @@ std::unique_ptr<Planned> planFile(llvm::StringRef rel, FakeCatalog catalog = Fak
   auto p = std::make_unique<Planned>();
   p->recipe = loadRecipe(std::string(MIXTAPE_SOURCE_DIR) + "/" + rel.str(), p->diags);
   if (p->recipe)
-    p->plan = lowerToPlan(*p->recipe, catalog, CostModel(), p->diags);
+    p->plan = lowerToPlan(*p->recipe, catalog, defaultCost(), p->diags);
   return p;
 }
 
 size_t countTrain(const Plan &plan, llvm::StringRef stagePrefix) {
   size_t n = 0;
-  for (const PlanNode &node : plan.nodes)
-    if (node.kind == NodeKind::Train && llvm::StringRef(node.name).startswith(stagePrefix))
+  for (const Node &node : plan.Nodes)
+    if (node.train() && llvm::StringRef(node.Name).startswith(stagePrefix))
       ++n;
   return n;
 }
@@ -115,41 +134,41 @@ TEST(Plan, NorthStarVariantsAndSharing) {
   EXPECT_EQ(countTrain(plan, "stream["), 12u);
   EXPECT_EQ(countTrain(plan, "stream_anneal["), 12u);
   // Each stream segment is shared by the stream_anneal variants that branch at or after it.
-  const PlanNode &first = p->node("stream[replay=r5]@0-954");
-  EXPECT_EQ(first.variants.size(), 4u); // stream[replay=r5] + its 3 anneals
-  EXPECT_GT(plan.sharedTokens, 0u);
+  const Node &first = p->node("stream[replay=r5]@0-954");
+  EXPECT_EQ(first.Variants.size(), 4u); // stream[replay=r5] + its 3 anneals
+  EXPECT_GT(plan.Sharing.SharedTokens, 0u);
   // The anneal at b1 starts from the first segment's end.
-  const PlanNode &b1 = p->node("stream_anneal[replay=r5,at=b1]");
-  ASSERT_EQ(b1.inputs.size(), 1u);
-  EXPECT_EQ(plan.nodes[b1.inputs[0]].name, "stream[replay=r5]@0-954");
+  const Node &b1 = p->node("stream_anneal[replay=r5,at=b1]");
+  ASSERT_EQ(b1.Inputs.size(), 1u);
+  EXPECT_EQ(plan.Nodes[b1.Inputs[0].Index].Name, "stream[replay=r5]@0-954");
   // Merges and the ablation: soup, ties, 8 units and 8 + 28 + 56 combinations.
   EXPECT_EQ(countTrain(plan, "which-sources/unit"), 8u);
   size_t combos = 0;
-  for (const PlanNode &n : plan.nodes)
-    combos += n.kind == NodeKind::Merge && llvm::StringRef(n.name).startswith("which-sources{");
+  for (const Node &n : plan.Nodes)
+    combos += n.merge() && llvm::StringRef(n.Name).startswith("which-sources{");
   EXPECT_EQ(combos, 92u);
   // The ledger: 8 units once against each combination trained on its units' tokens.
-  ASSERT_EQ(plan.ablations.size(), 1u);
-  uint64_t unit = p->node("which-sources/unit0").tokens;
-  EXPECT_EQ(plan.ablations[0].unitTokens, 8 * unit);
-  EXPECT_EQ(plan.ablations[0].directTokens, (8 * 1 + 28 * 2 + 56 * 3) * unit);
+  ASSERT_EQ(plan.Ablations.size(), 1u);
+  uint64_t unit = p->train("which-sources/unit0").Ledger.Tokens;
+  EXPECT_EQ(plan.Ablations[0].UnitTokens, 8 * unit);
+  EXPECT_EQ(plan.Ablations[0].DirectTokens, (8 * 1 + 28 * 2 + 56 * 3) * unit);
 }
 
 TEST(Plan, CursorsContinueAcrossStagesAndReplay) {
   auto p = planFile("recipes/med-adapt.toml");
   ASSERT_TRUE(p->plan) << p->printed();
-  const PlanNode &adapt = p->node("adapt[replay=r5]");
-  const PlanNode &anneal = p->node("anneal[replay=r5]");
-  int64_t seqLen = *adapt.settings.getInteger("seq_len");
-  const llvm::json::Object &adaptData = *adapt.settings.getObject("data");
-  int64_t webSamples = *adaptData.getObject("samples")->getInteger("web");
-  EXPECT_EQ(*adaptData.getObject("cursors")->getInteger("web"), 0);
+  const TrainNode &adapt = p->train("adapt[replay=r5]");
+  const TrainNode &anneal = p->train("anneal[replay=r5]");
+  uint64_t seqLen = adapt.Settings.SeqLen;
+  const TrainData &adaptData = adapt.Settings.Data;
+  uint64_t webSamples = adaptData.Samples.at("web");
+  EXPECT_EQ(adaptData.Cursors.at("web"), 0u);
   // anneal replays web from where adapt stopped.
-  EXPECT_EQ(*anneal.settings.getObject("data")->getObject("cursors")->getInteger("web"), webSamples * seqLen);
+  EXPECT_EQ(anneal.Settings.Data.Cursors.at("web"), webSamples * seqLen);
   // 5% of adapt's samples are web (exact blending: within one sample).
-  int64_t medSamples = *adaptData.getObject("samples")->getInteger("med");
+  uint64_t medSamples = adaptData.Samples.at("med");
   EXPECT_NEAR(static_cast<double>(webSamples) / static_cast<double>(webSamples + medSamples), 0.05, 1e-5);
-  EXPECT_NEAR(adapt.replayFraction, 0.05, 1e-5); // web stands for the base model's data
+  EXPECT_NEAR(adapt.Ledger.ReplayFraction, 0.05, 1e-5); // web stands for the base model's data
 }
 
 const char *kBranchRecipe = R"toml(
@@ -201,33 +220,33 @@ TEST(Plan, ExecutionOnlySettingsChangeNoHash) {
   auto b = planText(branchRecipe("2Mi", "3e-4", "512Ki", ""));
   ASSERT_TRUE(a->plan) << a->printed();
   ASSERT_TRUE(b->plan) << b->printed();
-  ASSERT_EQ(a->plan->nodes.size(), b->plan->nodes.size());
-  for (size_t i = 0; i < a->plan->nodes.size(); ++i)
-    EXPECT_EQ(a->plan->nodes[i].hash, b->plan->nodes[i].hash) << a->plan->nodes[i].name;
+  ASSERT_EQ(a->plan->Nodes.size(), b->plan->Nodes.size());
+  for (size_t i = 0; i < a->plan->Nodes.size(); ++i)
+    EXPECT_EQ(a->plan->Nodes[i].Hash, b->plan->Nodes[i].Hash) << a->plan->Nodes[i].Name;
   // ZeRO-1 only says how the ranks keep the optimizer state: exec, not hashed.
   auto zero1 = planText(branchRecipe("1Mi", "3e-4", "1Mi", "zero1 = true"));
   ASSERT_TRUE(zero1->plan) << zero1->printed();
-  for (size_t i = 0; i < a->plan->nodes.size(); ++i)
-    EXPECT_EQ(a->plan->nodes[i].hash, zero1->plan->nodes[i].hash) << a->plan->nodes[i].name;
-  EXPECT_EQ(zero1->node("anneal").exec.getBoolean("zero1"), true);
-  EXPECT_FALSE(zero1->node("base@0-512").exec.getBoolean("zero1")) << "the parent stage keeps its state whole";
+  for (size_t i = 0; i < a->plan->Nodes.size(); ++i)
+    EXPECT_EQ(a->plan->Nodes[i].Hash, zero1->plan->Nodes[i].Hash) << a->plan->Nodes[i].Name;
+  EXPECT_TRUE(zero1->train("anneal").Exec.Zero1);
+  EXPECT_FALSE(zero1->train("base@0-512").Exec.Zero1) << "the parent stage keeps its state whole";
 }
 
 TEST(Plan, FloatSpellingDoesNotMatter) {
   auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
   auto b = planText(branchRecipe("1Mi", "0.0003", "1Mi", ""));
   ASSERT_TRUE(a->plan && b->plan);
-  EXPECT_EQ(a->node("anneal").hash, b->node("anneal").hash);
+  EXPECT_EQ(a->node("anneal").Hash, b->node("anneal").Hash);
 }
 
 TEST(Plan, AStagesLrChangesItAndDownstreamButNothingUpstream) {
   auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
   auto b = planText(branchRecipe("1Mi", "2e-4", "1Mi", ""));
   ASSERT_TRUE(a->plan && b->plan);
-  EXPECT_EQ(a->node("init").hash, b->node("init").hash);
-  EXPECT_EQ(a->node("base@0-512").hash, b->node("base@0-512").hash);
-  EXPECT_EQ(a->node("base@512-1024").hash, b->node("base@512-1024").hash);
-  EXPECT_NE(a->node("anneal").hash, b->node("anneal").hash);
+  EXPECT_EQ(a->node("init").Hash, b->node("init").Hash);
+  EXPECT_EQ(a->node("base@0-512").Hash, b->node("base@0-512").Hash);
+  EXPECT_EQ(a->node("base@512-1024").Hash, b->node("base@512-1024").Hash);
+  EXPECT_NE(a->node("anneal").Hash, b->node("anneal").Hash);
 }
 
 TEST(Plan, NamesDoNotCount) {
@@ -241,7 +260,7 @@ TEST(Plan, NamesDoNotCount) {
   auto a = planText(original), b = planText(renamed);
   ASSERT_TRUE(a->plan) << a->printed();
   ASSERT_TRUE(b->plan) << b->printed();
-  EXPECT_EQ(a->node("anneal").hash, b->node("cooldown").hash);
+  EXPECT_EQ(a->node("anneal").Hash, b->node("cooldown").Hash);
 }
 
 TEST(Plan, AVariantThroughASharedPrefixSeesTheSameDataAsAlone) {
@@ -251,9 +270,9 @@ TEST(Plan, AVariantThroughASharedPrefixSeesTheSameDataAsAlone) {
       "1Mi", "3e-4", "1Mi", "[sweep]\nat = { key = \"anneal.after.at\", values = { early = \"1Mi\", mid = \"2Mi\", late = \"3Mi\" } }"));
   ASSERT_TRUE(alone->plan) << alone->printed();
   ASSERT_TRUE(swept->plan) << swept->printed();
-  const PlanNode &a = alone->node("anneal"), &b = swept->node("anneal[at=mid]");
-  EXPECT_EQ(llvm::json::Value(llvm::json::Object(*a.settings.getObject("data"))),
-            llvm::json::Value(llvm::json::Object(*b.settings.getObject("data"))));
+  const TrainData &a = alone->train("anneal").Settings.Data, &b = swept->train("anneal[at=mid]").Settings.Data;
+  EXPECT_EQ(a.Cursors, b.Cursors);
+  EXPECT_EQ(a.Samples, b.Samples);
   EXPECT_EQ(countTrain(*swept->plan, "base@"), 4u); // cut at 1Mi, 2Mi, 3Mi and its end
 }
 
@@ -262,9 +281,9 @@ TEST(Plan, WithoutDataThePlanIsProvisional) {
   none.absent = true;
   auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""), none);
   ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_TRUE(p->plan->provisional);
-  EXPECT_TRUE(p->node("anneal").provisional);
-  EXPECT_FALSE(p->node("init").provisional);
+  EXPECT_TRUE(p->plan->Provisional);
+  EXPECT_TRUE(p->node("anneal").Provisional);
+  EXPECT_FALSE(p->node("init").Provisional);
 }
 
 TEST(Plan, DataAwareLints) {
@@ -286,12 +305,12 @@ TEST(Plan, DataAwareLints) {
 TEST(Plan, CostFollowsSixNPlusAttention) {
   auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
   ASSERT_TRUE(p->plan);
-  const PlanNode &n = p->node("anneal");
+  const TrainNode &n = p->train("anneal");
   // llama: d=64, 4 heads, kv 4, ffn = ceil(64*8/3 / 64)*64 = 192, vocab 264, 2 layers.
   double attention = 64.0 * (64 + 2 * 4 * 16) + 64.0 * 64, mlp = 3.0 * 64 * 192;
   double n6 = 6 * (2 * (attention + mlp) + 264.0 * 64);
   double perToken = n6 + 12.0 * 2 * 64 * 128;
-  EXPECT_DOUBLE_EQ(n.flops, perToken * static_cast<double>(n.tokens));
+  EXPECT_DOUBLE_EQ(n.Ledger.Flops, perToken * static_cast<double>(n.Ledger.Tokens));
 }
 
 /// A recipe continuing from the Hugging Face folder "ckpt" beside it, in a temp folder.
@@ -304,17 +323,24 @@ protected:
     std::string sizes = "layers = 2\nd_model = 64\nheads = 4\n";
     recipe.replace(recipe.find(sizes), sizes.size(), "init = \"hf:ckpt\"\n");
     write("recipe.toml", recipe);
-    writeWeights("{}");
+    writeWeights(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})");
   }
   void TearDown() override { llvm::sys::fs::remove_directories(dir); }
 
   std::string path(llvm::StringRef name) const { return std::string(dir) + "/" + name.str(); }
   void write(llvm::StringRef name, llvm::StringRef text) { std::ofstream(path(name), std::ios::binary) << text.str(); }
-  void writeConfig(llvm::StringRef type, uint64_t vocab) {
-    write("ckpt/config.json", llvm::formatv(R"({{"model_type": "{0}", "vocab_size": {1}, "num_hidden_layers": 2,
-        "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 192})",
-                                            type, vocab)
-                                  .str());
+  void writeConfig(llvm::StringRef type, uint64_t vocab, llvm::StringRef extra = "") {
+    if (type == "gpt2")
+      write("ckpt/config.json", llvm::formatv(R"({{"model_type": "gpt2", "vocab_size": {0}, "n_layer": 2,
+          "n_embd": 64, "n_head": 4, "n_positions": 128})",
+                                              vocab)
+                                    .str());
+    else
+      write("ckpt/config.json", llvm::formatv(R"({{"model_type": "{0}", "vocab_size": {1}, "num_hidden_layers": 2,
+          "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 192,
+          "max_position_embeddings": 128{2}})",
+                                              type, vocab, extra)
+                                    .str());
   }
   /// A safetensors file whose header is `header` (padded to 8 bytes) and 16 bytes of data.
   void writeWeights(std::string header) {
@@ -329,13 +355,13 @@ protected:
     p->recipe = loadRecipe(path("recipe.toml"), p->diags);
     FakeCatalog catalog;
     if (p->recipe)
-      p->plan = lowerToPlan(*p->recipe, catalog, CostModel(), p->diags);
+      p->plan = lowerToPlan(*p->recipe, catalog, defaultCost(), p->diags);
     return p;
   }
   std::string checkpoint() {
     auto p = plan();
     EXPECT_TRUE(p->plan) << p->printed();
-    return p->plan ? p->node("init").settings.getString("checkpoint").getValueOr("").str() : "";
+    return p->plan ? p->node("init").init()->Settings.Checkpoint.value_or("") : "";
   }
 
   llvm::SmallString<128> dir;
@@ -366,24 +392,23 @@ TEST_F(HfCheckpoint, TheTokenizersVocabularyMustFitTheCheckpoint) {
   writeConfig("llama", 300);
   p = plan();
   ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_EQ(p->plan->model.getInteger("vocab").getValueOr(0), 300);
-  EXPECT_EQ(p->plan->model.getInteger("layers").getValueOr(0), 2);
-  EXPECT_EQ(p->plan->model.getInteger("ffn").getValueOr(0), 192);
+  EXPECT_EQ(p->plan->Model.Vocab, 300u);
+  EXPECT_EQ(p->plan->Model.Layers, 2u);
+  EXPECT_EQ(p->plan->Model.Ffn, 192u);
 }
 
 TEST_F(HfCheckpoint, StagesKeepTheCheckpointsRopeBaseUnlessTheyWriteOne) {
-  write("ckpt/config.json", R"({"model_type": "llama", "vocab_size": 300, "num_hidden_layers": 2,
-      "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 192, "rope_theta": 500000.0})");
+  writeConfig("llama", 300, R"(, "rope_theta": 500000.0)");
   auto p = plan();
   ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_EQ(p->node("anneal").settings.getNumber("rope_theta").getValueOr(0), 500000);
+  EXPECT_EQ(p->train("anneal").Settings.RopeTheta, 500000);
   std::string recipe = llvm::MemoryBuffer::getFile(path("recipe.toml")).get()->getBuffer().str();
   recipe.replace(recipe.find("name = \"anneal\""), 15, "name = \"anneal\"\nrope_theta = 1e6");
   write("recipe.toml", recipe);
   p = plan();
   ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_EQ(p->node("anneal").settings.getNumber("rope_theta").getValueOr(0), 1e6);
-  EXPECT_EQ(p->node("base@0-512").settings.getNumber("rope_theta").getValueOr(0), 500000);
+  EXPECT_EQ(p->train("anneal").Settings.RopeTheta, 1e6);
+  EXPECT_EQ(p->train("base@0-512").Settings.RopeTheta, 500000);
 }
 
 TEST_F(HfCheckpoint, FingerprintIsContentNotTimes) {
@@ -404,7 +429,7 @@ TEST_F(HfCheckpoint, FingerprintIsContentNotTimes) {
   writeConfig("llama", 301);
   std::string config = checkpoint();
   EXPECT_NE(config, first);
-  writeWeights(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})");
+  writeWeights(R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})");
   std::string header = checkpoint();
   EXPECT_NE(header, config);
   // Sharded: the index and each shard's header count; a broken shard is an error.
@@ -416,13 +441,12 @@ TEST_F(HfCheckpoint, FingerprintIsContentNotTimes) {
   write("ckpt/model-1.safetensors", "short");
   auto p = plan();
   EXPECT_FALSE(p->plan);
-  EXPECT_NE(p->printed().find("model-1.safetensors: too short for a safetensors header"), std::string::npos)
-      << p->printed();
+  EXPECT_NE(p->printed().find("model-1.safetensors: byte 0: "), std::string::npos) << p->printed();
   // Without weights the plan is provisional, as without data.
   llvm::sys::fs::remove(path("ckpt/model.safetensors.index.json"));
   p = plan();
   ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_TRUE(p->plan->provisional);
+  EXPECT_TRUE(p->plan->Provisional);
 }
 
 TEST(Plan, RunDirSaysWhatIsDoneAndWhyANodeReruns) {
@@ -432,23 +456,18 @@ TEST(Plan, RunDirSaysWhatIsDoneAndWhyANodeReruns) {
   llvm::SmallString<128> dir;
   ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("mixtape-rundir", dir));
   // Plan a ran completely: every node has its directory, node.json and done marker.
-  llvm::json::Value json = a->plan->toJSON();
-  for (const llvm::json::Value &node : *json.getAsObject()->getArray("nodes")) {
-    const llvm::json::Object &o = *node.getAsObject();
-    llvm::SmallString<128> nodeDir(dir);
-    llvm::sys::path::append(nodeDir, *o.getString("dir"));
-    ASSERT_FALSE(llvm::sys::fs::create_directories(nodeDir));
-    std::ofstream(std::string(nodeDir) + "/node.json") << llvm::formatv("{0}", node).str();
-    std::ofstream(std::string(nodeDir) + "/DONE") << "";
+  for (const Node &node : a->plan->Nodes) {
+    ASSERT_FALSE(bool(rundir::startNode(dir, *a->plan, node)));
+    ASSERT_FALSE(bool(rundir::markDone(dir, node)));
   }
-  std::vector<NodeStatus> status = planStatus(*b->plan, dir);
-  for (size_t i = 0; i < b->plan->nodes.size(); ++i) {
-    const PlanNode &n = b->plan->nodes[i];
-    if (n.name == "anneal") {
-      EXPECT_EQ(status[i].state, NodeStatus::ToRun);
-      EXPECT_NE(status[i].why.find("setting 'lr' changed"), std::string::npos) << status[i].why;
-    } else if (n.name == "base@0-512" || n.name == "init") {
-      EXPECT_EQ(status[i].state, NodeStatus::Done) << n.name;
+  std::vector<NodeStatus> status = rundir::planStatus(*b->plan, dir);
+  for (size_t i = 0; i < b->plan->Nodes.size(); ++i) {
+    const Node &n = b->plan->Nodes[i];
+    if (n.Name == "anneal") {
+      EXPECT_EQ(status[i].Current, NodeStatus::ToRun);
+      EXPECT_NE(status[i].Why.find("setting 'lr' changed"), std::string::npos) << status[i].Why;
+    } else if (n.Name == "base@0-512" || n.Name == "init") {
+      EXPECT_EQ(status[i].Current, NodeStatus::Done) << n.Name;
     }
   }
   llvm::sys::fs::remove_directories(dir);
@@ -461,32 +480,30 @@ TEST(Plan, SummaryDotAndExplainNameEveryNode) {
   llvm::raw_string_ostream s(summary), d(dot), e(explain);
   printPlanSummary(*p->plan, s, nullptr);
   writePlanDot(*p->plan, d);
-  ASSERT_TRUE(explainNode(*p->plan, "anneal[replay=r5]", e));
+  explainNode(*p->plan, p->node("anneal[replay=r5]"), e);
   EXPECT_NE(summary.find("sharing: variants trained alone would take"), std::string::npos);
   EXPECT_NE(summary.find("provisional"), std::string::npos); // no data here
   EXPECT_NE(dot.find("digraph"), std::string::npos);
   EXPECT_NE(explain.find("ceil(200000000 / 1048576) = 191 steps"), std::string::npos) << explain;
-  EXPECT_FALSE(explainNode(*p->plan, "nope", e));
 }
 
 } // namespace
 
 namespace {
-TEST(PlanJSON, SchedulesAndMixturesRoundTrip) {
+TEST(PlanJSON, ThePlanRoundTripsThroughItsJSON) {
   auto p = planFile("recipes/med-adapt.toml");
   ASSERT_TRUE(p->plan) << p->printed();
-  const StageVariant &v = p->recipe->stages[p->recipe->stageIndex("stream")].variants[2];
-  llvm::Expected<schedule::Schedule> s = scheduleFromJSON(scheduleJSON(v.lr, v.horizon));
-  ASSERT_TRUE(bool(s)) << llvm::toString(s.takeError());
+  std::string text = planText(*p->plan);
+  llvm::Expected<Plan> back = parsePlan(text, "plan.json");
+  ASSERT_TRUE(bool(back)) << llvm::toString(back.takeError());
+  EXPECT_EQ(planText(*back), text);
+  // Schedules and mixtures evaluate the same after the trip.
+  const TrainNode &before = p->train("stream[replay=r5]@0-954");
+  const TrainNode *after = back->Nodes[*findNode(*back, "stream[replay=r5]@0-954")].train();
+  ASSERT_TRUE(after);
   for (double t : {0.0, 1e7, 2e7, 5e8, 1.02e9, 3e9})
-    EXPECT_EQ(s->lr(t), v.lr.lr(t)) << t;
-  const StageVariant &anneal = p->recipe->stages[p->recipe->stageIndex("anneal")].variants[1];
-  llvm::Expected<Mixture> m = mixtureFromJSON(mixtureJSON(anneal.mixture));
-  ASSERT_TRUE(bool(m)) << llvm::toString(m.takeError());
-  EXPECT_EQ(m->weightsAt(1e8), anneal.mixture.weightsAt(1e8));
-  llvm::Expected<Mixture> bad = mixtureFromJSON(llvm::json::Object{{"streams", llvm::json::Array{"a"}}});
-  EXPECT_FALSE(bool(bad));
-  llvm::consumeError(bad.takeError());
+    EXPECT_EQ(learningRate(after->Settings.LR, t), learningRate(before.Settings.LR, t)) << t;
+  EXPECT_EQ(weightsAt(after->Settings.Mixture, 1e8), weightsAt(before.Settings.Mixture, 1e8));
 }
 
 const char *kByRecipe = R"toml(
@@ -539,7 +556,8 @@ FakeCatalog bySource() {
                         stringGroup("filter", 50, 5000)};
   c.groups["overall_score"] = {};
   for (int v = 1; v <= 5; ++v)
-    c.groups["overall_score"].push_back(ColumnGroup{ColumnValue{MetadataValue::Kind::Number, double(v), {}}, 10, 100, 0, 0});
+    c.groups["overall_score"].push_back(
+        ColumnGroup{ColumnValue{MetadataValue::Kind::Number, double(v), {}}, 10, 100, 0, 0});
   return c;
 }
 
@@ -548,39 +566,37 @@ TEST(Plan, UnitsByAColumnAreItsValues) {
   ASSERT_TRUE(p->plan) << p->printed();
   const Plan &plan = *p->plan;
   EXPECT_EQ(countTrain(plan, "src/"), 3u);
-  const PlanNode &filter = p->node("src/source=filter");
+  const Ledger &filter = p->train("src/source=filter").Ledger;
   // Each unit trains on its own stream: the parent filtered by the value, with its counts.
-  const llvm::json::Object *unit = plan.streams.getObject("code%source=filter");
-  ASSERT_TRUE(unit);
-  EXPECT_EQ(*unit->getInteger("train_tokens"), 5000);
-  EXPECT_EQ(*unit->getInteger("train_documents"), 50);
-  EXPECT_EQ(unit->getString("root"), llvm::StringRef("code"));
-  const llvm::json::Object *u = unit->getObject("unit");
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->getString("by"), llvm::StringRef("source"));
-  EXPECT_EQ(u->getString("value"), llvm::StringRef("filter"));
-  EXPECT_FALSE(u->get("seed")); // grouping by a value does not depend on the seed
-  EXPECT_EQ(filter.tokensByStream.at("code%source=filter"), 48u * 1024);
-  EXPECT_EQ(filter.tokensByStream.at("prose"), 16u * 1024);
+  ASSERT_TRUE(plan.Streams.count("code%source=filter"));
+  const Stream &unit = plan.Streams.at("code%source=filter");
+  EXPECT_EQ(unit.TrainTokens, 5000u);
+  EXPECT_EQ(unit.TrainDocuments, 50u);
+  EXPECT_EQ(unit.Root, "code");
+  ASSERT_TRUE(unit.Unit);
+  EXPECT_EQ(unit.Unit->By, "source");
+  EXPECT_EQ(unit.Unit->Value->String, "filter");
+  EXPECT_FALSE(unit.Unit->Seed); // grouping by a value does not depend on the seed
+  EXPECT_EQ(filter.TokensByStream.at("code%source=filter"), 48u * 1024);
+  EXPECT_EQ(filter.TokensByStream.at("prose"), 16u * 1024);
   // 48Ki tokens of a 5000-token unit: its epochs are known, and past 4 they warn.
-  EXPECT_NEAR(filter.epochsAtEnd.at("code%source=filter"), 48.0 * 1024 / 5000, 1e-9);
+  EXPECT_NEAR(filter.EpochsAtEnd.at("code%source=filter"), 48.0 * 1024 / 5000, 1e-9);
   EXPECT_NE(p->printed().find("[repeated-data]"), std::string::npos);
   // 3 singletons and 3 pairs, named by value; the ledger counts each unit once.
-  EXPECT_GE(plan.findNode("src{accumulate,filter}"), 0);
-  EXPECT_GE(plan.findNode("ppl@src{branch}"), 0);
-  ASSERT_EQ(plan.ablations.size(), 1u);
-  EXPECT_EQ(plan.ablations[0].combinations, 6u);
-  EXPECT_EQ(plan.ablations[0].unitTokens, 3u * 64 * 1024);
-  EXPECT_EQ(plan.ablations[0].directTokens, (3u * 1 + 3u * 2) * 64 * 1024);
+  EXPECT_TRUE(findNode(plan, "src{accumulate,filter}"));
+  EXPECT_TRUE(findNode(plan, "ppl@src{branch}"));
+  ASSERT_EQ(plan.Ablations.size(), 1u);
+  EXPECT_EQ(plan.Ablations[0].Combinations, 6u);
+  EXPECT_EQ(plan.Ablations[0].UnitTokens, 3u * 64 * 1024);
+  EXPECT_EQ(plan.Ablations[0].DirectTokens, (3u * 1 + 3u * 2) * 64 * 1024);
 
   // Listed combinations name values; numbers by their shortest text.
   auto listed = planText(byRecipe("overall_score", "[[\"1\", \"5\"], [\"3\"]]"), bySource());
   ASSERT_TRUE(listed->plan) << listed->printed();
   EXPECT_EQ(countTrain(*listed->plan, "src/overall_score="), 5u);
-  EXPECT_GE(listed->plan->findNode("src{1,5}"), 0);
-  const llvm::json::Object *five = listed->plan->streams.getObject("code%overall_score=5");
-  ASSERT_TRUE(five);
-  EXPECT_EQ(five->getObject("unit")->getNumber("value"), 5.0);
+  EXPECT_TRUE(findNode(*listed->plan, "src{1,5}"));
+  ASSERT_TRUE(listed->plan->Streams.count("code%overall_score=5"));
+  EXPECT_EQ(listed->plan->Streams.at("code%overall_score=5").Unit->Value->Number, 5.0);
   auto unknown = planText(byRecipe("source", "[[\"accumulate\", \"filtr\"]]"), bySource());
   EXPECT_FALSE(unknown->plan);
   EXPECT_NE(unknown->printed().find("unit 'filtr' is not one of accumulate, branch, filter"), std::string::npos)
@@ -604,35 +620,36 @@ TEST(Plan, UnitsByAColumnHaveDistinctNamesWhateverTheirValues) {
   ASSERT_TRUE(p->plan) << p->printed();
   const Plan &plan = *p->plan;
   EXPECT_EQ(countTrain(plan, "src/"), 8u);
-  std::map<std::string, const llvm::json::Value *> valueOf;
+  std::map<std::string, ColumnValue> valueOf;
   for (llvm::StringRef label : {"(missing)", "4", "inf", "'\\'en\\''", "'(missing)'", "'4'", "en", "'inf'"}) {
-    const llvm::json::Object *unit = plan.streams.getObject(("code%lang=" + label).str());
-    ASSERT_TRUE(unit) << "no unit stream code%lang=" << label.str();
-    valueOf[label.str()] = unit->getObject("unit")->get("value");
-    EXPECT_GE(plan.findNode(("src/lang=" + label).str()), 0) << label.str();
+    auto unit = plan.Streams.find(("code%lang=" + label).str());
+    ASSERT_TRUE(unit != plan.Streams.end()) << "no unit stream code%lang=" << label.str();
+    valueOf[label.str()] = *unit->second.Unit->Value;
+    EXPECT_TRUE(findNode(plan, ("src/lang=" + label).str())) << label.str();
   }
-  EXPECT_EQ(*valueOf["(missing)"], llvm::json::Value(nullptr));
-  EXPECT_EQ(*valueOf["'(missing)'"], llvm::json::Value("(missing)"));
-  EXPECT_EQ(*valueOf["4"], llvm::json::Value(4.0));
-  EXPECT_EQ(*valueOf["'4'"], llvm::json::Value("4"));
-  EXPECT_EQ(*valueOf["'\\'en\\''"], llvm::json::Value("'en'"));
-  EXPECT_EQ(*valueOf["en"], llvm::json::Value("en"));
+  using Kind = MetadataValue::Kind;
+  EXPECT_EQ(valueOf["(missing)"], (ColumnValue{Kind::Missing, 0, ""}));
+  EXPECT_EQ(valueOf["'(missing)'"], (ColumnValue{Kind::String, 0, "(missing)"}));
+  EXPECT_EQ(valueOf["4"], (ColumnValue{Kind::Number, 4, ""}));
+  EXPECT_EQ(valueOf["'4'"], (ColumnValue{Kind::String, 0, "4"}));
+  EXPECT_EQ(valueOf["'\\'en\\''"], (ColumnValue{Kind::String, 0, "'en'"}));
+  EXPECT_EQ(valueOf["en"], (ColumnValue{Kind::String, 0, "en"}));
 }
 
 TEST(Plan, UnitsByAColumnAreContentAddressed) {
   auto a = planText(byRecipe("source"), bySource());
   auto renamed = planText(byRecipe("source", "\"subsets(max = 2)\"", "other"), bySource());
   ASSERT_TRUE(a->plan && renamed->plan) << a->printed() << renamed->printed();
-  EXPECT_EQ(a->node("src/source=filter").hash, renamed->node("other/source=filter").hash);
-  EXPECT_EQ(a->node("src{accumulate,filter}").hash, renamed->node("other{accumulate,filter}").hash);
-  EXPECT_NE(a->node("src/source=filter").hash, a->node("src/source=branch").hash);
+  EXPECT_EQ(a->node("src/source=filter").Hash, renamed->node("other/source=filter").Hash);
+  EXPECT_EQ(a->node("src{accumulate,filter}").Hash, renamed->node("other{accumulate,filter}").Hash);
+  EXPECT_NE(a->node("src/source=filter").Hash, a->node("src/source=branch").Hash);
   // Another value is another unit; the other units keep their hashes.
   FakeCatalog c = bySource();
-  c.groups["source"][2].value.string = "filters";
+  c.groups["source"][2].Value.String = "filters";
   auto changed = planText(byRecipe("source"), c);
   ASSERT_TRUE(changed->plan) << changed->printed();
-  EXPECT_NE(a->node("src/source=filter").hash, changed->node("src/source=filters").hash);
-  EXPECT_EQ(a->node("src/source=branch").hash, changed->node("src/source=branch").hash);
+  EXPECT_NE(a->node("src/source=filter").Hash, changed->node("src/source=filters").Hash);
+  EXPECT_EQ(a->node("src/source=branch").Hash, changed->node("src/source=branch").Hash);
 }
 
 TEST(Plan, UnitsByAColumnDiagnostics) {
@@ -672,12 +689,12 @@ TEST(Plan, UnitsByAColumnWithoutDataAreProvisional) {
   none.absent = true;
   auto p = planText(byRecipe("source"), none);
   ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_TRUE(p->plan->provisional);
-  EXPECT_TRUE(llvm::is_contained(p->plan->provisionalReasons,
+  EXPECT_TRUE(p->plan->Provisional);
+  EXPECT_TRUE(llvm::is_contained(p->plan->ProvisionalReasons,
                                  "ablation 'src': its units are the values of 'source' in stream 'code', whose data "
                                  "is absent"));
   EXPECT_EQ(countTrain(*p->plan, "src/"), 0u);
-  EXPECT_TRUE(p->plan->ablations.empty());
+  EXPECT_TRUE(p->plan->Ablations.empty());
 }
 
 } // namespace

@@ -17,6 +17,20 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+/// A resolved schedule, read through plan/Schedule.h.
+struct Schedule {
+  plan::LRSchedule Resolved;
+  Schedule() = default;
+  Schedule(schedule::Resolved r) : Resolved(std::move(r.Schedule)) {}
+  double lr(double tokens) const { return plan::learningRate(Resolved, tokens); }
+  double end() const { return plan::scheduleEnd(Resolved); }
+  const std::vector<plan::Phase> &phases() const { return Resolved.Phases; }
+  size_t phaseAt(double tokens) const { return plan::phaseAt(Resolved, tokens); }
+};
+
+/// A phase's length in tokens; infinity for an open-ended one.
+double lengthOf(const plan::Phase &p) { return p.Length.value_or(kInf); }
+
 PhaseSpec phase(Shape shape, Length length, std::optional<double> to = std::nullopt,
                 std::optional<double> from = std::nullopt) {
   PhaseSpec p;
@@ -65,8 +79,8 @@ TEST(Schedule, ShapeNames) {
 TEST(Schedule, WarmupThenCosine) {
   Schedule s = resolveOk(adapt(), 2e9);
   ASSERT_EQ(s.phases().size(), 2u);
-  EXPECT_EQ(s.phases()[1].begin, 20e6);
-  EXPECT_EQ(s.phases()[1].length, 1.98e9); // the rest of the horizon
+  EXPECT_EQ(s.phases()[1].Begin, 20e6);
+  EXPECT_EQ(lengthOf(s.phases()[1]), 1.98e9); // the rest of the horizon
   EXPECT_EQ(s.end(), 2e9);
 
   EXPECT_EQ(s.lr(0), 0);                          // warmup's default `from`
@@ -99,16 +113,16 @@ TEST(Schedule, ContinuousAtEveryBoundary) {
   EXPECT_EQ(s.lr(0), 1e-4);
   EXPECT_EQ(s.end(), kInf);
   for (size_t i = 1; i < s.phases().size(); ++i) {
-    const Phase &prev = s.phases()[i - 1], &next = s.phases()[i];
-    EXPECT_EQ(next.begin, prev.begin + prev.length);
-    EXPECT_EQ(next.from, prev.to) << "phase " << i;
-    EXPECT_EQ(s.lr(next.begin), prev.to) << "phase " << i; // exact at the boundary
-    double justBefore = std::nextafter(next.begin, 0.0);
-    EXPECT_NEAR(s.lr(justBefore), prev.to, 1e-12) << "phase " << i;
+    const plan::Phase &prev = s.phases()[i - 1], &next = s.phases()[i];
+    EXPECT_EQ(next.Begin, prev.Begin + lengthOf(prev));
+    EXPECT_EQ(next.From, prev.To) << "phase " << i;
+    EXPECT_EQ(s.lr(next.Begin), prev.To) << "phase " << i; // exact at the boundary
+    double justBefore = std::nextafter(next.Begin, 0.0);
+    EXPECT_NEAR(s.lr(justBefore), prev.To, 1e-12) << "phase " << i;
   }
   // The finite phases fill the horizon exactly: 10M + 250M + 100M + 590M + 50M.
-  EXPECT_EQ(s.phases()[3].length, 590e6);
-  EXPECT_EQ(s.phases()[5].begin, 1e9);
+  EXPECT_EQ(lengthOf(s.phases()[3]), 590e6);
+  EXPECT_EQ(s.phases()[5].Begin, 1e9);
   EXPECT_EQ(s.lr(1e15), 1e-5);
 }
 
@@ -170,7 +184,7 @@ TEST(Schedule, InverseSqrtDecay) {
   EXPECT_EQ(s.lr(10e6), 1e-3);
   EXPECT_DOUBLE_EQ(s.lr(10e6 + 300e6), 5e-4);
   EXPECT_DOUBLE_EQ(s.lr(10e6 + 1.5e9), 2.5e-4);
-  EXPECT_DOUBLE_EQ(s.phases()[1].to, 1e-3 * std::sqrt(100e6 / 2090e6));
+  EXPECT_DOUBLE_EQ(s.phases()[1].To, 1e-3 * std::sqrt(100e6 / 2090e6));
 
   // Open-ended, it keeps decaying.
   decay.length = Length::open();
@@ -185,8 +199,8 @@ TEST(Schedule, WarmupStableDecay) {
                                 phase(Shape::Constant, Length::rest(), 1e-3),
                                 phase(Shape::OneMinusSqrt, Length::fraction(0.2), 0.0)};
   Schedule s = resolveOk(wsd, 1e9);
-  EXPECT_EQ(s.phases()[1].begin, 100e6);
-  EXPECT_EQ(s.phases()[2].begin, 800e6); // the decay is the last 20% of the horizon
+  EXPECT_EQ(s.phases()[1].Begin, 100e6);
+  EXPECT_EQ(s.phases()[2].Begin, 800e6); // the decay is the last 20% of the horizon
   EXPECT_EQ(s.lr(500e6), 1e-3);          // plateau
   EXPECT_DOUBLE_EQ(s.lr(850e6), 5e-4);   // 1-sqrt a quarter into the decay
   EXPECT_EQ(s.lr(1e9), 0);               // decay end
@@ -226,8 +240,8 @@ TEST(Schedule, FractionsScaleWithTheHorizon) {
   std::vector<PhaseSpec> fractions = {phase(Shape::Warmup, Length::fraction(0.05), 3e-4),
                                       phase(Shape::Cosine, Length::rest(), 3e-5)};
   Schedule a = resolveOk(fractions, 2e9), b = resolveOk(fractions, 4e9);
-  EXPECT_EQ(a.phases()[1].begin, 100e6);
-  EXPECT_EQ(b.phases()[1].begin, 200e6);
+  EXPECT_EQ(a.phases()[1].Begin, 100e6);
+  EXPECT_EQ(b.phases()[1].Begin, 200e6);
   EXPECT_EQ(a.lr(100e6), 3e-4);
   EXPECT_DOUBLE_EQ(b.lr(100e6), 1.5e-4);
   // The same curve as the absolute spelling at the same horizon.
@@ -538,14 +552,14 @@ TEST(ScheduleText, FractionsAndAbsoluteLengthsAgree) {
   }
   // Binary suffixes are exact counts too: 1Mi = 2^20 tokens.
   Schedule binary = compileOk("warmup(1Mi, peak = 1e-3) then constant", 1e9);
-  EXPECT_EQ(binary.phases()[1].begin, 1048576);
+  EXPECT_EQ(binary.phases()[1].Begin, 1048576);
 }
 
 TEST(ScheduleText, Wsd) {
   const std::string base = "wsd(warmup = 10%, peak = 1e-3, decay = 20%, final = 0";
   Schedule sqrtDecay = compileOk(base + ")", 1e9); // shape defaults to sqrt
   ASSERT_EQ(sqrtDecay.phases().size(), 3u);
-  EXPECT_EQ(sqrtDecay.phases()[2].shape, Shape::OneMinusSqrt);
+  EXPECT_EQ(sqrtDecay.phases()[2].Shape, Shape::OneMinusSqrt);
   EXPECT_DOUBLE_EQ(sqrtDecay.lr(50e6), 5e-4); // warmup midpoint
   EXPECT_EQ(sqrtDecay.lr(100e6), 1e-3);
   EXPECT_EQ(sqrtDecay.lr(799e6), 1e-3);       // plateau up to the last 20%
@@ -553,22 +567,22 @@ TEST(ScheduleText, Wsd) {
   EXPECT_EQ(sqrtDecay.lr(1e9), 0);
 
   Schedule linear = compileOk(base + ", shape = linear)", 1e9);
-  EXPECT_EQ(linear.phases()[2].shape, Shape::Linear);
+  EXPECT_EQ(linear.phases()[2].Shape, Shape::Linear);
   EXPECT_DOUBLE_EQ(linear.lr(850e6), 7.5e-4);
   Schedule cosine = compileOk(base + ", shape = cosine)", 1e9);
   EXPECT_DOUBLE_EQ(cosine.lr(900e6), 5e-4);
   Schedule quoted = compileOk(base + ", shape = 'sqrt')", 1e9);
-  EXPECT_EQ(quoted.phases()[2].shape, Shape::OneMinusSqrt);
+  EXPECT_EQ(quoted.phases()[2].Shape, Shape::OneMinusSqrt);
 
   // An absolute decay stays the last 200M of whatever horizon.
   Schedule absolute = compileOk("wsd(warmup = 20M, peak = 3e-4, decay = 200M, final = 3e-5)", 2e9);
-  EXPECT_EQ(absolute.phases()[2].begin, 1.8e9);
+  EXPECT_EQ(absolute.phases()[2].Begin, 1.8e9);
   EXPECT_EQ(absolute.lr(2e9), 3e-5);
 }
 
 TEST(ScheduleText, InverseSqrt) {
   Schedule decay = compileOk("warmup(10M, peak = 1e-3) then inverse_sqrt(timescale = 100M)", 2e9);
-  EXPECT_EQ(decay.phases()[1].timescale, 100e6);
+  EXPECT_EQ(decay.phases()[1].Timescale, 100e6);
   EXPECT_DOUBLE_EQ(decay.lr(310e6), 5e-4);    // sqrt(100M / 400M) = 1/2
   EXPECT_DOUBLE_EQ(decay.lr(1.51e9), 2.5e-4); // sqrt(100M / 1.6B) = 1/4
 
@@ -582,14 +596,14 @@ TEST(ScheduleText, InverseSqrt) {
       "infinite(warmup = 10M, peak = 4e-4, cooldown = inverse_sqrt(800M, alpha = 8), "
       "constant = 1e-4)",
       5e9);
-  EXPECT_EQ(infinite.phases()[1].alpha, 8);
+  EXPECT_EQ(infinite.phases()[1].Alpha, 8);
   EXPECT_DOUBLE_EQ(infinite.lr(310e6), 1.75e-4); // 4e-4 - 3e-4 * 3/4
   EXPECT_EQ(infinite.lr(810e6), 1e-4);
   EXPECT_EQ(infinite.lr(4e9), 1e-4);
   // alpha defaults to 1.
   Schedule alpha1 = compileOk(
       "infinite(warmup = 10M, peak = 4e-4, cooldown = inverse_sqrt(800M), constant = 1e-4)", 5e9);
-  EXPECT_EQ(alpha1.phases()[1].alpha, 1);
+  EXPECT_EQ(alpha1.phases()[1].Alpha, 1);
 }
 
 TEST(ScheduleText, ConstantForms) {
@@ -600,21 +614,21 @@ TEST(ScheduleText, ConstantForms) {
     EXPECT_EQ(level.lr(1e12), 3e-4) << text;
   }
   Schedule thenDecay = compileOk("3e-4 then linear(100M, to = 0)", 1e9);
-  EXPECT_EQ(thenDecay.phases()[0].length, 900e6);
+  EXPECT_EQ(lengthOf(thenDecay.phases()[0]), 900e6);
   EXPECT_DOUBLE_EQ(thenDecay.lr(950e6), 1.5e-4);
 
   Schedule named = compileOk("constant(20M, value = 1e-4) then linear(to = 0)", 100e6);
   Schedule positional = compileOk("constant(20M, 1e-4) then linear(to = 0)", 100e6);
   EXPECT_EQ(named.lr(10e6), 1e-4);
   EXPECT_DOUBLE_EQ(named.lr(60e6), 5e-5);
-  EXPECT_EQ(named.phases()[1].begin, 20e6);
+  EXPECT_EQ(named.phases()[1].Begin, 20e6);
   for (double t = 0; t <= 100e6; t += 7e6)
     EXPECT_EQ(named.lr(t), positional.lr(t));
 
   // A constant with no length before another phase takes the rest of the horizon.
   Schedule middle = compileOk("warmup(10M, peak = 1e-3) then constant then linear(100M, to = 0)",
                               1e9);
-  EXPECT_EQ(middle.phases()[1].length, 890e6);
+  EXPECT_EQ(lengthOf(middle.phases()[1]), 890e6);
   EXPECT_EQ(middle.end(), 1e9);
 }
 

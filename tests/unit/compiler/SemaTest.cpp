@@ -126,7 +126,7 @@ TEST(Sema, DerivedStreamsShareTheirRootsValSplit) {
   EXPECT_EQ(hq->root, "med");
   EXPECT_DOUBLE_EQ(hq->val, 0.01);
   ASSERT_TRUE(c->recipe->stream("books_knotted")->transform);
-  EXPECT_EQ(c->recipe->stream("books_knotted")->transform->chunkProbabilities.size(), 2u);
+  EXPECT_EQ(c->recipe->stream("books_knotted")->transform->Chunks.size(), 2u);
 }
 
 const char *kZipRecipe = R"toml(
@@ -162,7 +162,7 @@ TEST(Sema, ZipPairsAxesInsteadOfCrossingThem) {
   ASSERT_EQ(z->recipe->stages[0].variants.size(), 2u);
   const StageVariant &hi = z->recipe->stages[0].variants[1];
   EXPECT_DOUBLE_EQ(hi.optimizer.weightDecay, 0.1);
-  EXPECT_DOUBLE_EQ(hi.lr.lr(0), 1e-3);
+  EXPECT_DOUBLE_EQ(plan::learningRate(hi.lr, 0), 1e-3);
 }
 
 // Every diagnostic code has a golden test that produces it (io: unreadable files, which

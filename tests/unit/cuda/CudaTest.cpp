@@ -27,6 +27,12 @@ using namespace mixtape::train;
 
 namespace {
 
+/// A constant LR from the first token on.
+mixtape::plan::LRSchedule constantLR(double lr) {
+  using namespace mixtape::plan;
+  return LRSchedule{0, {Phase{PhaseShape::Constant, 0, std::nullopt, lr, lr, 1, 0}}};
+}
+
 const c10::Device Cuda(c10::kCUDA, 0);
 
 double relativeError(const at::Tensor &got, const at::Tensor &want) {
@@ -113,10 +119,9 @@ TEST_P(EachFamilyOnCuda, Bf16TrainingFollowsCpuFp32) {
   std::unique_ptr<Model> cpu = makeModel(c, 5), gpu = makeModel(c, 5);
   gpu->to(Cuda);
   AdamW cpuOpt(cpu->parameters(), {}), gpuOpt(gpu->parameters(), {});
-  mixtape::schedule::Phase constant;
-  constant.from = constant.to = 3e-3;
-  Trainer cpuTrainer(*cpu, cpuOpt, mixtape::schedule::Schedule({constant}));
-  Trainer gpuTrainer(*gpu, gpuOpt, mixtape::schedule::Schedule({constant}));
+  mixtape::plan::LRSchedule constant = constantLR(3e-3);
+  Trainer cpuTrainer(*cpu, cpuOpt, constant);
+  Trainer gpuTrainer(*gpu, gpuOpt, constant);
   std::vector<MicroBatch> data = batches(c.vocabSize, 4);
   double firstLoss = 0, cpuLoss = 0, gpuLoss = 0;
   for (int step = 0; step < 20; ++step) {
@@ -197,9 +202,8 @@ TEST(Cuda, CheckpointsRoundTripThroughTheCpu) {
   std::unique_ptr<Model> gpu = makeModel(c, 2);
   gpu->to(Cuda);
   AdamW opt(gpu->parameters(), {});
-  mixtape::schedule::Phase constant;
-  constant.from = constant.to = 1e-3;
-  Trainer trainer(*gpu, opt, mixtape::schedule::Schedule({constant}));
+  mixtape::plan::LRSchedule constant = constantLR(1e-3);
+  Trainer trainer(*gpu, opt, constant);
   std::vector<MicroBatch> data = batches(c.vocabSize, 2);
   ASSERT_TRUE(bool(trainer.step(data[0])));
   ASSERT_FALSE(bool(gpu->saveWeights(dir / "w.safetensors")));
@@ -216,7 +220,7 @@ TEST(Cuda, CheckpointsRoundTripThroughTheCpu) {
     EXPECT_TRUE(againOpt.expAvgSq(i).is_cuda());
     EXPECT_TRUE(at::equal(againOpt.expAvgSq(i).cpu(), opt.expAvgSq(i).cpu()));
   }
-  Trainer againTrainer(*again, againOpt, mixtape::schedule::Schedule({constant}));
+  Trainer againTrainer(*again, againOpt, constant);
   againTrainer.setTokensSeen(trainer.tokensSeen());
   ASSERT_TRUE(bool(trainer.step(data[1])));
   ASSERT_TRUE(bool(againTrainer.step(data[1])));
@@ -258,13 +262,12 @@ TEST(Cuda, NcclWorldOfOne) {
   plain->to(Cuda);
   parallel->to(Cuda);
   AdamW plainOpt(plain->parameters(), {}), parallelOpt(parallel->parameters(), {});
-  mixtape::schedule::Phase constant;
-  constant.from = constant.to = 1e-3;
+  mixtape::plan::LRSchedule constant = constantLR(1e-3);
   dist::DataParallel dp(**c);
   TrainOptions withSync;
   withSync.sync = &dp;
-  Trainer plainTrainer(*plain, plainOpt, mixtape::schedule::Schedule({constant}));
-  Trainer parallelTrainer(*parallel, parallelOpt, mixtape::schedule::Schedule({constant}), withSync);
+  Trainer plainTrainer(*plain, plainOpt, constant);
+  Trainer parallelTrainer(*parallel, parallelOpt, constant, withSync);
   std::vector<MicroBatch> data = batches(config.vocabSize, 2);
   for (const MicroBatch &mb : data) {
     llvm::Expected<StepResult> a = plainTrainer.step(mb), b = parallelTrainer.step(mb);

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <fstream>
 
+using namespace mixtape;
 using namespace mixtape::data;
 using namespace mixtape::data::test;
 
@@ -384,14 +385,26 @@ TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
   std::vector<std::string> prefixes = *take(expandShards("data", dir.Path));
   EXPECT_EQ(prefixes, (std::vector<std::string>{dir / "data/a_text_document", dir / "data/b_text_document"}));
 
-  DataDeclaration declared = take(streamDeclaration("web", "hf:tok/tokenizer.json", "present", "auto", "/recipes"));
-  EXPECT_EQ(declared.tokenizer, "hf:/recipes/tok/tokenizer.json");
+  // A stream as the plan gives it: its root's declarations, paths against the recipe's folder.
+  auto declaredBy = [&](std::string tokenizer, plan::EodMode eod, plan::ShardFormat format) {
+    plan::Plan p;
+    p.RecipeDir = dir.Path;
+    plan::Stream web;
+    web.Root = "web";
+    web.Shards = "data";
+    web.Tokenizer = tokenizer;
+    web.Eod = eod;
+    web.Format = format;
+    p.Streams["web"] = web;
+    std::optional<NodeStream> s = take(nodeStream(p, "web"));
+    EXPECT_TRUE(s);
+    return s ? s->root.declared : DataDeclaration();
+  };
+  DataDeclaration declared = declaredBy("hf:tok/tokenizer.json", EodMode::Present, plan::ShardFormat::Auto);
+  EXPECT_EQ(declared.tokenizer, "hf:" + dir / "tok/tokenizer.json");
   EXPECT_EQ(declared.eod, EodMode::Present);
-  EXPECT_EQ(take(streamDeclaration("web", "bytes", "append", "auto", "/recipes")).tokenizer, "bytes");
-  EXPECT_EQ(take(streamDeclaration("web", "hf:/abs/t.json", "auto", "auto", "/recipes")).tokenizer, "hf:/abs/t.json");
-  // A plan is input too: an eod it cannot mean is an error, never auto.
-  EXPECT_EQ(errorText(streamDeclaration("web", "bytes", "presnet", "auto", "/recipes")),
-            "stream 'web': eod = \"presnet\" is not auto, present or append");
+  EXPECT_EQ(declaredBy("bytes", EodMode::Append, plan::ShardFormat::Auto).tokenizer, "bytes");
+  EXPECT_EQ(declaredBy("hf:/abs/t.json", EodMode::Auto, plan::ShardFormat::Auto).tokenizer, "hf:/abs/t.json");
 
   DataSources sources(7, dir / "cache");
   RootSpec spec{"two", prefixes, 0, DataDeclaration{"bytes", EodMode::Auto}};
@@ -403,15 +416,15 @@ TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
   EXPECT_EQ(entries(dir / "cache/manifests", ".json").size(), 2u);
 
   // `format` states what the datasets are: megatron passes, flat names the first dataset.
-  EXPECT_FALSE(take(streamDeclaration("web", "bytes", "auto", "auto", "/recipes")).format);
-  EXPECT_EQ(take(streamDeclaration("web", "bytes", "auto", "megatron", "/recipes")).format, ShardFormat::Megatron);
-  EXPECT_EQ(errorText(streamDeclaration("web", "bytes", "auto", "megatorn", "/recipes")),
-            "stream 'web': format = \"megatorn\" is not auto, megatron or flat");
-  RootSpec megatron{"megatron", prefixes, 0, take(streamDeclaration("megatron", "bytes", "auto", "megatron", ""))};
+  EXPECT_FALSE(declaredBy("bytes", EodMode::Auto, plan::ShardFormat::Auto).format);
+  EXPECT_EQ(declaredBy("bytes", EodMode::Auto, plan::ShardFormat::Megatron).format, ShardFormat::Megatron);
+  RootSpec megatron{"megatron", prefixes, 0, declaredBy("bytes", EodMode::Auto, plan::ShardFormat::Megatron)};
   EXPECT_EQ(take(sources.root(megatron))->numDocuments(), 7u);
-  RootSpec flat{"flat", prefixes, 0, take(streamDeclaration("flat", "bytes", "auto", "flat", ""))};
+  RootSpec flat{"flat", prefixes, 0, declaredBy("bytes", EodMode::Auto, plan::ShardFormat::Flat)};
   // Megatron data without a sidecar has no columns for a filter to read.
-  EXPECT_EQ(errorText(sources.view(spec, "hq", StreamSelection{{"(quality >= 4)"}, std::nullopt})),
+  plan::Predicate quality;
+  quality.addCompare(plan::Predicate::Op::Ge, "quality", 4.0);
+  EXPECT_EQ(errorText(sources.view(spec, "hq", StreamSelection{{quality}, std::nullopt})),
             "stream 'hq': the filter '(quality >= 4)' reads column 'quality', which no dataset of stream 'two' has "
             "(its data has no metadata columns: Megatron data without a sidecar has none; docs/data-format.md)");
   std::string error = errorText(sources.root(flat));

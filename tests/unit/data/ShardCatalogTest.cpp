@@ -5,34 +5,41 @@
 
 #include "DataTestSupport.h"
 
+using namespace mixtape;
 using namespace mixtape::data;
 using namespace mixtape::data::test;
 
 namespace {
 
-mixtape::Predicate predicate(llvm::StringRef text) {
-  mixtape::ParseResult parsed = mixtape::parseExpr(text);
-  mixtape::ExprDiags diags;
-  std::optional<mixtape::Predicate> p = mixtape::interpretPredicate(*parsed.expr, diags);
-  EXPECT_TRUE(p.has_value()) << text.str();
-  return std::move(*p);
+using Op = plan::Predicate::Op;
+
+plan::Predicate atLeast(llvm::StringRef column, double value) {
+  plan::Predicate p;
+  p.addCompare(Op::Ge, column, value);
+  return p;
 }
 
-mixtape::StreamSpec rootStream(std::string name, std::string shards, double val) {
-  mixtape::StreamSpec s;
-  s.name = s.root = std::move(name);
-  s.shards = std::move(shards);
-  s.val = val;
+plan::Stream rootStream(std::string name, std::string shards, double val) {
+  plan::Stream s;
+  s.Root = std::move(name);
+  s.Shards = std::move(shards);
+  s.Val = val;
   return s;
 }
 
-mixtape::StreamSpec derived(std::string name, std::string parent, std::string root, llvm::StringRef where) {
-  mixtape::StreamSpec s;
-  s.name = std::move(name);
-  s.parent = std::move(parent);
-  s.root = std::move(root);
-  s.where = predicate(where);
+plan::Stream derived(const plan::Plan &p, std::string parent, plan::Predicate where) {
+  plan::Stream s = p.Streams.at(parent);
+  s.From = std::move(parent);
+  s.Where = std::move(where);
   return s;
+}
+
+/// A plan holding only streams: what planning asks the catalog about.
+plan::Plan streams(const std::string &dir, uint64_t seed) {
+  plan::Plan p;
+  p.RecipeDir = dir;
+  p.Seed = seed;
+  return p;
 }
 
 template <typename T> T ok(llvm::Expected<T> value) {
@@ -47,41 +54,46 @@ template <typename T> T ok(llvm::Expected<T> value) {
 
 TEST(ShardCatalogTest, StatsOfRootAndDerivedStreams) {
   TempDir dir;
-  mixtape::CheckedRecipe recipe;
-  recipe.seed = 3;
-  recipe.baseDir = dir.Path;
-  recipe.streams = {rootStream("prose", "synth:prose", 0.05), derived("hq", "prose", "prose", "quality >= 4"),
-                    derived("top", "hq", "prose", "overall_score >= 3"),
-                    rootStream("missing", "data/none-*.idx", 0.0)};
+  plan::Plan p = streams(dir.Path, 3);
+  p.Streams["prose"] = rootStream("prose", "synth:prose", 0.05);
+  p.Streams["hq"] = derived(p, "prose", atLeast("quality", 4));
+  p.Streams["top"] = derived(p, "hq", atLeast("overall_score", 3));
+  p.Streams["missing"] = rootStream("missing", "data/none-*.idx", 0.0);
   ShardCatalog catalog(dir / "cache");
-  mixtape::StreamStats prose = *ok(catalog.stats(recipe.streams[0], recipe));
-  mixtape::StreamStats hq = *ok(catalog.stats(recipe.streams[1], recipe));
-  mixtape::StreamStats top = *ok(catalog.stats(recipe.streams[2], recipe));
-  EXPECT_EQ(prose.tokenizer, "bytes-v1");
-  EXPECT_EQ(prose.vocabSize, ByteTokenizer::VocabSize);
-  EXPECT_EQ(prose.fingerprint.size(), 16u);
-  EXPECT_EQ(hq.fingerprint, prose.fingerprint);
-  EXPECT_EQ(prose.trainDocuments + prose.valDocuments, 1000u);
-  EXPECT_GT(prose.valDocuments, 20u);
-  EXPECT_LT(hq.trainDocuments, prose.trainDocuments);
-  EXPECT_LT(hq.valDocuments, prose.valDocuments + 1);
-  EXPECT_LE(top.trainDocuments, hq.trainDocuments);
-  EXPECT_EQ(streamFilters(recipe.streams[2], recipe),
-            (std::vector<std::string>{"(quality >= 4)", "(overall_score >= 3)"}));
-  EXPECT_FALSE(ok(catalog.stats(recipe.streams[3], recipe)).has_value());
+  plan::StreamStats prose = *ok(catalog.streamStats(p, "prose"));
+  plan::StreamStats hq = *ok(catalog.streamStats(p, "hq"));
+  plan::StreamStats top = *ok(catalog.streamStats(p, "top"));
+  EXPECT_EQ(prose.Tokenizer, "bytes-v1");
+  EXPECT_EQ(prose.VocabSize, ByteTokenizer::VocabSize);
+  EXPECT_EQ(prose.Fingerprint.size(), 16u);
+  EXPECT_EQ(hq.Fingerprint, prose.Fingerprint);
+  EXPECT_EQ(prose.TrainDocuments + prose.ValDocuments, 1000u);
+  EXPECT_GT(prose.ValDocuments, 20u);
+  EXPECT_LT(hq.TrainDocuments, prose.TrainDocuments);
+  EXPECT_LT(hq.ValDocuments, prose.ValDocuments + 1);
+  EXPECT_LE(top.TrainDocuments, hq.TrainDocuments);
+  // The filters of a derived stream are its ancestors' and its own, root first.
+  std::optional<NodeStream> topStream = *ok(nodeStream(p, "top"));
+  ASSERT_TRUE(topStream);
+  ASSERT_EQ(topStream->selection.where.size(), 2u);
+  EXPECT_EQ(topStream->selection.where[0].canonical(), "(quality >= 4)");
+  EXPECT_EQ(topStream->selection.where[1].canonical(), "(overall_score >= 3)");
+  EXPECT_FALSE(ok(catalog.streamStats(p, "missing")).has_value());
 
   // The seed changes the embedded corpus, and so the fingerprint.
-  mixtape::CheckedRecipe other = recipe;
-  other.seed = 4;
-  EXPECT_NE(ok(catalog.stats(other.streams[0], other))->fingerprint, prose.fingerprint);
+  plan::Plan other = p;
+  other.Seed = 4;
+  EXPECT_NE(ok(catalog.streamStats(other, "prose"))->Fingerprint, prose.Fingerprint);
 
-  recipe.streams.push_back(derived("none", "prose", "prose", "quality > 99"));
-  std::string err = errorText(catalog.stats(recipe.streams.back(), recipe));
-  EXPECT_NE(err.find("stream 'none'"), std::string::npos) << err;
+  // A filter that keeps nothing is stats of nothing: planning reports it (empty-filter).
+  p.Streams["none"] = derived(p, "prose", atLeast("quality", 99));
+  plan::StreamStats none = *ok(catalog.streamStats(p, "none"));
+  EXPECT_EQ(none.TrainDocuments, 0u);
+  EXPECT_EQ(none.TrainTokens, 0u);
 
   // A column that no dataset has is a typo (or a missing sidecar), not "every value missing".
-  recipe.streams.push_back(derived("typo", "prose", "prose", "qualty >= 4"));
-  err = errorText(catalog.stats(recipe.streams.back(), recipe));
+  p.Streams["typo"] = derived(p, "prose", atLeast("qualty", 4));
+  std::string err = errorText(catalog.streamStats(p, "typo"));
   EXPECT_EQ(err.rfind("stream 'typo': the filter '(qualty >= 4)' reads column 'qualty', which no dataset of "
                       "stream 'prose' has; did you mean 'quality'? (its columns: ",
                       0),
@@ -91,10 +103,9 @@ TEST(ShardCatalogTest, StatsOfRootAndDerivedStreams) {
 
 TEST(ShardCatalogTest, GlobsAndLeakage) {
   TempDir dir;
-  mixtape::CheckedRecipe recipe;
-  recipe.seed = 3;
-  recipe.baseDir = dir.Path;
-  recipe.streams = {rootStream("prose", "synth:prose", 0.1), rootStream("copy", "data/part-*.idx", 0.0)};
+  plan::Plan p = streams(dir.Path, 3);
+  p.Streams["prose"] = rootStream("prose", "synth:prose", 0.1);
+  p.Streams["copy"] = rootStream("copy", "data/part-*.idx", 0.0);
   ShardCatalog catalog(dir / "cache");
   DataSources sources(3, dir / "cache");
   const RootStream &prose = *ok(sources.root({"prose", {"synth:prose"}, 0.1}));
@@ -111,18 +122,17 @@ TEST(ShardCatalogTest, GlobsAndLeakage) {
   EXPECT_EQ(*ok(expandShards("data/part-1", dir.Path)), std::vector<std::string>{dir / "data/part-1"});
   EXPECT_FALSE(ok(expandShards("data/other-*.bin", dir.Path)).has_value());
 
-  mixtape::StreamStats copy = *ok(catalog.stats(recipe.streams[1], recipe));
-  EXPECT_EQ(copy.trainDocuments, 12u);
-  EXPECT_EQ(*ok(catalog.leakedDocuments(recipe.streams[0], recipe.streams[1], recipe)), 7u);
-  EXPECT_EQ(*ok(catalog.leakedDocuments(recipe.streams[0], recipe.streams[0], recipe)), 0u);
+  plan::StreamStats copy = *ok(catalog.streamStats(p, "copy"));
+  EXPECT_EQ(copy.TrainDocuments, 12u);
+  EXPECT_EQ(*ok(catalog.leakedDocuments(p, "prose", "copy")), 7u);
+  EXPECT_EQ(*ok(catalog.leakedDocuments(p, "prose", "prose")), 0u);
 }
 
 TEST(ShardCatalogTest, GroupByAColumnWithMissingValues) {
   TempDir dir;
-  mixtape::CheckedRecipe recipe;
-  recipe.seed = 3;
-  recipe.baseDir = dir.Path;
-  recipe.streams = {rootStream("web", "data/web-*.idx", 0.0), rootStream("absent", "data/none-*.idx", 0.0)};
+  plan::Plan p = streams(dir.Path, 3);
+  p.Streams["web"] = rootStream("web", "data/web-*.idx", 0.0);
+  p.Streams["absent"] = rootStream("absent", "data/none-*.idx", 0.0);
   // web-0: lang is "en", "de" or unset; web-1 has no lang column at all.
   ByteTokenizer bytes;
   auto first = ok(DatasetWriter::create(dir / "data/web-0", ShardFormat::Megatron, bytes));
@@ -142,29 +152,29 @@ TEST(ShardCatalogTest, GroupByAColumnWithMissingValues) {
   ASSERT_TRUE(!!second->finish());
 
   ShardCatalog catalog(dir / "cache");
-  mixtape::ColumnGroups lang = *ok(catalog.groupBy(recipe.streams[0], "lang", recipe));
-  EXPECT_EQ(lang.columns, (std::vector<std::string>{"lang", "score"}));
-  ASSERT_EQ(lang.groups.size(), 3u);
+  plan::ColumnGroups lang = *ok(catalog.groupBy(p, "web", "lang"));
+  EXPECT_EQ(lang.Columns, (std::vector<std::string>{"lang", "score"}));
+  ASSERT_EQ(lang.Groups.size(), 3u);
   // Missing first (3 unset in web-0, both of web-1), then the strings in order.
-  EXPECT_EQ(lang.groups[0].value.kind, mixtape::MetadataValue::Kind::Missing);
-  EXPECT_EQ(lang.groups[0].trainDocuments, 5u);
-  EXPECT_EQ(lang.groups[1].value.string, "de");
-  EXPECT_EQ(lang.groups[1].trainDocuments, 3u);
-  EXPECT_EQ(lang.groups[2].value.string, "en");
-  EXPECT_EQ(lang.groups[2].trainTokens, 3u * (bytes.encode("document 0").size() + 1));
+  EXPECT_EQ(lang.Groups[0].Value.ValueKind, plan::MetadataValue::Kind::Missing);
+  EXPECT_EQ(lang.Groups[0].TrainDocuments, 5u);
+  EXPECT_EQ(lang.Groups[1].Value.String, "de");
+  EXPECT_EQ(lang.Groups[1].TrainDocuments, 3u);
+  EXPECT_EQ(lang.Groups[2].Value.String, "en");
+  EXPECT_EQ(lang.Groups[2].TrainTokens, 3u * (bytes.encode("document 0").size() + 1));
 
   // The runtime selects the same documents for each unit, the missing one included.
   DataSources sources(3, dir / "cache");
   RootSpec web{"web", *ok(expandShards("data/web-*.idx", dir.Path)), 0.0};
   uint64_t total = 0;
-  for (const mixtape::ColumnGroup &g : lang.groups) {
-    const StreamView &unit = *ok(sources.view(web, "unit", {{}, AblationUnit{0, 0, "lang", g.value}}));
-    EXPECT_EQ(unit.trainDocuments(), g.trainDocuments) << g.value.label();
+  for (const plan::ColumnGroup &g : lang.Groups) {
+    const StreamView &unit = *ok(sources.view(web, "unit", {{}, AblationUnit{0, 0, "lang", g.Value}}));
+    EXPECT_EQ(unit.trainDocuments(), g.TrainDocuments) << g.Value.label();
     total += unit.trainDocuments();
   }
   EXPECT_EQ(total, 11u);
 
-  EXPECT_EQ(ok(catalog.groupBy(recipe.streams[0], "score", recipe))->groups.size(), 9u); // 0..8
-  EXPECT_TRUE(ok(catalog.groupBy(recipe.streams[0], "langs", recipe))->groups.empty());
-  EXPECT_FALSE(ok(catalog.groupBy(recipe.streams[1], "lang", recipe)).has_value());
+  EXPECT_EQ(ok(catalog.groupBy(p, "web", "score"))->Groups.size(), 9u); // 0..8
+  EXPECT_TRUE(ok(catalog.groupBy(p, "web", "langs"))->Groups.empty());
+  EXPECT_FALSE(ok(catalog.groupBy(p, "absent", "lang")).has_value());
 }

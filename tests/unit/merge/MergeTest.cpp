@@ -72,12 +72,6 @@ std::string mergeError(const MergeOptions &o, std::vector<std::string> models, s
 
 } // namespace
 
-TEST(Merge, MethodNames) {
-  for (llvm::StringRef name : {"linear", "slerp", "task_arithmetic", "ties", "dare_linear", "dare_ties"})
-    EXPECT_EQ(methodName(*methodFromName(name)), name);
-  EXPECT_FALSE(methodFromName("soup"));
-}
-
 TEST(Merge, LinearIsAWeightedAverage) {
   MergeOptions o = options(Method::Linear);
   o.weights = {1, 3};

@@ -61,7 +61,7 @@ std::string readBytes(const std::string &path) {
 class HuggingFace : public testing::TestWithParam<Family> {
 protected:
   std::string dir() const {
-    return fixturesDir() + "/hf-tiny-" + familyName(GetParam()).str();
+    return fixturesDir() + "/hf-tiny-" + mixtape::plan::enumName(GetParam()).str();
   }
 };
 
@@ -79,14 +79,14 @@ TEST_P(HuggingFace, LogitsAndLossMatchTransformers) {
   ASSERT_EQ(logits.sizes(), want.logits.sizes());
   double maxDiff = (logits - want.logits).abs().max().item<double>();
   EXPECT_LT(maxDiff, 1e-4) << "largest logit difference";
-  std::cout << familyName(GetParam()).str() << ": largest |logit - transformers'| = " << maxDiff
+  std::cout << mixtape::plan::enumName(GetParam()).str() << ": largest |logit - transformers'| = " << maxDiff
             << "\n";
 
   // transformers' causal-LM loss: labels = input ids, shifted inside the model.
   const int64_t t = want.inputIds.size(1);
   at::Tensor sum = maskedTokenLossSum(logits.narrow(1, 0, t - 1), want.inputIds.narrow(1, 1, t - 1));
   EXPECT_NEAR(sum.item<double>() / double(t - 1), want.loss, 1e-4);
-  std::cout << familyName(GetParam()).str() << ": loss " << sum.item<double>() / double(t - 1)
+  std::cout << mixtape::plan::enumName(GetParam()).str() << ": loss " << sum.item<double>() / double(t - 1)
             << ", transformers' " << want.loss << "\n";
 }
 

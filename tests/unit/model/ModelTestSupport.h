@@ -61,7 +61,7 @@ inline at::Tensor tokens(int64_t batch, int64_t time, int64_t vocab, uint64_t se
 inline const Family AllFamilies[] = {Family::GPT2, Family::Llama, Family::GPTNeoX};
 
 inline std::string familyLabel(const testing::TestParamInfo<Family> &info) {
-  return familyName(info.param).str();
+  return mixtape::plan::enumName(info.param).str();
 }
 
 } // namespace mixtape::model::test

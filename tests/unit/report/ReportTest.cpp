@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+using namespace mixtape;
 using namespace mixtape::report;
 
 namespace {
@@ -57,96 +58,92 @@ TEST(Format, EscapeXml) {
   EXPECT_EQ(escapeXml("a<b>&\"c'\x01"), "a&lt;b&gt;&amp;&quot;c&#39;\xEF\xBF\xBD");
 }
 
-TEST(ParseMetrics, SkipsATruncatedLastLineOnly) {
-  llvm::StringRef text =
-      R"({"type":"train","node":"a","stage":"s","step":1,"stage_tokens":8,"chain_tokens":8,"loss":3,"lr":0.1}
-{"type":"checkpoint","node":"a"}
-
-{"type":"train","node":"a","stage":"s","step":2,"stage_tok)";
-  Metrics m = take(parseMetrics(text, "m.jsonl"));
-  ASSERT_EQ(m.train.size(), 1u);
-  EXPECT_EQ(m.train[0].step, 1);
-  ASSERT_EQ(m.warnings.size(), 1u);
-  EXPECT_TRUE(llvm::StringRef(m.warnings[0]).startswith("m.jsonl:4: skipped a truncated last line"))
-      << m.warnings[0];
-}
-
-TEST(ParseMetrics, ErrorsNameFileAndLine) {
-  EXPECT_EQ(errorText(parseMetrics("{\"type\":\"train\"\n{}\n", "m.jsonl")).substr(0, 23),
-            "m.jsonl:1: invalid JSON");
-  std::string missing = errorText(parseMetrics(
-      R"({"type":"eval","node":"a","eval":"ppl","point":"final","stage":null,"stage_tokens":0,"chain_tokens":0,"stream":"p","split":"val","ppl":3}
-)",
-      "m.jsonl"));
-  EXPECT_EQ(missing, "m.jsonl:1: \"loss\" must be a number");
-  std::string point = errorText(parseMetrics(
-      R"({"type":"eval","node":"a","eval":"ppl","point":"after","stage":null,"stage_tokens":0,"chain_tokens":0,"stream":"p","split":"val","loss":1,"ppl":3}
-)",
-      "m.jsonl"));
-  EXPECT_EQ(point, "m.jsonl:1: \"point\" must be \"during\" or \"final\", not 'after'");
-}
-
-TEST(ParseMetrics, TrainingLossPerStream) {
-  Metrics m = take(parseMetrics(
-      R"({"type":"train","node":"a","stage":"s","step":1,"stage_tokens":8,"chain_tokens":8,"loss":3,"lr":0.1,"loss_by_stream":{"web":3.5,"code":1}}
-)",
-      "m.jsonl"));
-  ASSERT_EQ(m.train.size(), 1u);
-  using ByStream = std::vector<std::pair<std::string, double>>;
-  EXPECT_EQ(m.train[0].lossByStream, (ByStream{{"code", 1}, {"web", 3.5}}));
-  EXPECT_EQ(errorText(parseMetrics(
-                R"({"type":"train","node":"a","stage":"s","step":1,"stage_tokens":8,"chain_tokens":8,"loss":3,"lr":0.1,"loss_by_stream":{"web":"x"}}
-)",
-                "m.jsonl")),
-            "m.jsonl:1: \"loss_by_stream\" must be an object of numbers");
+/// A node of a test plan: only what the report reads.
+plan::Node node(std::string name, plan::NodeKind kind, std::vector<size_t> inputs, std::vector<std::string> variants,
+                std::string stage = "", uint64_t chainTokens = 0) {
+  plan::Node n;
+  switch (kind) {
+  case plan::NodeKind::Train: {
+    plan::TrainNode t;
+    t.Exec.Stage = stage;
+    t.Exec.StageStart = true;
+    t.Exec.ChainTokens = chainTokens;
+    n = plan::makeNode(name, std::move(t));
+    break;
+  }
+  case plan::NodeKind::Eval: {
+    plan::EvalNode e;
+    e.Exec.ChainTokens = chainTokens;
+    n = plan::makeNode(name, std::move(e));
+    break;
+  }
+  default:
+    n = plan::makeNode(name, plan::InitNode{});
+  }
+  for (size_t i : inputs)
+    n.Inputs.push_back({i});
+  n.Variants = std::move(variants);
+  n.Dir = name + "-dir";
+  return n;
 }
 
 // Two stages: `base` shared by variants base, b[x] and b[y]; b[y] has not finished.
-const char kPlan[] = R"({"format":"mixtape-plan","recipe":"r","nodes":[
- {"name":"init","kind":"init","dir":"init-0","inputs":[],"variants":[],"exec":{}},
- {"name":"base","kind":"train","dir":"base-1","inputs":["init"],"variants":["base","b[x]","b[y]"],
-  "exec":{"stage":"base","stage_start":true,"chain_tokens":0}},
- {"name":"b[x]","kind":"train","dir":"b.x.-2","inputs":["base"],"variants":["b[x]"],
-  "exec":{"stage":"b","stage_start":true,"chain_tokens":100}},
- {"name":"b[y]","kind":"train","dir":"b.y.-3","inputs":["base"],"variants":["b[y]"],
-  "exec":{"stage":"b","stage_start":true,"chain_tokens":100}},
- {"name":"ppl@b[x]","kind":"eval","dir":"ppl.b.x.-4","inputs":["b[x]"],"variants":[],
-  "exec":{"chain_tokens":150}},
- {"name":"ppl@init","kind":"eval","dir":"ppl.init-5","inputs":["init"],"variants":[],
-  "exec":{"chain_tokens":0}}]})";
+plan::Plan samplePlan() {
+  using plan::NodeKind;
+  plan::Plan p;
+  p.Recipe = "r";
+  p.Nodes = {node("init", NodeKind::Init, {}, {}),
+             node("base", NodeKind::Train, {0}, {"base", "b[x]", "b[y]"}, "base", 0),
+             node("b[x]", NodeKind::Train, {1}, {"b[x]"}, "b", 100),
+             node("b[y]", NodeKind::Train, {1}, {"b[y]"}, "b", 100),
+             node("ppl@b[x]", NodeKind::Eval, {2}, {}, "", 150),
+             node("ppl@init", NodeKind::Eval, {0}, {}, "", 0)};
+  return p;
+}
 
-EvalRecord eval(llvm::StringRef model, bool final, double x, double loss) {
-  EvalRecord r;
-  r.model = model.str();
-  r.eval = "ppl";
-  r.stream = "prose";
-  r.split = "val";
-  r.final = final;
-  r.chainTokens = x;
-  r.loss = loss;
-  r.ppl = 2 * loss;
-  return r;
+Logged<rundir::EvalRecord> eval(llvm::StringRef model, bool final, uint64_t x, double loss, bool partial = false) {
+  rundir::EvalRecord r;
+  r.Node = model.str();
+  r.Eval = "ppl";
+  r.Stream = "prose";
+  r.Split = plan::SplitKind::Val;
+  r.Final = final;
+  r.ChainTokens = x;
+  r.Loss = loss;
+  r.Ppl = 2 * loss;
+  return {r, partial};
+}
+
+Logged<rundir::TrainRecord> train(llvm::StringRef node, llvm::StringRef stage, uint64_t step, uint64_t stageTokens,
+                                  uint64_t chainTokens, double lr) {
+  rundir::TrainRecord r;
+  r.Node = node.str();
+  r.Stage = stage.str();
+  r.Step = step;
+  r.StageTokens = stageTokens;
+  r.ChainTokens = chainTokens;
+  r.Loss = 4;
+  r.LR = lr;
+  return {r, false};
 }
 
 mixtape::report::Run sampleRun() {
   mixtape::report::Run run;
-  run.plan = take(parsePlan(kPlan, "plan.json"));
-  run.states = {NodeState::Done,    NodeState::Done,   NodeState::Done,
-                NodeState::Partial, NodeState::Done,   NodeState::Done};
-  run.metrics.evals = {eval("base", false, 50, 4),   eval("base", false, 0, 5),
-                       eval("b[x]", false, 100, 3),  eval("b[y]", false, 100, 3.1),
-                       eval("b[x]", true, 150, 3.5), eval("init", true, 0, 5.5)};
-  for (double x : {50, 100})
-    run.metrics.train.push_back({"base", "base", 0, x, x, 4, x / 1000, false});
-  run.metrics.train.push_back({"b[x]", "b", 0, 50, 150, 4, 0.01, false});
+  run.Plan = samplePlan();
+  run.States = {NodeState::Done, NodeState::Done, NodeState::Done, NodeState::Partial, NodeState::Done, NodeState::Done};
+  run.Logs.Evals = {eval("base", false, 50, 4),  eval("base", false, 0, 5),       eval("b[x]", false, 100, 3),
+                    eval("b[y]", false, 100, 3.1, true), eval("b[x]", true, 150, 3.5), eval("init", true, 0, 5.5)};
+  for (uint64_t x : {50, 100})
+    run.Logs.Train.push_back(train("base", "base", 0, x, x, x / 1000.0));
+  run.Logs.Train.push_back(train("b[x]", "b", 0, 50, 150, 0.01));
   return run;
 }
 
 TEST(Curves, TrainingLossPerStreamFollowsEachVariantThatTrainedTheStream) {
   mixtape::report::Run run = sampleRun();
-  run.metrics.train[0].lossByStream = {{"web", 4}};
-  run.metrics.train[1].lossByStream = {{"web", 3.8}};
-  run.metrics.train[2].lossByStream = {{"code", 2}, {"web", 4.2}};
+  run.Logs.Train[0].Record.LossByStream = {{"web", 4}};
+  run.Logs.Train[1].Record.LossByStream = {{"web", 3.8}};
+  run.Logs.Train[2].Record.LossByStream = {{"code", 2}, {"web", 4.2}};
   std::vector<Chart> charts = trainLossCharts(run);
   ASSERT_EQ(charts.size(), 2u);
   EXPECT_EQ(charts[0].fileStem, "train-loss-web");
@@ -164,7 +161,7 @@ TEST(Curves, TrainingLossPerStreamFollowsEachVariantThatTrainedTheStream) {
 
 TEST(Curves, AVariantRunsThroughItsSharedNodesThenItsFinalEval) {
   mixtape::report::Run run = sampleRun();
-  EXPECT_EQ(variantsOf(run.plan), (std::vector<std::string>{"base", "b[x]", "b[y]"}));
+  EXPECT_EQ(variantsOf(run.Plan), (std::vector<std::string>{"base", "b[x]", "b[y]"}));
   std::vector<Chart> charts = lossCharts(run);
   ASSERT_EQ(charts.size(), 1u);
   const Chart &c = charts[0];
@@ -194,9 +191,9 @@ TEST(Curves, AVariantRunsThroughItsSharedNodesThenItsFinalEval) {
 
 TEST(Curves, LongLrCurvesAreThinnedKeepingTheLastStep) {
   mixtape::report::Run run = sampleRun();
-  run.metrics.train.clear();
-  for (int step = 1; step <= 2500; ++step)
-    run.metrics.train.push_back({"base", "base", step, 1.0 * step, 1.0 * step, 4, 1e-3, false});
+  run.Logs.Train.clear();
+  for (uint64_t step = 1; step <= 2500; ++step)
+    run.Logs.Train.push_back(train("base", "base", step, step, step, 1e-3));
   Chart lr = lrChart(run);
   const Curve &curve = lr.curves[0];
   EXPECT_LE(curve.points.size(), 1001u);
@@ -232,7 +229,7 @@ TEST(Svg, OnePolylinePerCurveAndDeterministic) {
 
 TEST(Ablations, CandidatesRankByProxyLossPerColumn) {
   mixtape::report::Run run;
-  run.plan.ablations = {"which"};
+  run.Plan.Ablations = {plan::AblationLedger{"which", 0, 0, 0}};
   mixtape::report::MetricsTable table;
   table.columns = {"ppl code.val", "ppl prose.val"};
   auto row = [](std::string model, double a, double b) {

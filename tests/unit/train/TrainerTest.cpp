@@ -11,19 +11,20 @@
 using namespace mixtape::model;
 using namespace mixtape::model::test;
 using namespace mixtape::train;
-namespace sched = mixtape::schedule;
+namespace plan = mixtape::plan;
 
 namespace {
 
+/// A constant LR from the first token on.
+plan::LRSchedule constantLR(double lr) {
+  return plan::LRSchedule{0, {plan::Phase{plan::PhaseShape::Constant, 0, std::nullopt, lr, lr, 1, 0}}};
+}
+
 /// Linear warmup to 1e-3 over 96 tokens, then constant: a schedule as the compiler resolves it.
-sched::Schedule warmupThenConstant() {
-  sched::Phase warmup;
-  warmup.shape = sched::Shape::Warmup;
-  warmup.begin = 0, warmup.length = 96, warmup.from = 0, warmup.to = 1e-3;
-  sched::Phase flat;
-  flat.shape = sched::Shape::Constant;
-  flat.begin = 96, flat.from = flat.to = 1e-3;
-  return sched::Schedule({warmup, flat});
+plan::LRSchedule warmupThenConstant() {
+  return plan::LRSchedule{0,
+                          {plan::Phase{plan::PhaseShape::Warmup, 0, 96.0, 0, 1e-3, 1, 0},
+                           plan::Phase{plan::PhaseShape::Constant, 96, std::nullopt, 1e-3, 1e-3, 1, 0}}};
 }
 
 MicroBatch microBatch(int64_t rows, int64_t time, int64_t vocab, uint64_t seed) {
@@ -100,10 +101,8 @@ TEST(Trainer, LossPerStreamFromTheSameForwardPass) {
   {
     // A few steps on the constant token make it easy.
     AdamW opt(model->parameters(), AdamWOptions{});
-    sched::Phase flat;
-    flat.shape = sched::Shape::Constant;
-    flat.from = flat.to = 3e-2;
-    Trainer warm(*model, opt, sched::Schedule({flat}));
+    plan::LRSchedule flat = constantLR(3e-2);
+    Trainer warm(*model, opt, flat);
     MicroBatch easy;
     easy.inputs = at::full({4, T}, 3, at::kLong);
     easy.targets = easy.inputs.clone();
@@ -171,28 +170,26 @@ TEST(Trainer, LossPerStreamFromTheSameForwardPass) {
 TEST(Trainer, LearningRateComesFromTheSchedule) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 2);
   AdamW opt(model->parameters(), AdamWOptions{});
-  sched::Schedule schedule = warmupThenConstant();
+  plan::LRSchedule schedule = warmupThenConstant();
   Trainer trainer(*model, opt, schedule);
   const int64_t V = model->config().vocabSize;
   for (int step = 0; step < 5; ++step) {
     double before = trainer.tokensSeen();
     llvm::Expected<StepResult> r = trainer.step({microBatch(4, 8, V, step)});
     ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
-    EXPECT_EQ(r->lr, schedule.lr(before)) << "step " << step;
+    EXPECT_EQ(r->lr, plan::learningRate(schedule, before)) << "step " << step;
     EXPECT_EQ(trainer.tokensSeen(), before + 32);
     EXPECT_TRUE(std::isfinite(r->gradNorm) && r->gradNorm > 0);
   }
   EXPECT_EQ(opt.steps(), 5);
-  EXPECT_NEAR(schedule.lr(32), 1e-3 / 3, 1e-12);
+  EXPECT_NEAR(plan::learningRate(schedule, 32), 1e-3 / 3, 1e-12);
 }
 
 TEST(Trainer, LossGoesDownOnARepeatedBatch) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(Family::GPT2), 2);
   AdamW opt(model->parameters(), AdamWOptions{});
-  sched::Phase flat;
-  flat.shape = sched::Shape::Constant;
-  flat.from = flat.to = 1e-2;
-  Trainer trainer(*model, opt, sched::Schedule({flat}));
+  plan::LRSchedule flat = constantLR(1e-2);
+  Trainer trainer(*model, opt, flat);
   MicroBatch mb = microBatch(4, 8, model->config().vocabSize, 5);
   double first = trainer.step({mb})->loss, last = first;
   for (int i = 0; i < 30; ++i)
@@ -220,7 +217,7 @@ TEST(Trainer, TwoIdenticalRunsGiveIdenticalWeights) {
     std::unique_ptr<Model> a = run(family), b = run(family);
     for (size_t i = 0; i < a->parameters().size(); ++i)
       EXPECT_TRUE(at::equal(a->parameters()[i].tensor, b->parameters()[i].tensor))
-          << familyName(family).str() << " " << a->parameters()[i].name;
+          << mixtape::plan::enumName(family).str() << " " << a->parameters()[i].name;
   }
 }
 
@@ -291,7 +288,7 @@ TEST(Trainer, SkipNonFiniteDropsTheBatchAndGoesOn) {
   EXPECT_FALSE(r->skipped);
   EXPECT_TRUE(std::isfinite(r->loss));
   EXPECT_EQ(opt.steps(), 2);
-  EXPECT_EQ(r->lr, warmupThenConstant().lr(32));
+  EXPECT_EQ(r->lr, plan::learningRate(warmupThenConstant(), 32));
 }
 
 TEST(Numerics, ThreadsAndFingerprint) {

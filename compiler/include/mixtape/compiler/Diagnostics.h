@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/support/Suggest.h"
+
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringRef.h"
@@ -127,7 +129,5 @@ private:
   Diagnostic suppressed; // sink for reports of disabled codes
 };
 
-/// The closest candidate by edit distance, for "did you mean" notes; none if nothing is close.
-std::optional<std::string> closestMatch(llvm::StringRef word, llvm::ArrayRef<std::string> candidates);
 
 } // namespace mixtape

@@ -111,7 +111,5 @@ constexpr unsigned kMaxExprDepth = 64;
 /// Canonical spelling of a tree (for golden tests and error messages): fully parenthesized
 /// binary operators, numbers in shortest round-trip form with their dimension.
 std::string printExpr(const Expr &e);
-/// A string literal that reads back as `s`: single quotes, with \' and \\ escaped.
-std::string quoteString(llvm::StringRef s);
 
 } // namespace mixtape

@@ -4,13 +4,14 @@
 // "0.95 med + 0.05 web". Points joined by "->" change the proportions piecewise-linearly
 // over the stage's tokens, each point optionally placed with "@ position" (tokens, or a
 // percentage of the stage): "0.8 a + 0.2 b @ 100M -> 0.9 a + 0.1 b". The spec keeps
-// what was written (with ranges for diagnostics); the resolved Mixture is the pure
+// what was written (with ranges for diagnostics); the resolved plan::Mixture is the pure
 // function of tokens that both the linter and the data loader evaluate.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include "mixtape/compiler/Expr.h"
+#include "mixtape/plan/Mixture.h"
 
 #include <optional>
 #include <string>
@@ -45,25 +46,12 @@ std::optional<MixtureSpec> interpretMixture(const Expr &e, ExprDiags &diags);
 /// Every stream name written in the mixture, in order, for the checker's name lookup.
 std::vector<std::pair<std::string, TextRange>> streamRefs(const MixtureSpec &spec);
 
-/// A mixture resolved against a stage length: the weights of every stream at every
-/// point, with points at absolute token positions.
-struct Mixture {
-  std::vector<std::string> streams;         ///< sorted, unique
-  std::vector<double> positions;            ///< tokens, strictly increasing, one per point
-  std::vector<std::vector<double>> weights; ///< [point][stream]; 0 where a stream is absent
-
-  /// Weights of every stream (in `streams` order) after `tokens` tokens of the stage:
-  /// piecewise-linear between points, constant before the first and after the last.
-  std::vector<double> weightsAt(double tokens) const;
-  /// Index of a stream in `streams`.
-  std::optional<size_t> streamIndex(llvm::StringRef stream) const;
-};
-
 /// Places the points: an annotated point at its position (a percentage scales by
 /// `stageTokens`); an unannotated first point at 0 and last at `stageTokens`; other
 /// unannotated points evenly between their neighbours. Reports BadValue for a position
 /// beyond the stage or positions that do not increase, and when a position needs the
 /// stage length but `stageTokens` is not finite.
-std::optional<Mixture> resolveMixture(const MixtureSpec &spec, double stageTokens, ExprDiags &diags);
+/// The result is the plan's mixture (plan/Mixture.h evaluates it).
+std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stageTokens, ExprDiags &diags);
 
 } // namespace mixtape

@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/support/Format.h"
+
 #include "llvm/ADT/StringRef.h"
 
 #include <cstdint>
@@ -46,8 +48,5 @@ std::optional<Dim> unitWord(llvm::StringRef word);
 /// Human form with the largest exact suffix: 1048576 tokens -> "1Mi tokens", 2e9 -> "2B".
 std::string formatCount(uint64_t n);
 std::string formatQuantity(const Quantity &q);
-/// Shortest decimal spelling that reads back as exactly `v`: whole numbers below 2^53 in
-/// full ("100"), otherwise the shorter of fixed and scientific ("0.05", "3e-4", "1.65e-4").
-std::string formatNumber(double v);
 
 } // namespace mixtape

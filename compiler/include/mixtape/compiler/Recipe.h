@@ -22,12 +22,12 @@
 
 namespace mixtape {
 
-enum class Family { GPT2, Llama, GPTNeoX };
+using Family = plan::ModelFamily;
+using Attention = plan::AttentionMask;
 
 /// Vocabulary of the embedded byte-level tokenizer "bytes" (runtime/data Tokenizer.h):
 /// 256 bytes and 8 special tokens.
 constexpr uint64_t kBytesVocab = 264;
-enum class Attention { Causal, WithinDocument };
 
 struct ModelSpec {
   Family family = Family::Llama;
@@ -40,26 +40,23 @@ struct ModelSpec {
   bool ropeThetaWritten = false;    ///< else a checkpoint's own base applies (plan time)
   Attention attention = Attention::Causal;
   std::vector<std::string> pretrainedOn;
-};
-
-/// Untie-the-Knots (Tian et al. 2024): documents cut into chunks, shuffled within a
-/// sequence, knot tokens masked from the loss.
-struct UntieKnots {
-  std::vector<std::pair<uint64_t, double>> chunkProbabilities; ///< chunk count -> probability
-  bool keepOrder = false;
+  /// The sizes [model] writes (layers, d_model, ...) and where: beside an hf: init each
+  /// must be the checkpoint's.
+  std::vector<std::pair<std::string, llvm::SMRange>> writtenSizes;
 };
 
 struct StreamSpec {
   std::string name;
   std::string shards;               ///< glob; empty for a derived stream
-  std::string format = "auto";
+  plan::ShardFormat format = plan::ShardFormat::Auto;
   std::string tokenizer;            ///< "bytes" or "hf:PATH": what made manifest-less shards; "" unsaid
-  std::string eod = "auto";         ///< auto | present | append: Megatron documents' end-of-text
+  plan::EodMode eod = plan::EodMode::Auto; ///< Megatron documents' end-of-text
   std::string parent;               ///< `from`; empty for a root stream
   std::string root;                 ///< the root stream whose documents this one views
-  std::optional<Predicate> where;
+  std::optional<plan::Predicate> where;
+  llvm::SMRange whereRange;
   double val = 0;                   ///< held-out fraction (a derived stream: its root's)
-  std::optional<UntieKnots> transform;
+  std::optional<plan::UntieKnots> transform; ///< Untie-the-Knots (Tian et al. 2024)
 };
 
 struct SweepAxis {
@@ -88,8 +85,9 @@ struct StageVariant {
   double ropeTheta = 10000;
   bool ropeThetaWritten = false;    ///< by this stage, an ancestor or [model]
   Attention attention = Attention::Causal;
-  Mixture mixture;
-  schedule::Schedule lr;
+  plan::Mixture mixture;
+  plan::LRSchedule lr;
+  std::vector<TextRange> lrPhaseRanges; ///< where each phase of `lr` is written
   OptimizerSpec optimizer;
   double gradClip = 1.0;
   bool skipNonFinite = false;       ///< on_nonfinite = "skip": drop a batch whose loss is not finite
@@ -118,7 +116,7 @@ struct ModelRef {
 
 struct MergeSpec {
   std::string name;
-  std::string method;
+  plan::MergeMethod method = plan::MergeMethod::Linear;
   std::vector<ModelRef> models;
   std::optional<ModelRef> base;
   std::vector<double> weights;
@@ -136,15 +134,15 @@ struct AblationSpec {
   llvm::SMRange byRange;            ///< the column as written: the planner, which sees the data, reports there
   uint64_t tokens = 0;
   uint64_t batchSequences = 0, seqLen = 0;
-  schedule::Schedule lr;
-  Mixture mixture;                  ///< "unit" stands for each unit's documents
+  plan::LRSchedule lr;
+  plan::Mixture mixture;            ///< "unit" stands for each unit's documents
   uint64_t maxSubset = 0;           ///< subsets(max = K), or
   std::vector<std::vector<std::string>> combinations; ///< listed unit combinations
 };
 
 struct EvalSpec {
   std::string name;
-  std::vector<std::pair<std::string, std::string>> splits; ///< (stream, "val" | "train")
+  std::vector<plan::EvalSplit> splits;
   uint64_t maxTokens = 0;           ///< 0: the whole split
   uint64_t duringEvery = 0;         ///< 0: no in-loop points
   std::vector<ModelRef> on;

@@ -1,7 +1,7 @@
 //===- Schedule.h - learning-rate schedules as pure functions --*- C++ -*-===//
 //
-// The one definition of every LR schedule. The linter uses it for continuity checks and
-// plots; the trainer evaluates the same function at every optimizer step. A schedule is
+// What a recipe writes as a learning-rate schedule, and its resolution into the plan's
+// (plan/Schedule.h evaluates it, for the linter and the trainer alike). A schedule is
 // written as phases joined by `then`; each phase starts at the LR where the previous one
 // ended unless it says `from`. Lengths are absolute tokens, fractions of a declared
 // horizon, or "the rest of the horizon", so a curve does not change when only the stop
@@ -11,6 +11,7 @@
 #pragma once
 
 #include "mixtape/compiler/Expr.h"
+#include "mixtape/plan/Schedule.h"
 
 #include <limits>
 #include <optional>
@@ -19,17 +20,8 @@
 
 namespace mixtape::schedule {
 
-enum class Shape {
-  Warmup,      ///< linear from `from` (default 0) to `peak`
-  Constant,    ///< flat at `value` (default: where the previous phase ended)
-  Linear,      ///< linear from start to `to`
-  Cosine,      ///< half cosine from start to `to`
-  Exp,         ///< geometric from start to `to` (both > 0)
-  InverseSqrt, ///< with `to`: Ibrahim et al. 2024 cooldown; without: start*sqrt(tau/(tau+t))
-  OneMinusSqrt,///< start - (start - to) * sqrt(x): the WSD decay of Hägele et al. 2024
-};
-
-llvm::StringRef shapeName(Shape shape);
+using Shape = plan::PhaseShape;
+inline llvm::StringRef shapeName(Shape shape) { return plan::enumName(shape); }
 
 /// How long a phase lasts, before the horizon is known.
 struct Length {
@@ -65,34 +57,10 @@ struct ScheduleSpec {
   TextRange range;
 };
 
-/// A resolved phase: absolute token positions and LRs.
-struct Phase {
-  Shape shape = Shape::Constant;
-  double begin = 0;                                         ///< tokens
-  double length = std::numeric_limits<double>::infinity(); ///< tokens (inf: open-ended)
-  double from = 0, to = 0;                                  ///< LR at begin and at begin+length
-  /// InverseSqrt: timescale > 0 selects from*sqrt(tau/(tau+t)); otherwise the cooldown
-  /// from `from` to `to` with steepness alpha.
-  double alpha = 1.0, timescale = 0;
-  TextRange range;
-};
-
-class Schedule {
-public:
-  Schedule() = default;
-  explicit Schedule(std::vector<Phase> phases) : phases_(std::move(phases)) {}
-
-  /// LR after `tokens` tokens of this stage (evaluated at the start of each optimizer step).
-  /// Past the last phase the LR stays where it ended.
-  double lr(double tokens) const;
-  /// Where finite phases end (tokens); infinity if the last phase is open-ended.
-  double end() const;
-  const std::vector<Phase> &phases() const { return phases_; }
-  /// Index of the phase that covers `tokens`.
-  size_t phaseAt(double tokens) const;
-
-private:
-  std::vector<Phase> phases_;
+/// A resolved schedule (plan/Schedule.h evaluates it) and where each phase is written.
+struct Resolved {
+  plan::LRSchedule Schedule;
+  std::vector<TextRange> PhaseRanges;
 };
 
 /// Interpret an expression as a schedule: `warmup(20M, peak = 3e-4) then cosine(final = 3e-5)`,
@@ -105,6 +73,6 @@ std::optional<ScheduleSpec> interpretSchedule(const Expr &e, ExprDiags &diags);
 /// errors: warmup longer than the horizon, phases that end past it, a Rest phase with
 /// nothing left, LR <= 0 anywhere it must be positive; and BadArgument for a first phase
 /// with no `from` to start at. The horizon may be infinite if no length depends on it.
-std::optional<Schedule> resolve(const ScheduleSpec &spec, double horizonTokens, ExprDiags &diags);
+std::optional<Resolved> resolve(const ScheduleSpec &spec, double horizonTokens, ExprDiags &diags);
 
 } // namespace mixtape::schedule

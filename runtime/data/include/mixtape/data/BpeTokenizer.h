@@ -41,6 +41,10 @@ public:
   /// `path`: a tokenizer.json, or a directory holding tokenizer.json (preferred) or
   /// vocab.json + merges.txt.
   static llvm::Expected<std::unique_ptr<BpeTokenizer>> open(llvm::StringRef path);
+  /// The vocabulary a tokenizer.json (or a directory holding one) gives ids to: its largest
+  /// id, of the model's vocabulary and the added tokens, plus one. Reads only the ids, so it
+  /// answers for tokenizers open() does not support.
+  static llvm::Expected<uint64_t> vocabularySize(llvm::StringRef path);
   /// A `tokenizer.json`'s contents; `fileName` names it in errors.
   static llvm::Expected<std::unique_ptr<BpeTokenizer>>
   fromTokenizerJson(llvm::StringRef fileName, llvm::StringRef contents);

@@ -11,6 +11,8 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/plan/Plan.h"
+
 #include "mixtape/data/Dataset.h"
 #include "mixtape/data/Metadata.h"
 
@@ -29,10 +31,9 @@ namespace mixtape::data {
 
 /// Whether documents of a Megatron dataset already end with the end-of-text token (Megatron's
 /// --append-eod): "present" uses that token as the separator, "append" adds one, "auto"
-/// takes "present" when every document ends with it and "append" otherwise.
-enum class EodMode { Auto, Present, Append };
-llvm::StringRef eodModeName(EodMode mode);
-std::optional<EodMode> eodModeFromName(llvm::StringRef name);
+/// takes "present" when every document ends with it and "append" otherwise. The plan's
+/// enum: the recipe, the plan and the cache spell it alike.
+using EodMode = plan::EodMode;
 
 /// What a stream declares about its datasets' tokens (recipe keys `tokenizer` and `eod`).
 struct DataDeclaration {

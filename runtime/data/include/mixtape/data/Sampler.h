@@ -12,9 +12,8 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
-#include "mixtape/compiler/Mixture.h"
-#include "mixtape/compiler/Recipe.h"
 #include "mixtape/data/Stream.h"
+#include "mixtape/plan/Mixture.h"
 
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/Error.h"
@@ -48,15 +47,15 @@ struct NodeStream {
   std::string name;
   RootSpec root;                      ///< the root stream's datasets and val fraction
   StreamSelection selection;          ///< a derived stream's filters, an ablation unit
-  std::optional<mixtape::UntieKnots> transform;
+  std::optional<plan::UntieKnots> transform;
   uint64_t cursor = 0;                ///< token offset at the node's first sample
 };
 
 struct TrainNodeData {
   uint64_t seqLen = 0;
-  mixtape::Mixture mixture;           ///< resolved; positions in stage tokens
+  plan::Mixture mixture;              ///< positions in stage tokens
   uint64_t begin = 0, end = 0;        ///< the node's stage samples [begin, end)
-  std::vector<NodeStream> streams;    ///< one per mixture.streams, in that order
+  std::vector<NodeStream> streams;    ///< one per mixture.Streams, in that order
 };
 
 /// Reads windows of one stream's token sequence; the epochs it may touch are ordered
@@ -65,8 +64,8 @@ class WindowReader {
 public:
   /// Orders epochs [firstEpoch, lastEpoch] of `view`.
   WindowReader(const StreamView &view, uint64_t firstEpoch, uint64_t lastEpoch);
-  /// Reads the validation split (one pass, no wrap).
-  static WindowReader validation(const StreamView &view);
+  /// Reads `order` once, without wrapping: an eval's documents.
+  static WindowReader once(const StreamView &view, DocumentOrder order);
 
   /// Tokens [offset, offset + count) into `out`; appends the positions (relative to
   /// `out`) where a document starts after the first, and 0.
@@ -86,7 +85,7 @@ private:
 };
 
 /// Untie-the-Knots (Tian et al. 2024) on one window, in place; see docs/data-format.md.
-void untieKnots(const mixtape::UntieKnots &params, uint64_t seed, uint32_t knot, Sample &sample);
+void untieKnots(const plan::UntieKnots &params, uint64_t seed, uint32_t knot, Sample &sample);
 
 class TrainSamples {
 public:
@@ -113,7 +112,7 @@ private:
   struct Source {
     const StreamView *view = nullptr;
     std::unique_ptr<WindowReader> reader;
-    std::optional<mixtape::UntieKnots> transform;
+    std::optional<plan::UntieKnots> transform;
     uint32_t knot = 0;
     uint64_t cursor = 0, transformSeed = 0;
   };
@@ -126,14 +125,15 @@ private:
   std::vector<uint64_t> Taken;
 };
 
-/// An evaluation over a stream's held-out documents: in the order valOrder() gives,
-/// packed like training windows (window k starts at token k * seqLen), until `maxTokens`
-/// target tokens (0: the whole split). The last window is padded with end-of-text tokens
-/// whose targets are masked, so exactly min(maxTokens, split tokens - 1) targets count.
+/// An evaluation over a split of a stream: its held-out documents, or its training ones,
+/// in the order StreamView::evalOrder gives, packed like training windows (window k starts
+/// at token k * seqLen), until `maxTokens` target tokens (0: the whole split). The last
+/// window is padded with end-of-text tokens whose targets are masked, so exactly
+/// min(maxTokens, split tokens - 1) targets count.
 class ValSet {
 public:
-  static llvm::Expected<std::unique_ptr<ValSet>> open(const NodeStream &stream, uint64_t seqLen,
-                                                      uint64_t maxTokens, DataSources &sources);
+  static llvm::Expected<std::unique_ptr<ValSet>> open(const NodeStream &stream, plan::SplitKind split,
+                                                      uint64_t seqLen, uint64_t maxTokens, DataSources &sources);
   uint64_t size() const { return Windows; }
   /// Target tokens with lossMask 1 over all windows.
   uint64_t targetTokens() const { return Targets; }

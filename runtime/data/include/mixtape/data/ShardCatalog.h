@@ -1,18 +1,19 @@
-//===- ShardCatalog.h - the plan compiler's view of the data ----*- C++ -*-===//
+//===- ShardCatalog.h - what planning learns of data and checkpoints -*- C++ -*-===//
 //
-// mixtape::DataCatalog backed by the data layer: stream stats (fingerprint, train/val
-// documents and tokens after the split and the filter), evaluation leakage, and documents
-// grouped by a metadata column. A stream's
-// `shards` is a glob relative to the recipe's directory (every matching .idx or .bin is a
-// dataset prefix with a manifest) or "synth:DOMAIN", the embedded corpus, generated into
-// "<cacheDir>/synth-v<version>-<seed>/" on first use. Fingerprints come from the manifests'
-// checksums and document hashes from the sidecars: planning never hashes a token file.
+// plan::Environment backed by the runtime's readers: stream stats (fingerprint, train/val
+// documents and tokens after the split and the filters), evaluation leakage, documents
+// grouped by a metadata column, Hugging Face checkpoints (model/Checkpoint.h) and
+// tokenizer vocabularies. A stream's `shards` is a glob relative to the recipe's folder
+// (every matching .idx or .bin is a dataset prefix with a manifest) or "synth:DOMAIN", the
+// embedded corpus, generated into "<cacheDir>/synth-v<version>-<seed>/" on first use.
+// Fingerprints come from the manifests' checksums and document hashes from the sidecars:
+// planning never hashes a token file.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
-#include "mixtape/compiler/Catalog.h"
-#include "mixtape/data/Stream.h"
+#include "mixtape/data/Sampler.h"
+#include "mixtape/plan/Environment.h"
 
 #include <map>
 #include <memory>
@@ -28,35 +29,30 @@ namespace mixtape::data {
 llvm::Expected<std::optional<std::vector<std::string>>> expandShards(llvm::StringRef shards,
                                                                       llvm::StringRef baseDir);
 
-/// Stream `stream`'s declared tokenizer, eod and format, with a relative tokenizer path
-/// ("hf:PATH" or PATH) resolved against `baseDir`; fails, naming the stream, on an eod other
-/// than auto, present or append, or a format other than auto, megatron or flat.
-llvm::Expected<DataDeclaration> streamDeclaration(llvm::StringRef stream, llvm::StringRef tokenizer,
-                                                  llvm::StringRef eod, llvm::StringRef format,
-                                                  llvm::StringRef baseDir);
+/// Stream `name` of `plan` as the data layer opens it, starting at token `cursor`: its
+/// root's datasets and declarations (paths resolved against the plan's recipe folder), the
+/// filters of the stream and its ancestors, its unit and transform. nullopt when no
+/// dataset matches the root's shards.
+llvm::Expected<std::optional<NodeStream>> nodeStream(const plan::Plan &plan, llvm::StringRef name,
+                                                     uint64_t cursor = 0);
 
-/// The filters a stream applies: its own `where` and its ancestors', root first, as
-/// canonical predicate text.
-std::vector<std::string> streamFilters(const mixtape::StreamSpec &stream, const mixtape::CheckedRecipe &recipe);
-
-class ShardCatalog final : public mixtape::DataCatalog {
+class ShardCatalog final : public plan::Environment {
 public:
   /// `manifestCacheDir`, `notes`: as DataSources takes them.
   explicit ShardCatalog(std::string cacheDir, std::string manifestCacheDir = "", llvm::raw_ostream *notes = nullptr)
       : CacheDir(std::move(cacheDir)), ManifestCacheDir(std::move(manifestCacheDir)), Notes(notes) {}
 
-  llvm::Expected<std::optional<mixtape::StreamStats>> stats(const mixtape::StreamSpec &stream,
-                                                            const mixtape::CheckedRecipe &recipe) override;
-  llvm::Expected<std::optional<uint64_t>> leakedDocuments(const mixtape::StreamSpec &val,
-                                                          const mixtape::StreamSpec &train,
-                                                          const mixtape::CheckedRecipe &recipe) override;
-  llvm::Expected<std::optional<mixtape::ColumnGroups>> groupBy(const mixtape::StreamSpec &stream,
-                                                               llvm::StringRef column,
-                                                               const mixtape::CheckedRecipe &recipe) override;
+  llvm::Expected<std::optional<plan::StreamStats>> streamStats(const plan::Plan &plan, llvm::StringRef name) override;
+  llvm::Expected<std::optional<uint64_t>> leakedDocuments(const plan::Plan &plan, llvm::StringRef val,
+                                                          llvm::StringRef train) override;
+  llvm::Expected<std::optional<plan::ColumnGroups>> groupBy(const plan::Plan &plan, llvm::StringRef name,
+                                                           llvm::StringRef column) override;
+  llvm::Expected<std::optional<plan::CheckpointInfo>> checkpoint(llvm::StringRef folder) override;
+  llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef file) override;
 
 private:
   /// The stream's view; null when its data is absent.
-  llvm::Expected<const StreamView *> view(const mixtape::StreamSpec &stream, const mixtape::CheckedRecipe &recipe);
+  llvm::Expected<const StreamView *> view(const plan::Plan &plan, llvm::StringRef name);
 
   std::string CacheDir, ManifestCacheDir;
   llvm::raw_ostream *Notes;

@@ -9,7 +9,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
-#include "mixtape/compiler/Catalog.h"
+#include "mixtape/plan/Environment.h"
 #include "mixtape/data/Dataset.h"
 #include "mixtape/data/ManifestCache.h"
 #include "mixtape/data/Random.h"
@@ -111,14 +111,13 @@ private:
 struct AblationUnit {
   uint64_t units = 0, index = 0;
   std::string by;
-  mixtape::ColumnValue value;
+  plan::ColumnValue value;
 };
 
 /// Which of a root's documents a stream uses.
 struct StreamSelection {
-  /// Predicate texts (Predicate::canonical()), all of which must hold: a derived stream's
-  /// `where` and its ancestors'.
-  std::vector<std::string> where;
+  /// Filters that must all hold: a derived stream's `where` and its ancestors', root first.
+  std::vector<plan::Predicate> where;
   std::optional<AblationUnit> unit;
 };
 
@@ -133,7 +132,8 @@ struct DocumentOrder {
 /// A selection of a root stream's documents, train and val.
 class StreamView {
 public:
-  /// Fails when no training document survives the selection, naming the stream and filter.
+  /// Fails on a filter that reads a column no dataset has. A view may hold no training
+  /// document: planning reports that filter, and reading it fails (noDocuments()).
   static llvm::Expected<std::unique_ptr<StreamView>> create(llvm::StringRef name, const RootStream &root,
                                                             const StreamSelection &selection, uint64_t seed);
 
@@ -146,14 +146,20 @@ public:
   uint64_t trainTokens() const { return TrainTokens; }
   uint64_t valDocuments() const { return ValDocs; }
   uint64_t valTokens() const { return ValTokens; }
+  /// "stream 'x': no training document of 1200 passes the filter: (quality >= 4)".
+  llvm::Error noDocuments() const;
 
   /// Epoch `epoch`: the root's training documents permuted by Fisher-Yates with
   /// SplitMix64(epochSeed(seed, fingerprint, epoch)), then filtered by the selection.
   DocumentOrder epoch(uint64_t epoch) const;
   /// The selected held-out documents, permuted with the seed valSeed(seed, fingerprint).
   DocumentOrder valOrder() const;
+  /// What an eval of `split` reads: valOrder(), or the selected training documents
+  /// permuted with trainEvalSeed(seed, fingerprint) (no epoch's order, so a sample of the
+  /// split however much of it was trained).
+  DocumentOrder evalOrder(plan::SplitKind split) const;
   /// The selected documents grouped by their value of metadata `column` (see ColumnGroups).
-  std::vector<mixtape::ColumnGroup> groupBy(llvm::StringRef column) const;
+  std::vector<plan::ColumnGroup> groupBy(llvm::StringRef column) const;
 
 private:
   StreamView(std::string name, const RootStream &root, uint64_t seed)
@@ -163,6 +169,7 @@ private:
   std::string Name;
   const RootStream &Root;
   uint64_t Seed;
+  std::string Selection;  ///< what selects its documents, for messages; empty: all
   std::vector<bool> Keep; ///< per root document; empty: every document
   uint64_t TrainDocs = 0, TrainTokens = 0, ValDocs = 0, ValTokens = 0;
 };
@@ -171,6 +178,8 @@ private:
 uint64_t epochSeed(uint64_t recipeSeed, uint64_t fingerprintSeed, uint64_t epoch);
 /// mixSeed(mixSeed(recipeSeed, fingerprintSeed), XXH3-64("val")).
 uint64_t valSeed(uint64_t recipeSeed, uint64_t fingerprintSeed);
+/// mixSeed(mixSeed(recipeSeed, fingerprintSeed), XXH3-64("train-eval")).
+uint64_t trainEvalSeed(uint64_t recipeSeed, uint64_t fingerprintSeed);
 
 /// A root stream's shards as the plan gives them: dataset prefixes or "synth:DOMAIN".
 struct RootSpec {

@@ -9,9 +9,9 @@
 #pragma once
 
 #include "mixtape/dist/World.h"
+#include "mixtape/plan/Plan.h"
 
 #include "llvm/Support/Error.h"
-#include "llvm/Support/JSON.h"
 
 #include <chrono>
 #include <string>
@@ -42,14 +42,13 @@ struct ExecOptions {
   bool zero1 = false;
 };
 
-/// Refuses provisional plans and plans of another format version.
-llvm::Error executePlan(const llvm::json::Object &plan, const ExecOptions &options);
+/// Refuses provisional plans (plan::readPlanFile refuses other format versions).
+llvm::Error executePlan(const plan::Plan &plan, const ExecOptions &options);
 
 /// Writes the model that node `node` of a plan left in `runDir` (its done marker must be
 /// there) as a Hugging Face folder `outDir` — config.json and model.safetensors that
 /// `from_pretrained` loads — built in a temporary folder beside it and renamed into place.
 /// `outDir` must not exist yet.
-llvm::Error exportNode(const llvm::json::Object &plan, llvm::StringRef runDir, llvm::StringRef node,
-                       llvm::StringRef outDir);
+llvm::Error exportNode(const plan::Plan &plan, llvm::StringRef runDir, llvm::StringRef node, llvm::StringRef outDir);
 
 } // namespace mixtape::exec

@@ -23,6 +23,8 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/plan/Plan.h"
+
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
@@ -36,12 +38,9 @@
 
 namespace mixtape::merge {
 
-enum class Method { Linear, Slerp, TaskArithmetic, Ties, DareLinear, DareTies };
-
-/// The recipe's spelling: "linear", "slerp", "task_arithmetic", "ties", "dare_linear",
-/// "dare_ties".
-llvm::StringRef methodName(Method method);
-std::optional<Method> methodFromName(llvm::StringRef name);
+/// The plan's merge methods, spelled as recipes and plans do (plan::enumName): "linear",
+/// "slerp", "task_arithmetic", "ties", "dare_linear", "dare_ties".
+using Method = plan::MergeMethod;
 /// task_arithmetic, ties and dare_*: they merge differences from a base model.
 bool takesTaskVectors(Method method);
 

@@ -6,6 +6,8 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/plan/Plan.h"
+
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
@@ -15,16 +17,13 @@
 
 namespace mixtape::model {
 
-enum class Family {
-  GPT2,    ///< learned positions, LayerNorm, GELU (tanh), tied embeddings, Conv1D [in, out]
-  Llama,   ///< RoPE, RMSNorm, SwiGLU, grouped-query attention, untied head
-  GPTNeoX, ///< partial RoPE, LayerNorm, GELU, fused per-head QKV, parallel residual
-};
+/// The plan's families: GPT2 (learned positions, LayerNorm, GELU (tanh), tied embeddings,
+/// Conv1D [in, out]), Llama (RoPE, RMSNorm, SwiGLU, grouped-query attention, untied head),
+/// GPTNeoX (partial RoPE, LayerNorm, GELU, fused per-head QKV, parallel residual).
+using Family = plan::ModelFamily;
 
-llvm::StringRef familyName(Family family);
-/// "gpt2", "llama", "gpt_neox" (Hugging Face's model_type); also accepts "mistral", "qwen2"
-/// as Llama.
-std::optional<Family> familyFromName(llvm::StringRef name);
+/// Hugging Face's model_type: "gpt2", "llama", "gpt_neox", and "mistral", "qwen2" as Llama.
+std::optional<Family> familyFromModelType(llvm::StringRef modelType);
 
 enum class Activation {
   GELUTanh, ///< HF "gelu_new" / "gelu_pytorch_tanh"

@@ -1,13 +1,16 @@
 //===- Report.h - tables and plots of a run directory ----------*- C++ -*-===//
 //
-// `mixtape report RUN_DIR` reads the plan that ran and the metrics.jsonl of every node
-// (docs/run-format.md), and writes a table of final metrics, SVG plots of eval loss and LR
+// `mixtape report RUN_DIR` reads the plan that ran (plan/PlanJSON.h) and the metrics.jsonl
+// of every node (rundir/Metrics.h, docs/run-format.md), and writes a table of final metrics, SVG plots of eval loss and LR
 // against the tokens trained since the init (one line per stage variant), and an HTML page
 // with both. Everything here is pure text in, text out, except loadRun and writeReport;
 // output is deterministic (same run directory, same bytes).
 //
 //===----------------------------------------------------------------------===//
 #pragma once
+
+#include "mixtape/plan/Plan.h"
+#include "mixtape/rundir/Metrics.h"
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
@@ -21,76 +24,32 @@
 
 namespace mixtape::report {
 
-/// What the report needs of a plan node (docs/plan-format.md).
-struct PlanNode {
-  std::string name, kind, dir;
-  std::vector<std::string> inputs;
-  /// The stage variants that run through this node.
-  std::vector<std::string> variants;
-  /// Train nodes: the stage, and whether the node is its first.
-  std::string stage;
-  bool stageStart = false;
-  /// Train nodes: tokens trained from the init to this node's start.
-  double chainTokens = 0;
-};
-
-struct RunPlan {
-  std::string recipe;
-  /// Merge-based data ablations: their candidate mixtures are the merges "<name>{i,j,...}".
-  std::vector<std::string> ablations;
-  /// In topological order.
-  std::vector<PlanNode> nodes;
-  const PlanNode *find(llvm::StringRef name) const;
-};
-
-/// Parses a plan; errors name `file`.
-llvm::Expected<RunPlan> parsePlan(llvm::StringRef text, llvm::StringRef file);
-
-/// A "train" record: one optimizer step.
-struct TrainRecord {
-  std::string node, stage;
-  int64_t step = 0;
-  double stageTokens = 0, chainTokens = 0, loss = 0, lr = 0;
-  /// From a node without its DONE marker.
-  bool partial = false;
-  /// The training loss over each stream's samples of the step (optional "loss_by_stream").
-  std::vector<std::pair<std::string, double>> lossByStream;
-};
-
-/// An "eval" record: one (stream, split) of one eval of one model.
-struct EvalRecord {
-  /// The model evaluated: a train node for during points, input 0 of the eval node for final ones.
-  std::string model, eval, stream, split;
-  bool final = false;
-  double chainTokens = 0, loss = 0, ppl = 0;
-  bool partial = false;
+/// A record of a node's metrics.jsonl, and whether that node had finished.
+template <typename R> struct Logged {
+  R Record;
+  bool Partial = false;
 };
 
 struct Metrics {
-  std::vector<TrainRecord> train;
-  std::vector<EvalRecord> evals;
+  std::vector<Logged<rundir::TrainRecord>> Train;
+  std::vector<Logged<rundir::EvalRecord>> Evals;
   /// "file:line: message" for a skipped truncated last line.
-  std::vector<std::string> warnings;
+  std::vector<std::string> Warnings;
 };
-
-/// Parses one metrics.jsonl. An unparsable last line is skipped with a warning (a killed run);
-/// any other bad line is an error "file:line: message", as is a record naming a node `plan`
-/// (when given) lacks. Records of other types are ignored.
-llvm::Expected<Metrics> parseMetrics(llvm::StringRef text, llvm::StringRef file,
-                                     const RunPlan *plan = nullptr);
 
 enum class NodeState { Done, Partial, NotRun };
 llvm::StringRef stateName(NodeState state);
 
 struct Run {
-  RunPlan plan;
-  /// Parallel to plan.nodes.
-  std::vector<NodeState> states;
+  plan::Plan Plan;
+  /// Parallel to Plan.Nodes.
+  std::vector<NodeState> States;
   /// Every node's records, in plan order, then file order.
-  Metrics metrics;
+  Metrics Logs;
 };
 
-/// Reads RUN_DIR/plan.json and the metrics.jsonl of every node directory.
+/// Reads RUN_DIR/plan.json and the metrics.jsonl of every node directory; a record that
+/// names a node the plan lacks is an error (a stale run directory).
 llvm::Expected<Run> loadRun(llvm::StringRef runDir);
 
 //===--- Curves ---------------------------------------------------------===//
@@ -125,7 +84,7 @@ struct Chart {
 };
 
 /// The stage variants of the plan, in order of first appearance.
-std::vector<std::string> variantsOf(const RunPlan &plan);
+std::vector<std::string> variantsOf(const plan::Plan &plan);
 
 /// One chart per (eval, stream, split): a variant's curve is the during points of every train
 /// node its chain runs through, then the final eval of the chain's last train node.

@@ -77,6 +77,9 @@ public:
   const std::map<std::string, std::string> &metadata() const { return Metadata; }
   /// Where the data region starts in the file (8 + header length).
   uint64_t dataOffset() const { return DataOffset; }
+  /// The file's first dataOffset() bytes: the header's length and the header, which fix
+  /// every tensor's name, dtype, shape and place.
+  llvm::StringRef headerBytes() const;
 
 private:
   File() = default;

@@ -3,7 +3,7 @@
 // Adam with decoupled weight decay (Loshchilov & Hutter 2019, Algorithm 2), written as
 // PyTorch's single-tensor torch.optim.AdamW computes it, so that a step here and a step
 // there agree to rounding. The learning rate is an argument of every step: the schedule
-// belongs to the caller (the compiler library defines it).
+// belongs to the caller (plan/Schedule.h evaluates it).
 //
 //===----------------------------------------------------------------------===//
 #pragma once

@@ -8,7 +8,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
-#include "mixtape/compiler/Schedule.h"
+#include "mixtape/plan/Schedule.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/train/AdamW.h"
 
@@ -92,7 +92,7 @@ struct TrainOptions {
 
 class Trainer {
 public:
-  Trainer(model::Model &model, AdamW &optimizer, schedule::Schedule schedule,
+  Trainer(model::Model &model, AdamW &optimizer, plan::LRSchedule schedule,
           TrainOptions options = {});
 
   /// One optimizer step. A non-finite loss leaves the weights and optimizer state as they
@@ -107,7 +107,7 @@ public:
 private:
   model::Model &Model;
   AdamW &Optimizer;
-  schedule::Schedule Schedule;
+  plan::LRSchedule Schedule;
   TrainOptions Options;
   double TokensSeen = 0;
 };

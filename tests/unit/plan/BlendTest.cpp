@@ -1,20 +1,20 @@
 // Deterministic blending: exact proportions, piecewise-linear weights, resumable.
-#include "mixtape/compiler/Blend.h"
+#include "mixtape/plan/Mixture.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-using namespace mixtape;
+using namespace mixtape::plan;
 
 namespace {
 
 Mixture constantMix(std::vector<double> w) {
   Mixture m;
   for (size_t i = 0; i < w.size(); ++i)
-    m.streams.push_back("s" + std::to_string(i));
-  m.positions = {0, 1e9};
-  m.weights = {w, w};
+    m.Streams.push_back("s" + std::to_string(i));
+  m.Positions = {0, 1e9};
+  m.Weights = {w, w};
   return m;
 }
 
@@ -40,9 +40,9 @@ TEST(Blender, TiesGoToTheEarlierStream) {
 TEST(Blender, FollowsLinearlyChangingWeights) {
   // 0 -> 1 of stream 1 over 1000 samples of 1 token: its share is about half overall.
   Mixture m;
-  m.streams = {"a", "b"};
-  m.positions = {0, 1000};
-  m.weights = {{1, 0}, {0, 1}};
+  m.Streams = {"a", "b"};
+  m.Positions = {0, 1000};
+  m.Weights = {{1, 0}, {0, 1}};
   Blender b(m, 1);
   b.skipTo(1000);
   EXPECT_NEAR(static_cast<double>(b.counts()[1]), 499.5, 1.0);

@@ -1,0 +1,74 @@
+//===- Plan.cpp -----------------------------------------------------------===//
+#include "mixtape/plan/Environment.h"
+#include "mixtape/plan/Plan.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/Path.h"
+
+using namespace mixtape::plan;
+
+Node mixtape::plan::makeNode(std::string name, std::variant<InitNode, TrainNode, EvalNode, MergeNode> payload) {
+  Node node;
+  node.Name = std::move(name);
+  node.Payload = std::move(payload);
+  node.Kind = std::visit(
+      [](const auto &p) {
+        using P = std::decay_t<decltype(p)>;
+        return std::is_same_v<P, InitNode>    ? NodeKind::Init
+               : std::is_same_v<P, TrainNode> ? NodeKind::Train
+               : std::is_same_v<P, EvalNode>  ? NodeKind::Eval
+                                              : NodeKind::Merge;
+      },
+      node.Payload);
+  return node;
+}
+
+std::string mixtape::plan::nodeDirName(llvm::StringRef name, llvm::StringRef hash) {
+  std::string safe;
+  for (char c : name)
+    safe += llvm::isAlnum(c) || c == '-' || c == '_' || c == '=' ? c : '.';
+  return safe + "-" + hash.take_front(12).str();
+}
+
+std::optional<size_t> mixtape::plan::findNode(const Plan &plan, llvm::StringRef name) {
+  for (size_t i = 0; i < plan.Nodes.size(); ++i)
+    if (plan.Nodes[i].Name == name)
+      return i;
+  return std::nullopt;
+}
+
+VariantLedgers mixtape::plan::variantLedgers(const Plan &plan) {
+  VariantLedgers out;
+  for (const Node &n : plan.Nodes)
+    if (const TrainNode *t = n.train())
+      for (const std::string &v : n.Variants)
+        for (const auto &[stream, tokens] : t->Ledger.TokensByStream) {
+          out[v].TokensByStream[stream] += tokens;
+          out[v].Tokens += tokens;
+        }
+  return out;
+}
+
+llvm::ArrayRef<KeyInfo> mixtape::plan::allPlanKeys() {
+  static const KeyInfo keys[] = {
+#define PLAN_FIELD(TYPE, MEMBER, KEY, CPPTYPE, PRESENCE, ROLE, DOC) {#TYPE, KEY, DOC},
+#include "mixtape/plan/PlanKeys.def"
+  };
+  return keys;
+}
+
+std::vector<EnumInfo> mixtape::plan::allPlanEnums() {
+  std::vector<EnumInfo> out;
+#define PLAN_ENUM(TYPE, DOC) out.push_back({#TYPE, {}});
+#define PLAN_CASE(TYPE, CASE, NAME) out.back().Names.push_back(NAME);
+#include "mixtape/plan/PlanKeys.def"
+  return out;
+}
+
+std::string mixtape::plan::resolvePath(llvm::StringRef baseDir, llvm::StringRef path) {
+  if (llvm::sys::path::is_absolute(path) || baseDir.empty())
+    return path.str();
+  llvm::SmallString<256> full(baseDir);
+  llvm::sys::path::append(full, path);
+  return std::string(full);
+}

@@ -1,0 +1,233 @@
+//===- Evaluate.cpp - eval nodes, and in-loop evals served later ----------===//
+//
+// An eval is the mean token loss of a model over one split of a stream (a fixed, seeded
+// subset of at most max_tokens). With several ranks each evaluates every W-th micro-batch
+// and the sums are reduced; rank 0 alone writes the records.
+//
+//===----------------------------------------------------------------------===//
+#include "Batches.h"
+#include "ExecContext.h"
+
+#include "mixtape/dist/Collectives.h"
+#include "mixtape/model/Model.h"
+#include "mixtape/model/TorchCompat.h"
+#include "mixtape/rundir/DuringEvals.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
+using namespace mixtape;
+using namespace mixtape::exec;
+
+/// Mean loss of a model over one split, and the target tokens it counted.
+static llvm::Expected<std::pair<double, uint64_t>> evaluateSplit(ExecContext &ctx, const model::Model &m,
+                                                                const plan::EvalSplit &split, uint64_t seqLen,
+                                                                uint64_t maxTokens, uint64_t microBatch,
+                                                                bool withDocuments) {
+  llvm::Expected<data::NodeStream> ns = ctx.stream(split.Stream, 0);
+  if (!ns)
+    return ns.takeError();
+  llvm::Expected<std::unique_ptr<data::ValSet>> set = data::ValSet::open(*ns, split.Split, seqLen, maxTokens, *ctx.Sources);
+  if (!set)
+    return set.takeError();
+  at::NoGradGuard noGrad;
+  const c10::Device device = m.device();
+  at::Tensor lossSum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
+  data::Sample scratch;
+  auto read = [&](uint64_t i, data::Sample &out) { (*set)->sample(i, out); };
+  const uint64_t ranks = static_cast<uint64_t>(ctx.Collectives->worldSize()),
+                 rank = static_cast<uint64_t>(ctx.Collectives->rank());
+  for (uint64_t first = rank * microBatch; first < (*set)->size(); first += ranks * microBatch) {
+    uint64_t count = std::min<uint64_t>(microBatch, (*set)->size() - first);
+    train::MicroBatch mb = train::onDevice(makeMicroBatch(read, first, count, seqLen, withDocuments, scratch), device);
+    at::Tensor logits;
+    {
+      compat::CudaAutocast autocast(m.parameters().front().tensor); // as in training: bf16 on CUDA
+      logits = m.forward(mb.inputs, mb.documentStarts);
+    }
+    lossSum += model::maskedTokenLossSum(logits, mb.targets, mb.lossMask);
+  }
+  at::Tensor total = lossSum.reshape({1}).to(c10::Device(ctx.Collectives->deviceType()));
+  ctx.Collectives->allReduceSum(total);
+  uint64_t tokens = (*set)->targetTokens();
+  return std::make_pair(total.item<double>() / static_cast<double>(tokens), tokens);
+}
+
+llvm::Error mixtape::exec::evaluate(ExecContext &ctx, const model::Model &m, const std::vector<plan::EvalSplit> &splits,
+                                    uint64_t maxTokens, uint64_t seqLen, uint64_t microBatch, bool withDocuments,
+                                    const rundir::EvalRecord &base, rundir::MetricsLog &log) {
+  for (const plan::EvalSplit &split : splits) {
+    auto result = evaluateSplit(ctx, m, split, seqLen, maxTokens, microBatch, withDocuments);
+    if (!result)
+      return result.takeError();
+    rundir::EvalRecord record = base;
+    record.Stream = split.Stream;
+    record.Split = split.Split;
+    record.Loss = result->first;
+    record.Ppl = std::exp(result->first);
+    record.Tokens = result->second;
+    if (llvm::Error e = log.write(record))
+      return e;
+  }
+  return llvm::Error::success();
+}
+
+llvm::Error mixtape::exec::runEval(ExecContext &ctx, const plan::Node &node, const plan::EvalNode &eval) {
+  const plan::Node &input = ctx.input(node);
+  // A merged model takes the settings of its base, else of its first model (docs/language.md).
+  const plan::Node *trainedBy = &input;
+  while (const plan::MergeNode *m = trainedBy->merge())
+    trainedBy = &ctx.input(*trainedBy, m->Settings.BaseInput.value_or(0));
+  const plan::TrainNode *trained = trainedBy->train();
+  auto m = ctx.loadModel(joinPath(ctx.nodeDir(input), "model.safetensors"),
+                         trained ? std::optional<double>(trained->Settings.RopeTheta) : std::nullopt);
+  if (!m)
+    return m.takeError();
+  (*m)->to(ctx.Device);
+  // At the sequence length the model was trained at last (the model's own for the init).
+  const uint64_t seqLen = trained ? trained->Settings.SeqLen : ctx.Plan->Model.MaxPositions;
+  const bool withDocuments = trained && trained->Settings.Attention == plan::AttentionMask::WithinDocument;
+  rundir::MetricsLog log;
+  if (ctx.WritesFiles)
+    if (llvm::Error e = log.open(joinPath(ctx.nodeDir(node), "metrics.jsonl"), 0))
+      return e;
+  rundir::EvalRecord base;
+  base.Node = input.Name;
+  base.Eval = llvm::StringRef(node.Name).split('@').first.str();
+  base.Final = true;
+  base.ChainTokens = eval.Exec.ChainTokens;
+  // Where in its stage the model ended (the init and merges have no stage).
+  if (const plan::TrainNode *t = input.train()) {
+    base.Stage = t->Exec.Stage;
+    base.StageTokens = t->Settings.Steps.End * plan::tokensPerStep(t->Settings);
+  }
+  return evaluate(ctx, **m, eval.Settings.Splits, eval.Settings.MaxTokens, seqLen, 8, withDocuments, base, log);
+}
+
+/// Rank 0's `text`, on every rank.
+static std::string broadcastText(ExecContext &ctx, std::string text) {
+  const int64_t size = ctx.Collectives->broadcastValue(static_cast<int64_t>(text.size()));
+  at::Tensor bytes = at::zeros({size}, at::kByte);
+  if (ctx.WritesFiles)
+    std::copy(text.begin(), text.end(), bytes.data_ptr<uint8_t>());
+  bytes = bytes.to(c10::Device(ctx.Collectives->deviceType()));
+  ctx.Collectives->broadcast(bytes, 0);
+  bytes = bytes.cpu();
+  return std::string(reinterpret_cast<const char *>(bytes.data_ptr<uint8_t>()), static_cast<size_t>(size));
+}
+
+/// The points rank 0 found to serve, as every rank evaluates them: (eval, step, weights,
+/// splits) in order of step, so each retained model loads once.
+struct Served {
+  std::string Eval, Weights;
+  uint64_t Step = 0;
+  std::vector<plan::EvalSplit> Splits;
+};
+
+static llvm::json::Value toJSON(const Served &s) {
+  llvm::json::Array splits;
+  for (const plan::EvalSplit &split : s.Splits)
+    splits.push_back(llvm::json::Array{split.Stream, plan::enumName(split.Split)});
+  return llvm::json::Object{{"eval", s.Eval}, {"weights", s.Weights}, {"step", s.Step}, {"splits", std::move(splits)}};
+}
+
+static bool fromJSON(const llvm::json::Value &v, Served &s, llvm::json::Path path) {
+  const llvm::json::Object *o = v.getAsObject();
+  const llvm::json::Array *splits = o ? o->getArray("splits") : nullptr;
+  if (!o || !splits || !o->getString("eval") || !o->getString("weights") || !o->getInteger("step"))
+    return path.report("a served eval point"), false;
+  s.Eval = o->getString("eval")->str();
+  s.Weights = o->getString("weights")->str();
+  s.Step = static_cast<uint64_t>(*o->getInteger("step"));
+  for (const llvm::json::Value &pair : *splits) {
+    const llvm::json::Array *a = pair.getAsArray();
+    std::optional<plan::SplitKind> kind = a && a->size() == 2 && (*a)[1].getAsString()
+                                              ? plan::enumFromName<plan::SplitKind>(*(*a)[1].getAsString())
+                                              : std::nullopt;
+    if (!kind || !(*a)[0].getAsString())
+      return path.report("a [stream, split] pair"), false;
+    s.Splits.push_back({(*a)[0].getAsString()->str(), *kind});
+  }
+  return true;
+}
+
+llvm::Error mixtape::exec::serveDuringEvals(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train) {
+  if (train.Exec.EvalDuring.empty())
+    return llvm::Error::success();
+  // Rank 0's view of the run directory decides; every rank evaluates its share of it.
+  std::vector<Served> served;
+  if (ctx.WritesFiles) {
+    llvm::Expected<std::vector<rundir::MissingDuringEval>> missing =
+        rundir::missingDuringEvals(train, ctx.nodeDir(node), ctx.nodeDir(ctx.input(node)));
+    if (!missing)
+      return missing.takeError();
+    llvm::stable_sort(*missing, [](const auto &a, const auto &b) { return a.Step < b.Step; });
+    for (const rundir::MissingDuringEval &m : *missing) {
+      if (m.From == rundir::MissingDuringEval::Unavailable) {
+        llvm::errs() << llvm::formatv("[{0}] warning: eval '{1}' at stage tokens {2} is not logged and {3}\n",
+                                      node.Name, m.Eval, m.StageTokens, rundir::describeSource(m));
+        continue;
+      }
+      if (ctx.Progress)
+        llvm::errs() << llvm::formatv("[{0}] eval '{1}' at stage tokens {2}, {3}\n", node.Name, m.Eval,
+                                      m.StageTokens, rundir::describeSource(m));
+      served.push_back({m.Eval, m.Weights, m.Step, m.Splits});
+    }
+  }
+  if (ctx.Collectives->worldSize() > 1) {
+    llvm::json::Array list;
+    for (const Served &s : served)
+      list.push_back(toJSON(s));
+    std::string text = broadcastText(ctx, llvm::formatv("{0}", llvm::json::Value(std::move(list))).str());
+    served.clear();
+    llvm::Expected<llvm::json::Value> json = llvm::json::parse(text);
+    if (!json)
+      return json.takeError();
+    llvm::json::Path::Root root("served evals");
+    if (!llvm::json::fromJSON(*json, served, root))
+      return root.getError();
+  }
+  if (served.empty())
+    return llvm::Error::success();
+
+  const plan::TrainSettings &s = train.Settings;
+  const uint64_t perStep = plan::tokensPerStep(s);
+  const uint64_t chainBase = train.Exec.ChainTokens - s.Steps.Begin * perStep;
+  const bool withDocuments = s.Attention == plan::AttentionMask::WithinDocument;
+  rundir::MetricsLog log;
+  if (ctx.WritesFiles)
+    if (llvm::Error e = log.open(joinPath(ctx.nodeDir(node), "metrics.jsonl")))
+      return e;
+  std::string loaded;
+  std::unique_ptr<model::Model> m;
+  for (const Served &point : served) {
+    if (point.Weights != loaded) {
+      auto next = ctx.loadModel(point.Weights, s.RopeTheta);
+      if (!next)
+        return next.takeError();
+      m = std::move(*next);
+      m->to(ctx.Device);
+      loaded = point.Weights;
+    }
+    rundir::EvalRecord base;
+    base.Node = node.Name;
+    base.Eval = point.Eval;
+    base.Stage = train.Exec.Stage;
+    base.StageTokens = point.Step * perStep;
+    base.ChainTokens = chainBase + base.StageTokens;
+    base.FromCheckpoint = true;
+    const plan::DuringEval &during = train.Exec.EvalDuring.at(point.Eval);
+    if (llvm::Error err = evaluate(ctx, *m, point.Splits, during.MaxTokens, s.SeqLen, train.Exec.MicroBatch,
+                                   withDocuments, base, log))
+      return err;
+  }
+  return llvm::Error::success();
+}

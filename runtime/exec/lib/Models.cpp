@@ -1,0 +1,167 @@
+//===- Models.cpp - the plan's model, and the nodes that only move weights ----===//
+//
+// Init, merge and export: they make or combine a model file and train nothing.
+//
+//===----------------------------------------------------------------------===//
+#include "ExecContext.h"
+
+#include "mixtape/data/ShardCatalog.h"
+#include "mixtape/merge/Merge.h"
+#include "mixtape/model/Model.h"
+#include "mixtape/plan/Environment.h"
+#include "mixtape/rundir/RunDir.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+using namespace mixtape;
+using namespace mixtape::exec;
+
+std::string ExecContext::nodeDir(const plan::Node &node) const { return rundir::nodeDir(RunDir, node); }
+
+llvm::Expected<data::NodeStream> ExecContext::stream(llvm::StringRef name, uint64_t cursor) const {
+  llvm::Expected<std::optional<data::NodeStream>> s = data::nodeStream(*Plan, name, cursor);
+  if (!s)
+    return s.takeError();
+  if (!*s)
+    return makeError("stream '" + name + "': no data at '" + Plan->Streams.at(Plan->Streams.at(name.str()).Root).Shards +
+                     "' (relative to " + Plan->RecipeDir + ")");
+  return std::move(**s);
+}
+
+/// The architecture of the plan's model, with a node's RoPE base.
+static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, std::optional<double> ropeTheta) {
+  // RoPE has no position table to learn: its limit only sizes a cache, so it covers the
+  // longest sequence any node trains on (a long-context stage), without touching any hash.
+  auto coverSequences = [&](model::ModelConfig &c) {
+    if (c.family == model::Family::GPT2)
+      return;
+    for (const plan::Node &n : ctx.Plan->Nodes)
+      if (const plan::TrainNode *t = n.train())
+        c.maxPositions = std::max<int64_t>(c.maxPositions, static_cast<int64_t>(t->Settings.SeqLen));
+  };
+  for (const plan::Node &n : ctx.Plan->Nodes) {
+    std::string config = joinPath(ctx.nodeDir(n), "config.json");
+    const plan::InitNode *init = n.init();
+    if (!init || !llvm::StringRef(init->Settings.Init).startswith("hf:") || !llvm::sys::fs::exists(config))
+      continue;
+    llvm::Expected<model::ModelConfig> c = model::readHFConfig(config);
+    if (c && ropeTheta)
+      c->ropeTheta = *ropeTheta;
+    if (c)
+      coverSequences(*c);
+    return c;
+  }
+  const plan::Architecture &m = ctx.Plan->Model;
+  model::ModelConfig c = model::ModelConfig::defaults(m.Family, static_cast<int64_t>(m.Vocab),
+                                                      static_cast<int64_t>(m.Layers), static_cast<int64_t>(m.DModel),
+                                                      static_cast<int64_t>(m.Heads),
+                                                      static_cast<int64_t>(m.MaxPositions));
+  c.numKVHeads = static_cast<int64_t>(m.KVHeads);
+  c.ffnHidden = static_cast<int64_t>(m.Ffn);
+  c.rotaryPct = m.RotaryPct;
+  if (ropeTheta)
+    c.ropeTheta = *ropeTheta;
+  coverSequences(c);
+  if (llvm::Error e = c.validate())
+    return std::move(e);
+  return c;
+}
+
+llvm::Expected<std::unique_ptr<model::Model>> ExecContext::randomModel(uint64_t seed) const {
+  llvm::Expected<model::ModelConfig> config = modelConfig(*this, std::nullopt);
+  if (!config)
+    return config.takeError();
+  return model::Model::create(*config, seed);
+}
+
+llvm::Expected<std::unique_ptr<model::Model>> ExecContext::loadModel(llvm::StringRef weights,
+                                                                     std::optional<double> ropeTheta) const {
+  llvm::Expected<model::ModelConfig> config = modelConfig(*this, ropeTheta);
+  if (!config)
+    return config.takeError();
+  llvm::Expected<std::unique_ptr<model::Model>> m = model::Model::create(*config, Plan->Seed);
+  if (!m)
+    return m.takeError();
+  if (llvm::Error e = (*m)->loadWeights(weights))
+    return std::move(e);
+  return m;
+}
+
+llvm::Error mixtape::exec::runInit(ExecContext &ctx, const plan::Node &node, const plan::InitNode &init) {
+  llvm::StringRef source = init.Settings.Init;
+  if (source.consume_front("hf:")) {
+    auto loaded = model::Model::fromHuggingFace(plan::resolvePath(ctx.Plan->RecipeDir, source));
+    if (!loaded)
+      return loaded.takeError();
+    // With its config: the nodes after it build the checkpoint's architecture from it.
+    return (*loaded)->saveHuggingFace(ctx.nodeDir(node));
+  }
+  if (source != "random" || !init.Settings.Seed)
+    return makeError("init '" + source + "' is neither random (with a seed) nor hf:PATH");
+  auto created = ctx.randomModel(*init.Settings.Seed);
+  if (!created)
+    return created.takeError();
+  return (*created)->saveWeights(joinPath(ctx.nodeDir(node), "model.safetensors"));
+}
+
+llvm::Error mixtape::exec::runMerge(ExecContext &ctx, const plan::Node &node, const plan::MergeNode &merge) {
+  const plan::MergeSettings &s = merge.Settings;
+  merge::MergeOptions options;
+  options.method = s.Method;
+  options.weights = s.Weights;
+  options.normalize = s.Normalize;
+  options.density = s.Density.value_or(options.density);
+  options.t = s.T.value_or(options.t);
+  options.seed = s.Seed.value_or(0);
+  // Every input node left a model.safetensors; base_input says which one is the base.
+  std::vector<std::string> models;
+  std::optional<std::string> base;
+  for (size_t i = 0; i < node.Inputs.size(); ++i) {
+    std::string path = joinPath(ctx.nodeDir(ctx.input(node, i)), "model.safetensors");
+    if (s.BaseInput == i)
+      base = path;
+    else
+      models.push_back(path);
+  }
+  return merge::mergeFiles(options, models, base, joinPath(ctx.nodeDir(node), "model.safetensors"));
+}
+
+/// The train node whose settings a model made by `node` runs with: the node itself, or for
+/// a merge its base input's, else its first input's (docs/language.md); none for an init.
+static const plan::TrainNode *trainedBy(const ExecContext &ctx, const plan::Node *node) {
+  while (const plan::MergeNode *m = node->merge())
+    node = &ctx.input(*node, m->Settings.BaseInput.value_or(0));
+  return node->train();
+}
+
+llvm::Error mixtape::exec::exportModel(ExecContext &ctx, const plan::Node &node, llvm::StringRef outDir) {
+  if (node.eval())
+    return makeError("node '" + node.Name + "' is an eval: it makes no model to export");
+  if (llvm::sys::fs::exists(outDir))
+    return fileError(outDir, "exists; export writes a new folder and replaces nothing");
+  const plan::TrainNode *trained = trainedBy(ctx, &node);
+  auto m = ctx.loadModel(joinPath(ctx.nodeDir(node), "model.safetensors"),
+                         trained ? std::optional<double>(trained->Settings.RopeTheta) : std::nullopt);
+  if (!m)
+    return m.takeError();
+  // Built beside its destination and renamed into place: a reader never sees half a folder.
+  llvm::SmallString<256> temp;
+  std::string parent = llvm::sys::path::parent_path(outDir).str();
+  std::string stem = joinPath(parent.empty() ? "." : parent, "." + llvm::sys::path::filename(outDir).str() + ".tmp");
+  if (std::error_code ec = llvm::sys::fs::createUniqueDirectory(stem, temp))
+    return fileError(outDir, "cannot create a folder beside it: " + ec.message());
+  auto fail = [&](llvm::Error e) {
+    llvm::sys::fs::remove_directories(temp);
+    return e;
+  };
+  if (llvm::Error e = (*m)->saveHuggingFace(temp))
+    return fail(std::move(e));
+  if (llvm::Error e = syncPath(temp))
+    return fail(std::move(e));
+  if (std::error_code ec = llvm::sys::fs::rename(temp, outDir))
+    return fail(fileError(outDir, "cannot move the exported model into place: " + ec.message()));
+  return syncPath(parent.empty() ? "." : parent);
+}

@@ -1,0 +1,317 @@
+//===- Train.cpp - a train node ---------------------------------------------===//
+//
+// runTrain reads top to bottom: open the node's samples, restore its start (the last
+// checkpoint, else the input's weights and maybe its optimizer state), set up how the
+// ranks share each step, then for each optimizer step: the in-loop evals due at its start,
+// the step, its record, a checkpoint when one is due. Samples are a pure function of the
+// plan and their index, and CPU math is deterministic for a fixed thread count, so a
+// resumed node ends bit-identical to an uninterrupted one. With several ranks, each trains
+// on a consecutive share of every batch; the step is summed over the ranks (runtime/dist).
+//
+//===----------------------------------------------------------------------===//
+#include "Batches.h"
+#include "ExecContext.h"
+
+#include "mixtape/dist/DataParallel.h"
+#include "mixtape/dist/ShardedAdamW.h"
+#include "mixtape/model/Model.h"
+#include "mixtape/rundir/Checkpoints.h"
+#include "mixtape/rundir/DuringEvals.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
+#include "mixtape/support/Progress.h"
+#include "mixtape/train/AdamW.h"
+#include "mixtape/train/Numerics.h"
+
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+
+using namespace mixtape;
+using namespace mixtape::exec;
+
+namespace {
+
+/// More non-finite steps in a row than this stop a node that skips them: it diverged.
+constexpr uint64_t kMaxConsecutiveSkips = 8;
+
+/// The node's samples: a pure function of the plan and the sample index.
+llvm::Expected<std::unique_ptr<data::TrainSamples>> openSamples(ExecContext &ctx, const plan::TrainNode &train) {
+  const plan::TrainSettings &s = train.Settings;
+  data::TrainNodeData nodeData;
+  nodeData.seqLen = s.SeqLen;
+  nodeData.mixture = s.Mixture;
+  nodeData.begin = s.Steps.Begin * s.BatchSequences;
+  nodeData.end = s.Steps.End * s.BatchSequences;
+  for (const std::string &stream : s.Mixture.Streams) {
+    llvm::Expected<data::NodeStream> ns = ctx.stream(stream, s.Data.Cursors.at(stream));
+    if (!ns)
+      return ns.takeError();
+    nodeData.streams.push_back(std::move(*ns));
+  }
+  return data::TrainSamples::open(nodeData, *ctx.Sources);
+}
+
+/// This rank's share of every batch: `Count` consecutive sequences from `Offset`, in
+/// micro-batches of `Micro` (the plan's, or the largest below it that divides the share).
+struct BatchShare {
+  uint64_t Offset = 0, Count = 0, Micro = 0;
+};
+
+llvm::Expected<BatchShare> batchShare(const ExecContext &ctx, const plan::TrainNode &train) {
+  const uint64_t batch = train.Settings.BatchSequences, ranks = static_cast<uint64_t>(ctx.Collectives->worldSize());
+  if (batch % ranks)
+    return makeError(llvm::formatv("a batch of {0} sequences does not split over {1} ranks; use a number of ranks "
+                                   "that divides it",
+                                   batch, ranks));
+  const uint64_t count = batch / ranks;
+  return BatchShare{static_cast<uint64_t>(ctx.Collectives->rank()) * count, count,
+                    dist::shareMicroBatch(count, train.Exec.MicroBatch)};
+}
+
+/// Where the node starts: a stage step, the metrics bytes to keep, the skips so far.
+struct Start {
+  uint64_t Step = 0;
+  std::optional<uint64_t> KeepMetrics = 0;
+  uint64_t SkippedSteps = 0, ConsecutiveSkips = 0;
+};
+
+/// Restores the model and optimizer from rank 0's newest checkpoint (every rank resumes
+/// from it; the others know only its step), else from the input (its optimizer state
+/// when the plan keeps it).
+llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train, model::Model &m,
+                              train::AdamW &optimizer, const BatchShare &share) {
+  rundir::CheckpointStore checkpoints(ctx.nodeDir(node));
+  std::optional<rundir::Checkpoint> c = ctx.WritesFiles ? checkpoints.latest() : std::nullopt;
+  const int64_t step = ctx.Collectives->broadcastValue(c ? static_cast<int64_t>(c->State.Step) : -1);
+  if (step < 0) {
+    const plan::Node &input = ctx.input(node);
+    if (train.Settings.OptimizerState == plan::OptimizerStart::Keep && input.train())
+      if (llvm::Error e = optimizer.loadState(joinPath(ctx.nodeDir(input), "optimizer.safetensors")))
+        return std::move(e);
+    return Start{train.Settings.Steps.Begin, 0, 0, 0};
+  }
+  // Every rank stops after the same run of skipped steps.
+  const int64_t consecutive = ctx.Collectives->broadcastValue(c ? static_cast<int64_t>(c->State.ConsecutiveSkips) : 0);
+  const std::string dir = c ? c->Dir : checkpoints.dirFor(static_cast<uint64_t>(step));
+  if (llvm::Error e = m.loadWeights(joinPath(dir, "model.safetensors")))
+    return std::move(e);
+  if (llvm::Error e = optimizer.loadState(joinPath(dir, "optimizer.safetensors")))
+    return std::move(e);
+  Start start{static_cast<uint64_t>(step), std::nullopt, 0, static_cast<uint64_t>(consecutive)};
+  if (!c)
+    return start;
+  start.KeepMetrics = c->State.MetricsBytes;
+  start.SkippedSteps = c->State.SkippedSteps;
+  const uint64_t ranks = static_cast<uint64_t>(ctx.Collectives->worldSize());
+  const std::string numerics = train::numericsFingerprint(ctx.Device);
+  if (c->State.Numerics != numerics)
+    llvm::errs() << llvm::formatv("[{0}] warning: resuming at step {1} under other numerics ({2}, was {3}); the "
+                                  "result may differ from an uninterrupted run in the low bits\n",
+                                  node.Name, step, numerics, c->State.Numerics);
+  else if (ctx.Progress)
+    llvm::errs() << llvm::formatv("[{0}] resuming from the checkpoint at step {1}\n", node.Name, step);
+  if (c->State.WorldSize && (c->State.WorldSize != ranks || c->State.MicroBatch != share.Micro))
+    llvm::errs() << llvm::formatv("[{0}] warning: resuming at step {1} on {2} rank(s) with micro-batches of {3} "
+                                  "(the checkpoint's: {4} rank(s), micro-batches of {5}); the gradients sum in "
+                                  "another order, so the result may differ from an uninterrupted run in the low "
+                                  "bits\n",
+                                  node.Name, step, ranks, share.Micro, c->State.WorldSize, c->State.MicroBatch);
+  return start;
+}
+
+/// How the ranks share each step: gradients summed (data parallel) or, with ZeRO-1, the
+/// optimizer state sharded too. A world of one needs neither.
+class RankSync {
+public:
+  static llvm::Expected<std::unique_ptr<RankSync>> create(ExecContext &ctx, const plan::TrainNode &train,
+                                                          model::Model &m, train::AdamW &optimizer) {
+    std::unique_ptr<RankSync> sync(new RankSync(ctx));
+    if (ctx.Collectives->worldSize() == 1)
+      return sync;
+    dist::broadcastParameters(*ctx.Collectives, m.parameters());
+    sync->Step = &sync->Plain;
+    if (ctx.Zero1 || train.Exec.Zero1) {
+      llvm::Expected<std::unique_ptr<dist::ShardedAdamW>> sharded = dist::ShardedAdamW::create(*ctx.Collectives, optimizer);
+      if (!sharded)
+        return sharded.takeError();
+      sync->Zero1 = std::move(*sharded);
+      sync->Step = sync->Zero1.get();
+    }
+    return sync;
+  }
+
+  train::StepSync *step() const { return Step; }
+
+  /// Runs `save` on rank 0 with the whole optimizer state however the ranks keep it, so a
+  /// run resumes with or without ZeRO-1 on any number of ranks; the others wait however
+  /// long a large model's save takes (Collectives::rankZeroAlone).
+  llvm::Error saveOnRankZero(train::AdamW &optimizer, const std::string &what, llvm::function_ref<llvm::Error()> save) {
+    if (Zero1)
+      return Zero1->saveWholeState(optimizer, what, save);
+    return Ctx.Collectives->rankZeroAlone(what, save);
+  }
+
+private:
+  explicit RankSync(ExecContext &ctx) : Ctx(ctx), Plain(*ctx.Collectives) {}
+
+  ExecContext &Ctx;
+  dist::DataParallel Plain;
+  std::unique_ptr<dist::ShardedAdamW> Zero1; ///< this rank holds 1/W of the optimizer state
+  train::StepSync *Step = nullptr;
+};
+
+/// A progress line per step: updated in place on a terminal, every 25 steps in a log.
+class StepProgress {
+public:
+  StepProgress(bool enabled, std::string node, uint64_t first, uint64_t last)
+      : Enabled(enabled), Node(std::move(node)), First(first), Last(last) {}
+
+  void step(uint64_t step, const train::StepResult &r, uint64_t tokensDone, uint64_t skipped) {
+    if (!Enabled)
+      return;
+    double seconds = Line.elapsed();
+    uint64_t done = step - First;
+    double rate = seconds > 0 ? static_cast<double>(tokensDone) / seconds : 0;
+    double eta = done > 0 ? seconds / static_cast<double>(done) * static_cast<double>(Last - step) : 0;
+    std::string text = llvm::formatv("[{0}] step {1}/{2}  {3:f0} tok/s  loss {4:f4}  lr {5:e2}  ETA {6:f0}s", Node,
+                                     step, Last, rate, r.loss, r.lr, eta)
+                           .str() +
+                       (skipped ? llvm::formatv("  skipped {0}", skipped).str() : "");
+    if (step == Last || (!Line.redraws() && (done % 25 == 0 || r.skipped)))
+      Line.print(text);
+    else
+      Line.show(text);
+  }
+
+private:
+  bool Enabled;
+  std::string Node;
+  uint64_t First, Last;
+  ProgressLine Line;
+};
+
+} // namespace
+
+llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train) {
+  const plan::TrainSettings &s = train.Settings;
+  const std::string dir = ctx.nodeDir(node);
+  const uint64_t first = s.Steps.Begin, last = s.Steps.End, perStep = plan::tokensPerStep(s);
+  const bool withDocuments = s.Attention == plan::AttentionMask::WithinDocument;
+  llvm::Expected<std::unique_ptr<data::TrainSamples>> samples = openSamples(ctx, train);
+  if (!samples)
+    return samples.takeError();
+  llvm::Expected<BatchShare> share = batchShare(ctx, train);
+  if (!share)
+    return share.takeError();
+
+  // The start: the input's model and optimizer state, or the last checkpoint.
+  auto m = ctx.loadModel(joinPath(ctx.nodeDir(ctx.input(node)), "model.safetensors"), s.RopeTheta);
+  if (!m)
+    return m.takeError();
+  (*m)->to(ctx.Device);
+  train::AdamWOptions adamw{s.Optimizer.Beta1, s.Optimizer.Beta2, s.Optimizer.Eps, s.Optimizer.WeightDecay,
+                            s.Optimizer.DecayEmbeddings};
+  train::AdamW optimizer((*m)->parameters(), adamw);
+  llvm::Expected<Start> start = restore(ctx, node, train, **m, optimizer, *share);
+  if (!start)
+    return start.takeError();
+  llvm::Expected<std::unique_ptr<RankSync>> sync = RankSync::create(ctx, train, **m, optimizer);
+  if (!sync)
+    return sync.takeError();
+  train::TrainOptions options;
+  options.clipNorm = s.GradClip;
+  options.streams = s.Mixture.Streams.size();
+  options.skipNonFinite = s.OnNonFinite == plan::NonFiniteAction::Skip;
+  options.sync = (*sync)->step();
+  train::Trainer trainer(**m, optimizer, s.LR, options);
+  trainer.setTokensSeen(static_cast<double>(start->Step * perStep));
+
+  rundir::MetricsLog log;
+  if (ctx.WritesFiles)
+    if (llvm::Error e = log.open(joinPath(dir, "metrics.jsonl"), start->KeepMetrics))
+      return e;
+  rundir::CheckpointStore checkpoints(dir);
+  const uint64_t chainBase = train.Exec.ChainTokens - first * perStep; // chain tokens at stage token 0
+  uint64_t skipped = start->SkippedSteps, consecutive = start->ConsecutiveSkips;
+  StepProgress progress(ctx.Progress, node.Name, first, last);
+  data::Sample scratch;
+  auto read = [&](uint64_t i, data::Sample &out) { (*samples)->read(i, out); };
+  for (uint64_t step = start->Step; step <= last; ++step) {
+    const uint64_t tokens = step * perStep; // stage tokens at this step's start
+    for (const auto &[eval, during] : train.Exec.EvalDuring)
+      if (llvm::any_of(during.StageTokens, [&](uint64_t t) { return rundir::duringEvalStep(t, perStep) == step; })) {
+        rundir::EvalRecord base;
+        base.Node = node.Name;
+        base.Eval = eval;
+        base.Stage = train.Exec.Stage;
+        base.StageTokens = tokens;
+        base.ChainTokens = chainBase + tokens;
+        if (llvm::Error e = evaluate(ctx, **m, during.Splits, during.MaxTokens, s.SeqLen, share->Micro,
+                                     withDocuments, base, log))
+          return e;
+      }
+    if (step == last)
+      break;
+
+    std::vector<train::MicroBatch> batch;
+    const uint64_t firstSample = (step - first) * s.BatchSequences + share->Offset;
+    for (uint64_t k = 0; k < share->Count; k += share->Micro)
+      batch.push_back(makeMicroBatch(read, firstSample + k, share->Micro, s.SeqLen, withDocuments, scratch));
+    llvm::Expected<train::StepResult> r = trainer.step(batch);
+    if (!r)
+      return makeError(llvm::formatv("stage step {0}: {1}; the last checkpoint is kept", step,
+                                     llvm::toString(r.takeError())));
+
+    const uint64_t after = tokens + perStep;
+    if (r->skipped) {
+      ++skipped;
+      const char *loss = std::isnan(r->loss) ? "NaN" : r->loss > 0 ? "inf" : "-inf";
+      if (llvm::Error e =
+              log.write(rundir::SkipRecord{node.Name, train.Exec.Stage, step + 1, after, chainBase + after, loss, skipped}))
+        return e;
+      if (++consecutive >= kMaxConsecutiveSkips)
+        return makeError(llvm::formatv("stage steps {0} to {1}: the loss was not finite {2} steps in a row "
+                                       "(on_nonfinite = \"skip\" dropped them); stopping, the last checkpoint is kept",
+                                       step + 2 - consecutive, step + 1, consecutive));
+    } else {
+      consecutive = 0;
+      rundir::TrainRecord record{node.Name, train.Exec.Stage, step + 1, after, chainBase + after, r->loss, r->lr,
+                                 r->gradNorm, {}, {}, std::nullopt};
+      for (size_t k = 0; k < s.Mixture.Streams.size(); ++k)
+        if (r->streamLossTokens[k] > 0) {
+          record.LossByStream[s.Mixture.Streams[k]] = r->streamLossSums[k] / static_cast<double>(r->streamLossTokens[k]);
+          record.LossTokensByStream[s.Mixture.Streams[k]] = static_cast<uint64_t>(r->streamLossTokens[k]);
+        }
+      if (options.skipNonFinite)
+        record.SkippedSteps = skipped;
+      if (llvm::Error e = log.write(record))
+        return e;
+    }
+    progress.step(step + 1, *r, (step + 1 - start->Step) * perStep, skipped);
+
+    const uint64_t every = train.Exec.CheckpointEvery;
+    if (every && after / every != tokens / every && step + 1 < last)
+      if (llvm::Error e = (*sync)->saveOnRankZero(
+              optimizer, llvm::formatv("saving the checkpoint at step {0}", step + 1).str(), [&]() -> llvm::Error {
+                llvm::Expected<std::string> at = checkpoints.begin(step + 1);
+                if (!at)
+                  return at.takeError();
+                if (llvm::Error e = (*m)->saveWeights(joinPath(*at, "model.safetensors")))
+                  return e;
+                if (llvm::Error e = optimizer.saveState(joinPath(*at, "optimizer.safetensors")))
+                  return e;
+                return checkpoints.commit({step + 1, log.size(), train::numericsFingerprint(ctx.Device), skipped,
+                                           consecutive, static_cast<uint64_t>(ctx.Collectives->worldSize()),
+                                           share->Micro},
+                                          train.Exec.CheckpointKeep);
+              }))
+        return e;
+  }
+  return (*sync)->saveOnRankZero(optimizer, "saving the trained model", [&]() -> llvm::Error {
+    if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
+      return e;
+    return optimizer.saveState(joinPath(dir, "optimizer.safetensors"));
+  });
+}

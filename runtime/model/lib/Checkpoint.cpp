@@ -1,0 +1,104 @@
+//===- Checkpoint.cpp - a Hugging Face checkpoint folder, for planning ----===//
+#include "mixtape/model/Checkpoint.h"
+
+#include "mixtape/model/ModelConfig.h"
+#include "mixtape/safetensors/SafeTensors.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SHA256.h"
+
+#include <set>
+
+using namespace mixtape;
+
+/// Adds the weights' part of the fingerprint; false when the folder has no weights.
+static llvm::Expected<bool> addWeights(llvm::StringRef folder, llvm::SHA256 &sha) {
+  auto addFile = [&](llvm::StringRef name) -> llvm::Error {
+    std::string path = joinPath(folder, name);
+    llvm::Expected<safetensors::File> file = safetensors::File::open(path);
+    if (!file)
+      return file.takeError();
+    uint64_t size = 0;
+    if (std::error_code ec = llvm::sys::fs::file_size(path, size))
+      return fileError(path, ec.message());
+    sha.update(llvm::formatv("{0}\n{1}\n", name, size).str());
+    sha.update(file->headerBytes());
+    return llvm::Error::success();
+  };
+  if (llvm::sys::fs::exists(joinPath(folder, "model.safetensors"))) {
+    if (llvm::Error e = addFile("model.safetensors"))
+      return std::move(e);
+    return true;
+  }
+  std::string indexPath = joinPath(folder, "model.safetensors.index.json");
+  auto index = llvm::MemoryBuffer::getFile(indexPath);
+  if (!index)
+    return false;
+  llvm::StringRef text = (*index)->getBuffer();
+  sha.update(llvm::formatv("model.safetensors.index.json\n{0}\n", text.size()).str());
+  sha.update(text);
+  llvm::Expected<llvm::json::Value> json = llvm::json::parse(text);
+  if (!json)
+    return fileError(indexPath, llvm::toString(json.takeError()));
+  const llvm::json::Object *o = json->getAsObject();
+  const llvm::json::Object *weightMap = o ? o->getObject("weight_map") : nullptr;
+  if (!weightMap)
+    return fileError(indexPath, "no \"weight_map\" object");
+  std::set<std::string> shards;
+  for (const auto &kv : *weightMap) {
+    llvm::StringRef shard = kv.second.getAsString().getValueOr("");
+    if (shard.empty() || shard == "." || shard == ".." || shard.find_first_of("/\\") != llvm::StringRef::npos)
+      return fileError(indexPath, "shard '" + shard + "' is not a file in the checkpoint's folder");
+    shards.insert(shard.str());
+  }
+  for (const std::string &shard : shards)
+    if (llvm::Error e = addFile(shard))
+      return std::move(e);
+  return true;
+}
+
+llvm::Expected<std::optional<plan::CheckpointInfo>> mixtape::model::inspectCheckpoint(llvm::StringRef folder) {
+  std::string configPath = joinPath(folder, "config.json");
+  auto config = llvm::MemoryBuffer::getFile(configPath);
+  if (!config)
+    return std::nullopt;
+  llvm::StringRef text = (*config)->getBuffer();
+  plan::CheckpointInfo info;
+  info.ConfigPath = configPath;
+  if (llvm::Expected<llvm::json::Value> json = llvm::json::parse(text)) {
+    if (const llvm::json::Object *o = json->getAsObject())
+      info.ModelType = o->getString("model_type").getValueOr("").str();
+  } else {
+    llvm::consumeError(json.takeError()); // parseHFConfig reports it
+  }
+  info.Family = familyFromModelType(info.ModelType);
+  if (info.Family) {
+    llvm::Expected<ModelConfig> c = parseHFConfig(text, configPath);
+    if (!c)
+      return c.takeError();
+    info.Vocab = c->vocabSize;
+    info.Layers = c->numLayers;
+    info.DModel = c->dModel;
+    info.Heads = c->numHeads;
+    info.KVHeads = c->numKVHeads;
+    info.Ffn = c->ffnHidden;
+    info.MaxPositions = *info.Family == plan::ModelFamily::GPT2 ? c->maxPositions : 0;
+    info.RopeTheta = c->ropeTheta;
+    info.RotaryPct = c->rotaryPct;
+  }
+  llvm::SHA256 sha;
+  sha.update(llvm::formatv("config.json\n{0}\n", text.size()).str());
+  sha.update(text);
+  llvm::Expected<bool> weights = addWeights(folder, sha);
+  if (!weights)
+    return weights.takeError();
+  if (*weights)
+    info.Fingerprint = "sha256:" + llvm::toHex(sha.final(), /*LowerCase=*/true);
+  return info;
+}

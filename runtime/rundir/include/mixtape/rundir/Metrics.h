@@ -1,0 +1,101 @@
+//===- Metrics.h - a node's metrics.jsonl, written and read -----*- C++ -*-===//
+//
+// One JSON record per line, appended as a node runs (docs/run-format.md). The runtime
+// writes typed records through MetricsLog; the report, `mixtape plan --explain` and the
+// executor's served evals read them back through readMetrics. A run killed mid-write
+// leaves at most one partial last line: readers skip it with a warning, and a resumed
+// node cuts it off before appending.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/plan/Plan.h"
+
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace mixtape::rundir {
+
+/// "train": one optimizer step.
+struct TrainRecord {
+  std::string Node, Stage;
+  uint64_t Step = 0;        ///< the stage's step count after this update
+  uint64_t StageTokens = 0, ChainTokens = 0;
+  double Loss = 0, LR = 0;
+  std::optional<double> GradNorm;
+  std::map<std::string, double> LossByStream;
+  std::map<std::string, uint64_t> LossTokensByStream;
+  std::optional<uint64_t> SkippedSteps; ///< nodes that skip non-finite steps: how many so far
+};
+
+/// "skip": a step dropped for a non-finite loss.
+struct SkipRecord {
+  std::string Node, Stage;
+  uint64_t Step = 0, StageTokens = 0, ChainTokens = 0;
+  std::string NonFiniteLoss; ///< "NaN", "inf" or "-inf"
+  uint64_t SkippedSteps = 0;
+};
+
+/// "eval": one (stream, split) of one eval of one model.
+struct EvalRecord {
+  /// The model evaluated: a train node for in-loop points, input 0 of the eval node for
+  /// final ones.
+  std::string Node, Eval;
+  bool Final = false;               ///< "point": "final", else "during"
+  std::optional<std::string> Stage; ///< null for the init and merges
+  uint64_t StageTokens = 0, ChainTokens = 0;
+  std::string Stream;
+  plan::SplitKind Split = plan::SplitKind::Val;
+  double Loss = 0, Ppl = 0;
+  std::optional<uint64_t> Tokens;
+  bool FromCheckpoint = false;      ///< served later from retained weights
+};
+
+using Record = std::variant<TrainRecord, SkipRecord, EvalRecord>;
+
+/// A record as its line of metrics.jsonl (without the newline).
+std::string recordLine(const Record &record);
+
+/// Appends records to a node's metrics.jsonl, each line flushed as it is written.
+class MetricsLog {
+public:
+  MetricsLog() = default;
+  ~MetricsLog();
+  MetricsLog(const MetricsLog &) = delete;
+  MetricsLog &operator=(const MetricsLog &) = delete;
+  /// Opens `path` for appending after cutting it to `keepBytes` (a resumed node drops what
+  /// it logged after its checkpoint) and then to its last complete line.
+  llvm::Error open(llvm::StringRef path, std::optional<uint64_t> keepBytes = std::nullopt);
+  /// A log never opened (a data-parallel rank other than 0) drops the record. A failed
+  /// write (a full disk) is an error naming the file.
+  llvm::Error write(const Record &record);
+  /// Bytes in the file so far (recorded in checkpoints).
+  uint64_t size() const { return Bytes; }
+
+private:
+  int Fd = -1;
+  std::string Path;
+  uint64_t Bytes = 0;
+};
+
+struct Metrics {
+  std::vector<TrainRecord> Train;
+  std::vector<SkipRecord> Skips;
+  std::vector<EvalRecord> Evals;
+  /// "file:line: message" for a skipped truncated last line.
+  std::vector<std::string> Warnings;
+};
+
+/// Parses one metrics.jsonl. An unparsable last line is skipped with a warning; any other
+/// bad line is an error "file:line: message". Records of other types are skipped.
+llvm::Expected<Metrics> parseMetrics(llvm::StringRef text, llvm::StringRef file);
+/// The same from a file; no file is no records.
+llvm::Expected<Metrics> readMetrics(llvm::StringRef path);
+
+} // namespace mixtape::rundir

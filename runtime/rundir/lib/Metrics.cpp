@@ -1,0 +1,322 @@
+//===- Metrics.cpp - metrics.jsonl records, written and read --------------===//
+#include "mixtape/rundir/Metrics.h"
+
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Format.h"
+
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+using namespace mixtape;
+using namespace mixtape::rundir;
+namespace json = llvm::json;
+
+//===----------------------------------------------------------------------===//
+// Writing
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Numbers in shortest round-trip form; JSON has no NaN or infinity, so those are null.
+void number(json::OStream &out, llvm::StringRef key, double value) {
+  out.attributeBegin(key);
+  if (std::isfinite(value))
+    out.rawValue(formatNumber(value));
+  else
+    out.value(nullptr);
+  out.attributeEnd();
+}
+
+template <typename T> void numbers(json::OStream &out, llvm::StringRef key, const std::map<std::string, T> &values) {
+  out.attributeObject(key, [&] {
+    for (const auto &[name, value] : values)
+      number(out, name, static_cast<double>(value));
+  });
+}
+
+void where(json::OStream &out, const std::string &node, const std::optional<std::string> &stage, uint64_t step,
+           bool withStep, uint64_t stageTokens, uint64_t chainTokens) {
+  out.attribute("node", node);
+  out.attributeBegin("stage");
+  out.value(stage ? json::Value(*stage) : json::Value(nullptr));
+  out.attributeEnd();
+  if (withStep)
+    out.attribute("step", step);
+  out.attribute("stage_tokens", stageTokens);
+  out.attribute("chain_tokens", chainTokens);
+}
+
+} // namespace
+
+std::string mixtape::rundir::recordLine(const Record &record) {
+  std::string line;
+  llvm::raw_string_ostream os(line);
+  json::OStream out(os);
+  out.object([&] {
+    if (const auto *r = std::get_if<TrainRecord>(&record)) {
+      out.attribute("type", "train");
+      where(out, r->Node, r->Stage, r->Step, true, r->StageTokens, r->ChainTokens);
+      number(out, "loss", r->Loss);
+      number(out, "lr", r->LR);
+      if (r->GradNorm)
+        number(out, "grad_norm", *r->GradNorm);
+      numbers(out, "loss_by_stream", r->LossByStream);
+      numbers(out, "loss_tokens_by_stream", r->LossTokensByStream);
+      if (r->SkippedSteps)
+        out.attribute("skipped_steps", *r->SkippedSteps);
+    } else if (const auto *r = std::get_if<SkipRecord>(&record)) {
+      out.attribute("type", "skip");
+      where(out, r->Node, r->Stage, r->Step, true, r->StageTokens, r->ChainTokens);
+      out.attribute("nonfinite_loss", r->NonFiniteLoss);
+      out.attribute("skipped_steps", r->SkippedSteps);
+    } else {
+      const EvalRecord &e = std::get<EvalRecord>(record);
+      out.attribute("type", "eval");
+      out.attribute("eval", e.Eval);
+      out.attribute("point", e.Final ? "final" : "during");
+      where(out, e.Node, e.Stage, 0, false, e.StageTokens, e.ChainTokens);
+      out.attribute("stream", e.Stream);
+      out.attribute("split", plan::enumName(e.Split));
+      number(out, "loss", e.Loss);
+      number(out, "ppl", e.Ppl);
+      if (e.Tokens)
+        out.attribute("tokens", *e.Tokens);
+      if (e.FromCheckpoint)
+        out.attribute("from_checkpoint", true);
+    }
+  });
+  return line;
+}
+
+MetricsLog::~MetricsLog() {
+  if (Fd >= 0)
+    ::close(Fd);
+}
+
+llvm::Error MetricsLog::open(llvm::StringRef path, std::optional<uint64_t> keepBytes) {
+  Path = path.str();
+  uint64_t size = 0;
+  if (llvm::sys::fs::is_regular_file(path)) {
+    auto buffer = llvm::MemoryBuffer::getFile(path);
+    if (!buffer)
+      return fileError(path, "cannot read: " + buffer.getError().message());
+    llvm::StringRef text = (*buffer)->getBuffer();
+    size = keepBytes ? std::min<uint64_t>(*keepBytes, text.size()) : text.size();
+    // Never keep a partial last line.
+    size_t lastNewline = text.take_front(size).rfind('\n');
+    size = lastNewline == llvm::StringRef::npos ? 0 : lastNewline + 1;
+    if (::truncate(Path.c_str(), static_cast<off_t>(size)) != 0)
+      return fileError(path, std::string("cannot cut to the last checkpoint: ") + std::strerror(errno));
+  }
+  // Appending: every write lands at the end, whatever else has the file open.
+  Fd = ::open(Path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (Fd < 0)
+    return fileError(path, std::string("cannot open for appending: ") + std::strerror(errno));
+  Bytes = size;
+  return llvm::Error::success();
+}
+
+llvm::Error MetricsLog::write(const Record &record) {
+  if (Fd < 0)
+    return llvm::Error::success();
+  std::string line = recordLine(record) + "\n";
+  const char *p = line.data();
+  size_t left = line.size();
+  while (left) {
+    ssize_t n = ::write(Fd, p, left);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return fileError(Path, std::string("cannot append a record: ") + (n < 0 ? std::strerror(errno) : "no space"));
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  Bytes += line.size();
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Reading
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Reads the fields of one record; the first problem becomes the line's error.
+class RecordReader {
+public:
+  RecordReader(const json::Object &record, std::string where) : Record(record), Where(std::move(where)) {}
+
+  std::string string(llvm::StringRef key) {
+    if (llvm::Optional<llvm::StringRef> s = Record.getString(key))
+      return s->str();
+    fail(key, "a string");
+    return "";
+  }
+  std::optional<std::string> stringOrNull(llvm::StringRef key) {
+    const json::Value *v = Record.get(key);
+    if (v && v->getAsNull())
+      return std::nullopt;
+    return string(key);
+  }
+  double number(llvm::StringRef key) {
+    if (llvm::Optional<double> x = Record.getNumber(key))
+      return *x;
+    fail(key, "a number");
+    return 0;
+  }
+  /// Absent or null: nullopt (JSON has no NaN).
+  std::optional<double> optionalNumber(llvm::StringRef key) {
+    const json::Value *v = Record.get(key);
+    if (!v || v->getAsNull())
+      return std::nullopt;
+    return number(key);
+  }
+  uint64_t count(llvm::StringRef key) {
+    if (const json::Value *v = Record.get(key))
+      if (llvm::Optional<uint64_t> x = v->getAsUINT64())
+        return *x;
+    fail(key, "a non-negative integer");
+    return 0;
+  }
+  std::optional<uint64_t> optionalCount(llvm::StringRef key) {
+    if (!Record.get(key))
+      return std::nullopt;
+    return count(key);
+  }
+  template <typename T> std::map<std::string, T> numbers(llvm::StringRef key) {
+    std::map<std::string, T> out;
+    const json::Value *v = Record.get(key);
+    if (!v)
+      return out;
+    const json::Object *o = v->getAsObject();
+    if (!o) {
+      fail(key, "an object of numbers");
+      return out;
+    }
+    for (const auto &kv : *o) {
+      llvm::Optional<double> x = kv.second.getAsNumber();
+      if (!x) {
+        fail(key, "an object of numbers");
+        return {};
+      }
+      out[kv.first.str()] = static_cast<T>(*x);
+    }
+    return out;
+  }
+  llvm::Error takeError() { return Problem.empty() ? llvm::Error::success() : makeError(Where + ": " + Problem); }
+  void fail(llvm::StringRef key, llvm::StringRef what) {
+    if (Problem.empty())
+      Problem = ("\"" + key + "\" must be " + what).str();
+  }
+
+private:
+  const json::Object &Record;
+  std::string Where, Problem;
+};
+
+} // namespace
+
+llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm::StringRef file) {
+  llvm::SmallVector<llvm::StringRef, 0> lines;
+  text.split(lines, '\n');
+  // The last line with any content: the only one that may be cut short.
+  size_t last = lines.size();
+  while (last > 0 && lines[last - 1].trim().empty())
+    --last;
+
+  Metrics metrics;
+  for (size_t i = 0; i < last; ++i) {
+    llvm::StringRef line = lines[i].trim();
+    if (line.empty())
+      continue;
+    std::string where = (file + ":" + llvm::Twine(i + 1)).str();
+    llvm::Expected<json::Value> value = json::parse(line);
+    if (!value) {
+      std::string message = llvm::toString(value.takeError());
+      if (i + 1 == last) {
+        metrics.Warnings.push_back(where + ": skipped a truncated last line (" + message + ")");
+        break;
+      }
+      return makeError(where + ": invalid JSON: " + message);
+    }
+    const json::Object *record = value->getAsObject();
+    if (!record)
+      return makeError(where + ": a metrics record is a JSON object");
+    llvm::Optional<llvm::StringRef> type = record->getString("type");
+    if (!type)
+      return makeError(where + ": \"type\" must be a string");
+    RecordReader read(*record, where);
+    if (*type == "train") {
+      TrainRecord r;
+      r.Node = read.string("node");
+      r.Stage = read.string("stage");
+      r.Step = read.count("step");
+      r.StageTokens = read.count("stage_tokens");
+      r.ChainTokens = read.count("chain_tokens");
+      r.Loss = read.number("loss");
+      r.LR = read.number("lr");
+      r.GradNorm = read.optionalNumber("grad_norm");
+      r.LossByStream = read.numbers<double>("loss_by_stream");
+      r.LossTokensByStream = read.numbers<uint64_t>("loss_tokens_by_stream");
+      r.SkippedSteps = read.optionalCount("skipped_steps");
+      if (llvm::Error error = read.takeError())
+        return error;
+      metrics.Train.push_back(std::move(r));
+    } else if (*type == "skip") {
+      SkipRecord r;
+      r.Node = read.string("node");
+      r.Stage = read.string("stage");
+      r.Step = read.count("step");
+      r.StageTokens = read.count("stage_tokens");
+      r.ChainTokens = read.count("chain_tokens");
+      r.NonFiniteLoss = read.string("nonfinite_loss");
+      r.SkippedSteps = read.count("skipped_steps");
+      if (llvm::Error error = read.takeError())
+        return error;
+      metrics.Skips.push_back(std::move(r));
+    } else if (*type == "eval") {
+      EvalRecord r;
+      r.Node = read.string("node");
+      r.Eval = read.string("eval");
+      std::string point = read.string("point");
+      r.Stage = read.stringOrNull("stage");
+      r.StageTokens = read.count("stage_tokens");
+      r.ChainTokens = read.count("chain_tokens");
+      r.Stream = read.string("stream");
+      std::string split = read.string("split");
+      r.Loss = read.number("loss");
+      r.Ppl = read.number("ppl");
+      r.Tokens = read.optionalCount("tokens");
+      r.FromCheckpoint = record->getBoolean("from_checkpoint").getValueOr(false);
+      if (point != "during" && point != "final")
+        read.fail("point", "\"during\" or \"final\"");
+      std::optional<plan::SplitKind> kind = plan::enumFromName<plan::SplitKind>(split);
+      if (!kind)
+        read.fail("split", "\"val\" or \"train\"");
+      if (llvm::Error error = read.takeError())
+        return error;
+      r.Final = point == "final";
+      r.Split = *kind;
+      metrics.Evals.push_back(std::move(r));
+    }
+    // Other record types are for other readers.
+  }
+  return metrics;
+}
+
+llvm::Expected<Metrics> mixtape::rundir::readMetrics(llvm::StringRef path) {
+  if (!llvm::sys::fs::exists(path))
+    return Metrics();
+  auto text = llvm::MemoryBuffer::getFile(path);
+  if (!text)
+    return fileError(path, text.getError().message());
+  return parseMetrics((*text)->getBuffer(), path);
+}

@@ -1,0 +1,81 @@
+//===- Files.cpp ----------------------------------------------------------===//
+#include "mixtape/support/Files.h"
+
+#include "mixtape/support/Error.h"
+
+#include "llvm/Support/Path.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+using namespace mixtape;
+
+std::string mixtape::joinPath(llvm::StringRef dir, llvm::StringRef name) {
+  llvm::SmallString<256> path(dir);
+  llvm::sys::path::append(path, name);
+  return std::string(path);
+}
+
+llvm::Error mixtape::syncPath(llvm::StringRef path) {
+  int fd = ::open(path.str().c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fileError(path, std::string("cannot open to sync: ") + std::strerror(errno));
+  int rc = ::fsync(fd);
+  int error = errno;
+  ::close(fd);
+  if (rc != 0)
+    return fileError(path, std::string("fsync failed: ") + std::strerror(error));
+  return llvm::Error::success();
+}
+
+DurableFile::DurableFile(std::string path, llvm::sys::fs::TempFile temp)
+    : Path(std::move(path)), Temp(std::make_unique<llvm::sys::fs::TempFile>(std::move(temp))) {
+  Out = std::make_unique<llvm::raw_fd_ostream>(Temp->FD, /*shouldClose=*/false);
+}
+
+DurableFile::DurableFile(DurableFile &&other)
+    : Path(std::move(other.Path)), Temp(std::move(other.Temp)), Out(std::move(other.Out)) {}
+
+DurableFile::~DurableFile() {
+  if (!Temp)
+    return;
+  if (Out) {
+    Out->clear_error(); // the write error, if any, was not reported: the file is discarded
+    Out.reset();
+  }
+  llvm::consumeError(Temp->discard());
+}
+
+int DurableFile::fd() const { return Temp->FD; }
+
+llvm::Expected<DurableFile> DurableFile::create(llvm::StringRef path) {
+  llvm::Expected<llvm::sys::fs::TempFile> temp = llvm::sys::fs::TempFile::create(path + ".tmp-%%%%%%");
+  if (!temp)
+    return fileError(path, "cannot create a temporary file: " + llvm::toString(temp.takeError()));
+  return DurableFile(path.str(), std::move(*temp));
+}
+
+llvm::Error DurableFile::commit() {
+  Out->flush();
+  if (std::error_code ec = Out->error())
+    return fileError(Path, "write failed: " + ec.message());
+  Out.reset();
+  if (::fsync(Temp->FD) != 0)
+    return fileError(Path, std::string("fsync failed: ") + std::strerror(errno));
+  std::unique_ptr<llvm::sys::fs::TempFile> temp = std::move(Temp);
+  if (llvm::Error err = temp->keep(Path))
+    return fileError(Path, "cannot move the finished file into place: " + llvm::toString(std::move(err)));
+  // The rename is durable only once the folder's entry is.
+  llvm::StringRef parent = llvm::sys::path::parent_path(Path);
+  return syncPath(parent.empty() ? "." : parent);
+}
+
+llvm::Error mixtape::writeFileDurably(llvm::StringRef path, llvm::StringRef text) {
+  llvm::Expected<DurableFile> file = DurableFile::create(path);
+  if (!file)
+    return file.takeError();
+  file->os() << text;
+  return file->commit();
+}

@@ -1,0 +1,150 @@
+//===- MetricsTest.cpp - metrics.jsonl written and read back --------------===//
+#include "TempDir.h"
+#include "mixtape/rundir/Metrics.h"
+
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace mixtape;
+using namespace mixtape::rundir;
+
+namespace {
+
+template <typename T> T take(llvm::Expected<T> value) {
+  if (!value) {
+    ADD_FAILURE() << llvm::toString(value.takeError());
+    return T();
+  }
+  return std::move(*value);
+}
+
+template <typename T> std::string errorText(llvm::Expected<T> value) {
+  return value ? std::string("(no error)") : llvm::toString(value.takeError());
+}
+
+std::string fileText(const std::string &path) {
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  return buffer ? (*buffer)->getBuffer().str() : "";
+}
+
+TrainRecord trainRecord(uint64_t step) {
+  return TrainRecord{"adapt", "adapt", step, step * 64, 1000 + step * 64, 2.5, 3e-4, 0.75, {{"code", 2.25}},
+                     {{"code", 63}}, std::nullopt};
+}
+
+} // namespace
+
+TEST(Metrics, RecordsRoundTrip) {
+  TrainRecord t = trainRecord(3);
+  t.SkippedSteps = 1;
+  SkipRecord skip{"adapt", "adapt", 4, 256, 1256, "NaN", 2};
+  EvalRecord e{"init", "ppl", true, std::nullopt, 0, 0, "prose", plan::SplitKind::Train, 1.5, std::exp(1.5), 4096,
+               false};
+  std::string text = recordLine(t) + "\n" + recordLine(skip) + "\n" + recordLine(e) + "\n";
+  // Compact JSON, the type first: what readers that grep lines rely on.
+  EXPECT_EQ(recordLine(skip), R"({"type":"skip","node":"adapt","stage":"adapt","step":4,"stage_tokens":256,)"
+                              R"("chain_tokens":1256,"nonfinite_loss":"NaN","skipped_steps":2})");
+  Metrics m = take(parseMetrics(text, "m.jsonl"));
+  ASSERT_EQ(m.Train.size(), 1u);
+  EXPECT_EQ(m.Train[0].Step, 3u);
+  EXPECT_EQ(m.Train[0].LR, 3e-4);
+  EXPECT_EQ(m.Train[0].LossByStream.at("code"), 2.25);
+  EXPECT_EQ(m.Train[0].LossTokensByStream.at("code"), 63u);
+  EXPECT_EQ(m.Train[0].SkippedSteps, 1u);
+  ASSERT_EQ(m.Skips.size(), 1u);
+  EXPECT_EQ(m.Skips[0].NonFiniteLoss, "NaN");
+  ASSERT_EQ(m.Evals.size(), 1u);
+  EXPECT_TRUE(m.Evals[0].Final);
+  EXPECT_FALSE(m.Evals[0].Stage);
+  EXPECT_EQ(m.Evals[0].Split, plan::SplitKind::Train);
+  EXPECT_EQ(m.Evals[0].Ppl, std::exp(1.5));
+}
+
+// JSON has no NaN: a non-finite number is written as null, and reads as absent.
+TEST(Metrics, NonFiniteNumbersAreNull) {
+  TrainRecord t = trainRecord(1);
+  t.GradNorm = std::nan("");
+  std::string line = recordLine(t);
+  EXPECT_NE(line.find("\"grad_norm\":null"), std::string::npos) << line;
+  Metrics m = take(parseMetrics(line + "\n", "m.jsonl"));
+  ASSERT_EQ(m.Train.size(), 1u);
+  EXPECT_FALSE(m.Train[0].GradNorm);
+}
+
+TEST(Metrics, SkipsATruncatedLastLineOnly) {
+  llvm::StringRef text =
+      R"({"type":"train","node":"a","stage":"s","step":1,"stage_tokens":8,"chain_tokens":8,"loss":3,"lr":0.1}
+{"type":"checkpoint","node":"a"}
+
+{"type":"train","node":"a","stage":"s","step":2,"stage_tok)";
+  Metrics m = take(parseMetrics(text, "m.jsonl"));
+  ASSERT_EQ(m.Train.size(), 1u);
+  EXPECT_EQ(m.Train[0].Step, 1u);
+  ASSERT_EQ(m.Warnings.size(), 1u);
+  EXPECT_TRUE(llvm::StringRef(m.Warnings[0]).startswith("m.jsonl:4: skipped a truncated last line")) << m.Warnings[0];
+}
+
+TEST(Metrics, ErrorsNameFileAndLine) {
+  EXPECT_EQ(errorText(parseMetrics("{\"type\":\"train\"\n{}\n", "m.jsonl")).substr(0, 23), "m.jsonl:1: invalid JSON");
+  std::string missing = errorText(parseMetrics(
+      R"({"type":"eval","node":"a","eval":"ppl","point":"final","stage":null,"stage_tokens":0,"chain_tokens":0,"stream":"p","split":"val","ppl":3}
+)",
+      "m.jsonl"));
+  EXPECT_EQ(missing, "m.jsonl:1: \"loss\" must be a number");
+  std::string point = errorText(parseMetrics(
+      R"({"type":"eval","node":"a","eval":"ppl","point":"after","stage":null,"stage_tokens":0,"chain_tokens":0,"stream":"p","split":"val","loss":1,"ppl":3}
+)",
+      "m.jsonl"));
+  EXPECT_EQ(point, "m.jsonl:1: \"point\" must be \"during\" or \"final\"");
+  EXPECT_EQ(errorText(parseMetrics(
+                R"({"type":"train","node":"a","stage":"s","step":1,"stage_tokens":8,"chain_tokens":8,"loss":3,"lr":0.1,"loss_by_stream":{"web":"x"}}
+)",
+                "m.jsonl")),
+            "m.jsonl:1: \"loss_by_stream\" must be an object of numbers");
+}
+
+// A resumed node cuts the log to its checkpoint's bytes (and a partial last line), then
+// appends; bytes() counts what the file holds.
+TEST(Metrics, ResumingCutsToTheCheckpointThenAppends) {
+  test::TempDir dir;
+  std::string path = dir / "metrics.jsonl";
+  uint64_t afterTwo = 0;
+  {
+    MetricsLog log;
+    ASSERT_FALSE(bool(log.open(path)));
+    for (uint64_t step = 1; step <= 3; ++step) {
+      ASSERT_FALSE(bool(log.write(trainRecord(step))));
+      if (step == 2)
+        afterTwo = log.size();
+    }
+  }
+  {
+    MetricsLog resumed;
+    ASSERT_FALSE(bool(resumed.open(path, afterTwo + 5))); // 5 bytes into line 3: cut to line 2
+    EXPECT_EQ(resumed.size(), afterTwo);
+    ASSERT_FALSE(bool(resumed.write(trainRecord(30))));
+  }
+  Metrics m = take(readMetrics(path));
+  ASSERT_EQ(m.Train.size(), 3u);
+  EXPECT_EQ(m.Train[2].Step, 30u);
+  EXPECT_TRUE(m.Warnings.empty());
+  EXPECT_EQ(fileText(path).size(), afterTwo + recordLine(trainRecord(30)).size() + 1);
+}
+
+// A full disk fails the write, naming the file, instead of losing records silently.
+TEST(Metrics, AFailedWriteIsAnError) {
+  MetricsLog log;
+  ASSERT_FALSE(bool(log.open("/dev/full")));
+  llvm::Error e = log.write(trainRecord(1));
+  ASSERT_TRUE(bool(e));
+  EXPECT_NE(llvm::toString(std::move(e)).find("/dev/full: cannot append a record: "), std::string::npos);
+}
+
+TEST(Metrics, ANeverOpenedLogDropsRecords) {
+  MetricsLog log; // a data-parallel rank other than 0
+  EXPECT_FALSE(bool(log.write(trainRecord(1))));
+  EXPECT_EQ(log.size(), 0u);
+}

@@ -1,0 +1,66 @@
+//===- Common.cpp - what both executables share ---------------------------===//
+#include "Commands.h"
+
+#include "mixtape/compiler/Lower.h"
+#include "mixtape/compiler/Sema.h"
+#include "mixtape/data/ShardCatalog.h"
+#include "mixtape/plan/PlanJSON.h"
+#include "mixtape/support/Files.h"
+#include "mixtape/support/Options.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mixtape;
+
+const char *const cli::kRunSummary = "compile a recipe and execute its plan: train, evaluate, merge";
+const char *const cli::kExecSummary = "execute a compiled plan, or one node of it";
+const char *const cli::kExportSummary = "write a node's model as a Hugging Face folder";
+const char *const cli::kMergeSummary = "merge safetensors files: linear, slerp, task_arithmetic, ties, dare_*";
+
+std::string cli::defaultRunDir(llvm::StringRef recipeName) {
+  std::string safe;
+  for (char c : recipeName)
+    safe += llvm::isAlnum(c) || c == '-' || c == '_' || c == '.' ? c : '_';
+  if (safe.empty() || llvm::StringRef(safe).startswith("."))
+    safe = "_" + safe;
+  return "runs/" + safe;
+}
+
+std::optional<plan::Plan> cli::compileRecipe(llvm::StringRef recipePath, std::string &runDir, const plan::Cost &cost) {
+  llvm::SourceMgr sources;
+  DiagnosticEngine diags(sources);
+  const bool color = useColor(llvm::errs(), std::nullopt);
+  std::unique_ptr<CheckedRecipe> recipe = loadRecipe(recipePath, diags);
+  if (!recipe) {
+    diags.print(llvm::errs(), color);
+    return std::nullopt;
+  }
+  if (runDir.empty())
+    runDir = defaultRunDir(recipe->name);
+  // The catalog's caches live in the run directory (made absolute: the plan records them).
+  llvm::SmallString<256> cache(runDir);
+  llvm::sys::path::append(cache, "cache");
+  llvm::sys::fs::make_absolute(cache);
+  data::ShardCatalog catalog(std::string(cache), data::defaultManifestCacheDir(cache), &llvm::errs());
+  std::optional<plan::Plan> plan = lowerToPlan(*recipe, catalog, cost, diags);
+  diags.print(llvm::errs(), color);
+  return plan;
+}
+
+bool cli::writePlan(llvm::StringRef command, const plan::Plan &plan, llvm::StringRef path) {
+  llvm::StringRef parent = llvm::sys::path::parent_path(path);
+  if (!parent.empty())
+    if (std::error_code ec = llvm::sys::fs::create_directories(parent)) {
+      llvm::errs() << command << ": " << parent << ": " << ec.message() << "\n";
+      return false;
+    }
+  if (llvm::Error e = writeFileDurably(path, plan::planText(plan))) {
+    llvm::errs() << command << ": " << llvm::toString(std::move(e)) << "\n";
+    return false;
+  }
+  return true;
+}
