@@ -71,7 +71,7 @@ size_t Lowering::addNode(plan::Node node, const std::vector<std::string> &stream
   for (const std::string &s : streamsUsed)
     node.Provisional |= llvm::StringRef(fingerprints[s]).startswith("provisional:");
   node.Hash = plan::nodeHash(result, node, identities, streamsUsed);
-  auto [it, fresh] = byHash.emplace(node.Hash, result.Nodes.size());
+  auto [it, fresh] = byHash.try_emplace(node.Hash, result.Nodes.size());
   if (!fresh) {
     plan::Node &existing = result.Nodes[it->second];
     for (const std::string &v : node.Variants)

@@ -2,6 +2,7 @@
 #include "Lowering.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FormatVariadic.h"
 
 using namespace mixtape;
@@ -31,7 +32,7 @@ static plan::TrainSettings chainSettings(const StageVariant &v, double modelRope
 static std::string chainKey(const plan::Plan &plan, const plan::TrainSettings &settings, size_t startNode,
                             const Cursors &cursors, bool keepOptimizer) {
   plan::Node probe = plan::makeNode("", plan::TrainNode{settings, {}, {}});
-  std::string key = plan::nodeHash(plan, probe, {}, {}) + "|" + plan.Nodes[startNode].Hash + "|";
+  std::string key = plan::settingsKey(plan, probe) + "|" + plan.Nodes[startNode].Hash + "|";
   for (const auto &[stream, offset] : cursors)
     key += stream + "=" + std::to_string(offset) + ",";
   return key + (keepOptimizer ? "keep" : "reset");
@@ -51,7 +52,7 @@ void Lowering::lowerStage(size_t s) {
   int parent = stage.parent.empty() ? -1 : recipe.stageIndex(stage.parent);
   // Where each variant starts, and the chain it belongs to.
   std::vector<Group> groups;
-  std::map<std::string, size_t> groupByKey;
+  llvm::StringMap<size_t> groupByKey;
   std::vector<plan::TrainSettings> settings; // per variant: its chain settings, computed once
   for (size_t i = 0; i < stage.variants.size(); ++i) {
     const StageVariant &v = stage.variants[i];
@@ -71,7 +72,7 @@ void Lowering::lowerStage(size_t s) {
     }
     settings.push_back(chainSettings(v, modelRopeTheta));
     std::string key = chainKey(result, settings.back(), lv.startNode, lv.startCursors, v.keepOptimizer);
-    auto [it, fresh] = groupByKey.emplace(key, groups.size());
+    auto [it, fresh] = groupByKey.try_emplace(key, groups.size());
     if (fresh)
       groups.push_back(Group{i, {}, {}, {}});
     lv.group = it->second;

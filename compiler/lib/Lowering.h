@@ -11,6 +11,8 @@
 #include "mixtape/plan/Mixture.h"
 #include "mixtape/plan/PlanJSON.h"
 
+#include "llvm/ADT/StringMap.h"
+
 #include <map>
 #include <memory>
 #include <set>
@@ -109,8 +111,8 @@ private:
     plan::Mixture mixture;
     std::optional<plan::Blender> blender;
   };
-  std::map<std::string, std::unique_ptr<CachedBlend>> blenders;
-  std::map<std::string, size_t> byHash;
+  llvm::StringMap<std::unique_ptr<CachedBlend>> blenders;
+  llvm::StringMap<size_t> byHash;
   std::map<std::string, std::optional<plan::CheckpointInfo>> checkpoints; ///< by reference
   std::set<std::string> unreadableCheckpoints;
 };

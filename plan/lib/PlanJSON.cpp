@@ -559,11 +559,36 @@ bool Reader::check(const Plan &plan) {
   return true;
 }
 
-std::string sha256Hex(llvm::StringRef text) {
-  llvm::SHA256 sha;
-  sha.update(text);
-  return llvm::toHex(sha.final(), /*LowerCase=*/true);
-}
+/// SHA-256 of what is written to it, in hex: hash input is streamed, never built as text.
+class HashStream : public llvm::raw_ostream {
+public:
+  HashStream() { SetBufferSize(1 << 14); }
+  std::string hex() {
+    flush();
+    return llvm::toHex(Sha.final(), /*LowerCase=*/true);
+  }
+
+private:
+  void write_impl(const char *data, size_t size) override {
+    Sha.update(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(data), size));
+    Written += size;
+  }
+  uint64_t current_pos() const override { return Written; }
+
+  llvm::SHA256 Sha;
+  uint64_t Written = 0;
+};
+
+/// A string written through a buffer: raw_string_ostream alone appends char by char.
+class TextStream : public llvm::raw_string_ostream {
+public:
+  TextStream(std::string &text) : llvm::raw_string_ostream(text) { SetBufferSize(1 << 14); }
+  /// What was written; raw_string_ostream::str() does not flush a buffer.
+  std::string &text() {
+    flush();
+    return str();
+  }
+};
 
 } // namespace
 
@@ -577,36 +602,44 @@ void mixtape::plan::writePlan(const Plan &plan, llvm::raw_ostream &os) {
 
 std::string mixtape::plan::planText(const Plan &plan) {
   std::string text;
-  llvm::raw_string_ostream os(text);
+  TextStream os(text);
   writePlan(plan, os);
-  return text;
+  return os.text();
 }
 
 std::string mixtape::plan::nodeText(const Plan &plan, const Node &node) {
   std::string text;
-  llvm::raw_string_ostream os(text);
+  TextStream os(text);
   {
     Writer w(os, 2, plan);
     w.write(node);
   }
   os << "\n";
-  return text;
+  return os.text();
+}
+
+std::string mixtape::plan::settingsKey(const Plan &plan, const Node &node) {
+  std::string text;
+  TextStream os(text);
+  Writer w(os, 0, plan);
+  std::visit([&](const auto &payload) { w.write(payload.Settings); }, node.Payload);
+  return os.text();
 }
 
 std::string mixtape::plan::settingsText(const Plan &plan, const Node &node) {
   std::string text;
-  llvm::raw_string_ostream os(text);
+  TextStream os(text);
   Writer w(os, 2, plan);
   std::visit([&](const auto &payload) { w.write(payload.Settings); }, node.Payload);
-  return text;
+  return os.text();
 }
 
 std::string mixtape::plan::execText(const Plan &plan, const Node &node) {
   std::string text;
-  llvm::raw_string_ostream os(text);
+  TextStream os(text);
   Writer w(os, 2, plan);
   std::visit([&](const auto &payload) { w.write(payload.Exec); }, node.Payload);
-  return text;
+  return os.text();
 }
 
 llvm::Expected<Plan> mixtape::plan::parsePlan(llvm::StringRef text, llvm::StringRef file) {
@@ -638,8 +671,7 @@ llvm::Expected<Plan> mixtape::plan::readPlanFile(llvm::StringRef path) {
 }
 
 std::string mixtape::plan::streamIdentity(const Stream &stream, llvm::StringRef fingerprint) {
-  std::string text;
-  llvm::raw_string_ostream os(text);
+  HashStream os;
   {
     Plan none;
     Writer w(os, 0, none);
@@ -652,7 +684,7 @@ std::string mixtape::plan::streamIdentity(const Stream &stream, llvm::StringRef 
         w.Out.attributeBegin("transform"), w.write(*stream.Transform), w.Out.attributeEnd();
     });
   }
-  return "stream:" + sha256Hex(os.str());
+  return "stream:" + os.hex();
 }
 
 std::string mixtape::plan::nodeHash(const Plan &plan, const Node &node, const StreamIdentities &identities,
@@ -662,8 +694,7 @@ std::string mixtape::plan::nodeHash(const Plan &plan, const Node &node, const St
                              : node.Kind == NodeKind::Train ? SemanticsVersions::Train
                              : node.Kind == NodeKind::Eval  ? SemanticsVersions::Eval
                                                             : SemanticsVersions::Merge;
-  std::string text;
-  llvm::raw_string_ostream os(text);
+  HashStream os;
   {
     Writer w(os, 0, plan, &identities);
     w.Out.object([&] {
@@ -685,5 +716,5 @@ std::string mixtape::plan::nodeHash(const Plan &plan, const Node &node, const St
       });
     });
   }
-  return sha256Hex(os.str());
+  return os.hex();
 }

@@ -58,7 +58,14 @@ bool cli::writePlan(llvm::StringRef command, const plan::Plan &plan, llvm::Strin
       llvm::errs() << command << ": " << parent << ": " << ec.message() << "\n";
       return false;
     }
-  if (llvm::Error e = writeFileDurably(path, plan::planText(plan))) {
+  // Streamed: a 10,000-variant sweep's plan is tens of megabytes.
+  llvm::Expected<DurableFile> file = DurableFile::create(path);
+  llvm::Error e = file.takeError();
+  if (!e) {
+    plan::writePlan(plan, file->os());
+    e = file->commit();
+  }
+  if (e) {
     llvm::errs() << command << ": " << llvm::toString(std::move(e)) << "\n";
     return false;
   }

@@ -25,6 +25,8 @@ std::string planText(const Plan &plan);
 
 /// One node as the plan holds it: what its run directory's node.json keeps.
 std::string nodeText(const Plan &plan, const Node &node);
+/// A node's settings as compact JSON, streams by name: equal settings, equal text.
+std::string settingsKey(const Plan &plan, const Node &node);
 /// A node's settings and its exec, indented: what `mixtape plan --explain` shows.
 std::string settingsText(const Plan &plan, const Node &node);
 std::string execText(const Plan &plan, const Node &node);
