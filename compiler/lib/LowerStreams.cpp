@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #include "Lowering.h"
 
+#include "mixtape/support/Format.h"
+
 #include "llvm/Support/FormatVariadic.h"
 
 using namespace mixtape;
@@ -130,7 +132,8 @@ void Lowering::lowerModel() {
             diags.report(DiagCode::DataError, range,
                          llvm::formatv("{0} = {1}, but the checkpoint '{2}' has {3} ({4}); the runtime builds the "
                                        "checkpoint's model: remove '{0}' or make it equal",
-                                       key, recipeValue(m, key), m.init, *theirs, c.ConfigPath)
+                                       key, formatNumber(recipeValue(m, key)), m.init, formatNumber(*theirs),
+                                       c.ConfigPath)
                              .str());
         m.layers = c.Layers;
         m.dModel = c.DModel;

@@ -13,6 +13,9 @@
               logs), names the others, and `plan --explain` says which is which (golden text)
   stream-loss -- the training loss per stream of a two-stream mixture: token-weighted, the
               stream means give the step's loss; the replayed, pretrained stream is the easier
+  train-split -- an eval of NAME.train (documents of the training split in a seeded order):
+              logged beside the val splits at every point, over max_tokens, and the same
+              losses in a second run directory
   ablation-by -- recipes/ablation-by-source.toml: units by a metadata column partition the
               stream, each unit node trains the tokens the ledger says into a model of its
               own, and the report ranks the combinations
@@ -250,6 +253,33 @@ elif scenario == "stream-loss":
     early = [s["loss_by_stream"] for s in steps[:12] if "prose" in s["loss_by_stream"]]
     if len(early) < 3 or not all(by["prose"] + 0.5 < by["code"] for by in early):
         failures.append(f"prose (pretrained) is not easier than code early in adapt: {early}")
+    total = 3
+elif scenario == "train-split":
+    with open(recipe) as f:
+        text = f.read().replace('streams = ["prose.val", "code.val"]', 'streams = ["prose.val", "code.val", "code.train"]')
+    split_recipe = os.path.join(work, "split.toml")
+    with open(split_recipe, "w") as f:
+        f.write(text)
+    def evals(d):
+        r = run(["run", split_recipe, "--run-dir", d, "--quiet"])
+        if r.returncode != 0:
+            failures.append(f"the run in {d} failed:\n{r.stderr[-3000:]}")
+        return [json.loads(l) for p in sorted(glob.glob(os.path.join(d, "*", "metrics.jsonl")))
+                for l in open(p) if '"type":"eval"' in l]
+    first = evals(os.path.join(work, "a"))
+    at = lambda e: (e["node"], e["point"], e["stage_tokens"])
+    points = sorted({at(e) for e in first})
+    train = [e for e in first if e["split"] == "train"]
+    if len(points) < 2 or sorted(at(e) for e in train) != points:
+        failures.append(f"code.train is not logged once at each eval point {points}: {train}")
+    for e in train:
+        val = [v for v in first if v["split"] == "val" and v["stream"] == "code" and at(v) == at(e)]
+        if e["stream"] != "code" or e["tokens"] != 4096 or not 0 < e["loss"] < 10:
+            failures.append(f"a code.train record: {e}")
+        elif len(val) != 1 or val[0]["loss"] == e["loss"]:
+            failures.append(f"code.train is not other documents than code.val: {e} {val}")
+    if evals(os.path.join(work, "b")) != first:
+        failures.append("a second run directory logs other eval records")
     total = 3
 elif scenario == "ablation-by":
     d = os.path.join(work, "run")

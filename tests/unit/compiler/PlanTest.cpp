@@ -20,6 +20,7 @@
 
 #include <fstream>
 #include <map>
+#include <set>
 
 using namespace mixtape;
 using namespace mixtape::plan;
@@ -34,14 +35,17 @@ public:
   uint64_t trainTokens = 1'000'000'000'000; // large: no epoch warnings unless a test wants them
   bool absent = false;
   uint64_t leaked = 0;
+  /// Streams whose filter keeps no training document.
+  std::set<std::string> filteredEmpty;
   llvm::Expected<std::optional<StreamStats>> streamStats(const Plan &plan, llvm::StringRef name) override {
     if (absent)
       return std::optional<StreamStats>();
     const Stream &s = plan.Streams.at(name.str());
     StreamStats st;
     st.Fingerprint = "fp-" + s.Shards + s.From.value_or(""); // content stands in: names never do
-    st.TrainTokens = trainTokens;
-    st.TrainDocuments = 1000;
+    bool empty = filteredEmpty.count(name.str()) != 0;
+    st.TrainTokens = empty ? 0 : trainTokens;
+    st.TrainDocuments = empty ? 0 : 1000;
     st.ValTokens = 1000;
     st.ValDocuments = 10;
     st.VocabSize = 264;
@@ -302,6 +306,22 @@ TEST(Plan, DataAwareLints) {
   EXPECT_NE(out.find("3 documents of 'a.val' are also in the training data of 'b'"), std::string::npos) << out;
 }
 
+TEST(Plan, AFilterThatKeepsNothingIsAnErrorAtTheFilter) {
+  std::string recipe = branchRecipe("1Mi", "3e-4", "1Mi", "");
+  std::string b = "[streams.b]\nshards = \"synth:code\"";
+  recipe.replace(recipe.find(b), b.size(), b + "\nwhere = \"score >= 9\"");
+  FakeCatalog catalog;
+  catalog.filteredEmpty = {"b"};
+  auto p = planText(recipe, catalog);
+  EXPECT_FALSE(p->plan);
+  EXPECT_NE(p->printed().find("t.toml:14:9: error: stream 'b': the filter '(score >= 9)' keeps no training document "
+                              "[empty-filter]"),
+            std::string::npos)
+      << p->printed();
+  catalog.filteredEmpty.clear();
+  EXPECT_TRUE(planText(recipe, catalog)->plan);
+}
+
 TEST(Plan, CostFollowsSixNPlusAttention) {
   auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
   ASSERT_TRUE(p->plan);
@@ -395,6 +415,44 @@ TEST_F(HfCheckpoint, TheTokenizersVocabularyMustFitTheCheckpoint) {
   EXPECT_EQ(p->plan->Model.Vocab, 300u);
   EXPECT_EQ(p->plan->Model.Layers, 2u);
   EXPECT_EQ(p->plan->Model.Ffn, 192u);
+}
+
+TEST_F(HfCheckpoint, ModelSizesBesideItMustBeItsOwn) {
+  writeConfig("llama", 300);
+  std::string recipe = llvm::MemoryBuffer::getFile(path("recipe.toml")).get()->getBuffer().str();
+  std::string init = "init = \"hf:ckpt\"\n";
+  auto withLayers = [&](llvm::StringRef layers) {
+    return std::string(recipe).replace(recipe.find(init), init.size(), init + layers.str());
+  };
+  write("recipe.toml", withLayers("layers = 4\n"));
+  auto p = plan();
+  EXPECT_FALSE(p->plan);
+  EXPECT_NE(p->printed().find("error: layers = 4, but the checkpoint 'hf:ckpt' has 2 (" + path("ckpt/config.json") +
+                              "); the runtime builds the checkpoint's model: remove 'layers' or make it equal"),
+            std::string::npos)
+      << p->printed();
+  write("recipe.toml", withLayers("layers = 2\n"));
+  p = plan();
+  ASSERT_TRUE(p->plan) << p->printed();
+  EXPECT_EQ(p->plan->Model.Layers, 2u);
+}
+
+TEST_F(HfCheckpoint, AnAbsolutePathIsNotJoinedOntoTheRecipesFolder) {
+  writeConfig("llama", 300);
+  std::string relative = checkpoint();
+  std::string recipe = llvm::MemoryBuffer::getFile(path("recipe.toml")).get()->getBuffer().str();
+  std::string init = "init = \"hf:ckpt\"";
+  recipe.replace(recipe.find(init), init.size(), "init = \"hf:" + path("ckpt") + "\"");
+  ASSERT_FALSE(llvm::sys::fs::create_directories(path("elsewhere")));
+  write("elsewhere/recipe.toml", recipe);
+  auto p = std::make_unique<Planned>();
+  p->recipe = loadRecipe(path("elsewhere/recipe.toml"), p->diags);
+  FakeCatalog catalog;
+  if (p->recipe)
+    p->plan = lowerToPlan(*p->recipe, catalog, defaultCost(), p->diags);
+  ASSERT_TRUE(p->plan) << p->printed();
+  EXPECT_FALSE(p->plan->Provisional) << p->plan->ProvisionalReasons.front();
+  EXPECT_EQ(p->node("init").init()->Settings.Checkpoint.value_or(""), relative);
 }
 
 TEST_F(HfCheckpoint, StagesKeepTheCheckpointsRopeBaseUnlessTheyWriteOne) {
