@@ -314,9 +314,9 @@ public:
     const json::Object *o = v.getAsObject();
     if (!o)
       return fail("expected a node object");
-    // Errors inside a node name it.
-    if (auto name = o->getString("name"))
-      NodeLabel = "node '" + name->str() + "'";
+    // Errors inside a node name it (by its place in `nodes` when it has no name).
+    auto name = o->getString("name");
+    NodeLabel = name ? "node '" + name->str() + "'" : pathText();
     std::vector<std::string> outer = std::move(Path);
     Path.clear();
     llvm::StringSet<> known;
@@ -336,12 +336,18 @@ public:
   bool check(const Plan &plan);
 
 private:
-  bool fail(const llvm::Twine &message) {
-    if (!Problem.empty())
-      return false;
+  /// "settings.lr.phases[1]": the key path so far.
+  std::string pathText() const {
     std::string where;
     for (const std::string &segment : Path)
       where += (where.empty() || segment.front() == '[' ? "" : ".") + segment;
+    return where;
+  }
+
+  bool fail(const llvm::Twine &message) {
+    if (!Problem.empty())
+      return false;
+    std::string where = pathText();
     Problem = "malformed plan: " + NodeLabel + (NodeLabel.empty() || where.empty() ? "" : ": ") + where +
               (NodeLabel.empty() && where.empty() ? "" : ": ") + message.str();
     return false;
@@ -359,7 +365,7 @@ private:
         if constexpr (IsOptional<M>::value)
           member.reset();
         else
-          ok = fail(std::string("missing key '") + key + "'");
+          ok = fail(std::string("missing key '") + key + "'" + misspelling(o, key, out, known));
         return;
       }
       Path.push_back(key);
@@ -370,6 +376,20 @@ private:
       Path.pop_back();
     });
     return ok;
+  }
+
+  /// " (misspelled as 'horizn'?)" when `o` has a key close to the missing `key` that is none
+  /// of `s`'s nor already `known`; else "".
+  template <typename T>
+  std::string misspelling(const json::Object &o, llvm::StringRef key, T &s, const llvm::StringSet<> &known) {
+    llvm::StringSet<> keys;
+    visitFields(s, [&](const char *k, auto &, Role) { keys.insert(k); });
+    std::vector<std::string> strays;
+    for (const auto &kv : o)
+      if (!keys.count(kv.first) && !known.count(kv.first))
+        strays.push_back(llvm::StringRef(kv.first).str());
+    std::optional<std::string> stray = closestMatch(key, strays);
+    return stray ? " (misspelled as '" + *stray + "'?)" : "";
   }
 
   bool onlyKnownKeys(const json::Object &o, const llvm::StringSet<> &known) {
@@ -481,7 +501,22 @@ private:
         return fail("mixture row " + std::to_string(i) + " needs one weight per stream");
       if (i && !(m.Positions[i - 1] < m.Positions[i]))
         return fail("mixture positions increase");
+      // The blend would pick streams by negative or all-zero targets: silently other data.
+      if (llvm::any_of(m.Weights[i], [](double w) { return w < 0; }) ||
+          llvm::none_of(m.Weights[i], [](double w) { return w > 0; }))
+        return fail("mixture row " + std::to_string(i) + " needs weights that are not negative, one of them positive");
     }
+    return true;
+  }
+  bool check(const LRSchedule &s) {
+    // learningRate finds a phase by binary search over `begin`; an open-ended phase hides
+    // every later one.
+    if (s.Phases.empty())
+      return fail("a schedule needs a phase");
+    for (size_t i = 1; i < s.Phases.size(); ++i)
+      if (!s.Phases[i - 1].Length || s.Phases[i].Begin < s.Phases[i - 1].Begin)
+        return fail("phases[" + std::to_string(i) + "] begins before phases[" + std::to_string(i - 1) +
+                    "], or after one without a length");
     return true;
   }
   bool check(const AblationUnit &u) {
@@ -520,6 +555,11 @@ private:
       for (const std::string &stream : s.Mixture.Streams)
         if (!s.Data.Cursors.count(stream) || !s.Data.Samples.count(stream))
           return fail("settings.data has no cursor or sample count for stream '" + stream + "'");
+      // Extra entries would change the hash without changing what the node reads.
+      for (const StreamCounts *counts : {&s.Data.Cursors, &s.Data.Samples})
+        for (const auto &entry : *counts)
+          if (!llvm::is_contained(s.Mixture.Streams, entry.first))
+            return fail("settings.data names stream '" + entry.first + "', which is not in settings.mixture");
     }
     if (const MergeNode *m = node.merge())
       if (m->Settings.BaseInput && *m->Settings.BaseInput >= inputs)
@@ -542,14 +582,23 @@ bool Reader::check(const Plan &plan) {
       return false;
   for (const Node &node : plan.Nodes) {
     NodeLabel = "node '" + node.Name + "'";
-    for (size_t i = 0; i < node.Inputs.size(); ++i)
-      if (node.InputHashes[i] != plan.Nodes[node.Inputs[i].Index].Hash)
-        return fail("input_hashes[" + std::to_string(i) + "] is not the hash of input '" +
-                    plan.Nodes[node.Inputs[i].Index].Name + "'");
-    if (const TrainNode *t = node.train())
+    for (size_t i = 0; i < node.Inputs.size(); ++i) {
+      const Node &input = plan.Nodes[node.Inputs[i].Index];
+      if (node.InputHashes[i] != input.Hash)
+        return fail("input_hashes[" + std::to_string(i) + "] is not the hash of input '" + input.Name + "'");
+      // Every input is a model: the runtime reads its model.safetensors.
+      if (input.Kind == NodeKind::Eval)
+        return fail("inputs[" + std::to_string(i) + "]: '" + input.Name + "' is an eval node, which makes no model");
+    }
+    if (const TrainNode *t = node.train()) {
       for (const std::string &s : t->Settings.Mixture.Streams)
         if (!stream(s, "settings.mixture"))
           return false;
+      for (const auto &[eval, during] : t->Exec.EvalDuring)
+        for (const EvalSplit &split : during.Splits)
+          if (!stream(split.Stream, "exec.eval_during." + eval + ".splits"))
+            return false;
+    }
     if (const EvalNode *e = node.eval())
       for (const EvalSplit &split : e->Settings.Splits)
         if (!stream(split.Stream, "settings.splits"))
