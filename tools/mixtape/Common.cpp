@@ -42,8 +42,7 @@ std::optional<plan::Plan> cli::compileRecipe(llvm::StringRef recipePath, std::st
   if (runDir.empty())
     runDir = defaultRunDir(recipe->name);
   // The catalog's caches live in the run directory (made absolute: the plan records them).
-  llvm::SmallString<256> cache(runDir);
-  llvm::sys::path::append(cache, "cache");
+  llvm::SmallString<256> cache(joinPath(runDir, "cache"));
   llvm::sys::fs::make_absolute(cache);
   data::ShardCatalog catalog(std::string(cache), data::defaultManifestCacheDir(cache), &llvm::errs());
   std::optional<plan::Plan> plan = lowerToPlan(*recipe, catalog, cost, diags);

@@ -10,18 +10,19 @@
 #include "mixtape/data/ManifestCache.h"
 #include "mixtape/data/Synth.h"
 #include "mixtape/data/Tokenizer.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
 #include "mixtape/support/Options.h"
 #include "mixtape/support/Progress.h"
 
 #include "llvm/ADT/STLExtras.h"
-#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
@@ -109,10 +110,8 @@ static int synthMain(llvm::ArrayRef<llvm::StringRef> args) {
     return fail(manifests.takeError());
   for (const data::Manifest &m : *manifests) {
     llvm::StringRef bin = m.files.front().name;
-    llvm::SmallString<256> prefix(out);
-    llvm::sys::path::append(prefix, bin.drop_back(4));
-    llvm::outs() << llvm::left_justify(bin.drop_back(4), 6) << " " << m.documents
-                 << " documents, " << m.tokens << " tokens -> " << prefix << "\n";
+    llvm::outs() << llvm::left_justify(bin.drop_back(4), 6) << " " << m.documents << " documents, " << m.tokens
+                 << " tokens -> " << joinPath(out, bin.drop_back(4)) << "\n";
   }
   return Success;
 }
@@ -127,8 +126,7 @@ static llvm::Expected<std::vector<std::string>> collectInputs(llvm::ArrayRef<llv
   for (llvm::StringRef input : inputs) {
     if (!fs::is_directory(input)) {
       if (!fs::exists(input))
-        return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                       input + ": no such file or directory");
+        return fileError(input, "no such file or directory");
       files.push_back(input.str());
       continue;
     }
@@ -138,7 +136,7 @@ static llvm::Expected<std::vector<std::string>> collectInputs(llvm::ArrayRef<llv
       if (it->type() == fs::file_type::regular_file)
         found.push_back(it->path());
     if (ec)
-      return llvm::createStringError(ec, input + ": " + ec.message());
+      return fileError(input, ec.message());
     llvm::sort(found);
     llvm::append_range(files, found);
   }
@@ -177,9 +175,7 @@ static llvm::Error prepareJsonl(PrepareState &state, llvm::StringRef path, llvm:
     if (text.trim().empty())
       continue;
     auto error = [&](uint64_t at, const llvm::Twine &message) {
-      return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                     path + ": byte " + llvm::Twine(lineStart + at) + ": line " +
-                                         llvm::Twine(line) + ": " + message);
+      return fileError(path, lineStart + at, "line " + llvm::Twine(line) + ": " + message);
     };
     llvm::Expected<llvm::json::Value> value = llvm::json::parse(text);
     if (!value) {
@@ -271,8 +267,7 @@ static int prepareMain(llvm::ArrayRef<llvm::StringRef> args) {
     llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
         llvm::MemoryBuffer::getFile(file, /*IsText=*/false, /*RequiresNullTerminator=*/false);
     if (!buffer)
-      return fail(llvm::createStringError(buffer.getError(),
-                                          file + ": cannot read: " + buffer.getError().message()));
+      return fail(fileError(file, "cannot read: " + buffer.getError().message()));
     llvm::StringRef bytes = (*buffer)->getBuffer();
     if (llvm::StringRef(file).endswith(".jsonl")) {
       if (llvm::Error err = prepareJsonl(state, file, bytes, progress, done))

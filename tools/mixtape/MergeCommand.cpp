@@ -9,6 +9,7 @@
 #include "Commands.h"
 
 #include "mixtape/merge/Merge.h"
+#include "mixtape/support/Files.h"
 #include "mixtape/support/Options.h"
 
 #include "llvm/ADT/StringExtras.h"
@@ -23,13 +24,9 @@ namespace {
 /// config.json next to the model the merged config comes from, copied next to `out` when
 /// there is none yet.
 void copyConfig(llvm::StringRef from, llvm::StringRef out) {
-  llvm::SmallString<256> source = llvm::sys::path::parent_path(from), target = llvm::sys::path::parent_path(out);
-  if (source.empty())
-    source = ".";
-  if (target.empty())
-    target = ".";
-  llvm::sys::path::append(source, "config.json");
-  llvm::sys::path::append(target, "config.json");
+  llvm::StringRef fromDir = llvm::sys::path::parent_path(from), outDir = llvm::sys::path::parent_path(out);
+  std::string source = joinPath(fromDir.empty() ? "." : fromDir, "config.json"),
+              target = joinPath(outDir.empty() ? "." : outDir, "config.json");
   if (!llvm::sys::fs::exists(source) || llvm::sys::fs::exists(target))
     return;
   if (std::error_code ec = llvm::sys::fs::copy_file(source, target))

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
 
+#include "mixtape/support/Files.h"
 #include "mixtape/support/Options.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -23,9 +24,8 @@ using namespace mixtape;
 
 /// Replaces this process with `mixtape-runtime COMMAND ARGS...`.
 static int runtime(llvm::StringRef command, llvm::ArrayRef<llvm::StringRef> args) {
-  llvm::SmallString<256> path(llvm::sys::path::parent_path(
-      llvm::sys::fs::getMainExecutable(nullptr, reinterpret_cast<void *>(&runtime))));
-  llvm::sys::path::append(path, "mixtape-runtime");
+  std::string self = llvm::sys::fs::getMainExecutable(nullptr, reinterpret_cast<void *>(&runtime));
+  std::string path = joinPath(llvm::sys::path::parent_path(self), "mixtape-runtime");
   std::vector<std::string> argv{std::string(path), command.str()};
   for (llvm::StringRef a : args)
     argv.push_back(a.str());

@@ -8,6 +8,7 @@
 
 #include "Files.h"
 #include "mixtape/data/Manifest.h"
+#include "mixtape/support/Files.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
@@ -259,6 +260,11 @@ llvm::StringRef mixtape::data::unicodeTablesVersion() { return UnicodeVersion; }
 // Building from either file format
 //===----------------------------------------------------------------------===//
 
+namespace {
+/// Reports a problem at `where` in a JSON file (a path such as "model.vocab", or "").
+using ErrorAt = std::function<llvm::Error(const llvm::Twine &where, const llvm::Twine &message)>;
+} // namespace
+
 /// Collects the vocabulary, merges and added tokens that either format provides and
 /// checks them, each error naming the file and where in it.
 class BpeTokenizer::Builder {
@@ -268,6 +274,10 @@ public:
   llvm::Error error(const llvm::Twine &where, const llvm::Twine &message) const {
     std::string at = where.str();
     return fileError(FileName, at.empty() ? message : at + ": " + message);
+  }
+  /// error(), for the readers of JSON fields.
+  ErrorAt errorAt() const {
+    return [this](const llvm::Twine &where, const llvm::Twine &message) { return error(where, message); };
   }
 
   /// `where` names the vocabulary ("model.vocab"). Ids must be 0..n-1, each once.
@@ -425,8 +435,7 @@ namespace {
 /// Reads optional fields of a JSON object, naming them by their JSON path in errors.
 class JsonFields {
 public:
-  JsonFields(std::function<llvm::Error(const llvm::Twine &, const llvm::Twine &)> error,
-             const json::Object &object, std::string path)
+  JsonFields(ErrorAt error, const json::Object &object, std::string path)
       : Error(std::move(error)), Object(object), Path(std::move(path)) {}
 
   std::string at(llvm::StringRef key) const { return Path.empty() ? key.str() : Path + "." + key.str(); }
@@ -459,7 +468,7 @@ public:
     return Error(at(key), "expected an object");
   }
 
-  std::function<llvm::Error(const llvm::Twine &, const llvm::Twine &)> Error;
+  ErrorAt Error;
 
 private:
   const json::Object &Object;
@@ -474,8 +483,7 @@ llvm::Expected<json::Value> parseJson(llvm::StringRef fileName, llvm::StringRef 
 }
 
 llvm::Expected<std::vector<std::pair<std::string, uint64_t>>>
-vocabEntries(const json::Object &vocab, const std::function<llvm::Error(const llvm::Twine &, const llvm::Twine &)> &error,
-             llvm::StringRef where) {
+vocabEntries(const json::Object &vocab, const ErrorAt &error, llvm::StringRef where) {
   std::vector<std::pair<std::string, uint64_t>> entries;
   entries.reserve(vocab.size());
   for (const auto &[key, value] : vocab) {
@@ -498,7 +506,7 @@ llvm::Expected<std::unique_ptr<BpeTokenizer>>
 BpeTokenizer::fromTokenizerJson(llvm::StringRef fileName, llvm::StringRef contents) {
   TRY(root, parseJson(fileName, contents));
   Builder builder(fileName.str());
-  auto error = [&](const llvm::Twine &where, const llvm::Twine &message) { return builder.error(where, message); };
+  ErrorAt error = builder.errorAt();
   const json::Object *rootObject = root.getAsObject();
   if (!rootObject)
     return error("", "expected a JSON object");
@@ -605,10 +613,7 @@ BpeTokenizer::fromVocabAndMerges(llvm::StringRef vocabName, llvm::StringRef voca
   const json::Object *vocabObject = root.getAsObject();
   if (!vocabObject)
     return builder.error("", "expected a JSON object of token to id");
-  auto vocabError = [&](const llvm::Twine &where, const llvm::Twine &message) {
-    return builder.error(where, message);
-  };
-  TRY(entries, vocabEntries(*vocabObject, vocabError, ""));
+  TRY(entries, vocabEntries(*vocabObject, builder.errorAt(), ""));
   if (llvm::Error err = builder.setVocab("", std::move(entries)))
     return err;
   // GPT2Tokenizer's defaults: no prefix space, the regex, and <|endoftext|> special.
@@ -654,11 +659,7 @@ llvm::Expected<std::unique_ptr<BpeTokenizer>> BpeTokenizer::open(llvm::StringRef
                                  llvm::Twine(MaxFileBytes >> 20) + " MiB limit");
     return buffer;
   };
-  auto joined = [&](llvm::StringRef name) {
-    llvm::SmallString<256> p(path);
-    llvm::sys::path::append(p, name);
-    return std::string(p);
-  };
+  auto joined = [&](llvm::StringRef name) { return joinPath(path, name); };
   if (!fs::is_directory(path)) {
     TRY(buffer, read(path));
     return fromTokenizerJson(path, buffer->getBuffer());
@@ -677,11 +678,8 @@ llvm::Expected<std::unique_ptr<BpeTokenizer>> BpeTokenizer::open(llvm::StringRef
 
 llvm::Expected<uint64_t> BpeTokenizer::vocabularySize(llvm::StringRef path) {
   std::string file = path.str();
-  if (fs::is_directory(path)) {
-    llvm::SmallString<256> p(path);
-    llvm::sys::path::append(p, "tokenizer.json");
-    file = std::string(p);
-  }
+  if (fs::is_directory(path))
+    file = joinPath(path, "tokenizer.json");
   TRY(buffer, mapFile(file));
   TRY(root, parseJson(file, buffer->getBuffer()));
   const json::Object *top = root.getAsObject();

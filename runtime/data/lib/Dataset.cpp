@@ -144,9 +144,7 @@ Dataset::~Dataset() = default;
 
 /// The path of a file the manifest lists: next to the manifest.
 static std::string siblingPath(llvm::StringRef prefix, llvm::StringRef name) {
-  llvm::SmallString<256> path = llvm::sys::path::parent_path(prefix);
-  llvm::sys::path::append(path, name);
-  return std::string(path);
+  return joinPath(llvm::sys::path::parent_path(prefix), name);
 }
 
 /// Every listed file exists with the recorded size (cheap; checksums are verifyChecksums).

@@ -264,13 +264,10 @@ void MetadataBuilder::addRow(uint64_t documentHash) { Hashes.push_back(documentH
 
 llvm::Expected<MetadataBuilder::Column *> MetadataBuilder::column(llvm::StringRef name,
                                                                   ColumnKind kind) {
-  auto error = [&](const llvm::Twine &message) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-  };
   if (Hashes.empty())
-    return error("metadata value for column '" + name + "' before the first row");
+    return makeError("metadata value for column '" + name + "' before the first row");
   if (name.empty() || name.size() > 0xffff)
-    return error("a metadata column name must have 1 to 65535 bytes");
+    return makeError("a metadata column name must have 1 to 65535 bytes");
   auto [it, inserted] = ColumnIndex.try_emplace(name, Columns.size());
   if (inserted) {
     Columns.emplace_back();
@@ -279,9 +276,9 @@ llvm::Expected<MetadataBuilder::Column *> MetadataBuilder::column(llvm::StringRe
   }
   Column &c = Columns[it->second];
   if (c.Kind != kind)
-    return error("metadata column '" + name + "' holds " +
-                 (c.Kind == ColumnKind::Number ? "numbers" : "strings") + ", not " +
-                 (kind == ColumnKind::Number ? "numbers" : "strings"));
+    return makeError("metadata column '" + name + "' holds " +
+                     (c.Kind == ColumnKind::Number ? "numbers" : "strings") + ", not " +
+                     (kind == ColumnKind::Number ? "numbers" : "strings"));
   c.padTo(Hashes.size() - 1); // earlier rows that never set this column
   return &c;
 }
@@ -301,8 +298,7 @@ llvm::Error MetadataBuilder::setString(llvm::StringRef name, llvm::StringRef val
   if (!c)
     return c.takeError();
   if ((*c)->Dictionary.size() == std::numeric_limits<uint32_t>::max() && !(*c)->CodeOf.count(value))
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "metadata column '" + name + "' has 2^32 distinct values");
+    return makeError("metadata column '" + name + "' has 2^32 distinct values");
   uint32_t code = (*c)->intern(value);
   (*c)->Codes.resize(Hashes.size());
   (*c)->Codes.back() = code;

@@ -4,9 +4,9 @@
 #include "Files.h"
 #include "mixtape/data/BpeTokenizer.h"
 #include "mixtape/model/Checkpoint.h"
+#include "mixtape/support/Files.h"
 
 #include "llvm/ADT/STLExtras.h"
-#include "llvm/ADT/SmallString.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/GlobPattern.h"
 #include "llvm/Support/Path.h"
@@ -25,14 +25,7 @@ llvm::Expected<std::optional<std::vector<std::string>>> mixtape::data::expandSha
                                                                                      llvm::StringRef baseDir) {
   if (shards.startswith("synth:"))
     return std::vector<std::string>{shards.str()};
-  llvm::SmallString<256> full;
-  if (path::is_absolute(shards))
-    full = shards;
-  else {
-    full = baseDir;
-    path::append(full, shards);
-  }
-  std::string pattern(full);
+  std::string pattern = path::is_absolute(shards) ? shards.str() : joinPath(baseDir, shards);
   size_t wild = pattern.find_first_of("*?[");
   std::set<std::string> prefixes;
   if (wild == std::string::npos && fs::is_directory(pattern)) {

@@ -2,8 +2,9 @@
 #include "mixtape/data/Stream.h"
 
 #include "Files.h"
-#include "mixtape/support/Suggest.h"
 #include "mixtape/data/Synth.h"
+#include "mixtape/support/Files.h"
+#include "mixtape/support/Suggest.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/bit.h"
@@ -12,7 +13,6 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/FileSystem.h"
-#include "llvm/Support/Path.h"
 
 #include <xxhash.h>
 
@@ -89,12 +89,10 @@ llvm::Expected<std::string> mixtape::data::resolveSynth(llvm::StringRef domain, 
   if (!llvm::is_contained(synthDomains(), domain))
     return fileError("synth:" + domain, "unknown domain; the embedded corpus has " +
                                             llvm::join(synthDomains(), ", "));
-  llvm::SmallString<256> dir(cacheDir);
-  llvm::sys::path::append(dir, "synth-v" + std::to_string(kSynthVersion) + "-" + std::to_string(seed));
-  llvm::SmallString<256> prefix(dir);
-  llvm::sys::path::append(prefix, domain);
+  std::string dir = joinPath(cacheDir, "synth-v" + std::to_string(kSynthVersion) + "-" + std::to_string(seed));
+  std::string prefix = joinPath(dir, domain);
   if (fs::exists(prefix + ".manifest.json"))
-    return std::string(prefix);
+    return prefix;
 
   if (std::error_code ec = fs::create_directories(dir))
     return fileError(dir, "cannot create the directory: " + ec.message());
@@ -102,7 +100,7 @@ llvm::Expected<std::string> mixtape::data::resolveSynth(llvm::StringRef domain, 
   // manifest last, so a reader never sees a manifest without its files. Writers racing
   // produce identical bytes, so whichever rename wins is right.
   llvm::SmallString<256> work;
-  if (std::error_code ec = fs::createUniqueDirectory(dir + "/.tmp-" + domain, work))
+  if (std::error_code ec = fs::createUniqueDirectory(joinPath(dir, ".tmp-" + domain.str()), work))
     return fileError(dir, "cannot create a temporary directory: " + ec.message());
   auto cleanup = llvm::make_scope_exit([&] { fs::remove_directories(work); });
   SynthOptions options;
@@ -111,11 +109,11 @@ llvm::Expected<std::string> mixtape::data::resolveSynth(llvm::StringRef domain, 
   if (llvm::Expected<std::vector<Manifest>> written = synthesizeCorpus(work, options); !written)
     return written.takeError();
   for (const char *suffix : {".bin", ".idx", ".meta", ".manifest.json"}) {
-    std::string from = (work + "/" + domain + suffix).str(), to = (prefix + suffix).str();
+    std::string from = joinPath(work, (domain + suffix).str()), to = prefix + suffix;
     if (std::error_code ec = fs::rename(from, to))
       return fileError(to, "cannot rename " + from + " into place: " + ec.message());
   }
-  return std::string(prefix);
+  return prefix;
 }
 
 //===----------------------------------------------------------------------===//

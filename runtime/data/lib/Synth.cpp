@@ -4,11 +4,12 @@
 #include "mixtape/data/Dataset.h"
 #include "mixtape/data/Random.h"
 #include "mixtape/data/Tokenizer.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
-#include "llvm/Support/Path.h"
 
 #include <xxhash.h>
 
@@ -380,14 +381,11 @@ llvm::Expected<std::vector<Manifest>> mixtape::data::synthesizeCorpus(llvm::Stri
       domains.push_back(d.str());
   for (const std::string &d : domains)
     if (!llvm::is_contained(kDomains, d))
-      return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                     "unknown synthetic domain '" + d +
-                                         "' (prose, code, arith, facts)");
+      return makeError("unknown synthetic domain '" + d + "' (prose, code, arith, facts)");
   ByteTokenizer tokenizer;
   std::vector<Manifest> manifests;
   for (const std::string &domain : domains) {
-    llvm::SmallString<256> prefix = dir;
-    llvm::sys::path::append(prefix, domain);
+    std::string prefix = joinPath(dir, domain);
     llvm::Expected<std::unique_ptr<DatasetWriter>> writer =
         DatasetWriter::create(prefix, ShardFormat::Megatron, tokenizer);
     if (!writer)

@@ -2,6 +2,7 @@
 #include "mixtape/data/Tokenizer.h"
 
 #include "mixtape/data/BpeTokenizer.h"
+#include "mixtape/support/Error.h"
 
 #include "llvm/Support/FileSystem.h"
 
@@ -38,8 +39,7 @@ llvm::Expected<std::unique_ptr<Tokenizer>> mixtape::data::createTokenizer(llvm::
   llvm::StringRef path = name;
   if (path.consume_front("hf:") || llvm::sys::fs::exists(path))
     return BpeTokenizer::open(path);
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 "unknown tokenizer '" + name +
-                                     "' (known: bytes, hf:PATH, or the path of a tokenizer.json or of a "
-                                     "directory with tokenizer.json or vocab.json + merges.txt)");
+  return makeError("unknown tokenizer '" + name +
+                   "' (known: bytes, hf:PATH, or the path of a tokenizer.json or of a directory with "
+                   "tokenizer.json or vocab.json + merges.txt)");
 }

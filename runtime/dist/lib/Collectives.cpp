@@ -1,6 +1,7 @@
 //===- Collectives.cpp - rendezvous, and the world of one -----------------===//
-#include "DistError.h"
 #include "ProcessGroups.h"
+
+#include "mixtape/support/Error.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -10,6 +11,7 @@
 #include <thread>
 
 using namespace mixtape::dist;
+using mixtape::makeError;
 
 int64_t Collectives::broadcastValue(int64_t value, int root) {
   at::Tensor t = at::full({1}, value, at::TensorOptions(at::kLong).device(deviceType()));
@@ -80,7 +82,7 @@ llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, 
     try {
       result = work();
     } catch (const std::exception &e) {
-      result = distError(firstLines(e));
+      result = makeError(firstLines(e));
     }
     {
       std::lock_guard<std::mutex> lock(mutex);
@@ -93,11 +95,11 @@ llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, 
       std::string text = message.empty() ? "ok" : "failed: " + message;
       store.set(outcome, std::vector<uint8_t>(text.begin(), text.end()));
     } catch (const std::exception &e) {
-      return distError(message.empty()
+      return makeError(message.empty()
                            ? "cannot tell the other ranks that rank 0 finished " + what + ": " + firstLines(e)
                            : message);
     }
-    return message.empty() ? llvm::Error::success() : distError(message);
+    return message.empty() ? llvm::Error::success() : makeError(message);
   }
   try {
     int64_t beats = 0;
@@ -109,7 +111,7 @@ llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, 
         beats = now;
         lastBeat = Clock::now();
       } else if (Clock::now() - lastBeat > timeout) {
-        return distError("rank 0 gave no sign of life for " +
+        return makeError("rank 0 gave no sign of life for " +
                          llvm::Twine(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s while " +
                          what);
       }
@@ -121,9 +123,9 @@ llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, 
     if (text == "ok")
       return llvm::Error::success();
     text.consume_front("failed: ");
-    return distError("rank 0 failed while " + what + ": " + text);
+    return makeError("rank 0 failed while " + what + ": " + text);
   } catch (const std::exception &e) {
-    return distError("lost rank 0 while " + what + ": " + firstLines(e));
+    return makeError("lost rank 0 while " + what + ": " + firstLines(e));
   }
 }
 
@@ -149,7 +151,7 @@ llvm::Expected<std::unique_ptr<Collectives>> mixtape::dist::connect(const World 
 llvm::Expected<std::unique_ptr<Collectives>>
 mixtape::dist::connectProcessGroup(const World &world, Device device, std::chrono::milliseconds timeout) {
   if (!hasBackend(device))
-    return distError(device == Device::CPU
+    return makeError(device == Device::CPU
                          ? "this build has no process group for CPU tensors (LibTorch or the gloo "
                            "headers lack Gloo): train on one process"
                          : "this build has no process group for CUDA tensors (LibTorch without NCCL)");
@@ -165,7 +167,7 @@ mixtape::dist::connectProcessGroup(const World &world, Device device, std::chron
     store = c10::make_intrusive<c10d::PrefixStore>(
         world.storePrefix, c10::make_intrusive<c10d::TCPStore>(world.masterAddr, options));
   } catch (const std::exception &e) {
-    return distError("no rendezvous with the other ranks at " + world.masterAddr + ":" + llvm::Twine(world.masterPort) +
+    return makeError("no rendezvous with the other ranks at " + world.masterAddr + ":" + llvm::Twine(world.masterPort) +
                      " (" + world.source + ") within " + llvm::Twine(timeout.count() / 1000) + " s: " + firstLines(e));
   }
   try {
@@ -178,7 +180,7 @@ mixtape::dist::connectProcessGroup(const World &world, Device device, std::chron
       return makeNcclCollectives(store, world, timeout);
 #endif
   } catch (const std::exception &e) {
-    return distError("cannot create the process group: " + firstLines(e));
+    return makeError("cannot create the process group: " + firstLines(e));
   }
   llvm_unreachable("hasBackend(device) said yes");
 }

@@ -1,7 +1,7 @@
 //===- LocalLauncher.cpp - fork, exec, forward, reap ----------------------===//
 #include "mixtape/dist/LocalLauncher.h"
 
-#include "DistError.h"
+#include "mixtape/support/Error.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
@@ -24,12 +24,13 @@
 #endif
 
 using namespace mixtape::dist;
+using mixtape::makeError;
 using Clock = std::chrono::steady_clock;
 
 llvm::Expected<uint16_t> mixtape::dist::freeLocalPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
-    return distError(llvm::Twine("cannot open a socket to find a free port: ") + std::strerror(errno));
+    return makeError(llvm::Twine("cannot open a socket to find a free port: ") + std::strerror(errno));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -39,7 +40,7 @@ llvm::Expected<uint16_t> mixtape::dist::freeLocalPort() {
   int saved = errno;
   ::close(fd);
   if (!ok)
-    return distError(llvm::Twine("cannot find a free port: ") + std::strerror(saved));
+    return makeError(llvm::Twine("cannot find a free port: ") + std::strerror(saved));
   return ntohs(addr.sin_port);
 }
 
@@ -98,7 +99,7 @@ void forwardLines(Worker &w, llvm::StringRef data, llvm::raw_ostream &out, bool 
 
 llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm::raw_ostream &out) {
   if (options.nproc < 1 || options.command.empty())
-    return distError("--nproc needs a positive count and a worker command");
+    return makeError("--nproc needs a positive count and a worker command");
   llvm::Expected<uint16_t> port = freeLocalPort();
   if (!port)
     return port.takeError();
@@ -155,7 +156,7 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
     if (::pipe2(fds, O_CLOEXEC) != 0) {
       int saved = errno;
       stopStarted();
-      return distError(llvm::Twine("cannot create a pipe for rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
+      return makeError(llvm::Twine("cannot create a pipe for rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
     }
     pid_t pid = ::fork();
     if (pid == 0)
@@ -165,7 +166,7 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
     if (pid < 0) {
       ::close(fds[0]);
       stopStarted();
-      return distError(llvm::Twine("cannot start rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
+      return makeError(llvm::Twine("cannot start rank ") + llvm::Twine(r) + ": " + std::strerror(saved));
     }
     workers[size_t(r)] = Worker{r, pid, fds[0], {}, false, 0};
   }
@@ -242,5 +243,5 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
                              std::chrono::duration_cast<std::chrono::seconds>(options.grace).count())
                    .str();
   }
-  return distError(message);
+  return makeError(message);
 }

@@ -1,26 +1,27 @@
 //===- ShardedAdamW.cpp - reduce-scatter, shard update, all-gather --------===//
 #include "mixtape/dist/ShardedAdamW.h"
 
+#include "mixtape/support/Error.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
 
 using namespace mixtape::dist;
+using mixtape::makeError;
 using mixtape::model::NamedParameter;
 
 llvm::Expected<std::unique_ptr<ShardedAdamW>> ShardedAdamW::create(Collectives &collectives,
                                                                    train::AdamW &optimizer) {
   llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
   if (params.empty())
-    return llvm::createStringError(llvm::inconvertibleErrorCode(), "ZeRO-1: the model has no parameters");
+    return makeError("ZeRO-1: the model has no parameters");
   for (const NamedParameter &p : params)
     if (!p.tensor.is_contiguous() || p.tensor.scalar_type() != params.front().tensor.scalar_type() ||
         p.tensor.device() != params.front().tensor.device())
-      return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                     "ZeRO-1 shards one flat buffer: parameter '" + p.name +
-                                         "' is not contiguous or differs in dtype or device from '" +
-                                         params.front().name + "'");
+      return makeError("ZeRO-1 shards one flat buffer: parameter '" + p.name +
+                       "' is not contiguous or differs in dtype or device from '" + params.front().name + "'");
   return std::unique_ptr<ShardedAdamW>(new ShardedAdamW(collectives, optimizer));
 }
 

@@ -1,7 +1,7 @@
 //===- World.cpp - torchrun's and Slurm's environment ---------------------===//
 #include "mixtape/dist/World.h"
 
-#include "DistError.h"
+#include "mixtape/support/Error.h"
 
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/Twine.h"
@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 using namespace mixtape::dist;
+using mixtape::makeError;
 
 namespace {
 
@@ -18,10 +19,10 @@ using GetEnv = std::function<std::optional<std::string>(llvm::StringRef)>;
 llvm::Expected<int64_t> integerVar(const GetEnv &getenv, llvm::StringRef name, int64_t min, int64_t max) {
   std::optional<std::string> text = getenv(name);
   if (!text)
-    return distError(name + " is not set");
+    return makeError(name + " is not set");
   int64_t value = 0;
   if (llvm::StringRef(*text).trim().getAsInteger(10, value) || value < min || value > max)
-    return distError(name + "='" + *text + "' is not an integer in [" + llvm::Twine(min) + ", " + llvm::Twine(max) +
+    return makeError(name + "='" + *text + "' is not an integer in [" + llvm::Twine(min) + ", " + llvm::Twine(max) +
                      "]");
   return value;
 }
@@ -47,13 +48,13 @@ llvm::Error expandPattern(llvm::StringRef pattern, llvm::StringRef whole, std::v
   size_t open = pattern.find('[');
   if (open == llvm::StringRef::npos) {
     if (pattern.empty() || pattern.contains(']'))
-      return distError("host list '" + whole + "': malformed host '" + pattern + "'");
+      return makeError("host list '" + whole + "': malformed host '" + pattern + "'");
     out.push_back(pattern.str());
     return llvm::Error::success();
   }
   size_t close = pattern.find(']', open);
   if (close == llvm::StringRef::npos)
-    return distError("host list '" + whole + "': unclosed '['");
+    return makeError("host list '" + whole + "': unclosed '['");
   llvm::StringRef prefix = pattern.take_front(open), rest = pattern.substr(close + 1);
   llvm::SmallVector<llvm::StringRef, 8> ranges;
   pattern.slice(open + 1, close).split(ranges, ',');
@@ -63,7 +64,7 @@ llvm::Error expandPattern(llvm::StringRef pattern, llvm::StringRef whole, std::v
       highText = lowText;
     uint64_t low = 0, high = 0;
     if (lowText.getAsInteger(10, low) || highText.getAsInteger(10, high) || low > high || high - low > 100000)
-      return distError("host list '" + whole + "': malformed range '" + range + "'");
+      return makeError("host list '" + whole + "': malformed range '" + range + "'");
     for (uint64_t n = low; n <= high; ++n) {
       std::string digits = std::to_string(n);
       if (digits.size() < lowText.size()) // node[01-04]: the width of the lower bound
@@ -136,19 +137,19 @@ llvm::Expected<World> mixtape::dist::worldFromEnvironment(const GetEnv &getenv) 
   if (std::optional<std::string> addr = getenv("MASTER_ADDR"); addr && !addr->empty()) {
     w.masterAddr = *addr;
   } else if (torchrun) {
-    return distError("MASTER_ADDR is not set (torchrun sets it with RANK and WORLD_SIZE)");
+    return makeError("MASTER_ADDR is not set (torchrun sets it with RANK and WORLD_SIZE)");
   } else {
     // The step's first host runs its task 0; the job's may not be in the step at all.
     std::optional<std::string> list = getenv("SLURM_STEP_NODELIST");
     if (!list)
       list = getenv("SLURM_JOB_NODELIST");
     if (!list)
-      return distError("neither MASTER_ADDR nor SLURM_STEP_NODELIST nor SLURM_JOB_NODELIST is set: no host for "
+      return makeError("neither MASTER_ADDR nor SLURM_STEP_NODELIST nor SLURM_JOB_NODELIST is set: no host for "
                        "rank 0's store");
     llvm::Expected<std::vector<std::string>> hosts = expandNodeList(*list);
     if (!hosts)
-      return distError(llvm::Twine(getenv("SLURM_STEP_NODELIST") ? "SLURM_STEP_NODELIST" : "SLURM_JOB_NODELIST") +
-                       ": " + llvm::toString(hosts.takeError()));
+      return mixtape::prefixError(getenv("SLURM_STEP_NODELIST") ? "SLURM_STEP_NODELIST" : "SLURM_JOB_NODELIST",
+                                  hosts.takeError());
     w.masterAddr = hosts->front();
   }
   if (getenv("MASTER_PORT") || torchrun) {
@@ -162,7 +163,7 @@ llvm::Expected<World> mixtape::dist::worldFromEnvironment(const GetEnv &getenv) 
     llvm::Expected<int64_t> job = integerVar(getenv, "SLURM_JOB_ID", 0, INT64_MAX / 64);
     if (!job) {
       llvm::consumeError(job.takeError());
-      return distError("MASTER_PORT is not set and neither is SLURM_JOB_ID to derive it from");
+      return makeError("MASTER_PORT is not set and neither is SLURM_JOB_ID to derive it from");
     }
     w.masterPort = static_cast<uint16_t>(20000 + (*job * 31 + *step) % 20000);
   }

@@ -36,13 +36,6 @@ std::optional<c10::ScalarType> floatingType(st::DType type) {
   }
 }
 
-std::string shapeText(llvm::ArrayRef<int64_t> shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 /// The tensor's bytes as an ATen tensor: a view of the mapping when it is aligned for the
 /// dtype (it is, in files written 8-aligned), else a copy.
 at::Tensor asTensor(const st::TensorInfo &t, c10::ScalarType type) {
@@ -64,8 +57,8 @@ llvm::Error checkSameTensors(llvm::ArrayRef<const st::File *> files) {
       if (!other)
         return makeError("tensor '" + t.name + "' is in " + first.path() + " but not in " + f->path());
       if (other->shape != t.shape)
-        return makeError("tensor '" + t.name + "' has shape " + shapeText(t.shape) + " in " + first.path() +
-                     " but " + shapeText(other->shape) + " in " + f->path());
+        return makeError("tensor '" + t.name + "' has shape " + st::shapeText(t.shape) + " in " + first.path() +
+                     " but " + st::shapeText(other->shape) + " in " + f->path());
       if (other->dtype != t.dtype)
         return makeError("tensor '" + t.name + "' is " + st::dtypeName(t.dtype) + " in " + first.path() + " but " +
                      st::dtypeName(other->dtype) + " in " + f->path());

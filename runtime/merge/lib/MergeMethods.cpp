@@ -8,25 +8,18 @@
 #include "mixtape/merge/Merge.h"
 
 #include "mixtape/support/Error.h"
+#include "mixtape/support/Format.h"
 
 #include "llvm/Support/FormatVariadic.h"
 
 #include <ATen/ATen.h>
 
 #include <cmath>
-#include <cstdio>
 
 using namespace mixtape;
 using namespace mixtape::merge;
 
 namespace {
-
-/// 0.5, 1e-05: as short as printf's %g.
-std::string number(double x) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%g", x);
-  return buffer;
-}
 
 uint64_t splitmix64(uint64_t x) {
   uint64_t z = x + 0x9e3779b97f4a7c15ull;
@@ -154,9 +147,9 @@ llvm::Error MergeOptions::validate(size_t models, bool hasBase) const {
       return makeError("a normalized linear merge needs weights that do not sum to 0");
   }
   if (!(density > 0 && density <= 1))
-    return makeError("density must be in (0, 1], not " + number(density));
+    return makeError("density must be in (0, 1], not " + formatNumber(density));
   if (!(t >= 0 && t <= 1))
-    return makeError("t must be in [0, 1], not " + number(t));
+    return makeError("t must be in [0, 1], not " + formatNumber(t));
   return llvm::Error::success();
 }
 

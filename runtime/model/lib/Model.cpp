@@ -7,8 +7,9 @@
 #include "mixtape/model/Model.h"
 #include "mixtape/model/TorchCompat.h"
 #include "mixtape/safetensors/SafeTensors.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
 
-#include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FileSystem.h"
@@ -24,6 +25,9 @@
 #include <cmath>
 
 using namespace mixtape::model;
+using mixtape::fileError;
+using mixtape::joinPath;
+using mixtape::makeError;
 namespace st = mixtape::safetensors;
 
 llvm::StringRef mixtape::model::paramKindName(ParamKind kind) {
@@ -52,10 +56,6 @@ struct Block {
   at::Tensor upWeight, upBias, gateWeight;   // MLP in (gate: Llama)
   at::Tensor downWeight, downBias;           // MLP out
 };
-
-llvm::Error modelError(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-}
 
 std::optional<c10::ScalarType> scalarType(st::DType type) {
   switch (type) {
@@ -264,7 +264,7 @@ llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, 
   if (llvm::Error err = config.validate())
     return err;
   if (!safetensorsType(dtype))
-    return modelError("model dtype must be a floating-point type");
+    return makeError("model dtype must be a floating-point type");
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->dtype = dtype;
@@ -277,9 +277,7 @@ llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, 
 
 llvm::Expected<std::unique_ptr<Model>> Model::fromHuggingFace(llvm::StringRef dir,
                                                               c10::ScalarType dtype) {
-  llvm::SmallString<256> configPath(dir);
-  llvm::sys::path::append(configPath, "config.json");
-  llvm::Expected<ModelConfig> config = readHFConfig(configPath);
+  llvm::Expected<ModelConfig> config = readHFConfig(joinPath(dir, "config.json"));
   if (!config)
     return config.takeError();
   llvm::Expected<std::unique_ptr<Model>> model = create(*config, /*seed=*/0, dtype);
@@ -503,19 +501,13 @@ struct Checkpoint {
     for (const st::TensorInfo &t : f.tensors()) {
       auto [it, fresh] = byName.try_emplace(t.name, Entry{&t, f.path().str()});
       if (!fresh)
-        return modelError(llvm::Twine(name) + ": tensor '" + t.name + "' is in both " +
-                          it->second.file + " and " + f.path());
+        return fileError(name, llvm::Twine("tensor '") + t.name + "' is in both " + it->second.file + " and " +
+                                   f.path());
       inOrder.push_back({t.name, it->second});
     }
     return llvm::Error::success();
   }
 };
-
-std::string shapeText(llvm::ArrayRef<int64_t> shape) {
-  return "[" +
-         llvm::join(llvm::map_range(shape, [](int64_t d) { return std::to_string(d); }), ", ") +
-         "]";
-}
 
 /// The keys of the object under the top-level key `member` of a JSON text, duplicates
 /// included: llvm::json::parse keeps the last of duplicate keys silently, and an index
@@ -556,7 +548,7 @@ std::vector<llvm::StringRef> keysOf(llvm::StringRef json, llvm::StringRef member
 llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef indexPath) {
   Checkpoint ckpt;
   ckpt.name = indexPath.str();
-  auto bad = [&](const llvm::Twine &what) { return modelError(indexPath + ": " + what); };
+  auto bad = [&](const llvm::Twine &what) { return fileError(indexPath, what); };
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer = llvm::MemoryBuffer::getFile(indexPath);
   if (!buffer)
     return bad("cannot open: " + buffer.getError().message());
@@ -590,8 +582,7 @@ llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef index
     tensorsOfShard[shard->str()].push_back(tensor.str());
   }
   for (const auto &[shard, tensors] : tensorsOfShard) {
-    llvm::SmallString<256> path(dir);
-    llvm::sys::path::append(path, shard);
+    std::string path = joinPath(dir, shard);
     if (!llvm::sys::fs::exists(path))
       return bad("shard '" + shard + "' (of tensor '" + tensors.front() + "') does not exist");
     llvm::Expected<st::File> file = st::File::open(path);
@@ -622,20 +613,20 @@ static llvm::Error loadCheckpoint(std::vector<NamedParameter> &params,
       continue;
     if (config.tieEmbeddings && (name == "lm_head.weight" || name == "embed_out.weight"))
       continue; // a tied head saved anyway; the embedding is what counts
-    return modelError(llvm::Twine(entry.file) + ": tensor '" + name + "' is not a parameter of this " +
-                      mixtape::plan::enumName(config.family) + " model");
+    return fileError(entry.file, llvm::Twine("tensor '") + name + "' is not a parameter of this " +
+                                     mixtape::plan::enumName(config.family) + " model");
   }
   for (NamedParameter &p : params) {
     auto it = ckpt.byName.find(p.name);
     if (it == ckpt.byName.end())
-      return modelError(llvm::Twine(ckpt.name) + ": missing tensor '" + p.name + "'");
+      return fileError(ckpt.name, "missing tensor '" + p.name + "'");
     const st::TensorInfo &t = *it->second.info;
     if (llvm::ArrayRef<int64_t>(t.shape) != llvm::ArrayRef<int64_t>(p.tensor.sizes().vec()))
-      return modelError(llvm::Twine(it->second.file) + ": tensor '" + p.name + "' has shape " + shapeText(t.shape) +
-                        ", the model needs " + shapeText(p.tensor.sizes().vec()));
+      return fileError(it->second.file, llvm::Twine("tensor '") + p.name + "' has shape " + st::shapeText(t.shape) +
+                                            ", the model needs " + st::shapeText(p.tensor.sizes().vec()));
     if (!scalarType(t.dtype))
-      return modelError(llvm::Twine(it->second.file) + ": tensor '" + p.name + "' has dtype " +
-                        st::dtypeName(t.dtype) + "; parameters must be F32, F16, BF16 or F64");
+      return fileError(it->second.file, llvm::Twine("tensor '") + p.name + "' has dtype " + st::dtypeName(t.dtype) +
+                                            "; parameters must be F32, F16, BF16 or F64");
   }
   at::NoGradGuard noGrad;
   for (NamedParameter &p : params) {
@@ -660,9 +651,7 @@ llvm::Error Model::loadWeights(llvm::StringRef path) {
 }
 
 llvm::Error Model::loadHuggingFaceWeights(llvm::StringRef dir) {
-  llvm::SmallString<256> single(dir), index(dir);
-  llvm::sys::path::append(single, "model.safetensors");
-  llvm::sys::path::append(index, "model.safetensors.index.json");
+  std::string single = joinPath(dir, "model.safetensors"), index = joinPath(dir, "model.safetensors.index.json");
   if (llvm::sys::fs::exists(single) || !llvm::sys::fs::exists(index))
     return loadWeights(single);
   llvm::Expected<Checkpoint> ckpt = openShards(dir, index);
@@ -690,32 +679,14 @@ llvm::Error Model::saveWeights(llvm::StringRef path) const {
 
 llvm::Error Model::saveHuggingFace(llvm::StringRef dir) const {
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
-    return modelError(dir + ": cannot create: " + ec.message());
+    return fileError(dir, "cannot create: " + ec.message());
   llvm::StringRef torchDtype = impl_->dtype == at::kBFloat16 ? "bfloat16"
                                : impl_->dtype == at::kHalf   ? "float16"
                                : impl_->dtype == at::kDouble ? "float64"
                                                              : "float32";
-  llvm::SmallString<256> config(dir), temp;
-  llvm::sys::path::append(config, "config.json");
-  int fd = -1;
-  if (std::error_code ec = llvm::sys::fs::createUniqueFile(config + ".tmp-%%%%%%", fd, temp))
-    return modelError(config + ": cannot write: " + ec.message());
-  {
-    llvm::raw_fd_ostream out(fd, /*shouldClose=*/true);
-    out << llvm::formatv("{0:2}", llvm::json::Value(formatHFConfig(impl_->config, torchDtype))) << "\n";
-    out.flush();
-    if (out.has_error()) {
-      std::string message = out.error().message();
-      out.clear_error();
-      llvm::sys::fs::remove(temp);
-      return modelError(config + ": cannot write: " + message);
-    }
-  }
-  if (std::error_code ec = llvm::sys::fs::rename(temp, config)) {
-    llvm::sys::fs::remove(temp);
-    return modelError(config + ": cannot write: " + ec.message());
-  }
-  llvm::SmallString<256> weights(dir);
-  llvm::sys::path::append(weights, "model.safetensors");
-  return saveWeights(weights);
+  std::string config =
+      llvm::formatv("{0:2}\n", llvm::json::Value(formatHFConfig(impl_->config, torchDtype))).str();
+  if (llvm::Error e = mixtape::writeFileDurably(joinPath(dir, "config.json"), config))
+    return e;
+  return saveWeights(joinPath(dir, "model.safetensors"));
 }

@@ -1,10 +1,15 @@
 //===- ModelConfig.cpp ----------------------------------------------------===//
 #include "mixtape/model/ModelConfig.h"
 
+#include "mixtape/support/Error.h"
+
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 using namespace mixtape::model;
+using mixtape::fileError;
+using mixtape::makeError;
+using mixtape::prefixError;
 
 std::optional<Family> mixtape::model::familyFromModelType(llvm::StringRef name) {
   if (name == "gpt2")
@@ -48,9 +53,7 @@ ModelConfig ModelConfig::defaults(Family family, int64_t vocabSize, int64_t numL
 }
 
 llvm::Error ModelConfig::validate() const {
-  auto bad = [](const llvm::Twine &what) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(), "model config: " + what);
-  };
+  auto bad = [](const llvm::Twine &what) { return makeError("model config: " + what); };
   if (vocabSize <= 0 || numLayers <= 0 || dModel <= 0 || numHeads <= 0 || numKVHeads <= 0 ||
       ffnHidden <= 0 || maxPositions <= 0 || headDim < 0)
     return bad("vocab, layers, d_model, heads, kv_heads, ffn and max_positions must be "
@@ -148,20 +151,16 @@ llvm::Expected<ModelConfig> mixtape::model::parseHFConfig(llvm::StringRef json,
                                                            llvm::StringRef fileName) {
   llvm::Expected<llvm::json::Value> value = llvm::json::parse(json);
   if (!value)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   fileName + ": " + llvm::toString(value.takeError()));
+    return prefixError(fileName, value.takeError());
   const llvm::json::Object *obj = value->getAsObject();
   if (!obj)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   fileName + ": not a JSON object");
+    return fileError(fileName, "not a JSON object");
   ConfigReader r(*obj, fileName);
   std::optional<llvm::StringRef> modelType = r.string("model_type");
   std::optional<Family> family = modelType ? familyFromModelType(*modelType) : std::nullopt;
   if (!family)
-    return llvm::createStringError(
-        llvm::inconvertibleErrorCode(),
-        fileName + ": model_type '" + modelType.value_or("") +
-            "' is not one of gpt2, llama, mistral, qwen2, gpt_neox");
+    return fileError(fileName, "model_type '" + modelType.value_or("") +
+                                   "' is not one of gpt2, llama, mistral, qwen2, gpt_neox");
 
   ModelConfig c;
   c.family = *family;
@@ -226,18 +225,16 @@ llvm::Expected<ModelConfig> mixtape::model::parseHFConfig(llvm::StringRef json,
     break;
   }
   if (r.Error)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(), *r.Error);
+    return makeError(*r.Error);
   if (llvm::Error err = c.validate())
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   fileName + ": " + llvm::toString(std::move(err)));
+    return prefixError(fileName, std::move(err));
   return c;
 }
 
 llvm::Expected<ModelConfig> mixtape::model::readHFConfig(llvm::StringRef path) {
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer = llvm::MemoryBuffer::getFile(path);
   if (!buffer)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   path + ": cannot open: " + buffer.getError().message());
+    return fileError(path, "cannot open: " + buffer.getError().message());
   return parseHFConfig((*buffer)->getBuffer(), path);
 }
 

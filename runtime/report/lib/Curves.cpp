@@ -104,6 +104,17 @@ void thin(std::vector<Point> &points) {
   points = std::move(kept);
 }
 
+/// An empty chart against tokens trained since init, with the stages marked.
+Chart tokensChart(std::string title, std::string yLabel, std::string stem, std::vector<StageMark> stages) {
+  Chart chart;
+  chart.title = std::move(title);
+  chart.xLabel = "tokens trained since init (linear)";
+  chart.yLabel = std::move(yLabel);
+  chart.fileStem = std::move(stem);
+  chart.stages = std::move(stages);
+  return chart;
+}
+
 std::string seriesName(const rundir::EvalRecord &r) {
   return r.Eval + " " + r.Stream + "." + plan::enumName(r.Split).str();
 }
@@ -142,12 +153,7 @@ std::vector<Chart> mixtape::report::lossCharts(const Run &run) {
   llvm::StringSet<> stems{"lr"};
   std::vector<Chart> charts;
   for (const std::string &name : series) {
-    Chart chart;
-    chart.title = "Eval loss: " + name;
-    chart.xLabel = "tokens trained since init (linear)";
-    chart.yLabel = "loss (nats per token)";
-    chart.fileStem = "loss-" + fileStem(name, stems);
-    chart.stages = stages;
+    Chart chart = tokensChart("Eval loss: " + name, "loss (nats per token)", "loss-" + fileStem(name, stems), stages);
     chart.markers = true;
     for (const Chain &chain : chains) {
       Curve curve;
@@ -180,13 +186,8 @@ std::vector<Chart> mixtape::report::lossCharts(const Run &run) {
 }
 
 Chart mixtape::report::lrChart(const Run &run) {
-  Chart chart;
-  chart.title = "Learning rate";
-  chart.xLabel = "tokens trained since init (linear)";
-  chart.yLabel = "learning rate";
-  chart.fileStem = "lr";
+  Chart chart = tokensChart("Learning rate", "learning rate", "lr", stageMarks(run.Plan));
   chart.yFromZero = true;
-  chart.stages = stageMarks(run.Plan);
   addTrainCurves(chart, chainsOf(run), run, [](const rundir::TrainRecord &r) { return std::optional<double>(r.LR); });
   return chart;
 }
@@ -201,12 +202,8 @@ std::vector<Chart> mixtape::report::trainLossCharts(const Run &run) {
   llvm::StringSet<> stems;
   std::vector<Chart> charts;
   for (const std::string &stream : streams) {
-    Chart chart;
-    chart.title = "Training loss: " + stream;
-    chart.xLabel = "tokens trained since init (linear)";
-    chart.yLabel = "loss (nats per token)";
-    chart.fileStem = "train-loss-" + fileStem(stream, stems);
-    chart.stages = stageMarks(run.Plan);
+    Chart chart = tokensChart("Training loss: " + stream, "loss (nats per token)",
+                              "train-loss-" + fileStem(stream, stems), stageMarks(run.Plan));
     addTrainCurves(chart, chains, run, [&](const rundir::TrainRecord &r) -> std::optional<double> {
       auto it = r.LossByStream.find(stream);
       return it == r.LossByStream.end() ? std::nullopt : std::optional<double>(it->second);

@@ -10,7 +10,6 @@
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 
-#include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
@@ -342,14 +341,11 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
   for (const Chart &chart : trainLosses)
     charts.push_back(&chart);
   for (const Chart *chart : charts) {
-    llvm::SmallString<256> path(outDir);
-    llvm::sys::path::append(path, chart->fileStem + ".svg");
-    if (llvm::Error error = writeFileDurably(path, renderSvg(*chart)))
+    if (llvm::Error error = writeFileDurably(joinPath(outDir, chart->fileStem + ".svg"), renderSvg(*chart)))
       return error;
   }
-  llvm::SmallString<256> html(outDir);
-  llvm::sys::path::append(html, "report.html");
-  if (llvm::Error error = writeFileDurably(html, renderHtml(run, table, losses, lr, trainLosses)))
+  if (llvm::Error error =
+          writeFileDurably(joinPath(outDir, "report.html"), renderHtml(run, table, losses, lr, trainLosses)))
     return error;
   printTable(table, tableOut);
   printRankings(rankAblations(run, table), tableOut);

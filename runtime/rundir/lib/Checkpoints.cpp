@@ -1,6 +1,7 @@
 //===- Checkpoints.cpp ----------------------------------------------------===//
 #include "mixtape/rundir/Checkpoints.h"
 
+#include "JSONFile.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 
@@ -8,7 +9,6 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
-#include "llvm/Support/MemoryBuffer.h"
 
 #include <cstdio>
 #include <vector>
@@ -53,15 +53,7 @@ llvm::Error CheckpointStore::commit(const CheckpointState &s, uint64_t keep) con
 
 /// The state of the checkpoint in `dir`; nullopt unless its state.json parses.
 static std::optional<CheckpointState> readState(llvm::StringRef dir) {
-  auto buffer = llvm::MemoryBuffer::getFile(joinPath(dir, "state.json"));
-  if (!buffer)
-    return std::nullopt;
-  llvm::Expected<llvm::json::Value> json = llvm::json::parse((*buffer)->getBuffer());
-  if (!json) {
-    llvm::consumeError(json.takeError());
-    return std::nullopt;
-  }
-  const llvm::json::Object *o = json->getAsObject();
+  std::optional<llvm::json::Object> o = readJSONObject(joinPath(dir, "state.json"));
   if (!o || !o->get("step") || !o->get("step")->getAsUINT64())
     return std::nullopt;
   auto count = [&](llvm::StringRef key) {

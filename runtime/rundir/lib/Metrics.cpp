@@ -211,7 +211,7 @@ public:
     }
     return out;
   }
-  llvm::Error takeError() { return Problem.empty() ? llvm::Error::success() : makeError(Where + ": " + Problem); }
+  llvm::Error takeError() { return Problem.empty() ? llvm::Error::success() : fileError(Where, Problem); }
   void fail(llvm::StringRef key, llvm::StringRef what) {
     if (Problem.empty())
       Problem = ("\"" + key + "\" must be " + what).str();
@@ -245,14 +245,14 @@ llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm
         metrics.Warnings.push_back(where + ": skipped a truncated last line (" + message + ")");
         break;
       }
-      return makeError(where + ": invalid JSON: " + message);
+      return fileError(where, "invalid JSON: " + message);
     }
     const json::Object *record = value->getAsObject();
     if (!record)
-      return makeError(where + ": a metrics record is a JSON object");
+      return fileError(where, "a metrics record is a JSON object");
     llvm::Optional<llvm::StringRef> type = record->getString("type");
     if (!type)
-      return makeError(where + ": \"type\" must be a string");
+      return fileError(where, "\"type\" must be a string");
     RecordReader read(*record, where);
     if (*type == "train") {
       TrainRecord r;

@@ -1,6 +1,7 @@
 //===- RunDir.cpp - nodes in a run directory: done markers, node.json, status -===//
 #include "mixtape/rundir/RunDir.h"
 
+#include "JSONFile.h"
 #include "mixtape/plan/PlanJSON.h"
 #include "mixtape/rundir/DuringEvals.h"
 #include "mixtape/support/Error.h"
@@ -41,7 +42,7 @@ llvm::Error mixtape::rundir::startNode(llvm::StringRef runDir, const plan::Plan 
 // Status
 //===----------------------------------------------------------------------===//
 
-static std::optional<Object> readJSONObject(llvm::StringRef path) {
+std::optional<Object> mixtape::rundir::readJSONObject(llvm::StringRef path) {
   auto buffer = llvm::MemoryBuffer::getFile(path);
   if (!buffer)
     return std::nullopt;

@@ -1,20 +1,22 @@
 //===- SafeTensors.cpp ----------------------------------------------------===//
 #include "mixtape/safetensors/SafeTensors.h"
 
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
+
 #include "llvm/ADT/STLExtras.h"
-#include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Endian.h"
-#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include <optional>
 
 using namespace mixtape::safetensors;
+using mixtape::fileError;
+using mixtape::makeError;
+using mixtape::prefixError;
 
 namespace {
 
@@ -30,16 +32,6 @@ constexpr DTypeEntry DTypes[] = {
     {DType::I16, "I16", 2}, {DType::I8, "I8", 1}, {DType::U8, "U8", 1},
     {DType::Bool, "BOOL", 1},
 };
-
-/// "<file>: byte <offset>: <message>"
-llvm::Error fileError(llvm::StringRef file, uint64_t offset, const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 file + ": byte " + llvm::Twine(offset) + ": " + message);
-}
-
-llvm::Error fileError(llvm::StringRef file, const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), file + ": " + message);
-}
 
 /// What a bracket-counting pass sees of a JSON text, outside strings.
 struct HeaderShape {
@@ -103,6 +95,13 @@ unsigned mixtape::safetensors::dtypeSize(DType type) {
     if (e.type == type)
       return e.size;
   llvm_unreachable("unknown dtype");
+}
+
+std::string mixtape::safetensors::shapeText(llvm::ArrayRef<int64_t> shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
 }
 
 uint64_t TensorInfo::numElements() const {
@@ -312,9 +311,7 @@ mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorLayout> tensors,
       if (failure)
         return;
       if (t.name.empty() || t.name == "__metadata__" || !seen.insert(t.name).second) {
-        failure = llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                          "safetensors: bad or duplicate tensor name '" +
-                                              t.name + "'");
+        failure = makeError("safetensors: bad or duplicate tensor name '" + t.name + "'");
         return;
       }
       uint64_t bytes = t.byteSize();
@@ -347,10 +344,8 @@ llvm::Error checkBytes(const TensorData &t) {
   uint64_t bytes = layoutOf(t).byteSize();
   if (bytes == t.bytes.size())
     return llvm::Error::success();
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 "safetensors: tensor '" + t.name + "' has " +
-                                     llvm::Twine(t.bytes.size()) +
-                                     " bytes, but its dtype and shape need " + llvm::Twine(bytes));
+  return makeError("safetensors: tensor '" + t.name + "' has " + llvm::Twine(t.bytes.size()) +
+                   " bytes, but its dtype and shape need " + llvm::Twine(bytes));
 }
 } // namespace
 
@@ -366,29 +361,31 @@ mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorData> tensors,
   return formatHeader(layouts, metadata);
 }
 
+/// The file is a DurableFile (support/Files.h), written through a stream of our own on its
+/// descriptor so that a write error (a full disk) stops a long streamed merge at the tensor
+/// it happens in. Both are reset once the file is committed or abandoned, which removes the
+/// temporary file of one that was not committed.
 struct Writer::Impl {
   std::string path;
-  llvm::sys::fs::TempFile temp;
+  std::optional<mixtape::DurableFile> file;
   std::unique_ptr<llvm::raw_fd_ostream> out;
   std::vector<TensorLayout> tensors;
   size_t next = 0;
-  bool finished = false;
 
-  Impl(llvm::StringRef path, llvm::sys::fs::TempFile temp, std::vector<TensorLayout> tensors)
-      : path(path.str()), temp(std::move(temp)),
-        out(std::make_unique<llvm::raw_fd_ostream>(this->temp.FD, /*shouldClose=*/false)),
+  Impl(mixtape::DurableFile durable, std::vector<TensorLayout> tensors)
+      : path(durable.path().str()), file(std::move(durable)),
+        out(std::make_unique<llvm::raw_fd_ostream>(file->fd(), /*shouldClose=*/false)),
         tensors(std::move(tensors)) {}
-  ~Impl() {
+  ~Impl() { close(); }
+  /// Ends writing: the file is removed unless it was committed.
+  void close() {
+    if (out)
+      out->clear_error(); // reported already, or the file is abandoned anyway
     out.reset();
-    if (!finished)
-      llvm::consumeError(temp.discard());
+    file.reset();
   }
   llvm::Error fail(const llvm::Twine &why) {
-    if (out)
-      out->clear_error();
-    out.reset();
-    llvm::consumeError(temp.discard());
-    finished = true;
+    close();
     return fileError(path, why);
   }
 };
@@ -402,13 +399,11 @@ llvm::Expected<Writer> Writer::create(llvm::StringRef path, llvm::ArrayRef<Tenso
                                       const std::map<std::string, std::string> &metadata) {
   llvm::Expected<std::string> header = formatHeader(tensors, metadata);
   if (!header)
-    return fileError(path, llvm::toString(header.takeError()));
-  llvm::Expected<llvm::sys::fs::TempFile> temp =
-      llvm::sys::fs::TempFile::create(path + ".tmp-%%%%%%");
-  if (!temp)
-    return fileError(path, "cannot create a temporary file: " +
-                               llvm::toString(temp.takeError()));
-  auto impl = std::make_unique<Impl>(path, std::move(*temp), tensors.vec());
+    return prefixError(path, header.takeError());
+  llvm::Expected<mixtape::DurableFile> file = mixtape::DurableFile::create(path);
+  if (!file)
+    return file.takeError();
+  auto impl = std::make_unique<Impl>(std::move(*file), tensors.vec());
   char length[8];
   llvm::support::endian::write64le(length, header->size());
   impl->out->write(length, 8);
@@ -418,7 +413,7 @@ llvm::Expected<Writer> Writer::create(llvm::StringRef path, llvm::ArrayRef<Tenso
 
 llvm::Error Writer::add(llvm::StringRef name, llvm::ArrayRef<uint8_t> bytes) {
   Impl &w = *impl_;
-  if (w.finished || w.next == w.tensors.size())
+  if (!w.file || w.next == w.tensors.size())
     return fileError(w.path, "tensor '" + name + "' is not in the header, or was added after the last");
   const TensorLayout &t = w.tensors[w.next];
   if (t.name != name)
@@ -435,7 +430,7 @@ llvm::Error Writer::add(llvm::StringRef name, llvm::ArrayRef<uint8_t> bytes) {
 
 llvm::Error Writer::commit() {
   Impl &w = *impl_;
-  if (w.finished)
+  if (!w.file)
     return fileError(w.path, "the file was already committed or abandoned");
   if (w.next != w.tensors.size())
     return w.fail("committed after " + llvm::Twine(w.next) + " of " +
@@ -444,23 +439,9 @@ llvm::Error Writer::commit() {
   if (std::error_code ec = w.out->error())
     return w.fail("write failed: " + ec.message());
   w.out.reset();
-  if (::fsync(w.temp.FD) != 0)
-    return w.fail("fsync failed: " + std::error_code(errno, std::generic_category()).message());
-  w.finished = true;
-  if (llvm::Error err = w.temp.keep(w.path))
-    return fileError(w.path, "cannot move the finished file into place: " +
-                                 llvm::toString(std::move(err)));
-  // The rename is durable only once the directory entry is.
-  llvm::SmallString<256> dir(w.path);
-  llvm::sys::path::remove_filename(dir);
-  if (dir.empty())
-    dir = ".";
-  int dirFd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dirFd >= 0) {
-    ::fsync(dirFd);
-    ::close(dirFd);
-  }
-  return llvm::Error::success();
+  llvm::Error committed = w.file->commit(); // fsync, rename into place, fsync the folder
+  w.close();
+  return committed;
 }
 
 llvm::Error mixtape::safetensors::write(llvm::StringRef path, llvm::ArrayRef<TensorData> tensors,
@@ -468,7 +449,7 @@ llvm::Error mixtape::safetensors::write(llvm::StringRef path, llvm::ArrayRef<Ten
   std::vector<TensorLayout> layouts;
   for (const TensorData &t : tensors) {
     if (llvm::Error e = checkBytes(t))
-      return fileError(path, llvm::toString(std::move(e)));
+      return prefixError(path, std::move(e));
     layouts.push_back(layoutOf(t));
   }
   llvm::Expected<Writer> writer = Writer::create(path, layouts, metadata);

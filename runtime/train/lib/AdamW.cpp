@@ -3,6 +3,8 @@
 
 #include "mixtape/model/TorchCompat.h"
 #include "mixtape/safetensors/SafeTensors.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Format.h"
 
 #include "llvm/ADT/StringExtras.h"
 
@@ -12,17 +14,13 @@
 #include <ATen/ops/stack.h>
 
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 
 using namespace mixtape::train;
 using mixtape::model::NamedParameter;
 using mixtape::model::ParamKind;
 namespace st = mixtape::safetensors;
-
-static llvm::Error stateError(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-}
+using mixtape::fileError;
 
 AdamW::AdamW(llvm::ArrayRef<NamedParameter> params, AdamWOptions options)
     : Params(params.begin(), params.end()), Options(options),
@@ -129,13 +127,6 @@ double mixtape::train::clipFactor(double norm, double maxNorm) {
 // State files
 //===----------------------------------------------------------------------===//
 
-/// Shortest decimal that reads back as the same double.
-static std::string exactDecimal(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", value);
-  return text;
-}
-
 static std::optional<st::DType> stateType(c10::ScalarType type) {
   if (type == at::kFloat)
     return st::DType::F32;
@@ -154,8 +145,7 @@ llvm::Error AdamW::saveState(llvm::StringRef path) const {
                                        : at::zeros(Params[i].tensor.sizes(), Params[i].tensor.dtype());
       std::optional<st::DType> type = stateType(t.scalar_type());
       if (!type)
-        return stateError(path + ": optimizer state of '" + Params[i].name +
-                          "' is neither F32 nor F64");
+        return fileError(path, "optimizer state of '" + Params[i].name + "' is neither F32 nor F64");
       keepAlive.push_back(t);
       tensors.push_back({Params[i].name + suffix, *type, t.sizes().vec(),
                          llvm::ArrayRef<uint8_t>(static_cast<const uint8_t *>(t.data_ptr()),
@@ -165,10 +155,10 @@ llvm::Error AdamW::saveState(llvm::StringRef path) const {
   std::map<std::string, std::string> metadata = {
       {"format", "mixtape-adamw-v1"},
       {"step", std::to_string(Steps)},
-      {"beta1", exactDecimal(Options.beta1)},
-      {"beta2", exactDecimal(Options.beta2)},
-      {"eps", exactDecimal(Options.eps)},
-      {"weight_decay", exactDecimal(Options.weightDecay)},
+      {"beta1", mixtape::formatNumber(Options.beta1)},
+      {"beta2", mixtape::formatNumber(Options.beta2)},
+      {"eps", mixtape::formatNumber(Options.eps)},
+      {"weight_decay", mixtape::formatNumber(Options.weightDecay)},
   };
   return st::write(path, tensors, metadata);
 }
@@ -180,16 +170,14 @@ llvm::Error AdamW::loadState(llvm::StringRef path) {
   const std::map<std::string, std::string> &meta = file->metadata();
   auto format = meta.find("format");
   if (format == meta.end() || format->second != "mixtape-adamw-v1")
-    return stateError(path + ": not an AdamW state file (metadata format is not "
-                             "'mixtape-adamw-v1')");
+    return fileError(path, "not an AdamW state file (metadata format is not 'mixtape-adamw-v1')");
   int64_t steps = 0;
   auto step = meta.find("step");
   if (step == meta.end() || llvm::StringRef(step->second).getAsInteger(10, steps) || steps < 0)
-    return stateError(path + ": metadata 'step' is missing or not a count");
+    return fileError(path, "metadata 'step' is missing or not a count");
   if (file->tensors().size() != 2 * Params.size())
-    return stateError(path + ": holds " + llvm::Twine(file->tensors().size()) +
-                      " tensors; the model's " + llvm::Twine(Params.size()) +
-                      " parameters need " + llvm::Twine(2 * Params.size()));
+    return fileError(path, "holds " + llvm::Twine(file->tensors().size()) + " tensors; the model's " +
+                               llvm::Twine(Params.size()) + " parameters need " + llvm::Twine(2 * Params.size()));
   std::vector<at::Tensor> expAvg(Params.size()), expAvgSq(Params.size());
   for (size_t i = 0; i < Params.size(); ++i) {
     const at::Tensor &param = Params[i].tensor;
@@ -197,10 +185,9 @@ llvm::Error AdamW::loadState(llvm::StringRef path) {
       std::string name = Params[i].name + suffix;
       const st::TensorInfo *t = file->find(name);
       if (!t)
-        return stateError(path + ": missing tensor '" + name + "'");
+        return fileError(path, "missing tensor '" + name + "'");
       if (t->shape != param.sizes().vec() || stateType(param.scalar_type()) != t->dtype)
-        return stateError(path + ": tensor '" + name + "' does not match its parameter's " +
-                          "shape and dtype");
+        return fileError(path, "tensor '" + name + "' does not match its parameter's shape and dtype");
       // Staged on the CPU (file data need not be aligned), then moved to the parameter's device.
       at::Tensor staging = at::empty(param.sizes(), param.options().device(at::kCPU));
       std::memcpy(staging.data_ptr(), t->bytes.data(), t->bytes.size());

@@ -1,6 +1,8 @@
 //===- Numerics.cpp -------------------------------------------------------===//
 #include "mixtape/train/Numerics.h"
 
+#include "mixtape/support/Error.h"
+
 #include "llvm/ADT/StringRef.h"
 
 #include <ATen/Context.h>
@@ -43,7 +45,7 @@ llvm::Expected<c10::Device> mixtape::train::resolveDevice(llvm::StringRef spec) 
       source = std::string(DeviceEnvVar) + "=";
   }
   auto fail = [&](const llvm::Twine &why) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(), source + "'" + spec + "': " + why);
+    return mixtape::makeError(source + "'" + spec + "': " + why);
   };
   if (spec == "auto")
     return at::hasCUDA() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);

@@ -2,6 +2,7 @@
 #include "mixtape/train/Trainer.h"
 
 #include "mixtape/model/TorchCompat.h"
+#include "mixtape/support/Error.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -9,6 +10,8 @@
 #include <cmath>
 
 using namespace mixtape::train;
+using mixtape::makeError;
+using mixtape::prefixError;
 
 MicroBatch mixtape::train::onDevice(const MicroBatch &mb, c10::Device device) {
   auto move = [&](const at::Tensor &t) { return t.defined() ? t.to(device) : t; };
@@ -23,14 +26,12 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
     result.lossTokens += model::countLossTokens(mb.targets, mb.lossMask);
     result.tokens += mb.inputs.numel();
     if (streams && !mb.streams.defined())
-      return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                     "a micro-batch lacks the stream of its sequences");
+      return makeError("a micro-batch lacks the stream of its sequences");
   }
   if (sync)
     sync->sumCounts(result.lossTokens, result.tokens);
   if (result.lossTokens == 0)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "no position of the batch counts for the loss");
+    return makeError("no position of the batch counts for the loss");
   // Each micro-batch's loss sum is divided by the whole batch's loss tokens, so the
   // accumulated gradient is that of the batch mean however the tokens fall across
   // micro-batches and masks.
@@ -88,15 +89,12 @@ Trainer::Trainer(model::Model &model, AdamW &optimizer, plan::LRSchedule schedul
 
 llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
   const int64_t stepNumber = Optimizer.steps() + 1;
-  auto stepError = [&](const llvm::Twine &what) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "step " + llvm::Twine(stepNumber) + ": " + what);
-  };
+  const std::string where = "step " + std::to_string(stepNumber);
   const double lr = plan::learningRate(Schedule, TokensSeen);
   Optimizer.zeroGrad();
   llvm::Expected<StepResult> result = accumulateGradients(Model, batch, Options.sync, Options.streams);
   if (!result)
-    return stepError(llvm::toString(result.takeError()));
+    return prefixError(where, result.takeError());
   if (!std::isfinite(result->loss)) {
     Optimizer.zeroGrad();
     if (Options.skipNonFinite) {
@@ -105,7 +103,7 @@ llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
       TokensSeen += double(result->tokens);
       return result;
     }
-    return stepError("loss is " + llvm::Twine(std::isnan(result->loss) ? "NaN" : "infinite") +
+    return makeError(where + ": loss is " + (std::isnan(result->loss) ? "NaN" : "infinite") +
                      "; weights left as they were after step " + llvm::Twine(stepNumber - 1));
   }
   result->gradNorm = Options.sync ? Options.sync->clipAndStep(Optimizer, Options.clipNorm, lr)

@@ -68,8 +68,9 @@ struct SynthOptions {
   std::vector<std::string> domains;
 };
 
-/// Writes "<dir>/<domain>" datasets (Megatron format, byte tokenizer) with metadata
-/// columns quality, overall_score, coherence, semantic_density, domain and source.
+/// Writes "<dir>/<domain>" datasets (Megatron format, byte tokenizer) with 17 metadata
+/// columns, in this order: the numbers quality, overall_score, coherence, semantic_density
+/// and the 11 kDataManRatings, then the strings domain and source (docs/data-format.md).
 llvm::Expected<std::vector<Manifest>> synthesizeCorpus(llvm::StringRef dir,
                                                        const SynthOptions &options);
 

@@ -40,6 +40,8 @@ llvm::StringRef dtypeName(DType type);
 std::optional<DType> dtypeFromName(llvm::StringRef name);
 /// Bytes per element.
 unsigned dtypeSize(DType type);
+/// A shape for messages: "[2, 3]", "[]".
+std::string shapeText(llvm::ArrayRef<int64_t> shape);
 
 /// Headers longer than this are refused before they are parsed (a hostile length field
 /// would otherwise make the reader allocate or scan gigabytes).
