@@ -9,6 +9,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
+#include <optional>
 
 using namespace mixtape;
 
@@ -267,11 +268,35 @@ static void printOne(const llvm::SourceMgr &sm, llvm::raw_ostream &os, const Dia
   sm.PrintMessage(os, d.range.Start, toKind(d.severity), message, ranges, fixits, color);
 }
 
+namespace {
+/// Writes to another stream through a buffer (SourceMgr writes a caret line character by
+/// character, and errs() is unbuffered), colored as `color` says: SourceMgr colors only a
+/// stream that says it has colors (a terminal), and `color` is a decision already made
+/// (useColor: --color wins over a pipe).
+class DiagnosticStream : public llvm::raw_ostream {
+public:
+  DiagnosticStream(llvm::raw_ostream &out, bool color) : Out(out), Color(color) {
+    SetBufferSize(1 << 16);
+    enable_colors(color);
+  }
+  ~DiagnosticStream() override { flush(); }
+  bool has_colors() const override { return Color; }
+  bool is_displayed() const override { return Color; }
+
+private:
+  void write_impl(const char *data, size_t size) override { Out.write(data, size); }
+  uint64_t current_pos() const override { return Out.tell(); }
+  llvm::raw_ostream &Out;
+  bool Color;
+};
+} // namespace
+
 void DiagnosticEngine::print(llvm::raw_ostream &os, bool color) const {
+  DiagnosticStream out(os, color);
   for (const Diagnostic *d : sorted()) {
-    printOne(sourceMgr, os, *d, color, /*withCode=*/true);
+    printOne(sourceMgr, out, *d, color, /*withCode=*/true);
     for (const Diagnostic &note : d->notes)
-      printOne(sourceMgr, os, note, color, /*withCode=*/false);
+      printOne(sourceMgr, out, note, color, /*withCode=*/false);
   }
 }
 

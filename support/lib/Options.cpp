@@ -348,9 +348,17 @@ int CommandTable::dispatch(ArrayRef<StringRef> args, llvm::raw_ostream &out, llv
   std::vector<StringRef> names;
   for (const Subcommand &command : Commands)
     names.push_back(command.Name);
-  return reportUsageError(
-      Command, (name.startswith("-") ? "unknown option '" : "unknown command '") + name + "'" + didYouMean(name, names),
-      err);
+  if (!name.startswith("-"))
+    return reportUsageError(Command, "unknown command '" + name + "'" + didYouMean(name, names), err);
+  // A mistyped option is matched against this table's options first (--verison), then
+  // against its commands (--lint).
+  std::vector<StringRef> options = {"--help", "-h"};
+  if (!Version.empty())
+    options.push_back("--version");
+  std::string suggestion = didYouMean(name, options);
+  if (suggestion.empty())
+    suggestion = didYouMean(name, names);
+  return reportUsageError(Command, "unknown option '" + name + "'" + suggestion, err);
 }
 
 void CommandTable::printHelp(llvm::raw_ostream &os) const {

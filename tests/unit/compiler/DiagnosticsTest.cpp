@@ -101,6 +101,34 @@ TEST(DiagnosticEngine, PrintsClangFormWithCodeCaretAndFixIt) {
   EXPECT_NE(out.find("t.toml:1:13: note: did you mean 'med'?"), std::string::npos) << out;
 }
 
+// print(os, true) colors whatever `os` is (--color into a pipe or a file), and print(os)
+// never does, not even on a terminal.
+TEST(DiagnosticEngine, ColorIsWhatTheCallerDecided) {
+  Parsed p("mix = \"0.95 medd\"\n");
+  const Value *mix = p.root->get("mix");
+  Diagnostic &d = p.diags.report(DiagCode::UnknownRef, mix->location().range(5, 9), "unknown stream 'medd'");
+  DiagnosticEngine::addNote(d, mix->location().range(5, 9), "did you mean 'med'?");
+  std::string plain, colored;
+  llvm::raw_string_ostream plainOs(plain), coloredOs(colored);
+  p.diags.print(plainOs);
+  p.diags.print(coloredOs, true);
+  plainOs.flush();
+  coloredOs.flush();
+  EXPECT_EQ(plain.find('\x1b'), std::string::npos) << plain;
+  EXPECT_NE(colored.find('\x1b'), std::string::npos) << colored;
+  // The same text once the escapes are taken out.
+  std::string stripped;
+  for (size_t i = 0; i < colored.size(); ++i) {
+    if (colored[i] != '\x1b') {
+      stripped += colored[i];
+      continue;
+    }
+    while (i < colored.size() && colored[i] != 'm')
+      ++i;
+  }
+  EXPECT_EQ(stripped, plain);
+}
+
 TEST(DiagnosticEngine, JsonHasEveryField) {
   Parsed p("x = 1\n");
   Diagnostic &d = p.diags.report(DiagCode::UnknownKey, p.root->fields[0].keyRange, "unknown key 'x'");

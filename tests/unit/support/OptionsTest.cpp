@@ -379,6 +379,11 @@ TEST(Options, SubcommandDispatch) {
   EXPECT_EQ(r.Err, usageError("mixtape", "unknown command 'lnit'; did you mean 'lint'?"));
   EXPECT_EQ(dispatch(table, {"deploy"}).Err, usageError("mixtape", "unknown command 'deploy'"));
   EXPECT_EQ(dispatch(table, {"--verbose"}).Err, usageError("mixtape", "unknown option '--verbose'"));
+  // A mistyped option is matched against the table's options, then its commands.
+  EXPECT_EQ(dispatch(table, {"--verison"}).Err,
+            usageError("mixtape", "unknown option '--verison'; did you mean '--version'?"));
+  EXPECT_EQ(dispatch(table, {"--hlep"}).Err, usageError("mixtape", "unknown option '--hlep'; did you mean '--help'?"));
+  EXPECT_EQ(dispatch(table, {"--lint"}).Err, usageError("mixtape", "unknown option '--lint'; did you mean 'lint'?"));
 
   const char *help = "usage: mixtape [--version] <command> [args]\n"
                      "recipes for continual pre-training\n"
