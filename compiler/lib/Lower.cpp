@@ -73,15 +73,21 @@ size_t Lowering::addNode(plan::Node node, const std::vector<std::string> &stream
   node.Hash = plan::nodeHash(result, node, identities, streamsUsed);
   auto [it, fresh] = byHash.try_emplace(node.Hash, result.Nodes.size());
   if (!fresh) {
-    plan::Node &existing = result.Nodes[it->second];
     for (const std::string &v : node.Variants)
-      if (!llvm::is_contained(existing.Variants, v))
-        existing.Variants.push_back(v);
+      addVariant(it->second, v);
     return it->second;
   }
   node.Dir = plan::nodeDirName(node.Name, node.Hash);
+  variantSets.emplace_back();
+  for (const std::string &v : node.Variants)
+    variantSets.back().insert(v);
   result.Nodes.push_back(std::move(node));
   return result.Nodes.size() - 1;
+}
+
+void Lowering::addVariant(size_t node, const std::string &name) {
+  if (variantSets[node].insert(name).second)
+    result.Nodes[node].Variants.push_back(name);
 }
 
 uint64_t Lowering::tokensThrough(size_t index) const {

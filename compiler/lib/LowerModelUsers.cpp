@@ -218,10 +218,8 @@ void Lowering::lowerAblations() {
       s.Attention = recipe.model.attention;
       s.LR = a.lr;
       s.LR.Horizon = a.tokens;
-      const OptimizerSpec optimizer;
-      s.Optimizer = plan::Optimizer{plan::OptimizerKind::AdamW, optimizer.beta1,       optimizer.beta2,
-                                    optimizer.eps,                optimizer.weightDecay, optimizer.decayEmbeddings};
-      s.GradClip = StageVariant().gradClip;
+      s.Optimizer = planOptimizer(OptimizerSpec());
+      s.GradClip = defaults::GradClip;
       s.OnNonFinite = plan::NonFiniteAction::Stop;
       s.OptimizerState = plan::OptimizerStart::Reset;
       plan::Blender blender(s.Mixture, a.seqLen);
@@ -238,7 +236,7 @@ void Lowering::lowerAblations() {
       }
       setFlops(t.Ledger, a.seqLen);
       t.Exec.MicroBatch = a.batchSequences;
-      t.Exec.CheckpointKeep = StageVariant().checkpointKeep;
+      t.Exec.CheckpointKeep = defaults::CheckpointKeep;
       t.Exec.Stage = a.name;
       t.Exec.StageStart = true;
       t.Exec.ChainTokens = tokensThrough(from);

@@ -20,8 +20,7 @@ static plan::TrainSettings chainSettings(const StageVariant &v, double modelRope
   s.LR = v.lr;
   s.LR.Horizon = v.horizon;
   s.Mixture = v.mixture;
-  const OptimizerSpec &o = v.optimizer;
-  s.Optimizer = plan::Optimizer{plan::OptimizerKind::AdamW, o.beta1, o.beta2, o.eps, o.weightDecay, o.decayEmbeddings};
+  s.Optimizer = planOptimizer(v.optimizer);
   s.GradClip = v.gradClip;
   s.OnNonFinite = v.skipNonFinite ? plan::NonFiniteAction::Skip : plan::NonFiniteAction::Stop;
   return s;
@@ -98,14 +97,11 @@ void Lowering::lowerStage(size_t s) {
     for (const auto &[end, node] : g.nodeEndingAt)
       if (end <= v.steps) {
         lv.nodes.push_back(node);
-        plan::Node &n = result.Nodes[node];
-        if (!llvm::is_contained(n.Variants, v.displayName))
-          n.Variants.push_back(v.displayName);
+        addVariant(node, v.displayName);
       }
     // The variant also runs through its ancestry's nodes up to its branch point.
     for (size_t up = lv.startNode; result.Nodes[up].Kind == plan::NodeKind::Train; up = result.Nodes[up].Inputs.front().Index)
-      if (!llvm::is_contained(result.Nodes[up].Variants, v.displayName))
-        result.Nodes[up].Variants.push_back(v.displayName);
+      addVariant(up, v.displayName);
     for (const std::string &st : v.mixture.Streams)
       lv.trainedOn.insert(recipe.stream(st)->root);
     variantTokens += chainTokens(s, i);

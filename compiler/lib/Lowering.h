@@ -12,6 +12,7 @@
 #include "mixtape/plan/PlanJSON.h"
 
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 
 #include <map>
 #include <memory>
@@ -22,6 +23,10 @@
 namespace mixtape::lower {
 
 using Cursors = std::map<std::string, uint64_t>;
+
+inline plan::Optimizer planOptimizer(const OptimizerSpec &o) {
+  return plan::Optimizer{plan::OptimizerKind::AdamW, o.beta1, o.beta2, o.eps, o.weightDecay, o.decayEmbeddings};
+}
 
 /// A stage variant, lowered.
 struct LoweredVariant {
@@ -97,6 +102,8 @@ public:
   /// Hash `node` over its settings, its inputs and the data it reads, and add it; or add
   /// its variants to the node of the same hash and return that one.
   size_t addNode(plan::Node node, const std::vector<std::string> &streamsUsed);
+  /// Adds variant `name` to node `node`'s variants unless it is there.
+  void addVariant(size_t node, const std::string &name);
   /// Tokens trained from the init through the end of `node` (a merge: its deepest input).
   uint64_t tokensThrough(size_t node) const;
   /// Training FLOPs per token at `seqLen` (PaLM's 6N + 12 L d T).
@@ -113,6 +120,8 @@ private:
   };
   llvm::StringMap<std::unique_ptr<CachedBlend>> blenders;
   llvm::StringMap<size_t> byHash;
+  /// Per node, its variants as a set: a base node of a 10,000-variant sweep has them all.
+  std::vector<llvm::StringSet<>> variantSets;
   std::map<std::string, std::optional<plan::CheckpointInfo>> checkpoints; ///< by reference
   std::set<std::string> unreadableCheckpoints;
 };

@@ -19,9 +19,15 @@ static const KeyInfo kKeys[] = {
 #include "keys.def"
 };
 
+static const DefaultInfo kDefaults[] = {
+#define DEFAULT(SECTION, KEY, NAME, CPPTYPE, VALUE) {SectionId::SECTION, KEY, #VALUE},
+#include "keys.def"
+};
+
 const SectionInfo &mixtape::sectionInfo(SectionId id) { return kSections[static_cast<size_t>(id)]; }
 llvm::ArrayRef<SectionInfo> mixtape::allSections() { return kSections; }
 llvm::ArrayRef<KeyInfo> mixtape::allKeys() { return kKeys; }
+llvm::ArrayRef<DefaultInfo> mixtape::allDefaults() { return kDefaults; }
 
 const KeyInfo *mixtape::findKey(SectionId section, llvm::StringRef name) {
   for (const KeyInfo &k : kKeys)
@@ -199,22 +205,14 @@ public:
       Diagnostic &d = diags.report(
           DiagCode::BadValue, v.range,
           llvm::formatv("'{0}' is not {1}", v.string, describeType(key.type)).str());
-      suggest(d, v.string, names, v.location().range(0, v.string.size()));
+      DiagnosticEngine::suggest(d, v.string, names, v.location().range(0, v.string.size()));
     }
   }
 
   void unknownKey(SectionId section, const Field &f, llvm::StringRef where) {
     Diagnostic &d = diags.report(DiagCode::UnknownKey, f.keyRange,
                                  llvm::formatv("unknown key '{0}' in {1}", f.key, where).str());
-    suggest(d, f.key, keyNames(section), f.keyRange);
-  }
-
-  void suggest(Diagnostic &d, llvm::StringRef word, const std::vector<std::string> &names,
-               llvm::SMRange replace) {
-    if (auto match = closestMatch(word, names)) {
-      DiagnosticEngine::addNote(d, replace, "did you mean '" + *match + "'?");
-      DiagnosticEngine::addFixIt(d, replace, *match);
-    }
+    DiagnosticEngine::suggest(d, f.key, keyNames(section), f.keyRange);
   }
 
   void checkRoot(const Value &root) {
@@ -230,7 +228,7 @@ public:
       if (!info) {
         Diagnostic &d = diags.report(DiagCode::UnknownKey, f.keyRange,
                                      llvm::formatv("unknown section '{0}'", f.key).str());
-        suggest(d, f.key, sectionNames, f.keyRange);
+        DiagnosticEngine::suggest(d, f.key, sectionNames, f.keyRange);
         continue;
       }
       checkSection(*info, f);

@@ -245,7 +245,7 @@ void sema::checkModel(Context &ctx) {
   if (m.ffn == 0 && m.dModel)
     m.ffn = m.family == Family::Llama ? (m.dModel * 8 / 3 + 63) / 64 * 64 : 4 * m.dModel;
 
-  m.seqLen = seqLen(ctx, model->get("seq_len")).value_or(1024);
+  m.seqLen = seqLen(ctx, model->get("seq_len")).value_or(defaults::SeqLen);
   m.maxPositions = seqLen(ctx, model->get("max_positions")).value_or(m.seqLen);
   if (const Value *v = model->get("max_positions"); v && m.family != Family::GPT2)
     ctx.report(DiagCode::BadValue, v->range,

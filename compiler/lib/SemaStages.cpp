@@ -9,6 +9,7 @@
 #include "SemaContext.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallBitVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -65,7 +66,8 @@ private:
   std::vector<std::vector<BatchWritten>> batches;     // per out stage, per variant
   /// Root streams a variant and its ancestry trained on, with the init's pretraining data
   /// (per out stage, per variant): what counts as "earlier data" for its children.
-  std::vector<std::vector<std::set<std::string>>> trainedOn;
+  /// Bits by index in recipe.streams: a set of strings per variant made long chains slow.
+  std::vector<std::vector<llvm::SmallBitVector>> trainedOn;
 
   std::vector<std::string> stageNames() const {
     std::vector<std::string> names;
@@ -385,7 +387,7 @@ private:
         parentVariants[parent->variants[i].labels] = static_cast<int>(i);
 
     std::vector<BatchWritten> stageBatches;
-    std::vector<std::set<std::string>> stageData;
+    std::vector<llvm::SmallBitVector> stageData;
     bool ok = true;
     for (size_t n = 0; n < total && ok; ++n) {
       VariantLabels labels;
@@ -689,7 +691,7 @@ private:
 
   void resolveOptimizer(const StageDecl &d, const StageSpec &stage, StageVariant &v, const StageVariant *parent) {
     v.optimizer = parent ? parent->optimizer : OptimizerSpec();
-    v.gradClip = parent ? parent->gradClip : 1.0;
+    v.gradClip = parent ? parent->gradClip : defaults::GradClip;
     auto eff = [&](llvm::StringRef sub) { return effective(d, stage, v.labels, "optimizer", sub); };
     if (const Value *b = eff("betas"); b && b->kind == Value::Array) {
       if (b->items.size() != 2)
@@ -727,7 +729,7 @@ private:
   template <typename Eff>
   void resolveCheckpoint(Eff &eff, StageVariant &v, const StageVariant *parent) {
     v.checkpointEvery = parent ? parent->checkpointEvery : 0;
-    v.checkpointKeep = parent ? parent->checkpointKeep : 2;
+    v.checkpointKeep = parent ? parent->checkpointKeep : defaults::CheckpointKeep;
     if (const Value *e = eff("checkpoint", "every")) {
       auto q = ctx.quantity(*e, {Dim::Tokens, Dim::Steps}, Dim::Tokens, "a number of tokens such as \"200M\"");
       if (auto n = q ? ctx.count(*e, *q, "a checkpoint interval") : std::nullopt)
@@ -771,18 +773,25 @@ private:
     return true;
   }
 
-  std::set<std::string> pretrainingData() const {
-    std::set<std::string> seen;
+  /// The index in recipe.streams of the root of stream `name`, if there is one.
+  std::optional<size_t> rootIndex(llvm::StringRef name) const {
+    const StreamSpec *spec = recipe.stream(name);
+    const StreamSpec *root = spec ? recipe.stream(spec->root) : nullptr;
+    return root ? std::optional<size_t>(root - recipe.streams.data()) : std::nullopt;
+  }
+
+  llvm::SmallBitVector pretrainingData() const {
+    llvm::SmallBitVector seen(recipe.streams.size());
     for (const std::string &s : recipe.model.pretrainedOn)
-      if (const StreamSpec *spec = recipe.stream(s))
-        seen.insert(spec->root);
+      if (std::optional<size_t> root = rootIndex(s))
+        seen.set(*root);
     return seen;
   }
 
-  std::set<std::string> withMixture(std::set<std::string> seen, const StageVariant &v) const {
+  llvm::SmallBitVector withMixture(llvm::SmallBitVector seen, const StageVariant &v) const {
     for (const std::string &s : v.mixture.Streams)
-      if (const StreamSpec *spec = recipe.stream(s))
-        seen.insert(spec->root);
+      if (std::optional<size_t> root = rootIndex(s))
+        seen.set(*root);
     return seen;
   }
 
@@ -822,21 +831,22 @@ private:
     return d.table->get("lr");
   }
 
-  void checkRewarmReplay(const StageVariant &v, const std::set<std::string> &earlier, llvm::SMRange at) {
+  void checkRewarmReplay(const StageVariant &v, const llvm::SmallBitVector &earlier, llvm::SMRange at) {
     std::vector<std::string> fresh, replayed;
-    for (size_t i = 0; i < v.mixture.Streams.size(); ++i) {
-      const StreamSpec *spec = recipe.stream(v.mixture.Streams[i]);
-      if (!spec)
-        continue;
-      (earlier.count(spec->root) ? replayed : fresh).push_back(spec->name);
-    }
-    if (fresh.empty() || !replayed.empty() || earlier.empty())
+    for (const std::string &stream : v.mixture.Streams)
+      if (std::optional<size_t> root = rootIndex(stream))
+        (earlier.test(*root) ? replayed : fresh).push_back(stream);
+    if (fresh.empty() || !replayed.empty() || earlier.none())
       return;
+    std::vector<std::string> earlierNames;
+    for (int i : earlier.set_bits())
+      earlierNames.push_back(recipe.streams[i].name);
+    llvm::sort(earlierNames);
     ctx.report(
         DiagCode::RewarmNoReplay, at,
         llvm::formatv("'{0}' rewarms the LR onto new data ({1}) with no replay of earlier data ({2}): expect "
                       "forgetting; Ibrahim et al. 2024 replay ~5% of it",
-                      v.displayName, llvm::join(fresh, ", "), llvm::join(earlier, ", "))
+                      v.displayName, llvm::join(fresh, ", "), llvm::join(earlierNames, ", "))
             .str());
   }
 

@@ -190,12 +190,17 @@ TEST(Goldens, EveryDiagnosticCodeHasOne) {
 }
 
 // docs/language.md documents every key of grammar/keys.def.
-TEST(Docs, LanguageReferenceDocumentsEveryKey) {
+/// docs/language.md's text; empty if it is missing.
+std::string languageReference() {
   std::ifstream in(sourcePath("docs/language.md"));
-  ASSERT_TRUE(in) << "docs/language.md is missing";
   std::stringstream ss;
   ss << in.rdbuf();
-  std::string doc = ss.str();
+  return ss.str();
+}
+
+TEST(Docs, LanguageReferenceDocumentsEveryKey) {
+  std::string doc = languageReference();
+  ASSERT_FALSE(doc.empty()) << "docs/language.md is missing";
   for (const KeyInfo &k : allKeys())
     EXPECT_NE(doc.find("`" + k.name.str() + "`"), std::string::npos)
         << "docs/language.md does not document '" << sectionInfo(k.section).path.str() << "." << k.name.str()
@@ -203,6 +208,46 @@ TEST(Docs, LanguageReferenceDocumentsEveryKey) {
   for (DiagCode code : allDiagCodes())
     EXPECT_NE(doc.find(diagCodeName(code).str()), std::string::npos)
         << "docs/language.md does not list diagnostic " << diagCodeName(code).str();
+}
+
+/// The default cell of `key`'s row in the table under the heading of `section`
+/// ("### `[model]`", "### `[[stage]]`", "### `stage.optimizer`", ...); "" if none.
+std::string documentedDefault(llvm::StringRef doc, const SectionInfo &section, llvm::StringRef key) {
+  size_t heading = llvm::StringRef::npos;
+  for (std::string title : {"[" + section.path.str() + "]", "[[" + section.path.str() + "]]",
+                            "[" + section.path.str() + ".NAME]", section.path.str()})
+    if ((heading = doc.find("\n### `" + title + "`\n")) != llvm::StringRef::npos)
+      break;
+  if (heading == llvm::StringRef::npos)
+    return "";
+  llvm::StringRef body = doc.drop_front(heading + 1);
+  body = body.take_front(body.find("\n#", 1));
+  size_t row = body.find("\n| `" + key.str() + "` |");
+  if (row == llvm::StringRef::npos)
+    return "";
+  llvm::SmallVector<llvm::StringRef, 4> cells;
+  body.drop_front(row + 1).split('\n').first.split(cells, " | ");
+  return cells.size() > 2 ? cells[2].str() : "";
+}
+
+// Every default of grammar/keys.def (the one the compiler uses) is the one docs/language.md shows.
+TEST(Docs, LanguageReferenceShowsEveryDefault) {
+  std::string doc = languageReference();
+  ASSERT_FALSE(doc.empty()) << "docs/language.md is missing";
+  ASSERT_FALSE(allDefaults().empty());
+  for (const DefaultInfo &d : allDefaults()) {
+    std::string cell = documentedDefault(doc, sectionInfo(d.section), d.key);
+    std::string where = sectionInfo(d.section).path.str() + "." + d.key.str();
+    EXPECT_FALSE(cell.empty()) << "docs/language.md has no row for " << where;
+    // `0.9` is shown in `[0.9, 0.95]`; but 0.9 is not 0.95.
+    llvm::SmallVector<llvm::StringRef, 4> words;
+    llvm::StringRef(cell).split(words, ' ');
+    bool found = false;
+    for (llvm::StringRef word : words)
+      found |= word.trim("`[],;") == d.spelling;
+    EXPECT_TRUE(found) << where << ": keys.def's default is " << d.spelling.str() << ", docs/language.md shows '"
+                       << cell << "'";
+  }
 }
 
 } // namespace

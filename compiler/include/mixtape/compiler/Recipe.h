@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/compiler/Defaults.h"
 #include "mixtape/compiler/Mixture.h"
 #include "mixtape/compiler/Predicate.h"
 #include "mixtape/compiler/Schedule.h"
@@ -35,8 +36,8 @@ struct ModelSpec {
   std::string tokenizer = "bytes";  ///< "bytes" or "hf:PATH"
   uint64_t layers = 0, dModel = 0, heads = 0, kvHeads = 0, ffn = 0;
   uint64_t vocab = 0;               ///< 0: the tokenizer's (known at plan time)
-  uint64_t seqLen = 1024, maxPositions = 0;
-  double ropeTheta = 10000, rotaryPct = 1.0;
+  uint64_t seqLen = defaults::SeqLen, maxPositions = 0;
+  double ropeTheta = defaults::RopeTheta, rotaryPct = defaults::RotaryPct;
   bool ropeThetaWritten = false;    ///< else a checkpoint's own base applies (plan time)
   Attention attention = Attention::Causal;
   std::vector<std::string> pretrainedOn;
@@ -55,7 +56,7 @@ struct StreamSpec {
   std::string root;                 ///< the root stream whose documents this one views
   std::optional<plan::Predicate> where;
   llvm::SMRange whereRange;
-  double val = 0;                   ///< held-out fraction (a derived stream: its root's)
+  double val = defaults::Val;       ///< held-out fraction (a derived stream: its root's)
   std::optional<plan::UntieKnots> transform; ///< Untie-the-Knots (Tian et al. 2024)
 };
 
@@ -70,8 +71,8 @@ struct SweepAxis {
 using VariantLabels = std::map<unsigned, unsigned>;
 
 struct OptimizerSpec {
-  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weightDecay = 0.1;
-  bool decayEmbeddings = false;
+  double beta1 = defaults::Beta1, beta2 = defaults::Beta2, eps = defaults::Eps, weightDecay = defaults::WeightDecay;
+  bool decayEmbeddings = defaults::DecayEmbeddings;
 };
 
 struct StageVariant {
@@ -82,16 +83,16 @@ struct StageVariant {
   uint64_t horizon = 0;
   uint64_t batchSequences = 0, microBatchSequences = 0, seqLen = 0, steps = 0;
   uint64_t batchTokens() const { return batchSequences * seqLen; }
-  double ropeTheta = 10000;
+  double ropeTheta = defaults::RopeTheta;
   bool ropeThetaWritten = false;    ///< by this stage, an ancestor or [model]
   Attention attention = Attention::Causal;
   plan::Mixture mixture;
   plan::LRSchedule lr;
   std::vector<TextRange> lrPhaseRanges; ///< where each phase of `lr` is written
   OptimizerSpec optimizer;
-  double gradClip = 1.0;
+  double gradClip = defaults::GradClip;
   bool skipNonFinite = false;       ///< on_nonfinite = "skip": drop a batch whose loss is not finite
-  uint64_t checkpointEvery = 0, checkpointKeep = 2;
+  uint64_t checkpointEvery = 0, checkpointKeep = defaults::CheckpointKeep;
   bool zero1 = false;               ///< shard the optimizer state over the ranks (execution only)
   // The edge from the parent (none for a stage that starts from the model's init).
   int parentVariant = -1;           ///< index into the parent stage's variants
@@ -120,8 +121,8 @@ struct MergeSpec {
   std::vector<ModelRef> models;
   std::optional<ModelRef> base;
   std::vector<double> weights;
-  bool normalize = true;
-  double density = 1.0, t = 0.5;
+  bool normalize = defaults::Normalize;
+  double density = 1.0, t = defaults::SlerpT;
   uint64_t seed = 0;
 };
 
@@ -150,7 +151,7 @@ struct EvalSpec {
 
 struct CheckedRecipe {
   std::string name;
-  uint64_t seed = 0;
+  uint64_t seed = defaults::Seed;
   std::string file;                 ///< the recipe file, for diagnostics without a location
   std::string baseDir;              ///< the recipe file's directory: relative paths start here
   ModelSpec model;

@@ -48,9 +48,17 @@ struct SectionInfo {
   llvm::StringRef doc;
 };
 
+/// A DEFAULT row of keys.def: its value as written there (Defaults.h has it typed).
+struct DefaultInfo {
+  SectionId section;
+  llvm::StringRef key;
+  llvm::StringRef spelling;
+};
+
 const SectionInfo &sectionInfo(SectionId id);
 llvm::ArrayRef<SectionInfo> allSections();
 llvm::ArrayRef<KeyInfo> allKeys();
+llvm::ArrayRef<DefaultInfo> allDefaults();
 const KeyInfo *findKey(SectionId section, llvm::StringRef name);
 std::vector<std::string> keyNames(SectionId section);
 
