@@ -58,7 +58,9 @@ std::optional<plan::Plan> Lowering::run() {
 
 void Lowering::provisional(std::string reason) {
   result.Provisional = true;
-  result.ProvisionalReasons.push_back(std::move(reason));
+  // A checkpoint several references name is one reason.
+  if (!llvm::is_contained(result.ProvisionalReasons, reason))
+    result.ProvisionalReasons.push_back(std::move(reason));
 }
 
 std::string Lowering::recipePath(llvm::StringRef path) const { return plan::resolvePath(recipe.baseDir, path); }

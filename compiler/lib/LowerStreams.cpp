@@ -10,6 +10,8 @@
 
 #include "mixtape/support/Format.h"
 
+#include <functional>
+
 #include "llvm/Support/FormatVariadic.h"
 
 using namespace mixtape;
@@ -60,8 +62,19 @@ void Lowering::lowerStreams() {
       fingerprints[s.name] = "provisional:" + o.Shards;
       provisional("stream '" + s.name + "': no data at '" + o.Shards + "'");
     }
-    identities[s.name] = plan::streamIdentity(o, fingerprints[s.name]);
   }
+  // A derived stream is its parent's documents narrowed: its identity builds on the
+  // parent's, so filters anywhere up the chain count.
+  std::function<std::string(const std::string &)> identityOf = [&](const std::string &name) {
+    if (auto it = identities.find(name); it != identities.end())
+      return it->second;
+    const plan::Stream &o = result.Streams.at(name);
+    std::string parent = o.From ? identityOf(*o.From) : "";
+    return identities[name] = plan::streamIdentity(o, fingerprints[name], parent);
+  };
+  for (const StreamSpec &s : recipe.streams)
+    if (fingerprints.count(s.name))
+      identityOf(s.name);
 }
 
 /// The checkpoint's value of what the recipe's [model] says beside an hf: init: the

@@ -719,13 +719,16 @@ llvm::Expected<Plan> mixtape::plan::readPlanFile(llvm::StringRef path) {
   return parsePlan((*buffer)->getBuffer(), path);
 }
 
-std::string mixtape::plan::streamIdentity(const Stream &stream, llvm::StringRef fingerprint) {
+std::string mixtape::plan::streamIdentity(const Stream &stream, llvm::StringRef fingerprint,
+                                          llvm::StringRef parentIdentity) {
   HashStream os;
   {
     Plan none;
     Writer w(os, 0, none);
     w.Out.object([&] {
       w.Out.attribute("fingerprint", fingerprint);
+      if (!parentIdentity.empty())
+        w.Out.attribute("from", parentIdentity);
       w.Out.attributeBegin("val"), w.write(stream.Val), w.Out.attributeEnd();
       if (stream.Where)
         w.Out.attributeBegin("where"), w.write(*stream.Where), w.Out.attributeEnd();

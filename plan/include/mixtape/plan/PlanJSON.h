@@ -39,9 +39,10 @@ llvm::Expected<Plan> readPlanFile(llvm::StringRef path);
 /// Stream name -> identity (what the stream is, without its name): see streamIdentity.
 using StreamIdentities = std::map<std::string, std::string>;
 
-/// "stream:<sha256>" of a stream's data fingerprint, split, filter and transform: equal for
-/// two streams that hold the same documents, whatever their names.
-std::string streamIdentity(const Stream &stream, llvm::StringRef fingerprint);
+/// "stream:<sha256>" of a stream's data fingerprint, its parent's identity (a derived
+/// stream), split, filter and transform: equal for two streams that hold the same
+/// documents, whatever their names.
+std::string streamIdentity(const Stream &stream, llvm::StringRef fingerprint, llvm::StringRef parentIdentity = "");
 
 /// SHA-256 (hex) of a node's hash input: the canonical JSON of { format_version, kind,
 /// semantics_version, settings (stream names replaced by `identities`), inputs (their
