@@ -1,7 +1,8 @@
 //===- plan_bench.cpp - how fast `mixtape plan` lowers a large sweep ------===//
 //
 // A recipe whose sweeps give 10,000 variants of one stage (100 learning rates x 100
-// lengths), planned in process with every stream present. Prints ms and node count.
+// lengths), planned in process with every stream present. Prints ms and node count;
+// `--recipe` prints the recipe instead (bench/cli_bench.sh plans it through the CLI).
 // Goal (issue 3): < 2 s on the 2-core dev machine.
 //
 //===----------------------------------------------------------------------===//
@@ -62,8 +63,12 @@ std::string generateRecipe() {
 }
 } // namespace
 
-int main() {
+int main(int argc, char **argv) {
   std::string recipe = generateRecipe();
+  if (argc > 1 && llvm::StringRef(argv[1]) == "--recipe") { // for bench/cli_bench.sh
+    llvm::outs() << recipe;
+    return 0;
+  }
   double best = 1e300;
   size_t nodes = 0;
   for (int run = 0; run < 3; ++run) {
