@@ -74,22 +74,22 @@ int main(int argc, char **argv) {
 
   Clock::time_point start = Clock::now();
   TrainNodeData node;
-  node.seqLen = L;
-  node.mixture.Streams = {"a", "b", "c", "d"};
-  node.mixture.Positions = {0};
-  node.mixture.Weights = {{0.4, 0.3, 0.2, 0.1}};
-  node.begin = 0;
-  node.end = n;
+  node.SeqLen = L;
+  node.Mixture.Streams = {"a", "b", "c", "d"};
+  node.Mixture.Positions = {0};
+  node.Mixture.Weights = {{0.4, 0.3, 0.2, 0.1}};
+  node.Begin = 0;
+  node.End = n;
   for (unsigned s = 0; s < 4; ++s) {
     NodeStream stream;
-    stream.name = node.mixture.Streams[s];
-    stream.root = {stream.name, {writeDataset(folder, stream.name, s + 1)}, 0.01};
-    node.streams.push_back(stream);
+    stream.Name = node.Mixture.Streams[s];
+    stream.Root = {stream.Name, {writeDataset(folder, stream.Name, s + 1)}, 0.01};
+    node.Streams.push_back(stream);
   }
   uint64_t total = 0;
-  for (const NodeStream &stream : node.streams) {
+  for (const NodeStream &stream : node.Streams) {
     uint64_t bytes = 0;
-    llvm::sys::fs::file_size(stream.root.shards[0] + ".bin", bytes);
+    llvm::sys::fs::file_size(stream.Root.Shards[0] + ".bin", bytes);
     total += bytes;
   }
   llvm::outs() << llvm::format("wrote 4 datasets (%.1f MB of tokens) in %.2f s\n", total / 1e6, seconds(start));
@@ -105,15 +105,15 @@ int main(int argc, char **argv) {
   // memcpy of the same bytes: each sample's runs of stored tokens, the very ranges the
   // sampler reads (so the same access pattern), copied into one buffer.
   struct Run {
-    const uint8_t *from;
-    uint64_t bytes;
+    const uint8_t *From;
+    uint64_t Bytes;
   };
   std::vector<Run> runs;
   std::vector<size_t> runsOf{0};
   for (uint64_t i = 0; i < n; ++i) {
     Sample s;
     (*samples)->read(i, s); // also pages everything in
-    (*samples)->reader(s.stream).forEachRun(s.cursor, L + 1, [&](const TokenSpan &doc, uint64_t from, uint64_t count) {
+    (*samples)->reader(s.Stream).forEachRun(s.Cursor, L + 1, [&](const TokenSpan &doc, uint64_t from, uint64_t count) {
       runs.push_back({doc.bytes().data() + from * dtypeSize(doc.dtype()), count * dtypeSize(doc.dtype())});
     });
     runsOf.push_back(runs.size());
@@ -127,15 +127,15 @@ int main(int argc, char **argv) {
     start = Clock::now();
     for (uint64_t i = 0; i < n; ++i) {
       (*samples)->read(i, sample);
-      checksum += sample.tokens[i % (L + 1)] + sample.documentStarts.size();
+      checksum += sample.Tokens[i % (L + 1)] + sample.DocumentStarts.size();
     }
     best = std::min(best, seconds(start));
     start = Clock::now();
     for (uint64_t i = 0; i < n; ++i) {
       uint8_t *to = copy.data();
       for (size_t r = runsOf[i]; r < runsOf[i + 1]; ++r) {
-        std::memcpy(to, runs[r].from, runs[r].bytes);
-        to += runs[r].bytes;
+        std::memcpy(to, runs[r].From, runs[r].Bytes);
+        to += runs[r].Bytes;
       }
       checksum += copy[i % copy.size()];
     }

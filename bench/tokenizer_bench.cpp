@@ -43,7 +43,7 @@ static std::vector<std::string> makeDocuments(uint64_t targetBytes) {
   SplitMix64 rng(8);
   uint64_t bytes = 0;
   for (uint64_t i = 0; bytes < targetBytes; ++i) {
-    std::string doc = synthDocument(i % 3 ? "prose" : "code", 1, i).text;
+    std::string doc = synthDocument(i % 3 ? "prose" : "code", 1, i).Text;
     if (i % 4 == 0)
       doc += std::string("\n") + multilingual[rng.below(std::size(multilingual))] + "\n";
     if (i % 5 == 0) {

@@ -128,17 +128,17 @@ int main(int argc, char **argv) {
     llvm::errs() << "train_bench: " << llvm::toString(world.takeError()) << "\n";
     return 1;
   }
-  dataParallel = dataParallel || world->size > 1;
+  dataParallel = dataParallel || world->Size > 1;
   if (dataParallel && device->is_cuda())
-    *device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(world->localRank));
+    *device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(world->LocalRank));
   std::unique_ptr<dist::Collectives> comm;
-  if (dataParallel && world->masterPort == 0) { // no launcher: a world of one meets itself
+  if (dataParallel && world->MasterPort == 0) { // no launcher: a world of one meets itself
     llvm::Expected<uint16_t> port = dist::freeLocalPort();
     if (!port) {
       llvm::errs() << "train_bench: " << llvm::toString(port.takeError()) << "\n";
       return 1;
     }
-    world->masterPort = *port;
+    world->MasterPort = *port;
   }
   if (dataParallel) {
     // A process group even for a world of one, so that one GPU measures NCCL's cost too.
@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
     }
     comm = std::move(*connected);
   }
-  const bool printer = world->rank == 0;
+  const bool printer = world->Rank == 0;
   // Threads as the runtime sets them, unless given.
   if (threads > 0)
     at::set_num_threads(int(threads));
@@ -165,7 +165,7 @@ int main(int argc, char **argv) {
            : model::ModelConfig::defaults(model::Family::Llama, /*vocab=*/264, /*layers=*/2, /*d=*/64,
                                           /*heads=*/4, /*positions=*/seq);
   if (!gpt2)
-    config.numKVHeads = 2;
+    config.NumKVHeads = 2;
   auto created = model::Model::create(config, /*seed=*/7);
   if (!created) {
     llvm::errs() << "train_bench: " << llvm::toString(created.takeError()) << "\n";
@@ -176,30 +176,30 @@ int main(int argc, char **argv) {
   // Waits for the device's queued work (a scalar read orders after it on the stream).
   auto sync = [&] {
     if (device->is_cuda())
-      (void)m.parameters().front().tensor.sum().item<float>();
+      (void)m.parameters().front().Tensor.sum().item<float>();
   };
   train::AdamWOptions options; // the plan's defaults: 0.9, 0.95, 1e-8, decay 0.1
   train::AdamW optimizer(m.parameters(), options);
   const double lr = gpt2 ? 3e-4 : 1e-3;
   const plan::LRSchedule constant{0, {plan::Phase{plan::PhaseShape::Constant, 0, std::nullopt, lr, lr, 1, 0}}};
   train::TrainOptions trainOptions;
-  trainOptions.clipNorm = clip;
+  trainOptions.ClipNorm = clip;
   std::optional<dist::DataParallel> parallel;
   std::optional<SumAfterBackward> afterBackward;
   if (comm)
-    trainOptions.sync = overlap ? static_cast<train::StepSync *>(&parallel.emplace(*comm)) : &afterBackward.emplace(*comm);
+    trainOptions.Sync = overlap ? static_cast<train::StepSync *>(&parallel.emplace(*comm)) : &afterBackward.emplace(*comm);
   train::Trainer trainer(m, optimizer, constant, trainOptions);
 
   // A few distinct seeded batches, built before timing; the executor gives every
   // micro-batch a float loss mask (all ones for unpadded samples).
   std::vector<train::MicroBatch> batches;
-  at::Generator gen = at::detail::createCPUGenerator(1234 + uint64_t(world->rank)); // each rank its own data
+  at::Generator gen = at::detail::createCPUGenerator(1234 + uint64_t(world->Rank)); // each rank its own data
   for (int i = 0; i < 8; ++i) {
-    at::Tensor ids = at::randint(config.vocabSize, {batch, seq + 1}, gen, at::kLong);
+    at::Tensor ids = at::randint(config.VocabSize, {batch, seq + 1}, gen, at::kLong);
     train::MicroBatch mb;
-    mb.inputs = ids.narrow(1, 0, seq).contiguous();
-    mb.targets = ids.narrow(1, 1, seq).contiguous();
-    mb.lossMask = at::ones({batch, seq}, at::kFloat);
+    mb.Inputs = ids.narrow(1, 0, seq).contiguous();
+    mb.Targets = ids.narrow(1, 1, seq).contiguous();
+    mb.LossMask = at::ones({batch, seq}, at::kFloat);
     batches.push_back(mb);
   }
   auto stepOn = [&](int64_t i) {
@@ -209,7 +209,7 @@ int main(int argc, char **argv) {
       llvm::errs() << "train_bench: " << llvm::toString(r.takeError()) << "\n";
       std::exit(1);
     }
-    return r->loss;
+    return r->Loss;
   };
 
   Clock::time_point warmStart = Clock::now();
@@ -239,13 +239,13 @@ int main(int argc, char **argv) {
     optimizer.zeroGrad();
     sync();
     Clock::time_point t0 = Clock::now();
-    int64_t lossTokens = model::countLossTokens(mb.targets, mb.lossMask);
+    int64_t lossTokens = model::countLossTokens(mb.Targets, mb.LossMask);
     at::Tensor logits;
     {
-      compat::CudaAutocast autocast(m.parameters().front().tensor);
-      logits = m.forward(mb.inputs);
+      compat::CudaAutocast autocast(m.parameters().front().Tensor);
+      logits = m.forward(mb.Inputs);
     }
-    at::Tensor l = model::maskedTokenLossSum(logits, mb.targets, mb.lossMask) * (1.0 / double(lossTokens));
+    at::Tensor l = model::maskedTokenLossSum(logits, mb.Targets, mb.LossMask) * (1.0 / double(lossTokens));
     sync();
     forward.push_back(seconds(t0));
     Clock::time_point t1 = Clock::now();
@@ -273,9 +273,9 @@ int main(int argc, char **argv) {
     return 0;
   int64_t params = 0;
   for (const model::NamedParameter &p : m.parameters())
-    params += p.tensor.numel();
+    params += p.Tensor.numel();
   // anchor_gpt.py's estimate: 6 N per token plus attention's 12 L d T.
-  const double flopsPerToken = 6.0 * double(params) + 12.0 * double(config.numLayers * config.dModel * seq);
+  const double flopsPerToken = 6.0 * double(params) + 12.0 * double(config.NumLayers * config.DModel * seq);
   auto ms = [](std::vector<double> &times) {
     return times.empty() ? std::string("null") : llvm::formatv("{0:f3}", median(times) * 1e3).str();
   };

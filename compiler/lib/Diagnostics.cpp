@@ -15,9 +15,9 @@ using namespace mixtape;
 
 namespace {
 struct CodeInfo {
-  DiagCode code;
-  llvm::StringRef name;
-  Severity severity;
+  DiagCode Code;
+  llvm::StringRef Name;
+  mixtape::Severity Severity;
 };
 constexpr CodeInfo kCodes[] = {
 #define DIAG(ID, NAME, SEVERITY) {DiagCode::ID, NAME, Severity::SEVERITY},
@@ -29,14 +29,14 @@ constexpr DiagCode kAllCodes[] = {
 };
 } // namespace
 
-llvm::StringRef mixtape::diagCodeName(DiagCode code) { return kCodes[static_cast<size_t>(code)].name; }
-Severity mixtape::defaultSeverity(DiagCode code) { return kCodes[static_cast<size_t>(code)].severity; }
+llvm::StringRef mixtape::diagCodeName(DiagCode code) { return kCodes[static_cast<size_t>(code)].Name; }
+Severity mixtape::defaultSeverity(DiagCode code) { return kCodes[static_cast<size_t>(code)].Severity; }
 llvm::ArrayRef<DiagCode> mixtape::allDiagCodes() { return kAllCodes; }
 
 std::optional<DiagCode> mixtape::diagCodeFromName(llvm::StringRef name) {
   for (const CodeInfo &info : kCodes)
-    if (info.name == name)
-      return info.code;
+    if (info.Name == name)
+      return info.Code;
   return std::nullopt;
 }
 
@@ -48,7 +48,7 @@ static unsigned utf8Length(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 
 
 static bool isHex(char c) { return llvm::isHexDigit(c); }
 
-StringLocation::StringLocation(const char *literal, const char *bufferEnd) : base(literal) {
+StringLocation::StringLocation(const char *literal, const char *bufferEnd) : Base(literal) {
   const char *p = literal;
   auto remaining = [&] { return static_cast<size_t>(bufferEnd - p); };
   if (remaining() == 0 || (*p != '"' && *p != '\''))
@@ -65,7 +65,7 @@ StringLocation::StringLocation(const char *literal, const char *bufferEnd) : bas
   }
   auto emit = [&](const char *at, unsigned count) {
     for (unsigned i = 0; i < count; ++i)
-      byteOffsets.push_back(static_cast<uint32_t>(at - base));
+      ByteOffsets.push_back(static_cast<uint32_t>(at - Base));
   };
   while (p < bufferEnd) {
     if (*p == quote) {
@@ -115,28 +115,28 @@ StringLocation::StringLocation(const char *literal, const char *bufferEnd) : bas
     emit(p, 1);
     ++p;
   }
-  byteOffsets.push_back(static_cast<uint32_t>(p - base)); // one past the end
+  ByteOffsets.push_back(static_cast<uint32_t>(p - Base)); // one past the end
 }
 
 StringLocation StringLocation::whole(llvm::SMRange range) {
   StringLocation loc;
-  loc.wholeRange = range;
+  loc.WholeRange = range;
   return loc;
 }
 
 llvm::SMLoc StringLocation::at(size_t decodedOffset) const {
-  if (wholeRange.isValid())
-    return wholeRange.Start;
-  if (byteOffsets.empty())
+  if (WholeRange.isValid())
+    return WholeRange.Start;
+  if (ByteOffsets.empty())
     return llvm::SMLoc();
-  size_t i = std::min(decodedOffset, byteOffsets.size() - 1);
-  return llvm::SMLoc::getFromPointer(base + byteOffsets[i]);
+  size_t i = std::min(decodedOffset, ByteOffsets.size() - 1);
+  return llvm::SMLoc::getFromPointer(Base + ByteOffsets[i]);
 }
 
 llvm::SMRange StringLocation::range(size_t decodedBegin, size_t decodedEnd) const {
-  if (wholeRange.isValid())
-    return wholeRange;
-  if (byteOffsets.empty())
+  if (WholeRange.isValid())
+    return WholeRange;
+  if (ByteOffsets.empty())
     return llvm::SMRange();
   // An empty range (e.g. "expected an expression" at the end) still points somewhere.
   return llvm::SMRange(at(decodedBegin), at(std::max(decodedBegin, decodedEnd)));
@@ -147,38 +147,38 @@ llvm::SMRange StringLocation::range(size_t decodedBegin, size_t decodedEnd) cons
 //===----------------------------------------------------------------------===//
 
 Diagnostic &DiagnosticEngine::report(DiagCode code, llvm::SMRange range, std::string message) {
-  if (disabled.count(code)) {
-    suppressed = Diagnostic();
-    return suppressed;
+  if (Disabled.count(code)) {
+    Suppressed = Diagnostic();
+    return Suppressed;
   }
   Diagnostic diag;
-  diag.code = code;
-  diag.severity = defaultSeverity(code);
-  if (diag.severity == Severity::Warning && warningsAsErrors)
-    diag.severity = Severity::Error;
-  diag.range = range;
-  diag.message = std::move(message);
-  diags.push_back(std::move(diag));
-  return diags.back();
+  diag.Code = code;
+  diag.Severity = defaultSeverity(code);
+  if (diag.Severity == Severity::Warning && WarningsAsErrors)
+    diag.Severity = Severity::Error;
+  diag.Range = range;
+  diag.Message = std::move(message);
+  Diags.push_back(std::move(diag));
+  return Diags.back();
 }
 
 Diagnostic &DiagnosticEngine::reportFile(DiagCode code, llvm::StringRef file, std::string message) {
   Diagnostic &diag = report(code, llvm::SMRange(), std::move(message));
-  diag.file = file.str();
+  diag.File = file.str();
   return diag;
 }
 
 void DiagnosticEngine::addNote(Diagnostic &diag, llvm::SMRange range, std::string message) {
   Diagnostic note;
-  note.severity = Severity::Note;
-  note.code = diag.code;
-  note.range = range;
-  note.message = std::move(message);
-  diag.notes.push_back(std::move(note));
+  note.Severity = Severity::Note;
+  note.Code = diag.Code;
+  note.Range = range;
+  note.Message = std::move(message);
+  diag.Notes.push_back(std::move(note));
 }
 
 void DiagnosticEngine::addFixIt(Diagnostic &diag, llvm::SMRange range, std::string replacement) {
-  diag.fixits.push_back({range, std::move(replacement)});
+  diag.Fixits.push_back({range, std::move(replacement)});
 }
 
 void DiagnosticEngine::suggest(Diagnostic &diag, llvm::StringRef word, llvm::ArrayRef<std::string> candidates,
@@ -190,22 +190,22 @@ void DiagnosticEngine::suggest(Diagnostic &diag, llvm::StringRef word, llvm::Arr
 }
 
 unsigned DiagnosticEngine::errorCount() const {
-  return llvm::count_if(diags, [](const Diagnostic &d) { return d.severity == Severity::Error; });
+  return llvm::count_if(Diags, [](const Diagnostic &d) { return d.Severity == Severity::Error; });
 }
 
 unsigned DiagnosticEngine::warningCount() const {
-  return llvm::count_if(diags, [](const Diagnostic &d) { return d.severity == Severity::Warning; });
+  return llvm::count_if(Diags, [](const Diagnostic &d) { return d.Severity == Severity::Warning; });
 }
 
 std::vector<const Diagnostic *> DiagnosticEngine::sorted() const {
   std::vector<const Diagnostic *> out;
-  for (const Diagnostic &d : diags)
+  for (const Diagnostic &d : Diags)
     out.push_back(&d);
   auto key = [&](const Diagnostic *d) {
-    if (!d->range.Start.isValid())
+    if (!d->Range.Start.isValid())
       return std::pair<unsigned, const char *>(0, nullptr);
-    unsigned buffer = sourceMgr.FindBufferContainingLoc(d->range.Start);
-    return std::pair<unsigned, const char *>(buffer, d->range.Start.getPointer());
+    unsigned buffer = SourceMgr.FindBufferContainingLoc(d->Range.Start);
+    return std::pair<unsigned, const char *>(buffer, d->Range.Start.getPointer());
   };
   std::stable_sort(out.begin(), out.end(),
                    [&](const Diagnostic *a, const Diagnostic *b) { return key(a) < key(b); });
@@ -216,11 +216,11 @@ DiagnosticEngine::LineCol DiagnosticEngine::lineCol(llvm::SMLoc loc) const {
   LineCol lc;
   if (!loc.isValid())
     return lc;
-  unsigned buffer = sourceMgr.FindBufferContainingLoc(loc);
+  unsigned buffer = SourceMgr.FindBufferContainingLoc(loc);
   if (!buffer)
     return lc;
-  lc.file = sourceMgr.getMemoryBuffer(buffer)->getBufferIdentifier().str();
-  std::tie(lc.line, lc.column) = sourceMgr.getLineAndColumn(loc, buffer);
+  lc.File = SourceMgr.getMemoryBuffer(buffer)->getBufferIdentifier().str();
+  std::tie(lc.Line, lc.Column) = SourceMgr.getLineAndColumn(loc, buffer);
   return lc;
 }
 
@@ -245,27 +245,27 @@ static llvm::StringRef severityName(Severity s) {
 // Ranges in one line only: SourceMgr draws the ranges that intersect the caret's line.
 static void printOne(const llvm::SourceMgr &sm, llvm::raw_ostream &os, const Diagnostic &d,
                      bool color, bool withCode) {
-  std::string message = d.message;
+  std::string message = d.Message;
   if (withCode)
-    message += " [" + diagCodeName(d.code).str() + "]";
-  if (!d.range.Start.isValid()) {
-    if (!d.file.empty())
-      os << d.file << ": ";
+    message += " [" + diagCodeName(d.Code).str() + "]";
+  if (!d.Range.Start.isValid()) {
+    if (!d.File.empty())
+      os << d.File << ": ";
     llvm::WithColor(os,
-                    d.severity == Severity::Error ? llvm::HighlightColor::Error
+                    d.Severity == Severity::Error ? llvm::HighlightColor::Error
                                                   : llvm::HighlightColor::Warning,
                     color ? llvm::ColorMode::Enable : llvm::ColorMode::Disable)
-        << severityName(d.severity) << ": ";
+        << severityName(d.Severity) << ": ";
     os << message << "\n";
     return;
   }
   std::vector<llvm::SMRange> ranges;
-  if (d.range.End.getPointer() > d.range.Start.getPointer())
-    ranges.push_back(d.range);
+  if (d.Range.End.getPointer() > d.Range.Start.getPointer())
+    ranges.push_back(d.Range);
   std::vector<llvm::SMFixIt> fixits;
-  for (const FixIt &f : d.fixits)
-    fixits.emplace_back(f.range, f.replacement);
-  sm.PrintMessage(os, d.range.Start, toKind(d.severity), message, ranges, fixits, color);
+  for (const FixIt &f : d.Fixits)
+    fixits.emplace_back(f.Range, f.Replacement);
+  sm.PrintMessage(os, d.Range.Start, toKind(d.Severity), message, ranges, fixits, color);
 }
 
 namespace {
@@ -294,43 +294,43 @@ private:
 void DiagnosticEngine::print(llvm::raw_ostream &os, bool color) const {
   DiagnosticStream out(os, color);
   for (const Diagnostic *d : sorted()) {
-    printOne(sourceMgr, out, *d, color, /*withCode=*/true);
-    for (const Diagnostic &note : d->notes)
-      printOne(sourceMgr, out, note, color, /*withCode=*/false);
+    printOne(SourceMgr, out, *d, color, /*withCode=*/true);
+    for (const Diagnostic &note : d->Notes)
+      printOne(SourceMgr, out, note, color, /*withCode=*/false);
   }
 }
 
 static llvm::json::Object diagnosticToJSON(const DiagnosticEngine &engine, const Diagnostic &d) {
   llvm::json::Object obj;
-  DiagnosticEngine::LineCol begin = engine.lineCol(d.range.Start);
-  obj["file"] = begin.file.empty() ? d.file : begin.file;
-  if (begin.line) {
-    obj["line"] = begin.line;
-    obj["column"] = begin.column;
-    DiagnosticEngine::LineCol end = engine.lineCol(d.range.End);
-    obj["end_line"] = end.line;
-    obj["end_column"] = end.column;
+  DiagnosticEngine::LineCol begin = engine.lineCol(d.Range.Start);
+  obj["file"] = begin.File.empty() ? d.File : begin.File;
+  if (begin.Line) {
+    obj["line"] = begin.Line;
+    obj["column"] = begin.Column;
+    DiagnosticEngine::LineCol end = engine.lineCol(d.Range.End);
+    obj["end_line"] = end.Line;
+    obj["end_column"] = end.Column;
   }
-  obj["severity"] = severityName(d.severity);
-  obj["code"] = diagCodeName(d.code);
-  obj["message"] = d.message;
+  obj["severity"] = severityName(d.Severity);
+  obj["code"] = diagCodeName(d.Code);
+  obj["message"] = d.Message;
   llvm::json::Array fixits;
-  for (const FixIt &f : d.fixits) {
-    DiagnosticEngine::LineCol b = engine.lineCol(f.range.Start), e = engine.lineCol(f.range.End);
-    fixits.push_back(llvm::json::Object{{"line", b.line},
-                                        {"column", b.column},
-                                        {"end_line", e.line},
-                                        {"end_column", e.column},
-                                        {"replacement", f.replacement}});
+  for (const FixIt &f : d.Fixits) {
+    DiagnosticEngine::LineCol b = engine.lineCol(f.Range.Start), e = engine.lineCol(f.Range.End);
+    fixits.push_back(llvm::json::Object{{"line", b.Line},
+                                        {"column", b.Column},
+                                        {"end_line", e.Line},
+                                        {"end_column", e.Column},
+                                        {"replacement", f.Replacement}});
   }
   obj["fixits"] = std::move(fixits);
   llvm::json::Array notes;
-  for (const Diagnostic &n : d.notes) {
+  for (const Diagnostic &n : d.Notes) {
     llvm::json::Object note = diagnosticToJSON(engine, n);
     note.erase("code");
     notes.push_back(std::move(note));
   }
-  if (!d.notes.empty())
+  if (!d.Notes.empty())
     obj["notes"] = std::move(notes);
   return obj;
 }

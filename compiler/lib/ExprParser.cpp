@@ -53,10 +53,10 @@ enum class Tok : uint8_t {
 };
 
 struct Token {
-  Tok kind = Tok::End;
-  uint32_t begin = 0, end = 0;
-  Quantity number;   // Number: value, Fraction dim for %, hasScale
-  std::string text;  // String: the decoded contents
+  Tok Kind = Tok::End;
+  uint32_t Begin = 0, End = 0;
+  Quantity Number;   // Number: Value, Fraction Dim for %, HasScale
+  std::string Text;  // String: the decoded contents
 };
 
 bool isIdentStart(char c) { return llvm::isAlpha(c) || c == '_'; }
@@ -78,27 +78,27 @@ Tok keywordKind(llvm::StringRef word) {
 /// Tok::Error token.
 class Lexer {
 public:
-  explicit Lexer(llvm::StringRef text) : text(text) {}
+  explicit Lexer(llvm::StringRef text) : Text(text) {}
 
   Token next(uint32_t &pos, ExprDiag &error) const {
-    size_t n = text.size();
-    while (pos < n && (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n' ||
-                       text[pos] == '\r'))
+    size_t n = Text.size();
+    while (pos < n && (Text[pos] == ' ' || Text[pos] == '\t' || Text[pos] == '\n' ||
+                       Text[pos] == '\r'))
       ++pos;
     Token tok;
-    tok.begin = tok.end = pos;
+    tok.Begin = tok.End = pos;
     if (pos >= n) return tok;
-    char c = text[pos];
+    char c = Text[pos];
     if (llvm::isDigit(c)) return lexNumber(pos, error);
     if (isIdentStart(c)) return lexIdent(pos);
     if (c == '\'') return lexString(pos, error);
     auto punct = [&](Tok kind, uint32_t length) {
-      tok.kind = kind;
+      tok.Kind = kind;
       pos += length;
-      tok.end = pos;
+      tok.End = pos;
       return tok;
     };
-    char d = pos + 1 < n ? text[pos + 1] : '\0';
+    char d = pos + 1 < n ? Text[pos + 1] : '\0';
     switch (c) {
     case '(': return punct(Tok::LParen, 1);
     case ')': return punct(Tok::RParen, 1);
@@ -130,29 +130,29 @@ private:
   Token fail(uint32_t &pos, uint32_t length, std::string message, std::string fixit,
              ExprDiag &error) const {
     Token tok;
-    tok.kind = Tok::Error;
-    tok.begin = pos;
-    tok.end = pos + length;
+    tok.Kind = Tok::Error;
+    tok.Begin = pos;
+    tok.End = pos + length;
     error = ExprDiag{};
-    error.range = {tok.begin, tok.end};
-    error.message = std::move(message);
-    error.fixit = std::move(fixit);
-    pos = tok.end;
+    error.Range = {tok.Begin, tok.End};
+    error.Message = std::move(message);
+    error.Fixit = std::move(fixit);
+    pos = tok.End;
     return tok;
   }
 
   Token unexpectedCharacter(uint32_t &pos, ExprDiag &error) const {
-    auto byte = static_cast<unsigned char>(text[pos]);
+    auto byte = static_cast<unsigned char>(Text[pos]);
     uint32_t length = byte >= 0xF0 && byte <= 0xF4 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC2 ? 2 : 1;
     if (byte >= 0xF5) length = 1;
     uint32_t codePoint = length == 1 ? byte : byte & (0x7F >> length);
     for (uint32_t i = 1; i < length; ++i) {
-      if (pos + i >= text.size() || (static_cast<unsigned char>(text[pos + i]) & 0xC0) != 0x80) {
+      if (pos + i >= Text.size() || (static_cast<unsigned char>(Text[pos + i]) & 0xC0) != 0x80) {
         length = 1;
         codePoint = byte;
         break;
       }
-      codePoint = (codePoint << 6) | (static_cast<unsigned char>(text[pos + i]) & 0x3F);
+      codePoint = (codePoint << 6) | (static_cast<unsigned char>(Text[pos + i]) & 0x3F);
     }
     if (length == 1 && byte >= 0x80)
       return fail(pos, 1, "unexpected byte 0x" + llvm::utohexstr(byte, /*LowerCase=*/false) +
@@ -164,76 +164,76 @@ private:
       return fail(pos, length, "unexpected character U+" + std::string(4 - hex.size(), '0') + hex,
                   "", error);
     }
-    return fail(pos, length, "unexpected character '" + text.substr(pos, length).str() + "'", "",
+    return fail(pos, length, "unexpected character '" + Text.substr(pos, length).str() + "'", "",
                 error);
   }
 
   Token lexIdent(uint32_t &pos) const {
     Token tok;
-    tok.begin = pos;
-    size_t n = text.size();
-    while (pos < n && isIdentChar(text[pos])) ++pos;
+    tok.Begin = pos;
+    size_t n = Text.size();
+    while (pos < n && isIdentChar(Text[pos])) ++pos;
     // `which-sources`: a '-' glued between two name characters joins the name; `a - b`
     // and `a-(b)` stay subtractions.
-    while (pos + 1 < n && text[pos] == '-' && llvm::isAlnum(text[pos + 1])) {
+    while (pos + 1 < n && Text[pos] == '-' && llvm::isAlnum(Text[pos + 1])) {
       pos += 1;
-      while (pos < n && isIdentChar(text[pos])) ++pos;
+      while (pos < n && isIdentChar(Text[pos])) ++pos;
     }
-    tok.end = pos;
-    tok.kind = keywordKind(text.slice(tok.begin, tok.end));
+    tok.End = pos;
+    tok.Kind = keywordKind(Text.slice(tok.Begin, tok.End));
     return tok;
   }
 
   Token lexNumber(uint32_t &pos, ExprDiag &error) const {
-    size_t n = text.size();
+    size_t n = Text.size();
     uint32_t begin = pos;
     auto digits = [&] {
-      while (pos < n && llvm::isDigit(text[pos])) ++pos;
+      while (pos < n && llvm::isDigit(Text[pos])) ++pos;
     };
     digits();
-    if (pos + 1 < n && text[pos] == '.' && llvm::isDigit(text[pos + 1])) {
+    if (pos + 1 < n && Text[pos] == '.' && llvm::isDigit(Text[pos + 1])) {
       ++pos;
       digits();
     }
-    if (pos < n && (text[pos] == 'e' || text[pos] == 'E')) {
+    if (pos < n && (Text[pos] == 'e' || Text[pos] == 'E')) {
       uint32_t afterE = pos + 1;
-      if (afterE < n && (text[afterE] == '+' || text[afterE] == '-')) ++afterE;
-      if (afterE < n && llvm::isDigit(text[afterE])) {
+      if (afterE < n && (Text[afterE] == '+' || Text[afterE] == '-')) ++afterE;
+      if (afterE < n && llvm::isDigit(Text[afterE])) {
         pos = afterE;
         digits();
       }
     }
     Token tok;
-    tok.kind = Tok::Number;
-    tok.begin = begin;
+    tok.Kind = Tok::Number;
+    tok.Begin = begin;
     double value = 0;
-    auto parsed = std::from_chars(text.data() + begin, text.data() + pos, value);
+    auto parsed = std::from_chars(Text.data() + begin, Text.data() + pos, value);
     if (parsed.ec != std::errc() || !std::isfinite(value)) {
       uint32_t at = begin;
       return fail(at, pos - begin,
-                  "number '" + text.slice(begin, pos).str() + "' is out of range", "", error);
+                  "number '" + Text.slice(begin, pos).str() + "' is out of range", "", error);
     }
-    tok.number.value = value;
-    if (pos < n && text[pos] == '%') {
+    tok.Number.Value = value;
+    if (pos < n && Text[pos] == '%') {
       ++pos;
-      tok.number.value = value / 100;
-      tok.number.dim = Dim::Fraction;
-      tok.number.unitWritten = true;
-    } else if (pos < n && isIdentStart(text[pos])) {
+      tok.Number.Value = value / 100;
+      tok.Number.Dim = Dim::Fraction;
+      tok.Number.UnitWritten = true;
+    } else if (pos < n && isIdentStart(Text[pos])) {
       uint32_t suffixBegin = pos;
-      while (pos < n && isIdentChar(text[pos])) ++pos;
-      llvm::StringRef suffix = text.slice(suffixBegin, pos);
+      while (pos < n && isIdentChar(Text[pos])) ++pos;
+      llvm::StringRef suffix = Text.slice(suffixBegin, pos);
       std::optional<double> scale = scaleSuffix(suffix);
       if (!scale) return badSuffix(suffixBegin, suffix, error);
-      tok.number.value = value * *scale;
-      tok.number.hasScale = true;
-      if (!std::isfinite(tok.number.value)) {
+      tok.Number.Value = value * *scale;
+      tok.Number.HasScale = true;
+      if (!std::isfinite(tok.Number.Value)) {
         uint32_t at = begin;
         return fail(at, pos - begin,
-                    "number '" + text.slice(begin, pos).str() + "' is out of range", "", error);
+                    "number '" + Text.slice(begin, pos).str() + "' is out of range", "", error);
       }
     }
-    tok.end = pos;
+    tok.End = pos;
     return tok;
   }
 
@@ -256,36 +256,36 @@ private:
     Token tok = fail(at, length, "unknown scale suffix '" + suffix.str() + "'", "", error);
     for (const char *candidate : kSuffixes)
       if (suffix.equals_insensitive(candidate)) {
-        error.fixit = candidate;
-        error.notes.push_back({error.range, std::string("did you mean '") + candidate + "'" +
+        error.Fixit = candidate;
+        error.Notes.push_back({error.Range, std::string("did you mean '") + candidate + "'" +
                                                 (suffix == "m" ? " (10^6)?" : "?")});
         return tok;
       }
-    error.notes.push_back(
-        {error.range, "scale suffixes are k, M, B (or G), T for 10^3..10^12 and Ki, Mi, Gi, Ti "
+    error.Notes.push_back(
+        {error.Range, "scale suffixes are k, M, B (or G), T for 10^3..10^12 and Ki, Mi, Gi, Ti "
                       "for 2^10..2^40"});
     return tok;
   }
 
   Token lexString(uint32_t &pos, ExprDiag &error) const {
     Token tok;
-    tok.kind = Tok::String;
-    tok.begin = pos;
-    size_t n = text.size();
+    tok.Kind = Tok::String;
+    tok.Begin = pos;
+    size_t n = Text.size();
     uint32_t i = pos + 1;
-    while (i < n && text[i] != '\'') {
-      if (text[i] == '\\') {
-        char escaped = i + 1 < n ? text[i + 1] : '\0';
+    while (i < n && Text[i] != '\'') {
+      if (Text[i] == '\\') {
+        char escaped = i + 1 < n ? Text[i + 1] : '\0';
         if (escaped != '\'' && escaped != '\\') {
           uint32_t at = i;
           return fail(at, i + 1 < n ? 2 : 1,
                       "unknown escape in string; only \\' and \\\\ are escapes", "", error);
         }
-        tok.text += escaped;
+        tok.Text += escaped;
         i += 2;
         continue;
       }
-      tok.text += text[i];
+      tok.Text += Text[i];
       ++i;
     }
     if (i >= n) {
@@ -295,27 +295,27 @@ private:
       return bad;
     }
     pos = i + 1;
-    tok.end = pos;
+    tok.End = pos;
     return tok;
   }
 
-  llvm::StringRef text;
+  llvm::StringRef Text;
 };
 
 class Parser {
 public:
-  explicit Parser(llvm::StringRef text) : text(text), lexer(text) { advance(); }
+  explicit Parser(llvm::StringRef text) : Text(text), Lexer(text) { advance(); }
 
   ParseResult parse() {
     ParseResult result;
-    if (cur.kind == Tok::End) {
-      error({0, static_cast<uint32_t>(text.size())}, "empty expression");
+    if (Cur.Kind == Tok::End) {
+      error({0, static_cast<uint32_t>(Text.size())}, "empty expression");
     } else {
       std::unique_ptr<Expr> e = parseSequence();
-      if (!failed && cur.kind != Tok::End) unexpectedAfter();
-      if (!failed) result.expr = std::move(e);
+      if (!Failed && Cur.Kind != Tok::End) unexpectedAfter();
+      if (!Failed) result.Expr = std::move(e);
     }
-    if (failed) result.errors.push_back(std::move(diag));
+    if (Failed) result.Errors.push_back(std::move(Diag));
     return result;
   }
 
@@ -325,27 +325,27 @@ private:
   // --- tokens -----------------------------------------------------------------------
 
   void advance() {
-    prevBegin = cur.begin;
-    prevEnd = cur.end;
+    PrevBegin = Cur.Begin;
+    PrevEnd = Cur.End;
     ExprDiag lexError;
-    cur = lexer.next(pos, lexError);
-    if (cur.kind == Tok::Error && !failed) {
-      failed = true;
-      diag = std::move(lexError);
+    Cur = Lexer.next(Pos, lexError);
+    if (Cur.Kind == Tok::Error && !Failed) {
+      Failed = true;
+      Diag = std::move(lexError);
     }
   }
 
-  llvm::StringRef tokText(uint32_t begin, uint32_t end) const { return text.slice(begin, end); }
+  llvm::StringRef tokText(uint32_t begin, uint32_t end) const { return Text.slice(begin, end); }
 
   /// How a token is named in a message: 'then', 'web', string, end of expression.
   std::string describeCur() const {
-    if (cur.kind == Tok::End) return "end of expression";
-    if (cur.kind == Tok::String) return "string";
-    return quoted(tokText(cur.begin, cur.end));
+    if (Cur.Kind == Tok::End) return "end of expression";
+    if (Cur.Kind == Tok::String) return "string";
+    return quoted(tokText(Cur.Begin, Cur.End));
   }
   std::string describePrev() const {
-    if (prevBegin < text.size() && text[prevBegin] == '\'') return "string";
-    return quoted(tokText(prevBegin, prevEnd));
+    if (PrevBegin < Text.size() && Text[PrevBegin] == '\'') return "string";
+    return quoted(tokText(PrevBegin, PrevEnd));
   }
   static std::string quoted(llvm::StringRef s) {
     if (s.size() > 40) return "'" + s.take_front(37).str() + "...'";
@@ -355,33 +355,33 @@ private:
   // --- errors -----------------------------------------------------------------------
 
   ExprDiag &error(TextRange range, std::string message) {
-    if (!failed) {
-      failed = true;
-      diag = ExprDiag{};
-      diag.range = range;
-      diag.message = std::move(message);
+    if (!Failed) {
+      Failed = true;
+      Diag = ExprDiag{};
+      Diag.Range = range;
+      Diag.Message = std::move(message);
     }
-    return diag;
+    return Diag;
   }
-  TextRange curRange() const { return {cur.begin, cur.end}; }
+  TextRange curRange() const { return {Cur.Begin, Cur.End}; }
 
   void unexpectedAfter() {
     ExprDiag &d = error(curRange(), "unexpected " + describeCur() + " after " + describePrev());
-    if (cur.kind == Tok::Assign) {
-      d.message += "; did you mean '=='?";
-      d.fixit = "==";
-    } else if (cur.kind == Tok::Ident || cur.kind == Tok::Number || cur.kind == Tok::String ||
-               cur.kind == Tok::LParen) {
-      d.message += "; expected an operator";
+    if (Cur.Kind == Tok::Assign) {
+      d.Message += "; did you mean '=='?";
+      d.Fixit = "==";
+    } else if (Cur.Kind == Tok::Ident || Cur.Kind == Tok::Number || Cur.Kind == Tok::String ||
+               Cur.Kind == Tok::LParen) {
+      d.Message += "; expected an operator";
     }
   }
 
   void expectedExpression() {
-    if (failed) return;
-    if (cur.kind == Tok::End)
+    if (Failed) return;
+    if (Cur.Kind == Tok::End)
       error(curRange(), "expected an expression after " + describePrev());
-    else if (cur.kind == Tok::Dot)
-      error(curRange(), "a number needs a digit before '.'").fixit = "0.";
+    else if (Cur.Kind == Tok::Dot)
+      error(curRange(), "a number needs a digit before '.'").Fixit = "0.";
     else
       error(curRange(), "unexpected " + describeCur() + "; expected an expression");
   }
@@ -389,47 +389,47 @@ private:
   /// `closer` missing: "expected ')' to close call to 'warmup'", note at the opener.
   void expectedCloser(llvm::StringRef closer, const std::string &what, TextRange opener,
                       llvm::StringRef separator = ",") {
-    if (failed) return;
-    std::string message = cur.kind == Tok::End || separator.empty()
+    if (Failed) return;
+    std::string message = Cur.Kind == Tok::End || separator.empty()
                               ? "expected '" + closer.str() + "' to close " + what
                               : "expected '" + separator.str() + "' or '" + closer.str() +
                                     "' in " + what + ", found " + describeCur();
     ExprDiag &d = error(curRange(), std::move(message));
-    d.notes.push_back({opener, "'" + tokText(opener.begin, opener.end).str() + "' opened here"});
+    d.Notes.push_back({opener, "'" + tokText(opener.Begin, opener.End).str() + "' opened here"});
   }
 
   // --- nodes ------------------------------------------------------------------------
 
   ExprPtr node(ExprKind kind, TextRange range) {
-    if (++nodeCount > kMaxExprNodes) {
+    if (++NodeCount > kMaxExprNodes) {
       error(range, "expression is too long (more than " + std::to_string(kMaxExprNodes) +
                        " terms)");
       return nullptr;
     }
     auto e = std::make_unique<Expr>();
-    e->kind = kind;
-    e->range = range;
+    e->Kind = kind;
+    e->Range = range;
     return e;
   }
 
   ExprPtr binary(BinaryOp op, ExprPtr lhs, ExprPtr rhs) {
     if (!lhs || !rhs) return nullptr;
-    ExprPtr e = node(ExprKind::Binary, {lhs->range.begin, rhs->range.end});
+    ExprPtr e = node(ExprKind::Binary, {lhs->Range.Begin, rhs->Range.End});
     if (!e) return nullptr;
-    e->binaryOp = op;
-    e->operands.push_back(std::move(lhs));
-    e->operands.push_back(std::move(rhs));
+    e->BinaryOp = op;
+    e->Operands.push_back(std::move(lhs));
+    e->Operands.push_back(std::move(rhs));
     return e;
   }
 
   /// Bounds recursion: every bracket, argument and prefix operator nests one level.
   struct Nesting {
-    Parser &p;
-    explicit Nesting(Parser &p) : p(p) { ++p.depth; }
-    ~Nesting() { --p.depth; }
+    Parser &P;
+    explicit Nesting(Parser &p) : P(p) { ++p.Depth; }
+    ~Nesting() { --P.Depth; }
     bool tooDeep() {
-      if (p.depth <= kMaxExprDepth) return false;
-      p.error(p.curRange(), "expression nested too deeply (more than " +
+      if (P.Depth <= kMaxExprDepth) return false;
+      P.error(P.curRange(), "expression nested too deeply (more than " +
                                 std::to_string(kMaxExprDepth) + " levels)");
       return true;
     }
@@ -444,35 +444,35 @@ private:
     ExprPtr lhs = parseAt();
     std::optional<Tok> chainOp;
     TextRange firstOp;
-    while (!failed && (cur.kind == Tok::KwThen || cur.kind == Tok::Arrow)) {
-      if (chainOp && *chainOp != cur.kind) {
+    while (!Failed && (Cur.Kind == Tok::KwThen || Cur.Kind == Tok::Arrow)) {
+      if (chainOp && *chainOp != Cur.Kind) {
         ExprDiag &d = error(curRange(), "cannot mix 'then' and '->' in one expression");
-        d.notes.push_back({firstOp, "'" + tokText(firstOp.begin, firstOp.end).str() +
+        d.Notes.push_back({firstOp, "'" + tokText(firstOp.Begin, firstOp.End).str() +
                                         "' used here; add parentheses to group"});
         return nullptr;
       }
       if (!chainOp) {
-        chainOp = cur.kind;
+        chainOp = Cur.Kind;
         firstOp = curRange();
       }
-      BinaryOp op = cur.kind == Tok::KwThen ? BinaryOp::Then : BinaryOp::Arrow;
+      BinaryOp op = Cur.Kind == Tok::KwThen ? BinaryOp::Then : BinaryOp::Arrow;
       advance();
       lhs = binary(op, std::move(lhs), parseAt());
     }
-    return failed ? nullptr : std::move(lhs);
+    return Failed ? nullptr : std::move(lhs);
   }
 
   // at_expr = or_expr [ "@" or_expr ]
   ExprPtr parseAt() {
     ExprPtr lhs = parseOr();
-    if (failed || cur.kind != Tok::At) return lhs;
+    if (Failed || Cur.Kind != Tok::At) return lhs;
     advance();
     return binary(BinaryOp::At, std::move(lhs), parseOr());
   }
 
   ExprPtr parseOr() {
     ExprPtr lhs = parseAnd();
-    while (!failed && cur.kind == Tok::KwOr) {
+    while (!Failed && Cur.Kind == Tok::KwOr) {
       advance();
       lhs = binary(BinaryOp::Or, std::move(lhs), parseAnd());
     }
@@ -481,7 +481,7 @@ private:
 
   ExprPtr parseAnd() {
     ExprPtr lhs = parseNot();
-    while (!failed && cur.kind == Tok::KwAnd) {
+    while (!Failed && Cur.Kind == Tok::KwAnd) {
       advance();
       lhs = binary(BinaryOp::And, std::move(lhs), parseNot());
     }
@@ -490,19 +490,19 @@ private:
 
   ExprPtr unary(UnaryOp op, uint32_t begin, ExprPtr operand) {
     if (!operand) return nullptr;
-    ExprPtr e = node(ExprKind::Unary, {begin, operand->range.end});
+    ExprPtr e = node(ExprKind::Unary, {begin, operand->Range.End});
     if (!e) return nullptr;
-    e->unaryOp = op;
-    e->operands.push_back(std::move(operand));
+    e->UnaryOp = op;
+    e->Operands.push_back(std::move(operand));
     return e;
   }
 
   // not_expr = "not" not_expr | comparison
   ExprPtr parseNot() {
-    if (cur.kind != Tok::KwNot) return parseComparison();
+    if (Cur.Kind != Tok::KwNot) return parseComparison();
     Nesting nesting(*this);
     if (nesting.tooDeep()) return nullptr;
-    uint32_t begin = cur.begin;
+    uint32_t begin = Cur.Begin;
     advance();
     return unary(UnaryOp::Not, begin, parseNot());
   }
@@ -523,25 +523,25 @@ private:
   // comparison = sum [ comparison_op sum ]; `x not in l` is `not (x in l)`.
   ExprPtr parseComparison() {
     ExprPtr lhs = parseSum();
-    if (failed) return nullptr;
+    if (Failed) return nullptr;
     bool negated = false;
-    uint32_t begin = lhs->range.begin;
-    if (cur.kind == Tok::KwNot) {
+    uint32_t begin = lhs->Range.Begin;
+    if (Cur.Kind == Tok::KwNot) {
       advance();
-      if (cur.kind != Tok::KwIn) {
+      if (Cur.Kind != Tok::KwIn) {
         error(curRange(), "expected 'in' after 'not'");
         return nullptr;
       }
       negated = true;
     }
-    std::optional<BinaryOp> op = comparisonOp(cur.kind);
+    std::optional<BinaryOp> op = comparisonOp(Cur.Kind);
     if (!op) return lhs;
     TextRange opRange = curRange();
     advance();
     ExprPtr e = binary(*op, std::move(lhs), parseSum());
-    if (!failed && comparisonOp(cur.kind)) {
+    if (!Failed && comparisonOp(Cur.Kind)) {
       ExprDiag &d = error(curRange(), "comparisons cannot be chained; combine them with 'and'");
-      d.notes.push_back({opRange, "first comparison here"});
+      d.Notes.push_back({opRange, "first comparison here"});
       return nullptr;
     }
     return negated ? unary(UnaryOp::Not, begin, std::move(e)) : std::move(e);
@@ -550,8 +550,8 @@ private:
   // sum = product { ("+" | "-") product }
   ExprPtr parseSum() {
     ExprPtr lhs = parseProduct();
-    while (!failed && (cur.kind == Tok::Plus || cur.kind == Tok::Minus)) {
-      BinaryOp op = cur.kind == Tok::Plus ? BinaryOp::Add : BinaryOp::Sub;
+    while (!Failed && (Cur.Kind == Tok::Plus || Cur.Kind == Tok::Minus)) {
+      BinaryOp op = Cur.Kind == Tok::Plus ? BinaryOp::Add : BinaryOp::Sub;
       advance();
       lhs = binary(op, std::move(lhs), parseProduct());
     }
@@ -561,7 +561,7 @@ private:
   // product = factor { "*" factor }
   ExprPtr parseProduct() {
     ExprPtr lhs = parseFactor();
-    while (!failed && cur.kind == Tok::Star) {
+    while (!Failed && Cur.Kind == Tok::Star) {
       advance();
       lhs = binary(BinaryOp::Mul, std::move(lhs), parseFactor());
     }
@@ -571,26 +571,26 @@ private:
   // factor = number_literal postfix   (juxtaposition: "0.95 med", "2 (a + b)")
   //        | unary
   ExprPtr parseFactor() {
-    bool literal = cur.kind == Tok::Number || cur.kind == Tok::Minus;
+    bool literal = Cur.Kind == Tok::Number || Cur.Kind == Tok::Minus;
     ExprPtr lhs = parseUnary();
-    if (failed || !literal || lhs->kind != ExprKind::Number) return lhs;
-    if (cur.kind != Tok::Ident && cur.kind != Tok::LParen) return lhs;
+    if (Failed || !literal || lhs->Kind != ExprKind::Number) return lhs;
+    if (Cur.Kind != Tok::Ident && Cur.Kind != Tok::LParen) return lhs;
     return binary(BinaryOp::Mul, std::move(lhs), parsePostfix());
   }
 
   // unary = "-" unary | postfix; a minus on a number literal folds into it.
   ExprPtr parseUnary() {
-    if (cur.kind != Tok::Minus) return parsePostfix();
+    if (Cur.Kind != Tok::Minus) return parsePostfix();
     Nesting nesting(*this);
     if (nesting.tooDeep()) return nullptr;
-    uint32_t begin = cur.begin;
+    uint32_t begin = Cur.Begin;
     advance();
-    bool literal = cur.kind == Tok::Number;
+    bool literal = Cur.Kind == Tok::Number;
     ExprPtr operand = parseUnary();
     if (!operand) return nullptr;
-    if (literal && operand->kind == ExprKind::Number) {
-      operand->number.value = -operand->number.value;
-      operand->range.begin = begin;
+    if (literal && operand->Kind == ExprKind::Number) {
+      operand->Number.Value = -operand->Number.Value;
+      operand->Range.Begin = begin;
       return operand;
     }
     return unary(UnaryOp::Neg, begin, std::move(operand));
@@ -599,68 +599,68 @@ private:
   // postfix = primary { "(" arguments ")" | "[" selector "]" | "." identifier }
   ExprPtr parsePostfix() {
     ExprPtr e = parsePrimary();
-    while (!failed && e->kind != ExprKind::Number) {
-      if (cur.kind == Tok::LParen || cur.kind == Tok::LBracket) {
-        if (e->kind != ExprKind::Ident) {
-          error(curRange(), cur.kind == Tok::LParen ? "only a name can be called"
+    while (!Failed && e->Kind != ExprKind::Number) {
+      if (Cur.Kind == Tok::LParen || Cur.Kind == Tok::LBracket) {
+        if (e->Kind != ExprKind::Ident) {
+          error(curRange(), Cur.Kind == Tok::LParen ? "only a name can be called"
                                                      : "only a stage name can take a selector");
           return nullptr;
         }
-        e = cur.kind == Tok::LParen ? parseCall(std::move(e)) : parseSelect(std::move(e));
-      } else if (cur.kind == Tok::Dot) {
+        e = Cur.Kind == Tok::LParen ? parseCall(std::move(e)) : parseSelect(std::move(e));
+      } else if (Cur.Kind == Tok::Dot) {
         advance();
-        if (cur.kind != Tok::Ident) {
+        if (Cur.Kind != Tok::Ident) {
           error(curRange(), "expected a name after '.', found " + describeCur());
           return nullptr;
         }
-        ExprPtr member = node(ExprKind::Member, {e->range.begin, cur.end});
+        ExprPtr member = node(ExprKind::Member, {e->Range.Begin, Cur.End});
         if (!member) return nullptr;
-        member->nameRange = curRange();
-        member->name = tokText(cur.begin, cur.end).str();
-        member->operands.push_back(std::move(e));
+        member->NameRange = curRange();
+        member->Name = tokText(Cur.Begin, Cur.End).str();
+        member->Operands.push_back(std::move(e));
         advance();
         e = std::move(member);
       } else {
         break;
       }
     }
-    return failed ? nullptr : std::move(e);
+    return Failed ? nullptr : std::move(e);
   }
 
   // arguments = [ argument { "," argument } ]; argument = [ identifier "=" ] sequence
   ExprPtr parseCall(ExprPtr callee) {
     TextRange open = curRange();
-    callee->kind = ExprKind::Call;
+    callee->Kind = ExprKind::Call;
     advance();
-    std::string what = "call to '" + callee->name + "'";
-    if (cur.kind != Tok::RParen) {
-      while (!failed) {
+    std::string what = "call to '" + callee->Name + "'";
+    if (Cur.Kind != Tok::RParen) {
+      while (!Failed) {
         std::string argName;
         TextRange argNameRange;
-        bool startsWithName = cur.kind == Tok::Ident;
+        bool startsWithName = Cur.Kind == Tok::Ident;
         TextRange first = curRange();
         ExprPtr arg = parseSequence();
-        if (failed) return nullptr;
-        if (cur.kind == Tok::Assign && startsWithName && arg->kind == ExprKind::Ident &&
-            arg->range.begin == first.begin && arg->range.end == first.end) {
-          argName = std::move(arg->name);
+        if (Failed) return nullptr;
+        if (Cur.Kind == Tok::Assign && startsWithName && arg->Kind == ExprKind::Ident &&
+            arg->Range.Begin == first.Begin && arg->Range.End == first.End) {
+          argName = std::move(arg->Name);
           argNameRange = first;
           advance();
           arg = parseSequence();
-          if (failed) return nullptr;
+          if (Failed) return nullptr;
         }
-        callee->operands.push_back(std::move(arg));
-        callee->argNames.push_back(std::move(argName));
-        callee->argNameRanges.push_back(argNameRange);
-        if (cur.kind != Tok::Comma) break;
+        callee->Operands.push_back(std::move(arg));
+        callee->ArgNames.push_back(std::move(argName));
+        callee->ArgNameRanges.push_back(argNameRange);
+        if (Cur.Kind != Tok::Comma) break;
         advance();
       }
     }
-    if (cur.kind != Tok::RParen) {
+    if (Cur.Kind != Tok::RParen) {
       expectedCloser(")", what, open);
       return nullptr;
     }
-    callee->range.end = cur.end;
+    callee->Range.End = Cur.End;
     advance();
     return callee;
   }
@@ -668,61 +668,61 @@ private:
   // selector = "*" | axis "=" label { "," axis "=" label }
   ExprPtr parseSelect(ExprPtr stage) {
     TextRange open = curRange();
-    stage->kind = ExprKind::Select;
-    std::string what = "selector of '" + stage->name + "'";
+    stage->Kind = ExprKind::Select;
+    std::string what = "selector of '" + stage->Name + "'";
     advance();
-    if (cur.kind == Tok::Star) {
-      stage->selectAll = true;
+    if (Cur.Kind == Tok::Star) {
+      stage->SelectAll = true;
       advance();
     } else {
-      while (!failed) {
-        if (cur.kind != Tok::Ident) {
+      while (!Failed) {
+        if (Cur.Kind != Tok::Ident) {
           error(curRange(), "expected '*' or axis=label in " + what + ", found " + describeCur());
           return nullptr;
         }
         Expr::SelectorItem item;
-        item.axis = tokText(cur.begin, cur.end).str();
-        item.axisRange = curRange();
+        item.Axis = tokText(Cur.Begin, Cur.End).str();
+        item.AxisRange = curRange();
         advance();
-        if (cur.kind != Tok::Assign) {
-          error(curRange(), "expected '=' after axis '" + item.axis + "', found " + describeCur());
+        if (Cur.Kind != Tok::Assign) {
+          error(curRange(), "expected '=' after axis '" + item.Axis + "', found " + describeCur());
           return nullptr;
         }
         advance();
-        if (cur.kind == Tok::Ident || cur.kind == Tok::Number) {
-          item.label = tokText(cur.begin, cur.end).str();
-        } else if (cur.kind == Tok::String) {
-          item.label = cur.text;
+        if (Cur.Kind == Tok::Ident || Cur.Kind == Tok::Number) {
+          item.Label = tokText(Cur.Begin, Cur.End).str();
+        } else if (Cur.Kind == Tok::String) {
+          item.Label = Cur.Text;
         } else {
-          if (!failed)
-            error(curRange(), "expected a label after '" + item.axis + "=', found " +
+          if (!Failed)
+            error(curRange(), "expected a label after '" + item.Axis + "=', found " +
                                   describeCur());
           return nullptr;
         }
-        item.labelRange = curRange();
+        item.LabelRange = curRange();
         advance();
-        stage->selectors.push_back(std::move(item));
-        if (cur.kind != Tok::Comma) break;
+        stage->Selectors.push_back(std::move(item));
+        if (Cur.Kind != Tok::Comma) break;
         advance();
       }
     }
-    if (cur.kind != Tok::RBracket) {
+    if (Cur.Kind != Tok::RBracket) {
       expectedCloser("]", what, open);
       return nullptr;
     }
-    stage->range.end = cur.end;
+    stage->Range.End = Cur.End;
     advance();
     return stage;
   }
 
   ExprPtr parsePrimary() {
-    if (failed) return nullptr;
-    switch (cur.kind) {
+    if (Failed) return nullptr;
+    switch (Cur.Kind) {
     case Tok::Number: return parseNumber();
     case Tok::String: {
       ExprPtr e = node(ExprKind::String, curRange());
       if (!e) return nullptr;
-      e->name = std::move(cur.text);
+      e->Name = std::move(Cur.Text);
       advance();
       return e;
     }
@@ -730,15 +730,15 @@ private:
     case Tok::KwFalse: {
       ExprPtr e = node(ExprKind::Bool, curRange());
       if (!e) return nullptr;
-      e->boolean = cur.kind == Tok::KwTrue;
+      e->Boolean = Cur.Kind == Tok::KwTrue;
       advance();
       return e;
     }
     case Tok::Ident: {
       ExprPtr e = node(ExprKind::Ident, curRange());
       if (!e) return nullptr;
-      e->nameRange = curRange();
-      e->name = tokText(cur.begin, cur.end).str();
+      e->NameRange = curRange();
+      e->Name = tokText(Cur.Begin, Cur.End).str();
       advance();
       return e;
     }
@@ -746,8 +746,8 @@ private:
       TextRange open = curRange();
       advance();
       ExprPtr e = parseSequence();
-      if (failed) return nullptr;
-      if (cur.kind != Tok::RParen) {
+      if (Failed) return nullptr;
+      if (Cur.Kind != Tok::RParen) {
         expectedCloser(")", "'('", open, "");
         return nullptr;
       }
@@ -764,17 +764,17 @@ private:
   ExprPtr parseNumber() {
     ExprPtr e = node(ExprKind::Number, curRange());
     if (!e) return nullptr;
-    e->number = cur.number;
+    e->Number = Cur.Number;
     advance();
-    if (cur.kind == Tok::Ident) {
-      if (std::optional<Dim> dim = unitWord(tokText(cur.begin, cur.end))) {
-        if (e->number.dim == Dim::Fraction) {
+    if (Cur.Kind == Tok::Ident) {
+      if (std::optional<Dim> dim = unitWord(tokText(Cur.Begin, Cur.End))) {
+        if (e->Number.Dim == Dim::Fraction) {
           error(curRange(), "a percentage cannot have a unit");
           return nullptr;
         }
-        e->number.dim = *dim;
-        e->number.unitWritten = true;
-        e->range.end = cur.end;
+        e->Number.Dim = *dim;
+        e->Number.UnitWritten = true;
+        e->Range.End = Cur.End;
         advance();
       }
     }
@@ -787,20 +787,20 @@ private:
     ExprPtr list = node(ExprKind::List, open);
     if (!list) return nullptr;
     advance();
-    if (cur.kind != Tok::RBracket) {
-      while (!failed) {
+    if (Cur.Kind != Tok::RBracket) {
+      while (!Failed) {
         ExprPtr item = parseSequence();
-        if (failed) return nullptr;
-        list->operands.push_back(std::move(item));
-        if (cur.kind != Tok::Comma) break;
+        if (Failed) return nullptr;
+        list->Operands.push_back(std::move(item));
+        if (Cur.Kind != Tok::Comma) break;
         advance();
       }
     }
-    if (cur.kind != Tok::RBracket) {
+    if (Cur.Kind != Tok::RBracket) {
       expectedCloser("]", "list", open);
       return nullptr;
     }
-    list->range.end = cur.end;
+    list->Range.End = Cur.End;
     advance();
     return list;
   }
@@ -811,74 +811,74 @@ private:
     ExprPtr dict = node(ExprKind::Dict, open);
     if (!dict) return nullptr;
     advance();
-    if (cur.kind != Tok::RBrace) {
-      while (!failed) {
+    if (Cur.Kind != Tok::RBrace) {
+      while (!Failed) {
         ExprPtr key = parseSequence();
-        if (failed) return nullptr;
-        if (cur.kind != Tok::Colon) {
+        if (Failed) return nullptr;
+        if (Cur.Kind != Tok::Colon) {
           error(curRange(), "expected ':' after a key in '{...}', found " + describeCur());
           return nullptr;
         }
         advance();
         ExprPtr value = parseSequence();
-        if (failed) return nullptr;
-        dict->operands.push_back(std::move(key));
-        dict->operands.push_back(std::move(value));
-        if (cur.kind != Tok::Comma) break;
+        if (Failed) return nullptr;
+        dict->Operands.push_back(std::move(key));
+        dict->Operands.push_back(std::move(value));
+        if (Cur.Kind != Tok::Comma) break;
         advance();
       }
     }
-    if (cur.kind != Tok::RBrace) {
+    if (Cur.Kind != Tok::RBrace) {
       expectedCloser("}", "'{'", open);
       return nullptr;
     }
-    dict->range.end = cur.end;
+    dict->Range.End = Cur.End;
     advance();
     return dict;
   }
 
-  llvm::StringRef text;
-  Lexer lexer;
-  uint32_t pos = 0;
-  Token cur;
-  uint32_t prevBegin = 0, prevEnd = 0;
-  unsigned depth = 0;
-  unsigned nodeCount = 0;
-  bool failed = false;
-  ExprDiag diag;
+  llvm::StringRef Text;
+  mixtape::Lexer Lexer;
+  uint32_t Pos = 0;
+  Token Cur;
+  uint32_t PrevBegin = 0, PrevEnd = 0;
+  unsigned Depth = 0;
+  unsigned NodeCount = 0;
+  bool Failed = false;
+  ExprDiag Diag;
 };
 
 void print(std::string &out, const Expr &e) {
   auto list = [&](size_t from, llvm::StringRef separator) {
-    for (size_t i = from; i < e.operands.size(); ++i) {
+    for (size_t i = from; i < e.Operands.size(); ++i) {
       if (i > from) out += separator;
       print(out, e.operand(i));
     }
   };
-  switch (e.kind) {
-  case ExprKind::Number: out += formatQuantity(e.number); return;
-  case ExprKind::String: out += quoteString(e.name); return;
-  case ExprKind::Bool: out += e.boolean ? "true" : "false"; return;
-  case ExprKind::Ident: out += e.name; return;
+  switch (e.Kind) {
+  case ExprKind::Number: out += formatQuantity(e.Number); return;
+  case ExprKind::String: out += quoteString(e.Name); return;
+  case ExprKind::Bool: out += e.Boolean ? "true" : "false"; return;
+  case ExprKind::Ident: out += e.Name; return;
   case ExprKind::Call:
-    out += e.name;
+    out += e.Name;
     out += '(';
-    for (size_t i = 0; i < e.operands.size(); ++i) {
+    for (size_t i = 0; i < e.Operands.size(); ++i) {
       if (i) out += ", ";
-      if (i < e.argNames.size() && !e.argNames[i].empty()) out += e.argNames[i] + " = ";
+      if (i < e.ArgNames.size() && !e.ArgNames[i].empty()) out += e.ArgNames[i] + " = ";
       print(out, e.operand(i));
     }
     out += ')';
     return;
   case ExprKind::Select:
-    out += e.name;
+    out += e.Name;
     out += '[';
-    if (e.selectAll) out += '*';
-    for (size_t i = 0; i < e.selectors.size(); ++i) {
+    if (e.SelectAll) out += '*';
+    for (size_t i = 0; i < e.Selectors.size(); ++i) {
       if (i) out += ", ";
-      out += e.selectors[i].axis + "=";
+      out += e.Selectors[i].Axis + "=";
       // Labels written as strings print quoted unless they read back as a name or number.
-      llvm::StringRef label = e.selectors[i].label;
+      llvm::StringRef label = e.Selectors[i].Label;
       bool bare = !label.empty() && llvm::isAlnum(label.front()) &&
                   llvm::all_of(label, [](char c) { return isIdentChar(c) || c == '-' || c == '.'; });
       if (bare)
@@ -891,7 +891,7 @@ void print(std::string &out, const Expr &e) {
   case ExprKind::Member:
     print(out, e.operand(0));
     out += '.';
-    out += e.name;
+    out += e.Name;
     return;
   case ExprKind::List:
     out += '[';
@@ -900,7 +900,7 @@ void print(std::string &out, const Expr &e) {
     return;
   case ExprKind::Dict:
     out += '{';
-    for (size_t i = 0; i + 1 < e.operands.size(); i += 2) {
+    for (size_t i = 0; i + 1 < e.Operands.size(); i += 2) {
       if (i) out += ", ";
       print(out, e.operand(i));
       out += ": ";
@@ -909,7 +909,7 @@ void print(std::string &out, const Expr &e) {
     out += '}';
     return;
   case ExprKind::Unary:
-    out += e.unaryOp == UnaryOp::Not ? "(not " : "(-";
+    out += e.UnaryOp == UnaryOp::Not ? "(not " : "(-";
     print(out, e.operand(0));
     out += ')';
     return;
@@ -917,7 +917,7 @@ void print(std::string &out, const Expr &e) {
     out += '(';
     print(out, e.operand(0));
     out += ' ';
-    out += binaryOpSpelling(e.binaryOp);
+    out += binaryOpSpelling(e.BinaryOp);
     out += ' ';
     print(out, e.operand(1));
     out += ')';
@@ -930,7 +930,7 @@ void print(std::string &out, const Expr &e) {
 ParseResult parseExpr(llvm::StringRef text) {
   if (text.size() >= UINT32_MAX) {
     ParseResult result;
-    result.errors.push_back({DiagCode::ExprSyntax, {0, 0}, "expression is too long", "", {}});
+    result.Errors.push_back({DiagCode::ExprSyntax, {0, 0}, "expression is too long", "", {}});
     return result;
   }
   return Parser(text).parse();
@@ -946,9 +946,9 @@ std::string printExpr(const Expr &e) {
 
 mixtape::ExprDiag &mixtape::reportExpr(ExprDiags &diags, DiagCode code, TextRange range, std::string message) {
   ExprDiag d;
-  d.code = code;
-  d.range = range;
-  d.message = std::move(message);
+  d.Code = code;
+  d.Range = range;
+  d.Message = std::move(message);
   diags.push_back(std::move(d));
   return diags.back();
 }

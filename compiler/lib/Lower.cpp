@@ -20,80 +20,80 @@ using namespace mixtape::lower;
 
 Lowering::Lowering(const CheckedRecipe &recipe, plan::Environment &env, const plan::Cost &cost,
                    DiagnosticEngine &diags)
-    : recipe(recipe), env(env), diags(diags), file(recipe.file.empty() ? recipe.name : recipe.file) {
-  result.Format = plan::kPlanFormat.str();
-  result.Version = plan::kPlanFormatVersion;
-  result.Recipe = recipe.name;
-  llvm::SmallString<256> dir(recipe.baseDir.empty() ? "." : recipe.baseDir);
+    : Recipe(recipe), Env(env), Diags(diags), File(recipe.File.empty() ? recipe.Name : recipe.File) {
+  Result.Format = plan::kPlanFormat.str();
+  Result.Version = plan::kPlanFormatVersion;
+  Result.Recipe = recipe.Name;
+  llvm::SmallString<256> dir(recipe.BaseDir.empty() ? "." : recipe.BaseDir);
   llvm::sys::fs::make_absolute(dir);
   llvm::sys::path::remove_dots(dir, /*remove_dot_dot=*/true);
-  result.RecipeDir = std::string(dir);
-  result.Seed = recipe.seed;
-  result.Cost = cost;
+  Result.RecipeDir = std::string(dir);
+  Result.Seed = recipe.Seed;
+  Result.Cost = cost;
 }
 
 std::optional<plan::Plan> Lowering::run() {
   lowerStreams();
-  if (diags.errorCount())
+  if (Diags.errorCount())
     return std::nullopt;
   lowerModel();
-  initNode = addInit("init", recipe.model.init);
-  for (size_t s = 0; s < recipe.stages.size(); ++s)
+  InitNode = addInit("init", Recipe.Model.Init);
+  for (size_t s = 0; s < Recipe.Stages.size(); ++s)
     lowerStage(s);
   lowerMerges();
   lowerAblations();
   lowerEvals();
   planLints();
   uint64_t planned = 0;
-  for (const plan::Node &n : result.Nodes)
+  for (const plan::Node &n : Result.Nodes)
     if (const plan::TrainNode *t = n.train())
       planned += t->Ledger.Tokens;
-  result.Sharing.VariantTokens = variantTokens;
-  result.Sharing.SharedTokens = variantTokens > planned ? variantTokens - planned : 0;
-  result.Variants = plan::variantLedgers(result);
-  if (diags.errorCount())
+  Result.Sharing.VariantTokens = VariantTokens;
+  Result.Sharing.SharedTokens = VariantTokens > planned ? VariantTokens - planned : 0;
+  Result.Variants = plan::variantLedgers(Result);
+  if (Diags.errorCount())
     return std::nullopt;
-  return std::move(result);
+  return std::move(Result);
 }
 
 void Lowering::provisional(std::string reason) {
-  result.Provisional = true;
+  Result.Provisional = true;
   // A checkpoint several references name is one reason.
-  if (!llvm::is_contained(result.ProvisionalReasons, reason))
-    result.ProvisionalReasons.push_back(std::move(reason));
+  if (!llvm::is_contained(Result.ProvisionalReasons, reason))
+    Result.ProvisionalReasons.push_back(std::move(reason));
 }
 
-std::string Lowering::recipePath(llvm::StringRef path) const { return plan::resolvePath(recipe.baseDir, path); }
+std::string Lowering::recipePath(llvm::StringRef path) const { return plan::resolvePath(Recipe.BaseDir, path); }
 
 size_t Lowering::addNode(plan::Node node, const std::vector<std::string> &streamsUsed) {
   for (const plan::NodeRef &in : node.Inputs) {
-    node.InputHashes.push_back(result.Nodes[in.Index].Hash);
-    node.Provisional |= result.Nodes[in.Index].Provisional;
+    node.InputHashes.push_back(Result.Nodes[in.Index].Hash);
+    node.Provisional |= Result.Nodes[in.Index].Provisional;
   }
   for (const std::string &s : streamsUsed)
-    node.Provisional |= llvm::StringRef(fingerprints[s]).startswith("provisional:");
-  node.Hash = plan::nodeHash(result, node, identities, streamsUsed);
-  auto [it, fresh] = byHash.try_emplace(node.Hash, result.Nodes.size());
+    node.Provisional |= llvm::StringRef(Fingerprints[s]).startswith("provisional:");
+  node.Hash = plan::nodeHash(Result, node, Identities, streamsUsed);
+  auto [it, fresh] = ByHash.try_emplace(node.Hash, Result.Nodes.size());
   if (!fresh) {
     for (const std::string &v : node.Variants)
       addVariant(it->second, v);
     return it->second;
   }
   node.Dir = plan::nodeDirName(node.Name, node.Hash);
-  variantSets.emplace_back();
+  VariantSets.emplace_back();
   for (const std::string &v : node.Variants)
-    variantSets.back().insert(v);
-  result.Nodes.push_back(std::move(node));
-  return result.Nodes.size() - 1;
+    VariantSets.back().insert(v);
+  Result.Nodes.push_back(std::move(node));
+  return Result.Nodes.size() - 1;
 }
 
 void Lowering::addVariant(size_t node, const std::string &name) {
-  if (variantSets[node].insert(name).second)
-    result.Nodes[node].Variants.push_back(name);
+  if (VariantSets[node].insert(name).second)
+    Result.Nodes[node].Variants.push_back(name);
 }
 
 uint64_t Lowering::tokensThrough(size_t index) const {
-  const plan::Node &n = result.Nodes[index];
+  const plan::Node &n = Result.Nodes[index];
   if (const plan::TrainNode *t = n.train())
     return t->Exec.ChainTokens + t->Ledger.Tokens;
   uint64_t deepest = 0;
@@ -103,30 +103,30 @@ uint64_t Lowering::tokensThrough(size_t index) const {
 }
 
 double Lowering::flopsPerToken(uint64_t seqLen) const {
-  const plan::Architecture &m = result.Model;
+  const plan::Architecture &m = Result.Model;
   // PaLM (Chowdhery et al. 2022, appendix B): 6N + 12 L d T per token, forward and backward.
-  return 6 * nonEmbeddingParams +
+  return 6 * NonEmbeddingParams +
          12 * static_cast<double>(m.Layers) * static_cast<double>(m.DModel) * static_cast<double>(seqLen);
 }
 
 size_t Lowering::finalNode(const ModelRef &ref) {
-  switch (ref.kind) {
+  switch (ref.Kind) {
   case ModelRef::Init:
-    if (ref.hfPath.empty())
-      return initNode;
-    if (!hfInits.count(ref.hfPath))
-      hfInits[ref.hfPath] = addInit("hf:" + ref.hfPath, "hf:" + ref.hfPath);
-    return hfInits[ref.hfPath];
+    if (ref.HfPath.empty())
+      return InitNode;
+    if (!HfInits.count(ref.HfPath))
+      HfInits[ref.HfPath] = addInit("hf:" + ref.HfPath, "hf:" + ref.HfPath);
+    return HfInits[ref.HfPath];
   case ModelRef::Stage: {
-    const LoweredVariant &lv = variants[ref.index][ref.variant];
-    return lv.nodes.empty() ? lv.startNode : lv.nodes.back();
+    const LoweredVariant &lv = Variants[ref.Index][ref.Variant];
+    return lv.Nodes.empty() ? lv.StartNode : lv.Nodes.back();
   }
   case ModelRef::Merge:
-    return mergeNodes[ref.index];
+    return MergeNodes[ref.Index];
   case ModelRef::Ablation:
-    return ablationNodes[ref.index].empty() ? initNode : ablationNodes[ref.index].front();
+    return AblationNodes[ref.Index].empty() ? InitNode : AblationNodes[ref.Index].front();
   }
-  return initNode;
+  return InitNode;
 }
 
 std::optional<plan::Plan> mixtape::lowerToPlan(const CheckedRecipe &recipe, plan::Environment &env,

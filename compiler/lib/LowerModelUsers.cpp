@@ -10,40 +10,40 @@ using namespace mixtape;
 using namespace mixtape::lower;
 
 void Lowering::lowerMerges() {
-  mergeNodes.assign(recipe.merges.size(), SIZE_MAX);
+  MergeNodes.assign(Recipe.Merges.size(), SIZE_MAX);
   // Merges may use merges: place them once their inputs are placed (sema ruled out cycles).
   bool progress = true;
   while (progress) {
     progress = false;
-    for (size_t i = 0; i < recipe.merges.size(); ++i) {
-      if (mergeNodes[i] != SIZE_MAX)
+    for (size_t i = 0; i < Recipe.Merges.size(); ++i) {
+      if (MergeNodes[i] != SIZE_MAX)
         continue;
-      const MergeSpec &m = recipe.merges[i];
+      const MergeSpec &m = Recipe.Merges[i];
       bool ready = llvm::all_of(
-          m.models, [&](const ModelRef &r) { return r.kind != ModelRef::Merge || mergeNodes[r.index] != SIZE_MAX; });
+          m.Models, [&](const ModelRef &r) { return r.Kind != ModelRef::Merge || MergeNodes[r.Index] != SIZE_MAX; });
       if (!ready)
         continue;
       using plan::MergeMethod;
       plan::MergeNode merge;
       plan::MergeSettings &s = merge.Settings;
-      s.Method = m.method;
-      s.Normalize = m.normalize;
-      s.Weights = m.weights;
-      bool dare = m.method == MergeMethod::DareLinear || m.method == MergeMethod::DareTies;
-      if (m.method == MergeMethod::Ties || dare)
-        s.Density = m.density;
-      if (m.method == MergeMethod::Slerp)
-        s.T = m.t;
+      s.Method = m.Method;
+      s.Normalize = m.Normalize;
+      s.Weights = m.Weights;
+      bool dare = m.Method == MergeMethod::DareLinear || m.Method == MergeMethod::DareTies;
+      if (m.Method == MergeMethod::Ties || dare)
+        s.Density = m.Density;
+      if (m.Method == MergeMethod::Slerp)
+        s.T = m.T;
       if (dare)
-        s.Seed = m.seed;
-      plan::Node n = plan::makeNode(m.name, std::move(merge));
-      for (const ModelRef &r : m.models)
+        s.Seed = m.Seed;
+      plan::Node n = plan::makeNode(m.Name, std::move(merge));
+      for (const ModelRef &r : m.Models)
         n.Inputs.push_back({finalNode(r)});
-      if (m.base) {
-        n.Inputs.push_back({finalNode(*m.base)});
+      if (m.Base) {
+        n.Inputs.push_back({finalNode(*m.Base)});
         n.merge()->Settings.BaseInput = n.Inputs.size() - 1;
       }
-      mergeNodes[i] = addNode(std::move(n), {});
+      MergeNodes[i] = addNode(std::move(n), {});
       progress = true;
     }
   }
@@ -53,9 +53,9 @@ namespace {
 
 /// One unit of an ablation, lowered to a stream of its own.
 struct LoweredUnit {
-  std::string stream; ///< "code%unit0of4", "code%source=filter"
-  std::string node;   ///< its train node: "<ablation>/unit0", "<ablation>/source=filter"
-  std::string label;  ///< in combination names and `combine` lists: "0", "filter"
+  std::string Stream; ///< "code%unit0of4", "code%source=filter"
+  std::string Node;   ///< its train node: "<ablation>/unit0", "<ablation>/source=filter"
+  std::string Label;  ///< in combination names and `combine` lists: "0", "filter"
 };
 
 /// Most units a `by` column may make: each trains a model, and subsets multiply.
@@ -67,9 +67,9 @@ std::vector<std::vector<size_t>> combinations(Lowering &l, const AblationSpec &a
                                               const std::vector<LoweredUnit> &units) {
   std::vector<std::vector<size_t>> out;
   size_t k = units.size();
-  if (a.maxSubset) {
+  if (a.MaxSubset) {
     // All subsets of 1..max units, smallest first, each in lexicographic order.
-    for (size_t size = 1; size <= std::min<size_t>(a.maxSubset, k); ++size) {
+    for (size_t size = 1; size <= std::min<size_t>(a.MaxSubset, k); ++size) {
       std::vector<size_t> pick(size);
       for (size_t i = 0; i < size; ++i)
         pick[i] = i;
@@ -89,14 +89,14 @@ std::vector<std::vector<size_t>> combinations(Lowering &l, const AblationSpec &a
   }
   std::vector<std::string> labels;
   for (const LoweredUnit &u : units)
-    labels.push_back(u.label);
-  for (const auto &listed : a.combinations) {
+    labels.push_back(u.Label);
+  for (const auto &listed : a.Combinations) {
     std::vector<size_t> pick;
     for (const std::string &u : listed) {
       auto at = llvm::find(labels, u);
       if (at == labels.end()) {
-        l.error(DiagCode::DataError, "ablation '" + a.name + "': unit '" + u + "' is not one of " +
-                                         (a.by.empty() ? "0.." + std::to_string(k - 1) : llvm::join(labels, ", ")));
+        l.error(DiagCode::DataError, "ablation '" + a.Name + "': unit '" + u + "' is not one of " +
+                                         (a.By.empty() ? "0.." + std::to_string(k - 1) : llvm::join(labels, ", ")));
         continue;
       }
       pick.push_back(static_cast<size_t>(at - labels.begin()));
@@ -109,16 +109,16 @@ std::vector<std::vector<size_t>> combinations(Lowering &l, const AblationSpec &a
 /// `split = K`: K equal random units, seeded by the recipe.
 std::vector<LoweredUnit> splitUnits(Lowering &l, const AblationSpec &a) {
   std::vector<LoweredUnit> units;
-  for (uint64_t k = 0; k < a.split; ++k) {
-    LoweredUnit u{llvm::formatv("{0}%unit{1}of{2}", a.stream, k, a.split).str(),
-                  llvm::formatv("{0}/unit{1}", a.name, k).str(), std::to_string(k)};
-    plan::Stream s = l.result.Streams.at(a.stream);
-    s.Unit = plan::AblationUnit{a.stream, a.split, k, l.recipe.seed, std::nullopt, std::nullopt};
-    l.result.Streams[u.stream] = std::move(s);
-    l.fingerprints[u.stream] = l.fingerprints[a.stream];
-    l.identities[u.stream] =
-        l.identities[a.stream] + llvm::formatv("#unit{0}of{1}seed{2}", k, a.split, l.recipe.seed).str();
-    l.stats[u.stream] = std::nullopt;
+  for (uint64_t k = 0; k < a.Split; ++k) {
+    LoweredUnit u{llvm::formatv("{0}%unit{1}of{2}", a.Stream, k, a.Split).str(),
+                  llvm::formatv("{0}/unit{1}", a.Name, k).str(), std::to_string(k)};
+    plan::Stream s = l.Result.Streams.at(a.Stream);
+    s.Unit = plan::AblationUnit{a.Stream, a.Split, k, l.Recipe.Seed, std::nullopt, std::nullopt};
+    l.Result.Streams[u.Stream] = std::move(s);
+    l.Fingerprints[u.Stream] = l.Fingerprints[a.Stream];
+    l.Identities[u.Stream] =
+        l.Identities[a.Stream] + llvm::formatv("#unit{0}of{1}seed{2}", k, a.Split, l.Recipe.Seed).str();
+    l.Stats[u.Stream] = std::nullopt;
     units.push_back(std::move(u));
   }
   return units;
@@ -128,59 +128,59 @@ std::vector<LoweredUnit> splitUnits(Lowering &l, const AblationSpec &a) {
 /// (documents without one are a unit of their own). Needs the data: without it the plan
 /// is provisional and the ablation has no nodes yet.
 std::vector<LoweredUnit> columnUnits(Lowering &l, const AblationSpec &a) {
-  llvm::Expected<std::optional<plan::ColumnGroups>> grouped = l.env.groupBy(l.result, a.stream, a.by);
+  llvm::Expected<std::optional<plan::ColumnGroups>> grouped = l.Env.groupBy(l.Result, a.Stream, a.By);
   if (!grouped) {
-    l.error(DiagCode::DataError, "ablation '" + a.name + "': " + llvm::toString(grouped.takeError()));
+    l.error(DiagCode::DataError, "ablation '" + a.Name + "': " + llvm::toString(grouped.takeError()));
     return {};
   }
   if (!*grouped) {
-    l.provisional("ablation '" + a.name + "': its units are the values of '" + a.by + "' in stream '" + a.stream +
+    l.provisional("ablation '" + a.Name + "': its units are the values of '" + a.By + "' in stream '" + a.Stream +
                   "', whose data is absent");
     return {};
   }
   const std::vector<plan::ColumnGroup> &groups = (*grouped)->Groups;
   if (groups.empty()) {
-    Diagnostic &d = l.diags.report(DiagCode::UnknownColumn, a.byRange,
-                                   "stream '" + a.stream + "' has no metadata column '" + a.by + "'");
+    Diagnostic &d = l.Diags.report(DiagCode::UnknownColumn, a.ByRange,
+                                   "stream '" + a.Stream + "' has no metadata column '" + a.By + "'");
     if (!(*grouped)->Columns.empty())
-      DiagnosticEngine::suggest(d, a.by, (*grouped)->Columns, a.byRange);
+      DiagnosticEngine::suggest(d, a.By, (*grouped)->Columns, a.ByRange);
     return {};
   }
   if (groups.size() > kMaxColumnUnits) {
-    l.diags.report(DiagCode::UnitCount, a.byRange,
+    l.Diags.report(DiagCode::UnitCount, a.ByRange,
                    llvm::formatv("'{0}' has {1} distinct values in stream '{2}': more than {3} units to train; "
                                  "use split = K for K random units",
-                                 a.by, groups.size(), a.stream, kMaxColumnUnits)
+                                 a.By, groups.size(), a.Stream, kMaxColumnUnits)
                        .str());
     return {};
   }
   if (groups.size() == 1) {
-    l.diags.report(DiagCode::UnitCount, a.byRange,
-                   "every training document of stream '" + a.stream + "' has " + a.by + " = '" +
+    l.Diags.report(DiagCode::UnitCount, a.ByRange,
+                   "every training document of stream '" + a.Stream + "' has " + a.By + " = '" +
                        groups[0].Value.label() + "': one unit leaves nothing to ablate");
     return {};
   }
   std::vector<LoweredUnit> units;
   for (const plan::ColumnGroup &g : groups) {
     std::string label = g.Value.label();
-    LoweredUnit u{a.stream + "%" + a.by + "=" + label, a.name + "/" + a.by + "=" + label, label};
-    plan::Stream s = l.result.Streams.at(a.stream);
-    s.Unit = plan::AblationUnit{a.stream, std::nullopt, std::nullopt, std::nullopt, a.by, g.Value};
+    LoweredUnit u{a.Stream + "%" + a.By + "=" + label, a.Name + "/" + a.By + "=" + label, label};
+    plan::Stream s = l.Result.Streams.at(a.Stream);
+    s.Unit = plan::AblationUnit{a.Stream, std::nullopt, std::nullopt, std::nullopt, a.By, g.Value};
     s.TrainTokens = g.TrainTokens;
     s.TrainDocuments = g.TrainDocuments;
     s.ValTokens = g.ValTokens;
     s.ValDocuments = g.ValDocuments;
-    l.result.Streams[u.stream] = std::move(s);
-    l.fingerprints[u.stream] = l.fingerprints[a.stream];
+    l.Result.Streams[u.Stream] = std::move(s);
+    l.Fingerprints[u.Stream] = l.Fingerprints[a.Stream];
     // Content-addressed: the parent's identity, the column and the value; no name, no seed.
-    l.identities[u.stream] =
-        l.identities[a.stream] + "#by:" + llvm::formatv("{0}", llvm::json::Value(a.by)).str() + "=" + label;
-    plan::StreamStats st = l.stats[a.stream].value_or(plan::StreamStats());
+    l.Identities[u.Stream] =
+        l.Identities[a.Stream] + "#by:" + llvm::formatv("{0}", llvm::json::Value(a.By)).str() + "=" + label;
+    plan::StreamStats st = l.Stats[a.Stream].value_or(plan::StreamStats());
     st.TrainDocuments = g.TrainDocuments;
     st.TrainTokens = g.TrainTokens;
     st.ValDocuments = g.ValDocuments;
     st.ValTokens = g.ValTokens;
-    l.stats[u.stream] = st;
+    l.Stats[u.Stream] = st;
     units.push_back(std::move(u));
   }
   return units;
@@ -189,66 +189,66 @@ std::vector<LoweredUnit> columnUnits(Lowering &l, const AblationSpec &a) {
 } // namespace
 
 void Lowering::lowerAblations() {
-  for (const AblationSpec &a : recipe.ablations) {
-    ablationNodes.emplace_back();
-    std::vector<LoweredUnit> units = a.by.empty() ? splitUnits(*this, a) : columnUnits(*this, a);
+  for (const AblationSpec &a : Recipe.Ablations) {
+    AblationNodes.emplace_back();
+    std::vector<LoweredUnit> units = a.By.empty() ? splitUnits(*this, a) : columnUnits(*this, a);
     if (units.empty())
       continue;
-    size_t from = finalNode(a.from);
+    size_t from = finalNode(a.From);
     Cursors start;
-    for (const StreamSpec &st : recipe.streams)
-      start[st.name] = 0;
-    if (a.from.kind == ModelRef::Stage) {
-      const StageVariant &v = recipe.stages[a.from.index].variants[a.from.variant];
-      start = cursorsAt(a.from.index, a.from.variant, v.steps);
+    for (const StreamSpec &st : Recipe.Streams)
+      start[st.Name] = 0;
+    if (a.From.Kind == ModelRef::Stage) {
+      const StageVariant &v = Recipe.Stages[a.From.Index].Variants[a.From.Variant];
+      start = cursorsAt(a.From.Index, a.From.Variant, v.Steps);
     }
     std::vector<size_t> unitNodes;
     for (const LoweredUnit &unit : units) {
       plan::TrainNode t;
       plan::TrainSettings &s = t.Settings;
-      s.Mixture = a.mixture;
+      s.Mixture = a.Mixture;
       for (std::string &stream : s.Mixture.Streams)
         if (stream == "unit")
-          stream = unit.stream;
-      uint64_t steps = a.batchSequences ? a.tokens / (a.batchSequences * a.seqLen) : 0;
+          stream = unit.Stream;
+      uint64_t steps = a.BatchSequences ? a.Tokens / (a.BatchSequences * a.SeqLen) : 0;
       s.Steps = {0, steps};
-      s.SeqLen = a.seqLen;
-      s.BatchSequences = a.batchSequences;
-      s.RopeTheta = modelRopeTheta;
-      s.Attention = recipe.model.attention;
-      s.LR = a.lr;
-      s.LR.Horizon = a.tokens;
+      s.SeqLen = a.SeqLen;
+      s.BatchSequences = a.BatchSequences;
+      s.RopeTheta = ModelRopeTheta;
+      s.Attention = Recipe.Model.Attention;
+      s.LR = a.LR;
+      s.LR.Horizon = a.Tokens;
       s.Optimizer = planOptimizer(OptimizerSpec());
       s.GradClip = defaults::GradClip;
       s.OnNonFinite = plan::NonFiniteAction::Stop;
       s.OptimizerState = plan::OptimizerStart::Reset;
-      plan::Blender blender(s.Mixture, a.seqLen);
-      blender.skipTo(steps * a.batchSequences);
+      plan::Blender blender(s.Mixture, a.SeqLen);
+      blender.skipTo(steps * a.BatchSequences);
       for (size_t i = 0; i < s.Mixture.Streams.size(); ++i) {
         const std::string &st = s.Mixture.Streams[i];
-        uint64_t cursor = start.count(st) ? start[st] : 0, tokens = blender.counts()[i] * a.seqLen;
+        uint64_t cursor = start.count(st) ? start[st] : 0, tokens = blender.counts()[i] * a.SeqLen;
         s.Data.Cursors[st] = cursor;
         s.Data.Samples[st] = blender.counts()[i];
         t.Ledger.TokensByStream[st] = tokens;
         t.Ledger.Tokens += tokens;
-        if (stats[st] && stats[st]->TrainTokens)
-          t.Ledger.EpochsAtEnd[st] = static_cast<double>(cursor + tokens) / static_cast<double>(stats[st]->TrainTokens);
+        if (Stats[st] && Stats[st]->TrainTokens)
+          t.Ledger.EpochsAtEnd[st] = static_cast<double>(cursor + tokens) / static_cast<double>(Stats[st]->TrainTokens);
       }
-      setFlops(t.Ledger, a.seqLen);
-      t.Exec.MicroBatch = a.batchSequences;
+      setFlops(t.Ledger, a.SeqLen);
+      t.Exec.MicroBatch = a.BatchSequences;
       t.Exec.CheckpointKeep = defaults::CheckpointKeep;
-      t.Exec.Stage = a.name;
+      t.Exec.Stage = a.Name;
       t.Exec.StageStart = true;
       t.Exec.ChainTokens = tokensThrough(from);
       std::vector<std::string> streams = t.Settings.Mixture.Streams;
-      plan::Node n = plan::makeNode(unit.node, std::move(t));
+      plan::Node n = plan::makeNode(unit.Node, std::move(t));
       n.Inputs = {plan::NodeRef{from}};
       unitNodes.push_back(addNode(std::move(n), streams));
     }
     // Cost grows with K, not with the number of mixtures evaluated (Na et al. 2024).
-    plan::AblationLedger ledger{a.name, 0, 0, 0};
+    plan::AblationLedger ledger{a.Name, 0, 0, 0};
     for (size_t node : unitNodes)
-      ledger.UnitTokens += result.Nodes[node].train()->Ledger.Tokens;
+      ledger.UnitTokens += Result.Nodes[node].train()->Ledger.Tokens;
     for (const std::vector<size_t> &combo : combinations(*this, a, units)) {
       plan::MergeNode merge;
       merge.Settings.Method = plan::MergeMethod::Linear;
@@ -256,53 +256,53 @@ void Lowering::lowerAblations() {
       std::vector<std::string> parts;
       std::vector<plan::NodeRef> inputs;
       for (size_t k : combo) {
-        ledger.DirectTokens += result.Nodes[unitNodes[k]].train()->Ledger.Tokens;
+        ledger.DirectTokens += Result.Nodes[unitNodes[k]].train()->Ledger.Tokens;
         inputs.push_back({unitNodes[k]});
-        parts.push_back(units[k].label);
+        parts.push_back(units[k].Label);
       }
-      plan::Node n = plan::makeNode(a.name + "{" + llvm::join(parts, ",") + "}", std::move(merge));
+      plan::Node n = plan::makeNode(a.Name + "{" + llvm::join(parts, ",") + "}", std::move(merge));
       n.Inputs = std::move(inputs);
-      ablationNodes.back().push_back(addNode(std::move(n), {}));
+      AblationNodes.back().push_back(addNode(std::move(n), {}));
       ++ledger.Combinations;
     }
-    result.Ablations.push_back(std::move(ledger));
+    Result.Ablations.push_back(std::move(ledger));
   }
 }
 
 void Lowering::lowerEvals() {
-  for (const EvalSpec &e : recipe.evals) {
+  for (const EvalSpec &e : Recipe.Evals) {
     std::vector<std::string> used;
-    for (const plan::EvalSplit &split : e.splits)
+    for (const plan::EvalSplit &split : e.Splits)
       used.push_back(split.Stream);
     std::vector<size_t> models;
-    for (const ModelRef &r : e.on) {
-      if (r.kind == ModelRef::Ablation)
-        llvm::append_range(models, ablationNodes[r.index]);
+    for (const ModelRef &r : e.On) {
+      if (r.Kind == ModelRef::Ablation)
+        llvm::append_range(models, AblationNodes[r.Index]);
       else
         models.push_back(finalNode(r));
     }
     for (size_t model : models) {
       plan::EvalNode eval;
-      eval.Settings.Splits = e.splits;
-      eval.Settings.MaxTokens = e.maxTokens;
+      eval.Settings.Splits = e.Splits;
+      eval.Settings.MaxTokens = e.MaxTokens;
       eval.Exec.ChainTokens = tokensThrough(model);
-      plan::Node n = plan::makeNode(e.name + "@" + result.Nodes[model].Name, std::move(eval));
+      plan::Node n = plan::makeNode(e.Name + "@" + Result.Nodes[model].Name, std::move(eval));
       n.Inputs = {plan::NodeRef{model}};
       addNode(std::move(n), used);
     }
-    if (!e.duringEvery)
+    if (!e.DuringEvery)
       continue;
     // In-loop points: step 0 of each stage, then every N tokens; execution-only.
-    for (plan::Node &n : result.Nodes) {
+    for (plan::Node &n : Result.Nodes) {
       plan::TrainNode *t = n.train();
       if (!t)
         continue;
       const uint64_t perStep = plan::tokensPerStep(t->Settings);
-      plan::DuringEval during{e.splits, e.maxTokens, {}};
-      for (uint64_t tokens = 0; tokens < t->Settings.Steps.End * perStep; tokens += e.duringEvery)
+      plan::DuringEval during{e.Splits, e.MaxTokens, {}};
+      for (uint64_t tokens = 0; tokens < t->Settings.Steps.End * perStep; tokens += e.DuringEvery)
         if (tokens >= t->Settings.Steps.Begin * perStep && (tokens > 0 || t->Exec.StageStart))
           during.StageTokens.push_back(tokens);
-      t->Exec.EvalDuring[e.name] = std::move(during);
+      t->Exec.EvalDuring[e.Name] = std::move(during);
     }
   }
 }

@@ -12,17 +12,17 @@ using namespace mixtape::lower;
 /// data.
 static plan::TrainSettings chainSettings(const StageVariant &v, double modelRopeTheta) {
   plan::TrainSettings s;
-  s.SeqLen = v.seqLen;
-  s.BatchSequences = v.batchSequences;
+  s.SeqLen = v.SeqLen;
+  s.BatchSequences = v.BatchSequences;
   // A base the recipe never wrote is the checkpoint's (hf: init), not 10000.
-  s.RopeTheta = v.ropeThetaWritten ? v.ropeTheta : modelRopeTheta;
-  s.Attention = v.attention;
-  s.LR = v.lr;
-  s.LR.Horizon = v.horizon;
-  s.Mixture = v.mixture;
-  s.Optimizer = planOptimizer(v.optimizer);
-  s.GradClip = v.gradClip;
-  s.OnNonFinite = v.skipNonFinite ? plan::NonFiniteAction::Skip : plan::NonFiniteAction::Stop;
+  s.RopeTheta = v.RopeThetaWritten ? v.RopeTheta : modelRopeTheta;
+  s.Attention = v.Attention;
+  s.LR = v.LR;
+  s.LR.Horizon = v.Horizon;
+  s.Mixture = v.Mixture;
+  s.Optimizer = planOptimizer(v.Optimizer);
+  s.GradClip = v.GradClip;
+  s.OnNonFinite = v.SkipNonFinite ? plan::NonFiniteAction::Skip : plan::NonFiniteAction::Stop;
   return s;
 }
 
@@ -39,74 +39,74 @@ static std::string chainKey(const plan::Plan &plan, const plan::TrainSettings &s
 
 /// The labels that distinguish this stage's variants, e.g. "[replay=r5]".
 static std::string displayLabels(const StageVariant &v) {
-  llvm::StringRef name = v.displayName;
+  llvm::StringRef name = v.DisplayName;
   size_t open = name.find('[');
   return open == llvm::StringRef::npos ? "" : name.substr(open).str();
 }
 
 void Lowering::lowerStage(size_t s) {
-  const StageSpec &stage = recipe.stages[s];
-  variants.emplace_back();
-  std::vector<LoweredVariant> &lowered = variants.back();
-  int parent = stage.parent.empty() ? -1 : recipe.stageIndex(stage.parent);
+  const StageSpec &stage = Recipe.Stages[s];
+  Variants.emplace_back();
+  std::vector<LoweredVariant> &lowered = Variants.back();
+  int parent = stage.Parent.empty() ? -1 : Recipe.stageIndex(stage.Parent);
   // Where each variant starts, and the chain it belongs to.
   std::vector<Group> groups;
   llvm::StringMap<size_t> groupByKey;
   std::vector<plan::TrainSettings> settings; // per variant: its chain settings, computed once
-  for (size_t i = 0; i < stage.variants.size(); ++i) {
-    const StageVariant &v = stage.variants[i];
+  for (size_t i = 0; i < stage.Variants.size(); ++i) {
+    const StageVariant &v = stage.Variants[i];
     LoweredVariant lv;
     if (parent < 0) {
-      lv.startNode = initNode;
-      for (const StreamSpec &st : recipe.streams)
-        lv.startCursors[st.name] = 0;
-      for (const std::string &p : recipe.model.pretrainedOn)
-        lv.trainedOn.insert(recipe.stream(p)->root);
+      lv.StartNode = InitNode;
+      for (const StreamSpec &st : Recipe.Streams)
+        lv.StartCursors[st.Name] = 0;
+      for (const std::string &p : Recipe.Model.PretrainedOn)
+        lv.TrainedOn.insert(Recipe.stream(p)->Root);
     } else {
-      const StageVariant &pv = recipe.stages[parent].variants[v.parentVariant];
-      uint64_t step = v.branchTokens / pv.batchTokens();
-      lv.startNode = nodeAtStep(parent, v.parentVariant, step);
-      lv.startCursors = cursorsAt(parent, v.parentVariant, step);
-      lv.trainedOn = variants[parent][v.parentVariant].trainedOn;
+      const StageVariant &pv = Recipe.Stages[parent].Variants[v.ParentVariant];
+      uint64_t step = v.BranchTokens / pv.batchTokens();
+      lv.StartNode = nodeAtStep(parent, v.ParentVariant, step);
+      lv.StartCursors = cursorsAt(parent, v.ParentVariant, step);
+      lv.TrainedOn = Variants[parent][v.ParentVariant].TrainedOn;
     }
-    settings.push_back(chainSettings(v, modelRopeTheta));
-    std::string key = chainKey(result, settings.back(), lv.startNode, lv.startCursors, v.keepOptimizer);
+    settings.push_back(chainSettings(v, ModelRopeTheta));
+    std::string key = chainKey(Result, settings.back(), lv.StartNode, lv.StartCursors, v.KeepOptimizer);
     auto [it, fresh] = groupByKey.try_emplace(key, groups.size());
     if (fresh)
       groups.push_back(Group{i, {}, {}, {}});
-    lv.group = it->second;
-    groups[lv.group].cuts.push_back(v.steps);
+    lv.Group = it->second;
+    groups[lv.Group].Cuts.push_back(v.Steps);
     lowered.push_back(std::move(lv));
   }
   // Branch points of child stages cut the chain too.
-  for (const StageSpec &child : recipe.stages) {
-    if (child.parent != stage.name)
+  for (const StageSpec &child : Recipe.Stages) {
+    if (child.Parent != stage.Name)
       continue;
-    for (const StageVariant &cv : child.variants) {
-      const StageVariant &pv = stage.variants[cv.parentVariant];
-      groups[lowered[cv.parentVariant].group].cuts.push_back(cv.branchTokens / pv.batchTokens());
+    for (const StageVariant &cv : child.Variants) {
+      const StageVariant &pv = stage.Variants[cv.ParentVariant];
+      groups[lowered[cv.ParentVariant].Group].Cuts.push_back(cv.BranchTokens / pv.batchTokens());
     }
   }
-  stageGroups.emplace_back();
+  StageGroups.emplace_back();
   for (Group &g : groups)
-    buildChain(s, g, std::move(settings[g.firstVariant]));
-  for (size_t i = 0; i < stage.variants.size(); ++i) {
-    const StageVariant &v = stage.variants[i];
+    buildChain(s, g, std::move(settings[g.FirstVariant]));
+  for (size_t i = 0; i < stage.Variants.size(); ++i) {
+    const StageVariant &v = stage.Variants[i];
     LoweredVariant &lv = lowered[i];
-    Group &g = groups[lv.group];
-    for (const auto &[end, node] : g.nodeEndingAt)
-      if (end <= v.steps) {
-        lv.nodes.push_back(node);
-        addVariant(node, v.displayName);
+    Group &g = groups[lv.Group];
+    for (const auto &[end, node] : g.NodeEndingAt)
+      if (end <= v.Steps) {
+        lv.Nodes.push_back(node);
+        addVariant(node, v.DisplayName);
       }
     // The variant also runs through its ancestry's nodes up to its branch point.
-    for (size_t up = lv.startNode; result.Nodes[up].Kind == plan::NodeKind::Train; up = result.Nodes[up].Inputs.front().Index)
-      addVariant(up, v.displayName);
-    for (const std::string &st : v.mixture.Streams)
-      lv.trainedOn.insert(recipe.stream(st)->root);
-    variantTokens += chainTokens(s, i);
+    for (size_t up = lv.StartNode; Result.Nodes[up].Kind == plan::NodeKind::Train; up = Result.Nodes[up].Inputs.front().Index)
+      addVariant(up, v.DisplayName);
+    for (const std::string &st : v.Mixture.Streams)
+      lv.TrainedOn.insert(Recipe.stream(st)->Root);
+    VariantTokens += chainTokens(s, i);
   }
-  stageGroups.back() = std::move(groups);
+  StageGroups.back() = std::move(groups);
 }
 
 std::vector<uint64_t> Lowering::blendCounts(const plan::Mixture &m, uint64_t seqLen, uint64_t samples) {
@@ -119,86 +119,86 @@ std::vector<uint64_t> Lowering::blendCounts(const plan::Mixture &m, uint64_t seq
   for (const std::vector<double> &row : m.Weights)
     for (double w : row)
       key += llvm::formatv("{0:e17},", w).str();
-  std::unique_ptr<CachedBlend> &slot = blenders[key];
+  std::unique_ptr<CachedBlend> &slot = Blenders[key];
   if (!slot)
     slot = std::make_unique<CachedBlend>(CachedBlend{m, std::nullopt});
-  if (!slot->blender || slot->blender->samplesDone() > samples)
-    slot->blender.emplace(slot->mixture, seqLen);
-  slot->blender->skipTo(samples);
-  return slot->blender->counts();
+  if (!slot->Blender || slot->Blender->samplesDone() > samples)
+    slot->Blender.emplace(slot->Mixture, seqLen);
+  slot->Blender->skipTo(samples);
+  return slot->Blender->counts();
 }
 
 /// Tokens a variant would train if nothing were shared: its ancestry up to its branch,
 /// and itself.
 uint64_t Lowering::chainTokens(size_t s, size_t i) const {
-  const StageSpec &stage = recipe.stages[s];
-  const StageVariant &v = stage.variants[i];
-  if (stage.parent.empty())
-    return v.tokens;
-  return v.tokens + chainTokensUpTo(recipe.stageIndex(stage.parent), v.parentVariant, v.branchTokens);
+  const StageSpec &stage = Recipe.Stages[s];
+  const StageVariant &v = stage.Variants[i];
+  if (stage.Parent.empty())
+    return v.Tokens;
+  return v.Tokens + chainTokensUpTo(Recipe.stageIndex(stage.Parent), v.ParentVariant, v.BranchTokens);
 }
 
 uint64_t Lowering::chainTokensUpTo(size_t s, size_t i, uint64_t tokens) const {
-  const StageSpec &stage = recipe.stages[s];
-  const StageVariant &v = stage.variants[i];
-  if (stage.parent.empty())
+  const StageSpec &stage = Recipe.Stages[s];
+  const StageVariant &v = stage.Variants[i];
+  if (stage.Parent.empty())
     return tokens;
-  return tokens + chainTokensUpTo(recipe.stageIndex(stage.parent), v.parentVariant, v.branchTokens);
+  return tokens + chainTokensUpTo(Recipe.stageIndex(stage.Parent), v.ParentVariant, v.BranchTokens);
 }
 
 void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
-  const StageSpec &stage = recipe.stages[s];
-  const StageVariant &v = stage.variants[g.firstVariant];
-  const LoweredVariant &lv = variants[s][g.firstVariant];
-  llvm::sort(g.cuts);
-  g.cuts.erase(std::unique(g.cuts.begin(), g.cuts.end()), g.cuts.end());
-  g.cuts.erase(std::remove(g.cuts.begin(), g.cuts.end(), 0u), g.cuts.end());
+  const StageSpec &stage = Recipe.Stages[s];
+  const StageVariant &v = stage.Variants[g.FirstVariant];
+  const LoweredVariant &lv = Variants[s][g.FirstVariant];
+  llvm::sort(g.Cuts);
+  g.Cuts.erase(std::unique(g.Cuts.begin(), g.Cuts.end()), g.Cuts.end());
+  g.Cuts.erase(std::remove(g.Cuts.begin(), g.Cuts.end(), 0u), g.Cuts.end());
   // Samples per stream at every cut.
-  g.counts[0] = std::vector<uint64_t>(v.mixture.Streams.size(), 0);
-  for (uint64_t cut : g.cuts)
-    g.counts[cut] = blendCounts(v.mixture, v.seqLen, cut * v.batchSequences);
-  size_t input = lv.startNode;
+  g.Counts[0] = std::vector<uint64_t>(v.Mixture.Streams.size(), 0);
+  for (uint64_t cut : g.Cuts)
+    g.Counts[cut] = blendCounts(v.Mixture, v.SeqLen, cut * v.BatchSequences);
+  size_t input = lv.StartNode;
   uint64_t begin = 0;
-  for (uint64_t end : g.cuts) {
+  for (uint64_t end : g.Cuts) {
     plan::TrainNode t;
     t.Settings = shared;
     t.Settings.Steps = {begin, end};
     // A segment after the first continues the same run.
     t.Settings.OptimizerState =
-        begin == 0 && !v.keepOptimizer ? plan::OptimizerStart::Reset : plan::OptimizerStart::Keep;
-    const Cursors &at = lv.startCursors;
-    for (size_t k = 0; k < v.mixture.Streams.size(); ++k) {
-      const std::string &st = v.mixture.Streams[k];
-      uint64_t before = g.counts[begin][k], after = g.counts[end][k];
-      t.Settings.Data.Cursors[st] = at.at(st) + before * v.seqLen;
+        begin == 0 && !v.KeepOptimizer ? plan::OptimizerStart::Reset : plan::OptimizerStart::Keep;
+    const Cursors &at = lv.StartCursors;
+    for (size_t k = 0; k < v.Mixture.Streams.size(); ++k) {
+      const std::string &st = v.Mixture.Streams[k];
+      uint64_t before = g.Counts[begin][k], after = g.Counts[end][k];
+      t.Settings.Data.Cursors[st] = at.at(st) + before * v.SeqLen;
       t.Settings.Data.Samples[st] = after - before;
-      t.Ledger.TokensByStream[st] = (after - before) * v.seqLen;
-      t.Ledger.Tokens += (after - before) * v.seqLen;
-      uint64_t endCursor = at.at(st) + after * v.seqLen;
-      if (stats[st] && stats[st]->TrainTokens)
-        t.Ledger.EpochsAtEnd[st] = static_cast<double>(endCursor) / static_cast<double>(stats[st]->TrainTokens);
+      t.Ledger.TokensByStream[st] = (after - before) * v.SeqLen;
+      t.Ledger.Tokens += (after - before) * v.SeqLen;
+      uint64_t endCursor = at.at(st) + after * v.SeqLen;
+      if (Stats[st] && Stats[st]->TrainTokens)
+        t.Ledger.EpochsAtEnd[st] = static_cast<double>(endCursor) / static_cast<double>(Stats[st]->TrainTokens);
     }
     double replayed = 0;
     for (const auto &[st, tokens] : t.Ledger.TokensByStream)
-      if (lv.trainedOn.count(recipe.stream(st)->root))
+      if (lv.TrainedOn.count(Recipe.stream(st)->Root))
         replayed += static_cast<double>(tokens);
     t.Ledger.ReplayFraction = t.Ledger.Tokens ? replayed / static_cast<double>(t.Ledger.Tokens) : 0;
-    setFlops(t.Ledger, v.seqLen);
-    t.Exec.MicroBatch = v.microBatchSequences;
-    t.Exec.Zero1 = v.zero1;
-    t.Exec.CheckpointEvery = v.checkpointEvery;
-    t.Exec.CheckpointKeep = v.checkpointKeep;
-    t.Exec.Stage = stage.name;
+    setFlops(t.Ledger, v.SeqLen);
+    t.Exec.MicroBatch = v.MicroBatchSequences;
+    t.Exec.Zero1 = v.Zero1;
+    t.Exec.CheckpointEvery = v.CheckpointEvery;
+    t.Exec.CheckpointKeep = v.CheckpointKeep;
+    t.Exec.Stage = stage.Name;
     t.Exec.StageStart = begin == 0;
     t.Exec.ChainTokens = tokensThrough(input);
-    if (end == v.steps && g.cuts.size() == 1)
-      t.Exec.RequestedTokens = v.requestedTokens;
+    if (end == v.Steps && g.Cuts.size() == 1)
+      t.Exec.RequestedTokens = v.RequestedTokens;
     plan::Node n = plan::makeNode(
-        stage.name + displayLabels(v) + (g.cuts.size() > 1 ? llvm::formatv("@{0}-{1}", begin, end).str() : ""),
+        stage.Name + displayLabels(v) + (g.Cuts.size() > 1 ? llvm::formatv("@{0}-{1}", begin, end).str() : ""),
         std::move(t));
     n.Inputs = {plan::NodeRef{input}};
-    size_t node = addNode(std::move(n), v.mixture.Streams);
-    g.nodeEndingAt[end] = node;
+    size_t node = addNode(std::move(n), v.Mixture.Streams);
+    g.NodeEndingAt[end] = node;
     input = node;
     begin = end;
   }
@@ -206,22 +206,22 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
 
 void Lowering::setFlops(plan::Ledger &ledger, uint64_t seqLen) const {
   ledger.Flops = flopsPerToken(seqLen) * static_cast<double>(ledger.Tokens);
-  ledger.GpuHours = ledger.Flops / (result.Cost.PeakFlops * result.Cost.Mfu) / 3600;
+  ledger.GpuHours = ledger.Flops / (Result.Cost.PeakFlops * Result.Cost.Mfu) / 3600;
 }
 
 size_t Lowering::nodeAtStep(size_t s, size_t variant, uint64_t step) const {
-  const LoweredVariant &lv = variants[s][variant];
+  const LoweredVariant &lv = Variants[s][variant];
   if (step == 0)
-    return lv.startNode;
-  return stageGroups[s][lv.group].nodeEndingAt.at(step);
+    return lv.StartNode;
+  return StageGroups[s][lv.Group].NodeEndingAt.at(step);
 }
 
 Cursors Lowering::cursorsAt(size_t s, size_t variant, uint64_t step) const {
-  const StageVariant &v = recipe.stages[s].variants[variant];
-  const LoweredVariant &lv = variants[s][variant];
-  Cursors c = lv.startCursors;
-  const std::vector<uint64_t> &counts = stageGroups[s][lv.group].counts.at(step);
-  for (size_t k = 0; k < v.mixture.Streams.size(); ++k)
-    c[v.mixture.Streams[k]] += counts[k] * v.seqLen;
+  const StageVariant &v = Recipe.Stages[s].Variants[variant];
+  const LoweredVariant &lv = Variants[s][variant];
+  Cursors c = lv.StartCursors;
+  const std::vector<uint64_t> &counts = StageGroups[s][lv.Group].Counts.at(step);
+  for (size_t k = 0; k < v.Mixture.Streams.size(); ++k)
+    c[v.Mixture.Streams[k]] += counts[k] * v.SeqLen;
   return c;
 }

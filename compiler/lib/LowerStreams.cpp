@@ -20,61 +20,61 @@ using namespace mixtape::lower;
 void Lowering::lowerStreams() {
   // Every stream's definition first: the environment reads a derived stream through its
   // root and ancestors.
-  for (const StreamSpec &s : recipe.streams) {
-    const StreamSpec &root = *recipe.stream(s.root);
+  for (const StreamSpec &s : Recipe.Streams) {
+    const StreamSpec &root = *Recipe.stream(s.Root);
     plan::Stream o;
-    o.Root = s.root;
-    if (!s.parent.empty())
-      o.From = s.parent;
-    o.Shards = root.shards;
-    o.Format = s.format;
-    if (!s.tokenizer.empty())
-      o.Tokenizer = s.tokenizer;
-    o.Eod = s.eod;
-    o.Val = s.val;
-    o.Where = s.where;
-    if (s.transform)
-      o.Transform = plan::StreamTransform{*s.transform};
-    result.Streams[s.name] = std::move(o);
+    o.Root = s.Root;
+    if (!s.Parent.empty())
+      o.From = s.Parent;
+    o.Shards = root.Shards;
+    o.Format = s.Format;
+    if (!s.Tokenizer.empty())
+      o.Tokenizer = s.Tokenizer;
+    o.Eod = s.Eod;
+    o.Val = s.Val;
+    o.Where = s.Where;
+    if (s.Transform)
+      o.Transform = plan::StreamTransform{*s.Transform};
+    Result.Streams[s.Name] = std::move(o);
   }
-  for (const StreamSpec &s : recipe.streams) {
-    plan::Stream &o = result.Streams[s.name];
-    llvm::Expected<std::optional<plan::StreamStats>> st = env.streamStats(result, s.name);
+  for (const StreamSpec &s : Recipe.Streams) {
+    plan::Stream &o = Result.Streams[s.Name];
+    llvm::Expected<std::optional<plan::StreamStats>> st = Env.streamStats(Result, s.Name);
     if (!st) {
       // The data layer names the stream where it knows it; else say which one.
-      std::string message = llvm::toString(st.takeError()), self = "stream '" + s.name + "'";
+      std::string message = llvm::toString(st.takeError()), self = "stream '" + s.Name + "'";
       error(DiagCode::DataError, llvm::StringRef(message).startswith(self) ? message : self + ": " + message);
       continue;
     }
-    stats[s.name] = *st;
+    Stats[s.Name] = *st;
     if (*st) {
       const plan::StreamStats &x = **st;
-      fingerprints[s.name] = x.Fingerprint;
+      Fingerprints[s.Name] = x.Fingerprint;
       o.Fingerprint = x.Fingerprint;
       o.TrainTokens = x.TrainTokens;
       o.TrainDocuments = x.TrainDocuments;
       o.ValTokens = x.ValTokens;
       o.ValDocuments = x.ValDocuments;
-      if (s.where && x.TrainDocuments == 0)
-        diags.report(DiagCode::EmptyFilter, s.whereRange,
-                     "stream '" + s.name + "': the filter '" + s.where->canonical() + "' keeps no training document");
+      if (s.Where && x.TrainDocuments == 0)
+        Diags.report(DiagCode::EmptyFilter, s.WhereRange,
+                     "stream '" + s.Name + "': the filter '" + s.Where->canonical() + "' keeps no training document");
     } else {
-      fingerprints[s.name] = "provisional:" + o.Shards;
-      provisional("stream '" + s.name + "': no data at '" + o.Shards + "'");
+      Fingerprints[s.Name] = "provisional:" + o.Shards;
+      provisional("stream '" + s.Name + "': no data at '" + o.Shards + "'");
     }
   }
   // A derived stream is its parent's documents narrowed: its identity builds on the
   // parent's, so filters anywhere up the chain count.
   std::function<std::string(const std::string &)> identityOf = [&](const std::string &name) {
-    if (auto it = identities.find(name); it != identities.end())
+    if (auto it = Identities.find(name); it != Identities.end())
       return it->second;
-    const plan::Stream &o = result.Streams.at(name);
+    const plan::Stream &o = Result.Streams.at(name);
     std::string parent = o.From ? identityOf(*o.From) : "";
-    return identities[name] = plan::streamIdentity(o, fingerprints[name], parent);
+    return Identities[name] = plan::streamIdentity(o, Fingerprints[name], parent);
   };
-  for (const StreamSpec &s : recipe.streams)
-    if (fingerprints.count(s.name))
-      identityOf(s.name);
+  for (const StreamSpec &s : Recipe.Streams)
+    if (Fingerprints.count(s.Name))
+      identityOf(s.Name);
 }
 
 /// The checkpoint's value of what the recipe's [model] says beside an hf: init: the
@@ -100,85 +100,85 @@ static std::optional<double> checkpointValue(const plan::CheckpointInfo &c, llvm
 }
 
 static double recipeValue(const ModelSpec &m, llvm::StringRef key) {
-  return key == "layers"          ? m.layers
-         : key == "d_model"       ? m.dModel
-         : key == "heads"         ? m.heads
-         : key == "kv_heads"      ? m.kvHeads
-         : key == "ffn"           ? m.ffn
-         : key == "vocab"         ? m.vocab
-         : key == "max_positions" ? m.maxPositions
-                                  : m.rotaryPct;
+  return key == "layers"          ? m.Layers
+         : key == "d_model"       ? m.DModel
+         : key == "heads"         ? m.Heads
+         : key == "kv_heads"      ? m.KVHeads
+         : key == "ffn"           ? m.Ffn
+         : key == "vocab"         ? m.Vocab
+         : key == "max_positions" ? m.MaxPositions
+                                  : m.RotaryPct;
 }
 
 const std::optional<plan::CheckpointInfo> *Lowering::checkpoint(const std::string &ref) {
-  if (unreadableCheckpoints.count(ref))
+  if (UnreadableCheckpoints.count(ref))
     return nullptr;
-  auto cached = checkpoints.find(ref);
-  if (cached != checkpoints.end())
+  auto cached = Checkpoints.find(ref);
+  if (cached != Checkpoints.end())
     return &cached->second;
-  llvm::Expected<std::optional<plan::CheckpointInfo>> info = env.checkpoint(recipePath(llvm::StringRef(ref).drop_front(3)));
+  llvm::Expected<std::optional<plan::CheckpointInfo>> info = Env.checkpoint(recipePath(llvm::StringRef(ref).drop_front(3)));
   if (!info) {
     error(DiagCode::DataError, "checkpoint '" + ref + "': " + llvm::toString(info.takeError()));
-    unreadableCheckpoints.insert(ref);
+    UnreadableCheckpoints.insert(ref);
     return nullptr;
   }
-  return &(checkpoints[ref] = std::move(*info));
+  return &(Checkpoints[ref] = std::move(*info));
 }
 
 void Lowering::lowerModel() {
-  ModelSpec m = recipe.model;
-  if (llvm::StringRef(m.init).startswith("hf:")) {
-    std::string folder = recipePath(llvm::StringRef(m.init).drop_front(3));
-    const std::optional<plan::CheckpointInfo> *info = checkpoint(m.init);
+  ModelSpec m = Recipe.Model;
+  if (llvm::StringRef(m.Init).startswith("hf:")) {
+    std::string folder = recipePath(llvm::StringRef(m.Init).drop_front(3));
+    const std::optional<plan::CheckpointInfo> *info = checkpoint(m.Init);
     if (info && !*info) {
-      provisional("model: no config.json in '" + m.init + "'");
+      provisional("model: no config.json in '" + m.Init + "'");
     } else if (info) {
       const plan::CheckpointInfo &c = **info;
-      if (c.Family != m.family) {
+      if (c.Family != m.Family) {
         llvm::StringRef want = c.Family ? plan::enumName(*c.Family) : llvm::StringRef("?");
         error(DiagCode::DataError, c.ConfigPath + ": the checkpoint's model_type '" + c.ModelType +
-                                       "' is not the recipe's model family '" + plan::enumName(m.family).str() +
+                                       "' is not the recipe's model family '" + plan::enumName(m.Family).str() +
                                        "' (set family = \"" + want.str() + "\" in [model])");
       } else {
-        for (const auto &[key, range] : m.writtenSizes)
+        for (const auto &[key, range] : m.WrittenSizes)
           if (std::optional<double> theirs = checkpointValue(c, key); theirs && *theirs != recipeValue(m, key))
-            diags.report(DiagCode::DataError, range,
+            Diags.report(DiagCode::DataError, range,
                          llvm::formatv("{0} = {1}, but the checkpoint '{2}' has {3} ({4}); the runtime builds the "
                                        "checkpoint's model: remove '{0}' or make it equal",
-                                       key, formatNumber(recipeValue(m, key)), m.init, formatNumber(*theirs),
+                                       key, formatNumber(recipeValue(m, key)), m.Init, formatNumber(*theirs),
                                        c.ConfigPath)
                              .str());
-        m.layers = c.Layers;
-        m.dModel = c.DModel;
-        m.heads = c.Heads;
-        m.kvHeads = c.KVHeads;
-        m.ffn = c.Ffn;
-        m.vocab = c.Vocab;
-        if (!m.ropeThetaWritten)
-          m.ropeTheta = c.RopeTheta;
-        m.rotaryPct = c.RotaryPct;
-        if (m.family == Family::GPT2)
-          m.maxPositions = c.MaxPositions;
+        m.Layers = c.Layers;
+        m.DModel = c.DModel;
+        m.Heads = c.Heads;
+        m.KVHeads = c.KVHeads;
+        m.Ffn = c.Ffn;
+        m.Vocab = c.Vocab;
+        if (!m.RopeThetaWritten)
+          m.RopeTheta = c.RopeTheta;
+        m.RotaryPct = c.RotaryPct;
+        if (m.Family == Family::GPT2)
+          m.MaxPositions = c.MaxPositions;
         checkTokenizerFits(c.Vocab, folder);
       }
     }
   }
-  modelRopeTheta = m.ropeTheta;
-  if (!m.vocab) {
-    for (const auto &[name, st] : stats)
+  ModelRopeTheta = m.RopeTheta;
+  if (!m.Vocab) {
+    for (const auto &[name, st] : Stats)
       if (st && st->VocabSize)
-        m.vocab = st->VocabSize;
-    if (!m.vocab && m.tokenizer == "bytes")
-      m.vocab = kBytesVocab;
+        m.Vocab = st->VocabSize;
+    if (!m.Vocab && m.Tokenizer == "bytes")
+      m.Vocab = kBytesVocab;
   }
-  uint64_t headDim = m.heads ? m.dModel / m.heads : 0;
-  double attention = static_cast<double>(m.dModel) * (m.dModel + 2 * m.kvHeads * headDim) + double(m.dModel) * m.dModel;
-  double mlp = (m.family == Family::Llama ? 3.0 : 2.0) * m.dModel * m.ffn;
+  uint64_t headDim = m.Heads ? m.DModel / m.Heads : 0;
+  double attention = static_cast<double>(m.DModel) * (m.DModel + 2 * m.KVHeads * headDim) + double(m.DModel) * m.DModel;
+  double mlp = (m.Family == Family::Llama ? 3.0 : 2.0) * m.DModel * m.Ffn;
   // 6 N per token counts the output projection too (the input embedding is a lookup).
-  nonEmbeddingParams = m.layers * (attention + mlp) + double(m.vocab) * m.dModel;
-  result.Model = plan::Architecture{m.family, m.vocab,        m.layers,    m.dModel,
-                                    m.heads,  m.kvHeads,      m.ffn,       m.maxPositions,
-                                    m.rotaryPct, m.tokenizer, m.family == Family::GPT2};
+  NonEmbeddingParams = m.Layers * (attention + mlp) + double(m.Vocab) * m.DModel;
+  Result.Model = plan::Architecture{m.Family, m.Vocab,        m.Layers,    m.DModel,
+                                    m.Heads,  m.KVHeads,      m.Ffn,       m.MaxPositions,
+                                    m.RotaryPct, m.Tokenizer, m.Family == Family::GPT2};
 }
 
 void Lowering::checkTokenizerFits(uint64_t checkpointVocab, llvm::StringRef folder) {
@@ -187,17 +187,17 @@ void Lowering::checkTokenizerFits(uint64_t checkpointVocab, llvm::StringRef fold
   // tokenizer = "hf:..." file's.
   uint64_t vocab = 0;
   std::string source;
-  for (const auto &[name, st] : stats)
+  for (const auto &[name, st] : Stats)
     if (st && st->VocabSize > vocab) {
       vocab = st->VocabSize;
       source = "stream '" + name + "'" + (st->Tokenizer.empty() ? "" : ", tokenizer '" + st->Tokenizer + "'");
     }
-  if (!vocab && recipe.model.tokenizer == "bytes") {
+  if (!vocab && Recipe.Model.Tokenizer == "bytes") {
     vocab = kBytesVocab;
     source = "the byte tokenizer";
   } else if (!vocab) {
-    std::string path = recipePath(llvm::StringRef(recipe.model.tokenizer).drop_front(3));
-    llvm::Expected<std::optional<uint64_t>> fromFile = env.tokenizerVocabulary(path);
+    std::string path = recipePath(llvm::StringRef(Recipe.Model.Tokenizer).drop_front(3));
+    llvm::Expected<std::optional<uint64_t>> fromFile = Env.tokenizerVocabulary(path);
     if (!fromFile) {
       error(DiagCode::DataError, llvm::toString(fromFile.takeError()));
       return;
@@ -214,10 +214,10 @@ void Lowering::checkTokenizerFits(uint64_t checkpointVocab, llvm::StringRef fold
 
 size_t Lowering::addInit(const std::string &name, const std::string &init) {
   plan::InitNode n;
-  n.Settings.Model = result.Model;
+  n.Settings.Model = Result.Model;
   n.Settings.Init = init;
   if (init == "random")
-    n.Settings.Seed = recipe.seed;
+    n.Settings.Seed = Recipe.Seed;
   bool absent = false;
   if (llvm::StringRef(init).startswith("hf:")) {
     // The checkpoint's identity: its content, not its path or its files' times.

@@ -25,24 +25,24 @@ namespace mixtape::lower {
 using Cursors = std::map<std::string, uint64_t>;
 
 inline plan::Optimizer planOptimizer(const OptimizerSpec &o) {
-  return plan::Optimizer{plan::OptimizerKind::AdamW, o.beta1, o.beta2, o.eps, o.weightDecay, o.decayEmbeddings};
+  return plan::Optimizer{plan::OptimizerKind::AdamW, o.Beta1, o.Beta2, o.Eps, o.WeightDecay, o.DecayEmbeddings};
 }
 
 /// A stage variant, lowered.
 struct LoweredVariant {
-  size_t startNode = 0;
-  Cursors startCursors;
-  size_t group = 0;
-  std::vector<size_t> nodes;       ///< its chain of train nodes, in order
-  std::set<std::string> trainedOn; ///< roots of data seen by the end of this variant
+  size_t StartNode = 0;
+  Cursors StartCursors;
+  size_t Group = 0;
+  std::vector<size_t> Nodes;       ///< its chain of train nodes, in order
+  std::set<std::string> TrainedOn; ///< roots of data seen by the end of this variant
 };
 
 /// Variants of one stage that train one shared chain.
 struct Group {
-  size_t firstVariant = 0;
-  std::vector<uint64_t> cuts;                       ///< step boundaries, ascending, > 0
-  std::map<uint64_t, std::vector<uint64_t>> counts; ///< step -> samples per mixture stream
-  std::map<uint64_t, size_t> nodeEndingAt;          ///< step -> node index
+  size_t FirstVariant = 0;
+  std::vector<uint64_t> Cuts;                       ///< step boundaries, ascending, > 0
+  std::map<uint64_t, std::vector<uint64_t>> Counts; ///< step -> samples per mixture stream
+  std::map<uint64_t, size_t> NodeEndingAt;          ///< step -> node index
 };
 
 class Lowering {
@@ -51,19 +51,19 @@ public:
 
   std::optional<plan::Plan> run();
 
-  const CheckedRecipe &recipe;
-  plan::Environment &env;
-  DiagnosticEngine &diags;
-  std::string file; ///< what file-level diagnostics name
-  plan::Plan result;
+  const CheckedRecipe &Recipe;
+  plan::Environment &Env;
+  DiagnosticEngine &Diags;
+  std::string File; ///< what file-level diagnostics name
+  plan::Plan Result;
 
   // Streams (LowerStreams.cpp).
-  std::map<std::string, std::optional<plan::StreamStats>> stats;
+  std::map<std::string, std::optional<plan::StreamStats>> Stats;
   /// The data fingerprint of each stream ("provisional:<shards>" when its data is absent).
-  std::map<std::string, std::string> fingerprints;
-  plan::StreamIdentities identities;
-  double modelRopeTheta = 10000;
-  double nonEmbeddingParams = 0;
+  std::map<std::string, std::string> Fingerprints;
+  plan::StreamIdentities Identities;
+  double ModelRopeTheta = 10000;
+  double NonEmbeddingParams = 0;
   void lowerStreams();
   void lowerModel();
   void checkTokenizerFits(uint64_t checkpointVocab, llvm::StringRef folder);
@@ -73,9 +73,9 @@ public:
   size_t addInit(const std::string &name, const std::string &init);
 
   // Stages (LowerStages.cpp).
-  size_t initNode = 0;
-  std::vector<std::vector<LoweredVariant>> variants; ///< per stage
-  std::vector<std::vector<Group>> stageGroups;       ///< per stage
+  size_t InitNode = 0;
+  std::vector<std::vector<LoweredVariant>> Variants; ///< per stage
+  std::vector<std::vector<Group>> StageGroups;       ///< per stage
   void lowerStage(size_t stage);
   void buildChain(size_t stage, Group &group, plan::TrainSettings shared);
   uint64_t chainTokens(size_t stage, size_t variant) const;
@@ -85,12 +85,12 @@ public:
   Cursors cursorsAt(size_t stage, size_t variant, uint64_t step) const;
   /// Samples per stream after `samples` samples of a stage with this mixture.
   std::vector<uint64_t> blendCounts(const plan::Mixture &m, uint64_t seqLen, uint64_t samples);
-  uint64_t variantTokens = 0;
+  uint64_t VariantTokens = 0;
 
   // Merges, ablations, evals (LowerModelUsers.cpp).
-  std::map<std::string, size_t> hfInits;
-  std::vector<size_t> mergeNodes;
-  std::vector<std::vector<size_t>> ablationNodes; ///< per ablation: its combination merges
+  std::map<std::string, size_t> HfInits;
+  std::vector<size_t> MergeNodes;
+  std::vector<std::vector<size_t>> AblationNodes; ///< per ablation: its combination merges
   void lowerMerges();
   void lowerAblations();
   void lowerEvals();
@@ -110,20 +110,20 @@ public:
   double flopsPerToken(uint64_t seqLen) const;
   /// The file or folder a path written in the recipe names.
   std::string recipePath(llvm::StringRef path) const;
-  void error(DiagCode code, const std::string &message) { diags.reportFile(code, file, message); }
+  void error(DiagCode code, const std::string &message) { Diags.reportFile(code, File, message); }
   void provisional(std::string reason);
 
 private:
   struct CachedBlend {
-    plan::Mixture mixture;
-    std::optional<plan::Blender> blender;
+    plan::Mixture Mixture;
+    std::optional<plan::Blender> Blender;
   };
-  llvm::StringMap<std::unique_ptr<CachedBlend>> blenders;
-  llvm::StringMap<size_t> byHash;
+  llvm::StringMap<std::unique_ptr<CachedBlend>> Blenders;
+  llvm::StringMap<size_t> ByHash;
   /// Per node, its variants as a set: a base node of a 10,000-variant sweep has them all.
-  std::vector<llvm::StringSet<>> variantSets;
-  std::map<std::string, std::optional<plan::CheckpointInfo>> checkpoints; ///< by reference
-  std::set<std::string> unreadableCheckpoints;
+  std::vector<llvm::StringSet<>> VariantSets;
+  std::map<std::string, std::optional<plan::CheckpointInfo>> Checkpoints; ///< by reference
+  std::set<std::string> UnreadableCheckpoints;
 };
 
 } // namespace mixtape::lower

@@ -43,84 +43,84 @@ void readTerm(const Expr &term, MixturePoint &point, ExprDiags &diags) {
   if (term.isBinary(BinaryOp::Mul)) {
     const Expr &weight = term.operand(0);
     stream = &term.operand(1);
-    if (stream->kind != ExprKind::Ident) {
-      reportExpr(diags, DiagCode::BadValue, term.range, kExpectedMixture);
+    if (stream->Kind != ExprKind::Ident) {
+      reportExpr(diags, DiagCode::BadValue, term.Range, kExpectedMixture);
       return;
     }
-    if (weight.kind != ExprKind::Number) {
-      reportExpr(diags, DiagCode::MixtureWeight, weight.range,
-             "a mixture weight must be a number, as in '0.5 " + stream->name + "'");
+    if (weight.Kind != ExprKind::Number) {
+      reportExpr(diags, DiagCode::MixtureWeight, weight.Range,
+             "a mixture weight must be a number, as in '0.5 " + stream->Name + "'");
       return;
     }
-    const Quantity &q = weight.number;
-    if (q.dim != Dim::Number && q.dim != Dim::Fraction) {
-      reportExpr(diags, DiagCode::MixtureWeight, weight.range,
-             "a mixture weight is a plain number or a percentage, not " + dimName(q.dim).str());
+    const Quantity &q = weight.Number;
+    if (q.Dim != Dim::Number && q.Dim != Dim::Fraction) {
+      reportExpr(diags, DiagCode::MixtureWeight, weight.Range,
+             "a mixture weight is a plain number or a percentage, not " + dimName(q.Dim).str());
       return;
     }
-    if (q.value == 0) {
-      reportExpr(diags, DiagCode::MixtureWeight, weight.range,
-             "stream '" + stream->name + "' has weight 0; leave it out instead");
+    if (q.Value == 0) {
+      reportExpr(diags, DiagCode::MixtureWeight, weight.Range,
+             "stream '" + stream->Name + "' has weight 0; leave it out instead");
       return;
     }
-    if (q.value < 0) {
-      reportExpr(diags, DiagCode::MixtureWeight, weight.range, "mixture weight must be positive");
+    if (q.Value < 0) {
+      reportExpr(diags, DiagCode::MixtureWeight, weight.Range, "mixture weight must be positive");
       return;
     }
-    c.weight = q.value;
-    c.weightRange = weight.range;
-  } else if (term.kind == ExprKind::Ident) {
-    c.weightRange = term.range;
+    c.Weight = q.Value;
+    c.WeightRange = weight.Range;
+  } else if (term.Kind == ExprKind::Ident) {
+    c.WeightRange = term.Range;
   } else {
-    reportExpr(diags, DiagCode::BadValue, term.range, kExpectedMixture);
+    reportExpr(diags, DiagCode::BadValue, term.Range, kExpectedMixture);
     return;
   }
-  c.stream = stream->name;
-  c.streamRange = stream->nameRange;
-  for (const MixtureComponent &other : point.components)
-    if (other.stream == c.stream) {
-      ExprDiag &d = reportExpr(diags, DiagCode::BadValue, c.streamRange,
-                           "stream '" + c.stream + "' appears twice in this mixture point");
-      d.notes.push_back({other.streamRange, "first written here"});
+  c.Stream = stream->Name;
+  c.StreamRange = stream->NameRange;
+  for (const MixtureComponent &other : point.Components)
+    if (other.Stream == c.Stream) {
+      ExprDiag &d = reportExpr(diags, DiagCode::BadValue, c.StreamRange,
+                           "stream '" + c.Stream + "' appears twice in this mixture point");
+      d.Notes.push_back({other.StreamRange, "first written here"});
       return;
     }
-  point.components.push_back(std::move(c));
+  point.Components.push_back(std::move(c));
 }
 
 void readPosition(const Expr &at, MixturePoint &point, ExprDiags &diags) {
-  if (at.kind != ExprKind::Number) {
-    reportExpr(diags, DiagCode::BadValue, at.range,
+  if (at.Kind != ExprKind::Number) {
+    reportExpr(diags, DiagCode::BadValue, at.Range,
            "expected a position such as '100M' or '50%' after '@'");
     return;
   }
-  Quantity q = at.number;
-  if (q.dim != Dim::Number && q.dim != Dim::Tokens && q.dim != Dim::Fraction) {
-    reportExpr(diags, DiagCode::Units, at.range,
+  Quantity q = at.Number;
+  if (q.Dim != Dim::Number && q.Dim != Dim::Tokens && q.Dim != Dim::Fraction) {
+    reportExpr(diags, DiagCode::Units, at.Range,
            "a mixture position is in tokens or a percentage of the stage, not " +
-               dimName(q.dim).str());
+               dimName(q.Dim).str());
     return;
   }
-  if (q.value < 0) {
-    reportExpr(diags, DiagCode::BadValue, at.range, "a mixture position cannot be negative");
+  if (q.Value < 0) {
+    reportExpr(diags, DiagCode::BadValue, at.Range, "a mixture position cannot be negative");
     return;
   }
-  if (q.dim == Dim::Number) {
+  if (q.Dim == Dim::Number) {
     if (!q.asCount()) {
-      reportExpr(diags, DiagCode::Units, at.range,
-             "position '" + formatNumber(q.value) +
+      reportExpr(diags, DiagCode::Units, at.Range,
+             "position '" + formatNumber(q.Value) +
                  "' is not a token count; write tokens such as '100M' or a percentage such as "
                  "'50%'");
       return;
     }
-    q.dim = Dim::Tokens;
+    q.Dim = Dim::Tokens;
   }
-  if (q.dim == Dim::Fraction && q.value > 1) {
-    reportExpr(diags, DiagCode::BadValue, at.range,
+  if (q.Dim == Dim::Fraction && q.Value > 1) {
+    reportExpr(diags, DiagCode::BadValue, at.Range,
            "position " + describePosition(q) + " is beyond the end of the stage");
     return;
   }
-  point.at = q;
-  point.atRange = at.range;
+  point.At = q;
+  point.AtRange = at.Range;
 }
 
 } // namespace
@@ -128,7 +128,7 @@ void readPosition(const Expr &at, MixturePoint &point, ExprDiags &diags) {
 std::optional<MixtureSpec> interpretMixture(const Expr &e, ExprDiags &diags) {
   size_t errorsBefore = diags.size();
   if (e.isBinary(BinaryOp::Then)) {
-    reportExpr(diags, DiagCode::BadValue, e.range,
+    reportExpr(diags, DiagCode::BadValue, e.Range,
            "mixture points are joined by '->', not 'then'");
     return std::nullopt;
   }
@@ -140,12 +140,12 @@ std::optional<MixtureSpec> interpretMixture(const Expr &e, ExprDiags &diags) {
       sum = &pointExpr->operand(0);
       readPosition(pointExpr->operand(1), point, diags);
     }
-    point.range = sum->range;
+    point.Range = sum->Range;
     size_t pointErrors = diags.size();
     for (const Expr *term : flatten(*sum, BinaryOp::Add)) {
       if (term->isBinary(BinaryOp::Sub)) {
         // "a - b" inside a sum: the subtrahend is a negative weight.
-        reportExpr(diags, DiagCode::MixtureWeight, term->operand(1).range,
+        reportExpr(diags, DiagCode::MixtureWeight, term->operand(1).Range,
                "a mixture cannot subtract a stream; weights must be positive");
         continue;
       }
@@ -153,23 +153,23 @@ std::optional<MixtureSpec> interpretMixture(const Expr &e, ExprDiags &diags) {
     }
     if (diags.size() == pointErrors) {
       double total = 0;
-      for (const MixtureComponent &c : point.components) total += c.weight;
+      for (const MixtureComponent &c : point.Components) total += c.Weight;
       if (std::fabs(total - 1) > kSumTolerance)
-        reportExpr(diags, DiagCode::MixtureSum, point.range,
+        reportExpr(diags, DiagCode::MixtureSum, point.Range,
                "mixture weights sum to " + roundedForMessage(total) + ", not 1");
     }
-    spec.points.push_back(std::move(point));
+    spec.Points.push_back(std::move(point));
   }
   // Positions written in the same unit must increase; mixed units are checked once the
   // stage length is known (resolveMixture).
   const MixturePoint *previous = nullptr;
-  for (const MixturePoint &point : spec.points) {
-    if (!point.at) continue;
-    if (previous && previous->at->dim == point.at->dim && point.at->value <= previous->at->value) {
-      ExprDiag &d = reportExpr(diags, DiagCode::BadValue, point.atRange,
-                           "mixture positions must increase: " + describePosition(*point.at) +
-                               " is not after " + describePosition(*previous->at));
-      d.notes.push_back({previous->atRange, "previous position here"});
+  for (const MixturePoint &point : spec.Points) {
+    if (!point.At) continue;
+    if (previous && previous->At->Dim == point.At->Dim && point.At->Value <= previous->At->Value) {
+      ExprDiag &d = reportExpr(diags, DiagCode::BadValue, point.AtRange,
+                           "mixture positions must increase: " + describePosition(*point.At) +
+                               " is not after " + describePosition(*previous->At));
+      d.Notes.push_back({previous->AtRange, "previous position here"});
     }
     previous = &point;
   }
@@ -179,40 +179,40 @@ std::optional<MixtureSpec> interpretMixture(const Expr &e, ExprDiags &diags) {
 
 std::vector<std::pair<std::string, TextRange>> streamRefs(const MixtureSpec &spec) {
   std::vector<std::pair<std::string, TextRange>> refs;
-  for (const MixturePoint &point : spec.points)
-    for (const MixtureComponent &c : point.components) refs.emplace_back(c.stream, c.streamRange);
+  for (const MixturePoint &point : spec.Points)
+    for (const MixtureComponent &c : point.Components) refs.emplace_back(c.Stream, c.StreamRange);
   return refs;
 }
 
 std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stageTokens, ExprDiags &diags) {
   size_t errorsBefore = diags.size();
   plan::Mixture m;
-  for (const MixturePoint &point : spec.points)
-    for (const MixtureComponent &c : point.components) m.Streams.push_back(c.stream);
+  for (const MixturePoint &point : spec.Points)
+    for (const MixtureComponent &c : point.Components) m.Streams.push_back(c.Stream);
   std::sort(m.Streams.begin(), m.Streams.end());
   m.Streams.erase(std::unique(m.Streams.begin(), m.Streams.end()), m.Streams.end());
 
-  size_t n = spec.points.size();
+  size_t n = spec.Points.size();
   bool stageKnown = std::isfinite(stageTokens) && stageTokens >= 0;
   std::string stageText =
       stageKnown ? formatQuantity({stageTokens, Dim::Tokens, true, true}) : std::string();
   // Annotated positions first; NaN marks the ones still to place.
   std::vector<double> pos(n, std::nan(""));
   for (size_t i = 0; i < n; ++i) {
-    const MixturePoint &point = spec.points[i];
-    if (!point.at) continue;
-    if (point.at->dim == Dim::Fraction) {
+    const MixturePoint &point = spec.Points[i];
+    if (!point.At) continue;
+    if (point.At->Dim == Dim::Fraction) {
       if (!stageKnown) {
-        reportExpr(diags, DiagCode::BadValue, point.atRange,
+        reportExpr(diags, DiagCode::BadValue, point.AtRange,
                "a position in % needs the stage's length in tokens");
         continue;
       }
-      pos[i] = point.at->value * stageTokens;
+      pos[i] = point.At->Value * stageTokens;
     } else {
-      pos[i] = point.at->value;
+      pos[i] = point.At->Value;
       if (stageKnown && pos[i] > stageTokens)
-        reportExpr(diags, DiagCode::BadValue, point.atRange,
-               "position " + formatQuantity(*point.at) + " is beyond the end of the stage (" +
+        reportExpr(diags, DiagCode::BadValue, point.AtRange,
+               "position " + formatQuantity(*point.At) + " is beyond the end of the stage (" +
                    stageText + ")");
     }
   }
@@ -220,7 +220,7 @@ std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stag
   if (n > 0 && std::isnan(pos[0])) pos[0] = 0;
   if (n > 1 && std::isnan(pos[n - 1])) {
     if (!stageKnown) {
-      reportExpr(diags, DiagCode::BadValue, spec.points[n - 1].range,
+      reportExpr(diags, DiagCode::BadValue, spec.Points[n - 1].Range,
              "the last mixture point needs a position ('@ 100M'): the stage's length is not "
              "known");
       return std::nullopt;
@@ -237,22 +237,22 @@ std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stag
   }
   for (size_t i = 1; i < n; ++i)
     if (!(pos[i] > pos[i - 1])) {
-      const MixturePoint &point = spec.points[i];
-      TextRange where = point.at ? point.atRange : point.range;
+      const MixturePoint &point = spec.Points[i];
+      TextRange where = point.At ? point.AtRange : point.Range;
       ExprDiag &d = reportExpr(diags, DiagCode::BadValue, where,
                            "mixture positions must increase: this point is at " +
                                formatQuantity({pos[i], Dim::Tokens, true, true}) +
                                ", the previous one at " +
                                formatQuantity({pos[i - 1], Dim::Tokens, true, true}));
-      const MixturePoint &prev = spec.points[i - 1];
-      d.notes.push_back({prev.at ? prev.atRange : prev.range, "previous point here"});
+      const MixturePoint &prev = spec.Points[i - 1];
+      d.Notes.push_back({prev.At ? prev.AtRange : prev.Range, "previous point here"});
       return std::nullopt;
     }
 
   m.Positions = std::move(pos);
-  for (const MixturePoint &point : spec.points) {
+  for (const MixturePoint &point : spec.Points) {
     std::vector<double> w(m.Streams.size(), 0.0);
-    for (const MixtureComponent &c : point.components) w[*plan::streamIndex(m, c.stream)] = c.weight;
+    for (const MixtureComponent &c : point.Components) w[*plan::streamIndex(m, c.Stream)] = c.Weight;
     m.Weights.push_back(std::move(w));
   }
   return m;

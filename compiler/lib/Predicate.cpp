@@ -11,19 +11,19 @@ namespace mixtape {
 /// Turns an expression tree into Predicate nodes, reporting every problem it finds.
 struct PredicateCompiler {
   using Op = plan::Predicate::Op;
-  plan::Predicate p;
-  ExprDiags &diags;
+  plan::Predicate P;
+  ExprDiags &Diags;
 
   void error(TextRange range, std::string message) {
     ExprDiag d;
-    d.code = DiagCode::Predicate;
-    d.range = range;
-    d.message = std::move(message);
-    diags.push_back(std::move(d));
+    d.Code = DiagCode::Predicate;
+    d.Range = range;
+    d.Message = std::move(message);
+    Diags.push_back(std::move(d));
   }
 
   static bool isValue(const Expr &e) {
-    return e.kind == ExprKind::Number || e.kind == ExprKind::String || e.kind == ExprKind::Bool;
+    return e.Kind == ExprKind::Number || e.Kind == ExprKind::String || e.Kind == ExprKind::Bool;
   }
 
   static Op flipped(Op op) {
@@ -49,46 +49,46 @@ struct PredicateCompiler {
   }
 
   std::optional<uint32_t> compile(const Expr &e) {
-    switch (e.kind) {
+    switch (e.Kind) {
     case ExprKind::Bool:
-      return p.addConstant(e.boolean);
+      return P.addConstant(e.Boolean);
     case ExprKind::Ident:
-      error(e.range, "'" + e.name + "' is a column, not a condition; compare it with a value, "
-                                    "as in '" + e.name + " >= 4'");
+      error(e.Range, "'" + e.Name + "' is a column, not a condition; compare it with a value, "
+                                    "as in '" + e.Name + " >= 4'");
       return std::nullopt;
     case ExprKind::Unary:
-      if (e.unaryOp == UnaryOp::Not) {
+      if (e.UnaryOp == UnaryOp::Not) {
         std::optional<uint32_t> operand = compile(e.operand(0));
         if (!operand) return std::nullopt;
-        return p.addNot(*operand);
+        return P.addNot(*operand);
       }
       break;
     case ExprKind::Binary:
-      if (e.binaryOp == BinaryOp::And || e.binaryOp == BinaryOp::Or) {
+      if (e.BinaryOp == BinaryOp::And || e.BinaryOp == BinaryOp::Or) {
         std::optional<uint32_t> lhs = compile(e.operand(0));
         std::optional<uint32_t> rhs = compile(e.operand(1));
         if (!lhs || !rhs) return std::nullopt;
-        return p.addLogical(e.binaryOp == BinaryOp::And ? Op::And : Op::Or, *lhs, *rhs);
+        return P.addLogical(e.BinaryOp == BinaryOp::And ? Op::And : Op::Or, *lhs, *rhs);
       }
-      if (e.binaryOp == BinaryOp::In) return compileIn(e);
-      if (std::optional<Op> op = comparison(e.binaryOp)) return compileComparison(e, *op);
+      if (e.BinaryOp == BinaryOp::In) return compileIn(e);
+      if (std::optional<Op> op = comparison(e.BinaryOp)) return compileComparison(e, *op);
       break;
     default: break;
     }
-    error(e.range, "expected a condition such as 'overall_score >= 4'");
+    error(e.Range, "expected a condition such as 'overall_score >= 4'");
     return std::nullopt;
   }
 
   std::optional<uint32_t> compileComparison(const Expr &e, Op op) {
     const Expr *col = &e.operand(0), *value = &e.operand(1);
-    std::string spelling = binaryOpSpelling(e.binaryOp).str();
-    if (col->kind == ExprKind::Ident && value->kind == ExprKind::Ident) {
-      error(e.range, "cannot compare two columns ('" + col->name + "' and '" + value->name +
+    std::string spelling = binaryOpSpelling(e.BinaryOp).str();
+    if (col->Kind == ExprKind::Ident && value->Kind == ExprKind::Ident) {
+      error(e.Range, "cannot compare two columns ('" + col->Name + "' and '" + value->Name +
                          "'); compare a column with a value");
       return std::nullopt;
     }
     if (isValue(*col) && isValue(*value)) {
-      error(e.range, "comparing two values is always true or always false; compare a column "
+      error(e.Range, "comparing two values is always true or always false; compare a column "
                      "with a value");
       return std::nullopt;
     }
@@ -96,54 +96,54 @@ struct PredicateCompiler {
       std::swap(col, value);
       op = flipped(op);
     }
-    if (col->kind != ExprKind::Ident) {
-      error(col->range, "expected a column name");
+    if (col->Kind != ExprKind::Ident) {
+      error(col->Range, "expected a column name");
       return std::nullopt;
     }
     if (!isValue(*value)) {
-      error(value->range, "expected a number or a 'string' to compare '" + col->name + "' with");
+      error(value->Range, "expected a number or a 'string' to compare '" + col->Name + "' with");
       return std::nullopt;
     }
-    if (value->kind == ExprKind::Bool) {
-      error(value->range, "metadata values are numbers or strings, not true/false");
+    if (value->Kind == ExprKind::Bool) {
+      error(value->Range, "metadata values are numbers or strings, not true/false");
       return std::nullopt;
     }
-    if (value->kind == ExprKind::String) {
+    if (value->Kind == ExprKind::String) {
       if (op != Op::Eq && op != Op::Ne) {
-        error(e.range, "'" + spelling + "' compares numbers; a string can only be compared "
+        error(e.Range, "'" + spelling + "' compares numbers; a string can only be compared "
                        "with == or !=");
         return std::nullopt;
       }
-      return p.addCompare(op, col->name, llvm::StringRef(value->name));
+      return P.addCompare(op, col->Name, llvm::StringRef(value->Name));
     }
-    return p.addCompare(op, col->name, value->number.value);
+    return P.addCompare(op, col->Name, value->Number.Value);
   }
 
   std::optional<uint32_t> compileIn(const Expr &e) {
     const Expr &col = e.operand(0), &list = e.operand(1);
-    if (col.kind != ExprKind::Ident) {
-      error(col.range, "expected a column name before 'in'");
+    if (col.Kind != ExprKind::Ident) {
+      error(col.Range, "expected a column name before 'in'");
       return std::nullopt;
     }
-    if (list.kind != ExprKind::List) {
-      error(list.range, "'in' needs a list of values, such as ['pubmed', 'pmc']");
+    if (list.Kind != ExprKind::List) {
+      error(list.Range, "'in' needs a list of values, such as ['pubmed', 'pmc']");
       return std::nullopt;
     }
     std::vector<double> numbers;
     std::vector<std::string> strings;
     bool ok = true;
-    for (const auto &item : list.operands) {
-      if (item->kind == ExprKind::Number) {
-        numbers.push_back(item->number.value);
-      } else if (item->kind == ExprKind::String) {
-        strings.push_back(item->name);
+    for (const auto &item : list.Operands) {
+      if (item->Kind == ExprKind::Number) {
+        numbers.push_back(item->Number.Value);
+      } else if (item->Kind == ExprKind::String) {
+        strings.push_back(item->Name);
       } else {
-        error(item->range, "expected a number or a 'string' in the list");
+        error(item->Range, "expected a number or a 'string' in the list");
         ok = false;
       }
     }
     if (!ok) return std::nullopt;
-    return p.addIn(col.name, std::move(numbers), std::move(strings));
+    return P.addIn(col.Name, std::move(numbers), std::move(strings));
   }
 };
 
@@ -152,7 +152,7 @@ std::optional<plan::Predicate> interpretPredicate(const Expr &e, ExprDiags &diag
   PredicateCompiler compiler{plan::Predicate(), diags};
   std::optional<uint32_t> root = compiler.compile(e);
   if (!root || diags.size() != errorsBefore) return std::nullopt;
-  return std::move(compiler.p);
+  return std::move(compiler.P);
 }
 
 } // namespace mixtape

@@ -23,15 +23,15 @@ llvm::StringRef dimName(Dim dim) {
 
 std::optional<uint64_t> Quantity::asCount() const {
   constexpr double kExactLimit = 9007199254740992.0; // 2^53
-  if (!(value >= 0) || value >= kExactLimit || value != std::floor(value))
+  if (!(Value >= 0) || Value >= kExactLimit || Value != std::floor(Value))
     return std::nullopt;
-  return static_cast<uint64_t>(value);
+  return static_cast<uint64_t>(Value);
 }
 
 namespace {
 struct Suffix {
-  const char *spelling;
-  double scale;
+  const char *Spelling;
+  double Scale;
 };
 // Largest first, so formatCount takes the first exact one; a binary scale is larger than
 // its SI neighbour, which is what makes binary win when both are exact.
@@ -45,7 +45,7 @@ std::optional<double> scaleSuffix(llvm::StringRef suffix) {
   if (suffix == "k" || suffix == "K") return 1e3;
   if (suffix == "G") return 1e9; // G and B are both 10^9
   for (const Suffix &s : kPrintedSuffixes)
-    if (suffix == s.spelling) return s.scale;
+    if (suffix == s.Spelling) return s.Scale;
   return std::nullopt;
 }
 
@@ -61,8 +61,8 @@ std::optional<Dim> unitWord(llvm::StringRef word) {
 std::string formatCount(uint64_t n) {
   if (n == 0) return "0";
   for (const Suffix &s : kPrintedSuffixes) {
-    auto scale = static_cast<uint64_t>(s.scale);
-    if (n % scale == 0) return std::to_string(n / scale) + s.spelling;
+    auto scale = static_cast<uint64_t>(s.Scale);
+    if (n % scale == 0) return std::to_string(n / scale) + s.Spelling;
   }
   return std::to_string(n);
 }
@@ -96,18 +96,18 @@ llvm::StringRef unitSpelling(Dim dim, bool singular) {
 } // namespace
 
 std::string formatQuantity(const Quantity &q) {
-  if (q.dim == Dim::Fraction) return formatPercent(q.value) + "%";
-  bool counted = q.hasScale || q.dim != Dim::Number;
+  if (q.Dim == Dim::Fraction) return formatPercent(q.Value) + "%";
+  bool counted = q.HasScale || q.Dim != Dim::Number;
   std::string text;
   Quantity magnitude = q;
-  magnitude.value = std::fabs(q.value);
+  magnitude.Value = std::fabs(q.Value);
   if (std::optional<uint64_t> n = magnitude.asCount(); counted && n)
-    text = (q.value < 0 ? "-" : "") + formatCount(*n);
+    text = (q.Value < 0 ? "-" : "") + formatCount(*n);
   else
-    text = formatNumber(q.value);
-  if (q.dim != Dim::Number) {
+    text = formatNumber(q.Value);
+  if (q.Dim != Dim::Number) {
     text += ' ';
-    text += unitSpelling(q.dim, q.value == 1).str();
+    text += unitSpelling(q.Dim, q.Value == 1).str();
   }
   return text;
 }

@@ -14,55 +14,55 @@ using namespace mixtape;
 
 const Value *Value::get(llvm::StringRef key) const {
   const Field *f = field(key);
-  return f ? f->value.get() : nullptr;
+  return f ? f->Value.get() : nullptr;
 }
 
 const Field *Value::field(llvm::StringRef key) const {
-  if (kind != Table)
+  if (Kind != ValueKind::Table)
     return nullptr;
-  for (const Field &f : fields)
-    if (f.key == key)
+  for (const Field &f : Fields)
+    if (f.Key == key)
       return &f;
   return nullptr;
 }
 
-llvm::StringRef mixtape::valueKindName(Value::Kind kind) {
+llvm::StringRef mixtape::valueKindName(ValueKind kind) {
   switch (kind) {
-  case Value::String: return "string";
-  case Value::Integer: return "integer";
-  case Value::Float: return "float";
-  case Value::Bool: return "boolean";
-  case Value::Array: return "array";
-  case Value::Table: return "table";
-  case Value::Other: return "date/time";
+  case ValueKind::String: return "string";
+  case ValueKind::Integer: return "integer";
+  case ValueKind::Float: return "float";
+  case ValueKind::Bool: return "boolean";
+  case ValueKind::Array: return "array";
+  case ValueKind::Table: return "table";
+  case ValueKind::Other: return "date/time";
   }
   return "value";
 }
 
-llvm::StringRef Value::kindName() const { return valueKindName(kind); }
+llvm::StringRef Value::kindName() const { return valueKindName(Kind); }
 
 namespace {
 
 /// Converts TOML++ positions (line, column in code points) into pointers into the buffer.
 class Locator {
 public:
-  Locator(const llvm::SourceMgr &sm, unsigned buffer) : sm(sm), buffer(buffer) {
+  Locator(const llvm::SourceMgr &sm, unsigned buffer) : SM(sm), Buffer(buffer) {
     const llvm::MemoryBuffer *mb = sm.getMemoryBuffer(buffer);
-    begin = mb->getBufferStart();
-    end = mb->getBufferEnd();
-    lineStarts.push_back(begin);
-    for (const char *p = begin; p < end; ++p)
+    Begin = mb->getBufferStart();
+    End = mb->getBufferEnd();
+    LineStarts.push_back(Begin);
+    for (const char *p = Begin; p < End; ++p)
       if (*p == '\n')
-        lineStarts.push_back(p + 1);
+        LineStarts.push_back(p + 1);
   }
 
   const char *pointer(toml::source_position pos) const {
-    if (pos.line == 0 || pos.line > lineStarts.size())
-      return end;
-    const char *p = lineStarts[pos.line - 1];
-    for (unsigned col = 1; col < pos.column && p < end && *p != '\n'; ++col) {
+    if (pos.line == 0 || pos.line > LineStarts.size())
+      return End;
+    const char *p = LineStarts[pos.line - 1];
+    for (unsigned col = 1; col < pos.column && p < End && *p != '\n'; ++col) {
       ++p; // step over one code point: skip UTF-8 continuation bytes
-      while (p < end && (static_cast<unsigned char>(*p) & 0xC0) == 0x80)
+      while (p < End && (static_cast<unsigned char>(*p) & 0xC0) == 0x80)
         ++p;
     }
     return p;
@@ -76,80 +76,80 @@ public:
     return {llvm::SMLoc::getFromPointer(b), llvm::SMLoc::getFromPointer(e)};
   }
 
-  const char *bufferEnd() const { return end; }
+  const char *bufferEnd() const { return End; }
 
 private:
-  const llvm::SourceMgr &sm;
-  unsigned buffer;
-  const char *begin, *end;
-  std::vector<const char *> lineStarts;
+  const llvm::SourceMgr &SM;
+  unsigned Buffer;
+  const char *Begin, *End;
+  std::vector<const char *> LineStarts;
 };
 
 class Converter {
 public:
-  Converter(const Locator &loc, DiagnosticEngine &diags) : loc(loc), diags(diags) {}
+  Converter(const Locator &loc, DiagnosticEngine &diags) : Loc(loc), Diags(diags) {}
 
   std::unique_ptr<Value> convert(const toml::node &node) {
     auto v = std::make_unique<Value>();
-    v->range = loc.range(node.source());
+    v->Range = Loc.range(node.source());
     switch (node.type()) {
     case toml::node_type::string: {
-      v->kind = Value::String;
-      v->string = std::string(*node.as_string());
-      v->stringLocation = StringLocation(v->range.Start.getPointer(), loc.bufferEnd());
+      v->Kind = ValueKind::String;
+      v->String = std::string(*node.as_string());
+      v->StringLocation = StringLocation(v->Range.Start.getPointer(), Loc.bufferEnd());
       break;
     }
     case toml::node_type::integer:
-      v->kind = Value::Integer;
-      v->integer = node.as_integer()->get();
-      v->stringLocation = StringLocation::whole(v->range);
+      v->Kind = ValueKind::Integer;
+      v->Integer = node.as_integer()->get();
+      v->StringLocation = StringLocation::whole(v->Range);
       break;
     case toml::node_type::floating_point:
-      v->kind = Value::Float;
-      v->real = node.as_floating_point()->get();
-      v->stringLocation = StringLocation::whole(v->range);
-      if (!std::isfinite(v->real))
-        diags.report(DiagCode::BadValue, v->range, "number is not finite");
+      v->Kind = ValueKind::Float;
+      v->Real = node.as_floating_point()->get();
+      v->StringLocation = StringLocation::whole(v->Range);
+      if (!std::isfinite(v->Real))
+        Diags.report(DiagCode::BadValue, v->Range, "number is not finite");
       break;
     case toml::node_type::boolean:
-      v->kind = Value::Bool;
-      v->boolean = node.as_boolean()->get();
-      v->stringLocation = StringLocation::whole(v->range);
+      v->Kind = ValueKind::Bool;
+      v->Boolean = node.as_boolean()->get();
+      v->StringLocation = StringLocation::whole(v->Range);
       break;
     case toml::node_type::array:
-      v->kind = Value::Array;
-      v->stringLocation = StringLocation::whole(v->range);
+      v->Kind = ValueKind::Array;
+      v->StringLocation = StringLocation::whole(v->Range);
       for (const toml::node &item : *node.as_array())
-        v->items.push_back(convert(item));
+        v->Items.push_back(convert(item));
       break;
     case toml::node_type::table: {
-      v->kind = Value::Table;
-      v->stringLocation = StringLocation::whole(v->range);
+      v->Kind = ValueKind::Table;
+      v->StringLocation = StringLocation::whole(v->Range);
       const toml::table &table = *node.as_table();
       for (auto &&[key, child] : table) {
         Field f;
-        f.key = std::string(key.str());
-        f.keyRange = loc.range(key.source());
-        f.value = convert(child);
-        v->fields.push_back(std::move(f));
+        f.Key = std::string(key.str());
+        f.KeyRange = Loc.range(key.source());
+        f.Value = convert(child);
+        v->Fields.push_back(std::move(f));
       }
       // toml::table is ordered by key; users expect source order (zip pairs, messages).
-      std::stable_sort(v->fields.begin(), v->fields.end(), [](const Field &a, const Field &b) {
-        return a.keyRange.Start.getPointer() < b.keyRange.Start.getPointer();
+      std::stable_sort(v->Fields.begin(), v->Fields.end(), [](const Field &a, const Field &b) {
+        return a.KeyRange.Start.getPointer() < b.KeyRange.Start.getPointer();
       });
       break;
     }
     default:
-      v->kind = Value::Other;
-      v->stringLocation = StringLocation::whole(v->range);
+      v->Kind = ValueKind::Other;
+      v->StringLocation = StringLocation::whole(v->Range);
       break;
     }
     return v;
   }
 
 private:
-  const Locator &loc;
-  DiagnosticEngine &diags;
+  const Locator &Loc;
+  DiagnosticEngine &Diags;
 };
 
 } // namespace
@@ -185,7 +185,7 @@ static std::unique_ptr<Value> parseBuffer(unsigned bufferId, DiagnosticEngine &d
   }
   Converter converter(loc, diags);
   auto root = converter.convert(table);
-  root->range = llvm::SMRange(llvm::SMLoc::getFromPointer(text.begin()),
+  root->Range = llvm::SMRange(llvm::SMLoc::getFromPointer(text.begin()),
                               llvm::SMLoc::getFromPointer(text.begin()));
   return root;
 }

@@ -25,11 +25,11 @@ std::string formatFraction(double fraction) {
   return formatQuantity(Quantity{fraction, Dim::Fraction, false, true});
 }
 
-bool isEmpty(TextRange r) { return r.begin == r.end; }
-TextRange orPhase(TextRange r, const PhaseSpec &p) { return isEmpty(r) ? p.range : r; }
+bool isEmpty(TextRange r) { return r.Begin == r.End; }
+TextRange orPhase(TextRange r, const PhaseSpec &p) { return isEmpty(r) ? p.Range : r; }
 
 std::string phaseName(const PhaseSpec &p) {
-  return p.label.empty() ? shapeName(p.shape).str() : p.label;
+  return p.Label.empty() ? shapeName(p.Shape).str() : p.Label;
 }
 
 /// Lengths may be fractions of the horizon; 20% + 80% must not overflow by an ulp.
@@ -38,50 +38,50 @@ bool pastHorizon(double end, double horizon) { return end > horizon * (1 + kRoun
 
 /// A phase being resolved: lengths in tokens (infinity: open-ended).
 struct Working {
-  Shape shape = Shape::Constant;
-  double begin = 0, length = 0, from = 0, to = 0, alpha = 1, timescale = 0;
+  schedule::Shape Shape = schedule::Shape::Constant;
+  double Begin = 0, Length = 0, From = 0, To = 0, Alpha = 1, Timescale = 0;
 };
 
 class Resolver {
 public:
   Resolver(const ScheduleSpec &spec, double horizon, ExprDiags &diags)
-      : spec(spec), horizon(horizon), diags(diags) {}
+      : Spec(spec), Horizon(horizon), Diags(diags) {}
 
   std::optional<Resolved> run() {
-    if (spec.phases.empty()) {
-      error(DiagCode::ScheduleDomain, spec.range, "a schedule needs at least one phase");
+    if (Spec.Phases.empty()) {
+      error(DiagCode::ScheduleDomain, Spec.Range, "a schedule needs at least one phase");
       return std::nullopt;
     }
-    if (!(horizon > 0)) {
-      error(DiagCode::ScheduleDomain, spec.range,
-            "the horizon must be positive, not " + formatTokens(horizon));
+    if (!(Horizon > 0)) {
+      error(DiagCode::ScheduleDomain, Spec.Range,
+            "the horizon must be positive, not " + formatTokens(Horizon));
       return std::nullopt;
     }
-    std::vector<Working> phases(spec.phases.size());
+    std::vector<Working> phases(Spec.Phases.size());
     bool ok = resolveLengths(phases);
     ok &= resolveRates(phases);
     if (!ok)
       return std::nullopt;
     Resolved out;
-    out.Schedule.Horizon = std::isfinite(horizon) ? static_cast<uint64_t>(horizon) : 0;
+    out.Schedule.Horizon = std::isfinite(Horizon) ? static_cast<uint64_t>(Horizon) : 0;
     for (size_t i = 0; i < phases.size(); ++i) {
       const Working &w = phases[i];
       std::optional<double> length;
-      if (std::isfinite(w.length))
-        length = w.length;
-      out.Schedule.Phases.push_back(plan::Phase{w.shape, w.begin, length, w.from, w.to, w.alpha, w.timescale});
-      out.PhaseRanges.push_back(spec.phases[i].range);
+      if (std::isfinite(w.Length))
+        length = w.Length;
+      out.Schedule.Phases.push_back(plan::Phase{w.Shape, w.Begin, length, w.From, w.To, w.Alpha, w.Timescale});
+      out.PhaseRanges.push_back(Spec.Phases[i].Range);
     }
     return out;
   }
 
 private:
-  const ScheduleSpec &spec;
-  double horizon;
-  ExprDiags &diags;
+  const ScheduleSpec &Spec;
+  double Horizon;
+  ExprDiags &Diags;
 
   ExprDiag &error(DiagCode code, TextRange range, std::string message) {
-    return reportExpr(diags, code, range, std::move(message));
+    return reportExpr(Diags, code, range, std::move(message));
   }
 
   /// Lengths in tokens, positions, and the checks against the horizon.
@@ -89,13 +89,13 @@ private:
     bool ok = true;
     std::optional<size_t> rest;
     double finite = 0; // tokens of the Tokens and Fraction phases
-    for (size_t i = 0; i < spec.phases.size(); ++i) {
-      const PhaseSpec &p = spec.phases[i];
-      TextRange where = orPhase(p.lengthRange, p);
-      double &length = phases[i].length;
-      switch (p.length.kind) {
+    for (size_t i = 0; i < Spec.Phases.size(); ++i) {
+      const PhaseSpec &p = Spec.Phases[i];
+      TextRange where = orPhase(p.LengthRange, p);
+      double &length = phases[i].Length;
+      switch (p.Length.Kind) {
       case Length::Tokens:
-        length = p.length.value;
+        length = p.Length.Value;
         if (!(length > 0) || std::isinf(length)) {
           error(DiagCode::ScheduleDomain, where,
                 "the length of " + phaseName(p) + " must be positive, not " +
@@ -105,30 +105,30 @@ private:
         finite += length;
         break;
       case Length::Fraction:
-        if (!(p.length.value > 0 && p.length.value <= 1)) {
+        if (!(p.Length.Value > 0 && p.Length.Value <= 1)) {
           error(DiagCode::ScheduleDomain, where,
                 "the length of " + phaseName(p) +
                     " must be a fraction of the horizon in (0%, 100%], not " +
-                    formatFraction(p.length.value));
+                    formatFraction(p.Length.Value));
           ok = false;
-        } else if (std::isinf(horizon)) {
+        } else if (std::isinf(Horizon)) {
           error(DiagCode::ScheduleDomain, where,
                 phaseName(p) + " is a fraction of the horizon, but the horizon is open-ended");
           ok = false;
         }
-        length = p.length.value * horizon;
+        length = p.Length.Value * Horizon;
         finite += length;
         break;
       case Length::Rest:
         if (rest) {
-          ExprDiag &d = error(DiagCode::ScheduleDomain, p.range,
+          ExprDiag &d = error(DiagCode::ScheduleDomain, p.Range,
                               "only one phase may omit its length, and " +
-                                  phaseName(spec.phases[*rest]) +
+                                  phaseName(Spec.Phases[*rest]) +
                                   " already takes the rest of the horizon");
-          d.notes.push_back({spec.phases[*rest].range, "the phase without a length"});
+          d.Notes.push_back({Spec.Phases[*rest].Range, "the phase without a length"});
           ok = false;
-        } else if (std::isinf(horizon)) {
-          error(DiagCode::ScheduleDomain, p.range,
+        } else if (std::isinf(Horizon)) {
+          error(DiagCode::ScheduleDomain, p.Range,
                 phaseName(p) + " has no length, and the horizon is open-ended");
           ok = false;
         }
@@ -137,14 +137,14 @@ private:
         break;
       case Length::Open:
         length = std::numeric_limits<double>::infinity();
-        if (i + 1 != spec.phases.size()) {
-          error(DiagCode::ScheduleDomain, p.range,
+        if (i + 1 != Spec.Phases.size()) {
+          error(DiagCode::ScheduleDomain, p.Range,
                 "only the last phase may be open-ended, and " + phaseName(p) + " is followed by " +
-                    phaseName(spec.phases[i + 1]));
+                    phaseName(Spec.Phases[i + 1]));
           ok = false;
-        } else if (p.shape != Shape::Constant &&
-                   !(p.shape == Shape::InverseSqrt && !p.to)) {
-          error(DiagCode::ScheduleDomain, p.range,
+        } else if (p.Shape != Shape::Constant &&
+                   !(p.Shape == Shape::InverseSqrt && !p.To)) {
+          error(DiagCode::ScheduleDomain, p.Range,
                 phaseName(p) + " needs a length: only a constant or inverse_sqrt(timescale = ...) "
                                "can go on forever");
           ok = false;
@@ -158,41 +158,41 @@ private:
     // Walk the finite phases in order; the first one to cross the horizon is the error
     // (the Rest phase counts as empty here, since nothing is left for it anyway).
     double position = 0;
-    for (size_t i = 0; i < spec.phases.size(); ++i) {
-      const PhaseSpec &p = spec.phases[i];
-      if (p.length.kind != Length::Tokens && p.length.kind != Length::Fraction)
+    for (size_t i = 0; i < Spec.Phases.size(); ++i) {
+      const PhaseSpec &p = Spec.Phases[i];
+      if (p.Length.Kind != Length::Tokens && p.Length.Kind != Length::Fraction)
         continue;
-      double end = position + phases[i].length;
-      if (pastHorizon(end, horizon)) {
-        TextRange where = orPhase(p.lengthRange, p);
-        if (p.shape == Shape::Warmup && pastHorizon(phases[i].length, horizon))
+      double end = position + phases[i].Length;
+      if (pastHorizon(end, Horizon)) {
+        TextRange where = orPhase(p.LengthRange, p);
+        if (p.Shape == Shape::Warmup && pastHorizon(phases[i].Length, Horizon))
           error(DiagCode::ScheduleDomain, where,
-                phaseName(p) + " of " + formatTokens(phases[i].length) +
-                    " is longer than the horizon of " + formatTokens(horizon));
+                phaseName(p) + " of " + formatTokens(phases[i].Length) +
+                    " is longer than the horizon of " + formatTokens(Horizon));
         else
           error(DiagCode::ScheduleDomain, where,
                 phaseName(p) + " ends at " + formatTokens(end) + ", past the horizon of " +
-                    formatTokens(horizon));
+                    formatTokens(Horizon));
         return false;
       }
       position = end;
     }
     if (rest) {
-      double left = horizon - finite;
-      if (left <= horizon * kRoundingSlack) {
-        const PhaseSpec &p = spec.phases[*rest];
-        error(DiagCode::ScheduleDomain, p.range,
+      double left = Horizon - finite;
+      if (left <= Horizon * kRoundingSlack) {
+        const PhaseSpec &p = Spec.Phases[*rest];
+        error(DiagCode::ScheduleDomain, p.Range,
               phaseName(p) + " has no tokens left: the other phases take all " +
-                  formatTokens(horizon) + " of the horizon");
+                  formatTokens(Horizon) + " of the horizon");
         return false;
       }
-      phases[*rest].length = left;
+      phases[*rest].Length = left;
     }
 
     double begin = 0;
     for (size_t i = 0; i < phases.size(); ++i) {
-      phases[i].begin = begin;
-      begin += phases[i].length;
+      phases[i].Begin = begin;
+      begin += phases[i].Length;
     }
     return true;
   }
@@ -202,74 +202,74 @@ private:
   bool resolveRates(std::vector<Working> &phases) {
     bool ok = true;
     bool previousKnown = false; // false after an error, so a chained phase stays quiet
-    for (size_t i = 0; i < spec.phases.size(); ++i) {
-      const PhaseSpec &p = spec.phases[i];
+    for (size_t i = 0; i < Spec.Phases.size(); ++i) {
+      const PhaseSpec &p = Spec.Phases[i];
       Working &r = phases[i];
       bool known = previousKnown;
       previousKnown = false;
-      r.shape = p.shape;
-      r.alpha = p.alpha;
-      r.timescale = p.shape == Shape::InverseSqrt && !p.to ? p.timescale : 0; // see plan::Phase
+      r.Shape = p.Shape;
+      r.Alpha = p.Alpha;
+      r.Timescale = p.Shape == Shape::InverseSqrt && !p.To ? p.Timescale : 0; // see plan::Phase
 
       // A constant's level is its value (`to`), else its `from`, else the previous end.
-      bool flat = p.shape == Shape::Constant;
-      std::optional<double> start = flat && p.to ? p.to : p.from;
-      TextRange fromAt = orPhase(flat && p.to ? p.toRange : p.fromRange, p);
-      TextRange toAt = orPhase(p.toRange, p);
+      bool flat = p.Shape == Shape::Constant;
+      std::optional<double> start = flat && p.To ? p.To : p.From;
+      TextRange fromAt = orPhase(flat && p.To ? p.ToRange : p.FromRange, p);
+      TextRange toAt = orPhase(p.ToRange, p);
       if (start)
-        r.from = *start;
-      else if (p.shape == Shape::Warmup)
-        r.from = 0;
+        r.From = *start;
+      else if (p.Shape == Shape::Warmup)
+        r.From = 0;
       else if (i > 0 && known)
-        r.from = phases[i - 1].to;
+        r.From = phases[i - 1].To;
       else if (i > 0)
         continue;
       else {
-        error(DiagCode::BadArgument, p.range,
+        error(DiagCode::BadArgument, p.Range,
               phaseName(p) + " starts the schedule, so it needs 'from = <learning rate>': there "
                              "is no earlier phase to continue from");
         ok = false;
         continue;
       }
 
-      bool cooldown = p.shape == Shape::InverseSqrt && p.to;
+      bool cooldown = p.Shape == Shape::InverseSqrt && p.To;
       if (flat) {
-        r.to = r.from;
-      } else if (p.shape == Shape::InverseSqrt && !p.to) {
-        if (!(p.timescale > 0) || std::isinf(p.timescale)) {
-          error(DiagCode::ScheduleDomain, p.range,
+        r.To = r.From;
+      } else if (p.Shape == Shape::InverseSqrt && !p.To) {
+        if (!(p.Timescale > 0) || std::isinf(p.Timescale)) {
+          error(DiagCode::ScheduleDomain, p.Range,
                 phaseName(p) + " without 'to' needs a positive 'timescale', not " +
-                    formatTokens(p.timescale));
+                    formatTokens(p.Timescale));
           ok = false;
           continue;
         }
-        r.to = r.from * std::sqrt(p.timescale / (p.timescale + r.length)); // 0 if open-ended
-      } else if (p.to) {
-        r.to = *p.to;
+        r.To = r.From * std::sqrt(p.Timescale / (p.Timescale + r.Length)); // 0 if open-ended
+      } else if (p.To) {
+        r.To = *p.To;
       } else {
-        error(DiagCode::BadArgument, p.range,
-              phaseName(p) + " needs '" + (p.shape == Shape::Warmup ? "peak" : "to") +
+        error(DiagCode::BadArgument, p.Range,
+              phaseName(p) + " needs '" + (p.Shape == Shape::Warmup ? "peak" : "to") +
                   " = <learning rate>'");
         ok = false;
         continue;
       }
       bool phaseOk = true;
-      if (cooldown && !(p.alpha > 0 && std::isfinite(p.alpha))) {
-        error(DiagCode::ScheduleDomain, p.range,
-              phaseName(p) + " needs a positive 'alpha', not " + formatNumber(p.alpha));
+      if (cooldown && !(p.Alpha > 0 && std::isfinite(p.Alpha))) {
+        error(DiagCode::ScheduleDomain, p.Range,
+              phaseName(p) + " needs a positive 'alpha', not " + formatNumber(p.Alpha));
         phaseOk = false;
       }
-      phaseOk &= checkRate(p, r.from, fromAt, flat ? "stays at" : "starts at");
+      phaseOk &= checkRate(p, r.From, fromAt, flat ? "stays at" : "starts at");
       if (!flat)
-        phaseOk &= checkRate(p, r.to, toAt, "ends at");
-      if (p.shape == Shape::Warmup && r.to == 0) { // a negative peak is reported above
+        phaseOk &= checkRate(p, r.To, toAt, "ends at");
+      if (p.Shape == Shape::Warmup && r.To == 0) { // a negative peak is reported above
         error(DiagCode::ScheduleDomain, toAt, "the peak of " + phaseName(p) + " must be positive");
         phaseOk = false;
       }
-      if (p.shape == Shape::Exp && (r.from == 0 || r.to == 0)) {
-        error(DiagCode::ScheduleDomain, r.from == 0 ? fromAt : toAt,
+      if (p.Shape == Shape::Exp && (r.From == 0 || r.To == 0)) {
+        error(DiagCode::ScheduleDomain, r.From == 0 ? fromAt : toAt,
               "exp interpolates geometrically, so both ends must be positive; it " +
-                  std::string(r.from == 0 ? "starts" : "ends") +
+                  std::string(r.From == 0 ? "starts" : "ends") +
                   " at 0 (use linear or cosine to reach 0)");
         phaseOk = false;
       }
@@ -305,7 +305,7 @@ using llvm::StringRef;
 
 /// A number as a schedule reads it: a bare scaled count (20M) is tokens.
 Dim dimOf(const Quantity &q) {
-  return q.dim == Dim::Number && q.hasScale ? Dim::Tokens : q.dim;
+  return q.Dim == Dim::Number && q.HasScale ? Dim::Tokens : q.Dim;
 }
 
 std::string describeDim(Dim dim) {
@@ -318,14 +318,14 @@ std::string describeDim(Dim dim) {
 
 /// A parameter and the one other spelling it accepts (`final` for `to`).
 struct Param {
-  StringRef name;
-  StringRef synonym = {};
+  StringRef Name;
+  StringRef Synonym = {};
 };
 
 struct Signature {
-  StringRef function;
-  std::vector<StringRef> positional; ///< parameters bound by position, in order
-  std::vector<Param> params;
+  StringRef Function;
+  std::vector<StringRef> Positional; ///< parameters bound by position, in order
+  std::vector<Param> Params;
 };
 
 const Signature kWarmup{"warmup", {"length"}, {{"length"}, {"peak"}, {"from"}}};
@@ -349,48 +349,48 @@ const Signature *const kCooldowns[] = {&kCosineCooldown, &kInverseSqrtCooldown};
 
 /// A call or a bare name (`then constant`), seen the same way.
 struct CallView {
-  const Expr &expr;
-  StringRef name() const { return expr.name; }
+  const mixtape::Expr &Expr;
+  StringRef name() const { return Expr.Name; }
   TextRange nameRange() const {
-    return expr.kind == ExprKind::Call ? expr.nameRange : expr.range;
+    return Expr.Kind == ExprKind::Call ? Expr.NameRange : Expr.Range;
   }
-  size_t size() const { return expr.kind == ExprKind::Call ? expr.operands.size() : 0; }
+  size_t size() const { return Expr.Kind == ExprKind::Call ? Expr.Operands.size() : 0; }
   StringRef argName(size_t i) const {
-    return i < expr.argNames.size() ? StringRef(expr.argNames[i]) : StringRef();
+    return i < Expr.ArgNames.size() ? StringRef(Expr.ArgNames[i]) : StringRef();
   }
 };
 
 struct Argument {
-  const Expr *value = nullptr;
-  TextRange written; ///< the name, or the value when positional
-  StringRef spelled; ///< the name as written (`final`), or the parameter's when positional
+  const Expr *Value = nullptr;
+  TextRange Written; ///< the name, or the value when positional
+  StringRef Spelled; ///< the name as written (`final`), or the parameter's when positional
 };
 
 class Interpreter {
 public:
-  explicit Interpreter(ExprDiags &diags) : diags(diags) {}
+  explicit Interpreter(ExprDiags &diags) : Diags(diags) {}
 
   std::optional<ScheduleSpec> run(const Expr &e) {
     std::vector<const Expr *> chain;
     flatten(e, chain);
     ScheduleSpec spec;
-    spec.range = e.range;
+    spec.Range = e.Range;
     for (size_t i = 0; i < chain.size(); ++i)
-      phase(*chain[i], i + 1 == chain.size(), spec.phases);
-    if (failed)
+      phase(*chain[i], i + 1 == chain.size(), spec.Phases);
+    if (Failed)
       return std::nullopt;
     return spec;
   }
 
 private:
-  ExprDiags &diags;
-  bool failed = false;
+  ExprDiags &Diags;
+  bool Failed = false;
 
   using Arguments = std::vector<std::pair<StringRef, Argument>>;
 
   ExprDiag &error(DiagCode code, TextRange range, std::string message) {
-    failed = true;
-    return reportExpr(diags, code, range, std::move(message));
+    Failed = true;
+    return reportExpr(Diags, code, range, std::move(message));
   }
 
   /// "did you mean" note and fix-it, if a candidate is close.
@@ -399,8 +399,8 @@ private:
         closestMatch(word, std::vector<std::string>(candidates.begin(), candidates.end()));
     if (!match)
       return false;
-    d.notes.push_back({d.range, "did you mean '" + *match + "'?"});
-    d.fixit = *match;
+    d.Notes.push_back({d.Range, "did you mean '" + *match + "'?"});
+    d.Fixit = *match;
     return true;
   }
 
@@ -421,7 +421,7 @@ private:
 
   static const Signature *lookup(StringRef name, llvm::ArrayRef<const Signature *> table) {
     for (const Signature *s : table)
-      if (s->function == name)
+      if (s->Function == name)
         return s;
     return nullptr;
   }
@@ -429,7 +429,7 @@ private:
   static std::vector<StringRef> names(llvm::ArrayRef<const Signature *> table) {
     std::vector<StringRef> out;
     for (const Signature *s : table)
-      out.push_back(s->function);
+      out.push_back(s->Function);
     return out;
   }
 
@@ -439,56 +439,56 @@ private:
     bool ok = true;
     size_t nextPositional = 0;
     for (size_t i = 0; i < call.size(); ++i) {
-      const Expr &value = call.expr.operand(i);
+      const Expr &value = call.Expr.operand(i);
       StringRef written = call.argName(i);
       StringRef name;
       TextRange where;
       if (written.empty()) {
         // constant(3e-4) is a level, constant(20M) a length.
-        if (&sig == &kConstant && nextPositional == 0 && value.kind == ExprKind::Number &&
-            dimOf(value.number) == Dim::Number)
+        if (&sig == &kConstant && nextPositional == 0 && value.Kind == ExprKind::Number &&
+            dimOf(value.Number) == Dim::Number)
           nextPositional = 1;
-        if (nextPositional >= sig.positional.size()) {
-          error(DiagCode::BadArgument, value.range,
-                sig.positional.empty()
-                    ? sig.function.str() + " takes only named arguments, such as " +
-                          sig.params.front().name.str() + " = ..."
-                    : "too many positional arguments to " + sig.function.str() +
-                          "; name the others, such as " + sig.params.back().name.str() +
+        if (nextPositional >= sig.Positional.size()) {
+          error(DiagCode::BadArgument, value.Range,
+                sig.Positional.empty()
+                    ? sig.Function.str() + " takes only named arguments, such as " +
+                          sig.Params.front().Name.str() + " = ..."
+                    : "too many positional arguments to " + sig.Function.str() +
+                          "; name the others, such as " + sig.Params.back().Name.str() +
                           " = ...");
           ok = false;
           continue;
         }
-        name = sig.positional[nextPositional++];
-        where = value.range;
+        name = sig.Positional[nextPositional++];
+        where = value.Range;
       } else {
-        where = call.expr.argNameRanges[i];
+        where = call.Expr.ArgNameRanges[i];
         auto param = llvm::find_if(
-            sig.params, [&](const Param &p) { return p.name == written || p.synonym == written; });
-        if (param == sig.params.end()) {
+            sig.Params, [&](const Param &p) { return p.Name == written || p.Synonym == written; });
+        if (param == sig.Params.end()) {
           std::vector<StringRef> known;
-          for (const Param &p : sig.params) {
-            known.push_back(p.name);
-            if (!p.synonym.empty())
-              known.push_back(p.synonym);
+          for (const Param &p : sig.Params) {
+            known.push_back(p.Name);
+            if (!p.Synonym.empty())
+              known.push_back(p.Synonym);
           }
           ExprDiag &d = error(DiagCode::BadArgument, where,
-                              "unknown argument '" + written.str() + "' to " + sig.function.str());
+                              "unknown argument '" + written.str() + "' to " + sig.Function.str());
           if (!addSuggestion(d, written, known))
-            d.notes.push_back({call.nameRange(), sig.function.str() + " takes " +
+            d.Notes.push_back({call.nameRange(), sig.Function.str() + " takes " +
                                                      joinNames(known)});
           ok = false;
           continue;
         }
-        name = param->name;
+        name = param->Name;
       }
       auto previous =
           llvm::find_if(args, [&](const auto &bound) { return bound.first == name; });
       if (previous != args.end()) {
         ExprDiag &d = error(DiagCode::BadArgument, where,
-                            "argument '" + name.str() + "' of " + sig.function.str() +
+                            "argument '" + name.str() + "' of " + sig.Function.str() +
                                 " is given twice");
-        d.notes.push_back({previous->second.written, "first given here"});
+        d.Notes.push_back({previous->second.Written, "first given here"});
         ok = false;
         continue;
       }
@@ -522,50 +522,50 @@ private:
 
   /// A length: tokens (20M, 1Mi tokens) or a fraction of the horizon (5%).
   std::optional<Length> length(const Argument &arg, StringRef of) {
-    const Expr &v = *arg.value;
-    if (v.kind != ExprKind::Number) {
-      error(DiagCode::BadArgument, v.range,
+    const Expr &v = *arg.Value;
+    if (v.Kind != ExprKind::Number) {
+      error(DiagCode::BadArgument, v.Range,
             "the length of " + of.str() + " must be tokens (such as 20M) or a fraction of the "
                                           "horizon (such as 5%)");
       return std::nullopt;
     }
-    switch (dimOf(v.number)) {
-    case Dim::Tokens: return Length::tokens(v.number.value);
-    case Dim::Fraction: return Length::fraction(v.number.value);
+    switch (dimOf(v.Number)) {
+    case Dim::Tokens: return Length::tokens(v.Number.Value);
+    case Dim::Fraction: return Length::fraction(v.Number.Value);
     default: break;
     }
-    error(DiagCode::Units, v.range,
+    error(DiagCode::Units, v.Range,
           "the length of " + of.str() + " must be in tokens or a fraction of the horizon (%), not " +
-              describeDim(dimOf(v.number)));
+              describeDim(dimOf(v.Number)));
     return std::nullopt;
   }
 
   /// A plain number: a learning rate, or alpha.
   std::optional<double> number(const Argument &arg, StringRef what) {
-    const Expr &v = *arg.value;
-    if (v.kind != ExprKind::Number) {
-      error(DiagCode::BadArgument, v.range, what.str() + " must be a number");
+    const Expr &v = *arg.Value;
+    if (v.Kind != ExprKind::Number) {
+      error(DiagCode::BadArgument, v.Range, what.str() + " must be a number");
       return std::nullopt;
     }
-    if (Dim d = dimOf(v.number); d != Dim::Number) {
-      error(DiagCode::Units, v.range,
+    if (Dim d = dimOf(v.Number); d != Dim::Number) {
+      error(DiagCode::Units, v.Range,
             what.str() + " must be a plain number, not " + describeDim(d));
       return std::nullopt;
     }
-    return v.number.value;
+    return v.Number.Value;
   }
 
   std::optional<double> tokens(const Argument &arg, StringRef what) {
-    const Expr &v = *arg.value;
-    if (v.kind != ExprKind::Number) {
-      error(DiagCode::BadArgument, v.range, what.str() + " must be a number of tokens");
+    const Expr &v = *arg.Value;
+    if (v.Kind != ExprKind::Number) {
+      error(DiagCode::BadArgument, v.Range, what.str() + " must be a number of tokens");
       return std::nullopt;
     }
-    if (Dim d = dimOf(v.number); d != Dim::Tokens) {
-      error(DiagCode::Units, v.range, what.str() + " must be in tokens, not " + describeDim(d));
+    if (Dim d = dimOf(v.Number); d != Dim::Tokens) {
+      error(DiagCode::Units, v.Range, what.str() + " must be in tokens, not " + describeDim(d));
       return std::nullopt;
     }
-    return v.number.value;
+    return v.Number.Value;
   }
 
   /// alpha and timescale: checked here, where the value's range is known.
@@ -573,8 +573,8 @@ private:
     if (!value)
       return false;
     if (!(*value > 0) || std::isinf(*value)) {
-      error(DiagCode::ScheduleDomain, arg.value->range,
-            "'" + arg.spelled.str() + "' must be positive");
+      error(DiagCode::ScheduleDomain, arg.Value->Range,
+            "'" + arg.Spelled.str() + "' must be positive");
       return false;
     }
     out = *value;
@@ -586,8 +586,8 @@ private:
     const Argument *arg = get(args, name);
     if (!arg)
       return true;
-    out = number(*arg, "'" + arg->spelled.str() + "' (a learning rate)");
-    range = arg->value->range;
+    out = number(*arg, "'" + arg->Spelled.str() + "' (a learning rate)");
+    range = arg->Value->Range;
     return out.has_value();
   }
 
@@ -599,24 +599,24 @@ private:
     std::optional<Length> l = length(*arg, of);
     if (!l)
       return false;
-    p.length = *l;
-    p.lengthRange = arg->value->range;
+    p.Length = *l;
+    p.LengthRange = arg->Value->Range;
     return true;
   }
 
   void phase(const Expr &e, bool last, std::vector<PhaseSpec> &out) {
-    if (e.kind == ExprKind::Number) { // `3e-4` reads as constant(3e-4)
+    if (e.Kind == ExprKind::Number) { // `3e-4` reads as constant(3e-4)
       PhaseSpec p;
-      p.shape = Shape::Constant;
-      p.length = last ? Length::open() : Length::rest();
-      p.range = p.toRange = e.range;
-      p.to = number(Argument{&e, e.range, {}}, "a constant learning rate");
-      if (p.to)
+      p.Shape = Shape::Constant;
+      p.Length = last ? Length::open() : Length::rest();
+      p.Range = p.ToRange = e.Range;
+      p.To = number(Argument{&e, e.Range, {}}, "a constant learning rate");
+      if (p.To)
         out.push_back(std::move(p));
       return;
     }
-    if (e.kind != ExprKind::Call && e.kind != ExprKind::Ident) {
-      error(DiagCode::BadValue, e.range,
+    if (e.Kind != ExprKind::Call && e.Kind != ExprKind::Ident) {
+      error(DiagCode::BadValue, e.Range,
             "expected a schedule phase such as cosine(to = 3e-5); phases are joined by 'then'");
       return;
     }
@@ -627,7 +627,7 @@ private:
                           "unknown schedule '" + call.name().str() + "'");
       std::vector<StringRef> known = names(kSchedules);
       if (!addSuggestion(d, call.name(), known))
-        d.notes.push_back({call.nameRange(), "schedules are " + joinNames(known)});
+        d.Notes.push_back({call.nameRange(), "schedules are " + joinNames(known)});
       return;
     }
     Arguments args;
@@ -639,45 +639,45 @@ private:
       return infinite(call, args, out);
 
     PhaseSpec p;
-    p.range = e.range;
-    bool ok = phaseLength(args, "length", sig->function, p);
-    ok &= rate(args, "from", p.from, p.fromRange);
+    p.Range = e.Range;
+    bool ok = phaseLength(args, "length", sig->Function, p);
+    ok &= rate(args, "from", p.From, p.FromRange);
     if (sig == &kWarmup) {
-      p.shape = Shape::Warmup;
-      ok &= rate(args, "peak", p.to, p.toRange);
+      p.Shape = Shape::Warmup;
+      ok &= rate(args, "peak", p.To, p.ToRange);
       if (!get(args, "length"))
         ok = missing(call, "a length, as in warmup(20M, peak = 3e-4)");
       if (!get(args, "peak"))
         ok = missing(call, "'peak = <learning rate>'");
     } else if (sig == &kConstant) {
-      p.shape = Shape::Constant;
-      ok &= rate(args, "value", p.to, p.toRange);
+      p.Shape = Shape::Constant;
+      ok &= rate(args, "value", p.To, p.ToRange);
       if (!get(args, "length") && last)
-        p.length = Length::open();
+        p.Length = Length::open();
     } else if (sig == &kInverseSqrt) {
-      p.shape = Shape::InverseSqrt;
-      ok &= rate(args, "to", p.to, p.toRange);
+      p.Shape = Shape::InverseSqrt;
+      ok &= rate(args, "to", p.To, p.ToRange);
       const Argument *alpha = get(args, "alpha"), *timescale = get(args, "timescale");
       if (alpha)
-        ok &= positive(number(*alpha, "alpha"), *alpha, p.alpha);
+        ok &= positive(number(*alpha, "alpha"), *alpha, p.Alpha);
       if (timescale)
-        ok &= positive(tokens(*timescale, "timescale"), *timescale, p.timescale);
+        ok &= positive(tokens(*timescale, "timescale"), *timescale, p.Timescale);
       if (get(args, "to") && timescale) {
-        error(DiagCode::BadArgument, timescale->written,
+        error(DiagCode::BadArgument, timescale->Written,
               "inverse_sqrt takes 'to' (a cooldown) or 'timescale' (a decay), not both");
         ok = false;
       } else if (!get(args, "to") && !timescale) {
         ok = missing(call, "'to = <learning rate>' (a cooldown) or 'timescale = <tokens>' (a "
                            "decay that never ends)");
       } else if (alpha && !get(args, "to")) {
-        error(DiagCode::BadArgument, alpha->written,
+        error(DiagCode::BadArgument, alpha->Written,
               "'alpha' shapes the cooldown to 'to'; without 'to', inverse_sqrt decays by "
               "'timescale'");
         ok = false;
       }
     } else {
-      p.shape = sig == &kLinear ? Shape::Linear : sig == &kCosine ? Shape::Cosine : Shape::Exp;
-      ok &= rate(args, "to", p.to, p.toRange);
+      p.Shape = sig == &kLinear ? Shape::Linear : sig == &kCosine ? Shape::Cosine : Shape::Exp;
+      ok &= rate(args, "to", p.To, p.ToRange);
       if (!get(args, "to"))
         ok = missing(call, "'to = <learning rate>'");
     }
@@ -689,32 +689,32 @@ private:
   /// last `decay` of the horizon (Hägele et al. 2024).
   void wsd(CallView call, const Arguments &args, std::vector<PhaseSpec> &out) {
     PhaseSpec warmup, stable, decay;
-    warmup.shape = Shape::Warmup;
-    stable.shape = Shape::Constant;
-    stable.label = "stable phase";
-    decay.shape = Shape::OneMinusSqrt;
-    decay.label = "decay";
-    warmup.range = stable.range = decay.range = call.expr.range;
+    warmup.Shape = Shape::Warmup;
+    stable.Shape = Shape::Constant;
+    stable.Label = "stable phase";
+    decay.Shape = Shape::OneMinusSqrt;
+    decay.Label = "decay";
+    warmup.Range = stable.Range = decay.Range = call.Expr.Range;
 
     bool ok = phaseLength(args, "warmup", "warmup", warmup);
     ok &= phaseLength(args, "decay", "decay", decay);
-    ok &= rate(args, "peak", warmup.to, warmup.toRange);
-    ok &= rate(args, "final", decay.to, decay.toRange);
-    stable.to = warmup.to;
-    stable.toRange = warmup.toRange;
+    ok &= rate(args, "peak", warmup.To, warmup.ToRange);
+    ok &= rate(args, "final", decay.To, decay.ToRange);
+    stable.To = warmup.To;
+    stable.ToRange = warmup.ToRange;
     for (StringRef required : {"warmup", "peak", "decay", "final"})
       if (!get(args, required))
         ok = missing(call, "'" + required.str() + " = ...'");
     if (const Argument *shape = get(args, "shape")) {
-      const Expr &v = *shape->value;
-      StringRef written = v.kind == ExprKind::Ident || v.kind == ExprKind::String ? StringRef(v.name)
+      const Expr &v = *shape->Value;
+      StringRef written = v.Kind == ExprKind::Ident || v.Kind == ExprKind::String ? StringRef(v.Name)
                                                                                    : StringRef();
       if (written == "linear")
-        decay.shape = Shape::Linear;
+        decay.Shape = Shape::Linear;
       else if (written == "cosine")
-        decay.shape = Shape::Cosine;
+        decay.Shape = Shape::Cosine;
       else if (written != "sqrt") {
-        ExprDiag &d = error(DiagCode::BadArgument, v.range,
+        ExprDiag &d = error(DiagCode::BadArgument, v.Range,
                             "the shape of wsd's decay is linear, cosine or sqrt (1-sqrt)");
         if (!written.empty())
           addSuggestion(d, written, {"linear", "cosine", "sqrt"});
@@ -732,22 +732,22 @@ private:
   /// warmup -> cooldown from peak to `constant` -> constant forever.
   void infinite(CallView call, const Arguments &args, std::vector<PhaseSpec> &out) {
     PhaseSpec warmup, cooldown, constant;
-    warmup.shape = Shape::Warmup;
-    cooldown.label = "cooldown";
-    constant.shape = Shape::Constant;
-    constant.length = Length::open();
-    warmup.range = cooldown.range = constant.range = call.expr.range;
+    warmup.Shape = Shape::Warmup;
+    cooldown.Label = "cooldown";
+    constant.Shape = Shape::Constant;
+    constant.Length = Length::open();
+    warmup.Range = cooldown.Range = constant.Range = call.Expr.Range;
 
     bool ok = phaseLength(args, "warmup", "warmup", warmup);
-    ok &= rate(args, "peak", warmup.to, warmup.toRange);
-    ok &= rate(args, "constant", constant.to, constant.toRange);
-    cooldown.to = constant.to;
-    cooldown.toRange = constant.toRange;
+    ok &= rate(args, "peak", warmup.To, warmup.ToRange);
+    ok &= rate(args, "constant", constant.To, constant.ToRange);
+    cooldown.To = constant.To;
+    cooldown.ToRange = constant.ToRange;
     for (StringRef required : {"warmup", "peak", "cooldown", "constant"})
       if (!get(args, required))
         ok = missing(call, "'" + required.str() + " = ...'");
     if (const Argument *arg = get(args, "cooldown"))
-      ok &= cooldownPhase(*arg->value, cooldown);
+      ok &= cooldownPhase(*arg->Value, cooldown);
     if (!ok)
       return;
     out.push_back(std::move(warmup));
@@ -758,8 +758,8 @@ private:
   /// cosine(len) or inverse_sqrt(len, alpha = a), inside infinite(...).
   bool cooldownPhase(const Expr &e, PhaseSpec &p) {
     const char *expected = "the cooldown is cosine(<length>) or inverse_sqrt(<length>, alpha = ...)";
-    if (e.kind != ExprKind::Call && e.kind != ExprKind::Ident) {
-      error(DiagCode::BadArgument, e.range, expected);
+    if (e.Kind != ExprKind::Call && e.Kind != ExprKind::Ident) {
+      error(DiagCode::BadArgument, e.Range, expected);
       return false;
     }
     CallView call{e};
@@ -771,21 +771,21 @@ private:
         ExprDiag &d = error(DiagCode::UnknownFunction, call.nameRange(),
                             "unknown cooldown '" + call.name().str() + "'");
         if (!addSuggestion(d, call.name(), names(kCooldowns)))
-          d.notes.push_back({call.nameRange(), expected});
+          d.Notes.push_back({call.nameRange(), expected});
       }
       return false;
     }
     Arguments args;
     if (!bind(call, *sig, args))
       return false;
-    p.shape = sig == &kCosineCooldown ? Shape::Cosine : Shape::InverseSqrt;
+    p.Shape = sig == &kCosineCooldown ? Shape::Cosine : Shape::InverseSqrt;
     bool ok = phaseLength(args, "length", "the cooldown", p);
     if (!get(args, "length")) {
       ok = missing(call, "a length: the cooldown has a fixed length, as in " +
-                             sig->function.str() + "(1B)");
+                             sig->Function.str() + "(1B)");
     }
     if (const Argument *alpha = get(args, "alpha"))
-      ok &= positive(number(*alpha, "alpha"), *alpha, p.alpha);
+      ok &= positive(number(*alpha, "alpha"), *alpha, p.Alpha);
     return ok;
   }
 };

@@ -31,7 +31,7 @@ llvm::ArrayRef<DefaultInfo> mixtape::allDefaults() { return kDefaults; }
 
 const KeyInfo *mixtape::findKey(SectionId section, llvm::StringRef name) {
   for (const KeyInfo &k : kKeys)
-    if (k.section == section && k.name == name)
+    if (k.Section == section && k.Name == name)
       return &k;
   return nullptr;
 }
@@ -39,8 +39,8 @@ const KeyInfo *mixtape::findKey(SectionId section, llvm::StringRef name) {
 std::vector<std::string> mixtape::keyNames(SectionId section) {
   std::vector<std::string> names;
   for (const KeyInfo &k : kKeys)
-    if (k.section == section)
-      names.push_back(k.name.str());
+    if (k.Section == section)
+      names.push_back(k.Name.str());
   return names;
 }
 
@@ -129,106 +129,106 @@ static bool isName(llvm::StringRef s) {
 }
 
 static bool isStringArray(const Value &v) {
-  return v.kind == Value::Array &&
-         llvm::all_of(v.items, [](const auto &i) { return i->kind == Value::String; });
+  return v.Kind == ValueKind::Array &&
+         llvm::all_of(v.Items, [](const auto &i) { return i->Kind == ValueKind::String; });
 }
 
 static bool acceptsKind(ValueType type, const Value &v) {
   switch (type) {
   case ValueType::Integer:
-  case ValueType::Count: return v.kind == Value::Integer;
+  case ValueType::Count: return v.Kind == ValueKind::Integer;
   case ValueType::Real: return v.isNumber();
-  case ValueType::Bool: return v.kind == Value::Bool;
+  case ValueType::Bool: return v.Kind == ValueKind::Bool;
   case ValueType::Reals:
   case ValueType::Betas:
-    return v.kind == Value::Array && llvm::all_of(v.items, [](const auto &i) { return i->isNumber(); });
+    return v.Kind == ValueKind::Array && llvm::all_of(v.Items, [](const auto &i) { return i->isNumber(); });
   case ValueType::Tokens:
   case ValueType::Batch:
   case ValueType::SeqLen:
-  case ValueType::Position: return v.kind == Value::String || v.kind == Value::Integer;
-  case ValueType::Fraction: return v.kind == Value::String || v.isNumber();
+  case ValueType::Position: return v.Kind == ValueKind::String || v.Kind == ValueKind::Integer;
+  case ValueType::Fraction: return v.Kind == ValueKind::String || v.isNumber();
   case ValueType::CodeList:
   case ValueType::NameList:
   case ValueType::EvalStreams: return isStringArray(v);
-  case ValueType::ModelRefs: return v.kind == Value::String || isStringArray(v);
-  case ValueType::Combine: return v.kind == Value::String || v.kind == Value::Array;
-  case ValueType::Edge: return v.kind == Value::String || v.kind == Value::Table;
+  case ValueType::ModelRefs: return v.Kind == ValueKind::String || isStringArray(v);
+  case ValueType::Combine: return v.Kind == ValueKind::String || v.Kind == ValueKind::Array;
+  case ValueType::Edge: return v.Kind == ValueKind::String || v.Kind == ValueKind::Table;
   case ValueType::Labels:
   case ValueType::Optimizer:
   case ValueType::Checkpoint:
   case ValueType::Units:
   case ValueType::AblationTrain:
-  case ValueType::During: return v.kind == Value::Table;
-  default: return v.kind == Value::String;
+  case ValueType::During: return v.Kind == ValueKind::Table;
+  default: return v.Kind == ValueKind::String;
   }
 }
 
 namespace {
 class SchemaChecker {
 public:
-  explicit SchemaChecker(DiagnosticEngine &diags) : diags(diags) {}
+  explicit SchemaChecker(DiagnosticEngine &diags) : Diags(diags) {}
 
   void checkTable(SectionId section, const Value &table, llvm::StringRef where) {
-    for (const Field &f : table.fields) {
-      const KeyInfo *key = findKey(section, f.key);
+    for (const Field &f : table.Fields) {
+      const KeyInfo *key = findKey(section, f.Key);
       if (!key) {
         unknownKey(section, f, where);
         continue;
       }
-      checkValue(*key, *f.value, where);
+      checkValue(*key, *f.Value, where);
     }
     for (const KeyInfo &k : allKeys())
-      if (k.section == section && k.flags == KeyFlags::Required && !table.get(k.name))
-        diags.report(DiagCode::MissingKey, table.range,
-                     llvm::formatv("{0} needs '{1}' ({2})", where, k.name, k.doc).str());
+      if (k.Section == section && k.Flags == KeyFlags::Required && !table.get(k.Name))
+        Diags.report(DiagCode::MissingKey, table.Range,
+                     llvm::formatv("{0} needs '{1}' ({2})", where, k.Name, k.Doc).str());
   }
 
   void checkValue(const KeyInfo &key, const Value &v, llvm::StringRef where) {
-    if (!acceptsKind(key.type, v)) {
-      diags.report(DiagCode::WrongType, v.range,
-                   llvm::formatv("'{0}' must be {1}, not {2} {3}", key.name, describeType(key.type),
-                                 v.kind == Value::Integer ? "an" : "a", v.kindName())
+    if (!acceptsKind(key.Type, v)) {
+      Diags.report(DiagCode::WrongType, v.Range,
+                   llvm::formatv("'{0}' must be {1}, not {2} {3}", key.Name, describeType(key.Type),
+                                 v.Kind == ValueKind::Integer ? "an" : "a", v.kindName())
                        .str());
       return;
     }
-    if (key.type == ValueType::Name && !isName(v.string)) {
-      diags.report(DiagCode::BadValue, v.range,
-                   "'" + v.string + "' is not a name: names are letters, digits, '_' and '-', starting with a "
+    if (key.Type == ValueType::Name && !isName(v.String)) {
+      Diags.report(DiagCode::BadValue, v.Range,
+                   "'" + v.String + "' is not a name: names are letters, digits, '_' and '-', starting with a "
                    "letter or '_', so that expressions can refer to them");
       return;
     }
-    if (auto sub = subsection(key.type); sub && v.kind == Value::Table)
-      checkTable(*sub, v, (where + "." + key.name).str());
-    auto choices = enumChoices(key.type);
-    if (!choices.empty() && !llvm::is_contained(choices, v.string)) {
+    if (auto sub = subsection(key.Type); sub && v.Kind == ValueKind::Table)
+      checkTable(*sub, v, (where + "." + key.Name).str());
+    auto choices = enumChoices(key.Type);
+    if (!choices.empty() && !llvm::is_contained(choices, v.String)) {
       std::vector<std::string> names(choices.begin(), choices.end());
-      Diagnostic &d = diags.report(
-          DiagCode::BadValue, v.range,
-          llvm::formatv("'{0}' is not {1}", v.string, describeType(key.type)).str());
-      DiagnosticEngine::suggest(d, v.string, names, v.location().range(0, v.string.size()));
+      Diagnostic &d = Diags.report(
+          DiagCode::BadValue, v.Range,
+          llvm::formatv("'{0}' is not {1}", v.String, describeType(key.Type)).str());
+      DiagnosticEngine::suggest(d, v.String, names, v.location().range(0, v.String.size()));
     }
   }
 
   void unknownKey(SectionId section, const Field &f, llvm::StringRef where) {
-    Diagnostic &d = diags.report(DiagCode::UnknownKey, f.keyRange,
-                                 llvm::formatv("unknown key '{0}' in {1}", f.key, where).str());
-    DiagnosticEngine::suggest(d, f.key, keyNames(section), f.keyRange);
+    Diagnostic &d = Diags.report(DiagCode::UnknownKey, f.KeyRange,
+                                 llvm::formatv("unknown key '{0}' in {1}", f.Key, where).str());
+    DiagnosticEngine::suggest(d, f.Key, keyNames(section), f.KeyRange);
   }
 
   void checkRoot(const Value &root) {
     std::vector<std::string> sectionNames;
     for (const SectionInfo &s : allSections())
-      if (!s.path.contains('.'))
-        sectionNames.push_back(s.path.str());
-    for (const Field &f : root.fields) {
+      if (!s.Path.contains('.'))
+        sectionNames.push_back(s.Path.str());
+    for (const Field &f : root.Fields) {
       const SectionInfo *info = nullptr;
       for (const SectionInfo &s : allSections())
-        if (s.path == f.key)
+        if (s.Path == f.Key)
           info = &s;
       if (!info) {
-        Diagnostic &d = diags.report(DiagCode::UnknownKey, f.keyRange,
-                                     llvm::formatv("unknown section '{0}'", f.key).str());
-        DiagnosticEngine::suggest(d, f.key, sectionNames, f.keyRange);
+        Diagnostic &d = Diags.report(DiagCode::UnknownKey, f.KeyRange,
+                                     llvm::formatv("unknown section '{0}'", f.Key).str());
+        DiagnosticEngine::suggest(d, f.Key, sectionNames, f.KeyRange);
         continue;
       }
       checkSection(*info, f);
@@ -236,55 +236,55 @@ public:
   }
 
   void checkSection(const SectionInfo &info, const Field &f) {
-    const Value &v = *f.value;
-    switch (info.kind) {
+    const Value &v = *f.Value;
+    switch (info.Kind) {
     case SectionKind::Table:
-      if (v.kind != Value::Table)
-        return wrongSection(info, f, "a table: [" + info.path.str() + "]");
-      return checkTable(info.id, v, "[" + info.path.str() + "]");
+      if (v.Kind != ValueKind::Table)
+        return wrongSection(info, f, "a table: [" + info.Path.str() + "]");
+      return checkTable(info.Id, v, "[" + info.Path.str() + "]");
     case SectionKind::TableOfTables:
-      if (v.kind != Value::Table)
-        return wrongSection(info, f, "a table of named tables: [" + info.path.str() + ".NAME]");
-      for (const Field &entry : v.fields) {
+      if (v.Kind != ValueKind::Table)
+        return wrongSection(info, f, "a table of named tables: [" + info.Path.str() + ".NAME]");
+      for (const Field &entry : v.Fields) {
         // [sweep] also holds `zip`, which pairs axes instead of crossing them.
-        if (info.id == SectionId::Sweep && entry.key == "zip") {
-          checkZip(*entry.value);
+        if (info.Id == SectionId::Sweep && entry.Key == "zip") {
+          checkZip(*entry.Value);
           continue;
         }
-        if (entry.value->kind != Value::Table) {
-          diags.report(DiagCode::WrongType, entry.value->range,
-                       llvm::formatv("'{0}.{1}' must be a table", info.path, entry.key).str());
+        if (entry.Value->Kind != ValueKind::Table) {
+          Diags.report(DiagCode::WrongType, entry.Value->Range,
+                       llvm::formatv("'{0}.{1}' must be a table", info.Path, entry.Key).str());
           continue;
         }
-        checkTable(info.id, *entry.value, "[" + info.path.str() + "." + entry.key + "]");
+        checkTable(info.Id, *entry.Value, "[" + info.Path.str() + "." + entry.Key + "]");
       }
       return;
     case SectionKind::ArrayOfTables:
-      if (v.kind != Value::Array ||
-          !llvm::all_of(v.items, [](const auto &i) { return i->kind == Value::Table; }))
-        return wrongSection(info, f, "an array of tables: [[" + info.path.str() + "]]");
-      for (const auto &item : v.items)
-        checkTable(info.id, *item, "[[" + info.path.str() + "]]");
+      if (v.Kind != ValueKind::Array ||
+          !llvm::all_of(v.Items, [](const auto &i) { return i->Kind == ValueKind::Table; }))
+        return wrongSection(info, f, "an array of tables: [[" + info.Path.str() + "]]");
+      for (const auto &item : v.Items)
+        checkTable(info.Id, *item, "[[" + info.Path.str() + "]]");
       return;
     }
   }
 
   void checkZip(const Value &v) {
-    auto isGroup = [](const Value &g) { return isStringArray(g) && g.items.size() >= 2; };
-    bool ok = isGroup(v) || (v.kind == Value::Array && !v.items.empty() &&
-                             llvm::all_of(v.items, [&](const auto &g) { return isGroup(*g); }));
+    auto isGroup = [](const Value &g) { return isStringArray(g) && g.Items.size() >= 2; };
+    bool ok = isGroup(v) || (v.Kind == ValueKind::Array && !v.Items.empty() &&
+                             llvm::all_of(v.Items, [&](const auto &g) { return isGroup(*g); }));
     if (!ok)
-      diags.report(DiagCode::WrongType, v.range,
+      Diags.report(DiagCode::WrongType, v.Range,
                    "'zip' must list axis names to pair, [\"a\", \"b\"], or several such lists");
   }
 
   void wrongSection(const SectionInfo &info, const Field &f, const std::string &expected) {
-    diags.report(DiagCode::WrongType, f.value->range,
-                 llvm::formatv("'{0}' must be {1}", info.path, expected).str());
+    Diags.report(DiagCode::WrongType, f.Value->Range,
+                 llvm::formatv("'{0}' must be {1}", info.Path, expected).str());
   }
 
 private:
-  DiagnosticEngine &diags;
+  DiagnosticEngine &Diags;
 };
 } // namespace
 

@@ -24,11 +24,11 @@ std::string shortNumber(double x);
 
 class Context {
 public:
-  Context(const Value &root, DiagnosticEngine &diags) : root(root), diags(diags) {}
+  Context(const Value &root, DiagnosticEngine &diags) : Root(root), Diags(diags) {}
 
-  const Value &root;
-  DiagnosticEngine &diags;
-  CheckedRecipe recipe;
+  const Value &Root;
+  DiagnosticEngine &Diags;
+  CheckedRecipe Recipe;
 
   /// Report once per (code, place, message): variants re-check shared settings.
   Diagnostic *report(DiagCode code, llvm::SMRange range, const std::string &message);
@@ -51,13 +51,13 @@ public:
   const MixtureSpec *mixture(const Value &v);
   const schedule::ScheduleSpec *scheduleSpec(const Value &v);
 
-  bool hasErrors() const { return diags.errorCount() > 0; }
+  bool hasErrors() const { return Diags.errorCount() > 0; }
 
 private:
-  std::set<std::tuple<DiagCode, const char *, std::string>> reported;
-  std::map<const Value *, ParseResult> exprs;
-  std::map<const Value *, std::optional<MixtureSpec>> mixtures;
-  std::map<const Value *, std::optional<schedule::ScheduleSpec>> schedules;
+  std::set<std::tuple<DiagCode, const char *, std::string>> Reported;
+  std::map<const Value *, ParseResult> Exprs;
+  std::map<const Value *, std::optional<MixtureSpec>> Mixtures;
+  std::map<const Value *, std::optional<schedule::ScheduleSpec>> Schedules;
 };
 
 // The passes, in the order checkRecipe runs them.

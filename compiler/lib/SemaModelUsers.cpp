@@ -20,73 +20,73 @@ namespace {
 
 class ModelUserChecker {
 public:
-  explicit ModelUserChecker(Context &ctx) : ctx(ctx), recipe(ctx.recipe) {}
+  explicit ModelUserChecker(Context &ctx) : Ctx(ctx), Recipe(ctx.Recipe) {}
 
   void run() {
     collectNames();
-    if (const Value *merges = ctx.root.get("merge"); merges && merges->kind == Value::Array)
-      for (const auto &m : merges->items)
+    if (const Value *merges = Ctx.Root.get("merge"); merges && merges->Kind == ValueKind::Array)
+      for (const auto &m : merges->Items)
         checkMerge(*m);
     checkMergeCycles();
-    if (const Value *ablations = ctx.root.get("ablation"); ablations && ablations->kind == Value::Array)
-      for (const auto &a : ablations->items)
+    if (const Value *ablations = Ctx.Root.get("ablation"); ablations && ablations->Kind == ValueKind::Array)
+      for (const auto &a : ablations->Items)
         checkAblation(*a);
-    if (const Value *evals = ctx.root.get("eval"); evals && evals->kind == Value::Array)
-      for (const auto &e : evals->items)
+    if (const Value *evals = Ctx.Root.get("eval"); evals && evals->Kind == ValueKind::Array)
+      for (const auto &e : evals->Items)
         checkEval(*e);
   }
 
 private:
-  Context &ctx;
-  CheckedRecipe &recipe;
+  Context &Ctx;
+  CheckedRecipe &Recipe;
   /// Every model name: stages, merges, ablations, in one namespace.
-  std::map<std::string, std::pair<ModelRef::Kind, llvm::SMRange>> names;
-  std::vector<std::string> mergeNames, ablationNames;
-  std::vector<const Value *> mergeTables; ///< parallel to recipe.merges
-  std::vector<std::string> evalNames;
+  std::map<std::string, std::pair<ModelRef::RefKind, llvm::SMRange>> Names;
+  std::vector<std::string> MergeNames, AblationNames;
+  std::vector<const Value *> MergeTables; ///< parallel to recipe.Merges
+  std::vector<std::string> EvalNames;
 
   void collectNames() {
-    if (const Value *stages = ctx.root.get("stage"); stages && stages->kind == Value::Array)
-      for (const auto &s : stages->items)
-        if (const Value *n = s->get("name"); n && n->kind == Value::String) {
-          names.emplace(n->string, std::make_pair(ModelRef::Stage, n->range));
-          if (n->string == "init")
-            ctx.report(DiagCode::DuplicateName, n->range, "'init' names the model's initial weights");
+    if (const Value *stages = Ctx.Root.get("stage"); stages && stages->Kind == ValueKind::Array)
+      for (const auto &s : stages->Items)
+        if (const Value *n = s->get("name"); n && n->Kind == ValueKind::String) {
+          Names.emplace(n->String, std::make_pair(ModelRef::Stage, n->Range));
+          if (n->String == "init")
+            Ctx.report(DiagCode::DuplicateName, n->Range, "'init' names the model's initial weights");
         }
-    auto collect = [&](llvm::StringRef section, ModelRef::Kind kind, std::vector<std::string> &list) {
-      const Value *items = ctx.root.get(section);
-      if (!items || items->kind != Value::Array)
+    auto collect = [&](llvm::StringRef section, ModelRef::RefKind kind, std::vector<std::string> &list) {
+      const Value *items = Ctx.Root.get(section);
+      if (!items || items->Kind != ValueKind::Array)
         return;
-      for (const auto &item : items->items) {
+      for (const auto &item : items->Items) {
         const Value *n = item->get("name");
-        if (!n || n->kind != Value::String)
+        if (!n || n->Kind != ValueKind::String)
           continue;
-        auto [it, fresh] = names.emplace(n->string, std::make_pair(kind, n->range));
-        if (!fresh || n->string == "init") {
-          Diagnostic *d = ctx.report(DiagCode::DuplicateName, n->range,
-                                     n->string == "init" ? "'init' names the model's initial weights"
-                                                         : "a model named '" + n->string + "' already exists");
+        auto [it, fresh] = Names.emplace(n->String, std::make_pair(kind, n->Range));
+        if (!fresh || n->String == "init") {
+          Diagnostic *d = Ctx.report(DiagCode::DuplicateName, n->Range,
+                                     n->String == "init" ? "'init' names the model's initial weights"
+                                                         : "a model named '" + n->String + "' already exists");
           if (d && !fresh)
             DiagnosticEngine::addNote(*d, it->second.second, "first defined here");
           continue;
         }
-        list.push_back(n->string);
+        list.push_back(n->String);
       }
     };
-    collect("merge", ModelRef::Merge, mergeNames);
-    collect("ablation", ModelRef::Ablation, ablationNames);
-    if (const Value *evals = ctx.root.get("eval"); evals && evals->kind == Value::Array)
-      for (const auto &e : evals->items)
-        if (const Value *n = e->get("name"); n && n->kind == Value::String) {
-          if (llvm::is_contained(evalNames, n->string))
-            ctx.report(DiagCode::DuplicateName, n->range, "an eval named '" + n->string + "' already exists");
-          evalNames.push_back(n->string);
+    collect("merge", ModelRef::Merge, MergeNames);
+    collect("ablation", ModelRef::Ablation, AblationNames);
+    if (const Value *evals = Ctx.Root.get("eval"); evals && evals->Kind == ValueKind::Array)
+      for (const auto &e : evals->Items)
+        if (const Value *n = e->get("name"); n && n->Kind == ValueKind::String) {
+          if (llvm::is_contained(EvalNames, n->String))
+            Ctx.report(DiagCode::DuplicateName, n->Range, "an eval named '" + n->String + "' already exists");
+          EvalNames.push_back(n->String);
         }
   }
 
   std::vector<std::string> modelNames(bool withInit) const {
     std::vector<std::string> out;
-    for (const auto &[name, info] : names)
+    for (const auto &[name, info] : Names)
       out.push_back(name);
     if (withInit)
       out.push_back("init");
@@ -95,59 +95,59 @@ private:
 
   /// Bind one reference string. `many`: a selector may stand for several variants.
   bool bind(const Value &v, bool many, bool allowInit, std::vector<ModelRef> &out) {
-    const Expr *e = ctx.expr(v);
+    const Expr *e = Ctx.expr(v);
     if (!e)
       return false;
     const StringLocation &loc = v.location();
-    auto at = [&](TextRange r) { return loc.range(r.begin, r.end); };
-    if (e->kind != ExprKind::Ident && e->kind != ExprKind::Select) {
-      ctx.report(DiagCode::BadValue, at(e->range),
+    auto at = [&](TextRange r) { return loc.range(r.Begin, r.End); };
+    if (e->Kind != ExprKind::Ident && e->Kind != ExprKind::Select) {
+      Ctx.report(DiagCode::BadValue, at(e->Range),
                  "expected a model: a stage, merge or ablation name, optionally with a selector");
       return false;
     }
-    const std::string &name = e->name;
-    if (name == "init" && allowInit && e->kind == ExprKind::Ident) {
+    const std::string &name = e->Name;
+    if (name == "init" && allowInit && e->Kind == ExprKind::Ident) {
       out.push_back(ModelRef{});
       return true;
     }
-    auto it = names.find(name);
-    if (it == names.end()) {
-      Diagnostic *d = ctx.report(DiagCode::UnknownRef, at(e->nameRange), "unknown model '" + name + "'");
-      ctx.suggest(d, name, modelNames(allowInit), at(e->nameRange));
+    auto it = Names.find(name);
+    if (it == Names.end()) {
+      Diagnostic *d = Ctx.report(DiagCode::UnknownRef, at(e->NameRange), "unknown model '" + name + "'");
+      Ctx.suggest(d, name, modelNames(allowInit), at(e->NameRange));
       return false;
     }
-    ModelRef::Kind kind = it->second.first;
+    ModelRef::RefKind kind = it->second.first;
     if (kind != ModelRef::Stage) {
-      if (e->kind == ExprKind::Select) {
-        ctx.report(DiagCode::Selector, at(e->range), "'" + name + "' is not swept: it takes no selector");
+      if (e->Kind == ExprKind::Select) {
+        Ctx.report(DiagCode::Selector, at(e->Range), "'" + name + "' is not swept: it takes no selector");
         return false;
       }
       ModelRef ref;
-      ref.kind = kind;
-      const auto &list = kind == ModelRef::Merge ? mergeNames : ablationNames;
-      ref.index = static_cast<unsigned>(llvm::find(list, name) - list.begin());
+      ref.Kind = kind;
+      const auto &list = kind == ModelRef::Merge ? MergeNames : AblationNames;
+      ref.Index = static_cast<unsigned>(llvm::find(list, name) - list.begin());
       out.push_back(ref);
       return true;
     }
-    int stageIndex = recipe.stageIndex(name);
+    int stageIndex = Recipe.stageIndex(name);
     if (stageIndex < 0)
       return false; // the stage itself is broken; reported there
-    const StageSpec &stage = recipe.stages[stageIndex];
+    const StageSpec &stage = Recipe.Stages[stageIndex];
     std::vector<unsigned> chosen;
-    if (e->kind == ExprKind::Ident) {
-      if (stage.variants.size() > 1) {
+    if (e->Kind == ExprKind::Ident) {
+      if (stage.Variants.size() > 1) {
         std::vector<std::string> axes;
-        for (unsigned a : stage.axes)
-          axes.push_back(recipe.axes[a].name);
-        Diagnostic *d = ctx.report(
-            DiagCode::UnqualifiedSweep, at(e->range),
-            llvm::formatv("'{0}' has {1} variants (swept by {2}); select {3}", name, stage.variants.size(),
+        for (unsigned a : stage.Axes)
+          axes.push_back(Recipe.Axes[a].Name);
+        Diagnostic *d = Ctx.report(
+            DiagCode::UnqualifiedSweep, at(e->Range),
+            llvm::formatv("'{0}' has {1} variants (swept by {2}); select {3}", name, stage.Variants.size(),
                           llvm::join(axes, ", "), many ? "them with '" + name + "[*]' or pick labels" : "one")
                 .str());
         if (d) {
-          DiagnosticEngine::addNote(*d, at(e->range), "e.g. '" + stage.variants.front().displayName + "'");
+          DiagnosticEngine::addNote(*d, at(e->Range), "e.g. '" + stage.Variants.front().DisplayName + "'");
           if (many)
-            DiagnosticEngine::addFixIt(*d, at(e->range), name + "[*]");
+            DiagnosticEngine::addFixIt(*d, at(e->Range), name + "[*]");
         }
         return false;
       }
@@ -156,7 +156,7 @@ private:
       return false;
     }
     if (!many && chosen.size() > 1) {
-      ctx.report(DiagCode::UnqualifiedSweep, at(e->range),
+      Ctx.report(DiagCode::UnqualifiedSweep, at(e->Range),
                  llvm::formatv("'{0}' selects {1} variants where one model is needed; give a label for every "
                                "axis",
                                printSelection(*e), chosen.size())
@@ -165,53 +165,53 @@ private:
     }
     for (unsigned c : chosen) {
       ModelRef ref;
-      ref.kind = ModelRef::Stage;
-      ref.index = static_cast<unsigned>(stageIndex);
-      ref.variant = c;
+      ref.Kind = ModelRef::Stage;
+      ref.Index = static_cast<unsigned>(stageIndex);
+      ref.Variant = c;
       out.push_back(ref);
     }
     return true;
   }
 
   static std::string printSelection(const Expr &e) {
-    std::string s = e.name + "[";
-    if (e.selectAll)
+    std::string s = e.Name + "[";
+    if (e.SelectAll)
       return s + "*]";
-    for (size_t i = 0; i < e.selectors.size(); ++i)
-      s += (i ? "," : "") + e.selectors[i].axis + "=" + e.selectors[i].label;
+    for (size_t i = 0; i < e.Selectors.size(); ++i)
+      s += (i ? "," : "") + e.Selectors[i].Axis + "=" + e.Selectors[i].Label;
     return s + "]";
   }
 
   bool selectVariants(const Value &v, const Expr &e, const StageSpec &stage, std::vector<unsigned> &chosen) {
     const StringLocation &loc = v.location();
-    auto at = [&](TextRange r) { return loc.range(r.begin, r.end); };
+    auto at = [&](TextRange r) { return loc.range(r.Begin, r.End); };
     VariantLabels wanted;
     bool ok = true;
-    for (const Expr::SelectorItem &item : e.selectors) {
+    for (const Expr::SelectorItem &item : e.Selectors) {
       std::vector<std::string> axisNames;
       int axis = -1;
-      for (unsigned a : stage.axes) {
-        axisNames.push_back(recipe.axes[a].name);
-        if (recipe.axes[a].name == item.axis)
+      for (unsigned a : stage.Axes) {
+        axisNames.push_back(Recipe.Axes[a].Name);
+        if (Recipe.Axes[a].Name == item.Axis)
           axis = static_cast<int>(a);
       }
       if (axis < 0) {
-        Diagnostic *d = ctx.report(
-            DiagCode::Selector, at(item.axisRange),
-            axisNames.empty() ? "'" + e.name + "' is not swept: it has no axis '" + item.axis + "'"
-                              : "'" + e.name + "' is not swept by '" + item.axis + "'; its axes: " +
+        Diagnostic *d = Ctx.report(
+            DiagCode::Selector, at(item.AxisRange),
+            axisNames.empty() ? "'" + e.Name + "' is not swept: it has no axis '" + item.Axis + "'"
+                              : "'" + e.Name + "' is not swept by '" + item.Axis + "'; its axes: " +
                                     llvm::join(axisNames, ", "));
-        ctx.suggest(d, item.axis, axisNames, at(item.axisRange));
+        Ctx.suggest(d, item.Axis, axisNames, at(item.AxisRange));
         ok = false;
         continue;
       }
-      const std::vector<std::string> &labels = recipe.axes[axis].labels;
-      auto label = llvm::find(labels, item.label);
+      const std::vector<std::string> &labels = Recipe.Axes[axis].Labels;
+      auto label = llvm::find(labels, item.Label);
       if (label == labels.end()) {
-        Diagnostic *d = ctx.report(DiagCode::Selector, at(item.labelRange),
-                                   "axis '" + item.axis + "' has no label '" + item.label + "'; its labels: " +
+        Diagnostic *d = Ctx.report(DiagCode::Selector, at(item.LabelRange),
+                                   "axis '" + item.Axis + "' has no label '" + item.Label + "'; its labels: " +
                                        llvm::join(labels, ", "));
-        ctx.suggest(d, item.label, labels, at(item.labelRange));
+        Ctx.suggest(d, item.Label, labels, at(item.LabelRange));
         ok = false;
         continue;
       }
@@ -219,8 +219,8 @@ private:
     }
     if (!ok)
       return false;
-    for (size_t i = 0; i < stage.variants.size(); ++i) {
-      bool match = llvm::all_of(wanted, [&](const auto &w) { return stage.variants[i].labels.at(w.first) == w.second; });
+    for (size_t i = 0; i < stage.Variants.size(); ++i) {
+      bool match = llvm::all_of(wanted, [&](const auto &w) { return stage.Variants[i].Labels.at(w.first) == w.second; });
       if (match)
         chosen.push_back(static_cast<unsigned>(i));
     }
@@ -229,50 +229,50 @@ private:
 
   /// A list or a single string of references.
   bool bindAll(const Value &v, bool allowInit, std::vector<ModelRef> &out) {
-    if (v.kind == Value::String)
+    if (v.Kind == ValueKind::String)
       return bind(v, /*many=*/true, allowInit, out);
     bool ok = true;
-    for (const auto &item : v.items)
-      ok &= item->kind == Value::String && bind(*item, /*many=*/true, allowInit, out);
+    for (const auto &item : v.Items)
+      ok &= item->Kind == ValueKind::String && bind(*item, /*many=*/true, allowInit, out);
     return ok;
   }
 
   /// Settings that must agree for a merge to mean something: RoPE base and sequence length.
   struct Shape {
-    double ropeTheta = 0;
-    uint64_t seqLen = 0;
-    std::string name;
+    double RopeTheta = 0;
+    uint64_t SeqLen = 0;
+    std::string Name;
   };
   std::optional<Shape> shapeOf(const ModelRef &ref) const {
-    if (ref.kind == ModelRef::Stage) {
-      const StageVariant &v = recipe.stages[ref.index].variants[ref.variant];
-      return Shape{v.ropeTheta, v.seqLen, v.displayName};
+    if (ref.Kind == ModelRef::Stage) {
+      const StageVariant &v = Recipe.Stages[ref.Index].Variants[ref.Variant];
+      return Shape{v.RopeTheta, v.SeqLen, v.DisplayName};
     }
-    if (ref.kind == ModelRef::Init)
-      return Shape{recipe.model.ropeTheta, recipe.model.seqLen, "init"};
+    if (ref.Kind == ModelRef::Init)
+      return Shape{Recipe.Model.RopeTheta, Recipe.Model.SeqLen, "init"};
     return std::nullopt;
   }
 
   void checkMerge(const Value &m) {
-    mergeTables.push_back(&m);
+    MergeTables.push_back(&m);
     MergeSpec spec;
     if (const Value *n = m.get("name"))
-      spec.name = n->string;
+      spec.Name = n->String;
     if (const Value *method = m.get("method")) // the schema checked the name
-      spec.method = plan::enumFromName<plan::MergeMethod>(method->string).value_or(plan::MergeMethod::Linear);
-    spec.seed = recipe.seed;
+      spec.Method = plan::enumFromName<plan::MergeMethod>(method->String).value_or(plan::MergeMethod::Linear);
+    spec.Seed = Recipe.Seed;
     bool ok = true;
     if (const Value *of = m.get("of"))
-      ok &= bindAll(*of, /*allowInit=*/true, spec.models);
+      ok &= bindAll(*of, /*allowInit=*/true, spec.Models);
     const Value *baseValue = m.get("base");
-    if (baseValue && baseValue->kind == Value::String) {
+    if (baseValue && baseValue->Kind == ValueKind::String) {
       std::vector<ModelRef> base;
-      if (llvm::StringRef(baseValue->string).startswith("hf:")) {
+      if (llvm::StringRef(baseValue->String).startswith("hf:")) {
         ModelRef ref;
-        ref.hfPath = baseValue->string.substr(3);
-        spec.base = ref;
+        ref.HfPath = baseValue->String.substr(3);
+        spec.Base = ref;
       } else if (bind(*baseValue, /*many=*/false, /*allowInit=*/true, base)) {
-        spec.base = base.front();
+        spec.Base = base.front();
       } else {
         ok = false;
       }
@@ -280,55 +280,55 @@ private:
     const Value *of = m.get("of");
     auto need = [&](bool cond, llvm::SMRange range, const std::string &message) {
       if (!cond) {
-        ctx.report(DiagCode::BadValue, range, message);
+        Ctx.report(DiagCode::BadValue, range, message);
         ok = false;
       }
     };
-    llvm::SMRange where = m.get("method") ? m.get("method")->range : m.range;
+    llvm::SMRange where = m.get("method") ? m.get("method")->Range : m.Range;
     using plan::MergeMethod;
-    const std::string method = plan::enumName(spec.method).str();
-    bool dare = spec.method == MergeMethod::DareLinear || spec.method == MergeMethod::DareTies;
-    bool taskVectors = spec.method == MergeMethod::TaskArithmetic || spec.method == MergeMethod::Ties || dare;
+    const std::string method = plan::enumName(spec.Method).str();
+    bool dare = spec.Method == MergeMethod::DareLinear || spec.Method == MergeMethod::DareTies;
+    bool taskVectors = spec.Method == MergeMethod::TaskArithmetic || spec.Method == MergeMethod::Ties || dare;
     if (ok && of) {
-      need(!spec.models.empty(), of->range, "a merge needs at least one model");
-      need(spec.method != MergeMethod::Slerp || spec.models.size() == 2, of->range,
-           llvm::formatv("slerp merges exactly two models, not {0}", spec.models.size()).str());
-      need(!taskVectors || spec.base, where, "'" + method + "' merges task vectors: it needs a 'base'");
-      need(taskVectors || !spec.base, baseValue ? baseValue->range : where,
+      need(!spec.Models.empty(), of->Range, "a merge needs at least one model");
+      need(spec.Method != MergeMethod::Slerp || spec.Models.size() == 2, of->Range,
+           llvm::formatv("slerp merges exactly two models, not {0}", spec.Models.size()).str());
+      need(!taskVectors || spec.Base, where, "'" + method + "' merges task vectors: it needs a 'base'");
+      need(taskVectors || !spec.Base, baseValue ? baseValue->Range : where,
            "'" + method + "' averages the models themselves: it takes no 'base'");
     }
-    if (const Value *w = m.get("weights"); w && w->kind == Value::Array) {
-      for (const auto &x : w->items)
-        spec.weights.push_back(x->number());
-      need(!ok || spec.weights.size() == spec.models.size(), w->range,
-           llvm::formatv("{0} weights for {1} models", spec.weights.size(), spec.models.size()).str());
+    if (const Value *w = m.get("weights"); w && w->Kind == ValueKind::Array) {
+      for (const auto &x : w->Items)
+        spec.Weights.push_back(x->number());
+      need(!ok || spec.Weights.size() == spec.Models.size(), w->Range,
+           llvm::formatv("{0} weights for {1} models", spec.Weights.size(), spec.Models.size()).str());
     }
     if (const Value *d = m.get("density"); d && d->isNumber()) {
-      spec.density = d->number();
-      need(spec.density > 0 && spec.density <= 1, d->range, "density must be in (0, 1]");
-      need(taskVectors && spec.method != MergeMethod::TaskArithmetic, d->range,
+      spec.Density = d->number();
+      need(spec.Density > 0 && spec.Density <= 1, d->Range, "density must be in (0, 1]");
+      need(taskVectors && spec.Method != MergeMethod::TaskArithmetic, d->Range,
            "density applies to ties and dare_* merges");
-    } else if (spec.method == MergeMethod::Ties || dare) {
+    } else if (spec.Method == MergeMethod::Ties || dare) {
       need(false, where, "'" + method + "' needs a 'density' (the fraction of each task vector kept)");
     }
     if (const Value *t = m.get("t"); t && t->isNumber()) {
-      spec.t = t->number();
-      need(t->number() >= 0 && t->number() <= 1, t->range, "t must be in [0, 1]");
-      need(spec.method == MergeMethod::Slerp, t->range, "t applies to slerp merges");
+      spec.T = t->number();
+      need(t->number() >= 0 && t->number() <= 1, t->Range, "t must be in [0, 1]");
+      need(spec.Method == MergeMethod::Slerp, t->Range, "t applies to slerp merges");
     }
-    if (const Value *n = m.get("normalize"); n && n->kind == Value::Bool)
-      spec.normalize = n->boolean;
-    if (const Value *s = m.get("seed"); s && s->kind == Value::Integer)
-      spec.seed = static_cast<uint64_t>(s->integer);
+    if (const Value *n = m.get("normalize"); n && n->Kind == ValueKind::Bool)
+      spec.Normalize = n->Boolean;
+    if (const Value *s = m.get("seed"); s && s->Kind == ValueKind::Integer)
+      spec.Seed = static_cast<uint64_t>(s->Integer);
     if (ok)
-      warnConfigMismatch(spec, of ? of->range : m.range);
-    recipe.merges.push_back(std::move(spec));
+      warnConfigMismatch(spec, of ? of->Range : m.Range);
+    Recipe.Merges.push_back(std::move(spec));
   }
 
   void warnConfigMismatch(const MergeSpec &spec, llvm::SMRange at) {
-    std::vector<ModelRef> all = spec.models;
-    if (spec.base && spec.base->hfPath.empty())
-      all.push_back(*spec.base);
+    std::vector<ModelRef> all = spec.Models;
+    if (spec.Base && spec.Base->HfPath.empty())
+      all.push_back(*spec.Base);
     std::optional<Shape> first;
     for (const ModelRef &ref : all) {
       std::optional<Shape> s = shapeOf(ref);
@@ -339,16 +339,16 @@ private:
         continue;
       }
       std::string what;
-      if (s->ropeTheta != first->ropeTheta)
-        what = llvm::formatv("rope_theta {0} vs {1}", shortNumber(first->ropeTheta), shortNumber(s->ropeTheta));
-      else if (s->seqLen != first->seqLen)
-        what = llvm::formatv("seq_len {0} vs {1}", first->seqLen, s->seqLen);
+      if (s->RopeTheta != first->RopeTheta)
+        what = llvm::formatv("rope_theta {0} vs {1}", shortNumber(first->RopeTheta), shortNumber(s->RopeTheta));
+      else if (s->SeqLen != first->SeqLen)
+        what = llvm::formatv("seq_len {0} vs {1}", first->SeqLen, s->SeqLen);
       if (what.empty())
         continue;
-      ctx.report(DiagCode::MergeConfig, at,
+      Ctx.report(DiagCode::MergeConfig, at,
                  llvm::formatv("merging models whose configs differ: '{0}' and '{1}' ({2}); the merged model "
                                "takes {3}'s config",
-                               first->name, s->name, what, spec.base ? "the base" : "the first model")
+                               first->Name, s->Name, what, spec.Base ? "the base" : "the first model")
                      .str());
       return;
     }
@@ -356,23 +356,23 @@ private:
 
   void checkMergeCycles() {
     // A merge may use another merge; follow those uses looking for a way back.
-    for (size_t start = 0; start < recipe.merges.size(); ++start) {
+    for (size_t start = 0; start < Recipe.Merges.size(); ++start) {
       std::vector<size_t> stack{start};
       std::set<size_t> seen;
       while (!stack.empty()) {
         size_t cur = stack.back();
         stack.pop_back();
-        for (const ModelRef &r : recipe.merges[cur].models) {
-          if (r.kind != ModelRef::Merge)
+        for (const ModelRef &r : Recipe.Merges[cur].Models) {
+          if (r.Kind != ModelRef::Merge)
             continue;
-          if (r.index == start) {
-            ctx.report(DiagCode::Cycle, mergeTables[start]->range,
-                       "merge '" + recipe.merges[start].name + "' depends on itself through its models");
+          if (r.Index == start) {
+            Ctx.report(DiagCode::Cycle, MergeTables[start]->Range,
+                       "merge '" + Recipe.Merges[start].Name + "' depends on itself through its models");
             stack.clear();
             break;
           }
-          if (seen.insert(r.index).second)
-            stack.push_back(r.index);
+          if (seen.insert(r.Index).second)
+            stack.push_back(r.Index);
         }
       }
     }
@@ -381,181 +381,181 @@ private:
   void checkAblation(const Value &a) {
     AblationSpec spec;
     if (const Value *n = a.get("name"))
-      spec.name = n->string;
+      spec.Name = n->String;
     std::vector<ModelRef> from;
     const Value *fromValue = a.get("from");
-    if (fromValue && fromValue->kind == Value::String && bind(*fromValue, false, false, from))
-      spec.from = from.front();
-    const StageVariant *seed = spec.from.kind == ModelRef::Stage && !from.empty()
-                                   ? &recipe.stages[spec.from.index].variants[spec.from.variant]
+    if (fromValue && fromValue->Kind == ValueKind::String && bind(*fromValue, false, false, from))
+      spec.From = from.front();
+    const StageVariant *seed = spec.From.Kind == ModelRef::Stage && !from.empty()
+                                   ? &Recipe.Stages[spec.From.Index].Variants[spec.From.Variant]
                                    : nullptr;
     std::vector<std::string> streamNames;
-    for (const StreamSpec &s : recipe.streams)
-      streamNames.push_back(s.name);
-    if (const Value *units = a.get("units"); units && units->kind == Value::Table) {
-      if (const Value *s = units->get("stream"); s && s->kind == Value::String) {
-        spec.stream = s->string;
-        if (!recipe.stream(s->string))
-          ctx.suggest(ctx.report(DiagCode::UnknownRef, s->range, "unknown stream '" + s->string + "'"), s->string,
-                      streamNames, s->location().range(0, s->string.size()));
+    for (const StreamSpec &s : Recipe.Streams)
+      streamNames.push_back(s.Name);
+    if (const Value *units = a.get("units"); units && units->Kind == ValueKind::Table) {
+      if (const Value *s = units->get("stream"); s && s->Kind == ValueKind::String) {
+        spec.Stream = s->String;
+        if (!Recipe.stream(s->String))
+          Ctx.suggest(Ctx.report(DiagCode::UnknownRef, s->Range, "unknown stream '" + s->String + "'"), s->String,
+                      streamNames, s->location().range(0, s->String.size()));
       }
       const Value *split = units->get("split");
       const Value *by = units->get("by");
       if ((split != nullptr) == (by != nullptr))
-        ctx.report(DiagCode::BadValue, units->range,
+        Ctx.report(DiagCode::BadValue, units->Range,
                    "units need either 'split' (K equal random units) or 'by' (a metadata column)");
-      if (split && split->kind == Value::Integer) {
-        if (split->integer < 2)
-          ctx.report(DiagCode::BadValue, split->range, "split needs at least 2 units");
+      if (split && split->Kind == ValueKind::Integer) {
+        if (split->Integer < 2)
+          Ctx.report(DiagCode::BadValue, split->Range, "split needs at least 2 units");
         else
-          spec.split = static_cast<uint64_t>(split->integer);
+          spec.Split = static_cast<uint64_t>(split->Integer);
       }
-      if (by && by->kind == Value::String) {
-        spec.by = by->string;
-        spec.byRange = by->location().range(0, by->string.size());
+      if (by && by->Kind == ValueKind::String) {
+        spec.By = by->String;
+        spec.ByRange = by->location().range(0, by->String.size());
       }
     }
-    if (const Value *train = a.get("train"); train && train->kind == Value::Table)
+    if (const Value *train = a.get("train"); train && train->Kind == ValueKind::Table)
       checkAblationTrain(*train, spec, seed, streamNames);
     if (const Value *combine = a.get("combine"))
       checkCombine(*combine, spec);
-    recipe.ablations.push_back(std::move(spec));
+    Recipe.Ablations.push_back(std::move(spec));
   }
 
   void checkAblationTrain(const Value &train, AblationSpec &spec, const StageVariant *seed,
                           std::vector<std::string> streamNames) {
-    spec.seqLen = seed ? seed->seqLen : recipe.model.seqLen;
-    spec.batchSequences = seed ? seed->batchSequences : 0;
+    spec.SeqLen = seed ? seed->SeqLen : Recipe.Model.SeqLen;
+    spec.BatchSequences = seed ? seed->BatchSequences : 0;
     if (const Value *b = train.get("batch")) {
-      if (auto q = ctx.quantity(*b, {Dim::Tokens, Dim::Sequences}, Dim::Number, "a batch such as \"512 sequences\"")) {
-        if (auto n = ctx.count(*b, *q, "a batch")) {
-          if (q->dim == Dim::Sequences)
-            spec.batchSequences = *n;
-          else if (*n % spec.seqLen)
-            ctx.report(DiagCode::BatchShape, b->range,
+      if (auto q = Ctx.quantity(*b, {Dim::Tokens, Dim::Sequences}, Dim::Number, "a batch such as \"512 sequences\"")) {
+        if (auto n = Ctx.count(*b, *q, "a batch")) {
+          if (q->Dim == Dim::Sequences)
+            spec.BatchSequences = *n;
+          else if (*n % spec.SeqLen)
+            Ctx.report(DiagCode::BatchShape, b->Range,
                        llvm::formatv("a batch of {0} tokens is not a whole number of {1}-token sequences",
-                                     formatCount(*n), spec.seqLen)
+                                     formatCount(*n), spec.SeqLen)
                            .str());
           else
-            spec.batchSequences = *n / spec.seqLen;
+            spec.BatchSequences = *n / spec.SeqLen;
         }
       }
     }
-    uint64_t perStep = spec.batchSequences * spec.seqLen;
+    uint64_t perStep = spec.BatchSequences * spec.SeqLen;
     if (const Value *t = train.get("tokens")) {
-      if (auto q = ctx.quantity(*t, {Dim::Tokens}, Dim::Tokens, "a number of tokens such as \"100M\""))
-        if (auto n = ctx.count(*t, *q, "tokens"))
-          spec.tokens = perStep ? (*n + perStep - 1) / perStep * perStep : *n;
+      if (auto q = Ctx.quantity(*t, {Dim::Tokens}, Dim::Tokens, "a number of tokens such as \"100M\""))
+        if (auto n = Ctx.count(*t, *q, "tokens"))
+          spec.Tokens = perStep ? (*n + perStep - 1) / perStep * perStep : *n;
     }
-    if (const Value *mix = train.get("mix"); mix && mix->kind == Value::String) {
-      if (const MixtureSpec *m = ctx.mixture(*mix)) {
+    if (const Value *mix = train.get("mix"); mix && mix->Kind == ValueKind::String) {
+      if (const MixtureSpec *m = Ctx.mixture(*mix)) {
         streamNames.push_back("unit");
         bool ok = true;
         for (const auto &[name, range] : streamRefs(*m)) {
-          if (name == "unit" || recipe.stream(name))
+          if (name == "unit" || Recipe.stream(name))
             continue;
-          llvm::SMRange r = mix->location().range(range.begin, range.end);
-          ctx.suggest(ctx.report(DiagCode::UnknownRef, r, "unknown stream '" + name + "'"), name, streamNames, r);
+          llvm::SMRange r = mix->location().range(range.Begin, range.End);
+          Ctx.suggest(Ctx.report(DiagCode::UnknownRef, r, "unknown stream '" + name + "'"), name, streamNames, r);
           ok = false;
         }
-        if (ok && spec.tokens) {
+        if (ok && spec.Tokens) {
           ExprDiags list;
-          if (auto resolved = resolveMixture(*m, static_cast<double>(spec.tokens), list))
-            spec.mixture = std::move(*resolved);
-          ctx.reportExpr(*mix, list);
+          if (auto resolved = resolveMixture(*m, static_cast<double>(spec.Tokens), list))
+            spec.Mixture = std::move(*resolved);
+          Ctx.reportExpr(*mix, list);
         }
       }
     }
-    if (const Value *lr = train.get("lr"); lr && lr->kind == Value::String && spec.tokens) {
-      if (const schedule::ScheduleSpec *s = ctx.scheduleSpec(*lr)) {
+    if (const Value *lr = train.get("lr"); lr && lr->Kind == ValueKind::String && spec.Tokens) {
+      if (const schedule::ScheduleSpec *s = Ctx.scheduleSpec(*lr)) {
         ExprDiags list;
-        if (auto resolved = schedule::resolve(*s, static_cast<double>(spec.tokens), list))
-          spec.lr = std::move(resolved->Schedule);
-        ctx.reportExpr(*lr, list);
+        if (auto resolved = schedule::resolve(*s, static_cast<double>(spec.Tokens), list))
+          spec.LR = std::move(resolved->Schedule);
+        Ctx.reportExpr(*lr, list);
       }
     }
   }
 
   void checkCombine(const Value &combine, AblationSpec &spec) {
-    if (combine.kind == Value::Array) {
-      for (const auto &group : combine.items) {
-        if (group->kind != Value::Array || group->items.empty()) {
-          ctx.report(DiagCode::BadValue, group->range, "each combination is a non-empty list of units");
+    if (combine.Kind == ValueKind::Array) {
+      for (const auto &group : combine.Items) {
+        if (group->Kind != ValueKind::Array || group->Items.empty()) {
+          Ctx.report(DiagCode::BadValue, group->Range, "each combination is a non-empty list of units");
           continue;
         }
         std::vector<std::string> units;
-        for (const auto &u : group->items)
-          units.push_back(u->kind == Value::Integer ? std::to_string(u->integer) : u->string);
-        spec.combinations.push_back(std::move(units));
+        for (const auto &u : group->Items)
+          units.push_back(u->Kind == ValueKind::Integer ? std::to_string(u->Integer) : u->String);
+        spec.Combinations.push_back(std::move(units));
       }
       return;
     }
-    const Expr *e = ctx.expr(combine);
+    const Expr *e = Ctx.expr(combine);
     if (!e)
       return;
     const StringLocation &loc = combine.location();
-    if (e->kind != ExprKind::Call || e->name != "subsets") {
-      Diagnostic *d = ctx.report(DiagCode::UnknownFunction, loc.range(e->range.begin, e->range.end),
+    if (e->Kind != ExprKind::Call || e->Name != "subsets") {
+      Diagnostic *d = Ctx.report(DiagCode::UnknownFunction, loc.range(e->Range.Begin, e->Range.End),
                                  "combine is \"subsets(max = K)\" or a list of unit lists");
-      if (e->kind == ExprKind::Call)
-        ctx.suggest(d, e->name, {"subsets"}, loc.range(e->nameRange.begin, e->nameRange.end));
+      if (e->Kind == ExprKind::Call)
+        Ctx.suggest(d, e->Name, {"subsets"}, loc.range(e->NameRange.Begin, e->NameRange.End));
       return;
     }
-    if (e->operands.size() != 1 || e->argNames[0] != "max" || e->operand(0).kind != ExprKind::Number ||
-        !e->operand(0).number.asCount() || *e->operand(0).number.asCount() == 0) {
-      ctx.report(DiagCode::BadArgument, loc.range(e->range.begin, e->range.end),
+    if (e->Operands.size() != 1 || e->ArgNames[0] != "max" || e->operand(0).Kind != ExprKind::Number ||
+        !e->operand(0).Number.asCount() || *e->operand(0).Number.asCount() == 0) {
+      Ctx.report(DiagCode::BadArgument, loc.range(e->Range.Begin, e->Range.End),
                  "subsets takes one argument: max = K, a whole number above 0");
       return;
     }
-    spec.maxSubset = *e->operand(0).number.asCount();
-    if (spec.split && spec.maxSubset > spec.split)
-      ctx.report(DiagCode::BadArgument, loc.range(e->operand(0).range.begin, e->operand(0).range.end),
-                 llvm::formatv("subsets of up to {0} units, but there are only {1}", spec.maxSubset, spec.split)
+    spec.MaxSubset = *e->operand(0).Number.asCount();
+    if (spec.Split && spec.MaxSubset > spec.Split)
+      Ctx.report(DiagCode::BadArgument, loc.range(e->operand(0).Range.Begin, e->operand(0).Range.End),
+                 llvm::formatv("subsets of up to {0} units, but there are only {1}", spec.MaxSubset, spec.Split)
                      .str());
   }
 
   void checkEval(const Value &e) {
     EvalSpec spec;
     if (const Value *n = e.get("name"))
-      spec.name = n->string;
+      spec.Name = n->String;
     std::vector<std::string> streamNames;
-    for (const StreamSpec &s : recipe.streams)
-      streamNames.push_back(s.name);
-    if (const Value *streams = e.get("streams"); streams && streams->kind == Value::Array)
-      for (const auto &item : streams->items) {
-        auto [name, split] = llvm::StringRef(item->string).split('.');
+    for (const StreamSpec &s : Recipe.Streams)
+      streamNames.push_back(s.Name);
+    if (const Value *streams = e.get("streams"); streams && streams->Kind == ValueKind::Array)
+      for (const auto &item : streams->Items) {
+        auto [name, split] = llvm::StringRef(item->String).split('.');
         llvm::SMRange nameRange = item->location().range(0, name.size());
-        const StreamSpec *s = recipe.stream(name);
+        const StreamSpec *s = Recipe.stream(name);
         if (!s) {
-          ctx.suggest(ctx.report(DiagCode::UnknownRef, nameRange, "unknown stream '" + name.str() + "'"), name,
+          Ctx.suggest(Ctx.report(DiagCode::UnknownRef, nameRange, "unknown stream '" + name.str() + "'"), name,
                       streamNames, nameRange);
           continue;
         }
         if (split != "val" && split != "train") {
-          llvm::SMRange r = item->location().range(name.size() + 1, item->string.size());
-          Diagnostic *d = ctx.report(DiagCode::BadValue, split.empty() ? item->range : r,
+          llvm::SMRange r = item->location().range(name.size() + 1, item->String.size());
+          Diagnostic *d = Ctx.report(DiagCode::BadValue, split.empty() ? item->Range : r,
                                      "name a split: '" + name.str() + ".val' or '" + name.str() + ".train'");
           if (!split.empty())
-            ctx.suggest(d, split, {"val", "train"}, r);
+            Ctx.suggest(d, split, {"val", "train"}, r);
           continue;
         }
-        if (split == "val" && s->val == 0) {
-          ctx.report(DiagCode::BadValue, item->range,
-                     "stream '" + name.str() + "' holds out no documents: set val = \"1%\" on '" + s->root + "'");
+        if (split == "val" && s->Val == 0) {
+          Ctx.report(DiagCode::BadValue, item->Range,
+                     "stream '" + name.str() + "' holds out no documents: set val = \"1%\" on '" + s->Root + "'");
           continue;
         }
-        spec.splits.push_back({name.str(), split == "val" ? plan::SplitKind::Val : plan::SplitKind::Train});
+        spec.Splits.push_back({name.str(), split == "val" ? plan::SplitKind::Val : plan::SplitKind::Train});
       }
     if (const Value *m = e.get("max_tokens"))
-      if (auto q = ctx.quantity(*m, {Dim::Tokens}, Dim::Tokens, "a number of tokens such as \"5M\""))
-        spec.maxTokens = ctx.count(*m, *q, "max_tokens").value_or(0);
-    if (const Value *d = e.get("during"); d && d->kind == Value::Table)
+      if (auto q = Ctx.quantity(*m, {Dim::Tokens}, Dim::Tokens, "a number of tokens such as \"5M\""))
+        spec.MaxTokens = Ctx.count(*m, *q, "max_tokens").value_or(0);
+    if (const Value *d = e.get("during"); d && d->Kind == ValueKind::Table)
       if (const Value *every = d->get("every"))
-        if (auto q = ctx.quantity(*every, {Dim::Tokens}, Dim::Tokens, "a number of tokens such as \"100M\""))
-          spec.duringEvery = ctx.count(*every, *q, "an eval interval").value_or(0);
+        if (auto q = Ctx.quantity(*every, {Dim::Tokens}, Dim::Tokens, "a number of tokens such as \"100M\""))
+          spec.DuringEvery = Ctx.count(*every, *q, "an eval interval").value_or(0);
     if (const Value *on = e.get("on"))
-      bindAll(*on, /*allowInit=*/true, spec.on);
-    recipe.evals.push_back(std::move(spec));
+      bindAll(*on, /*allowInit=*/true, spec.On);
+    Recipe.Evals.push_back(std::move(spec));
   }
 };
 

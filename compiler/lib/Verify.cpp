@@ -10,12 +10,12 @@ using namespace mixtape;
 
 namespace {
 struct Expectation {
-  Severity severity;
-  unsigned line;       ///< where the diagnostic must be
-  unsigned commentLine;
-  std::string text;    ///< a substring of the message
-  std::string code;    ///< from a trailing "[code]", if written
-  bool matched = false;
+  mixtape::Severity Severity;
+  unsigned Line;       ///< where the diagnostic must be
+  unsigned CommentLine;
+  std::string Text;    ///< a substring of the message
+  std::string Code;    ///< from a trailing "[code]", if written
+  bool Matched = false;
 };
 
 llvm::StringRef severityWord(Severity s) {
@@ -35,13 +35,13 @@ static std::vector<Expectation> parseExpectations(llvm::StringRef buffer, llvm::
       continue;
     llvm::StringRef rest = line.substr(at + 7);
     Expectation e;
-    e.commentLine = i + 1;
+    e.CommentLine = i + 1;
     if (rest.consume_front("error"))
-      e.severity = Severity::Error;
+      e.Severity = Severity::Error;
     else if (rest.consume_front("warning"))
-      e.severity = Severity::Warning;
+      e.Severity = Severity::Warning;
     else if (rest.consume_front("note"))
-      e.severity = Severity::Note;
+      e.Severity = Severity::Note;
     else
       continue;
     int offset = 0;
@@ -61,17 +61,17 @@ static std::vector<Expectation> parseExpectations(llvm::StringRef buffer, llvm::
       ok = false;
       continue;
     }
-    e.line = static_cast<unsigned>(static_cast<int>(i + 1) + offset);
+    e.Line = static_cast<unsigned>(static_cast<int>(i + 1) + offset);
     llvm::StringRef text = rest.trim();
     if (text.endswith("]") && text.rfind('[') != llvm::StringRef::npos) {
       size_t open = text.rfind('[');
       llvm::StringRef code = text.slice(open + 1, text.size() - 1);
       if (diagCodeFromName(code)) {
-        e.code = code.str();
+        e.Code = code.str();
         text = text.take_front(open).rtrim();
       }
     }
-    e.text = text.str();
+    e.Text = text.str();
     out.push_back(std::move(e));
   }
   return out;
@@ -83,37 +83,37 @@ bool mixtape::verifyDiagnostics(const DiagnosticEngine &diags, unsigned bufferId
   llvm::StringRef file = mb->getBufferIdentifier();
   bool ok = true;
   std::vector<Expectation> expected = parseExpectations(mb->getBuffer(), os, file, ok);
-  bool checkNotes = llvm::any_of(expected, [](const Expectation &e) { return e.severity == Severity::Note; });
+  bool checkNotes = llvm::any_of(expected, [](const Expectation &e) { return e.Severity == Severity::Note; });
 
   auto consider = [&](const Diagnostic &d) {
-    if (d.severity == Severity::Note && !checkNotes)
+    if (d.Severity == Severity::Note && !checkNotes)
       return;
-    if (!d.range.Start.isValid() || sm.FindBufferContainingLoc(d.range.Start) != bufferId)
+    if (!d.Range.Start.isValid() || sm.FindBufferContainingLoc(d.Range.Start) != bufferId)
       return;
-    unsigned line = sm.getLineAndColumn(d.range.Start, bufferId).first;
-    llvm::StringRef code = diagCodeName(d.code);
+    unsigned line = sm.getLineAndColumn(d.Range.Start, bufferId).first;
+    llvm::StringRef code = diagCodeName(d.Code);
     for (Expectation &e : expected)
-      if (!e.matched && e.severity == d.severity && e.line == line &&
-          llvm::StringRef(d.message).contains(e.text) && (e.code.empty() || e.code == code)) {
-        e.matched = true;
+      if (!e.Matched && e.Severity == d.Severity && e.Line == line &&
+          llvm::StringRef(d.Message).contains(e.Text) && (e.Code.empty() || e.Code == code)) {
+        e.Matched = true;
         return;
       }
-    std::string full = d.message;
-    if (d.severity != Severity::Note)
+    std::string full = d.Message;
+    if (d.Severity != Severity::Note)
       full += " [" + code.str() + "]";
     ok = false;
-    os << file << ":" << line << ": unexpected " << severityWord(d.severity) << ": " << full << "\n";
+    os << file << ":" << line << ": unexpected " << severityWord(d.Severity) << ": " << full << "\n";
   };
   for (const Diagnostic *d : diags.sorted()) {
     consider(*d);
-    for (const Diagnostic &n : d->notes)
+    for (const Diagnostic &n : d->Notes)
       consider(n);
   }
   for (const Expectation &e : expected)
-    if (!e.matched) {
+    if (!e.Matched) {
       ok = false;
-      os << file << ":" << e.commentLine << ": expected " << severityWord(e.severity) << " on line " << e.line
-         << " not produced: " << e.text << (e.code.empty() ? "" : " [" + e.code + "]") << "\n";
+      os << file << ":" << e.CommentLine << ": expected " << severityWord(e.Severity) << " on line " << e.Line
+         << " not produced: " << e.Text << (e.Code.empty() ? "" : " [" + e.Code + "]") << "\n";
     }
   return ok;
 }

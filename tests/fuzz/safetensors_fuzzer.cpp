@@ -24,11 +24,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   volatile uint64_t sum = 0;
   std::vector<TensorData> tensors;
   for (const TensorInfo &t : file->tensors()) {
-    if (t.bytes.size() != t.numElements() * dtypeSize(t.dtype))
+    if (t.Bytes.size() != t.numElements() * dtypeSize(t.Dtype))
       abort();
-    for (uint8_t b : t.bytes)
+    for (uint8_t b : t.Bytes)
       sum = sum + b;
-    tensors.push_back({t.name, t.dtype, t.shape, t.bytes});
+    tensors.push_back({t.Name, t.Dtype, t.Shape, t.Bytes});
   }
   llvm::Expected<std::string> header = formatHeader(tensors, file->metadata());
   if (!header) // an accepted file always formats again
@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     again[i] = char(n >> (8 * i));
   again += *header;
   for (const TensorData &t : tensors)
-    again.append(reinterpret_cast<const char *>(t.bytes.data()), t.bytes.size());
+    again.append(reinterpret_cast<const char *>(t.Bytes.data()), t.Bytes.size());
   llvm::Expected<File> reread =
       File::fromBuffer(llvm::MemoryBuffer::getMemBufferCopy(again), "again.safetensors");
   if (!reread || reread->tensors().size() != tensors.size() ||

@@ -40,7 +40,7 @@ std::optional<plan::Plan> cli::compileRecipe(llvm::StringRef recipePath, std::st
     return std::nullopt;
   }
   if (runDir.empty())
-    runDir = defaultRunDir(recipe->name);
+    runDir = defaultRunDir(recipe->Name);
   // The catalog's caches live in the run directory (made absolute: the plan records them).
   llvm::SmallString<256> cache(joinPath(runDir, "cache"));
   llvm::sys::fs::make_absolute(cache);

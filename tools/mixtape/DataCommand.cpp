@@ -89,8 +89,8 @@ static int synthMain(llvm::ArrayRef<llvm::StringRef> args) {
                        "Writes the embedded synthetic corpus: DIR/<domain>.{bin,idx,meta,manifest.json}.");
   options.value("--out", "DIR", out, "where to write it")
       .required()
-      .integer("--seed", "N", synth.seed, 0, UINT64_MAX, "the corpus's seed (default 0)")
-      .integer("--docs", "N", synth.documentsPerDomain, 0, UINT64_MAX, "documents per domain")
+      .integer("--seed", "N", synth.Seed, 0, UINT64_MAX, "the corpus's seed (default 0)")
+      .integer("--docs", "N", synth.DocumentsPerDomain, 0, UINT64_MAX, "documents per domain")
       .value("--domains", "LIST",
              [&](llvm::StringRef list) -> std::string {
                llvm::SmallVector<llvm::StringRef, 4> names;
@@ -98,7 +98,7 @@ static int synthMain(llvm::ArrayRef<llvm::StringRef> args) {
                for (llvm::StringRef name : names) {
                  if (!llvm::is_contained(data::synthDomains(), name))
                    return "unknown domain '" + name.str() + "' (prose, code, arith, facts)";
-                 synth.domains.push_back(name.str());
+                 synth.Domains.push_back(name.str());
                }
                return "";
              },
@@ -109,8 +109,8 @@ static int synthMain(llvm::ArrayRef<llvm::StringRef> args) {
   if (!manifests)
     return fail(manifests.takeError());
   for (const data::Manifest &m : *manifests) {
-    llvm::StringRef bin = m.files.front().name;
-    llvm::outs() << llvm::left_justify(bin.drop_back(4), 6) << " " << m.documents << " documents, " << m.tokens
+    llvm::StringRef bin = m.Files.front().Name;
+    llvm::outs() << llvm::left_justify(bin.drop_back(4), 6) << " " << m.Documents << " documents, " << m.Tokens
                  << " tokens -> " << joinPath(out, bin.drop_back(4)) << "\n";
   }
   return Success;
@@ -290,7 +290,7 @@ static int prepareMain(llvm::ArrayRef<llvm::StringRef> args) {
                  << "' holds arrays or objects; it is not a metadata column\n";
   std::string summary;
   llvm::raw_string_ostream(summary)
-      << "mixtape data: " << manifest->documents << " documents, " << manifest->tokens
+      << "mixtape data: " << manifest->Documents << " documents, " << manifest->Tokens
       << " tokens -> " << out
       << (state.SkippedEmpty ? " (" + std::to_string(state.SkippedEmpty) + " empty skipped)" : "");
   progress.finish(summary);
@@ -332,8 +332,8 @@ static int manifestMain(llvm::ArrayRef<llvm::StringRef> args) {
     return fail(written.takeError());
   progress.update(bytes);
   std::string summary;
-  llvm::raw_string_ostream(summary) << "mixtape data: " << written->documents << " documents, " << written->tokens
-                                    << " tokens, eod " << (written->eodPresent ? "present" : "append") << " -> "
+  llvm::raw_string_ostream(summary) << "mixtape data: " << written->Documents << " documents, " << written->Tokens
+                                    << " tokens, eod " << (written->EodPresent ? "present" : "append") << " -> "
                                     << prefix << ".manifest.json";
   progress.finish(summary);
   return Success;
@@ -453,7 +453,7 @@ static int inspectMain(llvm::ArrayRef<llvm::StringRef> args) {
     return *exit;
   const plan::EodMode eod = *plan::enumFromName<plan::EodMode>(eodName);
   data::DatasetOpenOptions open;
-  open.flatEot = eot;
+  open.FlatEot = eot;
   // Without a manifest, --tokenizer derives one (not cached): every token is checked.
   std::string prefix = data::datasetPrefix(paths[0]);
   if (!tokenizerName.empty() && !fs::exists(prefix + ".manifest.json")) {
@@ -464,8 +464,8 @@ static int inspectMain(llvm::ArrayRef<llvm::StringRef> args) {
     llvm::Expected<data::DerivedManifest> derived = data::deriveManifest(prefix, **declared, eod);
     if (!derived)
       return fail(derived.takeError());
-    open.derived = std::move(derived->manifest);
-    open.derivedFrom = "the manifest derived with --tokenizer";
+    open.Derived = std::move(derived->Manifest);
+    open.DerivedFrom = "the manifest derived with --tokenizer";
   }
 
   llvm::Expected<std::unique_ptr<data::Dataset>> opened = data::Dataset::open(paths[0], open);
@@ -482,9 +482,9 @@ static int inspectMain(llvm::ArrayRef<llvm::StringRef> args) {
      << " documents, dtype " << data::dtypeName(tokens.dtype()) << "\n";
   std::unique_ptr<data::Tokenizer> tokenizer;
   if (manifest) {
-    os << "tokenizer  " << manifest->tokenizer << ", vocabulary " << manifest->vocabSize
-       << ", end-of-text " << manifest->eot << (manifest->eodPresent ? ", ending every document" : "") << "\n";
-    llvm::Expected<std::unique_ptr<data::Tokenizer>> t = data::createTokenizer(manifest->tokenizer);
+    os << "tokenizer  " << manifest->Tokenizer << ", vocabulary " << manifest->VocabSize
+       << ", end-of-text " << manifest->Eot << (manifest->EodPresent ? ", ending every document" : "") << "\n";
+    llvm::Expected<std::unique_ptr<data::Tokenizer>> t = data::createTokenizer(manifest->Tokenizer);
     if (t)
       tokenizer = std::move(*t);
     else
@@ -521,10 +521,10 @@ static int inspectMain(llvm::ArrayRef<llvm::StringRef> args) {
   }
   if (llvm::Error err = dataset.verifyChecksums())
     return fail(std::move(err));
-  if (llvm::Error err = tokens.checkTokenRange(manifest->vocabSize))
+  if (llvm::Error err = tokens.checkTokenRange(manifest->VocabSize))
     return fail(std::move(err));
-  os << "checksums  ok (" << manifest->files.size() << " files); every token id below "
-     << manifest->vocabSize << "\n";
+  os << "checksums  ok (" << manifest->Files.size() << " files); every token id below "
+     << manifest->VocabSize << "\n";
   return Success;
 }
 

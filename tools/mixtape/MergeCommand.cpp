@@ -62,15 +62,15 @@ int mixtape::cli::mergeMain(llvm::ArrayRef<llvm::StringRef> args) {
                  double w;
                  if (p.trim().getAsDouble(w))
                    return "--weights: '" + p.str() + "' is not a number";
-                 settings.weights.push_back(w);
+                 settings.Weights.push_back(w);
                }
                return "";
              },
              "one weight per model (default 1 each)")
       .flag("--no-normalize", noNormalize, "linear and ties: do not divide by the sum of the weights")
-      .number("--density", "D", settings.density, "ties, dare_*: the fraction of each task vector kept")
-      .number("--t", "T", settings.t, "slerp: where between the two models (default 0.5)")
-      .integer("--seed", "S", settings.seed, 0, UINT64_MAX, "dare_*: the seed of the drop mask")
+      .number("--density", "D", settings.Density, "ties, dare_*: the fraction of each task vector kept")
+      .number("--t", "T", settings.T, "slerp: where between the two models (default 0.5)")
+      .integer("--seed", "S", settings.Seed, 0, UINT64_MAX, "dare_*: the seed of the drop mask")
       .value("--base", "BASE.safetensors", baseFile, "the base model task vectors are taken from")
       .value("--out", "OUT.safetensors", out, "the merged file")
       .required()
@@ -78,8 +78,8 @@ int mixtape::cli::mergeMain(llvm::ArrayRef<llvm::StringRef> args) {
       .epilog("exit status: 0 merged, 1 errors, 2 usage");
   if (std::optional<int> exit = options.parse(args))
     return *exit;
-  settings.method = *plan::enumFromName<plan::MergeMethod>(method);
-  settings.normalize = !noNormalize;
+  settings.Method = *plan::enumFromName<plan::MergeMethod>(method);
+  settings.Normalize = !noNormalize;
   std::optional<std::string> base;
   if (!baseFile.empty())
     base = baseFile;

@@ -26,28 +26,28 @@ using namespace mixtape;
 namespace {
 
 struct RunArgs {
-  std::vector<std::string> input;
-  std::string runDir, device;
-  std::vector<std::string> nodes;
-  bool quiet = false, zero1 = false;
-  int nproc = 1;
-  unsigned timeoutSeconds = 600;
+  std::vector<std::string> Input;
+  std::string RunDir, Device;
+  std::vector<std::string> Nodes;
+  bool Quiet = false, Zero1 = false;
+  int Nproc = 1;
+  unsigned TimeoutSeconds = 600;
 };
 
 /// The options `run` and `exec` share.
 void declareRunOptions(OptionParser &options, RunArgs &args, llvm::StringRef input, llvm::StringRef runDirHelp) {
-  options.value("--run-dir", "DIR", args.runDir, runDirHelp)
-      .list("--node", "NAME", args.nodes, "run only this node (its inputs must be done); repeatable")
-      .value("--device", "D", args.device,
+  options.value("--run-dir", "DIR", args.RunDir, runDirHelp)
+      .list("--node", "NAME", args.Nodes, "run only this node (its inputs must be done); repeatable")
+      .value("--device", "D", args.Device,
              "cpu, cuda, cuda:N or auto (default: $MIXTAPE_DEVICE, else auto: CUDA when there is one); with "
              "--nproc, each worker takes the GPU of its local rank")
-      .flag("--quiet", args.quiet, "no progress lines")
-      .integer("--nproc", "N", args.nproc, 1, 1024,
+      .flag("--quiet", args.Quiet, "no progress lines")
+      .integer("--nproc", "N", args.Nproc, 1, 1024,
                "run N data-parallel workers on this machine (each trains on 1/N of every batch)")
-      .integer("--timeout", "S", args.timeoutSeconds, 1, 1u << 20,
+      .integer("--timeout", "S", args.TimeoutSeconds, 1, 1u << 20,
                "a rank that died or hangs stops the others within S seconds (default 600)")
-      .flag("--zero1", args.zero1, "shard the optimizer state over the ranks (ZeRO-1) in every train node")
-      .positional(input, args.input, 1, 1)
+      .flag("--zero1", args.Zero1, "shard the optimizer state over the ranks (ZeRO-1) in every train node")
+      .positional(input, args.Input, 1, 1)
       .epilog("exit status: 0 done, 1 errors, 2 usage");
 }
 
@@ -55,20 +55,20 @@ void declareRunOptions(OptionParser &options, RunArgs &args, llvm::StringRef inp
 /// --nproc started it.
 int execute(const plan::Plan &plan, const RunArgs &args) {
   exec::ExecOptions options;
-  options.runDir = args.runDir;
-  options.nodes = args.nodes;
-  options.progress = !args.quiet;
-  options.device = args.device;
-  options.timeout = std::chrono::seconds(args.timeoutSeconds);
-  options.zero1 = args.zero1;
+  options.RunDir = args.RunDir;
+  options.Nodes = args.Nodes;
+  options.Progress = !args.Quiet;
+  options.Device = args.Device;
+  options.Timeout = std::chrono::seconds(args.TimeoutSeconds);
+  options.Zero1 = args.Zero1;
   llvm::Expected<dist::World> world = dist::worldFromEnvironment();
   if (!world) {
     llvm::errs() << "mixtape: error: " << llvm::toString(world.takeError()) << "\n";
     return cli::Failure;
   }
-  options.world = *world;
+  options.World = *world;
   if (llvm::Error e = exec::executePlan(plan, options)) {
-    std::string rank = world->size > 1 ? llvm::formatv("rank {0} of {1}: ", world->rank, world->size).str() : "";
+    std::string rank = world->Size > 1 ? llvm::formatv("rank {0} of {1}: ", world->Rank, world->Size).str() : "";
     llvm::errs() << "mixtape: error: " << rank << llvm::toString(std::move(e)) << "\n";
     return cli::Failure;
   }
@@ -79,18 +79,18 @@ int execute(const plan::Plan &plan, const RunArgs &args) {
 int launch(llvm::StringRef planPath, const RunArgs &args) {
   std::string self = llvm::sys::fs::getMainExecutable("mixtape-runtime", reinterpret_cast<void *>(&cli::execMain));
   dist::LaunchOptions options;
-  options.nproc = args.nproc;
-  options.grace = std::chrono::seconds(args.timeoutSeconds);
-  options.command = {self, "exec", planPath.str(), "--run-dir", args.runDir, "--timeout",
-                     std::to_string(args.timeoutSeconds)};
-  for (const std::string &node : args.nodes)
-    options.command.insert(options.command.end(), {"--node", node});
-  if (!args.device.empty())
-    options.command.insert(options.command.end(), {"--device", args.device});
-  if (args.quiet)
-    options.command.push_back("--quiet");
-  if (args.zero1)
-    options.command.push_back("--zero1");
+  options.Nproc = args.Nproc;
+  options.Grace = std::chrono::seconds(args.TimeoutSeconds);
+  options.Command = {self, "exec", planPath.str(), "--run-dir", args.RunDir, "--timeout",
+                     std::to_string(args.TimeoutSeconds)};
+  for (const std::string &node : args.Nodes)
+    options.Command.insert(options.Command.end(), {"--node", node});
+  if (!args.Device.empty())
+    options.Command.insert(options.Command.end(), {"--device", args.Device});
+  if (args.Quiet)
+    options.Command.push_back("--quiet");
+  if (args.Zero1)
+    options.Command.push_back("--zero1");
   if (llvm::Error e = dist::launchLocalWorkers(options, llvm::errs())) {
     llvm::errs() << "mixtape: error: " << llvm::toString(std::move(e)) << "\n";
     return cli::Failure;
@@ -108,15 +108,15 @@ int mixtape::cli::runMain(llvm::ArrayRef<llvm::StringRef> args) {
   declareRunOptions(options, a, "RECIPE", "the run directory (default runs/<recipe name>)");
   if (std::optional<int> exit = options.parse(args))
     return *exit;
-  std::optional<plan::Plan> plan = compileRecipe(a.input[0], a.runDir, defaultCost());
+  std::optional<plan::Plan> plan = compileRecipe(a.Input[0], a.RunDir, defaultCost());
   if (!plan)
     return Failure;
-  std::string planPath = joinPath(a.runDir, "plan.json");
+  std::string planPath = joinPath(a.RunDir, "plan.json");
   if (!writePlan("mixtape run", *plan, planPath))
     return Failure;
-  if (!a.quiet)
+  if (!a.Quiet)
     llvm::errs() << llvm::formatv("mixtape run: {0} nodes, plan in {1}\n", plan->Nodes.size(), planPath);
-  return a.nproc > 1 ? launch(planPath, a) : execute(*plan, a);
+  return a.Nproc > 1 ? launch(planPath, a) : execute(*plan, a);
 }
 
 int mixtape::cli::execMain(llvm::ArrayRef<llvm::StringRef> args) {
@@ -126,14 +126,14 @@ int mixtape::cli::execMain(llvm::ArrayRef<llvm::StringRef> args) {
   declareRunOptions(options, a, "PLAN.json", "the run directory (default: the plan's folder)");
   if (std::optional<int> exit = options.parse(args))
     return *exit;
-  llvm::Expected<plan::Plan> plan = plan::readPlanFile(a.input[0]);
+  llvm::Expected<plan::Plan> plan = plan::readPlanFile(a.Input[0]);
   if (!plan) {
     llvm::errs() << "mixtape exec: error: " << llvm::toString(plan.takeError()) << "\n";
     return Failure;
   }
-  if (a.runDir.empty()) {
-    llvm::StringRef parent = llvm::sys::path::parent_path(a.input[0]);
-    a.runDir = parent.empty() ? "." : parent.str();
+  if (a.RunDir.empty()) {
+    llvm::StringRef parent = llvm::sys::path::parent_path(a.Input[0]);
+    a.RunDir = parent.empty() ? "." : parent.str();
   }
-  return a.nproc > 1 ? launch(a.input[0], a) : execute(*plan, a);
+  return a.Nproc > 1 ? launch(a.Input[0], a) : execute(*plan, a);
 }

@@ -46,9 +46,9 @@ std::string safeName(llvm::StringRef text) {
 }
 
 struct Job {
-  std::string name;
-  std::vector<std::string> nodes; ///< run in this order
-  std::set<size_t> after;         ///< jobs this one waits for
+  std::string Name;
+  std::vector<std::string> Nodes; ///< run in this order
+  std::set<size_t> After;         ///< jobs this one waits for
 };
 
 std::vector<Job> groupJobs(const plan::Plan &plan) {
@@ -69,15 +69,15 @@ std::vector<Job> groupJobs(const plan::Plan &plan) {
       if (jobs.empty())
         addJob(plan.Recipe + ".init");
       jobOf[i] = 0;
-      jobs[0].nodes.push_back(n.Name);
+      jobs[0].Nodes.push_back(n.Name);
       continue;
     }
     if (n.Kind == plan::NodeKind::Train) {
       size_t j = addJob(plan.Recipe + "." + n.Name);
-      jobs[j].nodes.push_back(n.Name);
+      jobs[j].Nodes.push_back(n.Name);
       for (const plan::NodeRef &in : n.Inputs)
         if (int from = jobOf[in.Index]; from >= 0 && static_cast<size_t>(from) != j) {
-          jobs[j].after.insert(from);
+          jobs[j].After.insert(from);
           closure[j].insert(from);
           closure[j].insert(closure[from].begin(), closure[from].end());
         }
@@ -92,7 +92,7 @@ std::vector<Job> groupJobs(const plan::Plan &plan) {
       return jobOf[in.Index] == target || closure[target].count(static_cast<size_t>(jobOf[in.Index]));
     });
     if (fits) {
-      jobs[target].nodes.push_back(n.Name);
+      jobs[target].Nodes.push_back(n.Name);
       jobOf[i] = target;
     } else {
       small.push_back(i);
@@ -101,10 +101,10 @@ std::vector<Job> groupJobs(const plan::Plan &plan) {
   if (!small.empty()) {
     size_t j = addJob(plan.Recipe + ".finish");
     for (size_t i : small) {
-      jobs[j].nodes.push_back(plan.Nodes[i].Name);
+      jobs[j].Nodes.push_back(plan.Nodes[i].Name);
       for (const plan::NodeRef &in : plan.Nodes[i].Inputs)
         if (jobOf[in.Index] >= 0 && static_cast<size_t>(jobOf[in.Index]) != j)
-          jobs[j].after.insert(jobOf[in.Index]);
+          jobs[j].After.insert(jobOf[in.Index]);
       jobOf[i] = static_cast<int>(j);
     }
   }
@@ -112,27 +112,27 @@ std::vector<Job> groupJobs(const plan::Plan &plan) {
 }
 
 struct SlurmOptions {
-  std::string partition, account, time;
-  unsigned nodes = 1, gpusPerNode = 0;
+  std::string Partition, Account, Time;
+  unsigned Nodes = 1, GpusPerNode = 0;
 };
 
 std::string script(const Job &job, const SlurmOptions &o, llvm::StringRef mixtape, llvm::StringRef planPath,
                    llvm::StringRef runDir, llvm::StringRef logDir) {
   std::string s = "#!/bin/bash\n";
-  s += "#SBATCH --job-name=" + safeName(job.name) + "\n";
-  s += llvm::formatv("#SBATCH --nodes={0}\n", o.nodes).str();
-  if (o.gpusPerNode)
-    s += llvm::formatv("#SBATCH --gpus-per-node={0}\n#SBATCH --ntasks-per-node={0}\n", o.gpusPerNode).str();
-  if (!o.partition.empty())
-    s += "#SBATCH --partition=" + safeName(o.partition) + "\n";
-  if (!o.account.empty())
-    s += "#SBATCH --account=" + safeName(o.account) + "\n";
-  if (!o.time.empty())
-    s += "#SBATCH --time=" + safeName(o.time) + "\n";
-  s += "#SBATCH --output=" + safeName(job.name) + "-%j.out\n";
+  s += "#SBATCH --job-name=" + safeName(job.Name) + "\n";
+  s += llvm::formatv("#SBATCH --nodes={0}\n", o.Nodes).str();
+  if (o.GpusPerNode)
+    s += llvm::formatv("#SBATCH --gpus-per-node={0}\n#SBATCH --ntasks-per-node={0}\n", o.GpusPerNode).str();
+  if (!o.Partition.empty())
+    s += "#SBATCH --partition=" + safeName(o.Partition) + "\n";
+  if (!o.Account.empty())
+    s += "#SBATCH --account=" + safeName(o.Account) + "\n";
+  if (!o.Time.empty())
+    s += "#SBATCH --time=" + safeName(o.Time) + "\n";
+  s += "#SBATCH --output=" + safeName(job.Name) + "-%j.out\n";
   s += "set -euo pipefail\ncd " + shellQuote(logDir) + "\n";
   s += "srun " + shellQuote(mixtape) + " exec " + shellQuote(planPath) + " --run-dir " + shellQuote(runDir);
-  for (const std::string &n : job.nodes)
+  for (const std::string &n : job.Nodes)
     s += " --node " + shellQuote(n);
   return s + "\n";
 }
@@ -148,12 +148,12 @@ int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
                        "Writes DIR/plan.json and one sbatch script per job (DIR/slurm/, or --out), each job\n"
                        "depending on its inputs' jobs (--dependency=afterok:...), and submits them with sbatch.");
   options.flag("--slurm", useSlurm, "submit to Slurm (the one scheduler so far)")
-      .value("--partition", "P", slurm.partition, "#SBATCH --partition")
-      .integer("--nodes", "N", slurm.nodes, 1, 1u << 16, "#SBATCH --nodes (default 1)")
-      .integer("--gpus-per-node", "G", slurm.gpusPerNode, 0, 1024,
+      .value("--partition", "P", slurm.Partition, "#SBATCH --partition")
+      .integer("--nodes", "N", slurm.Nodes, 1, 1u << 16, "#SBATCH --nodes (default 1)")
+      .integer("--gpus-per-node", "G", slurm.GpusPerNode, 0, 1024,
                "#SBATCH --gpus-per-node and --ntasks-per-node (default 0: none)")
-      .value("--account", "A", slurm.account, "#SBATCH --account")
-      .value("--time", "T", slurm.time, "#SBATCH --time")
+      .value("--account", "A", slurm.Account, "#SBATCH --account")
+      .value("--time", "T", slurm.Time, "#SBATCH --time")
       .value("--run-dir", "DIR", runDir, "the run directory (default runs/<recipe name>)")
       .flag("--dry-run", dryRun, "only write the scripts and a submit.sh that would submit them")
       .value("--out", "DIR", outDir, "with --dry-run: where to write the scripts (default DIR/slurm)")
@@ -194,7 +194,7 @@ int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
                        "set -euo pipefail\ncd " + shellQuote(absScripts) + "\n";
   std::vector<std::string> paths;
   for (size_t j = 0; j < jobs.size(); ++j) {
-    std::string path = llvm::formatv("{0}/{1:2}-{2}.sbatch", absScripts, j, safeName(jobs[j].name)).str();
+    std::string path = llvm::formatv("{0}/{1:2}-{2}.sbatch", absScripts, j, safeName(jobs[j].Name)).str();
     std::replace(path.begin() + absScripts.size(), path.end(), ' ', '0');
     if (llvm::Error e =
             writeFileDurably(path, script(jobs[j], slurm, self, planPath, std::string(absRun), std::string(absScripts)))) {
@@ -203,7 +203,7 @@ int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
     }
     paths.push_back(path);
     std::vector<std::string> deps;
-    for (size_t d : jobs[j].after)
+    for (size_t d : jobs[j].After)
       deps.push_back(llvm::formatv("${job{0}}", d).str());
     submit += llvm::formatv("job{0}=$(sbatch --parsable{1} {2})\n", j,
                             deps.empty() ? "" : " --dependency=afterok:" + llvm::join(deps, ":"), shellQuote(path))
@@ -228,7 +228,7 @@ int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
   for (size_t j = 0; j < jobs.size(); ++j) {
     std::vector<std::string> argv{*sbatch, "--parsable"};
     std::vector<std::string> deps;
-    for (size_t d : jobs[j].after)
+    for (size_t d : jobs[j].After)
       deps.push_back(ids[d]);
     if (!deps.empty())
       argv.push_back("--dependency=afterok:" + llvm::join(deps, ":"));
@@ -248,7 +248,7 @@ int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
       return Failure;
     }
     ids.push_back(id);
-    llvm::outs() << "  job " << id << ": " << jobs[j].name << " (" << jobs[j].nodes.size() << " nodes)\n";
+    llvm::outs() << "  job " << id << ": " << jobs[j].Name << " (" << jobs[j].Nodes.size() << " nodes)\n";
   }
   return Success;
 }

@@ -35,16 +35,16 @@ namespace fs = llvm::sys::fs;
 namespace {
 enum class CharClass : uint8_t { Other, Letter, Number, Space };
 struct CharRange {
-  uint32_t first, last;
-  CharClass cls;
+  uint32_t First, Last;
+  CharClass Cls;
 };
 #include "UnicodeCategories.inc"
 
 constexpr std::array<CharClass, 128> makeAsciiClasses() {
   std::array<CharClass, 128> classes{};
   for (const CharRange &range : CharRanges)
-    for (uint32_t c = range.first; c <= range.last && c < 128; ++c)
-      classes[c] = range.cls;
+    for (uint32_t c = range.First; c <= range.Last && c < 128; ++c)
+      classes[c] = range.Cls;
   return classes;
 }
 constexpr std::array<CharClass, 128> AsciiClasses = makeAsciiClasses();
@@ -52,11 +52,11 @@ constexpr std::array<CharClass, 128> AsciiClasses = makeAsciiClasses();
 CharClass classifyCodePoint(uint32_t cp) {
   const CharRange *end = std::end(CharRanges);
   const CharRange *after = std::upper_bound(std::begin(CharRanges), end, cp,
-                                            [](uint32_t c, const CharRange &r) { return c < r.first; });
+                                            [](uint32_t c, const CharRange &r) { return c < r.First; });
   if (after == std::begin(CharRanges))
     return CharClass::Other;
   const CharRange &range = after[-1];
-  return cp <= range.last ? range.cls : CharClass::Other;
+  return cp <= range.Last ? range.Cls : CharClass::Other;
 }
 
 bool isContinuation(uint8_t b) { return (b & 0xC0) == 0x80; }
@@ -186,17 +186,17 @@ template <typename Emit> void forEachPretoken(llvm::StringRef text, Emit &&emit)
 //===----------------------------------------------------------------------===//
 
 struct ByteAlphabet {
-  std::array<uint32_t, 256> charOf{};
+  std::array<uint32_t, 256> CharOf{};
   /// Code point -> byte, -1 for characters outside the alphabet (all are below 324).
-  std::array<int16_t, 324> byteOf{};
+  std::array<int16_t, 324> ByteOf{};
 
   ByteAlphabet() {
-    byteOf.fill(-1);
+    ByteOf.fill(-1);
     uint32_t extra = 256;
     for (uint32_t b = 0; b < 256; ++b) {
       bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-      charOf[b] = printable ? b : extra++;
-      byteOf[charOf[b]] = static_cast<int16_t>(b);
+      CharOf[b] = printable ? b : extra++;
+      ByteOf[CharOf[b]] = static_cast<int16_t>(b);
     }
   }
 
@@ -210,8 +210,8 @@ struct ByteAlphabet {
       size_t len = decodeUtf8(p, end, cp);
       if (len == 0)
         len = 1, cp = ~0u;
-      if (cp < byteOf.size() && byteOf[cp] >= 0)
-        out.push_back(static_cast<char>(byteOf[cp]));
+      if (cp < ByteOf.size() && ByteOf[cp] >= 0)
+        out.push_back(static_cast<char>(ByteOf[cp]));
       else
         out.append(reinterpret_cast<const char *>(p), len);
       p += len;
@@ -222,7 +222,7 @@ struct ByteAlphabet {
   std::string textOf(llvm::StringRef bytes) const {
     std::string out;
     for (uint8_t b : bytes.bytes())
-      appendUtf8(out, charOf[b]);
+      appendUtf8(out, CharOf[b]);
     return out;
   }
 };
@@ -305,7 +305,7 @@ public:
     const ByteAlphabet &alphabet = byteAlphabet();
     for (unsigned b = 0; b < 256; ++b) {
       std::string text;
-      appendUtf8(text, alphabet.charOf[b]);
+      appendUtf8(text, alphabet.CharOf[b]);
       auto it = T->Vocab.find(text);
       if (it == T->Vocab.end())
         return error(where, "byte 0x" + llvm::utohexstr(b) + " has no token (" + quotedText(text) +
@@ -346,11 +346,11 @@ public:
                               " tokens and " + llvm::Twine(MaxAdded) + " added, so ids below " +
                               llvm::Twine(ModelSize + MaxAdded) + ")");
     for (const AddedToken *other : allAdded())
-      if (other->id == id || other->content == content)
+      if (other->Id == id || other->Content == content)
         return error(where, quotedText(content) + " (id " + llvm::Twine(id) + ") repeats the added token " +
-                                quotedText(other->content) + " (id " + llvm::Twine(other->id) + ")");
+                                quotedText(other->Content) + " (id " + llvm::Twine(other->Id) + ")");
     AddedTokenSet &set = normalized ? T->NormalizedAdded : T->RawAdded;
-    set.tokens.push_back(AddedToken{content.str(), static_cast<uint32_t>(id), lstrip, rstrip});
+    set.Tokens.push_back(AddedToken{content.str(), static_cast<uint32_t>(id), lstrip, rstrip});
     return llvm::Error::success();
   }
 
@@ -367,7 +367,7 @@ public:
     t.Id = "bpe:" + formatChecksum(fileHash);
     uint64_t size = ModelSize;
     for (const AddedToken *added : allAdded())
-      size = std::max<uint64_t>(size, added->id + 1);
+      size = std::max<uint64_t>(size, added->Id + 1);
     t.VocabSize = static_cast<uint32_t>(size);
 
     std::vector<std::string> bytes(size);
@@ -380,13 +380,13 @@ public:
         t.WordIds[bytes[entry.second]] = entry.second;
     }
     for (AddedTokenSet *set : {&t.RawAdded, &t.NormalizedAdded}) {
-      llvm::stable_sort(set->tokens, [](const AddedToken &a, const AddedToken &b) {
-        return a.content.size() > b.content.size();
+      llvm::stable_sort(set->Tokens, [](const AddedToken &a, const AddedToken &b) {
+        return a.Content.size() > b.Content.size();
       });
-      for (const AddedToken &added : set->tokens) {
-        set->firstBytes[static_cast<uint8_t>(added.content[0])] = true;
-        bytes[added.id] = added.content;
-        t.Known[added.id] = true;
+      for (const AddedToken &added : set->Tokens) {
+        set->FirstBytes[static_cast<uint8_t>(added.Content[0])] = true;
+        bytes[added.Id] = added.Content;
+        t.Known[added.Id] = true;
       }
     }
     t.TokenOffsets.reserve(size + 1);
@@ -420,7 +420,7 @@ private:
   std::vector<const AddedToken *> allAdded() const {
     std::vector<const AddedToken *> all;
     for (const AddedTokenSet *set : {&T->RawAdded, &T->NormalizedAdded})
-      for (const AddedToken &added : set->tokens)
+      for (const AddedToken &added : set->Tokens)
         all.push_back(&added);
     return all;
   }
@@ -701,9 +701,9 @@ BpeTokenizer::~BpeTokenizer() = default;
 
 std::optional<uint32_t> BpeTokenizer::tokenId(llvm::StringRef token) const {
   for (const AddedTokenSet *set : {&RawAdded, &NormalizedAdded})
-    for (const AddedToken &added : set->tokens)
-      if (added.content == token)
-        return added.id;
+    for (const AddedToken &added : set->Tokens)
+      if (added.Content == token)
+        return added.Id;
   auto it = Vocab.find(token);
   return it == Vocab.end() ? std::nullopt : std::optional<uint32_t>(it->second);
 }
@@ -717,7 +717,7 @@ std::optional<uint32_t> BpeTokenizer::tokenId(llvm::StringRef token) const {
 /// lstrip/rstrip tokens take the whitespace beside them.
 template <typename Emit>
 void BpeTokenizer::splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, Emit &&emit) {
-  if (set.tokens.empty()) {
+  if (set.Tokens.empty()) {
     if (!text.empty())
       emit(text, nullptr);
     return;
@@ -727,9 +727,9 @@ void BpeTokenizer::splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, 
   auto isSpaceAt = [&](size_t i, size_t &len) { return classAt(s + i, end, len) == CharClass::Space; };
   for (size_t i = 0; i < text.size();) {
     const AddedToken *match = nullptr;
-    if (set.firstBytes[s[i]])
-      for (const AddedToken &token : set.tokens)
-        if (text.substr(i).startswith(token.content)) {
+    if (set.FirstBytes[s[i]])
+      for (const AddedToken &token : set.Tokens)
+        if (text.substr(i).startswith(token.Content)) {
           match = &token;
           break;
         }
@@ -737,8 +737,8 @@ void BpeTokenizer::splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, 
       ++i;
       continue;
     }
-    size_t start = i, stop = i + match->content.size(), len;
-    if (match->lstrip)
+    size_t start = i, stop = i + match->Content.size(), len;
+    if (match->Lstrip)
       while (start > pieceStart) {
         size_t back = start - 1; // find the start of the character before
         while (back > pieceStart && isContinuation(s[back]))
@@ -747,7 +747,7 @@ void BpeTokenizer::splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, 
           break;
         start = back;
       }
-    if (match->rstrip)
+    if (match->Rstrip)
       while (stop < text.size() && isSpaceAt(stop, len))
         stop += len;
     if (start > pieceStart)
@@ -766,10 +766,10 @@ std::vector<uint32_t> BpeTokenizer::encode(llvm::StringRef text) const {
   bool useCache = lock.owns_lock();
   splitOnAdded(text, RawAdded, [&](llvm::StringRef piece, const AddedToken *token) {
     if (token)
-      return ids.push_back(token->id);
+      return ids.push_back(token->Id);
     splitOnAdded(piece, NormalizedAdded, [&](llvm::StringRef inner, const AddedToken *innerToken) {
       if (innerToken)
-        return ids.push_back(innerToken->id);
+        return ids.push_back(innerToken->Id);
       encodePiece(inner, ids, useCache);
     });
   });
@@ -810,8 +810,8 @@ void BpeTokenizer::encodeWord(llvm::StringRef word, std::vector<uint32_t> &out) 
   // Merge the lowest-ranked adjacent pair, leftmost first, until none is left: a heap of
   // (rank, position) with stale entries skipped, as `tokenizers` models/bpe/word.rs does.
   struct Symbol {
-    uint32_t id;
-    int32_t prev, next;
+    uint32_t Id;
+    int32_t Prev, Next;
   };
   thread_local std::vector<Symbol> symbols;
   thread_local std::vector<uint64_t> heap;
@@ -823,8 +823,8 @@ void BpeTokenizer::encodeWord(llvm::StringRef word, std::vector<uint32_t> &out) 
     return it == Merges.end() ? nullptr : &it->second;
   };
   auto push = [&](int32_t pos) {
-    if (const MergeRule *r = rule(symbols[pos].id, symbols[symbols[pos].next].id)) {
-      heap.push_back(uint64_t(r->rank) << 32 | uint32_t(pos));
+    if (const MergeRule *r = rule(symbols[pos].Id, symbols[symbols[pos].Next].Id)) {
+      heap.push_back(uint64_t(r->Rank) << 32 | uint32_t(pos));
       std::push_heap(heap.begin(), heap.end(), std::greater<>());
     }
   };
@@ -838,24 +838,24 @@ void BpeTokenizer::encodeWord(llvm::StringRef word, std::vector<uint32_t> &out) 
     heap.pop_back();
     int32_t pos = static_cast<int32_t>(top & 0xFFFFFFFF);
     Symbol &left = symbols[pos];
-    if (left.id == ~0u || left.next < 0)
+    if (left.Id == ~0u || left.Next < 0)
       continue;
-    Symbol &right = symbols[left.next];
-    const MergeRule *r = rule(left.id, right.id);
-    if (!r || r->rank != top >> 32)
+    Symbol &right = symbols[left.Next];
+    const MergeRule *r = rule(left.Id, right.Id);
+    if (!r || r->Rank != top >> 32)
       continue;
-    left.id = r->merged;
-    right.id = ~0u;
-    left.next = right.next;
-    if (left.next >= 0)
-      symbols[left.next].prev = pos;
-    if (left.prev >= 0)
-      push(left.prev);
-    if (left.next >= 0)
+    left.Id = r->Merged;
+    right.Id = ~0u;
+    left.Next = right.Next;
+    if (left.Next >= 0)
+      symbols[left.Next].Prev = pos;
+    if (left.Prev >= 0)
+      push(left.Prev);
+    if (left.Next >= 0)
       push(pos);
   }
-  for (int32_t i = 0; i >= 0; i = symbols[i].next)
-    out.push_back(symbols[i].id);
+  for (int32_t i = 0; i >= 0; i = symbols[i].Next)
+    out.push_back(symbols[i].Id);
 }
 
 std::string BpeTokenizer::decode(llvm::ArrayRef<uint32_t> ids) const {

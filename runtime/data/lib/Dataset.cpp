@@ -55,25 +55,25 @@ DatasetWriter::create(llvm::StringRef prefix, ShardFormat format, const Tokenize
       return fileError(prefix + suffix, "cannot remove the old file: " + ec.message());
 
   Manifest m;
-  m.format = format;
-  m.tokenizer = tokenizer.id().str();
-  m.vocabSize = tokenizer.vocabSize();
-  m.eot = tokenizer.eot();
-  m.dtype = format == ShardFormat::Flat ? DType::UInt16 : smallestTokenDType(m.vocabSize);
-  if (format == ShardFormat::Flat && m.vocabSize > dtypeTokenCapacity(DType::UInt16))
-    return fileError(prefix + ".bin", "tokenizer " + m.tokenizer + " has " +
-                                          llvm::Twine(m.vocabSize) +
+  m.Format = format;
+  m.Tokenizer = tokenizer.id().str();
+  m.VocabSize = tokenizer.vocabSize();
+  m.Eot = tokenizer.eot();
+  m.Dtype = format == ShardFormat::Flat ? DType::UInt16 : smallestTokenDType(m.VocabSize);
+  if (format == ShardFormat::Flat && m.VocabSize > dtypeTokenCapacity(DType::UInt16))
+    return fileError(prefix + ".bin", "tokenizer " + m.Tokenizer + " has " +
+                                          llvm::Twine(m.VocabSize) +
                                           " ids, too many for the uint16 tokens of a flat .bin");
   std::unique_ptr<DatasetWriter> writer(new DatasetWriter(prefix.str(), m));
   if (format == ShardFormat::Megatron) {
     llvm::Expected<std::unique_ptr<IndexedDatasetWriter>> shard =
-        IndexedDatasetWriter::create(prefix, m.dtype);
+        IndexedDatasetWriter::create(prefix, m.Dtype);
     if (!shard)
       return shard.takeError();
     writer->Megatron = std::move(*shard);
   } else {
     llvm::Expected<std::unique_ptr<FlatShardWriter>> shard =
-        FlatShardWriter::create(prefix.str() + ".bin", m.eot);
+        FlatShardWriter::create(prefix.str() + ".bin", m.Eot);
     if (!shard)
       return shard.takeError();
     writer->Flat = std::move(*shard);
@@ -104,18 +104,18 @@ uint64_t DatasetWriter::numTokens() const {
 
 llvm::Expected<Manifest> DatasetWriter::finish() {
   Manifest m = Partial;
-  m.tokens = numTokens();
-  m.documents = numDocuments();
+  m.Tokens = numTokens();
+  m.Documents = numDocuments();
   if (Megatron) {
     llvm::Expected<std::vector<FileDigest>> files = Megatron->finish();
     if (!files)
       return files.takeError();
-    m.files = std::move(*files);
+    m.Files = std::move(*files);
   } else {
     llvm::Expected<FileDigest> bin = Flat->finish();
     if (!bin)
       return bin.takeError();
-    m.files.push_back(std::move(*bin));
+    m.Files.push_back(std::move(*bin));
   }
   return commitManifest(Prefix, std::move(m), Metadata);
 }
@@ -124,8 +124,8 @@ llvm::Expected<Manifest> mixtape::data::commitManifest(llvm::StringRef prefix, M
   llvm::Expected<FileDigest> meta = metadata.write((prefix + ".meta").str());
   if (!meta)
     return meta.takeError();
-  m.metadata = meta->name;
-  m.files.push_back(std::move(*meta));
+  m.Metadata = meta->Name;
+  m.Files.push_back(std::move(*meta));
 
   llvm::Expected<AtomicFile> manifest = AtomicFile::create((prefix + ".manifest.json").str());
   if (!manifest)
@@ -150,16 +150,16 @@ static std::string siblingPath(llvm::StringRef prefix, llvm::StringRef name) {
 /// Every listed file exists with the recorded size (cheap; checksums are verifyChecksums).
 static llvm::Error checkListedFiles(const Manifest &m, llvm::StringRef prefix,
                                     llvm::StringRef manifestPath) {
-  for (const FileDigest &file : m.files) {
-    std::string path = siblingPath(prefix, file.name);
+  for (const FileDigest &file : m.Files) {
+    std::string path = siblingPath(prefix, file.Name);
     uint64_t size = 0;
     if (std::error_code ec = fs::file_size(path, size))
       return fileError(path, "cannot open the file that " + manifestPath +
                                  " lists: " + ec.message());
-    if (size != file.bytes)
-      return fileError(path, std::min(size, file.bytes),
+    if (size != file.Bytes)
+      return fileError(path, std::min(size, file.Bytes),
                        "file has " + llvm::Twine(size) + " bytes but " + manifestPath +
-                           " records " + llvm::Twine(file.bytes));
+                           " records " + llvm::Twine(file.Bytes));
   }
   return llvm::Error::success();
 }
@@ -173,22 +173,22 @@ llvm::Expected<std::unique_ptr<Dataset>> Dataset::open(llvm::StringRef path,
   std::string stem = llvm::sys::path::filename(prefix).str();
 
   bool own = fs::exists(manifestPath);
-  if (own || options.derived) {
+  if (own || options.Derived) {
     if (own) {
       llvm::Expected<Manifest> m = readManifest(manifestPath);
       if (!m)
         return m.takeError();
       dataset->Recorded = std::move(*m);
     } else {
-      dataset->Recorded = *options.derived;
+      dataset->Recorded = *options.Derived;
       dataset->Derived = true;
-      manifestPath = options.derivedFrom;
+      manifestPath = options.DerivedFrom;
     }
     dataset->ManifestPath = manifestPath;
     const Manifest &manifest = *dataset->Recorded;
-    dataset->Format = manifest.format;
+    dataset->Format = manifest.Format;
     std::vector<std::string> needed = {stem + ".bin"};
-    if (manifest.format == ShardFormat::Megatron)
+    if (manifest.Format == ShardFormat::Megatron)
       needed.push_back(stem + ".idx");
     for (const std::string &name : needed)
       if (!manifest.findFile(name))
@@ -197,7 +197,7 @@ llvm::Expected<std::unique_ptr<Dataset>> Dataset::open(llvm::StringRef path,
       return err;
   } else if (path.endswith(".bin") && !fs::exists(prefix + ".idx")) {
     dataset->Format = ShardFormat::Flat;
-    if (!options.flatEot)
+    if (!options.FlatEot)
       return fileError(path, "a flat .bin without a manifest needs its end-of-text id (--eot)");
   } else if (!fs::exists(prefix + ".idx")) {
     return fileError(prefix, "no dataset here: neither " + manifestPath + " nor " + prefix +
@@ -209,39 +209,39 @@ llvm::Expected<std::unique_ptr<Dataset>> Dataset::open(llvm::StringRef path,
     llvm::Expected<std::unique_ptr<IndexedDataset>> shard = IndexedDataset::open(prefix);
     if (!shard)
       return shard.takeError();
-    if (manifest && (*shard)->dtype() != manifest->dtype)
+    if (manifest && (*shard)->dtype() != manifest->Dtype)
       return fileError((*shard)->indexPath(), 17,
                        "dtype " + dtypeName((*shard)->dtype()) + " but " + manifestPath +
-                           " says " + dtypeName(manifest->dtype));
+                           " says " + dtypeName(manifest->Dtype));
     dataset->Tokens = std::move(*shard);
   } else {
-    uint32_t eot = manifest ? manifest->eot : *options.flatEot;
+    uint32_t eot = manifest ? manifest->Eot : *options.FlatEot;
     llvm::Expected<std::unique_ptr<FlatShard>> shard = FlatShard::open(prefix.str() + ".bin", eot);
     if (!shard)
       return shard.takeError();
     dataset->Tokens = std::move(*shard);
   }
   const TokenShard &tokens = *dataset->Tokens;
-  if (manifest && tokens.numTokens() != manifest->tokens)
+  if (manifest && tokens.numTokens() != manifest->Tokens)
     return fileError(tokens.path(), "holds " + llvm::Twine(tokens.numTokens()) + " tokens but " +
-                                        manifestPath + " records " + llvm::Twine(manifest->tokens));
-  if (manifest && tokens.numDocuments() != manifest->documents)
+                                        manifestPath + " records " + llvm::Twine(manifest->Tokens));
+  if (manifest && tokens.numDocuments() != manifest->Documents)
     return fileError(tokens.path(), "holds " + llvm::Twine(tokens.numDocuments()) +
                                         " documents but " + manifestPath + " records " +
-                                        llvm::Twine(manifest->documents));
+                                        llvm::Twine(manifest->Documents));
   // Streams read such a document without its last token; an empty one has none to drop. The
   // lengths come from the .idx: no token is read.
-  if (manifest && manifest->eodPresent)
+  if (manifest && manifest->EodPresent)
     for (uint64_t d = 0, n = tokens.numDocuments(); d < n; ++d)
       if (TokenSpan doc = tokens.document(d); doc.empty())
         return fileError(tokens.path(), doc.byteOffset(),
                          "document " + llvm::Twine(d) + " is empty, but " + manifestPath +
                              " records eod present (every document ends with its end-of-text id)");
 
-  std::string metaPath = dataset->Derived ? options.derivedHashes
-                         : manifest       ? (manifest->metadata.empty()
+  std::string metaPath = dataset->Derived ? options.DerivedHashes
+                         : manifest       ? (manifest->Metadata.empty()
                                                  ? std::string()
-                                                 : siblingPath(prefix, manifest->metadata))
+                                                 : siblingPath(prefix, manifest->Metadata))
                                           : (fs::exists(prefix + ".meta") ? prefix.str() + ".meta"
                                                                           : std::string());
   if (!metaPath.empty()) {
@@ -260,16 +260,16 @@ llvm::Expected<std::unique_ptr<Dataset>> Dataset::open(llvm::StringRef path,
 llvm::Error Dataset::verifyChecksums() const {
   if (!Recorded)
     return fileError(Prefix, "no manifest, so no checksums to verify");
-  for (const FileDigest &file : Recorded->files) {
-    std::string path = siblingPath(Prefix, file.name);
+  for (const FileDigest &file : Recorded->Files) {
+    std::string path = siblingPath(Prefix, file.Name);
     llvm::Expected<FileDigest> actual = digestFile(path);
     if (!actual)
       return actual.takeError();
-    if (actual->bytes != file.bytes || actual->xxh3 != file.xxh3)
-      return fileError(path, "checksum mismatch: XXH3-64 is " + formatChecksum(actual->xxh3) +
-                                 " (" + llvm::Twine(actual->bytes) + " bytes) but " + ManifestPath +
-                                 " records " + formatChecksum(file.xxh3) + " (" +
-                                 llvm::Twine(file.bytes) + " bytes)");
+    if (actual->Bytes != file.Bytes || actual->Xxh3 != file.Xxh3)
+      return fileError(path, "checksum mismatch: XXH3-64 is " + formatChecksum(actual->Xxh3) +
+                                 " (" + llvm::Twine(actual->Bytes) + " bytes) but " + ManifestPath +
+                                 " records " + formatChecksum(file.Xxh3) + " (" +
+                                 llvm::Twine(file.Bytes) + " bytes)");
   }
   return llvm::Error::success();
 }

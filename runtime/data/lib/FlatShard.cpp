@@ -20,8 +20,8 @@ llvm::StringRef FlatShard::path() const { return Data->getBufferIdentifier(); }
 
 TokenSpan FlatShard::document(uint64_t i) const {
   const Range &r = Documents[i];
-  return TokenSpan(reinterpret_cast<const uint8_t *>(Data->getBufferStart()) + 2 * r.begin,
-                   r.end - r.begin, DType::UInt16, 2 * r.begin);
+  return TokenSpan(reinterpret_cast<const uint8_t *>(Data->getBufferStart()) + 2 * r.Begin,
+                   r.End - r.Begin, DType::UInt16, 2 * r.Begin);
 }
 
 llvm::Expected<std::unique_ptr<FlatShard>>

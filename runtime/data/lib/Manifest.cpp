@@ -43,8 +43,8 @@ llvm::Expected<FileDigest> mixtape::data::digestFile(llvm::StringRef path) {
 }
 
 const FileDigest *Manifest::findFile(llvm::StringRef name) const {
-  for (const FileDigest &file : files)
-    if (file.name == name)
+  for (const FileDigest &file : Files)
+    if (file.Name == name)
       return &file;
   return nullptr;
 }
@@ -132,44 +132,44 @@ llvm::Expected<Manifest> mixtape::data::parseManifest(llvm::StringRef text,
   std::optional<ShardFormat> known = shardFormatFromName(format);
   if (!known)
     return read.error("format", "unknown format '" + format + "' (megatron or flat)");
-  m.format = *known;
+  m.Format = *known;
   TRY_ASSIGN(tokenizer, read.stringField("tokenizer"));
   if (tokenizer.empty())
     return read.error("tokenizer", "empty");
-  m.tokenizer = tokenizer.str();
+  m.Tokenizer = tokenizer.str();
   TRY_ASSIGN(vocab, read.unsignedField("vocab_size"));
   if (vocab == 0 || vocab > (uint64_t(1) << 32))
     return read.error("vocab_size", llvm::Twine(vocab) + " is not in [1, 2^32]");
-  m.vocabSize = vocab;
+  m.VocabSize = vocab;
   TRY_ASSIGN(dtypeText, read.stringField("dtype"));
   std::optional<DType> dtype = dtypeFromName(dtypeText);
   if (!dtype)
     return read.error("dtype", "unknown dtype '" + dtypeText + "'");
-  m.dtype = *dtype;
-  uint64_t capacity = dtypeTokenCapacity(m.dtype);
-  if (capacity < m.vocabSize)
-    return read.error("dtype", "dtype " + dtypeName(m.dtype) + " holds token ids below " +
+  m.Dtype = *dtype;
+  uint64_t capacity = dtypeTokenCapacity(m.Dtype);
+  if (capacity < m.VocabSize)
+    return read.error("dtype", "dtype " + dtypeName(m.Dtype) + " holds token ids below " +
                                    llvm::Twine(capacity) + " but vocab_size is " +
-                                   llvm::Twine(m.vocabSize));
-  if (m.format == ShardFormat::Flat && m.dtype != DType::UInt16)
-    return read.error("dtype", "flat .bin files hold uint16 tokens, not " + dtypeName(m.dtype));
+                                   llvm::Twine(m.VocabSize));
+  if (m.Format == ShardFormat::Flat && m.Dtype != DType::UInt16)
+    return read.error("dtype", "flat .bin files hold uint16 tokens, not " + dtypeName(m.Dtype));
   TRY_ASSIGN(eot, read.unsignedField("eot"));
-  if (eot >= m.vocabSize)
+  if (eot >= m.VocabSize)
     return read.error("eot", llvm::Twine(eot) + " is outside the vocabulary of " +
-                                 llvm::Twine(m.vocabSize));
-  m.eot = static_cast<uint32_t>(eot);
+                                 llvm::Twine(m.VocabSize));
+  m.Eot = static_cast<uint32_t>(eot);
   TRY_ASSIGN(tokens, read.unsignedField("tokens"));
-  m.tokens = tokens;
+  m.Tokens = tokens;
   TRY_ASSIGN(documents, read.unsignedField("documents"));
-  m.documents = documents;
+  m.Documents = documents;
 
   if (const json::Value *eod = object->get("eod")) {
     llvm::Optional<llvm::StringRef> mode = eod->getAsString();
     if (!mode || (*mode != "present" && *mode != "append"))
       return read.error("eod", "expected \"present\" or \"append\"");
-    if (*mode == "present" && m.format == ShardFormat::Flat)
+    if (*mode == "present" && m.Format == ShardFormat::Flat)
       return read.error("eod", "a flat .bin separates documents; its documents never end with the separator");
-    m.eodPresent = *mode == "present";
+    m.EodPresent = *mode == "present";
   }
 
   TRY_ASSIGN(filesValue, read.field("files"));
@@ -192,7 +192,7 @@ llvm::Expected<Manifest> mixtape::data::parseManifest(llvm::StringRef text,
     uint64_t hash = 0;
     if (hex.size() != 16 || !llvm::all_of(hex, llvm::isHexDigit) || hex.getAsInteger(16, hash))
       return file.error("xxh3_64", "expected 16 hex digits, got '" + hex + "'");
-    m.files.push_back({name.str(), bytes, hash});
+    m.Files.push_back({name.str(), bytes, hash});
   }
 
   if (const json::Value *meta = object->get("metadata")) {
@@ -201,7 +201,7 @@ llvm::Expected<Manifest> mixtape::data::parseManifest(llvm::StringRef text,
       return read.error("metadata", "expected the file name of the metadata sidecar");
     if (!m.findFile(*name))
       return read.error("metadata", "'" + *name + "' is not listed in files");
-    m.metadata = name->str();
+    m.Metadata = name->str();
   }
   return m;
 }
@@ -219,23 +219,23 @@ std::string mixtape::data::formatManifest(const Manifest &m) {
   json::OStream out(os, /*IndentSize=*/2);
   out.object([&] {
     out.attribute("format_version", Manifest::Version);
-    out.attribute("format", shardFormatName(m.format));
-    out.attribute("tokenizer", m.tokenizer);
-    out.attribute("vocab_size", m.vocabSize);
-    out.attribute("dtype", dtypeName(m.dtype));
-    out.attribute("eot", static_cast<int64_t>(m.eot));
-    out.attribute("tokens", m.tokens);
-    out.attribute("documents", m.documents);
-    if (m.eodPresent)
+    out.attribute("format", shardFormatName(m.Format));
+    out.attribute("tokenizer", m.Tokenizer);
+    out.attribute("vocab_size", m.VocabSize);
+    out.attribute("dtype", dtypeName(m.Dtype));
+    out.attribute("eot", static_cast<int64_t>(m.Eot));
+    out.attribute("tokens", m.Tokens);
+    out.attribute("documents", m.Documents);
+    if (m.EodPresent)
       out.attribute("eod", "present");
-    if (!m.metadata.empty())
-      out.attribute("metadata", m.metadata);
+    if (!m.Metadata.empty())
+      out.attribute("metadata", m.Metadata);
     out.attributeArray("files", [&] {
-      for (const FileDigest &file : m.files)
+      for (const FileDigest &file : m.Files)
         out.object([&] {
-          out.attribute("name", file.name);
-          out.attribute("bytes", file.bytes);
-          out.attribute("xxh3_64", formatChecksum(file.xxh3));
+          out.attribute("name", file.Name);
+          out.attribute("bytes", file.Bytes);
+          out.attribute("xxh3_64", formatChecksum(file.Xxh3));
         });
     });
   });

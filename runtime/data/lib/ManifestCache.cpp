@@ -36,10 +36,10 @@ static constexpr int64_t kEntryVersion = 1;
 llvm::Expected<DerivedManifest> mixtape::data::deriveManifest(llvm::StringRef prefix, const Tokenizer &tokenizer,
                                                               EodMode eod) {
   DerivedManifest out;
-  Manifest &m = out.manifest;
-  m.tokenizer = tokenizer.id().str();
-  m.vocabSize = tokenizer.vocabSize();
-  m.eot = tokenizer.eot();
+  Manifest &m = out.Manifest;
+  m.Tokenizer = tokenizer.id().str();
+  m.VocabSize = tokenizer.vocabSize();
+  m.Eot = tokenizer.eot();
   std::unique_ptr<TokenShard> shard;
   std::string idx = (prefix + ".idx").str(), bin = (prefix + ".bin").str();
   if (fs::exists(idx)) {
@@ -48,23 +48,23 @@ llvm::Expected<DerivedManifest> mixtape::data::deriveManifest(llvm::StringRef pr
       return opened.takeError();
     shard = std::move(*opened);
   } else if (fs::exists(bin)) {
-    m.format = ShardFormat::Flat;
+    m.Format = ShardFormat::Flat;
     if (eod == EodMode::Present)
       return fileError(bin, "eod = \"present\" is for Megatron datasets; a flat .bin separates its documents "
                             "with the end-of-text token, so none ends with it");
-    llvm::Expected<std::unique_ptr<FlatShard>> opened = FlatShard::open(bin, m.eot);
+    llvm::Expected<std::unique_ptr<FlatShard>> opened = FlatShard::open(bin, m.Eot);
     if (!opened)
       return opened.takeError();
     shard = std::move(*opened);
   } else {
     return fileError(prefix, "no dataset here: neither " + idx + " nor " + bin + " exists");
   }
-  m.dtype = shard->dtype();
-  if (dtypeTokenCapacity(m.dtype) < m.vocabSize) {
-    std::string what = "dtype " + dtypeName(m.dtype).str() + " holds ids below " +
-                       std::to_string(dtypeTokenCapacity(m.dtype)) + " but tokenizer " + m.tokenizer + " has " +
-                       std::to_string(m.vocabSize) + ": these tokens were not made by it";
-    return m.format == ShardFormat::Megatron ? fileError(idx, 17, what) : fileError(bin, what);
+  m.Dtype = shard->dtype();
+  if (dtypeTokenCapacity(m.Dtype) < m.VocabSize) {
+    std::string what = "dtype " + dtypeName(m.Dtype).str() + " holds ids below " +
+                       std::to_string(dtypeTokenCapacity(m.Dtype)) + " but tokenizer " + m.Tokenizer + " has " +
+                       std::to_string(m.VocabSize) + ": these tokens were not made by it";
+    return m.Format == ShardFormat::Megatron ? fileError(idx, 17, what) : fileError(bin, what);
   }
 
   // One pass over the tokens: range, document hashes, the end-of-text at each end, and (for
@@ -77,47 +77,47 @@ llvm::Expected<DerivedManifest> mixtape::data::deriveManifest(llvm::StringRef pr
   stripped.reserve(eod == EodMode::Append ? 0 : documents);
   std::vector<uint32_t> ids;
   for (uint64_t d = 0; d < documents; ++d) {
-    if (llvm::Error err = shard->checkTokenRange(m.vocabSize, d))
+    if (llvm::Error err = shard->checkTokenRange(m.VocabSize, d))
       return fileError(llvm::toString(std::move(err)),
-                       "is the stream's tokenizer (" + m.tokenizer + ") the one that made these tokens?");
+                       "is the stream's tokenizer (" + m.Tokenizer + ") the one that made these tokens?");
     TokenSpan span = shard->document(d);
-    m.tokens += span.size();
-    if (m.format == ShardFormat::Megatron) {
+    m.Tokens += span.size();
+    if (m.Format == ShardFormat::Megatron) {
       XXH3_64bits_update(binHash.get(), span.bytes().data(), span.bytes().size());
     }
     ids.resize(span.size());
     copyTokens(span, 0, span.size(), ids.data());
-    bool ends = !ids.empty() && ids.back() == m.eot;
+    bool ends = !ids.empty() && ids.back() == m.Eot;
     ending += ends;
     if (eod == EodMode::Present && !ends)
       return fileError(shard->path(), span.byteOffset() + span.bytes().size(),
                        "document " + llvm::Twine(d) + " does not end with the end-of-text id " +
-                           llvm::Twine(m.eot) + " (the stream says eod = \"present\")");
+                           llvm::Twine(m.Eot) + " (the stream says eod = \"present\")");
     if (eod != EodMode::Present)
       full.push_back(documentHash(ids));
     if (eod != EodMode::Append)
       stripped.push_back(ends ? documentHash(llvm::ArrayRef<uint32_t>(ids).drop_back()) : 0);
   }
-  m.documents = documents;
-  m.eodPresent = m.format == ShardFormat::Megatron &&
+  m.Documents = documents;
+  m.EodPresent = m.Format == ShardFormat::Megatron &&
                  (eod == EodMode::Present || (eod == EodMode::Auto && documents > 0 && ending == documents));
-  for (uint64_t h : m.eodPresent ? stripped : full)
-    out.hashes.addRow(h);
+  for (uint64_t h : m.EodPresent ? stripped : full)
+    out.Hashes.addRow(h);
 
-  if (m.format == ShardFormat::Megatron) {
+  if (m.Format == ShardFormat::Megatron) {
     uint64_t binBytes = 0;
     if (std::error_code ec = fs::file_size(bin, binBytes))
       return fileError(bin, "cannot read its size: " + ec.message());
-    m.files.push_back({llvm::sys::path::filename(bin).str(), binBytes, XXH3_64bits_digest(binHash.get())});
+    m.Files.push_back({llvm::sys::path::filename(bin).str(), binBytes, XXH3_64bits_digest(binHash.get())});
     llvm::Expected<FileDigest> index = digestFile(idx);
     if (!index)
       return index.takeError();
-    m.files.push_back(std::move(*index));
+    m.Files.push_back(std::move(*index));
   } else {
     llvm::Expected<FileDigest> flat = digestFile(bin);
     if (!flat)
       return flat.takeError();
-    m.files.push_back(std::move(*flat));
+    m.Files.push_back(std::move(*flat));
   }
   return out;
 }
@@ -134,7 +134,7 @@ llvm::Expected<Manifest> mixtape::data::writeManifest(llvm::StringRef prefix, co
   llvm::Expected<DerivedManifest> derived = deriveManifest(prefix, tokenizer, eod);
   if (!derived)
     return derived.takeError();
-  return commitManifest(prefix, std::move(derived->manifest), derived->hashes);
+  return commitManifest(prefix, std::move(derived->Manifest), derived->Hashes);
 }
 
 //===----------------------------------------------------------------------===//
@@ -213,8 +213,8 @@ std::optional<Manifest> ManifestCache::lookup(llvm::StringRef entry, llvm::Strin
     llvm::consumeError(meta.takeError());
     return std::nullopt;
   }
-  if (!hashes || hashes->getInteger("bytes") != static_cast<int64_t>(meta->bytes) ||
-      hashes->getString("xxh3_64") != llvm::StringRef(formatChecksum(meta->xxh3)))
+  if (!hashes || hashes->getInteger("bytes") != static_cast<int64_t>(meta->Bytes) ||
+      hashes->getString("xxh3_64") != llvm::StringRef(formatChecksum(meta->Xxh3)))
     return std::nullopt;
   const json::Value *recorded = o->get("manifest");
   if (!recorded)
@@ -223,7 +223,7 @@ std::optional<Manifest> ManifestCache::lookup(llvm::StringRef entry, llvm::Strin
   llvm::raw_string_ostream os(text);
   os << *recorded;
   llvm::Expected<Manifest> m = parseManifest(os.str(), jsonPath);
-  if (!m || m->tokenizer != tokenizer.id() || m->vocabSize != tokenizer.vocabSize() || m->eot != tokenizer.eot()) {
+  if (!m || m->Tokenizer != tokenizer.id() || m->VocabSize != tokenizer.vocabSize() || m->Eot != tokenizer.eot()) {
     if (!m)
       llvm::consumeError(m.takeError());
     return std::nullopt;
@@ -239,11 +239,11 @@ llvm::Expected<std::unique_ptr<Dataset>> ManifestCache::open(llvm::StringRef pre
     if (!dataset)
       return dataset.takeError();
     const Manifest &m = *(*dataset)->manifest();
-    if (tokenizer && tokenizer->id() != m.tokenizer)
-      return fileError(manifestPath, "records tokenizer " + m.tokenizer + " but the stream's tokenizer is " +
+    if (tokenizer && tokenizer->id() != m.Tokenizer)
+      return fileError(manifestPath, "records tokenizer " + m.Tokenizer + " but the stream's tokenizer is " +
                                          tokenizer->id());
-    if ((eod == EodMode::Present && !m.eodPresent) || (eod == EodMode::Append && m.eodPresent))
-      return fileError(manifestPath, llvm::Twine("records eod ") + (m.eodPresent ? "present" : "append") +
+    if ((eod == EodMode::Present && !m.EodPresent) || (eod == EodMode::Append && m.EodPresent))
+      return fileError(manifestPath, llvm::Twine("records eod ") + (m.EodPresent ? "present" : "append") +
                                          " but the stream says eod = \"" + plan::enumName(eod) + "\"");
     return dataset;
   }
@@ -261,10 +261,10 @@ llvm::Expected<std::unique_ptr<Dataset>> ManifestCache::open(llvm::StringRef pre
   llvm::sys::path::remove_dots(absolute, /*remove_dot_dot=*/true);
   std::string entry = entryPath(absolute, *tokenizer, eod);
   DatasetOpenOptions options;
-  options.derivedHashes = entry + ".meta";
-  options.derivedFrom = entry + ".json";
+  options.DerivedHashes = entry + ".meta";
+  options.DerivedFrom = entry + ".json";
   if (std::optional<Manifest> cached = lookup(entry, absolute, *tokenizer, eod)) {
-    options.derived = std::move(*cached);
+    options.Derived = std::move(*cached);
     llvm::Expected<std::unique_ptr<Dataset>> dataset = Dataset::open(prefix, options);
     if (dataset) {
       ++Hits;
@@ -289,8 +289,8 @@ llvm::Expected<std::unique_ptr<Dataset>> ManifestCache::open(llvm::StringRef pre
     return derived.takeError();
   if (Notes) {
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    *Notes << "mixtape: " << prefix << ": " << derived->manifest.documents << " documents, "
-           << derived->manifest.tokens << " tokens, eod " << (derived->manifest.eodPresent ? "present" : "append")
+    *Notes << "mixtape: " << prefix << ": " << derived->Manifest.Documents << " documents, "
+           << derived->Manifest.Tokens << " tokens, eod " << (derived->Manifest.EodPresent ? "present" : "append")
            << llvm::format(" (%.2f s, %.0f MB/s)\n", seconds, seconds > 0 ? bytes / 1e6 / seconds : 0.0);
   }
 
@@ -298,11 +298,11 @@ llvm::Expected<std::unique_ptr<Dataset>> ManifestCache::open(llvm::StringRef pre
   if (std::error_code ec = fs::create_directories(Dir))
     return fileError(Dir, "cannot create the manifest cache (set MIXTAPE_CACHE_DIR to a writable folder): " +
                               ec.message());
-  llvm::Expected<FileDigest> meta = derived->hashes.write(options.derivedHashes);
+  llvm::Expected<FileDigest> meta = derived->Hashes.write(options.DerivedHashes);
   if (!meta)
     return meta.takeError();
   json::Value manifestJson = nullptr;
-  if (llvm::Expected<json::Value> v = json::parse(formatManifest(derived->manifest)))
+  if (llvm::Expected<json::Value> v = json::parse(formatManifest(derived->Manifest)))
     manifestJson = std::move(*v);
   else
     return v.takeError();
@@ -311,10 +311,10 @@ llvm::Expected<std::unique_ptr<Dataset>> ManifestCache::open(llvm::StringRef pre
                       {"tokenizer", tokenizer->id()},
                       {"eod", plan::enumName(eod)},
                       {"files", std::move(*stamps)},
-                      {"hashes", json::Object{{"bytes", static_cast<int64_t>(meta->bytes)},
-                                              {"xxh3_64", formatChecksum(meta->xxh3)}}},
+                      {"hashes", json::Object{{"bytes", static_cast<int64_t>(meta->Bytes)},
+                                              {"xxh3_64", formatChecksum(meta->Xxh3)}}},
                       {"manifest", std::move(manifestJson)}};
-  llvm::Expected<AtomicFile> file = AtomicFile::create(options.derivedFrom);
+  llvm::Expected<AtomicFile> file = AtomicFile::create(options.DerivedFrom);
   if (!file)
     return file.takeError();
   std::string text;
@@ -322,6 +322,6 @@ llvm::Expected<std::unique_ptr<Dataset>> ManifestCache::open(llvm::StringRef pre
   file->write(text);
   if (llvm::Expected<FileDigest> done = file->commit(); !done)
     return done.takeError();
-  options.derived = std::move(derived->manifest);
+  options.Derived = std::move(derived->Manifest);
   return Dataset::open(prefix, options);
 }

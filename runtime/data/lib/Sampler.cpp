@@ -41,11 +41,11 @@ static void walkWindow(const RootStream &root, const std::vector<DocumentOrder> 
   uint64_t within = offset % epochTokens;
   assert(epoch < epochs.size() && "window outside the epochs ordered for this reader");
   const DocumentOrder *order = &epochs[epoch];
-  size_t pos = std::upper_bound(order->ends.begin(), order->ends.end(), within) - order->ends.begin();
-  uint64_t inDoc = within - (pos ? order->ends[pos - 1] : 0);
+  size_t pos = std::upper_bound(order->Ends.begin(), order->Ends.end(), within) - order->Ends.begin();
+  uint64_t inDoc = within - (pos ? order->Ends[pos - 1] : 0);
   uint64_t done = 0;
   while (true) {
-    TokenSpan doc = root.tokens(order->documents[pos]);
+    TokenSpan doc = root.tokens(order->Documents[pos]);
     uint64_t len = doc.size();
     if (inDoc < len) {
       uint64_t n = std::min(len - inDoc, count - done);
@@ -58,7 +58,7 @@ static void walkWindow(const RootStream &root, const std::vector<DocumentOrder> 
     if (done == count)
       return;
     inDoc = 0;
-    if (++pos == order->documents.size()) {
+    if (++pos == order->Documents.size()) {
       pos = 0;
       ++order;
       assert(order != epochs.data() + epochs.size() && "window outside the epochs ordered for this reader");
@@ -93,10 +93,10 @@ void WindowReader::forEachRun(uint64_t offset, uint64_t count,
 
 void mixtape::data::untieKnots(const plan::UntieKnots &params, uint64_t seed, uint32_t knot, Sample &sample) {
   struct Chunk {
-    uint32_t piece, begin, end; ///< source positions [begin, end)
-    bool first;                 ///< the first chunk of its piece: no knot before it
+    uint32_t Piece, Begin, End; ///< source positions [begin, end)
+    bool First;                 ///< the first chunk of its piece: no knot before it
   };
-  const std::vector<uint32_t> source = sample.tokens;
+  const std::vector<uint32_t> source = sample.Tokens;
   const uint32_t n = static_cast<uint32_t>(source.size());
   SplitMix64 rng(seed);
   const plan::ChunkProbabilities &probabilities = params.Chunks; // counts in increasing order
@@ -107,7 +107,7 @@ void mixtape::data::untieKnots(const plan::UntieKnots &params, uint64_t seed, ui
   // Cut every document piece of the window into a drawn number of chunks.
   std::vector<Chunk> chunks;
   std::vector<uint32_t> cuts;
-  const std::vector<uint32_t> &starts = sample.documentStarts;
+  const std::vector<uint32_t> &starts = sample.DocumentStarts;
   for (uint32_t piece = 0; piece < starts.size(); ++piece) {
     uint32_t begin = starts[piece], end = piece + 1 < starts.size() ? starts[piece + 1] : n;
     uint64_t want = 1;
@@ -137,15 +137,15 @@ void mixtape::data::untieKnots(const plan::UntieKnots &params, uint64_t seed, ui
   // The knotted window is n + knots tokens; take the excess off the end of the source: a
   // trailing knotted chunk first rejoins its predecessor (drops a knot, loses no token),
   // otherwise the last token goes. The window stays exactly n tokens.
-  uint64_t excess = llvm::count_if(chunks, [](const Chunk &c) { return !c.first; });
+  uint64_t excess = llvm::count_if(chunks, [](const Chunk &c) { return !c.First; });
   while (excess > 0) {
     Chunk &last = chunks.back();
-    if (!last.first) {
-      uint32_t end = last.end;
+    if (!last.First) {
+      uint32_t end = last.End;
       chunks.pop_back();
-      chunks.back().end = end;
-    } else if (last.end - last.begin > 1) {
-      --last.end;
+      chunks.back().End = end;
+    } else if (last.End - last.Begin > 1) {
+      --last.End;
     } else {
       chunks.pop_back();
     }
@@ -162,29 +162,29 @@ void mixtape::data::untieKnots(const plan::UntieKnots &params, uint64_t seed, ui
   if (params.KeepOrder) {
     std::vector<std::vector<uint32_t>> ofPiece(starts.size());
     for (uint32_t c = 0; c < chunks.size(); ++c)
-      ofPiece[chunks[c].piece].push_back(c);
+      ofPiece[chunks[c].Piece].push_back(c);
     std::vector<size_t> next(starts.size(), 0);
     for (uint32_t &c : order) {
-      uint32_t piece = chunks[c].piece;
+      uint32_t piece = chunks[c].Piece;
       c = ofPiece[piece][next[piece]++];
     }
   }
 
   uint32_t at = 0;
-  std::fill(sample.lossMask.begin(), sample.lossMask.end(), 1);
+  std::fill(sample.LossMask.begin(), sample.LossMask.end(), 1);
   for (uint32_t c : order) {
     const Chunk &chunk = chunks[c];
-    if (!chunk.first) {
-      sample.tokens[at] = knot;
+    if (!chunk.First) {
+      sample.Tokens[at] = knot;
       if (at > 0)
-        sample.lossMask[at - 1] = 0;
+        sample.LossMask[at - 1] = 0;
       ++at;
     }
-    std::copy(source.begin() + chunk.begin, source.begin() + chunk.end, sample.tokens.begin() + at);
-    at += chunk.end - chunk.begin;
+    std::copy(source.begin() + chunk.Begin, source.begin() + chunk.End, sample.Tokens.begin() + at);
+    at += chunk.End - chunk.Begin;
   }
   assert(at == n && "a knotted window has the length of the window");
-  sample.documentStarts.assign(1, 0);
+  sample.DocumentStarts.assign(1, 0);
 }
 
 //===----------------------------------------------------------------------===//
@@ -193,22 +193,22 @@ void mixtape::data::untieKnots(const plan::UntieKnots &params, uint64_t seed, ui
 
 llvm::Expected<std::unique_ptr<TrainSamples>> TrainSamples::open(const TrainNodeData &node, DataSources &sources) {
   auto fail = [&](const llvm::Twine &message) { return fileError("train node", message); };
-  if (node.seqLen == 0)
+  if (node.SeqLen == 0)
     return fail("seq_len is 0");
-  if (node.streams.size() != node.mixture.Streams.size())
-    return fail("the mixture has " + llvm::Twine(node.mixture.Streams.size()) + " streams but the node gives " +
-                llvm::Twine(node.streams.size()));
-  if (node.streams.size() > 255)
+  if (node.Streams.size() != node.Mixture.Streams.size())
+    return fail("the mixture has " + llvm::Twine(node.Mixture.Streams.size()) + " streams but the node gives " +
+                llvm::Twine(node.Streams.size()));
+  if (node.Streams.size() > 255)
     return fail("more than 255 streams in one mixture");
-  if (node.end < node.begin || node.end - node.begin >= (uint64_t(1) << 32))
-    return fail("bad sample range [" + llvm::Twine(node.begin) + ", " + llvm::Twine(node.end) + ")");
+  if (node.End < node.Begin || node.End - node.Begin >= (uint64_t(1) << 32))
+    return fail("bad sample range [" + llvm::Twine(node.Begin) + ", " + llvm::Twine(node.End) + ")");
 
   std::unique_ptr<TrainSamples> samples(new TrainSamples());
-  samples->SeqLen = node.seqLen;
-  uint64_t n = node.end - node.begin;
-  plan::Blender blender(node.mixture, node.seqLen);
-  blender.skipTo(node.begin);
-  samples->Taken.assign(node.streams.size(), 0);
+  samples->SeqLen = node.SeqLen;
+  uint64_t n = node.End - node.Begin;
+  plan::Blender blender(node.Mixture, node.SeqLen);
+  blender.skipTo(node.Begin);
+  samples->Taken.assign(node.Streams.size(), 0);
   samples->StreamOf.resize(n);
   samples->IndexOf.resize(n);
   for (uint64_t i = 0; i < n; ++i) {
@@ -217,35 +217,35 @@ llvm::Expected<std::unique_ptr<TrainSamples>> TrainSamples::open(const TrainNode
     samples->IndexOf[i] = static_cast<uint32_t>(samples->Taken[s]++);
   }
 
-  for (size_t s = 0; s < node.streams.size(); ++s) {
-    const NodeStream &spec = node.streams[s];
-    if (spec.name != node.mixture.Streams[s])
-      return fail("stream " + llvm::Twine(s) + " is '" + spec.name + "' but the mixture's is '" +
-                  node.mixture.Streams[s] + "'");
+  for (size_t s = 0; s < node.Streams.size(); ++s) {
+    const NodeStream &spec = node.Streams[s];
+    if (spec.Name != node.Mixture.Streams[s])
+      return fail("stream " + llvm::Twine(s) + " is '" + spec.Name + "' but the mixture's is '" +
+                  node.Mixture.Streams[s] + "'");
     Source source;
-    source.cursor = spec.cursor;
+    source.Cursor = spec.Cursor;
     if (samples->Taken[s] > 0) {
-      llvm::Expected<const StreamView *> view = sources.view(spec.root, spec.name, spec.selection);
+      llvm::Expected<const StreamView *> view = sources.view(spec.Root, spec.Name, spec.Selection);
       if (!view)
         return view.takeError();
-      source.view = *view;
-      uint64_t epochTokens = source.view->trainTokens();
+      source.View = *view;
+      uint64_t epochTokens = source.View->trainTokens();
       if (epochTokens == 0)
-        return source.view->noDocuments();
-      uint64_t last = spec.cursor + samples->Taken[s] * node.seqLen; // the last token read
-      source.reader = std::make_unique<WindowReader>(*source.view, spec.cursor / epochTokens, last / epochTokens);
-      if (spec.transform) {
-        llvm::Expected<std::unique_ptr<Tokenizer>> tokenizer = createTokenizer(source.view->root().tokenizer());
+        return source.View->noDocuments();
+      uint64_t last = spec.Cursor + samples->Taken[s] * node.SeqLen; // the last token read
+      source.Reader = std::make_unique<WindowReader>(*source.View, spec.Cursor / epochTokens, last / epochTokens);
+      if (spec.Transform) {
+        llvm::Expected<std::unique_ptr<Tokenizer>> tokenizer = createTokenizer(source.View->root().tokenizer());
         std::optional<uint32_t> knot = tokenizer ? (*tokenizer)->knot() : std::nullopt;
         if (!tokenizer)
           llvm::consumeError(tokenizer.takeError());
         if (!knot)
-          return fileError("stream '" + spec.name + "'",
-                           "untie_knots needs a knot token, and tokenizer '" + source.view->root().tokenizer() +
+          return fileError("stream '" + spec.Name + "'",
+                           "untie_knots needs a knot token, and tokenizer '" + source.View->root().tokenizer() +
                                "' has none");
-        source.transform = spec.transform;
-        source.knot = *knot;
-        source.transformSeed = mixSeed(mixSeed(sources.seed(), source.view->root().fingerprintSeed()),
+        source.Transform = spec.Transform;
+        source.Knot = *knot;
+        source.TransformSeed = mixSeed(mixSeed(sources.seed(), source.View->root().fingerprintSeed()),
                                        XXH3_64bits("untie_knots", 11));
       }
     }
@@ -257,20 +257,20 @@ llvm::Expected<std::unique_ptr<TrainSamples>> TrainSamples::open(const TrainNode
 void TrainSamples::read(uint64_t i, Sample &out) const {
   uint32_t s = StreamOf[i];
   const Source &source = Streams[s];
-  out.stream = s;
-  out.cursor = source.cursor + uint64_t(IndexOf[i]) * SeqLen;
-  out.tokens.resize(SeqLen + 1);
-  out.lossMask.assign(SeqLen, 1);
-  out.documentStarts.clear();
-  source.reader->read(out.cursor, SeqLen + 1, out.tokens.data(), out.documentStarts);
-  if (source.transform)
-    untieKnots(*source.transform, mixSeed(source.transformSeed, out.cursor), source.knot, out);
+  out.Stream = s;
+  out.Cursor = source.Cursor + uint64_t(IndexOf[i]) * SeqLen;
+  out.Tokens.resize(SeqLen + 1);
+  out.LossMask.assign(SeqLen, 1);
+  out.DocumentStarts.clear();
+  source.Reader->read(out.Cursor, SeqLen + 1, out.Tokens.data(), out.DocumentStarts);
+  if (source.Transform)
+    untieKnots(*source.Transform, mixSeed(source.TransformSeed, out.Cursor), source.Knot, out);
 }
 
 std::vector<uint64_t> TrainSamples::endCursors() const {
   std::vector<uint64_t> cursors;
   for (size_t s = 0; s < Streams.size(); ++s)
-    cursors.push_back(Streams[s].cursor + Taken[s] * SeqLen);
+    cursors.push_back(Streams[s].Cursor + Taken[s] * SeqLen);
   return cursors;
 }
 
@@ -281,8 +281,8 @@ std::vector<uint64_t> TrainSamples::endCursors() const {
 llvm::Expected<std::unique_ptr<ValSet>> ValSet::open(const NodeStream &stream, plan::SplitKind split, uint64_t seqLen,
                                                      uint64_t maxTokens, DataSources &sources) {
   if (seqLen == 0)
-    return fileError("eval of stream '" + stream.name + "'", "seq_len is 0");
-  llvm::Expected<const StreamView *> view = sources.view(stream.root, stream.name, stream.selection);
+    return fileError("eval of stream '" + stream.Name + "'", "seq_len is 0");
+  llvm::Expected<const StreamView *> view = sources.view(stream.Root, stream.Name, stream.Selection);
   if (!view)
     return view.takeError();
   std::unique_ptr<ValSet> set(new ValSet());
@@ -292,8 +292,8 @@ llvm::Expected<std::unique_ptr<ValSet>> ValSet::open(const NodeStream &stream, p
   set->SplitTokens = order.tokens();
   if (set->SplitTokens < 2)
     return split == plan::SplitKind::Val
-               ? fileError("stream '" + stream.name + "'",
-                           "no held-out documents to evaluate on (val = " + std::to_string(stream.root.val) + ")")
+               ? fileError("stream '" + stream.Name + "'",
+                           "no held-out documents to evaluate on (val = " + std::to_string(stream.Root.Val) + ")")
                : set->View->noDocuments();
   set->Targets = set->SplitTokens - 1;
   if (maxTokens)
@@ -306,13 +306,13 @@ llvm::Expected<std::unique_ptr<ValSet>> ValSet::open(const NodeStream &stream, p
 void ValSet::sample(uint64_t i, Sample &out) const {
   uint64_t offset = i * SeqLen;
   uint64_t available = std::min(SeqLen + 1, SplitTokens - offset);
-  out.stream = 0;
-  out.cursor = offset;
-  out.tokens.resize(SeqLen + 1);
-  out.documentStarts.clear();
-  Reader->read(offset, available, out.tokens.data(), out.documentStarts);
-  std::fill(out.tokens.begin() + available, out.tokens.end(), View->root().eot());
-  out.lossMask.resize(SeqLen);
+  out.Stream = 0;
+  out.Cursor = offset;
+  out.Tokens.resize(SeqLen + 1);
+  out.DocumentStarts.clear();
+  Reader->read(offset, available, out.Tokens.data(), out.DocumentStarts);
+  std::fill(out.Tokens.begin() + available, out.Tokens.end(), View->root().eot());
+  out.LossMask.resize(SeqLen);
   for (uint64_t t = 0; t < SeqLen; ++t)
-    out.lossMask[t] = offset + t + 1 <= Targets;
+    out.LossMask[t] = offset + t + 1 <= Targets;
 }

@@ -72,15 +72,15 @@ llvm::Expected<std::optional<std::vector<std::string>>> mixtape::data::expandSha
 /// `baseDir`.
 static DataDeclaration declaration(const plan::Stream &root, llvm::StringRef baseDir) {
   DataDeclaration declared;
-  declared.eod = root.Eod;
+  declared.Eod = root.Eod;
   if (root.Format == plan::ShardFormat::Megatron)
-    declared.format = ShardFormat::Megatron;
+    declared.Format = ShardFormat::Megatron;
   else if (root.Format == plan::ShardFormat::Flat)
-    declared.format = ShardFormat::Flat;
+    declared.Format = ShardFormat::Flat;
   const std::string tokenizer = root.Tokenizer.value_or("");
   llvm::StringRef file = tokenizer;
   bool hf = file.consume_front("hf:");
-  declared.tokenizer = tokenizer.empty() || tokenizer == "bytes"
+  declared.Tokenizer = tokenizer.empty() || tokenizer == "bytes"
                            ? tokenizer
                            : (hf ? "hf:" : "") + plan::resolvePath(baseDir, file);
   return declared;
@@ -93,13 +93,13 @@ llvm::Expected<std::optional<NodeStream>> mixtape::data::nodeStream(const plan::
     return makeError("the plan has no stream '" + name + "'");
   const plan::Stream &s = stream->second;
   NodeStream out;
-  out.name = name.str();
-  out.cursor = cursor;
+  out.Name = name.str();
+  out.Cursor = cursor;
   // A derived stream's filters are its own and its ancestors', root first.
   std::set<std::string> visited{name.str()}; // a hand-made plan may hold a cycle
   for (const plan::Stream *at = &s;;) {
     if (at->Where)
-      out.selection.where.insert(out.selection.where.begin(), *at->Where);
+      out.Selection.Where.insert(out.Selection.Where.begin(), *at->Where);
     auto parent = at->From ? plan.Streams.find(*at->From) : plan.Streams.end();
     if (parent == plan.Streams.end() || !visited.insert(parent->first).second)
       break;
@@ -107,21 +107,21 @@ llvm::Expected<std::optional<NodeStream>> mixtape::data::nodeStream(const plan::
   }
   if (const std::optional<plan::AblationUnit> &unit = s.Unit) {
     AblationUnit u;
-    u.units = unit->Count.value_or(0);
-    u.index = unit->Index.value_or(0);
-    u.by = unit->By.value_or("");
-    u.value = unit->Value.value_or(plan::ColumnValue());
-    out.selection.unit = u;
+    u.Units = unit->Count.value_or(0);
+    u.Index = unit->Index.value_or(0);
+    u.By = unit->By.value_or("");
+    u.Value = unit->Value.value_or(plan::ColumnValue());
+    out.Selection.Unit = u;
   }
   if (s.Transform)
-    out.transform = s.Transform->UntieKnots;
+    out.Transform = s.Transform->UntieKnots;
   const plan::Stream &root = plan.Streams.at(s.Root);
   llvm::Expected<std::optional<std::vector<std::string>>> prefixes = expandShards(root.Shards, plan.RecipeDir);
   if (!prefixes)
     return prefixes.takeError();
   if (!*prefixes)
     return std::nullopt;
-  out.root = RootSpec{s.Root, std::move(**prefixes), root.Val, declaration(root, plan.RecipeDir),
+  out.Root = RootSpec{s.Root, std::move(**prefixes), root.Val, declaration(root, plan.RecipeDir),
                       root.Fingerprint.value_or("")};
   return std::optional<NodeStream>(std::move(out));
 }
@@ -136,7 +136,7 @@ llvm::Expected<const StreamView *> ShardCatalog::view(const plan::Plan &plan, ll
   if (!sources)
     sources = std::make_unique<DataSources>(plan.Seed, CacheDir, ManifestCacheDir, Notes);
   // Planning views a stream as a whole: its ablation units are counted by groupBy.
-  return sources->view((*stream)->root, name, StreamSelection{(*stream)->selection.where, std::nullopt});
+  return sources->view((*stream)->Root, name, StreamSelection{(*stream)->Selection.Where, std::nullopt});
 }
 
 llvm::Expected<std::optional<plan::StreamStats>> ShardCatalog::streamStats(const plan::Plan &plan,

@@ -42,7 +42,7 @@ static std::string fingerprintOf(std::vector<std::string> lines) {
   return formatChecksum(XXH3_64bits(text.data(), text.size()));
 }
 
-static std::string fileLine(const FileDigest &f) { return f.name + "\t" + formatChecksum(f.xxh3) + "\n"; }
+static std::string fileLine(const FileDigest &f) { return f.Name + "\t" + formatChecksum(f.Xxh3) + "\n"; }
 
 std::string mixtape::data::streamFingerprint(llvm::ArrayRef<FileDigest> files) {
   std::vector<std::string> lines;
@@ -58,12 +58,12 @@ std::string mixtape::data::streamFingerprint(llvm::ArrayRef<std::unique_ptr<Data
     // A sidecar without columns holds only document hashes, a function of the token files
     // already listed: without it, `mixtape data manifest` keeps the derived fingerprint.
     const MetadataTable *meta = dataset->metadata();
-    bool hashesOnly = !m.metadata.empty() && meta && meta->numColumns() == 0;
-    for (const FileDigest &f : m.files)
-      if (!(hashesOnly && f.name == m.metadata))
+    bool hashesOnly = !m.Metadata.empty() && meta && meta->numColumns() == 0;
+    for (const FileDigest &f : m.Files)
+      if (!(hashesOnly && f.Name == m.Metadata))
         lines.push_back(fileLine(f));
-    if (m.eodPresent)
-      lines.push_back(m.files.front().name + "\teod-present\n");
+    if (m.EodPresent)
+      lines.push_back(m.Files.front().Name + "\teod-present\n");
   }
   return fingerprintOf(std::move(lines));
 }
@@ -104,8 +104,8 @@ llvm::Expected<std::string> mixtape::data::resolveSynth(llvm::StringRef domain, 
     return fileError(dir, "cannot create a temporary directory: " + ec.message());
   auto cleanup = llvm::make_scope_exit([&] { fs::remove_directories(work); });
   SynthOptions options;
-  options.seed = seed;
-  options.domains = {domain.str()};
+  options.Seed = seed;
+  options.Domains = {domain.str()};
   if (llvm::Expected<std::vector<Manifest>> written = synthesizeCorpus(work, options); !written)
     return written.takeError();
   for (const char *suffix : {".bin", ".idx", ".meta", ".manifest.json"}) {
@@ -135,32 +135,32 @@ llvm::Expected<std::unique_ptr<RootStream>> RootStream::open(llvm::StringRef nam
   if (prefixes.empty())
     return fileError("stream '" + name + "'", "no datasets");
   std::unique_ptr<Tokenizer> tokenizer;
-  if (!declared.tokenizer.empty()) {
-    llvm::Expected<std::unique_ptr<Tokenizer>> made = createTokenizer(declared.tokenizer);
+  if (!declared.Tokenizer.empty()) {
+    llvm::Expected<std::unique_ptr<Tokenizer>> made = createTokenizer(declared.Tokenizer);
     if (!made)
-      return fileError("stream '" + name + "'", "tokenizer '" + declared.tokenizer + "': " +
+      return fileError("stream '" + name + "'", "tokenizer '" + declared.Tokenizer + "': " +
                                                     llvm::toString(made.takeError()));
     tokenizer = std::move(*made);
   }
   root->DatasetBegin.push_back(0);
   for (const std::string &prefix : prefixes) {
-    llvm::Expected<std::unique_ptr<Dataset>> dataset = manifestCache.open(prefix, tokenizer.get(), declared.eod);
+    llvm::Expected<std::unique_ptr<Dataset>> dataset = manifestCache.open(prefix, tokenizer.get(), declared.Eod);
     if (!dataset)
       return dataset.takeError();
-    if (declared.format && (*dataset)->format() != *declared.format)
-      return fileError(prefix, "stream '" + name + "' says format = \"" + shardFormatName(*declared.format) +
+    if (declared.Format && (*dataset)->format() != *declared.Format)
+      return fileError(prefix, "stream '" + name + "' says format = \"" + shardFormatName(*declared.Format) +
                                    "\", but this dataset is " + shardFormatName((*dataset)->format()) +
                                    ((*dataset)->manifestPath().empty()
                                         ? llvm::Twine("")
                                         : " (" + (*dataset)->manifestPath() + ")"));
     const Manifest *m = (*dataset)->manifest();
     if (root->Datasets.empty()) {
-      root->TokenizerId = m->tokenizer;
-      root->VocabSize = m->vocabSize;
-      root->Eot = m->eot;
-    } else if (m->tokenizer != root->TokenizerId || m->eot != root->Eot) {
+      root->TokenizerId = m->Tokenizer;
+      root->VocabSize = m->VocabSize;
+      root->Eot = m->Eot;
+    } else if (m->Tokenizer != root->TokenizerId || m->Eot != root->Eot) {
       return fileError((*dataset)->manifestPath(),
-                       "tokenizer " + m->tokenizer + " (eot " + llvm::Twine(m->eot) + ") but " +
+                       "tokenizer " + m->Tokenizer + " (eot " + llvm::Twine(m->Eot) + ") but " +
                            prefixes.front() + " has " + root->TokenizerId + " (eot " + llvm::Twine(root->Eot) +
                            "): a stream's datasets must share a tokenizer");
     }
@@ -174,13 +174,13 @@ llvm::Expected<std::unique_ptr<RootStream>> RootStream::open(llvm::StringRef nam
       // Hashing reads every token anyway: check the end-of-text the manifest promises (Dataset::open
       // has checked that no such document is empty).
       TokenSpan doc = tokens.document(d);
-      if (m->eodPresent && doc[doc.size() - 1] != m->eot)
+      if (m->EodPresent && doc[doc.size() - 1] != m->Eot)
         return fileError(tokens.path(), doc.byteOffset() + doc.bytes().size(),
-                         "document " + llvm::Twine(d) + " does not end with the end-of-text id " + llvm::Twine(m->eot) +
+                         "document " + llvm::Twine(d) + " does not end with the end-of-text id " + llvm::Twine(m->Eot) +
                              " (" + (*dataset)->manifestPath() + " records eod present)");
-      root->Hashes.push_back(mixtape::data::documentHash(m->eodPresent ? withoutLast(doc) : doc));
+      root->Hashes.push_back(mixtape::data::documentHash(m->EodPresent ? withoutLast(doc) : doc));
     }
-    root->EodPresent.push_back(m->eodPresent);
+    root->EodPresent.push_back(m->EodPresent);
     root->DatasetBegin.push_back(root->Hashes.size());
     root->Datasets.push_back(std::move(*dataset));
   }
@@ -238,8 +238,8 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
                                                                 const StreamSelection &selection,
                                                                 uint64_t seed) {
   std::unique_ptr<StreamView> view(new StreamView(name.str(), root, seed));
-  const std::vector<std::string> known = selection.where.empty() ? std::vector<std::string>() : root.columns();
-  for (const plan::Predicate &filter : selection.where) {
+  const std::vector<std::string> known = selection.Where.empty() ? std::vector<std::string>() : root.columns();
+  for (const plan::Predicate &filter : selection.Where) {
     // A column that no dataset has is a typo or a missing sidecar, never a filter that means
     // "every value missing".
     for (const std::string &column : filter.columnNames()) {
@@ -256,13 +256,13 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
     }
     view->Selection += (view->Selection.empty() ? "" : " and ") + filter.canonical();
   }
-  if (selection.unit)
+  if (selection.Unit)
     view->Selection += (view->Selection.empty() ? "" : " and ") +
-                       (selection.unit->units ? "unit " + std::to_string(selection.unit->index) + " of " +
-                                                    std::to_string(selection.unit->units)
-                                              : selection.unit->by + " == '" + selection.unit->value.label() + "'");
+                       (selection.Unit->Units ? "unit " + std::to_string(selection.Unit->Index) + " of " +
+                                                    std::to_string(selection.Unit->Units)
+                                              : selection.Unit->By + " == '" + selection.Unit->Value.label() + "'");
 
-  if (!selection.where.empty() || selection.unit) {
+  if (!selection.Where.empty() || selection.Unit) {
     view->Keep.assign(root.numDocuments(), true);
     std::vector<plan::MetadataValue> row;
     for (size_t k = 0; k < root.datasets().size(); ++k) {
@@ -270,26 +270,26 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
       const MetadataTable *table = dataset.metadata();
       auto column = [&](llvm::StringRef c) { return table ? table->findColumn(c) : std::nullopt; };
       std::vector<std::vector<std::optional<size_t>>> columns;
-      for (const plan::Predicate &filter : selection.where) {
+      for (const plan::Predicate &filter : selection.Where) {
         columns.emplace_back();
         for (const std::string &c : filter.columnNames())
           columns.back().push_back(column(c));
       }
       // A dataset without the column holds no value of it: its documents are the missing unit's.
-      std::optional<size_t> byColumn = selection.unit ? column(selection.unit->by) : std::nullopt;
+      std::optional<size_t> byColumn = selection.Unit ? column(selection.Unit->By) : std::nullopt;
       uint64_t first = root.firstDocument(k);
       for (uint64_t d = 0, n = dataset.tokens().numDocuments(); d < n; ++d) {
         bool keep = true;
-        for (size_t f = 0; keep && f < selection.where.size(); ++f) {
+        for (size_t f = 0; keep && f < selection.Where.size(); ++f) {
           row.clear();
           for (std::optional<size_t> c : columns[f])
             row.push_back(valueOf(table, c, d));
-          keep = selection.where[f].eval(row);
+          keep = selection.Where[f].eval(row);
         }
-        if (keep && selection.unit) {
-          const AblationUnit &unit = *selection.unit;
-          keep = unit.units ? splitmix64(root.documentHash(first + d) ^ seed) % unit.units == unit.index
-                            : unit.value.matches(valueOf(table, byColumn, d));
+        if (keep && selection.Unit) {
+          const AblationUnit &unit = *selection.Unit;
+          keep = unit.Units ? splitmix64(root.documentHash(first + d) ^ seed) % unit.Units == unit.Index
+                            : unit.Value.matches(valueOf(table, byColumn, d));
         }
         view->Keep[first + d] = keep;
       }
@@ -324,11 +324,11 @@ DocumentOrder StreamView::order(const std::vector<uint32_t> &documents, uint64_t
   DocumentOrder out;
   if (!Keep.empty())
     llvm::erase_if(permuted, [&](uint32_t d) { return !Keep[d]; });
-  out.documents = std::move(permuted);
-  out.ends.reserve(out.documents.size());
+  out.Documents = std::move(permuted);
+  out.Ends.reserve(out.Documents.size());
   uint64_t total = 0;
-  for (uint32_t d : out.documents)
-    out.ends.push_back(total += Root.length(d) + 1);
+  for (uint32_t d : out.Documents)
+    out.Ends.push_back(total += Root.length(d) + 1);
   return out;
 }
 
@@ -389,18 +389,18 @@ std::vector<plan::ColumnGroup> StreamView::groupBy(llvm::StringRef column) const
 DataSources::~DataSources() = default;
 
 static std::string rootKey(const RootSpec &spec) {
-  return llvm::join(spec.shards, "\x1f") + "\x1e" + llvm::utohexstr(llvm::bit_cast<uint64_t>(spec.val)) + "\x1e" +
-         spec.declared.tokenizer + "\x1e" + plan::enumName(spec.declared.eod).str() + "\x1e" +
-         (spec.declared.format ? shardFormatName(*spec.declared.format) : "auto").str();
+  return llvm::join(spec.Shards, "\x1f") + "\x1e" + llvm::utohexstr(llvm::bit_cast<uint64_t>(spec.Val)) + "\x1e" +
+         spec.Declared.Tokenizer + "\x1e" + plan::enumName(spec.Declared.Eod).str() + "\x1e" +
+         (spec.Declared.Format ? shardFormatName(*spec.Declared.Format) : "auto").str();
 }
 
 llvm::Expected<const RootStream *> DataSources::root(const RootSpec &spec) {
   std::lock_guard<std::recursive_mutex> guard(Lock);
   llvm::Expected<const RootStream *> root = open(spec);
   // The epoch order and the split are seeded by the fingerprint: other data, another order.
-  if (root && !spec.fingerprint.empty() && (*root)->fingerprint() != spec.fingerprint)
-    return fileError("stream '" + spec.name + "'", "its data changed since the plan was made (plan fingerprint " +
-                                                       spec.fingerprint + ", data " + (*root)->fingerprint() +
+  if (root && !spec.Fingerprint.empty() && (*root)->fingerprint() != spec.Fingerprint)
+    return fileError("stream '" + spec.Name + "'", "its data changed since the plan was made (plan fingerprint " +
+                                                       spec.Fingerprint + ", data " + (*root)->fingerprint() +
                                                        "); plan again");
   return root;
 }
@@ -410,7 +410,7 @@ llvm::Expected<const RootStream *> DataSources::open(const RootSpec &spec) {
   if (auto it = Roots.find(key); it != Roots.end())
     return it->second.get();
   std::vector<std::string> prefixes;
-  for (const std::string &shard : spec.shards) {
+  for (const std::string &shard : spec.Shards) {
     if (llvm::StringRef(shard).startswith("synth:")) {
       llvm::Expected<std::string> prefix = resolveSynth(llvm::StringRef(shard).drop_front(6), Seed, CacheDir);
       if (!prefix)
@@ -420,7 +420,7 @@ llvm::Expected<const RootStream *> DataSources::open(const RootSpec &spec) {
       prefixes.push_back(shard);
     }
   }
-  llvm::Expected<std::unique_ptr<RootStream>> opened = RootStream::open(spec.name, prefixes, spec.val, spec.declared, Manifests);
+  llvm::Expected<std::unique_ptr<RootStream>> opened = RootStream::open(spec.Name, prefixes, spec.Val, spec.Declared, Manifests);
   if (!opened)
     return opened.takeError();
   return (Roots[key] = std::move(*opened)).get();
@@ -433,13 +433,13 @@ llvm::Expected<const StreamView *> DataSources::view(const RootSpec &rootSpec, l
   if (!root)
     return root.takeError();
   std::string key = rootKey(rootSpec) + "\x1d";
-  for (const plan::Predicate &filter : selection.where)
+  for (const plan::Predicate &filter : selection.Where)
     key += filter.canonical() + "\x1f";
-  if (selection.unit)
-    key += "\x1d" + std::to_string(selection.unit->units) + "/" + std::to_string(selection.unit->index) + "/" +
-           selection.unit->by + "=" + std::to_string(static_cast<int>(selection.unit->value.ValueKind)) + ":" +
-           llvm::utohexstr(llvm::bit_cast<uint64_t>(selection.unit->value.Number)) + ":" +
-           selection.unit->value.String;
+  if (selection.Unit)
+    key += "\x1d" + std::to_string(selection.Unit->Units) + "/" + std::to_string(selection.Unit->Index) + "/" +
+           selection.Unit->By + "=" + std::to_string(static_cast<int>(selection.Unit->Value.ValueKind)) + ":" +
+           llvm::utohexstr(llvm::bit_cast<uint64_t>(selection.Unit->Value.Number)) + ":" +
+           selection.Unit->Value.String;
   if (auto it = Views.find(key); it != Views.end())
     return it->second.get();
   llvm::Expected<std::unique_ptr<StreamView>> view = StreamView::create(name, **root, selection, Seed);

@@ -38,10 +38,10 @@ static std::string capitalize(std::string s) {
 
 namespace {
 struct Noun {
-  const char *one, *many;
+  const char *One, *Many;
 };
 struct Verb {
-  const char *one, *many, *past;
+  const char *One, *Many, *Past;
 };
 } // namespace
 
@@ -82,7 +82,7 @@ static std::string nounPhrase(SplitMix64 &rng, bool plural, int depth) {
     np += ' ';
   }
   const Noun &noun = pick(rng, kNouns);
-  np += plural ? noun.many : noun.one;
+  np += plural ? noun.Many : noun.One;
   if (depth == 0 && rng.chance(0.2))
     np += std::string(" ") + pick(rng, kPrepositions) + " " + nounPhrase(rng, rng.chance(0.3), 1);
   return np;
@@ -91,7 +91,7 @@ static std::string nounPhrase(SplitMix64 &rng, bool plural, int depth) {
 static std::string clause(SplitMix64 &rng, bool past) {
   bool plural = rng.chance(0.35);
   std::string s = nounPhrase(rng, plural, 0) + " ";
-  auto form = [&](const Verb &v) { return past ? v.past : plural ? v.many : v.one; };
+  auto form = [&](const Verb &v) { return past ? v.Past : plural ? v.Many : v.One; };
   if (rng.chance(0.65))
     s += std::string(form(pick(rng, kTransitive))) + " " + nounPhrase(rng, rng.chance(0.35), 0);
   else
@@ -270,20 +270,20 @@ std::vector<Fact> mixtape::data::knowledgeBase(uint64_t seed) {
 }
 
 static std::string statement(const Fact &f, size_t style) {
-  const std::string &x = f.entity, &v = f.value;
-  if (f.attribute == "capital") {
+  const std::string &x = f.Entity, &v = f.Value;
+  if (f.Attribute == "capital") {
     const std::string forms[] = {"The capital of " + x + " is " + v + ".",
                                  x + "'s capital is " + v + ".",
                                  "Q: What is the capital of " + x + "?\nA: " + v + "."};
     return forms[style];
   }
-  if (f.attribute == "language") {
+  if (f.Attribute == "language") {
     const std::string forms[] = {"People in " + x + " speak " + v + ".",
                                  x + "'s language is " + v + ".",
                                  "Q: What language is spoken in " + x + "?\nA: " + v + "."};
     return forms[style];
   }
-  if (f.attribute == "export") {
+  if (f.Attribute == "export") {
     const std::string forms[] = {"The main export of " + x + " is " + v + ".",
                                  x + "'s main export is " + v + ".",
                                  "Q: What does " + x + " export?\nA: " + v + "."};
@@ -344,23 +344,23 @@ static SynthDocument generate(llvm::StringRef domain, uint64_t seed, uint64_t in
   // Quality skews by domain: code and facts are mostly clean, prose is mixed.
   static const int kProse[] = {1, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5};
   static const int kClean[] = {2, 3, 4, 4, 5, 5, 5, 5};
-  doc.quality = domain == "prose" ? pick(rng, kProse) : pick(rng, kClean);
+  doc.Quality = domain == "prose" ? pick(rng, kProse) : pick(rng, kClean);
   if (domain == "prose")
-    doc.text = prose(rng, doc.source);
+    doc.Text = prose(rng, doc.Source);
   else if (domain == "code")
-    doc.text = code(rng, doc.source);
+    doc.Text = code(rng, doc.Source);
   else if (domain == "arith")
-    doc.text = arith(rng, doc.source);
+    doc.Text = arith(rng, doc.Source);
   else
-    doc.text = facts(rng, kb, doc.source);
-  addTypos(rng, doc.text, doc.quality);
-  doc.overallScore = static_cast<float>(doc.text.size() < 200 ? std::max(1, doc.quality - 1) : doc.quality);
-  doc.coherence = static_cast<float>(std::clamp(doc.quality + static_cast<int>(rng.between(-1, 1)), 1, 5));
-  doc.semanticDensity = semanticDensity(doc.text);
+    doc.Text = facts(rng, kb, doc.Source);
+  addTypos(rng, doc.Text, doc.Quality);
+  doc.OverallScore = static_cast<float>(doc.Text.size() < 200 ? std::max(1, doc.Quality - 1) : doc.Quality);
+  doc.Coherence = static_cast<float>(std::clamp(doc.Quality + static_cast<int>(rng.between(-1, 1)), 1, 5));
+  doc.SemanticDensity = semanticDensity(doc.Text);
   // A stream of its own, so the ratings never change the text.
   SplitMix64 ratings(mixSeed(mixSeed(domainSeed, index), XXH3_64bits("dataman", 7)));
   for (size_t i = 0; i < std::size(kDataManRatings); ++i)
-    doc.ratings.push_back(static_cast<float>(std::clamp(doc.quality + static_cast<int>(ratings.between(-1, 1)), 1, 5)));
+    doc.Ratings.push_back(static_cast<float>(std::clamp(doc.Quality + static_cast<int>(ratings.between(-1, 1)), 1, 5)));
   return doc;
 }
 
@@ -375,7 +375,7 @@ SynthDocument mixtape::data::synthDocument(llvm::StringRef domain, uint64_t seed
 
 llvm::Expected<std::vector<Manifest>> mixtape::data::synthesizeCorpus(llvm::StringRef dir,
                                                                       const SynthOptions &options) {
-  std::vector<std::string> domains = options.domains;
+  std::vector<std::string> domains = options.Domains;
   if (domains.empty())
     for (llvm::StringRef d : kDomains)
       domains.push_back(d.str());
@@ -390,19 +390,19 @@ llvm::Expected<std::vector<Manifest>> mixtape::data::synthesizeCorpus(llvm::Stri
         DatasetWriter::create(prefix, ShardFormat::Megatron, tokenizer);
     if (!writer)
       return writer.takeError();
-    std::vector<Fact> kb = domain == "facts" ? knowledgeBase(options.seed) : std::vector<Fact>();
-    for (uint64_t i = 0; i < options.documentsPerDomain; ++i) {
-      SynthDocument doc = generate(domain, options.seed, i, kb);
+    std::vector<Fact> kb = domain == "facts" ? knowledgeBase(options.Seed) : std::vector<Fact>();
+    for (uint64_t i = 0; i < options.DocumentsPerDomain; ++i) {
+      SynthDocument doc = generate(domain, options.Seed, i, kb);
       DatasetWriter &w = **writer;
-      llvm::Error err = w.addDocument(tokenizer.encode(doc.text));
-      err = llvm::joinErrors(std::move(err), w.setNumber("quality", doc.quality));
-      err = llvm::joinErrors(std::move(err), w.setNumber("overall_score", doc.overallScore));
-      err = llvm::joinErrors(std::move(err), w.setNumber("coherence", doc.coherence));
-      err = llvm::joinErrors(std::move(err), w.setNumber("semantic_density", doc.semanticDensity));
-      for (size_t r = 0; r < doc.ratings.size(); ++r)
-        err = llvm::joinErrors(std::move(err), w.setNumber(kDataManRatings[r], doc.ratings[r]));
+      llvm::Error err = w.addDocument(tokenizer.encode(doc.Text));
+      err = llvm::joinErrors(std::move(err), w.setNumber("quality", doc.Quality));
+      err = llvm::joinErrors(std::move(err), w.setNumber("overall_score", doc.OverallScore));
+      err = llvm::joinErrors(std::move(err), w.setNumber("coherence", doc.Coherence));
+      err = llvm::joinErrors(std::move(err), w.setNumber("semantic_density", doc.SemanticDensity));
+      for (size_t r = 0; r < doc.Ratings.size(); ++r)
+        err = llvm::joinErrors(std::move(err), w.setNumber(kDataManRatings[r], doc.Ratings[r]));
       err = llvm::joinErrors(std::move(err), w.setString("domain", domain));
-      err = llvm::joinErrors(std::move(err), w.setString("source", doc.source));
+      err = llvm::joinErrors(std::move(err), w.setString("source", doc.Source));
       if (err)
         return err;
     }

@@ -143,7 +143,7 @@ bool mixtape::dist::hasBackend(Device device) {
 
 llvm::Expected<std::unique_ptr<Collectives>> mixtape::dist::connect(const World &world, Device device,
                                                                     std::chrono::milliseconds timeout) {
-  if (world.size == 1)
+  if (world.Size == 1)
     return std::make_unique<SingleProcess>();
   return connectProcessGroup(world, device, timeout);
 }
@@ -158,17 +158,17 @@ mixtape::dist::connectProcessGroup(const World &world, Device device, std::chron
   c10::intrusive_ptr<c10d::Store> store;
   try {
     c10d::TCPStoreOptions options;
-    options.port = world.masterPort;
-    options.isServer = world.rank == 0 && !world.storeServedByAgent;
-    options.numWorkers = world.size;
-    options.waitWorkers = !world.storeServedByAgent;
+    options.port = world.MasterPort;
+    options.isServer = world.Rank == 0 && !world.StoreServedByAgent;
+    options.numWorkers = world.Size;
+    options.waitWorkers = !world.StoreServedByAgent;
     options.timeout = timeout;
     // The prefix keeps our keys apart from those of torchrun's agent, which serves the same store.
     store = c10::make_intrusive<c10d::PrefixStore>(
-        world.storePrefix, c10::make_intrusive<c10d::TCPStore>(world.masterAddr, options));
+        world.StorePrefix, c10::make_intrusive<c10d::TCPStore>(world.MasterAddr, options));
   } catch (const std::exception &e) {
-    return makeError("no rendezvous with the other ranks at " + world.masterAddr + ":" + llvm::Twine(world.masterPort) +
-                     " (" + world.source + ") within " + llvm::Twine(timeout.count() / 1000) + " s: " + firstLines(e));
+    return makeError("no rendezvous with the other ranks at " + world.MasterAddr + ":" + llvm::Twine(world.MasterPort) +
+                     " (" + world.Source + ") within " + llvm::Twine(timeout.count() / 1000) + " s: " + firstLines(e));
   }
   try {
 #if defined(MIXTAPE_HAVE_GLOO)

@@ -52,22 +52,22 @@ void DataParallel::planBuckets(llvm::ArrayRef<NamedParameter> params) {
   // Consecutive parameters of one dtype, last first, up to BucketBytes.
   size_t bytes = 0;
   for (size_t i = params.size(); i-- > 0;) {
-    const at::Tensor &p = params[i].tensor;
+    const at::Tensor &p = params[i].Tensor;
     const size_t size = p.numel() * p.element_size();
     if (Buckets.empty() || bytes + size > BucketBytes ||
-        params[Buckets.back().params.back()].tensor.scalar_type() != p.scalar_type()) {
+        params[Buckets.back().Params.back()].Tensor.scalar_type() != p.scalar_type()) {
       Buckets.emplace_back();
       bytes = 0;
     }
-    Buckets.back().params.push_back(i);
+    Buckets.back().Params.push_back(i);
     BucketOf[i] = Buckets.size() - 1;
     bytes += size;
   }
   for (Bucket &b : Buckets) {
     int64_t numel = 0;
-    for (size_t i : b.params)
-      numel += params[i].tensor.numel();
-    b.flat = at::empty({numel}, params[b.params.front()].tensor.options().requires_grad(false));
+    for (size_t i : b.Params)
+      numel += params[i].Tensor.numel();
+    b.Flat = at::empty({numel}, params[b.Params.front()].Tensor.options().requires_grad(false));
   }
 }
 
@@ -75,12 +75,12 @@ void DataParallel::beforeLastBackward(llvm::ArrayRef<NamedParameter> params) {
   planBuckets(params);
   if (Accumulators.empty())
     for (size_t i = 0; i < params.size(); ++i) {
-      Accumulators.push_back(torch::autograd::impl::grad_accumulator(params[i].tensor));
+      Accumulators.push_back(torch::autograd::impl::grad_accumulator(params[i].Tensor));
       HookKeys.push_back(Accumulators.back()->add_post_hook(std::make_unique<GradientReadyHook>(*this, i)));
     }
   Ready.assign(params.size(), false);
   for (Bucket &b : Buckets)
-    b.waiting = b.params.size();
+    b.Waiting = b.Params.size();
   NextToStart = 0;
   Armed = true;
 }
@@ -89,28 +89,28 @@ void DataParallel::gradientReady(size_t index) {
   if (!Armed || Ready[index])
     return;
   Ready[index] = true;
-  if (--Buckets[BucketOf[index]].waiting == 0)
+  if (--Buckets[BucketOf[index]].Waiting == 0)
     startReadyBuckets();
 }
 
 void DataParallel::startReadyBuckets() {
-  while (NextToStart < Buckets.size() && Buckets[NextToStart].waiting == 0)
+  while (NextToStart < Buckets.size() && Buckets[NextToStart].Waiting == 0)
     start(Buckets[NextToStart++]);
 }
 
 void DataParallel::start(Bucket &bucket) {
   at::NoGradGuard noGrad;
   int64_t offset = 0;
-  for (size_t i : bucket.params) {
-    const at::Tensor &grad = Params[i].tensor.grad();
-    const int64_t n = Params[i].tensor.numel();
+  for (size_t i : bucket.Params) {
+    const at::Tensor &grad = Params[i].Tensor.grad();
+    const int64_t n = Params[i].Tensor.numel();
     if (grad.defined()) // else no gradient here, but maybe on another rank: zeros
-      bucket.flat.narrow(0, offset, n).copy_(grad.reshape({-1}));
+      bucket.Flat.narrow(0, offset, n).copy_(grad.reshape({-1}));
     else
-      bucket.flat.narrow(0, offset, n).zero_();
+      bucket.Flat.narrow(0, offset, n).zero_();
     offset += n;
   }
-  bucket.sum = Comm.startAllReduceSum(bucket.flat);
+  bucket.Sum = Comm.startAllReduceSum(bucket.Flat);
 }
 
 void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::MutableArrayRef<double> sums) {
@@ -122,7 +122,7 @@ void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
   auto reset = llvm::make_scope_exit([&] {
     NextToStart = 0;
     for (Bucket &b : Buckets)
-      b.sum.reset();
+      b.Sum.reset();
   });
   // What backward did not finish (a parameter without a gradient in the last micro-batch,
   // or no hooks armed): started now, in the same order as on every other rank.
@@ -130,18 +130,18 @@ void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
     start(Buckets[NextToStart]);
   std::vector<bool> had(params.size());
   for (size_t i = 0; i < params.size(); ++i)
-    had[i] = params[i].tensor.grad().defined();
+    had[i] = params[i].Tensor.grad().defined();
   for (Bucket &b : Buckets) {
-    b.sum->wait();
+    b.Sum->wait();
     int64_t offset = 0;
-    for (size_t i : b.params) {
-      at::Tensor &grad = const_cast<at::Tensor &>(params[i].tensor).mutable_grad();
-      at::Tensor sum = b.flat.narrow(0, offset, params[i].tensor.numel()).view_as(params[i].tensor);
+    for (size_t i : b.Params) {
+      at::Tensor &grad = const_cast<at::Tensor &>(params[i].Tensor).mutable_grad();
+      at::Tensor sum = b.Flat.narrow(0, offset, params[i].Tensor.numel()).view_as(params[i].Tensor);
       if (grad.defined())
         grad.copy_(sum);
       else
         grad = sum.clone();
-      offset += params[i].tensor.numel();
+      offset += params[i].Tensor.numel();
     }
   }
   dropGradients(params, anyRank(had));
@@ -151,9 +151,9 @@ void DataParallel::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
 std::vector<bool> DataParallel::fillMissingGradients(llvm::ArrayRef<NamedParameter> params) {
   std::vector<bool> had(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
-    had[i] = params[i].tensor.grad().defined();
+    had[i] = params[i].Tensor.grad().defined();
     if (!had[i])
-      const_cast<at::Tensor &>(params[i].tensor).mutable_grad() = at::zeros_like(params[i].tensor);
+      const_cast<at::Tensor &>(params[i].Tensor).mutable_grad() = at::zeros_like(params[i].Tensor);
   }
   return anyRank(had);
 }
@@ -174,7 +174,7 @@ std::vector<bool> DataParallel::anyRank(const std::vector<bool> &flags) {
 void DataParallel::dropGradients(llvm::ArrayRef<NamedParameter> params, const std::vector<bool> &anyRankHad) {
   for (size_t i = 0; i < params.size(); ++i)
     if (!anyRankHad[i])
-      const_cast<at::Tensor &>(params[i].tensor).mutable_grad() = at::Tensor();
+      const_cast<at::Tensor &>(params[i].Tensor).mutable_grad() = at::Tensor();
 }
 
 void DataParallel::sumLoss(llvm::MutableArrayRef<double> sums) {
@@ -195,7 +195,7 @@ uint64_t mixtape::dist::shareMicroBatch(uint64_t share, uint64_t micro) {
 void mixtape::dist::broadcastParameters(Collectives &collectives, llvm::ArrayRef<NamedParameter> params) {
   at::NoGradGuard noGrad;
   for (const NamedParameter &p : params) {
-    at::Tensor data = p.tensor.detach();
+    at::Tensor data = p.Tensor.detach();
     collectives.broadcast(data, 0);
   }
 }

@@ -47,12 +47,12 @@ llvm::Expected<uint16_t> mixtape::dist::freeLocalPort() {
 namespace {
 
 struct Worker {
-  int rank = 0;
-  pid_t pid = -1;
-  int output = -1; ///< read end of the worker's stdout and stderr
-  std::string partial; ///< an unfinished last line
-  bool exited = false;
-  int status = 0;
+  int Rank = 0;
+  pid_t Pid = -1;
+  int Output = -1; ///< read end of the worker's stdout and stderr
+  std::string Partial; ///< an unfinished last line
+  bool Exited = false;
+  int Status = 0;
 };
 
 std::string describe(int status) {
@@ -81,16 +81,16 @@ bool failed(int status) { return !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 }
 
 void forwardLines(Worker &w, llvm::StringRef data, llvm::raw_ostream &out, bool flushPartial) {
-  w.partial += data.str();
+  w.Partial += data.str();
   size_t start = 0, newline;
-  while ((newline = w.partial.find('\n', start)) != std::string::npos) {
-    out << "[rank " << w.rank << "] " << llvm::StringRef(w.partial).slice(start, newline + 1);
+  while ((newline = w.Partial.find('\n', start)) != std::string::npos) {
+    out << "[rank " << w.Rank << "] " << llvm::StringRef(w.Partial).slice(start, newline + 1);
     start = newline + 1;
   }
-  w.partial.erase(0, start);
-  if (flushPartial && !w.partial.empty()) {
-    out << "[rank " << w.rank << "] " << w.partial << "\n";
-    w.partial.clear();
+  w.Partial.erase(0, start);
+  if (flushPartial && !w.Partial.empty()) {
+    out << "[rank " << w.Rank << "] " << w.Partial << "\n";
+    w.Partial.clear();
   }
   out.flush();
 }
@@ -98,7 +98,7 @@ void forwardLines(Worker &w, llvm::StringRef data, llvm::raw_ostream &out, bool 
 } // namespace
 
 llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm::raw_ostream &out) {
-  if (options.nproc < 1 || options.command.empty())
+  if (options.Nproc < 1 || options.Command.empty())
     return makeError("--nproc needs a positive count and a worker command");
   llvm::Expected<uint16_t> port = freeLocalPort();
   if (!port)
@@ -117,34 +117,34 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
     threadsSet |= name == "MIXTAPE_NUM_THREADS";
     environment.push_back(var.str());
   }
-  environment.push_back("WORLD_SIZE=" + std::to_string(options.nproc));
-  environment.push_back("LOCAL_WORLD_SIZE=" + std::to_string(options.nproc));
+  environment.push_back("WORLD_SIZE=" + std::to_string(options.Nproc));
+  environment.push_back("LOCAL_WORLD_SIZE=" + std::to_string(options.Nproc));
   environment.push_back("MASTER_ADDR=127.0.0.1");
   environment.push_back("MASTER_PORT=" + std::to_string(*port));
   // Keys of its own in the store, should another launch meet this one at the port.
   environment.push_back(llvm::formatv("MIXTAPE_RUN_ID={0:x-}", std::random_device()()).str());
   if (!threadsSet) // N workers share the cores instead of each taking them all
     environment.push_back("MIXTAPE_NUM_THREADS=" +
-                          std::to_string(std::max(1u, std::thread::hardware_concurrency() / unsigned(options.nproc))));
+                          std::to_string(std::max(1u, std::thread::hardware_concurrency() / unsigned(options.Nproc))));
   std::vector<char *> argv;
-  for (const std::string &a : options.command)
+  for (const std::string &a : options.Command)
     argv.push_back(const_cast<char *>(a.c_str()));
   argv.push_back(nullptr);
 
-  std::vector<Worker> workers(static_cast<size_t>(options.nproc));
+  std::vector<Worker> workers(static_cast<size_t>(options.Nproc));
   // A rank that could not start: the ones started go, reaped, their pipes closed.
   auto stopStarted = [&] {
     for (Worker &w : workers) {
-      if (w.pid > 0) {
-        ::kill(w.pid, SIGKILL);
-        ::waitpid(w.pid, &w.status, 0);
+      if (w.Pid > 0) {
+        ::kill(w.Pid, SIGKILL);
+        ::waitpid(w.Pid, &w.Status, 0);
       }
-      if (w.output >= 0)
-        ::close(w.output);
+      if (w.Output >= 0)
+        ::close(w.Output);
     }
   };
   const pid_t launcher = ::getpid();
-  for (int r = 0; r < options.nproc; ++r) {
+  for (int r = 0; r < options.Nproc; ++r) {
     std::vector<std::string> env = environment;
     env.push_back("RANK=" + std::to_string(r));
     env.push_back("LOCAL_RANK=" + std::to_string(r));
@@ -177,13 +177,13 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
   int look = 0;
   std::optional<Clock::time_point> deadline, drained;
   std::vector<int> killed;
-  auto running = [&] { return llvm::any_of(workers, [](const Worker &w) { return !w.exited || w.output >= 0; }); };
+  auto running = [&] { return llvm::any_of(workers, [](const Worker &w) { return !w.Exited || w.Output >= 0; }); };
   while (running()) {
     std::vector<pollfd> fds;
     std::vector<Worker *> owners;
     for (Worker &w : workers)
-      if (w.output >= 0) {
-        fds.push_back({w.output, POLLIN, 0});
+      if (w.Output >= 0) {
+        fds.push_back({w.Output, POLLIN, 0});
         owners.push_back(&w);
       }
     if (!fds.empty())
@@ -199,34 +199,34 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
         forwardLines(*owners[i], llvm::StringRef(buffer, size_t(n)), out, false);
       } else if (n == 0 || errno != EINTR) {
         forwardLines(*owners[i], "", out, true);
-        ::close(owners[i]->output);
-        owners[i]->output = -1;
+        ::close(owners[i]->Output);
+        owners[i]->Output = -1;
       }
     }
     ++look;
     for (Worker &w : workers) {
-      if (w.exited || ::waitpid(w.pid, &w.status, WNOHANG) != w.pid)
+      if (w.Exited || ::waitpid(w.Pid, &w.Status, WNOHANG) != w.Pid)
         continue;
-      w.exited = true;
-      if (failed(w.status) && !llvm::is_contained(killed, w.rank))
-        failures.push_back({{look, WIFSIGNALED(w.status) ? 0 : 1}, &w});
+      w.Exited = true;
+      if (failed(w.Status) && !llvm::is_contained(killed, w.Rank))
+        failures.push_back({{look, WIFSIGNALED(w.Status) ? 0 : 1}, &w});
     }
     if (!failures.empty() && !deadline)
-      deadline = Clock::now() + options.grace;
+      deadline = Clock::now() + options.Grace;
     if (deadline && Clock::now() > *deadline)
       for (Worker &w : workers)
-        if (!w.exited && !llvm::is_contained(killed, w.rank) && ::kill(w.pid, SIGKILL) == 0)
-          killed.push_back(w.rank);
+        if (!w.Exited && !llvm::is_contained(killed, w.Rank) && ::kill(w.Pid, SIGKILL) == 0)
+          killed.push_back(w.Rank);
     // Every worker gone, but a pipe held open by a grandchild: what it wrote within a few
     // seconds is forwarded, then the launcher lets go.
-    if (!drained && llvm::all_of(workers, [](const Worker &w) { return w.exited; }))
+    if (!drained && llvm::all_of(workers, [](const Worker &w) { return w.Exited; }))
       drained = Clock::now() + std::chrono::seconds(3);
     if (drained && Clock::now() > *drained)
       for (Worker &w : workers)
-        if (w.output >= 0) {
+        if (w.Output >= 0) {
           forwardLines(w, "", out, true);
-          ::close(w.output);
-          w.output = -1;
+          ::close(w.Output);
+          w.Output = -1;
         }
   }
   if (failures.empty())
@@ -234,13 +234,13 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
   llvm::stable_sort(failures, [](const auto &a, const auto &b) { return a.first < b.first; });
   std::string message;
   for (const auto &[order, w] : failures)
-    message += llvm::formatv("rank {0} of {1} {2}; ", w->rank, options.nproc, describe(w->status)).str();
+    message += llvm::formatv("rank {0} of {1} {2}; ", w->Rank, options.Nproc, describe(w->Status)).str();
   message += "every rank stopped";
   if (!killed.empty()) {
     llvm::sort(killed);
     message += llvm::formatv(" (rank {0} killed after {1} s)",
                              llvm::join(llvm::map_range(killed, [](int r) { return std::to_string(r); }), ", "),
-                             std::chrono::duration_cast<std::chrono::seconds>(options.grace).count())
+                             std::chrono::duration_cast<std::chrono::seconds>(options.Grace).count())
                    .str();
   }
   return makeError(message);

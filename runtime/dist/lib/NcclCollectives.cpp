@@ -15,10 +15,10 @@ std::unique_ptr<mixtape::dist::Collectives>
 mixtape::dist::makeNcclCollectives(const c10::intrusive_ptr<c10d::Store> &store, const World &world,
                                    std::chrono::milliseconds timeout) {
   const int devices = static_cast<int>(c10::cuda::device_count());
-  if (world.localRank >= devices)
-    throw std::runtime_error("local rank " + std::to_string(world.localRank) + " has no GPU of its own (" +
+  if (world.LocalRank >= devices)
+    throw std::runtime_error("local rank " + std::to_string(world.LocalRank) + " has no GPU of its own (" +
                              std::to_string(devices) + " visible)");
-  c10::cuda::set_device(static_cast<c10::DeviceIndex>(world.localRank));
+  c10::cuda::set_device(static_cast<c10::DeviceIndex>(world.LocalRank));
   // As with Gloo, a peer that died or hangs must make wait() throw within the timeout:
   // without blocking wait, it only orders the stream, and NCCL's watchdog tears the process
   // down instead. Blocking wait turns the watchdog's async error handling off. Read when the
@@ -27,7 +27,7 @@ mixtape::dist::makeNcclCollectives(const c10::intrusive_ptr<c10d::Store> &store,
     ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
   auto options = c10d::ProcessGroupNCCL::Options::create();
   options->timeout = timeout;
-  auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, world.rank, world.size, options);
+  auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, world.Rank, world.Size, options);
   return std::make_unique<ProcessGroupCollectives<c10d::ProcessGroupNCCL, /*NativeReduceScatter=*/true>>(
       std::move(group), store, world, c10::DeviceType::CUDA, timeout);
 }

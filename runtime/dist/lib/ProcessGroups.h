@@ -39,7 +39,7 @@ template <typename Group, bool NativeReduceScatter> class ProcessGroupCollective
 public:
   ProcessGroupCollectives(c10::intrusive_ptr<Group> group, c10::intrusive_ptr<c10d::Store> store, const World &world,
                           c10::DeviceType device, std::chrono::milliseconds timeout)
-      : PG(std::move(group)), Store(std::move(store)), Rank(world.rank), Size(world.size), DeviceType(device),
+      : PG(std::move(group)), Store(std::move(store)), Rank(world.Rank), Size(world.Size), DeviceType(device),
         Timeout(timeout) {}
 
   int rank() const override { return Rank; }

@@ -18,10 +18,10 @@ llvm::Expected<std::unique_ptr<ShardedAdamW>> ShardedAdamW::create(Collectives &
   if (params.empty())
     return makeError("ZeRO-1: the model has no parameters");
   for (const NamedParameter &p : params)
-    if (!p.tensor.is_contiguous() || p.tensor.scalar_type() != params.front().tensor.scalar_type() ||
-        p.tensor.device() != params.front().tensor.device())
-      return makeError("ZeRO-1 shards one flat buffer: parameter '" + p.name +
-                       "' is not contiguous or differs in dtype or device from '" + params.front().name + "'");
+    if (!p.Tensor.is_contiguous() || p.Tensor.scalar_type() != params.front().Tensor.scalar_type() ||
+        p.Tensor.device() != params.front().Tensor.device())
+      return makeError("ZeRO-1 shards one flat buffer: parameter '" + p.Name +
+                       "' is not contiguous or differs in dtype or device from '" + params.front().Name + "'");
   return std::unique_ptr<ShardedAdamW>(new ShardedAdamW(collectives, optimizer));
 }
 
@@ -30,37 +30,37 @@ ShardedAdamW::ShardedAdamW(Collectives &collectives, train::AdamW &optimizer) : 
   llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
   for (const NamedParameter &p : params) {
     Offsets.push_back(Total);
-    Total += p.tensor.numel();
+    Total += p.Tensor.numel();
   }
   const int64_t W = Comm.worldSize();
   ShardSize = (Total + W - 1) / W;
   const int64_t begin = Comm.rank() * ShardSize, end = begin + ShardSize;
   for (size_t i = 0; i < params.size(); ++i) {
-    int64_t lo = std::max(begin, Offsets[i]), hi = std::min(end, Offsets[i] + params[i].tensor.numel());
+    int64_t lo = std::max(begin, Offsets[i]), hi = std::min(end, Offsets[i] + params[i].Tensor.numel());
     if (lo < hi)
       Pieces.push_back({i, lo - Offsets[i], lo - begin, hi - lo});
   }
-  at::TensorOptions options = params.front().tensor.options();
+  at::TensorOptions options = params.front().Tensor.options();
   ExpAvg = at::zeros({ShardSize}, options);
   ExpAvgSq = at::zeros({ShardSize}, options);
   for (const Piece &p : Pieces)
-    if (optimizer.expAvg(p.param).defined()) {
-      ExpAvg.narrow(0, p.inShard, p.length).copy_(optimizer.expAvg(p.param).reshape({-1}).narrow(0, p.inParam, p.length));
-      ExpAvgSq.narrow(0, p.inShard, p.length)
-          .copy_(optimizer.expAvgSq(p.param).reshape({-1}).narrow(0, p.inParam, p.length));
+    if (optimizer.expAvg(p.Param).defined()) {
+      ExpAvg.narrow(0, p.InShard, p.Length).copy_(optimizer.expAvg(p.Param).reshape({-1}).narrow(0, p.InParam, p.Length));
+      ExpAvgSq.narrow(0, p.InShard, p.Length)
+          .copy_(optimizer.expAvgSq(p.Param).reshape({-1}).narrow(0, p.InParam, p.Length));
     }
   for (size_t i = 0; i < params.size(); ++i)
     optimizer.setMoments(i, at::Tensor(), at::Tensor());
 }
 
-at::Tensor ShardedAdamW::flatView(const NamedParameter &p) { return p.tensor.detach().view({-1}); }
+at::Tensor ShardedAdamW::flatView(const NamedParameter &p) { return p.Tensor.detach().view({-1}); }
 
 void ShardedAdamW::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::MutableArrayRef<double> sums) {
   at::NoGradGuard noGrad;
   AnyRankHad = fillMissingGradients(params);
   std::vector<at::Tensor> flat;
   for (const NamedParameter &p : params)
-    flat.push_back(p.tensor.grad().reshape({-1}));
+    flat.push_back(p.Tensor.grad().reshape({-1}));
   const int64_t padding = ShardSize * Comm.worldSize() - Total;
   flat.push_back(at::zeros({padding}, flat.front().options()));
   GradShard = at::empty({ShardSize}, flat.front().options());
@@ -80,18 +80,18 @@ double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, doubl
   const int64_t step = optimizer.countStep();
   at::Tensor shard = at::zeros({ShardSize}, GradShard.options());
   for (const Piece &p : Pieces) {
-    at::Tensor param = flatView(params[p.param]).narrow(0, p.inParam, p.length);
-    if (AnyRankHad[p.param]) // as AdamW skips a parameter without a gradient
-      train::AdamW::update(param, GradShard.narrow(0, p.inShard, p.length), ExpAvg.narrow(0, p.inShard, p.length),
-                           ExpAvgSq.narrow(0, p.inShard, p.length), lr, optimizer.weightDecay(p.param), step,
+    at::Tensor param = flatView(params[p.Param]).narrow(0, p.InParam, p.Length);
+    if (AnyRankHad[p.Param]) // as AdamW skips a parameter without a gradient
+      train::AdamW::update(param, GradShard.narrow(0, p.InShard, p.Length), ExpAvg.narrow(0, p.InShard, p.Length),
+                           ExpAvgSq.narrow(0, p.InShard, p.Length), lr, optimizer.weightDecay(p.Param), step,
                            optimizer.options());
-    shard.narrow(0, p.inShard, p.length).copy_(param);
+    shard.narrow(0, p.InShard, p.Length).copy_(param);
   }
   GradShard = at::Tensor();
   at::Tensor whole = at::empty({ShardSize * Comm.worldSize()}, shard.options());
   Comm.allGather(shard, whole);
   for (size_t i = 0; i < params.size(); ++i)
-    flatView(params[i]).copy_(whole.narrow(0, Offsets[i], params[i].tensor.numel()));
+    flatView(params[i]).copy_(whole.narrow(0, Offsets[i], params[i].Tensor.numel()));
   return norm;
 }
 
@@ -108,7 +108,7 @@ llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, const std::str
     llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
     for (size_t i = 0; i < params.size(); ++i) {
       auto slice = [&](const at::Tensor &whole) {
-        return whole.narrow(0, Offsets[i], params[i].tensor.numel()).view(params[i].tensor.sizes());
+        return whole.narrow(0, Offsets[i], params[i].Tensor.numel()).view(params[i].Tensor.sizes());
       };
       optimizer.setMoments(i, slice(expAvg), slice(expAvgSq));
     }

@@ -100,22 +100,22 @@ llvm::Expected<World> mixtape::dist::worldFromEnvironment(const GetEnv &getenv) 
                         : getenv("SLURM_STEP_NUM_TASKS") ? "SLURM_STEP_NUM_TASKS"
                                                          : "SLURM_NTASKS",
              *localVar = torchrun ? "LOCAL_RANK" : "SLURM_LOCALID";
-  w.source = torchrun ? "torchrun" : "slurm";
+  w.Source = torchrun ? "torchrun" : "slurm";
   llvm::Expected<int64_t> size = integerVar(getenv, sizeVar, 1, 1 << 20);
   if (!size)
     return size.takeError();
   llvm::Expected<int64_t> rank = integerVar(getenv, rankVar, 0, *size - 1);
   if (!rank)
     return rank.takeError();
-  w.size = static_cast<int>(*size);
-  w.rank = static_cast<int>(*rank);
+  w.Size = static_cast<int>(*size);
+  w.Rank = static_cast<int>(*rank);
   if (getenv(localVar)) {
     llvm::Expected<int64_t> local = integerVar(getenv, localVar, 0, *size - 1);
     if (!local)
       return local.takeError();
-    w.localRank = static_cast<int>(*local);
+    w.LocalRank = static_cast<int>(*local);
   }
-  if (w.size == 1)
+  if (w.Size == 1)
     return w;
   llvm::Expected<int64_t> step = slurm ? integerVar(getenv, "SLURM_STEP_ID", 0, INT64_MAX) : int64_t(0);
   if (!step)
@@ -127,15 +127,15 @@ llvm::Expected<World> mixtape::dist::worldFromEnvironment(const GetEnv &getenv) 
                                              : int64_t(0);
     if (!restart)
       return restart.takeError();
-    w.storePrefix = "mixtape/restart-" + std::to_string(*restart);
+    w.StorePrefix = "mixtape/restart-" + std::to_string(*restart);
     if (std::optional<std::string> run = getenv("MIXTAPE_RUN_ID"); run && !run->empty())
-      w.storePrefix += "/run-" + *run;
+      w.StorePrefix += "/run-" + *run;
   } else {
-    w.storePrefix = "mixtape/step-" + std::to_string(*step);
+    w.StorePrefix = "mixtape/step-" + std::to_string(*step);
   }
 
   if (std::optional<std::string> addr = getenv("MASTER_ADDR"); addr && !addr->empty()) {
-    w.masterAddr = *addr;
+    w.MasterAddr = *addr;
   } else if (torchrun) {
     return makeError("MASTER_ADDR is not set (torchrun sets it with RANK and WORLD_SIZE)");
   } else {
@@ -150,13 +150,13 @@ llvm::Expected<World> mixtape::dist::worldFromEnvironment(const GetEnv &getenv) 
     if (!hosts)
       return mixtape::prefixError(getenv("SLURM_STEP_NODELIST") ? "SLURM_STEP_NODELIST" : "SLURM_JOB_NODELIST",
                                   hosts.takeError());
-    w.masterAddr = hosts->front();
+    w.MasterAddr = hosts->front();
   }
   if (getenv("MASTER_PORT") || torchrun) {
     llvm::Expected<int64_t> port = integerVar(getenv, "MASTER_PORT", 1, 65535);
     if (!port)
       return port.takeError();
-    w.masterPort = static_cast<uint16_t>(*port);
+    w.MasterPort = static_cast<uint16_t>(*port);
   } else {
     // Every task of a step computes the same port; two jobs, or two steps of a job, that
     // share a node differ.
@@ -165,9 +165,9 @@ llvm::Expected<World> mixtape::dist::worldFromEnvironment(const GetEnv &getenv) 
       llvm::consumeError(job.takeError());
       return makeError("MASTER_PORT is not set and neither is SLURM_JOB_ID to derive it from");
     }
-    w.masterPort = static_cast<uint16_t>(20000 + (*job * 31 + *step) % 20000);
+    w.MasterPort = static_cast<uint16_t>(20000 + (*job * 31 + *step) % 20000);
   }
-  w.storeServedByAgent = torchrun && getenv("TORCHELASTIC_USE_AGENT_STORE") == std::optional<std::string>("True");
+  w.StoreServedByAgent = torchrun && getenv("TORCHELASTIC_USE_AGENT_STORE") == std::optional<std::string>("True");
   return w;
 }
 

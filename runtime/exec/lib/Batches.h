@@ -23,22 +23,22 @@ train::MicroBatch makeMicroBatch(ReadSample read, uint64_t first, uint64_t count
   bool *s = withDocuments ? starts.data_ptr<bool>() : nullptr;
   for (int64_t b = 0; b < B; ++b) {
     read(first + static_cast<uint64_t>(b), scratch);
-    streams.data_ptr<int64_t>()[b] = scratch.stream;
+    streams.data_ptr<int64_t>()[b] = scratch.Stream;
     for (int64_t i = 0; i <= L; ++i)
-      t[b * (L + 1) + i] = scratch.tokens[i];
+      t[b * (L + 1) + i] = scratch.Tokens[i];
     for (int64_t i = 0; i < L; ++i)
-      m[b * L + i] = scratch.lossMask[i];
+      m[b * L + i] = scratch.LossMask[i];
     if (s)
-      for (uint32_t start : scratch.documentStarts)
+      for (uint32_t start : scratch.DocumentStarts)
         if (start < static_cast<uint32_t>(L))
           s[b * L + start] = true;
   }
   train::MicroBatch mb;
-  mb.inputs = tokens.narrow(1, 0, L).contiguous();
-  mb.targets = tokens.narrow(1, 1, L).contiguous();
-  mb.lossMask = mask;
-  mb.documentStarts = starts;
-  mb.streams = streams;
+  mb.Inputs = tokens.narrow(1, 0, L).contiguous();
+  mb.Targets = tokens.narrow(1, 1, L).contiguous();
+  mb.LossMask = mask;
+  mb.DocumentStarts = starts;
+  mb.Streams = streams;
   return mb;
 }
 

@@ -50,10 +50,10 @@ static llvm::Expected<std::pair<double, uint64_t>> evaluateSplit(ExecContext &ct
     train::MicroBatch mb = train::onDevice(makeMicroBatch(read, first, count, seqLen, withDocuments, scratch), device);
     at::Tensor logits;
     {
-      compat::CudaAutocast autocast(m.parameters().front().tensor); // as in training: bf16 on CUDA
-      logits = m.forward(mb.inputs, mb.documentStarts);
+      compat::CudaAutocast autocast(m.parameters().front().Tensor); // as in training: bf16 on CUDA
+      logits = m.forward(mb.Inputs, mb.DocumentStarts);
     }
-    lossSum += model::maskedTokenLossSum(logits, mb.targets, mb.lossMask);
+    lossSum += model::maskedTokenLossSum(logits, mb.Targets, mb.LossMask);
   }
   at::Tensor total = lossSum.reshape({1}).to(c10::Device(ctx.Collectives->deviceType()));
   ctx.Collectives->allReduceSum(total);

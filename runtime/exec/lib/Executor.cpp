@@ -65,31 +65,31 @@ llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions
       reasons += "\n  - " + r;
     return makeError("the plan is provisional (made without its data); plan again once the data is there:" + reasons);
   }
-  for (const std::string &want : options.nodes)
+  for (const std::string &want : options.Nodes)
     if (!plan::findNode(plan, want))
       return makeError("the plan has no node '" + want + "'");
   ExecContext ctx;
   ctx.Plan = &plan;
-  ctx.RunDir = options.runDir;
-  llvm::Expected<c10::Device> device = train::resolveDevice(options.device);
+  ctx.RunDir = options.RunDir;
+  llvm::Expected<c10::Device> device = train::resolveDevice(options.Device);
   if (!device)
     return device.takeError();
   // One GPU per rank: a worker trains on the GPU of its local rank (NCCL needs its own).
   ctx.Device = *device;
-  if (device->is_cuda() && options.world.size > 1) {
-    if (llvm::StringRef(options.device).startswith("cuda:"))
-      return makeError("--device " + options.device + " names one GPU, but each of the " +
-                       llvm::Twine(options.world.size) + " ranks trains on the GPU of its local rank: use --device cuda");
-    ctx.Device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.world.localRank));
+  if (device->is_cuda() && options.World.Size > 1) {
+    if (llvm::StringRef(options.Device).startswith("cuda:"))
+      return makeError("--device " + options.Device + " names one GPU, but each of the " +
+                       llvm::Twine(options.World.Size) + " ranks trains on the GPU of its local rank: use --device cuda");
+    ctx.Device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.World.LocalRank));
   }
   llvm::Expected<std::unique_ptr<dist::Collectives>> collectives = dist::connect(
-      options.world, ctx.Device.is_cuda() ? dist::Device::CUDA : dist::Device::CPU, options.timeout);
+      options.World, ctx.Device.is_cuda() ? dist::Device::CUDA : dist::Device::CPU, options.Timeout);
   if (!collectives)
     return collectives.takeError();
   ctx.Collectives = collectives->get();
-  ctx.WritesFiles = options.world.rank == 0;
-  ctx.Zero1 = options.zero1;
-  ctx.Progress = options.progress && ctx.WritesFiles;
+  ctx.WritesFiles = options.World.Rank == 0;
+  ctx.Zero1 = options.Zero1;
+  ctx.Progress = options.Progress && ctx.WritesFiles;
   if (std::error_code ec = llvm::sys::fs::create_directories(ctx.RunDir))
     return fileError(ctx.RunDir, "cannot create the run directory: " + ec.message());
   std::string cache = joinPath(ctx.RunDir, "cache");
@@ -98,7 +98,7 @@ llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions
   train::configureThreads();
 
   for (const plan::Node &n : plan.Nodes) {
-    if (!options.nodes.empty() && !llvm::is_contained(options.nodes, n.Name))
+    if (!options.Nodes.empty() && !llvm::is_contained(options.Nodes, n.Name))
       continue;
     auto nodeError = [&](llvm::Error e) { return prefixError("node '" + n.Name + "'", std::move(e)); };
     // In-loop eval points are not hashed: a done node's new ones come from what it retained.

@@ -36,11 +36,11 @@ static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, st
   // RoPE has no position table to learn: its limit only sizes a cache, so it covers the
   // longest sequence any node trains on (a long-context stage), without touching any hash.
   auto coverSequences = [&](model::ModelConfig &c) {
-    if (c.family == model::Family::GPT2)
+    if (c.Family == model::Family::GPT2)
       return;
     for (const plan::Node &n : ctx.Plan->Nodes)
       if (const plan::TrainNode *t = n.train())
-        c.maxPositions = std::max<int64_t>(c.maxPositions, static_cast<int64_t>(t->Settings.SeqLen));
+        c.MaxPositions = std::max<int64_t>(c.MaxPositions, static_cast<int64_t>(t->Settings.SeqLen));
   };
   for (const plan::Node &n : ctx.Plan->Nodes) {
     std::string config = joinPath(ctx.nodeDir(n), "config.json");
@@ -49,7 +49,7 @@ static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, st
       continue;
     llvm::Expected<model::ModelConfig> c = model::readHFConfig(config);
     if (c && ropeTheta)
-      c->ropeTheta = *ropeTheta;
+      c->RopeTheta = *ropeTheta;
     if (c)
       coverSequences(*c);
     return c;
@@ -59,11 +59,11 @@ static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, st
                                                       static_cast<int64_t>(m.Layers), static_cast<int64_t>(m.DModel),
                                                       static_cast<int64_t>(m.Heads),
                                                       static_cast<int64_t>(m.MaxPositions));
-  c.numKVHeads = static_cast<int64_t>(m.KVHeads);
-  c.ffnHidden = static_cast<int64_t>(m.Ffn);
-  c.rotaryPct = m.RotaryPct;
+  c.NumKVHeads = static_cast<int64_t>(m.KVHeads);
+  c.FfnHidden = static_cast<int64_t>(m.Ffn);
+  c.RotaryPct = m.RotaryPct;
   if (ropeTheta)
-    c.ropeTheta = *ropeTheta;
+    c.RopeTheta = *ropeTheta;
   coverSequences(c);
   if (llvm::Error e = c.validate())
     return std::move(e);
@@ -110,12 +110,12 @@ llvm::Error mixtape::exec::runInit(ExecContext &ctx, const plan::Node &node, con
 llvm::Error mixtape::exec::runMerge(ExecContext &ctx, const plan::Node &node, const plan::MergeNode &merge) {
   const plan::MergeSettings &s = merge.Settings;
   merge::MergeOptions options;
-  options.method = s.Method;
-  options.weights = s.Weights;
-  options.normalize = s.Normalize;
-  options.density = s.Density.value_or(options.density);
-  options.t = s.T.value_or(options.t);
-  options.seed = s.Seed.value_or(0);
+  options.Method = s.Method;
+  options.Weights = s.Weights;
+  options.Normalize = s.Normalize;
+  options.Density = s.Density.value_or(options.Density);
+  options.T = s.T.value_or(options.T);
+  options.Seed = s.Seed.value_or(0);
   // Every input node left a model.safetensors; base_input says which one is the base.
   std::vector<std::string> models;
   std::optional<std::string> base;

@@ -40,15 +40,15 @@ constexpr uint64_t kMaxConsecutiveSkips = 8;
 llvm::Expected<std::unique_ptr<data::TrainSamples>> openSamples(ExecContext &ctx, const plan::TrainNode &train) {
   const plan::TrainSettings &s = train.Settings;
   data::TrainNodeData nodeData;
-  nodeData.seqLen = s.SeqLen;
-  nodeData.mixture = s.Mixture;
-  nodeData.begin = s.Steps.Begin * s.BatchSequences;
-  nodeData.end = s.Steps.End * s.BatchSequences;
+  nodeData.SeqLen = s.SeqLen;
+  nodeData.Mixture = s.Mixture;
+  nodeData.Begin = s.Steps.Begin * s.BatchSequences;
+  nodeData.End = s.Steps.End * s.BatchSequences;
   for (const std::string &stream : s.Mixture.Streams) {
     llvm::Expected<data::NodeStream> ns = ctx.stream(stream, s.Data.Cursors.at(stream));
     if (!ns)
       return ns.takeError();
-    nodeData.streams.push_back(std::move(*ns));
+    nodeData.Streams.push_back(std::move(*ns));
   }
   return data::TrainSamples::open(nodeData, *ctx.Sources);
 }
@@ -176,10 +176,10 @@ public:
     double rate = seconds > 0 ? static_cast<double>(tokensDone) / seconds : 0;
     double eta = done > 0 ? seconds / static_cast<double>(done) * static_cast<double>(Last - step) : 0;
     std::string text = llvm::formatv("[{0}] step {1}/{2}  {3:f0} tok/s  loss {4:f4}  lr {5:e2}  ETA {6:f0}s", Node,
-                                     step, Last, rate, r.loss, r.lr, eta)
+                                     step, Last, rate, r.Loss, r.LR, eta)
                            .str() +
                        (skipped ? llvm::formatv("  skipped {0}", skipped).str() : "");
-    if (step == Last || (!Line.redraws() && (done % 25 == 0 || r.skipped)))
+    if (step == Last || (!Line.redraws() && (done % 25 == 0 || r.Skipped)))
       Line.print(text);
     else
       Line.show(text);
@@ -221,10 +221,10 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   if (!sync)
     return sync.takeError();
   train::TrainOptions options;
-  options.clipNorm = s.GradClip;
-  options.streams = s.Mixture.Streams.size();
-  options.skipNonFinite = s.OnNonFinite == plan::NonFiniteAction::Skip;
-  options.sync = (*sync)->step();
+  options.ClipNorm = s.GradClip;
+  options.Streams = s.Mixture.Streams.size();
+  options.SkipNonFinite = s.OnNonFinite == plan::NonFiniteAction::Skip;
+  options.Sync = (*sync)->step();
   train::Trainer trainer(**m, optimizer, s.LR, options);
   trainer.setTokensSeen(static_cast<double>(start->Step * perStep));
 
@@ -265,9 +265,9 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
                                      llvm::toString(r.takeError())));
 
     const uint64_t after = tokens + perStep;
-    if (r->skipped) {
+    if (r->Skipped) {
       ++skipped;
-      const char *loss = std::isnan(r->loss) ? "NaN" : r->loss > 0 ? "inf" : "-inf";
+      const char *loss = std::isnan(r->Loss) ? "NaN" : r->Loss > 0 ? "inf" : "-inf";
       if (llvm::Error e =
               log.write(rundir::SkipRecord{node.Name, train.Exec.Stage, step + 1, after, chainBase + after, loss, skipped}))
         return e;
@@ -277,14 +277,14 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
                                        step + 2 - consecutive, step + 1, consecutive));
     } else {
       consecutive = 0;
-      rundir::TrainRecord record{node.Name, train.Exec.Stage, step + 1, after, chainBase + after, r->loss, r->lr,
-                                 r->gradNorm, {}, {}, std::nullopt};
+      rundir::TrainRecord record{node.Name, train.Exec.Stage, step + 1, after, chainBase + after, r->Loss, r->LR,
+                                 r->GradNorm, {}, {}, std::nullopt};
       for (size_t k = 0; k < s.Mixture.Streams.size(); ++k)
-        if (r->streamLossTokens[k] > 0) {
-          record.LossByStream[s.Mixture.Streams[k]] = r->streamLossSums[k] / static_cast<double>(r->streamLossTokens[k]);
-          record.LossTokensByStream[s.Mixture.Streams[k]] = static_cast<uint64_t>(r->streamLossTokens[k]);
+        if (r->StreamLossTokens[k] > 0) {
+          record.LossByStream[s.Mixture.Streams[k]] = r->StreamLossSums[k] / static_cast<double>(r->StreamLossTokens[k]);
+          record.LossTokensByStream[s.Mixture.Streams[k]] = static_cast<uint64_t>(r->StreamLossTokens[k]);
         }
-      if (options.skipNonFinite)
+      if (options.SkipNonFinite)
         record.SkippedSteps = skipped;
       if (llvm::Error e = log.write(record))
         return e;

@@ -40,11 +40,11 @@ std::optional<c10::ScalarType> floatingType(st::DType type) {
 /// dtype (it is, in files written 8-aligned), else a copy.
 at::Tensor asTensor(const st::TensorInfo &t, c10::ScalarType type) {
   auto options = at::TensorOptions().dtype(type);
-  void *data = const_cast<uint8_t *>(t.bytes.data());
-  if (reinterpret_cast<uintptr_t>(data) % st::dtypeSize(t.dtype) == 0)
-    return at::from_blob(data, t.shape, options);
-  at::Tensor copy = at::empty(t.shape, options);
-  std::memcpy(copy.data_ptr(), data, t.bytes.size());
+  void *data = const_cast<uint8_t *>(t.Bytes.data());
+  if (reinterpret_cast<uintptr_t>(data) % st::dtypeSize(t.Dtype) == 0)
+    return at::from_blob(data, t.Shape, options);
+  at::Tensor copy = at::empty(t.Shape, options);
+  std::memcpy(copy.data_ptr(), data, t.Bytes.size());
   return copy;
 }
 
@@ -53,19 +53,19 @@ llvm::Error checkSameTensors(llvm::ArrayRef<const st::File *> files) {
   const st::File &first = *files.front();
   for (const st::File *f : files.drop_front()) {
     for (const st::TensorInfo &t : first.tensors()) {
-      const st::TensorInfo *other = f->find(t.name);
+      const st::TensorInfo *other = f->find(t.Name);
       if (!other)
-        return makeError("tensor '" + t.name + "' is in " + first.path() + " but not in " + f->path());
-      if (other->shape != t.shape)
-        return makeError("tensor '" + t.name + "' has shape " + st::shapeText(t.shape) + " in " + first.path() +
-                     " but " + st::shapeText(other->shape) + " in " + f->path());
-      if (other->dtype != t.dtype)
-        return makeError("tensor '" + t.name + "' is " + st::dtypeName(t.dtype) + " in " + first.path() + " but " +
-                     st::dtypeName(other->dtype) + " in " + f->path());
+        return makeError("tensor '" + t.Name + "' is in " + first.path() + " but not in " + f->path());
+      if (other->Shape != t.Shape)
+        return makeError("tensor '" + t.Name + "' has shape " + st::shapeText(t.Shape) + " in " + first.path() +
+                     " but " + st::shapeText(other->Shape) + " in " + f->path());
+      if (other->Dtype != t.Dtype)
+        return makeError("tensor '" + t.Name + "' is " + st::dtypeName(t.Dtype) + " in " + first.path() + " but " +
+                     st::dtypeName(other->Dtype) + " in " + f->path());
     }
     for (const st::TensorInfo &t : f->tensors())
-      if (!first.find(t.name))
-        return makeError("tensor '" + t.name + "' is in " + f->path() + " but not in " + first.path());
+      if (!first.find(t.Name))
+        return makeError("tensor '" + t.Name + "' is in " + f->path() + " but not in " + first.path());
   }
   return llvm::Error::success();
 }
@@ -99,36 +99,36 @@ llvm::Error mixtape::merge::mergeFiles(const MergeOptions &options, llvm::ArrayR
 
   std::vector<st::TensorLayout> layout;
   for (const st::TensorInfo &t : first.tensors())
-    layout.push_back({t.name, t.dtype, t.shape});
+    layout.push_back({t.Name, t.Dtype, t.Shape});
   llvm::Expected<st::Writer> writer = st::Writer::create(out, layout, configSource.metadata());
   if (!writer)
     return writer.takeError();
 
   at::NoGradGuard noGrad;
   for (const st::TensorInfo &t : first.tensors()) {
-    std::optional<c10::ScalarType> type = floatingType(t.dtype);
+    std::optional<c10::ScalarType> type = floatingType(t.Dtype);
     if (!type) {
       // Integer and bool tensors (buffers, not weights) cannot be averaged: they must agree.
       for (const st::File &f : files)
-        if (!llvm::equal(f.find(t.name)->bytes, t.bytes))
-          return makeError("tensor '" + t.name + "' is " + st::dtypeName(t.dtype) + ", which is not merged, and " +
+        if (!llvm::equal(f.find(t.Name)->Bytes, t.Bytes))
+          return makeError("tensor '" + t.Name + "' is " + st::dtypeName(t.Dtype) + ", which is not merged, and " +
                        first.path() + " and " + f.path() + " disagree on it");
-      if (llvm::Error e = writer->add(t.name, t.bytes))
+      if (llvm::Error e = writer->add(t.Name, t.Bytes))
         return e;
       continue;
     }
     std::vector<at::Tensor> inputs;
     for (size_t i = 0; i < models.size(); ++i)
-      inputs.push_back(asTensor(*files[i].find(t.name), *type));
-    at::Tensor baseTensor = base ? asTensor(*files.back().find(t.name), *type) : at::Tensor();
+      inputs.push_back(asTensor(*files[i].find(t.Name), *type));
+    at::Tensor baseTensor = base ? asTensor(*files.back().find(t.Name), *type) : at::Tensor();
     at::Tensor merged;
     try {
-      merged = mergeTensors(options, inputs, baseTensor, t.name);
+      merged = mergeTensors(options, inputs, baseTensor, t.Name);
     } catch (const c10::Error &e) {
-      return makeError("merging tensor '" + t.name + "' into " + out + ": " + e.what_without_backtrace());
+      return makeError("merging tensor '" + t.Name + "' into " + out + ": " + e.what_without_backtrace());
     }
     llvm::ArrayRef<uint8_t> bytes(static_cast<const uint8_t *>(merged.data_ptr()), merged.nbytes());
-    if (llvm::Error e = writer->add(t.name, bytes))
+    if (llvm::Error e = writer->add(t.Name, bytes))
       return e;
   }
   return writer->commit();

@@ -29,7 +29,7 @@ uint64_t splitmix64(uint64_t x) {
 }
 
 std::vector<double> weightsFor(const MergeOptions &o, size_t models) {
-  return o.weights.empty() ? std::vector<double>(models, 1.0) : o.weights;
+  return o.Weights.empty() ? std::vector<double>(models, 1.0) : o.Weights;
 }
 
 /// sparsify.py, magnitude(): keep the int(density * n) entries of largest magnitude.
@@ -83,19 +83,19 @@ at::Tensor slerp(double t, const at::Tensor &v0, const at::Tensor &v1) {
 at::Tensor taskArithmetic(const MergeOptions &o, llvm::ArrayRef<at::Tensor> models, const at::Tensor &base,
                           llvm::StringRef name) {
   const std::vector<double> w = weightsFor(o, models.size());
-  const bool sparsifyByMagnitude = o.method == Method::Ties;
-  const bool dropAtRandom = o.method == Method::DareLinear || o.method == Method::DareTies;
-  const bool electSigns = o.method == Method::Ties || o.method == Method::DareTies;
+  const bool sparsifyByMagnitude = o.Method == Method::Ties;
+  const bool dropAtRandom = o.Method == Method::DareLinear || o.Method == Method::DareTies;
+  const bool electSigns = o.Method == Method::Ties || o.Method == Method::DareTies;
   // MergeKit's defaults: only ties normalizes.
-  const bool normalize = o.method == Method::Ties && o.normalize;
-  const uint64_t seed = dropSeed(o.seed, name);
+  const bool normalize = o.Method == Method::Ties && o.Normalize;
+  const uint64_t seed = dropSeed(o.Seed, name);
   std::vector<at::Tensor> weighted;
   for (size_t i = 0; i < models.size(); ++i) {
     at::Tensor delta = models[i] - base;
     if (sparsifyByMagnitude)
-      delta = keepLargest(delta, o.density);
+      delta = keepLargest(delta, o.Density);
     if (dropAtRandom)
-      delta = dropAndRescale(delta, o.density, seed, i);
+      delta = dropAndRescale(delta, o.Density, seed, i);
     weighted.push_back(delta * w[i]);
   }
   at::Tensor deltas = at::stack(weighted);
@@ -128,28 +128,28 @@ bool mixtape::merge::takesTaskVectors(Method method) {
 }
 
 llvm::Error MergeOptions::validate(size_t models, bool hasBase) const {
-  llvm::StringRef name = plan::enumName(method);
+  llvm::StringRef name = plan::enumName(Method);
   if (models == 0)
     return makeError("a " + name + " merge needs at least one model");
-  if (method == Method::Slerp && models != 2)
+  if (Method == Method::Slerp && models != 2)
     return makeError(llvm::formatv("slerp merges exactly two models, not {0}", models));
-  if (takesTaskVectors(method) && !hasBase)
+  if (takesTaskVectors(Method) && !hasBase)
     return makeError("'" + name + "' merges task vectors: it needs a base model");
-  if (!takesTaskVectors(method) && hasBase)
+  if (!takesTaskVectors(Method) && hasBase)
     return makeError("'" + name + "' takes no base model");
-  if (!weights.empty() && weights.size() != models)
-    return makeError(llvm::formatv("{0} weights for {1} models", weights.size(), models));
-  if (method == Method::Linear && normalize && !weights.empty()) {
+  if (!Weights.empty() && Weights.size() != models)
+    return makeError(llvm::formatv("{0} weights for {1} models", Weights.size(), models));
+  if (Method == Method::Linear && Normalize && !Weights.empty()) {
     double total = 0;
-    for (double w : weights)
+    for (double w : Weights)
       total += w;
     if (total == 0)
       return makeError("a normalized linear merge needs weights that do not sum to 0");
   }
-  if (!(density > 0 && density <= 1))
-    return makeError("density must be in (0, 1], not " + formatNumber(density));
-  if (!(t >= 0 && t <= 1))
-    return makeError("t must be in [0, 1], not " + formatNumber(t));
+  if (!(Density > 0 && Density <= 1))
+    return makeError("density must be in (0, 1], not " + formatNumber(Density));
+  if (!(T >= 0 && T <= 1))
+    return makeError("t must be in [0, 1], not " + formatNumber(T));
   return llvm::Error::success();
 }
 
@@ -167,7 +167,7 @@ at::Tensor mixtape::merge::mergeTensors(const MergeOptions &options, llvm::Array
   for (const at::Tensor &m : models)
     x.push_back(m.to(at::kDouble));
   at::Tensor merged;
-  switch (options.method) {
+  switch (options.Method) {
   case Method::Linear: {
     // linear.py: sum(w_i x_i), then / sum(w_i) when normalizing.
     const std::vector<double> w = weightsFor(options, x.size());
@@ -177,12 +177,12 @@ at::Tensor mixtape::merge::mergeTensors(const MergeOptions &options, llvm::Array
       merged.add_(x[i], w[i]);
       total += w[i];
     }
-    if (options.normalize)
+    if (options.Normalize)
       merged.div_(total);
     break;
   }
   case Method::Slerp:
-    merged = slerp(options.t, x[0], x[1]);
+    merged = slerp(options.T, x[0], x[1]);
     break;
   case Method::TaskArithmetic:
   case Method::Ties:

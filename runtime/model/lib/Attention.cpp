@@ -38,8 +38,8 @@ template <typename Fn> void forEachSlice(const at::Tensor &like, int64_t pairs, 
 /// Query positions [begin, end) of every stacked head. With a causal mask such a block
 /// attends keys [0, end) only: every later key is hidden from all its queries.
 struct QueryBlock {
-  int64_t begin, end;
-  int64_t size() const { return end - begin; }
+  int64_t Begin, End;
+  int64_t size() const { return End - Begin; }
 };
 
 /// Shorter sequences are not worth a second round of small GEMMs.
@@ -56,19 +56,19 @@ std::vector<QueryBlock> queryBlocks(int64_t T, bool causal) {
 
 /// Block `b`'s rows of each of the G stacked heads of x [c, G*T, W], as [c, G, R, W].
 at::Tensor headRows(const at::Tensor &x, int64_t G, QueryBlock b) {
-  return x.view({x.size(0), G, x.size(1) / G, x.size(2)}).narrow(2, b.begin, b.size());
+  return x.view({x.size(0), G, x.size(1) / G, x.size(2)}).narrow(2, b.Begin, b.size());
 }
 /// The same rows as one matrix per pair, [c, G*R, W] (a copy unless b is everything).
 at::Tensor stackedRows(const at::Tensor &x, int64_t G, QueryBlock b) {
   return headRows(x, G, b).reshape({x.size(0), G * b.size(), x.size(2)});
 }
-/// Block `b`'s part of an additive mask [G*T, T] or [c, G*T, T]: its rows, keys [0, b.end).
+/// Block `b`'s part of an additive mask [G*T, T] or [c, G*T, T]: its rows, keys [0, b.End).
 at::Tensor blockMask(const at::Tensor &mask, int64_t G, QueryBlock b) {
   const int64_t T = mask.size(-1);
   if (mask.dim() == 2)
-    return mask.view({G, T, T}).narrow(1, b.begin, b.size()).narrow(2, 0, b.end).reshape({G * b.size(), b.end});
+    return mask.view({G, T, T}).narrow(1, b.Begin, b.size()).narrow(2, 0, b.End).reshape({G * b.size(), b.End});
   const int64_t c = mask.size(0);
-  return mask.view({c, G, T, T}).narrow(2, b.begin, b.size()).narrow(3, 0, b.end).reshape({c, G * b.size(), b.end});
+  return mask.view({c, G, T, T}).narrow(2, b.Begin, b.size()).narrow(3, 0, b.End).reshape({c, G * b.size(), b.End});
 }
 
 struct GroupedAttention : torch::autograd::Function<GroupedAttention> {
@@ -78,17 +78,17 @@ struct GroupedAttention : torch::autograd::Function<GroupedAttention> {
     const std::vector<QueryBlock> blocks = queryBlocks(T, causal);
     std::vector<at::Tensor> probs; // per block [N, G*R, keys]
     for (QueryBlock b : blocks)
-      probs.push_back(at::empty({N, G * b.size(), b.end}, q.options()));
+      probs.push_back(at::empty({N, G * b.size(), b.End}, q.options()));
     at::Tensor out = at::empty_like(q, at::MemoryFormat::Contiguous);
     forEachSlice(q, N, [&](auto part) {
       at::Tensor qs = part(q), ks = part(k), vs = part(v), os = part(out), ms = part(mask);
       for (size_t i = 0; i < blocks.size(); ++i) {
         const QueryBlock b = blocks[i];
         at::Tensor scores = at::baddbmm(blockMask(ms, G, b), stackedRows(qs, G, b),
-                                        ks.narrow(1, 0, b.end).transpose(1, 2), /*beta=*/1.0, scale);
+                                        ks.narrow(1, 0, b.End).transpose(1, 2), /*beta=*/1.0, scale);
         at::Tensor p = part(probs[i]);
         at::_softmax_out(p, scores, -1, /*half_to_float=*/false);
-        headRows(os, G, b).copy_(at::bmm(p, vs.narrow(1, 0, b.end)).view({qs.size(0), G, b.size(), D}));
+        headRows(os, G, b).copy_(at::bmm(p, vs.narrow(1, 0, b.End)).view({qs.size(0), G, b.size(), D}));
       }
     });
     variable_list saved{q, k, v};
@@ -119,12 +119,12 @@ struct GroupedAttention : torch::autograd::Function<GroupedAttention> {
       for (size_t i = 0; i < blocks.size(); ++i) {
         const QueryBlock b = blocks[i];
         at::Tensor p = part(saved[3 + i]), dO = stackedRows(dOut, G, b);
-        dV.narrow(1, 0, b.end).baddbmm_(p.transpose(1, 2), dO);
-        at::Tensor dScores = at::_softmax_backward_data(at::bmm(dO, vs.narrow(1, 0, b.end).transpose(1, 2)), p, -1,
+        dV.narrow(1, 0, b.End).baddbmm_(p.transpose(1, 2), dO);
+        at::Tensor dScores = at::_softmax_backward_data(at::bmm(dO, vs.narrow(1, 0, b.End).transpose(1, 2)), p, -1,
                                                         p.scalar_type());
         headRows(dQ, G, b).copy_(
-            at::bmm(dScores, ks.narrow(1, 0, b.end)).mul_(scale).view({qs.size(0), G, b.size(), D}));
-        dK.narrow(1, 0, b.end).baddbmm_(dScores.transpose(1, 2), stackedRows(qs, G, b), /*beta=*/1.0, scale);
+            at::bmm(dScores, ks.narrow(1, 0, b.End)).mul_(scale).view({qs.size(0), G, b.size(), D}));
+        dK.narrow(1, 0, b.End).baddbmm_(dScores.transpose(1, 2), stackedRows(qs, G, b), /*beta=*/1.0, scale);
       }
     });
     return {gradQ, gradK, gradV, at::Tensor(), at::Tensor(), at::Tensor()};

@@ -82,15 +82,15 @@ llvm::Expected<std::optional<plan::CheckpointInfo>> mixtape::model::inspectCheck
     llvm::Expected<ModelConfig> c = parseHFConfig(text, configPath);
     if (!c)
       return c.takeError();
-    info.Vocab = c->vocabSize;
-    info.Layers = c->numLayers;
-    info.DModel = c->dModel;
-    info.Heads = c->numHeads;
-    info.KVHeads = c->numKVHeads;
-    info.Ffn = c->ffnHidden;
-    info.MaxPositions = *info.Family == plan::ModelFamily::GPT2 ? c->maxPositions : 0;
-    info.RopeTheta = c->ropeTheta;
-    info.RotaryPct = c->rotaryPct;
+    info.Vocab = c->VocabSize;
+    info.Layers = c->NumLayers;
+    info.DModel = c->DModel;
+    info.Heads = c->NumHeads;
+    info.KVHeads = c->NumKVHeads;
+    info.Ffn = c->FfnHidden;
+    info.MaxPositions = *info.Family == plan::ModelFamily::GPT2 ? c->MaxPositions : 0;
+    info.RopeTheta = c->RopeTheta;
+    info.RotaryPct = c->RotaryPct;
   }
   llvm::SHA256 sha;
   sha.update(llvm::formatv("config.json\n{0}\n", text.size()).str());

@@ -48,13 +48,13 @@ namespace {
 
 /// The tensors of one block; which are defined depends on the family.
 struct Block {
-  at::Tensor ln1Weight, ln1Bias, ln2Weight, ln2Bias;
-  at::Tensor qkvWeight, qkvBias;             // GPT-2 (Conv1D [d, 3d]), GPT-NeoX ([3d, d])
-  at::Tensor qWeight, kWeight, vWeight;      // Llama
-  at::Tensor qBias, kBias, vBias;            // Llama with attention_bias
-  at::Tensor outWeight, outBias;             // attention output projection
-  at::Tensor upWeight, upBias, gateWeight;   // MLP in (gate: Llama)
-  at::Tensor downWeight, downBias;           // MLP out
+  at::Tensor Ln1Weight, Ln1Bias, Ln2Weight, Ln2Bias;
+  at::Tensor QkvWeight, QkvBias;             // GPT-2 (Conv1D [d, 3d]), GPT-NeoX ([3d, d])
+  at::Tensor QWeight, KWeight, VWeight;      // Llama
+  at::Tensor QBias, KBias, VBias;            // Llama with attention_bias
+  at::Tensor OutWeight, OutBias;             // attention output projection
+  at::Tensor UpWeight, UpBias, GateWeight;   // MLP in (gate: Llama)
+  at::Tensor DownWeight, DownBias;           // MLP out
 };
 
 std::optional<c10::ScalarType> scalarType(st::DType type) {
@@ -97,21 +97,21 @@ bool isKnownBuffer(llvm::StringRef name) {
 } // namespace
 
 struct Model::Impl {
-  ModelConfig config;
-  c10::ScalarType dtype = at::kFloat;
-  std::vector<NamedParameter> params;
-  llvm::StringMap<size_t> byName;
+  ModelConfig Config;
+  c10::ScalarType Dtype = at::kFloat;
+  std::vector<NamedParameter> Params;
+  llvm::StringMap<size_t> ByName;
   /// Initialization std of each parameter (0: constant — 1 for norm weights, 0 for biases).
-  std::vector<double> initStd;
+  std::vector<double> InitStd;
 
-  at::Tensor embed, positions, finalNormWeight, finalNormBias, head;
-  std::vector<Block> blocks;
+  at::Tensor Embed, Positions, FinalNormWeight, FinalNormBias, Head;
+  std::vector<Block> Blocks;
 
   at::Tensor add(const std::string &name, at::IntArrayRef shape, ParamKind kind, double std) {
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
-    byName[name] = params.size();
-    params.push_back({name, t, kind});
-    initStd.push_back(std);
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(Dtype));
+    ByName[name] = Params.size();
+    Params.push_back({name, t, kind});
+    InitStd.push_back(std);
     return t;
   }
 
@@ -125,26 +125,26 @@ struct Model::Impl {
 };
 
 void Model::Impl::build() {
-  const ModelConfig &c = config;
-  const int64_t d = c.dModel, hd = c.effectiveHeadDim(), ffn = c.ffnHidden;
-  const int64_t qDim = c.numHeads * hd, kvDim = c.numKVHeads * hd;
-  const double std = 0.02, residualStd = 0.02 / std::sqrt(2.0 * double(c.numLayers));
-  const std::string layer = c.family == Family::GPT2      ? "transformer.h."
-                            : c.family == Family::Llama   ? "model.layers."
+  const ModelConfig &c = Config;
+  const int64_t d = c.DModel, hd = c.effectiveHeadDim(), ffn = c.FfnHidden;
+  const int64_t qDim = c.NumHeads * hd, kvDim = c.NumKVHeads * hd;
+  const double std = 0.02, residualStd = 0.02 / std::sqrt(2.0 * double(c.NumLayers));
+  const std::string layer = c.Family == Family::GPT2      ? "transformer.h."
+                            : c.Family == Family::Llama   ? "model.layers."
                                                           : "gpt_neox.layers.";
-  switch (c.family) {
+  switch (c.Family) {
   case Family::GPT2:
-    embed = add("transformer.wte.weight", {c.vocabSize, d}, ParamKind::Embedding, std);
-    positions = add("transformer.wpe.weight", {c.maxPositions, d}, ParamKind::Embedding, std);
+    Embed = add("transformer.wte.weight", {c.VocabSize, d}, ParamKind::Embedding, std);
+    Positions = add("transformer.wpe.weight", {c.MaxPositions, d}, ParamKind::Embedding, std);
     break;
   case Family::Llama:
-    embed = add("model.embed_tokens.weight", {c.vocabSize, d}, ParamKind::Embedding, std);
+    Embed = add("model.embed_tokens.weight", {c.VocabSize, d}, ParamKind::Embedding, std);
     break;
   case Family::GPTNeoX:
-    embed = add("gpt_neox.embed_in.weight", {c.vocabSize, d}, ParamKind::Embedding, std);
+    Embed = add("gpt_neox.embed_in.weight", {c.VocabSize, d}, ParamKind::Embedding, std);
     break;
   }
-  for (int64_t i = 0; i < c.numLayers; ++i) {
+  for (int64_t i = 0; i < c.NumLayers; ++i) {
     std::string p = layer + std::to_string(i) + ".";
     Block b;
     auto weight = [&](const std::string &n, at::IntArrayRef shape, double s = 0.02) {
@@ -154,109 +154,109 @@ void Model::Impl::build() {
       return add(p + n, {size}, ParamKind::Bias, 0);
     };
     auto normWeight = [&](const std::string &n) { return add(p + n, {d}, ParamKind::Norm, 0); };
-    switch (c.family) {
+    switch (c.Family) {
     case Family::GPT2:
       // Conv1D stores [in, out] (modeling_gpt2.py, class Conv1D).
-      b.ln1Weight = normWeight("ln_1.weight");
-      b.ln1Bias = bias("ln_1.bias", d);
-      b.qkvWeight = weight("attn.c_attn.weight", {d, 3 * d});
-      b.qkvBias = bias("attn.c_attn.bias", 3 * d);
-      b.outWeight = weight("attn.c_proj.weight", {d, d}, residualStd);
-      b.outBias = bias("attn.c_proj.bias", d);
-      b.ln2Weight = normWeight("ln_2.weight");
-      b.ln2Bias = bias("ln_2.bias", d);
-      b.upWeight = weight("mlp.c_fc.weight", {d, ffn});
-      b.upBias = bias("mlp.c_fc.bias", ffn);
-      b.downWeight = weight("mlp.c_proj.weight", {ffn, d}, residualStd);
-      b.downBias = bias("mlp.c_proj.bias", d);
+      b.Ln1Weight = normWeight("ln_1.weight");
+      b.Ln1Bias = bias("ln_1.bias", d);
+      b.QkvWeight = weight("attn.c_attn.weight", {d, 3 * d});
+      b.QkvBias = bias("attn.c_attn.bias", 3 * d);
+      b.OutWeight = weight("attn.c_proj.weight", {d, d}, residualStd);
+      b.OutBias = bias("attn.c_proj.bias", d);
+      b.Ln2Weight = normWeight("ln_2.weight");
+      b.Ln2Bias = bias("ln_2.bias", d);
+      b.UpWeight = weight("mlp.c_fc.weight", {d, ffn});
+      b.UpBias = bias("mlp.c_fc.bias", ffn);
+      b.DownWeight = weight("mlp.c_proj.weight", {ffn, d}, residualStd);
+      b.DownBias = bias("mlp.c_proj.bias", d);
       break;
     case Family::Llama:
-      b.ln1Weight = normWeight("input_layernorm.weight");
-      b.qWeight = weight("self_attn.q_proj.weight", {qDim, d});
-      b.kWeight = weight("self_attn.k_proj.weight", {kvDim, d});
-      b.vWeight = weight("self_attn.v_proj.weight", {kvDim, d});
-      if (c.attentionBias) {
-        b.qBias = bias("self_attn.q_proj.bias", qDim);
-        b.kBias = bias("self_attn.k_proj.bias", kvDim);
-        b.vBias = bias("self_attn.v_proj.bias", kvDim);
+      b.Ln1Weight = normWeight("input_layernorm.weight");
+      b.QWeight = weight("self_attn.q_proj.weight", {qDim, d});
+      b.KWeight = weight("self_attn.k_proj.weight", {kvDim, d});
+      b.VWeight = weight("self_attn.v_proj.weight", {kvDim, d});
+      if (c.AttentionBias) {
+        b.QBias = bias("self_attn.q_proj.bias", qDim);
+        b.KBias = bias("self_attn.k_proj.bias", kvDim);
+        b.VBias = bias("self_attn.v_proj.bias", kvDim);
       }
-      b.outWeight = weight("self_attn.o_proj.weight", {d, qDim}, residualStd);
-      b.ln2Weight = normWeight("post_attention_layernorm.weight");
-      b.gateWeight = weight("mlp.gate_proj.weight", {ffn, d});
-      b.upWeight = weight("mlp.up_proj.weight", {ffn, d});
-      b.downWeight = weight("mlp.down_proj.weight", {d, ffn}, residualStd);
+      b.OutWeight = weight("self_attn.o_proj.weight", {d, qDim}, residualStd);
+      b.Ln2Weight = normWeight("post_attention_layernorm.weight");
+      b.GateWeight = weight("mlp.gate_proj.weight", {ffn, d});
+      b.UpWeight = weight("mlp.up_proj.weight", {ffn, d});
+      b.DownWeight = weight("mlp.down_proj.weight", {d, ffn}, residualStd);
       break;
     case Family::GPTNeoX:
-      b.ln1Weight = normWeight("input_layernorm.weight");
-      b.ln1Bias = bias("input_layernorm.bias", d);
-      b.ln2Weight = normWeight("post_attention_layernorm.weight");
-      b.ln2Bias = bias("post_attention_layernorm.bias", d);
-      b.qkvWeight = weight("attention.query_key_value.weight", {3 * qDim, d});
-      b.qkvBias = bias("attention.query_key_value.bias", 3 * qDim);
-      b.outWeight = weight("attention.dense.weight", {d, qDim}, residualStd);
-      b.outBias = bias("attention.dense.bias", d);
-      b.upWeight = weight("mlp.dense_h_to_4h.weight", {ffn, d});
-      b.upBias = bias("mlp.dense_h_to_4h.bias", ffn);
-      b.downWeight = weight("mlp.dense_4h_to_h.weight", {d, ffn}, residualStd);
-      b.downBias = bias("mlp.dense_4h_to_h.bias", d);
+      b.Ln1Weight = normWeight("input_layernorm.weight");
+      b.Ln1Bias = bias("input_layernorm.bias", d);
+      b.Ln2Weight = normWeight("post_attention_layernorm.weight");
+      b.Ln2Bias = bias("post_attention_layernorm.bias", d);
+      b.QkvWeight = weight("attention.query_key_value.weight", {3 * qDim, d});
+      b.QkvBias = bias("attention.query_key_value.bias", 3 * qDim);
+      b.OutWeight = weight("attention.dense.weight", {d, qDim}, residualStd);
+      b.OutBias = bias("attention.dense.bias", d);
+      b.UpWeight = weight("mlp.dense_h_to_4h.weight", {ffn, d});
+      b.UpBias = bias("mlp.dense_h_to_4h.bias", ffn);
+      b.DownWeight = weight("mlp.dense_4h_to_h.weight", {d, ffn}, residualStd);
+      b.DownBias = bias("mlp.dense_4h_to_h.bias", d);
       break;
     }
-    blocks.push_back(std::move(b));
+    Blocks.push_back(std::move(b));
   }
-  switch (c.family) {
+  switch (c.Family) {
   case Family::GPT2:
-    finalNormWeight = add("transformer.ln_f.weight", {d}, ParamKind::Norm, 0);
-    finalNormBias = add("transformer.ln_f.bias", {d}, ParamKind::Bias, 0);
+    FinalNormWeight = add("transformer.ln_f.weight", {d}, ParamKind::Norm, 0);
+    FinalNormBias = add("transformer.ln_f.bias", {d}, ParamKind::Bias, 0);
     break;
   case Family::Llama:
-    finalNormWeight = add("model.norm.weight", {d}, ParamKind::Norm, 0);
+    FinalNormWeight = add("model.norm.weight", {d}, ParamKind::Norm, 0);
     break;
   case Family::GPTNeoX:
-    finalNormWeight = add("gpt_neox.final_layer_norm.weight", {d}, ParamKind::Norm, 0);
-    finalNormBias = add("gpt_neox.final_layer_norm.bias", {d}, ParamKind::Bias, 0);
+    FinalNormWeight = add("gpt_neox.final_layer_norm.weight", {d}, ParamKind::Norm, 0);
+    FinalNormBias = add("gpt_neox.final_layer_norm.bias", {d}, ParamKind::Bias, 0);
     break;
   }
-  if (c.tieEmbeddings)
-    head = embed;
+  if (c.TieEmbeddings)
+    Head = Embed;
   else
-    head = add(c.family == Family::GPTNeoX ? "embed_out.weight" : "lm_head.weight",
-               {c.vocabSize, d}, ParamKind::Matrix, std);
+    Head = add(c.Family == Family::GPTNeoX ? "embed_out.weight" : "lm_head.weight",
+               {c.VocabSize, d}, ParamKind::Matrix, std);
 }
 
 void Model::Impl::initialize(uint64_t seed) {
   at::NoGradGuard noGrad;
   at::Generator gen = at::detail::createCPUGenerator(seed);
-  for (size_t i = 0; i < params.size(); ++i) {
-    at::Tensor &t = params[i].tensor;
-    if (initStd[i] > 0)
-      t.normal_(0.0, initStd[i], gen);
+  for (size_t i = 0; i < Params.size(); ++i) {
+    at::Tensor &t = Params[i].Tensor;
+    if (InitStd[i] > 0)
+      t.normal_(0.0, InitStd[i], gen);
     else
-      t.fill_(params[i].kind == ParamKind::Norm ? 1.0 : 0.0);
+      t.fill_(Params[i].Kind == ParamKind::Norm ? 1.0 : 0.0);
   }
 }
 
-Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::Model(std::unique_ptr<Impl> impl) : PImpl(std::move(impl)) {}
 Model::~Model() = default;
 
-const ModelConfig &Model::config() const { return impl_->config; }
-c10::ScalarType Model::dtype() const { return impl_->dtype; }
+const ModelConfig &Model::config() const { return PImpl->Config; }
+c10::ScalarType Model::dtype() const { return PImpl->Dtype; }
 c10::Device Model::device() const {
-  return impl_->params.empty() ? c10::Device(c10::kCPU) : impl_->params.front().tensor.device();
+  return PImpl->Params.empty() ? c10::Device(c10::kCPU) : PImpl->Params.front().Tensor.device();
 }
 
 void Model::to(c10::Device device) {
   at::NoGradGuard noGrad;
   // set_data swaps the storage under each tensor: every holder of the tensor (the blocks'
   // fields, a tied head, an optimizer) sees the moved one.
-  for (NamedParameter &p : impl_->params)
-    if (p.tensor.device() != device)
-      p.tensor.set_data(p.tensor.to(device));
+  for (NamedParameter &p : PImpl->Params)
+    if (p.Tensor.device() != device)
+      p.Tensor.set_data(p.Tensor.to(device));
 }
-llvm::ArrayRef<NamedParameter> Model::parameters() const { return impl_->params; }
+llvm::ArrayRef<NamedParameter> Model::parameters() const { return PImpl->Params; }
 
 const NamedParameter *Model::findParameter(llvm::StringRef name) const {
-  auto it = impl_->byName.find(name);
-  return it == impl_->byName.end() ? nullptr : &impl_->params[it->second];
+  auto it = PImpl->ByName.find(name);
+  return it == PImpl->ByName.end() ? nullptr : &PImpl->Params[it->second];
 }
 
 llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, uint64_t seed,
@@ -266,12 +266,12 @@ llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, 
   if (!safetensorsType(dtype))
     return makeError("model dtype must be a floating-point type");
   auto impl = std::make_unique<Impl>();
-  impl->config = config;
-  impl->dtype = dtype;
+  impl->Config = config;
+  impl->Dtype = dtype;
   impl->build();
   impl->initialize(seed);
-  for (NamedParameter &p : impl->params)
-    p.tensor.set_requires_grad(true);
+  for (NamedParameter &p : impl->Params)
+    p.Tensor.set_requires_grad(true);
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 
@@ -294,13 +294,13 @@ llvm::Expected<std::unique_ptr<Model>> Model::fromHuggingFace(llvm::StringRef di
 
 at::Tensor Model::Impl::norm(const at::Tensor &x, const at::Tensor &weight,
                              const at::Tensor &bias) const {
-  if (config.family != Family::Llama)
-    return at::layer_norm(x, {config.dModel}, weight, bias, config.normEps);
+  if (Config.Family != Family::Llama)
+    return at::layer_norm(x, {Config.DModel}, weight, bias, Config.NormEps);
   // RMSNorm (Zhang & Sennrich 2019), in fp32 at least, as LlamaRMSNorm does.
-  at::ScalarType compute = dtype == at::kDouble ? at::kDouble : at::kFloat;
+  at::ScalarType compute = Dtype == at::kDouble ? at::kDouble : at::kFloat;
   at::Tensor xf = x.to(compute);
-  at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean({-1}, /*keepdim=*/true) + config.normEps);
-  return weight * normed.to(dtype);
+  at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean({-1}, /*keepdim=*/true) + Config.NormEps);
+  return weight * normed.to(Dtype);
 }
 
 /// RoPE (Su et al. 2021) on the first `cos.size(-1)` dimensions of each head, rotating
@@ -315,12 +315,12 @@ static at::Tensor applyRotary(const at::Tensor &x, const at::Tensor &cos, const 
 
 at::Tensor Model::Impl::attention(const Block &b, const at::Tensor &h, const at::Tensor &cos,
                                   const at::Tensor &sin, const compat::AttentionMask &mask) const {
-  const int64_t B = h.size(0), T = h.size(1), H = config.numHeads, KV = config.numKVHeads;
-  const int64_t D = config.effectiveHeadDim();
+  const int64_t B = h.size(0), T = h.size(1), H = Config.NumHeads, KV = Config.NumKVHeads;
+  const int64_t D = Config.effectiveHeadDim();
   at::Tensor q, k, v;
-  switch (config.family) {
+  switch (Config.Family) {
   case Family::GPT2: {
-    at::Tensor qkv = at::addmm(b.qkvBias, h.reshape({B * T, config.dModel}), b.qkvWeight);
+    at::Tensor qkv = at::addmm(b.QkvBias, h.reshape({B * T, Config.DModel}), b.QkvWeight);
     std::vector<at::Tensor> parts = qkv.view({B, T, 3 * H * D}).split(H * D, -1);
     q = parts[0].view({B, T, H, D}).transpose(1, 2);
     k = parts[1].view({B, T, H, D}).transpose(1, 2);
@@ -328,13 +328,13 @@ at::Tensor Model::Impl::attention(const Block &b, const at::Tensor &h, const at:
     break;
   }
   case Family::Llama:
-    q = at::linear(h, b.qWeight, b.qBias).view({B, T, H, D}).transpose(1, 2);
-    k = at::linear(h, b.kWeight, b.kBias).view({B, T, KV, D}).transpose(1, 2);
-    v = at::linear(h, b.vWeight, b.vBias).view({B, T, KV, D}).transpose(1, 2);
+    q = at::linear(h, b.QWeight, b.QBias).view({B, T, H, D}).transpose(1, 2);
+    k = at::linear(h, b.KWeight, b.KBias).view({B, T, KV, D}).transpose(1, 2);
+    v = at::linear(h, b.VWeight, b.VBias).view({B, T, KV, D}).transpose(1, 2);
     break;
   case Family::GPTNeoX: {
     // query_key_value interleaves per head: [q_h, k_h, v_h] for each head h.
-    at::Tensor qkv = at::linear(h, b.qkvWeight, b.qkvBias).view({B, T, H, 3 * D}).transpose(1, 2);
+    at::Tensor qkv = at::linear(h, b.QkvWeight, b.QkvBias).view({B, T, H, 3 * D}).transpose(1, 2);
     std::vector<at::Tensor> parts = qkv.chunk(3, -1);
     q = parts[0], k = parts[1], v = parts[2];
     break;
@@ -345,38 +345,38 @@ at::Tensor Model::Impl::attention(const Block &b, const at::Tensor &h, const at:
     k = applyRotary(k, cos, sin);
   }
   at::Tensor out = compat::attention(q, k, v, mask).transpose(1, 2).reshape({B, T, H * D});
-  if (config.family == Family::GPT2)
-    return at::addmm(b.outBias, out.view({B * T, H * D}), b.outWeight).view({B, T, config.dModel});
-  return at::linear(out, b.outWeight, b.outBias);
+  if (Config.Family == Family::GPT2)
+    return at::addmm(b.OutBias, out.view({B * T, H * D}), b.OutWeight).view({B, T, Config.DModel});
+  return at::linear(out, b.OutWeight, b.OutBias);
 }
 
 at::Tensor Model::Impl::mlp(const Block &b, const at::Tensor &h) const {
-  switch (config.family) {
+  switch (Config.Family) {
   case Family::GPT2: {
     const int64_t B = h.size(0), T = h.size(1);
-    at::Tensor up = at::addmm(b.upBias, h.reshape({B * T, config.dModel}), b.upWeight);
-    return at::addmm(b.downBias, at::gelu(up, "tanh"), b.downWeight).view({B, T, config.dModel});
+    at::Tensor up = at::addmm(b.UpBias, h.reshape({B * T, Config.DModel}), b.UpWeight);
+    return at::addmm(b.DownBias, at::gelu(up, "tanh"), b.DownWeight).view({B, T, Config.DModel});
   }
   case Family::Llama: // SwiGLU (Shazeer 2020)
-    return at::linear(at::silu(at::linear(h, b.gateWeight)) * at::linear(h, b.upWeight),
-                      b.downWeight);
+    return at::linear(at::silu(at::linear(h, b.GateWeight)) * at::linear(h, b.UpWeight),
+                      b.DownWeight);
   case Family::GPTNeoX: {
-    at::Tensor up = at::linear(h, b.upWeight, b.upBias);
-    up = config.activation == Activation::GELUTanh ? at::gelu(up, "tanh") : at::gelu(up);
-    return at::linear(up, b.downWeight, b.downBias);
+    at::Tensor up = at::linear(h, b.UpWeight, b.UpBias);
+    up = Config.Activation == Activation::GELUTanh ? at::gelu(up, "tanh") : at::gelu(up);
+    return at::linear(up, b.DownWeight, b.DownBias);
   }
   }
   llvm_unreachable("unknown family");
 }
 
 at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentStarts) const {
-  const Impl &m = *impl_;
-  const ModelConfig &c = m.config;
+  const Impl &m = *PImpl;
+  const ModelConfig &c = m.Config;
   TORCH_CHECK(tokens.dim() == 2 && tokens.scalar_type() == at::kLong,
               "Model::forward: tokens must be int64 [batch, time], got ", tokens.sizes());
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  TORCH_CHECK(T <= c.maxPositions, "Model::forward: sequence of ", T,
-              " tokens is longer than the model's ", c.maxPositions, " positions");
+  TORCH_CHECK(T <= c.MaxPositions, "Model::forward: sequence of ", T,
+              " tokens is longer than the model's ", c.MaxPositions, " positions");
 
   // Positions and the attention mask: plain causal, or causal within each document.
   at::TensorOptions longs = tokens.options().dtype(at::kLong);
@@ -395,36 +395,36 @@ at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentSt
     allowed = (sameDocument & causal).unsqueeze(1); // [B, 1, T, T]
   }
 
-  at::Tensor x = at::embedding(m.embed, tokens);
-  if (c.family == Family::GPT2)
-    x = x + at::embedding(m.positions, positions.expand({B, T}));
+  at::Tensor x = at::embedding(m.Embed, tokens);
+  if (c.Family == Family::GPT2)
+    x = x + at::embedding(m.Positions, positions.expand({B, T}));
 
   at::Tensor cos, sin;
-  if (c.family != Family::GPT2) {
+  if (c.Family != Family::GPT2) {
     // HF's default RoPE: inv_freq = 1 / theta^(2i / dim) in fp32, angles = position * inv_freq.
     const int64_t rot = c.rotaryDim();
-    at::ScalarType compute = m.dtype == at::kDouble ? at::kDouble : at::kFloat;
+    at::ScalarType compute = m.Dtype == at::kDouble ? at::kDouble : at::kFloat;
     at::Tensor invFreq =
-        1.0 / at::pow(c.ropeTheta, at::arange(0, rot, 2, longs).to(compute) / double(rot));
+        1.0 / at::pow(c.RopeTheta, at::arange(0, rot, 2, longs).to(compute) / double(rot));
     at::Tensor angles = positions.to(compute).unsqueeze(-1) * invFreq; // [B|1, T, rot/2]
     at::Tensor emb = at::cat({angles, angles}, -1).unsqueeze(1);       // [B|1, 1, T, rot]
-    cos = emb.cos().to(m.dtype);
-    sin = emb.sin().to(m.dtype);
+    cos = emb.cos().to(m.Dtype);
+    sin = emb.sin().to(m.Dtype);
   }
 
-  const compat::AttentionMask mask = compat::attentionMask(allowed, c.numKVHeads, c.numHeads / c.numKVHeads, T,
-                                                           x.options().dtype(m.dtype));
-  for (const Block &b : m.blocks) {
-    if (c.parallelResidual) {
-      at::Tensor attn = m.attention(b, m.norm(x, b.ln1Weight, b.ln1Bias), cos, sin, mask);
-      x = m.mlp(b, m.norm(x, b.ln2Weight, b.ln2Bias)) + attn + x;
+  const compat::AttentionMask mask = compat::attentionMask(allowed, c.NumKVHeads, c.NumHeads / c.NumKVHeads, T,
+                                                           x.options().dtype(m.Dtype));
+  for (const Block &b : m.Blocks) {
+    if (c.ParallelResidual) {
+      at::Tensor attn = m.attention(b, m.norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
+      x = m.mlp(b, m.norm(x, b.Ln2Weight, b.Ln2Bias)) + attn + x;
     } else {
-      x = x + m.attention(b, m.norm(x, b.ln1Weight, b.ln1Bias), cos, sin, mask);
-      x = x + m.mlp(b, m.norm(x, b.ln2Weight, b.ln2Bias));
+      x = x + m.attention(b, m.norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
+      x = x + m.mlp(b, m.norm(x, b.Ln2Weight, b.Ln2Bias));
     }
   }
-  x = m.norm(x, m.finalNormWeight, m.finalNormBias);
-  return at::linear(x, m.head);
+  x = m.norm(x, m.FinalNormWeight, m.FinalNormBias);
+  return at::linear(x, m.Head);
 }
 
 /// Masked targets may be anything (padding, -1): nll_loss's ignore_index drops their terms
@@ -485,25 +485,25 @@ namespace {
 
 /// The tensors of a checkpoint, one file or several shards, by name.
 struct Checkpoint {
-  std::string name; ///< the file, or the index of the shards, for messages
-  std::vector<st::File> files;
+  std::string Name; ///< the file, or the index of the shards, for messages
+  std::vector<st::File> Files;
   struct Entry {
-    const st::TensorInfo *info;
-    std::string file;
+    const st::TensorInfo *Info;
+    std::string File;
   };
-  std::vector<std::pair<std::string, Entry>> inOrder; ///< shard by shard, in data order
-  llvm::StringMap<Entry> byName;
+  std::vector<std::pair<std::string, Entry>> InOrder; ///< shard by shard, in data order
+  llvm::StringMap<Entry> ByName;
 
   /// Adds the tensors of the file just opened; fails on a name another file holds.
   llvm::Error addFile(st::File file) {
-    files.push_back(std::move(file));
-    const st::File &f = files.back();
+    Files.push_back(std::move(file));
+    const st::File &f = Files.back();
     for (const st::TensorInfo &t : f.tensors()) {
-      auto [it, fresh] = byName.try_emplace(t.name, Entry{&t, f.path().str()});
+      auto [it, fresh] = ByName.try_emplace(t.Name, Entry{&t, f.path().str()});
       if (!fresh)
-        return fileError(name, llvm::Twine("tensor '") + t.name + "' is in both " + it->second.file + " and " +
+        return fileError(Name, llvm::Twine("tensor '") + t.Name + "' is in both " + it->second.File + " and " +
                                    f.path());
-      inOrder.push_back({t.name, it->second});
+      InOrder.push_back({t.Name, it->second});
     }
     return llvm::Error::success();
   }
@@ -547,7 +547,7 @@ std::vector<llvm::StringRef> keysOf(llvm::StringRef json, llvm::StringRef member
 /// The shards an index maps tensors to, opened and checked against it.
 llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef indexPath) {
   Checkpoint ckpt;
-  ckpt.name = indexPath.str();
+  ckpt.Name = indexPath.str();
   auto bad = [&](const llvm::Twine &what) { return fileError(indexPath, what); };
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer = llvm::MemoryBuffer::getFile(indexPath);
   if (!buffer)
@@ -591,13 +591,13 @@ llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef index
     if (llvm::Error e = ckpt.addFile(std::move(*file)))
       return e;
     for (const std::string &tensor : tensors)
-      if (!ckpt.files.back().find(tensor))
+      if (!ckpt.Files.back().find(tensor))
         return bad("shard '" + shard + "' has no tensor '" + tensor + "'");
   }
-  for (const auto &[tensor, entry] : ckpt.inOrder) {
+  for (const auto &[tensor, entry] : ckpt.InOrder) {
     const llvm::json::Value *shard = weightMap->get(tensor);
-    if (!shard || llvm::sys::path::filename(entry.file) != *shard->getAsString())
-      return bad("tensor '" + tensor + "' is in " + entry.file + ", which weight_map does not give it");
+    if (!shard || llvm::sys::path::filename(entry.File) != *shard->getAsString())
+      return bad("tensor '" + tensor + "' is in " + entry.File + ", which weight_map does not give it");
   }
   return ckpt;
 }
@@ -608,33 +608,33 @@ llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef index
 static llvm::Error loadCheckpoint(std::vector<NamedParameter> &params,
                                   const llvm::StringMap<size_t> &byName, const ModelConfig &config,
                                   const Checkpoint &ckpt) {
-  for (const auto &[name, entry] : ckpt.inOrder) {
+  for (const auto &[name, entry] : ckpt.InOrder) {
     if (byName.count(name) || isKnownBuffer(name))
       continue;
-    if (config.tieEmbeddings && (name == "lm_head.weight" || name == "embed_out.weight"))
+    if (config.TieEmbeddings && (name == "lm_head.weight" || name == "embed_out.weight"))
       continue; // a tied head saved anyway; the embedding is what counts
-    return fileError(entry.file, llvm::Twine("tensor '") + name + "' is not a parameter of this " +
-                                     mixtape::plan::enumName(config.family) + " model");
+    return fileError(entry.File, llvm::Twine("tensor '") + name + "' is not a parameter of this " +
+                                     mixtape::plan::enumName(config.Family) + " model");
   }
   for (NamedParameter &p : params) {
-    auto it = ckpt.byName.find(p.name);
-    if (it == ckpt.byName.end())
-      return fileError(ckpt.name, "missing tensor '" + p.name + "'");
-    const st::TensorInfo &t = *it->second.info;
-    if (llvm::ArrayRef<int64_t>(t.shape) != llvm::ArrayRef<int64_t>(p.tensor.sizes().vec()))
-      return fileError(it->second.file, llvm::Twine("tensor '") + p.name + "' has shape " + st::shapeText(t.shape) +
-                                            ", the model needs " + st::shapeText(p.tensor.sizes().vec()));
-    if (!scalarType(t.dtype))
-      return fileError(it->second.file, llvm::Twine("tensor '") + p.name + "' has dtype " + st::dtypeName(t.dtype) +
+    auto it = ckpt.ByName.find(p.Name);
+    if (it == ckpt.ByName.end())
+      return fileError(ckpt.Name, "missing tensor '" + p.Name + "'");
+    const st::TensorInfo &t = *it->second.Info;
+    if (llvm::ArrayRef<int64_t>(t.Shape) != llvm::ArrayRef<int64_t>(p.Tensor.sizes().vec()))
+      return fileError(it->second.File, llvm::Twine("tensor '") + p.Name + "' has shape " + st::shapeText(t.Shape) +
+                                            ", the model needs " + st::shapeText(p.Tensor.sizes().vec()));
+    if (!scalarType(t.Dtype))
+      return fileError(it->second.File, llvm::Twine("tensor '") + p.Name + "' has dtype " + st::dtypeName(t.Dtype) +
                                             "; parameters must be F32, F16, BF16 or F64");
   }
   at::NoGradGuard noGrad;
   for (NamedParameter &p : params) {
-    const st::TensorInfo &t = *ckpt.byName.find(p.name)->second.info;
+    const st::TensorInfo &t = *ckpt.ByName.find(p.Name)->second.Info;
     // Copy out of the mapping first: tensor data in a file need not be aligned.
-    at::Tensor staging = at::empty(t.shape, at::TensorOptions().dtype(*scalarType(t.dtype)));
-    std::memcpy(staging.data_ptr(), t.bytes.data(), t.bytes.size());
-    p.tensor.copy_(staging);
+    at::Tensor staging = at::empty(t.Shape, at::TensorOptions().dtype(*scalarType(t.Dtype)));
+    std::memcpy(staging.data_ptr(), t.Bytes.data(), t.Bytes.size());
+    p.Tensor.copy_(staging);
   }
   return llvm::Error::success();
 }
@@ -644,10 +644,10 @@ llvm::Error Model::loadWeights(llvm::StringRef path) {
   if (!file)
     return file.takeError();
   Checkpoint ckpt;
-  ckpt.name = path.str();
+  ckpt.Name = path.str();
   if (llvm::Error e = ckpt.addFile(std::move(*file)))
     return e;
-  return loadCheckpoint(impl_->params, impl_->byName, impl_->config, ckpt);
+  return loadCheckpoint(PImpl->Params, PImpl->ByName, PImpl->Config, ckpt);
 }
 
 llvm::Error Model::loadHuggingFaceWeights(llvm::StringRef dir) {
@@ -657,20 +657,20 @@ llvm::Error Model::loadHuggingFaceWeights(llvm::StringRef dir) {
   llvm::Expected<Checkpoint> ckpt = openShards(dir, index);
   if (!ckpt)
     return ckpt.takeError();
-  return loadCheckpoint(impl_->params, impl_->byName, impl_->config, *ckpt);
+  return loadCheckpoint(PImpl->Params, PImpl->ByName, PImpl->Config, *ckpt);
 }
 
 llvm::Error Model::saveWeights(llvm::StringRef path) const {
   std::vector<const NamedParameter *> order;
-  for (const NamedParameter &p : impl_->params)
+  for (const NamedParameter &p : PImpl->Params)
     order.push_back(&p);
-  llvm::sort(order, [](const NamedParameter *a, const NamedParameter *b) { return a->name < b->name; });
+  llvm::sort(order, [](const NamedParameter *a, const NamedParameter *b) { return a->Name < b->Name; });
   std::vector<at::Tensor> keepAlive;
   std::vector<st::TensorData> tensors;
   for (const NamedParameter *p : order) {
-    at::Tensor t = p->tensor.detach().cpu().contiguous();
+    at::Tensor t = p->Tensor.detach().cpu().contiguous();
     keepAlive.push_back(t);
-    tensors.push_back({p->name, *safetensorsType(t.scalar_type()), t.sizes().vec(),
+    tensors.push_back({p->Name, *safetensorsType(t.scalar_type()), t.sizes().vec(),
                        llvm::ArrayRef<uint8_t>(static_cast<const uint8_t *>(t.data_ptr()),
                                                t.nbytes())});
   }
@@ -680,12 +680,12 @@ llvm::Error Model::saveWeights(llvm::StringRef path) const {
 llvm::Error Model::saveHuggingFace(llvm::StringRef dir) const {
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
     return fileError(dir, "cannot create: " + ec.message());
-  llvm::StringRef torchDtype = impl_->dtype == at::kBFloat16 ? "bfloat16"
-                               : impl_->dtype == at::kHalf   ? "float16"
-                               : impl_->dtype == at::kDouble ? "float64"
+  llvm::StringRef torchDtype = PImpl->Dtype == at::kBFloat16 ? "bfloat16"
+                               : PImpl->Dtype == at::kHalf   ? "float16"
+                               : PImpl->Dtype == at::kDouble ? "float64"
                                                              : "float32";
   std::string config =
-      llvm::formatv("{0:2}\n", llvm::json::Value(formatHFConfig(impl_->config, torchDtype))).str();
+      llvm::formatv("{0:2}\n", llvm::json::Value(formatHFConfig(PImpl->Config, torchDtype))).str();
   if (llvm::Error e = mixtape::writeFileDurably(joinPath(dir, "config.json"), config))
     return e;
   return saveWeights(joinPath(dir, "model.safetensors"));

@@ -21,32 +21,32 @@ std::optional<Family> mixtape::model::familyFromModelType(llvm::StringRef name) 
   return std::nullopt;
 }
 
-ModelConfig ModelConfig::defaults(Family family, int64_t vocabSize, int64_t numLayers,
+ModelConfig ModelConfig::defaults(model::Family family, int64_t vocabSize, int64_t numLayers,
                                   int64_t dModel, int64_t numHeads, int64_t maxPositions) {
   ModelConfig c;
-  c.family = family;
-  c.vocabSize = vocabSize;
-  c.numLayers = numLayers;
-  c.dModel = dModel;
-  c.numHeads = numHeads;
-  c.numKVHeads = numHeads;
-  c.maxPositions = maxPositions;
-  c.ffnHidden = 4 * dModel;
+  c.Family = family;
+  c.VocabSize = vocabSize;
+  c.NumLayers = numLayers;
+  c.DModel = dModel;
+  c.NumHeads = numHeads;
+  c.NumKVHeads = numHeads;
+  c.MaxPositions = maxPositions;
+  c.FfnHidden = 4 * dModel;
   switch (family) {
   case Family::GPT2:
-    c.tieEmbeddings = true;
-    c.activation = Activation::GELUTanh;
+    c.TieEmbeddings = true;
+    c.Activation = Activation::GELUTanh;
     break;
   case Family::Llama:
     // LLaMA (Touvron et al. 2023, sec. 2.2): 2/3 of 4d for the gated MLP, rounded up to 64.
-    c.ffnHidden = (8 * dModel / 3 + 63) / 64 * 64;
-    c.normEps = 1e-6;
-    c.activation = Activation::SiLU;
+    c.FfnHidden = (8 * dModel / 3 + 63) / 64 * 64;
+    c.NormEps = 1e-6;
+    c.Activation = Activation::SiLU;
     break;
   case Family::GPTNeoX:
-    c.rotaryPct = 0.25;
-    c.parallelResidual = true;
-    c.activation = Activation::GELU;
+    c.RotaryPct = 0.25;
+    c.ParallelResidual = true;
+    c.Activation = Activation::GELU;
     break;
   }
   return c;
@@ -54,21 +54,21 @@ ModelConfig ModelConfig::defaults(Family family, int64_t vocabSize, int64_t numL
 
 llvm::Error ModelConfig::validate() const {
   auto bad = [](const llvm::Twine &what) { return makeError("model config: " + what); };
-  if (vocabSize <= 0 || numLayers <= 0 || dModel <= 0 || numHeads <= 0 || numKVHeads <= 0 ||
-      ffnHidden <= 0 || maxPositions <= 0 || headDim < 0)
+  if (VocabSize <= 0 || NumLayers <= 0 || DModel <= 0 || NumHeads <= 0 || NumKVHeads <= 0 ||
+      FfnHidden <= 0 || MaxPositions <= 0 || HeadDim < 0)
     return bad("vocab, layers, d_model, heads, kv_heads, ffn and max_positions must be "
                "positive");
-  if (!headDim && dModel % numHeads != 0)
-    return bad("d_model " + llvm::Twine(dModel) + " is not divisible by " +
-               llvm::Twine(numHeads) + " heads");
-  if (numHeads % numKVHeads != 0)
-    return bad(llvm::Twine(numHeads) + " heads are not divisible by " +
-               llvm::Twine(numKVHeads) + " kv_heads");
-  if (family != Family::Llama && numKVHeads != numHeads)
+  if (!HeadDim && DModel % NumHeads != 0)
+    return bad("d_model " + llvm::Twine(DModel) + " is not divisible by " +
+               llvm::Twine(NumHeads) + " heads");
+  if (NumHeads % NumKVHeads != 0)
+    return bad(llvm::Twine(NumHeads) + " heads are not divisible by " +
+               llvm::Twine(NumKVHeads) + " kv_heads");
+  if (Family != Family::Llama && NumKVHeads != NumHeads)
     return bad("grouped-query attention is a Llama-family feature");
-  if (!(rotaryPct > 0 && rotaryPct <= 1) || rotaryDim() % 2 != 0)
+  if (!(RotaryPct > 0 && RotaryPct <= 1) || rotaryDim() % 2 != 0)
     return bad("rotary_pct must give an even number of rotated dimensions in (0, head_dim]");
-  if (!(ropeTheta > 0) || !(normEps > 0))
+  if (!(RopeTheta > 0) || !(NormEps > 0))
     return bad("rope_theta and norm eps must be positive");
   return llvm::Error::success();
 }
@@ -163,40 +163,40 @@ llvm::Expected<ModelConfig> mixtape::model::parseHFConfig(llvm::StringRef json,
                                    "' is not one of gpt2, llama, mistral, qwen2, gpt_neox");
 
   ModelConfig c;
-  c.family = *family;
-  c.vocabSize = r.integer("vocab_size");
+  c.Family = *family;
+  c.VocabSize = r.integer("vocab_size");
   switch (*family) {
   case Family::GPT2:
-    c.numLayers = r.integer("n_layer");
-    c.dModel = r.integer("n_embd");
-    c.numHeads = r.integer("n_head");
-    c.numKVHeads = c.numHeads;
-    c.ffnHidden = r.integer("n_inner", 4 * c.dModel);
-    c.maxPositions = r.integer("n_positions");
-    c.normEps = r.number("layer_norm_epsilon", 1e-5);
-    c.tieEmbeddings = r.boolean("tie_word_embeddings", true);
-    c.activation = activationFromName(r.string("activation_function").value_or("gelu_new"), r);
+    c.NumLayers = r.integer("n_layer");
+    c.DModel = r.integer("n_embd");
+    c.NumHeads = r.integer("n_head");
+    c.NumKVHeads = c.NumHeads;
+    c.FfnHidden = r.integer("n_inner", 4 * c.DModel);
+    c.MaxPositions = r.integer("n_positions");
+    c.NormEps = r.number("layer_norm_epsilon", 1e-5);
+    c.TieEmbeddings = r.boolean("tie_word_embeddings", true);
+    c.Activation = activationFromName(r.string("activation_function").value_or("gelu_new"), r);
     if (r.boolean("scale_attn_by_inverse_layer_idx", false) ||
         r.boolean("reorder_and_upcast_attn", false) || !r.boolean("scale_attn_weights", true))
       r.fail("GPT-2 attention variants (scale_attn_by_inverse_layer_idx, "
              "reorder_and_upcast_attn, unscaled) are not supported");
     break;
   case Family::Llama:
-    c.numLayers = r.integer("num_hidden_layers");
-    c.dModel = r.integer("hidden_size");
-    c.numHeads = r.integer("num_attention_heads");
-    c.numKVHeads = r.integer("num_key_value_heads", c.numHeads);
-    c.headDim = r.integer("head_dim", 0);
-    if (c.numHeads && c.headDim == c.dModel / c.numHeads)
-      c.headDim = 0;
-    c.ffnHidden = r.integer("intermediate_size");
-    c.maxPositions = r.integer("max_position_embeddings");
-    c.ropeTheta = r.rope("rope_theta", "rope_theta", 10000.0);
-    c.normEps = r.number("rms_norm_eps", 1e-6);
-    c.tieEmbeddings = r.boolean("tie_word_embeddings", false);
-    c.attentionBias = r.boolean("attention_bias", *modelType == "qwen2");
-    c.activation = activationFromName(r.string("hidden_act").value_or("silu"), r);
-    if (c.activation != Activation::SiLU)
+    c.NumLayers = r.integer("num_hidden_layers");
+    c.DModel = r.integer("hidden_size");
+    c.NumHeads = r.integer("num_attention_heads");
+    c.NumKVHeads = r.integer("num_key_value_heads", c.NumHeads);
+    c.HeadDim = r.integer("head_dim", 0);
+    if (c.NumHeads && c.HeadDim == c.DModel / c.NumHeads)
+      c.HeadDim = 0;
+    c.FfnHidden = r.integer("intermediate_size");
+    c.MaxPositions = r.integer("max_position_embeddings");
+    c.RopeTheta = r.rope("rope_theta", "rope_theta", 10000.0);
+    c.NormEps = r.number("rms_norm_eps", 1e-6);
+    c.TieEmbeddings = r.boolean("tie_word_embeddings", false);
+    c.AttentionBias = r.boolean("attention_bias", *modelType == "qwen2");
+    c.Activation = activationFromName(r.string("hidden_act").value_or("silu"), r);
+    if (c.Activation != Activation::SiLU)
       r.fail("a Llama-family MLP must use silu");
     if (r.boolean("mlp_bias", false))
       r.fail("mlp_bias is not supported");
@@ -208,18 +208,18 @@ llvm::Expected<ModelConfig> mixtape::model::parseHFConfig(llvm::StringRef json,
         r.fail("rope_scaling is not supported");
     break;
   case Family::GPTNeoX:
-    c.numLayers = r.integer("num_hidden_layers");
-    c.dModel = r.integer("hidden_size");
-    c.numHeads = r.integer("num_attention_heads");
-    c.numKVHeads = c.numHeads;
-    c.ffnHidden = r.integer("intermediate_size");
-    c.maxPositions = r.integer("max_position_embeddings");
-    c.ropeTheta = r.rope("rope_theta", "rotary_emb_base", 10000.0);
-    c.rotaryPct = r.rope("partial_rotary_factor", "rotary_pct", 0.25);
-    c.normEps = r.number("layer_norm_eps", 1e-5);
-    c.tieEmbeddings = r.boolean("tie_word_embeddings", false);
-    c.parallelResidual = r.boolean("use_parallel_residual", true);
-    c.activation = activationFromName(r.string("hidden_act").value_or("gelu"), r);
+    c.NumLayers = r.integer("num_hidden_layers");
+    c.DModel = r.integer("hidden_size");
+    c.NumHeads = r.integer("num_attention_heads");
+    c.NumKVHeads = c.NumHeads;
+    c.FfnHidden = r.integer("intermediate_size");
+    c.MaxPositions = r.integer("max_position_embeddings");
+    c.RopeTheta = r.rope("rope_theta", "rotary_emb_base", 10000.0);
+    c.RotaryPct = r.rope("partial_rotary_factor", "rotary_pct", 0.25);
+    c.NormEps = r.number("layer_norm_eps", 1e-5);
+    c.TieEmbeddings = r.boolean("tie_word_embeddings", false);
+    c.ParallelResidual = r.boolean("use_parallel_residual", true);
+    c.Activation = activationFromName(r.string("hidden_act").value_or("gelu"), r);
     if (!r.boolean("attention_bias", true))
       r.fail("GPT-NeoX without attention biases is not supported");
     break;
@@ -251,58 +251,58 @@ static llvm::StringRef hfActivationName(Activation activation) {
 }
 
 llvm::json::Object mixtape::model::formatHFConfig(const ModelConfig &c, llvm::StringRef torchDtype) {
-  llvm::json::Object o{{"model_type", plan::enumName(c.family)},
-                       {"vocab_size", c.vocabSize},
-                       {"tie_word_embeddings", c.tieEmbeddings},
+  llvm::json::Object o{{"model_type", plan::enumName(c.Family)},
+                       {"vocab_size", c.VocabSize},
+                       {"tie_word_embeddings", c.TieEmbeddings},
                        {"dtype", torchDtype},
                        {"torch_dtype", torchDtype}};
-  switch (c.family) {
+  switch (c.Family) {
   case Family::GPT2:
     o["architectures"] = llvm::json::Array{"GPT2LMHeadModel"};
-    o["n_layer"] = c.numLayers;
-    o["n_embd"] = c.dModel;
-    o["n_head"] = c.numHeads;
+    o["n_layer"] = c.NumLayers;
+    o["n_embd"] = c.DModel;
+    o["n_head"] = c.NumHeads;
     // transformers writes null for the default 4 * n_embd.
-    o["n_inner"] = c.ffnHidden == 4 * c.dModel ? llvm::json::Value(nullptr) : llvm::json::Value(c.ffnHidden);
-    o["n_positions"] = c.maxPositions;
-    o["layer_norm_epsilon"] = c.normEps;
-    o["activation_function"] = hfActivationName(c.activation);
+    o["n_inner"] = c.FfnHidden == 4 * c.DModel ? llvm::json::Value(nullptr) : llvm::json::Value(c.FfnHidden);
+    o["n_positions"] = c.MaxPositions;
+    o["layer_norm_epsilon"] = c.NormEps;
+    o["activation_function"] = hfActivationName(c.Activation);
     o["scale_attn_weights"] = true;
     o["scale_attn_by_inverse_layer_idx"] = false;
     o["reorder_and_upcast_attn"] = false;
     break;
   case Family::Llama:
     o["architectures"] = llvm::json::Array{"LlamaForCausalLM"};
-    o["num_hidden_layers"] = c.numLayers;
-    o["hidden_size"] = c.dModel;
-    o["num_attention_heads"] = c.numHeads;
-    o["num_key_value_heads"] = c.numKVHeads;
+    o["num_hidden_layers"] = c.NumLayers;
+    o["hidden_size"] = c.DModel;
+    o["num_attention_heads"] = c.NumHeads;
+    o["num_key_value_heads"] = c.NumKVHeads;
     o["head_dim"] = c.effectiveHeadDim();
-    o["intermediate_size"] = c.ffnHidden;
-    o["max_position_embeddings"] = c.maxPositions;
-    o["rms_norm_eps"] = c.normEps;
-    o["hidden_act"] = hfActivationName(c.activation);
-    o["attention_bias"] = c.attentionBias;
+    o["intermediate_size"] = c.FfnHidden;
+    o["max_position_embeddings"] = c.MaxPositions;
+    o["rms_norm_eps"] = c.NormEps;
+    o["hidden_act"] = hfActivationName(c.Activation);
+    o["attention_bias"] = c.AttentionBias;
     o["mlp_bias"] = false;
     o["pretraining_tp"] = 1;
-    o["rope_parameters"] = llvm::json::Object{{"rope_theta", c.ropeTheta}, {"rope_type", "default"}};
-    o["rope_theta"] = c.ropeTheta;
+    o["rope_parameters"] = llvm::json::Object{{"rope_theta", c.RopeTheta}, {"rope_type", "default"}};
+    o["rope_theta"] = c.RopeTheta;
     break;
   case Family::GPTNeoX:
     o["architectures"] = llvm::json::Array{"GPTNeoXForCausalLM"};
-    o["num_hidden_layers"] = c.numLayers;
-    o["hidden_size"] = c.dModel;
-    o["num_attention_heads"] = c.numHeads;
-    o["intermediate_size"] = c.ffnHidden;
-    o["max_position_embeddings"] = c.maxPositions;
-    o["layer_norm_eps"] = c.normEps;
-    o["hidden_act"] = hfActivationName(c.activation);
+    o["num_hidden_layers"] = c.NumLayers;
+    o["hidden_size"] = c.DModel;
+    o["num_attention_heads"] = c.NumHeads;
+    o["intermediate_size"] = c.FfnHidden;
+    o["max_position_embeddings"] = c.MaxPositions;
+    o["layer_norm_eps"] = c.NormEps;
+    o["hidden_act"] = hfActivationName(c.Activation);
     o["attention_bias"] = true;
-    o["use_parallel_residual"] = c.parallelResidual;
+    o["use_parallel_residual"] = c.ParallelResidual;
     o["rope_parameters"] = llvm::json::Object{
-        {"rope_theta", c.ropeTheta}, {"partial_rotary_factor", c.rotaryPct}, {"rope_type", "default"}};
-    o["rotary_emb_base"] = c.ropeTheta;
-    o["rotary_pct"] = c.rotaryPct;
+        {"rope_theta", c.RopeTheta}, {"partial_rotary_factor", c.RotaryPct}, {"rope_type", "default"}};
+    o["rotary_emb_base"] = c.RopeTheta;
+    o["rotary_pct"] = c.RotaryPct;
     break;
   }
   return o;

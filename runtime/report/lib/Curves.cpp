@@ -33,24 +33,24 @@ namespace {
 
 /// The train nodes a variant runs through, in plan (so chain) order.
 struct Chain {
-  std::string variant;
-  llvm::StringSet<> nodes;
-  std::string last;
-  bool partial = false;
+  std::string Variant;
+  llvm::StringSet<> Nodes;
+  std::string Last;
+  bool Partial = false;
 };
 
 std::vector<Chain> chainsOf(const Run &run) {
   std::vector<Chain> chains;
   for (const std::string &variant : variantsOf(run.Plan)) {
     Chain chain;
-    chain.variant = variant;
+    chain.Variant = variant;
     for (size_t i = 0; i < run.Plan.Nodes.size(); ++i) {
       const plan::Node &node = run.Plan.Nodes[i];
       if (!node.train() || !llvm::is_contained(node.Variants, variant))
         continue;
-      chain.nodes.insert(node.Name);
-      chain.last = node.Name;
-      chain.partial |= run.States[i] != NodeState::Done;
+      chain.Nodes.insert(node.Name);
+      chain.Last = node.Name;
+      chain.Partial |= run.States[i] != NodeState::Done;
     }
     chains.push_back(std::move(chain));
   }
@@ -86,7 +86,7 @@ std::string fileStem(llvm::StringRef name, llvm::StringSet<> &taken) {
 
 void sortByX(std::vector<Point> &points) {
   std::stable_sort(points.begin(), points.end(),
-                   [](const Point &a, const Point &b) { return a.x < b.x; });
+                   [](const Point &a, const Point &b) { return a.X < b.X; });
 }
 
 /// A chart 540 px wide shows no more than ~1000 points per line: keep every k-th step and the
@@ -107,11 +107,11 @@ void thin(std::vector<Point> &points) {
 /// An empty chart against tokens trained since init, with the stages marked.
 Chart tokensChart(std::string title, std::string yLabel, std::string stem, std::vector<StageMark> stages) {
   Chart chart;
-  chart.title = std::move(title);
-  chart.xLabel = "tokens trained since init (linear)";
-  chart.yLabel = std::move(yLabel);
-  chart.fileStem = std::move(stem);
-  chart.stages = std::move(stages);
+  chart.Title = std::move(title);
+  chart.XLabel = "tokens trained since init (linear)";
+  chart.YLabel = std::move(yLabel);
+  chart.FileStem = std::move(stem);
+  chart.Stages = std::move(stages);
   return chart;
 }
 
@@ -125,16 +125,16 @@ void addTrainCurves(Chart &chart, llvm::ArrayRef<Chain> chains, const Run &run,
                     llvm::function_ref<std::optional<double>(const rundir::TrainRecord &)> value) {
   for (const Chain &chain : chains) {
     Curve curve;
-    curve.label = chain.variant;
-    curve.partial = chain.partial;
+    curve.Label = chain.Variant;
+    curve.Partial = chain.Partial;
     for (const Logged<rundir::TrainRecord> &logged : run.Logs.Train)
-      if (chain.nodes.contains(logged.Record.Node))
+      if (chain.Nodes.contains(logged.Record.Node))
         if (std::optional<double> y = value(logged.Record))
-          curve.points.push_back({static_cast<double>(logged.Record.ChainTokens), *y});
-    sortByX(curve.points);
-    thin(curve.points);
-    if (!curve.points.empty())
-      chart.curves.push_back(std::move(curve));
+          curve.Points.push_back({static_cast<double>(logged.Record.ChainTokens), *y});
+    sortByX(curve.Points);
+    thin(curve.Points);
+    if (!curve.Points.empty())
+      chart.Curves.push_back(std::move(curve));
   }
 }
 
@@ -154,31 +154,31 @@ std::vector<Chart> mixtape::report::lossCharts(const Run &run) {
   std::vector<Chart> charts;
   for (const std::string &name : series) {
     Chart chart = tokensChart("Eval loss: " + name, "loss (nats per token)", "loss-" + fileStem(name, stems), stages);
-    chart.markers = true;
+    chart.Markers = true;
     for (const Chain &chain : chains) {
       Curve curve;
-      curve.label = chain.variant;
-      curve.partial = chain.partial;
+      curve.Label = chain.Variant;
+      curve.Partial = chain.Partial;
       std::vector<Point> final;
       for (const Logged<rundir::EvalRecord> &logged : run.Logs.Evals) {
         const rundir::EvalRecord &r = logged.Record;
         if (seriesName(r) != name)
           continue;
         const Point point{static_cast<double>(r.ChainTokens), r.Loss};
-        if (!r.Final && chain.nodes.contains(r.Node))
-          curve.points.push_back(point);
-        else if (r.Final && r.Node == chain.last)
+        if (!r.Final && chain.Nodes.contains(r.Node))
+          curve.Points.push_back(point);
+        else if (r.Final && r.Node == chain.Last)
           final.push_back(point);
         else
           continue;
-        curve.partial |= logged.Partial;
+        curve.Partial |= logged.Partial;
       }
-      sortByX(curve.points);
+      sortByX(curve.Points);
       // The final eval closes the curve even where a during point shares its x.
       sortByX(final);
-      llvm::append_range(curve.points, final);
-      if (!curve.points.empty())
-        chart.curves.push_back(std::move(curve));
+      llvm::append_range(curve.Points, final);
+      if (!curve.Points.empty())
+        chart.Curves.push_back(std::move(curve));
     }
     charts.push_back(std::move(chart));
   }
@@ -187,7 +187,7 @@ std::vector<Chart> mixtape::report::lossCharts(const Run &run) {
 
 Chart mixtape::report::lrChart(const Run &run) {
   Chart chart = tokensChart("Learning rate", "learning rate", "lr", stageMarks(run.Plan));
-  chart.yFromZero = true;
+  chart.YFromZero = true;
   addTrainCurves(chart, chainsOf(run), run, [](const rundir::TrainRecord &r) { return std::optional<double>(r.LR); });
   return chart;
 }
@@ -217,37 +217,37 @@ MetricsTable mixtape::report::finalMetrics(const Run &run) {
   MetricsTable table;
   auto column = [&](const rundir::EvalRecord &r) {
     std::string name = seriesName(r);
-    auto it = llvm::find(table.columns, name);
-    if (it != table.columns.end())
-      return static_cast<size_t>(it - table.columns.begin());
-    table.columns.push_back(name);
-    return table.columns.size() - 1;
+    auto it = llvm::find(table.Columns, name);
+    if (it != table.Columns.end())
+      return static_cast<size_t>(it - table.Columns.begin());
+    table.Columns.push_back(name);
+    return table.Columns.size() - 1;
   };
   for (const Logged<rundir::EvalRecord> &logged : run.Logs.Evals)
     if (logged.Record.Final)
       column(logged.Record);
   for (const plan::Node &node : run.Plan.Nodes) {
     MetricsTable::Row row;
-    row.model = node.Name;
-    row.cells.resize(table.columns.size());
+    row.Model = node.Name;
+    row.Cells.resize(table.Columns.size());
     bool any = false;
     for (const Logged<rundir::EvalRecord> &logged : run.Logs.Evals) {
       const rundir::EvalRecord &r = logged.Record;
       if (!r.Final || r.Node != node.Name)
         continue;
       any = true;
-      row.chainTokens = static_cast<double>(r.ChainTokens);
-      row.partial |= logged.Partial;
-      row.cells[column(r)] = MetricsTable::Cell{r.Loss, r.Ppl};
+      row.ChainTokens = static_cast<double>(r.ChainTokens);
+      row.Partial |= logged.Partial;
+      row.Cells[column(r)] = MetricsTable::Cell{r.Loss, r.Ppl};
     }
     if (any)
-      table.rows.push_back(std::move(row));
+      table.Rows.push_back(std::move(row));
   }
   return table;
 }
 
 void mixtape::report::printTable(const MetricsTable &table, llvm::raw_ostream &os) {
-  if (table.rows.empty()) {
+  if (table.Rows.empty()) {
     os << "no final evals yet\n";
     return;
   }
@@ -255,16 +255,16 @@ void mixtape::report::printTable(const MetricsTable &table, llvm::raw_ostream &o
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"model", "tokens"});
   cells.push_back({"", ""});
-  for (const std::string &c : table.columns) {
+  for (const std::string &c : table.Columns) {
     cells[0].insert(cells[0].end(), {c, ""});
     cells[1].insert(cells[1].end(), {"loss", "ppl"});
   }
-  for (const MetricsTable::Row &row : table.rows) {
-    std::vector<std::string> line{row.model + (row.partial ? " (partial)" : ""),
-                                  formatTokens(row.chainTokens)};
-    for (const std::optional<MetricsTable::Cell> &cell : row.cells) {
-      line.push_back(cell ? llvm::formatv("{0:F4}", cell->loss).str() : "-");
-      line.push_back(cell ? llvm::formatv("{0:F2}", cell->ppl).str() : "-");
+  for (const MetricsTable::Row &row : table.Rows) {
+    std::vector<std::string> line{row.Model + (row.Partial ? " (partial)" : ""),
+                                  formatTokens(row.ChainTokens)};
+    for (const std::optional<MetricsTable::Cell> &cell : row.Cells) {
+      line.push_back(cell ? llvm::formatv("{0:F4}", cell->Loss).str() : "-");
+      line.push_back(cell ? llvm::formatv("{0:F2}", cell->Ppl).str() : "-");
     }
     cells.push_back(std::move(line));
   }
@@ -301,14 +301,14 @@ void mixtape::report::printTable(const MetricsTable &table, llvm::raw_ostream &o
 std::vector<AblationRanking> mixtape::report::rankAblations(const Run &run, const MetricsTable &table) {
   std::vector<AblationRanking> out;
   for (const plan::AblationLedger &ablation : run.Plan.Ablations)
-    for (size_t c = 0; c < table.columns.size(); ++c) {
-      AblationRanking r{ablation.Name, table.columns[c], {}};
-      for (const MetricsTable::Row &row : table.rows)
-        if (llvm::StringRef(row.model).startswith(ablation.Name + "{") && row.cells[c])
-          r.ranked.emplace_back(row.model, row.cells[c]->loss);
-      std::stable_sort(r.ranked.begin(), r.ranked.end(),
+    for (size_t c = 0; c < table.Columns.size(); ++c) {
+      AblationRanking r{ablation.Name, table.Columns[c], {}};
+      for (const MetricsTable::Row &row : table.Rows)
+        if (llvm::StringRef(row.Model).startswith(ablation.Name + "{") && row.Cells[c])
+          r.Ranked.emplace_back(row.Model, row.Cells[c]->Loss);
+      std::stable_sort(r.Ranked.begin(), r.Ranked.end(),
                        [](const auto &a, const auto &b) { return a.second < b.second; });
-      if (!r.ranked.empty())
+      if (!r.Ranked.empty())
         out.push_back(std::move(r));
     }
   return out;
@@ -316,8 +316,8 @@ std::vector<AblationRanking> mixtape::report::rankAblations(const Run &run, cons
 
 void mixtape::report::printRankings(llvm::ArrayRef<AblationRanking> rankings, llvm::raw_ostream &os) {
   for (const AblationRanking &r : rankings) {
-    os << "\nablation " << r.ablation << ": candidate mixtures by proxy loss on " << r.column << "\n";
-    for (size_t i = 0; i < r.ranked.size(); ++i)
-      os << llvm::formatv("  {0,3}. {1,-40} {2:F4}\n", i + 1, r.ranked[i].first, r.ranked[i].second);
+    os << "\nablation " << r.Ablation << ": candidate mixtures by proxy loss on " << r.Column << "\n";
+    for (size_t i = 0; i < r.Ranked.size(); ++i)
+      os << llvm::formatv("  {0,3}. {1,-40} {2:F4}\n", i + 1, r.Ranked[i].first, r.Ranked[i].second);
   }
 }

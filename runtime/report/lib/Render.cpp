@@ -35,12 +35,12 @@ Ticks mixtape::report::niceTicks(double lo, double hi, int target) {
   double residual = rough / magnitude;
   double nice = residual < 1.5 ? 1 : residual < 3 ? 2 : residual < 7 ? 5 : 10;
   Ticks ticks;
-  ticks.step = nice * magnitude;
-  double first = std::floor(lo / ticks.step + 1e-9), last = std::ceil(hi / ticks.step - 1e-9);
-  ticks.lo = first * ticks.step;
-  ticks.hi = last * ticks.step;
+  ticks.Step = nice * magnitude;
+  double first = std::floor(lo / ticks.Step + 1e-9), last = std::ceil(hi / ticks.Step - 1e-9);
+  ticks.Lo = first * ticks.Step;
+  ticks.Hi = last * ticks.Step;
   for (double k = first; k <= last; ++k)
-    ticks.values.push_back(k * ticks.step + 0.0); // + 0.0: never print "-0"
+    ticks.Values.push_back(k * ticks.Step + 0.0); // + 0.0: never print "-0"
   return ticks;
 }
 
@@ -57,12 +57,12 @@ static std::string trimmed(double x, int decimals) {
 
 std::string mixtape::report::formatTokens(double tokens) {
   static const struct {
-    double scale;
-    const char *suffix;
+    double Scale;
+    const char *Suffix;
   } units[] = {{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "K"}};
   for (const auto &unit : units)
-    if (std::fabs(tokens) >= unit.scale)
-      return trimmed(tokens / unit.scale, 3) + unit.suffix;
+    if (std::fabs(tokens) >= unit.Scale)
+      return trimmed(tokens / unit.Scale, 3) + unit.Suffix;
   return trimmed(tokens, 0);
 }
 
@@ -103,7 +103,7 @@ std::string dashOf(size_t i) {
 std::string num(double x) { return llvm::formatv("{0}", llvm::format("%.2f", x + 0.0)).str(); }
 
 std::string curveLabel(const Curve &curve) {
-  return curve.label + (curve.partial ? " (partial)" : "");
+  return curve.Label + (curve.Partial ? " (partial)" : "");
 }
 
 /// Tick labels with as many decimals as the step needs.
@@ -118,29 +118,29 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
   const double left = 76, top = 44, plotWidth = 540, plotHeight = 240;
   const double right = left + plotWidth, bottom = top + plotHeight;
   size_t longest = 0;
-  for (const Curve &curve : chart.curves)
+  for (const Curve &curve : chart.Curves)
     longest = std::max(longest, curveLabel(curve).size());
   const double legendX = right + 20;
   const double width = legendX + 36 + 7.0 * longest + 12, height = bottom + 56;
 
   double xMax = 0, yMin = 0, yMax = 0;
   bool first = true;
-  for (const Curve &curve : chart.curves)
-    for (const Point &p : curve.points) {
-      xMax = std::max(xMax, p.x);
-      yMin = first ? p.y : std::min(yMin, p.y);
-      yMax = first ? p.y : std::max(yMax, p.y);
+  for (const Curve &curve : chart.Curves)
+    for (const Point &p : curve.Points) {
+      xMax = std::max(xMax, p.X);
+      yMin = first ? p.Y : std::min(yMin, p.Y);
+      yMax = first ? p.Y : std::max(yMax, p.Y);
       first = false;
     }
-  for (const StageMark &mark : chart.stages)
-    xMax = std::max(xMax, mark.x);
-  if (chart.yFromZero)
+  for (const StageMark &mark : chart.Stages)
+    xMax = std::max(xMax, mark.X);
+  if (chart.YFromZero)
     yMin = std::min(yMin, 0.0);
   Ticks xTicks = niceTicks(0, xMax, 8);
   Ticks yTicks = niceTicks(yMin, yMax, 6);
-  auto px = [&](double x) { return left + (x - xTicks.lo) / (xTicks.hi - xTicks.lo) * plotWidth; };
+  auto px = [&](double x) { return left + (x - xTicks.Lo) / (xTicks.Hi - xTicks.Lo) * plotWidth; };
   auto py = [&](double y) {
-    return bottom - (y - yTicks.lo) / (yTicks.hi - yTicks.lo) * plotHeight;
+    return bottom - (y - yTicks.Lo) / (yTicks.Hi - yTicks.Lo) * plotHeight;
   };
 
   std::string s;
@@ -148,27 +148,27 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
   os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << num(width) << "\" height=\""
      << num(height) << "\" viewBox=\"0 0 " << num(width) << " " << num(height)
      << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
-     << "<title>" << escapeXml(chart.title) << "</title>\n"
+     << "<title>" << escapeXml(chart.Title) << "</title>\n"
      << "<rect width=\"" << num(width) << "\" height=\"" << num(height) << "\" fill=\"#ffffff\"/>\n"
      << "<text class=\"title\" x=\"" << num(left) << "\" y=\"24\" font-size=\"15\" "
-     << "font-weight=\"bold\">" << escapeXml(chart.title) << "</text>\n";
+     << "font-weight=\"bold\">" << escapeXml(chart.Title) << "</text>\n";
 
   os << "<g class=\"grid\" stroke=\"#e8e8e8\">\n";
-  for (double x : xTicks.values)
+  for (double x : xTicks.Values)
     os << "<line x1=\"" << num(px(x)) << "\" y1=\"" << num(top) << "\" x2=\"" << num(px(x))
        << "\" y2=\"" << num(bottom) << "\"/>\n";
-  for (double y : yTicks.values)
+  for (double y : yTicks.Values)
     os << "<line x1=\"" << num(left) << "\" y1=\"" << num(py(y)) << "\" x2=\"" << num(right)
        << "\" y2=\"" << num(py(y)) << "\"/>\n";
   os << "</g>\n";
 
   os << "<g class=\"stages\" fill=\"#555555\">\n";
-  for (const StageMark &mark : chart.stages)
-    os << "<line x1=\"" << num(px(mark.x)) << "\" y1=\"" << num(top) << "\" x2=\""
-       << num(px(mark.x)) << "\" y2=\"" << num(bottom)
+  for (const StageMark &mark : chart.Stages)
+    os << "<line x1=\"" << num(px(mark.X)) << "\" y1=\"" << num(top) << "\" x2=\""
+       << num(px(mark.X)) << "\" y2=\"" << num(bottom)
        << "\" stroke=\"#777777\" stroke-dasharray=\"5 4\"/>\n"
-       << "<text x=\"" << num(px(mark.x) + 4) << "\" y=\"" << num(top + 13) << "\">"
-       << escapeXml(mark.label) << "</text>\n";
+       << "<text x=\"" << num(px(mark.X) + 4) << "\" y=\"" << num(top + 13) << "\">"
+       << escapeXml(mark.Label) << "</text>\n";
   os << "</g>\n";
 
   os << "<g class=\"axes\" stroke=\"#333333\">\n"
@@ -176,53 +176,53 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
      << "\" y2=\"" << num(bottom) << "\"/>\n"
      << "<line x1=\"" << num(left) << "\" y1=\"" << num(top) << "\" x2=\"" << num(left)
      << "\" y2=\"" << num(bottom) << "\"/>\n";
-  for (double x : xTicks.values)
+  for (double x : xTicks.Values)
     os << "<line x1=\"" << num(px(x)) << "\" y1=\"" << num(bottom) << "\" x2=\"" << num(px(x))
        << "\" y2=\"" << num(bottom + 5) << "\"/>\n";
-  for (double y : yTicks.values)
+  for (double y : yTicks.Values)
     os << "<line x1=\"" << num(left - 5) << "\" y1=\"" << num(py(y)) << "\" x2=\"" << num(left)
        << "\" y2=\"" << num(py(y)) << "\"/>\n";
   os << "</g>\n<g class=\"tick-labels\" fill=\"#333333\">\n";
-  for (double x : xTicks.values)
+  for (double x : xTicks.Values)
     os << "<text x=\"" << num(px(x)) << "\" y=\"" << num(bottom + 19)
        << "\" text-anchor=\"middle\">" << formatTokens(x) << "</text>\n";
-  for (double y : yTicks.values)
+  for (double y : yTicks.Values)
     os << "<text x=\"" << num(left - 8) << "\" y=\"" << num(py(y) + 4)
-       << "\" text-anchor=\"end\">" << valueLabel(y, yTicks.step) << "</text>\n";
+       << "\" text-anchor=\"end\">" << valueLabel(y, yTicks.Step) << "</text>\n";
   os << "</g>\n"
      << "<text class=\"x-label\" x=\"" << num(left + plotWidth / 2) << "\" y=\""
-     << num(bottom + 42) << "\" text-anchor=\"middle\">" << escapeXml(chart.xLabel) << "</text>\n"
+     << num(bottom + 42) << "\" text-anchor=\"middle\">" << escapeXml(chart.XLabel) << "</text>\n"
      << "<text class=\"y-label\" x=\"18\" y=\"" << num(top + plotHeight / 2)
      << "\" text-anchor=\"middle\" transform=\"rotate(-90 18 " << num(top + plotHeight / 2)
-     << ")\">" << escapeXml(chart.yLabel) << "</text>\n";
+     << ")\">" << escapeXml(chart.YLabel) << "</text>\n";
 
   os << "<g class=\"curves\" fill=\"none\" stroke-width=\"2\" stroke-linejoin=\"round\">\n";
-  for (size_t i = 0; i < chart.curves.size(); ++i) {
-    const Curve &curve = chart.curves[i];
-    os << "<polyline data-variant=\"" << escapeXml(curve.label) << "\" stroke=\"" << colorOf(i)
+  for (size_t i = 0; i < chart.Curves.size(); ++i) {
+    const Curve &curve = chart.Curves[i];
+    os << "<polyline data-variant=\"" << escapeXml(curve.Label) << "\" stroke=\"" << colorOf(i)
        << "\"" << dashOf(i) << " points=\"";
-    for (size_t k = 0; k < curve.points.size(); ++k)
-      os << (k ? " " : "") << num(px(curve.points[k].x)) << "," << num(py(curve.points[k].y));
+    for (size_t k = 0; k < curve.Points.size(); ++k)
+      os << (k ? " " : "") << num(px(curve.Points[k].X)) << "," << num(py(curve.Points[k].Y));
     os << "\"/>\n";
   }
   os << "</g>\n";
-  if (chart.markers) {
+  if (chart.Markers) {
     os << "<g class=\"markers\">\n";
-    for (size_t i = 0; i < chart.curves.size(); ++i)
-      for (const Point &p : chart.curves[i].points)
-        os << "<circle cx=\"" << num(px(p.x)) << "\" cy=\"" << num(py(p.y)) << "\" r=\"3\" fill=\""
+    for (size_t i = 0; i < chart.Curves.size(); ++i)
+      for (const Point &p : chart.Curves[i].Points)
+        os << "<circle cx=\"" << num(px(p.X)) << "\" cy=\"" << num(py(p.Y)) << "\" r=\"3\" fill=\""
            << colorOf(i) << "\"/>\n";
     os << "</g>\n";
   }
 
   os << "<g class=\"legend\">\n";
-  for (size_t i = 0; i < chart.curves.size(); ++i) {
+  for (size_t i = 0; i < chart.Curves.size(); ++i) {
     double y = top + 8 + 20.0 * i;
     os << "<line x1=\"" << num(legendX) << "\" y1=\"" << num(y) << "\" x2=\"" << num(legendX + 28)
        << "\" y2=\"" << num(y) << "\" stroke=\"" << colorOf(i) << "\" stroke-width=\"2\""
        << dashOf(i) << "/>\n"
        << "<text x=\"" << num(legendX + 36) << "\" y=\"" << num(y + 4) << "\">"
-       << escapeXml(curveLabel(chart.curves[i])) << "</text>\n";
+       << escapeXml(curveLabel(chart.Curves[i])) << "</text>\n";
   }
   os << "</g>\n</svg>\n";
   return os.str();
@@ -257,26 +257,26 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
   }
 
   os << "<h2>Final metrics</h2>\n";
-  if (table.rows.empty())
+  if (table.Rows.empty())
     os << "<p>No final evals yet.</p>\n";
   else {
     os << "<table id=\"final-metrics\">\n<thead>\n<tr><th rowspan=\"2\">model</th>"
        << "<th rowspan=\"2\">tokens</th>";
-    for (const std::string &c : table.columns)
+    for (const std::string &c : table.Columns)
       os << "<th colspan=\"2\">" << escapeXml(c) << "</th>";
     os << "</tr>\n<tr>";
-    for (size_t i = 0; i < table.columns.size(); ++i)
+    for (size_t i = 0; i < table.Columns.size(); ++i)
       os << "<th>loss</th><th>ppl</th>";
     os << "</tr>\n</thead>\n<tbody>\n";
-    for (const MetricsTable::Row &row : table.rows) {
-      os << "<tr class=\"" << (row.partial ? "model partial" : "model") << "\" data-model=\""
-         << escapeXml(row.model) << "\"><td>" << escapeXml(row.model)
-         << (row.partial ? " (partial)" : "") << "</td><td class=\"num\">"
-         << formatTokens(row.chainTokens) << "</td>";
-      for (const std::optional<MetricsTable::Cell> &cell : row.cells)
+    for (const MetricsTable::Row &row : table.Rows) {
+      os << "<tr class=\"" << (row.Partial ? "model partial" : "model") << "\" data-model=\""
+         << escapeXml(row.Model) << "\"><td>" << escapeXml(row.Model)
+         << (row.Partial ? " (partial)" : "") << "</td><td class=\"num\">"
+         << formatTokens(row.ChainTokens) << "</td>";
+      for (const std::optional<MetricsTable::Cell> &cell : row.Cells)
         if (cell)
           os << llvm::formatv("<td class=\"num\">{0:F4}</td><td class=\"num\">{1:F2}</td>",
-                              cell->loss, cell->ppl);
+                              cell->Loss, cell->Ppl);
         else
           os << "<td class=\"num\">-</td><td class=\"num\">-</td>";
       os << "</tr>\n";
@@ -341,7 +341,7 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
   for (const Chart &chart : trainLosses)
     charts.push_back(&chart);
   for (const Chart *chart : charts) {
-    if (llvm::Error error = writeFileDurably(joinPath(outDir, chart->fileStem + ".svg"), renderSvg(*chart)))
+    if (llvm::Error error = writeFileDurably(joinPath(outDir, chart->FileStem + ".svg"), renderSvg(*chart)))
       return error;
   }
   if (llvm::Error error =

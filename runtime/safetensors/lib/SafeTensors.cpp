@@ -21,9 +21,9 @@ using mixtape::prefixError;
 namespace {
 
 struct DTypeEntry {
-  DType type;
-  llvm::StringLiteral name;
-  unsigned size;
+  DType Type;
+  llvm::StringLiteral Name;
+  unsigned Size;
 };
 
 constexpr DTypeEntry DTypes[] = {
@@ -35,8 +35,8 @@ constexpr DTypeEntry DTypes[] = {
 
 /// What a bracket-counting pass sees of a JSON text, outside strings.
 struct HeaderShape {
-  size_t depth = 0;         ///< deepest nesting of arrays and objects
-  size_t topLevelKeys = 0;  ///< keys of the outermost object, duplicates counted
+  size_t Depth = 0;         ///< deepest nesting of arrays and objects
+  size_t TopLevelKeys = 0;  ///< keys of the outermost object, duplicates counted
 };
 
 /// llvm::json::parse recurses once per level, so a header of a million '[' would exhaust
@@ -57,12 +57,12 @@ HeaderShape scanHeader(llvm::StringRef json, size_t depthLimit) {
     } else if (c == '"') {
       inString = true;
       if (depth == 1 && keyExpected) {
-        ++shape.topLevelKeys;
+        ++shape.TopLevelKeys;
         keyExpected = false;
       }
     } else if (c == '[' || c == '{') {
-      shape.depth = std::max(shape.depth, ++depth);
-      if (shape.depth > depthLimit)
+      shape.Depth = std::max(shape.Depth, ++depth);
+      if (shape.Depth > depthLimit)
         return shape;
       keyExpected = depth == 1;
     } else if ((c == ']' || c == '}') && depth > 0) {
@@ -78,22 +78,22 @@ HeaderShape scanHeader(llvm::StringRef json, size_t depthLimit) {
 
 llvm::StringRef mixtape::safetensors::dtypeName(DType type) {
   for (const DTypeEntry &e : DTypes)
-    if (e.type == type)
-      return e.name;
+    if (e.Type == type)
+      return e.Name;
   llvm_unreachable("unknown dtype");
 }
 
 std::optional<DType> mixtape::safetensors::dtypeFromName(llvm::StringRef name) {
   for (const DTypeEntry &e : DTypes)
-    if (e.name == name)
-      return e.type;
+    if (e.Name == name)
+      return e.Type;
   return std::nullopt;
 }
 
 unsigned mixtape::safetensors::dtypeSize(DType type) {
   for (const DTypeEntry &e : DTypes)
-    if (e.type == type)
-      return e.size;
+    if (e.Type == type)
+      return e.Size;
   llvm_unreachable("unknown dtype");
 }
 
@@ -106,14 +106,14 @@ std::string mixtape::safetensors::shapeText(llvm::ArrayRef<int64_t> shape) {
 
 uint64_t TensorInfo::numElements() const {
   uint64_t n = 1;
-  for (int64_t d : shape)
+  for (int64_t d : Shape)
     n *= static_cast<uint64_t>(d); // checked for overflow when the file was read
   return n;
 }
 
 uint64_t TensorLayout::byteSize() const {
-  uint64_t n = dtypeSize(dtype);
-  for (int64_t d : shape)
+  uint64_t n = dtypeSize(Dtype);
+  for (int64_t d : Shape)
     n *= static_cast<uint64_t>(d);
   return n;
 }
@@ -156,7 +156,7 @@ static llvm::Error parseEntry(llvm::StringRef file, uint64_t at, llvm::StringRef
   std::optional<DType> type = dtypeFromName(*dtype);
   if (!type)
     return bad("unknown dtype '" + *dtype + "'");
-  out.dtype = *type;
+  out.Dtype = *type;
 
   const llvm::json::Array *shape = entry->getArray("shape");
   if (!shape)
@@ -166,7 +166,7 @@ static llvm::Error parseEntry(llvm::StringRef file, uint64_t at, llvm::StringRef
     auto d = dim.getAsInteger();
     if (!d || *d < 0)
       return bad("shape holds something other than a non-negative integer");
-    out.shape.push_back(*d);
+    out.Shape.push_back(*d);
     if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(*d), &bytes))
       return bad("shape's size overflows 64 bits");
   }
@@ -181,12 +181,12 @@ static llvm::Error parseEntry(llvm::StringRef file, uint64_t at, llvm::StringRef
   if (*end < *begin)
     return bad("data_offsets [" + llvm::Twine(*begin) + ", " + llvm::Twine(*end) +
                "] end before they begin");
-  out.begin = static_cast<uint64_t>(*begin);
-  out.end = static_cast<uint64_t>(*end);
-  if (out.end - out.begin != bytes)
+  out.Begin = static_cast<uint64_t>(*begin);
+  out.End = static_cast<uint64_t>(*end);
+  if (out.End - out.Begin != bytes)
     return bad("dtype " + *dtype + " x shape needs " + llvm::Twine(bytes) +
-               " bytes, but data_offsets [" + llvm::Twine(out.begin) + ", " +
-               llvm::Twine(out.end) + "] hold " + llvm::Twine(out.end - out.begin));
+               " bytes, but data_offsets [" + llvm::Twine(out.Begin) + ", " +
+               llvm::Twine(out.End) + "] hold " + llvm::Twine(out.End - out.Begin));
   return llvm::Error::success();
 }
 
@@ -218,7 +218,7 @@ llvm::Expected<File> File::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer
     return fileError(file, 8 + badByte, "header is not valid UTF-8");
   constexpr size_t MaxDepth = 16;
   HeaderShape shape = scanHeader(header, MaxDepth);
-  if (shape.depth > MaxDepth)
+  if (shape.Depth > MaxDepth)
     return fileError(file, 8, "header nests deeper than " + llvm::Twine(MaxDepth) + " levels");
 
   llvm::Expected<llvm::json::Value> json = llvm::json::parse(header);
@@ -246,14 +246,14 @@ llvm::Expected<File> File::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer
     if (key.empty())
       return fileError(file, 8, "a tensor has an empty name");
     TensorInfo info;
-    info.name = key.str();
+    info.Name = key.str();
     if (llvm::Error err = parseEntry(file, 8, key, kv.second, info))
       return err;
     f.Tensors.push_back(std::move(info));
   }
-  if (shape.topLevelKeys != root->size())
+  if (shape.TopLevelKeys != root->size())
     return fileError(file, 8, "header names a tensor more than once (" +
-                                  llvm::Twine(shape.topLevelKeys) + " keys, " +
+                                  llvm::Twine(shape.TopLevelKeys) + " keys, " +
                                   llvm::Twine(root->size()) + " distinct)");
 
   // The data region must be exactly tiled by the tensors: no gaps, no overlaps, nothing
@@ -261,33 +261,33 @@ llvm::Expected<File> File::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer
   f.DataOffset = 8 + headerLength;
   uint64_t dataSize = bytes.size() - f.DataOffset;
   llvm::sort(f.Tensors, [](const TensorInfo &a, const TensorInfo &b) {
-    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+    return std::tie(a.Begin, a.End, a.Name) < std::tie(b.Begin, b.End, b.Name);
   });
   uint64_t cursor = 0;
   for (TensorInfo &t : f.Tensors) {
-    if (t.begin < cursor)
-      return fileError(file, f.DataOffset + t.begin,
-                       "tensor '" + t.name + "' overlaps the tensor before it");
-    if (t.begin > cursor)
+    if (t.Begin < cursor)
+      return fileError(file, f.DataOffset + t.Begin,
+                       "tensor '" + t.Name + "' overlaps the tensor before it");
+    if (t.Begin > cursor)
       return fileError(file, f.DataOffset + cursor,
-                       "gap of " + llvm::Twine(t.begin - cursor) +
-                           " bytes before tensor '" + t.name + "'");
-    if (t.end > dataSize)
-      return fileError(file, f.DataOffset + t.begin,
-                       "tensor '" + t.name + "' ends at data offset " + llvm::Twine(t.end) +
+                       "gap of " + llvm::Twine(t.Begin - cursor) +
+                           " bytes before tensor '" + t.Name + "'");
+    if (t.End > dataSize)
+      return fileError(file, f.DataOffset + t.Begin,
+                       "tensor '" + t.Name + "' ends at data offset " + llvm::Twine(t.End) +
                            ", past the end of the data region (" + llvm::Twine(dataSize) +
                            " bytes)");
-    t.bytes = llvm::ArrayRef<uint8_t>(
-        reinterpret_cast<const uint8_t *>(bytes.data() + f.DataOffset + t.begin),
-        t.end - t.begin);
-    cursor = t.end;
+    t.Bytes = llvm::ArrayRef<uint8_t>(
+        reinterpret_cast<const uint8_t *>(bytes.data() + f.DataOffset + t.Begin),
+        t.End - t.Begin);
+    cursor = t.End;
   }
   if (cursor != dataSize)
     return fileError(file, f.DataOffset + cursor,
                      llvm::Twine(dataSize - cursor) +
                          " bytes after the last tensor belong to no tensor");
   for (size_t i = 0; i < f.Tensors.size(); ++i)
-    f.ByName[f.Tensors[i].name] = i;
+    f.ByName[f.Tensors[i].Name] = i;
   f.Buffer = std::move(buffer);
   return f;
 }
@@ -310,15 +310,15 @@ mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorLayout> tensors,
     for (const TensorLayout &t : tensors) {
       if (failure)
         return;
-      if (t.name.empty() || t.name == "__metadata__" || !seen.insert(t.name).second) {
-        failure = makeError("safetensors: bad or duplicate tensor name '" + t.name + "'");
+      if (t.Name.empty() || t.Name == "__metadata__" || !seen.insert(t.Name).second) {
+        failure = makeError("safetensors: bad or duplicate tensor name '" + t.Name + "'");
         return;
       }
       uint64_t bytes = t.byteSize();
-      json.attributeObject(t.name, [&] {
-        json.attribute("dtype", dtypeName(t.dtype));
+      json.attributeObject(t.Name, [&] {
+        json.attribute("dtype", dtypeName(t.Dtype));
         json.attributeArray("shape", [&] {
-          for (int64_t d : t.shape)
+          for (int64_t d : t.Shape)
             json.value(d);
         });
         json.attributeArray("data_offsets", [&] {
@@ -338,13 +338,13 @@ mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorLayout> tensors,
 }
 
 namespace {
-TensorLayout layoutOf(const TensorData &t) { return {t.name, t.dtype, t.shape}; }
+TensorLayout layoutOf(const TensorData &t) { return {t.Name, t.Dtype, t.Shape}; }
 
 llvm::Error checkBytes(const TensorData &t) {
   uint64_t bytes = layoutOf(t).byteSize();
-  if (bytes == t.bytes.size())
+  if (bytes == t.Bytes.size())
     return llvm::Error::success();
-  return makeError("safetensors: tensor '" + t.name + "' has " + llvm::Twine(t.bytes.size()) +
+  return makeError("safetensors: tensor '" + t.Name + "' has " + llvm::Twine(t.Bytes.size()) +
                    " bytes, but its dtype and shape need " + llvm::Twine(bytes));
 }
 } // namespace
@@ -366,31 +366,31 @@ mixtape::safetensors::formatHeader(llvm::ArrayRef<TensorData> tensors,
 /// it happens in. Both are reset once the file is committed or abandoned, which removes the
 /// temporary file of one that was not committed.
 struct Writer::Impl {
-  std::string path;
-  std::optional<mixtape::DurableFile> file;
-  std::unique_ptr<llvm::raw_fd_ostream> out;
-  std::vector<TensorLayout> tensors;
-  size_t next = 0;
+  std::string Path;
+  std::optional<mixtape::DurableFile> File;
+  std::unique_ptr<llvm::raw_fd_ostream> Out;
+  std::vector<TensorLayout> Tensors;
+  size_t Next = 0;
 
   Impl(mixtape::DurableFile durable, std::vector<TensorLayout> tensors)
-      : path(durable.path().str()), file(std::move(durable)),
-        out(std::make_unique<llvm::raw_fd_ostream>(file->fd(), /*shouldClose=*/false)),
-        tensors(std::move(tensors)) {}
+      : Path(durable.path().str()), File(std::move(durable)),
+        Out(std::make_unique<llvm::raw_fd_ostream>(File->fd(), /*shouldClose=*/false)),
+        Tensors(std::move(tensors)) {}
   ~Impl() { close(); }
   /// Ends writing: the file is removed unless it was committed.
   void close() {
-    if (out)
-      out->clear_error(); // reported already, or the file is abandoned anyway
-    out.reset();
-    file.reset();
+    if (Out)
+      Out->clear_error(); // reported already, or the file is abandoned anyway
+    Out.reset();
+    File.reset();
   }
   llvm::Error fail(const llvm::Twine &why) {
     close();
-    return fileError(path, why);
+    return fileError(Path, why);
   }
 };
 
-Writer::Writer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Writer::Writer(std::unique_ptr<Impl> impl) : PImpl(std::move(impl)) {}
 Writer::Writer(Writer &&) noexcept = default;
 Writer &Writer::operator=(Writer &&) noexcept = default;
 Writer::~Writer() = default;
@@ -406,40 +406,40 @@ llvm::Expected<Writer> Writer::create(llvm::StringRef path, llvm::ArrayRef<Tenso
   auto impl = std::make_unique<Impl>(std::move(*file), tensors.vec());
   char length[8];
   llvm::support::endian::write64le(length, header->size());
-  impl->out->write(length, 8);
-  *impl->out << *header;
+  impl->Out->write(length, 8);
+  *impl->Out << *header;
   return Writer(std::move(impl));
 }
 
 llvm::Error Writer::add(llvm::StringRef name, llvm::ArrayRef<uint8_t> bytes) {
-  Impl &w = *impl_;
-  if (!w.file || w.next == w.tensors.size())
-    return fileError(w.path, "tensor '" + name + "' is not in the header, or was added after the last");
-  const TensorLayout &t = w.tensors[w.next];
-  if (t.name != name)
-    return fileError(w.path, "tensor '" + name + "' added where the header has '" + t.name + "'");
+  Impl &w = *PImpl;
+  if (!w.File || w.Next == w.Tensors.size())
+    return fileError(w.Path, "tensor '" + name + "' is not in the header, or was added after the last");
+  const TensorLayout &t = w.Tensors[w.Next];
+  if (t.Name != name)
+    return fileError(w.Path, "tensor '" + name + "' added where the header has '" + t.Name + "'");
   if (t.byteSize() != bytes.size())
-    return fileError(w.path, "tensor '" + name + "' has " + llvm::Twine(bytes.size()) +
+    return fileError(w.Path, "tensor '" + name + "' has " + llvm::Twine(bytes.size()) +
                                  " bytes, but its dtype and shape need " + llvm::Twine(t.byteSize()));
-  w.out->write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
-  if (std::error_code ec = w.out->error())
+  w.Out->write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+  if (std::error_code ec = w.Out->error())
     return w.fail("write failed: " + ec.message());
-  ++w.next;
+  ++w.Next;
   return llvm::Error::success();
 }
 
 llvm::Error Writer::commit() {
-  Impl &w = *impl_;
-  if (!w.file)
-    return fileError(w.path, "the file was already committed or abandoned");
-  if (w.next != w.tensors.size())
-    return w.fail("committed after " + llvm::Twine(w.next) + " of " +
-                  llvm::Twine(w.tensors.size()) + " tensors");
-  w.out->flush();
-  if (std::error_code ec = w.out->error())
+  Impl &w = *PImpl;
+  if (!w.File)
+    return fileError(w.Path, "the file was already committed or abandoned");
+  if (w.Next != w.Tensors.size())
+    return w.fail("committed after " + llvm::Twine(w.Next) + " of " +
+                  llvm::Twine(w.Tensors.size()) + " tensors");
+  w.Out->flush();
+  if (std::error_code ec = w.Out->error())
     return w.fail("write failed: " + ec.message());
-  w.out.reset();
-  llvm::Error committed = w.file->commit(); // fsync, rename into place, fsync the folder
+  w.Out.reset();
+  llvm::Error committed = w.File->commit(); // fsync, rename into place, fsync the folder
   w.close();
   return committed;
 }
@@ -456,7 +456,7 @@ llvm::Error mixtape::safetensors::write(llvm::StringRef path, llvm::ArrayRef<Ten
   if (!writer)
     return writer.takeError();
   for (const TensorData &t : tensors)
-    if (llvm::Error e = writer->add(t.name, t.bytes))
+    if (llvm::Error e = writer->add(t.Name, t.Bytes))
       return e;
   return writer->commit();
 }

@@ -24,11 +24,11 @@ using mixtape::fileError;
 
 AdamW::AdamW(llvm::ArrayRef<NamedParameter> params, AdamWOptions options)
     : Params(params.begin(), params.end()), Options(options),
-      Groups{{"decay", options.weightDecay, {}}, {"no_decay", 0.0, {}}} {
+      Groups{{"decay", options.WeightDecay, {}}, {"no_decay", 0.0, {}}} {
   for (size_t i = 0; i < Params.size(); ++i) {
-    bool decays = options.decayAllParameters || Params[i].kind == ParamKind::Matrix;
-    Groups[decays ? 0 : 1].members.push_back(i);
-    Decay.push_back(decays ? options.weightDecay : 0.0);
+    bool decays = options.DecayAllParameters || Params[i].Kind == ParamKind::Matrix;
+    Groups[decays ? 0 : 1].Members.push_back(i);
+    Decay.push_back(decays ? options.WeightDecay : 0.0);
   }
   ExpAvg.resize(Params.size());
   ExpAvgSq.resize(Params.size());
@@ -38,43 +38,43 @@ void AdamW::step(double lr) {
   at::NoGradGuard noGrad;
   ++Steps;
   for (size_t i = 0; i < Params.size(); ++i) {
-    if (Params[i].tensor.grad().defined() && !ExpAvg[i].defined()) {
-      ExpAvg[i] = at::zeros_like(Params[i].tensor, at::MemoryFormat::Preserve);
-      ExpAvgSq[i] = at::zeros_like(Params[i].tensor, at::MemoryFormat::Preserve);
+    if (Params[i].Tensor.grad().defined() && !ExpAvg[i].defined()) {
+      ExpAvg[i] = at::zeros_like(Params[i].Tensor, at::MemoryFormat::Preserve);
+      ExpAvgSq[i] = at::zeros_like(Params[i].Tensor, at::MemoryFormat::Preserve);
     }
   }
-  if (!Params.empty() && compat::canFuseAdamW(Params.front().tensor)) {
+  if (!Params.empty() && compat::canFuseAdamW(Params.front().Tensor)) {
     // LibTorch 2.x on CUDA: one fused kernel per group (TorchCompat.h).
     // The kernel reads each parameter's step count from a device scalar; one tensor holds
     // them all, refilled once per step, so no host value is copied per parameter.
-    if (!StepCounts.defined() || StepCounts.device() != Params.front().tensor.device())
-      StepCounts = at::empty({int64_t(Params.size())}, Params.front().tensor.options().dtype(at::kFloat));
+    if (!StepCounts.defined() || StepCounts.device() != Params.front().Tensor.device())
+      StepCounts = at::empty({int64_t(Params.size())}, Params.front().Tensor.options().dtype(at::kFloat));
     StepCounts.fill_(double(Steps));
     for (const ParamGroup &group : Groups) {
       std::vector<at::Tensor> params, grads, expAvgs, expAvgSqs, steps;
-      for (size_t i : group.members) {
-        if (!Params[i].tensor.grad().defined())
+      for (size_t i : group.Members) {
+        if (!Params[i].Tensor.grad().defined())
           continue;
-        params.push_back(Params[i].tensor);
-        grads.push_back(Params[i].tensor.grad());
+        params.push_back(Params[i].Tensor);
+        grads.push_back(Params[i].Tensor.grad());
         expAvgs.push_back(ExpAvg[i]);
         expAvgSqs.push_back(ExpAvgSq[i]);
         steps.push_back(StepCounts[int64_t(i)]);
       }
-      compat::fusedAdamW(params, grads, expAvgs, expAvgSqs, steps, lr, Options.beta1, Options.beta2,
-                         group.weightDecay, Options.eps);
+      compat::fusedAdamW(params, grads, expAvgs, expAvgSqs, steps, lr, Options.Beta1, Options.Beta2,
+                         group.WeightDecay, Options.Eps);
     }
     return;
   }
   for (size_t i = 0; i < Params.size(); ++i)
-    if (Params[i].tensor.grad().defined())
-      update(Params[i].tensor, Params[i].tensor.grad(), ExpAvg[i], ExpAvgSq[i], lr, Decay[i], Steps, Options);
+    if (Params[i].Tensor.grad().defined())
+      update(Params[i].Tensor, Params[i].Tensor.grad(), ExpAvg[i], ExpAvgSq[i], lr, Decay[i], Steps, Options);
 }
 
 void AdamW::update(at::Tensor param, const at::Tensor &grad, at::Tensor expAvg, at::Tensor expAvgSq, double lr,
                    double weightDecay, int64_t step, const AdamWOptions &options) {
   at::NoGradGuard noGrad;
-  const double b1 = options.beta1, b2 = options.beta2;
+  const double b1 = options.Beta1, b2 = options.Beta2;
   const double biasCorrection1 = 1 - std::pow(b1, double(step));
   const double biasCorrection2Sqrt = std::sqrt(1 - std::pow(b2, double(step)));
   // torch/optim/adamw.py, _single_tensor_adamw, step for step.
@@ -82,7 +82,7 @@ void AdamW::update(at::Tensor param, const at::Tensor &grad, at::Tensor expAvg, 
     param.mul_(1 - lr * weightDecay);
   expAvg.lerp_(grad, 1 - b1);
   expAvgSq.mul_(b2).addcmul_(grad, grad, 1 - b2);
-  at::Tensor denom = (expAvgSq.sqrt() / biasCorrection2Sqrt).add_(options.eps);
+  at::Tensor denom = (expAvgSq.sqrt() / biasCorrection2Sqrt).add_(options.Eps);
   param.addcdiv_(expAvg, denom, -lr / biasCorrection1);
 }
 
@@ -93,7 +93,7 @@ void AdamW::setMoments(size_t i, at::Tensor expAvg, at::Tensor expAvgSq) {
 
 void AdamW::zeroGrad() {
   for (NamedParameter &p : Params)
-    p.tensor.mutable_grad() = at::Tensor();
+    p.Tensor.mutable_grad() = at::Tensor();
 }
 
 void AdamW::resetState() {
@@ -106,8 +106,8 @@ double mixtape::train::clipGradNorm(llvm::ArrayRef<NamedParameter> params, doubl
   at::NoGradGuard noGrad;
   std::vector<at::Tensor> grads;
   for (const NamedParameter &p : params)
-    if (p.tensor.grad().defined())
-      grads.push_back(p.tensor.grad());
+    if (p.Tensor.grad().defined())
+      grads.push_back(p.Tensor.grad());
   if (grads.empty())
     return 0;
   // Multi-tensor kernels: on CUDA a handful of launches instead of two per parameter.
@@ -142,12 +142,12 @@ llvm::Error AdamW::saveState(llvm::StringRef path) const {
     // A parameter that never had a gradient has zero moments.
     for (auto [suffix, moment] : {std::pair{".exp_avg", &ExpAvg[i]}, {".exp_avg_sq", &ExpAvgSq[i]}}) {
       at::Tensor t = moment->defined() ? moment->cpu().contiguous()
-                                       : at::zeros(Params[i].tensor.sizes(), Params[i].tensor.dtype());
+                                       : at::zeros(Params[i].Tensor.sizes(), Params[i].Tensor.dtype());
       std::optional<st::DType> type = stateType(t.scalar_type());
       if (!type)
-        return fileError(path, "optimizer state of '" + Params[i].name + "' is neither F32 nor F64");
+        return fileError(path, "optimizer state of '" + Params[i].Name + "' is neither F32 nor F64");
       keepAlive.push_back(t);
-      tensors.push_back({Params[i].name + suffix, *type, t.sizes().vec(),
+      tensors.push_back({Params[i].Name + suffix, *type, t.sizes().vec(),
                          llvm::ArrayRef<uint8_t>(static_cast<const uint8_t *>(t.data_ptr()),
                                                  t.nbytes())});
     }
@@ -155,10 +155,10 @@ llvm::Error AdamW::saveState(llvm::StringRef path) const {
   std::map<std::string, std::string> metadata = {
       {"format", "mixtape-adamw-v1"},
       {"step", std::to_string(Steps)},
-      {"beta1", mixtape::formatNumber(Options.beta1)},
-      {"beta2", mixtape::formatNumber(Options.beta2)},
-      {"eps", mixtape::formatNumber(Options.eps)},
-      {"weight_decay", mixtape::formatNumber(Options.weightDecay)},
+      {"beta1", mixtape::formatNumber(Options.Beta1)},
+      {"beta2", mixtape::formatNumber(Options.Beta2)},
+      {"eps", mixtape::formatNumber(Options.Eps)},
+      {"weight_decay", mixtape::formatNumber(Options.WeightDecay)},
   };
   return st::write(path, tensors, metadata);
 }
@@ -180,17 +180,17 @@ llvm::Error AdamW::loadState(llvm::StringRef path) {
                                llvm::Twine(Params.size()) + " parameters need " + llvm::Twine(2 * Params.size()));
   std::vector<at::Tensor> expAvg(Params.size()), expAvgSq(Params.size());
   for (size_t i = 0; i < Params.size(); ++i) {
-    const at::Tensor &param = Params[i].tensor;
+    const at::Tensor &param = Params[i].Tensor;
     for (auto [suffix, out] : {std::pair{".exp_avg", &expAvg[i]}, {".exp_avg_sq", &expAvgSq[i]}}) {
-      std::string name = Params[i].name + suffix;
+      std::string name = Params[i].Name + suffix;
       const st::TensorInfo *t = file->find(name);
       if (!t)
         return fileError(path, "missing tensor '" + name + "'");
-      if (t->shape != param.sizes().vec() || stateType(param.scalar_type()) != t->dtype)
+      if (t->Shape != param.sizes().vec() || stateType(param.scalar_type()) != t->Dtype)
         return fileError(path, "tensor '" + name + "' does not match its parameter's shape and dtype");
       // Staged on the CPU (file data need not be aligned), then moved to the parameter's device.
       at::Tensor staging = at::empty(param.sizes(), param.options().device(at::kCPU));
-      std::memcpy(staging.data_ptr(), t->bytes.data(), t->bytes.size());
+      std::memcpy(staging.data_ptr(), t->Bytes.data(), t->Bytes.size());
       *out = staging.to(param.device());
     }
   }

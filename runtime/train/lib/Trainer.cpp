@@ -15,7 +15,7 @@ using mixtape::prefixError;
 
 MicroBatch mixtape::train::onDevice(const MicroBatch &mb, c10::Device device) {
   auto move = [&](const at::Tensor &t) { return t.defined() ? t.to(device) : t; };
-  return {move(mb.inputs), move(mb.targets), move(mb.lossMask), move(mb.documentStarts), move(mb.streams)};
+  return {move(mb.Inputs), move(mb.Targets), move(mb.LossMask), move(mb.DocumentStarts), move(mb.Streams)};
 }
 
 llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Model &model,
@@ -23,20 +23,20 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
                                                                StepSync *sync, size_t streams) {
   StepResult result;
   for (const MicroBatch &mb : batch) {
-    result.lossTokens += model::countLossTokens(mb.targets, mb.lossMask);
-    result.tokens += mb.inputs.numel();
-    if (streams && !mb.streams.defined())
+    result.LossTokens += model::countLossTokens(mb.Targets, mb.LossMask);
+    result.Tokens += mb.Inputs.numel();
+    if (streams && !mb.Streams.defined())
       return makeError("a micro-batch lacks the stream of its sequences");
   }
   if (sync)
-    sync->sumCounts(result.lossTokens, result.tokens);
-  if (result.lossTokens == 0)
+    sync->sumCounts(result.LossTokens, result.Tokens);
+  if (result.LossTokens == 0)
     return makeError("no position of the batch counts for the loss");
   // Each micro-batch's loss sum is divided by the whole batch's loss tokens, so the
   // accumulated gradient is that of the batch mean however the tokens fall across
   // micro-batches and masks.
-  const double scale = 1.0 / double(result.lossTokens);
-  const at::Tensor &anyParam = model.parameters().front().tensor;
+  const double scale = 1.0 / double(result.LossTokens);
+  const at::Tensor &anyParam = model.parameters().front().Tensor;
   const int64_t S = static_cast<int64_t>(streams);
   // Summed on the device: one synchronization per step, not per micro-batch.
   at::Tensor lossSum;
@@ -46,19 +46,19 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
     at::Tensor logits;
     {
       compat::CudaAutocast autocast(anyParam); // bf16 on CUDA; the losses and backward run outside it
-      logits = model.forward(mb.inputs, mb.documentStarts);
+      logits = model.forward(mb.Inputs, mb.DocumentStarts);
     }
     if (S) {
       // From the same logits, outside the graph: the gradient's loss stays as it is.
       at::NoGradGuard noGrad;
-      at::Tensor counted = mb.lossMask.defined()
-                               ? mb.lossMask.ne(0).sum(-1)
-                               : at::full({mb.targets.size(0)}, mb.targets.size(1), mb.streams.options());
+      at::Tensor counted = mb.LossMask.defined()
+                               ? mb.LossMask.ne(0).sum(-1)
+                               : at::full({mb.Targets.size(0)}, mb.Targets.size(1), mb.Streams.options());
       streamSums.narrow(0, 0, S).index_add_(
-          0, mb.streams, model::maskedSequenceLossSums(logits.detach(), mb.targets, mb.lossMask));
-      streamSums.narrow(0, S, S).index_add_(0, mb.streams, counted.to(at::kDouble));
+          0, mb.Streams, model::maskedSequenceLossSums(logits.detach(), mb.Targets, mb.LossMask));
+      streamSums.narrow(0, S, S).index_add_(0, mb.Streams, counted.to(at::kDouble));
     }
-    at::Tensor loss = model::maskedTokenLossSum(logits, mb.targets, mb.lossMask) * scale;
+    at::Tensor loss = model::maskedTokenLossSum(logits, mb.Targets, mb.LossMask) * scale;
     if (sync && &cpuBatch == &batch.back())
       sync->beforeLastBackward(model.parameters());
     loss.backward();
@@ -69,10 +69,10 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
   std::vector<double> sums(stats.data_ptr<double>(), stats.data_ptr<double>() + stats.numel());
   if (sync)
     sync->sumGradients(model.parameters(), sums);
-  result.loss = sums[0];
+  result.Loss = sums[0];
   for (int64_t s = 0; s < S; ++s) {
-    result.streamLossSums.push_back(sums[1 + s]);
-    result.streamLossTokens.push_back(static_cast<int64_t>(sums[1 + S + s]));
+    result.StreamLossSums.push_back(sums[1 + s]);
+    result.StreamLossTokens.push_back(static_cast<int64_t>(sums[1 + S + s]));
   }
   return result;
 }
@@ -92,24 +92,24 @@ llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
   const std::string where = "step " + std::to_string(stepNumber);
   const double lr = plan::learningRate(Schedule, TokensSeen);
   Optimizer.zeroGrad();
-  llvm::Expected<StepResult> result = accumulateGradients(Model, batch, Options.sync, Options.streams);
+  llvm::Expected<StepResult> result = accumulateGradients(Model, batch, Options.Sync, Options.Streams);
   if (!result)
     return prefixError(where, result.takeError());
-  if (!std::isfinite(result->loss)) {
+  if (!std::isfinite(result->Loss)) {
     Optimizer.zeroGrad();
-    if (Options.skipNonFinite) {
-      result->skipped = true;
-      result->lr = lr;
-      TokensSeen += double(result->tokens);
+    if (Options.SkipNonFinite) {
+      result->Skipped = true;
+      result->LR = lr;
+      TokensSeen += double(result->Tokens);
       return result;
     }
-    return makeError(where + ": loss is " + (std::isnan(result->loss) ? "NaN" : "infinite") +
+    return makeError(where + ": loss is " + (std::isnan(result->Loss) ? "NaN" : "infinite") +
                      "; weights left as they were after step " + llvm::Twine(stepNumber - 1));
   }
-  result->gradNorm = Options.sync ? Options.sync->clipAndStep(Optimizer, Options.clipNorm, lr)
-                                  : clipAndStep(Optimizer, Options.clipNorm, lr);
-  result->lr = lr;
+  result->GradNorm = Options.Sync ? Options.Sync->clipAndStep(Optimizer, Options.ClipNorm, lr)
+                                  : clipAndStep(Optimizer, Options.ClipNorm, lr);
+  result->LR = lr;
   Optimizer.zeroGrad();
-  TokensSeen += double(result->tokens);
+  TokensSeen += double(result->Tokens);
   return result;
 }

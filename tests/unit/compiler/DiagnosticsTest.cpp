@@ -44,58 +44,58 @@ TEST(StringLocation, MultiLineStringsTrimTheFirstNewline) {
 }
 
 struct Parsed {
-  llvm::SourceMgr sm;
-  DiagnosticEngine diags{sm};
-  std::unique_ptr<Value> root;
-  explicit Parsed(llvm::StringRef text) { root = parseRecipeText(text, "t.toml", diags); }
+  llvm::SourceMgr SM;
+  DiagnosticEngine Diags{SM};
+  std::unique_ptr<Value> Root;
+  explicit Parsed(llvm::StringRef text) { Root = parseRecipeText(text, "t.toml", Diags); }
 };
 
 TEST(RecipeAST, KeepsSourceOrderAndRanges) {
   Parsed p("[b]\nz = 1\na = \"x\"\n[a]\n");
-  ASSERT_TRUE(p.root);
-  ASSERT_EQ(p.root->fields.size(), 2u);
-  EXPECT_EQ(p.root->fields[0].key, "b");
-  const Value *b = p.root->get("b");
-  ASSERT_EQ(b->fields.size(), 2u);
-  EXPECT_EQ(b->fields[0].key, "z"); // TOML++ sorts keys; the AST restores source order
-  auto lc = p.diags.lineCol(b->get("a")->range.Start);
-  EXPECT_EQ(lc.line, 3u);
-  EXPECT_EQ(lc.column, 5u);
+  ASSERT_TRUE(p.Root);
+  ASSERT_EQ(p.Root->Fields.size(), 2u);
+  EXPECT_EQ(p.Root->Fields[0].Key, "b");
+  const Value *b = p.Root->get("b");
+  ASSERT_EQ(b->Fields.size(), 2u);
+  EXPECT_EQ(b->Fields[0].Key, "z"); // TOML++ sorts keys; the AST restores source order
+  auto lc = p.Diags.lineCol(b->get("a")->Range.Start);
+  EXPECT_EQ(lc.Line, 3u);
+  EXPECT_EQ(lc.Column, 5u);
 }
 
 TEST(RecipeAST, ColumnsCountBytesAfterMultiByteCharacters) {
   // TOML++ counts code points; diagnostics count bytes, as clang does.
   Parsed p("k = \"é\"\nx = \"ab\"\ny = [\"é\", \"c\"]\n");
-  ASSERT_TRUE(p.root);
-  const Value *y = p.root->get("y");
-  EXPECT_EQ(*y->items[1]->range.Start.getPointer(), '"');
-  EXPECT_EQ(p.diags.lineCol(y->items[1]->range.Start).column, 12u);
+  ASSERT_TRUE(p.Root);
+  const Value *y = p.Root->get("y");
+  EXPECT_EQ(*y->Items[1]->Range.Start.getPointer(), '"');
+  EXPECT_EQ(p.Diags.lineCol(y->Items[1]->Range.Start).Column, 12u);
 }
 
 TEST(RecipeAST, SyntaxErrorsAreDiagnostics) {
   Parsed p("a = = 1\n");
-  EXPECT_FALSE(p.root);
-  ASSERT_EQ(p.diags.errorCount(), 1u);
-  EXPECT_EQ(p.diags.diagnostics()[0].code, DiagCode::TomlSyntax);
-  EXPECT_EQ(p.diags.lineCol(p.diags.diagnostics()[0].range.Start).line, 1u);
+  EXPECT_FALSE(p.Root);
+  ASSERT_EQ(p.Diags.errorCount(), 1u);
+  EXPECT_EQ(p.Diags.diagnostics()[0].Code, DiagCode::TomlSyntax);
+  EXPECT_EQ(p.Diags.lineCol(p.Diags.diagnostics()[0].Range.Start).Line, 1u);
 }
 
 TEST(RecipeAST, InvalidUtf8IsReportedAtTheByte) {
   Parsed p("a = \"\xff\"\n");
-  EXPECT_FALSE(p.root);
-  ASSERT_EQ(p.diags.errorCount(), 1u);
-  EXPECT_EQ(p.diags.lineCol(p.diags.diagnostics()[0].range.Start).column, 6u);
+  EXPECT_FALSE(p.Root);
+  ASSERT_EQ(p.Diags.errorCount(), 1u);
+  EXPECT_EQ(p.Diags.lineCol(p.Diags.diagnostics()[0].Range.Start).Column, 6u);
 }
 
 TEST(DiagnosticEngine, PrintsClangFormWithCodeCaretAndFixIt) {
   Parsed p("mix = \"0.95 medd\"\n");
-  const Value *mix = p.root->get("mix");
-  Diagnostic &d = p.diags.report(DiagCode::UnknownRef, mix->location().range(5, 9), "unknown stream 'medd'");
+  const Value *mix = p.Root->get("mix");
+  Diagnostic &d = p.Diags.report(DiagCode::UnknownRef, mix->location().range(5, 9), "unknown stream 'medd'");
   DiagnosticEngine::addNote(d, mix->location().range(5, 9), "did you mean 'med'?");
   DiagnosticEngine::addFixIt(d, mix->location().range(5, 9), "med");
   std::string out;
   llvm::raw_string_ostream os(out);
-  p.diags.print(os);
+  p.Diags.print(os);
   EXPECT_NE(out.find("t.toml:1:13: error: unknown stream 'medd' [unknown-ref]"), std::string::npos) << out;
   EXPECT_NE(out.find("            ^~~~"), std::string::npos) << out;
   EXPECT_NE(out.find("t.toml:1:13: note: did you mean 'med'?"), std::string::npos) << out;
@@ -105,13 +105,13 @@ TEST(DiagnosticEngine, PrintsClangFormWithCodeCaretAndFixIt) {
 // never does, not even on a terminal.
 TEST(DiagnosticEngine, ColorIsWhatTheCallerDecided) {
   Parsed p("mix = \"0.95 medd\"\n");
-  const Value *mix = p.root->get("mix");
-  Diagnostic &d = p.diags.report(DiagCode::UnknownRef, mix->location().range(5, 9), "unknown stream 'medd'");
+  const Value *mix = p.Root->get("mix");
+  Diagnostic &d = p.Diags.report(DiagCode::UnknownRef, mix->location().range(5, 9), "unknown stream 'medd'");
   DiagnosticEngine::addNote(d, mix->location().range(5, 9), "did you mean 'med'?");
   std::string plain, colored;
   llvm::raw_string_ostream plainOs(plain), coloredOs(colored);
-  p.diags.print(plainOs);
-  p.diags.print(coloredOs, true);
+  p.Diags.print(plainOs);
+  p.Diags.print(coloredOs, true);
   plainOs.flush();
   coloredOs.flush();
   EXPECT_EQ(plain.find('\x1b'), std::string::npos) << plain;
@@ -131,9 +131,9 @@ TEST(DiagnosticEngine, ColorIsWhatTheCallerDecided) {
 
 TEST(DiagnosticEngine, JsonHasEveryField) {
   Parsed p("x = 1\n");
-  Diagnostic &d = p.diags.report(DiagCode::UnknownKey, p.root->fields[0].keyRange, "unknown key 'x'");
-  DiagnosticEngine::addFixIt(d, p.root->fields[0].keyRange, "y");
-  std::vector<llvm::json::Value> all = p.diags.toJSON();
+  Diagnostic &d = p.Diags.report(DiagCode::UnknownKey, p.Root->Fields[0].KeyRange, "unknown key 'x'");
+  DiagnosticEngine::addFixIt(d, p.Root->Fields[0].KeyRange, "y");
+  std::vector<llvm::json::Value> all = p.Diags.toJSON();
   ASSERT_EQ(all.size(), 1u);
   const llvm::json::Object *o = all[0].getAsObject();
   EXPECT_EQ(o->getString("file"), llvm::StringRef("t.toml"));
@@ -148,14 +148,14 @@ TEST(DiagnosticEngine, JsonHasEveryField) {
 
 TEST(DiagnosticEngine, WerrorAndDisable) {
   Parsed p("x = 1\n");
-  p.diags.disable(DiagCode::UnusedStream);
-  p.diags.report(DiagCode::UnusedStream, p.root->fields[0].keyRange, "silenced");
-  EXPECT_EQ(p.diags.diagnostics().size(), 0u);
-  p.diags.report(DiagCode::LrJump, p.root->fields[0].keyRange, "a warning");
-  EXPECT_EQ(p.diags.warningCount(), 1u);
-  p.diags.setWarningsAsErrors(true);
-  p.diags.report(DiagCode::LrJump, p.root->fields[0].keyRange, "now an error");
-  EXPECT_EQ(p.diags.errorCount(), 1u);
+  p.Diags.disable(DiagCode::UnusedStream);
+  p.Diags.report(DiagCode::UnusedStream, p.Root->Fields[0].KeyRange, "silenced");
+  EXPECT_EQ(p.Diags.diagnostics().size(), 0u);
+  p.Diags.report(DiagCode::LrJump, p.Root->Fields[0].KeyRange, "a warning");
+  EXPECT_EQ(p.Diags.warningCount(), 1u);
+  p.Diags.setWarningsAsErrors(true);
+  p.Diags.report(DiagCode::LrJump, p.Root->Fields[0].KeyRange, "now an error");
+  EXPECT_EQ(p.Diags.errorCount(), 1u);
 }
 
 TEST(ClosestMatch, FindsTyposButNotStrangers) {

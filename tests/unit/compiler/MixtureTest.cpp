@@ -9,66 +9,66 @@ using namespace mixtape;
 namespace {
 
 struct Interpreted {
-  std::optional<MixtureSpec> spec;
-  ExprDiags diags;
+  std::optional<MixtureSpec> Spec;
+  ExprDiags Diags;
 };
 
 Interpreted interpret(llvm::StringRef text) {
   ParseResult r = parseExpr(text);
-  EXPECT_TRUE(r.expr) << text.str() << ": " << (r.errors.empty() ? "" : r.errors[0].message);
+  EXPECT_TRUE(r.Expr) << text.str() << ": " << (r.Errors.empty() ? "" : r.Errors[0].Message);
   Interpreted out;
-  if (r.expr) out.spec = interpretMixture(*r.expr, out.diags);
-  EXPECT_EQ(out.spec.has_value(), out.diags.empty()) << text.str();
+  if (r.Expr) out.Spec = interpretMixture(*r.Expr, out.Diags);
+  EXPECT_EQ(out.Spec.has_value(), out.Diags.empty()) << text.str();
   return out;
 }
 
 /// The one diagnostic a bad mixture gives.
 ExprDiag mixtureError(llvm::StringRef text) {
   Interpreted i = interpret(text);
-  EXPECT_EQ(i.diags.size(), 1u) << text.str();
-  return i.diags.empty() ? ExprDiag{} : i.diags[0];
+  EXPECT_EQ(i.Diags.size(), 1u) << text.str();
+  return i.Diags.empty() ? ExprDiag{} : i.Diags[0];
 }
 
 plan::Mixture resolve(llvm::StringRef text, double stageTokens) {
   Interpreted i = interpret(text);
   ExprDiags diags;
-  std::optional<plan::Mixture> m = i.spec ? resolveMixture(*i.spec, stageTokens, diags) : std::nullopt;
-  EXPECT_TRUE(m) << text.str() << ": " << (diags.empty() ? "" : diags[0].message);
+  std::optional<plan::Mixture> m = i.Spec ? resolveMixture(*i.Spec, stageTokens, diags) : std::nullopt;
+  EXPECT_TRUE(m) << text.str() << ": " << (diags.empty() ? "" : diags[0].Message);
   return m ? *m : plan::Mixture{};
 }
 
 ExprDiag resolveError(llvm::StringRef text, double stageTokens) {
   Interpreted i = interpret(text);
   ExprDiags diags;
-  EXPECT_TRUE(i.spec);
-  if (i.spec) {
-    EXPECT_FALSE(resolveMixture(*i.spec, stageTokens, diags));
+  EXPECT_TRUE(i.Spec);
+  if (i.Spec) {
+    EXPECT_FALSE(resolveMixture(*i.Spec, stageTokens, diags));
   }
   EXPECT_EQ(diags.size(), 1u) << text.str();
   return diags.empty() ? ExprDiag{} : diags[0];
 }
 
-std::string slice(llvm::StringRef text, TextRange r) { return text.slice(r.begin, r.end).str(); }
+std::string slice(llvm::StringRef text, TextRange r) { return text.slice(r.Begin, r.End).str(); }
 
 } // namespace
 
 TEST(Mixture, SinglePoint) {
   llvm::StringRef text = "0.95 med + 0.05 web";
   Interpreted i = interpret(text);
-  ASSERT_TRUE(i.spec);
-  ASSERT_EQ(i.spec->points.size(), 1u);
-  const MixturePoint &p = i.spec->points[0];
-  EXPECT_FALSE(p.at);
-  ASSERT_EQ(p.components.size(), 2u);
-  EXPECT_EQ(p.components[0].stream, "med");
-  EXPECT_EQ(p.components[0].weight, 0.95);
-  EXPECT_EQ(slice(text, p.components[0].streamRange), "med");
-  EXPECT_EQ(slice(text, p.components[0].weightRange), "0.95");
-  EXPECT_EQ(p.components[1].stream, "web");
-  EXPECT_EQ(p.components[1].weight, 0.05);
-  EXPECT_EQ(slice(text, p.range), text.str());
+  ASSERT_TRUE(i.Spec);
+  ASSERT_EQ(i.Spec->Points.size(), 1u);
+  const MixturePoint &p = i.Spec->Points[0];
+  EXPECT_FALSE(p.At);
+  ASSERT_EQ(p.Components.size(), 2u);
+  EXPECT_EQ(p.Components[0].Stream, "med");
+  EXPECT_EQ(p.Components[0].Weight, 0.95);
+  EXPECT_EQ(slice(text, p.Components[0].StreamRange), "med");
+  EXPECT_EQ(slice(text, p.Components[0].WeightRange), "0.95");
+  EXPECT_EQ(p.Components[1].Stream, "web");
+  EXPECT_EQ(p.Components[1].Weight, 0.05);
+  EXPECT_EQ(slice(text, p.Range), text.str());
 
-  auto refs = streamRefs(*i.spec);
+  auto refs = streamRefs(*i.Spec);
   ASSERT_EQ(refs.size(), 2u);
   EXPECT_EQ(refs[1].first, "web");
   EXPECT_EQ(slice(text, refs[1].second), "web");
@@ -80,93 +80,93 @@ TEST(Mixture, NorthStarMixtures) {
         "0.3 books_knotted + 0.6 med + 0.1 web", "med", "1.0 med", "0.99 med + 0.01 web",
         "0.75 med + 0.25 web", "0.95 unit + 0.05 web", "0.8 a + 0.2 b @ 100M -> 0.9 a + 0.1 b",
         "95% med + 5% web", "0.95 * med + 0.05 * web"})
-    EXPECT_TRUE(interpret(text).spec) << text.str();
+    EXPECT_TRUE(interpret(text).Spec) << text.str();
 
   Interpreted bare = interpret("med");
-  ASSERT_TRUE(bare.spec);
-  EXPECT_EQ(bare.spec->points[0].components[0].weight, 1.0);
+  ASSERT_TRUE(bare.Spec);
+  EXPECT_EQ(bare.Spec->Points[0].Components[0].Weight, 1.0);
 }
 
 TEST(Mixture, WeightErrors) {
   ExprDiag d = mixtureError("0.85 med + 0.05 web");
-  EXPECT_EQ(d.code, DiagCode::MixtureSum);
-  EXPECT_EQ(d.message, "mixture weights sum to 0.9, not 1");
-  EXPECT_EQ(d.range.begin, 0u);
-  EXPECT_EQ(d.range.end, 19u);
+  EXPECT_EQ(d.Code, DiagCode::MixtureSum);
+  EXPECT_EQ(d.Message, "mixture weights sum to 0.9, not 1");
+  EXPECT_EQ(d.Range.Begin, 0u);
+  EXPECT_EQ(d.Range.End, 19u);
 
   d = mixtureError("0.5 med");
-  EXPECT_EQ(d.code, DiagCode::MixtureSum);
-  EXPECT_EQ(d.message, "mixture weights sum to 0.5, not 1");
+  EXPECT_EQ(d.Code, DiagCode::MixtureSum);
+  EXPECT_EQ(d.Message, "mixture weights sum to 0.5, not 1");
 
   d = mixtureError("0.7 a + 0.3 b -> 0.7 a + 0.4 b");
-  EXPECT_EQ(d.code, DiagCode::MixtureSum);
-  EXPECT_EQ(d.message, "mixture weights sum to 1.1, not 1");
-  EXPECT_EQ(d.range.begin, 17u); // the second point only
+  EXPECT_EQ(d.Code, DiagCode::MixtureSum);
+  EXPECT_EQ(d.Message, "mixture weights sum to 1.1, not 1");
+  EXPECT_EQ(d.Range.Begin, 17u); // the second point only
 
   d = mixtureError("1.5 med + -0.5 web");
-  EXPECT_EQ(d.code, DiagCode::MixtureWeight);
-  EXPECT_EQ(d.message, "mixture weight must be positive");
-  EXPECT_EQ(d.range.begin, 10u);
-  EXPECT_EQ(d.range.end, 14u);
+  EXPECT_EQ(d.Code, DiagCode::MixtureWeight);
+  EXPECT_EQ(d.Message, "mixture weight must be positive");
+  EXPECT_EQ(d.Range.Begin, 10u);
+  EXPECT_EQ(d.Range.End, 14u);
 
   d = mixtureError("1 med + 0 web");
-  EXPECT_EQ(d.code, DiagCode::MixtureWeight);
-  EXPECT_EQ(d.message, "stream 'web' has weight 0; leave it out instead");
+  EXPECT_EQ(d.Code, DiagCode::MixtureWeight);
+  EXPECT_EQ(d.Message, "stream 'web' has weight 0; leave it out instead");
 
   d = mixtureError("1.05 med - 0.05 web");
-  EXPECT_EQ(d.code, DiagCode::MixtureWeight);
-  EXPECT_EQ(d.message, "a mixture cannot subtract a stream; weights must be positive");
+  EXPECT_EQ(d.Code, DiagCode::MixtureWeight);
+  EXPECT_EQ(d.Message, "a mixture cannot subtract a stream; weights must be positive");
 
   d = mixtureError("x * med");
-  EXPECT_EQ(d.code, DiagCode::MixtureWeight);
-  EXPECT_EQ(d.message, "a mixture weight must be a number, as in '0.5 med'");
+  EXPECT_EQ(d.Code, DiagCode::MixtureWeight);
+  EXPECT_EQ(d.Message, "a mixture weight must be a number, as in '0.5 med'");
 
   d = mixtureError("1M tokens med");
-  EXPECT_EQ(d.code, DiagCode::MixtureWeight);
-  EXPECT_EQ(d.message, "a mixture weight is a plain number or a percentage, not tokens");
+  EXPECT_EQ(d.Code, DiagCode::MixtureWeight);
+  EXPECT_EQ(d.Message, "a mixture weight is a plain number or a percentage, not tokens");
 
   // 1/3 + 1/3 + 1/3 is within the tolerance of 1e-9.
-  EXPECT_TRUE(interpret("0.3333333333 a + 0.3333333333 b + 0.3333333334 c").spec);
-  EXPECT_FALSE(interpret("0.333 a + 0.333 b + 0.333 c").spec);
+  EXPECT_TRUE(interpret("0.3333333333 a + 0.3333333333 b + 0.3333333334 c").Spec);
+  EXPECT_FALSE(interpret("0.333 a + 0.333 b + 0.333 c").Spec);
 }
 
 TEST(Mixture, ShapeErrors) {
   ExprDiag d = mixtureError("warmup(3)");
-  EXPECT_EQ(d.code, DiagCode::BadValue);
-  EXPECT_EQ(d.message, "expected a mixture such as '0.95 med + 0.05 web'");
-  EXPECT_EQ(d.range.begin, 0u);
-  EXPECT_EQ(d.range.end, 9u);
+  EXPECT_EQ(d.Code, DiagCode::BadValue);
+  EXPECT_EQ(d.Message, "expected a mixture such as '0.95 med + 0.05 web'");
+  EXPECT_EQ(d.Range.Begin, 0u);
+  EXPECT_EQ(d.Range.End, 9u);
 
-  EXPECT_EQ(mixtureError("0.5 med + 0.5").code, DiagCode::BadValue);
-  EXPECT_EQ(mixtureError("'med'").code, DiagCode::BadValue);
-  EXPECT_EQ(mixtureError("0.5 web.val + 0.5 med").code, DiagCode::BadValue);
-  EXPECT_EQ(mixtureError("a then b").message, "mixture points are joined by '->', not 'then'");
+  EXPECT_EQ(mixtureError("0.5 med + 0.5").Code, DiagCode::BadValue);
+  EXPECT_EQ(mixtureError("'med'").Code, DiagCode::BadValue);
+  EXPECT_EQ(mixtureError("0.5 web.val + 0.5 med").Code, DiagCode::BadValue);
+  EXPECT_EQ(mixtureError("a then b").Message, "mixture points are joined by '->', not 'then'");
 
   d = mixtureError("0.5 med + 0.5 med");
-  EXPECT_EQ(d.code, DiagCode::BadValue);
-  EXPECT_EQ(d.message, "stream 'med' appears twice in this mixture point");
-  EXPECT_EQ(d.range.begin, 14u);
-  ASSERT_EQ(d.notes.size(), 1u);
-  EXPECT_EQ(d.notes[0].range.begin, 4u);
+  EXPECT_EQ(d.Code, DiagCode::BadValue);
+  EXPECT_EQ(d.Message, "stream 'med' appears twice in this mixture point");
+  EXPECT_EQ(d.Range.Begin, 14u);
+  ASSERT_EQ(d.Notes.size(), 1u);
+  EXPECT_EQ(d.Notes[0].Range.Begin, 4u);
 }
 
 TEST(Mixture, PositionErrors) {
   ExprDiag d = mixtureError("a @ 200M -> b @ 100M");
-  EXPECT_EQ(d.code, DiagCode::BadValue);
-  EXPECT_EQ(d.message, "mixture positions must increase: 100M tokens is not after 200M tokens");
-  EXPECT_EQ(d.range.begin, 16u);
-  EXPECT_EQ(d.notes.at(0).range.begin, 4u);
+  EXPECT_EQ(d.Code, DiagCode::BadValue);
+  EXPECT_EQ(d.Message, "mixture positions must increase: 100M tokens is not after 200M tokens");
+  EXPECT_EQ(d.Range.Begin, 16u);
+  EXPECT_EQ(d.Notes.at(0).Range.Begin, 4u);
 
   d = mixtureError("a -> b @ 100 steps");
-  EXPECT_EQ(d.code, DiagCode::Units);
-  EXPECT_EQ(d.message, "a mixture position is in tokens or a percentage of the stage, not steps");
+  EXPECT_EQ(d.Code, DiagCode::Units);
+  EXPECT_EQ(d.Message, "a mixture position is in tokens or a percentage of the stage, not steps");
 
   d = mixtureError("a -> b @ 0.5");
-  EXPECT_EQ(d.code, DiagCode::Units);
+  EXPECT_EQ(d.Code, DiagCode::Units);
   d = mixtureError("a -> b @ 150%");
-  EXPECT_EQ(d.message, "position 150% is beyond the end of the stage");
+  EXPECT_EQ(d.Message, "position 150% is beyond the end of the stage");
   d = mixtureError("a -> b @ c");
-  EXPECT_EQ(d.message, "expected a position such as '100M' or '50%' after '@'");
+  EXPECT_EQ(d.Message, "expected a position such as '100M' or '50%' after '@'");
 }
 
 TEST(Mixture, ResolvesPositionsAndInterpolates) {
@@ -216,22 +216,22 @@ TEST(Mixture, ResolvesPositionsAndInterpolates) {
 
 TEST(Mixture, ResolveErrors) {
   ExprDiag d = resolveError("a -> b @ 3B", 2e9);
-  EXPECT_EQ(d.code, DiagCode::BadValue);
-  EXPECT_EQ(d.message, "position 3B tokens is beyond the end of the stage (2B tokens)");
-  EXPECT_EQ(d.range.begin, 9u);
+  EXPECT_EQ(d.Code, DiagCode::BadValue);
+  EXPECT_EQ(d.Message, "position 3B tokens is beyond the end of the stage (2B tokens)");
+  EXPECT_EQ(d.Range.Begin, 9u);
 
   // 100M tokens then 5% of 1B = 50M: mixed units compared after resolving.
   d = resolveError("a @ 100M -> b @ 5%", 1e9);
-  EXPECT_EQ(d.message,
+  EXPECT_EQ(d.Message,
             "mixture positions must increase: this point is at 50M tokens, the previous one at "
             "100M tokens");
 
   d = resolveError("a -> b @ 0", 1e9);  // the unannotated first point sits at 0 too
-  EXPECT_EQ(d.code, DiagCode::BadValue);
+  EXPECT_EQ(d.Code, DiagCode::BadValue);
 
   d = resolveError("a -> b", std::numeric_limits<double>::infinity());
-  EXPECT_EQ(d.message,
+  EXPECT_EQ(d.Message,
             "the last mixture point needs a position ('@ 100M'): the stage's length is not known");
   d = resolveError("a -> b @ 50%", std::numeric_limits<double>::infinity());
-  EXPECT_EQ(d.message, "a position in % needs the stage's length in tokens");
+  EXPECT_EQ(d.Message, "a position in % needs the stage's length in tokens");
 }

@@ -32,22 +32,22 @@ namespace {
 /// by the runtime's reader.
 class FakeCatalog : public Environment {
 public:
-  uint64_t trainTokens = 1'000'000'000'000; // large: no epoch warnings unless a test wants them
-  bool absent = false;
-  uint64_t leaked = 0;
+  uint64_t TrainTokens = 1'000'000'000'000; // large: no epoch warnings unless a test wants them
+  bool Absent = false;
+  uint64_t Leaked = 0;
   /// Streams whose filter keeps no training document.
-  std::set<std::string> filteredEmpty;
+  std::set<std::string> FilteredEmpty;
   /// Derived streams get their root's fingerprint, as from the data layer.
-  bool rootFingerprints = false;
+  bool RootFingerprints = false;
   llvm::Expected<std::optional<StreamStats>> streamStats(const Plan &plan, llvm::StringRef name) override {
-    if (absent)
+    if (Absent)
       return std::optional<StreamStats>();
     const Stream &s = plan.Streams.at(name.str());
     StreamStats st;
     // Content stands in, names never do; the data layer's fingerprint is the root's data.
-    st.Fingerprint = "fp-" + s.Shards + (rootFingerprints ? "" : s.From.value_or(""));
-    bool empty = filteredEmpty.count(name.str()) != 0;
-    st.TrainTokens = empty ? 0 : trainTokens;
+    st.Fingerprint = "fp-" + s.Shards + (RootFingerprints ? "" : s.From.value_or(""));
+    bool empty = FilteredEmpty.count(name.str()) != 0;
+    st.TrainTokens = empty ? 0 : TrainTokens;
     st.TrainDocuments = empty ? 0 : 1000;
     st.ValTokens = 1000;
     st.ValDocuments = 10;
@@ -55,17 +55,17 @@ public:
     return std::optional<StreamStats>(st);
   }
   llvm::Expected<std::optional<uint64_t>> leakedDocuments(const Plan &, llvm::StringRef, llvm::StringRef) override {
-    return std::optional<uint64_t>(leaked);
+    return std::optional<uint64_t>(Leaked);
   }
   /// Every stream's documents by column: `groups[column]`.
-  std::map<std::string, std::vector<ColumnGroup>> groups;
+  std::map<std::string, std::vector<ColumnGroup>> Groups;
   llvm::Expected<std::optional<ColumnGroups>> groupBy(const Plan &, llvm::StringRef, llvm::StringRef column) override {
-    if (absent)
+    if (Absent)
       return std::optional<ColumnGroups>();
     ColumnGroups out;
-    for (const auto &[name, g] : groups)
+    for (const auto &[name, g] : Groups)
       out.Columns.push_back(name);
-    if (auto it = groups.find(column.str()); it != groups.end())
+    if (auto it = Groups.find(column.str()); it != Groups.end())
       out.Groups = it->second;
     return std::optional<ColumnGroups>(out);
   }
@@ -82,20 +82,20 @@ ColumnGroup stringGroup(std::string value, uint64_t documents, uint64_t tokens) 
 }
 
 struct Planned {
-  llvm::SourceMgr sm;
-  DiagnosticEngine diags{sm};
-  std::unique_ptr<CheckedRecipe> recipe;
-  std::optional<Plan> plan;
+  llvm::SourceMgr SM;
+  DiagnosticEngine Diags{SM};
+  std::unique_ptr<CheckedRecipe> Recipe;
+  std::optional<plan::Plan> Plan;
   std::string printed() {
     std::string out;
     llvm::raw_string_ostream os(out);
-    diags.print(os);
+    Diags.print(os);
     return out;
   }
   const Node &node(llvm::StringRef name) {
-    std::optional<size_t> i = findNode(*plan, name);
+    std::optional<size_t> i = findNode(*Plan, name);
     EXPECT_TRUE(i) << "no node " << name.str();
-    return plan->Nodes[i.value_or(0)];
+    return Plan->Nodes[i.value_or(0)];
   }
   const TrainNode &train(llvm::StringRef name) {
     const TrainNode *t = node(name).train();
@@ -107,18 +107,18 @@ struct Planned {
 
 std::unique_ptr<Planned> planText(llvm::StringRef text, FakeCatalog catalog = FakeCatalog()) {
   auto p = std::make_unique<Planned>();
-  if (auto root = parseRecipeText(text, "t.toml", p->diags))
-    p->recipe = checkRecipe(*root, p->diags);
-  if (p->recipe)
-    p->plan = lowerToPlan(*p->recipe, catalog, defaultCost(), p->diags);
+  if (auto root = parseRecipeText(text, "t.toml", p->Diags))
+    p->Recipe = checkRecipe(*root, p->Diags);
+  if (p->Recipe)
+    p->Plan = lowerToPlan(*p->Recipe, catalog, defaultCost(), p->Diags);
   return p;
 }
 
 std::unique_ptr<Planned> planFile(llvm::StringRef rel, FakeCatalog catalog = FakeCatalog()) {
   auto p = std::make_unique<Planned>();
-  p->recipe = loadRecipe(std::string(MIXTAPE_SOURCE_DIR) + "/" + rel.str(), p->diags);
-  if (p->recipe)
-    p->plan = lowerToPlan(*p->recipe, catalog, defaultCost(), p->diags);
+  p->Recipe = loadRecipe(std::string(MIXTAPE_SOURCE_DIR) + "/" + rel.str(), p->Diags);
+  if (p->Recipe)
+    p->Plan = lowerToPlan(*p->Recipe, catalog, defaultCost(), p->Diags);
   return p;
 }
 
@@ -132,8 +132,8 @@ size_t countTrain(const Plan &plan, llvm::StringRef stagePrefix) {
 
 TEST(Plan, NorthStarVariantsAndSharing) {
   auto p = planFile("recipes/med-adapt.toml");
-  ASSERT_TRUE(p->plan) << p->printed();
-  const Plan &plan = *p->plan;
+  ASSERT_TRUE(p->Plan) << p->printed();
+  const Plan &plan = *p->Plan;
   EXPECT_EQ(countTrain(plan, "adapt["), 4u);
   EXPECT_EQ(countTrain(plan, "anneal["), 4u);
   EXPECT_EQ(countTrain(plan, "long["), 4u);
@@ -163,7 +163,7 @@ TEST(Plan, NorthStarVariantsAndSharing) {
 
 TEST(Plan, CursorsContinueAcrossStagesAndReplay) {
   auto p = planFile("recipes/med-adapt.toml");
-  ASSERT_TRUE(p->plan) << p->printed();
+  ASSERT_TRUE(p->Plan) << p->printed();
   const TrainNode &adapt = p->train("adapt[replay=r5]");
   const TrainNode &anneal = p->train("anneal[replay=r5]");
   uint64_t seqLen = adapt.Settings.SeqLen;
@@ -225,16 +225,16 @@ std::string branchRecipe(std::string every, std::string lr, std::string during, 
 TEST(Plan, ExecutionOnlySettingsChangeNoHash) {
   auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
   auto b = planText(branchRecipe("2Mi", "3e-4", "512Ki", ""));
-  ASSERT_TRUE(a->plan) << a->printed();
-  ASSERT_TRUE(b->plan) << b->printed();
-  ASSERT_EQ(a->plan->Nodes.size(), b->plan->Nodes.size());
-  for (size_t i = 0; i < a->plan->Nodes.size(); ++i)
-    EXPECT_EQ(a->plan->Nodes[i].Hash, b->plan->Nodes[i].Hash) << a->plan->Nodes[i].Name;
+  ASSERT_TRUE(a->Plan) << a->printed();
+  ASSERT_TRUE(b->Plan) << b->printed();
+  ASSERT_EQ(a->Plan->Nodes.size(), b->Plan->Nodes.size());
+  for (size_t i = 0; i < a->Plan->Nodes.size(); ++i)
+    EXPECT_EQ(a->Plan->Nodes[i].Hash, b->Plan->Nodes[i].Hash) << a->Plan->Nodes[i].Name;
   // ZeRO-1 only says how the ranks keep the optimizer state: exec, not hashed.
   auto zero1 = planText(branchRecipe("1Mi", "3e-4", "1Mi", "zero1 = true"));
-  ASSERT_TRUE(zero1->plan) << zero1->printed();
-  for (size_t i = 0; i < a->plan->Nodes.size(); ++i)
-    EXPECT_EQ(a->plan->Nodes[i].Hash, zero1->plan->Nodes[i].Hash) << a->plan->Nodes[i].Name;
+  ASSERT_TRUE(zero1->Plan) << zero1->printed();
+  for (size_t i = 0; i < a->Plan->Nodes.size(); ++i)
+    EXPECT_EQ(a->Plan->Nodes[i].Hash, zero1->Plan->Nodes[i].Hash) << a->Plan->Nodes[i].Name;
   EXPECT_TRUE(zero1->train("anneal").Exec.Zero1);
   EXPECT_FALSE(zero1->train("base@0-512").Exec.Zero1) << "the parent stage keeps its state whole";
 }
@@ -242,14 +242,14 @@ TEST(Plan, ExecutionOnlySettingsChangeNoHash) {
 TEST(Plan, FloatSpellingDoesNotMatter) {
   auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
   auto b = planText(branchRecipe("1Mi", "0.0003", "1Mi", ""));
-  ASSERT_TRUE(a->plan && b->plan);
+  ASSERT_TRUE(a->Plan && b->Plan);
   EXPECT_EQ(a->node("anneal").Hash, b->node("anneal").Hash);
 }
 
 TEST(Plan, AStagesLrChangesItAndDownstreamButNothingUpstream) {
   auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
   auto b = planText(branchRecipe("1Mi", "2e-4", "1Mi", ""));
-  ASSERT_TRUE(a->plan && b->plan);
+  ASSERT_TRUE(a->Plan && b->Plan);
   EXPECT_EQ(a->node("init").Hash, b->node("init").Hash);
   EXPECT_EQ(a->node("base@0-512").Hash, b->node("base@0-512").Hash);
   EXPECT_EQ(a->node("base@512-1024").Hash, b->node("base@512-1024").Hash);
@@ -265,8 +265,8 @@ TEST(Plan, NamesDoNotCount) {
                           {"mix = \"b\"", "mix = \"code\""}})
     renamed.replace(renamed.find(from), from.size(), to);
   auto a = planText(original), b = planText(renamed);
-  ASSERT_TRUE(a->plan) << a->printed();
-  ASSERT_TRUE(b->plan) << b->printed();
+  ASSERT_TRUE(a->Plan) << a->printed();
+  ASSERT_TRUE(b->Plan) << b->printed();
   EXPECT_EQ(a->node("anneal").Hash, b->node("cooldown").Hash);
 }
 
@@ -306,16 +306,16 @@ mix = "wide"
 lr = "constant(1e-3)"
 )toml";
   FakeCatalog catalog;
-  catalog.rootFingerprints = true;
+  catalog.RootFingerprints = true;
   auto p = planText(recipe, catalog);
-  ASSERT_TRUE(p->plan) << p->printed();
+  ASSERT_TRUE(p->Plan) << p->printed();
   EXPECT_NE(p->node("a").Hash, p->node("b").Hash);
   // The same chain under other names is the same data.
   std::string renamed = recipe;
   renamed.replace(renamed.find("[streams.clean]"), 15, "[streams.tidy]");
   renamed.replace(renamed.find("from = \"clean\""), 14, "from = \"tidy\"");
   auto q = planText(renamed, catalog);
-  ASSERT_TRUE(q->plan) << q->printed();
+  ASSERT_TRUE(q->Plan) << q->printed();
   EXPECT_EQ(p->node("a").Hash, q->node("a").Hash);
 }
 
@@ -324,34 +324,34 @@ TEST(Plan, AVariantThroughASharedPrefixSeesTheSameDataAsAlone) {
   auto alone = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
   auto swept = planText(branchRecipe(
       "1Mi", "3e-4", "1Mi", "[sweep]\nat = { key = \"anneal.after.at\", values = { early = \"1Mi\", mid = \"2Mi\", late = \"3Mi\" } }"));
-  ASSERT_TRUE(alone->plan) << alone->printed();
-  ASSERT_TRUE(swept->plan) << swept->printed();
+  ASSERT_TRUE(alone->Plan) << alone->printed();
+  ASSERT_TRUE(swept->Plan) << swept->printed();
   const TrainData &a = alone->train("anneal").Settings.Data, &b = swept->train("anneal[at=mid]").Settings.Data;
   EXPECT_EQ(a.Cursors, b.Cursors);
   EXPECT_EQ(a.Samples, b.Samples);
-  EXPECT_EQ(countTrain(*swept->plan, "base@"), 4u); // cut at 1Mi, 2Mi, 3Mi and its end
+  EXPECT_EQ(countTrain(*swept->Plan, "base@"), 4u); // cut at 1Mi, 2Mi, 3Mi and its end
 }
 
 TEST(Plan, WithoutDataThePlanIsProvisional) {
   FakeCatalog none;
-  none.absent = true;
+  none.Absent = true;
   auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""), none);
-  ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_TRUE(p->plan->Provisional);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  EXPECT_TRUE(p->Plan->Provisional);
   EXPECT_TRUE(p->node("anneal").Provisional);
   EXPECT_FALSE(p->node("init").Provisional);
 }
 
 TEST(Plan, DataAwareLints) {
   FakeCatalog small;
-  small.trainTokens = 512 * 1024; // base draws about 3.6Mi tokens of a: about 7 epochs
-  small.leaked = 3;
+  small.TrainTokens = 512 * 1024; // base draws about 3.6Mi tokens of a: about 7 epochs
+  small.Leaked = 3;
   std::string recipe = branchRecipe("1Mi", "3e-4", "1Mi", "");
   std::string a = "[streams.a]\nshards = \"synth:prose\"";
   recipe.replace(recipe.find(a), a.size(), a + "\nval = \"1%\"");
   recipe += "\n[[eval]]\nname = \"v\"\nstreams = [\"a.val\"]\n";
   auto p = planText(recipe, small);
-  ASSERT_TRUE(p->plan) << p->printed();
+  ASSERT_TRUE(p->Plan) << p->printed();
   std::string out = p->printed();
   EXPECT_NE(out.find("stream 'a' is repeated"), std::string::npos) << out;
   EXPECT_NE(out.find("[repeated-data]"), std::string::npos) << out;
@@ -363,20 +363,20 @@ TEST(Plan, AFilterThatKeepsNothingIsAnErrorAtTheFilter) {
   std::string b = "[streams.b]\nshards = \"synth:code\"";
   recipe.replace(recipe.find(b), b.size(), b + "\nwhere = \"score >= 9\"");
   FakeCatalog catalog;
-  catalog.filteredEmpty = {"b"};
+  catalog.FilteredEmpty = {"b"};
   auto p = planText(recipe, catalog);
-  EXPECT_FALSE(p->plan);
+  EXPECT_FALSE(p->Plan);
   EXPECT_NE(p->printed().find("t.toml:14:9: error: stream 'b': the filter '(score >= 9)' keeps no training document "
                               "[empty-filter]"),
             std::string::npos)
       << p->printed();
-  catalog.filteredEmpty.clear();
-  EXPECT_TRUE(planText(recipe, catalog)->plan);
+  catalog.FilteredEmpty.clear();
+  EXPECT_TRUE(planText(recipe, catalog)->Plan);
 }
 
 TEST(Plan, CostFollowsSixNPlusAttention) {
   auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
-  ASSERT_TRUE(p->plan);
+  ASSERT_TRUE(p->Plan);
   const TrainNode &n = p->train("anneal");
   // llama: d=64, 4 heads, kv 4, ffn = ceil(64*8/3 / 64)*64 = 192, vocab 264, 2 layers.
   double attention = 64.0 * (64 + 2 * 4 * 16) + 64.0 * 64, mlp = 3.0 * 64 * 192;
@@ -389,7 +389,7 @@ TEST(Plan, CostFollowsSixNPlusAttention) {
 class HfCheckpoint : public testing::Test {
 protected:
   void SetUp() override {
-    ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("mixtape-hf-plan", dir));
+    ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("mixtape-hf-plan", Dir));
     ASSERT_FALSE(llvm::sys::fs::create_directories(path("ckpt")));
     std::string recipe = branchRecipe("1Mi", "3e-4", "1Mi", "");
     std::string sizes = "layers = 2\nd_model = 64\nheads = 4\n";
@@ -397,9 +397,9 @@ protected:
     write("recipe.toml", recipe);
     writeWeights(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})");
   }
-  void TearDown() override { llvm::sys::fs::remove_directories(dir); }
+  void TearDown() override { llvm::sys::fs::remove_directories(Dir); }
 
-  std::string path(llvm::StringRef name) const { return std::string(dir) + "/" + name.str(); }
+  std::string path(llvm::StringRef name) const { return std::string(Dir) + "/" + name.str(); }
   void write(llvm::StringRef name, llvm::StringRef text) { std::ofstream(path(name), std::ios::binary) << text.str(); }
   void writeConfig(llvm::StringRef type, uint64_t vocab, llvm::StringRef extra = "") {
     if (type == "gpt2")
@@ -424,38 +424,38 @@ protected:
   }
   std::unique_ptr<Planned> plan() {
     auto p = std::make_unique<Planned>();
-    p->recipe = loadRecipe(path("recipe.toml"), p->diags);
+    p->Recipe = loadRecipe(path("recipe.toml"), p->Diags);
     FakeCatalog catalog;
-    if (p->recipe)
-      p->plan = lowerToPlan(*p->recipe, catalog, defaultCost(), p->diags);
+    if (p->Recipe)
+      p->Plan = lowerToPlan(*p->Recipe, catalog, defaultCost(), p->Diags);
     return p;
   }
   std::string checkpoint() {
     auto p = plan();
-    EXPECT_TRUE(p->plan) << p->printed();
-    return p->plan ? p->node("init").init()->Settings.Checkpoint.value_or("") : "";
+    EXPECT_TRUE(p->Plan) << p->printed();
+    return p->Plan ? p->node("init").init()->Settings.Checkpoint.value_or("") : "";
   }
 
-  llvm::SmallString<128> dir;
+  llvm::SmallString<128> Dir;
 };
 
 TEST_F(HfCheckpoint, FamilyMustBeTheCheckpointsModelType) {
   writeConfig("gpt2", 300);
   auto p = plan();
-  EXPECT_FALSE(p->plan);
+  EXPECT_FALSE(p->Plan);
   EXPECT_NE(p->printed().find(path("ckpt/config.json") + ": the checkpoint's model_type 'gpt2' is not the "
                                                          "recipe's model family 'llama' (set family = \"gpt2\" in "
                                                          "[model]) [data]"),
             std::string::npos)
       << p->printed();
   writeConfig("qwen2", 300); // a Llama-family architecture
-  EXPECT_TRUE(plan()->plan);
+  EXPECT_TRUE(plan()->Plan);
 }
 
 TEST_F(HfCheckpoint, TheTokenizersVocabularyMustFitTheCheckpoint) {
   writeConfig("llama", 256);
   auto p = plan();
-  EXPECT_FALSE(p->plan);
+  EXPECT_FALSE(p->Plan);
   EXPECT_NE(p->printed().find("error: the tokenizer's vocabulary of 264 tokens (stream 'a') exceeds the "
                               "checkpoint's vocab_size 256 (" +
                               path("ckpt") + "/config.json) [data]"),
@@ -463,10 +463,10 @@ TEST_F(HfCheckpoint, TheTokenizersVocabularyMustFitTheCheckpoint) {
       << p->printed();
   writeConfig("llama", 300);
   p = plan();
-  ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_EQ(p->plan->Model.Vocab, 300u);
-  EXPECT_EQ(p->plan->Model.Layers, 2u);
-  EXPECT_EQ(p->plan->Model.Ffn, 192u);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  EXPECT_EQ(p->Plan->Model.Vocab, 300u);
+  EXPECT_EQ(p->Plan->Model.Layers, 2u);
+  EXPECT_EQ(p->Plan->Model.Ffn, 192u);
 }
 
 TEST_F(HfCheckpoint, ModelSizesBesideItMustBeItsOwn) {
@@ -478,15 +478,15 @@ TEST_F(HfCheckpoint, ModelSizesBesideItMustBeItsOwn) {
   };
   write("recipe.toml", withLayers("layers = 4\n"));
   auto p = plan();
-  EXPECT_FALSE(p->plan);
+  EXPECT_FALSE(p->Plan);
   EXPECT_NE(p->printed().find("error: layers = 4, but the checkpoint 'hf:ckpt' has 2 (" + path("ckpt/config.json") +
                               "); the runtime builds the checkpoint's model: remove 'layers' or make it equal"),
             std::string::npos)
       << p->printed();
   write("recipe.toml", withLayers("layers = 2\n"));
   p = plan();
-  ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_EQ(p->plan->Model.Layers, 2u);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  EXPECT_EQ(p->Plan->Model.Layers, 2u);
 }
 
 TEST_F(HfCheckpoint, AnAbsolutePathIsNotJoinedOntoTheRecipesFolder) {
@@ -498,25 +498,25 @@ TEST_F(HfCheckpoint, AnAbsolutePathIsNotJoinedOntoTheRecipesFolder) {
   ASSERT_FALSE(llvm::sys::fs::create_directories(path("elsewhere")));
   write("elsewhere/recipe.toml", recipe);
   auto p = std::make_unique<Planned>();
-  p->recipe = loadRecipe(path("elsewhere/recipe.toml"), p->diags);
+  p->Recipe = loadRecipe(path("elsewhere/recipe.toml"), p->Diags);
   FakeCatalog catalog;
-  if (p->recipe)
-    p->plan = lowerToPlan(*p->recipe, catalog, defaultCost(), p->diags);
-  ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_FALSE(p->plan->Provisional) << p->plan->ProvisionalReasons.front();
+  if (p->Recipe)
+    p->Plan = lowerToPlan(*p->Recipe, catalog, defaultCost(), p->Diags);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  EXPECT_FALSE(p->Plan->Provisional) << p->Plan->ProvisionalReasons.front();
   EXPECT_EQ(p->node("init").init()->Settings.Checkpoint.value_or(""), relative);
 }
 
 TEST_F(HfCheckpoint, StagesKeepTheCheckpointsRopeBaseUnlessTheyWriteOne) {
   writeConfig("llama", 300, R"(, "rope_theta": 500000.0)");
   auto p = plan();
-  ASSERT_TRUE(p->plan) << p->printed();
+  ASSERT_TRUE(p->Plan) << p->printed();
   EXPECT_EQ(p->train("anneal").Settings.RopeTheta, 500000);
   std::string recipe = llvm::MemoryBuffer::getFile(path("recipe.toml")).get()->getBuffer().str();
   recipe.replace(recipe.find("name = \"anneal\""), 15, "name = \"anneal\"\nrope_theta = 1e6");
   write("recipe.toml", recipe);
   p = plan();
-  ASSERT_TRUE(p->plan) << p->printed();
+  ASSERT_TRUE(p->Plan) << p->printed();
   EXPECT_EQ(p->train("anneal").Settings.RopeTheta, 1e6);
   EXPECT_EQ(p->train("base@0-512").Settings.RopeTheta, 500000);
 }
@@ -550,29 +550,29 @@ TEST_F(HfCheckpoint, FingerprintIsContentNotTimes) {
   EXPECT_NE(sharded, header);
   write("ckpt/model-1.safetensors", "short");
   auto p = plan();
-  EXPECT_FALSE(p->plan);
+  EXPECT_FALSE(p->Plan);
   EXPECT_NE(p->printed().find("model-1.safetensors: byte 0: "), std::string::npos) << p->printed();
   // Without weights the plan is provisional, as without data.
   llvm::sys::fs::remove(path("ckpt/model.safetensors.index.json"));
   p = plan();
-  ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_TRUE(p->plan->Provisional);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  EXPECT_TRUE(p->Plan->Provisional);
 }
 
 TEST(Plan, RunDirSaysWhatIsDoneAndWhyANodeReruns) {
   auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
   auto b = planText(branchRecipe("1Mi", "2e-4", "1Mi", ""));
-  ASSERT_TRUE(a->plan && b->plan);
+  ASSERT_TRUE(a->Plan && b->Plan);
   llvm::SmallString<128> dir;
   ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("mixtape-rundir", dir));
   // Plan a ran completely: every node has its directory, node.json and done marker.
-  for (const Node &node : a->plan->Nodes) {
-    ASSERT_FALSE(bool(rundir::startNode(dir, *a->plan, node)));
+  for (const Node &node : a->Plan->Nodes) {
+    ASSERT_FALSE(bool(rundir::startNode(dir, *a->Plan, node)));
     ASSERT_FALSE(bool(rundir::markDone(dir, node)));
   }
-  std::vector<NodeStatus> status = rundir::planStatus(*b->plan, dir);
-  for (size_t i = 0; i < b->plan->Nodes.size(); ++i) {
-    const Node &n = b->plan->Nodes[i];
+  std::vector<NodeStatus> status = rundir::planStatus(*b->Plan, dir);
+  for (size_t i = 0; i < b->Plan->Nodes.size(); ++i) {
+    const Node &n = b->Plan->Nodes[i];
     if (n.Name == "anneal") {
       EXPECT_EQ(status[i].Current, NodeStatus::ToRun);
       EXPECT_NE(status[i].Why.find("setting 'lr' changed"), std::string::npos) << status[i].Why;
@@ -585,12 +585,12 @@ TEST(Plan, RunDirSaysWhatIsDoneAndWhyANodeReruns) {
 
 TEST(Plan, SummaryDotAndExplainNameEveryNode) {
   auto p = planFile("recipes/med-adapt.toml");
-  ASSERT_TRUE(p->plan) << p->printed();
+  ASSERT_TRUE(p->Plan) << p->printed();
   std::string summary, dot, explain;
   llvm::raw_string_ostream s(summary), d(dot), e(explain);
-  printPlanSummary(*p->plan, s, nullptr);
-  writePlanDot(*p->plan, d);
-  explainNode(*p->plan, p->node("anneal[replay=r5]"), e);
+  printPlanSummary(*p->Plan, s, nullptr);
+  writePlanDot(*p->Plan, d);
+  explainNode(*p->Plan, p->node("anneal[replay=r5]"), e);
   EXPECT_NE(summary.find("sharing: variants trained alone would take"), std::string::npos);
   EXPECT_NE(summary.find("provisional"), std::string::npos); // no data here
   EXPECT_NE(dot.find("digraph"), std::string::npos);
@@ -602,8 +602,8 @@ TEST(Plan, SummaryDotAndExplainNameEveryNode) {
 namespace {
 TEST(PlanJSON, ThePlanRoundTripsThroughItsJSON) {
   auto p = planFile("recipes/med-adapt.toml");
-  ASSERT_TRUE(p->plan) << p->printed();
-  std::string text = planText(*p->plan);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  std::string text = planText(*p->Plan);
   llvm::Expected<Plan> back = parsePlan(text, "plan.json");
   ASSERT_TRUE(bool(back)) << llvm::toString(back.takeError());
   EXPECT_EQ(planText(*back), text);
@@ -662,19 +662,19 @@ std::string byRecipe(std::string by, std::string combine = "\"subsets(max = 2)\"
 
 FakeCatalog bySource() {
   FakeCatalog c;
-  c.groups["source"] = {stringGroup("accumulate", 30, 3000), stringGroup("branch", 20, 2000),
+  c.Groups["source"] = {stringGroup("accumulate", 30, 3000), stringGroup("branch", 20, 2000),
                         stringGroup("filter", 50, 5000)};
-  c.groups["overall_score"] = {};
+  c.Groups["overall_score"] = {};
   for (int v = 1; v <= 5; ++v)
-    c.groups["overall_score"].push_back(
+    c.Groups["overall_score"].push_back(
         ColumnGroup{ColumnValue{MetadataValue::Kind::Number, double(v), {}}, 10, 100, 0, 0});
   return c;
 }
 
 TEST(Plan, UnitsByAColumnAreItsValues) {
   auto p = planText(byRecipe("source"), bySource());
-  ASSERT_TRUE(p->plan) << p->printed();
-  const Plan &plan = *p->plan;
+  ASSERT_TRUE(p->Plan) << p->printed();
+  const Plan &plan = *p->Plan;
   EXPECT_EQ(countTrain(plan, "src/"), 3u);
   const Ledger &filter = p->train("src/source=filter").Ledger;
   // Each unit trains on its own stream: the parent filtered by the value, with its counts.
@@ -702,13 +702,13 @@ TEST(Plan, UnitsByAColumnAreItsValues) {
 
   // Listed combinations name values; numbers by their shortest text.
   auto listed = planText(byRecipe("overall_score", "[[\"1\", \"5\"], [\"3\"]]"), bySource());
-  ASSERT_TRUE(listed->plan) << listed->printed();
-  EXPECT_EQ(countTrain(*listed->plan, "src/overall_score="), 5u);
-  EXPECT_TRUE(findNode(*listed->plan, "src{1,5}"));
-  ASSERT_TRUE(listed->plan->Streams.count("code%overall_score=5"));
-  EXPECT_EQ(listed->plan->Streams.at("code%overall_score=5").Unit->Value->Number, 5.0);
+  ASSERT_TRUE(listed->Plan) << listed->printed();
+  EXPECT_EQ(countTrain(*listed->Plan, "src/overall_score="), 5u);
+  EXPECT_TRUE(findNode(*listed->Plan, "src{1,5}"));
+  ASSERT_TRUE(listed->Plan->Streams.count("code%overall_score=5"));
+  EXPECT_EQ(listed->Plan->Streams.at("code%overall_score=5").Unit->Value->Number, 5.0);
   auto unknown = planText(byRecipe("source", "[[\"accumulate\", \"filtr\"]]"), bySource());
-  EXPECT_FALSE(unknown->plan);
+  EXPECT_FALSE(unknown->Plan);
   EXPECT_NE(unknown->printed().find("unit 'filtr' is not one of accumulate, branch, filter"), std::string::npos)
       << unknown->printed();
 }
@@ -718,7 +718,7 @@ TEST(Plan, UnitsByAColumnHaveDistinctNamesWhateverTheirValues) {
   // read like another value's label: every value is a unit of its own name.
   FakeCatalog c;
   auto number = [](double v) { return ColumnGroup{ColumnValue{MetadataValue::Kind::Number, v, {}}, 10, 100, 0, 0}; };
-  c.groups["lang"] = {ColumnGroup{ColumnValue{}, 10, 100, 0, 0},
+  c.Groups["lang"] = {ColumnGroup{ColumnValue{}, 10, 100, 0, 0},
                       number(4),
                       number(INFINITY),
                       stringGroup("'en'", 10, 100),
@@ -727,8 +727,8 @@ TEST(Plan, UnitsByAColumnHaveDistinctNamesWhateverTheirValues) {
                       stringGroup("en", 10, 100),
                       stringGroup("inf", 10, 100)};
   auto p = planText(byRecipe("lang", "\"subsets(max = 1)\""), c);
-  ASSERT_TRUE(p->plan) << p->printed();
-  const Plan &plan = *p->plan;
+  ASSERT_TRUE(p->Plan) << p->printed();
+  const Plan &plan = *p->Plan;
   EXPECT_EQ(countTrain(plan, "src/"), 8u);
   std::map<std::string, ColumnValue> valueOf;
   for (llvm::StringRef label : {"(missing)", "4", "inf", "'\\'en\\''", "'(missing)'", "'4'", "en", "'inf'"}) {
@@ -749,22 +749,22 @@ TEST(Plan, UnitsByAColumnHaveDistinctNamesWhateverTheirValues) {
 TEST(Plan, UnitsByAColumnAreContentAddressed) {
   auto a = planText(byRecipe("source"), bySource());
   auto renamed = planText(byRecipe("source", "\"subsets(max = 2)\"", "other"), bySource());
-  ASSERT_TRUE(a->plan && renamed->plan) << a->printed() << renamed->printed();
+  ASSERT_TRUE(a->Plan && renamed->Plan) << a->printed() << renamed->printed();
   EXPECT_EQ(a->node("src/source=filter").Hash, renamed->node("other/source=filter").Hash);
   EXPECT_EQ(a->node("src{accumulate,filter}").Hash, renamed->node("other{accumulate,filter}").Hash);
   EXPECT_NE(a->node("src/source=filter").Hash, a->node("src/source=branch").Hash);
   // Another value is another unit; the other units keep their hashes.
   FakeCatalog c = bySource();
-  c.groups["source"][2].Value.String = "filters";
+  c.Groups["source"][2].Value.String = "filters";
   auto changed = planText(byRecipe("source"), c);
-  ASSERT_TRUE(changed->plan) << changed->printed();
+  ASSERT_TRUE(changed->Plan) << changed->printed();
   EXPECT_NE(a->node("src/source=filter").Hash, changed->node("src/source=filters").Hash);
   EXPECT_EQ(a->node("src/source=branch").Hash, changed->node("src/source=branch").Hash);
 }
 
 TEST(Plan, UnitsByAColumnDiagnostics) {
   auto unknown = planText(byRecipe("sourse"), bySource());
-  EXPECT_FALSE(unknown->plan);
+  EXPECT_FALSE(unknown->Plan);
   std::string out = unknown->printed();
   // At the column as written, with did-you-mean.
   EXPECT_NE(out.find("t.toml:24:34: error: stream 'code' has no metadata column 'sourse' [unknown-column]"),
@@ -774,9 +774,9 @@ TEST(Plan, UnitsByAColumnDiagnostics) {
 
   FakeCatalog many;
   for (int i = 0; i < 65; ++i)
-    many.groups["url"].push_back(stringGroup("u" + std::to_string(i), 1, 100));
+    many.Groups["url"].push_back(stringGroup("u" + std::to_string(i), 1, 100));
   auto tooMany = planText(byRecipe("url"), many);
-  EXPECT_FALSE(tooMany->plan);
+  EXPECT_FALSE(tooMany->Plan);
   out = tooMany->printed();
   EXPECT_NE(out.find("t.toml:24:34: error: 'url' has 65 distinct values in stream 'code': more than 64 units to "
                      "train; use split = K for K random units [unit-count]"),
@@ -784,9 +784,9 @@ TEST(Plan, UnitsByAColumnDiagnostics) {
       << out;
 
   FakeCatalog one;
-  one.groups["domain"] = {stringGroup("code", 100, 10000)};
+  one.Groups["domain"] = {stringGroup("code", 100, 10000)};
   auto single = planText(byRecipe("domain"), one);
-  EXPECT_FALSE(single->plan);
+  EXPECT_FALSE(single->Plan);
   out = single->printed();
   EXPECT_NE(out.find("every training document of stream 'code' has domain = 'code': one unit leaves nothing to "
                      "ablate [unit-count]"),
@@ -796,15 +796,15 @@ TEST(Plan, UnitsByAColumnDiagnostics) {
 
 TEST(Plan, UnitsByAColumnWithoutDataAreProvisional) {
   FakeCatalog none;
-  none.absent = true;
+  none.Absent = true;
   auto p = planText(byRecipe("source"), none);
-  ASSERT_TRUE(p->plan) << p->printed();
-  EXPECT_TRUE(p->plan->Provisional);
-  EXPECT_TRUE(llvm::is_contained(p->plan->ProvisionalReasons,
+  ASSERT_TRUE(p->Plan) << p->printed();
+  EXPECT_TRUE(p->Plan->Provisional);
+  EXPECT_TRUE(llvm::is_contained(p->Plan->ProvisionalReasons,
                                  "ablation 'src': its units are the values of 'source' in stream 'code', whose data "
                                  "is absent"));
-  EXPECT_EQ(countTrain(*p->plan, "src/"), 0u);
-  EXPECT_TRUE(p->plan->Ablations.empty());
+  EXPECT_EQ(countTrain(*p->Plan, "src/"), 0u);
+  EXPECT_TRUE(p->Plan->Ablations.empty());
 }
 
 } // namespace

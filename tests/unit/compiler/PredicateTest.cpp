@@ -15,10 +15,10 @@ namespace {
 
 std::optional<Predicate> compile(llvm::StringRef text, ExprDiags *out = nullptr) {
   ParseResult r = parseExpr(text);
-  EXPECT_TRUE(r.expr) << text.str();
-  if (!r.expr) return std::nullopt;
+  EXPECT_TRUE(r.Expr) << text.str();
+  if (!r.Expr) return std::nullopt;
   ExprDiags diags;
-  std::optional<Predicate> p = interpretPredicate(*r.expr, diags);
+  std::optional<Predicate> p = interpretPredicate(*r.Expr, diags);
   EXPECT_EQ(p.has_value(), diags.empty()) << text.str();
   if (out) *out = diags;
   return p;
@@ -29,27 +29,27 @@ ExprDiag predicateError(llvm::StringRef text) {
   EXPECT_FALSE(compile(text, &diags)) << text.str();
   EXPECT_EQ(diags.size(), 1u) << text.str();
   if (diags.empty()) return {};
-  EXPECT_EQ(diags[0].code, DiagCode::Predicate);
+  EXPECT_EQ(diags[0].Code, DiagCode::Predicate);
   return diags[0];
 }
 
 struct Document : MetadataLookup {
-  std::map<std::string, double, std::less<>> numbers;
-  std::map<std::string, std::string, std::less<>> strings;
+  std::map<std::string, double, std::less<>> Numbers;
+  std::map<std::string, std::string, std::less<>> Strings;
   std::optional<double> number(std::string_view column) const override {
-    auto it = numbers.find(column);
-    return it == numbers.end() ? std::nullopt : std::optional<double>(it->second);
+    auto it = Numbers.find(column);
+    return it == Numbers.end() ? std::nullopt : std::optional<double>(it->second);
   }
   std::optional<std::string_view> string(std::string_view column) const override {
-    auto it = strings.find(column);
-    return it == strings.end() ? std::nullopt : std::optional<std::string_view>(it->second);
+    auto it = Strings.find(column);
+    return it == Strings.end() ? std::nullopt : std::optional<std::string_view>(it->second);
   }
 };
 
 Document doc(double score, std::string domain) {
   Document d;
-  d.numbers["overall_score"] = score;
-  d.strings["domain"] = std::move(domain);
+  d.Numbers["overall_score"] = score;
+  d.Strings["domain"] = std::move(domain);
   return d;
 }
 
@@ -166,31 +166,31 @@ TEST(Predicate, CanonicalText) {
 
 TEST(Predicate, Errors) {
   ExprDiag d = predicateError("overall_score");
-  EXPECT_EQ(d.message, "'overall_score' is a column, not a condition; compare it with a value, "
+  EXPECT_EQ(d.Message, "'overall_score' is a column, not a condition; compare it with a value, "
                        "as in 'overall_score >= 4'");
-  EXPECT_EQ(d.range.begin, 0u);
-  EXPECT_EQ(d.range.end, 13u);
+  EXPECT_EQ(d.Range.Begin, 0u);
+  EXPECT_EQ(d.Range.End, 13u);
 
   d = predicateError("a == b");
-  EXPECT_EQ(d.message, "cannot compare two columns ('a' and 'b'); compare a column with a value");
+  EXPECT_EQ(d.Message, "cannot compare two columns ('a' and 'b'); compare a column with a value");
   d = predicateError("4 == 4");
-  EXPECT_EQ(d.message,
+  EXPECT_EQ(d.Message,
             "comparing two values is always true or always false; compare a column with a value");
   d = predicateError("domain < 'M'");
-  EXPECT_EQ(d.message, "'<' compares numbers; a string can only be compared with == or !=");
+  EXPECT_EQ(d.Message, "'<' compares numbers; a string can only be compared with == or !=");
   d = predicateError("source in 'pubmed'");
-  EXPECT_EQ(d.message, "'in' needs a list of values, such as ['pubmed', 'pmc']");
-  EXPECT_EQ(d.range.begin, 10u);
+  EXPECT_EQ(d.Message, "'in' needs a list of values, such as ['pubmed', 'pmc']");
+  EXPECT_EQ(d.Range.Begin, 10u);
   d = predicateError("source in [x]");
-  EXPECT_EQ(d.message, "expected a number or a 'string' in the list");
+  EXPECT_EQ(d.Message, "expected a number or a 'string' in the list");
   d = predicateError("flag == true");
-  EXPECT_EQ(d.message, "metadata values are numbers or strings, not true/false");
+  EXPECT_EQ(d.Message, "metadata values are numbers or strings, not true/false");
   d = predicateError("f(x) == 3");
-  EXPECT_EQ(d.message, "expected a column name");
+  EXPECT_EQ(d.Message, "expected a column name");
   d = predicateError("0.5 med + 0.5 web");
-  EXPECT_EQ(d.message, "expected a condition such as 'overall_score >= 4'");
+  EXPECT_EQ(d.Message, "expected a condition such as 'overall_score >= 4'");
   d = predicateError("score > 3 and quality");
-  EXPECT_EQ(d.range.begin, 14u);
+  EXPECT_EQ(d.Range.Begin, 14u);
 
   // Both sides of 'and' are checked.
   ExprDiags diags;

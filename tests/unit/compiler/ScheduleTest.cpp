@@ -34,10 +34,10 @@ double lengthOf(const plan::Phase &p) { return p.Length.value_or(kInf); }
 PhaseSpec phase(Shape shape, Length length, std::optional<double> to = std::nullopt,
                 std::optional<double> from = std::nullopt) {
   PhaseSpec p;
-  p.shape = shape;
-  p.length = length;
-  p.to = to;
-  p.from = from;
+  p.Shape = shape;
+  p.Length = length;
+  p.To = to;
+  p.From = from;
   return p;
 }
 
@@ -46,7 +46,7 @@ Schedule resolveOk(std::vector<PhaseSpec> phases, double horizon) {
   ExprDiags diags;
   std::optional<Schedule> s = resolve(ScheduleSpec{std::move(phases), {}}, horizon, diags);
   for (const ExprDiag &d : diags)
-    ADD_FAILURE() << "unexpected diagnostic: " << d.message;
+    ADD_FAILURE() << "unexpected diagnostic: " << d.Message;
   EXPECT_TRUE(s.has_value());
   return s.value_or(Schedule());
 }
@@ -58,7 +58,7 @@ ExprDiag resolveError(std::vector<PhaseSpec> phases, double horizon) {
   EXPECT_FALSE(s.has_value());
   EXPECT_EQ(diags.size(), 1u);
   for (const ExprDiag &d : diags)
-    EXPECT_TRUE(d.code == DiagCode::ScheduleDomain || d.code == DiagCode::BadArgument) << d.message;
+    EXPECT_TRUE(d.Code == DiagCode::ScheduleDomain || d.Code == DiagCode::BadArgument) << d.Message;
   return diags.empty() ? ExprDiag{} : diags.front();
 }
 
@@ -162,15 +162,15 @@ TEST(Schedule, InverseSqrtCooldown) {
   // alpha = 8: h(x) = 1/sqrt(1 + 8x) - 1, h(1) = -2/3, h(3/8) = -1/2, so 3/8 of the way
   // in the LR has covered 3/4 of the drop: 4e-4 -> 0 gives 1e-4 at 300M of 800M.
   PhaseSpec cooldown = phase(Shape::InverseSqrt, Length::tokens(800e6), 0.0, 4e-4);
-  cooldown.alpha = 8;
+  cooldown.Alpha = 8;
   Schedule s = resolveOk({cooldown}, 1e9);
   EXPECT_DOUBLE_EQ(s.lr(300e6), 1e-4);
   EXPECT_EQ(s.lr(800e6), 0);
   EXPECT_EQ(s.lr(900e6), 0);
 
   // alpha = 1 (the default) at the midpoint: (1/sqrt(1.5) - 1) / (1/sqrt(2) - 1) of the drop.
-  cooldown.alpha = 1;
-  cooldown.to = 1e-4;
+  cooldown.Alpha = 1;
+  cooldown.To = 1e-4;
   Schedule a1 = resolveOk({cooldown}, 1e9);
   double fraction = (1 / std::sqrt(1.5) - 1) / (1 / std::sqrt(2.0) - 1); // ~0.6265
   EXPECT_DOUBLE_EQ(a1.lr(400e6), 4e-4 - 3e-4 * fraction);
@@ -179,7 +179,7 @@ TEST(Schedule, InverseSqrtCooldown) {
 TEST(Schedule, InverseSqrtDecay) {
   // start * sqrt(tau / (tau + t)): with tau = 100M, a quarter of the LR is left at t = 1.5B.
   PhaseSpec decay = phase(Shape::InverseSqrt, Length::rest(), std::nullopt, 1e-3);
-  decay.timescale = 100e6;
+  decay.Timescale = 100e6;
   Schedule s = resolveOk({phase(Shape::Warmup, Length::tokens(10e6), 1e-3), decay}, 2e9);
   EXPECT_EQ(s.lr(10e6), 1e-3);
   EXPECT_DOUBLE_EQ(s.lr(10e6 + 300e6), 5e-4);
@@ -187,7 +187,7 @@ TEST(Schedule, InverseSqrtDecay) {
   EXPECT_DOUBLE_EQ(s.phases()[1].To, 1e-3 * std::sqrt(100e6 / 2090e6));
 
   // Open-ended, it keeps decaying.
-  decay.length = Length::open();
+  decay.Length = Length::open();
   Schedule open = resolveOk({decay}, 1e9);
   EXPECT_DOUBLE_EQ(open.lr(9.9e9), 1e-4);
 }
@@ -229,7 +229,7 @@ TEST(Schedule, AbsoluteLengthsDoNotDependOnTheHorizon) {
 
   // inverse_sqrt(timescale = ...) in the Rest slot does not depend on it either.
   PhaseSpec decay = phase(Shape::InverseSqrt, Length::rest(), std::nullopt);
-  decay.timescale = 50e6;
+  decay.Timescale = 50e6;
   std::vector<PhaseSpec> rsqrt = {phase(Shape::Warmup, Length::tokens(10e6), 1e-3), decay};
   Schedule a = resolveOk(rsqrt, 1e9), b = resolveOk(rsqrt, 3e9);
   for (double t = 0; t < 1e9; t += 9.1e6)
@@ -258,13 +258,13 @@ TEST(Schedule, FractionsScaleWithTheHorizon) {
 
 TEST(ScheduleDomain, WarmupLongerThanTheHorizon) {
   std::vector<PhaseSpec> p = adapt();
-  p[0].length = Length::tokens(3e9);
-  p[0].lengthRange = {7, 9};
+  p[0].Length = Length::tokens(3e9);
+  p[0].LengthRange = {7, 9};
   ExprDiag d = resolveError(p, 2e9);
-  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
-  EXPECT_EQ(d.message, "warmup of 3B tokens is longer than the horizon of 2B tokens");
-  EXPECT_EQ(d.range.begin, 7u);
-  EXPECT_EQ(d.range.end, 9u);
+  EXPECT_EQ(d.Code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(d.Message, "warmup of 3B tokens is longer than the horizon of 2B tokens");
+  EXPECT_EQ(d.Range.Begin, 7u);
+  EXPECT_EQ(d.Range.End, 9u);
 }
 
 TEST(ScheduleDomain, PhasesPastTheHorizon) {
@@ -272,14 +272,14 @@ TEST(ScheduleDomain, PhasesPastTheHorizon) {
   std::vector<PhaseSpec> p = {phase(Shape::Warmup, Length::tokens(400e6), 3e-4),
                               phase(Shape::Constant, Length::rest(), 3e-4),
                               phase(Shape::OneMinusSqrt, Length::tokens(1.8e9), 0.0)};
-  p[2].label = "decay";
-  p[2].range = {0, 60};
-  p[2].lengthRange = {40, 44};
+  p[2].Label = "decay";
+  p[2].Range = {0, 60};
+  p[2].LengthRange = {40, 44};
   ExprDiag d = resolveError(p, 2e9);
-  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
-  EXPECT_EQ(d.message, "decay ends at 2200M tokens, past the horizon of 2B tokens");
-  EXPECT_EQ(d.range.begin, 40u);
-  EXPECT_EQ(d.range.end, 44u);
+  EXPECT_EQ(d.Code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(d.Message, "decay ends at 2200M tokens, past the horizon of 2B tokens");
+  EXPECT_EQ(d.Range.Begin, 40u);
+  EXPECT_EQ(d.Range.End, 44u);
 
   // Fractions that add up to exactly 100% are not "past" it by a rounding error.
   resolveOk({phase(Shape::Warmup, Length::fraction(0.1), 1e-3),
@@ -292,114 +292,114 @@ TEST(ScheduleDomain, RestWithNothingLeft) {
   std::vector<PhaseSpec> p = {phase(Shape::Warmup, Length::fraction(0.5), 3e-4),
                               phase(Shape::Constant, Length::rest()),
                               phase(Shape::Linear, Length::fraction(0.5), 0.0)};
-  p[1].label = "stable";
-  p[1].range = {3, 5};
+  p[1].Label = "stable";
+  p[1].Range = {3, 5};
   ExprDiag d = resolveError(p, 2e9);
-  EXPECT_EQ(d.message, "stable has no tokens left: the other phases take all 2B tokens of the "
+  EXPECT_EQ(d.Message, "stable has no tokens left: the other phases take all 2B tokens of the "
                        "horizon");
-  EXPECT_EQ(d.range.begin, 3u);
+  EXPECT_EQ(d.Range.Begin, 3u);
 }
 
 TEST(ScheduleDomain, OnlyOneRestPhase) {
   std::vector<PhaseSpec> p = {phase(Shape::Cosine, Length::rest(), 3e-5, 3e-4),
                               phase(Shape::Linear, Length::rest(), 0.0)};
-  p[1].range = {20, 35};
+  p[1].Range = {20, 35};
   ExprDiag d = resolveError(p, 2e9);
-  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
-  EXPECT_EQ(d.message,
+  EXPECT_EQ(d.Code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(d.Message,
             "only one phase may omit its length, and cosine already takes the rest of the horizon");
-  EXPECT_EQ(d.range.begin, 20u);
-  ASSERT_EQ(d.notes.size(), 1u);
+  EXPECT_EQ(d.Range.Begin, 20u);
+  ASSERT_EQ(d.Notes.size(), 1u);
 }
 
 TEST(ScheduleDomain, OpenEndedOnlyLast) {
   ExprDiag d = resolveError({phase(Shape::Constant, Length::open(), 1e-4),
                              phase(Shape::Linear, Length::rest(), 0.0)},
                             1e9);
-  EXPECT_EQ(d.message, "only the last phase may be open-ended, and constant is followed by linear");
+  EXPECT_EQ(d.Message, "only the last phase may be open-ended, and constant is followed by linear");
   d = resolveError({phase(Shape::Cosine, Length::open(), 0.0, 1e-4)}, 1e9);
-  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(d.Code, DiagCode::ScheduleDomain);
 }
 
 TEST(ScheduleDomain, LengthsMustBePositive) {
   ExprDiag d = resolveError({phase(Shape::Warmup, Length::tokens(0), 1e-4)}, 1e9);
-  EXPECT_EQ(d.message, "the length of warmup must be positive, not 0 tokens");
+  EXPECT_EQ(d.Message, "the length of warmup must be positive, not 0 tokens");
   d = resolveError({phase(Shape::Warmup, Length::fraction(1.2), 1e-4)}, 1e9);
-  EXPECT_EQ(d.message,
+  EXPECT_EQ(d.Message,
             "the length of warmup must be a fraction of the horizon in (0%, 100%], not 120%");
   d = resolveError(adapt(), 0);
-  EXPECT_EQ(d.message, "the horizon must be positive, not 0 tokens");
+  EXPECT_EQ(d.Message, "the horizon must be positive, not 0 tokens");
   d = resolveError({}, 1e9);
-  EXPECT_EQ(d.message, "a schedule needs at least one phase");
+  EXPECT_EQ(d.Message, "a schedule needs at least one phase");
 }
 
 TEST(ScheduleDomain, FractionsAndRestNeedAFiniteHorizon) {
   ExprDiag d = resolveError({phase(Shape::Warmup, Length::fraction(0.1), 1e-4)}, kInf);
-  EXPECT_EQ(d.message, "warmup is a fraction of the horizon, but the horizon is open-ended");
+  EXPECT_EQ(d.Message, "warmup is a fraction of the horizon, but the horizon is open-ended");
   d = resolveError({phase(Shape::Warmup, Length::tokens(1e6), 1e-4),
                     phase(Shape::Cosine, Length::rest(), 0.0)},
                    kInf);
-  EXPECT_EQ(d.message, "cosine has no length, and the horizon is open-ended");
+  EXPECT_EQ(d.Message, "cosine has no length, and the horizon is open-ended");
   resolveOk({phase(Shape::Warmup, Length::tokens(1e6), 1e-4), phase(Shape::Constant, Length::open())},
             kInf);
 }
 
 TEST(ScheduleDomain, PeakMustBePositive) {
   std::vector<PhaseSpec> p = adapt();
-  p[0].to = 0;
-  p[0].toRange = {15, 16};
+  p[0].To = 0;
+  p[0].ToRange = {15, 16};
   ExprDiag d = resolveError(p, 2e9);
-  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
-  EXPECT_EQ(d.message, "the peak of warmup must be positive");
-  EXPECT_EQ(d.range.begin, 15u);
+  EXPECT_EQ(d.Code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(d.Message, "the peak of warmup must be positive");
+  EXPECT_EQ(d.Range.Begin, 15u);
 
-  p[0].to = -3e-4;
+  p[0].To = -3e-4;
   d = resolveError(p, 2e9); // one error: the cosine chained from it stays quiet
-  EXPECT_EQ(d.message, "warmup ends at a learning rate of -3e-4; learning rates must be finite "
+  EXPECT_EQ(d.Message, "warmup ends at a learning rate of -3e-4; learning rates must be finite "
                        "and not negative");
 }
 
 TEST(ScheduleDomain, NegativeLearningRates) {
   std::vector<PhaseSpec> p = {phase(Shape::Linear, Length::rest(), -1e-5, 3e-5)};
-  p[0].toRange = {30, 35};
+  p[0].ToRange = {30, 35};
   ExprDiag d = resolveError(p, 1e9);
-  EXPECT_EQ(d.message, "linear ends at a learning rate of -1e-5; learning rates must be finite "
+  EXPECT_EQ(d.Message, "linear ends at a learning rate of -1e-5; learning rates must be finite "
                        "and not negative");
-  EXPECT_EQ(d.range.begin, 30u);
+  EXPECT_EQ(d.Range.Begin, 30u);
 
   p = {phase(Shape::Constant, Length::open(), std::nullopt, -1e-4)};
-  p[0].range = {0, 8};
+  p[0].Range = {0, 8};
   d = resolveError(p, 1e9);
-  EXPECT_EQ(d.message, "constant stays at a learning rate of -1e-4; learning rates must be "
+  EXPECT_EQ(d.Message, "constant stays at a learning rate of -1e-4; learning rates must be "
                        "finite and not negative");
-  EXPECT_EQ(d.range.end, 8u); // no fromRange: the phase
+  EXPECT_EQ(d.Range.End, 8u); // no FromRange: the phase
 }
 
 TEST(ScheduleDomain, ExpNeedsPositiveEnds) {
   ExprDiag d = resolveError({phase(Shape::Exp, Length::rest(), 0.0, 1e-4)}, 1e9);
-  EXPECT_EQ(d.message, "exp interpolates geometrically, so both ends must be positive; it ends "
+  EXPECT_EQ(d.Message, "exp interpolates geometrically, so both ends must be positive; it ends "
                        "at 0 (use linear or cosine to reach 0)");
   d = resolveError({phase(Shape::Warmup, Length::tokens(1e6), 1e-4),
                     phase(Shape::Exp, Length::rest(), 1e-5, 0.0)},
                    1e9);
-  EXPECT_EQ(d.code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(d.Code, DiagCode::ScheduleDomain);
 }
 
 TEST(ScheduleDomain, InverseSqrtParameters) {
   PhaseSpec cooldown = phase(Shape::InverseSqrt, Length::rest(), 1e-5, 1e-4);
-  cooldown.alpha = 0;
+  cooldown.Alpha = 0;
   ExprDiag d = resolveError({cooldown}, 1e9);
-  EXPECT_EQ(d.message, "inverse_sqrt needs a positive 'alpha', not 0");
+  EXPECT_EQ(d.Message, "inverse_sqrt needs a positive 'alpha', not 0");
 
   PhaseSpec decay = phase(Shape::InverseSqrt, Length::rest(), std::nullopt, 1e-4);
   d = resolveError({decay}, 1e9);
-  EXPECT_EQ(d.message, "inverse_sqrt without 'to' needs a positive 'timescale', not 0 tokens");
+  EXPECT_EQ(d.Message, "inverse_sqrt without 'to' needs a positive 'timescale', not 0 tokens");
 }
 
 TEST(ScheduleDomain, FirstPhaseNeedsAStart) {
   ExprDiag d = resolveError({phase(Shape::Cosine, Length::rest(), 3e-5)}, 1e9);
-  EXPECT_EQ(d.code, DiagCode::BadArgument);
-  EXPECT_EQ(d.message, "cosine starts the schedule, so it needs 'from = <learning rate>': there "
+  EXPECT_EQ(d.Code, DiagCode::BadArgument);
+  EXPECT_EQ(d.Message, "cosine starts the schedule, so it needs 'from = <learning rate>': there "
                        "is no earlier phase to continue from");
 }
 
@@ -411,8 +411,8 @@ TEST(ScheduleDomain, ReportsEveryIndependentError) {
                     {}};
   EXPECT_FALSE(resolve(spec, 1e9, diags));
   ASSERT_EQ(diags.size(), 2u);
-  EXPECT_EQ(diags[0].message, "the peak of warmup must be positive");
-  EXPECT_EQ(diags[1].message, "linear ends at a learning rate of -1; learning rates must be finite "
+  EXPECT_EQ(diags[0].Message, "the peak of warmup must be positive");
+  EXPECT_EQ(diags[1].Message, "linear ends at a learning rate of -1; learning rates must be finite "
                               "and not negative");
 }
 
@@ -423,53 +423,53 @@ TEST(ScheduleDomain, ReportsEveryIndependentError) {
 namespace {
 
 struct Compiled {
-  std::string text;
-  std::optional<ScheduleSpec> spec;
-  std::optional<Schedule> schedule;
-  ExprDiags diags;
+  std::string Text;
+  std::optional<ScheduleSpec> Spec;
+  std::optional<::Schedule> Schedule;
+  ExprDiags Diags;
   /// The text a diagnostic or field points at.
-  std::string at(TextRange r) const { return text.substr(r.begin, r.end - r.begin); }
+  std::string at(TextRange r) const { return Text.substr(r.Begin, r.End - r.Begin); }
 };
 
 /// parseExpr -> interpretSchedule -> resolve (when the interpretation succeeded).
 Compiled compile(const std::string &text, double horizon) {
   Compiled c;
-  c.text = text;
+  c.Text = text;
   ParseResult parsed = parseExpr(text);
-  for (const ExprDiag &d : parsed.errors)
-    ADD_FAILURE() << "parse error in test input '" << text << "': " << d.message;
-  if (!parsed.expr)
+  for (const ExprDiag &d : parsed.Errors)
+    ADD_FAILURE() << "parse error in test input '" << text << "': " << d.Message;
+  if (!parsed.Expr)
     return c;
-  c.spec = interpretSchedule(*parsed.expr, c.diags);
-  if (c.spec)
-    c.schedule = resolve(*c.spec, horizon, c.diags);
+  c.Spec = interpretSchedule(*parsed.Expr, c.Diags);
+  if (c.Spec)
+    c.Schedule = resolve(*c.Spec, horizon, c.Diags);
   return c;
 }
 
 Schedule compileOk(const std::string &text, double horizon) {
   Compiled c = compile(text, horizon);
-  for (const ExprDiag &d : c.diags)
-    ADD_FAILURE() << "'" << text << "': unexpected diagnostic at '" << c.at(d.range)
-                  << "': " << d.message;
-  EXPECT_TRUE(c.schedule.has_value()) << text;
-  return c.schedule.value_or(Schedule());
+  for (const ExprDiag &d : c.Diags)
+    ADD_FAILURE() << "'" << text << "': unexpected diagnostic at '" << c.at(d.Range)
+                  << "': " << d.Message;
+  EXPECT_TRUE(c.Schedule.has_value()) << text;
+  return c.Schedule.value_or(Schedule());
 }
 
 /// Compiles expecting exactly one diagnostic; returns it with the text it points at.
 struct OneError {
-  ExprDiag diag;
-  std::string at;
+  ExprDiag Diag;
+  std::string At;
 };
 OneError compileError(const std::string &text, double horizon = 2e9) {
   Compiled c = compile(text, horizon);
-  EXPECT_FALSE(c.schedule.has_value()) << text;
+  EXPECT_FALSE(c.Schedule.has_value()) << text;
   std::string all;
-  for (const ExprDiag &d : c.diags)
-    all += "\n  at '" + c.at(d.range) + "': " + d.message;
-  EXPECT_EQ(c.diags.size(), 1u) << text << all;
-  if (c.diags.empty())
+  for (const ExprDiag &d : c.Diags)
+    all += "\n  at '" + c.at(d.Range) + "': " + d.Message;
+  EXPECT_EQ(c.Diags.size(), 1u) << text << all;
+  if (c.Diags.empty())
     return {};
-  return {c.diags.front(), c.at(c.diags.front().range)};
+  return {c.Diags.front(), c.at(c.Diags.front().Range)};
 }
 
 } // namespace
@@ -477,22 +477,22 @@ OneError compileError(const std::string &text, double horizon = 2e9) {
 TEST(ScheduleText, NorthStarAdapt) {
   const std::string text = "warmup(20M, peak = 3e-4) then cosine(final = 3e-5)";
   Compiled c = compile(text, 2e9);
-  ASSERT_TRUE(c.spec && c.schedule);
-  ASSERT_EQ(c.spec->phases.size(), 2u);
-  const PhaseSpec &warmup = c.spec->phases[0], &cosine = c.spec->phases[1];
-  EXPECT_EQ(warmup.shape, Shape::Warmup);
-  EXPECT_EQ(warmup.length.kind, Length::Tokens);
-  EXPECT_EQ(warmup.length.value, 20e6);
-  EXPECT_EQ(c.at(warmup.lengthRange), "20M");
-  EXPECT_EQ(c.at(warmup.toRange), "3e-4");
-  EXPECT_EQ(c.at(warmup.range), "warmup(20M, peak = 3e-4)");
-  EXPECT_EQ(cosine.shape, Shape::Cosine);
-  EXPECT_EQ(cosine.length.kind, Length::Rest);
-  EXPECT_FALSE(cosine.from.has_value());
-  EXPECT_EQ(cosine.to, 3e-5);
-  EXPECT_EQ(c.at(c.spec->range), text);
+  ASSERT_TRUE(c.Spec && c.Schedule);
+  ASSERT_EQ(c.Spec->Phases.size(), 2u);
+  const PhaseSpec &warmup = c.Spec->Phases[0], &cosine = c.Spec->Phases[1];
+  EXPECT_EQ(warmup.Shape, Shape::Warmup);
+  EXPECT_EQ(warmup.Length.Kind, Length::Tokens);
+  EXPECT_EQ(warmup.Length.Value, 20e6);
+  EXPECT_EQ(c.at(warmup.LengthRange), "20M");
+  EXPECT_EQ(c.at(warmup.ToRange), "3e-4");
+  EXPECT_EQ(c.at(warmup.Range), "warmup(20M, peak = 3e-4)");
+  EXPECT_EQ(cosine.Shape, Shape::Cosine);
+  EXPECT_EQ(cosine.Length.Kind, Length::Rest);
+  EXPECT_FALSE(cosine.From.has_value());
+  EXPECT_EQ(cosine.To, 3e-5);
+  EXPECT_EQ(c.at(c.Spec->Range), text);
 
-  const Schedule &s = *c.schedule;
+  const Schedule &s = *c.Schedule;
   EXPECT_EQ(s.lr(0), 0);
   EXPECT_DOUBLE_EQ(s.lr(10e6), 1.5e-4);
   EXPECT_EQ(s.lr(20e6), 3e-4);
@@ -648,242 +648,242 @@ TEST(ScheduleText, FinalAndToAreTheSameArgument) {
 
 TEST(ScheduleTextErrors, UnknownFunction) {
   OneError e = compileError("warmup(20M, peak = 3e-4) then cosin(final = 3e-5)");
-  EXPECT_EQ(e.diag.code, DiagCode::UnknownFunction);
-  EXPECT_EQ(e.diag.message, "unknown schedule 'cosin'");
-  EXPECT_EQ(e.at, "cosin");
-  EXPECT_EQ(e.diag.fixit, "cosine");
-  ASSERT_EQ(e.diag.notes.size(), 1u);
-  EXPECT_EQ(e.diag.notes[0].message, "did you mean 'cosine'?");
+  EXPECT_EQ(e.Diag.Code, DiagCode::UnknownFunction);
+  EXPECT_EQ(e.Diag.Message, "unknown schedule 'cosin'");
+  EXPECT_EQ(e.At, "cosin");
+  EXPECT_EQ(e.Diag.Fixit, "cosine");
+  ASSERT_EQ(e.Diag.Notes.size(), 1u);
+  EXPECT_EQ(e.Diag.Notes[0].Message, "did you mean 'cosine'?");
 
   e = compileError("warmup(20M, peak = 3e-4) then sawtooth");
-  EXPECT_EQ(e.diag.code, DiagCode::UnknownFunction);
-  EXPECT_EQ(e.at, "sawtooth");
-  EXPECT_EQ(e.diag.fixit, "");
-  ASSERT_EQ(e.diag.notes.size(), 1u);
-  EXPECT_EQ(e.diag.notes[0].message, "schedules are 'warmup', 'constant', 'linear', 'cosine', "
+  EXPECT_EQ(e.Diag.Code, DiagCode::UnknownFunction);
+  EXPECT_EQ(e.At, "sawtooth");
+  EXPECT_EQ(e.Diag.Fixit, "");
+  ASSERT_EQ(e.Diag.Notes.size(), 1u);
+  EXPECT_EQ(e.Diag.Notes[0].Message, "schedules are 'warmup', 'constant', 'linear', 'cosine', "
                                      "'exp', 'inverse_sqrt', 'wsd' and 'infinite'");
 
   e = compileError("0.95 med + 0.05 web");
-  EXPECT_EQ(e.diag.code, DiagCode::BadValue);
+  EXPECT_EQ(e.Diag.Code, DiagCode::BadValue);
 
   e = compileError("20M tokens");
-  EXPECT_EQ(e.diag.code, DiagCode::Units);
-  EXPECT_EQ(e.diag.message, "a constant learning rate must be a plain number, not tokens");
-  EXPECT_EQ(e.at, "20M tokens");
+  EXPECT_EQ(e.Diag.Code, DiagCode::Units);
+  EXPECT_EQ(e.Diag.Message, "a constant learning rate must be a plain number, not tokens");
+  EXPECT_EQ(e.At, "20M tokens");
 }
 
 TEST(ScheduleTextErrors, UnknownArgument) {
   OneError e = compileError("warmup(20M, pek = 3e-4) then cosine(final = 3e-5)");
-  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
-  EXPECT_EQ(e.diag.message, "unknown argument 'pek' to warmup");
-  EXPECT_EQ(e.at, "pek");
-  EXPECT_EQ(e.diag.fixit, "peak");
-  ASSERT_EQ(e.diag.notes.size(), 1u);
-  EXPECT_EQ(e.diag.notes[0].message, "did you mean 'peak'?");
+  EXPECT_EQ(e.Diag.Code, DiagCode::BadArgument);
+  EXPECT_EQ(e.Diag.Message, "unknown argument 'pek' to warmup");
+  EXPECT_EQ(e.At, "pek");
+  EXPECT_EQ(e.Diag.Fixit, "peak");
+  ASSERT_EQ(e.Diag.Notes.size(), 1u);
+  EXPECT_EQ(e.Diag.Notes[0].Message, "did you mean 'peak'?");
 
   e = compileError("cosine(from = 3e-4, fnal = 3e-5)");
-  EXPECT_EQ(e.diag.fixit, "final");
+  EXPECT_EQ(e.Diag.Fixit, "final");
 
   e = compileError("warmup(20M, peak = 3e-4, steepness = 2)");
-  EXPECT_EQ(e.at, "steepness");
-  ASSERT_EQ(e.diag.notes.size(), 1u);
-  EXPECT_EQ(e.diag.notes[0].message, "warmup takes 'length', 'peak' and 'from'");
+  EXPECT_EQ(e.At, "steepness");
+  ASSERT_EQ(e.Diag.Notes.size(), 1u);
+  EXPECT_EQ(e.Diag.Notes[0].Message, "warmup takes 'length', 'peak' and 'from'");
 }
 
 TEST(ScheduleTextErrors, DuplicateArgument) {
   Compiled c = compile("warmup(20M, peak = 3e-4, peak = 1e-4)", 1e9);
-  ASSERT_EQ(c.diags.size(), 1u);
-  EXPECT_EQ(c.diags[0].code, DiagCode::BadArgument);
-  EXPECT_EQ(c.diags[0].message, "argument 'peak' of warmup is given twice");
-  EXPECT_EQ(c.diags[0].range.begin, c.text.rfind("peak"));
-  ASSERT_EQ(c.diags[0].notes.size(), 1u);
-  EXPECT_EQ(c.at(c.diags[0].notes[0].range), "peak");
-  EXPECT_EQ(c.diags[0].notes[0].range.begin, c.text.find("peak"));
+  ASSERT_EQ(c.Diags.size(), 1u);
+  EXPECT_EQ(c.Diags[0].Code, DiagCode::BadArgument);
+  EXPECT_EQ(c.Diags[0].Message, "argument 'peak' of warmup is given twice");
+  EXPECT_EQ(c.Diags[0].Range.Begin, c.Text.rfind("peak"));
+  ASSERT_EQ(c.Diags[0].Notes.size(), 1u);
+  EXPECT_EQ(c.at(c.Diags[0].Notes[0].Range), "peak");
+  EXPECT_EQ(c.Diags[0].Notes[0].Range.Begin, c.Text.find("peak"));
 
   OneError e = compileError("cosine(from = 3e-4, to = 3e-5, final = 3e-5)");
-  EXPECT_EQ(e.diag.message, "argument 'to' of cosine is given twice");
-  EXPECT_EQ(e.at, "final");
+  EXPECT_EQ(e.Diag.Message, "argument 'to' of cosine is given twice");
+  EXPECT_EQ(e.At, "final");
 
   e = compileError("warmup(20M, length = 30M, peak = 3e-4)");
-  EXPECT_EQ(e.diag.message, "argument 'length' of warmup is given twice");
-  EXPECT_EQ(e.at, "length");
+  EXPECT_EQ(e.Diag.Message, "argument 'length' of warmup is given twice");
+  EXPECT_EQ(e.At, "length");
 }
 
 TEST(ScheduleTextErrors, PositionalArguments) {
   OneError e = compileError("cosine(1B, 2B, to = 0, from = 1e-4)");
-  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
-  EXPECT_EQ(e.at, "2B");
-  EXPECT_EQ(e.diag.message, "too many positional arguments to cosine; name the others, such as "
+  EXPECT_EQ(e.Diag.Code, DiagCode::BadArgument);
+  EXPECT_EQ(e.At, "2B");
+  EXPECT_EQ(e.Diag.Message, "too many positional arguments to cosine; name the others, such as "
                             "to = ...");
   e = compileError("wsd(20M, peak = 3e-4, decay = 10%, final = 0)");
-  EXPECT_EQ(e.diag.message, "wsd takes only named arguments, such as warmup = ...");
-  EXPECT_EQ(e.at, "20M");
+  EXPECT_EQ(e.Diag.Message, "wsd takes only named arguments, such as warmup = ...");
+  EXPECT_EQ(e.At, "20M");
 }
 
 TEST(ScheduleTextErrors, MissingArgument) {
   OneError e = compileError("warmup(peak = 3e-4) then cosine(final = 3e-5)");
-  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
-  EXPECT_EQ(e.diag.message, "warmup needs a length, as in warmup(20M, peak = 3e-4)");
-  EXPECT_EQ(e.at, "warmup");
+  EXPECT_EQ(e.Diag.Code, DiagCode::BadArgument);
+  EXPECT_EQ(e.Diag.Message, "warmup needs a length, as in warmup(20M, peak = 3e-4)");
+  EXPECT_EQ(e.At, "warmup");
 
   e = compileError("warmup(20M) then cosine(final = 3e-5)");
-  EXPECT_EQ(e.diag.message, "warmup needs 'peak = <learning rate>'");
+  EXPECT_EQ(e.Diag.Message, "warmup needs 'peak = <learning rate>'");
 
   e = compileError("warmup(20M, peak = 3e-4) then linear");
-  EXPECT_EQ(e.diag.message, "linear needs 'to = <learning rate>'");
-  EXPECT_EQ(e.at, "linear");
+  EXPECT_EQ(e.Diag.Message, "linear needs 'to = <learning rate>'");
+  EXPECT_EQ(e.At, "linear");
 
   e = compileError("wsd(warmup = 20M, peak = 3e-4, decay = 10%)");
-  EXPECT_EQ(e.diag.message, "wsd needs 'final = ...'");
+  EXPECT_EQ(e.Diag.Message, "wsd needs 'final = ...'");
 
   e = compileError("infinite(warmup = 20M, peak = 3e-4, constant = 1e-4)");
-  EXPECT_EQ(e.diag.message, "infinite needs 'cooldown = ...'");
+  EXPECT_EQ(e.Diag.Message, "infinite needs 'cooldown = ...'");
 
   // Resolution: a first phase that continues from nothing.
   e = compileError("cosine(final = 3e-5)");
-  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
-  EXPECT_EQ(e.at, "cosine(final = 3e-5)");
+  EXPECT_EQ(e.Diag.Code, DiagCode::BadArgument);
+  EXPECT_EQ(e.At, "cosine(final = 3e-5)");
 }
 
 TEST(ScheduleTextErrors, Units) {
   OneError e = compileError("warmup(3 epochs, peak = 3e-4) then cosine(final = 3e-5)");
-  EXPECT_EQ(e.diag.code, DiagCode::Units);
-  EXPECT_EQ(e.at, "3 epochs");
-  EXPECT_EQ(e.diag.message,
+  EXPECT_EQ(e.Diag.Code, DiagCode::Units);
+  EXPECT_EQ(e.At, "3 epochs");
+  EXPECT_EQ(e.Diag.Message,
             "the length of warmup must be in tokens or a fraction of the horizon (%), not epochs");
 
   e = compileError("warmup(1000, peak = 3e-4) then cosine(final = 3e-5)");
-  EXPECT_EQ(e.diag.message, "the length of warmup must be in tokens or a fraction of the horizon "
+  EXPECT_EQ(e.Diag.Message, "the length of warmup must be in tokens or a fraction of the horizon "
                             "(%), not a plain number");
 
   e = compileError("warmup(20M, peak = 20M tokens) then cosine(final = 3e-5)");
-  EXPECT_EQ(e.diag.code, DiagCode::Units);
-  EXPECT_EQ(e.at, "20M tokens");
-  EXPECT_EQ(e.diag.message, "'peak' (a learning rate) must be a plain number, not tokens");
+  EXPECT_EQ(e.Diag.Code, DiagCode::Units);
+  EXPECT_EQ(e.At, "20M tokens");
+  EXPECT_EQ(e.Diag.Message, "'peak' (a learning rate) must be a plain number, not tokens");
 
   e = compileError("warmup(20M, peak = 3e-4) then cosine(final = 1%)");
-  EXPECT_EQ(e.diag.message, "'final' (a learning rate) must be a plain number, not a fraction (%)");
-  EXPECT_EQ(e.at, "1%");
+  EXPECT_EQ(e.Diag.Message, "'final' (a learning rate) must be a plain number, not a fraction (%)");
+  EXPECT_EQ(e.At, "1%");
 
   e = compileError("warmup(20M, peak = 3M) then constant");
-  EXPECT_EQ(e.diag.message, "'peak' (a learning rate) must be a plain number, not tokens");
+  EXPECT_EQ(e.Diag.Message, "'peak' (a learning rate) must be a plain number, not tokens");
 
   e = compileError("wsd(warmup = 20M, peak = 3e-4, decay = 1000 steps, final = 0)");
-  EXPECT_EQ(e.at, "1000 steps");
-  EXPECT_EQ(e.diag.message,
+  EXPECT_EQ(e.At, "1000 steps");
+  EXPECT_EQ(e.Diag.Message,
             "the length of decay must be in tokens or a fraction of the horizon (%), not steps");
 
   e = compileError("inverse_sqrt(from = 1e-3, timescale = 5%)");
-  EXPECT_EQ(e.diag.message, "timescale must be in tokens, not a fraction (%)");
+  EXPECT_EQ(e.Diag.Message, "timescale must be in tokens, not a fraction (%)");
 
   e = compileError("warmup(20M, peak = web)");
-  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
-  EXPECT_EQ(e.diag.message, "'peak' (a learning rate) must be a number");
-  EXPECT_EQ(e.at, "web");
+  EXPECT_EQ(e.Diag.Code, DiagCode::BadArgument);
+  EXPECT_EQ(e.Diag.Message, "'peak' (a learning rate) must be a number");
+  EXPECT_EQ(e.At, "web");
 }
 
 TEST(ScheduleTextErrors, InverseSqrtForms) {
   OneError e = compileError("inverse_sqrt(from = 1e-3)");
-  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
-  EXPECT_EQ(e.at, "inverse_sqrt");
+  EXPECT_EQ(e.Diag.Code, DiagCode::BadArgument);
+  EXPECT_EQ(e.At, "inverse_sqrt");
   e = compileError("inverse_sqrt(from = 1e-3, to = 0, timescale = 1M)");
-  EXPECT_EQ(e.at, "timescale");
-  EXPECT_EQ(e.diag.message,
+  EXPECT_EQ(e.At, "timescale");
+  EXPECT_EQ(e.Diag.Message,
             "inverse_sqrt takes 'to' (a cooldown) or 'timescale' (a decay), not both");
   e = compileError("inverse_sqrt(from = 1e-3, timescale = 1M, alpha = 2)");
-  EXPECT_EQ(e.at, "alpha");
+  EXPECT_EQ(e.At, "alpha");
   e = compileError("inverse_sqrt(1B, from = 1e-3, to = 1e-4, alpha = 0)", 1e9);
-  EXPECT_EQ(e.diag.code, DiagCode::ScheduleDomain);
-  EXPECT_EQ(e.diag.message, "'alpha' must be positive");
-  EXPECT_EQ(e.at, "0");
+  EXPECT_EQ(e.Diag.Code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(e.Diag.Message, "'alpha' must be positive");
+  EXPECT_EQ(e.At, "0");
   e = compileError("inverse_sqrt(from = 1e-3, timescale = 0 tokens)", 1e9);
-  EXPECT_EQ(e.diag.code, DiagCode::ScheduleDomain);
-  EXPECT_EQ(e.at, "0 tokens");
+  EXPECT_EQ(e.Diag.Code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(e.At, "0 tokens");
 }
 
 TEST(ScheduleTextErrors, WsdShape) {
   OneError e =
       compileError("wsd(warmup = 20M, peak = 3e-4, decay = 10%, final = 0, shape = cosin)");
-  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
-  EXPECT_EQ(e.at, "cosin");
-  EXPECT_EQ(e.diag.fixit, "cosine");
-  EXPECT_EQ(e.diag.message, "the shape of wsd's decay is linear, cosine or sqrt (1-sqrt)");
+  EXPECT_EQ(e.Diag.Code, DiagCode::BadArgument);
+  EXPECT_EQ(e.At, "cosin");
+  EXPECT_EQ(e.Diag.Fixit, "cosine");
+  EXPECT_EQ(e.Diag.Message, "the shape of wsd's decay is linear, cosine or sqrt (1-sqrt)");
 }
 
 TEST(ScheduleTextErrors, InfiniteCooldown) {
   const std::string head = "infinite(warmup = 20M, peak = 3e-4, constant = 1e-4, cooldown = ";
   OneError e = compileError(head + "linear(1B))");
-  EXPECT_EQ(e.diag.code, DiagCode::BadArgument);
-  EXPECT_EQ(e.at, "linear");
-  EXPECT_EQ(e.diag.message,
+  EXPECT_EQ(e.Diag.Code, DiagCode::BadArgument);
+  EXPECT_EQ(e.At, "linear");
+  EXPECT_EQ(e.Diag.Message,
             "the cooldown is cosine(<length>) or inverse_sqrt(<length>, alpha = ...)");
 
   e = compileError(head + "cosin(1B))");
-  EXPECT_EQ(e.diag.code, DiagCode::UnknownFunction);
-  EXPECT_EQ(e.diag.fixit, "cosine");
+  EXPECT_EQ(e.Diag.Code, DiagCode::UnknownFunction);
+  EXPECT_EQ(e.Diag.Fixit, "cosine");
 
   e = compileError(head + "cosine)");
-  EXPECT_EQ(e.diag.message, "cosine needs a length: the cooldown has a fixed length, as in "
+  EXPECT_EQ(e.Diag.Message, "cosine needs a length: the cooldown has a fixed length, as in "
                             "cosine(1B)");
 
   e = compileError(head + "cosine(1B, to = 0))");
-  EXPECT_EQ(e.diag.message, "unknown argument 'to' to cosine");
-  EXPECT_EQ(e.at, "to");
+  EXPECT_EQ(e.Diag.Message, "unknown argument 'to' to cosine");
+  EXPECT_EQ(e.At, "to");
 
   e = compileError(head + "1B)");
-  EXPECT_EQ(e.at, "1B");
+  EXPECT_EQ(e.At, "1B");
 }
 
 TEST(ScheduleTextErrors, DomainErrorsPointAtTheArgument) {
   OneError e = compileError("wsd(warmup = 400M, peak = 3e-4, decay = 1.8B, final = 0)", 2e9);
-  EXPECT_EQ(e.diag.code, DiagCode::ScheduleDomain);
-  EXPECT_EQ(e.diag.message, "decay ends at 2200M tokens, past the horizon of 2B tokens");
-  EXPECT_EQ(e.at, "1.8B");
+  EXPECT_EQ(e.Diag.Code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(e.Diag.Message, "decay ends at 2200M tokens, past the horizon of 2B tokens");
+  EXPECT_EQ(e.At, "1.8B");
 
   e = compileError("warmup(3B, peak = 3e-4) then cosine(final = 3e-5)", 2e9);
-  EXPECT_EQ(e.diag.message, "warmup of 3B tokens is longer than the horizon of 2B tokens");
-  EXPECT_EQ(e.at, "3B");
+  EXPECT_EQ(e.Diag.Message, "warmup of 3B tokens is longer than the horizon of 2B tokens");
+  EXPECT_EQ(e.At, "3B");
 
   const std::string zeroPeak = "warmup(20M, peak = 0) then cosine(final = 0)";
   e = compileError(zeroPeak);
-  EXPECT_EQ(e.diag.message, "the peak of warmup must be positive");
-  EXPECT_EQ(e.at, "0");
-  EXPECT_EQ(e.diag.range.begin, zeroPeak.find("0)")); // the peak's, not the final's
+  EXPECT_EQ(e.Diag.Message, "the peak of warmup must be positive");
+  EXPECT_EQ(e.At, "0");
+  EXPECT_EQ(e.Diag.Range.Begin, zeroPeak.find("0)")); // the peak's, not the final's
 
   e = compileError("exp(from = 1.65e-4, to = 0)", 250e6);
-  EXPECT_EQ(e.diag.code, DiagCode::ScheduleDomain);
-  EXPECT_EQ(e.at, "0");
+  EXPECT_EQ(e.Diag.Code, DiagCode::ScheduleDomain);
+  EXPECT_EQ(e.At, "0");
 
   e = compileError("linear(from = 3e-5, to = -1e-5)", 200e6);
-  EXPECT_EQ(e.diag.message,
+  EXPECT_EQ(e.Diag.Message,
             "linear ends at a learning rate of -1e-5; learning rates must be finite and not "
             "negative");
-  EXPECT_EQ(e.at, "-1e-5");
+  EXPECT_EQ(e.At, "-1e-5");
 
   e = compileError("warmup(1B, peak = 1e-3) then cosine(final = 0) then linear(to = 0)", 2e9);
-  EXPECT_EQ(e.at, "linear(to = 0)");
-  EXPECT_EQ(e.diag.message,
+  EXPECT_EQ(e.At, "linear(to = 0)");
+  EXPECT_EQ(e.Diag.Message,
             "only one phase may omit its length, and cosine already takes the rest of the horizon");
 
   e = compileError("wsd(warmup = 50%, peak = 1e-3, decay = 50%, final = 0)", 2e9);
-  EXPECT_EQ(e.diag.message,
+  EXPECT_EQ(e.Diag.Message,
             "stable phase has no tokens left: the other phases take all 2B tokens of the horizon");
 
   e = compileError("warmup(0 tokens, peak = 1e-3) then constant", 2e9);
-  EXPECT_EQ(e.diag.message, "the length of warmup must be positive, not 0 tokens");
-  EXPECT_EQ(e.at, "0 tokens");
+  EXPECT_EQ(e.Diag.Message, "the length of warmup must be positive, not 0 tokens");
+  EXPECT_EQ(e.At, "0 tokens");
   e = compileError("warmup(120%, peak = 1e-3) then constant", 2e9);
-  EXPECT_EQ(e.diag.message,
+  EXPECT_EQ(e.Diag.Message,
             "the length of warmup must be a fraction of the horizon in (0%, 100%], not 120%");
-  EXPECT_EQ(e.at, "120%");
+  EXPECT_EQ(e.At, "120%");
 }
 
 TEST(ScheduleTextErrors, ReportsEveryPhase) {
   Compiled c = compile("warmup(3 epochs, peak = 3e-4) then cosin(final = 3e-5)", 2e9);
-  ASSERT_EQ(c.diags.size(), 2u);
-  EXPECT_EQ(c.diags[0].code, DiagCode::Units);
-  EXPECT_EQ(c.diags[1].code, DiagCode::UnknownFunction);
-  EXPECT_FALSE(c.spec.has_value());
+  ASSERT_EQ(c.Diags.size(), 2u);
+  EXPECT_EQ(c.Diags[0].Code, DiagCode::Units);
+  EXPECT_EQ(c.Diags[1].Code, DiagCode::UnknownFunction);
+  EXPECT_FALSE(c.Spec.has_value());
 }
 
 TEST(ScheduleText, LongChains) {

@@ -20,113 +20,113 @@ namespace {
 std::string sourcePath(llvm::StringRef rel) { return std::string(MIXTAPE_SOURCE_DIR) + "/" + rel.str(); }
 
 struct Checked {
-  llvm::SourceMgr sm;
-  DiagnosticEngine diags{sm};
-  std::unique_ptr<CheckedRecipe> recipe;
+  llvm::SourceMgr SM;
+  DiagnosticEngine Diags{SM};
+  std::unique_ptr<CheckedRecipe> Recipe;
   std::string printed() {
     std::string out;
     llvm::raw_string_ostream os(out);
-    diags.print(os);
+    Diags.print(os);
     return out;
   }
 };
 
 std::unique_ptr<Checked> loadFile(llvm::StringRef rel) {
   auto c = std::make_unique<Checked>();
-  c->recipe = loadRecipe(sourcePath(rel), c->diags);
+  c->Recipe = loadRecipe(sourcePath(rel), c->Diags);
   return c;
 }
 
 std::unique_ptr<Checked> loadText(llvm::StringRef text) {
   auto c = std::make_unique<Checked>();
-  if (auto root = parseRecipeText(text, "t.toml", c->diags))
-    c->recipe = checkRecipe(*root, c->diags);
+  if (auto root = parseRecipeText(text, "t.toml", c->Diags))
+    c->Recipe = checkRecipe(*root, c->Diags);
   return c;
 }
 
 const StageSpec &stage(const CheckedRecipe &r, llvm::StringRef name) {
   int i = r.stageIndex(name);
   EXPECT_GE(i, 0) << name.str();
-  return r.stages[i];
+  return r.Stages[i];
 }
 
 TEST(Sema, MedAdaptVariantsFollowTheSweepAxesOfEachStagesAncestry) {
   auto c = loadFile("recipes/med-adapt.toml");
-  ASSERT_TRUE(c->recipe) << c->printed();
-  const CheckedRecipe &r = *c->recipe;
-  EXPECT_EQ(stage(r, "adapt").variants.size(), 4u);
-  EXPECT_EQ(stage(r, "anneal").variants.size(), 4u);
-  EXPECT_EQ(stage(r, "long").variants.size(), 4u);
-  EXPECT_EQ(stage(r, "stream").variants.size(), 4u);
-  EXPECT_EQ(stage(r, "stream_anneal").variants.size(), 12u);
+  ASSERT_TRUE(c->Recipe) << c->printed();
+  const CheckedRecipe &r = *c->Recipe;
+  EXPECT_EQ(stage(r, "adapt").Variants.size(), 4u);
+  EXPECT_EQ(stage(r, "anneal").Variants.size(), 4u);
+  EXPECT_EQ(stage(r, "long").Variants.size(), 4u);
+  EXPECT_EQ(stage(r, "stream").Variants.size(), 4u);
+  EXPECT_EQ(stage(r, "stream_anneal").Variants.size(), 12u);
   // Each stream_anneal variant continues the stream variant with the same replay label.
   const StageSpec &sa = stage(r, "stream_anneal"), &st = stage(r, "stream");
-  for (const StageVariant &v : sa.variants) {
-    const StageVariant &parent = st.variants[v.parentVariant];
-    for (auto [axis, label] : parent.labels)
-      EXPECT_EQ(v.labels.at(axis), label);
+  for (const StageVariant &v : sa.Variants) {
+    const StageVariant &parent = st.Variants[v.ParentVariant];
+    for (auto [axis, label] : parent.Labels)
+      EXPECT_EQ(v.Labels.at(axis), label);
   }
-  EXPECT_EQ(sa.variants.front().displayName, "stream_anneal[replay=r0,at=b1]");
+  EXPECT_EQ(sa.Variants.front().DisplayName, "stream_anneal[replay=r0,at=b1]");
 }
 
 TEST(Sema, TokensRoundUpToWholeStepsAndBranchesToStepBoundaries) {
   auto c = loadFile("recipes/med-adapt.toml");
-  ASSERT_TRUE(c->recipe) << c->printed();
-  const StageVariant &adapt = stage(*c->recipe, "adapt").variants[0];
-  EXPECT_EQ(adapt.batchSequences, 256u); // 1Mi tokens / 4096
+  ASSERT_TRUE(c->Recipe) << c->printed();
+  const StageVariant &adapt = stage(*c->Recipe, "adapt").Variants[0];
+  EXPECT_EQ(adapt.BatchSequences, 256u); // 1Mi tokens / 4096
   EXPECT_EQ(adapt.batchTokens(), 1048576u);
-  EXPECT_EQ(adapt.requestedTokens, 2000000000u);
-  EXPECT_EQ(adapt.steps, 1908u); // ceil(2e9 / 2^20)
-  EXPECT_EQ(adapt.tokens, 1908u * 1048576u);
+  EXPECT_EQ(adapt.RequestedTokens, 2000000000u);
+  EXPECT_EQ(adapt.Steps, 1908u); // ceil(2e9 / 2^20)
+  EXPECT_EQ(adapt.Tokens, 1908u * 1048576u);
   // at = 1B in stream: ceil(1e9 / 2^20) = 954 steps.
-  const StageVariant &b1 = stage(*c->recipe, "stream_anneal").variants[0];
-  EXPECT_EQ(b1.branchTokens, 954u * 1048576u);
+  const StageVariant &b1 = stage(*c->Recipe, "stream_anneal").Variants[0];
+  EXPECT_EQ(b1.BranchTokens, 954u * 1048576u);
 }
 
 TEST(Sema, InheritanceKeepsTheBatchInTokensAcrossASeqLenChange) {
   auto c = loadFile("recipes/med-adapt.toml");
-  ASSERT_TRUE(c->recipe) << c->printed();
-  const StageVariant &lng = stage(*c->recipe, "long").variants[2];
-  EXPECT_EQ(lng.seqLen, 16384u);
-  EXPECT_EQ(lng.batchSequences, 64u);
-  EXPECT_EQ(lng.ropeTheta, 500000);
-  EXPECT_EQ(lng.attention, Attention::WithinDocument);
-  EXPECT_FALSE(lng.keepOptimizer);
-  EXPECT_DOUBLE_EQ(lng.optimizer.weightDecay, 0.1);
-  EXPECT_DOUBLE_EQ(lng.optimizer.beta2, 0.95);
-  const StageVariant &anneal = stage(*c->recipe, "anneal").variants[0];
-  EXPECT_TRUE(anneal.keepOptimizer);
-  EXPECT_EQ(anneal.seqLen, 4096u);
-  EXPECT_EQ(anneal.checkpointKeep, 3u);
+  ASSERT_TRUE(c->Recipe) << c->printed();
+  const StageVariant &lng = stage(*c->Recipe, "long").Variants[2];
+  EXPECT_EQ(lng.SeqLen, 16384u);
+  EXPECT_EQ(lng.BatchSequences, 64u);
+  EXPECT_EQ(lng.RopeTheta, 500000);
+  EXPECT_EQ(lng.Attention, Attention::WithinDocument);
+  EXPECT_FALSE(lng.KeepOptimizer);
+  EXPECT_DOUBLE_EQ(lng.Optimizer.WeightDecay, 0.1);
+  EXPECT_DOUBLE_EQ(lng.Optimizer.Beta2, 0.95);
+  const StageVariant &anneal = stage(*c->Recipe, "anneal").Variants[0];
+  EXPECT_TRUE(anneal.KeepOptimizer);
+  EXPECT_EQ(anneal.SeqLen, 4096u);
+  EXPECT_EQ(anneal.CheckpointKeep, 3u);
 }
 
 TEST(Sema, ModelReferencesBindToVariants) {
   auto c = loadFile("recipes/med-adapt.toml");
-  ASSERT_TRUE(c->recipe) << c->printed();
-  const CheckedRecipe &r = *c->recipe;
-  ASSERT_EQ(r.merges.size(), 2u);
-  EXPECT_EQ(r.merges[0].models.size(), 4u); // soup = anneal[*]
-  ASSERT_TRUE(r.merges[1].base);
-  EXPECT_EQ(r.merges[1].base->hfPath, "checkpoints/base");
-  const ModelRef &sa = r.merges[1].models[1];
-  EXPECT_EQ(r.stages[sa.index].variants[sa.variant].displayName, "stream_anneal[replay=r5,at=b3]");
-  ASSERT_EQ(r.evals.size(), 1u);
-  EXPECT_EQ(r.evals[0].on.size(), 1u + 4 + 12 + 1 + 1 + 1);
-  EXPECT_EQ(r.evals[0].maxTokens, 5000000u);
-  ASSERT_EQ(r.ablations.size(), 1u);
-  EXPECT_EQ(r.ablations[0].split, 8u);
-  EXPECT_EQ(r.ablations[0].maxSubset, 3u);
+  ASSERT_TRUE(c->Recipe) << c->printed();
+  const CheckedRecipe &r = *c->Recipe;
+  ASSERT_EQ(r.Merges.size(), 2u);
+  EXPECT_EQ(r.Merges[0].Models.size(), 4u); // soup = anneal[*]
+  ASSERT_TRUE(r.Merges[1].Base);
+  EXPECT_EQ(r.Merges[1].Base->HfPath, "checkpoints/base");
+  const ModelRef &sa = r.Merges[1].Models[1];
+  EXPECT_EQ(r.Stages[sa.Index].Variants[sa.Variant].DisplayName, "stream_anneal[replay=r5,at=b3]");
+  ASSERT_EQ(r.Evals.size(), 1u);
+  EXPECT_EQ(r.Evals[0].On.size(), 1u + 4 + 12 + 1 + 1 + 1);
+  EXPECT_EQ(r.Evals[0].MaxTokens, 5000000u);
+  ASSERT_EQ(r.Ablations.size(), 1u);
+  EXPECT_EQ(r.Ablations[0].Split, 8u);
+  EXPECT_EQ(r.Ablations[0].MaxSubset, 3u);
 }
 
 TEST(Sema, DerivedStreamsShareTheirRootsValSplit) {
   auto c = loadFile("recipes/med-adapt.toml");
-  ASSERT_TRUE(c->recipe) << c->printed();
-  const StreamSpec *hq = c->recipe->stream("med_hq");
+  ASSERT_TRUE(c->Recipe) << c->printed();
+  const StreamSpec *hq = c->Recipe->stream("med_hq");
   ASSERT_TRUE(hq);
-  EXPECT_EQ(hq->root, "med");
-  EXPECT_DOUBLE_EQ(hq->val, 0.01);
-  ASSERT_TRUE(c->recipe->stream("books_knotted")->transform);
-  EXPECT_EQ(c->recipe->stream("books_knotted")->transform->Chunks.size(), 2u);
+  EXPECT_EQ(hq->Root, "med");
+  EXPECT_DOUBLE_EQ(hq->Val, 0.01);
+  ASSERT_TRUE(c->Recipe->stream("books_knotted")->Transform);
+  EXPECT_EQ(c->Recipe->stream("books_knotted")->Transform->Chunks.size(), 2u);
 }
 
 const char *kZipRecipe = R"toml(
@@ -156,13 +156,13 @@ TEST(Sema, ZipPairsAxesInsteadOfCrossingThem) {
   crossed.replace(crossed.find("%ZIP%"), 5, "");
   zipped.replace(zipped.find("%ZIP%"), 5, "zip = [\"lr\", \"wd\"]");
   auto c = loadText(crossed), z = loadText(zipped);
-  ASSERT_TRUE(c->recipe) << c->printed();
-  ASSERT_TRUE(z->recipe) << z->printed();
-  EXPECT_EQ(c->recipe->stages[0].variants.size(), 4u);
-  ASSERT_EQ(z->recipe->stages[0].variants.size(), 2u);
-  const StageVariant &hi = z->recipe->stages[0].variants[1];
-  EXPECT_DOUBLE_EQ(hi.optimizer.weightDecay, 0.1);
-  EXPECT_DOUBLE_EQ(plan::learningRate(hi.lr, 0), 1e-3);
+  ASSERT_TRUE(c->Recipe) << c->printed();
+  ASSERT_TRUE(z->Recipe) << z->printed();
+  EXPECT_EQ(c->Recipe->Stages[0].Variants.size(), 4u);
+  ASSERT_EQ(z->Recipe->Stages[0].Variants.size(), 2u);
+  const StageVariant &hi = z->Recipe->Stages[0].Variants[1];
+  EXPECT_DOUBLE_EQ(hi.Optimizer.WeightDecay, 0.1);
+  EXPECT_DOUBLE_EQ(plan::learningRate(hi.LR, 0), 1e-3);
 }
 
 // Every diagnostic code has a golden test that produces it (io: unreadable files, which
@@ -202,8 +202,8 @@ TEST(Docs, LanguageReferenceDocumentsEveryKey) {
   std::string doc = languageReference();
   ASSERT_FALSE(doc.empty()) << "docs/language.md is missing";
   for (const KeyInfo &k : allKeys())
-    EXPECT_NE(doc.find("`" + k.name.str() + "`"), std::string::npos)
-        << "docs/language.md does not document '" << sectionInfo(k.section).path.str() << "." << k.name.str()
+    EXPECT_NE(doc.find("`" + k.Name.str() + "`"), std::string::npos)
+        << "docs/language.md does not document '" << sectionInfo(k.Section).Path.str() << "." << k.Name.str()
         << "'";
   for (DiagCode code : allDiagCodes())
     EXPECT_NE(doc.find(diagCodeName(code).str()), std::string::npos)
@@ -214,8 +214,8 @@ TEST(Docs, LanguageReferenceDocumentsEveryKey) {
 /// ("### `[model]`", "### `[[stage]]`", "### `stage.optimizer`", ...); "" if none.
 std::string documentedDefault(llvm::StringRef doc, const SectionInfo &section, llvm::StringRef key) {
   size_t heading = llvm::StringRef::npos;
-  for (std::string title : {"[" + section.path.str() + "]", "[[" + section.path.str() + "]]",
-                            "[" + section.path.str() + ".NAME]", section.path.str()})
+  for (std::string title : {"[" + section.Path.str() + "]", "[[" + section.Path.str() + "]]",
+                            "[" + section.Path.str() + ".NAME]", section.Path.str()})
     if ((heading = doc.find("\n### `" + title + "`\n")) != llvm::StringRef::npos)
       break;
   if (heading == llvm::StringRef::npos)
@@ -236,16 +236,16 @@ TEST(Docs, LanguageReferenceShowsEveryDefault) {
   ASSERT_FALSE(doc.empty()) << "docs/language.md is missing";
   ASSERT_FALSE(allDefaults().empty());
   for (const DefaultInfo &d : allDefaults()) {
-    std::string cell = documentedDefault(doc, sectionInfo(d.section), d.key);
-    std::string where = sectionInfo(d.section).path.str() + "." + d.key.str();
+    std::string cell = documentedDefault(doc, sectionInfo(d.Section), d.Key);
+    std::string where = sectionInfo(d.Section).Path.str() + "." + d.Key.str();
     EXPECT_FALSE(cell.empty()) << "docs/language.md has no row for " << where;
     // `0.9` is shown in `[0.9, 0.95]`; but 0.9 is not 0.95.
     llvm::SmallVector<llvm::StringRef, 4> words;
     llvm::StringRef(cell).split(words, ' ');
     bool found = false;
     for (llvm::StringRef word : words)
-      found |= word.trim("`[],;") == d.spelling;
-    EXPECT_TRUE(found) << where << ": keys.def's default is " << d.spelling.str() << ", docs/language.md shows '"
+      found |= word.trim("`[],;") == d.Spelling;
+    EXPECT_TRUE(found) << where << ": keys.def's default is " << d.Spelling.str() << ", docs/language.md shows '"
                        << cell << "'";
   }
 }

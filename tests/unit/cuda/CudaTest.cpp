@@ -45,7 +45,7 @@ ModelConfig smallConfig(Family family) {
   ModelConfig c = ModelConfig::defaults(family, /*vocab=*/96, /*layers=*/2, /*d=*/64, /*heads=*/4,
                                         /*positions=*/32);
   if (family == Family::Llama)
-    c.numKVHeads = 2;
+    c.NumKVHeads = 2;
   return c;
 }
 
@@ -56,9 +56,9 @@ std::vector<MicroBatch> batches(int64_t vocab, int count) {
     at::Tensor phrase = tokens(4, 8, vocab, 40 + uint64_t(i));
     at::Tensor ids = phrase.repeat({1, 5}).narrow(1, 0, 33).contiguous();
     MicroBatch mb;
-    mb.inputs = ids.narrow(1, 0, 32).contiguous();
-    mb.targets = ids.narrow(1, 1, 32).contiguous();
-    mb.lossMask = at::ones({4, 32}, at::kFloat);
+    mb.Inputs = ids.narrow(1, 0, 32).contiguous();
+    mb.Targets = ids.narrow(1, 1, 32).contiguous();
+    mb.LossMask = at::ones({4, 32}, at::kFloat);
     out.push_back(mb);
   }
   return out;
@@ -102,7 +102,7 @@ TEST_P(EachFamilyOnCuda, Fp32ForwardMatchesCpu) {
   gpu->to(Cuda);
   EXPECT_EQ(gpu->device(), Cuda);
   at::globalContext().setAllowTF32CuBLAS(false);
-  at::Tensor ids = tokens(2, 32, c.vocabSize, 9);
+  at::Tensor ids = tokens(2, 32, c.VocabSize, 9);
   at::Tensor starts = at::zeros({2, 32}, at::kBool);
   starts.index_put_({0, 11}, true);
   starts.index_put_({1, 20}, true);
@@ -122,16 +122,16 @@ TEST_P(EachFamilyOnCuda, Bf16TrainingFollowsCpuFp32) {
   mixtape::plan::LRSchedule constant = constantLR(3e-3);
   Trainer cpuTrainer(*cpu, cpuOpt, constant);
   Trainer gpuTrainer(*gpu, gpuOpt, constant);
-  std::vector<MicroBatch> data = batches(c.vocabSize, 4);
+  std::vector<MicroBatch> data = batches(c.VocabSize, 4);
   double firstLoss = 0, cpuLoss = 0, gpuLoss = 0;
   for (int step = 0; step < 20; ++step) {
     llvm::ArrayRef<MicroBatch> batch(data[size_t(step) % data.size()]);
     llvm::Expected<StepResult> a = cpuTrainer.step(batch), b = gpuTrainer.step(batch);
     ASSERT_TRUE(a && b);
     if (step == 0)
-      firstLoss = a->loss;
-    cpuLoss = a->loss, gpuLoss = b->loss;
-    EXPECT_NEAR(b->loss, a->loss, 0.03 * a->loss) << "step " << step;
+      firstLoss = a->Loss;
+    cpuLoss = a->Loss, gpuLoss = b->Loss;
+    EXPECT_NEAR(b->Loss, a->Loss, 0.03 * a->Loss) << "step " << step;
   }
   EXPECT_LT(cpuLoss, 0.8 * firstLoss);
   EXPECT_LT(gpuLoss, 0.8 * firstLoss);
@@ -140,12 +140,12 @@ TEST_P(EachFamilyOnCuda, Bf16TrainingFollowsCpuFp32) {
   // gradient is pure rounding noise, which Adam scales up to full-size steps in fp32 and
   // bf16 alike, in different directions.
   at::NoGradGuard noGrad;
-  at::Tensor probe = tokens(2, 32, c.vocabSize, 77);
+  at::Tensor probe = tokens(2, 32, c.VocabSize, 77);
   EXPECT_LT(relativeError(gpu->forward(probe.to(Cuda)), cpu->forward(probe)), 0.05);
   for (size_t i = 0; i < cpu->parameters().size(); ++i)
-    if (cpu->parameters()[i].kind == ParamKind::Matrix)
-      EXPECT_LT(relativeError(gpu->parameters()[i].tensor, cpu->parameters()[i].tensor), 0.05)
-          << cpu->parameters()[i].name;
+    if (cpu->parameters()[i].Kind == ParamKind::Matrix)
+      EXPECT_LT(relativeError(gpu->parameters()[i].Tensor, cpu->parameters()[i].Tensor), 0.05)
+          << cpu->parameters()[i].Name;
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EachFamilyOnCuda, testing::ValuesIn(AllFamilies), familyLabel);
@@ -175,22 +175,22 @@ TEST(Cuda, FusedAdamWMatchesPlainLoop) {
   ModelConfig c = smallConfig(Family::Llama);
   std::unique_ptr<Model> cpu = makeModel(c, 8), gpu = makeModel(c, 8);
   gpu->to(Cuda);
-  EXPECT_EQ(mixtape::compat::canFuseAdamW(gpu->parameters().front().tensor),
+  EXPECT_EQ(mixtape::compat::canFuseAdamW(gpu->parameters().front().Tensor),
             TORCH_VERSION_MAJOR >= 2);
   AdamW cpuOpt(cpu->parameters(), {}), gpuOpt(gpu->parameters(), {});
   for (int step = 0; step < 3; ++step) {
     for (size_t i = 0; i < cpu->parameters().size(); ++i) {
-      at::Tensor g = at::randn(cpu->parameters()[i].tensor.sizes(),
+      at::Tensor g = at::randn(cpu->parameters()[i].Tensor.sizes(),
                                at::detail::createCPUGenerator(uint64_t(100 * step) + i));
-      cpu->parameters()[i].tensor.mutable_grad() = g;
-      gpu->parameters()[i].tensor.mutable_grad() = g.to(Cuda);
+      cpu->parameters()[i].Tensor.mutable_grad() = g;
+      gpu->parameters()[i].Tensor.mutable_grad() = g.to(Cuda);
     }
     cpuOpt.step(1e-2);
     gpuOpt.step(1e-2);
   }
   for (size_t i = 0; i < cpu->parameters().size(); ++i)
-    EXPECT_LT(relativeError(gpu->parameters()[i].tensor, cpu->parameters()[i].tensor), 1e-5)
-        << cpu->parameters()[i].name;
+    EXPECT_LT(relativeError(gpu->parameters()[i].Tensor, cpu->parameters()[i].Tensor), 1e-5)
+        << cpu->parameters()[i].Name;
 }
 
 // Weights and optimizer state saved from the device read back bit-identical, on the CPU
@@ -204,7 +204,7 @@ TEST(Cuda, CheckpointsRoundTripThroughTheCpu) {
   AdamW opt(gpu->parameters(), {});
   mixtape::plan::LRSchedule constant = constantLR(1e-3);
   Trainer trainer(*gpu, opt, constant);
-  std::vector<MicroBatch> data = batches(c.vocabSize, 2);
+  std::vector<MicroBatch> data = batches(c.VocabSize, 2);
   ASSERT_TRUE(bool(trainer.step(data[0])));
   ASSERT_FALSE(bool(gpu->saveWeights(dir / "w.safetensors")));
   ASSERT_FALSE(bool(opt.saveState(dir / "o.safetensors")));
@@ -216,7 +216,7 @@ TEST(Cuda, CheckpointsRoundTripThroughTheCpu) {
   AdamW againOpt(again->parameters(), {});
   ASSERT_FALSE(bool(againOpt.loadState(dir / "o.safetensors")));
   for (size_t i = 0; i < gpu->parameters().size(); ++i) {
-    EXPECT_TRUE(at::equal(cpu->parameters()[i].tensor, gpu->parameters()[i].tensor.cpu()));
+    EXPECT_TRUE(at::equal(cpu->parameters()[i].Tensor, gpu->parameters()[i].Tensor.cpu()));
     EXPECT_TRUE(againOpt.expAvgSq(i).is_cuda());
     EXPECT_TRUE(at::equal(againOpt.expAvgSq(i).cpu(), opt.expAvgSq(i).cpu()));
   }
@@ -225,7 +225,7 @@ TEST(Cuda, CheckpointsRoundTripThroughTheCpu) {
   ASSERT_TRUE(bool(trainer.step(data[1])));
   ASSERT_TRUE(bool(againTrainer.step(data[1])));
   for (size_t i = 0; i < gpu->parameters().size(); ++i)
-    EXPECT_LT(relativeError(again->parameters()[i].tensor, gpu->parameters()[i].tensor), 1e-6);
+    EXPECT_LT(relativeError(again->parameters()[i].Tensor, gpu->parameters()[i].Tensor), 1e-6);
 }
 
 // NCCL through c10d, as a world of one (the GPU machine has one GPU, and NCCL allows one
@@ -239,8 +239,8 @@ TEST(Cuda, NcclWorldOfOne) {
   llvm::Expected<uint16_t> port = dist::freeLocalPort();
   ASSERT_TRUE(bool(port)) << llvm::toString(port.takeError());
   dist::World world;
-  world.masterPort = *port;
-  world.source = "test";
+  world.MasterPort = *port;
+  world.Source = "test";
   llvm::Expected<std::unique_ptr<dist::Collectives>> c =
       dist::connectProcessGroup(world, dist::Device::CUDA, std::chrono::seconds(60));
   ASSERT_TRUE(bool(c)) << llvm::toString(c.takeError());
@@ -265,17 +265,17 @@ TEST(Cuda, NcclWorldOfOne) {
   mixtape::plan::LRSchedule constant = constantLR(1e-3);
   dist::DataParallel dp(**c);
   TrainOptions withSync;
-  withSync.sync = &dp;
+  withSync.Sync = &dp;
   Trainer plainTrainer(*plain, plainOpt, constant);
   Trainer parallelTrainer(*parallel, parallelOpt, constant, withSync);
-  std::vector<MicroBatch> data = batches(config.vocabSize, 2);
+  std::vector<MicroBatch> data = batches(config.VocabSize, 2);
   for (const MicroBatch &mb : data) {
     llvm::Expected<StepResult> a = plainTrainer.step(mb), b = parallelTrainer.step(mb);
     ASSERT_TRUE(a && b);
-    EXPECT_EQ(a->loss, b->loss);
+    EXPECT_EQ(a->Loss, b->Loss);
   }
   EXPECT_GE(dp.lastBuckets(), 1u);
   for (size_t i = 0; i < plain->parameters().size(); ++i)
-    EXPECT_TRUE(at::equal(plain->parameters()[i].tensor, parallel->parameters()[i].tensor))
-        << plain->parameters()[i].name;
+    EXPECT_TRUE(at::equal(plain->parameters()[i].Tensor, parallel->parameters()[i].Tensor))
+        << plain->parameters()[i].Name;
 }

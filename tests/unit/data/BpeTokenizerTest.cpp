@@ -44,8 +44,8 @@ protected:
   }
 
   struct Sample {
-    std::string text;
-    std::vector<uint32_t> ids;
+    std::string Text;
+    std::vector<uint32_t> Ids;
   };
   std::vector<Sample> samples() {
     llvm::Expected<json::Value> root = json::parse(readText(FixtureDir + "/expected.json"));
@@ -55,7 +55,7 @@ protected:
       const json::Object &o = *sample.getAsObject();
       Sample s{o.getString("text")->str(), {}};
       for (const json::Value &id : *o.getArray("ids"))
-        s.ids.push_back(static_cast<uint32_t>(*id.getAsUINT64()));
+        s.Ids.push_back(static_cast<uint32_t>(*id.getAsUINT64()));
       out.push_back(std::move(s));
     }
     EXPECT_EQ(out.size(), 10u);
@@ -64,10 +64,10 @@ protected:
 
   void expectMatchesHuggingFace(const Tokenizer &tokenizer) {
     for (const Sample &sample : samples()) {
-      EXPECT_EQ(tokenizer.encode(sample.text), sample.ids) << sample.text;
-      EXPECT_EQ(tokenizer.decode(sample.ids), sample.text);
+      EXPECT_EQ(tokenizer.encode(sample.Text), sample.Ids) << sample.Text;
+      EXPECT_EQ(tokenizer.decode(sample.Ids), sample.Text);
       // Again, now from the pre-token cache.
-      EXPECT_EQ(tokenizer.encode(sample.text), sample.ids) << sample.text;
+      EXPECT_EQ(tokenizer.encode(sample.Text), sample.Ids) << sample.Text;
     }
   }
 

@@ -29,9 +29,9 @@ protected:
 
 TEST_P(DatasetTest, WriteThenOpenByAnyFile) {
   Manifest written = writeSample();
-  EXPECT_EQ(written.documents, 3u);
-  EXPECT_EQ(written.tokens, 29u);
-  EXPECT_EQ(written.dtype, DType::UInt16);
+  EXPECT_EQ(written.Documents, 3u);
+  EXPECT_EQ(written.Tokens, 29u);
+  EXPECT_EQ(written.Dtype, DType::UInt16);
   std::vector<std::string> paths = {prefix(), prefix() + ".bin", prefix() + ".meta",
                                     prefix() + ".manifest.json"};
   if (GetParam() == ShardFormat::Megatron)
@@ -145,7 +145,7 @@ TEST(DatasetOpenTest, WithoutManifest) {
   EXPECT_EQ(errorText(Dataset::open(dir / "flat.bin")),
             dir / "flat.bin" + ": a flat .bin without a manifest needs its end-of-text id (--eot)");
   DatasetOpenOptions options;
-  options.flatEot = 256;
+  options.FlatEot = 256;
   auto opened = take(Dataset::open(dir / "flat.bin", options));
   ASSERT_TRUE(opened);
   EXPECT_EQ(opened->tokens().numDocuments(), 1u);

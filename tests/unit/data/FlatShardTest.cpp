@@ -19,7 +19,7 @@ TEST(FlatShardTest, RoundTrip) {
   for (const auto &doc : docs)
     ASSERT_FALSE(writer->addDocument(doc));
   FileDigest digest = take(writer->finish());
-  EXPECT_EQ(digest.bytes, 2u * (7 + 3));
+  EXPECT_EQ(digest.Bytes, 2u * (7 + 3));
 
   // Documents followed by the separator, as nanoGPT's prepare.py writes them.
   std::vector<uint8_t> expected;

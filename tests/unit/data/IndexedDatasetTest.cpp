@@ -13,26 +13,26 @@ const std::vector<std::vector<uint32_t>> kDocuments = {{1, 2, 3}, {}, {300, 6553
 /// An index built byte by byte from the format description, independently of the writer:
 /// uint16 tokens, one sequence per document.
 struct HandMadeIndex {
-  std::vector<uint8_t> idx, bin;
+  std::vector<uint8_t> Idx, Bin;
   explicit HandMadeIndex(const std::vector<std::vector<uint32_t>> &docs) {
     const char magic[] = "MMIDIDX\0\0";
-    idx.assign(magic, magic + 9);
-    put(idx, 1, 8);  // version
-    put(idx, 8, 1);  // uint16
-    put(idx, docs.size(), 8);
-    put(idx, docs.size() + 1, 8);
+    Idx.assign(magic, magic + 9);
+    put(Idx, 1, 8);  // version
+    put(Idx, 8, 1);  // uint16
+    put(Idx, docs.size(), 8);
+    put(Idx, docs.size() + 1, 8);
     for (const auto &doc : docs)
-      put(idx, doc.size(), 4);
+      put(Idx, doc.size(), 4);
     uint64_t pointer = 0;
     for (const auto &doc : docs) {
-      put(idx, pointer, 8);
+      put(Idx, pointer, 8);
       pointer += 2 * doc.size();
     }
     for (size_t i = 0; i <= docs.size(); ++i)
-      put(idx, i, 8);
+      put(Idx, i, 8);
     for (const auto &doc : docs)
       for (uint32_t token : doc)
-        put(bin, token, 2);
+        put(Bin, token, 2);
   }
   // Offsets of the fields (the header is 34 bytes).
   size_t lengthAt(size_t i) const { return 34 + 4 * i; }
@@ -43,8 +43,8 @@ class IndexedDatasetTest : public ::testing::Test {
 protected:
   std::string prefix() const { return Dir / "web"; }
   void writeHandMade(const HandMadeIndex &index) const {
-    writeBytes(prefix() + ".idx", index.idx);
-    writeBytes(prefix() + ".bin", index.bin);
+    writeBytes(prefix() + ".idx", index.Idx);
+    writeBytes(prefix() + ".bin", index.Bin);
   }
   std::string openError() const { return errorText(IndexedDataset::open(prefix())); }
   TempDir Dir;
@@ -57,8 +57,8 @@ TEST_F(IndexedDatasetTest, RoundTripIsExact) {
     ASSERT_FALSE(writer->addDocument(doc));
   auto files = take(writer->finish());
   ASSERT_EQ(files.size(), 2u);
-  EXPECT_EQ(files[0].name, "web.bin");
-  EXPECT_EQ(files[1].name, "web.idx");
+  EXPECT_EQ(files[0].Name, "web.bin");
+  EXPECT_EQ(files[1].Name, "web.idx");
 
   auto dataset = take(IndexedDataset::open(prefix()));
   ASSERT_TRUE(dataset);
@@ -73,8 +73,8 @@ TEST_F(IndexedDatasetTest, RoundTripIsExact) {
 
   // The writer produces exactly the bytes the format description gives.
   HandMadeIndex expected(kDocuments);
-  EXPECT_EQ(readBytes(prefix() + ".idx"), expected.idx);
-  EXPECT_EQ(readBytes(prefix() + ".bin"), expected.bin);
+  EXPECT_EQ(readBytes(prefix() + ".idx"), expected.Idx);
+  EXPECT_EQ(readBytes(prefix() + ".bin"), expected.Bin);
 }
 
 TEST_F(IndexedDatasetTest, ReadsAnIndependentlyWrittenFile) {
@@ -89,11 +89,11 @@ TEST_F(IndexedDatasetTest, DocumentsOfSeveralSequences) {
   // Two documents: sequences {0,1} and {2}, as Megatron's add_item + end_document write.
   HandMadeIndex index({{1, 2}, {3}, {4, 5, 6}});
   for (int i = 0; i < 32; ++i)
-    index.idx.pop_back();
-  put(index.idx, 0, 8);
-  put(index.idx, 2, 8);
-  put(index.idx, 3, 8);
-  index.idx[26] = 3; // document index count
+    index.Idx.pop_back();
+  put(index.Idx, 0, 8);
+  put(index.Idx, 2, 8);
+  put(index.Idx, 3, 8);
+  index.Idx[26] = 3; // document index count
   writeHandMade(index);
   auto dataset = take(IndexedDataset::open(prefix()));
   ASSERT_TRUE(dataset);
@@ -105,7 +105,7 @@ TEST_F(IndexedDatasetTest, DocumentsOfSeveralSequences) {
 
 TEST_F(IndexedDatasetTest, WrongMagic) {
   HandMadeIndex index(kDocuments);
-  index.idx[0] = 'X';
+  index.Idx[0] = 'X';
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".idx: byte 0: not a Megatron index: the magic is not "
                                     "\"MMIDIDX\\0\\0\"");
@@ -113,14 +113,14 @@ TEST_F(IndexedDatasetTest, WrongMagic) {
 
 TEST_F(IndexedDatasetTest, WrongVersion) {
   HandMadeIndex index(kDocuments);
-  index.idx[9] = 2;
+  index.Idx[9] = 2;
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".idx: byte 9: index version 2; only version 1 is supported");
 }
 
 TEST_F(IndexedDatasetTest, UnknownDTypeCode) {
   HandMadeIndex index(kDocuments);
-  index.idx[17] = 9;
+  index.Idx[17] = 9;
   writeHandMade(index);
   EXPECT_EQ(openError(),
             prefix() + ".idx: byte 17: unknown dtype code 9 (Megatron's codes are 1 to 8)");
@@ -128,14 +128,14 @@ TEST_F(IndexedDatasetTest, UnknownDTypeCode) {
 
 TEST_F(IndexedDatasetTest, FloatDTypeHoldsNoTokens) {
   HandMadeIndex index(kDocuments);
-  index.idx[17] = 7;
+  index.Idx[17] = 7;
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".idx: byte 17: dtype float32 cannot hold token ids");
 }
 
 TEST_F(IndexedDatasetTest, TruncatedHeader) {
   HandMadeIndex index(kDocuments);
-  index.idx.resize(20);
+  index.Idx.resize(20);
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".idx: byte 20: file ends inside the 34-byte header of a "
                                     "Megatron index (20 bytes)");
@@ -143,7 +143,7 @@ TEST_F(IndexedDatasetTest, TruncatedHeader) {
 
 TEST_F(IndexedDatasetTest, DocumentCountLargerThanTheIndex) {
   HandMadeIndex index(kDocuments);
-  index.idx[26] = 10;
+  index.Idx[26] = 10;
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".idx: byte 26: document index count 10 but the index "
                                     "holds room for 5");
@@ -151,7 +151,7 @@ TEST_F(IndexedDatasetTest, DocumentCountLargerThanTheIndex) {
 
 TEST_F(IndexedDatasetTest, SequenceCountLargerThanTheIndex) {
   HandMadeIndex index(kDocuments);
-  index.idx[25] = 0x80; // a huge count must not overflow the size arithmetic
+  index.Idx[25] = 0x80; // a huge count must not overflow the size arithmetic
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".idx: byte 18: sequence count 9223372036854775812 but the "
                                     "index holds room for at most 7");
@@ -159,7 +159,7 @@ TEST_F(IndexedDatasetTest, SequenceCountLargerThanTheIndex) {
 
 TEST_F(IndexedDatasetTest, TruncatedBin) {
   HandMadeIndex index(kDocuments);
-  index.bin.resize(index.bin.size() - 2);
+  index.Bin.resize(index.Bin.size() - 2);
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".bin: byte 14: file ends at byte 14 but " + prefix() +
                              ".idx needs 16 bytes of tokens (truncated?)");
@@ -167,7 +167,7 @@ TEST_F(IndexedDatasetTest, TruncatedBin) {
 
 TEST_F(IndexedDatasetTest, TrailingBytesInBin) {
   HandMadeIndex index(kDocuments);
-  index.bin.push_back(0);
+  index.Bin.push_back(0);
   writeHandMade(index);
   EXPECT_EQ(openError(),
             prefix() + ".bin: byte 16: 1 bytes after the last sequence of " + prefix() + ".idx");
@@ -176,7 +176,7 @@ TEST_F(IndexedDatasetTest, TrailingBytesInBin) {
 TEST_F(IndexedDatasetTest, PointerPastTheEnd) {
   HandMadeIndex index(kDocuments);
   size_t at = index.pointerAt(3, kDocuments.size());
-  index.idx[at + 1] = 0x10; // 4096 + 12
+  index.Idx[at + 1] = 0x10; // 4096 + 12
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".idx: byte " + std::to_string(at) +
                              ": sequence 3 points at byte 4110, past the end of " + prefix() +
@@ -186,7 +186,7 @@ TEST_F(IndexedDatasetTest, PointerPastTheEnd) {
 TEST_F(IndexedDatasetTest, OverlappingPointer) {
   HandMadeIndex index(kDocuments);
   size_t at = index.pointerAt(2, kDocuments.size());
-  index.idx[at] = 2;
+  index.Idx[at] = 2;
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".idx: byte " + std::to_string(at) +
                              ": sequence 2 points at byte 2 but the sequences before it end at "
@@ -197,7 +197,7 @@ TEST_F(IndexedDatasetTest, NegativeLength) {
   HandMadeIndex index(kDocuments);
   size_t at = index.lengthAt(1);
   for (int i = 0; i < 4; ++i)
-    index.idx[at + i] = 0xff;
+    index.Idx[at + i] = 0xff;
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".idx: byte " + std::to_string(at) +
                              ": sequence 1 has negative length -1");
@@ -206,7 +206,7 @@ TEST_F(IndexedDatasetTest, NegativeLength) {
 TEST_F(IndexedDatasetTest, DocumentIndicesMustRise) {
   HandMadeIndex index(kDocuments);
   size_t at = 34 + 12 * kDocuments.size() + 8 * 2;
-  index.idx[at] = 0;
+  index.Idx[at] = 0;
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".idx: byte " + std::to_string(at) +
                              ": document index 2 is 0; entries must rise from 1 to the sequence "
@@ -215,8 +215,8 @@ TEST_F(IndexedDatasetTest, DocumentIndicesMustRise) {
 
 TEST_F(IndexedDatasetTest, MultimodalModesAreRejected) {
   HandMadeIndex index(kDocuments);
-  size_t size = index.idx.size();
-  index.idx.insert(index.idx.end(), kDocuments.size(), 0);
+  size_t size = index.Idx.size();
+  index.Idx.insert(index.Idx.end(), kDocuments.size(), 0);
   writeHandMade(index);
   EXPECT_EQ(openError(), prefix() + ".idx: byte " + std::to_string(size) +
                              ": 4 bytes after the document indices (multimodal sequence modes "
@@ -226,7 +226,7 @@ TEST_F(IndexedDatasetTest, MultimodalModesAreRejected) {
 TEST_F(IndexedDatasetTest, MissingFiles) {
   EXPECT_EQ(openError(),
             prefix() + ".idx: cannot open: No such file or directory");
-  writeBytes(prefix() + ".idx", HandMadeIndex(kDocuments).idx);
+  writeBytes(prefix() + ".idx", HandMadeIndex(kDocuments).Idx);
   EXPECT_EQ(openError(), prefix() + ".bin: cannot open: No such file or directory");
 }
 

@@ -74,26 +74,26 @@ TEST(ManifestCacheTest, DerivedManifestIsWhatPrepareWouldWrite) {
   writePair(dir / "theirs", docs);
 
   DerivedManifest derived = take(deriveManifest(dir / "theirs", bytes, EodMode::Auto));
-  const Manifest &m = derived.manifest;
-  EXPECT_EQ(m.tokenizer, "bytes-v1");
-  EXPECT_EQ(m.vocabSize, ours.vocabSize);
-  EXPECT_EQ(m.dtype, ours.dtype);
-  EXPECT_EQ(m.tokens, ours.tokens);
-  EXPECT_EQ(m.documents, 40u);
-  EXPECT_FALSE(m.eodPresent);
-  ASSERT_EQ(m.files.size(), 2u);
+  const Manifest &m = derived.Manifest;
+  EXPECT_EQ(m.Tokenizer, "bytes-v1");
+  EXPECT_EQ(m.VocabSize, ours.VocabSize);
+  EXPECT_EQ(m.Dtype, ours.Dtype);
+  EXPECT_EQ(m.Tokens, ours.Tokens);
+  EXPECT_EQ(m.Documents, 40u);
+  EXPECT_FALSE(m.EodPresent);
+  ASSERT_EQ(m.Files.size(), 2u);
   for (size_t i = 0; i < 2; ++i) { // same bytes, so the same checksums (.bin in the scan's single pass)
-    EXPECT_EQ(m.files[i].xxh3, ours.files[i].xxh3) << m.files[i].name;
-    EXPECT_EQ(m.files[i].bytes, ours.files[i].bytes);
+    EXPECT_EQ(m.Files[i].Xxh3, ours.Files[i].Xxh3) << m.Files[i].Name;
+    EXPECT_EQ(m.Files[i].Bytes, ours.Files[i].Bytes);
   }
   // The document hashes are the sidecar's.
-  FileDigest meta = take(derived.hashes.write(dir / "derived.meta"));
+  FileDigest meta = take(derived.Hashes.write(dir / "derived.meta"));
   std::unique_ptr<MetadataTable> theirs = take(MetadataTable::open(dir / "derived.meta"));
   std::unique_ptr<MetadataTable> expected = take(MetadataTable::open(dir / "ours.meta"));
   ASSERT_EQ(theirs->numRows(), 40u);
   for (uint64_t d = 0; d < 40; ++d)
     EXPECT_EQ(theirs->documentHash(d), expected->documentHash(d));
-  EXPECT_GT(meta.bytes, 0u);
+  EXPECT_GT(meta.Bytes, 0u);
 }
 
 TEST(ManifestCacheTest, HitMissOnChangeAndCorruptEntriesIgnored) {
@@ -106,7 +106,7 @@ TEST(ManifestCacheTest, HitMissOnChangeAndCorruptEntriesIgnored) {
   std::unique_ptr<Dataset> first = take(cache.open(prefix, &bytes, EodMode::Auto));
   ASSERT_TRUE(first && first->manifest());
   EXPECT_TRUE(first->manifestDerived());
-  EXPECT_TRUE(first->manifest()->eodPresent);
+  EXPECT_TRUE(first->manifest()->EodPresent);
   EXPECT_EQ(cache.misses(), 1u);
   EXPECT_FALSE(llvm::sys::fs::exists(prefix + ".manifest.json")) << "nothing is written next to the data";
   ASSERT_EQ(entries(dir / "cache", ".json").size(), 1u);
@@ -133,8 +133,8 @@ TEST(ManifestCacheTest, HitMissOnChangeAndCorruptEntriesIgnored) {
   writePair(prefix, corpus(9, false));
   std::unique_ptr<Dataset> changed = take(cache.open(prefix, &bytes, EodMode::Auto));
   EXPECT_EQ(cache.misses(), 4u);
-  EXPECT_EQ(changed->manifest()->documents, 9u);
-  EXPECT_FALSE(changed->manifest()->eodPresent);
+  EXPECT_EQ(changed->manifest()->Documents, 9u);
+  EXPECT_FALSE(changed->manifest()->EodPresent);
 
   // Corrupt entries are recomputed, never trusted and never an error.
   std::string entry;
@@ -151,8 +151,8 @@ TEST(ManifestCacheTest, HitMissOnChangeAndCorruptEntriesIgnored) {
     unsigned before = cache.misses();
     std::unique_ptr<Dataset> reopened = take(cache.open(prefix, &bytes, EodMode::Auto));
     EXPECT_EQ(cache.misses(), before + 1) << path;
-    EXPECT_EQ(reopened->manifest()->documents, 9u);
-    EXPECT_EQ(reopened->manifest()->tokens, changed->manifest()->tokens);
+    EXPECT_EQ(reopened->manifest()->Documents, 9u);
+    EXPECT_EQ(reopened->manifest()->Tokens, changed->manifest()->Tokens);
   };
   corrupt(entry + ".json", [](std::vector<uint8_t> &b) { b.resize(b.size() / 2); });
   corrupt(entry + ".meta", [](std::vector<uint8_t> &b) { b[b.size() - 1] ^= 1; });
@@ -204,11 +204,11 @@ TEST(ManifestCacheTest, ARecordedEodPresentIsCheckedNotTrusted) {
   auto claimPresent = [&](const std::string &prefix, const std::vector<std::vector<uint32_t>> &docs, bool sidecar) {
     writePair(prefix, docs);
     DerivedManifest derived = take(deriveManifest(prefix, bytes, EodMode::Append));
-    derived.manifest.eodPresent = true;
+    derived.Manifest.EodPresent = true;
     if (sidecar)
-      take(commitManifest(prefix, derived.manifest, derived.hashes));
+      take(commitManifest(prefix, derived.Manifest, derived.Hashes));
     else
-      std::ofstream(prefix + ".manifest.json") << formatManifest(derived.manifest);
+      std::ofstream(prefix + ".manifest.json") << formatManifest(derived.Manifest);
   };
   // Megatron allows an empty document: it has no end-of-text to drop.
   claimPresent(dir / "empty", {{1, Eot}, {}, {2, Eot}}, true);
@@ -283,12 +283,12 @@ TEST(ManifestCacheTest, WrittenManifestOpensLikeAPreparedDataset) {
   std::string prefix = dir / "pile";
   writePair(prefix, corpus(12, true));
   Manifest written = take(writeManifest(prefix, bytes, EodMode::Auto));
-  EXPECT_TRUE(written.eodPresent);
-  EXPECT_EQ(written.metadata, "pile.meta");
+  EXPECT_TRUE(written.EodPresent);
+  EXPECT_EQ(written.Metadata, "pile.meta");
   std::unique_ptr<Dataset> dataset = take(Dataset::open(prefix));
   EXPECT_FALSE(dataset->manifestDerived());
   EXPECT_FALSE(dataset->verifyChecksums());
-  EXPECT_TRUE(dataset->manifest()->eodPresent);
+  EXPECT_TRUE(dataset->manifest()->EodPresent);
   EXPECT_EQ(dataset->metadata()->numRows(), 12u);
 
   // A stream reads it without the cache, each document without its end-of-text.
@@ -313,7 +313,7 @@ TEST(ManifestCacheTest, WritingAManifestNeverReplacesASidecar) {
   EXPECT_EQ(errorText(writeManifest(prefix, bytes, EodMode::Auto)),
             prefix + ".meta: the dataset already has a sidecar, which may hold metadata columns; move it aside to "
                      "derive a manifest");
-  EXPECT_EQ(take(digestFile(prefix + ".meta")).xxh3, kept.xxh3) << "the sidecar is untouched";
+  EXPECT_EQ(take(digestFile(prefix + ".meta")).Xxh3, kept.Xxh3) << "the sidecar is untouched";
   EXPECT_FALSE(llvm::sys::fs::exists(prefix + ".manifest.json"));
 
   ASSERT_FALSE(llvm::sys::fs::remove(prefix + ".meta"));
@@ -370,7 +370,7 @@ TEST(ManifestCacheTest, DataChangedSinceThePlanFailsToOpen) {
   DataSources sources(7, dir / "cache");
   std::string now = take(sources.root(spec))->fingerprint();
   ASSERT_NE(now, planned);
-  spec.fingerprint = planned;
+  spec.Fingerprint = planned;
   EXPECT_EQ(errorText(sources.root(spec)), "stream 'pile': its data changed since the plan was made (plan "
                                            "fingerprint " + planned + ", data " + now + "); plan again");
   EXPECT_EQ(errorText(sources.view(spec, "pile.train", StreamSelection{})).rfind("stream 'pile': its data changed", 0),
@@ -398,13 +398,13 @@ TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
     p.Streams["web"] = web;
     std::optional<NodeStream> s = take(nodeStream(p, "web"));
     EXPECT_TRUE(s);
-    return s ? s->root.declared : DataDeclaration();
+    return s ? s->Root.Declared : DataDeclaration();
   };
   DataDeclaration declared = declaredBy("hf:tok/tokenizer.json", EodMode::Present, plan::ShardFormat::Auto);
-  EXPECT_EQ(declared.tokenizer, "hf:" + dir / "tok/tokenizer.json");
-  EXPECT_EQ(declared.eod, EodMode::Present);
-  EXPECT_EQ(declaredBy("bytes", EodMode::Append, plan::ShardFormat::Auto).tokenizer, "bytes");
-  EXPECT_EQ(declaredBy("hf:/abs/t.json", EodMode::Auto, plan::ShardFormat::Auto).tokenizer, "hf:/abs/t.json");
+  EXPECT_EQ(declared.Tokenizer, "hf:" + dir / "tok/tokenizer.json");
+  EXPECT_EQ(declared.Eod, EodMode::Present);
+  EXPECT_EQ(declaredBy("bytes", EodMode::Append, plan::ShardFormat::Auto).Tokenizer, "bytes");
+  EXPECT_EQ(declaredBy("hf:/abs/t.json", EodMode::Auto, plan::ShardFormat::Auto).Tokenizer, "hf:/abs/t.json");
 
   DataSources sources(7, dir / "cache");
   RootSpec spec{"two", prefixes, 0, DataDeclaration{"bytes", EodMode::Auto}};
@@ -416,8 +416,8 @@ TEST(ManifestCacheTest, FolderOfPairsIsAStream) {
   EXPECT_EQ(entries(dir / "cache/manifests", ".json").size(), 2u);
 
   // `format` states what the datasets are: megatron passes, flat names the first dataset.
-  EXPECT_FALSE(declaredBy("bytes", EodMode::Auto, plan::ShardFormat::Auto).format);
-  EXPECT_EQ(declaredBy("bytes", EodMode::Auto, plan::ShardFormat::Megatron).format, ShardFormat::Megatron);
+  EXPECT_FALSE(declaredBy("bytes", EodMode::Auto, plan::ShardFormat::Auto).Format);
+  EXPECT_EQ(declaredBy("bytes", EodMode::Auto, plan::ShardFormat::Megatron).Format, ShardFormat::Megatron);
   RootSpec megatron{"megatron", prefixes, 0, declaredBy("bytes", EodMode::Auto, plan::ShardFormat::Megatron)};
   EXPECT_EQ(take(sources.root(megatron))->numDocuments(), 7u);
   RootSpec flat{"flat", prefixes, 0, declaredBy("bytes", EodMode::Auto, plan::ShardFormat::Flat)};

@@ -10,15 +10,15 @@ namespace {
 
 Manifest sample() {
   Manifest m;
-  m.format = ShardFormat::Megatron;
-  m.tokenizer = "bytes-v1";
-  m.vocabSize = 264;
-  m.dtype = DType::UInt16;
-  m.eot = 256;
-  m.tokens = 1000;
-  m.documents = 10;
-  m.metadata = "web.meta";
-  m.files = {{"web.bin", 2000, 0x0123456789abcdefULL},
+  m.Format = ShardFormat::Megatron;
+  m.Tokenizer = "bytes-v1";
+  m.VocabSize = 264;
+  m.Dtype = DType::UInt16;
+  m.Eot = 256;
+  m.Tokens = 1000;
+  m.Documents = 10;
+  m.Metadata = "web.meta";
+  m.Files = {{"web.bin", 2000, 0x0123456789abcdefULL},
              {"web.idx", 300, 1},
              {"web.meta", 120, 0xffffffffffffffffULL}};
   return m;
@@ -37,10 +37,10 @@ TEST(ManifestTest, RoundTrip) {
   EXPECT_NE(text.find("\"xxh3_64\": \"0123456789abcdef\""), std::string::npos) << text;
   Manifest m = take(parseManifest(text, "web.manifest.json"));
   EXPECT_EQ(formatManifest(m), text);
-  EXPECT_EQ(m.vocabSize, 264u);
-  EXPECT_EQ(m.files[2].xxh3, 0xffffffffffffffffULL);
+  EXPECT_EQ(m.VocabSize, 264u);
+  EXPECT_EQ(m.Files[2].Xxh3, 0xffffffffffffffffULL);
   ASSERT_TRUE(m.findFile("web.idx"));
-  EXPECT_EQ(m.findFile("web.idx")->bytes, 300u);
+  EXPECT_EQ(m.findFile("web.idx")->Bytes, 300u);
 }
 
 TEST(ManifestTest, DTypeTooSmallForTheVocabulary) {

@@ -24,8 +24,8 @@ protected:
     builder.addRow(33);
     ASSERT_FALSE(builder.setNumber("quality", 2.5));
     FileDigest digest = take(builder.write(path()));
-    EXPECT_EQ(digest.name, "web.meta");
-    EXPECT_EQ(digest.bytes, readBytes(path()).size());
+    EXPECT_EQ(digest.Name, "web.meta");
+    EXPECT_EQ(digest.Bytes, readBytes(path()).size());
   }
   std::string openError() const { return errorText(MetadataTable::open(path())); }
   TempDir Dir;

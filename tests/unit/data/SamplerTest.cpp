@@ -26,8 +26,8 @@ protected:
 
   static NodeStream stream(const std::string &name, const std::string &domain, double val = 0.05) {
     NodeStream s;
-    s.name = name;
-    s.root = {domain, {"synth:" + domain}, val};
+    s.Name = name;
+    s.Root = {domain, {"synth:" + domain}, val};
     return s;
   }
   static plan::Mixture mixture(std::vector<std::string> streams, std::vector<double> weights) {
@@ -40,11 +40,11 @@ protected:
   /// prose 0.5, code 0.3, arith 0.2.
   static TrainNodeData threeStreams(uint64_t begin, uint64_t end, uint64_t seqLen = 64) {
     TrainNodeData node;
-    node.seqLen = seqLen;
-    node.mixture = mixture({"arith", "code", "prose"}, {0.2, 0.3, 0.5});
-    node.begin = begin;
-    node.end = end;
-    node.streams = {stream("arith", "arith"), stream("code", "code"), stream("prose", "prose")};
+    node.SeqLen = seqLen;
+    node.Mixture = mixture({"arith", "code", "prose"}, {0.2, 0.3, 0.5});
+    node.Begin = begin;
+    node.End = end;
+    node.Streams = {stream("arith", "arith"), stream("code", "code"), stream("prose", "prose")};
     return node;
   }
   DataSources sources() { return DataSources(Seed, Cache->Path); }
@@ -53,7 +53,7 @@ protected:
   static std::vector<uint32_t> sequence(const StreamView &view, uint64_t epochs) {
     std::vector<uint32_t> out;
     for (uint64_t e = 0; e < epochs; ++e)
-      for (uint32_t d : view.epoch(e).documents) {
+      for (uint32_t d : view.epoch(e).Documents) {
         view.root().tokens(d).appendTo(out);
         out.push_back(view.root().eot());
       }
@@ -77,8 +77,8 @@ template <typename T> T ok(llvm::Expected<T> value) {
 }
 
 bool sameSample(const Sample &a, const Sample &b) {
-  return a.tokens == b.tokens && a.lossMask == b.lossMask && a.documentStarts == b.documentStarts &&
-         a.stream == b.stream && a.cursor == b.cursor;
+  return a.Tokens == b.Tokens && a.LossMask == b.LossMask && a.DocumentStarts == b.DocumentStarts &&
+         a.Stream == b.Stream && a.Cursor == b.Cursor;
 }
 
 } // namespace
@@ -96,7 +96,7 @@ TEST_F(SamplerTest, FingerprintIsTheSortedChecksumList) {
   FileDigest a{"a.bin", 10, 0x1234}, b{"b.idx", 20, 0xabcd};
   EXPECT_EQ(streamFingerprint(std::vector<FileDigest>{a, b}), streamFingerprint(std::vector<FileDigest>{b, a}));
   FileDigest changed = b;
-  changed.xxh3 ^= 1;
+  changed.Xxh3 ^= 1;
   EXPECT_NE(streamFingerprint(std::vector<FileDigest>{a, b}), streamFingerprint(std::vector<FileDigest>{a, changed}));
   EXPECT_EQ(streamFingerprint(std::vector<FileDigest>{a}).size(), 16u);
 }
@@ -106,7 +106,7 @@ TEST_F(SamplerTest, ProportionsAreExactAndWindowsReadTheStreams) {
   TrainNodeData node = threeStreams(0, 600);
   auto samples = ok(TrainSamples::open(node, src));
   ASSERT_EQ(samples->size(), 600u);
-  std::vector<double> weights = node.mixture.Weights[0];
+  std::vector<double> weights = node.Mixture.Weights[0];
   std::vector<uint64_t> counts(3, 0);
   std::vector<std::vector<uint32_t>> seqs;
   for (size_t s = 0; s < 3; ++s)
@@ -114,9 +114,9 @@ TEST_F(SamplerTest, ProportionsAreExactAndWindowsReadTheStreams) {
   Sample sample;
   for (uint64_t i = 0; i < samples->size(); ++i) {
     samples->read(i, sample);
-    uint32_t s = sample.stream;
-    EXPECT_EQ(sample.cursor, counts[s] * node.seqLen);
-    EXPECT_EQ(sample.tokens, slice(seqs[s], sample.cursor, node.seqLen + 1)) << "sample " << i;
+    uint32_t s = sample.Stream;
+    EXPECT_EQ(sample.Cursor, counts[s] * node.SeqLen);
+    EXPECT_EQ(sample.Tokens, slice(seqs[s], sample.Cursor, node.SeqLen + 1)) << "sample " << i;
     ++counts[s];
     for (size_t t = 0; t < 3; ++t) // every prefix within one sample of its target
       EXPECT_LE(std::abs(double(counts[t]) - weights[t] * double(i + 1)), 1.0) << "prefix " << i + 1;
@@ -131,13 +131,13 @@ TEST_F(SamplerTest, WindowsCarryDocumentStartsAndAFullMask) {
   Sample sample;
   for (uint64_t i = 0; i < samples->size(); ++i) {
     samples->read(i, sample);
-    ASSERT_EQ(sample.tokens.size(), 65u);
-    EXPECT_EQ(sample.lossMask, std::vector<uint8_t>(64, 1));
+    ASSERT_EQ(sample.Tokens.size(), 65u);
+    EXPECT_EQ(sample.LossMask, std::vector<uint8_t>(64, 1));
     std::vector<uint32_t> expected{0};
-    for (uint32_t t = 0; t + 1 < sample.tokens.size(); ++t)
-      if (sample.tokens[t] == ByteTokenizer::EndOfText)
+    for (uint32_t t = 0; t + 1 < sample.Tokens.size(); ++t)
+      if (sample.Tokens[t] == ByteTokenizer::EndOfText)
         expected.push_back(t + 1);
-    EXPECT_EQ(sample.documentStarts, expected);
+    EXPECT_EQ(sample.DocumentStarts, expected);
   }
 }
 
@@ -154,15 +154,15 @@ TEST_F(SamplerTest, ASplitNodeReadsLikeTheWholeNode) {
   TrainNodeData whole = threeStreams(0, 500);
   TrainNodeData head = threeStreams(0, 180), tail = threeStreams(180, 500);
   // The tail's cursors are what the plan computes: Blender counts times seq_len.
-  plan::Blender blender(whole.mixture, whole.seqLen);
+  plan::Blender blender(whole.Mixture, whole.SeqLen);
   blender.skipTo(180);
   for (size_t s = 0; s < 3; ++s)
-    tail.streams[s].cursor = blender.counts()[s] * whole.seqLen;
+    tail.Streams[s].Cursor = blender.counts()[s] * whole.SeqLen;
   auto all = ok(TrainSamples::open(whole, src));
   auto first = ok(TrainSamples::open(head, src));
   auto second = ok(TrainSamples::open(tail, src));
-  EXPECT_EQ(first->endCursors(), std::vector<uint64_t>({tail.streams[0].cursor, tail.streams[1].cursor,
-                                                        tail.streams[2].cursor}));
+  EXPECT_EQ(first->endCursors(), std::vector<uint64_t>({tail.Streams[0].Cursor, tail.Streams[1].Cursor,
+                                                        tail.Streams[2].Cursor}));
   for (uint64_t i = 0; i < all->size(); ++i) {
     Sample expected = all->read(i);
     Sample got = i < 180 ? first->read(i) : second->read(i - 180);
@@ -175,46 +175,46 @@ TEST_F(SamplerTest, ANextStageContinuesWhereTheLastStopped) {
   auto first = ok(TrainSamples::open(threeStreams(0, 300), src));
   // A new stage reading only code continues code's sequence from first's end cursor.
   TrainNodeData next;
-  next.seqLen = 64;
-  next.mixture = mixture({"code"}, {1.0});
-  next.begin = 0;
-  next.end = 20;
-  next.streams = {stream("code", "code")};
-  next.streams[0].cursor = first->endCursors()[1];
+  next.SeqLen = 64;
+  next.Mixture = mixture({"code"}, {1.0});
+  next.Begin = 0;
+  next.End = 20;
+  next.Streams = {stream("code", "code")};
+  next.Streams[0].Cursor = first->endCursors()[1];
   auto second = ok(TrainSamples::open(next, src));
   std::vector<uint32_t> seq = sequence(second->view(0), 1);
   for (uint64_t i = 0; i < second->size(); ++i) {
     Sample s = second->read(i);
-    EXPECT_EQ(s.cursor, first->endCursors()[1] + i * 64);
-    EXPECT_EQ(s.tokens, slice(seq, s.cursor, 65));
+    EXPECT_EQ(s.Cursor, first->endCursors()[1] + i * 64);
+    EXPECT_EQ(s.Tokens, slice(seq, s.Cursor, 65));
   }
 }
 
 TEST_F(SamplerTest, ACursorPastAnEpochReadsTheNextEpochsOrder) {
   DataSources src = sources();
   TrainNodeData node;
-  node.seqLen = 256;
-  node.mixture = mixture({"arith"}, {1.0});
-  node.begin = 0;
-  node.end = 40;
-  node.streams = {stream("arith", "arith")};
-  const StreamView &view = *ok(src.view(node.streams[0].root, "arith", {}));
+  node.SeqLen = 256;
+  node.Mixture = mixture({"arith"}, {1.0});
+  node.Begin = 0;
+  node.End = 40;
+  node.Streams = {stream("arith", "arith")};
+  const StreamView &view = *ok(src.view(node.Streams[0].Root, "arith", {}));
   uint64_t epoch = view.trainTokens();
-  node.streams[0].cursor = epoch - 10 * 256 - 17; // the 11th window straddles the epochs
+  node.Streams[0].Cursor = epoch - 10 * 256 - 17; // the 11th window straddles the epochs
   auto samples = ok(TrainSamples::open(node, src));
-  EXPECT_NE(view.epoch(0).documents, view.epoch(1).documents);
+  EXPECT_NE(view.epoch(0).Documents, view.epoch(1).Documents);
   EXPECT_EQ(view.epoch(0).tokens(), view.epoch(1).tokens());
   std::vector<uint32_t> seq = sequence(view, 2);
   ASSERT_EQ(seq.size(), 2 * epoch);
   for (uint64_t i = 0; i < samples->size(); ++i) {
     Sample s = samples->read(i);
-    EXPECT_EQ(s.tokens, slice(seq, s.cursor, 257)) << "sample " << i;
+    EXPECT_EQ(s.Tokens, slice(seq, s.Cursor, 257)) << "sample " << i;
   }
   // Epoch 1's first document starts 17 tokens into the 11th window.
   Sample straddling = samples->read(10);
-  EXPECT_TRUE(llvm::is_contained(straddling.documentStarts, 17u));
-  std::vector<uint32_t> firstOfEpoch1 = view.root().tokens(view.epoch(1).documents[0]).toVector();
-  EXPECT_TRUE(std::equal(firstOfEpoch1.begin(), firstOfEpoch1.begin() + 10, straddling.tokens.begin() + 17));
+  EXPECT_TRUE(llvm::is_contained(straddling.DocumentStarts, 17u));
+  std::vector<uint32_t> firstOfEpoch1 = view.root().tokens(view.epoch(1).Documents[0]).toVector();
+  EXPECT_TRUE(std::equal(firstOfEpoch1.begin(), firstOfEpoch1.begin() + 10, straddling.Tokens.begin() + 17));
 }
 
 TEST_F(SamplerTest, RanksOfAnyWorldSizeSeeTheSameGlobalOrder) {
@@ -258,16 +258,16 @@ TEST_F(SamplerTest, FiltersCountTheSurvivingDocuments) {
   EXPECT_LT(docs, root.trainDocuments().size());
   EXPECT_EQ(hq.trainDocuments(), docs);
   EXPECT_EQ(hq.trainTokens(), tokens);
-  for (uint32_t d : hq.epoch(3).documents)
+  for (uint32_t d : hq.epoch(3).Documents)
     EXPECT_GE(meta.number(quality, d), 4);
 
   // A derived stream's epoch order is its root's, filtered.
   const StreamView &all = *ok(src.view(prose, "prose", {}));
   std::vector<uint32_t> filtered;
-  for (uint32_t d : all.epoch(2).documents)
+  for (uint32_t d : all.epoch(2).Documents)
     if (meta.number(quality, d) >= 4)
       filtered.push_back(d);
-  EXPECT_EQ(hq.epoch(2).documents, filtered);
+  EXPECT_EQ(hq.epoch(2).Documents, filtered);
 
   // A filter that keeps nothing makes an empty view (planning reports it, empty-filter);
   // reading it is an error naming the stream and the filter.
@@ -277,12 +277,12 @@ TEST_F(SamplerTest, FiltersCountTheSurvivingDocuments) {
   EXPECT_NE(err.find("stream 'prose_none'"), std::string::npos) << err;
   EXPECT_NE(err.find("(quality > 100)"), std::string::npos) << err;
   TrainNodeData node;
-  node.seqLen = 64;
-  node.mixture = mixture({"prose_none"}, {1});
-  node.end = 4;
+  node.SeqLen = 64;
+  node.Mixture = mixture({"prose_none"}, {1});
+  node.End = 4;
   NodeStream empty = stream("prose_none", "prose");
-  empty.selection.where = {compare(Op::Gt, "quality", 100)};
-  node.streams = {empty};
+  empty.Selection.Where = {compare(Op::Gt, "quality", 100)};
+  node.Streams = {empty};
   EXPECT_EQ(errorText(TrainSamples::open(node, src)), err);
 }
 
@@ -306,12 +306,12 @@ TEST_F(SamplerTest, SplitIsDisjointAndDerivedStreamsKeepTheirRootsSplit) {
   using Op = plan::Predicate::Op;
   const StreamView &derived = *ok(
       src.view(code, "code_hq", {{compare(Op::Ge, "quality", 3), compare(Op::Le, "quality", 4)}, std::nullopt}));
-  for (uint32_t d : derived.valOrder().documents)
+  for (uint32_t d : derived.valOrder().Documents)
     EXPECT_TRUE(val.count(root.documentHash(d))); // derived val within root val
   for (uint64_t e = 0; e < 3; ++e)
-    for (uint32_t d : derived.epoch(e).documents)
+    for (uint32_t d : derived.epoch(e).Documents)
       EXPECT_FALSE(val.count(root.documentHash(d))); // no val document is ever trained on
-  EXPECT_EQ(derived.epoch(0).documents.size(), derived.trainDocuments());
+  EXPECT_EQ(derived.epoch(0).Documents.size(), derived.trainDocuments());
 }
 
 TEST_F(SamplerTest, AblationUnitsPartitionTheDocuments) {
@@ -323,7 +323,7 @@ TEST_F(SamplerTest, AblationUnitsPartitionTheDocuments) {
   for (uint64_t k = 0; k < 4; ++k) {
     const StreamView &unit = *ok(src.view(facts, "facts", {{}, AblationUnit{4, k, "", {}}}));
     docs += unit.trainDocuments();
-    for (uint32_t d : unit.epoch(0).documents)
+    for (uint32_t d : unit.epoch(0).Documents)
       EXPECT_TRUE(seen.insert(d).second);
   }
   EXPECT_EQ(docs, all.trainDocuments());
@@ -353,12 +353,12 @@ TEST_F(SamplerTest, UnitsByAColumnPartitionTheFilteredDocuments) {
       EXPECT_EQ(unit.valTokens(), g.ValTokens);
       // Every epoch of a unit is its parent's, restricted to the documents holding its value.
       std::vector<uint32_t> want;
-      for (uint32_t d : parent.epoch(1).documents)
+      for (uint32_t d : parent.epoch(1).Documents)
         if (kind == plan::MetadataValue::Kind::String ? meta.string(c, d) == g.Value.String
                                                          : meta.number(c, d) == g.Value.Number)
           want.push_back(d);
-      EXPECT_EQ(unit.epoch(1).documents, want);
-      for (uint32_t d : unit.epoch(0).documents)
+      EXPECT_EQ(unit.epoch(1).Documents, want);
+      for (uint32_t d : unit.epoch(0).Documents)
         EXPECT_TRUE(trained.insert(d).second) << "document " << d << " is in two units";
       tokens += unit.trainTokens();
       valDocs += unit.valDocuments();
@@ -376,60 +376,60 @@ TEST_F(SamplerTest, UnitsByAColumnPartitionTheFilteredDocuments) {
 TEST_F(SamplerTest, UntieTheKnotsKeepsTheTokensAndMasksTheKnots) {
   DataSources src = sources();
   TrainNodeData plain;
-  plain.seqLen = 512;
-  plain.mixture = mixture({"prose"}, {1.0});
-  plain.begin = 0;
-  plain.end = 30;
-  plain.streams = {stream("prose", "prose")};
+  plain.SeqLen = 512;
+  plain.Mixture = mixture({"prose"}, {1.0});
+  plain.Begin = 0;
+  plain.End = 30;
+  plain.Streams = {stream("prose", "prose")};
   TrainNodeData knotted = plain;
-  knotted.streams[0].transform = plan::UntieKnots{{{1, 0.2}, {3, 0.5}, {6, 0.3}}, false};
+  knotted.Streams[0].Transform = plan::UntieKnots{{{1, 0.2}, {3, 0.5}, {6, 0.3}}, false};
   auto source = ok(TrainSamples::open(plain, src));
   auto knots = ok(TrainSamples::open(knotted, src));
   uint64_t totalKnots = 0;
   for (uint64_t i = 0; i < knots->size(); ++i) {
     Sample before = source->read(i), after = knots->read(i);
-    ASSERT_EQ(after.tokens.size(), 513u);
-    ASSERT_EQ(after.lossMask.size(), 512u);
-    EXPECT_EQ(after.documentStarts, std::vector<uint32_t>{0});
-    uint64_t count = llvm::count(after.tokens, ByteTokenizer::Knot);
+    ASSERT_EQ(after.Tokens.size(), 513u);
+    ASSERT_EQ(after.LossMask.size(), 512u);
+    EXPECT_EQ(after.DocumentStarts, std::vector<uint32_t>{0});
+    uint64_t count = llvm::count(after.Tokens, ByteTokenizer::Knot);
     totalKnots += count;
     // The non-knot tokens are the window's first 513 - knots source tokens, reordered.
-    std::multiset<uint32_t> kept, expected(before.tokens.begin(), before.tokens.end() - count);
-    for (uint32_t t : after.tokens)
+    std::multiset<uint32_t> kept, expected(before.Tokens.begin(), before.Tokens.end() - count);
+    for (uint32_t t : after.Tokens)
       if (t != ByteTokenizer::Knot)
         kept.insert(t);
     EXPECT_EQ(kept, expected) << "sample " << i;
     for (uint32_t t = 0; t < 512; ++t)
-      EXPECT_EQ(after.lossMask[t], after.tokens[t + 1] == ByteTokenizer::Knot ? 0 : 1);
+      EXPECT_EQ(after.LossMask[t], after.Tokens[t + 1] == ByteTokenizer::Knot ? 0 : 1);
     EXPECT_TRUE(sameSample(after, knots->read(i))); // deterministic
   }
   EXPECT_GT(totalKnots, 30u);
   // One chunk per document only shuffles whole document pieces: no knots, and a window of
   // one piece is unchanged. keep_order keeps a document's chunks in their order.
-  knotted.streams[0].transform = plan::UntieKnots{{{1, 1.0}}, true};
+  knotted.Streams[0].Transform = plan::UntieKnots{{{1, 1.0}}, true};
   auto whole = ok(TrainSamples::open(knotted, src));
   for (uint64_t i = 0; i < whole->size(); ++i) {
     Sample before = source->read(i), after = whole->read(i);
-    EXPECT_EQ(llvm::count(after.tokens, ByteTokenizer::Knot), 0);
-    EXPECT_EQ(std::multiset<uint32_t>(after.tokens.begin(), after.tokens.end()),
-              std::multiset<uint32_t>(before.tokens.begin(), before.tokens.end()));
-    if (before.documentStarts.size() == 1) {
-      EXPECT_EQ(after.tokens, before.tokens);
+    EXPECT_EQ(llvm::count(after.Tokens, ByteTokenizer::Knot), 0);
+    EXPECT_EQ(std::multiset<uint32_t>(after.Tokens.begin(), after.Tokens.end()),
+              std::multiset<uint32_t>(before.Tokens.begin(), before.Tokens.end()));
+    if (before.DocumentStarts.size() == 1) {
+      EXPECT_EQ(after.Tokens, before.Tokens);
     }
   }
-  knotted.streams[0].transform = plan::UntieKnots{{{4, 1.0}}, true};
+  knotted.Streams[0].Transform = plan::UntieKnots{{{4, 1.0}}, true};
   auto ordered = ok(TrainSamples::open(knotted, src));
   uint64_t onePiece = 0;
   for (uint64_t i = 0; i < ordered->size(); ++i) {
     Sample before = source->read(i), after = ordered->read(i);
-    if (before.documentStarts.size() != 1)
+    if (before.DocumentStarts.size() != 1)
       continue;
     ++onePiece;
     std::vector<uint32_t> unknotted;
-    for (uint32_t t : after.tokens)
+    for (uint32_t t : after.Tokens)
       if (t != ByteTokenizer::Knot)
         unknotted.push_back(t);
-    EXPECT_EQ(unknotted, slice(before.tokens, 0, unknotted.size()));
+    EXPECT_EQ(unknotted, slice(before.Tokens, 0, unknotted.size()));
   }
   EXPECT_GT(onePiece, 0u);
 }
@@ -437,12 +437,12 @@ TEST_F(SamplerTest, UntieTheKnotsKeepsTheTokensAndMasksTheKnots) {
 TEST_F(SamplerTest, ValSetsTakeTheHeldOutDocumentsUpToTheBudget) {
   DataSources src = sources();
   NodeStream prose = stream("prose", "prose", 0.05);
-  const StreamView &view = *ok(src.view(prose.root, "prose", {}));
+  const StreamView &view = *ok(src.view(prose.Root, "prose", {}));
   auto whole = ok(ValSet::open(prose, plan::SplitKind::Val, 128, 0, src));
   EXPECT_EQ(whole->targetTokens(), view.valTokens() - 1);
   EXPECT_EQ(whole->size(), (view.valTokens() - 1 + 127) / 128);
   std::vector<uint32_t> seq;
-  for (uint32_t d : view.valOrder().documents) {
+  for (uint32_t d : view.valOrder().Documents) {
     view.root().tokens(d).appendTo(seq);
     seq.push_back(view.root().eot());
   }
@@ -451,8 +451,8 @@ TEST_F(SamplerTest, ValSetsTakeTheHeldOutDocumentsUpToTheBudget) {
   for (uint64_t i = 0; i < whole->size(); ++i) {
     whole->sample(i, s);
     uint64_t n = std::min<uint64_t>(129, seq.size() - i * 128);
-    EXPECT_EQ(std::vector<uint32_t>(s.tokens.begin(), s.tokens.begin() + n), slice(seq, i * 128, n));
-    masked += llvm::count(s.lossMask, 1);
+    EXPECT_EQ(std::vector<uint32_t>(s.Tokens.begin(), s.Tokens.begin() + n), slice(seq, i * 128, n));
+    masked += llvm::count(s.LossMask, 1);
   }
   EXPECT_EQ(masked, whole->targetTokens());
 
@@ -460,7 +460,7 @@ TEST_F(SamplerTest, ValSetsTakeTheHeldOutDocumentsUpToTheBudget) {
   EXPECT_EQ(budget->size(), 8u);
   EXPECT_EQ(budget->targetTokens(), 1000u);
   budget->sample(7, s);
-  EXPECT_EQ(llvm::count(s.lossMask, 1), 1000 - 7 * 128);
+  EXPECT_EQ(llvm::count(s.LossMask, 1), 1000 - 7 * 128);
   std::string err = errorText(ValSet::open(stream("prose", "prose", 0), plan::SplitKind::Val, 128, 0, src));
   EXPECT_NE(err.find("no held-out documents"), std::string::npos) << err;
 }
@@ -470,16 +470,16 @@ TEST_F(SamplerTest, ValSetsTakeTheHeldOutDocumentsUpToTheBudget) {
 TEST_F(SamplerTest, TrainSplitEvalsReadTheTrainingDocuments) {
   DataSources src = sources();
   NodeStream prose = stream("prose", "prose", 0.05);
-  const StreamView &view = *ok(src.view(prose.root, "prose", {}));
+  const StreamView &view = *ok(src.view(prose.Root, "prose", {}));
   auto set = ok(ValSet::open(prose, plan::SplitKind::Train, 64, 4096, src));
   EXPECT_EQ(set->targetTokens(), 4096u);
   DocumentOrder order = view.evalOrder(plan::SplitKind::Train);
-  EXPECT_EQ(order.documents.size(), view.trainDocuments());
-  EXPECT_NE(order.documents, view.epoch(0).documents);
-  const std::vector<uint32_t> val = view.valOrder().documents;
+  EXPECT_EQ(order.Documents.size(), view.trainDocuments());
+  EXPECT_NE(order.Documents, view.epoch(0).Documents);
+  const std::vector<uint32_t> val = view.valOrder().Documents;
   const std::set<uint32_t> heldOut(val.begin(), val.end());
   std::vector<uint32_t> seq;
-  for (uint32_t d : order.documents) {
+  for (uint32_t d : order.Documents) {
     EXPECT_FALSE(heldOut.count(d));
     view.root().tokens(d).appendTo(seq);
     seq.push_back(view.root().eot());
@@ -489,6 +489,6 @@ TEST_F(SamplerTest, TrainSplitEvalsReadTheTrainingDocuments) {
   Sample s;
   for (uint64_t i = 0; i < set->size(); ++i) {
     set->sample(i, s);
-    EXPECT_EQ(s.tokens, slice(seq, i * 64, 65)) << "window " << i;
+    EXPECT_EQ(s.Tokens, slice(seq, i * 64, 65)) << "window " << i;
   }
 }

@@ -75,9 +75,9 @@ TEST(ShardCatalogTest, StatsOfRootAndDerivedStreams) {
   // The filters of a derived stream are its ancestors' and its own, root first.
   std::optional<NodeStream> topStream = *ok(nodeStream(p, "top"));
   ASSERT_TRUE(topStream);
-  ASSERT_EQ(topStream->selection.where.size(), 2u);
-  EXPECT_EQ(topStream->selection.where[0].canonical(), "(quality >= 4)");
-  EXPECT_EQ(topStream->selection.where[1].canonical(), "(overall_score >= 3)");
+  ASSERT_EQ(topStream->Selection.Where.size(), 2u);
+  EXPECT_EQ(topStream->Selection.Where[0].canonical(), "(quality >= 4)");
+  EXPECT_EQ(topStream->Selection.Where[1].canonical(), "(overall_score >= 3)");
   EXPECT_FALSE(ok(catalog.streamStats(p, "missing")).has_value());
 
   // The seed changes the embedded corpus, and so the fingerprint.

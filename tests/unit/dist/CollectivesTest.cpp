@@ -31,10 +31,10 @@ void twoRanks(const std::function<void(Collectives &)> &body,
   std::string failures[2];
   auto rank = [&](int r) {
     World w;
-    w.rank = r;
-    w.size = 2;
-    w.masterPort = *port;
-    w.source = "test";
+    w.Rank = r;
+    w.Size = 2;
+    w.MasterPort = *port;
+    w.Source = "test";
     try {
       llvm::Expected<std::unique_ptr<Collectives>> c = connect(w, Device::CPU, timeout);
       if (!c) {
@@ -108,7 +108,7 @@ TEST(Collectives, GradientsAreSummedInBuckets) {
     }
     // The last parameter has no gradient on rank 0 only: it takes part with zeros.
     if (c.rank() == 0)
-      params[2].tensor.mutable_grad() = at::Tensor();
+      params[2].Tensor.mutable_grad() = at::Tensor();
     DataParallel dp(c, /*bucketBytes=*/8 * sizeof(float)); // 5 + 3 floats fit, 7 more do not
     double sums[] = {0.25 * (r + 1), 2.0 * r, 3}; // the loss, then per-stream sums and counts
     dp.sumGradients(params, sums);
@@ -116,9 +116,9 @@ TEST(Collectives, GradientsAreSummedInBuckets) {
     EXPECT_DOUBLE_EQ(sums[0], 0.75);
     EXPECT_DOUBLE_EQ(sums[1], 2.0);
     EXPECT_DOUBLE_EQ(sums[2], 6.0);
-    EXPECT_TRUE(params[0].tensor.grad().equal(at::full({5}, 15.0)));
-    EXPECT_TRUE(params[1].tensor.grad().equal(at::full({3}, 9.0)));
-    EXPECT_TRUE(params[2].tensor.grad().equal(at::full({7}, 14.0)));
+    EXPECT_TRUE(params[0].Tensor.grad().equal(at::full({5}, 15.0)));
+    EXPECT_TRUE(params[1].Tensor.grad().equal(at::full({3}, 9.0)));
+    EXPECT_TRUE(params[2].Tensor.grad().equal(at::full({7}, 14.0)));
     int64_t lossTokens = 10 + c.rank(), tokens = 100;
     dp.sumCounts(lossTokens, tokens);
     EXPECT_EQ(lossTokens, 21);
@@ -142,7 +142,7 @@ TEST(Collectives, BucketsStartDuringBackwardAsGradientsBecomeFinal) {
   };
   auto backward = [](const std::vector<model::NamedParameter> &params, double rank, int micro) {
     at::Tensor x = at::arange(8, at::kFloat).view({2, 4}) * (rank + 1) + micro;
-    x.matmul(params[0].tensor).matmul(params[1].tensor).matmul(params[2].tensor).square().sum().backward();
+    x.matmul(params[0].Tensor).matmul(params[1].Tensor).matmul(params[2].Tensor).square().sum().backward();
   };
   std::vector<model::NamedParameter> expected = makeParams();
   for (int r = 0; r < 2; ++r)
@@ -161,8 +161,8 @@ TEST(Collectives, BucketsStartDuringBackwardAsGradientsBecomeFinal) {
       EXPECT_EQ(dp.lastStartedDuringBackward(), 3u);
       EXPECT_EQ(loss, 2);
       for (size_t i = 0; i < params.size(); ++i)
-        EXPECT_TRUE(at::allclose(params[i].tensor.grad(), expected[i].tensor.grad(), 1e-6, 0))
-            << params[i].name << "\n" << params[i].tensor.grad() << "\n" << expected[i].tensor.grad();
+        EXPECT_TRUE(at::allclose(params[i].Tensor.grad(), expected[i].Tensor.grad(), 1e-6, 0))
+            << params[i].Name << "\n" << params[i].Tensor.grad() << "\n" << expected[i].Tensor.grad();
     }
     backward(params, c.rank(), 2);
   });
@@ -193,21 +193,21 @@ TEST(Collectives, ShardedAdamWStepsAsPlainAdamW) {
     };
     std::vector<model::NamedParameter> plainParams = make(), shardedParams = make();
     train::AdamWOptions options;
-    options.weightDecay = 0.1;
+    options.WeightDecay = 0.1;
     train::AdamW plain(plainParams, options), sharded(shardedParams, options);
     // Resume from a state with moments: every rank takes its shard of them.
     for (auto *opt : {&plain, &sharded})
       for (size_t i = 0; i < plainParams.size(); ++i)
-        opt->setMoments(i, at::full(plainParams[i].tensor.sizes(), 0.01f * float(i)),
-                        at::full(plainParams[i].tensor.sizes(), 0.001f * float(i + 1)));
+        opt->setMoments(i, at::full(plainParams[i].Tensor.sizes(), 0.01f * float(i)),
+                        at::full(plainParams[i].Tensor.sizes(), 0.001f * float(i + 1)));
     llvm::Expected<std::unique_ptr<ShardedAdamW>> zero = ShardedAdamW::create(c, sharded);
     ASSERT_TRUE(bool(zero)) << llvm::toString(zero.takeError());
     EXPECT_EQ((*zero)->shardSize(), 16);
     EXPECT_FALSE(sharded.expAvg(0).defined()) << "the whole state stays on the optimizer";
     for (int k = 0; k < 3; ++k) {
       for (size_t i = 0; i < plainParams.size(); ++i) {
-        plainParams[i].tensor.mutable_grad() = gradient(plainParams[i].tensor, k, 0) + gradient(plainParams[i].tensor, k, 1);
-        shardedParams[i].tensor.mutable_grad() = gradient(shardedParams[i].tensor, k, c.rank());
+        plainParams[i].Tensor.mutable_grad() = gradient(plainParams[i].Tensor, k, 0) + gradient(plainParams[i].Tensor, k, 1);
+        shardedParams[i].Tensor.mutable_grad() = gradient(shardedParams[i].Tensor, k, c.rank());
       }
       double loss = 1.0 + c.rank();
       (*zero)->sumGradients(shardedParams, llvm::MutableArrayRef<double>(loss));
@@ -217,17 +217,17 @@ TEST(Collectives, ShardedAdamWStepsAsPlainAdamW) {
       double shardedNorm = (*zero)->clipAndStep(sharded, clip, 1e-2);
       EXPECT_NEAR(shardedNorm, plainNorm, 1e-5 * plainNorm) << "step " << k + 1;
       for (size_t i = 0; i < plainParams.size(); ++i)
-        EXPECT_TRUE(at::allclose(shardedParams[i].tensor, plainParams[i].tensor, 1e-6, 1e-7))
-            << "step " << k + 1 << ", " << plainParams[i].name << ":\n"
-            << shardedParams[i].tensor << "\nvs\n" << plainParams[i].tensor;
+        EXPECT_TRUE(at::allclose(shardedParams[i].Tensor, plainParams[i].Tensor, 1e-6, 1e-7))
+            << "step " << k + 1 << ", " << plainParams[i].Name << ":\n"
+            << shardedParams[i].Tensor << "\nvs\n" << plainParams[i].Tensor;
     }
     EXPECT_EQ(sharded.steps(), 3);
     bool saved = false;
     llvm::Error e = (*zero)->saveWholeState(sharded, "saving", [&] {
       saved = true;
       for (size_t i = 0; i < plainParams.size(); ++i) {
-        EXPECT_TRUE(at::allclose(sharded.expAvg(i), plain.expAvg(i), 1e-6, 1e-9)) << plainParams[i].name;
-        EXPECT_TRUE(at::allclose(sharded.expAvgSq(i), plain.expAvgSq(i), 1e-6, 1e-12)) << plainParams[i].name;
+        EXPECT_TRUE(at::allclose(sharded.expAvg(i), plain.expAvg(i), 1e-6, 1e-9)) << plainParams[i].Name;
+        EXPECT_TRUE(at::allclose(sharded.expAvgSq(i), plain.expAvgSq(i), 1e-6, 1e-12)) << plainParams[i].Name;
       }
       return llvm::Error::success();
     });
@@ -325,9 +325,9 @@ TEST(Collectives, AParameterWithoutGradientOnAnyRankIsLeftAsOneProcessLeavesIt) 
         params.push_back({"p" + std::to_string(i), at::linspace(1, 2, 6).view({2, 3}).requires_grad_(true),
                           model::ParamKind::Matrix});
       train::AdamWOptions options;
-      options.weightDecay = 0.1;
+      options.WeightDecay = 0.1;
       train::AdamW optimizer(params, options);
-      const at::Tensor before = params[1].tensor.detach().clone(), expAvg = at::full({2, 3}, 0.5f),
+      const at::Tensor before = params[1].Tensor.detach().clone(), expAvg = at::full({2, 3}, 0.5f),
                        expAvgSq = at::full({2, 3}, 0.25f);
       optimizer.setMoments(1, expAvg, expAvgSq);
       std::unique_ptr<ShardedAdamW> zero;
@@ -338,13 +338,13 @@ TEST(Collectives, AParameterWithoutGradientOnAnyRankIsLeftAsOneProcessLeavesIt) 
         zero = std::move(*z);
       }
       train::StepSync &sync = zero ? static_cast<train::StepSync &>(*zero) : plain;
-      params[0].tensor.mutable_grad() = at::ones({2, 3});
+      params[0].Tensor.mutable_grad() = at::ones({2, 3});
       double loss = 1;
       sync.sumGradients(params, llvm::MutableArrayRef<double>(loss));
-      EXPECT_FALSE(params[1].tensor.grad().defined()) << "sharded " << sharded;
+      EXPECT_FALSE(params[1].Tensor.grad().defined()) << "sharded " << sharded;
       sync.clipAndStep(optimizer, 0, 1e-2);
-      EXPECT_FALSE(params[0].tensor.equal(before)) << "p0 was updated";
-      EXPECT_TRUE(params[1].tensor.equal(before)) << "sharded " << sharded << ": p1 decayed\n" << params[1].tensor;
+      EXPECT_FALSE(params[0].Tensor.equal(before)) << "p0 was updated";
+      EXPECT_TRUE(params[1].Tensor.equal(before)) << "sharded " << sharded << ": p1 decayed\n" << params[1].Tensor;
       auto checkMoments = [&] {
         EXPECT_TRUE(optimizer.expAvg(1).equal(expAvg)) << "sharded " << sharded << "\n" << optimizer.expAvg(1);
         EXPECT_TRUE(optimizer.expAvgSq(1).equal(expAvgSq)) << "sharded " << sharded;

@@ -145,9 +145,9 @@ plan::Plan tinyPlan() {
 
 exec::ExecOptions cpuOptions(llvm::StringRef runDir) {
   exec::ExecOptions options;
-  options.runDir = runDir.str();
-  options.progress = false;
-  options.device = "cpu";
+  options.RunDir = runDir.str();
+  options.Progress = false;
+  options.Device = "cpu";
   return options;
 }
 
@@ -304,7 +304,7 @@ TEST_F(Executor, RunningAgainIsANoOp) {
   std::map<std::string, std::string> first = outputs(*Plan, copy.Path);
   EXPECT_EQ(first, *ReferenceOutputs); // a second run directory: the same bytes
   exec::ExecOptions options = cpuOptions(copy.Path);
-  options.progress = true;
+  options.Progress = true;
   testing::internal::CaptureStderr();
   std::string error = errorText(exec::executePlan(*Plan, options));
   std::string progress = testing::internal::GetCapturedStderr();
@@ -345,7 +345,7 @@ TEST_F(Executor, AnInterruptedTrainNodeResumesBitIdentical) {
   EXPECT_FALSE(rundir::isDone(dir.Path, train));
 
   exec::ExecOptions options = cpuOptions(dir.Path);
-  options.progress = true; // it says where it resumes
+  options.Progress = true; // it says where it resumes
   testing::internal::CaptureStderr();
   std::string error = errorText(exec::executePlan(*Plan, options));
   std::string progress = testing::internal::GetCapturedStderr();
@@ -370,13 +370,13 @@ TEST_F(Executor, AnInterruptedTrainNodeResumesBitIdentical) {
 TEST_F(Executor, AnInterruptedTrainNodeWithoutCheckpointsStartsOver) {
   test::TempDir dir;
   exec::ExecOptions options = cpuOptions(dir.Path);
-  options.nodes = {kInit};
+  options.Nodes = {kInit};
   ASSERT_EQ(errorText(exec::executePlan(*Plan, options)), "");
   const plan::Node &train = node(*Plan, kTrain);
   ASSERT_FALSE(llvm::sys::fs::create_directories(rundir::nodeDir(dir.Path, train)));
   std::string metrics = readFile(fileOf(*Plan, Reference->Path, kTrain, "metrics.jsonl")).value_or("");
   writeFile(fileOf(*Plan, dir.Path, kTrain, "metrics.jsonl"), metrics.substr(0, metrics.size() / 3));
-  options.nodes.clear();
+  options.Nodes.clear();
   ASSERT_EQ(errorText(exec::executePlan(*Plan, options)), "");
   EXPECT_EQ(outputs(*Plan, dir.Path), *ReferenceOutputs);
 }
@@ -386,7 +386,7 @@ TEST_F(Executor, NodeByNodeIsTheSameRun) {
   test::TempDir dir;
   exec::ExecOptions options = cpuOptions(dir.Path);
   for (const plan::Node &n : Plan->Nodes) {
-    options.nodes = {n.Name};
+    options.Nodes = {n.Name};
     ASSERT_EQ(errorText(exec::executePlan(*Plan, options)), "") << n.Name;
     for (const plan::Node &other : Plan->Nodes)
       EXPECT_EQ(rundir::isDone(dir.Path, other), &other <= &n) << "after " << n.Name << ": " << other.Name;
@@ -410,17 +410,17 @@ TEST(ExecutorRefuses, ANodeWhoseInputsAreNotDone) {
   test::TempDir dir;
   plan::Plan p = tinyPlan();
   exec::ExecOptions options = cpuOptions(dir.Path);
-  options.nodes = {kEval};
+  options.Nodes = {kEval};
   std::string error = errorText(exec::executePlan(p, options));
   EXPECT_NE(error.find("node 'ppl@pretrain' needs 'pretrain', which is not done"), std::string::npos) << error;
   for (const plan::Node &n : p.Nodes)
     EXPECT_FALSE(llvm::sys::fs::exists(rundir::nodeDir(dir.Path, n))) << n.Name << " started";
 
-  options.nodes = {kTrain};
+  options.Nodes = {kTrain};
   error = errorText(exec::executePlan(p, options));
   EXPECT_NE(error.find("node 'pretrain' needs 'init', which is not done"), std::string::npos) << error;
 
-  options.nodes = {"pretrian"};
+  options.Nodes = {"pretrian"};
   error = errorText(exec::executePlan(p, options));
   EXPECT_NE(error.find("the plan has no node 'pretrian'"), std::string::npos) << error;
 }

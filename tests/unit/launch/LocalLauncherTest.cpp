@@ -10,9 +10,9 @@ using namespace mixtape::dist;
 namespace {
 LaunchOptions shell(const std::string &script, int nproc, std::chrono::milliseconds grace) {
   LaunchOptions o;
-  o.command = {"/bin/sh", "-c", script};
-  o.nproc = nproc;
-  o.grace = grace;
+  o.Command = {"/bin/sh", "-c", script};
+  o.Nproc = nproc;
+  o.Grace = grace;
   return o;
 }
 } // namespace

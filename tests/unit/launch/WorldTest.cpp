@@ -33,52 +33,52 @@ std::vector<std::string> hosts(llvm::StringRef list) {
 TEST(World, NothingSetIsAWorldOfOne) {
   llvm::Expected<World> w = worldOf({});
   ASSERT_TRUE(bool(w));
-  EXPECT_EQ(w->size, 1);
-  EXPECT_EQ(w->rank, 0);
-  EXPECT_EQ(w->source, "single");
+  EXPECT_EQ(w->Size, 1);
+  EXPECT_EQ(w->Rank, 0);
+  EXPECT_EQ(w->Source, "single");
 }
 
 TEST(World, Torchrun) {
   llvm::Expected<World> w = worldOf({{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"},
                                      {"MASTER_ADDR", "node07"}, {"MASTER_PORT", "29400"}});
   ASSERT_TRUE(bool(w)) << llvm::toString(w.takeError());
-  EXPECT_EQ(w->rank, 3);
-  EXPECT_EQ(w->size, 8);
-  EXPECT_EQ(w->localRank, 1);
-  EXPECT_EQ(w->masterAddr, "node07");
-  EXPECT_EQ(w->masterPort, 29400);
-  EXPECT_FALSE(w->storeServedByAgent);
-  EXPECT_EQ(w->source, "torchrun");
+  EXPECT_EQ(w->Rank, 3);
+  EXPECT_EQ(w->Size, 8);
+  EXPECT_EQ(w->LocalRank, 1);
+  EXPECT_EQ(w->MasterAddr, "node07");
+  EXPECT_EQ(w->MasterPort, 29400);
+  EXPECT_FALSE(w->StoreServedByAgent);
+  EXPECT_EQ(w->Source, "torchrun");
 }
 
 TEST(World, TorchrunsAgentStore) {
   llvm::Expected<World> w = worldOf({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"},
                                      {"TORCHELASTIC_USE_AGENT_STORE", "True"}});
   ASSERT_TRUE(bool(w));
-  EXPECT_TRUE(w->storeServedByAgent);
+  EXPECT_TRUE(w->StoreServedByAgent);
 }
 
 TEST(World, TorchrunsRestartsAndRunsHaveKeysOfTheirOwn) {
   std::map<std::string, std::string> env{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}};
   llvm::Expected<World> first = worldOf(env);
   ASSERT_TRUE(bool(first)) << llvm::toString(first.takeError());
-  EXPECT_EQ(first->storePrefix, "mixtape/restart-0");
+  EXPECT_EQ(first->StorePrefix, "mixtape/restart-0");
   env["TORCHELASTIC_RESTART_COUNT"] = "2";
   llvm::Expected<World> restarted = worldOf(env);
   ASSERT_TRUE(bool(restarted));
-  EXPECT_EQ(restarted->storePrefix, "mixtape/restart-2");
+  EXPECT_EQ(restarted->StorePrefix, "mixtape/restart-2");
   env["MIXTAPE_RUN_ID"] = "5f3a"; // --nproc's launcher
   llvm::Expected<World> launched = worldOf(env);
   ASSERT_TRUE(bool(launched));
-  EXPECT_EQ(launched->storePrefix, "mixtape/restart-2/run-5f3a");
+  EXPECT_EQ(launched->StorePrefix, "mixtape/restart-2/run-5f3a");
 }
 
 TEST(World, TorchrunWinsOverSlurm) {
   llvm::Expected<World> w = worldOf({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "5"},
                                      {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "4"}});
   ASSERT_TRUE(bool(w));
-  EXPECT_EQ(w->rank, 1);
-  EXPECT_EQ(w->size, 2);
+  EXPECT_EQ(w->Rank, 1);
+  EXPECT_EQ(w->Size, 2);
 }
 
 TEST(World, Slurm) {
@@ -86,13 +86,13 @@ TEST(World, Slurm) {
                                      {"SLURM_STEP_ID", "0"}, {"SLURM_JOB_NODELIST", "gpu[07-08,11],cpu1"},
                                      {"SLURM_JOB_ID", "123456"}});
   ASSERT_TRUE(bool(w)) << llvm::toString(w.takeError());
-  EXPECT_EQ(w->rank, 5);
-  EXPECT_EQ(w->size, 8);
-  EXPECT_EQ(w->localRank, 1);
-  EXPECT_EQ(w->masterAddr, "gpu07");
-  EXPECT_EQ(w->masterPort, 20000 + 123456 * 31 % 20000); // the same on every task of the step
-  EXPECT_EQ(w->storePrefix, "mixtape/step-0");
-  EXPECT_EQ(w->source, "slurm");
+  EXPECT_EQ(w->Rank, 5);
+  EXPECT_EQ(w->Size, 8);
+  EXPECT_EQ(w->LocalRank, 1);
+  EXPECT_EQ(w->MasterAddr, "gpu07");
+  EXPECT_EQ(w->MasterPort, 20000 + 123456 * 31 % 20000); // the same on every task of the step
+  EXPECT_EQ(w->StorePrefix, "mixtape/step-0");
+  EXPECT_EQ(w->Source, "slurm");
 }
 
 TEST(World, SlurmTakesTheStepsTasksAndHosts) {
@@ -101,11 +101,11 @@ TEST(World, SlurmTakesTheStepsTasksAndHosts) {
                                      {"SLURM_STEP_ID", "1"}, {"SLURM_JOB_NODELIST", "n[1-4]"},
                                      {"SLURM_STEP_NODELIST", "n[3-4]"}, {"SLURM_JOB_ID", "123456"}});
   ASSERT_TRUE(bool(w)) << llvm::toString(w.takeError());
-  EXPECT_EQ(w->rank, 1);
-  EXPECT_EQ(w->size, 2);
-  EXPECT_EQ(w->masterAddr, "n3");
-  EXPECT_EQ(w->masterPort, 20000 + (123456 * 31 + 1) % 20000); // not step 0's
-  EXPECT_EQ(w->storePrefix, "mixtape/step-1");
+  EXPECT_EQ(w->Rank, 1);
+  EXPECT_EQ(w->Size, 2);
+  EXPECT_EQ(w->MasterAddr, "n3");
+  EXPECT_EQ(w->MasterPort, 20000 + (123456 * 31 + 1) % 20000); // not step 0's
+  EXPECT_EQ(w->StorePrefix, "mixtape/step-1");
 }
 
 TEST(World, SbatchsBatchScriptIsAWorldOfOne) {
@@ -113,22 +113,22 @@ TEST(World, SbatchsBatchScriptIsAWorldOfOne) {
   llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "4"}, {"SLURM_LOCALID", "0"},
                                      {"SLURM_JOB_NODELIST", "n[1-4]"}, {"SLURM_JOB_ID", "7"}});
   ASSERT_TRUE(bool(w)) << llvm::toString(w.takeError());
-  EXPECT_EQ(w->size, 1);
-  EXPECT_EQ(w->source, "single");
+  EXPECT_EQ(w->Size, 1);
+  EXPECT_EQ(w->Source, "single");
 }
 
 TEST(World, SlurmWithMasterSet) {
   llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_STEP_ID", "0"},
                                      {"MASTER_ADDR", "head"}, {"MASTER_PORT", "29500"}, {"SLURM_JOB_NODELIST", "n1"}});
   ASSERT_TRUE(bool(w));
-  EXPECT_EQ(w->masterAddr, "head");
-  EXPECT_EQ(w->masterPort, 29500);
+  EXPECT_EQ(w->MasterAddr, "head");
+  EXPECT_EQ(w->MasterPort, 29500);
 }
 
 TEST(World, SlurmSingleTaskNeedsNoMaster) {
   llvm::Expected<World> w = worldOf({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}, {"SLURM_STEP_ID", "0"}});
   ASSERT_TRUE(bool(w));
-  EXPECT_EQ(w->size, 1);
+  EXPECT_EQ(w->Size, 1);
 }
 
 TEST(World, Errors) {

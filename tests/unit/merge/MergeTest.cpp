@@ -41,7 +41,7 @@ void expectNear(const at::Tensor &got, std::vector<double> want) {
 
 MergeOptions options(Method method) {
   MergeOptions o;
-  o.method = method;
+  o.Method = method;
   return o;
 }
 
@@ -74,16 +74,16 @@ std::string mergeError(const MergeOptions &o, std::vector<std::string> models, s
 
 TEST(Merge, LinearIsAWeightedAverage) {
   MergeOptions o = options(Method::Linear);
-  o.weights = {1, 3};
+  o.Weights = {1, 3};
   // (1*1 + 3*3) / 4, (1*2 + 3*6) / 4
   expectNear(mergeTensors(o, {vec({1, 2}), vec({3, 6})}, {}, "w"), {2.5, 5});
-  o.normalize = false;
+  o.Normalize = false;
   expectNear(mergeTensors(o, {vec({1, 2}), vec({3, 6})}, {}, "w"), {10, 20});
 }
 
 TEST(Merge, TaskArithmeticAddsWeightedTaskVectors) {
   MergeOptions o = options(Method::TaskArithmetic);
-  o.weights = {1, 0.5};
+  o.Weights = {1, 0.5};
   // deltas [1, -1, 0] and [0, 2, 0]: base + [1, -1 + 0.5*2, 0]; never normalized (MergeKit).
   expectNear(mergeTensors(o, {vec({2, 0, 1}), vec({1, 3, 1})}, vec({1, 1, 1}), "w"), {2, 1, 1});
 }
@@ -96,26 +96,26 @@ TEST(Merge, TiesElectsSignsAndAveragesTheAgreeingEntries) {
   // a (-2). Entry 2: both deltas are 0, whose sign agrees with neither: no change. Entry 3:
   // both agree, mean 2. Entry 4: a's zero does not count, so b's 5 is not halved.
   expectNear(mergeTensors(o, {a, b}, base, "w"), {7, 8, 10, 12, 15});
-  o.normalize = false;
+  o.Normalize = false;
   expectNear(mergeTensors(o, {a, b}, base, "w"), {7, 8, 10, 14, 15});
   // density 0.4 keeps int(0.4 * 5) = 2 entries per task vector: a [0, -2, 0, 3, 0], b [-3, 0, 0, 0, 5].
-  o.normalize = true;
-  o.density = 0.4;
+  o.Normalize = true;
+  o.Density = 0.4;
   expectNear(mergeTensors(o, {a, b}, base, "w"), {7, 8, 10, 13, 15});
   // Weights scale the deltas before the election: 3 * [1] beats 1 * [-2].
   MergeOptions w = options(Method::Ties);
-  w.weights = {3, 1};
+  w.Weights = {3, 1};
   expectNear(mergeTensors(w, {vec({1}), vec({-2})}, vec({0}), "w"), {1}); // (3*1) / 3
 }
 
 TEST(Merge, SlerpInterpolatesOnTheSphereAndLerpsWhenColinear) {
   MergeOptions o = options(Method::Slerp);
-  o.t = 0.5;
+  o.T = 0.5;
   // Orthogonal: theta = pi/2, both coefficients sin(pi/4) / sin(pi/2).
   double s = std::sin(M_PI / 4);
   expectNear(mergeTensors(o, {vec({1, 0}), vec({0, 1})}, {}, "w"), {s, s});
   // Colinear (cos = 1 > 0.9995) and opposite (cos = -1): plain lerp, not a division by sin(0).
-  o.t = 0.25;
+  o.T = 0.25;
   expectNear(mergeTensors(o, {vec({1, 2, 3}), vec({2, 4, 6})}, {}, "w"), {1.25, 2.5, 3.75});
   expectNear(mergeTensors(o, {vec({1, 2, 3}), vec({-1, -2, -3})}, {}, "w"), {0.5, 1, 1.5});
   // Nearly colinear: cos = 0.99995, still lerp.
@@ -125,8 +125,8 @@ TEST(Merge, SlerpInterpolatesOnTheSphereAndLerpsWhenColinear) {
 
 TEST(Merge, DareDropsDeterministicallyAndRescales) {
   MergeOptions o = options(Method::DareLinear);
-  o.density = 0.5;
-  o.seed = 42;
+  o.Density = 0.5;
+  o.Seed = 42;
   at::Tensor base = at::zeros({1000}, at::kDouble), model = at::ones({1000}, at::kDouble);
   at::Tensor first = mergeTensors(o, {model}, base, "layers.0.weight");
   // Kept entries are divided by the density: every entry is 0 or 2, and about half are kept.
@@ -137,22 +137,22 @@ TEST(Merge, DareDropsDeterministicallyAndRescales) {
   // The same seed and tensor name draw the same mask; another name or seed another one.
   EXPECT_TRUE(at::equal(first, mergeTensors(o, {model}, base, "layers.0.weight")));
   EXPECT_FALSE(at::equal(first, mergeTensors(o, {model}, base, "layers.1.weight")));
-  o.seed = 43;
+  o.Seed = 43;
   EXPECT_FALSE(at::equal(first, mergeTensors(o, {model}, base, "layers.0.weight")));
   EXPECT_NE(dropSeed(42, "a"), dropSeed(42, "b"));
   EXPECT_EQ(dropSeed(42, "a"), dropSeed(42, "a"));
   // Two models draw different masks.
-  o.seed = 42;
+  o.Seed = 42;
   at::Tensor two = mergeTensors(o, {model, model}, base, "layers.0.weight");
   EXPECT_GT((two == 2).sum().item<int64_t>(), 100); // one model's entry kept, the other's not
   // density 1 keeps everything and rescales nothing.
-  o.density = 1;
+  o.Density = 1;
   EXPECT_TRUE(at::equal(mergeTensors(o, {model}, base, "w"), model));
 }
 
 TEST(Merge, DareTiesElectsSignsWithoutNormalizing) {
   MergeOptions o = options(Method::DareTies);
-  o.density = 1; // no drop: the election alone
+  o.Density = 1; // no drop: the election alone
   expectNear(mergeTensors(o, {vec({1, -2}), vec({3, 1})}, vec({0, 0}), "w"), {4, -2});
 }
 
@@ -165,10 +165,10 @@ TEST(Merge, ValidateStatesWhatAMethodNeeds) {
   EXPECT_EQ(message(options(Method::Ties), 2, false), "'ties' merges task vectors: it needs a base model");
   EXPECT_EQ(message(options(Method::Linear), 2, true), "'linear' takes no base model");
   MergeOptions w = options(Method::Linear);
-  w.weights = {1};
+  w.Weights = {1};
   EXPECT_EQ(message(w, 2, false), "1 weights for 2 models");
   MergeOptions d = options(Method::DareTies);
-  d.density = 0;
+  d.Density = 0;
   EXPECT_EQ(message(d, 2, true), "density must be in (0, 1], not 0");
   EXPECT_EQ(message(options(Method::Linear), 2, false), "");
 }
@@ -205,14 +205,14 @@ TEST(MergeFiles, KeepsNamesOrderAndDtypesAndMergesEachTensor) {
   ASSERT_TRUE(!!f) << llvm::toString(f.takeError());
   ASSERT_EQ(f->tensors().size(), 3u);
   // The first model's order; its dtypes; the base's metadata.
-  EXPECT_EQ(f->tensors()[0].name, "w");
-  EXPECT_EQ(f->tensors()[1].name, "b");
-  EXPECT_EQ(f->tensors()[2].name, "ids");
-  EXPECT_EQ(f->tensors()[0].dtype, st::DType::BF16);
-  EXPECT_EQ(f->tensors()[2].dtype, st::DType::I64);
+  EXPECT_EQ(f->tensors()[0].Name, "w");
+  EXPECT_EQ(f->tensors()[1].Name, "b");
+  EXPECT_EQ(f->tensors()[2].Name, "ids");
+  EXPECT_EQ(f->tensors()[0].Dtype, st::DType::BF16);
+  EXPECT_EQ(f->tensors()[2].Dtype, st::DType::I64);
   EXPECT_EQ(f->metadata().at("format"), "pt");
   const st::TensorInfo *w = f->find("w");
-  at::Tensor merged = at::from_blob(const_cast<uint8_t *>(w->bytes.data()), {2}, at::kBFloat16);
+  at::Tensor merged = at::from_blob(const_cast<uint8_t *>(w->Bytes.data()), {2}, at::kBFloat16);
   expectNear(merged, {13, 6}); // 10 + (2 + 1), 10 + (-1 - 3)
 }
 

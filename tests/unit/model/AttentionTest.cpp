@@ -15,9 +15,9 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 struct Inputs {
-  at::Tensor q, k, v, mask;
-  double scale;
-  bool causal = true;
+  at::Tensor Q, K, V, Mask;
+  double Scale;
+  bool Causal = true;
 };
 
 /// N pairs of G query heads over T positions of width D, seeded; the mask is causal and
@@ -26,49 +26,49 @@ Inputs makeInputs(int64_t N, int64_t G, int64_t T, int64_t D, at::ScalarType dty
   at::Generator gen = at::detail::createCPUGenerator(17);
   at::TensorOptions opts = at::TensorOptions().dtype(dtype);
   Inputs in;
-  in.q = at::randn({N, G * T, D}, gen, opts).requires_grad_();
-  in.k = at::randn({N, T, D}, gen, opts).requires_grad_();
-  in.v = at::randn({N, T, D}, gen, opts).requires_grad_();
+  in.Q = at::randn({N, G * T, D}, gen, opts).requires_grad_();
+  in.K = at::randn({N, T, D}, gen, opts).requires_grad_();
+  in.V = at::randn({N, T, D}, gen, opts).requires_grad_();
   at::Tensor causal = at::full({T, T}, -kInf, opts).triu(1);
   if (split) {
     causal.narrow(0, split, T - split).narrow(1, 0, split).fill_(-kInf);
-    in.mask = causal.repeat({G, 1}).expand({N, G * T, T}).contiguous();
+    in.Mask = causal.repeat({G, 1}).expand({N, G * T, T}).contiguous();
   } else {
-    in.mask = causal.repeat({G, 1});
+    in.Mask = causal.repeat({G, 1});
   }
-  in.scale = 1.0 / std::sqrt(double(D));
+  in.Scale = 1.0 / std::sqrt(double(D));
   return in;
 }
 
 at::Tensor plainAttention(const Inputs &in) {
-  at::Tensor scores = at::matmul(in.q, in.k.transpose(1, 2)) * in.scale + in.mask;
-  return at::matmul(at::softmax(scores, -1), in.v);
+  at::Tensor scores = at::matmul(in.Q, in.K.transpose(1, 2)) * in.Scale + in.Mask;
+  return at::matmul(at::softmax(scores, -1), in.V);
 }
 
 struct Result {
-  at::Tensor out, dq, dk, dv;
+  at::Tensor Out, Dq, Dk, Dv;
 };
 
 /// The output and the gradients of sum(out * w) for a fixed w.
 template <typename Fn> Result run(const Inputs &in, Fn attention) {
-  for (const at::Tensor &t : {in.q, in.k, in.v})
+  for (const at::Tensor &t : {in.Q, in.K, in.V})
     if (t.grad().defined())
       t.mutable_grad().reset();
   at::Tensor out = attention(in);
   at::Generator gen = at::detail::createCPUGenerator(5);
   (out * at::randn(out.sizes(), gen, out.options())).sum().backward();
-  return {out.detach(), in.q.grad(), in.k.grad(), in.v.grad()};
+  return {out.detach(), in.Q.grad(), in.K.grad(), in.V.grad()};
 }
 
 Result grouped(const Inputs &in) {
-  return run(in, [](const Inputs &i) { return groupedAttention(i.q, i.k, i.v, i.mask, i.scale, i.causal); });
+  return run(in, [](const Inputs &i) { return groupedAttention(i.Q, i.K, i.V, i.Mask, i.Scale, i.Causal); });
 }
 
 void expectClose(const Result &got, const Result &want, double tolerance) {
-  EXPECT_TRUE(at::allclose(got.out, want.out, tolerance, tolerance)) << "output";
-  EXPECT_TRUE(at::allclose(got.dq, want.dq, tolerance, tolerance)) << "dq";
-  EXPECT_TRUE(at::allclose(got.dk, want.dk, tolerance, tolerance)) << "dk";
-  EXPECT_TRUE(at::allclose(got.dv, want.dv, tolerance, tolerance)) << "dv";
+  EXPECT_TRUE(at::allclose(got.Out, want.Out, tolerance, tolerance)) << "output";
+  EXPECT_TRUE(at::allclose(got.Dq, want.Dq, tolerance, tolerance)) << "dq";
+  EXPECT_TRUE(at::allclose(got.Dk, want.Dk, tolerance, tolerance)) << "dk";
+  EXPECT_TRUE(at::allclose(got.Dv, want.Dv, tolerance, tolerance)) << "dv";
 }
 
 /// Runs `fn` with ATen's thread count set to `threads`, then restores it.
@@ -87,12 +87,12 @@ template <typename Fn> auto withThreads(int threads, Fn fn) {
 // attention is computed in two blocks of queries that skip the hidden keys.
 TEST(GroupedAttention, MatchesThePlainCompositionInFloat64) {
   struct Case {
-    int64_t N, G, T, D, split;
+    int64_t N, G, T, D, Split;
   };
   for (Case c : {Case{5, 2, 7, 4, 0}, Case{5, 2, 7, 4, 3}, Case{3, 1, 64, 16, 0}, Case{7, 4, 48, 8, 20}}) {
     SCOPED_TRACE(testing::Message() << "N " << c.N << " G " << c.G << " T " << c.T << " D " << c.D
-                                    << " split " << c.split);
-    Inputs in = makeInputs(c.N, c.G, c.T, c.D, at::kDouble, c.split);
+                                    << " split " << c.Split);
+    Inputs in = makeInputs(c.N, c.G, c.T, c.D, at::kDouble, c.Split);
     expectClose(grouped(in), run(in, plainAttention), 1e-12);
   }
 }
@@ -105,8 +105,8 @@ TEST(GroupedAttention, NonCausalMaskAttendsLaterKeys) {
   at::Tensor mask = at::zeros({T, T}, at::kDouble);
   mask.narrow(0, 0, split).narrow(1, split, T - split).fill_(-kInf);
   mask.narrow(0, split, T - split).narrow(1, 0, split).fill_(-kInf);
-  in.mask = mask.repeat({G, 1});
-  in.causal = false;
+  in.Mask = mask.repeat({G, 1});
+  in.Causal = false;
   expectClose(grouped(in), run(in, plainAttention), 1e-12);
 }
 
@@ -116,10 +116,10 @@ TEST(GroupedAttention, SameBitsOnOneThreadAndOnTwo) {
   Inputs in = makeInputs(9, 2, 40, 16, at::kFloat, 13);
   Result one = withThreads(1, [&] { return grouped(in); });
   Result two = withThreads(2, [&] { return grouped(in); });
-  EXPECT_TRUE(at::equal(one.out, two.out));
-  EXPECT_TRUE(at::equal(one.dq, two.dq));
-  EXPECT_TRUE(at::equal(one.dk, two.dk));
-  EXPECT_TRUE(at::equal(one.dv, two.dv));
+  EXPECT_TRUE(at::equal(one.Out, two.Out));
+  EXPECT_TRUE(at::equal(one.Dq, two.Dq));
+  EXPECT_TRUE(at::equal(one.Dk, two.Dk));
+  EXPECT_TRUE(at::equal(one.Dv, two.Dv));
 }
 
 // Fewer pairs than threads: one call over all pairs, the same values.
@@ -135,12 +135,12 @@ TEST(GroupedAttention, FewerPairsThanThreads) {
 // silently wrong second derivative.
 TEST(GroupedAttention, RefusesDoubleBackward) {
   Inputs in = makeInputs(2, 2, 5, 4, at::kDouble);
-  at::Tensor out = groupedAttention(in.q, in.k, in.v, in.mask, in.scale, true);
+  at::Tensor out = groupedAttention(in.Q, in.K, in.V, in.Mask, in.Scale, true);
   EXPECT_THROW(out.sum().backward({}, /*retain_graph=*/true, /*create_graph=*/true), c10::Error);
 }
 
 TEST(GroupedAttention, RefusesMismatchedShapes) {
   Inputs in = makeInputs(2, 2, 5, 4, at::kFloat);
-  EXPECT_THROW(groupedAttention(in.q, in.k.narrow(1, 0, 4), in.v, in.mask, in.scale, true), c10::Error);
-  EXPECT_THROW(groupedAttention(in.q.narrow(1, 0, 9), in.k, in.v, in.mask, in.scale, true), c10::Error);
+  EXPECT_THROW(groupedAttention(in.Q, in.K.narrow(1, 0, 4), in.V, in.Mask, in.Scale, true), c10::Error);
+  EXPECT_THROW(groupedAttention(in.Q.narrow(1, 0, 9), in.K, in.V, in.Mask, in.Scale, true), c10::Error);
 }

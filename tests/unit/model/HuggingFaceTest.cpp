@@ -24,9 +24,9 @@ using namespace mixtape::model::test;
 namespace {
 
 struct Expected {
-  at::Tensor inputIds; // [1, T]
-  at::Tensor logits;   // [1, T, V]
-  double loss = 0;
+  at::Tensor InputIds; // [1, T]
+  at::Tensor Logits;   // [1, T, V]
+  double Loss = 0;
 };
 
 Expected readExpected(const std::string &path) {
@@ -47,9 +47,9 @@ Expected readExpected(const std::string &path) {
       logits.push_back(float(*v.getAsNumber()));
   }
   int64_t t = int64_t(ids.size());
-  e.inputIds = at::tensor(ids, at::kLong).view({1, t});
-  e.logits = at::tensor(logits, at::kFloat).view({1, t, vocab});
-  e.loss = *obj.getNumber("loss");
+  e.InputIds = at::tensor(ids, at::kLong).view({1, t});
+  e.Logits = at::tensor(logits, at::kFloat).view({1, t, vocab});
+  e.Loss = *obj.getNumber("loss");
   return e;
 }
 
@@ -71,23 +71,23 @@ TEST_P(HuggingFace, LogitsAndLossMatchTransformers) {
   MIXTAPE_REQUIRE_FIXTURES();
   llvm::Expected<std::unique_ptr<Model>> model = Model::fromHuggingFace(dir());
   ASSERT_TRUE(!!model) << llvm::toString(model.takeError());
-  EXPECT_EQ((*model)->config().family, GetParam());
+  EXPECT_EQ((*model)->config().Family, GetParam());
   Expected want = readExpected(dir() + "/expected.json");
 
   at::NoGradGuard noGrad;
-  at::Tensor logits = (*model)->forward(want.inputIds);
-  ASSERT_EQ(logits.sizes(), want.logits.sizes());
-  double maxDiff = (logits - want.logits).abs().max().item<double>();
+  at::Tensor logits = (*model)->forward(want.InputIds);
+  ASSERT_EQ(logits.sizes(), want.Logits.sizes());
+  double maxDiff = (logits - want.Logits).abs().max().item<double>();
   EXPECT_LT(maxDiff, 1e-4) << "largest logit difference";
   std::cout << mixtape::plan::enumName(GetParam()).str() << ": largest |logit - transformers'| = " << maxDiff
             << "\n";
 
   // transformers' causal-LM loss: labels = input ids, shifted inside the model.
-  const int64_t t = want.inputIds.size(1);
-  at::Tensor sum = maskedTokenLossSum(logits.narrow(1, 0, t - 1), want.inputIds.narrow(1, 1, t - 1));
-  EXPECT_NEAR(sum.item<double>() / double(t - 1), want.loss, 1e-4);
+  const int64_t t = want.InputIds.size(1);
+  at::Tensor sum = maskedTokenLossSum(logits.narrow(1, 0, t - 1), want.InputIds.narrow(1, 1, t - 1));
+  EXPECT_NEAR(sum.item<double>() / double(t - 1), want.Loss, 1e-4);
   std::cout << mixtape::plan::enumName(GetParam()).str() << ": loss " << sum.item<double>() / double(t - 1)
-            << ", transformers' " << want.loss << "\n";
+            << ", transformers' " << want.Loss << "\n";
 }
 
 TEST_P(HuggingFace, SavedWeightsAreByteIdenticalToTheCheckpoint) {
@@ -109,10 +109,10 @@ TEST_P(HuggingFace, LoadsHalfPrecisionCheckpoints) {
     std::vector<at::Tensor> keep;
     std::vector<st::TensorData> tensors;
     for (const st::TensorInfo &t : file->tensors()) {
-      at::Tensor f32 = at::from_blob(const_cast<uint8_t *>(t.bytes.data()), t.shape, at::kFloat);
+      at::Tensor f32 = at::from_blob(const_cast<uint8_t *>(t.Bytes.data()), t.Shape, at::kFloat);
       at::Tensor half = f32.to(atType).contiguous();
       keep.push_back(half);
-      tensors.push_back({t.name, stType, t.shape,
+      tensors.push_back({t.Name, stType, t.Shape,
                          {static_cast<const uint8_t *>(half.data_ptr()), half.nbytes()}});
     }
     TempDir tmp;
@@ -121,9 +121,9 @@ TEST_P(HuggingFace, LoadsHalfPrecisionCheckpoints) {
     ASSERT_TRUE(!!model);
     ASSERT_FALSE(llvm::errorToBool((*model)->loadWeights(tmp / "half.safetensors")));
     for (size_t i = 0; i < tensors.size(); ++i) {
-      const NamedParameter *p = (*model)->findParameter(tensors[i].name);
-      ASSERT_TRUE(p) << tensors[i].name;
-      EXPECT_TRUE(at::equal(p->tensor, keep[i].to(at::kFloat))) << tensors[i].name;
+      const NamedParameter *p = (*model)->findParameter(tensors[i].Name);
+      ASSERT_TRUE(p) << tensors[i].Name;
+      EXPECT_TRUE(at::equal(p->Tensor, keep[i].to(at::kFloat))) << tensors[i].Name;
     }
   }
 }
@@ -159,8 +159,8 @@ void writeShards(const std::string &from, const std::string &to,
   for (size_t i = 0; i < file->tensors().size(); ++i) {
     const st::TensorInfo &t = file->tensors()[i];
     std::string shard = "model-" + shardOf(i) + ".safetensors";
-    shards[shard].push_back({t.name, t.dtype, t.shape, t.bytes});
-    weightMap[t.name] = shard;
+    shards[shard].push_back({t.Name, t.Dtype, t.Shape, t.Bytes});
+    weightMap[t.Name] = shard;
   }
   for (const auto &[shard, tensors] : shards)
     ASSERT_FALSE(llvm::errorToBool(st::write(to + "/" + shard, tensors, {{"format", "pt"}})));
@@ -198,9 +198,9 @@ TEST_P(HuggingFace, ExportReimportsWithTheSameLogitsWeightsAndConfig) {
   llvm::Expected<std::unique_ptr<Model>> again = Model::fromHuggingFace(out);
   ASSERT_TRUE(!!again) << llvm::toString(again.takeError());
   at::NoGradGuard noGrad;
-  at::Tensor before = (*model)->forward(want.inputIds), after = (*again)->forward(want.inputIds);
+  at::Tensor before = (*model)->forward(want.InputIds), after = (*again)->forward(want.InputIds);
   EXPECT_LT((after - before).abs().max().item<double>(), 1e-5);
-  EXPECT_LT((after - want.logits).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((after - want.Logits).abs().max().item<double>(), 1e-4);
   EXPECT_EQ(readBytes(out + "/model.safetensors"), readBytes(dir() + "/model.safetensors"));
 
   // Every key of transformers' own config that the architecture depends on, same value.
@@ -225,10 +225,10 @@ TEST_P(HuggingFace, ShardedCheckpointLoadsLikeTheSingleFile) {
   ASSERT_TRUE(!!whole) << llvm::toString(whole.takeError());
   ASSERT_TRUE(!!sharded) << llvm::toString(sharded.takeError());
   for (const NamedParameter &p : (*whole)->parameters())
-    EXPECT_TRUE(at::equal(p.tensor, (*sharded)->findParameter(p.name)->tensor)) << p.name;
+    EXPECT_TRUE(at::equal(p.Tensor, (*sharded)->findParameter(p.Name)->Tensor)) << p.Name;
   Expected want = readExpected(dir() + "/expected.json");
   at::NoGradGuard noGrad;
-  EXPECT_LT(((*sharded)->forward(want.inputIds) - want.logits).abs().max().item<double>(), 1e-4);
+  EXPECT_LT(((*sharded)->forward(want.InputIds) - want.Logits).abs().max().item<double>(), 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, HuggingFace, testing::ValuesIn(AllFamilies), familyLabel);
@@ -284,7 +284,7 @@ TEST(HuggingFaceIndex, HostileIndexFilesGiveClearErrors) {
   ASSERT_TRUE(!!a);
   std::vector<st::TensorData> extra;
   for (const st::TensorInfo &t : a->tensors())
-    extra.push_back({t.name, t.dtype, t.shape, t.bytes});
+    extra.push_back({t.Name, t.Dtype, t.Shape, t.Bytes});
   ASSERT_FALSE(llvm::errorToBool(st::write(dir + "/model-c.safetensors", extra)));
   withIndex("\"model.norm.weight\": \"model-a.safetensors\"",
             "\"model.norm.weight\": \"model-c.safetensors\"");
@@ -306,9 +306,9 @@ TEST(HuggingFaceIndex, Bf16CheckpointTrainsInFp32) {
   std::vector<at::Tensor> keep;
   std::vector<st::TensorData> tensors;
   for (const st::TensorInfo &t : file->tensors()) {
-    at::Tensor f32 = at::from_blob(const_cast<uint8_t *>(t.bytes.data()), t.shape, at::kFloat);
+    at::Tensor f32 = at::from_blob(const_cast<uint8_t *>(t.Bytes.data()), t.Shape, at::kFloat);
     keep.push_back(f32.to(at::kBFloat16).contiguous());
-    tensors.push_back({t.name, st::DType::BF16, t.shape,
+    tensors.push_back({t.Name, st::DType::BF16, t.Shape,
                        {static_cast<const uint8_t *>(keep.back().data_ptr()), keep.back().nbytes()}});
   }
   ASSERT_FALSE(llvm::errorToBool(st::write(dir + "/model.safetensors", tensors)));
@@ -316,16 +316,16 @@ TEST(HuggingFaceIndex, Bf16CheckpointTrainsInFp32) {
   llvm::Expected<std::unique_ptr<Model>> model = Model::fromHuggingFace(dir, at::kFloat);
   ASSERT_TRUE(!!model) << llvm::toString(model.takeError());
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const NamedParameter *p = (*model)->findParameter(tensors[i].name);
+    const NamedParameter *p = (*model)->findParameter(tensors[i].Name);
     ASSERT_TRUE(p);
-    EXPECT_EQ(p->tensor.scalar_type(), at::kFloat);
-    EXPECT_TRUE(at::equal(p->tensor, keep[i].to(at::kFloat))) << tensors[i].name;
+    EXPECT_EQ(p->Tensor.scalar_type(), at::kFloat);
+    EXPECT_TRUE(at::equal(p->Tensor, keep[i].to(at::kFloat))) << tensors[i].Name;
   }
 
   // A few steps of gradient descent in fp32: gradients are fp32 and the loss goes down.
   Expected want = readExpected(fixture + "/expected.json");
-  const int64_t t = want.inputIds.size(1);
-  at::Tensor inputs = want.inputIds.narrow(1, 0, t - 1), targets = want.inputIds.narrow(1, 1, t - 1);
+  const int64_t t = want.InputIds.size(1);
+  at::Tensor inputs = want.InputIds.narrow(1, 0, t - 1), targets = want.InputIds.narrow(1, 1, t - 1);
   double first = 0, last = 0;
   for (int step = 0; step < 5; ++step) {
     at::Tensor loss = maskedTokenLossSum((*model)->forward(inputs), targets) / double(t - 1);
@@ -333,9 +333,9 @@ TEST(HuggingFaceIndex, Bf16CheckpointTrainsInFp32) {
     (step == 0 ? first : last) = loss.item<double>();
     at::NoGradGuard noGrad;
     for (const NamedParameter &p : (*model)->parameters()) {
-      ASSERT_EQ(p.tensor.grad().scalar_type(), at::kFloat) << p.name;
-      p.tensor.sub_(p.tensor.grad() * 0.5);
-      p.tensor.mutable_grad().zero_();
+      ASSERT_EQ(p.Tensor.grad().scalar_type(), at::kFloat) << p.Name;
+      p.Tensor.sub_(p.Tensor.grad() * 0.5);
+      p.Tensor.mutable_grad().zero_();
     }
   }
   EXPECT_LT(last, first);
@@ -344,7 +344,7 @@ TEST(HuggingFaceIndex, Bf16CheckpointTrainsInFp32) {
   EXPECT_EQ(readJSONObject(tmp / "trained/config.json").getString("dtype"), llvm::StringRef("float32"));
   llvm::Expected<st::File> saved = st::File::open(tmp / "trained/model.safetensors");
   ASSERT_TRUE(!!saved);
-  EXPECT_EQ(saved->tensors().front().dtype, st::DType::F32);
+  EXPECT_EQ(saved->tensors().front().Dtype, st::DType::F32);
 }
 
 
@@ -352,26 +352,26 @@ TEST(HuggingFaceConfig, ReadsTheThreeFamilies) {
   MIXTAPE_REQUIRE_FIXTURES();
   llvm::Expected<ModelConfig> gpt2 = readHFConfig(fixturesDir() + "/hf-tiny-gpt2/config.json");
   ASSERT_TRUE(!!gpt2) << llvm::toString(gpt2.takeError());
-  EXPECT_EQ(gpt2->family, Family::GPT2);
-  EXPECT_EQ(gpt2->dModel, 32);
-  EXPECT_EQ(gpt2->ffnHidden, 128); // n_inner null: 4 * n_embd
-  EXPECT_TRUE(gpt2->tieEmbeddings);
-  EXPECT_EQ(gpt2->activation, Activation::GELUTanh);
+  EXPECT_EQ(gpt2->Family, Family::GPT2);
+  EXPECT_EQ(gpt2->DModel, 32);
+  EXPECT_EQ(gpt2->FfnHidden, 128); // n_inner null: 4 * n_embd
+  EXPECT_TRUE(gpt2->TieEmbeddings);
+  EXPECT_EQ(gpt2->Activation, Activation::GELUTanh);
 
   llvm::Expected<ModelConfig> llama = readHFConfig(fixturesDir() + "/hf-tiny-llama/config.json");
   ASSERT_TRUE(!!llama) << llvm::toString(llama.takeError());
-  EXPECT_EQ(llama->numHeads, 4);
-  EXPECT_EQ(llama->numKVHeads, 2);
-  EXPECT_EQ(llama->ropeTheta, 10000.0);
-  EXPECT_EQ(llama->normEps, 1e-6);
-  EXPECT_FALSE(llama->tieEmbeddings);
+  EXPECT_EQ(llama->NumHeads, 4);
+  EXPECT_EQ(llama->NumKVHeads, 2);
+  EXPECT_EQ(llama->RopeTheta, 10000.0);
+  EXPECT_EQ(llama->NormEps, 1e-6);
+  EXPECT_FALSE(llama->TieEmbeddings);
 
   llvm::Expected<ModelConfig> neox = readHFConfig(fixturesDir() + "/hf-tiny-gpt_neox/config.json");
   ASSERT_TRUE(!!neox) << llvm::toString(neox.takeError());
-  EXPECT_EQ(neox->rotaryPct, 0.25);
+  EXPECT_EQ(neox->RotaryPct, 0.25);
   EXPECT_EQ(neox->rotaryDim(), 2);
-  EXPECT_TRUE(neox->parallelResidual);
-  EXPECT_EQ(neox->activation, Activation::GELU);
+  EXPECT_TRUE(neox->ParallelResidual);
+  EXPECT_EQ(neox->Activation, Activation::GELU);
 }
 
 TEST(HuggingFaceConfig, LegacySpellingsAndErrors) {
@@ -382,9 +382,9 @@ TEST(HuggingFaceConfig, LegacySpellingsAndErrors) {
           "hidden_act":"gelu"})",
       "neox.json");
   ASSERT_TRUE(!!neox) << llvm::toString(neox.takeError());
-  EXPECT_EQ(neox->rotaryPct, 0.5);
-  EXPECT_EQ(neox->ropeTheta, 500.0);
-  EXPECT_FALSE(neox->parallelResidual);
+  EXPECT_EQ(neox->RotaryPct, 0.5);
+  EXPECT_EQ(neox->RopeTheta, 500.0);
+  EXPECT_FALSE(neox->ParallelResidual);
 
   auto error = [](llvm::StringRef json) {
     llvm::Expected<ModelConfig> c = parseHFConfig(json, "config.json");
@@ -404,7 +404,7 @@ TEST(Weights, LoadErrorsNameFileAndTensor) {
   TempDir tmp;
   std::unique_ptr<Model> a = makeModel(tinyConfig(Family::Llama));
   ModelConfig wider = tinyConfig(Family::Llama);
-  wider.ffnHidden = 16;
+  wider.FfnHidden = 16;
   std::unique_ptr<Model> b = makeModel(wider);
   ASSERT_FALSE(llvm::errorToBool(b->saveWeights(tmp / "wide.safetensors")));
   llvm::Error err = a->loadWeights(tmp / "wide.safetensors");

@@ -22,7 +22,7 @@ at::Tensor batchLoss(const Model &model, const at::Tensor &inputs, const at::Ten
 TEST_P(EachFamily, GradientsMatchFiniteDifferences) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(GetParam()), 3, at::kDouble);
   ASSERT_TRUE(model);
-  const int64_t V = model->config().vocabSize;
+  const int64_t V = model->config().VocabSize;
   at::Tensor inputs = tokens(2, 7, V, 11), targets = tokens(2, 7, V, 12);
   at::Tensor mask = at::ones({2, 7}, at::kLong);
   mask[0][2] = 0;
@@ -36,8 +36,8 @@ TEST_P(EachFamily, GradientsMatchFiniteDifferences) {
   at::NoGradGuard noGrad;
   const double h = 1e-6;
   for (const NamedParameter &p : model->parameters()) {
-    ASSERT_TRUE(p.tensor.grad().defined()) << p.name;
-    at::Tensor flat = p.tensor.view({-1});
+    ASSERT_TRUE(p.Tensor.grad().defined()) << p.Name;
+    at::Tensor flat = p.Tensor.view({-1});
     const int64_t n = flat.numel();
     for (int64_t i : {int64_t(0), n / 2, n - 1}) {
       double saved = flat[i].item<double>();
@@ -47,9 +47,9 @@ TEST_P(EachFamily, GradientsMatchFiniteDifferences) {
       double down = batchLoss(*model, inputs, targets, mask, starts).item<double>();
       flat[i] = saved;
       double numeric = (up - down) / (2 * h);
-      double analytic = p.tensor.grad().view({-1})[i].item<double>();
+      double analytic = p.Tensor.grad().view({-1})[i].item<double>();
       EXPECT_NEAR(analytic, numeric, 1e-7 + 1e-5 * std::abs(numeric))
-          << p.name << "[" << i << "]";
+          << p.Name << "[" << i << "]";
     }
   }
 }
@@ -60,7 +60,7 @@ TEST_P(EachFamily, AttentionWithinDocumentsEqualsSeparateRuns) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(GetParam()), 5);
   ASSERT_TRUE(model);
   at::NoGradGuard noGrad;
-  const int64_t V = model->config().vocabSize;
+  const int64_t V = model->config().VocabSize;
   const std::vector<int64_t> lengths = {3, 5, 1, 3};
   at::Tensor packed = tokens(1, 12, V, 21);
   at::Tensor starts = at::zeros({1, 12}, at::kBool);
@@ -84,7 +84,7 @@ TEST_P(EachFamily, AttentionWithinDocumentsEqualsSeparateRuns) {
 TEST_P(EachFamily, MaskedPositionsChangeNothing) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(GetParam()), 9);
   ASSERT_TRUE(model);
-  const int64_t V = model->config().vocabSize;
+  const int64_t V = model->config().VocabSize;
   at::Tensor inputs = tokens(2, 6, V, 31), targets = tokens(2, 6, V, 32);
   at::Tensor mask = at::ones({2, 6}, at::kBool);
   mask[0][1] = false;
@@ -97,17 +97,17 @@ TEST_P(EachFamily, MaskedPositionsChangeNothing) {
 
   auto lossAndGrads = [&](const at::Tensor &t) {
     for (const NamedParameter &p : model->parameters())
-      p.tensor.mutable_grad() = at::Tensor();
+      p.Tensor.mutable_grad() = at::Tensor();
     at::Tensor loss = maskedTokenLossSum(model->forward(inputs), t, mask);
     loss.backward();
     std::vector<at::Tensor> grads = {loss.detach()};
     for (const NamedParameter &p : model->parameters())
-      grads.push_back(p.tensor.grad().clone());
+      grads.push_back(p.Tensor.grad().clone());
     return grads;
   };
   std::vector<at::Tensor> a = lossAndGrads(targets), b = lossAndGrads(otherTargets);
   for (size_t i = 0; i < a.size(); ++i)
-    EXPECT_TRUE(at::equal(a[i], b[i])) << (i ? model->parameters()[i - 1].name : "loss");
+    EXPECT_TRUE(at::equal(a[i], b[i])) << (i ? model->parameters()[i - 1].Name : "loss");
 
   at::NoGradGuard noGrad;
   at::Tensor logits = model->forward(inputs);
@@ -125,9 +125,9 @@ TEST(ModelInit, SameSeedSameBitsOtherSeedOtherBits) {
                            c = makeModel(tinyConfig(f), 43);
     for (size_t i = 0; i < a->parameters().size(); ++i) {
       const NamedParameter &p = a->parameters()[i];
-      EXPECT_TRUE(at::equal(p.tensor, b->parameters()[i].tensor)) << p.name;
-      if (p.kind == ParamKind::Matrix || p.kind == ParamKind::Embedding) {
-        EXPECT_FALSE(at::equal(p.tensor, c->parameters()[i].tensor)) << p.name;
+      EXPECT_TRUE(at::equal(p.Tensor, b->parameters()[i].Tensor)) << p.Name;
+      if (p.Kind == ParamKind::Matrix || p.Kind == ParamKind::Embedding) {
+        EXPECT_FALSE(at::equal(p.Tensor, c->parameters()[i].Tensor)) << p.Name;
       }
     }
   }
@@ -137,19 +137,19 @@ TEST(ModelInit, GPT2Scheme) {
   ModelConfig c = ModelConfig::defaults(Family::Llama, 512, 8, 256, 4, 64);
   std::unique_ptr<Model> m = makeModel(c, 1);
   auto stdOf = [&](const std::string &name) {
-    return m->findParameter(name)->tensor.std().item<double>();
+    return m->findParameter(name)->Tensor.std().item<double>();
   };
   EXPECT_NEAR(stdOf("model.layers.0.self_attn.q_proj.weight"), 0.02, 0.001);
   EXPECT_NEAR(stdOf("model.layers.3.mlp.down_proj.weight"), 0.02 / 4.0, 0.0005); // 1/sqrt(2*8)
-  EXPECT_TRUE(at::equal(m->findParameter("model.norm.weight")->tensor, at::ones({256})));
-  EXPECT_EQ(m->findParameter("model.norm.weight")->kind, ParamKind::Norm);
-  EXPECT_EQ(m->findParameter("model.embed_tokens.weight")->kind, ParamKind::Embedding);
-  EXPECT_EQ(m->findParameter("lm_head.weight")->kind, ParamKind::Matrix);
-  EXPECT_EQ(c.ffnHidden, 704); // 8/3 * 256 rounded up to 64
+  EXPECT_TRUE(at::equal(m->findParameter("model.norm.weight")->Tensor, at::ones({256})));
+  EXPECT_EQ(m->findParameter("model.norm.weight")->Kind, ParamKind::Norm);
+  EXPECT_EQ(m->findParameter("model.embed_tokens.weight")->Kind, ParamKind::Embedding);
+  EXPECT_EQ(m->findParameter("lm_head.weight")->Kind, ParamKind::Matrix);
+  EXPECT_EQ(c.FfnHidden, 704); // 8/3 * 256 rounded up to 64
 
   std::unique_ptr<Model> gpt2 = makeModel(tinyConfig(Family::GPT2));
   EXPECT_EQ(gpt2->findParameter("lm_head.weight"), nullptr) << "tied to transformer.wte.weight";
-  EXPECT_EQ(gpt2->findParameter("transformer.h.1.attn.c_attn.weight")->tensor.sizes(),
+  EXPECT_EQ(gpt2->findParameter("transformer.h.1.attn.c_attn.weight")->Tensor.sizes(),
             (std::vector<int64_t>{8, 24})); // Conv1D: [in, out]
 }
 

@@ -34,11 +34,11 @@ using mixtape::test::TempDir;
 inline ModelConfig tinyConfig(Family family) {
   ModelConfig c = ModelConfig::defaults(family, /*vocab=*/11, /*layers=*/2, /*d=*/8,
                                         /*heads=*/2, /*positions=*/12);
-  c.ffnHidden = 12;
+  c.FfnHidden = 12;
   if (family == Family::Llama)
-    c.numKVHeads = 1;
+    c.NumKVHeads = 1;
   if (family == Family::GPTNeoX)
-    c.rotaryPct = 0.5;
+    c.RotaryPct = 0.5;
   return c;
 }
 

@@ -26,23 +26,23 @@ template <typename T> std::string errorText(llvm::Expected<T> value) {
 
 TEST(NiceTicks, StepsOfOneTwoFive) {
   Ticks x = niceTicks(0, 1572864, 8);
-  EXPECT_EQ(x.step, 200000);
-  EXPECT_EQ(x.lo, 0);
-  EXPECT_EQ(x.hi, 1600000);
-  EXPECT_EQ(x.values.size(), 9u);
+  EXPECT_EQ(x.Step, 200000);
+  EXPECT_EQ(x.Lo, 0);
+  EXPECT_EQ(x.Hi, 1600000);
+  EXPECT_EQ(x.Values.size(), 9u);
 
   Ticks y = niceTicks(1.43, 2.71, 6);
-  EXPECT_DOUBLE_EQ(y.step, 0.2);
-  EXPECT_DOUBLE_EQ(y.lo, 1.4);
-  EXPECT_DOUBLE_EQ(y.hi, 2.8);
-  EXPECT_EQ(y.values.size(), 8u);
+  EXPECT_DOUBLE_EQ(y.Step, 0.2);
+  EXPECT_DOUBLE_EQ(y.Lo, 1.4);
+  EXPECT_DOUBLE_EQ(y.Hi, 2.8);
+  EXPECT_EQ(y.Values.size(), 8u);
 }
 
 TEST(NiceTicks, FlatSeriesGetsARange) {
   Ticks t = niceTicks(2, 2, 5);
-  EXPECT_LT(t.lo, 2);
-  EXPECT_GT(t.hi, 2);
-  EXPECT_DOUBLE_EQ(t.step, 0.1);
+  EXPECT_LT(t.Lo, 2);
+  EXPECT_GT(t.Hi, 2);
+  EXPECT_DOUBLE_EQ(t.Step, 0.1);
 }
 
 TEST(Format, Tokens) {
@@ -146,16 +146,16 @@ TEST(Curves, TrainingLossPerStreamFollowsEachVariantThatTrainedTheStream) {
   run.Logs.Train[2].Record.LossByStream = {{"code", 2}, {"web", 4.2}};
   std::vector<Chart> charts = trainLossCharts(run);
   ASSERT_EQ(charts.size(), 2u);
-  EXPECT_EQ(charts[0].fileStem, "train-loss-web");
-  EXPECT_EQ(charts[1].fileStem, "train-loss-code");
+  EXPECT_EQ(charts[0].FileStem, "train-loss-web");
+  EXPECT_EQ(charts[1].FileStem, "train-loss-code");
   // web: base's steps for every variant through base; b[x] adds its own.
-  ASSERT_EQ(charts[0].curves.size(), 3u);
-  EXPECT_EQ(charts[0].curves[1].label, "b[x]");
-  ASSERT_EQ(charts[0].curves[1].points.size(), 3u);
-  EXPECT_EQ(charts[0].curves[1].points[2].y, 4.2);
+  ASSERT_EQ(charts[0].Curves.size(), 3u);
+  EXPECT_EQ(charts[0].Curves[1].Label, "b[x]");
+  ASSERT_EQ(charts[0].Curves[1].Points.size(), 3u);
+  EXPECT_EQ(charts[0].Curves[1].Points[2].Y, 4.2);
   // code: only b[x] trained on it.
-  ASSERT_EQ(charts[1].curves.size(), 1u);
-  EXPECT_EQ(charts[1].curves[0].label, "b[x]");
+  ASSERT_EQ(charts[1].Curves.size(), 1u);
+  EXPECT_EQ(charts[1].Curves[0].Label, "b[x]");
   EXPECT_TRUE(trainLossCharts(sampleRun()).empty());
 }
 
@@ -165,28 +165,28 @@ TEST(Curves, AVariantRunsThroughItsSharedNodesThenItsFinalEval) {
   std::vector<Chart> charts = lossCharts(run);
   ASSERT_EQ(charts.size(), 1u);
   const Chart &c = charts[0];
-  EXPECT_EQ(c.fileStem, "loss-ppl_prose.val");
-  ASSERT_EQ(c.stages.size(), 2u);
-  EXPECT_EQ(c.stages[1].x, 100);
-  EXPECT_EQ(c.stages[1].label, "b");
-  ASSERT_EQ(c.curves.size(), 3u);
+  EXPECT_EQ(c.FileStem, "loss-ppl_prose.val");
+  ASSERT_EQ(c.Stages.size(), 2u);
+  EXPECT_EQ(c.Stages[1].X, 100);
+  EXPECT_EQ(c.Stages[1].Label, "b");
+  ASSERT_EQ(c.Curves.size(), 3u);
   auto xs = [](const Curve &curve) {
     std::vector<std::pair<double, double>> out;
-    for (const Point &p : curve.points)
-      out.push_back({p.x, p.y});
+    for (const Point &p : curve.Points)
+      out.push_back({p.X, p.Y});
     return out;
   };
   using XY = std::vector<std::pair<double, double>>;
-  EXPECT_EQ(xs(c.curves[0]), (XY{{0, 5}, {50, 4}}));
-  EXPECT_EQ(xs(c.curves[1]), (XY{{0, 5}, {50, 4}, {100, 3}, {150, 3.5}}));
-  EXPECT_EQ(xs(c.curves[2]), (XY{{0, 5}, {50, 4}, {100, 3.1}}));
-  EXPECT_FALSE(c.curves[1].partial);
-  EXPECT_TRUE(c.curves[2].partial);
+  EXPECT_EQ(xs(c.Curves[0]), (XY{{0, 5}, {50, 4}}));
+  EXPECT_EQ(xs(c.Curves[1]), (XY{{0, 5}, {50, 4}, {100, 3}, {150, 3.5}}));
+  EXPECT_EQ(xs(c.Curves[2]), (XY{{0, 5}, {50, 4}, {100, 3.1}}));
+  EXPECT_FALSE(c.Curves[1].Partial);
+  EXPECT_TRUE(c.Curves[2].Partial);
 
   Chart lr = lrChart(run);
-  ASSERT_EQ(lr.curves.size(), 3u);
-  EXPECT_EQ(lr.curves[1].points.size(), 3u);
-  EXPECT_EQ(lr.curves[2].points.size(), 2u);
+  ASSERT_EQ(lr.Curves.size(), 3u);
+  EXPECT_EQ(lr.Curves[1].Points.size(), 3u);
+  EXPECT_EQ(lr.Curves[2].Points.size(), 2u);
 }
 
 TEST(Curves, LongLrCurvesAreThinnedKeepingTheLastStep) {
@@ -195,21 +195,21 @@ TEST(Curves, LongLrCurvesAreThinnedKeepingTheLastStep) {
   for (uint64_t step = 1; step <= 2500; ++step)
     run.Logs.Train.push_back(train("base", "base", step, step, step, 1e-3));
   Chart lr = lrChart(run);
-  const Curve &curve = lr.curves[0];
-  EXPECT_LE(curve.points.size(), 1001u);
-  EXPECT_EQ(curve.points.front().x, 1);
-  EXPECT_EQ(curve.points.back().x, 2500);
+  const Curve &curve = lr.Curves[0];
+  EXPECT_LE(curve.Points.size(), 1001u);
+  EXPECT_EQ(curve.Points.front().X, 1);
+  EXPECT_EQ(curve.Points.back().X, 2500);
 }
 
 TEST(Table, RowsAreEvaluatedModelsInPlanOrder) {
   MetricsTable t = finalMetrics(sampleRun());
-  EXPECT_EQ(t.columns, (std::vector<std::string>{"ppl prose.val"}));
-  ASSERT_EQ(t.rows.size(), 2u);
-  EXPECT_EQ(t.rows[0].model, "init");
-  EXPECT_EQ(t.rows[1].model, "b[x]");
-  EXPECT_EQ(t.rows[1].chainTokens, 150);
-  ASSERT_TRUE(t.rows[1].cells[0].has_value());
-  EXPECT_EQ(t.rows[1].cells[0]->loss, 3.5);
+  EXPECT_EQ(t.Columns, (std::vector<std::string>{"ppl prose.val"}));
+  ASSERT_EQ(t.Rows.size(), 2u);
+  EXPECT_EQ(t.Rows[0].Model, "init");
+  EXPECT_EQ(t.Rows[1].Model, "b[x]");
+  EXPECT_EQ(t.Rows[1].ChainTokens, 150);
+  ASSERT_TRUE(t.Rows[1].Cells[0].has_value());
+  EXPECT_EQ(t.Rows[1].Cells[0]->Loss, 3.5);
 }
 
 TEST(Svg, OnePolylinePerCurveAndDeterministic) {
@@ -231,19 +231,19 @@ TEST(Ablations, CandidatesRankByProxyLossPerColumn) {
   mixtape::report::Run run;
   run.Plan.Ablations = {plan::AblationLedger{"which", 0, 0, 0}};
   mixtape::report::MetricsTable table;
-  table.columns = {"ppl code.val", "ppl prose.val"};
+  table.Columns = {"ppl code.val", "ppl prose.val"};
   auto row = [](std::string model, double a, double b) {
     mixtape::report::MetricsTable::Row r;
-    r.model = std::move(model);
-    r.cells = {mixtape::report::MetricsTable::Cell{a, std::exp(a)}, mixtape::report::MetricsTable::Cell{b, std::exp(b)}};
+    r.Model = std::move(model);
+    r.Cells = {mixtape::report::MetricsTable::Cell{a, std::exp(a)}, mixtape::report::MetricsTable::Cell{b, std::exp(b)}};
     return r;
   };
-  table.rows = {row("which{0}", 2.0, 1.0), row("which{1}", 1.5, 3.0), row("which{0,1}", 1.7, 2.0), row("soup", 0.1, 0.1)};
+  table.Rows = {row("which{0}", 2.0, 1.0), row("which{1}", 1.5, 3.0), row("which{0,1}", 1.7, 2.0), row("soup", 0.1, 0.1)};
   auto rankings = mixtape::report::rankAblations(run, table);
   ASSERT_EQ(rankings.size(), 2u);
-  ASSERT_EQ(rankings[0].ranked.size(), 3u); // "soup" is no candidate
-  EXPECT_EQ(rankings[0].ranked[0].first, "which{1}");
-  EXPECT_EQ(rankings[0].ranked[2].first, "which{0}");
-  EXPECT_EQ(rankings[1].column, "ppl prose.val");
-  EXPECT_EQ(rankings[1].ranked[0].first, "which{0}");
+  ASSERT_EQ(rankings[0].Ranked.size(), 3u); // "soup" is no candidate
+  EXPECT_EQ(rankings[0].Ranked[0].first, "which{1}");
+  EXPECT_EQ(rankings[0].Ranked[2].first, "which{0}");
+  EXPECT_EQ(rankings[1].Column, "ppl prose.val");
+  EXPECT_EQ(rankings[1].Ranked[0].first, "which{0}");
 }

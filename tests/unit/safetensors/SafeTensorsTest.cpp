@@ -85,16 +85,16 @@ TEST(SafeTensors, WriteReadWriteIsByteIdentical) {
   ASSERT_EQ(f->tensors().size(), 5u);
   const TensorInfo *w = f->find("layer.weight");
   ASSERT_TRUE(w);
-  EXPECT_EQ(w->shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(w->Shape, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(w->numElements(), 6u);
-  EXPECT_EQ(std::memcmp(w->bytes.data(), a.data(), 24), 0);
-  EXPECT_EQ(f->find("half")->dtype, DType::BF16);
-  EXPECT_EQ(f->find("empty")->bytes.size(), 0u);
+  EXPECT_EQ(std::memcmp(w->Bytes.data(), a.data(), 24), 0);
+  EXPECT_EQ(f->find("half")->Dtype, DType::BF16);
+  EXPECT_EQ(f->find("empty")->Bytes.size(), 0u);
   EXPECT_EQ(f->find("nothing"), nullptr);
 
   std::vector<TensorData> again;
   for (const TensorInfo &t : f->tensors())
-    again.push_back({t.name, t.dtype, t.shape, t.bytes});
+    again.push_back({t.Name, t.Dtype, t.Shape, t.Bytes});
   ASSERT_FALSE(llvm::errorToBool(write(second, again, f->metadata())));
   EXPECT_EQ(readBytes(first), readBytes(second));
   // Nothing of the temporary file is left behind.
@@ -116,7 +116,7 @@ TEST(SafeTensors, HuggingFaceFilesRoundTripByteIdentical) {
     EXPECT_EQ(f->metadata().at("format"), "pt");
     std::vector<TensorData> tensors;
     for (const TensorInfo &t : f->tensors())
-      tensors.push_back({t.name, t.dtype, t.shape, t.bytes});
+      tensors.push_back({t.Name, t.Dtype, t.Shape, t.Bytes});
     std::string out = dir / model;
     ASSERT_FALSE(llvm::errorToBool(write(out, tensors, f->metadata())));
     EXPECT_EQ(readBytes(path), readBytes(out)) << model;
@@ -148,9 +148,9 @@ TEST(SafeTensors, MissingFileNamesIt) {
 
 // Each hostile file, and the error it must give (file name, byte offset, what is wrong).
 struct Hostile {
-  const char *what;
-  std::string bytes;
-  const char *error;
+  const char *What;
+  std::string Bytes;
+  const char *Error;
 };
 
 TEST(SafeTensors, HostileFilesGiveErrorsNamingFileAndOffset) {
@@ -206,9 +206,9 @@ TEST(SafeTensors, HostileFilesGiveErrorsNamingFileAndOffset) {
        "'data_offsets' is not an array of two integers"},
   };
   for (const Hostile &h : cases) {
-    std::string message = readError(h.bytes);
-    EXPECT_NE(message.find(h.error), std::string::npos)
-        << h.what << ":\n  got:  " << message << "\n  want: " << h.error;
+    std::string message = readError(h.Bytes);
+    EXPECT_NE(message.find(h.Error), std::string::npos)
+        << h.What << ":\n  got:  " << message << "\n  want: " << h.Error;
   }
 }
 
@@ -232,7 +232,7 @@ TEST(SafeTensors, FuzzCorpusReadsOrFailsCleanly) {
     if (f) {
       ++accepted;
       for (const TensorInfo &t : f->tensors())
-        EXPECT_EQ(t.bytes.size(), t.numElements() * dtypeSize(t.dtype)) << it->path();
+        EXPECT_EQ(t.Bytes.size(), t.numElements() * dtypeSize(t.Dtype)) << it->path();
     } else {
       EXPECT_EQ(llvm::toString(f.takeError()).find(it->path() + ": "), 0u);
     }

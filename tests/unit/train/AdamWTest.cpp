@@ -25,22 +25,22 @@ NamedParameter leaf(const std::string &name, std::vector<double> values, ParamKi
 TEST(AdamW, TwoStepsByHand) {
   NamedParameter w = leaf("w", {1.0, -2.0}, ParamKind::Matrix);
   AdamWOptions o;
-  o.beta1 = 0.9, o.beta2 = 0.99, o.eps = 1e-8, o.weightDecay = 0.1;
+  o.Beta1 = 0.9, o.Beta2 = 0.99, o.Eps = 1e-8, o.WeightDecay = 0.1;
   AdamW opt({w}, o);
   const double lr = 0.01;
   double p[2] = {1.0, -2.0}, m[2] = {0, 0}, v[2] = {0, 0};
   const double grads[2][2] = {{0.5, -1.0}, {0.25, 2.0}};
   for (int t = 1; t <= 2; ++t) {
-    w.tensor.mutable_grad() = at::tensor(std::vector<double>{grads[t - 1][0], grads[t - 1][1]}, at::kDouble);
+    w.Tensor.mutable_grad() = at::tensor(std::vector<double>{grads[t - 1][0], grads[t - 1][1]}, at::kDouble);
     opt.step(lr);
     for (int i = 0; i < 2; ++i) {
       double g = grads[t - 1][i];
-      p[i] -= lr * o.weightDecay * p[i];
-      m[i] = o.beta1 * m[i] + (1 - o.beta1) * g;
-      v[i] = o.beta2 * v[i] + (1 - o.beta2) * g * g;
-      double mHat = m[i] / (1 - std::pow(o.beta1, t)), vHat = v[i] / (1 - std::pow(o.beta2, t));
-      p[i] -= lr * mHat / (std::sqrt(vHat) + o.eps);
-      EXPECT_NEAR(w.tensor[i].item<double>(), p[i], 1e-15) << "step " << t << " element " << i;
+      p[i] -= lr * o.WeightDecay * p[i];
+      m[i] = o.Beta1 * m[i] + (1 - o.Beta1) * g;
+      v[i] = o.Beta2 * v[i] + (1 - o.Beta2) * g * g;
+      double mHat = m[i] / (1 - std::pow(o.Beta1, t)), vHat = v[i] / (1 - std::pow(o.Beta2, t));
+      p[i] -= lr * mHat / (std::sqrt(vHat) + o.Eps);
+      EXPECT_NEAR(w.Tensor[i].item<double>(), p[i], 1e-15) << "step " << t << " element " << i;
       EXPECT_NEAR(opt.expAvg(0)[i].item<double>(), m[i], 1e-15);
       EXPECT_NEAR(opt.expAvgSq(0)[i].item<double>(), v[i], 1e-15);
     }
@@ -52,46 +52,46 @@ TEST(AdamW, NormsBiasesAndEmbeddingsDoNotDecayUnlessAsked) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(Family::GPT2));
   AdamW opt(model->parameters(), AdamWOptions{});
   ASSERT_EQ(opt.groups().size(), 2u);
-  EXPECT_EQ(opt.groups()[0].name, "decay");
-  EXPECT_EQ(opt.groups()[0].weightDecay, 0.1);
-  EXPECT_EQ(opt.groups()[1].weightDecay, 0.0);
-  for (size_t i : opt.groups()[0].members)
-    EXPECT_EQ(model->parameters()[i].kind, ParamKind::Matrix) << model->parameters()[i].name;
+  EXPECT_EQ(opt.groups()[0].Name, "decay");
+  EXPECT_EQ(opt.groups()[0].WeightDecay, 0.1);
+  EXPECT_EQ(opt.groups()[1].WeightDecay, 0.0);
+  for (size_t i : opt.groups()[0].Members)
+    EXPECT_EQ(model->parameters()[i].Kind, ParamKind::Matrix) << model->parameters()[i].Name;
   std::set<std::string> noDecay;
-  for (size_t i : opt.groups()[1].members)
-    noDecay.insert(model->parameters()[i].name);
+  for (size_t i : opt.groups()[1].Members)
+    noDecay.insert(model->parameters()[i].Name);
   for (const char *name : {"transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.ln_1.weight",
                            "transformer.h.0.ln_1.bias", "transformer.h.1.attn.c_attn.bias",
                            "transformer.ln_f.weight"})
     EXPECT_TRUE(noDecay.count(name)) << name;
-  EXPECT_EQ(opt.groups()[0].members.size() + noDecay.size(), model->parameters().size());
+  EXPECT_EQ(opt.groups()[0].Members.size() + noDecay.size(), model->parameters().size());
 
   // A zero gradient leaves a no-decay parameter alone and shrinks a decaying one.
   for (const NamedParameter &p : model->parameters())
-    p.tensor.mutable_grad() = at::zeros_like(p.tensor);
-  at::Tensor norm = model->findParameter("transformer.h.0.ln_1.weight")->tensor.detach().clone();
-  at::Tensor matrix = model->findParameter("transformer.h.0.mlp.c_fc.weight")->tensor.detach().clone();
+    p.Tensor.mutable_grad() = at::zeros_like(p.Tensor);
+  at::Tensor norm = model->findParameter("transformer.h.0.ln_1.weight")->Tensor.detach().clone();
+  at::Tensor matrix = model->findParameter("transformer.h.0.mlp.c_fc.weight")->Tensor.detach().clone();
   opt.step(0.5);
-  EXPECT_TRUE(at::equal(model->findParameter("transformer.h.0.ln_1.weight")->tensor, norm));
-  EXPECT_TRUE(at::allclose(model->findParameter("transformer.h.0.mlp.c_fc.weight")->tensor,
+  EXPECT_TRUE(at::equal(model->findParameter("transformer.h.0.ln_1.weight")->Tensor, norm));
+  EXPECT_TRUE(at::allclose(model->findParameter("transformer.h.0.mlp.c_fc.weight")->Tensor,
                            matrix * (1 - 0.5 * 0.1)));
 
   AdamWOptions all;
-  all.decayAllParameters = true;
+  all.DecayAllParameters = true;
   AdamW everything(model->parameters(), all);
-  EXPECT_EQ(everything.groups()[0].members.size(), model->parameters().size());
-  EXPECT_TRUE(everything.groups()[1].members.empty());
+  EXPECT_EQ(everything.groups()[0].Members.size(), model->parameters().size());
+  EXPECT_TRUE(everything.groups()[1].Members.empty());
 }
 
 TEST(AdamW, ClipGradNormScalesToTheGlobalNorm) {
   NamedParameter a = leaf("a", {3.0, 0.0}, ParamKind::Matrix), b = leaf("b", {0.0}, ParamKind::Bias);
-  a.tensor.mutable_grad() = at::tensor(std::vector<double>{3.0, 0.0}, at::kDouble);
-  b.tensor.mutable_grad() = at::tensor(std::vector<double>{4.0}, at::kDouble);
+  a.Tensor.mutable_grad() = at::tensor(std::vector<double>{3.0, 0.0}, at::kDouble);
+  b.Tensor.mutable_grad() = at::tensor(std::vector<double>{4.0}, at::kDouble);
   EXPECT_DOUBLE_EQ(clipGradNorm({a, b}, 10.0), 5.0); // under the limit: untouched
-  EXPECT_EQ(b.tensor.grad().item<double>(), 4.0);
+  EXPECT_EQ(b.Tensor.grad().item<double>(), 4.0);
   EXPECT_DOUBLE_EQ(clipGradNorm({a, b}, 1.0), 5.0);
-  EXPECT_NEAR(a.tensor.grad()[0].item<double>(), 3.0 / (5.0 + 1e-6), 1e-12);
-  EXPECT_NEAR(b.tensor.grad().item<double>(), 4.0 / (5.0 + 1e-6), 1e-12);
+  EXPECT_NEAR(a.Tensor.grad()[0].item<double>(), 3.0 / (5.0 + 1e-6), 1e-12);
+  EXPECT_NEAR(b.Tensor.grad().item<double>(), 4.0 / (5.0 + 1e-6), 1e-12);
 }
 
 TEST(AdamW, StateRoundTripContinuesIdentically) {
@@ -100,7 +100,7 @@ TEST(AdamW, StateRoundTripContinuesIdentically) {
   AdamW opt(model->parameters(), AdamWOptions{});
   for (int step = 0; step < 3; ++step) {
     for (const NamedParameter &p : model->parameters())
-      p.tensor.mutable_grad() = at::full_like(p.tensor, 0.01 * (step + 1)) + p.tensor.detach() * 0.5;
+      p.Tensor.mutable_grad() = at::full_like(p.Tensor, 0.01 * (step + 1)) + p.Tensor.detach() * 0.5;
     opt.step(1e-3);
   }
   ASSERT_FALSE(llvm::errorToBool(opt.saveState(tmp / "optimizer.safetensors")));
@@ -119,12 +119,12 @@ TEST(AdamW, StateRoundTripContinuesIdentically) {
   // One more step on both: bit-identical weights.
   for (auto [m, o] : {std::pair{model.get(), &opt}, {resumed.get(), &reopened}}) {
     for (const NamedParameter &p : m->parameters())
-      p.tensor.mutable_grad() = p.tensor.detach() * -0.25;
+      p.Tensor.mutable_grad() = p.Tensor.detach() * -0.25;
     o->step(1e-3);
   }
   for (size_t i = 0; i < model->parameters().size(); ++i)
-    EXPECT_TRUE(at::equal(model->parameters()[i].tensor, resumed->parameters()[i].tensor))
-        << model->parameters()[i].name;
+    EXPECT_TRUE(at::equal(model->parameters()[i].Tensor, resumed->parameters()[i].Tensor))
+        << model->parameters()[i].Name;
 
   // The state of another model does not load.
   std::unique_ptr<Model> other = makeModel(tinyConfig(Family::GPT2));

@@ -30,21 +30,21 @@ plan::LRSchedule warmupThenConstant() {
 MicroBatch microBatch(int64_t rows, int64_t time, int64_t vocab, uint64_t seed) {
   MicroBatch mb;
   at::Tensor ids = tokens(rows, time + 1, vocab, seed);
-  mb.inputs = ids.narrow(1, 0, time).contiguous();
-  mb.targets = ids.narrow(1, 1, time).contiguous();
+  mb.Inputs = ids.narrow(1, 0, time).contiguous();
+  mb.Targets = ids.narrow(1, 1, time).contiguous();
   return mb;
 }
 
 std::vector<at::Tensor> gradients(const Model &model) {
   std::vector<at::Tensor> grads;
   for (const NamedParameter &p : model.parameters())
-    grads.push_back(p.tensor.grad().clone());
+    grads.push_back(p.Tensor.grad().clone());
   return grads;
 }
 
 void clearGradients(const Model &model) {
   for (const NamedParameter &p : model.parameters())
-    p.tensor.mutable_grad() = at::Tensor();
+    p.Tensor.mutable_grad() = at::Tensor();
 }
 
 } // namespace
@@ -53,20 +53,20 @@ void clearGradients(const Model &model) {
 // of four times the rows: each token weighs the same however the batch is split.
 TEST(Trainer, AccumulationEqualsOneLargeBatch) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(Family::GPTNeoX), 2);
-  const int64_t V = model->config().vocabSize, T = 6;
+  const int64_t V = model->config().VocabSize, T = 6;
   std::vector<MicroBatch> micro;
   for (int i = 0; i < 4; ++i) {
     MicroBatch mb = microBatch(2, T, V, 100 + i);
-    mb.lossMask = at::ones({2, T}, at::kBool);
+    mb.LossMask = at::ones({2, T}, at::kBool);
     for (int j = 0; j < i * 2; ++j) // 0, 2, 4, 6 masked positions
-      mb.lossMask[j % 2][j / 2] = false;
-    mb.documentStarts = at::zeros({2, T}, at::kBool);
-    mb.documentStarts[1][3] = true;
+      mb.LossMask[j % 2][j / 2] = false;
+    mb.DocumentStarts = at::zeros({2, T}, at::kBool);
+    mb.DocumentStarts[1][3] = true;
     micro.push_back(mb);
   }
   MicroBatch whole;
-  for (auto field : {&MicroBatch::inputs, &MicroBatch::targets, &MicroBatch::lossMask,
-                     &MicroBatch::documentStarts}) {
+  for (auto field : {&MicroBatch::Inputs, &MicroBatch::Targets, &MicroBatch::LossMask,
+                     &MicroBatch::DocumentStarts}) {
     std::vector<at::Tensor> parts;
     for (const MicroBatch &mb : micro)
       parts.push_back(mb.*field);
@@ -81,13 +81,13 @@ TEST(Trainer, AccumulationEqualsOneLargeBatch) {
   ASSERT_TRUE(!!one) << llvm::toString(one.takeError());
   std::vector<at::Tensor> oneGrads = gradients(*model);
 
-  EXPECT_EQ(split->lossTokens, 4 * 2 * T - 12);
-  EXPECT_EQ(split->lossTokens, one->lossTokens);
-  EXPECT_EQ(split->tokens, 4 * 2 * T);
-  EXPECT_NEAR(split->loss, one->loss, 1e-6);
+  EXPECT_EQ(split->LossTokens, 4 * 2 * T - 12);
+  EXPECT_EQ(split->LossTokens, one->LossTokens);
+  EXPECT_EQ(split->Tokens, 4 * 2 * T);
+  EXPECT_NEAR(split->Loss, one->Loss, 1e-6);
   for (size_t i = 0; i < oneGrads.size(); ++i)
     EXPECT_TRUE(at::allclose(splitGrads[i], oneGrads[i], 1e-5, 1e-7))
-        << model->parameters()[i].name << ": max diff "
+        << model->parameters()[i].Name << ": max diff "
         << (splitGrads[i] - oneGrads[i]).abs().max().item<double>();
 }
 
@@ -97,15 +97,15 @@ TEST(Trainer, AccumulationEqualsOneLargeBatch) {
 // bit of the gradient or the loss.
 TEST(Trainer, LossPerStreamFromTheSameForwardPass) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 4);
-  const int64_t V = model->config().vocabSize, T = 6;
+  const int64_t V = model->config().VocabSize, T = 6;
   {
     // A few steps on the constant token make it easy.
     AdamW opt(model->parameters(), AdamWOptions{});
     plan::LRSchedule flat = constantLR(3e-2);
     Trainer warm(*model, opt, flat);
     MicroBatch easy;
-    easy.inputs = at::full({4, T}, 3, at::kLong);
-    easy.targets = easy.inputs.clone();
+    easy.Inputs = at::full({4, T}, 3, at::kLong);
+    easy.Targets = easy.Inputs.clone();
     for (int i = 0; i < 20; ++i)
       ASSERT_TRUE(!!warm.step({easy}));
     opt.zeroGrad();
@@ -113,14 +113,14 @@ TEST(Trainer, LossPerStreamFromTheSameForwardPass) {
   std::vector<MicroBatch> micro;
   for (int i = 0; i < 3; ++i) {
     MicroBatch mb = microBatch(4, T, V, 300 + i);
-    mb.streams = at::tensor(std::vector<int64_t>{0, 1, i % 2, 1}, at::kLong);
+    mb.Streams = at::tensor(std::vector<int64_t>{0, 1, i % 2, 1}, at::kLong);
     for (int64_t b = 0; b < 4; ++b)
-      if (mb.streams[b].item<int64_t>() == 0) {
-        mb.inputs[b].fill_(3);
-        mb.targets[b].fill_(3);
+      if (mb.Streams[b].item<int64_t>() == 0) {
+        mb.Inputs[b].fill_(3);
+        mb.Targets[b].fill_(3);
       }
-    mb.lossMask = at::ones({4, T}, at::kFloat);
-    mb.lossMask[1][i] = 0; // stream 1 loses a position per micro-batch
+    mb.LossMask = at::ones({4, T}, at::kFloat);
+    mb.LossMask[1][i] = 0; // stream 1 loses a position per micro-batch
     micro.push_back(mb);
   }
   llvm::Expected<StepResult> plain = accumulateGradients(*model, micro);
@@ -130,35 +130,35 @@ TEST(Trainer, LossPerStreamFromTheSameForwardPass) {
   llvm::Expected<StepResult> r = accumulateGradients(*model, micro, nullptr, 2);
   ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
   std::vector<at::Tensor> grads = gradients(*model);
-  EXPECT_EQ(r->loss, plain->loss);
-  EXPECT_TRUE(plain->streamLossSums.empty());
+  EXPECT_EQ(r->Loss, plain->Loss);
+  EXPECT_TRUE(plain->StreamLossSums.empty());
   for (size_t i = 0; i < grads.size(); ++i)
-    EXPECT_TRUE(at::equal(grads[i], plainGrads[i])) << model->parameters()[i].name;
+    EXPECT_TRUE(at::equal(grads[i], plainGrads[i])) << model->parameters()[i].Name;
 
   // Reference: each stream's rows alone, through the model again.
-  ASSERT_EQ(r->streamLossSums.size(), 2u);
-  ASSERT_EQ(r->streamLossTokens.size(), 2u);
+  ASSERT_EQ(r->StreamLossSums.size(), 2u);
+  ASSERT_EQ(r->StreamLossTokens.size(), 2u);
   at::NoGradGuard noGrad;
   double weighted = 0;
   for (int64_t s = 0; s < 2; ++s) {
     double sum = 0;
     int64_t count = 0;
     for (const MicroBatch &mb : micro) {
-      at::Tensor rows = mb.streams.eq(s).nonzero().reshape({-1});
+      at::Tensor rows = mb.Streams.eq(s).nonzero().reshape({-1});
       if (rows.numel() == 0)
         continue;
-      at::Tensor targets = mb.targets.index_select(0, rows), mask = mb.lossMask.index_select(0, rows);
-      sum += maskedTokenLossSum(model->forward(mb.inputs.index_select(0, rows)), targets, mask).item<double>();
+      at::Tensor targets = mb.Targets.index_select(0, rows), mask = mb.LossMask.index_select(0, rows);
+      sum += maskedTokenLossSum(model->forward(mb.Inputs.index_select(0, rows)), targets, mask).item<double>();
       count += countLossTokens(targets, mask);
     }
-    EXPECT_EQ(r->streamLossTokens[s], count) << "stream " << s;
-    EXPECT_NEAR(r->streamLossSums[s] / double(count), sum / double(count), 1e-5) << "stream " << s;
-    weighted += r->streamLossSums[s];
+    EXPECT_EQ(r->StreamLossTokens[s], count) << "stream " << s;
+    EXPECT_NEAR(r->StreamLossSums[s] / double(count), sum / double(count), 1e-5) << "stream " << s;
+    weighted += r->StreamLossSums[s];
   }
-  EXPECT_EQ(r->streamLossTokens[0] + r->streamLossTokens[1], r->lossTokens);
-  EXPECT_NEAR(weighted / double(r->lossTokens), r->loss, 1e-6);
-  double easy = r->streamLossSums[0] / double(r->streamLossTokens[0]),
-         hard = r->streamLossSums[1] / double(r->streamLossTokens[1]);
+  EXPECT_EQ(r->StreamLossTokens[0] + r->StreamLossTokens[1], r->LossTokens);
+  EXPECT_NEAR(weighted / double(r->LossTokens), r->Loss, 1e-6);
+  double easy = r->StreamLossSums[0] / double(r->StreamLossTokens[0]),
+         hard = r->StreamLossSums[1] / double(r->StreamLossTokens[1]);
   EXPECT_LT(easy * 4, hard) << "easy " << easy << ", hard " << hard;
 
   MicroBatch unlabelled = microBatch(1, T, V, 9);
@@ -172,14 +172,14 @@ TEST(Trainer, LearningRateComesFromTheSchedule) {
   AdamW opt(model->parameters(), AdamWOptions{});
   plan::LRSchedule schedule = warmupThenConstant();
   Trainer trainer(*model, opt, schedule);
-  const int64_t V = model->config().vocabSize;
+  const int64_t V = model->config().VocabSize;
   for (int step = 0; step < 5; ++step) {
     double before = trainer.tokensSeen();
     llvm::Expected<StepResult> r = trainer.step({microBatch(4, 8, V, step)});
     ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
-    EXPECT_EQ(r->lr, plan::learningRate(schedule, before)) << "step " << step;
+    EXPECT_EQ(r->LR, plan::learningRate(schedule, before)) << "step " << step;
     EXPECT_EQ(trainer.tokensSeen(), before + 32);
-    EXPECT_TRUE(std::isfinite(r->gradNorm) && r->gradNorm > 0);
+    EXPECT_TRUE(std::isfinite(r->GradNorm) && r->GradNorm > 0);
   }
   EXPECT_EQ(opt.steps(), 5);
   EXPECT_NEAR(plan::learningRate(schedule, 32), 1e-3 / 3, 1e-12);
@@ -190,10 +190,10 @@ TEST(Trainer, LossGoesDownOnARepeatedBatch) {
   AdamW opt(model->parameters(), AdamWOptions{});
   plan::LRSchedule flat = constantLR(1e-2);
   Trainer trainer(*model, opt, flat);
-  MicroBatch mb = microBatch(4, 8, model->config().vocabSize, 5);
-  double first = trainer.step({mb})->loss, last = first;
+  MicroBatch mb = microBatch(4, 8, model->config().VocabSize, 5);
+  double first = trainer.step({mb})->Loss, last = first;
   for (int i = 0; i < 30; ++i)
-    last = trainer.step({mb})->loss;
+    last = trainer.step({mb})->Loss;
   EXPECT_LT(last, first - 0.5);
 }
 
@@ -203,7 +203,7 @@ TEST(Trainer, TwoIdenticalRunsGiveIdenticalWeights) {
     std::unique_ptr<Model> model = makeModel(tinyConfig(family), 17);
     AdamW opt(model->parameters(), AdamWOptions{});
     Trainer trainer(*model, opt, warmupThenConstant());
-    const int64_t V = model->config().vocabSize;
+    const int64_t V = model->config().VocabSize;
     for (int step = 0; step < 6; ++step) {
       llvm::Expected<StepResult> r =
           trainer.step({microBatch(2, 10, V, 1000 + step), microBatch(2, 10, V, 2000 + step)});
@@ -216,8 +216,8 @@ TEST(Trainer, TwoIdenticalRunsGiveIdenticalWeights) {
   for (Family family : AllFamilies) {
     std::unique_ptr<Model> a = run(family), b = run(family);
     for (size_t i = 0; i < a->parameters().size(); ++i)
-      EXPECT_TRUE(at::equal(a->parameters()[i].tensor, b->parameters()[i].tensor))
-          << mixtape::plan::enumName(family).str() << " " << a->parameters()[i].name;
+      EXPECT_TRUE(at::equal(a->parameters()[i].Tensor, b->parameters()[i].Tensor))
+          << mixtape::plan::enumName(family).str() << " " << a->parameters()[i].Name;
   }
 }
 
@@ -225,26 +225,26 @@ TEST(Trainer, NonFiniteLossStopsTheStepAndKeepsTheWeights) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 2);
   AdamW opt(model->parameters(), AdamWOptions{});
   Trainer trainer(*model, opt, warmupThenConstant());
-  const int64_t V = model->config().vocabSize;
+  const int64_t V = model->config().VocabSize;
   ASSERT_TRUE(!!trainer.step({microBatch(2, 8, V, 1)}));
   {
     at::NoGradGuard noGrad;
-    model->findParameter("model.norm.weight")->tensor[0] = std::nan("");
+    model->findParameter("model.norm.weight")->Tensor[0] = std::nan("");
   }
   std::vector<at::Tensor> before;
   for (const NamedParameter &p : model->parameters())
-    before.push_back(p.tensor.detach().clone());
+    before.push_back(p.Tensor.detach().clone());
   llvm::Expected<StepResult> r = trainer.step({microBatch(2, 8, V, 2)});
   ASSERT_FALSE(r);
   EXPECT_EQ(llvm::toString(r.takeError()),
             "step 2: loss is NaN; weights left as they were after step 1");
   EXPECT_EQ(opt.steps(), 1);
   for (size_t i = 0; i < before.size(); ++i)
-    EXPECT_TRUE(at::equal(before[i], model->parameters()[i].tensor) ||
-                model->parameters()[i].name == "model.norm.weight");
+    EXPECT_TRUE(at::equal(before[i], model->parameters()[i].Tensor) ||
+                model->parameters()[i].Name == "model.norm.weight");
 
   MicroBatch allMasked = microBatch(1, 4, V, 3);
-  allMasked.lossMask = at::zeros({1, 4}, at::kBool);
+  allMasked.LossMask = at::zeros({1, 4}, at::kBool);
   r = trainer.step({allMasked});
   ASSERT_FALSE(r);
   EXPECT_EQ(llvm::toString(r.takeError()), "step 2: no position of the batch counts for the loss");
@@ -256,11 +256,11 @@ TEST(Trainer, SkipNonFiniteDropsTheBatchAndGoesOn) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 2);
   AdamW opt(model->parameters(), AdamWOptions{});
   TrainOptions options;
-  options.skipNonFinite = true;
+  options.SkipNonFinite = true;
   Trainer trainer(*model, opt, warmupThenConstant(), options);
-  const int64_t V = model->config().vocabSize;
+  const int64_t V = model->config().VocabSize;
   ASSERT_TRUE(!!trainer.step({microBatch(2, 8, V, 1)}));
-  at::Tensor norm = model->findParameter("model.norm.weight")->tensor;
+  at::Tensor norm = model->findParameter("model.norm.weight")->Tensor;
   at::Tensor saved = norm.detach().clone();
   {
     at::NoGradGuard noGrad;
@@ -268,27 +268,27 @@ TEST(Trainer, SkipNonFiniteDropsTheBatchAndGoesOn) {
   }
   std::vector<at::Tensor> before;
   for (const NamedParameter &p : model->parameters())
-    before.push_back(p.tensor.detach().clone());
+    before.push_back(p.Tensor.detach().clone());
   llvm::Expected<StepResult> r = trainer.step({microBatch(2, 8, V, 2)});
   ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
-  EXPECT_TRUE(r->skipped);
-  EXPECT_TRUE(std::isnan(r->loss));
+  EXPECT_TRUE(r->Skipped);
+  EXPECT_TRUE(std::isnan(r->Loss));
   EXPECT_EQ(opt.steps(), 1);
   EXPECT_EQ(trainer.tokensSeen(), 32);
   for (size_t i = 0; i < before.size(); ++i)
-    EXPECT_TRUE(at::equal(before[i], model->parameters()[i].tensor) ||
-                model->parameters()[i].name == "model.norm.weight")
-        << model->parameters()[i].name;
+    EXPECT_TRUE(at::equal(before[i], model->parameters()[i].Tensor) ||
+                model->parameters()[i].Name == "model.norm.weight")
+        << model->parameters()[i].Name;
   {
     at::NoGradGuard noGrad;
     norm.copy_(saved);
   }
   r = trainer.step({microBatch(2, 8, V, 3)});
   ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
-  EXPECT_FALSE(r->skipped);
-  EXPECT_TRUE(std::isfinite(r->loss));
+  EXPECT_FALSE(r->Skipped);
+  EXPECT_TRUE(std::isfinite(r->Loss));
   EXPECT_EQ(opt.steps(), 2);
-  EXPECT_EQ(r->lr, plan::learningRate(warmupThenConstant(), 32));
+  EXPECT_EQ(r->LR, plan::learningRate(warmupThenConstant(), 32));
 }
 
 TEST(Numerics, ThreadsAndFingerprint) {

@@ -44,18 +44,18 @@ std::optional<DiagCode> diagCodeFromName(llvm::StringRef name);
 llvm::ArrayRef<DiagCode> allDiagCodes();
 
 struct FixIt {
-  llvm::SMRange range;     ///< text to replace (empty range: insert at range.Start)
-  std::string replacement;
+  llvm::SMRange Range;     ///< text to replace (empty range: insert at Range.Start)
+  std::string Replacement;
 };
 
 struct Diagnostic {
-  Severity severity = Severity::Error;
-  DiagCode code = DiagCode::BadValue;
-  llvm::SMRange range;     ///< where; Start may be null for whole-file problems
-  std::string file;        ///< set when there is no buffer location (e.g. unreadable file)
-  std::string message;
-  std::vector<FixIt> fixits;
-  std::vector<Diagnostic> notes;
+  mixtape::Severity Severity = mixtape::Severity::Error;
+  DiagCode Code = DiagCode::BadValue;
+  llvm::SMRange Range;     ///< where; Start may be null for whole-file problems
+  std::string File;        ///< set when there is no buffer location (e.g. unreadable file)
+  std::string Message;
+  std::vector<FixIt> Fixits;
+  std::vector<Diagnostic> Notes;
 };
 
 /// Where the characters of a decoded TOML string live in the file. TOML strings can hold
@@ -72,17 +72,17 @@ public:
 
   llvm::SMLoc at(size_t decodedOffset) const;
   llvm::SMRange range(size_t decodedBegin, size_t decodedEnd) const;
-  bool valid() const { return !byteOffsets.empty() || wholeRange.isValid(); }
+  bool valid() const { return !ByteOffsets.empty() || WholeRange.isValid(); }
 
 private:
-  const char *base = nullptr;
-  std::vector<uint32_t> byteOffsets; // decoded offset -> offset from `base` (one past the end too)
-  llvm::SMRange wholeRange;
+  const char *Base = nullptr;
+  std::vector<uint32_t> ByteOffsets; // decoded offset -> offset from `Base` (one past the end too)
+  llvm::SMRange WholeRange;
 };
 
 class DiagnosticEngine {
 public:
-  explicit DiagnosticEngine(llvm::SourceMgr &sourceMgr) : sourceMgr(sourceMgr) {}
+  explicit DiagnosticEngine(llvm::SourceMgr &sourceMgr) : SourceMgr(sourceMgr) {}
 
   /// Report at a range; the returned diagnostic can take notes and fix-its until the next
   /// report() call.
@@ -100,12 +100,12 @@ public:
                       llvm::SMRange replace);
 
   // Options, as on the command line.
-  void setWarningsAsErrors(bool on) { warningsAsErrors = on; }
-  void disable(DiagCode code) { disabled.insert(code); }
+  void setWarningsAsErrors(bool on) { WarningsAsErrors = on; }
+  void disable(DiagCode code) { Disabled.insert(code); }
 
   unsigned errorCount() const;
   unsigned warningCount() const;
-  const std::vector<Diagnostic> &diagnostics() const { return diags; }
+  const std::vector<Diagnostic> &diagnostics() const { return Diags; }
   /// Diagnostics sorted by file position (stable), as they are printed.
   std::vector<const Diagnostic *> sorted() const;
 
@@ -116,17 +116,17 @@ public:
   std::vector<llvm::json::Value> toJSON() const;
 
   /// file:line:col of a location, 1-based; column counts bytes, as clang does.
-  struct LineCol { std::string file; unsigned line = 0, column = 0; };
+  struct LineCol { std::string File; unsigned Line = 0, Column = 0; };
   LineCol lineCol(llvm::SMLoc loc) const;
 
-  llvm::SourceMgr &sources() { return sourceMgr; }
+  llvm::SourceMgr &sources() { return SourceMgr; }
 
 private:
-  llvm::SourceMgr &sourceMgr;
-  std::vector<Diagnostic> diags;
-  std::set<DiagCode> disabled;
-  bool warningsAsErrors = false;
-  Diagnostic suppressed; // sink for reports of disabled codes
+  llvm::SourceMgr &SourceMgr;
+  std::vector<Diagnostic> Diags;
+  std::set<DiagCode> Disabled;
+  bool WarningsAsErrors = false;
+  Diagnostic Suppressed; // sink for reports of disabled codes
 };
 
 

@@ -23,7 +23,7 @@
 namespace mixtape {
 
 struct TextRange {
-  uint32_t begin = 0, end = 0; // byte offsets in the expression text, [begin, end)
+  uint32_t Begin = 0, End = 0; // byte offsets in the expression text, [begin, end)
 };
 
 enum class ExprKind {
@@ -33,7 +33,7 @@ enum class ExprKind {
   Ident,   ///< med, cosine, overall_score
   Call,    ///< f(arg, name = arg, ...)
   Select,  ///< stage[*] or stage[axis=label, ...]
-  Member,  ///< web.val (operand 0 is the object, `name` the member)
+  Member,  ///< web.val (operand 0 is the object, `Name` the member)
   List,    ///< [a, b]
   Dict,    ///< {1: 0.7, 3: 0.3}: operands alternate key, value
   Unary,   ///< not x, -x (a minus on a number literal is folded into the literal)
@@ -55,43 +55,43 @@ enum class UnaryOp { Not, Neg };
 llvm::StringRef binaryOpSpelling(BinaryOp op); // "then", "->", "@", "or", "==", "+", ...
 
 struct Expr {
-  ExprKind kind = ExprKind::Number;
-  TextRange range;          ///< the whole node
-  TextRange nameRange;      ///< Ident/Call/Select/Member: the name token only
+  ExprKind Kind = ExprKind::Number;
+  TextRange Range;          ///< the whole node
+  TextRange NameRange;      ///< Ident/Call/Select/Member: the name token only
 
-  Quantity number;          ///< Number
-  bool boolean = false;     ///< Bool
-  std::string name;         ///< Ident/Call/Select callee or stage name/Member name; String contents
-  BinaryOp binaryOp = BinaryOp::Add;
-  UnaryOp unaryOp = UnaryOp::Not;
+  Quantity Number;          ///< Number
+  bool Boolean = false;     ///< Bool
+  std::string Name;         ///< Ident/Call/Select callee or stage name/Member name; String contents
+  mixtape::BinaryOp BinaryOp = mixtape::BinaryOp::Add;
+  mixtape::UnaryOp UnaryOp = mixtape::UnaryOp::Not;
 
   /// Binary: {lhs, rhs}. Unary: {operand}. Call: arguments. List: items. Dict: k0, v0, k1, v1...
   /// Member: {object}.
-  std::vector<std::unique_ptr<Expr>> operands;
+  std::vector<std::unique_ptr<Expr>> Operands;
   /// Call: one entry per argument, empty for positional ones, with the name's range.
-  std::vector<std::string> argNames;
-  std::vector<TextRange> argNameRanges;
+  std::vector<std::string> ArgNames;
+  std::vector<TextRange> ArgNameRanges;
 
-  /// Select: `[*]` sets selectAll; otherwise (axis, label) pairs with their ranges.
-  bool selectAll = false;
-  struct SelectorItem { std::string axis, label; TextRange axisRange, labelRange; };
-  std::vector<SelectorItem> selectors;
+  /// Select: `[*]` sets SelectAll; otherwise (axis, label) pairs with their ranges.
+  bool SelectAll = false;
+  struct SelectorItem { std::string Axis, Label; TextRange AxisRange, LabelRange; };
+  std::vector<SelectorItem> Selectors;
 
-  const Expr &operand(size_t i) const { return *operands[i]; }
-  bool isBinary(BinaryOp op) const { return kind == ExprKind::Binary && binaryOp == op; }
+  const Expr &operand(size_t i) const { return *Operands[i]; }
+  bool isBinary(mixtape::BinaryOp op) const { return Kind == ExprKind::Binary && BinaryOp == op; }
 };
 
 /// A diagnostic about an expression, in expression offsets. The parser reports
 /// DiagCode::ExprSyntax; the interpreters of each context (mixture, schedule, predicate,
 /// ...) report their own codes. The recipe loader maps ranges into the file.
 struct ExprDiag {
-  DiagCode code = DiagCode::ExprSyntax;
-  TextRange range;
-  std::string message;     ///< e.g. "expected ')' to close this call"
-  std::string fixit;       ///< replacement text for `range`, if an obvious one exists
-  struct Note { TextRange range; std::string message; };
-  std::vector<Note> notes; ///< e.g. "did you mean 'cosine'?" or "call opened here"
-  Severity severity() const { return defaultSeverity(code); }
+  DiagCode Code = DiagCode::ExprSyntax;
+  TextRange Range;
+  std::string Message;     ///< e.g. "expected ')' to close this call"
+  std::string Fixit;       ///< replacement text for `Range`, if an obvious one exists
+  struct Note { TextRange Range; std::string Message; };
+  std::vector<Note> Notes; ///< e.g. "did you mean 'cosine'?" or "call opened here"
+  Severity severity() const { return defaultSeverity(Code); }
 };
 using ExprDiags = std::vector<ExprDiag>;
 
@@ -99,8 +99,8 @@ using ExprDiags = std::vector<ExprDiag>;
 ExprDiag &reportExpr(ExprDiags &diags, DiagCode code, TextRange range, std::string message);
 
 struct ParseResult {
-  std::unique_ptr<Expr> expr; ///< null when errors is non-empty
-  ExprDiags errors;
+  std::unique_ptr<mixtape::Expr> Expr; ///< null when Errors is non-empty
+  ExprDiags Errors;
 };
 
 /// Parse one expression (the whole text must be consumed). Never throws, never recurses

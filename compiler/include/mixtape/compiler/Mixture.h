@@ -21,20 +21,20 @@
 namespace mixtape {
 
 struct MixtureComponent {
-  std::string stream;
-  double weight = 1;
-  TextRange streamRange, weightRange; ///< weightRange = streamRange when no weight is written
+  std::string Stream;
+  double Weight = 1;
+  TextRange StreamRange, WeightRange; ///< WeightRange = StreamRange when no weight is written
 };
 
 struct MixturePoint {
-  std::optional<Quantity> at; ///< Dim::Tokens (or a plain count) or Dim::Fraction of the stage
-  TextRange atRange;
-  std::vector<MixtureComponent> components;
-  TextRange range;            ///< the weighted sum, without "@ position"
+  std::optional<Quantity> At; ///< Dim::Tokens (or a plain count) or Dim::Fraction of the stage
+  TextRange AtRange;
+  std::vector<MixtureComponent> Components;
+  TextRange Range;            ///< the weighted sum, without "@ position"
 };
 
 struct MixtureSpec {
-  std::vector<MixturePoint> points;
+  std::vector<MixturePoint> Points;
 };
 
 /// Reads a mixture expression. Reports MixtureWeight (weight not a positive number,

@@ -30,10 +30,10 @@ enum class Dim {
 llvm::StringRef dimName(Dim dim); // "number", "tokens", "steps", ...
 
 struct Quantity {
-  double value = 0;         ///< scaled value: 20M -> 2e7, 5% -> 0.05
-  Dim dim = Dim::Number;
-  bool hasScale = false;    ///< written with k/M/B/Ki/... ("20M")
-  bool unitWritten = false; ///< dim came from an explicit unit word or %, not a default
+  double Value = 0;         ///< scaled value: 20M -> 2e7, 5% -> 0.05
+  mixtape::Dim Dim = mixtape::Dim::Number;
+  bool HasScale = false;    ///< written with k/M/B/Ki/... ("20M")
+  bool UnitWritten = false; ///< Dim came from an explicit unit word or %, not a default
 
   /// The value as an exact count, if it is a non-negative whole number below 2^53.
   std::optional<uint64_t> asCount() const;

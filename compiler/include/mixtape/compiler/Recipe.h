@@ -31,136 +31,136 @@ using Attention = plan::AttentionMask;
 constexpr uint64_t kBytesVocab = 264;
 
 struct ModelSpec {
-  Family family = Family::Llama;
-  std::string init = "random";      ///< "random" or "hf:PATH"
-  std::string tokenizer = "bytes";  ///< "bytes" or "hf:PATH"
-  uint64_t layers = 0, dModel = 0, heads = 0, kvHeads = 0, ffn = 0;
-  uint64_t vocab = 0;               ///< 0: the tokenizer's (known at plan time)
-  uint64_t seqLen = defaults::SeqLen, maxPositions = 0;
-  double ropeTheta = defaults::RopeTheta, rotaryPct = defaults::RotaryPct;
-  bool ropeThetaWritten = false;    ///< else a checkpoint's own base applies (plan time)
-  Attention attention = Attention::Causal;
-  std::vector<std::string> pretrainedOn;
+  mixtape::Family Family = mixtape::Family::Llama;
+  std::string Init = "random";      ///< "random" or "hf:PATH"
+  std::string Tokenizer = "bytes";  ///< "bytes" or "hf:PATH"
+  uint64_t Layers = 0, DModel = 0, Heads = 0, KVHeads = 0, Ffn = 0;
+  uint64_t Vocab = 0;               ///< 0: the tokenizer's (known at plan time)
+  uint64_t SeqLen = defaults::SeqLen, MaxPositions = 0;
+  double RopeTheta = defaults::RopeTheta, RotaryPct = defaults::RotaryPct;
+  bool RopeThetaWritten = false;    ///< else a checkpoint's own base applies (plan time)
+  mixtape::Attention Attention = mixtape::Attention::Causal;
+  std::vector<std::string> PretrainedOn;
   /// The sizes [model] writes (layers, d_model, ...) and where: beside an hf: init each
   /// must be the checkpoint's.
-  std::vector<std::pair<std::string, llvm::SMRange>> writtenSizes;
+  std::vector<std::pair<std::string, llvm::SMRange>> WrittenSizes;
 };
 
 struct StreamSpec {
-  std::string name;
-  std::string shards;               ///< glob; empty for a derived stream
-  plan::ShardFormat format = plan::ShardFormat::Auto;
-  std::string tokenizer;            ///< "bytes" or "hf:PATH": what made manifest-less shards; "" unsaid
-  plan::EodMode eod = plan::EodMode::Auto; ///< Megatron documents' end-of-text
-  std::string parent;               ///< `from`; empty for a root stream
-  std::string root;                 ///< the root stream whose documents this one views
-  std::optional<plan::Predicate> where;
-  llvm::SMRange whereRange;
-  double val = defaults::Val;       ///< held-out fraction (a derived stream: its root's)
-  std::optional<plan::UntieKnots> transform; ///< Untie-the-Knots (Tian et al. 2024)
+  std::string Name;
+  std::string Shards;               ///< glob; empty for a derived stream
+  plan::ShardFormat Format = plan::ShardFormat::Auto;
+  std::string Tokenizer;            ///< "bytes" or "hf:PATH": what made manifest-less shards; "" unsaid
+  plan::EodMode Eod = plan::EodMode::Auto; ///< Megatron documents' end-of-text
+  std::string Parent;               ///< `from`; empty for a root stream
+  std::string Root;                 ///< the root stream whose documents this one views
+  std::optional<plan::Predicate> Where;
+  llvm::SMRange WhereRange;
+  double Val = defaults::Val;       ///< held-out fraction (a derived stream: its root's)
+  std::optional<plan::UntieKnots> Transform; ///< Untie-the-Knots (Tian et al. 2024)
 };
 
 struct SweepAxis {
-  std::string name;
-  std::string stage, key, subkey;   ///< what it varies: <stage>.<key>[.<subkey>]
-  std::vector<std::string> labels;  ///< in source order
-  unsigned zipGroup = 0;            ///< axes with the same group vary together
+  std::string Name;
+  std::string Stage, Key, Subkey;   ///< what it varies: <stage>.<key>[.<subkey>]
+  std::vector<std::string> Labels;  ///< in source order
+  unsigned ZipGroup = 0;            ///< axes with the same group vary together
 };
 
 /// Labels chosen for each axis a variant uses (axis index -> label index).
 using VariantLabels = std::map<unsigned, unsigned>;
 
 struct OptimizerSpec {
-  double beta1 = defaults::Beta1, beta2 = defaults::Beta2, eps = defaults::Eps, weightDecay = defaults::WeightDecay;
-  bool decayEmbeddings = defaults::DecayEmbeddings;
+  double Beta1 = defaults::Beta1, Beta2 = defaults::Beta2, Eps = defaults::Eps, WeightDecay = defaults::WeightDecay;
+  bool DecayEmbeddings = defaults::DecayEmbeddings;
 };
 
 struct StageVariant {
-  VariantLabels labels;
-  std::string displayName;          ///< "anneal[replay=r5]" (or "anneal" when unswept)
-  uint64_t tokens = 0;              ///< trained tokens = steps * batchTokens
-  uint64_t requestedTokens = 0;     ///< as written (before rounding up to whole steps)
-  uint64_t horizon = 0;
-  uint64_t batchSequences = 0, microBatchSequences = 0, seqLen = 0, steps = 0;
-  uint64_t batchTokens() const { return batchSequences * seqLen; }
-  double ropeTheta = defaults::RopeTheta;
-  bool ropeThetaWritten = false;    ///< by this stage, an ancestor or [model]
-  Attention attention = Attention::Causal;
-  plan::Mixture mixture;
-  plan::LRSchedule lr;
-  std::vector<TextRange> lrPhaseRanges; ///< where each phase of `lr` is written
-  OptimizerSpec optimizer;
-  double gradClip = defaults::GradClip;
-  bool skipNonFinite = false;       ///< on_nonfinite = "skip": drop a batch whose loss is not finite
-  uint64_t checkpointEvery = 0, checkpointKeep = defaults::CheckpointKeep;
-  bool zero1 = false;               ///< shard the optimizer state over the ranks (execution only)
+  VariantLabels Labels;
+  std::string DisplayName;          ///< "anneal[replay=r5]" (or "anneal" when unswept)
+  uint64_t Tokens = 0;              ///< trained tokens = steps * batchTokens
+  uint64_t RequestedTokens = 0;     ///< as written (before rounding up to whole steps)
+  uint64_t Horizon = 0;
+  uint64_t BatchSequences = 0, MicroBatchSequences = 0, SeqLen = 0, Steps = 0;
+  uint64_t batchTokens() const { return BatchSequences * SeqLen; }
+  double RopeTheta = defaults::RopeTheta;
+  bool RopeThetaWritten = false;    ///< by this stage, an ancestor or [model]
+  mixtape::Attention Attention = mixtape::Attention::Causal;
+  plan::Mixture Mixture;
+  plan::LRSchedule LR;
+  std::vector<TextRange> LRPhaseRanges; ///< where each phase of `lr` is written
+  OptimizerSpec Optimizer;
+  double GradClip = defaults::GradClip;
+  bool SkipNonFinite = false;       ///< on_nonfinite = "skip": drop a batch whose loss is not finite
+  uint64_t CheckpointEvery = 0, CheckpointKeep = defaults::CheckpointKeep;
+  bool Zero1 = false;               ///< shard the optimizer state over the ranks (execution only)
   // The edge from the parent (none for a stage that starts from the model's init).
-  int parentVariant = -1;           ///< index into the parent stage's variants
-  uint64_t branchTokens = 0;        ///< where in the parent it branches (its tokens if at end)
-  bool keepOptimizer = false;
+  int ParentVariant = -1;           ///< index into the parent stage's variants
+  uint64_t BranchTokens = 0;        ///< where in the parent it branches (its tokens if at end)
+  bool KeepOptimizer = false;
 };
 
 struct StageSpec {
-  std::string name;
-  std::string parent;               ///< `after`; empty: starts from the model's init
-  std::vector<unsigned> axes;       ///< axes its settings and ancestry use
-  std::vector<StageVariant> variants;
+  std::string Name;
+  std::string Parent;               ///< `after`; empty: starts from the model's init
+  std::vector<unsigned> Axes;       ///< axes its settings and ancestry use
+  std::vector<StageVariant> Variants;
 };
 
 /// A reference to a finished model: the init, a stage variant, a merge or an ablation.
 struct ModelRef {
-  enum Kind { Init, Stage, Merge, Ablation } kind = Init;
-  unsigned index = 0;               ///< into stages/merges/ablations
-  unsigned variant = 0;             ///< stage variant
-  std::string hfPath;               ///< Init given as an explicit hf:PATH
+  enum RefKind { Init, Stage, Merge, Ablation } Kind = Init;
+  unsigned Index = 0;               ///< into stages/merges/ablations
+  unsigned Variant = 0;             ///< stage variant
+  std::string HfPath;               ///< Init given as an explicit hf:PATH
 };
 
 struct MergeSpec {
-  std::string name;
-  plan::MergeMethod method = plan::MergeMethod::Linear;
-  std::vector<ModelRef> models;
-  std::optional<ModelRef> base;
-  std::vector<double> weights;
-  bool normalize = defaults::Normalize;
-  double density = 1.0, t = defaults::SlerpT;
-  uint64_t seed = 0;
+  std::string Name;
+  plan::MergeMethod Method = plan::MergeMethod::Linear;
+  std::vector<ModelRef> Models;
+  std::optional<ModelRef> Base;
+  std::vector<double> Weights;
+  bool Normalize = defaults::Normalize;
+  double Density = 1.0, T = defaults::SlerpT;
+  uint64_t Seed = 0;
 };
 
 struct AblationSpec {
-  std::string name;
-  ModelRef from;
-  std::string stream;
-  uint64_t split = 0;               ///< K equal random units, or
-  std::string by;                   ///< group by this metadata column
-  llvm::SMRange byRange;            ///< the column as written: the planner, which sees the data, reports there
-  uint64_t tokens = 0;
-  uint64_t batchSequences = 0, seqLen = 0;
-  plan::LRSchedule lr;
-  plan::Mixture mixture;            ///< "unit" stands for each unit's documents
-  uint64_t maxSubset = 0;           ///< subsets(max = K), or
-  std::vector<std::vector<std::string>> combinations; ///< listed unit combinations
+  std::string Name;
+  ModelRef From;
+  std::string Stream;
+  uint64_t Split = 0;               ///< K equal random units, or
+  std::string By;                   ///< group by this metadata column
+  llvm::SMRange ByRange;            ///< the column as written: the planner, which sees the data, reports there
+  uint64_t Tokens = 0;
+  uint64_t BatchSequences = 0, SeqLen = 0;
+  plan::LRSchedule LR;
+  plan::Mixture Mixture;            ///< "unit" stands for each unit's documents
+  uint64_t MaxSubset = 0;           ///< subsets(max = K), or
+  std::vector<std::vector<std::string>> Combinations; ///< listed unit combinations
 };
 
 struct EvalSpec {
-  std::string name;
-  std::vector<plan::EvalSplit> splits;
-  uint64_t maxTokens = 0;           ///< 0: the whole split
-  uint64_t duringEvery = 0;         ///< 0: no in-loop points
-  std::vector<ModelRef> on;
+  std::string Name;
+  std::vector<plan::EvalSplit> Splits;
+  uint64_t MaxTokens = 0;           ///< 0: the whole split
+  uint64_t DuringEvery = 0;         ///< 0: no in-loop points
+  std::vector<ModelRef> On;
 };
 
 struct CheckedRecipe {
-  std::string name;
-  uint64_t seed = defaults::Seed;
-  std::string file;                 ///< the recipe file, for diagnostics without a location
-  std::string baseDir;              ///< the recipe file's directory: relative paths start here
-  ModelSpec model;
-  std::vector<StreamSpec> streams;
-  std::vector<SweepAxis> axes;
-  std::vector<StageSpec> stages;    ///< parents before children
-  std::vector<MergeSpec> merges;
-  std::vector<AblationSpec> ablations;
-  std::vector<EvalSpec> evals;
+  std::string Name;
+  uint64_t Seed = defaults::Seed;
+  std::string File;                 ///< the recipe file, for diagnostics without a location
+  std::string BaseDir;              ///< the recipe file's directory: relative paths start here
+  ModelSpec Model;
+  std::vector<StreamSpec> Streams;
+  std::vector<SweepAxis> Axes;
+  std::vector<StageSpec> Stages;    ///< parents before children
+  std::vector<MergeSpec> Merges;
+  std::vector<AblationSpec> Ablations;
+  std::vector<EvalSpec> Evals;
 
   const StreamSpec *stream(llvm::StringRef name) const;
   int stageIndex(llvm::StringRef name) const;

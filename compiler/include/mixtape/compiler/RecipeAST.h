@@ -21,24 +21,26 @@ namespace mixtape {
 struct Value;
 
 struct Field {
-  std::string key;
-  llvm::SMRange keyRange;
-  std::unique_ptr<Value> value;
+  std::string Key;
+  llvm::SMRange KeyRange;
+  std::unique_ptr<mixtape::Value> Value;
 };
 
-struct Value {
-  enum Kind { String, Integer, Float, Bool, Array, Table, Other } kind = Other;
-  std::string string;
-  int64_t integer = 0;
-  double real = 0;
-  bool boolean = false;
-  std::vector<std::unique_ptr<Value>> items; ///< Array
-  std::vector<Field> fields;                 ///< Table, in source order
-  llvm::SMRange range;                       ///< the value as written (a table: its header)
-  StringLocation stringLocation;             ///< String: decoded offset -> file position
+enum class ValueKind { String, Integer, Float, Bool, Array, Table, Other };
 
-  bool isNumber() const { return kind == Integer || kind == Float; }
-  double number() const { return kind == Integer ? static_cast<double>(integer) : real; }
+struct Value {
+  ValueKind Kind = ValueKind::Other;
+  std::string String;
+  int64_t Integer = 0;
+  double Real = 0;
+  bool Boolean = false;
+  std::vector<std::unique_ptr<Value>> Items; ///< Array
+  std::vector<Field> Fields;                 ///< Table, in source order
+  llvm::SMRange Range;                       ///< the value as written (a table: its header)
+  mixtape::StringLocation StringLocation;    ///< String: decoded offset -> file position
+
+  bool isNumber() const { return Kind == ValueKind::Integer || Kind == ValueKind::Float; }
+  double number() const { return Kind == ValueKind::Integer ? static_cast<double>(Integer) : Real; }
   /// Field lookup in a table; null if absent or not a table.
   const Value *get(llvm::StringRef key) const;
   const Field *field(llvm::StringRef key) const;
@@ -46,10 +48,10 @@ struct Value {
   llvm::StringRef kindName() const;
   /// Where offset i of this value's text lives (strings map through escapes; other values
   /// map every offset onto their whole range).
-  const StringLocation &location() const { return stringLocation; }
+  const mixtape::StringLocation &location() const { return StringLocation; }
 };
 
-llvm::StringRef valueKindName(Value::Kind kind);
+llvm::StringRef valueKindName(ValueKind kind);
 
 /// Read and parse a recipe file into `sourceMgr` (which keeps the buffer alive for
 /// diagnostics). Unreadable files, directories, non-UTF-8 and TOML syntax errors are

@@ -27,8 +27,8 @@ inline llvm::StringRef shapeName(Shape shape) { return plan::enumName(shape); }
 struct Length {
   /// Rest: whatever the finite phases leave of the horizon (at most one phase).
   /// Open: no end at all (a trailing `constant` with no length); only the last phase.
-  enum Kind { Tokens, Fraction, Rest, Open } kind = Rest;
-  double value = 0; ///< tokens, or a fraction of the horizon in (0, 1]
+  enum LengthKind { Tokens, Fraction, Rest, Open } Kind = Rest;
+  double Value = 0; ///< tokens, or a fraction of the horizon in (0, 1]
   static Length tokens(double t) { return {Tokens, t}; }
   static Length fraction(double f) { return {Fraction, f}; }
   static Length rest() { return {Rest, 0}; }
@@ -37,24 +37,24 @@ struct Length {
 
 /// One phase as written; TextRange fields point into the expression for diagnostics.
 struct PhaseSpec {
-  Shape shape = Shape::Constant;
-  Length length;
-  std::optional<double> from;   ///< LR at the phase start (warmup default 0; else previous end)
-  std::optional<double> to;     ///< LR at the phase end (peak for warmup, value for constant)
-  double alpha = 1.0;           ///< InverseSqrt cooldown steepness
-  double timescale = 0;         ///< InverseSqrt without `to`: tau in tokens
-  TextRange range;              ///< the phase's text
+  schedule::Shape Shape = schedule::Shape::Constant;
+  schedule::Length Length;
+  std::optional<double> From;   ///< LR at the phase start (warmup default 0; else previous end)
+  std::optional<double> To;     ///< LR at the phase end (peak for warmup, value for constant)
+  double Alpha = 1.0;           ///< InverseSqrt cooldown steepness
+  double Timescale = 0;         ///< InverseSqrt without `to`: tau in tokens
+  TextRange Range;              ///< the phase's text
   /// What messages call the phase when it is not the function the user wrote: the
-  /// "decay" of a wsd(...). Empty: shapeName(shape).
-  std::string label;
+  /// "decay" of a wsd(...). Empty: shapeName(Shape).
+  std::string Label;
   /// Where the length, `from` and `to` were written (empty when not written); domain
   /// errors point there rather than at the whole phase.
-  TextRange lengthRange, fromRange, toRange;
+  TextRange LengthRange, FromRange, ToRange;
 };
 
 struct ScheduleSpec {
-  std::vector<PhaseSpec> phases;
-  TextRange range;
+  std::vector<PhaseSpec> Phases;
+  TextRange Range;
 };
 
 /// A resolved schedule (plan/Schedule.h evaluates it) and where each phase is written.

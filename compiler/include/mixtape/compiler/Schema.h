@@ -34,25 +34,25 @@ enum class ValueType {
 enum class KeyFlags { Required, Optional, Inherited };
 
 struct KeyInfo {
-  SectionId section;
-  llvm::StringRef name;
-  ValueType type;
-  KeyFlags flags;
-  llvm::StringRef doc;
+  SectionId Section;
+  llvm::StringRef Name;
+  ValueType Type;
+  KeyFlags Flags;
+  llvm::StringRef Doc;
 };
 
 struct SectionInfo {
-  SectionId id;
-  llvm::StringRef path; ///< "stage", "stage.after", ...
-  SectionKind kind;
-  llvm::StringRef doc;
+  SectionId Id;
+  llvm::StringRef Path; ///< "stage", "stage.after", ...
+  SectionKind Kind;
+  llvm::StringRef Doc;
 };
 
 /// A DEFAULT row of keys.def: its value as written there (Defaults.h has it typed).
 struct DefaultInfo {
-  SectionId section;
-  llvm::StringRef key;
-  llvm::StringRef spelling;
+  SectionId Section;
+  llvm::StringRef Key;
+  llvm::StringRef Spelling;
 };
 
 const SectionInfo &sectionInfo(SectionId id);

@@ -68,17 +68,17 @@ public:
 
 private:
   struct AddedToken {
-    std::string content;
-    uint32_t id;
-    bool lstrip, rstrip;
+    std::string Content;
+    uint32_t Id;
+    bool Lstrip, Rstrip;
   };
   /// Longest first; FirstBytes marks the bytes a token may start with.
   struct AddedTokenSet {
-    std::vector<AddedToken> tokens;
-    std::array<bool, 256> firstBytes{};
+    std::vector<AddedToken> Tokens;
+    std::array<bool, 256> FirstBytes{};
   };
   struct MergeRule {
-    uint32_t rank, merged;
+    uint32_t Rank, Merged;
   };
   class Builder;
 

@@ -67,18 +67,18 @@ private:
 
 struct DatasetOpenOptions {
   /// End-of-text id of a flat .bin that has no manifest.
-  std::optional<uint32_t> flatEot;
+  std::optional<uint32_t> FlatEot;
   /// For a dataset without a manifest of its own: one computed from its token files
   /// (ManifestCache.h), checked like a recorded one, and the sidecar with its document
-  /// hashes. `derivedFrom` names it in errors.
-  std::optional<Manifest> derived;
-  std::string derivedHashes, derivedFrom;
+  /// hashes. `DerivedFrom` names it in errors.
+  std::optional<Manifest> Derived;
+  std::string DerivedHashes, DerivedFrom;
 };
 
 class Dataset {
 public:
   /// Opens by prefix or by the path of any of its files. With a manifest (its own, else
-  /// `options.derived`), every file it lists must exist with its recorded size, and dtype,
+  /// `options.Derived`), every file it lists must exist with its recorded size, and dtype,
   /// counts and vocabulary must agree. Without one, a .idx (or a prefix with one) opens as
   /// Megatron, a .bin as flat.
   static llvm::Expected<std::unique_ptr<Dataset>> open(llvm::StringRef path,

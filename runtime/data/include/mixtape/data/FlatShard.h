@@ -40,7 +40,7 @@ public:
 
 private:
   struct Range {
-    uint64_t begin, end; ///< token indices
+    uint64_t Begin, End; ///< token indices
   };
   FlatShard(std::unique_ptr<llvm::MemoryBuffer> data, uint32_t eot);
 

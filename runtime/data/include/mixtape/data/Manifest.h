@@ -27,9 +27,9 @@ std::optional<ShardFormat> shardFormatFromName(llvm::StringRef name);
 
 /// Size and XXH3-64 of one file; `name` is relative to the manifest's folder.
 struct FileDigest {
-  std::string name;
-  uint64_t bytes = 0;
-  uint64_t xxh3 = 0;
+  std::string Name;
+  uint64_t Bytes = 0;
+  uint64_t Xxh3 = 0;
 };
 
 /// 16 lowercase hex digits, most significant first (XXH64_canonical order).
@@ -40,20 +40,20 @@ llvm::Expected<FileDigest> digestFile(llvm::StringRef path);
 struct Manifest {
   static constexpr int64_t Version = 1;
 
-  ShardFormat format = ShardFormat::Megatron;
-  std::string tokenizer;
-  uint64_t vocabSize = 0;
-  DType dtype = DType::UInt16;
+  ShardFormat Format = ShardFormat::Megatron;
+  std::string Tokenizer;
+  uint64_t VocabSize = 0;
+  DType Dtype = DType::UInt16;
   /// The tokenizer's end-of-text id; separates documents in flat files.
-  uint32_t eot = 0;
-  uint64_t tokens = 0;
-  uint64_t documents = 0;
+  uint32_t Eot = 0;
+  uint64_t Tokens = 0;
+  uint64_t Documents = 0;
   /// Megatron: every document's last token is `eot` (Megatron's preprocess_data.py
   /// --append-eod), so streams use it as the document separator instead of adding one.
-  bool eodPresent = false;
+  bool EodPresent = false;
   /// File name of the metadata sidecar ("" when there is none); also listed in `files`.
-  std::string metadata;
-  std::vector<FileDigest> files;
+  std::string Metadata;
+  std::vector<FileDigest> Files;
 
   const FileDigest *findFile(llvm::StringRef name) const;
 };

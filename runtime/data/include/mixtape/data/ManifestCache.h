@@ -38,16 +38,16 @@ using EodMode = plan::EodMode;
 /// What a stream declares about its datasets' tokens (recipe keys `tokenizer` and `eod`).
 struct DataDeclaration {
   /// "bytes", "hf:PATH" or PATH (createTokenizer); "" when the recipe does not say.
-  std::string tokenizer;
-  EodMode eod = EodMode::Auto;
+  std::string Tokenizer;
+  EodMode Eod = EodMode::Auto;
   /// The recipe's `format`; none for "auto" (whatever the datasets are).
-  std::optional<ShardFormat> format = {};
+  std::optional<ShardFormat> Format = {};
 };
 
 /// A manifest computed from the token files, and the document hashes of its sidecar.
 struct DerivedManifest {
-  Manifest manifest;
-  MetadataBuilder hashes;
+  data::Manifest Manifest;
+  MetadataBuilder Hashes;
 };
 
 /// Scans every token once: XXH3 of each file, counts, document hashes; fails naming the

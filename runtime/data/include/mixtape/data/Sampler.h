@@ -28,34 +28,34 @@ namespace mixtape::data {
 
 /// One training or validation window.
 struct Sample {
-  /// seqLen + 1 token ids: inputs are tokens[0, seqLen), targets tokens[1, seqLen].
-  std::vector<uint32_t> tokens;
-  /// seqLen entries; lossMask[t] == 1 trains on predicting target tokens[t + 1] from
-  /// tokens[0..t]. 0 where that target is a knot token (Untie-the-Knots) or, in a
+  /// seqLen + 1 token ids: inputs are Tokens[0, seqLen), targets Tokens[1, seqLen].
+  std::vector<uint32_t> Tokens;
+  /// seqLen entries; LossMask[t] == 1 trains on predicting target Tokens[t + 1] from
+  /// Tokens[0..t]. 0 where that target is a knot token (Untie-the-Knots) or, in a
   /// validation set, padding past the split's end or the eval's token budget.
-  std::vector<uint8_t> lossMask;
-  /// Ascending positions in `tokens` where a document segment starts: 0, then the
+  std::vector<uint8_t> LossMask;
+  /// Ascending positions in `Tokens` where a document segment starts: 0, then the
   /// position after every end-of-text token that is not the last token. A knotted window
   /// (Untie-the-Knots) is one segment, {0}: its chunks are meant to be attended across.
-  std::vector<uint32_t> documentStarts;
-  uint32_t stream = 0;  ///< index into the mixture's streams
-  uint64_t cursor = 0;  ///< the stream's token offset of tokens[0] (before any transform)
+  std::vector<uint32_t> DocumentStarts;
+  uint32_t Stream = 0;  ///< index into the mixture's streams
+  uint64_t Cursor = 0;  ///< the stream's token offset of tokens[0] (before any transform)
 };
 
 /// One stream of a node's mixture, as the plan gives it.
 struct NodeStream {
-  std::string name;
-  RootSpec root;                      ///< the root stream's datasets and val fraction
-  StreamSelection selection;          ///< a derived stream's filters, an ablation unit
-  std::optional<plan::UntieKnots> transform;
-  uint64_t cursor = 0;                ///< token offset at the node's first sample
+  std::string Name;
+  RootSpec Root;                      ///< the root stream's datasets and val fraction
+  StreamSelection Selection;          ///< a derived stream's filters, an ablation unit
+  std::optional<plan::UntieKnots> Transform;
+  uint64_t Cursor = 0;                ///< token offset at the node's first sample
 };
 
 struct TrainNodeData {
-  uint64_t seqLen = 0;
-  plan::Mixture mixture;              ///< positions in stage tokens
-  uint64_t begin = 0, end = 0;        ///< the node's stage samples [begin, end)
-  std::vector<NodeStream> streams;    ///< one per mixture.Streams, in that order
+  uint64_t SeqLen = 0;
+  plan::Mixture Mixture;              ///< positions in stage tokens
+  uint64_t Begin = 0, End = 0;        ///< the node's stage samples [begin, end)
+  std::vector<NodeStream> Streams;    ///< one per mixture.Streams, in that order
 };
 
 /// Reads windows of one stream's token sequence; the epochs it may touch are ordered
@@ -104,17 +104,17 @@ public:
   std::vector<uint64_t> endCursors() const;
   /// Samples of each stream in the node.
   const std::vector<uint64_t> &streamSamples() const { return Taken; }
-  const StreamView &view(size_t stream) const { return *Streams[stream].view; }
+  const StreamView &view(size_t stream) const { return *Streams[stream].View; }
   /// The reader of a stream the node takes samples from.
-  const WindowReader &reader(size_t stream) const { return *Streams[stream].reader; }
+  const WindowReader &reader(size_t stream) const { return *Streams[stream].Reader; }
 
 private:
   struct Source {
-    const StreamView *view = nullptr;
-    std::unique_ptr<WindowReader> reader;
-    std::optional<plan::UntieKnots> transform;
-    uint32_t knot = 0;
-    uint64_t cursor = 0, transformSeed = 0;
+    const StreamView *View = nullptr;
+    std::unique_ptr<WindowReader> Reader;
+    std::optional<plan::UntieKnots> Transform;
+    uint32_t Knot = 0;
+    uint64_t Cursor = 0, TransformSeed = 0;
   };
   TrainSamples() = default;
 
@@ -135,7 +135,7 @@ public:
   static llvm::Expected<std::unique_ptr<ValSet>> open(const NodeStream &stream, plan::SplitKind split,
                                                       uint64_t seqLen, uint64_t maxTokens, DataSources &sources);
   uint64_t size() const { return Windows; }
-  /// Target tokens with lossMask 1 over all windows.
+  /// Target tokens with LossMask 1 over all windows.
   uint64_t targetTokens() const { return Targets; }
   void sample(uint64_t i, Sample &out) const;
 

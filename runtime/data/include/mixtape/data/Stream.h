@@ -109,24 +109,24 @@ private:
 /// (splitmix64(hash ^ seed) % K == index), or those whose metadata column `by` holds `value`
 /// (ColumnValue::matches: a missing value selects the documents without one).
 struct AblationUnit {
-  uint64_t units = 0, index = 0;
-  std::string by;
-  plan::ColumnValue value;
+  uint64_t Units = 0, Index = 0;
+  std::string By;
+  plan::ColumnValue Value;
 };
 
 /// Which of a root's documents a stream uses.
 struct StreamSelection {
   /// Filters that must all hold: a derived stream's `where` and its ancestors', root first.
-  std::vector<plan::Predicate> where;
-  std::optional<AblationUnit> unit;
+  std::vector<plan::Predicate> Where;
+  std::optional<AblationUnit> Unit;
 };
 
 /// One epoch (or the val split) of a stream: documents in order and where each ends in
 /// the token sequence (each document is followed by one end-of-text token).
 struct DocumentOrder {
-  std::vector<uint32_t> documents;
-  std::vector<uint64_t> ends; ///< ends[i] = tokens of documents[0..i], EOTs included
-  uint64_t tokens() const { return ends.empty() ? 0 : ends.back(); }
+  std::vector<uint32_t> Documents;
+  std::vector<uint64_t> Ends; ///< ends[i] = tokens of documents[0..i], EOTs included
+  uint64_t tokens() const { return Ends.empty() ? 0 : Ends.back(); }
 };
 
 /// A selection of a root stream's documents, train and val.
@@ -183,13 +183,13 @@ uint64_t trainEvalSeed(uint64_t recipeSeed, uint64_t fingerprintSeed);
 
 /// A root stream's shards as the plan gives them: dataset prefixes or "synth:DOMAIN".
 struct RootSpec {
-  std::string name;
-  std::vector<std::string> shards;
-  double val = 0;
-  DataDeclaration declared = {};
+  std::string Name;
+  std::vector<std::string> Shards;
+  double Val = 0;
+  DataDeclaration Declared = {};
   /// The root's fingerprint as the plan records it; when set, a root whose data has another
   /// fails to open (its documents would come in another order).
-  std::string fingerprint = {};
+  std::string Fingerprint = {};
 };
 
 /// Opens root streams and views once per process and shares them. Holds the run's seed, the
@@ -207,7 +207,7 @@ public:
   const std::string &cacheDir() const { return CacheDir; }
   const ManifestCache &manifests() const { return Manifests; }
 
-  /// Fails when spec.fingerprint is set and is not the data's.
+  /// Fails when spec.Fingerprint is set and is not the data's.
   llvm::Expected<const RootStream *> root(const RootSpec &spec);
   llvm::Expected<const StreamView *> view(const RootSpec &root, llvm::StringRef name,
                                           const StreamSelection &selection);

@@ -36,15 +36,15 @@ llvm::ArrayRef<llvm::StringRef> synthDomains();
 constexpr int kSynthVersion = 2;
 
 struct SynthDocument {
-  std::string text;
-  std::string source;   ///< the sub-generator, e.g. "narrative"
-  int quality = 5;      ///< 1-5; drives the typo rate
-  float overallScore;   ///< DataMan-style ratings, 1-5
-  float coherence;
-  float semanticDensity; ///< distinct words / words, 0-1
+  std::string Text;
+  std::string Source;   ///< the sub-generator, e.g. "narrative"
+  int Quality = 5;      ///< 1-5; drives the typo rate
+  float OverallScore;   ///< DataMan-style ratings, 1-5
+  float Coherence;
+  float SemanticDensity; ///< distinct words / words, 0-1
   /// The other DataMan ratings (Peng et al. 2025: 13 criteria and an overall score), 1-5,
   /// each the quality give or take one: columns to filter on, named as in kDataManRatings.
-  std::vector<float> ratings;
+  std::vector<float> Ratings;
 };
 
 /// DataMan's rating columns beyond overall_score, coherence and semantic_density.
@@ -54,18 +54,18 @@ extern const char *const kDataManRatings[11];
 SynthDocument synthDocument(llvm::StringRef domain, uint64_t seed, uint64_t index);
 
 struct Fact {
-  std::string entity;    ///< "Veltria"
-  std::string attribute; ///< "capital", "language", "export", "river"
-  std::string value;     ///< "Moranth"
+  std::string Entity;    ///< "Veltria"
+  std::string Attribute; ///< "capital", "language", "export", "river"
+  std::string Value;     ///< "Moranth"
 };
 /// The knowledge base the facts domain draws from; a function of the seed alone.
 std::vector<Fact> knowledgeBase(uint64_t seed);
 
 struct SynthOptions {
-  uint64_t seed = 1;
-  uint64_t documentsPerDomain = 1000;
+  uint64_t Seed = 1;
+  uint64_t DocumentsPerDomain = 1000;
   /// Empty: every domain.
-  std::vector<std::string> domains;
+  std::vector<std::string> Domains;
 };
 
 /// Writes "<dir>/<domain>" datasets (Megatron format, byte tokenizer) with 17 metadata

@@ -68,7 +68,7 @@ public:
 enum class Device { CPU, CUDA };
 
 /// The collectives of `world`: a trivial implementation for a world of one, else a c10d
-/// process group for `device` after a rendezvous at world.masterAddr:masterPort (rank 0
+/// process group for `device` after a rendezvous at world.MasterAddr:MasterPort (rank 0
 /// serves the store unless torchrun's agent does). `timeout` bounds the rendezvous and
 /// every operation. Errors name this build's missing backend or the unreachable store.
 llvm::Expected<std::unique_ptr<Collectives>> connect(const World &world, Device device,

@@ -65,10 +65,10 @@ protected:
 private:
   friend struct GradientReadyHook;
   struct Bucket {
-    std::vector<size_t> params; ///< indices into the parameters, in reverse order
-    at::Tensor flat;
-    size_t waiting = 0; ///< gradients not final yet in this backward
-    std::unique_ptr<PendingCollective> sum;
+    std::vector<size_t> Params; ///< indices into the parameters, in reverse order
+    at::Tensor Flat;
+    size_t Waiting = 0; ///< gradients not final yet in this backward
+    std::unique_ptr<PendingCollective> Sum;
   };
   /// Groups the parameters into buckets (once: the parameter list does not change).
   void planBuckets(llvm::ArrayRef<model::NamedParameter> params);

@@ -20,9 +20,9 @@ namespace mixtape::dist {
 
 struct LaunchOptions {
   /// The worker's command line; the first element is the program's path.
-  std::vector<std::string> command;
-  int nproc = 1;
-  std::chrono::milliseconds grace{std::chrono::seconds(60)};
+  std::vector<std::string> Command;
+  int Nproc = 1;
+  std::chrono::milliseconds Grace{std::chrono::seconds(60)};
 };
 
 /// Runs the workers to the end. Success when every one exits 0; otherwise an error that

@@ -45,8 +45,8 @@ public:
 private:
   /// The part of parameter `param` that falls in this rank's shard.
   struct Piece {
-    size_t param;
-    int64_t inParam, inShard, length;
+    size_t Param;
+    int64_t InParam, InShard, Length;
   };
 
   ShardedAdamW(Collectives &collectives, train::AdamW &optimizer);

@@ -20,19 +20,19 @@
 namespace mixtape::dist {
 
 struct World {
-  int rank = 0;
-  int size = 1;
-  int localRank = 0;
-  std::string masterAddr = "127.0.0.1";
-  uint16_t masterPort = 0;
+  int Rank = 0;
+  int Size = 1;
+  int LocalRank = 0;
+  std::string MasterAddr = "127.0.0.1";
+  uint16_t MasterPort = 0;
   /// torchrun's agent already serves the rendezvous store at MASTER_PORT
   /// (TORCHELASTIC_USE_AGENT_STORE=True): rank 0 connects to it instead of serving one.
-  bool storeServedByAgent = false;
+  bool StoreServedByAgent = false;
   /// Our keys in the rendezvous store start with it: torchrun's restarts (which keep the
   /// agent's store) and concurrent srun steps of one job never read each other's.
-  std::string storePrefix = "mixtape";
+  std::string StorePrefix = "mixtape";
   /// "torchrun", "slurm" or "single": where the numbers came from, for messages.
-  std::string source = "single";
+  std::string Source = "single";
 };
 
 /// Reads the environment through `getenv` (a test passes a map). RANK and WORLD_SIZE win

@@ -20,26 +20,26 @@
 namespace mixtape::exec {
 
 struct ExecOptions {
-  std::string runDir;
+  std::string RunDir;
   /// Run only these nodes (their inputs must be done); empty: every node.
-  std::vector<std::string> nodes;
+  std::vector<std::string> Nodes;
   /// Print progress lines (a terminal gets one updating line).
-  bool progress = true;
+  bool Progress = true;
   /// Where training and evals run: "cpu", "cuda", "cuda:N", "auto" or "" (see
   /// train::resolveDevice). Init nodes, merges and checkpoints stay on the CPU.
-  std::string device;
+  std::string Device;
   /// This process's place among data-parallel ranks (a world of one by default). Every
   /// rank runs executePlan on the same plan: each trains on its share of every batch and
   /// evaluates its share of every split; rank 0 alone writes checkpoints, metrics, models
   /// and done markers, and decides what is done and where to resume.
-  dist::World world;
+  dist::World World;
   /// Bounds the rendezvous and every collective: a rank that died or hangs makes the
   /// others fail within it. Rank 0's file work alone (init, merge, checkpoints) may take
   /// longer: the others wait while its heartbeat goes on (docs/cluster.md).
-  std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+  std::chrono::milliseconds Timeout{std::chrono::minutes(10)};
   /// Shard the optimizer state over the ranks (ZeRO-1) in every train node, not only in
   /// those whose stage asks for it; nothing changes for a world of one.
-  bool zero1 = false;
+  bool Zero1 = false;
 };
 
 /// Refuses provisional plans (plan::readPlanFile refuses other format versions).

@@ -45,18 +45,18 @@ using Method = plan::MergeMethod;
 bool takesTaskVectors(Method method);
 
 struct MergeOptions {
-  Method method = Method::Linear;
+  merge::Method Method = merge::Method::Linear;
   /// One per model (the base excluded); empty: 1 each.
-  std::vector<double> weights;
+  std::vector<double> Weights;
   /// linear and ties (MergeKit's default for both is true); the other methods never
   /// normalize, as in MergeKit.
-  bool normalize = true;
+  bool Normalize = true;
   /// ties and dare_*: the fraction of each task vector kept, in (0, 1].
-  double density = 1.0;
+  double Density = 1.0;
   /// slerp.
-  double t = 0.5;
+  double T = 0.5;
   /// dare_*: with the tensor's name, the seed of its drop masks (see dropSeed).
-  uint64_t seed = 0;
+  uint64_t Seed = 0;
 
   /// Checks the options for `models` inputs (the base excluded), with or without a base:
   /// slerp takes exactly two models and no base, task vectors need a base, linear takes

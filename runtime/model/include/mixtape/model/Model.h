@@ -30,9 +30,9 @@ enum class ParamKind { Matrix, Embedding, Norm, Bias };
 llvm::StringRef paramKindName(ParamKind kind);
 
 struct NamedParameter {
-  std::string name; ///< Hugging Face's name, e.g. "model.layers.0.self_attn.q_proj.weight"
-  at::Tensor tensor; ///< a leaf that requires grad
-  ParamKind kind = ParamKind::Matrix;
+  std::string Name; ///< Hugging Face's name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  at::Tensor Tensor; ///< a leaf that requires grad
+  ParamKind Kind = ParamKind::Matrix;
 };
 
 class Model {
@@ -93,7 +93,7 @@ public:
 private:
   struct Impl;
   explicit Model(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Impl> PImpl;
 };
 
 /// Sum over positions where `lossMask` is nonzero (all, if undefined) of the cross-entropy

@@ -32,30 +32,30 @@ enum class Activation {
 };
 
 struct ModelConfig {
-  Family family = Family::GPT2;
-  int64_t vocabSize = 0;
-  int64_t numLayers = 0;
-  int64_t dModel = 0;
-  int64_t numHeads = 0;
-  int64_t numKVHeads = 0; ///< < numHeads: grouped-query attention (Llama only)
-  int64_t headDim = 0;    ///< 0: dModel / numHeads
-  int64_t ffnHidden = 0;
-  int64_t maxPositions = 0;
-  double ropeTheta = 10000.0;
-  double rotaryPct = 1.0; ///< fraction of each head's dimensions that RoPE rotates
-  double normEps = 1e-5;
-  bool tieEmbeddings = false;
-  bool parallelResidual = false; ///< x + attn(ln1 x) + mlp(ln2 x) (GPT-NeoX)
-  bool attentionBias = false;    ///< q/k/v biases in a Llama-family model (Qwen2)
-  Activation activation = Activation::GELUTanh;
+  model::Family Family = model::Family::GPT2;
+  int64_t VocabSize = 0;
+  int64_t NumLayers = 0;
+  int64_t DModel = 0;
+  int64_t NumHeads = 0;
+  int64_t NumKVHeads = 0; ///< < NumHeads: grouped-query attention (Llama only)
+  int64_t HeadDim = 0;    ///< 0: DModel / NumHeads
+  int64_t FfnHidden = 0;
+  int64_t MaxPositions = 0;
+  double RopeTheta = 10000.0;
+  double RotaryPct = 1.0; ///< fraction of each head's dimensions that RoPE rotates
+  double NormEps = 1e-5;
+  bool TieEmbeddings = false;
+  bool ParallelResidual = false; ///< x + attn(ln1 x) + mlp(ln2 x) (GPT-NeoX)
+  bool AttentionBias = false;    ///< q/k/v biases in a Llama-family model (Qwen2)
+  model::Activation Activation = model::Activation::GELUTanh;
 
-  int64_t effectiveHeadDim() const { return headDim ? headDim : dModel / numHeads; }
-  /// Dimensions of each head that RoPE rotates (GPT-NeoX: int(headDim * rotaryPct)).
-  int64_t rotaryDim() const { return static_cast<int64_t>(effectiveHeadDim() * rotaryPct); }
+  int64_t effectiveHeadDim() const { return HeadDim ? HeadDim : DModel / NumHeads; }
+  /// Dimensions of each head that RoPE rotates (GPT-NeoX: int(HeadDim * RotaryPct)).
+  int64_t rotaryDim() const { return static_cast<int64_t>(effectiveHeadDim() * RotaryPct); }
 
   /// Defaults of each family at the given size (heads = KV heads, ffn = 4d or the Llama
   /// 8/3 d rounded to 64), for building models that do not come from a checkpoint.
-  static ModelConfig defaults(Family family, int64_t vocabSize, int64_t numLayers,
+  static ModelConfig defaults(model::Family family, int64_t vocabSize, int64_t numLayers,
                               int64_t dModel, int64_t numHeads, int64_t maxPositions);
 
   /// Consistency: positive sizes, heads divide the width, KV heads divide heads, ...

@@ -23,13 +23,13 @@
 
 namespace mixtape::compat {
 
-/// A forward pass's attention mask, made once for all its layers. `allowed`: undefined for
+/// A forward pass's attention mask, made once for all its layers. `Allowed`: undefined for
 /// plain causal attention, else bool [B, 1, T, T], true where a query may attend a key (every
-/// row has at least one). `additive`: the same as 0 / -inf in model::groupedAttention's
+/// row has at least one). `Additive`: the same as 0 / -inf in model::groupedAttention's
 /// layout, [group * T, T] or [B * KV, group * T, T]; undefined where LibTorch 2.x's fused
-/// kernel reads `allowed` (CUDA).
+/// kernel reads `Allowed` (CUDA).
 struct AttentionMask {
-  at::Tensor allowed, additive;
+  at::Tensor Allowed, Additive;
 };
 
 /// The mask of attention with KV heads of `group` query heads each over T positions, for
@@ -43,10 +43,10 @@ inline AttentionMask attentionMask(const at::Tensor &allowed, int64_t KV, int64_
 #endif
   const double inf = std::numeric_limits<double>::infinity();
   if (!allowed.defined()) {
-    mask.additive = at::full({T, T}, -inf, options).triu(1).repeat({group, 1});
+    mask.Additive = at::full({T, T}, -inf, options).triu(1).repeat({group, 1});
   } else {
     const int64_t B = allowed.size(0);
-    mask.additive = at::zeros(allowed.sizes(), options)
+    mask.Additive = at::zeros(allowed.sizes(), options)
                         .masked_fill(allowed.logical_not(), -inf)
                         .unsqueeze(2)
                         .expand({B, KV, group, T, T})
@@ -66,15 +66,15 @@ inline at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::
   if (q.is_cuda()) {
     at::Tensor kr = group == 1 ? k : k.repeat_interleave(group, 1);
     at::Tensor vr = group == 1 ? v : v.repeat_interleave(group, 1);
-    if (!mask.allowed.defined())
+    if (!mask.Allowed.defined())
       return at::scaled_dot_product_attention(q, kr, vr, {}, 0.0, /*is_causal=*/true);
-    return at::scaled_dot_product_attention(q, kr, vr, mask.allowed, 0.0, /*is_causal=*/false);
+    return at::scaled_dot_product_attention(q, kr, vr, mask.Allowed, 0.0, /*is_causal=*/false);
   }
 #endif
   // The query heads that share a KV head are one [group * T, D] matrix.
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   return model::groupedAttention(q.reshape({B * KV, group * T, D}), k.reshape({B * KV, T, D}),
-                                 v.reshape({B * KV, T, D}), mask.additive, 1.0 / std::sqrt(double(D)),
+                                 v.reshape({B * KV, T, D}), mask.Additive, 1.0 / std::sqrt(double(D)),
                                  /*causal=*/true)
       .view({B, H, T, D});
 }

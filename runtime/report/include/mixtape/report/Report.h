@@ -55,32 +55,32 @@ llvm::Expected<Run> loadRun(llvm::StringRef runDir);
 //===--- Curves ---------------------------------------------------------===//
 
 struct Point {
-  double x = 0, y = 0;
+  double X = 0, Y = 0;
 };
 
 struct Curve {
-  std::string label;
-  std::vector<Point> points;
+  std::string Label;
+  std::vector<Point> Points;
   /// Some node of the curve's chain has not finished.
-  bool partial = false;
+  bool Partial = false;
 };
 
 /// A stage starts at `x` (several stages starting at the same x share one mark).
 struct StageMark {
-  double x = 0;
-  std::string label;
+  double X = 0;
+  std::string Label;
 };
 
 struct Chart {
-  std::string title, xLabel, yLabel;
+  std::string Title, XLabel, YLabel;
   /// The SVG's file name without extension, made of [A-Za-z0-9._-] only.
-  std::string fileStem;
-  std::vector<Curve> curves;
-  std::vector<StageMark> stages;
+  std::string FileStem;
+  std::vector<Curve> Curves;
+  std::vector<StageMark> Stages;
   /// Draw a marker at each point (sparse eval points; not the per-step LR).
-  bool markers = false;
+  bool Markers = false;
   /// The y axis starts at 0 (learning rates); otherwise it fits the data (losses).
-  bool yFromZero = false;
+  bool YFromZero = false;
 };
 
 /// The stage variants of the plan, in order of first appearance.
@@ -101,18 +101,18 @@ std::vector<Chart> trainLossCharts(const Run &run);
 
 struct MetricsTable {
   /// "EVAL STREAM.SPLIT", in order of first appearance.
-  std::vector<std::string> columns;
+  std::vector<std::string> Columns;
   struct Cell {
-    double loss = 0, ppl = 0;
+    double Loss = 0, Ppl = 0;
   };
   struct Row {
-    std::string model;
-    double chainTokens = 0;
-    bool partial = false;
-    std::vector<std::optional<Cell>> cells;
+    std::string Model;
+    double ChainTokens = 0;
+    bool Partial = false;
+    std::vector<std::optional<Cell>> Cells;
   };
   /// Evaluated models, in plan order.
-  std::vector<Row> rows;
+  std::vector<Row> Rows;
 };
 
 /// The final ("on") evals of every evaluated model, init and merges included.
@@ -121,8 +121,8 @@ void printTable(const MetricsTable &table, llvm::raw_ostream &os);
 
 /// An ablation's candidate mixtures ranked by proxy loss (best first) on one eval column.
 struct AblationRanking {
-  std::string ablation, column;
-  std::vector<std::pair<std::string, double>> ranked; ///< (candidate, loss)
+  std::string Ablation, Column;
+  std::vector<std::pair<std::string, double>> Ranked; ///< (candidate, loss)
 };
 std::vector<AblationRanking> rankAblations(const Run &run, const MetricsTable &table);
 void printRankings(llvm::ArrayRef<AblationRanking> rankings, llvm::raw_ostream &os);
@@ -131,8 +131,8 @@ void printRankings(llvm::ArrayRef<AblationRanking> rankings, llvm::raw_ostream &
 
 /// Axis ticks at 1, 2 or 5 times a power of ten, covering [lo, hi] with about `target` ticks.
 struct Ticks {
-  double lo = 0, hi = 1, step = 1;
-  std::vector<double> values;
+  double Lo = 0, Hi = 1, Step = 1;
+  std::vector<double> Values;
 };
 Ticks niceTicks(double lo, double hi, int target);
 

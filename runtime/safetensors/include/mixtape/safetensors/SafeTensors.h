@@ -49,11 +49,11 @@ constexpr uint64_t MaxHeaderBytes = 100u << 20;
 
 /// One tensor of a file: where its bytes are, and what they mean.
 struct TensorInfo {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0; ///< data_offsets, relative to the data region
-  llvm::ArrayRef<uint8_t> bytes; ///< the tensor's bytes in the mapped file
+  std::string Name;
+  DType Dtype = DType::F32;
+  std::vector<int64_t> Shape;
+  uint64_t Begin = 0, End = 0; ///< data_offsets, relative to the data region
+  llvm::ArrayRef<uint8_t> Bytes; ///< the tensor's bytes in the mapped file
 
   uint64_t numElements() const;
 };
@@ -96,9 +96,9 @@ private:
 
 /// What a header says of one tensor: enough to place it before its bytes exist.
 struct TensorLayout {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<int64_t> shape;
+  std::string Name;
+  DType Dtype = DType::F32;
+  std::vector<int64_t> Shape;
 
   /// dtype size x the product of the shape.
   uint64_t byteSize() const;
@@ -106,10 +106,10 @@ struct TensorLayout {
 
 /// One tensor to write: its bytes are streamed to the file as they are.
 struct TensorData {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<int64_t> shape;
-  llvm::ArrayRef<uint8_t> bytes; ///< numElements * dtypeSize bytes, little-endian
+  std::string Name;
+  DType Dtype = DType::F32;
+  std::vector<int64_t> Shape;
+  llvm::ArrayRef<uint8_t> Bytes; ///< numElements * dtypeSize bytes, little-endian
 };
 
 /// The bytes of a header for `tensors`, in the given order, with `metadata`, padded with
@@ -144,7 +144,7 @@ public:
 private:
   struct Impl;
   explicit Writer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Impl> PImpl;
 };
 
 /// Writes a file whose tensors are all in memory, through a Writer.

@@ -23,19 +23,19 @@
 namespace mixtape::train {
 
 struct AdamWOptions {
-  double beta1 = 0.9;
-  double beta2 = 0.95;
-  double eps = 1e-8;
-  double weightDecay = 0.1;
+  double Beta1 = 0.9;
+  double Beta2 = 0.95;
+  double Eps = 1e-8;
+  double WeightDecay = 0.1;
   /// Decay norms, biases and embeddings too (by default only matrices decay).
-  bool decayAllParameters = false;
+  bool DecayAllParameters = false;
 };
 
 /// Parameters that share a weight decay; `members` index into the optimizer's parameters.
 struct ParamGroup {
-  std::string name; ///< "decay" or "no_decay"
-  double weightDecay = 0;
-  std::vector<size_t> members;
+  std::string Name; ///< "decay" or "no_decay"
+  double WeightDecay = 0;
+  std::vector<size_t> Members;
 };
 
 class AdamW {

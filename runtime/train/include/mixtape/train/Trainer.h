@@ -22,28 +22,28 @@
 
 namespace mixtape::train {
 
-/// One micro-batch: `inputs` and `targets` [B, T] int64; `lossMask` (optional, [B, T],
-/// nonzero where the target counts); `documentStarts` (optional, see Model::forward);
-/// `streams` (optional, [B] int64): the mixture stream each sequence came from.
+/// One micro-batch: `Inputs` and `Targets` [B, T] int64; `LossMask` (optional, [B, T],
+/// nonzero where the target counts); `DocumentStarts` (optional, see Model::forward);
+/// `Streams` (optional, [B] int64): the mixture stream each sequence came from.
 struct MicroBatch {
-  at::Tensor inputs, targets, lossMask, documentStarts, streams;
+  at::Tensor Inputs, Targets, LossMask, DocumentStarts, Streams;
 };
 
 /// The micro-batch's tensors on `device` (where the model is); undefined ones stay so.
 MicroBatch onDevice(const MicroBatch &mb, c10::Device device);
 
 struct StepResult {
-  double loss = 0;        ///< mean cross-entropy over the batch's loss tokens
-  int64_t lossTokens = 0; ///< positions that counted for the loss
-  int64_t tokens = 0;     ///< all input positions (what the schedule counts)
-  double gradNorm = 0;    ///< global gradient norm before clipping
-  double lr = 0;
-  /// The loss was not finite and TrainOptions::skipNonFinite dropped the batch.
-  bool skipped = false;
+  double Loss = 0;        ///< mean cross-entropy over the batch's loss tokens
+  int64_t LossTokens = 0; ///< positions that counted for the loss
+  int64_t Tokens = 0;     ///< all input positions (what the schedule counts)
+  double GradNorm = 0;    ///< global gradient norm before clipping
+  double LR = 0;
+  /// The loss was not finite and TrainOptions::SkipNonFinite dropped the batch.
+  bool Skipped = false;
   /// With stream ids: per stream, the summed loss of its counted positions and their
   /// number (the batch's loss is the token-weighted mean of these).
-  std::vector<double> streamLossSums;
-  std::vector<int64_t> streamLossTokens;
+  std::vector<double> StreamLossSums;
+  std::vector<int64_t> StreamLossTokens;
 };
 
 /// Clips the gradients of `optimizer`'s parameters to global norm `clipNorm` (0: no
@@ -83,11 +83,11 @@ llvm::Expected<StepResult> accumulateGradients(const model::Model &model,
                                                StepSync *sync = nullptr, size_t streams = 0);
 
 struct TrainOptions {
-  double clipNorm = 1.0; ///< 0: no clipping
-  StepSync *sync = nullptr; ///< data parallel: this rank trains on a share of each batch
-  size_t streams = 0;       ///< > 0: micro-batches carry stream ids; results have per-stream losses
+  double ClipNorm = 1.0; ///< 0: no clipping
+  StepSync *Sync = nullptr; ///< data parallel: this rank trains on a share of each batch
+  size_t Streams = 0;       ///< > 0: micro-batches carry stream ids; results have per-stream losses
   /// A non-finite loss drops the batch (the result says `skipped`) instead of failing.
-  bool skipNonFinite = false;
+  bool SkipNonFinite = false;
 };
 
 class Trainer {
@@ -96,7 +96,7 @@ public:
           TrainOptions options = {});
 
   /// One optimizer step. A non-finite loss leaves the weights and optimizer state as they
-  /// were: an error naming the step, or with skipNonFinite a result marked `skipped` (the
+  /// were: an error naming the step, or with SkipNonFinite a result marked `Skipped` (the
   /// schedule still moves past the batch's tokens, as a resumed run counts them).
   llvm::Expected<StepResult> step(llvm::ArrayRef<MicroBatch> batch);
 
