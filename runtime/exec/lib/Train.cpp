@@ -192,13 +192,98 @@ private:
   ProgressLine Line;
 };
 
+/// Where a step sits in tokens: the stage's count and the chain's (all stages before it).
+struct TokenClock {
+  uint64_t PerStep = 0, ChainBase = 0; ///< chain tokens at stage token 0
+
+  uint64_t stage(uint64_t step) const { return step * PerStep; }
+  uint64_t chain(uint64_t step) const { return ChainBase + stage(step); }
+};
+
+/// The evals of the plan's in-loop points that fall on `step` (before its update).
+llvm::Error evaluateDue(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train, const model::Model &m,
+                        uint64_t micro, const TokenClock &clock, uint64_t step, rundir::MetricsLog &log) {
+  const plan::TrainSettings &s = train.Settings;
+  for (const auto &[eval, during] : train.Exec.EvalDuring) {
+    if (llvm::none_of(during.StageTokens,
+                      [&](uint64_t t) { return rundir::duringEvalStep(t, clock.PerStep) == step; }))
+      continue;
+    rundir::EvalRecord base;
+    base.Node = node.Name;
+    base.Eval = eval;
+    base.Stage = train.Exec.Stage;
+    base.StageTokens = clock.stage(step);
+    base.ChainTokens = clock.chain(step);
+    if (llvm::Error e = evaluate(ctx, m, during.Splits, during.MaxTokens, s.SeqLen, micro,
+                                 s.Attention == plan::AttentionMask::WithinDocument, base, log))
+      return e;
+  }
+  return llvm::Error::success();
+}
+
+/// Each step's record: "train" with the loss per stream, or "skip" for a non-finite loss
+/// that on_nonfinite = "skip" dropped. It counts the skips and stops a node that diverged.
+class StepRecords {
+public:
+  StepRecords(const plan::Node &node, const plan::TrainNode &train, const TokenClock &clock, const Start &start,
+              rundir::MetricsLog &log)
+      : Node(node), Train(train), Clock(clock), Log(log), Skipped(start.SkippedSteps),
+        Consecutive(start.ConsecutiveSkips) {}
+
+  /// Records the update that ended at stage step `step`.
+  llvm::Error write(uint64_t step, const train::StepResult &r) {
+    const std::string &stage = Train.Exec.Stage;
+    if (r.Skipped) {
+      ++Skipped;
+      const char *loss = std::isnan(r.Loss) ? "NaN" : r.Loss > 0 ? "inf" : "-inf";
+      if (llvm::Error e = Log.write(
+              rundir::SkipRecord{Node.Name, stage, step, Clock.stage(step), Clock.chain(step), loss, Skipped}))
+        return e;
+      if (++Consecutive >= kMaxConsecutiveSkips)
+        return makeError(llvm::formatv("stage steps {0} to {1}: the loss was not finite {2} steps in a row "
+                                       "(on_nonfinite = \"skip\" dropped them); stopping, the last checkpoint is kept",
+                                       step + 1 - Consecutive, step, Consecutive));
+      return llvm::Error::success();
+    }
+    Consecutive = 0;
+    rundir::TrainRecord record{Node.Name, stage, step, Clock.stage(step), Clock.chain(step), r.Loss, r.LR,
+                               r.GradNorm, {}, {}, std::nullopt};
+    const std::vector<std::string> &streams = Train.Settings.Mixture.Streams;
+    for (size_t k = 0; k < streams.size(); ++k)
+      if (r.StreamLossTokens[k] > 0) {
+        record.LossByStream[streams[k]] = r.StreamLossSums[k] / static_cast<double>(r.StreamLossTokens[k]);
+        record.LossTokensByStream[streams[k]] = static_cast<uint64_t>(r.StreamLossTokens[k]);
+      }
+    if (Train.Settings.OnNonFinite == plan::NonFiniteAction::Skip)
+      record.SkippedSteps = Skipped;
+    return Log.write(record);
+  }
+
+  uint64_t skipped() const { return Skipped; }
+  uint64_t consecutive() const { return Consecutive; }
+
+private:
+  const plan::Node &Node;
+  const plan::TrainNode &Train;
+  TokenClock Clock;
+  rundir::MetricsLog &Log;
+  uint64_t Skipped, Consecutive;
+};
+
+/// Whether the update that ended at `step` crossed a checkpoint boundary (the node's end
+/// saves the trained model instead).
+bool checkpointDue(const plan::TrainNode &train, const TokenClock &clock, uint64_t step) {
+  const uint64_t every = train.Exec.CheckpointEvery;
+  return every && clock.stage(step) / every != clock.stage(step - 1) / every && step < train.Settings.Steps.End;
+}
+
 } // namespace
 
 llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train) {
   const plan::TrainSettings &s = train.Settings;
   const std::string dir = ctx.nodeDir(node);
-  const uint64_t first = s.Steps.Begin, last = s.Steps.End, perStep = plan::tokensPerStep(s);
-  const bool withDocuments = s.Attention == plan::AttentionMask::WithinDocument;
+  const uint64_t first = s.Steps.Begin, last = s.Steps.End;
+  const TokenClock clock{plan::tokensPerStep(s), train.Exec.ChainTokens - first * plan::tokensPerStep(s)};
   llvm::Expected<std::unique_ptr<data::TrainSamples>> samples = openSamples(ctx, train);
   if (!samples)
     return samples.takeError();
@@ -226,87 +311,52 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   options.SkipNonFinite = s.OnNonFinite == plan::NonFiniteAction::Skip;
   options.Sync = (*sync)->step();
   train::Trainer trainer(**m, optimizer, s.LR, options);
-  trainer.setTokensSeen(static_cast<double>(start->Step * perStep));
+  trainer.setTokensSeen(static_cast<double>(clock.stage(start->Step)));
 
   rundir::MetricsLog log;
   if (ctx.WritesFiles)
     if (llvm::Error e = log.open(joinPath(dir, "metrics.jsonl"), start->KeepMetrics))
       return e;
   rundir::CheckpointStore checkpoints(dir);
-  const uint64_t chainBase = train.Exec.ChainTokens - first * perStep; // chain tokens at stage token 0
-  uint64_t skipped = start->SkippedSteps, consecutive = start->ConsecutiveSkips;
+  StepRecords records(node, train, clock, *start, log);
   StepProgress progress(ctx.Progress, node.Name, first, last);
   data::Sample scratch;
   auto read = [&](uint64_t i, data::Sample &out) { (*samples)->read(i, out); };
-  for (uint64_t step = start->Step; step <= last; ++step) {
-    const uint64_t tokens = step * perStep; // stage tokens at this step's start
-    for (const auto &[eval, during] : train.Exec.EvalDuring)
-      if (llvm::any_of(during.StageTokens, [&](uint64_t t) { return rundir::duringEvalStep(t, perStep) == step; })) {
-        rundir::EvalRecord base;
-        base.Node = node.Name;
-        base.Eval = eval;
-        base.Stage = train.Exec.Stage;
-        base.StageTokens = tokens;
-        base.ChainTokens = chainBase + tokens;
-        if (llvm::Error e = evaluate(ctx, **m, during.Splits, during.MaxTokens, s.SeqLen, share->Micro,
-                                     withDocuments, base, log))
-          return e;
-      }
+  auto saveCheckpoint = [&](uint64_t step) -> llvm::Error {
+    llvm::Expected<std::string> at = checkpoints.begin(step);
+    if (!at)
+      return at.takeError();
+    if (llvm::Error e = (*m)->saveWeights(joinPath(*at, "model.safetensors")))
+      return e;
+    if (llvm::Error e = optimizer.saveState(joinPath(*at, "optimizer.safetensors")))
+      return e;
+    return checkpoints.commit({step, log.size(), train::numericsFingerprint(ctx.Device), records.skipped(),
+                               records.consecutive(), static_cast<uint64_t>(ctx.Collectives->worldSize()),
+                               share->Micro},
+                              train.Exec.CheckpointKeep);
+  };
+
+  for (uint64_t step = start->Step;; ++step) {
+    if (llvm::Error e = evaluateDue(ctx, node, train, **m, share->Micro, clock, step, log))
+      return e;
     if (step == last)
       break;
-
     std::vector<train::MicroBatch> batch;
     const uint64_t firstSample = (step - first) * s.BatchSequences + share->Offset;
     for (uint64_t k = 0; k < share->Count; k += share->Micro)
-      batch.push_back(makeMicroBatch(read, firstSample + k, share->Micro, s.SeqLen, withDocuments, scratch));
+      batch.push_back(makeMicroBatch(read, firstSample + k, share->Micro, s.SeqLen,
+                                     s.Attention == plan::AttentionMask::WithinDocument, scratch));
     llvm::Expected<train::StepResult> r = trainer.step(batch);
     if (!r)
       return makeError(llvm::formatv("stage step {0}: {1}; the last checkpoint is kept", step,
                                      llvm::toString(r.takeError())));
-
-    const uint64_t after = tokens + perStep;
-    if (r->Skipped) {
-      ++skipped;
-      const char *loss = std::isnan(r->Loss) ? "NaN" : r->Loss > 0 ? "inf" : "-inf";
-      if (llvm::Error e =
-              log.write(rundir::SkipRecord{node.Name, train.Exec.Stage, step + 1, after, chainBase + after, loss, skipped}))
-        return e;
-      if (++consecutive >= kMaxConsecutiveSkips)
-        return makeError(llvm::formatv("stage steps {0} to {1}: the loss was not finite {2} steps in a row "
-                                       "(on_nonfinite = \"skip\" dropped them); stopping, the last checkpoint is kept",
-                                       step + 2 - consecutive, step + 1, consecutive));
-    } else {
-      consecutive = 0;
-      rundir::TrainRecord record{node.Name, train.Exec.Stage, step + 1, after, chainBase + after, r->Loss, r->LR,
-                                 r->GradNorm, {}, {}, std::nullopt};
-      for (size_t k = 0; k < s.Mixture.Streams.size(); ++k)
-        if (r->StreamLossTokens[k] > 0) {
-          record.LossByStream[s.Mixture.Streams[k]] = r->StreamLossSums[k] / static_cast<double>(r->StreamLossTokens[k]);
-          record.LossTokensByStream[s.Mixture.Streams[k]] = static_cast<uint64_t>(r->StreamLossTokens[k]);
-        }
-      if (options.SkipNonFinite)
-        record.SkippedSteps = skipped;
-      if (llvm::Error e = log.write(record))
-        return e;
-    }
-    progress.step(step + 1, *r, (step + 1 - start->Step) * perStep, skipped);
-
-    const uint64_t every = train.Exec.CheckpointEvery;
-    if (every && after / every != tokens / every && step + 1 < last)
+    if (llvm::Error e = records.write(step + 1, *r))
+      return e;
+    progress.step(step + 1, *r, clock.stage(step + 1 - start->Step), records.skipped());
+    if (checkpointDue(train, clock, step + 1))
       if (llvm::Error e = (*sync)->saveOnRankZero(
-              optimizer, llvm::formatv("saving the checkpoint at step {0}", step + 1).str(), [&]() -> llvm::Error {
-                llvm::Expected<std::string> at = checkpoints.begin(step + 1);
-                if (!at)
-                  return at.takeError();
-                if (llvm::Error e = (*m)->saveWeights(joinPath(*at, "model.safetensors")))
-                  return e;
-                if (llvm::Error e = optimizer.saveState(joinPath(*at, "optimizer.safetensors")))
-                  return e;
-                return checkpoints.commit({step + 1, log.size(), train::numericsFingerprint(ctx.Device), skipped,
-                                           consecutive, static_cast<uint64_t>(ctx.Collectives->worldSize()),
-                                           share->Micro},
-                                          train.Exec.CheckpointKeep);
-              }))
+              optimizer, llvm::formatv("saving the checkpoint at step {0}", step + 1).str(),
+              [&] { return saveCheckpoint(step + 1); }))
         return e;
   }
   return (*sync)->saveOnRankZero(optimizer, "saving the trained model", [&]() -> llvm::Error {
