@@ -83,7 +83,13 @@ struct Start {
 llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train, model::Model &m,
                               train::AdamW &optimizer, const BatchShare &share) {
   rundir::CheckpointStore checkpoints(ctx.nodeDir(node));
-  std::optional<rundir::Checkpoint> c = ctx.WritesFiles ? checkpoints.latest() : std::nullopt;
+  std::optional<rundir::Checkpoint> c;
+  if (ctx.WritesFiles) {
+    llvm::Expected<std::optional<rundir::Checkpoint>> latest = checkpoints.latest();
+    if (!latest)
+      return latest.takeError();
+    c = std::move(*latest);
+  }
   const int64_t step = ctx.Collectives->broadcastValue(c ? static_cast<int64_t>(c->State.Step) : -1);
   if (step < 0) {
     const plan::Node &input = ctx.input(node);

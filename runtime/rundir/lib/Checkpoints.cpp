@@ -1,7 +1,6 @@
 //===- Checkpoints.cpp ----------------------------------------------------===//
 #include "mixtape/rundir/Checkpoints.h"
 
-#include "JSONFile.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 
@@ -9,6 +8,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
 
 #include <cstdio>
 #include <vector>
@@ -51,32 +51,64 @@ llvm::Error CheckpointStore::commit(const CheckpointState &s, uint64_t keep) con
   return llvm::Error::success();
 }
 
-/// The state of the checkpoint in `dir`; nullopt unless its state.json parses.
-static std::optional<CheckpointState> readState(llvm::StringRef dir) {
-  std::optional<llvm::json::Object> o = readJSONObject(joinPath(dir, "state.json"));
-  if (!o || !o->get("step") || !o->get("step")->getAsUINT64())
-    return std::nullopt;
-  auto count = [&](llvm::StringRef key) {
-    const llvm::json::Value *v = o->get(key);
-    return v ? v->getAsUINT64().getValueOr(0) : 0;
+/// The state of the checkpoint in `dir`: nullopt while its state.json is not there (a
+/// checkpoint cut short before it was committed); an error naming the file when it is there
+/// but damaged, since commit writes it whole, so something else changed it.
+static llvm::Expected<std::optional<CheckpointState>> readState(llvm::StringRef dir) {
+  const std::string path = joinPath(dir, "state.json");
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer) {
+    if (buffer.getError() == std::errc::no_such_file_or_directory)
+      return std::nullopt;
+    return fileError(path, "cannot read: " + buffer.getError().message());
+  }
+  auto damaged = [&](const llvm::Twine &what) {
+    return fileError(path, what + "; remove " + dir + " to resume from the checkpoint before it");
   };
-  return CheckpointState{count("step"),           count("metrics_bytes"),     o->getString("numerics").getValueOr("").str(),
-                         count("skipped_steps"),  count("consecutive_skips"), count("world_size"),
-                         count("micro_batch")};
+  llvm::Expected<llvm::json::Value> json = llvm::json::parse((*buffer)->getBuffer());
+  if (!json)
+    return damaged("not JSON (" + llvm::toString(json.takeError()) + ")");
+  const llvm::json::Object *o = json->getAsObject();
+  if (!o)
+    return damaged("not a JSON object");
+  CheckpointState state;
+  const std::pair<llvm::StringRef, uint64_t *> counts[] = {
+      {"step", &state.Step},           {"metrics_bytes", &state.MetricsBytes},
+      {"skipped_steps", &state.SkippedSteps}, {"consecutive_skips", &state.ConsecutiveSkips},
+      {"world_size", &state.WorldSize}, {"micro_batch", &state.MicroBatch}};
+  for (const auto &[key, field] : counts) {
+    const llvm::json::Value *v = o->get(key);
+    if (!v || !v->getAsUINT64())
+      return damaged(llvm::formatv("\"{0}\" is {1}, not a count", key, v ? "something else" : "missing"));
+    *field = *v->getAsUINT64();
+  }
+  llvm::Optional<llvm::StringRef> numerics = o->getString("numerics");
+  if (!numerics)
+    return damaged("\"numerics\" is missing or not a string");
+  state.Numerics = numerics->str();
+  return state;
 }
 
-std::optional<Checkpoint> CheckpointStore::latest() const {
+llvm::Expected<std::optional<Checkpoint>> CheckpointStore::latest() const {
   std::optional<Checkpoint> best;
   std::error_code ec;
   for (llvm::sys::fs::directory_iterator it(joinPath(NodeDir, "checkpoints"), ec), end; it != end && !ec;
-       it.increment(ec))
-    if (std::optional<CheckpointState> state = readState(it->path()))
-      if (!best || state->Step > best->State.Step)
-        best = Checkpoint{it->path(), *state};
+       it.increment(ec)) {
+    llvm::Expected<std::optional<CheckpointState>> state = readState(it->path());
+    if (!state)
+      return state.takeError();
+    if (*state && (!best || (*state)->Step > best->State.Step))
+      best = Checkpoint{it->path(), **state};
+  }
   return best;
 }
 
 bool CheckpointStore::complete(uint64_t step) const {
   std::string dir = dirFor(step);
-  return readState(dir).has_value() && llvm::sys::fs::exists(joinPath(dir, "model.safetensors"));
+  llvm::Expected<std::optional<CheckpointState>> state = readState(dir);
+  if (!state) {
+    llvm::consumeError(state.takeError()); // damaged: its weights serve nothing
+    return false;
+  }
+  return state->has_value() && llvm::sys::fs::exists(joinPath(dir, "model.safetensors"));
 }

@@ -1,7 +1,6 @@
 //===- RunDir.cpp - nodes in a run directory: done markers, node.json, status -===//
 #include "mixtape/rundir/RunDir.h"
 
-#include "JSONFile.h"
 #include "mixtape/plan/PlanJSON.h"
 #include "mixtape/rundir/DuringEvals.h"
 #include "mixtape/support/Error.h"
@@ -42,7 +41,9 @@ llvm::Error mixtape::rundir::startNode(llvm::StringRef runDir, const plan::Plan 
 // Status
 //===----------------------------------------------------------------------===//
 
-std::optional<Object> mixtape::rundir::readJSONObject(llvm::StringRef path) {
+/// The object the JSON file at `path` holds; nullopt when it is missing, unreadable, not
+/// JSON or not an object (a node.json cut short reads as "not there").
+static std::optional<Object> readJSONObject(llvm::StringRef path) {
   auto buffer = llvm::MemoryBuffer::getFile(path);
   if (!buffer)
     return std::nullopt;

@@ -289,9 +289,9 @@ TEST_F(Executor, RunsEveryNodeToItsDoneMarker) {
   // Checkpoints every 4 steps but none at the end (the node's own files are the model
   // then); the newest two kept.
   rundir::CheckpointStore store(rundir::nodeDir(dir, node(*Plan, kTrain)));
-  std::optional<rundir::Checkpoint> latest = store.latest();
-  ASSERT_TRUE(latest);
-  EXPECT_EQ(latest->State.Step, 12u);
+  llvm::Expected<std::optional<rundir::Checkpoint>> latest = store.latest();
+  ASSERT_TRUE(latest && *latest) << (latest ? "none" : llvm::toString(latest.takeError()));
+  EXPECT_EQ((*latest)->State.Step, 12u);
   EXPECT_TRUE(store.complete(8));
   EXPECT_FALSE(store.complete(4));
   EXPECT_FALSE(store.complete(16));
@@ -330,9 +330,10 @@ TEST_F(Executor, AnInterruptedTrainNodeResumesBitIdentical) {
   ASSERT_FALSE(llvm::sys::fs::remove(fileOf(*Plan, dir.Path, kTrain, "optimizer.safetensors")));
   rundir::CheckpointStore store(trainDir);
   ASSERT_FALSE(llvm::sys::fs::remove_directories(store.dirFor(12)));
-  std::optional<rundir::Checkpoint> resumeAt = store.latest();
-  ASSERT_TRUE(resumeAt);
-  ASSERT_EQ(resumeAt->State.Step, 8u);
+  llvm::Expected<std::optional<rundir::Checkpoint>> latest = store.latest();
+  ASSERT_TRUE(latest && *latest) << (latest ? "none" : llvm::toString(latest.takeError()));
+  const rundir::Checkpoint resumeAt = **latest;
+  ASSERT_EQ(resumeAt.State.Step, 8u);
   ASSERT_FALSE(llvm::sys::fs::remove_directories(rundir::nodeDir(dir.Path, node(*Plan, kEval))));
   // Metrics through step 10 (two in-loop points, ten steps) and the start of step 11's.
   std::string metrics = readFile(fileOf(*Plan, dir.Path, kTrain, "metrics.jsonl")).value_or("");
@@ -340,7 +341,7 @@ TEST_F(Executor, AnInterruptedTrainNodeResumesBitIdentical) {
   for (int line = 0; line < 12 && end != std::string::npos; ++line)
     end = metrics.find('\n', end) + 1;
   ASSERT_NE(end, std::string::npos);
-  ASSERT_GT(end, resumeAt->State.MetricsBytes);
+  ASSERT_GT(end, resumeAt.State.MetricsBytes);
   writeFile(fileOf(*Plan, dir.Path, kTrain, "metrics.jsonl"), metrics.substr(0, end) + "{\"type\": \"train\", \"no");
   EXPECT_FALSE(rundir::isDone(dir.Path, train));
 
@@ -364,6 +365,33 @@ TEST_F(Executor, AnInterruptedTrainNodeResumesBitIdentical) {
   for (size_t i = 0; i < want.Train.size(); ++i)
     EXPECT_EQ(got.Train[i].Loss, want.Train[i].Loss) << "step " << want.Train[i].Step;
   EXPECT_TRUE(got.Warnings.empty());
+}
+
+// A checkpoint whose state.json was changed after it was committed (here: a key gone) stops
+// the node with an error naming the file, before anything is cut: resuming with a guessed
+// metrics size would truncate metrics.jsonl.
+TEST_F(Executor, ADamagedCheckpointStateIsAnErrorNotAGuess) {
+  test::TempDir dir;
+  ASSERT_EQ(errorText(exec::executePlan(*Plan, cpuOptions(dir.Path))), "");
+  const plan::Node &train = node(*Plan, kTrain);
+  ASSERT_FALSE(llvm::sys::fs::remove(fileOf(*Plan, dir.Path, kTrain, "DONE")));
+  ASSERT_FALSE(llvm::sys::fs::remove(fileOf(*Plan, dir.Path, kTrain, "model.safetensors")));
+  rundir::CheckpointStore store(rundir::nodeDir(dir.Path, train));
+  const std::string state = store.dirFor(12) + "/state.json";
+  std::string text = readFile(state).value_or("");
+  size_t key = text.find("\"metrics_bytes\"");
+  ASSERT_NE(key, std::string::npos) << text;
+  writeFile(state, text.substr(0, key) + "\"metrics_byte\"" + text.substr(key + 15));
+  const std::string metricsFile = fileOf(*Plan, dir.Path, kTrain, "metrics.jsonl");
+  const std::string metrics = readFile(metricsFile).value_or("");
+
+  std::string error = errorText(exec::executePlan(*Plan, cpuOptions(dir.Path)));
+  EXPECT_NE(error.find(state + ": \"metrics_bytes\" is missing, not a count; remove " + store.dirFor(12) +
+                       " to resume from the checkpoint before it"),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(readFile(metricsFile).value_or(""), metrics);
+  EXPECT_FALSE(rundir::isDone(dir.Path, train));
 }
 
 // A train node that died before its first checkpoint starts over: its partial metrics go.

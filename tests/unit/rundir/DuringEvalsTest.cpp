@@ -40,7 +40,7 @@ TEST(DuringEvals, MissingPointsAndWhatServesThem) {
   writeFile(input + "/model.safetensors", "");
   writeFile(node + "/model.safetensors", "");
   writeFile(node + "/checkpoints/step-00000006/model.safetensors", "");
-  writeFile(node + "/checkpoints/step-00000006/state.json", R"({"step": 6})");
+  ASSERT_FALSE(bool(CheckpointStore(node).commit({6, 0, "cpu", 0, 0, 1, 1}, 5)));
   writeFile(node + "/checkpoints/step-00000007/model.safetensors", "");
   writeFile(node + "/metrics.jsonl",
             R"({"type":"eval","node":"n","eval":"ppl","point":"during","stage":"s","stage_tokens":800,"chain_tokens":800,"stream":"prose","split":"val","loss":2,"ppl":7.4}

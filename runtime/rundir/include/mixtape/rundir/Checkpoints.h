@@ -45,9 +45,9 @@ public:
   /// Makes the checkpoint at `state.Step` count (its state.json, durably, last), then
   /// removes all but the newest `keep` (at least the one just written).
   llvm::Error commit(const CheckpointState &state, uint64_t keep) const;
-  /// The newest complete checkpoint.
-  std::optional<Checkpoint> latest() const;
-  /// A complete checkpoint at `step`: its state.json and weights are there.
+  /// The newest complete checkpoint; an error naming a damaged state.json.
+  llvm::Expected<std::optional<Checkpoint>> latest() const;
+  /// A complete checkpoint at `step`: its state.json (whole) and weights are there.
   bool complete(uint64_t step) const;
 
 private:
