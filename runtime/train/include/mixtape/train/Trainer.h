@@ -83,7 +83,7 @@ llvm::Expected<StepResult> accumulateGradients(const model::Model &model,
                                                StepSync *sync = nullptr, size_t streams = 0);
 
 struct TrainOptions {
-  double ClipNorm = 1.0; ///< 0: no clipping
+  double ClipNorm = 0; ///< 0: no clipping (a recipe's default, grad_clip, reaches here through the plan)
   StepSync *Sync = nullptr; ///< data parallel: this rank trains on a share of each batch
   size_t Streams = 0;       ///< > 0: micro-batches carry stream ids; results have per-stream losses
   /// A non-finite loss drops the batch (the result says `skipped`) instead of failing.
