@@ -18,6 +18,15 @@ std::string mixtape::joinPath(llvm::StringRef dir, llvm::StringRef name) {
   return std::string(path);
 }
 
+llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> mixtape::mapFile(const llvm::Twine &path) {
+  // Without a required null terminator, MemoryBuffer maps any file of 16 KiB or more.
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
+      llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+  if (!buffer)
+    return fileError(path.str(), "cannot open: " + buffer.getError().message());
+  return std::move(*buffer);
+}
+
 llvm::Error mixtape::syncPath(llvm::StringRef path) {
   int fd = ::open(path.str().c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)

@@ -1,7 +1,7 @@
 //===- AtomicFile.cpp -----------------------------------------------------===//
 #include "AtomicFile.h"
 
-#include "Files.h"
+#include "mixtape/support/Files.h"
 #include "mixtape/data/Manifest.h"
 
 #include "llvm/Support/Path.h"

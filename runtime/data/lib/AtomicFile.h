@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/support/Checksum.h"
 #include "mixtape/support/Files.h"
 
 #include "llvm/ADT/ArrayRef.h"
@@ -21,8 +22,6 @@
 struct XXH3_state_s;
 
 namespace mixtape::data {
-
-struct FileDigest;
 
 class AtomicFile {
 public:

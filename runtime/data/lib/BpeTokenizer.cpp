@@ -6,8 +6,8 @@
 //===----------------------------------------------------------------------===//
 #include "mixtape/data/BpeTokenizer.h"
 
-#include "Files.h"
 #include "mixtape/data/Manifest.h"
+#include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 
 #include "llvm/ADT/STLExtras.h"

@@ -2,7 +2,8 @@
 #include "mixtape/data/IndexedDataset.h"
 
 #include "AtomicFile.h"
-#include "Files.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
 #include "TokenEncoding.h"
 
 #include "llvm/Support/Endian.h"

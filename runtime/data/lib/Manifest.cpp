@@ -1,7 +1,8 @@
 //===- Manifest.cpp -------------------------------------------------------===//
 #include "mixtape/data/Manifest.h"
 
-#include "Files.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/Format.h"
@@ -25,21 +26,6 @@ std::optional<ShardFormat> mixtape::data::shardFormatFromName(llvm::StringRef na
     if (name == shardFormatName(format))
       return format;
   return std::nullopt;
-}
-
-std::string mixtape::data::formatChecksum(uint64_t xxh3) {
-  std::string out;
-  llvm::raw_string_ostream(out) << llvm::format_hex_no_prefix(xxh3, 16, /*Upper=*/false);
-  return out;
-}
-
-llvm::Expected<FileDigest> mixtape::data::digestFile(llvm::StringRef path) {
-  llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> buffer = mapFile(path);
-  if (!buffer)
-    return buffer.takeError();
-  llvm::StringRef bytes = (*buffer)->getBuffer();
-  return FileDigest{llvm::sys::path::filename(path).str(), bytes.size(),
-                    XXH3_64bits(bytes.data(), bytes.size())};
 }
 
 const FileDigest *Manifest::findFile(llvm::StringRef name) const {

@@ -2,7 +2,8 @@
 #include "mixtape/data/ManifestCache.h"
 
 #include "AtomicFile.h"
-#include "Files.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
 #include "mixtape/data/FlatShard.h"
 #include "mixtape/data/IndexedDataset.h"
 #include "mixtape/data/Stream.h"

@@ -2,7 +2,8 @@
 #include "mixtape/data/Metadata.h"
 
 #include "AtomicFile.h"
-#include "Files.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
 
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Endian.h"

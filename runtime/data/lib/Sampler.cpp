@@ -1,7 +1,8 @@
 //===- Sampler.cpp --------------------------------------------------------===//
 #include "mixtape/data/Sampler.h"
 
-#include "Files.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
 #include "mixtape/data/Tokenizer.h"
 
 #include "llvm/ADT/STLExtras.h"

@@ -1,9 +1,9 @@
 //===- ShardCatalog.cpp ---------------------------------------------------===//
 #include "mixtape/data/ShardCatalog.h"
 
-#include "Files.h"
 #include "mixtape/data/BpeTokenizer.h"
 #include "mixtape/model/Checkpoint.h"
+#include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 
 #include "llvm/ADT/STLExtras.h"

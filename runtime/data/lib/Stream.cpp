@@ -1,8 +1,8 @@
 //===- Stream.cpp ---------------------------------------------------------===//
 #include "mixtape/data/Stream.h"
 
-#include "Files.h"
 #include "mixtape/data/Synth.h"
+#include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 #include "mixtape/support/Suggest.h"
 

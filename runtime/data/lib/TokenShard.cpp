@@ -1,7 +1,8 @@
 //===- TokenShard.cpp -----------------------------------------------------===//
 #include "mixtape/data/TokenShard.h"
 
-#include "Files.h"
+#include "mixtape/support/Error.h"
+#include "mixtape/support/Files.h"
 #include "TokenEncoding.h"
 
 #include "llvm/Support/Endian.h"

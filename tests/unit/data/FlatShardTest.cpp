@@ -3,6 +3,7 @@
 
 #include "mixtape/data/FlatShard.h"
 
+using namespace mixtape;
 using namespace mixtape::data;
 using namespace mixtape::data::test;
 

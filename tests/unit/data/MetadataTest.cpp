@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+using namespace mixtape;
 using namespace mixtape::data;
 using namespace mixtape::data::test;
 

@@ -6,6 +6,7 @@
 
 #include "llvm/ADT/StringSet.h"
 
+using namespace mixtape;
 using namespace mixtape::data;
 using namespace mixtape::data::test;
 

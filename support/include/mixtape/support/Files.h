@@ -11,6 +11,7 @@
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <memory>
@@ -20,6 +21,9 @@ namespace mixtape {
 
 /// "<dir>/<name>"
 std::string joinPath(llvm::StringRef dir, llvm::StringRef name);
+
+/// Maps a file read-only (small files are read); the buffer's identifier is the path.
+llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> mapFile(const llvm::Twine &path);
 
 /// fsync a file or folder written through another API.
 llvm::Error syncPath(llvm::StringRef path);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "mixtape/data/DType.h"
+#include "mixtape/support/Checksum.h"
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
@@ -24,18 +25,6 @@ enum class ShardFormat { Megatron, Flat };
 llvm::StringRef shardFormatName(ShardFormat format);
 /// "megatron" or "flat"; none for any other name.
 std::optional<ShardFormat> shardFormatFromName(llvm::StringRef name);
-
-/// Size and XXH3-64 of one file; `name` is relative to the manifest's folder.
-struct FileDigest {
-  std::string Name;
-  uint64_t Bytes = 0;
-  uint64_t Xxh3 = 0;
-};
-
-/// 16 lowercase hex digits, most significant first (XXH64_canonical order).
-std::string formatChecksum(uint64_t xxh3);
-/// Maps and hashes a file; `name` of the result is the path's file name.
-llvm::Expected<FileDigest> digestFile(llvm::StringRef path);
 
 struct Manifest {
   static constexpr int64_t Version = 1;
