@@ -43,6 +43,22 @@ def outputs(run_dir):
             out[os.path.relpath(path, run_dir)] = f.read()
     return out
 
+def all_finite(path):
+    """Whether every F32 value of a safetensors file is finite (read from the format's spec:
+    an 8-byte little-endian header size, a JSON header, then the data)."""
+    import array, math, struct
+    data = open(path, "rb").read()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + size])
+    for name, t in header.items():
+        if name == "__metadata__" or t["dtype"] != "F32":
+            continue
+        begin, end = t["data_offsets"]
+        values = array.array("f", data[8 + size + begin:8 + size + end])
+        if not all(math.isfinite(v) for v in values):
+            return False
+    return True
+
 def metrics_lines(run_dir):
     return sum(len(open(p, "rb").read().splitlines()) for p in glob.glob(os.path.join(run_dir, "*", "metrics.jsonl")))
 
@@ -140,17 +156,42 @@ elif scenario == "nan-skip":
     records = [json.loads(l) for l in open(pretrain[0])] if pretrain else []
     skips = [x for x in records if x["type"] == "skip"]
     trains = [x for x in records if x["type"] == "train"]
-    if r.returncode != 1 or "the loss was not finite 8 steps in a row" not in r.stderr or \
+    if r.returncode != 1 or "the loss or gradient norm was not finite 8 steps in a row" not in r.stderr or \
             "on_nonfinite" not in r.stderr:
         failures.append(f"a diverged skipping node was not stopped: exit {r.returncode}\n{r.stderr[-2000:]}")
     elif len(skips) < 8 or [x["skipped_steps"] for x in skips] != list(range(1, len(skips) + 1)) or \
-            skips[-1]["nonfinite_loss"] not in ("NaN", "inf") or any("skipped_steps" not in x for x in trains):
+            any(x.get("nonfinite_loss", x.get("nonfinite_grad_norm")) not in ("NaN", "inf", "-inf") for x in skips) or \
+            any("skipped_steps" not in x for x in trains):
         failures.append(f"skip records: {skips[-3:]}")
     elif f"stage steps {skips[-1]['step'] - 7} to {skips[-1]['step']}:" not in r.stderr or "skipped " not in r.stderr:
         failures.append(f"the diagnostic does not name the skipped steps or progress lacks the count:\n{r.stderr[-1500:]}")
     if glob.glob(os.path.join(d, "pretrain*", "DONE")):
         failures.append("the diverged node was marked done")
-    total = 3
+    # on_nonfinite = "stop" with a checkpoint every step: the first non-finite loss or
+    # gradient norm stops the node before its update; every checkpoint left is finite and
+    # resumable, every metrics line strict JSON (no NaN literals).
+    d = os.path.join(work, "run-stop")
+    every_step = open(os.path.join(work, "stop.toml")).read().replace('every = "8Ki"', 'every = "1Ki"') \
+        .replace("peak = 1e12", "peak = 1e6")
+    open(os.path.join(work, "stop.toml"), "w").write(every_step)
+    r = run(["run", os.path.join(work, "stop.toml"), "--run-dir", d])
+    checkpoints = glob.glob(os.path.join(d, "pretrain-*", "checkpoints", "*", "model.safetensors"))
+    bad = [p for p in checkpoints + glob.glob(os.path.join(d, "*", "optimizer.safetensors")) if not all_finite(p)]
+    def strict(line):
+        try:
+            json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+            return True
+        except ValueError:
+            return False
+    lines = [l for p in glob.glob(os.path.join(d, "*", "metrics.jsonl")) for l in open(p)]
+    if r.returncode != 1 or not any(f"is {w}" in r.stderr for w in ("NaN", "infinite")) or \
+            "weights left as they were" not in r.stderr:
+        failures.append(f"a diverged node did not stop before its update: exit {r.returncode}\n{r.stderr[-2000:]}")
+    elif not checkpoints or bad:
+        failures.append(f"checkpoints with non-finite values: {bad} (of {len(checkpoints)})")
+    elif not lines or not all(strict(l) for l in lines):
+        failures.append("metrics.jsonl holds a line that is not strict JSON")
+    total = 4
 elif scenario == "northstar":
     d = os.path.join(work, "run")
     r = run(["run", os.path.join(here, "north-star-small.toml"), "--run-dir", d, "--quiet"])

@@ -74,6 +74,10 @@ double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, doubl
   at::Tensor squares = GradShard.to(at::kDouble).square().sum().reshape({1}).to(Comm.deviceType());
   Comm.allReduceSum(squares);
   const double norm = std::sqrt(squares.item<double>());
+  if (!std::isfinite(norm)) { // every rank sees the same sum: all skip the update
+    GradShard = at::Tensor();
+    return norm;
+  }
   if (double factor = train::clipFactor(norm, clipNorm); factor < 1)
     GradShard.mul_(factor);
   llvm::ArrayRef<NamedParameter> params = optimizer.parameters();

@@ -166,7 +166,8 @@ llvm::Error mixtape::exec::serveDuringEvals(ExecContext &ctx, const plan::Node &
   std::vector<Served> served;
   if (ctx.WritesFiles) {
     llvm::Expected<std::vector<rundir::MissingDuringEval>> missing =
-        rundir::missingDuringEvals(train, ctx.nodeDir(node), ctx.nodeDir(ctx.input(node)));
+        rundir::missingDuringEvals(train, ctx.nodeDir(node), ctx.nodeDir(ctx.input(node)),
+                                   rundir::CheckpointStore::Check::Contents);
     if (!missing)
       return missing.takeError();
     llvm::stable_sort(*missing, [](const auto &a, const auto &b) { return a.Step < b.Step; });

@@ -141,7 +141,12 @@ llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions
     if (llvm::Error e = serveEvals())
       return nodeError(std::move(e));
   }
-  return llvm::Error::success();
+  // Rank 0 hosts the rendezvous store: it must not exit while another rank still polls it
+  // for the outcome of the last node.
+  return catchTorchErrors([&] {
+    ctx.Collectives->barrier();
+    return llvm::Error::success();
+  });
 }
 
 llvm::Error mixtape::exec::exportNode(const plan::Plan &plan, llvm::StringRef runDir, llvm::StringRef name,

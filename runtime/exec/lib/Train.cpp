@@ -85,10 +85,10 @@ llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const pl
   rundir::CheckpointStore checkpoints(ctx.nodeDir(node));
   std::optional<rundir::Checkpoint> c;
   if (ctx.WritesFiles) {
-    llvm::Expected<std::optional<rundir::Checkpoint>> latest = checkpoints.latest();
-    if (!latest)
-      return latest.takeError();
-    c = std::move(*latest);
+    rundir::LatestCheckpoint latest = checkpoints.latest();
+    for (const std::string &why : latest.PassedOver)
+      llvm::errs() << llvm::formatv("[{0}] warning: passing over a checkpoint: {1}\n", node.Name, why);
+    c = std::move(latest.Found);
   }
   const int64_t step = ctx.Collectives->broadcastValue(c ? static_cast<int64_t>(c->State.Step) : -1);
   if (step < 0) {
@@ -241,13 +241,15 @@ public:
     const std::string &stage = Train.Exec.Stage;
     if (r.Skipped) {
       ++Skipped;
-      const char *loss = std::isnan(r.Loss) ? "NaN" : r.Loss > 0 ? "inf" : "-inf";
-      if (llvm::Error e = Log.write(
-              rundir::SkipRecord{Node.Name, stage, step, Clock.stage(step), Clock.chain(step), loss, Skipped}))
+      rundir::SkipRecord skip{Node.Name, stage, step, Clock.stage(step), Clock.chain(step), "", "", r.Loss, Skipped};
+      (std::isfinite(r.Loss) ? skip.NonFiniteGradNorm : skip.NonFiniteLoss) =
+          rundir::nonFiniteName(std::isfinite(r.Loss) ? r.GradNorm : r.Loss).str();
+      if (llvm::Error e = Log.write(skip))
         return e;
       if (++Consecutive >= kMaxConsecutiveSkips)
-        return makeError(llvm::formatv("stage steps {0} to {1}: the loss was not finite {2} steps in a row "
-                                       "(on_nonfinite = \"skip\" dropped them); stopping, the last checkpoint is kept",
+        return makeError(llvm::formatv("stage steps {0} to {1}: the loss or gradient norm was not finite {2} steps "
+                                       "in a row (on_nonfinite = \"skip\" dropped them); stopping, the last "
+                                       "checkpoint is kept",
                                        step + 1 - Consecutive, step, Consecutive));
       return llvm::Error::success();
     }
@@ -328,7 +330,18 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   StepProgress progress(ctx.Progress, node.Name, first, last);
   data::Sample scratch;
   auto read = [&](uint64_t i, data::Sample &out) { (*samples)->read(i, out); };
+  // Never a checkpoint or model that holds a NaN: resuming from it would fail forever.
+  auto refuseNonFinite = [&](uint64_t step) -> llvm::Error {
+    if (std::optional<std::string> name = train::firstNonFinite(optimizer))
+      return makeError(llvm::formatv("stage step {0}: {1} holds a NaN or infinity after the update; nothing "
+                                     "saved, the last checkpoint is kept (a lower learning rate or gradient "
+                                     "clipping may help)",
+                                     step, *name));
+    return llvm::Error::success();
+  };
   auto saveCheckpoint = [&](uint64_t step) -> llvm::Error {
+    if (llvm::Error e = refuseNonFinite(step))
+      return e;
     llvm::Expected<std::string> at = checkpoints.begin(step);
     if (!at)
       return at.takeError();
@@ -366,6 +379,8 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
         return e;
   }
   return (*sync)->saveOnRankZero(optimizer, "saving the trained model", [&]() -> llvm::Error {
+    if (llvm::Error e = refuseNonFinite(last))
+      return e;
     if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
       return e;
     return optimizer.saveState(joinPath(dir, "optimizer.safetensors"));

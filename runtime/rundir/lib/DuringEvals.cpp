@@ -19,7 +19,8 @@ uint64_t mixtape::rundir::duringEvalStep(uint64_t stageTokens, uint64_t tokensPe
 }
 
 llvm::Expected<std::vector<MissingDuringEval>>
-mixtape::rundir::missingDuringEvals(const plan::TrainNode &node, llvm::StringRef nodeDir, llvm::StringRef inputDir) {
+mixtape::rundir::missingDuringEvals(const plan::TrainNode &node, llvm::StringRef nodeDir, llvm::StringRef inputDir,
+                                    CheckpointStore::Check check) {
   std::vector<MissingDuringEval> out;
   const uint64_t perStep = plan::tokensPerStep(node.Settings);
   const plan::StepRange steps = node.Settings.Steps;
@@ -49,7 +50,9 @@ mixtape::rundir::missingDuringEvals(const plan::TrainNode &node, llvm::StringRef
       } else if (m.Step == steps.End && llvm::sys::fs::exists(joinPath(nodeDir, "model.safetensors"))) {
         m.From = MissingDuringEval::FinalModel;
         m.Weights = joinPath(nodeDir, "model.safetensors");
-      } else if (checkpoints.complete(m.Step)) {
+      } else if (llvm::Error invalid = checkpoints.validate(m.Step, check)) {
+        llvm::consumeError(std::move(invalid)); // not there, or not as written: it serves nothing
+      } else {
         m.From = MissingDuringEval::Checkpoint;
         m.Weights = joinPath(checkpoints.dirFor(m.Step), "model.safetensors");
       }

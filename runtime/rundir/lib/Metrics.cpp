@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
@@ -25,13 +26,14 @@ namespace json = llvm::json;
 
 namespace {
 
-/// Numbers in shortest round-trip form; JSON has no NaN or infinity, so those are null.
+/// Numbers in shortest round-trip form; JSON has no NaN or infinity, so those are the
+/// strings "NaN", "inf" and "-inf".
 void number(json::OStream &out, llvm::StringRef key, double value) {
   out.attributeBegin(key);
   if (std::isfinite(value))
     out.rawValue(formatNumber(value));
   else
-    out.value(nullptr);
+    out.value(nonFiniteName(value));
   out.attributeEnd();
 }
 
@@ -56,6 +58,10 @@ void where(json::OStream &out, const std::string &node, const std::optional<std:
 
 } // namespace
 
+llvm::StringRef mixtape::rundir::nonFiniteName(double value) {
+  return std::isnan(value) ? "NaN" : value > 0 ? "inf" : "-inf";
+}
+
 std::string mixtape::rundir::recordLine(const Record &record) {
   std::string line;
   llvm::raw_string_ostream os(line);
@@ -75,7 +81,12 @@ std::string mixtape::rundir::recordLine(const Record &record) {
     } else if (const auto *r = std::get_if<SkipRecord>(&record)) {
       out.attribute("type", "skip");
       where(out, r->Node, r->Stage, r->Step, true, r->StageTokens, r->ChainTokens);
-      out.attribute("nonfinite_loss", r->NonFiniteLoss);
+      if (r->NonFiniteLoss.empty()) {
+        number(out, "loss", r->Loss);
+        out.attribute("nonfinite_grad_norm", r->NonFiniteGradNorm);
+      } else {
+        out.attribute("nonfinite_loss", r->NonFiniteLoss);
+      }
       out.attribute("skipped_steps", r->SkippedSteps);
     } else {
       const EvalRecord &e = std::get<EvalRecord>(record);
@@ -149,6 +160,20 @@ llvm::Error MetricsLog::write(const Record &record) {
 
 namespace {
 
+/// A JSON number, or one of the strings number() writes for NaN and infinities.
+std::optional<double> numberValue(const json::Value *v) {
+  if (!v)
+    return std::nullopt;
+  if (llvm::Optional<double> x = v->getAsNumber())
+    return *x;
+  if (llvm::Optional<llvm::StringRef> s = v->getAsString())
+    for (double x : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                     -std::numeric_limits<double>::infinity()})
+      if (*s == nonFiniteName(x))
+        return x;
+  return std::nullopt;
+}
+
 /// Reads the fields of one record; the first problem becomes the line's error.
 class RecordReader {
 public:
@@ -166,13 +191,14 @@ public:
       return std::nullopt;
     return string(key);
   }
+  bool has(llvm::StringRef key) const { return Record.get(key); }
   double number(llvm::StringRef key) {
-    if (llvm::Optional<double> x = Record.getNumber(key))
+    if (std::optional<double> x = numberValue(Record.get(key)))
       return *x;
-    fail(key, "a number");
+    fail(key, "a number (or \"NaN\", \"inf\", \"-inf\")");
     return 0;
   }
-  /// Absent or null: nullopt (JSON has no NaN).
+  /// Absent or null: nullopt.
   std::optional<double> optionalNumber(llvm::StringRef key) {
     const json::Value *v = Record.get(key);
     if (!v || v->getAsNull())
@@ -202,7 +228,7 @@ public:
       return out;
     }
     for (const auto &kv : *o) {
-      llvm::Optional<double> x = kv.second.getAsNumber();
+      std::optional<double> x = numberValue(&kv.second);
       if (!x) {
         fail(key, "an object of numbers");
         return {};
@@ -277,7 +303,12 @@ llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm
       r.Step = read.count("step");
       r.StageTokens = read.count("stage_tokens");
       r.ChainTokens = read.count("chain_tokens");
-      r.NonFiniteLoss = read.string("nonfinite_loss");
+      if (read.has("nonfinite_loss")) {
+        r.NonFiniteLoss = read.string("nonfinite_loss");
+      } else {
+        r.NonFiniteGradNorm = read.string("nonfinite_grad_norm");
+        r.Loss = read.number("loss");
+      }
       r.SkippedSteps = read.count("skipped_steps");
       if (llvm::Error error = read.takeError())
         return error;

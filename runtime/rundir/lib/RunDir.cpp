@@ -131,7 +131,8 @@ void mixtape::rundir::explainDuringEvals(const plan::Plan &plan, const plan::Nod
     return;
   }
   llvm::Expected<std::vector<MissingDuringEval>> missing =
-      missingDuringEvals(*t, nodeDir(runDir, n), nodeDir(runDir, plan.Nodes[n.Inputs.front().Index]));
+      missingDuringEvals(*t, nodeDir(runDir, n), nodeDir(runDir, plan.Nodes[n.Inputs.front().Index]),
+                         CheckpointStore::Check::Sizes);
   if (!missing) {
     os << "  in-loop evals: " << llvm::toString(missing.takeError()) << "\n";
     return;

@@ -118,6 +118,19 @@ double mixtape::train::clipGradNorm(llvm::ArrayRef<NamedParameter> params, doubl
   return total;
 }
 
+std::optional<std::string> mixtape::train::firstNonFinite(const AdamW &optimizer) {
+  at::NoGradGuard noGrad;
+  llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::pair<const at::Tensor *, const char *> tensors[] = {
+        {&params[i].Tensor, ""}, {&optimizer.expAvg(i), ".exp_avg"}, {&optimizer.expAvgSq(i), ".exp_avg_sq"}};
+    for (const auto &[t, suffix] : tensors)
+      if (t->defined() && !at::isfinite(*t).all().item<bool>())
+        return params[i].Name + suffix;
+  }
+  return std::nullopt;
+}
+
 double mixtape::train::clipFactor(double norm, double maxNorm) {
   double coef = maxNorm / (norm + 1e-6);
   return maxNorm > 0 && coef < 1 ? coef : 1;

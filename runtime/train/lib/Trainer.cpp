@@ -4,6 +4,8 @@
 #include "mixtape/model/TorchCompat.h"
 #include "mixtape/support/Error.h"
 
+#include "llvm/Support/FormatVariadic.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
@@ -79,7 +81,8 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
 
 double mixtape::train::clipAndStep(AdamW &optimizer, double clipNorm, double lr) {
   double norm = clipGradNorm(optimizer.parameters(), clipNorm);
-  optimizer.step(lr);
+  if (std::isfinite(norm))
+    optimizer.step(lr);
   return norm;
 }
 
@@ -110,6 +113,15 @@ llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
                                   : clipAndStep(Optimizer, Options.ClipNorm, lr);
   result->LR = lr;
   Optimizer.zeroGrad();
+  if (!std::isfinite(result->GradNorm)) {
+    // A finite loss can still overflow in the backward pass; the update was not applied.
+    if (!Options.SkipNonFinite)
+      return makeError(llvm::formatv("{0}: the gradient norm is {1} (the loss was {2}); weights left as they "
+                                     "were after step {3}",
+                                     where, std::isnan(result->GradNorm) ? "NaN" : "infinite", result->Loss,
+                                     stepNumber - 1));
+    result->Skipped = true;
+  }
   TokensSeen += double(result->Tokens);
   return result;
 }

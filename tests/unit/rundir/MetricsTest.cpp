@@ -2,6 +2,7 @@
 #include "TempDir.h"
 #include "mixtape/rundir/Metrics.h"
 
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <gtest/gtest.h>
@@ -40,13 +41,16 @@ TrainRecord trainRecord(uint64_t step) {
 TEST(Metrics, RecordsRoundTrip) {
   TrainRecord t = trainRecord(3);
   t.SkippedSteps = 1;
-  SkipRecord skip{"adapt", "adapt", 4, 256, 1256, "NaN", 2};
+  SkipRecord skip{"adapt", "adapt", 4, 256, 1256, "NaN", "", 0, 2};
+  SkipRecord gradSkip{"adapt", "adapt", 5, 320, 1320, "", "inf", 7.25, 3};
   EvalRecord e{"init", "ppl", true, std::nullopt, 0, 0, "prose", plan::SplitKind::Train, 1.5, std::exp(1.5), 4096,
                false};
-  std::string text = recordLine(t) + "\n" + recordLine(skip) + "\n" + recordLine(e) + "\n";
+  std::string text = recordLine(t) + "\n" + recordLine(skip) + "\n" + recordLine(gradSkip) + "\n" + recordLine(e) + "\n";
   // Compact JSON, the type first: what readers that grep lines rely on.
   EXPECT_EQ(recordLine(skip), R"({"type":"skip","node":"adapt","stage":"adapt","step":4,"stage_tokens":256,)"
                               R"("chain_tokens":1256,"nonfinite_loss":"NaN","skipped_steps":2})");
+  EXPECT_EQ(recordLine(gradSkip), R"({"type":"skip","node":"adapt","stage":"adapt","step":5,"stage_tokens":320,)"
+                                  R"("chain_tokens":1320,"loss":7.25,"nonfinite_grad_norm":"inf","skipped_steps":3})");
   Metrics m = take(parseMetrics(text, "m.jsonl"));
   ASSERT_EQ(m.Train.size(), 1u);
   EXPECT_EQ(m.Train[0].Step, 3u);
@@ -54,8 +58,11 @@ TEST(Metrics, RecordsRoundTrip) {
   EXPECT_EQ(m.Train[0].LossByStream.at("code"), 2.25);
   EXPECT_EQ(m.Train[0].LossTokensByStream.at("code"), 63u);
   EXPECT_EQ(m.Train[0].SkippedSteps, 1u);
-  ASSERT_EQ(m.Skips.size(), 1u);
+  ASSERT_EQ(m.Skips.size(), 2u);
   EXPECT_EQ(m.Skips[0].NonFiniteLoss, "NaN");
+  EXPECT_EQ(m.Skips[1].NonFiniteLoss, "");
+  EXPECT_EQ(m.Skips[1].NonFiniteGradNorm, "inf");
+  EXPECT_EQ(m.Skips[1].Loss, 7.25);
   ASSERT_EQ(m.Evals.size(), 1u);
   EXPECT_TRUE(m.Evals[0].Final);
   EXPECT_FALSE(m.Evals[0].Stage);
@@ -63,15 +70,30 @@ TEST(Metrics, RecordsRoundTrip) {
   EXPECT_EQ(m.Evals[0].Ppl, std::exp(1.5));
 }
 
-// JSON has no NaN: a non-finite number is written as null, and reads as absent.
-TEST(Metrics, NonFiniteNumbersAreNull) {
+// JSON has no NaN: a non-finite number is written as the string "NaN", "inf" or "-inf"
+// (valid JSON, never C's "-nan"), and reads back as that number.
+TEST(Metrics, NonFiniteNumbersAreStrings) {
+  EvalRecord e{"n", "ppl", true, std::nullopt, 0, 0, "prose", plan::SplitKind::Val, std::nan(""), INFINITY,
+               std::nullopt, false};
   TrainRecord t = trainRecord(1);
-  t.GradNorm = std::nan("");
-  std::string line = recordLine(t);
-  EXPECT_NE(line.find("\"grad_norm\":null"), std::string::npos) << line;
-  Metrics m = take(parseMetrics(line + "\n", "m.jsonl"));
+  t.GradNorm = -INFINITY;
+  std::string text = recordLine(t) + "\n" + recordLine(e) + "\n";
+  EXPECT_NE(text.find(R"("grad_norm":"-inf")"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("loss":"NaN","ppl":"inf")"), std::string::npos) << text;
+  for (const std::string &line : {recordLine(t), recordLine(e)}) {
+    llvm::Expected<llvm::json::Value> json = llvm::json::parse(line);
+    EXPECT_TRUE(bool(json)) << line << ": " << (json ? "" : llvm::toString(json.takeError()));
+  }
+  Metrics m = take(parseMetrics(text, "m.jsonl"));
   ASSERT_EQ(m.Train.size(), 1u);
-  EXPECT_FALSE(m.Train[0].GradNorm);
+  EXPECT_EQ(m.Train[0].GradNorm, -INFINITY);
+  ASSERT_EQ(m.Evals.size(), 1u);
+  EXPECT_TRUE(std::isnan(m.Evals[0].Loss));
+  EXPECT_EQ(m.Evals[0].Ppl, INFINITY);
+  // Any other string is not a number.
+  std::string other = text.substr(0, text.find('\n'));
+  other.replace(other.find("\"-inf\""), 6, "\"-Inf\"");
+  EXPECT_NE(errorText(parseMetrics(other + "\n", "m.jsonl")).find("grad_norm"), std::string::npos);
 }
 
 TEST(Metrics, SkipsATruncatedLastLineOnly) {
@@ -93,7 +115,7 @@ TEST(Metrics, ErrorsNameFileAndLine) {
       R"({"type":"eval","node":"a","eval":"ppl","point":"final","stage":null,"stage_tokens":0,"chain_tokens":0,"stream":"p","split":"val","ppl":3}
 )",
       "m.jsonl"));
-  EXPECT_EQ(missing, "m.jsonl:1: \"loss\" must be a number");
+  EXPECT_EQ(missing, "m.jsonl:1: \"loss\" must be a number (or \"NaN\", \"inf\", \"-inf\")");
   std::string point = errorText(parseMetrics(
       R"({"type":"eval","node":"a","eval":"ppl","point":"after","stage":null,"stage_tokens":0,"chain_tokens":0,"stream":"p","split":"val","loss":1,"ppl":3}
 )",

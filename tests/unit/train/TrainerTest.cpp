@@ -291,6 +291,69 @@ TEST(Trainer, SkipNonFiniteDropsTheBatchAndGoesOn) {
   EXPECT_EQ(r->LR, plan::learningRate(warmupThenConstant(), 32));
 }
 
+namespace {
+/// A world of one whose summed gradients come back with one NaN, as an overflow in the
+/// backward pass leaves them under a finite loss.
+class PoisonedGradients : public StepSync {
+public:
+  void sumCounts(int64_t &, int64_t &) override {}
+  void sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::MutableArrayRef<double>) override {
+    if (!Poison)
+      return;
+    at::NoGradGuard noGrad;
+    params.front().Tensor.grad().view({-1})[0] = std::nan("");
+  }
+  bool Poison = false;
+};
+} // namespace
+
+// A finite loss whose gradient norm is NaN: the update is never applied (it would write NaN
+// into every weight it touches, and the next checkpoint would keep them).
+TEST(Trainer, NonFiniteGradientNormIsANonFiniteStep) {
+  for (bool skip : {false, true}) {
+    std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 2);
+    AdamW opt(model->parameters(), AdamWOptions{});
+    PoisonedGradients sync;
+    TrainOptions options;
+    options.Sync = &sync;
+    options.ClipNorm = 1.0;
+    options.SkipNonFinite = skip;
+    Trainer trainer(*model, opt, warmupThenConstant(), options);
+    const int64_t V = model->config().VocabSize;
+    ASSERT_TRUE(!!trainer.step({microBatch(2, 8, V, 1)}));
+    std::vector<at::Tensor> before;
+    for (const NamedParameter &p : model->parameters())
+      before.push_back(p.Tensor.detach().clone());
+    sync.Poison = true;
+    llvm::Expected<StepResult> r = trainer.step({microBatch(2, 8, V, 2)});
+    if (skip) {
+      ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
+      EXPECT_TRUE(r->Skipped);
+      EXPECT_TRUE(std::isfinite(r->Loss));
+      EXPECT_TRUE(std::isnan(r->GradNorm));
+    } else {
+      ASSERT_FALSE(r);
+      std::string error = llvm::toString(r.takeError());
+      EXPECT_EQ(error.find("step 2: the gradient norm is NaN (the loss was "), 0u) << error;
+      EXPECT_NE(error.find("); weights left as they were after step 1"), std::string::npos) << error;
+    }
+    EXPECT_EQ(opt.steps(), 1);
+    for (size_t i = 0; i < before.size(); ++i)
+      EXPECT_TRUE(at::equal(before[i], model->parameters()[i].Tensor)) << model->parameters()[i].Name;
+    EXPECT_FALSE(firstNonFinite(opt)) << *firstNonFinite(opt);
+    sync.Poison = false;
+    r = trainer.step({microBatch(2, 8, V, 3)});
+    ASSERT_TRUE(!!r) << llvm::toString(r.takeError());
+    EXPECT_FALSE(r->Skipped);
+    EXPECT_EQ(opt.steps(), 2);
+    {
+      at::NoGradGuard noGrad;
+      model->parameters().back().Tensor.view({-1})[0] = INFINITY;
+    }
+    EXPECT_EQ(firstNonFinite(opt), model->parameters().back().Name);
+  }
+}
+
 TEST(Numerics, ThreadsAndFingerprint) {
   ::setenv(ThreadsEnvVar, "1", 1);
   EXPECT_EQ(configureThreads(), 1u);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "mixtape/plan/Plan.h"
+#include "mixtape/rundir/Checkpoints.h"
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
@@ -38,9 +39,11 @@ struct MissingDuringEval {
 /// The points of `node`'s exec.eval_during whose "during" records (by eval, stage tokens,
 /// stream and split) are not in `<nodeDir>/metrics.jsonl`, in plan order, each with the
 /// retained weights at its step: `<inputDir>/model.safetensors` at the node's first step,
-/// a complete checkpoint, or the node's model.safetensors at its last step.
+/// a valid checkpoint (checked as deep as `check` says), or the node's model.safetensors
+/// at its last step.
 llvm::Expected<std::vector<MissingDuringEval>> missingDuringEvals(const plan::TrainNode &node,
-                                                                  llvm::StringRef nodeDir, llvm::StringRef inputDir);
+                                                                  llvm::StringRef nodeDir, llvm::StringRef inputDir,
+                                                                  CheckpointStore::Check check);
 
 /// "from the retained checkpoint at step 80", "needs retraining: ...": for messages.
 std::string describeSource(const MissingDuringEval &point);

@@ -38,7 +38,10 @@ struct TrainRecord {
 struct SkipRecord {
   std::string Node, Stage;
   uint64_t Step = 0, StageTokens = 0, ChainTokens = 0;
-  std::string NonFiniteLoss; ///< "NaN", "inf" or "-inf"
+  /// Which was not finite: the loss ("NaN", "inf" or "-inf"), or else the gradient norm
+  /// (then `Loss` holds the finite loss).
+  std::string NonFiniteLoss, NonFiniteGradNorm;
+  double Loss = 0;
   uint64_t SkippedSteps = 0;
 };
 
@@ -61,6 +64,8 @@ using Record = std::variant<TrainRecord, SkipRecord, EvalRecord>;
 
 /// A record as its line of metrics.jsonl (without the newline).
 std::string recordLine(const Record &record);
+/// How a non-finite number is written (JSON has none): "NaN", "inf" or "-inf".
+llvm::StringRef nonFiniteName(double value);
 
 /// Appends records to a node's metrics.jsonl, each line flushed as it is written.
 class MetricsLog {

@@ -17,6 +17,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,10 @@ private:
   at::Tensor StepCounts; ///< the fused kernel's per-parameter step counts (CUDA only)
   int64_t Steps = 0;
 };
+
+/// The name of the first parameter, or "<param>.exp_avg" / "<param>.exp_avg_sq" moment,
+/// holding a NaN or infinity: nothing that holds one is ever saved as a checkpoint.
+std::optional<std::string> firstNonFinite(const AdamW &optimizer);
 
 /// Scales all gradients so that their global L2 norm is at most `maxNorm` (as
 /// torch.nn.utils.clip_grad_norm_, with its 1e-6 guard); returns the norm before clipping.

@@ -38,7 +38,8 @@ struct StepResult {
   int64_t Tokens = 0;     ///< all input positions (what the schedule counts)
   double GradNorm = 0;    ///< global gradient norm before clipping
   double LR = 0;
-  /// The loss was not finite and TrainOptions::SkipNonFinite dropped the batch.
+  /// The loss or (with a finite loss) the gradient norm was not finite and
+  /// TrainOptions::SkipNonFinite dropped the batch.
   bool Skipped = false;
   /// With stream ids: per stream, the summed loss of its counted positions and their
   /// number (the batch's loss is the token-weighted mean of these).
@@ -47,7 +48,8 @@ struct StepResult {
 };
 
 /// Clips the gradients of `optimizer`'s parameters to global norm `clipNorm` (0: no
-/// clipping) and takes its step at `lr`; returns the norm before clipping.
+/// clipping) and takes its step at `lr`; returns the norm before clipping. A non-finite
+/// norm takes no step: the caller skips the batch or stops.
 double clipAndStep(AdamW &optimizer, double clipNorm, double lr);
 
 /// Data parallelism's part of a step (runtime/dist implements it over c10d): each rank
@@ -64,8 +66,8 @@ public:
   /// After accumulation, before clipping: gradients summed wherever clipAndStep reads them,
   /// and `sums` (the loss, then any per-stream loss sums and counts) elementwise.
   virtual void sumGradients(llvm::ArrayRef<model::NamedParameter> params, llvm::MutableArrayRef<double> sums) = 0;
-  /// After a finite loss: train::clipAndStep on the summed gradients, unless the ranks
-  /// share the update (ZeRO-1).
+  /// After a finite loss: train::clipAndStep on the summed gradients (no step on a
+  /// non-finite norm), unless the ranks share the update (ZeRO-1).
   virtual double clipAndStep(AdamW &optimizer, double clipNorm, double lr) {
     return train::clipAndStep(optimizer, clipNorm, lr);
   }
@@ -95,9 +97,10 @@ public:
   Trainer(model::Model &model, AdamW &optimizer, plan::LRSchedule schedule,
           TrainOptions options = {});
 
-  /// One optimizer step. A non-finite loss leaves the weights and optimizer state as they
-  /// were: an error naming the step, or with SkipNonFinite a result marked `Skipped` (the
-  /// schedule still moves past the batch's tokens, as a resumed run counts them).
+  /// One optimizer step. A non-finite loss or gradient norm leaves the weights and optimizer
+  /// state as they were: an error naming the step, or with SkipNonFinite a result marked
+  /// `Skipped` (the schedule still moves past the batch's tokens, as a resumed run counts
+  /// them).
   llvm::Expected<StepResult> step(llvm::ArrayRef<MicroBatch> batch);
 
   /// Tokens of this stage consumed so far: where the schedule is evaluated next.
