@@ -64,7 +64,10 @@ at::Tensor dropAndRescale(const at::Tensor &delta, double density, uint64_t seed
 }
 
 /// slerp.py: both tensors as one vector each; lerp when their directions are colinear
-/// (|cos| > 0.9995, MergeKit's DOT_THRESHOLD), else interpolate along the great circle.
+/// (|cos| > 0.9995, MergeKit's DOT_THRESHOLD), else interpolate along the great circle. As
+/// there, normalized copies give the angle only: the weights sin((1-t)θ)/sin θ and
+/// sin(tθ)/sin θ multiply the vectors as they are, so magnitudes interpolate too. MergeKit
+/// computes in float32 (numpy), this in double.
 at::Tensor slerp(double t, const at::Tensor &v0, const at::Tensor &v1) {
   constexpr double DotThreshold = 0.9995, Eps = 1e-8;
   auto direction = [&](const at::Tensor &v) {

@@ -123,6 +123,34 @@ TEST(Merge, SlerpInterpolatesOnTheSphereAndLerpsWhenColinear) {
   expectNear(mergeTensors(o, {a, b}, {}, "w"), {1, 0.0025});
 }
 
+// MergeKit's slerp (merge_methods/slerp.py) takes the angle from normalized copies and then
+// weights the vectors as they are, so their lengths interpolate too. Values by hand from
+// s0 = sin((1-t)θ)/sin θ, s1 = sin(tθ)/sin θ.
+TEST(Merge, SlerpWeightsTheVectorsAsTheyAreNotTheirDirections) {
+  MergeOptions o = options(Method::Slerp);
+  // [3, 0] and [0, 2] at t = 0.5: θ = π/2, s0 = s1 = sin(π/4) = 0.70710678...; the directions'
+  // slerp would be [0.707, 0.707].
+  o.T = 0.5;
+  expectNear(mergeTensors(o, {vec({3, 0}), vec({0, 2})}, {}, "w"), {2.1213203435596424, 1.414213562373095});
+  // A tensor of any shape is one vector: the same, as 2 x 2 matrices.
+  at::Tensor m = mergeTensors(o, {vec({3, 0, 0, 0}).view({2, 2}), vec({0, 0, 0, 2}).view({2, 2})}, {}, "w");
+  EXPECT_EQ(m.sizes().vec(), (std::vector<int64_t>{2, 2}));
+  expectNear(m, {2.1213203435596424, 0, 0, 1.414213562373095});
+  // [4, 0] and [1, 1] at t = 0.25: cos θ = 1/√2, θ = π/4; s0 = sin(3π/16)/sin(π/4) =
+  // 0.78569495838710, s1 = sin(π/16)/sin(π/4) = 0.27589937928294: [4 s0 + s1, s1].
+  o.T = 0.25;
+  expectNear(mergeTensors(o, {vec({4, 0}), vec({1, 1})}, {}, "w"), {3.418679212831352, 0.275899379282943});
+  // The ends are the models themselves, lengths included.
+  o.T = 0;
+  expectNear(mergeTensors(o, {vec({4, 0}), vec({1, 1})}, {}, "w"), {4, 0});
+  o.T = 1;
+  expectNear(mergeTensors(o, {vec({4, 0}), vec({1, 1})}, {}, "w"), {1, 1});
+  // A zero vector is left as it is by MergeKit's normalize(): the dot is 0, θ = π/2, and the
+  // result is sin(π/4) times the other vector, not the lerp's half of it.
+  o.T = 0.5;
+  expectNear(mergeTensors(o, {vec({0, 0}), vec({0, 2})}, {}, "w"), {0, 1.414213562373095});
+}
+
 TEST(Merge, DareDropsDeterministicallyAndRescales) {
   MergeOptions o = options(Method::DareLinear);
   o.Density = 0.5;
