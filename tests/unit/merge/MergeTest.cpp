@@ -11,6 +11,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <limits>
 
 using namespace mixtape;
 using namespace mixtape::merge;
@@ -242,6 +243,31 @@ TEST(MergeFiles, KeepsNamesOrderAndDtypesAndMergesEachTensor) {
   const st::TensorInfo *w = f->find("w");
   at::Tensor merged = at::from_blob(const_cast<uint8_t *>(w->Bytes.data()), {2}, at::kBFloat16);
   expectNear(merged, {13, 6}); // 10 + (2 + 1), 10 + (-1 - 3)
+}
+
+// A NaN or infinity in any input, model or base, of any floating dtype, is an error naming the
+// file and the tensor, and nothing is written.
+TEST(MergeFiles, ValuesThatAreNotFiniteAreRejected) {
+  TempDir dir;
+  std::string a = dir / "a.safetensors", b = dir / "b.safetensors", base = dir / "base.safetensors",
+              out = dir / "out.safetensors";
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  writeModel(a, {{"b", vec({1, 2})}, {"w", vec({1, 2, 3})}});
+  writeModel(b, {{"b", vec({1, 2})}, {"w", vec({1, nan, nan})}});
+  writeModel(base, {{"b", vec({1, -inf})}, {"w", vec({1, 2, 3})}});
+  MergeOptions linear = options(Method::Linear);
+  EXPECT_EQ(mergeError(linear, {a, b}, std::nullopt, out),
+            b + ": tensor 'w' holds 2 value(s) that are not finite, the first nan at index 1: it cannot be merged");
+  EXPECT_FALSE(llvm::sys::fs::exists(out));
+  EXPECT_EQ(mergeError(options(Method::TaskArithmetic), {a, a}, base, out),
+            base + ": tensor 'b' holds 1 value(s) that are not finite, the first -inf at index 1: it cannot be merged");
+  EXPECT_FALSE(llvm::sys::fs::exists(out));
+  writeModel(b, {{"b", vec({inf, 2})}, {"w", vec({1, 2, 3})}}, st::DType::BF16);
+  writeModel(a, {{"b", vec({1, 2})}, {"w", vec({1, 2, 3})}}, st::DType::BF16);
+  EXPECT_EQ(mergeError(options(Method::Slerp), {a, b}, std::nullopt, out),
+            b + ": tensor 'b' holds 1 value(s) that are not finite, the first inf at index 0: it cannot be merged");
+  EXPECT_FALSE(llvm::sys::fs::exists(out));
+  EXPECT_EQ(mergeError(linear, {a, a}, std::nullopt, out), "");
 }
 
 TEST(MergeFiles, MismatchedNamesShapesAndDtypesAreRejected) {

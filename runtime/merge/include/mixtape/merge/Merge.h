@@ -78,7 +78,8 @@ at::Tensor mergeTensors(const MergeOptions &options, llvm::ArrayRef<at::Tensor> 
 /// Merges safetensors files tensor by tensor into `out` (written through
 /// safetensors::Writer, atomically). Every input must have the same tensor names, and for
 /// each name the same shape and dtype: a mismatch is an error naming the tensor and the two
-/// files. The output keeps the names, their order (the first model's) and dtypes. Floating
+/// files. A value that is not finite (NaN, inf) in a floating tensor of any input is an
+/// error naming the file and the tensor: it would spread through every merge method. The output keeps the names, their order (the first model's) and dtypes. Floating
 /// tensors are merged; integer and bool tensors must be identical in every input and are
 /// copied. The merged file's metadata is the base's, else the first model's — the same
 /// rule as its config (docs/language.md, "Merges").
