@@ -159,7 +159,8 @@ TEST(GroupedAttention, SplitsThePairsOverThreads) {
     return withThreads(n, [&] {
       EXPECT_EQ(at::get_num_threads(), n) << at::get_parallel_info();
       at::Tensor out;
-      size_t forward = threadsRunningOperators([&] { out = groupedAttention(in.Q, in.K, in.V, in.Mask, in.Scale, true); });
+      size_t forward =
+          threadsRunningOperators([&] { out = groupedAttention(in.Q, in.K, in.V, in.Mask, in.Scale, true); });
       size_t backward = threadsRunningOperators([&] { out.sum().backward(); });
       return std::pair{forward, backward};
     });
