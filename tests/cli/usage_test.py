@@ -93,7 +93,7 @@ OPTIONS = {
     ("run",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1"],
     ("exec",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1"],
     ("export",): ["--hf"],
-    ("merge",): ["--method", "--weights", "--no-normalize", "--density", "--t", "--seed", "--base", "--out"],
+    ("merge",): ["--method", "--weights", "--normalize", "--no-normalize", "--density", "--t", "--seed", "--base", "--out"],
 }
 # What could not be checked here, in words.
 not_checked = []
@@ -196,6 +196,10 @@ USAGE_ERRORS = [
     (["merge", "a.safetensors", "--out", "m.safetensors"], ["mixtape merge: missing --method"]),
     (["merge", "a.safetensors", "--method", "average", "--out", "m.safetensors"],
      ["--method needs one of", "not 'average'"]),
+    (["merge", "a", "b", "--method", "linear", "--normalize", "--no-normalize", "--out", "m"],
+     ["mixtape merge: --normalize and --no-normalize contradict each other"]),
+    (["merge", "a", "b", "--method", "slerp", "--no-normalize", "--out", "m"],
+     ["mixtape merge: slerp has no weights: --normalize and --no-normalize do not apply"]),
 ]
 for args, wants in USAGE_ERRORS:
     if needs_runtime(args):

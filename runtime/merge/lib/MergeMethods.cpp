@@ -82,15 +82,18 @@ at::Tensor slerp(double t, const at::Tensor &v0, const at::Tensor &v1) {
   return s0 * v0 + s1 * v1;
 }
 
-/// generalized_task_arithmetic.py, GTATask.execute and get_mask(method = "sum").
+/// generalized_task_arithmetic.py, GTATask.execute and get_mask(method = "sum"). With
+/// normalize, the mixed task vector is divided by the sum of the weights (dare_linear: all of
+/// them, whatever the drop kept) or, where signs are elected, by the sum of the weights of
+/// the entries that agree (a dropped or trimmed entry is 0 and never agrees); a divisor of 0
+/// counts as 1.
 at::Tensor taskArithmetic(const MergeOptions &o, llvm::ArrayRef<at::Tensor> models, const at::Tensor &base,
                           llvm::StringRef name) {
   const std::vector<double> w = weightsFor(o, models.size());
   const bool sparsifyByMagnitude = o.Method == Method::Ties;
   const bool dropAtRandom = o.Method == Method::DareLinear || o.Method == Method::DareTies;
   const bool electSigns = o.Method == Method::Ties || o.Method == Method::DareTies;
-  // MergeKit's defaults: only ties normalizes.
-  const bool normalize = o.Method == Method::Ties && o.Normalize;
+  const bool normalize = o.normalizes();
   const uint64_t seed = dropSeed(o.Seed, name);
   std::vector<at::Tensor> weighted;
   for (size_t i = 0; i < models.size(); ++i) {
@@ -142,7 +145,7 @@ llvm::Error MergeOptions::validate(size_t models, bool hasBase) const {
     return makeError("'" + name + "' takes no base model");
   if (!Weights.empty() && Weights.size() != models)
     return makeError(llvm::formatv("{0} weights for {1} models", Weights.size(), models));
-  if (Method == Method::Linear && Normalize && !Weights.empty()) {
+  if (Method == Method::Linear && normalizes() && !Weights.empty()) {
     double total = 0;
     for (double w : Weights)
       total += w;
@@ -180,7 +183,7 @@ at::Tensor mixtape::merge::mergeTensors(const MergeOptions &options, llvm::Array
       merged.add_(x[i], w[i]);
       total += w[i];
     }
-    if (options.Normalize)
+    if (options.normalizes())
       merged.div_(total);
     break;
   }

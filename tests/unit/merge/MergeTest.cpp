@@ -85,8 +85,50 @@ TEST(Merge, LinearIsAWeightedAverage) {
 TEST(Merge, TaskArithmeticAddsWeightedTaskVectors) {
   MergeOptions o = options(Method::TaskArithmetic);
   o.Weights = {1, 0.5};
-  // deltas [1, -1, 0] and [0, 2, 0]: base + [1, -1 + 0.5*2, 0]; never normalized (MergeKit).
+  // deltas [1, -1, 0] and [0, 2, 0]: base + [1, -1 + 0.5*2, 0]; not normalized by default (MergeKit).
   expectNear(mergeTensors(o, {vec({2, 0, 1}), vec({1, 3, 1})}, vec({1, 1, 1}), "w"), {2, 1, 1});
+}
+
+// normalize = true divides the weighted sum of task vectors by the sum of the weights, as
+// MergeKit's GTATask does; a sum of weights of 0 divides by 1.
+TEST(Merge, TaskArithmeticNormalizesWhenAsked) {
+  MergeOptions o = options(Method::TaskArithmetic);
+  o.Weights = {1, 0.5};
+  o.Normalize = true;
+  // base + [1, 0, 0] / 1.5
+  expectNear(mergeTensors(o, {vec({2, 0, 1}), vec({1, 3, 1})}, vec({1, 1, 1}), "w"), {1 + 1 / 1.5, 1, 1});
+  o.Weights = {1, -1};
+  // [1, -1, 0] - [0, 2, 0] = [1, -3, 0], divided by 1 (the weights sum to 0).
+  expectNear(mergeTensors(o, {vec({2, 0, 1}), vec({1, 3, 1})}, vec({1, 1, 1}), "w"), {2, -2, 1});
+  o.Normalize = false;
+  o.Weights = {1, 0.5};
+  expectNear(mergeTensors(o, {vec({2, 0, 1}), vec({1, 3, 1})}, vec({1, 1, 1}), "w"), {2, 1, 1});
+}
+
+// dare_linear divides by the sum of all the weights, whatever the drop kept; dare_ties by the
+// weights of the entries that agree with the elected sign, and a dropped entry (0) never
+// agrees. Two models with the same task vector of ones, density 0.5: each kept entry is 2.
+TEST(Merge, DareNormalizesAsMergeKitDoes) {
+  at::Tensor base = at::zeros({1000}, at::kDouble), model = at::ones({1000}, at::kDouble);
+  MergeOptions o = options(Method::DareLinear);
+  o.Density = 0.5;
+  o.Seed = 7;
+  at::Tensor sum = mergeTensors(o, {model, model}, base, "w"); // 0, 2 or 4 per entry
+  o.Normalize = true;
+  EXPECT_TRUE(at::equal(mergeTensors(o, {model, model}, base, "w"), sum / 2));
+  // Both dropped: 0 (divisor 0, taken as 1); one kept: 2 / 1; both kept: 4 / 2.
+  MergeOptions t = options(Method::DareTies);
+  t.Density = 0.5;
+  t.Seed = 7;
+  EXPECT_TRUE(at::equal(mergeTensors(t, {model, model}, base, "w"), sum)) << "the same drop, all signs +";
+  t.Normalize = true;
+  at::Tensor mean = mergeTensors(t, {model, model}, base, "w");
+  EXPECT_TRUE(at::equal(mean, at::where(sum == 0, at::zeros_like(sum), at::full_like(sum, 2))));
+  EXPECT_GT((sum == 2).sum().item<int64_t>(), 100) << "some entries kept by one model only";
+  EXPECT_GT((sum == 0).sum().item<int64_t>(), 100) << "some entries dropped by both";
+  // Without a drop: [1, -2] and [3, 1] elect [+, -]; entry 0 averages 1 and 3, entry 1 keeps -2.
+  t.Density = 1;
+  expectNear(mergeTensors(t, {vec({1, -2}), vec({3, 1})}, vec({0, 0}), "w"), {2, -2});
 }
 
 TEST(Merge, TiesElectsSignsAndAveragesTheAgreeingEntries) {

@@ -11,11 +11,15 @@
 //                    the second (t = 1); lerp when their directions are nearly colinear
 //   task_arithmetic  base + sum_i w_i (x_i - base)                 (Ilharco et al. 2023)
 //   ties             task vectors trimmed to their top density fraction by magnitude, a sign
-//                    elected per entry by the sum, mean over the agreeing entries
-//                    (Yadav et al. 2023); normalize divides by the agreeing weights
+//                    elected per entry by the sum, summed over the agreeing entries
+//                    (Yadav et al. 2023)
 //   dare_linear      task vectors with entries dropped at random (kept with probability
 //   dare_ties        density) and rescaled by 1/density (Yu et al. 2024); dare_ties then
-//                    elects signs like ties, without normalizing
+//                    elects signs like ties
+//
+// normalize divides the sum of weighted task vectors by the sum of the weights (ties and
+// dare_ties: of the weights of the agreeing entries); MergeKit's defaults are on for linear
+// and ties, off for task_arithmetic and dare_*.
 //
 // Arithmetic is in double whatever the stored dtype, and results are rounded once to the
 // inputs' dtype, so a linear merge of identical models returns their bytes.
@@ -48,15 +52,17 @@ struct MergeOptions {
   merge::Method Method = merge::Method::Linear;
   /// One per model (the base excluded); empty: 1 each.
   std::vector<double> Weights;
-  /// linear and ties (MergeKit's default for both is true); the other methods never
-  /// normalize, as in MergeKit.
-  bool Normalize = true;
+  /// Divide by the sum of the weights (every method but slerp, which has none). Unset: the
+  /// method's default, MergeKit's (plan::normalizesByDefault: linear and ties only).
+  std::optional<bool> Normalize;
   /// ties and dare_*: the fraction of each task vector kept, in (0, 1].
   double Density = 1.0;
   /// slerp.
   double T = 0.5;
   /// dare_*: with the tensor's name, the seed of its drop masks (see dropSeed).
   uint64_t Seed = 0;
+
+  bool normalizes() const { return Normalize.value_or(plan::normalizesByDefault(Method)); }
 
   /// Checks the options for `models` inputs (the base excluded), with or without a base:
   /// slerp takes exactly two models and no base, task vectors need a base, linear takes
