@@ -6,7 +6,7 @@
 // tokenizer (cold cache) and the best of three warm passes. Goal (issue 8): >= 20 MB/s.
 // Runs Hugging Face `tokenizers` on the same text when Python can import it.
 //
-//   tokenizer_bench [tokenizer.json or folder]   (default: the shared bpe-bytelevel fixture)
+//   tokenizer_bench [tokenizer.json or folder]   (default: tests/fixtures/bpe-bytelevel)
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/data/BpeTokenizer.h"
@@ -61,7 +61,7 @@ static std::vector<std::string> makeDocuments(uint64_t targetBytes) {
 }
 
 int main(int argc, char **argv) {
-  std::string path = argc > 1 ? argv[1] : MIXTAPE_SOURCE_DIR "/../shared/fixtures/bpe-bytelevel/tokenizer.json";
+  std::string path = argc > 1 ? argv[1] : MIXTAPE_SOURCE_DIR "/tests/fixtures/bpe-bytelevel/tokenizer.json";
   std::vector<std::string> docs = makeDocuments(4'000'000);
   uint64_t bytes = 0;
   for (const std::string &doc : docs)

@@ -27,7 +27,7 @@ void Lowering::lowerMerges() {
       plan::MergeNode merge;
       plan::MergeSettings &s = merge.Settings;
       s.Method = m.Method;
-      s.Normalize = m.Normalize;
+      s.Normalize = m.Normalize.value_or(plan::normalizesByDefault(m.Method));
       s.Weights = m.Weights;
       bool dare = m.Method == MergeMethod::DareLinear || m.Method == MergeMethod::DareTies;
       if (m.Method == MergeMethod::Ties || dare)

@@ -316,8 +316,11 @@ private:
       need(t->number() >= 0 && t->number() <= 1, t->Range, "t must be in [0, 1]");
       need(spec.Method == MergeMethod::Slerp, t->Range, "t applies to slerp merges");
     }
-    if (const Value *n = m.get("normalize"); n && n->Kind == ValueKind::Bool)
+    if (const Value *n = m.get("normalize"); n && n->Kind == ValueKind::Bool) {
       spec.Normalize = n->Boolean;
+      need(spec.Method != MergeMethod::Slerp, n->Range,
+           "normalize applies to linear, task_arithmetic, ties and dare_* merges");
+    }
     if (const Value *s = m.get("seed"); s && s->Kind == ValueKind::Integer)
       spec.Seed = static_cast<uint64_t>(s->Integer);
     if (ok)

@@ -4,10 +4,15 @@ subcommand's --help (usage line, its options, exit 0, nothing on stderr); `--opt
 `--opt=value` alike; usage errors (a mistyped subcommand or option, a missing argument or
 value) exit 2 with a clear message; NO_COLOR and --color; and `mixtape` never linking LibTorch.
 The runtime's commands (run, exec, export, merge) are checked when `mixtape-runtime` is built
-beside `mixtape`, and skipped otherwise.
+beside `mixtape`. A check that cannot run here (no mixtape-runtime, no pseudo-terminal, no ldd,
+or the binary does not start) makes the test exit 77, skipped, once the others have passed:
+never a Passed for what was not checked; under CI, 1 (tests/skipping.py).
 
-usage: usage_test.py MIXTAPE WORKDIR   (exit 77: skipped, the binary cannot run)"""
+usage: usage_test.py MIXTAPE WORKDIR"""
 import os, re, shutil, subprocess, sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import skipping  # noqa: E402
 
 MIXTAPE, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -47,8 +52,7 @@ def shown(r):
 try:
     version = subprocess.run([MIXTAPE, "--version"], capture_output=True, text=True, timeout=60)
 except (OSError, subprocess.TimeoutExpired) as e:
-    print(f"SKIP: cannot run {MIXTAPE}: {e}")
-    sys.exit(77)
+    skipping.skip(f"cannot run {MIXTAPE}: {e}")
 
 # --version: "mixtape <project version> (plan format 2)", the version from CMakeLists.txt.
 with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
@@ -89,14 +93,16 @@ OPTIONS = {
     ("run",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1"],
     ("exec",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1"],
     ("export",): ["--hf"],
-    ("merge",): ["--method", "--weights", "--no-normalize", "--density", "--t", "--seed", "--base", "--out"],
+    ("merge",): ["--method", "--weights", "--normalize", "--no-normalize", "--density", "--t", "--seed", "--base", "--out"],
 }
-skipped = []
+# What could not be checked here, in words.
+not_checked = []
+runtime_unchecked = []
 
 
 def needs_runtime(command):
     if command[0] in RUNTIME_COMMANDS and not HAVE_RUNTIME:
-        skipped.append(" ".join(command))
+        runtime_unchecked.append(" ".join(command))
         return True
     return False
 
@@ -190,6 +196,10 @@ USAGE_ERRORS = [
     (["merge", "a.safetensors", "--out", "m.safetensors"], ["mixtape merge: missing --method"]),
     (["merge", "a.safetensors", "--method", "average", "--out", "m.safetensors"],
      ["--method needs one of", "not 'average'"]),
+    (["merge", "a", "b", "--method", "linear", "--normalize", "--no-normalize", "--out", "m"],
+     ["mixtape merge: --normalize and --no-normalize contradict each other"]),
+    (["merge", "a", "b", "--method", "slerp", "--no-normalize", "--out", "m"],
+     ["mixtape merge: slerp has no weights: --normalize and --no-normalize do not apply"]),
 ]
 for args, wants in USAGE_ERRORS:
     if needs_runtime(args):
@@ -254,7 +264,7 @@ env_tty = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
 for command in (["lint", bad], ["plan", bad]):
     colored = on_terminal(command, env_tty)
     if colored is None:
-        print("note: no pseudo-terminal here; the terminal color checks are skipped")
+        not_checked.append("the colors on a terminal (no pseudo-terminal here)")
         break
     plain = on_terminal(command, dict(env_tty, NO_COLOR="1"))
     check(colored[0] == 1 and has_esc(colored[1]), f"{command} on a terminal: no color\n{colored}")
@@ -269,7 +279,7 @@ if shutil.which("ldd"):
     torch = [line.strip() for line in r.stdout.splitlines() if re.search(r"libtorch|libc10", line)]
     check(r.returncode == 0 and not torch, f"mixtape links LibTorch:\n" + "\n".join(torch) + r.stderr)
 else:
-    print("note: no ldd; the LibTorch link check is skipped")
+    not_checked.append("that mixtape does not link LibTorch (no ldd)")
 
 # The runtime's commands through the driver, and the driver's error when mixtape-runtime is
 # missing (a copy of `mixtape` alone in a folder).
@@ -284,9 +294,13 @@ if HAVE_RUNTIME:
     listed = set(re.findall(r"^  (\S+)  ", r.stdout, re.M))
     check(r.returncode == 0 and RUNTIME_COMMANDS <= listed, f"mixtape-runtime --help: {shown(r)}")
 else:
-    print(f"note: no {RUNTIME}; skipped: {', '.join(skipped)}")
+    not_checked.append(f"{len(runtime_unchecked)} uses of the runtime's commands ({', '.join(sorted(RUNTIME_COMMANDS))}): "
+                       f"no {RUNTIME}")
 
 for f in failures:
     print("FAIL:", f)
 print(f"{checks - len(failures)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+if failures:
+    sys.exit(1)
+if not_checked:
+    skipping.skip("not checked: " + "; ".join(not_checked))

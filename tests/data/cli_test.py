@@ -3,6 +3,8 @@
 writer and reader written here from the format description alone (struct.pack).
 
 usage: cli_test.py MIXTAPE SCENARIO WORKDIR
+prepare-hf-tokenizer reads tests/fixtures/bpe-bytelevel: without it the scenario exits 77
+(skipped), and under CI 1 (tests/skipping.py).
 """
 import json
 import os
@@ -12,6 +14,9 @@ import subprocess
 import sys
 
 from megatron_format import check, read_megatron, write_megatron
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import skipping  # noqa: E402
 
 MIXTAPE, SCENARIO, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -141,11 +146,7 @@ elif SCENARIO == "prepare-jsonl":
     check(not os.path.exists(os.path.join(WORK, "bad.manifest.json")), "no manifest after failure")
 
 elif SCENARIO == "prepare-hf-tokenizer":
-    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared",
-                            "fixtures", "bpe-bytelevel")
-    if not os.path.exists(os.path.join(fixtures, "tokenizer.json")):
-        print("skipped: no fixtures at", fixtures)
-        sys.exit(0)
+    fixtures = skipping.fixture("bpe-bytelevel")
     expected = json.load(open(os.path.join(fixtures, "expected.json")))["samples"][:2]
     for i, sample in enumerate(expected):
         with open(os.path.join(WORK, f"doc{i}.txt"), "w") as f:

@@ -18,7 +18,7 @@
 Exits 77 (skipped) when this build has no Gloo."""
 import glob, json, os, re, shutil, signal, struct, subprocess, sys, time
 
-from e2e_common import finish, read_safetensors
+from e2e_common import finish, newest_checkpoint, read_safetensors
 
 mixtape, scenario, work = sys.argv[1:4]
 here = os.path.dirname(os.path.abspath(__file__))
@@ -199,15 +199,17 @@ elif scenario == "zero1-resume":
         failures.append("uninterrupted run failed:\n" + r.stderr[-3000:])
     p, ranks = start_and_wait(d, 60, 7, ["--zero1"])  # past the checkpoint at step 4
     p.send_signal(signal.SIGKILL)
-    p.wait()
+    if p.wait() != -signal.SIGKILL:
+        failures.append(f"the launcher was not killed by SIGKILL but ended with {p.returncode}")
     time.sleep(0.5)
-    if not glob.glob(os.path.join(d, "pretrain*", "checkpoints", "step-*", "optimizer.safetensors")):
+    newest = newest_checkpoint(d)
+    if not newest:
         failures.append("no checkpoint before the kill: the test resumes nothing")
     r = run(["run", recipe, "--run-dir", d])
     if r.returncode != 0:
         failures.append("resumed run on 1 process failed:\n" + r.stderr[-3000:])
-    if "[pretrain] resuming from the checkpoint at step" not in r.stderr:
-        failures.append("the run did not report resuming:\n" + r.stderr[-3000:])
+    if newest and f"[pretrain] resuming from the checkpoint at step {newest[2]}\n" not in r.stderr:
+        failures.append(f"the run did not report resuming at step {newest[2]}:\n" + r.stderr[-3000:])
     if not re.search(r"\[pretrain\] warning: resuming at step \d+ on 1 rank\(s\) with micro-batches of \d+ "
                      r"\(the checkpoint's: 2 rank\(s\)", r.stderr):
         failures.append("resuming on another number of ranks did not warn:\n" + r.stderr[-3000:])
@@ -264,17 +266,19 @@ elif scenario == "resume":
         failures.append("uninterrupted run failed:\n" + r.stderr[-3000:])
     p, ranks = start_and_wait(d, 60, 7)  # past the checkpoint at step 4
     p.send_signal(signal.SIGKILL)
-    p.wait()
+    if p.wait() != -signal.SIGKILL:
+        failures.append(f"the launcher was not killed by SIGKILL but ended with {p.returncode}")
     time.sleep(0.5)
     if any(alive(pid) for pid in ranks.values()):
         failures.append("a worker outlived its killed launcher")
-    if not glob.glob(os.path.join(d, "pretrain*", "checkpoints", "step-*")):
+    newest = newest_checkpoint(d)
+    if not newest:
         failures.append("no checkpoint before the kill: the test resumes nothing")
     r = run(["run", recipe, "--run-dir", d, "--nproc", "2", "--timeout", "60"])
     if r.returncode != 0:
         failures.append("resumed run failed:\n" + r.stderr[-3000:])
-    if "[rank 0] [pretrain] resuming from the checkpoint at step" not in r.stderr:
-        failures.append("rank 0 did not report resuming:\n" + r.stderr[-3000:])
+    if newest and f"[rank 0] [pretrain] resuming from the checkpoint at step {newest[2]}\n" not in r.stderr:
+        failures.append(f"rank 0 did not report resuming at step {newest[2]}:\n" + r.stderr[-3000:])
     if "the checkpoint's:" in r.stderr:
         failures.append("resuming on as many ranks warned:\n" + r.stderr[-3000:])
     for path in sorted(glob.glob(os.path.join(ref, "*", "*.safetensors"))):

@@ -1,5 +1,6 @@
-"""What the end-to-end scripts share: reading safetensors files and the closing report."""
-import json, struct, sys
+"""What the end-to-end scripts share: reading safetensors files, the newest checkpoint of a
+killed run, and the closing report."""
+import glob, json, os, struct, sys
 
 
 def read_safetensors(path):
@@ -9,6 +10,20 @@ def read_safetensors(path):
     header = json.loads(raw[8:8 + n])
     header.pop("__metadata__", None)
     return header, raw[8 + n:]
+
+
+def newest_checkpoint(run_dir):
+    """(node directory, node.json, step) of the newest complete checkpoint of the node that is
+    not done, read as docs/run-format.md describes the run directory (a checkpoint counts once
+    its state.json is there); None when no such node has one."""
+    for node_dir in sorted(glob.glob(os.path.join(run_dir, "*"))):
+        if os.path.exists(os.path.join(node_dir, "DONE")) or not os.path.exists(os.path.join(node_dir, "node.json")):
+            continue
+        steps = [json.load(open(state))["step"] for state in
+                 glob.glob(os.path.join(node_dir, "checkpoints", "step-*", "state.json"))]
+        if steps:
+            return node_dir, json.load(open(os.path.join(node_dir, "node.json"))), max(steps)
+    return None
 
 
 def finish(failures, total):

@@ -8,18 +8,17 @@
                architecture and whose weights are the node's; a second run starts from the
                export (our reader re-imports it); export refuses what it must
     hf_test.py MIXTAPE SCENARIO WORKDIR
-The fixtures come with the workspace (../shared/fixtures), not the repository: without them
-the test is skipped (exit 77)."""
+The fixture is tests/fixtures/hf-tiny-llama: without it the test exits 77 (skipped), and under
+CI 1 (tests/skipping.py)."""
 import json, os, shutil, struct, subprocess, sys
 
 from e2e_common import finish, read_safetensors
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import skipping  # noqa: E402
+
 mixtape, scenario, work = sys.argv[1:4]
-here = os.path.dirname(os.path.abspath(__file__))
-fixture = os.path.normpath(os.path.join(here, "..", "..", "..", "shared", "fixtures", "hf-tiny-llama"))
-if not os.path.isdir(fixture):
-    print(f"SKIP: no fixtures at {fixture}")
-    sys.exit(77)
+fixture = skipping.fixture("hf-tiny-llama")
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 env = dict(os.environ, MIXTAPE_NUM_THREADS="1")

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """End-to-end runs of tests/e2e/tiny.toml:
-  resume   -- kill -9 at several points, run the same command again: final weights and optimizer
-              state byte-identical to an uninterrupted run; finished nodes are skipped
+  resume   -- kill -9 at several points (the run is alive and dies of SIGKILL), run the same
+              command again: it says it resumes from the newest checkpoint the killed run left
+              (none: from the start), and the final weights and optimizer state are
+              byte-identical to an uninterrupted run; finished nodes are skipped
   refuse   -- `mixtape exec` refuses a provisional plan and a plan of another version
   nan      -- a diverging learning rate stops the node with a diagnostic naming the step
   nan-skip -- with on_nonfinite = "skip" (hashed), non-finite steps are dropped and counted,
@@ -20,9 +22,9 @@
               stream, each unit node trains the tokens the ledger says into a model of its
               own, and the report ranks the combinations
     run_test.py MIXTAPE SCENARIO WORKDIR"""
-import glob, json, os, shutil, signal, subprocess, sys, time
+import glob, json, os, re, shutil, signal, subprocess, sys, time
 
-from e2e_common import finish
+from e2e_common import finish, newest_checkpoint
 
 mixtape, scenario, work = sys.argv[1:4]
 here = os.path.dirname(os.path.abspath(__file__))
@@ -62,6 +64,31 @@ def all_finite(path):
 def metrics_lines(run_dir):
     return sum(len(open(p, "rb").read().splitlines()) for p in glob.glob(os.path.join(run_dir, "*", "metrics.jsonl")))
 
+def resume_point(run_dir):
+    """(node name, step) where a rerun of a killed run must resume: the newest checkpoint, which
+    must agree with the steps the node's metrics.jsonl logged (the checkpoint of every K steps
+    is written after step K's record, so the kill may fall between the two); None: from the
+    start."""
+    newest = newest_checkpoint(run_dir)
+    if not newest:
+        return None
+    node_dir, node, step = newest
+    settings = node["settings"]
+    every = node["exec"]["checkpoint_every"] // (settings["batch_sequences"] * settings["seq_len"])
+    logged = 0
+    for line in open(os.path.join(node_dir, "metrics.jsonl"), "rb").read().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # the last line, cut by the kill
+            continue
+        if record.get("type") == "train":
+            logged = max(logged, record["step"])
+    due = logged // every * every
+    if step != due and not (logged % every == 0 and step == due - every):
+        failures.append(f"{node_dir}: newest checkpoint at step {step}, but {logged} steps logged with a "
+                        f"checkpoint every {every}")
+    return node["name"], step
+
 if scenario == "resume":
     ref = os.path.join(work, "reference")
     r = run(["run", recipe, "--run-dir", ref, "--quiet"])
@@ -81,13 +108,24 @@ if scenario == "resume":
         deadline = time.time() + 300
         while p.poll() is None and time.time() < deadline and metrics_lines(d) < kill_after:
             time.sleep(0.005)
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-        p.wait()
-        r = run(["run", recipe, "--run-dir", d, "--quiet"])
-        if r.returncode != 0:
-            failures.append(f"resume after kill at {kill_after} metrics lines failed:\n{r.stderr}")
+        p.send_signal(signal.SIGKILL)
+        if p.wait() != -signal.SIGKILL:
+            failures.append(f"kill at {kill_after}: the run was not killed by SIGKILL but ended with "
+                            f"{p.returncode} after {metrics_lines(d)} metrics lines")
             continue
+        # Not --quiet: the progress says where the run resumes.
+        resumed = resume_point(d)
+        r = run(["run", recipe, "--run-dir", d])
+        if r.returncode != 0:
+            failures.append(f"resume after kill at {kill_after} metrics lines failed:\n{r.stderr[-3000:]}")
+            continue
+        said = re.findall(r"^\[(.*)\] resuming from the checkpoint at step (\d+)$", r.stderr, re.M)
+        want_said = [(resumed[0], str(resumed[1]))] if resumed else []
+        if kill_after in (23, 41, 70) and not resumed:
+            failures.append(f"kill at {kill_after} metrics lines: no checkpoint to resume from")
+        if said != want_said:
+            failures.append(f"kill at {kill_after}: the rerun said {said}, expected {want_said} (the newest "
+                            f"checkpoint of the killed run)\n{r.stderr[-2000:]}")
         got = outputs(d)
         if got.keys() != want.keys():
             failures.append(f"kill at {kill_after}: outputs {sorted(got)} != {sorted(want)}")

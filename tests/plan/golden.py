@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Golden plans: `mixtape plan RECIPE --out -` must equal tests/plan/<recipe>.plan.json, byte for
-byte (stable across runs and machines). On a mismatch, print a unified diff.
+byte (stable across runs and machines). On a mismatch, print a unified diff. A missing golden is
+a failure, never written on the way: only --update writes it.
     golden.py MIXTAPE RECIPE WORKDIR [--update]"""
 import difflib, os, subprocess, sys
 
@@ -17,11 +18,15 @@ if r.returncode != 0:
     sys.exit(1)
 # The recipe's absolute directory differs between machines; everything else must not.
 got = "".join(l for l in r.stdout.decode().splitlines(True) if not l.startswith('  "recipe_dir": '))
-if update or not os.path.exists(golden):
+if update:
     with open(golden, "w") as f:
         f.write(got)
     print(f"wrote {golden}")
     sys.exit(0)
+if not os.path.exists(golden):
+    print(f"0 passed, 1 failed: no golden plan {golden} for {recipe}; review the plan and write it with\n"
+          f"  {sys.argv[0]} {mixtape} {recipe} {work} --update")
+    sys.exit(1)
 want = open(golden).read()
 if got != want:
     sys.stdout.writelines(difflib.unified_diff(want.splitlines(True), got.splitlines(True), golden, "mixtape plan"))

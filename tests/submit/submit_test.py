@@ -46,7 +46,7 @@ r = subprocess.run([mixtape, "submit", recipe, "--slurm", "--dry-run", "--run-di
 if r.returncode != 0:
     failures.append(f"dry run failed: {r.stderr}")
 scripts = sorted(f for f in os.listdir(os.path.join(work, "scripts")) if f.endswith(".sbatch"))
-if not os.path.exists(log) is False:
+if os.path.exists(log):
     failures.append("a dry run called sbatch")
 for s in scripts + ["submit.sh"]:
     path = os.path.join(work, "scripts", s)

@@ -42,7 +42,7 @@ int mixtape::cli::mergeMain(llvm::ArrayRef<llvm::StringRef> args) {
   merge::MergeOptions settings;
   std::string method, baseFile, out;
   std::vector<std::string> models;
-  bool noNormalize = false;
+  bool normalize = false, noNormalize = false;
   OptionParser options("mixtape merge", "IN.safetensors...",
                        "Merges safetensors files tensor by tensor (memory: about one tensor per input). The output\n"
                        "keeps the first model's tensor names, order and dtypes, and takes the base's metadata and\n"
@@ -67,7 +67,9 @@ int mixtape::cli::mergeMain(llvm::ArrayRef<llvm::StringRef> args) {
                return "";
              },
              "one weight per model (default 1 each)")
-      .flag("--no-normalize", noNormalize, "linear and ties: do not divide by the sum of the weights")
+      .flag("--normalize", normalize,
+            "divide by the sum of the weights (the default of linear and ties, as in MergeKit; not slerp)")
+      .flag("--no-normalize", noNormalize, "do not divide by the sum of the weights")
       .number("--density", "D", settings.Density, "ties, dare_*: the fraction of each task vector kept")
       .number("--t", "T", settings.T, "slerp: where between the two models (default 0.5)")
       .integer("--seed", "S", settings.Seed, 0, UINT64_MAX, "dare_*: the seed of the drop mask")
@@ -79,7 +81,12 @@ int mixtape::cli::mergeMain(llvm::ArrayRef<llvm::StringRef> args) {
   if (std::optional<int> exit = options.parse(args))
     return *exit;
   settings.Method = *plan::enumFromName<plan::MergeMethod>(method);
-  settings.Normalize = !noNormalize;
+  if (normalize && noNormalize)
+    return options.usageError("--normalize and --no-normalize contradict each other");
+  if ((normalize || noNormalize) && settings.Method == plan::MergeMethod::Slerp)
+    return options.usageError("slerp has no weights: --normalize and --no-normalize do not apply");
+  if (normalize || noNormalize)
+    settings.Normalize = normalize;
   std::optional<std::string> base;
   if (!baseFile.empty())
     base = baseFile;

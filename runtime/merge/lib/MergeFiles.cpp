@@ -8,6 +8,7 @@
 #include "mixtape/merge/Merge.h"
 
 #include "mixtape/support/Error.h"
+#include "mixtape/support/Format.h"
 
 #include "mixtape/safetensors/SafeTensors.h"
 
@@ -24,7 +25,6 @@ using namespace mixtape::merge;
 namespace st = mixtape::safetensors;
 
 namespace {
-
 
 std::optional<c10::ScalarType> floatingType(st::DType type) {
   switch (type) {
@@ -46,6 +46,21 @@ at::Tensor asTensor(const st::TensorInfo &t, c10::ScalarType type) {
   at::Tensor copy = at::empty(t.Shape, options);
   std::memcpy(copy.data_ptr(), data, t.Bytes.size());
   return copy;
+}
+
+/// A NaN or infinity in one input would spread into the merge (slerp's norms and ties' sign
+/// election take the whole tensor), so it is an error naming the file and the tensor. One
+/// pass over the tensor; the count and the first position only on the way to the error.
+llvm::Error checkFinite(const at::Tensor &t, const st::File &file, llvm::StringRef name) {
+  if (at::isfinite(t).all().item<bool>())
+    return llvm::Error::success();
+  at::Tensor flat = t.reshape({-1});
+  at::Tensor bad = at::logical_not(at::isfinite(flat));
+  const int64_t first = bad.nonzero()[0][0].item<int64_t>();
+  return fileError(file.path(), llvm::formatv("tensor '{0}' holds {1} value(s) that are not finite, the first {2} "
+                                              "at index {3}: it cannot be merged",
+                                              name, bad.sum().item<int64_t>(),
+                                              formatNumber(flat[first].item<double>()), first));
 }
 
 /// Every input has the first model's tensor names, and per name its shape and dtype.
@@ -121,6 +136,9 @@ llvm::Error mixtape::merge::mergeFiles(const MergeOptions &options, llvm::ArrayR
     for (size_t i = 0; i < models.size(); ++i)
       inputs.push_back(asTensor(*files[i].find(t.Name), *type));
     at::Tensor baseTensor = base ? asTensor(*files.back().find(t.Name), *type) : at::Tensor();
+    for (size_t i = 0; i < files.size(); ++i)
+      if (llvm::Error e = checkFinite(i < inputs.size() ? inputs[i] : baseTensor, files[i], t.Name))
+        return e;
     at::Tensor merged;
     try {
       merged = mergeTensors(options, inputs, baseTensor, t.Name);

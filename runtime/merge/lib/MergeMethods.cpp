@@ -64,7 +64,10 @@ at::Tensor dropAndRescale(const at::Tensor &delta, double density, uint64_t seed
 }
 
 /// slerp.py: both tensors as one vector each; lerp when their directions are colinear
-/// (|cos| > 0.9995, MergeKit's DOT_THRESHOLD), else interpolate along the great circle.
+/// (|cos| > 0.9995, MergeKit's DOT_THRESHOLD), else interpolate along the great circle. As
+/// there, normalized copies give the angle only: the weights sin((1-t)θ)/sin θ and
+/// sin(tθ)/sin θ multiply the vectors as they are, so magnitudes interpolate too. MergeKit
+/// computes in float32 (numpy), this in double.
 at::Tensor slerp(double t, const at::Tensor &v0, const at::Tensor &v1) {
   constexpr double DotThreshold = 0.9995, Eps = 1e-8;
   auto direction = [&](const at::Tensor &v) {
@@ -79,15 +82,18 @@ at::Tensor slerp(double t, const at::Tensor &v0, const at::Tensor &v1) {
   return s0 * v0 + s1 * v1;
 }
 
-/// generalized_task_arithmetic.py, GTATask.execute and get_mask(method = "sum").
+/// generalized_task_arithmetic.py, GTATask.execute and get_mask(method = "sum"). With
+/// normalize, the mixed task vector is divided by the sum of the weights (dare_linear: all of
+/// them, whatever the drop kept) or, where signs are elected, by the sum of the weights of
+/// the entries that agree (a dropped or trimmed entry is 0 and never agrees); a divisor of 0
+/// counts as 1.
 at::Tensor taskArithmetic(const MergeOptions &o, llvm::ArrayRef<at::Tensor> models, const at::Tensor &base,
                           llvm::StringRef name) {
   const std::vector<double> w = weightsFor(o, models.size());
   const bool sparsifyByMagnitude = o.Method == Method::Ties;
   const bool dropAtRandom = o.Method == Method::DareLinear || o.Method == Method::DareTies;
   const bool electSigns = o.Method == Method::Ties || o.Method == Method::DareTies;
-  // MergeKit's defaults: only ties normalizes.
-  const bool normalize = o.Method == Method::Ties && o.Normalize;
+  const bool normalize = o.normalizes();
   const uint64_t seed = dropSeed(o.Seed, name);
   std::vector<at::Tensor> weighted;
   for (size_t i = 0; i < models.size(); ++i) {
@@ -139,7 +145,7 @@ llvm::Error MergeOptions::validate(size_t models, bool hasBase) const {
     return makeError("'" + name + "' takes no base model");
   if (!Weights.empty() && Weights.size() != models)
     return makeError(llvm::formatv("{0} weights for {1} models", Weights.size(), models));
-  if (Method == Method::Linear && Normalize && !Weights.empty()) {
+  if (Method == Method::Linear && normalizes() && !Weights.empty()) {
     double total = 0;
     for (double w : Weights)
       total += w;
@@ -177,7 +183,7 @@ at::Tensor mixtape::merge::mergeTensors(const MergeOptions &options, llvm::Array
       merged.add_(x[i], w[i]);
       total += w[i];
     }
-    if (options.Normalize)
+    if (options.normalizes())
       merged.div_(total);
     break;
   }

@@ -256,6 +256,34 @@ TEST(Plan, AStagesLrChangesItAndDownstreamButNothingUpstream) {
   EXPECT_NE(a->node("anneal").Hash, b->node("anneal").Hash);
 }
 
+// `normalize` where a merge omits it: MergeKit's defaults (linear and ties divide by the sum of
+// the weights, task_arithmetic and dare_* do not); where it says, what it says, and the hash
+// follows.
+TEST(Plan, MergesNormalizeAsTheRecipeSaysElseAsMergeKitDoes) {
+  std::string text = branchRecipe("1Mi", "3e-4", "1Mi", "");
+  auto merge = [&](const char *name, const char *method, const char *extra) {
+    text += llvm::formatv("[[merge]]\nname = \"{0}\"\nof = [\"base\", \"anneal\"]\nmethod = \"{1}\"\n{2}\n", name,
+                          method, extra)
+                .str();
+  };
+  merge("soup", "linear", "");
+  merge("ties", "ties", "base = \"init\"\ndensity = 0.5");
+  merge("ties-sum", "ties", "base = \"init\"\ndensity = 0.5\nnormalize = false");
+  merge("ta", "task_arithmetic", "base = \"init\"");
+  merge("ta-mean", "task_arithmetic", "base = \"init\"\nnormalize = true");
+  merge("dare", "dare_linear", "base = \"init\"\ndensity = 0.5");
+  merge("dare-mean", "dare_ties", "base = \"init\"\ndensity = 0.5\nnormalize = true");
+  auto p = planText(text);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  for (auto [name, normalize] : {std::pair{"soup", true}, {"ties", true}, {"ties-sum", false}, {"ta", false},
+                                 {"ta-mean", true}, {"dare", false}, {"dare-mean", true}}) {
+    const MergeNode *m = p->node(name).merge();
+    ASSERT_TRUE(m) << name;
+    EXPECT_EQ(m->Settings.Normalize, normalize) << name;
+  }
+  EXPECT_NE(p->node("ta").Hash, p->node("ta-mean").Hash);
+}
+
 TEST(Plan, NamesDoNotCount) {
   std::string original = branchRecipe("1Mi", "3e-4", "1Mi", "");
   std::string renamed = original;

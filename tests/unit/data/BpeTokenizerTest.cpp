@@ -1,11 +1,12 @@
 //===- BpeTokenizerTest.cpp -----------------------------------------------===//
 //
 // Byte-level BPE against the ids Hugging Face `tokenizers` produced
-// (../shared/fixtures/bpe-bytelevel), the GPT-2 regex against Python's `regex` module, and
+// (tests/fixtures/bpe-bytelevel), the GPT-2 regex against Python's `regex` module, and
 // hostile tokenizer files against the errors they must give.
 //
 //===----------------------------------------------------------------------===//
 #include "DataTestSupport.h"
+#include "Fixtures.h"
 
 #include "mixtape/data/BpeTokenizer.h"
 #include "mixtape/data/Random.h"
@@ -19,7 +20,7 @@ using namespace mixtape::data::test;
 namespace json = llvm::json;
 
 namespace {
-const std::string FixtureDir = MIXTAPE_SOURCE_DIR "/../shared/fixtures/bpe-bytelevel";
+const std::string FixtureDir = mixtape::test::fixturesDir() + "/bpe-bytelevel";
 
 std::string readText(const std::string &path) {
   std::vector<uint8_t> bytes = readBytes(path);
@@ -32,10 +33,7 @@ void writeText(const std::string &path, llvm::StringRef text) {
 
 class BpeFixtureTest : public ::testing::Test {
 protected:
-  void SetUp() override {
-    if (!llvm::sys::fs::exists(FixtureDir + "/tokenizer.json"))
-      GTEST_SKIP() << "no fixtures at " << FixtureDir << " (the shared fixtures of issue 8)";
-  }
+  void SetUp() override { MIXTAPE_REQUIRE_FIXTURES(FixtureDir + "/tokenizer.json"); }
 
   std::unique_ptr<Tokenizer> open(const std::string &path) {
     std::unique_ptr<Tokenizer> tokenizer = take(createTokenizer("hf:" + path));

@@ -11,6 +11,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <limits>
 
 using namespace mixtape;
 using namespace mixtape::merge;
@@ -84,8 +85,50 @@ TEST(Merge, LinearIsAWeightedAverage) {
 TEST(Merge, TaskArithmeticAddsWeightedTaskVectors) {
   MergeOptions o = options(Method::TaskArithmetic);
   o.Weights = {1, 0.5};
-  // deltas [1, -1, 0] and [0, 2, 0]: base + [1, -1 + 0.5*2, 0]; never normalized (MergeKit).
+  // deltas [1, -1, 0] and [0, 2, 0]: base + [1, -1 + 0.5*2, 0]; not normalized by default (MergeKit).
   expectNear(mergeTensors(o, {vec({2, 0, 1}), vec({1, 3, 1})}, vec({1, 1, 1}), "w"), {2, 1, 1});
+}
+
+// normalize = true divides the weighted sum of task vectors by the sum of the weights, as
+// MergeKit's GTATask does; a sum of weights of 0 divides by 1.
+TEST(Merge, TaskArithmeticNormalizesWhenAsked) {
+  MergeOptions o = options(Method::TaskArithmetic);
+  o.Weights = {1, 0.5};
+  o.Normalize = true;
+  // base + [1, 0, 0] / 1.5
+  expectNear(mergeTensors(o, {vec({2, 0, 1}), vec({1, 3, 1})}, vec({1, 1, 1}), "w"), {1 + 1 / 1.5, 1, 1});
+  o.Weights = {1, -1};
+  // [1, -1, 0] - [0, 2, 0] = [1, -3, 0], divided by 1 (the weights sum to 0).
+  expectNear(mergeTensors(o, {vec({2, 0, 1}), vec({1, 3, 1})}, vec({1, 1, 1}), "w"), {2, -2, 1});
+  o.Normalize = false;
+  o.Weights = {1, 0.5};
+  expectNear(mergeTensors(o, {vec({2, 0, 1}), vec({1, 3, 1})}, vec({1, 1, 1}), "w"), {2, 1, 1});
+}
+
+// dare_linear divides by the sum of all the weights, whatever the drop kept; dare_ties by the
+// weights of the entries that agree with the elected sign, and a dropped entry (0) never
+// agrees. Two models with the same task vector of ones, density 0.5: each kept entry is 2.
+TEST(Merge, DareNormalizesAsMergeKitDoes) {
+  at::Tensor base = at::zeros({1000}, at::kDouble), model = at::ones({1000}, at::kDouble);
+  MergeOptions o = options(Method::DareLinear);
+  o.Density = 0.5;
+  o.Seed = 7;
+  at::Tensor sum = mergeTensors(o, {model, model}, base, "w"); // 0, 2 or 4 per entry
+  o.Normalize = true;
+  EXPECT_TRUE(at::equal(mergeTensors(o, {model, model}, base, "w"), sum / 2));
+  // Both dropped: 0 (divisor 0, taken as 1); one kept: 2 / 1; both kept: 4 / 2.
+  MergeOptions t = options(Method::DareTies);
+  t.Density = 0.5;
+  t.Seed = 7;
+  EXPECT_TRUE(at::equal(mergeTensors(t, {model, model}, base, "w"), sum)) << "the same drop, all signs +";
+  t.Normalize = true;
+  at::Tensor mean = mergeTensors(t, {model, model}, base, "w");
+  EXPECT_TRUE(at::equal(mean, at::where(sum == 0, at::zeros_like(sum), at::full_like(sum, 2))));
+  EXPECT_GT((sum == 2).sum().item<int64_t>(), 100) << "some entries kept by one model only";
+  EXPECT_GT((sum == 0).sum().item<int64_t>(), 100) << "some entries dropped by both";
+  // Without a drop: [1, -2] and [3, 1] elect [+, -]; entry 0 averages 1 and 3, entry 1 keeps -2.
+  t.Density = 1;
+  expectNear(mergeTensors(t, {vec({1, -2}), vec({3, 1})}, vec({0, 0}), "w"), {2, -2});
 }
 
 TEST(Merge, TiesElectsSignsAndAveragesTheAgreeingEntries) {
@@ -121,6 +164,34 @@ TEST(Merge, SlerpInterpolatesOnTheSphereAndLerpsWhenColinear) {
   // Nearly colinear: cos = 0.99995, still lerp.
   at::Tensor a = vec({1, 0}), b = vec({1, 0.01});
   expectNear(mergeTensors(o, {a, b}, {}, "w"), {1, 0.0025});
+}
+
+// MergeKit's slerp (merge_methods/slerp.py) takes the angle from normalized copies and then
+// weights the vectors as they are, so their lengths interpolate too. Values by hand from
+// s0 = sin((1-t)θ)/sin θ, s1 = sin(tθ)/sin θ.
+TEST(Merge, SlerpWeightsTheVectorsAsTheyAreNotTheirDirections) {
+  MergeOptions o = options(Method::Slerp);
+  // [3, 0] and [0, 2] at t = 0.5: θ = π/2, s0 = s1 = sin(π/4) = 0.70710678...; the directions'
+  // slerp would be [0.707, 0.707].
+  o.T = 0.5;
+  expectNear(mergeTensors(o, {vec({3, 0}), vec({0, 2})}, {}, "w"), {2.1213203435596424, 1.414213562373095});
+  // A tensor of any shape is one vector: the same, as 2 x 2 matrices.
+  at::Tensor m = mergeTensors(o, {vec({3, 0, 0, 0}).view({2, 2}), vec({0, 0, 0, 2}).view({2, 2})}, {}, "w");
+  EXPECT_EQ(m.sizes().vec(), (std::vector<int64_t>{2, 2}));
+  expectNear(m, {2.1213203435596424, 0, 0, 1.414213562373095});
+  // [4, 0] and [1, 1] at t = 0.25: cos θ = 1/√2, θ = π/4; s0 = sin(3π/16)/sin(π/4) =
+  // 0.78569495838710, s1 = sin(π/16)/sin(π/4) = 0.27589937928294: [4 s0 + s1, s1].
+  o.T = 0.25;
+  expectNear(mergeTensors(o, {vec({4, 0}), vec({1, 1})}, {}, "w"), {3.418679212831352, 0.275899379282943});
+  // The ends are the models themselves, lengths included.
+  o.T = 0;
+  expectNear(mergeTensors(o, {vec({4, 0}), vec({1, 1})}, {}, "w"), {4, 0});
+  o.T = 1;
+  expectNear(mergeTensors(o, {vec({4, 0}), vec({1, 1})}, {}, "w"), {1, 1});
+  // A zero vector is left as it is by MergeKit's normalize(): the dot is 0, θ = π/2, and the
+  // result is sin(π/4) times the other vector, not the lerp's half of it.
+  o.T = 0.5;
+  expectNear(mergeTensors(o, {vec({0, 0}), vec({0, 2})}, {}, "w"), {0, 1.414213562373095});
 }
 
 TEST(Merge, DareDropsDeterministicallyAndRescales) {
@@ -214,6 +285,31 @@ TEST(MergeFiles, KeepsNamesOrderAndDtypesAndMergesEachTensor) {
   const st::TensorInfo *w = f->find("w");
   at::Tensor merged = at::from_blob(const_cast<uint8_t *>(w->Bytes.data()), {2}, at::kBFloat16);
   expectNear(merged, {13, 6}); // 10 + (2 + 1), 10 + (-1 - 3)
+}
+
+// A NaN or infinity in any input, model or base, of any floating dtype, is an error naming the
+// file and the tensor, and nothing is written.
+TEST(MergeFiles, ValuesThatAreNotFiniteAreRejected) {
+  TempDir dir;
+  std::string a = dir / "a.safetensors", b = dir / "b.safetensors", base = dir / "base.safetensors",
+              out = dir / "out.safetensors";
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  writeModel(a, {{"b", vec({1, 2})}, {"w", vec({1, 2, 3})}});
+  writeModel(b, {{"b", vec({1, 2})}, {"w", vec({1, nan, nan})}});
+  writeModel(base, {{"b", vec({1, -inf})}, {"w", vec({1, 2, 3})}});
+  MergeOptions linear = options(Method::Linear);
+  EXPECT_EQ(mergeError(linear, {a, b}, std::nullopt, out),
+            b + ": tensor 'w' holds 2 value(s) that are not finite, the first nan at index 1: it cannot be merged");
+  EXPECT_FALSE(llvm::sys::fs::exists(out));
+  EXPECT_EQ(mergeError(options(Method::TaskArithmetic), {a, a}, base, out),
+            base + ": tensor 'b' holds 1 value(s) that are not finite, the first -inf at index 1: it cannot be merged");
+  EXPECT_FALSE(llvm::sys::fs::exists(out));
+  writeModel(b, {{"b", vec({inf, 2})}, {"w", vec({1, 2, 3})}}, st::DType::BF16);
+  writeModel(a, {{"b", vec({1, 2})}, {"w", vec({1, 2, 3})}}, st::DType::BF16);
+  EXPECT_EQ(mergeError(options(Method::Slerp), {a, b}, std::nullopt, out),
+            b + ": tensor 'b' holds 1 value(s) that are not finite, the first inf at index 0: it cannot be merged");
+  EXPECT_FALSE(llvm::sys::fs::exists(out));
+  EXPECT_EQ(mergeError(linear, {a, a}, std::nullopt, out), "");
 }
 
 TEST(MergeFiles, MismatchedNamesShapesAndDtypesAreRejected) {

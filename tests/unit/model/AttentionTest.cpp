@@ -3,10 +3,14 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
+#include <mutex>
+#include <set>
+#include <thread>
 
 using namespace mixtape::model;
 
@@ -80,6 +84,27 @@ template <typename Fn> auto withThreads(int threads, Fn fn) {
   return result;
 }
 
+/// The threads that ran ATen operators while a global RecordFunction observer listened: it
+/// sees the operators of every thread, OpenMP's workers included.
+std::mutex OperatorThreadsMutex;
+std::set<std::thread::id> OperatorThreads;
+
+std::unique_ptr<at::ObserverContext> recordOperatorThread(const at::RecordFunction &) {
+  std::lock_guard<std::mutex> lock(OperatorThreadsMutex);
+  OperatorThreads.insert(std::this_thread::get_id());
+  return nullptr;
+}
+
+/// How many threads ran operators while `fn` ran.
+template <typename Fn> size_t threadsRunningOperators(Fn fn) {
+  OperatorThreads.clear();
+  at::CallbackHandle handle = at::addGlobalCallback(at::RecordFunctionCallback(recordOperatorThread));
+  fn();
+  at::removeCallback(handle);
+  std::lock_guard<std::mutex> lock(OperatorThreadsMutex);
+  return OperatorThreads.size();
+}
+
 } // namespace
 
 // Small products (ATen's naive bmm) and BLAS-sized ones, causal and within documents, an odd
@@ -120,6 +145,28 @@ TEST(GroupedAttention, SameBitsOnOneThreadAndOnTwo) {
   EXPECT_TRUE(at::equal(one.Dq, two.Dq));
   EXPECT_TRUE(at::equal(one.Dk, two.Dk));
   EXPECT_TRUE(at::equal(one.Dv, two.Dv));
+}
+
+// The pairs are really split: with two threads, the slices' operators run on two threads, in
+// the forward and in the backward pass. SameBitsOnOneThreadAndOnTwo alone would pass where
+// ATen runs parallel_for on one thread (built without OpenMP, OMP_THREAD_LIMIT=1), comparing
+// one thread with itself.
+TEST(GroupedAttention, SplitsThePairsOverThreads) {
+  if (std::thread::hardware_concurrency() < 2)
+    GTEST_SKIP() << "one core: two threads could not run at once";
+  Inputs in = makeInputs(9, 2, 40, 16, at::kFloat, 13);
+  auto threads = [&](int n) {
+    return withThreads(n, [&] {
+      EXPECT_EQ(at::get_num_threads(), n) << at::get_parallel_info();
+      at::Tensor out;
+      size_t forward =
+          threadsRunningOperators([&] { out = groupedAttention(in.Q, in.K, in.V, in.Mask, in.Scale, true); });
+      size_t backward = threadsRunningOperators([&] { out.sum().backward(); });
+      return std::pair{forward, backward};
+    });
+  };
+  EXPECT_EQ(threads(1), (std::pair<size_t, size_t>{1, 1})) << "the observer sees the caller's thread";
+  EXPECT_EQ(threads(2), (std::pair<size_t, size_t>{2, 2})) << at::get_parallel_info();
 }
 
 // Fewer pairs than threads: one call over all pairs, the same values.

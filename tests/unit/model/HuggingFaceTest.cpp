@@ -1,7 +1,7 @@
 //===- HuggingFaceTest.cpp - logits and loss equal transformers' ----------===//
 //
-// ../shared/fixtures/hf-tiny-* were written by transformers 5.17 with the logits and loss
-// it computed for expected.json's input ids (see the fixtures' README).
+// tests/fixtures/hf-tiny-* were written by transformers 5.17 with the logits and loss it
+// computed for expected.json's input ids (see the fixtures' README).
 //
 //===----------------------------------------------------------------------===//
 #include "ModelTestSupport.h"
@@ -68,7 +68,7 @@ protected:
 } // namespace
 
 TEST_P(HuggingFace, LogitsAndLossMatchTransformers) {
-  MIXTAPE_REQUIRE_FIXTURES();
+  MIXTAPE_REQUIRE_FIXTURES(dir());
   llvm::Expected<std::unique_ptr<Model>> model = Model::fromHuggingFace(dir());
   ASSERT_TRUE(!!model) << llvm::toString(model.takeError());
   EXPECT_EQ((*model)->config().Family, GetParam());
@@ -91,7 +91,7 @@ TEST_P(HuggingFace, LogitsAndLossMatchTransformers) {
 }
 
 TEST_P(HuggingFace, SavedWeightsAreByteIdenticalToTheCheckpoint) {
-  MIXTAPE_REQUIRE_FIXTURES();
+  MIXTAPE_REQUIRE_FIXTURES(dir());
   llvm::Expected<std::unique_ptr<Model>> model = Model::fromHuggingFace(dir());
   ASSERT_TRUE(!!model) << llvm::toString(model.takeError());
   TempDir tmp;
@@ -100,7 +100,7 @@ TEST_P(HuggingFace, SavedWeightsAreByteIdenticalToTheCheckpoint) {
 }
 
 TEST_P(HuggingFace, LoadsHalfPrecisionCheckpoints) {
-  MIXTAPE_REQUIRE_FIXTURES();
+  MIXTAPE_REQUIRE_FIXTURES(dir());
   namespace st = mixtape::safetensors;
   llvm::Expected<st::File> file = st::File::open(dir() + "/model.safetensors");
   ASSERT_TRUE(!!file) << llvm::toString(file.takeError());
@@ -187,7 +187,7 @@ const llvm::StringSet<> NotArchitecture = {
 } // namespace
 
 TEST_P(HuggingFace, ExportReimportsWithTheSameLogitsWeightsAndConfig) {
-  MIXTAPE_REQUIRE_FIXTURES();
+  MIXTAPE_REQUIRE_FIXTURES(dir());
   llvm::Expected<std::unique_ptr<Model>> model = Model::fromHuggingFace(dir());
   ASSERT_TRUE(!!model) << llvm::toString(model.takeError());
   Expected want = readExpected(dir() + "/expected.json");
@@ -217,7 +217,7 @@ TEST_P(HuggingFace, ExportReimportsWithTheSameLogitsWeightsAndConfig) {
 }
 
 TEST_P(HuggingFace, ShardedCheckpointLoadsLikeTheSingleFile) {
-  MIXTAPE_REQUIRE_FIXTURES();
+  MIXTAPE_REQUIRE_FIXTURES(dir());
   TempDir tmp;
   writeShards(dir(), tmp / "sharded", [](size_t i) { return i % 2 ? "a" : "b"; });
   llvm::Expected<std::unique_ptr<Model>> whole = Model::fromHuggingFace(dir());
@@ -234,7 +234,7 @@ TEST_P(HuggingFace, ShardedCheckpointLoadsLikeTheSingleFile) {
 INSTANTIATE_TEST_SUITE_P(Families, HuggingFace, testing::ValuesIn(AllFamilies), familyLabel);
 
 TEST(HuggingFaceIndex, HostileIndexFilesGiveClearErrors) {
-  MIXTAPE_REQUIRE_FIXTURES();
+  MIXTAPE_REQUIRE_FIXTURES(fixturesDir() + "/hf-tiny-llama");
   const std::string fixture = fixturesDir() + "/hf-tiny-llama";
   TempDir tmp;
   const std::string dir = tmp / "llama", index = dir + "/model.safetensors.index.json";
@@ -293,7 +293,7 @@ TEST(HuggingFaceIndex, HostileIndexFilesGiveClearErrors) {
 }
 
 TEST(HuggingFaceIndex, Bf16CheckpointTrainsInFp32) {
-  MIXTAPE_REQUIRE_FIXTURES();
+  MIXTAPE_REQUIRE_FIXTURES(fixturesDir() + "/hf-tiny-llama");
   const std::string fixture = fixturesDir() + "/hf-tiny-llama";
   TempDir tmp;
   const std::string dir = tmp / "bf16";
@@ -349,7 +349,7 @@ TEST(HuggingFaceIndex, Bf16CheckpointTrainsInFp32) {
 
 
 TEST(HuggingFaceConfig, ReadsTheThreeFamilies) {
-  MIXTAPE_REQUIRE_FIXTURES();
+  MIXTAPE_REQUIRE_FIXTURES(fixturesDir());
   llvm::Expected<ModelConfig> gpt2 = readHFConfig(fixturesDir() + "/hf-tiny-gpt2/config.json");
   ASSERT_TRUE(!!gpt2) << llvm::toString(gpt2.takeError());
   EXPECT_EQ(gpt2->Family, Family::GPT2);

@@ -1,6 +1,7 @@
 //===- ModelTestSupport.h - fixtures, tiny models, temp folders -*- C++ -*-===//
 #pragma once
 
+#include "Fixtures.h"
 #include "TempDir.h"
 #include "mixtape/model/Model.h"
 
@@ -15,18 +16,7 @@
 
 namespace mixtape::model::test {
 
-/// ../shared/fixtures next to the source tree (Hugging Face reference files).
-inline std::string fixturesDir() {
-  std::string dir = MIXTAPE_SOURCE_DIR; // appended, not operator+: GCC 12 -Warray-bounds bug
-  dir += "/../shared/fixtures";
-  return dir;
-}
-
-#define MIXTAPE_REQUIRE_FIXTURES()                                                           \
-  if (!llvm::sys::fs::is_directory(::mixtape::model::test::fixturesDir()))                    \
-  GTEST_SKIP() << "shared fixtures not found at " << ::mixtape::model::test::fixturesDir()    \
-               << " (they come with the workspace, not the repository)"
-
+using mixtape::test::fixturesDir;
 using mixtape::test::TempDir;
 
 /// A model small enough for finite differences: 2 layers, width 8, 2 heads (Llama: 1 KV

@@ -1,4 +1,5 @@
 //===- SafeTensorsTest.cpp - reader, writer, hostile files ----------------===//
+#include "Fixtures.h"
 #include "TempDir.h"
 #include "mixtape/safetensors/SafeTensors.h"
 
@@ -17,6 +18,7 @@ using namespace mixtape::safetensors;
 
 namespace {
 
+using mixtape::test::fixturesDir;
 using mixtape::test::TempDir;
 
 std::string readBytes(const std::string &path) {
@@ -46,7 +48,6 @@ template <typename T> llvm::ArrayRef<uint8_t> bytesOf(const std::vector<T> &v) {
   return {reinterpret_cast<const uint8_t *>(v.data()), v.size() * sizeof(T)};
 }
 
-std::string fixturesDir() { return std::string(MIXTAPE_SOURCE_DIR) + "/../shared/fixtures"; }
 
 } // namespace
 
@@ -106,11 +107,10 @@ TEST(SafeTensors, WriteReadWriteIsByteIdentical) {
 }
 
 TEST(SafeTensors, HuggingFaceFilesRoundTripByteIdentical) {
-  if (!llvm::sys::fs::is_directory(fixturesDir()))
-    GTEST_SKIP() << "no shared fixtures at " << fixturesDir();
   TempDir dir;
   for (const char *model : {"hf-tiny-gpt2", "hf-tiny-llama", "hf-tiny-gpt_neox"}) {
     std::string path = fixturesDir() + "/" + model + "/model.safetensors";
+    MIXTAPE_REQUIRE_FIXTURES(path);
     llvm::Expected<File> f = File::open(path);
     ASSERT_TRUE(!!f) << llvm::toString(f.takeError());
     EXPECT_EQ(f->metadata().at("format"), "pt");

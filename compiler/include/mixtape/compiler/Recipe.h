@@ -121,7 +121,8 @@ struct MergeSpec {
   std::vector<ModelRef> Models;
   std::optional<ModelRef> Base;
   std::vector<double> Weights;
-  bool Normalize = defaults::Normalize;
+  /// The recipe's `normalize`; unset: the method's default (plan::normalizesByDefault).
+  std::optional<bool> Normalize;
   double Density = 1.0, T = defaults::SlerpT;
   uint64_t Seed = 0;
 };

@@ -30,7 +30,7 @@ constexpr llvm::StringLiteral kPlanFormat = "mixtape-plan";
 /// Runtime semantics versions, per node kind: bumped when what a node computes changes
 /// (a fixed training bug, a new merge rule), so a stale cached output is never reused.
 struct SemanticsVersions {
-  static constexpr uint64_t Init = 1, Train = 1, Eval = 1, Merge = 2;
+  static constexpr uint64_t Init = 1, Train = 1, Eval = 1, Merge = 3;
 };
 
 enum class Role { Plain, StreamNames };
@@ -48,6 +48,13 @@ template <typename E> struct EnumNames;
 #define PLAN_ENUM_END(TYPE) }; };
 #include "mixtape/plan/PlanKeys.def"
 // clang-format on
+
+/// Whether a merge divides by the sum of its weights where the recipe (or `mixtape merge`)
+/// does not say: MergeKit's defaults (mergekit/merge_methods/registry.py), linear and ties
+/// do, task_arithmetic and dare_* do not; slerp has no weights.
+inline bool normalizesByDefault(MergeMethod method) {
+  return method == MergeMethod::Linear || method == MergeMethod::Ties;
+}
 
 template <typename E> llvm::StringRef enumName(E value) {
   return EnumNames<E>::Names[static_cast<size_t>(value)];

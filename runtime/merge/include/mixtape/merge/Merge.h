@@ -11,11 +11,15 @@
 //                    the second (t = 1); lerp when their directions are nearly colinear
 //   task_arithmetic  base + sum_i w_i (x_i - base)                 (Ilharco et al. 2023)
 //   ties             task vectors trimmed to their top density fraction by magnitude, a sign
-//                    elected per entry by the sum, mean over the agreeing entries
-//                    (Yadav et al. 2023); normalize divides by the agreeing weights
+//                    elected per entry by the sum, summed over the agreeing entries
+//                    (Yadav et al. 2023)
 //   dare_linear      task vectors with entries dropped at random (kept with probability
 //   dare_ties        density) and rescaled by 1/density (Yu et al. 2024); dare_ties then
-//                    elects signs like ties, without normalizing
+//                    elects signs like ties
+//
+// normalize divides the sum of weighted task vectors by the sum of the weights (ties and
+// dare_ties: of the weights of the agreeing entries); MergeKit's defaults are on for linear
+// and ties, off for task_arithmetic and dare_*.
 //
 // Arithmetic is in double whatever the stored dtype, and results are rounded once to the
 // inputs' dtype, so a linear merge of identical models returns their bytes.
@@ -48,15 +52,17 @@ struct MergeOptions {
   merge::Method Method = merge::Method::Linear;
   /// One per model (the base excluded); empty: 1 each.
   std::vector<double> Weights;
-  /// linear and ties (MergeKit's default for both is true); the other methods never
-  /// normalize, as in MergeKit.
-  bool Normalize = true;
+  /// Divide by the sum of the weights (every method but slerp, which has none). Unset: the
+  /// method's default, MergeKit's (plan::normalizesByDefault: linear and ties only).
+  std::optional<bool> Normalize;
   /// ties and dare_*: the fraction of each task vector kept, in (0, 1].
   double Density = 1.0;
   /// slerp.
   double T = 0.5;
   /// dare_*: with the tensor's name, the seed of its drop masks (see dropSeed).
   uint64_t Seed = 0;
+
+  bool normalizes() const { return Normalize.value_or(plan::normalizesByDefault(Method)); }
 
   /// Checks the options for `models` inputs (the base excluded), with or without a base:
   /// slerp takes exactly two models and no base, task vectors need a base, linear takes
@@ -78,7 +84,8 @@ at::Tensor mergeTensors(const MergeOptions &options, llvm::ArrayRef<at::Tensor> 
 /// Merges safetensors files tensor by tensor into `out` (written through
 /// safetensors::Writer, atomically). Every input must have the same tensor names, and for
 /// each name the same shape and dtype: a mismatch is an error naming the tensor and the two
-/// files. The output keeps the names, their order (the first model's) and dtypes. Floating
+/// files. A value that is not finite (NaN, inf) in a floating tensor of any input is an
+/// error naming the file and the tensor: it would spread through every merge method. The output keeps the names, their order (the first model's) and dtypes. Floating
 /// tensors are merged; integer and bool tensors must be identical in every input and are
 /// copied. The merged file's metadata is the base's, else the first model's — the same
 /// rule as its config (docs/language.md, "Merges").
