@@ -13,11 +13,13 @@
 #include "mixtape/dist/LocalLauncher.h"
 #include "mixtape/exec/Executor.h"
 #include "mixtape/plan/PlanJSON.h"
+#include "mixtape/rundir/RunDirLock.h"
 #include "mixtape/support/Files.h"
 #include "mixtape/support/Options.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -29,7 +31,7 @@ struct RunArgs {
   std::vector<std::string> Input;
   std::string RunDir, Device;
   std::vector<std::string> Nodes;
-  bool Quiet = false, Zero1 = false;
+  bool Quiet = false, Zero1 = false, Force = false;
   int Nproc = 1;
   unsigned TimeoutSeconds = 600;
 };
@@ -75,6 +77,41 @@ int execute(const plan::Plan &plan, const RunArgs &args) {
   return cli::Success;
 }
 
+/// The run directory's locks for this process (docs/run-format.md), or a message and none.
+std::optional<rundir::RunDirLock> lockRunDir(llvm::StringRef command, const RunArgs &args) {
+  llvm::Expected<rundir::RunDirLock> lock = rundir::RunDirLock::acquire(args.RunDir, args.Nodes);
+  if (!lock) {
+    llvm::errs() << command << ": error: " << llvm::toString(lock.takeError()) << "\n";
+    return std::nullopt;
+  }
+  return std::move(*lock);
+}
+
+/// A run directory whose plan.json comes from another recipe (two names that map to one
+/// folder, a mistyped --run-dir) is not taken over unless --force says so.
+bool checkOwner(const plan::Plan &plan, const RunArgs &args, llvm::StringRef planPath) {
+  if (args.Force || !llvm::sys::fs::exists(planPath))
+    return true;
+  llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> text = mapFile(planPath);
+  std::string owner = "(unreadable)";
+  if (text) {
+    if (llvm::Expected<llvm::json::Value> json = llvm::json::parse((*text)->getBuffer())) {
+      if (const llvm::json::Object *o = json->getAsObject())
+        owner = o->getString("recipe").getValueOr(owner).str();
+    } else {
+      llvm::consumeError(json.takeError());
+    }
+  } else {
+    llvm::consumeError(text.takeError());
+  }
+  if (owner == plan.Recipe)
+    return true;
+  llvm::errs() << llvm::formatv("mixtape run: error: run directory {0} holds the plan of recipe '{1}', not '{2}'; "
+                                "choose another --run-dir, or pass --force to run '{2}' there\n",
+                                args.RunDir, owner, plan.Recipe);
+  return false;
+}
+
 /// --nproc N: N copies of `mixtape-runtime exec PLAN` with this command's options, each a rank.
 int launch(llvm::StringRef planPath, const RunArgs &args) {
   std::string self = llvm::sys::fs::getMainExecutable("mixtape-runtime", reinterpret_cast<void *>(&cli::execMain));
@@ -106,12 +143,21 @@ int mixtape::cli::runMain(llvm::ArrayRef<llvm::StringRef> args) {
                        "Compiles RECIPE, writes DIR/plan.json and executes it; finished nodes are skipped,\n"
                        "interrupted ones resume from their last checkpoint.");
   declareRunOptions(options, a, "RECIPE", "the run directory (default runs/<recipe name>)");
+  options.flag("--force", a.Force, "run in a run directory that holds another recipe's plan");
   if (std::optional<int> exit = options.parse(args))
     return *exit;
   std::optional<plan::Plan> plan = compileRecipe(a.Input[0], a.RunDir, defaultCost());
   if (!plan)
     return Failure;
   std::string planPath = joinPath(a.RunDir, "plan.json");
+  std::optional<rundir::RunDirLock> lock = lockRunDir("mixtape run", a);
+  if (!lock || !checkOwner(*plan, a, planPath))
+    return Failure;
+  if (a.Nproc > 1)
+    if (llvm::Error e = lock->shareWithWorkers()) {
+      llvm::errs() << "mixtape run: error: " << llvm::toString(std::move(e)) << "\n";
+      return Failure;
+    }
   if (!writePlan("mixtape run", *plan, planPath))
     return Failure;
   if (!a.Quiet)
@@ -134,6 +180,22 @@ int mixtape::cli::execMain(llvm::ArrayRef<llvm::StringRef> args) {
   if (a.RunDir.empty()) {
     llvm::StringRef parent = llvm::sys::path::parent_path(a.Input[0]);
     a.RunDir = parent.empty() ? "." : parent.str();
+  }
+  // The launcher, or the one rank that writes files (rank 0 of torchrun or srun), holds the
+  // run directory's locks; the other ranks only read what rank 0 wrote.
+  llvm::Expected<dist::World> world = dist::worldFromEnvironment();
+  const bool writesFiles = a.Nproc > 1 || !world || world->Rank == 0;
+  if (!world)
+    llvm::consumeError(world.takeError()); // execute() reports a bad environment
+  std::optional<rundir::RunDirLock> lock = writesFiles ? lockRunDir("mixtape exec", a) : std::nullopt;
+  if (writesFiles) {
+    if (!lock)
+      return Failure;
+    if (a.Nproc > 1)
+      if (llvm::Error e = lock->shareWithWorkers()) {
+        llvm::errs() << "mixtape exec: error: " << llvm::toString(std::move(e)) << "\n";
+        return Failure;
+      }
   }
   return a.Nproc > 1 ? launch(a.Input[0], a) : execute(*plan, a);
 }
