@@ -3,6 +3,7 @@
 
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
@@ -62,12 +63,11 @@ static llvm::Expected<std::optional<CheckpointState>> readState(llvm::StringRef 
       return std::nullopt;
     return fileError(path, "cannot read: " + buffer.getError().message());
   }
-  auto damaged = [&](const llvm::Twine &what) {
-    return fileError(path, what + "; remove " + dir + " to resume from the checkpoint before it");
-  };
-  llvm::Expected<llvm::json::Value> json = llvm::json::parse((*buffer)->getBuffer());
+  const std::string remedy = ("; remove " + dir + " to resume from the checkpoint before it").str();
+  auto damaged = [&](const llvm::Twine &what) { return fileError(path, what + remedy); };
+  llvm::Expected<llvm::json::Value> json = parseJSON((*buffer)->getBuffer(), path);
   if (!json)
-    return damaged("not JSON (" + llvm::toString(json.takeError()) + ")");
+    return makeError(llvm::toString(json.takeError()) + remedy);
   const llvm::json::Object *o = json->getAsObject();
   if (!o)
     return damaged("not a JSON object");

@@ -3,6 +3,7 @@
 
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Format.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/Support/FileSystem.h"
@@ -238,14 +239,13 @@ llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm
     if (line.empty())
       continue;
     std::string where = (file + ":" + llvm::Twine(i + 1)).str();
-    llvm::Expected<json::Value> value = json::parse(line);
+    llvm::Expected<json::Value> value = parseJSON(line, where);
     if (!value) {
-      std::string message = llvm::toString(value.takeError());
       if (i + 1 == last) {
-        metrics.Warnings.push_back(where + ": skipped a truncated last line (" + message + ")");
+        metrics.Warnings.push_back(llvm::toString(value.takeError()) + " (a truncated last line: skipped)");
         break;
       }
-      return fileError(where, "invalid JSON: " + message);
+      return value.takeError();
     }
     const json::Object *record = value->getAsObject();
     if (!record)

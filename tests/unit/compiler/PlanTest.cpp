@@ -469,6 +469,23 @@ TEST_F(HfCheckpoint, TheTokenizersVocabularyMustFitTheCheckpoint) {
   EXPECT_EQ(p->Plan->Model.Ffn, 192u);
 }
 
+// A hundred thousand levels once overflowed the JSON parser's stack.
+TEST_F(HfCheckpoint, DeeplyNestedFilesAreErrorsNamingThem) {
+  auto expectRefused = [&](const std::string &file) {
+    write("ckpt/" + file, std::string(100000, '[') + std::string(100000, ']'));
+    auto p = plan();
+    EXPECT_FALSE(p->Plan);
+    EXPECT_NE(p->printed().find("error: checkpoint 'hf:ckpt': " + path("ckpt/" + file) +
+                                ": byte 512: JSON nested deeper than 512 levels [data]"),
+              std::string::npos)
+        << p->printed();
+  };
+  expectRefused("config.json");
+  writeConfig("llama", 300);
+  llvm::sys::fs::remove(path("ckpt/model.safetensors")); // the index is read only without it
+  expectRefused("model.safetensors.index.json");
+}
+
 TEST_F(HfCheckpoint, ModelSizesBesideItMustBeItsOwn) {
   writeConfig("llama", 300);
   std::string recipe = llvm::MemoryBuffer::getFile(path("recipe.toml")).get()->getBuffer().str();

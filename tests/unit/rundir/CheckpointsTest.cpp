@@ -75,7 +75,8 @@ TEST(Checkpoints, ADamagedStateIsAnErrorNamingTheFile) {
   const std::string whole = R"({"step": 16, "metrics_bytes": 160, "numerics": "cpu", "skipped_steps": 1, )"
                             R"("consecutive_skips": 0, "world_size": 2, "micro_batch": 4})";
   const std::pair<std::string, std::string> cases[] = {
-      {R"({"step": 1)", "not JSON ("},
+      {R"({"step": 1)", "byte 10: invalid JSON: Expected , or } after object property"},
+      {std::string(100000, '['), "byte 512: JSON nested deeper than 512 levels"},
       {"[16]", "not a JSON object"},
       {R"({"step": 16, "numerics": "cpu"})", "\"metrics_bytes\" is missing, not a count"},
       {R"({"step": -16})", "\"step\" is something else, not a count"},

@@ -84,11 +84,15 @@ TEST(Metrics, SkipsATruncatedLastLineOnly) {
   ASSERT_EQ(m.Train.size(), 1u);
   EXPECT_EQ(m.Train[0].Step, 1u);
   ASSERT_EQ(m.Warnings.size(), 1u);
-  EXPECT_TRUE(llvm::StringRef(m.Warnings[0]).startswith("m.jsonl:4: skipped a truncated last line")) << m.Warnings[0];
+  EXPECT_EQ(m.Warnings[0], "m.jsonl:4: byte 58: invalid JSON: Unterminated string (a truncated last line: skipped)");
 }
 
 TEST(Metrics, ErrorsNameFileAndLine) {
-  EXPECT_EQ(errorText(parseMetrics("{\"type\":\"train\"\n{}\n", "m.jsonl")).substr(0, 23), "m.jsonl:1: invalid JSON");
+  EXPECT_EQ(errorText(parseMetrics("{\"type\":\"train\"\n{}\n", "m.jsonl")),
+            "m.jsonl:1: byte 15: invalid JSON: Expected , or } after object property");
+  // A hundred thousand levels once overflowed the parser's stack.
+  EXPECT_EQ(errorText(parseMetrics(std::string(100000, '[') + "\n{}\n", "m.jsonl")),
+            "m.jsonl:1: byte 512: JSON nested deeper than 512 levels");
   std::string missing = errorText(parseMetrics(
       R"({"type":"eval","node":"a","eval":"ppl","point":"final","stage":null,"stage_tokens":0,"chain_tokens":0,"stream":"p","split":"val","ppl":3}
 )",
