@@ -26,6 +26,46 @@ const StreamSpec *CheckedRecipe::stream(llvm::StringRef name) const {
   return nullptr;
 }
 
+double ModelSpec::size(llvm::StringRef key) const {
+  return key == "layers"          ? Layers
+         : key == "d_model"       ? DModel
+         : key == "heads"         ? Heads
+         : key == "kv_heads"      ? KVHeads
+         : key == "ffn"           ? Ffn
+         : key == "vocab"         ? Vocab
+         : key == "max_positions" ? MaxPositions
+                                  : RotaryPct;
+}
+
+double ModelSpec::parameters() const {
+  double d = DModel, headDim = Heads ? double(DModel / Heads) : 0;
+  double attention = d * (d + 2.0 * KVHeads * headDim) + d * d;
+  double mlp = (Family == mixtape::Family::Llama ? 3.0 : 2.0) * d * Ffn;
+  return Layers * (attention + mlp) + Vocab * d;
+}
+
+std::string ModelSpec::sizeProblem() const {
+  double n = parameters();
+  if (n <= kMaxParameters)
+    return "";
+  return llvm::formatv("the model has {0} parameters (layers {1}, d_model {2}, ffn {3}{4}), more than the limit of "
+                       "{5}: no machine holds it",
+                       shortNumber(n), Layers, DModel, Ffn, Vocab ? ", vocab " + std::to_string(Vocab) : "",
+                       shortNumber(kMaxParameters))
+      .str();
+}
+
+llvm::SMRange ModelSpec::largestWrittenSize() const {
+  llvm::SMRange at;
+  double largest = -1;
+  for (const auto &[key, range] : WrittenSizes)
+    if (size(key) > largest) {
+      largest = size(key);
+      at = range;
+    }
+  return at;
+}
+
 int CheckedRecipe::stageIndex(llvm::StringRef name) const {
   for (size_t i = 0; i < Stages.size(); ++i)
     if (Stages[i].Name == name)
@@ -244,6 +284,8 @@ void sema::checkModel(Context &ctx) {
                "gpt2 has no grouped-query attention: kv_heads must equal heads");
   if (m.Ffn == 0 && m.DModel)
     m.Ffn = m.Family == Family::Llama ? (m.DModel * 8 / 3 + 63) / 64 * 64 : 4 * m.DModel;
+  if (std::string problem = m.sizeProblem(); !problem.empty())
+    ctx.report(DiagCode::BadValue, m.largestWrittenSize(), problem);
 
   m.SeqLen = seqLen(ctx, model->get("seq_len")).value_or(defaults::SeqLen);
   m.MaxPositions = seqLen(ctx, model->get("max_positions")).value_or(m.SeqLen);
