@@ -3,6 +3,8 @@
 
 #include "SemaContext.h"
 
+#include "mixtape/support/Format.h"
+
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -111,6 +113,12 @@ const Expr *Context::expr(const Value &v) {
   return it->second.Expr.get();
 }
 
+/// A number as the recipe wrote it: a TOML integer exactly (also beyond 2^53, where a
+/// double has gaps), any other in the shortest form that reads back as the same double.
+static std::string writtenNumber(const Value &v, const Quantity &q) {
+  return v.Kind == ValueKind::Integer ? std::to_string(v.Integer) : formatNumber(q.Value);
+}
+
 std::optional<Quantity> Context::quantity(const Value &v, std::initializer_list<Dim> allowed, Dim bare,
                                           llvm::StringRef what) {
   Quantity q;
@@ -139,7 +147,7 @@ std::optional<Quantity> Context::quantity(const Value &v, std::initializer_list<
         expected += (expected.empty() ? "" : " or ") + dimName(d).str();
     if (q.Dim == Dim::Number)
       report(DiagCode::Units, v.Range,
-             llvm::formatv("'{0}' needs a unit: {1}", v.Kind == ValueKind::String ? v.String : shortNumber(q.Value),
+             llvm::formatv("'{0}' needs a unit: {1}", v.Kind == ValueKind::String ? v.String : writtenNumber(v, q),
                            expected)
                  .str());
     else
@@ -154,7 +162,7 @@ std::optional<uint64_t> Context::count(const Value &v, const Quantity &q, llvm::
   std::optional<uint64_t> n = q.asCount();
   if (!n || *n == 0) {
     report(DiagCode::BadValue, v.Range,
-           llvm::formatv("{0} must be a whole number above 0, not {1}", what, shortNumber(q.Value)).str());
+           llvm::formatv("{0} must be a whole number above 0, not {1}", what, writtenNumber(v, q)).str());
     return std::nullopt;
   }
   return n;
