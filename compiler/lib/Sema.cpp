@@ -426,8 +426,12 @@ void sema::checkStreams(Context &ctx) {
     const Value &s = *f.Value;
     StreamSpec spec;
     spec.Name = f.Key;
-    if (const Value *v = s.get("shards"))
+    if (const Value *v = s.get("shards")) {
       spec.Shards = v->String;
+      if (v->Kind == ValueKind::String && llvm::StringRef(v->String).trim().empty())
+        ctx.report(DiagCode::BadValue, v->Range,
+                   "shards is blank: name a dataset prefix, a folder of datasets or a glob of shard files");
+    }
     // The schema checked both names.
     if (const Value *v = s.get("format"))
       spec.Format = plan::enumFromName<plan::ShardFormat>(v->String).value_or(plan::ShardFormat::Auto);
@@ -551,8 +555,11 @@ std::unique_ptr<CheckedRecipe> mixtape::checkRecipe(const Value &root, Diagnosti
   checkSchema(root, diags);
   Context ctx(root, diags);
   if (const Value *recipe = root.get("recipe"); recipe && recipe->Kind == ValueKind::Table) {
-    if (const Value *v = recipe->get("name"))
+    if (const Value *v = recipe->get("name")) {
       ctx.Recipe.Name = v->String;
+      if (v->Kind == ValueKind::String && llvm::StringRef(v->String).trim().empty())
+        ctx.report(DiagCode::BadValue, v->Range, "the recipe's name is blank: it names the run directory runs/<name>");
+    }
     if (const Value *v = recipe->get("seed"); v && v->Kind == ValueKind::Integer) {
       if (v->Integer < 0)
         ctx.report(DiagCode::BadValue, v->Range, "seed must not be negative");
