@@ -213,8 +213,8 @@ try:
             outs = glob.glob(os.path.join(run_dir, "slurm", f"*-{job}.out"))
             failures.append(f"job {job}: {f.get('JobState') if f else 'no record'}\n" +
                             "".join(tail(o, 20) for o in outs))
-        elif f.get("TimeLimit") != "1-00:00:00":
-            failures.append(f"job {job}: time limit {f.get('TimeLimit')}, not the 24:00:00 of --time")
+        elif f.get("TimeLimit") != "1440":  # minutes
+            failures.append(f"job {job}: time limit {f.get('TimeLimit')} minutes, not the 24:00:00 of --time")
     parse = lambda t: time.mktime(time.strptime(t, "%Y-%m-%dT%H:%M:%S"))
     for job, deps in after.items():
         for d in deps:
