@@ -99,17 +99,6 @@ static std::optional<double> checkpointValue(const plan::CheckpointInfo &c, llvm
   return std::nullopt;
 }
 
-static double recipeValue(const ModelSpec &m, llvm::StringRef key) {
-  return key == "layers"          ? m.Layers
-         : key == "d_model"       ? m.DModel
-         : key == "heads"         ? m.Heads
-         : key == "kv_heads"      ? m.KVHeads
-         : key == "ffn"           ? m.Ffn
-         : key == "vocab"         ? m.Vocab
-         : key == "max_positions" ? m.MaxPositions
-                                  : m.RotaryPct;
-}
-
 const std::optional<plan::CheckpointInfo> *Lowering::checkpoint(const std::string &ref) {
   if (UnreadableCheckpoints.count(ref))
     return nullptr;
@@ -141,11 +130,11 @@ void Lowering::lowerModel() {
                                        "' (set family = \"" + want.str() + "\" in [model])");
       } else {
         for (const auto &[key, range] : m.WrittenSizes)
-          if (std::optional<double> theirs = checkpointValue(c, key); theirs && *theirs != recipeValue(m, key))
+          if (std::optional<double> theirs = checkpointValue(c, key); theirs && *theirs != m.size(key))
             Diags.report(DiagCode::DataError, range,
                          llvm::formatv("{0} = {1}, but the checkpoint '{2}' has {3} ({4}); the runtime builds the "
                                        "checkpoint's model: remove '{0}' or make it equal",
-                                       key, formatNumber(recipeValue(m, key)), m.Init, formatNumber(*theirs),
+                                       key, formatNumber(m.size(key)), m.Init, formatNumber(*theirs),
                                        c.ConfigPath)
                              .str());
         m.Layers = c.Layers;
@@ -171,11 +160,10 @@ void Lowering::lowerModel() {
     if (!m.Vocab && m.Tokenizer == "bytes")
       m.Vocab = kBytesVocab;
   }
-  uint64_t headDim = m.Heads ? m.DModel / m.Heads : 0;
-  double attention = static_cast<double>(m.DModel) * (m.DModel + 2 * m.KVHeads * headDim) + double(m.DModel) * m.DModel;
-  double mlp = (m.Family == Family::Llama ? 3.0 : 2.0) * m.DModel * m.Ffn;
-  // 6 N per token counts the output projection too (the input embedding is a lookup).
-  NonEmbeddingParams = m.Layers * (attention + mlp) + double(m.Vocab) * m.DModel;
+  NonEmbeddingParams = m.parameters();
+  // Sema checked the sizes the recipe writes; a checkpoint's and the tokenizer's come in here.
+  if (std::string problem = m.sizeProblem(); !problem.empty())
+    error(DiagCode::BadValue, problem);
   Result.Model = plan::Architecture{m.Family, m.Vocab,        m.Layers,    m.DModel,
                                     m.Heads,  m.KVHeads,      m.Ffn,       m.MaxPositions,
                                     m.RotaryPct, m.Tokenizer, m.Family == Family::GPT2};

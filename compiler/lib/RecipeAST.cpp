@@ -191,13 +191,28 @@ static std::unique_ptr<Value> parseBuffer(unsigned bufferId, DiagnosticEngine &d
 }
 
 std::unique_ptr<Value> mixtape::parseRecipeFile(llvm::StringRef path, DiagnosticEngine &diags) {
-  if (llvm::sys::fs::is_directory(path)) {
-    diags.reportFile(DiagCode::Io, path, "is a directory, not a recipe file");
+  // A device or a pipe could be read forever: only regular files, and only so much of one.
+  llvm::sys::fs::file_status status;
+  if (std::error_code ec = llvm::sys::fs::status(path, status)) {
+    diags.reportFile(DiagCode::Io, path, "cannot read: " + ec.message());
+    return nullptr;
+  }
+  if (status.type() != llvm::sys::fs::file_type::regular_file) {
+    diags.reportFile(DiagCode::Io, path,
+                     status.type() == llvm::sys::fs::file_type::directory_file ? "is a directory, not a recipe file"
+                                                                               : "not a regular file");
     return nullptr;
   }
   auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
   if (!buffer) {
     diags.reportFile(DiagCode::Io, path, "cannot read: " + buffer.getError().message());
+    return nullptr;
+  }
+  // Checked on what was read (mapped, for a large file), which cannot change after the check.
+  if (uint64_t size = (*buffer)->getBufferSize(); size > kMaxRecipeBytes) {
+    diags.reportFile(DiagCode::Io, path,
+                     "recipe of " + std::to_string(size) + " bytes exceeds the limit of " +
+                         std::to_string(kMaxRecipeBytes >> 20) + " MiB");
     return nullptr;
   }
   unsigned id = diags.sources().AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());

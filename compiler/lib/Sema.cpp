@@ -3,6 +3,8 @@
 
 #include "SemaContext.h"
 
+#include "mixtape/support/Format.h"
+
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -24,6 +26,46 @@ const StreamSpec *CheckedRecipe::stream(llvm::StringRef name) const {
     if (s.Name == name)
       return &s;
   return nullptr;
+}
+
+double ModelSpec::size(llvm::StringRef key) const {
+  return key == "layers"          ? Layers
+         : key == "d_model"       ? DModel
+         : key == "heads"         ? Heads
+         : key == "kv_heads"      ? KVHeads
+         : key == "ffn"           ? Ffn
+         : key == "vocab"         ? Vocab
+         : key == "max_positions" ? MaxPositions
+                                  : RotaryPct;
+}
+
+double ModelSpec::parameters() const {
+  double d = DModel, headDim = Heads ? double(DModel / Heads) : 0;
+  double attention = d * (d + 2.0 * KVHeads * headDim) + d * d;
+  double mlp = (Family == mixtape::Family::Llama ? 3.0 : 2.0) * d * Ffn;
+  return Layers * (attention + mlp) + Vocab * d;
+}
+
+std::string ModelSpec::sizeProblem() const {
+  double n = parameters();
+  if (n <= kMaxParameters)
+    return "";
+  return llvm::formatv("the model has {0} parameters (layers {1}, d_model {2}, ffn {3}{4}), more than the limit of "
+                       "{5}: no machine holds it",
+                       shortNumber(n), Layers, DModel, Ffn, Vocab ? ", vocab " + std::to_string(Vocab) : "",
+                       shortNumber(kMaxParameters))
+      .str();
+}
+
+llvm::SMRange ModelSpec::largestWrittenSize() const {
+  llvm::SMRange at;
+  double largest = -1;
+  for (const auto &[key, range] : WrittenSizes)
+    if (size(key) > largest) {
+      largest = size(key);
+      at = range;
+    }
+  return at;
 }
 
 int CheckedRecipe::stageIndex(llvm::StringRef name) const {
@@ -71,6 +113,12 @@ const Expr *Context::expr(const Value &v) {
   return it->second.Expr.get();
 }
 
+/// A number as the recipe wrote it: a TOML integer exactly (also beyond 2^53, where a
+/// double has gaps), any other in the shortest form that reads back as the same double.
+static std::string writtenNumber(const Value &v, const Quantity &q) {
+  return v.Kind == ValueKind::Integer ? std::to_string(v.Integer) : formatNumber(q.Value);
+}
+
 std::optional<Quantity> Context::quantity(const Value &v, std::initializer_list<Dim> allowed, Dim bare,
                                           llvm::StringRef what) {
   Quantity q;
@@ -99,7 +147,7 @@ std::optional<Quantity> Context::quantity(const Value &v, std::initializer_list<
         expected += (expected.empty() ? "" : " or ") + dimName(d).str();
     if (q.Dim == Dim::Number)
       report(DiagCode::Units, v.Range,
-             llvm::formatv("'{0}' needs a unit: {1}", v.Kind == ValueKind::String ? v.String : shortNumber(q.Value),
+             llvm::formatv("'{0}' needs a unit: {1}", v.Kind == ValueKind::String ? v.String : writtenNumber(v, q),
                            expected)
                  .str());
     else
@@ -114,7 +162,7 @@ std::optional<uint64_t> Context::count(const Value &v, const Quantity &q, llvm::
   std::optional<uint64_t> n = q.asCount();
   if (!n || *n == 0) {
     report(DiagCode::BadValue, v.Range,
-           llvm::formatv("{0} must be a whole number above 0, not {1}", what, shortNumber(q.Value)).str());
+           llvm::formatv("{0} must be a whole number above 0, not {1}", what, writtenNumber(v, q)).str());
     return std::nullopt;
   }
   return n;
@@ -244,6 +292,8 @@ void sema::checkModel(Context &ctx) {
                "gpt2 has no grouped-query attention: kv_heads must equal heads");
   if (m.Ffn == 0 && m.DModel)
     m.Ffn = m.Family == Family::Llama ? (m.DModel * 8 / 3 + 63) / 64 * 64 : 4 * m.DModel;
+  if (std::string problem = m.sizeProblem(); !problem.empty())
+    ctx.report(DiagCode::BadValue, m.largestWrittenSize(), problem);
 
   m.SeqLen = seqLen(ctx, model->get("seq_len")).value_or(defaults::SeqLen);
   m.MaxPositions = seqLen(ctx, model->get("max_positions")).value_or(m.SeqLen);
@@ -376,8 +426,12 @@ void sema::checkStreams(Context &ctx) {
     const Value &s = *f.Value;
     StreamSpec spec;
     spec.Name = f.Key;
-    if (const Value *v = s.get("shards"))
+    if (const Value *v = s.get("shards")) {
       spec.Shards = v->String;
+      if (v->Kind == ValueKind::String && llvm::StringRef(v->String).trim().empty())
+        ctx.report(DiagCode::BadValue, v->Range,
+                   "shards is blank: name a dataset prefix, a folder of datasets or a glob of shard files");
+    }
     // The schema checked both names.
     if (const Value *v = s.get("format"))
       spec.Format = plan::enumFromName<plan::ShardFormat>(v->String).value_or(plan::ShardFormat::Auto);
@@ -501,8 +555,11 @@ std::unique_ptr<CheckedRecipe> mixtape::checkRecipe(const Value &root, Diagnosti
   checkSchema(root, diags);
   Context ctx(root, diags);
   if (const Value *recipe = root.get("recipe"); recipe && recipe->Kind == ValueKind::Table) {
-    if (const Value *v = recipe->get("name"))
+    if (const Value *v = recipe->get("name")) {
       ctx.Recipe.Name = v->String;
+      if (v->Kind == ValueKind::String && llvm::StringRef(v->String).trim().empty())
+        ctx.report(DiagCode::BadValue, v->Range, "the recipe's name is blank: it names the run directory runs/<name>");
+    }
     if (const Value *v = recipe->get("seed"); v && v->Kind == ValueKind::Integer) {
       if (v->Integer < 0)
         ctx.report(DiagCode::BadValue, v->Range, "seed must not be negative");

@@ -11,6 +11,7 @@
 
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Format.h"
+#include "mixtape/support/JSON.h"
 #include "mixtape/support/Suggest.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -692,9 +693,9 @@ std::string mixtape::plan::execText(const Plan &plan, const Node &node) {
 }
 
 llvm::Expected<Plan> mixtape::plan::parsePlan(llvm::StringRef text, llvm::StringRef file) {
-  llvm::Expected<json::Value> root = json::parse(text);
+  llvm::Expected<json::Value> root = parseJSON(text, file);
   if (!root)
-    return fileError(file, "not JSON: " + llvm::toString(root.takeError()));
+    return root.takeError();
   const json::Object *o = root->getAsObject();
   if (!o || o->getString("format") != llvm::StringRef(kPlanFormat))
     return fileError(file, "not a Mixtape plan (no \"format\": \"mixtape-plan\")");

@@ -144,6 +144,12 @@ elif SCENARIO == "prepare-jsonl":
               expect=1).stderr
     check('bad.jsonl: byte 15: line 2: no "text" string field' in err, err)
     check(not os.path.exists(os.path.join(WORK, "bad.manifest.json")), "no manifest after failure")
+    # A line nested 100,000 deep once overflowed the JSON parser's stack.
+    with open(os.path.join(WORK, "deep.jsonl"), "w") as f:
+        f.write('{"text": "ok"}\n{"text": ' + "[" * 100000 + "\n")
+    err = run("prepare", os.path.join(WORK, "deep.jsonl"), "--out", os.path.join(WORK, "deep"),
+              expect=1).stderr
+    check("deep.jsonl: byte 535: JSON nested deeper than 512 levels" in err, err)
 
 elif SCENARIO == "prepare-hf-tokenizer":
     fixtures = skipping.fixture("bpe-bytelevel")

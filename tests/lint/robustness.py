@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """`mixtape lint` on hostile inputs: each must give a diagnostic naming the file and exit 1 —
-never a crash, a hang or a clean exit. Also checks the CLI's exit codes and JSON output."""
+never a crash, a hang or a clean exit (/dev/zero, a pipe and a file over 16 MiB are refused
+before they are read). Also checks the CLI's exit codes and JSON output."""
 import json, os, subprocess, sys
 
 mixtape, work = sys.argv[1], sys.argv[2]
@@ -47,6 +48,23 @@ for path in [work, os.path.join(work, "missing.toml")]:
     if r is not None and (r.returncode != 1 or "error:" not in r.stderr.decode()):
         failures.append(f"{path}: exit {r.returncode}: {r.stderr.decode()[:500]}")
 
+# Inputs that never end or are too large to be a recipe: refused before reading, at once.
+fifo = os.path.join(work, "pipe.toml")
+if not os.path.exists(fifo):
+    os.mkfifo(fifo)
+big = os.path.join(work, "big.toml")
+with open(big, "wb") as f:
+    f.write(b"# " + b"x" * (16 << 20) + b"\n")
+unbounded = {
+    "/dev/zero": "/dev/zero: error: not a regular file [io]",
+    fifo: f"{fifo}: error: not a regular file [io]",
+    big: f"{big}: error: recipe of {(16 << 20) + 3} bytes exceeds the limit of 16 MiB [io]",
+}
+for path, want in unbounded.items():
+    r = run(["lint", path])
+    if r is not None and (r.returncode != 1 or want not in r.stderr.decode()):
+        failures.append(f"{path}: exit {r.returncode}, expected 1 and {want!r}: {r.stderr.decode()[:500]}")
+
 # Usage errors exit 2.
 for args in [["lint"], ["lint", "--no-such-flag", "x.toml"], ["lint", "-Wno-unknown-ref", "x.toml"], ["nope"]]:
     r = run(args)
@@ -71,5 +89,5 @@ for name in corpus_files:
 
 for f in failures:
     print("FAIL:", f)
-print(f"{len(cases) + 2 + 4 + 1 + len(corpus_files) - len(failures)} passed, {len(failures)} failed")
+print(f"{len(cases) + 2 + len(unbounded) + 4 + 1 + len(corpus_files) - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

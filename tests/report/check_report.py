@@ -9,7 +9,9 @@ full:    every node done; the report's SVGs and HTML parse as XML, with one poly
          rises in adapt more for r0 than r5.
 partial: adapt[replay=r5] killed mid-line: a warning, the variant marked partial, exit 0;
          a recipe name full of markup is escaped.
-errors:  a bad line mid-file, a missing plan, bad usage: exit 1 / 2 with file:line messages.
+errors:  a bad line mid-file, a line nested 100,000 deep, a blank line, a repeated step, a
+         plan.json nested 100,000 deep, a missing plan, bad usage: exit 1 / 2 with file:line
+         (or file and byte) messages.
 """
 import os
 import subprocess
@@ -148,12 +150,26 @@ def errors(mixtape, work):
     make_run(run)
     metrics = next(os.path.join(run, d, "metrics.jsonl") for d in sorted(os.listdir(run))
                    if d.startswith("pretrain-"))
-    lines = open(metrics).read().splitlines(keepends=True)
-    lines[2] = lines[2][:40] + "\n"
-    open(metrics, "w").writelines(lines)
+    good = open(metrics).read().splitlines(keepends=True)
+    deep = "[" * 100000 + "]" * 100000 + "\n"
+    for what, lines, want in [
+            ("bad line mid-file", good[:2] + [good[2][:40] + "\n"] + good[3:], f"{metrics}:3: byte 40: invalid JSON: "),
+            ("a line nested 100,000 deep", good[:2] + [deep] + good[3:],
+             f"{metrics}:3: byte 512: JSON nested deeper than 512 levels"),
+            ("a blank line", good[:1] + ["\n"] + good[1:],
+             f"{metrics}:2: a blank line; each line of metrics.jsonl is one record"),
+            ("a repeated step", good[:4] + [good[2]] + good[4:],  # line 3 is the train record of step 1
+             f"{metrics}:5: a second train record of node 'pretrain' step 1 (the first is on line 3)")]:
+        open(metrics, "w").writelines(lines)
+        r = report(mixtape, run)
+        expect(r.returncode == 1 and want in r.stderr, f"{what}: exit {r.returncode}, expected 1 and {want!r}")
+    open(metrics, "w").writelines(good)
+
+    plan = os.path.join(run, "plan.json")
+    open(plan, "w").write(deep)
     r = report(mixtape, run)
-    expect(r.returncode == 1, "bad line mid-file: exit 1")
-    expect(f"{metrics}:3: invalid JSON" in r.stderr, "the error names file:line")
+    want = f"{plan}: byte 512: JSON nested deeper than 512 levels"
+    expect(r.returncode == 1 and want in r.stderr, f"a deep plan.json: exit {r.returncode}, expected 1 and {want!r}")
 
     r = report(mixtape, os.path.join(work, "nowhere"))
     expect(r.returncode == 1 and "plan.json" in r.stderr, "missing plan.json: exit 1")

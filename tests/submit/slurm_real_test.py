@@ -2,8 +2,9 @@
 """`mixtape submit --slurm` against a real single-node Slurm cluster on localhost: installs
 Debian's slurm-wlm and munge when they are missing (apt-get, as root), starts munged,
 slurmctld and slurmd from a private configuration in WORKDIR (no systemd, no cgroups),
-submits a shortened quickstart plan, waits for its jobs, and checks that every node finished (its DONE marker)
-and that no job started before the jobs it depends on had ended (afterok).
+submits a shortened quickstart plan with --time 24:00:00, waits for its jobs, and checks that every
+node finished (its DONE marker), that every job got that time limit, and that no job started
+before the jobs it depends on had ended (afterok).
     slurm_real_test.py MIXTAPE recipes/quickstart.toml WORKDIR
 Part of the full suite (label slurm, not fast); MIXTAPE_SLURM_TEST=0 skips it. Exits 77
 (skipped) with the reason when told to, or where Slurm cannot start (not root,
@@ -176,7 +177,7 @@ try:
     short = os.path.join(work, "quickstart-short.toml")
     open(short, "w").write(text)
     run_dir = os.path.join(work, "run")
-    r = sh([mixtape, "submit", short, "--slurm", "--run-dir", run_dir, "--time", "30"], timeout=300,
+    r = sh([mixtape, "submit", short, "--slurm", "--run-dir", run_dir, "--time", "24:00:00"], timeout=300,
            env=env, cwd=work)
     ids = re.findall(r"^  job (\d+): ", r.stdout, re.M)
     if r.returncode != 0 or not ids:
@@ -212,6 +213,8 @@ try:
             outs = glob.glob(os.path.join(run_dir, "slurm", f"*-{job}.out"))
             failures.append(f"job {job}: {f.get('JobState') if f else 'no record'}\n" +
                             "".join(tail(o, 20) for o in outs))
+        elif f.get("TimeLimit") != "1440":  # minutes
+            failures.append(f"job {job}: time limit {f.get('TimeLimit')} minutes, not the 24:00:00 of --time")
     parse = lambda t: time.mktime(time.strptime(t, "%Y-%m-%dT%H:%M:%S"))
     for job, deps in after.items():
         for d in deps:

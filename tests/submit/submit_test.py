@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`mixtape submit --slurm` against stand-ins for sbatch and srun (slurm_real_test.py runs a
 real single-node cluster): the scripts parse, names from the recipe
-reach `mixtape exec` intact and are never run by the shell, jobs depend on their inputs' jobs.
+reach `mixtape exec` intact and are never run by the shell, the values of --time, --partition
+and --account reach #SBATCH verbatim (or are refused), jobs depend on their inputs' jobs.
     submit_test.py MIXTAPE WORKDIR"""
 import json, os, shutil, stat, subprocess, sys
 
@@ -40,8 +41,10 @@ env = dict(os.environ, HOME=home, PATH=bin_dir + os.pathsep + os.environ["PATH"]
 failures = []
 
 run_dir = os.path.join(work, "run dir's $(touch pwned)")
+account = "lab;touch${IFS}pwned"  # were #SBATCH lines run by the shell
 r = subprocess.run([mixtape, "submit", recipe, "--slurm", "--dry-run", "--run-dir", run_dir,
-                    "--out", os.path.join(work, "scripts"), "--partition", "gpu;reboot"],
+                    "--out", os.path.join(work, "scripts"), "--partition", "gpu,debug", "--time", "24:00:00",
+                    "--account", account],
                    capture_output=True, text=True, env=env, cwd=work, timeout=300)
 if r.returncode != 0:
     failures.append(f"dry run failed: {r.stderr}")
@@ -52,8 +55,21 @@ for s in scripts + ["submit.sh"]:
     path = os.path.join(work, "scripts", s)
     if subprocess.run(["bash", "-n", path]).returncode != 0:
         failures.append(f"{s} does not parse")
-    if "reboot" in open(path).read() and "gpu_reboot" not in open(path).read():
-        failures.append(f"{s}: an option reached #SBATCH unsanitized")
+    if s != "submit.sh":
+        directives = [l.rstrip("\n") for l in open(path) if l.startswith("#SBATCH --")]
+        for want in ["#SBATCH --partition=gpu,debug", "#SBATCH --time=24:00:00", "#SBATCH --account=" + account]:
+            if want not in directives:
+                failures.append(f"{s}: no '{want}' (values go to #SBATCH verbatim): {directives}")
+
+# What sbatch's own reader of #SBATCH lines would split or cut is refused, not rewritten.
+for option, value in [("--time", "24:00:00 --exclusive"), ("--partition", "gpu\nrm -rf ~"),
+                      ("--account", "a#b"), ("--partition", "'gpu'")]:
+    r = subprocess.run([mixtape, "submit", recipe, "--slurm", "--dry-run", "--out", os.path.join(work, "refused"),
+                        option, value], capture_output=True, text=True, env=env, cwd=work, timeout=300)
+    want = (f"mixtape submit: {option} '{value}': an #SBATCH value cannot hold spaces, quotes, backslashes, "
+            "'#' or control characters")
+    if r.returncode != 2 or want not in r.stderr:
+        failures.append(f"{option} {value!r}: exit {r.returncode}, expected 2 and {want!r}\n{r.stderr}")
 
 # Run every script with the stand-in srun: each runs `mixtape exec` with intact node names.
 for s in scripts:
@@ -88,5 +104,5 @@ else:
 
 for f in failures:
     print("FAIL:", f)
-print(f"{5 - min(len(failures), 5)} passed, {min(len(failures), 5)} failed")
+print(f"{7 - min(len(failures), 7)} passed, {min(len(failures), 7)} failed")
 sys.exit(1 if failures else 0)

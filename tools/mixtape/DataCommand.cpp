@@ -12,6 +12,7 @@
 #include "mixtape/data/Tokenizer.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 #include "mixtape/support/Options.h"
 #include "mixtape/support/Progress.h"
 
@@ -177,18 +178,9 @@ static llvm::Error prepareJsonl(PrepareState &state, llvm::StringRef path, llvm:
     auto error = [&](uint64_t at, const llvm::Twine &message) {
       return fileError(path, lineStart + at, "line " + llvm::Twine(line) + ": " + message);
     };
-    llvm::Expected<llvm::json::Value> value = llvm::json::parse(text);
-    if (!value) {
-      std::string message = llvm::toString(value.takeError());
-      llvm::StringRef rest = message;
-      uint64_t at = 0;
-      if (rest.consume_front("[") && rest.contains(", byte=")) {
-        auto [number, tail] = rest.split(", byte=").second.split("]: ");
-        if (!number.getAsInteger(10, at))
-          return error(at, "invalid JSON: " + tail);
-      }
-      return error(0, "invalid JSON: " + message);
-    }
+    llvm::Expected<llvm::json::Value> value = parseJSON(text, path, lineStart);
+    if (!value)
+      return value.takeError();
     const llvm::json::Object *object = value->getAsObject();
     if (!object)
       return error(0, "expected a JSON object");

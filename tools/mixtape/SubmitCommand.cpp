@@ -5,7 +5,7 @@
 // or merge joins the job that produces its last input when it can, and the rest go to one
 // closing job, so a sweep does not become a hundred tiny jobs. Each job runs
 // `mixtape exec PLAN --node ...` under srun. Every name and path from the recipe reaches
-// the shell single-quoted; #SBATCH lines get sanitized names.
+// the shell single-quoted; #SBATCH lines get sanitized names and the options' values verbatim.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
@@ -37,7 +37,8 @@ std::string shellQuote(llvm::StringRef text) {
   return out + "'";
 }
 
-/// A name Slurm and file systems take as is.
+/// A name Slurm and file systems take as is: job names, and the script and log files named
+/// after them.
 std::string safeName(llvm::StringRef text) {
   std::string out;
   for (char c : text)
@@ -116,6 +117,15 @@ struct SlurmOptions {
   unsigned Nodes = 1, GpusPerNode = 0;
 };
 
+/// sbatch reads #SBATCH lines itself, not through a shell: a value goes there verbatim
+/// ("24:00:00", "gpu,debug"), so it must hold nothing that reader splits at or strips
+/// (spaces, quotes, backslashes, '#') and no line break.
+bool fitsSbatchLine(llvm::StringRef value) {
+  return llvm::none_of(value, [](unsigned char c) {
+    return c <= ' ' || c == 0x7f || llvm::StringRef("\"'\\#").contains(c);
+  });
+}
+
 std::string script(const Job &job, const SlurmOptions &o, llvm::StringRef mixtape, llvm::StringRef planPath,
                    llvm::StringRef runDir, llvm::StringRef logDir) {
   std::string s = "#!/bin/bash\n";
@@ -124,11 +134,11 @@ std::string script(const Job &job, const SlurmOptions &o, llvm::StringRef mixtap
   if (o.GpusPerNode)
     s += llvm::formatv("#SBATCH --gpus-per-node={0}\n#SBATCH --ntasks-per-node={0}\n", o.GpusPerNode).str();
   if (!o.Partition.empty())
-    s += "#SBATCH --partition=" + safeName(o.Partition) + "\n";
+    s += "#SBATCH --partition=" + o.Partition + "\n";
   if (!o.Account.empty())
-    s += "#SBATCH --account=" + safeName(o.Account) + "\n";
+    s += "#SBATCH --account=" + o.Account + "\n";
   if (!o.Time.empty())
-    s += "#SBATCH --time=" + safeName(o.Time) + "\n";
+    s += "#SBATCH --time=" + o.Time + "\n";
   s += "#SBATCH --output=" + safeName(job.Name) + "-%j.out\n";
   s += "set -euo pipefail\ncd " + shellQuote(logDir) + "\n";
   s += "srun " + shellQuote(mixtape) + " exec " + shellQuote(planPath) + " --run-dir " + shellQuote(runDir);
@@ -165,6 +175,12 @@ int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
     return options.usageError("say which scheduler: --slurm");
   if (!outDir.empty() && !dryRun)
     return options.usageError("--out goes with --dry-run");
+  for (auto [option, value] : {std::pair{"--partition", &slurm.Partition}, std::pair{"--account", &slurm.Account},
+                               std::pair{"--time", &slurm.Time}})
+    if (!fitsSbatchLine(*value))
+      return options.usageError(llvm::Twine(option) + " '" + *value +
+                                "': an #SBATCH value cannot hold spaces, quotes, backslashes, '#' or control "
+                                "characters");
 
   std::optional<plan::Plan> plan = compileRecipe(recipe[0], runDir, defaultCost());
   if (!plan)

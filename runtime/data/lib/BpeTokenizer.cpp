@@ -9,6 +9,7 @@
 #include "mixtape/data/Manifest.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
@@ -475,13 +476,6 @@ private:
   std::string Path;
 };
 
-llvm::Expected<json::Value> parseJson(llvm::StringRef fileName, llvm::StringRef contents) {
-  llvm::Expected<json::Value> value = json::parse(contents);
-  if (!value)
-    return fileError(fileName, "not valid JSON: " + llvm::toString(value.takeError()));
-  return value;
-}
-
 llvm::Expected<std::vector<std::pair<std::string, uint64_t>>>
 vocabEntries(const json::Object &vocab, const ErrorAt &error, llvm::StringRef where) {
   std::vector<std::pair<std::string, uint64_t>> entries;
@@ -504,7 +498,7 @@ vocabEntries(const json::Object &vocab, const ErrorAt &error, llvm::StringRef wh
 
 llvm::Expected<std::unique_ptr<BpeTokenizer>>
 BpeTokenizer::fromTokenizerJson(llvm::StringRef fileName, llvm::StringRef contents) {
-  TRY(root, parseJson(fileName, contents));
+  TRY(root, parseJSON(contents, fileName));
   Builder builder(fileName.str());
   ErrorAt error = builder.errorAt();
   const json::Object *rootObject = root.getAsObject();
@@ -608,7 +602,7 @@ BpeTokenizer::fromTokenizerJson(llvm::StringRef fileName, llvm::StringRef conten
 llvm::Expected<std::unique_ptr<BpeTokenizer>>
 BpeTokenizer::fromVocabAndMerges(llvm::StringRef vocabName, llvm::StringRef vocab, llvm::StringRef mergesName,
                                  llvm::StringRef merges) {
-  TRY(root, parseJson(vocabName, vocab));
+  TRY(root, parseJSON(vocab, vocabName));
   Builder builder(vocabName.str());
   const json::Object *vocabObject = root.getAsObject();
   if (!vocabObject)
@@ -681,7 +675,7 @@ llvm::Expected<uint64_t> BpeTokenizer::vocabularySize(llvm::StringRef path) {
   if (fs::is_directory(path))
     file = joinPath(path, "tokenizer.json");
   TRY(buffer, mapFile(file));
-  TRY(root, parseJson(file, buffer->getBuffer()));
+  TRY(root, parseJSON(buffer->getBuffer(), file));
   const json::Object *top = root.getAsObject();
   int64_t largest = -1;
   if (const json::Object *model = top ? top->getObject("model") : nullptr)

@@ -3,6 +3,7 @@
 
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/Format.h"
@@ -89,20 +90,9 @@ static bool isPlainFileName(llvm::StringRef name) {
 
 llvm::Expected<Manifest> mixtape::data::parseManifest(llvm::StringRef text,
                                                       llvm::StringRef fileName) {
-  llvm::Expected<json::Value> root = json::parse(text);
-  if (!root) {
-    // json::ParseError prints "[line:col, byte=N]: message"; restate it in our form.
-    std::string message = llvm::toString(root.takeError());
-    llvm::StringRef rest = message;
-    uint64_t offset = 0;
-    if (rest.consume_front("[") && rest.contains(", byte=")) {
-      rest = rest.split(", byte=").second;
-      auto [number, tail] = rest.split("]: ");
-      if (!number.getAsInteger(10, offset))
-        return fileError(fileName, offset, "invalid JSON: " + tail);
-    }
-    return fileError(fileName, "invalid JSON: " + message);
-  }
+  llvm::Expected<json::Value> root = parseJSON(text, fileName);
+  if (!root)
+    return root.takeError();
   const json::Object *object = root->getAsObject();
   if (!object)
     return fileError(fileName, 0, "a manifest is a JSON object");

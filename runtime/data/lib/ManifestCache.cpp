@@ -7,6 +7,7 @@
 #include "mixtape/data/FlatShard.h"
 #include "mixtape/data/IndexedDataset.h"
 #include "mixtape/data/Stream.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/FileSystem.h"
@@ -192,7 +193,7 @@ std::optional<Manifest> ManifestCache::lookup(llvm::StringRef entry, llvm::Strin
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer = llvm::MemoryBuffer::getFile(jsonPath);
   if (!buffer)
     return std::nullopt;
-  llvm::Expected<json::Value> parsed = json::parse((*buffer)->getBuffer());
+  llvm::Expected<json::Value> parsed = parseJSON((*buffer)->getBuffer(), jsonPath);
   if (!parsed) {
     llvm::consumeError(parsed.takeError());
     return std::nullopt;
@@ -303,7 +304,7 @@ llvm::Expected<std::unique_ptr<Dataset>> ManifestCache::open(llvm::StringRef pre
   if (!meta)
     return meta.takeError();
   json::Value manifestJson = nullptr;
-  if (llvm::Expected<json::Value> v = json::parse(formatManifest(derived->Manifest)))
+  if (llvm::Expected<json::Value> v = parseJSON(formatManifest(derived->Manifest), "the derived manifest"))
     manifestJson = std::move(*v);
   else
     return v.takeError();

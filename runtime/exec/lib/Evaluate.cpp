@@ -14,6 +14,7 @@
 #include "mixtape/rundir/DuringEvals.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -189,7 +190,7 @@ llvm::Error mixtape::exec::serveDuringEvals(ExecContext &ctx, const plan::Node &
       list.push_back(toJSON(s));
     std::string text = broadcastText(ctx, llvm::formatv("{0}", llvm::json::Value(std::move(list))).str());
     served.clear();
-    llvm::Expected<llvm::json::Value> json = llvm::json::parse(text);
+    llvm::Expected<llvm::json::Value> json = parseJSON(text, "served evals");
     if (!json)
       return json.takeError();
     llvm::json::Path::Root root("served evals");

@@ -5,6 +5,7 @@
 #include "mixtape/safetensors/SafeTensors.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
@@ -43,9 +44,9 @@ static llvm::Expected<bool> addWeights(llvm::StringRef folder, llvm::SHA256 &sha
   llvm::StringRef text = (*index)->getBuffer();
   sha.update(llvm::formatv("model.safetensors.index.json\n{0}\n", text.size()).str());
   sha.update(text);
-  llvm::Expected<llvm::json::Value> json = llvm::json::parse(text);
+  llvm::Expected<llvm::json::Value> json = parseJSON(text, indexPath);
   if (!json)
-    return fileError(indexPath, llvm::toString(json.takeError()));
+    return json.takeError();
   const llvm::json::Object *o = json->getAsObject();
   const llvm::json::Object *weightMap = o ? o->getObject("weight_map") : nullptr;
   if (!weightMap)
@@ -71,12 +72,11 @@ llvm::Expected<std::optional<plan::CheckpointInfo>> mixtape::model::inspectCheck
   llvm::StringRef text = (*config)->getBuffer();
   plan::CheckpointInfo info;
   info.ConfigPath = configPath;
-  if (llvm::Expected<llvm::json::Value> json = llvm::json::parse(text)) {
-    if (const llvm::json::Object *o = json->getAsObject())
-      info.ModelType = o->getString("model_type").getValueOr("").str();
-  } else {
-    llvm::consumeError(json.takeError()); // parseHFConfig reports it
-  }
+  llvm::Expected<llvm::json::Value> json = parseJSON(text, configPath);
+  if (!json)
+    return json.takeError();
+  if (const llvm::json::Object *o = json->getAsObject())
+    info.ModelType = o->getString("model_type").getValueOr("").str();
   info.Family = familyFromModelType(info.ModelType);
   if (info.Family) {
     llvm::Expected<ModelConfig> c = parseHFConfig(text, configPath);

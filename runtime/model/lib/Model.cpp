@@ -9,6 +9,7 @@
 #include "mixtape/safetensors/SafeTensors.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
@@ -28,6 +29,7 @@ using namespace mixtape::model;
 using mixtape::fileError;
 using mixtape::joinPath;
 using mixtape::makeError;
+using mixtape::parseJSON;
 namespace st = mixtape::safetensors;
 
 llvm::StringRef mixtape::model::paramKindName(ParamKind kind) {
@@ -556,9 +558,9 @@ llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef index
   if (text.size() > st::MaxHeaderBytes)
     return bad("index of " + llvm::Twine(text.size()) + " bytes exceeds the limit of " +
                llvm::Twine(st::MaxHeaderBytes));
-  llvm::Expected<llvm::json::Value> json = llvm::json::parse(text);
+  llvm::Expected<llvm::json::Value> json = parseJSON(text, indexPath);
   if (!json)
-    return bad(llvm::toString(json.takeError()));
+    return json.takeError();
   const llvm::json::Object *index = json->getAsObject();
   const llvm::json::Object *weightMap = index ? index->getObject("weight_map") : nullptr;
   if (!weightMap)

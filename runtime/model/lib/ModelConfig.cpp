@@ -2,6 +2,7 @@
 #include "mixtape/model/ModelConfig.h"
 
 #include "mixtape/support/Error.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -149,9 +150,9 @@ Activation activationFromName(llvm::StringRef name, ConfigReader &r) {
 
 llvm::Expected<ModelConfig> mixtape::model::parseHFConfig(llvm::StringRef json,
                                                            llvm::StringRef fileName) {
-  llvm::Expected<llvm::json::Value> value = llvm::json::parse(json);
+  llvm::Expected<llvm::json::Value> value = parseJSON(json, fileName);
   if (!value)
-    return prefixError(fileName, value.takeError());
+    return value.takeError();
   const llvm::json::Object *obj = value->getAsObject();
   if (!obj)
     return fileError(fileName, "not a JSON object");

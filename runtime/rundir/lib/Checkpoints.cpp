@@ -3,6 +3,7 @@
 
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
@@ -86,9 +87,9 @@ static llvm::Expected<std::optional<CheckpointState>> readState(llvm::StringRef 
       return std::nullopt;
     return fileError(path, "cannot read: " + buffer.getError().message());
   }
-  llvm::Expected<llvm::json::Value> json = llvm::json::parse((*buffer)->getBuffer());
+  llvm::Expected<llvm::json::Value> json = parseJSON((*buffer)->getBuffer(), path);
   if (!json)
-    return fileError(path, "not JSON (" + llvm::toString(json.takeError()) + ")");
+    return json.takeError();
   const llvm::json::Object *o = json->getAsObject();
   if (!o)
     return fileError(path, "not a JSON object");

@@ -3,6 +3,7 @@
 
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Format.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/Support/FileSystem.h"
@@ -14,6 +15,7 @@
 #include <limits>
 #include <cstring>
 #include <fcntl.h>
+#include <map>
 #include <unistd.h>
 
 using namespace mixtape;
@@ -253,25 +255,29 @@ private:
 llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm::StringRef file) {
   llvm::SmallVector<llvm::StringRef, 0> lines;
   text.split(lines, '\n');
-  // The last line with any content: the only one that may be cut short.
-  size_t last = lines.size();
-  while (last > 0 && lines[last - 1].trim().empty())
-    --last;
+  // The newline that ends the last line starts no line; the last line may be blank.
+  if (!lines.empty() && lines.back().empty())
+    lines.pop_back();
+  if (!lines.empty() && lines.back().trim().empty())
+    lines.pop_back();
 
   Metrics metrics;
-  for (size_t i = 0; i < last; ++i) {
+  std::map<std::pair<std::string, uint64_t>, size_t> trainLines; // node and step -> line
+  for (size_t i = 0; i < lines.size(); ++i) {
     llvm::StringRef line = lines[i].trim();
-    if (line.empty())
-      continue;
     std::string where = (file + ":" + llvm::Twine(i + 1)).str();
-    llvm::Expected<json::Value> value = json::parse(line);
+    // Records are appended whole, one per line: a blank line among them was put there by
+    // something else.
+    if (line.empty())
+      return fileError(where, "a blank line; each line of metrics.jsonl is one record");
+    llvm::Expected<json::Value> value = parseJSON(line, where);
     if (!value) {
-      std::string message = llvm::toString(value.takeError());
-      if (i + 1 == last) {
-        metrics.Warnings.push_back(where + ": skipped a truncated last line (" + message + ")");
+      // Only the last line may be cut short (a run killed mid-write).
+      if (i + 1 == lines.size()) {
+        metrics.Warnings.push_back(llvm::toString(value.takeError()) + " (a truncated last line: skipped)");
         break;
       }
-      return fileError(where, "invalid JSON: " + message);
+      return value.takeError();
     }
     const json::Object *record = value->getAsObject();
     if (!record)
@@ -295,6 +301,11 @@ llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm
       r.SkippedSteps = read.optionalCount("skipped_steps");
       if (llvm::Error error = read.takeError())
         return error;
+      // A resumed node cuts its metrics back to its checkpoint first, so no step repeats.
+      auto [first, fresh] = trainLines.try_emplace({r.Node, r.Step}, i + 1);
+      if (!fresh)
+        return fileError(where, "a second train record of node '" + r.Node + "' step " + llvm::Twine(r.Step) +
+                                    " (the first is on line " + llvm::Twine(first->second) + ")");
       metrics.Train.push_back(std::move(r));
     } else if (*type == "skip") {
       SkipRecord r;

@@ -5,6 +5,7 @@
 #include "mixtape/rundir/DuringEvals.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
@@ -47,7 +48,7 @@ static std::optional<Object> readJSONObject(llvm::StringRef path) {
   auto buffer = llvm::MemoryBuffer::getFile(path);
   if (!buffer)
     return std::nullopt;
-  llvm::Expected<llvm::json::Value> v = llvm::json::parse((*buffer)->getBuffer());
+  llvm::Expected<llvm::json::Value> v = parseJSON((*buffer)->getBuffer(), path);
   if (!v) {
     llvm::consumeError(v.takeError());
     return std::nullopt;
@@ -61,7 +62,7 @@ static std::optional<Object> readJSONObject(llvm::StringRef path) {
 static std::string whyChanged(const plan::Plan &plan, const plan::Node &n, const Object &before) {
   std::vector<std::string> reasons;
   std::optional<Object> now;
-  if (llvm::Expected<llvm::json::Value> v = llvm::json::parse(plan::nodeText(plan, n)))
+  if (llvm::Expected<llvm::json::Value> v = parseJSON(plan::nodeText(plan, n), "node.json of " + n.Name))
     now = std::move(*v->getAsObject());
   else
     llvm::consumeError(v.takeError());

@@ -3,6 +3,7 @@
 
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSet.h"
@@ -33,19 +34,10 @@ constexpr DTypeEntry DTypes[] = {
     {DType::Bool, "BOOL", 1},
 };
 
-/// What a bracket-counting pass sees of a JSON text, outside strings.
-struct HeaderShape {
-  size_t Depth = 0;         ///< deepest nesting of arrays and objects
-  size_t TopLevelKeys = 0;  ///< keys of the outermost object, duplicates counted
-};
-
-/// llvm::json::parse recurses once per level, so a header of a million '[' would exhaust
-/// the stack (a safetensors header nests three levels deep); and it keeps the last of
-/// duplicate keys silently, which the format forbids. One linear pass finds both before
-/// and after parsing. Stops early once `depthLimit` is exceeded.
-HeaderShape scanHeader(llvm::StringRef json, size_t depthLimit) {
-  HeaderShape shape;
-  size_t depth = 0;
+/// The keys of the outermost object of a JSON text, duplicates counted: llvm::json::parse
+/// keeps the last of duplicate keys silently, which the format forbids.
+size_t topLevelKeys(llvm::StringRef json) {
+  size_t keys = 0, depth = 0;
   bool inString = false, keyExpected = false;
   for (size_t i = 0; i < json.size(); ++i) {
     char c = json[i];
@@ -57,21 +49,18 @@ HeaderShape scanHeader(llvm::StringRef json, size_t depthLimit) {
     } else if (c == '"') {
       inString = true;
       if (depth == 1 && keyExpected) {
-        ++shape.TopLevelKeys;
+        ++keys;
         keyExpected = false;
       }
     } else if (c == '[' || c == '{') {
-      shape.Depth = std::max(shape.Depth, ++depth);
-      if (shape.Depth > depthLimit)
-        return shape;
-      keyExpected = depth == 1;
+      keyExpected = ++depth == 1;
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
     } else if (c == ',' && depth == 1) {
       keyExpected = true;
     }
   }
-  return shape;
+  return keys;
 }
 
 } // namespace
@@ -216,14 +205,9 @@ llvm::Expected<File> File::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer
   size_t badByte = 0;
   if (!llvm::json::isUTF8(header, &badByte))
     return fileError(file, 8 + badByte, "header is not valid UTF-8");
-  constexpr size_t MaxDepth = 16;
-  HeaderShape shape = scanHeader(header, MaxDepth);
-  if (shape.Depth > MaxDepth)
-    return fileError(file, 8, "header nests deeper than " + llvm::Twine(MaxDepth) + " levels");
-
-  llvm::Expected<llvm::json::Value> json = llvm::json::parse(header);
+  llvm::Expected<llvm::json::Value> json = parseJSON(header, file, 8);
   if (!json)
-    return fileError(file, 8, "header is not JSON: " + llvm::toString(json.takeError()));
+    return json.takeError();
   const llvm::json::Object *root = json->getAsObject();
   if (!root)
     return fileError(file, 8, "header is not a JSON object");
@@ -251,9 +235,9 @@ llvm::Expected<File> File::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer
       return err;
     f.Tensors.push_back(std::move(info));
   }
-  if (shape.TopLevelKeys != root->size())
+  if (size_t keys = topLevelKeys(header); keys != root->size())
     return fileError(file, 8, "header names a tensor more than once (" +
-                                  llvm::Twine(shape.TopLevelKeys) + " keys, " +
+                                  llvm::Twine(keys) + " keys, " +
                                   llvm::Twine(root->size()) + " distinct)");
 
   // The data region must be exactly tiled by the tensors: no gaps, no overlaps, nothing

@@ -497,6 +497,35 @@ TEST_F(HfCheckpoint, TheTokenizersVocabularyMustFitTheCheckpoint) {
   EXPECT_EQ(p->Plan->Model.Ffn, 192u);
 }
 
+// The linter checks the sizes a recipe writes; planning checks the checkpoint's.
+TEST_F(HfCheckpoint, AModelNoMachineHoldsIsRefusedWhenPlanned) {
+  writeConfig("llama", 100'000'000'000);
+  auto p = plan();
+  EXPECT_FALSE(p->Plan);
+  EXPECT_NE(p->printed().find(path("recipe.toml") + ": error: the model has 6.4e+12 parameters (layers 2, d_model 64, "
+                                                    "ffn 192, vocab 100000000000), more than the limit of 1e+12: no "
+                                                    "machine holds it [bad-value]"),
+            std::string::npos)
+      << p->printed();
+}
+
+// A hundred thousand levels once overflowed the JSON parser's stack.
+TEST_F(HfCheckpoint, DeeplyNestedFilesAreErrorsNamingThem) {
+  auto expectRefused = [&](const std::string &file) {
+    write("ckpt/" + file, std::string(100000, '[') + std::string(100000, ']'));
+    auto p = plan();
+    EXPECT_FALSE(p->Plan);
+    EXPECT_NE(p->printed().find("error: checkpoint 'hf:ckpt': " + path("ckpt/" + file) +
+                                ": byte 512: JSON nested deeper than 512 levels [data]"),
+              std::string::npos)
+        << p->printed();
+  };
+  expectRefused("config.json");
+  writeConfig("llama", 300);
+  llvm::sys::fs::remove(path("ckpt/model.safetensors")); // the index is read only without it
+  expectRefused("model.safetensors.index.json");
+}
+
 TEST_F(HfCheckpoint, ModelSizesBesideItMustBeItsOwn) {
   writeConfig("llama", 300);
   std::string recipe = llvm::MemoryBuffer::getFile(path("recipe.toml")).get()->getBuffer().str();

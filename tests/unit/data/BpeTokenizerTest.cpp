@@ -293,7 +293,10 @@ TEST_F(BpeFixtureTest, HostileTokenizerJson) {
 
   writeText(Dir / "tokenizer.json", "{\"model\": {\"vocab\": {\"\xff\": 0}}}");
   EXPECT_EQ(errorIn(createTokenizer("hf:" + Dir.Path)),
-            "DIR/tokenizer.json: not valid JSON: [1:22, byte=22]: Invalid UTF-8 sequence");
+            "DIR/tokenizer.json: byte 22: invalid JSON: Invalid UTF-8 sequence");
+  writeText(Dir / "tokenizer.json", std::string(100000, '['));
+  EXPECT_EQ(errorIn(createTokenizer("hf:" + Dir.Path)),
+            "DIR/tokenizer.json: byte 512: JSON nested deeper than 512 levels");
   writeText(Dir / "tokenizer.json", "[]");
   EXPECT_EQ(errorIn(createTokenizer("hf:" + Dir.Path)), "DIR/tokenizer.json: expected a JSON object");
 }
@@ -336,7 +339,7 @@ TEST_F(BpeFixtureTest, HostileVocabAndMerges) {
   EXPECT_EQ(errorOf("{\"a\": 1}", merges), "DIR/vocab.json: [\"a\"]: id 1 is out of range: 1 tokens have ids 0 to 0 (id 0 is "
                                            "not used)");
   EXPECT_EQ(errorOf("{\"a\": \"1\"}", merges), "DIR/vocab.json: [\"a\"]: expected a non-negative integer id");
-  EXPECT_EQ(errorOf("{\"a\": ", merges), "DIR/vocab.json: not valid JSON: [1:6, byte=6]: Unexpected EOF");
+  EXPECT_EQ(errorOf("{\"a\": ", merges), "DIR/vocab.json: byte 6: invalid JSON: Unexpected EOF");
   // Without merges.txt beside it, vocab.json is not a tokenizer.
   llvm::sys::fs::remove(Dir / "merges.txt");
   EXPECT_EQ(errorIn(createTokenizer(Dir.Path)),

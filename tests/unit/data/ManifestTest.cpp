@@ -57,6 +57,9 @@ TEST(ManifestTest, InvalidJsonNamesTheByte) {
   // llvm::json reports the offset just after the offending character (the second comma).
   EXPECT_EQ(errorText(parseManifest("{\"format_version\": 1,,}", "m.json")),
             "m.json: byte 22: invalid JSON: Expected object key");
+  // A hundred thousand levels once overflowed the parser's stack.
+  EXPECT_EQ(errorText(parseManifest(std::string(100000, '['), "m.json")),
+            "m.json: byte 512: JSON nested deeper than 512 levels");
 }
 
 TEST(ManifestTest, FieldProblems) {

@@ -100,17 +100,38 @@ TEST(Metrics, SkipsATruncatedLastLineOnly) {
   llvm::StringRef text =
       R"({"type":"train","node":"a","stage":"s","step":1,"stage_tokens":8,"chain_tokens":8,"loss":3,"lr":0.1}
 {"type":"checkpoint","node":"a"}
-
 {"type":"train","node":"a","stage":"s","step":2,"stage_tok)";
   Metrics m = take(parseMetrics(text, "m.jsonl"));
   ASSERT_EQ(m.Train.size(), 1u);
   EXPECT_EQ(m.Train[0].Step, 1u);
   ASSERT_EQ(m.Warnings.size(), 1u);
-  EXPECT_TRUE(llvm::StringRef(m.Warnings[0]).startswith("m.jsonl:4: skipped a truncated last line")) << m.Warnings[0];
+  EXPECT_EQ(m.Warnings[0], "m.jsonl:3: byte 58: invalid JSON: Unterminated string (a truncated last line: skipped)");
+}
+
+// Records are appended whole, one per line, and a resumed node cuts its metrics back to its
+// checkpoint first: a blank line or a repeated step was put there by something else.
+TEST(Metrics, BlankLinesAndRepeatedStepsAreErrors) {
+  const std::string one = R"({"type":"train","node":"a","stage":"s","step":1,"stage_tokens":8,"chain_tokens":8,"loss":3,"lr":0.1})";
+  const std::string two = R"({"type":"train","node":"a","stage":"s","step":2,"stage_tokens":16,"chain_tokens":16,"loss":3,"lr":0.1})";
+  EXPECT_EQ(errorText(parseMetrics(one + "\n\n" + two + "\n", "m.jsonl")),
+            "m.jsonl:2: a blank line; each line of metrics.jsonl is one record");
+  EXPECT_EQ(errorText(parseMetrics(one + "\n \t\n\n", "m.jsonl")),
+            "m.jsonl:2: a blank line; each line of metrics.jsonl is one record");
+  EXPECT_EQ(errorText(parseMetrics(one + "\n" + two + "\n" + one + "\n", "m.jsonl")),
+            "m.jsonl:3: a second train record of node 'a' step 1 (the first is on line 1)");
+  // A blank last line is not a line between records; another node may log the same step.
+  EXPECT_EQ(take(parseMetrics(one + "\n" + two + "\n\n", "m.jsonl")).Train.size(), 2u);
+  std::string other = one;
+  other.replace(other.find("\"node\":\"a\""), 10, "\"node\":\"b\"");
+  EXPECT_EQ(take(parseMetrics(one + "\n" + other + "\n", "m.jsonl")).Train.size(), 2u);
 }
 
 TEST(Metrics, ErrorsNameFileAndLine) {
-  EXPECT_EQ(errorText(parseMetrics("{\"type\":\"train\"\n{}\n", "m.jsonl")).substr(0, 23), "m.jsonl:1: invalid JSON");
+  EXPECT_EQ(errorText(parseMetrics("{\"type\":\"train\"\n{}\n", "m.jsonl")),
+            "m.jsonl:1: byte 15: invalid JSON: Expected , or } after object property");
+  // A hundred thousand levels once overflowed the parser's stack.
+  EXPECT_EQ(errorText(parseMetrics(std::string(100000, '[') + "\n{}\n", "m.jsonl")),
+            "m.jsonl:1: byte 512: JSON nested deeper than 512 levels");
   std::string missing = errorText(parseMetrics(
       R"({"type":"eval","node":"a","eval":"ppl","point":"final","stage":null,"stage_tokens":0,"chain_tokens":0,"stream":"p","split":"val","ppl":3}
 )",

@@ -30,6 +30,10 @@ using Attention = plan::AttentionMask;
 /// 256 bytes and 8 special tokens.
 constexpr uint64_t kBytesVocab = 264;
 
+/// The most parameters (ModelSpec::parameters) a recipe's model may have: sizes no machine
+/// holds are refused when the recipe is checked and planned, not when the runtime allocates.
+constexpr double kMaxParameters = 1e12;
+
 struct ModelSpec {
   mixtape::Family Family = mixtape::Family::Llama;
   std::string Init = "random";      ///< "random" or "hf:PATH"
@@ -44,6 +48,17 @@ struct ModelSpec {
   /// The sizes [model] writes (layers, d_model, ...) and where: beside an hf: init each
   /// must be the checkpoint's.
   std::vector<std::pair<std::string, llvm::SMRange>> WrittenSizes;
+
+  /// The value of a size key of WrittenSizes.
+  double size(llvm::StringRef key) const;
+  /// Parameters as the cost model counts them (6N FLOPs per token): the blocks and the
+  /// output projection, not the input embedding (a lookup); a size not known yet counts 0.
+  /// In floating point, so that absurd sizes cannot wrap around.
+  double parameters() const;
+  /// Why these sizes are refused (more than kMaxParameters), or "".
+  std::string sizeProblem() const;
+  /// Where to point at a size problem: the largest size [model] writes; empty if none.
+  llvm::SMRange largestWrittenSize() const;
 };
 
 struct StreamSpec {

@@ -53,9 +53,13 @@ struct Value {
 
 llvm::StringRef valueKindName(ValueKind kind);
 
+/// The largest recipe file read: recipes are written by hand, and a bound keeps a wrong
+/// argument (a disk image, /dev/zero) from being read for minutes or forever.
+constexpr uint64_t kMaxRecipeBytes = 16u << 20;
+
 /// Read and parse a recipe file into `sourceMgr` (which keeps the buffer alive for
-/// diagnostics). Unreadable files, directories, non-UTF-8 and TOML syntax errors are
-/// reported to `diags`; the result is null then.
+/// diagnostics). Unreadable files, anything but a regular file, files over kMaxRecipeBytes,
+/// non-UTF-8 and TOML syntax errors are reported to `diags`; the result is null then.
 std::unique_ptr<Value> parseRecipeFile(llvm::StringRef path, DiagnosticEngine &diags);
 /// The same for text already in memory (tests, fuzzing); `name` names it in diagnostics.
 std::unique_ptr<Value> parseRecipeText(llvm::StringRef text, llvm::StringRef name,

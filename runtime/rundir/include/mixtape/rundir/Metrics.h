@@ -98,7 +98,8 @@ struct Metrics {
 };
 
 /// Parses one metrics.jsonl. An unparsable last line is skipped with a warning; any other
-/// bad line is an error "file:line: message". Records of other types are skipped.
+/// bad line, a blank line before the last and a second train record of one node and step
+/// are errors "file:line: message". Records of other types are skipped.
 llvm::Expected<Metrics> parseMetrics(llvm::StringRef text, llvm::StringRef file);
 /// The same from a file; no file is no records.
 llvm::Expected<Metrics> readMetrics(llvm::StringRef path);

@@ -1,0 +1,30 @@
+//===- JSON.h - JSON text parsed without exhausting the stack ---*- C++ -*-===//
+//
+// llvm::json::parse recurses once per level of nesting, so a file of a hundred thousand '['
+// overflows the stack before it can fail. Every JSON text Mixtape reads (plans, manifests,
+// checkpoints' config.json and index, tokenizer.json, metrics.jsonl, safetensors headers)
+// goes through parseJSON, which refuses deep nesting before parsing.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/ADT/Twine.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/JSON.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mixtape {
+
+/// The deepest nesting of arrays and objects parseJSON accepts: Mixtape's own files and
+/// Hugging Face's nest fewer than ten levels.
+constexpr size_t kMaxJSONDepth = 512;
+
+/// `text`, which begins at byte `base` of `file`, parsed. A failure names the file and the
+/// byte: "<file>: byte <N>: invalid JSON: <what>" or "<file>: byte <N>: JSON nested deeper
+/// than 512 levels".
+llvm::Expected<llvm::json::Value> parseJSON(llvm::StringRef text, const llvm::Twine &file, uint64_t base = 0);
+
+} // namespace mixtape
