@@ -429,9 +429,8 @@ llvm::Expected<const RootStream *> DataSources::open(const RootSpec &spec) {
   if (!opened)
     return opened.takeError();
   if (Verifier)
-    for (const std::unique_ptr<Dataset> &dataset : (*opened)->datasets())
-      if (llvm::Error err = Verifier->verify(*dataset))
-        return prefixError("stream '" + spec.Name + "'", std::move(err));
+    if (llvm::Error err = Verifier->verify((*opened)->datasets()))
+      return prefixError("stream '" + spec.Name + "'", std::move(err));
   return (Roots[key] = std::move(*opened)).get();
 }
 

@@ -172,7 +172,27 @@ void DataVerifier::save() {
   llvm::consumeError(std::move(err));
 }
 
+llvm::Error DataVerifier::verify(llvm::ArrayRef<std::unique_ptr<Dataset>> datasets) {
+  bool changed = false;
+  llvm::Error err = llvm::Error::success();
+  for (const std::unique_ptr<Dataset> &dataset : datasets)
+    if ((err = verifyOne(*dataset, changed)))
+      break;
+  // What passed before a failure stays verified.
+  if (changed)
+    save();
+  return err;
+}
+
 llvm::Error DataVerifier::verify(const Dataset &dataset) {
+  bool changed = false;
+  llvm::Error err = verifyOne(dataset, changed);
+  if (changed)
+    save();
+  return err;
+}
+
+llvm::Error DataVerifier::verifyOne(const Dataset &dataset, bool &changed) {
   const Manifest *manifest = dataset.manifest();
   if (!manifest)
     return llvm::Error::success();
@@ -181,7 +201,6 @@ llvm::Error DataVerifier::verify(const Dataset &dataset) {
   const TokenShard &tokens = dataset.tokens();
   llvm::StringRef tokenFile = llvm::sys::path::filename(tokens.path());
   uint64_t hashedBefore = Hashed, maxToken = 0;
-  bool changed = false;
   for (const FileDigest &listed : manifest->Files) {
     std::string path = dataset.filePath(listed);
     llvm::SmallString<256> absolute(path);
@@ -218,8 +237,6 @@ llvm::Error DataVerifier::verify(const Dataset &dataset) {
     Entries[std::string(absolute)] = now;
     changed = true;
   }
-  if (changed)
-    save();
   if (Notes && Hashed > hashedBefore) {
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     double mb = static_cast<double>(Hashed - hashedBefore) / 1e6;

@@ -13,11 +13,13 @@
 
 #include "mixtape/data/Dataset.h"
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace llvm {
@@ -49,10 +51,12 @@ public:
   explicit DataVerifier(VerifyOptions options, llvm::raw_ostream *notes = nullptr)
       : Options(std::move(options)), Notes(notes) {}
 
-  /// Verifies every file `dataset`'s manifest (its own or a derived one) lists, and its token
-  /// ids; records what it hashed in the cache file (a cache that cannot be written only
-  /// costs a rehash next time). Fails naming the file, both checksums and the manifest, or
-  /// the file, document and position of the first id outside the vocabulary.
+  /// Verifies every file each dataset's manifest (its own or a derived one) lists, and its
+  /// token ids; then records what it hashed in the cache file, rewritten once (a cache that
+  /// cannot be written only costs a rehash next time). Fails naming the file, both checksums
+  /// and the manifest, or the file, document and position of the first id outside the
+  /// vocabulary.
+  llvm::Error verify(llvm::ArrayRef<std::unique_ptr<Dataset>> datasets);
   llvm::Error verify(const Dataset &dataset);
 
   /// Bytes hashed, and bytes whose verification came from the cache, so far.
@@ -67,6 +71,8 @@ private:
   };
   void load();
   void save();
+  /// verify() without saving; sets `changed` when it hashed a file.
+  llvm::Error verifyOne(const Dataset &dataset, bool &changed);
 
   VerifyOptions Options;
   llvm::raw_ostream *Notes;
