@@ -90,8 +90,8 @@ OPTIONS = {
     ("data", "manifest"): ["--tokenizer", "--eod"],
     ("data", "inspect"): ["--docs", "--chars", "--eot", "--tokenizer", "--eod"],
     ("report",): ["--out"],
-    ("run",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1"],
-    ("exec",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1"],
+    ("run",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1", "--verify-data"],
+    ("exec",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1", "--verify-data"],
     ("export",): ["--hf"],
     ("merge",): ["--method", "--weights", "--normalize", "--no-normalize", "--density", "--t", "--seed", "--base", "--out"],
 }

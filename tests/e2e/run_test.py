@@ -18,6 +18,11 @@
   train-split -- an eval of NAME.train (documents of the training split in a seeded order):
               logged beside the val splits at every point, over max_tokens, and the same
               losses in a second run directory
+  edited-shard -- a .bin edited in place at the same size after its manifest was written:
+              `mixtape run` refuses it before the first step (exit 1, naming the file, both
+              checksums and the manifest); an unchanged shard is hashed once, then the
+              verification cache answers; --verify-data full hashes again and catches an
+              edit that kept the mtime
   ablation-by -- recipes/ablation-by-source.toml: units by a metadata column partition the
               stream, each unit node trains the tokens the ledger says into a model of its
               own, and the report ranks the combinations
@@ -393,6 +398,50 @@ elif scenario == "ablation-by":
     if r.returncode != 0 or "ablation code-by-source: candidate mixtures" not in r.stdout or \
             "code-by-source{accumulate,filter}" not in r.stdout:
         failures.append(f"the report does not rank the combinations:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+    total = 4
+elif scenario == "edited-shard":
+    env["MIXTAPE_CACHE_DIR"] = os.path.join(work, "cache")
+    data = os.path.join(work, "data")
+    r = run(["data", "synth", "--out", data, "--docs", "200", "--domains", "prose"])
+    if r.returncode != 0:
+        sys.exit("mixtape data synth failed:\n" + r.stderr)
+    edited_recipe = os.path.join(work, "edited.toml")
+    with open(edited_recipe, "w") as f:
+        f.write('[recipe]\nname = "edited"\nseed = 3\n\n'
+                '[model]\nfamily = "llama"\nlayers = 1\nd_model = 32\nheads = 2\nseq_len = 64\n\n'
+                '[streams.prose]\nshards = "data/prose"\n\n'
+                '[[stage]]\nname = "pretrain"\ntokens = "2Ki"\nbatch = "8 sequences"\nmix = "prose"\n'
+                'lr = "warmup(10%, peak = 3e-3) then cosine(final = 3e-4)"\n')
+    bin_path = os.path.join(data, "prose.bin")
+    manifest_path = os.path.join(data, "prose.manifest.json")
+    recorded = next(f["xxh3_64"] for f in json.load(open(manifest_path))["files"] if f["name"] == "prose.bin")
+
+    def refused(r, what):
+        want = (rf"{re.escape(bin_path)}: checksum mismatch: XXH3-64 is ([0-9a-f]{{16}}) \(\d+ bytes\) but "
+                rf"{re.escape(manifest_path)} records {recorded} \(\d+ bytes\)")
+        m = re.search(want, r.stderr)
+        if r.returncode != 1 or not m or m.group(1) == recorded:
+            failures.append(f"{what}: not refused with exit 1 and the checksums (exit {r.returncode}):\n"
+                            f"{r.stderr[-2000:]}")
+        if glob.glob(os.path.join(work, what, "*", "metrics.jsonl")):
+            failures.append(f"{what}: a node trained on the edited shard")
+
+    r = run(["run", edited_recipe, "--run-dir", os.path.join(work, "first")])
+    if r.returncode != 0 or "verified against" not in r.stderr:
+        failures.append(f"the first run did not verify the data and train:\n{r.stderr[-2000:]}")
+    r = run(["run", edited_recipe, "--run-dir", os.path.join(work, "second")])
+    if r.returncode != 0 or "verified against" in r.stderr:
+        failures.append(f"the second run hashed the unchanged data again:\n{r.stderr[-2000:]}")
+    # The first token's low byte, +1: still a byte id, so only the checksum can tell.
+    stat = os.stat(bin_path)
+    with open(bin_path, "r+b") as f:
+        first = f.read(1)[0]
+        f.seek(0)
+        f.write(bytes([first ^ 1]))
+    os.utime(bin_path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    refused(run(["run", edited_recipe, "--run-dir", os.path.join(work, "full"), "--verify-data", "full"]), "full")
+    os.utime(bin_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1000))
+    refused(run(["run", edited_recipe, "--run-dir", os.path.join(work, "edited")]), "edited")
     total = 4
 else:
     sys.exit(f"unknown scenario {scenario}")

@@ -29,7 +29,7 @@ namespace {
 
 struct RunArgs {
   std::vector<std::string> Input;
-  std::string RunDir, Device;
+  std::string RunDir, Device, VerifyData = "cached";
   std::vector<std::string> Nodes;
   bool Quiet = false, Zero1 = false, Force = false;
   int Nproc = 1;
@@ -49,6 +49,10 @@ void declareRunOptions(OptionParser &options, RunArgs &args, llvm::StringRef inp
       .integer("--timeout", "S", args.TimeoutSeconds, 1, 1u << 20,
                "a rank that died or hangs stops the others within S seconds (default 600)")
       .flag("--zero1", args.Zero1, "shard the optimizer state over the ranks (ZeRO-1) in every train node")
+      .choice("--verify-data", {"cached", "full"}, args.VerifyData,
+              "before a node reads a dataset, hash its files against the manifest and check its token ids "
+              "against the model's vocabulary; cached (default) skips files verified before and unchanged "
+              "since (same size, mtime, inode), full hashes every file again")
       .positional(input, args.Input, 1, 1)
       .epilog("exit status: 0 done, 1 errors, 2 usage");
 }
@@ -63,6 +67,7 @@ int execute(const plan::Plan &plan, const RunArgs &args) {
   options.Device = args.Device;
   options.Timeout = std::chrono::seconds(args.TimeoutSeconds);
   options.Zero1 = args.Zero1;
+  options.VerifyData = args.VerifyData == "full" ? data::VerifyMode::Full : data::VerifyMode::Cached;
   llvm::Expected<dist::World> world = dist::worldFromEnvironment();
   if (!world) {
     llvm::errs() << "mixtape: error: " << llvm::toString(world.takeError()) << "\n";
@@ -128,6 +133,7 @@ int launch(llvm::StringRef planPath, const RunArgs &args) {
     options.Command.push_back("--quiet");
   if (args.Zero1)
     options.Command.push_back("--zero1");
+  options.Command.insert(options.Command.end(), {"--verify-data", args.VerifyData});
   if (llvm::Error e = dist::launchLocalWorkers(options, llvm::errs())) {
     llvm::errs() << "mixtape: error: " << llvm::toString(std::move(e)) << "\n";
     return cli::Failure;

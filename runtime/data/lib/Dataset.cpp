@@ -262,15 +262,21 @@ llvm::Error Dataset::verifyChecksums() const {
   if (!Recorded)
     return fileError(Prefix, "no manifest, so no checksums to verify");
   for (const FileDigest &file : Recorded->Files) {
-    std::string path = siblingPath(Prefix, file.Name);
-    llvm::Expected<FileDigest> actual = digestFile(path);
+    llvm::Expected<FileDigest> actual = digestFile(filePath(file));
     if (!actual)
       return actual.takeError();
-    if (actual->Bytes != file.Bytes || actual->Xxh3 != file.Xxh3)
-      return fileError(path, "checksum mismatch: XXH3-64 is " + formatChecksum(actual->Xxh3) +
-                                 " (" + llvm::Twine(actual->Bytes) + " bytes) but " + ManifestPath +
-                                 " records " + formatChecksum(file.Xxh3) + " (" +
-                                 llvm::Twine(file.Bytes) + " bytes)");
+    if (llvm::Error err = checkDigest(file, *actual))
+      return err;
   }
   return llvm::Error::success();
+}
+
+std::string Dataset::filePath(const FileDigest &listed) const { return siblingPath(Prefix, listed.Name); }
+
+llvm::Error Dataset::checkDigest(const FileDigest &listed, const FileDigest &actual) const {
+  if (actual.Bytes == listed.Bytes && actual.Xxh3 == listed.Xxh3)
+    return llvm::Error::success();
+  return fileError(filePath(listed), "checksum mismatch: XXH3-64 is " + formatChecksum(actual.Xxh3) + " (" +
+                                         llvm::Twine(actual.Bytes) + " bytes) but " + ManifestPath + " records " +
+                                         formatChecksum(listed.Xxh3) + " (" + llvm::Twine(listed.Bytes) + " bytes)");
 }

@@ -388,6 +388,11 @@ std::vector<plan::ColumnGroup> StreamView::groupBy(llvm::StringRef column) const
 
 DataSources::~DataSources() = default;
 
+void DataSources::verifyData(VerifyOptions options) {
+  std::lock_guard<std::recursive_mutex> guard(Lock);
+  Verifier = std::make_unique<DataVerifier>(std::move(options), Notes);
+}
+
 static std::string rootKey(const RootSpec &spec) {
   return llvm::join(spec.Shards, "\x1f") + "\x1e" + llvm::utohexstr(llvm::bit_cast<uint64_t>(spec.Val)) + "\x1e" +
          spec.Declared.Tokenizer + "\x1e" + plan::enumName(spec.Declared.Eod).str() + "\x1e" +
@@ -423,6 +428,9 @@ llvm::Expected<const RootStream *> DataSources::open(const RootSpec &spec) {
   llvm::Expected<std::unique_ptr<RootStream>> opened = RootStream::open(spec.Name, prefixes, spec.Val, spec.Declared, Manifests);
   if (!opened)
     return opened.takeError();
+  if (Verifier)
+    if (llvm::Error err = Verifier->verify((*opened)->datasets()))
+      return prefixError("stream '" + spec.Name + "'", std::move(err));
   return (Roots[key] = std::move(*opened)).get();
 }
 

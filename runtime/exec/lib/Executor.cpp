@@ -95,6 +95,8 @@ llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions
   std::string cache = joinPath(ctx.RunDir, "cache");
   ctx.Sources = std::make_unique<data::DataSources>(plan.Seed, cache, data::defaultManifestCacheDir(cache),
                                                     ctx.Progress ? &llvm::errs() : nullptr);
+  ctx.Sources->verifyData({options.VerifyData,
+                           data::verificationCacheFile(data::defaultManifestCacheDir(cache)), plan.Model.Vocab});
   train::configureThreads();
 
   for (const plan::Node &n : plan.Nodes) {

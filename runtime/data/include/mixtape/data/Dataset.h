@@ -99,6 +99,10 @@ public:
 
   /// Hashes every file the manifest lists and compares; fails on the first mismatch.
   llvm::Error verifyChecksums() const;
+  /// Where a file the manifest lists is: next to the dataset.
+  std::string filePath(const FileDigest &listed) const;
+  /// Fails, naming the file, both checksums and the manifest, unless `actual` is `listed`.
+  llvm::Error checkDigest(const FileDigest &listed, const FileDigest &actual) const;
 
 private:
   Dataset() = default;

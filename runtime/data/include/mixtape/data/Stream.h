@@ -13,6 +13,7 @@
 #include "mixtape/data/Dataset.h"
 #include "mixtape/data/ManifestCache.h"
 #include "mixtape/data/Random.h"
+#include "mixtape/data/Verify.h"
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
@@ -200,12 +201,16 @@ public:
   DataSources(uint64_t seed, std::string cacheDir, std::string manifestCacheDir = "",
               llvm::raw_ostream *notes = nullptr)
       : Seed(seed), CacheDir(std::move(cacheDir)),
-        Manifests(manifestCacheDir.empty() ? CacheDir + "/manifests" : std::move(manifestCacheDir), notes) {}
+        Manifests(manifestCacheDir.empty() ? CacheDir + "/manifests" : std::move(manifestCacheDir), notes),
+        Notes(notes) {}
   ~DataSources();
 
   uint64_t seed() const { return Seed; }
   const std::string &cacheDir() const { return CacheDir; }
   const ManifestCache &manifests() const { return Manifests; }
+  /// From now on, every dataset of a root opened is verified (Verify.h) before it is handed
+  /// out: what the runtime does for the nodes it runs; planning only checks sizes.
+  void verifyData(VerifyOptions options);
 
   /// Fails when spec.Fingerprint is set and is not the data's.
   llvm::Expected<const RootStream *> root(const RootSpec &spec);
@@ -219,6 +224,8 @@ private:
   uint64_t Seed;
   std::string CacheDir;
   ManifestCache Manifests;
+  std::unique_ptr<DataVerifier> Verifier;
+  llvm::raw_ostream *Notes;
   std::recursive_mutex Lock;
   std::map<std::string, std::unique_ptr<RootStream>> Roots;
   std::map<std::string, std::unique_ptr<StreamView>> Views;

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/data/Verify.h"
 #include "mixtape/dist/World.h"
 #include "mixtape/plan/Plan.h"
 
@@ -40,6 +41,10 @@ struct ExecOptions {
   /// Shard the optimizer state over the ranks (ZeRO-1) in every train node, not only in
   /// those whose stage asks for it; nothing changes for a world of one.
   bool Zero1 = false;
+  /// `--verify-data`: every dataset a train or eval node opens is hashed against its
+  /// manifest and its token ids checked against the model's vocabulary before the node
+  /// reads it; `Cached` skips files the verification cache holds unchanged (docs/data-format.md).
+  data::VerifyMode VerifyData = data::VerifyMode::Cached;
 };
 
 /// Refuses provisional plans (plan::readPlanFile refuses other format versions).
