@@ -18,6 +18,10 @@
   train-split -- an eval of NAME.train (documents of the training split in a seeded order):
               logged beside the val splits at every point, over max_tokens, and the same
               losses in a second run directory
+  sigterm  -- SIGTERM mid-training (one process, --nproc 2): the step ends, a checkpoint is
+              written, exit 143; the rerun resumes there with the uninterrupted run's bytes
+  run-dir-lock -- a second run on a live run's directory exits at once naming HOST:PID; killing
+              the holder frees it; another recipe's directory is refused unless --force
   edited-shard -- a .bin edited in place at the same size after its manifest was written:
               `mixtape run` refuses it before the first step (exit 1, naming the file, both
               checksums and the manifest); an unchanged shard is hashed once, then the
@@ -65,6 +69,11 @@ def all_finite(path):
         if not all(math.isfinite(v) for v in values):
             return False
     return True
+
+def metrics_steps(run_dir, node):
+    """Train records of `node` written so far (0 while it has none)."""
+    paths = glob.glob(os.path.join(run_dir, node + "-*", "metrics.jsonl"))
+    return sum('"type":"train"' in l for l in open(paths[0])) if paths else 0
 
 def metrics_lines(run_dir):
     return sum(len(open(p, "rb").read().splitlines()) for p in glob.glob(os.path.join(run_dir, "*", "metrics.jsonl")))
@@ -169,6 +178,74 @@ elif scenario == "refuse":
         failures.append(f"a plan with a node named twice ran: exit {r.returncode}\n{r.stderr}")
     total = 3
 
+elif scenario == "run-dir-lock":
+    # A second run on a live run's directory exits at once naming the holder; the kernel
+    # frees the lock when the holder is killed, and the next run resumes. A recipe whose
+    # name maps to the same folder is refused unless --force.
+    import socket
+    d = os.path.join(work, "run")
+    first = subprocess.Popen([mixtape, "run", recipe, "--run-dir", d], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not glob.glob(os.path.join(d, "pretrain-*", "metrics.jsonl")):
+        time.sleep(0.05)
+    started = time.time()
+    r = run(["run", recipe, "--run-dir", d, "--quiet"])
+    holder = open(os.path.join(d, "lock")).read().strip()
+    if r.returncode != 1 or f"run directory {d} is locked by {socket.gethostname()}:" not in r.stderr or \
+            holder.split(":")[-1] not in r.stderr or time.time() - started > 10 or first.poll() is not None:
+        failures.append(f"a second run on a live run directory: exit {r.returncode}, first still running: "
+                        f"{first.poll() is None}\n{r.stderr[-1500:]}")
+    first.kill()
+    first.wait()
+    r = run(["run", recipe, "--run-dir", d])
+    if first.returncode != -signal.SIGKILL or r.returncode != 0 or "resuming from the checkpoint" not in r.stderr:
+        failures.append(f"after the holder was killed: exit {r.returncode}\n{r.stderr[-1500:]}")
+    other = os.path.join(work, "other.toml")
+    text = open(recipe).read()
+    name = re.search(r'^name = "([^"]*)"', text, re.M).group(1)
+    open(other, "w").write(text.replace(f'name = "{name}"', f'name = "{name}/other"', 1))
+    r = run(["run", other, "--run-dir", d, "--quiet"])
+    if r.returncode != 1 or f"run directory {d} holds the plan of recipe '{name}', not '{name}/other'" not in r.stderr:
+        failures.append(f"another recipe's run directory was taken over: exit {r.returncode}\n{r.stderr[-1500:]}")
+    r = run(["run", other, "--run-dir", d, "--quiet", "--force", "--node", "init"])
+    if r.returncode != 0 or json.load(open(os.path.join(d, "plan.json")))["recipe"] != f"{name}/other":
+        failures.append(f"--force did not run there: exit {r.returncode}\n{r.stderr[-1500:]}")
+    total = 4
+elif scenario == "sigterm":
+    # SIGTERM mid-training (one process, and a --nproc 2 launcher): the step finishes, a
+    # checkpoint is written at it, the exit status is 128 + 15, and the rerun resumes there
+    # and ends with the bytes of an uninterrupted run.
+    ref = os.path.join(work, "reference")
+    r = run(["run", recipe, "--run-dir", ref, "--quiet"])
+    if r.returncode != 0:
+        sys.exit("the reference run failed:\n" + r.stderr)
+    for nproc in (1, 2):
+        d = os.path.join(work, f"stopped-{nproc}")
+        p = subprocess.Popen([mixtape, "run", recipe, "--run-dir", d, "--nproc", str(nproc)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.time() + 120
+        while time.time() < deadline and metrics_steps(d, "pretrain") < 3:
+            time.sleep(0.02)
+        p.send_signal(signal.SIGTERM)
+        try:
+            _, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+        if nproc > 1 and "no process group for CPU tensors" in err:
+            print("--nproc 2: not tried, this build has no Gloo")
+            continue
+        m = re.search(r"stopped by SIGTERM after stage step (\d+), checkpoint written to (\S+);", err)
+        if p.returncode != 128 + signal.SIGTERM or not m or not os.path.exists(os.path.join(m.group(2), "state.json")):
+            failures.append(f"--nproc {nproc}: SIGTERM did not stop with a checkpoint: exit {p.returncode}\n{err[-2000:]}")
+            continue
+        r = run(["run", recipe, "--run-dir", d])
+        if r.returncode != 0 or f"resuming from the checkpoint at step {m.group(1)}" not in r.stderr:
+            failures.append(f"--nproc {nproc}: the rerun did not resume at step {m.group(1)}\n{r.stderr[-2000:]}")
+        elif outputs(d) != outputs(ref):
+            failures.append(f"--nproc {nproc}: stopped and resumed, the weights differ from the uninterrupted run")
+    total = 2
 elif scenario == "nan":
     bad = os.path.join(work, "diverge.toml")
     text = open(recipe).read().replace("peak = 3e-3", "peak = 1e12")

@@ -16,6 +16,7 @@
 #include "mixtape/rundir/RunDirLock.h"
 #include "mixtape/support/Files.h"
 #include "mixtape/support/Options.h"
+#include "mixtape/support/Signals.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -74,10 +75,11 @@ int execute(const plan::Plan &plan, const RunArgs &args) {
     return cli::Failure;
   }
   options.World = *world;
+  catchStopSignals();
   if (llvm::Error e = exec::executePlan(plan, options)) {
     std::string rank = world->Size > 1 ? llvm::formatv("rank {0} of {1}: ", world->Rank, world->Size).str() : "";
     llvm::errs() << "mixtape: error: " << rank << llvm::toString(std::move(e)) << "\n";
-    return cli::Failure;
+    return stopSignal() ? 128 + stopSignal() : cli::Failure; // as a shell reports a death by that signal
   }
   return cli::Success;
 }
@@ -136,7 +138,7 @@ int launch(llvm::StringRef planPath, const RunArgs &args) {
   options.Command.insert(options.Command.end(), {"--verify-data", args.VerifyData});
   if (llvm::Error e = dist::launchLocalWorkers(options, llvm::errs())) {
     llvm::errs() << "mixtape: error: " << llvm::toString(std::move(e)) << "\n";
-    return cli::Failure;
+    return stopSignal() ? 128 + stopSignal() : cli::Failure;
   }
   return cli::Success;
 }

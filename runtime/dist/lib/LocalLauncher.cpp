@@ -2,6 +2,7 @@
 #include "mixtape/dist/LocalLauncher.h"
 
 #include "mixtape/support/Error.h"
+#include "mixtape/support/Signals.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
@@ -72,6 +73,7 @@ bool failed(int status) { return !WIFEXITED(status) || WEXITSTATUS(status) != 0;
   if (::getppid() != launcher) // it died before prctl took effect
     ::_exit(127);
 #endif
+  ::setpgid(0, 0); // a terminal's Ctrl-C reaches the launcher alone, which passes it on once
   ::dup2(outputFd, STDOUT_FILENO);
   ::dup2(outputFd, STDERR_FILENO);
   ::execve(argv[0], argv, envp);
@@ -144,6 +146,8 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
     }
   };
   const pid_t launcher = ::getpid();
+  catchStopSignals();
+  bool passedOn = false;
   for (int r = 0; r < options.Nproc; ++r) {
     std::vector<std::string> env = environment;
     env.push_back("RANK=" + std::to_string(r));
@@ -204,6 +208,13 @@ llvm::Error mixtape::dist::launchLocalWorkers(const LaunchOptions &options, llvm
       }
     }
     ++look;
+    // Asked to stop: every worker finishes its step, checkpoints and exits 128 + signal.
+    if (int signal = stopSignal(); signal && !passedOn) {
+      passedOn = true;
+      for (Worker &w : workers)
+        if (!w.Exited)
+          ::kill(w.Pid, signal);
+    }
     for (Worker &w : workers) {
       if (w.Exited || ::waitpid(w.Pid, &w.Status, WNOHANG) != w.Pid)
         continue;

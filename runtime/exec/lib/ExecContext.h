@@ -35,6 +35,9 @@ struct ExecContext {
   bool Zero1 = false;
 
   std::string nodeDir(const plan::Node &node) const;
+  /// The signal that asked the run to stop (support/Signals.h), as rank 0 saw it, or 0;
+  /// every rank gets the same answer at the same point.
+  int stopRequested() const;
   const plan::Node &input(const plan::Node &node, size_t i = 0) const { return Plan->Nodes[node.Inputs[i].Index]; }
   /// The stream `name` of the plan, as the data layer opens it, starting at `cursor`.
   llvm::Expected<data::NodeStream> stream(llvm::StringRef name, uint64_t cursor) const;

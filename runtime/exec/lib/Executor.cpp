@@ -8,6 +8,7 @@
 #include "mixtape/rundir/RunDir.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/Signals.h"
 #include "mixtape/train/Numerics.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -58,6 +59,12 @@ static llvm::Expected<bool> rankZeroSays(ExecContext &ctx, bool mine) {
   }
 }
 
+int ExecContext::stopRequested() const {
+  if (Collectives->worldSize() == 1)
+    return stopSignal();
+  return static_cast<int>(Collectives->broadcastValue(stopSignal()));
+}
+
 llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions &options) {
   if (plan.Provisional) {
     std::string reasons;
@@ -102,6 +109,9 @@ llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions
   for (const plan::Node &n : plan.Nodes) {
     if (!options.Nodes.empty() && !llvm::is_contained(options.Nodes, n.Name))
       continue;
+    if (int stop = ctx.stopRequested())
+      return makeError(llvm::formatv("stopped by {0} before node '{1}'; run the same command again to go on",
+                                     signalName(stop), n.Name));
     auto nodeError = [&](llvm::Error e) { return prefixError("node '" + n.Name + "'", std::move(e)); };
     // In-loop eval points are not hashed: a done node's new ones come from what it retained.
     auto serveEvals = [&] {

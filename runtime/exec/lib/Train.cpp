@@ -20,6 +20,7 @@
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 #include "mixtape/support/Progress.h"
+#include "mixtape/support/Signals.h"
 #include "mixtape/train/AdamW.h"
 #include "mixtape/train/Numerics.h"
 
@@ -372,11 +373,16 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
     if (llvm::Error e = records.write(step + 1, *r))
       return e;
     progress.step(step + 1, *r, clock.stage(step + 1 - start->Step), records.skipped());
-    if (checkpointDue(train, clock, step + 1))
+    const int stop = step + 1 < last ? ctx.stopRequested() : 0; // the last step ends the node anyway
+    if (checkpointDue(train, clock, step + 1) || stop)
       if (llvm::Error e = (*sync)->saveOnRankZero(
               optimizer, llvm::formatv("saving the checkpoint at step {0}", step + 1).str(),
               [&] { return saveCheckpoint(step + 1); }))
         return e;
+    if (stop)
+      return makeError(llvm::formatv("stopped by {0} after stage step {1}, checkpoint written to {2}; run the same "
+                                     "command again to resume",
+                                     signalName(stop), step + 1, checkpoints.dirFor(step + 1)));
   }
   return (*sync)->saveOnRankZero(optimizer, "saving the trained model", [&]() -> llvm::Error {
     if (llvm::Error e = refuseNonFinite(last))
