@@ -51,7 +51,10 @@ DurableFile::~DurableFile() {
   if (!Temp)
     return;
   if (Out) {
-    Out->clear_error(); // the write error, if any, was not reported: the file is discarded
+    // The file is discarded: a write error (a full disk) goes unreported, and the stream is
+    // emptied first, since one that fails again in its destructor aborts the process.
+    Out->flush();
+    Out->clear_error();
     Out.reset();
   }
   llvm::consumeError(Temp->discard());

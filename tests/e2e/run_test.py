@@ -20,6 +20,8 @@
               losses in a second run directory
   sigterm  -- SIGTERM mid-training (one process, --nproc 2): the step ends, a checkpoint is
               written, exit 143; the rerun resumes there with the uninterrupted run's bytes
+  disk-full -- the run directory on tmpfs of 2.2-3.4 MB: exit 1 naming the file and the full
+              disk; with room again the rerun resumes to the bytes of a run that never failed
   run-dir-lock -- a second run on a live run's directory exits at once naming HOST:PID; killing
               the holder frees it; another recipe's directory is refused unless --force
   edited-shard -- a .bin edited in place at the same size after its manifest was written:
@@ -246,6 +248,39 @@ elif scenario == "sigterm":
         elif outputs(d) != outputs(ref):
             failures.append(f"--nproc {nproc}: stopped and resumed, the weights differ from the uninterrupted run")
     total = 2
+elif scenario == "disk-full":
+    # The run directory on a small tmpfs (a mount namespace of our own: no root needed where
+    # user namespaces are allowed): the run fails with exit 1 naming the file and the full
+    # disk, never an abort, nothing half-written taken as valid; with room again the rerun
+    # resumes and ends with the bytes of a run that never hit a full disk.
+    if os.environ.get("MIXTAPE_DISK_FULL_NS") != "1":
+        probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True)
+        if probe.returncode != 0:
+            print("skipped: no mount namespace here (unshare --user --mount failed)")
+            sys.exit(77)
+        sys.exit(subprocess.run(["unshare", "--user", "--map-root-user", "--mount", sys.executable, *sys.argv],
+                                env=dict(os.environ, MIXTAPE_DISK_FULL_NS="1")).returncode)
+    ref = os.path.join(work, "reference")
+    r = run(["run", recipe, "--run-dir", ref, "--quiet"])
+    if r.returncode != 0:
+        sys.exit("the reference run failed:\n" + r.stderr)
+    small = os.path.join(work, "small")
+    os.makedirs(small)
+    for size_kb in (2200, 2600, 3000, 3400):
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", small], check=True)
+        d = os.path.join(small, "run")
+        r = run(["run", recipe, "--run-dir", d, "--quiet"])
+        if r.returncode != 1 or "No space left on device" not in r.stderr or small not in r.stderr:
+            failures.append(f"{size_kb} KiB: not a clear error naming the file and the full disk: exit "
+                            f"{r.returncode}\n{r.stderr[-2000:]}")
+        subprocess.run(["mount", "-o", "remount,size=64m", small], check=True)
+        r = run(["run", recipe, "--run-dir", d, "--quiet"])
+        if r.returncode != 0:
+            failures.append(f"{size_kb} KiB: the rerun with room failed: exit {r.returncode}\n{r.stderr[-2000:]}")
+        elif outputs(d) != outputs(ref):
+            failures.append(f"{size_kb} KiB: the rerun's weights differ from a run that never hit a full disk")
+        subprocess.run(["umount", small], check=True)
+    total = 8
 elif scenario == "nan":
     bad = os.path.join(work, "diverge.toml")
     text = open(recipe).read().replace("peak = 3e-3", "peak = 1e12")

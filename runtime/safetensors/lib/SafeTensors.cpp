@@ -363,8 +363,10 @@ struct Writer::Impl {
   ~Impl() { close(); }
   /// Ends writing: the file is removed unless it was committed.
   void close() {
-    if (Out)
-      Out->clear_error(); // reported already, or the file is abandoned anyway
+    if (Out) { // reported already, or the file is abandoned anyway; emptied first, since a
+      Out->flush();     // stream that fails again in its destructor aborts the process
+      Out->clear_error();
+    }
     Out.reset();
     File.reset();
   }
