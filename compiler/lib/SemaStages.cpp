@@ -23,6 +23,9 @@ namespace {
 constexpr size_t kMaxVariants = 100000;
 /// Relative LR change at a stage edge that counts as a jump.
 constexpr double kLrJumpTolerance = 0.01;
+/// Above this, AdamW does not train a transformer: the loss or the gradients overflow
+/// within steps (LLMs train at 1e-5 to 1e-2).
+constexpr double kAbsurdPeakLR = 0.1;
 
 struct StageDecl {
   const Value *Table = nullptr;
@@ -572,8 +575,10 @@ private:
     resolveCheckpoint(eff, v, parent);
     if (d.After)
       ok &= resolveEdge(d, stage, v, parent);
-    if (ok)
+    if (ok) {
       checkEdgeLints(d, v, parent);
+      checkPeakLR(d, v);
+    }
     return ok;
   }
 
@@ -819,6 +824,19 @@ private:
                                "a rewarm, warmup(...) then ..., and a drop as a decay from {0} "
                                "(Ibrahim et al. 2024)",
                                shortNumber(before), shortNumber(after), parent->DisplayName)
+                     .str());
+  }
+
+  void checkPeakLR(const StageDecl &d, const StageVariant &v) {
+    double peak = 0;
+    for (const plan::Phase &p : v.LR.Phases)
+      peak = std::max({peak, p.From, p.To});
+    const Value *lrValue = lrValueOf(d, v);
+    if (peak > kAbsurdPeakLR && lrValue)
+      Ctx.report(DiagCode::LrPeak, lrValue->Range,
+                 llvm::formatv("the learning rate reaches {0}: AdamW trains language models at 1e-5 to 1e-2, and "
+                               "this one will diverge within steps",
+                               shortNumber(peak))
                      .str());
   }
 
