@@ -7,6 +7,7 @@
 
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
@@ -122,7 +123,16 @@ llvm::Error MetricsLog::open(llvm::StringRef path, std::optional<uint64_t> keepB
     if (!buffer)
       return fileError(path, "cannot read: " + buffer.getError().message());
     llvm::StringRef text = (*buffer)->getBuffer();
-    size = keepBytes ? std::min<uint64_t>(*keepBytes, text.size()) : text.size();
+    // A checkpoint's records end at a line's end; a shorter file lost some after it was
+    // written, and resuming would leave a gap in the log.
+    if (keepBytes && *keepBytes > 0 && (*keepBytes > text.size() || text[*keepBytes - 1] != '\n'))
+      return fileError(path, llvm::formatv("the checkpoint resumed from recorded {0} bytes of records, but the file "
+                                           "{1}; restore it, or remove the node's folder to train the node again",
+                                           *keepBytes,
+                                           *keepBytes > text.size()
+                                               ? llvm::formatv("holds {0}: records were lost", text.size()).str()
+                                               : std::string("has no line end there: it was changed")));
+    size = keepBytes ? *keepBytes : text.size();
     // Never keep a partial last line.
     size_t lastNewline = text.take_front(size).rfind('\n');
     size = lastNewline == llvm::StringRef::npos ? 0 : lastNewline + 1;

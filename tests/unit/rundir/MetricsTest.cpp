@@ -166,7 +166,7 @@ TEST(Metrics, ResumingCutsToTheCheckpointThenAppends) {
   }
   {
     MetricsLog resumed;
-    ASSERT_FALSE(bool(resumed.open(path, afterTwo + 5))); // 5 bytes into line 3: cut to line 2
+    ASSERT_FALSE(bool(resumed.open(path, afterTwo))); // line 3 goes
     EXPECT_EQ(resumed.size(), afterTwo);
     ASSERT_FALSE(bool(resumed.write(trainRecord(30))));
   }
@@ -175,6 +175,35 @@ TEST(Metrics, ResumingCutsToTheCheckpointThenAppends) {
   EXPECT_EQ(m.Train[2].Step, 30u);
   EXPECT_TRUE(m.Warnings.empty());
   EXPECT_EQ(fileText(path).size(), afterTwo + recordLine(trainRecord(30)).size() + 1);
+}
+
+// The size a checkpoint recorded must be there and end a line: a shorter or changed file
+// lost records after the checkpoint was written, and resuming would leave a gap.
+TEST(Metrics, ResumingFromAShorterFileIsAnError) {
+  test::TempDir dir;
+  std::string path = dir / "metrics.jsonl";
+  uint64_t afterTwo = 0;
+  {
+    MetricsLog log;
+    ASSERT_FALSE(bool(log.open(path)));
+    ASSERT_FALSE(bool(log.write(trainRecord(1))));
+    ASSERT_FALSE(bool(log.write(trainRecord(2))));
+    afterTwo = log.size();
+  }
+  const std::string text = fileText(path);
+  for (uint64_t keep : {afterTwo + 1, afterTwo - 3}) {
+    MetricsLog resumed;
+    llvm::Error e = resumed.open(path, keep);
+    ASSERT_TRUE(bool(e)) << keep;
+    std::string error = llvm::toString(std::move(e));
+    EXPECT_EQ(error.find(path + ": the checkpoint resumed from recorded " + std::to_string(keep) +
+                         " bytes of records, but the file " +
+                         (keep > afterTwo ? "holds " + std::to_string(afterTwo) + ": records were lost"
+                                          : std::string("has no line end there: it was changed"))),
+              0u)
+        << error;
+    EXPECT_EQ(fileText(path), text); // nothing cut
+  }
 }
 
 // A full disk fails the write, naming the file, instead of losing records silently.
