@@ -1,7 +1,8 @@
 //===- PlanLints.cpp - lints that need the lowered plan and its data ------===//
 //
-// Epochs past 4 (Muennighoff et al. 2023), and eval splits that share documents with
-// training. (Empty filters are reported where the streams are lowered.)
+// Epochs past 4 (Muennighoff et al. 2023), eval splits that share documents with training,
+// and long train nodes without checkpoints. (Empty filters are reported where the streams
+// are lowered.)
 //
 //===----------------------------------------------------------------------===//
 #include "Lowering.h"
@@ -13,7 +14,22 @@
 using namespace mixtape;
 using namespace mixtape::lower;
 
+/// A train node longer than this by the cost model loses too much to a kill, a preemption
+/// or a time limit without checkpoints.
+constexpr double kCheckpointlessMinutes = 10;
+
 void Lowering::planLints() {
+  for (const plan::Node &n : Result.Nodes)
+    if (const plan::TrainNode *t = n.train(); t && !t->Exec.CheckpointEvery) {
+      const double minutes = t->Ledger.GpuHours * 60;
+      if (minutes > kCheckpointlessMinutes)
+        Diags.reportFile(DiagCode::NoCheckpoint, File,
+                         llvm::formatv("'{0}' trains about {1:f0} GPU-minutes by the cost model and writes no "
+                                       "checkpoint: a kill, a preemption or a time limit loses all of it; give stage "
+                                       "'{2}' checkpoint = {{ every = \"...\" }",
+                                       n.Name, minutes, t->Exec.Stage)
+                             .str());
+    }
   std::map<std::string, std::pair<double, std::string>> worst;
   for (const plan::Node &n : Result.Nodes)
     if (const plan::TrainNode *t = n.train())

@@ -386,6 +386,32 @@ TEST(Plan, DataAwareLints) {
   EXPECT_NE(out.find("3 documents of 'a.val' are also in the training data of 'b'"), std::string::npos) << out;
 }
 
+// A long node without checkpoints loses everything to a kill: hours of a 118M model (6 *
+// parameters * 4Gi tokens at the default cost model) warn; the short anneal does not.
+TEST(Plan, ALongNodeWithoutCheckpointsIsAWarning) {
+  std::string recipe = branchRecipe("1Mi", "3e-4", "1Mi", "");
+  auto put = [&](const std::string &from, const std::string &to) { recipe.replace(recipe.find(from), from.size(), to); };
+  put("layers = 2\nd_model = 64", "layers = 12\nd_model = 768");
+  put("tokens = \"4Mi\"", "tokens = \"4Gi\"");
+  put("checkpoint = { every = \"1Mi\" }\n", "");
+  FakeCatalog big;
+  big.TrainTokens = 64ull << 30;
+  auto p = planText(recipe, big);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  std::string out = p->printed();
+  const std::string warning = "'base@";
+  ASSERT_NE(out.find(warning), std::string::npos) << out;
+  EXPECT_NE(out.find(" GPU-minutes by the cost model and writes no checkpoint: a kill, a preemption or a time limit "
+                     "loses all of it; give stage 'base' checkpoint = { every = \"...\" } [no-checkpoint]"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("'anneal"), std::string::npos) << out;
+  put("[[stage]]\nname = \"anneal\"", "checkpoint = { every = \"1Gi\" }\n[[stage]]\nname = \"anneal\"");
+  auto checkpointed = planText(recipe, big);
+  ASSERT_TRUE(checkpointed->Plan) << checkpointed->printed();
+  EXPECT_EQ(checkpointed->printed().find("no-checkpoint"), std::string::npos) << checkpointed->printed();
+}
+
 TEST(Plan, AFilterThatKeepsNothingIsAnErrorAtTheFilter) {
   std::string recipe = branchRecipe("1Mi", "3e-4", "1Mi", "");
   std::string b = "[streams.b]\nshards = \"synth:code\"";
