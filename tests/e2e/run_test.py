@@ -190,7 +190,7 @@ elif scenario == "run-dir-lock":
                              stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120
     while time.time() < deadline and not glob.glob(os.path.join(d, "pretrain-*", "metrics.jsonl")):
-        time.sleep(0.05)
+        time.sleep(0.02)
     started = time.time()
     r = run(["run", recipe, "--run-dir", d, "--quiet"])
     holder = open(os.path.join(d, "lock")).read().strip()
@@ -201,7 +201,8 @@ elif scenario == "run-dir-lock":
     first.kill()
     first.wait()
     r = run(["run", recipe, "--run-dir", d])
-    if first.returncode != -signal.SIGKILL or r.returncode != 0 or "resuming from the checkpoint" not in r.stderr:
+    # (Where it resumes depends on how far the holder got; e2e/resume checks resuming.)
+    if first.returncode != -signal.SIGKILL or r.returncode != 0 or "is locked" in r.stderr:
         failures.append(f"after the holder was killed: exit {r.returncode}\n{r.stderr[-1500:]}")
     other = os.path.join(work, "other.toml")
     text = open(recipe).read()
