@@ -3,9 +3,8 @@
 
 #include "mixtape/support/Error.h"
 
-/// The byte where nesting first goes deeper than kMaxJSONDepth, counting the brackets
-/// outside strings; npos if it never does.
-static size_t tooDeepAt(llvm::StringRef text) {
+void mixtape::walkJSONStructure(llvm::StringRef text,
+                                llvm::function_ref<bool(size_t offset, char c, size_t depth)> visit) {
   size_t depth = 0;
   bool inString = false;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -15,16 +14,28 @@ static size_t tooDeepAt(llvm::StringRef text) {
         ++i;
       else if (c == '"')
         inString = false;
-    } else if (c == '"') {
-      inString = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > mixtape::kMaxJSONDepth)
-        return i;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
+      continue;
     }
+    if (c == '"')
+      inString = true;
+    else if (c == '[' || c == '{')
+      ++depth;
+    else if ((c == ']' || c == '}') && depth > 0)
+      --depth;
+    if (!visit(i, c, depth))
+      return;
   }
-  return llvm::StringRef::npos;
+}
+
+/// The byte where nesting first goes deeper than kMaxJSONDepth; npos if it never does.
+static size_t tooDeepAt(llvm::StringRef text) {
+  size_t at = llvm::StringRef::npos;
+  mixtape::walkJSONStructure(text, [&](size_t i, char c, size_t depth) {
+    if ((c == '[' || c == '{') && depth > mixtape::kMaxJSONDepth)
+      at = i;
+    return at == llvm::StringRef::npos;
+  });
+  return at;
 }
 
 llvm::Expected<llvm::json::Value> mixtape::parseJSON(llvm::StringRef text, const llvm::Twine &file, uint64_t base) {

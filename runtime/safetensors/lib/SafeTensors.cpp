@@ -37,29 +37,19 @@ constexpr DTypeEntry DTypes[] = {
 /// The keys of the outermost object of a JSON text, duplicates counted: llvm::json::parse
 /// keeps the last of duplicate keys silently, which the format forbids.
 size_t topLevelKeys(llvm::StringRef json) {
-  size_t keys = 0, depth = 0;
-  bool inString = false, keyExpected = false;
-  for (size_t i = 0; i < json.size(); ++i) {
-    char c = json[i];
-    if (inString) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        inString = false;
-    } else if (c == '"') {
-      inString = true;
-      if (depth == 1 && keyExpected) {
-        ++keys;
-        keyExpected = false;
-      }
+  size_t keys = 0;
+  bool keyExpected = false;
+  mixtape::walkJSONStructure(json, [&](size_t, char c, size_t depth) {
+    if (c == '"' && depth == 1 && keyExpected) {
+      ++keys;
+      keyExpected = false;
     } else if (c == '[' || c == '{') {
-      keyExpected = ++depth == 1;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
+      keyExpected = depth == 1;
     } else if (c == ',' && depth == 1) {
       keyExpected = true;
     }
-  }
+    return true;
+  });
   return keys;
 }
 

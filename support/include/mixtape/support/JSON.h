@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/Error.h"
@@ -26,5 +27,11 @@ constexpr size_t kMaxJSONDepth = 512;
 /// byte: "<file>: byte <N>: invalid JSON: <what>" or "<file>: byte <N>: JSON nested deeper
 /// than 512 levels".
 llvm::Expected<llvm::json::Value> parseJSON(llvm::StringRef text, const llvm::Twine &file, uint64_t base = 0);
+
+/// Calls `visit(offset, c, depth)` for every byte of `text` outside strings and for the
+/// opening quote of each string, with the nesting depth after that byte (an opening bracket
+/// counts itself, a closing one is gone); `visit` returns false to stop. Scans JSON that is
+/// not parsed yet, without recursion.
+void walkJSONStructure(llvm::StringRef text, llvm::function_ref<bool(size_t offset, char c, size_t depth)> visit);
 
 } // namespace mixtape
