@@ -88,6 +88,8 @@ public:
   template <typename T> void fields(const T &s) {
     visitFields(s, [&](const char *key, const auto &member, Role role) {
       using M = std::decay_t<decltype(member)>;
+      if (Identities && role == Role::Location)
+        return;
       if constexpr (IsOptional<M>::value) {
         if (member)
           Out.attributeBegin(key), write(*member, role), Out.attributeEnd();

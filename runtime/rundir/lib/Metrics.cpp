@@ -61,6 +61,13 @@ void where(json::OStream &out, const std::string &node, const std::optional<std:
 
 } // namespace
 
+llvm::ArrayRef<llvm::StringLiteral> mixtape::rundir::taskMetrics(plan::TaskKind kind) {
+  static constexpr llvm::StringLiteral Choice[] = {"acc", "acc_norm"}, Generate[] = {"exact_match", "contains"};
+  if (kind == plan::TaskKind::Choice)
+    return Choice;
+  return Generate;
+}
+
 llvm::StringRef mixtape::rundir::nonFiniteName(double value) {
   return std::isnan(value) ? "NaN" : value > 0 ? "inf" : "-inf";
 }
@@ -91,6 +98,20 @@ std::string mixtape::rundir::recordLine(const Record &record) {
         out.attribute("nonfinite_loss", r->NonFiniteLoss);
       }
       out.attribute("skipped_steps", r->SkippedSteps);
+    } else if (const auto *t = std::get_if<TaskRecord>(&record)) {
+      out.attribute("type", "eval");
+      out.attribute("eval", t->Eval);
+      out.attribute("point", t->Final ? "final" : "during");
+      where(out, t->Node, t->Stage, 0, false, t->StageTokens, t->ChainTokens);
+      out.attribute("task", t->Task);
+      out.attribute("kind", plan::enumName(t->Kind));
+      for (llvm::StringRef metric : taskMetrics(t->Kind))
+        for (std::string key : {metric.str(), metric.str() + "_stderr"})
+          if (auto it = t->Scores.find(key); it != t->Scores.end())
+            number(out, key, it->second);
+      out.attribute("items", t->Items);
+      if (t->FromCheckpoint)
+        out.attribute("from_checkpoint", true);
     } else {
       const EvalRecord &e = std::get<EvalRecord>(record);
       out.attribute("type", "eval");
@@ -334,6 +355,30 @@ llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm
       if (llvm::Error error = read.takeError())
         return error;
       metrics.Skips.push_back(std::move(r));
+    } else if (*type == "eval" && read.has("task")) {
+      TaskRecord r;
+      r.Node = read.string("node");
+      r.Eval = read.string("eval");
+      std::string point = read.string("point");
+      r.Stage = read.stringOrNull("stage");
+      r.StageTokens = read.count("stage_tokens");
+      r.ChainTokens = read.count("chain_tokens");
+      r.Task = read.string("task");
+      std::optional<plan::TaskKind> kind = plan::enumFromName<plan::TaskKind>(read.string("kind"));
+      if (!kind)
+        read.fail("kind", "\"choice\" or \"generate\"");
+      for (llvm::StringRef metric : taskMetrics(kind.value_or(plan::TaskKind::Choice)))
+        for (std::string key : {metric.str(), metric.str() + "_stderr"})
+          r.Scores[key] = read.number(key);
+      r.Items = read.count("items");
+      r.FromCheckpoint = record->getBoolean("from_checkpoint").getValueOr(false);
+      if (point != "during" && point != "final")
+        read.fail("point", "\"during\" or \"final\"");
+      if (llvm::Error error = read.takeError())
+        return error;
+      r.Kind = *kind;
+      r.Final = point == "final";
+      metrics.Tasks.push_back(std::move(r));
     } else if (*type == "eval") {
       EvalRecord r;
       r.Node = read.string("node");

@@ -33,7 +33,9 @@ struct SemanticsVersions {
   static constexpr uint64_t Init = 1, Train = 1, Eval = 1, Merge = 3;
 };
 
-enum class Role { Plain, StreamNames };
+/// How a field enters the node hash: as written, stream names as their identities, or
+/// not at all (a file's location, where its content is hashed).
+enum class Role { Plain, StreamNames, Location };
 
 #define PLAN_ENUM(TYPE, DOC) enum class TYPE {
 #define PLAN_CASE(TYPE, CASE, NAME) CASE,
@@ -94,6 +96,7 @@ using StreamCounts = std::map<std::string, uint64_t>;
 using StreamEpochs = std::map<std::string, double>;
 using DuringEvals = std::map<std::string, DuringEval>;
 using StreamTable = std::map<std::string, Stream>;
+using TaskTable = std::map<std::string, Task>;
 using VariantLedgers = std::map<std::string, VariantLedger>;
 
 /// Optional fields are std::optional: absent from the JSON when unset.

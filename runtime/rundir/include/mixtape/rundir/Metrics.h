@@ -45,7 +45,7 @@ struct SkipRecord {
   uint64_t SkippedSteps = 0;
 };
 
-/// "eval": one (stream, split) of one eval of one model.
+/// "eval" with a "stream": one (stream, split) of one eval of one model.
 struct EvalRecord {
   /// The model evaluated: a train node for in-loop points, input 0 of the eval node for
   /// final ones.
@@ -60,7 +60,24 @@ struct EvalRecord {
   bool FromCheckpoint = false;      ///< served later from retained weights
 };
 
-using Record = std::variant<TrainRecord, SkipRecord, EvalRecord>;
+/// "eval" with a "task": one downstream task of one eval of one model (docs/tasks.md).
+struct TaskRecord {
+  std::string Node, Eval, Task; ///< Node as in EvalRecord
+  bool Final = false;
+  std::optional<std::string> Stage;
+  uint64_t StageTokens = 0, ChainTokens = 0;
+  plan::TaskKind Kind = plan::TaskKind::Choice;
+  uint64_t Items = 0;
+  /// taskMetrics(Kind), each with its standard error under "<metric>_stderr": fractions.
+  std::map<std::string, double> Scores;
+  bool FromCheckpoint = false;
+};
+
+/// The metrics a task kind reports: choice "acc", "acc_norm"; generate "exact_match",
+/// "contains".
+llvm::ArrayRef<llvm::StringLiteral> taskMetrics(plan::TaskKind kind);
+
+using Record = std::variant<TrainRecord, SkipRecord, EvalRecord, TaskRecord>;
 
 /// A record as its line of metrics.jsonl (without the newline).
 std::string recordLine(const Record &record);
@@ -93,6 +110,7 @@ struct Metrics {
   std::vector<TrainRecord> Train;
   std::vector<SkipRecord> Skips;
   std::vector<EvalRecord> Evals;
+  std::vector<TaskRecord> Tasks;
   /// "file:line: message" for a skipped truncated last line.
   std::vector<std::string> Warnings;
 };
