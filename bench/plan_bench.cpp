@@ -44,6 +44,9 @@ public:
   llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef) override {
     return std::optional<uint64_t>();
   }
+  llvm::Expected<std::optional<plan::TaskStats>> taskStats(const plan::Plan &, const plan::Task &) override {
+    return std::optional<plan::TaskStats>();
+  }
 };
 
 std::string generateRecipe() {

@@ -269,11 +269,43 @@ void Lowering::lowerAblations() {
   }
 }
 
+const plan::Task *Lowering::lowerTask(const std::string &name) {
+  if (auto it = Tasks.find(name); it != Tasks.end())
+    return it->second ? &*it->second : nullptr;
+  std::optional<plan::Task> &lowered = Tasks[name];
+  plan::Task task = Recipe.Tasks.at(name);
+  llvm::Expected<std::optional<plan::TaskStats>> stats = Env.taskStats(Result, task);
+  if (!stats) {
+    error(DiagCode::DataError, "task '" + name + "': " + llvm::toString(stats.takeError()));
+    return nullptr;
+  }
+  if (*stats) {
+    task.Fingerprint = (*stats)->Fingerprint;
+    task.Items = (*stats)->Items;
+    task.Tokens = (*stats)->Tokens;
+  } else {
+    provisional("task '" + name + "': no item file at '" + recipePath(task.Path) + "'");
+  }
+  lowered = std::move(task);
+  return &*lowered;
+}
+
 void Lowering::lowerEvals() {
   for (const EvalSpec &e : Recipe.Evals) {
     std::vector<std::string> used;
     for (const plan::EvalSplit &split : e.Splits)
       used.push_back(split.Stream);
+    // Each task once, with what its files hold; a task without its file makes the plan
+    // provisional, and so every node that scores it.
+    std::optional<plan::TaskTable> tasks;
+    bool tasksProvisional = false;
+    for (const std::string &name : e.Tasks)
+      if (const plan::Task *t = lowerTask(name)) {
+        if (!tasks)
+          tasks.emplace();
+        (*tasks)[name] = *t;
+        tasksProvisional |= !t->Fingerprint;
+      }
     std::vector<size_t> models;
     for (const ModelRef &r : e.On) {
       if (r.Kind == ModelRef::Ablation)
@@ -285,9 +317,11 @@ void Lowering::lowerEvals() {
       plan::EvalNode eval;
       eval.Settings.Splits = e.Splits;
       eval.Settings.MaxTokens = e.MaxTokens;
+      eval.Settings.Tasks = tasks;
       eval.Exec.ChainTokens = tokensThrough(model);
       plan::Node n = plan::makeNode(e.Name + "@" + Result.Nodes[model].Name, std::move(eval));
       n.Inputs = {plan::NodeRef{model}};
+      n.Provisional = tasksProvisional;
       addNode(std::move(n), used);
     }
     if (!e.DuringEvery)
@@ -298,7 +332,7 @@ void Lowering::lowerEvals() {
       if (!t)
         continue;
       const uint64_t perStep = plan::tokensPerStep(t->Settings);
-      plan::DuringEval during{e.Splits, e.MaxTokens, {}};
+      plan::DuringEval during{e.Splits, e.MaxTokens, tasks, {}};
       for (uint64_t tokens = 0; tokens < t->Settings.Steps.End * perStep; tokens += e.DuringEvery)
         if (tokens >= t->Settings.Steps.Begin * perStep && (tokens > 0 || t->Exec.StageStart))
           during.StageTokens.push_back(tokens);

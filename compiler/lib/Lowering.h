@@ -94,6 +94,10 @@ public:
   void lowerMerges();
   void lowerAblations();
   void lowerEvals();
+  /// Tasks as the plan holds them, by name: nullopt after an error (reported once).
+  std::map<std::string, std::optional<plan::Task>> Tasks;
+  /// The task `name` with its files' fingerprint, items and tokens; null after an error.
+  const plan::Task *lowerTask(const std::string &name);
   size_t finalNode(const ModelRef &ref);
 
   // Plan lints (PlanLints.cpp): epochs, leakage.

@@ -61,6 +61,7 @@ llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
   case ValueType::OptimizerEdge: return planNames<plan::OptimizerStart>();
   case ValueType::OnNonFinite: return planNames<plan::NonFiniteAction>();
   case ValueType::MergeMethod: return planNames<plan::MergeMethod>();
+  case ValueType::TaskKind: return planNames<plan::TaskKind>();
   default: return {};
   }
 }
@@ -102,6 +103,7 @@ std::string mixtape::describeType(ValueType type) {
   case ValueType::Tokenizer: return "\"bytes\" or \"hf:PATH\"";
   case ValueType::CodeList: return "a list of diagnostic codes";
   case ValueType::NameList: return "a list of names";
+  case ValueType::Texts: return "a list of strings";
   case ValueType::EvalStreams: return "a list of splits such as [\"web.val\"]";
   case ValueType::SweepKey: return "a setting path such as \"adapt.mix\"";
   case ValueType::Labels: return "a table of labelled values";
@@ -149,6 +151,7 @@ static bool acceptsKind(ValueType type, const Value &v) {
   case ValueType::Fraction: return v.Kind == ValueKind::String || v.isNumber();
   case ValueType::CodeList:
   case ValueType::NameList:
+  case ValueType::Texts:
   case ValueType::EvalStreams: return isStringArray(v);
   case ValueType::ModelRefs: return v.Kind == ValueKind::String || isStringArray(v);
   case ValueType::Combine: return v.Kind == ValueKind::String || v.Kind == ValueKind::Array;

@@ -411,6 +411,71 @@ static llvm::SMRange fromRange(const Field *stream) {
   return from ? from->Range : stream->KeyRange;
 }
 
+void sema::checkTasks(Context &ctx) {
+  const Value *tasks = ctx.Root.get("tasks");
+  if (!tasks || tasks->Kind != ValueKind::Table)
+    return;
+  for (const Field &f : tasks->Fields) {
+    if (f.Value->Kind != ValueKind::Table)
+      continue;
+    const Value &t = *f.Value;
+    plan::Task task;
+    task.Shots = defaults::Shots;
+    task.FewshotSeed = defaults::FewshotSeed;
+    task.MaxNewTokens = defaults::MaxNewTokens;
+    task.TargetDelimiter = " ";
+    task.FewshotDelimiter = "\n\n";
+    // The schema checked types and the kind's name.
+    if (const Value *v = t.get("path")) {
+      task.Path = v->String;
+      if (llvm::StringRef(v->String).trim().empty())
+        ctx.report(DiagCode::BadValue, v->Range, "path is blank: name the task's item file (JSON Lines)");
+    }
+    if (const Value *v = t.get("kind"))
+      task.Kind = plan::enumFromName<plan::TaskKind>(v->String).value_or(plan::TaskKind::Choice);
+    auto count = [&](const char *key, uint64_t &out) {
+      if (const Value *v = t.get(key); v && v->Kind == ValueKind::Integer) {
+        if (v->Integer < 0)
+          ctx.report(DiagCode::BadValue, v->Range, llvm::formatv("{0} must not be negative", key).str());
+        else
+          out = static_cast<uint64_t>(v->Integer);
+      }
+    };
+    count("shots", task.Shots);
+    count("fewshot_seed", task.FewshotSeed);
+    count("max_new_tokens", task.MaxNewTokens);
+    count("limit", task.Limit);
+    if (const Value *v = t.get("fewshot"))
+      task.Fewshot = v->String;
+    if (const Value *v = t.get("fewshot"); v && !task.Shots)
+      ctx.report(DiagCode::BadValue, v->Range, "a few-shot file without shots: set shots = N");
+    if (const Value *v = t.get("target_delimiter"))
+      task.TargetDelimiter = v->String;
+    if (const Value *v = t.get("fewshot_delimiter"))
+      task.FewshotDelimiter = v->String;
+    // lm-eval-harness's default stop: the few-shot delimiter, where the next example would start.
+    task.Until = {task.FewshotDelimiter};
+    if (const Value *v = t.get("until"); v && v->Kind == ValueKind::Array) {
+      task.Until.clear();
+      for (const auto &item : v->Items) {
+        if (item->String.empty())
+          ctx.report(DiagCode::BadValue, item->Range, "an empty stop string would stop before the first token");
+        task.Until.push_back(item->String);
+      }
+    }
+    if (task.Kind == plan::TaskKind::Choice)
+      for (const char *key : {"until", "max_new_tokens"})
+        if (const Value *v = t.get(key))
+          ctx.report(DiagCode::BadValue, v->Range,
+                     llvm::formatv("'{0}' is for kind = \"generate\"; a choice task scores its choices", key).str());
+    if (task.Kind == plan::TaskKind::Choice) {
+      task.Until.clear();
+      task.MaxNewTokens = 0;
+    }
+    ctx.Recipe.Tasks[f.Key] = std::move(task);
+  }
+}
+
 void sema::checkStreams(Context &ctx) {
   const Value *streams = ctx.Root.get("streams");
   if (!streams || streams->Kind != ValueKind::Table)
@@ -570,6 +635,7 @@ std::unique_ptr<CheckedRecipe> mixtape::checkRecipe(const Value &root, Diagnosti
   }
   checkModel(ctx);
   checkStreams(ctx);
+  checkTasks(ctx);
   checkStages(ctx);
   checkModelUsers(ctx);
   if (diags.errorCount())

@@ -63,6 +63,8 @@ private:
 // The passes, in the order checkRecipe runs them.
 void checkModel(Context &ctx);
 void checkStreams(Context &ctx);
+/// [tasks.NAME] into CheckedRecipe::Tasks, defaults filled in.
+void checkTasks(Context &ctx);
 void checkStages(Context &ctx);     // sweeps, stages and their variants
 void checkModelUsers(Context &ctx); // merges, ablations, evals
 

@@ -549,6 +549,24 @@ private:
         }
         spec.Splits.push_back({name.str(), split == "val" ? plan::SplitKind::Val : plan::SplitKind::Train});
       }
+    if (const Value *tasks = e.get("tasks"); tasks && tasks->Kind == ValueKind::Array) {
+      std::vector<std::string> known;
+      for (const auto &[name, task] : Recipe.Tasks)
+        known.push_back(name);
+      for (const auto &item : tasks->Items) {
+        if (!Recipe.Tasks.count(item->String)) {
+          Diagnostic *d = Ctx.report(DiagCode::UnknownRef, item->Range,
+                                     "unknown task '" + item->String + "': define it as [tasks." + item->String + "]");
+          Ctx.suggest(d, item->String, known, item->Range);
+        } else if (llvm::is_contained(spec.Tasks, item->String)) {
+          Ctx.report(DiagCode::DuplicateName, item->Range, "task '" + item->String + "' is listed twice");
+        } else {
+          spec.Tasks.push_back(item->String);
+        }
+      }
+    }
+    if (!e.get("streams") && !e.get("tasks"))
+      Ctx.report(DiagCode::MissingKey, e.Range, "an eval needs 'streams' (splits to score) or 'tasks', or both");
     if (const Value *m = e.get("max_tokens"))
       if (auto q = Ctx.quantity(*m, {Dim::Tokens}, Dim::Tokens, "a number of tokens such as \"5M\""))
         spec.MaxTokens = Ctx.count(*m, *q, "max_tokens").value_or(0);

@@ -87,7 +87,8 @@ static int synthMain(llvm::ArrayRef<llvm::StringRef> args) {
   std::string out;
   data::SynthOptions synth;
   OptionParser options("mixtape data synth", "",
-                       "Writes the embedded synthetic corpus: DIR/<domain>.{bin,idx,meta,manifest.json}.");
+                       "Writes the embedded synthetic corpus: DIR/<domain>.{bin,idx,meta,manifest.json}, and its "
+                       "downstream tasks: DIR/tasks/{facts-choice,facts-qa,arith}.jsonl.");
   options.value("--out", "DIR", out, "where to write it")
       .required()
       .integer("--seed", "N", synth.Seed, 0, UINT64_MAX, "the corpus's seed (default 0)")
@@ -113,6 +114,19 @@ static int synthMain(llvm::ArrayRef<llvm::StringRef> args) {
     llvm::StringRef bin = m.Files.front().Name;
     llvm::outs() << llvm::left_justify(bin.drop_back(4), 6) << " " << m.Documents << " documents, " << m.Tokens
                  << " tokens -> " << joinPath(out, bin.drop_back(4)) << "\n";
+  }
+  const std::string tasks = joinPath(out, "tasks");
+  if (std::error_code ec = llvm::sys::fs::create_directories(tasks))
+    return fail(fileError(tasks, "cannot create the directory: " + ec.message()));
+  for (llvm::StringRef name : data::synthTaskNames()) {
+    llvm::Expected<std::string> items = data::synthTask(name, synth.Seed);
+    if (!items)
+      return fail(items.takeError());
+    const std::string file = joinPath(tasks, name.str() + ".jsonl");
+    if (llvm::Error e = writeFileDurably(file, *items))
+      return fail(std::move(e));
+    llvm::outs() << llvm::left_justify(name, 12) << " " << llvm::StringRef(*items).count('\n') << " items -> " << file
+                 << "\n";
   }
   return Success;
 }

@@ -1,5 +1,6 @@
 //===- ShardCatalog.cpp ---------------------------------------------------===//
 #include "mixtape/data/ShardCatalog.h"
+#include "mixtape/data/Tasks.h"
 
 #include "mixtape/data/BpeTokenizer.h"
 #include "mixtape/model/Checkpoint.h"
@@ -208,4 +209,23 @@ llvm::Expected<std::optional<uint64_t>> ShardCatalog::tokenizerVocabulary(llvm::
   if (!vocabulary)
     return vocabulary.takeError();
   return std::optional<uint64_t>(*vocabulary);
+}
+
+llvm::Expected<std::optional<plan::TaskStats>> ShardCatalog::taskStats(const plan::Plan &plan, const plan::Task &task) {
+  if (!llvm::sys::fs::exists(plan::resolvePath(plan.RecipeDir, task.Path)))
+    return std::nullopt;
+  llvm::Expected<TaskFiles> files = readTaskFiles(task, plan.RecipeDir);
+  if (!files)
+    return files.takeError();
+  llvm::Expected<std::unique_ptr<Tokenizer>> tokenizer = modelTokenizer(plan);
+  if (!tokenizer)
+    return tokenizer.takeError();
+  llvm::Expected<std::string> fingerprint = taskFingerprint(task, plan.RecipeDir);
+  if (!fingerprint)
+    return fingerprint.takeError();
+  plan::TaskStats stats;
+  stats.Fingerprint = std::move(*fingerprint);
+  stats.Items = files->Items.size();
+  stats.Tokens = taskTokens(task, *files, **tokenizer, plan.Model.MaxPositions);
+  return std::optional<plan::TaskStats>(std::move(stats));
 }

@@ -10,6 +10,7 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/JSON.h"
 
 #include <xxhash.h>
 
@@ -308,6 +309,64 @@ static std::string facts(SplitMix64 &rng, const std::vector<Fact> &kb, std::stri
       text += statement(kb[4 * entity + rng.below(4)], style) + "\n";
   }
   return text;
+}
+
+//===----------------------------------------------------------------------===//
+// Downstream tasks over the same knowledge
+//===----------------------------------------------------------------------===//
+
+static const llvm::StringRef kTaskNames[] = {"facts-choice", "facts-qa", "arith"};
+
+llvm::ArrayRef<llvm::StringRef> mixtape::data::synthTaskNames() { return kTaskNames; }
+
+/// The corpus's "qa" statement of `f`, split into the question and the answer after "A: ".
+static std::pair<std::string, std::string> question(const Fact &f) {
+  const std::string qa = statement(f, 2);
+  auto [q, a] = llvm::StringRef(qa).split("\nA: ");
+  return {q.str() + "\nA:", a.drop_back().str()}; // the answer without its final "."
+}
+
+llvm::Expected<std::string> mixtape::data::synthTask(llvm::StringRef name, uint64_t seed) {
+  if (!llvm::is_contained(kTaskNames, name))
+    return makeError("unknown synthetic task '" + name + "' (" + llvm::join(std::begin(kTaskNames), std::end(kTaskNames), ", ") + ")");
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  SplitMix64 rng(mixSeed(seed, XXH3_64bits(name.data(), name.size())));
+  if (name == "arith") {
+    for (int i = 0; i < 200; ++i) {
+      int64_t a = rng.between(0, 99), b = rng.between(0, 99);
+      const bool add = rng.chance(0.5);
+      if (!add && a < b)
+        std::swap(a, b);
+      const std::string context = std::to_string(a) + (add ? " + " : " - ") + std::to_string(b) + " =";
+      os << llvm::json::Value(llvm::json::Object{{"context", context}, {"answer", std::to_string(add ? a + b : a - b)}})
+         << "\n";
+    }
+    return out;
+  }
+  const std::vector<Fact> kb = knowledgeBase(seed);
+  for (const Fact &f : kb) {
+    auto [context, answer] = question(f);
+    if (name == "facts-qa") {
+      os << llvm::json::Value(llvm::json::Object{{"context", context}, {"answer", answer}}) << "\n";
+      continue;
+    }
+    // Three other values of the same attribute, in a seeded order with the true one.
+    std::vector<std::string> choices{answer};
+    std::vector<size_t> others;
+    for (size_t i = 0; i < kb.size(); ++i)
+      if (kb[i].Attribute == f.Attribute && question(kb[i]).second != answer &&
+          llvm::none_of(others, [&](size_t o) { return kb[o].Value == kb[i].Value; }))
+        others.push_back(i);
+    for (size_t k = 0; k < 3 && k < others.size(); ++k) {
+      std::swap(others[k], others[k + rng.below(others.size() - k)]);
+      choices.push_back(question(kb[others[k]]).second);
+    }
+    const size_t gold = rng.below(choices.size());
+    std::swap(choices[0], choices[gold]);
+    os << llvm::json::Value(llvm::json::Object{{"context", context}, {"choices", choices}, {"gold", gold}}) << "\n";
+  }
+  return out;
 }
 
 //===----------------------------------------------------------------------===//

@@ -81,6 +81,18 @@ llvm::Error mixtape::exec::evaluate(ExecContext &ctx, const model::Model &m, con
   return llvm::Error::success();
 }
 
+rundir::TaskRecord mixtape::exec::taskRecordAt(const rundir::EvalRecord &point) {
+  rundir::TaskRecord r;
+  r.Node = point.Node;
+  r.Eval = point.Eval;
+  r.Final = point.Final;
+  r.Stage = point.Stage;
+  r.StageTokens = point.StageTokens;
+  r.ChainTokens = point.ChainTokens;
+  r.FromCheckpoint = point.FromCheckpoint;
+  return r;
+}
+
 llvm::Error mixtape::exec::runEval(ExecContext &ctx, const plan::Node &node, const plan::EvalNode &eval) {
   const plan::Node &input = ctx.input(node);
   // A merged model takes the settings of its base, else of its first model (docs/language.md).
@@ -110,7 +122,11 @@ llvm::Error mixtape::exec::runEval(ExecContext &ctx, const plan::Node &node, con
     base.Stage = t->Exec.Stage;
     base.StageTokens = t->Settings.Steps.End * plan::tokensPerStep(t->Settings);
   }
-  return evaluate(ctx, **m, eval.Settings.Splits, eval.Settings.MaxTokens, seqLen, 8, withDocuments, base, log);
+  if (llvm::Error e = evaluate(ctx, **m, eval.Settings.Splits, eval.Settings.MaxTokens, seqLen, 8, withDocuments, base, log))
+    return e;
+  if (!eval.Settings.Tasks)
+    return llvm::Error::success();
+  return scoreTasks(ctx, **m, *eval.Settings.Tasks, seqLen, 8, taskRecordAt(base), log, ctx.nodeDir(node));
 }
 
 /// Rank 0's `text`, on every rank.
@@ -131,20 +147,28 @@ struct Served {
   std::string Eval, Weights;
   uint64_t Step = 0;
   std::vector<plan::EvalSplit> Splits;
+  std::vector<std::string> Tasks;
 };
 
 static llvm::json::Value toJSON(const Served &s) {
   llvm::json::Array splits;
   for (const plan::EvalSplit &split : s.Splits)
     splits.push_back(llvm::json::Array{split.Stream, plan::enumName(split.Split)});
-  return llvm::json::Object{{"eval", s.Eval}, {"weights", s.Weights}, {"step", s.Step}, {"splits", std::move(splits)}};
+  return llvm::json::Object{
+      {"eval", s.Eval}, {"weights", s.Weights}, {"step", s.Step}, {"splits", std::move(splits)}, {"tasks", s.Tasks}};
 }
 
 static bool fromJSON(const llvm::json::Value &v, Served &s, llvm::json::Path path) {
   const llvm::json::Object *o = v.getAsObject();
   const llvm::json::Array *splits = o ? o->getArray("splits") : nullptr;
-  if (!o || !splits || !o->getString("eval") || !o->getString("weights") || !o->getInteger("step"))
+  const llvm::json::Array *tasks = o ? o->getArray("tasks") : nullptr;
+  if (!o || !splits || !tasks || !o->getString("eval") || !o->getString("weights") || !o->getInteger("step"))
     return path.report("a served eval point"), false;
+  for (const llvm::json::Value &task : *tasks) {
+    if (!task.getAsString())
+      return path.report("a task name"), false;
+    s.Tasks.push_back(task.getAsString()->str());
+  }
   s.Eval = o->getString("eval")->str();
   s.Weights = o->getString("weights")->str();
   s.Step = static_cast<uint64_t>(*o->getInteger("step"));
@@ -181,7 +205,7 @@ llvm::Error mixtape::exec::serveDuringEvals(ExecContext &ctx, const plan::Node &
       if (ctx.Progress)
         llvm::errs() << llvm::formatv("[{0}] eval '{1}' at stage tokens {2}, {3}\n", node.Name, m.Eval,
                                       m.StageTokens, rundir::describeSource(m));
-      served.push_back({m.Eval, m.Weights, m.Step, m.Splits});
+      served.push_back({m.Eval, m.Weights, m.Step, m.Splits, m.Tasks});
     }
   }
   if (ctx.Collectives->worldSize() > 1) {
@@ -229,6 +253,14 @@ llvm::Error mixtape::exec::serveDuringEvals(ExecContext &ctx, const plan::Node &
     const plan::DuringEval &during = train.Exec.EvalDuring.at(point.Eval);
     if (llvm::Error err = evaluate(ctx, *m, point.Splits, during.MaxTokens, s.SeqLen, train.Exec.MicroBatch,
                                    withDocuments, base, log))
+      return err;
+    if (point.Tasks.empty())
+      continue;
+    plan::TaskTable tasks;
+    for (const std::string &name : point.Tasks)
+      tasks[name] = during.Tasks->at(name);
+    if (llvm::Error err =
+            scoreTasks(ctx, *m, tasks, s.SeqLen, train.Exec.MicroBatch, taskRecordAt(base), log, ctx.nodeDir(node)))
       return err;
   }
   return llvm::Error::success();

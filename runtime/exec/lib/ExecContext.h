@@ -2,6 +2,7 @@
 #pragma once
 
 #include "mixtape/data/Sampler.h"
+#include "mixtape/data/Tokenizer.h"
 #include "mixtape/plan/Plan.h"
 #include "mixtape/rundir/Metrics.h"
 
@@ -9,6 +10,7 @@
 
 #include <c10/core/Device.h>
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -20,6 +22,8 @@ class Model;
 }
 
 namespace mixtape::exec {
+
+struct PreparedTask;
 
 struct ExecContext {
   const plan::Plan *Plan = nullptr;
@@ -33,6 +37,9 @@ struct ExecContext {
   bool WritesFiles = true;
   /// --zero1: every train node shards its optimizer state (else only where the plan says).
   bool Zero1 = false;
+  /// The model's tokenizer and the tasks tokenized with it, loaded on first use (Tasks.cpp).
+  std::unique_ptr<data::Tokenizer> Tokenizer;
+  std::map<std::string, std::shared_ptr<const PreparedTask>> Tasks;
 
   std::string nodeDir(const plan::Node &node) const;
   /// The signal that asked the run to stop (support/Signals.h), as rank 0 saw it, or 0;
@@ -56,6 +63,17 @@ struct ExecContext {
 llvm::Error evaluate(ExecContext &ctx, const model::Model &m, const std::vector<plan::EvalSplit> &splits,
                      uint64_t maxTokens, uint64_t seqLen, uint64_t microBatch, bool withDocuments,
                      const rundir::EvalRecord &base, rundir::MetricsLog &log);
+
+/// Scores each task on `m` (at most `seqLen` tokens a pass, `microBatch` choices a batch)
+/// and appends one record per task to `log`: `base` with the task's metrics filled in.
+/// Rank 0 also writes the per-item file into `itemsDir`: "<task>.items.jsonl" for a final
+/// point, "<task>@<chain tokens>.items.jsonl" for an in-loop one.
+llvm::Error scoreTasks(ExecContext &ctx, const model::Model &m, const plan::TaskTable &tasks, uint64_t seqLen,
+                       uint64_t microBatch, const rundir::TaskRecord &base, rundir::MetricsLog &log,
+                       llvm::StringRef itemsDir);
+
+/// A task record at the point (model, eval, where) of `point`.
+rundir::TaskRecord taskRecordAt(const rundir::EvalRecord &point);
 
 // Node runners: each writes its outputs into its node directory; the executor writes the
 // done marker after they return successfully.

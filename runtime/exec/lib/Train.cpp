@@ -224,6 +224,9 @@ llvm::Error evaluateDue(ExecContext &ctx, const plan::Node &node, const plan::Tr
     if (llvm::Error e = evaluate(ctx, m, during.Splits, during.MaxTokens, s.SeqLen, micro,
                                  s.Attention == plan::AttentionMask::WithinDocument, base, log))
       return e;
+    if (during.Tasks)
+      if (llvm::Error e = scoreTasks(ctx, m, *during.Tasks, s.SeqLen, micro, taskRecordAt(base), log, ctx.nodeDir(node)))
+        return e;
   }
   return llvm::Error::success();
 }

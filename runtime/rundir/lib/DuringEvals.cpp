@@ -32,6 +32,10 @@ mixtape::rundir::missingDuringEvals(const plan::TrainNode &node, llvm::StringRef
   for (const EvalRecord &r : metrics->Evals)
     if (!r.Final)
       logged.emplace(r.Eval, r.StageTokens, r.Stream, r.Split);
+  std::set<std::tuple<std::string, uint64_t, std::string>> loggedTasks;
+  for (const TaskRecord &r : metrics->Tasks)
+    if (!r.Final)
+      loggedTasks.emplace(r.Eval, r.StageTokens, r.Task);
   CheckpointStore checkpoints(nodeDir.str());
   for (const auto &[eval, during] : node.Exec.EvalDuring)
     for (uint64_t tokens : during.StageTokens) {
@@ -42,7 +46,11 @@ mixtape::rundir::missingDuringEvals(const plan::TrainNode &node, llvm::StringRef
       for (const plan::EvalSplit &split : during.Splits)
         if (!logged.count({m.Eval, m.StageTokens, split.Stream, split.Split}))
           m.Splits.push_back(split);
-      if (m.Splits.empty())
+      if (during.Tasks)
+        for (const auto &[name, task] : *during.Tasks)
+          if (!loggedTasks.count({m.Eval, m.StageTokens, name}))
+            m.Tasks.push_back(name);
+      if (m.Splits.empty() && m.Tasks.empty())
         continue;
       if (m.Step == steps.Begin && llvm::sys::fs::exists(joinPath(inputDir, "model.safetensors"))) {
         m.From = MissingDuringEval::InputModel;

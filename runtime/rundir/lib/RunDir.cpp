@@ -151,6 +151,8 @@ void mixtape::rundir::explainDuringEvals(const plan::Plan &plan, const plan::Nod
     std::vector<std::string> splits;
     for (const plan::EvalSplit &split : m.Splits)
       splits.push_back(split.Stream + "." + plan::enumName(split.Split).str());
+    for (const std::string &task : m.Tasks)
+      splits.push_back("task " + task);
     os << llvm::formatv("    {0} at stage tokens {1} (step {2}; {3}): {4}\n", m.Eval, m.StageTokens, m.Step,
                         llvm::join(splits, ", "), describeSource(m));
   }

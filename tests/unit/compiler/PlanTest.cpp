@@ -75,6 +75,9 @@ public:
   llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef) override {
     return std::optional<uint64_t>();
   }
+  llvm::Expected<std::optional<TaskStats>> taskStats(const Plan &, const Task &) override {
+    return std::optional<TaskStats>();
+  }
 };
 
 ColumnGroup stringGroup(std::string value, uint64_t documents, uint64_t tokens) {

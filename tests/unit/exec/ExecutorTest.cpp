@@ -121,7 +121,7 @@ plan::Plan tinyPlan() {
   x.ChainTokens = 0;
   x.RequestedTokens = kSteps * kPerStep;
   // In-loop points at the stage's start and half way (step 8).
-  x.EvalDuring["ppl"] = {{{"prose", plan::SplitKind::Val}}, 512, {0, kSteps * kPerStep / 2}};
+  x.EvalDuring["ppl"] = {{{"prose", plan::SplitKind::Val}}, 512, std::nullopt, {0, kSteps * kPerStep / 2}};
   train.Ledger.Tokens = kSteps * kPerStep;
   train.Ledger.TokensByStream = {{"prose", kSteps * kPerStep}};
   train.Ledger.EpochsAtEnd = {{"prose", 0.005}};

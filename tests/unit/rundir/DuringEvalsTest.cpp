@@ -50,7 +50,7 @@ TEST(DuringEvals, MissingPointsAndWhatServesThem) {
   train.Settings.BatchSequences = 2;
   train.Settings.SeqLen = 50;
   train.Exec.EvalDuring["ppl"] = plan::DuringEval{
-      {{"prose", plan::SplitKind::Val}, {"code", plan::SplitKind::Val}}, 0, {400, 550, 700, 800, 999}};
+      {{"prose", plan::SplitKind::Val}, {"code", plan::SplitKind::Val}}, 0, std::nullopt, {400, 550, 700, 800, 999}};
   llvm::Expected<std::vector<MissingDuringEval>> missing = missingDuringEvals(train, node, input, CheckpointStore::Check::Contents);
   ASSERT_TRUE(bool(missing)) << llvm::toString(missing.takeError());
   ASSERT_EQ(missing->size(), 5u);

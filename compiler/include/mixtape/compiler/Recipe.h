@@ -160,6 +160,7 @@ struct AblationSpec {
 struct EvalSpec {
   std::string Name;
   std::vector<plan::EvalSplit> Splits;
+  std::vector<std::string> Tasks;   ///< names of CheckedRecipe::Tasks
   uint64_t MaxTokens = 0;           ///< 0: the whole split
   uint64_t DuringEvery = 0;         ///< 0: no in-loop points
   std::vector<ModelRef> On;
@@ -177,6 +178,8 @@ struct CheckedRecipe {
   std::vector<MergeSpec> Merges;
   std::vector<AblationSpec> Ablations;
   std::vector<EvalSpec> Evals;
+  /// [tasks.NAME], by name: everything but what the files hold (fingerprint, items, tokens).
+  std::map<std::string, plan::Task> Tasks;
 
   const StreamSpec *stream(llvm::StringRef name) const;
   int stageIndex(llvm::StringRef name) const;

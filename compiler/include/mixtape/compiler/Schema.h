@@ -25,7 +25,7 @@ enum class ValueType {
   Tokens, Batch, SeqLen, Position, Fraction,
   Mixture, Schedule, Predicate, Transform, Combine,
   Family, Attention, ShardFormat, Eod, OptimizerKind, OptimizerEdge, MergeMethod, OnNonFinite,
-  Init, Tokenizer, CodeList, NameList, EvalStreams, SweepKey, Labels,
+  Init, Tokenizer, CodeList, NameList, EvalStreams, SweepKey, Labels, TaskKind, Texts,
   ModelRef, ModelRefs,
   // Types whose value is a table described by a section of its own.
   Edge, Optimizer, Checkpoint, Units, AblationTrain, During,

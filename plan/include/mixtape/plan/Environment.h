@@ -61,6 +61,13 @@ struct CheckpointInfo {
   std::string Fingerprint;
 };
 
+/// A downstream task's files, as the runtime will score them.
+struct TaskStats {
+  std::string Fingerprint;     ///< of the item and few-shot files (data::taskFingerprint)
+  uint64_t Items = 0;          ///< items scored, after `limit`
+  uint64_t Tokens = 0;         ///< tokens its forward passes read, by the plan's tokenizer
+};
+
 class Environment {
 public:
   virtual ~Environment() = default;
@@ -80,6 +87,10 @@ public:
   /// The vocabulary of a Hugging Face tokenizer.json (its largest id + 1); nullopt when
   /// the file is absent.
   virtual llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef file) = 0;
+  /// The task `task` of `plan` (its files relative to the plan's RecipeDir, its tokens by
+  /// the plan's model tokenizer); nullopt when the item file is absent. A malformed file
+  /// is an error naming its line.
+  virtual llvm::Expected<std::optional<TaskStats>> taskStats(const Plan &plan, const Task &task) = 0;
 };
 
 /// The file or folder a path written in a recipe names: itself when absolute, else

@@ -61,6 +61,15 @@ struct Fact {
 /// The knowledge base the facts domain draws from; a function of the seed alone.
 std::vector<Fact> knowledgeBase(uint64_t seed);
 
+/// The embedded corpus's downstream tasks (docs/tasks.md), each a function of the seed:
+///   facts-choice  every fact of knowledgeBase(seed) as a question in the corpus's Q/A style,
+///                 with the true value and three others of the same attribute as choices
+///   facts-qa      the same questions to answer by generation (until "." or a newline)
+///   arith         "37 + 48 =" to complete by generation, 200 problems like the arith domain's
+llvm::ArrayRef<llvm::StringRef> synthTaskNames();
+/// The task's item file: one JSON object per line.
+llvm::Expected<std::string> synthTask(llvm::StringRef name, uint64_t seed);
+
 struct SynthOptions {
   uint64_t Seed = 1;
   uint64_t DocumentsPerDomain = 1000;

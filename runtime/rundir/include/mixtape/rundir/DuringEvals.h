@@ -32,12 +32,13 @@ struct MissingDuringEval {
   uint64_t Step = 0;                     ///< stage step whose start it evaluates
   uint64_t StageTokens = 0;              ///< Step * tokens per step: what its records say
   std::vector<plan::EvalSplit> Splits;   ///< those not logged
+  std::vector<std::string> Tasks;        ///< tasks not logged, by name
   Source From = Unavailable;
   std::string Weights;                   ///< the retained model.safetensors (not Unavailable)
 };
 
 /// The points of `node`'s exec.eval_during whose "during" records (by eval, stage tokens,
-/// stream and split) are not in `<nodeDir>/metrics.jsonl`, in plan order, each with the
+/// and stream and split, or task) are not in `<nodeDir>/metrics.jsonl`, in plan order, each with the
 /// retained weights at its step: `<inputDir>/model.safetensors` at the node's first step,
 /// a valid checkpoint (checked as deep as `check` says), or the node's model.safetensors
 /// at its last step.
