@@ -257,7 +257,9 @@ public:
                                 (text->empty() ? " (the test split has no labels)" : ""));
       n = static_cast<int64_t>(std::min<uint64_t>(parsed, INT64_MAX));
     } else {
-      return error(field, "expected an integer, not " + kindName(*value));
+      return error(field, llvm::Twine(digitString ? "expected an integer or a string of digits, not "
+                                                  : "expected an integer, not ") +
+                              kindName(*value));
     }
     if (*n < 0 || static_cast<uint64_t>(*n) >= count)
       return error(field, llvm::Twine(*n) + " is not an index of the " + llvm::Twine(count) + " " + what +

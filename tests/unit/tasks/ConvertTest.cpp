@@ -187,6 +187,9 @@ TEST(ConvertErrors, NameTheLineAndTheField) {
                                          R"("endings": ["x", "y"], "label": "2"})"),
             "t.jsonl:7: \"label\": 2 is not an index of the 2 endings");
   EXPECT_EQ(error(TaskSource::HellaSwag, R"({"activity_label": "a", "ctx_a": "b", "ctx_b": "c", )"
+                                         R"("endings": ["x", "y"], "label": 0.5})"),
+            "t.jsonl:7: \"label\": expected an integer or a string of digits, not a number");
+  EXPECT_EQ(error(TaskSource::HellaSwag, R"({"activity_label": "a", "ctx_a": "b", "ctx_b": "c", )"
                                          R"("endings": "x", "label": "0"})"),
             "t.jsonl:7: \"endings\": expected an array of strings, not a string");
   EXPECT_EQ(error(TaskSource::SciQ, R"({"question": "q", "distractor1": "a", "distractor2": "b", )"
