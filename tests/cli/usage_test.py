@@ -89,6 +89,7 @@ OPTIONS = {
     ("data", "prepare"): ["--out", "--format", "--tokenizer"],
     ("data", "manifest"): ["--tokenizer", "--eod"],
     ("data", "inspect"): ["--docs", "--chars", "--eot", "--tokenizer", "--eod"],
+    ("data", "tasks", "convert"): ["--from", "--out"],
     ("report",): ["--out"],
     ("run",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1", "--verify-data"],
     ("exec",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1", "--verify-data"],
@@ -140,7 +141,7 @@ for spelling in ["--help", "help"]:
     if r is not None:
         listed = set(re.findall(r"^  (\S+)  ", r.stdout, re.M))
         check(r.returncode == 0 and r.stdout.startswith("usage: mixtape data") and
-              {"synth", "prepare", "manifest", "inspect"} <= listed, f"mixtape data {spelling}: {shown(r)}")
+              {"synth", "prepare", "manifest", "inspect", "tasks"} <= listed, f"mixtape data {spelling}: {shown(r)}")
 r = run("data", "inspekt", "x")
 if r is not None:
     check(r.returncode == 2 and "did you mean 'inspect'" in r.stderr, f"mixtape data inspekt: {shown(r)}")

@@ -194,6 +194,32 @@ elif SCENARIO == "inspect-checksum":
     err = run("inspect", out + "/arith", expect=1).stderr
     check(f"{path}: cannot open the file that" in err, err)
 
+elif SCENARIO == "tasks-convert":
+    # One ARC row in the layout `datasets` writes; the item by hand from arc_easy.yaml.
+    src, out = os.path.join(WORK, "arc.jsonl"), os.path.join(WORK, "arc.items.jsonl")
+    row = {"id": "Mercury_1", "question": "Which is a metal?",
+           "choices": {"text": ["wood", "iron", "glass"], "label": ["1", "2", "3"]}, "answerKey": "2"}
+    with open(src, "w") as f:
+        f.write(json.dumps(row) + "\n\n")
+    stdout = run("tasks", "convert", "--from", "arc", src, "--out", out).stdout
+    check(f"1 arc items -> {out}" in stdout, stdout)
+    with open(out) as f:
+        items = [json.loads(line) for line in f]
+    check(items == [{"context": "Question: Which is a metal?\nAnswer:", "choices": ["wood", "iron", "glass"],
+                     "gold": 1}], items)
+    # A bad second row: exit 1 naming FILE:LINE and the field, and the earlier OUT untouched.
+    with open(src, "a") as f:
+        f.write(json.dumps(dict(row, answerKey="E")) + "\n")
+    before = open(out).read()
+    err = run("tasks", "convert", "--from", "arc", src, "--out", out, expect=1).stderr
+    check(f"mixtape data: {src}:3: \"answerKey\": 'E' is not one of choices.label (1, 2, 3)" in err, err)
+    check(open(out).read() == before and sorted(os.listdir(WORK)) == ["arc.items.jsonl", "arc.jsonl"],
+          sorted(os.listdir(WORK)))
+    # An unknown --from lists the known ones; --out is required.
+    err = run("tasks", "convert", "--from", "boolq", src, "--out", out, expect=2).stderr
+    check("--from needs one of arc|hellaswag|piqa|sciq|mmlu, not 'boolq'" in err, err)
+    run("tasks", "convert", "--from", "arc", src, expect=2)
+
 elif SCENARIO == "usage":
     run(expect=2)
     run("frobnicate", expect=2)

@@ -1,7 +1,8 @@
 //===- DataCommand.cpp - `mixtape data` ----------------------------------===//
 //
-// synth, prepare, manifest and inspect datasets. Failures print as "mixtape data: <message>", where
-// the message names the file and byte; exit 1 for bad data, 2 for bad usage.
+// synth, prepare, manifest and inspect datasets; tasks convert downstream task files. Failures
+// print as "mixtape data: <message>", where the message names the file and byte (or line);
+// exit 1 for bad data, 2 for bad usage.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
@@ -15,6 +16,7 @@
 #include "mixtape/support/JSON.h"
 #include "mixtape/support/Options.h"
 #include "mixtape/support/Progress.h"
+#include "mixtape/tasks/Convert.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallVector.h"
@@ -534,12 +536,46 @@ static int inspectMain(llvm::ArrayRef<llvm::StringRef> args) {
   return Success;
 }
 
+//===----------------------------------------------------------------------===//
+// tasks convert
+//===----------------------------------------------------------------------===//
+
+static int tasksConvertMain(llvm::ArrayRef<llvm::StringRef> args) {
+  std::string from, out;
+  std::vector<std::string> inputs;
+  OptionParser options("mixtape data tasks convert", "IN.jsonl",
+                       "Maps a Hugging Face dataset saved with to_json (one row per line) to task items with\n"
+                       "lm-eval-harness's default prompt for that task (docs/tasks.md).");
+  options.choice("--from", tasks::taskSourceNames(), from, "the dataset IN.jsonl holds")
+      .required()
+      .value("--out", "OUT.jsonl", out, "the task file to write (whole, or not at all)")
+      .required()
+      .positional("IN.jsonl", inputs, 1, 1);
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
+  llvm::Expected<uint64_t> items = tasks::convertTaskFile(*tasks::taskSourceFromName(from), inputs[0], out);
+  if (!items)
+    return fail(items.takeError());
+  llvm::outs() << "mixtape data: " << *items << " " << from << " items -> " << out << "\n";
+  return Success;
+}
+
+static int tasksMain(llvm::ArrayRef<llvm::StringRef> args) {
+  static const Subcommand commands[] = {
+      {"convert", "map a Hugging Face task export (ARC, HellaSwag, PIQA, SciQ, MMLU) to task items",
+       tasksConvertMain},
+  };
+  return CommandTable("mixtape data tasks", "downstream task files", commands).dispatch(args);
+}
+
 int mixtape::cli::dataMain(llvm::ArrayRef<llvm::StringRef> args) {
   static const Subcommand commands[] = {
       {"synth", "write the embedded synthetic corpus", synthMain},
       {"prepare", "tokenize text, directories or JSONL into a dataset", prepareMain},
       {"manifest", "write the manifest of a dataset that has none (Megatron's .bin + .idx)", manifestMain},
       {"inspect", "show a dataset's counts, documents and metadata, and verify its checksums", inspectMain},
+      {"tasks", "downstream task files: convert Hugging Face exports to task items", tasksMain},
   };
-  return CommandTable("mixtape data", "synthesize, prepare and inspect token datasets", commands).dispatch(args);
+  return CommandTable("mixtape data", "synthesize, prepare and inspect token datasets; convert task files", commands)
+      .dispatch(args);
 }
