@@ -197,10 +197,11 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
      << ")\">" << escapeXml(chart.YLabel) << "</text>\n";
 
   os << "<g class=\"curves\" fill=\"none\" stroke-width=\"2\" stroke-linejoin=\"round\">\n";
+  auto style = [&](size_t i) { return chart.Curves[i].Style.value_or(i); };
   for (size_t i = 0; i < chart.Curves.size(); ++i) {
     const Curve &curve = chart.Curves[i];
-    os << "<polyline data-variant=\"" << escapeXml(curve.Label) << "\" stroke=\"" << colorOf(i)
-       << "\"" << dashOf(i) << " points=\"";
+    os << "<polyline data-variant=\"" << escapeXml(curve.Label) << "\" stroke=\"" << colorOf(style(i))
+       << "\"" << dashOf(style(i)) << " points=\"";
     for (size_t k = 0; k < curve.Points.size(); ++k)
       os << (k ? " " : "") << num(px(curve.Points[k].X)) << "," << num(py(curve.Points[k].Y));
     os << "\"/>\n";
@@ -211,7 +212,7 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
     for (size_t i = 0; i < chart.Curves.size(); ++i)
       for (const Point &p : chart.Curves[i].Points)
         os << "<circle cx=\"" << num(px(p.X)) << "\" cy=\"" << num(py(p.Y)) << "\" r=\"3\" fill=\""
-           << colorOf(i) << "\"/>\n";
+           << colorOf(style(i)) << "\"/>\n";
     os << "</g>\n";
   }
 
@@ -219,8 +220,8 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
   for (size_t i = 0; i < chart.Curves.size(); ++i) {
     double y = top + 8 + 20.0 * i;
     os << "<line x1=\"" << num(legendX) << "\" y1=\"" << num(y) << "\" x2=\"" << num(legendX + 28)
-       << "\" y2=\"" << num(y) << "\" stroke=\"" << colorOf(i) << "\" stroke-width=\"2\""
-       << dashOf(i) << "/>\n"
+       << "\" y2=\"" << num(y) << "\" stroke=\"" << colorOf(style(i)) << "\" stroke-width=\"2\""
+       << dashOf(style(i)) << "/>\n"
        << "<text x=\"" << num(legendX + 36) << "\" y=\"" << num(y + 4) << "\">"
        << escapeXml(curveLabel(chart.Curves[i])) << "</text>\n";
   }
@@ -239,8 +240,8 @@ figure { margin: 4px 0; }
 )";
 
 std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &table,
-                                        llvm::ArrayRef<Chart> lossCharts, const Chart &lr,
-                                        llvm::ArrayRef<Chart> trainLossCharts) {
+                                        llvm::ArrayRef<Chart> lossCharts, llvm::ArrayRef<Chart> taskCharts,
+                                        const Chart &lr, llvm::ArrayRef<Chart> trainLossCharts) {
   std::string s;
   llvm::raw_string_ostream os(s);
   std::string recipe = escapeXml(run.Plan.Recipe);
@@ -264,9 +265,14 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
        << "<th rowspan=\"2\">tokens</th>";
     for (const std::string &c : table.Columns)
       os << "<th colspan=\"2\">" << escapeXml(c) << "</th>";
+    for (const MetricsTable::TaskColumn &c : table.TaskColumns)
+      os << "<th colspan=\"" << rundir::taskMetrics(c.Kind).size() << "\">" << escapeXml(c.Name) << "</th>";
     os << "</tr>\n<tr>";
     for (size_t i = 0; i < table.Columns.size(); ++i)
       os << "<th>loss</th><th>ppl</th>";
+    for (const MetricsTable::TaskColumn &c : table.TaskColumns)
+      for (llvm::StringRef metric : rundir::taskMetrics(c.Kind))
+        os << "<th>" << metric << "</th>";
     os << "</tr>\n</thead>\n<tbody>\n";
     for (const MetricsTable::Row &row : table.Rows) {
       os << "<tr class=\"" << (row.Partial ? "model partial" : "model") << "\" data-model=\""
@@ -279,6 +285,10 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
                               cell->Loss, cell->Ppl);
         else
           os << "<td class=\"num\">-</td><td class=\"num\">-</td>";
+      for (size_t c = 0; c < table.TaskColumns.size(); ++c)
+        for (llvm::StringRef metric : rundir::taskMetrics(table.TaskColumns[c].Kind))
+          os << "<td class=\"num\">"
+             << (row.TaskCells[c] ? formatScore(*row.TaskCells[c], metric, " \xC2\xB1 ") : std::string("-")) << "</td>";
       os << "</tr>\n";
     }
     os << "</tbody>\n</table>\n";
@@ -303,6 +313,14 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
   if (lossCharts.empty())
     os << "<p>No eval records yet.</p>\n";
   for (const Chart &chart : lossCharts)
+    os << "<figure>\n" << renderSvg(chart) << "</figure>\n";
+  if (!taskCharts.empty())
+    os << "<h2>Task accuracy</h2>\n"
+       << "<p>Each task's main metric (acc for multiple choice, exact_match for generation) against "
+          "the same axis, drawn as the loss charts are: one line per stage variant in the same colours, "
+          "its in-loop points then its final eval. Forgetting shows as an earlier task's accuracy "
+          "falling after a later stage starts.</p>\n";
+  for (const Chart &chart : taskCharts)
     os << "<figure>\n" << renderSvg(chart) << "</figure>\n";
   os << "<h2>Learning rate</h2>\n<figure>\n" << renderSvg(lr) << "</figure>\n";
   if (!trainLossCharts.empty())
@@ -332,10 +350,13 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
     return fileError(outDir, "cannot create: " + ec.message());
   MetricsTable table = finalMetrics(run);
   std::vector<Chart> losses = lossCharts(run);
+  std::vector<Chart> tasks = taskCharts(run);
   Chart lr = lrChart(run);
   std::vector<Chart> trainLosses = trainLossCharts(run);
   std::vector<const Chart *> charts;
   for (const Chart &chart : losses)
+    charts.push_back(&chart);
+  for (const Chart &chart : tasks)
     charts.push_back(&chart);
   charts.push_back(&lr);
   for (const Chart &chart : trainLosses)
@@ -344,8 +365,8 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
     if (llvm::Error error = writeFileDurably(joinPath(outDir, chart->FileStem + ".svg"), renderSvg(*chart)))
       return error;
   }
-  if (llvm::Error error =
-          writeFileDurably(joinPath(outDir, "report.html"), renderHtml(run, table, losses, lr, trainLosses)))
+  if (llvm::Error error = writeFileDurably(joinPath(outDir, "report.html"),
+                                           renderHtml(run, table, losses, tasks, lr, trainLosses)))
     return error;
   printTable(table, tableOut);
   printRankings(rankAblations(run, table), tableOut);

@@ -1,4 +1,4 @@
-//===- ReportTest.cpp - ticks, metrics parsing, curve assembly ------------===//
+//===- ReportTest.cpp - ticks, metrics parsing, curves, tables, task columns =//
 #include "mixtape/report/Report.h"
 
 #include "llvm/ADT/StringRef.h"
@@ -223,6 +223,49 @@ TEST(Svg, OnePolylinePerCurveAndDeterministic) {
   EXPECT_NE(svg.find("data-variant=\"b[y]\""), std::string::npos);
   EXPECT_NE(svg.find(">b[y] (partial)</text>"), std::string::npos);
   EXPECT_EQ(svg, renderSvg(lossCharts(run)[0]));
+}
+
+Logged<rundir::TaskRecord> task(llvm::StringRef model, llvm::StringRef name, bool final, uint64_t stageTokens,
+                                 double acc) {
+  rundir::TaskRecord r;
+  r.Node = model.str();
+  r.Eval = "down";
+  r.Task = name.str();
+  r.Kind = plan::TaskKind::Choice;
+  r.Final = final;
+  r.StageTokens = stageTokens;
+  r.Items = 100;
+  r.Scores = {{"acc", acc}, {"acc_stderr", 0.01}, {"acc_norm", acc / 2}, {"acc_norm_stderr", 0.02}};
+  return {r, false};
+}
+
+TEST(Tasks, TableColumnsAndChartsBesideLoss) {
+  mixtape::report::Run run = sampleRun();
+  run.Logs.Tasks = {task("base", "sciq", false, 50, 0.4), task("b[x]", "sciq", true, 0, 0.7),
+                    task("init", "sciq", true, 0, 0.25)};
+  run.Logs.Tasks[1].Record.ChainTokens = 150;
+  MetricsTable t = finalMetrics(run);
+  ASSERT_EQ(t.TaskColumns.size(), 1u);
+  EXPECT_EQ(t.TaskColumns[0].Name, "down sciq");
+  ASSERT_TRUE(t.Rows[1].TaskCells[0].has_value());
+  EXPECT_EQ(formatScore(*t.Rows[1].TaskCells[0], "acc", "+-"), "0.7000+-0.0100");
+  EXPECT_EQ(formatScore(*t.Rows[1].TaskCells[0], "exact_match", "+-"), "-");
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  printTable(t, os);
+  EXPECT_NE(text.find("acc_norm"), std::string::npos);
+  EXPECT_NE(text.find("0.3500+-0.0200"), std::string::npos);
+
+  std::vector<Chart> charts = taskCharts(run);
+  ASSERT_EQ(charts.size(), 1u);
+  EXPECT_EQ(charts[0].FileStem, "task-down_sciq");
+  // b[x] runs through base's in-loop point, then its final eval; the variants keep the
+  // loss charts' styles.
+  ASSERT_EQ(charts[0].Curves.size(), 3u);
+  EXPECT_EQ(charts[0].Curves[1].Label, "b[x]");
+  ASSERT_EQ(charts[0].Curves[1].Points.size(), 2u);
+  EXPECT_EQ(charts[0].Curves[1].Points[1].Y, 0.7);
+  EXPECT_EQ(charts[0].Curves[2].Style, std::optional<size_t>(2));
 }
 
 } // namespace
