@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "mixtape/report/Report.h"
 
+#include "mixtape/report/Forgetting.h"
+
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 
@@ -239,7 +241,82 @@ figure { margin: 4px 0; }
 .warning { color: #a05a00; }
 )";
 
-std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &table,
+namespace {
+
+std::string fixed4(double v) { return llvm::formatv("{0}", llvm::format("%.4f", v + 0.0)).str(); }
+std::string signed4(double v) { return llvm::formatv("{0}", llvm::format("%+.4f", v + 0.0)).str(); }
+
+/// The forgetting numbers as three tables (forgetting.json has the same, docs/run-format.md).
+void renderForgetting(const Forgetting &f, llvm::raw_ostream &os) {
+  os << "<h2>Forgetting</h2>\n";
+  if (f.Stages.empty() && f.Chains.empty() && f.Gaps.empty()) {
+    os << "<p>No stage has evals at its start and end yet.</p>\n";
+    return;
+  }
+  os << "<p>The numbers behind the charts, also in <code>forgetting.json</code>. Change: a stage's "
+        "end against the model it started from (its in-loop point at 0 tokens, else that model's "
+        "final eval). Transfer: along each variant's chain, per eval, the stage that improved it most "
+        "(learned at); BWT is what the later stages did to it, FWT what the earlier ones gave it before "
+        "it was learned, both positive when better (Lopez-Paz &amp; Ranzato 2017). Stability gap: the "
+        "deepest in-loop drop below a stage's start and the stage tokens until it is made good.</p>\n";
+  if (!f.Stages.empty()) {
+    os << "<table id=\"forgetting-stages\">\n<thead><tr><th>model</th><th>stage</th><th>from</th>"
+       << "<th>eval</th><th>start</th><th>end</th><th>change</th><th></th></tr></thead>\n<tbody>\n";
+    for (const StageForgetting &s : f.Stages)
+      for (const StageChange &c : s.Changes)
+        os << "<tr" << (s.Partial ? " class=\"partial\"" : "") << " data-model=\"" << escapeXml(s.Model)
+           << "\"><td>" << escapeXml(s.Model) << "</td><td>" << escapeXml(s.Stage) << "</td><td>"
+           << escapeXml(s.StartModel) << "</td><td>" << escapeXml(c.Key) << "</td><td class=\"num\">"
+           << fixed4(c.Start) << "</td><td class=\"num\">" << fixed4(c.End) << "</td><td class=\"num\">"
+           << signed4(c.Change) << "</td><td>" << (c.Better ? "better" : "worse") << "</td></tr>\n";
+    os << "</tbody>\n</table>\n";
+  }
+  for (const ChainForgetting &c : f.Chains) {
+    auto mean = [](const std::optional<double> &v) { return v ? signed4(*v) : std::string("-"); };
+    os << "<table class=\"transfer\" data-variant=\"" << escapeXml(c.Variant) << "\">\n<caption>"
+       << escapeXml(c.Variant) << (c.Partial ? " (partial)" : "") << ": BWT " << mean(c.Bwt) << ", FWT "
+       << mean(c.Fwt) << "</caption>\n<thead><tr><th>model</th>";
+    for (const std::string &k : c.Columns)
+      os << "<th>" << escapeXml(k) << "</th>";
+    os << "</tr></thead>\n<tbody>\n";
+    for (size_t r = 0; r < c.Rows.size(); ++r) {
+      os << "<tr><td>" << escapeXml(c.Rows[r].Model) << "</td>";
+      for (double v : c.R[r])
+        os << "<td class=\"num\">" << fixed4(v) << "</td>";
+      os << "</tr>\n";
+    }
+    for (const char *what : {"learned at", "BWT", "FWT"}) {
+      os << "<tr><th>" << what << "</th>";
+      for (const Transfer &t : c.Transfers)
+        os << "<td class=\"num\">"
+           << (what[0] == 'l'   ? escapeXml(c.Rows[t.LearnedAt].Model)
+               : what[0] == 'B' ? signed4(t.Bwt)
+                                : signed4(t.Fwt))
+           << "</td>";
+      os << "</tr>\n";
+    }
+    os << "</tbody>\n</table>\n";
+  }
+  if (!f.Gaps.empty()) {
+    os << "<table id=\"stability-gap\">\n<thead><tr><th>model</th><th>stage</th><th>eval</th>"
+       << "<th>start</th><th>deepest</th><th>drop</th><th>at</th><th>recovered after</th></tr></thead>\n"
+       << "<tbody>\n";
+    for (const StageGaps &g : f.Gaps)
+      for (const StabilityGap &gap : g.Gaps)
+        os << "<tr" << (g.Partial ? " class=\"partial\"" : "") << "><td>" << escapeXml(g.Model) << "</td><td>"
+           << escapeXml(g.Stage) << "</td><td>" << escapeXml(gap.Key) << "</td><td class=\"num\">"
+           << fixed4(gap.Start) << "</td><td class=\"num\">" << fixed4(gap.Deepest) << "</td><td class=\"num\">"
+           << signed4(gap.Drop) << "</td><td class=\"num\">"
+           << formatTokens(static_cast<double>(gap.AtStageTokens)) << "</td><td class=\"num\">"
+           << (gap.TokensToRecover ? formatTokens(static_cast<double>(*gap.TokensToRecover)) : std::string("never"))
+           << "</td></tr>\n";
+    os << "</tbody>\n</table>\n";
+  }
+}
+
+} // namespace
+
+std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &table, const Forgetting &forgetting,
                                         llvm::ArrayRef<Chart> lossCharts, llvm::ArrayRef<Chart> taskCharts,
                                         const Chart &lr, llvm::ArrayRef<Chart> trainLossCharts) {
   std::string s;
@@ -293,6 +370,7 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
     }
     os << "</tbody>\n</table>\n";
   }
+  renderForgetting(forgetting, os);
   std::vector<AblationRanking> rankings = rankAblations(run, table);
   if (!rankings.empty()) {
     std::string text;
@@ -349,6 +427,7 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
   if (std::error_code ec = llvm::sys::fs::create_directories(outDir))
     return fileError(outDir, "cannot create: " + ec.message());
   MetricsTable table = finalMetrics(run);
+  Forgetting forgetting = forgettingOf(run.Plan, run.Logs);
   std::vector<Chart> losses = lossCharts(run);
   std::vector<Chart> tasks = taskCharts(run);
   Chart lr = lrChart(run);
@@ -365,10 +444,13 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
     if (llvm::Error error = writeFileDurably(joinPath(outDir, chart->FileStem + ".svg"), renderSvg(*chart)))
       return error;
   }
+  if (llvm::Error error = writeFileDurably(joinPath(outDir, "forgetting.json"), forgettingJSON(forgetting)))
+    return error;
   if (llvm::Error error = writeFileDurably(joinPath(outDir, "report.html"),
-                                           renderHtml(run, table, losses, tasks, lr, trainLosses)))
+                                           renderHtml(run, table, forgetting, losses, tasks, lr, trainLosses)))
     return error;
   printTable(table, tableOut);
+  printForgetting(forgetting, tableOut);
   printRankings(rankAblations(run, table), tableOut);
   return llvm::Error::success();
 }

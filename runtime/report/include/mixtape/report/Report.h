@@ -2,8 +2,8 @@
 //
 // `mixtape report RUN_DIR` reads the plan that ran (plan/PlanJSON.h) and the metrics.jsonl
 // of every node (rundir/Metrics.h, docs/run-format.md), and writes a table of final metrics, SVG plots of eval loss,
-// task accuracy and LR against the tokens trained since the init (one line per stage variant), and an HTML page
-// with both. Everything here is pure text in, text out, except loadRun and writeReport;
+// task accuracy and LR against the tokens trained since the init (one line per stage variant), an HTML page
+// with both, and forgetting.json (Forgetting.h). Everything here is pure text in, text out, except loadRun and writeReport;
 // output is deterministic (same run directory, same bytes).
 //
 //===----------------------------------------------------------------------===//
@@ -167,13 +167,16 @@ std::string escapeXml(llvm::StringRef text);
 /// A standalone SVG document (no XML declaration, so it can be inlined in XHTML).
 std::string renderSvg(const Chart &chart);
 
-/// The page: recipe, warnings, the table, the charts inline, node statuses. Well-formed XHTML.
-std::string renderHtml(const Run &run, const MetricsTable &table,
+struct Forgetting;
+
+/// The page: recipe, warnings, the table, forgetting, the charts inline, node statuses.
+/// Well-formed XHTML.
+std::string renderHtml(const Run &run, const MetricsTable &table, const Forgetting &forgetting,
                        llvm::ArrayRef<Chart> lossCharts, llvm::ArrayRef<Chart> taskCharts, const Chart &lr,
                        llvm::ArrayRef<Chart> trainLossCharts);
 
-/// Writes report.html and one SVG per chart into outDir (created if needed); prints the
-/// table to `tableOut`.
+/// Writes report.html, forgetting.json and one SVG per chart into outDir (created if
+/// needed); prints the table and the forgetting numbers to `tableOut`.
 llvm::Error writeReport(const Run &run, llvm::StringRef outDir, llvm::raw_ostream &tableOut);
 
 } // namespace mixtape::report
