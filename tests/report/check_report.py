@@ -5,14 +5,18 @@
 
 full:    every node done; the report's SVGs and HTML parse as XML, with one polyline per
          variant per chart (per variant that trained the stream, for training loss), the
-         table's rows and the node statuses; a second report is byte-identical; prose loss
-         rises in adapt more for r0 than r5.
+         table's rows, task columns and the node statuses; a second report is byte-identical;
+         prose loss rises in adapt more for r0 than r5; forgetting.json: facts accuracy is
+         forgotten without replay and kept with it (stage changes, BWT), its stability gap
+         under replay recovers, arith is learned in adapt.
 partial: adapt[replay=r5] killed mid-line: a warning, the variant marked partial, exit 0;
-         a recipe name full of markup is escaped.
+         a recipe name full of markup is escaped; forgetting.json has no end for r5, and its
+         stability gap is partial and never recovers.
 errors:  a bad line mid-file, a line nested 100,000 deep, a blank line, a repeated step, a
          plan.json nested 100,000 deep, a missing plan, bad usage: exit 1 / 2 with file:line
          (or file and byte) messages.
 """
+import json
 import os
 import subprocess
 import sys
@@ -56,11 +60,11 @@ def polylines(svg_root):
 
 def check_charts(out, variants):
     files = sorted(f for f in os.listdir(out) if f.endswith(".svg"))
-    expect(files == ["loss-ppl_code.val.svg", "loss-ppl_prose.val.svg", "lr.svg",
-                     "train-loss-code.svg", "train-loss-prose.svg"], f"charts {files}")
+    expect(files == ["loss-ppl_code.val.svg", "loss-ppl_prose.val.svg", "lr.svg", "task-ppl_arith.svg",
+                     "task-ppl_facts.svg", "train-loss-code.svg", "train-loss-prose.svg"], f"charts {files}")
     # Training loss per stream: only the variants whose chain trained on the stream.
     trained = {"train-loss-code.svg": [v for v in variants if v != "pretrain"]}
-    charts = {}
+    charts, colours = {}, {}
     for name in files:
         root = ET.parse(os.path.join(out, name)).getroot()
         expect(root.tag == SVG + "svg", f"{name}: root is {root.tag}")
@@ -74,16 +78,35 @@ def check_charts(out, variants):
         expect("tokens trained since init (linear)" in texts, f"{name}: x label")
         expect("adapt" in texts and "pretrain" in texts, f"{name}: stage marks")
         charts[name] = lines
+        # A variant has one colour on every chart, also where others draw nothing.
+        for p in root.iter(SVG + "polyline"):
+            colours.setdefault(p.get("data-variant"), set()).add(p.get("stroke"))
+    expect(all(len(c) == 1 for c in colours.values()), f"colours per variant {colours}")
     return charts
+
+
+def forgetting(out):
+    with open(os.path.join(out, "forgetting.json")) as f:
+        doc = json.load(f)
+    expect(doc["format"] == "mixtape-forgetting" and doc["version"] == 1, "forgetting.json: format")
+    keys = {k["key"]: k["higher_is_better"] for k in doc["keys"]}
+    expect(keys.get("ppl facts acc") is True and keys.get("ppl prose.val loss") is False, f"keys {keys}")
+    return doc
 
 
 def check_html(out, models, states):
     root = ET.parse(os.path.join(out, "report.html")).getroot()
     expect(root.tag == XHTML + "html", f"report.html: root is {root.tag}")
-    expect(len(list(root.iter(SVG + "svg"))) == 5, "report.html: five inline charts")
+    expect(len(list(root.iter(SVG + "svg"))) == 7, "report.html: seven inline charts")
     table = next(t for t in root.iter(XHTML + "table") if t.get("id") == "final-metrics")
     rows = [tr.get("data-model") for tr in table.iter(XHTML + "tr") if tr.get("data-model")]
     expect(rows == models, f"final-metrics rows {rows}")
+    headers = [th.text for th in table.iter(XHTML + "th")]
+    for h in ("ppl facts", "ppl arith", "acc", "acc_norm", "exact_match", "contains"):
+        expect(h in headers, f"final-metrics: no {h!r} header in {headers}")
+    cells = [td.text for td in table.iter(XHTML + "td")]
+    expect(any(c and "\u00b1" in c for c in cells), "final-metrics: task scores with their stderr")
+    expect(any(h.text == "Forgetting" for h in root.iter(XHTML + "h2")), "report.html: a Forgetting section")
     nodes = next(t for t in root.iter(XHTML + "table") if t.get("id") == "nodes")
     got = {}
     for tr in nodes.find(XHTML + "tbody"):
@@ -124,6 +147,35 @@ def full(mixtape, work):
     expect(report(mixtape, run, "--out", again).returncode == 0, "second report")
     expect(read_dir(out) == read_dir(again), "two reports of one run differ")
 
+    expect(f"wrote {os.path.join(out, 'forgetting.json')}" in r.stdout, "says where forgetting.json is")
+    f = forgetting(out)
+    stages = {s["model"]: {c["key"]: c for c in s["changes"]} for s in f["stages"]}
+    expect(sorted(stages) == sorted(MODELS), f"forgetting stages {sorted(stages)}")
+    facts = {v: stages[v]["ppl facts acc"] for v in ("adapt[replay=r0]", "adapt[replay=r5]")}
+    expect(all(s["start_model"] == "pretrain" for s in f["stages"] if s["stage"] == "adapt"),
+           "adapt starts from pretrain")
+    expect(facts["adapt[replay=r0]"]["change"] < -0.2 and not facts["adapt[replay=r0]"]["better"],
+           f"facts forgotten without replay: {facts}")
+    expect(facts["adapt[replay=r5]"]["change"] > facts["adapt[replay=r0]"]["change"], "replay keeps facts")
+    expect(facts["adapt[replay=r0]"]["start_point"] == "during", "the start is adapt's in-loop point at 0")
+    prose = stages["adapt[replay=r0]"]["ppl prose.val loss"]
+    expect(prose["change"] > 0 and not prose["better"], f"prose loss rises: {prose}")
+    arith = stages["adapt[replay=r0]"]["ppl arith exact_match"]
+    expect(arith["better"] and arith["change"] > 0.3, f"arith learned in adapt: {arith}")
+    chains = {c["variant"]: c for c in f["chains"]}
+    expect(sorted(chains) == sorted(VARIANTS), f"chains {sorted(chains)}")
+    r0 = chains["adapt[replay=r0]"]
+    expect([row["model"] for row in r0["rows"]] == ["init", "pretrain", "adapt[replay=r0]"], f"rows {r0['rows']}")
+    expect(len(r0["matrix"]) == 3 and all(len(row) == len(r0["columns"]) for row in r0["matrix"]), "matrix shape")
+    bwt = {v: next(t for t in chains[v]["transfer"] if t["key"] == "ppl facts acc") for v in chains}
+    expect(bwt["adapt[replay=r0]"]["learned_at"] == 1, "facts learned in pretrain")
+    expect(bwt["adapt[replay=r0]"]["bwt"] < bwt["adapt[replay=r5]"]["bwt"], f"BWT of facts: {bwt}")
+    gaps = {g["model"]: {k["key"]: k for k in g["keys"]} for g in f["stability_gap"]}
+    gap = gaps["adapt[replay=r5]"]["ppl facts acc"]
+    expect(gap["drop"] < 0 and gap["at_stage_tokens"] == 65536 and gap["tokens_to_recover"] == 262144,
+           f"facts' stability gap under replay: {gap}")
+    expect(gaps["adapt[replay=r0]"]["ppl facts acc"]["tokens_to_recover"] is None, "no recovery without replay")
+
 
 def partial(mixtape, work):
     run = os.path.join(work, "run")
@@ -143,6 +195,12 @@ def partial(mixtape, work):
     expect(title == "mixtape report: " + recipe, f"title {title!r}")
     legend = [t.text for t in root.iter(SVG + "text")]
     expect("adapt[replay=r5] (partial)" in legend, "the partial variant is marked")
+    f = forgetting(out)
+    expect("adapt[replay=r5]" not in [s["model"] for s in f["stages"]], "no end for the killed stage")
+    gap = next(g for g in f["stability_gap"] if g["model"] == "adapt[replay=r5]")
+    expect(gap["partial"], "the killed stage's stability gap is partial")
+    facts = next(k for k in gap["keys"] if k["key"] == "ppl facts acc")
+    expect(facts["tokens_to_recover"] is None, f"killed before it recovered: {facts}")
 
 
 def errors(mixtape, work):
@@ -151,6 +209,7 @@ def errors(mixtape, work):
     metrics = next(os.path.join(run, d, "metrics.jsonl") for d in sorted(os.listdir(run))
                    if d.startswith("pretrain-"))
     good = open(metrics).read().splitlines(keepends=True)
+    t = next(i for i, l in enumerate(good) if '"type": "train"' in l)  # step 1's record
     deep = "[" * 100000 + "]" * 100000 + "\n"
     for what, lines, want in [
             ("bad line mid-file", good[:2] + [good[2][:40] + "\n"] + good[3:], f"{metrics}:3: byte 40: invalid JSON: "),
@@ -158,8 +217,8 @@ def errors(mixtape, work):
              f"{metrics}:3: byte 512: JSON nested deeper than 512 levels"),
             ("a blank line", good[:1] + ["\n"] + good[1:],
              f"{metrics}:2: a blank line; each line of metrics.jsonl is one record"),
-            ("a repeated step", good[:4] + [good[2]] + good[4:],  # line 3 is the train record of step 1
-             f"{metrics}:5: a second train record of node 'pretrain' step 1 (the first is on line 3)")]:
+            ("a repeated step", good[:t + 2] + [good[t]] + good[t + 2:],
+             f"{metrics}:{t + 3}: a second train record of node 'pretrain' step 1 (the first is on line {t + 1})")]:
         open(metrics, "w").writelines(lines)
         r = report(mixtape, run)
         expect(r.returncode == 1 and want in r.stderr, f"{what}: exit {r.returncode}, expected 1 and {want!r}")

@@ -5,7 +5,10 @@
 
 The curves are shaped like real continual pre-training: prose loss falls during pretrain;
 during adapt (code) code loss falls and prose loss rises, much more without replay (r0) than
-with 5% replay (r5). Deterministic: the same arguments write the same bytes.
+with 5% replay (r5). The eval also scores two downstream tasks: `facts` (multiple choice),
+learned in pretrain and forgotten in adapt without replay, while with replay it dips and
+recovers (a stability gap); `arith` (generation), learned in adapt. adapt has in-loop points
+every 64Ki tokens. Deterministic: the same arguments write the same bytes.
 
 --partial: the run was killed during adapt[replay=r5]: its node has no DONE marker, its
 metrics stop at step 70 with the last line cut in half, and its final eval never ran.
@@ -58,6 +61,50 @@ def losses(node, stage_tokens, pretrain_end):
     }
 
 
+TASKS = {
+    "facts": {"path": "evals/facts.jsonl", "kind": "choice", "shots": 0, "fewshot_seed": 1234,
+              "target_delimiter": " ", "fewshot_delimiter": "\n\n", "until": [], "max_new_tokens": 0,
+              "limit": 0, "items": 200},
+    "arith": {"path": "evals/arith.jsonl", "kind": "generate", "shots": 0, "fewshot_seed": 1234,
+              "target_delimiter": " ", "fewshot_delimiter": "\n\n", "until": ["\n"], "max_new_tokens": 16,
+              "limit": 0, "items": 100},
+}
+
+
+def task_scores(node, stage_tokens, pretrain_end):
+    """{task: main metric} of `node`'s model after `stage_tokens` tokens of its stage."""
+    def pretrain_facts(t):
+        return 0.25 + 0.45 * (1 - math.exp(-t / 300e3))
+    if node is None:
+        return {"facts": 0.25, "arith": 0.0}
+    if node["exec"]["chain_tokens"] == 0:
+        return {"facts": pretrain_facts(stage_tokens), "arith": 0.02 * (1 - math.exp(-stage_tokens / 300e3))}
+    replay = node["ledger"]["tokens_by_stream"].get("prose", 0) / node["ledger"]["tokens"]
+    start = pretrain_facts(pretrain_end)
+    if replay == 0:
+        facts = start - 0.35 * (1 - math.exp(-stage_tokens / 100e3))
+    else:  # a dip early in the stage, then replay brings it back
+        u = stage_tokens / 80e3
+        facts = start - 0.15 * u * math.exp(1 - u) + 0.05 * stage_tokens / 524288
+    return {"facts": facts, "arith": 0.02 + (0.43 - replay) * (1 - math.exp(-stage_tokens / 150e3))}
+
+
+def task_records(base, scores):
+    """The task records of one eval point: `base` holds the fields they share."""
+    out = []
+    for name in sorted(TASKS):
+        task = TASKS[name]
+        n = task["items"]
+        metrics = ("acc", "acc_norm") if task["kind"] == "choice" else ("exact_match", "contains")
+        values = {metrics[0]: round(scores[name], 4), metrics[1]: round(min(1.0, scores[name] + 0.03), 4)}
+        record = dict(base, task=name, kind=task["kind"], items=n)
+        for metric, v in values.items():
+            record[metric] = v
+            record[metric + "_stderr"] = round(math.sqrt(v * (1 - v) / (n - 1)), 4)
+        out.append(line(record))
+    return out
+
+
 def line(record):
     return json.dumps(record, sort_keys=True) + "\n"
 
@@ -74,6 +121,14 @@ def main():
     plan["recipe_dir"] = HERE  # the golden leaves out this machine-specific key
     if args.recipe is not None:
         plan["recipe"] = args.recipe
+    for n in plan["nodes"]:
+        if n["kind"] == "eval":
+            n["settings"]["tasks"] = TASKS
+        elif n["kind"] == "train":
+            for during in n["exec"]["eval_during"].values():
+                during["tasks"] = TASKS
+                if n["exec"]["chain_tokens"] > 0:
+                    during["stage_tokens"] = [k * 65536 for k in range(8)]
     nodes = {n["name"]: n for n in plan["nodes"]}
     pretrain_end = next(n["ledger"]["tokens"] for n in plan["nodes"]
                         if n["kind"] == "train" and n["exec"]["chain_tokens"] == 0)
@@ -114,6 +169,10 @@ def main():
                             "chain_tokens": chain, "stream": stream, "split": split,
                             "loss": round(loss, 5), "ppl": round(math.exp(loss), 4),
                             "tokens": 65536}))
+                    lines += task_records({
+                        "type": "eval", "node": node["name"], "eval": name, "point": "during",
+                        "stage": node["exec"]["stage"], "stage_tokens": stage_tokens,
+                        "chain_tokens": chain}, task_scores(node, stage_tokens, pretrain_end))
                 if step == begin:
                     continue
                 model = losses(node, stage_tokens, pretrain_end)
@@ -133,10 +192,12 @@ def main():
             model_node = nodes[node["inputs"][0]]
             if model_node["kind"] == "init":
                 model = {"prose": INIT_LOSS, "code": INIT_LOSS}
+                scores = task_scores(None, 0, pretrain_end)
             else:
                 steps = model_node["settings"]["steps"]
                 batch = model_node["settings"]["seq_len"] * model_node["settings"]["batch_sequences"]
                 model = losses(model_node, steps[1] * batch, pretrain_end)
+                scores = task_scores(model_node, steps[1] * batch, pretrain_end)
             for stream, split in node["settings"]["splits"]:
                 loss = model[stream] + rng.uniform(-0.01, 0.01)
                 lines.append(line({
@@ -144,6 +205,10 @@ def main():
                     "point": "final", "stage": None, "stage_tokens": 0,
                     "chain_tokens": node["exec"]["chain_tokens"], "stream": stream, "split": split,
                     "loss": round(loss, 5), "ppl": round(math.exp(loss), 4), "tokens": 65536}))
+            lines += task_records({
+                "type": "eval", "node": model_node["name"], "eval": node["name"].split("@")[0],
+                "point": "final", "stage": None, "stage_tokens": 0,
+                "chain_tokens": node["exec"]["chain_tokens"]}, scores)
         if lines:
             with open(os.path.join(out, "metrics.jsonl"), "w") as f:
                 f.writelines(lines)

@@ -1,7 +1,7 @@
 //===- ReportCommand.cpp - `mixtape report` ------------------------------===//
 //
 // Reads a run directory and writes its report: the final-metrics table on stdout, the
-// charts and an HTML page under --out. Exit 0 written, 1 errors, 2 usage.
+// charts, an HTML page and forgetting.json under --out. Exit 0 written, 1 errors, 2 usage.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
@@ -18,8 +18,8 @@ int mixtape::cli::reportMain(llvm::ArrayRef<llvm::StringRef> args) {
   std::string out;
   std::vector<std::string> runDir;
   OptionParser options("mixtape report", "RUN_DIR",
-                       "Tables and plots of a run: final metrics, eval and training loss, learning rate.");
-  options.value("--out", "DIR", out, "where to write report.html and the SVG charts (default RUN_DIR/report)")
+                       "Tables and plots of a run: final metrics, eval loss, task accuracy, forgetting, training loss, learning rate.");
+  options.value("--out", "DIR", out, "where to write report.html, forgetting.json and the SVG charts (default RUN_DIR/report)")
       .positional("RUN_DIR", runDir, 1, 1)
       .epilog("exit status: 0 written, 1 errors, 2 usage");
   if (std::optional<int> exit = options.parse(args))
@@ -38,6 +38,7 @@ int mixtape::cli::reportMain(llvm::ArrayRef<llvm::StringRef> args) {
     llvm::errs() << "mixtape report: error: " << llvm::toString(std::move(error)) << "\n";
     return Failure;
   }
-  llvm::outs() << "\nwrote " << joinPath(out, "report.html") << "\n";
+  llvm::outs() << "\nwrote " << joinPath(out, "report.html") << "\nwrote " << joinPath(out, "forgetting.json")
+               << "\n";
   return Success;
 }

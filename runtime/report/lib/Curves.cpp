@@ -123,10 +123,12 @@ std::string seriesName(const rundir::EvalRecord &r) {
 /// a value left out), thinned; chains with no point draw nothing.
 void addTrainCurves(Chart &chart, llvm::ArrayRef<Chain> chains, const Run &run,
                     llvm::function_ref<std::optional<double>(const rundir::TrainRecord &)> value) {
-  for (const Chain &chain : chains) {
+  for (size_t c = 0; c < chains.size(); ++c) {
+    const Chain &chain = chains[c];
     Curve curve;
     curve.Label = chain.Variant;
     curve.Partial = chain.Partial;
+    curve.Style = c;
     for (const Logged<rundir::TrainRecord> &logged : run.Logs.Train)
       if (chain.Nodes.contains(logged.Record.Node))
         if (std::optional<double> y = value(logged.Record))
@@ -137,6 +139,47 @@ void addTrainCurves(Chart &chart, llvm::ArrayRef<Chain> chains, const Run &run,
       chart.Curves.push_back(std::move(curve));
   }
 }
+
+} // namespace
+
+namespace {
+
+/// One curve per chain of the (final or in-loop) points `value` gives, ordered as a loss
+/// chart's: the chain's in-loop points by x, then the final eval of its last node.
+template <typename R>
+void addEvalCurves(Chart &chart, llvm::ArrayRef<Chain> chains, llvm::ArrayRef<Logged<R>> records,
+                   llvm::function_ref<std::optional<double>(const R &)> value) {
+  for (size_t c = 0; c < chains.size(); ++c) {
+    const Chain &chain = chains[c];
+    Curve curve;
+    curve.Label = chain.Variant;
+    curve.Partial = chain.Partial;
+    curve.Style = c;
+    std::vector<Point> final;
+    for (const Logged<R> &logged : records) {
+      const R &r = logged.Record;
+      std::optional<double> y = value(r);
+      if (!y)
+        continue;
+      const Point point{static_cast<double>(r.ChainTokens), *y};
+      if (!r.Final && chain.Nodes.contains(r.Node))
+        curve.Points.push_back(point);
+      else if (r.Final && r.Node == chain.Last)
+        final.push_back(point);
+      else
+        continue;
+      curve.Partial |= logged.Partial;
+    }
+    sortByX(curve.Points);
+    // The final eval closes the curve even where a during point shares its x.
+    sortByX(final);
+    llvm::append_range(curve.Points, final);
+    if (!curve.Points.empty())
+      chart.Curves.push_back(std::move(curve));
+  }
+}
+
+std::string taskSeriesName(const rundir::TaskRecord &r) { return r.Eval + " " + r.Task; }
 
 } // namespace
 
@@ -155,31 +198,38 @@ std::vector<Chart> mixtape::report::lossCharts(const Run &run) {
   for (const std::string &name : series) {
     Chart chart = tokensChart("Eval loss: " + name, "loss (nats per token)", "loss-" + fileStem(name, stems), stages);
     chart.Markers = true;
-    for (const Chain &chain : chains) {
-      Curve curve;
-      curve.Label = chain.Variant;
-      curve.Partial = chain.Partial;
-      std::vector<Point> final;
-      for (const Logged<rundir::EvalRecord> &logged : run.Logs.Evals) {
-        const rundir::EvalRecord &r = logged.Record;
-        if (seriesName(r) != name)
-          continue;
-        const Point point{static_cast<double>(r.ChainTokens), r.Loss};
-        if (!r.Final && chain.Nodes.contains(r.Node))
-          curve.Points.push_back(point);
-        else if (r.Final && r.Node == chain.Last)
-          final.push_back(point);
-        else
-          continue;
-        curve.Partial |= logged.Partial;
-      }
-      sortByX(curve.Points);
-      // The final eval closes the curve even where a during point shares its x.
-      sortByX(final);
-      llvm::append_range(curve.Points, final);
-      if (!curve.Points.empty())
-        chart.Curves.push_back(std::move(curve));
-    }
+    addEvalCurves<rundir::EvalRecord>(chart, chains, run.Logs.Evals, [&](const rundir::EvalRecord &r) {
+      return seriesName(r) == name ? std::optional<double>(r.Loss) : std::nullopt;
+    });
+    charts.push_back(std::move(chart));
+  }
+  return charts;
+}
+
+std::vector<Chart> mixtape::report::taskCharts(const Run &run) {
+  std::vector<std::pair<std::string, plan::TaskKind>> series;
+  llvm::StringSet<> seen;
+  for (const Logged<rundir::TaskRecord> &logged : run.Logs.Tasks)
+    if (seen.insert(taskSeriesName(logged.Record)).second)
+      series.emplace_back(taskSeriesName(logged.Record), logged.Record.Kind);
+
+  std::vector<Chain> chains = chainsOf(run);
+  std::vector<StageMark> stages = stageMarks(run.Plan);
+  llvm::StringSet<> stems;
+  std::vector<Chart> charts;
+  for (const auto &entry : series) {
+    const std::string &name = entry.first; // not a structured binding: C++17 lambdas cannot capture one
+    // A task's main metric: what its forgetting numbers follow too.
+    std::string metric = rundir::taskMetrics(entry.second).front().str();
+    Chart chart = tokensChart("Task " + metric + ": " + name, metric + " (fraction of items)",
+                              "task-" + fileStem(name, stems), stages);
+    chart.Markers = true;
+    addEvalCurves<rundir::TaskRecord>(chart, chains, run.Logs.Tasks, [&](const rundir::TaskRecord &r) {
+      auto it = r.Scores.find(metric);
+      if (taskSeriesName(r) != name || it == r.Scores.end())
+        return std::optional<double>();
+      return std::optional<double>(it->second);
+    });
     charts.push_back(std::move(chart));
   }
   return charts;
@@ -223,13 +273,25 @@ MetricsTable mixtape::report::finalMetrics(const Run &run) {
     table.Columns.push_back(name);
     return table.Columns.size() - 1;
   };
+  auto taskColumn = [&](const rundir::TaskRecord &r) {
+    std::string name = taskSeriesName(r);
+    auto it = llvm::find_if(table.TaskColumns, [&](const MetricsTable::TaskColumn &c) { return c.Name == name; });
+    if (it != table.TaskColumns.end())
+      return static_cast<size_t>(it - table.TaskColumns.begin());
+    table.TaskColumns.push_back({name, r.Kind});
+    return table.TaskColumns.size() - 1;
+  };
   for (const Logged<rundir::EvalRecord> &logged : run.Logs.Evals)
     if (logged.Record.Final)
       column(logged.Record);
+  for (const Logged<rundir::TaskRecord> &logged : run.Logs.Tasks)
+    if (logged.Record.Final)
+      taskColumn(logged.Record);
   for (const plan::Node &node : run.Plan.Nodes) {
     MetricsTable::Row row;
     row.Model = node.Name;
     row.Cells.resize(table.Columns.size());
+    row.TaskCells.resize(table.TaskColumns.size());
     bool any = false;
     for (const Logged<rundir::EvalRecord> &logged : run.Logs.Evals) {
       const rundir::EvalRecord &r = logged.Record;
@@ -240,10 +302,30 @@ MetricsTable mixtape::report::finalMetrics(const Run &run) {
       row.Partial |= logged.Partial;
       row.Cells[column(r)] = MetricsTable::Cell{r.Loss, r.Ppl};
     }
+    for (const Logged<rundir::TaskRecord> &logged : run.Logs.Tasks) {
+      const rundir::TaskRecord &r = logged.Record;
+      if (!r.Final || r.Node != node.Name)
+        continue;
+      any = true;
+      row.ChainTokens = static_cast<double>(r.ChainTokens);
+      row.Partial |= logged.Partial;
+      row.TaskCells[taskColumn(r)] = r.Scores;
+    }
     if (any)
       table.Rows.push_back(std::move(row));
   }
   return table;
+}
+
+std::string mixtape::report::formatScore(const MetricsTable::TaskCell &cell, llvm::StringRef metric,
+                                         llvm::StringRef plusMinus) {
+  auto value = cell.find(metric.str()), error = cell.find(metric.str() + "_stderr");
+  if (value == cell.end())
+    return "-";
+  std::string text = llvm::formatv("{0:F4}", value->second).str();
+  if (error != cell.end())
+    text += (plusMinus + llvm::formatv("{0:F4}", error->second).str()).str();
+  return text;
 }
 
 void mixtape::report::printTable(const MetricsTable &table, llvm::raw_ostream &os) {
@@ -259,6 +341,12 @@ void mixtape::report::printTable(const MetricsTable &table, llvm::raw_ostream &o
     cells[0].insert(cells[0].end(), {c, ""});
     cells[1].insert(cells[1].end(), {"loss", "ppl"});
   }
+  // Every task kind has two metrics, so task columns pair up as loss and ppl do.
+  for (const MetricsTable::TaskColumn &c : table.TaskColumns) {
+    cells[0].insert(cells[0].end(), {c.Name, ""});
+    for (llvm::StringRef metric : rundir::taskMetrics(c.Kind))
+      cells[1].push_back(metric.str());
+  }
   for (const MetricsTable::Row &row : table.Rows) {
     std::vector<std::string> line{row.Model + (row.Partial ? " (partial)" : ""),
                                   formatTokens(row.ChainTokens)};
@@ -266,6 +354,9 @@ void mixtape::report::printTable(const MetricsTable &table, llvm::raw_ostream &o
       line.push_back(cell ? llvm::formatv("{0:F4}", cell->Loss).str() : "-");
       line.push_back(cell ? llvm::formatv("{0:F2}", cell->Ppl).str() : "-");
     }
+    for (size_t c = 0; c < table.TaskColumns.size(); ++c)
+      for (llvm::StringRef metric : rundir::taskMetrics(table.TaskColumns[c].Kind))
+        line.push_back(row.TaskCells[c] ? formatScore(*row.TaskCells[c], metric, "+-") : "-");
     cells.push_back(std::move(line));
   }
   // A series name spans its loss and ppl columns: widen the pair to fit it.

@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "mixtape/report/Report.h"
 
+#include "mixtape/report/Forgetting.h"
+
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 
@@ -197,10 +199,11 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
      << ")\">" << escapeXml(chart.YLabel) << "</text>\n";
 
   os << "<g class=\"curves\" fill=\"none\" stroke-width=\"2\" stroke-linejoin=\"round\">\n";
+  auto style = [&](size_t i) { return chart.Curves[i].Style.value_or(i); };
   for (size_t i = 0; i < chart.Curves.size(); ++i) {
     const Curve &curve = chart.Curves[i];
-    os << "<polyline data-variant=\"" << escapeXml(curve.Label) << "\" stroke=\"" << colorOf(i)
-       << "\"" << dashOf(i) << " points=\"";
+    os << "<polyline data-variant=\"" << escapeXml(curve.Label) << "\" stroke=\"" << colorOf(style(i))
+       << "\"" << dashOf(style(i)) << " points=\"";
     for (size_t k = 0; k < curve.Points.size(); ++k)
       os << (k ? " " : "") << num(px(curve.Points[k].X)) << "," << num(py(curve.Points[k].Y));
     os << "\"/>\n";
@@ -211,7 +214,7 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
     for (size_t i = 0; i < chart.Curves.size(); ++i)
       for (const Point &p : chart.Curves[i].Points)
         os << "<circle cx=\"" << num(px(p.X)) << "\" cy=\"" << num(py(p.Y)) << "\" r=\"3\" fill=\""
-           << colorOf(i) << "\"/>\n";
+           << colorOf(style(i)) << "\"/>\n";
     os << "</g>\n";
   }
 
@@ -219,8 +222,8 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
   for (size_t i = 0; i < chart.Curves.size(); ++i) {
     double y = top + 8 + 20.0 * i;
     os << "<line x1=\"" << num(legendX) << "\" y1=\"" << num(y) << "\" x2=\"" << num(legendX + 28)
-       << "\" y2=\"" << num(y) << "\" stroke=\"" << colorOf(i) << "\" stroke-width=\"2\""
-       << dashOf(i) << "/>\n"
+       << "\" y2=\"" << num(y) << "\" stroke=\"" << colorOf(style(i)) << "\" stroke-width=\"2\""
+       << dashOf(style(i)) << "/>\n"
        << "<text x=\"" << num(legendX + 36) << "\" y=\"" << num(y + 4) << "\">"
        << escapeXml(curveLabel(chart.Curves[i])) << "</text>\n";
   }
@@ -238,9 +241,84 @@ figure { margin: 4px 0; }
 .warning { color: #a05a00; }
 )";
 
-std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &table,
-                                        llvm::ArrayRef<Chart> lossCharts, const Chart &lr,
-                                        llvm::ArrayRef<Chart> trainLossCharts) {
+namespace {
+
+std::string fixed4(double v) { return llvm::formatv("{0}", llvm::format("%.4f", v + 0.0)).str(); }
+std::string signed4(double v) { return llvm::formatv("{0}", llvm::format("%+.4f", v + 0.0)).str(); }
+
+/// The forgetting numbers as three tables (forgetting.json has the same, docs/run-format.md).
+void renderForgetting(const Forgetting &f, llvm::raw_ostream &os) {
+  os << "<h2>Forgetting</h2>\n";
+  if (f.Stages.empty() && f.Chains.empty() && f.Gaps.empty()) {
+    os << "<p>No stage has evals at its start and end yet.</p>\n";
+    return;
+  }
+  os << "<p>The numbers behind the charts, also in <code>forgetting.json</code>. Change: a stage's "
+        "end against the model it started from (its in-loop point at 0 tokens, else that model's "
+        "final eval). Transfer: along each variant's chain, per eval, the stage that improved it most "
+        "(learned at); BWT is what the later stages did to it, FWT what the earlier ones gave it before "
+        "it was learned, both positive when better (Lopez-Paz &amp; Ranzato 2017). Stability gap: the "
+        "deepest in-loop drop below a stage's start and the stage tokens until it is made good.</p>\n";
+  if (!f.Stages.empty()) {
+    os << "<table id=\"forgetting-stages\">\n<thead><tr><th>model</th><th>stage</th><th>from</th>"
+       << "<th>eval</th><th>start</th><th>end</th><th>change</th><th></th></tr></thead>\n<tbody>\n";
+    for (const StageForgetting &s : f.Stages)
+      for (const StageChange &c : s.Changes)
+        os << "<tr" << (s.Partial ? " class=\"partial\"" : "") << " data-model=\"" << escapeXml(s.Model)
+           << "\"><td>" << escapeXml(s.Model) << "</td><td>" << escapeXml(s.Stage) << "</td><td>"
+           << escapeXml(s.StartModel) << "</td><td>" << escapeXml(c.Key) << "</td><td class=\"num\">"
+           << fixed4(c.Start) << "</td><td class=\"num\">" << fixed4(c.End) << "</td><td class=\"num\">"
+           << signed4(c.Change) << "</td><td>" << (c.Better ? "better" : "worse") << "</td></tr>\n";
+    os << "</tbody>\n</table>\n";
+  }
+  for (const ChainForgetting &c : f.Chains) {
+    auto mean = [](const std::optional<double> &v) { return v ? signed4(*v) : std::string("-"); };
+    os << "<table class=\"transfer\" data-variant=\"" << escapeXml(c.Variant) << "\">\n<caption>"
+       << escapeXml(c.Variant) << (c.Partial ? " (partial)" : "") << ": BWT " << mean(c.Bwt) << ", FWT "
+       << mean(c.Fwt) << "</caption>\n<thead><tr><th>model</th>";
+    for (const std::string &k : c.Columns)
+      os << "<th>" << escapeXml(k) << "</th>";
+    os << "</tr></thead>\n<tbody>\n";
+    for (size_t r = 0; r < c.Rows.size(); ++r) {
+      os << "<tr><td>" << escapeXml(c.Rows[r].Model) << "</td>";
+      for (double v : c.R[r])
+        os << "<td class=\"num\">" << fixed4(v) << "</td>";
+      os << "</tr>\n";
+    }
+    for (const char *what : {"learned at", "BWT", "FWT"}) {
+      os << "<tr><th>" << what << "</th>";
+      for (const Transfer &t : c.Transfers)
+        os << "<td class=\"num\">"
+           << (what[0] == 'l'   ? escapeXml(c.Rows[t.LearnedAt].Model)
+               : what[0] == 'B' ? signed4(t.Bwt)
+                                : signed4(t.Fwt))
+           << "</td>";
+      os << "</tr>\n";
+    }
+    os << "</tbody>\n</table>\n";
+  }
+  if (!f.Gaps.empty()) {
+    os << "<table id=\"stability-gap\">\n<thead><tr><th>model</th><th>stage</th><th>eval</th>"
+       << "<th>start</th><th>deepest</th><th>drop</th><th>at</th><th>recovered after</th></tr></thead>\n"
+       << "<tbody>\n";
+    for (const StageGaps &g : f.Gaps)
+      for (const StabilityGap &gap : g.Gaps)
+        os << "<tr" << (g.Partial ? " class=\"partial\"" : "") << "><td>" << escapeXml(g.Model) << "</td><td>"
+           << escapeXml(g.Stage) << "</td><td>" << escapeXml(gap.Key) << "</td><td class=\"num\">"
+           << fixed4(gap.Start) << "</td><td class=\"num\">" << fixed4(gap.Deepest) << "</td><td class=\"num\">"
+           << signed4(gap.Drop) << "</td><td class=\"num\">"
+           << formatTokens(static_cast<double>(gap.AtStageTokens)) << "</td><td class=\"num\">"
+           << (gap.TokensToRecover ? formatTokens(static_cast<double>(*gap.TokensToRecover)) : std::string("never"))
+           << "</td></tr>\n";
+    os << "</tbody>\n</table>\n";
+  }
+}
+
+} // namespace
+
+std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &table, const Forgetting &forgetting,
+                                        llvm::ArrayRef<Chart> lossCharts, llvm::ArrayRef<Chart> taskCharts,
+                                        const Chart &lr, llvm::ArrayRef<Chart> trainLossCharts) {
   std::string s;
   llvm::raw_string_ostream os(s);
   std::string recipe = escapeXml(run.Plan.Recipe);
@@ -264,9 +342,14 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
        << "<th rowspan=\"2\">tokens</th>";
     for (const std::string &c : table.Columns)
       os << "<th colspan=\"2\">" << escapeXml(c) << "</th>";
+    for (const MetricsTable::TaskColumn &c : table.TaskColumns)
+      os << "<th colspan=\"" << rundir::taskMetrics(c.Kind).size() << "\">" << escapeXml(c.Name) << "</th>";
     os << "</tr>\n<tr>";
     for (size_t i = 0; i < table.Columns.size(); ++i)
       os << "<th>loss</th><th>ppl</th>";
+    for (const MetricsTable::TaskColumn &c : table.TaskColumns)
+      for (llvm::StringRef metric : rundir::taskMetrics(c.Kind))
+        os << "<th>" << metric << "</th>";
     os << "</tr>\n</thead>\n<tbody>\n";
     for (const MetricsTable::Row &row : table.Rows) {
       os << "<tr class=\"" << (row.Partial ? "model partial" : "model") << "\" data-model=\""
@@ -279,10 +362,15 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
                               cell->Loss, cell->Ppl);
         else
           os << "<td class=\"num\">-</td><td class=\"num\">-</td>";
+      for (size_t c = 0; c < table.TaskColumns.size(); ++c)
+        for (llvm::StringRef metric : rundir::taskMetrics(table.TaskColumns[c].Kind))
+          os << "<td class=\"num\">"
+             << (row.TaskCells[c] ? formatScore(*row.TaskCells[c], metric, " \xC2\xB1 ") : std::string("-")) << "</td>";
       os << "</tr>\n";
     }
     os << "</tbody>\n</table>\n";
   }
+  renderForgetting(forgetting, os);
   std::vector<AblationRanking> rankings = rankAblations(run, table);
   if (!rankings.empty()) {
     std::string text;
@@ -303,6 +391,14 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
   if (lossCharts.empty())
     os << "<p>No eval records yet.</p>\n";
   for (const Chart &chart : lossCharts)
+    os << "<figure>\n" << renderSvg(chart) << "</figure>\n";
+  if (!taskCharts.empty())
+    os << "<h2>Task accuracy</h2>\n"
+       << "<p>Each task's main metric (acc for multiple choice, exact_match for generation) against "
+          "the same axis, drawn as the loss charts are: one line per stage variant in the same colours, "
+          "its in-loop points then its final eval. Forgetting shows as an earlier task's accuracy "
+          "falling after a later stage starts.</p>\n";
+  for (const Chart &chart : taskCharts)
     os << "<figure>\n" << renderSvg(chart) << "</figure>\n";
   os << "<h2>Learning rate</h2>\n<figure>\n" << renderSvg(lr) << "</figure>\n";
   if (!trainLossCharts.empty())
@@ -331,11 +427,15 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
   if (std::error_code ec = llvm::sys::fs::create_directories(outDir))
     return fileError(outDir, "cannot create: " + ec.message());
   MetricsTable table = finalMetrics(run);
+  Forgetting forgetting = forgettingOf(run.Plan, run.Logs);
   std::vector<Chart> losses = lossCharts(run);
+  std::vector<Chart> tasks = taskCharts(run);
   Chart lr = lrChart(run);
   std::vector<Chart> trainLosses = trainLossCharts(run);
   std::vector<const Chart *> charts;
   for (const Chart &chart : losses)
+    charts.push_back(&chart);
+  for (const Chart &chart : tasks)
     charts.push_back(&chart);
   charts.push_back(&lr);
   for (const Chart &chart : trainLosses)
@@ -344,10 +444,13 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
     if (llvm::Error error = writeFileDurably(joinPath(outDir, chart->FileStem + ".svg"), renderSvg(*chart)))
       return error;
   }
-  if (llvm::Error error =
-          writeFileDurably(joinPath(outDir, "report.html"), renderHtml(run, table, losses, lr, trainLosses)))
+  if (llvm::Error error = writeFileDurably(joinPath(outDir, "forgetting.json"), forgettingJSON(forgetting)))
+    return error;
+  if (llvm::Error error = writeFileDurably(joinPath(outDir, "report.html"),
+                                           renderHtml(run, table, forgetting, losses, tasks, lr, trainLosses)))
     return error;
   printTable(table, tableOut);
+  printForgetting(forgetting, tableOut);
   printRankings(rankAblations(run, table), tableOut);
   return llvm::Error::success();
 }

@@ -64,6 +64,11 @@ llvm::Expected<Run> mixtape::report::loadRun(llvm::StringRef runDir) {
         return std::move(e);
       run.Logs.Evals.push_back({std::move(r), partial});
     }
+    for (rundir::TaskRecord &r : metrics->Tasks) {
+      if (llvm::Error e = known(r.Node))
+        return std::move(e);
+      run.Logs.Tasks.push_back({std::move(r), partial});
+    }
     for (std::string &w : metrics->Warnings)
       run.Logs.Warnings.push_back(std::move(w));
   }

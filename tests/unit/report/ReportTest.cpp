@@ -1,4 +1,5 @@
-//===- ReportTest.cpp - ticks, metrics parsing, curve assembly ------------===//
+//===- ReportTest.cpp - ticks, metrics parsing, curves, tables, forgetting -===//
+#include "mixtape/report/Forgetting.h"
 #include "mixtape/report/Report.h"
 
 #include "llvm/ADT/StringRef.h"
@@ -223,6 +224,213 @@ TEST(Svg, OnePolylinePerCurveAndDeterministic) {
   EXPECT_NE(svg.find("data-variant=\"b[y]\""), std::string::npos);
   EXPECT_NE(svg.find(">b[y] (partial)</text>"), std::string::npos);
   EXPECT_EQ(svg, renderSvg(lossCharts(run)[0]));
+}
+
+Logged<rundir::TaskRecord> task(llvm::StringRef model, llvm::StringRef name, bool final, uint64_t stageTokens,
+                                 double acc) {
+  rundir::TaskRecord r;
+  r.Node = model.str();
+  r.Eval = "down";
+  r.Task = name.str();
+  r.Kind = plan::TaskKind::Choice;
+  r.Final = final;
+  r.StageTokens = stageTokens;
+  r.Items = 100;
+  r.Scores = {{"acc", acc}, {"acc_stderr", 0.01}, {"acc_norm", acc / 2}, {"acc_norm_stderr", 0.02}};
+  return {r, false};
+}
+
+Logged<rundir::EvalRecord> during(llvm::StringRef node, uint64_t stageTokens, double loss) {
+  Logged<rundir::EvalRecord> r = eval(node, false, 0, loss);
+  r.Record.StageTokens = stageTokens;
+  return r;
+}
+
+TEST(Tasks, TableColumnsAndChartsBesideLoss) {
+  mixtape::report::Run run = sampleRun();
+  run.Logs.Tasks = {task("base", "sciq", false, 50, 0.4), task("b[x]", "sciq", true, 0, 0.7),
+                    task("init", "sciq", true, 0, 0.25)};
+  run.Logs.Tasks[1].Record.ChainTokens = 150;
+  MetricsTable t = finalMetrics(run);
+  ASSERT_EQ(t.TaskColumns.size(), 1u);
+  EXPECT_EQ(t.TaskColumns[0].Name, "down sciq");
+  ASSERT_TRUE(t.Rows[1].TaskCells[0].has_value());
+  EXPECT_EQ(formatScore(*t.Rows[1].TaskCells[0], "acc", "+-"), "0.7000+-0.0100");
+  EXPECT_EQ(formatScore(*t.Rows[1].TaskCells[0], "exact_match", "+-"), "-");
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  printTable(t, os);
+  EXPECT_NE(text.find("acc_norm"), std::string::npos);
+  EXPECT_NE(text.find("0.3500+-0.0200"), std::string::npos);
+
+  std::vector<Chart> charts = taskCharts(run);
+  ASSERT_EQ(charts.size(), 1u);
+  EXPECT_EQ(charts[0].FileStem, "task-down_sciq");
+  // b[x] runs through base's in-loop point, then its final eval; the variants keep the
+  // loss charts' styles.
+  ASSERT_EQ(charts[0].Curves.size(), 3u);
+  EXPECT_EQ(charts[0].Curves[1].Label, "b[x]");
+  ASSERT_EQ(charts[0].Curves[1].Points.size(), 2u);
+  EXPECT_EQ(charts[0].Curves[1].Points[1].Y, 0.7);
+  EXPECT_EQ(charts[0].Curves[2].Style, std::optional<size_t>(2));
+}
+
+// Two stages: a learns task A, b (two segments: b.0 then b) learns task B and forgets A.
+// Values by hand (finals):       loss   A     B
+//   init                         5.0  0.25  0.25
+//   a                            2.0  0.80  0.30
+//   b                            2.5  0.50  0.90
+// b's in-loop points at stage tokens 0 (on b.0), 100 (b.0), 200 and 300 (b):
+//   loss 2.1 2.6 2.4 2.3 (never back to 2.1)   A 0.78 0.60 0.70 0.79   B 0.31 0.28 0.50 0.85
+// a's in-loop points: A 0.25 at 0, 0.5 at 100 (never below its start).
+struct TwoStages {
+  plan::Plan Plan;
+  mixtape::report::Metrics Logs;
+  TwoStages() {
+    using plan::NodeKind;
+    Plan.Nodes = {node("init", NodeKind::Init, {}, {}), node("a", NodeKind::Train, {0}, {"a", "b"}, "a", 0),
+                  node("b.0", NodeKind::Train, {1}, {"b"}, "b", 1000), node("b", NodeKind::Train, {2}, {"b"}, "b", 1100),
+                  node("ppl@b", NodeKind::Eval, {3}, {}, "", 1300)};
+    Plan.Nodes[3].train()->Exec.StageStart = false;
+    Logs.Evals = {eval("init", true, 0, 5.0), eval("a", true, 0, 2.0),  eval("b", true, 0, 2.5),
+                  during("b.0", 0, 2.1),      during("b.0", 100, 2.6), during("b", 200, 2.4),
+                  during("b", 300, 2.3)};
+    Logs.Tasks = {task("init", "A", true, 0, 0.25), task("init", "B", true, 0, 0.25), task("a", "A", true, 0, 0.80),
+                  task("a", "B", true, 0, 0.30),    task("b", "A", true, 0, 0.50),    task("b", "B", true, 0, 0.90),
+                  task("a", "A", false, 0, 0.25),   task("a", "A", false, 100, 0.5)};
+    double a[] = {0.78, 0.60, 0.70, 0.79}, b[] = {0.31, 0.28, 0.50, 0.85};
+    for (uint64_t i = 0; i < 4; ++i) {
+      Logs.Tasks.push_back(task(i < 2 ? "b.0" : "b", "A", false, 100 * i, a[i]));
+      Logs.Tasks.push_back(task(i < 2 ? "b.0" : "b", "B", false, 100 * i, b[i]));
+    }
+  }
+};
+
+TEST(Forgetting, KeysSayWhichWayIsBetter) {
+  std::vector<MetricKey> keys = metricKeys(TwoStages().Logs);
+  ASSERT_EQ(keys.size(), 3u);
+  EXPECT_EQ(keys[0].Name, "ppl prose.val loss");
+  EXPECT_FALSE(keys[0].HigherIsBetter);
+  EXPECT_EQ(keys[1].Name, "down A acc");
+  EXPECT_TRUE(keys[1].HigherIsBetter);
+  EXPECT_EQ(keys[2].Name, "down B acc");
+}
+
+TEST(Forgetting, EachStageAgainstTheModelItStartedFrom) {
+  Forgetting f = forgettingOf(TwoStages().Plan, TwoStages().Logs);
+  ASSERT_EQ(f.Stages.size(), 2u);
+  const StageForgetting &a = f.Stages[0], &b = f.Stages[1];
+  EXPECT_EQ(a.Model, "a");
+  EXPECT_EQ(a.StartModel, "init");
+  ASSERT_EQ(a.Changes.size(), 3u);
+  // loss: no in-loop point of a: init's final eval; 5.0 -> 2.0 is better.
+  EXPECT_FALSE(a.Changes[0].StartDuring);
+  EXPECT_DOUBLE_EQ(a.Changes[0].Change, -3.0);
+  EXPECT_TRUE(a.Changes[0].Better);
+  // A: a's in-loop point at 0 (0.25), to 0.80.
+  EXPECT_TRUE(a.Changes[1].StartDuring);
+  EXPECT_DOUBLE_EQ(a.Changes[1].Change, 0.55);
+  EXPECT_TRUE(a.Changes[1].Better);
+  // b is two segments: its model is b, it started from a, its start point is b.0's at 0.
+  EXPECT_EQ(b.Model, "b");
+  EXPECT_EQ(b.Stage, "b");
+  EXPECT_EQ(b.StartModel, "a");
+  EXPECT_EQ(b.Variants, (std::vector<std::string>{"b"}));
+  ASSERT_EQ(b.Changes.size(), 3u);
+  EXPECT_TRUE(b.Changes[0].StartDuring);
+  EXPECT_DOUBLE_EQ(b.Changes[0].Start, 2.1);
+  EXPECT_DOUBLE_EQ(b.Changes[0].Change, 0.4); // loss up: worse
+  EXPECT_FALSE(b.Changes[0].Better);
+  EXPECT_DOUBLE_EQ(b.Changes[1].Change, 0.50 - 0.78); // A forgotten
+  EXPECT_FALSE(b.Changes[1].Better);
+  EXPECT_DOUBLE_EQ(b.Changes[2].Change, 0.90 - 0.31); // B learned
+  EXPECT_TRUE(b.Changes[2].Better);
+}
+
+TEST(Forgetting, TransferMatrixOfAChain) {
+  Forgetting f = forgettingOf(TwoStages().Plan, TwoStages().Logs);
+  ASSERT_EQ(f.Chains.size(), 2u);
+  // Variant a: init, a. One stage: every column learned at row 1, no means.
+  EXPECT_EQ(f.Chains[0].Variant, "a");
+  EXPECT_EQ(f.Chains[0].Rows.size(), 2u);
+  EXPECT_FALSE(f.Chains[0].Bwt.has_value());
+  EXPECT_FALSE(f.Chains[0].Fwt.has_value());
+
+  const ChainForgetting &c = f.Chains[1];
+  EXPECT_EQ(c.Variant, "b");
+  ASSERT_EQ(c.Rows.size(), 3u);
+  EXPECT_EQ(c.Rows[0].Model, "init");
+  EXPECT_FALSE(c.Rows[0].Stage.has_value());
+  EXPECT_EQ(c.Rows[1].Model, "a");
+  EXPECT_EQ(c.Rows[2].Model, "b");
+  EXPECT_EQ(*c.Rows[2].Stage, "b");
+  EXPECT_EQ(c.Columns, (std::vector<std::string>{"ppl prose.val loss", "down A acc", "down B acc"}));
+  // Row 0: the init's final loss, A from a's in-loop point at 0 (0.25, as the final), B final.
+  using Matrix = std::vector<std::vector<double>>;
+  EXPECT_EQ(c.R, (Matrix{{5.0, 0.25, 0.25}, {2.0, 0.80, 0.30}, {2.5, 0.50, 0.90}}));
+  ASSERT_EQ(c.Transfers.size(), 3u);
+  // loss: learned at a (-3.0); b raised it by 0.5: BWT -0.5; FWT 0 (learned first).
+  EXPECT_EQ(c.Transfers[0].LearnedAt, 1u);
+  EXPECT_DOUBLE_EQ(c.Transfers[0].Bwt, -0.5);
+  EXPECT_DOUBLE_EQ(c.Transfers[0].Fwt, 0);
+  // A: learned at a; BWT = R[2][A] - R[1][A] = 0.50 - 0.80.
+  EXPECT_EQ(c.Transfers[1].LearnedAt, 1u);
+  EXPECT_DOUBLE_EQ(c.Transfers[1].Bwt, 0.50 - 0.80);
+  // B: learned at b (+0.60 > +0.05); FWT = R[1][B] - R[0][B] = 0.30 - 0.25; BWT 0.
+  EXPECT_EQ(c.Transfers[2].LearnedAt, 2u);
+  EXPECT_DOUBLE_EQ(c.Transfers[2].Bwt, 0);
+  EXPECT_DOUBLE_EQ(c.Transfers[2].Fwt, 0.30 - 0.25);
+  // GEM's means: BWT over the columns learned before the last stage (loss, A), FWT over those
+  // learned after the first (B).
+  EXPECT_DOUBLE_EQ(*c.Bwt, (-0.5 + (0.50 - 0.80)) / 2);
+  EXPECT_DOUBLE_EQ(*c.Fwt, 0.30 - 0.25);
+}
+
+TEST(Forgetting, StabilityGapWithAndWithoutRecovery) {
+  Forgetting f = forgettingOf(TwoStages().Plan, TwoStages().Logs);
+  ASSERT_EQ(f.Gaps.size(), 2u);
+  // a: A never falls below its start.
+  EXPECT_EQ(f.Gaps[0].Model, "a");
+  ASSERT_EQ(f.Gaps[0].Gaps.size(), 1u);
+  EXPECT_EQ(f.Gaps[0].Gaps[0].Drop, 0);
+  EXPECT_EQ(f.Gaps[0].Gaps[0].TokensToRecover, std::optional<uint64_t>(0));
+  // b, across its two segments.
+  const StageGaps &b = f.Gaps[1];
+  EXPECT_EQ(b.Model, "b");
+  ASSERT_EQ(b.Gaps.size(), 3u);
+  // loss: 2.1 up to 2.6 at 100, back to 2.3 only: never recovered.
+  EXPECT_EQ(b.Gaps[0].Key, "ppl prose.val loss");
+  EXPECT_DOUBLE_EQ(b.Gaps[0].Drop, 0.5);
+  EXPECT_EQ(b.Gaps[0].AtStageTokens, 100u);
+  EXPECT_FALSE(b.Gaps[0].TokensToRecover.has_value());
+  // A: 0.78 down to 0.60 at 100; 0.79 >= 0.78 at 300: 200 tokens.
+  EXPECT_DOUBLE_EQ(b.Gaps[1].Start, 0.78);
+  EXPECT_DOUBLE_EQ(b.Gaps[1].Deepest, 0.60);
+  EXPECT_DOUBLE_EQ(b.Gaps[1].Drop, 0.60 - 0.78);
+  EXPECT_EQ(b.Gaps[1].AtStageTokens, 100u);
+  EXPECT_EQ(b.Gaps[1].TokensToRecover, std::optional<uint64_t>(200));
+  // B: the dip to 0.28 at 100, above 0.31 at 200.
+  EXPECT_EQ(b.Gaps[2].TokensToRecover, std::optional<uint64_t>(100));
+}
+
+TEST(Forgetting, JsonIsDeterministicAndComplete) {
+  TwoStages s;
+  std::string json = forgettingJSON(forgettingOf(s.Plan, s.Logs));
+  EXPECT_EQ(json, forgettingJSON(forgettingOf(s.Plan, s.Logs)));
+  for (const char *want : {"\"format\": \"mixtape-forgetting\"", "\"higher_is_better\": true",
+                           "\"start_point\": \"during\"", "\"learned_at\": 2", "\"tokens_to_recover\": null",
+                           "\"stage\": null", "\"better\": false"})
+    EXPECT_NE(json.find(want), std::string::npos) << want;
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  printForgetting(forgettingOf(s.Plan, s.Logs), os);
+  for (const char *want : {"b (stage b, from a)", "down A acc", "-0.2800  worse", "learned at a",
+                           "BWT -0.4000, FWT +0.0500", "at 100  recovered after 200", "never below it"})
+    EXPECT_NE(text.find(want), std::string::npos) << want << " in\n" << text;
+  // No stage with evals at both ends: empty sections, still a document.
+  Forgetting none = forgettingOf(s.Plan, {});
+  EXPECT_TRUE(none.Stages.empty() && none.Chains.empty() && none.Gaps.empty());
+  EXPECT_NE(forgettingJSON(none).find("\"stages\": []"), std::string::npos);
 }
 
 } // namespace

@@ -1,9 +1,9 @@
 //===- Report.h - tables and plots of a run directory ----------*- C++ -*-===//
 //
 // `mixtape report RUN_DIR` reads the plan that ran (plan/PlanJSON.h) and the metrics.jsonl
-// of every node (rundir/Metrics.h, docs/run-format.md), and writes a table of final metrics, SVG plots of eval loss and LR
-// against the tokens trained since the init (one line per stage variant), and an HTML page
-// with both. Everything here is pure text in, text out, except loadRun and writeReport;
+// of every node (rundir/Metrics.h, docs/run-format.md), and writes a table of final metrics, SVG plots of eval loss,
+// task accuracy and LR against the tokens trained since the init (one line per stage variant), an HTML page
+// with both, and forgetting.json (Forgetting.h). Everything here is pure text in, text out, except loadRun and writeReport;
 // output is deterministic (same run directory, same bytes).
 //
 //===----------------------------------------------------------------------===//
@@ -17,6 +17,7 @@
 #include "llvm/Support/Error.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -33,6 +34,7 @@ template <typename R> struct Logged {
 struct Metrics {
   std::vector<Logged<rundir::TrainRecord>> Train;
   std::vector<Logged<rundir::EvalRecord>> Evals;
+  std::vector<Logged<rundir::TaskRecord>> Tasks;
   /// "file:line: message" for a skipped truncated last line.
   std::vector<std::string> Warnings;
 };
@@ -63,6 +65,9 @@ struct Curve {
   std::vector<Point> Points;
   /// Some node of the curve's chain has not finished.
   bool Partial = false;
+  /// The colour and dash: the variant's index, so a variant looks the same on every chart
+  /// even where others draw nothing; unset: the curve's index.
+  std::optional<size_t> Style;
 };
 
 /// A stage starts at `x` (several stages starting at the same x share one mark).
@@ -90,6 +95,10 @@ std::vector<std::string> variantsOf(const plan::Plan &plan);
 /// node its chain runs through, then the final eval of the chain's last train node.
 std::vector<Chart> lossCharts(const Run &run);
 
+/// One chart per (eval, task) of its main metric (acc for choice, exact_match for generate),
+/// its curves assembled as lossCharts'.
+std::vector<Chart> taskCharts(const Run &run);
+
 /// The learning rate of every step, per variant.
 Chart lrChart(const Run &run);
 
@@ -105,19 +114,32 @@ struct MetricsTable {
   struct Cell {
     double Loss = 0, Ppl = 0;
   };
+  /// "EVAL TASK", in order of first appearance, after the stream columns.
+  struct TaskColumn {
+    std::string Name;
+    plan::TaskKind Kind = plan::TaskKind::Choice;
+  };
+  std::vector<TaskColumn> TaskColumns;
+  /// rundir::taskMetrics(Kind) and their "_stderr".
+  using TaskCell = std::map<std::string, double>;
   struct Row {
     std::string Model;
     double ChainTokens = 0;
     bool Partial = false;
     std::vector<std::optional<Cell>> Cells;
+    std::vector<std::optional<TaskCell>> TaskCells; ///< parallel to TaskColumns
   };
   /// Evaluated models, in plan order.
   std::vector<Row> Rows;
 };
 
-/// The final ("on") evals of every evaluated model, init and merges included.
+/// The final ("on") evals of every evaluated model, init and merges included, loss and task
+/// scores.
 MetricsTable finalMetrics(const Run &run);
 void printTable(const MetricsTable &table, llvm::raw_ostream &os);
+/// A task score with its standard error: "0.6250+-0.0121" (`plusMinus` between them); "-"
+/// where the cell lacks the metric.
+std::string formatScore(const MetricsTable::TaskCell &cell, llvm::StringRef metric, llvm::StringRef plusMinus);
 
 /// An ablation's candidate mixtures ranked by proxy loss (best first) on one eval column.
 struct AblationRanking {
@@ -145,13 +167,16 @@ std::string escapeXml(llvm::StringRef text);
 /// A standalone SVG document (no XML declaration, so it can be inlined in XHTML).
 std::string renderSvg(const Chart &chart);
 
-/// The page: recipe, warnings, the table, the charts inline, node statuses. Well-formed XHTML.
-std::string renderHtml(const Run &run, const MetricsTable &table,
-                       llvm::ArrayRef<Chart> lossCharts, const Chart &lr,
+struct Forgetting;
+
+/// The page: recipe, warnings, the table, forgetting, the charts inline, node statuses.
+/// Well-formed XHTML.
+std::string renderHtml(const Run &run, const MetricsTable &table, const Forgetting &forgetting,
+                       llvm::ArrayRef<Chart> lossCharts, llvm::ArrayRef<Chart> taskCharts, const Chart &lr,
                        llvm::ArrayRef<Chart> trainLossCharts);
 
-/// Writes report.html and one SVG per chart into outDir (created if needed); prints the
-/// table to `tableOut`.
+/// Writes report.html, forgetting.json and one SVG per chart into outDir (created if
+/// needed); prints the table and the forgetting numbers to `tableOut`.
 llvm::Error writeReport(const Run &run, llvm::StringRef outDir, llvm::raw_ostream &tableOut);
 
 } // namespace mixtape::report
