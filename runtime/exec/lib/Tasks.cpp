@@ -1,15 +1,15 @@
 //===- Tasks.cpp - downstream tasks: log-likelihood choices, greedy generation -===//
 //
 // lm-eval-harness's two request kinds (docs/tasks.md). A choice item is one forward pass per
-// choice over (context, continuation), summing the continuation's token log-probabilities;
-// requests are sorted by length so batches pad little, and batch k goes to rank k mod W, so
-// each number is computed by one rank in the same batch as on one rank: the same results
-// for any world size. A generate item is greedy decoding until a stop string, the end-of-
+// choice over (context, continuation), summing the continuation's token log-probabilities
+// (Scoring.h: the same numbers for any world size). A generate item is greedy decoding until a stop string, the end-of-
 // text token or max_new_tokens; item i goes to rank i mod W. Rank 0 writes one record per
 // task and the per-item file that audits it.
 //
 //===----------------------------------------------------------------------===//
 #include "ExecContext.h"
+
+#include "mixtape/exec/Scoring.h"
 
 #include "mixtape/data/Tasks.h"
 #include "mixtape/dist/Collectives.h"
@@ -33,11 +33,8 @@ using namespace mixtape::exec;
 /// A task's items and prompts, tokenized once per run for a sequence length.
 struct mixtape::exec::PreparedTask {
   data::TaskFiles Files;
-  struct Request {
-    size_t Item = 0, Choice = 0;
-    std::vector<uint32_t> Input, Continuation;
-  };
-  std::vector<Request> Requests; ///< choice tasks, longest first
+  std::vector<ScoringRequest> Requests; ///< choice tasks: each item's choices in order
+  std::vector<std::pair<size_t, size_t>> RequestOf; ///< (item, choice) of each request
   std::vector<std::vector<uint32_t>> Contexts; ///< generate tasks, per item, cut to fit
 };
 
@@ -86,15 +83,15 @@ static llvm::Expected<const PreparedTask *> prepare(ExecContext &ctx, const std:
       if (pair.Continuation.empty())
         return fileError(file + ":" + llvm::Twine(p->Files.Items[i].Line + 1),
                          llvm::formatv("choice {0} encodes to no tokens", c));
-      PreparedTask::Request r{i, c, data::scoringInput(pair, seqLen), pair.Continuation};
+      ScoringRequest r{data::scoringInput(pair, seqLen), pair.Continuation};
       // A continuation longer than the window is scored on its last seqLen tokens.
       if (r.Continuation.size() > r.Input.size())
         r.Continuation.erase(r.Continuation.begin(),
                              r.Continuation.end() - static_cast<ptrdiff_t>(r.Input.size()));
       p->Requests.push_back(std::move(r));
+      p->RequestOf.emplace_back(i, c);
     }
   }
-  llvm::stable_sort(p->Requests, [](const auto &a, const auto &b) { return a.Input.size() > b.Input.size(); });
   const PreparedTask *raw = p.get();
   ctx.Tasks[key] = std::move(p);
   return raw;
@@ -108,37 +105,38 @@ static at::Tensor tokensTensor(llvm::ArrayRef<std::vector<uint32_t>> rows, size_
   return t;
 }
 
-/// The log-likelihood of every request's continuation, in request order, on every rank.
-static std::vector<double> scoreChoices(ExecContext &ctx, const model::Model &m, const PreparedTask &p,
-                                        uint64_t microBatch) {
-  const size_t ranks = static_cast<size_t>(ctx.Collectives->worldSize()),
-               rank = static_cast<size_t>(ctx.Collectives->rank());
-  const c10::Device device = m.device();
-  at::Tensor logliks = at::zeros({static_cast<int64_t>(p.Requests.size())}, at::kDouble);
-  for (size_t first = 0, batch = 0; first < p.Requests.size(); first += microBatch, ++batch) {
+std::vector<double> mixtape::exec::continuationLogLikelihoods(const model::Model &m,
+                                                              llvm::ArrayRef<ScoringRequest> requests,
+                                                              dist::Collectives &collectives, uint64_t batchSize) {
+  const size_t ranks = static_cast<size_t>(collectives.worldSize()), rank = static_cast<size_t>(collectives.rank());
+  std::vector<size_t> order(requests.size());
+  std::iota(order.begin(), order.end(), 0);
+  llvm::stable_sort(order, [&](size_t a, size_t b) { return requests[a].Input.size() > requests[b].Input.size(); });
+  at::NoGradGuard noGrad;
+  at::Tensor logliks = at::zeros({static_cast<int64_t>(requests.size())}, at::kDouble);
+  for (size_t first = 0, batch = 0; first < order.size(); first += batchSize, ++batch) {
     if (batch % ranks != rank)
       continue;
-    const size_t count = std::min<size_t>(microBatch, p.Requests.size() - first);
+    const size_t count = std::min<size_t>(batchSize, order.size() - first);
     std::vector<std::vector<uint32_t>> rows;
     for (size_t r = first; r < first + count; ++r)
-      rows.push_back(p.Requests[r].Input);
-    // Padding goes after the tokens: causal attention never reads it.
+      rows.push_back(requests[order[r]].Input);
     at::Tensor logits;
     {
       compat::CudaAutocast autocast(m.parameters().front().Tensor);
-      logits = m.forward(tokensTensor(rows, rows.front().size()).to(device));
+      logits = m.forward(tokensTensor(rows, rows.front().size()).to(m.device()));
     }
     logits = logits.to(at::kFloat).cpu();
     for (size_t r = 0; r < count; ++r) {
-      const PreparedTask::Request &q = p.Requests[first + r];
+      const ScoringRequest &q = requests[order[first + r]];
       const int64_t n = static_cast<int64_t>(q.Continuation.size()), end = static_cast<int64_t>(q.Input.size());
       at::Tensor logProbs = at::log_softmax(logits[static_cast<int64_t>(r)].narrow(0, end - n, n), -1);
       at::Tensor targets = tokensTensor({q.Continuation}, q.Continuation.size()).reshape({n, 1});
-      logliks[static_cast<int64_t>(first + r)] = logProbs.gather(1, targets).to(at::kDouble).sum();
+      logliks[static_cast<int64_t>(order[first + r])] = logProbs.gather(1, targets).to(at::kDouble).sum();
     }
   }
-  at::Tensor reduced = logliks.to(c10::Device(ctx.Collectives->deviceType()));
-  ctx.Collectives->allReduceSum(reduced);
+  at::Tensor reduced = logliks.to(c10::Device(collectives.deviceType()));
+  collectives.allReduceSum(reduced);
   reduced = reduced.cpu();
   return std::vector<double>(reduced.data_ptr<double>(), reduced.data_ptr<double>() + reduced.numel());
 }
@@ -206,12 +204,12 @@ llvm::Error mixtape::exec::scoreTasks(ExecContext &ctx, const model::Model &m, c
     llvm::raw_string_ostream os(lines);
     std::map<std::string, std::vector<double>> perItem;
     if (task.Kind == plan::TaskKind::Choice) {
-      std::vector<double> scores = scoreChoices(ctx, m, p, microBatch);
+      std::vector<double> scores = continuationLogLikelihoods(m, p.Requests, *ctx.Collectives, microBatch);
       std::vector<std::vector<double>> logliks(items.size());
       for (size_t r = 0; r < p.Requests.size(); ++r) {
-        std::vector<double> &l = logliks[p.Requests[r].Item];
-        l.resize(std::max(l.size(), p.Requests[r].Choice + 1));
-        l[p.Requests[r].Choice] = scores[r];
+        auto [item, choice] = p.RequestOf[r];
+        logliks[item].resize(std::max(logliks[item].size(), choice + 1));
+        logliks[item][choice] = scores[r];
       }
       for (size_t i = 0; i < items.size(); ++i) {
         data::ChoiceOutcome o = data::chooseAnswer(logliks[i], items[i].Choices);
