@@ -29,6 +29,11 @@
               checksums and the manifest); an unchanged shard is hashed once, then the
               verification cache answers; --verify-data full hashes again and catches an
               edit that kept the mtime
+  tasks    -- tests/e2e/tasks.toml: choice and generate tasks scored in the loop and at the end;
+              every record's numbers are recomputed here from its per-item file and the task
+              file (lm-eval's acc, acc_norm, stderr), a rerun scores nothing again, --nproc 2
+              gives the same numbers, an edited task file is refused until planned again and
+              then re-scores only the evals, and the report writes forgetting.json
   ablation-by -- recipes/ablation-by-source.toml: units by a metadata column partition the
               stream, each unit node trains the tokens the ledger says into a model of its
               own, and the report ranks the combinations
@@ -478,6 +483,125 @@ elif scenario == "train-split":
     if evals(os.path.join(work, "b")) != first:
         failures.append("a second run directory logs other eval records")
     total = 3
+elif scenario == "tasks":
+    import math
+    src = os.path.join(here, "..", "..", "recipes", "tasks")
+    for name in ("facts-choice.jsonl", "facts-qa.jsonl"):
+        shutil.copy(os.path.join(src, name), work)
+    shutil.copy(os.path.join(here, "tasks.toml"), work)
+    recipe = os.path.join(work, "tasks.toml")
+    run_dir = os.path.join(work, "run")
+    first = run(["run", recipe, "--run-dir", run_dir])
+    if first.returncode != 0:
+        finish([f"run failed: {first.stderr[-2000:]}"], 1)
+    items = {name: [json.loads(l) for l in open(os.path.join(work, f)) if l.strip()]
+             for name, f in (("choice", "facts-choice.jsonl"), ("qa", "facts-qa.jsonl"))}
+    records = []
+    for metrics in glob.glob(os.path.join(run_dir, "*", "metrics.jsonl")):
+        for line in open(metrics):
+            r = json.loads(line)
+            if r.get("type") == "eval" and "task" in r:
+                records.append((os.path.dirname(metrics), r))
+    points = {(r["node"], r["point"], r["stage_tokens"], r["task"]) for _, r in records}
+    # Final: init, learn, shift; in-loop: learn at 0 and 16Ki, shift at 0 (16Ki is its end).
+    want = {(n, "final", t, task) for n, t in (("init", 0), ("learn", 32768), ("shift", 16384))
+            for task in ("facts", "facts_fewshot", "qa")}
+    want |= {(n, "during", t, task) for n, t in (("learn", 0), ("learn", 16384), ("shift", 0))
+             for task in ("facts", "facts_fewshot", "qa")}
+    if points != want:
+        failures.append(f"task records {sorted(points - want)} unexpected, {sorted(want - points)} missing")
+
+    def stderr(values):
+        n = len(values)
+        mean = sum(values) / n
+        return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
+
+    checked = 0
+    for node_dir, r in records:
+        name = r["task"] + (".items.jsonl" if r["point"] == "final" else f"@{r['chain_tokens']}.items.jsonl")
+        path = os.path.join(node_dir, name)
+        if not os.path.exists(path):
+            failures.append(f"{r['node']} {r['point']} {r['task']}: no {name}")
+            continue
+        per_item = [json.loads(l) for l in open(path)]
+        if len(per_item) != r["items"]:
+            failures.append(f"{path}: {len(per_item)} lines for {r['items']} items")
+            continue
+        if r["kind"] == "choice":
+            acc, norm = [], []
+            for it in per_item:
+                item = items["choice"][it["index"]]
+                ll = it["loglik"]
+                if it["gold"] != item["gold"] or len(ll) != len(item["choices"]):
+                    failures.append(f"{path}: item {it['index']} does not match the task file")
+                best = max(range(len(ll)), key=lambda i: (ll[i], -i))
+                scores = [ll[i] / len(item["choices"][i]) for i in range(len(ll))]
+                best_norm = max(range(len(ll)), key=lambda i: (scores[i], -i))
+                acc.append(1.0 if best == item["gold"] else 0.0)
+                norm.append(1.0 if best_norm == item["gold"] else 0.0)
+            got = (r["acc"], r["acc_norm"], r["acc_stderr"], r["acc_norm_stderr"])
+            expect = (sum(acc) / len(acc), sum(norm) / len(norm), stderr(acc), stderr(norm))
+        else:
+            em = []
+            for it in per_item:
+                answer = items["qa"][it["index"]]["answer"]
+                if it["answer"] != answer:
+                    failures.append(f"{path}: item {it['index']}'s answer is not the task file's")
+                em.append(1.0 if it["output"].strip() == answer.strip() else 0.0)
+                if it["exact_match"] != em[-1]:
+                    failures.append(f"{path}: item {it['index']}: exact_match {it['exact_match']} for {it['output']!r}")
+            got = (r["exact_match"], r["exact_match_stderr"])
+            expect = (sum(em) / len(em), stderr(em))
+        if any(abs(a - b) > 1e-12 for a, b in zip(got, expect)):
+            failures.append(f"{path}: the record says {got}, its items give {expect}")
+        checked += 1
+    if checked != len(want):
+        failures.append(f"{checked} records checked of {len(want)}")
+
+    # Nothing is scored again; the same numbers from two ranks.
+    again = run(["run", recipe, "--run-dir", run_dir])
+    if again.returncode != 0 or glob.glob(os.path.join(run_dir, "*", "*.items.jsonl.tmp*")):
+        failures.append(f"rerun: {again.stderr[-800:]}")
+    if sum(1 for _ in records) != sum(1 for m in glob.glob(os.path.join(run_dir, "*", "metrics.jsonl"))
+                                      for l in open(m) if '"task"' in l):
+        failures.append("the rerun logged task records again")
+    two = run(["run", recipe, "--run-dir", os.path.join(work, "two"), "--nproc", "2"])
+    if two.returncode == 77 or "Gloo" in two.stderr and two.returncode != 0:
+        print("skipping the --nproc 2 check:", two.stderr.strip()[-300:])
+    elif two.returncode != 0:
+        failures.append(f"--nproc 2: {two.stderr[-1500:]}")
+    else:
+        for node_dir, r in records:
+            other = glob.glob(os.path.join(work, "two", os.path.basename(node_dir), "metrics.jsonl"))
+            theirs = [json.loads(l) for l in open(other[0])] if other else []
+            match = [x for x in theirs if x.get("task") == r["task"] and x["point"] == r["point"]
+                     and x["stage_tokens"] == r["stage_tokens"]]
+            if len(match) != 1 or {k: v for k, v in match[0].items()} != r:
+                failures.append(f"--nproc 2: {r['node']} {r['point']} {r['task']} differs: {match} vs {r}")
+
+    # An edited task file: refused under the old plan, then only evals are scored again.
+    with open(os.path.join(work, "facts-choice.jsonl"), "a") as f:
+        f.write(json.dumps({"context": "Q: Is this new?\nA:", "choices": ["yes", "no"], "gold": 0}) + "\n")
+    eval_dirs = glob.glob(os.path.join(run_dir, "downstream.*"))
+    for d in eval_dirs:
+        shutil.rmtree(d)
+    stale = run(["exec", os.path.join(run_dir, "plan.json"), "--run-dir", run_dir])
+    if stale.returncode == 0 or "changed since the plan was made" not in stale.stderr:
+        failures.append(f"a stale task file was scored: exit {stale.returncode}: {stale.stderr[-600:]}")
+    replanned = run(["run", recipe, "--run-dir", run_dir])
+    trained = re.findall(r"\[(learn|shift)\] step", replanned.stderr)
+    if replanned.returncode != 0 or trained:
+        failures.append(f"after planning again: exit {replanned.returncode}, trained {len(trained)} steps: "
+                        f"{replanned.stderr[-600:]}")
+
+    report = run(["report", run_dir])
+    forgetting = os.path.join(run_dir, "report", "forgetting.json")
+    if report.returncode != 0 or not os.path.exists(forgetting):
+        failures.append(f"report: {report.stderr[-600:]}")
+    elif '"task": "facts"' not in open(forgetting).read().replace('"task":"facts"', '"task": "facts"'):
+        failures.append("forgetting.json has no entry for the task facts")
+    finish(failures, 8)
+
 elif scenario == "ablation-by":
     d = os.path.join(work, "run")
     r = run(["run", os.path.join(here, "..", "..", "recipes", "ablation-by-source.toml"), "--run-dir", d, "--quiet"])
