@@ -18,37 +18,10 @@
 using namespace mixtape;
 using namespace mixtape::rundir;
 
-std::string CheckpointStore::dirFor(uint64_t step) const {
-  char name[32];
-  std::snprintf(name, sizeof name, "step-%08llu", static_cast<unsigned long long>(step));
-  return joinPath(joinPath(NodeDir, "checkpoints"), name);
-}
-
-llvm::Expected<std::string> CheckpointStore::begin(uint64_t step) const {
-  std::string dir = dirFor(step);
-  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
-    return fileError(dir, "cannot create: " + ec.message());
-  return dir;
-}
-
-llvm::Error CheckpointStore::commit(const CheckpointState &s, uint64_t keep) const {
-  const std::string dir = dirFor(s.Step);
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (llvm::sys::fs::directory_iterator it(dir, ec), end; it != end && !ec; it.increment(ec))
-    if (llvm::sys::path::filename(it->path()) != "state.json")
-      names.push_back(it->path());
-  if (ec)
-    return fileError(dir, "cannot list: " + ec.message());
-  llvm::sort(names);
+std::string mixtape::rundir::checkpointStateText(const CheckpointState &s) {
   llvm::json::Array files;
-  for (const std::string &path : names) {
-    llvm::Expected<FileDigest> digest = digestFile(path);
-    if (!digest)
-      return digest.takeError();
-    files.push_back(llvm::json::Object{
-        {"name", digest->Name}, {"bytes", digest->Bytes}, {"xxh3_64", formatChecksum(digest->Xxh3)}});
-  }
+  for (const FileDigest &f : s.Files)
+    files.push_back(llvm::json::Object{{"name", f.Name}, {"bytes", f.Bytes}, {"xxh3_64", formatChecksum(f.Xxh3)}});
   llvm::json::Object state{{"step", s.Step},
                            {"metrics_bytes", s.MetricsBytes},
                            {"numerics", s.Numerics},
@@ -57,37 +30,11 @@ llvm::Error CheckpointStore::commit(const CheckpointState &s, uint64_t keep) con
                            {"world_size", s.WorldSize},
                            {"micro_batch", s.MicroBatch},
                            {"files", std::move(files)}};
-  if (llvm::Error e = writeFileDurably(joinPath(dir, "state.json"),
-                                       llvm::formatv("{0}\n", llvm::json::Value(std::move(state))).str()))
-    return e;
-  std::vector<std::string> all = checkpointDirs();
-  for (size_t i = 0; i + std::max<uint64_t>(keep, 1) < all.size(); ++i)
-    llvm::sys::fs::remove_directories(all[i]);
-  return llvm::Error::success();
+  return llvm::formatv("{0}\n", llvm::json::Value(std::move(state))).str();
 }
 
-std::vector<std::string> CheckpointStore::checkpointDirs() const {
-  std::vector<std::string> all;
-  std::error_code ec;
-  for (llvm::sys::fs::directory_iterator it(joinPath(NodeDir, "checkpoints"), ec), end; it != end && !ec;
-       it.increment(ec))
-    all.push_back(it->path());
-  llvm::sort(all); // zero-padded steps: oldest first
-  return all;
-}
-
-/// The state of the checkpoint in `dir`: nullopt while its state.json is not there (a
-/// checkpoint cut short before it was committed); an error naming the file when it is there
-/// but damaged, since commit writes it whole, so something else changed it.
-static llvm::Expected<std::optional<CheckpointState>> readState(llvm::StringRef dir) {
-  const std::string path = joinPath(dir, "state.json");
-  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer = llvm::MemoryBuffer::getFile(path);
-  if (!buffer) {
-    if (buffer.getError() == std::errc::no_such_file_or_directory)
-      return std::nullopt;
-    return fileError(path, "cannot read: " + buffer.getError().message());
-  }
-  llvm::Expected<llvm::json::Value> json = parseJSON((*buffer)->getBuffer(), path);
+llvm::Expected<CheckpointState> mixtape::rundir::parseCheckpointState(llvm::StringRef text, llvm::StringRef path) {
+  llvm::Expected<llvm::json::Value> json = parseJSON(text, path);
   if (!json)
     return json.takeError();
   const llvm::json::Object *o = json->getAsObject();
@@ -122,12 +69,82 @@ static llvm::Expected<std::optional<CheckpointState>> readState(llvm::StringRef 
     llvm::Optional<llvm::StringRef> xxh3 = file ? file->getString("xxh3_64") : llvm::None;
     if (!name || !xxh3 || xxh3->getAsInteger(16, digest.Xxh3))
       return fileError(path, "an entry of \"files\" lacks its \"name\" or its \"xxh3_64\" (16 hex digits)");
+    // Checked files are read from the checkpoint's folder: nothing may point out of it.
+    if (name->empty() || *name == "." || *name == ".." || name->find_first_of("/\\") != llvm::StringRef::npos ||
+        name->contains('\0'))
+      return fileError(path, "\"files\" names '" + *name + "', which is not a file of the checkpoint's folder");
     digest.Name = name->str();
     if (llvm::Error e = count(*file, "bytes", digest.Bytes))
       return std::move(e);
     state.Files.push_back(std::move(digest));
   }
   return state;
+}
+
+std::string CheckpointStore::dirFor(uint64_t step) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%08llu", static_cast<unsigned long long>(step));
+  return joinPath(joinPath(NodeDir, "checkpoints"), name);
+}
+
+llvm::Expected<std::string> CheckpointStore::begin(uint64_t step) const {
+  std::string dir = dirFor(step);
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
+    return fileError(dir, "cannot create: " + ec.message());
+  return dir;
+}
+
+llvm::Error CheckpointStore::commit(const CheckpointState &s, uint64_t keep) const {
+  const std::string dir = dirFor(s.Step);
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (llvm::sys::fs::directory_iterator it(dir, ec), end; it != end && !ec; it.increment(ec))
+    if (llvm::sys::path::filename(it->path()) != "state.json")
+      names.push_back(it->path());
+  if (ec)
+    return fileError(dir, "cannot list: " + ec.message());
+  llvm::sort(names);
+  CheckpointState written = s;
+  written.Files.clear();
+  for (const std::string &path : names) {
+    llvm::Expected<FileDigest> digest = digestFile(path);
+    if (!digest)
+      return digest.takeError();
+    written.Files.push_back(std::move(*digest));
+  }
+  if (llvm::Error e = writeFileDurably(joinPath(dir, "state.json"), checkpointStateText(written)))
+    return e;
+  std::vector<std::string> all = checkpointDirs();
+  for (size_t i = 0; i + std::max<uint64_t>(keep, 1) < all.size(); ++i)
+    llvm::sys::fs::remove_directories(all[i]);
+  return llvm::Error::success();
+}
+
+std::vector<std::string> CheckpointStore::checkpointDirs() const {
+  std::vector<std::string> all;
+  std::error_code ec;
+  for (llvm::sys::fs::directory_iterator it(joinPath(NodeDir, "checkpoints"), ec), end; it != end && !ec;
+       it.increment(ec))
+    all.push_back(it->path());
+  llvm::sort(all); // zero-padded steps: oldest first
+  return all;
+}
+
+/// The state of the checkpoint in `dir`: nullopt while its state.json is not there (a
+/// checkpoint cut short before it was committed); an error naming the file when it is there
+/// but damaged, since commit writes it whole, so something else changed it.
+static llvm::Expected<std::optional<CheckpointState>> readState(llvm::StringRef dir) {
+  const std::string path = joinPath(dir, "state.json");
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer) {
+    if (buffer.getError() == std::errc::no_such_file_or_directory)
+      return std::nullopt;
+    return fileError(path, "cannot read: " + buffer.getError().message());
+  }
+  llvm::Expected<CheckpointState> state = parseCheckpointState((*buffer)->getBuffer(), path);
+  if (!state)
+    return state.takeError();
+  return std::move(*state);
 }
 
 /// Whether every file `state` lists is there as it was written, the weights among them.
