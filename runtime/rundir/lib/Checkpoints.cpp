@@ -54,7 +54,7 @@ llvm::Expected<CheckpointState> mixtape::rundir::parseCheckpointState(llvm::Stri
       {"world_size", &state.WorldSize}, {"micro_batch", &state.MicroBatch}};
   for (const auto &[key, field] : counts)
     if (llvm::Error e = count(*o, key, *field))
-      return std::move(e);
+      return e;
   llvm::Optional<llvm::StringRef> numerics = o->getString("numerics");
   if (!numerics)
     return fileError(path, "\"numerics\" is missing or not a string");
@@ -75,7 +75,7 @@ llvm::Expected<CheckpointState> mixtape::rundir::parseCheckpointState(llvm::Stri
       return fileError(path, "\"files\" names '" + *name + "', which is not a file of the checkpoint's folder");
     digest.Name = name->str();
     if (llvm::Error e = count(*file, "bytes", digest.Bytes))
-      return std::move(e);
+      return e;
     state.Files.push_back(std::move(digest));
   }
   return state;
