@@ -2,6 +2,7 @@
 #include "mixtape/model/Checkpoint.h"
 
 #include "mixtape/model/ModelConfig.h"
+#include "mixtape/model/ShardIndex.h"
 #include "mixtape/safetensors/SafeTensors.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
@@ -13,8 +14,6 @@
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/SHA256.h"
-
-#include <set>
 
 using namespace mixtape;
 
@@ -38,28 +37,17 @@ static llvm::Expected<bool> addWeights(llvm::StringRef folder, llvm::SHA256 &sha
     return true;
   }
   std::string indexPath = joinPath(folder, "model.safetensors.index.json");
-  auto index = llvm::MemoryBuffer::getFile(indexPath);
-  if (!index)
+  auto buffer = llvm::MemoryBuffer::getFile(indexPath);
+  if (!buffer)
     return false;
-  llvm::StringRef text = (*index)->getBuffer();
+  llvm::StringRef text = (*buffer)->getBuffer();
   sha.update(llvm::formatv("model.safetensors.index.json\n{0}\n", text.size()).str());
   sha.update(text);
-  llvm::Expected<llvm::json::Value> json = parseJSON(text, indexPath);
-  if (!json)
-    return json.takeError();
-  const llvm::json::Object *o = json->getAsObject();
-  const llvm::json::Object *weightMap = o ? o->getObject("weight_map") : nullptr;
-  if (!weightMap)
-    return fileError(indexPath, "no \"weight_map\" object");
-  std::set<std::string> shards;
-  for (const auto &kv : *weightMap) {
-    llvm::StringRef shard = kv.second.getAsString().getValueOr("");
-    if (shard.empty() || shard == "." || shard == ".." || shard.find_first_of("/\\") != llvm::StringRef::npos)
-      return fileError(indexPath, "shard '" + shard + "' is not a file in the checkpoint's folder");
-    shards.insert(shard.str());
-  }
-  for (const std::string &shard : shards)
-    if (llvm::Error e = addFile(shard))
+  llvm::Expected<model::ShardIndex> index = model::parseShardIndex(text, indexPath);
+  if (!index)
+    return index.takeError();
+  for (const auto &shard : index->TensorsOfShard)
+    if (llvm::Error e = addFile(shard.first))
       return std::move(e);
   return true;
 }

@@ -5,14 +5,13 @@
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/model/Model.h"
+#include "mixtape/model/ShardIndex.h"
 #include "mixtape/model/TorchCompat.h"
 #include "mixtape/safetensors/SafeTensors.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
-#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/StringMap.h"
-#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
@@ -29,7 +28,6 @@ using namespace mixtape::model;
 using mixtape::fileError;
 using mixtape::joinPath;
 using mixtape::makeError;
-using mixtape::parseJSON;
 namespace st = mixtape::safetensors;
 
 llvm::StringRef mixtape::model::paramKindName(ParamKind kind) {
@@ -511,41 +509,6 @@ struct Checkpoint {
   }
 };
 
-/// The keys of the object under the top-level key `member` of a JSON text, duplicates
-/// included: llvm::json::parse keeps the last of duplicate keys silently, and an index
-/// that lists a tensor twice is ambiguous about where the tensor is.
-std::vector<llvm::StringRef> keysOf(llvm::StringRef json, llvm::StringRef member) {
-  std::vector<llvm::StringRef> keys;
-  size_t depth = 0;
-  bool inMember = false, keyExpected = false;
-  llvm::StringRef lastTopKey;
-  for (size_t i = 0; i < json.size(); ++i) {
-    char c = json[i];
-    if (c == '"') {
-      size_t begin = i + 1;
-      for (++i; i < json.size() && json[i] != '"'; ++i)
-        if (json[i] == '\\')
-          ++i;
-      llvm::StringRef text = json.slice(begin, i);
-      if (keyExpected && depth == 1)
-        lastTopKey = text;
-      else if (keyExpected && depth == 2 && inMember)
-        keys.push_back(text);
-      keyExpected = false;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-      inMember = depth == 2 ? (c == '{' && lastTopKey == member) : inMember;
-      keyExpected = c == '{';
-    } else if (c == '}' || c == ']') {
-      if (depth > 0)
-        --depth;
-    } else if (c == ',') {
-      keyExpected = (depth == 1) || (depth == 2 && inMember);
-    }
-  }
-  return keys;
-}
-
 /// The shards an index maps tensors to, opened and checked against it.
 llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef indexPath) {
   Checkpoint ckpt;
@@ -554,36 +517,10 @@ llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef index
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer = llvm::MemoryBuffer::getFile(indexPath);
   if (!buffer)
     return bad("cannot open: " + buffer.getError().message());
-  llvm::StringRef text = (*buffer)->getBuffer();
-  if (text.size() > st::MaxHeaderBytes)
-    return bad("index of " + llvm::Twine(text.size()) + " bytes exceeds the limit of " +
-               llvm::Twine(st::MaxHeaderBytes));
-  llvm::Expected<llvm::json::Value> json = parseJSON(text, indexPath);
-  if (!json)
-    return json.takeError();
-  const llvm::json::Object *index = json->getAsObject();
-  const llvm::json::Object *weightMap = index ? index->getObject("weight_map") : nullptr;
-  if (!weightMap)
-    return bad("no \"weight_map\" object");
-  llvm::StringSet<> listed;
-  for (llvm::StringRef key : keysOf(text, "weight_map"))
-    if (!listed.insert(key).second)
-      return bad("tensor '" + key + "' is listed twice in weight_map");
-
-  // Shard by shard, in name order, so the order of the tensors does not depend on hashing.
-  std::map<std::string, std::vector<std::string>> tensorsOfShard;
-  for (const auto &[tensor, shardValue] : *weightMap) {
-    llvm::Optional<llvm::StringRef> shard = shardValue.getAsString();
-    if (!shard)
-      return bad("weight_map['" + tensor.str() + "'] is not a file name");
-    // A shard is a file of the folder: no separators, no "..", nothing absolute.
-    if (shard->empty() || *shard == "." || *shard == ".." ||
-        shard->find_first_of("/\\") != llvm::StringRef::npos || shard->contains('\0'))
-      return bad("shard '" + *shard + "' of tensor '" + tensor.str() +
-                 "' is not a file in the checkpoint's folder");
-    tensorsOfShard[shard->str()].push_back(tensor.str());
-  }
-  for (const auto &[shard, tensors] : tensorsOfShard) {
+  llvm::Expected<ShardIndex> index = parseShardIndex((*buffer)->getBuffer(), indexPath);
+  if (!index)
+    return index.takeError();
+  for (const auto &[shard, tensors] : index->TensorsOfShard) {
     std::string path = joinPath(dir, shard);
     if (!llvm::sys::fs::exists(path))
       return bad("shard '" + shard + "' (of tensor '" + tensors.front() + "') does not exist");
@@ -597,8 +534,8 @@ llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef index
         return bad("shard '" + shard + "' has no tensor '" + tensor + "'");
   }
   for (const auto &[tensor, entry] : ckpt.InOrder) {
-    const llvm::json::Value *shard = weightMap->get(tensor);
-    if (!shard || llvm::sys::path::filename(entry.File) != *shard->getAsString())
+    auto shard = index->ShardOfTensor.find(tensor);
+    if (shard == index->ShardOfTensor.end() || llvm::sys::path::filename(entry.File) != shard->second)
       return bad("tensor '" + tensor + "' is in " + entry.File + ", which weight_map does not give it");
   }
   return ckpt;

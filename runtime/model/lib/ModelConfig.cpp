@@ -7,6 +7,8 @@
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
+#include <cmath>
+
 using namespace mixtape::model;
 using mixtape::fileError;
 using mixtape::makeError;
@@ -69,8 +71,9 @@ llvm::Error ModelConfig::validate() const {
     return bad("grouped-query attention is a Llama-family feature");
   if (!(RotaryPct > 0 && RotaryPct <= 1) || rotaryDim() % 2 != 0)
     return bad("rotary_pct must give an even number of rotated dimensions in (0, head_dim]");
-  if (!(RopeTheta > 0) || !(NormEps > 0))
-    return bad("rope_theta and norm eps must be positive");
+  // JSON numbers like 1e999 read as infinity; an infinite eps makes every norm NaN.
+  if (!(RopeTheta > 0) || !(NormEps > 0) || !std::isfinite(RopeTheta) || !std::isfinite(NormEps))
+    return bad("rope_theta and norm eps must be positive and finite");
   return llvm::Error::success();
 }
 

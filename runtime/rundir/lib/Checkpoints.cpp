@@ -18,6 +18,69 @@
 using namespace mixtape;
 using namespace mixtape::rundir;
 
+std::string mixtape::rundir::checkpointStateText(const CheckpointState &s) {
+  llvm::json::Array files;
+  for (const FileDigest &f : s.Files)
+    files.push_back(llvm::json::Object{{"name", f.Name}, {"bytes", f.Bytes}, {"xxh3_64", formatChecksum(f.Xxh3)}});
+  llvm::json::Object state{{"step", s.Step},
+                           {"metrics_bytes", s.MetricsBytes},
+                           {"numerics", s.Numerics},
+                           {"skipped_steps", s.SkippedSteps},
+                           {"consecutive_skips", s.ConsecutiveSkips},
+                           {"world_size", s.WorldSize},
+                           {"micro_batch", s.MicroBatch},
+                           {"files", std::move(files)}};
+  return llvm::formatv("{0}\n", llvm::json::Value(std::move(state))).str();
+}
+
+llvm::Expected<CheckpointState> mixtape::rundir::parseCheckpointState(llvm::StringRef text, llvm::StringRef path) {
+  llvm::Expected<llvm::json::Value> json = parseJSON(text, path);
+  if (!json)
+    return json.takeError();
+  const llvm::json::Object *o = json->getAsObject();
+  if (!o)
+    return fileError(path, "not a JSON object");
+  auto count = [&](const llvm::json::Object &in, llvm::StringRef key, uint64_t &out) -> llvm::Error {
+    const llvm::json::Value *v = in.get(key);
+    if (!v || !v->getAsUINT64())
+      return fileError(path, llvm::formatv("\"{0}\" is {1}, not a count", key, v ? "something else" : "missing"));
+    out = *v->getAsUINT64();
+    return llvm::Error::success();
+  };
+  CheckpointState state;
+  const std::pair<llvm::StringRef, uint64_t *> counts[] = {
+      {"step", &state.Step},           {"metrics_bytes", &state.MetricsBytes},
+      {"skipped_steps", &state.SkippedSteps}, {"consecutive_skips", &state.ConsecutiveSkips},
+      {"world_size", &state.WorldSize}, {"micro_batch", &state.MicroBatch}};
+  for (const auto &[key, field] : counts)
+    if (llvm::Error e = count(*o, key, *field))
+      return e;
+  llvm::Optional<llvm::StringRef> numerics = o->getString("numerics");
+  if (!numerics)
+    return fileError(path, "\"numerics\" is missing or not a string");
+  state.Numerics = numerics->str();
+  const llvm::json::Array *files = o->getArray("files");
+  if (!files)
+    return fileError(path, "\"files\" is missing or not an array");
+  for (const llvm::json::Value &f : *files) {
+    const llvm::json::Object *file = f.getAsObject();
+    FileDigest digest;
+    llvm::Optional<llvm::StringRef> name = file ? file->getString("name") : llvm::None;
+    llvm::Optional<llvm::StringRef> xxh3 = file ? file->getString("xxh3_64") : llvm::None;
+    if (!name || !xxh3 || xxh3->getAsInteger(16, digest.Xxh3))
+      return fileError(path, "an entry of \"files\" lacks its \"name\" or its \"xxh3_64\" (16 hex digits)");
+    // Checked files are read from the checkpoint's folder: nothing may point out of it.
+    if (name->empty() || *name == "." || *name == ".." || name->find_first_of("/\\") != llvm::StringRef::npos ||
+        name->contains('\0'))
+      return fileError(path, "\"files\" names '" + *name + "', which is not a file of the checkpoint's folder");
+    digest.Name = name->str();
+    if (llvm::Error e = count(*file, "bytes", digest.Bytes))
+      return e;
+    state.Files.push_back(std::move(digest));
+  }
+  return state;
+}
+
 std::string CheckpointStore::dirFor(uint64_t step) const {
   char name[32];
   std::snprintf(name, sizeof name, "step-%08llu", static_cast<unsigned long long>(step));
@@ -41,24 +104,15 @@ llvm::Error CheckpointStore::commit(const CheckpointState &s, uint64_t keep) con
   if (ec)
     return fileError(dir, "cannot list: " + ec.message());
   llvm::sort(names);
-  llvm::json::Array files;
+  CheckpointState written = s;
+  written.Files.clear();
   for (const std::string &path : names) {
     llvm::Expected<FileDigest> digest = digestFile(path);
     if (!digest)
       return digest.takeError();
-    files.push_back(llvm::json::Object{
-        {"name", digest->Name}, {"bytes", digest->Bytes}, {"xxh3_64", formatChecksum(digest->Xxh3)}});
+    written.Files.push_back(std::move(*digest));
   }
-  llvm::json::Object state{{"step", s.Step},
-                           {"metrics_bytes", s.MetricsBytes},
-                           {"numerics", s.Numerics},
-                           {"skipped_steps", s.SkippedSteps},
-                           {"consecutive_skips", s.ConsecutiveSkips},
-                           {"world_size", s.WorldSize},
-                           {"micro_batch", s.MicroBatch},
-                           {"files", std::move(files)}};
-  if (llvm::Error e = writeFileDurably(joinPath(dir, "state.json"),
-                                       llvm::formatv("{0}\n", llvm::json::Value(std::move(state))).str()))
+  if (llvm::Error e = writeFileDurably(joinPath(dir, "state.json"), checkpointStateText(written)))
     return e;
   std::vector<std::string> all = checkpointDirs();
   for (size_t i = 0; i + std::max<uint64_t>(keep, 1) < all.size(); ++i)
@@ -87,47 +141,10 @@ static llvm::Expected<std::optional<CheckpointState>> readState(llvm::StringRef 
       return std::nullopt;
     return fileError(path, "cannot read: " + buffer.getError().message());
   }
-  llvm::Expected<llvm::json::Value> json = parseJSON((*buffer)->getBuffer(), path);
-  if (!json)
-    return json.takeError();
-  const llvm::json::Object *o = json->getAsObject();
-  if (!o)
-    return fileError(path, "not a JSON object");
-  auto count = [&](const llvm::json::Object &in, llvm::StringRef key, uint64_t &out) -> llvm::Error {
-    const llvm::json::Value *v = in.get(key);
-    if (!v || !v->getAsUINT64())
-      return fileError(path, llvm::formatv("\"{0}\" is {1}, not a count", key, v ? "something else" : "missing"));
-    out = *v->getAsUINT64();
-    return llvm::Error::success();
-  };
-  CheckpointState state;
-  const std::pair<llvm::StringRef, uint64_t *> counts[] = {
-      {"step", &state.Step},           {"metrics_bytes", &state.MetricsBytes},
-      {"skipped_steps", &state.SkippedSteps}, {"consecutive_skips", &state.ConsecutiveSkips},
-      {"world_size", &state.WorldSize}, {"micro_batch", &state.MicroBatch}};
-  for (const auto &[key, field] : counts)
-    if (llvm::Error e = count(*o, key, *field))
-      return std::move(e);
-  llvm::Optional<llvm::StringRef> numerics = o->getString("numerics");
-  if (!numerics)
-    return fileError(path, "\"numerics\" is missing or not a string");
-  state.Numerics = numerics->str();
-  const llvm::json::Array *files = o->getArray("files");
-  if (!files)
-    return fileError(path, "\"files\" is missing or not an array");
-  for (const llvm::json::Value &f : *files) {
-    const llvm::json::Object *file = f.getAsObject();
-    FileDigest digest;
-    llvm::Optional<llvm::StringRef> name = file ? file->getString("name") : llvm::None;
-    llvm::Optional<llvm::StringRef> xxh3 = file ? file->getString("xxh3_64") : llvm::None;
-    if (!name || !xxh3 || xxh3->getAsInteger(16, digest.Xxh3))
-      return fileError(path, "an entry of \"files\" lacks its \"name\" or its \"xxh3_64\" (16 hex digits)");
-    digest.Name = name->str();
-    if (llvm::Error e = count(*file, "bytes", digest.Bytes))
-      return std::move(e);
-    state.Files.push_back(std::move(digest));
-  }
-  return state;
+  llvm::Expected<CheckpointState> state = parseCheckpointState((*buffer)->getBuffer(), path);
+  if (!state)
+    return state.takeError();
+  return std::move(*state);
 }
 
 /// Whether every file `state` lists is there as it was written, the weights among them.

@@ -638,6 +638,12 @@ TEST_F(HfCheckpoint, FingerprintIsContentNotTimes) {
   auto p = plan();
   EXPECT_FALSE(p->Plan);
   EXPECT_NE(p->printed().find("model-1.safetensors: byte 0: "), std::string::npos) << p->printed();
+  // The index is read as loading reads it (parseShardIndex): a tensor listed twice is ambiguous.
+  write("ckpt/model.safetensors.index.json",
+        R"({"weight_map": {"w": "model-1.safetensors", "w": "model-2.safetensors"}})");
+  p = plan();
+  EXPECT_FALSE(p->Plan);
+  EXPECT_NE(p->printed().find("tensor 'w' is listed twice in weight_map"), std::string::npos) << p->printed();
   // Without weights the plan is provisional, as without data.
   llvm::sys::fs::remove(path("ckpt/model.safetensors.index.json"));
   p = plan();

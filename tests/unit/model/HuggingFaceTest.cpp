@@ -398,6 +398,12 @@ TEST(HuggingFaceConfig, LegacySpellingsAndErrors) {
                       "num_key_value_heads":3,"num_hidden_layers":1,"intermediate_size":8,
                       "max_position_embeddings":8})"),
             "config.json: model config: 4 heads are not divisible by 3 kv_heads");
+  // 1e606 reads as infinity (found by hf_checkpoint_fuzzer): every norm would be NaN, and
+  // export would write "inf", which is not JSON.
+  EXPECT_EQ(error(R"({"model_type":"llama","vocab_size":10,"hidden_size":8,"num_attention_heads":4,
+                      "num_hidden_layers":1,"intermediate_size":8,"max_position_embeddings":8,
+                      "rms_norm_eps":1e606})"),
+            "config.json: model config: rope_theta and norm eps must be positive and finite");
 }
 
 TEST(Weights, LoadErrorsNameFileAndTensor) {

@@ -102,6 +102,11 @@ TEST(Checkpoints, ADamagedCheckpointIsPassedOverForTheOneBefore) {
        R"({"step": 16, "metrics_bytes": 160, "skipped_steps": 1, "consecutive_skips": 0, "world_size": 2, )"
        R"("micro_batch": 4, "numerics": "cpu", "files": []})",
        state + ": lists no model.safetensors"},
+      {state,
+       R"({"step": 16, "metrics_bytes": 160, "skipped_steps": 1, "consecutive_skips": 0, "world_size": 2, )"
+       R"("micro_batch": 4, "numerics": "cpu", "files": [{"name": "../../model.safetensors", "bytes": 18, )"
+       R"("xxh3_64": "0000000000000000"}]})",
+       state + ": \"files\" names '../../model.safetensors', which is not a file of the checkpoint's folder"},
   };
   for (const Case &c : cases) {
     save(store, 16, 5);
@@ -118,6 +123,23 @@ TEST(Checkpoints, ADamagedCheckpointIsPassedOverForTheOneBefore) {
   EXPECT_EQ(errorText(store.validate(16, CheckpointStore::Check::Sizes)), "");
   writeText(model, "weights");
   EXPECT_NE(errorText(store.validate(16, CheckpointStore::Check::Sizes)), "");
+}
+
+TEST(Checkpoints, StateTextReadsBack) {
+  CheckpointState state;
+  state.Step = 42;
+  state.MetricsBytes = 1234;
+  state.Numerics = "cpu";
+  state.WorldSize = 2;
+  state.MicroBatch = 4;
+  state.Files.push_back({"model.safetensors", 18, 0x0123456789abcdefULL});
+  const std::string text = checkpointStateText(state);
+  llvm::Expected<CheckpointState> again = parseCheckpointState(text, "state.json");
+  ASSERT_TRUE(bool(again)) << llvm::toString(again.takeError());
+  EXPECT_EQ(again->Step, 42u);
+  ASSERT_EQ(again->Files.size(), 1u);
+  EXPECT_EQ(again->Files[0].Xxh3, 0x0123456789abcdefULL);
+  EXPECT_EQ(checkpointStateText(*again), text);
 }
 
 TEST(Checkpoints, CommitKeepsTheNewest) {

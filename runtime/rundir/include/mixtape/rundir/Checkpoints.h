@@ -35,6 +35,12 @@ struct CheckpointState {
   std::vector<FileDigest> Files;
 };
 
+/// state.json's text for `state` (its Files as given).
+std::string checkpointStateText(const CheckpointState &state);
+/// The state.json text of the file `path`: an error names the file and what is wrong (a
+/// count missing, a file entry without its digest or naming a path outside the folder).
+llvm::Expected<CheckpointState> parseCheckpointState(llvm::StringRef text, llvm::StringRef path);
+
 struct Checkpoint {
   std::string Dir;
   CheckpointState State;
