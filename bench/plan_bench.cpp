@@ -47,6 +47,9 @@ public:
   llvm::Expected<std::optional<plan::TaskStats>> taskStats(const plan::Plan &, const plan::Task &) override {
     return std::optional<plan::TaskStats>();
   }
+  llvm::Expected<std::optional<uint64_t>> taskLeakage(const plan::Plan &, const plan::Task &, llvm::StringRef) override {
+    return std::optional<uint64_t>();
+  }
 };
 
 std::string generateRecipe() {

@@ -98,6 +98,7 @@ public:
   std::map<std::string, std::optional<plan::Task>> Tasks;
   /// The task `name` with its files' fingerprint, items and tokens; null after an error.
   const plan::Task *lowerTask(const std::string &name);
+  std::set<std::pair<std::string, std::string>> LeakChecked; ///< (task, stream) pairs checked
   size_t finalNode(const ModelRef &ref);
 
   // Plan lints (PlanLints.cpp): epochs, leakage.

@@ -48,6 +48,24 @@ void Lowering::planLints() {
     for (const StageVariant &v : s.Variants)
       trained.insert(v.Mixture.Streams.begin(), v.Mixture.Streams.end());
   for (const EvalSpec &e : Recipe.Evals)
+    for (const std::string &name : e.Tasks)
+      for (const std::string &t : trained) {
+        auto lowered = Tasks.find(name);
+        if (lowered == Tasks.end() || !lowered->second || !LeakChecked.insert({name, t}).second)
+          continue;
+        llvm::Expected<std::optional<uint64_t>> leaked = Env.taskLeakage(Result, *lowered->second, t);
+        if (!leaked) {
+          error(DiagCode::DataError, llvm::toString(leaked.takeError()));
+          continue;
+        }
+        if (*leaked && **leaked)
+          Diags.reportFile(DiagCode::Leakage, File,
+                           llvm::formatv("task '{0}': {1} of its {2} items are training documents of '{3}'; its "
+                                         "score measures recall of them, not the skill",
+                                         name, **leaked, lowered->second->Items.value_or(0), t)
+                               .str());
+      }
+  for (const EvalSpec &e : Recipe.Evals)
     for (const plan::EvalSplit &split : e.Splits) {
       if (split.Split != plan::SplitKind::Val)
         continue;

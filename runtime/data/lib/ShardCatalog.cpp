@@ -3,6 +3,7 @@
 #include "mixtape/data/Tasks.h"
 
 #include "mixtape/data/BpeTokenizer.h"
+#include "mixtape/data/Dataset.h"
 #include "mixtape/model/Checkpoint.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
@@ -228,4 +229,34 @@ llvm::Expected<std::optional<plan::TaskStats>> ShardCatalog::taskStats(const pla
   stats.Items = files->Items.size();
   stats.Tokens = taskTokens(task, *files, **tokenizer, plan.Model.MaxPositions);
   return std::optional<plan::TaskStats>(std::move(stats));
+}
+
+llvm::Expected<std::optional<uint64_t>> ShardCatalog::taskLeakage(const plan::Plan &plan, const plan::Task &task,
+                                                                  llvm::StringRef train) {
+  if (!llvm::sys::fs::exists(plan::resolvePath(plan.RecipeDir, task.Path)))
+    return std::nullopt;
+  llvm::Expected<const StreamView *> trained = view(plan, train);
+  if (!trained)
+    return trained.takeError();
+  if (!*trained)
+    return std::nullopt;
+  llvm::Expected<TaskFiles> files = readTaskFiles(task, plan.RecipeDir);
+  if (!files)
+    return files.takeError();
+  llvm::Expected<std::unique_ptr<Tokenizer>> tokenizer = modelTokenizer(plan);
+  if (!tokenizer)
+    return tokenizer.takeError();
+  const RootStream &root = (*trained)->root();
+  std::vector<uint64_t> hashes;
+  for (uint32_t d : root.trainDocuments())
+    if ((*trained)->selected(d))
+      hashes.push_back(root.documentHash(d));
+  llvm::sort(hashes);
+  auto isTrained = [&](const std::string &text) {
+    return std::binary_search(hashes.begin(), hashes.end(), documentHash((*tokenizer)->encode(text)));
+  };
+  uint64_t leaked = 0;
+  for (const TaskItem &item : files->Items)
+    leaked += isTrained(item.Context) || isTrained(item.Context + task.TargetDelimiter + item.target());
+  return std::optional<uint64_t>(leaked);
 }

@@ -78,6 +78,9 @@ public:
   llvm::Expected<std::optional<TaskStats>> taskStats(const Plan &, const Task &) override {
     return std::optional<TaskStats>();
   }
+  llvm::Expected<std::optional<uint64_t>> taskLeakage(const Plan &, const Task &, llvm::StringRef) override {
+    return std::optional<uint64_t>();
+  }
 };
 
 ColumnGroup stringGroup(std::string value, uint64_t documents, uint64_t tokens) {

@@ -5,6 +5,8 @@
 
 #include "DataTestSupport.h"
 
+#include <fstream>
+
 using namespace mixtape;
 using namespace mixtape::data;
 using namespace mixtape::data::test;
@@ -177,4 +179,36 @@ TEST(ShardCatalogTest, GroupByAColumnWithMissingValues) {
   EXPECT_EQ(ok(catalog.groupBy(p, "web", "score"))->Groups.size(), 9u); // 0..8
   EXPECT_TRUE(ok(catalog.groupBy(p, "web", "langs"))->Groups.empty());
   EXPECT_FALSE(ok(catalog.groupBy(p, "absent", "lang")).has_value());
+}
+
+TEST(ShardCatalogTest, TaskStatsAndLeakage) {
+  TempDir dir;
+  plan::Plan p = streams(dir.Path, 3);
+  p.Model.Tokenizer = "bytes";
+  p.Model.MaxPositions = 64;
+  p.Streams["web"] = rootStream("web", "data/web", 0.0);
+  ByteTokenizer bytes;
+  // Trained documents: item 0's context alone, item 1 with its answer, and other text.
+  auto writer = ok(DatasetWriter::create(dir / "data/web", ShardFormat::Megatron, bytes));
+  for (const char *text : {"Q: one?\nA:", "Q: two?\nA: b", "unrelated"})
+    ASSERT_FALSE(writer->addDocument(bytes.encode(text)));
+  ASSERT_TRUE(!!writer->finish());
+  std::ofstream(dir / "task.jsonl") << R"({"context": "Q: one?\nA:", "choices": ["a", "b"], "gold": 0})" "\n"
+                                    << R"({"context": "Q: two?\nA:", "choices": ["a", "b"], "gold": 1})" "\n"
+                                    << R"({"context": "Q: three?\nA:", "choices": ["a", "bb"], "gold": 0})" "\n";
+  plan::Task task;
+  task.Path = "task.jsonl";
+  task.TargetDelimiter = " ";
+  ShardCatalog catalog(dir / "cache");
+  plan::TaskStats stats = *ok(catalog.taskStats(p, task));
+  EXPECT_EQ(stats.Items, 3u);
+  // Bytes: a pass reads context + " " + choice without its last token: 10 + 2 - 1 per
+  // choice of the first two items; 12 + 2 - 1 and 12 + 3 - 1 for the third's.
+  EXPECT_EQ(stats.Tokens, 4 * 11u + 13u + 14u);
+  EXPECT_TRUE(llvm::StringRef(stats.Fingerprint).startswith("sha256:"));
+  EXPECT_EQ(*ok(catalog.taskLeakage(p, task, "web")), 2u);
+  task.Limit = 1;
+  EXPECT_EQ(*ok(catalog.taskLeakage(p, task, "web")), 1u);
+  task.Path = "absent.jsonl";
+  EXPECT_FALSE(ok(catalog.taskStats(p, task)).has_value());
 }

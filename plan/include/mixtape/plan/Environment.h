@@ -91,6 +91,11 @@ public:
   /// the plan's model tokenizer); nullopt when the item file is absent. A malformed file
   /// is an error naming its line.
   virtual llvm::Expected<std::optional<TaskStats>> taskStats(const Plan &plan, const Task &task) = 0;
+  /// Items of `task` whose text (the context alone, or context, delimiter and target) is a
+  /// training document of stream `train` (by document hash of its tokens): a score on
+  /// them measures recall, not the skill. nullopt when the file or the data is absent.
+  virtual llvm::Expected<std::optional<uint64_t>> taskLeakage(const Plan &plan, const Task &task,
+                                                              llvm::StringRef train) = 0;
 };
 
 /// The file or folder a path written in a recipe names: itself when absolute, else
