@@ -90,7 +90,7 @@ static int synthMain(llvm::ArrayRef<llvm::StringRef> args) {
   data::SynthOptions synth;
   OptionParser options("mixtape data synth", "",
                        "Writes the embedded synthetic corpus: DIR/<domain>.{bin,idx,meta,manifest.json}, and its "
-                       "downstream tasks: DIR/tasks/{facts-choice,facts-qa,arith}.jsonl.");
+                       "downstream tasks: DIR/tasks/{facts-choice,facts-qa,arith,prose-cloze,code-cloze}.jsonl.");
   options.value("--out", "DIR", out, "where to write it")
       .required()
       .integer("--seed", "N", synth.Seed, 0, UINT64_MAX, "the corpus's seed (default 0)")

@@ -315,7 +315,33 @@ static std::string facts(SplitMix64 &rng, const std::vector<Fact> &kb, std::stri
 // Downstream tasks over the same knowledge
 //===----------------------------------------------------------------------===//
 
-static const llvm::StringRef kTaskNames[] = {"facts-choice", "facts-qa", "arith"};
+static const llvm::StringRef kTaskNames[] = {"facts-choice", "facts-qa", "arith", "prose-cloze", "code-cloze"};
+
+/// Documents from this index on are in no corpus `--docs` makes in practice: held out.
+constexpr uint64_t kHeldOutDocuments = 1'000'000'000;
+
+/// A held-out document of `domain` cut after its first 80 bytes, at a word (prose) or a line
+/// (code), and what follows: five words, or the next line; nullopt if it is too short.
+static std::optional<std::pair<std::string, std::string>> clozeCut(llvm::StringRef domain, llvm::StringRef text) {
+  if (domain == "prose") {
+    const size_t cut = text.find(' ', 80);
+    if (cut == llvm::StringRef::npos)
+      return std::nullopt;
+    llvm::SmallVector<llvm::StringRef, 8> words;
+    text.drop_front(cut + 1).split('\n').first.split(words, ' ', 5);
+    if (words.size() < 5 || llvm::any_of(llvm::make_range(words.begin(), words.begin() + 5),
+                                         [](llvm::StringRef w) { return w.empty(); }))
+      return std::nullopt;
+    return std::make_pair(text.take_front(cut).str(), llvm::join(words.begin(), words.begin() + 5, " "));
+  }
+  const size_t cut = text.find('\n', 80);
+  if (cut == llvm::StringRef::npos)
+    return std::nullopt;
+  llvm::StringRef next = text.drop_front(cut + 1).split('\n').first;
+  if (next.trim().empty() || !text.drop_front(cut + 1).contains('\n'))
+    return std::nullopt;
+  return std::make_pair(text.take_front(cut + 1).str(), next.str());
+}
 
 llvm::ArrayRef<llvm::StringRef> mixtape::data::synthTaskNames() { return kTaskNames; }
 
@@ -332,6 +358,25 @@ llvm::Expected<std::string> mixtape::data::synthTask(llvm::StringRef name, uint6
   std::string out;
   llvm::raw_string_ostream os(out);
   SplitMix64 rng(mixSeed(seed, XXH3_64bits(name.data(), name.size())));
+  if (name.endswith("-cloze")) {
+    const llvm::StringRef domain = name.split('-').first;
+    std::vector<std::pair<std::string, std::string>> cuts;
+    for (uint64_t i = kHeldOutDocuments; cuts.size() < 200; ++i)
+      if (auto cut = clozeCut(domain, synthDocument(domain, seed, i).Text))
+        cuts.push_back(std::move(*cut));
+    for (size_t k = 0; k < cuts.size(); ++k) {
+      // The true continuation and those of the next documents that differ from it.
+      std::vector<std::string> choices{cuts[k].second};
+      for (size_t j = k + 1; choices.size() < 4; ++j)
+        if (!llvm::is_contained(choices, cuts[j % cuts.size()].second))
+          choices.push_back(cuts[j % cuts.size()].second);
+      const size_t gold = rng.below(choices.size());
+      std::swap(choices[0], choices[gold]);
+      os << llvm::json::Value(llvm::json::Object{{"context", cuts[k].first}, {"choices", choices}, {"gold", gold}})
+         << "\n";
+    }
+    return out;
+  }
   if (name == "arith") {
     for (int i = 0; i < 200; ++i) {
       int64_t a = rng.between(0, 99), b = rng.between(0, 99);

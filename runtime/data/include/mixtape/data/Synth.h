@@ -66,6 +66,9 @@ std::vector<Fact> knowledgeBase(uint64_t seed);
 ///                 with the true value and three others of the same attribute as choices
 ///   facts-qa      the same questions to answer by generation (until "." or a newline)
 ///   arith         "37 + 48 =" to complete by generation, 200 problems like the arith domain's
+///   prose-cloze,  held-out documents cut after 80 bytes: which of four continuations (five
+///   code-cloze    words; the next line) is the document's own, the others from other documents
+///                 (HellaSwag's kind of task; code-cloze wants target_delimiter = "")
 llvm::ArrayRef<llvm::StringRef> synthTaskNames();
 /// The task's item file: one JSON object per line.
 llvm::Expected<std::string> synthTask(llvm::StringRef name, uint64_t seed);
