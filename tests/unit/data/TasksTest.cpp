@@ -432,6 +432,22 @@ TEST(EncodePair, BytesFollowLmEvalsEncodePair) {
   EXPECT_EQ(p.Continuation, bytesOf(" \nx"));
 }
 
+TEST(EncodePair, TrailingWhitespaceIsPythonsRstrip) {
+  // lm-eval moves len(context) - len(context.rstrip()) characters: Python's str.isspace(),
+  // which takes in U+001C..U+001F, U+0085, no-break and ideographic spaces too.
+  ByteTokenizer bytes;
+  ScoredPair p = encodePair(bytes, "Answer:\xC2\xA0", "x"); // U+00A0 NO-BREAK SPACE
+  EXPECT_EQ(p.Context, bytesOf("Answer:"));
+  EXPECT_EQ(p.Continuation, bytesOf("\xC2\xA0x"));
+  p = encodePair(bytes, "A:\x1F \xE3\x80\x80", "x"); // U+001F, a space, U+3000
+  EXPECT_EQ(p.Context, bytesOf("A:"));
+  EXPECT_EQ(p.Continuation, bytesOf("\x1F \xE3\x80\x80x"));
+  // Not whitespace to Python: U+200B ZERO WIDTH SPACE stays in the context.
+  p = encodePair(bytes, "A:\xE2\x80\x8B", "x");
+  EXPECT_EQ(p.Context, bytesOf("A:\xE2\x80\x8B"));
+  EXPECT_EQ(p.Continuation, bytesOf("x"));
+}
+
 TEST(EncodePair, ScoringInputIsTheWindowBeforeTheLastToken) {
   ScoredPair p{{1, 2, 3}, {4, 5}};
   // Room for everything: all tokens but the last.
@@ -605,6 +621,15 @@ TEST(TaskScores, JudgeGeneratedStripsBothSides) {
   o = judgeGenerated("Par is", "Paris");
   EXPECT_FALSE(o.ExactMatch);
   EXPECT_FALSE(o.Contains);
+}
+
+TEST(TaskScores, JudgeGeneratedStripsPythonsWhitespace) {
+  // str.strip(): U+3000 IDEOGRAPHIC SPACE, U+00A0 and U+2028 LINE SEPARATOR are whitespace.
+  GenerateOutcome o = judgeGenerated("\xE3\x80\x80Paris\xC2\xA0", "Paris");
+  EXPECT_TRUE(o.ExactMatch);
+  o = judgeGenerated("Paris\xE2\x80\xA8", "\xC2\xA0Paris");
+  EXPECT_TRUE(o.ExactMatch);
+  EXPECT_TRUE(o.Contains);
 }
 
 TEST(TaskScores, MeanStderrIsTheSampleStandardDeviationOverRootN) {
