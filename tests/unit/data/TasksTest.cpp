@@ -17,6 +17,7 @@
 #include "llvm/Support/JSON.h"
 
 #include <cmath>
+#include <iostream>
 #include <map>
 #include <set>
 
@@ -521,6 +522,9 @@ TEST(EncodePair, BpeContinuationIsTheWholeTextsTokensPastTheContexts) {
       if (std::equal(ctx.begin(), ctx.end(), whole.begin()))
         continue;
       found = true;
+      std::cout << llvm::formatv("tokens(context) is no prefix of tokens(whole) for {0} + {1}\n",
+                                 llvm::json::Value(context), llvm::json::Value(continuation))
+                       .str();
       p = encodePair(*bpe, context, continuation);
       EXPECT_EQ(p.Context, ctx) << text << " cut at " << cut;
       EXPECT_EQ(p.Continuation, std::vector<uint32_t>(whole.begin() + static_cast<ptrdiff_t>(ctx.size()), whole.end()))
