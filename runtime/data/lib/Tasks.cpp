@@ -6,6 +6,7 @@
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 #include "mixtape/support/JSON.h"
+#include "mixtape/support/PythonText.h"
 
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringExtras.h"
@@ -157,7 +158,7 @@ std::string mixtape::data::taskContext(const plan::Task &task, const TaskFiles &
 
 ScoredPair mixtape::data::encodePair(const Tokenizer &tokenizer, llvm::StringRef context,
                                      llvm::StringRef continuation) {
-  llvm::StringRef trimmed = context.rtrim(" \t\n\v\f\r");
+  llvm::StringRef trimmed = pythonRStrip(context); // Python's rstrip(), as lm-eval
   std::string moved = context.drop_front(trimmed.size()).str() + continuation.str();
   ScoredPair pair;
   pair.Context = tokenizer.encode(trimmed);
@@ -218,7 +219,7 @@ std::string mixtape::data::cutAtStop(llvm::StringRef text, llvm::ArrayRef<std::s
 }
 
 GenerateOutcome mixtape::data::judgeGenerated(llvm::StringRef output, llvm::StringRef answer) {
-  llvm::StringRef out = output.trim(), want = answer.trim();
+  llvm::StringRef out = pythonStrip(output), want = pythonStrip(answer);
   return {out == want, !want.empty() && out.contains(want)};
 }
 

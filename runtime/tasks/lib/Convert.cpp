@@ -11,6 +11,7 @@
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 #include "mixtape/support/JSON.h"
+#include "mixtape/support/PythonText.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
@@ -78,38 +79,6 @@ static void appendCodePoint(std::string &out, uint32_t codePoint) {
   char *end = buffer;
   llvm::ConvertCodePointToUTF8(codePoint, end);
   out.append(buffer, end);
-}
-
-/// Python's str.isspace(), what str.strip() without arguments removes: wider than
-/// Unicode's White_Space (it has U+001C..U+001F too).
-static bool isPythonSpace(uint32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
-static StringRef pythonLStrip(StringRef text) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t next = pos;
-    if (!isPythonSpace(decodeAt(text, next)))
-      break;
-    pos = next;
-  }
-  return text.drop_front(pos);
-}
-
-static StringRef pythonStrip(StringRef text) {
-  text = pythonLStrip(text);
-  while (!text.empty()) {
-    size_t start = text.size() - 1;
-    while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80)
-      --start; // back over UTF-8 continuation bytes
-    size_t pos = start;
-    if (!isPythonSpace(decodeAt(text, pos)))
-      break;
-    text = text.take_front(start);
-  }
-  return text;
 }
 
 /// Python's str.replace(from, to): every non-overlapping occurrence, left to right (so

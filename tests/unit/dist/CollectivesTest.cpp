@@ -6,6 +6,8 @@
 // rank 0's work alone outlasting it.
 //
 //===----------------------------------------------------------------------===//
+#include "TwoRanks.h"
+
 #include "mixtape/dist/Collectives.h"
 #include "mixtape/dist/DataParallel.h"
 #include "mixtape/dist/LocalLauncher.h"
@@ -20,40 +22,7 @@
 using namespace mixtape;
 using namespace mixtape::dist;
 
-namespace {
-
-/// Runs `body(collectives)` on ranks 0 and 1 of a fresh two-rank world; failures inside
-/// a rank are recorded as strings so that the test thread reports them.
-void twoRanks(const std::function<void(Collectives &)> &body,
-              std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  llvm::Expected<uint16_t> port = freeLocalPort();
-  ASSERT_TRUE(bool(port)) << llvm::toString(port.takeError());
-  std::string failures[2];
-  auto rank = [&](int r) {
-    World w;
-    w.Rank = r;
-    w.Size = 2;
-    w.MasterPort = *port;
-    w.Source = "test";
-    try {
-      llvm::Expected<std::unique_ptr<Collectives>> c = connect(w, Device::CPU, timeout);
-      if (!c) {
-        failures[r] = llvm::toString(c.takeError());
-        return;
-      }
-      body(**c);
-    } catch (const std::exception &e) {
-      failures[r] = e.what();
-    }
-  };
-  std::thread one(rank, 1);
-  rank(0);
-  one.join();
-  EXPECT_EQ(failures[0], "");
-  EXPECT_EQ(failures[1], "");
-}
-
-} // namespace
+using mixtape::test::twoRanks;
 
 TEST(Collectives, WorldOfOneIsTheIdentity) {
   llvm::Expected<std::unique_ptr<Collectives>> c = connect(World{}, Device::CPU, std::chrono::seconds(1));

@@ -63,9 +63,9 @@ llvm::Expected<std::string> taskFingerprint(const plan::Task &task, llvm::String
 /// line, never the item itself.
 std::string taskContext(const plan::Task &task, const TaskFiles &files, size_t index);
 
-/// lm-eval-harness's _encode_pair: trailing whitespace of the context moves to the
-/// continuation; the continuation's tokens are those of tokens(context + continuation)
-/// past the first len(tokens(context)). An empty context is the end-of-text token.
+/// lm-eval-harness's _encode_pair: trailing whitespace of the context (Python's rstrip())
+/// moves to the continuation; the continuation's tokens are those of
+/// tokens(context + continuation) past the first len(tokens(context)). An empty context is the end-of-text token.
 struct ScoredPair {
   std::vector<uint32_t> Context, Continuation;
 };
@@ -89,7 +89,7 @@ ChoiceOutcome chooseAnswer(llvm::ArrayRef<double> logliks, llvm::ArrayRef<std::s
 
 /// Generated text up to the first stop string.
 std::string cutAtStop(llvm::StringRef text, llvm::ArrayRef<std::string> until);
-/// Exact match after stripping whitespace both sides, and whether the stripped answer
+/// Exact match after stripping whitespace both sides (Python's strip()), and whether the stripped answer
 /// occurs in the output.
 struct GenerateOutcome {
   bool ExactMatch = false, Contains = false;
