@@ -113,7 +113,7 @@ std::vector<double> mixtape::exec::continuationLogLikelihoods(const model::Model
   std::iota(order.begin(), order.end(), 0);
   llvm::stable_sort(order, [&](size_t a, size_t b) { return requests[a].Input.size() > requests[b].Input.size(); });
   at::NoGradGuard noGrad;
-  at::Tensor logliks = at::zeros({static_cast<int64_t>(requests.size())}, at::kDouble);
+  std::vector<double> logliks(requests.size(), 0.0);
   for (size_t first = 0, batch = 0; first < order.size(); first += batchSize, ++batch) {
     if (batch % ranks != rank)
       continue;
@@ -127,15 +127,33 @@ std::vector<double> mixtape::exec::continuationLogLikelihoods(const model::Model
       logits = m.forward(tokensTensor(rows, rows.front().size()).to(m.device()));
     }
     logits = logits.to(at::kFloat).cpu();
+    // The batch's continuation positions as rows of one [N, vocab] matrix: one log_softmax
+    // and one gather for the batch, not a handful of small ops per request.
+    const int64_t width = logits.size(1), vocab = logits.size(2);
+    std::vector<int64_t> positions, targets;
     for (size_t r = 0; r < count; ++r) {
       const ScoringRequest &q = requests[order[first + r]];
       const int64_t n = static_cast<int64_t>(q.Continuation.size()), end = static_cast<int64_t>(q.Input.size());
-      at::Tensor logProbs = at::log_softmax(logits[static_cast<int64_t>(r)].narrow(0, end - n, n), -1);
-      at::Tensor targets = tokensTensor({q.Continuation}, q.Continuation.size()).reshape({n, 1});
-      logliks[static_cast<int64_t>(order[first + r])] = logProbs.gather(1, targets).to(at::kDouble).sum();
+      for (int64_t j = 0; j < n; ++j) {
+        positions.push_back(static_cast<int64_t>(r) * width + end - n + j);
+        targets.push_back(q.Continuation[static_cast<size_t>(j)]);
+      }
+    }
+    const int64_t picked = static_cast<int64_t>(positions.size());
+    at::Tensor logProbs = at::log_softmax(
+        logits.reshape({-1, vocab}).index_select(0, at::from_blob(positions.data(), {picked}, at::kLong)), -1);
+    at::Tensor terms =
+        logProbs.gather(1, at::from_blob(targets.data(), {picked, 1}, at::kLong)).reshape({picked}).to(at::kDouble);
+    const double *term = terms.data_ptr<double>();
+    for (size_t r = 0; r < count; ++r) {
+      double sum = 0;
+      for (size_t j = 0; j < requests[order[first + r]].Continuation.size(); ++j)
+        sum += *term++;
+      logliks[order[first + r]] = sum;
     }
   }
-  at::Tensor reduced = logliks.to(c10::Device(collectives.deviceType()));
+  at::Tensor reduced = at::from_blob(logliks.data(), {static_cast<int64_t>(logliks.size())}, at::kDouble)
+                           .to(c10::Device(collectives.deviceType()), /*non_blocking=*/false, /*copy=*/true);
   collectives.allReduceSum(reduced);
   reduced = reduced.cpu();
   return std::vector<double>(reduced.data_ptr<double>(), reduced.data_ptr<double>() + reduced.numel());
