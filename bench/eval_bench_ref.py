@@ -17,6 +17,8 @@ above --tolerance (1e-4).
 import argparse, json, math, os, statistics, struct, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
+from train_bench_ref import RMSNorm, repeat_kv, rotate_half  # the same pieces as the training reference
+
 
 def load_safetensors(path):
     """A safetensors file as a dict of tensors (the format is a JSON header and raw data; the
@@ -34,24 +36,6 @@ def load_safetensors(path):
         raw = bytearray(data[8 + n + begin:8 + n + end])
         out[name] = torch.frombuffer(raw, dtype=dtypes[t["dtype"]]).reshape(t["shape"]).clone()
     return out
-
-
-class RMSNorm(nn.Module):  # LlamaRMSNorm
-    def __init__(s, d, eps):
-        super().__init__(); s.weight = nn.Parameter(torch.ones(d)); s.eps = eps
-    def forward(s, x):
-        xf = x.float()
-        return s.weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + s.eps)).to(x.dtype)
-
-
-def rotate_half(x):
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
-def repeat_kv(x, n):  # HF's: KV head j serves query heads j*n .. j*n+n-1
-    B, kv, T, D = x.shape
-    return x[:, :, None, :, :].expand(B, kv, n, T, D).reshape(B, kv * n, T, D)
 
 
 class Attention(nn.Module):

@@ -23,6 +23,16 @@ std::string mixtape::plan::humanCount(double n) {
 // Summary
 //===----------------------------------------------------------------------===//
 
+/// The tokens an eval node's tasks score, or "-" (splits only, or tasks without files).
+static std::string taskTokens(const Node &n) {
+  const EvalNode *e = n.eval();
+  uint64_t tokens = 0;
+  if (e && e->Settings.Tasks)
+    for (const auto &[name, task] : *e->Settings.Tasks)
+      tokens += task.Tokens.value_or(0);
+  return tokens ? humanCount(static_cast<double>(tokens)) : "-";
+}
+
 void mixtape::plan::printPlanSummary(const Plan &plan, llvm::raw_ostream &os, const std::vector<NodeStatus> *status) {
   std::map<NodeKind, unsigned> kinds;
   for (const Node &n : plan.Nodes)
@@ -53,7 +63,7 @@ void mixtape::plan::printPlanSummary(const Plan &plan, llvm::raw_ostream &os, co
     std::string name = n.Name + (n.Variants.size() > 1 ? " *" : "");
     os << llvm::left_justify(enumName(n.Kind), 6) << llvm::left_justify(name, width + 2)
        << llvm::left_justify(llvm::StringRef(n.Hash).take_front(8), 10)
-       << llvm::right_justify(t ? humanCount(static_cast<double>(t->Ledger.Tokens)) : "-", 9) << "  "
+       << llvm::right_justify(t ? humanCount(static_cast<double>(t->Ledger.Tokens)) : taskTokens(n), 9) << "  "
        << llvm::right_justify(t && t->Ledger.Flops ? llvm::formatv("{0:f1}", t->Ledger.GpuHours).str() : "-", 9)
        << "  ";
     if (status) {
@@ -64,7 +74,7 @@ void mixtape::plan::printPlanSummary(const Plan &plan, llvm::raw_ostream &os, co
     if (t)
       totalFlops += t->Ledger.Flops;
   }
-  os << "(* shared by several variants)\n";
+  os << "(* shared by several variants; an eval's tokens are those its tasks score, forward only)\n";
 
   // Ledger: tokens per stream over the plan, and per variant's whole chain.
   std::map<std::string, uint64_t> byStream;

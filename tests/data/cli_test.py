@@ -48,6 +48,28 @@ if SCENARIO == "synth-deterministic":
     check(500_000 < total < 8_000_000, f"default corpus is a few MB, not {total} bytes")
     out = run("inspect", os.path.join(a, "facts")).stdout
     check("checksums  ok" in out and "facts" in out, out)
+    # The downstream tasks: a function of the seed; recipes/tasks holds seed 7's.
+    names = ("facts-choice", "facts-qa", "arith", "prose-cloze", "code-cloze")
+    def tasks(out):
+        return {n: open(os.path.join(out, "tasks", n + ".jsonl")).read() for n in names}
+    check(tasks(a) == tasks(b), "same seed, same tasks")
+    check(all(tasks(a)[n] != tasks(c)[n] for n in names), "different seed, different tasks")
+    committed = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "recipes", "tasks")
+    for n in names:
+        check(open(os.path.join(committed, n + ".jsonl")).read() == tasks(a)[n],
+              f"recipes/tasks/{n}.jsonl is not what `mixtape data synth --seed 7` writes")
+    choice = [json.loads(l) for l in tasks(a)["facts-choice"].splitlines()]
+    qa = [json.loads(l) for l in tasks(a)["facts-qa"].splitlines()]
+    check(len(choice) == len(qa) == 384, f"{len(choice)} choice and {len(qa)} qa items for 96 x 4 facts")
+    check(all(len(set(x["choices"])) == 4 and x["choices"][x["gold"]] == y["answer"] and x["context"] == y["context"]
+              for x, y in zip(choice, qa)), "every question has 4 distinct choices, the gold one its answer")
+    # The gold answer is what the corpus says: the facts documents hold "Q: ...\nA: <answer>." lines.
+    corpus = run("inspect", os.path.join(a, "facts"), "--docs", "1000", "--chars", "100000").stdout
+    stated = sum(1 for y in qa if json.dumps(f"{y['context']} {y['answer']}.")[1:-1] in corpus)
+    check(stated > 300, f"only {stated} of 384 answers appear as the corpus states them (typos hide a few)")
+    for x in (json.loads(l) for l in tasks(a)["arith"].splitlines()):
+        p, q = x["context"].rstrip(" =").split(" + ") if "+" in x["context"] else x["context"].rstrip(" =").split(" - ")
+        check(int(x["answer"]) == (int(p) + int(q) if "+" in x["context"] else int(p) - int(q)), f"arith {x}")
 
 elif SCENARIO == "megatron-interop":
     docs = [[72, 105], [], [256, 1, 2, 3], [10]]

@@ -212,7 +212,16 @@ llvm::Expected<std::optional<uint64_t>> ShardCatalog::tokenizerVocabulary(llvm::
   return std::optional<uint64_t>(*vocabulary);
 }
 
-llvm::Expected<std::optional<plan::TaskStats>> ShardCatalog::taskStats(const plan::Plan &plan, const plan::Task &task) {
+namespace {
+/// A task's files and the plan's tokenizer.
+struct OpenedTask {
+  TaskFiles Files;
+  std::unique_ptr<Tokenizer> Tokens;
+};
+} // namespace
+
+/// nullopt when the task's item file is absent.
+static llvm::Expected<std::optional<OpenedTask>> openTask(const plan::Plan &plan, const plan::Task &task) {
   if (!llvm::sys::fs::exists(plan::resolvePath(plan.RecipeDir, task.Path)))
     return std::nullopt;
   llvm::Expected<TaskFiles> files = readTaskFiles(task, plan.RecipeDir);
@@ -221,31 +230,35 @@ llvm::Expected<std::optional<plan::TaskStats>> ShardCatalog::taskStats(const pla
   llvm::Expected<std::unique_ptr<Tokenizer>> tokenizer = modelTokenizer(plan);
   if (!tokenizer)
     return tokenizer.takeError();
+  return std::optional<OpenedTask>(OpenedTask{std::move(*files), std::move(*tokenizer)});
+}
+
+llvm::Expected<std::optional<plan::TaskStats>> ShardCatalog::taskStats(const plan::Plan &plan, const plan::Task &task) {
+  llvm::Expected<std::optional<OpenedTask>> opened = openTask(plan, task);
+  if (!opened)
+    return opened.takeError();
+  if (!*opened)
+    return std::nullopt;
   llvm::Expected<std::string> fingerprint = taskFingerprint(task, plan.RecipeDir);
   if (!fingerprint)
     return fingerprint.takeError();
   plan::TaskStats stats;
   stats.Fingerprint = std::move(*fingerprint);
-  stats.Items = files->Items.size();
-  stats.Tokens = taskTokens(task, *files, **tokenizer, plan.Model.MaxPositions);
+  stats.Items = (*opened)->Files.Items.size();
+  stats.Tokens = taskTokens(task, (*opened)->Files, *(*opened)->Tokens, plan.Model.MaxPositions);
   return std::optional<plan::TaskStats>(std::move(stats));
 }
 
 llvm::Expected<std::optional<uint64_t>> ShardCatalog::taskLeakage(const plan::Plan &plan, const plan::Task &task,
                                                                   llvm::StringRef train) {
-  if (!llvm::sys::fs::exists(plan::resolvePath(plan.RecipeDir, task.Path)))
-    return std::nullopt;
   llvm::Expected<const StreamView *> trained = view(plan, train);
   if (!trained)
     return trained.takeError();
-  if (!*trained)
+  llvm::Expected<std::optional<OpenedTask>> opened = openTask(plan, task);
+  if (!opened)
+    return opened.takeError();
+  if (!*trained || !*opened)
     return std::nullopt;
-  llvm::Expected<TaskFiles> files = readTaskFiles(task, plan.RecipeDir);
-  if (!files)
-    return files.takeError();
-  llvm::Expected<std::unique_ptr<Tokenizer>> tokenizer = modelTokenizer(plan);
-  if (!tokenizer)
-    return tokenizer.takeError();
   const RootStream &root = (*trained)->root();
   std::vector<uint64_t> hashes;
   for (uint32_t d : root.trainDocuments())
@@ -253,10 +266,10 @@ llvm::Expected<std::optional<uint64_t>> ShardCatalog::taskLeakage(const plan::Pl
       hashes.push_back(root.documentHash(d));
   llvm::sort(hashes);
   auto isTrained = [&](const std::string &text) {
-    return std::binary_search(hashes.begin(), hashes.end(), documentHash((*tokenizer)->encode(text)));
+    return std::binary_search(hashes.begin(), hashes.end(), documentHash((*opened)->Tokens->encode(text)));
   };
   uint64_t leaked = 0;
-  for (const TaskItem &item : files->Items)
+  for (const TaskItem &item : (*opened)->Files.Items)
     leaked += isTrained(item.Context) || isTrained(item.Context + task.TargetDelimiter + item.target());
   return std::optional<uint64_t>(leaked);
 }
