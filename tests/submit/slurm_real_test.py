@@ -176,6 +176,8 @@ try:
         text = text.replace(old, new)
     short = os.path.join(work, "quickstart-short.toml")
     open(short, "w").write(text)
+    # Its task files, beside it as beside the original.
+    shutil.copytree(os.path.join(os.path.dirname(recipe), "tasks"), os.path.join(work, "tasks"), dirs_exist_ok=True)
     run_dir = os.path.join(work, "run")
     r = sh([mixtape, "submit", short, "--slurm", "--run-dir", run_dir, "--time", "24:00:00"], timeout=300,
            env=env, cwd=work)
