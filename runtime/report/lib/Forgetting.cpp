@@ -323,11 +323,23 @@ void number(llvm::json::OStream &out, double v) {
     out.value(rundir::nonFiniteName(v));
 }
 
+void numberAttribute(llvm::json::OStream &out, llvm::StringRef key, double v) {
+  out.attributeBegin(key);
+  number(out, v);
+  out.attributeEnd();
+}
+
 void optionalNumber(llvm::json::OStream &out, const std::optional<double> &v) {
   if (v)
     number(out, *v);
   else
     out.value(nullptr);
+}
+
+void optionalNumberAttribute(llvm::json::OStream &out, llvm::StringRef key, const std::optional<double> &v) {
+  out.attributeBegin(key);
+  optionalNumber(out, v);
+  out.attributeEnd();
 }
 
 std::string fixed(double v) { return llvm::formatv("{0}", llvm::format("%.4f", v + 0.0)).str(); }
@@ -372,15 +384,9 @@ std::string mixtape::report::forgettingJSON(const Forgetting &f) {
               out.object([&] {
                 out.attribute("key", c.Key);
                 out.attribute("start_point", c.StartDuring ? "during" : "final");
-                out.attributeBegin("start");
-                number(out, c.Start);
-                out.attributeEnd();
-                out.attributeBegin("end");
-                number(out, c.End);
-                out.attributeEnd();
-                out.attributeBegin("change");
-                number(out, c.Change);
-                out.attributeEnd();
+                numberAttribute(out, "start", c.Start);
+                numberAttribute(out, "end", c.End);
+                numberAttribute(out, "change", c.Change);
                 out.attribute("better", c.Better);
               });
           });
@@ -414,20 +420,12 @@ std::string mixtape::report::forgettingJSON(const Forgetting &f) {
               out.object([&] {
                 out.attribute("key", t.Key);
                 out.attribute("learned_at", static_cast<int64_t>(t.LearnedAt));
-                out.attributeBegin("bwt");
-                number(out, t.Bwt);
-                out.attributeEnd();
-                out.attributeBegin("fwt");
-                number(out, t.Fwt);
-                out.attributeEnd();
+                numberAttribute(out, "bwt", t.Bwt);
+                numberAttribute(out, "fwt", t.Fwt);
               });
           });
-          out.attributeBegin("bwt");
-          optionalNumber(out, c.Bwt);
-          out.attributeEnd();
-          out.attributeBegin("fwt");
-          optionalNumber(out, c.Fwt);
-          out.attributeEnd();
+          optionalNumberAttribute(out, "bwt", c.Bwt);
+          optionalNumberAttribute(out, "fwt", c.Fwt);
         });
     });
     out.attributeArray("stability_gap", [&] {
@@ -440,15 +438,9 @@ std::string mixtape::report::forgettingJSON(const Forgetting &f) {
             for (const StabilityGap &gap : g.Gaps)
               out.object([&] {
                 out.attribute("key", gap.Key);
-                out.attributeBegin("start");
-                number(out, gap.Start);
-                out.attributeEnd();
-                out.attributeBegin("deepest");
-                number(out, gap.Deepest);
-                out.attributeEnd();
-                out.attributeBegin("drop");
-                number(out, gap.Drop);
-                out.attributeEnd();
+                numberAttribute(out, "start", gap.Start);
+                numberAttribute(out, "deepest", gap.Deepest);
+                numberAttribute(out, "drop", gap.Drop);
                 out.attribute("at_stage_tokens", static_cast<int64_t>(gap.AtStageTokens));
                 out.attribute("tokens_to_recover", gap.TokensToRecover
                                                        ? llvm::json::Value(static_cast<int64_t>(*gap.TokensToRecover))
