@@ -192,10 +192,12 @@ elif scenario == "run-dir-lock":
     import socket
     d = os.path.join(work, "run")
     first = subprocess.Popen([mixtape, "run", recipe, "--run-dir", d], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, env=env)
+                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not glob.glob(os.path.join(d, "pretrain-*", "metrics.jsonl")):
         time.sleep(0.02)
+    # Stopped, the holder keeps its lock and cannot finish first on a fast or quiet machine.
+    os.killpg(first.pid, signal.SIGSTOP)
     started = time.time()
     r = run(["run", recipe, "--run-dir", d, "--quiet"])
     holder = open(os.path.join(d, "lock")).read().strip()
@@ -203,7 +205,7 @@ elif scenario == "run-dir-lock":
             holder.split(":")[-1] not in r.stderr or time.time() - started > 10 or first.poll() is not None:
         failures.append(f"a second run on a live run directory: exit {r.returncode}, first still running: "
                         f"{first.poll() is None}\n{r.stderr[-1500:]}")
-    first.kill()
+    os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     r = run(["run", recipe, "--run-dir", d])
     # (Where it resumes depends on how far the holder got; e2e/resume checks resuming.)
