@@ -463,7 +463,7 @@ void mixtape::report::printForgetting(const Forgetting &f, llvm::raw_ostream &os
        << (s.Partial ? " (partial)" : "") << "\n";
     for (const StageChange &c : s.Changes)
       os << llvm::formatv("    {0,-32} {1} -> {2}  {3}  {4}\n", c.Key, fixed(c.Start), fixed(c.End),
-                          signedFixed(c.Change), c.Better ? "better" : "worse");
+                          signedFixed(c.Change), c.Change == 0 ? "same" : c.Better ? "better" : "worse");
   }
   if (!f.Chains.empty())
     os << "\ntransfer along each variant's chain (positive is better)\n";
