@@ -17,7 +17,7 @@ above --tolerance (1e-4).
 import argparse, json, math, os, statistics, struct, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
-from train_bench_ref import RMSNorm, repeat_kv, rotate_half  # the same pieces as the training reference
+from train_bench_ref import Block, RMSNorm  # the same pieces as the training reference
 
 
 def load_safetensors(path):
@@ -46,18 +46,8 @@ class Attention(nn.Module):
         s.v_proj = nn.Linear(d, kv * s.hd, bias=False)
         s.o_proj = nn.Linear(h * s.hd, d, bias=False)
 
-    def forward(s, x, cos, sin, mask):
-        B, T, _ = x.shape
-        q = s.q_proj(x).view(B, T, s.h, s.hd).transpose(1, 2)
-        k = s.k_proj(x).view(B, T, s.kv, s.hd).transpose(1, 2)
-        v = s.v_proj(x).view(B, T, s.kv, s.hd).transpose(1, 2)
-        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-        k, v = repeat_kv(k, s.h // s.kv), repeat_kv(v, s.h // s.kv)
-        # torch 1.13 has no scaled_dot_product_attention: HF's eager attention.
-        scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(s.hd)
-        scores = scores.masked_fill(mask, float("-inf"))
-        y = torch.matmul(F.softmax(scores, dim=-1), v)
-        return s.o_proj(y.transpose(1, 2).reshape(B, T, s.h * s.hd))
+    # The training reference's attention, here under HF's self_attn.* parameter names.
+    forward = Block.attention
 
 
 class MLP(nn.Module):

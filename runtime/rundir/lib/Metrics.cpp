@@ -59,6 +59,14 @@ void where(json::OStream &out, const std::string &node, const std::optional<std:
   out.attribute("chain_tokens", chainTokens);
 }
 
+/// What every eval record starts with, stream or task: the eval, the point and where.
+template <typename R> void evalPoint(json::OStream &out, const R &r) {
+  out.attribute("type", "eval");
+  out.attribute("eval", r.Eval);
+  out.attribute("point", r.Final ? "final" : "during");
+  where(out, r.Node, r.Stage, 0, false, r.StageTokens, r.ChainTokens);
+}
+
 } // namespace
 
 llvm::ArrayRef<llvm::StringLiteral> mixtape::rundir::taskMetrics(plan::TaskKind kind) {
@@ -99,10 +107,7 @@ std::string mixtape::rundir::recordLine(const Record &record) {
       }
       out.attribute("skipped_steps", r->SkippedSteps);
     } else if (const auto *t = std::get_if<TaskRecord>(&record)) {
-      out.attribute("type", "eval");
-      out.attribute("eval", t->Eval);
-      out.attribute("point", t->Final ? "final" : "during");
-      where(out, t->Node, t->Stage, 0, false, t->StageTokens, t->ChainTokens);
+      evalPoint(out, *t);
       out.attribute("task", t->Task);
       out.attribute("kind", plan::enumName(t->Kind));
       for (llvm::StringRef metric : taskMetrics(t->Kind))
@@ -114,10 +119,7 @@ std::string mixtape::rundir::recordLine(const Record &record) {
         out.attribute("from_checkpoint", true);
     } else {
       const EvalRecord &e = std::get<EvalRecord>(record);
-      out.attribute("type", "eval");
-      out.attribute("eval", e.Eval);
-      out.attribute("point", e.Final ? "final" : "during");
-      where(out, e.Node, e.Stage, 0, false, e.StageTokens, e.ChainTokens);
+      evalPoint(out, e);
       out.attribute("stream", e.Stream);
       out.attribute("split", plan::enumName(e.Split));
       number(out, "loss", e.Loss);
@@ -281,6 +283,20 @@ private:
   std::string Where, Problem;
 };
 
+/// The fields every eval record has, stream or task: the model, the eval and where.
+template <typename R> void readEvalPoint(RecordReader &read, const json::Object &record, R &r) {
+  r.Node = read.string("node");
+  r.Eval = read.string("eval");
+  const std::string point = read.string("point");
+  if (point != "during" && point != "final")
+    read.fail("point", "\"during\" or \"final\"");
+  r.Final = point == "final";
+  r.Stage = read.stringOrNull("stage");
+  r.StageTokens = read.count("stage_tokens");
+  r.ChainTokens = read.count("chain_tokens");
+  r.FromCheckpoint = record.getBoolean("from_checkpoint").getValueOr(false);
+}
+
 } // namespace
 
 llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm::StringRef file) {
@@ -357,12 +373,7 @@ llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm
       metrics.Skips.push_back(std::move(r));
     } else if (*type == "eval" && read.has("task")) {
       TaskRecord r;
-      r.Node = read.string("node");
-      r.Eval = read.string("eval");
-      std::string point = read.string("point");
-      r.Stage = read.stringOrNull("stage");
-      r.StageTokens = read.count("stage_tokens");
-      r.ChainTokens = read.count("chain_tokens");
+      readEvalPoint(read, *record, r);
       r.Task = read.string("task");
       std::optional<plan::TaskKind> kind = plan::enumFromName<plan::TaskKind>(read.string("kind"));
       if (!kind)
@@ -371,36 +382,23 @@ llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm
         for (std::string key : {metric.str(), metric.str() + "_stderr"})
           r.Scores[key] = read.number(key);
       r.Items = read.count("items");
-      r.FromCheckpoint = record->getBoolean("from_checkpoint").getValueOr(false);
-      if (point != "during" && point != "final")
-        read.fail("point", "\"during\" or \"final\"");
       if (llvm::Error error = read.takeError())
         return error;
       r.Kind = *kind;
-      r.Final = point == "final";
       metrics.Tasks.push_back(std::move(r));
     } else if (*type == "eval") {
       EvalRecord r;
-      r.Node = read.string("node");
-      r.Eval = read.string("eval");
-      std::string point = read.string("point");
-      r.Stage = read.stringOrNull("stage");
-      r.StageTokens = read.count("stage_tokens");
-      r.ChainTokens = read.count("chain_tokens");
+      readEvalPoint(read, *record, r);
       r.Stream = read.string("stream");
       std::string split = read.string("split");
       r.Loss = read.number("loss");
       r.Ppl = read.number("ppl");
       r.Tokens = read.optionalCount("tokens");
-      r.FromCheckpoint = record->getBoolean("from_checkpoint").getValueOr(false);
-      if (point != "during" && point != "final")
-        read.fail("point", "\"during\" or \"final\"");
       std::optional<plan::SplitKind> kind = plan::enumFromName<plan::SplitKind>(split);
       if (!kind)
         read.fail("split", "\"val\" or \"train\"");
       if (llvm::Error error = read.takeError())
         return error;
-      r.Final = point == "final";
       r.Split = *kind;
       metrics.Evals.push_back(std::move(r));
     }
