@@ -79,12 +79,7 @@ static DataDeclaration declaration(const plan::Stream &root, llvm::StringRef bas
     declared.Format = ShardFormat::Megatron;
   else if (root.Format == plan::ShardFormat::Flat)
     declared.Format = ShardFormat::Flat;
-  const std::string tokenizer = root.Tokenizer.value_or("");
-  llvm::StringRef file = tokenizer;
-  bool hf = file.consume_front("hf:");
-  declared.Tokenizer = tokenizer.empty() || tokenizer == "bytes"
-                           ? tokenizer
-                           : (hf ? "hf:" : "") + plan::resolvePath(baseDir, file);
+  declared.Tokenizer = resolveTokenizerName(root.Tokenizer.value_or(""), baseDir);
   return declared;
 }
 

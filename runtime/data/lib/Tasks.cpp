@@ -23,10 +23,7 @@ using namespace mixtape::data;
 namespace json = llvm::json;
 
 llvm::Expected<std::unique_ptr<Tokenizer>> mixtape::data::modelTokenizer(const plan::Plan &plan) {
-  llvm::StringRef name = plan.Model.Tokenizer;
-  if (name.consume_front("hf:"))
-    return createTokenizer("hf:" + plan::resolvePath(plan.RecipeDir, name));
-  return createTokenizer(name);
+  return createTokenizer(resolveTokenizerName(plan.Model.Tokenizer, plan.RecipeDir));
 }
 
 llvm::Expected<std::vector<TaskItem>> mixtape::data::parseTaskItems(llvm::StringRef text, llvm::StringRef file,

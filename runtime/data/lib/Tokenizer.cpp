@@ -2,6 +2,7 @@
 #include "mixtape/data/Tokenizer.h"
 
 #include "mixtape/data/BpeTokenizer.h"
+#include "mixtape/plan/Environment.h"
 #include "mixtape/support/Error.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -42,4 +43,11 @@ llvm::Expected<std::unique_ptr<Tokenizer>> mixtape::data::createTokenizer(llvm::
   return makeError("unknown tokenizer '" + name +
                    "' (known: bytes, hf:PATH, or the path of a tokenizer.json or of a directory with "
                    "tokenizer.json or vocab.json + merges.txt)");
+}
+
+std::string mixtape::data::resolveTokenizerName(llvm::StringRef name, llvm::StringRef baseDir) {
+  if (name.empty() || name == "bytes")
+    return name.str();
+  const bool hf = name.consume_front("hf:");
+  return (hf ? "hf:" : "") + plan::resolvePath(baseDir, name);
 }

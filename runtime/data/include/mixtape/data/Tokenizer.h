@@ -59,4 +59,8 @@ public:
 /// tokenizer.json or a directory with tokenizer.json or vocab.json + merges.txt.
 llvm::Expected<std::unique_ptr<Tokenizer>> createTokenizer(llvm::StringRef name);
 
+/// A tokenizer name as a recipe writes it, with its path made relative to the recipe's
+/// folder `baseDir` ("bytes" and "" stay as they are; "hf:" is kept).
+std::string resolveTokenizerName(llvm::StringRef name, llvm::StringRef baseDir);
+
 } // namespace mixtape::data
