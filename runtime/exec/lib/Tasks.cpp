@@ -1,10 +1,10 @@
 //===- Tasks.cpp - downstream tasks: log-likelihood choices, greedy generation -===//
 //
-// lm-eval-harness's two request kinds (docs/tasks.md). A choice item is one forward pass per
-// choice over (context, continuation), summing the continuation's token log-probabilities
-// (Scoring.h: the same numbers for any world size). A generate item is greedy decoding until a stop string, the end-of-
-// text token or max_new_tokens; item i goes to rank i mod W. Rank 0 writes one record per
-// task and the per-item file that audits it.
+// lm-eval-harness's two request kinds (docs/tasks.md). A choice scores its continuation's
+// token log-probabilities given the context (Scoring.h: the choices of an item share one
+// row, and the numbers are the same for any world size). A generate item is greedy decoding
+// until a stop string, the end-of-text token or max_new_tokens, items batched. Rank 0 writes
+// one record per task and the per-item file that audits it.
 //
 //===----------------------------------------------------------------------===//
 #include "ExecContext.h"
@@ -97,60 +97,137 @@ static llvm::Expected<const PreparedTask *> prepare(ExecContext &ctx, const std:
   return raw;
 }
 
-static at::Tensor tokensTensor(llvm::ArrayRef<std::vector<uint32_t>> rows, size_t length) {
-  at::Tensor t = at::zeros({static_cast<int64_t>(rows.size()), static_cast<int64_t>(length)}, at::kLong);
-  int64_t *data = t.data_ptr<int64_t>();
-  for (size_t r = 0; r < rows.size(); ++r)
-    std::copy(rows[r].begin(), rows[r].end(), data + r * length);
-  return t;
+/// A packed row holds at most this many times the longest request's tokens: its attention
+/// costs about what its members' would apart.
+constexpr size_t kPackedRowFactor = 2;
+
+namespace {
+
+/// Requests scored in one row of a batch: the input prefix they share once, then the rest of
+/// each, which reads the prefix and itself (Model::forwardAt).
+struct PackedRow {
+  std::vector<size_t> Members;
+  size_t Prefix = 0, Longest = 0, SumOfLengths = 0;
+  size_t length() const { return Prefix + SumOfLengths - Members.size() * Prefix; }
+};
+
+/// One batch's tensors, laid out on the CPU.
+struct PackedBatch {
+  at::Tensor Tokens, Positions, Allowed, Rows; ///< Rows: each scored position, flat
+  std::vector<int64_t> Targets;                ///< the token each scored position predicts
+};
+
+} // namespace
+
+static size_t commonPrefix(llvm::ArrayRef<uint32_t> a, llvm::ArrayRef<uint32_t> b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n])
+    ++n;
+  return n;
+}
+
+/// Consecutive requests (an item's choices) go in one row while they share at least half of
+/// every member's input and the row stays within `maxLength` tokens.
+static std::vector<PackedRow> packRows(llvm::ArrayRef<ScoringRequest> requests, size_t maxLength) {
+  std::vector<PackedRow> rows;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const std::vector<uint32_t> &input = requests[i].Input;
+    if (!rows.empty()) {
+      PackedRow grown = rows.back();
+      grown.Prefix = std::min(grown.Prefix, commonPrefix(requests[grown.Members.front()].Input, input));
+      grown.Longest = std::max(grown.Longest, input.size());
+      grown.SumOfLengths += input.size();
+      grown.Members.push_back(i);
+      if (2 * grown.Prefix >= grown.Longest && grown.length() <= maxLength) {
+        rows.back() = std::move(grown);
+        continue;
+      }
+    }
+    rows.push_back({{i}, input.size(), input.size(), input.size()});
+  }
+  return rows;
+}
+
+static PackedBatch layOut(llvm::ArrayRef<ScoringRequest> requests, llvm::ArrayRef<PackedRow> rows) {
+  const int64_t R = static_cast<int64_t>(rows.size()), T = static_cast<int64_t>(rows.front().length());
+  PackedBatch b{at::zeros({R, T}, at::kLong), at::zeros({R, T}, at::kLong), at::zeros({R, T, T}, at::kBool), {}, {}};
+  int64_t *tokens = b.Tokens.data_ptr<int64_t>(), *positions = b.Positions.data_ptr<int64_t>();
+  bool *allowed = b.Allowed.data_ptr<bool>();
+  std::vector<int64_t> scored;
+  for (int64_t r = 0; r < R; ++r) {
+    const PackedRow &row = rows[static_cast<size_t>(r)];
+    const int64_t prefix = static_cast<int64_t>(row.Prefix);
+    int64_t *rowTokens = tokens + r * T, *rowPositions = positions + r * T;
+    bool *rowAllowed = allowed + r * T * T;
+    int64_t at = 0;
+    for (; at < prefix; ++at) {
+      rowTokens[at] = requests[row.Members.front()].Input[static_cast<size_t>(at)];
+      rowPositions[at] = at;
+      std::fill_n(rowAllowed + at * T, at + 1, true);
+    }
+    for (size_t member : row.Members) {
+      const ScoringRequest &q = requests[member];
+      const int64_t start = at, end = static_cast<int64_t>(q.Input.size());
+      for (int64_t i = prefix; i < end; ++i, ++at) {
+        rowTokens[at] = q.Input[static_cast<size_t>(i)];
+        rowPositions[at] = i;
+        std::fill_n(rowAllowed + at * T, prefix, true);
+        std::fill_n(rowAllowed + at * T + start, at - start + 1, true);
+      }
+      // Input position i predicts continuation token j = i - (end - n).
+      const int64_t n = static_cast<int64_t>(q.Continuation.size());
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t i = end - n + j;
+        scored.push_back(r * T + (i < prefix ? i : start + i - prefix));
+        b.Targets.push_back(q.Continuation[static_cast<size_t>(j)]);
+      }
+    }
+    for (; at < T; ++at) // padding reads itself only
+      rowAllowed[at * T + at] = true;
+  }
+  b.Rows = at::tensor(scored, at::kLong);
+  return b;
 }
 
 std::vector<double> mixtape::exec::continuationLogLikelihoods(const model::Model &m,
                                                               llvm::ArrayRef<ScoringRequest> requests,
                                                               dist::Collectives &collectives, uint64_t batchSize) {
   const size_t ranks = static_cast<size_t>(collectives.worldSize()), rank = static_cast<size_t>(collectives.rank());
-  std::vector<size_t> order(requests.size());
-  std::iota(order.begin(), order.end(), 0);
-  llvm::stable_sort(order, [&](size_t a, size_t b) { return requests[a].Input.size() > requests[b].Input.size(); });
-  at::NoGradGuard noGrad;
   std::vector<double> logliks(requests.size(), 0.0);
-  for (size_t first = 0, batch = 0; first < order.size(); first += batchSize, ++batch) {
+  size_t longest = 0;
+  for (const ScoringRequest &q : requests)
+    longest = std::max(longest, q.Input.size());
+  std::vector<PackedRow> rows = packRows(requests, kPackedRowFactor * longest);
+  llvm::stable_sort(rows, [](const PackedRow &a, const PackedRow &b) { return a.length() > b.length(); });
+  at::NoGradGuard noGrad;
+  const size_t budget = batchSize * longest; // the tokens of a batch of the longest requests
+  for (size_t first = 0, batch = 0; first < rows.size(); ++batch) {
+    const size_t width = rows[first].length();
+    const size_t count = std::min(rows.size() - first, std::max<size_t>(1, budget / width));
+    llvm::ArrayRef<PackedRow> batchRows = llvm::makeArrayRef(rows).slice(first, count);
+    first += count;
     if (batch % ranks != rank)
       continue;
-    const size_t count = std::min<size_t>(batchSize, order.size() - first);
-    std::vector<std::vector<uint32_t>> rows;
-    for (size_t r = first; r < first + count; ++r)
-      rows.push_back(requests[order[r]].Input);
+    PackedBatch b = layOut(requests, batchRows);
     at::Tensor logits;
     {
       compat::CudaAutocast autocast(m.parameters().front().Tensor);
-      logits = m.forward(tokensTensor(rows, rows.front().size()).to(m.device()));
+      const c10::Device device = m.device();
+      logits = m.forwardAt(b.Tokens.to(device), b.Positions.to(device), b.Allowed.to(device), b.Rows.to(device));
     }
-    logits = logits.to(at::kFloat).cpu();
-    // The batch's continuation positions as rows of one [N, vocab] matrix: one log_softmax
-    // and one gather for the batch, not a handful of small ops per request.
-    const int64_t width = logits.size(1), vocab = logits.size(2);
-    std::vector<int64_t> positions, targets;
-    for (size_t r = 0; r < count; ++r) {
-      const ScoringRequest &q = requests[order[first + r]];
-      const int64_t n = static_cast<int64_t>(q.Continuation.size()), end = static_cast<int64_t>(q.Input.size());
-      for (int64_t j = 0; j < n; ++j) {
-        positions.push_back(static_cast<int64_t>(r) * width + end - n + j);
-        targets.push_back(q.Continuation[static_cast<size_t>(j)]);
-      }
-    }
-    const int64_t picked = static_cast<int64_t>(positions.size());
-    at::Tensor logProbs = at::log_softmax(
-        logits.reshape({-1, vocab}).index_select(0, at::from_blob(positions.data(), {picked}, at::kLong)), -1);
-    at::Tensor terms =
-        logProbs.gather(1, at::from_blob(targets.data(), {picked, 1}, at::kLong)).reshape({picked}).to(at::kDouble);
+    const int64_t picked = static_cast<int64_t>(b.Targets.size());
+    at::Tensor terms = at::log_softmax(logits.to(at::kFloat).cpu(), -1)
+                           .gather(1, at::from_blob(b.Targets.data(), {picked, 1}, at::kLong))
+                           .reshape({picked})
+                           .to(at::kDouble);
     const double *term = terms.data_ptr<double>();
-    for (size_t r = 0; r < count; ++r) {
-      double sum = 0;
-      for (size_t j = 0; j < requests[order[first + r]].Continuation.size(); ++j)
-        sum += *term++;
-      logliks[order[first + r]] = sum;
-    }
+    for (const PackedRow &row : batchRows)
+      for (size_t member : row.Members) {
+        double sum = 0;
+        for (size_t j = 0; j < requests[member].Continuation.size(); ++j)
+          sum += *term++;
+        logliks[member] = sum;
+      }
   }
   at::Tensor reduced = at::from_blob(logliks.data(), {static_cast<int64_t>(logliks.size())}, at::kDouble)
                            .to(c10::Device(collectives.deviceType()), /*non_blocking=*/false, /*copy=*/true);
@@ -159,36 +236,71 @@ std::vector<double> mixtape::exec::continuationLogLikelihoods(const model::Model
   return std::vector<double>(reduced.data_ptr<double>(), reduced.data_ptr<double>() + reduced.numel());
 }
 
-/// Each generate item's output text (cut at its stop), on every rank.
+/// Each generate item's output text (cut at its stop), on every rank. Items decode greedily
+/// in batches of `batchSize` (batch k on rank k mod W, so each output comes from the same
+/// batch whatever the world size); a step is one forward of the batch's unfinished items with
+/// logits at each one's last position only.
 static std::vector<std::string> generate(ExecContext &ctx, const model::Model &m, const plan::Task &task,
-                                         const PreparedTask &p, uint64_t seqLen) {
+                                         const PreparedTask &p, uint64_t seqLen, uint64_t batchSize) {
   const size_t ranks = static_cast<size_t>(ctx.Collectives->worldSize()),
                rank = static_cast<size_t>(ctx.Collectives->rank());
   const size_t items = p.Contexts.size(), width = task.MaxNewTokens + 1;
   // Row i: the count of generated tokens, then the tokens (exact in double below 2^53).
   at::Tensor generated = at::zeros({static_cast<int64_t>(items), static_cast<int64_t>(width)}, at::kDouble);
-  for (size_t i = rank; i < items; i += ranks) {
-    std::vector<uint32_t> tokens = p.Contexts[i], out;
-    for (uint64_t step = 0; step < task.MaxNewTokens; ++step) {
-      const size_t window = std::min<size_t>(tokens.size(), seqLen);
-      std::vector<uint32_t> input(tokens.end() - static_cast<ptrdiff_t>(window), tokens.end());
-      at::Tensor logits;
+  const c10::Device device = m.device();
+  for (size_t first = 0, batch = 0; first < items; first += batchSize, ++batch) {
+    if (batch % ranks != rank)
+      continue;
+    std::vector<size_t> active;
+    for (size_t i = first; i < std::min<size_t>(items, first + batchSize); ++i)
+      active.push_back(i);
+    std::vector<std::vector<uint32_t>> tokens(p.Contexts.begin() + static_cast<ptrdiff_t>(first),
+                                              p.Contexts.begin() + static_cast<ptrdiff_t>(first + active.size()));
+    std::vector<std::vector<uint32_t>> outs(active.size());
+    for (uint64_t step = 0; step < task.MaxNewTokens && !active.empty(); ++step) {
+      // Each item's last seqLen tokens, padded after them: causal attention never reads it.
+      const int64_t R = static_cast<int64_t>(active.size());
+      int64_t T = 0;
+      for (size_t i : active)
+        T = std::max<int64_t>(T, static_cast<int64_t>(std::min<size_t>(tokens[i - first].size(), seqLen)));
+      at::Tensor input = at::zeros({R, T}, at::kLong);
+      std::vector<int64_t> last;
+      for (int64_t r = 0; r < R; ++r) {
+        const std::vector<uint32_t> &t = tokens[active[static_cast<size_t>(r)] - first];
+        const size_t window = std::min<size_t>(t.size(), seqLen);
+        std::copy(t.end() - static_cast<ptrdiff_t>(window), t.end(), input.data_ptr<int64_t>() + r * T);
+        last.push_back(r * T + static_cast<int64_t>(window) - 1);
+      }
+      at::Tensor next;
       {
         compat::CudaAutocast autocast(m.parameters().front().Tensor);
-        logits = m.forward(tokensTensor({input}, input.size()).to(m.device()));
+        at::TensorOptions longs = at::TensorOptions(device).dtype(at::kLong);
+        next = m.forwardAt(input.to(device), at::arange(T, longs).expand({R, T}),
+                           at::ones({T, T}, longs.dtype(at::kBool)).tril().expand({R, T, T}),
+                           at::tensor(last, at::kLong).to(device))
+                   .argmax(-1)
+                   .cpu();
       }
-      const uint32_t next = static_cast<uint32_t>(logits[0][static_cast<int64_t>(window) - 1].argmax().item<int64_t>());
-      if (next == ctx.Tokenizer->eot())
-        break;
-      out.push_back(next);
-      tokens.push_back(next);
-      const std::string text = ctx.Tokenizer->decode(out);
-      if (llvm::any_of(task.Until, [&](const std::string &stop) { return llvm::StringRef(text).contains(stop); }))
-        break;
+      std::vector<size_t> unfinished;
+      for (int64_t r = 0; r < R; ++r) {
+        const size_t i = active[static_cast<size_t>(r)];
+        const uint32_t token = static_cast<uint32_t>(next[r].item<int64_t>());
+        if (token == ctx.Tokenizer->eot())
+          continue;
+        outs[i - first].push_back(token);
+        tokens[i - first].push_back(token);
+        const std::string text = ctx.Tokenizer->decode(outs[i - first]);
+        if (llvm::none_of(task.Until, [&](const std::string &stop) { return llvm::StringRef(text).contains(stop); }))
+          unfinished.push_back(i);
+      }
+      active = std::move(unfinished);
     }
-    generated[static_cast<int64_t>(i)][0] = static_cast<double>(out.size());
-    for (size_t t = 0; t < out.size(); ++t)
-      generated[static_cast<int64_t>(i)][static_cast<int64_t>(t + 1)] = static_cast<double>(out[t]);
+    for (size_t i = first; i < first + outs.size(); ++i) {
+      const std::vector<uint32_t> &out = outs[i - first];
+      generated[static_cast<int64_t>(i)][0] = static_cast<double>(out.size());
+      for (size_t t = 0; t < out.size(); ++t)
+        generated[static_cast<int64_t>(i)][static_cast<int64_t>(t + 1)] = static_cast<double>(out[t]);
+    }
   }
   at::Tensor reduced = generated.to(c10::Device(ctx.Collectives->deviceType()));
   ctx.Collectives->allReduceSum(reduced);
@@ -239,7 +351,7 @@ llvm::Error mixtape::exec::scoreTasks(ExecContext &ctx, const model::Model &m, c
            << "\n";
       }
     } else {
-      std::vector<std::string> outputs = generate(ctx, m, task, p, seqLen);
+      std::vector<std::string> outputs = generate(ctx, m, task, p, seqLen, microBatch);
       for (size_t i = 0; i < items.size(); ++i) {
         data::GenerateOutcome o = data::judgeGenerated(outputs[i], items[i].Answer);
         perItem["exact_match"].push_back(o.ExactMatch);

@@ -122,6 +122,9 @@ struct Model::Impl {
   at::Tensor attention(const Block &b, const at::Tensor &h, const at::Tensor &cos,
                        const at::Tensor &sin, const compat::AttentionMask &mask) const;
   at::Tensor mlp(const Block &b, const at::Tensor &h) const;
+  /// The final norm's output [B, T, d] with `positions` [B|1, T] and `allowed` [B, 1, T, T]
+  /// (undefined: causal).
+  at::Tensor hidden(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed) const;
 };
 
 void Model::Impl::build() {
@@ -369,14 +372,48 @@ at::Tensor Model::Impl::mlp(const Block &b, const at::Tensor &h) const {
   llvm_unreachable("unknown family");
 }
 
+at::Tensor Model::Impl::hidden(const at::Tensor &tokens, const at::Tensor &positions,
+                               const at::Tensor &allowed) const {
+  const ModelConfig &c = Config;
+  const int64_t B = tokens.size(0), T = tokens.size(1);
+  at::Tensor x = at::embedding(Embed, tokens);
+  if (c.Family == Family::GPT2)
+    x = x + at::embedding(Positions, positions.expand({B, T}));
+
+  at::Tensor cos, sin;
+  if (c.Family != Family::GPT2) {
+    // HF's default RoPE: inv_freq = 1 / theta^(2i / dim) in fp32, angles = position * inv_freq.
+    const int64_t rot = c.rotaryDim();
+    at::ScalarType compute = Dtype == at::kDouble ? at::kDouble : at::kFloat;
+    at::Tensor invFreq =
+        1.0 / at::pow(c.RopeTheta, at::arange(0, rot, 2, positions.options()).to(compute) / double(rot));
+    at::Tensor angles = positions.to(compute).unsqueeze(-1) * invFreq; // [B|1, T, rot/2]
+    at::Tensor emb = at::cat({angles, angles}, -1).unsqueeze(1);       // [B|1, 1, T, rot]
+    cos = emb.cos().to(Dtype);
+    sin = emb.sin().to(Dtype);
+  }
+
+  const compat::AttentionMask mask =
+      compat::attentionMask(allowed, c.NumKVHeads, c.NumHeads / c.NumKVHeads, T, x.options().dtype(Dtype));
+  for (const Block &b : Blocks) {
+    if (c.ParallelResidual) {
+      at::Tensor attn = attention(b, norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
+      x = mlp(b, norm(x, b.Ln2Weight, b.Ln2Bias)) + attn + x;
+    } else {
+      x = x + attention(b, norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
+      x = x + mlp(b, norm(x, b.Ln2Weight, b.Ln2Bias));
+    }
+  }
+  return norm(x, FinalNormWeight, FinalNormBias);
+}
+
 at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentStarts) const {
   const Impl &m = *PImpl;
-  const ModelConfig &c = m.Config;
   TORCH_CHECK(tokens.dim() == 2 && tokens.scalar_type() == at::kLong,
               "Model::forward: tokens must be int64 [batch, time], got ", tokens.sizes());
-  const int64_t B = tokens.size(0), T = tokens.size(1);
-  TORCH_CHECK(T <= c.MaxPositions, "Model::forward: sequence of ", T,
-              " tokens is longer than the model's ", c.MaxPositions, " positions");
+  const int64_t T = tokens.size(1);
+  TORCH_CHECK(T <= m.Config.MaxPositions, "Model::forward: sequence of ", T,
+              " tokens is longer than the model's ", m.Config.MaxPositions, " positions");
 
   // Positions and the attention mask: plain causal, or causal within each document.
   at::TensorOptions longs = tokens.options().dtype(at::kLong);
@@ -394,37 +431,24 @@ at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentSt
     at::Tensor causal = at::ones({T, T}, longs.dtype(at::kBool)).tril();
     allowed = (sameDocument & causal).unsqueeze(1); // [B, 1, T, T]
   }
+  return at::linear(m.hidden(tokens, positions, allowed), m.Head);
+}
 
-  at::Tensor x = at::embedding(m.Embed, tokens);
-  if (c.Family == Family::GPT2)
-    x = x + at::embedding(m.Positions, positions.expand({B, T}));
-
-  at::Tensor cos, sin;
-  if (c.Family != Family::GPT2) {
-    // HF's default RoPE: inv_freq = 1 / theta^(2i / dim) in fp32, angles = position * inv_freq.
-    const int64_t rot = c.rotaryDim();
-    at::ScalarType compute = m.Dtype == at::kDouble ? at::kDouble : at::kFloat;
-    at::Tensor invFreq =
-        1.0 / at::pow(c.RopeTheta, at::arange(0, rot, 2, longs).to(compute) / double(rot));
-    at::Tensor angles = positions.to(compute).unsqueeze(-1) * invFreq; // [B|1, T, rot/2]
-    at::Tensor emb = at::cat({angles, angles}, -1).unsqueeze(1);       // [B|1, 1, T, rot]
-    cos = emb.cos().to(m.Dtype);
-    sin = emb.sin().to(m.Dtype);
-  }
-
-  const compat::AttentionMask mask = compat::attentionMask(allowed, c.NumKVHeads, c.NumHeads / c.NumKVHeads, T,
-                                                           x.options().dtype(m.Dtype));
-  for (const Block &b : m.Blocks) {
-    if (c.ParallelResidual) {
-      at::Tensor attn = m.attention(b, m.norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
-      x = m.mlp(b, m.norm(x, b.Ln2Weight, b.Ln2Bias)) + attn + x;
-    } else {
-      x = x + m.attention(b, m.norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
-      x = x + m.mlp(b, m.norm(x, b.Ln2Weight, b.Ln2Bias));
-    }
-  }
-  x = m.norm(x, m.FinalNormWeight, m.FinalNormBias);
-  return at::linear(x, m.Head);
+at::Tensor Model::forwardAt(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed,
+                            const at::Tensor &rows) const {
+  const Impl &m = *PImpl;
+  TORCH_CHECK(tokens.dim() == 2 && tokens.scalar_type() == at::kLong && positions.sizes() == tokens.sizes() &&
+                  positions.scalar_type() == at::kLong,
+              "Model::forwardAt: tokens and positions must be int64 [batch, time], got ", tokens.sizes(), " and ",
+              positions.sizes());
+  const int64_t B = tokens.size(0), T = tokens.size(1);
+  TORCH_CHECK(allowed.scalar_type() == at::kBool && allowed.sizes() == at::IntArrayRef({B, T, T}),
+              "Model::forwardAt: allowed must be bool [batch, time, time], got ", allowed.sizes());
+  TORCH_CHECK(rows.dim() == 1 && rows.scalar_type() == at::kLong, "Model::forwardAt: rows must be int64 [N]");
+  TORCH_CHECK(positions.numel() == 0 || positions.max().item<int64_t>() < m.Config.MaxPositions,
+              "Model::forwardAt: a position is past the model's ", m.Config.MaxPositions, " positions");
+  at::Tensor h = m.hidden(tokens, positions, allowed.unsqueeze(1));
+  return at::linear(h.reshape({B * T, m.Config.DModel}).index_select(0, rows), m.Head);
 }
 
 /// Masked targets may be anything (padding, -1): nll_loss's ignore_index drops their terms

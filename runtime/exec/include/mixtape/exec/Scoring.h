@@ -28,9 +28,12 @@ struct ScoringRequest {
 };
 
 /// The summed log-probability of each request's continuation, in request order, on every
-/// rank. Requests run longest first in batches of `batchSize`, padded after their tokens
-/// (causal attention never reads the padding); batch k runs on rank k mod W, so every number
-/// comes from the same batch whatever the world size.
+/// rank. Consecutive requests whose inputs share at least half of each one's tokens (an
+/// item's choices) are one row of a batch: the shared prefix once, then each request's rest,
+/// which attends to the prefix and itself, with its own positions — the same attention as
+/// apart, at a fraction of the tokens — and the head runs only at scored positions. Rows run
+/// longest first, a batch holding about `batchSize` of the longest requests' tokens; batch k
+/// runs on rank k mod W, so every number comes from the same batch whatever the world size.
 std::vector<double> continuationLogLikelihoods(const model::Model &m, llvm::ArrayRef<ScoringRequest> requests,
                                                dist::Collectives &collectives, uint64_t batchSize);
 

@@ -72,6 +72,14 @@ public:
   /// every document start. Position 0 always starts a document.
   at::Tensor forward(const at::Tensor &tokens, const at::Tensor &documentStarts = {}) const;
 
+  /// Logits [N, vocab] at `rows` only (N flat indices into the [B * T] positions) for
+  /// `tokens` [B, T] laid out by the caller: `positions` [B, T] (int64) and `allowed`
+  /// [B, T, T] (bool: query i may read key j; only j <= i, and every query reads itself). A
+  /// row can then hold several sequences that share a prefix — the prefix once, each suffix
+  /// reading the prefix and itself — and the head runs only where logits are read.
+  at::Tensor forwardAt(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed,
+                       const at::Tensor &rows) const;
+
   /// Copies weights from a safetensors file (F32, F16, BF16 or F64, converted to the model's
   /// dtype). Every parameter must be there with its shape; other tensors are an error,
   /// except buffers older checkpoints carry (attention masks, rotary inv_freq) and a tied
