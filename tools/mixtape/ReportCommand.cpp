@@ -43,9 +43,9 @@ int mixtape::cli::reportMain(llvm::ArrayRef<llvm::StringRef> args) {
   std::string out, tensorBoard;
   std::vector<std::string> runDirs;
   OptionParser options("mixtape report", "RUN_DIR [RUN_B]",
-                       "Tables and plots of a run: final metrics, eval loss, task accuracy, forgetting, training loss,\n"
-                       "learning rate, gradient norm, throughput. With two run directories: their final metrics side\n"
-                       "by side and their eval charts overlaid (compare.html).");
+                       "Tables and plots of a run: final metrics, eval loss, task accuracy, forgetting, training\n"
+                       "loss, learning rate, gradient norm, throughput. With two run directories: their final\n"
+                       "metrics side by side and their eval charts overlaid (compare.html).");
   options
       .value("--out", "DIR", out,
              "where to write report.html, forgetting.json and the SVG charts (default RUN_DIR/report), or "

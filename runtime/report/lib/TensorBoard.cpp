@@ -142,7 +142,8 @@ std::vector<NodeScalars> mixtape::report::tensorBoardScalars(const Run &run) {
     const rundir::EvalRecord &r = logged.Record;
     const std::string prefix = "eval/" + r.Eval + "/" + r.Stream + "." + plan::enumName(r.Split).str() + "/";
     for (const auto &[name, value] : {std::pair{"loss", r.Loss}, std::pair{"ppl", r.Ppl}})
-      byNode[r.Node].push_back({prefix + name, r.ChainTokens, timeOf(r.Node, r.ChainTokens), static_cast<float>(value)});
+      byNode[r.Node].push_back(
+          {prefix + name, r.ChainTokens, timeOf(r.Node, r.ChainTokens), static_cast<float>(value)});
   }
   for (const Logged<rundir::TaskRecord> &logged : run.Logs.Tasks) {
     const rundir::TaskRecord &r = logged.Record;
@@ -158,7 +159,8 @@ std::vector<NodeScalars> mixtape::report::tensorBoardScalars(const Run &run) {
     if (it == byNode.end())
       continue;
     NodeScalars n{node.Name, 0, std::move(it->second)};
-    std::stable_sort(n.Scalars.begin(), n.Scalars.end(), [](const Scalar &a, const Scalar &b) { return a.Step < b.Step; });
+    std::stable_sort(n.Scalars.begin(), n.Scalars.end(),
+                     [](const Scalar &a, const Scalar &b) { return a.Step < b.Step; });
     for (const Scalar &s : n.Scalars)
       if (s.WallTime > 0 && (n.WallTime == 0 || s.WallTime < n.WallTime))
         n.WallTime = s.WallTime;

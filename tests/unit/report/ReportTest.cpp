@@ -543,12 +543,17 @@ TEST(TensorBoard, ScalarsByModelInStepOrder) {
   std::vector<std::tuple<std::string, uint64_t, double, float>> got;
   for (const Scalar &s : base.Scalars)
     got.emplace_back(s.Tag, s.Step, s.WallTime, s.Value);
-  // The eval at 0 takes the first train record's time (none before it), the one at 50 that of step 50.
+  // The eval at 0 takes the first train record's time (none is before it), the one at 50 that
+  // of step 50.
   using T = std::tuple<std::string, uint64_t, double, float>;
-  EXPECT_EQ(got, (std::vector<T>{T{"eval/ppl/prose.val/loss", 0, 1000.5, 5.f}, T{"eval/ppl/prose.val/ppl", 0, 1000.5, 10.f},
-                                 T{"train/loss", 50, 1000.5, 4.f}, T{"train/lr", 50, 1000.5, 0.05f},
-                                 T{"eval/ppl/prose.val/loss", 50, 1000.5, 4.f}, T{"eval/ppl/prose.val/ppl", 50, 1000.5, 8.f},
-                                 T{"train/loss", 100, 1002.5, 4.f}, T{"train/lr", 100, 1002.5, 0.1f},
+  EXPECT_EQ(got, (std::vector<T>{T{"eval/ppl/prose.val/loss", 0, 1000.5, 5.f},
+                                 T{"eval/ppl/prose.val/ppl", 0, 1000.5, 10.f},
+                                 T{"train/loss", 50, 1000.5, 4.f},
+                                 T{"train/lr", 50, 1000.5, 0.05f},
+                                 T{"eval/ppl/prose.val/loss", 50, 1000.5, 4.f},
+                                 T{"eval/ppl/prose.val/ppl", 50, 1000.5, 8.f},
+                                 T{"train/loss", 100, 1002.5, 4.f},
+                                 T{"train/lr", 100, 1002.5, 0.1f},
                                  T{"train/grad_norm", 100, 1002.5, 0.5f}}));
 }
 

@@ -1,9 +1,11 @@
 //===- Report.h - tables and plots of a run directory ----------*- C++ -*-===//
 //
 // `mixtape report RUN_DIR` reads the plan that ran (plan/PlanJSON.h) and the metrics.jsonl
-// of every node (rundir/Metrics.h, docs/run-format.md), and writes a table of final metrics, SVG plots of eval loss,
-// task accuracy and LR against the tokens trained since the init (one line per stage variant), an HTML page
-// with both, forgetting.json (Forgetting.h), and the comparison of two runs. Everything here is pure text in, text out, except loadRun and writeReport;
+// of every node (rundir/Metrics.h, docs/run-format.md), and writes a table of final metrics,
+// SVG plots of eval loss, task accuracy, LR and gradient norm against the tokens trained since
+// the init (one line per stage variant), a throughput table, an HTML page with all of them,
+// forgetting.json (Forgetting.h), and the comparison of two runs. Everything here is pure text
+// in, text out, except loadRun, writeReport and writeComparison;
 // output is deterministic (same run directory, same bytes).
 //
 //===----------------------------------------------------------------------===//
