@@ -52,7 +52,7 @@ int mixtape::cli::reportMain(llvm::ArrayRef<llvm::StringRef> args) {
              "compare.html (default RUN_DIR/compare)")
       .value("--tensorboard", "DIR", tensorBoard,
              "also write TensorBoard event files: DIR/<node>/events.out.tfevents.<secs>.<host>")
-      .positional("RUN_DIR", runDirs, 1, 2)
+      .positional("RUN_DIR [RUN_B]", runDirs, 1, 2)
       .epilog("exit status: 0 written, 1 errors, 2 usage");
   if (std::optional<int> exit = options.parse(args))
     return *exit;
