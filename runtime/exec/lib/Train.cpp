@@ -391,10 +391,13 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
     if (llvm::Error e = log.open(metricsPath, start->KeepMetrics))
       return e;
     if (start->Step > first) {
+      // The wall clock is no reason to refuse a resume: a log it cannot read counts from 0.
       llvm::Expected<double> seconds = secondsLogged(metricsPath);
-      if (!seconds)
-        return seconds.takeError();
-      secondsBefore = *seconds;
+      if (seconds)
+        secondsBefore = *seconds;
+      else
+        llvm::errs() << llvm::formatv("[{0}] warning: elapsed_s counts from 0 again: {1}\n", node.Name,
+                                      llvm::toString(seconds.takeError()));
     }
   }
   rundir::CheckpointStore checkpoints(dir);
