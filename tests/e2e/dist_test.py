@@ -125,6 +125,8 @@ def compare(one, two, what, tolerance=1e-4, files="model.safetensors"):
         failures.append(f"{len(a)} metrics records from {what[0]}, {len(b)} from {what[1]} (rank 0 alone logs)")
     worst = 0.0
     numbers = ("loss", "ppl", "grad_norm", "loss_by_stream")
+    wall_clock = ("time", "elapsed_s", "tokens_per_s", "mfu", "peak_memory_bytes")  # differ from run to run
+    a, b = ([{k: v for k, v in r.items() if k not in wall_clock} for r in rs] for rs in (a, b))
     for x, y in zip(a, b):
         if {k: v for k, v in x.items() if k not in numbers} != {k: v for k, v in y.items() if k not in numbers} or \
                 sorted(x.get("loss_by_stream", {})) != sorted(y.get("loss_by_stream", {})):

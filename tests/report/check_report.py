@@ -12,15 +12,27 @@ full:    every node done; the report's SVGs and HTML parse as XML, with one poly
 partial: adapt[replay=r5] killed mid-line: a warning, the variant marked partial, exit 0;
          a recipe name full of markup is escaped; forgetting.json has no end for r5, and its
          stability gap is partial and never recovers.
+tensorboard: `--tensorboard DIR` writes one event file per model, read back by tfevents.py (a
+         reader written from the TFRecord and protobuf specifications): CRCs, the file_version
+         event, every tag, step (chain tokens), value and wall time against metrics.jsonl; a
+         second run replaces the files, never adds to them.
+compare: `mixtape report RUN_A RUN_B` (two seeds of the synthetic run): the side-by-side table
+         of final metrics against both runs' records, the overlaid charts (A solid, B dashed,
+         one colour per variant), usage errors.
 errors:  a bad line mid-file, a line nested 100,000 deep, a blank line, a repeated step, a
          plan.json nested 100,000 deep, a missing plan, bad usage: exit 1 / 2 with file:line
          (or file and byte) messages.
 """
+import glob
 import json
 import os
+import re
+import struct
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+
+import tfevents
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SVG = "{http://www.w3.org/2000/svg}"
@@ -60,8 +72,9 @@ def polylines(svg_root):
 
 def check_charts(out, variants):
     files = sorted(f for f in os.listdir(out) if f.endswith(".svg"))
-    expect(files == ["loss-ppl_code.val.svg", "loss-ppl_prose.val.svg", "lr.svg", "task-ppl_arith.svg",
-                     "task-ppl_facts.svg", "train-loss-code.svg", "train-loss-prose.svg"], f"charts {files}")
+    expect(files == ["grad-norm.svg", "loss-ppl_code.val.svg", "loss-ppl_prose.val.svg", "lr.svg",
+                     "task-ppl_arith.svg", "task-ppl_facts.svg", "train-loss-code.svg", "train-loss-prose.svg"],
+           f"charts {files}")
     # Training loss per stream: only the variants whose chain trained on the stream.
     trained = {"train-loss-code.svg": [v for v in variants if v != "pretrain"]}
     charts, colours = {}, {}
@@ -78,11 +91,32 @@ def check_charts(out, variants):
         expect("tokens trained since init (linear)" in texts, f"{name}: x label")
         expect("adapt" in texts and "pretrain" in texts, f"{name}: stage marks")
         charts[name] = lines
-        # A variant has one colour on every chart, also where others draw nothing.
+        # A variant has one colour, width and dash on every chart, also where others draw
+        # nothing; within a chart no two variants look alike.
+        looks = [(p.get("stroke"), p.get("stroke-width"), p.get("stroke-dasharray")) for p in root.iter(SVG + "polyline")]
+        expect(len(set(looks)) == len(looks), f"{name}: two variants drawn alike: {looks}")
         for p in root.iter(SVG + "polyline"):
-            colours.setdefault(p.get("data-variant"), set()).add(p.get("stroke"))
+            colours.setdefault(p.get("data-variant"), set()).add(
+                (p.get("stroke"), p.get("stroke-width"), p.get("stroke-dasharray")))
+        check_hover(name, root, lines)
     expect(all(len(c) == 1 for c in colours.values()), f"colours per variant {colours}")
     return charts
+
+
+def check_hover(name, root, lines):
+    """Values on hover: every marker, or a transparent target per point (at most 200 a
+    curve), carries a <title> "VARIANT at TOKENS tokens: VALUE"."""
+    circles = list(root.iter(SVG + "circle"))
+    expect(circles, f"{name}: no hover targets")
+    titles = [c.find(SVG + "title") for c in circles]
+    expect(all(t is not None for t in titles), f"{name}: a point without a <title>")
+    pattern = re.compile(r"^(.+) at [0-9.]+[KMGT]? tokens: -?[0-9.e+-]+$")
+    for t in titles:
+        m = pattern.match(t.text)
+        expect(m and m.group(1) in lines, f"{name}: hover text {t.text!r}")
+    for variant, points in lines.items():
+        targets = sum(1 for t in titles if t.text.startswith(variant + " at "))
+        expect(targets == len(points) or 100 <= targets <= 200, f"{name}: {targets} hover targets for {variant}")
 
 
 def forgetting(out):
@@ -97,7 +131,7 @@ def forgetting(out):
 def check_html(out, models, states):
     root = ET.parse(os.path.join(out, "report.html")).getroot()
     expect(root.tag == XHTML + "html", f"report.html: root is {root.tag}")
-    expect(len(list(root.iter(SVG + "svg"))) == 7, "report.html: seven inline charts")
+    expect(len(list(root.iter(SVG + "svg"))) == 8, "report.html: eight inline charts")
     table = next(t for t in root.iter(XHTML + "table") if t.get("id") == "final-metrics")
     rows = [tr.get("data-model") for tr in table.iter(XHTML + "tr") if tr.get("data-model")]
     expect(rows == models, f"final-metrics rows {rows}")
@@ -116,6 +150,18 @@ def check_html(out, models, states):
     return root
 
 
+def check_throughput(root, rates):
+    """The throughput table: a row per train node with records, its tokens/s as make_run.py
+    logged them (tokens over elapsed_s, and the steps' median)."""
+    table = next(t for t in root.iter(XHTML + "table") if t.get("id") == "throughput")
+    rows = {tr.get("data-node"): [td.text for td in tr] for tr in table.iter(XHTML + "tr") if tr.get("data-node")}
+    expect(sorted(rows) == sorted(rates), f"throughput rows {sorted(rows)}")
+    for node, rate in rates.items():
+        cells = rows[node]
+        expect(cells[4] == cells[5] == rate and re.match(r"^\d+(\.\d s| min \d\d s| h \d\d min)$", cells[3]),
+               f"throughput of {node}: {cells}")
+
+
 def full(mixtape, work):
     run = os.path.join(work, "run")
     make_run(run)
@@ -125,9 +171,13 @@ def full(mixtape, work):
         expect(any(line.startswith(model + " ") for line in r.stdout.splitlines()), f"row {model}")
     out = os.path.join(run, "report")
     charts = check_charts(out, VARIANTS)
-    check_html(out, MODELS, {n: "done" for n in [
+    root = check_html(out, MODELS, {n: "done" for n in [
         "init", "pretrain", "adapt[replay=r0]", "adapt[replay=r5]",
         "ppl@pretrain", "ppl@adapt[replay=r0]", "ppl@adapt[replay=r5]"]})
+    check_throughput(root, {"pretrain": "41000", "adapt[replay=r0]": "38500", "adapt[replay=r5]": "38500"})
+    expect(re.search(r"^  pretrain .* 41000 tok/s  median step      41000 tok/s$", r.stdout, re.M),
+           "the printed throughput")
+    expect(len(charts["grad-norm.svg"]["pretrain"]) > 100, "the gradient norm of every step")
 
     # Forgetting: prose.val rises during adapt, more without replay. In SVG units, the
     # r0 line ends higher on the page (smaller y) than r5's, and both end above pretrain's end.
@@ -203,6 +253,135 @@ def partial(mixtape, work):
     expect(facts["tokens_to_recover"] is None, f"killed before it recovered: {facts}")
 
 
+def tensorboard(mixtape, work):
+    run, logs = os.path.join(work, "run"), os.path.join(work, "tb")
+    make_run(run)
+    records = {}
+    for path in glob.glob(os.path.join(run, "*", "metrics.jsonl")):
+        for line in open(path):
+            r = json.loads(line)
+            records.setdefault(r["node"], []).append(r)
+    f32 = lambda v: struct.unpack("<f", struct.pack("<f", v))[0]
+    want = {}
+    for node, rs in records.items():
+        times = sorted((r["chain_tokens"], r["time"]) for r in rs if r["type"] == "train")
+        points = []
+        for r in rs:
+            if r["type"] == "train":
+                values = {"loss": r["loss"], "lr": r["lr"], "grad_norm": r["grad_norm"],
+                          "tokens_per_s": r["tokens_per_s"]}
+                values.update({"loss_by_stream/" + s: v for s, v in r["loss_by_stream"].items()})
+                points += [("train/" + k, r["chain_tokens"], r["time"], f32(v)) for k, v in values.items()]
+                continue
+            # An eval takes the time of its model's last train record at or before its point.
+            before = [t for c, t in times if c <= r["chain_tokens"]]
+            wall = before[-1] if before else (times[0][1] if times else 0)
+            if "task" in r:
+                metrics = ["acc", "acc_norm"] if r["kind"] == "choice" else ["exact_match", "contains"]
+                points += [(f"task/{r['eval']}/{r['task']}/{m}", r["chain_tokens"], wall, f32(r[m])) for m in metrics]
+            else:
+                prefix = f"eval/{r['eval']}/{r['stream']}.{r['split']}/"
+                points += [(prefix + k, r["chain_tokens"], wall, f32(r[k])) for k in ("loss", "ppl")]
+        want[node] = sorted(points)
+
+    def check(what):
+        expect(sorted(os.listdir(logs)) == sorted(want), f"{what}: folders {sorted(os.listdir(logs))}")
+        files = {}
+        for node in want:
+            names = os.listdir(os.path.join(logs, node))
+            expect(len(names) == 1 and re.match(r"^events\.out\.tfevents\.\d{10}\.\S+$", names[0]),
+                   f"{what}: {node}: files {names}")
+            blob = open(os.path.join(logs, node, names[0]), "rb").read()
+            try:
+                events = tfevents.events(blob)
+            except ValueError as e:
+                fail(f"{what}: {node}: {e}")
+            first = min(t for _, _, t, _ in want[node])
+            expect(events[0]["file_version"] == "brain.Event:2" and events[0]["wall_time"] == first
+                   and not events[0]["values"], f"{what}: {node}: first event {events[0]}")
+            expect(names[0].split(".")[3] == str(int(first)), f"{what}: {node}: file name {names[0]}")
+            steps = [e["step"] for e in events[1:]]
+            expect(steps == sorted(steps), f"{what}: {node}: steps out of order")
+            got = sorted((tag, e["step"], e["wall_time"], v) for e in events[1:] for tag, v in e["values"])
+            if got != want[node]:
+                first_difference = next((g, w) for g, w in zip(got + [None], want[node] + [None]) if g != w)
+                fail(f"{what}: {node}: {len(got)} scalars, {len(want[node])} wanted; first difference: "
+                     f"{first_difference}")
+            files[node] = blob
+        return files
+
+    r = report(mixtape, run, "--tensorboard", logs)
+    expect(r.returncode == 0 and f"wrote TensorBoard event files under {logs}" in r.stdout, "exit 0")
+    first = check("first")
+    # The reader does check: a flipped bit fails a CRC.
+    blob = bytearray(first["pretrain"])
+    blob[40] ^= 1
+    try:
+        tfevents.events(bytes(blob))
+        fail("a flipped bit passed the CRCs")
+    except ValueError:
+        pass
+    stale = os.path.join(logs, "pretrain", "events.out.tfevents.1700000000.elsewhere")
+    open(stale, "wb").write(b"")
+    expect(report(mixtape, run, "--tensorboard", logs).returncode == 0, "second run: exit 0")
+    expect(check("second") == first, "a second run writes other bytes")
+    try:
+        from tensorboard.backend.event_processing import event_accumulator
+    except ImportError:
+        print("tensorboard is not installed: tfevents.py, written from the format specifications, is the reference")
+    else:
+        acc = event_accumulator.EventAccumulator(os.path.join(logs, "pretrain"))
+        acc.Reload()
+        loss = acc.Scalars("train/loss")
+        expect([(s.step, s.value) for s in loss] ==
+               [(step, v) for tag, step, _, v in want["pretrain"] if tag == "train/loss"], "TensorBoard's own reader")
+
+
+def compare(mixtape, work):
+    a, b, out = os.path.join(work, "a"), os.path.join(work, "b"), os.path.join(work, "compare")
+    make_run(a)
+    make_run(b, "--seed", "8")
+    r = report(mixtape, a, b, "--out", out)
+    expect(r.returncode == 0 and f"wrote {os.path.join(out, 'compare.html')}" in r.stdout, "exit 0")
+
+    def finals(run):
+        values = {}
+        for path in glob.glob(os.path.join(run, "*", "metrics.jsonl")):
+            for r in map(json.loads, open(path)):
+                if r["type"] != "eval" or r["point"] != "final":
+                    continue
+                if "task" in r:
+                    for m in ("acc", "acc_norm", "exact_match", "contains"):
+                        if m in r:
+                            values[(r["node"], f"{r['eval']} {r['task']} {m}")] = r[m]
+                else:
+                    values[(r["node"], f"{r['eval']} {r['stream']}.{r['split']} loss")] = r["loss"]
+        return values
+    va, vb = finals(a), finals(b)
+    expect(va != vb, "the two seeds give the same numbers")
+    root = ET.parse(os.path.join(out, "compare.html")).getroot()
+    table = next(t for t in root.iter(XHTML + "table") if t.get("id") == "comparison")
+    rows = {(tr.get("data-model"), tr.get("data-metric")): [td.text for td in tr]
+            for tr in table.iter(XHTML + "tr") if tr.get("data-model")}
+    expect(sorted(rows) == sorted(set(va) | set(vb)), f"comparison rows {sorted(rows)}")
+    for key, cells in rows.items():
+        want = [f"{va[key]:.4f}", f"{vb[key]:.4f}", f"{vb[key] - va[key]:+.4f}"]
+        expect(cells[2:] == want, f"{key}: {cells[2:]}, wanted {want}")
+        expect(re.search(rf"^{re.escape(key[0])} +{re.escape(key[1])} +{want[0]} +{want[1]} +"
+                         rf"{re.escape(want[2])}$", r.stdout, re.M), f"{key}: the printed row")
+    charts = list(root.iter(SVG + "svg"))
+    expect(len(charts) == 4, f"{len(charts)} overlaid charts, not the 2 eval losses and 2 tasks")
+    for chart in charts:
+        lines = {p.get("data-variant"): p for p in chart.iter(SVG + "polyline")}
+        expect(sorted(lines) == sorted(f"{run}: {v}" for run in "AB" for v in VARIANTS), f"curves {sorted(lines)}")
+        for v in VARIANTS:
+            pa, pb = lines["A: " + v], lines["B: " + v]
+            expect(pa.get("stroke") == pb.get("stroke") and pa.get("stroke-dasharray") is None
+                   and pb.get("stroke-dasharray"), f"A and B of {v}: one colour, B dashed")
+    expect(report(mixtape, a, b, "--tensorboard", out).returncode == 2, "--tensorboard with two runs: exit 2")
+    expect(report(mixtape, a, b, a).returncode == 2, "three run directories: exit 2")
+
+
 def errors(mixtape, work):
     run = os.path.join(work, "run")
     make_run(run)
@@ -240,7 +419,8 @@ def errors(mixtape, work):
 def main():
     mixtape, work, scenario = sys.argv[1:4]
     os.makedirs(work, exist_ok=True)
-    {"full": full, "partial": partial, "errors": errors}[scenario](mixtape, work)
+    {"full": full, "partial": partial, "tensorboard": tensorboard, "compare": compare,
+     "errors": errors}[scenario](mixtape, work)
     print("ok")
 
 

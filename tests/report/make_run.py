@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a synthetic run directory of the quickstart plan, in the format of docs/run-format.md.
 
-    make_run.py RUN_DIR [--partial] [--recipe NAME]
+    make_run.py RUN_DIR [--partial] [--recipe NAME] [--seed N]
 
 The curves are shaped like real continual pre-training: prose loss falls during pretrain;
 during adapt (code) code loss falls and prose loss rises, much more without replay (r0) than
@@ -13,6 +13,9 @@ every 64Ki tokens. Deterministic: the same arguments write the same bytes.
 --partial: the run was killed during adapt[replay=r5]: its node has no DONE marker, its
 metrics stop at step 70 with the last line cut in half, and its final eval never ran.
 --recipe: rename the recipe in plan.json (to test escaping).
+--seed: another seed for the noise (default 7): a second run of the same plan to compare.
+Train records carry wall-clock fields: pretrain at 41000 tokens/s, adapt at 38500, from
+2026-12-01 (unix 1796083200).
 """
 import argparse
 import json
@@ -114,6 +117,7 @@ def main():
     parser.add_argument("run_dir")
     parser.add_argument("--partial", action="store_true")
     parser.add_argument("--recipe")
+    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
     with open(PLAN) as f:
@@ -140,7 +144,7 @@ def main():
         json.dump(plan, f, indent=2, sort_keys=True)
         f.write("\n")
 
-    rng = random.Random(7)
+    rng = random.Random(args.seed)
     for node in plan["nodes"]:
         if node["kind"] == "eval" and node["inputs"][0] == killed:
             continue  # never ran
@@ -154,6 +158,7 @@ def main():
             chain0 = node["exec"]["chain_tokens"]
             weights = dict(zip(s["mixture"]["streams"], s["mixture"]["weights"][0]))
             during = sorted(node["exec"].get("eval_during", {}).items())
+            rate = 41000.0 if chain0 == 0 else 38500.0
             for step in range(begin, end + 1):
                 stage_tokens = step * batch
                 chain = chain0 + stage_tokens - begin * batch
@@ -183,8 +188,10 @@ def main():
                     "loss": round(sum(weights[st] * by_stream[st] for st in weights), 5),
                     "lr": lr_at(s["lr"], (step - 1) * batch),
                     "grad_norm": round(0.5 + rng.uniform(0, 0.3), 4),
-                    "tokens_per_s": 41000.0, "loss_by_stream": by_stream,
-                    "loss_tokens_by_stream": {st: round(weights[st] * batch) for st in weights}}))
+                    "loss_by_stream": by_stream,
+                    "loss_tokens_by_stream": {st: round(weights[st] * batch) for st in weights},
+                    "time": round(1796083200 + chain / rate, 3), "elapsed_s": round((step - begin) * batch / rate, 3),
+                    "tokens_per_s": rate}))
                 if node["name"] == killed and step == begin + 70:
                     lines[-1] = lines[-1][: len(lines[-1]) // 2]  # killed mid-write
                     break

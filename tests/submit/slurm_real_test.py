@@ -2,9 +2,12 @@
 """`mixtape submit --slurm` against a real single-node Slurm cluster on localhost: installs
 Debian's slurm-wlm and munge when they are missing (apt-get, as root), starts munged,
 slurmctld and slurmd from a private configuration in WORKDIR (no systemd, no cgroups),
-submits a shortened quickstart plan with --time 24:00:00, waits for its jobs, and checks that every
-node finished (its DONE marker), that every job got that time limit, and that no job started
-before the jobs it depends on had ended (afterok).
+submits a shortened quickstart plan with --time 24:00:00 into a partition whose MaxTime allows
+it, preempts the pretrain job as its time limit would (`scancel -b -s USR1`: the batch shell
+alone), waits for its jobs, and checks that every node finished (its DONE marker), that every
+job got that time limit, that no job started before the jobs it depends on had ended (afterok),
+that the preempted job checkpointed, requeued itself and resumed, with a pretrain model
+byte-identical to one trained without a stop, and that `mixtape submit --status` agrees.
     slurm_real_test.py MIXTAPE recipes/quickstart.toml WORKDIR
 Part of the full suite (label slurm, not fast); MIXTAPE_SLURM_TEST=0 skips it. Exits 77
 (skipped) with the reason when told to, or where Slurm cannot start (not root,
@@ -139,8 +142,9 @@ JobCompLoc={jobcomp}
 MpiDefault=none
 ReturnToService=2
 SlurmdTimeout=300
+MinJobAge=3600
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
-PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
+PartitionName=test Nodes={host} Default=YES MaxTime=2-00:00:00 State=UP
 """)
 env = dict(os.environ, SLURM_CONF=conf)
 key = os.path.join(cluster, "munge", "munge.key")
@@ -188,14 +192,40 @@ try:
     # Which job waits for which: submit.sh spells the dependencies by job index.
     after = {}
     for line in open(os.path.join(run_dir, "slurm", "submit.sh")) if ids else []:
-        m = re.match(r"job(\d+)=\$\(sbatch --parsable(?: --dependency=afterok:(\S+))? ", line)
+        m = re.match(r"job(\d+)=\$\(sbatch ", line)
         if m:
-            after[ids[int(m.group(1))]] = [ids[int(d)] for d in re.findall(r"\$\{job(\d+)\}", m.group(2) or "")]
+            after[ids[int(m.group(1))]] = [ids[int(d)] for d in re.findall(r"\$\{job(\d+)\}", line)]
+    # Preempt pretrain (job 1) a few steps in, as a time limit would: USR1 to its batch shell.
+    pretrain_job, preempted = ids[1] if len(ids) > 1 else None, False
+    while pretrain_job and not preempted and time.time() < deadline:
+        logged = [l for p in glob.glob(os.path.join(run_dir, "pretrain-*", "metrics.jsonl"))
+                  for l in open(p) if '"type":"train"' in l]
+        if len(logged) >= 3:
+            r = sh(["scancel", "-b", "-s", "USR1", pretrain_job], env=env)
+            preempted = r.returncode == 0
+            print(f"scancel -b -s USR1 {pretrain_job} after {len(logged)} steps: exit {r.returncode} {r.stderr}",
+                  flush=True)
+            if not preempted:
+                failures.append(f"scancel -b -s USR1 {pretrain_job}: {r.stderr}")
+            break
+        if sh(["squeue", "-h", "-j", pretrain_job, "-o", "%T"], env=env).stdout.strip() not in ("", "PENDING",
+                                                                                              "RUNNING"):
+            break
+        time.sleep(0.2)
+    if pretrain_job and not preempted:
+        failures.append("the pretrain job was never seen training, so never preempted")
+    released = False
     while ids and time.time() < deadline:
         queued = sh(["squeue", "-h", "-o", "%i %T %r", "-j", ",".join(ids)], env=env).stdout.split("\n")
         queued = [q for q in queued if q.strip()]
         if not queued:
             break
+        # Slurm holds a requeued job about two minutes (reason BeginTime); the test does not wait.
+        if preempted and not released and f"{pretrain_job} PENDING BeginTime" in queued:
+            r = sh(["scontrol", "update", f"JobId={pretrain_job}", "StartTime=now"], env=env)
+            released = True
+            print(f"pretrain job {pretrain_job} requeued; scontrol update StartTime=now: exit {r.returncode}",
+                  flush=True)
         if any("DependencyNeverSatisfied" in q for q in queued):
             failures.append("a job's dependency can never be satisfied (an input job failed):\n" + "\n".join(queued))
             break
@@ -233,6 +263,30 @@ try:
             if n["name"] not in missing and name not in missing and \
                os.path.getmtime(marker[name]) > os.path.getmtime(marker[n["name"]]):
                 failures.append(f"node {n['name']} finished before its input {name}")
+    # The preempted job: checkpointed at the signal, requeued itself, resumed from the checkpoint.
+    if preempted:
+        log_text = "".join(open(o, errors="replace").read()
+                           for o in glob.glob(os.path.join(run_dir, "slurm", f"*-{pretrain_job}.out")))
+        for want in ("stopped by SIGUSR1 after stage step", f"requeueing job {pretrain_job}",
+                     "[pretrain] resuming from the checkpoint at step"):
+            if want not in log_text:
+                failures.append(f"the preempted job's log does not say {want!r}:\n{log_text[-3000:]}")
+        # The same model as without a stop (CPU training resumes bit for bit).
+        ref = os.path.join(work, "reference")
+        r = sh([mixtape, "exec", os.path.join(run_dir, "plan.json"), "--run-dir", ref, "--node", "init",
+                "--node", "pretrain", "--quiet"], timeout=300, env=env)
+        models = [glob.glob(os.path.join(d, "pretrain-*", "model.safetensors")) for d in (run_dir, ref)]
+        if r.returncode != 0 or not all(models) or \
+                open(models[0][0], "rb").read() != open(models[1][0], "rb").read():
+            failures.append(f"the preempted pretrain differs from an uninterrupted one (exit {r.returncode})"
+                            f"\n{r.stderr[-2000:]}")
+    # --status: every job known (squeue remembers ended jobs for MinJobAge) and its nodes done.
+    if ids:
+        r = sh([mixtape, "submit", "--status", run_dir], env=env)
+        rows = [l.split() for l in r.stdout.splitlines()[1:]]
+        if r.returncode != 0 or [row[0] for row in rows] != ids or \
+                any(row[2] != "COMPLETED" or row[4].split("/")[0] != row[4].split("/")[1] for row in rows):
+            failures.append(f"mixtape submit --status: exit {r.returncode}\n{r.stdout}{r.stderr}")
     print(f"{len(ids)} jobs, {len(marker)} nodes; dependencies: {after}")
 finally:
     if ids and all(d.poll() is None for d in daemons):
@@ -241,5 +295,5 @@ finally:
 
 for f in failures:
     print("FAIL:", f)
-print(f"{4 - min(len(failures), 4)} passed, {min(len(failures), 4)} failed")
+print(f"{7 - min(len(failures), 7)} passed, {min(len(failures), 7)} failed")
 sys.exit(1 if failures else 0)

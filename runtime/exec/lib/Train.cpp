@@ -22,11 +22,13 @@
 #include "mixtape/support/Progress.h"
 #include "mixtape/support/Signals.h"
 #include "mixtape/train/AdamW.h"
+#include "mixtape/train/DeviceMemory.h"
 #include "mixtape/train/Numerics.h"
 
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <chrono>
 #include <cmath>
 
 using namespace mixtape;
@@ -231,13 +233,68 @@ llvm::Error evaluateDue(ExecContext &ctx, const plan::Node &node, const plan::Tr
   return llvm::Error::success();
 }
 
+/// The wall-clock fields of each train record (docs/run-format.md): when the step ended, the
+/// node's training seconds so far, the step's tokens per second and, on CUDA, the model FLOPs
+/// utilization (the plan's FLOPs per token against its `cost.peak_flops` on every rank) and
+/// the peak memory. A resumed node counts on from the last record it kept, so the time it was
+/// down is not counted.
+class StepClock {
+public:
+  using Steady = std::chrono::steady_clock;
+
+  StepClock(const ExecContext &ctx, const plan::TrainNode &train, double secondsBefore)
+      : Device(ctx.Device), SecondsBefore(secondsBefore), TokensPerStep(plan::tokensPerStep(train.Settings)) {
+    if (Device.is_cuda() && train.Ledger.Tokens && ctx.Plan->Cost.PeakFlops > 0)
+      TokensPerSAtPeak = ctx.Plan->Cost.PeakFlops * ctx.Collectives->worldSize() /
+                          (train.Ledger.Flops / static_cast<double>(train.Ledger.Tokens));
+  }
+
+  void stepStarts() { StepStart = Steady::now(); }
+
+  void stamp(rundir::TrainRecord &record) const {
+    const Steady::time_point now = Steady::now();
+    auto seconds = [](Steady::duration d) { return std::chrono::duration<double>(d).count(); };
+    // Dividing by a power of ten gives the double nearest the decimal: short lines.
+    auto rounded = [](double x, double perUnit) { return std::round(x * perUnit) / perUnit; };
+    record.Time = rounded(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(),
+                          1e3);
+    record.ElapsedS = rounded(SecondsBefore + seconds(now - NodeStart), 1e3);
+    const double step = seconds(now - StepStart);
+    if (step <= 0)
+      return;
+    record.TokensPerS = rounded(static_cast<double>(TokensPerStep) / step, 10);
+    if (TokensPerSAtPeak)
+      record.Mfu = rounded(*record.TokensPerS / *TokensPerSAtPeak, 1e4);
+    record.PeakMemoryBytes = train::peakMemoryBytes(Device);
+  }
+
+private:
+  c10::Device Device;
+  double SecondsBefore;
+  uint64_t TokensPerStep;
+  std::optional<double> TokensPerSAtPeak; ///< all ranks at 100% MFU; CUDA only
+  Steady::time_point NodeStart = Steady::now(), StepStart = NodeStart;
+};
+
+/// The training seconds a resumed node's kept records reach (its last train record's
+/// elapsed_s; 0 without one).
+llvm::Expected<double> secondsLogged(const std::string &metricsPath) {
+  llvm::Expected<rundir::Metrics> kept = rundir::readMetrics(metricsPath);
+  if (!kept)
+    return kept.takeError();
+  for (auto r = kept->Train.rbegin(); r != kept->Train.rend(); ++r)
+    if (r->ElapsedS)
+      return *r->ElapsedS;
+  return 0.0;
+}
+
 /// Each step's record: "train" with the loss per stream, or "skip" for a non-finite loss
 /// that on_nonfinite = "skip" dropped. It counts the skips and stops a node that diverged.
 class StepRecords {
 public:
-  StepRecords(const plan::Node &node, const plan::TrainNode &train, const TokenClock &clock, const Start &start,
-              rundir::MetricsLog &log)
-      : Node(node), Train(train), Clock(clock), Log(log), Skipped(start.SkippedSteps),
+  StepRecords(const plan::Node &node, const plan::TrainNode &train, const TokenClock &clock, const StepClock &wall,
+              const Start &start, rundir::MetricsLog &log)
+      : Node(node), Train(train), Clock(clock), Wall(wall), Log(log), Skipped(start.SkippedSteps),
         Consecutive(start.ConsecutiveSkips) {}
 
   /// Records the update that ended at stage step `step`.
@@ -268,6 +325,7 @@ public:
       }
     if (Train.Settings.OnNonFinite == plan::NonFiniteAction::Skip)
       record.SkippedSteps = Skipped;
+    Wall.stamp(record);
     return Log.write(record);
   }
 
@@ -278,6 +336,7 @@ private:
   const plan::Node &Node;
   const plan::TrainNode &Train;
   TokenClock Clock;
+  const StepClock &Wall;
   rundir::MetricsLog &Log;
   uint64_t Skipped, Consecutive;
 };
@@ -326,11 +385,24 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   trainer.setTokensSeen(static_cast<double>(clock.stage(start->Step)));
 
   rundir::MetricsLog log;
-  if (ctx.WritesFiles)
-    if (llvm::Error e = log.open(joinPath(dir, "metrics.jsonl"), start->KeepMetrics))
+  double secondsBefore = 0;
+  if (ctx.WritesFiles) {
+    const std::string metricsPath = joinPath(dir, "metrics.jsonl");
+    if (llvm::Error e = log.open(metricsPath, start->KeepMetrics))
       return e;
+    if (start->Step > first) {
+      // The wall clock is no reason to refuse a resume: a log it cannot read counts from 0.
+      llvm::Expected<double> seconds = secondsLogged(metricsPath);
+      if (seconds)
+        secondsBefore = *seconds;
+      else
+        llvm::errs() << llvm::formatv("[{0}] warning: elapsed_s counts from 0 again: {1}\n", node.Name,
+                                      llvm::toString(seconds.takeError()));
+    }
+  }
   rundir::CheckpointStore checkpoints(dir);
-  StepRecords records(node, train, clock, *start, log);
+  StepClock wall(ctx, train, secondsBefore);
+  StepRecords records(node, train, clock, wall, *start, log);
   StepProgress progress(ctx.Progress, node.Name, first, last);
   data::Sample scratch;
   auto read = [&](uint64_t i, data::Sample &out) { (*samples)->read(i, out); };
@@ -364,6 +436,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
       return e;
     if (step == last)
       break;
+    wall.stepStarts();
     std::vector<train::MicroBatch> batch;
     const uint64_t firstSample = (step - first) * s.BatchSequences + share->Offset;
     for (uint64_t k = 0; k < share->Count; k += share->Micro)

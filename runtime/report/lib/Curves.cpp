@@ -242,6 +242,14 @@ Chart mixtape::report::lrChart(const Run &run) {
   return chart;
 }
 
+Chart mixtape::report::gradNormChart(const Run &run) {
+  Chart chart = tokensChart("Gradient norm", "global gradient norm (before clipping)", "grad-norm",
+                            stageMarks(run.Plan));
+  chart.YFromZero = true;
+  addTrainCurves(chart, chainsOf(run), run, [](const rundir::TrainRecord &r) { return r.GradNorm; });
+  return chart;
+}
+
 std::vector<Chart> mixtape::report::trainLossCharts(const Run &run) {
   std::vector<std::string> streams;
   for (const Logged<rundir::TrainRecord> &logged : run.Logs.Train)
@@ -261,6 +269,93 @@ std::vector<Chart> mixtape::report::trainLossCharts(const Run &run) {
     charts.push_back(std::move(chart));
   }
   return charts;
+}
+
+std::vector<const Chart *> ReportCharts::all() const {
+  std::vector<const Chart *> out;
+  for (const std::vector<Chart> *charts : {&Loss, &Task})
+    for (const Chart &chart : *charts)
+      out.push_back(&chart);
+  out.push_back(&LR);
+  if (!GradNorm.Curves.empty())
+    out.push_back(&GradNorm);
+  for (const Chart &chart : TrainLoss)
+    out.push_back(&chart);
+  return out;
+}
+
+ReportCharts mixtape::report::chartsOf(const Run &run) {
+  return {lossCharts(run), taskCharts(run), lrChart(run), gradNormChart(run), trainLossCharts(run)};
+}
+
+std::vector<NodeTiming> mixtape::report::nodeTimings(const Run &run) {
+  std::vector<NodeTiming> out;
+  for (const plan::Node &node : run.Plan.Nodes) {
+    NodeTiming t;
+    t.Node = node.Name;
+    std::vector<double> stepRates;
+    double mfuSum = 0;
+    size_t mfuSteps = 0;
+    const rundir::TrainRecord *first = nullptr, *last = nullptr;
+    for (const Logged<rundir::TrainRecord> &logged : run.Logs.Train) {
+      const rundir::TrainRecord &r = logged.Record;
+      if (r.Node != node.Name)
+        continue;
+      t.Partial |= logged.Partial;
+      ++t.Steps;
+      if (!first || r.Step < first->Step)
+        first = &r;
+      if (!last || r.Step > last->Step)
+        last = &r;
+      if (r.TokensPerS)
+        stepRates.push_back(*r.TokensPerS);
+      if (r.Mfu) {
+        mfuSum += *r.Mfu;
+        ++mfuSteps;
+      }
+      if (r.PeakMemoryBytes)
+        t.PeakMemoryBytes = std::max(t.PeakMemoryBytes.value_or(0), *r.PeakMemoryBytes);
+    }
+    if (!first)
+      continue;
+    // A step's record says the stage tokens through it, so step 1's are one step's tokens.
+    const uint64_t perStep = first->Step ? first->StageTokens / first->Step : 0;
+    t.Tokens = last->StageTokens - (first->Step - 1) * perStep;
+    t.Seconds = last->ElapsedS;
+    if (t.Seconds && *t.Seconds > 0)
+      t.TokensPerS = static_cast<double>(t.Tokens) / *t.Seconds;
+    if (!stepRates.empty()) {
+      std::sort(stepRates.begin(), stepRates.end());
+      t.MedianStepTokensPerS = stepRates[(stepRates.size() - 1) / 2];
+    }
+    if (mfuSteps)
+      t.Mfu = mfuSum / static_cast<double>(mfuSteps);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+void mixtape::report::printTimings(llvm::ArrayRef<NodeTiming> timings, llvm::raw_ostream &os) {
+  if (llvm::none_of(timings, [](const NodeTiming &t) { return t.Seconds.has_value(); }))
+    return;
+  os << "\nthroughput (wall time from the train records; tokens/s: the node's tokens over it, and the median "
+        "step's)\n";
+  size_t width = 4;
+  for (const NodeTiming &t : timings)
+    width = std::max(width, t.Node.size() + (t.Partial ? 10 : 0));
+  for (const NodeTiming &t : timings) {
+    auto rate = [](const std::optional<double> &r) { return r ? llvm::formatv("{0:F0}", *r).str() : std::string("-"); };
+    os << llvm::formatv("  {0}  {1,7} steps  {2,8} tokens  {3,14}  {4,10} tok/s  median step {5,10} tok/s",
+                        llvm::left_justify(t.Node + (t.Partial ? " (partial)" : ""), width), t.Steps,
+                        formatTokens(static_cast<double>(t.Tokens)),
+                        t.Seconds ? formatDuration(*t.Seconds) : std::string("-"), rate(t.TokensPerS),
+                        rate(t.MedianStepTokensPerS));
+    if (t.Mfu)
+      os << llvm::formatv("  MFU {0:F1}%", *t.Mfu * 100);
+    if (t.PeakMemoryBytes)
+      os << llvm::formatv("  peak {0:F1} GiB", static_cast<double>(*t.PeakMemoryBytes) / (1u << 30));
+    os << "\n";
+  }
 }
 
 MetricsTable mixtape::report::finalMetrics(const Run &run) {

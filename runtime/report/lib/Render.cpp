@@ -68,6 +68,15 @@ std::string mixtape::report::formatTokens(double tokens) {
   return trimmed(tokens, 0);
 }
 
+std::string mixtape::report::formatDuration(double seconds) {
+  const long whole = std::lround(seconds);
+  if (seconds < 60)
+    return llvm::formatv("{0:F1} s", seconds).str();
+  if (whole < 3600)
+    return llvm::formatv("{0} min {1} s", whole / 60, llvm::format("%02ld", whole % 60)).str();
+  return llvm::formatv("{0} h {1} min", whole / 3600, llvm::format("%02ld", whole / 60 % 60)).str();
+}
+
 std::string mixtape::report::escapeXml(llvm::StringRef text) {
   std::string out;
   for (char c : text) {
@@ -95,12 +104,19 @@ namespace {
 const char *const kColors[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
                                "#E69F00", "#56B4E9", "#000000"};
 const char *const kDashes[] = {"", "7 4", "2 3", "9 3 2 3"};
+// Later curves draw narrower, on top of wider ones, so a line that coincides with another
+// (variants that share nodes) still shows at both edges.
+const char *const kWidths[] = {"3.5", "2.5", "1.75", "1.25"};
 
 std::string colorOf(size_t i) { return kColors[i % std::size(kColors)]; }
 std::string dashOf(size_t i) {
   llvm::StringRef dash = kDashes[i % std::size(kDashes)];
   return dash.empty() ? "" : (" stroke-dasharray=\"" + dash + "\"").str();
 }
+std::string widthOf(size_t i) { return kWidths[i % std::size(kWidths)]; }
+
+/// Hover targets of a curve without markers: a chart 540 px wide has no use for more.
+constexpr size_t kMaxHoverPoints = 200;
 
 std::string num(double x) { return llvm::formatv("{0}", llvm::format("%.2f", x + 0.0)).str(); }
 
@@ -198,32 +214,43 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
      << "\" text-anchor=\"middle\" transform=\"rotate(-90 18 " << num(top + plotHeight / 2)
      << ")\">" << escapeXml(chart.YLabel) << "</text>\n";
 
-  os << "<g class=\"curves\" fill=\"none\" stroke-width=\"2\" stroke-linejoin=\"round\">\n";
+  os << "<g class=\"curves\" fill=\"none\" stroke-linejoin=\"round\" stroke-opacity=\"0.9\">\n";
   auto style = [&](size_t i) { return chart.Curves[i].Style.value_or(i); };
+  auto dash = [&](size_t i) { return dashOf(chart.Curves[i].Dash.value_or(style(i))); };
   for (size_t i = 0; i < chart.Curves.size(); ++i) {
     const Curve &curve = chart.Curves[i];
     os << "<polyline data-variant=\"" << escapeXml(curve.Label) << "\" stroke=\"" << colorOf(style(i))
-       << "\"" << dashOf(style(i)) << " points=\"";
+       << "\" stroke-width=\"" << widthOf(style(i)) << "\"" << dash(i) << " points=\"";
     for (size_t k = 0; k < curve.Points.size(); ++k)
       os << (k ? " " : "") << num(px(curve.Points[k].X)) << "," << num(py(curve.Points[k].Y));
     os << "\"/>\n";
   }
   os << "</g>\n";
-  if (chart.Markers) {
-    os << "<g class=\"markers\">\n";
-    for (size_t i = 0; i < chart.Curves.size(); ++i)
-      for (const Point &p : chart.Curves[i].Points)
-        os << "<circle cx=\"" << num(px(p.X)) << "\" cy=\"" << num(py(p.Y)) << "\" r=\"3\" fill=\""
-           << colorOf(style(i)) << "\"/>\n";
-    os << "</g>\n";
+  // Values on hover, without scripts: each point's <title> is its tooltip. Markers carry
+  // their own; curves without them get transparent targets, at most kMaxHoverPoints a curve.
+  auto tooltip = [&](const Curve &curve, const Point &p) {
+    return "<title>" + escapeXml(curve.Label) + " at " + formatTokens(p.X) + " tokens: " +
+           llvm::formatv("{0}", llvm::format("%.6g", p.Y + 0.0)).str() + "</title>";
+  };
+  os << "<g class=\"" << (chart.Markers ? "markers" : "hover\" fill=\"#000000\" fill-opacity=\"0") << "\">\n";
+  for (size_t i = 0; i < chart.Curves.size(); ++i) {
+    const Curve &curve = chart.Curves[i];
+    const size_t stride = chart.Markers ? 1 : (curve.Points.size() + kMaxHoverPoints - 1) / kMaxHoverPoints;
+    for (size_t k = 0; k < curve.Points.size(); k += std::max<size_t>(stride, 1)) {
+      const Point &p = curve.Points[k];
+      os << "<circle cx=\"" << num(px(p.X)) << "\" cy=\"" << num(py(p.Y)) << "\" r=\""
+         << (chart.Markers ? "3\" fill=\"" + colorOf(style(i)) + "\"" : std::string("5\"")) << ">" << tooltip(curve, p)
+         << "</circle>\n";
+    }
   }
+  os << "</g>\n";
 
   os << "<g class=\"legend\">\n";
   for (size_t i = 0; i < chart.Curves.size(); ++i) {
     double y = top + 8 + 20.0 * i;
     os << "<line x1=\"" << num(legendX) << "\" y1=\"" << num(y) << "\" x2=\"" << num(legendX + 28)
-       << "\" y2=\"" << num(y) << "\" stroke=\"" << colorOf(style(i)) << "\" stroke-width=\"2\""
-       << dashOf(style(i)) << "/>\n"
+       << "\" y2=\"" << num(y) << "\" stroke=\"" << colorOf(style(i)) << "\" stroke-width=\"" << widthOf(style(i))
+       << "\"" << dash(i) << "/>\n"
        << "<text x=\"" << num(legendX + 36) << "\" y=\"" << num(y + 4) << "\">"
        << escapeXml(curveLabel(chart.Curves[i])) << "</text>\n";
   }
@@ -231,7 +258,8 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
   return os.str();
 }
 
-static const char kStyle[] = R"(body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1100px; }
+llvm::StringRef mixtape::report::reportStyle() {
+  return R"(body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1100px; }
 table { border-collapse: collapse; margin: 8px 0 16px; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -240,6 +268,7 @@ tr.partial td { color: #a05a00; }
 figure { margin: 4px 0; }
 .warning { color: #a05a00; }
 )";
+}
 
 namespace {
 
@@ -314,17 +343,45 @@ void renderForgetting(const Forgetting &f, llvm::raw_ostream &os) {
   }
 }
 
+/// Wall time and throughput per train node (train records without wall-clock fields: "-").
+void renderTimings(llvm::ArrayRef<NodeTiming> timings, llvm::raw_ostream &os) {
+  if (timings.empty())
+    return;
+  os << "<h2>Throughput</h2>\n<p>Per train node, from its train records: the wall time of its steps "
+        "(resumes included, the time it was down not), the tokens it trained over that time, and the "
+        "median step's tokens per second; MFU and peak memory on CUDA.</p>\n"
+     << "<table id=\"throughput\">\n<thead><tr><th>node</th><th>steps</th><th>tokens</th><th>wall time</th>"
+     << "<th>tokens/s</th><th>median step tokens/s</th><th>MFU</th><th>peak memory</th></tr></thead>\n<tbody>\n";
+  auto cell = [](const std::optional<std::string> &text) {
+    return "<td class=\"num\">" + text.value_or("-") + "</td>";
+  };
+  auto rate = [](const std::optional<double> &r) -> std::optional<std::string> {
+    return r ? std::optional<std::string>(llvm::formatv("{0:F0}", *r).str()) : std::nullopt;
+  };
+  for (const NodeTiming &t : timings)
+    os << "<tr" << (t.Partial ? " class=\"partial\"" : "") << " data-node=\"" << escapeXml(t.Node) << "\"><td>"
+       << escapeXml(t.Node) << (t.Partial ? " (partial)" : "") << "</td>" << cell(std::to_string(t.Steps))
+       << cell(formatTokens(static_cast<double>(t.Tokens)))
+       << cell(t.Seconds ? std::optional<std::string>(formatDuration(*t.Seconds)) : std::nullopt)
+       << cell(rate(t.TokensPerS)) << cell(rate(t.MedianStepTokensPerS))
+       << cell(t.Mfu ? std::optional<std::string>(llvm::formatv("{0:F1}%", *t.Mfu * 100).str()) : std::nullopt)
+       << cell(t.PeakMemoryBytes ? std::optional<std::string>(llvm::formatv(
+                                       "{0:F1} GiB", static_cast<double>(*t.PeakMemoryBytes) / (1u << 30)))
+                                 : std::nullopt)
+       << "</tr>\n";
+  os << "</tbody>\n</table>\n";
+}
+
 } // namespace
 
 std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &table, const Forgetting &forgetting,
-                                        llvm::ArrayRef<Chart> lossCharts, llvm::ArrayRef<Chart> taskCharts,
-                                        const Chart &lr, llvm::ArrayRef<Chart> trainLossCharts) {
+                                        const ReportCharts &charts, llvm::ArrayRef<NodeTiming> timings) {
   std::string s;
   llvm::raw_string_ostream os(s);
   std::string recipe = escapeXml(run.Plan.Recipe);
   os << "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n"
      << "<meta charset=\"utf-8\"/>\n<title>mixtape report: " << recipe << "</title>\n"
-     << "<style>\n" << kStyle << "</style>\n</head>\n<body>\n"
+     << "<style>\n" << reportStyle() << "</style>\n</head>\n<body>\n"
      << "<h1>Run report: recipe <code>" << recipe << "</code></h1>\n";
 
   if (!run.Logs.Warnings.empty()) {
@@ -387,27 +444,33 @@ std::string mixtape::report::renderHtml(const Run &run, const MetricsTable &tabl
         "Variants that share nodes draw the same line until they branch. Dashed grey lines "
         "mark where a stage starts. Forgetting shows as an earlier domain's loss rising after "
         "a later stage starts; replay should make it rise less. \"(partial)\": some node of "
-        "the variant has not finished.</p>\n";
-  if (lossCharts.empty())
+        "the variant has not finished. A variant keeps its colour, width and dash on every chart; "
+        "hover over a line for its values.</p>\n";
+  if (charts.Loss.empty())
     os << "<p>No eval records yet.</p>\n";
-  for (const Chart &chart : lossCharts)
+  for (const Chart &chart : charts.Loss)
     os << "<figure>\n" << renderSvg(chart) << "</figure>\n";
-  if (!taskCharts.empty())
+  if (!charts.Task.empty())
     os << "<h2>Task accuracy</h2>\n"
        << "<p>Each task's main metric (acc for multiple choice, exact_match for generation) against "
           "the same axis, drawn as the loss charts are: one line per stage variant in the same colours, "
           "its in-loop points then its final eval. Forgetting shows as an earlier task's accuracy "
           "falling after a later stage starts.</p>\n";
-  for (const Chart &chart : taskCharts)
+  for (const Chart &chart : charts.Task)
     os << "<figure>\n" << renderSvg(chart) << "</figure>\n";
-  os << "<h2>Learning rate</h2>\n<figure>\n" << renderSvg(lr) << "</figure>\n";
-  if (!trainLossCharts.empty())
+  os << "<h2>Learning rate</h2>\n<figure>\n" << renderSvg(charts.LR) << "</figure>\n";
+  if (!charts.GradNorm.Curves.empty())
+    os << "<h2>Gradient norm</h2>\n<p>The global norm of every step's gradient before clipping: spikes "
+          "mark unstable steps, often right after a stage starts or the learning rate rewarms.</p>\n<figure>\n"
+       << renderSvg(charts.GradNorm) << "</figure>\n";
+  if (!charts.TrainLoss.empty())
     os << "<h2>Training loss per stream</h2>\n"
        << "<p>The loss of each optimizer step over the samples each stream contributed to its "
           "batch: a replayed stream's curve shows what the model still knows of it while the "
           "batch is mostly another domain.</p>\n";
-  for (const Chart &chart : trainLossCharts)
+  for (const Chart &chart : charts.TrainLoss)
     os << "<figure>\n" << renderSvg(chart) << "</figure>\n";
+  renderTimings(timings, os);
 
   os << "<h2>Nodes</h2>\n<table id=\"nodes\">\n<thead><tr><th>node</th><th>kind</th>"
      << "<th>status</th><th>directory</th></tr></thead>\n<tbody>\n";
@@ -428,29 +491,20 @@ llvm::Error mixtape::report::writeReport(const Run &run, llvm::StringRef outDir,
     return fileError(outDir, "cannot create: " + ec.message());
   MetricsTable table = finalMetrics(run);
   Forgetting forgetting = forgettingOf(run.Plan, run.Logs);
-  std::vector<Chart> losses = lossCharts(run);
-  std::vector<Chart> tasks = taskCharts(run);
-  Chart lr = lrChart(run);
-  std::vector<Chart> trainLosses = trainLossCharts(run);
-  std::vector<const Chart *> charts;
-  for (const Chart &chart : losses)
-    charts.push_back(&chart);
-  for (const Chart &chart : tasks)
-    charts.push_back(&chart);
-  charts.push_back(&lr);
-  for (const Chart &chart : trainLosses)
-    charts.push_back(&chart);
-  for (const Chart *chart : charts) {
+  ReportCharts charts = chartsOf(run);
+  std::vector<NodeTiming> timings = nodeTimings(run);
+  for (const Chart *chart : charts.all()) {
     if (llvm::Error error = writeFileDurably(joinPath(outDir, chart->FileStem + ".svg"), renderSvg(*chart)))
       return error;
   }
   if (llvm::Error error = writeFileDurably(joinPath(outDir, "forgetting.json"), forgettingJSON(forgetting)))
     return error;
   if (llvm::Error error = writeFileDurably(joinPath(outDir, "report.html"),
-                                           renderHtml(run, table, forgetting, losses, tasks, lr, trainLosses)))
+                                           renderHtml(run, table, forgetting, charts, timings)))
     return error;
   printTable(table, tableOut);
   printForgetting(forgetting, tableOut);
   printRankings(rankAblations(run, table), tableOut);
+  printTimings(timings, tableOut);
   return llvm::Error::success();
 }

@@ -96,6 +96,12 @@ std::string mixtape::rundir::recordLine(const Record &record) {
       numbers(out, "loss_tokens_by_stream", r->LossTokensByStream);
       if (r->SkippedSteps)
         out.attribute("skipped_steps", *r->SkippedSteps);
+      for (const auto &[key, value] : {std::pair{"time", r->Time}, std::pair{"elapsed_s", r->ElapsedS},
+                                       std::pair{"tokens_per_s", r->TokensPerS}, std::pair{"mfu", r->Mfu}})
+        if (value)
+          number(out, key, *value);
+      if (r->PeakMemoryBytes)
+        out.attribute("peak_memory_bytes", *r->PeakMemoryBytes);
     } else if (const auto *r = std::get_if<SkipRecord>(&record)) {
       out.attribute("type", "skip");
       where(out, r->Node, r->Stage, r->Step, true, r->StageTokens, r->ChainTokens);
@@ -346,6 +352,11 @@ llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm
       r.LossByStream = read.numbers<double>("loss_by_stream");
       r.LossTokensByStream = read.numbers<uint64_t>("loss_tokens_by_stream");
       r.SkippedSteps = read.optionalCount("skipped_steps");
+      r.Time = read.optionalNumber("time");
+      r.ElapsedS = read.optionalNumber("elapsed_s");
+      r.TokensPerS = read.optionalNumber("tokens_per_s");
+      r.Mfu = read.optionalNumber("mfu");
+      r.PeakMemoryBytes = read.optionalCount("peak_memory_bytes");
       if (llvm::Error error = read.takeError())
         return error;
       // A resumed node cuts its metrics back to its checkpoint first, so no step repeats.

@@ -28,6 +28,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -177,8 +178,14 @@ std::string fileOf(const plan::Plan &p, llvm::StringRef runDir, llvm::StringRef 
   return std::string(path);
 }
 
+/// A metrics.jsonl without the train records' wall-clock fields, which differ from run to run.
+std::string withoutWallClock(const std::string &metrics) {
+  static const std::regex kWallClock(R"re(,"(time|elapsed_s|tokens_per_s|mfu|peak_memory_bytes)":[^,}]*)re");
+  return std::regex_replace(metrics, kWallClock, "");
+}
+
 /// Every file under `dir` (relative path -> bytes), checkpoints and caches left out: what a
-/// run leaves that a second run must not change.
+/// run leaves that a second run must not change (metrics.jsonl without its wall-clock fields).
 std::map<std::string, std::string> outputs(const plan::Plan &p, llvm::StringRef runDir) {
   std::map<std::string, std::string> files;
   for (const plan::Node &n : p.Nodes) {
@@ -186,8 +193,10 @@ std::map<std::string, std::string> outputs(const plan::Plan &p, llvm::StringRef 
     for (llvm::sys::fs::directory_iterator it(rundir::nodeDir(runDir, n), ec), end; it != end && !ec;
          it.increment(ec))
       if (it->type() == llvm::sys::fs::file_type::regular_file)
-        if (std::optional<std::string> bytes = readFile(it->path()))
-          files[n.Dir + "/" + llvm::sys::path::filename(it->path()).str()] = *bytes;
+        if (std::optional<std::string> bytes = readFile(it->path())) {
+          llvm::StringRef name = llvm::sys::path::filename(it->path());
+          files[n.Dir + "/" + name.str()] = name == "metrics.jsonl" ? withoutWallClock(*bytes) : *bytes;
+        }
   }
   return files;
 }
@@ -250,6 +259,13 @@ TEST_F(Executor, RunsEveryNodeToItsDoneMarker) {
     // The LR of the step's start: 0 at the first (the warmup starts there), then positive.
     EXPECT_TRUE(std::isfinite(r.LR) && (r.LR > 0) == (i > 0) && r.LR <= 3e-3) << "step " << r.Step << ": " << r.LR;
     EXPECT_EQ(r.LossByStream.count("prose"), 1u);
+    // Wall clock: unix seconds of this century, the node's seconds so far, a throughput; no
+    // MFU or peak memory on the CPU.
+    EXPECT_TRUE(r.Time && *r.Time > 1.6e9 && *r.Time < 4.1e9) << "step " << r.Step;
+    EXPECT_TRUE(r.ElapsedS && *r.ElapsedS >= 0 && (i == 0 || *r.ElapsedS >= *train.Train[i - 1].ElapsedS))
+        << "step " << r.Step;
+    EXPECT_TRUE(r.TokensPerS && *r.TokensPerS > 0) << "step " << r.Step;
+    EXPECT_FALSE(r.Mfu || r.PeakMemoryBytes) << "step " << r.Step;
   }
   // It learns: a random model starts near ln(vocab) and 16 steps bring it below.
   EXPECT_NEAR(train.Train.front().Loss, std::log(double(data::ByteTokenizer::VocabSize)), 0.5);
@@ -365,8 +381,12 @@ TEST_F(Executor, AnInterruptedTrainNodeResumesBitIdentical) {
   // Spelled out for a clearer failure: every step's loss, bit for bit.
   rundir::Metrics want = metricsOf(*Plan, Reference->Path, kTrain), got = metricsOf(*Plan, dir.Path, kTrain);
   ASSERT_EQ(got.Train.size(), want.Train.size());
-  for (size_t i = 0; i < want.Train.size(); ++i)
+  for (size_t i = 0; i < want.Train.size(); ++i) {
     EXPECT_EQ(got.Train[i].Loss, want.Train[i].Loss) << "step " << want.Train[i].Step;
+    // The resumed steps count on from the kept records' seconds.
+    if (i > 0)
+      EXPECT_GE(*got.Train[i].ElapsedS, *got.Train[i - 1].ElapsedS) << "step " << want.Train[i].Step;
+  }
   EXPECT_TRUE(got.Warnings.empty());
 }
 

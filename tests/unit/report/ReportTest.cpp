@@ -1,6 +1,7 @@
 //===- ReportTest.cpp - ticks, metrics parsing, curves, tables, forgetting -===//
 #include "mixtape/report/Forgetting.h"
 #include "mixtape/report/Report.h"
+#include "mixtape/report/TensorBoard.h"
 
 #include "llvm/ADT/StringRef.h"
 
@@ -454,4 +455,134 @@ TEST(Ablations, CandidatesRankByProxyLossPerColumn) {
   EXPECT_EQ(rankings[0].Ranked[2].first, "which{0}");
   EXPECT_EQ(rankings[1].Column, "ppl prose.val");
   EXPECT_EQ(rankings[1].Ranked[0].first, "which{0}");
+}
+
+TEST(Format, Duration) {
+  EXPECT_EQ(formatDuration(42.54), "42.5 s");
+  EXPECT_EQ(formatDuration(185), "3 min 05 s");
+  EXPECT_EQ(formatDuration(7380), "2 h 03 min");
+}
+
+// Steps 3 to 5 logged (a node resumed into its metrics), 64 tokens a step: 192 tokens over the
+// last record's elapsed_s; the median of the steps' own rates; MFU averaged, memory's peak.
+TEST(Timings, TokensOverTheLastElapsedSeconds) {
+  mixtape::report::Run run = sampleRun();
+  run.Logs.Train.clear();
+  for (uint64_t step : {3, 4, 5}) {
+    Logged<rundir::TrainRecord> r = train("b[x]", "b", step, step * 64, 100 + step * 64, 1e-3);
+    r.Record.ElapsedS = 2.0 * static_cast<double>(step);
+    r.Record.TokensPerS = step == 4 ? 10 : 40;
+    r.Record.Mfu = 0.1 * static_cast<double>(step);
+    r.Record.PeakMemoryBytes = step == 4 ? 3u << 30 : 1u << 30;
+    run.Logs.Train.push_back(r);
+  }
+  run.Logs.Train.push_back(train("base", "base", 1, 50, 50, 1e-3)); // older records: no wall clock
+  std::vector<NodeTiming> timings = nodeTimings(run);
+  ASSERT_EQ(timings.size(), 2u);
+  EXPECT_EQ(timings[0].Node, "base");
+  EXPECT_EQ(timings[0].Tokens, 50u);
+  EXPECT_FALSE(timings[0].Seconds || timings[0].TokensPerS || timings[0].MedianStepTokensPerS);
+  const NodeTiming &t = timings[1];
+  EXPECT_EQ(t.Node, "b[x]");
+  EXPECT_EQ(t.Steps, 3u);
+  EXPECT_EQ(t.Tokens, 192u);
+  EXPECT_EQ(t.Seconds, 10);
+  EXPECT_DOUBLE_EQ(*t.TokensPerS, 19.2);
+  EXPECT_EQ(t.MedianStepTokensPerS, 40);
+  EXPECT_DOUBLE_EQ(*t.Mfu, 0.4);
+  EXPECT_EQ(t.PeakMemoryBytes, 3u << 30);
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  printTimings(timings, os);
+  EXPECT_NE(text.find("\n  b[x]        3 steps       192 tokens          10.0 s          19 tok/s  median step         "
+                      "40 tok/s  MFU 40.0%  peak 3.0 GiB\n"),
+            std::string::npos)
+      << text;
+}
+
+TEST(TensorBoard, Crc32cOfTheStandardVectors) {
+  // RFC 3720, B.4: 32 bytes of zeros; and the check value of "123456789".
+  EXPECT_EQ(crc32c(std::string(32, '\0')), 0x8A9136AAu);
+  EXPECT_EQ(crc32c("123456789"), 0xE3069283u);
+}
+
+// The bytes of a file with one scalar, worked from the formats by hand.
+TEST(TensorBoard, EventFileBytes) {
+  NodeScalars node{"n", 2.0, {{"a", 300, 2.0, 1.5f}}};
+  std::string file = eventFile(node);
+  // The version event: wall_time (field 1, fixed64) 2.0, file_version (field 3) "brain.Event:2".
+  const std::string version = std::string("\x09\0\0\0\0\0\0\0\x40\x1a\x0d", 11) + "brain.Event:2";
+  // The scalar: wall_time, step (field 2, varint) 300 = 0xAC 0x02, summary (field 5) holding
+  // value (field 1, 8 bytes) holding tag (field 1) "a" and simple_value (field 2, fixed32) 1.5f.
+  const std::string value = std::string("\x0a\x01" "a" "\x15\0\0\xc0\x3f", 8);
+  const std::string scalar = std::string("\x09\0\0\0\0\0\0\0\x40\x10\xac\x02\x2a\x0a\x0a\x08", 16) + value;
+  auto u32 = [](uint32_t x) { return std::string{char(x), char(x >> 8), char(x >> 16), char(x >> 24)}; };
+  auto masked = [](llvm::StringRef data) {
+    uint32_t c = crc32c(data);
+    return ((c >> 15) | (c << 17)) + 0xA282EAD8u;
+  };
+  auto record = [&](const std::string &data) {
+    std::string length = u32(static_cast<uint32_t>(data.size())) + std::string(4, '\0');
+    return length + u32(masked(length)) + data + u32(masked(data));
+  };
+  EXPECT_EQ(file, record(version) + record(scalar));
+}
+
+TEST(TensorBoard, ScalarsByModelInStepOrder) {
+  mixtape::report::Run run = sampleRun();
+  run.Logs.Train[0].Record.Time = 1000.5;
+  run.Logs.Train[1].Record.Time = 1002.5;
+  run.Logs.Train[1].Record.GradNorm = 0.5;
+  std::vector<NodeScalars> nodes = tensorBoardScalars(run);
+  std::vector<std::string> names;
+  for (const NodeScalars &n : nodes)
+    names.push_back(n.Node);
+  EXPECT_EQ(names, (std::vector<std::string>{"init", "base", "b[x]", "b[y]"}));
+  const NodeScalars &base = nodes[1];
+  EXPECT_EQ(base.WallTime, 1000.5);
+  std::vector<std::tuple<std::string, uint64_t, double, float>> got;
+  for (const Scalar &s : base.Scalars)
+    got.emplace_back(s.Tag, s.Step, s.WallTime, s.Value);
+  // The eval at 0 takes the first train record's time (none is before it), the one at 50 that
+  // of step 50.
+  using T = std::tuple<std::string, uint64_t, double, float>;
+  EXPECT_EQ(got, (std::vector<T>{T{"eval/ppl/prose.val/loss", 0, 1000.5, 5.f},
+                                 T{"eval/ppl/prose.val/ppl", 0, 1000.5, 10.f},
+                                 T{"train/loss", 50, 1000.5, 4.f},
+                                 T{"train/lr", 50, 1000.5, 0.05f},
+                                 T{"eval/ppl/prose.val/loss", 50, 1000.5, 4.f},
+                                 T{"eval/ppl/prose.val/ppl", 50, 1000.5, 8.f},
+                                 T{"train/loss", 100, 1002.5, 4.f},
+                                 T{"train/lr", 100, 1002.5, 0.1f},
+                                 T{"train/grad_norm", 100, 1002.5, 0.5f}}));
+}
+
+TEST(Compare, ModelsOfOneNameSideBySide) {
+  mixtape::report::Run a = sampleRun(), b = sampleRun();
+  b.Logs.Evals.pop_back(); // B has no final eval of the init
+  b.Logs.Evals.back().Record.Loss = 3.25;
+  RunComparison c = compareRuns(a, "runs/a", b, "runs/b");
+  EXPECT_EQ(c.Metrics, (std::vector<std::string>{"ppl prose.val loss"}));
+  ASSERT_EQ(c.Rows.size(), 2u);
+  EXPECT_EQ(c.Rows[0].Model, "init");
+  EXPECT_EQ(c.Rows[0].A[0], 5.5);
+  EXPECT_FALSE(c.Rows[0].B[0]);
+  EXPECT_EQ(c.Rows[1].Model, "b[x]");
+  EXPECT_EQ(c.Rows[1].B[0], 3.25);
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  printComparison(c, os);
+  EXPECT_EQ(text, "A: runs/a\nB: runs/b\n"
+                  "model  metric                      A          B        B-A\n"
+                  "init   ppl prose.val loss     5.5000          -          -\n"
+                  "b[x]   ppl prose.val loss     3.5000     3.2500    -0.2500\n");
+  // Overlaid: A's curves then B's, one colour (the variant's) for both, B dashed.
+  std::vector<Chart> charts = overlaidCharts(a, b);
+  ASSERT_EQ(charts.size(), 1u);
+  ASSERT_EQ(charts[0].Curves.size(), 6u);
+  EXPECT_EQ(charts[0].Curves[1].Label, "A: b[x]");
+  EXPECT_EQ(charts[0].Curves[4].Label, "B: b[x]");
+  EXPECT_EQ(charts[0].Curves[4].Style, charts[0].Curves[1].Style);
+  EXPECT_EQ(charts[0].Curves[1].Dash, 0u);
+  EXPECT_EQ(charts[0].Curves[4].Dash, 1u);
 }

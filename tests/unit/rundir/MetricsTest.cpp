@@ -41,6 +41,11 @@ TrainRecord trainRecord(uint64_t step) {
 TEST(Metrics, RecordsRoundTrip) {
   TrainRecord t = trainRecord(3);
   t.SkippedSteps = 1;
+  t.Time = 1796146235.125;
+  t.ElapsedS = 12.5;
+  t.TokensPerS = 41000.5;
+  t.Mfu = 0.4125;
+  t.PeakMemoryBytes = 123456789;
   SkipRecord skip{"adapt", "adapt", 4, 256, 1256, "NaN", "", 0, 2};
   SkipRecord gradSkip{"adapt", "adapt", 5, 320, 1320, "", "inf", 7.25, 3};
   EvalRecord e{"init", "ppl", true, std::nullopt, 0, 0, "prose", plan::SplitKind::Train, 1.5, std::exp(1.5), 4096,
@@ -51,8 +56,18 @@ TEST(Metrics, RecordsRoundTrip) {
                               R"("chain_tokens":1256,"nonfinite_loss":"NaN","skipped_steps":2})");
   EXPECT_EQ(recordLine(gradSkip), R"({"type":"skip","node":"adapt","stage":"adapt","step":5,"stage_tokens":320,)"
                                   R"("chain_tokens":1320,"loss":7.25,"nonfinite_grad_norm":"inf","skipped_steps":3})");
+  // The wall clock after the rest, numbers in their shortest form.
+  EXPECT_NE(recordLine(t).find(R"("skipped_steps":1,"time":1796146235.125,"elapsed_s":12.5,"tokens_per_s":41000.5,)"
+                               R"("mfu":0.4125,"peak_memory_bytes":123456789})"),
+            std::string::npos)
+      << recordLine(t);
   Metrics m = take(parseMetrics(text, "m.jsonl"));
   ASSERT_EQ(m.Train.size(), 1u);
+  EXPECT_EQ(m.Train[0].Time, 1796146235.125);
+  EXPECT_EQ(m.Train[0].ElapsedS, 12.5);
+  EXPECT_EQ(m.Train[0].TokensPerS, 41000.5);
+  EXPECT_EQ(m.Train[0].Mfu, 0.4125);
+  EXPECT_EQ(m.Train[0].PeakMemoryBytes, 123456789u);
   EXPECT_EQ(m.Train[0].Step, 3u);
   EXPECT_EQ(m.Train[0].LR, 3e-4);
   EXPECT_EQ(m.Train[0].LossByStream.at("code"), 2.25);

@@ -1,9 +1,11 @@
 //===- Report.h - tables and plots of a run directory ----------*- C++ -*-===//
 //
 // `mixtape report RUN_DIR` reads the plan that ran (plan/PlanJSON.h) and the metrics.jsonl
-// of every node (rundir/Metrics.h, docs/run-format.md), and writes a table of final metrics, SVG plots of eval loss,
-// task accuracy and LR against the tokens trained since the init (one line per stage variant), an HTML page
-// with both, and forgetting.json (Forgetting.h). Everything here is pure text in, text out, except loadRun and writeReport;
+// of every node (rundir/Metrics.h, docs/run-format.md), and writes a table of final metrics,
+// SVG plots of eval loss, task accuracy, LR and gradient norm against the tokens trained since
+// the init (one line per stage variant), a throughput table, an HTML page with all of them,
+// forgetting.json (Forgetting.h), and the comparison of two runs. Everything here is pure text
+// in, text out, except loadRun, writeReport and writeComparison;
 // output is deterministic (same run directory, same bytes).
 //
 //===----------------------------------------------------------------------===//
@@ -65,9 +67,11 @@ struct Curve {
   std::vector<Point> Points;
   /// Some node of the curve's chain has not finished.
   bool Partial = false;
-  /// The colour and dash: the variant's index, so a variant looks the same on every chart
-  /// even where others draw nothing; unset: the curve's index.
+  /// The colour, width and dash: the variant's index, so a variant looks the same on every
+  /// chart even where others draw nothing; unset: the curve's index.
   std::optional<size_t> Style;
+  /// The dash pattern's index where it is not Style's (a comparison draws run B dashed).
+  std::optional<size_t> Dash;
 };
 
 /// A stage starts at `x` (several stages starting at the same x share one mark).
@@ -101,6 +105,10 @@ std::vector<Chart> taskCharts(const Run &run);
 
 /// The learning rate of every step, per variant.
 Chart lrChart(const Run &run);
+
+/// The gradient norm (before clipping) of every step, per variant; no curves when the
+/// records have none.
+Chart gradNormChart(const Run &run);
 
 /// One chart per stream the train records break their loss down by: that stream's training
 /// loss at every step, per variant.
@@ -141,6 +149,23 @@ void printTable(const MetricsTable &table, llvm::raw_ostream &os);
 /// where the cell lacks the metric.
 std::string formatScore(const MetricsTable::TaskCell &cell, llvm::StringRef metric, llvm::StringRef plusMinus);
 
+/// Wall time and throughput of one train node, from its train records' wall-clock fields.
+struct NodeTiming {
+  std::string Node;
+  bool Partial = false;
+  uint64_t Steps = 0, Tokens = 0; ///< logged steps and the tokens they trained
+  std::optional<double> Seconds;  ///< the last record's elapsed_s
+  std::optional<double> TokensPerS, MedianStepTokensPerS; ///< Tokens / Seconds; the steps' median
+  std::optional<double> Mfu;                ///< mean over the steps (CUDA)
+  std::optional<uint64_t> PeakMemoryBytes;  ///< the largest (CUDA)
+};
+
+/// Every train node with train records, in plan order.
+std::vector<NodeTiming> nodeTimings(const Run &run);
+void printTimings(llvm::ArrayRef<NodeTiming> timings, llvm::raw_ostream &os);
+/// "42.5 s", "3 min 05 s", "2 h 03 min".
+std::string formatDuration(double seconds);
+
 /// An ablation's candidate mixtures ranked by proxy loss (best first) on one eval column.
 struct AblationRanking {
   std::string Ablation, Column;
@@ -164,19 +189,58 @@ std::string formatTokens(double tokens);
 /// XML-escapes text for element content and attribute values.
 std::string escapeXml(llvm::StringRef text);
 
+/// The pages' style sheet.
+llvm::StringRef reportStyle();
+
 /// A standalone SVG document (no XML declaration, so it can be inlined in XHTML).
 std::string renderSvg(const Chart &chart);
 
 struct Forgetting;
 
-/// The page: recipe, warnings, the table, forgetting, the charts inline, node statuses.
-/// Well-formed XHTML.
+/// Every chart of a report.
+struct ReportCharts {
+  std::vector<Chart> Loss, Task;
+  Chart LR, GradNorm; ///< GradNorm may have no curves: then it is left out
+  std::vector<Chart> TrainLoss;
+
+  /// Each chart drawn, in page order.
+  std::vector<const Chart *> all() const;
+};
+ReportCharts chartsOf(const Run &run);
+
+/// The page: recipe, warnings, the table, forgetting, the charts inline, throughput, node
+/// statuses. Well-formed XHTML.
 std::string renderHtml(const Run &run, const MetricsTable &table, const Forgetting &forgetting,
-                       llvm::ArrayRef<Chart> lossCharts, llvm::ArrayRef<Chart> taskCharts, const Chart &lr,
-                       llvm::ArrayRef<Chart> trainLossCharts);
+                       const ReportCharts &charts, llvm::ArrayRef<NodeTiming> timings);
 
 /// Writes report.html, forgetting.json and one SVG per chart into outDir (created if
-/// needed); prints the table and the forgetting numbers to `tableOut`.
+/// needed); prints the table, the forgetting numbers and the throughput to `tableOut`.
 llvm::Error writeReport(const Run &run, llvm::StringRef outDir, llvm::raw_ostream &tableOut);
+
+//===--- Two runs -------------------------------------------------------===//
+
+/// `mixtape report RUN_A RUN_B`: the final metrics of models of the same name side by side.
+struct RunComparison {
+  std::string PathA, PathB;
+  /// "EVAL STREAM.SPLIT loss" and "EVAL TASK METRIC", A's order of first appearance, then B's.
+  std::vector<std::string> Metrics;
+  struct Row {
+    std::string Model;
+    std::vector<std::optional<double>> A, B; ///< parallel to Metrics
+  };
+  /// Models with a final eval in either run: A's plan order, then B's others.
+  std::vector<Row> Rows;
+};
+RunComparison compareRuns(const Run &a, llvm::StringRef pathA, const Run &b, llvm::StringRef pathB);
+/// One line per (model, metric) that either run has: A, B and B - A.
+void printComparison(const RunComparison &comparison, llvm::raw_ostream &os);
+
+/// The eval-loss and task charts of both runs overlaid, by title: A's variants solid and
+/// B's dashed, a variant (by name) in one colour across both.
+std::vector<Chart> overlaidCharts(const Run &a, const Run &b);
+
+/// Writes compare.html (the table and the overlaid charts) into outDir; prints the table.
+llvm::Error writeComparison(const Run &a, llvm::StringRef pathA, const Run &b, llvm::StringRef pathB,
+                            llvm::StringRef outDir, llvm::raw_ostream &tableOut);
 
 } // namespace mixtape::report

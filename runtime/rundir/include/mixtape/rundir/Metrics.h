@@ -32,6 +32,13 @@ struct TrainRecord {
   std::map<std::string, double> LossByStream;
   std::map<std::string, uint64_t> LossTokensByStream;
   std::optional<uint64_t> SkippedSteps; ///< nodes that skip non-finite steps: how many so far
+  /// Wall clock (absent in files written before they were logged): when the step ended, in
+  /// unix seconds (UTC, millisecond precision); the node's training seconds through it,
+  /// resumes included; and the step's tokens per second (all ranks).
+  std::optional<double> Time, ElapsedS, TokensPerS;
+  /// CUDA only: model FLOPs utilization of the step, and the device's peak allocated bytes.
+  std::optional<double> Mfu;
+  std::optional<uint64_t> PeakMemoryBytes;
 };
 
 /// "skip": a step dropped for a non-finite loss.
