@@ -82,6 +82,9 @@ static void printRow(llvm::raw_ostream &os, StringRef name, StringRef help, size
 
 static void printLines(llvm::raw_ostream &os, StringRef text) { os << text << (text.endswith("\n") ? "" : "\n"); }
 
+/// The argument that asks a command for its option table instead of running it (Options.h).
+static bool listsOptions(ArrayRef<StringRef> args) { return args.size() == 1 && args[0] == "--list-options"; }
+
 //===----------------------------------------------------------------------===//
 // OptionParser
 //===----------------------------------------------------------------------===//
@@ -207,6 +210,10 @@ OptionParser::Option *OptionParser::find(StringRef name) {
 }
 
 std::optional<int> OptionParser::parse(ArrayRef<StringRef> args, llvm::raw_ostream &out, llvm::raw_ostream &err) {
+  if (listsOptions(args)) {
+    listOptions(out);
+    return 0;
+  }
   HelpRequested = false;
   for (Option &option : Options)
     option.Seen = false;
@@ -316,6 +323,18 @@ void OptionParser::printHelp(llvm::raw_ostream &os) const {
   }
 }
 
+void OptionParser::listOptions(llvm::raw_ostream &os) const {
+  for (const Option &option : Options) {
+    StringRef kind = option.Prefixed ? "prefix" : option.TakesValue ? "value" : "flag";
+    os << kind << '\t' << llvm::join(option.Names, " ");
+    if (!option.Meta.empty())
+      os << '\t' << option.Meta;
+    os << '\n';
+  }
+  if (Positional)
+    os << "operand\t" << PositionalMeta << '\n';
+}
+
 //===----------------------------------------------------------------------===//
 // CommandTable
 //===----------------------------------------------------------------------===//
@@ -332,6 +351,10 @@ int CommandTable::dispatch(ArrayRef<StringRef> args, llvm::raw_ostream &out, llv
   if (args.empty()) {
     printHelp(err);
     return 2;
+  }
+  if (listsOptions(args)) {
+    listOptions(out);
+    return 0;
   }
   StringRef name = args[0];
   if (name == "--help" || name == "-h" || name == "help") {
@@ -372,6 +395,14 @@ void CommandTable::printHelp(llvm::raw_ostream &os) const {
   for (const Subcommand &command : Commands)
     printRow(os, command.Name, command.Summary, 2 + width + 2);
   os << "\nrun '" << Command << " <command> --help' for a command's options\n";
+}
+
+void CommandTable::listOptions(llvm::raw_ostream &os) const {
+  for (const Subcommand &command : Commands)
+    os << "command\t" << command.Name << '\n';
+  os << "flag\t--help -h\n";
+  if (!Version.empty())
+    os << "flag\t--version\n";
 }
 
 bool mixtape::useColor(const llvm::raw_ostream &os, std::optional<bool> forced) {

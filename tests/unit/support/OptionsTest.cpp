@@ -410,6 +410,42 @@ TEST(Options, SubcommandDispatch) {
   EXPECT_EQ(dispatch(data, {"--version"}).Err, usageError("mixtape data", "unknown option '--version'"));
 }
 
+// `--list-options` alone prints the table shell completion is generated from (Options.h);
+// anywhere else it is an unknown option like any other.
+TEST(Options, ListOptions) {
+  std::string out, format;
+  std::optional<bool> color;
+  std::vector<std::string> recipes;
+  bool werror = false;
+  OptionParser parser("mixtape lint", "RECIPE...", "");
+  parser.value("--out", "FILE", out, "")
+      .alias("-o")
+      .choice("--format", {"text", "json"}, format, "")
+      .flag("-Werror", werror, "")
+      .prefixed("-Wno-", "<code>", [](StringRef) { return std::string(); }, "")
+      .toggle("--color", color, "")
+      .positional("RECIPE...", recipes, 1, OptionParser::Unlimited);
+  Outcome r = parse(parser, {"--list-options"});
+  EXPECT_EQ(r.Exit, 0);
+  EXPECT_EQ(r.Out, "flag\t--help -h\n"
+                   "value\t--out -o\tFILE\n"
+                   "value\t--format\ttext|json\n"
+                   "flag\t-Werror\n"
+                   "prefix\t-Wno-\t<code>\n"
+                   "flag\t--color --no-color\n"
+                   "operand\tRECIPE...\n");
+  EXPECT_EQ(r.Err, "");
+  EXPECT_EQ(parse(parser, {"a.toml", "--list-options"}).Exit, 2);
+
+  CommandTable table = CommandTable("mixtape", "", kCommands).version("mixtape 1.2");
+  r = dispatch(table, {"--list-options"});
+  EXPECT_EQ(r.Exit, 0);
+  EXPECT_EQ(r.Out, "command\tlint\ncommand\tplan\nflag\t--help -h\nflag\t--version\n");
+  Received.clear();
+  EXPECT_EQ(dispatch(table, {"lint", "--list-options"}).Exit, 7); // the subcommand's to answer
+  EXPECT_EQ(Received, (std::vector<std::string>{"--list-options"}));
+}
+
 TEST(Options, NoColor) {
   TerminalStream terminal;
   std::string text;

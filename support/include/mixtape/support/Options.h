@@ -10,7 +10,11 @@
 //  - a usage error prints "<command>: <message>" and "run '<command> --help' for usage" on
 //    stderr and exits 2; a mistyped name gets "did you mean" when a declared one is close;
 //  - help is generated in declaration order and wrapped at 100 columns, whatever the
-//    terminal, so that it reads the same everywhere (and in tests).
+//    terminal, so that it reads the same everywhere (and in tests);
+//  - `--list-options` as the only argument lists the command's options and operands (or a
+//    group's subcommands) one per line, tab-separated, for the generated shell completion
+//    (`mixtape completion`): "flag NAMES", "value NAMES META", "prefix PREFIX META",
+//    "operand META", "command NAME", NAMES being every spelling, separated by spaces.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -95,6 +99,8 @@ public:
   /// ("--out only goes with --dry-run"); returns 2.
   int usageError(const llvm::Twine &message, llvm::raw_ostream &err = llvm::errs()) const;
   void printHelp(llvm::raw_ostream &os) const;
+  /// What `--list-options` prints (see the top of this file).
+  void listOptions(llvm::raw_ostream &os) const;
 
 private:
   /// Stores an option's value: gets the spelling typed (errors name it) and the value;
@@ -141,6 +147,8 @@ public:
   int dispatch(llvm::ArrayRef<llvm::StringRef> args, llvm::raw_ostream &out = llvm::outs(),
                llvm::raw_ostream &err = llvm::errs()) const;
   void printHelp(llvm::raw_ostream &os) const;
+  /// What `--list-options` prints: the subcommands and the group's own options.
+  void listOptions(llvm::raw_ostream &os) const;
 
 private:
   std::string Command, Summary, Version;
