@@ -1,8 +1,8 @@
 //===- Commands.h - the subcommands of `mixtape` ----------------*- C++ -*-===//
 //
-// Two executables: `mixtape` (lint, plan, submit, data, report; no LibTorch, so it starts in
-// milliseconds) and `mixtape-runtime` (run, exec, export, merge), which `mixtape` runs for
-// those commands. Both share what is declared here.
+// Two executables: `mixtape` (lint, plan, submit, data, report, schema, completion; no
+// LibTorch, so it starts in milliseconds) and `mixtape-runtime` (run, exec, export, merge),
+// which `mixtape` runs for those commands. Both share what is declared here.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -42,6 +42,8 @@ int planMain(llvm::ArrayRef<llvm::StringRef> args);
 int submitMain(llvm::ArrayRef<llvm::StringRef> args);
 int dataMain(llvm::ArrayRef<llvm::StringRef> args);
 int reportMain(llvm::ArrayRef<llvm::StringRef> args);
+int schemaMain(llvm::ArrayRef<llvm::StringRef> args);
+int completionMain(llvm::ArrayRef<llvm::StringRef> args);
 // mixtape-runtime's.
 int runMain(llvm::ArrayRef<llvm::StringRef> args);
 int execMain(llvm::ArrayRef<llvm::StringRef> args);

@@ -58,6 +58,8 @@ int main(int argc, char **argv) {
       {"merge", cli::kMergeSummary, mergeCommand},
       {"data", "synthesize, prepare and inspect token datasets", cli::dataMain},
       {"report", "tables and plots of a run: metrics, forgetting, LR", cli::reportMain},
+      {"schema", "print the JSON schema of recipes, for editors (Even Better TOML, taplo)", cli::schemaMain},
+      {"completion", "print a bash or zsh completion script", cli::completionMain},
   };
   std::vector<llvm::StringRef> args(argv + 1, argv + argc);
   return CommandTable("mixtape", "a recipe compiler and runtime for continual pre-training", commands)

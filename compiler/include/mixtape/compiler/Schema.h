@@ -73,4 +73,8 @@ std::string describeType(ValueType type);
 /// that are not among the choices. Keeps going after errors.
 void checkSchema(const Value &root, DiagnosticEngine &diags);
 
+/// The same schema as a JSON schema (draft-07), for editors: grammar/recipe.schema.json is
+/// its output, and a test checks that it still is.
+void writeJSONSchema(llvm::raw_ostream &os);
+
 } // namespace mixtape
