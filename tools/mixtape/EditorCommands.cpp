@@ -120,29 +120,30 @@ std::string completionAction(llvm::StringRef meta) {
   return actions.empty() ? ":" : llvm::join(actions, "; ");
 }
 
-/// A case label of the script: every word is a name or a path of names, never a quote.
-std::string quoted(llvm::StringRef word) { return "'" + word.str() + "'"; }
+/// A word of the script in single quotes: names, paths of names and option spellings, which
+/// never hold one.
+std::string shellWord(llvm::StringRef word) { return "'" + word.str() + "'"; }
 
 void writeBash(llvm::raw_ostream &os, llvm::ArrayRef<CommandSpec> specs) {
   os << "_mixtape_commands() { # PATH: the subcommands of `mixtape PATH`\n  case $1 in\n";
   for (const CommandSpec &spec : specs)
     if (!spec.Subcommands.empty())
-      os << "    " << quoted(spec.Path) << ") echo " << quoted(llvm::join(spec.Subcommands, " ")) << " ;;\n";
+      os << "    " << shellWord(spec.Path) << ") echo " << shellWord(llvm::join(spec.Subcommands, " ")) << " ;;\n";
   os << "  esac\n}\n\n";
   os << "_mixtape_options() { # PATH: the options of `mixtape PATH`\n  case $1 in\n";
   for (const CommandSpec &spec : specs)
-    os << "    " << quoted(spec.Path) << ") echo " << quoted(llvm::join(spec.Options, " ")) << " ;;\n";
+    os << "    " << shellWord(spec.Path) << ") echo " << shellWord(llvm::join(spec.Options, " ")) << " ;;\n";
   os << "  esac\n}\n\n";
   os << "_mixtape_value() { # PATH OPTION: completes the value of OPTION; fails when it takes none\n"
         "  case \"$1 $2\" in\n";
   for (const CommandSpec &spec : specs)
     for (const auto &[name, meta] : spec.Values)
-      os << "    " << quoted(spec.Path + " " + name) << ") " << completionAction(meta) << " ;;\n";
+      os << "    " << shellWord(spec.Path + " " + name) << ") " << completionAction(meta) << " ;;\n";
   os << "    *) return 1 ;;\n  esac\n}\n\n";
   os << "_mixtape_operand() { # PATH: completes an operand of `mixtape PATH`\n  case $1 in\n";
   for (const CommandSpec &spec : specs)
     if (spec.Subcommands.empty())
-      os << "    " << quoted(spec.Path) << ") " << (spec.Operand.empty() ? ":" : completionAction(spec.Operand))
+      os << "    " << shellWord(spec.Path) << ") " << (spec.Operand.empty() ? ":" : completionAction(spec.Operand))
          << " ;;\n";
   os << "    *) _mixtape_files ;;\n  esac\n}\n\n";
   os << R"sh(_mixtape_words() { local IFS=$' \t\n'; COMPREPLY+=($(compgen -W "$1" -- "$cur")); }
