@@ -129,7 +129,9 @@ llvm::Expected<std::string> stringPattern(const JsonFields &fields, const ErrorA
   }
   if (p.get("Regex")) {
     TRY(r, p.string("Regex"));
-    if (regex && regex(r))
+    if (!regex)
+      return error(p.at("Regex"), "the regex " + quotedText(r) + " is not supported (only string patterns)");
+    if (regex(r))
       return std::string();
     return error(p.at("Regex"), "the regex " + quotedText(r) +
                                     " is not supported (Mixtape knows the pre-tokenization regexes of GPT-2, "

@@ -58,7 +58,7 @@ public:
 };
 
 /// Tokenizers by name: "bytes" or "bytes-v1" (the byte tokenizer), or a Hugging Face
-/// byte-level BPE tokenizer (BpeTokenizer.h) as "hf:PATH" or an existing PATH: a
+/// BPE tokenizer (BpeTokenizer.h) as "hf:PATH" or an existing PATH: a
 /// tokenizer.json or a directory with tokenizer.json or vocab.json + merges.txt.
 llvm::Expected<std::unique_ptr<Tokenizer>> createTokenizer(llvm::StringRef name);
 
