@@ -35,49 +35,48 @@ const json::Value *JsonFields::get(llvm::StringRef key) const {
   return v && !v->getAsNull() ? v : nullptr;
 }
 
+namespace {
+/// The field `key` of `fields` as getAs reads it (an llvm::Optional); `fallback` when it
+/// is missing, an error when there is none.
+template <typename T, typename Get>
+llvm::Expected<T> readField(const JsonFields &fields, llvm::StringRef key, std::optional<T> fallback, Get &&getAs,
+                            llvm::StringRef expected) {
+  const json::Value *v = fields.get(key);
+  if (!v) {
+    if (fallback)
+      return *fallback;
+    return fields.Error(fields.at(key), "missing");
+  }
+  if (llvm::Optional<T> value = getAs(*v))
+    return *value;
+  return fields.Error(fields.at(key), "expected " + expected);
+}
+
+template <typename T> llvm::Optional<const T *> pointer(const T *p) { return p ? llvm::Optional<const T *>(p) : llvm::None; }
+} // namespace
+
 llvm::Expected<bool> JsonFields::flag(llvm::StringRef key, bool fallback) const {
-  const json::Value *v = get(key);
-  if (!v)
-    return fallback;
-  if (llvm::Optional<bool> b = v->getAsBoolean())
-    return *b;
-  return Error(at(key), "expected true or false");
+  return readField<bool>(*this, key, fallback, [](const json::Value &v) { return v.getAsBoolean(); }, "true or false");
 }
 
 llvm::Expected<llvm::StringRef> JsonFields::string(llvm::StringRef key) const {
-  const json::Value *v = get(key);
-  if (!v)
-    return Error(at(key), "missing");
-  if (llvm::Optional<llvm::StringRef> s = v->getAsString())
-    return *s;
-  return Error(at(key), "expected a string");
+  return readField<llvm::StringRef>(*this, key, std::nullopt, [](const json::Value &v) { return v.getAsString(); },
+                                    "a string");
 }
 
 llvm::Expected<uint64_t> JsonFields::count(llvm::StringRef key, uint64_t fallback) const {
-  const json::Value *v = get(key);
-  if (!v)
-    return fallback;
-  if (llvm::Optional<uint64_t> n = v->getAsUINT64())
-    return *n;
-  return Error(at(key), "expected a non-negative integer");
+  return readField<uint64_t>(*this, key, fallback, [](const json::Value &v) { return v.getAsUINT64(); },
+                             "a non-negative integer");
 }
 
 llvm::Expected<const json::Object *> JsonFields::object(llvm::StringRef key) const {
-  const json::Value *v = get(key);
-  if (!v)
-    return Error(at(key), "missing");
-  if (const json::Object *o = v->getAsObject())
-    return o;
-  return Error(at(key), "expected an object");
+  return readField<const json::Object *>(*this, key, std::nullopt,
+                                         [](const json::Value &v) { return pointer(v.getAsObject()); }, "an object");
 }
 
 llvm::Expected<const json::Array *> JsonFields::array(llvm::StringRef key) const {
-  const json::Value *v = get(key);
-  if (!v)
-    return Error(at(key), "missing");
-  if (const json::Array *a = v->getAsArray())
-    return a;
-  return Error(at(key), "expected an array");
+  return readField<const json::Array *>(*this, key, std::nullopt,
+                                        [](const json::Value &v) { return pointer(v.getAsArray()); }, "an array");
 }
 
 #define TRY(decl, expr)                                                                            \
@@ -138,6 +137,26 @@ llvm::Expected<std::string> stringPattern(const JsonFields &fields, const ErrorA
                                     "Llama 3 and Qwen 2, and string patterns)");
   }
   return error(fields.at("pattern"), "expected {\"String\": ...} or {\"Regex\": ...}");
+}
+
+/// What `read` collects from the stage `value` at `path` into a T; an empty T for null.
+template <typename T, typename Read>
+llvm::Expected<T> collect(const json::Value &value, const std::string &path, const ErrorAt &error, Read &&read) {
+  T out;
+  if (!value.getAsNull())
+    if (llvm::Error err = read(value, path, error, out))
+      return std::move(err);
+  return std::move(out);
+}
+
+/// Reads each element of the Sequence's array `key` with `read`, into `out`.
+template <typename Out, typename Read>
+llvm::Error readSequence(const JsonFields &fields, llvm::StringRef key, const ErrorAt &error, Out &out, Read &&read) {
+  TRY(list, fields.array(key));
+  for (size_t i = 0; i < list->size(); ++i)
+    if (llvm::Error err = read((*list)[i], fields.at(key) + "[" + std::to_string(i) + "]", error, out))
+      return err;
+  return llvm::Error::success();
 }
 
 void replaceAll(std::string &text, llvm::StringRef from, llvm::StringRef to) {
@@ -519,14 +538,8 @@ llvm::Error readPreTokenizer(const json::Value &value, const std::string &path, 
   JsonFields fields(error, *typed.Object, path);
   if (out.ByteLevel)
     return error(path, "'" + typed.Type + "' after ByteLevel is not supported (ByteLevel must come last)");
-  if (typed.Type == "Sequence") {
-    TRY(list, fields.array("pretokenizers"));
-    for (size_t i = 0; i < list->size(); ++i)
-      if (llvm::Error err =
-              readPreTokenizer((*list)[i], fields.at("pretokenizers") + "[" + std::to_string(i) + "]", error, out))
-        return err;
-    return llvm::Error::success();
-  }
+  if (typed.Type == "Sequence")
+    return readSequence(fields, "pretokenizers", error, out, readPreTokenizer);
   if (typed.Type == "ByteLevel") {
     TRY(addPrefixSpace, fields.flag("add_prefix_space", true));
     TRY(useRegex, fields.flag("use_regex", true));
@@ -593,12 +606,7 @@ void PreTokenizers::run(llvm::StringRef piece, bool first, llvm::function_ref<vo
 
 llvm::Expected<PreTokenizers> hf::readPreTokenizers(const json::Value &value, const std::string &path,
                                                     const ErrorAt &error) {
-  PreTokenizers out;
-  if (value.getAsNull())
-    return std::move(out);
-  if (llvm::Error err = readPreTokenizer(value, path, error, out))
-    return std::move(err);
-  return std::move(out);
+  return collect<PreTokenizers>(value, path, error, readPreTokenizer);
 }
 
 //===----------------------------------------------------------------------===//
@@ -713,13 +721,8 @@ llvm::Error readDecoder(const json::Value &value, const std::string &path, const
                         std::vector<std::unique_ptr<Decoder>> &out) {
   TRY(typed, typedObject(value, path, error));
   JsonFields fields(error, *typed.Object, path);
-  if (typed.Type == "Sequence") {
-    TRY(list, fields.array("decoders"));
-    for (size_t i = 0; i < list->size(); ++i)
-      if (llvm::Error err = readDecoder((*list)[i], fields.at("decoders") + "[" + std::to_string(i) + "]", error, out))
-        return err;
-    return llvm::Error::success();
-  }
+  if (typed.Type == "Sequence")
+    return readSequence(fields, "decoders", error, out, readDecoder);
   if (typed.Type == "ByteLevel") {
     out.push_back(std::make_unique<ByteLevelDecoder>());
   } else if (typed.Type == "ByteFallback") {
@@ -753,11 +756,9 @@ llvm::Error readDecoder(const json::Value &value, const std::string &path, const
 
 llvm::Expected<std::vector<std::unique_ptr<Decoder>>>
 hf::readDecoders(const json::Value &value, const std::string &path, const ErrorAt &error, bool &byteLevelOnly) {
-  std::vector<std::unique_ptr<Decoder>> out;
-  if (llvm::Error err = readDecoder(value, path, error, out))
-    return std::move(err);
-  byteLevelOnly = out.size() == 1 && dynamic_cast<const ByteLevelDecoder *>(out[0].get());
-  return std::move(out);
+  auto out = collect<std::vector<std::unique_ptr<Decoder>>>(value, path, error, readDecoder);
+  byteLevelOnly = out && out->size() == 1 && dynamic_cast<const ByteLevelDecoder *>((*out)[0].get());
+  return out;
 }
 
 //===----------------------------------------------------------------------===//
@@ -815,24 +816,13 @@ llvm::Error readProcessor(const json::Value &value, const std::string &path, con
       return error(path, "a second TemplateProcessing is not supported");
     return readTemplate(fields, error, out);
   }
-  if (typed.Type == "Sequence") {
-    TRY(list, fields.array("processors"));
-    for (size_t i = 0; i < list->size(); ++i)
-      if (llvm::Error err =
-              readProcessor((*list)[i], fields.at("processors") + "[" + std::to_string(i) + "]", error, out))
-        return err;
-    return llvm::Error::success();
-  }
+  if (typed.Type == "Sequence")
+    return readSequence(fields, "processors", error, out, readProcessor);
   return unsupported(error, path, typed.Type);
 }
 } // namespace
 
 llvm::Expected<Template> hf::readPostProcessor(const json::Value &value, const std::string &path,
                                                const ErrorAt &error) {
-  Template out;
-  if (value.getAsNull())
-    return std::move(out);
-  if (llvm::Error err = readProcessor(value, path, error, out))
-    return std::move(err);
-  return std::move(out);
+  return collect<Template>(value, path, error, readProcessor);
 }

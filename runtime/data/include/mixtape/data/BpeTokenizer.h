@@ -98,6 +98,14 @@ private:
   struct MergeRule {
     uint32_t Rank, Merged;
   };
+  /// DenseMap's own hash of a uint64_t (times 37) keeps only the right id's bits in the
+  /// bucket index, so pairs with one right token collide; this one mixes both ids.
+  struct PairInfo {
+    static uint64_t getEmptyKey() { return ~uint64_t(0); }
+    static uint64_t getTombstoneKey() { return ~uint64_t(0) - 1; }
+    static unsigned getHashValue(uint64_t pair) { return static_cast<unsigned>((pair * 0x9E3779B97F4A7C15ull) >> 32); }
+    static bool isEqual(uint64_t a, uint64_t b) { return a == b; }
+  };
   class Builder;
 
   BpeTokenizer() = default;
@@ -138,7 +146,7 @@ private:
   /// 256 or none).
   std::array<uint32_t, 256> ByteIds{};
   /// (left id << 32 | right id) -> rank and merged id.
-  llvm::DenseMap<uint64_t, MergeRule> Merges;
+  llvm::DenseMap<uint64_t, MergeRule, PairInfo> Merges;
   /// Added tokens cut out before and after normalization (`normalized` false / true), in
   /// the order `tokenizers` does it.
   AddedTokenSet RawAdded, NormalizedAdded;
