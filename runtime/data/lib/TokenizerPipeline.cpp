@@ -124,6 +124,9 @@ llvm::Expected<std::string> stringPattern(const JsonFields &fields, const ErrorA
   JsonFields p(error, *pattern, fields.at("pattern"));
   if (p.get("String")) {
     TRY(s, p.string("String"));
+    // `tokenizers` would match it between every two characters.
+    if (s.empty())
+      return error(p.at("String"), "an empty pattern is not supported");
     return s.str();
   }
   if (p.get("Regex")) {
@@ -159,8 +162,10 @@ llvm::Error readSequence(const JsonFields &fields, llvm::StringRef key, const Er
   return llvm::Error::success();
 }
 
+/// Replaces each occurrence of `from` (not empty), left to right.
 void replaceAll(std::string &text, llvm::StringRef from, llvm::StringRef to) {
-  if (from.empty() || text.find(from.data(), 0, from.size()) == std::string::npos)
+  assert(!from.empty() && "an empty pattern matches everywhere");
+  if (text.find(from.data(), 0, from.size()) == std::string::npos)
     return;
   std::string out;
   llvm::StringRef rest = text;
@@ -457,8 +462,6 @@ private:
   template <typename Match> void findMatches(llvm::StringRef piece, Match &&match) const {
     auto offsetOf = [&](llvm::StringRef sub) { return size_t(sub.data() - piece.data()); };
     if (!Regex) {
-      if (Literal.empty())
-        return;
       for (size_t at = piece.find(Literal); at != llvm::StringRef::npos; at = piece.find(Literal, at + Literal.size()))
         match(at, at + Literal.size());
     } else if (*Regex == KnownRegex::Gpt2) {

@@ -309,6 +309,8 @@ TEST(TokenizerJsonTest, UnsupportedStagesNameTheirJsonPath) {
             }),
             "tokenizer.json: normalizer.normalizers[0].pattern.Regex: the regex \" +\" is not supported (only string "
             "patterns)");
+  EXPECT_EQ(errorOf([](json::Object &root) { root["pre_tokenizer"] = split(json::Object{{"String", ""}}, "Isolated"); }),
+            "tokenizer.json: pre_tokenizer.pattern.String: an empty pattern is not supported");
   EXPECT_EQ(errorOf([](json::Object &root) { root["normalizer"] = json::Object{{"type", "Lowercase"}}; }),
             "tokenizer.json: normalizer.type: 'Lowercase' is not supported");
   EXPECT_EQ(errorOf([](json::Object &root) {
