@@ -15,6 +15,7 @@ without node or them the test exits 77 (skipped), and under CI 1 (tests/skipping
 """
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,15 @@ CORPUS = [
     "สวัสดีครับ ภาษาไทย नमस्ते दुनिया مرحبا بالعالم שלום עולם",
     "line\u2028separator and paragraph\u2029separator\x0bvertical\x0cform feed",
 ]
+
+# Random strings over pieces where the pre-tokenization regexes and normalizers decide
+# (contractions, whitespace runs before letters, symbols and line breaks, digit runs,
+# combining marks, specials); fixed seed, so the same corpus every run.
+POOL = ["a", "Z", "é", "e\u0301", "\u0301", "ß", "日", "本", "한", "ก", "\u0e31", "1", "23", "٣", "²", "'", "'s",
+        "'LL", "'Re", " ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u3000", ".", "!?", "(", "😀", "‍", "_", "-",
+        "<s>", "</s>", "<|endoftext|>", "<|end_of_text|>", "<unk>", "▁"]
+rng = random.Random(18)
+CORPUS += ["".join(rng.choice(POOL) for _ in range(rng.randint(1, 24))) for _ in range(300)]
 
 
 def main():
