@@ -153,14 +153,44 @@ void unicode::appendUtf8(std::string &out, uint32_t cp) {
   }
 }
 
+namespace {
+/// Whether NFC leaves cp as it is whatever surrounds it: a starter that does not
+/// decompose and never joins the character before it (NFC_Quick_Check Yes, class 0).
+bool isStableStarter(uint32_t cp) {
+  static const std::vector<uint32_t> seconds = [] {
+    std::vector<uint32_t> out;
+    for (const Composition &c : Compositions)
+      out.push_back(c.Second);
+    llvm::sort(out);
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }();
+  if (cp < 0x300)
+    return true;
+  if ((cp >= VBase && cp < VBase + VCount) || (cp > TBase && cp < TBase + TCount))
+    return false; // Hangul vowels and trailing consonants join a syllable
+  const Decomposition *d = lastAtMost(Decompositions, cp, [](const Decomposition &e) { return e.CodePoint; });
+  return combiningClass(cp) == 0 && !(d && d->CodePoint == cp) && !std::binary_search(seconds.begin(), seconds.end(), cp);
+}
+} // namespace
+
 std::string unicode::toNfc(llvm::StringRef text) {
   // Below U+0300 (UTF-8 lead byte 0xCC) nothing decomposes or combines.
   if (llvm::all_of(text.bytes(), [](uint8_t b) { return b < 0xCC; }))
     return text.str();
+  const uint8_t *p = text.bytes_begin(), *end = text.bytes_end();
+  bool stable = true;
+  while (stable && p < end) {
+    uint32_t cp;
+    size_t len = decodeUtf8(p, end, cp);
+    stable = len == 0 || isStableStarter(cp);
+    p += len ? len : 1;
+  }
+  if (stable)
+    return text.str();
   std::vector<uint32_t> cps;
   cps.reserve(text.size());
-  const uint8_t *p = text.bytes_begin(), *end = text.bytes_end();
-  while (p < end) {
+  for (p = text.bytes_begin(); p < end;) {
     uint32_t cp;
     size_t len = decodeUtf8(p, end, cp);
     if (len == 0)
