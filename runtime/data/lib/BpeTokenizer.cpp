@@ -60,12 +60,6 @@ llvm::StringRef mixtape::data::unicodeTablesVersion() { return unicode::tablesVe
 // Building from either file format
 //===----------------------------------------------------------------------===//
 
-#define TRY(decl, expr)                                                                            \
-  auto decl##OrErr = (expr);                                                                       \
-  if (!decl##OrErr)                                                                                \
-    return decl##OrErr.takeError();                                                                \
-  auto decl = std::move(*decl##OrErr)
-
 /// Collects the vocabulary, merges and added tokens that either format provides and
 /// checks them, each error naming the file and where in it.
 class BpeTokenizer::Builder {

@@ -79,12 +79,6 @@ llvm::Expected<const json::Array *> JsonFields::array(llvm::StringRef key) const
                                         [](const json::Value &v) { return pointer(v.getAsArray()); }, "an array");
 }
 
-#define TRY(decl, expr)                                                                            \
-  auto decl##OrErr = (expr);                                                                       \
-  if (!decl##OrErr)                                                                                \
-    return decl##OrErr.takeError();                                                                \
-  auto decl = std::move(*decl##OrErr)
-
 namespace {
 /// The object at `path` and its "type".
 struct Typed {

@@ -24,6 +24,13 @@
 
 namespace mixtape::data::hf {
 
+/// Declares `decl` as the value of the llvm::Expected `expr`, or returns its error.
+#define TRY(decl, expr)                                                                            \
+  auto decl##OrErr = (expr);                                                                       \
+  if (!decl##OrErr)                                                                                \
+    return decl##OrErr.takeError();                                                                \
+  auto decl = std::move(*decl##OrErr)
+
 /// Reports a problem at `where` in a JSON file (a path such as "model.vocab", or "").
 using ErrorAt = std::function<llvm::Error(const llvm::Twine &where, const llvm::Twine &message)>;
 

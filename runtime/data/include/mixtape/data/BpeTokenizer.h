@@ -142,8 +142,8 @@ private:
   llvm::StringMap<uint32_t> Vocab;
   /// Raw bytes -> id for the ignore_merges shortcut (byte-level).
   llvm::StringMap<uint32_t> WordIds;
-  /// The id of each byte: its byte-level token, or its <0xNN> token (byte_fallback; all
-  /// 256 or none).
+  /// The id of each byte: its byte-level token, or its <0xNN> token for byte_fallback
+  /// (~0u for a byte without one).
   std::array<uint32_t, 256> ByteIds{};
   /// (left id << 32 | right id) -> rank and merged id.
   llvm::DenseMap<uint64_t, MergeRule, PairInfo> Merges;
