@@ -11,6 +11,8 @@
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <optional>
+
 using namespace mixtape;
 using namespace mixtape::data;
 using namespace mixtape::data::hf;
