@@ -117,21 +117,18 @@ void prepareLine(Batch &batch, llvm::StringRef line, uint64_t number, uint64_t o
 }
 
 void prepareBatch(Batch &batch, const Tokenizer &tokenizer, llvm::StringRef textKey) {
-  if (!batch.Jsonl) {
-    if (batch.Text.empty())
-      ++batch.SkippedEmpty;
-    else
-      batch.Documents.push_back({tokenizeDocument(tokenizer, batch.Text), {{"source", std::nullopt, *batch.Path}}, 0, 0});
-    return;
-  }
   llvm::StringRef text = batch.Text;
+  if (!batch.Jsonl && text.empty())
+    ++batch.SkippedEmpty;
+  else if (!batch.Jsonl)
+    batch.Documents.push_back({tokenizeDocument(tokenizer, text), {{"source", std::nullopt, *batch.Path}}, 0, 0});
   uint64_t number = batch.FirstLine;
-  for (size_t start = 0; start < text.size() && batch.Error.empty(); ++number) {
+  for (size_t start = 0; batch.Jsonl && start < text.size() && batch.Error.empty(); ++number) {
     size_t end = std::min(text.find('\n', start), text.size());
     prepareLine(batch, text.slice(start, end), number, batch.Offset + start, tokenizer, textKey);
     start = end + 1;
   }
-  std::string().swap(batch.Text);
+  std::string().swap(batch.Text); // the tokens are what waits to be written
 }
 
 } // namespace
