@@ -205,8 +205,13 @@ lr = "constant(1e-3)"
     if n < 2 or shards != [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]:
         failures.append(f"shards: {files}")
     if sorted(set(files) - set(shards)) != ["config.json", "generation_config.json", "merges.txt",
-                                            "model.safetensors.index.json", "tokenizer.json", "vocab.json"]:
+                                            "model.safetensors.index.json", "tokenizer.json",
+                                            "tokenizer_config.json", "vocab.json"]:
         failures.append(f"the folder holds {files}")
+    # The fixture has no tokenizer_config.json: the generic class, with its end-of-text.
+    tokenizer_config = json.load(open(os.path.join(out, "tokenizer_config.json")))
+    if tokenizer_config != {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>"}:
+        failures.append(f"tokenizer_config.json: {tokenizer_config}")
     for name in ("tokenizer.json", "vocab.json", "merges.txt"):
         if open(os.path.join(out, name), "rb").read() != open(os.path.join(tok, name), "rb").read():
             failures.append(f"{name} is not the run's tokenizer's")
@@ -232,7 +237,7 @@ lr = "constant(1e-3)"
     r = run(["run", again, "--run-dir", os.path.join(work, "again"), "--quiet"])
     if r.returncode != 0:
         failures.append("a run from the exported folder failed:\n" + r.stderr[-3000:])
-    total = 6
+    total = 7
 else:
     sys.exit(f"unknown scenario {scenario}")
 

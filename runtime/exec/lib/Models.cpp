@@ -12,7 +12,9 @@
 #include "mixtape/rundir/RunDir.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
@@ -165,7 +167,16 @@ static llvm::Error exportTokenizer(const plan::Plan &plan, llvm::StringRef dir, 
     if (llvm::Error e = writeFileDurably(joinPath(dir, to), (*bytes)->getBuffer()))
       return e;
   }
-  return llvm::Error::success();
+  // A bare tokenizer.json: transformers' AutoTokenizer would pick the model type's own class,
+  // which may add tokens of its own (LlamaTokenizerFast a "<s>"); the generic class takes the
+  // file as it is, told its end-of-text.
+  auto copied = [&](llvm::StringRef f) { return llvm::any_of(copies, [&](const auto &c) { return c.second == f; }); };
+  if (!copied("tokenizer.json") || copied("tokenizer_config.json"))
+    return llvm::Error::success();
+  const uint32_t eot = (*tokenizer)->eot();
+  llvm::json::Object config{{"tokenizer_class", "PreTrainedTokenizerFast"},
+                            {"eos_token", (*tokenizer)->decode(llvm::ArrayRef<uint32_t>(eot))}};
+  return writeFileDurably(joinPath(dir, "tokenizer_config.json"), formatJSON(std::move(config)));
 }
 
 llvm::Error mixtape::exec::exportModel(ExecContext &ctx, const plan::Node &node, llvm::StringRef outDir,
