@@ -1,35 +1,39 @@
-//===- tokenizer_bench.cpp - byte-level BPE encoding throughput ----------===//
+//===- tokenizer_bench.cpp - tokenizer throughput, one core and all ------===//
 //
-// Encodes ~4 MB of mixed text on one thread: the synthetic corpus's English-like prose
-// and Python-like code, plus multilingual lines (accented Latin, Cyrillic, CJK, emoji) and
-// random letter strings that defeat the pre-token cache. Reports MB/s for a fresh
-// tokenizer (cold cache) and the best of three warm passes. Goal (issue 8): >= 20 MB/s.
-// Runs Hugging Face `tokenizers` on the same text when Python can import it.
+// Encodes ~4 MB of mixed text: the synthetic corpus's English-like prose and Python-like
+// code, plus multilingual lines (accented Latin, Cyrillic, CJK, emoji) and random letter
+// strings that defeat the pre-token cache. Prints one JSON line per thread count: the MB/s
+// of the median of --passes passes over the text (after one warm-up pass), the documents
+// dealt out among the threads, and the MB/s per thread.
+// bench/tokenizer_bench.sh runs it beside Hugging Face's JavaScript `tokenizers` on the
+// same text (--dump writes it) and makes the table of docs/performance.md.
 //
-//   tokenizer_bench [tokenizer.json or folder]   (default: tests/fixtures/bpe-bytelevel)
+//   tokenizer_bench [--tokenizer PATH] [--threads 1,2,4] [--passes N] [--dump TEXT_FILE]
+//                   [--tokenizer-per-thread]
+//   (default: tests/fixtures/bpe-bytelevel, threads 1 and every core, 5 passes)
 //
 //===----------------------------------------------------------------------===//
-#include "mixtape/data/BpeTokenizer.h"
 #include "mixtape/data/Random.h"
 #include "mixtape/data/Synth.h"
+#include "mixtape/data/Tokenizer.h"
+#include "mixtape/support/Options.h"
 
-#include "llvm/ADT/SmallString.h"
-#include "llvm/Support/FileSystem.h"
-#include "llvm/Support/Format.h"
-#include "llvm/Support/Program.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Threading.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
+using namespace mixtape;
 using namespace mixtape::data;
 using Clock = std::chrono::steady_clock;
-
-static double seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
 
 static std::vector<std::string> makeDocuments(uint64_t targetBytes) {
   const char *multilingual[] = {
@@ -60,75 +64,98 @@ static std::vector<std::string> makeDocuments(uint64_t targetBytes) {
   return docs;
 }
 
+/// Seconds for `threads` threads to encode every document once, thread t taking the
+/// documents t, t + threads, ... with tokenizers[t % tokenizers.size()]; `tokens` counts
+/// the ids.
+static double encodeAll(llvm::ArrayRef<std::unique_ptr<Tokenizer>> tokenizers, const std::vector<std::string> &docs,
+                        unsigned threads, uint64_t &tokens) {
+  std::atomic<uint64_t> count{0};
+  Clock::time_point start = Clock::now();
+  std::vector<std::thread> workers;
+  for (unsigned t = 0; t < threads; ++t)
+    workers.emplace_back([&, t] {
+      uint64_t mine = 0;
+      for (size_t i = t; i < docs.size(); i += threads)
+        mine += tokenizers[t % tokenizers.size()]->encode(docs[i]).size();
+      count += mine;
+    });
+  for (std::thread &w : workers)
+    w.join();
+  tokens = count;
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 int main(int argc, char **argv) {
-  std::string path = argc > 1 ? argv[1] : MIXTAPE_SOURCE_DIR "/tests/fixtures/bpe-bytelevel/tokenizer.json";
+  std::string path = MIXTAPE_SOURCE_DIR "/tests/fixtures/bpe-bytelevel/tokenizer.json", dump;
+  std::string threadList;
+  uint64_t passes = 5;
+  bool perThread = false;
+  OptionParser options("tokenizer_bench", "", "Tokenizer throughput on one thread and many (JSON lines).");
+  options.value("--tokenizer", "PATH", path, "a tokenizer.json or folder (default: the BPE fixture)")
+      .value("--threads", "LIST", threadList, "comma-separated thread counts (default: 1 and every core)")
+      .integer("--passes", "N", passes, 1, 1000, "timed passes per thread count; the median counts (default 5)")
+      .value("--dump", "FILE", dump, "also write the text, documents separated by 0x1e, for the reference")
+      .flag("--tokenizer-per-thread", perThread,
+            "a tokenizer per thread (a cache each), not one shared as data prepare shares it");
+  std::vector<llvm::StringRef> args(argv + 1, argv + argc);
+  if (std::optional<int> exit = options.parse(args))
+    return *exit;
+  std::vector<unsigned> counts;
+  llvm::SmallVector<llvm::StringRef, 8> items;
+  llvm::SplitString(threadList, items, ",");
+  for (llvm::StringRef item : items) {
+    unsigned n = 0;
+    if (item.getAsInteger(10, n) || n == 0)
+      return options.usageError("--threads needs positive counts, not '" + item + "'");
+    counts.push_back(n);
+  }
+  if (counts.empty())
+    counts = {1, llvm::hardware_concurrency().compute_thread_count()};
+
+  std::vector<std::unique_ptr<Tokenizer>> tokenizers;
+  for (unsigned i = 0, n = perThread ? *std::max_element(counts.begin(), counts.end()) : 1; i < n; ++i) {
+    llvm::Expected<std::unique_ptr<Tokenizer>> tokenizer = createTokenizer(path);
+    if (!tokenizer) {
+      llvm::errs() << "tokenizer_bench: " << llvm::toString(tokenizer.takeError()) << "\n";
+      return 1;
+    }
+    tokenizers.push_back(std::move(*tokenizer));
+  }
+  const Tokenizer &tokenizer = *tokenizers.front();
   std::vector<std::string> docs = makeDocuments(4'000'000);
   uint64_t bytes = 0;
   for (const std::string &doc : docs)
     bytes += doc.size();
-
-  auto open = [&]() {
-    llvm::Expected<std::unique_ptr<BpeTokenizer>> tokenizer = BpeTokenizer::open(path);
-    if (!tokenizer) {
-      llvm::errs() << "tokenizer_bench: " << llvm::toString(tokenizer.takeError()) << "\n";
-      std::exit(1);
-    }
-    return std::move(*tokenizer);
-  };
-  auto pass = [&](const BpeTokenizer &tokenizer, uint64_t &tokens) {
-    tokens = 0;
-    Clock::time_point start = Clock::now();
-    for (const std::string &doc : docs)
-      tokens += tokenizer.encode(doc).size();
-    return seconds(start);
-  };
-
-  std::unique_ptr<BpeTokenizer> tokenizer = open();
-  llvm::outs() << llvm::format("%s: vocabulary %u; %zu documents, %.2f MB of text\n", path.c_str(),
-                               tokenizer->vocabSize(), docs.size(), bytes / 1e6);
-  uint64_t tokens = 0;
-  double cold = pass(*tokenizer, tokens), warm = 1e30;
-  for (int round = 0; round < 3; ++round)
-    warm = std::min(warm, pass(*tokenizer, tokens));
-  llvm::outs() << llvm::format("mixtape  : %.1f MB/s cold cache, %.1f MB/s warm (%.2f bytes/token), one thread\n",
-                               bytes / 1e6 / cold, bytes / 1e6 / warm, double(bytes) / tokens);
   for (const std::string &doc : docs)
-    if (tokenizer->decode(tokenizer->encode(doc)) != doc) {
+    if (tokenizer.decode(tokenizer.encode(doc)) != doc) {
       llvm::errs() << "tokenizer_bench: a document does not round-trip\n";
       return 1;
     }
-
-  // The reference, when installed: the same documents through `tokenizers`, one thread.
-  llvm::ErrorOr<std::string> python = llvm::sys::findProgramByName("python3");
-  if (!python || llvm::sys::ExecuteAndWait(*python, {*python, "-c", "import tokenizers"}, llvm::None,
-                                           {llvm::StringRef(), llvm::StringRef(), llvm::StringRef()}) != 0) {
-    llvm::outs() << "tokenizers: reference unavailable (Python cannot import `tokenizers`)\n";
-    return 0;
-  }
-  llvm::SmallString<128> textFile;
-  llvm::sys::fs::createTemporaryFile("tokenizer-bench", "txt", textFile);
-  {
+  if (!dump.empty()) {
     std::error_code ec;
-    llvm::raw_fd_ostream out(textFile, ec);
+    llvm::raw_fd_ostream out(dump, ec);
     for (const std::string &doc : docs)
       out << doc << '\x1e'; // documents never hold a record separator
+    if (ec || (out.close(), out.has_error())) {
+      llvm::errs() << "tokenizer_bench: cannot write " << dump << "\n";
+      return 1;
+    }
   }
-  std::string script =
-      "import os, sys, time\n"
-      "os.environ['RAYON_NUM_THREADS'] = '1'\n"
-      "from tokenizers import Tokenizer\n"
-      "t = Tokenizer.from_file(sys.argv[1])\n"
-      "docs = open(sys.argv[2], encoding='utf-8').read().split('\\x1e')[:-1]\n"
-      "size = sum(len(d.encode()) for d in docs)\n"
-      "best = 1e30\n"
-      "for _ in range(3):\n"
-      "    start = time.perf_counter()\n"
-      "    for d in docs: t.encode(d, add_special_tokens=False)\n"
-      "    best = min(best, time.perf_counter() - start)\n"
-      "print('tokenizers: %.1f MB/s (encode per document, one thread)' % (size / 1e6 / best))\n";
-  std::string json = llvm::sys::fs::is_directory(path) ? path + "/tokenizer.json" : path;
-  llvm::outs().flush();
-  llvm::sys::ExecuteAndWait(*python, {*python, "-c", script, json, textFile}, llvm::None);
-  llvm::sys::fs::remove(textFile);
+
+  for (unsigned threads : counts) {
+    uint64_t tokens = 0;
+    encodeAll(tokenizers, docs, threads, tokens); // warm-up: caches, pages
+    std::vector<double> seconds;
+    for (uint64_t p = 0; p < passes; ++p)
+      seconds.push_back(encodeAll(tokenizers, docs, threads, tokens));
+    llvm::sort(seconds);
+    const double mbPerS = bytes / 1e6 / seconds[seconds.size() / 2];
+    llvm::outs() << llvm::formatv("{{\"impl\": \"{7}\", \"threads\": {0}, \"mb_per_s\": {1:f2}, "
+                                  "\"mb_per_s_per_thread\": {2:f2}, \"bytes\": {3}, \"documents\": {4}, "
+                                  "\"tokens\": {5}, \"tokenizer\": \"{6}\"}\n",
+                                  threads, mbPerS, mbPerS / threads, bytes, docs.size(), tokens,
+                                  tokenizer.id(), perThread ? "mixtape-per-thread" : "mixtape");
+    llvm::outs().flush();
+  }
   return 0;
 }

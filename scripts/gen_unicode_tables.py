@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Writes runtime/data/lib/UnicodeCategories.inc: the code point classes the GPT-2
-pre-tokenization regex needs (\\p{L}, \\p{N}, \\s), as sorted ranges for a binary search.
+pre-tokenization regex needs (\\p{L}, \\p{N}, \\s), as sorted ranges for a binary search,
+and the word characters of Rust's regex \\w (which `tokenizers` checks beside a single_word
+added token): Alphabetic, marks, decimal digits, connector punctuation and Join_Control.
 
 LLVM 14 has no general-category table, so the letters (Lu Ll Lt Lm Lo) and numbers
 (Nd Nl No) come from Python's unicodedata; its Unicode version is written into the file.
@@ -16,6 +18,10 @@ import unicodedata
 WHITE_SPACE = [(0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680),
                (0x2000, 0x200A), (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F),
                (0x3000, 0x3000)]
+# Other_Alphabetic (PropList.txt) outside the letters and marks: circled, squared and
+# negative circled/squared Latin letters (So). Unchanged since Unicode 6.1.
+OTHER_ALPHABETIC_SYMBOLS = [(0x24B6, 0x24E9), (0x1F130, 0x1F149), (0x1F150, 0x1F169), (0x1F170, 0x1F189)]
+JOIN_CONTROL = [(0x200C, 0x200D)]
 
 
 def code_point_class(cp, spaces):
@@ -29,6 +35,11 @@ def code_point_class(cp, spaces):
     return None
 
 
+def is_word(cp, extra):
+    category = unicodedata.category(chr(cp))
+    return category[0] in "LM" or category in ("Nd", "Nl", "Pc") or cp in extra
+
+
 def main():
     spaces = {cp for first, last in WHITE_SPACE for cp in range(first, last + 1)}
     ranges = []  # [first, last, class]
@@ -40,6 +51,15 @@ def main():
             ranges[-1][1] = cp
         else:
             ranges.append([cp, cp, cls])
+    extra = {cp for first, last in OTHER_ALPHABETIC_SYMBOLS + JOIN_CONTROL for cp in range(first, last + 1)}
+    words = []  # [first, last]
+    for cp in range(0x110000):
+        if not is_word(cp, extra):
+            continue
+        if words and words[-1][1] == cp - 1:
+            words[-1][1] = cp
+        else:
+            words.append([cp, cp])
     here = os.path.dirname(os.path.abspath(__file__))
     out = os.path.join(here, "..", "runtime", "data", "lib", "UnicodeCategories.inc")
     with open(out, "w", encoding="ascii") as f:
@@ -52,7 +72,12 @@ def main():
         for first, last, cls in ranges:
             f.write("    {0x%X, 0x%X, CharClass::%s},\n" % (first, last, cls))
         f.write("};\n")
-    print("%d ranges -> %s" % (len(ranges), os.path.normpath(out)))
+        f.write("// Rust regex \\w: sorted, disjoint ranges.\n")
+        f.write("static constexpr WordRange WordRanges[] = {\n")
+        for first, last in words:
+            f.write("    {0x%X, 0x%X},\n" % (first, last))
+        f.write("};\n")
+    print("%d ranges, %d word ranges -> %s" % (len(ranges), len(words), os.path.normpath(out)))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,11 @@
 #include "mixtape/support/JSON.h"
 
 #include "mixtape/support/Error.h"
+#include "mixtape/support/Format.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+#include <cmath>
 
 void mixtape::walkJSONStructure(llvm::StringRef text,
                                 llvm::function_ref<bool(size_t offset, char c, size_t depth)> visit) {
@@ -54,4 +59,51 @@ llvm::Expected<llvm::json::Value> mixtape::parseJSON(llvm::StringRef text, const
       return fileError(file, base + offset, "invalid JSON: " + tail);
   }
   return fileError(file, "invalid JSON: " + message);
+}
+
+static void writeJSON(llvm::json::OStream &out, const llvm::json::Value &value) {
+  switch (value.kind()) {
+  case llvm::json::Value::Object: {
+    const llvm::json::Object &object = *value.getAsObject();
+    std::vector<llvm::StringRef> keys;
+    for (const auto &entry : object)
+      keys.push_back(entry.first);
+    llvm::sort(keys);
+    out.object([&] {
+      for (llvm::StringRef key : keys)
+        out.attributeBegin(key), writeJSON(out, *object.get(key)), out.attributeEnd();
+    });
+    return;
+  }
+  case llvm::json::Value::Array:
+    out.array([&] {
+      for (const llvm::json::Value &item : *value.getAsArray())
+        writeJSON(out, item);
+    });
+    return;
+  case llvm::json::Value::Number: {
+    // Integers (and whole doubles) as they are; other doubles in their shortest spelling.
+    if (value.getAsInteger() || value.getAsUINT64()) {
+      out.value(value);
+      return;
+    }
+    double d = *value.getAsNumber();
+    if (std::isfinite(d))
+      out.rawValue(mixtape::formatNumber(d));
+    else
+      out.value(nullptr);
+    return;
+  }
+  default:
+    out.value(value);
+  }
+}
+
+std::string mixtape::formatJSON(const llvm::json::Value &value, unsigned indent) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  llvm::json::OStream out(os, indent);
+  writeJSON(out, value);
+  os << "\n";
+  return text;
 }

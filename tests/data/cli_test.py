@@ -6,8 +6,10 @@ usage: cli_test.py MIXTAPE SCENARIO WORKDIR
 prepare-hf-tokenizer reads tests/fixtures/bpe-bytelevel: without it the scenario exits 77
 (skipped), and under CI 1 (tests/skipping.py).
 """
+import gzip
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -172,6 +174,100 @@ elif SCENARIO == "prepare-jsonl":
     err = run("prepare", os.path.join(WORK, "deep.jsonl"), "--out", os.path.join(WORK, "deep"),
               expect=1).stderr
     check("deep.jsonl: byte 535: JSON nested deeper than 512 levels" in err, err)
+
+elif SCENARIO == "prepare-compressed":
+    # The same documents plain, gzip (two members, as pigz writes them) and zstd: the same tokens.
+    lines = [json.dumps({"text": f"document {i}: caf\u00e9 \u65e5\u672c {i * i}", "n": i}, ensure_ascii=False)
+             for i in range(200)]
+    raw = ("\n".join(lines) + "\n").encode()
+    plain, gz, zst = (os.path.join(WORK, n) for n in ("a.jsonl", "b.jsonl.gz", "c.jsonl.zst"))
+    open(plain, "wb").write(raw)
+    open(gz, "wb").write(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))
+    subprocess.run(["zstd", "-q", "-o", zst, plain], check=True)
+    want = [list(json.loads(l)["text"].encode()) for l in lines]
+    for path in (plain, gz, zst):
+        prefix = path + ".out"
+        err = run("prepare", path, "--out", prefix).stderr
+        check("200 documents" in err, err)
+        check(read_megatron(prefix) == want, f"{path}: the documents of the plain file")
+    # A .txt.gz is one document; the name does not decide, the content does.
+    txt = os.path.join(WORK, "story.txt.gz")
+    open(txt, "wb").write(gzip.compress("Once upon a time.\n".encode() * 3))
+    misnamed = os.path.join(WORK, "actually-gzip.txt")
+    shutil.copy(txt, misnamed)
+    for path in (txt, misnamed):
+        run("prepare", path, "--out", path + ".out")
+        check(read_megatron(path + ".out") == [list(b"Once upon a time.\n" * 3)], path)
+
+elif SCENARIO == "prepare-refusals":
+    def refused(name, content, want):
+        path = os.path.join(WORK, name)
+        open(path, "wb").write(content)
+        prefix = os.path.join(WORK, "out")
+        err = run("prepare", path, "--out", prefix, expect=1).stderr
+        check(want.format(path=path) in err, f"{name}: {err}")
+        check(not [f for f in os.listdir(WORK) if f.startswith("out")], f"{name}: files written: {os.listdir(WORK)}")
+    raw = b"".join(json.dumps({"text": "x" * 50 + str(i)}).encode() + b"\n" for i in range(2000))
+    packed = gzip.compress(raw)
+    refused("data.parquet", b"PAR1" + bytes(100) + b"PAR1", "{path}: a Parquet file (magic PAR1)")
+    refused("data.jsonl", b"PAR1" + bytes(100) + b"PAR1", "{path}: a Parquet file (magic PAR1)")
+    refused("blob.txt", b"hello\x00world", "{path}: byte 5: a binary file (a NUL byte)")
+    refused("latin1.txt", "caf\u00e9 au lait".encode("latin-1"), "{path}: byte 3: a binary file (not UTF-8)")
+    refused("archive.jsonl.xz", b"\xfd7zXZ\x00" + bytes(40), "{path}: xz-compressed")
+    refused("cut.jsonl.gz", packed[:len(packed) // 2],
+            "{path}: byte " + str(len(packed) // 2) + ": truncated gzip data")
+    refused("bad.jsonl.gz", packed[:30] + bytes(b ^ 0x55 for b in packed[30:60]) + packed[60:],
+            "{path}: byte ")
+    err = run("prepare", os.path.join(WORK, "bad.jsonl.gz"), "--out", os.path.join(WORK, "out"), expect=1).stderr
+    at = re.search(r"bad\.jsonl\.gz: byte (\d+): corrupt gzip data", err)
+    check(at and 30 <= int(at.group(1)) <= 60, f"the byte of the damage (30-60): {err}")
+    zst = os.path.join(WORK, "whole.jsonl.zst")
+    open(os.path.join(WORK, "whole.jsonl"), "wb").write(raw)
+    subprocess.run(["zstd", "-q", "-o", zst, os.path.join(WORK, "whole.jsonl")], check=True)
+    cut = open(zst, "rb").read()
+    os.remove(zst)
+    os.remove(os.path.join(WORK, "whole.jsonl"))
+    refused("cut.jsonl.zst", cut[:len(cut) - 10], "{path}: byte " + str(len(cut) - 10) + ": truncated zstd data")
+    # A JSON error inside a compressed file: the decompressed byte and the line.
+    refused("lines.jsonl.gz", gzip.compress(b'{"text": "a"}\n{"text": "b"}\n{"txt": "c"}\n'),
+            '{path} (decompressed): byte 28: line 3: no "text" string field')
+
+elif SCENARIO == "prepare-text-key":
+    src = os.path.join(WORK, "nested.jsonl")
+    with open(src, "w") as f:
+        f.write(json.dumps({"id": 1, "meta": {"body": {"content": "first"}}}) + "\n")
+        f.write(json.dumps({"id": 2, "meta": {"body": {"content": ""}}}) + "\n")
+        f.write(json.dumps({"id": 3, "meta.body.content": "third"}) + "\n")
+    prefix = os.path.join(WORK, "out")
+    err = run("prepare", src, "--out", prefix, "--text-key", "meta.body.content").stderr
+    check("2 documents" in err and "(1 empty skipped)" in err, err)
+    check(read_megatron(prefix) == [list(b"first"), list(b"third")], "nested and dotted keys")
+    with open(src, "a") as f:
+        f.write(json.dumps({"id": 4, "meta": {"body": "flat"}}) + "\n")
+    err = run("prepare", src, "--out", prefix, "--text-key", "meta.body.content", expect=1).stderr
+    check(f'{src}: byte 135: line 4: no "meta.body.content" string field' in err, err)
+    run("prepare", src, "--out", prefix, "--threads", "0", expect=2)
+
+elif SCENARIO == "prepare-threads":
+    # Several batches of 1 MiB, documents of all sizes: any thread count writes the same files.
+    import random
+    rng = random.Random(4)
+    src = os.path.join(WORK, "many.jsonl")
+    with open(src, "w") as f:
+        for i in range(6000):
+            words = " ".join("".join(rng.choice("abcdefgh\u00e9\u4e2d") for _ in range(rng.randint(1, 9)))
+                             for _ in range(rng.randint(0, 120)))
+            f.write(json.dumps({"text": words, "i": i, "tag": rng.choice("xyz")}) + "\n")
+    files = {}
+    for threads in ("1", "3"):
+        prefix = os.path.join(WORK, "t" + threads)
+        run("prepare", src, "--out", prefix, "--threads", threads)
+        files[threads] = {ext: open(prefix + ext, "rb").read() for ext in (".bin", ".idx", ".meta")}
+    check(files["1"] == files["3"], "1 and 3 threads wrote different files")
+    docs = read_megatron(os.path.join(WORK, "t3"))
+    with open(src) as f:
+        texts = [json.loads(l)["text"] for l in f]
+    check(docs == [list(t.encode()) for t in texts if t], "documents in input order, none dropped")
 
 elif SCENARIO == "prepare-hf-tokenizer":
     fixtures = skipping.fixture("bpe-bytelevel")

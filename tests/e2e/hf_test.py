@@ -126,6 +126,14 @@ elif scenario == "continue":
             failures.append("training changed no weight")
         if [p for p in os.listdir(work) if ".tmp" in p]:
             failures.append("export left a temporary folder behind")
+        # The byte tokenizer has no Hugging Face files: none are written; its end-of-text ends generation.
+        if sorted(os.listdir(out)) != ["config.json", "generation_config.json", "model.safetensors"]:
+            failures.append(f"export of a byte-tokenizer run wrote {sorted(os.listdir(out))}")
+        generation = json.load(open(os.path.join(out, "generation_config.json")))
+        if generation != {"_from_model_config": True, "eos_token_id": 256}:
+            failures.append(f"generation_config.json: {generation}")
+        if "99999" in open(os.path.join(out, "config.json")).read():
+            failures.append("config.json spells a float longer than it needs")
 
     # Re-import: a run that starts from the export.
     r = run(["run", write_recipe("again.toml", "exported"), "--run-dir", os.path.join(work, "again"), "--quiet"])
@@ -146,7 +154,90 @@ elif scenario == "continue":
     r = run(["export", run_dir])
     if r.returncode != 2:
         failures.append(f"export without NODE and --hf: exit {r.returncode}, not the usage error")
-    total = 9
+    total = 12
+
+elif scenario == "export-tokenizer":
+    # A run with the fixture's BPE tokenizer: its files go into the export, bf16 weights in shards.
+    tok = skipping.fixture("bpe-bytelevel")
+    texts = os.path.join(work, "texts.jsonl")
+    with open(texts, "w") as f:
+        for i in range(400):
+            f.write(json.dumps({"text": f"The river {i} runs past the mill, and {i * 7} boats wait."}) + "\n")
+    r = subprocess.run([mixtape, "data", "prepare", texts, "--out", os.path.join(work, "web"),
+                        "--tokenizer", "hf:" + os.path.join(tok, "tokenizer.json")], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("prepare failed:\n" + r.stderr)
+    recipe = os.path.join(work, "recipe.toml")
+    open(recipe, "w").write(f"""
+[recipe]
+name = "bpe-export"
+seed = 3
+
+[model]
+family = "gpt2"
+layers = 1
+d_model = 32
+heads = 2
+seq_len = 32
+tokenizer = "hf:{os.path.join(tok, 'tokenizer.json')}"
+
+[streams.web]
+shards = "web"
+
+[[stage]]
+name = "pretrain"
+tokens = "1Ki"
+batch = "4 sequences"
+mix = "web"
+lr = "constant(1e-3)"
+""")
+    run_dir = os.path.join(work, "run")
+    r = run(["run", recipe, "--run-dir", run_dir, "--quiet"])
+    if r.returncode != 0:
+        sys.exit("the run failed:\n" + r.stderr[-3000:])
+    out = os.path.join(work, "exported")
+    r = run(["export", run_dir, "pretrain", "--hf", out, "--dtype", "bf16", "--max-shard-size", "40KB"])
+    if r.returncode != 0:
+        sys.exit("export failed:\n" + r.stderr)
+    files = sorted(os.listdir(out))
+    shards = [f for f in files if f.startswith("model-")]
+    n = len(shards)
+    if n < 2 or shards != [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]:
+        failures.append(f"shards: {files}")
+    if sorted(set(files) - set(shards)) != ["config.json", "generation_config.json", "merges.txt",
+                                            "model.safetensors.index.json", "tokenizer.json",
+                                            "tokenizer_config.json", "vocab.json"]:
+        failures.append(f"the folder holds {files}")
+    # The fixture has no tokenizer_config.json: the generic class, with its end-of-text.
+    tokenizer_config = json.load(open(os.path.join(out, "tokenizer_config.json")))
+    if tokenizer_config != {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>"}:
+        failures.append(f"tokenizer_config.json: {tokenizer_config}")
+    for name in ("tokenizer.json", "vocab.json", "merges.txt"):
+        if open(os.path.join(out, name), "rb").read() != open(os.path.join(tok, name), "rb").read():
+            failures.append(f"{name} is not the run's tokenizer's")
+    config = json.load(open(os.path.join(out, "config.json")))
+    if config["model_type"] != "gpt2" or config["torch_dtype"] != "bfloat16" or config["eos_token_id"] != 0:
+        failures.append(f"config.json: {config}")
+    index = json.load(open(os.path.join(out, "model.safetensors.index.json")))
+    total = 0
+    for shard in shards:
+        header, _ = read_safetensors(os.path.join(out, shard))
+        for name, t in header.items():
+            if name == "__metadata__":
+                continue
+            total += t["data_offsets"][1] - t["data_offsets"][0]
+            if t["dtype"] != "BF16" or index["weight_map"].get(name) != shard:
+                failures.append(f"{shard}: {name} is {t['dtype']}, mapped to {index['weight_map'].get(name)}")
+    if index["metadata"]["total_size"] != total:
+        failures.append(f"index total_size {index['metadata']['total_size']}, the shards hold {total}")
+    # A run starts from the export: it re-imports (bf16 weights trained in fp32).
+    again = os.path.join(work, "again.toml")
+    open(again, "w").write(open(recipe).read().replace('family = "gpt2"', f'family = "gpt2"\ninit = "hf:{out}"')
+                           .replace("layers = 1\nd_model = 32\nheads = 2\n", ""))
+    r = run(["run", again, "--run-dir", os.path.join(work, "again"), "--quiet"])
+    if r.returncode != 0:
+        failures.append("a run from the exported folder failed:\n" + r.stderr[-3000:])
+    total = 7
 else:
     sys.exit(f"unknown scenario {scenario}")
 

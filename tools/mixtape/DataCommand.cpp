@@ -9,6 +9,7 @@
 
 #include "mixtape/data/Dataset.h"
 #include "mixtape/data/ManifestCache.h"
+#include "mixtape/data/Prepare.h"
 #include "mixtape/data/Synth.h"
 #include "mixtape/data/Tokenizer.h"
 #include "mixtape/support/Error.h"
@@ -25,13 +26,11 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
-#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
 #include <map>
 #include <optional>
-#include <set>
 
 using namespace mixtape;
 using namespace mixtape::cli;
@@ -48,23 +47,29 @@ class Progress {
 public:
   explicit Progress(uint64_t totalBytes) : Total(totalBytes) {}
 
-  void update(uint64_t doneBytes) {
+  /// `doneBytes` of the files' total read, `textBytes` of text processed (more than the
+  /// files' bytes when they are compressed): MB/s of text, the ETA from the files' share.
+  void update(uint64_t doneBytes, uint64_t textBytes) {
     Done = doneBytes;
-    unsigned percent = Total ? static_cast<unsigned>(100 * Done / Total) : 100;
+    Text = textBytes;
+    unsigned percent = Total ? static_cast<unsigned>(100 * std::min(Done, Total) / Total) : 100;
     std::string bar(percent / 4, '#');
     bar.resize(25, ' ');
-    Line.show(llvm::formatv("[{0}] {1,3}% {2,7:f1} MB/s", bar, percent, rate()).str());
+    std::string eta;
+    if (Done > 0 && Done < Total)
+      eta = llvm::formatv("  ETA {0:f0} s", Line.elapsed() * static_cast<double>(Total - Done) / Done).str();
+    Line.show(llvm::formatv("[{0}] {1,3}% {2,7:f1} MB/s{3}", bar, percent, rate(), eta).str());
   }
 
   void finish(llvm::StringRef summary) {
-    Line.print(llvm::formatv("{0} ({1:f1} MB in {2:f2} s, {3:f1} MB/s)", summary, Done / 1e6, Line.elapsed(), rate())
+    Line.print(llvm::formatv("{0} ({1:f1} MB in {2:f2} s, {3:f1} MB/s)", summary, Text / 1e6, Line.elapsed(), rate())
                    .str());
   }
 
 private:
-  double rate() const { return Line.elapsed() > 0 ? Done / 1e6 / Line.elapsed() : 0.0; }
+  double rate() const { return Line.elapsed() > 0 ? Text / 1e6 / Line.elapsed() : 0.0; }
 
-  uint64_t Total, Done = 0;
+  uint64_t Total, Done = 0, Text = 0;
   ProgressLine Line;
 };
 } // namespace
@@ -160,92 +165,24 @@ static llvm::Expected<std::vector<std::string>> collectInputs(llvm::ArrayRef<llv
   return files;
 }
 
-namespace {
-struct PrepareState {
-  data::DatasetWriter &Writer;
-  const data::Tokenizer &Tokenizer;
-  uint64_t SkippedEmpty = 0;
-  std::set<std::string> SkippedFields;
-};
-} // namespace
-
-static llvm::Error addTextDocument(PrepareState &state, llvm::StringRef text) {
-  if (text.empty()) {
-    ++state.SkippedEmpty;
-    return llvm::Error::success();
-  }
-  return state.Writer.addDocument(state.Tokenizer.encode(text));
-}
-
-static llvm::Error prepareJsonl(PrepareState &state, llvm::StringRef path, llvm::StringRef bytes,
-                                Progress &progress, uint64_t base) {
-  uint64_t offset = 0, line = 0;
-  while (offset < bytes.size()) {
-    ++line;
-    size_t end = bytes.find('\n', offset);
-    if (end == llvm::StringRef::npos)
-      end = bytes.size();
-    llvm::StringRef text = bytes.slice(offset, end);
-    uint64_t lineStart = offset;
-    offset = end + 1;
-    progress.update(base + std::min<uint64_t>(offset, bytes.size()));
-    if (text.trim().empty())
-      continue;
-    auto error = [&](uint64_t at, const llvm::Twine &message) {
-      return fileError(path, lineStart + at, "line " + llvm::Twine(line) + ": " + message);
-    };
-    llvm::Expected<llvm::json::Value> value = parseJSON(text, path, lineStart);
-    if (!value)
-      return value.takeError();
-    const llvm::json::Object *object = value->getAsObject();
-    if (!object)
-      return error(0, "expected a JSON object");
-    const llvm::json::Value *field = object->get("text");
-    llvm::Optional<llvm::StringRef> textField = field ? field->getAsString() : llvm::None;
-    if (!textField)
-      return error(0, "no \"text\" string field");
-    if (textField->empty()) {
-      ++state.SkippedEmpty;
-      continue;
-    }
-    if (llvm::Error err = state.Writer.addDocument(state.Tokenizer.encode(*textField)))
-      return err;
-    // Sorted keys: columns appear in the same order whatever the key order in the file.
-    std::vector<llvm::StringRef> keys;
-    for (const auto &kv : *object)
-      if (kv.first != "text")
-        keys.push_back(kv.first);
-    llvm::sort(keys);
-    for (llvm::StringRef key : keys) {
-      const llvm::json::Value &v = *object->get(key);
-      llvm::Error err = llvm::Error::success();
-      if (llvm::Optional<double> number = v.getAsNumber())
-        err = state.Writer.setNumber(key, *number);
-      else if (llvm::Optional<bool> flag = v.getAsBoolean())
-        err = state.Writer.setNumber(key, *flag ? 1.0 : 0.0);
-      else if (llvm::Optional<llvm::StringRef> string = v.getAsString())
-        err = state.Writer.setString(key, *string);
-      else if (!v.getAsNull())
-        state.SkippedFields.insert(key.str());
-      if (err)
-        return error(0, llvm::toString(std::move(err)));
-    }
-  }
-  return llvm::Error::success();
-}
-
 static int prepareMain(llvm::ArrayRef<llvm::StringRef> args) {
   std::string out, formatName = "megatron", tokenizerName = "bytes";
   std::vector<std::string> inputs;
+  data::PrepareOptions prepare;
   OptionParser options("mixtape data prepare", "INPUT...",
-                       "Tokenizes text files (one document each), directories (recursively, sorted) or JSONL (a\n"
-                       "\"text\" field; other fields become metadata columns).");
+                       "Tokenizes text files (one document each), directories (recursively, sorted) or JSONL (one\n"
+                       "document per line: its text field; the other fields become metadata columns). Files may be\n"
+                       "gzip- or zstd-compressed (x.jsonl.gz, x.jsonl.zst, x.txt.gz): what a file is comes from its\n"
+                       "first bytes; Parquet and other binary files are refused.");
   options.value("--out", "PREFIX", out, "the dataset to write: PREFIX.bin, .idx, .meta, .manifest.json")
       .required()
       .choice("--format", {"megatron", "flat"}, formatName, "token file format (default megatron)")
       .value("--tokenizer", "bytes|PATH", tokenizerName,
-             "bytes (default), or a Hugging Face byte-level BPE: a tokenizer.json, or a directory with "
+             "bytes (default), or a Hugging Face BPE tokenizer: a tokenizer.json, or a directory with "
              "tokenizer.json or vocab.json + merges.txt (PATH or hf:PATH)")
+      .value("--text-key", "KEY", prepare.TextKey,
+             "the JSONL field holding the text (default text); a.b.c for field c of object b of object a")
+      .integer("--threads", "N", prepare.Threads, 1, 4096, "tokenizing threads (default: every core)")
       .positional("INPUT...", inputs, 1, OptionParser::Unlimited);
   if (std::optional<int> exit = options.parse(args))
     return *exit;
@@ -268,39 +205,23 @@ static int prepareMain(llvm::ArrayRef<llvm::StringRef> args) {
       data::DatasetWriter::create(out, format, **tokenizer);
   if (!writer)
     return fail(writer.takeError());
-  PrepareState state{**writer, **tokenizer, 0, {}};
   Progress progress(totalBytes);
-  uint64_t done = 0;
-  for (const std::string &file : *files) {
-    llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
-        llvm::MemoryBuffer::getFile(file, /*IsText=*/false, /*RequiresNullTerminator=*/false);
-    if (!buffer)
-      return fail(fileError(file, "cannot read: " + buffer.getError().message()));
-    llvm::StringRef bytes = (*buffer)->getBuffer();
-    if (llvm::StringRef(file).endswith(".jsonl")) {
-      if (llvm::Error err = prepareJsonl(state, file, bytes, progress, done))
-        return fail(std::move(err));
-    } else {
-      if (llvm::Error err = addTextDocument(state, bytes))
-        return fail(std::move(err));
-      if (!bytes.empty())
-        if (llvm::Error err = state.Writer.setString("source", file))
-          return fail(std::move(err));
-    }
-    done += bytes.size();
-    progress.update(done);
-  }
-  llvm::Expected<data::Manifest> manifest = state.Writer.finish();
+  llvm::Expected<data::PrepareResult> prepared =
+      data::prepareFiles(*files, **tokenizer, **writer, prepare,
+                         [&](uint64_t fileBytes, uint64_t textBytes) { progress.update(fileBytes, textBytes); });
+  if (!prepared)
+    return fail(prepared.takeError());
+  llvm::Expected<data::Manifest> manifest = (*writer)->finish();
   if (!manifest)
     return fail(manifest.takeError());
-  for (const std::string &field : state.SkippedFields)
+  for (const std::string &field : prepared->SkippedFields)
     llvm::errs() << "mixtape data: note: field '" << field
                  << "' holds arrays or objects; it is not a metadata column\n";
   std::string summary;
   llvm::raw_string_ostream(summary)
       << "mixtape data: " << manifest->Documents << " documents, " << manifest->Tokens
       << " tokens -> " << out
-      << (state.SkippedEmpty ? " (" + std::to_string(state.SkippedEmpty) + " empty skipped)" : "");
+      << (prepared->SkippedEmpty ? " (" + std::to_string(prepared->SkippedEmpty) + " empty skipped)" : "");
   progress.finish(summary);
   return Success;
 }
@@ -338,7 +259,7 @@ static int manifestMain(llvm::ArrayRef<llvm::StringRef> args) {
   llvm::Expected<data::Manifest> written = data::writeManifest(prefix, **tokenizer, eod);
   if (!written)
     return fail(written.takeError());
-  progress.update(bytes);
+  progress.update(bytes, bytes);
   std::string summary;
   llvm::raw_string_ostream(summary) << "mixtape data: " << written->Documents << " documents, " << written->Tokens
                                     << " tokens, eod " << (written->EodPresent ? "present" : "append") << " -> "

@@ -11,18 +11,42 @@
 #include "mixtape/support/Files.h"
 #include "mixtape/support/Options.h"
 
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mixtape;
 
+/// A size as save_pretrained's max_shard_size spells it: "5GB" (10^9 bytes), "500MiB"
+/// (2^20), "100KB", or bytes; units in any case, as transformers reads them.
+static std::string parseSize(llvm::StringRef text, uint64_t &bytes) {
+  llvm::StringRef unit = text.drop_while(llvm::isDigit);
+  llvm::StringRef digits = text.take_front(text.size() - unit.size());
+  static const std::pair<llvm::StringRef, uint64_t> kUnits[] = {
+      {"", 1},           {"B", 1},           {"KB", 1000},        {"MB", 1000000},
+      {"GB", 1000000000}, {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}};
+  const auto *found = llvm::find_if(kUnits, [&](const auto &u) { return u.first.equals_insensitive(unit); });
+  uint64_t n = 0;
+  if (digits.getAsInteger(10, n) || n == 0 || found == std::end(kUnits) || n > UINT64_MAX / found->second)
+    return "--max-shard-size needs a size like 5GB, 500MB, 2GiB or bytes, not '" + text.str() + "'";
+  bytes = n * found->second;
+  return "";
+}
+
 int mixtape::cli::exportMain(llvm::ArrayRef<llvm::StringRef> args) {
   std::vector<std::string> positional;
-  std::string hfDir;
+  std::string hfDir, dtype = "fp32";
+  exec::ExportOptions exportOptions;
   OptionParser options("mixtape export", "RUN_DIR NODE",
-                       "Writes the model that NODE of the run left as a Hugging Face folder (config.json +\n"
-                       "model.safetensors, loadable by transformers' from_pretrained).");
+                       "Writes the model that NODE of the run left as the Hugging Face folder save_pretrained\n"
+                       "writes: config.json, generation_config.json, the weights (model.safetensors, or shards\n"
+                       "and model.safetensors.index.json) and the run's tokenizer files.");
   options.value("--hf", "DIR", hfDir, "the folder to write; it must not exist")
       .required()
+      .choice("--dtype", {"fp32", "bf16"}, dtype, "the weights' dtype (default fp32)")
+      .value("--max-shard-size", "SIZE",
+             [&](llvm::StringRef text) { return parseSize(text, exportOptions.MaxShardBytes); },
+             "weights above SIZE are sharded (default 5GB, as save_pretrained; 500MB, 2GiB, bytes)")
       .positional("RUN_DIR NODE", positional, 2, 2)
       .epilog("exit status: 0 written, 1 errors, 2 usage");
   if (std::optional<int> exit = options.parse(args))
@@ -33,7 +57,8 @@ int mixtape::cli::exportMain(llvm::ArrayRef<llvm::StringRef> args) {
     llvm::errs() << "mixtape export: error: " << llvm::toString(plan.takeError()) << "\n";
     return Failure;
   }
-  if (llvm::Error e = exec::exportNode(*plan, runDir, node, hfDir)) {
+  exportOptions.Bf16 = dtype == "bf16";
+  if (llvm::Error e = exec::exportNode(*plan, runDir, node, hfDir, exportOptions)) {
     llvm::errs() << "mixtape export: error: " << llvm::toString(std::move(e)) << "\n";
     return Failure;
   }

@@ -6,21 +6,25 @@
 //===----------------------------------------------------------------------===//
 #include "mixtape/data/BpeTokenizer.h"
 
+#include "TokenizerPipeline.h"
+
 #include "mixtape/data/Manifest.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 #include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
-#include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
 #include <functional>
+#include <map>
 
 #include <xxhash.h>
 
@@ -29,242 +33,31 @@ using namespace mixtape::data;
 namespace json = llvm::json;
 namespace fs = llvm::sys::fs;
 
-//===----------------------------------------------------------------------===//
-// Unicode: UTF-8 and the character classes of the GPT-2 regex
-//===----------------------------------------------------------------------===//
-
 namespace {
-enum class CharClass : uint8_t { Other, Letter, Number, Space };
-struct CharRange {
-  uint32_t First, Last;
-  CharClass Cls;
-};
-#include "UnicodeCategories.inc"
-
-constexpr std::array<CharClass, 128> makeAsciiClasses() {
-  std::array<CharClass, 128> classes{};
-  for (const CharRange &range : CharRanges)
-    for (uint32_t c = range.First; c <= range.Last && c < 128; ++c)
-      classes[c] = range.Cls;
-  return classes;
-}
-constexpr std::array<CharClass, 128> AsciiClasses = makeAsciiClasses();
-
-CharClass classifyCodePoint(uint32_t cp) {
-  const CharRange *end = std::end(CharRanges);
-  const CharRange *after = std::upper_bound(std::begin(CharRanges), end, cp,
-                                            [](uint32_t c, const CharRange &r) { return c < r.First; });
-  if (after == std::begin(CharRanges))
-    return CharClass::Other;
-  const CharRange &range = after[-1];
-  return cp <= range.Last ? range.Cls : CharClass::Other;
-}
-
-bool isContinuation(uint8_t b) { return (b & 0xC0) == 0x80; }
-
-/// The length of the well-formed UTF-8 sequence at p (Unicode 14, table 3-7), with its
-/// code point; 0 when the bytes there are not one.
-size_t decodeUtf8(const uint8_t *p, const uint8_t *end, uint32_t &cp) {
-  uint8_t b = p[0];
-  size_t avail = end - p;
-  if (b < 0x80) {
-    cp = b;
-    return 1;
-  }
-  if (b >= 0xC2 && b <= 0xDF) {
-    if (avail < 2 || !isContinuation(p[1]))
-      return 0;
-    cp = (b & 0x1Fu) << 6 | (p[1] & 0x3Fu);
-    return 2;
-  }
-  if (b >= 0xE0 && b <= 0xEF) {
-    uint8_t lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
-    if (avail < 3 || p[1] < lo || p[1] > hi || !isContinuation(p[2]))
-      return 0;
-    cp = (b & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
-    return 3;
-  }
-  if (b >= 0xF0 && b <= 0xF4) {
-    uint8_t lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
-    if (avail < 4 || p[1] < lo || p[1] > hi || !isContinuation(p[2]) || !isContinuation(p[3]))
-      return 0;
-    cp = (b & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
-    return 4;
-  }
-  return 0;
-}
-
-/// The class of the character at p (< end) and its length in bytes; a byte that starts
-/// no well-formed sequence is one Other character.
-inline CharClass classAt(const uint8_t *p, const uint8_t *end, size_t &len) {
-  if (*p < 0x80) {
-    len = 1;
-    return AsciiClasses[*p];
-  }
-  uint32_t cp;
-  len = decodeUtf8(p, end, cp);
-  if (len == 0) {
-    len = 1;
-    return CharClass::Other;
-  }
-  return classifyCodePoint(cp);
-}
-
-void appendUtf8(std::string &out, uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | cp >> 6));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | cp >> 12));
-    out.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | cp >> 18));
-    out.push_back(static_cast<char>(0x80 | (cp >> 12 & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
-//===----------------------------------------------------------------------===//
-// Pre-tokenization
-//===----------------------------------------------------------------------===//
-
-/// Calls emit(piece) for each match of
-///   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-/// as Oniguruma finds them: the first alternative that matches at a position wins.
-template <typename Emit> void forEachPretoken(llvm::StringRef text, Emit &&emit) {
-  const uint8_t *p = text.bytes_begin(), *end = text.bytes_end();
-  auto piece = [](const uint8_t *from, const uint8_t *to) {
-    return llvm::StringRef(reinterpret_cast<const char *>(from), to - from);
-  };
-  while (p < end) {
-    // Contractions, case-sensitive as in GPT-2 ("'S" is not one).
-    if (*p == '\'' && end - p >= 2) {
-      uint8_t a = p[1], b = end - p >= 3 ? p[2] : 0;
-      size_t n = (a == 's' || a == 't' || a == 'm' || a == 'd') ? 2
-                 : ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) ? 3
-                                                                                                  : 0;
-      if (n) {
-        emit(piece(p, p + n));
-        p += n;
-        continue;
-      }
-    }
-    size_t len;
-    CharClass cls = classAt(p, end, len);
-    const uint8_t *run = p;
-    // " ?X+": a space joins a following run of letters, numbers or other symbols.
-    if (*p == ' ' && end - p >= 2) {
-      size_t nextLen;
-      CharClass next = classAt(p + 1, end, nextLen);
-      if (next != CharClass::Space) {
-        cls = next;
-        run = p + 1;
-      }
-    }
-    const uint8_t *q = run, *lastStart = run;
-    while (q < end) {
-      size_t n;
-      if (classAt(q, end, n) != cls)
-        break;
-      lastStart = q;
-      q += n;
-    }
-    // "\s+(?!\S)": a whitespace run followed by a non-space leaves its last character
-    // to the next piece (" ?\p{L}+" then takes a plain space); a run of one is "\s+".
-    if (cls == CharClass::Space && q < end && lastStart > p)
-      q = lastStart;
-    emit(piece(p, q));
-    p = q;
-  }
-}
-
-//===----------------------------------------------------------------------===//
-// GPT-2's byte alphabet (bytes_to_unicode in openai/gpt-2 src/encoder.py)
-//===----------------------------------------------------------------------===//
-
-struct ByteAlphabet {
-  std::array<uint32_t, 256> CharOf{};
-  /// Code point -> byte, -1 for characters outside the alphabet (all are below 324).
-  std::array<int16_t, 324> ByteOf{};
-
-  ByteAlphabet() {
-    ByteOf.fill(-1);
-    uint32_t extra = 256;
-    for (uint32_t b = 0; b < 256; ++b) {
-      bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-      CharOf[b] = printable ? b : extra++;
-      ByteOf[CharOf[b]] = static_cast<int16_t>(b);
-    }
-  }
-
-  /// The bytes a token written in the alphabet stands for; characters outside it stand
-  /// for their own UTF-8 (as the `tokenizers` ByteLevel decoder does). `token` is UTF-8.
-  std::string bytesOf(llvm::StringRef token) const {
-    std::string out;
-    const uint8_t *p = token.bytes_begin(), *end = token.bytes_end();
-    while (p < end) {
-      uint32_t cp;
-      size_t len = decodeUtf8(p, end, cp);
-      if (len == 0)
-        len = 1, cp = ~0u;
-      if (cp < ByteOf.size() && ByteOf[cp] >= 0)
-        out.push_back(static_cast<char>(ByteOf[cp]));
-      else
-        out.append(reinterpret_cast<const char *>(p), len);
-      p += len;
-    }
-    return out;
-  }
-
-  std::string textOf(llvm::StringRef bytes) const {
-    std::string out;
-    for (uint8_t b : bytes.bytes())
-      appendUtf8(out, CharOf[b]);
-    return out;
-  }
-};
-
-const ByteAlphabet &byteAlphabet() {
-  static const ByteAlphabet alphabet;
-  return alphabet;
-}
+using unicode::CharClass;
+using namespace hf;
 
 /// Names of the end-of-text token, first found wins.
 constexpr llvm::StringLiteral EndOfTextNames[] = {"<|endoftext|>", "<|end_of_text|>", "</s>"};
 constexpr size_t CacheCapacity = 1 << 16;
 constexpr size_t CachedWordBytes = 64;
 constexpr uint64_t MaxFileBytes = uint64_t(1) << 30;
+/// A byte without a <0xNN> token.
+constexpr uint32_t NoId = ~0u;
 
-std::string quotedText(llvm::StringRef s) {
-  std::string out;
-  llvm::raw_string_ostream os(out);
-  os << '"';
-  os.write_escaped(s.take_front(40), /*UseHexEscapes=*/true);
-  os << (s.size() > 40 ? "...\"" : "\"");
-  return out;
-}
 } // namespace
 
 std::vector<llvm::StringRef> mixtape::data::gpt2Pretokens(llvm::StringRef text) {
   std::vector<llvm::StringRef> pieces;
-  forEachPretoken(text, [&](llvm::StringRef piece) { pieces.push_back(piece); });
+  forEachGpt2Pretoken(text, [&](llvm::StringRef piece) { pieces.push_back(piece); });
   return pieces;
 }
 
-llvm::StringRef mixtape::data::unicodeTablesVersion() { return UnicodeVersion; }
+llvm::StringRef mixtape::data::unicodeTablesVersion() { return unicode::tablesVersion(); }
 
 //===----------------------------------------------------------------------===//
 // Building from either file format
 //===----------------------------------------------------------------------===//
-
-namespace {
-/// Reports a problem at `where` in a JSON file (a path such as "model.vocab", or "").
-using ErrorAt = std::function<llvm::Error(const llvm::Twine &where, const llvm::Twine &message)>;
-} // namespace
 
 /// Collects the vocabulary, merges and added tokens that either format provides and
 /// checks them, each error naming the file and where in it.
@@ -306,12 +99,15 @@ public:
     const ByteAlphabet &alphabet = byteAlphabet();
     for (unsigned b = 0; b < 256; ++b) {
       std::string text;
-      appendUtf8(text, alphabet.CharOf[b]);
+      if (T->ByteLevel)
+        unicode::appendUtf8(text, alphabet.CharOf[b]);
+      else
+        text = llvm::formatv("<0x{0:X-2}>", b).str();
       auto it = T->Vocab.find(text);
-      if (it == T->Vocab.end())
+      if (it == T->Vocab.end() && T->ByteLevel)
         return error(where, "byte 0x" + llvm::utohexstr(b) + " has no token (" + quotedText(text) +
                                 "): a byte-level vocabulary has all 256");
-      T->ByteIds[b] = it->second;
+      T->ByteIds[b] = it == T->Vocab.end() ? NoId : it->second;
     }
     return llvm::Error::success();
   }
@@ -332,7 +128,7 @@ public:
   }
 
   llvm::Error addAddedToken(const llvm::Twine &where, llvm::StringRef content, uint64_t id, bool normalized,
-                            bool lstrip, bool rstrip) {
+                            bool lstrip, bool rstrip, bool singleWord) {
     if (content.empty())
       return error(where, "an added token's content is empty");
     auto inVocab = T->Vocab.find(content);
@@ -351,16 +147,72 @@ public:
         return error(where, quotedText(content) + " (id " + llvm::Twine(id) + ") repeats the added token " +
                                 quotedText(other->Content) + " (id " + llvm::Twine(other->Id) + ")");
     AddedTokenSet &set = normalized ? T->NormalizedAdded : T->RawAdded;
-    set.Tokens.push_back(AddedToken{content.str(), static_cast<uint32_t>(id), lstrip, rstrip});
+    set.Tokens.push_back(AddedToken{content.str(), static_cast<uint32_t>(id), lstrip, rstrip, singleWord});
+    Contents[static_cast<uint32_t>(id)] = content.str();
     return llvm::Error::success();
+  }
+
+  /// A tokenizer.json's pipeline around the model; call before setVocab.
+  void setPipeline(std::unique_ptr<hf::Normalizer> normalizer, hf::PreTokenizers preTokenizers,
+                   std::vector<std::unique_ptr<hf::Decoder>> decoders, bool decodeBytes) {
+    T->Normalizer = std::move(normalizer);
+    T->ByteLevel = preTokenizers.ByteLevel;
+    T->AddPrefixSpace = preTokenizers.AddPrefixSpace;
+    T->UseRegex = preTokenizers.UseRegex;
+    T->PreTokenizerSteps = std::make_unique<hf::PreTokenizers>(std::move(preTokenizers));
+    T->Decoders = std::move(decoders);
+    T->DecodeBytes = T->ByteLevel && (decodeBytes || T->Decoders.empty());
+  }
+  /// The model's unknown token and byte_fallback (after setVocab).
+  llvm::Error setUnknown(const llvm::Twine &where, std::optional<llvm::StringRef> unknown, bool fuse,
+                         bool byteFallback) {
+    T->FuseUnknown = fuse;
+    T->ByteFallback = byteFallback;
+    if (!unknown)
+      return llvm::Error::success();
+    auto it = T->Vocab.find(*unknown);
+    if (it == T->Vocab.end())
+      return error(where, quotedText(*unknown) + " is not in the vocabulary");
+    T->Unknown = it->second;
+    return llvm::Error::success();
+  }
+
+  /// The end-of-text token (after the vocabulary and added tokens).
+  llvm::Expected<uint32_t> endOfText() const {
+    for (llvm::StringRef name : EndOfTextNames)
+      if (std::optional<uint32_t> id = T->tokenId(name))
+        return *id;
+    return error("", "no end-of-text token (<|endoftext|>, <|end_of_text|> or </s>): documents "
+                     "need one to separate them");
+  }
+
+  /// What the post_processor's template adds: at most one token before the text (the
+  /// BOS) and nothing after it but the end-of-text token, which documents end with anyway.
+  llvm::Error setTemplate(const Template &added) {
+    TRY(eot, endOfText());
+    if (added.Before.size() > 1)
+      return error(added.Path, "adds " + llvm::Twine(added.Before.size()) +
+                                   " tokens before the text; only one (a BOS) is supported");
+    if (!added.After.empty() && (added.After.size() > 1 || added.After[0] != eot))
+      return error(added.Path, "adds tokens after the text; only the end-of-text token (id " + llvm::Twine(eot) +
+                                   ") is supported there");
+    if (!added.Before.empty()) {
+      if (added.Before[0] >= ModelSize && !Contents.count(added.Before[0]))
+        return error(added.Path, "id " + llvm::Twine(added.Before[0]) + " is not a token");
+      T->Bos = added.Before[0];
+    }
+    return llvm::Error::success();
+  }
+
+  /// Normalized added tokens match the normalized text, so their content is normalized too.
+  void normalizeAddedTokens() {
+    if (T->Normalizer)
+      for (AddedToken &token : T->NormalizedAdded.Tokens)
+        T->Normalizer->normalize(token.Content);
   }
 
   /// How many added tokens there will be: their ids go up to the vocabulary size plus this.
   void expectAdded(size_t count) { MaxAdded = count; }
-  void setPreTokenizer(bool addPrefixSpace, bool useRegex) {
-    T->AddPrefixSpace = addPrefixSpace;
-    T->UseRegex = useRegex;
-  }
   void setIgnoreMerges(bool ignore) { T->IgnoreMerges = ignore; }
 
   llvm::Expected<std::unique_ptr<BpeTokenizer>> finish(uint64_t fileHash) {
@@ -375,20 +227,27 @@ public:
     t.Known.assign(size, false);
     const ByteAlphabet &alphabet = byteAlphabet();
     for (const auto &entry : t.Vocab) {
-      bytes[entry.second] = alphabet.bytesOf(entry.first());
       t.Known[entry.second] = true;
-      if (alphabet.textOf(bytes[entry.second]) == entry.first())
-        t.WordIds[bytes[entry.second]] = entry.second;
+      if (!t.ByteLevel) {
+        bytes[entry.second] = entry.first().str();
+        continue;
+      }
+      std::string tokenBytes = alphabet.bytesOf(entry.first());
+      if (alphabet.textOf(tokenBytes) == entry.first())
+        t.WordIds[tokenBytes] = entry.second;
+      bytes[entry.second] = t.DecodeBytes ? std::move(tokenBytes) : entry.first().str();
+    }
+    for (const auto &[id, content] : Contents) {
+      bytes[id] = content;
+      t.Known[id] = true;
     }
     for (AddedTokenSet *set : {&t.RawAdded, &t.NormalizedAdded}) {
+      llvm::erase_if(set->Tokens, [](const AddedToken &added) { return added.Content.empty(); });
       llvm::stable_sort(set->Tokens, [](const AddedToken &a, const AddedToken &b) {
         return a.Content.size() > b.Content.size();
       });
-      for (const AddedToken &added : set->Tokens) {
+      for (const AddedToken &added : set->Tokens)
         set->FirstBytes[static_cast<uint8_t>(added.Content[0])] = true;
-        bytes[added.Id] = added.Content;
-        t.Known[added.Id] = true;
-      }
     }
     t.TokenOffsets.reserve(size + 1);
     for (const std::string &b : bytes) {
@@ -397,14 +256,8 @@ public:
     }
     t.TokenOffsets.push_back(static_cast<uint32_t>(t.TokenBytes.size()));
 
-    std::optional<uint32_t> eot;
-    for (llvm::StringRef name : EndOfTextNames)
-      if (!eot)
-        eot = t.tokenId(name);
-    if (!eot)
-      return error("", "no end-of-text token (<|endoftext|>, <|end_of_text|> or </s>): documents "
-                       "need one to separate them");
-    t.EndOfText = *eot;
+    TRY(eot, endOfText());
+    t.EndOfText = eot;
     t.Knot = t.tokenId("<|knot|>");
     return std::move(T);
   }
@@ -430,52 +283,11 @@ private:
   std::unique_ptr<BpeTokenizer> T;
   uint64_t ModelSize = 0, MaxAdded = 0;
   uint32_t Rank = 0;
+  /// Added tokens' content as the file writes it (what they decode to), by id.
+  std::map<uint32_t, std::string> Contents;
 };
 
 namespace {
-/// Reads optional fields of a JSON object, naming them by their JSON path in errors.
-class JsonFields {
-public:
-  JsonFields(ErrorAt error, const json::Object &object, std::string path)
-      : Error(std::move(error)), Object(object), Path(std::move(path)) {}
-
-  std::string at(llvm::StringRef key) const { return Path.empty() ? key.str() : Path + "." + key.str(); }
-  const json::Value *get(llvm::StringRef key) const {
-    const json::Value *v = Object.get(key);
-    return v && !v->getAsNull() ? v : nullptr;
-  }
-  llvm::Expected<bool> flag(llvm::StringRef key, bool fallback) const {
-    const json::Value *v = get(key);
-    if (!v)
-      return fallback;
-    if (llvm::Optional<bool> b = v->getAsBoolean())
-      return *b;
-    return Error(at(key), "expected true or false");
-  }
-  llvm::Expected<llvm::StringRef> string(llvm::StringRef key) const {
-    const json::Value *v = get(key);
-    if (!v)
-      return Error(at(key), "missing");
-    if (llvm::Optional<llvm::StringRef> s = v->getAsString())
-      return *s;
-    return Error(at(key), "expected a string");
-  }
-  llvm::Expected<const json::Object *> object(llvm::StringRef key) const {
-    const json::Value *v = get(key);
-    if (!v)
-      return Error(at(key), "missing");
-    if (const json::Object *o = v->getAsObject())
-      return o;
-    return Error(at(key), "expected an object");
-  }
-
-  ErrorAt Error;
-
-private:
-  const json::Object &Object;
-  std::string Path;
-};
-
 llvm::Expected<std::vector<std::pair<std::string, uint64_t>>>
 vocabEntries(const json::Object &vocab, const ErrorAt &error, llvm::StringRef where) {
   std::vector<std::pair<std::string, uint64_t>> entries;
@@ -490,12 +302,6 @@ vocabEntries(const json::Object &vocab, const ErrorAt &error, llvm::StringRef wh
 }
 } // namespace
 
-#define TRY(decl, expr)                                                                            \
-  auto decl##OrErr = (expr);                                                                       \
-  if (!decl##OrErr)                                                                                \
-    return decl##OrErr.takeError();                                                                \
-  auto decl = std::move(*decl##OrErr)
-
 llvm::Expected<std::unique_ptr<BpeTokenizer>>
 BpeTokenizer::fromTokenizerJson(llvm::StringRef fileName, llvm::StringRef contents) {
   TRY(root, parseJSON(contents, fileName));
@@ -506,22 +312,22 @@ BpeTokenizer::fromTokenizerJson(llvm::StringRef fileName, llvm::StringRef conten
     return error("", "expected a JSON object");
   JsonFields top(error, *rootObject, "");
 
-  if (top.get("normalizer"))
-    return error("normalizer", "not supported (byte-level BPE without a normalizer only)");
-  TRY(preTokenizer, top.object("pre_tokenizer"));
-  JsonFields pre(error, *preTokenizer, "pre_tokenizer");
-  TRY(preType, pre.string("type"));
-  if (preType != "ByteLevel")
-    return error("pre_tokenizer.type", "'" + preType + "' is not supported (only ByteLevel)");
-  TRY(addPrefixSpace, pre.flag("add_prefix_space", true));
-  TRY(useRegex, pre.flag("use_regex", true));
-  builder.setPreTokenizer(addPrefixSpace, useRegex);
+  // A missing stage is null, as `tokenizers` writes it.
+  auto stage = [&](llvm::StringRef key) -> const json::Value & {
+    static const json::Value null = nullptr;
+    const json::Value *v = top.get(key);
+    return v ? *v : null;
+  };
+  TRY(normalizer, readNormalizer(stage("normalizer"), "normalizer", error));
+  TRY(preTokenizers, readPreTokenizers(stage("pre_tokenizer"), "pre_tokenizer", error));
+  bool decodeBytes = false;
+  std::vector<std::unique_ptr<hf::Decoder>> decoders;
   if (top.get("decoder")) {
-    TRY(decoder, top.object("decoder"));
-    TRY(decoderType, JsonFields(error, *decoder, "decoder").string("type"));
-    if (decoderType != "ByteLevel")
-      return error("decoder.type", "'" + decoderType + "' is not supported (only ByteLevel)");
+    TRY(read, readDecoders(stage("decoder"), "decoder", error, decodeBytes));
+    decoders = std::move(read);
   }
+  TRY(added, readPostProcessor(stage("post_processor"), "post_processor", error));
+  builder.setPipeline(std::move(normalizer), std::move(preTokenizers), std::move(decoders), decodeBytes);
 
   TRY(model, top.object("model"));
   JsonFields fields(error, *model, "model");
@@ -536,13 +342,22 @@ BpeTokenizer::fromTokenizerJson(llvm::StringRef fileName, llvm::StringRef conten
   for (llvm::StringRef affix : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (const json::Value *v = fields.get(affix))
       if (v->getAsString().getValueOr("x") != "")
-        return error(fields.at(affix), "not supported by byte-level BPE");
+        return error(fields.at(affix), "not supported");
   TRY(ignoreMerges, fields.flag("ignore_merges", false));
   builder.setIgnoreMerges(ignoreMerges);
 
   TRY(vocab, fields.object("vocab"));
   TRY(entries, vocabEntries(*vocab, error, "model.vocab"));
   if (llvm::Error err = builder.setVocab("model.vocab", std::move(entries)))
+    return err;
+  std::optional<llvm::StringRef> unknown;
+  if (fields.get("unk_token")) {
+    TRY(name, fields.string("unk_token"));
+    unknown = name;
+  }
+  TRY(fuseUnknown, fields.flag("fuse_unk", false));
+  TRY(byteFallback, fields.flag("byte_fallback", false));
+  if (llvm::Error err = builder.setUnknown(fields.at("unk_token"), unknown, fuseUnknown, byteFallback))
     return err;
 
   const json::Value *mergesValue = fields.get("merges");
@@ -590,12 +405,13 @@ BpeTokenizer::fromTokenizerJson(llvm::StringRef fileName, llvm::StringRef conten
       TRY(lstrip, f.flag("lstrip", false));
       TRY(rstrip, f.flag("rstrip", false));
       TRY(singleWord, f.flag("single_word", false));
-      if (singleWord)
-        return error(f.at("single_word"), "single-word added tokens are not supported");
-      if (llvm::Error err = builder.addAddedToken(where, content, *id, normalized, lstrip, rstrip))
+      if (llvm::Error err = builder.addAddedToken(where, content, *id, normalized, lstrip, rstrip, singleWord))
         return err;
     }
   }
+  builder.normalizeAddedTokens();
+  if (llvm::Error err = builder.setTemplate(added))
+    return err;
   return builder.finish(XXH3_64bits(contents.data(), contents.size()));
 }
 
@@ -604,14 +420,16 @@ BpeTokenizer::fromVocabAndMerges(llvm::StringRef vocabName, llvm::StringRef voca
                                  llvm::StringRef merges) {
   TRY(root, parseJSON(vocab, vocabName));
   Builder builder(vocabName.str());
+  // GPT2Tokenizer's defaults: no prefix space, the regex, and <|endoftext|> special.
+  hf::PreTokenizers byteLevel;
+  byteLevel.ByteLevel = byteLevel.UseRegex = true;
+  builder.setPipeline(nullptr, std::move(byteLevel), {}, true);
   const json::Object *vocabObject = root.getAsObject();
   if (!vocabObject)
     return builder.error("", "expected a JSON object of token to id");
   TRY(entries, vocabEntries(*vocabObject, builder.errorAt(), ""));
   if (llvm::Error err = builder.setVocab("", std::move(entries)))
     return err;
-  // GPT2Tokenizer's defaults: no prefix space, the regex, and <|endoftext|> special.
-  builder.setPreTokenizer(false, true);
 
   size_t lineNo = 0;
   llvm::StringRef rest = merges;
@@ -636,7 +454,7 @@ BpeTokenizer::fromVocabAndMerges(llvm::StringRef vocabName, llvm::StringRef voca
   for (llvm::StringRef name : EndOfTextNames)
     if (const json::Value *id = vocabObject->get(name)) {
       if (llvm::Error err = builder.addAddedToken("", name, *id->getAsUINT64(), /*normalized=*/false,
-                                                  /*lstrip=*/false, /*rstrip=*/false))
+                                                  /*lstrip=*/false, /*rstrip=*/false, /*singleWord=*/false))
         return err;
       break;
     }
@@ -706,9 +524,30 @@ std::optional<uint32_t> BpeTokenizer::tokenId(llvm::StringRef token) const {
 // Encoding and decoding
 //===----------------------------------------------------------------------===//
 
+namespace {
+/// Whether `text` starts (ends) with a character of Rust's regex \w, as `tokenizers`
+/// checks the sides of a single_word added token.
+bool startsWithWordChar(llvm::StringRef text) {
+  uint32_t cp;
+  return !text.empty() && unicode::decodeUtf8(text.bytes_begin(), text.bytes_end(), cp) && unicode::isWordChar(cp);
+}
+bool endsWithWordChar(llvm::StringRef text) {
+  size_t start = text.size();
+  while (start > 0 && text.size() - start < 4 && (start == text.size() || unicode::isContinuation(text[start])))
+    --start;
+  for (; start < text.size(); ++start) {
+    uint32_t cp;
+    if (size_t len = unicode::decodeUtf8(text.bytes_begin() + start, text.bytes_end(), cp))
+      return start + len == text.size() && unicode::isWordChar(cp);
+  }
+  return false;
+}
+} // namespace
+
 /// Calls emit(piece, token) for the pieces of `text` between added tokens (token null) and
-/// for each added token, found leftmost-longest as the `tokenizers` Aho-Corasick does;
-/// lstrip/rstrip tokens take the whitespace beside them.
+/// for each added token, found leftmost-longest as the `tokenizers` Aho-Corasick does; a
+/// single_word token beside a word character is no match (and the search goes on after
+/// it); lstrip/rstrip tokens take the whitespace beside them.
 template <typename Emit>
 void BpeTokenizer::splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, Emit &&emit) {
   if (set.Tokens.empty()) {
@@ -718,7 +557,7 @@ void BpeTokenizer::splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, 
   }
   const uint8_t *s = text.bytes_begin(), *end = text.bytes_end();
   size_t pieceStart = 0;
-  auto isSpaceAt = [&](size_t i, size_t &len) { return classAt(s + i, end, len) == CharClass::Space; };
+  auto isSpaceAt = [&](size_t i, size_t &len) { return unicode::classAt(s + i, end, len) == CharClass::Space; };
   for (size_t i = 0; i < text.size();) {
     const AddedToken *match = nullptr;
     if (set.FirstBytes[s[i]])
@@ -732,10 +571,14 @@ void BpeTokenizer::splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, 
       continue;
     }
     size_t start = i, stop = i + match->Content.size(), len;
+    if (match->SingleWord && (endsWithWordChar(text.take_front(start)) || startsWithWordChar(text.drop_front(stop)))) {
+      i = stop;
+      continue;
+    }
     if (match->Lstrip)
       while (start > pieceStart) {
         size_t back = start - 1; // find the start of the character before
-        while (back > pieceStart && isContinuation(s[back]))
+        while (back > pieceStart && unicode::isContinuation(s[back]))
           --back;
         if (!isSpaceAt(back, len) || back + len != start)
           break;
@@ -761,29 +604,44 @@ std::vector<uint32_t> BpeTokenizer::encode(llvm::StringRef text) const {
   splitOnAdded(text, RawAdded, [&](llvm::StringRef piece, const AddedToken *token) {
     if (token)
       return ids.push_back(token->Id);
-    splitOnAdded(piece, NormalizedAdded, [&](llvm::StringRef inner, const AddedToken *innerToken) {
-      if (innerToken)
-        return ids.push_back(innerToken->Id);
-      encodePiece(inner, ids, useCache);
-    });
+    bool first = piece.data() == text.data();
+    if (!Normalizer)
+      return encodeNormalized(piece, first, ids, useCache);
+    std::string normalized = piece.str();
+    Normalizer->normalize(normalized);
+    encodeNormalized(normalized, first, ids, useCache);
   });
   return ids;
 }
 
+void BpeTokenizer::encodeNormalized(llvm::StringRef text, bool first, std::vector<uint32_t> &out,
+                                    bool useCache) const {
+  splitOnAdded(text, NormalizedAdded, [&](llvm::StringRef piece, const AddedToken *token) {
+    if (token)
+      return out.push_back(token->Id);
+    if (PreTokenizerSteps->Steps.empty())
+      return encodePiece(piece, out, useCache);
+    PreTokenizerSteps->run(piece, first && piece.data() == text.data(),
+                       [&](llvm::StringRef word) { encodePiece(word, out, useCache); });
+  });
+}
+
 void BpeTokenizer::encodePiece(llvm::StringRef piece, std::vector<uint32_t> &out, bool useCache) const {
+  if (!ByteLevel)
+    return encodeCachedWord(piece, out, useCache);
   std::string spaced;
   if (AddPrefixSpace && !piece.startswith(" ")) {
     spaced = " " + piece.str();
     piece = spaced;
   }
   if (UseRegex)
-    forEachPretoken(piece, [&](llvm::StringRef word) { encodeCachedWord(word, out, useCache); });
+    forEachGpt2Pretoken(piece, [&](llvm::StringRef word) { encodeCachedWord(word, out, useCache); });
   else
     encodeCachedWord(piece, out, useCache);
 }
 
 void BpeTokenizer::encodeCachedWord(llvm::StringRef word, std::vector<uint32_t> &out, bool useCache) const {
-  if (word.size() == 1)
+  if (word.size() == 1 && ByteLevel)
     return out.push_back(ByteIds[static_cast<uint8_t>(word[0])]);
   if (!useCache || word.size() > CachedWordBytes)
     return encodeWord(word, out);
@@ -797,10 +655,43 @@ void BpeTokenizer::encodeCachedWord(llvm::StringRef word, std::vector<uint32_t> 
   Cache.try_emplace(word, out.begin() + from, out.end());
 }
 
+template <typename Add> void BpeTokenizer::addCharacters(llvm::StringRef word, Add &&add) const {
+  // As `tokenizers` models/bpe/model.rs merge_word: a pending unknown token is added
+  // before the next known character (or at the end), so fuse_unk can grow it.
+  bool pendingUnknown = false;
+  const uint8_t *p = word.bytes_begin(), *end = word.bytes_end();
+  while (p < end) {
+    size_t len = unicode::charLength(p, end);
+    llvm::StringRef character(reinterpret_cast<const char *>(p), len);
+    p += len;
+    if (auto it = Vocab.find(character); it != Vocab.end()) {
+      if (pendingUnknown)
+        add(*Unknown);
+      pendingUnknown = false;
+      add(it->second);
+      continue;
+    }
+    if (ByteFallback && llvm::all_of(character.bytes(), [&](uint8_t b) { return ByteIds[b] != NoId; })) {
+      for (uint8_t b : character.bytes())
+        add(ByteIds[b]);
+      continue;
+    }
+    if (!Unknown)
+      continue; // `tokenizers` drops the character
+    if (pendingUnknown && !FuseUnknown)
+      add(*Unknown);
+    pendingUnknown = true;
+  }
+  if (pendingUnknown)
+    add(*Unknown);
+}
+
 void BpeTokenizer::encodeWord(llvm::StringRef word, std::vector<uint32_t> &out) const {
-  if (IgnoreMerges)
-    if (auto it = WordIds.find(word); it != WordIds.end())
+  if (IgnoreMerges) {
+    const llvm::StringMap<uint32_t> &words = ByteLevel ? WordIds : Vocab;
+    if (auto it = words.find(word); it != words.end())
       return out.push_back(it->second);
+  }
   // Merge the lowest-ranked adjacent pair, leftmost first, until none is left: a heap of
   // (rank, position) with stale entries skipped, as `tokenizers` models/bpe/word.rs does.
   struct Symbol {
@@ -809,9 +700,21 @@ void BpeTokenizer::encodeWord(llvm::StringRef word, std::vector<uint32_t> &out) 
   };
   thread_local std::vector<Symbol> symbols;
   thread_local std::vector<uint64_t> heap;
-  const int32_t n = static_cast<int32_t>(word.size());
-  symbols.resize(n);
+  symbols.clear();
   heap.clear();
+  auto addSymbol = [&](uint32_t id) {
+    const int32_t i = static_cast<int32_t>(symbols.size());
+    symbols.push_back(Symbol{id, i - 1, i + 1});
+  };
+  if (ByteLevel)
+    for (uint8_t b : word.bytes())
+      addSymbol(ByteIds[b]);
+  else
+    addCharacters(word, addSymbol);
+  const int32_t n = static_cast<int32_t>(symbols.size());
+  if (n == 0)
+    return;
+  symbols.back().Next = -1;
   auto rule = [&](uint32_t left, uint32_t right) -> const MergeRule * {
     auto it = Merges.find(uint64_t(left) << 32 | right);
     return it == Merges.end() ? nullptr : &it->second;
@@ -822,8 +725,6 @@ void BpeTokenizer::encodeWord(llvm::StringRef word, std::vector<uint32_t> &out) 
       std::push_heap(heap.begin(), heap.end(), std::greater<>());
     }
   };
-  for (int32_t i = 0; i < n; ++i)
-    symbols[i] = Symbol{ByteIds[static_cast<uint8_t>(word[i])], i - 1, i + 1 < n ? i + 1 : -1};
   for (int32_t i = 0; i + 1 < n; ++i)
     push(i);
   while (!heap.empty()) {
@@ -853,12 +754,27 @@ void BpeTokenizer::encodeWord(llvm::StringRef word, std::vector<uint32_t> &out) 
 }
 
 std::string BpeTokenizer::decode(llvm::ArrayRef<uint32_t> ids) const {
-  std::string text;
-  for (uint32_t id : ids) {
+  auto tokenOf = [&](uint32_t id) {
     if (id < Known.size() && Known[id])
-      text.append(TokenBytes, TokenOffsets[id], TokenOffsets[id + 1] - TokenOffsets[id]);
-    else
-      text += "<|" + std::to_string(id) + "|>";
+      return llvm::StringRef(TokenBytes).slice(TokenOffsets[id], TokenOffsets[id + 1]).str();
+    return "<|" + std::to_string(id) + "|>";
+  };
+  std::string text;
+  if (DecodeBytes) {
+    for (uint32_t id : ids)
+      text += tokenOf(id);
+    return text;
   }
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (uint32_t id : ids)
+    tokens.push_back(tokenOf(id));
+  // Without a decoder `tokenizers` joins the tokens with spaces.
+  if (Decoders.empty())
+    return llvm::join(tokens, " ");
+  for (const auto &decoder : Decoders)
+    decoder->decodeChain(tokens);
+  for (const std::string &token : tokens)
+    text += token;
   return text;
 }

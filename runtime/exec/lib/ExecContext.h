@@ -3,6 +3,7 @@
 
 #include "mixtape/data/Sampler.h"
 #include "mixtape/data/Tokenizer.h"
+#include "mixtape/exec/Executor.h"
 #include "mixtape/plan/Plan.h"
 #include "mixtape/rundir/Metrics.h"
 
@@ -86,6 +87,6 @@ llvm::Error runMerge(ExecContext &ctx, const plan::Node &node, const plan::Merge
 /// their records, and names those that only retraining would evaluate.
 llvm::Error serveDuringEvals(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train);
 /// The model a finished node left, as a new Hugging Face folder `outDir`.
-llvm::Error exportModel(ExecContext &ctx, const plan::Node &node, llvm::StringRef outDir);
+llvm::Error exportModel(ExecContext &ctx, const plan::Node &node, llvm::StringRef outDir, const ExportOptions &options);
 
 } // namespace mixtape::exec

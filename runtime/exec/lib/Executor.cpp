@@ -162,7 +162,7 @@ llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions
 }
 
 llvm::Error mixtape::exec::exportNode(const plan::Plan &plan, llvm::StringRef runDir, llvm::StringRef name,
-                                      llvm::StringRef outDir) {
+                                      llvm::StringRef outDir, const ExportOptions &options) {
   std::optional<size_t> index = plan::findNode(plan, name);
   if (!index)
     return makeError("the plan has no node '" + name + "'");
@@ -172,5 +172,5 @@ llvm::Error mixtape::exec::exportNode(const plan::Plan &plan, llvm::StringRef ru
   ExecContext ctx;
   ctx.Plan = &plan;
   ctx.RunDir = runDir.str();
-  return catchTorchErrors([&] { return exportModel(ctx, node, outDir); });
+  return catchTorchErrors([&] { return exportModel(ctx, node, outDir, options); });
 }

@@ -12,7 +12,9 @@
 #include "mixtape/rundir/RunDir.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
@@ -137,7 +139,49 @@ static const plan::TrainNode *trainedBy(const ExecContext &ctx, const plan::Node
   return node->train();
 }
 
-llvm::Error mixtape::exec::exportModel(ExecContext &ctx, const plan::Node &node, llvm::StringRef outDir) {
+/// The files of the run's tokenizer that a Hugging Face folder holds, copied into `dir`,
+/// and its special tokens' ids into `save`. The byte tokenizer has no such files.
+static llvm::Error exportTokenizer(const plan::Plan &plan, llvm::StringRef dir, model::HFSaveOptions &save) {
+  const std::string name = data::resolveTokenizerName(plan.Model.Tokenizer, plan.RecipeDir);
+  llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer = data::createTokenizer(name);
+  if (!tokenizer)
+    return tokenizer.takeError();
+  save.EosTokenId = (*tokenizer)->eot();
+  save.BosTokenId = (*tokenizer)->bos();
+  llvm::StringRef path = name;
+  if (!path.consume_front("hf:"))
+    return llvm::Error::success();
+  // A tokenizer.json named as a file, or the folder that holds the files.
+  const bool file = !llvm::sys::fs::is_directory(path);
+  const std::string folder = file ? llvm::sys::path::parent_path(path).str() : path.str();
+  std::vector<std::pair<std::string, std::string>> copies; // from, to
+  if (file)
+    copies.push_back({path.str(), "tokenizer.json"});
+  for (llvm::StringRef f : {"tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
+                            "special_tokens_map.json"})
+    if (!(file && f == "tokenizer.json") && llvm::sys::fs::exists(joinPath(folder, f)))
+      copies.push_back({joinPath(folder, f), f.str()});
+  for (const auto &[from, to] : copies) {
+    llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> bytes = mapFile(from);
+    if (!bytes)
+      return bytes.takeError();
+    if (llvm::Error e = writeFileDurably(joinPath(dir, to), (*bytes)->getBuffer()))
+      return e;
+  }
+  // A bare tokenizer.json: transformers' AutoTokenizer would pick the model type's own class,
+  // which may add tokens of its own (LlamaTokenizerFast a "<s>"); the generic class takes the
+  // file as it is, told its end-of-text.
+  auto copied = [&](llvm::StringRef f) { return llvm::any_of(copies, [&](const auto &c) { return c.second == f; }); };
+  if (!copied("tokenizer.json") || copied("tokenizer_config.json"))
+    return llvm::Error::success();
+  const uint32_t eot = (*tokenizer)->eot();
+  llvm::json::Object config{{"tokenizer_class", "PreTrainedTokenizerFast"},
+                            {"eos_token", (*tokenizer)->decode(llvm::ArrayRef<uint32_t>(eot))}};
+  return writeFileDurably(joinPath(dir, "tokenizer_config.json"), formatJSON(std::move(config)));
+}
+
+llvm::Error mixtape::exec::exportModel(ExecContext &ctx, const plan::Node &node, llvm::StringRef outDir,
+                                       const ExportOptions &options) {
   if (node.eval())
     return makeError("node '" + node.Name + "' is an eval: it makes no model to export");
   if (llvm::sys::fs::exists(outDir))
@@ -157,7 +201,13 @@ llvm::Error mixtape::exec::exportModel(ExecContext &ctx, const plan::Node &node,
     llvm::sys::fs::remove_directories(temp);
     return e;
   };
-  if (llvm::Error e = (*m)->saveHuggingFace(temp))
+  model::HFSaveOptions save;
+  if (options.Bf16)
+    save.Dtype = at::kBFloat16;
+  save.MaxShardBytes = options.MaxShardBytes;
+  if (llvm::Error e = exportTokenizer(*ctx.Plan, temp, save))
+    return fail(std::move(e));
+  if (llvm::Error e = (*m)->saveHuggingFace(temp, save))
     return fail(std::move(e));
   if (llvm::Error e = syncPath(temp))
     return fail(std::move(e));

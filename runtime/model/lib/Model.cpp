@@ -10,9 +10,11 @@
 #include "mixtape/safetensors/SafeTensors.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
+#include "mixtape/support/JSON.h"
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -623,33 +625,85 @@ llvm::Error Model::loadHuggingFaceWeights(llvm::StringRef dir) {
   return loadCheckpoint(PImpl->Params, PImpl->ByName, PImpl->Config, *ckpt);
 }
 
-llvm::Error Model::saveWeights(llvm::StringRef path) const {
+/// Parameters in name order, as save_pretrained writes them.
+static std::vector<const NamedParameter *> sortedByName(llvm::ArrayRef<NamedParameter> params) {
   std::vector<const NamedParameter *> order;
-  for (const NamedParameter &p : PImpl->Params)
+  for (const NamedParameter &p : params)
     order.push_back(&p);
   llvm::sort(order, [](const NamedParameter *a, const NamedParameter *b) { return a->Name < b->Name; });
-  std::vector<at::Tensor> keepAlive;
-  std::vector<st::TensorData> tensors;
-  for (const NamedParameter *p : order) {
-    at::Tensor t = p->Tensor.detach().cpu().contiguous();
-    keepAlive.push_back(t);
-    tensors.push_back({p->Name, *safetensorsType(t.scalar_type()), t.sizes().vec(),
-                       llvm::ArrayRef<uint8_t>(static_cast<const uint8_t *>(t.data_ptr()),
-                                               t.nbytes())});
-  }
-  return st::write(path, tensors, {{"format", "pt"}});
+  return order;
 }
 
-llvm::Error Model::saveHuggingFace(llvm::StringRef dir) const {
+/// One safetensors file of `params` as `dtype`, converted one tensor at a time.
+static llvm::Error writeTensors(llvm::StringRef path, llvm::ArrayRef<const NamedParameter *> params,
+                                c10::ScalarType dtype) {
+  std::vector<st::TensorLayout> layouts;
+  for (const NamedParameter *p : params)
+    layouts.push_back({p->Name, *safetensorsType(dtype), p->Tensor.sizes().vec()});
+  llvm::Expected<st::Writer> writer = st::Writer::create(path, layouts, {{"format", "pt"}});
+  if (!writer)
+    return writer.takeError();
+  at::NoGradGuard noGrad;
+  for (const NamedParameter *p : params) {
+    at::Tensor t = p->Tensor.detach().to(at::kCPU, dtype).contiguous();
+    if (llvm::Error e = writer->add(p->Name, {static_cast<const uint8_t *>(t.data_ptr()), t.nbytes()}))
+      return e;
+  }
+  return writer->commit();
+}
+
+llvm::Error Model::saveWeights(llvm::StringRef path) const {
+  return writeTensors(path, sortedByName(PImpl->Params), PImpl->Dtype);
+}
+
+llvm::Error Model::saveHuggingFace(llvm::StringRef dir, const HFSaveOptions &options) const {
+  const c10::ScalarType dtype = options.Dtype.value_or(PImpl->Dtype);
+  if (!safetensorsType(dtype))
+    return makeError("a model is saved in a floating-point dtype");
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
     return fileError(dir, "cannot create: " + ec.message());
-  llvm::StringRef torchDtype = PImpl->Dtype == at::kBFloat16 ? "bfloat16"
-                               : PImpl->Dtype == at::kHalf   ? "float16"
-                               : PImpl->Dtype == at::kDouble ? "float64"
-                                                             : "float32";
-  std::string config =
-      llvm::formatv("{0:2}\n", llvm::json::Value(formatHFConfig(PImpl->Config, torchDtype))).str();
-  if (llvm::Error e = mixtape::writeFileDurably(joinPath(dir, "config.json"), config))
+  llvm::StringRef torchDtype = dtype == at::kBFloat16 ? "bfloat16"
+                               : dtype == at::kHalf   ? "float16"
+                               : dtype == at::kDouble ? "float64"
+                                                      : "float32";
+  // generation_config.json is what transformers derives from the config (GenerationConfig.
+  // from_model_config): the special tokens' ids.
+  llvm::json::Object config = formatHFConfig(PImpl->Config, torchDtype), generation{{"_from_model_config", true}};
+  for (auto [key, id] : {std::pair{"bos_token_id", options.BosTokenId}, std::pair{"eos_token_id", options.EosTokenId},
+                         std::pair{"pad_token_id", options.PadTokenId}})
+    if (id)
+      config[key] = generation[key] = *id;
+  if (llvm::Error e = mixtape::writeFileDurably(joinPath(dir, "config.json"), mixtape::formatJSON(std::move(config))))
     return e;
-  return saveWeights(joinPath(dir, "model.safetensors"));
+  if (llvm::Error e = mixtape::writeFileDurably(joinPath(dir, "generation_config.json"),
+                                                mixtape::formatJSON(std::move(generation))))
+    return e;
+
+  std::vector<std::vector<const NamedParameter *>> shards(1);
+  uint64_t shardBytes = 0, totalBytes = 0;
+  for (const NamedParameter *p : sortedByName(PImpl->Params)) {
+    const uint64_t bytes = static_cast<uint64_t>(p->Tensor.numel()) * c10::elementSize(dtype);
+    if (!shards.back().empty() && shardBytes + bytes > options.MaxShardBytes) {
+      shards.emplace_back();
+      shardBytes = 0;
+    }
+    shards.back().push_back(p);
+    shardBytes += bytes;
+    totalBytes += bytes;
+  }
+  if (shards.size() == 1)
+    return writeTensors(joinPath(dir, "model.safetensors"), shards.front(), dtype);
+  llvm::json::Object weightMap;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const std::string name = llvm::formatv("model-{0}-of-{1}.safetensors", llvm::format("%05zu", i + 1),
+                                           llvm::format("%05zu", shards.size()))
+                                 .str();
+    if (llvm::Error e = writeTensors(joinPath(dir, name), shards[i], dtype))
+      return e;
+    for (const NamedParameter *p : shards[i])
+      weightMap[p->Name] = name;
+  }
+  llvm::json::Object index{{"metadata", llvm::json::Object{{"total_size", totalBytes}}},
+                           {"weight_map", std::move(weightMap)}};
+  return mixtape::writeFileDurably(joinPath(dir, "model.safetensors.index.json"), mixtape::formatJSON(std::move(index)));
 }

@@ -24,6 +24,10 @@ std::optional<Family> mixtape::model::familyFromModelType(llvm::StringRef name) 
   return std::nullopt;
 }
 
+llvm::StringRef ModelConfig::modelType() const {
+  return ModelType.empty() ? mixtape::plan::enumName(Family) : llvm::StringRef(ModelType);
+}
+
 ModelConfig ModelConfig::defaults(model::Family family, int64_t vocabSize, int64_t numLayers,
                                   int64_t dModel, int64_t numHeads, int64_t maxPositions) {
   ModelConfig c;
@@ -69,6 +73,8 @@ llvm::Error ModelConfig::validate() const {
                llvm::Twine(NumKVHeads) + " kv_heads");
   if (Family != Family::Llama && NumKVHeads != NumHeads)
     return bad("grouped-query attention is a Llama-family feature");
+  if (AttentionBias && modelType() != "qwen2")
+    return bad("q/k/v biases without an o_proj bias are Qwen2's: the model_type must be qwen2");
   if (!(RotaryPct > 0 && RotaryPct <= 1) || rotaryDim() % 2 != 0)
     return bad("rotary_pct must give an even number of rotated dimensions in (0, head_dim]");
   // JSON numbers like 1e999 read as infinity; an infinite eps makes every norm NaN.
@@ -168,6 +174,7 @@ llvm::Expected<ModelConfig> mixtape::model::parseHFConfig(llvm::StringRef json,
 
   ModelConfig c;
   c.Family = *family;
+  c.ModelType = modelType->str();
   c.VocabSize = r.integer("vocab_size");
   switch (*family) {
   case Family::GPT2:
@@ -198,7 +205,11 @@ llvm::Expected<ModelConfig> mixtape::model::parseHFConfig(llvm::StringRef json,
     c.RopeTheta = r.rope("rope_theta", "rope_theta", 10000.0);
     c.NormEps = r.number("rms_norm_eps", 1e-6);
     c.TieEmbeddings = r.boolean("tie_word_embeddings", false);
-    c.AttentionBias = r.boolean("attention_bias", *modelType == "qwen2");
+    // As transformers builds them: Qwen2 biases q/k/v and Mistral nothing, whatever the
+    // config says; Llama's attention_bias biases o_proj as well, which this model has not.
+    c.AttentionBias = *modelType == "qwen2";
+    if (*modelType == "llama" && r.boolean("attention_bias", false))
+      r.fail("attention_bias on a llama model (q/k/v and o_proj biases) is not supported");
     c.Activation = activationFromName(r.string("hidden_act").value_or("silu"), r);
     if (c.Activation != Activation::SiLU)
       r.fail("a Llama-family MLP must use silu");
@@ -255,7 +266,7 @@ static llvm::StringRef hfActivationName(Activation activation) {
 }
 
 llvm::json::Object mixtape::model::formatHFConfig(const ModelConfig &c, llvm::StringRef torchDtype) {
-  llvm::json::Object o{{"model_type", plan::enumName(c.Family)},
+  llvm::json::Object o{{"model_type", c.modelType()},
                        {"vocab_size", c.VocabSize},
                        {"tie_word_embeddings", c.TieEmbeddings},
                        {"dtype", torchDtype},
@@ -276,7 +287,6 @@ llvm::json::Object mixtape::model::formatHFConfig(const ModelConfig &c, llvm::St
     o["reorder_and_upcast_attn"] = false;
     break;
   case Family::Llama:
-    o["architectures"] = llvm::json::Array{"LlamaForCausalLM"};
     o["num_hidden_layers"] = c.NumLayers;
     o["hidden_size"] = c.DModel;
     o["num_attention_heads"] = c.NumHeads;
@@ -286,11 +296,21 @@ llvm::json::Object mixtape::model::formatHFConfig(const ModelConfig &c, llvm::St
     o["max_position_embeddings"] = c.MaxPositions;
     o["rms_norm_eps"] = c.NormEps;
     o["hidden_act"] = hfActivationName(c.Activation);
-    o["attention_bias"] = c.AttentionBias;
-    o["mlp_bias"] = false;
-    o["pretraining_tp"] = 1;
     o["rope_parameters"] = llvm::json::Object{{"rope_theta", c.RopeTheta}, {"rope_type", "default"}};
     o["rope_theta"] = c.RopeTheta;
+    // Each type's own keys; the attention biases follow from the type (parseHFConfig).
+    if (c.modelType() == "qwen2") {
+      o["architectures"] = llvm::json::Array{"Qwen2ForCausalLM"};
+      o["use_sliding_window"] = false;
+    } else if (c.modelType() == "mistral") {
+      o["architectures"] = llvm::json::Array{"MistralForCausalLM"};
+      o["sliding_window"] = nullptr; // this model attends to every earlier position
+    } else {
+      o["architectures"] = llvm::json::Array{"LlamaForCausalLM"};
+      o["attention_bias"] = false;
+      o["mlp_bias"] = false;
+      o["pretraining_tp"] = 1;
+    }
     break;
   case Family::GPTNeoX:
     o["architectures"] = llvm::json::Array{"GPTNeoXForCausalLM"};

@@ -266,10 +266,10 @@ TEST_F(BpeFixtureTest, HostileTokenizerJson) {
             "DIR/tokenizer.json: model.merges[743]: expected \"left right\" or [\"left\", \"right\"]");
   EXPECT_EQ(errorOfEditedJson([&](json::Object &root) { model(root)["type"] = "WordPiece"; }),
             "DIR/tokenizer.json: model.type: 'WordPiece' is not supported (only BPE)");
-  EXPECT_EQ(errorOfEditedJson([&](json::Object &root) { root["normalizer"] = json::Object{{"type", "NFC"}}; }),
-            "DIR/tokenizer.json: normalizer: not supported (byte-level BPE without a normalizer only)");
-  EXPECT_EQ(errorOfEditedJson([&](json::Object &root) { root["pre_tokenizer"] = nullptr; }),
-            "DIR/tokenizer.json: pre_tokenizer: missing");
+  EXPECT_EQ(errorOfEditedJson([&](json::Object &root) { root["normalizer"] = json::Object{{"type", "NFKD"}}; }),
+            "DIR/tokenizer.json: normalizer.type: 'NFKD' is not supported");
+  EXPECT_EQ(errorOfEditedJson([&](json::Object &root) { root["pre_tokenizer"] = json::Object{{"type", "Whitespace"}}; }),
+            "DIR/tokenizer.json: pre_tokenizer.type: 'Whitespace' is not supported");
   EXPECT_EQ(errorOfEditedJson([&](json::Object &root) {
               (*root.getArray("added_tokens"))[0].getAsObject()->operator[]("id") = 1;
             }),
@@ -346,4 +346,34 @@ TEST_F(BpeFixtureTest, HostileVocabAndMerges) {
             "DIR: no tokenizer.json, nor vocab.json and merges.txt, in this directory");
   EXPECT_EQ(errorIn(createTokenizer("hf:" + Dir / "missing.json")),
             "DIR/missing.json: cannot open: No such file or directory");
+}
+
+TEST_F(BpeFixtureTest, PreTokenizersBeforeByteLevel) {
+  std::unique_ptr<Tokenizer> original = open(FixtureDir + "/tokenizer.json");
+  ASSERT_TRUE(original);
+  auto concatOf = [&](std::initializer_list<llvm::StringRef> pieces) {
+    std::vector<uint32_t> ids;
+    for (llvm::StringRef piece : pieces)
+      for (uint32_t id : original->encode(piece))
+        ids.push_back(id);
+    return ids;
+  };
+  auto withPreTokenizers = [&](json::Array steps) {
+    writeEditedJson([&](json::Object &root) {
+      root["pre_tokenizer"] = json::Object{{"type", "Sequence"}, {"pretokenizers", std::move(steps)}};
+    });
+    return open(Dir.Path);
+  };
+  // Split off the dashes, then ByteLevel puts a space before each piece (GPT-2's regex off).
+  std::unique_ptr<Tokenizer> split = withPreTokenizers(json::Array{
+      json::Object{{"type", "Split"}, {"pattern", json::Object{{"String", "-"}}}, {"behavior", "Removed"}},
+      json::Object{{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", false}}});
+  ASSERT_TRUE(split);
+  EXPECT_EQ(split->encode("ab-cd e"), concatOf({" ab", " cd e"}));
+  // StarCoder's: every digit alone, then GPT-2's regex.
+  std::unique_ptr<Tokenizer> digits = withPreTokenizers(json::Array{
+      json::Object{{"type", "Digits"}, {"individual_digits", true}},
+      json::Object{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}});
+  ASSERT_TRUE(digits);
+  EXPECT_EQ(digits->encode("x 2024 y"), concatOf({"x ", "2", "0", "2", "4", " y"}));
 }

@@ -216,6 +216,111 @@ TEST_P(HuggingFace, ExportReimportsWithTheSameLogitsWeightsAndConfig) {
   }
 }
 
+TEST_P(HuggingFace, ShardedAndBf16ExportsReimport) {
+  MIXTAPE_REQUIRE_FIXTURES(dir());
+  llvm::Expected<std::unique_ptr<Model>> model = Model::fromHuggingFace(dir());
+  ASSERT_TRUE(!!model) << llvm::toString(model.takeError());
+  Expected want = readExpected(dir() + "/expected.json");
+  TempDir tmp;
+  at::NoGradGuard noGrad;
+  const at::Tensor logits = (*model)->forward(want.InputIds);
+
+  // Shards of at most 8 KiB: several files and an index, as save_pretrained names them.
+  HFSaveOptions sharded;
+  sharded.MaxShardBytes = 8192;
+  ASSERT_FALSE(llvm::errorToBool((*model)->saveHuggingFace(tmp / "sharded", sharded)));
+  EXPECT_FALSE(llvm::sys::fs::exists(tmp / "sharded/model.safetensors"));
+  llvm::json::Object index = readJSONObject(tmp / "sharded/model.safetensors.index.json");
+  const llvm::json::Object &weightMap = *index.getObject("weight_map");
+  llvm::StringSet<> shards;
+  for (const auto &[tensor, shard] : weightMap)
+    shards.insert(*shard.getAsString());
+  ASSERT_GE(shards.size(), 2u);
+  uint64_t bytes = 0;
+  for (size_t i = 1; i <= shards.size(); ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i, size_t(shards.size()));
+    ASSERT_TRUE(shards.count(name)) << name;
+    llvm::Expected<mixtape::safetensors::File> file = mixtape::safetensors::File::open(tmp / ("sharded/" + std::string(name)));
+    ASSERT_TRUE(!!file) << llvm::toString(file.takeError());
+    uint64_t shardBytes = 0;
+    for (const mixtape::safetensors::TensorInfo &t : file->tensors())
+      shardBytes += t.Bytes.size();
+    EXPECT_TRUE(shardBytes <= 8192 || file->tensors().size() == 1) << name << " holds " << shardBytes << " bytes";
+    bytes += shardBytes;
+  }
+  EXPECT_EQ(index.getObject("metadata")->getInteger("total_size").getValueOr(-1), int64_t(bytes));
+  llvm::Expected<std::unique_ptr<Model>> again = Model::fromHuggingFace(tmp / "sharded");
+  ASSERT_TRUE(!!again) << llvm::toString(again.takeError());
+  EXPECT_LT(((*again)->forward(want.InputIds) - logits).abs().max().item<double>(), 1e-5);
+
+  // bf16: the weights are the model's rounded to bf16, the logits within bf16's precision.
+  HFSaveOptions bf16;
+  bf16.Dtype = at::kBFloat16;
+  ASSERT_FALSE(llvm::errorToBool((*model)->saveHuggingFace(tmp / "bf16", bf16)));
+  EXPECT_EQ(*readJSONObject(tmp / "bf16/config.json").getString("torch_dtype"), "bfloat16");
+  llvm::Expected<std::unique_ptr<Model>> half = Model::fromHuggingFace(tmp / "bf16");
+  ASSERT_TRUE(!!half) << llvm::toString(half.takeError());
+  for (const NamedParameter &p : (*model)->parameters())
+    EXPECT_TRUE(at::equal(p.Tensor.to(at::kBFloat16).to(at::kFloat), (*half)->findParameter(p.Name)->Tensor)) << p.Name;
+  const double scale = logits.abs().max().item<double>();
+  EXPECT_LT(((*half)->forward(want.InputIds) - logits).abs().max().item<double>(), 0.05 * scale);
+}
+
+TEST(HuggingFaceExport, ConfigKeepsTheModelTypeAndWritesShortFloatsAndTokenIds) {
+  TempDir tmp;
+  at::NoGradGuard noGrad;
+  const at::Tensor ids = at::arange(12, at::kLong).view({1, 12});
+  for (llvm::StringRef type : {"llama", "qwen2", "mistral"}) {
+    SCOPED_TRACE(type.str());
+    ModelConfig c = ModelConfig::defaults(Family::Llama, 64, 2, 32, 4, 64);
+    c.ModelType = type.str();
+    c.AttentionBias = type == "qwen2";
+    c.NumKVHeads = 2;
+    llvm::Expected<std::unique_ptr<Model>> model = Model::create(c, 3);
+    ASSERT_TRUE(!!model) << llvm::toString(model.takeError());
+    // Biases a random model leaves at zero: make Qwen2's count.
+    for (const NamedParameter &p : (*model)->parameters())
+      if (p.Kind == ParamKind::Bias)
+        p.Tensor.detach().normal_(0, 0.5);
+    HFSaveOptions save;
+    save.BosTokenId = 1;
+    save.EosTokenId = 2;
+    const std::string out = tmp / type.str();
+    ASSERT_FALSE(llvm::errorToBool((*model)->saveHuggingFace(out, save)));
+    const std::string text = readBytes(out + "/config.json");
+    EXPECT_NE(text.find("\"rms_norm_eps\": 1e-6"), std::string::npos) << text;
+    EXPECT_EQ(text.find("99999"), std::string::npos) << text;
+    llvm::json::Object config = readJSONObject(out + "/config.json");
+    EXPECT_EQ(*config.getString("model_type"), type);
+    const char *architecture = type == "qwen2" ? "Qwen2ForCausalLM" : type == "mistral" ? "MistralForCausalLM"
+                                                                                      : "LlamaForCausalLM";
+    EXPECT_EQ(*(*config.getArray("architectures"))[0].getAsString(), architecture);
+    // Llama's attention_bias would bias o_proj too; Qwen2's and Mistral's biases come with the type.
+    EXPECT_EQ(config.get("attention_bias") != nullptr, type == "llama");
+    EXPECT_EQ(config.getInteger("bos_token_id").getValueOr(-1), 1);
+    llvm::json::Object generation = readJSONObject(out + "/generation_config.json");
+    EXPECT_EQ(generation.getInteger("bos_token_id").getValueOr(-1), 1);
+    EXPECT_EQ(generation.getInteger("eos_token_id").getValueOr(-1), 2);
+    EXPECT_EQ(generation.get("pad_token_id"), nullptr);
+
+    llvm::Expected<std::unique_ptr<Model>> again = Model::fromHuggingFace(out);
+    ASSERT_TRUE(!!again) << llvm::toString(again.takeError());
+    EXPECT_EQ((*again)->config().modelType(), type);
+    EXPECT_EQ((*again)->config().AttentionBias, type == "qwen2");
+    EXPECT_LT(((*again)->forward(ids) - (*model)->forward(ids)).abs().max().item<double>(), 1e-5);
+  }
+  // A Llama with attention_bias has an o_proj bias this model lacks: refused, not misread.
+  ModelConfig c = ModelConfig::defaults(Family::Llama, 64, 2, 32, 4, 64);
+  llvm::json::Object config = formatHFConfig(c, "float32");
+  config["attention_bias"] = true;
+  llvm::Expected<ModelConfig> read =
+      parseHFConfig(llvm::formatv("{0}", llvm::json::Value(std::move(config))).str(), "config.json");
+  ASSERT_FALSE(!!read);
+  EXPECT_EQ(llvm::toString(read.takeError()),
+            "config.json: attention_bias on a llama model (q/k/v and o_proj biases) is not supported");
+}
+
 TEST_P(HuggingFace, ShardedCheckpointLoadsLikeTheSingleFile) {
   MIXTAPE_REQUIRE_FIXTURES(dir());
   TempDir tmp;

@@ -56,3 +56,14 @@ TEST(ParseJSON, SyntaxErrorsNameTheFileAndByte) {
 }
 
 } // namespace
+
+TEST(FormatJSON, SortsKeysAndSpellsFloatsShortest) {
+  llvm::json::Value v = llvm::json::Object{{"rms_norm_eps", 1e-6},
+                                           {"a", llvm::json::Array{0.1, 10000.0, int64_t(3), nullptr, true}},
+                                           {"inf", INFINITY},
+                                           {"name", "x"}};
+  EXPECT_EQ(mixtape::formatJSON(v, 0),
+            "{\"a\":[0.1,10000,3,null,true],\"inf\":null,\"name\":\"x\",\"rms_norm_eps\":1e-6}\n");
+  EXPECT_EQ(mixtape::formatJSON(llvm::json::Object{{"b", 2}, {"a", llvm::json::Object{{"c", 0.5}}}}),
+            "{\n  \"a\": {\n    \"c\": 0.5\n  },\n  \"b\": 2\n}\n");
+}

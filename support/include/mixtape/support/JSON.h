@@ -34,4 +34,10 @@ llvm::Expected<llvm::json::Value> parseJSON(llvm::StringRef text, const llvm::Tw
 /// not parsed yet, without recursion.
 void walkJSONStructure(llvm::StringRef text, llvm::function_ref<bool(size_t offset, char c, size_t depth)> visit);
 
+/// `value` as JSON text, as Python's json.dump(indent=2, sort_keys=True) lays it out: keys
+/// sorted, `indent` spaces a level (0: one line), a final newline; but every float in its
+/// shortest form (formatNumber: 1e-6, where llvm::json writes 9.9999999999999995e-07), and
+/// NaN and infinities, which JSON cannot hold, as null.
+std::string formatJSON(const llvm::json::Value &value, unsigned indent = 2);
+
 } // namespace mixtape

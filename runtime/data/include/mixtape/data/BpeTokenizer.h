@@ -1,17 +1,25 @@
-//===- BpeTokenizer.h - byte-level BPE from Hugging Face files -*- C++ -*-===//
+//===- BpeTokenizer.h - BPE tokenizers from Hugging Face files -*- C++ -*-===//
 //
-// The byte-level BPE of GPT-2 and its descendants (GPT-NeoX, ...), read from a Hugging Face
-// `tokenizer.json` or GPT-2's `vocab.json` + `merges.txt`, encoding exactly as the
-// `tokenizers` library does: added tokens are cut out first (leftmost, longest), the rest
-// is split by the GPT-2 pre-tokenization regex, each piece's bytes are mapped to GPT-2's
-// byte alphabet (bytes_to_unicode) and merged by rank. Decoding maps tokens back to their
-// bytes, so decode(encode(text)) == text for any text, valid UTF-8 or not.
+// The BPE tokenizers of current base models, read from a Hugging Face `tokenizer.json`
+// (GPT-2, Llama 3, Qwen 2/3, Llama 2 and Mistral's SentencePiece-style BPE) or GPT-2's
+// `vocab.json` + `merges.txt`, encoding exactly as the `tokenizers` library's
+// encode(text, add_special_tokens=False) does: added tokens are cut out first (leftmost,
+// longest), the text between them is normalized (NFC, Prepend, Replace), added tokens
+// that match normalized text are cut out, the rest is pre-tokenized (Split, Digits,
+// Metaspace, ByteLevel) into words, and each word is merged by rank. A byte-level file
+// (ByteLevel pre-tokenizer) maps each word's bytes to GPT-2's byte alphabet
+// (bytes_to_unicode) first; any other BPE starts from the word's characters, with
+// `byte_fallback` to <0xNN> tokens or `unk_token` for characters outside the vocabulary.
+// Decoding runs the file's decoders (ByteLevel, ByteFallback, Fuse, Strip, Replace,
+// Metaspace); a byte-level file decodes tokens to their bytes, so decode(encode(text)) ==
+// text for any text, valid UTF-8 or not.
 //
 // As in `tokenizers`, added tokens (<|endoftext|>) in the text encode to their ids, unlike
-// the byte tokenizer. encode() never adds tokens of its own: a post_processor's template
-// (BOS/EOS) is not applied, since the data layer separates documents with eot(). Files
-// with a normalizer, another pre-tokenizer or model, BPE dropout or single-word added
-// tokens are refused rather than encoded differently.
+// the byte tokenizer. encode() never adds tokens of its own: the post_processor's BOS is
+// bos(), for the data layer to put before each document, which it ends with eot().
+// Anything else (another model, normalizer, pre-tokenizer, regex, decoder or
+// post-processor, BPE dropout) is refused naming its place in the file, never encoded
+// differently.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -26,6 +34,12 @@
 #include <mutex>
 
 namespace mixtape::data {
+
+namespace hf {
+class Normalizer;
+class Decoder;
+struct PreTokenizers;
+} // namespace hf
 
 /// The pieces GPT-2's pre-tokenization regex
 ///   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
@@ -59,8 +73,11 @@ public:
   uint32_t vocabSize() const override { return VocabSize; }
   std::vector<uint32_t> encode(llvm::StringRef text) const override;
   std::string decode(llvm::ArrayRef<uint32_t> ids) const override;
+  /// The first of <|endoftext|>, <|end_of_text|> and </s> that the file has.
   uint32_t eot() const override { return EndOfText; }
   std::optional<uint32_t> knot() const override { return Knot; }
+  /// The token the post_processor's template puts before a text, if any.
+  std::optional<uint32_t> bos() const override { return Bos; }
 
   /// The id of a token written as in the vocabulary file (byte-level alphabet) or of an
   /// added token; none when there is no such token.
@@ -68,9 +85,10 @@ public:
 
 private:
   struct AddedToken {
+    /// What it matches in the text: its content, normalized for a normalized token.
     std::string Content;
     uint32_t Id;
-    bool Lstrip, Rstrip;
+    bool Lstrip, Rstrip, SingleWord;
   };
   /// Longest first; FirstBytes marks the bytes a token may start with.
   struct AddedTokenSet {
@@ -80,33 +98,60 @@ private:
   struct MergeRule {
     uint32_t Rank, Merged;
   };
+  /// DenseMap's own hash of a uint64_t (times 37) keeps only the right id's bits in the
+  /// bucket index, so pairs with one right token collide; this one mixes both ids.
+  struct PairInfo {
+    static uint64_t getEmptyKey() { return ~uint64_t(0); }
+    static uint64_t getTombstoneKey() { return ~uint64_t(0) - 1; }
+    static unsigned getHashValue(uint64_t pair) { return static_cast<unsigned>((pair * 0x9E3779B97F4A7C15ull) >> 32); }
+    static bool isEqual(uint64_t a, uint64_t b) { return a == b; }
+  };
   class Builder;
 
   BpeTokenizer() = default;
   /// Calls emit(piece, token) for the pieces of `text` between added tokens of `set`
   /// (token null) and for each added token.
   template <typename Emit> static void splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, Emit &&emit);
+  /// Encodes normalized text between raw added tokens; `first`: it starts the text.
+  void encodeNormalized(llvm::StringRef text, bool first, std::vector<uint32_t> &out, bool useCache) const;
   void encodePiece(llvm::StringRef piece, std::vector<uint32_t> &out, bool useCache) const;
   void encodeCachedWord(llvm::StringRef word, std::vector<uint32_t> &out, bool useCache) const;
   void encodeWord(llvm::StringRef word, std::vector<uint32_t> &out) const;
+  /// Appends the symbols a non-byte-level word starts from: its characters' ids, their
+  /// <0xNN> bytes (byte_fallback) or the unknown token.
+  template <typename Add> void addCharacters(llvm::StringRef word, Add &&add) const;
 
   std::string Id;
   uint32_t VocabSize = 0;
   uint32_t EndOfText = 0;
-  std::optional<uint32_t> Knot;
+  std::optional<uint32_t> Knot, Bos;
   bool AddPrefixSpace = false, UseRegex = true, IgnoreMerges = false;
+  /// Whether the vocabulary is written in GPT-2's byte alphabet (a ByteLevel pre-tokenizer).
+  bool ByteLevel = true;
+  bool ByteFallback = false, FuseUnknown = false;
+  std::optional<uint32_t> Unknown;
 
-  /// Token text in the byte-level alphabet -> id (model vocabulary only).
+  std::unique_ptr<hf::Normalizer> Normalizer;
+  std::unique_ptr<hf::PreTokenizers> PreTokenizerSteps;
+  std::vector<std::unique_ptr<hf::Decoder>> Decoders;
+  /// Decoding is mapping each id to its bytes (TokenBytes): a byte-level file whose
+  /// decoder is ByteLevel or missing.
+  bool DecodeBytes = true;
+
+  /// Token text as the vocabulary writes it -> id (model vocabulary only).
   llvm::StringMap<uint32_t> Vocab;
-  /// Raw bytes -> id for the ignore_merges shortcut.
+  /// Raw bytes -> id for the ignore_merges shortcut (byte-level).
   llvm::StringMap<uint32_t> WordIds;
+  /// The id of each byte: its byte-level token, or its <0xNN> token for byte_fallback
+  /// (~0u for a byte without one).
   std::array<uint32_t, 256> ByteIds{};
   /// (left id << 32 | right id) -> rank and merged id.
-  llvm::DenseMap<uint64_t, MergeRule> Merges;
+  llvm::DenseMap<uint64_t, MergeRule, PairInfo> Merges;
   /// Added tokens cut out before and after normalization (`normalized` false / true), in
   /// the order `tokenizers` does it.
   AddedTokenSet RawAdded, NormalizedAdded;
-  /// The bytes each id decodes to: TokenBytes[TokenOffsets[id], TokenOffsets[id + 1]).
+  /// The bytes each id decodes to (DecodeBytes), else its text as the vocabulary writes
+  /// it: TokenBytes[TokenOffsets[id], TokenOffsets[id + 1]).
   std::string TokenBytes;
   std::vector<uint32_t> TokenOffsets;
   std::vector<bool> Known;

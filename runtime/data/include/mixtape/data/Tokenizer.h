@@ -34,6 +34,9 @@ public:
   /// The knot id that joins chunks of a document cut by Untie-the-Knots; none when the
   /// tokenizer has no such token.
   virtual std::optional<uint32_t> knot() const { return std::nullopt; }
+  /// The beginning-of-text id the tokenizer's own files put before each text (a Hugging
+  /// Face post_processor's template); encode() never adds it. None when there is none.
+  virtual std::optional<uint32_t> bos() const { return std::nullopt; }
 };
 
 /// "bytes-v1": ids 0-255 are bytes, 256 <|endoftext|>, 257 <|knot|> (Untie-the-Knots),
@@ -55,7 +58,7 @@ public:
 };
 
 /// Tokenizers by name: "bytes" or "bytes-v1" (the byte tokenizer), or a Hugging Face
-/// byte-level BPE tokenizer (BpeTokenizer.h) as "hf:PATH" or an existing PATH: a
+/// BPE tokenizer (BpeTokenizer.h) as "hf:PATH" or an existing PATH: a
 /// tokenizer.json or a directory with tokenizer.json or vocab.json + merges.txt.
 llvm::Expected<std::unique_ptr<Tokenizer>> createTokenizer(llvm::StringRef name);
 

@@ -50,10 +50,21 @@ struct ExecOptions {
 /// Refuses provisional plans (plan::readPlanFile refuses other format versions).
 llvm::Error executePlan(const plan::Plan &plan, const ExecOptions &options);
 
+/// What `mixtape export` writes.
+struct ExportOptions {
+  /// bf16 tensors instead of the node's fp32 ones.
+  bool Bf16 = false;
+  /// Above this many bytes of tensors, shards (model::HFSaveOptions).
+  uint64_t MaxShardBytes = 5'000'000'000;
+};
+
 /// Writes the model that node `node` of a plan left in `runDir` (its done marker must be
-/// there) as a Hugging Face folder `outDir` — config.json and model.safetensors that
-/// `from_pretrained` loads — built in a temporary folder beside it and renamed into place.
-/// `outDir` must not exist yet.
-llvm::Error exportNode(const plan::Plan &plan, llvm::StringRef runDir, llvm::StringRef node, llvm::StringRef outDir);
+/// there) as the Hugging Face folder `outDir` that save_pretrained would write (the list is
+/// in docs/run-format.md): config.json of the model_type it was imported as,
+/// generation_config.json with the run's tokenizer's special tokens, the weights (sharded
+/// above `options.MaxShardBytes`) and the tokenizer's files. It is built in a temporary
+/// folder beside `outDir` and renamed into place; `outDir` must not exist yet.
+llvm::Error exportNode(const plan::Plan &plan, llvm::StringRef runDir, llvm::StringRef node, llvm::StringRef outDir,
+                       const ExportOptions &options = {});
 
 } // namespace mixtape::exec

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,19 @@ struct NamedParameter {
   std::string Name; ///< Hugging Face's name, e.g. "model.layers.0.self_attn.q_proj.weight"
   at::Tensor Tensor; ///< a leaf that requires grad
   ParamKind Kind = ParamKind::Matrix;
+};
+
+/// How Model::saveHuggingFace writes a folder.
+struct HFSaveOptions {
+  /// The tensors' dtype (and the config's); the model's own when unset.
+  std::optional<c10::ScalarType> Dtype;
+  /// Tensors of more bytes than this are written as save_pretrained shards them (its
+  /// max_shard_size, 5 GB by default): model-0000N-of-0000M.safetensors, each filled in
+  /// name order until the next tensor would not fit, and model.safetensors.index.json.
+  uint64_t MaxShardBytes = 5'000'000'000;
+  /// The special tokens' ids, written to config.json and generation_config.json; a
+  /// missing one is not written (as transformers leaves out a None).
+  std::optional<int64_t> BosTokenId, EosTokenId, PadTokenId;
 };
 
 class Model {
@@ -94,9 +108,11 @@ public:
   /// Writes the parameters in the model's dtype, sorted by name, metadata {"format": "pt"}
   /// — the layout `save_pretrained(safe_serialization=True)` produces.
   llvm::Error saveWeights(llvm::StringRef path) const;
-  /// Writes a Hugging Face model folder (created if missing): config.json (formatHFConfig)
-  /// and model.safetensors (saveWeights), which `from_pretrained` loads as they are.
-  llvm::Error saveHuggingFace(llvm::StringRef dir) const;
+  /// Writes a Hugging Face model folder (created if missing) that `from_pretrained` loads
+  /// as it is: config.json (formatHFConfig, with the token ids), generation_config.json,
+  /// and model.safetensors or its shards and index. Tensors are converted and written one
+  /// at a time, so the model is never held twice.
+  llvm::Error saveHuggingFace(llvm::StringRef dir, const HFSaveOptions &options = {}) const;
 
 private:
   struct Impl;

@@ -33,6 +33,9 @@ enum class Activation {
 
 struct ModelConfig {
   model::Family Family = model::Family::GPT2;
+  /// Hugging Face's model_type the config was read as ("qwen2", "mistral", ...); empty for
+  /// a model built from a recipe, which is of its family's own type.
+  std::string ModelType;
   int64_t VocabSize = 0;
   int64_t NumLayers = 0;
   int64_t DModel = 0;
@@ -46,10 +49,12 @@ struct ModelConfig {
   double NormEps = 1e-5;
   bool TieEmbeddings = false;
   bool ParallelResidual = false; ///< x + attn(ln1 x) + mlp(ln2 x) (GPT-NeoX)
-  bool AttentionBias = false;    ///< q/k/v biases in a Llama-family model (Qwen2)
+  bool AttentionBias = false;    ///< q/k/v biases (Qwen2's; never o_proj)
   model::Activation Activation = model::Activation::GELUTanh;
 
   int64_t effectiveHeadDim() const { return HeadDim ? HeadDim : DModel / NumHeads; }
+  /// ModelType, or the family's name when it is empty.
+  llvm::StringRef modelType() const;
   /// Dimensions of each head that RoPE rotates (GPT-NeoX: int(HeadDim * RotaryPct)).
   int64_t rotaryDim() const { return static_cast<int64_t>(effectiveHeadDim() * RotaryPct); }
 
@@ -63,17 +68,18 @@ struct ModelConfig {
 };
 
 /// Reads a Hugging Face config.json of the gpt2, llama (mistral, qwen2) or gpt_neox
-/// families. Accepts both the 4.x spelling (rope_theta, rotary_pct) and the 5.x
+/// families, with each type's own attention biases: Qwen2 always biases q/k/v, Mistral
+/// never; a Llama with attention_bias (which biases o_proj too) is refused. Accepts both the 4.x spelling (rope_theta, rotary_pct) and the 5.x
 /// rope_parameters object. Errors name the file and the key.
 llvm::Expected<ModelConfig> readHFConfig(llvm::StringRef path);
 llvm::Expected<ModelConfig> parseHFConfig(llvm::StringRef json, llvm::StringRef fileName);
 
-/// The config.json `save_pretrained` writes for this architecture: model_type,
-/// architectures, sizes, activation, norm eps, RoPE (transformers 5's rope_parameters and
-/// the 4.x keys beside it, with equal values, so either version reads it), tied head,
-/// parallel residual and `torchDtype` ("float32", "bfloat16", ...) as "dtype" and
-/// "torch_dtype". A Llama-family model is written as model_type "llama" (a Qwen2 one
-/// keeps its biases through attention_bias). readHFConfig reads it back to `config`.
+/// The config.json `save_pretrained` writes for this architecture: model_type (the type it
+/// was read as: a Qwen2 stays qwen2, with Qwen2ForCausalLM and its own keys), architectures,
+/// sizes, activation, norm eps, RoPE (transformers 5's rope_parameters and the 4.x keys
+/// beside it, with equal values, so either version reads it), tied head, parallel residual
+/// and `torchDtype` ("float32", "bfloat16", ...) as "dtype" and "torch_dtype". readHFConfig
+/// reads it back to `config`.
 llvm::json::Object formatHFConfig(const ModelConfig &config, llvm::StringRef torchDtype);
 
 } // namespace mixtape::model
