@@ -4,8 +4,8 @@ bash, and the completion of a command line (COMP_WORDS, COMP_CWORD, then the fun
 `complete -p mixtape` names) gives subcommands, options, choices and files; `mixtape completion
 zsh` is checked by `zsh -n`, and in zsh through bashcompinit, when zsh is installed. The
 runtime's commands (run, exec, export, merge) are checked when `mixtape-runtime` is built beside
-`mixtape`; a check that cannot run makes the test exit 77, skipped, once the others have passed
-(under CI, 1: tests/skipping.py).
+`mixtape`, and zsh where it is installed (scripts/setup installs it); a check that cannot run
+makes the test exit 77, skipped, once the others have passed (under CI, 1: tests/skipping.py).
 
 usage: completion_test.py MIXTAPE WORKDIR"""
 import os, shlex, shutil, subprocess, sys
