@@ -9,6 +9,7 @@
 #include "mixtape/compiler/Schema.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/JSON.h"
 
 using namespace mixtape;
@@ -66,6 +67,7 @@ private:
           J.attributeObject(k.Name, [&] {
             J.attribute("description", k.Doc);
             value(k.Type);
+            defaultOf(k);
           });
     });
     auto isRequired = [&](const KeyInfo &k) { return k.Section == id && k.Flags == KeyFlags::Required; };
@@ -76,6 +78,21 @@ private:
             J.value(k.Name);
       });
     J.attribute("additionalProperties", false);
+  }
+
+  /// The key's DEFAULT rows of keys.def, which editors show, as written there (a number or
+  /// a boolean, which JSON spells alike): one value, or the list of them (betas has a row
+  /// per beta).
+  void defaultOf(const KeyInfo &k) {
+    std::vector<std::string> spellings;
+    for (const DefaultInfo &d : allDefaults())
+      if (d.Section == k.Section && d.Key == k.Name)
+        spellings.push_back(d.Spelling.str());
+    if (spellings.empty())
+      return;
+    J.attributeBegin("default");
+    J.rawValue(spellings.size() == 1 ? spellings[0] : "[" + llvm::join(spellings, ", ") + "]");
+    J.attributeEnd();
   }
 
   /// [sweep]'s `zip`: axis names to pair, or several such lists (Schema.cpp's checkZip).

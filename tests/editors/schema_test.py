@@ -4,8 +4,9 @@ file byte for byte; the schema is valid under the JSON Schema draft-07 meta-sche
 in recipes/ and the README's excerpt of the quickstart validate against it (recipes parsed with
 Python's tomllib, as an editor's TOML parser reads them); and what the compiler's schema pass
 refuses (an unknown section or key, a wrong type, a choice not among the choices, a missing
-required key, a bad name) fails validation. Without tomllib or the jsonschema package (Debian's
-python3-jsonschema, which scripts/setup installs) it exits 77, skipped; under CI, 1.
+required key, a bad name) fails validation; each default the schema shows is a value of its
+key's type. Without tomllib or the jsonschema package (Debian's python3-jsonschema, which
+scripts/setup installs) it exits 77, skipped; under CI, 1.
 
 usage: schema_test.py MIXTAPE"""
 import copy, difflib, glob, os, re, subprocess, sys
@@ -49,6 +50,25 @@ validator = jsonschema.Draft7Validator(schema)
 def errors(doc):
     return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(doc)]
 
+
+# Each key's default (keys.def's DEFAULT rows, which editors show) is a value of its type.
+def defaults(node, where):
+    if isinstance(node, dict):
+        if "default" in node:
+            yield where, node
+        for key, child in node.items():
+            yield from defaults(child, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, child in enumerate(node):
+            yield from defaults(child, f"{where}/{i}")
+
+
+shown = list(defaults(schema, ""))
+if not shown:
+    failures.append("the schema shows no defaults")
+for where, node in shown:
+    if list(jsonschema.Draft7Validator(node).iter_errors(node["default"])):
+        failures.append(f"{where}: the default {node['default']!r} is not a value of the key's type")
 
 recipes = sorted(glob.glob(os.path.join(ROOT, "recipes", "*.toml")))
 if not recipes:
@@ -103,4 +123,5 @@ case("a zip of one axis", lambda d: d["sweep"].update(zip=["replay"]))
 if failures:
     print("FAIL:\n" + "\n".join(failures))
     sys.exit(1)
-print(f"ok: schema is draft-07, {len(recipes)} recipes and the README's excerpt validate, 13 refusals")
+print(f"ok: schema is draft-07, {len(shown)} defaults, {len(recipes)} recipes and the README's excerpt validate, "
+      "13 refusals")
