@@ -599,60 +599,69 @@ void BpeTokenizer::splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, 
 std::vector<uint32_t> BpeTokenizer::encode(llvm::StringRef text) const {
   std::vector<uint32_t> ids;
   ids.reserve(text.size() / 3 + 1);
-  std::unique_lock<std::mutex> lock(CacheMutex, std::try_to_lock);
-  bool useCache = lock.owns_lock();
+  // The first free cache from a slot of this thread's own: threads encoding at once each
+  // keep one (an encode that finds every slot taken works without).
+  WordCache *cache = nullptr;
+  std::unique_lock<std::mutex> lock;
+  const size_t start = std::hash<std::thread::id>{}(std::this_thread::get_id());
+  for (size_t k = 0; k < CacheSlots && !cache; ++k) {
+    WordCache &slot = Caches[(start + k) % CacheSlots];
+    lock = std::unique_lock<std::mutex>(slot.Mutex, std::try_to_lock);
+    if (lock.owns_lock())
+      cache = &slot;
+  }
   splitOnAdded(text, RawAdded, [&](llvm::StringRef piece, const AddedToken *token) {
     if (token)
       return ids.push_back(token->Id);
     bool first = piece.data() == text.data();
     if (!Normalizer)
-      return encodeNormalized(piece, first, ids, useCache);
+      return encodeNormalized(piece, first, ids, cache);
     std::string normalized = piece.str();
     Normalizer->normalize(normalized);
-    encodeNormalized(normalized, first, ids, useCache);
+    encodeNormalized(normalized, first, ids, cache);
   });
   return ids;
 }
 
 void BpeTokenizer::encodeNormalized(llvm::StringRef text, bool first, std::vector<uint32_t> &out,
-                                    bool useCache) const {
+                                    WordCache *cache) const {
   splitOnAdded(text, NormalizedAdded, [&](llvm::StringRef piece, const AddedToken *token) {
     if (token)
       return out.push_back(token->Id);
     if (PreTokenizerSteps->Steps.empty())
-      return encodePiece(piece, out, useCache);
+      return encodePiece(piece, out, cache);
     PreTokenizerSteps->run(piece, first && piece.data() == text.data(),
-                       [&](llvm::StringRef word) { encodePiece(word, out, useCache); });
+                       [&](llvm::StringRef word) { encodePiece(word, out, cache); });
   });
 }
 
-void BpeTokenizer::encodePiece(llvm::StringRef piece, std::vector<uint32_t> &out, bool useCache) const {
+void BpeTokenizer::encodePiece(llvm::StringRef piece, std::vector<uint32_t> &out, WordCache *cache) const {
   if (!ByteLevel)
-    return encodeCachedWord(piece, out, useCache);
+    return encodeCachedWord(piece, out, cache);
   std::string spaced;
   if (AddPrefixSpace && !piece.startswith(" ")) {
     spaced = " " + piece.str();
     piece = spaced;
   }
   if (UseRegex)
-    forEachGpt2Pretoken(piece, [&](llvm::StringRef word) { encodeCachedWord(word, out, useCache); });
+    forEachGpt2Pretoken(piece, [&](llvm::StringRef word) { encodeCachedWord(word, out, cache); });
   else
-    encodeCachedWord(piece, out, useCache);
+    encodeCachedWord(piece, out, cache);
 }
 
-void BpeTokenizer::encodeCachedWord(llvm::StringRef word, std::vector<uint32_t> &out, bool useCache) const {
+void BpeTokenizer::encodeCachedWord(llvm::StringRef word, std::vector<uint32_t> &out, WordCache *cache) const {
   if (word.size() == 1 && ByteLevel)
     return out.push_back(ByteIds[static_cast<uint8_t>(word[0])]);
-  if (!useCache || word.size() > CachedWordBytes)
+  if (!cache || word.size() > CachedWordBytes)
     return encodeWord(word, out);
-  auto it = Cache.find(word);
-  if (it != Cache.end())
+  auto it = cache->Words.find(word);
+  if (it != cache->Words.end())
     return out.insert(out.end(), it->second.begin(), it->second.end()), void();
   size_t from = out.size();
   encodeWord(word, out);
-  if (Cache.size() >= CacheCapacity)
-    Cache.clear();
-  Cache.try_emplace(word, out.begin() + from, out.end());
+  if (cache->Words.size() >= CacheCapacity)
+    cache->Words.clear();
+  cache->Words.try_emplace(word, out.begin() + from, out.end());
 }
 
 template <typename Add> void BpeTokenizer::addCharacters(llvm::StringRef word, Add &&add) const {

@@ -30,8 +30,11 @@
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringMap.h"
 
+#include <algorithm>
 #include <array>
+#include <memory>
 #include <mutex>
+#include <thread>
 
 namespace mixtape::data {
 
@@ -107,15 +110,19 @@ private:
     static bool isEqual(uint64_t a, uint64_t b) { return a == b; }
   };
   class Builder;
+  struct WordCache {
+    std::mutex Mutex;
+    llvm::StringMap<llvm::SmallVector<uint32_t, 4>> Words;
+  };
 
   BpeTokenizer() = default;
   /// Calls emit(piece, token) for the pieces of `text` between added tokens of `set`
   /// (token null) and for each added token.
   template <typename Emit> static void splitOnAdded(llvm::StringRef text, const AddedTokenSet &set, Emit &&emit);
   /// Encodes normalized text between raw added tokens; `first`: it starts the text.
-  void encodeNormalized(llvm::StringRef text, bool first, std::vector<uint32_t> &out, bool useCache) const;
-  void encodePiece(llvm::StringRef piece, std::vector<uint32_t> &out, bool useCache) const;
-  void encodeCachedWord(llvm::StringRef word, std::vector<uint32_t> &out, bool useCache) const;
+  void encodeNormalized(llvm::StringRef text, bool first, std::vector<uint32_t> &out, WordCache *cache) const;
+  void encodePiece(llvm::StringRef piece, std::vector<uint32_t> &out, WordCache *cache) const;
+  void encodeCachedWord(llvm::StringRef word, std::vector<uint32_t> &out, WordCache *cache) const;
   void encodeWord(llvm::StringRef word, std::vector<uint32_t> &out) const;
   /// Appends the symbols a non-byte-level word starts from: its characters' ids, their
   /// <0xNN> bytes (byte_fallback) or the unknown token.
@@ -156,10 +163,10 @@ private:
   std::vector<uint32_t> TokenOffsets;
   std::vector<bool> Known;
 
-  /// Pre-token bytes -> ids, cleared when full; guarded by CacheMutex (an encode that
-  /// finds it taken works without the cache).
-  mutable std::mutex CacheMutex;
-  mutable llvm::StringMap<llvm::SmallVector<uint32_t, 4>> Cache;
+  /// Pre-token bytes -> ids, cleared when full; one per hardware thread, each behind its
+  /// mutex, so that threads tokenizing at once (data prepare) each keep a cache.
+  size_t CacheSlots = std::max(1u, std::thread::hardware_concurrency());
+  mutable std::unique_ptr<WordCache[]> Caches = std::make_unique<WordCache[]>(CacheSlots);
 };
 
 } // namespace mixtape::data
