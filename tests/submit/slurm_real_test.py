@@ -208,8 +208,10 @@ try:
             if not preempted:
                 failures.append(f"scancel -b -s USR1 {pretrain_job}: {r.stderr}")
             break
-        if sh(["squeue", "-h", "-j", pretrain_job, "-o", "%T"], env=env).stdout.strip() not in ("", "PENDING",
-                                                                                              "RUNNING"):
+        # CONFIGURING: a loaded node may take a while to launch the batch script.
+        state = sh(["squeue", "-h", "-j", pretrain_job, "-o", "%T"], env=env).stdout.strip()
+        if state not in ("", "PENDING", "CONFIGURING", "RUNNING"):
+            print(f"pretrain job {pretrain_job} left the queue unpreempted: {state}", flush=True)
             break
         time.sleep(0.2)
     if pretrain_job and not preempted:
