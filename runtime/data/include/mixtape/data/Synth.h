@@ -33,7 +33,7 @@ llvm::ArrayRef<llvm::StringRef> synthDomains();
 
 /// Bumped whenever the generator's output changes: cached corpora are kept per version, so
 /// an old cache is never taken for the new corpus.
-constexpr int kSynthVersion = 2;
+constexpr int kSynthVersion = 3;
 
 struct SynthDocument {
   std::string Text;
