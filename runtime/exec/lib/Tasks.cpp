@@ -275,8 +275,7 @@ static std::vector<std::string> generate(ExecContext &ctx, const model::Model &m
       {
         compat::CudaAutocast autocast(m.parameters().front().Tensor);
         at::TensorOptions longs = at::TensorOptions(device).dtype(at::kLong);
-        next = m.forwardAt(input.to(device), at::arange(T, longs).expand({R, T}),
-                           at::ones({T, T}, longs.dtype(at::kBool)).tril().expand({R, T, T}),
+        next = m.forwardAt(input.to(device), at::arange(T, longs).expand({R, T}), /*allowed=*/{},
                            at::tensor(last, at::kLong).to(device))
                    .argmax(-1)
                    .cpu();

@@ -444,12 +444,12 @@ at::Tensor Model::forwardAt(const at::Tensor &tokens, const at::Tensor &position
               "Model::forwardAt: tokens and positions must be int64 [batch, time], got ", tokens.sizes(), " and ",
               positions.sizes());
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  TORCH_CHECK(allowed.scalar_type() == at::kBool && allowed.sizes() == at::IntArrayRef({B, T, T}),
+  TORCH_CHECK(!allowed.defined() || (allowed.scalar_type() == at::kBool && allowed.sizes() == at::IntArrayRef({B, T, T})),
               "Model::forwardAt: allowed must be bool [batch, time, time], got ", allowed.sizes());
   TORCH_CHECK(rows.dim() == 1 && rows.scalar_type() == at::kLong, "Model::forwardAt: rows must be int64 [N]");
   TORCH_CHECK(positions.numel() == 0 || positions.max().item<int64_t>() < m.Config.MaxPositions,
               "Model::forwardAt: a position is past the model's ", m.Config.MaxPositions, " positions");
-  at::Tensor h = m.hidden(tokens, positions, allowed.unsqueeze(1));
+  at::Tensor h = m.hidden(tokens, positions, allowed.defined() ? allowed.unsqueeze(1) : allowed);
   return at::linear(h.reshape({B * T, m.Config.DModel}).index_select(0, rows), m.Head);
 }
 

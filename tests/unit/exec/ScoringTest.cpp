@@ -220,5 +220,25 @@ TEST_P(Scoring, PackedChoicesMatchSeparateForwards) {
   }
 }
 
+// Greedy generation reads each row's last position through forwardAt with the causal mask
+// (no `allowed`): the logits there are forward's, padding after a shorter row unread.
+TEST_P(Scoring, ForwardAtLastPositionsIsForwardsCausalLogits) {
+  MIXTAPE_REQUIRE_FIXTURES(dir());
+  llvm::Expected<std::unique_ptr<model::Model>> model = model::Model::fromHuggingFace(dir());
+  ASSERT_TRUE(bool(model)) << llvm::toString(model.takeError());
+  const Reference ref = readReference(dir() + "/expected.json");
+  ASSERT_EQ(ref.Ids.size(), 16u);
+  at::NoGradGuard noGrad;
+  const std::vector<int64_t> ids(ref.Ids.begin(), ref.Ids.end());
+  at::Tensor tokens = at::tensor(ids, at::kLong).view({2, 8});
+  tokens[1].narrow(0, 5, 3).fill_(0); // row 1 holds 5 tokens, then padding
+  at::Tensor got = (*model)->forwardAt(tokens, at::arange(8, at::kLong).expand({2, 8}), {},
+                                       at::tensor(std::vector<int64_t>{7, 8 + 4}, at::kLong));
+  at::Tensor row0 = (*model)->forward(tokens.narrow(0, 0, 1))[0][7];
+  at::Tensor row1 = (*model)->forward(tokens.narrow(0, 1, 1).narrow(1, 0, 5))[0][4];
+  EXPECT_TRUE(at::allclose(got[0], row0, 1e-5, 1e-5)) << GetParam();
+  EXPECT_TRUE(at::allclose(got[1], row1, 1e-5, 1e-5)) << GetParam();
+}
+
 INSTANTIATE_TEST_SUITE_P(HuggingFace, Scoring, testing::Values("gpt2", "llama", "gpt_neox"),
                          [](const testing::TestParamInfo<std::string> &info) { return info.param; });

@@ -88,7 +88,8 @@ public:
 
   /// Logits [N, vocab] at `rows` only (N flat indices into the [B * T] positions) for
   /// `tokens` [B, T] laid out by the caller: `positions` [B, T] (int64) and `allowed`
-  /// [B, T, T] (bool: query i may read key j; only j <= i, and every query reads itself). A
+  /// [B, T, T] (bool: query i may read key j; only j <= i, and every query reads itself;
+  /// undefined: causal, one mask shared by the batch). A
   /// row can then hold several sequences that share a prefix — the prefix once, each suffix
   /// reading the prefix and itself — and the head runs only where logits are read.
   at::Tensor forwardAt(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed,
