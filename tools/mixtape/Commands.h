@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mixtape::data {
 class ShardCatalog;
@@ -36,6 +37,16 @@ std::optional<plan::Plan> compileRecipe(llvm::StringRef recipePath, std::string 
 /// Writes a plan file durably (docs/plan-format.md): a killed command leaves the old file or
 /// the whole new one. Prints the error, naming `command`.
 bool writePlan(llvm::StringRef command, const plan::Plan &plan, llvm::StringRef path);
+
+/// A child process's exit status (-1 when it could not run, `Message` saying why) and
+/// standard output.
+struct Captured {
+  int Status = -1;
+  std::string Out, Message;
+};
+/// Runs `program` with `args`, standard input empty; its standard error is ours, or
+/// discarded when `quietErrors`.
+Captured runCapturing(llvm::StringRef program, llvm::ArrayRef<std::string> args, bool quietErrors = false);
 
 int lintMain(llvm::ArrayRef<llvm::StringRef> args);
 int planMain(llvm::ArrayRef<llvm::StringRef> args);

@@ -10,7 +10,9 @@
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -69,4 +71,22 @@ bool cli::writePlan(llvm::StringRef command, const plan::Plan &plan, llvm::Strin
     return false;
   }
   return true;
+}
+
+cli::Captured cli::runCapturing(llvm::StringRef program, llvm::ArrayRef<std::string> args, bool quietErrors) {
+  Captured c;
+  llvm::SmallString<128> outFile;
+  if (std::error_code ec = llvm::sys::fs::createTemporaryFile("mixtape-child", "out", outFile)) {
+    c.Message = "cannot create a temporary file: " + ec.message();
+    return c;
+  }
+  std::vector<llvm::StringRef> argv{program};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const llvm::Optional<llvm::StringRef> discard = llvm::StringRef(""), ours = llvm::None;
+  const llvm::Optional<llvm::StringRef> redirects[] = {discard, llvm::StringRef(outFile), quietErrors ? discard : ours};
+  c.Status = llvm::sys::ExecuteAndWait(program, argv, llvm::None, redirects, 0, 0, &c.Message);
+  if (auto text = llvm::MemoryBuffer::getFile(outFile))
+    c.Out = (*text)->getBuffer().str();
+  llvm::sys::fs::remove(outFile);
+  return c;
 }

@@ -16,7 +16,6 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
-#include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mixtape;
@@ -39,28 +38,16 @@ CommandSpec listCommand(llvm::StringRef self, llvm::StringRef path) {
   CommandSpec spec{path.str(), {}, {}, {}, ""};
   llvm::SmallVector<llvm::StringRef, 4> words;
   llvm::SplitString(path, words, " ");
-  std::vector<llvm::StringRef> argv{self};
-  argv.insert(argv.end(), words.begin(), words.end());
-  argv.push_back("--list-options");
-  llvm::SmallString<128> listing;
-  if (std::error_code ec = llvm::sys::fs::createTemporaryFile("mixtape-options", "txt", listing)) {
-    llvm::errs() << "mixtape completion: error: cannot create a temporary file: " << ec.message() << "\n";
-    return spec;
-  }
-  llvm::Optional<llvm::StringRef> redirects[] = {llvm::StringRef(""), llvm::StringRef(listing), llvm::StringRef("")};
-  std::string error;
-  int rc = llvm::sys::ExecuteAndWait(self, argv, llvm::None, redirects, 0, 0, &error);
-  llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> text = mapFile(listing);
-  llvm::sys::fs::remove(listing);
-  if (rc != 0 || !text) {
-    if (!text)
-      error = llvm::toString(text.takeError());
-    llvm::errs() << "mixtape completion: warning: no options for 'mixtape " << path << "' (exit " << rc
-                 << (error.empty() ? "" : ": " + error) << "); its arguments complete as files\n";
+  std::vector<std::string> args(words.begin(), words.end());
+  args.push_back("--list-options");
+  const cli::Captured listing = cli::runCapturing(self, args, /*quietErrors=*/true);
+  if (listing.Status != 0) {
+    llvm::errs() << "mixtape completion: warning: no options for 'mixtape " << path << "' (exit " << listing.Status
+                 << (listing.Message.empty() ? "" : ": " + listing.Message) << "); its arguments complete as files\n";
     return spec;
   }
   llvm::SmallVector<llvm::StringRef, 32> lines;
-  (*text)->getBuffer().split(lines, '\n', -1, false);
+  llvm::StringRef(listing.Out).split(lines, '\n', -1, false);
   for (llvm::StringRef line : lines) {
     llvm::SmallVector<llvm::StringRef, 3> fields;
     line.split(fields, '\t');

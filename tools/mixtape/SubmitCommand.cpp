@@ -211,28 +211,6 @@ std::string outputArg(llvm::StringRef runDir, const Job &job) {
   return "--output=" + joinPath(joinPath(runDir, "slurm"), safeName(job.Name) + "-%j.out");
 }
 
-/// Runs `program` with `args` and returns its exit status and standard output.
-struct Captured {
-  int Status = -1;
-  std::string Out, Message;
-};
-Captured capture(llvm::StringRef program, llvm::ArrayRef<std::string> args) {
-  Captured c;
-  llvm::SmallString<128> outFile;
-  if (std::error_code ec = llvm::sys::fs::createTemporaryFile("mixtape-slurm", "out", outFile)) {
-    c.Message = ec.message();
-    return c;
-  }
-  std::vector<llvm::StringRef> argv{program};
-  argv.insert(argv.end(), args.begin(), args.end());
-  llvm::Optional<llvm::StringRef> redirects[] = {llvm::None, llvm::StringRef(outFile), llvm::None};
-  c.Status = llvm::sys::ExecuteAndWait(program, argv, llvm::None, redirects, 0, 0, &c.Message);
-  if (auto text = llvm::MemoryBuffer::getFile(outFile))
-    c.Out = (*text)->getBuffer().str();
-  llvm::sys::fs::remove(outFile);
-  return c;
-}
-
 /// RUN_DIR/slurm/jobs.json: the jobs of the last submission, for `--status`.
 struct SubmittedJob {
   std::string Id, Name;
@@ -309,7 +287,7 @@ int printStatus(llvm::StringRef runDir) {
     llvm::ErrorOr<std::string> path = llvm::sys::findProgramByName(tool);
     if (!path)
       return false;
-    Captured c = capture(*path, args);
+    cli::Captured c = cli::runCapturing(*path, args);
     if (c.Status != 0)
       return false;
     llvm::SmallVector<llvm::StringRef, 0> lines;
@@ -469,7 +447,7 @@ int mixtape::cli::submitMain(llvm::ArrayRef<llvm::StringRef> args) {
     if (!deps.empty())
       argv.push_back("--dependency=afterok:" + llvm::join(deps, ":"));
     argv.push_back(paths[j]);
-    Captured c = capture(*sbatch, argv);
+    cli::Captured c = cli::runCapturing(*sbatch, argv);
     std::string id = llvm::StringRef(c.Out).trim().split(';').first.str();
     if (c.Status != 0 || id.empty()) {
       llvm::errs() << "mixtape submit: sbatch failed for " << paths[j] << (c.Message.empty() ? "" : ": " + c.Message)
