@@ -113,8 +113,10 @@ struct PackedRow {
 
 /// One batch's tensors, laid out on the CPU.
 struct PackedBatch {
-  at::Tensor Tokens, Positions, Allowed, Rows; ///< Rows: each scored position, flat
-  std::vector<int64_t> Targets;                ///< the token each scored position predicts
+  at::Tensor Tokens, Positions;
+  at::Tensor Allowed;           ///< undefined when no row holds several requests
+  at::Tensor Rows;              ///< each scored position, flat
+  std::vector<int64_t> Targets; ///< the token each scored position predicts
 };
 
 } // namespace
@@ -150,20 +152,27 @@ static std::vector<PackedRow> packRows(llvm::ArrayRef<ScoringRequest> requests, 
 
 static PackedBatch layOut(llvm::ArrayRef<ScoringRequest> requests, llvm::ArrayRef<PackedRow> rows) {
   const int64_t R = static_cast<int64_t>(rows.size()), T = static_cast<int64_t>(rows.front().length());
-  PackedBatch b{at::zeros({R, T}, at::kLong), at::zeros({R, T}, at::kLong), at::zeros({R, T, T}, at::kBool), {}, {}};
+  // Rows of one request each are plain causal sequences: no mask to build, nor to apply.
+  const bool shared = llvm::any_of(rows, [](const PackedRow &row) { return row.Members.size() > 1; });
+  PackedBatch b{at::zeros({R, T}, at::kLong), at::zeros({R, T}, at::kLong),
+                shared ? at::zeros({R, T, T}, at::kBool) : at::Tensor(), {}, {}};
   int64_t *tokens = b.Tokens.data_ptr<int64_t>(), *positions = b.Positions.data_ptr<int64_t>();
-  bool *allowed = b.Allowed.data_ptr<bool>();
+  bool *allowed = shared ? b.Allowed.data_ptr<bool>() : nullptr;
   std::vector<int64_t> scored;
   for (int64_t r = 0; r < R; ++r) {
     const PackedRow &row = rows[static_cast<size_t>(r)];
     const int64_t prefix = static_cast<int64_t>(row.Prefix);
     int64_t *rowTokens = tokens + r * T, *rowPositions = positions + r * T;
-    bool *rowAllowed = allowed + r * T * T;
+    // Query `at` reads keys [from, from + count).
+    auto allow = [&](int64_t at, int64_t from, int64_t count) {
+      if (allowed)
+        std::fill_n(allowed + (r * T + at) * T + from, count, true);
+    };
     int64_t at = 0;
     for (; at < prefix; ++at) {
       rowTokens[at] = requests[row.Members.front()].Input[static_cast<size_t>(at)];
       rowPositions[at] = at;
-      std::fill_n(rowAllowed + at * T, at + 1, true);
+      allow(at, 0, at + 1);
     }
     for (size_t member : row.Members) {
       const ScoringRequest &q = requests[member];
@@ -171,8 +180,8 @@ static PackedBatch layOut(llvm::ArrayRef<ScoringRequest> requests, llvm::ArrayRe
       for (int64_t i = prefix; i < end; ++i, ++at) {
         rowTokens[at] = q.Input[static_cast<size_t>(i)];
         rowPositions[at] = i;
-        std::fill_n(rowAllowed + at * T, prefix, true);
-        std::fill_n(rowAllowed + at * T + start, at - start + 1, true);
+        allow(at, 0, prefix);
+        allow(at, start, at - start + 1);
       }
       // Input position i predicts continuation token j = i - (end - n).
       const int64_t n = static_cast<int64_t>(q.Continuation.size());
@@ -183,7 +192,7 @@ static PackedBatch layOut(llvm::ArrayRef<ScoringRequest> requests, llvm::ArrayRe
       }
     }
     for (; at < T; ++at) // padding reads itself only
-      rowAllowed[at * T + at] = true;
+      allow(at, at, 1);
   }
   b.Rows = at::tensor(scored, at::kLong);
   return b;
@@ -213,7 +222,8 @@ std::vector<double> mixtape::exec::continuationLogLikelihoods(const model::Model
     {
       compat::CudaAutocast autocast(m.parameters().front().Tensor);
       const c10::Device device = m.device();
-      logits = m.forwardAt(b.Tokens.to(device), b.Positions.to(device), b.Allowed.to(device), b.Rows.to(device));
+      logits = m.forwardAt(b.Tokens.to(device), b.Positions.to(device),
+                           b.Allowed.defined() ? b.Allowed.to(device) : b.Allowed, b.Rows.to(device));
     }
     const int64_t picked = static_cast<int64_t>(b.Targets.size());
     at::Tensor terms = at::log_softmax(logits.to(at::kFloat).cpu(), -1)
