@@ -34,6 +34,10 @@ public:
                                                           llvm::StringRef) override {
     return std::optional<uint64_t>(0);
   }
+  llvm::Expected<std::optional<plan::SharedDocuments>> sharedDocuments(const plan::Plan &, llvm::StringRef,
+                                                                      llvm::ArrayRef<std::string>) override {
+    return std::optional<plan::SharedDocuments>(); // replay decided from the filters
+  }
   llvm::Expected<std::optional<plan::ColumnGroups>> groupBy(const plan::Plan &, llvm::StringRef,
                                                            llvm::StringRef) override {
     return std::optional<plan::ColumnGroups>(); // the generated recipe groups by no column

@@ -2,6 +2,7 @@
 #include "Lowering.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -60,8 +61,7 @@ void Lowering::lowerStage(size_t s) {
       lv.StartNode = InitNode;
       for (const StreamSpec &st : Recipe.Streams)
         lv.StartCursors[st.Name] = 0;
-      for (const std::string &p : Recipe.Model.PretrainedOn)
-        lv.TrainedOn.insert(Recipe.stream(p)->Root);
+      lv.TrainedOn.insert(Recipe.Model.PretrainedOn.begin(), Recipe.Model.PretrainedOn.end());
     } else {
       const StageVariant &pv = Recipe.Stages[parent].Variants[v.ParentVariant];
       uint64_t step = v.BranchTokens / pv.batchTokens();
@@ -102,8 +102,7 @@ void Lowering::lowerStage(size_t s) {
     // The variant also runs through its ancestry's nodes up to its branch point.
     for (size_t up = lv.StartNode; Result.Nodes[up].Kind == plan::NodeKind::Train; up = Result.Nodes[up].Inputs.front().Index)
       addVariant(up, v.DisplayName);
-    for (const std::string &st : v.Mixture.Streams)
-      lv.TrainedOn.insert(Recipe.stream(st)->Root);
+    lv.TrainedOn.insert(v.Mixture.Streams.begin(), v.Mixture.Streams.end());
     VariantTokens += chainTokens(s, i);
   }
   StageGroups.back() = std::move(groups);
@@ -180,8 +179,8 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
     }
     double replayed = 0;
     for (const auto &[st, tokens] : t.Ledger.TokensByStream)
-      if (lv.TrainedOn.count(Recipe.stream(st)->Root))
-        replayed += static_cast<double>(tokens);
+      if (tokens)
+        replayed += static_cast<double>(tokens) * replayShare(st, lv.TrainedOn);
     t.Ledger.ReplayFraction = t.Ledger.Tokens ? replayed / static_cast<double>(t.Ledger.Tokens) : 0;
     setFlops(t.Ledger, v.SeqLen);
     t.Exec.MicroBatch = v.MicroBatchSequences;
@@ -202,6 +201,26 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
     input = node;
     begin = end;
   }
+}
+
+double Lowering::replayShare(const std::string &stream, const std::set<std::string> &earlier) {
+  std::vector<std::string> overlapping;
+  for (const std::string &e : earlier)
+    if (Recipe.mayShareDocuments(stream, e))
+      overlapping.push_back(e);
+  if (overlapping.empty())
+    return 0;
+  std::string key = stream + "\n" + llvm::join(overlapping, "\n");
+  if (auto it = ReplayShares.find(key); it != ReplayShares.end())
+    return it->second;
+  double share = 1;
+  const std::optional<plan::StreamStats> &stats = Stats[stream];
+  llvm::Expected<std::optional<plan::SharedDocuments>> shared = Env.sharedDocuments(Result, stream, overlapping);
+  if (!shared)
+    error(DiagCode::DataError, "stream '" + stream + "': " + llvm::toString(shared.takeError()));
+  else if (*shared && stats && stats->TrainTokens)
+    share = static_cast<double>((*shared)->Tokens) / static_cast<double>(stats->TrainTokens);
+  return ReplayShares[key] = share;
 }
 
 void Lowering::setFlops(plan::Ledger &ledger, uint64_t seqLen) const {

@@ -34,7 +34,7 @@ struct LoweredVariant {
   Cursors StartCursors;
   size_t Group = 0;
   std::vector<size_t> Nodes;       ///< its chain of train nodes, in order
-  std::set<std::string> TrainedOn; ///< roots of data seen by the end of this variant
+  std::set<std::string> TrainedOn; ///< streams trained on by the end of this variant
 };
 
 /// Variants of one stage that train one shared chain.
@@ -86,6 +86,11 @@ public:
   /// Samples per stream after `samples` samples of a stage with this mixture.
   std::vector<uint64_t> blendCounts(const plan::Mixture &m, uint64_t seqLen, uint64_t samples);
   uint64_t VariantTokens = 0;
+  /// Share of stream `stream`'s training tokens in documents of the streams `earlier`:
+  /// counted by the data where it is present, else 1 unless the filters prove the
+  /// streams disjoint.
+  double replayShare(const std::string &stream, const std::set<std::string> &earlier);
+  std::map<std::string, double> ReplayShares; ///< by stream and its earlier streams
 
   // Merges, ablations, evals (LowerModelUsers.cpp).
   std::map<std::string, size_t> HfInits;

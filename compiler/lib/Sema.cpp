@@ -28,6 +28,21 @@ const StreamSpec *CheckedRecipe::stream(llvm::StringRef name) const {
   return nullptr;
 }
 
+std::vector<plan::Predicate> CheckedRecipe::filtersOf(llvm::StringRef name) const {
+  std::vector<plan::Predicate> filters;
+  // Sema has refused cycles of `from`; the bound only guards a hand-built recipe.
+  const StreamSpec *s = stream(name);
+  for (size_t depth = 0; s && depth < Streams.size(); ++depth, s = stream(s->Parent))
+    if (s->Where)
+      filters.push_back(*s->Where);
+  return filters;
+}
+
+bool CheckedRecipe::mayShareDocuments(llvm::StringRef a, llvm::StringRef b) const {
+  const StreamSpec *sa = stream(a), *sb = stream(b);
+  return sa && sb && sa->Root == sb->Root && !plan::provablyDisjoint(filtersOf(a), filtersOf(b));
+}
+
 double ModelSpec::size(llvm::StringRef key) const {
   return key == "layers"          ? Layers
          : key == "d_model"       ? DModel

@@ -14,6 +14,7 @@
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
+#include <map>
 
 using namespace mixtape;
 using namespace mixtape::sema;
@@ -23,6 +24,9 @@ namespace {
 constexpr size_t kMaxVariants = 100000;
 /// Relative LR change at a stage edge that counts as a jump.
 constexpr double kLrJumpTolerance = 0.01;
+/// A sequence length this many times the parent's is a context extension (the papers
+/// extend 4x to 32x: 8k to 32k, 32k to 128k).
+constexpr uint64_t kContextExtensionFactor = 4;
 /// Above this, AdamW does not train a transformer: the loss or the gradients overflow
 /// within steps (LLMs train at 1e-5 to 1e-2).
 constexpr double kAbsurdPeakLR = 0.1;
@@ -67,10 +71,12 @@ private:
   std::vector<const Value *> AxisKeyValues;
   std::vector<int> OutIndex;                          // decl -> index in recipe.Stages
   std::vector<std::vector<BatchWritten>> Batches;     // per out stage, per variant
-  /// Root streams a variant and its ancestry trained on, with the init's pretraining data
+  /// Streams a variant and its ancestry trained on, with the init's pretraining data
   /// (per out stage, per variant): what counts as "earlier data" for its children.
   /// Bits by index in recipe.Streams: a set of strings per variant made long chains slow.
   std::vector<std::vector<llvm::SmallBitVector>> TrainedOn;
+  /// Recipe.mayShareDocuments by stream index, filled as asked (a sweep asks the same pairs).
+  std::map<std::pair<size_t, size_t>, bool> SharesDocuments;
 
   std::vector<std::string> stageNames() const {
     std::vector<std::string> names;
@@ -577,6 +583,7 @@ private:
       ok &= resolveEdge(d, stage, v, parent);
     if (ok) {
       checkEdgeLints(d, v, parent);
+      checkContextExtension(d, v, parent);
       checkPeakLR(d, v);
     }
     return ok;
@@ -778,25 +785,24 @@ private:
     return true;
   }
 
-  /// The index in recipe.Streams of the root of stream `name`, if there is one.
-  std::optional<size_t> rootIndex(llvm::StringRef name) const {
+  /// The index in recipe.Streams of stream `name`, if there is one.
+  std::optional<size_t> streamIndex(llvm::StringRef name) const {
     const StreamSpec *spec = Recipe.stream(name);
-    const StreamSpec *root = spec ? Recipe.stream(spec->Root) : nullptr;
-    return root ? std::optional<size_t>(root - Recipe.Streams.data()) : std::nullopt;
+    return spec ? std::optional<size_t>(spec - Recipe.Streams.data()) : std::nullopt;
   }
 
   llvm::SmallBitVector pretrainingData() const {
     llvm::SmallBitVector seen(Recipe.Streams.size());
     for (const std::string &s : Recipe.Model.PretrainedOn)
-      if (std::optional<size_t> root = rootIndex(s))
-        seen.set(*root);
+      if (std::optional<size_t> i = streamIndex(s))
+        seen.set(*i);
     return seen;
   }
 
   llvm::SmallBitVector withMixture(llvm::SmallBitVector seen, const StageVariant &v) const {
     for (const std::string &s : v.Mixture.Streams)
-      if (std::optional<size_t> root = rootIndex(s))
-        seen.set(*root);
+      if (std::optional<size_t> i = streamIndex(s))
+        seen.set(*i);
     return seen;
   }
 
@@ -827,6 +833,34 @@ private:
                      .str());
   }
 
+  /// A sequence length 4x its parent's (a first stage: the model's) or more, with the RoPE
+  /// base unchanged or with long documents only.
+  void checkContextExtension(const StageDecl &d, const StageVariant &v, const StageVariant *parent) {
+    uint64_t before = parent ? parent->SeqLen : Recipe.Model.SeqLen;
+    if (v.SeqLen < kContextExtensionFactor * before)
+      return;
+    std::vector<std::string> problems;
+    double thetaBefore = parent ? parent->RopeTheta : Recipe.Model.RopeTheta;
+    if (Recipe.Model.Family != Family::GPT2 && v.RopeTheta == thetaBefore)
+      problems.push_back(llvm::formatv("rope_theta stays {0} (raise it, e.g. Xiong et al. 2023)",
+                                       shortNumber(v.RopeTheta)));
+    plan::Predicate shortDocuments;
+    shortDocuments.addCompare(plan::Predicate::Op::Lt, plan::kLengthColumn, static_cast<double>(before));
+    if (llvm::all_of(v.Mixture.Streams, [&](const std::string &stream) {
+          return plan::provablyDisjoint(Recipe.filtersOf(stream), shortDocuments);
+        }))
+      problems.push_back(llvm::formatv("every stream holds only documents of {0} tokens or more (keep short "
+                                       "data in the mix, Gao et al. 2024)",
+                                       before));
+    if (problems.empty())
+      return;
+    const Value *seqLen = d.Table->get("seq_len");
+    Ctx.report(DiagCode::ContextExtension, seqLen ? seqLen->Range : d.NameRange,
+               llvm::formatv("'{0}' extends the context from {1} to {2} tokens, but {3}", v.DisplayName, before,
+                             v.SeqLen, llvm::join(problems, "; and "))
+                   .str());
+  }
+
   void checkPeakLR(const StageDecl &d, const StageVariant &v) {
     double peak = 0;
     for (const plan::Phase &p : v.LR.Phases)
@@ -849,11 +883,25 @@ private:
     return d.Table->get("lr");
   }
 
+  /// `earlier`: the streams trained on before this variant. A stream replays them when it
+  /// may share documents with one (a slice of a corpus disjoint from the slice trained on,
+  /// "year >= 2021" after "year <= 2019", is new data).
   void checkRewarmReplay(const StageVariant &v, const llvm::SmallBitVector &earlier, llvm::SMRange at) {
     std::vector<std::string> fresh, replayed;
-    for (const std::string &stream : v.Mixture.Streams)
-      if (std::optional<size_t> root = rootIndex(stream))
-        (earlier.test(*root) ? replayed : fresh).push_back(stream);
+    for (const std::string &stream : v.Mixture.Streams) {
+      std::optional<size_t> i = streamIndex(stream);
+      if (!i)
+        continue;
+      bool seen = false;
+      for (int e : earlier.set_bits()) {
+        auto [it, fresh] = SharesDocuments.try_emplace({*i, e});
+        if (fresh)
+          it->second = Recipe.mayShareDocuments(stream, Recipe.Streams[e].Name);
+        if ((seen = it->second))
+          break;
+      }
+      (seen ? replayed : fresh).push_back(stream);
+    }
     if (fresh.empty() || !replayed.empty() || earlier.none())
       return;
     std::vector<std::string> earlierNames;

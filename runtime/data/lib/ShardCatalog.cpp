@@ -181,6 +181,36 @@ llvm::Expected<std::optional<uint64_t>> ShardCatalog::leakedDocuments(const plan
   return leaked;
 }
 
+llvm::Expected<std::optional<plan::SharedDocuments>>
+ShardCatalog::sharedDocuments(const plan::Plan &plan, llvm::StringRef name, llvm::ArrayRef<std::string> others) {
+  std::vector<uint64_t> seen;
+  for (const std::string &other : others) {
+    llvm::Expected<const StreamView *> view = this->view(plan, other);
+    if (!view)
+      return view.takeError();
+    if (!*view)
+      return std::nullopt;
+    const RootStream &root = (*view)->root();
+    for (uint32_t d : root.trainDocuments())
+      if ((*view)->selected(d))
+        seen.push_back(root.documentHash(d));
+  }
+  llvm::sort(seen);
+  llvm::Expected<const StreamView *> view = this->view(plan, name);
+  if (!view)
+    return view.takeError();
+  if (!*view)
+    return std::nullopt;
+  const RootStream &root = (*view)->root();
+  plan::SharedDocuments shared;
+  for (uint32_t d : root.trainDocuments())
+    if ((*view)->selected(d) && std::binary_search(seen.begin(), seen.end(), root.documentHash(d))) {
+      ++shared.Documents;
+      shared.Tokens += root.length(d) + 1;
+    }
+  return shared;
+}
+
 llvm::Expected<std::optional<plan::ColumnGroups>> ShardCatalog::groupBy(const plan::Plan &plan, llvm::StringRef name,
                                                                        llvm::StringRef column) {
   llvm::Expected<const StreamView *> view = this->view(plan, name);

@@ -243,7 +243,13 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
     // A column that no dataset has is a typo or a missing sidecar, never a filter that means
     // "every value missing".
     for (const std::string &column : filter.columnNames()) {
-      if (std::binary_search(known.begin(), known.end(), column))
+      bool stored = std::binary_search(known.begin(), known.end(), column);
+      if (column == plan::kLengthColumn && stored)
+        return fileError("stream '" + name + "'",
+                         "the filter '" + filter.canonical() + "' reads '" + column +
+                             "', which is built in (tokens per document), but a dataset of stream '" +
+                             root.name() + "' has a metadata column of that name too: rename that column");
+      if (stored || column == plan::kLengthColumn)
         continue;
       std::optional<std::string> closest = closestMatch(column, known);
       return fileError("stream '" + name + "'",
@@ -269,11 +275,16 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
       const Dataset &dataset = *root.datasets()[k];
       const MetadataTable *table = dataset.metadata();
       auto column = [&](llvm::StringRef c) { return table ? table->findColumn(c) : std::nullopt; };
+      // Per filter column: its index in the dataset's table, or nullopt for a missing one.
       std::vector<std::vector<std::optional<size_t>>> columns;
+      std::vector<std::vector<bool>> isLength; // the built-in column, read from the tokens
       for (const plan::Predicate &filter : selection.Where) {
         columns.emplace_back();
-        for (const std::string &c : filter.columnNames())
+        isLength.emplace_back();
+        for (const std::string &c : filter.columnNames()) {
           columns.back().push_back(column(c));
+          isLength.back().push_back(c == plan::kLengthColumn);
+        }
       }
       // A dataset without the column holds no value of it: its documents are the missing unit's.
       std::optional<size_t> byColumn = selection.Unit ? column(selection.Unit->By) : std::nullopt;
@@ -282,8 +293,9 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
         bool keep = true;
         for (size_t f = 0; keep && f < selection.Where.size(); ++f) {
           row.clear();
-          for (std::optional<size_t> c : columns[f])
-            row.push_back(valueOf(table, c, d));
+          for (size_t c = 0; c < columns[f].size(); ++c)
+            row.push_back(isLength[f][c] ? plan::MetadataValue::ofNumber(static_cast<double>(root.length(first + d)))
+                                         : valueOf(table, columns[f][c], d));
           keep = selection.Where[f].eval(row);
         }
         if (keep && selection.Unit) {

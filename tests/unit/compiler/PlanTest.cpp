@@ -57,6 +57,17 @@ public:
   llvm::Expected<std::optional<uint64_t>> leakedDocuments(const Plan &, llvm::StringRef, llvm::StringRef) override {
     return std::optional<uint64_t>(Leaked);
   }
+  /// Share of a stream's training tokens that the streams trained before it hold too, by
+  /// stream; a stream not listed has unknown overlap (decided from the filters).
+  std::map<std::string, double> SharedShare;
+  llvm::Expected<std::optional<SharedDocuments>> sharedDocuments(const Plan &, llvm::StringRef name,
+                                                                llvm::ArrayRef<std::string>) override {
+    auto it = SharedShare.find(name.str());
+    if (Absent || it == SharedShare.end())
+      return std::optional<SharedDocuments>();
+    return std::optional<SharedDocuments>(
+        SharedDocuments{static_cast<uint64_t>(1000 * it->second), static_cast<uint64_t>(TrainTokens * it->second)});
+  }
   /// Every stream's documents by column: `groups[column]`.
   std::map<std::string, std::vector<ColumnGroup>> Groups;
   llvm::Expected<std::optional<ColumnGroups>> groupBy(const Plan &, llvm::StringRef, llvm::StringRef column) override {
@@ -903,3 +914,51 @@ TEST(Plan, UnitsByAColumnWithoutDataAreProvisional) {
 }
 
 } // namespace
+
+// Replay means documents read before: a slice proven disjoint from what was trained is new
+// data; one that may overlap counts the share of tokens the data layer finds in common.
+TEST(Plan, ReplayCountsSharedDocuments) {
+  const char *recipe = R"toml(
+[recipe]
+name = "slices"
+[model]
+family = "llama"
+layers = 2
+d_model = 64
+heads = 4
+seq_len = 128
+[streams.web]
+shards = "synth:prose"
+[streams.old]
+from = "web"
+where = "quality <= 2"
+[streams.recent]
+from = "web"
+where = "quality >= 4"
+[[stage]]
+name = "base"
+tokens = "1Mi"
+batch = "32 sequences"
+mix = "old"
+lr = "constant(1e-3)"
+[[stage]]
+name = "recent"
+after = "base"
+tokens = "1Mi"
+mix = "0.8 recent + 0.2 web"
+lr = "constant(1e-3)"
+)toml";
+  // Without data, `recent` is proven new and `web` may hold `old`'s documents: 0.2.
+  FakeCatalog absent;
+  absent.Absent = true;
+  auto filters = planText(recipe, absent);
+  ASSERT_TRUE(filters->Plan) << filters->printed();
+  EXPECT_NEAR(filters->train("recent").Ledger.ReplayFraction, 0.2, 1e-4);
+  EXPECT_EQ(filters->train("base").Ledger.ReplayFraction, 0);
+  // With data: 30% of web's tokens are in documents `old` holds.
+  FakeCatalog present;
+  present.SharedShare["web"] = 0.3;
+  auto documents = planText(recipe, present);
+  ASSERT_TRUE(documents->Plan) << documents->printed();
+  EXPECT_NEAR(documents->train("recent").Ledger.ReplayFraction, 0.2 * 0.3, 1e-4);
+}

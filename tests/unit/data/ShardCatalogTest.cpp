@@ -212,3 +212,47 @@ TEST(ShardCatalogTest, TaskStatsAndLeakage) {
   task.Path = "absent.jsonl";
   EXPECT_FALSE(ok(catalog.taskStats(p, task)).has_value());
 }
+
+TEST(ShardCatalogTest, SharedDocumentsAndTheLengthColumn) {
+  TempDir dir;
+  plan::Plan p = streams(dir.Path, 3);
+  p.Streams["prose"] = rootStream("prose", "synth:prose", 0.05);
+  p.Streams["clean"] = derived(p, "prose", atLeast("quality", 4));
+  plan::Predicate noisy;
+  noisy.addCompare(Op::Le, "quality", 2);
+  p.Streams["noisy"] = derived(p, "prose", noisy);
+  p.Streams["long"] = derived(p, "prose", atLeast(plan::kLengthColumn, 400));
+  ShardCatalog catalog(dir / "cache");
+  plan::StreamStats prose = *ok(catalog.streamStats(p, "prose"));
+  plan::StreamStats clean = *ok(catalog.streamStats(p, "clean"));
+  plan::StreamStats longDocs = *ok(catalog.streamStats(p, "long"));
+  auto shared = [&](llvm::StringRef name, std::vector<std::string> others) {
+    std::optional<plan::SharedDocuments> s = ok(catalog.sharedDocuments(p, name, others));
+    EXPECT_TRUE(s) << name.str();
+    return s.value_or(plan::SharedDocuments{});
+  };
+  // A slice's documents are all the root's: the root replays exactly the slice (prose
+  // documents are long enough that two never share a hash).
+  EXPECT_EQ(shared("prose", {"clean"}).Documents, clean.TrainDocuments);
+  EXPECT_EQ(shared("prose", {"clean"}).Tokens, clean.TrainTokens);
+  EXPECT_EQ(shared("clean", {"prose"}).Tokens, clean.TrainTokens);
+  EXPECT_EQ(shared("clean", {"noisy"}).Documents, 0u);
+  EXPECT_EQ(shared("prose", {"clean", "noisy"}).Documents,
+            clean.TrainDocuments + ok(catalog.streamStats(p, "noisy"))->TrainDocuments);
+  p.Streams["absent"] = rootStream("absent", "data/none-*.idx", 0.0);
+  EXPECT_FALSE(ok(catalog.sharedDocuments(p, "prose", {"absent"})).has_value());
+
+  // `length` is every document's token count (without its end-of-text): recount it.
+  DataSources sources(3, dir / "cache");
+  const RootStream &root = *ok(sources.root({"prose", {"synth:prose"}, 0.05}));
+  uint64_t documents = 0, tokens = 0;
+  for (uint32_t d : root.trainDocuments())
+    if (root.length(d) >= 400) {
+      ++documents;
+      tokens += root.length(d) + 1;
+    }
+  EXPECT_GT(documents, 0u);
+  EXPECT_LT(documents, prose.TrainDocuments);
+  EXPECT_EQ(longDocs.TrainDocuments, documents);
+  EXPECT_EQ(longDocs.TrainTokens, tokens);
+}

@@ -183,6 +183,11 @@ struct CheckedRecipe {
 
   const StreamSpec *stream(llvm::StringRef name) const;
   int stageIndex(llvm::StringRef name) const;
+  /// The filters of stream `name` and its ancestors: its documents pass all of them.
+  std::vector<plan::Predicate> filtersOf(llvm::StringRef name) const;
+  /// Whether streams `a` and `b` may hold a document in common: they view the same root
+  /// and their filters are not provably disjoint (plan::provablyDisjoint).
+  bool mayShareDocuments(llvm::StringRef a, llvm::StringRef b) const;
 };
 
 } // namespace mixtape

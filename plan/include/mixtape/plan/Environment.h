@@ -38,6 +38,11 @@ struct ColumnGroup {
   uint64_t ValDocuments = 0, ValTokens = 0;
 };
 
+/// Training documents of a stream that other streams also hold.
+struct SharedDocuments {
+  uint64_t Documents = 0, Tokens = 0; ///< tokens include one end-of-document token per document
+};
+
 /// A stream's documents grouped by a metadata column: `by = column` ablation units.
 struct ColumnGroups {
   /// Every metadata column of the stream's datasets, sorted (for did-you-mean).
@@ -78,6 +83,11 @@ public:
   /// training split: evaluation leakage. nullopt when either stream's data is absent.
   virtual llvm::Expected<std::optional<uint64_t>> leakedDocuments(const Plan &plan, llvm::StringRef val,
                                                                   llvm::StringRef train) = 0;
+  /// Training documents of stream `name` that are training documents of any of `others`
+  /// too (by document hash: replay means text the model has read). nullopt when the data
+  /// of any of them is absent.
+  virtual llvm::Expected<std::optional<SharedDocuments>> sharedDocuments(const Plan &plan, llvm::StringRef name,
+                                                                        llvm::ArrayRef<std::string> others) = 0;
   /// Stream `name`'s documents grouped by their value of `column`; nullopt when its data
   /// is absent.
   virtual llvm::Expected<std::optional<ColumnGroups>> groupBy(const Plan &plan, llvm::StringRef name,

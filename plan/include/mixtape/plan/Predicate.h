@@ -72,6 +72,9 @@ struct ColumnValue {
   }
 };
 
+/// The column every document has: its tokens, without its end-of-text token (docs/language.md).
+inline constexpr llvm::StringLiteral kLengthColumn = "length";
+
 class BoundPredicate;
 
 class Predicate {
@@ -135,6 +138,13 @@ private:
   std::vector<std::string> Strings;
   std::vector<std::string> ColumnNames;
 };
+
+/// True when no document passes every filter of `a` and every filter of `b` (each list a
+/// conjunction, as a derived stream's filters and its ancestors'), proven from the
+/// comparisons: "x <= 2" against "x >= 4", "lang == 'de'" against "lang in ['en', 'fr']".
+/// False means not proven: `not` is not reasoned about, and `or` splits into at most a few
+/// hundred cases.
+bool provablyDisjoint(llvm::ArrayRef<Predicate> a, llvm::ArrayRef<Predicate> b);
 
 /// A predicate with its columns mapped onto a row layout (see Predicate::bind).
 class BoundPredicate {

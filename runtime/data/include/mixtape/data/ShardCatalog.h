@@ -45,6 +45,8 @@ public:
   llvm::Expected<std::optional<plan::StreamStats>> streamStats(const plan::Plan &plan, llvm::StringRef name) override;
   llvm::Expected<std::optional<uint64_t>> leakedDocuments(const plan::Plan &plan, llvm::StringRef val,
                                                           llvm::StringRef train) override;
+  llvm::Expected<std::optional<plan::SharedDocuments>> sharedDocuments(const plan::Plan &plan, llvm::StringRef name,
+                                                                      llvm::ArrayRef<std::string> others) override;
   llvm::Expected<std::optional<plan::ColumnGroups>> groupBy(const plan::Plan &plan, llvm::StringRef name,
                                                            llvm::StringRef column) override;
   llvm::Expected<std::optional<plan::CheckpointInfo>> checkpoint(llvm::StringRef folder) override;
