@@ -49,7 +49,7 @@ for name, row in rows.items():
     check(cells[1] == "full", f"{name}: shard {cells[1]}")
     weights = f"{4 * P / 8 / GiB:.1f} GiB"
     optim = f"{8 * P / 8 / GiB:.1f} GiB"
-    check(f"{weights} {weights} {optim}".replace(" GiB", "GiB") in row.replace(" GiB", "GiB"),
+    check(re.search(rf"\s{re.escape(weights)}\s+{re.escape(weights)}\s+{re.escape(optim)}\s", row),
           f"{name}: weights, gradients, optimizer {weights} {weights} {optim} in\n{row}")
 
 nodes = {n["name"]: n for n in json.load(open(out_json))["nodes"] if n["kind"] == "train"}
