@@ -136,11 +136,12 @@ MemoryEstimate plan::estimateMemory(const MemoryConfig &c) {
   const double scored = c.LogitChunk ? std::min(static_cast<double>(c.LogitChunk), tokens) : tokens;
   e.Logits = scored * static_cast<double>(c.Model.Vocab) * (2 * a + 2 * kFp32);
 
-  // Collectives (none with one rank): DDP's buckets hold a flat copy of the gradients;
-  // ZeRO-1 reduce-scatters one flat buffer into a shard; full sharding gathers two units'
-  // parameters (the one computing and the one prefetched) and holds one unit's unsharded
-  // gradient until it is reduce-scattered, a unit being a block, the embedding or the head.
-  if (c.World > 1) {
+  // Collectives (none on one rank, but for full sharding's gathered copies): DDP's buckets
+  // hold a flat copy of the gradients; ZeRO-1 reduce-scatters one flat buffer into a shard;
+  // full sharding gathers two units' parameters (the one computing and the one prefetched)
+  // and holds one unit's unsharded gradient until it is reduce-scattered, a unit being a
+  // block, the embedding or the head.
+  if (c.World > 1 || full) {
     if (c.Shard == ShardMode::None)
       e.Buffers = kFp32 * P;
     else if (c.Shard == ShardMode::Optimizer)
