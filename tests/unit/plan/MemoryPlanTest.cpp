@@ -9,21 +9,14 @@ using namespace mixtape::plan;
 
 namespace {
 
-/// Llama, d 64, 4 heads of 16, 2 KV heads (kv width 32), ffn 128, vocab 100, 2 layers, untied.
-Architecture tinyLlama() {
-  Architecture m;
-  m.Family = ModelFamily::Llama;
-  m.Vocab = 100;
-  m.Layers = 2;
-  m.DModel = 64;
-  m.Heads = 4;
-  m.KVHeads = 2;
-  m.Ffn = 128;
-  m.MaxPositions = 16;
-  m.RotaryPct = 1;
-  m.TieEmbeddings = false;
-  return m;
+/// An untied Llama with RoPE over whole heads.
+Architecture llama(uint64_t vocab, uint64_t layers, uint64_t d, uint64_t heads, uint64_t kvHeads, uint64_t ffn,
+                   uint64_t positions) {
+  return Architecture{ModelFamily::Llama, vocab, layers, d, heads, kvHeads, ffn, positions, 1.0, "bytes", false};
 }
+
+/// d 64, 4 heads of 16, 2 KV heads (kv width 32), ffn 128, vocab 100, 2 layers.
+Architecture tinyLlama() { return llama(100, 2, 64, 4, 2, 128, 16); }
 
 MemoryConfig tinyOnCpu() {
   MemoryConfig c;
@@ -34,20 +27,7 @@ MemoryConfig tinyOnCpu() {
   return c;
 }
 
-Architecture llama3_8B() {
-  Architecture m;
-  m.Family = ModelFamily::Llama;
-  m.Vocab = 128256;
-  m.Layers = 32;
-  m.DModel = 4096;
-  m.Heads = 32;
-  m.KVHeads = 8;
-  m.Ffn = 14336;
-  m.MaxPositions = 8192;
-  m.RotaryPct = 1;
-  m.TieEmbeddings = false;
-  return m;
-}
+Architecture llama3_8B() { return llama(128256, 32, 4096, 32, 8, 14336, 8192); }
 
 constexpr double kGiB = 1024.0 * 1024 * 1024;
 
