@@ -163,7 +163,8 @@ private:
     case ValueType::Tokens:
     case ValueType::Batch:
     case ValueType::SeqLen:
-    case ValueType::Position: return eitherOf("string", "integer");
+    case ValueType::Position:
+    case ValueType::ByteSize: return eitherOf("string", "integer");
     case ValueType::Fraction: return eitherOf("string", "number");
     case ValueType::CodeList:
     case ValueType::NameList:
@@ -177,6 +178,10 @@ private:
       return;
     case ValueType::Combine: return eitherOf("string", "array");
     case ValueType::Labels: return J.attribute("type", "object");
+    case ValueType::ActivationCheckpointing:
+      J.attribute("type", "string");
+      J.attribute("pattern", "^(none|full|every [1-9][0-9]*)$");
+      return;
     default: return J.attribute("type", "string"); // text, paths and expressions
     }
   }

@@ -156,6 +156,7 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
   g.Counts[0] = std::vector<uint64_t>(v.Mixture.Streams.size(), 0);
   for (uint64_t cut : g.Cuts)
     g.Counts[cut] = blendCounts(v.Mixture, v.SeqLen, cut * v.BatchSequences);
+  const plan::ExecChoice exec = chooseExecution(stage, v);
   size_t input = lv.StartNode;
   uint64_t begin = 0;
   for (uint64_t end : g.Cuts) {
@@ -183,8 +184,9 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
         replayed += static_cast<double>(tokens) * replayShare(st, lv.TrainedOn);
     t.Ledger.ReplayFraction = t.Ledger.Tokens ? replayed / static_cast<double>(t.Ledger.Tokens) : 0;
     setFlops(t.Ledger, v.SeqLen);
-    t.Exec.MicroBatch = v.MicroBatchSequences;
-    t.Exec.Zero1 = v.Zero1;
+    t.Exec.MicroBatch = exec.MicroBatch;
+    t.Exec.Shard = exec.Shard;
+    t.Exec.ActivationCheckpointing = exec.CheckpointEvery;
     t.Exec.CheckpointEvery = v.CheckpointEvery;
     t.Exec.CheckpointKeep = v.CheckpointKeep;
     t.Exec.Stage = stage.Name;
@@ -221,6 +223,87 @@ double Lowering::replayShare(const std::string &stream, const std::set<std::stri
   else if (*shared && stats && stats->TrainTokens)
     share = static_cast<double>((*shared)->Tokens) / static_cast<double>(stats->TrainTokens);
   return ReplayShares[key] = share;
+}
+
+plan::ExecChoice Lowering::chooseExecution(const StageSpec &stage, const StageVariant &v) {
+  plan::ExecChoice written{v.Shard.value_or(plan::ShardMode::None), v.MicroBatchSequences,
+                           v.ActivationCheckpointing.value_or(0)};
+  const ResourcesSpec &r = Recipe.Resources;
+  if (!r.Gpus || !r.GpuMemory)
+    return written;
+  if (v.BatchSequences % r.Gpus) {
+    Diags.report(DiagCode::WontFit, stage.NameRange,
+                 llvm::formatv("stage '{0}': its batch of {1} sequences does not split over {2} GPUs", stage.Name,
+                               v.BatchSequences, r.Gpus)
+                     .str());
+    return written;
+  }
+  plan::MemoryConfig base;
+  base.Model = Result.Model;
+  base.SeqLen = v.SeqLen;
+  base.World = r.Gpus;
+  const uint64_t share = v.BatchSequences / r.Gpus;
+  const plan::Cluster cluster{r.Gpus, r.GpuMemory, r.InterconnectGbps};
+  plan::ExecRequest request{v.Shard, std::nullopt, v.ActivationCheckpointing};
+  // A written micro-batch is the runtime's: the largest part of it that divides the share.
+  if (v.MicroBatchWritten)
+    for (uint64_t m = std::min(share, v.MicroBatchSequences); m >= 1 && !request.MicroBatch; --m)
+      if (share % m == 0)
+        request.MicroBatch = m;
+  if (std::optional<plan::ExecChoice> fits = plan::chooseExecution(base, share, cluster.usableMemory(), request))
+    return v.MicroBatchWritten ? plan::ExecChoice{fits->Shard, v.MicroBatchSequences, fits->CheckpointEvery} : *fits;
+  reportWontFit(stage, v, base, share, cluster, request);
+  return written;
+}
+
+void Lowering::reportWontFit(const StageSpec &stage, const StageVariant &v, plan::MemoryConfig base, uint64_t share,
+                             const plan::Cluster &cluster, const plan::ExecRequest &request) {
+  // What it needs as written (open settings at their least: one sequence, full sharding
+  // and checkpointing), and the first relaxation of the written settings that fits.
+  base.Shard = request.Shard.value_or(plan::ShardMode::Full);
+  base.MicroBatch = request.MicroBatch.value_or(1);
+  base.CheckpointEvery = request.CheckpointEvery.value_or(1);
+  Diagnostic &d = Diags.report(
+      DiagCode::WontFit, stage.NameRange,
+      llvm::formatv("stage '{0}' needs {1} per GPU (shard {2}, micro_batch {3}, activation_checkpointing {4}), more "
+                    "than the {5} usable of {6} GPUs of {7}",
+                    stage.Name, plan::formatBytes(plan::estimateMemory(base).total()), plan::enumName(base.Shard),
+                    base.MicroBatch, plan::checkpointingName(base.CheckpointEvery),
+                    plan::formatBytes(cluster.usableMemory()), cluster.Gpus, plan::formatBytes(cluster.GpuMemory))
+          .str());
+  std::vector<plan::ExecRequest> relaxed = {{std::nullopt, request.MicroBatch, request.CheckpointEvery},
+                                            {request.Shard, request.MicroBatch, std::nullopt},
+                                            {request.Shard, std::nullopt, request.CheckpointEvery},
+                                            {request.Shard, std::nullopt, std::nullopt},
+                                            {}};
+  for (const plan::ExecRequest &r : relaxed)
+    if (std::optional<plan::ExecChoice> fits = plan::chooseExecution(base, share, cluster.usableMemory(), r)) {
+      DiagnosticEngine::addNote(d, stage.NameRange,
+                                llvm::formatv("it fits with shard = \"{0}\", micro_batch = {1} and "
+                                              "activation_checkpointing = \"{2}\"",
+                                              plan::enumName(fits->Shard), fits->MicroBatch,
+                                              plan::checkpointingName(fits->CheckpointEvery))
+                                    .str());
+      return;
+    }
+  // One sequence does not fit even fully sharded and checkpointed: more GPUs, if any count does.
+  base.Shard = plan::ShardMode::Full;
+  base.MicroBatch = 1;
+  base.CheckpointEvery = 1;
+  for (uint64_t gpus = cluster.Gpus * 2; gpus <= (uint64_t(1) << 20); gpus *= 2) {
+    base.World = gpus;
+    if (plan::estimateMemory(base).total() <= cluster.usableMemory()) {
+      DiagnosticEngine::addNote(d, stage.NameRange,
+                                llvm::formatv("one sequence fits with shard = \"full\" and activation_checkpointing "
+                                              "= \"full\" on {0} GPUs",
+                                              gpus)
+                                    .str());
+      return;
+    }
+  }
+  DiagnosticEngine::addNote(d, stage.NameRange,
+                            "one sequence does not fit on any number of these GPUs: its activations and logits alone "
+                            "are too large; shorten seq_len");
 }
 
 void Lowering::setFlops(plan::Ledger &ledger, uint64_t seqLen) const {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "mixtape/compiler/Lower.h"
+#include "mixtape/plan/MemoryPlan.h"
 #include "mixtape/plan/Mixture.h"
 #include "mixtape/plan/PlanJSON.h"
 
@@ -81,6 +82,12 @@ public:
   uint64_t chainTokens(size_t stage, size_t variant) const;
   uint64_t chainTokensUpTo(size_t stage, size_t variant, uint64_t tokens) const;
   void setFlops(plan::Ledger &ledger, uint64_t seqLen) const;
+  /// Shard mode, micro-batch and checkpointing of a stage variant's train nodes: as written,
+  /// or, with [resources], what fits its GPUs (unwritten settings picked); a wont-fit error
+  /// with the settings that would fit when nothing does.
+  plan::ExecChoice chooseExecution(const StageSpec &stage, const StageVariant &v);
+  void reportWontFit(const StageSpec &stage, const StageVariant &v, plan::MemoryConfig base, uint64_t share,
+                     const plan::Cluster &cluster, const plan::ExecRequest &request);
   size_t nodeAtStep(size_t stage, size_t variant, uint64_t step) const;
   Cursors cursorsAt(size_t stage, size_t variant, uint64_t step) const;
   /// Samples per stream after `samples` samples of a stage with this mixture.

@@ -2,6 +2,9 @@
 
 #include "mixtape/compiler/Quantity.h"
 
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -56,6 +59,37 @@ std::optional<Dim> unitWord(llvm::StringRef word) {
   if (word == "sequences" || word == "sequence" || word == "seqs" || word == "seq")
     return Dim::Sequences;
   return std::nullopt;
+}
+
+std::optional<uint64_t> parseByteSize(llvm::StringRef text) {
+  text = text.trim();
+  llvm::StringRef unit = text.drop_while([](char c) { return llvm::isDigit(c) || c == '.'; });
+  llvm::StringRef number = text.take_front(text.size() - unit.size());
+  unit = unit.ltrim();
+  double value = 0;
+  auto [end, ec] = std::from_chars(number.begin(), number.end(), value);
+  if (number.empty() || ec != std::errc() || end != number.end())
+    return std::nullopt;
+  // "B" last, so that the scale before it is never read as B = 10^9.
+  double scale = 1;
+  if (!unit.empty()) {
+    if (unit.back() != 'B' && unit.back() != 'b')
+      return std::nullopt;
+    llvm::StringRef prefix = unit.drop_back();
+    static const std::pair<llvm::StringRef, double> kScales[] = {
+        {"", 1},         {"k", 1e3},           {"m", 1e6},           {"g", 1e9},           {"t", 1e12},
+        {"ki", 1024.0}, {"mi", 1048576.0}, {"gi", 1073741824.0}, {"ti", 1099511627776.0}};
+    const auto *found = llvm::find_if(kScales, [&](const auto &s) { return s.first.equals_insensitive(prefix); });
+    if (found == std::end(kScales))
+      return std::nullopt;
+    scale = found->second;
+  } else if (number.contains('.')) {
+    return std::nullopt; // a fraction of a byte
+  }
+  double bytes = std::round(value * scale);
+  if (!(bytes < 9223372036854775808.0))
+    return std::nullopt;
+  return static_cast<uint64_t>(bytes);
 }
 
 std::string formatCount(uint64_t n) {

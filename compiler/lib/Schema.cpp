@@ -60,6 +60,7 @@ llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
   case ValueType::OptimizerKind: return planNames<plan::OptimizerKind>();
   case ValueType::OptimizerEdge: return planNames<plan::OptimizerStart>();
   case ValueType::OnNonFinite: return planNames<plan::NonFiniteAction>();
+  case ValueType::Shard: return planNames<plan::ShardMode>();
   case ValueType::MergeMethod: return planNames<plan::MergeMethod>();
   case ValueType::TaskKind: return planNames<plan::TaskKind>();
   default: return {};
@@ -115,6 +116,8 @@ std::string mixtape::describeType(ValueType type) {
   case ValueType::Units: return "a table { stream, split } or { stream, by }";
   case ValueType::AblationTrain: return "a table { tokens, lr, mix }";
   case ValueType::During: return "a table { every }";
+  case ValueType::ActivationCheckpointing: return "\"none\", \"full\" or \"every N\"";
+  case ValueType::ByteSize: return "a byte size such as \"80GiB\" or \"80GB\"";
   default: break;
   }
   std::string choices;
@@ -147,7 +150,8 @@ static bool acceptsKind(ValueType type, const Value &v) {
   case ValueType::Tokens:
   case ValueType::Batch:
   case ValueType::SeqLen:
-  case ValueType::Position: return v.Kind == ValueKind::String || v.Kind == ValueKind::Integer;
+  case ValueType::Position:
+  case ValueType::ByteSize: return v.Kind == ValueKind::String || v.Kind == ValueKind::Integer;
   case ValueType::Fraction: return v.Kind == ValueKind::String || v.isNumber();
   case ValueType::CodeList:
   case ValueType::NameList:

@@ -3,6 +3,7 @@
 
 #include "SemaContext.h"
 
+#include "mixtape/compiler/Quantity.h"
 #include "mixtape/support/Format.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -254,6 +255,34 @@ static std::string normalTokenizer(llvm::StringRef ref) {
   llvm::SmallString<256> path(ref);
   llvm::sys::path::remove_dots(path, /*remove_dot_dot=*/true);
   return "hf:" + std::string(path);
+}
+
+//===----------------------------------------------------------------------===//
+// [resources]
+//===----------------------------------------------------------------------===//
+
+void sema::checkResources(Context &ctx) {
+  const Value *section = ctx.Root.get("resources");
+  if (!section || section->Kind != ValueKind::Table)
+    return;
+  ResourcesSpec &r = ctx.Recipe.Resources;
+  r.Range = section->Range;
+  r.Gpus = positiveInt(ctx, section->get("gpus"), "gpus").value_or(0);
+  if (const Value *m = section->get("gpu_memory")) {
+    std::optional<uint64_t> bytes = m->Kind != ValueKind::Integer ? parseByteSize(m->String)
+                                    : m->Integer > 0                ? std::optional<uint64_t>(m->Integer)
+                                                                    : std::nullopt;
+    if (!bytes || *bytes == 0)
+      ctx.report(DiagCode::BadValue, m->Range, "gpu_memory must be a byte size such as \"80GiB\" or \"80GB\"");
+    else
+      r.GpuMemory = static_cast<double>(*bytes);
+  }
+  if (const Value *b = section->get("interconnect_gbps"); b && b->isNumber()) {
+    if (!(b->number() > 0))
+      ctx.report(DiagCode::BadValue, b->Range, "interconnect_gbps must be a positive number of gigabits per second");
+    else
+      r.InterconnectGbps = b->number();
+  }
 }
 
 void sema::checkModel(Context &ctx) {
@@ -649,6 +678,7 @@ std::unique_ptr<CheckedRecipe> mixtape::checkRecipe(const Value &root, Diagnosti
     ctx.report(DiagCode::MissingKey, root.Range, "the recipe needs a [recipe] section with a name");
   }
   checkModel(ctx);
+  checkResources(ctx);
   checkStreams(ctx);
   checkTasks(ctx);
   checkStages(ctx);

@@ -62,6 +62,7 @@ private:
 
 // The passes, in the order checkRecipe runs them.
 void checkModel(Context &ctx);
+void checkResources(Context &ctx); // [resources]: the memory plan's GPUs
 void checkStreams(Context &ctx);
 /// [tasks.NAME] into CheckedRecipe::Tasks, defaults filled in.
 void checkTasks(Context &ctx);

@@ -353,6 +353,7 @@ private:
     const StageDecl &d = Decls[declIndex];
     StageSpec stage;
     stage.Name = d.Name;
+    stage.NameRange = d.NameRange;
     const StageSpec *parent = nullptr;
     int parentOut = -1;
     if (d.Parent >= 0) {
@@ -475,6 +476,51 @@ private:
   }
 
   /// Resolve every setting of one variant; false when a setting it needs is broken.
+  /// `shard`, or its older spelling `zero1 = true` ("optimizer"); both written must agree.
+  bool resolveShard(const StageDecl &d, StageVariant &v, const StageVariant *parent, const Value *shard,
+                    const Value *zero1) {
+    v.Shard = parent ? parent->Shard : std::nullopt;
+    std::optional<plan::ShardMode> fromZero1;
+    if (zero1 && zero1->Kind == ValueKind::Bool)
+      fromZero1 = zero1->Boolean ? plan::ShardMode::Optimizer : plan::ShardMode::None;
+    std::optional<plan::ShardMode> written;
+    if (shard && shard->Kind == ValueKind::String)
+      written = plan::enumFromName<plan::ShardMode>(shard->String);
+    if (written && fromZero1 && *written != *fromZero1) {
+      Ctx.report(DiagCode::BadValue, zero1->Range,
+                 llvm::formatv("stage '{0}' sets zero1 = {1} and shard = \"{2}\", which disagree: zero1 = true is "
+                               "shard = \"optimizer\"; keep shard alone",
+                               d.Name, zero1->Boolean ? "true" : "false", shard->String)
+                     .str());
+      return false;
+    }
+    if (written)
+      v.Shard = *written;
+    else if (fromZero1)
+      v.Shard = *fromZero1;
+    return true;
+  }
+
+  /// "none" -> 0, "full" -> 1, "every N" -> N: every Nth block recomputes its activations.
+  std::optional<uint64_t> activationCheckpointing(const Value &a) {
+    llvm::StringRef text = a.String;
+    if (text == "none")
+      return 0;
+    if (text == "full")
+      return 1;
+    uint64_t every = 0;
+    llvm::StringRef rest = text;
+    if (rest.consume_front("every ") && !rest.trim().getAsInteger(10, every) && every > 0)
+      return every;
+    // Point at the number when the word is right, else at the whole text.
+    size_t at = text.startswith("every ") ? 6 : 0;
+    Ctx.suggest(Ctx.report(DiagCode::BadValue, a.location().range(at, text.size() - at),
+                           "activation_checkpointing must be \"none\", \"full\" or \"every N\" with N a "
+                           "positive number of blocks, not \"" + text.str() + "\""),
+                text, {"none", "full"}, a.location().range(0, text.size()));
+    return std::nullopt;
+  }
+
   bool resolveVariant(const StageDecl &d, const StageSpec &stage, StageVariant &v, const StageVariant *parent,
                       const BatchWritten *parentBatch, BatchWritten &batch) {
     const ModelSpec &model = Recipe.Model;
@@ -530,12 +576,14 @@ private:
     if (!resolveBatch(batch, v, d))
       return false;
     v.MicroBatchSequences = parent ? std::min(parent->MicroBatchSequences, v.BatchSequences) : v.BatchSequences;
+    v.MicroBatchWritten = parent && parent->MicroBatchWritten;
     if (const Value *m = eff("micro_batch")) {
       auto q = Ctx.quantity(*m, {Dim::Sequences}, Dim::Sequences, "a number of sequences such as 8");
       auto n = q ? Ctx.count(*m, *q, "micro_batch") : std::nullopt;
       if (!n)
         return false;
       v.MicroBatchSequences = *n;
+      v.MicroBatchWritten = true;
     }
     if (v.BatchSequences % v.MicroBatchSequences) {
       Ctx.report(DiagCode::BatchShape, eff("micro_batch") ? eff("micro_batch")->Range : d.NameRange,
@@ -545,9 +593,14 @@ private:
       ok = false;
     }
 
-    v.Zero1 = parent && parent->Zero1;
-    if (const Value *z = eff("zero1"); z && z->Kind == ValueKind::Bool)
-      v.Zero1 = z->Boolean;
+    ok &= resolveShard(d, v, parent, eff("shard"), eff("zero1"));
+    v.ActivationCheckpointing = parent ? parent->ActivationCheckpointing : std::nullopt;
+    if (const Value *a = eff("activation_checkpointing"); a && a->Kind == ValueKind::String) {
+      if (std::optional<uint64_t> every = activationCheckpointing(*a))
+        v.ActivationCheckpointing = every;
+      else
+        ok = false;
+    }
 
     // Tokens -> whole optimizer steps, rounding up (docs/language.md).
     const Value *tokens = eff("tokens");

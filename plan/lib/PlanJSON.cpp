@@ -265,6 +265,9 @@ public:
     return true;
   }
   template <typename T, std::enable_if_t<IsPlanStruct<T>, int> = 0> bool read(const json::Value &v, T &out) {
+    return readStruct(v, out);
+  }
+  template <typename T> bool readStruct(const json::Value &v, T &out) {
     const json::Object *o = v.getAsObject();
     if (!o)
       return fail("expected an object");
@@ -272,6 +275,21 @@ public:
     return fields(*o, out, known) && onlyKnownKeys(*o, known) && check(out);
   }
 
+  /// An exec of plans before `shard` and `activation_checkpointing` has `zero1` instead:
+  /// read as shard "optimizer" (true) or "none", without checkpointing.
+  bool read(const json::Value &v, TrainExec &out) {
+    const json::Object *o = v.getAsObject();
+    if (!o || !o->get("zero1") || o->get("shard") || o->get("activation_checkpointing"))
+      return readStruct(v, out);
+    json::Object current = *o;
+    llvm::Optional<bool> zero1 = current.getBoolean("zero1");
+    if (!zero1)
+      return readStruct(v, out);
+    current.erase("zero1");
+    current["shard"] = enumName(*zero1 ? ShardMode::Optimizer : ShardMode::None);
+    current["activation_checkpointing"] = 0;
+    return readStruct(json::Value(std::move(current)), out);
+  }
   bool read(const json::Value &v, NodeRef &out) {
     auto name = v.getAsString();
     if (!name)

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/plan/MemoryPlan.h"
 #include "mixtape/plan/Plan.h"
 
 #include "llvm/ADT/ArrayRef.h"
@@ -29,10 +30,22 @@ enum ExitCode : int { Success = 0, Failure = 1, Usage = 2 };
 /// runs/<recipe name>, the name made safe for a path (a recipe may be named anything).
 std::string defaultRunDir(llvm::StringRef recipeName);
 
+/// What `mixtape plan`'s flags set over the recipe: [resources], and every stage's shard.
+struct PlanOverrides {
+  uint64_t Gpus = 0;                    ///< 0: the recipe's
+  uint64_t GpuMemory = 0;               ///< bytes; 0: the recipe's
+  double InterconnectGbps = 0;          ///< 0: the recipe's
+  std::optional<plan::ShardMode> Shard;
+};
+
 /// Lints `recipePath` and lowers it to its plan, reading the data through the catalog of
 /// `runDir` (default, when empty: defaultRunDir, which is then set). Diagnostics go to
-/// stderr; nullopt after errors.
-std::optional<plan::Plan> compileRecipe(llvm::StringRef recipePath, std::string &runDir, const plan::Cost &cost);
+/// stderr; nullopt after errors. `cluster`, when given, gets the GPUs the memory plan
+/// assumed (none: no GPUs or no memory). With `verified`, the diagnostics are checked
+/// against the recipe's '# expect-error@+1: ...' comments instead (mismatches to stderr).
+std::optional<plan::Plan> compileRecipe(llvm::StringRef recipePath, std::string &runDir, const plan::Cost &cost,
+                                        const PlanOverrides &overrides = {}, plan::Cluster *cluster = nullptr,
+                                        bool *verified = nullptr);
 
 /// Writes a plan file durably (docs/plan-format.md): a killed command leaves the old file or
 /// the whole new one. Prints the error, naming `command`.

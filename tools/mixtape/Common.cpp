@@ -3,6 +3,7 @@
 
 #include "mixtape/compiler/Lower.h"
 #include "mixtape/compiler/Sema.h"
+#include "mixtape/compiler/Verify.h"
 #include "mixtape/data/ShardCatalog.h"
 #include "mixtape/plan/PlanJSON.h"
 #include "mixtape/support/Files.h"
@@ -32,15 +33,34 @@ std::string cli::defaultRunDir(llvm::StringRef recipeName) {
   return "runs/" + safe;
 }
 
-std::optional<plan::Plan> cli::compileRecipe(llvm::StringRef recipePath, std::string &runDir, const plan::Cost &cost) {
+std::optional<plan::Plan> cli::compileRecipe(llvm::StringRef recipePath, std::string &runDir, const plan::Cost &cost,
+                                             const PlanOverrides &overrides, plan::Cluster *cluster,
+                                             bool *verified) {
   llvm::SourceMgr sources;
   DiagnosticEngine diags(sources);
-  const bool color = useColor(llvm::errs(), std::nullopt);
+  auto report = [&] {
+    if (!verified)
+      diags.print(llvm::errs(), useColor(llvm::errs(), std::nullopt));
+    else if (sources.getNumBuffers())
+      *verified = verifyDiagnostics(diags, sources.getNumBuffers(), llvm::errs());
+    else
+      diags.print(llvm::errs(), false); // unreadable: nothing to verify against
+  };
   std::unique_ptr<CheckedRecipe> recipe = loadRecipe(recipePath, diags);
   if (!recipe) {
-    diags.print(llvm::errs(), color);
+    report();
     return std::nullopt;
   }
+  ResourcesSpec &r = recipe->Resources;
+  r.Gpus = overrides.Gpus ? overrides.Gpus : r.Gpus;
+  r.GpuMemory = overrides.GpuMemory ? static_cast<double>(overrides.GpuMemory) : r.GpuMemory;
+  r.InterconnectGbps = overrides.InterconnectGbps ? overrides.InterconnectGbps : r.InterconnectGbps;
+  if (overrides.Shard)
+    for (StageSpec &stage : recipe->Stages)
+      for (StageVariant &v : stage.Variants)
+        v.Shard = overrides.Shard;
+  if (cluster)
+    *cluster = r.Gpus && r.GpuMemory ? plan::Cluster{r.Gpus, r.GpuMemory, r.InterconnectGbps} : plan::Cluster{};
   if (runDir.empty())
     runDir = defaultRunDir(recipe->Name);
   // The catalog's caches live in the run directory (made absolute: the plan records them).
@@ -48,7 +68,7 @@ std::optional<plan::Plan> cli::compileRecipe(llvm::StringRef recipePath, std::st
   llvm::sys::fs::make_absolute(cache);
   data::ShardCatalog catalog(std::string(cache), data::defaultManifestCacheDir(cache), &llvm::errs());
   std::optional<plan::Plan> plan = lowerToPlan(*recipe, catalog, cost, diags);
-  diags.print(llvm::errs(), color);
+  report();
   return plan;
 }
 

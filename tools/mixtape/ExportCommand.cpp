@@ -6,13 +6,12 @@
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
 
+#include "mixtape/compiler/Quantity.h"
 #include "mixtape/exec/Executor.h"
 #include "mixtape/plan/PlanJSON.h"
 #include "mixtape/support/Files.h"
 #include "mixtape/support/Options.h"
 
-#include "llvm/ADT/STLExtras.h"
-#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mixtape;
@@ -20,16 +19,10 @@ using namespace mixtape;
 /// A size as save_pretrained's max_shard_size spells it: "5GB" (10^9 bytes), "500MiB"
 /// (2^20), "100KB", or bytes; units in any case, as transformers reads them.
 static std::string parseSize(llvm::StringRef text, uint64_t &bytes) {
-  llvm::StringRef unit = text.drop_while(llvm::isDigit);
-  llvm::StringRef digits = text.take_front(text.size() - unit.size());
-  static const std::pair<llvm::StringRef, uint64_t> kUnits[] = {
-      {"", 1},           {"B", 1},           {"KB", 1000},        {"MB", 1000000},
-      {"GB", 1000000000}, {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}};
-  const auto *found = llvm::find_if(kUnits, [&](const auto &u) { return u.first.equals_insensitive(unit); });
-  uint64_t n = 0;
-  if (digits.getAsInteger(10, n) || n == 0 || found == std::end(kUnits) || n > UINT64_MAX / found->second)
+  std::optional<uint64_t> size = parseByteSize(text);
+  if (!size || *size == 0)
     return "--max-shard-size needs a size like 5GB, 500MB, 2GiB or bytes, not '" + text.str() + "'";
-  bytes = n * found->second;
+  bytes = *size;
   return "";
 }
 

@@ -8,6 +8,7 @@
 #include "Commands.h"
 
 #include "mixtape/compiler/Lower.h"
+#include "mixtape/compiler/Quantity.h"
 #include "mixtape/plan/PlanJSON.h"
 #include "mixtape/plan/Print.h"
 #include "mixtape/rundir/RunDir.h"
@@ -24,6 +25,9 @@ int mixtape::cli::planMain(llvm::ArrayRef<llvm::StringRef> args) {
   plan::Cost cost = defaultCost();
   double peakTflops = cost.PeakFlops / 1e12;
   std::vector<std::string> recipe;
+  PlanOverrides overrides;
+  std::string shard;
+  bool verify = false;
   OptionParser options("mixtape plan", "RECIPE",
                        "Lowers a recipe to its execution graph and prints its nodes, token ledger and cost.");
   options.value("--out", "FILE", out, "write the plan as JSON (docs/plan-format.md); '-' for standard output")
@@ -37,13 +41,36 @@ int mixtape::cli::planMain(llvm::ArrayRef<llvm::StringRef> args) {
       .number("--peak-tflops", "X", peakTflops, "per-GPU peak for the cost estimate (default 989, H100 bf16 dense)",
               OptionParser::Positive)
       .number("--mfu", "X", cost.Mfu, "model FLOPs utilization for the estimate (default 0.4)", OptionParser::Positive)
+      .integer("--gpus", "N", overrides.Gpus, 1, 1u << 24,
+               "GPUs of each train node for the memory plan and step time (over [resources] gpus)")
+      .value("--gpu-memory", "SIZE",
+             [&](llvm::StringRef text) -> std::string {
+               std::optional<uint64_t> bytes = parseByteSize(text);
+               if (!bytes || *bytes == 0)
+                 return "--gpu-memory needs a size like 80GiB or 80GB, not '" + text.str() + "'";
+               overrides.GpuMemory = *bytes;
+               return "";
+             },
+             "memory of each GPU (over [resources] gpu_memory)")
+      .number("--interconnect-gbps", "X", overrides.InterconnectGbps,
+              "bandwidth per GPU for collectives in Gb/s (over [resources] interconnect_gbps; default 400)",
+              OptionParser::Positive)
+      .choice("--shard", {"none", "optimizer", "full"}, shard, "every stage's shard mode (over the recipe's)")
+      .flag("--verify", verify,
+            "check the recipe's '# expect-error@+1: ...' comments instead of printing diagnostics (tests)")
       .positional("RECIPE", recipe, 1, 1)
       .epilog("exit status: 0 planned, 1 errors, 2 usage");
   if (std::optional<int> exit = options.parse(args))
     return *exit;
   cost.PeakFlops = peakTflops * 1e12;
+  if (!shard.empty())
+    overrides.Shard = plan::enumFromName<plan::ShardMode>(shard);
 
-  std::optional<plan::Plan> plan = compileRecipe(recipe[0], runDir, cost);
+  plan::Cluster cluster;
+  bool verified = false;
+  std::optional<plan::Plan> plan = compileRecipe(recipe[0], runDir, cost, overrides, &cluster, verify ? &verified : nullptr);
+  if (verify)
+    return verified ? Success : Failure;
   if (!plan)
     return Failure;
   llvm::raw_ostream &report = out == "-" ? llvm::errs() : llvm::outs();
@@ -77,6 +104,8 @@ int mixtape::cli::planMain(llvm::ArrayRef<llvm::StringRef> args) {
   if (haveRunDir)
     status = rundir::planStatus(*plan, runDir);
   plan::printPlanSummary(*plan, report, haveRunDir ? &status : nullptr);
+  if (cluster.Gpus)
+    plan::printMemoryPlan(*plan, cluster, report);
   for (size_t i = 0; i < status.size(); ++i)
     if (status[i].Current != plan::NodeStatus::Done && status[i].Why != "never run")
       report << "  " << plan->Nodes[i].Name << ": " << status[i].Why << "\n";

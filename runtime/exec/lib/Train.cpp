@@ -141,7 +141,8 @@ public:
       return sync;
     dist::broadcastParameters(*ctx.Collectives, m.parameters());
     sync->Step = &sync->Plain;
-    if (ctx.Zero1 || train.Exec.Zero1) {
+    // Full sharding keeps at least the optimizer state sharded until parameters shard too.
+    if (ctx.Zero1 || train.Exec.Shard != plan::ShardMode::None) {
       llvm::Expected<std::unique_ptr<dist::ShardedAdamW>> sharded = dist::ShardedAdamW::create(*ctx.Collectives, optimizer);
       if (!sharded)
         return sharded.takeError();

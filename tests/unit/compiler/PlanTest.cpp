@@ -2,6 +2,7 @@
 #include "mixtape/compiler/Lower.h"
 #include "mixtape/compiler/Sema.h"
 #include "mixtape/model/Checkpoint.h"
+#include "mixtape/plan/MemoryPlan.h"
 #include "mixtape/plan/Mixture.h"
 #include "mixtape/plan/PlanJSON.h"
 #include "mixtape/plan/Print.h"
@@ -252,8 +253,112 @@ TEST(Plan, ExecutionOnlySettingsChangeNoHash) {
   ASSERT_TRUE(zero1->Plan) << zero1->printed();
   for (size_t i = 0; i < a->Plan->Nodes.size(); ++i)
     EXPECT_EQ(a->Plan->Nodes[i].Hash, zero1->Plan->Nodes[i].Hash) << a->Plan->Nodes[i].Name;
-  EXPECT_TRUE(zero1->train("anneal").Exec.Zero1);
-  EXPECT_FALSE(zero1->train("base@0-512").Exec.Zero1) << "the parent stage keeps its state whole";
+  EXPECT_EQ(zero1->train("anneal").Exec.Shard, plan::ShardMode::Optimizer) << "zero1 = true is shard = \"optimizer\"";
+  EXPECT_EQ(zero1->train("base@0-512").Exec.Shard, plan::ShardMode::None) << "the parent stage keeps its state whole";
+}
+
+/// A one-stage llama (264-token vocabulary, 2 blocks of d 64) of 32 sequences of 128 per
+/// step, with `stage` and `resources` added to its stage and its [resources].
+std::string resourcesRecipe(const std::string &stage, const std::string &resources) {
+  return R"toml(
+[recipe]
+name = "fit"
+[model]
+family = "llama"
+layers = 2
+d_model = 64
+heads = 4
+seq_len = 128
+[streams.a]
+shards = "synth:prose"
+[[stage]]
+name = "adapt"
+tokens = "1Mi"
+batch = "32 sequences"
+mix = "a"
+lr = "constant(1e-3)"
+)toml" + stage + "\n[resources]\n" + resources + "\n";
+}
+
+TEST(Plan, ShardAndActivationCheckpointingAreExecutionOnly) {
+  auto plain = planText(resourcesRecipe("", ""));
+  auto set = planText(resourcesRecipe("shard = \"full\"\nactivation_checkpointing = \"every 2\"", ""));
+  ASSERT_TRUE(plain->Plan) << plain->printed();
+  ASSERT_TRUE(set->Plan) << set->printed();
+  EXPECT_EQ(plain->Plan->Nodes[1].Hash, set->Plan->Nodes[1].Hash);
+  EXPECT_EQ(plain->train("adapt").Exec.Shard, plan::ShardMode::None);
+  EXPECT_EQ(plain->train("adapt").Exec.ActivationCheckpointing, 0u);
+  EXPECT_EQ(plain->train("adapt").Exec.MicroBatch, 32u) << "without [resources], the batch as today";
+  EXPECT_EQ(set->train("adapt").Exec.Shard, plan::ShardMode::Full);
+  EXPECT_EQ(set->train("adapt").Exec.ActivationCheckpointing, 2u);
+  auto full = planText(resourcesRecipe("activation_checkpointing = \"full\"\nzero1 = true\nshard = \"optimizer\"", ""));
+  ASSERT_TRUE(full->Plan) << full->printed();
+  EXPECT_EQ(full->train("adapt").Exec.ActivationCheckpointing, 1u);
+  EXPECT_EQ(full->train("adapt").Exec.Shard, plan::ShardMode::Optimizer) << "zero1 = true agrees with optimizer";
+}
+
+TEST(Plan, BadShardAndCheckpointingSettingsPointAtTheirText) {
+  auto both = planText(resourcesRecipe("shard = \"full\"\nzero1 = true", ""));
+  EXPECT_FALSE(both->Plan);
+  EXPECT_NE(both->printed().find("t.toml:19:9: error: stage 'adapt' sets zero1 = true and shard = \"full\", which "
+                                 "disagree"),
+            std::string::npos)
+      << both->printed();
+  auto every = planText(resourcesRecipe("activation_checkpointing = \"every x\"", ""));
+  EXPECT_FALSE(every->Plan);
+  EXPECT_NE(every->printed().find("t.toml:18:35: error: activation_checkpointing must be \"none\", \"full\" or "
+                                  "\"every N\""),
+            std::string::npos)
+      << every->printed();
+  auto word = planText(resourcesRecipe("activation_checkpointing = \"ful\"", ""));
+  EXPECT_NE(word->printed().find("did you mean 'full'?"), std::string::npos) << word->printed();
+  auto memory = planText(resourcesRecipe("", "gpus = 2\ngpu_memory = \"80 GiX\""));
+  EXPECT_NE(memory->printed().find("gpu_memory must be a byte size"), std::string::npos) << memory->printed();
+}
+
+TEST(Plan, ResourcesPickTheLargestMicroBatchThatFits) {
+  auto plain = planText(resourcesRecipe("", ""));
+  ASSERT_TRUE(plain->Plan) << plain->printed();
+  // GPUs just large enough for 4 of each rank's 16 sequences at once, unsharded and
+  // without checkpointing; 8 need more.
+  plan::MemoryConfig c;
+  c.Model = plain->Plan->Model;
+  c.SeqLen = 128;
+  c.World = 2;
+  c.MicroBatch = 4;
+  const double need = plan::estimateMemory(c).total();
+  c.MicroBatch = 8;
+  ASSERT_GT(plan::estimateMemory(c).total(), need);
+  const auto gpuMemory = static_cast<uint64_t>(std::ceil(need / plan::Cluster::kUsableFraction));
+  auto fit = planText(resourcesRecipe("", llvm::formatv("gpus = 2\ngpu_memory = {0}", gpuMemory).str()));
+  ASSERT_TRUE(fit->Plan) << fit->printed();
+  EXPECT_EQ(fit->train("adapt").Exec.MicroBatch, 4u);
+  EXPECT_EQ(fit->train("adapt").Exec.Shard, plan::ShardMode::None);
+  EXPECT_EQ(fit->train("adapt").Exec.ActivationCheckpointing, 0u);
+  EXPECT_EQ(fit->Plan->Nodes[1].Hash, plain->Plan->Nodes[1].Hash) << "what runs where is not hashed";
+
+  // A written micro-batch of 8 is kept: no sharding nor checkpointing makes room for it on
+  // these GPUs, and the fix is the micro-batch that fits.
+  auto written = planText(
+      resourcesRecipe("micro_batch = 8", llvm::formatv("gpus = 2\ngpu_memory = {0}", gpuMemory).str()));
+  EXPECT_FALSE(written->Plan);
+  EXPECT_NE(written->printed().find("(shard full, micro_batch 8, activation_checkpointing full)"), std::string::npos)
+      << written->printed();
+  EXPECT_NE(written->printed().find("note: it fits with shard = \"none\", micro_batch = 4 and "
+                                    "activation_checkpointing = \"none\""),
+            std::string::npos)
+      << written->printed();
+}
+
+TEST(Plan, AStageThatCannotFitIsWontFitWithTheFix) {
+  auto tiny = planText(resourcesRecipe("shard = \"none\"", "gpus = 2\ngpu_memory = \"4MiB\""));
+  EXPECT_FALSE(tiny->Plan);
+  EXPECT_NE(tiny->printed().find("t.toml:13:8: error: stage 'adapt' needs"), std::string::npos) << tiny->printed();
+  EXPECT_NE(tiny->printed().find("[wont-fit]"), std::string::npos) << tiny->printed();
+  EXPECT_NE(tiny->printed().find("note: it fits with shard = \"full\""), std::string::npos) << tiny->printed();
+  auto odd = planText(resourcesRecipe("", "gpus = 3\ngpu_memory = \"80GiB\""));
+  EXPECT_NE(odd->printed().find("its batch of 32 sequences does not split over 3 GPUs [wont-fit]"), std::string::npos)
+      << odd->printed();
 }
 
 TEST(Plan, FloatSpellingDoesNotMatter) {

@@ -104,3 +104,16 @@ TEST(Quantity, FormatQuantity) {
   EXPECT_EQ(formatQuantity({-2e7, Dim::Number, true, false}), "-20M");
   EXPECT_EQ(formatQuantity({0.5, Dim::Tokens, false, true}), "0.5 tokens");
 }
+
+TEST(Quantity, ByteSizes) {
+  EXPECT_EQ(parseByteSize("80GiB"), 80ull << 30);
+  EXPECT_EQ(parseByteSize("80GB"), 80000000000ull) << "G before B is 10^9, and B alone is bytes";
+  EXPECT_EQ(parseByteSize("80 gib"), 80ull << 30);
+  EXPECT_EQ(parseByteSize("1.5TB"), 1500000000000ull);
+  EXPECT_EQ(parseByteSize("512B"), 512u);
+  EXPECT_EQ(parseByteSize("4096"), 4096u);
+  EXPECT_EQ(parseByteSize("500MiB"), 500ull << 20);
+  EXPECT_EQ(parseByteSize("100KB"), 100000u);
+  for (const char *bad : {"", "GiB", "80 gigs", "80GiX", "1.5", "5PB", "-1GB", "1e30B", "99999999999TiB"})
+    EXPECT_FALSE(parseByteSize(bad)) << bad;
+}

@@ -165,16 +165,18 @@ TEST(Sema, ZipPairsAxesInsteadOfCrossingThem) {
   EXPECT_DOUBLE_EQ(plan::learningRate(hi.LR, 0), 1e-3);
 }
 
-// Every diagnostic code has a golden test that produces it (io: unreadable files, which
-// cannot carry comments, is covered by tests/lint/robustness.py).
+// Every diagnostic code has a golden test that produces it, under tests/lint (lint --verify)
+// or tests/plan-fit (plan --verify) (io: unreadable files, which cannot carry comments, is
+// covered by tests/lint/robustness.py).
 TEST(Goldens, EveryDiagnosticCodeHasOne) {
   std::string all;
-  for (const auto &entry : std::filesystem::directory_iterator(sourcePath("tests/lint"))) {
-    std::ifstream in(entry.path());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    all += ss.str();
-  }
+  for (const char *dir : {"tests/lint", "tests/plan-fit"})
+    for (const auto &entry : std::filesystem::directory_iterator(sourcePath(dir))) {
+      std::ifstream in(entry.path());
+      std::stringstream ss;
+      ss << in.rdbuf();
+      all += ss.str();
+    }
   for (DiagCode code : allDiagCodes()) {
     // io: unreadable files carry no comments (tests/lint/robustness.py covers it); the
     // data-aware plan codes need data that `lint --verify` never reads, and no-checkpoint
@@ -185,7 +187,7 @@ TEST(Goldens, EveryDiagnosticCodeHasOne) {
       continue;
     std::string tag = "[" + diagCodeName(code).str() + "]";
     EXPECT_NE(all.find("expect-"), std::string::npos);
-    EXPECT_NE(all.find(tag), std::string::npos) << "no golden under tests/lint expects " << tag;
+    EXPECT_NE(all.find(tag), std::string::npos) << "no golden under tests/lint or tests/plan-fit expects " << tag;
   }
 }
 

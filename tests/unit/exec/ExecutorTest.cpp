@@ -114,7 +114,7 @@ plan::Plan tinyPlan() {
   s.Data.Samples = {{"prose", kSteps * kBatch}};
   plan::TrainExec &x = train.Exec;
   x.MicroBatch = 2;
-  x.Zero1 = false;
+  x.Shard = plan::ShardMode::None;
   x.CheckpointEvery = kCheckpointEvery;
   x.CheckpointKeep = 2;
   x.Stage = "pretrain";

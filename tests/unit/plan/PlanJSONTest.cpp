@@ -486,7 +486,8 @@ TEST(PlanHash, ExecutionOnlyChangesKeepTheHash) {
   e.MicroBatch = 4;
   e.CheckpointKeep = 5;
   e.CheckpointEvery = 64;
-  e.Zero1 = true;
+  e.Shard = ShardMode::Full;
+  e.ActivationCheckpointing = 2;
   e.EvalDuring.clear();
   p.Nodes[1].train()->Ledger.Tokens = 1;
   p.Nodes[2].eval()->Exec.ChainTokens = 0;
@@ -498,3 +499,22 @@ TEST(PlanHash, ExecutionOnlyChangesKeepTheHash) {
 }
 
 } // namespace
+
+TEST(PlanJSON, AnOlderExecsZero1ReadsAsAShardMode) {
+  for (bool zero1 : {true, false}) {
+    json::Value v = llvm::cantFail(json::parse(planText(tinyPlan())));
+    json::Object &exec = *node(*v.getAsObject(), 1).getObject("exec");
+    exec.erase("shard");
+    exec.erase("activation_checkpointing");
+    exec["zero1"] = zero1;
+    std::string text;
+    llvm::raw_string_ostream(text) << v;
+    llvm::Expected<Plan> plan = parsePlan(text, "tiny.json");
+    ASSERT_TRUE(bool(plan)) << llvm::toString(plan.takeError());
+    EXPECT_EQ(plan->Nodes[1].train()->Exec.Shard, zero1 ? ShardMode::Optimizer : ShardMode::None);
+    EXPECT_EQ(plan->Nodes[1].train()->Exec.ActivationCheckpointing, 0u);
+  }
+  // Beside the new keys it is one too many.
+  EXPECT_EQ(errorAfter([](json::Object &o) { node(o, 1).getObject("exec")->try_emplace("zero1", true); }),
+            "tiny.json: malformed plan: node 'adapt': exec: unknown key 'zero1'");
+}

@@ -45,6 +45,11 @@ std::optional<double> scaleSuffix(llvm::StringRef suffix);
 /// "sequences"/"sequence"/"seqs"/"seq"; nullopt otherwise.
 std::optional<Dim> unitWord(llvm::StringRef word);
 
+/// A byte size: a number, an SI or binary scale and "B" in any case ("80GiB" = 80 * 2^30,
+/// "80GB" = 80e9, "1.5 TB", "512B"), or a whole number of bytes; rounded to whole bytes.
+/// nullopt if it is none of these or past 2^63.
+std::optional<uint64_t> parseByteSize(llvm::StringRef text);
+
 /// Human form with the largest exact suffix: 1048576 tokens -> "1Mi tokens", 2e9 -> "2B".
 std::string formatCount(uint64_t n);
 std::string formatQuantity(const Quantity &q);

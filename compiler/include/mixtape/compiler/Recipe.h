@@ -108,7 +108,10 @@ struct StageVariant {
   double GradClip = defaults::GradClip;
   bool SkipNonFinite = false;       ///< on_nonfinite = "skip": drop a batch whose loss is not finite
   uint64_t CheckpointEvery = 0, CheckpointKeep = defaults::CheckpointKeep;
-  bool Zero1 = false;               ///< shard the optimizer state over the ranks (execution only)
+  // Execution only: what the ranks shard and which blocks recompute their activations.
+  std::optional<plan::ShardMode> Shard; ///< unset: picked to fit [resources], else none
+  bool MicroBatchWritten = false;   ///< by this stage or an ancestor; else the memory plan may pick it
+  std::optional<uint64_t> ActivationCheckpointing; ///< every Nth block (0: none); unset: picked or none
   // The edge from the parent (none for a stage that starts from the model's init).
   int ParentVariant = -1;           ///< index into the parent stage's variants
   uint64_t BranchTokens = 0;        ///< where in the parent it branches (its tokens if at end)
@@ -117,6 +120,7 @@ struct StageVariant {
 
 struct StageSpec {
   std::string Name;
+  llvm::SMRange NameRange;          ///< where the memory plan reports a stage that does not fit
   std::string Parent;               ///< `after`; empty: starts from the model's init
   std::vector<unsigned> Axes;       ///< axes its settings and ancestry use
   std::vector<StageVariant> Variants;
@@ -166,12 +170,22 @@ struct EvalSpec {
   std::vector<ModelRef> On;
 };
 
+/// [resources]: the GPUs `mixtape plan` checks the memory of train nodes against and
+/// estimates step times on. No GPUs or no memory: no memory plan.
+struct ResourcesSpec {
+  uint64_t Gpus = 0;
+  double GpuMemory = 0;             ///< bytes per GPU
+  double InterconnectGbps = defaults::InterconnectGbps;
+  llvm::SMRange Range;              ///< the [resources] header; empty without one
+};
+
 struct CheckedRecipe {
   std::string Name;
   uint64_t Seed = defaults::Seed;
   std::string File;                 ///< the recipe file, for diagnostics without a location
   std::string BaseDir;              ///< the recipe file's directory: relative paths start here
   ModelSpec Model;
+  ResourcesSpec Resources;
   std::vector<StreamSpec> Streams;
   std::vector<SweepAxis> Axes;
   std::vector<StageSpec> Stages;    ///< parents before children
