@@ -68,13 +68,7 @@ TEST_P(CheckpointingFamily, GradientsAreBitIdentical) {
   config.NumLayers = 5;
   std::unique_ptr<Model> model = makeModel(config, 4);
   ASSERT_TRUE(model);
-  const int64_t V = config.VocabSize;
-  at::Tensor inputs = tokens(2, 9, V, 51), targets = tokens(2, 9, V, 52);
-  at::Tensor mask = at::ones({2, 9}, at::kFloat);
-  mask[1][3] = 0;
-  at::Tensor starts = at::zeros({2, 9}, at::kLong);
-  starts[0][5] = 1;
-  starts[1][2] = 1;
+  const auto [inputs, targets, mask, starts] = packedBatch(9, config.VocabSize, 51);
 
   auto lossAndGrads = [&](const ActivationCheckpointing &checkpointing, int expectedRecomputed) {
     for (const NamedParameter &p : model->parameters())
