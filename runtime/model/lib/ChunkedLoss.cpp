@@ -25,13 +25,16 @@ int64_t mixtape::model::defaultLossChunkTokens(int64_t vocabSize) {
 
 namespace {
 
-/// One chunk's fp32 logits [n, V] in the forward pass's precision.
+/// Where sums run: fp32 for bf16, fp16 and fp32 products, fp64 for a float64 model's.
+at::ScalarType reduced(at::ScalarType compute) { return at::promote_types(compute, at::kFloat); }
+
+/// One chunk's logits [n, V] from products in `compute`, in its reduction dtype.
 at::Tensor chunkLogits(const at::Tensor &hidden, const at::Tensor &head, at::ScalarType compute) {
-  return at::mm(hidden.to(compute), head.t()).to(at::kFloat);
+  return at::mm(hidden.to(compute), head.t()).to(reduced(compute));
 }
 
 /// Inputs: hidden [N, d], head [V, d], targets [N] (int64, any value where not kept), keep
-/// [N] (bool). Output: per-position losses [N] (fp32), 0 where not kept.
+/// [N] (bool). Output: per-position losses [N] (fp32; fp64 for fp64 inputs), 0 where not kept.
 struct ChunkedCrossEntropy : torch::autograd::Function<ChunkedCrossEntropy> {
   static at::Tensor forward(AutogradContext *ctx, const at::Tensor &hidden, const at::Tensor &head,
                             const at::Tensor &targets, const at::Tensor &keep, int64_t chunk) {
@@ -41,8 +44,8 @@ struct ChunkedCrossEntropy : torch::autograd::Function<ChunkedCrossEntropy> {
     const at::Tensor weight = head.to(compute);
     const at::Tensor safeTargets = targets.masked_fill(keep.logical_not(), 0); // gather needs a valid index
     const int64_t N = hidden.size(0);
-    at::Tensor logSumExp = at::empty({N}, hidden.options().dtype(at::kFloat));
-    at::Tensor losses = at::empty({N}, hidden.options().dtype(at::kFloat));
+    at::Tensor logSumExp = at::empty({N}, hidden.options().dtype(reduced(compute)));
+    at::Tensor losses = at::empty({N}, hidden.options().dtype(reduced(compute)));
     for (int64_t begin = 0; begin < N; begin += chunk) {
       const int64_t n = std::min(chunk, N - begin);
       at::Tensor logits = chunkLogits(hidden.narrow(0, begin, n), weight, compute);
@@ -67,10 +70,10 @@ struct ChunkedCrossEntropy : torch::autograd::Function<ChunkedCrossEntropy> {
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const auto compute = static_cast<at::ScalarType>(ctx->saved_data["compute"].toInt());
     const at::Tensor weight = head.to(compute);
-    const at::Tensor coefficient = grads[0].to(at::kFloat).masked_fill(keep.logical_not(), 0);
+    const at::Tensor coefficient = grads[0].to(reduced(compute)).masked_fill(keep.logical_not(), 0);
     const int64_t N = hidden.size(0);
     at::Tensor gradHidden = at::empty_like(hidden);
-    at::Tensor gradHead = at::zeros(head.sizes(), head.options().dtype(at::kFloat)); // summed over chunks in fp32
+    at::Tensor gradHead = at::zeros(head.sizes(), head.options().dtype(reduced(compute))); // summed over chunks
     for (int64_t begin = 0; begin < N; begin += chunk) {
       const int64_t n = std::min(chunk, N - begin);
       at::Tensor h = hidden.narrow(0, begin, n).to(compute);
@@ -82,7 +85,7 @@ struct ChunkedCrossEntropy : torch::autograd::Function<ChunkedCrossEntropy> {
       gradLogits.mul_(c).masked_fill_(c.eq(0), 0);
       at::Tensor g = gradLogits.to(compute);
       gradHidden.narrow(0, begin, n).copy_(at::mm(g, weight));
-      if (compute == at::kFloat)
+      if (compute == gradHead.scalar_type())
         gradHead.addmm_(g.t(), h);
       else // one [V, d] product in the reduced dtype, as large as the head's copy in it
         gradHead.add_(at::mm(g.t(), h));

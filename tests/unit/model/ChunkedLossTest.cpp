@@ -88,6 +88,18 @@ TEST_P(ChunkedLossFamily, RandomModelMatchesFullLogits) {
   expectChunksMatchFullLogits(*model);
 }
 
+// A float64 model's loss is reduced in float64, not rounded to fp32 on the way.
+TEST_P(ChunkedLossFamily, Float64ModelStaysFloat64) {
+  std::unique_ptr<Model> model = makeModel(tinyConfig(GetParam()), 8, at::kDouble);
+  ASSERT_TRUE(model);
+  const int64_t V = model->config().VocabSize;
+  at::Tensor inputs = tokens(2, 5, V, 61), targets = tokens(2, 5, V, 62);
+  at::NoGradGuard noGrad;
+  at::Tensor losses = chunkedTokenLosses(model->hiddenStates(inputs), model->headWeight(), targets, {}, 3);
+  EXPECT_EQ(losses.scalar_type(), at::kDouble);
+  EXPECT_NEAR(losses.sum().item<double>(), maskedTokenLossSum(model->forward(inputs), targets).item<double>(), 1e-12);
+}
+
 TEST_P(ChunkedLossFamily, HuggingFaceFixtureMatchesFullLogits) {
   const std::string dir = fixturesDir() + "/hf-tiny-" + mixtape::plan::enumName(GetParam()).str();
   MIXTAPE_REQUIRE_FIXTURES(dir);

@@ -139,7 +139,7 @@ private:
 at::Tensor maskedTokenLossSum(const at::Tensor &logits, const at::Tensor &targets,
                               const at::Tensor &lossMask = {});
 
-/// Per-position cross-entropy [B, T] (fp32) of the logits `hidden` [B, T, d] · `head`ᵀ
+/// Per-position cross-entropy [B, T] (fp32; fp64 for a float64 model) of the logits `hidden` [B, T, d] · `head`ᵀ
 /// ([vocab, d]) against `targets` [B, T], computed `chunkTokens` positions at a time, forward
 /// and backward, so that no more than one chunk's logits exist at once: the forward pass
 /// keeps only each position's logsumexp, the backward pass computes each chunk's logits
