@@ -139,9 +139,10 @@ private:
 at::Tensor maskedTokenLossSum(const at::Tensor &logits, const at::Tensor &targets,
                               const at::Tensor &lossMask = {});
 
-/// Per-position cross-entropy [B, T] (fp32; fp64 for a float64 model) of the logits `hidden` [B, T, d] · `head`ᵀ
-/// ([vocab, d]) against `targets` [B, T], computed `chunkTokens` positions at a time, forward
-/// and backward, so that no more than one chunk's logits exist at once: the forward pass
+/// Per-position cross-entropy [B, T] (fp32; fp64 for a float64 model) of the logits
+/// `hidden` [B, T, d] · `head`ᵀ ([vocab, d]) against `targets` [B, T], computed `chunkTokens`
+/// positions at a time, forward and backward, so that no more than one chunk's logits exist
+/// at once (no family has a head bias): the forward pass
 /// keeps only each position's logsumexp, the backward pass computes each chunk's logits
 /// again. Positions where `lossMask` is zero give exactly 0 and no gradient, whatever their
 /// targets. bf16 or fp16 products (CUDA autocast) are reduced in fp32. The same values and
