@@ -23,6 +23,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
 
@@ -30,6 +32,8 @@ using namespace mixtape::model;
 using mixtape::fileError;
 using mixtape::joinPath;
 using mixtape::makeError;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
 namespace st = mixtape::safetensors;
 
 llvm::StringRef mixtape::model::paramKindName(ParamKind kind) {
@@ -124,9 +128,13 @@ struct Model::Impl {
   at::Tensor attention(const Block &b, const at::Tensor &h, const at::Tensor &cos,
                        const at::Tensor &sin, const compat::AttentionMask &mask) const;
   at::Tensor mlp(const Block &b, const at::Tensor &h) const;
+  /// The residual stream after block `b`, given the stream `x` before it.
+  at::Tensor block(const Block &b, const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin,
+                   const compat::AttentionMask &mask) const;
   /// The final norm's output [B, T, d] with `positions` [B|1, T] and `allowed` [B, 1, T, T]
   /// (undefined: causal).
-  at::Tensor hidden(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed) const;
+  at::Tensor hidden(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed,
+                    const ActivationCheckpointing &checkpointing = {}) const;
 };
 
 void Model::Impl::build() {
@@ -374,8 +382,60 @@ at::Tensor Model::Impl::mlp(const Block &b, const at::Tensor &h) const {
   llvm_unreachable("unknown family");
 }
 
-at::Tensor Model::Impl::hidden(const at::Tensor &tokens, const at::Tensor &positions,
-                               const at::Tensor &allowed) const {
+at::Tensor Model::Impl::block(const Block &b, const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin,
+                              const compat::AttentionMask &mask) const {
+  if (Config.ParallelResidual) {
+    at::Tensor attn = attention(b, norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
+    return mlp(b, norm(x, b.Ln2Weight, b.Ln2Bias)) + attn + x;
+  }
+  at::Tensor y = x + attention(b, norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
+  return y + mlp(b, norm(y, b.Ln2Weight, b.Ln2Bias));
+}
+
+namespace {
+
+/// A block's forward pass with what it reads besides its input (RoPE tables, the mask),
+/// kept alive until the backward pass runs it again.
+struct BlockRun : torch::CustomClassHolder {
+  std::function<at::Tensor(const at::Tensor &)> Run;
+  explicit BlockRun(std::function<at::Tensor(const at::Tensor &)> run) : Run(std::move(run)) {}
+};
+
+/// Activation checkpointing of one block, torch.utils.checkpoint's reentrant scheme: the
+/// forward pass runs without a graph and saves only the block's input; the backward pass runs
+/// the block again with grad mode on and back-propagates through that graph, which
+/// accumulates the parameters' gradients (they are leaves) and returns the input's. The
+/// same ops on the same input give the same activations, so the gradients are those of the
+/// plain pass.
+struct RecomputedBlock : torch::autograd::Function<RecomputedBlock> {
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &x, const c10::intrusive_ptr<BlockRun> &run) {
+    ctx->save_for_backward({x});
+    ctx->saved_data["run"] = c10::IValue::make_capsule(run);
+    // The backward pass runs where autocast is off: it recomputes in the forward pass's precision.
+    ctx->saved_data["autocast"] = mixtape::compat::cudaAutocastType(x).has_value();
+    return run->Run(x);
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    at::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    auto run = c10::static_intrusive_pointer_cast<BlockRun>(ctx->saved_data["run"].toCapsule());
+    at::Tensor y;
+    {
+      at::AutoGradMode enableGrad(true);
+      std::optional<mixtape::compat::CudaAutocast> autocast;
+      if (ctx->saved_data["autocast"].toBool())
+        autocast.emplace(x);
+      y = run->Run(x);
+    }
+    torch::autograd::backward({y}, {grads[0]});
+    return {x.grad(), at::Tensor()};
+  }
+};
+
+} // namespace
+
+at::Tensor Model::Impl::hidden(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed,
+                               const ActivationCheckpointing &checkpointing) const {
   const ModelConfig &c = Config;
   const int64_t B = tokens.size(0), T = tokens.size(1);
   at::Tensor x = at::embedding(Embed, tokens);
@@ -397,19 +457,27 @@ at::Tensor Model::Impl::hidden(const at::Tensor &tokens, const at::Tensor &posit
 
   const compat::AttentionMask mask =
       compat::attentionMask(allowed, c.NumKVHeads, c.NumHeads / c.NumKVHeads, T, x.options().dtype(Dtype));
-  for (const Block &b : Blocks) {
-    if (c.ParallelResidual) {
-      at::Tensor attn = attention(b, norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
-      x = mlp(b, norm(x, b.Ln2Weight, b.Ln2Bias)) + attn + x;
-    } else {
-      x = x + attention(b, norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
-      x = x + mlp(b, norm(x, b.Ln2Weight, b.Ln2Bias));
-    }
+  for (size_t i = 0; i < Blocks.size(); ++i) {
+    const Block &b = Blocks[i];
+    // Without a gradient to compute there is nothing to save memory for.
+    if (checkpointing.checkpoints(static_cast<int64_t>(i)) && at::GradMode::is_enabled() && x.requires_grad())
+      x = RecomputedBlock::apply(x, c10::make_intrusive<BlockRun>([this, &b, cos, sin, mask](const at::Tensor &in) {
+        return block(b, in, cos, sin, mask);
+      }));
+    else
+      x = block(b, x, cos, sin, mask);
   }
   return norm(x, FinalNormWeight, FinalNormBias);
 }
 
 at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentStarts) const {
+  return at::linear(hiddenStates(tokens, documentStarts), PImpl->Head);
+}
+
+const at::Tensor &Model::headWeight() const { return PImpl->Head; }
+
+at::Tensor Model::hiddenStates(const at::Tensor &tokens, const at::Tensor &documentStarts,
+                               const ActivationCheckpointing &checkpointing) const {
   const Impl &m = *PImpl;
   TORCH_CHECK(tokens.dim() == 2 && tokens.scalar_type() == at::kLong,
               "Model::forward: tokens must be int64 [batch, time], got ", tokens.sizes());
@@ -433,7 +501,7 @@ at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentSt
     at::Tensor causal = at::ones({T, T}, longs.dtype(at::kBool)).tril();
     allowed = (sameDocument & causal).unsqueeze(1); // [B, 1, T, T]
   }
-  return at::linear(m.hidden(tokens, positions, allowed), m.Head);
+  return m.hidden(tokens, positions, allowed, checkpointing);
 }
 
 at::Tensor Model::forwardAt(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed,
@@ -482,19 +550,6 @@ at::Tensor mixtape::model::maskedTokenLossSum(const at::Tensor &logits, const at
   if (!lossMask.defined())
     return at::cross_entropy_loss(flatLogits, targets.reshape({-1}), {}, at::Reduction::Sum);
   return at::cross_entropy_loss(flatLogits, keptTargets(targets, lossMask), {}, at::Reduction::Sum, kIgnoredTarget);
-}
-
-at::Tensor mixtape::model::maskedSequenceLossSums(const at::Tensor &logits, const at::Tensor &targets,
-                                                  const at::Tensor &lossMask) {
-  const int64_t V = logits.size(-1);
-  at::Tensor flatLogits = logits.reshape({-1, V});
-  at::Tensor perToken =
-      isReduced(logits)
-          ? at::nll_loss(fp32LogProbs(flatLogits), keptTargets(targets, lossMask), {}, at::Reduction::None,
-                         kIgnoredTarget)
-          : at::cross_entropy_loss(flatLogits, keptTargets(targets, lossMask), {}, at::Reduction::None,
-                                   kIgnoredTarget);
-  return perToken.to(at::kDouble).reshape(targets.sizes()).sum(-1);
 }
 
 int64_t mixtape::model::countLossTokens(const at::Tensor &targets, const at::Tensor &lossMask) {

@@ -22,7 +22,8 @@ MicroBatch mixtape::train::onDevice(const MicroBatch &mb, c10::Device device) {
 
 llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Model &model,
                                                                llvm::ArrayRef<MicroBatch> batch,
-                                                               StepSync *sync, size_t streams) {
+                                                               StepSync *sync, size_t streams,
+                                                               const MemoryOptions &memory) {
   StepResult result;
   for (const MicroBatch &mb : batch) {
     result.LossTokens += model::countLossTokens(mb.Targets, mb.LossMask);
@@ -45,22 +46,22 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
   at::Tensor streamSums = at::zeros({2 * S}, anyParam.options().dtype(at::kDouble)); // sums, then counts
   for (const MicroBatch &cpuBatch : batch) {
     MicroBatch mb = onDevice(cpuBatch, anyParam.device());
-    at::Tensor logits;
+    at::Tensor losses; // [B, T] fp32, 0 where the mask is
     {
-      compat::CudaAutocast autocast(anyParam); // bf16 on CUDA; the losses and backward run outside it
-      logits = model.forward(mb.Inputs, mb.DocumentStarts);
+      compat::CudaAutocast autocast(anyParam); // bf16 products on CUDA; backward runs outside it
+      at::Tensor hidden = model.hiddenStates(mb.Inputs, mb.DocumentStarts, memory.Checkpointing);
+      losses = model::chunkedTokenLosses(hidden, model.headWeight(), mb.Targets, mb.LossMask, memory.LossChunkTokens);
     }
     if (S) {
-      // From the same logits, outside the graph: the gradient's loss stays as it is.
+      // From the same losses, outside the graph: the gradient's loss stays as it is.
       at::NoGradGuard noGrad;
       at::Tensor counted = mb.LossMask.defined()
                                ? mb.LossMask.ne(0).sum(-1)
                                : at::full({mb.Targets.size(0)}, mb.Targets.size(1), mb.Streams.options());
-      streamSums.narrow(0, 0, S).index_add_(
-          0, mb.Streams, model::maskedSequenceLossSums(logits.detach(), mb.Targets, mb.LossMask));
+      streamSums.narrow(0, 0, S).index_add_(0, mb.Streams, losses.detach().to(at::kDouble).sum(-1));
       streamSums.narrow(0, S, S).index_add_(0, mb.Streams, counted.to(at::kDouble));
     }
-    at::Tensor loss = model::maskedTokenLossSum(logits, mb.Targets, mb.LossMask) * scale;
+    at::Tensor loss = losses.sum() * scale;
     if (sync && &cpuBatch == &batch.back())
       sync->beforeLastBackward(model.parameters());
     loss.backward();
@@ -95,7 +96,8 @@ llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
   const std::string where = "step " + std::to_string(stepNumber);
   const double lr = plan::learningRate(Schedule, TokensSeen);
   Optimizer.zeroGrad();
-  llvm::Expected<StepResult> result = accumulateGradients(Model, batch, Options.Sync, Options.Streams);
+  llvm::Expected<StepResult> result =
+      accumulateGradients(Model, batch, Options.Sync, Options.Streams, Options.Memory);
   if (!result)
     return prefixError(where, result.takeError());
   if (!std::isfinite(result->Loss)) {

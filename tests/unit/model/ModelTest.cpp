@@ -22,13 +22,7 @@ at::Tensor batchLoss(const Model &model, const at::Tensor &inputs, const at::Ten
 TEST_P(EachFamily, GradientsMatchFiniteDifferences) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(GetParam()), 3, at::kDouble);
   ASSERT_TRUE(model);
-  const int64_t V = model->config().VocabSize;
-  at::Tensor inputs = tokens(2, 7, V, 11), targets = tokens(2, 7, V, 12);
-  at::Tensor mask = at::ones({2, 7}, at::kLong);
-  mask[0][2] = 0;
-  at::Tensor starts = at::zeros({2, 7}, at::kLong);
-  starts[0][4] = 1;
-  starts[1][2] = 1;
+  const auto [inputs, targets, mask, starts] = packedBatch(7, model->config().VocabSize, 11);
 
   at::Tensor loss = batchLoss(*model, inputs, targets, mask, starts);
   loss.backward();

@@ -48,6 +48,21 @@ inline at::Tensor tokens(int64_t batch, int64_t time, int64_t vocab, uint64_t se
   return at::randint(vocab, {batch, time}, gen, at::TensorOptions().dtype(at::kLong));
 }
 
+/// Two rows of `time` packed tokens and targets (seeds `seed` and `seed + 1`): row 0 holds
+/// documents starting at 0 and time / 2 + 1, row 1 at 0 and 2; row 0's position 2 does not
+/// count for the loss.
+struct PackedBatch {
+  at::Tensor Inputs, Targets, LossMask, DocumentStarts;
+};
+inline PackedBatch packedBatch(int64_t time, int64_t vocab, uint64_t seed) {
+  PackedBatch b{tokens(2, time, vocab, seed), tokens(2, time, vocab, seed + 1), at::ones({2, time}),
+                at::zeros({2, time}, at::kLong)};
+  b.LossMask[0][2] = 0;
+  b.DocumentStarts[0][time / 2 + 1] = 1;
+  b.DocumentStarts[1][2] = 1;
+  return b;
+}
+
 inline const Family AllFamilies[] = {Family::GPT2, Family::Llama, Family::GPTNeoX};
 
 inline std::string familyLabel(const testing::TestParamInfo<Family> &info) {

@@ -167,6 +167,61 @@ TEST(Trainer, LossPerStreamFromTheSameForwardPass) {
   EXPECT_EQ(llvm::toString(bad.takeError()), "a micro-batch lacks the stream of its sequences");
 }
 
+// The step's loss runs chunk by chunk: its gradient is the full logits' to fp32 rounding.
+// Checkpointed blocks change no bit of it; other chunk sizes only its rounding.
+TEST(Trainer, ChunkedLossAndCheckpointingKeepTheGradient) {
+  ModelConfig config = tinyConfig(Family::GPT2);
+  config.NumLayers = 3;
+  config.VocabSize = 61;
+  std::unique_ptr<Model> model = makeModel(config, 6);
+  const int64_t T = 7;
+  std::vector<MicroBatch> micro;
+  for (int i = 0; i < 2; ++i) {
+    MicroBatch mb = microBatch(3, T, config.VocabSize, 500 + i);
+    mb.LossMask = at::ones({3, T}, at::kFloat);
+    mb.LossMask[i][2] = 0;
+    mb.DocumentStarts = at::zeros({3, T}, at::kLong);
+    mb.DocumentStarts[2][4] = 1;
+    micro.push_back(mb);
+  }
+  // Reference: the full logits of each micro-batch, as the step computed them before.
+  double wantLoss = 0;
+  const int64_t lossTokens = 2 * 3 * T - 2;
+  for (const MicroBatch &mb : micro) {
+    at::Tensor loss = maskedTokenLossSum(model->forward(mb.Inputs, mb.DocumentStarts), mb.Targets, mb.LossMask) /
+                      double(lossTokens);
+    loss.backward();
+    wantLoss += loss.item<double>();
+  }
+  std::vector<at::Tensor> want = gradients(*model);
+
+  auto step = [&](const MemoryOptions &memory) {
+    clearGradients(*model);
+    llvm::Expected<StepResult> r = accumulateGradients(*model, micro, nullptr, 0, memory);
+    EXPECT_TRUE(!!r) << llvm::toString(r.takeError());
+    return std::pair{r ? r->Loss : 0.0, gradients(*model)};
+  };
+  auto [loss, grads] = step({});
+  EXPECT_NEAR(loss, wantLoss, 1e-5 * wantLoss);
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_TRUE(at::allclose(grads[i], want[i], 1e-5, 1e-7)) << model->parameters()[i].Name;
+
+  MemoryOptions full;
+  full.Checkpointing.Kind = ActivationCheckpointing::Mode::Full;
+  auto [fullLoss, fullGrads] = step(full);
+  EXPECT_EQ(fullLoss, loss);
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_TRUE(at::equal(fullGrads[i], grads[i])) << model->parameters()[i].Name;
+
+  MemoryOptions small;
+  small.Checkpointing = ActivationCheckpointing{ActivationCheckpointing::Mode::Every, 2};
+  small.LossChunkTokens = 5;
+  auto [smallLoss, smallGrads] = step(small);
+  EXPECT_NEAR(smallLoss, wantLoss, 1e-5 * wantLoss);
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_TRUE(at::allclose(smallGrads[i], want[i], 1e-5, 1e-7)) << model->parameters()[i].Name;
+}
+
 TEST(Trainer, LearningRateComesFromTheSchedule) {
   std::unique_ptr<Model> model = makeModel(tinyConfig(Family::Llama), 2);
   AdamW opt(model->parameters(), AdamWOptions{});

@@ -86,6 +86,16 @@ public:
   /// every document start. Position 0 always starts a document.
   at::Tensor forward(const at::Tensor &tokens, const at::Tensor &documentStarts = {}) const;
 
+  /// The final norm's output [B, T, d], of which `forward`'s logits are the product with
+  /// headWeight(): what chunkedTokenLosses reads. `checkpointing` picks the blocks that keep
+  /// only their input and run again in the backward pass (with grad mode on; the gradients
+  /// are the same, bit for bit on the CPU).
+  at::Tensor hiddenStates(const at::Tensor &tokens, const at::Tensor &documentStarts = {},
+                          const ActivationCheckpointing &checkpointing = {}) const;
+  /// The classifier [vocab, d]; no family has a bias. A tied head (GPT-2) is the embedding
+  /// itself, so a gradient through it reaches the embedding.
+  const at::Tensor &headWeight() const;
+
   /// Logits [N, vocab] at `rows` only (N flat indices into the [B * T] positions) for
   /// `tokens` [B, T] laid out by the caller: `positions` [B, T] (int64) and `allowed`
   /// [B, T, T] (bool: query i may read key j; only j <= i, and every query reads itself;
@@ -129,11 +139,23 @@ private:
 at::Tensor maskedTokenLossSum(const at::Tensor &logits, const at::Tensor &targets,
                               const at::Tensor &lossMask = {});
 
-/// maskedTokenLossSum's terms per sequence: [B], the summed cross-entropy of each row's
-/// counted positions (no reduction over the batch: the training loss per stream is made of
-/// these).
-at::Tensor maskedSequenceLossSums(const at::Tensor &logits, const at::Tensor &targets,
-                                  const at::Tensor &lossMask = {});
+/// Per-position cross-entropy [B, T] (fp32; fp64 for a float64 model) of the logits
+/// `hidden` [B, T, d] · `head`ᵀ ([vocab, d]) against `targets` [B, T], computed `chunkTokens`
+/// positions at a time, forward and backward, so that no more than one chunk's logits exist
+/// at once (no family has a head bias): the forward pass
+/// keeps only each position's logsumexp, the backward pass computes each chunk's logits
+/// again. Positions where `lossMask` is zero give exactly 0 and no gradient, whatever their
+/// targets. bf16 or fp16 products (CUDA autocast) are reduced in fp32. The same values and
+/// gradients as maskedTokenLossSum of `forward`'s logits, to fp32 rounding; summed over T,
+/// each sequence's loss. `chunkTokens` 0: defaultLossChunkTokens.
+at::Tensor chunkedTokenLosses(const at::Tensor &hidden, const at::Tensor &head, const at::Tensor &targets,
+                              const at::Tensor &lossMask = {}, int64_t chunkTokens = 0);
+
+/// Positions per chunk of chunkedTokenLosses for `vocabSize`: a chunk's fp32 logits take at
+/// most 64 MiB (16M values), rounded down to a multiple of 8 — 128 positions of Llama-3's
+/// 128,256 tokens, 328 of GPT-2's 50,257 — small beside a model's activations, yet each
+/// chunk's product is [positions, d] x [d, vocab], large enough to run at full speed.
+int64_t defaultLossChunkTokens(int64_t vocabSize);
 
 /// Number of positions that count for the loss (all of `targets` if the mask is undefined).
 int64_t countLossTokens(const at::Tensor &targets, const at::Tensor &lossMask = {});

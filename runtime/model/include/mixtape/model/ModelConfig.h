@@ -67,6 +67,23 @@ struct ModelConfig {
   llvm::Error validate() const;
 };
 
+/// Which transformer blocks run their forward pass twice to save memory: such a block keeps
+/// only its input during the forward pass and recomputes its activations in the backward pass
+/// (activation checkpointing). Full: every block; Every: blocks 0, N, 2N, ... (N = Interval).
+/// A training setting, not the architecture's: it changes memory and time, never the result.
+struct ActivationCheckpointing {
+  enum class Mode { None, Full, Every };
+  Mode Kind = Mode::None;
+  int64_t Interval = 1; ///< N of Mode::Every
+
+  bool checkpoints(int64_t block) const {
+    return Kind == Mode::Full || (Kind == Mode::Every && block % Interval == 0);
+  }
+};
+
+/// The recipe's spelling: "none", "full" or "every N" (N a positive integer).
+llvm::Expected<ActivationCheckpointing> parseActivationCheckpointing(llvm::StringRef text);
+
 /// Reads a Hugging Face config.json of the gpt2, llama (mistral, qwen2) or gpt_neox
 /// families, with each type's own attention biases: Qwen2 always biases q/k/v, Mistral
 /// never; a Llama with attention_bias (which biases o_proj too) is refused. Accepts both the 4.x spelling (rope_theta, rotary_pct) and the 5.x

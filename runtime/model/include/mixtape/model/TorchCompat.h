@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #define MIXTAPE_TORCH_AT_LEAST(major, minor)                                                  \
   (TORCH_VERSION_MAJOR > (major) ||                                                           \
@@ -103,6 +104,22 @@ inline void fusedAdamW(at::TensorList params, at::TensorList grads, at::TensorLi
       (void)beta2, (void)weightDecay, (void)eps;
   TORCH_CHECK(false, "fusedAdamW needs LibTorch 2.x (see canFuseAdamW)");
 #endif
+}
+
+/// The dtype CUDA autocast computes matrix products in for `t`, if autocast is on and `t`
+/// lives on a CUDA device. Custom autograd functions read it in forward to run their backward
+/// pass (where autocast is off) in the same precision.
+inline std::optional<at::ScalarType> cudaAutocastType(const at::Tensor &t) {
+  if (!t.is_cuda())
+    return std::nullopt;
+#if MIXTAPE_TORCH_AT_LEAST(2, 4)
+  if (at::autocast::is_autocast_enabled(at::kCUDA))
+    return at::autocast::get_autocast_dtype(at::kCUDA);
+#else
+  if (at::autocast::is_enabled())
+    return at::autocast::get_autocast_gpu_dtype();
+#endif
+  return std::nullopt;
 }
 
 /// bf16 autocast on CUDA for the guard's lifetime when `param` (any model parameter) lives

@@ -73,16 +73,28 @@ public:
   }
 };
 
+/// How a step's forward and backward passes trade time for memory; neither changes the
+/// gradient beyond fp32 rounding (checkpointing on the CPU: not at all).
+struct MemoryOptions {
+  /// Blocks whose activations the backward pass computes again instead of keeping them.
+  model::ActivationCheckpointing Checkpointing;
+  /// Positions per chunk of the classifier and cross-entropy, which never hold the whole
+  /// batch's logits (model::chunkedTokenLosses; 0: model::defaultLossChunkTokens).
+  int64_t LossChunkTokens = 0;
+};
+
 /// Accumulates into the parameters' .grad() the gradient of the batch's mean token loss;
 /// returns that loss and the token counts. Errors when no position counts for the loss.
 /// Micro-batches may live on the CPU: each moves to the model's device in turn, and on CUDA
 /// the forward pass runs under bf16 autocast.
 /// With `sync`, `batch` is this rank's share and the result is the whole batch's.
 /// With `streams` > 0, every micro-batch carries stream ids in [0, streams) and the result
-/// has the loss per stream, from the same logits (no second forward pass, same gradient).
+/// has the loss per stream, from the same per-position losses (no second forward pass, same
+/// gradient).
 llvm::Expected<StepResult> accumulateGradients(const model::Model &model,
                                                llvm::ArrayRef<MicroBatch> batch,
-                                               StepSync *sync = nullptr, size_t streams = 0);
+                                               StepSync *sync = nullptr, size_t streams = 0,
+                                               const MemoryOptions &memory = {});
 
 struct TrainOptions {
   double ClipNorm = 0; ///< 0: no clipping (a recipe's default, grad_clip, reaches here through the plan)
@@ -90,6 +102,7 @@ struct TrainOptions {
   size_t Streams = 0;       ///< > 0: micro-batches carry stream ids; results have per-stream losses
   /// A non-finite loss drops the batch (the result says `skipped`) instead of failing.
   bool SkipNonFinite = false;
+  MemoryOptions Memory;
 };
 
 class Trainer {

@@ -1,0 +1,114 @@
+//===- ChunkedLoss.cpp - classifier and cross-entropy a chunk of tokens at a time -===//
+//
+// The logits of a batch are its largest activation (Llama-3's 128k vocabulary: 4 GB of fp32
+// logits for 8k tokens), yet the loss needs only two numbers of each position's row: its
+// logsumexp and its target's logit. The forward pass computes them chunk by chunk; the
+// backward pass computes each chunk's logits again for softmax - onehot.
+//
+//===----------------------------------------------------------------------===//
+#include "mixtape/model/Model.h"
+#include "mixtape/model/TorchCompat.h"
+
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+
+using namespace mixtape::model;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+int64_t mixtape::model::defaultLossChunkTokens(int64_t vocabSize) {
+  constexpr int64_t kChunkLogits = int64_t(16) << 20; // 64 MiB of fp32
+  const int64_t tokens = std::max<int64_t>(1, kChunkLogits / std::max<int64_t>(1, vocabSize));
+  return tokens >= 8 ? tokens / 8 * 8 : tokens; // whole tiles of 8 rows for the GPU's matrix units
+}
+
+namespace {
+
+/// Where sums run: fp32 for bf16, fp16 and fp32 products, fp64 for a float64 model's.
+at::ScalarType reduced(at::ScalarType compute) { return at::promote_types(compute, at::kFloat); }
+
+/// One chunk's logits [n, V] from products in `compute`, in its reduction dtype.
+at::Tensor chunkLogits(const at::Tensor &hidden, const at::Tensor &head, at::ScalarType compute) {
+  return at::mm(hidden.to(compute), head.t()).to(reduced(compute));
+}
+
+/// Inputs: hidden [N, d], head [V, d], targets [N] (int64, any value where not kept), keep
+/// [N] (bool). Output: per-position losses [N] (fp32; fp64 for fp64 inputs), 0 where not kept.
+struct ChunkedCrossEntropy : torch::autograd::Function<ChunkedCrossEntropy> {
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &hidden, const at::Tensor &head,
+                            const at::Tensor &targets, const at::Tensor &keep, int64_t chunk) {
+    // Under autocast the products run in its dtype, as at::linear's would; the backward pass
+    // (where autocast is off) reads the dtype from here.
+    const at::ScalarType compute = mixtape::compat::cudaAutocastType(hidden).value_or(hidden.scalar_type());
+    const at::Tensor weight = head.to(compute);
+    const at::Tensor safeTargets = targets.masked_fill(keep.logical_not(), 0); // gather needs a valid index
+    const int64_t N = hidden.size(0);
+    at::Tensor logSumExp = at::empty({N}, hidden.options().dtype(reduced(compute)));
+    at::Tensor losses = at::empty({N}, hidden.options().dtype(reduced(compute)));
+    for (int64_t begin = 0; begin < N; begin += chunk) {
+      const int64_t n = std::min(chunk, N - begin);
+      at::Tensor logits = chunkLogits(hidden.narrow(0, begin, n), weight, compute);
+      at::Tensor lse = at::logsumexp(logits, 1);
+      at::Tensor target = logits.gather(1, safeTargets.narrow(0, begin, n).unsqueeze(1)).squeeze(1);
+      logSumExp.narrow(0, begin, n).copy_(lse);
+      losses.narrow(0, begin, n).copy_(lse - target);
+    }
+    losses.masked_fill_(keep.logical_not(), 0);
+    ctx->save_for_backward({hidden, head, safeTargets, keep, logSumExp});
+    ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["compute"] = static_cast<int64_t>(compute);
+    return losses;
+  }
+
+  // d loss_i / d logits_i = g_i (softmax(logits_i) - onehot(target_i)) at kept positions, 0
+  // elsewhere; the hidden states' and head's gradients are its products with head and hidden.
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &hidden = saved[0], &head = saved[1], &targets = saved[2], &keep = saved[3],
+                     &logSumExp = saved[4];
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const auto compute = static_cast<at::ScalarType>(ctx->saved_data["compute"].toInt());
+    const at::Tensor weight = head.to(compute);
+    const at::Tensor coefficient = grads[0].to(reduced(compute)).masked_fill(keep.logical_not(), 0);
+    const int64_t N = hidden.size(0);
+    at::Tensor gradHidden = at::empty_like(hidden);
+    at::Tensor gradHead = at::zeros(head.sizes(), head.options().dtype(reduced(compute))); // summed over chunks
+    for (int64_t begin = 0; begin < N; begin += chunk) {
+      const int64_t n = std::min(chunk, N - begin);
+      at::Tensor h = hidden.narrow(0, begin, n).to(compute);
+      at::Tensor gradLogits = chunkLogits(h, weight, compute).sub_(logSumExp.narrow(0, begin, n).unsqueeze(1)).exp_();
+      gradLogits.scatter_add_(1, targets.narrow(0, begin, n).unsqueeze(1),
+                              at::full({n, 1}, -1.0, gradLogits.options()));
+      // A masked row is set to 0, not multiplied by it: 0 * inf would be NaN.
+      at::Tensor c = coefficient.narrow(0, begin, n).unsqueeze(1);
+      gradLogits.mul_(c).masked_fill_(c.eq(0), 0);
+      at::Tensor g = gradLogits.to(compute);
+      gradHidden.narrow(0, begin, n).copy_(at::mm(g, weight));
+      if (compute == gradHead.scalar_type())
+        gradHead.addmm_(g.t(), h);
+      else // one [V, d] product in the reduced dtype, as large as the head's copy in it
+        gradHead.add_(at::mm(g.t(), h));
+    }
+    return {gradHidden, gradHead.to(head.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+} // namespace
+
+at::Tensor mixtape::model::chunkedTokenLosses(const at::Tensor &hidden, const at::Tensor &head,
+                                              const at::Tensor &targets, const at::Tensor &lossMask,
+                                              int64_t chunkTokens) {
+  const int64_t d = head.size(1);
+  TORCH_CHECK(hidden.dim() == 3 && hidden.size(2) == d && targets.sizes() == hidden.sizes().slice(0, 2),
+              "chunkedTokenLosses: hidden [B, T, ", d, "] and targets [B, T] expected, got ", hidden.sizes(), " and ",
+              targets.sizes());
+  TORCH_CHECK(!lossMask.defined() || lossMask.sizes() == targets.sizes(),
+              "chunkedTokenLosses: the loss mask must have the targets' shape");
+  TORCH_CHECK(chunkTokens >= 0, "chunkedTokenLosses: chunkTokens must not be negative");
+  const int64_t chunk = chunkTokens ? chunkTokens : defaultLossChunkTokens(head.size(0));
+  at::Tensor keep = lossMask.defined() ? lossMask.reshape({-1}).ne(0)
+                                       : at::ones({targets.numel()}, targets.options().dtype(at::kBool));
+  return ChunkedCrossEntropy::apply(hidden.reshape({-1, d}), head, targets.reshape({-1}), keep, chunk)
+      .view(targets.sizes());
+}
