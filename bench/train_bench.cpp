@@ -22,12 +22,12 @@
 // prints the world's tokens/s. bench/gpu/scaling.sh runs it on 1, 2, 4, 8 GPUs. Gradient
 // buckets start their all-reduce during backward; `--no-overlap` starts all after it.
 //
-// `--checkpointing MODE` ("none", "full", "every N"; the recipe's activation_checkpointing)
-// recomputes those blocks' activations in the backward pass: what it costs in time.
+// `--checkpoint-every N` (the plan's activation_checkpointing: 0 none, 1 every block, N
+// every Nth) recomputes those blocks' activations in the backward pass: what it costs in time.
 //
 //   train_bench [--model quickstart|gpt2-124m] [--device cpu|cuda] [--steps N=40]
 //               [--warmup N=5] [--threads N] [--batch N] [--seq N] [--clip X=1]
-//               [--peak-tflops X=989] [--checkpointing MODE=none] [--data-parallel [--no-overlap]]
+//               [--peak-tflops X=989] [--checkpoint-every N=0] [--data-parallel [--no-overlap]]
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/dist/Collectives.h"
@@ -78,15 +78,15 @@ struct SumAfterBackward final : dist::DataParallel {
 [[noreturn]] static void usage(llvm::StringRef why) {
   llvm::errs() << "train_bench: " << why << "\nusage: train_bench [--model quickstart|gpt2-124m] "
                << "[--device cpu|cuda] [--steps N] [--warmup N] [--threads N] [--batch N] [--seq N] "
-               << "[--clip X] [--peak-tflops X] [--checkpointing none|full|every N] "
+               << "[--clip X] [--peak-tflops X] [--checkpoint-every N] "
                << "[--data-parallel [--no-overlap]]\n";
   std::exit(2);
 }
 
 int main(int argc, char **argv) {
-  int64_t steps = 40, warmup = 5, threads = 0, batch = 0, seq = 0;
+  int64_t steps = 40, warmup = 5, threads = 0, batch = 0, seq = 0, checkpointEvery = 0;
   double clip = 1.0, peakTflops = 989; // H100 SXM dense bf16, as anchor_gpt.py
-  llvm::StringRef modelName = "quickstart", deviceName = "cpu", checkpointingName = "none";
+  llvm::StringRef modelName = "quickstart", deviceName = "cpu";
   bool dataParallel = false, overlap = true;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef arg = argv[i];
@@ -97,8 +97,8 @@ int main(int argc, char **argv) {
     if (i + 1 == argc)
       usage("missing value after '" + arg.str() + "'");
     llvm::StringRef value = argv[++i];
-    if (arg == "--model" || arg == "--device" || arg == "--checkpointing") {
-      (arg == "--model" ? modelName : arg == "--device" ? deviceName : checkpointingName) = value;
+    if (arg == "--model" || arg == "--device") {
+      (arg == "--model" ? modelName : deviceName) = value;
       continue;
     }
     if (arg == "--clip" || arg == "--peak-tflops") {
@@ -111,13 +111,12 @@ int main(int argc, char **argv) {
                       : arg == "--threads" ? &threads
                       : arg == "--batch"   ? &batch
                       : arg == "--seq"     ? &seq
+                      : arg == "--checkpoint-every" ? &checkpointEvery
                                            : nullptr;
     if (!target || value.getAsInteger(10, *target) || *target < 0)
       usage("bad argument '" + arg.str() + "'");
   }
-  llvm::Expected<model::ActivationCheckpointing> checkpointing = model::parseActivationCheckpointing(checkpointingName);
-  if (!checkpointing)
-    usage(llvm::toString(checkpointing.takeError()));
+  const model::ActivationCheckpointing checkpointing{static_cast<uint64_t>(checkpointEvery)};
   const bool gpt2 = modelName == "gpt2-124m";
   if (!gpt2 && modelName != "quickstart")
     usage("unknown model '" + modelName.str() + "'");
@@ -191,7 +190,7 @@ int main(int argc, char **argv) {
   const plan::LRSchedule constant{0, {plan::Phase{plan::PhaseShape::Constant, 0, std::nullopt, lr, lr, 1, 0}}};
   train::TrainOptions trainOptions;
   trainOptions.ClipNorm = clip;
-  trainOptions.Memory.Checkpointing = *checkpointing;
+  trainOptions.Memory.Checkpointing = checkpointing;
   std::optional<dist::DataParallel> parallel;
   std::optional<SumAfterBackward> afterBackward;
   if (comm)
@@ -251,7 +250,7 @@ int main(int argc, char **argv) {
     at::Tensor l;
     {
       compat::CudaAutocast autocast(m.parameters().front().Tensor);
-      at::Tensor hidden = m.hiddenStates(mb.Inputs, {}, *checkpointing);
+      at::Tensor hidden = m.hiddenStates(mb.Inputs, {}, checkpointing);
       l = model::chunkedTokenLosses(hidden, m.headWeight(), mb.Targets, mb.LossMask).sum() *
           (1.0 / double(lossTokens));
     }
@@ -291,7 +290,7 @@ int main(int argc, char **argv) {
   llvm::outs() << "{\"impl\": \"mixtape\", \"model\": \"" << modelName << "\", \"device\": \""
                << device->str() << "\", \"params\": " << params << ", \"threads\": " << at::get_num_threads()
                << ", \"ranks\": " << ranks << ", \"batch\": " << batch * ranks << ", \"seq\": " << seq
-               << ", \"checkpointing\": \"" << checkpointingName << "\""
+               << ", \"checkpoint_every\": " << checkpointEvery
                << ", \"steps\": " << steps
                << ", \"tokens_per_s\": " << llvm::format("%.0f", tokens / stepTime)
                << ", \"mean_tokens_per_s\": " << llvm::format("%.0f", tokens * double(steps) / loopSeconds)

@@ -382,6 +382,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   options.Streams = s.Mixture.Streams.size();
   options.SkipNonFinite = s.OnNonFinite == plan::NonFiniteAction::Skip;
   options.Sync = (*sync)->step();
+  options.Memory.Checkpointing.Every = train.Exec.ActivationCheckpointing;
   train::Trainer trainer(**m, optimizer, s.LR, options);
   trainer.setTokensSeen(static_cast<double>(clock.stage(start->Step)));
 

@@ -331,18 +331,3 @@ llvm::json::Object mixtape::model::formatHFConfig(const ModelConfig &c, llvm::St
   }
   return o;
 }
-
-llvm::Expected<ActivationCheckpointing> mixtape::model::parseActivationCheckpointing(llvm::StringRef text) {
-  using Mode = ActivationCheckpointing::Mode;
-  llvm::StringRef spelling = text.trim();
-  if (spelling == "none")
-    return ActivationCheckpointing{Mode::None, 1};
-  if (spelling == "full")
-    return ActivationCheckpointing{Mode::Full, 1};
-  auto [word, count] = spelling.split(' ');
-  int64_t interval = 0;
-  if (word == "every" && !count.trim().getAsInteger(10, interval) && interval > 0)
-    return ActivationCheckpointing{Mode::Every, interval};
-  return makeError("activation checkpointing must be \"none\", \"full\" or \"every N\" with N a positive integer, "
-                   "not \"" + text + "\"");
-}

@@ -69,20 +69,14 @@ struct ModelConfig {
 
 /// Which transformer blocks run their forward pass twice to save memory: such a block keeps
 /// only its input during the forward pass and recomputes its activations in the backward pass
-/// (activation checkpointing). Full: every block; Every: blocks 0, N, 2N, ... (N = Interval).
+/// (activation checkpointing). The plan's number: 0 none, 1 every block ("full"), N blocks
+/// 0, N, 2N, ... ("every N").
 /// A training setting, not the architecture's: it changes memory and time, never the result.
 struct ActivationCheckpointing {
-  enum class Mode { None, Full, Every };
-  Mode Kind = Mode::None;
-  int64_t Interval = 1; ///< N of Mode::Every
+  uint64_t Every = 0;
 
-  bool checkpoints(int64_t block) const {
-    return Kind == Mode::Full || (Kind == Mode::Every && block % Interval == 0);
-  }
+  bool checkpoints(int64_t block) const { return Every && block % static_cast<int64_t>(Every) == 0; }
 };
-
-/// The recipe's spelling: "none", "full" or "every N" (N a positive integer).
-llvm::Expected<ActivationCheckpointing> parseActivationCheckpointing(llvm::StringRef text);
 
 /// Reads a Hugging Face config.json of the gpt2, llama (mistral, qwen2) or gpt_neox
 /// families, with each type's own attention biases: Qwen2 always biases q/k/v, Mistral
