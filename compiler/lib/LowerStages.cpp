@@ -242,6 +242,7 @@ plan::ExecChoice Lowering::chooseExecution(const StageSpec &stage, const StageVa
   base.Model = Result.Model;
   base.SeqLen = v.SeqLen;
   base.World = r.Gpus;
+  base.LogitChunk = plan::lossChunkTokens(base.Model.Vocab);
   const uint64_t share = v.BatchSequences / r.Gpus;
   const plan::Cluster cluster{r.Gpus, r.GpuMemory, r.InterconnectGbps};
   plan::ExecRequest request{v.Shard, std::nullopt, v.ActivationCheckpointing};

@@ -97,6 +97,12 @@ static double backwardWorkingBytesPerToken(const Architecture &m, uint64_t seqLe
   return std::max(mlp, attention);
 }
 
+uint64_t plan::lossChunkTokens(uint64_t vocab) {
+  constexpr uint64_t kChunkLogits = uint64_t(16) << 20; // 64 MiB of fp32
+  const uint64_t tokens = std::max<uint64_t>(1, kChunkLogits / std::max<uint64_t>(1, vocab));
+  return tokens >= 8 ? tokens / 8 * 8 : tokens; // whole tiles of 8 rows for the GPU's matrix units
+}
+
 MemoryEstimate plan::estimateMemory(const MemoryConfig &c) {
   const ParameterCounts p = countParameters(c.Model);
   const double P = p.total(), W = static_cast<double>(std::max<uint64_t>(c.World, 1));
@@ -251,6 +257,7 @@ void plan::printMemoryPlan(const Plan &plan, const Cluster &cluster, llvm::raw_o
     c.Shard = t->Exec.Shard;
     c.World = cluster.Gpus;
     c.CheckpointEvery = t->Exec.ActivationCheckpointing;
+    c.LogitChunk = lossChunkTokens(c.Model.Vocab);
     // Each rank takes the largest part of micro_batch that divides its share (the runtime's rule).
     const uint64_t share = std::max<uint64_t>(t->Settings.BatchSequences / cluster.Gpus, 1);
     c.MicroBatch = 1;

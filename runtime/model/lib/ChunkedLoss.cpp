@@ -17,12 +17,6 @@ using namespace mixtape::model;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-int64_t mixtape::model::defaultLossChunkTokens(int64_t vocabSize) {
-  constexpr int64_t kChunkLogits = int64_t(16) << 20; // 64 MiB of fp32
-  const int64_t tokens = std::max<int64_t>(1, kChunkLogits / std::max<int64_t>(1, vocabSize));
-  return tokens >= 8 ? tokens / 8 * 8 : tokens; // whole tiles of 8 rows for the GPU's matrix units
-}
-
 namespace {
 
 /// Where sums run: fp32 for bf16, fp16 and fp32 products, fp64 for a float64 model's.
@@ -106,7 +100,7 @@ at::Tensor mixtape::model::chunkedTokenLosses(const at::Tensor &hidden, const at
   TORCH_CHECK(!lossMask.defined() || lossMask.sizes() == targets.sizes(),
               "chunkedTokenLosses: the loss mask must have the targets' shape");
   TORCH_CHECK(chunkTokens >= 0, "chunkedTokenLosses: chunkTokens must not be negative");
-  const int64_t chunk = chunkTokens ? chunkTokens : defaultLossChunkTokens(head.size(0));
+  const int64_t chunk = chunkTokens ? chunkTokens : static_cast<int64_t>(plan::lossChunkTokens(head.size(0)));
   at::Tensor keep = lossMask.defined() ? lossMask.reshape({-1}).ne(0)
                                        : at::ones({targets.numel()}, targets.options().dtype(at::kBool));
   return ChunkedCrossEntropy::apply(hidden.reshape({-1, d}), head, targets.reshape({-1}), keep, chunk)

@@ -132,11 +132,11 @@ TEST(ChunkedLoss, HandComputedValuesAndMaskedPositions) {
 }
 
 TEST(ChunkedLoss, DefaultChunkKeepsLogitsUnder64MiB) {
-  EXPECT_EQ(defaultLossChunkTokens(128256), 128); // Llama-3: 16M / 128256 = 130.8
-  EXPECT_EQ(defaultLossChunkTokens(50257), 328);  // GPT-2: 333.8
-  EXPECT_EQ(defaultLossChunkTokens(4), 4 << 20);
-  EXPECT_EQ(defaultLossChunkTokens(4'000'000), 4);  // fewer than 8 rows stay as they are
-  EXPECT_EQ(defaultLossChunkTokens(64'000'000), 1); // a chunk is at least one position
+  EXPECT_EQ(plan::lossChunkTokens(128256), 128); // Llama-3: 16M / 128256 = 130.8
+  EXPECT_EQ(plan::lossChunkTokens(50257), 328);  // GPT-2: 333.8
+  EXPECT_EQ(plan::lossChunkTokens(4), 4 << 20);
+  EXPECT_EQ(plan::lossChunkTokens(4'000'000), 4);  // fewer than 8 rows stay as they are
+  EXPECT_EQ(plan::lossChunkTokens(64'000'000), 1); // a chunk is at least one position
 }
 
 TEST(ChunkedLoss, RefusesBadShapes) {

@@ -39,6 +39,13 @@ struct MemoryConfig {
   uint64_t LogitChunk = 0;          ///< tokens per classifier chunk; 0: a micro-batch's logits at once
 };
 
+/// Positions per chunk of the training loss's classifier and cross-entropy (the runtime's
+/// model::chunkedTokenLosses) for `vocab`: a chunk's fp32 logits take at most 64 MiB (16M
+/// values), rounded down to a multiple of 8 — 128 positions of Llama-3's 128,256 tokens, 328
+/// of GPT-2's 50,257 — small beside a model's activations, yet each chunk's product is
+/// [positions, d] x [d, vocab], large enough to run at full speed.
+uint64_t lossChunkTokens(uint64_t vocab);
+
 /// Bytes one rank holds at the peak of a step (the end of forward, as backward starts).
 struct MemoryEstimate {
   double Weights = 0, Gradients = 0, Optimizer = 0;

@@ -147,15 +147,9 @@ at::Tensor maskedTokenLossSum(const at::Tensor &logits, const at::Tensor &target
 /// again. Positions where `lossMask` is zero give exactly 0 and no gradient, whatever their
 /// targets. bf16 or fp16 products (CUDA autocast) are reduced in fp32. The same values and
 /// gradients as maskedTokenLossSum of `forward`'s logits, to fp32 rounding; summed over T,
-/// each sequence's loss. `chunkTokens` 0: defaultLossChunkTokens.
+/// each sequence's loss. `chunkTokens` 0: plan::lossChunkTokens.
 at::Tensor chunkedTokenLosses(const at::Tensor &hidden, const at::Tensor &head, const at::Tensor &targets,
                               const at::Tensor &lossMask = {}, int64_t chunkTokens = 0);
-
-/// Positions per chunk of chunkedTokenLosses for `vocabSize`: a chunk's fp32 logits take at
-/// most 64 MiB (16M values), rounded down to a multiple of 8 — 128 positions of Llama-3's
-/// 128,256 tokens, 328 of GPT-2's 50,257 — small beside a model's activations, yet each
-/// chunk's product is [positions, d] x [d, vocab], large enough to run at full speed.
-int64_t defaultLossChunkTokens(int64_t vocabSize);
 
 /// Number of positions that count for the loss (all of `targets` if the mask is undefined).
 int64_t countLossTokens(const at::Tensor &targets, const at::Tensor &lossMask = {});

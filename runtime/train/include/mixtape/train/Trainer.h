@@ -79,7 +79,7 @@ struct MemoryOptions {
   /// Blocks whose activations the backward pass computes again instead of keeping them.
   model::ActivationCheckpointing Checkpointing;
   /// Positions per chunk of the classifier and cross-entropy, which never hold the whole
-  /// batch's logits (model::chunkedTokenLosses; 0: model::defaultLossChunkTokens).
+  /// batch's logits (model::chunkedTokenLosses; 0: plan::lossChunkTokens).
   int64_t LossChunkTokens = 0;
 };
 
