@@ -177,6 +177,10 @@ private:
       return;
     case ValueType::Combine: return eitherOf("string", "array");
     case ValueType::Labels: return J.attribute("type", "object");
+    case ValueType::GroupScales:
+      J.attribute("type", "object");
+      J.attributeObject("additionalProperties", [&] { J.attribute("type", "number"); });
+      return;
     default: return J.attribute("type", "string"); // text, paths and expressions
     }
   }

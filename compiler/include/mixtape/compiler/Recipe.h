@@ -109,6 +109,9 @@ struct StageVariant {
   bool SkipNonFinite = false;       ///< on_nonfinite = "skip": drop a batch whose loss is not finite
   uint64_t CheckpointEvery = 0, CheckpointKeep = defaults::CheckpointKeep;
   bool Zero1 = false;               ///< shard the optimizer state over the ranks (execution only)
+  std::vector<std::string> Freeze;  ///< parameter groups not trained (plan/ParamGroups.h)
+  std::map<std::string, double> LRScale; ///< parameter group -> LR multiplier
+  std::optional<plan::Lora> Lora;   ///< train low-rank adapters only
   // The edge from the parent (none for a stage that starts from the model's init).
   int ParentVariant = -1;           ///< index into the parent stage's variants
   uint64_t BranchTokens = 0;        ///< where in the parent it branches (its tokens if at end)
