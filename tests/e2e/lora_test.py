@@ -19,7 +19,7 @@ shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 env = dict(os.environ, MIXTAPE_NUM_THREADS="1", MIXTAPE_DEVICE="cpu")
 failures = []
-checks = 9
+checks = 10
 
 
 def run(args):
@@ -91,6 +91,14 @@ else:
     exported = {k: data[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in header.items()}
     if exported != tensors(adapt_nodes[0]):
         failures.append("the export of a LoRA node is not its merged model")
+
+# The report's LR chart draws the slow learner's groups: embeddings at 0 (frozen), layers.0 and
+# final_norm at a tenth.
+rep = run(["report", run_dir])
+lr_svg = os.path.join(run_dir, "report", "lr.svg")
+if rep.returncode != 0 or not os.path.exists(lr_svg) or \
+        not all(f"slow {g}" in open(lr_svg).read() for g in ("embeddings", "layers.0", "final_norm")):
+    failures.append("the LR chart lacks the slow learner's groups:\n" + rep.stderr[-800:])
 
 # The effect: final val losses of each model.
 loss = {}
