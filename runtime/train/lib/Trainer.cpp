@@ -40,7 +40,8 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
   const double scale = 1.0 / double(result.LossTokens);
   const at::Tensor &anyParam = model.parameters().front().Tensor;
   // What the ranks sum: the trained parameters (frozen ones and LoRA's base have no gradient).
-  const std::vector<model::NamedParameter> trainable = sync ? model.trainableParameters() : std::vector<model::NamedParameter>();
+  const std::vector<model::NamedParameter> trainable =
+      sync ? model.trainableParameters() : std::vector<model::NamedParameter>();
   const int64_t S = static_cast<int64_t>(streams);
   // Summed on the device: one synchronization per step, not per micro-batch.
   at::Tensor lossSum;
