@@ -181,6 +181,9 @@ private:
     case ValueType::ActivationCheckpointing:
       J.attribute("type", "string");
       J.attribute("pattern", "^(none|full|every [1-9][0-9]*)$");
+    case ValueType::GroupScales:
+      J.attribute("type", "object");
+      J.attributeObject("additionalProperties", [&] { J.attribute("type", "number"); });
       return;
     default: return J.attribute("type", "string"); // text, paths and expressions
     }

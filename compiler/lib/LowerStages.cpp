@@ -1,6 +1,8 @@
 //===- LowerStages.cpp - stage variants as chains of train nodes ----------===//
 #include "Lowering.h"
 
+#include "mixtape/plan/ParamGroups.h"
+
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
@@ -24,6 +26,11 @@ static plan::TrainSettings chainSettings(const StageVariant &v, double modelRope
   s.Optimizer = planOptimizer(v.Optimizer);
   s.GradClip = v.GradClip;
   s.OnNonFinite = v.SkipNonFinite ? plan::NonFiniteAction::Skip : plan::NonFiniteAction::Stop;
+  if (!v.Freeze.empty())
+    s.Freeze = v.Freeze;
+  if (!v.LRScale.empty())
+    s.LRScale = plan::GroupScales(v.LRScale.begin(), v.LRScale.end());
+  s.Lora = v.Lora;
   return s;
 }
 
@@ -184,6 +191,10 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
         replayed += static_cast<double>(tokens) * replayShare(st, lv.TrainedOn);
     t.Ledger.ReplayFraction = t.Ledger.Tokens ? replayed / static_cast<double>(t.Ledger.Tokens) : 0;
     setFlops(t.Ledger, v.SeqLen);
+    if (t.Settings.Freeze || t.Settings.Lora) {
+      t.Ledger.Parameters = plan::countParameters(Result.Model);
+      t.Ledger.TrainableParameters = plan::countTrainableParameters(Result.Model, t.Settings);
+    }
     t.Exec.MicroBatch = exec.MicroBatch;
     t.Exec.Shard = exec.Shard;
     t.Exec.ActivationCheckpointing = exec.CheckpointEvery;

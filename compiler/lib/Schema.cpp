@@ -75,6 +75,7 @@ std::optional<SectionId> mixtape::subsection(ValueType type) {
   case ValueType::Units: return SectionId::Units;
   case ValueType::AblationTrain: return SectionId::AblationTrain;
   case ValueType::During: return SectionId::During;
+  case ValueType::Lora: return SectionId::Lora;
   default: return std::nullopt;
   }
 }
@@ -118,6 +119,8 @@ std::string mixtape::describeType(ValueType type) {
   case ValueType::During: return "a table { every }";
   case ValueType::ActivationCheckpointing: return "\"none\", \"full\" or \"every N\"";
   case ValueType::ByteSize: return "a byte size such as \"80GiB\" or \"80GB\"";
+  case ValueType::Lora: return "a table { rank, alpha, targets, dropout }";
+  case ValueType::GroupScales: return "a table of parameter groups and numbers such as { embeddings = 0.1 }";
   default: break;
   }
   std::string choices;
@@ -160,7 +163,10 @@ static bool acceptsKind(ValueType type, const Value &v) {
   case ValueType::ModelRefs: return v.Kind == ValueKind::String || isStringArray(v);
   case ValueType::Combine: return v.Kind == ValueKind::String || v.Kind == ValueKind::Array;
   case ValueType::Edge: return v.Kind == ValueKind::String || v.Kind == ValueKind::Table;
+  case ValueType::GroupScales:
+    return v.Kind == ValueKind::Table && llvm::all_of(v.Fields, [](const Field &f) { return f.Value->isNumber(); });
   case ValueType::Labels:
+  case ValueType::Lora:
   case ValueType::Optimizer:
   case ValueType::Checkpoint:
   case ValueType::Units:

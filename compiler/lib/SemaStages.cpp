@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #include "SemaContext.h"
 
+#include "mixtape/plan/ParamGroups.h"
+
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallBitVector.h"
 #include "llvm/ADT/StringExtras.h"
@@ -27,6 +29,9 @@ constexpr double kLrJumpTolerance = 0.01;
 /// A sequence length this many times the parent's is a context extension (the papers
 /// extend 4x to 32x: 8k to 32k, 32k to 128k).
 constexpr uint64_t kContextExtensionFactor = 4;
+/// A LoRA stage whose peak LR is this close (relatively) to the peak of the full training
+/// before it took that schedule over unchanged.
+constexpr double kLoraSamePeakTolerance = 0.1;
 /// Above this, AdamW does not train a transformer: the loss or the gradients overflow
 /// within steps (LLMs train at 1e-5 to 1e-2).
 constexpr double kAbsurdPeakLR = 0.1;
@@ -632,14 +637,149 @@ private:
     ok &= resolveLr(eff("lr"), v);
     resolveOptimizer(d, stage, v, parent);
     resolveCheckpoint(eff, v, parent);
+    resolveTrainable(d, stage, v);
     if (d.After)
       ok &= resolveEdge(d, stage, v, parent);
     if (ok) {
       checkEdgeLints(d, v, parent);
       checkContextExtension(d, v, parent);
       checkPeakLR(d, v);
+      checkLoraPeak(d, v, parent);
     }
     return ok;
+  }
+
+  /// A parameter group as written in `freeze` or `lr_scale`: its syntax, and its layers
+  /// against the model's where [model] says how many.
+  std::optional<plan::GroupSelector> groupSelector(llvm::StringRef name, llvm::SMRange range) {
+    std::optional<plan::GroupSelector> s = plan::parseGroupSelector(name);
+    if (!s) {
+      Ctx.report(DiagCode::BadValue, range,
+                 llvm::formatv("'{0}' is not a parameter group: {1}", name, plan::kGroupSyntax).str());
+      return std::nullopt;
+    }
+    const uint64_t layers = Recipe.Model.Layers;
+    if (s->Kind == plan::GroupKind::Layers && layers && s->Last >= layers) {
+      Ctx.report(DiagCode::BadValue, range,
+                 llvm::formatv("'{0}' names layer {1}, but the model has {2} layers (0-{3})", name, s->Last, layers,
+                               layers - 1)
+                     .str());
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  /// freeze, lr_scale and lora: what the variant trains, and how fast.
+  void resolveTrainable(const StageDecl &d, const StageSpec &stage, StageVariant &v) {
+    auto eff = [&](llvm::StringRef key, llvm::StringRef sub = "") { return effective(d, stage, v.Labels, key, sub); };
+    if (const Value *f = eff("freeze"); f && f->Kind == ValueKind::Array)
+      for (const auto &item : f->Items)
+        if (groupSelector(item->String, item->Range))
+          v.Freeze.push_back(item->String);
+    if (const Value *scales = eff("lr_scale"); scales && scales->Kind == ValueKind::Table) {
+      std::vector<std::pair<plan::GroupSelector, const Field *>> seen;
+      for (const Field &f : scales->Fields) {
+        std::optional<plan::GroupSelector> s = groupSelector(f.Key, f.KeyRange);
+        if (!s || !f.Value->isNumber())
+          continue;
+        if (f.Value->number() <= 0 || !std::isfinite(f.Value->number())) {
+          Ctx.report(DiagCode::BadValue, f.Value->Range,
+                     "an LR scale must be a positive number (to stop training a group, freeze it)");
+          continue;
+        }
+        auto clash = llvm::find_if(seen, [&](const auto &other) { return plan::overlaps(other.first, *s); });
+        if (clash != seen.end()) {
+          Diagnostic *diag = Ctx.report(DiagCode::BadValue, f.KeyRange,
+                                        "'" + f.Key + "' overlaps '" + clash->second->Key +
+                                            "': a parameter takes one LR scale");
+          if (diag)
+            DiagnosticEngine::addNote(*diag, clash->second->KeyRange, "scaled here");
+          continue;
+        }
+        seen.push_back({*s, &f});
+        v.LRScale[f.Key] = f.Value->number();
+      }
+    }
+    const Value *lora = eff("lora");
+    const Value *rank = eff("lora", "rank");
+    if (!lora || !rank || rank->Kind != ValueKind::Integer)
+      return;
+    if (rank->Integer <= 0) {
+      Ctx.report(DiagCode::BadValue, rank->Range, "the LoRA rank must be a positive integer");
+      return;
+    }
+    plan::Lora l;
+    l.Rank = static_cast<uint64_t>(rank->Integer);
+    l.Alpha = static_cast<double>(l.Rank);
+    if (const Value *a = eff("lora", "alpha"); a && a->isNumber()) {
+      if (a->number() <= 0)
+        Ctx.report(DiagCode::BadValue, a->Range, "alpha must be positive");
+      l.Alpha = a->number();
+    }
+    l.Dropout = defaults::LoraDropout;
+    if (const Value *p = eff("lora", "dropout"); p && p->isNumber()) {
+      if (p->number() < 0 || p->number() >= 1)
+        Ctx.report(DiagCode::BadValue, p->Range, "dropout is a probability in [0, 1)");
+      l.Dropout = p->number();
+    }
+    llvm::ArrayRef<llvm::StringRef> known = plan::loraTargets(Recipe.Model.Family);
+    const Value *targets = eff("lora", "targets");
+    if (!targets || targets->Kind != ValueKind::Array) {
+      for (llvm::StringRef t : known)
+        l.Targets.push_back(t.str());
+    } else {
+      std::vector<std::string> names(known.begin(), known.end());
+      for (const auto &item : targets->Items) {
+        if (!llvm::is_contained(known, item->String)) {
+          Diagnostic *diag = Ctx.report(DiagCode::BadValue, item->Range,
+                                        llvm::formatv("'{0}' is not a projection LoRA adapts in {1}: {2}",
+                                                      item->String, plan::enumName(Recipe.Model.Family),
+                                                      llvm::join(names, ", "))
+                                            .str());
+          Ctx.suggest(diag, item->String, names, item->location().range(0, item->String.size()));
+        } else if (llvm::is_contained(l.Targets, item->String)) {
+          Ctx.report(DiagCode::BadValue, item->Range, "'" + item->String + "' is listed twice");
+        } else {
+          l.Targets.push_back(item->String);
+        }
+      }
+      if (targets->Items.empty())
+        Ctx.report(DiagCode::BadValue, targets->Range, "LoRA needs at least one target");
+    }
+    l.Seed = Recipe.Seed;
+    v.Lora = std::move(l);
+  }
+
+  /// lora-lr: a LoRA stage that rewarms to the peak LR of the full training before it.
+  void checkLoraPeak(const StageDecl &d, const StageVariant &v, const StageVariant *parent) {
+    const Value *lrValue = lrValueOf(d, v);
+    if (!v.Lora || !lrValue || v.LR.Phases.empty() || v.LR.Phases.front().Shape != schedule::Shape::Warmup)
+      return;
+    // The nearest ancestor that trained every parameter.
+    int fullStage = d.Parent >= 0 ? OutIndex[d.Parent] : -1;
+    const StageVariant *full = parent;
+    while (full && full->Lora) {
+      const StageSpec &stage = Recipe.Stages[fullStage];
+      fullStage = stage.Parent.empty() ? -1 : Recipe.stageIndex(stage.Parent);
+      full = fullStage >= 0 ? &Recipe.Stages[fullStage].Variants[full->ParentVariant] : nullptr;
+    }
+    if (!full)
+      return;
+    auto peakOf = [](const plan::LRSchedule &lr) {
+      double peak = 0;
+      for (const plan::Phase &p : lr.Phases)
+        peak = std::max({peak, p.From, p.To});
+      return peak;
+    };
+    const double fullPeak = peakOf(full->LR), loraPeak = peakOf(v.LR);
+    if (fullPeak <= 0 || std::abs(loraPeak - fullPeak) > kLoraSamePeakTolerance * fullPeak)
+      return;
+    Ctx.report(DiagCode::LoraLr,
+               lrValue->location().range(v.LRPhaseRanges.front().Begin, v.LRPhaseRanges.front().End),
+               llvm::formatv("'{0}' trains LoRA adapters but rewarms to {1}, the peak LR of full training in '{2}': "
+                             "LoRA's best LR is not full training's (Biderman et al. 2024 tune it apart); sweep it",
+                             v.DisplayName, shortNumber(loraPeak), full->DisplayName)
+                   .str());
   }
 
   bool resolveBatch(const BatchWritten &batch, StageVariant &v, const StageDecl &d) {
@@ -812,8 +952,15 @@ private:
     if (!parent)
       return false;
     v.BranchTokens = parent->Tokens;
-    if (const Value *o = effective(d, stage, v.Labels, "after", "optimizer"); o && o->Kind == ValueKind::String)
+    if (const Value *o = effective(d, stage, v.Labels, "after", "optimizer"); o && o->Kind == ValueKind::String) {
       v.KeepOptimizer = o->String == "keep";
+      // Optimizer state belongs to the tensors trained: the same only without adapters and
+      // with the same groups frozen.
+      if (v.KeepOptimizer && (v.Lora || parent->Lora || v.Freeze != parent->Freeze))
+        Ctx.report(DiagCode::BadValue, o->Range,
+                   "optimizer = \"keep\" needs the parameters trained to stay the same, but '" + d.Name +
+                       "' changes freeze or lora from '" + parent->DisplayName + "'");
+    }
     const Value *at = effective(d, stage, v.Labels, "after", "at");
     if (!at)
       return true;

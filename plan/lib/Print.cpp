@@ -33,6 +33,14 @@ static std::string taskTokens(const Node &n) {
   return tokens ? humanCount(static_cast<double>(tokens)) : "-";
 }
 
+/// "trainable 1.2M of 124M" for a node that freezes groups or trains adapters; "" otherwise.
+static std::string trainableText(const Ledger &ledger) {
+  if (!ledger.Parameters || !ledger.TrainableParameters)
+    return "";
+  return "trainable " + humanCount(static_cast<double>(*ledger.TrainableParameters)) + " of " +
+         humanCount(static_cast<double>(*ledger.Parameters));
+}
+
 void mixtape::plan::printPlanSummary(const Plan &plan, llvm::raw_ostream &os, const std::vector<NodeStatus> *status) {
   std::map<NodeKind, unsigned> kinds;
   for (const Node &n : plan.Nodes)
@@ -114,6 +122,9 @@ void mixtape::plan::printPlanSummary(const Plan &plan, llvm::raw_ostream &os, co
   for (const Node &n : plan.Nodes)
     if (const TrainNode *t = n.train(); t && t->Ledger.ReplayFraction > 0 && t->Ledger.ReplayFraction < 1)
       os << llvm::formatv("  replay in {0}: {1:f1}% of its tokens\n", n.Name, t->Ledger.ReplayFraction * 100);
+  for (const Node &n : plan.Nodes)
+    if (const TrainNode *t = n.train(); t && !trainableText(t->Ledger).empty())
+      os << llvm::formatv("  {0}: {1} parameters\n", n.Name, trainableText(t->Ledger));
   for (const AblationLedger &a : plan.Ablations)
     os << llvm::formatv("ablation {0}: its units train {1} tokens once; training its {2} candidate mixtures "
                         "directly would take {3}\n",
@@ -185,6 +196,8 @@ void mixtape::plan::explainNode(const Plan &plan, const Node &n, llvm::raw_ostre
     for (const auto &[stream, tokens] : t->Ledger.TokensByStream)
       os << llvm::formatv("; {0}: {1}", stream, tokens);
     os << "\n";
+    if (std::string trainable = trainableText(t->Ledger); !trainable.empty())
+      os << "  " << trainable << " parameters\n";
     if (s.Mixture.Streams.size() > 0)
       for (const auto &[stream, def] : plan.Streams)
         if (def.Where && llvm::is_contained(s.Mixture.Streams, stream))

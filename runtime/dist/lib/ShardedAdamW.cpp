@@ -87,7 +87,8 @@ double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, doubl
     at::Tensor param = flatView(params[p.Param]).narrow(0, p.InParam, p.Length);
     if (AnyRankHad[p.Param]) // as AdamW skips a parameter without a gradient
       train::AdamW::update(param, GradShard.narrow(0, p.InShard, p.Length), ExpAvg.narrow(0, p.InShard, p.Length),
-                           ExpAvgSq.narrow(0, p.InShard, p.Length), lr, optimizer.weightDecay(p.Param), step,
+                           ExpAvgSq.narrow(0, p.InShard, p.Length), lr * optimizer.lrScale(p.Param),
+                           optimizer.weightDecay(p.Param), step,
                            optimizer.options());
     shard.narrow(0, p.InShard, p.Length).copy_(param);
   }

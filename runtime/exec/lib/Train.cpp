@@ -11,10 +11,12 @@
 //===----------------------------------------------------------------------===//
 #include "Batches.h"
 #include "ExecContext.h"
+#include "mixtape/exec/Trainable.h"
 
 #include "mixtape/dist/DataParallel.h"
 #include "mixtape/dist/ShardedAdamW.h"
 #include "mixtape/model/Model.h"
+#include "mixtape/plan/Print.h"
 #include "mixtape/rundir/Checkpoints.h"
 #include "mixtape/rundir/DuringEvals.h"
 #include "mixtape/support/Error.h"
@@ -79,6 +81,19 @@ struct Start {
   std::optional<uint64_t> KeepMetrics = 0;
   uint64_t SkippedSteps = 0, ConsecutiveSkips = 0;
 };
+
+/// The file beside a LoRA node's merged model.safetensors that holds its weights unmerged
+/// (the base and the factors): written only where a later segment of its stage continues
+/// training the same adapters.
+constexpr llvm::StringLiteral kUnmergedLora = "lora.safetensors";
+
+/// Whether a train node continues `node`'s stage from its end (the stage was cut there).
+bool stageContinues(const ExecContext &ctx, const plan::Node &node) {
+  return llvm::any_of(ctx.Plan->Nodes, [&](const plan::Node &n) {
+    const plan::TrainNode *t = n.train();
+    return t && !t->Exec.StageStart && !n.Inputs.empty() && &ctx.Plan->Nodes[n.Inputs.front().Index] == &node;
+  });
+}
 
 /// Restores the model and optimizer from rank 0's newest checkpoint (every rank resumes
 /// from it; the others know only its step), else from the input (its optimizer state
@@ -367,10 +382,27 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   auto m = ctx.loadModel(joinPath(ctx.nodeDir(ctx.input(node)), "model.safetensors"), s.RopeTheta);
   if (!m)
     return m.takeError();
+  llvm::Expected<std::vector<double>> lrScales = applyTrainable(s, **m);
+  if (!lrScales)
+    return lrScales.takeError();
+  // A later segment of a LoRA stage goes on with the adapters its input trained, not merged.
+  if (s.Lora && !train.Exec.StageStart)
+    if (llvm::Error e = (*m)->loadWeights(joinPath(ctx.nodeDir(ctx.input(node)), kUnmergedLora)))
+      return e;
   (*m)->to(ctx.Device);
   train::AdamWOptions adamw{s.Optimizer.Beta1, s.Optimizer.Beta2, s.Optimizer.Eps, s.Optimizer.WeightDecay,
                             s.Optimizer.DecayEmbeddings};
-  train::AdamW optimizer((*m)->parameters(), adamw);
+  train::AdamW optimizer((*m)->trainableParameters(), adamw, std::move(*lrScales));
+  if (ctx.Progress && (s.Freeze || s.Lora)) {
+    uint64_t all = 0, trained = 0;
+    for (const model::NamedParameter &p : (*m)->parameters())
+      (p.Tensor.requires_grad() ? trained : all) += static_cast<uint64_t>(p.Tensor.numel());
+    // LoRA's factors are not the model's: what it has is what it exports.
+    if (!s.Lora)
+      all += trained;
+    llvm::errs() << llvm::formatv("[{0}] trainable {1} of {2} parameters\n", node.Name,
+                                  plan::humanCount(static_cast<double>(trained)), plan::humanCount(static_cast<double>(all)));
+  }
   llvm::Expected<Start> start = restore(ctx, node, train, **m, optimizer, *share);
   if (!start)
     return start.takeError();
@@ -444,6 +476,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
     for (uint64_t k = 0; k < share->Count; k += share->Micro)
       batch.push_back(makeMicroBatch(read, firstSample + k, share->Micro, s.SeqLen,
                                      s.Attention == plan::AttentionMask::WithinDocument, scratch));
+    (*m)->reseedLoraDropout(step);
     llvm::Expected<train::StepResult> r = trainer.step(batch);
     if (!r)
       return makeError(llvm::formatv("stage step {0}: {1}; the last checkpoint is kept", step,
@@ -465,6 +498,11 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   return (*sync)->saveOnRankZero(optimizer, "saving the trained model", [&]() -> llvm::Error {
     if (llvm::Error e = refuseNonFinite(last))
       return e;
+    if (s.Lora && stageContinues(ctx, node))
+      if (llvm::Error e = (*m)->saveWeights(joinPath(dir, kUnmergedLora)))
+        return e;
+    // What later stages, evals, merges and exports read: the adapters merged into the weights.
+    (*m)->mergeLora();
     if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
       return e;
     return optimizer.saveState(joinPath(dir, "optimizer.safetensors"));

@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/model/Model.h"
+#include "LoraAdapters.h"
 #include "mixtape/model/ShardIndex.h"
 #include "mixtape/model/TorchCompat.h"
 #include "mixtape/safetensors/SafeTensors.h"
@@ -54,6 +55,8 @@ namespace {
 
 /// The tensors of one block; which are defined depends on the family.
 struct Block {
+  int64_t Index = 0;
+  std::string Prefix; // "model.layers.3."
   at::Tensor Ln1Weight, Ln1Bias, Ln2Weight, Ln2Bias;
   at::Tensor QkvWeight, QkvBias;             // GPT-2 (Conv1D [d, 3d]), GPT-NeoX ([3d, d])
   at::Tensor QWeight, KWeight, VWeight;      // Llama
@@ -112,6 +115,9 @@ struct Model::Impl {
 
   at::Tensor Embed, Positions, FinalNormWeight, FinalNormBias, Head;
   std::vector<Block> Blocks;
+  /// While LoRA is on: the adapters, whose factors are Params from BaseParams on.
+  std::unique_ptr<lora::Adapters> Lora;
+  size_t BaseParams = 0;
 
   at::Tensor add(const std::string &name, at::IntArrayRef shape, ParamKind kind, double std) {
     at::Tensor t = at::empty(shape, at::TensorOptions().dtype(Dtype));
@@ -131,6 +137,10 @@ struct Model::Impl {
   /// The residual stream after block `b`, given the stream `x` before it.
   at::Tensor block(const Block &b, const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin,
                    const compat::AttentionMask &mask) const;
+  /// The output `y` of projection `p` for input `x`, with LoRA's update where it adapts it.
+  at::Tensor adapted(const Block &b, lora::Projection p, const at::Tensor &x, at::Tensor y) const {
+    return Lora ? Lora->adapt(b.Index, p, x, std::move(y)) : y;
+  }
   /// The final norm's output [B, T, d] with `positions` [B|1, T] and `allowed` [B, 1, T, T]
   /// (undefined: causal).
   at::Tensor hidden(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed,
@@ -160,6 +170,8 @@ void Model::Impl::build() {
   for (int64_t i = 0; i < c.NumLayers; ++i) {
     std::string p = layer + std::to_string(i) + ".";
     Block b;
+    b.Index = i;
+    b.Prefix = p;
     auto weight = [&](const std::string &n, at::IntArrayRef shape, double s = 0.02) {
       return add(p + n, shape, ParamKind::Matrix, s);
     };
@@ -272,6 +284,60 @@ const NamedParameter *Model::findParameter(llvm::StringRef name) const {
   return it == PImpl->ByName.end() ? nullptr : &PImpl->Params[it->second];
 }
 
+std::vector<NamedParameter> Model::trainableParameters() const {
+  std::vector<NamedParameter> trainable;
+  for (const NamedParameter &p : PImpl->Params)
+    if (p.Tensor.requires_grad())
+      trainable.push_back(p);
+  return trainable;
+}
+
+llvm::Error Model::addLora(const LoraOptions &options) {
+  Impl &m = *PImpl;
+  if (m.Lora)
+    return makeError("LoRA: the model has adapters already");
+  const bool fused = m.Config.Family != Family::Llama;
+  std::vector<lora::BlockWeights> weights;
+  for (const Block &b : m.Blocks)
+    weights.push_back({b.Prefix, fused ? b.QkvWeight : at::Tensor(), b.QWeight, b.KWeight, b.VWeight, b.OutWeight,
+                       b.GateWeight, b.UpWeight, b.DownWeight});
+  std::vector<NamedParameter> factors;
+  llvm::Expected<std::unique_ptr<lora::Adapters>> adapters =
+      lora::Adapters::create(options, m.Config, std::move(weights), m.Dtype, factors);
+  if (!adapters)
+    return adapters.takeError();
+  for (NamedParameter &p : m.Params)
+    p.Tensor.set_requires_grad(false);
+  m.BaseParams = m.Params.size();
+  for (NamedParameter &f : factors) {
+    f.Tensor.set_data(f.Tensor.to(device()));
+    m.ByName[f.Name] = m.Params.size();
+    m.Params.push_back(std::move(f));
+  }
+  m.Lora = std::move(*adapters);
+  return llvm::Error::success();
+}
+
+bool Model::hasLora() const { return PImpl->Lora != nullptr; }
+
+void Model::mergeLora() {
+  Impl &m = *PImpl;
+  if (!m.Lora)
+    return;
+  m.Lora->merge();
+  for (size_t i = m.BaseParams; i < m.Params.size(); ++i)
+    m.ByName.erase(m.Params[i].Name);
+  m.Params.resize(m.BaseParams);
+  m.Lora.reset();
+  for (NamedParameter &p : m.Params)
+    p.Tensor.set_requires_grad(true);
+}
+
+void Model::reseedLoraDropout(uint64_t step) {
+  if (PImpl->Lora)
+    PImpl->Lora->reseedDropout(step);
+}
+
 llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, uint64_t seed,
                                                      c10::ScalarType dtype) {
   if (llvm::Error err = config.validate())
@@ -333,7 +399,8 @@ at::Tensor Model::Impl::attention(const Block &b, const at::Tensor &h, const at:
   at::Tensor q, k, v;
   switch (Config.Family) {
   case Family::GPT2: {
-    at::Tensor qkv = at::addmm(b.QkvBias, h.reshape({B * T, Config.DModel}), b.QkvWeight);
+    at::Tensor flat = h.reshape({B * T, Config.DModel});
+    at::Tensor qkv = adapted(b, lora::Projection::QKV, flat, at::addmm(b.QkvBias, flat, b.QkvWeight));
     std::vector<at::Tensor> parts = qkv.view({B, T, 3 * H * D}).split(H * D, -1);
     q = parts[0].view({B, T, H, D}).transpose(1, 2);
     k = parts[1].view({B, T, H, D}).transpose(1, 2);
@@ -341,13 +408,15 @@ at::Tensor Model::Impl::attention(const Block &b, const at::Tensor &h, const at:
     break;
   }
   case Family::Llama:
-    q = at::linear(h, b.QWeight, b.QBias).view({B, T, H, D}).transpose(1, 2);
-    k = at::linear(h, b.KWeight, b.KBias).view({B, T, KV, D}).transpose(1, 2);
-    v = at::linear(h, b.VWeight, b.VBias).view({B, T, KV, D}).transpose(1, 2);
+    q = adapted(b, lora::Projection::Q, h, at::linear(h, b.QWeight, b.QBias)).view({B, T, H, D}).transpose(1, 2);
+    k = adapted(b, lora::Projection::K, h, at::linear(h, b.KWeight, b.KBias)).view({B, T, KV, D}).transpose(1, 2);
+    v = adapted(b, lora::Projection::V, h, at::linear(h, b.VWeight, b.VBias)).view({B, T, KV, D}).transpose(1, 2);
     break;
   case Family::GPTNeoX: {
     // query_key_value interleaves per head: [q_h, k_h, v_h] for each head h.
-    at::Tensor qkv = at::linear(h, b.QkvWeight, b.QkvBias).view({B, T, H, 3 * D}).transpose(1, 2);
+    at::Tensor qkv = adapted(b, lora::Projection::QKV, h, at::linear(h, b.QkvWeight, b.QkvBias))
+                         .view({B, T, H, 3 * D})
+                         .transpose(1, 2);
     std::vector<at::Tensor> parts = qkv.chunk(3, -1);
     q = parts[0], k = parts[1], v = parts[2];
     break;
@@ -358,25 +427,30 @@ at::Tensor Model::Impl::attention(const Block &b, const at::Tensor &h, const at:
     k = applyRotary(k, cos, sin);
   }
   at::Tensor out = compat::attention(q, k, v, mask).transpose(1, 2).reshape({B, T, H * D});
-  if (Config.Family == Family::GPT2)
-    return at::addmm(b.OutBias, out.view({B * T, H * D}), b.OutWeight).view({B, T, Config.DModel});
-  return at::linear(out, b.OutWeight, b.OutBias);
+  if (Config.Family == Family::GPT2) {
+    at::Tensor flat = out.view({B * T, H * D});
+    return adapted(b, lora::Projection::O, flat, at::addmm(b.OutBias, flat, b.OutWeight)).view({B, T, Config.DModel});
+  }
+  return adapted(b, lora::Projection::O, out, at::linear(out, b.OutWeight, b.OutBias));
 }
 
 at::Tensor Model::Impl::mlp(const Block &b, const at::Tensor &h) const {
   switch (Config.Family) {
   case Family::GPT2: {
     const int64_t B = h.size(0), T = h.size(1);
-    at::Tensor up = at::addmm(b.UpBias, h.reshape({B * T, Config.DModel}), b.UpWeight);
-    return at::addmm(b.DownBias, at::gelu(up, "tanh"), b.DownWeight).view({B, T, Config.DModel});
+    at::Tensor flat = h.reshape({B * T, Config.DModel});
+    at::Tensor up = at::gelu(adapted(b, lora::Projection::Up, flat, at::addmm(b.UpBias, flat, b.UpWeight)), "tanh");
+    return adapted(b, lora::Projection::Down, up, at::addmm(b.DownBias, up, b.DownWeight)).view({B, T, Config.DModel});
   }
-  case Family::Llama: // SwiGLU (Shazeer 2020)
-    return at::linear(at::silu(at::linear(h, b.GateWeight)) * at::linear(h, b.UpWeight),
-                      b.DownWeight);
+  case Family::Llama: { // SwiGLU (Shazeer 2020)
+    at::Tensor gate = adapted(b, lora::Projection::Gate, h, at::linear(h, b.GateWeight));
+    at::Tensor inner = at::silu(gate) * adapted(b, lora::Projection::Up, h, at::linear(h, b.UpWeight));
+    return adapted(b, lora::Projection::Down, inner, at::linear(inner, b.DownWeight));
+  }
   case Family::GPTNeoX: {
-    at::Tensor up = at::linear(h, b.UpWeight, b.UpBias);
+    at::Tensor up = adapted(b, lora::Projection::Up, h, at::linear(h, b.UpWeight, b.UpBias));
     up = Config.Activation == Activation::GELUTanh ? at::gelu(up, "tanh") : at::gelu(up);
-    return at::linear(up, b.DownWeight, b.DownBias);
+    return adapted(b, lora::Projection::Down, up, at::linear(up, b.DownWeight, b.DownBias));
   }
   }
   llvm_unreachable("unknown family");

@@ -121,22 +121,55 @@ std::string seriesName(const rundir::EvalRecord &r) {
 
 /// One curve per chain: `value` of its train records against chain tokens (records without
 /// a value left out), thinned; chains with no point draw nothing.
+void addTrainCurve(Chart &chart, const Chain &chain, Curve curve, const Run &run,
+                   llvm::function_ref<std::optional<double>(const rundir::TrainRecord &)> value) {
+  curve.Partial = chain.Partial;
+  for (const Logged<rundir::TrainRecord> &logged : run.Logs.Train)
+    if (chain.Nodes.contains(logged.Record.Node))
+      if (std::optional<double> y = value(logged.Record))
+        curve.Points.push_back({static_cast<double>(logged.Record.ChainTokens), *y});
+  sortByX(curve.Points);
+  thin(curve.Points);
+  if (!curve.Points.empty())
+    chart.Curves.push_back(std::move(curve));
+}
+
 void addTrainCurves(Chart &chart, llvm::ArrayRef<Chain> chains, const Run &run,
                     llvm::function_ref<std::optional<double>(const rundir::TrainRecord &)> value) {
   for (size_t c = 0; c < chains.size(); ++c) {
-    const Chain &chain = chains[c];
     Curve curve;
-    curve.Label = chain.Variant;
-    curve.Partial = chain.Partial;
+    curve.Label = chains[c].Variant;
     curve.Style = c;
-    for (const Logged<rundir::TrainRecord> &logged : run.Logs.Train)
-      if (chain.Nodes.contains(logged.Record.Node))
-        if (std::optional<double> y = value(logged.Record))
-          curve.Points.push_back({static_cast<double>(logged.Record.ChainTokens), *y});
-    sortByX(curve.Points);
-    thin(curve.Points);
-    if (!curve.Points.empty())
-      chart.Curves.push_back(std::move(curve));
+    addTrainCurve(chart, chains[c], std::move(curve), run, value);
+  }
+}
+
+/// lr_scale and freeze: a curve per parameter group a chain's nodes name, the LR times the
+/// group's scale there (1 where a node does not scale it, 0 while it is frozen), dashed in
+/// its variant's colour.
+void addGroupLRCurves(Chart &chart, llvm::ArrayRef<Chain> chains, const Run &run) {
+  for (size_t c = 0; c < chains.size(); ++c) {
+    std::map<std::string, std::map<std::string, double>> scales; // group -> node -> scale
+    for (const plan::Node &node : run.Plan.Nodes) {
+      const plan::TrainNode *t = node.train();
+      if (!t || !chains[c].Nodes.contains(node.Name))
+        continue;
+      for (const auto &[group, scale] : t->Settings.LRScale.value_or(plan::GroupScales()))
+        scales[group][node.Name] = scale;
+      for (const std::string &group : t->Settings.Freeze.value_or(std::vector<std::string>()))
+        scales[group][node.Name] = 0;
+    }
+    size_t dash = 1;
+    for (const auto &[group, byNode] : scales) {
+      Curve curve;
+      curve.Label = chains[c].Variant + " " + group;
+      curve.Style = c;
+      curve.Dash = dash++;
+      addTrainCurve(chart, chains[c], std::move(curve), run, [&](const rundir::TrainRecord &r) {
+        auto it = byNode.find(r.Node);
+        return std::optional<double>(r.LR * (it == byNode.end() ? 1.0 : it->second));
+      });
+    }
   }
 }
 
@@ -238,7 +271,9 @@ std::vector<Chart> mixtape::report::taskCharts(const Run &run) {
 Chart mixtape::report::lrChart(const Run &run) {
   Chart chart = tokensChart("Learning rate", "learning rate", "lr", stageMarks(run.Plan));
   chart.YFromZero = true;
-  addTrainCurves(chart, chainsOf(run), run, [](const rundir::TrainRecord &r) { return std::optional<double>(r.LR); });
+  std::vector<Chain> chains = chainsOf(run);
+  addTrainCurves(chart, chains, run, [](const rundir::TrainRecord &r) { return std::optional<double>(r.LR); });
+  addGroupLRCurves(chart, chains, run);
   return chart;
 }
 

@@ -22,13 +22,24 @@ using mixtape::model::ParamKind;
 namespace st = mixtape::safetensors;
 using mixtape::fileError;
 
-AdamW::AdamW(llvm::ArrayRef<NamedParameter> params, AdamWOptions options)
+AdamW::AdamW(llvm::ArrayRef<NamedParameter> params, AdamWOptions options, std::vector<double> lrScales)
     : Params(params.begin(), params.end()), Options(options),
-      Groups{{"decay", options.WeightDecay, {}}, {"no_decay", 0.0, {}}} {
+      Groups{{"decay", options.WeightDecay, {}}, {"no_decay", 0.0, {}}},
+      LRScale(lrScales.empty() ? std::vector<double>(params.size(), 1.0) : std::move(lrScales)) {
+  assert(LRScale.size() == Params.size() && "one LR scale per parameter");
   for (size_t i = 0; i < Params.size(); ++i) {
     bool decays = options.DecayAllParameters || Params[i].Kind == ParamKind::Matrix;
-    Groups[decays ? 0 : 1].Members.push_back(i);
     Decay.push_back(decays ? options.WeightDecay : 0.0);
+    // The fused kernel takes one LR per group: scaled parameters get groups of their own.
+    auto group = llvm::find_if(Groups, [&](const ParamGroup &g) {
+      return llvm::StringRef(g.Name).startswith("decay") == decays && g.LRScale == LRScale[i];
+    });
+    if (group == Groups.end()) {
+      Groups.push_back({(decays ? "decay x" : "no_decay x") + mixtape::formatNumber(LRScale[i]), Decay[i], {},
+                        LRScale[i]});
+      group = std::prev(Groups.end());
+    }
+    group->Members.push_back(i);
   }
   ExpAvg.resize(Params.size());
   ExpAvgSq.resize(Params.size());
@@ -61,14 +72,15 @@ void AdamW::step(double lr) {
         expAvgSqs.push_back(ExpAvgSq[i]);
         steps.push_back(StepCounts[int64_t(i)]);
       }
-      compat::fusedAdamW(params, grads, expAvgs, expAvgSqs, steps, lr, Options.Beta1, Options.Beta2,
+      compat::fusedAdamW(params, grads, expAvgs, expAvgSqs, steps, lr * group.LRScale, Options.Beta1, Options.Beta2,
                          group.WeightDecay, Options.Eps);
     }
     return;
   }
   for (size_t i = 0; i < Params.size(); ++i)
     if (Params[i].Tensor.grad().defined())
-      update(Params[i].Tensor, Params[i].Tensor.grad(), ExpAvg[i], ExpAvgSq[i], lr, Decay[i], Steps, Options);
+      update(Params[i].Tensor, Params[i].Tensor.grad(), ExpAvg[i], ExpAvgSq[i], lr * LRScale[i], Decay[i], Steps,
+             Options);
 }
 
 void AdamW::update(at::Tensor param, const at::Tensor &grad, at::Tensor expAvg, at::Tensor expAvgSq, double lr,

@@ -40,6 +40,9 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
   // micro-batches and masks.
   const double scale = 1.0 / double(result.LossTokens);
   const at::Tensor &anyParam = model.parameters().front().Tensor;
+  // What the ranks sum: the trained parameters (frozen ones and LoRA's base have no gradient).
+  const std::vector<model::NamedParameter> trainable =
+      sync ? model.trainableParameters() : std::vector<model::NamedParameter>();
   const int64_t S = static_cast<int64_t>(streams);
   // Summed on the device: one synchronization per step, not per micro-batch.
   at::Tensor lossSum;
@@ -63,7 +66,7 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
     }
     at::Tensor loss = losses.sum() * scale;
     if (sync && &cpuBatch == &batch.back())
-      sync->beforeLastBackward(model.parameters());
+      sync->beforeLastBackward(trainable);
     loss.backward();
     at::Tensor value = loss.detach().to(at::kDouble); // summed as doubles, as on the host
     lossSum = lossSum.defined() ? lossSum + value : value;
@@ -71,7 +74,7 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
   at::Tensor stats = at::cat({lossSum.reshape({1}), streamSums}).cpu();
   std::vector<double> sums(stats.data_ptr<double>(), stats.data_ptr<double>() + stats.numel());
   if (sync)
-    sync->sumGradients(model.parameters(), sums);
+    sync->sumGradients(trainable, sums);
   result.Loss = sums[0];
   for (int64_t s = 0; s < S; ++s) {
     result.StreamLossSums.push_back(sums[1 + s]);

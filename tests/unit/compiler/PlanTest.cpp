@@ -378,6 +378,46 @@ TEST(Plan, AStagesLrChangesItAndDownstreamButNothingUpstream) {
   EXPECT_NE(a->node("anneal").Hash, b->node("anneal").Hash);
 }
 
+// freeze, lr_scale and lora change what a stage computes: every value its own hash (caching
+// stays correct), the parent's nodes untouched, and the ledger counts what trains. The llama
+// (d 64, 4 heads and KV heads, ffn 192, vocabulary 264) has blocks of 4 x 64 x 64 (q, k, v, o)
+// + 3 x 64 x 192 (gate, up, down) + 2 x 64 (norms) = 53,376 parameters, embedding and head of
+// 264 x 64 each, a final norm of 64; a rank-2 adapter on q and v has 2 x (64 + 64) per target
+// and block.
+TEST(Plan, FreezeLrScaleAndLoraAreHashed) {
+  const char *settings[] = {"",
+                            "freeze = [\"embeddings\"]",
+                            "freeze = [\"embeddings\", \"layers.0\"]",
+                            "lr_scale = { embeddings = 0.1 }",
+                            "lr_scale = { embeddings = 0.2 }",
+                            "lr_scale = { \"layers.0-1\" = 0.2 }",
+                            "lora = { rank = 2, targets = [\"q\", \"v\"] }",
+                            "lora = { rank = 4, targets = [\"q\", \"v\"] }",
+                            "lora = { rank = 2, alpha = 4, targets = [\"q\", \"v\"] }",
+                            "lora = { rank = 2, targets = [\"q\", \"k\"] }",
+                            "lora = { rank = 2, targets = [\"q\", \"v\"], dropout = 0.1 }"};
+  std::set<std::string> hashes;
+  std::unique_ptr<Planned> first;
+  for (const char *setting : settings) {
+    auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", setting));
+    ASSERT_TRUE(p->Plan) << setting << "\n" << p->printed();
+    EXPECT_TRUE(hashes.insert(p->node("anneal").Hash).second) << "the same hash as another setting: " << setting;
+    if (!first) {
+      first = std::move(p);
+      continue;
+    }
+    EXPECT_EQ(p->node("base@0-512").Hash, first->node("base@0-512").Hash) << setting;
+  }
+  auto lora = planText(branchRecipe("1Mi", "3e-4", "1Mi", settings[6]));
+  const Ledger &ledger = lora->train("anneal").Ledger;
+  ASSERT_TRUE(ledger.Parameters && ledger.TrainableParameters);
+  EXPECT_EQ(*ledger.Parameters, 2u * 264 * 64 + 2 * 53376 + 64);
+  EXPECT_EQ(*ledger.TrainableParameters, 2u * 2 * (2 * (64 + 64)));
+  EXPECT_FALSE(first->train("anneal").Ledger.Parameters) << "a node that trains everything says nothing";
+  auto frozen = planText(branchRecipe("1Mi", "3e-4", "1Mi", settings[2]));
+  EXPECT_EQ(frozen->train("anneal").Ledger.TrainableParameters, std::optional<uint64_t>(53376 + 64 + 264 * 64));
+}
+
 // `normalize` where a merge omits it: MergeKit's defaults (linear and ties divide by the sum of
 // the weights, task_arithmetic and dare_* do not); where it says, what it says, and the hash
 // follows.

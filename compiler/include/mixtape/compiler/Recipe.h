@@ -112,6 +112,9 @@ struct StageVariant {
   std::optional<plan::ShardMode> Shard; ///< unset: picked to fit [resources], else none
   bool MicroBatchWritten = false;   ///< by this stage or an ancestor; else the memory plan may pick it
   std::optional<uint64_t> ActivationCheckpointing; ///< every Nth block (0: none); unset: picked or none
+  std::vector<std::string> Freeze;  ///< parameter groups not trained (plan/ParamGroups.h)
+  std::map<std::string, double> LRScale; ///< parameter group -> LR multiplier
+  std::optional<plan::Lora> Lora;   ///< train low-rank adapters only
   // The edge from the parent (none for a stage that starts from the model's init).
   int ParentVariant = -1;           ///< index into the parent stage's variants
   uint64_t BranchTokens = 0;        ///< where in the parent it branches (its tokens if at end)

@@ -26,9 +26,9 @@ enum class ValueType {
   Mixture, Schedule, Predicate, Transform, Combine,
   Family, Attention, ShardFormat, Eod, OptimizerKind, OptimizerEdge, MergeMethod, OnNonFinite, Shard, ActivationCheckpointing, ByteSize,
   Init, Tokenizer, CodeList, NameList, EvalStreams, SweepKey, Labels, TaskKind, Texts,
-  ModelRef, ModelRefs,
+  ModelRef, ModelRefs, GroupScales,
   // Types whose value is a table described by a section of its own.
-  Edge, Optimizer, Checkpoint, Units, AblationTrain, During,
+  Edge, Optimizer, Checkpoint, Units, AblationTrain, During, Lora,
 };
 
 enum class KeyFlags { Required, Optional, Inherited };

@@ -94,6 +94,7 @@ using ChunkProbabilities = std::map<uint64_t, double>;
 using MixtureWeights = std::vector<std::vector<double>>;
 using StreamCounts = std::map<std::string, uint64_t>;
 using StreamEpochs = std::map<std::string, double>;
+using GroupScales = std::map<std::string, double>;
 using DuringEvals = std::map<std::string, DuringEval>;
 using StreamTable = std::map<std::string, Stream>;
 using TaskTable = std::map<std::string, Task>;

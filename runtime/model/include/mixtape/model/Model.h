@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "mixtape/model/Lora.h"
 #include "mixtape/model/ModelConfig.h"
 
 #include "llvm/ADT/ArrayRef.h"
@@ -77,6 +78,18 @@ public:
   /// Every trainable tensor once (a tied head is the embedding), in a fixed order.
   llvm::ArrayRef<NamedParameter> parameters() const;
   const NamedParameter *findParameter(llvm::StringRef name) const;
+  /// The parameters that require grad (what an optimizer trains), in parameters() order.
+  std::vector<NamedParameter> trainableParameters() const;
+
+  /// LoRA adapters (Lora.h) on the projections `options` targets: their factors join
+  /// parameters() after the model's own, and every other parameter stops requiring grad.
+  llvm::Error addLora(const LoraOptions &options);
+  bool hasLora() const;
+  /// Folds the adapters into the weights they adapt and removes them: a plain model again,
+  /// every parameter requiring grad.
+  void mergeLora();
+  /// LoRA dropout: the masks of training step `step`, the same however the run was resumed.
+  void reseedLoraDropout(uint64_t step);
 
   /// Logits [B, T, vocab] for `tokens` [B, T] (int64).
   ///

@@ -32,18 +32,23 @@ struct AdamWOptions {
   bool DecayAllParameters = false;
 };
 
-/// Parameters that share a weight decay; `members` index into the optimizer's parameters.
+/// Parameters that share a weight decay and an LR scale; `members` index into the
+/// optimizer's parameters.
 struct ParamGroup {
-  std::string Name; ///< "decay" or "no_decay"
+  std::string Name; ///< "decay" or "no_decay", with " x<scale>" where the LR is scaled
   double WeightDecay = 0;
   std::vector<size_t> Members;
+  double LRScale = 1;
 };
 
 class AdamW {
 public:
-  AdamW(llvm::ArrayRef<model::NamedParameter> params, AdamWOptions options);
+  /// `lrScales` (one per parameter; empty: all 1) multiply the learning rate of each
+  /// parameter's updates, weight decay's included (lr_scale: layer-wise slow learners).
+  AdamW(llvm::ArrayRef<model::NamedParameter> params, AdamWOptions options, std::vector<double> lrScales = {});
 
-  /// One update of every parameter that has a gradient, with learning rate `lr`.
+  /// One update of every parameter that has a gradient, with learning rate `lr` (times the
+  /// parameter's scale).
   void step(double lr);
   /// Drops the gradients (undefined, not zero-filled: the next backward allocates).
   void zeroGrad();
@@ -62,6 +67,8 @@ public:
   void setMoments(size_t i, at::Tensor expAvg, at::Tensor expAvgSq);
   /// Weight decay of parameter `i`, from its group.
   double weightDecay(size_t i) const { return Decay[i]; }
+  /// The multiplier of parameter `i`'s learning rate.
+  double lrScale(size_t i) const { return LRScale[i]; }
   /// Counts a step whose updates were applied elsewhere (ZeRO-1 calls update() on its
   /// shard); returns the new step count.
   int64_t countStep() { return ++Steps; }
@@ -83,6 +90,7 @@ private:
   AdamWOptions Options;
   std::vector<ParamGroup> Groups;
   std::vector<double> Decay; ///< per parameter, from its group
+  std::vector<double> LRScale; ///< per parameter, from its group
   std::vector<at::Tensor> ExpAvg, ExpAvgSq;
   at::Tensor StepCounts; ///< the fused kernel's per-parameter step counts (CUDA only)
   int64_t Steps = 0;
