@@ -192,7 +192,7 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
     t.Ledger.ReplayFraction = t.Ledger.Tokens ? replayed / static_cast<double>(t.Ledger.Tokens) : 0;
     setFlops(t.Ledger, v.SeqLen);
     if (t.Settings.Freeze || t.Settings.Lora) {
-      t.Ledger.Parameters = plan::countParameters(Result.Model);
+      t.Ledger.Parameters = static_cast<uint64_t>(plan::countParameters(Result.Model).total());
       t.Ledger.TrainableParameters = plan::countTrainableParameters(Result.Model, t.Settings);
     }
     t.Exec.MicroBatch = exec.MicroBatch;

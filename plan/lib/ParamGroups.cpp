@@ -1,6 +1,8 @@
 //===- ParamGroups.cpp ----------------------------------------------------===//
 #include "mixtape/plan/ParamGroups.h"
 
+#include "mixtape/plan/MemoryPlan.h"
+
 #include "llvm/ADT/STLExtras.h"
 
 #include <vector>
@@ -90,43 +92,19 @@ Shape targetShape(const Architecture &m, llvm::StringRef target) {
   return {d, m.Ffn}; // gate, up
 }
 
-/// Weights and biases of one block, as Model.cpp builds them.
-uint64_t blockParameters(const Architecture &m) {
-  const uint64_t d = m.DModel, f = m.Ffn;
-  uint64_t matrices = 0;
-  for (llvm::StringRef t : loraTargets(m.Family))
-    matrices += targetShape(m, t).In * targetShape(m, t).Out;
-  switch (m.Family) {
-  case ModelFamily::GPT2:
-  case ModelFamily::GPTNeoX: // two LayerNorms, biases on q/k/v, o, up and down
-    return matrices + 4 * d + 3 * d + d + f + d;
-  case ModelFamily::Llama: // two RMSNorms, no biases
-    return matrices + 2 * d;
-  }
-  return matrices;
-}
-
+/// Parameters of one group of `kind` (a block for Layers), as the memory plan counts them.
 uint64_t groupParameters(const Architecture &m, GroupKind kind) {
-  const uint64_t d = m.DModel;
+  const ParameterCounts p = countParameters(m);
   switch (kind) {
-  case GroupKind::Embeddings:
-    return m.Vocab * d + (m.Family == ModelFamily::GPT2 ? m.MaxPositions * d : 0);
-  case GroupKind::Layers:
-    return blockParameters(m);
-  case GroupKind::FinalNorm:
-    return m.Family == ModelFamily::Llama ? d : 2 * d;
-  case GroupKind::Head:
-    return m.TieEmbeddings ? 0 : m.Vocab * d;
+  case GroupKind::Embeddings: return static_cast<uint64_t>(p.Embedding);
+  case GroupKind::Layers: return static_cast<uint64_t>(p.Block);
+  case GroupKind::FinalNorm: return static_cast<uint64_t>(p.FinalNorm);
+  case GroupKind::Head: return static_cast<uint64_t>(p.Head);
   }
   return 0;
 }
 
 } // namespace
-
-uint64_t mixtape::plan::countParameters(const Architecture &model) {
-  return groupParameters(model, GroupKind::Embeddings) + model.Layers * groupParameters(model, GroupKind::Layers) +
-         groupParameters(model, GroupKind::FinalNorm) + groupParameters(model, GroupKind::Head);
-}
 
 uint64_t mixtape::plan::countTrainableParameters(const Architecture &model, const TrainSettings &settings) {
   std::vector<GroupSelector> frozen;

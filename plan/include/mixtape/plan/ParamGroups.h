@@ -44,10 +44,10 @@ bool selects(const GroupSelector &selector, const GroupSelector &group);
 /// gate; their q, k and v are row blocks of one fused matrix.
 llvm::ArrayRef<llvm::StringRef> loraTargets(ModelFamily family);
 
-/// Parameters as the runtime builds them (Qwen2's q/k/v biases aside): all of them, and
-/// those a train node with `settings` trains — the groups not frozen, or with LoRA its
-/// factors (r * (in + out) per adapted projection and block) in the groups not frozen.
-uint64_t countParameters(const Architecture &model);
+/// Parameters a train node with `settings` trains, as the runtime builds them (Qwen2's q/k/v
+/// biases aside; all of them: countParameters in MemoryPlan.h): the groups not frozen, or
+/// with LoRA its factors (r * (in + out) per adapted projection and block) in the groups not
+/// frozen.
 uint64_t countTrainableParameters(const Architecture &model, const TrainSettings &settings);
 
 } // namespace mixtape::plan
