@@ -108,6 +108,14 @@ struct Model::Impl {
 
   at::Tensor Embed, Positions, FinalNormWeight, FinalNormBias, Head;
   std::vector<Block> Blocks;
+  /// Where each part's parameters begin in Params (PartRunner's parts; added in order).
+  std::vector<size_t> PartBegin;
+  PartRunner *Runner = nullptr;
+
+  at::Tensor runPart(size_t part, const at::Tensor &input,
+                     llvm::function_ref<at::Tensor(const at::Tensor &)> body) const {
+    return Runner ? Runner->run(part, input, body) : body(input);
+  }
 
   at::Tensor add(const std::string &name, at::IntArrayRef shape, ParamKind kind, double std) {
     at::Tensor t = at::empty(shape, at::TensorOptions().dtype(Dtype));
@@ -124,9 +132,13 @@ struct Model::Impl {
   at::Tensor attention(const Block &b, const at::Tensor &h, const at::Tensor &cos,
                        const at::Tensor &sin, const compat::AttentionMask &mask) const;
   at::Tensor mlp(const Block &b, const at::Tensor &h) const;
-  /// The final norm's output [B, T, d] with `positions` [B|1, T] and `allowed` [B, 1, T, T]
+  /// The last block's output [B, T, d] with `positions` [B|1, T] and `allowed` [B, 1, T, T]
   /// (undefined: causal).
   at::Tensor hidden(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed) const;
+  /// The last part: `head` (the head's matmul) on the final norm of `x`.
+  at::Tensor logits(const at::Tensor &x, llvm::function_ref<at::Tensor(const at::Tensor &)> head) const {
+    return runPart(Blocks.size() + 1, x, [&](const at::Tensor &h) { return head(norm(h, FinalNormWeight, FinalNormBias)); });
+  }
 };
 
 void Model::Impl::build() {
@@ -137,6 +149,7 @@ void Model::Impl::build() {
   const std::string layer = c.Family == Family::GPT2      ? "transformer.h."
                             : c.Family == Family::Llama   ? "model.layers."
                                                           : "gpt_neox.layers.";
+  PartBegin.push_back(Params.size());
   switch (c.Family) {
   case Family::GPT2:
     Embed = add("transformer.wte.weight", {c.VocabSize, d}, ParamKind::Embedding, std);
@@ -151,6 +164,7 @@ void Model::Impl::build() {
   }
   for (int64_t i = 0; i < c.NumLayers; ++i) {
     std::string p = layer + std::to_string(i) + ".";
+    PartBegin.push_back(Params.size());
     Block b;
     auto weight = [&](const std::string &n, at::IntArrayRef shape, double s = 0.02) {
       return add(p + n, shape, ParamKind::Matrix, s);
@@ -208,6 +222,7 @@ void Model::Impl::build() {
     }
     Blocks.push_back(std::move(b));
   }
+  PartBegin.push_back(Params.size());
   switch (c.Family) {
   case Family::GPT2:
     FinalNormWeight = add("transformer.ln_f.weight", {d}, ParamKind::Norm, 0);
@@ -258,6 +273,22 @@ void Model::to(c10::Device device) {
       p.Tensor.set_data(p.Tensor.to(device));
 }
 llvm::ArrayRef<NamedParameter> Model::parameters() const { return PImpl->Params; }
+
+std::vector<std::vector<size_t>> Model::partParameters() const {
+  const Impl &m = *PImpl;
+  std::vector<std::vector<size_t>> parts;
+  for (size_t k = 0; k < m.PartBegin.size(); ++k) {
+    const size_t end = k + 1 < m.PartBegin.size() ? m.PartBegin[k + 1] : m.Params.size();
+    parts.emplace_back();
+    for (size_t i = m.PartBegin[k]; i < end; ++i)
+      parts.back().push_back(i);
+  }
+  if (m.Config.TieEmbeddings)
+    parts.back().push_back(0); // the embedding, added first
+  return parts;
+}
+
+void Model::setPartRunner(PartRunner *runner) { PImpl->Runner = runner; }
 
 const NamedParameter *Model::findParameter(llvm::StringRef name) const {
   auto it = PImpl->ByName.find(name);
@@ -378,9 +409,10 @@ at::Tensor Model::Impl::hidden(const at::Tensor &tokens, const at::Tensor &posit
                                const at::Tensor &allowed) const {
   const ModelConfig &c = Config;
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  at::Tensor x = at::embedding(Embed, tokens);
-  if (c.Family == Family::GPT2)
-    x = x + at::embedding(Positions, positions.expand({B, T}));
+  at::Tensor x = runPart(0, tokens, [&](const at::Tensor &ids) {
+    at::Tensor e = at::embedding(Embed, ids);
+    return c.Family == Family::GPT2 ? e + at::embedding(Positions, positions.expand({B, T})) : e;
+  });
 
   at::Tensor cos, sin;
   if (c.Family != Family::GPT2) {
@@ -397,16 +429,17 @@ at::Tensor Model::Impl::hidden(const at::Tensor &tokens, const at::Tensor &posit
 
   const compat::AttentionMask mask =
       compat::attentionMask(allowed, c.NumKVHeads, c.NumHeads / c.NumKVHeads, T, x.options().dtype(Dtype));
-  for (const Block &b : Blocks) {
-    if (c.ParallelResidual) {
-      at::Tensor attn = attention(b, norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
-      x = mlp(b, norm(x, b.Ln2Weight, b.Ln2Bias)) + attn + x;
-    } else {
-      x = x + attention(b, norm(x, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
-      x = x + mlp(b, norm(x, b.Ln2Weight, b.Ln2Bias));
-    }
-  }
-  return norm(x, FinalNormWeight, FinalNormBias);
+  for (size_t i = 0; i < Blocks.size(); ++i)
+    x = runPart(i + 1, x, [&](const at::Tensor &in) {
+      const Block &b = Blocks[i];
+      if (c.ParallelResidual) {
+        at::Tensor attn = attention(b, norm(in, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
+        return mlp(b, norm(in, b.Ln2Weight, b.Ln2Bias)) + attn + in;
+      }
+      at::Tensor h = in + attention(b, norm(in, b.Ln1Weight, b.Ln1Bias), cos, sin, mask);
+      return h + mlp(b, norm(h, b.Ln2Weight, b.Ln2Bias));
+    });
+  return x;
 }
 
 at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentStarts) const {
@@ -433,7 +466,7 @@ at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentSt
     at::Tensor causal = at::ones({T, T}, longs.dtype(at::kBool)).tril();
     allowed = (sameDocument & causal).unsqueeze(1); // [B, 1, T, T]
   }
-  return at::linear(m.hidden(tokens, positions, allowed), m.Head);
+  return m.logits(m.hidden(tokens, positions, allowed), [&](const at::Tensor &h) { return at::linear(h, m.Head); });
 }
 
 at::Tensor Model::forwardAt(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed,
@@ -449,8 +482,10 @@ at::Tensor Model::forwardAt(const at::Tensor &tokens, const at::Tensor &position
   TORCH_CHECK(rows.dim() == 1 && rows.scalar_type() == at::kLong, "Model::forwardAt: rows must be int64 [N]");
   TORCH_CHECK(positions.numel() == 0 || positions.max().item<int64_t>() < m.Config.MaxPositions,
               "Model::forwardAt: a position is past the model's ", m.Config.MaxPositions, " positions");
-  at::Tensor h = m.hidden(tokens, positions, allowed.defined() ? allowed.unsqueeze(1) : allowed);
-  return at::linear(h.reshape({B * T, m.Config.DModel}).index_select(0, rows), m.Head);
+  at::Tensor x = m.hidden(tokens, positions, allowed.defined() ? allowed.unsqueeze(1) : allowed);
+  return m.logits(x, [&](const at::Tensor &h) {
+    return at::linear(h.reshape({B * T, m.Config.DModel}).index_select(0, rows), m.Head);
+  });
 }
 
 /// Masked targets may be anything (padding, -1): nll_loss's ignore_index drops their terms

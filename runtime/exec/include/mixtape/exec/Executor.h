@@ -15,10 +15,16 @@
 #include "llvm/Support/Error.h"
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace mixtape::exec {
+
+/// How the ranks of a train node share the model state (docs/cluster.md): `None` keeps all
+/// of it on every rank, `Optimizer` shards AdamW's moments (ZeRO-1), `Full` shards the
+/// parameters, gradients and moments (FSDP).
+enum class ShardMode { None, Optimizer, Full };
 
 struct ExecOptions {
   std::string RunDir;
@@ -38,9 +44,10 @@ struct ExecOptions {
   /// others fail within it. Rank 0's file work alone (init, merge, checkpoints) may take
   /// longer: the others wait while its heartbeat goes on (docs/cluster.md).
   std::chrono::milliseconds Timeout{std::chrono::minutes(10)};
-  /// Shard the optimizer state over the ranks (ZeRO-1) in every train node, not only in
-  /// those whose stage asks for it; nothing changes for a world of one.
-  bool Zero1 = false;
+  /// `--shard`: how every train node shards its state over the ranks, whatever its stage
+  /// says (unset: the plan's `zero1` decides between None and Optimizer); nothing changes
+  /// for a world of one.
+  std::optional<ShardMode> Shard;
   /// `--verify-data`: every dataset a train or eval node opens is hashed against its
   /// manifest and its token ids checked against the model's vocabulary before the node
   /// reads it; `Cached` skips files the verification cache holds unchanged (docs/data-format.md).

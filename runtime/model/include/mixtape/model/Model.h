@@ -13,6 +13,7 @@
 #include "mixtape/model/ModelConfig.h"
 
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
@@ -49,6 +50,18 @@ struct HFSaveOptions {
   std::optional<int64_t> BosTokenId, EosTokenId, PadTokenId;
 };
 
+/// Runs the parts of the forward pass that own parameters, in order: the embeddings (part
+/// 0), block i (part i + 1), the final norm and head (part layers + 1). A caller may wrap
+/// each (fully sharded training gathers a part's parameters just before it runs and frees
+/// them after); Model::setPartRunner installs one.
+class PartRunner {
+public:
+  virtual ~PartRunner() = default;
+  /// Must return body(input) (the embeddings' input is the tokens).
+  virtual at::Tensor run(size_t part, const at::Tensor &input,
+                         llvm::function_ref<at::Tensor(const at::Tensor &)> body) = 0;
+};
+
 class Model {
 public:
   /// A freshly initialized model: GPT-2's scheme (Radford et al. 2019, sec. 2.3) for every
@@ -77,6 +90,12 @@ public:
   /// Every trainable tensor once (a tied head is the embedding), in a fixed order.
   llvm::ArrayRef<NamedParameter> parameters() const;
   const NamedParameter *findParameter(llvm::StringRef name) const;
+  /// Per part (see PartRunner): the indices into parameters() of the parameters it reads;
+  /// a tied head's embedding is in the first part and the last.
+  std::vector<std::vector<size_t>> partParameters() const;
+  /// Every forward pass from now on runs its parts through `runner` (nullptr: directly).
+  /// The runner must outlive its use.
+  void setPartRunner(PartRunner *runner);
 
   /// Logits [B, T, vocab] for `tokens` [B, T] (int64).
   ///
