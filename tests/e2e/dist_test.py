@@ -219,14 +219,7 @@ elif scenario == "zero1-resume":
     skip_without_gloo(r)
     if r.returncode != 0:
         failures.append("uninterrupted run failed:\n" + r.stderr[-3000:])
-    p, ranks = start_and_wait(d, 60, 7, ["--zero1"])  # past the checkpoint at step 4
-    p.send_signal(signal.SIGKILL)
-    if p.wait() != -signal.SIGKILL:
-        failures.append(f"the launcher was not killed by SIGKILL but ended with {p.returncode}")
-    time.sleep(0.5)
-    newest = newest_checkpoint(d)
-    if not newest:
-        failures.append("no checkpoint before the kill: the test resumes nothing")
+    newest = kill_after_checkpoint(d, ["--zero1"])
     r = run(["run", recipe, "--run-dir", d])
     if r.returncode != 0:
         failures.append("resumed run on 1 process failed:\n" + r.stderr[-3000:])
