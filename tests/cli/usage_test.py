@@ -91,8 +91,8 @@ OPTIONS = {
     ("data", "inspect"): ["--docs", "--chars", "--eot", "--tokenizer", "--eod"],
     ("data", "tasks", "convert"): ["--from", "--out"],
     ("report",): ["--out", "--tensorboard"],
-    ("run",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1", "--verify-data"],
-    ("exec",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--zero1", "--verify-data"],
+    ("run",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--shard", "--zero1", "--verify-data"],
+    ("exec",): ["--run-dir", "--node", "--device", "--quiet", "--nproc", "--timeout", "--shard", "--zero1", "--verify-data"],
     ("export",): ["--hf"],
     ("merge",): ["--method", "--weights", "--normalize", "--no-normalize", "--density", "--t", "--seed", "--base", "--out"],
 }

@@ -10,6 +10,13 @@
              optimizer state of 2 plain ranks and of 1 rank
   zero1-resume -- kill a 2-rank ZeRO-1 run after a checkpoint, resume it on 1 process without
              ZeRO-1: the checkpoint holds the whole optimizer state; the end matches
+  full    -- 2 ranks with `--shard full` (FSDP) give the loss curve, evals, final weights and
+             optimizer state of 2 plain ranks and of 1 rank
+  full4   -- the same on 4 ranks
+  full-resume -- kill a 2-rank `full` run after a checkpoint and resume it on 1 process; kill
+             a 1-process run and resume it on 2 ranks with `full`; kill a `full` run and
+             resume it on 2 plain ranks: each ends as its uninterrupted run
+  kill-full -- `kill` with `--shard full`: a rank dies while the others gather parameters
   uneven  -- 3 ranks cannot split a batch of 8 sequences: a diagnostic, exit 1
   torchrun -- `mixtape exec PLAN` as 2 workers of PyTorch's torchrun (its agent serves the
              store) gives the loss curve and weights of 1 process; skipped (77) without a
@@ -75,14 +82,27 @@ def workers(launcher_pid):
 def train_lines(run_dir):
     return sum(1 for r in records(run_dir) if r.get("type") == "train") if os.path.isdir(run_dir) else 0
 
-def start_and_wait(run_dir, timeout_s, lines, extra=()):
-    """A 2-rank run, once it has logged `lines` train records and both workers are up."""
-    p = subprocess.Popen([mixtape, "run", recipe, "--nproc", "2", "--timeout", str(timeout_s), "--run-dir", run_dir,
-                          "--quiet", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_and_wait(run_dir, timeout_s, lines, extra=(), nproc=2):
+    """An `nproc`-rank run, once it has logged `lines` train records and its workers are up."""
+    p = subprocess.Popen([mixtape, "run", recipe, "--nproc", str(nproc), "--timeout", str(timeout_s), "--run-dir",
+                          run_dir, "--quiet", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while p.poll() is None and time.time() < deadline and (train_lines(run_dir) < lines or len(workers(p.pid)) < 2):
+    while p.poll() is None and time.time() < deadline and \
+            (train_lines(run_dir) < lines or (nproc > 1 and len(workers(p.pid)) < nproc)):
         time.sleep(0.01)
     return p, workers(p.pid)
+
+def kill_after_checkpoint(run_dir, extra=(), nproc=2):
+    """Starts a run, kills its launcher past the checkpoint at step 4; returns the newest checkpoint."""
+    p, _ = start_and_wait(run_dir, 60, 7, extra, nproc)
+    p.send_signal(signal.SIGKILL)
+    if p.wait() != -signal.SIGKILL:
+        failures.append(f"the launcher was not killed by SIGKILL but ended with {p.returncode}")
+    time.sleep(0.5)
+    newest = newest_checkpoint(run_dir)
+    if not newest:
+        failures.append(f"no checkpoint in {run_dir} before the kill: the test resumes nothing")
+    return newest
 
 def where_stuck(pids):
     """What each live process is doing: its threads' stacks where gdb is installed, else their
@@ -199,14 +219,7 @@ elif scenario == "zero1-resume":
     skip_without_gloo(r)
     if r.returncode != 0:
         failures.append("uninterrupted run failed:\n" + r.stderr[-3000:])
-    p, ranks = start_and_wait(d, 60, 7, ["--zero1"])  # past the checkpoint at step 4
-    p.send_signal(signal.SIGKILL)
-    if p.wait() != -signal.SIGKILL:
-        failures.append(f"the launcher was not killed by SIGKILL but ended with {p.returncode}")
-    time.sleep(0.5)
-    newest = newest_checkpoint(d)
-    if not newest:
-        failures.append("no checkpoint before the kill: the test resumes nothing")
+    newest = kill_after_checkpoint(d, ["--zero1"])
     r = run(["run", recipe, "--run-dir", d])
     if r.returncode != 0:
         failures.append("resumed run on 1 process failed:\n" + r.stderr[-3000:])
@@ -218,10 +231,53 @@ elif scenario == "zero1-resume":
     compare(ref, d, ("2 processes with ZeRO-1", "resumed on 1 process"), 1e-5)
     total = 6
 
-elif scenario in ("kill", "hang"):
+elif scenario in ("full", "full4"):
+    nproc = "2" if scenario == "full" else "4"
+    one, plain, full = (os.path.join(work, d) for d in ("one", "plain", "full"))
+    r1 = run(["run", recipe, "--run-dir", one, "--quiet"])
+    rp = run(["run", recipe, "--run-dir", plain, "--nproc", nproc, "--timeout", "60", "--quiet"])
+    rf = run(["run", recipe, "--run-dir", full, "--nproc", nproc, "--timeout", "60", "--quiet", "--shard", "full"])
+    for r, what in ((r1, "1 process"), (rp, f"{nproc} processes"), (rf, f"{nproc} processes with --shard full")):
+        if r.returncode != 0:
+            skip_without_gloo(r)
+            failures.append(what + " failed:\n" + r.stderr[-3000:])
+    # The gradients are the plain ranks' (2 ranks: a + b in any order; 4: Gloo's ring sums
+    # a unit's buffer in other chunks than a bucket's); the global norm sums squares of
+    # shards in double, not of tensors in float, so clipping differs in the last bits.
+    tolerance = 1e-6
+    compare(plain, full, (f"{nproc} processes", f"{nproc} with --shard full"), tolerance)
+    compare(plain, full, (f"{nproc} processes", f"{nproc} with --shard full"), tolerance, "optimizer.safetensors")
+    compare(one, full, ("1 process", f"{nproc} with --shard full"), tolerance)
+    total = 12
+
+elif scenario == "full-resume":
+    cases = [("2 ranks full, resumed on 1 process", ["--shard", "full"], 2, [], 1),
+             ("1 process, resumed on 2 ranks full", [], 1, ["--shard", "full"], 2),
+             ("2 ranks full, resumed on 2 plain ranks", ["--shard", "full"], 2, ["--shard", "none"], 2)]
+    refs = {}
+    for what, before, n_before, after, n_after in cases:
+        key = (tuple(before), n_before)
+        if key not in refs:
+            refs[key] = os.path.join(work, f"reference-{n_before}{'-'.join(before)}")
+            r = run(["run", recipe, "--run-dir", refs[key], "--nproc", str(n_before), "--timeout", "60", "--quiet",
+                     *before])
+            skip_without_gloo(r)
+            if r.returncode != 0:
+                failures.append(f"uninterrupted run {key} failed:\n" + r.stderr[-3000:])
+        d = os.path.join(work, "killed-" + re.sub(r"\W+", "-", what))
+        newest = kill_after_checkpoint(d, before, n_before)
+        r = run(["run", recipe, "--run-dir", d, "--nproc", str(n_after), "--timeout", "60", *after])
+        if r.returncode != 0:
+            failures.append(f"{what}: the resumed run failed:\n" + r.stderr[-3000:])
+        if newest and f"[pretrain] resuming from the checkpoint at step {newest[2]}\n" not in r.stderr:
+            failures.append(f"{what}: the run did not report resuming at step {newest[2]}:\n" + r.stderr[-3000:])
+        compare(refs[key], d, ("uninterrupted", what), 1e-6)
+    total = 12
+
+elif scenario in ("kill", "hang", "kill-full"):
     d = os.path.join(work, "run")
     timeout_s = 5
-    p, ranks = start_and_wait(d, timeout_s, 3)
+    p, ranks = start_and_wait(d, timeout_s, 3, ["--shard", "full"] if scenario == "kill-full" else [])
     if len(ranks) != 2 or p.poll() is not None:
         out, err = p.communicate()
         if "no process group for CPU tensors" in err:
@@ -231,7 +287,7 @@ elif scenario in ("kill", "hang"):
         total = 1
     else:
         victim = 1
-        os.kill(ranks[victim], signal.SIGKILL if scenario == "kill" else signal.SIGSTOP)
+        os.kill(ranks[victim], signal.SIGSTOP if scenario == "hang" else signal.SIGKILL)
         start = time.time()
         try:
             out, err = p.communicate(timeout=4 * timeout_s + 30)
@@ -242,13 +298,13 @@ elif scenario in ("kill", "hang"):
             failures.append("the launcher did not return: a silent hang; where its processes were:\n" + stuck)
         took = time.time() - start
         if p.returncode == 0:
-            failures.append("the launcher exited 0 after a rank " + ("died" if scenario == "kill" else "hung"))
-        want = "rank 1 of 2 was killed by signal 9" if scenario == "kill" else "rank 0 of 2 exited with status 1"
+            failures.append("the launcher exited 0 after a rank " + ("hung" if scenario == "hang" else "died"))
+        want = "rank 0 of 2 exited with status 1" if scenario == "hang" else "rank 1 of 2 was killed by signal 9"
         if want not in err:
             failures.append(f"the error does not say '{want}':\n{err[-3000:]}")
         if scenario == "hang" and "rank 1 killed after" not in err:
             failures.append(f"the hung rank was not named as killed:\n{err[-3000:]}")
-        limit = timeout_s + 15 if scenario == "kill" else 2 * timeout_s + 15
+        limit = 2 * timeout_s + 15 if scenario == "hang" else timeout_s + 15
         if took > limit:
             failures.append(f"the ranks took {took:.0f} s to stop (limit {limit} s)")
         if any(alive(pid) for pid in ranks.values()):

@@ -30,7 +30,7 @@ namespace {
 
 struct RunArgs {
   std::vector<std::string> Input;
-  std::string RunDir, Device, VerifyData = "cached";
+  std::string RunDir, Device, VerifyData = "cached", Shard;
   std::vector<std::string> Nodes;
   bool Quiet = false, Zero1 = false, Force = false;
   int Nproc = 1;
@@ -49,7 +49,10 @@ void declareRunOptions(OptionParser &options, RunArgs &args, llvm::StringRef inp
                "run N data-parallel workers on this machine (each trains on 1/N of every batch)")
       .integer("--timeout", "S", args.TimeoutSeconds, 1, 1u << 20,
                "a rank that died or hangs stops the others within S seconds (default 600)")
-      .flag("--zero1", args.Zero1, "shard the optimizer state over the ranks (ZeRO-1) in every train node")
+      .choice("--shard", {"none", "optimizer", "full"}, args.Shard,
+              "how every train node shards its state over the ranks (default: as the recipe says): none, "
+              "optimizer (AdamW's moments, ZeRO-1) or full (parameters, gradients and moments, FSDP)")
+      .flag("--zero1", args.Zero1, "the same as --shard optimizer")
       .choice("--verify-data", {"cached", "full"}, args.VerifyData,
               "before a node reads a dataset, hash its files against the manifest and check its token ids "
               "against the model's vocabulary; cached (default) skips files verified before and unchanged "
@@ -67,7 +70,10 @@ int execute(const plan::Plan &plan, const RunArgs &args) {
   options.Progress = !args.Quiet;
   options.Device = args.Device;
   options.Timeout = std::chrono::seconds(args.TimeoutSeconds);
-  options.Zero1 = args.Zero1;
+  if (args.Zero1)
+    options.Shard = plan::ShardMode::Optimizer;
+  else if (!args.Shard.empty())
+    options.Shard = plan::enumFromName<plan::ShardMode>(args.Shard);
   options.VerifyData = args.VerifyData == "full" ? data::VerifyMode::Full : data::VerifyMode::Cached;
   llvm::Expected<dist::World> world = dist::worldFromEnvironment();
   if (!world) {
@@ -135,6 +141,8 @@ int launch(llvm::StringRef planPath, const RunArgs &args) {
     options.Command.push_back("--quiet");
   if (args.Zero1)
     options.Command.push_back("--zero1");
+  if (!args.Shard.empty())
+    options.Command.insert(options.Command.end(), {"--shard", args.Shard});
   options.Command.insert(options.Command.end(), {"--verify-data", args.VerifyData});
   if (llvm::Error e = dist::launchLocalWorkers(options, llvm::errs())) {
     llvm::errs() << "mixtape: error: " << llvm::toString(std::move(e)) << "\n";

@@ -1,5 +1,6 @@
 //===- ShardedAdamW.cpp - reduce-scatter, shard update, all-gather --------===//
 #include "mixtape/dist/ShardedAdamW.h"
+#include "ShardLayout.h"
 
 #include "mixtape/support/Error.h"
 
@@ -28,30 +29,28 @@ llvm::Expected<std::unique_ptr<ShardedAdamW>> ShardedAdamW::create(Collectives &
 ShardedAdamW::ShardedAdamW(Collectives &collectives, train::AdamW &optimizer) : DataParallel(collectives) {
   at::NoGradGuard noGrad;
   llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
-  for (const NamedParameter &p : params) {
-    Offsets.push_back(Total);
-    Total += p.Tensor.numel();
-  }
-  const int64_t W = Comm.worldSize();
-  ShardSize = (Total + W - 1) / W;
-  const int64_t begin = Comm.rank() * ShardSize, end = begin + ShardSize;
-  for (size_t i = 0; i < params.size(); ++i) {
-    int64_t lo = std::max(begin, Offsets[i]), hi = std::min(end, Offsets[i] + params[i].Tensor.numel());
-    if (lo < hi)
-      Pieces.push_back({i, lo - Offsets[i], lo - begin, hi - lo});
-  }
+  std::vector<int64_t> numels;
+  for (const NamedParameter &p : params)
+    numels.push_back(p.Tensor.numel());
+  Layout = std::make_unique<ShardLayout>(numels, Comm.rank(), Comm.worldSize());
+  const int64_t shardSize = Layout->ShardSize;
   at::TensorOptions options = params.front().Tensor.options();
-  ExpAvg = at::zeros({ShardSize}, options);
-  ExpAvgSq = at::zeros({ShardSize}, options);
-  for (const Piece &p : Pieces)
-    if (optimizer.expAvg(p.Param).defined()) {
-      ExpAvg.narrow(0, p.InShard, p.Length).copy_(optimizer.expAvg(p.Param).reshape({-1}).narrow(0, p.InParam, p.Length));
+  ExpAvg = at::zeros({shardSize}, options);
+  ExpAvgSq = at::zeros({shardSize}, options);
+  for (const ShardLayout::Piece &p : Layout->Pieces)
+    if (optimizer.expAvg(p.Tensor).defined()) {
+      ExpAvg.narrow(0, p.InShard, p.Length)
+          .copy_(optimizer.expAvg(p.Tensor).reshape({-1}).narrow(0, p.InTensor, p.Length));
       ExpAvgSq.narrow(0, p.InShard, p.Length)
-          .copy_(optimizer.expAvgSq(p.Param).reshape({-1}).narrow(0, p.InParam, p.Length));
+          .copy_(optimizer.expAvgSq(p.Tensor).reshape({-1}).narrow(0, p.InTensor, p.Length));
     }
   for (size_t i = 0; i < params.size(); ++i)
     optimizer.setMoments(i, at::Tensor(), at::Tensor());
 }
+
+ShardedAdamW::~ShardedAdamW() = default;
+
+int64_t ShardedAdamW::shardSize() const { return Layout->ShardSize; }
 
 at::Tensor ShardedAdamW::flatView(const NamedParameter &p) { return p.Tensor.detach().view({-1}); }
 
@@ -61,9 +60,9 @@ void ShardedAdamW::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
   std::vector<at::Tensor> flat;
   for (const NamedParameter &p : params)
     flat.push_back(p.Tensor.grad().reshape({-1}));
-  const int64_t padding = ShardSize * Comm.worldSize() - Total;
+  const int64_t shardSize = Layout->ShardSize, padding = shardSize * Comm.worldSize() - Layout->Total;
   flat.push_back(at::zeros({padding}, flat.front().options()));
-  GradShard = at::empty({ShardSize}, flat.front().options());
+  GradShard = at::empty({shardSize}, flat.front().options());
   Comm.reduceScatterSum(at::cat(flat), GradShard);
   dropGradients(params, AnyRankHad);
   sumLoss(sums);
@@ -81,22 +80,22 @@ double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, doubl
   if (double factor = train::clipFactor(norm, clipNorm); factor < 1)
     GradShard.mul_(factor);
   llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
-  const int64_t step = optimizer.countStep();
-  at::Tensor shard = at::zeros({ShardSize}, GradShard.options());
-  for (const Piece &p : Pieces) {
-    at::Tensor param = flatView(params[p.Param]).narrow(0, p.InParam, p.Length);
-    if (AnyRankHad[p.Param]) // as AdamW skips a parameter without a gradient
+  const int64_t step = optimizer.countStep(), shardSize = Layout->ShardSize;
+  at::Tensor shard = at::zeros({shardSize}, GradShard.options());
+  for (const ShardLayout::Piece &p : Layout->Pieces) {
+    at::Tensor param = flatView(params[p.Tensor]).narrow(0, p.InTensor, p.Length);
+    if (AnyRankHad[p.Tensor]) // as AdamW skips a parameter without a gradient
       train::AdamW::update(param, GradShard.narrow(0, p.InShard, p.Length), ExpAvg.narrow(0, p.InShard, p.Length),
-                           ExpAvgSq.narrow(0, p.InShard, p.Length), lr * optimizer.lrScale(p.Param),
-                           optimizer.weightDecay(p.Param), step,
+                           ExpAvgSq.narrow(0, p.InShard, p.Length), lr * optimizer.lrScale(p.Tensor),
+                           optimizer.weightDecay(p.Tensor), step,
                            optimizer.options());
     shard.narrow(0, p.InShard, p.Length).copy_(param);
   }
   GradShard = at::Tensor();
-  at::Tensor whole = at::empty({ShardSize * Comm.worldSize()}, shard.options());
+  at::Tensor whole = at::empty({shardSize * Comm.worldSize()}, shard.options());
   Comm.allGather(shard, whole);
   for (size_t i = 0; i < params.size(); ++i)
-    flatView(params[i]).copy_(whole.narrow(0, Offsets[i], params[i].Tensor.numel()));
+    flatView(params[i]).copy_(whole.narrow(0, Layout->Offsets[i], params[i].Tensor.numel()));
   return norm;
 }
 
@@ -104,7 +103,7 @@ llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, const std::str
                                          llvm::function_ref<llvm::Error()> save) {
   at::NoGradGuard noGrad;
   auto gather = [&](const at::Tensor &moment) {
-    at::Tensor whole = at::empty({ShardSize * Comm.worldSize()}, moment.options());
+    at::Tensor whole = at::empty({Layout->ShardSize * Comm.worldSize()}, moment.options());
     Comm.allGather(moment, whole);
     return whole.cpu();
   };
@@ -113,7 +112,7 @@ llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, const std::str
     llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
     for (size_t i = 0; i < params.size(); ++i) {
       auto slice = [&](const at::Tensor &whole) {
-        return whole.narrow(0, Offsets[i], params[i].Tensor.numel()).view(params[i].Tensor.sizes());
+        return whole.narrow(0, Layout->Offsets[i], params[i].Tensor.numel()).view(params[i].Tensor.sizes());
       };
       optimizer.setMoments(i, slice(expAvg), slice(expAvgSq));
     }

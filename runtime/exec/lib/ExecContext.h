@@ -36,8 +36,8 @@ struct ExecContext {
   dist::Collectives *Collectives = nullptr;
   /// Rank 0 writes the run directory's files; the others only compute.
   bool WritesFiles = true;
-  /// --zero1: every train node shards its optimizer state (else only where the plan says).
-  bool Zero1 = false;
+  /// --shard: how every train node shards its state (unset: as the plan says).
+  std::optional<plan::ShardMode> Shard;
   /// The model's tokenizer and the tasks tokenized with it, loaded on first use (Tasks.cpp).
   std::unique_ptr<data::Tokenizer> Tokenizer;
   std::map<std::string, std::shared_ptr<const PreparedTask>> Tasks;

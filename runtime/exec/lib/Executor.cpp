@@ -95,7 +95,7 @@ llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions
     return collectives.takeError();
   ctx.Collectives = collectives->get();
   ctx.WritesFiles = options.World.Rank == 0;
-  ctx.Zero1 = options.Zero1;
+  ctx.Shard = options.Shard;
   ctx.Progress = options.Progress && ctx.WritesFiles;
   if (std::error_code ec = llvm::sys::fs::create_directories(ctx.RunDir))
     return fileError(ctx.RunDir, "cannot create the run directory: " + ec.message());

@@ -14,6 +14,7 @@
 #include "mixtape/exec/Trainable.h"
 
 #include "mixtape/dist/DataParallel.h"
+#include "mixtape/dist/FullShard.h"
 #include "mixtape/dist/ShardedAdamW.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/plan/Print.h"
@@ -145,8 +146,8 @@ llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const pl
   return start;
 }
 
-/// How the ranks share each step: gradients summed (data parallel) or, with ZeRO-1, the
-/// optimizer state sharded too. A world of one needs neither.
+/// How the ranks share each step: gradients summed (data parallel), with ZeRO-1 the
+/// optimizer state sharded too, or everything sharded (FSDP). A world of one needs none.
 class RankSync {
 public:
   static llvm::Expected<std::unique_ptr<RankSync>> create(ExecContext &ctx, const plan::TrainNode &train,
@@ -156,13 +157,29 @@ public:
       return sync;
     dist::broadcastParameters(*ctx.Collectives, m.parameters());
     sync->Step = &sync->Plain;
-    // Full sharding keeps at least the optimizer state sharded until parameters shard too.
-    if (ctx.Zero1 || train.Exec.Shard != plan::ShardMode::None) {
+    switch (ctx.Shard.value_or(train.Exec.Shard)) {
+    case plan::ShardMode::None:
+      break;
+    case plan::ShardMode::Optimizer: {
       llvm::Expected<std::unique_ptr<dist::ShardedAdamW>> sharded = dist::ShardedAdamW::create(*ctx.Collectives, optimizer);
       if (!sharded)
         return sharded.takeError();
       sync->Zero1 = std::move(*sharded);
       sync->Step = sync->Zero1.get();
+      break;
+    }
+    case plan::ShardMode::Full: {
+      // A unit reduces when all its gradients are in: frozen weights would never complete it.
+      if (m.trainableParameters().size() != m.parameters().size())
+        return makeError("stage '" + train.Exec.Stage + "': shard = \"full\" trains every parameter of a unit; a stage "
+                         "with freeze or lora runs with shard = \"optimizer\" or \"none\"");
+      llvm::Expected<std::unique_ptr<dist::FullShard>> sharded = dist::FullShard::create(*ctx.Collectives, m, optimizer);
+      if (!sharded)
+        return sharded.takeError();
+      sync->Full = std::move(*sharded);
+      sync->Step = sync->Full.get();
+      break;
+    }
     }
     return sync;
   }
@@ -175,7 +192,20 @@ public:
   llvm::Error saveOnRankZero(train::AdamW &optimizer, const std::string &what, llvm::function_ref<llvm::Error()> save) {
     if (Zero1)
       return Zero1->saveWholeState(optimizer, what, save);
+    if (Full)
+      return Full->saveWholeState(optimizer, what, save);
     return Ctx.Collectives->rankZeroAlone(what, save);
+  }
+
+  /// Runs `work` (evals, whose ranks may run different numbers of forward passes) with the
+  /// whole parameters on every rank when they are sharded.
+  llvm::Error withWholeModel(llvm::function_ref<llvm::Error()> work) {
+    if (!Full)
+      return work();
+    Full->gatherWhole();
+    llvm::Error e = work();
+    Full->releaseWhole();
+    return e;
   }
 
 private:
@@ -184,6 +214,7 @@ private:
   ExecContext &Ctx;
   dist::DataParallel Plain;
   std::unique_ptr<dist::ShardedAdamW> Zero1; ///< this rank holds 1/W of the optimizer state
+  std::unique_ptr<dist::FullShard> Full;     ///< this rank holds 1/W of the parameters and state
   train::StepSync *Step = nullptr;
 };
 
@@ -225,13 +256,21 @@ struct TokenClock {
   uint64_t chain(uint64_t step) const { return ChainBase + stage(step); }
 };
 
+/// Whether one of `during`'s in-loop points falls on `step` (before its update).
+bool dueAt(const plan::DuringEval &during, const TokenClock &clock, uint64_t step) {
+  return llvm::any_of(during.StageTokens, [&](uint64_t t) { return rundir::duringEvalStep(t, clock.PerStep) == step; });
+}
+
+bool anyEvalDue(const plan::TrainNode &train, const TokenClock &clock, uint64_t step) {
+  return llvm::any_of(train.Exec.EvalDuring, [&](const auto &eval) { return dueAt(eval.second, clock, step); });
+}
+
 /// The evals of the plan's in-loop points that fall on `step` (before its update).
 llvm::Error evaluateDue(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train, const model::Model &m,
                         uint64_t micro, const TokenClock &clock, uint64_t step, rundir::MetricsLog &log) {
   const plan::TrainSettings &s = train.Settings;
   for (const auto &[eval, during] : train.Exec.EvalDuring) {
-    if (llvm::none_of(during.StageTokens,
-                      [&](uint64_t t) { return rundir::duringEvalStep(t, clock.PerStep) == step; }))
+    if (!dueAt(during, clock, step))
       continue;
     rundir::EvalRecord base;
     base.Node = node.Name;
@@ -466,8 +505,10 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   };
 
   for (uint64_t step = start->Step;; ++step) {
-    if (llvm::Error e = evaluateDue(ctx, node, train, **m, share->Micro, clock, step, log))
-      return e;
+    if (anyEvalDue(train, clock, step))
+      if (llvm::Error e = (*sync)->withWholeModel(
+              [&] { return evaluateDue(ctx, node, train, **m, share->Micro, clock, step, log); }))
+        return e;
     if (step == last)
       break;
     wall.stepStarts();

@@ -118,6 +118,14 @@ struct Model::Impl {
   /// While LoRA is on: the adapters, whose factors are Params from BaseParams on.
   std::unique_ptr<lora::Adapters> Lora;
   size_t BaseParams = 0;
+  /// Where each part's parameters begin in Params (PartRunner's parts; added in order).
+  std::vector<size_t> PartBegin;
+  PartRunner *Runner = nullptr;
+
+  at::Tensor runPart(size_t part, const at::Tensor &input,
+                     llvm::function_ref<at::Tensor(const at::Tensor &)> body) const {
+    return Runner ? Runner->run(part, input, body) : body(input);
+  }
 
   at::Tensor add(const std::string &name, at::IntArrayRef shape, ParamKind kind, double std) {
     at::Tensor t = at::empty(shape, at::TensorOptions().dtype(Dtype));
@@ -141,10 +149,20 @@ struct Model::Impl {
   at::Tensor adapted(const Block &b, lora::Projection p, const at::Tensor &x, at::Tensor y) const {
     return Lora ? Lora->adapt(b.Index, p, x, std::move(y)) : y;
   }
-  /// The final norm's output [B, T, d] with `positions` [B|1, T] and `allowed` [B, 1, T, T]
+  /// The last block's output [B, T, d] with `positions` [B|1, T] and `allowed` [B, 1, T, T]
   /// (undefined: causal).
   at::Tensor hidden(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed,
                     const ActivationCheckpointing &checkpointing = {}) const;
+  /// The last part: `head` (the head's matmul, or nothing) on the final norm of `x`. The head
+  /// runs inside the part, where a sharded model holds its weight.
+  at::Tensor logits(const at::Tensor &x, llvm::function_ref<at::Tensor(const at::Tensor &)> head) const {
+    return runPart(Blocks.size() + 1, x, [&](const at::Tensor &h) { return head(norm(h, FinalNormWeight, FinalNormBias)); });
+  }
+  /// `logits` of `tokens` [B, T] whose documents start where `documentStarts` says (see
+  /// Model::forward).
+  at::Tensor documentsForward(const at::Tensor &tokens, const at::Tensor &documentStarts,
+                              const ActivationCheckpointing &checkpointing,
+                              llvm::function_ref<at::Tensor(const at::Tensor &)> head) const;
 };
 
 void Model::Impl::build() {
@@ -155,6 +173,7 @@ void Model::Impl::build() {
   const std::string layer = c.Family == Family::GPT2      ? "transformer.h."
                             : c.Family == Family::Llama   ? "model.layers."
                                                           : "gpt_neox.layers.";
+  PartBegin.push_back(Params.size());
   switch (c.Family) {
   case Family::GPT2:
     Embed = add("transformer.wte.weight", {c.VocabSize, d}, ParamKind::Embedding, std);
@@ -169,6 +188,7 @@ void Model::Impl::build() {
   }
   for (int64_t i = 0; i < c.NumLayers; ++i) {
     std::string p = layer + std::to_string(i) + ".";
+    PartBegin.push_back(Params.size());
     Block b;
     b.Index = i;
     b.Prefix = p;
@@ -228,6 +248,7 @@ void Model::Impl::build() {
     }
     Blocks.push_back(std::move(b));
   }
+  PartBegin.push_back(Params.size());
   switch (c.Family) {
   case Family::GPT2:
     FinalNormWeight = add("transformer.ln_f.weight", {d}, ParamKind::Norm, 0);
@@ -278,6 +299,22 @@ void Model::to(c10::Device device) {
       p.Tensor.set_data(p.Tensor.to(device));
 }
 llvm::ArrayRef<NamedParameter> Model::parameters() const { return PImpl->Params; }
+
+std::vector<std::vector<size_t>> Model::partParameters() const {
+  const Impl &m = *PImpl;
+  std::vector<std::vector<size_t>> parts;
+  for (size_t k = 0; k < m.PartBegin.size(); ++k) {
+    const size_t end = k + 1 < m.PartBegin.size() ? m.PartBegin[k + 1] : m.Params.size();
+    parts.emplace_back();
+    for (size_t i = m.PartBegin[k]; i < end; ++i)
+      parts.back().push_back(i);
+  }
+  if (m.Config.TieEmbeddings)
+    parts.back().push_back(0); // the embedding, added first
+  return parts;
+}
+
+void Model::setPartRunner(PartRunner *runner) { PImpl->Runner = runner; }
 
 const NamedParameter *Model::findParameter(llvm::StringRef name) const {
   auto it = PImpl->ByName.find(name);
@@ -512,9 +549,10 @@ at::Tensor Model::Impl::hidden(const at::Tensor &tokens, const at::Tensor &posit
                                const ActivationCheckpointing &checkpointing) const {
   const ModelConfig &c = Config;
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  at::Tensor x = at::embedding(Embed, tokens);
-  if (c.Family == Family::GPT2)
-    x = x + at::embedding(Positions, positions.expand({B, T}));
+  at::Tensor x = runPart(0, tokens, [&](const at::Tensor &ids) {
+    at::Tensor e = at::embedding(Embed, ids);
+    return c.Family == Family::GPT2 ? e + at::embedding(Positions, positions.expand({B, T})) : e;
+  });
 
   at::Tensor cos, sin;
   if (c.Family != Family::GPT2) {
@@ -531,33 +569,39 @@ at::Tensor Model::Impl::hidden(const at::Tensor &tokens, const at::Tensor &posit
 
   const compat::AttentionMask mask =
       compat::attentionMask(allowed, c.NumKVHeads, c.NumHeads / c.NumKVHeads, T, x.options().dtype(Dtype));
-  for (size_t i = 0; i < Blocks.size(); ++i) {
-    const Block &b = Blocks[i];
-    // Without a gradient to compute there is nothing to save memory for.
-    if (checkpointing.checkpoints(static_cast<int64_t>(i)) && at::GradMode::is_enabled() && x.requires_grad())
-      x = RecomputedBlock::apply(x, c10::make_intrusive<BlockRun>([this, &b, cos, sin, mask](const at::Tensor &in) {
-        return block(b, in, cos, sin, mask);
-      }));
-    else
-      x = block(b, x, cos, sin, mask);
-  }
-  return norm(x, FinalNormWeight, FinalNormBias);
+  for (size_t i = 0; i < Blocks.size(); ++i)
+    x = runPart(i + 1, x, [&](const at::Tensor &in) {
+      const Block &b = Blocks[i];
+      // Without a gradient to compute there is nothing to save memory for.
+      if (checkpointing.checkpoints(static_cast<int64_t>(i)) && at::GradMode::is_enabled() && in.requires_grad())
+        return RecomputedBlock::apply(in, c10::make_intrusive<BlockRun>([this, &b, cos, sin, mask](const at::Tensor &y) {
+                                        return block(b, y, cos, sin, mask);
+                                      }));
+      return block(b, in, cos, sin, mask);
+    });
+  return x;
 }
 
 at::Tensor Model::forward(const at::Tensor &tokens, const at::Tensor &documentStarts) const {
-  return at::linear(hiddenStates(tokens, documentStarts), PImpl->Head);
+  const Impl &m = *PImpl;
+  return m.documentsForward(tokens, documentStarts, {}, [&](const at::Tensor &h) { return at::linear(h, m.Head); });
 }
 
 const at::Tensor &Model::headWeight() const { return PImpl->Head; }
 
 at::Tensor Model::hiddenStates(const at::Tensor &tokens, const at::Tensor &documentStarts,
                                const ActivationCheckpointing &checkpointing) const {
-  const Impl &m = *PImpl;
+  return PImpl->documentsForward(tokens, documentStarts, checkpointing, [](const at::Tensor &h) { return h; });
+}
+
+at::Tensor Model::Impl::documentsForward(const at::Tensor &tokens, const at::Tensor &documentStarts,
+                                         const ActivationCheckpointing &checkpointing,
+                                         llvm::function_ref<at::Tensor(const at::Tensor &)> head) const {
   TORCH_CHECK(tokens.dim() == 2 && tokens.scalar_type() == at::kLong,
               "Model::forward: tokens must be int64 [batch, time], got ", tokens.sizes());
   const int64_t T = tokens.size(1);
-  TORCH_CHECK(T <= m.Config.MaxPositions, "Model::forward: sequence of ", T,
-              " tokens is longer than the model's ", m.Config.MaxPositions, " positions");
+  TORCH_CHECK(T <= Config.MaxPositions, "Model::forward: sequence of ", T,
+              " tokens is longer than the model's ", Config.MaxPositions, " positions");
 
   // Positions and the attention mask: plain causal, or causal within each document.
   at::TensorOptions longs = tokens.options().dtype(at::kLong);
@@ -575,7 +619,7 @@ at::Tensor Model::hiddenStates(const at::Tensor &tokens, const at::Tensor &docum
     at::Tensor causal = at::ones({T, T}, longs.dtype(at::kBool)).tril();
     allowed = (sameDocument & causal).unsqueeze(1); // [B, 1, T, T]
   }
-  return m.hidden(tokens, positions, allowed, checkpointing);
+  return logits(hidden(tokens, positions, allowed, checkpointing), head);
 }
 
 at::Tensor Model::forwardAt(const at::Tensor &tokens, const at::Tensor &positions, const at::Tensor &allowed,
@@ -591,8 +635,10 @@ at::Tensor Model::forwardAt(const at::Tensor &tokens, const at::Tensor &position
   TORCH_CHECK(rows.dim() == 1 && rows.scalar_type() == at::kLong, "Model::forwardAt: rows must be int64 [N]");
   TORCH_CHECK(positions.numel() == 0 || positions.max().item<int64_t>() < m.Config.MaxPositions,
               "Model::forwardAt: a position is past the model's ", m.Config.MaxPositions, " positions");
-  at::Tensor h = m.hidden(tokens, positions, allowed.defined() ? allowed.unsqueeze(1) : allowed);
-  return at::linear(h.reshape({B * T, m.Config.DModel}).index_select(0, rows), m.Head);
+  at::Tensor x = m.hidden(tokens, positions, allowed.defined() ? allowed.unsqueeze(1) : allowed);
+  return m.logits(x, [&](const at::Tensor &h) {
+    return at::linear(h.reshape({B * T, m.Config.DModel}).index_select(0, rows), m.Head);
+  });
 }
 
 /// Masked targets may be anything (padding, -1): nll_loss's ignore_index drops their terms

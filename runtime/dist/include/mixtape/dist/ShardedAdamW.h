@@ -21,11 +21,14 @@
 
 namespace mixtape::dist {
 
+struct ShardLayout;
+
 class ShardedAdamW final : public DataParallel {
 public:
   /// Takes this rank's shard of `optimizer`'s moments (zeros where it holds none) and
   /// leaves it none: from here on `optimizer` keeps only its options and step count.
   /// The parameters must be contiguous and share one dtype and device.
+  ~ShardedAdamW() override;
   static llvm::Expected<std::unique_ptr<ShardedAdamW>> create(Collectives &collectives, train::AdamW &optimizer);
 
   /// Nothing starts during backward: the gradients are reduce-scattered as one flat buffer.
@@ -40,22 +43,14 @@ public:
   llvm::Error saveWholeState(train::AdamW &optimizer, const std::string &what, llvm::function_ref<llvm::Error()> save);
 
   /// Elements of the flat buffer each rank owns (a test's check).
-  int64_t shardSize() const { return ShardSize; }
+  int64_t shardSize() const;
 
 private:
-  /// The part of parameter `param` that falls in this rank's shard.
-  struct Piece {
-    size_t Param;
-    int64_t InParam, InShard, Length;
-  };
-
   ShardedAdamW(Collectives &collectives, train::AdamW &optimizer);
   /// Parameter `p` as a flat view of its storage.
   static at::Tensor flatView(const model::NamedParameter &p);
 
-  std::vector<int64_t> Offsets; ///< of each parameter in the flat buffer
-  int64_t Total = 0, ShardSize = 0;
-  std::vector<Piece> Pieces;
+  std::unique_ptr<ShardLayout> Layout; ///< the parameters end to end
   at::Tensor ExpAvg, ExpAvgSq; ///< [ShardSize]: this rank's moments
   at::Tensor GradShard;        ///< [ShardSize]: the summed gradients of the shard
   std::vector<bool> AnyRankHad; ///< per parameter: whether any rank had a gradient for it

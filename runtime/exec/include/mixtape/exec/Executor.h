@@ -15,6 +15,7 @@
 #include "llvm/Support/Error.h"
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,9 +39,10 @@ struct ExecOptions {
   /// others fail within it. Rank 0's file work alone (init, merge, checkpoints) may take
   /// longer: the others wait while its heartbeat goes on (docs/cluster.md).
   std::chrono::milliseconds Timeout{std::chrono::minutes(10)};
-  /// Shard the optimizer state over the ranks (ZeRO-1) in every train node, not only in
-  /// those whose stage asks for it; nothing changes for a world of one.
-  bool Zero1 = false;
+  /// `--shard`: how every train node shards its state over the ranks (docs/cluster.md),
+  /// whatever its plan says (unset: the plan's `exec.shard`); nothing changes for a world of
+  /// one.
+  std::optional<plan::ShardMode> Shard;
   /// `--verify-data`: every dataset a train or eval node opens is hashed against its
   /// manifest and its token ids checked against the model's vocabulary before the node
   /// reads it; `Cached` skips files the verification cache holds unchanged (docs/data-format.md).

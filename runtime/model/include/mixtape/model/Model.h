@@ -14,6 +14,7 @@
 #include "mixtape/model/ModelConfig.h"
 
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
@@ -48,6 +49,18 @@ struct HFSaveOptions {
   /// The special tokens' ids, written to config.json and generation_config.json; a
   /// missing one is not written (as transformers leaves out a None).
   std::optional<int64_t> BosTokenId, EosTokenId, PadTokenId;
+};
+
+/// Runs the parts of the forward pass that own parameters, in order: the embeddings (part
+/// 0), block i (part i + 1), the final norm and head (part layers + 1). A caller may wrap
+/// each (fully sharded training gathers a part's parameters just before it runs and frees
+/// them after); Model::setPartRunner installs one.
+class PartRunner {
+public:
+  virtual ~PartRunner() = default;
+  /// Must return body(input) (the embeddings' input is the tokens).
+  virtual at::Tensor run(size_t part, const at::Tensor &input,
+                         llvm::function_ref<at::Tensor(const at::Tensor &)> body) = 0;
 };
 
 class Model {
@@ -90,6 +103,12 @@ public:
   void mergeLora();
   /// LoRA dropout: the masks of training step `step`, the same however the run was resumed.
   void reseedLoraDropout(uint64_t step);
+  /// Per part (see PartRunner): the indices into parameters() of the parameters it reads;
+  /// a tied head's embedding is in the first part and the last.
+  std::vector<std::vector<size_t>> partParameters() const;
+  /// Every forward pass from now on runs its parts through `runner` (nullptr: directly).
+  /// The runner must outlive its use.
+  void setPartRunner(PartRunner *runner);
 
   /// Logits [B, T, vocab] for `tokens` [B, T] (int64).
   ///

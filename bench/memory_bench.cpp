@@ -1,0 +1,129 @@
+//===- memory_bench.cpp - peak memory per rank of each shard mode ---------===//
+//
+// Trains a ~150M-parameter Llama (12 layers, d 768, 12 heads, vocab 32000, untied head)
+// for a few steps on seeded random tokens with one shard mode (none: DataParallel;
+// optimizer: ShardedAdamW, ZeRO-1; full: FullShard, FSDP) and prints one JSON line per
+// rank: the increase of its peak resident memory (VmHWM) over its resident memory before
+// the model is built (LibTorch and the process group already loaded), in bytes.
+// bench/memory_bench.sh starts it on 1, 2 and 4 ranks (torchrun's variables) and prints
+// the table of docs/performance.md. A world of one trains without a process group.
+//
+//   memory_bench --shard none|optimizer|full [--steps N=2] [--seq N=32] [--batch N=1]
+//
+//===----------------------------------------------------------------------===//
+#include "mixtape/dist/Collectives.h"
+#include "mixtape/dist/DataParallel.h"
+#include "mixtape/dist/FullShard.h"
+#include "mixtape/dist/ShardedAdamW.h"
+#include "mixtape/dist/World.h"
+#include "mixtape/model/Model.h"
+#include "mixtape/train/AdamW.h"
+#include "mixtape/train/Numerics.h"
+#include "mixtape/train/Trainer.h"
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <fstream>
+#include <string>
+
+using namespace mixtape;
+
+namespace {
+
+[[noreturn]] void fail(const llvm::Twine &message) {
+  llvm::errs() << "memory_bench: " << message << "\n";
+  std::exit(1);
+}
+
+/// A field of /proc/self/status in bytes ("VmRSS", "VmHWM"; the kernel gives kB).
+int64_t statusBytes(llvm::StringRef field) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (llvm::StringRef rest = line; rest.consume_front(field.str() + ":")) {
+      int64_t kb = 0;
+      if (rest.trim().split(' ').first.getAsInteger(10, kb))
+        fail("unreadable /proc/self/status line '" + line + "'");
+      return kb * 1024;
+    }
+  fail("no " + field + " in /proc/self/status");
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::StringRef shard;
+  int64_t steps = 2, seq = 32, batch = 1;
+  for (int i = 1; i < argc; ++i) {
+    llvm::StringRef arg = argv[i];
+    if (i + 1 >= argc)
+      fail("'" + arg + "' needs a value");
+    llvm::StringRef value = argv[++i];
+    if (arg == "--shard")
+      shard = value;
+    else if (int64_t *n = arg == "--steps" ? &steps : arg == "--seq" ? &seq : arg == "--batch" ? &batch : nullptr;
+             !n || value.getAsInteger(10, *n) || *n <= 0)
+      fail("bad argument '" + arg + " " + value + "'");
+  }
+  if (shard != "none" && shard != "optimizer" && shard != "full")
+    fail("--shard must be none, optimizer or full");
+  llvm::Expected<dist::World> world = dist::worldFromEnvironment();
+  if (!world)
+    fail(llvm::toString(world.takeError()));
+  llvm::Expected<std::unique_ptr<dist::Collectives>> comm =
+      dist::connect(*world, dist::Device::CPU, std::chrono::seconds(600));
+  if (!comm)
+    fail(llvm::toString(comm.takeError()));
+  train::configureThreads();
+  const int64_t before = statusBytes("VmRSS");
+
+  model::ModelConfig config = model::ModelConfig::defaults(model::Family::Llama, /*vocab=*/32000, /*layers=*/12,
+                                                           /*d=*/768, /*heads=*/12, /*positions=*/seq);
+  auto created = model::Model::create(config, /*seed=*/7);
+  if (!created)
+    fail(llvm::toString(created.takeError()));
+  model::Model &m = **created;
+  int64_t parameters = 0;
+  for (const model::NamedParameter &p : m.parameters())
+    parameters += p.Tensor.numel();
+  train::AdamW optimizer(m.parameters(), train::AdamWOptions{});
+  train::TrainOptions options;
+  options.ClipNorm = 1;
+  std::optional<dist::DataParallel> plain;
+  std::unique_ptr<dist::ShardedAdamW> zero1;
+  std::unique_ptr<dist::FullShard> full;
+  if ((*comm)->worldSize() > 1) {
+    if (shard == "none") {
+      options.Sync = &plain.emplace(**comm);
+    } else if (shard == "optimizer") {
+      auto made = dist::ShardedAdamW::create(**comm, optimizer);
+      if (!made)
+        fail(llvm::toString(made.takeError()));
+      zero1 = std::move(*made);
+      options.Sync = zero1.get();
+    } else {
+      auto made = dist::FullShard::create(**comm, m, optimizer);
+      if (!made)
+        fail(llvm::toString(made.takeError()));
+      full = std::move(*made);
+      options.Sync = full.get();
+    }
+  }
+  const plan::LRSchedule constant{0, {plan::Phase{plan::PhaseShape::Constant, 0, std::nullopt, 1e-4, 1e-4, 1, 0}}};
+  train::Trainer trainer(m, optimizer, constant, options);
+  at::Generator gen = at::detail::createCPUGenerator(1234 + uint64_t(world->Rank));
+  for (int64_t step = 0; step < steps; ++step) {
+    at::Tensor ids = at::randint(config.VocabSize, {batch, seq + 1}, gen, at::kLong);
+    train::MicroBatch mb{ids.narrow(1, 0, seq).contiguous(), ids.narrow(1, 1, seq).contiguous(), {}, {}, {}};
+    if (llvm::Expected<train::StepResult> r = trainer.step(llvm::ArrayRef<train::MicroBatch>(mb)); !r)
+      fail(llvm::toString(r.takeError()));
+  }
+  llvm::outs() << llvm::formatv("{{\"ranks\": {0}, \"rank\": {1}, \"shard\": \"{2}\", \"parameters\": {3}, "
+                                "\"peak_increase_bytes\": {4}}\n",
+                                world->Size, world->Rank, shard, parameters, statusBytes("VmHWM") - before);
+  return 0;
+}

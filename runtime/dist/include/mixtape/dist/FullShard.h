@@ -1,0 +1,90 @@
+//===- FullShard.h - parameters, gradients and AdamW state sharded -*- C++ -*-===//
+//
+// `--shard full`, in the manner of PyTorch's FSDP (Zhao et al. 2023, "PyTorch FSDP:
+// Experiences on Scaling Fully Sharded Data Parallel"). The model's parameters form
+// units: one per block, and one for the embeddings, final norm and head. Each unit's
+// parameters are laid end to end, padded to a multiple of W and cut into W shards
+// (ShardLayout); rank r keeps shard r of every unit (the weights the optimizer updates)
+// and AdamW's moments for it. The parameter tensors hold no storage except while their
+// unit is in use:
+//  - forward: a block's parameters are all-gathered into their tensors just before the
+//    block runs and freed after it (Model::setPartRunner);
+//  - backward: when the gradient of a block's output arrives, its parameters are gathered
+//    again (autograd saved the tensors, whose storage is refilled); once autograd has
+//    accumulated each of the block's gradients, the gradients are reduce-scattered (rank r
+//    adds the sum of its shard) and the gradients and parameters freed;
+//  - the outer unit is gathered when a forward pass starts and kept until its gradients
+//    are reduced at the end of backward (or, without gradients, to the pass's end);
+//  - the step: the gradient norm is the square root of the ranks' summed squared shard
+//    norms; each rank updates its shards with AdamW.
+// A gather does not overlap the previous unit's compute (no prefetch).
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "mixtape/dist/DataParallel.h"
+#include "mixtape/train/AdamW.h"
+
+#include "llvm/ADT/STLFunctionalExtras.h"
+
+#include <memory>
+#include <vector>
+
+namespace mixtape::dist {
+
+struct ShardLayout;
+
+class FullShard final : public DataParallel, public model::PartRunner {
+public:
+  /// Takes this rank's shard of `model`'s parameters and `optimizer`'s moments, frees
+  /// the parameters' storage and leaves `optimizer` no moments; installs itself as the
+  /// model's part runner until destroyed. Every rank must pass the same model.
+  static llvm::Expected<std::unique_ptr<FullShard>> create(Collectives &collectives, model::Model &model,
+                                                           train::AdamW &optimizer);
+  ~FullShard() override;
+
+  void beforeLastBackward(llvm::ArrayRef<model::NamedParameter>) override {}
+  /// The gradients were reduce-scattered during backward; sums the loss.
+  void sumGradients(llvm::ArrayRef<model::NamedParameter> params, llvm::MutableArrayRef<double> sums) override;
+  double clipAndStep(train::AdamW &optimizer, double clipNorm, double lr) override;
+  at::Tensor run(size_t part, const at::Tensor &input,
+                 llvm::function_ref<at::Tensor(const at::Tensor &)> body) override;
+
+  /// Collective: every unit's parameters gathered and kept (evals, whose ranks may run
+  /// different numbers of forward passes) until releaseWhole().
+  void gatherWhole();
+  void releaseWhole();
+  /// Collective: rank 0's model and `optimizer` hold the whole parameters and state while
+  /// `save` runs there (gathered unit by unit; the others hold one unit at a time), so
+  /// that checkpoints look as without sharding; then none again.
+  llvm::Error saveWholeState(train::AdamW &optimizer, const std::string &what, llvm::function_ref<llvm::Error()> save);
+
+  /// Elements of the shards this rank keeps, summed over units (a test's check).
+  int64_t shardElements() const;
+
+private:
+  struct Unit;
+  friend struct UnitGradientHook;
+
+  FullShard(Collectives &collectives, model::Model &model, train::AdamW &optimizer);
+  /// All-gathers `unit`'s parameters into their tensors (nothing when they are there).
+  void gather(Unit &unit);
+  /// Frees the storage of `unit`'s parameters (unless the whole model is kept).
+  void release(Unit &unit);
+  /// Autograd accumulated parameter `param`'s gradient in this backward pass.
+  void gradientReady(size_t param);
+  /// Reduce-scatters `unit`'s gradients into its gradient shard, frees them and its parameters.
+  void reduce(Unit &unit);
+
+  model::Model &Model;
+  llvm::ArrayRef<model::NamedParameter> Params;
+  std::vector<Unit> Units;
+  std::vector<size_t> UnitOfPart, UnitOfParam;
+  size_t Outer = 0; ///< the unit of the first and last parts
+  bool KeepWhole = false;
+  /// The parameters' gradient accumulators, kept alive with the keys of our hooks.
+  std::vector<std::shared_ptr<torch::autograd::Node>> Accumulators;
+  std::vector<uintptr_t> HookKeys;
+};
+
+} // namespace mixtape::dist

@@ -1,0 +1,298 @@
+//===- FullShard.cpp - gather per unit, reduce-scatter as backward ends ---===//
+#include "mixtape/dist/FullShard.h"
+#include "ShardLayout.h"
+
+#include "mixtape/support/Error.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <cmath>
+
+using namespace mixtape::dist;
+using mixtape::makeError;
+using mixtape::model::NamedParameter;
+
+struct FullShard::Unit {
+  std::vector<size_t> Params; ///< indices into the model's parameters
+  std::unique_ptr<ShardLayout> Layout;
+  at::Tensor Shard, ExpAvg, ExpAvgSq; ///< [ShardSize]: this rank's weights and moments
+  at::Tensor GradShard;               ///< [ShardSize]: the summed gradients, once reduced
+  bool Gathered = true;               ///< the parameter tensors hold the whole unit
+  size_t Waiting = 0;                 ///< gradients the running backward has yet to accumulate
+};
+
+namespace mixtape::dist {
+/// Runs after autograd accumulated a parameter's gradient.
+struct UnitGradientHook final : torch::autograd::FunctionPostHook {
+  UnitGradientHook(FullShard &owner, size_t param) : Owner(owner), Param(param) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list &outputs,
+                                            const torch::autograd::variable_list &) override {
+    Owner.gradientReady(Param);
+    return outputs;
+  }
+  FullShard &Owner;
+  size_t Param;
+};
+} // namespace mixtape::dist
+
+namespace {
+
+/// Frees a parameter's storage; the tensor keeps its shape and identity (autograd may hold it).
+void dropStorage(const at::Tensor &t) {
+  c10::StorageImpl *storage = t.storage().unsafeGetStorageImpl();
+  storage->set_data_ptr_noswap(c10::DataPtr(nullptr, t.device()));
+  storage->set_nbytes(0);
+}
+
+/// Gives a parameter fresh storage and returns a tensor over it that shares no version
+/// counter with the parameter: filling it during backward does not look like an in-place
+/// change of a tensor autograd saved.
+at::Tensor refillStorage(const at::Tensor &t) {
+  c10::StorageImpl *storage = t.storage().unsafeGetStorageImpl();
+  const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
+  storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
+  storage->set_nbytes(bytes);
+  return at::from_blob(storage->data(), t.sizes(), t.options().requires_grad(false));
+}
+
+} // namespace
+
+llvm::Expected<std::unique_ptr<FullShard>> FullShard::create(Collectives &collectives, model::Model &model,
+                                                             train::AdamW &optimizer) {
+  llvm::ArrayRef<NamedParameter> params = model.parameters();
+  if (params.empty())
+    return makeError("--shard full: the model has no parameters");
+  llvm::ArrayRef<NamedParameter> optimized = optimizer.parameters();
+  if (optimized.size() != params.size() ||
+      llvm::any_of(llvm::zip(optimized, params), [](auto pair) {
+        return !std::get<0>(pair).Tensor.is_same(std::get<1>(pair).Tensor);
+      }))
+    return makeError("--shard full: the optimizer does not hold the model's parameters");
+  for (const NamedParameter &p : params)
+    if (!p.Tensor.is_contiguous() || p.Tensor.storage_offset() != 0 ||
+        p.Tensor.storage().nbytes() != static_cast<size_t>(p.Tensor.numel()) * p.Tensor.element_size() ||
+        p.Tensor.scalar_type() != params.front().Tensor.scalar_type() ||
+        p.Tensor.device() != params.front().Tensor.device())
+      return makeError("--shard full frees each parameter's storage: parameter '" + p.Name +
+                       "' shares its storage or differs in dtype or device from '" + params.front().Name + "'");
+  return std::unique_ptr<FullShard>(new FullShard(collectives, model, optimizer));
+}
+
+FullShard::FullShard(Collectives &collectives, model::Model &model, train::AdamW &optimizer)
+    : DataParallel(collectives), Model(model), Params(model.parameters()) {
+  at::NoGradGuard noGrad;
+  const std::vector<std::vector<size_t>> parts = model.partParameters();
+  UnitOfPart.assign(parts.size(), 0);
+  UnitOfParam.assign(Params.size(), 0);
+  // The outer unit: the first part's parameters and the last's (a tied head's once).
+  Units.emplace_back();
+  Outer = 0;
+  for (size_t i : parts.front())
+    Units[Outer].Params.push_back(i);
+  for (size_t i : parts.back())
+    if (!llvm::is_contained(Units[Outer].Params, i))
+      Units[Outer].Params.push_back(i);
+  UnitOfPart.back() = Outer;
+  for (size_t part = 1; part + 1 < parts.size(); ++part) {
+    UnitOfPart[part] = Units.size();
+    Units.emplace_back();
+    Units.back().Params = parts[part];
+  }
+  for (size_t u = 0; u < Units.size(); ++u) {
+    Unit &unit = Units[u];
+    std::vector<int64_t> numels;
+    for (size_t i : unit.Params) {
+      UnitOfParam[i] = u;
+      numels.push_back(Params[i].Tensor.numel());
+    }
+    unit.Layout = std::make_unique<ShardLayout>(numels, Comm.rank(), Comm.worldSize());
+    at::TensorOptions options = Params.front().Tensor.options().requires_grad(false);
+    unit.Shard = at::zeros({unit.Layout->ShardSize}, options);
+    unit.ExpAvg = at::zeros({unit.Layout->ShardSize}, options);
+    unit.ExpAvgSq = at::zeros({unit.Layout->ShardSize}, options);
+    for (const ShardLayout::Piece &p : unit.Layout->Pieces) {
+      const size_t i = unit.Params[p.Tensor];
+      auto take = [&](at::Tensor &shard, const at::Tensor &whole) {
+        shard.narrow(0, p.InShard, p.Length).copy_(whole.detach().reshape({-1}).narrow(0, p.InTensor, p.Length));
+      };
+      take(unit.Shard, Params[i].Tensor);
+      if (optimizer.expAvg(i).defined()) {
+        take(unit.ExpAvg, optimizer.expAvg(i));
+        take(unit.ExpAvgSq, optimizer.expAvgSq(i));
+      }
+    }
+  }
+  for (size_t i = 0; i < Params.size(); ++i) {
+    optimizer.setMoments(i, at::Tensor(), at::Tensor());
+    const_cast<at::Tensor &>(Params[i].Tensor).mutable_grad() = at::Tensor();
+    Accumulators.push_back(torch::autograd::impl::grad_accumulator(Params[i].Tensor));
+    HookKeys.push_back(Accumulators.back()->add_post_hook(std::make_unique<UnitGradientHook>(*this, i)));
+  }
+  for (Unit &unit : Units)
+    release(unit);
+  Model.setPartRunner(this);
+}
+
+FullShard::~FullShard() {
+  Model.setPartRunner(nullptr);
+  for (size_t i = 0; i < Accumulators.size(); ++i)
+    Accumulators[i]->del_post_hook(HookKeys[i]);
+}
+
+int64_t FullShard::shardElements() const {
+  int64_t total = 0;
+  for (const Unit &unit : Units)
+    total += unit.Layout->ShardSize;
+  return total;
+}
+
+void FullShard::gather(Unit &unit) {
+  if (unit.Gathered)
+    return;
+  at::NoGradGuard noGrad;
+  const ShardLayout &layout = *unit.Layout;
+  at::Tensor whole = at::empty({layout.ShardSize * Comm.worldSize()}, unit.Shard.options());
+  Comm.allGather(unit.Shard, whole);
+  for (size_t k = 0; k < unit.Params.size(); ++k) {
+    const at::Tensor &param = Params[unit.Params[k]].Tensor;
+    refillStorage(param).view({-1}).copy_(whole.narrow(0, layout.Offsets[k], param.numel()));
+  }
+  unit.Gathered = true;
+}
+
+void FullShard::release(Unit &unit) {
+  if (!unit.Gathered || KeepWhole)
+    return;
+  for (size_t i : unit.Params)
+    dropStorage(Params[i].Tensor);
+  unit.Gathered = false;
+}
+
+at::Tensor FullShard::run(size_t part, const at::Tensor &input,
+                          llvm::function_ref<at::Tensor(const at::Tensor &)> body) {
+  const size_t index = UnitOfPart[part];
+  Unit &unit = Units[index];
+  const bool outer = index == Outer, last = part + 1 == UnitOfPart.size();
+  if (!outer || part == 0) {
+    gather(unit);
+    if (at::GradMode::is_enabled())
+      unit.Waiting = unit.Params.size();
+  }
+  at::Tensor out = body(input);
+  if (outer) {
+    if (last && !out.requires_grad()) // no backward follows: no gradients to wait for
+      release(unit);
+    return out;
+  }
+  release(unit);
+  if (out.requires_grad()) // the block's backward starts once this gradient is complete
+    out.register_hook([this, index](const at::TensorBase &) { gather(Units[index]); });
+  return out;
+}
+
+void FullShard::gradientReady(size_t param) {
+  Unit &unit = Units[UnitOfParam[param]];
+  if (unit.Waiting && --unit.Waiting == 0)
+    reduce(unit);
+}
+
+void FullShard::reduce(Unit &unit) {
+  at::NoGradGuard noGrad;
+  const ShardLayout &layout = *unit.Layout;
+  // Zeros: the padding, and a parameter without a gradient here (it may have one elsewhere).
+  at::Tensor flat = at::zeros({layout.ShardSize * Comm.worldSize()}, unit.Shard.options());
+  for (size_t k = 0; k < unit.Params.size(); ++k) {
+    at::Tensor &grad = const_cast<at::Tensor &>(Params[unit.Params[k]].Tensor).mutable_grad();
+    if (grad.defined())
+      flat.narrow(0, layout.Offsets[k], grad.numel()).copy_(grad.reshape({-1}));
+    grad = at::Tensor();
+  }
+  at::Tensor sum = at::empty({layout.ShardSize}, flat.options());
+  Comm.reduceScatterSum(flat, sum);
+  // Micro-batches add up here, each already summed over the ranks.
+  unit.GradShard = unit.GradShard.defined() ? unit.GradShard.add_(sum) : sum;
+  unit.Waiting = 0;
+  release(unit);
+}
+
+void FullShard::sumGradients(llvm::ArrayRef<NamedParameter>, llvm::MutableArrayRef<double> sums) {
+  // A unit some of whose parameters got no gradient in the last backward: reduced now, in
+  // the same order on every rank.
+  for (Unit &unit : Units)
+    if (unit.Waiting)
+      reduce(unit);
+  sumLoss(sums);
+}
+
+double FullShard::clipAndStep(train::AdamW &optimizer, double clipNorm, double lr) {
+  at::NoGradGuard noGrad;
+  at::Tensor squares = at::zeros({1}, at::TensorOptions(at::kDouble).device(Units.front().Shard.device()));
+  for (const Unit &unit : Units)
+    if (unit.GradShard.defined())
+      squares += unit.GradShard.to(at::kDouble).square().sum();
+  squares = squares.to(Comm.deviceType());
+  Comm.allReduceSum(squares);
+  const double norm = std::sqrt(squares.item<double>());
+  const double factor = train::clipFactor(norm, clipNorm);
+  const int64_t step = std::isfinite(norm) ? optimizer.countStep() : 0;
+  for (Unit &unit : Units) {
+    at::Tensor grad = std::move(unit.GradShard);
+    if (!grad.defined() || !std::isfinite(norm)) // every rank sees the same norm: all skip the update
+      continue;
+    if (factor < 1)
+      grad.mul_(factor);
+    for (const ShardLayout::Piece &p : unit.Layout->Pieces)
+      train::AdamW::update(unit.Shard.narrow(0, p.InShard, p.Length), grad.narrow(0, p.InShard, p.Length),
+                           unit.ExpAvg.narrow(0, p.InShard, p.Length), unit.ExpAvgSq.narrow(0, p.InShard, p.Length),
+                           lr * optimizer.lrScale(unit.Params[p.Tensor]), optimizer.weightDecay(unit.Params[p.Tensor]), step, optimizer.options());
+  }
+  return norm;
+}
+
+void FullShard::gatherWhole() {
+  for (Unit &unit : Units)
+    gather(unit);
+  KeepWhole = true;
+}
+
+void FullShard::releaseWhole() {
+  KeepWhole = false;
+  for (Unit &unit : Units)
+    release(unit);
+}
+
+llvm::Error FullShard::saveWholeState(train::AdamW &optimizer, const std::string &what,
+                                      llvm::function_ref<llvm::Error()> save) {
+  at::NoGradGuard noGrad;
+  const bool root = Comm.rank() == 0;
+  for (Unit &unit : Units) {
+    gather(unit);
+    const ShardLayout &layout = *unit.Layout;
+    at::Tensor expAvg = at::empty({layout.ShardSize * Comm.worldSize()}, unit.Shard.options());
+    at::Tensor expAvgSq = at::empty_like(expAvg);
+    Comm.allGather(unit.ExpAvg, expAvg);
+    Comm.allGather(unit.ExpAvgSq, expAvgSq);
+    if (!root) {
+      release(unit);
+      continue;
+    }
+    for (size_t k = 0; k < unit.Params.size(); ++k) {
+      const at::Tensor &param = Params[unit.Params[k]].Tensor;
+      auto slice = [&](const at::Tensor &whole) {
+        return whole.narrow(0, layout.Offsets[k], param.numel()).view(param.sizes());
+      };
+      optimizer.setMoments(unit.Params[k], slice(expAvg), slice(expAvgSq));
+    }
+  }
+  llvm::Error saved = Comm.rankZeroAlone(what, save);
+  if (root) {
+    for (size_t i = 0; i < Params.size(); ++i)
+      optimizer.setMoments(i, at::Tensor(), at::Tensor());
+    for (Unit &unit : Units)
+      release(unit);
+  }
+  return saved;
+}
