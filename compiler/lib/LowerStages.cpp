@@ -57,7 +57,7 @@ void Lowering::lowerStage(size_t s) {
     const StageVariant &v = stage.Variants[i];
     LoweredVariant lv;
     if (parent < 0) {
-      lv.StartNode = InitNode;
+      lv.StartNode = Recipe.Sizes.empty() ? InitNode : SizeInits[v.Size];
       for (const StreamSpec &st : Recipe.Streams)
         lv.StartCursors[st.Name] = 0;
       for (const std::string &p : Recipe.Model.PretrainedOn)
@@ -183,7 +183,7 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
       if (lv.TrainedOn.count(Recipe.stream(st)->Root))
         replayed += static_cast<double>(tokens);
     t.Ledger.ReplayFraction = t.Ledger.Tokens ? replayed / static_cast<double>(t.Ledger.Tokens) : 0;
-    setFlops(t.Ledger, v.SeqLen);
+    setFlops(t.Ledger, v.SeqLen, architectureOf(input));
     t.Exec.MicroBatch = v.MicroBatchSequences;
     t.Exec.Zero1 = v.Zero1;
     t.Exec.CheckpointEvery = v.CheckpointEvery;
@@ -204,8 +204,8 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
   }
 }
 
-void Lowering::setFlops(plan::Ledger &ledger, uint64_t seqLen) const {
-  ledger.Flops = flopsPerToken(seqLen) * static_cast<double>(ledger.Tokens);
+void Lowering::setFlops(plan::Ledger &ledger, uint64_t seqLen, const plan::Architecture &model) const {
+  ledger.Flops = flopsPerToken(model, seqLen) * static_cast<double>(ledger.Tokens);
   ledger.GpuHours = ledger.Flops / (Result.Cost.PeakFlops * Result.Cost.Mfu) / 3600;
 }
 

@@ -51,9 +51,7 @@ struct ModelSpec {
 
   /// The value of a size key of WrittenSizes.
   double size(llvm::StringRef key) const;
-  /// Parameters as the cost model counts them (6N FLOPs per token): the blocks and the
-  /// output projection, not the input embedding (a lookup); a size not known yet counts 0.
-  /// In floating point, so that absurd sizes cannot wrap around.
+  /// plan::parameterCount of these sizes: what the cost model counts (6N FLOPs per token).
   double parameters() const;
   /// Why these sizes are refused (more than kMaxParameters), or "".
   std::string sizeProblem() const;
@@ -78,6 +76,8 @@ struct StreamSpec {
 struct SweepAxis {
   std::string Name;
   std::string Stage, Key, Subkey;   ///< what it varies: <stage>.<key>[.<subkey>]
+  /// It varies [model]'s Key (Stage empty): every stage that starts from the init uses it.
+  bool Model = false;
   std::vector<std::string> Labels;  ///< in source order
   unsigned ZipGroup = 0;            ///< axes with the same group vary together
 };
@@ -109,6 +109,8 @@ struct StageVariant {
   bool SkipNonFinite = false;       ///< on_nonfinite = "skip": drop a batch whose loss is not finite
   uint64_t CheckpointEvery = 0, CheckpointKeep = defaults::CheckpointKeep;
   bool Zero1 = false;               ///< shard the optimizer state over the ranks (execution only)
+  /// Index into CheckedRecipe::Sizes: the model this variant trains (0 without size axes).
+  unsigned Size = 0;
   // The edge from the parent (none for a stage that starts from the model's init).
   int ParentVariant = -1;           ///< index into the parent stage's variants
   uint64_t BranchTokens = 0;        ///< where in the parent it branches (its tokens if at end)
@@ -166,12 +168,22 @@ struct EvalSpec {
   std::vector<ModelRef> On;
 };
 
+/// One model of a sweep over [model] sizes: the labels of the model axes it takes.
+struct ModelSize {
+  VariantLabels Labels;             ///< model axes only
+  std::string Suffix;               ///< "[size=small]": its init is "init[size=small]"
+  ModelSpec Model;
+};
+
 struct CheckedRecipe {
   std::string Name;
   uint64_t Seed = defaults::Seed;
   std::string File;                 ///< the recipe file, for diagnostics without a location
   std::string BaseDir;              ///< the recipe file's directory: relative paths start here
   ModelSpec Model;
+  /// The models of the size axes (`key = "model.layers"`), in order of first use; empty
+  /// without them (every stage trains Model).
+  std::vector<ModelSize> Sizes;
   std::vector<StreamSpec> Streams;
   std::vector<SweepAxis> Axes;
   std::vector<StageSpec> Stages;    ///< parents before children
