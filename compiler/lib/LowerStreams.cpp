@@ -172,14 +172,7 @@ void Lowering::lowerModel() {
 }
 
 plan::Architecture Lowering::sizeArchitecture(size_t i) const {
-  const ModelSpec &size = Recipe.Sizes[i].Model;
-  plan::Architecture a = Result.Model;
-  a.Layers = size.Layers;
-  a.DModel = size.DModel;
-  a.Heads = size.Heads;
-  a.KVHeads = size.KVHeads;
-  a.Ffn = size.Ffn;
-  return a;
+  return Recipe.Sizes[i].Model.withSizes(Result.Model);
 }
 
 void Lowering::checkTokenizerFits(uint64_t checkpointVocab, llvm::StringRef folder) {

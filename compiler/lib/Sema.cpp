@@ -43,12 +43,16 @@ double ModelSpec::parameters() const {
   plan::Architecture m;
   m.Family = Family;
   m.Vocab = Vocab;
-  m.Layers = Layers;
-  m.DModel = DModel;
-  m.Heads = Heads;
-  m.KVHeads = KVHeads;
-  m.Ffn = Ffn;
-  return plan::parameterCount(m);
+  return plan::parameterCount(withSizes(m));
+}
+
+plan::Architecture ModelSpec::withSizes(plan::Architecture a) const {
+  a.Layers = Layers;
+  a.DModel = DModel;
+  a.Heads = Heads;
+  a.KVHeads = KVHeads;
+  a.Ffn = Ffn;
+  return a;
 }
 
 std::string ModelSpec::sizeProblem() const {

@@ -437,9 +437,9 @@ def fit_errors(mixtape, work):
              "mixtape fit: error: the general loss's rise: 2 points for 3 free parameters"),
             ([run, "--domain", "med", "--general", "prose"], 1,
              "mixtape fit: error: the plan has no stream 'med' (streams: code, prose)"),
-            ([run, *both, "--stage", "pretrain"], 1,
-             "mixtape fit: error: stage 'pretrain' has no train node with a final eval of both code.val and "
-             "prose.val"),
+            ([run, *both, "--stage", "pretrain"], 1, "mixtape fit: error: the domain loss: 1 point for 6 free"),
+            ([run, *both, "--stage", "tune"], 1,
+             "mixtape fit: error: stage 'tune' has no train node with a final eval of both code.val and prose.val"),
             ([run, *both, "--eval", "nope"], 1, "mixtape fit: error: no train node that trains on 'code' has a "
                                                  "final eval of both code.val and prose.val"),
             ([os.path.join(work, "nowhere"), *both], 1, "plan.json: no such file (is this a run directory?"),

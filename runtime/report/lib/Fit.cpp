@@ -119,6 +119,11 @@ llvm::Expected<Sweep> mixtape::report::sweepPoints(const Run &run, const SweepSe
     std::optional<double> domain = loss(n.Name, sel.Domain), general = loss(n.Name, sel.General);
     if (!domain || !general)
       continue;
+    const std::string &eval = losses->EvalOf.at({n.Name, sel.Domain});
+    if (sweep.Eval.empty())
+      sweep.Eval = eval;
+    else if (sweep.Eval != eval && !llvm::StringRef(sweep.Eval).contains(eval))
+      sweep.Eval += "/" + eval;
     LawPoint p;
     p.Model = endingVariant(plan, i);
     p.DomainLoss = *domain;
@@ -145,13 +150,6 @@ llvm::Expected<Sweep> mixtape::report::sweepPoints(const Run &run, const SweepSe
   if (sweep.Points.empty())
     return makeError("stage '" + sweep.Stage + "' has no train node with a final eval of both " + sel.Domain +
                      ".val and " + sel.General + ".val");
-  for (const LawPoint &p : sweep.Points) {
-    std::string eval = losses->EvalOf.at({p.Model, sel.Domain});
-    if (sweep.Eval.empty())
-      sweep.Eval = eval;
-    else if (sweep.Eval != eval)
-      sweep.Eval += "/" + eval;
-  }
   llvm::sort(sweep.Points, [](const LawPoint &a, const LawPoint &b) {
     return std::tie(a.X.N, a.X.D, a.X.R, a.Model) < std::tie(b.X.N, b.X.D, b.X.R, b.Model);
   });

@@ -9,6 +9,7 @@
 
 #include "mixtape/support/Error.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <Eigen/Dense>
@@ -135,9 +136,9 @@ llvm::Expected<LawFit> fitForm(const Form &form, llvm::ArrayRef<LawInput> x, llv
                                std::vector<std::string> notes) {
   const size_t n = x.size(), k = free.size();
   if (n < k)
-    return makeError(llvm::formatv("{0} points for {1} free parameters: the law needs at least as many runs as "
+    return makeError(llvm::formatv("{0} point{1} for {2} free parameters: the law needs at least as many runs as "
                                    "parameters (sweep ratio × tokens × model size)",
-                                   n, k)
+                                   n, n == 1 ? "" : "s", k)
                          .str());
   Optimum best;
   for (const Eigen::VectorXd &start : starts) {
@@ -207,12 +208,15 @@ llvm::Expected<LawFit> fitForm(const Form &form, llvm::ArrayRef<LawInput> x, llv
   return fit;
 }
 
-bool distinct(llvm::ArrayRef<LawInput> x, double LawInput::*field) {
+size_t levels(llvm::ArrayRef<LawInput> x, double LawInput::*field) {
+  std::vector<double> values;
   for (const LawInput &p : x)
-    if (p.*field != x.front().*field)
-      return true;
-  return false;
+    if (!llvm::is_contained(values, p.*field))
+      values.push_back(p.*field);
+  return values.size();
 }
+
+bool distinct(llvm::ArrayRef<LawInput> x, double LawInput::*field) { return levels(x, field) > 1; }
 
 llvm::Error checkPoints(llvm::ArrayRef<LawInput> x, llvm::ArrayRef<double> y, bool lossPositive) {
   if (x.size() != y.size())
@@ -286,10 +290,13 @@ llvm::Expected<LawFit> mixtape::report::fitDcpt(llvm::ArrayRef<LawInput> x, llvm
   if (x.empty())
     return makeError("no points to fit");
   const bool sizes = distinct(x, &LawInput::N), budgets = distinct(x, &LawInput::D);
+  // Two sizes give A/N^alpha one difference to fit: A and alpha together are free along a
+  // curve, so alpha is held at Chinchilla's 0.34 (Hoffmann et al. 2022) and A fitted.
+  const bool twoSizes = levels(x, &LawInput::N) == 2;
   std::vector<size_t> free;
   std::vector<std::string> notes;
   for (size_t j = 0; j < kDcptSize; ++j) {
-    if (!sizes && (j == kA || j == kAlpha))
+    if ((!sizes && (j == kA || j == kAlpha)) || (twoSizes && j == kAlpha))
       continue;
     if (!budgets && j == kBeta)
       continue;
@@ -297,12 +304,16 @@ llvm::Expected<LawFit> mixtape::report::fitDcpt(llvm::ArrayRef<LawInput> x, llvm
   }
   if (!sizes)
     notes.push_back("one model size: A/N^alpha is part of E (A = 0)");
+  if (twoSizes)
+    notes.push_back("two model sizes: alpha held at 0.34 (Hoffmann et al. 2022), A fitted");
   if (!budgets)
     notes.push_back("one token budget: D^beta is part of B (beta = 0)");
 
   Eigen::VectorXd y = Eigen::Map<const Eigen::VectorXd>(loss.data(), static_cast<Eigen::Index>(loss.size()));
   const double floor = 1e-6 * y.cwiseAbs().mean();
-  const std::vector<double> alphas = sizes ? std::vector<double>{0.1, 0.3, 0.6} : std::vector<double>{0};
+  const std::vector<double> alphas = twoSizes ? std::vector<double>{0.34}
+                                     : sizes  ? std::vector<double>{0.1, 0.3, 0.6}
+                                              : std::vector<double>{0};
   const std::vector<double> betas = budgets ? std::vector<double>{0.1, 0.3, 0.6} : std::vector<double>{0};
   std::vector<Eigen::VectorXd> starts;
   for (double alpha : alphas)

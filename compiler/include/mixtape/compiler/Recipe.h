@@ -53,6 +53,8 @@ struct ModelSpec {
   double size(llvm::StringRef key) const;
   /// plan::parameterCount of these sizes: what the cost model counts (6N FLOPs per token).
   double parameters() const;
+  /// `a` with this model's layers, d_model, heads, kv_heads and ffn.
+  plan::Architecture withSizes(plan::Architecture a) const;
   /// Why these sizes are refused (more than kMaxParameters), or "".
   std::string sizeProblem() const;
   /// Where to point at a size problem: the largest size [model] writes; empty if none.
