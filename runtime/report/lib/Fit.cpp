@@ -269,10 +269,12 @@ llvm::Error writeDcpt(const Sweep &sweep, const FitOptions &options, llvm::Strin
   DcptParameters d = dcptParameters(*domain), g = dcptParameters(*general);
   double n = options.Size.value_or(largest(sweep, &LawInput::N));
   double tokens = options.Tokens.value_or(largest(sweep, &LawInput::D));
-  double smallest = 1;
-  for (const LawPoint &p : sweep.Points)
+  double smallest = 1, widest = 0;
+  for (const LawPoint &p : sweep.Points) {
     smallest = std::min(smallest, p.X.R);
-  RatioChoice choice = bestRatio(d, g, n, tokens, smallest, options.MaxGeneralIncrease);
+    widest = std::max(widest, p.X.R);
+  }
+  RatioChoice choice = bestRatio(d, g, n, tokens, smallest, widest, options.MaxGeneralIncrease);
   os << llvm::formatv("\nat N = {0}, D = {1} the law predicts domain loss {2} and general loss {3} at domain share "
                       "{4}: the lowest domain loss whose general loss is at most {5}% above {6} (the law's at the "
                       "smallest swept share, {7})\n",

@@ -408,7 +408,7 @@ ReplayParameters mixtape::report::replayParameters(const LawFit &fit) {
 }
 
 RatioChoice mixtape::report::bestRatio(const DcptParameters &domain, const DcptParameters &general, double n, double d,
-                                       double referenceShare, double maxIncrease) {
+                                       double referenceShare, double largestShare, double maxIncrease) {
   RatioChoice best;
   best.GeneralReference = dcptLoss(general, {n, d, 1 - referenceShare});
   const double bound = (1 + maxIncrease) * best.GeneralReference;
@@ -420,7 +420,7 @@ RatioChoice mixtape::report::bestRatio(const DcptParameters &domain, const DcptP
   for (int i = 0; i <= kSteps; ++i) {
     double r = static_cast<double>(i) / kSteps;
     double g = dcptLoss(general, {n, d, 1 - r});
-    if (!(g <= bound))
+    if (r < referenceShare || r > largestShare || !(g <= bound))
       continue;
     double l = dcptLoss(domain, {n, d, r});
     if (l < best.DomainLoss || (l == best.DomainLoss && r < best.Ratio)) {

@@ -206,17 +206,19 @@ TEST(BestRatio, HandChecked) {
   // 2 + 0.5/(1 - r + 0.1). At the smallest swept share 0.1 the general loss is 2.5; 3% more
   // is 2.575, reached where 0.5/(1.1 - r) = 0.575: r = 1.1 - 0.5/0.575 = 0.230435.
   DcptParameters domain{1, 0, 0, 0, 0, 0, 1, 1, 0.1}, general{2, 0, 0, 0, 0, 0, 0.5, 1, 0.1};
-  RatioChoice c = bestRatio(domain, general, 1e6, 1e6, 0.1, 0.03);
+  RatioChoice c = bestRatio(domain, general, 1e6, 1e6, 0.1, 1, 0.03);
   EXPECT_DOUBLE_EQ(c.GeneralReference, 2.5);
   EXPECT_DOUBLE_EQ(c.Ratio, 0.230); // the grid's last share under 0.230435
   EXPECT_LE(c.GeneralLoss, 2.575);
   EXPECT_NEAR(c.DomainLoss, 1 + 1 / 0.33, 1e-12);
   // No rise allowed: the reference share itself.
-  EXPECT_DOUBLE_EQ(bestRatio(domain, general, 1e6, 1e6, 0.1, 0).Ratio, 0.1);
+  EXPECT_DOUBLE_EQ(bestRatio(domain, general, 1e6, 1e6, 0.1, 1, 0).Ratio, 0.1);
+  // Never beyond the swept shares: with room up to 0.23, a sweep that ends at 0.2 gives 0.2.
+  EXPECT_DOUBLE_EQ(bestRatio(domain, general, 1e6, 1e6, 0.1, 0.2, 0.03).Ratio, 0.2);
   // A domain loss with a minimum inside the feasible range (B r^eta rises, C/(r+eps) falls):
   // 1/(r+0.1) + 4r has its minimum at r = 0.5 - 0.1 = 0.4; with no general cost it wins.
   DcptParameters bowl{1, 0, 0, 4, 1, 0, 1, 1, 0.1}, flat{2, 0, 0, 0, 0, 0, 0, 1, 0.1};
-  EXPECT_DOUBLE_EQ(bestRatio(bowl, flat, 1e6, 1e6, 0, 0.03).Ratio, 0.4);
+  EXPECT_DOUBLE_EQ(bestRatio(bowl, flat, 1e6, 1e6, 0, 1, 0.03).Ratio, 0.4);
 }
 
 TEST(ReplayLaw, RecoversKnownParameters) {

@@ -82,13 +82,14 @@ ReplayParameters replayParameters(const LawFit &fit);
 
 /// The domain share that minimizes the domain law's loss at (n, d) among those whose general
 /// loss is at most (1 + maxIncrease) times the general loss at `referenceShare` (the
-/// smallest domain share swept): shares 0 to 1 in steps of 1/1000, the smaller on ties.
+/// smallest domain share swept): shares from it to `largestShare` (the sweep's range: the
+/// law is not trusted beyond it) in steps of 1/1000, the smaller on ties.
 struct RatioChoice {
   double Ratio = 0;
   double DomainLoss = 0, GeneralLoss = 0, GeneralReference = 0;
 };
 RatioChoice bestRatio(const DcptParameters &domain, const DcptParameters &general, double n, double d,
-                      double referenceShare, double maxIncrease);
+                      double referenceShare, double largestShare, double maxIncrease);
 
 //===--- A sweep's points, from a run directory ---------------------------===//
 
