@@ -37,7 +37,10 @@ std::optional<plan::Plan> Lowering::run() {
   if (Diags.errorCount())
     return std::nullopt;
   lowerModel();
-  InitNode = addInit("init", Recipe.Model.Init);
+  // Each model size starts from an init of its own (a sweep over `model.layers`, ...).
+  for (size_t i = 0; i < Recipe.Sizes.size(); ++i)
+    SizeInits.push_back(addInit("init" + Recipe.Sizes[i].Suffix, Recipe.Model.Init, sizeArchitecture(i)));
+  InitNode = SizeInits.empty() ? addInit("init", Recipe.Model.Init, Result.Model) : SizeInits.front();
   for (size_t s = 0; s < Recipe.Stages.size(); ++s)
     lowerStage(s);
   lowerMerges();
@@ -102,11 +105,16 @@ uint64_t Lowering::tokensThrough(size_t index) const {
   return deepest;
 }
 
-double Lowering::flopsPerToken(uint64_t seqLen) const {
-  const plan::Architecture &m = Result.Model;
+double Lowering::flopsPerToken(const plan::Architecture &m, uint64_t seqLen) {
   // PaLM (Chowdhery et al. 2022, appendix B): 6N + 12 L d T per token, forward and backward.
-  return 6 * NonEmbeddingParams +
+  return 6 * plan::parameterCount(m) +
          12 * static_cast<double>(m.Layers) * static_cast<double>(m.DModel) * static_cast<double>(seqLen);
+}
+
+const plan::Architecture &Lowering::architectureOf(size_t node) const {
+  while (!Result.Nodes[node].init())
+    node = Result.Nodes[node].Inputs.front().Index;
+  return Result.Nodes[node].init()->Settings.Model;
 }
 
 size_t Lowering::finalNode(const ModelRef &ref) {
@@ -115,7 +123,7 @@ size_t Lowering::finalNode(const ModelRef &ref) {
     if (ref.HfPath.empty())
       return InitNode;
     if (!HfInits.count(ref.HfPath))
-      HfInits[ref.HfPath] = addInit("hf:" + ref.HfPath, "hf:" + ref.HfPath);
+      HfInits[ref.HfPath] = addInit("hf:" + ref.HfPath, "hf:" + ref.HfPath, Result.Model);
     return HfInits[ref.HfPath];
   case ModelRef::Stage: {
     const LoweredVariant &lv = Variants[ref.Index][ref.Variant];

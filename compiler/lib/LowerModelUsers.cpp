@@ -234,7 +234,7 @@ void Lowering::lowerAblations() {
         if (Stats[st] && Stats[st]->TrainTokens)
           t.Ledger.EpochsAtEnd[st] = static_cast<double>(cursor + tokens) / static_cast<double>(Stats[st]->TrainTokens);
       }
-      setFlops(t.Ledger, a.SeqLen);
+      setFlops(t.Ledger, a.SeqLen, architectureOf(from));
       t.Exec.MicroBatch = a.BatchSequences;
       t.Exec.CheckpointKeep = defaults::CheckpointKeep;
       t.Exec.Stage = a.Name;

@@ -65,7 +65,7 @@ void Lowering::lowerStage(size_t s) {
     const StageVariant &v = stage.Variants[i];
     LoweredVariant lv;
     if (parent < 0) {
-      lv.StartNode = InitNode;
+      lv.StartNode = Recipe.Sizes.empty() ? InitNode : SizeInits[v.Size];
       for (const StreamSpec &st : Recipe.Streams)
         lv.StartCursors[st.Name] = 0;
       lv.TrainedOn.insert(Recipe.Model.PretrainedOn.begin(), Recipe.Model.PretrainedOn.end());
@@ -163,7 +163,7 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
   g.Counts[0] = std::vector<uint64_t>(v.Mixture.Streams.size(), 0);
   for (uint64_t cut : g.Cuts)
     g.Counts[cut] = blendCounts(v.Mixture, v.SeqLen, cut * v.BatchSequences);
-  const plan::ExecChoice exec = chooseExecution(stage, v);
+  const plan::ExecChoice exec = chooseExecution(stage, v, architectureOf(lv.StartNode));
   size_t input = lv.StartNode;
   uint64_t begin = 0;
   for (uint64_t end : g.Cuts) {
@@ -190,10 +190,10 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
       if (tokens)
         replayed += static_cast<double>(tokens) * replayShare(st, lv.TrainedOn);
     t.Ledger.ReplayFraction = t.Ledger.Tokens ? replayed / static_cast<double>(t.Ledger.Tokens) : 0;
-    setFlops(t.Ledger, v.SeqLen);
+    setFlops(t.Ledger, v.SeqLen, architectureOf(input));
     if (t.Settings.Freeze || t.Settings.Lora) {
-      t.Ledger.Parameters = static_cast<uint64_t>(plan::countParameters(Result.Model).total());
-      t.Ledger.TrainableParameters = plan::countTrainableParameters(Result.Model, t.Settings);
+      t.Ledger.Parameters = static_cast<uint64_t>(plan::countParameters(architectureOf(input)).total());
+      t.Ledger.TrainableParameters = plan::countTrainableParameters(architectureOf(input), t.Settings);
     }
     t.Exec.MicroBatch = exec.MicroBatch;
     t.Exec.Shard = exec.Shard;
@@ -236,7 +236,8 @@ double Lowering::replayShare(const std::string &stream, const std::set<std::stri
   return ReplayShares[key] = share;
 }
 
-plan::ExecChoice Lowering::chooseExecution(const StageSpec &stage, const StageVariant &v) {
+plan::ExecChoice Lowering::chooseExecution(const StageSpec &stage, const StageVariant &v,
+                                          const plan::Architecture &model) {
   plan::ExecChoice written{v.Shard.value_or(plan::ShardMode::None), v.MicroBatchSequences,
                            v.ActivationCheckpointing.value_or(0)};
   const ResourcesSpec &r = Recipe.Resources;
@@ -250,7 +251,7 @@ plan::ExecChoice Lowering::chooseExecution(const StageSpec &stage, const StageVa
     return written;
   }
   plan::MemoryConfig base;
-  base.Model = Result.Model;
+  base.Model = model;
   base.SeqLen = v.SeqLen;
   base.World = r.Gpus;
   base.LogitChunk = plan::lossChunkTokens(base.Model.Vocab);
@@ -318,8 +319,8 @@ void Lowering::reportWontFit(const StageSpec &stage, const StageVariant &v, plan
                             "are too large; shorten seq_len");
 }
 
-void Lowering::setFlops(plan::Ledger &ledger, uint64_t seqLen) const {
-  ledger.Flops = flopsPerToken(seqLen) * static_cast<double>(ledger.Tokens);
+void Lowering::setFlops(plan::Ledger &ledger, uint64_t seqLen, const plan::Architecture &model) const {
+  ledger.Flops = flopsPerToken(model, seqLen) * static_cast<double>(ledger.Tokens);
   ledger.GpuHours = ledger.Flops / (Result.Cost.PeakFlops * Result.Cost.Mfu) / 3600;
 }
 

@@ -160,13 +160,19 @@ void Lowering::lowerModel() {
     if (!m.Vocab && m.Tokenizer == "bytes")
       m.Vocab = kBytesVocab;
   }
-  NonEmbeddingParams = m.parameters();
   // Sema checked the sizes the recipe writes; a checkpoint's and the tokenizer's come in here.
   if (std::string problem = m.sizeProblem(); !problem.empty())
     error(DiagCode::BadValue, problem);
   Result.Model = plan::Architecture{m.Family, m.Vocab,        m.Layers,    m.DModel,
                                     m.Heads,  m.KVHeads,      m.Ffn,       m.MaxPositions,
                                     m.RotaryPct, m.Tokenizer, m.Family == Family::GPT2};
+  // With size axes the plan's model is the first size's; each init node holds its own.
+  if (!Recipe.Sizes.empty())
+    Result.Model = sizeArchitecture(0);
+}
+
+plan::Architecture Lowering::sizeArchitecture(size_t i) const {
+  return Recipe.Sizes[i].Model.withSizes(Result.Model);
 }
 
 void Lowering::checkTokenizerFits(uint64_t checkpointVocab, llvm::StringRef folder) {
@@ -200,9 +206,9 @@ void Lowering::checkTokenizerFits(uint64_t checkpointVocab, llvm::StringRef fold
                                    .str());
 }
 
-size_t Lowering::addInit(const std::string &name, const std::string &init) {
+size_t Lowering::addInit(const std::string &name, const std::string &init, const plan::Architecture &model) {
   plan::InitNode n;
-  n.Settings.Model = Result.Model;
+  n.Settings.Model = model;
   n.Settings.Init = init;
   if (init == "random")
     n.Settings.Seed = Recipe.Seed;

@@ -64,28 +64,30 @@ public:
   std::map<std::string, std::string> Fingerprints;
   plan::StreamIdentities Identities;
   double ModelRopeTheta = 10000;
-  double NonEmbeddingParams = 0;
   void lowerStreams();
   void lowerModel();
+  /// The architecture of Recipe.Sizes[i]: the plan's model with that size's dimensions.
+  plan::Architecture sizeArchitecture(size_t i) const;
   void checkTokenizerFits(uint64_t checkpointVocab, llvm::StringRef folder);
   /// The checkpoint an `hf:PATH` reference names, read once: null after an error (reported
   /// once), nullopt when the folder has no config.json.
   const std::optional<plan::CheckpointInfo> *checkpoint(const std::string &ref);
-  size_t addInit(const std::string &name, const std::string &init);
+  size_t addInit(const std::string &name, const std::string &init, const plan::Architecture &model);
 
   // Stages (LowerStages.cpp).
   size_t InitNode = 0;
+  std::vector<size_t> SizeInits; ///< per Recipe.Sizes: its init node
   std::vector<std::vector<LoweredVariant>> Variants; ///< per stage
   std::vector<std::vector<Group>> StageGroups;       ///< per stage
   void lowerStage(size_t stage);
   void buildChain(size_t stage, Group &group, plan::TrainSettings shared);
   uint64_t chainTokens(size_t stage, size_t variant) const;
   uint64_t chainTokensUpTo(size_t stage, size_t variant, uint64_t tokens) const;
-  void setFlops(plan::Ledger &ledger, uint64_t seqLen) const;
+  void setFlops(plan::Ledger &ledger, uint64_t seqLen, const plan::Architecture &model) const;
   /// Shard mode, micro-batch and checkpointing of a stage variant's train nodes: as written,
   /// or, with [resources], what fits its GPUs (unwritten settings picked); a wont-fit error
   /// with the settings that would fit when nothing does.
-  plan::ExecChoice chooseExecution(const StageSpec &stage, const StageVariant &v);
+  plan::ExecChoice chooseExecution(const StageSpec &stage, const StageVariant &v, const plan::Architecture &model);
   void reportWontFit(const StageSpec &stage, const StageVariant &v, plan::MemoryConfig base, uint64_t share,
                      const plan::Cluster &cluster, const plan::ExecRequest &request);
   size_t nodeAtStep(size_t stage, size_t variant, uint64_t step) const;
@@ -123,8 +125,10 @@ public:
   void addVariant(size_t node, const std::string &name);
   /// Tokens trained from the init through the end of `node` (a merge: its deepest input).
   uint64_t tokensThrough(size_t node) const;
-  /// Training FLOPs per token at `seqLen` (PaLM's 6N + 12 L d T).
-  double flopsPerToken(uint64_t seqLen) const;
+  /// Training FLOPs per token of `model` at `seqLen` (PaLM's 6N + 12 L d T).
+  static double flopsPerToken(const plan::Architecture &model, uint64_t seqLen);
+  /// The architecture a node's model has: its chain's init's.
+  const plan::Architecture &architectureOf(size_t node) const;
   /// The file or folder a path written in the recipe names.
   std::string recipePath(llvm::StringRef path) const;
   void error(DiagCode code, const std::string &message) { Diags.reportFile(code, File, message); }

@@ -56,10 +56,19 @@ double ModelSpec::size(llvm::StringRef key) const {
 }
 
 double ModelSpec::parameters() const {
-  double d = DModel, headDim = Heads ? double(DModel / Heads) : 0;
-  double attention = d * (d + 2.0 * KVHeads * headDim) + d * d;
-  double mlp = (Family == mixtape::Family::Llama ? 3.0 : 2.0) * d * Ffn;
-  return Layers * (attention + mlp) + Vocab * d;
+  plan::Architecture m;
+  m.Family = Family;
+  m.Vocab = Vocab;
+  return plan::parameterCount(withSizes(m));
+}
+
+plan::Architecture ModelSpec::withSizes(plan::Architecture a) const {
+  a.Layers = Layers;
+  a.DModel = DModel;
+  a.Heads = Heads;
+  a.KVHeads = KVHeads;
+  a.Ffn = Ffn;
+  return a;
 }
 
 std::string ModelSpec::sizeProblem() const {
@@ -318,9 +327,19 @@ void sema::checkModel(Context &ctx) {
   for (const char *key : {"layers", "d_model", "heads", "kv_heads", "ffn", "vocab", "max_positions", "rotary_pct"})
     if (const Value *v = model->get(key))
       m.WrittenSizes.emplace_back(key, v->Range);
+  // A size a [sweep] axis varies (key = "model.layers") may be left to the sweep.
+  auto swept = [&](llvm::StringRef key) {
+    const Value *sweep = ctx.Root.get("sweep");
+    if (sweep && sweep->Kind == ValueKind::Table)
+      for (const Field &f : sweep->Fields)
+        if (const Value *k = f.Value->Kind == ValueKind::Table ? f.Value->get("key") : nullptr;
+            k && k->Kind == ValueKind::String && k->String == "model." + key.str())
+          return true;
+    return false;
+  };
   if (m.Init == "random")
     for (llvm::StringRef key : {"layers", "d_model", "heads"})
-      if (!model->get(key))
+      if (!model->get(key) && !swept(key))
         ctx.report(DiagCode::MissingKey, model->Range,
                    llvm::formatv("a model with init = \"random\" needs '{0}'", key).str());
   // Where a model setting is written, or the [model] header when it is a default.

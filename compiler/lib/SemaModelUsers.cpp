@@ -107,6 +107,11 @@ private:
     }
     const std::string &name = e->Name;
     if (name == "init" && allowInit && e->Kind == ExprKind::Ident) {
+      if (!Recipe.Sizes.empty()) {
+        Ctx.report(DiagCode::BadValue, at(e->Range),
+                   "a sweep over model sizes gives each size its own init: name a stage's variants instead");
+        return false;
+      }
       out.push_back(ModelRef{});
       return true;
     }
@@ -325,7 +330,28 @@ private:
       spec.Seed = static_cast<uint64_t>(s->Integer);
     if (ok)
       warnConfigMismatch(spec, of ? of->Range : m.Range);
+    if (ok)
+      checkSameSize(spec, of ? of->Range : m.Range);
     Recipe.Merges.push_back(std::move(spec));
+  }
+
+  /// Parameters of different shapes have no average: a merge's stage variants share a size.
+  void checkSameSize(const MergeSpec &spec, llvm::SMRange at) {
+    const StageVariant *first = nullptr;
+    for (const ModelRef &ref : spec.Models) {
+      if (ref.Kind != ModelRef::Stage)
+        continue;
+      const StageVariant &v = Recipe.Stages[ref.Index].Variants[ref.Variant];
+      if (!first) {
+        first = &v;
+      } else if (v.Size != first->Size) {
+        Ctx.report(DiagCode::BadValue, at,
+                   "merging models of different sizes: '" + first->DisplayName + "' (" +
+                       Recipe.Sizes[first->Size].Suffix + ") and '" + v.DisplayName + "' (" +
+                       Recipe.Sizes[v.Size].Suffix + ")");
+        return;
+      }
+    }
   }
 
   void warnConfigMismatch(const MergeSpec &spec, llvm::SMRange at) {

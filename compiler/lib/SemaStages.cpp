@@ -218,10 +218,18 @@ private:
         continue;
       }
       std::vector<const Value *> labelValues;
+      bool sizesOk = true;
       for (const Field &label : values->Fields) {
         axis.Labels.push_back(label.Key);
         labelValues.push_back(label.Value.get());
+        if (axis.Model && !(label.Value->isNumber() && label.Value->number() >= 1 &&
+                            label.Value->number() == std::floor(label.Value->number()))) {
+          Ctx.report(DiagCode::BadValue, label.Value->Range, "model." + axis.Key + " must be a positive whole number");
+          sizesOk = false;
+        }
       }
+      if (!sizesOk)
+        continue;
       axis.ZipGroup = static_cast<unsigned>(Recipe.Axes.size());
       Recipe.Axes.push_back(std::move(axis));
       AxisValues.push_back(std::move(labelValues));
@@ -247,6 +255,8 @@ private:
       return loc.range(begin, begin + parts[i].size());
     };
     int stage = findDecl(parts[0]);
+    if (stage < 0 && parts[0] == "model")
+      return parseModelKey(parts, rangeOf, axis);
     if (stage < 0) {
       Ctx.suggest(Ctx.report(DiagCode::UnknownRef, rangeOf(0), "unknown stage '" + parts[0].str() + "'"),
                   parts[0], stageNames(), rangeOf(0));
@@ -284,6 +294,27 @@ private:
       axis.Subkey = parts[2].str();
     }
     axis.Stage = parts[0].str();
+    axis.Key = parts[1].str();
+    return true;
+  }
+
+  /// "model.<size>": an axis over [model]'s sizes; each size gets its own init.
+  template <typename RangeOf>
+  bool parseModelKey(llvm::ArrayRef<llvm::StringRef> parts, RangeOf rangeOf, SweepAxis &axis) {
+    static const std::vector<std::string> kSizes = {"layers", "d_model", "heads", "kv_heads", "ffn"};
+    if (parts.size() != 2 || !llvm::is_contained(kSizes, parts[1])) {
+      Diagnostic *d = Ctx.report(DiagCode::UnknownKey, rangeOf(1),
+                                 "a [model] sweep varies a size: layers, d_model, heads, kv_heads or ffn");
+      if (parts.size() == 2)
+        Ctx.suggest(d, parts[1], kSizes, rangeOf(1));
+      return false;
+    }
+    if (llvm::StringRef(Recipe.Model.Init).startswith("hf:")) {
+      Ctx.report(DiagCode::BadValue, rangeOf(0),
+                 "the sizes of an hf: init are its checkpoint's: sweep model sizes with init = \"random\"");
+      return false;
+    }
+    axis.Model = true;
     axis.Key = parts[1].str();
     return true;
   }
@@ -373,7 +404,8 @@ private:
       stage.Axes = parent->Axes;
     }
     for (size_t a = 0; a < Recipe.Axes.size(); ++a)
-      if (Recipe.Axes[a].Stage == d.Name && !llvm::is_contained(stage.Axes, a))
+      if ((Recipe.Axes[a].Stage == d.Name || (Recipe.Axes[a].Model && d.Parent < 0)) &&
+          !llvm::is_contained(stage.Axes, a))
         stage.Axes.push_back(static_cast<unsigned>(a));
     // Zipped partners vary together.
     for (size_t a = 0; a < Recipe.Axes.size(); ++a)
@@ -428,6 +460,14 @@ private:
         pv = &parent->Variants[v.ParentVariant];
         pb = &Batches[parentOut][v.ParentVariant];
       }
+      if (pv) {
+        v.Size = pv->Size;
+      } else if (std::optional<unsigned> size = sizeOf(labels)) {
+        v.Size = *size;
+      } else {
+        ok = false;
+        break;
+      }
       BatchWritten batch;
       ok = resolveVariant(d, stage, v, pv, pb, batch);
       if (!ok)
@@ -459,6 +499,62 @@ private:
         checkStreamRefs(*mix, *spec);
     if (const Value *lr = eff("lr"); lr && lr->Kind == ValueKind::String)
       Ctx.scheduleSpec(*lr);
+  }
+
+  /// The index in Recipe.Sizes of the model a root variant's labels choose: [model] with
+  /// the size axes' values, kv_heads and ffn defaulted again where [model] leaves them
+  /// unsaid and no axis sweeps them. nullopt (reported) for sizes that do not fit together.
+  std::optional<unsigned> sizeOf(const VariantLabels &labels) {
+    VariantLabels own;
+    for (auto [a, label] : labels)
+      if (Recipe.Axes[a].Model)
+        own[a] = label;
+    if (own.empty())
+      return 0;
+    for (size_t i = 0; i < Recipe.Sizes.size(); ++i)
+      if (Recipe.Sizes[i].Labels == own)
+        return static_cast<unsigned>(i);
+    const Value *table = Ctx.Root.get("model");
+    ModelSize size{own, "", Recipe.Model};
+    ModelSpec &m = size.Model;
+    std::set<std::string> swept;
+    llvm::SMRange at;
+    for (auto [a, label] : own) {
+      const SweepAxis &axis = Recipe.Axes[a];
+      const Value *v = AxisValues[a][label];
+      auto n = static_cast<uint64_t>(v->number());
+      uint64_t &field = axis.Key == "layers"     ? m.Layers
+                        : axis.Key == "d_model"  ? m.DModel
+                        : axis.Key == "heads"    ? m.Heads
+                        : axis.Key == "kv_heads" ? m.KVHeads
+                                                 : m.Ffn;
+      field = n;
+      swept.insert(axis.Key);
+      at = v->Range;
+    }
+    auto unsaid = [&](const char *key) { return !swept.count(key) && !(table && table->get(key)); };
+    if (unsaid("kv_heads"))
+      m.KVHeads = m.Heads;
+    if (unsaid("ffn"))
+      m.Ffn = m.Family == Family::Llama ? (m.DModel * 8 / 3 + 63) / 64 * 64 : 4 * m.DModel;
+    size.Suffix = displayName("", own);
+    std::string problem;
+    if (!m.Layers || !m.DModel || !m.Heads)
+      problem = "needs layers, d_model and heads, from [model] or the sweep";
+    else if (m.DModel % m.Heads)
+      problem = llvm::formatv("d_model {0} is not divisible by heads {1}", m.DModel, m.Heads).str();
+    else if (m.Heads % m.KVHeads)
+      problem = llvm::formatv("heads {0} is not a multiple of kv_heads {1}", m.Heads, m.KVHeads).str();
+    else if (m.Family == Family::GPT2 && m.KVHeads != m.Heads)
+      problem = "gpt2 has no grouped-query attention: kv_heads must equal heads";
+    else
+      problem = m.sizeProblem();
+    if (!problem.empty()) {
+      Ctx.report(DiagCode::BadValue, at, "the model " + size.Suffix + ": " + problem);
+      return std::nullopt;
+    }
+    Recipe.Sizes.push_back(std::move(size));
+    return static_cast<unsigned>(Recipe.Sizes.size() - 1);
   }
 
   size_t groupSize(unsigned group) const {

@@ -37,6 +37,13 @@ std::optional<size_t> mixtape::plan::findNode(const Plan &plan, llvm::StringRef 
   return std::nullopt;
 }
 
+double mixtape::plan::parameterCount(const Architecture &m) {
+  double d = static_cast<double>(m.DModel), headDim = m.Heads ? double(m.DModel / m.Heads) : 0;
+  double attention = d * (d + 2.0 * static_cast<double>(m.KVHeads) * headDim) + d * d;
+  double mlp = (m.Family == ModelFamily::Llama ? 3.0 : 2.0) * d * static_cast<double>(m.Ffn);
+  return static_cast<double>(m.Layers) * (attention + mlp) + static_cast<double>(m.Vocab) * d;
+}
+
 VariantLedgers mixtape::plan::variantLedgers(const Plan &plan) {
   VariantLedgers out;
   for (const Node &n : plan.Nodes)

@@ -34,13 +34,16 @@
               file (lm-eval's acc, acc_norm, stderr), a rerun scores nothing again, --nproc 2
               gives the same numbers, an edited task file is refused until planned again and
               then re-scores only the evals, and the report writes forgetting.json
+  dcpt     -- recipes/dcpt.toml with a quarter of its tokens: an init per model size (weights of
+              that size), code loss falls and prose loss rises with the code share, and
+              `mixtape fit` prints the D-CPT law of both losses, a best ratio and its charts
   ablation-by -- recipes/ablation-by-source.toml: units by a metadata column partition the
               stream, each unit node trains the tokens the ledger says into a model of its
               own, and the report ranks the combinations
     run_test.py MIXTAPE SCENARIO WORKDIR"""
 import glob, json, os, re, shutil, signal, subprocess, sys, time
 
-from e2e_common import finish, newest_checkpoint
+from e2e_common import finish, newest_checkpoint, read_safetensors
 
 mixtape, scenario, work = sys.argv[1:4]
 here = os.path.dirname(os.path.abspath(__file__))
@@ -682,6 +685,62 @@ elif scenario == "edited-shard":
     os.utime(bin_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1000))
     refused(run(["run", edited_recipe, "--run-dir", os.path.join(work, "edited")]), "edited")
     total = 4
+elif scenario == "dcpt":
+    # recipes/dcpt.toml with a quarter of its tokens (the same 2 x 4 x 3 grid), so that it runs
+    # in about a minute on 2 cores.
+    text = open(os.path.join(here, "..", "..", "recipes", "dcpt.toml")).read()
+    for old, new in [('tokens = "512Ki"', 'tokens = "128Ki"'), ('tokens = "256Ki"', 'tokens = "64Ki"'),
+                     ('horizon = "256Ki"', 'horizon = "64Ki"'), ('"64Ki", t128 = "128Ki", t256 = "256Ki"',
+                     '"16Ki", t128 = "32Ki", t256 = "64Ki"'), ('max_tokens = "16Ki"', 'max_tokens = "8Ki"')]:
+        if old not in text:
+            sys.exit(f"recipes/dcpt.toml no longer has {old}: update the dcpt scenario")
+        text = text.replace(old, new)
+    small = os.path.join(work, "dcpt.toml")
+    open(small, "w").write(text)
+    d = os.path.join(work, "run")
+    r = run(["run", small, "--run-dir", d, "--quiet"])
+    if r.returncode != 0:
+        sys.exit(f"dcpt failed:\n{r.stderr[-3000:]}")
+    plan = json.load(open(os.path.join(d, "plan.json")))
+    inits = [n for n in plan["nodes"] if n["kind"] == "init"]
+    if sorted((n["name"], n["settings"]["model"]["layers"], n["settings"]["model"]["d_model"]) for n in inits) != \
+            [("init[size=large,width=large]", 2, 64), ("init[size=small,width=small]", 1, 32)]:
+        failures.append(f"inits: {[n['name'] for n in inits]}")
+    # Each size trained its own model: the weights' shapes are the size's.
+    for node in plan["nodes"]:
+        if node["kind"] == "train" and node["name"].startswith("pretrain["):
+            header, _ = read_safetensors(os.path.join(d, node["dir"], "model.safetensors"))
+            width = header["model.embed_tokens.weight"]["shape"][1]
+            if width != (32 if "small" in node["name"] else 64):
+                failures.append(f"{node['name']}: embedding width {width}")
+    # The effect the law fits: more code lowers the code loss and raises the prose loss.
+    final = {}
+    for path in glob.glob(os.path.join(d, "*", "metrics.jsonl")):
+        for line in open(path):
+            rec = json.loads(line)
+            if rec.get("type") == "eval" and rec.get("point") == "final":
+                final[(rec["node"], rec["stream"])] = rec["loss"]
+    cpt = sorted({node for node, _ in final if node.startswith("cpt[")})
+    if len(cpt) != 24:
+        failures.append(f"{len(cpt)} evaluated cpt nodes, not 24: {cpt}")
+    for node in cpt:
+        if "ratio=r10" not in node:
+            continue
+        other = node.replace("ratio=r10", "ratio=r90")
+        if not final[(other, "code")] < final[(node, "code")]:
+            failures.append(f"code loss: {other} {final[(other, 'code')]} not below {node} {final[(node, 'code')]}")
+        if not final[(other, "prose")] > final[(node, "prose")]:
+            failures.append(f"prose loss: {other} {final[(other, 'prose')]} not above {node} {final[(node, 'prose')]}")
+    r = run(["fit", d, "--domain", "code", "--general", "prose"])
+    best = re.search(r"^best ratio: ([0-9.]+)$", r.stdout, re.M)
+    if r.returncode != 0 or "domain loss (code.val)" not in r.stdout or "general loss (prose.val)" not in r.stdout \
+            or "24 runs of stage 'cpt'" not in r.stdout or not best or not 0 <= float(best.group(1)) <= 1:
+        failures.append(f"mixtape fit:\n{r.stdout[-3000:]}{r.stderr[-2000:]}")
+    for chart in ["fit-domain.svg", "fit-general.svg"]:
+        if not os.path.exists(os.path.join(d, "fit", chart)):
+            failures.append(f"no {chart}")
+    sys.stdout.write(r.stdout)
+    total = 6
 else:
     sys.exit(f"unknown scenario {scenario}")
 

@@ -19,6 +19,10 @@ tensorboard: `--tensorboard DIR` writes one event file per model, read back by t
 compare: `mixtape report RUN_A RUN_B` (two seeds of the synthetic run): the side-by-side table
          of final metrics against both runs' records, the overlaid charts (A solid, B dashed,
          one colour per variant), usage errors.
+fit-errors: `mixtape fit` on run directories it cannot fit: the synthetic run's two adapt
+         variants are too few points for either law; an unknown stream, an unknown stage, a
+         missing run directory and bad usage: exit 1 / 2 with messages that say what is
+         missing (tests/unit/report/LawsTest.cpp checks the fits themselves).
 errors:  a bad line mid-file, a line nested 100,000 deep, a blank line, a repeated step, a
          plan.json nested 100,000 deep, a missing plan, bad usage: exit 1 / 2 with file:line
          (or file and byte) messages.
@@ -416,11 +420,47 @@ def errors(mixtape, work):
     expect(report(mixtape, run, "--out").returncode == 2, "--out without a value: exit 2")
 
 
+def fit_errors(mixtape, work):
+    run = os.path.join(work, "run")
+    make_run(run)
+
+    def fit(*args):
+        r = subprocess.run([mixtape, "fit", *args], capture_output=True, text=True)
+        print(f"$ mixtape fit {' '.join(args)}  -> {r.returncode}\n{r.stdout}{r.stderr}")
+        return r
+
+    both = ["--domain", "code", "--general", "prose"]
+    for args, code, want in [
+            ([run, *both], 1, "mixtape fit: error: the domain loss: 2 points for 6 free parameters: the law needs "
+                              "at least as many runs as parameters"),
+            ([run, *both, "--law", "replay"], 1,
+             "mixtape fit: error: the general loss's rise: 2 points for 3 free parameters"),
+            ([run, "--domain", "med", "--general", "prose"], 1,
+             "mixtape fit: error: the plan has no stream 'med' (streams: code, prose)"),
+            ([run, *both, "--stage", "pretrain"], 1, "mixtape fit: error: the domain loss: 1 point for 6 free"),
+            ([run, *both, "--stage", "tune"], 1,
+             "mixtape fit: error: stage 'tune' has no train node with a final eval of both code.val and prose.val"),
+            ([run, *both, "--eval", "nope"], 1, "mixtape fit: error: no train node that trains on 'code' has a "
+                                                 "final eval of both code.val and prose.val"),
+            ([os.path.join(work, "nowhere"), *both], 1, "plan.json: no such file (is this a run directory?"),
+            ([run, "--domain", "code"], 2, "--general"),
+            ([run, *both, "--max-general-increase", "lots"], 2,
+             "--max-general-increase: 'lots' is not a share such as 3% or 0.03"),
+            ([run, *both, "--law", "chinchilla"], 2, "chinchilla")]:
+        r = fit(*args)
+        expect(r.returncode == code and want in r.stderr,
+               f"fit {args[1:]}: exit {r.returncode}, expected {code} and {want!r}")
+    # The points it read before giving up: N from the init, D and the share from the ledgers.
+    r = fit(run, *both)
+    expect("2 runs of stage 'adapt' (eval 'ppl'): 1 model sizes, 1 token budgets, 2 domain shares" in r.stdout,
+           "the sweep's summary line")
+
+
 def main():
     mixtape, work, scenario = sys.argv[1:4]
     os.makedirs(work, exist_ok=True)
     {"full": full, "partial": partial, "tensorboard": tensorboard, "compare": compare,
-     "errors": errors}[scenario](mixtape, work)
+     "errors": errors, "fit-errors": fit_errors}[scenario](mixtape, work)
     print("ok")
 
 

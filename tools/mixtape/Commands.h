@@ -1,6 +1,6 @@
 //===- Commands.h - the subcommands of `mixtape` ----------------*- C++ -*-===//
 //
-// Two executables: `mixtape` (lint, plan, submit, data, report, schema, completion; no
+// Two executables: `mixtape` (lint, plan, submit, data, report, fit, schema, completion; no
 // LibTorch, so it starts in milliseconds) and `mixtape-runtime` (run, exec, export, merge),
 // which `mixtape` runs for those commands. Both share what is declared here.
 //
@@ -66,6 +66,7 @@ int planMain(llvm::ArrayRef<llvm::StringRef> args);
 int submitMain(llvm::ArrayRef<llvm::StringRef> args);
 int dataMain(llvm::ArrayRef<llvm::StringRef> args);
 int reportMain(llvm::ArrayRef<llvm::StringRef> args);
+int fitMain(llvm::ArrayRef<llvm::StringRef> args);
 int schemaMain(llvm::ArrayRef<llvm::StringRef> args);
 int completionMain(llvm::ArrayRef<llvm::StringRef> args);
 // mixtape-runtime's.

@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
       {"merge", cli::kMergeSummary, mergeCommand},
       {"data", "synthesize, prepare and inspect token datasets", cli::dataMain},
       {"report", "tables and plots of a run: metrics, forgetting, LR", cli::reportMain},
+      {"fit", "fit a scaling law (D-CPT, replay) to a run's sweep and predict the best ratio", cli::fitMain},
       {"schema", "print the JSON schema of recipes, for editors (Even Better TOML, taplo)", cli::schemaMain},
       {"completion", "print a bash or zsh completion script", cli::completionMain},
   };

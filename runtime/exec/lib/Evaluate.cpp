@@ -100,7 +100,7 @@ llvm::Error mixtape::exec::runEval(ExecContext &ctx, const plan::Node &node, con
   while (const plan::MergeNode *m = trainedBy->merge())
     trainedBy = &ctx.input(*trainedBy, m->Settings.BaseInput.value_or(0));
   const plan::TrainNode *trained = trainedBy->train();
-  auto m = ctx.loadModel(joinPath(ctx.nodeDir(input), "model.safetensors"),
+  auto m = ctx.loadModel(input, joinPath(ctx.nodeDir(input), "model.safetensors"),
                          trained ? std::optional<double>(trained->Settings.RopeTheta) : std::nullopt);
   if (!m)
     return m.takeError();
@@ -236,7 +236,7 @@ llvm::Error mixtape::exec::serveDuringEvals(ExecContext &ctx, const plan::Node &
   std::unique_ptr<model::Model> m;
   for (const Served &point : served) {
     if (point.Weights != loaded) {
-      auto next = ctx.loadModel(point.Weights, s.RopeTheta);
+      auto next = ctx.loadModel(node, point.Weights, s.RopeTheta);
       if (!next)
         return next.takeError();
       m = std::move(*next);

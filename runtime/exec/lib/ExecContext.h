@@ -49,14 +49,16 @@ struct ExecContext {
   const plan::Node &input(const plan::Node &node, size_t i = 0) const { return Plan->Nodes[node.Inputs[i].Index]; }
   /// The stream `name` of the plan, as the data layer opens it, starting at `cursor`.
   llvm::Expected<data::NodeStream> stream(llvm::StringRef name, uint64_t cursor) const;
-  /// The plan's model with the weights of `weights` (a model.safetensors) and RoPE base
-  /// `ropeTheta` (nullopt: the init's). A model that came from a Hugging Face checkpoint
-  /// keeps what the plan does not spell out (norm eps, head size, tied head, rotary
-  /// fraction, activation): its init node saved the checkpoint's config.
-  llvm::Expected<std::unique_ptr<model::Model>> loadModel(llvm::StringRef weights,
+  /// The model `of` made (its chain's init's architecture: a sweep over sizes has several)
+  /// with the weights of `weights` (a model.safetensors) and RoPE base `ropeTheta`
+  /// (nullopt: the init's). A model that came from a Hugging Face checkpoint keeps what the
+  /// plan does not spell out (norm eps, head size, tied head, rotary fraction, activation):
+  /// its init node saved the checkpoint's config.
+  llvm::Expected<std::unique_ptr<model::Model>> loadModel(const plan::Node &of, llvm::StringRef weights,
                                                           std::optional<double> ropeTheta) const;
-  /// A new random model of the plan's architecture.
-  llvm::Expected<std::unique_ptr<model::Model>> randomModel(uint64_t seed) const;
+  /// A new random model of `architecture`.
+  llvm::Expected<std::unique_ptr<model::Model>> randomModel(const plan::Architecture &architecture,
+                                                            uint64_t seed) const;
 };
 
 /// Evaluates `m` on each split and appends one record per split to `log`: `base` with the

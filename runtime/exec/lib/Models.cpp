@@ -33,8 +33,9 @@ llvm::Expected<data::NodeStream> ExecContext::stream(llvm::StringRef name, uint6
   return std::move(**s);
 }
 
-/// The architecture of the plan's model, with a node's RoPE base.
-static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, std::optional<double> ropeTheta) {
+/// `m` (a random init's architecture), with a node's RoPE base.
+static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, const plan::Architecture &m,
+                                                      std::optional<double> ropeTheta) {
   // RoPE has no position table to learn: its limit only sizes a cache, so it covers the
   // longest sequence any node trains on (a long-context stage), without touching any hash.
   auto coverSequences = [&](model::ModelConfig &c) {
@@ -56,7 +57,6 @@ static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, st
       coverSequences(*c);
     return c;
   }
-  const plan::Architecture &m = ctx.Plan->Model;
   model::ModelConfig c = model::ModelConfig::defaults(m.Family, static_cast<int64_t>(m.Vocab),
                                                       static_cast<int64_t>(m.Layers), static_cast<int64_t>(m.DModel),
                                                       static_cast<int64_t>(m.Heads),
@@ -72,16 +72,20 @@ static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, st
   return c;
 }
 
-llvm::Expected<std::unique_ptr<model::Model>> ExecContext::randomModel(uint64_t seed) const {
-  llvm::Expected<model::ModelConfig> config = modelConfig(*this, std::nullopt);
+llvm::Expected<std::unique_ptr<model::Model>> ExecContext::randomModel(const plan::Architecture &architecture,
+                                                                       uint64_t seed) const {
+  llvm::Expected<model::ModelConfig> config = modelConfig(*this, architecture, std::nullopt);
   if (!config)
     return config.takeError();
   return model::Model::create(*config, seed);
 }
 
-llvm::Expected<std::unique_ptr<model::Model>> ExecContext::loadModel(llvm::StringRef weights,
+llvm::Expected<std::unique_ptr<model::Model>> ExecContext::loadModel(const plan::Node &of, llvm::StringRef weights,
                                                                      std::optional<double> ropeTheta) const {
-  llvm::Expected<model::ModelConfig> config = modelConfig(*this, ropeTheta);
+  const plan::Node *init = &of;
+  while (!init->init())
+    init = &input(*init);
+  llvm::Expected<model::ModelConfig> config = modelConfig(*this, init->init()->Settings.Model, ropeTheta);
   if (!config)
     return config.takeError();
   llvm::Expected<std::unique_ptr<model::Model>> m = model::Model::create(*config, Plan->Seed);
@@ -103,7 +107,7 @@ llvm::Error mixtape::exec::runInit(ExecContext &ctx, const plan::Node &node, con
   }
   if (source != "random" || !init.Settings.Seed)
     return makeError("init '" + source + "' is neither random (with a seed) nor hf:PATH");
-  auto created = ctx.randomModel(*init.Settings.Seed);
+  auto created = ctx.randomModel(init.Settings.Model, *init.Settings.Seed);
   if (!created)
     return created.takeError();
   return (*created)->saveWeights(joinPath(ctx.nodeDir(node), "model.safetensors"));
@@ -187,7 +191,7 @@ llvm::Error mixtape::exec::exportModel(ExecContext &ctx, const plan::Node &node,
   if (llvm::sys::fs::exists(outDir))
     return fileError(outDir, "exists; export writes a new folder and replaces nothing");
   const plan::TrainNode *trained = trainedBy(ctx, &node);
-  auto m = ctx.loadModel(joinPath(ctx.nodeDir(node), "model.safetensors"),
+  auto m = ctx.loadModel(node, joinPath(ctx.nodeDir(node), "model.safetensors"),
                          trained ? std::optional<double>(trained->Settings.RopeTheta) : std::nullopt);
   if (!m)
     return m.takeError();

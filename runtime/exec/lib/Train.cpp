@@ -418,7 +418,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
     return share.takeError();
 
   // The start: the input's model and optimizer state, or the last checkpoint.
-  auto m = ctx.loadModel(joinPath(ctx.nodeDir(ctx.input(node)), "model.safetensors"), s.RopeTheta);
+  auto m = ctx.loadModel(ctx.input(node), joinPath(ctx.nodeDir(ctx.input(node)), "model.safetensors"), s.RopeTheta);
   if (!m)
     return m.takeError();
   llvm::Expected<std::vector<double>> lrScales = applyTrainable(s, **m);

@@ -203,7 +203,7 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
   os << "</g>\n<g class=\"tick-labels\" fill=\"#333333\">\n";
   for (double x : xTicks.Values)
     os << "<text x=\"" << num(px(x)) << "\" y=\"" << num(bottom + 19)
-       << "\" text-anchor=\"middle\">" << formatTokens(x) << "</text>\n";
+       << "\" text-anchor=\"middle\">" << (chart.XTokens ? formatTokens(x) : valueLabel(x, xTicks.Step)) << "</text>\n";
   for (double y : yTicks.Values)
     os << "<text x=\"" << num(left - 8) << "\" y=\"" << num(py(y) + 4)
        << "\" text-anchor=\"end\">" << valueLabel(y, yTicks.Step) << "</text>\n";
@@ -229,12 +229,15 @@ std::string mixtape::report::renderSvg(const Chart &chart) {
   // Values on hover, without scripts: each point's <title> is its tooltip. Markers carry
   // their own; curves without them get transparent targets, at most kMaxHoverPoints a curve.
   auto tooltip = [&](const Curve &curve, const Point &p) {
-    return "<title>" + escapeXml(curve.Label) + " at " + formatTokens(p.X) + " tokens: " +
+    std::string at = chart.XTokens ? formatTokens(p.X) + " tokens" : escapeXml(chart.XLabel) + " " + valueLabel(p.X, xTicks.Step);
+    return "<title>" + escapeXml(curve.Label) + " at " + at + ": " +
            llvm::formatv("{0}", llvm::format("%.6g", p.Y + 0.0)).str() + "</title>";
   };
   os << "<g class=\"" << (chart.Markers ? "markers" : "hover\" fill=\"#000000\" fill-opacity=\"0") << "\">\n";
   for (size_t i = 0; i < chart.Curves.size(); ++i) {
     const Curve &curve = chart.Curves[i];
+    if (chart.Markers && curve.LineOnly)
+      continue;
     const size_t stride = chart.Markers ? 1 : (curve.Points.size() + kMaxHoverPoints - 1) / kMaxHoverPoints;
     for (size_t k = 0; k < curve.Points.size(); k += std::max<size_t>(stride, 1)) {
       const Point &p = curve.Points[k];

@@ -601,6 +601,99 @@ TEST(Plan, CostFollowsSixNPlusAttention) {
   EXPECT_DOUBLE_EQ(n.Ledger.Flops, perToken * static_cast<double>(n.Ledger.Tokens));
 }
 
+const char *const kSizeSweep = R"toml(
+[recipe]
+name = "sizes"
+[model]
+family = "llama"
+heads = 4
+seq_len = 128
+[streams.web]
+shards = "web/*.bin"
+[streams.med]
+shards = "med/*.bin"
+val = "1%"
+[[stage]]
+name = "pretrain"
+tokens = "64Ki"
+batch = "8 sequences"
+mix = "web"
+lr = "constant(1e-3)"
+[[stage]]
+name = "cpt"
+after = "pretrain"
+tokens = "32Ki"
+mix = "0.5 med + 0.5 web"
+lr = "constant(1e-3)"
+[sweep]
+size = { key = "model.layers", values = { small = 1, large = 2 } }
+width = { key = "model.d_model", values = { small = 32, large = 64 } }
+ratio = { key = "cpt.mix", values = { r25 = "0.25 med + 0.75 web", r75 = "0.75 med + 0.25 web" } }
+zip = ["size", "width"]
+[[eval]]
+name = "ppl"
+streams = ["med.val"]
+on = ["cpt[*]"]
+)toml";
+
+TEST(Plan, ModelSizeAxesGiveEachSizeItsInitChainAndCost) {
+  auto p = planText(kSizeSweep);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  EXPECT_EQ(p->Diags.errorCount(), 0u) << p->printed();
+  const Node &small = p->node("init[size=small,width=small]"), &large = p->node("init[size=large,width=large]");
+  EXPECT_FALSE(findNode(*p->Plan, "init"));
+  EXPECT_EQ(small.init()->Settings.Model.Layers, 1u);
+  EXPECT_EQ(small.init()->Settings.Model.DModel, 32u);
+  EXPECT_EQ(large.init()->Settings.Model.Layers, 2u);
+  EXPECT_EQ(large.init()->Settings.Model.DModel, 64u);
+  // ffn defaults per size: ceil(d * 8/3 / 64) * 64 = 128 for 32, 192 for 64; kv_heads = heads.
+  EXPECT_EQ(small.init()->Settings.Model.Ffn, 128u);
+  EXPECT_EQ(large.init()->Settings.Model.Ffn, 192u);
+  EXPECT_EQ(small.init()->Settings.Model.KVHeads, 4u);
+  EXPECT_NE(small.Hash, large.Hash);
+  // One pretraining chain per size, one continuation per size and ratio, each from its own.
+  EXPECT_EQ(countTrain(*p->Plan, "pretrain"), 2u);
+  EXPECT_EQ(countTrain(*p->Plan, "cpt"), 4u);
+  const Node &pre = p->node("pretrain[size=small,width=small]");
+  EXPECT_EQ(pre.Inputs.front().Index, *findNode(*p->Plan, small.Name));
+  EXPECT_NE(pre.Hash, p->node("pretrain[size=large,width=large]").Hash);
+  EXPECT_EQ(p->node("cpt[size=large,width=large,ratio=r25]").Inputs.front().Index,
+            *findNode(*p->Plan, "pretrain[size=large,width=large]"));
+  // FLOPs per token are each size's own 6N + 12 L d T (PaLM), by hand:
+  auto perToken = [](double layers, double d, double ffn) {
+    double headDim = d / 4, attention = d * (d + 2 * 4 * headDim) + d * d, mlp = 3 * d * ffn;
+    return 6 * (layers * (attention + mlp) + 264 * d) + 12 * layers * d * 128;
+  };
+  const TrainNode &t = p->train("cpt[size=small,width=small,ratio=r25]");
+  EXPECT_DOUBLE_EQ(t.Ledger.Flops, perToken(1, 32, 128) * static_cast<double>(t.Ledger.Tokens));
+  const TrainNode &u = p->train("pretrain[size=large,width=large]");
+  EXPECT_DOUBLE_EQ(u.Ledger.Flops, perToken(2, 64, 192) * static_cast<double>(u.Ledger.Tokens));
+  // The plan's model is the first size's; the ledger of variants is per size.
+  EXPECT_EQ(p->Plan->Model.Layers, 1u);
+  EXPECT_EQ(p->Plan->Variants.count("cpt[size=large,width=large,ratio=r75]"), 1u);
+}
+
+TEST(Plan, ModelSizeAxesDiagnostics) {
+  auto check = [](std::string from, std::string to, llvm::StringRef expected) {
+    std::string text = kSizeSweep;
+    size_t at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    auto p = planText(text);
+    EXPECT_NE(p->printed().find(expected.str()), std::string::npos) << p->printed();
+  };
+  check("model.layers", "model.layer", "a [model] sweep varies a size: layers, d_model, heads, kv_heads or ffn");
+  check("small = 1, large = 2", "small = 1, large = 0", "model.layers must be a positive whole number");
+  check("small = 32, large = 64", "small = 30, large = 64",
+        "the model [size=small,width=small]: d_model 30 is not divisible by heads 4");
+  check("on = [\"cpt[*]\"]", "on = [\"init\"]",
+        "a sweep over model sizes gives each size its own init: name a stage's variants instead");
+  check("[[eval]]", "[[merge]]\nname = \"m\"\nof = [\"cpt[size=small,width=small,ratio=r25]\", "
+                    "\"cpt[size=large,width=large,ratio=r25]\"]\n[[eval]]",
+        "merging models of different sizes: 'cpt[size=small,width=small,ratio=r25]' ([size=small,width=small]) and "
+        "'cpt[size=large,width=large,ratio=r25]' ([size=large,width=large])");
+}
+
 /// A recipe continuing from the Hugging Face folder "ckpt" beside it, in a temp folder.
 class HfCheckpoint : public testing::Test {
 protected:

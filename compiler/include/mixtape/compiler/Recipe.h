@@ -51,10 +51,10 @@ struct ModelSpec {
 
   /// The value of a size key of WrittenSizes.
   double size(llvm::StringRef key) const;
-  /// Parameters as the cost model counts them (6N FLOPs per token): the blocks and the
-  /// output projection, not the input embedding (a lookup); a size not known yet counts 0.
-  /// In floating point, so that absurd sizes cannot wrap around.
+  /// plan::parameterCount of these sizes: what the cost model counts (6N FLOPs per token).
   double parameters() const;
+  /// `a` with this model's layers, d_model, heads, kv_heads and ffn.
+  plan::Architecture withSizes(plan::Architecture a) const;
   /// Why these sizes are refused (more than kMaxParameters), or "".
   std::string sizeProblem() const;
   /// Where to point at a size problem: the largest size [model] writes; empty if none.
@@ -78,6 +78,8 @@ struct StreamSpec {
 struct SweepAxis {
   std::string Name;
   std::string Stage, Key, Subkey;   ///< what it varies: <stage>.<key>[.<subkey>]
+  /// It varies [model]'s Key (Stage empty): every stage that starts from the init uses it.
+  bool Model = false;
   std::vector<std::string> Labels;  ///< in source order
   unsigned ZipGroup = 0;            ///< axes with the same group vary together
 };
@@ -115,6 +117,8 @@ struct StageVariant {
   std::vector<std::string> Freeze;  ///< parameter groups not trained (plan/ParamGroups.h)
   std::map<std::string, double> LRScale; ///< parameter group -> LR multiplier
   std::optional<plan::Lora> Lora;   ///< train low-rank adapters only
+  /// Index into CheckedRecipe::Sizes: the model this variant trains (0 without size axes).
+  unsigned Size = 0;
   // The edge from the parent (none for a stage that starts from the model's init).
   int ParentVariant = -1;           ///< index into the parent stage's variants
   uint64_t BranchTokens = 0;        ///< where in the parent it branches (its tokens if at end)
@@ -182,6 +186,13 @@ struct ResourcesSpec {
   llvm::SMRange Range;              ///< the [resources] header; empty without one
 };
 
+/// One model of a sweep over [model] sizes: the labels of the model axes it takes.
+struct ModelSize {
+  VariantLabels Labels;             ///< model axes only
+  std::string Suffix;               ///< "[size=small]": its init is "init[size=small]"
+  ModelSpec Model;
+};
+
 struct CheckedRecipe {
   std::string Name;
   uint64_t Seed = defaults::Seed;
@@ -189,6 +200,9 @@ struct CheckedRecipe {
   std::string BaseDir;              ///< the recipe file's directory: relative paths start here
   ModelSpec Model;
   ResourcesSpec Resources;
+  /// The models of the size axes (`key = "model.layers"`), in order of first use; empty
+  /// without them (every stage trains Model).
+  std::vector<ModelSize> Sizes;
   std::vector<StreamSpec> Streams;
   std::vector<SweepAxis> Axes;
   std::vector<StageSpec> Stages;    ///< parents before children

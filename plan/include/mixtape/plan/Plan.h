@@ -162,6 +162,11 @@ std::optional<size_t> findNode(const Plan &plan, llvm::StringRef name);
 /// counts in every variant that runs through it): the plan's `variants`.
 VariantLedgers variantLedgers(const Plan &plan);
 
+/// Parameters as the cost model counts them (6N FLOPs per token): the blocks and the output
+/// projection, not the input embedding (a lookup) nor the norms; a size not known yet
+/// counts 0. In floating point, so that absurd sizes cannot wrap around.
+double parameterCount(const Architecture &m);
+
 /// Tokens a train node trains per optimizer step.
 inline uint64_t tokensPerStep(const TrainSettings &s) { return s.BatchSequences * s.SeqLen; }
 

@@ -72,6 +72,8 @@ struct Curve {
   std::optional<size_t> Style;
   /// The dash pattern's index where it is not Style's (a comparison draws run B dashed).
   std::optional<size_t> Dash;
+  /// No markers even on a chart with them: a fitted law drawn through measured points.
+  bool LineOnly = false;
 };
 
 /// A stage starts at `x` (several stages starting at the same x share one mark).
@@ -90,6 +92,8 @@ struct Chart {
   bool Markers = false;
   /// The y axis starts at 0 (learning rates); otherwise it fits the data (losses).
   bool YFromZero = false;
+  /// x counts tokens (ticks 500K, 1.5M); otherwise plain numbers (a mixture share).
+  bool XTokens = true;
 };
 
 /// The stage variants of the plan, in order of first appearance.
