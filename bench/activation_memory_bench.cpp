@@ -23,6 +23,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/model/Model.h"
+#include "mixtape/plan/MemoryPlan.h"
 #include "mixtape/train/Trainer.h"
 
 #include "llvm/ADT/StringMap.h"
@@ -101,7 +102,7 @@ int main(int argc, char **argv) {
   at::Tensor targets = at::randint(vocab, {1, tokens}, gen, at::kLong);
   const double logitsMiB = double(tokens) * double(vocab) * 4 / (1 << 20);
   llvm::outs() << "| loss | vocab " << vocab << ", " << tokens << " tokens, d " << d << " | fp32 logits "
-               << llvm::format("%.0f", logitsMiB) << " MiB; chunk " << model::defaultLossChunkTokens(vocab)
+               << llvm::format("%.0f", logitsMiB) << " MiB; chunk " << plan::lossChunkTokens(vocab)
                << " tokens |\n";
   auto lossPass = [&](bool chunked) {
     hidden.mutable_grad() = at::Tensor();

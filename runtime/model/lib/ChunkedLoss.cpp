@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "mixtape/model/Model.h"
 #include "mixtape/model/TorchCompat.h"
+#include "mixtape/plan/MemoryPlan.h"
 
 #include <torch/csrc/autograd/custom_function.h>
 

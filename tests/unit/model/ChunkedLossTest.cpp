@@ -131,14 +131,6 @@ TEST(ChunkedLoss, HandComputedValuesAndMaskedPositions) {
   EXPECT_TRUE(at::equal(hidden.grad()[0][2], at::zeros({2})));
 }
 
-TEST(ChunkedLoss, DefaultChunkKeepsLogitsUnder64MiB) {
-  EXPECT_EQ(plan::lossChunkTokens(128256), 128); // Llama-3: 16M / 128256 = 130.8
-  EXPECT_EQ(plan::lossChunkTokens(50257), 328);  // GPT-2: 333.8
-  EXPECT_EQ(plan::lossChunkTokens(4), 4 << 20);
-  EXPECT_EQ(plan::lossChunkTokens(4'000'000), 4);  // fewer than 8 rows stay as they are
-  EXPECT_EQ(plan::lossChunkTokens(64'000'000), 1); // a chunk is at least one position
-}
-
 TEST(ChunkedLoss, RefusesBadShapes) {
   at::Tensor head = at::zeros({5, 4});
   EXPECT_THROW(chunkedTokenLosses(at::zeros({2, 3, 3}), head, at::zeros({2, 3}, at::kLong)), c10::Error);

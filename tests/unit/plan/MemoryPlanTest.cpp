@@ -212,3 +212,12 @@ TEST(MemoryPlan, Formats) {
   EXPECT_EQ(checkpointingName(1), "full");
   EXPECT_EQ(checkpointingName(4), "every 4");
 }
+
+// The runtime's loss chunk (model::chunkedTokenLosses), which the plan counts.
+TEST(MemoryPlan, LossChunkKeepsLogitsUnder64MiB) {
+  EXPECT_EQ(lossChunkTokens(128256), 128); // Llama-3: 16M / 128256 = 130.8
+  EXPECT_EQ(lossChunkTokens(50257), 328);  // GPT-2: 333.8
+  EXPECT_EQ(lossChunkTokens(4), uint64_t(4) << 20);
+  EXPECT_EQ(lossChunkTokens(4'000'000), 4);  // fewer than 8 rows stay as they are
+  EXPECT_EQ(lossChunkTokens(64'000'000), 1); // a chunk is at least one position
+}
