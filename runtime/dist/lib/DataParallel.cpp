@@ -43,11 +43,12 @@ DataParallel::~DataParallel() {
 
 void DataParallel::planBuckets(llvm::ArrayRef<NamedParameter> params) {
   if (!Buckets.empty()) {
-    assert(params.data() == Params.data() && params.size() == Params.size() &&
+    assert(params.size() == Params.size() && (params.empty() || params.front().Tensor.is_same(Params.front().Tensor)) &&
            "a DataParallel serves one model's parameter list");
     return;
   }
-  Params = params;
+  // A copy: the trainer passes the trained parameters, a list it builds for each step.
+  Params.assign(params.begin(), params.end());
   BucketOf.assign(params.size(), 0);
   // Consecutive parameters of one dtype, last first, up to BucketBytes.
   size_t bytes = 0;

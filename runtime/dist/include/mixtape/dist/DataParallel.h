@@ -79,7 +79,7 @@ private:
   void start(Bucket &bucket);
 
   size_t BucketBytes;
-  llvm::ArrayRef<model::NamedParameter> Params;
+  std::vector<model::NamedParameter> Params;
   std::vector<Bucket> Buckets;
   std::vector<size_t> BucketOf;
   std::vector<bool> Ready;
