@@ -16,6 +16,7 @@
 #include "mixtape/dist/FullShard.h"
 #include "mixtape/dist/ShardedAdamW.h"
 #include "mixtape/dist/World.h"
+#include "mixtape/plan/MemoryPlan.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/train/AdamW.h"
 #include "mixtape/train/Numerics.h"
@@ -122,8 +123,25 @@ int main(int argc, char **argv) {
     if (llvm::Expected<train::StepResult> r = trainer.step(llvm::ArrayRef<train::MicroBatch>(mb)); !r)
       fail(llvm::toString(r.takeError()));
   }
+  // What `mixtape plan` predicts for this rank (docs/cluster.md, "The memory plan").
+  plan::MemoryConfig predicted;
+  predicted.Model.Family = plan::ModelFamily::Llama;
+  predicted.Model.Vocab = static_cast<uint64_t>(config.VocabSize);
+  predicted.Model.Layers = static_cast<uint64_t>(config.NumLayers);
+  predicted.Model.DModel = static_cast<uint64_t>(config.DModel);
+  predicted.Model.Heads = static_cast<uint64_t>(config.NumHeads);
+  predicted.Model.KVHeads = static_cast<uint64_t>(config.NumKVHeads);
+  predicted.Model.Ffn = static_cast<uint64_t>(config.FfnHidden);
+  predicted.Model.TieEmbeddings = config.TieEmbeddings;
+  predicted.SeqLen = static_cast<uint64_t>(seq);
+  predicted.MicroBatch = static_cast<uint64_t>(batch);
+  predicted.Device = plan::Device::Cpu;
+  predicted.Shard = *plan::enumFromName<plan::ShardMode>(shard);
+  predicted.World = static_cast<uint64_t>(world->Size);
+  predicted.LogitChunk = plan::lossChunkTokens(predicted.Model.Vocab);
   llvm::outs() << llvm::formatv("{{\"ranks\": {0}, \"rank\": {1}, \"shard\": \"{2}\", \"parameters\": {3}, "
-                                "\"peak_increase_bytes\": {4}}\n",
-                                world->Size, world->Rank, shard, parameters, statusBytes("VmHWM") - before);
+                                "\"peak_increase_bytes\": {4}, \"predicted_bytes\": {5:f0}}\n",
+                                world->Size, world->Rank, shard, parameters, statusBytes("VmHWM") - before,
+                                plan::estimateMemory(predicted).total());
   return 0;
 }

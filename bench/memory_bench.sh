@@ -12,8 +12,8 @@ bench=$build/bench/memory_bench
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 avail_mib=$(($(awk '/MemAvailable/ {print $2}' /proc/meminfo) / 1024))
-echo "| ranks | shard | parameters | peak increase per rank (MiB, largest) |"
-echo "|---|---|---|---|"
+echo "| ranks | shard | parameters | peak increase per rank (MiB, largest) | mixtape plan's prediction (MiB) | measured / predicted |"
+echo "|---|---|---|---|---|---|"
 for n in "${ranks[@]}"; do
   # An unsharded rank holds about 16 bytes per parameter (weights, gradients, two moments).
   if (( n * 2600 + 2048 > avail_mib )); then
@@ -33,6 +33,8 @@ for n in "${ranks[@]}"; do
 import json, sys
 rows = [json.loads(l) for l in sys.stdin]
 peak = max(r["peak_increase_bytes"] for r in rows) / 2**20
-print("| {ranks} | {shard} | {m:.1f}M | {peak:.0f} |".format(m=rows[0]["parameters"] / 1e6, peak=peak, **rows[0]))'
+predicted = rows[0]["predicted_bytes"] / 2**20
+print("| {ranks} | {shard} | {m:.1f}M | {peak:.0f} | {predicted:.0f} | {ratio:.2f} |".format(
+    m=rows[0]["parameters"] / 1e6, peak=peak, predicted=predicted, ratio=peak / predicted, **rows[0]))'
   done
 done
