@@ -217,15 +217,16 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
 }
 
 double Lowering::replayShare(const std::string &stream, const std::set<std::string> &earlier) {
+  // Every node of a sweep's chains asks again: prove and count once per stream and history.
+  std::string key = stream + "\n" + llvm::join(earlier, "\n");
+  if (auto it = ReplayShares.find(key); it != ReplayShares.end())
+    return it->second;
   std::vector<std::string> overlapping;
   for (const std::string &e : earlier)
     if (Recipe.mayShareDocuments(stream, e))
       overlapping.push_back(e);
   if (overlapping.empty())
-    return 0;
-  std::string key = stream + "\n" + llvm::join(overlapping, "\n");
-  if (auto it = ReplayShares.find(key); it != ReplayShares.end())
-    return it->second;
+    return ReplayShares[key] = 0;
   double share = 1;
   const std::optional<plan::StreamStats> &stats = Stats[stream];
   llvm::Expected<std::optional<plan::SharedDocuments>> shared = Env.sharedDocuments(Result, stream, overlapping);
