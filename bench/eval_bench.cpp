@@ -29,6 +29,7 @@
 #include "mixtape/dist/World.h"
 #include "mixtape/exec/Scoring.h"
 #include "mixtape/model/Model.h"
+#include "mixtape/train/HostMemory.h"
 #include "mixtape/train/Numerics.h"
 
 #include "llvm/ADT/StringRef.h"
@@ -108,6 +109,7 @@ int main(int argc, char **argv) {
     at::set_num_threads(int(threads));
   else
     train::configureThreads();
+  train::retainFreedHostMemory(); // as the runtime's executor does
 
   // The task's items, zero-shot, as the executor prepares them (exec/lib/Tasks.cpp).
   llvm::Expected<std::string> text = data::synthTask("facts-choice", 7);

@@ -19,6 +19,7 @@
 #include "mixtape/plan/MemoryPlan.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/train/AdamW.h"
+#include "mixtape/train/HostMemory.h"
 #include "mixtape/train/Numerics.h"
 #include "mixtape/train/Trainer.h"
 
@@ -80,6 +81,7 @@ int main(int argc, char **argv) {
   if (!comm)
     fail(llvm::toString(comm.takeError()));
   train::configureThreads();
+  train::retainFreedHostMemory(); // as the runtime's executor does
   const int64_t before = statusBytes("VmRSS");
 
   model::ModelConfig config = model::ModelConfig::defaults(model::Family::Llama, /*vocab=*/32000, /*layers=*/12,

@@ -37,6 +37,7 @@
 #include "mixtape/model/Model.h"
 #include "mixtape/model/TorchCompat.h"
 #include "mixtape/train/AdamW.h"
+#include "mixtape/train/HostMemory.h"
 #include "mixtape/train/Numerics.h"
 #include "mixtape/train/Trainer.h"
 
@@ -162,6 +163,7 @@ int main(int argc, char **argv) {
     at::set_num_threads(int(threads));
   else
     train::configureThreads();
+  train::retainFreedHostMemory(); // as the runtime's executor does
 
   // recipes/quickstart.toml's model, as the plan gives it (vocab: the byte tokenizer's 264),
   // or GPT-2 124M with the vocabulary padded to 50304 as in anchor_gpt.py.

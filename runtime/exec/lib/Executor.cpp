@@ -9,6 +9,7 @@
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 #include "mixtape/support/Signals.h"
+#include "mixtape/train/HostMemory.h"
 #include "mixtape/train/Numerics.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -105,6 +106,7 @@ llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions
   ctx.Sources->verifyData({options.VerifyData,
                            data::verificationCacheFile(data::defaultManifestCacheDir(cache)), plan.Model.Vocab});
   train::configureThreads();
+  train::retainFreedHostMemory();
 
   for (const plan::Node &n : plan.Nodes) {
     if (!options.Nodes.empty() && !llvm::is_contained(options.Nodes, n.Name))
