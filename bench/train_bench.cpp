@@ -13,6 +13,9 @@
 // `--model gpt2-124m --device cuda` is the GPU benchmark of issue 9: GPT-2 124M (12 layers,
 // d 768, 12 heads, vocab 50304, batch 16 x 1024) with bf16 autocast and the fused AdamW,
 // the shapes of ../shared/bench/anchor_gpt.py, which bench/gpu/check.sh runs beside it.
+// `--model llama-1b` is Llama-3.2-1B's shapes as ../shared/bench/anchor_llama.py builds them
+// (16 layers, d 2048, 32 heads / 8 KV heads, ffn 8192, vocab 128256, RoPE theta 500000, untied
+// head; batch 4 x 2048).
 // On CUDA the timed loop is synchronized once at its end (as the anchor does), and the
 // phases are timed with a synchronization after each.
 //
@@ -25,7 +28,7 @@
 // `--checkpoint-every N` (the plan's activation_checkpointing: 0 none, 1 every block, N
 // every Nth) recomputes those blocks' activations in the backward pass: what it costs in time.
 //
-//   train_bench [--model quickstart|gpt2-124m] [--device cpu|cuda] [--steps N=40]
+//   train_bench [--model quickstart|gpt2-124m|llama-1b] [--device cpu|cuda] [--steps N=40]
 //               [--warmup N=5] [--threads N] [--batch N] [--seq N] [--clip X=1]
 //               [--peak-tflops X=989] [--checkpoint-every N=0] [--data-parallel [--no-overlap]]
 //
@@ -77,7 +80,7 @@ struct SumAfterBackward final : dist::DataParallel {
 };
 
 [[noreturn]] static void usage(llvm::StringRef why) {
-  llvm::errs() << "train_bench: " << why << "\nusage: train_bench [--model quickstart|gpt2-124m] "
+  llvm::errs() << "train_bench: " << why << "\nusage: train_bench [--model quickstart|gpt2-124m|llama-1b] "
                << "[--device cpu|cuda] [--steps N] [--warmup N] [--threads N] [--batch N] [--seq N] "
                << "[--clip X] [--peak-tflops X] [--checkpoint-every N] "
                << "[--data-parallel [--no-overlap]]\n";
@@ -118,11 +121,11 @@ int main(int argc, char **argv) {
       usage("bad argument '" + arg.str() + "'");
   }
   const model::ActivationCheckpointing checkpointing{static_cast<uint64_t>(checkpointEvery)};
-  const bool gpt2 = modelName == "gpt2-124m";
-  if (!gpt2 && modelName != "quickstart")
+  const bool gpt2 = modelName == "gpt2-124m", llama1b = modelName == "llama-1b";
+  if (!gpt2 && !llama1b && modelName != "quickstart")
     usage("unknown model '" + modelName.str() + "'");
-  batch = batch ? batch : gpt2 ? 16 : 32;
-  seq = seq ? seq : gpt2 ? 1024 : 128;
+  batch = batch ? batch : gpt2 ? 16 : llama1b ? 4 : 32;
+  seq = seq ? seq : gpt2 ? 1024 : llama1b ? 2048 : 128;
   if (steps == 0)
     usage("steps must be positive");
   llvm::Expected<c10::Device> device = train::resolveDevice(deviceName);
@@ -166,14 +169,23 @@ int main(int argc, char **argv) {
   train::retainFreedHostMemory(); // as the runtime's executor does
 
   // recipes/quickstart.toml's model, as the plan gives it (vocab: the byte tokenizer's 264),
-  // or GPT-2 124M with the vocabulary padded to 50304 as in anchor_gpt.py.
+  // GPT-2 124M with the vocabulary padded to 50304 as in anchor_gpt.py, or Llama-3.2-1B's
+  // shapes as in anchor_llama.py.
   model::ModelConfig config =
-      gpt2 ? model::ModelConfig::defaults(model::Family::GPT2, /*vocab=*/50304, /*layers=*/12, /*d=*/768,
-                                          /*heads=*/12, /*positions=*/seq)
-           : model::ModelConfig::defaults(model::Family::Llama, /*vocab=*/264, /*layers=*/2, /*d=*/64,
-                                          /*heads=*/4, /*positions=*/seq);
-  if (!gpt2)
+      gpt2      ? model::ModelConfig::defaults(model::Family::GPT2, /*vocab=*/50304, /*layers=*/12, /*d=*/768,
+                                               /*heads=*/12, /*positions=*/seq)
+      : llama1b ? model::ModelConfig::defaults(model::Family::Llama, /*vocab=*/128256, /*layers=*/16, /*d=*/2048,
+                                               /*heads=*/32, /*positions=*/seq)
+                : model::ModelConfig::defaults(model::Family::Llama, /*vocab=*/264, /*layers=*/2, /*d=*/64,
+                                               /*heads=*/4, /*positions=*/seq);
+  if (llama1b) {
+    config.NumKVHeads = 8;
+    config.FfnHidden = 8192;
+    config.RopeTheta = 500000.0;
+    config.TieEmbeddings = false;
+  } else if (!gpt2) {
     config.NumKVHeads = 2;
+  }
   auto created = model::Model::create(config, /*seed=*/7);
   if (!created) {
     llvm::errs() << "train_bench: " << llvm::toString(created.takeError()) << "\n";
@@ -188,7 +200,7 @@ int main(int argc, char **argv) {
   };
   train::AdamWOptions options; // the plan's defaults: 0.9, 0.95, 1e-8, decay 0.1
   train::AdamW optimizer(m.parameters(), options);
-  const double lr = gpt2 ? 3e-4 : 1e-3;
+  const double lr = gpt2 || llama1b ? 3e-4 : 1e-3;
   const plan::LRSchedule constant{0, {plan::Phase{plan::PhaseShape::Constant, 0, std::nullopt, lr, lr, 1, 0}}};
   train::TrainOptions trainOptions;
   trainOptions.ClipNorm = clip;
