@@ -38,6 +38,10 @@ if [[ -x $b/tests/mixtape_cuda_tests ]]; then
   timeout 180 $b/tests/mixtape_cuda_tests >"$out/cuda-tests.log" 2>&1
   note "cuda tests: rc $? — $(grep -E '^\[  (PASSED|FAILED) ' "$out/cuda-tests.log" | tr '\n' ' ')"
   grep -E "Failure|FAILED|error" "$out/cuda-tests.log" | head -20
+  # The loss kernels' micro-benchmark: the run above timed them on; ATen's ops for comparison.
+  MIXTAPE_CUDA_KERNELS=0 timeout 60 $b/tests/mixtape_cuda_tests --gtest_filter='LossKernels.Time*' \
+    >>"$out/cuda-tests.log" 2>&1
+  grep '"bench": "chunked-loss"' "$out/cuda-tests.log" | tee -a "$summary"
 fi
 
 # The benchmark at both shapes: Mixtape, then the PyTorch references eager and torch.compile,

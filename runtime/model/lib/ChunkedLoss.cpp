@@ -12,7 +12,14 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
+#if MIXTAPE_CUDA_KERNELS
+#include "../cuda/LossKernels.h"
+
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 #include <algorithm>
+#include <cstdlib>
 
 using namespace mixtape::model;
 using torch::autograd::AutogradContext;
@@ -28,6 +35,24 @@ at::Tensor chunkLogits(const at::Tensor &hidden, const at::Tensor &head, at::Sca
   return at::mm(hidden.to(compute), head.t()).to(reduced(compute));
 }
 
+#if MIXTAPE_CUDA_KERNELS
+/// The row kernels (runtime/model/cuda) take bf16 and fp32 logits on CUDA; MIXTAPE_CUDA_KERNELS=0
+/// in the environment keeps ATen's ops, for comparing the two.
+bool fusedRows(const at::Tensor &hidden, at::ScalarType compute) {
+  static const bool enabled = [] {
+    const char *env = std::getenv("MIXTAPE_CUDA_KERNELS");
+    return !env || std::string(env) != "0";
+  }();
+  return enabled && hidden.is_cuda() && (compute == at::kBFloat16 || compute == at::kFloat);
+}
+cuda::LogitType logitType(const at::Tensor &logits) {
+  return logits.scalar_type() == at::kBFloat16 ? cuda::LogitType::BFloat16 : cuda::LogitType::Float32;
+}
+void *currentStream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+#else
+bool fusedRows(const at::Tensor &, at::ScalarType) { return false; }
+#endif
+
 /// Inputs: hidden [N, d], head [V, d], targets [N] (int64, any value where not kept), keep
 /// [N] (bool). Output: per-position losses [N] (fp32; fp64 for fp64 inputs), 0 where not kept.
 struct ChunkedCrossEntropy : torch::autograd::Function<ChunkedCrossEntropy> {
@@ -41,8 +66,19 @@ struct ChunkedCrossEntropy : torch::autograd::Function<ChunkedCrossEntropy> {
     const int64_t N = hidden.size(0);
     at::Tensor logSumExp = at::empty({N}, hidden.options().dtype(reduced(compute)));
     at::Tensor losses = at::empty({N}, hidden.options().dtype(reduced(compute)));
+    [[maybe_unused]] const bool fused = fusedRows(hidden, compute);
     for (int64_t begin = 0; begin < N; begin += chunk) {
       const int64_t n = std::min(chunk, N - begin);
+#if MIXTAPE_CUDA_KERNELS
+      if (fused) { // the logits stay in `compute`: the kernel reads each row once
+        at::Tensor logits = at::mm(hidden.narrow(0, begin, n).to(compute), weight.t());
+        cuda::rowLogSumExpLoss(logits.data_ptr(), logitType(logits), n, logits.size(1),
+                               safeTargets.narrow(0, begin, n).data_ptr<int64_t>(),
+                               logSumExp.narrow(0, begin, n).data_ptr<float>(),
+                               losses.narrow(0, begin, n).data_ptr<float>(), currentStream());
+        continue;
+      }
+#endif
       at::Tensor logits = chunkLogits(hidden.narrow(0, begin, n), weight, compute);
       at::Tensor lse = at::logsumexp(logits, 1);
       at::Tensor target = logits.gather(1, safeTargets.narrow(0, begin, n).unsqueeze(1)).squeeze(1);
@@ -69,16 +105,29 @@ struct ChunkedCrossEntropy : torch::autograd::Function<ChunkedCrossEntropy> {
     const int64_t N = hidden.size(0);
     at::Tensor gradHidden = at::empty_like(hidden);
     at::Tensor gradHead = at::zeros(head.sizes(), head.options().dtype(reduced(compute))); // summed over chunks
+    const bool fused = fusedRows(hidden, compute);
     for (int64_t begin = 0; begin < N; begin += chunk) {
       const int64_t n = std::min(chunk, N - begin);
       at::Tensor h = hidden.narrow(0, begin, n).to(compute);
-      at::Tensor gradLogits = chunkLogits(h, weight, compute).sub_(logSumExp.narrow(0, begin, n).unsqueeze(1)).exp_();
-      gradLogits.scatter_add_(1, targets.narrow(0, begin, n).unsqueeze(1),
-                              at::full({n, 1}, -1.0, gradLogits.options()));
-      // A masked row is set to 0, not multiplied by it: 0 * inf would be NaN.
-      at::Tensor c = coefficient.narrow(0, begin, n).unsqueeze(1);
-      gradLogits.mul_(c).masked_fill_(c.eq(0), 0);
-      at::Tensor g = gradLogits.to(compute);
+      at::Tensor g;
+#if MIXTAPE_CUDA_KERNELS
+      if (fused) { // softmax - onehot written over the chunk's logits, in `compute`
+        g = at::mm(h, weight.t());
+        cuda::softmaxMinusOneHot(g.data_ptr(), logitType(g), n, g.size(1), targets.narrow(0, begin, n).data_ptr<int64_t>(),
+                                 logSumExp.narrow(0, begin, n).data_ptr<float>(),
+                                 coefficient.narrow(0, begin, n).contiguous().data_ptr<float>(), currentStream());
+      }
+#endif
+      if (!fused) {
+        at::Tensor gradLogits =
+            chunkLogits(h, weight, compute).sub_(logSumExp.narrow(0, begin, n).unsqueeze(1)).exp_();
+        gradLogits.scatter_add_(1, targets.narrow(0, begin, n).unsqueeze(1),
+                                at::full({n, 1}, -1.0, gradLogits.options()));
+        // A masked row is set to 0, not multiplied by it: 0 * inf would be NaN.
+        at::Tensor c = coefficient.narrow(0, begin, n).unsqueeze(1);
+        gradLogits.mul_(c).masked_fill_(c.eq(0), 0);
+        g = gradLogits.to(compute);
+      }
       gradHidden.narrow(0, begin, n).copy_(at::mm(g, weight));
       if (compute == gradHead.scalar_type())
         gradHead.addmm_(g.t(), h);
