@@ -49,12 +49,13 @@ static llvm::Expected<std::pair<double, uint64_t>> evaluateSplit(ExecContext &ct
   for (uint64_t first = rank * microBatch; first < (*set)->size(); first += ranks * microBatch) {
     uint64_t count = std::min<uint64_t>(microBatch, (*set)->size() - first);
     train::MicroBatch mb = train::onDevice(makeMicroBatch(read, first, count, seqLen, withDocuments, scratch), device);
-    at::Tensor logits;
+    at::Tensor losses; // [B, T]; the loss in chunks, as in training: never a whole batch's logits
     {
       compat::CudaAutocast autocast(m.parameters().front().Tensor); // as in training: bf16 on CUDA
-      logits = m.forward(mb.Inputs, mb.DocumentStarts);
+      losses = model::chunkedTokenLosses(m.hiddenStates(mb.Inputs, mb.DocumentStarts), m.headWeight(), mb.Targets,
+                                         mb.LossMask);
     }
-    lossSum += model::maskedTokenLossSum(logits, mb.Targets, mb.LossMask);
+    lossSum += losses.to(at::kDouble).sum();
   }
   at::Tensor total = lossSum.reshape({1}).to(c10::Device(ctx.Collectives->deviceType()));
   ctx.Collectives->allReduceSum(total);
