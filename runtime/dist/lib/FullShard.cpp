@@ -40,6 +40,9 @@ struct UnitGradientHook final : torch::autograd::FunctionPostHook {
 
 namespace {
 
+/// Elements of one reduce-scatter's input: 16 MiB of fp32 whatever a unit's size.
+constexpr int64_t kReduceBufferElements = int64_t(4) << 20;
+
 /// Frees a parameter's storage; the tensor keeps its shape and identity (autograd may hold it).
 void dropStorage(const at::Tensor &t) {
   c10::StorageImpl *storage = t.storage().unsafeGetStorageImpl();
@@ -87,20 +90,21 @@ FullShard::FullShard(Collectives &collectives, model::Model &model, train::AdamW
   const std::vector<std::vector<size_t>> parts = model.partParameters();
   UnitOfPart.assign(parts.size(), 0);
   UnitOfParam.assign(Params.size(), 0);
-  // The outer unit: the first part's parameters and the last's (a tied head's once).
-  Units.emplace_back();
-  Outer = 0;
-  for (size_t i : parts.front())
-    Units[Outer].Params.push_back(i);
-  for (size_t i : parts.back())
-    if (!llvm::is_contained(Units[Outer].Params, i))
-      Units[Outer].Params.push_back(i);
-  UnitOfPart.back() = Outer;
-  for (size_t part = 1; part + 1 < parts.size(); ++part) {
+  // A unit per part; a tied head's last part joins the first (the embedding) in one unit.
+  const bool tied = llvm::any_of(parts.back(), [&](size_t i) { return llvm::is_contained(parts.front(), i); });
+  for (size_t part = 0; part < parts.size(); ++part) {
+    if (tied && part + 1 == parts.size()) {
+      for (size_t i : parts[part])
+        if (!llvm::is_contained(Units.front().Params, i))
+          Units.front().Params.push_back(i);
+      UnitOfPart[part] = 0;
+      continue;
+    }
     UnitOfPart[part] = Units.size();
     Units.emplace_back();
     Units.back().Params = parts[part];
   }
+  Outer = UnitOfPart.back();
   for (size_t u = 0; u < Units.size(); ++u) {
     Unit &unit = Units[u];
     std::vector<int64_t> numels;
@@ -176,7 +180,7 @@ at::Tensor FullShard::run(size_t part, const at::Tensor &input,
   const size_t index = UnitOfPart[part];
   Unit &unit = Units[index];
   const bool outer = index == Outer, last = part + 1 == UnitOfPart.size();
-  if (!outer || part == 0) {
+  if (!outer || !unit.Gathered) { // the outer unit, once gathered, stays until it is reduced
     gather(unit);
     if (at::GradMode::is_enabled())
       unit.Waiting = unit.Params.size();
@@ -202,16 +206,34 @@ void FullShard::gradientReady(size_t param) {
 void FullShard::reduce(Unit &unit) {
   at::NoGradGuard noGrad;
   const ShardLayout &layout = *unit.Layout;
-  // Zeros: the padding, and a parameter without a gradient here (it may have one elsewhere).
-  at::Tensor flat = at::zeros({layout.ShardSize * Comm.worldSize()}, unit.Shard.options());
+  const int64_t W = Comm.worldSize(), S = layout.ShardSize;
+  std::vector<at::Tensor> grads; // flat views; undefined where a parameter got no gradient here
   for (size_t k = 0; k < unit.Params.size(); ++k) {
     at::Tensor &grad = const_cast<at::Tensor &>(Params[unit.Params[k]].Tensor).mutable_grad();
-    if (grad.defined())
-      flat.narrow(0, layout.Offsets[k], grad.numel()).copy_(grad.reshape({-1}));
+    grads.push_back(grad.defined() ? grad.reshape({-1}) : at::Tensor());
     grad = at::Tensor();
   }
-  at::Tensor sum = at::empty({layout.ShardSize}, flat.options());
-  Comm.reduceScatterSum(flat, sum);
+  // A slice of every rank's shard at a time: the buffers hold W slices, not the whole unit
+  // (Gloo's reduce-scatter all-reduces a copy of its input: two more copies of it otherwise).
+  const int64_t slice = std::max<int64_t>(1, kReduceBufferElements / W);
+  at::Tensor sum = at::empty({S}, unit.Shard.options());
+  for (int64_t begin = 0; begin < S; begin += slice) {
+    const int64_t n = std::min(slice, S - begin);
+    // Zeros: the padding, and a parameter without a gradient here (it may have one elsewhere).
+    at::Tensor in = at::zeros({W, n}, unit.Shard.options());
+    for (int64_t r = 0; r < W; ++r) {
+      const int64_t lo = r * S + begin, hi = lo + n; // this slice of rank r's shard in the unit
+      for (size_t k = 0; k < grads.size(); ++k) {
+        if (!grads[k].defined())
+          continue;
+        const int64_t from = std::max(lo, layout.Offsets[k]), to = std::min(hi, layout.Offsets[k] + grads[k].numel());
+        if (from < to)
+          in[r].narrow(0, from - lo, to - from).copy_(grads[k].narrow(0, from - layout.Offsets[k], to - from));
+      }
+    }
+    at::Tensor out = sum.narrow(0, begin, n);
+    Comm.reduceScatterSum(in.view({-1}), out);
+  }
   // Micro-batches add up here, each already summed over the ranks.
   unit.GradShard = unit.GradShard.defined() ? unit.GradShard.add_(sum) : sum;
   unit.Waiting = 0;

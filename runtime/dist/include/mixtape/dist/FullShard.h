@@ -2,7 +2,8 @@
 //
 // `--shard full`, in the manner of PyTorch's FSDP (Zhao et al. 2023, "PyTorch FSDP:
 // Experiences on Scaling Fully Sharded Data Parallel"). The model's parameters form
-// units: one per block, and one for the embeddings, final norm and head. Each unit's
+// units: one per part (the embeddings, each block, the final norm with the head; a tied head's
+// part joins the embeddings'). Each unit's
 // parameters are laid end to end, padded to a multiple of W and cut into W shards
 // (ShardLayout); rank r keeps shard r of every unit (the weights the optimizer updates)
 // and AdamW's moments for it. The parameter tensors hold no storage except while their
@@ -12,9 +13,10 @@
 //  - backward: when the gradient of a block's output arrives, its parameters are gathered
 //    again (autograd saved the tensors, whose storage is refilled); once autograd has
 //    accumulated each of the block's gradients, the gradients are reduce-scattered (rank r
-//    adds the sum of its shard) and the gradients and parameters freed;
-//  - the outer unit is gathered when a forward pass starts and kept until its gradients
-//    are reduced at the end of backward (or, without gradients, to the pass's end);
+//    adds the sum of its shard) a slice of every shard at a time, and the gradients and
+//    parameters freed; the embeddings' unit is a block's like any other;
+//  - the outer unit (the head's) is gathered when its part runs and kept until its
+//    gradients are reduced in backward (or, without gradients, to the pass's end);
 //  - the step: the gradient norm is the square root of the ranks' summed squared shard
 //    norms; each rank updates its shards with AdamW.
 // A gather does not overlap the previous unit's compute (no prefetch).
@@ -80,7 +82,7 @@ private:
   llvm::ArrayRef<model::NamedParameter> Params;
   std::vector<Unit> Units;
   std::vector<size_t> UnitOfPart, UnitOfParam;
-  size_t Outer = 0; ///< the unit of the first and last parts
+  size_t Outer = 0; ///< the last part's unit (the first's too, with a tied head)
   bool KeepWhole = false;
   /// The parameters' gradient accumulators, kept alive with the keys of our hooks.
   std::vector<std::shared_ptr<torch::autograd::Node>> Accumulators;
