@@ -17,6 +17,11 @@
              a 1-process run and resume it on 2 ranks with `full`; kill a `full` run and
              resume it on 2 plain ranks: each ends as its uninterrupted run
   kill-full -- `kill` with `--shard full`: a rank dies while the others gather parameters
+  sharded-checkpoint -- a 2-rank `full` run's checkpoint is each rank's shard and an index
+             (nothing gathered); killed after it, the run resumes on 1 process, and on 4
+             ranks with `optimizer`, each ending as the uninterrupted run (1e-6: the gradients
+             sum in another order); `mixtape export --checkpoint` consolidates it to the
+             tensors the shards hold; a missing or cut shard is an error naming it
   uneven  -- 3 ranks cannot split a batch of 8 sequences: a diagnostic, exit 1
   torchrun -- `mixtape exec PLAN` as 2 workers of PyTorch's torchrun (its agent serves the
              store) gives the loss curve and weights of 1 process; skipped (77) without a
@@ -272,6 +277,74 @@ elif scenario == "full-resume":
         if newest and f"[pretrain] resuming from the checkpoint at step {newest[2]}\n" not in r.stderr:
             failures.append(f"{what}: the run did not report resuming at step {newest[2]}:\n" + r.stderr[-3000:])
         compare(refs[key], d, ("uninterrupted", what), 1e-6)
+    total = 12
+
+elif scenario == "sharded-checkpoint":
+    ref = os.path.join(work, "reference")
+    r = run(["run", recipe, "--run-dir", ref, "--nproc", "2", "--timeout", "60", "--quiet", "--shard", "full"])
+    skip_without_gloo(r)
+    if r.returncode != 0:
+        failures.append("uninterrupted run failed:\n" + r.stderr[-3000:])
+    for what, after, n_after in (("resumed on 1 process", [], 1),
+                                 ("resumed on 4 ranks with optimizer", ["--shard", "optimizer"], 4)):
+        d = os.path.join(work, "killed-" + str(n_after))
+        newest = kill_after_checkpoint(d, ["--shard", "full"], 2)
+        if not newest:
+            continue
+        ckpt = os.path.join(newest[0], "checkpoints", "step-%08d" % newest[2])
+        files = sorted(os.listdir(ckpt))
+        want = ["index.json", "shard-00000-of-00002.safetensors", "shard-00001-of-00002.safetensors", "state.json"]
+        if files != want:
+            failures.append(f"the checkpoint holds {files}, not {want}")
+        # Read as docs/cluster.md describes it: each tensor is its slices, end to end.
+        index = json.load(open(os.path.join(ckpt, "index.json")))
+        if (index["world_size"], index["shard_mode"]) != (2, "full"):
+            failures.append(f"index: world {index['world_size']}, mode {index['shard_mode']}")
+        whole = {}
+        for name, t in index["tensors"].items():
+            values, at = [], 0
+            for piece in sorted(t["slices"], key=lambda p: p["begin"]):
+                if piece["begin"] != at:
+                    failures.append(f"index: {name} has a gap or overlap at element {at}")
+                values += tensors(os.path.join(ckpt, piece["file"]))[name]
+                at += piece["length"]
+            size = 1
+            for dim in t["shape"]:
+                size *= dim
+            if at != size:
+                failures.append(f"index: the slices of {name} hold {at} of its {size} elements")
+            whole[name] = values
+        if n_after == 1:
+            out = os.path.join(work, "export")
+            rx = run(["export", d, newest[1]["name"], "--checkpoint", str(newest[2]), "--hf", out])
+            if rx.returncode != 0:
+                failures.append("export of the sharded checkpoint failed:\n" + rx.stderr[-3000:])
+            else:
+                exported = tensors(os.path.join(out, "model.safetensors"))
+                weights = {k: v for k, v in whole.items() if not k.endswith((".exp_avg", ".exp_avg_sq"))}
+                if not weights or any(list(exported.get(k, ())) != v for k, v in weights.items()):
+                    failures.append("the exported weights are not the ones the shards hold")
+            # Faults on a copy: a shard cut, then gone.
+            broken = os.path.join(work, "broken")
+            shutil.copytree(d, broken)
+            shard = os.path.join(broken, os.path.relpath(ckpt, d), "shard-00001-of-00002.safetensors")
+            data = open(shard, "rb").read()
+            for fault in ("cut", "missing"):
+                if fault == "cut":
+                    open(shard, "wb").write(data[:len(data) // 2])
+                else:
+                    os.remove(shard)
+                rx = run(["export", broken, newest[1]["name"], "--checkpoint", str(newest[2]), "--hf",
+                          os.path.join(work, "export-" + fault)])
+                if rx.returncode != 1 or shard not in rx.stderr:
+                    failures.append(f"a {fault} shard: exit {rx.returncode}, not 1 with an error naming it:\n"
+                                    + rx.stderr[-2000:])
+        r = run(["run", recipe, "--run-dir", d, "--nproc", str(n_after), "--timeout", "60", *after])
+        if r.returncode != 0:
+            failures.append(f"{what}: the resumed run failed:\n" + r.stderr[-3000:])
+        if f"resuming from the checkpoint at step {newest[2]}\n" not in r.stderr:
+            failures.append(f"{what}: the run did not report resuming at step {newest[2]}:\n" + r.stderr[-3000:])
+        compare(ref, d, ("uninterrupted", what), 1e-6)
     total = 12
 
 elif scenario in ("kill", "hang", "kill-full"):

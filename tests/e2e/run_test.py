@@ -341,7 +341,7 @@ elif scenario == "nan-skip":
         .replace("peak = 1e12", "peak = 1e6")
     open(os.path.join(work, "stop.toml"), "w").write(every_step)
     r = run(["run", os.path.join(work, "stop.toml"), "--run-dir", d])
-    checkpoints = glob.glob(os.path.join(d, "pretrain-*", "checkpoints", "*", "model.safetensors"))
+    checkpoints = glob.glob(os.path.join(d, "pretrain-*", "checkpoints", "*", "shard-*.safetensors"))
     bad = [p for p in checkpoints + glob.glob(os.path.join(d, "*", "optimizer.safetensors")) if not all_finite(p)]
     def strict(line):
         try:

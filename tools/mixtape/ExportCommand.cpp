@@ -1,7 +1,8 @@
 //===- ExportCommand.cpp - `mixtape export` -------------------------------===//
 //
-// `mixtape export RUN_DIR NODE --hf DIR` writes the model a finished node left as a Hugging
-// Face folder. The node's directory comes from RUN_DIR/plan.json, the plan the run executed.
+// `mixtape export RUN_DIR NODE --hf DIR` writes the model a finished node left (or, with
+// --checkpoint STEP, a train node's retained checkpoint, sharded or not) as a Hugging Face
+// folder. The node's directory comes from RUN_DIR/plan.json, the plan the run executed.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
@@ -29,6 +30,7 @@ static std::string parseSize(llvm::StringRef text, uint64_t &bytes) {
 int mixtape::cli::exportMain(llvm::ArrayRef<llvm::StringRef> args) {
   std::vector<std::string> positional;
   std::string hfDir, dtype = "fp32";
+  uint64_t checkpointStep = 0;
   exec::ExportOptions exportOptions;
   OptionParser options("mixtape export", "RUN_DIR NODE",
                        "Writes the model that NODE of the run left as the Hugging Face folder save_pretrained\n"
@@ -40,6 +42,9 @@ int mixtape::cli::exportMain(llvm::ArrayRef<llvm::StringRef> args) {
       .value("--max-shard-size", "SIZE",
              [&](llvm::StringRef text) { return parseSize(text, exportOptions.MaxShardBytes); },
              "weights above SIZE are sharded (default 5GB, as save_pretrained; 500MB, 2GiB, bytes)")
+      .integer("--checkpoint", "STEP", checkpointStep, 1, UINT64_MAX,
+               "the train node's retained checkpoint at stage step STEP instead of its final model (a sharded\n"
+               "checkpoint is consolidated tensor by tensor)")
       .positional("RUN_DIR NODE", positional, 2, 2)
       .epilog("exit status: 0 written, 1 errors, 2 usage");
   if (std::optional<int> exit = options.parse(args))
@@ -51,6 +56,8 @@ int mixtape::cli::exportMain(llvm::ArrayRef<llvm::StringRef> args) {
     return Failure;
   }
   exportOptions.Bf16 = dtype == "bf16";
+  if (checkpointStep)
+    exportOptions.CheckpointStep = checkpointStep;
   if (llvm::Error e = exec::exportNode(*plan, runDir, node, hfDir, exportOptions)) {
     llvm::errs() << "mixtape export: error: " << llvm::toString(std::move(e)) << "\n";
     return Failure;

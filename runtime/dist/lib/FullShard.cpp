@@ -153,6 +153,19 @@ int64_t FullShard::shardElements() const {
   return total;
 }
 
+std::vector<StateSlice> FullShard::checkpointSlices() const {
+  std::vector<StateSlice> out;
+  for (const Unit &unit : Units)
+    for (const ShardLayout::Piece &p : unit.Layout->Pieces) {
+      const model::NamedParameter &param = Params[unit.Params[p.Tensor]];
+      const std::vector<int64_t> shape = param.Tensor.sizes().vec();
+      out.push_back({param.Name, shape, p.InTensor, unit.Shard.narrow(0, p.InShard, p.Length)});
+      out.push_back({expAvgName(param.Name), shape, p.InTensor, unit.ExpAvg.narrow(0, p.InShard, p.Length)});
+      out.push_back({expAvgSqName(param.Name), shape, p.InTensor, unit.ExpAvgSq.narrow(0, p.InShard, p.Length)});
+    }
+  return out;
+}
+
 void FullShard::gather(Unit &unit) {
   if (unit.Gathered)
     return;

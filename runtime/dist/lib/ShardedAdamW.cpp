@@ -99,6 +99,23 @@ double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, doubl
   return norm;
 }
 
+std::vector<StateSlice> ShardedAdamW::checkpointSlices(const train::AdamW &optimizer, SlicePurpose purpose) const {
+  llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
+  std::vector<StateSlice> out;
+  if (purpose == SlicePurpose::Load)
+    for (const NamedParameter &param : params)
+      out.push_back({param.Name, param.Tensor.sizes().vec(), 0, flatView(param)});
+  for (const ShardLayout::Piece &p : Layout->Pieces) {
+    const NamedParameter &param = params[p.Tensor];
+    const std::vector<int64_t> shape = param.Tensor.sizes().vec();
+    if (purpose == SlicePurpose::Save)
+      out.push_back({param.Name, shape, p.InTensor, flatView(param).narrow(0, p.InTensor, p.Length)});
+    out.push_back({expAvgName(param.Name), shape, p.InTensor, ExpAvg.narrow(0, p.InShard, p.Length)});
+    out.push_back({expAvgSqName(param.Name), shape, p.InTensor, ExpAvgSq.narrow(0, p.InShard, p.Length)});
+  }
+  return out;
+}
+
 llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, const std::string &what,
                                          llvm::function_ref<llvm::Error()> save) {
   at::NoGradGuard noGrad;

@@ -50,7 +50,8 @@ struct ExecContext {
   /// The stream `name` of the plan, as the data layer opens it, starting at `cursor`.
   llvm::Expected<data::NodeStream> stream(llvm::StringRef name, uint64_t cursor) const;
   /// The model `of` made (its chain's init's architecture: a sweep over sizes has several)
-  /// with the weights of `weights` (a model.safetensors) and RoPE base `ropeTheta`
+  /// with the weights of `weights` (a model.safetensors, or a sharded checkpoint's
+  /// index.json, read tensor by tensor) and RoPE base `ropeTheta`
   /// (nullopt: the init's). A model that came from a Hugging Face checkpoint keeps what the
   /// plan does not spell out (norm eps, head size, tied head, rotary fraction, activation):
   /// its init node saved the checkpoint's config.
@@ -88,7 +89,9 @@ llvm::Error runMerge(ExecContext &ctx, const plan::Node &node, const plan::Merge
 /// changed; they are not hashed): evaluates those its retained weights can serve, appends
 /// their records, and names those that only retraining would evaluate.
 llvm::Error serveDuringEvals(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train);
-/// The model a finished node left, as a new Hugging Face folder `outDir`.
-llvm::Error exportModel(ExecContext &ctx, const plan::Node &node, llvm::StringRef outDir, const ExportOptions &options);
+/// The model `node` left with the weights of `weights` (its model.safetensors, or a
+/// checkpoint's), as a new Hugging Face folder `outDir`.
+llvm::Error exportModel(ExecContext &ctx, const plan::Node &node, llvm::StringRef weights, llvm::StringRef outDir,
+                        const ExportOptions &options);
 
 } // namespace mixtape::exec

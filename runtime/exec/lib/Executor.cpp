@@ -5,6 +5,8 @@
 
 #include "mixtape/data/ShardCatalog.h"
 #include "mixtape/dist/Collectives.h"
+#include "mixtape/dist/ShardedCheckpoint.h"
+#include "mixtape/rundir/Checkpoints.h"
 #include "mixtape/rundir/RunDir.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
@@ -169,10 +171,21 @@ llvm::Error mixtape::exec::exportNode(const plan::Plan &plan, llvm::StringRef ru
   if (!index)
     return makeError("the plan has no node '" + name + "'");
   const plan::Node &node = plan.Nodes[*index];
-  if (!rundir::isDone(runDir, node))
+  std::string weights = joinPath(rundir::nodeDir(runDir, node), "model.safetensors");
+  if (options.CheckpointStep) {
+    if (!node.train())
+      return makeError("node '" + name + "' is not a train node: it keeps no checkpoints");
+    // Every file as state.json recorded it: a shard missing or cut is named here.
+    rundir::CheckpointStore store(rundir::nodeDir(runDir, node));
+    if (llvm::Error e = store.validate(*options.CheckpointStep, rundir::CheckpointStore::Check::Contents))
+      return e;
+    const std::string dir = store.dirFor(*options.CheckpointStep), index = joinPath(dir, dist::kCheckpointIndex);
+    weights = llvm::sys::fs::exists(index) ? index : joinPath(dir, "model.safetensors");
+  } else if (!rundir::isDone(runDir, node)) {
     return makeError("node '" + name + "' is not done (no " + joinPath(rundir::nodeDir(runDir, node), "DONE") + ")");
+  }
   ExecContext ctx;
   ctx.Plan = &plan;
   ctx.RunDir = runDir.str();
-  return catchTorchErrors([&] { return exportModel(ctx, node, outDir, options); });
+  return catchTorchErrors([&] { return exportModel(ctx, node, weights, outDir, options); });
 }

@@ -6,6 +6,7 @@
 #include "ExecContext.h"
 
 #include "mixtape/data/ShardCatalog.h"
+#include "mixtape/dist/ShardedCheckpoint.h"
 #include "mixtape/merge/Merge.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/plan/Environment.h"
@@ -91,8 +92,11 @@ llvm::Expected<std::unique_ptr<model::Model>> ExecContext::loadModel(const plan:
   llvm::Expected<std::unique_ptr<model::Model>> m = model::Model::create(*config, Plan->Seed);
   if (!m)
     return m.takeError();
-  if (llvm::Error e = (*m)->loadWeights(weights))
-    return std::move(e);
+  llvm::Error loaded = llvm::sys::path::filename(weights) == dist::kCheckpointIndex
+                           ? dist::loadShardedWeights(**m, weights)
+                           : (*m)->loadWeights(weights);
+  if (loaded)
+    return std::move(loaded);
   return m;
 }
 
@@ -184,14 +188,14 @@ static llvm::Error exportTokenizer(const plan::Plan &plan, llvm::StringRef dir, 
   return writeFileDurably(joinPath(dir, "tokenizer_config.json"), formatJSON(std::move(config)));
 }
 
-llvm::Error mixtape::exec::exportModel(ExecContext &ctx, const plan::Node &node, llvm::StringRef outDir,
-                                       const ExportOptions &options) {
+llvm::Error mixtape::exec::exportModel(ExecContext &ctx, const plan::Node &node, llvm::StringRef weights,
+                                       llvm::StringRef outDir, const ExportOptions &options) {
   if (node.eval())
     return makeError("node '" + node.Name + "' is an eval: it makes no model to export");
   if (llvm::sys::fs::exists(outDir))
     return fileError(outDir, "exists; export writes a new folder and replaces nothing");
   const plan::TrainNode *trained = trainedBy(ctx, &node);
-  auto m = ctx.loadModel(node, joinPath(ctx.nodeDir(node), "model.safetensors"),
+  auto m = ctx.loadModel(node, weights,
                          trained ? std::optional<double>(trained->Settings.RopeTheta) : std::nullopt);
   if (!m)
     return m.takeError();

@@ -16,6 +16,7 @@
 #include "mixtape/dist/DataParallel.h"
 #include "mixtape/dist/FullShard.h"
 #include "mixtape/dist/ShardedAdamW.h"
+#include "mixtape/dist/ShardedCheckpoint.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/plan/Print.h"
 #include "mixtape/rundir/Checkpoints.h"
@@ -28,6 +29,7 @@
 #include "mixtape/train/DeviceMemory.h"
 #include "mixtape/train/Numerics.h"
 
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -76,11 +78,14 @@ llvm::Expected<BatchShare> batchShare(const ExecContext &ctx, const plan::TrainN
                     dist::shareMicroBatch(count, train.Exec.MicroBatch)};
 }
 
-/// Where the node starts: a stage step, the metrics bytes to keep, the skips so far.
+/// Where the node starts: a stage step, the metrics bytes to keep, the skips so far, and
+/// the index of a sharded checkpoint to load once the ranks share the state (each rank
+/// reads the slices it keeps).
 struct Start {
   uint64_t Step = 0;
   std::optional<uint64_t> KeepMetrics = 0;
   uint64_t SkippedSteps = 0, ConsecutiveSkips = 0;
+  std::optional<std::string> CheckpointIndex;
 };
 
 /// The file beside a LoRA node's merged model.safetensors that holds its weights unmerged
@@ -98,7 +103,8 @@ bool stageContinues(const ExecContext &ctx, const plan::Node &node) {
 
 /// Restores the model and optimizer from rank 0's newest checkpoint (every rank resumes
 /// from it; the others know only its step), else from the input (its optimizer state
-/// when the plan keeps it).
+/// when the plan keeps it). A sharded checkpoint is only found here: its slices are read
+/// once the ranks share the state (RankSync::loadCheckpoint).
 llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train, model::Model &m,
                               train::AdamW &optimizer, const BatchShare &share) {
   rundir::CheckpointStore checkpoints(ctx.nodeDir(node));
@@ -115,16 +121,20 @@ llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const pl
     if (train.Settings.OptimizerState == plan::OptimizerStart::Keep && input.train())
       if (llvm::Error e = optimizer.loadState(joinPath(ctx.nodeDir(input), "optimizer.safetensors")))
         return std::move(e);
-    return Start{train.Settings.Steps.Begin, 0, 0, 0};
+    return Start{train.Settings.Steps.Begin, 0, 0, 0, std::nullopt};
   }
   // Every rank stops after the same run of skipped steps.
   const int64_t consecutive = ctx.Collectives->broadcastValue(c ? static_cast<int64_t>(c->State.ConsecutiveSkips) : 0);
   const std::string dir = c ? c->Dir : checkpoints.dirFor(static_cast<uint64_t>(step));
-  if (llvm::Error e = m.loadWeights(joinPath(dir, "model.safetensors")))
-    return std::move(e);
-  if (llvm::Error e = optimizer.loadState(joinPath(dir, "optimizer.safetensors")))
-    return std::move(e);
-  Start start{static_cast<uint64_t>(step), std::nullopt, 0, static_cast<uint64_t>(consecutive)};
+  Start start{static_cast<uint64_t>(step), std::nullopt, 0, static_cast<uint64_t>(consecutive), std::nullopt};
+  if (llvm::sys::fs::exists(joinPath(dir, dist::kCheckpointIndex))) {
+    start.CheckpointIndex = joinPath(dir, dist::kCheckpointIndex);
+  } else { // a checkpoint rank 0 wrote whole (before sharded checkpoints)
+    if (llvm::Error e = m.loadWeights(joinPath(dir, "model.safetensors")))
+      return std::move(e);
+    if (llvm::Error e = optimizer.loadState(joinPath(dir, "optimizer.safetensors")))
+      return std::move(e);
+  }
   if (!c)
     return start;
   start.KeepMetrics = c->State.MetricsBytes;
@@ -144,6 +154,14 @@ llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const pl
                                   "bits\n",
                                   node.Name, step, ranks, share.Micro, c->State.WorldSize, c->State.MicroBatch);
   return start;
+}
+
+/// Never a checkpoint or model that holds a NaN or infinity (`name`): resuming from it
+/// would fail forever.
+llvm::Error nonFiniteError(uint64_t step, const std::string &name) {
+  return makeError(llvm::formatv("stage step {0}: {1} holds a NaN or infinity after the update; nothing saved, the "
+                                 "last checkpoint is kept (a lower learning rate or gradient clipping may help)",
+                                 step, name));
 }
 
 /// How the ranks share each step: gradients summed (data parallel), with ZeRO-1 the
@@ -185,6 +203,61 @@ public:
   }
 
   train::StepSync *step() const { return Step; }
+
+  /// This rank's slices of the weights and optimizer state, however the ranks keep them:
+  /// what it writes to a sharded checkpoint, or what it reads from one.
+  std::vector<dist::StateSlice> checkpointSlices(train::AdamW &optimizer, dist::SlicePurpose purpose) const {
+    if (Full)
+      return Full->checkpointSlices();
+    if (Zero1)
+      return Zero1->checkpointSlices(optimizer, purpose);
+    return dist::replicatedSlices(optimizer, Ctx.Collectives->rank(), Ctx.Collectives->worldSize(), purpose);
+  }
+
+  /// Loads what this rank keeps from a sharded checkpoint written by any world size and
+  /// shard mode: every rank reads only the slices it needs.
+  llvm::Error loadCheckpoint(train::AdamW &optimizer, const std::string &indexPath) {
+    llvm::Error loaded = [&]() -> llvm::Error {
+      llvm::Expected<dist::CheckpointIndex> index = dist::CheckpointIndex::open(indexPath);
+      if (!index)
+        return index.takeError();
+      if (llvm::Error e = index->read(checkpointSlices(optimizer, dist::SlicePurpose::Load)))
+        return e;
+      optimizer.setSteps(index->optimizerSteps());
+      return llvm::Error::success();
+    }();
+    return dist::everyRankSucceeded(*Ctx.Collectives, std::move(loaded), "loading the checkpoint " + indexPath);
+  }
+
+  /// Every rank writes its slices as its shard of the checkpoint at `step`; then rank 0
+  /// writes the index and commits the checkpoint (state.json, written last): nothing is
+  /// gathered, and a checkpoint cut short anywhere is never taken for one.
+  llvm::Error saveCheckpoint(const model::Model &model, train::AdamW &optimizer, const rundir::CheckpointStore &store,
+                             const rundir::CheckpointState &state, uint64_t keep) {
+    dist::Collectives &comm = *Ctx.Collectives;
+    const std::string what = llvm::formatv("saving the checkpoint at step {0}", state.Step).str();
+    std::vector<dist::StateSlice> slices = checkpointSlices(optimizer, dist::SlicePurpose::Save);
+    // The weights it does not train (frozen, a LoRA's base) too: evals and exports read them.
+    for (dist::StateSlice &s : dist::frozenSlices(model.parameters(), comm.rank(), comm.worldSize()))
+      slices.push_back(std::move(s));
+    std::optional<std::string> nonFinite = dist::firstNonFinite(slices);
+    if (llvm::Error e = dist::everyRankSucceeded(
+            comm, nonFinite ? nonFiniteError(state.Step, *nonFinite) : llvm::Error::success(), what))
+      return e;
+    if (llvm::Error e = comm.rankZeroAlone(what, [&] { return store.begin(state.Step).takeError(); }))
+      return e;
+    const std::string dir = store.dirFor(state.Step);
+    if (llvm::Error e = dist::everyRankSucceeded(
+            comm, dist::writeShard(dir, comm.rank(), comm.worldSize(), slices), what))
+      return e;
+    return comm.rankZeroAlone(what, [&]() -> llvm::Error {
+      // The mode the ranks ran in (a world of one shards nothing, whatever --shard says).
+      const plan::ShardMode mode = Full ? plan::ShardMode::Full : Zero1 ? plan::ShardMode::Optimizer : plan::ShardMode::None;
+      if (llvm::Error e = dist::writeShardIndex(dir, comm.worldSize(), plan::enumName(mode), optimizer.steps()))
+        return e;
+      return store.commit(state, keep);
+    });
+  }
 
   /// Runs `save` on rank 0 with the whole optimizer state however the ranks keep it, so a
   /// run resumes with or without ZeRO-1 on any number of ranks; the others wait however
@@ -448,6 +521,9 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   llvm::Expected<std::unique_ptr<RankSync>> sync = RankSync::create(ctx, train, **m, optimizer);
   if (!sync)
     return sync.takeError();
+  if (start->CheckpointIndex)
+    if (llvm::Error e = (*sync)->loadCheckpoint(optimizer, *start->CheckpointIndex))
+      return e;
   train::TrainOptions options;
   options.ClipNorm = s.GradClip;
   options.Streams = s.Mixture.Streams.size();
@@ -479,29 +555,18 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   StepProgress progress(ctx.Progress, node.Name, first, last);
   data::Sample scratch;
   auto read = [&](uint64_t i, data::Sample &out) { (*samples)->read(i, out); };
-  // Never a checkpoint or model that holds a NaN: resuming from it would fail forever.
   auto refuseNonFinite = [&](uint64_t step) -> llvm::Error {
     if (std::optional<std::string> name = train::firstNonFinite(optimizer))
-      return makeError(llvm::formatv("stage step {0}: {1} holds a NaN or infinity after the update; nothing "
-                                     "saved, the last checkpoint is kept (a lower learning rate or gradient "
-                                     "clipping may help)",
-                                     step, *name));
+      return nonFiniteError(step, *name);
     return llvm::Error::success();
   };
   auto saveCheckpoint = [&](uint64_t step) -> llvm::Error {
-    if (llvm::Error e = refuseNonFinite(step))
-      return e;
-    llvm::Expected<std::string> at = checkpoints.begin(step);
-    if (!at)
-      return at.takeError();
-    if (llvm::Error e = (*m)->saveWeights(joinPath(*at, "model.safetensors")))
-      return e;
-    if (llvm::Error e = optimizer.saveState(joinPath(*at, "optimizer.safetensors")))
-      return e;
-    return checkpoints.commit({step, log.size(), train::numericsFingerprint(ctx.Device), records.skipped(),
-                               records.consecutive(), static_cast<uint64_t>(ctx.Collectives->worldSize()),
-                               share->Micro},
-                              train.Exec.CheckpointKeep);
+    // Rank 0 commits it, with its metrics log's size (the others log nothing).
+    return (*sync)->saveCheckpoint(**m, optimizer, checkpoints,
+                                   {step, log.size(), train::numericsFingerprint(ctx.Device), records.skipped(),
+                                    records.consecutive(), static_cast<uint64_t>(ctx.Collectives->worldSize()),
+                                    share->Micro, {}},
+                                   train.Exec.CheckpointKeep);
   };
 
   for (uint64_t step = start->Step;; ++step) {
@@ -527,9 +592,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
     progress.step(step + 1, *r, clock.stage(step + 1 - start->Step), records.skipped());
     const int stop = step + 1 < last ? ctx.stopRequested() : 0; // the last step ends the node anyway
     if (checkpointDue(train, clock, step + 1) || stop)
-      if (llvm::Error e = (*sync)->saveOnRankZero(
-              optimizer, llvm::formatv("saving the checkpoint at step {0}", step + 1).str(),
-              [&] { return saveCheckpoint(step + 1); }))
+      if (llvm::Error e = saveCheckpoint(step + 1))
         return e;
     if (stop)
       return makeError(llvm::formatv("stopped by {0} after stage step {1}, checkpoint written to {2}; run the same "

@@ -7,6 +7,7 @@
 #include "mixtape/model/Model.h"
 #include "LoraAdapters.h"
 #include "mixtape/model/ShardIndex.h"
+#include "mixtape/model/TensorTypes.h"
 #include "mixtape/model/TorchCompat.h"
 #include "mixtape/safetensors/SafeTensors.h"
 #include "mixtape/support/Error.h"
@@ -37,6 +38,36 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 namespace st = mixtape::safetensors;
 
+std::optional<c10::ScalarType> mixtape::model::scalarType(st::DType type) {
+  switch (type) {
+  case st::DType::F64:
+    return at::kDouble;
+  case st::DType::F32:
+    return at::kFloat;
+  case st::DType::F16:
+    return at::kHalf;
+  case st::DType::BF16:
+    return at::kBFloat16;
+  default:
+    return std::nullopt; // integer tensors are never parameters
+  }
+}
+
+std::optional<st::DType> mixtape::model::safetensorsType(c10::ScalarType type) {
+  switch (type) {
+  case at::kDouble:
+    return st::DType::F64;
+  case at::kFloat:
+    return st::DType::F32;
+  case at::kHalf:
+    return st::DType::F16;
+  case at::kBFloat16:
+    return st::DType::BF16;
+  default:
+    return std::nullopt;
+  }
+}
+
 llvm::StringRef mixtape::model::paramKindName(ParamKind kind) {
   switch (kind) {
   case ParamKind::Matrix:
@@ -65,36 +96,6 @@ struct Block {
   at::Tensor UpWeight, UpBias, GateWeight;   // MLP in (gate: Llama)
   at::Tensor DownWeight, DownBias;           // MLP out
 };
-
-std::optional<c10::ScalarType> scalarType(st::DType type) {
-  switch (type) {
-  case st::DType::F64:
-    return at::kDouble;
-  case st::DType::F32:
-    return at::kFloat;
-  case st::DType::F16:
-    return at::kHalf;
-  case st::DType::BF16:
-    return at::kBFloat16;
-  default:
-    return std::nullopt; // integer tensors are never parameters
-  }
-}
-
-std::optional<st::DType> safetensorsType(c10::ScalarType type) {
-  switch (type) {
-  case at::kDouble:
-    return st::DType::F64;
-  case at::kFloat:
-    return st::DType::F32;
-  case at::kHalf:
-    return st::DType::F16;
-  case at::kBFloat16:
-    return st::DType::BF16;
-  default:
-    return std::nullopt;
-  }
-}
 
 /// Buffers, not parameters, that older checkpoints of these families carry.
 bool isKnownBuffer(llvm::StringRef name) {

@@ -89,6 +89,9 @@ std::string CheckpointStore::dirFor(uint64_t step) const {
 
 llvm::Expected<std::string> CheckpointStore::begin(uint64_t step) const {
   std::string dir = dirFor(step);
+  // What an earlier attempt at this step left (cut short, or of another world size) goes.
+  if (std::error_code ec = llvm::sys::fs::remove_directories(dir))
+    return fileError(dir, "cannot remove what an earlier attempt left: " + ec.message());
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
     return fileError(dir, "cannot create: " + ec.message());
   return dir;
@@ -150,8 +153,9 @@ static llvm::Expected<std::optional<CheckpointState>> readState(llvm::StringRef 
 /// Whether every file `state` lists is there as it was written, the weights among them.
 static llvm::Error checkFiles(llvm::StringRef dir, const CheckpointState &state,
                               CheckpointStore::Check depth = CheckpointStore::Check::Contents) {
-  if (llvm::none_of(state.Files, [](const FileDigest &f) { return f.Name == "model.safetensors"; }))
-    return fileError(joinPath(dir, "state.json"), "lists no model.safetensors");
+  // The weights: a sharded checkpoint's index (which names its shards), or a whole file.
+  if (llvm::none_of(state.Files, [](const FileDigest &f) { return f.Name == "index.json" || f.Name == "model.safetensors"; }))
+    return fileError(joinPath(dir, "state.json"), "lists neither index.json nor model.safetensors");
   for (const FileDigest &want : state.Files) {
     const std::string path = joinPath(dir, want.Name);
     if (depth == CheckpointStore::Check::Sizes) {

@@ -62,7 +62,9 @@ mixtape::rundir::missingDuringEvals(const plan::TrainNode &node, llvm::StringRef
         llvm::consumeError(std::move(invalid)); // not there, or not as written: it serves nothing
       } else {
         m.From = MissingDuringEval::Checkpoint;
-        m.Weights = joinPath(checkpoints.dirFor(m.Step), "model.safetensors");
+        // A sharded checkpoint's index stands for its weights (ExecContext::loadModel reads it).
+        const std::string index = joinPath(checkpoints.dirFor(m.Step), "index.json");
+        m.Weights = llvm::sys::fs::exists(index) ? index : joinPath(checkpoints.dirFor(m.Step), "model.safetensors");
       }
       out.push_back(std::move(m));
     }

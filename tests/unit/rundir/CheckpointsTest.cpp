@@ -101,7 +101,7 @@ TEST(Checkpoints, ADamagedCheckpointIsPassedOverForTheOneBefore) {
       {state,
        R"({"step": 16, "metrics_bytes": 160, "skipped_steps": 1, "consecutive_skips": 0, "world_size": 2, )"
        R"("micro_batch": 4, "numerics": "cpu", "files": []})",
-       state + ": lists no model.safetensors"},
+       state + ": lists neither index.json nor model.safetensors"},
       {state,
        R"({"step": 16, "metrics_bytes": 160, "skipped_steps": 1, "consecutive_skips": 0, "world_size": 2, )"
        R"("micro_batch": 4, "numerics": "cpu", "files": [{"name": "../../model.safetensors", "bytes": 18, )"

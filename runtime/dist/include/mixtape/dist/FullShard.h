@@ -25,6 +25,7 @@
 #pragma once
 
 #include "mixtape/dist/DataParallel.h"
+#include "mixtape/dist/ShardedCheckpoint.h"
 #include "mixtape/train/AdamW.h"
 
 #include "llvm/ADT/STLFunctionalExtras.h"
@@ -60,6 +61,10 @@ public:
   /// `save` runs there (gathered unit by unit; the others hold one unit at a time), so
   /// that checkpoints look as without sharding; then none again.
   llvm::Error saveWholeState(train::AdamW &optimizer, const std::string &what, llvm::function_ref<llvm::Error()> save);
+
+  /// This rank's shard of every parameter and of its moments, as views of the shards it
+  /// keeps: what it writes to a sharded checkpoint and what it loads from one.
+  std::vector<StateSlice> checkpointSlices() const;
 
   /// Elements of the shards this rank keeps, summed over units (a test's check).
   int64_t shardElements() const;

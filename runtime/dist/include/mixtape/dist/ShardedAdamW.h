@@ -12,6 +12,7 @@
 #pragma once
 
 #include "mixtape/dist/DataParallel.h"
+#include "mixtape/dist/ShardedCheckpoint.h"
 #include "mixtape/train/AdamW.h"
 
 #include "llvm/ADT/STLFunctionalExtras.h"
@@ -41,6 +42,10 @@ public:
   /// none again. The other ranks send their shards and wait for rank 0's save
   /// (Collectives::rankZeroAlone, `what` naming it).
   llvm::Error saveWholeState(train::AdamW &optimizer, const std::string &what, llvm::function_ref<llvm::Error()> save);
+
+  /// On save, this rank's shard of the weights and moments (each element on one rank); on
+  /// load, the whole weights (every rank keeps them) and its shard of the moments.
+  std::vector<StateSlice> checkpointSlices(const train::AdamW &optimizer, SlicePurpose purpose) const;
 
   /// Elements of the flat buffer each rank owns (a test's check).
   int64_t shardSize() const;

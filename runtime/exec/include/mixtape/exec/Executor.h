@@ -32,8 +32,9 @@ struct ExecOptions {
   std::string Device;
   /// This process's place among data-parallel ranks (a world of one by default). Every
   /// rank runs executePlan on the same plan: each trains on its share of every batch and
-  /// evaluates its share of every split; rank 0 alone writes checkpoints, metrics, models
-  /// and done markers, and decides what is done and where to resume.
+  /// evaluates its share of every split; each rank writes its shard of a checkpoint, rank 0
+  /// alone its commit, metrics, models and done markers, and decides what is done and
+  /// where to resume.
   dist::World World;
   /// Bounds the rendezvous and every collective: a rank that died or hangs makes the
   /// others fail within it. Rank 0's file work alone (init, merge, checkpoints) may take
@@ -58,6 +59,9 @@ struct ExportOptions {
   bool Bf16 = false;
   /// Above this many bytes of tensors, shards (model::HFSaveOptions).
   uint64_t MaxShardBytes = 5'000'000'000;
+  /// The train node's retained checkpoint at this stage step instead of its final model
+  /// (the node need not be done): a sharded checkpoint is consolidated tensor by tensor.
+  std::optional<uint64_t> CheckpointStep;
 };
 
 /// Writes the model that node `node` of a plan left in `runDir` (its done marker must be

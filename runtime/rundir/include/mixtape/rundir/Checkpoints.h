@@ -1,7 +1,8 @@
 //===- Checkpoints.h - a train node's checkpoints ---------------*- C++ -*-===//
 //
 // <node dir>/checkpoints/step-00000042/ holds the weights and optimizer state the runtime
-// writes (model.safetensors, optimizer.safetensors) and state.json, written last and
+// writes (each rank's shard and their index.json: runtime/dist/ShardedCheckpoint.h; older
+// runs: model.safetensors and optimizer.safetensors) and state.json, written last and
 // durably with the size and XXH3-64 of every other file: a checkpoint counts only once its
 // state.json is there, and only while its files are what was written. The store names the
 // folders, commits state.json, keeps the newest few and finds the newest valid one; it

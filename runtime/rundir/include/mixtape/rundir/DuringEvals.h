@@ -34,7 +34,7 @@ struct MissingDuringEval {
   std::vector<plan::EvalSplit> Splits;   ///< those not logged
   std::vector<std::string> Tasks;        ///< tasks not logged, by name
   Source From = Unavailable;
-  std::string Weights;                   ///< the retained model.safetensors (not Unavailable)
+  std::string Weights; ///< the retained model.safetensors, or a checkpoint's index.json (not Unavailable)
 };
 
 /// The points of `node`'s exec.eval_during whose "during" records (by eval, stage tokens,

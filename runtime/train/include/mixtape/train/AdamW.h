@@ -72,6 +72,9 @@ public:
   /// Counts a step whose updates were applied elsewhere (ZeRO-1 calls update() on its
   /// shard); returns the new step count.
   int64_t countStep() { return ++Steps; }
+  /// The step count a checkpoint recorded (its moments are restored through setMoments or
+  /// a sharding's own buffers).
+  void setSteps(int64_t steps) { Steps = steps; }
 
   /// The update step() makes to one tensor (torch/optim/adamw.py, _single_tensor_adamw),
   /// on tensors the caller holds: `param` in place, at step number `step` (from 1).
