@@ -48,6 +48,9 @@ public:
   llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef) override {
     return std::optional<uint64_t>();
   }
+  llvm::Expected<std::optional<std::vector<std::string>>> tokenizerTokens(llvm::StringRef) override {
+    return std::optional<std::vector<std::string>>();
+  }
   llvm::Expected<std::optional<plan::TaskStats>> taskStats(const plan::Plan &, const plan::Task &) override {
     return std::optional<plan::TaskStats>();
   }

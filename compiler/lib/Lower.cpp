@@ -111,10 +111,8 @@ double Lowering::flopsPerToken(const plan::Architecture &m, uint64_t seqLen) {
          12 * static_cast<double>(m.Layers) * static_cast<double>(m.DModel) * static_cast<double>(seqLen);
 }
 
-const plan::Architecture &Lowering::architectureOf(size_t node) const {
-  while (!Result.Nodes[node].init())
-    node = Result.Nodes[node].Inputs.front().Index;
-  return Result.Nodes[node].init()->Settings.Model;
+plan::Architecture Lowering::architectureOf(size_t node) const {
+  return plan::modelArchitecture(Result, Result.Nodes[node]);
 }
 
 size_t Lowering::finalNode(const ModelRef &ref) {

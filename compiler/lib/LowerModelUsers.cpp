@@ -43,6 +43,15 @@ void Lowering::lowerMerges() {
         n.Inputs.push_back({finalNode(*m.Base)});
         n.merge()->Settings.BaseInput = n.Inputs.size() - 1;
       }
+      // Weights merge row by row: a vocabulary extension on one side only has nothing to meet.
+      for (const plan::NodeRef &in : n.Inputs)
+        if (architectureOf(in.Index).Vocab != architectureOf(n.Inputs.front().Index).Vocab)
+          error(DiagCode::TokenizerMismatch,
+                llvm::formatv("merge '{0}': '{1}' has {2} vocabulary rows but '{3}' has {4} (a vocabulary extension)",
+                              m.Name, Result.Nodes[n.Inputs.front().Index].Name,
+                              architectureOf(n.Inputs.front().Index).Vocab, Result.Nodes[in.Index].Name,
+                              architectureOf(in.Index).Vocab)
+                    .str());
       MergeNodes[i] = addNode(std::move(n), {});
       progress = true;
     }
@@ -290,6 +299,21 @@ const plan::Task *Lowering::lowerTask(const std::string &name) {
   return &*lowered;
 }
 
+bool Lowering::readsStream(size_t model, llvm::StringRef stream) const {
+  const StreamSpec *spec = Recipe.stream(stream);
+  const StreamSpec *root = spec ? Recipe.stream(spec->Root) : nullptr;
+  const std::string tokenizer =
+      normalTokenizer(root && !root->Tokenizer.empty() ? root->Tokenizer : Recipe.Model.Tokenizer);
+  // The model's tokenizer, or one it extends (an old id keeps its row).
+  for (const plan::Node *n = &Result.Nodes[model];; n = &Result.Nodes[n->Inputs.front().Index]) {
+    if (const plan::InitNode *init = n->init())
+      return normalTokenizer(init->Settings.Model.Tokenizer) == tokenizer;
+    if (const plan::TrainNode *t = n->train(); t && t->Settings.VocabExtension &&
+                                               normalTokenizer(t->Settings.VocabExtension->Tokenizer) == tokenizer)
+      return true;
+  }
+}
+
 void Lowering::lowerEvals() {
   for (const EvalSpec &e : Recipe.Evals) {
     std::vector<std::string> used;
@@ -314,6 +338,13 @@ void Lowering::lowerEvals() {
         models.push_back(finalNode(r));
     }
     for (size_t model : models) {
+      for (const plan::EvalSplit &split : e.Splits)
+        if (!readsStream(model, split.Stream))
+          error(DiagCode::TokenizerMismatch,
+                llvm::formatv("eval '{0}': model '{1}' has tokenizer '{2}', but stream '{3}' holds ids of another "
+                              "that it does not extend",
+                              e.Name, Result.Nodes[model].Name, architectureOf(model).Tokenizer, split.Stream)
+                    .str());
       plan::EvalNode eval;
       eval.Settings.Splits = e.Splits;
       eval.Settings.MaxTokens = e.MaxTokens;
@@ -332,7 +363,11 @@ void Lowering::lowerEvals() {
       if (!t)
         continue;
       const uint64_t perStep = plan::tokensPerStep(t->Settings);
-      plan::DuringEval during{e.Splits, e.MaxTokens, tasks, {}};
+      // A node before a vocabulary extension skips the splits of the new tokenizer.
+      plan::DuringEval during{{}, e.MaxTokens, tasks, {}};
+      for (const plan::EvalSplit &split : e.Splits)
+        if (readsStream(static_cast<size_t>(&n - Result.Nodes.data()), split.Stream))
+          during.Splits.push_back(split);
       for (uint64_t tokens = 0; tokens < t->Settings.Steps.End * perStep; tokens += e.DuringEvery)
         if (tokens >= t->Settings.Steps.Begin * perStep && (tokens > 0 || t->Exec.StageStart))
           during.StageTokens.push_back(tokens);

@@ -77,6 +77,7 @@ void Lowering::lowerStage(size_t s) {
       lv.TrainedOn = Variants[parent][v.ParentVariant].TrainedOn;
     }
     settings.push_back(chainSettings(v, ModelRopeTheta));
+    settings.back().VocabExtension = vocabExtension(v, lv.StartNode);
     std::string key = chainKey(Result, settings.back(), lv.StartNode, lv.StartCursors, v.KeepOptimizer);
     auto [it, fresh] = groupByKey.try_emplace(key, groups.size());
     if (fresh)
@@ -170,6 +171,9 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
     plan::TrainNode t;
     t.Settings = shared;
     t.Settings.Steps = {begin, end};
+    // The stage's first node moves the model to the new vocabulary; later ones continue it.
+    if (begin != 0)
+      t.Settings.VocabExtension.reset();
     // A segment after the first continues the same run.
     t.Settings.OptimizerState =
         begin == 0 && !v.KeepOptimizer ? plan::OptimizerStart::Reset : plan::OptimizerStart::Keep;
@@ -214,6 +218,61 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
     input = node;
     begin = end;
   }
+}
+
+const std::optional<std::vector<std::string>> &Lowering::tokenizerTokens(const std::string &tokenizer,
+                                                                       llvm::SMRange range) {
+  auto [it, fresh] = TokenizerTokens.try_emplace(tokenizer);
+  if (!fresh)
+    return it->second;
+  std::string path = recipePath(llvm::StringRef(tokenizer).drop_front(3));
+  llvm::Expected<std::optional<std::vector<std::string>>> tokens = Env.tokenizerTokens(path);
+  if (!tokens)
+    Diags.report(DiagCode::DataError, range, llvm::toString(tokens.takeError()));
+  else if (!*tokens)
+    Diags.report(DiagCode::DataError, range, "tokenizer '" + tokenizer + "': no such file " + path);
+  else
+    it->second = std::move(**tokens);
+  return it->second;
+}
+
+std::optional<plan::VocabExtension> Lowering::vocabExtension(const StageVariant &v, size_t start) {
+  if (!v.ExtendVocabulary)
+    return std::nullopt;
+  const plan::Architecture before = architectureOf(start);
+  plan::VocabExtension e;
+  e.Tokenizer = v.Tokenizer;
+  e.OldTokenizer = before.Tokenizer;
+  e.InitNew = *v.ExtendVocabulary;
+  e.Seed = Recipe.Seed;
+  e.Vocab = before.Vocab;
+  const std::optional<std::vector<std::string>> &old = tokenizerTokens(before.Tokenizer, v.TokenizerRange);
+  const std::optional<std::vector<std::string>> &now = tokenizerTokens(v.Tokenizer, v.TokenizerRange);
+  if (!old || !now)
+    return e;
+  e.OldTokens = old->size();
+  e.Tokens = now->size();
+  e.Vocab = std::max<uint64_t>(before.Vocab, e.Tokens);
+  if (!CheckedExtensions.insert(before.Tokenizer + "\n" + v.Tokenizer).second)
+    return e;
+  // The model keeps its rows: an old token must mean the same id in the new tokenizer.
+  for (size_t id = 0; id < old->size(); ++id)
+    if (id >= now->size() || (*now)[id] != (*old)[id]) {
+      Diags.report(DiagCode::TokenizerMismatch, v.TokenizerRange,
+                   llvm::formatv("'{0}' does not extend '{1}': token {2} is '{3}' in the old tokenizer but {4} in "
+                                 "the new one ({5})",
+                                 v.Tokenizer, before.Tokenizer, id, (*old)[id],
+                                 id < now->size() ? "'" + (*now)[id] + "'" : std::string("absent"),
+                                 recipePath(llvm::StringRef(v.Tokenizer).drop_front(3)))
+                       .str());
+      return e;
+    }
+  if (now->size() == old->size())
+    Diags.report(DiagCode::TokenizerMismatch, v.TokenizerRange,
+                 llvm::formatv("'{0}' adds no token to '{1}' ({2} tokens each)", v.Tokenizer, before.Tokenizer,
+                               old->size())
+                     .str());
+  return e;
 }
 
 double Lowering::replayShare(const std::string &stream, const std::set<std::string> &earlier) {

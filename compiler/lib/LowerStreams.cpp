@@ -155,7 +155,7 @@ void Lowering::lowerModel() {
   ModelRopeTheta = m.RopeTheta;
   if (!m.Vocab) {
     for (const auto &[name, st] : Stats)
-      if (st && st->VocabSize)
+      if (st && st->VocabSize && Recipe.inModelTokenizer(name))
         m.Vocab = st->VocabSize;
     if (!m.Vocab && m.Tokenizer == "bytes")
       m.Vocab = kBytesVocab;
@@ -182,7 +182,7 @@ void Lowering::checkTokenizerFits(uint64_t checkpointVocab, llvm::StringRef fold
   uint64_t vocab = 0;
   std::string source;
   for (const auto &[name, st] : Stats)
-    if (st && st->VocabSize > vocab) {
+    if (st && st->VocabSize > vocab && Recipe.inModelTokenizer(name)) {
       vocab = st->VocabSize;
       source = "stream '" + name + "'" + (st->Tokenizer.empty() ? "" : ", tokenizer '" + st->Tokenizer + "'");
     }

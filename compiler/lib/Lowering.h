@@ -81,6 +81,13 @@ public:
   std::vector<std::vector<Group>> StageGroups;       ///< per stage
   void lowerStage(size_t stage);
   void buildChain(size_t stage, Group &group, plan::TrainSettings shared);
+  /// The vocabulary extension at variant `v`'s edge, from the model of node `start`; none
+  /// without one. Checks the tokenizers' files: the new one keeps every old token at its id.
+  std::optional<plan::VocabExtension> vocabExtension(const StageVariant &v, size_t start);
+  /// Tokens by id of an hf: tokenizer as written, read once; nullopt after an error.
+  const std::optional<std::vector<std::string>> &tokenizerTokens(const std::string &tokenizer, llvm::SMRange range);
+  std::map<std::string, std::optional<std::vector<std::string>>> TokenizerTokens;
+  std::set<std::string> CheckedExtensions; ///< "old\nnew" pairs already checked
   uint64_t chainTokens(size_t stage, size_t variant) const;
   uint64_t chainTokensUpTo(size_t stage, size_t variant, uint64_t tokens) const;
   void setFlops(plan::Ledger &ledger, uint64_t seqLen, const plan::Architecture &model) const;
@@ -108,6 +115,9 @@ public:
   void lowerMerges();
   void lowerAblations();
   void lowerEvals();
+  /// Whether the model of node `model` reads the ids of stream `stream`: they are of its
+  /// tokenizer or of one its vocabulary extensions extended.
+  bool readsStream(size_t model, llvm::StringRef stream) const;
   /// Tasks as the plan holds them, by name: nullopt after an error (reported once).
   std::map<std::string, std::optional<plan::Task>> Tasks;
   /// The task `name` with its files' fingerprint, items and tokens; null after an error.
@@ -127,8 +137,8 @@ public:
   uint64_t tokensThrough(size_t node) const;
   /// Training FLOPs per token of `model` at `seqLen` (PaLM's 6N + 12 L d T).
   static double flopsPerToken(const plan::Architecture &model, uint64_t seqLen);
-  /// The architecture a node's model has: its chain's init's.
-  const plan::Architecture &architectureOf(size_t node) const;
+  /// The architecture a node's model has (plan::modelArchitecture).
+  plan::Architecture architectureOf(size_t node) const;
   /// The file or folder a path written in the recipe names.
   std::string recipePath(llvm::StringRef path) const;
   void error(DiagCode code, const std::string &message) { Diags.reportFile(code, File, message); }

@@ -59,6 +59,7 @@ llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
   case ValueType::Eod: return planNames<plan::EodMode>();
   case ValueType::OptimizerKind: return planNames<plan::OptimizerKind>();
   case ValueType::OptimizerEdge: return planNames<plan::OptimizerStart>();
+  case ValueType::NewTokenInit: return planNames<plan::NewTokenInit>();
   case ValueType::OnNonFinite: return planNames<plan::NonFiniteAction>();
   case ValueType::Shard: return planNames<plan::ShardMode>();
   case ValueType::MergeMethod: return planNames<plan::MergeMethod>();
@@ -111,7 +112,7 @@ std::string mixtape::describeType(ValueType type) {
   case ValueType::Labels: return "a table of labelled values";
   case ValueType::ModelRef: return "a model such as \"adapt\" or \"anneal[replay=r5]\"";
   case ValueType::ModelRefs: return "models: a list or a selector such as \"anneal[*]\"";
-  case ValueType::Edge: return "a stage name or { stage, at, optimizer }";
+  case ValueType::Edge: return "a stage name or { stage, at, optimizer, tokenizer, init_new }";
   case ValueType::Optimizer: return "a table { kind, betas, eps, weight_decay }";
   case ValueType::Checkpoint: return "a table { every, keep }";
   case ValueType::Units: return "a table { stream, split } or { stream, by }";

@@ -12,6 +12,7 @@
 #include "llvm/Support/Path.h"
 
 #include <cstdio>
+#include <set>
 
 using namespace mixtape;
 using namespace mixtape::sema;
@@ -27,6 +28,12 @@ const StreamSpec *CheckedRecipe::stream(llvm::StringRef name) const {
     if (s.Name == name)
       return &s;
   return nullptr;
+}
+
+bool CheckedRecipe::inModelTokenizer(llvm::StringRef name) const {
+  const StreamSpec *s = stream(name);
+  const StreamSpec *root = s ? stream(s->Root) : nullptr;
+  return !root || root->Tokenizer.empty() || normalTokenizer(root->Tokenizer) == normalTokenizer(Model.Tokenizer);
 }
 
 std::vector<plan::Predicate> CheckedRecipe::filtersOf(llvm::StringRef name) const {
@@ -257,8 +264,7 @@ static std::optional<std::string> tokenizerRef(Context &ctx, const Value &v) {
   return tok.str();
 }
 
-/// "hf:a/./b.json" and "hf:a/b.json" name the same tokenizer.
-static std::string normalTokenizer(llvm::StringRef ref) {
+std::string mixtape::normalTokenizer(llvm::StringRef ref) {
   if (!ref.consume_front("hf:"))
     return ref.str();
   llvm::SmallString<256> path(ref);
@@ -546,6 +552,14 @@ void sema::checkStreams(Context &ctx) {
   std::vector<std::string> names;
   for (const Field &f : streams->Fields)
     names.push_back(f.Key);
+  // Tokenizers that vocabulary extensions (`after = { tokenizer }`) move models to.
+  std::set<std::string> extensionTokenizers;
+  if (const Value *stages = ctx.Root.get("stage"); stages && stages->Kind == ValueKind::Array)
+    for (const std::unique_ptr<Value> &stage : stages->Items)
+      if (const Value *after = stage->Kind == ValueKind::Table ? stage->get("after") : nullptr;
+          after && after->Kind == ValueKind::Table)
+        if (const Value *tok = after->get("tokenizer"); tok && tok->Kind == ValueKind::String)
+          extensionTokenizers.insert(normalTokenizer(tok->String));
   std::map<std::string, const Field *> byName;
   for (const Field &f : streams->Fields) {
     byName[f.Key] = &f;
@@ -576,10 +590,12 @@ void sema::checkStreams(Context &ctx) {
     if (const Value *v = s.get("tokenizer")) {
       if (std::optional<std::string> tok = tokenizerRef(ctx, *v)) {
         spec.Tokenizer = *tok;
-        // The model embeds the ids the data holds: one tokenizer for both.
+        // The model embeds the ids the data holds: one tokenizer for both (the stages check
+        // that a stream after a vocabulary extension has the extension's).
         const Value *model = ctx.Root.get("model");
         const Value *modelTok = model ? model->get("tokenizer") : nullptr;
-        if (normalTokenizer(*tok) != normalTokenizer(ctx.Recipe.Model.Tokenizer)) {
+        if (normalTokenizer(*tok) != normalTokenizer(ctx.Recipe.Model.Tokenizer) &&
+            !extensionTokenizers.count(normalTokenizer(*tok))) {
           Diagnostic *d = ctx.report(
               DiagCode::TokenizerMismatch, v->Range,
               llvm::formatv("stream '{0}' was tokenized with '{1}' but the model's tokenizer is '{2}'{3}", f.Key, *tok,

@@ -734,9 +734,11 @@ private:
     resolveOptimizer(d, stage, v, parent);
     resolveCheckpoint(eff, v, parent);
     resolveTrainable(d, stage, v);
+    v.Tokenizer = Recipe.Model.Tokenizer;
     if (d.After)
       ok &= resolveEdge(d, stage, v, parent);
     if (ok) {
+      checkMixtureTokenizer(v, eff("mix"));
       checkEdgeLints(d, v, parent);
       checkContextExtension(d, v, parent);
       checkPeakLR(d, v);
@@ -1048,6 +1050,8 @@ private:
     if (!parent)
       return false;
     v.BranchTokens = parent->Tokens;
+    if (!resolveVocabularyExtension(d, stage, v, *parent))
+      return false;
     if (const Value *o = effective(d, stage, v.Labels, "after", "optimizer"); o && o->Kind == ValueKind::String) {
       v.KeepOptimizer = o->String == "keep";
       // Optimizer state belongs to the tensors trained: the same only without adapters and
@@ -1079,6 +1083,79 @@ private:
     uint64_t step = static_cast<uint64_t>(std::ceil(tokens / static_cast<double>(perStep)));
     v.BranchTokens = std::min(step * perStep, parent->Tokens);
     return true;
+  }
+
+  /// `after = { tokenizer, init_new }`: the tokenizer the variant trains with from its edge on.
+  bool resolveVocabularyExtension(const StageDecl &d, const StageSpec &stage, StageVariant &v,
+                                  const StageVariant &parent) {
+    v.Tokenizer = parent.Tokenizer;
+    v.TokenizerRange = parent.TokenizerRange;
+    const Value *tok = effective(d, stage, v.Labels, "after", "tokenizer");
+    const Value *init = effective(d, stage, v.Labels, "after", "init_new");
+    if (init && !tok) {
+      Ctx.report(DiagCode::BadValue, init->Range,
+                 "init_new starts the rows of new tokens: it needs a vocabulary extension, after = { tokenizer = "
+                 "\"hf:PATH\" }");
+      return false;
+    }
+    if (!tok || tok->Kind != ValueKind::String)
+      return true;
+    if (!llvm::StringRef(tok->String).startswith("hf:") || tok->String.size() <= 3) {
+      Ctx.report(DiagCode::BadValue, tok->Range,
+                 "a vocabulary extension moves the model to a tokenizer.json: tokenizer = \"hf:PATH\"");
+      return false;
+    }
+    if (!llvm::StringRef(parent.Tokenizer).startswith("hf:")) {
+      Ctx.report(DiagCode::BadValue, tok->Range,
+                 "a vocabulary extension extends a Hugging Face tokenizer, but '" + parent.DisplayName +
+                     "' trains with the byte tokenizer; set [model] tokenizer = \"hf:PATH\"");
+      return false;
+    }
+    v.Tokenizer = tok->String;
+    v.TokenizerRange = tok->Range;
+    v.ExtendVocabulary = plan::NewTokenInit::Mean;
+    if (init && init->Kind == ValueKind::String) // the schema checked the name
+      v.ExtendVocabulary = plan::enumFromName<plan::NewTokenInit>(init->String).value_or(plan::NewTokenInit::Mean);
+    // Lint: data the new embedding rows could learn from must exist somewhere.
+    const bool tokenized = llvm::any_of(Recipe.Streams, [&](const StreamSpec &s) {
+      return !s.Tokenizer.empty() && normalTokenizer(s.Tokenizer) == normalTokenizer(v.Tokenizer);
+    });
+    if (!tokenized) {
+      Ctx.report(DiagCode::TokenizerMismatch, tok->Range,
+                 "vocabulary extension to '" + v.Tokenizer +
+                     "', but no stream was tokenized with it: declare tokenizer = \"" + v.Tokenizer +
+                     "\" on the streams '" + d.Name + "' trains on");
+      return false;
+    }
+    return true;
+  }
+
+  /// Every stream of the variant's mixture holds ids of the tokenizer it trains with.
+  void checkMixtureTokenizer(const StageVariant &v, const Value *mix) {
+    if (!mix)
+      return;
+    const bool extended = normalTokenizer(v.Tokenizer) != normalTokenizer(Recipe.Model.Tokenizer);
+    for (const std::string &name : v.Mixture.Streams) {
+      const StreamSpec *spec = Recipe.stream(name);
+      const StreamSpec *root = spec ? Recipe.stream(spec->Root) : nullptr;
+      if (!root)
+        continue;
+      Diagnostic *diag = nullptr;
+      if (!root->Tokenizer.empty() &&
+          normalTokenizer(root->Tokenizer) != normalTokenizer(v.Tokenizer))
+        diag = Ctx.report(DiagCode::TokenizerMismatch, mix->Range,
+                          llvm::formatv("stream '{0}' was tokenized with '{1}' but '{2}' trains with '{3}'", name,
+                                        root->Tokenizer, v.DisplayName, v.Tokenizer)
+                              .str());
+      else if (root->Tokenizer.empty() && extended)
+        diag = Ctx.report(DiagCode::TokenizerMismatch, mix->Range,
+                          llvm::formatv("'{0}' trains with '{1}' (a vocabulary extension), but stream '{2}' does not "
+                                        "say its tokenizer: set tokenizer = \"{1}\" on stream '{3}'",
+                                        v.DisplayName, v.Tokenizer, name, root->Name)
+                              .str());
+      if (diag && v.TokenizerRange.isValid())
+        DiagnosticEngine::addNote(*diag, v.TokenizerRange, "the vocabulary extension is here");
+    }
   }
 
   /// The index in recipe.Streams of stream `name`, if there is one.

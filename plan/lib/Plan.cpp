@@ -44,6 +44,20 @@ double mixtape::plan::parameterCount(const Architecture &m) {
   return static_cast<double>(m.Layers) * (attention + mlp) + static_cast<double>(m.Vocab) * d;
 }
 
+Architecture mixtape::plan::modelArchitecture(const Plan &plan, const Node &node) {
+  const Node *at = &node;
+  std::optional<VocabExtension> extension;
+  for (; !at->init(); at = &plan.Nodes[at->Inputs.front().Index])
+    if (const TrainNode *t = at->train(); t && t->Settings.VocabExtension && !extension)
+      extension = t->Settings.VocabExtension;
+  Architecture m = at->init()->Settings.Model;
+  if (extension) {
+    m.Vocab = extension->Vocab;
+    m.Tokenizer = extension->Tokenizer;
+  }
+  return m;
+}
+
 VariantLedgers mixtape::plan::variantLedgers(const Plan &plan) {
   VariantLedgers out;
   for (const Node &n : plan.Nodes)

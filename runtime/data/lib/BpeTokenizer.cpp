@@ -489,24 +489,36 @@ llvm::Expected<std::unique_ptr<BpeTokenizer>> BpeTokenizer::open(llvm::StringRef
 }
 
 llvm::Expected<uint64_t> BpeTokenizer::vocabularySize(llvm::StringRef path) {
+  TRY(tokens, vocabularyTokens(path));
+  return static_cast<uint64_t>(tokens.size());
+}
+
+llvm::Expected<std::vector<std::string>> BpeTokenizer::vocabularyTokens(llvm::StringRef path) {
   std::string file = path.str();
   if (fs::is_directory(path))
     file = joinPath(path, "tokenizer.json");
   TRY(buffer, mapFile(file));
   TRY(root, parseJSON(buffer->getBuffer(), file));
   const json::Object *top = root.getAsObject();
-  int64_t largest = -1;
+  std::vector<std::pair<int64_t, llvm::StringRef>> byId;
   if (const json::Object *model = top ? top->getObject("model") : nullptr)
     if (const json::Object *vocab = model->getObject("vocab"))
       for (const auto &kv : *vocab)
-        largest = std::max(largest, kv.second.getAsInteger().getValueOr(-1));
+        byId.emplace_back(kv.second.getAsInteger().getValueOr(-1), kv.first);
   if (const json::Array *added = top ? top->getArray("added_tokens") : nullptr)
     for (const json::Value &t : *added)
       if (const json::Object *token = t.getAsObject())
-        largest = std::max(largest, token->getInteger("id").getValueOr(-1));
+        byId.emplace_back(token->getInteger("id").getValueOr(-1), token->getString("content").getValueOr(""));
+  int64_t largest = -1;
+  for (const auto &[id, token] : byId)
+    largest = std::max(largest, id);
   if (largest < 0)
     return fileError(file, "no token ids in model.vocab or added_tokens");
-  return static_cast<uint64_t>(largest + 1);
+  std::vector<std::string> tokens(static_cast<size_t>(largest + 1));
+  for (const auto &[id, token] : byId)
+    if (id >= 0)
+      tokens[static_cast<size_t>(id)] = token.str();
+  return tokens;
 }
 
 BpeTokenizer::~BpeTokenizer() = default;

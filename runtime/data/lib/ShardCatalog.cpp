@@ -237,6 +237,15 @@ llvm::Expected<std::optional<uint64_t>> ShardCatalog::tokenizerVocabulary(llvm::
   return std::optional<uint64_t>(*vocabulary);
 }
 
+llvm::Expected<std::optional<std::vector<std::string>>> ShardCatalog::tokenizerTokens(llvm::StringRef file) {
+  if (!llvm::sys::fs::exists(file))
+    return std::nullopt;
+  llvm::Expected<std::vector<std::string>> tokens = BpeTokenizer::vocabularyTokens(file);
+  if (!tokens)
+    return tokens.takeError();
+  return std::optional<std::vector<std::string>>(std::move(*tokens));
+}
+
 namespace {
 /// A task's files and the plan's tokenizer.
 struct OpenedTask {

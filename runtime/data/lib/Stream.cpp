@@ -85,11 +85,21 @@ uint64_t mixtape::data::trainEvalSeed(uint64_t recipeSeed, uint64_t fingerprintS
 //===----------------------------------------------------------------------===//
 
 llvm::Expected<std::string> mixtape::data::resolveSynth(llvm::StringRef domain, uint64_t seed,
-                                                        llvm::StringRef cacheDir) {
+                                                        llvm::StringRef cacheDir, llvm::StringRef tokenizer) {
   if (!llvm::is_contained(synthDomains(), domain))
     return fileError("synth:" + domain, "unknown domain; the embedded corpus has " +
                                             llvm::join(synthDomains(), ", "));
   std::string dir = joinPath(cacheDir, "synth-v" + std::to_string(kSynthVersion) + "-" + std::to_string(seed));
+  std::unique_ptr<Tokenizer> tokens;
+  if (!tokenizer.empty() && tokenizer != "bytes") {
+    llvm::Expected<std::unique_ptr<Tokenizer>> made = createTokenizer(tokenizer);
+    if (!made)
+      return fileError("synth:" + domain, "tokenizer '" + tokenizer + "': " + llvm::toString(made.takeError()));
+    tokens = std::move(*made);
+    std::string id = tokens->id().str();
+    std::replace(id.begin(), id.end(), ':', '-');
+    dir += "-" + id;
+  }
   std::string prefix = joinPath(dir, domain);
   if (fs::exists(prefix + ".manifest.json"))
     return prefix;
@@ -106,6 +116,7 @@ llvm::Expected<std::string> mixtape::data::resolveSynth(llvm::StringRef domain, 
   SynthOptions options;
   options.Seed = seed;
   options.Domains = {domain.str()};
+  options.Tokens = tokens.get();
   if (llvm::Expected<std::vector<Manifest>> written = synthesizeCorpus(work, options); !written)
     return written.takeError();
   for (const char *suffix : {".bin", ".idx", ".meta", ".manifest.json"}) {
@@ -429,7 +440,8 @@ llvm::Expected<const RootStream *> DataSources::open(const RootSpec &spec) {
   std::vector<std::string> prefixes;
   for (const std::string &shard : spec.Shards) {
     if (llvm::StringRef(shard).startswith("synth:")) {
-      llvm::Expected<std::string> prefix = resolveSynth(llvm::StringRef(shard).drop_front(6), Seed, CacheDir);
+      llvm::Expected<std::string> prefix = resolveSynth(llvm::StringRef(shard).drop_front(6), Seed, CacheDir,
+                                                               spec.Declared.Tokenizer);
       if (!prefix)
         return prefix.takeError();
       prefixes.push_back(std::move(*prefix));

@@ -3,6 +3,7 @@
 
 #include "mixtape/data/Dataset.h"
 #include "mixtape/data/Random.h"
+#include "mixtape/data/Prepare.h"
 #include "mixtape/data/Tokenizer.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
@@ -489,7 +490,8 @@ llvm::Expected<std::vector<Manifest>> mixtape::data::synthesizeCorpus(llvm::Stri
   for (const std::string &d : domains)
     if (!llvm::is_contained(kDomains, d))
       return makeError("unknown synthetic domain '" + d + "' (prose, code, arith, facts)");
-  ByteTokenizer tokenizer;
+  ByteTokenizer bytes;
+  const Tokenizer &tokenizer = options.Tokens ? *options.Tokens : bytes;
   std::vector<Manifest> manifests;
   for (const std::string &domain : domains) {
     std::string prefix = joinPath(dir, domain);
@@ -501,7 +503,7 @@ llvm::Expected<std::vector<Manifest>> mixtape::data::synthesizeCorpus(llvm::Stri
     for (uint64_t i = 0; i < options.DocumentsPerDomain; ++i) {
       SynthDocument doc = generate(domain, options.Seed, i, kb);
       DatasetWriter &w = **writer;
-      llvm::Error err = w.addDocument(tokenizer.encode(doc.Text));
+      llvm::Error err = w.addDocument(tokenizeDocument(tokenizer, doc.Text));
       err = llvm::joinErrors(std::move(err), w.setNumber("quality", doc.Quality));
       err = llvm::joinErrors(std::move(err), w.setNumber("overall_score", doc.OverallScore));
       err = llvm::joinErrors(std::move(err), w.setNumber("coherence", doc.Coherence));

@@ -28,27 +28,58 @@
 using namespace mixtape;
 using namespace mixtape::exec;
 
-/// Mean loss of a model over one split, and the target tokens it counted.
-static llvm::Expected<std::pair<double, uint64_t>> evaluateSplit(ExecContext &ctx, const model::Model &m,
-                                                                const plan::EvalSplit &split, uint64_t seqLen,
-                                                                uint64_t maxTokens, uint64_t microBatch,
-                                                                bool withDocuments) {
+/// Bytes of text each id of stream `name`'s tokenizer stands for: its decoded length; none
+/// for the end-of-text and the knot, which no text holds.
+static llvm::Expected<at::Tensor> bytesPerToken(const ExecContext &ctx, llvm::StringRef name) {
+  const plan::Stream &root = ctx.Plan->Streams.at(ctx.Plan->Streams.at(name.str()).Root);
+  auto tokenizer = data::createTokenizer(
+      data::resolveTokenizerName(root.Tokenizer.value_or(ctx.Plan->Model.Tokenizer), ctx.Plan->RecipeDir));
+  if (!tokenizer)
+    return tokenizer.takeError();
+  at::Tensor bytes = at::empty({static_cast<int64_t>((*tokenizer)->vocabSize())}, at::kDouble);
+  double *b = bytes.data_ptr<double>();
+  for (uint32_t id = 0; id < (*tokenizer)->vocabSize(); ++id)
+    b[id] = id == (*tokenizer)->eot() || id == (*tokenizer)->knot() ? 0
+                                                                    : static_cast<double>((*tokenizer)->decode({id}).size());
+  return bytes;
+}
+
+namespace {
+struct SplitLoss {
+  double Loss = 0;         ///< mean per target token
+  uint64_t Tokens = 0;     ///< target tokens
+  double BitsPerByte = 0;  ///< the summed loss in bits over the targets' bytes
+};
+} // namespace
+
+/// The loss of a model over one split.
+static llvm::Expected<SplitLoss> evaluateSplit(ExecContext &ctx, const model::Model &m, const plan::EvalSplit &split,
+                                               uint64_t seqLen, uint64_t maxTokens, uint64_t microBatch,
+                                               bool withDocuments) {
   llvm::Expected<data::NodeStream> ns = ctx.stream(split.Stream, 0);
   if (!ns)
     return ns.takeError();
+  llvm::Expected<at::Tensor> tokenBytes = bytesPerToken(ctx, split.Stream);
+  if (!tokenBytes)
+    return tokenBytes.takeError();
   llvm::Expected<std::unique_ptr<data::ValSet>> set = data::ValSet::open(*ns, split.Split, seqLen, maxTokens, *ctx.Sources);
   if (!set)
     return set.takeError();
   at::NoGradGuard noGrad;
   const c10::Device device = m.device();
   at::Tensor lossSum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
+  at::Tensor byteSum = at::zeros({}, at::kDouble);
   data::Sample scratch;
   auto read = [&](uint64_t i, data::Sample &out) { (*set)->sample(i, out); };
   const uint64_t ranks = static_cast<uint64_t>(ctx.Collectives->worldSize()),
                  rank = static_cast<uint64_t>(ctx.Collectives->rank());
   for (uint64_t first = rank * microBatch; first < (*set)->size(); first += ranks * microBatch) {
     uint64_t count = std::min<uint64_t>(microBatch, (*set)->size() - first);
-    train::MicroBatch mb = train::onDevice(makeMicroBatch(read, first, count, seqLen, withDocuments, scratch), device);
+    train::MicroBatch cpu = makeMicroBatch(read, first, count, seqLen, withDocuments, scratch);
+    byteSum += (tokenBytes->index_select(0, cpu.Targets.flatten().clamp(0, tokenBytes->size(0) - 1)) *
+                cpu.LossMask.flatten().to(at::kDouble))
+                   .sum();
+    train::MicroBatch mb = train::onDevice(cpu, device);
     at::Tensor losses; // [B, T]; the loss in chunks, as in training: never a whole batch's logits
     {
       compat::CudaAutocast autocast(m.parameters().front().Tensor); // as in training: bf16 on CUDA
@@ -57,10 +88,15 @@ static llvm::Expected<std::pair<double, uint64_t>> evaluateSplit(ExecContext &ct
     }
     lossSum += losses.to(at::kDouble).sum();
   }
-  at::Tensor total = lossSum.reshape({1}).to(c10::Device(ctx.Collectives->deviceType()));
+  at::Tensor total = at::cat({lossSum.reshape({1}).cpu(), byteSum.reshape({1})})
+                         .to(c10::Device(ctx.Collectives->deviceType()));
   ctx.Collectives->allReduceSum(total);
-  uint64_t tokens = (*set)->targetTokens();
-  return std::make_pair(total.item<double>() / static_cast<double>(tokens), tokens);
+  total = total.cpu();
+  SplitLoss out;
+  out.Tokens = (*set)->targetTokens();
+  out.Loss = total[0].item<double>() / static_cast<double>(out.Tokens);
+  out.BitsPerByte = total[0].item<double>() / std::log(2.0) / total[1].item<double>();
+  return out;
 }
 
 llvm::Error mixtape::exec::evaluate(ExecContext &ctx, const model::Model &m, const std::vector<plan::EvalSplit> &splits,
@@ -73,9 +109,10 @@ llvm::Error mixtape::exec::evaluate(ExecContext &ctx, const model::Model &m, con
     rundir::EvalRecord record = base;
     record.Stream = split.Stream;
     record.Split = split.Split;
-    record.Loss = result->first;
-    record.Ppl = std::exp(result->first);
-    record.Tokens = result->second;
+    record.Loss = result->Loss;
+    record.Ppl = std::exp(result->Loss);
+    record.Tokens = result->Tokens;
+    record.BitsPerByte = result->BitsPerByte;
     if (llvm::Error e = log.write(record))
       return e;
   }

@@ -57,6 +57,9 @@ struct ExecContext {
   /// its init node saved the checkpoint's config.
   llvm::Expected<std::unique_ptr<model::Model>> loadModel(const plan::Node &of, llvm::StringRef weights,
                                                           std::optional<double> ropeTheta) const;
+  /// `m` moved to the tokenizer of vocabulary extension `e` (model/VocabExtension.h).
+  llvm::Expected<std::unique_ptr<model::Model>> extendVocabulary(const model::Model &m,
+                                                                 const plan::VocabExtension &e) const;
   /// A new random model of `architecture`.
   llvm::Expected<std::unique_ptr<model::Model>> randomModel(const plan::Architecture &architecture,
                                                             uint64_t seed) const;

@@ -105,8 +105,13 @@ llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions
   std::string cache = joinPath(ctx.RunDir, "cache");
   ctx.Sources = std::make_unique<data::DataSources>(plan.Seed, cache, data::defaultManifestCacheDir(cache),
                                                     ctx.Progress ? &llvm::errs() : nullptr);
+  // Ids must fit the largest vocabulary a node trains with (a vocabulary extension's).
+  uint64_t vocab = plan.Model.Vocab;
+  for (const plan::Node &n : plan.Nodes)
+    if (const plan::TrainNode *t = n.train(); t && t->Settings.VocabExtension)
+      vocab = std::max(vocab, t->Settings.VocabExtension->Vocab);
   ctx.Sources->verifyData({options.VerifyData,
-                           data::verificationCacheFile(data::defaultManifestCacheDir(cache)), plan.Model.Vocab});
+                           data::verificationCacheFile(data::defaultManifestCacheDir(cache)), vocab});
   train::configureThreads();
   train::retainFreedHostMemory();
 

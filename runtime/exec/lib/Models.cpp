@@ -9,6 +9,7 @@
 #include "mixtape/dist/ShardedCheckpoint.h"
 #include "mixtape/merge/Merge.h"
 #include "mixtape/model/Model.h"
+#include "mixtape/model/VocabExtension.h"
 #include "mixtape/plan/Environment.h"
 #include "mixtape/rundir/RunDir.h"
 #include "mixtape/support/Error.h"
@@ -89,6 +90,10 @@ llvm::Expected<std::unique_ptr<model::Model>> ExecContext::loadModel(const plan:
   llvm::Expected<model::ModelConfig> config = modelConfig(*this, init->init()->Settings.Model, ropeTheta);
   if (!config)
     return config.takeError();
+  // A vocabulary extension on the way from the init changed the rows (and nothing else).
+  const plan::Architecture made = plan::modelArchitecture(*Plan, of);
+  if (made.Vocab != init->init()->Settings.Model.Vocab)
+    config->VocabSize = static_cast<int64_t>(made.Vocab);
   llvm::Expected<std::unique_ptr<model::Model>> m = model::Model::create(*config, Plan->Seed);
   if (!m)
     return m.takeError();
@@ -98,6 +103,30 @@ llvm::Expected<std::unique_ptr<model::Model>> ExecContext::loadModel(const plan:
   if (loaded)
     return std::move(loaded);
   return m;
+}
+
+llvm::Expected<std::unique_ptr<model::Model>> ExecContext::extendVocabulary(const model::Model &m,
+                                                                             const plan::VocabExtension &e) const {
+  model::VocabExtensionOptions options;
+  options.Vocab = static_cast<int64_t>(e.Vocab);
+  options.FirstNew = static_cast<int64_t>(e.OldTokens);
+  options.EndNew = static_cast<int64_t>(e.Tokens);
+  options.Init = e.InitNew;
+  options.Seed = e.Seed;
+  if (e.InitNew == plan::NewTokenInit::SubwordMean) {
+    // A new token's text, as the new tokenizer decodes it, in the old tokenizer's pieces.
+    auto before = data::createTokenizer(data::resolveTokenizerName(e.OldTokenizer, Plan->RecipeDir));
+    if (!before)
+      return before.takeError();
+    auto after = data::createTokenizer(data::resolveTokenizerName(e.Tokenizer, Plan->RecipeDir));
+    if (!after)
+      return after.takeError();
+    for (uint64_t id = e.OldTokens; id < e.Tokens; ++id) {
+      std::vector<uint32_t> pieces = (*before)->encode((*after)->decode({static_cast<uint32_t>(id)}));
+      options.Pieces.emplace_back(pieces.begin(), pieces.end());
+    }
+  }
+  return model::extendVocabulary(m, options);
 }
 
 llvm::Error mixtape::exec::runInit(ExecContext &ctx, const plan::Node &node, const plan::InitNode &init) {
@@ -147,10 +176,11 @@ static const plan::TrainNode *trainedBy(const ExecContext &ctx, const plan::Node
   return node->train();
 }
 
-/// The files of the run's tokenizer that a Hugging Face folder holds, copied into `dir`,
+/// The files of the model's tokenizer `tokenizerName` that a Hugging Face folder holds, copied into `dir`,
 /// and its special tokens' ids into `save`. The byte tokenizer has no such files.
-static llvm::Error exportTokenizer(const plan::Plan &plan, llvm::StringRef dir, model::HFSaveOptions &save) {
-  const std::string name = data::resolveTokenizerName(plan.Model.Tokenizer, plan.RecipeDir);
+static llvm::Error exportTokenizer(const plan::Plan &plan, llvm::StringRef tokenizerName, llvm::StringRef dir,
+                                   model::HFSaveOptions &save) {
+  const std::string name = data::resolveTokenizerName(tokenizerName, plan.RecipeDir);
   llvm::Expected<std::unique_ptr<data::Tokenizer>> tokenizer = data::createTokenizer(name);
   if (!tokenizer)
     return tokenizer.takeError();
@@ -213,7 +243,7 @@ llvm::Error mixtape::exec::exportModel(ExecContext &ctx, const plan::Node &node,
   if (options.Bf16)
     save.Dtype = at::kBFloat16;
   save.MaxShardBytes = options.MaxShardBytes;
-  if (llvm::Error e = exportTokenizer(*ctx.Plan, temp, save))
+  if (llvm::Error e = exportTokenizer(*ctx.Plan, plan::modelArchitecture(*ctx.Plan, node).Tokenizer, temp, save))
     return fail(std::move(e));
   if (llvm::Error e = (*m)->saveHuggingFace(temp, save))
     return fail(std::move(e));

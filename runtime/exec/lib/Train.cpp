@@ -494,6 +494,11 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   auto m = ctx.loadModel(ctx.input(node), joinPath(ctx.nodeDir(ctx.input(node)), "model.safetensors"), s.RopeTheta);
   if (!m)
     return m.takeError();
+  if (s.VocabExtension) {
+    m = ctx.extendVocabulary(**m, *s.VocabExtension);
+    if (!m)
+      return m.takeError();
+  }
   llvm::Expected<std::vector<double>> lrScales = applyTrainable(s, **m);
   if (!lrScales)
     return lrScales.takeError();

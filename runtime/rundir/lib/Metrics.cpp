@@ -132,6 +132,8 @@ std::string mixtape::rundir::recordLine(const Record &record) {
       number(out, "ppl", e.Ppl);
       if (e.Tokens)
         out.attribute("tokens", *e.Tokens);
+      if (e.BitsPerByte)
+        number(out, "bpb", *e.BitsPerByte);
       if (e.FromCheckpoint)
         out.attribute("from_checkpoint", true);
     }
@@ -405,6 +407,7 @@ llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm
       r.Loss = read.number("loss");
       r.Ppl = read.number("ppl");
       r.Tokens = read.optionalCount("tokens");
+      r.BitsPerByte = read.optionalNumber("bpb");
       std::optional<plan::SplitKind> kind = plan::enumFromName<plan::SplitKind>(split);
       if (!kind)
         read.fail("split", "\"val\" or \"train\"");

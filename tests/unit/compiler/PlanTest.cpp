@@ -87,6 +87,9 @@ public:
   llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef) override {
     return std::optional<uint64_t>();
   }
+  llvm::Expected<std::optional<std::vector<std::string>>> tokenizerTokens(llvm::StringRef) override {
+    return std::optional<std::vector<std::string>>();
+  }
   llvm::Expected<std::optional<TaskStats>> taskStats(const Plan &, const Task &) override {
     return std::optional<TaskStats>();
   }

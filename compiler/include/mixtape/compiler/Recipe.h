@@ -123,6 +123,12 @@ struct StageVariant {
   int ParentVariant = -1;           ///< index into the parent stage's variants
   uint64_t BranchTokens = 0;        ///< where in the parent it branches (its tokens if at end)
   bool KeepOptimizer = false;
+  /// The tokenizer this variant trains with: [model]'s, or that of the last vocabulary
+  /// extension on its way from the init.
+  std::string Tokenizer;
+  /// Its edge moves the model to Tokenizer (a vocabulary extension), new rows started so.
+  std::optional<plan::NewTokenInit> ExtendVocabulary;
+  llvm::SMRange TokenizerRange;     ///< where that edge's tokenizer is written
 };
 
 struct StageSpec {
@@ -219,6 +225,12 @@ struct CheckedRecipe {
   /// Whether streams `a` and `b` may hold a document in common: they view the same root
   /// and their filters are not provably disjoint (plan::provablyDisjoint).
   bool mayShareDocuments(llvm::StringRef a, llvm::StringRef b) const;
+  /// Whether stream `name` holds ids of [model]'s tokenizer: its root declares that one or
+  /// none (not a vocabulary extension's).
+  bool inModelTokenizer(llvm::StringRef name) const;
 };
+
+/// "hf:a/./b.json" and "hf:a/b.json" name the same tokenizer.
+std::string normalTokenizer(llvm::StringRef ref);
 
 } // namespace mixtape

@@ -97,6 +97,10 @@ public:
   /// The vocabulary of a Hugging Face tokenizer.json (its largest id + 1); nullopt when
   /// the file is absent.
   virtual llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef file) = 0;
+  /// The tokens of a Hugging Face tokenizer.json by id, as the file writes them (the
+  /// model's vocabulary and the added tokens; "" for an id it skips); nullopt when the file
+  /// is absent.
+  virtual llvm::Expected<std::optional<std::vector<std::string>>> tokenizerTokens(llvm::StringRef file) = 0;
   /// The task `task` of `plan` (its files relative to the plan's RecipeDir, its tokens by
   /// the plan's model tokenizer); nullopt when the item file is absent. A malformed file
   /// is an error naming its line.

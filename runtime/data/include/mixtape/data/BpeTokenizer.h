@@ -62,6 +62,9 @@ public:
   /// id, of the model's vocabulary and the added tokens, plus one. Reads only the ids, so it
   /// answers for tokenizers open() does not support.
   static llvm::Expected<uint64_t> vocabularySize(llvm::StringRef path);
+  /// The tokens a tokenizer.json (or a directory holding one) gives ids to, by id, as the
+  /// file writes them (byte-level alphabet; added tokens by content); "" for an id it skips.
+  static llvm::Expected<std::vector<std::string>> vocabularyTokens(llvm::StringRef path);
   /// A `tokenizer.json`'s contents; `fileName` names it in errors.
   static llvm::Expected<std::unique_ptr<BpeTokenizer>>
   fromTokenizerJson(llvm::StringRef fileName, llvm::StringRef contents);

@@ -51,6 +51,7 @@ public:
                                                            llvm::StringRef column) override;
   llvm::Expected<std::optional<plan::CheckpointInfo>> checkpoint(llvm::StringRef folder) override;
   llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef file) override;
+  llvm::Expected<std::optional<std::vector<std::string>>> tokenizerTokens(llvm::StringRef file) override;
   llvm::Expected<std::optional<plan::TaskStats>> taskStats(const plan::Plan &plan, const plan::Task &task) override;
   llvm::Expected<std::optional<uint64_t>> taskLeakage(const plan::Plan &plan, const plan::Task &task,
                                                       llvm::StringRef train) override;

@@ -47,7 +47,10 @@ std::string streamFingerprint(llvm::ArrayRef<std::unique_ptr<Dataset>> datasets)
 /// "<cacheDir>/synth-v<version>-<seed>/", returns the dataset prefix. Idempotent and safe to call from
 /// several processes at once: each writes a private directory and renames the finished
 /// files into place, manifest last (the content is deterministic).
-llvm::Expected<std::string> resolveSynth(llvm::StringRef domain, uint64_t seed, llvm::StringRef cacheDir);
+/// `tokenizer` ("bytes", "hf:PATH" or PATH; empty: bytes) tokenizes the text, into a folder
+/// of its own ("synth-v<version>-<seed>-<tokenizer id>").
+llvm::Expected<std::string> resolveSynth(llvm::StringRef domain, uint64_t seed, llvm::StringRef cacheDir,
+                                         llvm::StringRef tokenizer = "");
 
 /// The documents of a root stream's datasets, with their split.
 class RootStream {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "mixtape/data/Manifest.h"
+#include "mixtape/data/Tokenizer.h"
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
@@ -78,9 +79,11 @@ struct SynthOptions {
   uint64_t DocumentsPerDomain = 1000;
   /// Empty: every domain.
   std::vector<std::string> Domains;
+  /// What tokenizes the text (as `mixtape data prepare` does); null: the byte tokenizer.
+  const Tokenizer *Tokens = nullptr;
 };
 
-/// Writes "<dir>/<domain>" datasets (Megatron format, byte tokenizer) with 17 metadata
+/// Writes "<dir>/<domain>" datasets (Megatron format, options.Tokens) with 17 metadata
 /// columns, in this order: the numbers quality, overall_score, coherence, semantic_density
 /// and the 11 kDataManRatings, then the strings domain and source (docs/data-format.md).
 llvm::Expected<std::vector<Manifest>> synthesizeCorpus(llvm::StringRef dir,

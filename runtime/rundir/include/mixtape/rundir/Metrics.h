@@ -64,6 +64,9 @@ struct EvalRecord {
   plan::SplitKind Split = plan::SplitKind::Val;
   double Loss = 0, Ppl = 0;
   std::optional<uint64_t> Tokens;
+  /// Bits per byte of the split's text: comparable across tokenizers (a vocabulary
+  /// extension), where the loss per token is not.
+  std::optional<double> BitsPerByte;
   bool FromCheckpoint = false;      ///< served later from retained weights
 };
 
