@@ -4,6 +4,7 @@
 #include "mixtape/data/Sampler.h"
 #include "mixtape/data/Tokenizer.h"
 #include "mixtape/exec/Executor.h"
+#include "mixtape/model/ModelConfig.h"
 #include "mixtape/plan/Plan.h"
 #include "mixtape/rundir/Metrics.h"
 
@@ -56,6 +57,9 @@ struct ExecContext {
   /// its init node saved the checkpoint's config.
   llvm::Expected<std::unique_ptr<model::Model>> loadModel(const plan::Node &of, llvm::StringRef weights,
                                                           std::optional<double> ropeTheta) const;
+  /// The architecture of the model `of` made: its init's, with the sizes of the last
+  /// growth (settings.grow) between them.
+  llvm::Expected<model::ModelConfig> modelConfigOf(const plan::Node &of, std::optional<double> ropeTheta) const;
   /// A new random model of `architecture`.
   llvm::Expected<std::unique_ptr<model::Model>> randomModel(const plan::Architecture &architecture,
                                                             uint64_t seed) const;

@@ -16,6 +16,7 @@
 #include "mixtape/dist/DataParallel.h"
 #include "mixtape/dist/FullShard.h"
 #include "mixtape/dist/ShardedAdamW.h"
+#include "mixtape/model/Growth.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/plan/Print.h"
 #include "mixtape/rundir/Checkpoints.h"
@@ -421,6 +422,14 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   auto m = ctx.loadModel(ctx.input(node), joinPath(ctx.nodeDir(ctx.input(node)), "model.safetensors"), s.RopeTheta);
   if (!m)
     return m.takeError();
+  if (s.Grow) {
+    llvm::Expected<model::ModelConfig> grownConfig = ctx.modelConfigOf(node, s.RopeTheta);
+    if (!grownConfig)
+      return grownConfig.takeError();
+    m = model::growModel(**m, *grownConfig, model::GrowOptions{s.Grow->Noise, s.Grow->Seed});
+    if (!m)
+      return m.takeError();
+  }
   llvm::Expected<std::vector<double>> lrScales = applyTrainable(s, **m);
   if (!lrScales)
     return lrScales.takeError();
