@@ -112,9 +112,13 @@ double Lowering::flopsPerToken(const plan::Architecture &m, uint64_t seqLen) {
 }
 
 const plan::Architecture &Lowering::architectureOf(size_t node) const {
-  while (!Result.Nodes[node].init())
-    node = Result.Nodes[node].Inputs.front().Index;
-  return Result.Nodes[node].init()->Settings.Model;
+  for (;; node = Result.Nodes[node].Inputs.front().Index) {
+    const plan::Node &n = Result.Nodes[node];
+    if (const plan::InitNode *init = n.init())
+      return init->Settings.Model;
+    if (const plan::TrainNode *t = n.train(); t && t->Settings.Grow)
+      return t->Settings.Grow->Model;
+  }
 }
 
 size_t Lowering::finalNode(const ModelRef &ref) {
