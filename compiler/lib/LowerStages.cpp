@@ -1,7 +1,9 @@
 //===- LowerStages.cpp - stage variants as chains of train nodes ----------===//
 #include "Lowering.h"
 
+#include "mixtape/plan/Growth.h"
 #include "mixtape/plan/ParamGroups.h"
+#include "mixtape/plan/Print.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
@@ -78,6 +80,8 @@ void Lowering::lowerStage(size_t s) {
     }
     settings.push_back(chainSettings(v, ModelRopeTheta));
     settings.back().VocabExtension = vocabExtension(v, lv.StartNode);
+    if (v.Grow)
+      settings.back().Grow = growSettings(stage, v, architectureOf(lv.StartNode));
     std::string key = chainKey(Result, settings.back(), lv.StartNode, lv.StartCursors, v.KeepOptimizer);
     auto [it, fresh] = groupByKey.try_emplace(key, groups.size());
     if (fresh)
@@ -164,7 +168,9 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
   g.Counts[0] = std::vector<uint64_t>(v.Mixture.Streams.size(), 0);
   for (uint64_t cut : g.Cuts)
     g.Counts[cut] = blendCounts(v.Mixture, v.SeqLen, cut * v.BatchSequences);
-  const plan::ExecChoice exec = chooseExecution(stage, v, architectureOf(lv.StartNode));
+  // A growing stage trains the grown model from its first step.
+  const plan::Architecture model = shared.Grow ? shared.Grow->Model : architectureOf(lv.StartNode);
+  const plan::ExecChoice exec = chooseExecution(stage, v, model);
   size_t input = lv.StartNode;
   uint64_t begin = 0;
   for (uint64_t end : g.Cuts) {
@@ -174,6 +180,8 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
     // The stage's first node moves the model to the new vocabulary; later ones continue it.
     if (begin != 0)
       t.Settings.VocabExtension.reset();
+    if (begin > 0)
+      t.Settings.Grow.reset();
     // A segment after the first continues the same run.
     t.Settings.OptimizerState =
         begin == 0 && !v.KeepOptimizer ? plan::OptimizerStart::Reset : plan::OptimizerStart::Keep;
@@ -194,10 +202,10 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
       if (tokens)
         replayed += static_cast<double>(tokens) * replayShare(st, lv.TrainedOn);
     t.Ledger.ReplayFraction = t.Ledger.Tokens ? replayed / static_cast<double>(t.Ledger.Tokens) : 0;
-    setFlops(t.Ledger, v.SeqLen, architectureOf(input));
+    setFlops(t.Ledger, v.SeqLen, model);
     if (t.Settings.Freeze || t.Settings.Lora) {
-      t.Ledger.Parameters = static_cast<uint64_t>(plan::countParameters(architectureOf(input)).total());
-      t.Ledger.TrainableParameters = plan::countTrainableParameters(architectureOf(input), t.Settings);
+      t.Ledger.Parameters = static_cast<uint64_t>(plan::countParameters(model).total());
+      t.Ledger.TrainableParameters = plan::countTrainableParameters(model, t.Settings);
     }
     t.Exec.MicroBatch = exec.MicroBatch;
     t.Exec.Shard = exec.Shard;
@@ -296,6 +304,16 @@ double Lowering::replayShare(const std::string &stream, const std::set<std::stri
   return ReplayShares[key] = share;
 }
 
+std::optional<plan::Grow> Lowering::growSettings(const StageSpec &stage, const StageVariant &v,
+                                                const plan::Architecture &parent) {
+  const GrowSpec &g = *v.Grow;
+  plan::GrownArchitecture grown = plan::growArchitecture(parent, g.Layers, g.DModel);
+  if (grown.Problem.empty())
+    return plan::Grow{grown.Model, g.Noise, Recipe.Seed};
+  Diags.report(DiagCode::BadValue, g.rangeOf(grown.Key), "stage '" + stage.Name + "' cannot grow: " + grown.Problem);
+  return std::nullopt;
+}
+
 plan::ExecChoice Lowering::chooseExecution(const StageSpec &stage, const StageVariant &v,
                                           const plan::Architecture &model) {
   plan::ExecChoice written{v.Shard.value_or(plan::ShardMode::None), v.MicroBatchSequences,
@@ -349,6 +367,11 @@ void Lowering::reportWontFit(const StageSpec &stage, const StageVariant &v, plan
                                             {request.Shard, std::nullopt, request.CheckpointEvery},
                                             {request.Shard, std::nullopt, std::nullopt},
                                             {}};
+  if (v.Grow)
+    DiagnosticEngine::addNote(d, v.Grow->Range,
+                              llvm::formatv("the model grown here has {0} parameters",
+                                            plan::humanCount(static_cast<double>(plan::countParameters(base.Model).total())))
+                                  .str());
   for (const plan::ExecRequest &r : relaxed)
     if (std::optional<plan::ExecChoice> fits = plan::chooseExecution(base, share, cluster.usableMemory(), r)) {
       DiagnosticEngine::addNote(d, stage.NameRange,

@@ -95,6 +95,10 @@ public:
   /// or, with [resources], what fits its GPUs (unwritten settings picked); a wont-fit error
   /// with the settings that would fit when nothing does.
   plan::ExecChoice chooseExecution(const StageSpec &stage, const StageVariant &v, const plan::Architecture &model);
+  /// `settings.grow` of a growing variant whose parent's model is `parent`; nullopt (and
+  /// an error at the size at fault) for a shape that is not a function-preserving growth.
+  std::optional<plan::Grow> growSettings(const StageSpec &stage, const StageVariant &v,
+                                         const plan::Architecture &parent);
   void reportWontFit(const StageSpec &stage, const StageVariant &v, plan::MemoryConfig base, uint64_t share,
                      const plan::Cluster &cluster, const plan::ExecRequest &request);
   size_t nodeAtStep(size_t stage, size_t variant, uint64_t step) const;

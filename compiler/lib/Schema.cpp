@@ -77,6 +77,7 @@ std::optional<SectionId> mixtape::subsection(ValueType type) {
   case ValueType::AblationTrain: return SectionId::AblationTrain;
   case ValueType::During: return SectionId::During;
   case ValueType::Lora: return SectionId::Lora;
+  case ValueType::Grow: return SectionId::Grow;
   default: return std::nullopt;
   }
 }
@@ -112,7 +113,7 @@ std::string mixtape::describeType(ValueType type) {
   case ValueType::Labels: return "a table of labelled values";
   case ValueType::ModelRef: return "a model such as \"adapt\" or \"anneal[replay=r5]\"";
   case ValueType::ModelRefs: return "models: a list or a selector such as \"anneal[*]\"";
-  case ValueType::Edge: return "a stage name or { stage, at, optimizer, tokenizer, init_new }";
+  case ValueType::Edge: return "a stage name or { stage, at, optimizer, tokenizer, init_new, grow }";
   case ValueType::Optimizer: return "a table { kind, betas, eps, weight_decay }";
   case ValueType::Checkpoint: return "a table { every, keep }";
   case ValueType::Units: return "a table { stream, split } or { stream, by }";
@@ -121,6 +122,7 @@ std::string mixtape::describeType(ValueType type) {
   case ValueType::ActivationCheckpointing: return "\"none\", \"full\" or \"every N\"";
   case ValueType::ByteSize: return "a byte size such as \"80GiB\" or \"80GB\"";
   case ValueType::Lora: return "a table { rank, alpha, targets, dropout }";
+  case ValueType::Grow: return "a table { layers, d_model, noise }";
   case ValueType::GroupScales: return "a table of parameter groups and numbers such as { embeddings = 0.1 }";
   default: break;
   }
@@ -168,6 +170,7 @@ static bool acceptsKind(ValueType type, const Value &v) {
     return v.Kind == ValueKind::Table && llvm::all_of(v.Fields, [](const Field &f) { return f.Value->isNumber(); });
   case ValueType::Labels:
   case ValueType::Lora:
+  case ValueType::Grow:
   case ValueType::Optimizer:
   case ValueType::Checkpoint:
   case ValueType::Units:

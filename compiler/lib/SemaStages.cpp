@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "SemaContext.h"
 
+#include "mixtape/plan/Growth.h"
 #include "mixtape/plan/ParamGroups.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -468,6 +469,9 @@ private:
         ok = false;
         break;
       }
+      const ModelSpec &model = Recipe.Sizes.empty() ? Recipe.Model : Recipe.Sizes[v.Size].Model;
+      v.Layers = pv ? pv->Layers : model.Layers;
+      v.DModel = pv ? pv->DModel : model.DModel;
       BatchWritten batch;
       ok = resolveVariant(d, stage, v, pv, pb, batch);
       if (!ok)
@@ -733,6 +737,8 @@ private:
     ok &= resolveLr(eff("lr"), v);
     resolveOptimizer(d, stage, v, parent);
     resolveCheckpoint(eff, v, parent);
+    if (d.After)
+      resolveGrow(d, stage, v);
     resolveTrainable(d, stage, v);
     v.Tokenizer = Recipe.Model.Tokenizer;
     if (d.After)
@@ -749,14 +755,13 @@ private:
 
   /// A parameter group as written in `freeze` or `lr_scale`: its syntax, and its layers
   /// against the model's where [model] says how many.
-  std::optional<plan::GroupSelector> groupSelector(llvm::StringRef name, llvm::SMRange range) {
+  std::optional<plan::GroupSelector> groupSelector(llvm::StringRef name, llvm::SMRange range, uint64_t layers) {
     std::optional<plan::GroupSelector> s = plan::parseGroupSelector(name);
     if (!s) {
       Ctx.report(DiagCode::BadValue, range,
                  llvm::formatv("'{0}' is not a parameter group: {1}", name, plan::kGroupSyntax).str());
       return std::nullopt;
     }
-    const uint64_t layers = Recipe.Model.Layers;
     if (s->Kind == plan::GroupKind::Layers && layers && s->Last >= layers) {
       Ctx.report(DiagCode::BadValue, range,
                  llvm::formatv("'{0}' names layer {1}, but the model has {2} layers (0-{3})", name, s->Last, layers,
@@ -772,12 +777,12 @@ private:
     auto eff = [&](llvm::StringRef key, llvm::StringRef sub = "") { return effective(d, stage, v.Labels, key, sub); };
     if (const Value *f = eff("freeze"); f && f->Kind == ValueKind::Array)
       for (const auto &item : f->Items)
-        if (groupSelector(item->String, item->Range))
+        if (groupSelector(item->String, item->Range, v.Layers))
           v.Freeze.push_back(item->String);
     if (const Value *scales = eff("lr_scale"); scales && scales->Kind == ValueKind::Table) {
       std::vector<std::pair<plan::GroupSelector, const Field *>> seen;
       for (const Field &f : scales->Fields) {
-        std::optional<plan::GroupSelector> s = groupSelector(f.Key, f.KeyRange);
+        std::optional<plan::GroupSelector> s = groupSelector(f.Key, f.KeyRange, v.Layers);
         if (!s || !f.Value->isNumber())
           continue;
         if (f.Value->number() <= 0 || !std::isfinite(f.Value->number())) {
@@ -1052,6 +1057,12 @@ private:
     v.BranchTokens = parent->Tokens;
     if (!resolveVocabularyExtension(d, stage, v, *parent))
       return false;
+    if (v.Grow && v.ExtendVocabulary) { // each keeps the function of a model of the other's shape
+      Ctx.report(DiagCode::BadValue, v.Grow->Range,
+                 "an edge grows the model or extends its vocabulary, not both: grow '" + d.Name +
+                     "' here and move to the new tokenizer in a stage after it");
+      return false;
+    }
     if (const Value *o = effective(d, stage, v.Labels, "after", "optimizer"); o && o->Kind == ValueKind::String) {
       v.KeepOptimizer = o->String == "keep";
       // Optimizer state belongs to the tensors trained: the same only without adapters and
@@ -1060,6 +1071,10 @@ private:
         Ctx.report(DiagCode::BadValue, o->Range,
                    "optimizer = \"keep\" needs the parameters trained to stay the same, but '" + d.Name +
                        "' changes freeze or lora from '" + parent->DisplayName + "'");
+      // Optimizer state is per tensor of the small model; LLaMA Pro and bert2BERT start afresh.
+      if (v.KeepOptimizer && v.Grow)
+        Ctx.report(DiagCode::BadValue, o->Range,
+                   "optimizer = \"keep\" needs the tensors to stay the same, but '" + d.Name + "' grows the model");
     }
     const Value *at = effective(d, stage, v.Labels, "after", "at");
     if (!at)
@@ -1156,6 +1171,51 @@ private:
       if (diag && v.TokenizerRange.isValid())
         DiagnosticEngine::addNote(*diag, v.TokenizerRange, "the vocabulary extension is here");
     }
+  /// `after.grow`: its sizes, checked against the parent's model where [model] says its
+  /// sizes (plan::growArchitecture); a checkpoint's are known when planning, which checks them.
+  void resolveGrow(const StageDecl &d, const StageSpec &stage, StageVariant &v) {
+    const Value *grow = effective(d, stage, v.Labels, "after", "grow");
+    if (!grow || grow->Kind != ValueKind::Table)
+      return;
+    GrowSpec g;
+    g.Range = grow->Range;
+    auto size = [&](llvm::StringRef key, uint64_t &out, llvm::SMRange &range) {
+      const Value *s = grow->get(key);
+      if (!s || s->Kind != ValueKind::Integer)
+        return;
+      if (s->Integer <= 0)
+        Ctx.report(DiagCode::BadValue, s->Range, key.str() + " must be a positive integer");
+      else
+        out = static_cast<uint64_t>(s->Integer);
+      range = s->Range;
+    };
+    size("layers", g.Layers, g.LayersRange);
+    size("d_model", g.DModel, g.DModelRange);
+    if (const Value *n = grow->get("noise"); n && n->isNumber()) {
+      if (n->number() < 0)
+        Ctx.report(DiagCode::BadValue, n->Range, "noise must not be negative");
+      g.Noise = n->number();
+    }
+    v.Grow = g;
+    if (!g.Layers && !g.DModel) {
+      Ctx.report(DiagCode::MissingKey, grow->Range, "grow needs 'layers' or 'd_model': the size it grows to");
+      return;
+    }
+    if (!v.Layers || !v.DModel) {
+      v.Layers = g.Layers;
+      v.DModel = g.DModel;
+      return;
+    }
+    plan::Architecture from;
+    from.Layers = v.Layers;
+    from.DModel = v.DModel;
+    plan::GrownArchitecture grown = plan::growArchitecture(from, g.Layers, g.DModel);
+    if (!grown.Problem.empty()) {
+      Ctx.report(DiagCode::BadValue, g.rangeOf(grown.Key), "stage '" + d.Name + "' cannot grow: " + grown.Problem);
+      return;
+    }
+    v.Layers = grown.Model.Layers;
+    v.DModel = grown.Model.DModel;
   }
 
   /// The index in recipe.Streams of stream `name`, if there is one.

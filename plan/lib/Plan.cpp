@@ -45,12 +45,23 @@ double mixtape::plan::parameterCount(const Architecture &m) {
 }
 
 Architecture mixtape::plan::modelArchitecture(const Plan &plan, const Node &node) {
-  const Node *at = &node;
+  // Back from the node to its init or the last growth (whose model has every size before it);
+  // a node grows its input first and then extends its vocabulary.
   std::optional<VocabExtension> extension;
-  for (; !at->init(); at = &plan.Nodes[at->Inputs.front().Index])
-    if (const TrainNode *t = at->train(); t && t->Settings.VocabExtension && !extension)
+  Architecture m;
+  for (const Node *at = &node;; at = &plan.Nodes[at->Inputs.front().Index]) {
+    if (const InitNode *init = at->init()) {
+      m = init->Settings.Model;
+      break;
+    }
+    const TrainNode *t = at->train();
+    if (t && t->Settings.VocabExtension && !extension)
       extension = t->Settings.VocabExtension;
-  Architecture m = at->init()->Settings.Model;
+    if (t && t->Settings.Grow) {
+      m = t->Settings.Grow->Model;
+      break;
+    }
+  }
   if (extension) {
     m.Vocab = extension->Vocab;
     m.Tokenizer = extension->Tokenizer;

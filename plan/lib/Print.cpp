@@ -1,6 +1,7 @@
 //===- Print.cpp - summary, Graphviz and explain of a plan ----------------===//
 #include "mixtape/plan/Print.h"
 
+#include "mixtape/plan/MemoryPlan.h"
 #include "mixtape/plan/PlanJSON.h"
 
 #include "llvm/ADT/StringExtras.h"
@@ -31,6 +32,14 @@ static std::string taskTokens(const Node &n) {
     for (const auto &[name, task] : *e->Settings.Tasks)
       tokens += task.Tokens.value_or(0);
   return tokens ? humanCount(static_cast<double>(tokens)) : "-";
+}
+
+/// "grows its input to 4 layers of width 128 (8 heads, 8 KV heads, ffn 384): 1.2M parameters".
+static std::string growthText(const Grow &g) {
+  const Architecture &m = g.Model;
+  return llvm::formatv("grows its input to {0} layers of width {1} ({2} heads, {3} KV heads, ffn {4}): {5} parameters",
+                       m.Layers, m.DModel, m.Heads, m.KVHeads, m.Ffn, humanCount(countParameters(m).total()))
+      .str();
 }
 
 /// "trainable 1.2M of 124M" for a node that freezes groups or trains adapters; "" otherwise.
@@ -125,6 +134,9 @@ void mixtape::plan::printPlanSummary(const Plan &plan, llvm::raw_ostream &os, co
   for (const Node &n : plan.Nodes)
     if (const TrainNode *t = n.train(); t && !trainableText(t->Ledger).empty())
       os << llvm::formatv("  {0}: {1} parameters\n", n.Name, trainableText(t->Ledger));
+  for (const Node &n : plan.Nodes)
+    if (const TrainNode *t = n.train(); t && t->Settings.Grow)
+      os << "  " << n.Name << ": " << growthText(*t->Settings.Grow) << "\n";
   for (const AblationLedger &a : plan.Ablations)
     os << llvm::formatv("ablation {0}: its units train {1} tokens once; training its {2} candidate mixtures "
                         "directly would take {3}\n",
@@ -198,6 +210,8 @@ void mixtape::plan::explainNode(const Plan &plan, const Node &n, llvm::raw_ostre
     os << "\n";
     if (std::string trainable = trainableText(t->Ledger); !trainable.empty())
       os << "  " << trainable << " parameters\n";
+    if (s.Grow)
+      os << "  " << growthText(*s.Grow) << "\n";
     if (s.Mixture.Streams.size() > 0)
       for (const auto &[stream, def] : plan.Streams)
         if (def.Where && llvm::is_contained(s.Mixture.Streams, stream))

@@ -4,6 +4,7 @@
 #include "mixtape/data/Sampler.h"
 #include "mixtape/data/Tokenizer.h"
 #include "mixtape/exec/Executor.h"
+#include "mixtape/model/ModelConfig.h"
 #include "mixtape/plan/Plan.h"
 #include "mixtape/rundir/Metrics.h"
 
@@ -60,6 +61,9 @@ struct ExecContext {
   /// `m` moved to the tokenizer of vocabulary extension `e` (model/VocabExtension.h).
   llvm::Expected<std::unique_ptr<model::Model>> extendVocabulary(const model::Model &m,
                                                                  const plan::VocabExtension &e) const;
+  /// The architecture of the model `of` made: its init's, with the sizes of the last
+  /// growth (settings.grow) and the vocabulary of the last extension between them.
+  llvm::Expected<model::ModelConfig> modelConfigOf(const plan::Node &of, std::optional<double> ropeTheta) const;
   /// A new random model of `architecture`.
   llvm::Expected<std::unique_ptr<model::Model>> randomModel(const plan::Architecture &architecture,
                                                             uint64_t seed) const;

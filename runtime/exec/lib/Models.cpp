@@ -82,18 +82,40 @@ llvm::Expected<std::unique_ptr<model::Model>> ExecContext::randomModel(const pla
   return model::Model::create(*config, seed);
 }
 
-llvm::Expected<std::unique_ptr<model::Model>> ExecContext::loadModel(const plan::Node &of, llvm::StringRef weights,
-                                                                     std::optional<double> ropeTheta) const {
+llvm::Expected<model::ModelConfig> ExecContext::modelConfigOf(const plan::Node &of,
+                                                              std::optional<double> ropeTheta) const {
+  // The last growth on the way to the init decides the sizes; the init the rest.
+  const plan::Grow *grow = nullptr;
   const plan::Node *init = &of;
-  while (!init->init())
-    init = &input(*init);
+  for (; !init->init(); init = &input(*init))
+    if (const plan::TrainNode *t = init->train(); t && t->Settings.Grow && !grow)
+      grow = &*t->Settings.Grow;
   llvm::Expected<model::ModelConfig> config = modelConfig(*this, init->init()->Settings.Model, ropeTheta);
   if (!config)
-    return config.takeError();
+    return config;
   // A vocabulary extension on the way from the init changed the rows (and nothing else).
   const plan::Architecture made = plan::modelArchitecture(*Plan, of);
   if (made.Vocab != init->init()->Settings.Model.Vocab)
     config->VocabSize = static_cast<int64_t>(made.Vocab);
+  if (!grow)
+    return config;
+  const plan::Architecture &m = grow->Model;
+  config->NumLayers = static_cast<int64_t>(m.Layers);
+  config->DModel = static_cast<int64_t>(m.DModel);
+  config->NumHeads = static_cast<int64_t>(m.Heads);
+  config->NumKVHeads = static_cast<int64_t>(m.KVHeads);
+  config->FfnHidden = static_cast<int64_t>(m.Ffn);
+  config->TieEmbeddings = config->TieEmbeddings && m.TieEmbeddings;
+  if (llvm::Error e = config->validate())
+    return std::move(e);
+  return config;
+}
+
+llvm::Expected<std::unique_ptr<model::Model>> ExecContext::loadModel(const plan::Node &of, llvm::StringRef weights,
+                                                                     std::optional<double> ropeTheta) const {
+  llvm::Expected<model::ModelConfig> config = modelConfigOf(of, ropeTheta);
+  if (!config)
+    return config.takeError();
   llvm::Expected<std::unique_ptr<model::Model>> m = model::Model::create(*config, Plan->Seed);
   if (!m)
     return m.takeError();

@@ -17,6 +17,7 @@
 #include "mixtape/dist/FullShard.h"
 #include "mixtape/dist/ShardedAdamW.h"
 #include "mixtape/dist/ShardedCheckpoint.h"
+#include "mixtape/model/Growth.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/plan/Print.h"
 #include "mixtape/rundir/Checkpoints.h"
@@ -494,11 +495,17 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   auto m = ctx.loadModel(ctx.input(node), joinPath(ctx.nodeDir(ctx.input(node)), "model.safetensors"), s.RopeTheta);
   if (!m)
     return m.takeError();
-  if (s.VocabExtension) {
+  // An edge grows the model or moves it to a new vocabulary (lint: not both at once).
+  if (s.Grow) {
+    llvm::Expected<model::ModelConfig> grownConfig = ctx.modelConfigOf(node, s.RopeTheta);
+    if (!grownConfig)
+      return grownConfig.takeError();
+    m = model::growModel(**m, *grownConfig, model::GrowOptions{s.Grow->Noise, s.Grow->Seed});
+  } else if (s.VocabExtension) {
     m = ctx.extendVocabulary(**m, *s.VocabExtension);
-    if (!m)
-      return m.takeError();
   }
+  if (!m)
+    return m.takeError();
   llvm::Expected<std::vector<double>> lrScales = applyTrainable(s, **m);
   if (!lrScales)
     return lrScales.takeError();

@@ -22,6 +22,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <tuple>
 
 using namespace mixtape;
 using namespace mixtape::plan;
@@ -419,6 +420,46 @@ TEST(Plan, FreezeLrScaleAndLoraAreHashed) {
   EXPECT_FALSE(first->train("anneal").Ledger.Parameters) << "a node that trains everything says nothing";
   auto frozen = planText(branchRecipe("1Mi", "3e-4", "1Mi", settings[2]));
   EXPECT_EQ(frozen->train("anneal").Ledger.TrainableParameters, std::optional<uint64_t>(53376 + 64 + 264 * 64));
+}
+
+// after.grow: every shape and noise its own hash, the parent's nodes untouched; the growing
+// node carries the grown architecture, and its cost is the grown model's. Grown to 4 blocks
+// of d 128 (8 heads and KV heads of 16, ffn 2 x 192): per block 128 x (128 + 2 x 8 x 16) +
+// 128 x 128 (attention) + 3 x 128 x 384 (mlp) = 212,992, so N = 4 x 212,992 + 264 x 128
+// (head) = 885,760 and 6N + 12 L d T = 6,100,992 FLOPs per token at T = 128.
+TEST(Plan, GrowthIsHashedAndSizesTheGrowingNode) {
+  const char *grows[] = {"",
+                         ", grow = { layers = 3 }",
+                         ", grow = { layers = 4 }",
+                         ", grow = { d_model = 128 }",
+                         ", grow = { layers = 4, d_model = 128 }",
+                         ", grow = { layers = 4, d_model = 128, noise = 0.01 }"};
+  std::set<std::string> hashes;
+  std::unique_ptr<Planned> first;
+  for (const char *grow : grows) {
+    std::string text = branchRecipe("1Mi", "3e-4", "1Mi", "");
+    text.replace(text.find("at = \"2Mi\""), 10, std::string("at = \"2Mi\"") + grow);
+    auto p = planText(text);
+    ASSERT_TRUE(p->Plan) << grow << "\n" << p->printed();
+    EXPECT_TRUE(hashes.insert(p->node("anneal").Hash).second) << "the same hash as another growth: " << grow;
+    if (!first) {
+      first = std::move(p);
+      continue;
+    }
+    EXPECT_EQ(p->node("base@0-512").Hash, first->node("base@0-512").Hash) << grow;
+  }
+  EXPECT_FALSE(first->train("anneal").Settings.Grow);
+  std::string text = branchRecipe("1Mi", "3e-4", "1Mi", "");
+  text.replace(text.find("at = \"2Mi\""), 10, std::string("at = \"2Mi\"") + grows[4]);
+  auto grown = planText(text);
+  ASSERT_TRUE(grown->Plan) << grown->printed();
+  const TrainNode &anneal = grown->train("anneal");
+  ASSERT_TRUE(anneal.Settings.Grow);
+  const plan::Architecture &m = anneal.Settings.Grow->Model;
+  EXPECT_EQ(std::make_tuple(m.Layers, m.DModel, m.Heads, m.KVHeads, m.Ffn, m.TieEmbeddings),
+            std::make_tuple(uint64_t(4), uint64_t(128), uint64_t(8), uint64_t(8), uint64_t(384), false));
+  EXPECT_EQ(anneal.Settings.Grow->Noise, 0.0);
+  EXPECT_DOUBLE_EQ(anneal.Ledger.Flops, 6100992.0 * 524288);
 }
 
 // `normalize` where a merge omits it: MergeKit's defaults (linear and ties divide by the sum of

@@ -92,6 +92,20 @@ struct OptimizerSpec {
   bool DecayEmbeddings = defaults::DecayEmbeddings;
 };
 
+/// `after.grow`: the parent's model grown before the stage trains (plan/Growth.h). Its shape
+/// is checked where the parent's sizes are known: by Sema from [model], else when planning.
+struct GrowSpec {
+  uint64_t Layers = 0, DModel = 0;  ///< 0: as the parent's
+  double Noise = defaults::GrowNoise;
+  llvm::SMRange Range, LayersRange, DModelRange; ///< the table and its sizes as written
+
+  /// Where to point at a problem with `key` (plan::GrownArchitecture::Key).
+  llvm::SMRange rangeOf(llvm::StringRef key) const {
+    llvm::SMRange r = key == "layers" ? LayersRange : key == "d_model" ? DModelRange : Range;
+    return r.isValid() ? r : Range;
+  }
+};
+
 struct StageVariant {
   VariantLabels Labels;
   std::string DisplayName;          ///< "anneal[replay=r5]" (or "anneal" when unswept)
@@ -119,6 +133,9 @@ struct StageVariant {
   std::optional<plan::Lora> Lora;   ///< train low-rank adapters only
   /// Index into CheckedRecipe::Sizes: the model this variant trains (0 without size axes).
   unsigned Size = 0;
+  /// Blocks and width of the model it trains, where known before planning ([model] and
+  /// growths on the way); 0: a checkpoint's, known when planning.
+  uint64_t Layers = 0, DModel = 0;
   // The edge from the parent (none for a stage that starts from the model's init).
   int ParentVariant = -1;           ///< index into the parent stage's variants
   uint64_t BranchTokens = 0;        ///< where in the parent it branches (its tokens if at end)
@@ -129,6 +146,7 @@ struct StageVariant {
   /// Its edge moves the model to Tokenizer (a vocabulary extension), new rows started so.
   std::optional<plan::NewTokenInit> ExtendVocabulary;
   llvm::SMRange TokenizerRange;     ///< where that edge's tokenizer is written
+  std::optional<GrowSpec> Grow;
 };
 
 struct StageSpec {

@@ -28,7 +28,7 @@ enum class ValueType {
   Init, Tokenizer, CodeList, NameList, EvalStreams, SweepKey, Labels, TaskKind, Texts,
   ModelRef, ModelRefs, GroupScales,
   // Types whose value is a table described by a section of its own.
-  Edge, Optimizer, Checkpoint, Units, AblationTrain, During, Lora,
+  Edge, Optimizer, Checkpoint, Units, AblationTrain, During, Lora, Grow,
 };
 
 enum class KeyFlags { Required, Optional, Inherited };

@@ -167,9 +167,9 @@ VariantLedgers variantLedgers(const Plan &plan);
 /// counts 0. In floating point, so that absurd sizes cannot wrap around.
 double parameterCount(const Architecture &m);
 
-/// The architecture of the model `node` makes (an eval: the model it reads): its init's,
-/// with the vocabulary and tokenizer of the last vocabulary extension on the way from the
-/// init (through a merge's first input).
+/// The architecture of the model `node` makes (an eval: the model it reads): its init's, or
+/// the last growth's on the way from the init (through a merge's first input), with the
+/// vocabulary and tokenizer of the last vocabulary extension since.
 Architecture modelArchitecture(const Plan &plan, const Node &node);
 
 /// Tokens a train node trains per optimizer step.
