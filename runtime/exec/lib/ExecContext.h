@@ -56,9 +56,8 @@ struct ExecContext {
   /// its init node saved the checkpoint's config.
   llvm::Expected<std::unique_ptr<model::Model>> loadModel(const plan::Node &of, llvm::StringRef weights,
                                                           std::optional<double> ropeTheta) const;
-  /// A new random model of `architecture`.
-  llvm::Expected<std::unique_ptr<model::Model>> randomModel(const plan::Architecture &architecture,
-                                                            uint64_t seed) const;
+  /// A new random model of init node `init`'s architecture.
+  llvm::Expected<std::unique_ptr<model::Model>> randomModel(const plan::Node &init, uint64_t seed) const;
 };
 
 /// Evaluates `m` on each split and appends one record per split to `log`: `base` with the
