@@ -1260,7 +1260,7 @@ TEST(Plan, ALengthInEpochsIsCheckedByLintAndResolvedByPlanning) {
   auto p = planText(epochsRecipe("4 epochs", "0.75 a + 0.25 b"), absent);
   EXPECT_FALSE(p->Plan);
   EXPECT_NE(p->printed().find("t.toml:16:10: error: '4 epochs' needs the size of stream 'a', whose data is absent "
-                              "('synth:prose') [data-error]"),
+                              "('synth:prose') [data]"),
             std::string::npos)
       << p->printed();
 
