@@ -120,8 +120,14 @@ size_t Lowering::finalNode(const ModelRef &ref) {
   case ModelRef::Init:
     if (ref.HfPath.empty())
       return InitNode;
-    if (!HfInits.count(ref.HfPath))
-      HfInits[ref.HfPath] = addInit("hf:" + ref.HfPath, "hf:" + ref.HfPath, Result.Model);
+    if (!HfInits.count(ref.HfPath)) {
+      // The runtime builds the checkpoint's own architecture; an absent one plans as the model's.
+      const std::optional<plan::CheckpointInfo> *info = checkpoint("hf:" + ref.HfPath);
+      plan::Architecture model = Result.Model;
+      if (info && *info && (*info)->Family)
+        model = checkpointArchitecture(**info);
+      HfInits[ref.HfPath] = addInit("hf:" + ref.HfPath, "hf:" + ref.HfPath, model);
+    }
     return HfInits[ref.HfPath];
   case ModelRef::Stage: {
     const LoweredVariant &lv = Variants[ref.Index][ref.Variant];
@@ -133,6 +139,15 @@ size_t Lowering::finalNode(const ModelRef &ref) {
     return AblationNodes[ref.Index].empty() ? InitNode : AblationNodes[ref.Index].front();
   }
   return InitNode;
+}
+
+StreamSizes mixtape::lowerStreamSizes(const CheckedRecipe &recipe, plan::Environment &env, DiagnosticEngine &diags) {
+  Lowering lowering(recipe, env, plan::Cost{}, diags);
+  lowering.lowerStreams();
+  StreamSizes sizes;
+  for (const auto &[name, stats] : lowering.Stats)
+    sizes[name] = stats ? std::optional<uint64_t>(stats->TrainTokens) : std::nullopt;
+  return sizes;
 }
 
 std::optional<plan::Plan> mixtape::lowerToPlan(const CheckedRecipe &recipe, plan::Environment &env,

@@ -37,24 +37,87 @@ void Lowering::lowerMerges() {
       if (dare)
         s.Seed = m.Seed;
       plan::Node n = plan::makeNode(m.Name, std::move(merge));
+      std::vector<size_t> inputs;
       for (const ModelRef &r : m.Models)
-        n.Inputs.push_back({finalNode(r)});
-      if (m.Base) {
-        n.Inputs.push_back({finalNode(*m.Base)});
+        inputs.push_back(finalNode(r));
+      if (m.Base)
+        inputs.push_back(finalNode(*m.Base));
+      checkMergeArchitectures(m, inputs);
+      for (size_t input : inputs)
+        n.Inputs.push_back({input});
+      if (m.Base)
         n.merge()->Settings.BaseInput = n.Inputs.size() - 1;
       }
-      // Weights merge row by row: a vocabulary extension on one side only has nothing to meet.
-      for (const plan::NodeRef &in : n.Inputs)
-        if (architectureOf(in.Index).Vocab != architectureOf(n.Inputs.front().Index).Vocab)
-          error(DiagCode::TokenizerMismatch,
-                llvm::formatv("merge '{0}': '{1}' has {2} vocabulary rows but '{3}' has {4} (a vocabulary extension)",
-                              m.Name, Result.Nodes[n.Inputs.front().Index].Name,
-                              architectureOf(n.Inputs.front().Index).Vocab, Result.Nodes[in.Index].Name,
-                              architectureOf(in.Index).Vocab)
-                    .str());
       MergeNodes[i] = addNode(std::move(n), {});
       progress = true;
     }
+  }
+}
+
+/// The first size in which two architectures differ, as "d_model 64 vs 32"; empty when
+/// their tensors have the same names and shapes.
+static std::string architectureDifference(const plan::Architecture &a, const plan::Architecture &b) {
+  if (a.Family != b.Family)
+    return ("family " + plan::enumName(a.Family) + " vs " + plan::enumName(b.Family)).str();
+  const std::pair<const char *, std::pair<uint64_t, uint64_t>> sizes[] = {
+      {"vocab", {a.Vocab, b.Vocab}}, {"layers", {a.Layers, b.Layers}},   {"d_model", {a.DModel, b.DModel}},
+      {"heads", {a.Heads, b.Heads}}, {"kv_heads", {a.KVHeads, b.KVHeads}}, {"ffn", {a.Ffn, b.Ffn}}};
+  for (const auto &[key, values] : sizes)
+    if (values.first != values.second)
+      return llvm::formatv("{0} {1} vs {2}", key, values.first, values.second).str();
+  if (a.Family == plan::ModelFamily::GPT2 && a.MaxPositions != b.MaxPositions)
+    return llvm::formatv("max_positions {0} vs {1}", a.MaxPositions, b.MaxPositions).str();
+  if (a.RotaryPct != b.RotaryPct)
+    return llvm::formatv("rotary_pct {0} vs {1}", a.RotaryPct, b.RotaryPct).str();
+  if (a.TieEmbeddings != b.TieEmbeddings)
+    return llvm::formatv("tie_embeddings {0} vs {1}", a.TieEmbeddings, b.TieEmbeddings).str();
+  return "";
+}
+
+void Lowering::checkMergeArchitectures(const MergeSpec &merge, const std::vector<size_t> &inputs) {
+  std::vector<const ModelRef *> refs;
+  for (const ModelRef &r : merge.Models)
+    refs.push_back(&r);
+  if (merge.Base)
+    refs.push_back(&*merge.Base);
+  auto isCheckpoint = [](const ModelRef *r) { return !r->HfPath.empty(); };
+  // Against the recipe's own models; a merge of checkpoints only, against the first of them.
+  auto reference = llvm::find_if(refs, [&](const ModelRef *r) { return !isCheckpoint(r); });
+  if (reference == refs.end())
+    reference = refs.begin();
+  const size_t referenceNode = inputs[static_cast<size_t>(reference - refs.begin())];
+  for (size_t i = 0; i < refs.size(); ++i) {
+    if (inputs[i] == referenceNode)
+      continue;
+    if (!isCheckpoint(refs[i])) {
+      // Weights merge row by row: a vocabulary extension on one side only has nothing to meet.
+      const uint64_t vocab = architectureOf(inputs[i]).Vocab, referenceVocab = architectureOf(referenceNode).Vocab;
+      if (vocab != referenceVocab)
+        Diags.report(DiagCode::TokenizerMismatch, refs[i]->Range,
+                     llvm::formatv("merge '{0}': '{1}' has {2} vocabulary rows but '{3}' has {4} (a vocabulary "
+                                   "extension)",
+                                   merge.Name, Result.Nodes[referenceNode].Name, referenceVocab,
+                                   Result.Nodes[inputs[i]].Name, vocab)
+                         .str());
+      continue;
+    }
+    const std::string ref = "hf:" + refs[i]->HfPath;
+    const std::optional<plan::CheckpointInfo> *info = checkpoint(ref);
+    if (!info || !*info)
+      continue; // unreadable (reported) or absent (provisional)
+    if (!(*info)->Family) {
+      Diags.report(DiagCode::DataError, refs[i]->Range,
+                   "merge '" + merge.Name + "': the checkpoint '" + ref + "' has model_type '" + (*info)->ModelType +
+                       "' (" + (*info)->ConfigPath + "), which Mixtape does not build");
+      continue;
+    }
+    std::string difference = architectureDifference(architectureOf(inputs[i]), architectureOf(referenceNode));
+    if (!difference.empty())
+      Diags.report(DiagCode::DataError, refs[i]->Range,
+                   llvm::formatv("merge '{0}': the checkpoint '{1}' and '{2}' differ in {3}: a merge needs tensors "
+                                 "of one shape ({4})",
+                                 merge.Name, ref, Result.Nodes[referenceNode].Name, difference, (*info)->ConfigPath)
+                       .str());
   }
 }
 

@@ -171,6 +171,13 @@ void Lowering::lowerModel() {
     Result.Model = sizeArchitecture(0);
 }
 
+plan::Architecture Lowering::checkpointArchitecture(const plan::CheckpointInfo &c) const {
+  const bool gpt2 = c.Family == Family::GPT2;
+  return plan::Architecture{*c.Family, c.Vocab,     c.Layers,   c.DModel,
+                            c.Heads,   c.KVHeads,   c.Ffn,      gpt2 ? c.MaxPositions : Result.Model.MaxPositions,
+                            c.RotaryPct, Result.Model.Tokenizer, gpt2};
+}
+
 plan::Architecture Lowering::sizeArchitecture(size_t i) const {
   return Recipe.Sizes[i].Model.withSizes(Result.Model);
 }

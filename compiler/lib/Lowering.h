@@ -73,6 +73,8 @@ public:
   /// once), nullopt when the folder has no config.json.
   const std::optional<plan::CheckpointInfo> *checkpoint(const std::string &ref);
   size_t addInit(const std::string &name, const std::string &init, const plan::Architecture &model);
+  /// The architecture the runtime builds from checkpoint `c` (a family Mixtape builds).
+  plan::Architecture checkpointArchitecture(const plan::CheckpointInfo &c) const;
 
   // Stages (LowerStages.cpp).
   size_t InitNode = 0;
@@ -117,6 +119,8 @@ public:
   std::vector<size_t> MergeNodes;
   std::vector<std::vector<size_t>> AblationNodes; ///< per ablation: its combination merges
   void lowerMerges();
+  /// An error at each `hf:` input of `merge` whose architecture differs from its other inputs'.
+  void checkMergeArchitectures(const MergeSpec &merge, const std::vector<size_t> &inputs);
   void lowerAblations();
   void lowerEvals();
   /// Whether the model of node `model` reads the ids of stream `stream`: they are of its

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
 
 namespace mixtape {
 
@@ -259,3 +260,11 @@ std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stag
 }
 
 } // namespace mixtape
+
+double mixtape::epochTokens(const std::vector<double> &weights, const std::vector<uint64_t> &tokens) {
+  double epoch = std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < weights.size(); ++i)
+    if (weights[i] > 0)
+      epoch = std::min(epoch, static_cast<double>(tokens[i]) / weights[i]);
+  return epoch;
+}

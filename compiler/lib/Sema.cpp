@@ -214,6 +214,14 @@ const MixtureSpec *Context::mixture(const Value &v) {
   return it->second ? &*it->second : nullptr;
 }
 
+const StreamSizes *Context::streamSizes() {
+  if (!Sizer)
+    return nullptr;
+  if (!Sizes)
+    Sizes = Sizer(Recipe);
+  return &*Sizes;
+}
+
 const schedule::ScheduleSpec *Context::scheduleSpec(const Value &v) {
   auto it = Schedules.find(&v);
   if (it == Schedules.end()) {
@@ -673,7 +681,8 @@ void sema::checkStreams(Context &ctx) {
     }
 }
 
-std::unique_ptr<CheckedRecipe> mixtape::checkRecipe(const Value &root, DiagnosticEngine &diags) {
+std::unique_ptr<CheckedRecipe> mixtape::checkRecipe(const Value &root, DiagnosticEngine &diags,
+                                                   const StreamSizer &sizer, llvm::StringRef baseDir) {
   // Warnings a recipe silences for itself apply before anything is reported.
   if (const Value *lint = root.get("lint"); lint && lint->Kind == ValueKind::Table)
     if (const Value *allow = lint->get("allow"); allow && allow->Kind == ValueKind::Array)
@@ -698,6 +707,8 @@ std::unique_ptr<CheckedRecipe> mixtape::checkRecipe(const Value &root, Diagnosti
       }
   checkSchema(root, diags);
   Context ctx(root, diags);
+  ctx.Sizer = sizer;
+  ctx.Recipe.BaseDir = baseDir.str();
   if (const Value *recipe = root.get("recipe"); recipe && recipe->Kind == ValueKind::Table) {
     if (const Value *v = recipe->get("name")) {
       ctx.Recipe.Name = v->String;
@@ -723,15 +734,16 @@ std::unique_ptr<CheckedRecipe> mixtape::checkRecipe(const Value &root, Diagnosti
   return std::make_unique<CheckedRecipe>(std::move(ctx.Recipe));
 }
 
-std::unique_ptr<CheckedRecipe> mixtape::loadRecipe(llvm::StringRef path, DiagnosticEngine &diags) {
+std::unique_ptr<CheckedRecipe> mixtape::loadRecipe(llvm::StringRef path, DiagnosticEngine &diags,
+                                                  const StreamSizer &sizer) {
   std::unique_ptr<Value> root = parseRecipeFile(path, diags);
   if (!root)
     return nullptr;
-  std::unique_ptr<CheckedRecipe> recipe = checkRecipe(*root, diags);
+  llvm::SmallString<256> dir(llvm::sys::path::parent_path(path));
+  if (dir.empty())
+    dir = ".";
+  std::unique_ptr<CheckedRecipe> recipe = checkRecipe(*root, diags, sizer, dir);
   if (recipe) {
-    llvm::SmallString<256> dir(llvm::sys::path::parent_path(path));
-    if (dir.empty())
-      dir = ".";
     recipe->BaseDir = std::string(dir);
     recipe->File = path.str();
   }

@@ -11,6 +11,7 @@
 #include "mixtape/compiler/Recipe.h"
 #include "mixtape/compiler/RecipeAST.h"
 #include "mixtape/compiler/Schema.h"
+#include "mixtape/compiler/Sema.h"
 
 #include <initializer_list>
 #include <map>
@@ -49,6 +50,10 @@ public:
   std::optional<uint64_t> count(const Value &v, const Quantity &q, llvm::StringRef what);
 
   const MixtureSpec *mixture(const Value &v);
+
+  /// The streams' training tokens, read on first use; null without a sizer (lint).
+  const StreamSizes *streamSizes();
+  StreamSizer Sizer;
   const schedule::ScheduleSpec *scheduleSpec(const Value &v);
 
   bool hasErrors() const { return Diags.errorCount() > 0; }
@@ -57,6 +62,7 @@ private:
   std::set<std::tuple<DiagCode, const char *, std::string>> Reported;
   std::map<const Value *, ParseResult> Exprs;
   std::map<const Value *, std::optional<MixtureSpec>> Mixtures;
+  std::optional<StreamSizes> Sizes;
   std::map<const Value *, std::optional<schedule::ScheduleSpec>> Schedules;
 };
 

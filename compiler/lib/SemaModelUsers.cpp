@@ -232,14 +232,34 @@ private:
     return true;
   }
 
-  /// A list or a single string of references.
-  bool bindAll(const Value &v, bool allowInit, std::vector<ModelRef> &out) {
+  /// A list or a single string of references; `hfCheckpoints`: "hf:PATH" items too (merges).
+  bool bindAll(const Value &v, bool hfCheckpoints, std::vector<ModelRef> &out) {
+    auto one = [&](const Value &item) {
+      return hfCheckpoints ? bindMergeInput(item, /*many=*/true, out) : bind(item, /*many=*/true, /*allowInit=*/true, out);
+    };
     if (v.Kind == ValueKind::String)
-      return bind(v, /*many=*/true, allowInit, out);
+      return one(v);
     bool ok = true;
     for (const auto &item : v.Items)
-      ok &= item->Kind == ValueKind::String && bind(*item, /*many=*/true, allowInit, out);
+      ok &= item->Kind == ValueKind::String && one(*item);
     return ok;
+  }
+
+  /// A merge's input: a model reference, or "hf:PATH", a Hugging Face checkpoint outside the
+  /// recipe (its sizes are checked against the other inputs' when planning reads its config).
+  bool bindMergeInput(const Value &v, bool many, std::vector<ModelRef> &out) {
+    llvm::StringRef path(v.String);
+    if (!path.consume_front("hf:"))
+      return bind(v, many, /*allowInit=*/true, out);
+    if (path.trim().empty()) {
+      Ctx.report(DiagCode::BadValue, v.Range, "\"hf:\" needs a path: a Hugging Face checkpoint directory");
+      return false;
+    }
+    ModelRef ref;
+    ref.HfPath = path.str();
+    ref.Range = v.Range;
+    out.push_back(std::move(ref));
+    return true;
   }
 
   /// Settings that must agree for a merge to mean something: RoPE base and sequence length.
@@ -253,7 +273,7 @@ private:
       const StageVariant &v = Recipe.Stages[ref.Index].Variants[ref.Variant];
       return Shape{v.RopeTheta, v.SeqLen, v.DisplayName};
     }
-    if (ref.Kind == ModelRef::Init)
+    if (ref.Kind == ModelRef::Init && ref.HfPath.empty())
       return Shape{Recipe.Model.RopeTheta, Recipe.Model.SeqLen, "init"};
     return std::nullopt;
   }
@@ -268,19 +288,14 @@ private:
     spec.Seed = Recipe.Seed;
     bool ok = true;
     if (const Value *of = m.get("of"))
-      ok &= bindAll(*of, /*allowInit=*/true, spec.Models);
+      ok &= bindAll(*of, /*hfCheckpoints=*/true, spec.Models);
     const Value *baseValue = m.get("base");
     if (baseValue && baseValue->Kind == ValueKind::String) {
       std::vector<ModelRef> base;
-      if (llvm::StringRef(baseValue->String).startswith("hf:")) {
-        ModelRef ref;
-        ref.HfPath = baseValue->String.substr(3);
-        spec.Base = ref;
-      } else if (bind(*baseValue, /*many=*/false, /*allowInit=*/true, base)) {
+      if (bindMergeInput(*baseValue, /*many=*/false, base))
         spec.Base = base.front();
-      } else {
+      else
         ok = false;
-      }
     }
     const Value *of = m.get("of");
     auto need = [&](bool cond, llvm::SMRange range, const std::string &message) {
@@ -356,7 +371,7 @@ private:
 
   void warnConfigMismatch(const MergeSpec &spec, llvm::SMRange at) {
     std::vector<ModelRef> all = spec.Models;
-    if (spec.Base && spec.Base->HfPath.empty())
+    if (spec.Base)
       all.push_back(*spec.Base);
     std::optional<Shape> first;
     for (const ModelRef &ref : all) {
@@ -601,7 +616,7 @@ private:
         if (auto q = Ctx.quantity(*every, {Dim::Tokens}, Dim::Tokens, "a number of tokens such as \"100M\""))
           spec.DuringEvery = Ctx.count(*every, *q, "an eval interval").value_or(0);
     if (const Value *on = e.get("on"))
-      bindAll(*on, /*allowInit=*/true, spec.On);
+      bindAll(*on, /*hfCheckpoints=*/false, spec.On);
     Recipe.Evals.push_back(std::move(spec));
   }
 };

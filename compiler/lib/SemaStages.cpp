@@ -27,6 +27,9 @@ namespace {
 constexpr size_t kMaxVariants = 100000;
 /// Relative LR change at a stage edge that counts as a jump.
 constexpr double kLrJumpTolerance = 0.01;
+/// The placeholder length of a stage in epochs while the data's size is unknown (lint):
+/// long enough that schedules in absolute tokens fit; checks against it are skipped.
+constexpr uint64_t kPendingLengthTokens = uint64_t(1) << 50;
 /// A sequence length this many times the parent's is a context extension (the papers
 /// extend 4x to 32x: 8k to 32k, 32k to 128k).
 constexpr uint64_t kContextExtensionFactor = 4;
@@ -711,12 +714,22 @@ private:
     const Value *tokens = eff("tokens");
     if (!tokens)
       return false; // missing-key already reported
-    auto tq = Ctx.quantity(*tokens, {Dim::Tokens, Dim::Steps}, Dim::Tokens, "a number of tokens such as \"2B\"");
-    auto tn = tq ? Ctx.count(*tokens, *tq, "tokens") : std::nullopt;
-    if (!tn)
+    auto tq = Ctx.quantity(*tokens, {Dim::Tokens, Dim::Steps, Dim::Epochs}, Dim::Tokens,
+                           "a number of tokens such as \"2B\"");
+    if (!tq)
       return false;
     uint64_t perStep = v.batchTokens();
-    v.RequestedTokens = tq->Dim == Dim::Steps ? *tn * perStep : *tn;
+    if (tq->Dim == Dim::Epochs) {
+      std::optional<uint64_t> epochs = tokensOfEpochs(*tokens, tq->Value, eff("mix"), v);
+      if (!epochs)
+        return false;
+      v.RequestedTokens = *epochs;
+    } else {
+      std::optional<uint64_t> tn = Ctx.count(*tokens, *tq, "tokens");
+      if (!tn)
+        return false;
+      v.RequestedTokens = tq->Dim == Dim::Steps ? *tn * perStep : *tn;
+    }
     v.Steps = (v.RequestedTokens + perStep - 1) / perStep;
     v.Tokens = v.Steps * perStep;
     v.Horizon = v.Tokens;
@@ -726,7 +739,7 @@ private:
       if (!hn)
         return false;
       v.Horizon = hq->Dim == Dim::Steps ? *hn * perStep : *hn;
-      if (v.Horizon < v.RequestedTokens)
+      if (v.Horizon < v.RequestedTokens && v.LengthKnown)
         Ctx.report(DiagCode::ScheduleDomain, h->Range,
                    llvm::formatv("horizon of {0} tokens is shorter than the stage's {1}", formatCount(v.Horizon),
                                  formatCount(v.RequestedTokens))
@@ -945,6 +958,49 @@ private:
     return ok;
   }
 
+  /// `tokens = "N epochs"`: N epochs of the stage's mixture (epochTokens), rounded up to a
+  /// token; without the streams' sizes (lint) a placeholder, the length left unknown.
+  std::optional<uint64_t> tokensOfEpochs(const Value &tokens, double epochs, const Value *mix, StageVariant &v) {
+    if (epochs <= 0 || !std::isfinite(epochs)) {
+      Ctx.report(DiagCode::BadValue, tokens.Range, "a stage trains a positive number of epochs");
+      return std::nullopt;
+    }
+    const MixtureSpec *spec = mix ? Ctx.mixture(*mix) : nullptr;
+    if (!spec || !checkStreamRefs(*mix, *spec))
+      return std::nullopt;
+    if (spec->Points.size() != 1) {
+      Ctx.report(DiagCode::BadValue, tokens.Range,
+                 "a length in epochs needs a constant mixture: the epochs of one that changes over the stage "
+                 "depend on its length; write tokens");
+      return std::nullopt;
+    }
+    v.Epochs = epochs;
+    const StreamSizes *sizes = Ctx.streamSizes();
+    if (!sizes) {
+      v.LengthKnown = false;
+      return kPendingLengthTokens;
+    }
+    std::vector<double> weights;
+    std::vector<uint64_t> streamTokens;
+    for (const MixtureComponent &c : spec->Points.front().Components) {
+      auto size = sizes->find(c.Stream);
+      if (size == sizes->end() || !size->second || !*size->second) {
+        const StreamSpec *s = Recipe.stream(c.Stream);
+        const StreamSpec *root = s ? Recipe.stream(s->Root) : nullptr;
+        Ctx.report(DiagCode::DataError, tokens.Range,
+                   llvm::formatv("'{0}' needs the size of stream '{1}', {2}", tokens.String, c.Stream,
+                                 size != sizes->end() && size->second
+                                     ? std::string("which has no training tokens")
+                                     : "whose data is absent ('" + (root ? root->Shards : std::string()) + "')")
+                       .str());
+        return std::nullopt;
+      }
+      weights.push_back(c.Weight);
+      streamTokens.push_back(*size->second);
+    }
+    return static_cast<uint64_t>(std::ceil(epochs * epochTokens(weights, streamTokens)));
+  }
+
   bool resolveMix(const Value *mix, StageVariant &v) {
     if (!mix)
       return false;
@@ -979,14 +1035,14 @@ private:
       if (phases[i].Shape != schedule::Shape::Warmup)
         continue;
       double end = plan::phaseEnd(phases[i]);
-      if (end > static_cast<double>(v.Tokens))
+      if (end > static_cast<double>(v.Tokens) && v.LengthKnown)
         Ctx.report(DiagCode::ScheduleDomain, loc.range(v.LRPhaseRanges[i].Begin, v.LRPhaseRanges[i].End),
                    llvm::formatv("warmup ends at {0} tokens, after the stage ends ({1} tokens)",
                                  formatCount(static_cast<uint64_t>(end)), formatCount(v.Tokens))
                        .str());
     }
     double end = plan::scheduleEnd(v.LR);
-    if (std::isfinite(end) && end < static_cast<double>(v.RequestedTokens) && !phases.empty())
+    if (std::isfinite(end) && end < static_cast<double>(v.RequestedTokens) && !phases.empty() && v.LengthKnown)
       Ctx.report(DiagCode::ScheduleTail, loc.range(v.LRPhaseRanges.back().Begin, v.LRPhaseRanges.back().End),
                  llvm::formatv("the schedule ends at {0} tokens but the stage trains {1}: the LR stays at {2} "
                                "for the last {3} tokens",
@@ -1086,7 +1142,7 @@ private:
     double tokens = q->Dim == Dim::Steps       ? q->Value * static_cast<double>(parent->batchTokens())
                     : q->Dim == Dim::Fraction ? q->Value * static_cast<double>(parent->Tokens)
                                               : q->Value;
-    if (tokens <= 0 || tokens > static_cast<double>(parent->Tokens)) {
+    if (tokens <= 0 || (tokens > static_cast<double>(parent->Tokens) && parent->LengthKnown)) {
       Ctx.report(DiagCode::BadValue, at->Range,
                  llvm::formatv("branch point {0} tokens is outside '{1}', which trains {2} tokens",
                                shortNumber(tokens), parent->DisplayName, formatCount(parent->Tokens))
@@ -1252,7 +1308,7 @@ private:
                         firstRange);
       return;
     }
-    if (!parent)
+    if (!parent || !parent->LengthKnown)
       return;
     double before = plan::learningRate(parent->LR, static_cast<double>(v.BranchTokens));
     double after = plan::learningRate(v.LR, 0);

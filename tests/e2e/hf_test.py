@@ -7,10 +7,16 @@
                export` writes a Hugging Face folder whose config keeps the checkpoint's
                architecture and whose weights are the node's; a second run starts from the
                export (our reader re-imports it); export refuses what it must
+  merge     -- recipes/instruct-residual.toml with checkpoints made from the fixture (base:
+               grown to 264 rows; instruct: base with every weight moved): the task-arithmetic
+               merge of the trained node and the two hf: checkpoints is, tensor by tensor,
+               cpt + (instruct - base) computed here; the merge's hash follows the instruct
+               checkpoint's fingerprint and the trained node's does not; an instruct
+               checkpoint of another shape is an error naming it
     hf_test.py MIXTAPE SCENARIO WORKDIR
 The fixture is tests/fixtures/hf-tiny-llama: without it the test exits 77 (skipped), and under
 CI 1 (tests/skipping.py)."""
-import json, os, shutil, struct, subprocess, sys
+import array, json, os, shutil, struct, subprocess, sys
 
 from e2e_common import finish, read_safetensors
 
@@ -68,6 +74,26 @@ mix = "prose"
 lr = "warmup(10%, peak = 1e-3) then cosine(final = 1e-4)"
 """
 
+def grown_checkpoint(folder, move=None):
+    """The fixture with its embedding and head grown to 264 rows (rows 256..263 copy row 0),
+    as a vocabulary extension does; `move(i)`, if given, is added to each float32 weight's
+    i-th value. Returns the config and the tensors written."""
+    os.makedirs(folder)
+    config = json.load(open(os.path.join(fixture, "config.json")))
+    config["vocab_size"] = 264
+    json.dump(config, open(os.path.join(folder, "config.json"), "w"), indent=2)
+    tensors = tensors_of(os.path.join(fixture, "model.safetensors"))
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        dtype, shape, data = tensors[name]
+        row = data[:len(data) // shape[0]]
+        tensors[name] = (dtype, [264, shape[1]], data + row * 8)
+    if move:
+        for name, (dtype, shape, data) in tensors.items():
+            values = array.array("f", data)
+            tensors[name] = (dtype, shape, array.array("f", [v + move(i) for i, v in enumerate(values)]).tobytes())
+    write_safetensors(os.path.join(folder, "model.safetensors"), tensors)
+    return config, tensors
+
 def write_recipe(name, ckpt):
     path = os.path.join(work, name)
     open(path, "w").write(RECIPE.format(ckpt=ckpt))
@@ -82,18 +108,7 @@ if scenario == "vocab":
     total = 1
 
 elif scenario == "continue":
-    # The checkpoint: the fixture, its embedding and head grown to 264 rows (rows 256..263 copy row 0).
-    ckpt = os.path.join(work, "ckpt")
-    os.makedirs(ckpt)
-    config = json.load(open(os.path.join(fixture, "config.json")))
-    config["vocab_size"] = 264
-    json.dump(config, open(os.path.join(ckpt, "config.json"), "w"), indent=2)
-    tensors = tensors_of(os.path.join(fixture, "model.safetensors"))
-    for name in ("model.embed_tokens.weight", "lm_head.weight"):
-        dtype, shape, data = tensors[name]
-        row = data[:len(data) // shape[0]]
-        tensors[name] = (dtype, [264, shape[1]], data + row * 8)
-    write_safetensors(os.path.join(ckpt, "model.safetensors"), tensors)
+    config, tensors = grown_checkpoint(os.path.join(work, "ckpt"))
 
     run_dir = os.path.join(work, "run")
     r = run(["run", write_recipe("recipe.toml", "ckpt"), "--run-dir", run_dir, "--quiet"])
@@ -237,6 +252,63 @@ lr = "constant(1e-3)"
     r = run(["run", again, "--run-dir", os.path.join(work, "again"), "--quiet"])
     if r.returncode != 0:
         failures.append("a run from the exported folder failed:\n" + r.stderr[-3000:])
+    total = 7
+elif scenario == "merge":
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "recipes", "instruct-residual.toml")
+    recipe = os.path.join(work, "instruct-residual.toml")
+    shutil.copy(source, recipe)
+    _, base = grown_checkpoint(os.path.join(work, "checkpoints", "base"))
+    _, instruct = grown_checkpoint(os.path.join(work, "checkpoints", "instruct"), lambda i: 0.01 * (i % 7 - 3))
+    run_dir = os.path.join(work, "run")
+    r = run(["run", recipe, "--run-dir", run_dir, "--quiet"])
+    if r.returncode != 0:
+        sys.exit("the run failed:\n" + r.stderr[-3000:])
+    plan = json.load(open(os.path.join(run_dir, "plan.json")))
+    nodes = {n["name"]: n for n in plan["nodes"]}
+    cpt = tensors_of(os.path.join(run_dir, nodes["cpt"]["dir"], "model.safetensors"))
+    merged = tensors_of(os.path.join(run_dir, nodes["cpt-instruct"]["dir"], "model.safetensors"))
+    if sorted(merged) != sorted(base):
+        failures.append(f"the merge holds {sorted(merged)}, the checkpoints {sorted(base)}")
+    worst, changed = 0.0, False
+    for name in sorted(set(merged) & set(base)):
+        b, c, i, m = (array.array("f", t[name][2]) for t in (base, cpt, instruct, merged))
+        # In double, as MergeKit and Mixtape compute, rounded once to float32.
+        want = array.array("f", [bv + ((cv - bv) + (iv - bv)) for bv, cv, iv in zip(b, c, i)])
+        worst = max([worst] + [abs(x - y) for x, y in zip(m, want)])
+        changed |= any(x != y for x, y in zip(c, b))
+    if worst > 1e-7:
+        failures.append(f"the merge differs from cpt + (instruct - base) by up to {worst}")
+    if not changed:
+        failures.append("training changed no weight: the merge would not show the residual on a trained model")
+    evals = [json.loads(l) for l in open(os.path.join(run_dir, nodes["ppl@cpt-instruct"]["dir"], "metrics.jsonl"))
+             if '"loss"' in l] if "ppl@cpt-instruct" in nodes else []
+    if not evals:
+        failures.append(f"no eval of the merged model: nodes {sorted(nodes)}")
+
+    # Caching: another instruct checkpoint (its config) is a new merge; the trained node stays.
+    def hashes():
+        out = os.path.join(work, "plan.json")
+        r = run(["plan", recipe, "--run-dir", run_dir, "--out", out])
+        if r.returncode != 0:
+            sys.exit("plan failed:\n" + r.stderr)
+        return {n["name"]: n["hash"] for n in json.load(open(out))["nodes"]}
+    before = hashes()
+    config_path = os.path.join(work, "checkpoints", "instruct", "config.json")
+    config = json.load(open(config_path))
+    config["rms_norm_eps"] = 1e-5
+    json.dump(config, open(config_path, "w"), indent=2)
+    after = hashes()
+    if after["cpt-instruct"] == before["cpt-instruct"]:
+        failures.append("the merge's hash did not change with the instruct checkpoint")
+    if after["cpt"] != before["cpt"]:
+        failures.append("the trained node's hash changed with a checkpoint it does not read")
+
+    # A checkpoint of another shape is an error at the reference, naming it.
+    shutil.rmtree(os.path.join(work, "checkpoints", "instruct"))
+    shutil.copytree(fixture, os.path.join(work, "checkpoints", "instruct"))
+    r = run(["plan", recipe, "--run-dir", run_dir, "--out", os.path.join(work, "bad.json")])
+    if r.returncode != 1 or "'hf:checkpoints/instruct'" not in r.stderr or "vocab 256 vs 264" not in r.stderr:
+        failures.append(f"a 256-row instruct checkpoint was planned: exit {r.returncode}\n{r.stderr}")
     total = 7
 else:
     sys.exit(f"unknown scenario {scenario}")

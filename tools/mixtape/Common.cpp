@@ -46,7 +46,22 @@ std::optional<plan::Plan> cli::compileRecipe(llvm::StringRef recipePath, std::st
     else
       diags.print(llvm::errs(), false); // unreadable: nothing to verify against
   };
-  std::unique_ptr<CheckedRecipe> recipe = loadRecipe(recipePath, diags);
+  // The data layer, opened on first use: checking a stage whose length is in epochs reads
+  // the streams' sizes; the catalog's caches live in the run directory (made absolute: the
+  // plan records them).
+  std::optional<data::ShardCatalog> catalog;
+  auto openCatalog = [&](llvm::StringRef recipeName) -> data::ShardCatalog & {
+    if (!catalog) {
+      if (runDir.empty())
+        runDir = defaultRunDir(recipeName);
+      llvm::SmallString<256> cache(joinPath(runDir, "cache"));
+      llvm::sys::fs::make_absolute(cache);
+      catalog.emplace(std::string(cache), data::defaultManifestCacheDir(cache), &llvm::errs());
+    }
+    return *catalog;
+  };
+  StreamSizer sizer = [&](const CheckedRecipe &r) { return lowerStreamSizes(r, openCatalog(r.Name), diags); };
+  std::unique_ptr<CheckedRecipe> recipe = loadRecipe(recipePath, diags, sizer);
   if (!recipe) {
     report();
     return std::nullopt;
@@ -61,13 +76,7 @@ std::optional<plan::Plan> cli::compileRecipe(llvm::StringRef recipePath, std::st
         v.Shard = overrides.Shard;
   if (cluster)
     *cluster = r.Gpus && r.GpuMemory ? plan::Cluster{r.Gpus, r.GpuMemory, r.InterconnectGbps} : plan::Cluster{};
-  if (runDir.empty())
-    runDir = defaultRunDir(recipe->Name);
-  // The catalog's caches live in the run directory (made absolute: the plan records them).
-  llvm::SmallString<256> cache(joinPath(runDir, "cache"));
-  llvm::sys::fs::make_absolute(cache);
-  data::ShardCatalog catalog(std::string(cache), data::defaultManifestCacheDir(cache), &llvm::errs());
-  std::optional<plan::Plan> plan = lowerToPlan(*recipe, catalog, cost, diags);
+  std::optional<plan::Plan> plan = lowerToPlan(*recipe, openCatalog(recipe->Name), cost, diags);
   report();
   return plan;
 }

@@ -64,9 +64,8 @@ struct ExecContext {
   /// The architecture of the model `of` made: its init's, with the sizes of the last
   /// growth (settings.grow) and the vocabulary of the last extension between them.
   llvm::Expected<model::ModelConfig> modelConfigOf(const plan::Node &of, std::optional<double> ropeTheta) const;
-  /// A new random model of `architecture`.
-  llvm::Expected<std::unique_ptr<model::Model>> randomModel(const plan::Architecture &architecture,
-                                                            uint64_t seed) const;
+  /// A new random model of init node `init`'s architecture.
+  llvm::Expected<std::unique_ptr<model::Model>> randomModel(const plan::Node &init, uint64_t seed) const;
 };
 
 /// Evaluates `m` on each split and appends one record per split to `log`: `base` with the

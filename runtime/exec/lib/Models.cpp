@@ -35,8 +35,9 @@ llvm::Expected<data::NodeStream> ExecContext::stream(llvm::StringRef name, uint6
   return std::move(**s);
 }
 
-/// `m` (a random init's architecture), with a node's RoPE base.
-static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, const plan::Architecture &m,
+/// The model init node `init` makes, with a node's RoPE base: a Hugging Face checkpoint's
+/// config as its node saved it, else the plan's architecture.
+static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, const plan::Node &init,
                                                       std::optional<double> ropeTheta) {
   // RoPE has no position table to learn: its limit only sizes a cache, so it covers the
   // longest sequence any node trains on (a long-context stage), without touching any hash.
@@ -47,11 +48,10 @@ static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, co
       if (const plan::TrainNode *t = n.train())
         c.MaxPositions = std::max<int64_t>(c.MaxPositions, static_cast<int64_t>(t->Settings.SeqLen));
   };
-  for (const plan::Node &n : ctx.Plan->Nodes) {
-    std::string config = joinPath(ctx.nodeDir(n), "config.json");
-    const plan::InitNode *init = n.init();
-    if (!init || !llvm::StringRef(init->Settings.Init).startswith("hf:") || !llvm::sys::fs::exists(config))
-      continue;
+  // Each init its own: a merge may combine a checkpoint with a model of the recipe's.
+  const plan::InitSettings &settings = init.init()->Settings;
+  std::string config = joinPath(ctx.nodeDir(init), "config.json");
+  if (llvm::StringRef(settings.Init).startswith("hf:") && llvm::sys::fs::exists(config)) {
     llvm::Expected<model::ModelConfig> c = model::readHFConfig(config);
     if (c && ropeTheta)
       c->RopeTheta = *ropeTheta;
@@ -59,6 +59,7 @@ static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, co
       coverSequences(*c);
     return c;
   }
+  const plan::Architecture &m = settings.Model;
   model::ModelConfig c = model::ModelConfig::defaults(m.Family, static_cast<int64_t>(m.Vocab),
                                                       static_cast<int64_t>(m.Layers), static_cast<int64_t>(m.DModel),
                                                       static_cast<int64_t>(m.Heads),
@@ -74,9 +75,8 @@ static llvm::Expected<model::ModelConfig> modelConfig(const ExecContext &ctx, co
   return c;
 }
 
-llvm::Expected<std::unique_ptr<model::Model>> ExecContext::randomModel(const plan::Architecture &architecture,
-                                                                       uint64_t seed) const {
-  llvm::Expected<model::ModelConfig> config = modelConfig(*this, architecture, std::nullopt);
+llvm::Expected<std::unique_ptr<model::Model>> ExecContext::randomModel(const plan::Node &init, uint64_t seed) const {
+  llvm::Expected<model::ModelConfig> config = modelConfig(*this, init, std::nullopt);
   if (!config)
     return config.takeError();
   return model::Model::create(*config, seed);
@@ -90,7 +90,7 @@ llvm::Expected<model::ModelConfig> ExecContext::modelConfigOf(const plan::Node &
   for (; !init->init(); init = &input(*init))
     if (const plan::TrainNode *t = init->train(); t && t->Settings.Grow && !grow)
       grow = &*t->Settings.Grow;
-  llvm::Expected<model::ModelConfig> config = modelConfig(*this, init->init()->Settings.Model, ropeTheta);
+  llvm::Expected<model::ModelConfig> config = modelConfig(*this, *init, ropeTheta);
   if (!config)
     return config;
   // A vocabulary extension on the way from the init changed the rows (and nothing else).
@@ -162,7 +162,7 @@ llvm::Error mixtape::exec::runInit(ExecContext &ctx, const plan::Node &node, con
   }
   if (source != "random" || !init.Settings.Seed)
     return makeError("init '" + source + "' is neither random (with a seed) nor hf:PATH");
-  auto created = ctx.randomModel(init.Settings.Model, *init.Settings.Seed);
+  auto created = ctx.randomModel(node, *init.Settings.Seed);
   if (!created)
     return created.takeError();
   return (*created)->saveWeights(joinPath(ctx.nodeDir(node), "model.safetensors"));

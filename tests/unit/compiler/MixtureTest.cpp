@@ -235,3 +235,14 @@ TEST(Mixture, ResolveErrors) {
   d = resolveError("a -> b @ 50%", std::numeric_limits<double>::infinity());
   EXPECT_EQ(d.Message, "a position in % needs the stage's length in tokens");
 }
+
+// One epoch of a mixture: until the stream read fastest for its size has been read once.
+TEST(Mixture, EpochTokens) {
+  // b: 100 tokens at 25% lasts 400 tokens of the mixture; a: 600 at 75% lasts 800.
+  EXPECT_EQ(epochTokens({0.75, 0.25}, {600, 100}), 400.0);
+  // In proportion to the sizes: the sum, every stream read once.
+  EXPECT_EQ(epochTokens({0.6, 0.4}, {600, 400}), 1000.0);
+  EXPECT_EQ(epochTokens({1.0}, {123}), 123.0);
+  // A stream of weight 0 is never read: it bounds nothing.
+  EXPECT_EQ(epochTokens({1.0, 0.0}, {500, 1}), 500.0);
+}

@@ -37,6 +37,8 @@ public:
   uint64_t TrainTokens = 1'000'000'000'000; // large: no epoch warnings unless a test wants them
   bool Absent = false;
   uint64_t Leaked = 0;
+  /// Training tokens of particular streams (others: TrainTokens).
+  std::map<std::string, uint64_t> Sizes;
   /// Streams whose filter keeps no training document.
   std::set<std::string> FilteredEmpty;
   /// Derived streams get their root's fingerprint, as from the data layer.
@@ -49,7 +51,7 @@ public:
     // Content stands in, names never do; the data layer's fingerprint is the root's data.
     st.Fingerprint = "fp-" + s.Shards + (RootFingerprints ? "" : s.From.value_or(""));
     bool empty = FilteredEmpty.count(name.str()) != 0;
-    st.TrainTokens = empty ? 0 : TrainTokens;
+    st.TrainTokens = empty ? 0 : Sizes.count(name.str()) ? Sizes.at(name.str()) : TrainTokens;
     st.TrainDocuments = empty ? 0 : 1000;
     st.ValTokens = 1000;
     st.ValDocuments = 10;
@@ -129,8 +131,10 @@ struct Planned {
 
 std::unique_ptr<Planned> planText(llvm::StringRef text, FakeCatalog catalog = FakeCatalog()) {
   auto p = std::make_unique<Planned>();
+  // As `mixtape plan` checks: with the streams' sizes, for lengths in epochs.
+  StreamSizer sizer = [&](const CheckedRecipe &r) { return lowerStreamSizes(r, catalog, p->Diags); };
   if (auto root = parseRecipeText(text, "t.toml", p->Diags))
-    p->Recipe = checkRecipe(*root, p->Diags);
+    p->Recipe = checkRecipe(*root, p->Diags, sizer);
   if (p->Recipe)
     p->Plan = lowerToPlan(*p->Recipe, catalog, defaultCost(), p->Diags);
   return p;
@@ -1243,4 +1247,71 @@ lr = "constant(1e-3)"
   auto documents = planText(recipe, present);
   ASSERT_TRUE(documents->Plan) << documents->printed();
   EXPECT_NEAR(documents->train("recent").Ledger.ReplayFraction, 0.2 * 0.3, 1e-4);
+}
+
+/// resourcesRecipe's stage, of `tokens` on `mix` over streams a and b, 8 sequences of 128
+/// (1Ki tokens) a step.
+std::string epochsRecipe(const std::string &tokens, const std::string &mix) {
+  std::string s = resourcesRecipe("", "");
+  auto put = [&](const std::string &from, const std::string &to) { s.replace(s.find(from), from.size(), to); };
+  put("shards = \"synth:prose\"\n", "shards = \"synth:prose\"\n[streams.b]\nshards = \"synth:code\"\n");
+  put("tokens = \"1Mi\"", "tokens = \"" + tokens + "\"");
+  put("batch = \"32 sequences\"", "batch = \"8 sequences\"");
+  put("mix = \"a\"", "mix = \"" + mix + "\"");
+  put("constant(1e-3)", "warmup(100Ki, peak = 1e-3) then constant");
+  return s;
+}
+
+// One epoch of a mixture ends where its fastest-read stream has been read once:
+// min(600,000 / 0.75, 100,000 / 0.25) = 400,000 tokens, so 2.5 epochs request 1,000,000
+// tokens, 977 steps of 1,024 (rounded up); b is read 2.5 times, a 1.25 times.
+TEST(Plan, ALengthInEpochsResolvesAgainstTheStreamsSizes) {
+  FakeCatalog sized;
+  sized.Sizes = {{"a", 600'000}, {"b", 100'000}};
+  auto p = planText(epochsRecipe("2.5 epochs", "0.75 a + 0.25 b"), sized);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  const TrainNode &t = p->train("adapt");
+  EXPECT_EQ(t.Settings.Steps.End, 977u);
+  EXPECT_EQ(t.Exec.RequestedTokens, 1'000'000u);
+  EXPECT_EQ(t.Ledger.Tokens, 977u * 1024);
+  EXPECT_NEAR(t.Ledger.EpochsAtEnd.at("b"), 2.5, 0.01);
+  EXPECT_NEAR(t.Ledger.EpochsAtEnd.at("a"), 1.25, 0.01);
+
+  // Weights in proportion to the sizes: one epoch reads every document once.
+  sized.Sizes = {{"a", 600'000}, {"b", 400'000}};
+  p = planText(epochsRecipe("1 epoch", "0.6 a + 0.4 b"), sized);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  EXPECT_EQ(p->train("adapt").Exec.RequestedTokens, 1'000'000u);
+  EXPECT_NEAR(p->train("adapt").Ledger.EpochsAtEnd.at("a"), 1.0, 0.01);
+  EXPECT_NEAR(p->train("adapt").Ledger.EpochsAtEnd.at("b"), 1.0, 0.01);
+}
+
+TEST(Plan, ALengthInEpochsIsCheckedByLintAndResolvedByPlanning) {
+  // Lint has no data: the syntax and the mixture are checked, nothing about the length.
+  llvm::SourceMgr sm;
+  DiagnosticEngine diags(sm);
+  std::unique_ptr<mixtape::Value> root = parseRecipeText(epochsRecipe("4 epochs", "0.75 a + 0.25 b"), "t.toml", diags);
+  ASSERT_TRUE(root);
+  std::unique_ptr<CheckedRecipe> linted = checkRecipe(*root, diags);
+  ASSERT_TRUE(linted);
+  EXPECT_EQ(diags.errorCount() + diags.warningCount(), 0u);
+  EXPECT_FALSE(linted->Stages[0].Variants[0].LengthKnown);
+  EXPECT_EQ(linted->Stages[0].Variants[0].Epochs, 4.0);
+
+  // Planning without a stream's data: an error at the length, naming the stream.
+  FakeCatalog absent;
+  absent.Absent = true;
+  auto p = planText(epochsRecipe("4 epochs", "0.75 a + 0.25 b"), absent);
+  EXPECT_FALSE(p->Plan);
+  EXPECT_NE(p->printed().find("t.toml:16:10: error: '4 epochs' needs the size of stream 'a', whose data is absent "
+                              "('synth:prose') [data]"),
+            std::string::npos)
+      << p->printed();
+
+  // A mixture that changes over the stage has no one epoch.
+  p = planText(epochsRecipe("4 epochs", "0.75 a + 0.25 b -> 0.5 a + 0.5 b"));
+  EXPECT_FALSE(p->Plan);
+  EXPECT_NE(p->printed().find("a length in epochs needs a constant mixture"), std::string::npos) << p->printed();
+  p = planText(epochsRecipe("0 epochs", "a"));
+  EXPECT_NE(p->printed().find("a stage trains a positive number of epochs"), std::string::npos) << p->printed();
 }

@@ -10,6 +10,7 @@
 
 #include "mixtape/compiler/Diagnostics.h"
 #include "mixtape/compiler/Recipe.h"
+#include "mixtape/compiler/Sema.h"
 #include "mixtape/plan/Environment.h"
 #include "mixtape/plan/Plan.h"
 
@@ -25,5 +26,10 @@ inline plan::Cost defaultCost() { return plan::Cost{989e12, 0.4}; }
 /// against the recipe) report through `diags`; errors stop planning (nullopt).
 std::optional<plan::Plan> lowerToPlan(const CheckedRecipe &recipe, plan::Environment &env, const plan::Cost &cost,
                                       DiagnosticEngine &diags);
+
+/// The training tokens of each stream of `recipe` (streams checked; the rest need not be),
+/// read through `env` as lowering reads them: checkRecipe's StreamSizer for `mixtape plan`.
+/// Data errors report through `diags`.
+StreamSizes lowerStreamSizes(const CheckedRecipe &recipe, plan::Environment &env, DiagnosticEngine &diags);
 
 } // namespace mixtape

@@ -54,4 +54,12 @@ std::vector<std::pair<std::string, TextRange>> streamRefs(const MixtureSpec &spe
 /// The result is the plan's mixture (plan/Mixture.h evaluates it).
 std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stageTokens, ExprDiags &diags);
 
+/// Tokens in one epoch of a constant mixture whose streams have `tokens` training tokens at
+/// `weights`: until the stream read fastest relative to its size has been read once, the
+/// least tokens / weight. No document repeats within it, and N epochs read that stream N
+/// times (Hugging Face datasets' interleave_datasets stops there by default,
+/// stopping_strategy = "first_exhausted"); with weights proportional to the sizes every
+/// stream is read exactly once. Streams of weight 0 do not count.
+double epochTokens(const std::vector<double> &weights, const std::vector<uint64_t> &tokens);
+
 } // namespace mixtape

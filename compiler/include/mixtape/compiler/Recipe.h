@@ -111,6 +111,10 @@ struct StageVariant {
   std::string DisplayName;          ///< "anneal[replay=r5]" (or "anneal" when unswept)
   uint64_t Tokens = 0;              ///< trained tokens = steps * batchTokens
   uint64_t RequestedTokens = 0;     ///< as written (before rounding up to whole steps)
+  double Epochs = 0;                ///< `tokens` written as epochs of the mixture: how many; else 0
+  /// False for a length in epochs before the streams' sizes are known (lint): the tokens
+  /// are then a placeholder, and checks against the stage length are left to planning.
+  bool LengthKnown = true;
   uint64_t Horizon = 0;
   uint64_t BatchSequences = 0, MicroBatchSequences = 0, SeqLen = 0, Steps = 0;
   uint64_t batchTokens() const { return BatchSequences * SeqLen; }
@@ -163,6 +167,7 @@ struct ModelRef {
   unsigned Index = 0;               ///< into stages/merges/ablations
   unsigned Variant = 0;             ///< stage variant
   std::string HfPath;               ///< Init given as an explicit hf:PATH
+  llvm::SMRange Range;              ///< where that hf:PATH is written (merge `of`, `base`)
 };
 
 struct MergeSpec {
