@@ -38,9 +38,9 @@ void Lowering::lowerMerges() {
         s.Seed = m.Seed;
       plan::Node n = plan::makeNode(m.Name, std::move(merge));
       for (const ModelRef &r : m.Models)
-        n.Inputs.push_back({finalNode(r)});
+        n.Inputs.push_back({finalNode(r), r.Average});
       if (m.Base) {
-        n.Inputs.push_back({finalNode(*m.Base)});
+        n.Inputs.push_back({finalNode(*m.Base), m.Base->Average});
         n.merge()->Settings.BaseInput = n.Inputs.size() - 1;
       }
       MergeNodes[i] = addNode(std::move(n), {});
@@ -242,7 +242,7 @@ void Lowering::lowerAblations() {
       t.Exec.ChainTokens = tokensThrough(from);
       std::vector<std::string> streams = t.Settings.Mixture.Streams;
       plan::Node n = plan::makeNode(unit.Node, std::move(t));
-      n.Inputs = {plan::NodeRef{from}};
+      n.Inputs = {plan::NodeRef{from, a.From.Average}};
       unitNodes.push_back(addNode(std::move(n), streams));
     }
     // Cost grows with K, not with the number of mixtures evaluated (Na et al. 2024).
@@ -306,21 +306,24 @@ void Lowering::lowerEvals() {
         (*tasks)[name] = *t;
         tasksProvisional |= !t->Fingerprint;
       }
-    std::vector<size_t> models;
+    std::vector<plan::NodeRef> models;
     for (const ModelRef &r : e.On) {
       if (r.Kind == ModelRef::Ablation)
-        llvm::append_range(models, AblationNodes[r.Index]);
+        for (size_t node : AblationNodes[r.Index])
+          models.push_back({node});
       else
-        models.push_back(finalNode(r));
+        models.push_back({finalNode(r), r.Average});
     }
-    for (size_t model : models) {
+    for (const plan::NodeRef &model : models) {
       plan::EvalNode eval;
       eval.Settings.Splits = e.Splits;
       eval.Settings.MaxTokens = e.MaxTokens;
       eval.Settings.Tasks = tasks;
-      eval.Exec.ChainTokens = tokensThrough(model);
-      plan::Node n = plan::makeNode(e.Name + "@" + Result.Nodes[model].Name, std::move(eval));
-      n.Inputs = {plan::NodeRef{model}};
+      eval.Exec.ChainTokens = tokensThrough(model.Index);
+      plan::Node n = plan::makeNode(e.Name + "@" + Result.Nodes[model.Index].Name +
+                                        (model.Average ? plan::kAverageSuffix.str() : ""),
+                                    std::move(eval));
+      n.Inputs = {model};
       n.Provisional = tasksProvisional;
       addNode(std::move(n), used);
     }

@@ -63,6 +63,7 @@ llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
   case ValueType::Shard: return planNames<plan::ShardMode>();
   case ValueType::MergeMethod: return planNames<plan::MergeMethod>();
   case ValueType::TaskKind: return planNames<plan::TaskKind>();
+  case ValueType::DistillKind: return planNames<plan::DistillKind>();
   default: return {};
   }
 }
@@ -76,6 +77,7 @@ std::optional<SectionId> mixtape::subsection(ValueType type) {
   case ValueType::AblationTrain: return SectionId::AblationTrain;
   case ValueType::During: return SectionId::During;
   case ValueType::Lora: return SectionId::Lora;
+  case ValueType::Distill: return SectionId::Distill;
   default: return std::nullopt;
   }
 }
@@ -120,6 +122,7 @@ std::string mixtape::describeType(ValueType type) {
   case ValueType::ActivationCheckpointing: return "\"none\", \"full\" or \"every N\"";
   case ValueType::ByteSize: return "a byte size such as \"80GiB\" or \"80GB\"";
   case ValueType::Lora: return "a table { rank, alpha, targets, dropout }";
+  case ValueType::Distill: return "a table { teacher, weight, temperature, kind }";
   case ValueType::GroupScales: return "a table of parameter groups and numbers such as { embeddings = 0.1 }";
   default: break;
   }
@@ -167,6 +170,7 @@ static bool acceptsKind(ValueType type, const Value &v) {
     return v.Kind == ValueKind::Table && llvm::all_of(v.Fields, [](const Field &f) { return f.Value->isNumber(); });
   case ValueType::Labels:
   case ValueType::Lora:
+  case ValueType::Distill:
   case ValueType::Optimizer:
   case ValueType::Checkpoint:
   case ValueType::Units:
