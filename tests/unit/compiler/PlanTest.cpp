@@ -240,6 +240,26 @@ std::string branchRecipe(std::string every, std::string lr, std::string during, 
   return s;
 }
 
+/// Plans branchRecipe with each of `settings` on its anneal stage: each gives anneal a hash
+/// of its own and leaves `upstream`'s as it is. Returns the plan of the first setting.
+std::unique_ptr<Planned> expectEachHashesAnnealAlone(llvm::ArrayRef<const char *> settings, llvm::StringRef upstream) {
+  std::set<std::string> hashes;
+  std::unique_ptr<Planned> first;
+  for (const char *setting : settings) {
+    auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", setting));
+    if (!p->Plan) {
+      ADD_FAILURE() << setting << "\n" << p->printed();
+      continue;
+    }
+    EXPECT_TRUE(hashes.insert(p->node("anneal").Hash).second) << "the same hash as another setting: " << setting;
+    if (!first)
+      first = std::move(p);
+    else
+      EXPECT_EQ(p->node(upstream).Hash, first->node(upstream).Hash) << setting;
+  }
+  return first;
+}
+
 TEST(Plan, ExecutionOnlySettingsChangeNoHash) {
   auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
   auto b = planText(branchRecipe("2Mi", "3e-4", "512Ki", ""));
@@ -396,18 +416,8 @@ TEST(Plan, FreezeLrScaleAndLoraAreHashed) {
                             "lora = { rank = 2, alpha = 4, targets = [\"q\", \"v\"] }",
                             "lora = { rank = 2, targets = [\"q\", \"k\"] }",
                             "lora = { rank = 2, targets = [\"q\", \"v\"], dropout = 0.1 }"};
-  std::set<std::string> hashes;
-  std::unique_ptr<Planned> first;
-  for (const char *setting : settings) {
-    auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", setting));
-    ASSERT_TRUE(p->Plan) << setting << "\n" << p->printed();
-    EXPECT_TRUE(hashes.insert(p->node("anneal").Hash).second) << "the same hash as another setting: " << setting;
-    if (!first) {
-      first = std::move(p);
-      continue;
-    }
-    EXPECT_EQ(p->node("base@0-512").Hash, first->node("base@0-512").Hash) << setting;
-  }
+  std::unique_ptr<Planned> first = expectEachHashesAnnealAlone(settings, "base@0-512");
+  ASSERT_TRUE(first && first->Plan);
   auto lora = planText(branchRecipe("1Mi", "3e-4", "1Mi", settings[6]));
   const Ledger &ledger = lora->train("anneal").Ledger;
   ASSERT_TRUE(ledger.Parameters && ledger.TrainableParameters);
@@ -1215,18 +1225,8 @@ TEST(Plan, RegularizersAreHashedAndTheirModelsAreInputs) {
                             "l2_to_init = 1e-3",
                             "ema = 0.999",
                             "ema = 0.99"};
-  std::set<std::string> hashes;
-  std::unique_ptr<Planned> first;
-  for (const char *setting : settings) {
-    auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", setting));
-    ASSERT_TRUE(p->Plan) << setting << "\n" << p->printed();
-    EXPECT_TRUE(hashes.insert(p->node("anneal").Hash).second) << "the same hash as another setting: " << setting;
-    if (!first) {
-      first = std::move(p);
-      continue;
-    }
-    EXPECT_EQ(p->node("base@512-1024").Hash, first->node("base@512-1024").Hash) << setting;
-  }
+  std::unique_ptr<Planned> first = expectEachHashesAnnealAlone(settings, "base@512-1024");
+  ASSERT_TRUE(first && first->Plan);
   auto inputNames = [](Planned &p, llvm::StringRef name) {
     std::vector<std::string> names;
     for (const NodeRef &in : p.node(name).Inputs)
