@@ -41,14 +41,14 @@ for path in glob.glob(os.path.join(run_dir, "*", "metrics.jsonl")):
         records.setdefault(rec["node"], []).append(rec)
 
 # The objective's parts.
-train = {node: [r for r in recs if r["type"] == "train"] for node, recs in records.items()}
+train = {node: [r for r in records.get(node, []) if r["type"] == "train"] for node in ("plain", "distilled", "anchored")}
 weight = 1.0
 bad = [r for r in train["distilled"] if "loss_distill" not in r or "loss_lm" not in r or
        abs(r["loss"] - (r["loss_lm"] + weight * r["loss_distill"])) > 1e-9 * abs(r["loss"])]
 if bad or not train["distilled"]:
     failures.append(f"distilled: records without loss_lm and loss_distill summing to loss: {bad[:2]}")
 bad = [r for r in train["anchored"] if "loss_l2" not in r or abs(r["loss"] - (r["loss_lm"] + r["loss_l2"])) > 1e-9]
-if bad or train["anchored"][-1]["loss_l2"] <= 0:
+if bad or not train["anchored"] or train["anchored"][-1]["loss_l2"] <= 0:
     failures.append(f"anchored: records without loss_lm and loss_l2 summing to loss: {bad[:2]}")
 if any(k in r for r in train["plain"] for k in ("loss_lm", "loss_distill", "loss_l2")):
     failures.append("plain: its records carry regularizer terms")
