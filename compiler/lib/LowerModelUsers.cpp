@@ -43,11 +43,10 @@ void Lowering::lowerMerges() {
       if (m.Base)
         inputs.push_back(finalNode(*m.Base));
       checkMergeArchitectures(m, inputs);
-      for (size_t input : inputs)
-        n.Inputs.push_back({input});
+      for (size_t k = 0; k < inputs.size(); ++k) // "<stage>.ema": the node's moving average
+        n.Inputs.push_back({inputs[k], k < m.Models.size() ? m.Models[k].Average : m.Base->Average});
       if (m.Base)
         n.merge()->Settings.BaseInput = n.Inputs.size() - 1;
-      }
       MergeNodes[i] = addNode(std::move(n), {});
       progress = true;
     }
@@ -314,7 +313,7 @@ void Lowering::lowerAblations() {
       t.Exec.ChainTokens = tokensThrough(from);
       std::vector<std::string> streams = t.Settings.Mixture.Streams;
       plan::Node n = plan::makeNode(unit.Node, std::move(t));
-      n.Inputs = {plan::NodeRef{from}};
+      n.Inputs = {plan::NodeRef{from, a.From.Average}};
       unitNodes.push_back(addNode(std::move(n), streams));
     }
     // Cost grows with K, not with the number of mixtures evaluated (Na et al. 2024).
@@ -393,28 +392,32 @@ void Lowering::lowerEvals() {
         (*tasks)[name] = *t;
         tasksProvisional |= !t->Fingerprint;
       }
-    std::vector<size_t> models;
+    std::vector<plan::NodeRef> models;
     for (const ModelRef &r : e.On) {
       if (r.Kind == ModelRef::Ablation)
-        llvm::append_range(models, AblationNodes[r.Index]);
+        for (size_t node : AblationNodes[r.Index])
+          models.push_back({node});
       else
-        models.push_back(finalNode(r));
+        models.push_back({finalNode(r), r.Average});
     }
-    for (size_t model : models) {
+    for (const plan::NodeRef &model : models) {
       for (const plan::EvalSplit &split : e.Splits)
-        if (!readsStream(model, split.Stream))
+        if (!readsStream(model.Index, split.Stream))
           error(DiagCode::TokenizerMismatch,
                 llvm::formatv("eval '{0}': model '{1}' has tokenizer '{2}', but stream '{3}' holds ids of another "
                               "that it does not extend",
-                              e.Name, Result.Nodes[model].Name, architectureOf(model).Tokenizer, split.Stream)
+                              e.Name, Result.Nodes[model.Index].Name, architectureOf(model.Index).Tokenizer,
+                              split.Stream)
                     .str());
       plan::EvalNode eval;
       eval.Settings.Splits = e.Splits;
       eval.Settings.MaxTokens = e.MaxTokens;
       eval.Settings.Tasks = tasks;
-      eval.Exec.ChainTokens = tokensThrough(model);
-      plan::Node n = plan::makeNode(e.Name + "@" + Result.Nodes[model].Name, std::move(eval));
-      n.Inputs = {plan::NodeRef{model}};
+      eval.Exec.ChainTokens = tokensThrough(model.Index);
+      plan::Node n = plan::makeNode(e.Name + "@" + Result.Nodes[model.Index].Name +
+                                        (model.Average ? plan::kAverageSuffix.str() : ""),
+                                    std::move(eval));
+      n.Inputs = {model};
       n.Provisional = tasksProvisional;
       addNode(std::move(n), used);
     }

@@ -33,15 +33,22 @@ static plan::TrainSettings chainSettings(const StageVariant &v, double modelRope
   if (!v.LRScale.empty())
     s.LRScale = plan::GroupScales(v.LRScale.begin(), v.LRScale.end());
   s.Lora = v.Lora;
+  // The input indices are the node's: buildChain sets them.
+  if (v.Distill)
+    s.Distill = plan::Distill{0, v.Distill->Weight, v.Distill->Temperature, v.Distill->Kind};
+  if (v.L2ToInit > 0)
+    s.L2ToInit = plan::L2ToInit{v.L2ToInit, 0};
+  s.Ema = v.Ema;
   return s;
 }
 
 /// What groups variants into one chain: their shared settings, start node, cursors and
 /// optimizer start.
 static std::string chainKey(const plan::Plan &plan, const plan::TrainSettings &settings, size_t startNode,
-                            const Cursors &cursors, bool keepOptimizer) {
+                            std::optional<size_t> teacher, const Cursors &cursors, bool keepOptimizer) {
   plan::Node probe = plan::makeNode("", plan::TrainNode{settings, {}, {}});
-  std::string key = plan::settingsKey(plan, probe) + "|" + plan.Nodes[startNode].Hash + "|";
+  std::string key = plan::settingsKey(plan, probe) + "|" + plan.Nodes[startNode].Hash + "|" +
+                    (teacher ? plan.Nodes[*teacher].Hash : "") + "|";
   for (const auto &[stream, offset] : cursors)
     key += stream + "=" + std::to_string(offset) + ",";
   return key + (keepOptimizer ? "keep" : "reset");
@@ -78,11 +85,13 @@ void Lowering::lowerStage(size_t s) {
       lv.StartCursors = cursorsAt(parent, v.ParentVariant, step);
       lv.TrainedOn = Variants[parent][v.ParentVariant].TrainedOn;
     }
+    if (v.Distill)
+      lv.Teacher = teacherNode(s, i, lv.StartNode);
     settings.push_back(chainSettings(v, ModelRopeTheta));
     settings.back().VocabExtension = vocabExtension(v, lv.StartNode);
     if (v.Grow)
       settings.back().Grow = growSettings(stage, v, architectureOf(lv.StartNode));
-    std::string key = chainKey(Result, settings.back(), lv.StartNode, lv.StartCursors, v.KeepOptimizer);
+    std::string key = chainKey(Result, settings.back(), lv.StartNode, lv.Teacher, lv.StartCursors, v.KeepOptimizer);
     auto [it, fresh] = groupByKey.try_emplace(key, groups.size());
     if (fresh)
       groups.push_back(Group{i, {}, {}, {}});
@@ -118,6 +127,25 @@ void Lowering::lowerStage(size_t s) {
     VariantTokens += chainTokens(s, i);
   }
   StageGroups.back() = std::move(groups);
+}
+
+size_t Lowering::teacherNode(size_t s, size_t i, size_t startNode) const {
+  const StageVariant &v = Recipe.Stages[s].Variants[i];
+  switch (v.Distill->Teacher) {
+  case DistillSpec::StageStart:
+    return startNode;
+  case DistillSpec::Init:
+    return Recipe.Sizes.empty() ? InitNode : SizeInits[v.Size];
+  case DistillSpec::Ancestor:
+    break;
+  }
+  // Up the lineage to the teacher stage's variant; sema checked that it is an ancestor.
+  size_t stage = s, variant = i;
+  do {
+    variant = static_cast<size_t>(Recipe.Stages[stage].Variants[variant].ParentVariant);
+    stage = static_cast<size_t>(Recipe.stageIndex(Recipe.Stages[stage].Parent));
+  } while (Recipe.Stages[stage].Name != v.Distill->TeacherStage);
+  return nodeAtStep(stage, variant, Recipe.Stages[stage].Variants[variant].Steps);
 }
 
 std::vector<uint64_t> Lowering::blendCounts(const plan::Mixture &m, uint64_t seqLen, uint64_t samples) {
@@ -202,7 +230,8 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
       if (tokens)
         replayed += static_cast<double>(tokens) * replayShare(st, lv.TrainedOn);
     t.Ledger.ReplayFraction = t.Ledger.Tokens ? replayed / static_cast<double>(t.Ledger.Tokens) : 0;
-    setFlops(t.Ledger, v.SeqLen, model);
+    // Distillation adds the teacher's forward pass: a third of a training step's FLOPs.
+    setFlops(t.Ledger, v.SeqLen, model, t.Settings.Distill ? 4.0 / 3.0 : 1.0);
     if (t.Settings.Freeze || t.Settings.Lora) {
       t.Ledger.Parameters = static_cast<uint64_t>(plan::countParameters(model).total());
       t.Ledger.TrainableParameters = plan::countTrainableParameters(model, t.Settings);
@@ -217,10 +246,23 @@ void Lowering::buildChain(size_t s, Group &g, plan::TrainSettings shared) {
     t.Exec.ChainTokens = tokensThrough(input);
     if (end == v.Steps && g.Cuts.size() == 1)
       t.Exec.RequestedTokens = v.RequestedTokens;
+    // The regularizers' models follow the input: the teacher, and the stage's start weights.
+    std::vector<plan::NodeRef> inputs = {plan::NodeRef{input}};
+    auto inputFor = [&](size_t model) -> uint64_t {
+      auto found = llvm::find(inputs, plan::NodeRef{model});
+      if (found != inputs.end())
+        return static_cast<uint64_t>(found - inputs.begin());
+      inputs.push_back(plan::NodeRef{model});
+      return inputs.size() - 1;
+    };
+    if (t.Settings.Distill)
+      t.Settings.Distill->TeacherInput = inputFor(*lv.Teacher);
+    if (t.Settings.L2ToInit)
+      t.Settings.L2ToInit->AnchorInput = inputFor(lv.StartNode);
     plan::Node n = plan::makeNode(
         stage.Name + displayLabels(v) + (g.Cuts.size() > 1 ? llvm::formatv("@{0}-{1}", begin, end).str() : ""),
         std::move(t));
-    n.Inputs = {plan::NodeRef{input}};
+    n.Inputs = std::move(inputs);
     size_t node = addNode(std::move(n), v.Mixture.Streams);
     g.NodeEndingAt[end] = node;
     input = node;
@@ -333,6 +375,7 @@ plan::ExecChoice Lowering::chooseExecution(const StageSpec &stage, const StageVa
   base.SeqLen = v.SeqLen;
   base.World = r.Gpus;
   base.LogitChunk = plan::lossChunkTokens(base.Model.Vocab);
+  plan::addRegularizers(base, chainSettings(v, ModelRopeTheta));
   const uint64_t share = v.BatchSequences / r.Gpus;
   const plan::Cluster cluster{r.Gpus, r.GpuMemory, r.InterconnectGbps};
   plan::ExecRequest request{v.Shard, std::nullopt, v.ActivationCheckpointing};
@@ -402,8 +445,8 @@ void Lowering::reportWontFit(const StageSpec &stage, const StageVariant &v, plan
                             "are too large; shorten seq_len");
 }
 
-void Lowering::setFlops(plan::Ledger &ledger, uint64_t seqLen, const plan::Architecture &model) const {
-  ledger.Flops = flopsPerToken(model, seqLen) * static_cast<double>(ledger.Tokens);
+void Lowering::setFlops(plan::Ledger &ledger, uint64_t seqLen, const plan::Architecture &model, double passes) const {
+  ledger.Flops = passes * flopsPerToken(model, seqLen) * static_cast<double>(ledger.Tokens);
   ledger.GpuHours = ledger.Flops / (Result.Cost.PeakFlops * Result.Cost.Mfu) / 3600;
 }
 

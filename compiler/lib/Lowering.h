@@ -36,6 +36,7 @@ struct LoweredVariant {
   size_t Group = 0;
   std::vector<size_t> Nodes;       ///< its chain of train nodes, in order
   std::set<std::string> TrainedOn; ///< streams trained on by the end of this variant
+  std::optional<size_t> Teacher;   ///< distill: the teacher's node
 };
 
 /// Variants of one stage that train one shared chain.
@@ -92,7 +93,8 @@ public:
   std::set<std::string> CheckedExtensions; ///< "old\nnew" pairs already checked
   uint64_t chainTokens(size_t stage, size_t variant) const;
   uint64_t chainTokensUpTo(size_t stage, size_t variant, uint64_t tokens) const;
-  void setFlops(plan::Ledger &ledger, uint64_t seqLen, const plan::Architecture &model) const;
+  /// `passes`: the step's FLOPs in units of a training step's (a teacher's forward adds 1/3).
+  void setFlops(plan::Ledger &ledger, uint64_t seqLen, const plan::Architecture &model, double passes = 1) const;
   /// Shard mode, micro-batch and checkpointing of a stage variant's train nodes: as written,
   /// or, with [resources], what fits its GPUs (unwritten settings picked); a wont-fit error
   /// with the settings that would fit when nothing does.
@@ -104,6 +106,8 @@ public:
   void reportWontFit(const StageSpec &stage, const StageVariant &v, plan::MemoryConfig base, uint64_t share,
                      const plan::Cluster &cluster, const plan::ExecRequest &request);
   size_t nodeAtStep(size_t stage, size_t variant, uint64_t step) const;
+  /// The node of a distilling variant's teacher (DistillSpec), given where it starts.
+  size_t teacherNode(size_t stage, size_t variant, size_t startNode) const;
   Cursors cursorsAt(size_t stage, size_t variant, uint64_t step) const;
   /// Samples per stream after `samples` samples of a stage with this mixture.
   std::vector<uint64_t> blendCounts(const plan::Mixture &m, uint64_t seqLen, uint64_t samples);

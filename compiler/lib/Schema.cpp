@@ -64,6 +64,7 @@ llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
   case ValueType::Shard: return planNames<plan::ShardMode>();
   case ValueType::MergeMethod: return planNames<plan::MergeMethod>();
   case ValueType::TaskKind: return planNames<plan::TaskKind>();
+  case ValueType::DistillKind: return planNames<plan::DistillKind>();
   default: return {};
   }
 }
@@ -78,6 +79,7 @@ std::optional<SectionId> mixtape::subsection(ValueType type) {
   case ValueType::During: return SectionId::During;
   case ValueType::Lora: return SectionId::Lora;
   case ValueType::Grow: return SectionId::Grow;
+  case ValueType::Distill: return SectionId::Distill;
   default: return std::nullopt;
   }
 }
@@ -123,6 +125,7 @@ std::string mixtape::describeType(ValueType type) {
   case ValueType::ByteSize: return "a byte size such as \"80GiB\" or \"80GB\"";
   case ValueType::Lora: return "a table { rank, alpha, targets, dropout }";
   case ValueType::Grow: return "a table { layers, d_model, noise }";
+  case ValueType::Distill: return "a table { teacher, weight, temperature, kind }";
   case ValueType::GroupScales: return "a table of parameter groups and numbers such as { embeddings = 0.1 }";
   default: break;
   }
@@ -171,6 +174,7 @@ static bool acceptsKind(ValueType type, const Value &v) {
   case ValueType::Labels:
   case ValueType::Lora:
   case ValueType::Grow:
+  case ValueType::Distill:
   case ValueType::Optimizer:
   case ValueType::Checkpoint:
   case ValueType::Units:

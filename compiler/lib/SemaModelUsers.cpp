@@ -100,6 +100,42 @@ private:
       return false;
     const StringLocation &loc = v.location();
     auto at = [&](TextRange r) { return loc.range(r.Begin, r.End); };
+    // "<stage>.ema": a stage's moving average, the second model of its nodes.
+    const Expr *averaged = nullptr;
+    if (e->Kind == ExprKind::Member) {
+      if (e->Name != "ema") {
+        Ctx.report(DiagCode::BadValue, at(e->NameRange),
+                   "'." + e->Name + "': a stage's second model is its moving average, '.ema'");
+        return false;
+      }
+      averaged = e;
+      e = e->Operands.front().get();
+    }
+    const size_t first = out.size();
+    if (!bindTarget(v, e, many, allowInit, out))
+      return false;
+    if (!averaged)
+      return true;
+    for (size_t i = first; i < out.size(); ++i) {
+      ModelRef &ref = out[i];
+      const bool hasAverage =
+          ref.Kind == ModelRef::Stage && Recipe.Stages[ref.Index].Variants[ref.Variant].Ema.has_value();
+      if (!hasAverage) {
+        Ctx.report(DiagCode::UnknownRef, at(averaged->Range),
+                   "'" + (ref.Kind == ModelRef::Stage ? Recipe.Stages[ref.Index].Variants[ref.Variant].DisplayName
+                                                      : e->Name) +
+                       "' keeps no moving average: only a stage with `ema` has '.ema'");
+        return false;
+      }
+      ref.Average = true;
+    }
+    return true;
+  }
+
+  /// Bind a reference without its member: a name, or a stage with a selector.
+  bool bindTarget(const Value &v, const Expr *e, bool many, bool allowInit, std::vector<ModelRef> &out) {
+    const StringLocation &loc = v.location();
+    auto at = [&](TextRange r) { return loc.range(r.Begin, r.End); };
     if (e->Kind != ExprKind::Ident && e->Kind != ExprKind::Select) {
       Ctx.report(DiagCode::BadValue, at(e->Range),
                  "expected a model: a stage, merge or ablation name, optionally with a selector");

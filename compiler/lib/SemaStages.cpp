@@ -753,6 +753,7 @@ private:
     if (d.After)
       resolveGrow(d, stage, v);
     resolveTrainable(d, stage, v);
+    resolveRegularizers(d, stage, v);
     v.Tokenizer = Recipe.Model.Tokenizer;
     if (d.After)
       ok &= resolveEdge(d, stage, v, parent);
@@ -864,6 +865,64 @@ private:
     }
     l.Seed = Recipe.Seed;
     v.Lora = std::move(l);
+  }
+
+  /// distill, l2_to_init and ema: the terms against forgetting and the weights' average.
+  void resolveRegularizers(const StageDecl &d, const StageSpec &stage, StageVariant &v) {
+    auto eff = [&](llvm::StringRef key, llvm::StringRef sub = "") { return effective(d, stage, v.Labels, key, sub); };
+    auto positive = [&](const Value *x, llvm::StringRef what) {
+      if (x->number() > 0 && std::isfinite(x->number()))
+        return true;
+      Ctx.report(DiagCode::BadValue, x->Range, what.str() + " must be a positive number");
+      return false;
+    };
+    if (const Value *distill = eff("distill"); distill && distill->Kind == ValueKind::Table) {
+      DistillSpec spec;
+      if (const Value *w = eff("distill", "weight"); w && w->isNumber() && positive(w, "the distillation weight"))
+        spec.Weight = w->number();
+      if (const Value *t = eff("distill", "temperature"); t && t->isNumber() && positive(t, "the temperature"))
+        spec.Temperature = t->number();
+      if (const Value *t = eff("distill", "teacher"); t && t->Kind == ValueKind::String)
+        resolveTeacher(*t, stage, spec);
+      v.Distill = spec;
+    }
+    if (const Value *l2 = eff("l2_to_init"); l2 && l2->isNumber() && positive(l2, "l2_to_init"))
+      v.L2ToInit = l2->number();
+    if (const Value *ema = eff("ema"); ema && ema->isNumber()) {
+      if (ema->number() > 0 && ema->number() < 1)
+        v.Ema = ema->number();
+      else
+        Ctx.report(DiagCode::BadValue, ema->Range, "ema is a decay in (0, 1), such as 0.999");
+    }
+    // LoRA trains factors that start at zero: an anchor or an average of them is not one of the weights.
+    if (v.Lora)
+      for (llvm::StringRef key : {"l2_to_init", "ema"})
+        if (const Value *x = eff(key))
+          Ctx.report(DiagCode::BadValue, x->Range,
+                     key.str() + " applies to the weights a stage trains; a stage with lora trains its factors only");
+  }
+
+  /// A teacher: "init", or a stage this one continues from (its variant in this lineage).
+  void resolveTeacher(const Value &teacher, const StageSpec &stage, DistillSpec &spec) {
+    if (teacher.String == "init") {
+      spec.Teacher = DistillSpec::Init;
+      return;
+    }
+    std::vector<std::string> ancestors;
+    for (std::string up = stage.Parent; !up.empty(); up = Recipe.Stages[Recipe.stageIndex(up)].Parent)
+      ancestors.push_back(up);
+    if (llvm::is_contained(ancestors, teacher.String)) {
+      spec.Teacher = DistillSpec::Ancestor;
+      spec.TeacherStage = teacher.String;
+      return;
+    }
+    ancestors.push_back("init");
+    Diagnostic *diag = Ctx.report(DiagCode::UnknownRef, teacher.Range,
+                                  llvm::formatv("the teacher '{0}' is not \"init\" or a stage '{1}' continues from: "
+                                                "{2}",
+                                                teacher.String, stage.Name, llvm::join(ancestors, ", "))
+                                      .str());
+    Ctx.suggest(diag, teacher.String, ancestors, teacher.location().range(0, teacher.String.size()));
   }
 
   /// lora-lr: a LoRA stage that rewarms to the peak LR of the full training before it.

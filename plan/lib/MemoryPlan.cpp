@@ -113,7 +113,7 @@ MemoryEstimate plan::estimateMemory(const MemoryConfig &c) {
 
   // Model state: fp32 masters (and, unsharded on CUDA, their bf16 copies for compute),
   // fp32 gradients, AdamW's two fp32 moments.
-  e.Weights = kFp32 * P / (full ? W : 1) + (bf16 && !full ? 2 * P : 0);
+  e.Weights = kFp32 * P / (full ? W : 1) + (bf16 && !full ? 2 * P : 0) + static_cast<double>(c.WeightCopies) * kFp32 * P;
   e.Gradients = kFp32 * P / (full ? W : 1);
   e.Optimizer = 2 * kFp32 * P / (sharded ? W : 1);
 
@@ -141,6 +141,10 @@ MemoryEstimate plan::estimateMemory(const MemoryConfig &c) {
   // backward their gradient and the logits' gradient.
   const double scored = c.LogitChunk ? std::min(static_cast<double>(c.LogitChunk), tokens) : tokens;
   e.Logits = scored * static_cast<double>(c.Model.Vocab) * (2 * a + 2 * kFp32);
+  // Distillation: the teacher's logits and probabilities beside the student's in each chunk,
+  // and the teacher's final hidden states, which backward reads again.
+  if (c.Distill)
+    e.Logits += scored * static_cast<double>(c.Model.Vocab) * (2 * a + 2 * kFp32) + tokens * d * kFp32;
 
   // Collectives (none on one rank, but for full sharding's gathered copies): DDP's buckets
   // hold a flat copy of the gradients; ZeRO-1 reduce-scatters one flat buffer into a shard;
@@ -156,6 +160,11 @@ MemoryEstimate plan::estimateMemory(const MemoryConfig &c) {
       e.Buffers = (2 * a + kFp32) * std::max({p.Block, p.Embedding, p.Head});
   }
   return e;
+}
+
+void plan::addRegularizers(MemoryConfig &c, const TrainSettings &s) {
+  c.Distill = s.Distill.has_value();
+  c.WeightCopies = (s.Distill ? 1 : 0) + (s.L2ToInit ? 1 : 0) + (s.Ema ? 1 : 0);
 }
 
 /// Ring collectives over W ranks move (W-1)/W of the data through each rank's link for an
@@ -258,6 +267,7 @@ void plan::printMemoryPlan(const Plan &plan, const Cluster &cluster, llvm::raw_o
     c.World = cluster.Gpus;
     c.CheckpointEvery = t->Exec.ActivationCheckpointing;
     c.LogitChunk = lossChunkTokens(c.Model.Vocab);
+    addRegularizers(c, t->Settings);
     // Each rank takes the largest part of micro_batch that divides its share (the runtime's rule).
     const uint64_t share = std::max<uint64_t>(t->Settings.BatchSequences / cluster.Gpus, 1);
     c.MicroBatch = 1;

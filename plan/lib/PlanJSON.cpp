@@ -99,7 +99,9 @@ public:
     });
   }
 
-  void write(const NodeRef &ref, Role = Role::Plain) { Out.value(Context.Nodes[ref.Index].Name); }
+  void write(const NodeRef &ref, Role = Role::Plain) {
+    Out.value(Context.Nodes[ref.Index].Name + (ref.Average ? kAverageSuffix.str() : ""));
+  }
   void write(const StepRange &steps, Role = Role::Plain) {
     Out.array([&] { write(steps.Begin), write(steps.End); });
   }
@@ -295,6 +297,11 @@ public:
     if (!name)
       return fail("expected a node name");
     auto it = NodeIndex.find(name->str());
+    llvm::StringRef averaged = *name;
+    if (it == NodeIndex.end() && averaged.consume_back(kAverageSuffix)) {
+      it = NodeIndex.find(averaged.str());
+      out.Average = true;
+    }
     if (it == NodeIndex.end())
       return fail("'" + *name + "' is not a node before this one");
     out.Index = it->second;
@@ -561,9 +568,21 @@ private:
   }
   bool check(const Node &node) {
     size_t inputs = node.Inputs.size();
-    bool fits = node.Kind == NodeKind::Init ? inputs == 0 : node.Kind == NodeKind::Merge ? inputs > 0 : inputs == 1;
+    // A train node's inputs after the first are models its regularizers read.
+    size_t trainInputs = 1;
+    if (const TrainNode *t = node.train()) {
+      if (t->Settings.Distill)
+        trainInputs = std::max<size_t>(trainInputs, t->Settings.Distill->TeacherInput + 1);
+      if (t->Settings.L2ToInit)
+        trainInputs = std::max<size_t>(trainInputs, t->Settings.L2ToInit->AnchorInput + 1);
+    }
+    bool fits = node.Kind == NodeKind::Init    ? inputs == 0
+                : node.Kind == NodeKind::Merge ? inputs > 0
+                : node.Kind == NodeKind::Train ? inputs == trainInputs
+                                               : inputs == 1;
     if (!fits)
-      return fail("an init node has no inputs, a train or eval node one, a merge node some");
+      return fail("an init node has no inputs, an eval node one, a train node one and those its teacher_input and "
+                  "anchor_input name, a merge node some");
     if (node.Dir.empty() || node.Dir == "." || node.Dir == ".." || llvm::StringRef(node.Dir).contains('/') ||
         llvm::StringRef(node.Dir).contains('\\'))
       return fail("dir '" + node.Dir + "' is not a plain name under the run directory");
@@ -607,9 +626,11 @@ bool Reader::check(const Plan &plan) {
       const Node &input = plan.Nodes[node.Inputs[i].Index];
       if (node.InputHashes[i] != input.Hash)
         return fail("input_hashes[" + std::to_string(i) + "] is not the hash of input '" + input.Name + "'");
-      // Every input is a model: the runtime reads its model.safetensors.
+      // Every input is a model: the runtime reads its model.safetensors (or its ema.safetensors).
       if (input.Kind == NodeKind::Eval)
         return fail("inputs[" + std::to_string(i) + "]: '" + input.Name + "' is an eval node, which makes no model");
+      if (node.Inputs[i].Average && !(input.train() && input.train()->Settings.Ema))
+        return fail("inputs[" + std::to_string(i) + "]: '" + input.Name + "' keeps no moving average (ema)");
     }
     if (const TrainNode *t = node.train()) {
       for (const std::string &s : t->Settings.Mixture.Streams)
@@ -779,7 +800,7 @@ std::string mixtape::plan::nodeHash(const Plan &plan, const Node &node, const St
       w.Out.attributeEnd();
       w.Out.attributeArray("inputs", [&] {
         for (const NodeRef &in : node.Inputs)
-          w.Out.value(plan.Nodes[in.Index].Hash);
+          w.Out.value(plan.Nodes[in.Index].Hash + (in.Average ? kAverageSuffix.str() : ""));
       });
       w.Out.attributeArray("data", [&] {
         for (const std::string &s : dataStreams) {

@@ -76,7 +76,7 @@ void mixtape::plan::printPlanSummary(const Plan &plan, llvm::raw_ostream &os, co
     const TrainNode *t = n.train();
     std::vector<std::string> inputs;
     for (const NodeRef &in : n.Inputs)
-      inputs.push_back(plan.Nodes[in.Index].Name);
+      inputs.push_back(plan.Nodes[in.Index].Name + (in.Average ? kAverageSuffix.str() : ""));
     std::string name = n.Name + (n.Variants.size() > 1 ? " *" : "");
     os << llvm::left_justify(enumName(n.Kind), 6) << llvm::left_justify(name, width + 2)
        << llvm::left_justify(llvm::StringRef(n.Hash).take_front(8), 10)
@@ -191,7 +191,8 @@ void mixtape::plan::explainNode(const Plan &plan, const Node &n, llvm::raw_ostre
   if (!n.Variants.empty())
     os << "  variants through it: " << llvm::join(n.Variants, ", ") << "\n";
   for (const NodeRef &in : n.Inputs)
-    os << llvm::formatv("  input {0} ({1})\n", plan.Nodes[in.Index].Name,
+    os << llvm::formatv("  input {0}{1} ({2})\n", plan.Nodes[in.Index].Name,
+                        in.Average ? kAverageSuffix : llvm::StringLiteral(""),
                         llvm::StringRef(plan.Nodes[in.Index].Hash).take_front(12));
   const TrainNode *t = n.train();
   if (t) {

@@ -138,7 +138,7 @@ llvm::Error mixtape::exec::runEval(ExecContext &ctx, const plan::Node &node, con
   while (const plan::MergeNode *m = trainedBy->merge())
     trainedBy = &ctx.input(*trainedBy, m->Settings.BaseInput.value_or(0));
   const plan::TrainNode *trained = trainedBy->train();
-  auto m = ctx.loadModel(input, joinPath(ctx.nodeDir(input), "model.safetensors"),
+  auto m = ctx.loadModel(input, ctx.inputWeights(node),
                          trained ? std::optional<double>(trained->Settings.RopeTheta) : std::nullopt);
   if (!m)
     return m.takeError();
@@ -151,7 +151,7 @@ llvm::Error mixtape::exec::runEval(ExecContext &ctx, const plan::Node &node, con
     if (llvm::Error e = log.open(joinPath(ctx.nodeDir(node), "metrics.jsonl"), 0))
       return e;
   rundir::EvalRecord base;
-  base.Node = input.Name;
+  base.Node = input.Name + (node.Inputs.front().Average ? plan::kAverageSuffix.str() : "");
   base.Eval = llvm::StringRef(node.Name).split('@').first.str();
   base.Final = true;
   base.ChainTokens = eval.Exec.ChainTokens;

@@ -48,6 +48,9 @@ struct ExecContext {
   /// every rank gets the same answer at the same point.
   int stopRequested() const;
   const plan::Node &input(const plan::Node &node, size_t i = 0) const { return Plan->Nodes[node.Inputs[i].Index]; }
+  /// The weights input `i` of `node` reads: its model.safetensors, or its ema.safetensors
+  /// where the input names a train node's moving average.
+  std::string inputWeights(const plan::Node &node, size_t i = 0) const;
   /// The stream `name` of the plan, as the data layer opens it, starting at `cursor`.
   llvm::Expected<data::NodeStream> stream(llvm::StringRef name, uint64_t cursor) const;
   /// The model `of` made (its chain's init's architecture: a sweep over sizes has several)

@@ -25,6 +25,11 @@ using namespace mixtape::exec;
 
 std::string ExecContext::nodeDir(const plan::Node &node) const { return rundir::nodeDir(RunDir, node); }
 
+std::string ExecContext::inputWeights(const plan::Node &node, size_t i) const {
+  const llvm::StringRef file = node.Inputs[i].Average ? llvm::StringRef(plan::kAverageFile) : "model.safetensors";
+  return joinPath(nodeDir(input(node, i)), file);
+}
+
 llvm::Expected<data::NodeStream> ExecContext::stream(llvm::StringRef name, uint64_t cursor) const {
   llvm::Expected<std::optional<data::NodeStream>> s = data::nodeStream(*Plan, name, cursor);
   if (!s)
@@ -177,11 +182,11 @@ llvm::Error mixtape::exec::runMerge(ExecContext &ctx, const plan::Node &node, co
   options.Density = s.Density.value_or(options.Density);
   options.T = s.T.value_or(options.T);
   options.Seed = s.Seed.value_or(0);
-  // Every input node left a model.safetensors; base_input says which one is the base.
+  // Every input node left its model (or moving average); base_input says which one is the base.
   std::vector<std::string> models;
   std::optional<std::string> base;
   for (size_t i = 0; i < node.Inputs.size(); ++i) {
-    std::string path = joinPath(ctx.nodeDir(ctx.input(node, i)), "model.safetensors");
+    std::string path = ctx.inputWeights(node, i);
     if (s.BaseInput == i)
       base = path;
     else

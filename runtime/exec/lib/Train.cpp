@@ -107,7 +107,7 @@ bool stageContinues(const ExecContext &ctx, const plan::Node &node) {
 /// when the plan keeps it). A sharded checkpoint is only found here: its slices are read
 /// once the ranks share the state (RankSync::loadCheckpoint).
 llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train, model::Model &m,
-                              train::AdamW &optimizer, const BatchShare &share) {
+                              train::AdamW &optimizer, model::Model *average, const BatchShare &share) {
   rundir::CheckpointStore checkpoints(ctx.nodeDir(node));
   std::optional<rundir::Checkpoint> c;
   if (ctx.WritesFiles) {
@@ -136,6 +136,9 @@ llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const pl
     if (llvm::Error e = optimizer.loadState(joinPath(dir, "optimizer.safetensors")))
       return std::move(e);
   }
+  if (average)
+    if (llvm::Error e = average->loadWeights(joinPath(dir, plan::kAverageFile)))
+      return std::move(e);
   if (!c)
     return start;
   start.KeepMetrics = c->State.MetricsBytes;
@@ -163,6 +166,69 @@ llvm::Error nonFiniteError(uint64_t step, const std::string &name) {
   return makeError(llvm::formatv("stage step {0}: {1} holds a NaN or infinity after the update; nothing saved, the "
                                  "last checkpoint is kept (a lower learning rate or gradient clipping may help)",
                                  step, name));
+/// The models a node's regularizers read (none without distill, l2_to_init or ema): the
+/// teacher, the weights the stage started from, the moving average.
+struct RegularizerModels {
+  std::unique_ptr<model::Model> Teacher, Anchor, Average;
+};
+
+/// A model of the plan frozen on the device: what a regularizer reads.
+llvm::Expected<std::unique_ptr<model::Model>> frozenModel(ExecContext &ctx, const plan::Node &of,
+                                                          llvm::StringRef weights, double ropeTheta) {
+  auto m = ctx.loadModel(of, weights, ropeTheta);
+  if (!m)
+    return m.takeError();
+  for (const model::NamedParameter &p : (*m)->parameters())
+    p.Tensor.requires_grad_(false);
+  (*m)->to(ctx.Device);
+  return m;
+}
+
+llvm::Expected<RegularizerModels> loadRegularizerModels(ExecContext &ctx, const plan::Node &node,
+                                                        const plan::TrainNode &train, const model::Model &m,
+                                                        train::TrainOptions &options) {
+  const plan::TrainSettings &s = train.Settings;
+  RegularizerModels models;
+  if (s.Distill) {
+    // The teacher reads the batch as the student does: at the node's RoPE base.
+    const uint64_t teacher = s.Distill->TeacherInput;
+    auto loaded = frozenModel(ctx, ctx.input(node, teacher), ctx.inputWeights(node, teacher), s.RopeTheta);
+    if (!loaded)
+      return loaded.takeError();
+    models.Teacher = std::move(*loaded);
+    options.Regularize.Teacher = models.Teacher.get();
+    options.Regularize.DistillWeight = s.Distill->Weight;
+    options.Regularize.Temperature = s.Distill->Temperature;
+  }
+  if (s.L2ToInit) {
+    const uint64_t anchor = s.L2ToInit->AnchorInput;
+    auto loaded = frozenModel(ctx, ctx.input(node, anchor), ctx.inputWeights(node, anchor), s.RopeTheta);
+    if (!loaded)
+      return loaded.takeError();
+    models.Anchor = std::move(*loaded);
+    // The anchor of each trained parameter: the same name in the start's weights.
+    for (const model::NamedParameter &p : m.trainableParameters()) {
+      auto same = llvm::find_if(models.Anchor->parameters(), [&](const model::NamedParameter &a) { return a.Name == p.Name; });
+      if (same == models.Anchor->parameters().end())
+        return makeError("l2_to_init: the stage's start weights have no parameter '" + p.Name + "'");
+      options.Regularize.Anchor.push_back(same->Tensor);
+    }
+    options.Regularize.L2Coefficient = s.L2ToInit->Coefficient;
+    options.Regularize.AnchorShare = 1.0 / static_cast<double>(ctx.Collectives->worldSize());
+  }
+  if (s.Ema) {
+    // The average starts at the stage's start weights; a later segment goes on with its input's.
+    const plan::Node &input = ctx.input(node);
+    auto loaded = frozenModel(ctx, input,
+                              train.Exec.StageStart ? ctx.inputWeights(node) : joinPath(ctx.nodeDir(input), plan::kAverageFile),
+                              s.RopeTheta);
+    if (!loaded)
+      return loaded.takeError();
+    models.Average = std::move(*loaded);
+    options.Average = models.Average.get();
+    options.AverageDecay = *s.Ema;
+  }
+  return models;
 }
 
 /// How the ranks share each step: gradients summed (data parallel), with ZeRO-1 the
@@ -192,6 +258,10 @@ public:
       if (m.trainableParameters().size() != m.parameters().size())
         return makeError("stage '" + train.Exec.Stage + "': shard = \"full\" trains every parameter of a unit; a stage "
                          "with freeze or lora runs with shard = \"optimizer\" or \"none\"");
+      // Both read every whole parameter after each step, which full sharding never holds.
+      if (train.Settings.L2ToInit || train.Settings.Ema)
+        return makeError("stage '" + train.Exec.Stage + "': l2_to_init and ema need whole parameters on every rank; "
+                         "run it with shard = \"optimizer\" or \"none\"");
       llvm::Expected<std::unique_ptr<dist::FullShard>> sharded = dist::FullShard::create(*ctx.Collectives, m, optimizer);
       if (!sharded)
         return sharded.takeError();
@@ -233,8 +303,8 @@ public:
   /// Every rank writes its slices as its shard of the checkpoint at `step`; then rank 0
   /// writes the index and commits the checkpoint (state.json, written last): nothing is
   /// gathered, and a checkpoint cut short anywhere is never taken for one.
-  llvm::Error saveCheckpoint(const model::Model &model, train::AdamW &optimizer, const rundir::CheckpointStore &store,
-                             const rundir::CheckpointState &state, uint64_t keep) {
+  llvm::Error saveCheckpoint(const model::Model &model, const model::Model *average, train::AdamW &optimizer,
+                             const rundir::CheckpointStore &store, const rundir::CheckpointState &state, uint64_t keep) {
     dist::Collectives &comm = *Ctx.Collectives;
     const std::string what = llvm::formatv("saving the checkpoint at step {0}", state.Step).str();
     std::vector<dist::StateSlice> slices = checkpointSlices(optimizer, dist::SlicePurpose::Save);
@@ -256,6 +326,10 @@ public:
       const plan::ShardMode mode = Full ? plan::ShardMode::Full : Zero1 ? plan::ShardMode::Optimizer : plan::ShardMode::None;
       if (llvm::Error e = dist::writeShardIndex(dir, comm.worldSize(), plan::enumName(mode), optimizer.steps()))
         return e;
+      // The moving average is the same on every rank (it refuses full sharding): one whole file.
+      if (average)
+        if (llvm::Error e = average->saveWeights(joinPath(dir, plan::kAverageFile)))
+          return e;
       return store.commit(state, keep);
     });
   }
@@ -446,6 +520,9 @@ public:
     Consecutive = 0;
     rundir::TrainRecord record{Node.Name, stage, step, Clock.stage(step), Clock.chain(step), r.Loss, r.LR,
                                r.GradNorm, {}, {}, std::nullopt};
+    record.LossLM = r.LossLM;
+    record.LossDistill = r.LossDistill;
+    record.LossL2 = r.LossL2;
     const std::vector<std::string> &streams = Train.Settings.Mixture.Streams;
     for (size_t k = 0; k < streams.size(); ++k)
       if (r.StreamLossTokens[k] > 0) {
@@ -492,7 +569,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
     return share.takeError();
 
   // The start: the input's model and optimizer state, or the last checkpoint.
-  auto m = ctx.loadModel(ctx.input(node), joinPath(ctx.nodeDir(ctx.input(node)), "model.safetensors"), s.RopeTheta);
+  auto m = ctx.loadModel(ctx.input(node), ctx.inputWeights(node), s.RopeTheta);
   if (!m)
     return m.takeError();
   // An edge grows the model or moves it to a new vocabulary (lint: not both at once).
@@ -527,7 +604,11 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
     llvm::errs() << llvm::formatv("[{0}] trainable {1} of {2} parameters\n", node.Name,
                                   plan::humanCount(static_cast<double>(trained)), plan::humanCount(static_cast<double>(all)));
   }
-  llvm::Expected<Start> start = restore(ctx, node, train, **m, optimizer, *share);
+  train::TrainOptions options;
+  llvm::Expected<RegularizerModels> regularizers = loadRegularizerModels(ctx, node, train, **m, options);
+  if (!regularizers)
+    return regularizers.takeError();
+  llvm::Expected<Start> start = restore(ctx, node, train, **m, optimizer, regularizers->Average.get(), *share);
   if (!start)
     return start.takeError();
   llvm::Expected<std::unique_ptr<RankSync>> sync = RankSync::create(ctx, train, **m, optimizer);
@@ -536,7 +617,6 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   if (start->CheckpointIndex)
     if (llvm::Error e = (*sync)->loadCheckpoint(optimizer, *start->CheckpointIndex))
       return e;
-  train::TrainOptions options;
   options.ClipNorm = s.GradClip;
   options.Streams = s.Mixture.Streams.size();
   options.SkipNonFinite = s.OnNonFinite == plan::NonFiniteAction::Skip;
@@ -574,7 +654,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   };
   auto saveCheckpoint = [&](uint64_t step) -> llvm::Error {
     // Rank 0 commits it, with its metrics log's size (the others log nothing).
-    return (*sync)->saveCheckpoint(**m, optimizer, checkpoints,
+    return (*sync)->saveCheckpoint(**m, regularizers->Average.get(), optimizer, checkpoints,
                                    {step, log.size(), train::numericsFingerprint(ctx.Device), records.skipped(),
                                     records.consecutive(), static_cast<uint64_t>(ctx.Collectives->worldSize()),
                                     share->Micro, {}},
@@ -621,6 +701,9 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
     (*m)->mergeLora();
     if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
       return e;
+    if (regularizers->Average)
+      if (llvm::Error e = regularizers->Average->saveWeights(joinPath(dir, plan::kAverageFile)))
+        return e;
     return optimizer.saveState(joinPath(dir, "optimizer.safetensors"));
   });
 }

@@ -138,7 +138,105 @@ struct ChunkedCrossEntropy : torch::autograd::Function<ChunkedCrossEntropy> {
   }
 };
 
+/// Inputs: hidden [N, d] and head [V, d] (the student's), teacherHidden [N, d] and
+/// teacherHead [V, d] (no gradient), keep [N] (bool). Output: T^2 KL(p || q) per position [N].
+struct ChunkedDistillation : torch::autograd::Function<ChunkedDistillation> {
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &hidden, const at::Tensor &head,
+                            const at::Tensor &teacherHidden, const at::Tensor &teacherHead, const at::Tensor &keep,
+                            double temperature, int64_t chunk) {
+    const at::ScalarType compute = mixtape::compat::cudaAutocastType(hidden).value_or(hidden.scalar_type());
+    const at::Tensor weight = head.to(compute), teacherWeight = teacherHead.to(compute);
+    const int64_t N = hidden.size(0);
+    at::Tensor studentLse = at::empty({N}, hidden.options().dtype(reduced(compute)));
+    at::Tensor teacherLse = at::empty_like(studentLse), terms = at::empty_like(studentLse);
+    for (int64_t begin = 0; begin < N; begin += chunk) {
+      const int64_t n = std::min(chunk, N - begin);
+      at::Tensor student = chunkLogits(hidden.narrow(0, begin, n), weight, compute).div_(temperature);
+      at::Tensor teacher = chunkLogits(teacherHidden.narrow(0, begin, n), teacherWeight, compute).div_(temperature);
+      at::Tensor lseS = at::logsumexp(student, 1), lseT = at::logsumexp(teacher, 1);
+      // log p - log q = (teacher - lseT) - (student - lseS)
+      at::Tensor logRatio = teacher.sub(student).sub_((lseT - lseS).unsqueeze(1));
+      at::Tensor p = teacher.sub_(lseT.unsqueeze(1)).exp_();
+      terms.narrow(0, begin, n).copy_(p.mul_(logRatio).sum(1));
+      studentLse.narrow(0, begin, n).copy_(lseS);
+      teacherLse.narrow(0, begin, n).copy_(lseT);
+    }
+    terms.mul_(temperature * temperature).masked_fill_(keep.logical_not(), 0);
+    ctx->save_for_backward({hidden, head, teacherHidden, teacherHead, keep, studentLse, teacherLse});
+    ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["temperature"] = temperature;
+    ctx->saved_data["compute"] = static_cast<int64_t>(compute);
+    return terms;
+  }
+
+  // d (T^2 KL) / d logit_v = T^2 (q_v - p_v) / T: both softmaxes again, chunk by chunk.
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &hidden = saved[0], &head = saved[1], &teacherHidden = saved[2], &teacherHead = saved[3],
+                     &keep = saved[4], &studentLse = saved[5], &teacherLse = saved[6];
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const double temperature = ctx->saved_data["temperature"].toDouble();
+    const auto compute = static_cast<at::ScalarType>(ctx->saved_data["compute"].toInt());
+    const at::Tensor weight = head.to(compute), teacherWeight = teacherHead.to(compute);
+    const at::Tensor coefficient =
+        grads[0].to(reduced(compute)).mul(temperature).masked_fill(keep.logical_not(), 0);
+    const int64_t N = hidden.size(0);
+    at::Tensor gradHidden = at::empty_like(hidden);
+    at::Tensor gradHead = at::zeros(head.sizes(), head.options().dtype(reduced(compute)));
+    for (int64_t begin = 0; begin < N; begin += chunk) {
+      const int64_t n = std::min(chunk, N - begin);
+      at::Tensor h = hidden.narrow(0, begin, n).to(compute);
+      at::Tensor q = chunkLogits(h, weight, compute)
+                         .div_(temperature)
+                         .sub_(studentLse.narrow(0, begin, n).unsqueeze(1))
+                         .exp_();
+      at::Tensor p = chunkLogits(teacherHidden.narrow(0, begin, n), teacherWeight, compute)
+                         .div_(temperature)
+                         .sub_(teacherLse.narrow(0, begin, n).unsqueeze(1))
+                         .exp_();
+      at::Tensor c = coefficient.narrow(0, begin, n).unsqueeze(1);
+      at::Tensor g = q.sub_(p).mul_(c).masked_fill_(c.eq(0), 0).to(compute);
+      gradHidden.narrow(0, begin, n).copy_(at::mm(g, weight));
+      if (compute == gradHead.scalar_type())
+        gradHead.addmm_(g.t(), h);
+      else
+        gradHead.add_(at::mm(g.t(), h));
+    }
+    return {gradHidden, gradHead.to(head.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+/// A loss mask as the chunked functions take it: [N] bool, true where the position counts.
+at::Tensor keptPositions(const at::Tensor &targets, const at::Tensor &lossMask) {
+  return lossMask.defined() ? lossMask.reshape({-1}).ne(0)
+                            : at::ones({targets.numel()}, targets.options().dtype(at::kBool));
+}
+
+int64_t chunkFor(int64_t chunkTokens, const at::Tensor &head) {
+  TORCH_CHECK(chunkTokens >= 0, "chunk tokens must not be negative");
+  return chunkTokens ? chunkTokens : static_cast<int64_t>(mixtape::plan::lossChunkTokens(head.size(0)));
+}
+
 } // namespace
+
+at::Tensor mixtape::model::chunkedDistillation(const at::Tensor &hidden, const at::Tensor &head,
+                                               const at::Tensor &teacherHidden, const at::Tensor &teacherHead,
+                                               double temperature, const at::Tensor &lossMask, int64_t chunkTokens) {
+  const int64_t d = head.size(1);
+  TORCH_CHECK(hidden.dim() == 3 && hidden.size(2) == d && teacherHidden.sizes() == hidden.sizes() &&
+                  teacherHead.sizes() == head.sizes(),
+              "chunkedDistillation: student and teacher hidden [B, T, ", d, "] and heads [V, ", d, "] expected, got ",
+              hidden.sizes(), ", ", teacherHidden.sizes(), ", ", head.sizes(), " and ", teacherHead.sizes());
+  TORCH_CHECK(!lossMask.defined() || lossMask.sizes() == hidden.sizes().slice(0, 2),
+              "chunkedDistillation: the loss mask must be [B, T]");
+  TORCH_CHECK(temperature > 0, "chunkedDistillation: the temperature must be positive");
+  const at::Tensor positions = hidden.select(2, 0);
+  return ChunkedDistillation::apply(hidden.reshape({-1, d}), head, teacherHidden.reshape({-1, d}).detach(),
+                                    teacherHead.detach(), keptPositions(positions, lossMask), temperature,
+                                    chunkFor(chunkTokens, head))
+      .view(positions.sizes());
+}
 
 at::Tensor mixtape::model::chunkedTokenLosses(const at::Tensor &hidden, const at::Tensor &head,
                                               const at::Tensor &targets, const at::Tensor &lossMask,
@@ -149,10 +247,7 @@ at::Tensor mixtape::model::chunkedTokenLosses(const at::Tensor &hidden, const at
               targets.sizes());
   TORCH_CHECK(!lossMask.defined() || lossMask.sizes() == targets.sizes(),
               "chunkedTokenLosses: the loss mask must have the targets' shape");
-  TORCH_CHECK(chunkTokens >= 0, "chunkedTokenLosses: chunkTokens must not be negative");
-  const int64_t chunk = chunkTokens ? chunkTokens : static_cast<int64_t>(plan::lossChunkTokens(head.size(0)));
-  at::Tensor keep = lossMask.defined() ? lossMask.reshape({-1}).ne(0)
-                                       : at::ones({targets.numel()}, targets.options().dtype(at::kBool));
-  return ChunkedCrossEntropy::apply(hidden.reshape({-1, d}), head, targets.reshape({-1}), keep, chunk)
+  return ChunkedCrossEntropy::apply(hidden.reshape({-1, d}), head, targets.reshape({-1}),
+                                    keptPositions(targets, lossMask), chunkFor(chunkTokens, head))
       .view(targets.sizes());
 }

@@ -49,7 +49,9 @@ llvm::Expected<Run> mixtape::report::loadRun(llvm::StringRef runDir) {
     if (!metrics)
       return metrics.takeError();
     auto known = [&](const std::string &name) -> llvm::Error {
-      if (plan::findNode(run.Plan, name))
+      // A final eval of a moving average names it as its input does: "NAME.ema".
+      llvm::StringRef model = name;
+      if (plan::findNode(run.Plan, name) || (model.consume_back(plan::kAverageSuffix) && plan::findNode(run.Plan, model)))
         return llvm::Error::success();
       return fileError(path, "node '" + name + "' is not in the plan (a stale run directory?)");
     };

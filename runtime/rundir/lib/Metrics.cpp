@@ -89,6 +89,10 @@ std::string mixtape::rundir::recordLine(const Record &record) {
       out.attribute("type", "train");
       where(out, r->Node, r->Stage, r->Step, true, r->StageTokens, r->ChainTokens);
       number(out, "loss", r->Loss);
+      for (const auto &[key, value] : {std::pair{"loss_lm", r->LossLM}, std::pair{"loss_distill", r->LossDistill},
+                                       std::pair{"loss_l2", r->LossL2}})
+        if (value)
+          number(out, key, *value);
       number(out, "lr", r->LR);
       if (r->GradNorm)
         number(out, "grad_norm", *r->GradNorm);
@@ -359,6 +363,9 @@ llvm::Expected<Metrics> mixtape::rundir::parseMetrics(llvm::StringRef text, llvm
       r.TokensPerS = read.optionalNumber("tokens_per_s");
       r.Mfu = read.optionalNumber("mfu");
       r.PeakMemoryBytes = read.optionalCount("peak_memory_bytes");
+      r.LossLM = read.optionalNumber("loss_lm");
+      r.LossDistill = read.optionalNumber("loss_distill");
+      r.LossL2 = read.optionalNumber("loss_l2");
       if (llvm::Error error = read.takeError())
         return error;
       // A resumed node cuts its metrics back to its checkpoint first, so no step repeats.

@@ -20,10 +20,41 @@ MicroBatch mixtape::train::onDevice(const MicroBatch &mb, c10::Device device) {
   return {move(mb.Inputs), move(mb.Targets), move(mb.LossMask), move(mb.DocumentStarts), move(mb.Streams)};
 }
 
+double mixtape::train::addAnchorGradient(const model::Model &model, double lambda, llvm::ArrayRef<at::Tensor> anchor,
+                                         double share) {
+  at::NoGradGuard noGrad;
+  const std::vector<model::NamedParameter> trainable = model.trainableParameters();
+  TORCH_CHECK(trainable.size() == anchor.size(), "l2_to_init: ", anchor.size(), " anchor tensors for ",
+              trainable.size(), " trained parameters");
+  double squares = 0;
+  for (size_t i = 0; i < trainable.size(); ++i) {
+    at::Tensor w = trainable[i].Tensor;
+    at::Tensor distance = w - anchor[i];
+    squares += distance.to(at::kDouble).square().sum().item<double>();
+    at::Tensor gradient = distance.mul_(lambda * share);
+    if (w.grad().defined())
+      w.mutable_grad().add_(gradient);
+    else
+      w.mutable_grad() = gradient;
+  }
+  return lambda / 2 * squares;
+}
+
+void mixtape::train::updateAverage(model::Model &average, const model::Model &model, double decay) {
+  at::NoGradGuard noGrad;
+  llvm::ArrayRef<model::NamedParameter> into = average.parameters(), from = model.parameters();
+  TORCH_CHECK(into.size() == from.size(), "ema: the average has ", into.size(), " parameters, the model ",
+              from.size());
+  for (size_t i = 0; i < from.size(); ++i)
+    if (from[i].Tensor.requires_grad())
+      into[i].Tensor.mul_(decay).add_(from[i].Tensor, 1 - decay);
+}
+
 llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Model &model,
                                                                llvm::ArrayRef<MicroBatch> batch,
                                                                StepSync *sync, size_t streams,
-                                                               const MemoryOptions &memory) {
+                                                               const MemoryOptions &memory,
+                                                               const Regularizers &regularizers) {
   StepResult result;
   for (const MicroBatch &mb : batch) {
     result.LossTokens += model::countLossTokens(mb.Targets, mb.LossMask);
@@ -44,16 +75,31 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
   const std::vector<model::NamedParameter> trainable =
       sync ? model.trainableParameters() : std::vector<model::NamedParameter>();
   const int64_t S = static_cast<int64_t>(streams);
+  // Before any backward pass: data parallelism may start summing gradients during the last.
+  std::optional<double> anchorTerm;
+  if (regularizers.L2Coefficient > 0)
+    anchorTerm = addAnchorGradient(model, regularizers.L2Coefficient, regularizers.Anchor, regularizers.AnchorShare);
+  const model::Model *teacher = regularizers.Teacher;
   // Summed on the device: one synchronization per step, not per micro-batch.
-  at::Tensor lossSum;
+  at::Tensor lossSum, distillSum;
   at::Tensor streamSums = at::zeros({2 * S}, anyParam.options().dtype(at::kDouble)); // sums, then counts
   for (const MicroBatch &cpuBatch : batch) {
     MicroBatch mb = onDevice(cpuBatch, anyParam.device());
-    at::Tensor losses; // [B, T] fp32, 0 where the mask is
+    at::Tensor losses;  // [B, T] fp32, 0 where the mask is
+    at::Tensor distill; // the same for T^2 KL(teacher || student)
     {
       compat::CudaAutocast autocast(anyParam); // bf16 products on CUDA; backward runs outside it
       at::Tensor hidden = model.hiddenStates(mb.Inputs, mb.DocumentStarts, memory.Checkpointing);
       losses = model::chunkedTokenLosses(hidden, model.headWeight(), mb.Targets, mb.LossMask, memory.LossChunkTokens);
+      if (teacher) {
+        at::Tensor teacherHidden;
+        {
+          at::NoGradGuard frozen;
+          teacherHidden = teacher->hiddenStates(mb.Inputs, mb.DocumentStarts);
+        }
+        distill = model::chunkedDistillation(hidden, model.headWeight(), teacherHidden, teacher->headWeight(),
+                                             regularizers.Temperature, mb.LossMask, memory.LossChunkTokens);
+      }
     }
     if (S) {
       // From the same losses, outside the graph: the gradient's loss stays as it is.
@@ -65,20 +111,35 @@ llvm::Expected<StepResult> mixtape::train::accumulateGradients(const model::Mode
       streamSums.narrow(0, S, S).index_add_(0, mb.Streams, counted.to(at::kDouble));
     }
     at::Tensor loss = losses.sum() * scale;
+    at::Tensor distillLoss = distill.defined() ? distill.sum() * scale : at::zeros_like(loss);
+    at::Tensor objective = distill.defined() ? loss + distillLoss * regularizers.DistillWeight : loss;
     if (sync && &cpuBatch == &batch.back())
       sync->beforeLastBackward(trainable);
-    loss.backward();
+    objective.backward();
     at::Tensor value = loss.detach().to(at::kDouble); // summed as doubles, as on the host
     lossSum = lossSum.defined() ? lossSum + value : value;
+    value = distillLoss.detach().to(at::kDouble);
+    distillSum = distillSum.defined() ? distillSum + value : value;
   }
-  at::Tensor stats = at::cat({lossSum.reshape({1}), streamSums}).cpu();
+  at::Tensor stats = at::cat({lossSum.reshape({1}), distillSum.reshape({1}), streamSums}).cpu();
   std::vector<double> sums(stats.data_ptr<double>(), stats.data_ptr<double>() + stats.numel());
   if (sync)
     sync->sumGradients(trainable, sums);
   result.Loss = sums[0];
   for (int64_t s = 0; s < S; ++s) {
-    result.StreamLossSums.push_back(sums[1 + s]);
-    result.StreamLossTokens.push_back(static_cast<int64_t>(sums[1 + S + s]));
+    result.StreamLossSums.push_back(sums[2 + s]);
+    result.StreamLossTokens.push_back(static_cast<int64_t>(sums[2 + S + s]));
+  }
+  if (teacher || anchorTerm) {
+    result.LossLM = sums[0];
+    if (teacher) {
+      result.LossDistill = sums[1];
+      result.Loss += regularizers.DistillWeight * sums[1];
+    }
+    if (anchorTerm) {
+      result.LossL2 = *anchorTerm;
+      result.Loss += *anchorTerm;
+    }
   }
   return result;
 }
@@ -100,7 +161,7 @@ llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
   const double lr = plan::learningRate(Schedule, TokensSeen);
   Optimizer.zeroGrad();
   llvm::Expected<StepResult> result =
-      accumulateGradients(Model, batch, Options.Sync, Options.Streams, Options.Memory);
+      accumulateGradients(Model, batch, Options.Sync, Options.Streams, Options.Memory, Options.Regularize);
   if (!result)
     return prefixError(where, result.takeError());
   if (!std::isfinite(result->Loss)) {
@@ -126,6 +187,8 @@ llvm::Expected<StepResult> Trainer::step(llvm::ArrayRef<MicroBatch> batch) {
                                      where, std::isnan(result->GradNorm) ? "NaN" : "infinite", result->Loss,
                                      stepNumber - 1));
     result->Skipped = true;
+  } else if (Options.Average) { // the average follows the applied updates only
+    updateAverage(*Options.Average, Model, Options.AverageDecay);
   }
   TokensSeen += double(result->Tokens);
   return result;

@@ -248,6 +248,26 @@ std::string branchRecipe(std::string every, std::string lr, std::string during, 
   return s;
 }
 
+/// Plans branchRecipe with each of `settings` on its anneal stage: each gives anneal a hash
+/// of its own and leaves `upstream`'s as it is. Returns the plan of the first setting.
+std::unique_ptr<Planned> expectEachHashesAnnealAlone(llvm::ArrayRef<const char *> settings, llvm::StringRef upstream) {
+  std::set<std::string> hashes;
+  std::unique_ptr<Planned> first;
+  for (const char *setting : settings) {
+    auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", setting));
+    if (!p->Plan) {
+      ADD_FAILURE() << setting << "\n" << p->printed();
+      continue;
+    }
+    EXPECT_TRUE(hashes.insert(p->node("anneal").Hash).second) << "the same hash as another setting: " << setting;
+    if (!first)
+      first = std::move(p);
+    else
+      EXPECT_EQ(p->node(upstream).Hash, first->node(upstream).Hash) << setting;
+  }
+  return first;
+}
+
 TEST(Plan, ExecutionOnlySettingsChangeNoHash) {
   auto a = planText(branchRecipe("1Mi", "3e-4", "1Mi", ""));
   auto b = planText(branchRecipe("2Mi", "3e-4", "512Ki", ""));
@@ -404,18 +424,8 @@ TEST(Plan, FreezeLrScaleAndLoraAreHashed) {
                             "lora = { rank = 2, alpha = 4, targets = [\"q\", \"v\"] }",
                             "lora = { rank = 2, targets = [\"q\", \"k\"] }",
                             "lora = { rank = 2, targets = [\"q\", \"v\"], dropout = 0.1 }"};
-  std::set<std::string> hashes;
-  std::unique_ptr<Planned> first;
-  for (const char *setting : settings) {
-    auto p = planText(branchRecipe("1Mi", "3e-4", "1Mi", setting));
-    ASSERT_TRUE(p->Plan) << setting << "\n" << p->printed();
-    EXPECT_TRUE(hashes.insert(p->node("anneal").Hash).second) << "the same hash as another setting: " << setting;
-    if (!first) {
-      first = std::move(p);
-      continue;
-    }
-    EXPECT_EQ(p->node("base@0-512").Hash, first->node("base@0-512").Hash) << setting;
-  }
+  std::unique_ptr<Planned> first = expectEachHashesAnnealAlone(settings, "base@0-512");
+  ASSERT_TRUE(first && first->Plan);
   auto lora = planText(branchRecipe("1Mi", "3e-4", "1Mi", settings[6]));
   const Ledger &ledger = lora->train("anneal").Ledger;
   ASSERT_TRUE(ledger.Parameters && ledger.TrainableParameters);
@@ -1314,4 +1324,76 @@ TEST(Plan, ALengthInEpochsIsCheckedByLintAndResolvedByPlanning) {
   EXPECT_NE(p->printed().find("a length in epochs needs a constant mixture"), std::string::npos) << p->printed();
   p = planText(epochsRecipe("0 epochs", "a"));
   EXPECT_NE(p->printed().find("a stage trains a positive number of epochs"), std::string::npos) << p->printed();
+// distill, l2_to_init and ema change the hash of the stage's nodes and of nothing upstream;
+// the teacher and the stage's start are inputs the settings name by index; a stage cut into
+// segments keeps one anchor, its start; the teacher's forward adds a third to the FLOPs.
+TEST(Plan, RegularizersAreHashedAndTheirModelsAreInputs) {
+  const char *settings[] = {"",
+                            "distill = {}",
+                            "distill = { weight = 0.25 }",
+                            "distill = { temperature = 2 }",
+                            "distill = { teacher = \"init\" }",
+                            "distill = { teacher = \"base\" }",
+                            "l2_to_init = 1e-4",
+                            "l2_to_init = 1e-3",
+                            "ema = 0.999",
+                            "ema = 0.99"};
+  std::unique_ptr<Planned> first = expectEachHashesAnnealAlone(settings, "base@512-1024");
+  ASSERT_TRUE(first && first->Plan);
+  auto inputNames = [](Planned &p, llvm::StringRef name) {
+    std::vector<std::string> names;
+    for (const NodeRef &in : p.node(name).Inputs)
+      names.push_back(p.Plan->Nodes[in.Index].Name);
+    return names;
+  };
+  using Names = std::vector<std::string>;
+  auto ownStart = planText(branchRecipe("1Mi", "3e-4", "1Mi", settings[1]));
+  const TrainSettings &own = ownStart->train("anneal").Settings;
+  ASSERT_TRUE(own.Distill);
+  EXPECT_EQ(own.Distill->TeacherInput, 0u);
+  EXPECT_EQ(own.Distill->Weight, 0.5);
+  EXPECT_EQ(own.Distill->Temperature, 1.0);
+  EXPECT_EQ(inputNames(*ownStart, "anneal"), (Names{"base@0-512"}));
+  EXPECT_DOUBLE_EQ(ownStart->train("anneal").Ledger.Flops, first->train("anneal").Ledger.Flops * 4 / 3);
+  auto fromInit = planText(branchRecipe("1Mi", "3e-4", "1Mi", settings[4]));
+  EXPECT_EQ(fromInit->train("anneal").Settings.Distill->TeacherInput, 1u);
+  EXPECT_EQ(inputNames(*fromInit, "anneal"), (Names{"base@0-512", "init"}));
+  auto fromBase = planText(branchRecipe("1Mi", "3e-4", "1Mi", settings[5]));
+  EXPECT_EQ(inputNames(*fromBase, "anneal"), (Names{"base@0-512", "base@512-1024"}));
+
+  // l2_to_init on the stage that is cut: its second segment lists the stage's start.
+  std::string cut = branchRecipe("1Mi", "3e-4", "1Mi", "");
+  cut.replace(cut.find("checkpoint = "), 0, "l2_to_init = 1e-4\nema = 0.9\n");
+  auto anchored = planText(cut);
+  ASSERT_TRUE(anchored->Plan) << anchored->printed();
+  EXPECT_EQ(inputNames(*anchored, "base@0-512"), (Names{"init"}));
+  EXPECT_EQ(anchored->train("base@0-512").Settings.L2ToInit->AnchorInput, 0u);
+  EXPECT_EQ(inputNames(*anchored, "base@512-1024"), (Names{"base@0-512", "init"}));
+  EXPECT_EQ(anchored->train("base@512-1024").Settings.L2ToInit->AnchorInput, 1u);
+  EXPECT_EQ(anchored->train("base@512-1024").Settings.Ema, std::optional<double>(0.9));
+}
+
+// "<stage>.ema" in eval.on and merge.of: an input that names the node's moving average,
+// its own eval node and hash, through the plan's JSON and back.
+TEST(Plan, AStagesMovingAverageIsASecondModel) {
+  std::string text = branchRecipe("1Mi", "3e-4", "1Mi", "ema = 0.99");
+  text.replace(text.find("on = [\"base\"]"), std::string("on = [\"base\"]").size(),
+               "on = [\"anneal\", \"anneal.ema\"]\n[[merge]]\nname = \"soup\"\nmethod = \"linear\"\n"
+               "of = [\"anneal\", \"anneal.ema\"]");
+  auto p = planText(text);
+  ASSERT_TRUE(p->Plan) << p->printed();
+  const Node &model = p->node("ppl@anneal"), &average = p->node("ppl@anneal.ema");
+  EXPECT_FALSE(model.Inputs.front().Average);
+  EXPECT_TRUE(average.Inputs.front().Average);
+  EXPECT_EQ(model.Inputs.front().Index, average.Inputs.front().Index);
+  EXPECT_NE(model.Hash, average.Hash);
+  const Node &soup = p->node("soup");
+  ASSERT_EQ(soup.Inputs.size(), 2u);
+  EXPECT_FALSE(soup.Inputs[0].Average);
+  EXPECT_TRUE(soup.Inputs[1].Average);
+  llvm::Expected<Plan> back = parsePlan(planText(*p->Plan), "plan.json");
+  ASSERT_TRUE(bool(back)) << llvm::toString(back.takeError());
+  const Node &reread = back->Nodes[*findNode(*back, "ppl@anneal.ema")];
+  EXPECT_TRUE(reread.Inputs.front().Average);
+  EXPECT_EQ(reread.Hash, average.Hash);
 }

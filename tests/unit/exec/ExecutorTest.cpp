@@ -53,8 +53,9 @@ void addNode(plan::Plan &p, plan::Node node, const plan::StreamIdentities &ident
 
 /// init -> pretrain (16 steps of synth:prose) -> ppl@pretrain, as `mixtape plan` lowers a
 /// recipe of one stage and one eval. The plan goes through its JSON and back, so that it
-/// is one the strict reader accepts (what `mixtape exec` runs).
-plan::Plan tinyPlan() {
+/// is one the strict reader accepts (what `mixtape exec` runs). `regularized`: pretrain
+/// distills from the init, is anchored to it and keeps a moving average.
+plan::Plan tinyPlan(bool regularized = false) {
   plan::Plan p;
   p.Format = plan::kPlanFormat.str();
   p.Version = plan::kPlanFormatVersion;
@@ -112,6 +113,11 @@ plan::Plan tinyPlan() {
   s.OptimizerState = plan::OptimizerStart::Reset;
   s.Data.Cursors = {{"prose", 0}};
   s.Data.Samples = {{"prose", kSteps * kBatch}};
+  if (regularized) {
+    s.Distill = plan::Distill{0, 0.5, 2.0, plan::DistillKind::KL};
+    s.L2ToInit = plan::L2ToInit{1e-3, 0};
+    s.Ema = 0.9;
+  }
   plan::TrainExec &x = train.Exec;
   x.MicroBatch = 2;
   x.Shard = plan::ShardMode::None;
@@ -340,46 +346,51 @@ TEST_F(Executor, RunningAgainIsANoOp) {
 // Killed after step 10: the checkpoint of step 12 not yet written, metrics.jsonl ending in
 // half a line, no DONE and no final model; the eval node never started. The rerun resumes
 // from the checkpoint of step 8 and ends with the bytes of the uninterrupted run.
-TEST_F(Executor, AnInterruptedTrainNodeResumesBitIdentical) {
+/// Runs `plan` (whose uninterrupted run left `reference` in `referenceDir`), interrupts
+/// its train node after step 10 with its last checkpoint at step 8, and checks that running
+/// again resumes there and ends with every file of the uninterrupted run, bit for bit.
+void expectResumesBitIdentical(const plan::Plan &p, const std::string &referenceDir,
+                               const std::map<std::string, std::string> &reference) {
   test::TempDir dir;
-  ASSERT_EQ(errorText(exec::executePlan(*Plan, cpuOptions(dir.Path))), "");
-  const plan::Node &train = node(*Plan, kTrain);
+  ASSERT_EQ(errorText(exec::executePlan(p, cpuOptions(dir.Path))), "");
+  const plan::Node &train = node(p, kTrain);
   const std::string trainDir = rundir::nodeDir(dir.Path, train);
-  ASSERT_FALSE(llvm::sys::fs::remove(fileOf(*Plan, dir.Path, kTrain, "DONE")));
-  ASSERT_FALSE(llvm::sys::fs::remove(fileOf(*Plan, dir.Path, kTrain, "model.safetensors")));
-  ASSERT_FALSE(llvm::sys::fs::remove(fileOf(*Plan, dir.Path, kTrain, "optimizer.safetensors")));
+  ASSERT_FALSE(llvm::sys::fs::remove(fileOf(p, dir.Path, kTrain, "DONE")));
+  ASSERT_FALSE(llvm::sys::fs::remove(fileOf(p, dir.Path, kTrain, "model.safetensors")));
+  ASSERT_FALSE(llvm::sys::fs::remove(fileOf(p, dir.Path, kTrain, "optimizer.safetensors")));
+  ASSERT_FALSE(llvm::sys::fs::remove(fileOf(p, dir.Path, kTrain, "ema.safetensors"))); // if it has one
   rundir::CheckpointStore store(trainDir);
   ASSERT_FALSE(llvm::sys::fs::remove_directories(store.dirFor(12)));
   std::optional<rundir::Checkpoint> resumeAt = store.latest().Found;
   ASSERT_TRUE(resumeAt);
   ASSERT_EQ(resumeAt->State.Step, 8u);
-  ASSERT_FALSE(llvm::sys::fs::remove_directories(rundir::nodeDir(dir.Path, node(*Plan, kEval))));
+  ASSERT_FALSE(llvm::sys::fs::remove_directories(rundir::nodeDir(dir.Path, node(p, kEval))));
   // Metrics through step 10 (two in-loop points, ten steps) and the start of step 11's.
-  std::string metrics = readFile(fileOf(*Plan, dir.Path, kTrain, "metrics.jsonl")).value_or("");
+  std::string metrics = readFile(fileOf(p, dir.Path, kTrain, "metrics.jsonl")).value_or("");
   size_t end = 0;
   for (int line = 0; line < 12 && end != std::string::npos; ++line)
     end = metrics.find('\n', end) + 1;
   ASSERT_NE(end, std::string::npos);
   ASSERT_GT(end, resumeAt->State.MetricsBytes);
-  writeFile(fileOf(*Plan, dir.Path, kTrain, "metrics.jsonl"), metrics.substr(0, end) + "{\"type\": \"train\", \"no");
+  writeFile(fileOf(p, dir.Path, kTrain, "metrics.jsonl"), metrics.substr(0, end) + "{\"type\": \"train\", \"no");
   EXPECT_FALSE(rundir::isDone(dir.Path, train));
 
   exec::ExecOptions options = cpuOptions(dir.Path);
   options.Progress = true; // it says where it resumes
   testing::internal::CaptureStderr();
-  std::string error = errorText(exec::executePlan(*Plan, options));
+  std::string error = errorText(exec::executePlan(p, options));
   std::string progress = testing::internal::GetCapturedStderr();
   ASSERT_EQ(error, "");
   EXPECT_NE(progress.find("[pretrain] resuming from the checkpoint at step 8"), std::string::npos) << progress;
   EXPECT_NE(progress.find("[init] done, skipped"), std::string::npos) << progress;
-  for (const plan::Node &n : Plan->Nodes)
+  for (const plan::Node &n : p.Nodes)
     EXPECT_TRUE(rundir::isDone(dir.Path, n)) << n.Name;
-  std::map<std::string, std::string> resumed = outputs(*Plan, dir.Path);
-  for (const auto &[file, bytes] : *ReferenceOutputs)
+  std::map<std::string, std::string> resumed = outputs(p, dir.Path);
+  for (const auto &[file, bytes] : reference)
     EXPECT_TRUE(resumed.count(file) && resumed[file] == bytes) << file << " differs from the uninterrupted run";
-  EXPECT_EQ(resumed.size(), ReferenceOutputs->size());
+  EXPECT_EQ(resumed.size(), reference.size());
   // Spelled out for a clearer failure: every step's loss, bit for bit.
-  rundir::Metrics want = metricsOf(*Plan, Reference->Path, kTrain), got = metricsOf(*Plan, dir.Path, kTrain);
+  rundir::Metrics want = metricsOf(p, referenceDir, kTrain), got = metricsOf(p, dir.Path, kTrain);
   ASSERT_EQ(got.Train.size(), want.Train.size());
   for (size_t i = 0; i < want.Train.size(); ++i) {
     EXPECT_EQ(got.Train[i].Loss, want.Train[i].Loss) << "step " << want.Train[i].Step;
@@ -388,6 +399,40 @@ TEST_F(Executor, AnInterruptedTrainNodeResumesBitIdentical) {
       EXPECT_GE(*got.Train[i].ElapsedS, *got.Train[i - 1].ElapsedS) << "step " << want.Train[i].Step;
   }
   EXPECT_TRUE(got.Warnings.empty());
+}
+
+TEST_F(Executor, AnInterruptedTrainNodeResumesBitIdentical) {
+  expectResumesBitIdentical(*Plan, Reference->Path, *ReferenceOutputs);
+}
+
+// With distill, l2_to_init and ema: the teacher and anchor are the init; the moving average
+// is written beside the model and in each checkpoint, and a resumed node ends with the same
+// bytes of both; the records carry the objective's parts.
+TEST(RegularizedExecutor, ResumesBitIdenticalAndWritesTheAverage) {
+  const plan::Plan regularized = tinyPlan(/*regularized=*/true);
+  EXPECT_NE(node(regularized, kTrain).Hash, node(tinyPlan(), kTrain).Hash);
+  test::TempDir reference;
+  ASSERT_EQ(errorText(exec::executePlan(regularized, cpuOptions(reference.Path))), "");
+  const std::map<std::string, std::string> outputsOfReference = outputs(regularized, reference.Path);
+  const std::string model = readFile(fileOf(regularized, reference.Path, kTrain, "model.safetensors")).value_or("");
+  const std::string average = readFile(fileOf(regularized, reference.Path, kTrain, "ema.safetensors")).value_or("");
+  EXPECT_FALSE(average.empty());
+  EXPECT_EQ(average.size(), model.size());
+  EXPECT_NE(average, model);
+  EXPECT_TRUE(llvm::sys::fs::exists(rundir::CheckpointStore(rundir::nodeDir(reference.Path, node(regularized, kTrain)))
+                                        .dirFor(12) +
+                                    "/ema.safetensors"));
+  rundir::Metrics metrics = metricsOf(regularized, reference.Path, kTrain);
+  ASSERT_EQ(metrics.Train.size(), kSteps);
+  for (const rundir::TrainRecord &r : metrics.Train) {
+    ASSERT_TRUE(r.LossLM && r.LossDistill && r.LossL2) << "step " << r.Step;
+    EXPECT_DOUBLE_EQ(r.Loss, *r.LossLM + 0.5 * *r.LossDistill + *r.LossL2) << "step " << r.Step;
+  }
+  // The student leaves the init: the terms that measure the distance grow from 0.
+  EXPECT_EQ(*metrics.Train.front().LossL2, 0.0);
+  EXPECT_GT(*metrics.Train.back().LossL2, 0.0);
+  EXPECT_GT(*metrics.Train.back().LossDistill, *metrics.Train.front().LossDistill);
+  expectResumesBitIdentical(regularized, reference.Path, outputsOfReference);
 }
 
 // The newest checkpoint's weights cut short after its commit (a disk that lost them):

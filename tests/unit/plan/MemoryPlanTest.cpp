@@ -221,3 +221,26 @@ TEST(MemoryPlan, LossChunkKeepsLogitsUnder64MiB) {
   EXPECT_EQ(lossChunkTokens(4'000'000), 4);  // fewer than 8 rows stay as they are
   EXPECT_EQ(lossChunkTokens(64'000'000), 1); // a chunk is at least one position
 }
+
+// distill, l2_to_init and ema each hold a whole fp32 copy of the weights (never sharded);
+// distillation also holds a chunk of the teacher's logits and its final hidden states.
+TEST(MemoryPlan, RegularizersAddTheirCopiesAndTheTeachersLogits) {
+  MemoryConfig c = tinyOnCpu();
+  c.LogitChunk = 8;
+  c.Shard = ShardMode::Full;
+  c.World = 4;
+  const MemoryEstimate plain = estimateMemory(c);
+  TrainSettings s;
+  s.Distill = Distill{0, 0.5, 1, DistillKind::KL};
+  s.L2ToInit = L2ToInit{1e-4, 0};
+  s.Ema = 0.999;
+  addRegularizers(c, s);
+  EXPECT_EQ(c.WeightCopies, 3u);
+  const MemoryEstimate regularized = estimateMemory(c);
+  const double P = countParameters(c.Model).total();
+  EXPECT_DOUBLE_EQ(regularized.Weights - plain.Weights, 3 * 4 * P);
+  // A chunk of 8 positions of 100 logits: fp32 products, logits and probabilities (4 + 4 + 8
+  // bytes each), and 32 positions of d 64 in fp32.
+  EXPECT_DOUBLE_EQ(regularized.Logits - plain.Logits, 8 * 100 * 16 + 32 * 64 * 4);
+  EXPECT_EQ(regularized.Activations, plain.Activations);
+}

@@ -106,6 +106,14 @@ struct GrowSpec {
   }
 };
 
+/// `distill`: self-distillation from a frozen teacher.
+struct DistillSpec {
+  enum TeacherKind { StageStart, Init, Ancestor } Teacher = StageStart;
+  std::string TeacherStage;         ///< Ancestor: the stage whose variant in this lineage teaches
+  double Weight = defaults::DistillWeight, Temperature = defaults::DistillTemperature;
+  plan::DistillKind Kind = plan::DistillKind::KL;
+};
+
 struct StageVariant {
   VariantLabels Labels;
   std::string DisplayName;          ///< "anneal[replay=r5]" (or "anneal" when unswept)
@@ -135,6 +143,9 @@ struct StageVariant {
   std::vector<std::string> Freeze;  ///< parameter groups not trained (plan/ParamGroups.h)
   std::map<std::string, double> LRScale; ///< parameter group -> LR multiplier
   std::optional<plan::Lora> Lora;   ///< train low-rank adapters only
+  std::optional<DistillSpec> Distill;
+  double L2ToInit = 0;              ///< lambda of the anchor to the stage's start weights; 0: none
+  std::optional<double> Ema;        ///< decay of the weights' moving average
   /// Index into CheckedRecipe::Sizes: the model this variant trains (0 without size axes).
   unsigned Size = 0;
   /// Blocks and width of the model it trains, where known before planning ([model] and
@@ -168,6 +179,7 @@ struct ModelRef {
   unsigned Variant = 0;             ///< stage variant
   std::string HfPath;               ///< Init given as an explicit hf:PATH
   llvm::SMRange Range;              ///< where that hf:PATH is written (merge `of`, `base`)
+  bool Average = false;             ///< "<stage>.ema": the variant's moving average of its weights
 };
 
 struct MergeSpec {

@@ -37,7 +37,14 @@ struct MemoryConfig {
   uint64_t World = 1;               ///< data-parallel ranks
   uint64_t CheckpointEvery = 0;     ///< every Nth block recomputes its activations; 0: none
   uint64_t LogitChunk = 0;          ///< tokens per classifier chunk; 0: a micro-batch's logits at once
+  /// Whole fp32 copies of the weights beside the trained ones, never sharded: a distillation
+  /// teacher, l2_to_init's anchor, the EMA.
+  uint64_t WeightCopies = 0;
+  bool Distill = false;             ///< each loss chunk also holds the teacher's logits
 };
+
+/// `config` with what a train node's regularizers add (weight copies, the teacher's logits).
+void addRegularizers(MemoryConfig &config, const TrainSettings &settings);
 
 /// Positions per chunk of the training loss's classifier and cross-entropy (the runtime's
 /// model::chunkedTokenLosses) for `vocab`: a chunk's fp32 logits take at most 64 MiB (16M

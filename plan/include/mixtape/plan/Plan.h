@@ -68,11 +68,17 @@ template <typename E> std::optional<E> enumFromName(llvm::StringRef name) {
   return std::nullopt;
 }
 
-/// A node's input: an index into Plan::Nodes (the JSON names it).
+/// A node's input: an index into Plan::Nodes (the JSON names it), and which of its models:
+/// the one it leaves, or (`Average`, JSON "NAME.ema") a train node's moving average.
 struct NodeRef {
   size_t Index = 0;
-  bool operator==(const NodeRef &Other) const { return Index == Other.Index; }
+  bool Average = false;
+  bool operator==(const NodeRef &Other) const { return Index == Other.Index && Average == Other.Average; }
 };
+
+/// The suffix of an input that names a node's moving average, and the file it is.
+constexpr llvm::StringLiteral kAverageSuffix = ".ema";
+constexpr llvm::StringLiteral kAverageFile = "ema.safetensors";
 
 /// Optimizer steps [Begin, End) of a stage (JSON: [begin, end]).
 struct StepRange {

@@ -183,6 +183,16 @@ at::Tensor maskedTokenLossSum(const at::Tensor &logits, const at::Tensor &target
 at::Tensor chunkedTokenLosses(const at::Tensor &hidden, const at::Tensor &head, const at::Tensor &targets,
                               const at::Tensor &lossMask = {}, int64_t chunkTokens = 0);
 
+/// Per-position distillation term [B, T] (fp32; fp64 for a float64 model): with
+/// p = softmax(`teacherHidden` · `teacherHead`ᵀ / T) and q = softmax(`hidden` · `head`ᵀ / T),
+/// T² · KL(p ‖ q) = T² Σ_v p_v (log p_v − log q_v) (Hinton et al. 2015: the T² keeps the
+/// gradient's scale as T changes), computed chunk by chunk as chunkedTokenLosses is, 0 and
+/// no gradient where `lossMask` is zero. Gradients flow to `hidden` and `head` only (the
+/// teacher is frozen): d/d student logits = T (q − p).
+at::Tensor chunkedDistillation(const at::Tensor &hidden, const at::Tensor &head, const at::Tensor &teacherHidden,
+                               const at::Tensor &teacherHead, double temperature, const at::Tensor &lossMask = {},
+                               int64_t chunkTokens = 0);
+
 /// Number of positions that count for the loss (all of `targets` if the mask is undefined).
 int64_t countLossTokens(const at::Tensor &targets, const at::Tensor &lossMask = {});
 

@@ -39,6 +39,8 @@ struct TrainRecord {
   /// CUDA only: model FLOPs utilization of the step, and the device's peak allocated bytes.
   std::optional<double> Mfu;
   std::optional<uint64_t> PeakMemoryBytes;
+  /// With distill or l2_to_init: the parts of `loss` (loss_lm + weight * loss_distill + loss_l2).
+  std::optional<double> LossLM, LossDistill, LossL2;
 };
 
 /// "skip": a step dropped for a non-finite loss.

@@ -18,6 +18,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace mixtape::train {
@@ -33,7 +34,11 @@ struct MicroBatch {
 MicroBatch onDevice(const MicroBatch &mb, c10::Device device);
 
 struct StepResult {
-  double Loss = 0;        ///< mean cross-entropy over the batch's loss tokens
+  /// The objective: mean cross-entropy over the batch's loss tokens, plus the regularizers'
+  /// terms (LossLM + weight * LossDistill + LossL2).
+  double Loss = 0;
+  /// With regularizers: the objective's parts (LossDistill unweighted, per loss token).
+  std::optional<double> LossLM, LossDistill, LossL2;
   int64_t LossTokens = 0; ///< positions that counted for the loss
   int64_t Tokens = 0;     ///< all input positions (what the schedule counts)
   double GradNorm = 0;    ///< global gradient norm before clipping
@@ -83,6 +88,28 @@ struct MemoryOptions {
   int64_t LossChunkTokens = 0;
 };
 
+/// Terms against forgetting beside the language-model loss (docs/language.md, "Regularizers
+/// against forgetting"); none by default.
+struct Regularizers {
+  /// distill: a frozen teacher, and the weight of T² KL(teacher_T ‖ student_T) per loss token.
+  const model::Model *Teacher = nullptr;
+  double DistillWeight = 0, Temperature = 1;
+  /// l2_to_init: lambda of (lambda / 2) Σ ||w − w_start||² and w_start, one tensor per trainable
+  /// parameter in trainableParameters() order.
+  double L2Coefficient = 0;
+  std::vector<at::Tensor> Anchor;
+  /// The share of the anchor's gradient each rank adds before the ranks sum theirs: 1 / ranks.
+  double AnchorShare = 1;
+};
+
+/// Adds the gradient of (lambda / 2) Σ ||w − w_start||² (times `share`) to the trainable
+/// parameters' .grad(); returns the term's value.
+double addAnchorGradient(const model::Model &model, double lambda, llvm::ArrayRef<at::Tensor> anchor, double share);
+
+/// One step of an exponential moving average: average ← decay · average + (1 − decay) · w
+/// for every parameter `model` trains (the others are the same in both and stay so).
+void updateAverage(model::Model &average, const model::Model &model, double decay);
+
 /// Accumulates into the parameters' .grad() the gradient of the batch's mean token loss;
 /// returns that loss and the token counts. Errors when no position counts for the loss.
 /// Micro-batches may live on the CPU: each moves to the model's device in turn, and on CUDA
@@ -94,7 +121,8 @@ struct MemoryOptions {
 llvm::Expected<StepResult> accumulateGradients(const model::Model &model,
                                                llvm::ArrayRef<MicroBatch> batch,
                                                StepSync *sync = nullptr, size_t streams = 0,
-                                               const MemoryOptions &memory = {});
+                                               const MemoryOptions &memory = {},
+                                               const Regularizers &regularizers = {});
 
 struct TrainOptions {
   double ClipNorm = 0; ///< 0: no clipping (a recipe's default, grad_clip, reaches here through the plan)
@@ -103,6 +131,10 @@ struct TrainOptions {
   /// A non-finite loss drops the batch (the result says `skipped`) instead of failing.
   bool SkipNonFinite = false;
   MemoryOptions Memory;
+  Regularizers Regularize;
+  /// ema: the moving average updated after every applied update, and its decay.
+  model::Model *Average = nullptr;
+  double AverageDecay = 0;
 };
 
 class Trainer {
