@@ -80,6 +80,7 @@ public:
   std::vector<std::vector<LoweredVariant>> Variants; ///< per stage
   std::vector<std::vector<Group>> StageGroups;       ///< per stage
   void lowerStage(size_t stage);
+  void checkSftStreams(const StageSpec &stage);
   void buildChain(size_t stage, Group &group, plan::TrainSettings shared);
   uint64_t chainTokens(size_t stage, size_t variant) const;
   uint64_t chainTokensUpTo(size_t stage, size_t variant, uint64_t tokens) const;

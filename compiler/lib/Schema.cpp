@@ -60,6 +60,7 @@ llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
   case ValueType::OptimizerKind: return planNames<plan::OptimizerKind>();
   case ValueType::OptimizerEdge: return planNames<plan::OptimizerStart>();
   case ValueType::OnNonFinite: return planNames<plan::NonFiniteAction>();
+  case ValueType::Objective: return planNames<plan::Objective>();
   case ValueType::Shard: return planNames<plan::ShardMode>();
   case ValueType::MergeMethod: return planNames<plan::MergeMethod>();
   case ValueType::TaskKind: return planNames<plan::TaskKind>();

@@ -117,6 +117,7 @@ struct StageVariant {
   std::vector<std::string> Freeze;  ///< parameter groups not trained (plan/ParamGroups.h)
   std::map<std::string, double> LRScale; ///< parameter group -> LR multiplier
   std::optional<plan::Lora> Lora;   ///< train low-rank adapters only
+  plan::Objective Objective = plan::Objective::LM; ///< not inherited: each stage says what it trains on
   /// Index into CheckedRecipe::Sizes: the model this variant trains (0 without size axes).
   unsigned Size = 0;
   // The edge from the parent (none for a stage that starts from the model's init).
