@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""recipes/sft.toml ("CPT then instruction-tune"), reduced, end to end:
+"""recipes/sft.toml ("CPT then instruction-tune") end to end:
   - `mixtape data prepare` turns recipes/sft/instructions.jsonl into a dataset whose
     documents are prompt + response, with their prompt lengths;
   - the plan's instruct node trains with objective "sft" and within-document attention;
@@ -31,11 +31,9 @@ if prep.returncode != 0:
     failures.append("prepare failed:\n" + prep.stderr[-2000:])
     finish(failures, checks)
 
-# The reduced variant: the same stages on fewer tokens.
-text = open(os.path.join(recipes, "sft.toml")).read()
-text = text.replace('tokens = "256Ki"', 'tokens = "96Ki"').replace('tokens = "64Ki"', 'tokens = "48Ki"')
+# The recipe as it is (seconds on one thread), beside the data it names.
 recipe = os.path.join(work, "sft.toml")
-open(recipe, "w").write(text)
+shutil.copy(os.path.join(recipes, "sft.toml"), recipe)
 run_dir = os.path.join(work, "run")
 r = run(["run", recipe, "--run-dir", run_dir])
 if r.returncode != 0:
@@ -63,7 +61,7 @@ try:
     # Responses and their end-of-text are about a third of each example: well below the split.
     if not 0 < after["tokens"] < val_tokens / 2 or before["tokens"] != after["tokens"]:
         failures.append(f"the eval does not score the responses only: {after['tokens']} of {val_tokens} tokens")
-    if not after["loss"] < 0.6 * before["loss"]:
+    if not after["loss"] < 0.75 * before["loss"]:
         failures.append(f"instruction tuning did not lower the response loss: {before['loss']} -> {after['loss']}")
     prose_before, prose_after = evals[("pretrain", "prose")], evals[("instruct", "prose")]
     if prose_before["tokens"] != prose_after["tokens"]:
