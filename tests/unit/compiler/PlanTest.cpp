@@ -1269,7 +1269,7 @@ TEST(Plan, SftStreamsWithoutPromptsAreAnError) {
   auto p = planText(sftRecipe("0.5 chat + 0.5 web", "objective = \"sft\""), catalog);
   EXPECT_FALSE(p->Plan);
   std::string out = p->printed();
-  EXPECT_NE(out.find("t.toml:27:8: error: stage 'tune' trains on responses (objective = \"sft\"), but stream 'web' "
+  EXPECT_NE(out.find("t.toml:26:8: error: stage 'tune' trains on responses (objective = \"sft\"), but stream 'web' "
                      "has no prompts: no metadata column 'prompt_tokens', which `mixtape data prepare` writes for "
                      "JSONL lines with \"prompt\" and \"response\" [unknown-column]"),
             std::string::npos)
