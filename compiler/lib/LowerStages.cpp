@@ -39,6 +39,9 @@ static plan::TrainSettings chainSettings(const StageVariant &v, double modelRope
   if (v.L2ToInit > 0)
     s.L2ToInit = plan::L2ToInit{v.L2ToInit, 0};
   s.Ema = v.Ema;
+  // Written only for sft: the plans (and hashes) of lm stages stay as they were.
+  if (v.Objective == plan::Objective::SFT)
+    s.Objective = v.Objective;
   return s;
 }
 
@@ -61,8 +64,27 @@ static std::string displayLabels(const StageVariant &v) {
   return open == llvm::StringRef::npos ? "" : name.substr(open).str();
 }
 
+/// An sft stage trains on responses: each of its streams needs documents with prompts.
+void Lowering::checkSftStreams(const StageSpec &stage) {
+  std::set<std::string> checked;
+  for (const StageVariant &v : stage.Variants) {
+    if (v.Objective != plan::Objective::SFT)
+      continue;
+    for (const std::string &stream : v.Mixture.Streams) {
+      const std::optional<plan::StreamStats> &stats = Stats[stream];
+      if (!checked.insert(stream).second || !stats || llvm::is_contained(stats->Columns, plan::kPromptTokensColumn))
+        continue;
+      Diags.report(DiagCode::UnknownColumn, stage.NameRange,
+                   "stage '" + stage.Name + "' trains on responses (objective = \"sft\"), but stream '" + stream +
+                       "' has no prompts: no metadata column '" + plan::kPromptTokensColumn.str() +
+                       "', which `mixtape data prepare` writes for JSONL lines with \"prompt\" and \"response\"");
+    }
+  }
+}
+
 void Lowering::lowerStage(size_t s) {
   const StageSpec &stage = Recipe.Stages[s];
+  checkSftStreams(stage);
   Variants.emplace_back();
   std::vector<LoweredVariant> &lowered = Variants.back();
   int parent = stage.Parent.empty() ? -1 : Recipe.stageIndex(stage.Parent);

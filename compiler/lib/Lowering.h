@@ -83,6 +83,7 @@ public:
   std::vector<std::vector<LoweredVariant>> Variants; ///< per stage
   std::vector<std::vector<Group>> StageGroups;       ///< per stage
   void lowerStage(size_t stage);
+  void checkSftStreams(const StageSpec &stage);
   void buildChain(size_t stage, Group &group, plan::TrainSettings shared);
   /// The vocabulary extension at variant `v`'s edge, from the model of node `start`; none
   /// without one. Checks the tokenizers' files: the new one keeps every old token at its id.

@@ -61,6 +61,7 @@ llvm::ArrayRef<llvm::StringRef> mixtape::enumChoices(ValueType type) {
   case ValueType::OptimizerEdge: return planNames<plan::OptimizerStart>();
   case ValueType::NewTokenInit: return planNames<plan::NewTokenInit>();
   case ValueType::OnNonFinite: return planNames<plan::NonFiniteAction>();
+  case ValueType::Objective: return planNames<plan::Objective>();
   case ValueType::Shard: return planNames<plan::ShardMode>();
   case ValueType::MergeMethod: return planNames<plan::MergeMethod>();
   case ValueType::TaskKind: return planNames<plan::TaskKind>();

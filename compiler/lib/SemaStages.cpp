@@ -666,6 +666,15 @@ private:
     v.Attention = parent ? parent->Attention : model.Attention;
     if (const Value *a = eff("attention"))
       v.Attention = a->String == "within_document" ? Attention::WithinDocument : Attention::Causal;
+    // Supervised fine-tuning packs examples into windows: each attends only to itself.
+    if (const Value *o = eff("objective"); o && o->String == "sft") {
+      v.Objective = plan::Objective::SFT;
+      if (const Value *a = eff("attention"); a && v.Attention == Attention::Causal)
+        Ctx.report(DiagCode::BadValue, a->Range,
+                   "an sft stage keeps its packed examples apart: attention must be \"within_document\" (its "
+                   "default there), not \"causal\", which lets a response attend to other examples");
+      v.Attention = Attention::WithinDocument;
+    }
 
     // Batch: a whole number of sequences.
     if (const Value *b = eff("batch")) {

@@ -2,6 +2,7 @@
 #include "mixtape/data/Prepare.h"
 
 #include "mixtape/data/TextInput.h"
+#include "mixtape/plan/Environment.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/JSON.h"
 
@@ -97,15 +98,28 @@ void prepareLine(Batch &batch, llvm::StringRef line, uint64_t number, uint64_t o
     return fail("expected a JSON object");
   const llvm::json::Value *field = findField(*object, textKey);
   llvm::Optional<llvm::StringRef> text = field ? field->getAsString() : llvm::None;
-  if (!text)
-    return fail("no \"" + textKey + "\" string field");
-  if (text->empty()) {
+  const llvm::json::Value *prompt = object->get("prompt"), *response = object->get("response");
+  // A supervised example: its prompt's tokens, then its response's, tokenized apart so the
+  // boundary is exact; the prompt's length is metadata (plan::kPromptTokensColumn).
+  const bool example = !text && prompt && response && prompt->getAsString() && response->getAsString();
+  if (!text && !example)
+    return fail("no \"" + textKey + "\" string field (nor \"prompt\" and \"response\" strings)");
+  if (text && text->empty()) {
     ++batch.SkippedEmpty;
     return;
   }
-  Document doc{tokenizeDocument(tokenizer, *text), {}, number, offset};
+  Document doc{{}, {}, number, offset};
+  if (example) {
+    doc.Tokens = tokenizeDocument(tokenizer, *prompt->getAsString());
+    doc.Fields.push_back({plan::kPromptTokensColumn.str(), static_cast<double>(doc.Tokens.size()), ""});
+    std::vector<uint32_t> answer = tokenizer.encode(*response->getAsString());
+    doc.Tokens.insert(doc.Tokens.end(), answer.begin(), answer.end());
+  } else {
+    doc.Tokens = tokenizeDocument(tokenizer, *text);
+  }
   for (const auto &[key, v] : *object) {
-    if (llvm::StringRef(key) == textKey)
+    llvm::StringRef name = key;
+    if (name == textKey || (example && (name == "prompt" || name == "response")))
       continue;
     if (llvm::Optional<double> n = v.getAsNumber())
       doc.Fields.push_back({key.str(), *n, ""});

@@ -32,9 +32,9 @@ WindowReader WindowReader::once(const StreamView &view, DocumentOrder order) {
   return reader;
 }
 
-/// Walks the window [offset, offset + count): calls tokens(span, from, n) for each run of
-/// stored tokens and boundary(position) after each end-of-text token (position = tokens
-/// of the window up to and including it).
+/// Walks the window [offset, offset + count): calls tokens(span, from, n, position, document)
+/// for each run of stored tokens (position: where in the window it starts; document: the
+/// root's index) and boundary(position) for each end-of-text token.
 template <typename Tokens, typename Boundary>
 static void walkWindow(const RootStream &root, const std::vector<DocumentOrder> &epochs, uint64_t firstEpoch,
                        uint64_t epochTokens, uint64_t offset, uint64_t count, Tokens tokens, Boundary boundary) {
@@ -50,7 +50,7 @@ static void walkWindow(const RootStream &root, const std::vector<DocumentOrder> 
     uint64_t len = doc.size();
     if (inDoc < len) {
       uint64_t n = std::min(len - inDoc, count - done);
-      tokens(doc, inDoc, n, done);
+      tokens(doc, inDoc, n, done, order->Documents[pos]);
       done += n;
     }
     if (done == count)
@@ -73,7 +73,9 @@ void WindowReader::read(uint64_t offset, uint64_t count, uint32_t *out,
   documentStarts.push_back(0);
   walkWindow(
       View->root(), Epochs, FirstEpoch, EpochTokens, offset, count,
-      [&](const TokenSpan &doc, uint64_t from, uint64_t n, uint64_t at) { copyTokens(doc, from, n, out + at); },
+      [&](const TokenSpan &doc, uint64_t from, uint64_t n, uint64_t at, uint32_t) {
+        copyTokens(doc, from, n, out + at);
+      },
       [&](uint64_t at) {
         out[at] = eot;
         if (at + 1 < count)
@@ -85,7 +87,49 @@ void WindowReader::forEachRun(uint64_t offset, uint64_t count,
                               llvm::function_ref<void(const TokenSpan &, uint64_t, uint64_t)> run) const {
   walkWindow(
       View->root(), Epochs, FirstEpoch, EpochTokens, offset, count,
-      [&](const TokenSpan &doc, uint64_t from, uint64_t n, uint64_t) { run(doc, from, n); }, [](uint64_t) {});
+      [&](const TokenSpan &doc, uint64_t from, uint64_t n, uint64_t, uint32_t) { run(doc, from, n); },
+      [](uint64_t) {});
+}
+
+void WindowReader::keepResponses(uint64_t offset, uint64_t count, llvm::ArrayRef<uint32_t> promptTokens,
+                                 std::vector<uint8_t> &lossMask) const {
+  // Window position p > 0 holds the target of mask entry p - 1. A document cut by the
+  // window's start is not scored: its prompt is out of view.
+  std::vector<uint8_t> keep(lossMask.size(), 0);
+  bool whole = false; // the last run of tokens is the start of its document
+  walkWindow(
+      View->root(), Epochs, FirstEpoch, EpochTokens, offset, count,
+      [&](const TokenSpan &, uint64_t from, uint64_t n, uint64_t at, uint32_t doc) {
+        whole = from == 0;
+        for (uint64_t k = whole ? std::max<uint64_t>(promptTokens[doc], 1) : n; k < n; ++k)
+          keep[at + k - 1] = 1;
+      },
+      [&](uint64_t at) {
+        if (whole && at > 0)
+          keep[at - 1] = 1;
+        whole = false;
+      });
+  for (size_t t = 0; t < lossMask.size(); ++t)
+    lossMask[t] &= keep[t];
+}
+
+std::optional<std::vector<uint32_t>> mixtape::data::promptLengths(const RootStream &root) {
+  if (!llvm::is_contained(root.columns(), plan::kPromptTokensColumn))
+    return std::nullopt;
+  std::vector<uint32_t> lengths(root.numDocuments(), 0);
+  for (size_t k = 0; k < root.datasets().size(); ++k) {
+    const MetadataTable *table = root.datasets()[k]->metadata();
+    std::optional<size_t> column = table ? table->findColumn(plan::kPromptTokensColumn) : std::nullopt;
+    if (!column)
+      continue;
+    uint64_t first = root.firstDocument(k);
+    for (uint64_t row = 0; row < table->numRows(); ++row) {
+      float n = table->number(*column, row);
+      if (n > 0) // NaN: no prompt
+        lengths[first + row] = static_cast<uint32_t>(n);
+    }
+  }
+  return lengths;
 }
 
 //===----------------------------------------------------------------------===//
@@ -235,6 +279,17 @@ llvm::Expected<std::unique_ptr<TrainSamples>> TrainSamples::open(const TrainNode
         return source.View->noDocuments();
       uint64_t last = spec.Cursor + samples->Taken[s] * node.SeqLen; // the last token read
       source.Reader = std::make_unique<WindowReader>(*source.View, spec.Cursor / epochTokens, last / epochTokens);
+      if (node.Objective == plan::Objective::SFT) {
+        std::optional<std::vector<uint32_t>> prompts = promptLengths(source.View->root());
+        if (!prompts)
+          return fileError("stream '" + spec.Name + "'", "an sft node trains on responses, but its documents have no "
+                                                         "prompts (no metadata column '" +
+                                                             plan::kPromptTokensColumn + "')");
+        if (spec.Transform)
+          return fileError("stream '" + spec.Name + "'",
+                           "untie_knots shuffles documents apart, which an sft node's prompt/response masks cannot do");
+        source.PromptTokens = std::move(*prompts);
+      }
       if (spec.Transform) {
         llvm::Expected<std::unique_ptr<Tokenizer>> tokenizer = createTokenizer(source.View->root().tokenizer());
         std::optional<uint32_t> knot = tokenizer ? (*tokenizer)->knot() : std::nullopt;
@@ -264,6 +319,8 @@ void TrainSamples::read(uint64_t i, Sample &out) const {
   out.LossMask.assign(SeqLen, 1);
   out.DocumentStarts.clear();
   source.Reader->read(out.Cursor, SeqLen + 1, out.Tokens.data(), out.DocumentStarts);
+  if (!source.PromptTokens.empty())
+    source.Reader->keepResponses(out.Cursor, SeqLen + 1, source.PromptTokens, out.LossMask);
   if (source.Transform)
     untieKnots(*source.Transform, mixSeed(source.TransformSeed, out.Cursor), source.Knot, out);
 }
@@ -296,11 +353,21 @@ llvm::Expected<std::unique_ptr<ValSet>> ValSet::open(const NodeStream &stream, p
                ? fileError("stream '" + stream.Name + "'",
                            "no held-out documents to evaluate on (val = " + std::to_string(stream.Root.Val) + ")")
                : set->View->noDocuments();
-  set->Targets = set->SplitTokens - 1;
+  set->Budget = set->SplitTokens - 1;
   if (maxTokens)
-    set->Targets = std::min(set->Targets, maxTokens);
-  set->Windows = (set->Targets + seqLen - 1) / seqLen;
+    set->Budget = std::min(set->Budget, maxTokens);
+  set->Windows = (set->Budget + seqLen - 1) / seqLen;
   set->Reader = std::make_unique<WindowReader>(WindowReader::once(*set->View, std::move(order)));
+  set->Targets = set->Budget;
+  if (std::optional<std::vector<uint32_t>> prompts = promptLengths(set->View->root())) {
+    set->PromptTokens = std::move(*prompts);
+    Sample window;
+    set->Targets = 0;
+    for (uint64_t i = 0; i < set->Windows; ++i) {
+      set->sample(i, window);
+      set->Targets += static_cast<uint64_t>(llvm::count(window.LossMask, 1));
+    }
+  }
   return set;
 }
 
@@ -315,5 +382,7 @@ void ValSet::sample(uint64_t i, Sample &out) const {
   std::fill(out.Tokens.begin() + available, out.Tokens.end(), View->root().eot());
   out.LossMask.resize(SeqLen);
   for (uint64_t t = 0; t < SeqLen; ++t)
-    out.LossMask[t] = offset + t + 1 <= Targets;
+    out.LossMask[t] = offset + t + 1 <= Budget;
+  if (!PromptTokens.empty())
+    Reader->keepResponses(offset, available, PromptTokens, out.LossMask);
 }

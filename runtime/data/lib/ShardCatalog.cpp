@@ -152,6 +152,7 @@ llvm::Expected<std::optional<plan::StreamStats>> ShardCatalog::streamStats(const
   stats.ValTokens = v.valTokens();
   stats.VocabSize = v.root().vocabSize();
   stats.Tokenizer = v.root().tokenizer();
+  stats.Columns = v.root().columns();
   return stats;
 }
 

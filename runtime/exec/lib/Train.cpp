@@ -50,6 +50,7 @@ llvm::Expected<std::unique_ptr<data::TrainSamples>> openSamples(ExecContext &ctx
   const plan::TrainSettings &s = train.Settings;
   data::TrainNodeData nodeData;
   nodeData.SeqLen = s.SeqLen;
+  nodeData.Objective = s.Objective.value_or(plan::Objective::LM);
   nodeData.Mixture = s.Mixture;
   nodeData.Begin = s.Steps.Begin * s.BatchSequences;
   nodeData.End = s.Steps.End * s.BatchSequences;

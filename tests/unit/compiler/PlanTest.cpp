@@ -41,6 +41,8 @@ public:
   std::map<std::string, uint64_t> Sizes;
   /// Streams whose filter keeps no training document.
   std::set<std::string> FilteredEmpty;
+  /// Root streams whose documents are prompt/response examples.
+  std::set<std::string> WithPrompts;
   /// Derived streams get their root's fingerprint, as from the data layer.
   bool RootFingerprints = false;
   llvm::Expected<std::optional<StreamStats>> streamStats(const Plan &plan, llvm::StringRef name) override {
@@ -56,6 +58,8 @@ public:
     st.ValTokens = 1000;
     st.ValDocuments = 10;
     st.VocabSize = 264;
+    if (WithPrompts.count(s.Root))
+      st.Columns = {"prompt_tokens"};
     return std::optional<StreamStats>(st);
   }
   llvm::Expected<std::optional<uint64_t>> leakedDocuments(const Plan &, llvm::StringRef, llvm::StringRef) override {
@@ -1396,4 +1400,89 @@ TEST(Plan, AStagesMovingAverageIsASecondModel) {
   const Node &reread = back->Nodes[*findNode(*back, "ppl@anneal.ema")];
   EXPECT_TRUE(reread.Inputs.front().Average);
   EXPECT_EQ(reread.Hash, average.Hash);
+const char *kSftRecipe = R"toml(
+[recipe]
+name = "t"
+
+[model]
+family = "llama"
+layers = 2
+d_model = 64
+heads = 4
+seq_len = 128
+
+[streams.web]
+shards = "web"
+
+[streams.chat]
+shards = "chat"
+
+[[stage]]
+name = "pretrain"
+tokens = "64Ki"
+batch = "8 sequences"
+mix = "web"
+lr = "constant(1e-3)"
+
+[[stage]]
+name = "tune"
+after = "pretrain"
+tokens = "32Ki"
+mix = "MIX"
+lr = "constant(1e-4)"
+OBJECTIVE
+)toml";
+
+std::string sftRecipe(llvm::StringRef mix, llvm::StringRef objective) {
+  std::string text = kSftRecipe;
+  text.replace(text.find("MIX"), 3, mix.str());
+  text.replace(text.find("OBJECTIVE"), 9, objective.str());
+  return text;
+}
+
+TEST(Plan, SftStagesTrainOnResponsesWithinDocuments) {
+  FakeCatalog catalog;
+  catalog.WithPrompts = {"chat"};
+  auto sft = planText(sftRecipe("chat", "objective = \"sft\""), catalog);
+  auto lm = planText(sftRecipe("chat", ""), catalog);
+  ASSERT_TRUE(sft->Plan && lm->Plan) << sft->printed() << lm->printed();
+  const TrainSettings &tuned = sft->train("tune").Settings;
+  EXPECT_EQ(tuned.Objective, std::optional<Objective>(Objective::SFT));
+  EXPECT_EQ(tuned.Attention, AttentionMask::WithinDocument); // packed examples stay apart
+  // lm writes no objective (plans made before it keep their hashes); sft is another node.
+  EXPECT_EQ(lm->train("tune").Settings.Objective, std::nullopt);
+  EXPECT_EQ(lm->train("tune").Settings.Attention, AttentionMask::Causal);
+  EXPECT_NE(sft->node("tune").Hash, lm->node("tune").Hash);
+  EXPECT_EQ(sft->node("pretrain").Hash, lm->node("pretrain").Hash);
+  // Not inherited: the objective belongs to the stage that writes it.
+  EXPECT_EQ(sft->train("pretrain").Settings.Objective, std::nullopt);
+}
+
+TEST(Plan, SftStreamsWithoutPromptsAreAnError) {
+  FakeCatalog catalog;
+  catalog.WithPrompts = {"chat"};
+  auto p = planText(sftRecipe("0.5 chat + 0.5 web", "objective = \"sft\""), catalog);
+  EXPECT_FALSE(p->Plan);
+  std::string out = p->printed();
+  EXPECT_NE(out.find("t.toml:26:8: error: stage 'tune' trains on responses (objective = \"sft\"), but stream 'web' "
+                     "has no prompts: no metadata column 'prompt_tokens', which `mixtape data prepare` writes for "
+                     "JSONL lines with \"prompt\" and \"response\" [unknown-column]"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("stream 'chat'"), std::string::npos) << out;
+  // Without data nothing is known yet: the plan is provisional, not wrong.
+  catalog.Absent = true;
+  auto absent = planText(sftRecipe("0.5 chat + 0.5 web", "objective = \"sft\""), catalog);
+  EXPECT_TRUE(absent->Plan) << absent->printed();
+}
+
+TEST(Plan, SftWithCausalAttentionIsAnError) {
+  FakeCatalog catalog;
+  catalog.WithPrompts = {"chat"};
+  auto p = planText(sftRecipe("chat", "objective = \"sft\"\nattention = \"causal\""), catalog);
+  EXPECT_FALSE(p->Recipe && p->Plan);
+  EXPECT_NE(p->printed().find("error: an sft stage keeps its packed examples apart: attention must be "
+                              "\"within_document\""),
+            std::string::npos)
+      << p->printed();
 }

@@ -146,6 +146,7 @@ struct StageVariant {
   std::optional<DistillSpec> Distill;
   double L2ToInit = 0;              ///< lambda of the anchor to the stage's start weights; 0: none
   std::optional<double> Ema;        ///< decay of the weights' moving average
+  plan::Objective Objective = plan::Objective::LM; ///< not inherited: each stage says what it trains on
   /// Index into CheckedRecipe::Sizes: the model this variant trains (0 without size axes).
   unsigned Size = 0;
   /// Blocks and width of the model it trains, where known before planning ([model] and

@@ -24,7 +24,7 @@ enum class ValueType {
   Name, Text, Path, Integer, Count, Real, Bool, Reals, Betas,
   Tokens, Batch, SeqLen, Position, Fraction,
   Mixture, Schedule, Predicate, Transform, Combine,
-  Family, Attention, ShardFormat, Eod, OptimizerKind, OptimizerEdge, NewTokenInit, MergeMethod, OnNonFinite, DistillKind, Shard, ActivationCheckpointing, ByteSize,
+  Family, Attention, ShardFormat, Eod, OptimizerKind, OptimizerEdge, NewTokenInit, MergeMethod, OnNonFinite, DistillKind, Objective, Shard, ActivationCheckpointing, ByteSize,
   Init, Tokenizer, CodeList, NameList, EvalStreams, SweepKey, Labels, TaskKind, Texts,
   ModelRef, ModelRefs, GroupScales,
   // Types whose value is a table described by a section of its own.

@@ -11,6 +11,7 @@
 
 #include "mixtape/plan/Plan.h"
 
+#include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
@@ -20,6 +21,10 @@
 
 namespace mixtape::plan {
 
+/// The metadata column of a document's prompt length in tokens: `mixtape data prepare`
+/// writes it for JSONL lines with "prompt" and "response"; sft stages train on the rest.
+inline constexpr llvm::StringLiteral kPromptTokensColumn = "prompt_tokens";
+
 struct StreamStats {
   std::string Fingerprint; ///< content hash of the root stream's shards (from manifests)
   /// After the train/val split by document hash and the stream's filters; tokens include
@@ -28,6 +33,7 @@ struct StreamStats {
   uint64_t ValDocuments = 0, ValTokens = 0;
   uint64_t VocabSize = 0;  ///< the manifests' tokenizer vocabulary
   std::string Tokenizer;   ///< the manifests' tokenizer id, e.g. "bytes-v1"
+  std::vector<std::string> Columns; ///< the metadata columns of the root's datasets, sorted
 };
 
 /// The documents of a stream that hold one value of a metadata column, after the stream's

@@ -2,7 +2,9 @@
 //
 // `mixtape data prepare`: every document of the input files, in order, tokenized on many
 // threads into one dataset. A JSONL line (in a file whose name, less .gz or .zst, ends in
-// .jsonl) is a document: its text field, and its other fields as metadata columns. Any
+// .jsonl) is a document: its text field, and its other fields as metadata columns; a line
+// without one but with "prompt" and "response" strings is a supervised example: the
+// prompt's tokens then the response's, and the column "prompt_tokens". Any
 // other file is one document. Files are read through TextInput (compressed or not, binary
 // refused). The reader cuts the text into batches of whole lines; workers parse and
 // tokenize them; the batches are written in the order they were read, so the dataset is

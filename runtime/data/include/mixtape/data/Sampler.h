@@ -15,6 +15,7 @@
 #include "mixtape/data/Stream.h"
 #include "mixtape/plan/Mixture.h"
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/Error.h"
 
@@ -53,6 +54,7 @@ struct NodeStream {
 
 struct TrainNodeData {
   uint64_t SeqLen = 0;
+  plan::Objective Objective = plan::Objective::LM; ///< sft: the loss counts responses only
   plan::Mixture Mixture;              ///< positions in stage tokens
   uint64_t Begin = 0, End = 0;        ///< the node's stage samples [begin, end)
   std::vector<NodeStream> Streams;    ///< one per mixture.Streams, in that order
@@ -74,6 +76,12 @@ public:
   /// count) runs; the end-of-text tokens between them are not stored.
   void forEachRun(uint64_t offset, uint64_t count,
                   llvm::function_ref<void(const TokenSpan &, uint64_t, uint64_t)> run) const;
+  /// Supervised examples (docs/data-format.md, "Responses only"): clears lossMask[t] unless
+  /// target token t + 1 of the window [offset, offset + count) is a response token of a
+  /// document that starts in the window, or the end-of-text after one. `promptTokens`:
+  /// each root document's prompt length (promptLengths()).
+  void keepResponses(uint64_t offset, uint64_t count, llvm::ArrayRef<uint32_t> promptTokens,
+                     std::vector<uint8_t> &lossMask) const;
   uint64_t epochTokens() const { return EpochTokens; }
 
 private:
@@ -83,6 +91,11 @@ private:
   uint64_t FirstEpoch = 0, EpochTokens = 0;
   std::vector<DocumentOrder> Epochs;
 };
+
+/// Each root document's prompt length in tokens, from the metadata column
+/// plan::kPromptTokensColumn (0 where a document has none: all of it is response); nullopt
+/// when no dataset of the root has the column.
+std::optional<std::vector<uint32_t>> promptLengths(const RootStream &root);
 
 /// Untie-the-Knots (Tian et al. 2024) on one window, in place; see docs/data-format.md.
 void untieKnots(const plan::UntieKnots &params, uint64_t seed, uint32_t knot, Sample &sample);
@@ -113,6 +126,7 @@ private:
     const StreamView *View = nullptr;
     std::unique_ptr<WindowReader> Reader;
     std::optional<plan::UntieKnots> Transform;
+    std::vector<uint32_t> PromptTokens; ///< per root document; empty: every target counts
     uint32_t Knot = 0;
     uint64_t Cursor = 0, TransformSeed = 0;
   };
@@ -129,7 +143,8 @@ private:
 /// in the order StreamView::evalOrder gives, packed like training windows (window k starts
 /// at token k * seqLen), until `maxTokens` target tokens (0: the whole split). The last
 /// window is padded with end-of-text tokens whose targets are masked, so exactly
-/// min(maxTokens, split tokens - 1) targets count.
+/// min(maxTokens, split tokens - 1) targets count; of a stream with prompts (promptLengths),
+/// only those keepResponses() keeps: the eval scores the responses.
 class ValSet {
 public:
   static llvm::Expected<std::unique_ptr<ValSet>> open(const NodeStream &stream, plan::SplitKind split,
@@ -144,7 +159,10 @@ private:
 
   const StreamView *View = nullptr;
   std::unique_ptr<WindowReader> Reader;
-  uint64_t SeqLen = 0, Windows = 0, Targets = 0, SplitTokens = 0;
+  std::vector<uint32_t> PromptTokens; ///< per root document; empty: the stream has no prompts
+  uint64_t SeqLen = 0, Windows = 0, SplitTokens = 0;
+  uint64_t Budget = 0;  ///< targets in the windows' reach: min(maxTokens, split tokens - 1)
+  uint64_t Targets = 0; ///< of those, the ones the masks keep
 };
 
 } // namespace mixtape::data
