@@ -1273,7 +1273,10 @@ private:
   void checkMixtureTokenizer(const StageVariant &v, const Value *mix) {
     if (!mix)
       return;
+    // Without an extension the streams' own check against [model] has spoken.
     const bool extended = normalTokenizer(v.Tokenizer) != normalTokenizer(Recipe.Model.Tokenizer);
+    if (!extended)
+      return;
     for (const std::string &name : v.Mixture.Streams) {
       const StreamSpec *spec = Recipe.stream(name);
       const StreamSpec *root = spec ? Recipe.stream(spec->Root) : nullptr;
@@ -1286,7 +1289,7 @@ private:
                           llvm::formatv("stream '{0}' was tokenized with '{1}' but '{2}' trains with '{3}'", name,
                                         root->Tokenizer, v.DisplayName, v.Tokenizer)
                               .str());
-      else if (root->Tokenizer.empty() && extended)
+      else if (root->Tokenizer.empty())
         diag = Ctx.report(DiagCode::TokenizerMismatch, mix->Range,
                           llvm::formatv("'{0}' trains with '{1}' (a vocabulary extension), but stream '{2}' does not "
                                         "say its tokenizer: set tokenizer = \"{1}\" on stream '{3}'",
@@ -1295,6 +1298,8 @@ private:
       if (diag && v.TokenizerRange.isValid())
         DiagnosticEngine::addNote(*diag, v.TokenizerRange, "the vocabulary extension is here");
     }
+  }
+
   /// `after.grow`: its sizes, checked against the parent's model where [model] says its
   /// sizes (plan::growArchitecture); a checkpoint's are known when planning, which checks them.
   void resolveGrow(const StageDecl &d, const StageSpec &stage, StageVariant &v) {

@@ -149,7 +149,7 @@ def compare(one, two, what, tolerance=1e-4, files="model.safetensors"):
     if len(a) != len(b) or not a:
         failures.append(f"{len(a)} metrics records from {what[0]}, {len(b)} from {what[1]} (rank 0 alone logs)")
     worst = 0.0
-    numbers = ("loss", "ppl", "grad_norm", "loss_by_stream")
+    numbers = ("loss", "ppl", "bpb", "grad_norm", "loss_by_stream", "loss_lm", "loss_distill", "loss_l2")
     wall_clock = ("time", "elapsed_s", "tokens_per_s", "mfu", "peak_memory_bytes")  # differ from run to run
     a, b = ([{k: v for k, v in r.items() if k not in wall_clock} for r in rs] for rs in (a, b))
     for x, y in zip(a, b):
@@ -158,7 +158,7 @@ def compare(one, two, what, tolerance=1e-4, files="model.safetensors"):
             failures.append(f"records differ beyond the numbers: {x} vs {y}")
             break
         # The loss per stream is summed over the ranks' shares like the loss.
-        pairs = [(x[k], y[k]) for k in ("loss", "grad_norm") if k in x]
+        pairs = [(x[k], y[k]) for k in ("loss", "bpb", "grad_norm") if k in x]
         pairs += [(v, y["loss_by_stream"][s]) for s, v in x.get("loss_by_stream", {}).items()]
         for u, v in pairs:
             worst = max(worst, abs(u - v) / max(abs(u), 1e-12))

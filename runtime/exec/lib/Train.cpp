@@ -167,6 +167,8 @@ llvm::Error nonFiniteError(uint64_t step, const std::string &name) {
   return makeError(llvm::formatv("stage step {0}: {1} holds a NaN or infinity after the update; nothing saved, the "
                                  "last checkpoint is kept (a lower learning rate or gradient clipping may help)",
                                  step, name));
+}
+
 /// The models a node's regularizers read (none without distill, l2_to_init or ema): the
 /// teacher, the weights the stage started from, the moving average.
 struct RegularizerModels {

@@ -1328,6 +1328,8 @@ TEST(Plan, ALengthInEpochsIsCheckedByLintAndResolvedByPlanning) {
   EXPECT_NE(p->printed().find("a length in epochs needs a constant mixture"), std::string::npos) << p->printed();
   p = planText(epochsRecipe("0 epochs", "a"));
   EXPECT_NE(p->printed().find("a stage trains a positive number of epochs"), std::string::npos) << p->printed();
+}
+
 // distill, l2_to_init and ema change the hash of the stage's nodes and of nothing upstream;
 // the teacher and the stage's start are inputs the settings name by index; a stage cut into
 // segments keeps one anchor, its start; the teacher's forward adds a third to the FLOPs.
@@ -1400,6 +1402,8 @@ TEST(Plan, AStagesMovingAverageIsASecondModel) {
   const Node &reread = back->Nodes[*findNode(*back, "ppl@anneal.ema")];
   EXPECT_TRUE(reread.Inputs.front().Average);
   EXPECT_EQ(reread.Hash, average.Hash);
+}
+
 const char *kSftRecipe = R"toml(
 [recipe]
 name = "t"
