@@ -10,17 +10,13 @@
     distill_test.py MIXTAPE WORKDIR"""
 import glob, json, os, re, shutil, subprocess, sys
 
-from e2e_common import finish, read_safetensors
+from e2e_common import RECIPES, finish, read_safetensors, start
 
-mixtape, work = sys.argv[1:3]
-here = os.path.dirname(os.path.abspath(__file__))
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-env = dict(os.environ, MIXTAPE_NUM_THREADS="1", MIXTAPE_DEVICE="cpu")
+mixtape, work, env, run = start(threads=1)
 failures = []
 checks = 6
 
-text = open(os.path.join(here, "..", "..", "recipes", "distill.toml")).read()
+text = open(os.path.join(RECIPES, "distill.toml")).read()
 text = text.replace('tokens = "1Mi"', 'tokens = "256Ki"').replace('tokens = "512Ki"', 'tokens = "128Ki"')
 text = text.replace('max_tokens = "32Ki"', 'max_tokens = "16Ki"').replace('every = "32Ki"', 'every = "16Ki"')
 recipe = os.path.join(work, "distill.toml")

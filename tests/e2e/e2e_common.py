@@ -1,6 +1,23 @@
-"""What the end-to-end scripts share: reading safetensors files, the newest checkpoint of a
-killed run, and the closing report."""
-import glob, json, os, struct, sys
+"""What the end-to-end scripts share: the work folder and the mixtape command, reading
+safetensors files, the newest checkpoint of a killed run, and the closing report."""
+import glob, json, os, shutil, struct, subprocess, sys
+
+RECIPES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "recipes")
+
+
+def start(threads=1):
+    """For a script called as SCRIPT MIXTAPE WORKDIR: (mixtape, work, env, run) with WORKDIR
+    emptied, env the environment of a CPU run on `threads` threads, and run(args) running
+    mixtape there (its completed process, output captured)."""
+    mixtape, work = sys.argv[1:3]
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    env = dict(os.environ, MIXTAPE_NUM_THREADS=str(threads), MIXTAPE_DEVICE="cpu")
+
+    def run(args):
+        return subprocess.run([mixtape, *args], capture_output=True, text=True, env=env, timeout=600)
+
+    return mixtape, work, env, run
 
 
 def read_safetensors(path):

@@ -11,22 +11,14 @@
     growth_test.py MIXTAPE WORKDIR"""
 import glob, json, os, re, shutil, subprocess, sys
 
-from e2e_common import finish, read_safetensors
+from e2e_common import RECIPES, finish, read_safetensors, start
 
-mixtape, work = sys.argv[1:3]
-here = os.path.dirname(os.path.abspath(__file__))
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-env = dict(os.environ, MIXTAPE_NUM_THREADS="2", MIXTAPE_DEVICE="cpu")
+mixtape, work, env, run = start(threads=2)
 failures = []
 checks = 7
 
 
-def run(args):
-    return subprocess.run([mixtape, *args], capture_output=True, text=True, env=env, timeout=600)
-
-
-text = open(os.path.join(here, "..", "..", "recipes", "growth.toml")).read()
+text = open(os.path.join(RECIPES, "growth.toml")).read()
 text = text.replace('tokens = "512Ki"', 'tokens = "32Ki"').replace('every = "256Ki"', 'every = "16Ki"')
 text = text.replace('max_tokens = "32Ki"', 'max_tokens = "8Ki"')
 recipe = os.path.join(work, "growth.toml")

@@ -11,24 +11,16 @@
     lora_test.py MIXTAPE WORKDIR"""
 import glob, json, os, re, shutil, subprocess, sys
 
-from e2e_common import finish, read_safetensors
+from e2e_common import RECIPES, finish, read_safetensors, start
 
-mixtape, work = sys.argv[1:3]
-here = os.path.dirname(os.path.abspath(__file__))
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-env = dict(os.environ, MIXTAPE_NUM_THREADS="1", MIXTAPE_DEVICE="cpu")
+mixtape, work, env, run = start(threads=1)
 failures = []
 checks = 10
 
 
-def run(args):
-    return subprocess.run([mixtape, *args], capture_output=True, text=True, env=env, timeout=600)
-
-
 # The reduced variant: the same stages and sweep on fewer tokens, and no tasks (the study's
 # question is asked of the val losses).
-text = open(os.path.join(here, "..", "..", "recipes", "lora.toml")).read()
+text = open(os.path.join(RECIPES, "lora.toml")).read()
 text = re.sub(r"\n\[tasks\.[^\[]*", "\n", text)
 text = text.replace('tasks = ["facts", "code_cloze"]\n', "")
 text = text.replace('tokens = "1Mi"', 'tokens = "256Ki"').replace('tokens = "512Ki"', 'tokens = "128Ki"')

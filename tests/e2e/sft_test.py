@@ -9,23 +9,14 @@
     sft_test.py MIXTAPE WORKDIR"""
 import glob, json, os, shutil, subprocess, sys
 
-from e2e_common import finish
+from e2e_common import RECIPES, finish, start
 
-mixtape, work = sys.argv[1:3]
-here = os.path.dirname(os.path.abspath(__file__))
-recipes = os.path.join(here, "..", "..", "recipes")
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-env = dict(os.environ, MIXTAPE_NUM_THREADS="1", MIXTAPE_DEVICE="cpu")
+mixtape, work, env, run = start(threads=1)
 failures = []
 checks = 5
 
 
-def run(args):
-    return subprocess.run([mixtape, *args], capture_output=True, text=True, env=env, timeout=600)
-
-
-prep = run(["data", "prepare", os.path.join(recipes, "sft", "instructions.jsonl"),
+prep = run(["data", "prepare", os.path.join(RECIPES, "sft", "instructions.jsonl"),
             "--out", os.path.join(work, "data", "instructions")])
 if prep.returncode != 0:
     failures.append("prepare failed:\n" + prep.stderr[-2000:])
@@ -33,7 +24,7 @@ if prep.returncode != 0:
 
 # The recipe as it is (seconds on one thread), beside the data it names.
 recipe = os.path.join(work, "sft.toml")
-shutil.copy(os.path.join(recipes, "sft.toml"), recipe)
+shutil.copy(os.path.join(RECIPES, "sft.toml"), recipe)
 run_dir = os.path.join(work, "run")
 r = run(["run", recipe, "--run-dir", run_dir])
 if r.returncode != 0:

@@ -10,20 +10,11 @@
     vocab_extension_test.py MIXTAPE WORKDIR"""
 import glob, json, os, re, shutil, subprocess, sys
 
-from e2e_common import finish
+from e2e_common import RECIPES, finish, start
 
-mixtape, work = sys.argv[1:3]
-here = os.path.dirname(os.path.abspath(__file__))
-recipes = os.path.join(here, "..", "..", "recipes")
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-env = dict(os.environ, MIXTAPE_NUM_THREADS="1", MIXTAPE_DEVICE="cpu")
+mixtape, work, env, run = start(threads=1)
 failures = []
 checks = 7
-
-
-def run(args):
-    return subprocess.run([mixtape, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def write(name, text):
@@ -33,9 +24,9 @@ def write(name, text):
 
 
 # The recipe's paths are relative to recipes/: the reduced copy in WORK names them absolutely.
-text = open(os.path.join(recipes, "vocab-extension.toml")).read()
-text = text.replace("hf:../tests/", "hf:" + os.path.join(recipes, "..", "tests") + "/")
-text = text.replace("hf:tokenizers/", "hf:" + os.path.join(recipes, "tokenizers") + "/")
+text = open(os.path.join(RECIPES, "vocab-extension.toml")).read()
+text = text.replace("hf:../tests/", "hf:" + os.path.join(RECIPES, "..", "tests") + "/")
+text = text.replace("hf:tokenizers/", "hf:" + os.path.join(RECIPES, "tokenizers") + "/")
 text = text.replace('tokens = "512Ki"', 'tokens = "128Ki"').replace('tokens = "256Ki"', 'tokens = "8Ki"')
 text = text.replace('max_tokens = "32Ki"', 'max_tokens = "16Ki"')
 recipe = write("vocab-extension.toml", text)
@@ -55,12 +46,12 @@ if len({n["hash"] for n in nodes if n["name"] in extended}) != 3:
     failures.append("init_new does not change the extended node's hash")
 
 # A tokenizer that moves an old token: the plan names the first id that differs.
-moved = json.load(open(os.path.join(recipes, "tokenizers", "bpe-prose.json"), encoding="utf-8"))
+moved = json.load(open(os.path.join(RECIPES, "tokenizers", "bpe-prose.json"), encoding="utf-8"))
 vocab = moved["model"]["vocab"]
 first, second = [t for t, i in sorted(vocab.items(), key=lambda kv: kv[1]) if i in (500, 501)]
 vocab[first], vocab[second] = 501, 500
 json.dump(moved, open(os.path.join(work, "moved.json"), "w", encoding="utf-8"), ensure_ascii=False)
-bad = write("moved.toml", text.replace("hf:" + os.path.join(recipes, "tokenizers", "bpe-prose.json"),
+bad = write("moved.toml", text.replace("hf:" + os.path.join(RECIPES, "tokenizers", "bpe-prose.json"),
                                        "hf:" + os.path.join(work, "moved.json")))
 r = run(["plan", bad, "--out", os.path.join(work, "moved-plan.json")])
 if r.returncode == 0 or not re.search(r"does not extend .*: token 500 is '.*' in the old tokenizer but '.*' in the new "
