@@ -211,8 +211,8 @@ llvm::Expected<RegularizerModels> loadRegularizerModels(ExecContext &ctx, const 
     models.Anchor = std::move(*loaded);
     // The anchor of each trained parameter: the same name in the start's weights.
     for (const model::NamedParameter &p : m.trainableParameters()) {
-      auto same = llvm::find_if(models.Anchor->parameters(), [&](const model::NamedParameter &a) { return a.Name == p.Name; });
-      if (same == models.Anchor->parameters().end())
+      const model::NamedParameter *same = models.Anchor->findParameter(p.Name);
+      if (!same)
         return makeError("l2_to_init: the stage's start weights have no parameter '" + p.Name + "'");
       options.Regularize.Anchor.push_back(same->Tensor);
     }
