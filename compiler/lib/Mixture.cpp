@@ -185,7 +185,8 @@ std::vector<std::pair<std::string, TextRange>> streamRefs(const MixtureSpec &spe
   return refs;
 }
 
-std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stageTokens, ExprDiags &diags) {
+std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stageTokens, ExprDiags &diags,
+                                            PastTheEnd pastTheEnd) {
   size_t errorsBefore = diags.size();
   plan::Mixture m;
   for (const MixturePoint &point : spec.Points)
@@ -211,7 +212,7 @@ std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stag
       pos[i] = point.At->Value * stageTokens;
     } else {
       pos[i] = point.At->Value;
-      if (stageKnown && pos[i] > stageTokens)
+      if (stageKnown && pos[i] > stageTokens && pastTheEnd == PastTheEnd::Error)
         reportExpr(diags, DiagCode::BadValue, point.AtRange,
                "position " + formatQuantity(*point.At) + " is beyond the end of the stage (" +
                    stageText + ")");
@@ -267,4 +268,60 @@ double mixtape::epochTokens(const std::vector<double> &weights, const std::vecto
     if (weights[i] > 0)
       epoch = std::min(epoch, static_cast<double>(tokens[i]) / weights[i]);
   return epoch;
+}
+
+std::vector<double> mixtape::drawnTokens(const plan::Mixture &m, double length) {
+  // The weights are linear between consecutive breakpoints: the trapezoid rule is exact.
+  std::vector<double> cuts = {0};
+  for (double p : m.Positions)
+    if (p > 0 && p < length)
+      cuts.push_back(p);
+  cuts.push_back(length);
+  std::vector<double> drawn(m.Streams.size(), 0.0);
+  std::vector<double> before = plan::weightsAt(m, cuts.front());
+  for (size_t i = 1; i < cuts.size(); ++i) {
+    std::vector<double> after = plan::weightsAt(m, cuts[i]);
+    for (size_t s = 0; s < drawn.size(); ++s)
+      drawn[s] += (before[s] + after[s]) / 2 * (cuts[i] - cuts[i - 1]);
+    before = std::move(after);
+  }
+  return drawn;
+}
+
+std::optional<double> mixtape::epochsLength(const MixtureSpec &spec, const std::vector<uint64_t> &tokens,
+                                            double epochs) {
+  bool scalesWithLength = std::none_of(spec.Points.begin(), spec.Points.end(), [](const MixturePoint &p) {
+    return p.At && p.At->Dim != Dim::Fraction;
+  });
+  ExprDiags ignored;
+  if (scalesWithLength) {
+    // Over a stage of length L every stream is drawn L × its mean weight.
+    std::optional<plan::Mixture> unit = resolveMixture(spec, 1.0, ignored);
+    if (!unit)
+      return std::nullopt;
+    return epochs * epochTokens(drawnTokens(*unit, 1.0), tokens);
+  }
+  auto reached = [&](uint64_t length) {
+    std::optional<plan::Mixture> m =
+        resolveMixture(spec, static_cast<double>(length), ignored, PastTheEnd::Allowed);
+    if (!m)
+      return false; // a position in % would not come after one in tokens yet
+    std::vector<double> drawn = drawnTokens(*m, static_cast<double>(length));
+    for (size_t s = 0; s < drawn.size(); ++s)
+      if (tokens[s] > 0 && drawn[s] >= epochs * static_cast<double>(tokens[s]))
+        return true;
+    return false;
+  };
+  uint64_t high = 1;
+  while (!reached(high)) {
+    if (high > (uint64_t(1) << 62))
+      return std::nullopt;
+    high *= 2;
+  }
+  uint64_t low = high / 2; // not reached (or 0)
+  while (high - low > 1) {
+    uint64_t mid = low + (high - low) / 2;
+    (reached(mid) ? high : low) = mid;
+  }
+  return static_cast<double>(high);
 }

@@ -1026,7 +1026,7 @@ private:
     return ok;
   }
 
-  /// `tokens = "N epochs"`: N epochs of the stage's mixture (epochTokens), rounded up to a
+  /// `tokens = "N epochs"`: N epochs of the stage's mixture (epochsLength), rounded up to a
   /// token; without the streams' sizes (lint) a placeholder, the length left unknown.
   std::optional<uint64_t> tokensOfEpochs(const Value &tokens, double epochs, const Value *mix, StageVariant &v) {
     if (epochs <= 0 || !std::isfinite(epochs)) {
@@ -1036,37 +1036,39 @@ private:
     const MixtureSpec *spec = mix ? Ctx.mixture(*mix) : nullptr;
     if (!spec || !checkStreamRefs(*mix, *spec))
       return std::nullopt;
-    if (spec->Points.size() != 1) {
-      Ctx.report(DiagCode::BadValue, tokens.Range,
-                 "a length in epochs needs a constant mixture: the epochs of one that changes over the stage "
-                 "depend on its length; write tokens");
-      return std::nullopt;
-    }
     v.Epochs = epochs;
     const StreamSizes *sizes = Ctx.streamSizes();
     if (!sizes) {
       v.LengthKnown = false;
       return kPendingLengthTokens;
     }
-    std::vector<double> weights;
-    std::vector<uint64_t> streamTokens;
-    for (const MixtureComponent &c : spec->Points.front().Components) {
-      auto size = sizes->find(c.Stream);
+    // By name, as the resolved mixture orders its streams.
+    std::map<std::string, uint64_t> byName;
+    for (const auto &[name, range] : streamRefs(*spec)) {
+      auto size = sizes->find(name);
       if (size == sizes->end() || !size->second || !*size->second) {
-        const StreamSpec *s = Recipe.stream(c.Stream);
+        const StreamSpec *s = Recipe.stream(name);
         const StreamSpec *root = s ? Recipe.stream(s->Root) : nullptr;
         Ctx.report(DiagCode::DataError, tokens.Range,
-                   llvm::formatv("'{0}' needs the size of stream '{1}', {2}", tokens.String, c.Stream,
+                   llvm::formatv("'{0}' needs the size of stream '{1}', {2}", tokens.String, name,
                                  size != sizes->end() && size->second
                                      ? std::string("which has no training tokens")
                                      : "whose data is absent ('" + (root ? root->Shards : std::string()) + "')")
                        .str());
         return std::nullopt;
       }
-      weights.push_back(c.Weight);
-      streamTokens.push_back(*size->second);
+      byName[name] = *size->second;
     }
-    return static_cast<uint64_t>(std::ceil(epochs * epochTokens(weights, streamTokens)));
+    std::vector<uint64_t> streamTokens;
+    for (const auto &[name, size] : byName)
+      streamTokens.push_back(size);
+    std::optional<double> length = epochsLength(*spec, streamTokens, epochs);
+    if (!length) {
+      Ctx.report(DiagCode::BadValue, tokens.Range,
+                 "the mixture's points cannot be placed on a stage of any length: write tokens");
+      return std::nullopt;
+    }
+    return static_cast<uint64_t>(std::ceil(*length));
   }
 
   bool resolveMix(const Value *mix, StageVariant &v) {

@@ -246,3 +246,32 @@ TEST(Mixture, EpochTokens) {
   // A stream of weight 0 is never read: it bounds nothing.
   EXPECT_EQ(epochTokens({1.0, 0.0}, {500, 1}), 500.0);
 }
+
+// The tokens each stream is drawn: weights constant before the first point and after the
+// last, linear between (areas of rectangles and trapezoids, by hand).
+TEST(Mixture, DrawnTokensIntegrateTheWeights) {
+  plan::Mixture m = resolve("a @ 100 -> b @ 300", 500);
+  std::vector<double> drawn = drawnTokens(m, 500); // a: 100 + 200/2; b: 200/2 + 200
+  EXPECT_EQ(drawn, (std::vector<double>{200, 300}));
+  drawn = drawnTokens(m, 200); // cut halfway through the ramp: a 100 + (1 + 0.5)/2 · 100
+  EXPECT_EQ(drawn, (std::vector<double>{175, 25}));
+  EXPECT_EQ(drawnTokens(resolve("0.75 a + 0.25 b", 1000), 1000), (std::vector<double>{750, 250}));
+}
+
+// N epochs end where the stream read fastest for its size has been drawn N times its size.
+TEST(Mixture, EpochsLengthOfChangingMixtures) {
+  auto length = [](llvm::StringRef text, std::vector<uint64_t> tokens, double epochs) {
+    Interpreted i = interpret(text);
+    return i.Spec ? epochsLength(*i.Spec, tokens, epochs) : std::nullopt;
+  };
+  // Constant: epochs × epochTokens.
+  EXPECT_EQ(length("0.75 a + 0.25 b", {600, 100}, 2.5), 1000.0);
+  // A straight line from a to b: mean weights 1/2, so b's 100 tokens last 200.
+  EXPECT_EQ(length("a -> b", {600, 100}, 1), 200.0);
+  // Points in %: a alone for the first 50%, then a ramp to b, mean weight of b 1/4.
+  EXPECT_EQ(length("a @ 50% -> b", {600, 100}, 1), 400.0);
+  // A point in tokens: b is drawn L²/400 up to 200, then 100 + (L − 200): 150 at L = 250.
+  EXPECT_EQ(length("a -> b @ 200", {600, 150}, 1), 250.0);
+  // Before the point: b's 25 tokens are drawn at L² / 400 = 25, L = 100.
+  EXPECT_EQ(length("a -> b @ 200", {600, 25}, 1), 100.0);
+}

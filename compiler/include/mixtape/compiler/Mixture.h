@@ -49,10 +49,12 @@ std::vector<std::pair<std::string, TextRange>> streamRefs(const MixtureSpec &spe
 /// Places the points: an annotated point at its position (a percentage scales by
 /// `stageTokens`); an unannotated first point at 0 and last at `stageTokens`; other
 /// unannotated points evenly between their neighbours. Reports BadValue for a position
-/// beyond the stage or positions that do not increase, and when a position needs the
-/// stage length but `stageTokens` is not finite.
+/// beyond the stage (unless `pastTheEnd` allows it) or positions that do not increase, and
+/// when a position needs the stage length but `stageTokens` is not finite.
 /// The result is the plan's mixture (plan/Mixture.h evaluates it).
-std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stageTokens, ExprDiags &diags);
+enum class PastTheEnd { Error, Allowed };
+std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stageTokens, ExprDiags &diags,
+                                            PastTheEnd pastTheEnd = PastTheEnd::Error);
 
 /// Tokens in one epoch of a constant mixture whose streams have `tokens` training tokens at
 /// `weights`: until the stream read fastest relative to its size has been read once, the
@@ -61,5 +63,17 @@ std::optional<plan::Mixture> resolveMixture(const MixtureSpec &spec, double stag
 /// stopping_strategy = "first_exhausted"); with weights proportional to the sizes every
 /// stream is read exactly once. Streams of weight 0 do not count.
 double epochTokens(const std::vector<double> &weights, const std::vector<uint64_t> &tokens);
+
+/// Tokens each stream of `m` is drawn over a stage's first `length` tokens: the integral of
+/// its weight (linear between points, constant outside them), in `m.Streams` order.
+std::vector<double> drawnTokens(const plan::Mixture &m, double length);
+
+/// The stage length of `epochs` epochs of `spec` over streams with `tokens` training tokens
+/// each (in resolveMixture's stream order): the least length at which the stream read
+/// fastest relative to its size has been read `epochs` times; for a constant mixture
+/// epochs × epochTokens. Positions in % scale with the length, so the draws do too and the
+/// length is exact; with a position in tokens it is found by bisection over whole tokens
+/// (draws grow with the length). Nullopt when the mixture cannot be placed at any length.
+std::optional<double> epochsLength(const MixtureSpec &spec, const std::vector<uint64_t> &tokens, double epochs);
 
 } // namespace mixtape
