@@ -11,7 +11,8 @@
                grown to 264 rows; instruct: base with every weight moved): the task-arithmetic
                merge of the trained node and the two hf: checkpoints is, tensor by tensor,
                cpt + (instruct - base) computed here; the merge's hash follows the instruct
-               checkpoint's fingerprint and the trained node's does not; an instruct
+               checkpoint's fingerprint (its config, or one weight) and the trained node's
+               does not; a plan made before a weight changed refuses to run; an instruct
                checkpoint of another shape is an error naming it
     hf_test.py MIXTAPE SCENARIO WORKDIR
 The fixture is tests/fixtures/hf-tiny-llama: without it the test exits 77 (skipped), and under
@@ -303,13 +304,29 @@ elif scenario == "merge":
     if after["cpt"] != before["cpt"]:
         failures.append("the trained node's hash changed with a checkpoint it does not read")
 
+    # One weight of the instruct checkpoint changed in place (same size, same header): the
+    # fingerprint hashes the weights, so the merge is new, and a plan made before refuses to run.
+    stale = os.path.join(work, "stale.json")
+    r = run(["plan", recipe, "--run-dir", run_dir, "--out", stale])
+    if r.returncode != 0:
+        sys.exit("plan failed:\n" + r.stderr)
+    weights = os.path.join(work, "checkpoints", "instruct", "model.safetensors")
+    data = bytearray(open(weights, "rb").read())
+    data[-1] ^= 0x01
+    open(weights, "wb").write(bytes(data))
+    if hashes()["cpt-instruct"] == after["cpt-instruct"]:
+        failures.append("the merge's hash did not change with one weight of the instruct checkpoint")
+    r = run(["exec", stale, "--run-dir", os.path.join(work, "stale-run"), "--quiet"])
+    if r.returncode == 0 or "checkpoint 'hf:checkpoints/instruct' changed since the plan was made" not in r.stderr:
+        failures.append(f"a plan made before the weights changed ran: exit {r.returncode}\n{r.stderr[-2000:]}")
+
     # A checkpoint of another shape is an error at the reference, naming it.
     shutil.rmtree(os.path.join(work, "checkpoints", "instruct"))
     shutil.copytree(fixture, os.path.join(work, "checkpoints", "instruct"))
     r = run(["plan", recipe, "--run-dir", run_dir, "--out", os.path.join(work, "bad.json")])
     if r.returncode != 1 or "'hf:checkpoints/instruct'" not in r.stderr or "vocab 256 vs 264" not in r.stderr:
         failures.append(f"a 256-row instruct checkpoint was planned: exit {r.returncode}\n{r.stderr}")
-    total = 7
+    total = 9
 else:
     sys.exit(f"unknown scenario {scenario}")
 

@@ -4,6 +4,7 @@
 
 #include "mixtape/data/BpeTokenizer.h"
 #include "mixtape/data/Dataset.h"
+#include "mixtape/data/Verify.h"
 #include "mixtape/model/Checkpoint.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
@@ -225,8 +226,15 @@ llvm::Expected<std::optional<plan::ColumnGroups>> ShardCatalog::groupBy(const pl
   return out;
 }
 
+llvm::Expected<std::optional<plan::CheckpointInfo>> mixtape::data::inspectCheckpoint(llvm::StringRef folder,
+                                                                                     DataVerifier &verifier) {
+  return model::inspectCheckpoint(folder, [&](llvm::StringRef path) { return verifier.checksum(path); });
+}
+
 llvm::Expected<std::optional<plan::CheckpointInfo>> ShardCatalog::checkpoint(llvm::StringRef folder) {
-  return model::inspectCheckpoint(folder);
+  DataVerifier checksums({VerifyMode::Cached, ManifestCacheDir.empty() ? "" : verificationCacheFile(ManifestCacheDir)},
+                         Notes);
+  return inspectCheckpoint(folder, checksums);
 }
 
 llvm::Expected<std::optional<uint64_t>> ShardCatalog::tokenizerVocabulary(llvm::StringRef file) {

@@ -172,6 +172,54 @@ void DataVerifier::save() {
   llvm::consumeError(std::move(err));
 }
 
+llvm::Expected<std::pair<std::string, DataVerifier::Entry>> DataVerifier::stamp(llvm::StringRef path) {
+  llvm::SmallString<256> absolute(path);
+  if (std::error_code ec = fs::make_absolute(absolute))
+    return fileError(path, "cannot make the path absolute: " + ec.message());
+  // The stamp is taken before hashing: a write while hashing changes it, so the entry
+  // would not match the file afterwards.
+  fs::file_status status;
+  if (std::error_code ec = fs::status(path, status))
+    return fileError(path, "cannot read its size and time: " + ec.message());
+  Entry now;
+  now.Bytes = status.getSize();
+  now.MtimeNs = static_cast<uint64_t>(status.getLastModificationTime().time_since_epoch().count());
+  now.Inode = status.getUniqueID().getFile();
+  return std::make_pair(std::string(absolute), now);
+}
+
+bool DataVerifier::sameFile(const Entry &a, const Entry &b) {
+  return a.Bytes == b.Bytes && a.MtimeNs == b.MtimeNs && a.Inode == b.Inode;
+}
+
+llvm::Expected<uint64_t> DataVerifier::checksum(llvm::StringRef path) {
+  load();
+  llvm::Expected<std::pair<std::string, Entry>> stamped = stamp(path);
+  if (!stamped)
+    return stamped.takeError();
+  auto &[absolute, now] = *stamped;
+  auto it = Entries.find(absolute);
+  if (Options.Mode == VerifyMode::Cached && it != Entries.end() && sameFile(it->second, now)) {
+    Cached += now.Bytes;
+    return it->second.Xxh3;
+  }
+  auto start = std::chrono::steady_clock::now();
+  llvm::Expected<FileDigest> digest = digestFile(path);
+  if (!digest)
+    return digest.takeError();
+  Hashed += digest->Bytes;
+  if (Notes) {
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double mb = static_cast<double>(digest->Bytes) / 1e6;
+    *Notes << "mixtape: " << path << ": hashed " << llvm::format("%.1f", mb) << " MB at "
+           << llvm::format("%.0f", mb / std::max(seconds, 1e-6)) << " MB/s (once; then cached)\n";
+  }
+  now.Xxh3 = digest->Xxh3;
+  Entries[absolute] = now;
+  save();
+  return now.Xxh3;
+}
+
 llvm::Error DataVerifier::verify(llvm::ArrayRef<std::unique_ptr<Dataset>> datasets) {
   bool changed = false;
   llvm::Error err = llvm::Error::success();
@@ -203,24 +251,15 @@ llvm::Error DataVerifier::verifyOne(const Dataset &dataset, bool &changed) {
   uint64_t hashedBefore = Hashed, maxToken = 0;
   for (const FileDigest &listed : manifest->Files) {
     std::string path = dataset.filePath(listed);
-    llvm::SmallString<256> absolute(path);
-    if (std::error_code ec = fs::make_absolute(absolute))
-      return fileError(path, "cannot make the path absolute: " + ec.message());
-    // The stamp is taken before hashing: a write while hashing changes it, so the entry
-    // would not match the file afterwards.
-    fs::file_status status;
-    if (std::error_code ec = fs::status(path, status))
-      return fileError(path, "cannot read its size and time: " + ec.message());
-    Entry now;
-    now.Bytes = status.getSize();
-    now.MtimeNs = static_cast<uint64_t>(status.getLastModificationTime().time_since_epoch().count());
-    now.Inode = status.getUniqueID().getFile();
+    llvm::Expected<std::pair<std::string, Entry>> stamped = stamp(path);
+    if (!stamped)
+      return stamped.takeError();
+    auto &[absolute, now] = *stamped;
     now.Xxh3 = listed.Xxh3;
     bool isTokens = listed.Name == tokenFile;
-    auto it = Entries.find(std::string(absolute));
-    if (Options.Mode == VerifyMode::Cached && it != Entries.end() && it->second.Bytes == now.Bytes &&
-        it->second.MtimeNs == now.MtimeNs && it->second.Inode == now.Inode && it->second.Xxh3 == now.Xxh3 &&
-        (!isTokens || it->second.MaxToken != UINT64_MAX || Options.VocabSize == 0)) {
+    auto it = Entries.find(absolute);
+    if (Options.Mode == VerifyMode::Cached && it != Entries.end() && sameFile(it->second, now) &&
+        it->second.Xxh3 == now.Xxh3 && (!isTokens || it->second.MaxToken != UINT64_MAX || Options.VocabSize == 0)) {
       Cached += now.Bytes;
       if (isTokens)
         maxToken = it->second.MaxToken;
@@ -234,7 +273,7 @@ llvm::Error DataVerifier::verifyOne(const Dataset &dataset, bool &changed) {
     Hashed += actual->Bytes;
     if (isTokens)
       now.MaxToken = maxToken = maxTokenId(tokens);
-    Entries[std::string(absolute)] = now;
+    Entries[absolute] = now;
     changed = true;
   }
   if (Notes && Hashed > hashedBefore) {

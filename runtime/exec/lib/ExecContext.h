@@ -3,6 +3,7 @@
 
 #include "mixtape/data/Sampler.h"
 #include "mixtape/data/Tokenizer.h"
+#include "mixtape/data/Verify.h"
 #include "mixtape/exec/Executor.h"
 #include "mixtape/model/ModelConfig.h"
 #include "mixtape/plan/Plan.h"
@@ -33,6 +34,8 @@ struct ExecContext {
   bool Progress = true;
   c10::Device Device = c10::Device(c10::kCPU); ///< where train and eval nodes compute
   std::unique_ptr<data::DataSources> Sources;
+  /// How the data and the checkpoints' weights are checked before use (--verify-data).
+  data::VerifyOptions Verification;
   /// The data-parallel ranks (a world of one when not distributed); set by executePlan.
   dist::Collectives *Collectives = nullptr;
   /// Rank 0 writes the run directory's files; the others only compute.

@@ -110,8 +110,8 @@ llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions
   for (const plan::Node &n : plan.Nodes)
     if (const plan::TrainNode *t = n.train(); t && t->Settings.VocabExtension)
       vocab = std::max(vocab, t->Settings.VocabExtension->Vocab);
-  ctx.Sources->verifyData({options.VerifyData,
-                           data::verificationCacheFile(data::defaultManifestCacheDir(cache)), vocab});
+  ctx.Verification = {options.VerifyData, data::verificationCacheFile(data::defaultManifestCacheDir(cache)), vocab};
+  ctx.Sources->verifyData(ctx.Verification);
   train::configureThreads();
   train::retainFreedHostMemory();
 

@@ -18,6 +18,7 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/Path.h"
 
 using namespace mixtape;
@@ -159,7 +160,19 @@ llvm::Expected<std::unique_ptr<model::Model>> ExecContext::extendVocabulary(cons
 llvm::Error mixtape::exec::runInit(ExecContext &ctx, const plan::Node &node, const plan::InitNode &init) {
   llvm::StringRef source = init.Settings.Init;
   if (source.consume_front("hf:")) {
-    auto loaded = model::Model::fromHuggingFace(plan::resolvePath(ctx.Plan->RecipeDir, source));
+    const std::string folder = plan::resolvePath(ctx.Plan->RecipeDir, source);
+    // As with data: what was planned is what trains.
+    data::DataVerifier checksums(ctx.Verification, ctx.Progress ? &llvm::errs() : nullptr);
+    llvm::Expected<std::optional<plan::CheckpointInfo>> now = data::inspectCheckpoint(folder, checksums);
+    if (!now)
+      return now.takeError();
+    const std::string fingerprint = *now ? (*now)->Fingerprint : std::string();
+    if (init.Settings.Checkpoint && fingerprint != *init.Settings.Checkpoint)
+      return makeError(llvm::formatv("checkpoint '{0}' changed since the plan was made (plan fingerprint {1}, now "
+                                     "{2}); plan again",
+                                     init.Settings.Init, *init.Settings.Checkpoint,
+                                     fingerprint.empty() ? "no weights" : fingerprint));
+    auto loaded = model::Model::fromHuggingFace(folder);
     if (!loaded)
       return loaded.takeError();
     // With its config: the nodes after it build the checkpoint's architecture from it.

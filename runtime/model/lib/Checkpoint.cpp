@@ -4,6 +4,7 @@
 #include "mixtape/model/ModelConfig.h"
 #include "mixtape/model/ShardIndex.h"
 #include "mixtape/safetensors/SafeTensors.h"
+#include "mixtape/support/Checksum.h"
 #include "mixtape/support/Error.h"
 #include "mixtape/support/Files.h"
 #include "mixtape/support/JSON.h"
@@ -18,17 +19,20 @@
 using namespace mixtape;
 
 /// Adds the weights' part of the fingerprint; false when the folder has no weights.
-static llvm::Expected<bool> addWeights(llvm::StringRef folder, llvm::SHA256 &sha) {
+static llvm::Expected<bool> addWeights(llvm::StringRef folder, llvm::SHA256 &sha, model::FileChecksum checksum) {
   auto addFile = [&](llvm::StringRef name) -> llvm::Error {
     std::string path = joinPath(folder, name);
+    // Opened first so that a file that is no safetensors fails here, naming itself.
     llvm::Expected<safetensors::File> file = safetensors::File::open(path);
     if (!file)
       return file.takeError();
     uint64_t size = 0;
     if (std::error_code ec = llvm::sys::fs::file_size(path, size))
       return fileError(path, ec.message());
-    sha.update(llvm::formatv("{0}\n{1}\n", name, size).str());
-    sha.update(file->headerBytes());
+    llvm::Expected<uint64_t> contents = checksum(path);
+    if (!contents)
+      return contents.takeError();
+    sha.update(llvm::formatv("{0}\n{1}\n{2}\n", name, size, formatChecksum(*contents)).str());
     return llvm::Error::success();
   };
   if (llvm::sys::fs::exists(joinPath(folder, "model.safetensors"))) {
@@ -52,7 +56,8 @@ static llvm::Expected<bool> addWeights(llvm::StringRef folder, llvm::SHA256 &sha
   return true;
 }
 
-llvm::Expected<std::optional<plan::CheckpointInfo>> mixtape::model::inspectCheckpoint(llvm::StringRef folder) {
+llvm::Expected<std::optional<plan::CheckpointInfo>> mixtape::model::inspectCheckpoint(llvm::StringRef folder,
+                                                                                      FileChecksum checksum) {
   std::string configPath = joinPath(folder, "config.json");
   auto config = llvm::MemoryBuffer::getFile(configPath);
   if (!config)
@@ -83,7 +88,7 @@ llvm::Expected<std::optional<plan::CheckpointInfo>> mixtape::model::inspectCheck
   llvm::SHA256 sha;
   sha.update(llvm::formatv("config.json\n{0}\n", text.size()).str());
   sha.update(text);
-  llvm::Expected<bool> weights = addWeights(folder, sha);
+  llvm::Expected<bool> weights = addWeights(folder, sha, checksum);
   if (!weights)
     return weights.takeError();
   if (*weights)

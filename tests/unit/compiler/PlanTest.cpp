@@ -7,6 +7,7 @@
 #include "mixtape/plan/PlanJSON.h"
 #include "mixtape/plan/Print.h"
 #include "mixtape/rundir/RunDir.h"
+#include "mixtape/support/Checksum.h"
 #include "mixtape/support/Files.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -89,7 +90,12 @@ public:
     return std::optional<ColumnGroups>(out);
   }
   llvm::Expected<std::optional<CheckpointInfo>> checkpoint(llvm::StringRef folder) override {
-    return model::inspectCheckpoint(folder);
+    return model::inspectCheckpoint(folder, [](llvm::StringRef path) -> llvm::Expected<uint64_t> {
+      llvm::Expected<FileDigest> digest = digestFile(path);
+      if (!digest)
+        return digest.takeError();
+      return digest->Xxh3;
+    });
   }
   llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef) override {
     return std::optional<uint64_t>();
@@ -785,13 +791,14 @@ protected:
                                               type, vocab, extra)
                                     .str());
   }
-  /// A safetensors file whose header is `header` (padded to 8 bytes) and 16 bytes of data.
-  void writeWeights(std::string header) {
+  /// A safetensors file whose header is `header` (padded to 8 bytes) and 16 bytes of data,
+  /// the last one `last`.
+  void writeWeights(std::string header, char last = 'w') {
     header.resize((header.size() + 7) / 8 * 8, ' ');
     std::string bytes(8, '\0');
     for (int i = 0; i < 8; ++i)
       bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
-    write("ckpt/model.safetensors", bytes + header + std::string(16, 'w'));
+    write("ckpt/model.safetensors", bytes + header + std::string(15, 'w') + last);
   }
   std::unique_ptr<Planned> plan() {
     auto p = std::make_unique<Planned>();
@@ -942,6 +949,11 @@ TEST_F(HfCheckpoint, FingerprintIsContentNotTimes) {
   writeWeights(R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})");
   std::string header = checkpoint();
   EXPECT_NE(header, config);
+  // The weights themselves: one byte of a tensor, with the header and the size unchanged.
+  writeWeights(R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})", 'v');
+  EXPECT_NE(checkpoint(), header);
+  writeWeights(R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})");
+  EXPECT_EQ(checkpoint(), header);
   // Sharded: the index and each shard's header count; a broken shard is an error.
   llvm::sys::fs::rename(path("ckpt/model.safetensors"), path("ckpt/model-1.safetensors"));
   write("ckpt/model.safetensors.index.json", R"({"weight_map": {"w": "model-1.safetensors"}})");

@@ -123,6 +123,26 @@ TEST_F(VerifyTest, CacheIsIgnoredWhenTheMtimeChanges) {
   EXPECT_EQ(errorText(verifier.verify(*open())), mismatch());
 }
 
+// A checkpoint's fingerprint hashes its weights once: then the cache answers while the
+// file's stamp holds, and a file touched or replaced is hashed again.
+TEST_F(VerifyTest, ChecksumOfAFileIsCachedByItsStamp) {
+  const uint64_t expected = take(digestFile(bin())).Xxh3;
+  DataVerifier first(options());
+  EXPECT_EQ(take(first.checksum(bin())), expected);
+  EXPECT_EQ(first.hashedBytes(), binBytes());
+  DataVerifier again(options());
+  EXPECT_EQ(take(again.checksum(bin())), expected);
+  EXPECT_EQ(again.hashedBytes(), 0u);
+  EXPECT_EQ(again.cachedBytes(), binBytes());
+  editInPlace(0, 'g');
+  setMtime(mtime() + std::chrono::seconds(1));
+  DataVerifier edited(options());
+  EXPECT_EQ(take(edited.checksum(bin())), take(digestFile(bin())).Xxh3);
+  EXPECT_NE(take(edited.checksum(bin())), expected);
+  EXPECT_EQ(edited.hashedBytes(), binBytes());
+  EXPECT_EQ(errorText(again.checksum(Dir / "data/absent.bin")).rfind(Dir / "data/absent.bin", 0), 0u);
+}
+
 TEST_F(VerifyTest, CacheIsIgnoredWhenTheInodeChanges) {
   EXPECT_GT(hashed(), 0u);
   // A copy renamed over the file, with the same size and mtime: another inode.

@@ -36,6 +36,12 @@ llvm::Expected<std::optional<std::vector<std::string>>> expandShards(llvm::Strin
 llvm::Expected<std::optional<NodeStream>> nodeStream(const plan::Plan &plan, llvm::StringRef name,
                                                      uint64_t cursor = 0);
 
+class DataVerifier;
+
+/// The Hugging Face checkpoint in `folder` (model::inspectCheckpoint), the checksums of its
+/// weight files from `verifier` (hashed once, then cached by their stamps).
+llvm::Expected<std::optional<plan::CheckpointInfo>> inspectCheckpoint(llvm::StringRef folder, DataVerifier &verifier);
+
 class ShardCatalog final : public plan::Environment {
 public:
   /// `manifestCacheDir`, `notes`: as DataSources takes them.

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace llvm {
 class raw_ostream;
@@ -59,6 +60,10 @@ public:
   llvm::Error verify(llvm::ArrayRef<std::unique_ptr<Dataset>> datasets);
   llvm::Error verify(const Dataset &dataset);
 
+  /// XXH3-64 of the whole file at `path`: the cache's when the file has the size, time and
+  /// inode recorded with it (and the mode is `cached`), else hashed and recorded at once.
+  llvm::Expected<uint64_t> checksum(llvm::StringRef path);
+
   /// Bytes hashed, and bytes whose verification came from the cache, so far.
   uint64_t hashedBytes() const { return Hashed; }
   uint64_t cachedBytes() const { return Cached; }
@@ -69,6 +74,9 @@ private:
     /// The largest token id, for a token file; UINT64_MAX for other files.
     uint64_t MaxToken = UINT64_MAX;
   };
+  /// The file's absolute path and its entry without a checksum.
+  static llvm::Expected<std::pair<std::string, Entry>> stamp(llvm::StringRef path);
+  static bool sameFile(const Entry &a, const Entry &b);
   void load();
   void save();
   /// verify() without saving; sets `changed` when it hashed a file.
