@@ -1,5 +1,6 @@
 """What the end-to-end scripts share: the work folder and the mixtape command, reading
-safetensors files, the newest checkpoint of a killed run, and the closing report."""
+safetensors files, the newest checkpoint of a killed run, the final evals, and the closing
+report."""
 import glob, json, os, shutil, struct, subprocess, sys
 
 RECIPES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "recipes")
@@ -41,6 +42,17 @@ def newest_checkpoint(run_dir):
         if steps:
             return node_dir, json.load(open(os.path.join(node_dir, "node.json"))), max(steps)
     return None
+
+
+def final_evals(run_dir):
+    """{(node, stream): record} of the final eval records in every node's metrics.jsonl."""
+    evals = {}
+    for path in glob.glob(os.path.join(run_dir, "*", "metrics.jsonl")):
+        for line in open(path):
+            rec = json.loads(line)
+            if rec.get("type") == "eval" and rec.get("point") == "final":
+                evals[(rec["node"], rec["stream"])] = rec
+    return evals
 
 
 def finish(failures, total):

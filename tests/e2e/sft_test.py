@@ -7,9 +7,9 @@
   - the effect: instruction tuning lowers the held-out response loss well below the
     pretrained model's.
     sft_test.py MIXTAPE WORKDIR"""
-import glob, json, os, shutil, subprocess, sys
+import json, os, shutil, subprocess, sys
 
-from e2e_common import RECIPES, finish, start
+from e2e_common import RECIPES, final_evals, finish, start
 
 mixtape, work, env, run = start(threads=1)
 failures = []
@@ -38,12 +38,7 @@ if settings["instruct"].get("objective") != "sft" or settings["instruct"].get("a
 if "objective" in settings["pretrain"]:
     failures.append(f"pretrain has an objective: {settings['pretrain']}")
 
-evals = {}
-for path in glob.glob(os.path.join(run_dir, "*", "metrics.jsonl")):
-    for line in open(path):
-        rec = json.loads(line)
-        if rec.get("type") == "eval" and rec.get("point") == "final":
-            evals[(rec["node"], rec["stream"])] = rec
+evals = final_evals(run_dir)
 try:
     before, after = evals[("pretrain", "instructions")], evals[("instruct", "instructions")]
     val_tokens = plan["streams"]["instructions"]["val_tokens"]

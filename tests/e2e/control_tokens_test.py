@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""recipes/control-tokens.toml (conditional training, Korbak et al. 2023) end to end:
+  - the plan's stream sizes count one control token per document: prose, whose every
+    document has a quality, is its two kinds (hq: quality > 3, lq: the rest) plus one token
+    per document, and so is each conditioned eval stream beside its plain one;
+  - the plan holds the byte tokenizer's ids of <|good|> (259) and <|bad|> (260);
+  - an eval of a conditioned stream scores the same targets as the plain one, plus the
+    first document's first token (the prefix is given, never a target);
+  - the effect: trained with the token its quality earned, the model reads each kind of
+    held-out document with a lower loss under that kind's token than under the other, which
+    it can only learn if the prefixes matched the column.
+    control_tokens_test.py MIXTAPE WORKDIR"""
+import json, os, shutil, sys
+
+from e2e_common import RECIPES, final_evals, finish, start
+
+mixtape, work, env, run = start(threads=2)
+failures = []
+checks = 6
+
+recipe = os.path.join(work, "control-tokens.toml")
+shutil.copy(os.path.join(RECIPES, "control-tokens.toml"), recipe)
+run_dir = os.path.join(work, "run")
+r = run(["run", recipe, "--run-dir", run_dir])
+if r.returncode != 0:
+    failures.append("run failed:\n" + r.stderr[-3000:])
+    finish(failures, checks)
+
+plan = json.load(open(os.path.join(run_dir, "plan.json")))
+streams = plan["streams"]
+for split in ("train", "val"):
+    tokens = lambda name: streams[name][f"{split}_tokens"]
+    documents = lambda name: streams[name][f"{split}_documents"]
+    kinds = tokens("hq") + documents("hq") + tokens("lq") + documents("lq")
+    if tokens("prose") != kinds:
+        failures.append(f"prose's {split} tokens are {tokens('prose')}, not its kinds' plus one per document: {kinds}")
+for kind in ("hq", "lq"):
+    for token in ("good", "bad"):
+        name = f"{kind}_as_{token}"
+        want = streams[kind]["val_tokens"] + streams[kind]["val_documents"]
+        if streams[name]["val_tokens"] != want:
+            failures.append(f"{name}'s val tokens are {streams[name]['val_tokens']}, not {want}")
+control = streams["prose"]["transform"]["control_tokens"]
+if (control["good"]["id"], control["bad"]["id"], control["column"], control["above"]) != (259, 260, "quality", 3):
+    failures.append(f"prose's control tokens are not the byte tokenizer's: {control}")
+
+evals = {stream: rec for (node, stream), rec in final_evals(run_dir).items()}
+try:
+    for kind in ("hq", "lq"):
+        plain, good, bad = evals[kind], evals[f"{kind}_as_good"], evals[f"{kind}_as_bad"]
+        print(f"{kind}.val loss: plain {plain['loss']:.4f}, after <|good|> {good['loss']:.4f}, "
+              f"after <|bad|> {bad['loss']:.4f} ({good['tokens']} tokens)")
+        if not good["tokens"] == bad["tokens"] == plain["tokens"] + 1:
+            failures.append(f"{kind}: the conditioned evals do not score the plain targets plus one: "
+                            f"{plain['tokens']}, {good['tokens']}, {bad['tokens']}")
+    if not evals["hq_as_good"]["loss"] < evals["hq_as_bad"]["loss"]:
+        failures.append("high-quality prose is not likelier after <|good|> than after <|bad|>")
+    if not evals["lq_as_bad"]["loss"] < evals["lq_as_good"]["loss"]:
+        failures.append("low-quality prose is not likelier after <|bad|> than after <|good|>")
+except KeyError as missing:
+    failures.append(f"no final eval of {missing}: {sorted(evals)}")
+finish(failures, checks)
