@@ -491,15 +491,15 @@ static std::optional<plan::ControlTokens> controlTokens(Context &ctx, const Valu
   for (size_t i = 0; i < e->Operands.size(); ++i) {
     const std::string &name = e->ArgNames[i];
     const Expr &arg = e->operand(i);
-    auto text = [&](const char *what) -> std::optional<std::string> {
+    auto text = [&]() -> std::optional<std::string> {
       if (arg.Kind == ExprKind::String && !arg.Name.empty())
         return arg.Name;
-      ctx.report(DiagCode::BadArgument, at(arg.Range), std::string(what) + " must be a quoted string, e.g. " +
-                                                           (name == "column" ? "'reward'" : "'<|" + name + "|>'"));
+      ctx.report(DiagCode::BadArgument, at(arg.Range),
+                 name + " must be a quoted string, e.g. " + (name == "column" ? "'reward'" : "'<|" + name + "|>'"));
       return std::nullopt;
     };
     if (name == "column") {
-      std::optional<std::string> c = text("column");
+      std::optional<std::string> c = text();
       if (!c)
         return std::nullopt;
       t.Column = *c;
@@ -510,7 +510,7 @@ static std::optional<plan::ControlTokens> controlTokens(Context &ctx, const Valu
       }
       t.Above = arg.Number.Value;
     } else if (name == "good" || name == "bad") {
-      std::optional<std::string> token = text(name == "good" ? "good" : "bad");
+      std::optional<std::string> token = text();
       if (!token)
         return std::nullopt;
       (name == "good" ? t.Good : t.Bad) = plan::ControlToken{*token, 0};

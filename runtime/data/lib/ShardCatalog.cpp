@@ -212,7 +212,7 @@ ShardCatalog::sharedDocuments(const plan::Plan &plan, llvm::StringRef name, llvm
   for (uint32_t d : root.trainDocuments())
     if ((*view)->selected(d) && std::binary_search(seen.begin(), seen.end(), root.documentHash(d))) {
       ++shared.Documents;
-      shared.Tokens += root.length(d) + 1;
+      shared.Tokens += (*view)->documentTokens(d);
     }
   return shared;
 }
