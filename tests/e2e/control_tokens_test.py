@@ -11,21 +11,15 @@ That each prefix matches its document's column is checked sample by sample on th
 corpus in tests/unit/data/SamplerTest.cpp (ControlTokensPrefixEachDocumentByItsColumn);
 a run this short barely learns what the tokens mean, so the losses are printed, not ranked.
     control_tokens_test.py MIXTAPE WORKDIR"""
-import json, os, shutil, sys
+import json, os
 
-from e2e_common import RECIPES, final_evals, finish, start
+from e2e_common import final_evals, finish, run_recipe, start
 
 mixtape, work, env, run = start(threads=2)
 failures = []
 checks = 5
 
-recipe = os.path.join(work, "control-tokens.toml")
-shutil.copy(os.path.join(RECIPES, "control-tokens.toml"), recipe)
-run_dir = os.path.join(work, "run")
-r = run(["run", recipe, "--run-dir", run_dir])
-if r.returncode != 0:
-    failures.append("run failed:\n" + r.stderr[-3000:])
-    finish(failures, checks)
+run_dir = run_recipe(run, work, "control-tokens", failures, checks)
 
 plan = json.load(open(os.path.join(run_dir, "plan.json")))
 streams = plan["streams"]
