@@ -33,8 +33,9 @@ void Lowering::lowerStreams() {
     o.Eod = s.Eod;
     o.Val = s.Val;
     o.Where = s.Where;
-    if (s.Transform)
-      o.Transform = plan::StreamTransform{*s.Transform};
+    o.Transform = s.Transform;
+    if (o.Transform && o.Transform->ControlTokens)
+      findControlTokens(s, *o.Transform->ControlTokens);
     Result.Streams[s.Name] = std::move(o);
   }
   for (const StreamSpec &s : Recipe.Streams) {
@@ -75,6 +76,34 @@ void Lowering::lowerStreams() {
   for (const StreamSpec &s : Recipe.Streams)
     if (Fingerprints.count(s.Name))
       identityOf(s.Name);
+}
+
+void Lowering::findControlTokens(const StreamSpec &s, plan::ControlTokens &t) {
+  const std::string &tokenizer = Recipe.tokenizerOf(s.Name);
+  if (!llvm::StringRef(tokenizer).startswith("hf:"))
+    return; // Sema found the byte tokenizer's
+  for (auto [token, range] : {std::pair(&t.Good, s.GoodRange), std::pair(&t.Bad, s.BadRange)}) {
+    if (!*token)
+      continue;
+    const std::optional<std::vector<std::string>> &tokens = tokenizerTokens(tokenizer, range);
+    if (!tokens)
+      return;
+    auto id = llvm::find(*tokens, (*token)->Text);
+    if (id != tokens->end()) {
+      (*token)->Id = static_cast<uint64_t>(id - tokens->begin());
+      continue;
+    }
+    // Control tokens are the file's added tokens: a text that is none of its tokens would
+    // encode to several ids.
+    Diagnostic &d = Diags.report(DiagCode::TokenizerMismatch, range,
+                                 "'" + (*token)->Text + "' is not a token of '" + tokenizer +
+                                     "': add it to the tokenizer.json's added_tokens");
+    std::vector<std::string> special;
+    for (const std::string &text : *tokens)
+      if (llvm::StringRef(text).startswith("<") && llvm::StringRef(text).endswith(">"))
+        special.push_back(text);
+    DiagnosticEngine::suggest(d, (*token)->Text, special, range);
+  }
 }
 
 /// The checkpoint's value of what the recipe's [model] says beside an hf: init: the

@@ -92,6 +92,9 @@ public:
   const std::optional<std::vector<std::string>> &tokenizerTokens(const std::string &tokenizer, llvm::SMRange range);
   std::map<std::string, std::optional<std::vector<std::string>>> TokenizerTokens;
   std::set<std::string> CheckedExtensions; ///< "old\nnew" pairs already checked
+  /// The ids of stream `s`'s control tokens in its tokenizer.json (the byte tokenizer's
+  /// Sema found); a token the file lacks is an error.
+  void findControlTokens(const StreamSpec &s, plan::ControlTokens &t);
   uint64_t chainTokens(size_t stage, size_t variant) const;
   uint64_t chainTokensUpTo(size_t stage, size_t variant, uint64_t tokens) const;
   /// `passes`: the step's FLOPs in units of a training step's (a teacher's forward adds 1/3).

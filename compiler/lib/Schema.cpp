@@ -104,7 +104,8 @@ std::string mixtape::describeType(ValueType type) {
   case ValueType::Mixture: return "a mixture such as \"0.95 med + 0.05 web\"";
   case ValueType::Schedule: return "a schedule such as \"warmup(20M, peak = 3e-4) then cosine(final = 3e-5)\"";
   case ValueType::Predicate: return "a predicate such as \"quality >= 4 and domain == 'Medicine'\"";
-  case ValueType::Transform: return "a transform such as \"untie_knots(chunks = {1: 0.7, 3: 0.3})\"";
+  case ValueType::Transform:
+    return "a transform such as \"untie_knots(chunks = {1: 0.7, 3: 0.3})\" or \"control_tokens(good = '<|good|>')\"";
   case ValueType::Combine: return "\"subsets(max = 3)\" or a list of unit lists";
   case ValueType::Init: return "\"random\" or \"hf:PATH\"";
   case ValueType::Tokenizer: return "\"bytes\" or \"hf:PATH\"";

@@ -4,6 +4,7 @@
 #include "SemaContext.h"
 
 #include "mixtape/compiler/Quantity.h"
+#include "mixtape/plan/Environment.h"
 #include "mixtape/support/Format.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -34,6 +35,12 @@ bool CheckedRecipe::inModelTokenizer(llvm::StringRef name) const {
   const StreamSpec *s = stream(name);
   const StreamSpec *root = s ? stream(s->Root) : nullptr;
   return !root || root->Tokenizer.empty() || normalTokenizer(root->Tokenizer) == normalTokenizer(Model.Tokenizer);
+}
+
+const std::string &CheckedRecipe::tokenizerOf(llvm::StringRef name) const {
+  const StreamSpec *s = stream(name);
+  const StreamSpec *root = s ? stream(s->Root) : nullptr;
+  return root && !root->Tokenizer.empty() ? root->Tokenizer : Model.Tokenizer;
 }
 
 std::vector<plan::Predicate> CheckedRecipe::filtersOf(llvm::StringRef name) const {
@@ -410,19 +417,9 @@ void sema::checkModel(Context &ctx) {
 // [streams.NAME]
 //===----------------------------------------------------------------------===//
 
-static std::optional<plan::UntieKnots> untieKnots(Context &ctx, const Value &v) {
-  const Expr *e = ctx.expr(v);
-  if (!e)
-    return std::nullopt;
+static std::optional<plan::UntieKnots> untieKnots(Context &ctx, const Value &v, const Expr *e) {
   const StringLocation &loc = v.location();
   auto at = [&](const TextRange &r) { return loc.range(r.Begin, r.End); };
-  if (e->Kind != ExprKind::Call || e->Name != "untie_knots") {
-    Diagnostic *d = ctx.report(DiagCode::UnknownFunction, at(e->NameRange.End ? e->NameRange : e->Range),
-                               "unknown transform; the transforms are: untie_knots");
-    if (e->Kind == ExprKind::Call || e->Kind == ExprKind::Ident)
-      ctx.suggest(d, e->Name, {"untie_knots"}, at(e->NameRange));
-    return std::nullopt;
-  }
   plan::UntieKnots t;
   bool sawChunks = false;
   for (size_t i = 0; i < e->Operands.size(); ++i) {
@@ -479,6 +476,98 @@ static std::optional<plan::UntieKnots> untieKnots(Context &ctx, const Value &v) 
     ctx.report(DiagCode::BadArgument, at(e->Range), "untie_knots needs chunks = {count: probability, ...}");
     return std::nullopt;
   }
+  return t;
+}
+
+/// control_tokens(column = 'c', above = x, good = '<|good|>', bad = '<|bad|>'), or one of
+/// good/bad alone for every document. The tokens' ids come from the tokenizer: the byte
+/// tokenizer's here (checkStreams), a tokenizer.json's when planning.
+static std::optional<plan::ControlTokens> controlTokens(Context &ctx, const Value &v, const Expr *e,
+                                                        StreamSpec &spec) {
+  const StringLocation &loc = v.location();
+  auto at = [&](const TextRange &r) { return loc.range(r.Begin, r.End); };
+  static const std::vector<std::string> kArguments = {"column", "above", "good", "bad"};
+  plan::ControlTokens t;
+  for (size_t i = 0; i < e->Operands.size(); ++i) {
+    const std::string &name = e->ArgNames[i];
+    const Expr &arg = e->operand(i);
+    auto text = [&]() -> std::optional<std::string> {
+      if (arg.Kind == ExprKind::String && !arg.Name.empty())
+        return arg.Name;
+      ctx.report(DiagCode::BadArgument, at(arg.Range),
+                 name + " must be a quoted string, e.g. " + (name == "column" ? "'reward'" : "'<|" + name + "|>'"));
+      return std::nullopt;
+    };
+    if (name == "column") {
+      std::optional<std::string> c = text();
+      if (!c)
+        return std::nullopt;
+      t.Column = *c;
+    } else if (name == "above") {
+      if (arg.Kind != ExprKind::Number || arg.Number.Dim != Dim::Number) {
+        ctx.report(DiagCode::BadArgument, at(arg.Range), "above must be a number: good is a value above it");
+        return std::nullopt;
+      }
+      t.Above = arg.Number.Value;
+    } else if (name == "good" || name == "bad") {
+      std::optional<std::string> token = text();
+      if (!token)
+        return std::nullopt;
+      (name == "good" ? t.Good : t.Bad) = plan::ControlToken{*token, 0};
+      (name == "good" ? spec.GoodRange : spec.BadRange) = at({arg.Range.Begin + 1, arg.Range.End - 1}); // unquoted
+    } else {
+      TextRange r = name.empty() ? arg.Range : e->ArgNameRanges[i];
+      Diagnostic *d = ctx.report(DiagCode::BadArgument, at(r),
+                                 name.empty() ? "control_tokens takes named arguments: column, above, good, bad"
+                                              : "control_tokens has no argument '" + name + "'");
+      if (!name.empty())
+        ctx.suggest(d, name, kArguments, at(r));
+      return std::nullopt;
+    }
+  }
+  if (t.Column && (!t.Above || !t.Good || !t.Bad)) {
+    ctx.report(DiagCode::BadArgument, at(e->Range),
+               "control_tokens by a column needs above, good and bad: good where the value is above, bad elsewhere");
+    return std::nullopt;
+  }
+  if (!t.Column && t.Above) {
+    ctx.report(DiagCode::BadArgument, at(e->Range), "above compares a column's values: name the column");
+    return std::nullopt;
+  }
+  if (!t.Column && t.Good.has_value() == t.Bad.has_value()) {
+    ctx.report(DiagCode::BadArgument, at(e->Range),
+               "control_tokens without a column prefixes every document with one token: give good or bad, "
+               "not both");
+    return std::nullopt;
+  }
+  if (t.Good && t.Bad && t.Good->Text == t.Bad->Text) {
+    ctx.report(DiagCode::BadArgument, spec.BadRange, "good and bad are the same token: the prefix would say nothing");
+    return std::nullopt;
+  }
+  return t;
+}
+
+/// A stream's `transform`: untie_knots(...) or control_tokens(...).
+static std::optional<plan::StreamTransform> streamTransform(Context &ctx, const Value &v, StreamSpec &spec) {
+  const Expr *e = ctx.expr(v);
+  if (!e)
+    return std::nullopt;
+  const StringLocation &loc = v.location();
+  auto at = [&](const TextRange &r) { return loc.range(r.Begin, r.End); };
+  static const std::vector<std::string> kTransforms = {"untie_knots", "control_tokens"};
+  plan::StreamTransform t;
+  if (e->Kind == ExprKind::Call && e->Name == "untie_knots")
+    t.UntieKnots = untieKnots(ctx, v, e);
+  else if (e->Kind == ExprKind::Call && e->Name == "control_tokens")
+    t.ControlTokens = controlTokens(ctx, v, e, spec);
+  else {
+    Diagnostic *d = ctx.report(DiagCode::UnknownFunction, at(e->NameRange.End ? e->NameRange : e->Range),
+                               "unknown transform; the transforms are: " + llvm::join(kTransforms, ", "));
+    if (e->Kind == ExprKind::Call || e->Kind == ExprKind::Ident)
+      ctx.suggest(d, e->Name, kTransforms, at(e->NameRange));
+  }
+  if (!t.UntieKnots && !t.ControlTokens)
+    return std::nullopt;
   return t;
 }
 
@@ -645,7 +734,7 @@ void sema::checkStreams(Context &ctx) {
       }
     }
     if (const Value *v = s.get("transform"))
-      spec.Transform = untieKnots(ctx, *v);
+      spec.Transform = streamTransform(ctx, *v, spec);
     ctx.Recipe.Streams.push_back(std::move(spec));
   }
   // Roots, derivation cycles (reported once, at the cycle's first stream in the file) and
@@ -673,6 +762,28 @@ void sema::checkStreams(Context &ctx) {
       spec.Val = cur->Val;
     }
   }
+  // The byte tokenizer's control tokens are known here; a tokenizer.json's when planning.
+  for (StreamSpec &spec : ctx.Recipe.Streams)
+    if (spec.Transform && spec.Transform->ControlTokens && !spec.Root.empty() &&
+        normalTokenizer(ctx.Recipe.tokenizerOf(spec.Name)) == "bytes")
+      for (auto [token, range] : {std::pair(&spec.Transform->ControlTokens->Good, spec.GoodRange),
+                                  std::pair(&spec.Transform->ControlTokens->Bad, spec.BadRange)}) {
+        if (!*token)
+          continue;
+        const auto *known = llvm::find_if(plan::kByteControlTokens,
+                                          [&](const plan::ByteControlToken &c) { return c.Text == (*token)->Text; });
+        if (known != std::end(plan::kByteControlTokens)) {
+          (*token)->Id = known->Id;
+          continue;
+        }
+        std::vector<std::string> names;
+        for (const plan::ByteControlToken &c : plan::kByteControlTokens)
+          names.push_back(c.Text.str());
+        ctx.suggest(ctx.report(DiagCode::BadArgument, range,
+                               "'" + (*token)->Text + "' is not a control token of the byte tokenizer; its control "
+                               "tokens are its reserved ids: " + llvm::join(names, ", ")),
+                    (*token)->Text, names, range);
+      }
   for (const std::string &name : ctx.Recipe.Model.PretrainedOn)
     if (!ctx.Recipe.stream(name)) {
       const Value *list = ctx.Root.get("model")->get("pretrained_on");

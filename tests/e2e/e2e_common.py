@@ -1,5 +1,6 @@
 """What the end-to-end scripts share: the work folder and the mixtape command, reading
-safetensors files, the newest checkpoint of a killed run, and the closing report."""
+safetensors files, the newest checkpoint of a killed run, running a recipe as it is, the
+final evals, and the closing report."""
 import glob, json, os, shutil, struct, subprocess, sys
 
 RECIPES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "recipes")
@@ -41,6 +42,30 @@ def newest_checkpoint(run_dir):
         if steps:
             return node_dir, json.load(open(os.path.join(node_dir, "node.json"))), max(steps)
     return None
+
+
+def run_recipe(run, work, name, failures, total):
+    """Runs recipes/NAME.toml as it is, copied into WORK (beside the data it names), into
+    WORK/run and returns that folder; a failed run is recorded and finishes the script."""
+    recipe = os.path.join(work, name + ".toml")
+    shutil.copy(os.path.join(RECIPES, name + ".toml"), recipe)
+    run_dir = os.path.join(work, "run")
+    r = run(["run", recipe, "--run-dir", run_dir])
+    if r.returncode != 0:
+        failures.append("run failed:\n" + r.stderr[-3000:])
+        finish(failures, total)
+    return run_dir
+
+
+def final_evals(run_dir):
+    """{(node, stream): record} of the final eval records in every node's metrics.jsonl."""
+    evals = {}
+    for path in glob.glob(os.path.join(run_dir, "*", "metrics.jsonl")):
+        for line in open(path):
+            rec = json.loads(line)
+            if rec.get("type") == "eval" and rec.get("point") == "final":
+                evals[(rec["node"], rec["stream"])] = rec
+    return evals
 
 
 def finish(failures, total):

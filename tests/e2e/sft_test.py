@@ -7,9 +7,9 @@
   - the effect: instruction tuning lowers the held-out response loss well below the
     pretrained model's.
     sft_test.py MIXTAPE WORKDIR"""
-import glob, json, os, shutil, subprocess, sys
+import json, os
 
-from e2e_common import RECIPES, finish, start
+from e2e_common import RECIPES, final_evals, finish, run_recipe, start
 
 mixtape, work, env, run = start(threads=1)
 failures = []
@@ -23,13 +23,7 @@ if prep.returncode != 0:
     finish(failures, checks)
 
 # The recipe as it is (seconds on one thread), beside the data it names.
-recipe = os.path.join(work, "sft.toml")
-shutil.copy(os.path.join(RECIPES, "sft.toml"), recipe)
-run_dir = os.path.join(work, "run")
-r = run(["run", recipe, "--run-dir", run_dir])
-if r.returncode != 0:
-    failures.append("run failed:\n" + r.stderr[-3000:])
-    finish(failures, checks)
+run_dir = run_recipe(run, work, "sft", failures, checks)
 
 plan = json.load(open(os.path.join(run_dir, "plan.json")))
 settings = {n["name"]: n.get("settings", {}) for n in plan["nodes"]}
@@ -38,12 +32,7 @@ if settings["instruct"].get("objective") != "sft" or settings["instruct"].get("a
 if "objective" in settings["pretrain"]:
     failures.append(f"pretrain has an objective: {settings['pretrain']}")
 
-evals = {}
-for path in glob.glob(os.path.join(run_dir, "*", "metrics.jsonl")):
-    for line in open(path):
-        rec = json.loads(line)
-        if rec.get("type") == "eval" and rec.get("point") == "final":
-            evals[(rec["node"], rec["stream"])] = rec
+evals = final_evals(run_dir)
 try:
     before, after = evals[("pretrain", "instructions")], evals[("instruct", "instructions")]
     val_tokens = plan["streams"]["instructions"]["val_tokens"]

@@ -32,25 +32,37 @@ WindowReader WindowReader::once(const StreamView &view, DocumentOrder order) {
   return reader;
 }
 
-/// Walks the window [offset, offset + count): calls tokens(span, from, n, position, document)
-/// for each run of stored tokens (position: where in the window it starts; document: the
-/// root's index) and boundary(position) for each end-of-text token.
-template <typename Tokens, typename Boundary>
-static void walkWindow(const RootStream &root, const std::vector<DocumentOrder> &epochs, uint64_t firstEpoch,
-                       uint64_t epochTokens, uint64_t offset, uint64_t count, Tokens tokens, Boundary boundary) {
+/// Walks the window [offset, offset + count) of `view`: calls prefix(position, token) for
+/// each control token, tokens(span, from, n, position, document) for each run of stored
+/// tokens (position: where in the window it starts; document: the root's index) and
+/// boundary(position) for each end-of-text token.
+template <typename Prefix, typename Tokens, typename Boundary>
+static void walkWindow(const StreamView &view, const std::vector<DocumentOrder> &epochs, uint64_t firstEpoch,
+                       uint64_t epochTokens, uint64_t offset, uint64_t count, Prefix prefix, Tokens tokens,
+                       Boundary boundary) {
+  const RootStream &root = view.root();
   uint64_t epoch = offset / epochTokens - firstEpoch;
   uint64_t within = offset % epochTokens;
   assert(epoch < epochs.size() && "window outside the epochs ordered for this reader");
   const DocumentOrder *order = &epochs[epoch];
   size_t pos = std::upper_bound(order->Ends.begin(), order->Ends.end(), within) - order->Ends.begin();
-  uint64_t inDoc = within - (pos ? order->Ends[pos - 1] : 0);
+  uint64_t inDoc = within - (pos ? order->Ends[pos - 1] : 0); // counts the control token
   uint64_t done = 0;
   while (true) {
-    TokenSpan doc = root.tokens(order->Documents[pos]);
+    const uint32_t document = order->Documents[pos];
+    const std::optional<uint32_t> control = view.prefix(document);
+    const uint64_t head = control ? 1 : 0;
+    if (inDoc < head) {
+      prefix(done++, *control);
+      if (done == count)
+        return;
+      inDoc = head;
+    }
+    TokenSpan doc = root.tokens(document);
     uint64_t len = doc.size();
-    if (inDoc < len) {
-      uint64_t n = std::min(len - inDoc, count - done);
-      tokens(doc, inDoc, n, done, order->Documents[pos]);
+    if (inDoc - head < len) {
+      uint64_t n = std::min(len - (inDoc - head), count - done);
+      tokens(doc, inDoc - head, n, done, document);
       done += n;
     }
     if (done == count)
@@ -72,7 +84,7 @@ void WindowReader::read(uint64_t offset, uint64_t count, uint32_t *out,
   const uint32_t eot = View->root().eot();
   documentStarts.push_back(0);
   walkWindow(
-      View->root(), Epochs, FirstEpoch, EpochTokens, offset, count,
+      *View, Epochs, FirstEpoch, EpochTokens, offset, count, [&](uint64_t at, uint32_t token) { out[at] = token; },
       [&](const TokenSpan &doc, uint64_t from, uint64_t n, uint64_t at, uint32_t) {
         copyTokens(doc, from, n, out + at);
       },
@@ -86,9 +98,19 @@ void WindowReader::read(uint64_t offset, uint64_t count, uint32_t *out,
 void WindowReader::forEachRun(uint64_t offset, uint64_t count,
                               llvm::function_ref<void(const TokenSpan &, uint64_t, uint64_t)> run) const {
   walkWindow(
-      View->root(), Epochs, FirstEpoch, EpochTokens, offset, count,
+      *View, Epochs, FirstEpoch, EpochTokens, offset, count, [](uint64_t, uint32_t) {},
       [&](const TokenSpan &doc, uint64_t from, uint64_t n, uint64_t, uint32_t) { run(doc, from, n); },
       [](uint64_t) {});
+}
+
+void WindowReader::maskPrefixes(uint64_t offset, uint64_t count, std::vector<uint8_t> &lossMask) const {
+  walkWindow(
+      *View, Epochs, FirstEpoch, EpochTokens, offset, count,
+      [&](uint64_t at, uint32_t) {
+        if (at > 0)
+          lossMask[at - 1] = 0;
+      },
+      [](const TokenSpan &, uint64_t, uint64_t, uint64_t, uint32_t) {}, [](uint64_t) {});
 }
 
 void WindowReader::keepResponses(uint64_t offset, uint64_t count, llvm::ArrayRef<uint32_t> promptTokens,
@@ -98,7 +120,7 @@ void WindowReader::keepResponses(uint64_t offset, uint64_t count, llvm::ArrayRef
   std::vector<uint8_t> keep(lossMask.size(), 0);
   bool whole = false; // the last run of tokens is the start of its document
   walkWindow(
-      View->root(), Epochs, FirstEpoch, EpochTokens, offset, count,
+      *View, Epochs, FirstEpoch, EpochTokens, offset, count, [](uint64_t, uint32_t) {},
       [&](const TokenSpan &, uint64_t from, uint64_t n, uint64_t at, uint32_t doc) {
         whole = from == 0;
         for (uint64_t k = whole ? std::max<uint64_t>(promptTokens[doc], 1) : n; k < n; ++k)
@@ -288,6 +310,9 @@ llvm::Expected<std::unique_ptr<TrainSamples>> TrainSamples::open(const TrainNode
         if (spec.Transform)
           return fileError("stream '" + spec.Name + "'",
                            "untie_knots shuffles documents apart, which an sft node's prompt/response masks cannot do");
+        if (source.View->hasPrefixes())
+          return fileError("stream '" + spec.Name + "'",
+                           "control tokens shift every prompt by a token, which an sft node's masks do not follow");
         source.PromptTokens = std::move(*prompts);
       }
       if (spec.Transform) {
@@ -321,6 +346,8 @@ void TrainSamples::read(uint64_t i, Sample &out) const {
   source.Reader->read(out.Cursor, SeqLen + 1, out.Tokens.data(), out.DocumentStarts);
   if (!source.PromptTokens.empty())
     source.Reader->keepResponses(out.Cursor, SeqLen + 1, source.PromptTokens, out.LossMask);
+  if (source.View->hasPrefixes())
+    source.Reader->maskPrefixes(out.Cursor, SeqLen + 1, out.LossMask);
   if (source.Transform)
     untieKnots(*source.Transform, mixSeed(source.TransformSeed, out.Cursor), source.Knot, out);
 }
@@ -359,8 +386,13 @@ llvm::Expected<std::unique_ptr<ValSet>> ValSet::open(const NodeStream &stream, p
   set->Windows = (set->Budget + seqLen - 1) / seqLen;
   set->Reader = std::make_unique<WindowReader>(WindowReader::once(*set->View, std::move(order)));
   set->Targets = set->Budget;
-  if (std::optional<std::vector<uint32_t>> prompts = promptLengths(set->View->root())) {
+  std::optional<std::vector<uint32_t>> prompts = promptLengths(set->View->root());
+  if (prompts && set->View->hasPrefixes())
+    return fileError("stream '" + stream.Name + "'",
+                     "control tokens shift every prompt by a token, which the eval's response masks do not follow");
+  if (prompts)
     set->PromptTokens = std::move(*prompts);
+  if (prompts || set->View->hasPrefixes()) {
     Sample window;
     set->Targets = 0;
     for (uint64_t i = 0; i < set->Windows; ++i) {
@@ -385,4 +417,6 @@ void ValSet::sample(uint64_t i, Sample &out) const {
     out.LossMask[t] = offset + t + 1 <= Budget;
   if (!PromptTokens.empty())
     Reader->keepResponses(offset, available, PromptTokens, out.LossMask);
+  if (View->hasPrefixes())
+    Reader->maskPrefixes(offset, available, out.LossMask);
 }

@@ -111,8 +111,12 @@ llvm::Expected<std::optional<NodeStream>> mixtape::data::nodeStream(const plan::
     u.Value = unit->Value.value_or(plan::ColumnValue());
     out.Selection.Unit = u;
   }
-  if (s.Transform)
+  if (s.Transform) {
+    if (s.Transform->UntieKnots.has_value() == s.Transform->ControlTokens.has_value())
+      return makeError("stream '" + name + "': its transform needs exactly one of untie_knots and control_tokens");
     out.Transform = s.Transform->UntieKnots;
+    out.Selection.Control = s.Transform->ControlTokens;
+  }
   const plan::Stream &root = plan.Streams.at(s.Root);
   llvm::Expected<std::optional<std::vector<std::string>>> prefixes = expandShards(root.Shards, plan.RecipeDir);
   if (!prefixes)
@@ -134,7 +138,8 @@ llvm::Expected<const StreamView *> ShardCatalog::view(const plan::Plan &plan, ll
   if (!sources)
     sources = std::make_unique<DataSources>(plan.Seed, CacheDir, ManifestCacheDir, Notes);
   // Planning views a stream as a whole: its ablation units are counted by groupBy.
-  return sources->view((*stream)->Root, name, StreamSelection{(*stream)->Selection.Where, std::nullopt});
+  return sources->view((*stream)->Root, name,
+                       StreamSelection{(*stream)->Selection.Where, std::nullopt, (*stream)->Selection.Control});
 }
 
 llvm::Expected<std::optional<plan::StreamStats>> ShardCatalog::streamStats(const plan::Plan &plan,
@@ -208,7 +213,7 @@ ShardCatalog::sharedDocuments(const plan::Plan &plan, llvm::StringRef name, llvm
   for (uint32_t d : root.trainDocuments())
     if ((*view)->selected(d) && std::binary_search(seen.begin(), seen.end(), root.documentHash(d))) {
       ++shared.Documents;
-      shared.Tokens += root.length(d) + 1;
+      shared.Tokens += (*view)->documentTokens(d);
     }
   return shared;
 }

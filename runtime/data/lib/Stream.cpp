@@ -319,17 +319,57 @@ llvm::Expected<std::unique_ptr<StreamView>> StreamView::create(llvm::StringRef n
     }
   }
 
+  if (selection.Control)
+    if (llvm::Error err = view->setPrefixes(*selection.Control))
+      return err;
+
   for (uint32_t d : root.trainDocuments())
     if (view->selected(d)) {
       ++view->TrainDocs;
-      view->TrainTokens += root.length(d) + 1;
+      view->TrainTokens += view->documentTokens(d);
     }
   for (uint32_t d : root.valDocuments())
     if (view->selected(d)) {
       ++view->ValDocs;
-      view->ValTokens += root.length(d) + 1;
+      view->ValTokens += view->documentTokens(d);
     }
   return view;
+}
+
+llvm::Error StreamView::setPrefixes(const plan::ControlTokens &control) {
+  auto fail = [&](const llvm::Twine &message) { return fileError("stream '" + Name + "'", message); };
+  for (const std::optional<plan::ControlToken> &token : {control.Good, control.Bad})
+    if (token && Root.vocabSize() && token->Id >= Root.vocabSize())
+      return fail("control token '" + token->Text + "' is id " + llvm::Twine(token->Id) +
+                  ", beyond the vocabulary of " + llvm::Twine(Root.vocabSize()) + " of tokenizer '" +
+                  Root.tokenizer() + "'");
+  if (!control.Column) {
+    const plan::ControlToken &every = control.Good ? *control.Good : *control.Bad;
+    Prefixes.assign(Root.numDocuments(), static_cast<uint32_t>(every.Id));
+    return llvm::Error::success();
+  }
+  if (!control.Good || !control.Bad || !control.Above)
+    return fail("control_tokens by column '" + *control.Column + "' needs above, good and bad");
+  const std::vector<std::string> known = Root.columns();
+  if (!std::binary_search(known.begin(), known.end(), *control.Column)) {
+    std::optional<std::string> closest = closestMatch(*control.Column, known);
+    return fail("control_tokens reads column '" + *control.Column + "', which no dataset of stream '" +
+                Root.name() + "' has" + (closest ? "; did you mean '" + *closest + "'?" : "") +
+                (known.empty() ? " (its data has no metadata columns)" : " (its columns: " + llvm::join(known, ", ") + ")"));
+  }
+  // Good where the filter `column > above` would hold; a document without a number gets no prefix.
+  Prefixes.assign(Root.numDocuments(), kNoPrefix);
+  for (size_t k = 0; k < Root.datasets().size(); ++k) {
+    const MetadataTable *table = Root.datasets()[k]->metadata();
+    std::optional<size_t> column = table ? table->findColumn(*control.Column) : std::nullopt;
+    uint64_t first = Root.firstDocument(k);
+    for (uint64_t d = 0, n = Root.datasets()[k]->tokens().numDocuments(); d < n; ++d) {
+      plan::MetadataValue value = valueOf(table, column, d);
+      if (value.ValueKind == plan::MetadataValue::Kind::Number)
+        Prefixes[first + d] = static_cast<uint32_t>(value.Number > *control.Above ? control.Good->Id : control.Bad->Id);
+    }
+  }
+  return llvm::Error::success();
 }
 
 llvm::Error StreamView::noDocuments() const {
@@ -351,7 +391,7 @@ DocumentOrder StreamView::order(const std::vector<uint32_t> &documents, uint64_t
   out.Ends.reserve(out.Documents.size());
   uint64_t total = 0;
   for (uint32_t d : out.Documents)
-    out.Ends.push_back(total += Root.length(d) + 1);
+    out.Ends.push_back(total += documentTokens(d));
   return out;
 }
 
@@ -388,14 +428,14 @@ std::vector<plan::ColumnGroup> StreamView::groupBy(llvm::StringRef column) const
     if (selected(d)) {
       plan::ColumnGroup &g = groups[valueOfDocument(d)];
       ++g.TrainDocuments;
-      g.TrainTokens += Root.length(d) + 1;
+      g.TrainTokens += documentTokens(d);
     }
   // Held-out documents count towards the units that training defines, and make none.
   for (uint32_t d : Root.valDocuments())
     if (selected(d))
       if (auto it = groups.find(valueOfDocument(d)); it != groups.end()) {
         ++it->second.ValDocuments;
-        it->second.ValTokens += Root.length(d) + 1;
+        it->second.ValTokens += documentTokens(d);
       }
   std::vector<plan::ColumnGroup> out;
   for (auto &[value, group] : groups) {
@@ -472,6 +512,12 @@ llvm::Expected<const StreamView *> DataSources::view(const RootSpec &rootSpec, l
            selection.Unit->By + "=" + std::to_string(static_cast<int>(selection.Unit->Value.ValueKind)) + ":" +
            llvm::utohexstr(llvm::bit_cast<uint64_t>(selection.Unit->Value.Number)) + ":" +
            selection.Unit->Value.String;
+  if (const std::optional<plan::ControlTokens> &control = selection.Control) {
+    auto id = [](const std::optional<plan::ControlToken> &t) { return t ? std::to_string(t->Id) : "-"; };
+    key += "\x1d" + control->Column.value_or("") + ">" +
+           llvm::utohexstr(llvm::bit_cast<uint64_t>(control->Above.value_or(0))) + "?" + id(control->Good) + ":" +
+           id(control->Bad);
+  }
   if (auto it = Views.find(key); it != Views.end())
     return it->second.get();
   llvm::Expected<std::unique_ptr<StreamView>> view = StreamView::create(name, **root, selection, Seed);

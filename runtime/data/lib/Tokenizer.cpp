@@ -5,6 +5,7 @@
 #include "mixtape/plan/Environment.h"
 #include "mixtape/support/Error.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
 
 using namespace mixtape;
@@ -28,6 +29,10 @@ std::string ByteTokenizer::decode(llvm::ArrayRef<uint32_t> ids) const {
       text += "<|knot|>";
     else if (id == Pad)
       text += "<|pad|>";
+    else if (const auto *control = llvm::find_if(plan::kByteControlTokens,
+                                                 [&](const plan::ByteControlToken &c) { return c.Id == id; });
+             control != std::end(plan::kByteControlTokens))
+      text += control->Text;
     else
       text += "<|" + std::to_string(id) + "|>";
   }

@@ -100,8 +100,10 @@ public:
   llvm::Expected<std::optional<uint64_t>> tokenizerVocabulary(llvm::StringRef) override {
     return std::optional<uint64_t>();
   }
+  /// What every tokenizer.json holds, by id; nullopt: the file is absent.
+  std::optional<std::vector<std::string>> TokenizerTokens;
   llvm::Expected<std::optional<std::vector<std::string>>> tokenizerTokens(llvm::StringRef) override {
-    return std::optional<std::vector<std::string>>();
+    return TokenizerTokens;
   }
   llvm::Expected<std::optional<TaskStats>> taskStats(const Plan &, const Task &) override {
     return std::optional<TaskStats>();
@@ -1522,4 +1524,59 @@ TEST(Plan, SftWithCausalAttentionIsAnError) {
                               "\"within_document\""),
             std::string::npos)
       << p->printed();
+}
+
+std::string controlTokensRecipe(const std::string &tokenizer, const std::string &transform) {
+  return R"toml(
+[recipe]
+name = "ctl"
+[model]
+family = "llama"
+layers = 2
+d_model = 64
+heads = 4
+seq_len = 128
+tokenizer = ")toml" + tokenizer + R"toml("
+[streams.prose]
+shards = "synth:prose"
+val = "5%"
+transform = ")toml" + transform + R"toml("
+[[stage]]
+name = "base"
+tokens = "256Ki"
+batch = "8 sequences"
+mix = "prose"
+lr = "constant(1e-3)"
+)toml";
+}
+
+// The plan holds each control token's id: the byte tokenizer's reserved one, or its place in
+// the tokenizer.json; a token the file lacks is an error at the token, with the closest one.
+TEST(Plan, ControlTokensAreTheTokenizersIds) {
+  const std::string byColumn =
+      "control_tokens(column = 'quality', above = 3, good = '<|good|>', bad = '<|bad|>')";
+  auto bytes = planText(controlTokensRecipe("bytes", byColumn));
+  ASSERT_TRUE(bytes->Plan) << bytes->printed();
+  const ControlTokens &b = *bytes->Plan->Streams.at("prose").Transform->ControlTokens;
+  EXPECT_EQ(b.Column, "quality");
+  EXPECT_EQ(b.Above, 3.0);
+  EXPECT_EQ(b.Good->Id, 259u);
+  EXPECT_EQ(b.Bad->Id, 260u);
+
+  FakeCatalog catalog;
+  catalog.TokenizerTokens = std::vector<std::string>{"a", "b", "<|endoftext|>", "<|bad|>", "<|good|>"};
+  auto hf = planText(controlTokensRecipe("hf:tok.json", byColumn), catalog);
+  ASSERT_TRUE(hf->Plan) << hf->printed();
+  const ControlTokens &h = *hf->Plan->Streams.at("prose").Transform->ControlTokens;
+  EXPECT_EQ(h.Good->Id, 4u);
+  EXPECT_EQ(h.Bad->Id, 3u);
+
+  auto typo = planText(controlTokensRecipe("hf:tok.json", "control_tokens(good = '<|god|>')"), catalog);
+  EXPECT_FALSE(typo->Plan);
+  std::string out = typo->printed();
+  EXPECT_NE(out.find("t.toml:14:37: error: '<|god|>' is not a token of 'hf:tok.json': add it to the "
+                     "tokenizer.json's added_tokens [tokenizer-mismatch]"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("note: did you mean '<|good|>'?"), std::string::npos) << out;
 }

@@ -126,7 +126,7 @@ TEST(Sema, DerivedStreamsShareTheirRootsValSplit) {
   EXPECT_EQ(hq->Root, "med");
   EXPECT_DOUBLE_EQ(hq->Val, 0.01);
   ASSERT_TRUE(c->Recipe->stream("books_knotted")->Transform);
-  EXPECT_EQ(c->Recipe->stream("books_knotted")->Transform->Chunks.size(), 2u);
+  EXPECT_EQ(c->Recipe->stream("books_knotted")->Transform->UntieKnots->Chunks.size(), 2u);
 }
 
 const char *kZipRecipe = R"toml(

@@ -492,3 +492,118 @@ TEST_F(SamplerTest, TrainSplitEvalsReadTheTrainingDocuments) {
     EXPECT_EQ(s.Tokens, slice(seq, i * 64, 65)) << "window " << i;
   }
 }
+
+// Control tokens (Korbak et al. 2023): each document is read as its token, its tokens, the
+// end-of-text; the token is good iff the document's quality is above 3. The reference
+// sequence is built here from the epoch orders and the metadata table directly.
+TEST_F(SamplerTest, ControlTokensPrefixEachDocumentByItsColumn) {
+  constexpr uint32_t Good = 259, Bad = 260;
+  DataSources src = sources();
+  NodeStream plain = stream("prose", "prose");
+  NodeStream control = stream("prose_ctl", "prose");
+  control.Selection.Control =
+      plan::ControlTokens{"quality", 3.0, plan::ControlToken{"<|good|>", Good}, plan::ControlToken{"<|bad|>", Bad}};
+  const StreamView &bare = *ok(src.view(plain.Root, "prose", {}));
+  const StreamView &view = *ok(src.view(control.Root, control.Name, control.Selection));
+  const RootStream &root = view.root();
+  const MetadataTable &meta = *root.datasets()[0]->metadata();
+  const size_t quality = *meta.findColumn("quality");
+  auto expectedPrefix = [&](uint32_t d) { return meta.number(quality, d) > 3 ? Good : Bad; };
+
+  // Every synthetic document has a quality: each is one token longer, in every count.
+  EXPECT_EQ(view.trainDocuments(), bare.trainDocuments());
+  EXPECT_EQ(view.trainTokens(), bare.trainTokens() + bare.trainDocuments());
+  EXPECT_EQ(view.valTokens(), bare.valTokens() + bare.valDocuments());
+
+  // Two epochs of the stream, and where its control tokens sit.
+  std::vector<uint32_t> seq;
+  std::set<uint64_t> prefixAt;
+  uint64_t good = 0, bad = 0;
+  for (uint64_t e = 0; e < 2; ++e) {
+    DocumentOrder order = view.epoch(e);
+    EXPECT_EQ(order.Documents, bare.epoch(e).Documents); // the same order, longer documents
+    for (uint32_t d : order.Documents) {
+      prefixAt.insert(seq.size());
+      seq.push_back(expectedPrefix(d));
+      (seq.back() == Good ? good : bad)++;
+      root.tokens(d).appendTo(seq);
+      seq.push_back(root.eot());
+    }
+    EXPECT_EQ(order.tokens(), view.trainTokens());
+  }
+  EXPECT_GT(good, 0u);
+  EXPECT_GT(bad, 0u);
+
+  // Samples across the first epoch's end: the tokens are the reference's, and the loss
+  // skips exactly the targets that are control tokens.
+  TrainNodeData node;
+  node.SeqLen = 128;
+  node.Mixture = mixture({"prose_ctl"}, {1.0});
+  node.End = 40;
+  control.Cursor = (view.trainTokens() / 128 - 20) * 128;
+  node.Streams = {control};
+  auto samples = ok(TrainSamples::open(node, src));
+  uint64_t prefixesSeen = 0;
+  for (uint64_t i = 0; i < samples->size(); ++i) {
+    Sample s = samples->read(i);
+    ASSERT_EQ(s.Tokens, slice(seq, s.Cursor, 129)) << "sample " << i;
+    for (uint32_t t = 0; t < 128; ++t)
+      EXPECT_EQ(s.LossMask[t], prefixAt.count(s.Cursor + t + 1) ? 0 : 1) << "sample " << i << " target " << t;
+    // Every document that starts in the window (after its first position, which is 0 in
+    // DocumentStarts whatever it holds) starts with its control token.
+    for (uint32_t start : s.DocumentStarts)
+      if (start > 0) {
+        EXPECT_TRUE(prefixAt.count(s.Cursor + start)) << "sample " << i << " at " << start;
+        ++prefixesSeen;
+      }
+  }
+  EXPECT_GT(prefixesSeen, 10u);
+
+  // Resume: a node that starts at the end cursor of the first half reads the same samples.
+  TrainNodeData head = node, tail = node;
+  head.End = 17;
+  tail.Begin = 17;
+  auto first = ok(TrainSamples::open(head, src));
+  tail.Streams[0].Cursor = first->endCursors()[0];
+  auto second = ok(TrainSamples::open(tail, src));
+  for (uint64_t i = 17; i < 40; ++i)
+    EXPECT_TRUE(sameSample(samples->read(i), second->read(i - 17))) << "sample " << i;
+
+  // An eval reads the held-out documents with their prefixes and scores all but the prefixes:
+  // every document's but the first, which is window position 0 and never a target.
+  auto val = ok(ValSet::open(control, plan::SplitKind::Val, 128, 0, src));
+  EXPECT_EQ(val->targetTokens(), (view.valTokens() - 1) - (view.valDocuments() - 1));
+  Sample first0;
+  val->sample(0, first0);
+  EXPECT_EQ(first0.Tokens[0], expectedPrefix(view.valOrder().Documents[0]));
+
+  // Without a column, every document gets the one token given.
+  NodeStream asGood = stream("prose_good", "prose");
+  asGood.Selection.Control = plan::ControlTokens{std::nullopt, std::nullopt, plan::ControlToken{"<|good|>", Good},
+                                                 std::nullopt};
+  const StreamView &allGood = *ok(src.view(asGood.Root, asGood.Name, asGood.Selection));
+  for (uint32_t d : allGood.valOrder().Documents)
+    EXPECT_EQ(allGood.prefix(d), std::optional<uint32_t>(Good));
+
+  // A document without a number in the column gets no prefix: `domain` holds strings.
+  const StreamView &byString = *ok(src.view(
+      plain.Root, "prose_by_domain",
+      {{}, std::nullopt, plan::ControlTokens{"domain", 0.0, plan::ControlToken{"<|good|>", Good},
+                                             plan::ControlToken{"<|bad|>", Bad}}}));
+  EXPECT_EQ(byString.trainTokens(), bare.trainTokens());
+  EXPECT_FALSE(byString.prefix(byString.epoch(0).Documents[0]));
+
+  // A column no dataset has is an error with the closest one; so is an id beyond the vocabulary.
+  std::string err = errorText(src.view(plain.Root, "prose_typo",
+                                       {{}, std::nullopt,
+                                        plan::ControlTokens{"qualty", 3.0, plan::ControlToken{"<|good|>", Good},
+                                                            plan::ControlToken{"<|bad|>", Bad}}}));
+  EXPECT_NE(err.find("stream 'prose_typo'"), std::string::npos) << err;
+  EXPECT_NE(err.find("column 'qualty'"), std::string::npos) << err;
+  EXPECT_NE(err.find("did you mean 'quality'?"), std::string::npos) << err;
+  err = errorText(src.view(plain.Root, "prose_far",
+                           {{}, std::nullopt,
+                            plan::ControlTokens{std::nullopt, std::nullopt, plan::ControlToken{"<|x|>", 264},
+                                                std::nullopt}}));
+  EXPECT_NE(err.find("control token '<|x|>' is id 264, beyond the vocabulary of 264"), std::string::npos) << err;
+}

@@ -21,8 +21,8 @@ TEST(TokenizerTest, BytesRoundTrip) {
 
 TEST(TokenizerTest, SpecialIdsDecodeToNames) {
   ByteTokenizer tokenizer;
-  EXPECT_EQ(tokenizer.decode({'a', ByteTokenizer::EndOfText, ByteTokenizer::Knot, ByteTokenizer::Pad, 260}),
-            "a<|endoftext|><|knot|><|pad|><|260|>");
+  EXPECT_EQ(tokenizer.decode({'a', ByteTokenizer::EndOfText, ByteTokenizer::Knot, ByteTokenizer::Pad, 259, 260, 261}),
+            "a<|endoftext|><|knot|><|pad|><|good|><|bad|><|261|>");
 }
 
 TEST(TokenizerTest, UnknownName) {

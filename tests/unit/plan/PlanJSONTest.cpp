@@ -270,6 +270,35 @@ TEST(PlanJSON, PredicatesRoundTripAsStructure) {
   EXPECT_EQ(planText(*read), planText(p));
 }
 
+TEST(PlanJSON, ControlTokensRoundTrip) {
+  Plan p = tinyPlan();
+  p.Streams["med"].Transform =
+      StreamTransform{std::nullopt, ControlTokens{"quality", 3.5, ControlToken{"<|good|>", 259}, ControlToken{"<|bad|>", 260}}};
+  p.Streams["web"].Transform =
+      StreamTransform{std::nullopt, ControlTokens{std::nullopt, std::nullopt, ControlToken{"<|good|>", 259}, std::nullopt}};
+
+  json::Value written = llvm::cantFail(json::parse(planText(p)));
+  const json::Object &streams = *object(written).getObject("streams");
+  EXPECT_EQ(*streams.getObject("med")->get("transform"),
+            llvm::cantFail(json::parse(R"({"control_tokens": {"column": "quality", "above": 3.5,
+                "good": {"text": "<|good|>", "id": 259}, "bad": {"text": "<|bad|>", "id": 260}}})")));
+  EXPECT_EQ(*streams.getObject("web")->get("transform"),
+            llvm::cantFail(json::parse(R"({"control_tokens": {"good": {"text": "<|good|>", "id": 259}}})")));
+
+  llvm::Expected<Plan> read = parsePlan(planText(p), "tiny.json");
+  ASSERT_TRUE(bool(read)) << llvm::toString(read.takeError());
+  const ControlTokens &med = *read->Streams["med"].Transform->ControlTokens;
+  EXPECT_EQ(med.Column, "quality");
+  EXPECT_EQ(med.Above, 3.5);
+  EXPECT_EQ(med.Bad->Id, 260u);
+  EXPECT_FALSE(read->Streams["web"].Transform->ControlTokens->Bad.has_value());
+  EXPECT_EQ(planText(*read), planText(p));
+  // The tokens are the stream's identity: another token, another stream.
+  Stream other = p.Streams["web"];
+  other.Transform->ControlTokens->Good->Id = 260;
+  EXPECT_NE(streamIdentity(other, "fw"), streamIdentity(p.Streams["web"], "fw"));
+}
+
 TEST(PlanJSON, GoldenPlansReadBackUnchanged) {
   // The compiler's own plans pass every check of the reader (golden.py drops recipe_dir).
   unsigned plans = 0;

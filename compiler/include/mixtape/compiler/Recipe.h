@@ -72,7 +72,10 @@ struct StreamSpec {
   std::optional<plan::Predicate> Where;
   llvm::SMRange WhereRange;
   double Val = defaults::Val;       ///< held-out fraction (a derived stream: its root's)
-  std::optional<plan::UntieKnots> Transform; ///< Untie-the-Knots (Tian et al. 2024)
+  /// untie_knots (Tian et al. 2024) or control_tokens (Korbak et al. 2023); a control
+  /// token's id is 0 until planning finds it in the tokenizer.
+  std::optional<plan::StreamTransform> Transform;
+  llvm::SMRange GoodRange, BadRange; ///< control_tokens: where its good and bad tokens are written
 };
 
 struct SweepAxis {
@@ -264,6 +267,8 @@ struct CheckedRecipe {
   /// Whether stream `name` holds ids of [model]'s tokenizer: its root declares that one or
   /// none (not a vocabulary extension's).
   bool inModelTokenizer(llvm::StringRef name) const;
+  /// The tokenizer whose ids stream `name` holds: what its root declares, else [model]'s.
+  const std::string &tokenizerOf(llvm::StringRef name) const;
 };
 
 /// "hf:a/./b.json" and "hf:a/b.json" name the same tokenizer.

@@ -25,6 +25,16 @@ namespace mixtape::plan {
 /// writes it for JSONL lines with "prompt" and "response"; sft stages train on the rest.
 inline constexpr llvm::StringLiteral kPromptTokensColumn = "prompt_tokens";
 
+/// The byte tokenizer's reserved ids a stream's control tokens (Korbak et al. 2023) may use,
+/// by the names it decodes them to: the compiler checks a recipe's tokens against them, the
+/// tokenizer decodes with them.
+struct ByteControlToken {
+  llvm::StringLiteral Text;
+  uint32_t Id;
+};
+inline constexpr ByteControlToken kByteControlTokens[] = {
+    {"<|good|>", 259}, {"<|bad|>", 260}, {"<|261|>", 261}, {"<|262|>", 262}, {"<|263|>", 263}};
+
 struct StreamStats {
   std::string Fingerprint; ///< content hash of the root stream's shards (from manifests)
   /// After the train/val split by document hash and the stream's filters; tokens include

@@ -32,8 +32,9 @@ struct Sample {
   /// seqLen + 1 token ids: inputs are Tokens[0, seqLen), targets Tokens[1, seqLen].
   std::vector<uint32_t> Tokens;
   /// seqLen entries; LossMask[t] == 1 trains on predicting target Tokens[t + 1] from
-  /// Tokens[0..t]. 0 where that target is a knot token (Untie-the-Knots) or, in a
-  /// validation set, padding past the split's end or the eval's token budget.
+  /// Tokens[0..t]. 0 where that target is a knot token (Untie-the-Knots), a control
+  /// token (given, never predicted) or, in a validation set, padding past the split's end
+  /// or the eval's token budget.
   std::vector<uint8_t> LossMask;
   /// Ascending positions in `Tokens` where a document segment starts: 0, then the
   /// position after every end-of-text token that is not the last token. A knotted window
@@ -82,6 +83,9 @@ public:
   /// each root document's prompt length (promptLengths()).
   void keepResponses(uint64_t offset, uint64_t count, llvm::ArrayRef<uint32_t> promptTokens,
                      std::vector<uint8_t> &lossMask) const;
+  /// Control tokens (Korbak et al. 2023) are given, not predicted: clears lossMask[t] where
+  /// target token t + 1 of the window [offset, offset + count) is one.
+  void maskPrefixes(uint64_t offset, uint64_t count, std::vector<uint8_t> &lossMask) const;
   uint64_t epochTokens() const { return EpochTokens; }
 
 private:

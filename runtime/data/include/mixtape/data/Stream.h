@@ -118,18 +118,21 @@ struct AblationUnit {
   plan::ColumnValue Value;
 };
 
-/// Which of a root's documents a stream uses.
+/// Which of a root's documents a stream uses, and what it puts before each.
 struct StreamSelection {
   /// Filters that must all hold: a derived stream's `where` and its ancestors', root first.
   std::vector<plan::Predicate> Where;
   std::optional<AblationUnit> Unit;
+  /// The stream's own control tokens (Korbak et al. 2023; not its ancestors').
+  std::optional<plan::ControlTokens> Control;
 };
 
 /// One epoch (or the val split) of a stream: documents in order and where each ends in
-/// the token sequence (each document is followed by one end-of-text token).
+/// the token sequence (each document is followed by one end-of-text token, and preceded by
+/// its control token where the stream has one for it).
 struct DocumentOrder {
   std::vector<uint32_t> Documents;
-  std::vector<uint64_t> Ends; ///< ends[i] = tokens of documents[0..i], EOTs included
+  std::vector<uint64_t> Ends; ///< ends[i] = tokens of documents[0..i], prefixes and EOTs included
   uint64_t tokens() const { return Ends.empty() ? 0 : Ends.back(); }
 };
 
@@ -144,6 +147,13 @@ public:
   llvm::StringRef name() const { return Name; }
   const RootStream &root() const { return Root; }
   bool selected(uint32_t doc) const { return Keep.empty() || Keep[doc]; }
+  /// The control token the stream reads before root document `doc`, if any.
+  std::optional<uint32_t> prefix(uint32_t doc) const {
+    return Prefixes.empty() || Prefixes[doc] == kNoPrefix ? std::nullopt : std::optional<uint32_t>(Prefixes[doc]);
+  }
+  bool hasPrefixes() const { return !Prefixes.empty(); }
+  /// Tokens of root document `doc` in this stream: its control token, its tokens, the EOT.
+  uint64_t documentTokens(uint32_t doc) const { return Root.length(doc) + 1 + (prefix(doc) ? 1 : 0); }
 
   uint64_t trainDocuments() const { return TrainDocs; }
   /// Tokens of one epoch, one EOT per document included.
@@ -169,12 +179,17 @@ private:
   StreamView(std::string name, const RootStream &root, uint64_t seed)
       : Name(std::move(name)), Root(root), Seed(seed) {}
   DocumentOrder order(const std::vector<uint32_t> &documents, uint64_t shuffleSeed) const;
+  /// Each document's control token; fails on a column no dataset has, or an id beyond the
+  /// vocabulary.
+  llvm::Error setPrefixes(const plan::ControlTokens &control);
 
   std::string Name;
   const RootStream &Root;
   uint64_t Seed;
   std::string Selection;  ///< what selects its documents, for messages; empty: all
   std::vector<bool> Keep; ///< per root document; empty: every document
+  static constexpr uint32_t kNoPrefix = UINT32_MAX;
+  std::vector<uint32_t> Prefixes; ///< per root document: its control token or kNoPrefix; empty: none
   uint64_t TrainDocs = 0, TrainTokens = 0, ValDocs = 0, ValTokens = 0;
 };
 

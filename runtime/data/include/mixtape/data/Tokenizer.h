@@ -40,8 +40,9 @@ public:
 };
 
 /// "bytes-v1": ids 0-255 are bytes, 256 <|endoftext|>, 257 <|knot|> (Untie-the-Knots),
-/// 258 <|pad|>, 259-263 reserved, so the vocabulary is 264, a multiple of 8. Text never
-/// encodes to a special id: "<|endoftext|>" in a document is 13 bytes.
+/// 258 <|pad|>, 259-263 reserved for control tokens (259 <|good|>, 260 <|bad|>, then
+/// <|261|> to <|263|>: plan::kByteControlTokens), so the vocabulary is 264, a multiple of 8.
+/// Text never encodes to a special id: "<|endoftext|>" in a document is 13 bytes.
 class ByteTokenizer final : public Tokenizer {
 public:
   static constexpr uint32_t EndOfText = 256;
