@@ -76,17 +76,21 @@ private:
   bool Ahead;
 };
 
-/// Writes "run P" and "body P" around each part to the collectives' log.
+/// Writes "run P" and "body P" around each part to the collectives' log, and "grad P" once
+/// the gradient of part P's output arrived and FullShard's hook on it ran.
 class LoggingRunner final : public model::PartRunner {
 public:
   LoggingRunner(model::PartRunner &inner, std::vector<std::string> &log) : Inner(inner), Log(log) {}
   at::Tensor run(size_t part, const at::Tensor &input,
                  llvm::function_ref<at::Tensor(const at::Tensor &)> body) override {
     Log.push_back("run " + std::to_string(part));
-    return Inner.run(part, input, [&](const at::Tensor &x) {
+    at::Tensor out = Inner.run(part, input, [&](const at::Tensor &x) {
       Log.push_back("body " + std::to_string(part));
       return body(x);
     });
+    if (out.requires_grad()) // after FullShard's own hook on it
+      out.register_hook([this, part](const at::TensorBase &) { Log.push_back("grad " + std::to_string(part)); });
+    return out;
   }
 
 private:
@@ -152,15 +156,18 @@ TEST(FullShard, TheNextUnitIsGatheredWhileAPartRuns) {
     }
     EXPECT_EQ(recording.Log, forward);
 
-    // Backward: as part p's gradient arrives, its unit (gathered ahead) is waited for and
-    // part p - 1's gather starts; the outer unit is still there from forward.
+    // Backward: as part p's gradient arrives, its unit (gathered ahead while part p + 1's
+    // backward ran) is waited for and part p - 1's gather starts; the outer unit is still
+    // there from forward.
     recording.Log.clear();
     logits.square().mean().backward();
-    std::vector<std::string> backward{started(sizes.size() - 2)};
-    for (size_t p = sizes.size() - 1; p-- > 0;) {
-      backward.push_back("waited");
+    std::vector<std::string> backward;
+    for (size_t p = sizes.size(); p-- > 0;) {
+      if (p + 1 < sizes.size())
+        backward.push_back("waited");
       if (p > 0)
         backward.push_back(started(p - 1));
+      backward.push_back("grad " + std::to_string(p));
     }
     EXPECT_EQ(recording.Log, backward);
     m->setPartRunner(full->get());
