@@ -9,6 +9,11 @@
 // the table of docs/performance.md. A world of one trains without a process group.
 //
 //   memory_bench --shard none|optimizer|full [--steps N=2] [--seq N=32] [--batch N=1]
+//                [--save DIR]
+//
+// With --save, the trained model and optimizer state are then written to DIR as a train
+// node's are, and "save_peak_increase_bytes" is the peak of that write alone (VmHWM reset
+// through /proc/self/clear_refs) over the resident memory before it.
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/dist/Collectives.h"
@@ -58,7 +63,7 @@ int64_t statusBytes(llvm::StringRef field) {
 } // namespace
 
 int main(int argc, char **argv) {
-  llvm::StringRef shard;
+  llvm::StringRef shard, saveDir;
   int64_t steps = 2, seq = 32, batch = 1;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef arg = argv[i];
@@ -67,6 +72,8 @@ int main(int argc, char **argv) {
     llvm::StringRef value = argv[++i];
     if (arg == "--shard")
       shard = value;
+    else if (arg == "--save")
+      saveDir = value;
     else if (int64_t *n = arg == "--steps" ? &steps : arg == "--seq" ? &seq : arg == "--batch" ? &batch : nullptr;
              !n || value.getAsInteger(10, *n) || *n <= 0)
       fail("bad argument '" + arg + " " + value + "'");
@@ -125,6 +132,25 @@ int main(int argc, char **argv) {
     if (llvm::Expected<train::StepResult> r = trainer.step(llvm::ArrayRef<train::MicroBatch>(mb)); !r)
       fail(llvm::toString(r.takeError()));
   }
+  const int64_t trainPeak = statusBytes("VmHWM") - before;
+  int64_t savePeak = 0;
+  if (!saveDir.empty()) {
+    std::ofstream("/proc/self/clear_refs") << "5"; // VmHWM from here on
+    const int64_t beforeSave = statusBytes("VmRSS");
+    const std::string modelPath = (saveDir + "/model.safetensors").str(),
+                      optimizerPath = (saveDir + "/optimizer.safetensors").str();
+    auto save = [&]() -> llvm::Error {
+      if (llvm::Error e = m.saveWeights(modelPath))
+        return e;
+      return optimizer.saveState(optimizerPath);
+    };
+    llvm::Error e = full    ? full->saveWhole(optimizer, "saving", modelPath, optimizerPath)
+                    : zero1 ? zero1->saveWholeState(optimizer, "saving", save)
+                            : (*comm)->rankZeroAlone("saving", save);
+    if (e)
+      fail(llvm::toString(std::move(e)));
+    savePeak = statusBytes("VmHWM") - beforeSave;
+  }
   // What `mixtape plan` predicts for this rank (docs/cluster.md, "The memory plan").
   plan::MemoryConfig predicted;
   predicted.Model.Family = plan::ModelFamily::Llama;
@@ -142,8 +168,9 @@ int main(int argc, char **argv) {
   predicted.World = static_cast<uint64_t>(world->Size);
   predicted.LogitChunk = plan::lossChunkTokens(predicted.Model.Vocab);
   llvm::outs() << llvm::formatv("{{\"ranks\": {0}, \"rank\": {1}, \"shard\": \"{2}\", \"parameters\": {3}, "
-                                "\"peak_increase_bytes\": {4}, \"predicted_bytes\": {5:f0}}\n",
-                                world->Size, world->Rank, shard, parameters, statusBytes("VmHWM") - before,
-                                plan::estimateMemory(predicted).total());
+                                "\"peak_increase_bytes\": {4}, \"predicted_bytes\": {5:f0}{6}}\n",
+                                world->Size, world->Rank, shard, parameters, trainPeak,
+                                plan::estimateMemory(predicted).total(),
+                                saveDir.empty() ? "" : llvm::formatv(", \"save_peak_increase_bytes\": {0}", savePeak).str());
   return 0;
 }

@@ -9,7 +9,9 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <cassert>
 #include <cmath>
+#include <numeric>
 
 using namespace mixtape::dist;
 using mixtape::makeError;
@@ -22,6 +24,16 @@ struct FullShard::Unit {
   at::Tensor GradShard;               ///< [ShardSize]: the summed gradients, once reduced
   bool Gathered = true;               ///< the parameter tensors hold the whole unit
   size_t Waiting = 0;                 ///< gradients the running backward has yet to accumulate
+};
+
+/// An all-gather of a unit's shards into one buffer, started, not yet copied into its parameters.
+struct FullShard::UnitGather {
+  UnitGather(Collectives &comm, Unit &unit)
+      : Target(&unit), Whole(at::empty({unit.Layout->ShardSize * comm.worldSize()}, unit.Shard.options())),
+        Work(comm.startAllGather(unit.Shard, Whole)) {}
+  Unit *Target;
+  at::Tensor Whole;
+  std::unique_ptr<PendingCollective> Work;
 };
 
 namespace mixtape::dist {
@@ -170,14 +182,33 @@ void FullShard::gather(Unit &unit) {
   if (unit.Gathered)
     return;
   at::NoGradGuard noGrad;
+  if (Ahead && Ahead->Target != &unit)
+    dropPrefetch();
+  std::unique_ptr<UnitGather> gathering = Ahead ? std::move(Ahead) : std::make_unique<UnitGather>(Comm, unit);
+  gathering->Work->wait();
   const ShardLayout &layout = *unit.Layout;
-  at::Tensor whole = at::empty({layout.ShardSize * Comm.worldSize()}, unit.Shard.options());
-  Comm.allGather(unit.Shard, whole);
   for (size_t k = 0; k < unit.Params.size(); ++k) {
     const at::Tensor &param = Params[unit.Params[k]].Tensor;
-    refillStorage(param).view({-1}).copy_(whole.narrow(0, layout.Offsets[k], param.numel()));
+    refillStorage(param).view({-1}).copy_(gathering->Whole.narrow(0, layout.Offsets[k], param.numel()));
   }
   unit.Gathered = true;
+}
+
+void FullShard::prefetch(size_t part) {
+  if (part >= UnitOfPart.size() || Ahead)
+    return;
+  Unit &unit = Units[UnitOfPart[part]];
+  if (unit.Gathered)
+    return;
+  at::NoGradGuard noGrad;
+  Ahead = std::make_unique<UnitGather>(Comm, unit);
+}
+
+void FullShard::dropPrefetch() {
+  if (!Ahead)
+    return;
+  Ahead->Work->wait(); // its error, if a peer died, is this rank's too
+  Ahead.reset();
 }
 
 void FullShard::release(Unit &unit) {
@@ -198,15 +229,18 @@ at::Tensor FullShard::run(size_t part, const at::Tensor &input,
     if (at::GradMode::is_enabled())
       unit.Waiting = unit.Params.size();
   }
+  prefetch(part + 1); // overlaps `body`
   at::Tensor out = body(input);
-  if (outer) {
-    if (last && !out.requires_grad()) // no backward follows: no gradients to wait for
-      release(unit);
-    return out;
-  }
-  release(unit);
-  if (out.requires_grad()) // the block's backward starts once this gradient is complete
-    out.register_hook([this, index](const at::TensorBase &) { gather(Units[index]); });
+  // The outer unit stays while gradients are to come (with none, to the pass's end).
+  if (!outer || (last && !out.requires_grad()))
+    release(unit);
+  if (out.requires_grad()) // the part's backward starts once this gradient is complete
+    out.register_hook([this, part, outer](const at::TensorBase &) {
+      if (!outer)
+        gather(Units[UnitOfPart[part]]);
+      if (part > 0)
+        prefetch(part - 1); // overlaps this part's backward
+    });
   return out;
 }
 
@@ -264,6 +298,7 @@ void FullShard::sumGradients(llvm::ArrayRef<NamedParameter>, llvm::MutableArrayR
 
 double FullShard::clipAndStep(train::AdamW &optimizer, double clipNorm, double lr) {
   at::NoGradGuard noGrad;
+  dropPrefetch(); // a gather in flight must not read the shards the step updates
   at::Tensor squares = at::zeros({1}, at::TensorOptions(at::kDouble).device(Units.front().Shard.device()));
   for (const Unit &unit : Units)
     if (unit.GradShard.defined())
@@ -299,35 +334,84 @@ void FullShard::releaseWhole() {
     release(unit);
 }
 
-llvm::Error FullShard::saveWholeState(train::AdamW &optimizer, const std::string &what,
-                                      llvm::function_ref<llvm::Error()> save) {
+/// Every rank walks the parameters in a writer's order: each parameter's unit is
+/// all-gathered when the walk first reaches it and dropped after its last parameter there.
+/// Held at once: the units whose parameters the order interleaves (by name, the outer
+/// unit's head and final norm lie at the two ends of model.safetensors), each as whole
+/// buffers of the shards it reads (the weights, or both moments).
+class FullShard::UnitWalk {
+public:
+  UnitWalk(FullShard &owner, std::vector<size_t> order, std::vector<at::Tensor Unit::*> shards)
+      : Owner(owner), Order(std::move(order)), Shards(std::move(shards)), LastStep(owner.Units.size()),
+        Held(owner.Units.size()), IndexInUnit(owner.Params.size()) {
+    for (size_t step = 0; step < Order.size(); ++step)
+      LastStep[Owner.UnitOfParam[Order[step]]] = step;
+    for (const Unit &unit : Owner.Units)
+      for (size_t k = 0; k < unit.Params.size(); ++k)
+        IndexInUnit[unit.Params[k]] = k;
+  }
+
+  /// The next parameter's values, one per shard kind; it must be `param`. They stay valid
+  /// until the next call.
+  std::vector<at::Tensor> next(size_t param) {
+    assert(Step < Order.size() && Order[Step] == param && "a writer asked for the parameters out of order");
+    dropDone();
+    const size_t index = Owner.UnitOfParam[param];
+    Unit &unit = Owner.Units[index];
+    if (Held[index].empty())
+      for (at::Tensor Unit::*shard : Shards) {
+        Held[index].push_back(at::empty({unit.Layout->ShardSize * Owner.Comm.worldSize()}, unit.Shard.options()));
+        Owner.Comm.allGather(unit.*shard, Held[index].back());
+      }
+    const at::Tensor &tensor = Owner.Params[param].Tensor;
+    std::vector<at::Tensor> values;
+    for (const at::Tensor &whole : Held[index])
+      values.push_back(whole.narrow(0, unit.Layout->Offsets[IndexInUnit[param]], tensor.numel()).view(tensor.sizes()));
+    ++Step;
+    return values;
+  }
+
+  /// Walks what is left: every rank makes the same all-gathers, whether or not rank 0's
+  /// writer stopped early (or others, which write nothing, walked at all).
+  void finish() {
+    while (Step < Order.size())
+      next(Order[Step]);
+    dropDone();
+  }
+
+private:
+  void dropDone() {
+    for (size_t index = 0; index < Held.size(); ++index)
+      if (!Held[index].empty() && LastStep[index] < Step)
+        Held[index].clear();
+  }
+
+  FullShard &Owner;
+  std::vector<size_t> Order;
+  std::vector<at::Tensor Unit::*> Shards;
+  std::vector<size_t> LastStep;               ///< per unit: the step of its last parameter
+  std::vector<std::vector<at::Tensor>> Held;  ///< per unit: its gathered buffers, while the walk needs them
+  std::vector<size_t> IndexInUnit;            ///< per parameter: its place in its unit
+  size_t Step = 0;
+};
+
+llvm::Error FullShard::saveWhole(const train::AdamW &optimizer, const std::string &what, llvm::StringRef modelPath,
+                                 llvm::StringRef optimizerPath) {
   at::NoGradGuard noGrad;
+  dropPrefetch();
   const bool root = Comm.rank() == 0;
-  for (Unit &unit : Units) {
-    gather(unit);
-    const ShardLayout &layout = *unit.Layout;
-    at::Tensor expAvg = at::empty({layout.ShardSize * Comm.worldSize()}, unit.Shard.options());
-    at::Tensor expAvgSq = at::empty_like(expAvg);
-    Comm.allGather(unit.ExpAvg, expAvg);
-    Comm.allGather(unit.ExpAvgSq, expAvgSq);
-    if (!root) {
-      release(unit);
-      continue;
-    }
-    for (size_t k = 0; k < unit.Params.size(); ++k) {
-      const at::Tensor &param = Params[unit.Params[k]].Tensor;
-      auto slice = [&](const at::Tensor &whole) {
-        return whole.narrow(0, layout.Offsets[k], param.numel()).view(param.sizes());
-      };
-      optimizer.setMoments(unit.Params[k], slice(expAvg), slice(expAvgSq));
-    }
-  }
-  llvm::Error saved = Comm.rankZeroAlone(what, save);
-  if (root) {
-    for (size_t i = 0; i < Params.size(); ++i)
-      optimizer.setMoments(i, at::Tensor(), at::Tensor());
-    for (Unit &unit : Units)
-      release(unit);
-  }
-  return saved;
+  UnitWalk weights(*this, Model.weightOrder(), {&Unit::Shard});
+  llvm::Error written = root ? Model.saveWeights(modelPath, [&](size_t i) { return weights.next(i).front(); })
+                             : llvm::Error::success();
+  weights.finish();
+  std::vector<size_t> order(Params.size());
+  std::iota(order.begin(), order.end(), size_t(0));
+  UnitWalk moments(*this, std::move(order), {&Unit::ExpAvg, &Unit::ExpAvgSq});
+  if (root && !written)
+    written = optimizer.saveState(optimizerPath, [&](size_t i) {
+      std::vector<at::Tensor> m = moments.next(i);
+      return std::pair{m[0], m[1]};
+    });
+  moments.finish();
+  return everyRankSucceeded(Comm, std::move(written), what);
 }

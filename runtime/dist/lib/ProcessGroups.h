@@ -50,7 +50,7 @@ public:
   std::unique_ptr<PendingCollective> startAllReduceSum(at::Tensor &tensor) override {
     std::vector<at::Tensor> tensors{tensor};
     std::unique_ptr<PendingCollective> pending;
-    guarded("all-reduce", [&] { pending = std::make_unique<Pending<decltype(PG->allreduce(tensors))>>(*this, PG->allreduce(tensors)); });
+    guarded("all-reduce", [&] { pending = makePending("all-reduce", PG->allreduce(tensors)); });
     return pending;
   }
 
@@ -66,15 +66,17 @@ public:
     });
   }
 
-  void allGather(const at::Tensor &input, at::Tensor &output) override {
-    guarded("all-gather", [&] {
-      std::vector<at::Tensor> inputs{input};
-      std::vector<std::vector<at::Tensor>> outputs(1);
-      at::Tensor rows = output.view({Size, -1});
-      for (int r = 0; r < Size; ++r)
-        outputs[0].push_back(rows[r].view_as(input));
-      PG->allgather(outputs, inputs)->wait();
-    });
+  void allGather(const at::Tensor &input, at::Tensor &output) override { startAllGather(input, output)->wait(); }
+
+  std::unique_ptr<PendingCollective> startAllGather(const at::Tensor &input, at::Tensor &output) override {
+    std::vector<at::Tensor> inputs{input};
+    std::vector<std::vector<at::Tensor>> outputs(1);
+    at::Tensor rows = output.view({Size, -1});
+    for (int r = 0; r < Size; ++r)
+      outputs[0].push_back(rows[r].view_as(input));
+    std::unique_ptr<PendingCollective> pending;
+    guarded("all-gather", [&] { pending = makePending("all-gather", PG->allgather(outputs, inputs)); });
+    return pending;
   }
 
   void broadcast(at::Tensor &tensor, int root) override {
@@ -106,15 +108,19 @@ private:
   /// blocking calls wait.
   template <typename Work> class Pending final : public PendingCollective {
   public:
-    Pending(ProcessGroupCollectives &owner, Work work) : Owner(owner), W(std::move(work)) {}
+    Pending(ProcessGroupCollectives &owner, const char *op, Work work) : Owner(owner), Op(op), W(std::move(work)) {}
     void wait() override {
-      Owner.guarded("all-reduce", [&] { W->wait(); });
+      Owner.guarded(Op, [&] { W->wait(); });
     }
 
   private:
     ProcessGroupCollectives &Owner;
+    const char *Op;
     Work W;
   };
+  template <typename Work> std::unique_ptr<PendingCollective> makePending(const char *op, Work work) {
+    return std::make_unique<Pending<Work>>(*this, op, std::move(work));
+  }
 
   std::string context(const char *op) const {
     return std::string(op) + " over " + std::to_string(Size) + " ranks: ";

@@ -169,6 +169,13 @@ llvm::Error nonFiniteError(uint64_t step, const std::string &name) {
                                  step, name));
 }
 
+/// nonFiniteError on every rank when one of them holds a NaN or infinity in its `slices`.
+llvm::Error everySliceFinite(dist::Collectives &comm, llvm::ArrayRef<dist::StateSlice> slices, uint64_t step,
+                             llvm::StringRef what) {
+  std::optional<std::string> nonFinite = dist::firstNonFinite(slices);
+  return dist::everyRankSucceeded(comm, nonFinite ? nonFiniteError(step, *nonFinite) : llvm::Error::success(), what);
+}
+
 /// The models a node's regularizers read (none without distill, l2_to_init or ema): the
 /// teacher, the weights the stage started from, the moving average.
 struct RegularizerModels {
@@ -314,9 +321,7 @@ public:
     // The weights it does not train (frozen, a LoRA's base) too: evals and exports read them.
     for (dist::StateSlice &s : dist::frozenSlices(model.parameters(), comm.rank(), comm.worldSize()))
       slices.push_back(std::move(s));
-    std::optional<std::string> nonFinite = dist::firstNonFinite(slices);
-    if (llvm::Error e = dist::everyRankSucceeded(
-            comm, nonFinite ? nonFiniteError(state.Step, *nonFinite) : llvm::Error::success(), what))
+    if (llvm::Error e = everySliceFinite(comm, slices, state.Step, what))
       return e;
     if (llvm::Error e = comm.rankZeroAlone(what, [&] { return store.begin(state.Step).takeError(); }))
       return e;
@@ -337,14 +342,22 @@ public:
     });
   }
 
-  /// Runs `save` on rank 0 with the whole optimizer state however the ranks keep it, so a
-  /// run resumes with or without ZeRO-1 on any number of ranks; the others wait however
-  /// long a large model's save takes (Collectives::rankZeroAlone).
-  llvm::Error saveOnRankZero(train::AdamW &optimizer, const std::string &what, llvm::function_ref<llvm::Error()> save) {
+  /// The trained model at `modelPath` and the optimizer state at `optimizerPath`, whole, as
+  /// one process writes them, so a later stage starts from them on any number of ranks.
+  /// Fully sharded, rank 0 streams both a unit at a time (full sharding refuses what else
+  /// `save` writes: LoRA, a moving average); else it runs `save` with the whole optimizer
+  /// state while the others wait however long a large model's save takes
+  /// (Collectives::rankZeroAlone).
+  llvm::Error saveTrained(train::AdamW &optimizer, uint64_t step, const std::string &modelPath,
+                          const std::string &optimizerPath, llvm::function_ref<llvm::Error()> save) {
+    const std::string what = "saving the trained model";
+    if (Full) {
+      if (llvm::Error e = everySliceFinite(*Ctx.Collectives, Full->checkpointSlices(), step, what))
+        return e;
+      return Full->saveWhole(optimizer, what, modelPath, optimizerPath);
+    }
     if (Zero1)
       return Zero1->saveWholeState(optimizer, what, save);
-    if (Full)
-      return Full->saveWholeState(optimizer, what, save);
     return Ctx.Collectives->rankZeroAlone(what, save);
   }
 
@@ -694,7 +707,8 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
                                      "command again to resume",
                                      signalName(stop), step + 1, checkpoints.dirFor(step + 1)));
   }
-  return (*sync)->saveOnRankZero(optimizer, "saving the trained model", [&]() -> llvm::Error {
+  const std::string modelPath = joinPath(dir, "model.safetensors"), optimizerPath = joinPath(dir, "optimizer.safetensors");
+  return (*sync)->saveTrained(optimizer, last, modelPath, optimizerPath, [&]() -> llvm::Error {
     if (llvm::Error e = refuseNonFinite(last))
       return e;
     if (s.Lora && stageContinues(ctx, node))
@@ -702,11 +716,11 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
         return e;
     // What later stages, evals, merges and exports read: the adapters merged into the weights.
     (*m)->mergeLora();
-    if (llvm::Error e = (*m)->saveWeights(joinPath(dir, "model.safetensors")))
+    if (llvm::Error e = (*m)->saveWeights(modelPath))
       return e;
     if (regularizers->Average)
       if (llvm::Error e = regularizers->Average->saveWeights(joinPath(dir, plan::kAverageFile)))
         return e;
-    return optimizer.saveState(joinPath(dir, "optimizer.safetensors"));
+    return optimizer.saveState(optimizerPath);
   });
 }

@@ -810,9 +810,11 @@ static std::vector<const NamedParameter *> sortedByName(llvm::ArrayRef<NamedPara
   return order;
 }
 
-/// One safetensors file of `params` as `dtype`, converted one tensor at a time.
+/// One safetensors file of `params` as `dtype`, converted one tensor at a time; each
+/// parameter's values from `valueOf`, asked for in order.
 static llvm::Error writeTensors(llvm::StringRef path, llvm::ArrayRef<const NamedParameter *> params,
-                                c10::ScalarType dtype) {
+                                c10::ScalarType dtype,
+                                llvm::function_ref<at::Tensor(const NamedParameter &)> valueOf) {
   std::vector<st::TensorLayout> layouts;
   for (const NamedParameter *p : params)
     layouts.push_back({p->Name, *safetensorsType(dtype), p->Tensor.sizes().vec()});
@@ -821,15 +823,31 @@ static llvm::Error writeTensors(llvm::StringRef path, llvm::ArrayRef<const Named
     return writer.takeError();
   at::NoGradGuard noGrad;
   for (const NamedParameter *p : params) {
-    at::Tensor t = p->Tensor.detach().to(at::kCPU, dtype).contiguous();
+    at::Tensor t = valueOf(*p).detach().to(at::kCPU, dtype).contiguous();
     if (llvm::Error e = writer->add(p->Name, {static_cast<const uint8_t *>(t.data_ptr()), t.nbytes()}))
       return e;
   }
   return writer->commit();
 }
 
+/// A parameter's own values.
+static at::Tensor ownValues(const NamedParameter &p) { return p.Tensor; }
+
 llvm::Error Model::saveWeights(llvm::StringRef path) const {
-  return writeTensors(path, sortedByName(PImpl->Params), PImpl->Dtype);
+  return writeTensors(path, sortedByName(PImpl->Params), PImpl->Dtype, ownValues);
+}
+
+llvm::Error Model::saveWeights(llvm::StringRef path, llvm::function_ref<at::Tensor(size_t)> valueOf) const {
+  const NamedParameter *first = PImpl->Params.data();
+  return writeTensors(path, sortedByName(PImpl->Params), PImpl->Dtype,
+                      [&](const NamedParameter &p) { return valueOf(static_cast<size_t>(&p - first)); });
+}
+
+std::vector<size_t> Model::weightOrder() const {
+  std::vector<size_t> order;
+  for (const NamedParameter *p : sortedByName(PImpl->Params))
+    order.push_back(static_cast<size_t>(p - PImpl->Params.data()));
+  return order;
 }
 
 llvm::Error Model::saveHuggingFace(llvm::StringRef dir, const HFSaveOptions &options) const {
@@ -868,13 +886,13 @@ llvm::Error Model::saveHuggingFace(llvm::StringRef dir, const HFSaveOptions &opt
     totalBytes += bytes;
   }
   if (shards.size() == 1)
-    return writeTensors(joinPath(dir, "model.safetensors"), shards.front(), dtype);
+    return writeTensors(joinPath(dir, "model.safetensors"), shards.front(), dtype, ownValues);
   llvm::json::Object weightMap;
   for (size_t i = 0; i < shards.size(); ++i) {
     const std::string name = llvm::formatv("model-{0}-of-{1}.safetensors", llvm::format("%05zu", i + 1),
                                            llvm::format("%05zu", shards.size()))
                                  .str();
-    if (llvm::Error e = writeTensors(joinPath(dir, name), shards[i], dtype))
+    if (llvm::Error e = writeTensors(joinPath(dir, name), shards[i], dtype, ownValues))
       return e;
     for (const NamedParameter *p : shards[i])
       weightMap[p->Name] = name;

@@ -161,21 +161,25 @@ static std::optional<st::DType> stateType(c10::ScalarType type) {
 }
 
 llvm::Error AdamW::saveState(llvm::StringRef path) const {
-  std::vector<at::Tensor> keepAlive;
-  std::vector<st::TensorData> tensors;
-  for (size_t i = 0; i < Params.size(); ++i) {
+  return saveState(path, [&](size_t i) {
     // A parameter that never had a gradient has zero moments.
-    for (auto [suffix, moment] : {std::pair{".exp_avg", &ExpAvg[i]}, {".exp_avg_sq", &ExpAvgSq[i]}}) {
-      at::Tensor t = moment->defined() ? moment->cpu().contiguous()
-                                       : at::zeros(Params[i].Tensor.sizes(), Params[i].Tensor.dtype());
-      std::optional<st::DType> type = stateType(t.scalar_type());
-      if (!type)
-        return fileError(path, "optimizer state of '" + Params[i].Name + "' is neither F32 nor F64");
-      keepAlive.push_back(t);
-      tensors.push_back({Params[i].Name + suffix, *type, t.sizes().vec(),
-                         llvm::ArrayRef<uint8_t>(static_cast<const uint8_t *>(t.data_ptr()),
-                                                 t.nbytes())});
-    }
+    auto orZeros = [&](const at::Tensor &moment) {
+      return moment.defined() ? moment : at::zeros(Params[i].Tensor.sizes(), Params[i].Tensor.dtype());
+    };
+    return std::pair{orZeros(ExpAvg[i]), orZeros(ExpAvgSq[i])};
+  });
+}
+
+llvm::Error AdamW::saveState(llvm::StringRef path,
+                             llvm::function_ref<std::pair<at::Tensor, at::Tensor>(size_t)> momentsOf) const {
+  std::vector<st::TensorLayout> layouts;
+  for (const model::NamedParameter &p : Params) {
+    // Moments have their parameter's dtype (loadState holds a file to it).
+    std::optional<st::DType> type = stateType(p.Tensor.scalar_type());
+    if (!type)
+      return fileError(path, "optimizer state of '" + p.Name + "' is neither F32 nor F64");
+    for (const char *suffix : {".exp_avg", ".exp_avg_sq"})
+      layouts.push_back({p.Name + suffix, *type, p.Tensor.sizes().vec()});
   }
   std::map<std::string, std::string> metadata = {
       {"format", "mixtape-adamw-v1"},
@@ -185,7 +189,19 @@ llvm::Error AdamW::saveState(llvm::StringRef path) const {
       {"eps", mixtape::formatNumber(Options.Eps)},
       {"weight_decay", mixtape::formatNumber(Options.WeightDecay)},
   };
-  return st::write(path, tensors, metadata);
+  llvm::Expected<st::Writer> writer = st::Writer::create(path, layouts, metadata);
+  if (!writer)
+    return writer.takeError();
+  for (size_t i = 0; i < Params.size(); ++i) {
+    auto [expAvg, expAvgSq] = momentsOf(i);
+    for (auto [suffix, moment] : {std::pair{".exp_avg", &expAvg}, {".exp_avg_sq", &expAvgSq}}) {
+      at::Tensor t = moment->cpu().contiguous();
+      if (llvm::Error e = writer->add(Params[i].Name + suffix,
+                                      {static_cast<const uint8_t *>(t.data_ptr()), t.nbytes()}))
+        return e;
+    }
+  }
+  return writer->commit();
 }
 
 llvm::Error AdamW::loadState(llvm::StringRef path) {

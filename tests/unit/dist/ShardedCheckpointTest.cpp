@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "TempDir.h"
+#include "TinyModel.h"
 #include "TwoRanks.h"
 
 #include "mixtape/dist/FullShard.h"
@@ -32,26 +33,6 @@ using namespace mixtape::dist;
 namespace {
 
 constexpr int64_t kSteps = 7;
-
-std::unique_ptr<model::Model> tinyModel(uint64_t seed) {
-  model::ModelConfig c = model::ModelConfig::defaults(model::Family::Llama, /*vocab=*/11, /*layers=*/3, /*d=*/8,
-                                                      /*heads=*/2, /*positions=*/12);
-  c.FfnHidden = 12;
-  llvm::Expected<std::unique_ptr<model::Model>> m = model::Model::create(c, seed);
-  EXPECT_TRUE(bool(m)) << (m ? "" : llvm::toString(m.takeError()));
-  return m ? std::move(*m) : nullptr;
-}
-
-/// The state the writer saves: seed 1's weights, moments derived from them, kSteps steps.
-void giveState(train::AdamW &optimizer) {
-  at::NoGradGuard noGrad;
-  llvm::ArrayRef<model::NamedParameter> params = optimizer.parameters();
-  for (size_t i = 0; i < params.size(); ++i) {
-    at::Tensor p = params[i].Tensor.detach();
-    optimizer.setMoments(i, p * 0.5 + double(i), p.square() + 1.0 / double(i + 1));
-  }
-  optimizer.setSteps(kSteps);
-}
 
 /// What the reference holds under a checkpoint tensor's name, flattened.
 at::Tensor referenceOf(const train::AdamW &reference, const std::string &name) {
@@ -87,9 +68,9 @@ protected:
     Dir = new test::TempDir();
     // Two ranks with `full`: each writes the slices of its units' shards.
     test::twoRanks([](Collectives &c) {
-      std::unique_ptr<model::Model> m = tinyModel(1);
+      std::unique_ptr<model::Model> m = test::tinyModel(1);
       train::AdamW optimizer(m->parameters(), train::AdamWOptions{});
-      giveState(optimizer);
+      test::giveState(optimizer, kSteps);
       llvm::Expected<std::unique_ptr<FullShard>> full = FullShard::create(c, *m, optimizer);
       ASSERT_TRUE(bool(full)) << llvm::toString(full.takeError());
       ASSERT_EQ(errorText(writeShard(Dir->Path, c.rank(), 2, (*full)->checkpointSlices())), "");
@@ -97,9 +78,9 @@ protected:
       if (c.rank() == 0)
         ASSERT_EQ(errorText(writeShardIndex(Dir->Path, 2, "full", optimizer.steps())), "");
     });
-    Reference = tinyModel(1).release();
+    Reference = test::tinyModel(1).release();
     ReferenceState = new train::AdamW(Reference->parameters(), train::AdamWOptions{});
-    giveState(*ReferenceState);
+    test::giveState(*ReferenceState, kSteps);
   }
   static void TearDownTestSuite() {
     delete ReferenceState;
@@ -143,7 +124,7 @@ TEST_F(ShardedCheckpoint, TheIndexPlacesEveryTensorOnTheShards) {
 }
 
 TEST_F(ShardedCheckpoint, AWorldOfOneReadsTheWholeState) {
-  std::unique_ptr<model::Model> m = tinyModel(2); // other weights, all overwritten
+  std::unique_ptr<model::Model> m = test::tinyModel(2); // other weights, all overwritten
   train::AdamW optimizer(m->parameters(), train::AdamWOptions{});
   llvm::Expected<CheckpointIndex> idx = CheckpointIndex::open(index());
   ASSERT_TRUE(bool(idx)) << llvm::toString(idx.takeError());
@@ -158,7 +139,7 @@ TEST_F(ShardedCheckpoint, FourRanksWithoutShardingReadTheirSharesAcrossTheWriter
   ASSERT_TRUE(bool(idx)) << llvm::toString(idx.takeError());
   int64_t checked = 0;
   for (int rank = 0; rank < 4; ++rank) {
-    std::unique_ptr<model::Model> m = tinyModel(2);
+    std::unique_ptr<model::Model> m = test::tinyModel(2);
     train::AdamW optimizer(m->parameters(), train::AdamWOptions{});
     std::vector<StateSlice> slices = replicatedSlices(optimizer, rank, 4, SlicePurpose::Save);
     ASSERT_EQ(errorText(idx->read(slices)), "");
@@ -170,7 +151,7 @@ TEST_F(ShardedCheckpoint, FourRanksWithoutShardingReadTheirSharesAcrossTheWriter
 TEST_F(ShardedCheckpoint, FourRanksWithFullShardingReadTheirShards) {
   std::atomic<int64_t> checked{0};
   test::ranks(4, [&](Collectives &c) {
-    std::unique_ptr<model::Model> m = tinyModel(2);
+    std::unique_ptr<model::Model> m = test::tinyModel(2);
     train::AdamW optimizer(m->parameters(), train::AdamWOptions{});
     llvm::Expected<std::unique_ptr<FullShard>> full = FullShard::create(c, *m, optimizer);
     ASSERT_TRUE(bool(full)) << llvm::toString(full.takeError());
@@ -191,7 +172,7 @@ TEST_F(ShardedCheckpoint, FourRanksWithFullShardingReadTheirShards) {
 TEST_F(ShardedCheckpoint, TwoRanksWithShardedOptimizerStateReadTheWeightsAndTheirMoments) {
   std::atomic<int64_t> saved{0};
   test::twoRanks([&](Collectives &c) {
-    std::unique_ptr<model::Model> m = tinyModel(2);
+    std::unique_ptr<model::Model> m = test::tinyModel(2);
     train::AdamW optimizer(m->parameters(), train::AdamWOptions{});
     llvm::Expected<std::unique_ptr<ShardedAdamW>> zero1 = ShardedAdamW::create(c, optimizer);
     ASSERT_TRUE(bool(zero1)) << llvm::toString(zero1.takeError());
@@ -211,7 +192,7 @@ TEST_F(ShardedCheckpoint, TwoRanksWithShardedOptimizerStateReadTheWeightsAndThei
 TEST_F(ShardedCheckpoint, WholeWeightsEqualTheConsolidatedFile) {
   test::TempDir whole;
   ASSERT_EQ(errorText(Reference->saveWeights(whole / "model.safetensors")), "");
-  std::unique_ptr<model::Model> fromShards = tinyModel(3), fromFile = tinyModel(3);
+  std::unique_ptr<model::Model> fromShards = test::tinyModel(3), fromFile = test::tinyModel(3);
   ASSERT_EQ(errorText(loadShardedWeights(*fromShards, index())), "");
   ASSERT_EQ(errorText(fromFile->loadWeights(whole / "model.safetensors")), "");
   for (size_t i = 0; i < fromFile->parameters().size(); ++i)
@@ -227,7 +208,7 @@ TEST_F(ShardedCheckpoint, AMissingOrCutShardIsAnErrorNamingIt) {
   bytes->reset();
   auto restore = [&] { std::ofstream(shard, std::ios::binary) << original; };
 
-  std::unique_ptr<model::Model> m = tinyModel(2);
+  std::unique_ptr<model::Model> m = test::tinyModel(2);
   ASSERT_FALSE(llvm::sys::fs::remove(shard));
   std::string error = errorText(loadShardedWeights(*m, index()));
   restore();

@@ -3,7 +3,7 @@
 // The handful of collectives data-parallel training uses, over c10d's process groups:
 // Gloo for CPU tensors, NCCL for CUDA tensors, a rendezvous through c10d::TCPStore at
 // rank 0's host. c10d's API moved between LibTorch 1.13 and 2.x; that stays in lib/.
-// Every operation blocks until done; a peer that died or stopped answering makes it
+// Every operation blocks until done (the start* ones until their wait()); a peer that died or stopped answering makes it
 // throw (std::runtime_error naming the operation) within the timeout.
 //
 //===----------------------------------------------------------------------===//
@@ -48,6 +48,9 @@ public:
   /// `output` (contiguous, worldSize() * input.numel() elements) gets every rank's
   /// `input`, rank 0's first.
   virtual void allGather(const at::Tensor &input, at::Tensor &output) = 0;
+  /// allGather started in the background: `input` and `output` must stay untouched until
+  /// wait(). Every rank must start its collectives in the same order.
+  virtual std::unique_ptr<PendingCollective> startAllGather(const at::Tensor &input, at::Tensor &output);
   /// In place: every rank ends with `root`'s values.
   virtual void broadcast(at::Tensor &tensor, int root) = 0;
   virtual void barrier() = 0;

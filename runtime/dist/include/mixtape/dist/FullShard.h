@@ -9,9 +9,11 @@
 // and AdamW's moments for it. The parameter tensors hold no storage except while their
 // unit is in use:
 //  - forward: a block's parameters are all-gathered into their tensors just before the
-//    block runs and freed after it (Model::setPartRunner);
+//    block runs and freed after it (Model::setPartRunner); as a part starts, the all-gather
+//    of the next part's unit starts in the background, so that it overlaps the part's compute;
 //  - backward: when the gradient of a block's output arrives, its parameters are gathered
-//    again (autograd saved the tensors, whose storage is refilled); once autograd has
+//    again (autograd saved the tensors, whose storage is refilled) and the all-gather of the
+//    block before it starts in the background; once autograd has
 //    accumulated each of the block's gradients, the gradients are reduce-scattered (rank r
 //    adds the sum of its shard) a slice of every shard at a time, and the gradients and
 //    parameters freed; the embeddings' unit is a block's like any other;
@@ -19,7 +21,8 @@
 //    gradients are reduced in backward (or, without gradients, to the pass's end);
 //  - the step: the gradient norm is the square root of the ranks' summed squared shard
 //    norms; each rank updates its shards with AdamW.
-// A gather does not overlap the previous unit's compute (no prefetch).
+// At most one gather runs ahead (FSDP's prefetch with a limit of one): a rank holds the
+// running unit, the outer one and the next unit's gathered buffer.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -57,10 +60,13 @@ public:
   /// different numbers of forward passes) until releaseWhole().
   void gatherWhole();
   void releaseWhole();
-  /// Collective: rank 0's model and `optimizer` hold the whole parameters and state while
-  /// `save` runs there (gathered unit by unit; the others hold one unit at a time), so
-  /// that checkpoints look as without sharding; then none again.
-  llvm::Error saveWholeState(train::AdamW &optimizer, const std::string &what, llvm::function_ref<llvm::Error()> save);
+  /// Collective: rank 0 writes the model's weights to `modelPath` (as Model::saveWeights)
+  /// and `optimizer`'s state to `optimizerPath` (as AdamW::saveState), the same bytes as
+  /// without sharding. Units are all-gathered as the files reach them and dropped after
+  /// their last tensor: no rank ever holds the whole model. Every rank gets the outcome;
+  /// `what` names the work in the others' error.
+  llvm::Error saveWhole(const train::AdamW &optimizer, const std::string &what, llvm::StringRef modelPath,
+                        llvm::StringRef optimizerPath);
 
   /// This rank's shard of every parameter and of its moments, as views of the shards it
   /// keeps: what it writes to a sharded checkpoint and what it loads from one.
@@ -71,11 +77,19 @@ public:
 
 private:
   struct Unit;
+  struct UnitGather;
+  class UnitWalk;
   friend struct UnitGradientHook;
 
   FullShard(Collectives &collectives, model::Model &model, train::AdamW &optimizer);
-  /// All-gathers `unit`'s parameters into their tensors (nothing when they are there).
+  /// All-gathers `unit`'s parameters into their tensors (nothing when they are there),
+  /// finishing the gather started ahead for it if there is one.
   void gather(Unit &unit);
+  /// Starts the all-gather of `part`'s unit in the background unless it is gathered or
+  /// another gather runs ahead.
+  void prefetch(size_t part);
+  /// Waits for the gather running ahead, if any, and drops its buffer.
+  void dropPrefetch();
   /// Frees the storage of `unit`'s parameters (unless the whole model is kept).
   void release(Unit &unit);
   /// Autograd accumulated parameter `param`'s gradient in this backward pass.
@@ -89,6 +103,7 @@ private:
   std::vector<size_t> UnitOfPart, UnitOfParam;
   size_t Outer = 0; ///< the last part's unit (the first's too, with a tied head)
   bool KeepWhole = false;
+  std::unique_ptr<UnitGather> Ahead; ///< the gather started ahead of its unit's use
   /// The parameters' gradient accumulators, kept alive with the keys of our hooks.
   std::vector<std::shared_ptr<torch::autograd::Node>> Accumulators;
   std::vector<uintptr_t> HookKeys;

@@ -151,6 +151,11 @@ public:
   /// Writes the parameters in the model's dtype, sorted by name, metadata {"format": "pt"}
   /// — the layout `save_pretrained(safe_serialization=True)` produces.
   llvm::Error saveWeights(llvm::StringRef path) const;
+  /// saveWeights with parameter i's values from `valueOf(i)`, asked for once each, in
+  /// weightOrder(): weights that are never all in memory (fully sharded training's).
+  llvm::Error saveWeights(llvm::StringRef path, llvm::function_ref<at::Tensor(size_t)> valueOf) const;
+  /// The indices into parameters() in the order saveWeights writes them.
+  std::vector<size_t> weightOrder() const;
   /// Writes a Hugging Face model folder (created if missing) that `from_pretrained` loads
   /// as it is: config.json (formatHFConfig, with the token ids), generation_config.json,
   /// and model.safetensors or its shards and index. Tensors are converted and written one

@@ -11,6 +11,7 @@
 #include "mixtape/model/Model.h"
 
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mixtape::train {
@@ -85,6 +87,10 @@ public:
   /// Moments as "<param>.exp_avg" / "<param>.exp_avg_sq", step count and hyperparameters
   /// in the metadata; one safetensors file written atomically.
   llvm::Error saveState(llvm::StringRef path) const;
+  /// saveState with parameter i's moments (exp_avg, exp_avg_sq) from `momentsOf(i)`, asked
+  /// for once each, in order: moments that are never all in memory (fully sharded training's).
+  llvm::Error saveState(llvm::StringRef path,
+                        llvm::function_ref<std::pair<at::Tensor, at::Tensor>(size_t)> momentsOf) const;
   /// Reads what saveState wrote; every parameter's moments must be there with its shape.
   llvm::Error loadState(llvm::StringRef path);
 
