@@ -20,6 +20,8 @@
 //  - the step: the gradient norm is the square root of the ranks' summed squared shard
 //    norms; each rank updates its shards with AdamW.
 // A gather does not overlap the previous unit's compute (no prefetch).
+// Training builds the model sharded (build): a unit at a time is given storage, filled on
+// rank 0, broadcast and cut, so that no rank ever holds the whole model.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -44,6 +46,13 @@ public:
   /// model's part runner until destroyed. Every rank must pass the same model.
   static llvm::Expected<std::unique_ptr<FullShard>> create(Collectives &collectives, model::Model &model,
                                                            train::AdamW &optimizer);
+  /// create for a model whose parameters hold no storage yet (Model::createUnallocated),
+  /// built one unit at a time: its parameters get storage, rank 0 gives them their start
+  /// values with `fill` (indices into the model's parameters) and broadcasts them, each rank
+  /// keeps its shard and frees the rest. No rank ever holds more than one unit whole.
+  static llvm::Expected<std::unique_ptr<FullShard>>
+  build(Collectives &collectives, model::Model &model, train::AdamW &optimizer,
+        llvm::function_ref<llvm::Error(llvm::ArrayRef<size_t>)> fill);
   ~FullShard() override;
 
   void beforeLastBackward(llvm::ArrayRef<model::NamedParameter>) override {}
@@ -73,7 +82,13 @@ private:
   struct Unit;
   friend struct UnitGradientHook;
 
-  FullShard(Collectives &collectives, model::Model &model, train::AdamW &optimizer);
+  /// Forms the units and their layouts; takes nothing yet.
+  FullShard(Collectives &collectives, model::Model &model);
+  /// This rank's shard of `unit`'s parameters, and of their moments where `optimizer` has them.
+  void takeShard(Unit &unit, const train::AdamW &optimizer);
+  /// Once every shard is taken: leaves `optimizer` no moments, hooks the gradients, frees
+  /// the parameters and installs itself as the model's part runner.
+  void finishSetup(train::AdamW &optimizer);
   /// All-gathers `unit`'s parameters into their tensors (nothing when they are there).
   void gather(Unit &unit);
   /// Frees the storage of `unit`'s parameters (unless the whole model is kept).
