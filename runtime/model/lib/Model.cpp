@@ -150,6 +150,9 @@ struct Model::Impl {
     return t;
   }
 
+  /// A model's parameters, requiring grad: uninitialized, or without storage on `unallocatedOn`.
+  static llvm::Expected<std::unique_ptr<Impl>> make(const ModelConfig &config, c10::ScalarType dtype,
+                                                    std::optional<c10::Device> unallocatedOn);
   void build();
 
   at::Tensor norm(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias) const;
@@ -410,8 +413,8 @@ void Model::reseedLoraDropout(uint64_t step) {
     PImpl->Lora->reseedDropout(step);
 }
 
-llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, uint64_t seed,
-                                                     c10::ScalarType dtype) {
+llvm::Expected<std::unique_ptr<Model::Impl>> Model::Impl::make(const ModelConfig &config, c10::ScalarType dtype,
+                                                               std::optional<c10::Device> unallocatedOn) {
   if (llvm::Error err = config.validate())
     return err;
   if (!safetensorsType(dtype))
@@ -419,31 +422,32 @@ llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, 
   auto impl = std::make_unique<Impl>();
   impl->Config = config;
   impl->Dtype = dtype;
+  impl->UnallocatedOn = unallocatedOn;
   impl->build();
-  std::unique_ptr<Model> model(new Model(std::move(impl)));
+  for (NamedParameter &p : impl->Params)
+    p.Tensor.set_requires_grad(true);
+  return impl;
+}
+
+llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, uint64_t seed,
+                                                     c10::ScalarType dtype) {
+  llvm::Expected<std::unique_ptr<Impl>> impl = Impl::make(config, dtype, std::nullopt);
+  if (!impl)
+    return impl.takeError();
+  std::unique_ptr<Model> model(new Model(std::move(*impl)));
   std::vector<size_t> all(model->PImpl->Params.size());
   std::iota(all.begin(), all.end(), 0);
   if (llvm::Error e = Initializer(*model, seed).fill(all))
-    return std::move(e);
-  for (NamedParameter &p : model->PImpl->Params)
-    p.Tensor.set_requires_grad(true);
+    return e;
   return model;
 }
 
 llvm::Expected<std::unique_ptr<Model>> Model::createUnallocated(const ModelConfig &config, c10::Device device,
                                                                 c10::ScalarType dtype) {
-  if (llvm::Error err = config.validate())
-    return err;
-  if (!safetensorsType(dtype))
-    return makeError("model dtype must be a floating-point type");
-  auto impl = std::make_unique<Impl>();
-  impl->Config = config;
-  impl->Dtype = dtype;
-  impl->UnallocatedOn = device;
-  impl->build();
-  for (NamedParameter &p : impl->Params)
-    p.Tensor.set_requires_grad(true);
-  return std::unique_ptr<Model>(new Model(std::move(impl)));
+  llvm::Expected<std::unique_ptr<Impl>> impl = Impl::make(config, dtype, device);
+  if (!impl)
+    return impl.takeError();
+  return std::unique_ptr<Model>(new Model(std::move(*impl)));
 }
 
 llvm::Expected<std::unique_ptr<Model>> Model::fromHuggingFace(llvm::StringRef dir,
