@@ -114,7 +114,8 @@ int main(int argc, char **argv) {
       options.Sync = zero1.get();
     } else {
       model::Model::Initializer init(m, kSeed);
-      auto made = dist::FullShard::build(**comm, m, optimizer, [&](llvm::ArrayRef<size_t> unit) { return init.fill(unit); });
+      auto made =
+          dist::FullShard::build(**comm, m, optimizer, [&](llvm::ArrayRef<size_t> unit) { return init.fill(unit); });
       if (!made)
         fail(llvm::toString(made.takeError()));
       full = std::move(*made);

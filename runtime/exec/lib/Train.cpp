@@ -283,9 +283,9 @@ public:
       if (train.Settings.L2ToInit || train.Settings.Ema)
         return makeError("stage '" + train.Exec.Stage + "': l2_to_init and ema need whole parameters on every rank; "
                          "run it with shard = \"optimizer\" or \"none\"");
+      auto loadUnit = [&](llvm::ArrayRef<size_t> unit) { return m.loadWeights(*startWeights, unit); };
       llvm::Expected<std::unique_ptr<dist::FullShard>> sharded =
-          startWeights ? dist::FullShard::build(*ctx.Collectives, m, optimizer,
-                                                [&](llvm::ArrayRef<size_t> unit) { return m.loadWeights(*startWeights, unit); })
+          startWeights ? dist::FullShard::build(*ctx.Collectives, m, optimizer, loadUnit)
                        : dist::FullShard::create(*ctx.Collectives, m, optimizer);
       if (!sharded)
         return sharded.takeError();

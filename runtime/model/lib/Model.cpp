@@ -143,7 +143,8 @@ struct Model::Impl {
   }
 
   at::Tensor add(const std::string &name, at::IntArrayRef shape, ParamKind kind, double std) {
-    at::Tensor t = UnallocatedOn ? unallocated(shape, Dtype, *UnallocatedOn) : at::empty(shape, at::TensorOptions().dtype(Dtype));
+    at::Tensor t =
+        UnallocatedOn ? unallocated(shape, Dtype, *UnallocatedOn) : at::empty(shape, at::TensorOptions().dtype(Dtype));
     ByName[name] = Params.size();
     Params.push_back({name, t, kind});
     InitStd.push_back(std);

@@ -195,7 +195,8 @@ TEST(ModelInit, ADrawOutOfOrderIsAnError) {
 
 TEST(ModelWeights, LoadingSomeParametersCopiesOnlyThose) {
   TempDir dir;
-  std::unique_ptr<Model> saved = makeModel(tinyConfig(Family::Llama), 1), loaded = makeModel(tinyConfig(Family::Llama), 2);
+  std::unique_ptr<Model> saved = makeModel(tinyConfig(Family::Llama), 1);
+  std::unique_ptr<Model> loaded = makeModel(tinyConfig(Family::Llama), 2);
   ASSERT_FALSE(bool(saved->saveWeights(dir / "model.safetensors")));
   // 0: the embedding, 2: the first q_proj (both drawn, so the seeds differ there).
   const at::Tensor &embedding = loaded->parameters()[0].Tensor, &q = loaded->parameters()[2].Tensor;
