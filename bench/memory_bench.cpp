@@ -4,7 +4,8 @@
 // for a few steps on seeded random tokens with one shard mode (none: DataParallel;
 // optimizer: ShardedAdamW, ZeRO-1; full: FullShard, FSDP) and prints one JSON line per
 // rank: the increase of its peak resident memory (VmHWM) over its resident memory before
-// the model is built (LibTorch and the process group already loaded), in bytes.
+// the model is built (LibTorch and the process group already loaded), in bytes. Under
+// full on several ranks the model is built sharded (FullShard::build), as the runtime does.
 // bench/memory_bench.sh starts it on 1, 2 and 4 ranks (torchrun's variables) and prints
 // the table of docs/performance.md. A world of one trains without a process group.
 //
@@ -93,7 +94,10 @@ int main(int argc, char **argv) {
 
   model::ModelConfig config = model::ModelConfig::defaults(model::Family::Llama, /*vocab=*/32000, /*layers=*/12,
                                                            /*d=*/768, /*heads=*/12, /*positions=*/seq);
-  auto created = model::Model::create(config, /*seed=*/7);
+  constexpr uint64_t kSeed = 7;
+  // Fully sharded, the model is built a unit at a time, as the runtime builds it.
+  const bool buildSharded = shard == "full" && (*comm)->worldSize() > 1;
+  auto created = buildSharded ? model::Model::createUnallocated(config, at::kCPU) : model::Model::create(config, kSeed);
   if (!created)
     fail(llvm::toString(created.takeError()));
   model::Model &m = **created;
@@ -116,7 +120,9 @@ int main(int argc, char **argv) {
       zero1 = std::move(*made);
       options.Sync = zero1.get();
     } else {
-      auto made = dist::FullShard::create(**comm, m, optimizer);
+      model::Model::Initializer init(m, kSeed);
+      auto made =
+          dist::FullShard::build(**comm, m, optimizer, [&](llvm::ArrayRef<size_t> unit) { return init.fill(unit); });
       if (!made)
         fail(llvm::toString(made.takeError()));
       full = std::move(*made);

@@ -97,6 +97,14 @@ static double backwardWorkingBytesPerToken(const Architecture &m, uint64_t seqLe
   return std::max(mlp, attention);
 }
 
+/// Elements of the model's largest tensor: the embedding (or head), an MLP matrix, or a
+/// fused qkv.
+static double largestTensor(const Architecture &m) {
+  const double d = static_cast<double>(m.DModel);
+  const double qkv = m.Family == ModelFamily::Llama ? d * d : 3 * d * d;
+  return std::max({static_cast<double>(m.Vocab) * d, d * static_cast<double>(m.Ffn), qkv});
+}
+
 uint64_t plan::lossChunkTokens(uint64_t vocab) {
   constexpr uint64_t kChunkLogits = uint64_t(16) << 20; // 64 MiB of fp32
   const uint64_t tokens = std::max<uint64_t>(1, kChunkLogits / std::max<uint64_t>(1, vocab));
@@ -107,15 +115,23 @@ MemoryEstimate plan::estimateMemory(const MemoryConfig &c) {
   const ParameterCounts p = countParameters(c.Model);
   const double P = p.total(), W = static_cast<double>(std::max<uint64_t>(c.World, 1));
   const double a = computeBytes(c.Device), d = static_cast<double>(c.Model.DModel);
-  const bool full = c.Shard == ShardMode::Full, sharded = c.Shard != ShardMode::None;
-  const bool bf16 = c.Device == Device::Cuda;
+  // A world of one shards nothing, whatever the mode (the runtime syncs nothing there).
+  const ShardMode shard = c.World > 1 ? c.Shard : ShardMode::None;
+  const bool full = shard == ShardMode::Full, sharded = shard != ShardMode::None;
+  const bool bf16 = c.Device == Device::Cuda, cpu = c.Device == Device::Cpu;
+  // The largest unit of full sharding: a block, the embedding or the head.
+  const double unit = std::max({p.Block, p.Embedding, p.Head});
   MemoryEstimate e;
 
   // Model state: fp32 masters (and, unsharded on CUDA, their bf16 copies for compute),
-  // fp32 gradients, AdamW's two fp32 moments.
+  // fp32 gradients, AdamW's two fp32 moments. On the CPU (no fused AdamW), the step's
+  // denominator sqrt(v) / c + eps makes two temporaries of the largest tensor it updates
+  // at once (AdamW::update): a whole parameter, or its piece of this rank's shard.
   e.Weights = kFp32 * P / (full ? W : 1) + (bf16 && !full ? 2 * P : 0) + static_cast<double>(c.WeightCopies) * kFp32 * P;
   e.Gradients = kFp32 * P / (full ? W : 1);
   e.Optimizer = 2 * kFp32 * P / (sharded ? W : 1);
+  if (cpu)
+    e.Optimizer += 2 * kFp32 * std::min(largestTensor(c.Model), sharded ? (full ? unit : P) / W : P);
 
   // Activations: a checkpointed block keeps its input only and recomputes the rest in
   // backward, when the blocks after it have freed theirs. The peak is the larger of all
@@ -146,18 +162,18 @@ MemoryEstimate plan::estimateMemory(const MemoryConfig &c) {
   if (c.Distill)
     e.Logits += scored * static_cast<double>(c.Model.Vocab) * (2 * a + 2 * kFp32) + tokens * d * kFp32;
 
-  // Collectives (none on one rank, but for full sharding's gathered copies): DDP's buckets
-  // hold a flat copy of the gradients; ZeRO-1 reduce-scatters one flat buffer into a shard;
-  // full sharding gathers two units' parameters (the one computing and the one prefetched)
-  // and holds one unit's unsharded gradient until it is reduce-scattered, a unit being a
-  // block, the embedding or the head.
-  if (c.World > 1 || full) {
-    if (c.Shard == ShardMode::None)
+  // Collectives (none on one rank): DDP's buckets hold a flat copy of the gradients; ZeRO-1
+  // reduce-scatters one flat buffer into a shard, and Gloo's reduce-scatter (the CPU's)
+  // all-reduces a copy of that buffer; full sharding gathers two units' parameters (the one
+  // computing and the one prefetched) and holds one unit's unsharded gradient until it is
+  // reduce-scattered.
+  if (c.World > 1) {
+    if (shard == ShardMode::None)
       e.Buffers = kFp32 * P;
-    else if (c.Shard == ShardMode::Optimizer)
-      e.Buffers = kFp32 * P + kFp32 * P / W;
+    else if (shard == ShardMode::Optimizer)
+      e.Buffers = kFp32 * P + kFp32 * P / W + (cpu ? kFp32 * P : 0);
     else
-      e.Buffers = (2 * a + kFp32) * std::max({p.Block, p.Embedding, p.Head});
+      e.Buffers = (2 * a + kFp32) * unit;
   }
   return e;
 }

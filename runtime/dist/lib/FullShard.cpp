@@ -75,8 +75,10 @@ at::Tensor refillStorage(const at::Tensor &t) {
 
 } // namespace
 
-llvm::Expected<std::unique_ptr<FullShard>> FullShard::create(Collectives &collectives, model::Model &model,
-                                                             train::AdamW &optimizer) {
+/// The checks create and build share: the optimizer holds the model's parameters, each
+/// its own storage (`unallocated`: none yet), of one dtype and device.
+static llvm::Error checkShardable(const mixtape::model::Model &model, const mixtape::train::AdamW &optimizer,
+                                  bool unallocated) {
   llvm::ArrayRef<NamedParameter> params = model.parameters();
   if (params.empty())
     return makeError("--shard full: the model has no parameters");
@@ -86,19 +88,59 @@ llvm::Expected<std::unique_ptr<FullShard>> FullShard::create(Collectives &collec
         return !std::get<0>(pair).Tensor.is_same(std::get<1>(pair).Tensor);
       }))
     return makeError("--shard full: the optimizer does not hold the model's parameters");
-  for (const NamedParameter &p : params)
-    if (!p.Tensor.is_contiguous() || p.Tensor.storage_offset() != 0 ||
-        p.Tensor.storage().nbytes() != static_cast<size_t>(p.Tensor.numel()) * p.Tensor.element_size() ||
+  for (const NamedParameter &p : params) {
+    const size_t bytes = unallocated ? 0 : static_cast<size_t>(p.Tensor.numel()) * p.Tensor.element_size();
+    if (!p.Tensor.is_contiguous() || p.Tensor.storage_offset() != 0 || p.Tensor.storage().nbytes() != bytes ||
         p.Tensor.scalar_type() != params.front().Tensor.scalar_type() ||
         p.Tensor.device() != params.front().Tensor.device())
-      return makeError("--shard full frees each parameter's storage: parameter '" + p.Name +
-                       "' shares its storage or differs in dtype or device from '" + params.front().Name + "'");
-  return std::unique_ptr<FullShard>(new FullShard(collectives, model, optimizer));
+      return makeError("--shard full frees each parameter's storage: parameter '" + p.Name + "' " +
+                       (unallocated ? "holds storage before the sharded build" : "shares its storage") +
+                       " or differs in dtype or device from '" + params.front().Name + "'");
+  }
+  return llvm::Error::success();
 }
 
-FullShard::FullShard(Collectives &collectives, model::Model &model, train::AdamW &optimizer)
+llvm::Expected<std::unique_ptr<FullShard>> FullShard::create(Collectives &collectives, model::Model &model,
+                                                             train::AdamW &optimizer) {
+  if (llvm::Error e = checkShardable(model, optimizer, /*unallocated=*/false))
+    return e;
+  std::unique_ptr<FullShard> full(new FullShard(collectives, model));
+  for (Unit &unit : full->Units)
+    full->takeShard(unit, optimizer);
+  full->finishSetup(optimizer);
+  return full;
+}
+
+llvm::Expected<std::unique_ptr<FullShard>>
+FullShard::build(Collectives &collectives, model::Model &model, train::AdamW &optimizer,
+                 llvm::function_ref<llvm::Error(llvm::ArrayRef<size_t>)> fill) {
+  if (llvm::Error e = checkShardable(model, optimizer, /*unallocated=*/true))
+    return e;
+  std::unique_ptr<FullShard> full(new FullShard(collectives, model));
+  Collectives &comm = full->Comm;
+  for (size_t u = 0; u < full->Units.size(); ++u) {
+    Unit &unit = full->Units[u];
+    std::vector<NamedParameter> params;
+    for (size_t i : unit.Params) {
+      refillStorage(full->Params[i].Tensor);
+      params.push_back(full->Params[i]);
+    }
+    // Rank 0's values for all, as DataParallel starts from rank 0's parameters.
+    llvm::Error filled = comm.rank() == 0 ? fill(unit.Params) : llvm::Error::success();
+    if (llvm::Error e = everyRankSucceeded(comm, std::move(filled),
+                                           "building unit " + std::to_string(u) + " of the sharded model"))
+      return e;
+    broadcastParameters(comm, params);
+    full->takeShard(unit, optimizer);
+    unit.Gathered = true;
+    full->release(unit);
+  }
+  full->finishSetup(optimizer);
+  return full;
+}
+
+FullShard::FullShard(Collectives &collectives, model::Model &model)
     : DataParallel(collectives), Model(model), Params(model.parameters()) {
-  at::NoGradGuard noGrad;
   const std::vector<std::vector<size_t>> parts = model.partParameters();
   UnitOfPart.assign(parts.size(), 0);
   UnitOfParam.assign(Params.size(), 0);
@@ -125,22 +167,29 @@ FullShard::FullShard(Collectives &collectives, model::Model &model, train::AdamW
       numels.push_back(Params[i].Tensor.numel());
     }
     unit.Layout = std::make_unique<ShardLayout>(numels, Comm.rank(), Comm.worldSize());
-    at::TensorOptions options = Params.front().Tensor.options().requires_grad(false);
-    unit.Shard = at::zeros({unit.Layout->ShardSize}, options);
-    unit.ExpAvg = at::zeros({unit.Layout->ShardSize}, options);
-    unit.ExpAvgSq = at::zeros({unit.Layout->ShardSize}, options);
-    for (const ShardLayout::Piece &p : unit.Layout->Pieces) {
-      const size_t i = unit.Params[p.Tensor];
-      auto take = [&](at::Tensor &shard, const at::Tensor &whole) {
-        shard.narrow(0, p.InShard, p.Length).copy_(whole.detach().reshape({-1}).narrow(0, p.InTensor, p.Length));
-      };
-      take(unit.Shard, Params[i].Tensor);
-      if (optimizer.expAvg(i).defined()) {
-        take(unit.ExpAvg, optimizer.expAvg(i));
-        take(unit.ExpAvgSq, optimizer.expAvgSq(i));
-      }
+  }
+}
+
+void FullShard::takeShard(Unit &unit, const train::AdamW &optimizer) {
+  at::NoGradGuard noGrad;
+  at::TensorOptions options = Params.front().Tensor.options().requires_grad(false);
+  unit.Shard = at::zeros({unit.Layout->ShardSize}, options);
+  unit.ExpAvg = at::zeros({unit.Layout->ShardSize}, options);
+  unit.ExpAvgSq = at::zeros({unit.Layout->ShardSize}, options);
+  for (const ShardLayout::Piece &p : unit.Layout->Pieces) {
+    const size_t i = unit.Params[p.Tensor];
+    auto take = [&](at::Tensor &shard, const at::Tensor &whole) {
+      shard.narrow(0, p.InShard, p.Length).copy_(whole.detach().reshape({-1}).narrow(0, p.InTensor, p.Length));
+    };
+    take(unit.Shard, Params[i].Tensor);
+    if (optimizer.expAvg(i).defined()) {
+      take(unit.ExpAvg, optimizer.expAvg(i));
+      take(unit.ExpAvgSq, optimizer.expAvgSq(i));
     }
   }
+}
+
+void FullShard::finishSetup(train::AdamW &optimizer) {
   for (size_t i = 0; i < Params.size(); ++i) {
     optimizer.setMoments(i, at::Tensor(), at::Tensor());
     const_cast<at::Tensor &>(Params[i].Tensor).mutable_grad() = at::Tensor();

@@ -64,6 +64,10 @@ struct ExecContext {
   /// its init node saved the checkpoint's config.
   llvm::Expected<std::unique_ptr<model::Model>> loadModel(const plan::Node &of, llvm::StringRef weights,
                                                           std::optional<double> ropeTheta) const;
+  /// loadModel's model without weights: its parameters hold no storage, on Device, until
+  /// fully sharded training fills them a unit at a time (Model::createUnallocated).
+  llvm::Expected<std::unique_ptr<model::Model>> unallocatedModel(const plan::Node &of,
+                                                                 std::optional<double> ropeTheta) const;
   /// `m` moved to the tokenizer of vocabulary extension `e` (model/VocabExtension.h).
   llvm::Expected<std::unique_ptr<model::Model>> extendVocabulary(const model::Model &m,
                                                                  const plan::VocabExtension &e) const;

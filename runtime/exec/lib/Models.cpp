@@ -133,6 +133,14 @@ llvm::Expected<std::unique_ptr<model::Model>> ExecContext::loadModel(const plan:
   return m;
 }
 
+llvm::Expected<std::unique_ptr<model::Model>> ExecContext::unallocatedModel(const plan::Node &of,
+                                                                            std::optional<double> ropeTheta) const {
+  llvm::Expected<model::ModelConfig> config = modelConfigOf(of, ropeTheta);
+  if (!config)
+    return config.takeError();
+  return model::Model::createUnallocated(*config, Device);
+}
+
 llvm::Expected<std::unique_ptr<model::Model>> ExecContext::extendVocabulary(const model::Model &m,
                                                                              const plan::VocabExtension &e) const {
   model::VocabExtensionOptions options;

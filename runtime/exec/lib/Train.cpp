@@ -107,8 +107,11 @@ bool stageContinues(const ExecContext &ctx, const plan::Node &node) {
 /// from it; the others know only its step), else from the input (its optimizer state
 /// when the plan keeps it). A sharded checkpoint is only found here: its slices are read
 /// once the ranks share the state (RankSync::loadCheckpoint).
+/// `startWeights` set: the model holds no storage yet (built sharded later), and a whole
+/// checkpoint's weights become the file it is built from instead of being loaded.
 llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train, model::Model &m,
-                              train::AdamW &optimizer, model::Model *average, const BatchShare &share) {
+                              train::AdamW &optimizer, model::Model *average, const BatchShare &share,
+                              std::string *startWeights) {
   rundir::CheckpointStore checkpoints(ctx.nodeDir(node));
   std::optional<rundir::Checkpoint> c;
   if (ctx.WritesFiles) {
@@ -132,7 +135,9 @@ llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const pl
   if (llvm::sys::fs::exists(joinPath(dir, dist::kCheckpointIndex))) {
     start.CheckpointIndex = joinPath(dir, dist::kCheckpointIndex);
   } else { // a checkpoint rank 0 wrote whole (before sharded checkpoints)
-    if (llvm::Error e = m.loadWeights(joinPath(dir, "model.safetensors")))
+    if (startWeights)
+      *startWeights = joinPath(dir, "model.safetensors");
+    else if (llvm::Error e = m.loadWeights(joinPath(dir, "model.safetensors")))
       return std::move(e);
     if (llvm::Error e = optimizer.loadState(joinPath(dir, "optimizer.safetensors")))
       return std::move(e);
@@ -245,12 +250,25 @@ llvm::Expected<RegularizerModels> loadRegularizerModels(ExecContext &ctx, const 
 /// optimizer state sharded too, or everything sharded (FSDP). A world of one needs none.
 class RankSync {
 public:
+  /// Whether the stage's model is built sharded: under full sharding on several ranks, where
+  /// its weights come from a file as they are (no growth, vocabulary extension or adapters)
+  /// and no regularizer reads them whole (those stages are refused by `create`).
+  static bool buildsSharded(const ExecContext &ctx, const plan::TrainNode &train) {
+    const plan::TrainSettings &s = train.Settings;
+    return ctx.Collectives->worldSize() > 1 && ctx.Shard.value_or(train.Exec.Shard) == plan::ShardMode::Full &&
+           !s.Grow && !s.VocabExtension && !s.Lora && !s.Freeze && !s.L2ToInit && !s.Ema;
+  }
+
+  /// `startWeights` set (buildsSharded): `m` holds no storage yet and is built unit by
+  /// unit from that safetensors file, so no rank ever holds it whole.
   static llvm::Expected<std::unique_ptr<RankSync>> create(ExecContext &ctx, const plan::TrainNode &train,
-                                                          model::Model &m, train::AdamW &optimizer) {
+                                                          model::Model &m, train::AdamW &optimizer,
+                                                          const std::string *startWeights) {
     std::unique_ptr<RankSync> sync(new RankSync(ctx));
     if (ctx.Collectives->worldSize() == 1)
       return sync;
-    dist::broadcastParameters(*ctx.Collectives, m.parameters());
+    if (!startWeights)
+      dist::broadcastParameters(*ctx.Collectives, m.parameters());
     sync->Step = &sync->Plain;
     switch (ctx.Shard.value_or(train.Exec.Shard)) {
     case plan::ShardMode::None:
@@ -272,7 +290,10 @@ public:
       if (train.Settings.L2ToInit || train.Settings.Ema)
         return makeError("stage '" + train.Exec.Stage + "': l2_to_init and ema need whole parameters on every rank; "
                          "run it with shard = \"optimizer\" or \"none\"");
-      llvm::Expected<std::unique_ptr<dist::FullShard>> sharded = dist::FullShard::create(*ctx.Collectives, m, optimizer);
+      auto loadUnit = [&](llvm::ArrayRef<size_t> unit) { return m.loadWeights(*startWeights, unit); };
+      llvm::Expected<std::unique_ptr<dist::FullShard>> sharded =
+          startWeights ? dist::FullShard::build(*ctx.Collectives, m, optimizer, loadUnit)
+                       : dist::FullShard::create(*ctx.Collectives, m, optimizer);
       if (!sharded)
         return sharded.takeError();
       sync->Full = std::move(*sharded);
@@ -584,8 +605,13 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   if (!share)
     return share.takeError();
 
-  // The start: the input's model and optimizer state, or the last checkpoint.
-  auto m = ctx.loadModel(ctx.input(node), ctx.inputWeights(node), s.RopeTheta);
+  // The start: the input's model and optimizer state, or the last checkpoint. Built sharded,
+  // the model has no storage until RankSync fills it unit by unit from `startWeights`.
+  std::optional<std::string> startWeights;
+  if (RankSync::buildsSharded(ctx, train))
+    startWeights = ctx.inputWeights(node);
+  auto m = startWeights ? ctx.unallocatedModel(ctx.input(node), s.RopeTheta)
+                        : ctx.loadModel(ctx.input(node), ctx.inputWeights(node), s.RopeTheta);
   if (!m)
     return m.takeError();
   // An edge grows the model or moves it to a new vocabulary (lint: not both at once).
@@ -624,10 +650,12 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
   llvm::Expected<RegularizerModels> regularizers = loadRegularizerModels(ctx, node, train, **m, options);
   if (!regularizers)
     return regularizers.takeError();
-  llvm::Expected<Start> start = restore(ctx, node, train, **m, optimizer, regularizers->Average.get(), *share);
+  std::string *weightsToBuild = startWeights ? &*startWeights : nullptr;
+  llvm::Expected<Start> start =
+      restore(ctx, node, train, **m, optimizer, regularizers->Average.get(), *share, weightsToBuild);
   if (!start)
     return start.takeError();
-  llvm::Expected<std::unique_ptr<RankSync>> sync = RankSync::create(ctx, train, **m, optimizer);
+  llvm::Expected<std::unique_ptr<RankSync>> sync = RankSync::create(ctx, train, **m, optimizer, weightsToBuild);
   if (!sync)
     return sync.takeError();
   if (start->CheckpointIndex)

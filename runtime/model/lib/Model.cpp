@@ -29,6 +29,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
+#include <numeric>
 
 using namespace mixtape::model;
 using mixtape::fileError;
@@ -106,9 +107,22 @@ bool isKnownBuffer(llvm::StringRef name) {
 
 } // namespace
 
+/// A contiguous tensor of `shape` over an empty storage (no bytes allocated) that can
+/// later be given its bytes: what at::empty makes, less the allocation.
+static at::Tensor unallocated(at::IntArrayRef shape, c10::ScalarType dtype, c10::Device device) {
+  c10::Storage storage(c10::Storage::use_byte_size_t(), 0, c10::GetAllocator(device.type()), /*resizable=*/true);
+  at::Tensor t = at::detail::make_tensor<c10::TensorImpl>(
+      std::move(storage), c10::DispatchKeySet(c10::computeDispatchKey(dtype, at::kStrided, device)),
+      c10::scalarTypeToTypeMeta(dtype));
+  t.unsafeGetTensorImpl()->set_sizes_contiguous(shape);
+  return t;
+}
+
 struct Model::Impl {
   ModelConfig Config;
   c10::ScalarType Dtype = at::kFloat;
+  /// Set: build() makes parameters without storage on this device (createUnallocated).
+  std::optional<c10::Device> UnallocatedOn;
   std::vector<NamedParameter> Params;
   llvm::StringMap<size_t> ByName;
   /// Initialization std of each parameter (0: constant — 1 for norm weights, 0 for biases).
@@ -129,15 +143,18 @@ struct Model::Impl {
   }
 
   at::Tensor add(const std::string &name, at::IntArrayRef shape, ParamKind kind, double std) {
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(Dtype));
+    at::Tensor t =
+        UnallocatedOn ? unallocated(shape, Dtype, *UnallocatedOn) : at::empty(shape, at::TensorOptions().dtype(Dtype));
     ByName[name] = Params.size();
     Params.push_back({name, t, kind});
     InitStd.push_back(std);
     return t;
   }
 
+  /// A model's parameters, requiring grad: uninitialized, or without storage on `unallocatedOn`.
+  static llvm::Expected<std::unique_ptr<Impl>> make(const ModelConfig &config, c10::ScalarType dtype,
+                                                    std::optional<c10::Device> unallocatedOn);
   void build();
-  void initialize(uint64_t seed);
 
   at::Tensor norm(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &bias) const;
   at::Tensor attention(const Block &b, const at::Tensor &h, const at::Tensor &cos,
@@ -270,16 +287,37 @@ void Model::Impl::build() {
                {c.VocabSize, d}, ParamKind::Matrix, std);
 }
 
-void Model::Impl::initialize(uint64_t seed) {
-  at::NoGradGuard noGrad;
-  at::Generator gen = at::detail::createCPUGenerator(seed);
-  for (size_t i = 0; i < Params.size(); ++i) {
-    at::Tensor &t = Params[i].Tensor;
-    if (InitStd[i] > 0)
-      t.normal_(0.0, InitStd[i], gen);
-    else
-      t.fill_(Params[i].Kind == ParamKind::Norm ? 1.0 : 0.0);
+Model::Initializer::Initializer(const Model &model, uint64_t seed)
+    : Of(model), Generator(std::make_unique<at::Generator>(at::detail::createCPUGenerator(seed))) {}
+Model::Initializer::~Initializer() = default;
+
+llvm::Error Model::Initializer::fill(size_t index) {
+  const Impl &m = *Of.PImpl;
+  const NamedParameter &p = m.Params[index];
+  const double std = m.InitStd[index];
+  if (std > 0) {
+    if (LastDrawn && *LastDrawn >= index)
+      return makeError("model initialization: parameter '" + p.Name + "' drawn after '" + m.Params[*LastDrawn].Name +
+                       "'; the draws must come in parameter order to give Model::create's values");
+    LastDrawn = index;
   }
+  at::NoGradGuard noGrad;
+  // Drawn on the CPU, as create draws them, whatever the parameter's device.
+  at::Tensor values = p.Tensor.is_cpu() ? p.Tensor : at::empty(p.Tensor.sizes(), p.Tensor.options().device(at::kCPU));
+  if (std > 0)
+    values.normal_(0.0, std, *Generator);
+  else
+    values.fill_(p.Kind == ParamKind::Norm ? 1.0 : 0.0);
+  if (!p.Tensor.is_cpu())
+    p.Tensor.copy_(values);
+  return llvm::Error::success();
+}
+
+llvm::Error Model::Initializer::fill(llvm::ArrayRef<size_t> indices) {
+  for (size_t i : indices)
+    if (llvm::Error e = fill(i))
+      return e;
+  return llvm::Error::success();
 }
 
 Model::Model(std::unique_ptr<Impl> impl) : PImpl(std::move(impl)) {}
@@ -376,8 +414,8 @@ void Model::reseedLoraDropout(uint64_t step) {
     PImpl->Lora->reseedDropout(step);
 }
 
-llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, uint64_t seed,
-                                                     c10::ScalarType dtype) {
+llvm::Expected<std::unique_ptr<Model::Impl>> Model::Impl::make(const ModelConfig &config, c10::ScalarType dtype,
+                                                               std::optional<c10::Device> unallocatedOn) {
   if (llvm::Error err = config.validate())
     return err;
   if (!safetensorsType(dtype))
@@ -385,11 +423,32 @@ llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, 
   auto impl = std::make_unique<Impl>();
   impl->Config = config;
   impl->Dtype = dtype;
+  impl->UnallocatedOn = unallocatedOn;
   impl->build();
-  impl->initialize(seed);
   for (NamedParameter &p : impl->Params)
     p.Tensor.set_requires_grad(true);
-  return std::unique_ptr<Model>(new Model(std::move(impl)));
+  return impl;
+}
+
+llvm::Expected<std::unique_ptr<Model>> Model::create(const ModelConfig &config, uint64_t seed,
+                                                     c10::ScalarType dtype) {
+  llvm::Expected<std::unique_ptr<Impl>> impl = Impl::make(config, dtype, std::nullopt);
+  if (!impl)
+    return impl.takeError();
+  std::unique_ptr<Model> model(new Model(std::move(*impl)));
+  std::vector<size_t> all(model->PImpl->Params.size());
+  std::iota(all.begin(), all.end(), 0);
+  if (llvm::Error e = Initializer(*model, seed).fill(all))
+    return e;
+  return model;
+}
+
+llvm::Expected<std::unique_ptr<Model>> Model::createUnallocated(const ModelConfig &config, c10::Device device,
+                                                                c10::ScalarType dtype) {
+  llvm::Expected<std::unique_ptr<Impl>> impl = Impl::make(config, dtype, device);
+  if (!impl)
+    return impl.takeError();
+  return std::unique_ptr<Model>(new Model(std::move(*impl)));
 }
 
 llvm::Expected<std::unique_ptr<Model>> Model::fromHuggingFace(llvm::StringRef dir,
@@ -746,9 +805,10 @@ llvm::Expected<Checkpoint> openShards(llvm::StringRef dir, llvm::StringRef index
 } // namespace
 
 /// Checks everything before copying anything: a failed load leaves the model as it was.
+/// Copies the parameters `only` (all when unset).
 static llvm::Error loadCheckpoint(std::vector<NamedParameter> &params,
                                   const llvm::StringMap<size_t> &byName, const ModelConfig &config,
-                                  const Checkpoint &ckpt) {
+                                  const Checkpoint &ckpt, std::optional<llvm::ArrayRef<size_t>> only = std::nullopt) {
   for (const auto &[name, entry] : ckpt.InOrder) {
     if (byName.count(name) || isKnownBuffer(name))
       continue;
@@ -770,25 +830,45 @@ static llvm::Error loadCheckpoint(std::vector<NamedParameter> &params,
                                             "; parameters must be F32, F16, BF16 or F64");
   }
   at::NoGradGuard noGrad;
-  for (NamedParameter &p : params) {
+  auto copy = [&](NamedParameter &p) {
     const st::TensorInfo &t = *ckpt.ByName.find(p.Name)->second.Info;
     // Copy out of the mapping first: tensor data in a file need not be aligned.
     at::Tensor staging = at::empty(t.Shape, at::TensorOptions().dtype(*scalarType(t.Dtype)));
     std::memcpy(staging.data_ptr(), t.Bytes.data(), t.Bytes.size());
     p.Tensor.copy_(staging);
-  }
+  };
+  if (!only)
+    llvm::for_each(params, copy);
+  else
+    for (size_t i : *only)
+      copy(params[i]);
   return llvm::Error::success();
 }
 
-llvm::Error Model::loadWeights(llvm::StringRef path) {
+/// The tensors of one safetensors file.
+static llvm::Expected<Checkpoint> openFile(llvm::StringRef path) {
   llvm::Expected<st::File> file = st::File::open(path);
   if (!file)
     return file.takeError();
   Checkpoint ckpt;
   ckpt.Name = path.str();
   if (llvm::Error e = ckpt.addFile(std::move(*file)))
-    return e;
-  return loadCheckpoint(PImpl->Params, PImpl->ByName, PImpl->Config, ckpt);
+    return std::move(e);
+  return ckpt;
+}
+
+llvm::Error Model::loadWeights(llvm::StringRef path) {
+  llvm::Expected<Checkpoint> ckpt = openFile(path);
+  if (!ckpt)
+    return ckpt.takeError();
+  return loadCheckpoint(PImpl->Params, PImpl->ByName, PImpl->Config, *ckpt);
+}
+
+llvm::Error Model::loadWeights(llvm::StringRef path, llvm::ArrayRef<size_t> only) {
+  llvm::Expected<Checkpoint> ckpt = openFile(path);
+  if (!ckpt)
+    return ckpt.takeError();
+  return loadCheckpoint(PImpl->Params, PImpl->ByName, PImpl->Config, *ckpt, only);
 }
 
 llvm::Error Model::loadHuggingFaceWeights(llvm::StringRef dir) {

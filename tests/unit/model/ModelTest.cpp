@@ -147,6 +147,66 @@ TEST(ModelInit, GPT2Scheme) {
             (std::vector<int64_t>{8, 24})); // Conv1D: [in, out]
 }
 
+// What a fully sharded build relies on: parameters without bytes until given them, create's
+// draws one parameter at a time, and a load of some parameters only.
+TEST(ModelInit, UnallocatedParametersHaveShapesButNoBytes) {
+  llvm::Expected<std::unique_ptr<Model>> m = Model::createUnallocated(tinyConfig(Family::Llama), at::kCPU);
+  ASSERT_TRUE(bool(m)) << llvm::toString(m.takeError());
+  std::unique_ptr<Model> whole = makeModel(tinyConfig(Family::Llama));
+  ASSERT_EQ((*m)->parameters().size(), whole->parameters().size());
+  for (size_t i = 0; i < whole->parameters().size(); ++i) {
+    const at::Tensor &t = (*m)->parameters()[i].Tensor;
+    EXPECT_EQ(t.sizes(), whole->parameters()[i].Tensor.sizes()) << whole->parameters()[i].Name;
+    EXPECT_EQ(t.storage().nbytes(), 0u) << whole->parameters()[i].Name;
+    EXPECT_TRUE(t.requires_grad());
+  }
+}
+
+TEST(ModelInit, OneParameterAtATimeInOrderGivesCreatesBits) {
+  for (Family f : AllFamilies) {
+    std::unique_ptr<Model> created = makeModel(tinyConfig(f), 42), drawn = makeModel(tinyConfig(f), 7);
+    Model::Initializer init(*drawn, 42);
+    // Constants first (a tied model's sharded build fills the final norm with the embedding).
+    for (size_t i = drawn->parameters().size(); i-- > 0;)
+      if (drawn->parameters()[i].Kind == ParamKind::Norm || drawn->parameters()[i].Kind == ParamKind::Bias)
+        ASSERT_FALSE(bool(init.fill(i)));
+    for (size_t i = 0; i < drawn->parameters().size(); ++i)
+      if (drawn->parameters()[i].Kind == ParamKind::Matrix || drawn->parameters()[i].Kind == ParamKind::Embedding)
+        ASSERT_FALSE(bool(init.fill(i)));
+    for (size_t i = 0; i < created->parameters().size(); ++i)
+      EXPECT_TRUE(at::equal(created->parameters()[i].Tensor, drawn->parameters()[i].Tensor))
+          << created->parameters()[i].Name;
+  }
+}
+
+TEST(ModelInit, ADrawOutOfOrderIsAnError) {
+  std::unique_ptr<Model> m = makeModel(tinyConfig(Family::Llama));
+  Model::Initializer init(*m, 1);
+  const size_t q = 2, embedding = 0; // model.layers.0.self_attn.q_proj.weight, then the embedding
+  ASSERT_EQ(m->parameters()[q].Name, "model.layers.0.self_attn.q_proj.weight");
+  ASSERT_FALSE(bool(init.fill(q)));
+  llvm::Error late = init.fill(embedding);
+  ASSERT_TRUE(bool(late));
+  EXPECT_EQ(llvm::toString(std::move(late)),
+            "model initialization: parameter 'model.embed_tokens.weight' drawn after "
+            "'model.layers.0.self_attn.q_proj.weight'; the draws must come in parameter order to give "
+            "Model::create's values");
+}
+
+TEST(ModelWeights, LoadingSomeParametersCopiesOnlyThose) {
+  TempDir dir;
+  std::unique_ptr<Model> saved = makeModel(tinyConfig(Family::Llama), 1);
+  std::unique_ptr<Model> loaded = makeModel(tinyConfig(Family::Llama), 2);
+  ASSERT_FALSE(bool(saved->saveWeights(dir / "model.safetensors")));
+  // 0: the embedding, 2: the first q_proj (both drawn, so the seeds differ there).
+  const at::Tensor &embedding = loaded->parameters()[0].Tensor, &q = loaded->parameters()[2].Tensor;
+  at::Tensor before = q.detach().clone();
+  ASSERT_FALSE(bool(loaded->loadWeights(dir / "model.safetensors", {0})));
+  EXPECT_TRUE(at::equal(embedding, saved->parameters()[0].Tensor));
+  EXPECT_TRUE(at::equal(q, before));
+  EXPECT_FALSE(at::equal(q, saved->parameters()[2].Tensor));
+}
+
 TEST(ModelForward, RefusesBadInputs) {
   std::unique_ptr<Model> m = makeModel(tinyConfig(Family::GPT2));
   EXPECT_THROW(m->forward(at::zeros({1, 13}, at::kLong)), c10::Error); // 12 positions

@@ -67,7 +67,9 @@ TEST(MemoryPlan, OneProcessOnTheCpu) {
   const double P = 86848;
   EXPECT_EQ(e.Weights, 4 * P);
   EXPECT_EQ(e.Gradients, 4 * P);
-  EXPECT_EQ(e.Optimizer, 8 * P);
+  // The moments, and the step's two temporaries of the largest tensor, an MLP matrix of
+  // 64 * 128 = 8192 (the embedding has 6400).
+  EXPECT_EQ(e.Optimizer, 8 * P + 2 * 4 * 8192);
   // 32 tokens * (2 blocks * 5384 + final norm (2*4*64 + 8*64 = 1024) + working set
   // max(3 * 4 * 128, 4 * 16 * 4) = 1536).
   EXPECT_EQ(e.Activations, 32 * (2 * 5384 + 1024 + 1536));
@@ -75,7 +77,16 @@ TEST(MemoryPlan, OneProcessOnTheCpu) {
   // 32 tokens * vocab 100 * (logits 4 + log-probabilities 4 + their gradients 4 + 4).
   EXPECT_EQ(e.Logits, 32 * 100 * 16);
   EXPECT_EQ(e.Buffers, 0) << "one process has no collectives";
-  EXPECT_EQ(e.total(), 16 * P + 32 * 13328 + 51200);
+  EXPECT_EQ(e.total(), 16 * P + 2 * 4 * 8192 + 32 * 13328 + 51200);
+}
+
+TEST(MemoryPlan, AWorldOfOneShardsNothing) {
+  MemoryConfig c = tinyOnCpu();
+  const double none = estimateMemory(c).total();
+  for (ShardMode shard : {ShardMode::Optimizer, ShardMode::Full}) {
+    c.Shard = shard;
+    EXPECT_EQ(estimateMemory(c).total(), none) << "the runtime syncs nothing on one rank";
+  }
 }
 
 TEST(MemoryPlan, CheckpointingKeepsBlockInputs) {
@@ -98,20 +109,26 @@ TEST(MemoryPlan, ShardModesDivideWhatTheyShard) {
   MemoryConfig c = tinyOnCpu();
   c.World = 4;
   const double P = 86848;
+  // AdamW's step temporaries (the CPU's): two of the largest tensor, 8192, or of the largest
+  // piece of a shard, at most P/4 = 21712 (ZeRO-1) or a block's shard 36992/4 = 9248 (full).
+  const double step = 2 * 4 * 8192;
   MemoryEstimate none = estimateMemory(c);
-  EXPECT_EQ(none.Optimizer, 8 * P);
+  EXPECT_EQ(none.Optimizer, 8 * P + step);
   EXPECT_EQ(none.Buffers, 4 * P) << "the gradient buckets";
   c.Shard = ShardMode::Optimizer;
   MemoryEstimate zero1 = estimateMemory(c);
   EXPECT_EQ(zero1.Weights, 4 * P);
   EXPECT_EQ(zero1.Gradients, 4 * P);
-  EXPECT_EQ(zero1.Optimizer, 2 * P);
-  EXPECT_EQ(zero1.Buffers, 4 * P + P) << "the flat buffer and this rank's gradient shard";
+  EXPECT_EQ(zero1.Optimizer, 2 * P + step);
+  EXPECT_EQ(zero1.Buffers, 4 * P + P + 4 * P) << "the flat buffer, this rank's gradient shard and Gloo's copy";
+  c.Device = Device::Cuda;
+  EXPECT_EQ(estimateMemory(c).Buffers, 4 * P + P) << "NCCL reduce-scatters in place";
+  c.Device = Device::Cpu;
   c.Shard = ShardMode::Full;
   MemoryEstimate full = estimateMemory(c);
   EXPECT_EQ(full.Weights, P);
   EXPECT_EQ(full.Gradients, P);
-  EXPECT_EQ(full.Optimizer, 2 * P);
+  EXPECT_EQ(full.Optimizer, 2 * P + step);
   // Two gathered blocks (the largest unit, 36992 > 6400) at 4 bytes, and one unsharded fp32
   // gradient of a block.
   EXPECT_EQ(full.Buffers, (2 * 4 + 4) * 36992.0);
@@ -161,6 +178,7 @@ TEST(MemoryPlan, StepTimeIsComputePlusRingCollectives) {
 
 TEST(MemoryPlan, ChoosesLeastShardingThenCheckpointingThenLargestMicroBatch) {
   MemoryConfig c = tinyOnCpu();
+  c.Device = Device::Cuda; // on the CPU, Gloo's copy makes ZeRO-1 no smaller than none on 2 ranks
   c.World = 2;
   // Just enough for none, no checkpointing, micro-batch 2 of a share of 4.
   c.MicroBatch = 2;

@@ -23,6 +23,8 @@
 //    norms; each rank updates its shards with AdamW.
 // At most one gather runs ahead (FSDP's prefetch with a limit of one): a rank holds the
 // running unit, the outer one and the next unit's gathered buffer.
+// Training builds the model sharded (build): a unit at a time is given storage, filled on
+// rank 0, broadcast and cut, so that no rank ever holds the whole model.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -47,6 +49,13 @@ public:
   /// model's part runner until destroyed. Every rank must pass the same model.
   static llvm::Expected<std::unique_ptr<FullShard>> create(Collectives &collectives, model::Model &model,
                                                            train::AdamW &optimizer);
+  /// create for a model whose parameters hold no storage yet (Model::createUnallocated),
+  /// built one unit at a time: its parameters get storage, rank 0 gives them their start
+  /// values with `fill` (indices into the model's parameters) and broadcasts them, each rank
+  /// keeps its shard and frees the rest. No rank ever holds more than one unit whole.
+  static llvm::Expected<std::unique_ptr<FullShard>>
+  build(Collectives &collectives, model::Model &model, train::AdamW &optimizer,
+        llvm::function_ref<llvm::Error(llvm::ArrayRef<size_t>)> fill);
   ~FullShard() override;
 
   void beforeLastBackward(llvm::ArrayRef<model::NamedParameter>) override {}
@@ -81,7 +90,13 @@ private:
   class UnitWalk;
   friend struct UnitGradientHook;
 
-  FullShard(Collectives &collectives, model::Model &model, train::AdamW &optimizer);
+  /// Forms the units and their layouts; takes nothing yet.
+  FullShard(Collectives &collectives, model::Model &model);
+  /// This rank's shard of `unit`'s parameters, and of their moments where `optimizer` has them.
+  void takeShard(Unit &unit, const train::AdamW &optimizer);
+  /// Once every shard is taken: leaves `optimizer` no moments, hooks the gradients, frees
+  /// the parameters and installs itself as the model's part runner.
+  void finishSetup(train::AdamW &optimizer);
   /// All-gathers `unit`'s parameters into their tensors (nothing when they are there),
   /// finishing the gather started ahead for it if there is one.
   void gather(Unit &unit);

@@ -71,6 +71,30 @@ public:
   /// in parameter order, so the same seed gives the same bits.
   static llvm::Expected<std::unique_ptr<Model>>
   create(const ModelConfig &config, uint64_t seed, c10::ScalarType dtype = c10::ScalarType::Float);
+  /// The model's parameters with their shapes on `device` but without storage (zero bytes,
+  /// nothing allocated): what fully sharded training builds and fills one unit at a time
+  /// (Initializer, loadWeights with `only`), never holding every parameter at once. Nothing
+  /// may read a parameter until it is given storage.
+  static llvm::Expected<std::unique_ptr<Model>> createUnallocated(const ModelConfig &config, c10::Device device,
+                                                                  c10::ScalarType dtype = c10::ScalarType::Float);
+
+  /// create's initial values, one parameter at a time: filling every parameter in
+  /// parameters() order gives create's bits for the same seed. The random draws must come in
+  /// that order; constant ones (norms, biases) may come at any point.
+  class Initializer {
+  public:
+    Initializer(const Model &model, uint64_t seed);
+    ~Initializer();
+    /// Fills parameter `index`, which must hold storage, on any device.
+    llvm::Error fill(size_t index);
+    /// fill of each of `indices` in turn (a unit of a sharded build).
+    llvm::Error fill(llvm::ArrayRef<size_t> indices);
+
+  private:
+    const Model &Of;
+    std::unique_ptr<at::Generator> Generator; ///< a CPU generator (ATen/core/Generator.h stays out)
+    std::optional<size_t> LastDrawn;          ///< the last parameter drawn from Generator
+  };
   /// A Hugging Face model folder: config.json and model.safetensors, or the shards that
   /// model.safetensors.index.json names. Tensors of any float dtype become `dtype` (the
   /// training dtype), whatever the config's "dtype" says.
@@ -142,6 +166,9 @@ public:
   /// except buffers older checkpoints carry (attention masks, rotary inv_freq) and a tied
   /// head's copy.
   llvm::Error loadWeights(llvm::StringRef path);
+  /// loadWeights that checks the whole file as it does but copies only the parameters
+  /// `only` (indices into parameters()): the others may hold no storage.
+  llvm::Error loadWeights(llvm::StringRef path, llvm::ArrayRef<size_t> only);
   /// Copies weights from a model folder: its model.safetensors if there is one, else the
   /// shards its model.safetensors.index.json maps tensors to. The index is checked first —
   /// shard names must be plain files in `dir`, every shard must exist, hold the tensors the
