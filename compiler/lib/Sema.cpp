@@ -411,6 +411,36 @@ void sema::checkModel(Context &ctx) {
   if (const Value *v = model->get("pretrained_on"); v && v->Kind == ValueKind::Array)
     for (const auto &item : v->Items)
       m.PretrainedOn.push_back(item->String); // checked against the streams in checkStreams
+  for (const plan::ByteControlToken &c : plan::kByteControlTokens)
+    m.ByteControlTokens.push_back({c.Text.str(), c.Id});
+  if (const Value *v = model->get("control_tokens"); v && v->Kind == ValueKind::Array) {
+    if (normalTokenizer(m.Tokenizer) != "bytes")
+      ctx.report(DiagCode::BadValue, v->Range,
+                 "control_tokens names the byte tokenizer's reserved ids; a tokenizer.json's control tokens are "
+                 "its own tokens (add them to its added_tokens)");
+    else if (v->Items.size() > m.ByteControlTokens.size())
+      ctx.report(DiagCode::BadValue, v->Range,
+                 llvm::formatv("the byte tokenizer reserves {0} ids for control tokens ({1}-{2}), not {3}",
+                               m.ByteControlTokens.size(), m.ByteControlTokens.front().Id,
+                               m.ByteControlTokens.back().Id, v->Items.size())
+                     .str());
+    else
+      for (size_t i = 0; i < v->Items.size(); ++i) {
+        const Value &name = *v->Items[i];
+        auto same = [&](const plan::ControlToken &c) { return c.Text == name.String; };
+        if (name.String.empty())
+          ctx.report(DiagCode::BadValue, name.Range, "a control token needs a name");
+        else if (std::any_of(m.ByteControlTokens.begin(), m.ByteControlTokens.begin() + i, same))
+          ctx.report(DiagCode::BadValue, name.Range, "control token '" + name.String + "' is named twice");
+        else {
+          // A default name of a later id stays that id's only if it is not taken here.
+          for (size_t j = i + 1; j < m.ByteControlTokens.size(); ++j)
+            if (same(m.ByteControlTokens[j]))
+              m.ByteControlTokens[j].Text.clear();
+          m.ByteControlTokens[i].Text = name.String;
+        }
+      }
+  }
 }
 
 //===----------------------------------------------------------------------===//
@@ -770,15 +800,27 @@ void sema::checkStreams(Context &ctx) {
                                   std::pair(&spec.Transform->ControlTokens->Bad, spec.BadRange)}) {
         if (!*token)
           continue;
-        const auto *known = llvm::find_if(plan::kByteControlTokens,
-                                          [&](const plan::ByteControlToken &c) { return c.Text == (*token)->Text; });
-        if (known != std::end(plan::kByteControlTokens)) {
+        const std::vector<plan::ControlToken> &byteTokens = ctx.Recipe.Model.ByteControlTokens;
+        auto known = llvm::find_if(byteTokens, [&](const plan::ControlToken &c) {
+          return !c.Text.empty() && c.Text == (*token)->Text;
+        });
+        if (known != byteTokens.end()) {
           (*token)->Id = known->Id;
           continue;
         }
+        auto renamed = llvm::find_if(plan::kByteControlTokens,
+                                     [&](const plan::ByteControlToken &c) { return c.Text == (*token)->Text; });
+        if (renamed != std::end(plan::kByteControlTokens)) {
+          ctx.report(DiagCode::BadArgument, range,
+                     llvm::formatv("'{0}' is the default name of id {1}, which [model] control_tokens names '{2}'",
+                                   (*token)->Text, renamed->Id, byteTokens[renamed - plan::kByteControlTokens].Text)
+                         .str());
+          continue;
+        }
         std::vector<std::string> names;
-        for (const plan::ByteControlToken &c : plan::kByteControlTokens)
-          names.push_back(c.Text.str());
+        for (const plan::ControlToken &c : byteTokens)
+          if (!c.Text.empty())
+            names.push_back(c.Text);
         ctx.suggest(ctx.report(DiagCode::BadArgument, range,
                                "'" + (*token)->Text + "' is not a control token of the byte tokenizer; its control "
                                "tokens are its reserved ids: " + llvm::join(names, ", ")),

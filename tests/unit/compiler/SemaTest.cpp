@@ -129,6 +129,33 @@ TEST(Sema, DerivedStreamsShareTheirRootsValSplit) {
   EXPECT_EQ(c->Recipe->stream("books_knotted")->Transform->UntieKnots->Chunks.size(), 2u);
 }
 
+// [model] control_tokens renames the byte tokenizer's reserved ids 259.. in order; the ids
+// the transform writes follow the names.
+TEST(Sema, ControlTokenNamesAreTheByteTokenizersReservedIds) {
+  auto recipe = [](llvm::StringRef model) {
+    return ("[recipe]\nname = \"t\"\n[model]\nfamily = \"llama\"\nlayers = 1\nd_model = 8\nheads = 2\n" + model +
+            "\n[streams.a]\nshards = \"synth:prose\"\n"
+            "transform = \"control_tokens(column = 'quality', above = 3, good = '<|hi|>', bad = '<|263|>')\"\n"
+            "[[stage]]\nname = \"s\"\ntokens = \"64Ki\"\nbatch = \"8 sequences\"\nmix = \"a\"\n"
+            "lr = \"constant(1e-3)\"\n")
+        .str();
+  };
+  auto c = loadText(recipe("control_tokens = [\"<|lo|>\", \"<|hi|>\"]"));
+  ASSERT_TRUE(c->Recipe) << c->printed();
+  const plan::ControlTokens &tokens = *c->Recipe->stream("a")->Transform->ControlTokens;
+  EXPECT_EQ(tokens.Good->Id, 260u);
+  EXPECT_EQ(tokens.Bad->Id, 263u);
+  c = loadText(recipe("control_tokens = [\"a\", \"b\", \"c\", \"d\", \"e\", \"<|hi|>\"]"));
+  EXPECT_NE(c->printed().find("error: the byte tokenizer reserves 5 ids for control tokens (259-263), not 6"),
+            std::string::npos)
+      << c->printed();
+  c = loadText(recipe("tokenizer = \"hf:tok.json\"\ncontrol_tokens = [\"<|hi|>\"]"));
+  EXPECT_NE(c->printed().find("error: control_tokens names the byte tokenizer's reserved ids; a tokenizer.json's "
+                              "control tokens are its own tokens (add them to its added_tokens)"),
+            std::string::npos)
+      << c->printed();
+}
+
 const char *kZipRecipe = R"toml(
 [recipe]
 name = "zip"

@@ -45,6 +45,9 @@ struct ModelSpec {
   bool RopeThetaWritten = false;    ///< else a checkpoint's own base applies (plan time)
   mixtape::Attention Attention = mixtape::Attention::Causal;
   std::vector<std::string> PretrainedOn;
+  /// The byte tokenizer's control tokens: plan::kByteControlTokens, the first renamed by
+  /// `control_tokens`.
+  std::vector<plan::ControlToken> ByteControlTokens;
   /// The sizes [model] writes (layers, d_model, ...) and where: beside an hf: init each
   /// must be the checkpoint's.
   std::vector<std::pair<std::string, llvm::SMRange>> WrittenSizes;
