@@ -1526,28 +1526,13 @@ TEST(Plan, SftWithCausalAttentionIsAnError) {
       << p->printed();
 }
 
+/// resourcesRecipe's, with `tokenizer` and its stream's `transform` (line 14).
 std::string controlTokensRecipe(const std::string &tokenizer, const std::string &transform) {
-  return R"toml(
-[recipe]
-name = "ctl"
-[model]
-family = "llama"
-layers = 2
-d_model = 64
-heads = 4
-seq_len = 128
-tokenizer = ")toml" + tokenizer + R"toml("
-[streams.prose]
-shards = "synth:prose"
-val = "5%"
-transform = ")toml" + transform + R"toml("
-[[stage]]
-name = "base"
-tokens = "256Ki"
-batch = "8 sequences"
-mix = "prose"
-lr = "constant(1e-3)"
-)toml";
+  std::string s = resourcesRecipe("", "");
+  auto put = [&](const std::string &from, const std::string &to) { s.replace(s.find(from), from.size(), to); };
+  put("seq_len = 128\n", "seq_len = 128\ntokenizer = \"" + tokenizer + "\"\n");
+  put("shards = \"synth:prose\"\n", "shards = \"synth:prose\"\nval = \"5%\"\ntransform = \"" + transform + "\"\n");
+  return s;
 }
 
 // The plan holds each control token's id: the byte tokenizer's reserved one, or its place in
@@ -1557,7 +1542,7 @@ TEST(Plan, ControlTokensAreTheTokenizersIds) {
       "control_tokens(column = 'quality', above = 3, good = '<|good|>', bad = '<|bad|>')";
   auto bytes = planText(controlTokensRecipe("bytes", byColumn));
   ASSERT_TRUE(bytes->Plan) << bytes->printed();
-  const ControlTokens &b = *bytes->Plan->Streams.at("prose").Transform->ControlTokens;
+  const ControlTokens &b = *bytes->Plan->Streams.at("a").Transform->ControlTokens;
   EXPECT_EQ(b.Column, "quality");
   EXPECT_EQ(b.Above, 3.0);
   EXPECT_EQ(b.Good->Id, 259u);
@@ -1567,7 +1552,7 @@ TEST(Plan, ControlTokensAreTheTokenizersIds) {
   catalog.TokenizerTokens = std::vector<std::string>{"a", "b", "<|endoftext|>", "<|bad|>", "<|good|>"};
   auto hf = planText(controlTokensRecipe("hf:tok.json", byColumn), catalog);
   ASSERT_TRUE(hf->Plan) << hf->printed();
-  const ControlTokens &h = *hf->Plan->Streams.at("prose").Transform->ControlTokens;
+  const ControlTokens &h = *hf->Plan->Streams.at("a").Transform->ControlTokens;
   EXPECT_EQ(h.Good->Id, 4u);
   EXPECT_EQ(h.Bad->Id, 3u);
 
