@@ -163,15 +163,17 @@ MemoryEstimate plan::estimateMemory(const MemoryConfig &c) {
     e.Logits += scored * static_cast<double>(c.Model.Vocab) * (2 * a + 2 * kFp32) + tokens * d * kFp32;
 
   // Collectives (none on one rank): DDP's buckets hold a flat copy of the gradients; ZeRO-1
-  // reduce-scatters one flat buffer into a shard, and Gloo's reduce-scatter (the CPU's)
-  // all-reduces a copy of that buffer; full sharding gathers two units' parameters (the one
+  // holds this rank's gradient shard and reduce-scatters into it a slice of every shard at a
+  // time (the whole buffer when it is smaller), and Gloo's reduce-scatter (the CPU's)
+  // all-reduces a copy of each slice; full sharding gathers two units' parameters (the one
   // computing and the one prefetched) and holds one unit's unsharded gradient until it is
   // reduce-scattered.
   if (c.World > 1) {
+    const double slice = kFp32 * std::min(P, static_cast<double>(kCollectiveSliceElements));
     if (shard == ShardMode::None)
       e.Buffers = kFp32 * P;
     else if (shard == ShardMode::Optimizer)
-      e.Buffers = kFp32 * P + kFp32 * P / W + (cpu ? kFp32 * P : 0);
+      e.Buffers = kFp32 * P / W + slice * (cpu ? 2 : 1);
     else
       e.Buffers = (2 * a + kFp32) * unit;
   }

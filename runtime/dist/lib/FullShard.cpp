@@ -1,6 +1,7 @@
 //===- FullShard.cpp - gather per unit, reduce-scatter as backward ends ---===//
 #include "mixtape/dist/FullShard.h"
 #include "ShardLayout.h"
+#include "SlicedCollectives.h"
 
 #include "mixtape/support/Error.h"
 
@@ -51,9 +52,6 @@ struct UnitGradientHook final : torch::autograd::FunctionPostHook {
 } // namespace mixtape::dist
 
 namespace {
-
-/// Elements of one reduce-scatter's input: 16 MiB of fp32 whatever a unit's size.
-constexpr int64_t kReduceBufferElements = int64_t(4) << 20;
 
 /// Frees a parameter's storage; the tensor keeps its shape and identity (autograd may hold it).
 void dropStorage(const at::Tensor &t) {
@@ -302,34 +300,14 @@ void FullShard::gradientReady(size_t param) {
 void FullShard::reduce(Unit &unit) {
   at::NoGradGuard noGrad;
   const ShardLayout &layout = *unit.Layout;
-  const int64_t W = Comm.worldSize(), S = layout.ShardSize;
   std::vector<at::Tensor> grads; // flat views; undefined where a parameter got no gradient here
   for (size_t k = 0; k < unit.Params.size(); ++k) {
     at::Tensor &grad = const_cast<at::Tensor &>(Params[unit.Params[k]].Tensor).mutable_grad();
     grads.push_back(grad.defined() ? grad.reshape({-1}) : at::Tensor());
     grad = at::Tensor();
   }
-  // A slice of every rank's shard at a time: the buffers hold W slices, not the whole unit
-  // (Gloo's reduce-scatter all-reduces a copy of its input: two more copies of it otherwise).
-  const int64_t slice = std::max<int64_t>(1, kReduceBufferElements / W);
-  at::Tensor sum = at::empty({S}, unit.Shard.options());
-  for (int64_t begin = 0; begin < S; begin += slice) {
-    const int64_t n = std::min(slice, S - begin);
-    // Zeros: the padding, and a parameter without a gradient here (it may have one elsewhere).
-    at::Tensor in = at::zeros({W, n}, unit.Shard.options());
-    for (int64_t r = 0; r < W; ++r) {
-      const int64_t lo = r * S + begin, hi = lo + n; // this slice of rank r's shard in the unit
-      for (size_t k = 0; k < grads.size(); ++k) {
-        if (!grads[k].defined())
-          continue;
-        const int64_t from = std::max(lo, layout.Offsets[k]), to = std::min(hi, layout.Offsets[k] + grads[k].numel());
-        if (from < to)
-          in[r].narrow(0, from - lo, to - from).copy_(grads[k].narrow(0, from - layout.Offsets[k], to - from));
-      }
-    }
-    at::Tensor out = sum.narrow(0, begin, n);
-    Comm.reduceScatterSum(in.view({-1}), out);
-  }
+  at::Tensor sum = at::empty({layout.ShardSize}, unit.Shard.options());
+  reduceScatterInSlices(Comm, layout, grads, sum);
   // Micro-batches add up here, each already summed over the ranks.
   unit.GradShard = unit.GradShard.defined() ? unit.GradShard.add_(sum) : sum;
   unit.Waiting = 0;

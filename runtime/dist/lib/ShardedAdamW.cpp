@@ -1,6 +1,7 @@
 //===- ShardedAdamW.cpp - reduce-scatter, shard update, all-gather --------===//
 #include "mixtape/dist/ShardedAdamW.h"
 #include "ShardLayout.h"
+#include "SlicedCollectives.h"
 
 #include "mixtape/support/Error.h"
 
@@ -60,10 +61,8 @@ void ShardedAdamW::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
   std::vector<at::Tensor> flat;
   for (const NamedParameter &p : params)
     flat.push_back(p.Tensor.grad().reshape({-1}));
-  const int64_t shardSize = Layout->ShardSize, padding = shardSize * Comm.worldSize() - Layout->Total;
-  flat.push_back(at::zeros({padding}, flat.front().options()));
-  GradShard = at::empty({shardSize}, flat.front().options());
-  Comm.reduceScatterSum(at::cat(flat), GradShard);
+  GradShard = at::empty({Layout->ShardSize}, flat.front().options());
+  reduceScatterInSlices(Comm, *Layout, flat, GradShard);
   dropGradients(params, AnyRankHad);
   sumLoss(sums);
 }
@@ -92,10 +91,10 @@ double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, doubl
     shard.narrow(0, p.InShard, p.Length).copy_(param);
   }
   GradShard = at::Tensor();
-  at::Tensor whole = at::empty({shardSize * Comm.worldSize()}, shard.options());
-  Comm.allGather(shard, whole);
-  for (size_t i = 0; i < params.size(); ++i)
-    flatView(params[i]).copy_(whole.narrow(0, Layout->Offsets[i], params[i].Tensor.numel()));
+  std::vector<at::Tensor> flat;
+  for (const NamedParameter &p : params)
+    flat.push_back(flatView(p));
+  allGatherInSlices(Comm, *Layout, shard, flat);
   return norm;
 }
 

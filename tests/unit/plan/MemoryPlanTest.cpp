@@ -120,9 +120,14 @@ TEST(MemoryPlan, ShardModesDivideWhatTheyShard) {
   EXPECT_EQ(zero1.Weights, 4 * P);
   EXPECT_EQ(zero1.Gradients, 4 * P);
   EXPECT_EQ(zero1.Optimizer, 2 * P + step);
-  EXPECT_EQ(zero1.Buffers, 4 * P + P + 4 * P) << "the flat buffer, this rank's gradient shard and Gloo's copy";
+  // Smaller than one slice (4Mi elements): the whole flat buffer is one call's.
+  EXPECT_EQ(zero1.Buffers, P + 4 * P + 4 * P) << "this rank's gradient shard, the slice and Gloo's copy";
   c.Device = Device::Cuda;
-  EXPECT_EQ(estimateMemory(c).Buffers, 4 * P + P) << "NCCL reduce-scatters in place";
+  EXPECT_EQ(estimateMemory(c).Buffers, P + 4 * P) << "NCCL reduce-scatters in place";
+  c.Device = Device::Cpu;
+  c.Model.Layers = 200; // P = 12864 + 200 · 36992 = 7,411,264: slices of 4Mi elements
+  EXPECT_EQ(estimateMemory(c).Buffers, 4.0 * 7411264 / 4 + 2 * 4.0 * (4 << 20));
+  c.Model.Layers = tinyOnCpu().Model.Layers;
   c.Device = Device::Cpu;
   c.Shard = ShardMode::Full;
   MemoryEstimate full = estimateMemory(c);

@@ -22,6 +22,10 @@
 
 namespace mixtape::plan {
 
+/// Elements of one call's buffer when ZeRO's reduce-scatter and all-gather run a slice of
+/// every rank's shard at a time (runtime/dist SlicedCollectives.h): 16 MiB of fp32.
+inline constexpr int64_t kCollectiveSliceElements = int64_t(4) << 20;
+
 /// How the runtime computes. Cpu: fp32 everywhere, attention by model::groupedAttention,
 /// which saves the softmax probabilities (T^2 per head). Cuda: bf16 weights for compute
 /// with fp32 master weights, fp32 gradients and AdamW state, LibTorch's fused

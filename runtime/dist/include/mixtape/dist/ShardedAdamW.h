@@ -6,7 +6,9 @@
 // the gradients are reduce-scattered so that rank r holds the sum of its shard only; it
 // clips that shard by the global norm (the ranks sum their shards' squared norms), updates
 // its slice of the parameters with AdamW moments for that slice alone, and the ranks
-// all-gather the updated parameters. The optimizer state per rank is 1/W of AdamW's.
+// all-gather the updated parameters. The optimizer state per rank is 1/W of AdamW's. Both
+// collectives run a slice of every shard at a time (SlicedCollectives.h): the flat buffer
+// is never formed whole.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -32,7 +34,7 @@ public:
   ~ShardedAdamW() override;
   static llvm::Expected<std::unique_ptr<ShardedAdamW>> create(Collectives &collectives, train::AdamW &optimizer);
 
-  /// Nothing starts during backward: the gradients are reduce-scattered as one flat buffer.
+  /// Nothing starts during backward: the gradients are reduce-scattered after it.
   void beforeLastBackward(llvm::ArrayRef<model::NamedParameter>) override {}
   void sumGradients(llvm::ArrayRef<model::NamedParameter> params, llvm::MutableArrayRef<double> sums) override;
   double clipAndStep(train::AdamW &optimizer, double clipNorm, double lr) override;
