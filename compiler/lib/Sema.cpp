@@ -317,6 +317,9 @@ void sema::checkResources(Context &ctx) {
 
 void sema::checkModel(Context &ctx) {
   ModelSpec &m = ctx.Recipe.Model;
+  // The defaults stand even without a [model] to rename them (the streams check against them).
+  for (const plan::ByteControlToken &c : plan::kByteControlTokens)
+    m.ByteControlTokens.push_back({c.Text.str(), c.Id});
   const Value *model = ctx.Root.get("model");
   if (!model || model->Kind != ValueKind::Table) {
     ctx.report(DiagCode::MissingKey, ctx.Root.Range, "the recipe needs a [model] section");
@@ -411,8 +414,6 @@ void sema::checkModel(Context &ctx) {
   if (const Value *v = model->get("pretrained_on"); v && v->Kind == ValueKind::Array)
     for (const auto &item : v->Items)
       m.PretrainedOn.push_back(item->String); // checked against the streams in checkStreams
-  for (const plan::ByteControlToken &c : plan::kByteControlTokens)
-    m.ByteControlTokens.push_back({c.Text.str(), c.Id});
   if (const Value *v = model->get("control_tokens"); v && v->Kind == ValueKind::Array) {
     if (normalTokenizer(m.Tokenizer) != "bytes")
       ctx.report(DiagCode::BadValue, v->Range,

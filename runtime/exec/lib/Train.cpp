@@ -204,10 +204,12 @@ llvm::Expected<RegularizerModels> loadRegularizerModels(ExecContext &ctx, const 
                                                         train::TrainOptions &options) {
   const plan::TrainSettings &s = train.Settings;
   RegularizerModels models;
+  // The teacher and the anchor read the batch as the student does: at the node's RoPE base.
+  auto frozenInput = [&](uint64_t input) {
+    return frozenModel(ctx, ctx.input(node, input), ctx.inputWeights(node, input), s.RopeTheta);
+  };
   if (s.Distill) {
-    // The teacher reads the batch as the student does: at the node's RoPE base.
-    const uint64_t teacher = s.Distill->TeacherInput;
-    auto loaded = frozenModel(ctx, ctx.input(node, teacher), ctx.inputWeights(node, teacher), s.RopeTheta);
+    auto loaded = frozenInput(s.Distill->TeacherInput);
     if (!loaded)
       return loaded.takeError();
     models.Teacher = std::move(*loaded);
@@ -216,8 +218,7 @@ llvm::Expected<RegularizerModels> loadRegularizerModels(ExecContext &ctx, const 
     options.Regularize.Temperature = s.Distill->Temperature;
   }
   if (s.L2ToInit) {
-    const uint64_t anchor = s.L2ToInit->AnchorInput;
-    auto loaded = frozenModel(ctx, ctx.input(node, anchor), ctx.inputWeights(node, anchor), s.RopeTheta);
+    auto loaded = frozenInput(s.L2ToInit->AnchorInput);
     if (!loaded)
       return loaded.takeError();
     models.Anchor = std::move(*loaded);

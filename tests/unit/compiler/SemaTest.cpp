@@ -149,6 +149,11 @@ TEST(Sema, ControlTokenNamesAreTheByteTokenizersReservedIds) {
   EXPECT_NE(c->printed().find("error: the byte tokenizer reserves 5 ids for control tokens (259-263), not 6"),
             std::string::npos)
       << c->printed();
+  // Without [model] that one error, and the default names still known to the streams.
+  c = loadText("[recipe]\nname = \"t\"\n[streams.a]\nshards = \"synth:prose\"\n"
+               "transform = \"control_tokens(good = '<|good|>')\"\n");
+  EXPECT_NE(c->printed().find("the recipe needs a [model] section"), std::string::npos) << c->printed();
+  EXPECT_EQ(c->printed().find("is not a control token"), std::string::npos) << c->printed();
   c = loadText(recipe("tokenizer = \"hf:tok.json\"\ncontrol_tokens = [\"<|hi|>\"]"));
   EXPECT_NE(c->printed().find("error: control_tokens names the byte tokenizer's reserved ids; a tokenizer.json's "
                               "control tokens are its own tokens (add them to its added_tokens)"),
