@@ -23,15 +23,15 @@ struct FullShard::Unit {
   std::unique_ptr<ShardLayout> Layout;
   at::Tensor Shard, ExpAvg, ExpAvgSq; ///< [ShardSize]: this rank's weights and moments
   at::Tensor GradShard;               ///< [ShardSize]: the summed gradients, once reduced
+  bool Reduced = false;               ///< GradShard holds this step's gradients
   bool Gathered = true;               ///< the parameter tensors hold the whole unit
   size_t Waiting = 0;                 ///< gradients the running backward has yet to accumulate
 };
 
 /// An all-gather of a unit's shards into one buffer, started, not yet copied into its parameters.
 struct FullShard::UnitGather {
-  UnitGather(Collectives &comm, Unit &unit)
-      : Target(&unit), Whole(at::empty({unit.Layout->ShardSize * comm.worldSize()}, unit.Shard.options())),
-        Work(comm.startAllGather(unit.Shard, Whole)) {}
+  UnitGather(Collectives &comm, Unit &unit, at::Tensor whole)
+      : Target(&unit), Whole(std::move(whole)), Work(comm.startAllGather(unit.Shard, Whole)) {}
   Unit *Target;
   at::Tensor Whole;
   std::unique_ptr<PendingCollective> Work;
@@ -69,6 +69,18 @@ at::Tensor refillStorage(const at::Tensor &t) {
   storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
   storage->set_nbytes(bytes);
   return at::from_blob(storage->data(), t.sizes(), t.options().requires_grad(false));
+}
+
+/// Points a parameter's storage at `whole` from element `offset` on; the storage keeps
+/// `whole`'s alive until it is dropped or pointed elsewhere.
+void aliasStorage(const at::Tensor &t, const at::Tensor &whole, int64_t offset) {
+  c10::StorageImpl *storage = t.storage().unsafeGetStorageImpl();
+  const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
+  void *data = static_cast<char *>(whole.data_ptr()) + offset * static_cast<int64_t>(whole.element_size());
+  storage->set_data_ptr_noswap(c10::DataPtr(
+      data, new c10::Storage(whole.storage()), [](void *keep) { delete static_cast<c10::Storage *>(keep); },
+      t.device()));
+  storage->set_nbytes(bytes);
 }
 
 } // namespace
@@ -174,6 +186,7 @@ void FullShard::takeShard(Unit &unit, const train::AdamW &optimizer) {
   unit.Shard = at::zeros({unit.Layout->ShardSize}, options);
   unit.ExpAvg = at::zeros({unit.Layout->ShardSize}, options);
   unit.ExpAvgSq = at::zeros({unit.Layout->ShardSize}, options);
+  unit.GradShard = at::empty({unit.Layout->ShardSize}, options);
   for (const ShardLayout::Piece &p : unit.Layout->Pieces) {
     const size_t i = unit.Params[p.Tensor];
     auto take = [&](at::Tensor &shard, const at::Tensor &whole) {
@@ -231,14 +244,25 @@ void FullShard::gather(Unit &unit) {
   at::NoGradGuard noGrad;
   if (Ahead && Ahead->Target != &unit)
     dropPrefetch();
-  std::unique_ptr<UnitGather> gathering = Ahead ? std::move(Ahead) : std::make_unique<UnitGather>(Comm, unit);
+  std::unique_ptr<UnitGather> gathering =
+      Ahead ? std::move(Ahead) : std::make_unique<UnitGather>(Comm, unit, gatherBuffer(unit));
   gathering->Work->wait();
-  const ShardLayout &layout = *unit.Layout;
-  for (size_t k = 0; k < unit.Params.size(); ++k) {
-    const at::Tensor &param = Params[unit.Params[k]].Tensor;
-    refillStorage(param).view({-1}).copy_(gathering->Whole.narrow(0, layout.Offsets[k], param.numel()));
-  }
+  for (size_t k = 0; k < unit.Params.size(); ++k)
+    aliasStorage(Params[unit.Params[k]].Tensor, gathering->Whole, unit.Layout->Offsets[k]);
   unit.Gathered = true;
+}
+
+at::Tensor FullShard::gatherBuffer(const Unit &unit) {
+  const int64_t elements = unit.Layout->ShardSize * Comm.worldSize();
+  at::Tensor *best = nullptr;
+  for (at::Tensor &buffer : GatherBuffers)
+    if (buffer.storage().use_count() == 1 && buffer.numel() >= elements && buffer.numel() <= elements + elements / 8 &&
+        (!best || buffer.numel() < best->numel()))
+      best = &buffer;
+  if (best)
+    return best->narrow(0, 0, elements);
+  GatherBuffers.push_back(at::empty({elements}, unit.Shard.options()));
+  return GatherBuffers.back();
 }
 
 void FullShard::prefetch(size_t part) {
@@ -248,7 +272,7 @@ void FullShard::prefetch(size_t part) {
   if (unit.Gathered)
     return;
   at::NoGradGuard noGrad;
-  Ahead = std::make_unique<UnitGather>(Comm, unit);
+  Ahead = std::make_unique<UnitGather>(Comm, unit, gatherBuffer(unit));
 }
 
 void FullShard::dropPrefetch() {
@@ -306,12 +330,24 @@ void FullShard::reduce(Unit &unit) {
     grads.push_back(grad.defined() ? grad.reshape({-1}) : at::Tensor());
     grad = at::Tensor();
   }
-  at::Tensor sum = at::empty({layout.ShardSize}, unit.Shard.options());
-  reduceScatterInSlices(Comm, layout, grads, sum);
   // Micro-batches add up here, each already summed over the ranks.
-  unit.GradShard = unit.GradShard.defined() ? unit.GradShard.add_(sum) : sum;
+  if (!unit.Reduced) {
+    reduceScatterInSlices(Comm, layout, grads, unit.GradShard);
+  } else {
+    at::Tensor sum = at::empty({layout.ShardSize}, unit.Shard.options());
+    reduceScatterInSlices(Comm, layout, grads, sum);
+    unit.GradShard.add_(sum);
+  }
+  unit.Reduced = true;
   unit.Waiting = 0;
   release(unit);
+}
+
+void FullShard::sumCounts(int64_t &lossTokens, int64_t &tokens) {
+  // A step begins: the gradient shards of the last one, applied or skipped, are spent.
+  for (Unit &unit : Units)
+    unit.Reduced = false;
+  DataParallel::sumCounts(lossTokens, tokens);
 }
 
 void FullShard::sumGradients(llvm::ArrayRef<NamedParameter>, llvm::MutableArrayRef<double> sums) {
@@ -328,16 +364,16 @@ double FullShard::clipAndStep(train::AdamW &optimizer, double clipNorm, double l
   dropPrefetch(); // a gather in flight must not read the shards the step updates
   at::Tensor squares = at::zeros({1}, at::TensorOptions(at::kDouble).device(Units.front().Shard.device()));
   for (const Unit &unit : Units)
-    if (unit.GradShard.defined())
-      squares += unit.GradShard.to(at::kDouble).square().sum();
+    if (unit.Reduced)
+      squares += squaredSumInSlices(unit.GradShard);
   squares = squares.to(Comm.deviceType());
   Comm.allReduceSum(squares);
   const double norm = std::sqrt(squares.item<double>());
   const double factor = train::clipFactor(norm, clipNorm);
   const int64_t step = std::isfinite(norm) ? optimizer.countStep() : 0;
   for (Unit &unit : Units) {
-    at::Tensor grad = std::move(unit.GradShard);
-    if (!grad.defined() || !std::isfinite(norm)) // every rank sees the same norm: all skip the update
+    at::Tensor &grad = unit.GradShard;
+    if (!unit.Reduced || !std::isfinite(norm)) // every rank sees the same norm: all skip the update
       continue;
     if (factor < 1)
       grad.mul_(factor);

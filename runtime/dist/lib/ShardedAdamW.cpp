@@ -63,13 +63,16 @@ void ShardedAdamW::sumGradients(llvm::ArrayRef<NamedParameter> params, llvm::Mut
     flat.push_back(p.Tensor.grad().reshape({-1}));
   GradShard = at::empty({Layout->ShardSize}, flat.front().options());
   reduceScatterInSlices(Comm, *Layout, flat, GradShard);
-  dropGradients(params, AnyRankHad);
+  // The step reads GradShard only: the whole gradients go before the optimizer's temporaries come.
+  flat.clear();
+  for (const NamedParameter &p : params)
+    const_cast<at::Tensor &>(p.Tensor).mutable_grad() = at::Tensor();
   sumLoss(sums);
 }
 
 double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, double lr) {
   at::NoGradGuard noGrad;
-  at::Tensor squares = GradShard.to(at::kDouble).square().sum().reshape({1}).to(Comm.deviceType());
+  at::Tensor squares = squaredSumInSlices(GradShard).to(Comm.deviceType());
   Comm.allReduceSum(squares);
   const double norm = std::sqrt(squares.item<double>());
   if (!std::isfinite(norm)) { // every rank sees the same sum: all skip the update
@@ -79,22 +82,18 @@ double ShardedAdamW::clipAndStep(train::AdamW &optimizer, double clipNorm, doubl
   if (double factor = train::clipFactor(norm, clipNorm); factor < 1)
     GradShard.mul_(factor);
   llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
-  const int64_t step = optimizer.countStep(), shardSize = Layout->ShardSize;
-  at::Tensor shard = at::zeros({shardSize}, GradShard.options());
-  for (const ShardLayout::Piece &p : Layout->Pieces) {
-    at::Tensor param = flatView(params[p.Tensor]).narrow(0, p.InTensor, p.Length);
+  const int64_t step = optimizer.countStep();
+  for (const ShardLayout::Piece &p : Layout->Pieces)
     if (AnyRankHad[p.Tensor]) // as AdamW skips a parameter without a gradient
-      train::AdamW::update(param, GradShard.narrow(0, p.InShard, p.Length), ExpAvg.narrow(0, p.InShard, p.Length),
+      train::AdamW::update(flatView(params[p.Tensor]).narrow(0, p.InTensor, p.Length),
+                           GradShard.narrow(0, p.InShard, p.Length), ExpAvg.narrow(0, p.InShard, p.Length),
                            ExpAvgSq.narrow(0, p.InShard, p.Length), lr * optimizer.lrScale(p.Tensor),
-                           optimizer.weightDecay(p.Tensor), step,
-                           optimizer.options());
-    shard.narrow(0, p.InShard, p.Length).copy_(param);
-  }
+                           optimizer.weightDecay(p.Tensor), step, optimizer.options());
   GradShard = at::Tensor();
   std::vector<at::Tensor> flat;
   for (const NamedParameter &p : params)
     flat.push_back(flatView(p));
-  allGatherInSlices(Comm, *Layout, shard, flat);
+  allGatherInSlices(Comm, *Layout, flat);
   return norm;
 }
 

@@ -40,16 +40,30 @@ void mixtape::dist::reduceScatterInSlices(Collectives &comm, const ShardLayout &
   }
 }
 
-void mixtape::dist::allGatherInSlices(Collectives &comm, const ShardLayout &layout, const at::Tensor &shard,
+void mixtape::dist::allGatherInSlices(Collectives &comm, const ShardLayout &layout,
                                       llvm::ArrayRef<at::Tensor> flat) {
-  const int64_t W = comm.worldSize(), S = layout.ShardSize;
+  const int64_t W = comm.worldSize(), S = layout.ShardSize, rank = comm.rank();
   const int64_t slice = std::max<int64_t>(1, kSliceBufferElements / W);
+  const at::TensorOptions options = flat.front().options();
   for (int64_t begin = 0; begin < S; begin += slice) {
     const int64_t n = std::min(slice, S - begin);
-    at::Tensor out = at::empty({W, n}, shard.options()), outFlat = out.view({-1});
-    comm.allGather(shard.narrow(0, begin, n), outFlat);
+    at::Tensor in = at::zeros({n}, options), out = at::empty({W, n}, options), outFlat = out.view({-1});
     forEachPiece(layout, flat, W, begin, n, [&](int64_t r, size_t k, int64_t inSlice, int64_t inTensor, int64_t length) {
-      flat[k].narrow(0, inTensor, length).copy_(out[r].narrow(0, inSlice, length));
+      if (r == rank)
+        in.narrow(0, inSlice, length).copy_(flat[k].narrow(0, inTensor, length));
+    });
+    comm.allGather(in, outFlat);
+    forEachPiece(layout, flat, W, begin, n, [&](int64_t r, size_t k, int64_t inSlice, int64_t inTensor, int64_t length) {
+      if (r != rank)
+        flat[k].narrow(0, inTensor, length).copy_(out[r].narrow(0, inSlice, length));
     });
   }
+}
+
+at::Tensor mixtape::dist::squaredSumInSlices(const at::Tensor &shard) {
+  at::Tensor sum = at::zeros({1}, shard.options().dtype(at::kDouble));
+  const int64_t n = shard.numel();
+  for (int64_t begin = 0; begin < n; begin += kSliceBufferElements)
+    sum += shard.narrow(0, begin, std::min(kSliceBufferElements, n - begin)).to(at::kDouble).square_().sum();
+  return sum;
 }

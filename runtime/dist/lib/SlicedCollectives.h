@@ -3,7 +3,8 @@
 // The reduce-scatter and all-gather of a ShardLayout's flat buffer, run a slice of every
 // rank's shard at a time so that neither the flat buffer nor Gloo's copy of it is ever
 // whole: Gloo's reduce-scatter all-reduces a copy of its input, and its all-gather copies
-// through a flat buffer, so one call over a model's gradients held them three times.
+// through a flat buffer, so one call over a model's gradients held them three times. The
+// squared norm of a shard is summed a slice at a time for the same reason.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -24,8 +25,14 @@ inline constexpr int64_t kSliceBufferElements = plan::kCollectiveSliceElements;
 void reduceScatterInSlices(Collectives &comm, const ShardLayout &layout, llvm::ArrayRef<at::Tensor> flat,
                            at::Tensor shard);
 
-/// Gathers every rank's `shard` into the tensors `flat` (1-D, laid out by `layout`).
-void allGatherInSlices(Collectives &comm, const ShardLayout &layout, const at::Tensor &shard,
-                       llvm::ArrayRef<at::Tensor> flat);
+/// Gives every rank the values of each rank's shard of the tensors `flat` (1-D, laid out
+/// by `layout`): rank r's pieces of them are copied into the others' `flat`. No rank holds
+/// its shard apart, only one slice of it at a time.
+void allGatherInSlices(Collectives &comm, const ShardLayout &layout, llvm::ArrayRef<at::Tensor> flat);
+
+/// The sum of squares of `shard` in double, as a one-element tensor on its device: a
+/// slice at a time, so that the double copy is one slice's, not the shard's (on a ZeRO-1
+/// shard of 67M parameters the whole copy and its square were 1 GiB).
+at::Tensor squaredSumInSlices(const at::Tensor &shard);
 
 } // namespace mixtape::dist

@@ -58,6 +58,8 @@ public:
         llvm::function_ref<llvm::Error(llvm::ArrayRef<size_t>)> fill);
   ~FullShard() override;
 
+  /// Also starts the step's gradient shards afresh.
+  void sumCounts(int64_t &lossTokens, int64_t &tokens) override;
   void beforeLastBackward(llvm::ArrayRef<model::NamedParameter>) override {}
   /// The gradients were reduce-scattered during backward; sums the loss.
   void sumGradients(llvm::ArrayRef<model::NamedParameter> params, llvm::MutableArrayRef<double> sums) override;
@@ -100,6 +102,9 @@ private:
   /// All-gathers `unit`'s parameters into their tensors (nothing when they are there),
   /// finishing the gather started ahead for it if there is one.
   void gather(Unit &unit);
+  /// A buffer for `unit`'s gathered parameters from GatherBuffers: one no parameter uses
+  /// any more, of at least its size and at most an eighth more, else a new one.
+  at::Tensor gatherBuffer(const Unit &unit);
   /// Starts the all-gather of `part`'s unit in the background unless it is gathered or
   /// another gather runs ahead.
   void prefetch(size_t part);
@@ -119,6 +124,11 @@ private:
   size_t Outer = 0; ///< the last part's unit (the first's too, with a tied head)
   bool KeepWhole = false;
   std::unique_ptr<UnitGather> Ahead; ///< the gather started ahead of its unit's use
+  /// Every buffer units were gathered into, kept for the next gathers: the parameters point
+  /// into them while gathered. A step allocates them in the same order each time, but
+  /// between the gradient shards and autograd's own allocations malloc's arena fragmented
+  /// (a third above the live peak of 2 ranks of a 134M Llama).
+  std::vector<at::Tensor> GatherBuffers;
   /// The parameters' gradient accumulators, kept alive with the keys of our hooks.
   std::vector<std::shared_ptr<torch::autograd::Node>> Accumulators;
   std::vector<uintptr_t> HookKeys;
