@@ -126,11 +126,12 @@ MemoryEstimate plan::estimateMemory(const MemoryConfig &c) {
   // Model state: fp32 masters (and, unsharded on CUDA, their bf16 copies for compute),
   // fp32 gradients, AdamW's two fp32 moments. On the CPU (no fused AdamW), the step's
   // denominator sqrt(v) / c + eps makes two temporaries of the largest tensor it updates
-  // at once (AdamW::update): a whole parameter, or its piece of this rank's shard.
+  // at once (AdamW::update): a whole parameter, or its piece of this rank's shard. ZeRO-1
+  // frees the whole gradients before its step, whose temporaries then take their place.
   e.Weights = kFp32 * P / (full ? W : 1) + (bf16 && !full ? 2 * P : 0) + static_cast<double>(c.WeightCopies) * kFp32 * P;
   e.Gradients = kFp32 * P / (full ? W : 1);
   e.Optimizer = 2 * kFp32 * P / (sharded ? W : 1);
-  if (cpu)
+  if (cpu && shard != ShardMode::Optimizer)
     e.Optimizer += 2 * kFp32 * std::min(largestTensor(c.Model), sharded ? (full ? unit : P) / W : P);
 
   // Activations: a checkpointed block keeps its input only and recomputes the rest in
@@ -167,15 +168,17 @@ MemoryEstimate plan::estimateMemory(const MemoryConfig &c) {
   // time (the whole buffer when it is smaller), and Gloo's reduce-scatter (the CPU's)
   // all-reduces a copy of each slice; full sharding gathers two units' parameters (the one
   // computing and the one prefetched) and holds one unit's unsharded gradient until it is
-  // reduce-scattered.
+  // reduce-scattered, a slice at a time as ZeRO-1's.
   if (c.World > 1) {
-    const double slice = kFp32 * std::min(P, static_cast<double>(kCollectiveSliceElements));
+    auto slices = [&](double elements) {
+      return kFp32 * std::min(elements, static_cast<double>(kCollectiveSliceElements)) * (cpu ? 2 : 1);
+    };
     if (shard == ShardMode::None)
       e.Buffers = kFp32 * P;
     else if (shard == ShardMode::Optimizer)
-      e.Buffers = kFp32 * P / W + slice * (cpu ? 2 : 1);
+      e.Buffers = kFp32 * P / W + slices(P);
     else
-      e.Buffers = (2 * a + kFp32) * unit;
+      e.Buffers = (2 * a + kFp32) * unit + slices(unit);
   }
   return e;
 }

@@ -261,8 +261,13 @@ at::Tensor FullShard::gatherBuffer(const Unit &unit) {
       best = &buffer;
   if (best)
     return best->narrow(0, 0, elements);
-  GatherBuffers.push_back(at::empty({elements}, unit.Shard.options()));
-  return GatherBuffers.back();
+  // Sized for the largest unit it could serve: an untied head then reuses the embedding's.
+  int64_t size = elements;
+  for (const Unit &other : Units)
+    if (int64_t n = other.Layout->ShardSize * Comm.worldSize(); n > size && n <= elements + elements / 8)
+      size = n;
+  GatherBuffers.push_back(at::empty({size}, unit.Shard.options()));
+  return GatherBuffers.back().narrow(0, 0, elements);
 }
 
 void FullShard::prefetch(size_t part) {

@@ -21,6 +21,6 @@ mixtape::dist::makeGlooCollectives(const c10::intrusive_ptr<c10d::Store> &store,
   else
     options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
   auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, world.Rank, world.Size, options);
-  return std::make_unique<ProcessGroupCollectives<c10d::ProcessGroupGloo, /*NativeReduceScatter=*/false>>(
+  return std::make_unique<ProcessGroupCollectives<c10d::ProcessGroupGloo, /*FlatCollectives=*/false>>(
       std::move(group), store, world, c10::DeviceType::CPU, timeout);
 }

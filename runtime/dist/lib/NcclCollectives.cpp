@@ -28,6 +28,6 @@ mixtape::dist::makeNcclCollectives(const c10::intrusive_ptr<c10d::Store> &store,
   auto options = c10d::ProcessGroupNCCL::Options::create();
   options->timeout = timeout;
   auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, world.Rank, world.Size, options);
-  return std::make_unique<ProcessGroupCollectives<c10d::ProcessGroupNCCL, /*NativeReduceScatter=*/true>>(
+  return std::make_unique<ProcessGroupCollectives<c10d::ProcessGroupNCCL, /*FlatCollectives=*/true>>(
       std::move(group), store, world, c10::DeviceType::CUDA, timeout);
 }

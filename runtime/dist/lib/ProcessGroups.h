@@ -2,8 +2,8 @@
 //
 // Private to runtime/dist. LibTorch 1.13's process groups derive from c10d::ProcessGroup,
 // 2.x's from c10d::Backend, and their work handles changed type; the calls used here
-// (allreduce, broadcast, allgather, _reduce_scatter_base, wait) are spelled the same in
-// both, so one template serves Gloo and NCCL on either version.
+// (allreduce, broadcast, _allgather_base, _reduce_scatter_base, wait) are spelled the
+// same in both, so one template serves Gloo and NCCL on either version.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -33,9 +33,12 @@ std::unique_ptr<Collectives> makeNcclCollectives(const c10::intrusive_ptr<c10d::
 llvm::Error rankZeroAloneOverStore(c10d::Store &store, int rank, uint64_t sequence, const std::string &what,
                                    llvm::function_ref<llvm::Error()> work, std::chrono::milliseconds timeout);
 
-/// `Group` is c10d::ProcessGroupGloo or c10d::ProcessGroupNCCL. Gloo (1.13) has no
-/// reduce-scatter: `NativeReduceScatter` false all-reduces and keeps this rank's slice.
-template <typename Group, bool NativeReduceScatter> class ProcessGroupCollectives final : public Collectives {
+/// `Group` is c10d::ProcessGroupGloo or c10d::ProcessGroupNCCL. NCCL reduce-scatters and
+/// all-gathers one flat buffer in place (`FlatCollectives`). Gloo (1.13) has neither flat
+/// call: it all-reduces and keeps this rank's slice, and gathers with a broadcast from each
+/// rank into its row, since its list all-gather (NCCL's too) copies through a second
+/// buffer of the whole output — under full sharding a unit's parameters twice.
+template <typename Group, bool FlatCollectives> class ProcessGroupCollectives final : public Collectives {
 public:
   ProcessGroupCollectives(c10::intrusive_ptr<Group> group, c10::intrusive_ptr<c10d::Store> store, const World &world,
                           c10::DeviceType device, std::chrono::milliseconds timeout)
@@ -50,13 +53,13 @@ public:
   std::unique_ptr<PendingCollective> startAllReduceSum(at::Tensor &tensor) override {
     std::vector<at::Tensor> tensors{tensor};
     std::unique_ptr<PendingCollective> pending;
-    guarded("all-reduce", [&] { pending = makePending("all-reduce", PG->allreduce(tensors)); });
+    guarded("all-reduce", [&] { pending = makePending("all-reduce", std::vector{PG->allreduce(tensors)}); });
     return pending;
   }
 
   void reduceScatterSum(const at::Tensor &input, at::Tensor &output) override {
     guarded("reduce-scatter", [&] {
-      if constexpr (NativeReduceScatter) {
+      if constexpr (FlatCollectives) {
         PG->_reduce_scatter_base(output, const_cast<at::Tensor &>(input))->wait();
       } else {
         std::vector<at::Tensor> tensors{input.clone()};
@@ -69,13 +72,23 @@ public:
   void allGather(const at::Tensor &input, at::Tensor &output) override { startAllGather(input, output)->wait(); }
 
   std::unique_ptr<PendingCollective> startAllGather(const at::Tensor &input, at::Tensor &output) override {
-    std::vector<at::Tensor> inputs{input};
-    std::vector<std::vector<at::Tensor>> outputs(1);
-    at::Tensor rows = output.view({Size, -1});
-    for (int r = 0; r < Size; ++r)
-      outputs[0].push_back(rows[r].view_as(input));
     std::unique_ptr<PendingCollective> pending;
-    guarded("all-gather", [&] { pending = makePending("all-gather", PG->allgather(outputs, inputs)); });
+    guarded("all-gather", [&] {
+      if constexpr (FlatCollectives) {
+        pending = makePending("all-gather", std::vector{PG->_allgather_base(output, const_cast<at::Tensor &>(input))});
+      } else {
+        at::Tensor rows = output.view({Size, -1});
+        rows[Rank].copy_(input.view({-1}));
+        std::vector<decltype(PG->broadcast(std::declval<std::vector<at::Tensor> &>()))> works;
+        for (int r = 0; r < Size; ++r) {
+          std::vector<at::Tensor> row{rows[r]};
+          c10d::BroadcastOptions options;
+          options.rootRank = r;
+          works.push_back(PG->broadcast(row, options));
+        }
+        pending = makePending("all-gather", std::move(works));
+      }
+    });
     return pending;
   }
 
@@ -104,22 +117,26 @@ public:
   }
 
 private:
-  /// c10d's work handle (its type differs between LibTorch versions), waited for as the
-  /// blocking calls wait.
+  /// c10d's work handles (their type differs between LibTorch versions), waited for in
+  /// order as the blocking calls wait.
   template <typename Work> class Pending final : public PendingCollective {
   public:
-    Pending(ProcessGroupCollectives &owner, const char *op, Work work) : Owner(owner), Op(op), W(std::move(work)) {}
+    Pending(ProcessGroupCollectives &owner, const char *op, std::vector<Work> works)
+        : Owner(owner), Op(op), Works(std::move(works)) {}
     void wait() override {
-      Owner.guarded(Op, [&] { W->wait(); });
+      Owner.guarded(Op, [&] {
+        for (Work &w : Works)
+          w->wait();
+      });
     }
 
   private:
     ProcessGroupCollectives &Owner;
     const char *Op;
-    Work W;
+    std::vector<Work> Works;
   };
-  template <typename Work> std::unique_ptr<PendingCollective> makePending(const char *op, Work work) {
-    return std::make_unique<Pending<Work>>(*this, op, std::move(work));
+  template <typename Work> std::unique_ptr<PendingCollective> makePending(const char *op, std::vector<Work> works) {
+    return std::make_unique<Pending<Work>>(*this, op, std::move(works));
   }
 
   std::string context(const char *op) const {

@@ -113,7 +113,11 @@ llvm::Error mixtape::exec::executePlan(const plan::Plan &plan, const ExecOptions
   ctx.Verification = {options.VerifyData, data::verificationCacheFile(data::defaultManifestCacheDir(cache)), vocab};
   ctx.Sources->verifyData(ctx.Verification);
   train::configureThreads();
-  train::retainFreedHostMemory();
+  const bool sharded = options.World.Size > 1 && llvm::any_of(plan.Nodes, [&](const plan::Node &n) {
+    const plan::TrainNode *t = n.train();
+    return t && ctx.Shard.value_or(t->Exec.Shard) != plan::ShardMode::None;
+  });
+  train::retainFreedHostMemory(sharded ? train::kShardedRetainedBlockBytes : train::kRetainedBlockBytes);
 
   for (const plan::Node &n : plan.Nodes) {
     if (!options.Nodes.empty() && !llvm::is_contained(options.Nodes, n.Name))

@@ -110,7 +110,8 @@ TEST(MemoryPlan, ShardModesDivideWhatTheyShard) {
   c.World = 4;
   const double P = 86848;
   // AdamW's step temporaries (the CPU's): two of the largest tensor, 8192, or of the largest
-  // piece of a shard, at most P/4 = 21712 (ZeRO-1) or a block's shard 36992/4 = 9248 (full).
+  // piece of a shard, at most a block's shard 36992/4 = 9248 (full). ZeRO-1's take the place
+  // of the whole gradients, freed before its step.
   const double step = 2 * 4 * 8192;
   MemoryEstimate none = estimateMemory(c);
   EXPECT_EQ(none.Optimizer, 8 * P + step);
@@ -119,7 +120,7 @@ TEST(MemoryPlan, ShardModesDivideWhatTheyShard) {
   MemoryEstimate zero1 = estimateMemory(c);
   EXPECT_EQ(zero1.Weights, 4 * P);
   EXPECT_EQ(zero1.Gradients, 4 * P);
-  EXPECT_EQ(zero1.Optimizer, 2 * P + step);
+  EXPECT_EQ(zero1.Optimizer, 2 * P);
   // Smaller than one slice (4Mi elements): the whole flat buffer is one call's.
   EXPECT_EQ(zero1.Buffers, P + 4 * P + 4 * P) << "this rank's gradient shard, the slice and Gloo's copy";
   c.Device = Device::Cuda;
@@ -134,9 +135,10 @@ TEST(MemoryPlan, ShardModesDivideWhatTheyShard) {
   EXPECT_EQ(full.Weights, P);
   EXPECT_EQ(full.Gradients, P);
   EXPECT_EQ(full.Optimizer, 2 * P + step);
-  // Two gathered blocks (the largest unit, 36992 > 6400) at 4 bytes, and one unsharded fp32
-  // gradient of a block.
-  EXPECT_EQ(full.Buffers, (2 * 4 + 4) * 36992.0);
+  // Two gathered blocks (the largest unit, 36992 > 6400) at 4 bytes, one unsharded fp32
+  // gradient of a block, and its reduce-scatter's buffer (the whole unit, less than a slice)
+  // with Gloo's copy.
+  EXPECT_EQ(full.Buffers, (2 * 4 + 4 + 2 * 4) * 36992.0);
   EXPECT_EQ(full.Activations, none.Activations);
 }
 

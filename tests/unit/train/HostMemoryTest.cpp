@@ -35,3 +35,25 @@ TEST(HostMemory, FreedBlocksStayInTheArena) {
   std::free(again);
 #endif
 }
+
+TEST(HostMemory, ShardedRanksKeepOnlySmallBlocks) {
+#if !defined(__GLIBC__)
+  GTEST_SKIP() << "malloc's thresholds are glibc's";
+#else
+  ASSERT_TRUE(retainFreedHostMemory(kShardedRetainedBlockBytes));
+  // A gathered unit's size: an mmap of its own, back to the kernel when freed.
+  const size_t large = 4 * kShardedRetainedBlockBytes, small = kShardedRetainedBlockBytes / 4;
+  const struct mallinfo2 before = mallinfo2();
+  void *volatile block = std::malloc(large);
+  ASSERT_NE(block, nullptr);
+  EXPECT_GE(mallinfo2().hblkhd, before.hblkhd + large) << "the large block came from the arena";
+  std::free(block);
+  EXPECT_EQ(mallinfo2().hblkhd, before.hblkhd) << "the large block stayed mapped";
+  // An activation's size stays in the arena as before.
+  void *volatile piece = std::malloc(small);
+  ASSERT_NE(piece, nullptr);
+  EXPECT_EQ(mallinfo2().hblkhd, before.hblkhd) << "the small block was mmapped on its own";
+  std::free(piece);
+  ASSERT_TRUE(retainFreedHostMemory()); // the process's policy as the other tests expect it
+#endif
+}

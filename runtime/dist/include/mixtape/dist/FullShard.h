@@ -103,7 +103,8 @@ private:
   /// finishing the gather started ahead for it if there is one.
   void gather(Unit &unit);
   /// A buffer for `unit`'s gathered parameters from GatherBuffers: one no parameter uses
-  /// any more, of at least its size and at most an eighth more, else a new one.
+  /// any more, of at least its size and at most an eighth more, else a new one as large as
+  /// the largest unit of that class.
   at::Tensor gatherBuffer(const Unit &unit);
   /// Starts the all-gather of `part`'s unit in the background unless it is gathered or
   /// another gather runs ahead.

@@ -17,10 +17,15 @@ namespace mixtape::train {
 
 /// Blocks up to this size come from malloc's arenas and stay there when freed.
 constexpr size_t kRetainedBlockBytes = size_t(1) << 30;
+/// The same where ranks shard the model (ZeRO-1, full): their large blocks — gathered units,
+/// whole gradients, the step's temporaries — come in sizes that change from one to the
+/// next, and kept in the arena they fragmented it: a 134M Llama fully sharded over 4 ranks
+/// peaked 15–20% above its live tensors with 1 GiB, 1–2% with 8 MiB (docs/performance.md).
+constexpr size_t kShardedRetainedBlockBytes = size_t(8) << 20;
 
-/// Sets malloc's mmap threshold to kRetainedBlockBytes and turns heap trimming off, for the
+/// Sets malloc's mmap threshold to `largestBlock` and turns heap trimming off, for the
 /// whole process (every thread's arena). Returns false where the C library refuses (or is
 /// not glibc): then allocation behaves as before, only slower.
-bool retainFreedHostMemory();
+bool retainFreedHostMemory(size_t largestBlock = kRetainedBlockBytes);
 
 } // namespace mixtape::train
