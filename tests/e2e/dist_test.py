@@ -14,8 +14,9 @@
              optimizer state of 2 plain ranks and of 1 rank
   full4   -- the same on 4 ranks
   full-resume -- kill a 2-rank `full` run after a checkpoint and resume it on 1 process; kill
-             a 1-process run and resume it on 2 ranks with `full`; kill a `full` run and
-             resume it on 2 plain ranks: each ends as its uninterrupted run
+             a 1-process run and resume it on 2 ranks with `full` (built from the checkpoint
+             alone: the input's model is set aside meanwhile); kill a `full` run and resume
+             it on 2 plain ranks: each ends as its uninterrupted run
   kill-full -- `kill` with `--shard full`: a rank dies while the others gather parameters
   sharded-checkpoint -- a 2-rank `full` run's checkpoint is each rank's shard and an index
              (nothing gathered); killed after it, the run resumes on 1 process, and on 4
@@ -271,7 +272,19 @@ elif scenario == "full-resume":
                 failures.append(f"uninterrupted run {key} failed:\n" + r.stderr[-3000:])
         d = os.path.join(work, "killed-" + re.sub(r"\W+", "-", what))
         newest = kill_after_checkpoint(d, before, n_before)
+        # Under `full` each rank reads its shards from the checkpoint; nothing reads the input's
+        # model (the done node before the killed one), set aside for the resume.
+        aside = []
+        if "full" in after:
+            aside = [os.path.join(n, "model.safetensors") for n in glob.glob(os.path.join(d, "*"))
+                     if os.path.exists(os.path.join(n, "DONE"))]
+            if len(aside) != 1:
+                failures.append(f"{what}: {len(aside)} done nodes before the killed one, not its input alone")
+            for path in aside:
+                os.rename(path, path + ".aside")
         r = run(["run", recipe, "--run-dir", d, "--nproc", str(n_after), "--timeout", "60", *after])
+        for path in aside:
+            os.rename(path + ".aside", path)
         if r.returncode != 0:
             failures.append(f"{what}: the resumed run failed:\n" + r.stderr[-3000:])
         if newest and f"[pretrain] resuming from the checkpoint at step {newest[2]}\n" not in r.stderr:

@@ -130,6 +130,11 @@ FullShard::build(Collectives &collectives, model::Model &model, train::AdamW &op
   Collectives &comm = full->Comm;
   for (size_t u = 0; u < full->Units.size(); ++u) {
     Unit &unit = full->Units[u];
+    if (!fill) { // each rank reads its shards itself once built
+      full->allocateShards(unit);
+      unit.Gathered = false;
+      continue;
+    }
     std::vector<NamedParameter> params;
     for (size_t i : unit.Params) {
       refillStorage(full->Params[i].Tensor);
@@ -180,13 +185,17 @@ FullShard::FullShard(Collectives &collectives, model::Model &model)
   }
 }
 
-void FullShard::takeShard(Unit &unit, const train::AdamW &optimizer) {
-  at::NoGradGuard noGrad;
+void FullShard::allocateShards(Unit &unit) {
   at::TensorOptions options = Params.front().Tensor.options().requires_grad(false);
   unit.Shard = at::zeros({unit.Layout->ShardSize}, options);
   unit.ExpAvg = at::zeros({unit.Layout->ShardSize}, options);
   unit.ExpAvgSq = at::zeros({unit.Layout->ShardSize}, options);
   unit.GradShard = at::empty({unit.Layout->ShardSize}, options);
+}
+
+void FullShard::takeShard(Unit &unit, const train::AdamW &optimizer) {
+  at::NoGradGuard noGrad;
+  allocateShards(unit);
   for (const ShardLayout::Piece &p : unit.Layout->Pieces) {
     const size_t i = unit.Params[p.Tensor];
     auto take = [&](at::Tensor &shard, const at::Tensor &whole) {

@@ -298,6 +298,20 @@ llvm::Error mixtape::dist::everyRankSucceeded(Collectives &collectives, llvm::Er
   return llvm::Error::success();
 }
 
+llvm::Error mixtape::dist::loadCheckpointSlices(Collectives &collectives, llvm::StringRef indexPath,
+                                                llvm::ArrayRef<StateSlice> slices, train::AdamW &optimizer) {
+  llvm::Error loaded = [&]() -> llvm::Error {
+    llvm::Expected<CheckpointIndex> index = CheckpointIndex::open(indexPath);
+    if (!index)
+      return index.takeError();
+    if (llvm::Error e = index->read(slices))
+      return e;
+    optimizer.setSteps(index->optimizerSteps());
+    return llvm::Error::success();
+  }();
+  return everyRankSucceeded(collectives, std::move(loaded), "loading the checkpoint " + indexPath.str());
+}
+
 llvm::Error mixtape::dist::loadShardedWeights(model::Model &model, llvm::StringRef indexPath) {
   llvm::Expected<CheckpointIndex> index = CheckpointIndex::open(indexPath);
   if (!index)

@@ -106,7 +106,8 @@ bool stageContinues(const ExecContext &ctx, const plan::Node &node) {
 /// Restores the model and optimizer from rank 0's newest checkpoint (every rank resumes
 /// from it; the others know only its step), else from the input (its optimizer state
 /// when the plan keeps it). A sharded checkpoint is only found here: its slices are read
-/// once the ranks share the state (RankSync::loadCheckpoint).
+/// once the ranks share the state (RankSync::loadCheckpoint); a model built sharded is then
+/// built from it, not from `startWeights`.
 /// `startWeights` set: the model holds no storage yet (built sharded later), and a whole
 /// checkpoint's weights become the file it is built from instead of being loaded.
 llvm::Expected<Start> restore(ExecContext &ctx, const plan::Node &node, const plan::TrainNode &train, model::Model &m,
@@ -261,10 +262,12 @@ public:
   }
 
   /// `startWeights` set (buildsSharded): `m` holds no storage yet and is built unit by
-  /// unit from that safetensors file, so no rank ever holds it whole.
+  /// unit from that safetensors file, so no rank ever holds it whole; with `fromCheckpoint`
+  /// (a resume from a sharded checkpoint) not from it: loadCheckpoint, which must follow,
+  /// fills each rank's shards.
   static llvm::Expected<std::unique_ptr<RankSync>> create(ExecContext &ctx, const plan::TrainNode &train,
                                                           model::Model &m, train::AdamW &optimizer,
-                                                          const std::string *startWeights) {
+                                                          const std::string *startWeights, bool fromCheckpoint) {
     std::unique_ptr<RankSync> sync(new RankSync(ctx));
     if (ctx.Collectives->worldSize() == 1)
       return sync;
@@ -291,10 +294,15 @@ public:
       if (train.Settings.L2ToInit || train.Settings.Ema)
         return makeError("stage '" + train.Exec.Stage + "': l2_to_init and ema need whole parameters on every rank; "
                          "run it with shard = \"optimizer\" or \"none\"");
+      // From a sharded checkpoint each rank reads only its own shard of every unit, weights
+      // and moments alike (loadCheckpoint): nothing is broadcast and no unit is ever whole,
+      // where rank 0 filling each unit (from the index, or from the input's file, then
+      // overwritten) would read all the weights and broadcast them.
       auto loadUnit = [&](llvm::ArrayRef<size_t> unit) { return m.loadWeights(*startWeights, unit); };
       llvm::Expected<std::unique_ptr<dist::FullShard>> sharded =
-          startWeights ? dist::FullShard::build(*ctx.Collectives, m, optimizer, loadUnit)
-                       : dist::FullShard::create(*ctx.Collectives, m, optimizer);
+          !startWeights   ? dist::FullShard::create(*ctx.Collectives, m, optimizer)
+          : fromCheckpoint ? dist::FullShard::build(*ctx.Collectives, m, optimizer, nullptr)
+                           : dist::FullShard::build(*ctx.Collectives, m, optimizer, loadUnit);
       if (!sharded)
         return sharded.takeError();
       sync->Full = std::move(*sharded);
@@ -320,16 +328,8 @@ public:
   /// Loads what this rank keeps from a sharded checkpoint written by any world size and
   /// shard mode: every rank reads only the slices it needs.
   llvm::Error loadCheckpoint(train::AdamW &optimizer, const std::string &indexPath) {
-    llvm::Error loaded = [&]() -> llvm::Error {
-      llvm::Expected<dist::CheckpointIndex> index = dist::CheckpointIndex::open(indexPath);
-      if (!index)
-        return index.takeError();
-      if (llvm::Error e = index->read(checkpointSlices(optimizer, dist::SlicePurpose::Load)))
-        return e;
-      optimizer.setSteps(index->optimizerSteps());
-      return llvm::Error::success();
-    }();
-    return dist::everyRankSucceeded(*Ctx.Collectives, std::move(loaded), "loading the checkpoint " + indexPath);
+    return dist::loadCheckpointSlices(*Ctx.Collectives, indexPath,
+                                      checkpointSlices(optimizer, dist::SlicePurpose::Load), optimizer);
   }
 
   /// Every rank writes its slices as its shard of the checkpoint at `step`; then rank 0
@@ -607,7 +607,8 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
     return share.takeError();
 
   // The start: the input's model and optimizer state, or the last checkpoint. Built sharded,
-  // the model has no storage until RankSync fills it unit by unit from `startWeights`.
+  // the model has no storage until RankSync fills it unit by unit from `startWeights`, or
+  // each rank its shards from a sharded checkpoint.
   std::optional<std::string> startWeights;
   if (RankSync::buildsSharded(ctx, train))
     startWeights = ctx.inputWeights(node);
@@ -656,7 +657,8 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
       restore(ctx, node, train, **m, optimizer, regularizers->Average.get(), *share, weightsToBuild);
   if (!start)
     return start.takeError();
-  llvm::Expected<std::unique_ptr<RankSync>> sync = RankSync::create(ctx, train, **m, optimizer, weightsToBuild);
+  llvm::Expected<std::unique_ptr<RankSync>> sync = RankSync::create(ctx, train, **m, optimizer, weightsToBuild,
+                                                                    start->CheckpointIndex.has_value());
   if (!sync)
     return sync.takeError();
   if (start->CheckpointIndex)

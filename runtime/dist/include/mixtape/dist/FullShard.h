@@ -24,7 +24,8 @@
 // At most one gather runs ahead (FSDP's prefetch with a limit of one): a rank holds the
 // running unit, the outer one and the next unit's gathered buffer.
 // Training builds the model sharded (build): a unit at a time is given storage, filled on
-// rank 0, broadcast and cut, so that no rank ever holds the whole model.
+// rank 0, broadcast and cut, so that no rank ever holds the whole model; resuming from a
+// sharded checkpoint, each rank reads its own shards instead and no unit is ever whole.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -53,6 +54,9 @@ public:
   /// built one unit at a time: its parameters get storage, rank 0 gives them their start
   /// values with `fill` (indices into the model's parameters) and broadcasts them, each rank
   /// keeps its shard and frees the rest. No rank ever holds more than one unit whole.
+  /// Without `fill` no unit gets storage and nothing is broadcast: the shards start at zero
+  /// for each rank to read its own from a sharded checkpoint (checkpointSlices,
+  /// loadCheckpointSlices), so no rank holds any unit whole.
   static llvm::Expected<std::unique_ptr<FullShard>>
   build(Collectives &collectives, model::Model &model, train::AdamW &optimizer,
         llvm::function_ref<llvm::Error(llvm::ArrayRef<size_t>)> fill);
@@ -96,6 +100,8 @@ private:
   FullShard(Collectives &collectives, model::Model &model);
   /// This rank's shard of `unit`'s parameters, and of their moments where `optimizer` has them.
   void takeShard(Unit &unit, const train::AdamW &optimizer);
+  /// `unit`'s shards of weights and moments, zeros, and its gradient shard.
+  void allocateShards(Unit &unit);
   /// Once every shard is taken: leaves `optimizer` no moments, hooks the gradients, frees
   /// the parameters and installs itself as the model's part runner.
   void finishSetup(train::AdamW &optimizer);

@@ -113,6 +113,13 @@ private:
 /// none waits for a collective the failed one never starts.
 llvm::Error everyRankSucceeded(Collectives &collectives, llvm::Error local, llvm::StringRef what);
 
+/// Every rank: fills `slices`, what this rank keeps (of any world size and shard mode),
+/// from the sharded checkpoint `indexPath`, opening only the shard files that hold them, and
+/// gives `optimizer` its step count. Fails on every rank when any failed: a rank's own error
+/// names the file at fault, the others' the index.
+llvm::Error loadCheckpointSlices(Collectives &collectives, llvm::StringRef indexPath,
+                                 llvm::ArrayRef<StateSlice> slices, train::AdamW &optimizer);
+
 /// A whole model's weights from a sharded checkpoint's index (an export, an eval served
 /// from a checkpoint): each parameter read tensor by tensor into its own storage.
 llvm::Error loadShardedWeights(model::Model &model, llvm::StringRef indexPath);
