@@ -21,6 +21,8 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/Path.h"
 
+#include <limits>
+
 using namespace mixtape;
 using namespace mixtape::exec;
 
@@ -183,8 +185,12 @@ llvm::Error mixtape::exec::runInit(ExecContext &ctx, const plan::Node &node, con
     auto loaded = model::Model::fromHuggingFace(folder);
     if (!loaded)
       return loaded.takeError();
-    // With its config: the nodes after it build the checkpoint's architecture from it.
-    return (*loaded)->saveHuggingFace(ctx.nodeDir(node));
+    // With its config: the nodes after it build the checkpoint's architecture from it. One
+    // model.safetensors whatever its size, the file the nodes after it read (inputWeights):
+    // save_pretrained's 5 GB shards are for exports.
+    model::HFSaveOptions whole;
+    whole.MaxShardBytes = std::numeric_limits<uint64_t>::max();
+    return (*loaded)->saveHuggingFace(ctx.nodeDir(node), whole);
   }
   if (source != "random" || !init.Settings.Seed)
     return makeError("init '" + source + "' is neither random (with a seed) nor hf:PATH");
