@@ -172,17 +172,18 @@ int main(int argc, char **argv) {
     const int64_t beforeSave = statusBytes("VmRSS");
     const std::string modelPath = (saveDir + "/model.safetensors").str(),
                       optimizerPath = (saveDir + "/optimizer.safetensors").str();
-    auto save = [&]() -> llvm::Error {
-      if (llvm::Error e = m.saveWeights(modelPath))
-        return e;
-      return optimizer.saveState(optimizerPath);
-    };
+    auto saveWeights = [&] { return m.saveWeights(modelPath); };
     llvm::Error e = run.Full    ? run.Full->saveWhole(optimizer, "saving", modelPath, optimizerPath)
-                    : run.Zero1 ? run.Zero1->saveWholeState(optimizer, "saving", save)
-                                : (*comm)->rankZeroAlone("saving", save);
+                    : run.Zero1 ? run.Zero1->saveWhole(optimizer, "saving", saveWeights, optimizerPath)
+                                : (*comm)->rankZeroAlone("saving", [&]() -> llvm::Error {
+                                    if (llvm::Error e = saveWeights())
+                                      return e;
+                                    return optimizer.saveState(optimizerPath);
+                                  });
     if (e)
       fail(llvm::toString(std::move(e)));
     savePeak = statusBytes("VmHWM") - beforeSave;
+    (*comm)->barrier(); // rank 0 serves the store the others read its outcome from: it exits last
   }
   // What `mixtape plan` predicts for this rank (docs/cluster.md, "The memory plan").
   plan::MemoryConfig predicted;

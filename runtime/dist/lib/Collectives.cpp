@@ -1,4 +1,4 @@
-//===- Collectives.cpp - rendezvous, and the world of one -----------------===//
+//===- Collectives.cpp - rendezvous, rank 0's pace, and the world of one --===//
 #include "ProcessGroups.h"
 
 #include "mixtape/support/Error.h"
@@ -8,6 +8,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 using namespace mixtape::dist;
@@ -37,6 +38,22 @@ std::unique_ptr<PendingCollective> Collectives::startAllGather(const at::Tensor 
   return std::make_unique<Finished>();
 }
 
+llvm::Error Collectives::rankZeroAlone(const std::string &what, llvm::function_ref<llvm::Error()> work) {
+  return rankZeroPaces(what, [&](RankZeroPace &) { return rank() == 0 ? work() : llvm::Error::success(); });
+}
+
+llvm::Error Collectives::rankZeroPaces(const std::string &what,
+                                       llvm::function_ref<llvm::Error(RankZeroPace &)> run) {
+  std::unique_ptr<RankZeroPace> pace = paceByRankZero(what);
+  llvm::Error result = llvm::Error::success();
+  try {
+    result = run(*pace);
+  } catch (const std::exception &e) {
+    result = makeError(firstLines(e));
+  }
+  return pace->finish(std::move(result));
+}
+
 std::string mixtape::dist::firstLines(const std::exception &e) {
   llvm::StringRef what = e.what();
   return what.substr(0, what.find("\nException raised from")).rtrim().str();
@@ -55,83 +72,161 @@ public:
   void broadcast(at::Tensor &, int) override {}
   void barrier() override {}
   c10::DeviceType deviceType() const override { return c10::DeviceType::CPU; }
-  llvm::Error rankZeroAlone(const std::string &, llvm::function_ref<llvm::Error()> work) override { return work(); }
+  std::unique_ptr<RankZeroPace> paceByRankZero(const std::string &) override { return std::make_unique<Alone>(); }
+
+private:
+  /// Rank 0 is every rank: nobody waits.
+  class Alone final : public RankZeroPace {
+  public:
+    void next(const std::string &) override {}
+    llvm::Error finish(llvm::Error local) override { return local; }
+  };
 };
 
 } // namespace
 
-llvm::Error mixtape::dist::rankZeroAloneOverStore(c10d::Store &store, int rank, uint64_t sequence,
-                                                  const std::string &what, llvm::function_ref<llvm::Error()> work,
-                                                  std::chrono::milliseconds timeout) {
-  using Clock = std::chrono::steady_clock;
-  // A beat every quarter of the timeout at most: a waiting rank sees several before it gives up.
-  const auto beat = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), timeout / 4);
-  const std::string key = "rank0/" + std::to_string(sequence) + "/", alive = key + "alive", outcome = key + "outcome";
-  if (rank == 0) {
-    std::mutex mutex;
-    std::condition_variable stop;
-    bool finished = false;
-    std::thread heartbeat([&] {
-      std::unique_lock<std::mutex> lock(mutex);
-      while (!stop.wait_for(lock, beat, [&] { return finished; })) {
-        lock.unlock();
-        try {
-          store.add(alive, 1);
-        } catch (const std::exception &) {
-          // The store is gone: the others see no more beats, and the outcome below fails.
-        }
-        lock.lock();
+namespace {
+
+/// RankZeroPace over the rendezvous store, under keys "rank0/<sequence>/": "alive", rank
+/// 0's heartbeat, a counter a thread of rank 0's bumps while the pace lasts; "<k>", rank 0's
+/// k-th announcement: "next" as it starts a collective, "ok" or "failed: <message>" at the end.
+class StorePace final : public RankZeroPace {
+public:
+  StorePace(c10d::Store &store, int rank, uint64_t sequence, std::string what, std::chrono::milliseconds timeout)
+      : Store(store), Rank(rank), Prefix("rank0/" + std::to_string(sequence) + "/"), Alive(Prefix + "alive"),
+        What(std::move(what)), Timeout(timeout) {
+    if (Rank == 0)
+      Heartbeat = std::thread([this] { beat(); });
+  }
+
+  ~StorePace() override {
+    stopHeartbeat();
+    if (Rank == 0 && !Finished) // an exception left the run: the others stop waiting for it
+      try {
+        announce("failed: rank 0 stopped");
+      } catch (const std::exception &) {
+        // The store is gone: the others lose rank 0.
       }
-    });
-    llvm::Error result = llvm::Error::success();
-    try {
-      result = work();
-    } catch (const std::exception &e) {
-      result = makeError(firstLines(e));
+  }
+
+  void next(const std::string &doing) override {
+    if (Rank == 0)
+      return announce("next");
+    llvm::Expected<std::string> said = awaitAnnouncement(doing);
+    if (!said)
+      throw std::runtime_error(llvm::toString(said.takeError()));
+    if (*said != "next")
+      throw std::runtime_error(llvm::toString(outcome(*said)));
+  }
+
+  llvm::Error finish(llvm::Error local) override {
+    Finished = true;
+    if (Rank != 0) {
+      if (local)
+        return local;
+      llvm::Expected<std::string> said = awaitAnnouncement("");
+      return said ? outcome(*said) : said.takeError();
     }
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      finished = true;
-    }
-    stop.notify_one();
-    heartbeat.join();
-    std::string message = result ? llvm::toString(std::move(result)) : "";
+    stopHeartbeat();
+    std::string message = local ? llvm::toString(std::move(local)) : "";
     try {
-      std::string text = message.empty() ? "ok" : "failed: " + message;
-      store.set(outcome, std::vector<uint8_t>(text.begin(), text.end()));
+      announce(message.empty() ? "ok" : "failed: " + message);
     } catch (const std::exception &e) {
       return makeError(message.empty()
-                           ? "cannot tell the other ranks that rank 0 finished " + what + ": " + firstLines(e)
+                           ? "cannot tell the other ranks that rank 0 finished " + What + ": " + firstLines(e)
                            : message);
     }
     return message.empty() ? llvm::Error::success() : makeError(message);
   }
-  try {
-    int64_t beats = 0;
-    Clock::time_point lastBeat = Clock::now();
-    // Quick answers for quick work, at most two store requests a second for long work.
-    std::chrono::milliseconds poll(2);
-    while (!store.check({outcome})) {
-      if (int64_t now = store.add(alive, 0); now != beats) {
-        beats = now;
-        lastBeat = Clock::now();
-      } else if (Clock::now() - lastBeat > timeout) {
-        return makeError("rank 0 gave no sign of life for " +
-                         llvm::Twine(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s while " +
-                         what);
+
+private:
+  void beat() {
+    // A beat every quarter of the timeout at most: a waiting rank sees several before it gives up.
+    const auto every = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), Timeout / 4);
+    std::unique_lock<std::mutex> lock(Mutex);
+    while (!Stop.wait_for(lock, every, [&] { return Stopped; })) {
+      lock.unlock();
+      try {
+        Store.add(Alive, 1);
+      } catch (const std::exception &) {
+        // The store is gone: the others see no more beats, and the announcements fail.
       }
-      std::this_thread::sleep_for(poll);
-      poll = std::min<std::chrono::milliseconds>(poll * 2, std::chrono::milliseconds(500));
+      lock.lock();
     }
-    std::vector<uint8_t> bytes = store.get(outcome);
-    llvm::StringRef text(reinterpret_cast<const char *>(bytes.data()), bytes.size());
-    if (text == "ok")
-      return llvm::Error::success();
-    text.consume_front("failed: ");
-    return makeError("rank 0 failed while " + what + ": " + text);
-  } catch (const std::exception &e) {
-    return makeError("lost rank 0 while " + what + ": " + firstLines(e));
   }
+
+  void stopHeartbeat() {
+    if (!Heartbeat.joinable())
+      return;
+    {
+      std::lock_guard<std::mutex> lock(Mutex);
+      Stopped = true;
+    }
+    Stop.notify_one();
+    Heartbeat.join();
+  }
+
+  void announce(const std::string &text) {
+    Store.set(Prefix + std::to_string(Announcements++), std::vector<uint8_t>(text.begin(), text.end()));
+  }
+
+  /// Rank 0's next announcement, waited for as long as its heartbeat goes on.
+  llvm::Expected<std::string> awaitAnnouncement(const std::string &doing) {
+    using Clock = std::chrono::steady_clock;
+    const std::string key = Prefix + std::to_string(Announcements++);
+    const std::string during = doing.empty() ? What : What + " (" + doing + ")";
+    try {
+      int64_t beats = 0;
+      Clock::time_point lastBeat = Clock::now();
+      // Quick answers for quick work, at most two store requests a second for long work.
+      std::chrono::milliseconds poll(2);
+      while (!Store.check({key})) {
+        if (int64_t now = Store.add(Alive, 0); now != beats) {
+          beats = now;
+          lastBeat = Clock::now();
+        } else if (Clock::now() - lastBeat > Timeout) {
+          return makeError("rank 0 gave no sign of life for " +
+                           llvm::Twine(std::chrono::duration_cast<std::chrono::seconds>(Timeout).count()) +
+                           " s while " + during);
+        }
+        std::this_thread::sleep_for(poll);
+        poll = std::min<std::chrono::milliseconds>(poll * 2, std::chrono::milliseconds(500));
+      }
+      std::vector<uint8_t> bytes = Store.get(key);
+      return std::string(bytes.begin(), bytes.end());
+    } catch (const std::exception &e) {
+      return makeError("lost rank 0 while " + during + ": " + firstLines(e));
+    }
+  }
+
+  /// What rank 0's announcement `said` means for a rank that expected its end.
+  llvm::Error outcome(llvm::StringRef said) const {
+    if (said == "ok")
+      return llvm::Error::success();
+    if (said.consume_front("failed: "))
+      return makeError("rank 0 failed while " + What + ": " + said);
+    return makeError("rank 0 made other collectives than this rank while " + What + " (it announced '" + said +
+                     "')");
+  }
+
+  c10d::Store &Store;
+  const int Rank;
+  const std::string Prefix, Alive, What;
+  const std::chrono::milliseconds Timeout;
+  uint64_t Announcements = 0; ///< made (rank 0) or awaited (the others)
+  bool Finished = false;
+  std::thread Heartbeat; ///< rank 0's
+  std::mutex Mutex;
+  std::condition_variable Stop;
+  bool Stopped = false;
+};
+
+} // namespace
+
+std::unique_ptr<RankZeroPace> mixtape::dist::paceOverStore(c10d::Store &store, int rank, uint64_t sequence,
+                                                            const std::string &what,
+                                                            std::chrono::milliseconds timeout) {
+  return std::make_unique<StorePace>(store, rank, sequence, what, timeout);
 }
 
 bool mixtape::dist::hasBackend(Device device) {

@@ -5,6 +5,8 @@
 
 #include "mixtape/support/Error.h"
 
+#include "llvm/Support/Path.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/function.h>
@@ -415,12 +417,15 @@ void FullShard::releaseWhole() {
 /// all-gathered when the walk first reaches it and dropped after its last parameter there.
 /// Held at once: the units whose parameters the order interleaves (by name, the outer
 /// unit's head and final norm lie at the two ends of model.safetensors), each as whole
-/// buffers of the shards it reads (the weights, or both moments).
+/// buffers of the shards it reads (the weights, or both moments). Rank 0 paces the gathers:
+/// it writes `file` between them.
 class FullShard::UnitWalk {
 public:
-  UnitWalk(FullShard &owner, std::vector<size_t> order, std::vector<at::Tensor Unit::*> shards)
-      : Owner(owner), Order(std::move(order)), Shards(std::move(shards)), LastStep(owner.Units.size()),
-        Held(owner.Units.size()), IndexInUnit(owner.Params.size()) {
+  UnitWalk(FullShard &owner, RankZeroPace &pace, llvm::StringRef file, std::vector<size_t> order,
+           std::vector<at::Tensor Unit::*> shards)
+      : Owner(owner), Pace(pace), File(llvm::sys::path::filename(file).str()), Order(std::move(order)),
+        Shards(std::move(shards)), LastStep(owner.Units.size()), Held(owner.Units.size()),
+        IndexInUnit(owner.Params.size()) {
     for (size_t step = 0; step < Order.size(); ++step)
       LastStep[Owner.UnitOfParam[Order[step]]] = step;
     for (const Unit &unit : Owner.Units)
@@ -435,11 +440,13 @@ public:
     dropDone();
     const size_t index = Owner.UnitOfParam[param];
     Unit &unit = Owner.Units[index];
-    if (Held[index].empty())
+    if (Held[index].empty()) {
+      Pace.next("writing " + File + " up to '" + Owner.Params[param].Name + "'");
       for (at::Tensor Unit::*shard : Shards) {
         Held[index].push_back(at::empty({unit.Layout->ShardSize * Owner.Comm.worldSize()}, unit.Shard.options()));
         Owner.Comm.allGather(unit.*shard, Held[index].back());
       }
+    }
     const at::Tensor &tensor = Owner.Params[param].Tensor;
     std::vector<at::Tensor> values;
     for (const at::Tensor &whole : Held[index])
@@ -464,6 +471,8 @@ private:
   }
 
   FullShard &Owner;
+  RankZeroPace &Pace;
+  std::string File;
   std::vector<size_t> Order;
   std::vector<at::Tensor Unit::*> Shards;
   std::vector<size_t> LastStep;               ///< per unit: the step of its last parameter
@@ -477,18 +486,20 @@ llvm::Error FullShard::saveWhole(const train::AdamW &optimizer, const std::strin
   at::NoGradGuard noGrad;
   dropPrefetch();
   const bool root = Comm.rank() == 0;
-  UnitWalk weights(*this, Model.weightOrder(), {&Unit::Shard});
-  llvm::Error written = root ? Model.saveWeights(modelPath, [&](size_t i) { return weights.next(i).front(); })
-                             : llvm::Error::success();
-  weights.finish();
-  std::vector<size_t> order(Params.size());
-  std::iota(order.begin(), order.end(), size_t(0));
-  UnitWalk moments(*this, std::move(order), {&Unit::ExpAvg, &Unit::ExpAvgSq});
-  if (root && !written)
-    written = optimizer.saveState(optimizerPath, [&](size_t i) {
-      std::vector<at::Tensor> m = moments.next(i);
-      return std::pair{m[0], m[1]};
-    });
-  moments.finish();
-  return everyRankSucceeded(Comm, std::move(written), what);
+  return Comm.rankZeroPaces(what, [&](RankZeroPace &pace) {
+    UnitWalk weights(*this, pace, modelPath, Model.weightOrder(), {&Unit::Shard});
+    llvm::Error written = root ? Model.saveWeights(modelPath, [&](size_t i) { return weights.next(i).front(); })
+                               : llvm::Error::success();
+    weights.finish();
+    std::vector<size_t> order(Params.size());
+    std::iota(order.begin(), order.end(), size_t(0));
+    UnitWalk moments(*this, pace, optimizerPath, std::move(order), {&Unit::ExpAvg, &Unit::ExpAvgSq});
+    if (root && !written)
+      written = optimizer.saveState(optimizerPath, [&](size_t i) {
+        std::vector<at::Tensor> m = moments.next(i);
+        return std::pair{m[0], m[1]};
+      });
+    moments.finish();
+    return written;
+  });
 }

@@ -27,11 +27,12 @@ std::unique_ptr<Collectives> makeGlooCollectives(const c10::intrusive_ptr<c10d::
 std::unique_ptr<Collectives> makeNcclCollectives(const c10::intrusive_ptr<c10d::Store> &store, const World &world,
                                                  std::chrono::milliseconds timeout);
 
-/// Collectives::rankZeroAlone over the rendezvous store: rank 0 bumps a heartbeat counter
-/// while `work` runs and then sets its outcome; the others poll both. `sequence` numbers
-/// the calls (every rank makes the same ones), so that each has keys of its own.
-llvm::Error rankZeroAloneOverStore(c10d::Store &store, int rank, uint64_t sequence, const std::string &what,
-                                   llvm::function_ref<llvm::Error()> work, std::chrono::milliseconds timeout);
+/// Collectives::paceByRankZero over the rendezvous store: while the pace lasts rank 0 bumps
+/// a heartbeat counter there, and it sets a key as it starts each collective and at the end;
+/// the others poll both. `sequence` numbers the paces (every rank starts the same ones), so
+/// that each has keys of its own.
+std::unique_ptr<RankZeroPace> paceOverStore(c10d::Store &store, int rank, uint64_t sequence, const std::string &what,
+                                            std::chrono::milliseconds timeout);
 
 /// `Group` is c10d::ProcessGroupGloo or c10d::ProcessGroupNCCL. NCCL reduce-scatters and
 /// all-gathers one flat buffer in place (`FlatCollectives`). Gloo (1.13) has neither flat
@@ -112,8 +113,8 @@ public:
 
   c10::DeviceType deviceType() const override { return DeviceType; }
 
-  llvm::Error rankZeroAlone(const std::string &what, llvm::function_ref<llvm::Error()> work) override {
-    return rankZeroAloneOverStore(*Store, Rank, RankZeroWorks++, what, work, Timeout);
+  std::unique_ptr<RankZeroPace> paceByRankZero(const std::string &what) override {
+    return paceOverStore(*Store, Rank, Paces++, what, Timeout);
   }
 
 private:
@@ -157,7 +158,7 @@ private:
   int Rank, Size;
   c10::DeviceType DeviceType;
   std::chrono::milliseconds Timeout;
-  uint64_t RankZeroWorks = 0;
+  uint64_t Paces = 0;
 };
 
 } // namespace mixtape::dist

@@ -5,9 +5,12 @@
 
 #include "mixtape/support/Error.h"
 
+#include "llvm/Support/Path.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <cassert>
 #include <cmath>
 
 using namespace mixtape::dist;
@@ -114,26 +117,36 @@ std::vector<StateSlice> ShardedAdamW::checkpointSlices(const train::AdamW &optim
   return out;
 }
 
-llvm::Error ShardedAdamW::saveWholeState(train::AdamW &optimizer, const std::string &what,
-                                         llvm::function_ref<llvm::Error()> save) {
+llvm::Error ShardedAdamW::saveWhole(const train::AdamW &optimizer, const std::string &what,
+                                    llvm::function_ref<llvm::Error()> saveWeights, llvm::StringRef optimizerPath) {
   at::NoGradGuard noGrad;
-  auto gather = [&](const at::Tensor &moment) {
-    at::Tensor whole = at::empty({Layout->ShardSize * Comm.worldSize()}, moment.options());
-    Comm.allGather(moment, whole);
-    return whole.cpu();
-  };
-  at::Tensor expAvg = gather(ExpAvg), expAvgSq = gather(ExpAvgSq);
-  return Comm.rankZeroAlone(what, [&] {
-    llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
-    for (size_t i = 0; i < params.size(); ++i) {
-      auto slice = [&](const at::Tensor &whole) {
-        return whole.narrow(0, Layout->Offsets[i], params[i].Tensor.numel()).view(params[i].Tensor.sizes());
-      };
-      optimizer.setMoments(i, slice(expAvg), slice(expAvgSq));
-    }
-    llvm::Error saved = save();
-    for (size_t i = 0; i < params.size(); ++i)
-      optimizer.setMoments(i, at::Tensor(), at::Tensor());
-    return saved;
+  llvm::ArrayRef<NamedParameter> params = optimizer.parameters();
+  const bool root = Comm.rank() == 0;
+  const std::string file = llvm::sys::path::filename(optimizerPath).str();
+  return Comm.rankZeroPaces(what, [&](RankZeroPace &pace) {
+    llvm::Error written = root ? saveWeights() : llvm::Error::success();
+    // Every rank gathers every parameter's moments in order, whether or not rank 0's
+    // writer stopped early; rank 0 keeps those its writer asks for (`keep`).
+    size_t gathered = 0;
+    auto gatherNext = [&](bool keep) {
+      pace.next(gathered == 0 ? "writing the weights"
+                              : "writing " + file + " up to '" + params[gathered].Name + "'");
+      std::vector<at::Tensor> moments;
+      if (keep)
+        for (int k = 0; k < 2; ++k)
+          moments.push_back(at::empty(params[gathered].Tensor.sizes(), ExpAvg.options()));
+      gatherTensorInSlices(Comm, *Layout, gathered, {ExpAvg, ExpAvgSq}, moments);
+      ++gathered;
+      return moments;
+    };
+    if (root && !written)
+      written = optimizer.saveState(optimizerPath, [&]([[maybe_unused]] size_t i) {
+        assert(i == gathered && "AdamW::saveState asked for the moments out of order");
+        std::vector<at::Tensor> moments = gatherNext(/*keep=*/true);
+        return std::pair{moments[0], moments[1]};
+      });
+    while (gathered < params.size())
+      gatherNext(/*keep=*/false);
+    return written;
   });
 }

@@ -60,6 +60,33 @@ void mixtape::dist::allGatherInSlices(Collectives &comm, const ShardLayout &layo
   }
 }
 
+void mixtape::dist::gatherTensorInSlices(Collectives &comm, const ShardLayout &layout, size_t index,
+                                         llvm::ArrayRef<at::Tensor> shards, llvm::ArrayRef<at::Tensor> wholes) {
+  const int64_t W = comm.worldSize(), S = layout.ShardSize, K = static_cast<int64_t>(shards.size());
+  const int64_t first = layout.Offsets[index],
+                end = index + 1 < layout.Offsets.size() ? layout.Offsets[index + 1] : layout.Total;
+  // Rank r holds the tensor's elements [begin(r), begin(r) + length(r)) at begin(r) - r S in its shards.
+  auto begin = [&](int64_t r) { return std::max(first, r * S); };
+  auto length = [&](int64_t r) { return std::max<int64_t>(0, std::min(end, (r + 1) * S) - begin(r)); };
+  int64_t longest = 0;
+  for (int64_t r = 0; r < W; ++r)
+    longest = std::max(longest, length(r));
+  const int64_t rank = comm.rank(), slice = std::max<int64_t>(1, kSliceBufferElements / (W * K));
+  for (int64_t from = 0; from < longest; from += slice) {
+    const int64_t n = std::min(slice, longest - from);
+    at::Tensor in = at::zeros({K, n}, shards.front().options()), out = at::empty({W, K, n}, in.options());
+    if (const int64_t mine = std::min(n, length(rank) - from); mine > 0)
+      for (int64_t k = 0; k < K; ++k)
+        in[k].narrow(0, 0, mine).copy_(shards[k].narrow(0, begin(rank) - rank * S + from, mine));
+    at::Tensor outFlat = out.view({-1});
+    comm.allGather(in.view({-1}), outFlat);
+    for (int64_t r = 0; r < W && !wholes.empty(); ++r)
+      if (const int64_t theirs = std::min(n, length(r) - from); theirs > 0)
+        for (int64_t k = 0; k < K; ++k)
+          wholes[k].view({-1}).narrow(0, begin(r) - first + from, theirs).copy_(out[r][k].narrow(0, 0, theirs));
+  }
+}
+
 at::Tensor mixtape::dist::squaredSumInSlices(const at::Tensor &shard) {
   at::Tensor sum = at::zeros({1}, shard.options().dtype(at::kDouble));
   const int64_t n = shard.numel();

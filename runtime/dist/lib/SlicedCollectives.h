@@ -30,6 +30,14 @@ void reduceScatterInSlices(Collectives &comm, const ShardLayout &layout, llvm::A
 /// its shard apart, only one slice of it at a time.
 void allGatherInSlices(Collectives &comm, const ShardLayout &layout, llvm::ArrayRef<at::Tensor> flat);
 
+/// Gathers tensor `index` of `layout` from every rank's shards `shards` (each [ShardSize]:
+/// several of one layout, such as both AdamW moments, travel together) into `wholes` (one
+/// contiguous tensor per shard, of the tensor's elements), a slice at a time. A tensor may
+/// lie in the shards of several ranks; each call carries the same number of its elements
+/// from every rank. Every rank takes part; one that passes no `wholes` only sends.
+void gatherTensorInSlices(Collectives &comm, const ShardLayout &layout, size_t index,
+                          llvm::ArrayRef<at::Tensor> shards, llvm::ArrayRef<at::Tensor> wholes);
+
 /// The sum of squares of `shard` in double, as a one-element tensor on its device: a
 /// slice at a time, so that the double copy is one slice's, not the shard's (on a ZeRO-1
 /// shard of 67M parameters the whole copy and its square were 1 GiB).

@@ -367,20 +367,30 @@ public:
   /// The trained model at `modelPath` and the optimizer state at `optimizerPath`, whole, as
   /// one process writes them, so a later stage starts from them on any number of ranks.
   /// Fully sharded, rank 0 streams both a unit at a time (full sharding refuses what else
-  /// `save` writes: LoRA, a moving average); else it runs `save` with the whole optimizer
-  /// state while the others wait however long a large model's save takes
-  /// (Collectives::rankZeroAlone).
+  /// `saveWeights` writes: LoRA, a moving average); under ZeRO-1 it runs `saveWeights` and
+  /// streams the optimizer state a parameter at a time; else it runs `saveWeights` and writes
+  /// the state. The others wait however long a large model's save takes
+  /// (Collectives::rankZeroAlone, paceByRankZero).
   llvm::Error saveTrained(train::AdamW &optimizer, uint64_t step, const std::string &modelPath,
-                          const std::string &optimizerPath, llvm::function_ref<llvm::Error()> save) {
+                          const std::string &optimizerPath, llvm::function_ref<llvm::Error()> saveWeights) {
     const std::string what = "saving the trained model";
     if (Full) {
       if (llvm::Error e = everySliceFinite(*Ctx.Collectives, Full->checkpointSlices(), step, what))
         return e;
       return Full->saveWhole(optimizer, what, modelPath, optimizerPath);
     }
-    if (Zero1)
-      return Zero1->saveWholeState(optimizer, what, save);
-    return Ctx.Collectives->rankZeroAlone(what, save);
+    if (Zero1) {
+      // The moments are never whole on one rank: each checks its shard of them.
+      if (llvm::Error e = everySliceFinite(
+              *Ctx.Collectives, Zero1->checkpointSlices(optimizer, dist::SlicePurpose::Save), step, what))
+        return e;
+      return Zero1->saveWhole(optimizer, what, saveWeights, optimizerPath);
+    }
+    return Ctx.Collectives->rankZeroAlone(what, [&]() -> llvm::Error {
+      if (llvm::Error e = saveWeights())
+        return e;
+      return optimizer.saveState(optimizerPath);
+    });
   }
 
   /// Runs `work` (evals, whose ranks may run different numbers of forward passes) with the
@@ -750,8 +760,7 @@ llvm::Error mixtape::exec::runTrain(ExecContext &ctx, const plan::Node &node, co
     if (llvm::Error e = (*m)->saveWeights(modelPath))
       return e;
     if (regularizers->Average)
-      if (llvm::Error e = regularizers->Average->saveWeights(joinPath(dir, plan::kAverageFile)))
-        return e;
-    return optimizer.saveState(optimizerPath);
+      return regularizers->Average->saveWeights(joinPath(dir, plan::kAverageFile));
+    return llvm::Error::success();
   });
 }

@@ -6,12 +6,16 @@
 // rank 0's work alone outlasting it.
 //
 //===----------------------------------------------------------------------===//
+#include "TempDir.h"
 #include "TwoRanks.h"
 
 #include "mixtape/dist/Collectives.h"
 #include "mixtape/dist/DataParallel.h"
 #include "mixtape/dist/LocalLauncher.h"
 #include "mixtape/dist/ShardedAdamW.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -140,7 +144,8 @@ TEST(Collectives, BucketsStartDuringBackwardAsGradientsBecomeFinal) {
 TEST(Collectives, ShardedAdamWStepsAsPlainAdamW) {
   if (!hasBackend(Device::CPU))
     GTEST_SKIP() << "this build has no Gloo";
-  twoRanks([](Collectives &c) {
+  test::TempDir dir;
+  twoRanks([&](Collectives &c) {
     // 15 + 7 + 1 + 8 = 31 elements: two shards of 16, the first cut inside the second
     // parameter, the second padded by one; a decayed matrix and undecayed vectors.
     auto make = [] {
@@ -191,19 +196,93 @@ TEST(Collectives, ShardedAdamWStepsAsPlainAdamW) {
             << shardedParams[i].Tensor << "\nvs\n" << plainParams[i].Tensor;
     }
     EXPECT_EQ(sharded.steps(), 3);
-    bool saved = false;
-    llvm::Error e = (*zero)->saveWholeState(sharded, "saving", [&] {
-      saved = true;
-      for (size_t i = 0; i < plainParams.size(); ++i) {
-        EXPECT_TRUE(at::allclose(sharded.expAvg(i), plain.expAvg(i), 1e-6, 1e-9)) << plainParams[i].Name;
-        EXPECT_TRUE(at::allclose(sharded.expAvgSq(i), plain.expAvgSq(i), 1e-6, 1e-12)) << plainParams[i].Name;
-      }
-      return llvm::Error::success();
-    });
-    EXPECT_FALSE(bool(e));
-    EXPECT_EQ(saved, c.rank() == 0) << "rank 0 alone saves";
-    EXPECT_FALSE(sharded.expAvg(0).defined()) << "the whole state is dropped after saving";
+    bool savedWeights = false;
+    llvm::Error e = (*zero)->saveWhole(
+        sharded, "saving",
+        [&] {
+          savedWeights = true;
+          return llvm::Error::success();
+        },
+        dir / "optimizer.safetensors");
+    EXPECT_FALSE(bool(e)) << llvm::toString(std::move(e));
+    EXPECT_EQ(savedWeights, c.rank() == 0) << "rank 0 alone saves";
+    EXPECT_FALSE(sharded.expAvg(0).defined()) << "the optimizer keeps no whole state";
+    c.barrier(); // rank 0, which serves the store, stays until every rank has read its outcome
+    // Every rank got rank 0's outcome once the file was complete.
+    train::AdamW loaded(make(), options);
+    ASSERT_FALSE(bool(loaded.loadState(dir / "optimizer.safetensors")));
+    EXPECT_EQ(loaded.steps(), 3);
+    for (size_t i = 0; i < plainParams.size(); ++i) {
+      EXPECT_TRUE(at::allclose(loaded.expAvg(i), plain.expAvg(i), 1e-6, 1e-9)) << plainParams[i].Name;
+      EXPECT_TRUE(at::allclose(loaded.expAvgSq(i), plain.expAvgSq(i), 1e-6, 1e-12)) << plainParams[i].Name;
+    }
   });
+}
+
+namespace {
+std::string fileBytes(const std::string &path) {
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  EXPECT_TRUE(bool(buffer)) << path;
+  return buffer ? (*buffer)->getBuffer().str() : "";
+}
+} // namespace
+
+// 3 + 20 + 2 = 25 elements on 4 ranks: shards of 7, the second parameter in all four (its
+// pieces 4, 7, 7 and 2 long), the last shard padded by 3.
+TEST(Collectives, ShardedAdamWWritesTheWholeStateAsOneProcessWritesIt) {
+  if (!hasBackend(Device::CPU))
+    GTEST_SKIP() << "this build has no Gloo";
+  test::TempDir dir;
+  auto make = [] {
+    std::vector<model::NamedParameter> params;
+    for (std::vector<int64_t> shape : {std::vector<int64_t>{3}, {4, 5}, {2}})
+      params.push_back({"p" + std::to_string(params.size()), at::zeros(shape).requires_grad_(true),
+                        model::ParamKind::Bias});
+    return params;
+  };
+  auto giveState = [](train::AdamW &optimizer) {
+    int64_t first = 0; // every element of either moment differs
+    for (size_t i = 0; i < optimizer.parameters().size(); ++i) {
+      const at::Tensor &p = optimizer.parameters()[i].Tensor;
+      at::Tensor values = at::arange(first, first + p.numel(), at::kFloat).view(p.sizes());
+      optimizer.setMoments(i, values + 0.5, values * values + 0.25);
+      first += p.numel();
+    }
+    optimizer.setSteps(9);
+  };
+  {
+    std::vector<model::NamedParameter> params = make();
+    train::AdamW one(params, train::AdamWOptions{});
+    giveState(one);
+    ASSERT_FALSE(bool(one.saveState(dir / "one.safetensors")));
+  }
+  test::ranks(4, [&](Collectives &c) {
+    std::vector<model::NamedParameter> params = make();
+    train::AdamW optimizer(params, train::AdamWOptions{});
+    giveState(optimizer);
+    llvm::Expected<std::unique_ptr<ShardedAdamW>> zero = ShardedAdamW::create(c, optimizer);
+    ASSERT_TRUE(bool(zero)) << llvm::toString(zero.takeError());
+    ASSERT_EQ((*zero)->shardSize(), 7);
+    auto none = [] { return llvm::Error::success(); };
+    llvm::Error e = (*zero)->saveWhole(optimizer, "saving", none, dir / "zero1.safetensors");
+    EXPECT_FALSE(bool(e)) << llvm::toString(std::move(e));
+
+    // Rank 0 cannot write: every rank fails with its error, and no file is left.
+    e = (*zero)->saveWhole(optimizer, "saving", none, dir / "missing/zero1.safetensors");
+    const std::string message = e ? llvm::toString(std::move(e)) : "";
+    EXPECT_TRUE(llvm::StringRef(message).contains("missing")) << message;
+    if (c.rank() != 0) {
+      EXPECT_TRUE(llvm::StringRef(message).startswith("rank 0 failed while saving: ")) << message;
+    }
+    // Nor does a failing weights' write leave an optimizer state.
+    e = (*zero)->saveWhole(
+        optimizer, "saving", [] { return llvm::createStringError(llvm::inconvertibleErrorCode(), "disk full"); },
+        dir / "after-failure.safetensors");
+    EXPECT_EQ(llvm::toString(std::move(e)), c.rank() == 0 ? "disk full" : "rank 0 failed while saving: disk full");
+    c.barrier(); // rank 0, which serves the store, stays until every rank has read its outcome
+  });
+  EXPECT_EQ(fileBytes(dir / "zero1.safetensors"), fileBytes(dir / "one.safetensors"));
+  EXPECT_FALSE(llvm::sys::fs::exists(dir / "after-failure.safetensors"));
 }
 
 TEST(Collectives, AMissingPeerFailsWithinTheTimeout) {
@@ -233,6 +312,15 @@ TEST(Collectives, AMissingPeerFailsWithinTheTimeout) {
   EXPECT_LT(took, 3 * timeout);
 }
 
+namespace {
+/// After a wait that failed on some rank: the ranks' collectives meet again.
+void expectInStep(Collectives &c) {
+  at::Tensor t = at::ones({1});
+  c.allReduceSum(t);
+  EXPECT_EQ(t.item<float>(), 2) << "the ranks are in step again";
+}
+} // namespace
+
 TEST(Collectives, RankZeroAloneOutlastsTheTimeout) {
   if (!hasBackend(Device::CPU))
     GTEST_SKIP() << "this build has no Gloo";
@@ -255,21 +343,25 @@ TEST(Collectives, RankZeroAloneOutlastsTheTimeout) {
         });
         EXPECT_EQ(llvm::toString(std::move(e)), c.rank() == 0 ? "disk full" : "rank 0 failed while merging: disk full");
 
-        at::Tensor t = at::ones({1});
-        c.allReduceSum(t);
-        EXPECT_EQ(t.item<float>(), 2) << "the ranks are in step again";
+        expectInStep(c);
       },
       timeout);
 }
 
+// Rank 0 neither works alone nor paces a streamed save: the others give up on each within
+// the timeout, the save's error naming where rank 0's writer was.
 TEST(Collectives, RankZeroAloneFailsWhenRankZeroIsSilent) {
   if (!hasBackend(Device::CPU))
     GTEST_SKIP() << "this build has no Gloo";
   const auto timeout = std::chrono::seconds(2);
   twoRanks(
       [&](Collectives &c) {
+        std::vector<model::NamedParameter> params{{"w", at::zeros({5}).requires_grad_(true), model::ParamKind::Matrix}};
+        train::AdamW optimizer(params, train::AdamWOptions{});
+        llvm::Expected<std::unique_ptr<ShardedAdamW>> zero = ShardedAdamW::create(c, optimizer);
+        ASSERT_TRUE(bool(zero)) << llvm::toString(zero.takeError());
         if (c.rank() == 0) { // alive (it serves the store) but never starts the work
-          std::this_thread::sleep_for(3 * timeout);
+          std::this_thread::sleep_for(4 * timeout);
           return;
         }
         auto start = std::chrono::steady_clock::now();
@@ -278,6 +370,62 @@ TEST(Collectives, RankZeroAloneFailsWhenRankZeroIsSilent) {
         EXPECT_EQ(llvm::toString(std::move(e)), "rank 0 gave no sign of life for 2 s while saving");
         EXPECT_GE(took, timeout);
         EXPECT_LT(took, 2 * timeout);
+
+        start = std::chrono::steady_clock::now();
+        e = (*zero)->saveWhole(optimizer, "saving the trained model", [] { return llvm::Error::success(); },
+                               "run/optimizer.safetensors");
+        took = std::chrono::steady_clock::now() - start;
+        EXPECT_EQ(llvm::toString(std::move(e)),
+                  "rank 0 gave no sign of life for 2 s while saving the trained model (writing the weights)");
+        EXPECT_GE(took, timeout);
+        EXPECT_LT(took, 2 * timeout);
+      },
+      timeout);
+}
+
+// Rank 0 works longer than the timeout between two collectives and after the last one (a
+// streamed save writing a large tensor): the others wait for it in the store, not inside
+// the collective. Then rank 0 stops halfway through a second run (an exception): the
+// others learn it at their next collective.
+TEST(Collectives, RankZeroPacedCollectivesOutlastTheTimeout) {
+  if (!hasBackend(Device::CPU))
+    GTEST_SKIP() << "this build has no Gloo";
+  const auto timeout = std::chrono::seconds(2), slow = 2 * timeout + std::chrono::seconds(1);
+  twoRanks(
+      [&](Collectives &c) {
+        auto start = std::chrono::steady_clock::now();
+        std::unique_ptr<RankZeroPace> pace = c.paceByRankZero("saving");
+        for (int k = 0; k < 3; ++k) {
+          if (c.rank() == 0 && k == 1)
+            std::this_thread::sleep_for(slow);
+          pace->next("writing tensor " + std::to_string(k));
+          at::Tensor gathered = at::empty({2});
+          c.allGather(at::full({1}, float(10 * k + c.rank())), gathered);
+          EXPECT_TRUE(gathered.equal(at::tensor({10.f * k, 10.f * k + 1}))) << gathered;
+        }
+        if (c.rank() == 0)
+          std::this_thread::sleep_for(slow);
+        llvm::Error e = pace->finish(llvm::Error::success());
+        EXPECT_FALSE(bool(e)) << "rank " << c.rank() << ": " << llvm::toString(std::move(e));
+        EXPECT_GE(std::chrono::steady_clock::now() - start, 2 * slow) << "rank " << c.rank();
+
+        pace = c.paceByRankZero("merging");
+        pace->next("writing tensor 0");
+        at::Tensor gathered = at::empty({2});
+        c.allGather(at::ones({1}), gathered);
+        if (c.rank() == 0) {
+          pace.reset(); // as an exception unwinds it
+        } else {
+          start = std::chrono::steady_clock::now();
+          try {
+            pace->next("writing tensor 1");
+            ADD_FAILURE() << "rank 1 went on after rank 0 stopped";
+          } catch (const std::runtime_error &e) {
+            EXPECT_EQ(std::string(e.what()), "rank 0 failed while merging: rank 0 stopped");
+          }
+          EXPECT_LT(std::chrono::steady_clock::now() - start, timeout) << "told, not timed out";
+        }
+        expectInStep(c);
       },
       timeout);
 }
@@ -285,7 +433,8 @@ TEST(Collectives, RankZeroAloneFailsWhenRankZeroIsSilent) {
 TEST(Collectives, AParameterWithoutGradientOnAnyRankIsLeftAsOneProcessLeavesIt) {
   if (!hasBackend(Device::CPU))
     GTEST_SKIP() << "this build has no Gloo";
-  twoRanks([](Collectives &c) {
+  test::TempDir dir;
+  twoRanks([&](Collectives &c) {
     for (bool sharded : {false, true}) {
       // p1 (decayed) gets no gradient on either rank, p0 on both: one process would
       // neither decay p1 nor touch its moments.
@@ -314,15 +463,14 @@ TEST(Collectives, AParameterWithoutGradientOnAnyRankIsLeftAsOneProcessLeavesIt) 
       sync.clipAndStep(optimizer, 0, 1e-2);
       EXPECT_FALSE(params[0].Tensor.equal(before)) << "p0 was updated";
       EXPECT_TRUE(params[1].Tensor.equal(before)) << "sharded " << sharded << ": p1 decayed\n" << params[1].Tensor;
-      auto checkMoments = [&] {
-        EXPECT_TRUE(optimizer.expAvg(1).equal(expAvg)) << "sharded " << sharded << "\n" << optimizer.expAvg(1);
-        EXPECT_TRUE(optimizer.expAvgSq(1).equal(expAvgSq)) << "sharded " << sharded;
-        return llvm::Error::success();
-      };
-      if (zero)
-        EXPECT_FALSE(bool(zero->saveWholeState(optimizer, "saving", [&] { return checkMoments(); })));
-      else
-        EXPECT_FALSE(bool(checkMoments()));
+      if (zero) { // as the saved state has them
+        const std::string path = dir / "optimizer.safetensors";
+        EXPECT_FALSE(bool(zero->saveWhole(optimizer, "saving", [] { return llvm::Error::success(); }, path)));
+        c.barrier(); // rank 0, which serves the store, stays until every rank has read its outcome
+        ASSERT_FALSE(bool(optimizer.loadState(path)));
+      }
+      EXPECT_TRUE(optimizer.expAvg(1).equal(expAvg)) << "sharded " << sharded << "\n" << optimizer.expAvg(1);
+      EXPECT_TRUE(optimizer.expAvgSq(1).equal(expAvgSq)) << "sharded " << sharded;
     }
   });
 }

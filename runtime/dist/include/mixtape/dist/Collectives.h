@@ -31,6 +31,24 @@ public:
   virtual void wait() = 0;
 };
 
+/// A run of collectives that rank 0 paces, working alone between them: a streamed save,
+/// where rank 0 writes the tensors one collective gathered before the next starts. The
+/// others wait for each collective in the rendezvous store, as rankZeroAlone's wait, for as
+/// long as rank 0's work takes while its heartbeat goes on, not inside the collective,
+/// whose timeout bounds any wait. Every rank makes the same calls in the same order.
+class RankZeroPace {
+public:
+  virtual ~RankZeroPace() = default;
+  /// Before each collective of the run: rank 0 announces it, the others wait until it has.
+  /// `doing` names rank 0's work since the last one ("writing model.safetensors up to
+  /// 'norm.weight'") in the others' error. Throws std::runtime_error on the others when rank
+  /// 0 gives no sign of life for the timeout, dies or failed.
+  virtual void next(const std::string &doing) = 0;
+  /// Ends the run: rank 0 publishes its outcome `local` and gets it back; the others get
+  /// rank 0's (or at once their own `local` error: a collective or the wait failed).
+  virtual llvm::Error finish(llvm::Error local) = 0;
+};
+
 class Collectives {
 public:
   virtual ~Collectives() = default;
@@ -60,8 +78,16 @@ public:
   /// checkpoint, a done marker). Rank 0 runs `work`; the others wait for its end however
   /// long that takes, as long as rank 0 is alive: its heartbeat in the rendezvous store
   /// must not stop for the timeout. Rank 0 gets `work`'s error, the others one saying that
-  /// rank 0 failed (or died) while `what` ("saving the checkpoint at step 40").
-  virtual llvm::Error rankZeroAlone(const std::string &what, llvm::function_ref<llvm::Error()> work) = 0;
+  /// rank 0 failed (or died) while `what` ("saving the checkpoint at step 40"). A pace of no
+  /// collectives.
+  llvm::Error rankZeroAlone(const std::string &what, llvm::function_ref<llvm::Error()> work);
+  /// Starts a run of collectives rank 0 paces (RankZeroPace); `what` names it in the
+  /// others' errors, as rankZeroAlone's. Every rank starts the same ones in the same order.
+  virtual std::unique_ptr<RankZeroPace> paceByRankZero(const std::string &what) = 0;
+  /// Runs `run` on every rank with such a pace and ends it with `run`'s outcome, an
+  /// exception (a failed collective or wait) taken as an error: rank 0 gets its own, the
+  /// others rank 0's unless theirs failed.
+  llvm::Error rankZeroPaces(const std::string &what, llvm::function_ref<llvm::Error(RankZeroPace &)> run);
 
   /// Sugar over broadcast for one number (a resume step, a yes/no).
   int64_t broadcastValue(int64_t value, int root = 0);

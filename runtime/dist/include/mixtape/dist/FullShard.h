@@ -78,8 +78,9 @@ public:
   /// Collective: rank 0 writes the model's weights to `modelPath` (as Model::saveWeights)
   /// and `optimizer`'s state to `optimizerPath` (as AdamW::saveState), the same bytes as
   /// without sharding. Units are all-gathered as the files reach them and dropped after
-  /// their last tensor: no rank ever holds the whole model. Every rank gets the outcome;
-  /// `what` names the work in the others' error.
+  /// their last tensor: no rank ever holds the whole model. The others wait for rank 0's
+  /// writes between the gathers however long they take (Collectives::paceByRankZero); every
+  /// rank gets rank 0's outcome, `what` naming the work in the others' error.
   llvm::Error saveWhole(const train::AdamW &optimizer, const std::string &what, llvm::StringRef modelPath,
                         llvm::StringRef optimizerPath);
 

@@ -39,11 +39,14 @@ public:
   void sumGradients(llvm::ArrayRef<model::NamedParameter> params, llvm::MutableArrayRef<double> sums) override;
   double clipAndStep(train::AdamW &optimizer, double clipNorm, double lr) override;
 
-  /// Collective: rank 0's `optimizer` holds the whole state (gathered from every shard, on
-  /// the CPU) while `save` runs there, so that checkpoints look as without ZeRO-1; then
-  /// none again. The other ranks send their shards and wait for rank 0's save
-  /// (Collectives::rankZeroAlone, `what` naming it).
-  llvm::Error saveWholeState(train::AdamW &optimizer, const std::string &what, llvm::function_ref<llvm::Error()> save);
+  /// Collective: rank 0 runs `saveWeights` (the weights are whole on every rank) and then
+  /// writes `optimizer`'s state to `optimizerPath` (as AdamW::saveState), the same bytes as
+  /// without ZeRO-1. Each parameter's moments are all-gathered as the file reaches them and
+  /// dropped after: no rank ever holds the whole state. The others wait for rank 0's work
+  /// between the gathers however long it takes (Collectives::paceByRankZero); every rank
+  /// gets rank 0's outcome, `what` naming the work in the others' error.
+  llvm::Error saveWhole(const train::AdamW &optimizer, const std::string &what,
+                        llvm::function_ref<llvm::Error()> saveWeights, llvm::StringRef optimizerPath);
 
   /// On save, this rank's shard of the weights and moments (each element on one rank); on
   /// load, the whole weights (every rank keeps them) and its shard of the moments.
