@@ -30,12 +30,21 @@ struct FullShard::Unit {
   size_t Waiting = 0;                 ///< gradients the running backward has yet to accumulate
 };
 
-/// An all-gather of a unit's shards into one buffer, started, not yet copied into its parameters.
+/// An all-gather of a unit's shards, in the compute dtype, into one buffer, started, not yet
+/// copied into its parameters.
 struct FullShard::UnitGather {
   UnitGather(Collectives &comm, Unit &unit, at::Tensor whole)
-      : Target(&unit), Whole(std::move(whole)), Work(comm.startAllGather(unit.Shard, Whole)) {}
+      : Target(&unit), Whole(std::move(whole)), Sent(movable(unit.Shard.to(Whole.scalar_type()))),
+        Received(movable(Whole)), Work(comm.startAllGather(Sent, Received)) {}
+  /// `t`, or for bf16 its bits as fp16's: an all-gather moves bits, and Gloo moves no bf16.
+  static at::Tensor movable(const at::Tensor &t) {
+    return t.scalar_type() == at::kBFloat16 ? t.view(at::kHalf) : t;
+  }
   Unit *Target;
   at::Tensor Whole;
+  /// The shard itself, or its copy in the compute dtype, and Whole as the collective sees
+  /// them: alive until the gather ends.
+  at::Tensor Sent, Received;
   std::unique_ptr<PendingCollective> Work;
 };
 
@@ -85,6 +94,13 @@ void aliasStorage(const at::Tensor &t, const at::Tensor &whole, int64_t offset) 
   storage->set_nbytes(bytes);
 }
 
+/// Makes parameter `t`, whose storage is freed, a tensor of `dtype` holding no storage; it
+/// stays the same leaf tensor (the optimizer and the model hold it), its gradients of `dtype`.
+void retype(const at::Tensor &t, c10::ScalarType dtype) {
+  t.set_data(at::empty(t.sizes(), t.options().dtype(dtype).requires_grad(false)));
+  dropStorage(t);
+}
+
 } // namespace
 
 /// The checks create and build share: the optimizer holds the model's parameters, each
@@ -112,11 +128,20 @@ static llvm::Error checkShardable(const mixtape::model::Model &model, const mixt
   return llvm::Error::success();
 }
 
+/// Gloo (the CPU's collectives) sums no bf16: the gradients of a CPU world reduce in fp32.
+static llvm::Error checkPrecision(const Collectives &collectives, const FullShardOptions &options) {
+  if (options.ReduceDtype == at::kBFloat16 && collectives.deviceType() == c10::DeviceType::CPU)
+    return makeError("--shard full: Gloo, the CPU's collectives, cannot reduce gradients in bf16; reduce them in fp32");
+  return llvm::Error::success();
+}
+
 llvm::Expected<std::unique_ptr<FullShard>> FullShard::create(Collectives &collectives, model::Model &model,
-                                                             train::AdamW &optimizer) {
+                                                             train::AdamW &optimizer, FullShardOptions options) {
   if (llvm::Error e = checkShardable(model, optimizer, /*unallocated=*/false))
     return e;
-  std::unique_ptr<FullShard> full(new FullShard(collectives, model));
+  if (llvm::Error e = checkPrecision(collectives, options))
+    return e;
+  std::unique_ptr<FullShard> full(new FullShard(collectives, model, options));
   for (Unit &unit : full->Units)
     full->takeShard(unit, optimizer);
   full->finishSetup(optimizer);
@@ -125,10 +150,12 @@ llvm::Expected<std::unique_ptr<FullShard>> FullShard::create(Collectives &collec
 
 llvm::Expected<std::unique_ptr<FullShard>>
 FullShard::build(Collectives &collectives, model::Model &model, train::AdamW &optimizer,
-                 llvm::function_ref<llvm::Error(llvm::ArrayRef<size_t>)> fill) {
+                 llvm::function_ref<llvm::Error(llvm::ArrayRef<size_t>)> fill, FullShardOptions options) {
   if (llvm::Error e = checkShardable(model, optimizer, /*unallocated=*/true))
     return e;
-  std::unique_ptr<FullShard> full(new FullShard(collectives, model));
+  if (llvm::Error e = checkPrecision(collectives, options))
+    return e;
+  std::unique_ptr<FullShard> full(new FullShard(collectives, model, options));
   Collectives &comm = full->Comm;
   for (size_t u = 0; u < full->Units.size(); ++u) {
     Unit &unit = full->Units[u];
@@ -156,8 +183,10 @@ FullShard::build(Collectives &collectives, model::Model &model, train::AdamW &op
   return full;
 }
 
-FullShard::FullShard(Collectives &collectives, model::Model &model)
-    : DataParallel(collectives), Model(model), Params(model.parameters()) {
+FullShard::FullShard(Collectives &collectives, model::Model &model, FullShardOptions options)
+    : DataParallel(collectives), Model(model), Params(model.parameters()),
+      ShardDtype(Params.front().Tensor.scalar_type()), ComputeDtype(options.ComputeDtype.value_or(ShardDtype)),
+      ReduceDtype(options.ReduceDtype.value_or(ShardDtype)) {
   const std::vector<std::vector<size_t>> parts = model.partParameters();
   UnitOfPart.assign(parts.size(), 0);
   UnitOfParam.assign(Params.size(), 0);
@@ -188,7 +217,7 @@ FullShard::FullShard(Collectives &collectives, model::Model &model)
 }
 
 void FullShard::allocateShards(Unit &unit) {
-  at::TensorOptions options = Params.front().Tensor.options().requires_grad(false);
+  at::TensorOptions options = Params.front().Tensor.options().dtype(ShardDtype).requires_grad(false);
   unit.Shard = at::zeros({unit.Layout->ShardSize}, options);
   unit.ExpAvg = at::zeros({unit.Layout->ShardSize}, options);
   unit.ExpAvgSq = at::zeros({unit.Layout->ShardSize}, options);
@@ -212,14 +241,18 @@ void FullShard::takeShard(Unit &unit, const train::AdamW &optimizer) {
 }
 
 void FullShard::finishSetup(train::AdamW &optimizer) {
+  for (Unit &unit : Units)
+    release(unit);
+  // Before autograd's accumulators are taken: a new dtype makes a parameter a new one.
+  if (ComputeDtype != ShardDtype)
+    for (const NamedParameter &p : Params)
+      retype(p.Tensor, ComputeDtype);
   for (size_t i = 0; i < Params.size(); ++i) {
     optimizer.setMoments(i, at::Tensor(), at::Tensor());
     const_cast<at::Tensor &>(Params[i].Tensor).mutable_grad() = at::Tensor();
     Accumulators.push_back(torch::autograd::impl::grad_accumulator(Params[i].Tensor));
     HookKeys.push_back(Accumulators.back()->add_post_hook(std::make_unique<UnitGradientHook>(*this, i)));
   }
-  for (Unit &unit : Units)
-    release(unit);
   Model.setPartRunner(this);
 }
 
@@ -277,7 +310,7 @@ at::Tensor FullShard::gatherBuffer(const Unit &unit) {
   for (const Unit &other : Units)
     if (int64_t n = other.Layout->ShardSize * Comm.worldSize(); n > size && n <= elements + elements / 8)
       size = n;
-  GatherBuffers.push_back(at::empty({size}, unit.Shard.options()));
+  GatherBuffers.push_back(at::empty({size}, unit.Shard.options().dtype(ComputeDtype)));
   return GatherBuffers.back().narrow(0, 0, elements);
 }
 
@@ -346,13 +379,17 @@ void FullShard::reduce(Unit &unit) {
     grads.push_back(grad.defined() ? grad.reshape({-1}) : at::Tensor());
     grad = at::Tensor();
   }
-  // Micro-batches add up here, each already summed over the ranks.
-  if (!unit.Reduced) {
+  // Micro-batches add up here, each already summed over the ranks (gradients of the
+  // compute dtype are converted to the reduce dtype slice by slice).
+  if (!unit.Reduced && ReduceDtype == ShardDtype) {
     reduceScatterInSlices(Comm, layout, grads, unit.GradShard);
   } else {
-    at::Tensor sum = at::empty({layout.ShardSize}, unit.Shard.options());
+    at::Tensor sum = at::empty({layout.ShardSize}, unit.Shard.options().dtype(ReduceDtype));
     reduceScatterInSlices(Comm, layout, grads, sum);
-    unit.GradShard.add_(sum);
+    if (unit.Reduced)
+      unit.GradShard.add_(sum);
+    else
+      unit.GradShard.copy_(sum);
   }
   unit.Reduced = true;
   unit.Waiting = 0;
@@ -498,7 +535,7 @@ llvm::Error FullShard::saveWhole(const train::AdamW &optimizer, const std::strin
       written = optimizer.saveState(optimizerPath, [&](size_t i) {
         std::vector<at::Tensor> m = moments.next(i);
         return std::pair{m[0], m[1]};
-      });
+      }, ShardDtype);
     moments.finish();
     return written;
   });

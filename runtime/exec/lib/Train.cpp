@@ -299,10 +299,16 @@ public:
       // where rank 0 filling each unit (from the index, or from the input's file, then
       // overwritten) would read all the weights and broadcast them.
       auto loadUnit = [&](llvm::ArrayRef<size_t> unit) { return m.loadWeights(*startWeights, unit); };
+      // On CUDA the parts compute in bf16 (autocast's matmuls would anyway): gathers of half
+      // the bytes; the gradients are reduced in fp32 into the fp32 shards. A CPU computes in
+      // fp32, as the unsharded path does.
+      dist::FullShardOptions precision;
+      if (m.device().is_cuda())
+        precision.ComputeDtype = at::kBFloat16;
       llvm::Expected<std::unique_ptr<dist::FullShard>> sharded =
-          !startWeights   ? dist::FullShard::create(*ctx.Collectives, m, optimizer)
-          : fromCheckpoint ? dist::FullShard::build(*ctx.Collectives, m, optimizer, nullptr)
-                           : dist::FullShard::build(*ctx.Collectives, m, optimizer, loadUnit);
+          !startWeights   ? dist::FullShard::create(*ctx.Collectives, m, optimizer, precision)
+          : fromCheckpoint ? dist::FullShard::build(*ctx.Collectives, m, optimizer, nullptr, precision)
+                           : dist::FullShard::build(*ctx.Collectives, m, optimizer, loadUnit, precision);
       if (!sharded)
         return sharded.takeError();
       sync->Full = std::move(*sharded);

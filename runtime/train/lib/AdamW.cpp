@@ -171,11 +171,12 @@ llvm::Error AdamW::saveState(llvm::StringRef path) const {
 }
 
 llvm::Error AdamW::saveState(llvm::StringRef path,
-                             llvm::function_ref<std::pair<at::Tensor, at::Tensor>(size_t)> momentsOf) const {
+                             llvm::function_ref<std::pair<at::Tensor, at::Tensor>(size_t)> momentsOf,
+                             std::optional<c10::ScalarType> momentDtype) const {
   std::vector<st::TensorLayout> layouts;
   for (const model::NamedParameter &p : Params) {
     // Moments have their parameter's dtype (loadState holds a file to it).
-    std::optional<st::DType> type = stateType(p.Tensor.scalar_type());
+    std::optional<st::DType> type = stateType(momentDtype.value_or(p.Tensor.scalar_type()));
     if (!type)
       return fileError(path, "optimizer state of '" + p.Name + "' is neither F32 nor F64");
     for (const char *suffix : {".exp_avg", ".exp_avg_sq"})

@@ -3,7 +3,8 @@
 // Two ranks with `--shard full`: as a part runs, the all-gather of the next part's unit is
 // already under way (and in backward, the previous part's), which changes no loss and no
 // weight by a bit; the final model.safetensors and optimizer.safetensors written from the
-// shards a unit at a time are byte for byte what one process writes.
+// shards a unit at a time are byte for byte what one process writes. With bf16 compute
+// the gathers carry bf16 parameters and the shards stay fp32.
 //
 //===----------------------------------------------------------------------===//
 #include "TempDir.h"
@@ -12,6 +13,7 @@
 
 #include "mixtape/dist/FullShard.h"
 #include "mixtape/model/Model.h"
+#include "mixtape/model/TorchCompat.h"
 #include "mixtape/train/AdamW.h"
 #include "mixtape/train/Trainer.h"
 
@@ -39,6 +41,7 @@ public:
   RecordingCollectives(Collectives &inner, bool ahead) : Inner(inner), Ahead(ahead) {}
 
   std::vector<std::string> Log;
+  std::vector<size_t> StartedBytes; ///< the output of each all-gather started in the background
 
   int rank() const override { return Inner.rank(); }
   int worldSize() const override { return Inner.worldSize(); }
@@ -57,6 +60,7 @@ public:
     if (!Ahead)
       return Collectives::startAllGather(input, output);
     Log.push_back("started " + std::to_string(output.numel()));
+    StartedBytes.push_back(output.nbytes());
     return std::make_unique<Logged>(Log, Inner.startAllGather(input, output));
   }
   void broadcast(at::Tensor &tensor, int root) override { Inner.broadcast(tensor, root); }
@@ -121,6 +125,21 @@ std::vector<int64_t> gatheredPerPart(const model::Model &m) {
 train::MicroBatch microBatch(int64_t seed) {
   at::Tensor ids = (at::arange(18, at::kLong) * (2 * seed + 3) + seed).remainder(11).view({2, 9});
   return {ids.narrow(1, 0, 8).contiguous(), ids.narrow(1, 1, 8).contiguous(), {}, {}, {}};
+}
+
+/// Step `step`'s two micro-batches on rank `rank`: a forward pass follows a backward one.
+std::vector<train::MicroBatch> stepBatch(uint64_t step, int rank) {
+  return {microBatch(int64_t(100 * step) + 2 * rank), microBatch(int64_t(100 * step) + 2 * rank + 1)};
+}
+
+/// A trainer of the tiny model sharded by `full`: a constant learning rate of 1e-2, clipping at 1.
+train::Trainer shardedTrainer(model::Model &m, train::AdamW &optimizer, FullShard &full) {
+  train::TrainOptions options;
+  options.Sync = &full;
+  options.ClipNorm = 1;
+  return train::Trainer(m, optimizer,
+                        plan::LRSchedule{0, {plan::Phase{plan::PhaseShape::Constant, 0, std::nullopt, 1e-2, 1e-2, 1, 0}}},
+                        options);
 }
 
 std::string fileBytes(const std::string &path) {
@@ -202,16 +221,10 @@ TEST(FullShard, PrefetchChangesNoLossAndNoWeight) {
       RecordingCollectives recording(c, ahead);
       llvm::Expected<std::unique_ptr<FullShard>> full = FullShard::create(recording, *m, optimizer);
       ASSERT_TRUE(bool(full)) << llvm::toString(full.takeError());
-      train::TrainOptions options;
-      options.Sync = full->get();
-      options.ClipNorm = 1;
-      train::Trainer trainer(*m, optimizer,
-                             plan::LRSchedule{0, {plan::Phase{plan::PhaseShape::Constant, 0, std::nullopt, 1e-2, 1e-2, 1, 0}}},
-                             options);
+      train::Trainer trainer = shardedTrainer(*m, optimizer, **full);
       for (uint64_t step = 0; step < 3; ++step) {
         // Two micro-batches: a forward pass follows a backward one.
-        llvm::Expected<train::StepResult> r =
-            trainer.step({microBatch(int64_t(100 * step) + 2 * c.rank()), microBatch(int64_t(100 * step) + 2 * c.rank() + 1)});
+        llvm::Expected<train::StepResult> r = trainer.step(stepBatch(step, c.rank()));
         ASSERT_TRUE(bool(r)) << llvm::toString(r.takeError());
         losses.push_back(r->Loss);
       }
@@ -299,4 +312,98 @@ TEST(FullShard, RankZeroWritesAUnitForLongerThanTheTimeout) {
       timeout);
   EXPECT_EQ(fileBytes(dir / "full-model.safetensors"), fileBytes(dir / "one-model.safetensors"));
   EXPECT_EQ(fileBytes(dir / "full-optimizer.safetensors"), fileBytes(dir / "one-optimizer.safetensors"));
+}
+
+// FSDP's mixed precision on a CPU standing in for CUDA (autocast on, as Trainer turns it on
+// there): 3 steps with bf16 parameters gathered from fp32 shards, the gradients reduced in
+// fp32, against the same steps in fp32 without autocast, the unsharded CPU path.
+TEST(FullShard, Bf16ComputeGathersHalfTheBytesFromFp32Shards) {
+  if (!hasBackend(Device::CPU))
+    GTEST_SKIP() << "this build has no Gloo";
+  test::TempDir dir;
+  test::twoRanks([&](Collectives &c) {
+    struct Run {
+      std::vector<double> Losses;
+      std::vector<size_t> StartedBytes;
+    };
+    auto train = [&](FullShardOptions precision, Run &run, const std::string &modelFile) {
+      std::unique_ptr<model::Model> m = test::tinyModel(1);
+      train::AdamW optimizer(m->parameters(), train::AdamWOptions{});
+      RecordingCollectives recording(c, /*ahead=*/true);
+      llvm::Expected<std::unique_ptr<FullShard>> full = FullShard::create(recording, *m, optimizer, precision);
+      ASSERT_TRUE(bool(full)) << llvm::toString(full.takeError());
+      train::Trainer trainer = shardedTrainer(*m, optimizer, **full);
+      std::optional<compat::CpuAutocast> autocast;
+      if (precision.ComputeDtype)
+        autocast.emplace();
+      for (uint64_t step = 0; step < 3; ++step) {
+        llvm::Expected<train::StepResult> r = trainer.step(stepBatch(step, c.rank()));
+        ASSERT_TRUE(bool(r)) << llvm::toString(r.takeError());
+        run.Losses.push_back(r->Loss);
+      }
+      autocast.reset();
+      run.StartedBytes = recording.StartedBytes;
+      if (!precision.ComputeDtype)
+        return;
+
+      // The shards and both moments stay fp32; gathered, each parameter is its shards' values
+      // rounded to bf16, in a storage of 2 bytes an element.
+      const std::vector<StateSlice> slices = (*full)->checkpointSlices();
+      for (const StateSlice &s : slices)
+        EXPECT_EQ(s.View.scalar_type(), at::kFloat) << s.Name;
+      (*full)->gatherWhole();
+      for (const model::NamedParameter &p : m->parameters()) {
+        EXPECT_EQ(p.Tensor.scalar_type(), at::kBFloat16) << p.Name;
+        EXPECT_EQ(p.Tensor.storage().nbytes(), size_t(p.Tensor.numel()) * 2) << p.Name;
+        for (const StateSlice &s : slices)
+          if (s.Name == p.Name) {
+            EXPECT_TRUE(at::equal(p.Tensor.detach().reshape({-1}).narrow(0, s.Begin, s.View.numel()),
+                                  s.View.to(at::kBFloat16)))
+                << p.Name;
+          }
+      }
+      (*full)->releaseWhole();
+
+      // The whole model written from the shards is theirs, in fp32, not rounded.
+      llvm::Error e = (*full)->saveWhole(optimizer, "saving", dir / modelFile, dir / ("optimizer-" + modelFile));
+      ASSERT_FALSE(bool(e)) << llvm::toString(std::move(e));
+      c.barrier(); // rank 0 wrote it
+      std::unique_ptr<model::Model> written = test::tinyModel(2);
+      ASSERT_FALSE(bool(written->loadWeights(dir / modelFile)));
+      for (const model::NamedParameter &p : written->parameters()) {
+        EXPECT_EQ(p.Tensor.scalar_type(), at::kFloat);
+        for (const StateSlice &s : slices)
+          if (s.Name == p.Name) {
+            EXPECT_TRUE(at::equal(p.Tensor.detach().reshape({-1}).narrow(0, s.Begin, s.View.numel()), s.View))
+                << p.Name;
+          }
+      }
+      const std::string bytes = fileBytes(dir / modelFile);
+      EXPECT_TRUE(llvm::StringRef(bytes).contains("\"F32\"") && !llvm::StringRef(bytes).contains("BF16"));
+      const std::string state = fileBytes(dir / ("optimizer-" + modelFile));
+      EXPECT_TRUE(llvm::StringRef(state).contains("\"F32\"") && !llvm::StringRef(state).contains("BF16"));
+    };
+    Run fp32, bf16;
+    train({}, fp32, "fp32.safetensors");
+    train({at::kBFloat16, std::nullopt}, bf16, "bf16.safetensors");
+    ASSERT_EQ(bf16.Losses.size(), fp32.Losses.size());
+    for (size_t step = 0; step < fp32.Losses.size(); ++step) {
+      // bf16 keeps 8 bits of mantissa: a relative error of 2^-8 per rounding, a few of them deep.
+      EXPECT_NEAR(bf16.Losses[step], fp32.Losses[step], 0.02 * fp32.Losses[step]) << "step " << step;
+      EXPECT_NE(bf16.Losses[step], fp32.Losses[step]) << "step " << step << " computed in fp32";
+    }
+    // The same gathers, each of half the bytes.
+    ASSERT_EQ(bf16.StartedBytes.size(), fp32.StartedBytes.size());
+    for (size_t i = 0; i < fp32.StartedBytes.size(); ++i)
+      EXPECT_EQ(2 * bf16.StartedBytes[i], fp32.StartedBytes[i]) << "gather " << i;
+
+    // A bf16 reduction needs NCCL: Gloo sums no bf16.
+    std::unique_ptr<model::Model> m = test::tinyModel(1);
+    train::AdamW optimizer(m->parameters(), train::AdamWOptions{});
+    llvm::Expected<std::unique_ptr<FullShard>> refused =
+        FullShard::create(c, *m, optimizer, {at::kBFloat16, at::kBFloat16});
+    const std::string message = refused ? "" : llvm::toString(refused.takeError());
+    EXPECT_TRUE(llvm::StringRef(message).contains("Gloo")) << message;
+    c.barrier(); // rank 0, which serves the store, stays until every rank is done
+  });
 }

@@ -26,6 +26,11 @@
 // Training builds the model sharded (build): a unit at a time is given storage, filled on
 // rank 0, broadcast and cut, so that no rank ever holds the whole model; resuming from a
 // sharded checkpoint, each rank reads its own shards instead and no unit is ever whole.
+// Mixed precision, as FSDP's MixedPrecision (FullShardOptions): the parameter tensors can be
+// of a narrower compute dtype than the shards, so that a gather moves and holds half the
+// bytes of fp32; their gradients, of that dtype too, are reduce-scattered in the reduce
+// dtype into the shards' dtype. The shards, the moments and the step stay in the shards' dtype,
+// as does everything written (saveWhole, checkpointSlices).
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -36,20 +41,34 @@
 
 #include "llvm/ADT/STLFunctionalExtras.h"
 
+#include <c10/core/ScalarType.h>
+
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace mixtape::dist {
 
 struct ShardLayout;
 
+/// The dtypes of full sharding's mixed precision; unset: the parameters' own (no mixed precision).
+struct FullShardOptions {
+  /// The gathered parameters the parts compute with, and so their gradients.
+  std::optional<c10::ScalarType> ComputeDtype;
+  /// The gradients' reduce-scatter; the summed gradient shards keep the shards' dtype.
+  /// bf16 needs NCCL (Gloo sums no bf16: create and build refuse it on a CPU world).
+  std::optional<c10::ScalarType> ReduceDtype;
+};
+
 class FullShard final : public DataParallel, public model::PartRunner {
 public:
   /// Takes this rank's shard of `model`'s parameters and `optimizer`'s moments, frees
   /// the parameters' storage and leaves `optimizer` no moments; installs itself as the
   /// model's part runner until destroyed. Every rank must pass the same model.
+  /// With a `ComputeDtype` in `options` the parameter tensors take that dtype (once their
+  /// shards are taken) and hold it from then on.
   static llvm::Expected<std::unique_ptr<FullShard>> create(Collectives &collectives, model::Model &model,
-                                                           train::AdamW &optimizer);
+                                                           train::AdamW &optimizer, FullShardOptions options = {});
   /// create for a model whose parameters hold no storage yet (Model::createUnallocated),
   /// built one unit at a time: its parameters get storage, rank 0 gives them their start
   /// values with `fill` (indices into the model's parameters) and broadcasts them, each rank
@@ -59,7 +78,7 @@ public:
   /// loadCheckpointSlices), so no rank holds any unit whole.
   static llvm::Expected<std::unique_ptr<FullShard>>
   build(Collectives &collectives, model::Model &model, train::AdamW &optimizer,
-        llvm::function_ref<llvm::Error(llvm::ArrayRef<size_t>)> fill);
+        llvm::function_ref<llvm::Error(llvm::ArrayRef<size_t>)> fill, FullShardOptions options = {});
   ~FullShard() override;
 
   /// Also starts the step's gradient shards afresh.
@@ -98,13 +117,14 @@ private:
   friend struct UnitGradientHook;
 
   /// Forms the units and their layouts; takes nothing yet.
-  FullShard(Collectives &collectives, model::Model &model);
+  FullShard(Collectives &collectives, model::Model &model, FullShardOptions options);
   /// This rank's shard of `unit`'s parameters, and of their moments where `optimizer` has them.
   void takeShard(Unit &unit, const train::AdamW &optimizer);
   /// `unit`'s shards of weights and moments, zeros, and its gradient shard.
   void allocateShards(Unit &unit);
-  /// Once every shard is taken: leaves `optimizer` no moments, hooks the gradients, frees
-  /// the parameters and installs itself as the model's part runner.
+  /// Once every shard is taken: leaves `optimizer` no moments, frees the parameters and
+  /// gives them the compute dtype, hooks the gradients and installs itself as the model's
+  /// part runner.
   void finishSetup(train::AdamW &optimizer);
   /// All-gathers `unit`'s parameters into their tensors (nothing when they are there),
   /// finishing the gather started ahead for it if there is one.
@@ -130,6 +150,8 @@ private:
   std::vector<Unit> Units;
   std::vector<size_t> UnitOfPart, UnitOfParam;
   size_t Outer = 0; ///< the last part's unit (the first's too, with a tied head)
+  /// The shards' (the parameters' as created), the gathered parameters' and the reduce-scatter's.
+  c10::ScalarType ShardDtype, ComputeDtype, ReduceDtype;
   bool KeepWhole = false;
   std::unique_ptr<UnitGather> Ahead; ///< the gather started ahead of its unit's use
   /// Every buffer units were gathered into, kept for the next gathers: the parameters point

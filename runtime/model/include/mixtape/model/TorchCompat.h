@@ -165,4 +165,42 @@ private:
   at::ScalarType WasType = at::kFloat;
 };
 
+/// bf16 autocast on the CPU for the guard's lifetime: where a test stands a CPU in for a
+/// CUDA device that trains under CudaAutocast (full sharding's bf16 parameters, whose parts
+/// mix them with fp32 activations). Restores what it found.
+class CpuAutocast {
+public:
+  CpuAutocast() {
+#if MIXTAPE_TORCH_AT_LEAST(2, 4)
+    WasEnabled = at::autocast::is_autocast_enabled(at::kCPU);
+    WasType = at::autocast::get_autocast_dtype(at::kCPU);
+    at::autocast::set_autocast_enabled(at::kCPU, true);
+    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+#else
+    WasEnabled = at::autocast::is_cpu_enabled();
+    WasType = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~CpuAutocast() {
+    if (at::autocast::decrement_nesting() == 0)
+      at::autocast::clear_cache();
+#if MIXTAPE_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(at::kCPU, WasEnabled);
+    at::autocast::set_autocast_dtype(at::kCPU, WasType);
+#else
+    at::autocast::set_cpu_enabled(WasEnabled);
+    at::autocast::set_autocast_cpu_dtype(WasType);
+#endif
+  }
+  CpuAutocast(const CpuAutocast &) = delete;
+  CpuAutocast &operator=(const CpuAutocast &) = delete;
+
+private:
+  bool WasEnabled = false;
+  at::ScalarType WasType = at::kFloat;
+};
+
 } // namespace mixtape::compat

@@ -89,8 +89,10 @@ public:
   llvm::Error saveState(llvm::StringRef path) const;
   /// saveState with parameter i's moments (exp_avg, exp_avg_sq) from `momentsOf(i)`, asked
   /// for once each, in order: moments that are never all in memory (fully sharded training's).
-  llvm::Error saveState(llvm::StringRef path,
-                        llvm::function_ref<std::pair<at::Tensor, at::Tensor>(size_t)> momentsOf) const;
+  /// They are of `momentDtype` where given, else of their parameter's dtype (fully sharded
+  /// training keeps fp32 moments of bf16 parameters).
+  llvm::Error saveState(llvm::StringRef path, llvm::function_ref<std::pair<at::Tensor, at::Tensor>(size_t)> momentsOf,
+                        std::optional<c10::ScalarType> momentDtype = std::nullopt) const;
   /// Reads what saveState wrote; every parameter's moments must be there with its shape.
   llvm::Error loadState(llvm::StringRef path);
 
