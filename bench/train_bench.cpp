@@ -27,19 +27,24 @@
 //
 // `--checkpoint-every N` (the plan's activation_checkpointing: 0 none, 1 every block, N
 // every Nth) recomputes those blocks' activations in the backward pass: what it costs in time.
+// `--shard-full` trains through FullShard (issue 17's item 9: a world of one over NCCL on one
+// GPU, with bf16 parameters gathered from fp32 shards on CUDA, as the runtime trains).
 //
 //   train_bench [--model quickstart|gpt2-124m|llama-1b] [--device cpu|cuda] [--steps N=40]
 //               [--warmup N=5] [--threads N] [--batch N] [--seq N] [--clip X=1]
 //               [--peak-tflops X=989] [--checkpoint-every N=0] [--data-parallel [--no-overlap]]
+//               [--shard-full]
 //
 //===----------------------------------------------------------------------===//
 #include "mixtape/dist/Collectives.h"
 #include "mixtape/dist/DataParallel.h"
+#include "mixtape/dist/FullShard.h"
 #include "mixtape/dist/LocalLauncher.h"
 #include "mixtape/dist/World.h"
 #include "mixtape/model/Model.h"
 #include "mixtape/model/TorchCompat.h"
 #include "mixtape/train/AdamW.h"
+#include "mixtape/train/DeviceMemory.h"
 #include "mixtape/train/HostMemory.h"
 #include "mixtape/train/Numerics.h"
 #include "mixtape/train/Trainer.h"
@@ -83,7 +88,7 @@ struct SumAfterBackward final : dist::DataParallel {
   llvm::errs() << "train_bench: " << why << "\nusage: train_bench [--model quickstart|gpt2-124m|llama-1b] "
                << "[--device cpu|cuda] [--steps N] [--warmup N] [--threads N] [--batch N] [--seq N] "
                << "[--clip X] [--peak-tflops X] [--checkpoint-every N] "
-               << "[--data-parallel [--no-overlap]]\n";
+               << "[--data-parallel [--no-overlap]] [--shard-full]\n";
   std::exit(2);
 }
 
@@ -91,11 +96,15 @@ int main(int argc, char **argv) {
   int64_t steps = 40, warmup = 5, threads = 0, batch = 0, seq = 0, checkpointEvery = 0;
   double clip = 1.0, peakTflops = 989; // H100 SXM dense bf16, as anchor_gpt.py
   llvm::StringRef modelName = "quickstart", deviceName = "cpu";
-  bool dataParallel = false, overlap = true;
+  bool dataParallel = false, overlap = true, shardFull = false;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef arg = argv[i];
     if (arg == "--data-parallel" || arg == "--no-overlap") {
       (arg == "--data-parallel" ? dataParallel : overlap) = arg == "--data-parallel";
+      continue;
+    }
+    if (arg == "--shard-full") {
+      shardFull = dataParallel = true;
       continue;
     }
     if (i + 1 == argc)
@@ -186,13 +195,16 @@ int main(int argc, char **argv) {
   } else if (!gpt2) {
     config.NumKVHeads = 2;
   }
-  auto created = model::Model::create(config, /*seed=*/7);
+  // Fully sharded, the model is built a unit at a time on the device, as the runtime builds it.
+  constexpr uint64_t kSeed = 7;
+  auto created = shardFull ? model::Model::createUnallocated(config, *device) : model::Model::create(config, kSeed);
   if (!created) {
     llvm::errs() << "train_bench: " << llvm::toString(created.takeError()) << "\n";
     return 1;
   }
   model::Model &m = **created;
-  m.to(*device);
+  if (!shardFull)
+    m.to(*device);
   // Waits for the device's queued work (a scalar read orders after it on the stream).
   auto sync = [&] {
     if (device->is_cuda())
@@ -207,8 +219,23 @@ int main(int argc, char **argv) {
   trainOptions.Memory.Checkpointing = checkpointing;
   std::optional<dist::DataParallel> parallel;
   std::optional<SumAfterBackward> afterBackward;
-  if (comm)
+  std::unique_ptr<dist::FullShard> full;
+  if (shardFull) {
+    dist::FullShardOptions precision;
+    if (device->is_cuda())
+      precision.ComputeDtype = at::kBFloat16;
+    model::Model::Initializer init(m, kSeed);
+    auto sharded = dist::FullShard::build(
+        *comm, m, optimizer, [&](llvm::ArrayRef<size_t> unit) { return init.fill(unit); }, precision);
+    if (!sharded) {
+      llvm::errs() << "train_bench: " << llvm::toString(sharded.takeError()) << "\n";
+      return 1;
+    }
+    full = std::move(*sharded);
+    trainOptions.Sync = full.get();
+  } else if (comm) {
     trainOptions.Sync = overlap ? static_cast<train::StepSync *>(&parallel.emplace(*comm)) : &afterBackward.emplace(*comm);
+  }
   train::Trainer trainer(m, optimizer, constant, trainOptions);
 
   // A few distinct seeded batches, built before timing; the executor gives every
@@ -293,6 +320,7 @@ int main(int argc, char **argv) {
   }
   if (!printer)
     return 0;
+  const std::optional<uint64_t> peak = train::peakMemoryBytes(*device); // torch.cuda.max_memory_allocated
   int64_t params = 0;
   for (const model::NamedParameter &p : m.parameters())
     params += p.Tensor.numel();
@@ -304,7 +332,7 @@ int main(int argc, char **argv) {
   llvm::outs() << "{\"impl\": \"mixtape\", \"model\": \"" << modelName << "\", \"device\": \""
                << device->str() << "\", \"params\": " << params << ", \"threads\": " << at::get_num_threads()
                << ", \"ranks\": " << ranks << ", \"batch\": " << batch * ranks << ", \"seq\": " << seq
-               << ", \"checkpoint_every\": " << checkpointEvery
+               << ", \"checkpoint_every\": " << checkpointEvery << ", \"shard\": \"" << (shardFull ? "full" : "none") << "\""
                << ", \"steps\": " << steps
                << ", \"tokens_per_s\": " << llvm::format("%.0f", tokens / stepTime)
                << ", \"mean_tokens_per_s\": " << llvm::format("%.0f", tokens * double(steps) / loopSeconds)
@@ -313,6 +341,7 @@ int main(int argc, char **argv) {
                << ", \"warmup_s\": " << llvm::format("%.1f", warmupSeconds)
                << ", \"forward_ms\": " << ms(forward)
                << ", \"backward_ms\": " << ms(backward) << ", \"optimizer_ms\": " << ms(update)
-               << ", \"loss\": " << llvm::format("%.4f", loss) << "}\n";
+               << ", \"loss\": " << llvm::format("%.4f", loss) << ", \"peak_memory_bytes\": "
+               << (peak ? std::to_string(*peak) : std::string("null")) << "}\n";
   return 0;
 }

@@ -62,6 +62,11 @@ if [[ -x $b/bench/train_bench ]]; then
   [[ $mode == full ]] && for flags in "" "--compile"; do
     run_bench 240 python3 ../shared/bench/anchor_llama.py --batch 4 --seq 2048 $flags
   done
+  # Issue 17's item 9: fully sharded as a world of one (NCCL; bf16 parameters gathered from
+  # fp32 shards), every block checkpointed, beside PyTorch checkpointed.
+  run_bench 150 $b/bench/train_bench --model llama-1b --device cuda --steps 10 --warmup 3 --shard-full \
+    --checkpoint-every 1
+  [[ $mode == full ]] && run_bench 240 python3 ../shared/bench/anchor_llama.py --batch 4 --seq 2048 --checkpoint
 fi
 if [[ $mode != quick && -x $b/bench/train_bench ]]; then
   timeout 120 bash bench/gpu/scaling.sh $b >"$out/scaling.log" 2>&1
@@ -75,14 +80,21 @@ runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 def shape(r):  # anchor_gpt reports 124M-ish parameters, anchor_llama ~1.2B
     return r.get("model") or ("gpt2-124m" if r["params"] < 5e8 else "llama-1b")
 print("(all runs of this table come from one device call)")
+def key(r):  # "mixtape+full+ckpt": fully sharded and checkpointed
+    return r["impl"] + ("+full" if r.get("shard") == "full" else "") + \
+        ("+ckpt" if r.get("checkpoint") or r.get("checkpoint_every") else "")
+def peak_gib(r):  # the anchors' after warmup, train_bench's over the process
+    return r.get("peak_mem_gib") or (r.get("peak_memory_bytes") or 0) / 2**30
 for name in ("gpt2-124m", "llama-1b"):
-    rows = {r["impl"]: r for r in runs if shape(r) == name}
+    rows = {key(r): r for r in runs if shape(r) == name}
     for impl, r in rows.items():
-        print(f"{name:<10}{impl:<18}{r['tokens_per_s']:>10} tok/s  {r['step_ms']:>8} ms/step  MFU {r['mfu']:.3f}")
-    m = rows.get("mixtape")
-    for ref in ("pytorch-eager", "pytorch-compile"):
-        if m and ref in rows:
-            print(f"{name:<10}mixtape / {ref}: {m['tokens_per_s'] / rows[ref]['tokens_per_s']:.3f}x")
+        print(f"{name:<10}{impl:<24}{r['tokens_per_s']:>10} tok/s  {r['step_ms']:>8} ms/step  MFU {r['mfu']:.3f}"
+              f"  peak {peak_gib(r):.1f} GiB")
+    for mine, refs in (("mixtape", ("pytorch-eager", "pytorch-compile")),
+                       ("mixtape+full+ckpt", ("pytorch-eager+ckpt",))):
+        for ref in refs:
+            if mine in rows and ref in rows:
+                print(f"{name:<10}{mine} / {ref}: {rows[mine]['tokens_per_s'] / rows[ref]['tokens_per_s']:.3f}x")
 PY
 
 # The quickstart on CUDA, end to end; its final evals in the summary.
