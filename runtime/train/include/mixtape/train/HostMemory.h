@@ -20,7 +20,8 @@ constexpr size_t kRetainedBlockBytes = size_t(1) << 30;
 /// The same where ranks shard the model (ZeRO-1, full): their large blocks — gathered units,
 /// whole gradients, the step's temporaries — come in sizes that change from one to the
 /// next, and kept in the arena they fragmented it: a 134M Llama fully sharded over 4 ranks
-/// peaked 15–20% above its live tensors with 1 GiB, 1–2% with 8 MiB (docs/performance.md).
+/// peaked at 1181 MiB resident for 932 MiB of live tensors with 1 GiB, 865–890 MiB with
+/// 8 MiB (docs/performance.md).
 constexpr size_t kShardedRetainedBlockBytes = size_t(8) << 20;
 
 /// Sets malloc's mmap threshold to `largestBlock` and turns heap trimming off, for the
